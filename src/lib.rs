@@ -1,0 +1,6 @@
+//! tether: Exchange ↔ Salesforce contact and calendar sync, with its settings as code.
+
+pub mod clock;
+pub mod config;
+pub mod net;
+pub mod secret;
