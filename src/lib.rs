@@ -1,6 +1,8 @@
 //! tether: Exchange ↔ Salesforce contact and calendar sync, with its settings as code.
 
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod model;
 pub mod net;
 pub mod secret;

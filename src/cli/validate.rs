@@ -1,0 +1,41 @@
+use clap::ValueEnum;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum Format {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration files or directories. Several are checked together (e.g. a sandbox and
+    /// a production org). Default: the current directory.
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Treat unset environment variables and missing secret files as errors.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Exit 0 when valid (warnings allowed), 1 when not.
+pub fn run(args: &Args) -> ExitCode {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let validation = crate::config::validate(&paths, args.strict);
+    match args.format {
+        Format::Human => print!("{}", validation.render_human()),
+        Format::Json => println!("{}", validation.render_json()),
+    }
+    if validation.is_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
