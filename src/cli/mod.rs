@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "tether", version, about = "Keeps contacts and calendar events in sync between Microsoft Exchange and Salesforce, with the sync settings kept as code.")]
+#[command(
+    name = "tether",
+    version,
+    about = "Keeps contacts and calendar events in sync between Microsoft Exchange and Salesforce, with the sync settings kept as code."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -143,7 +143,11 @@ pub fn render_human(sources: &Sources, diags: &[Diagnostic]) -> String {
     let errors = count(diags, Severity::Error);
     let warnings = count(diags, Severity::Warning);
     if errors == 0 {
-        let _ = writeln!(out, "Configuration is valid ({}).", plural(warnings, "warning"));
+        let _ = writeln!(
+            out,
+            "Configuration is valid ({}).",
+            plural(warnings, "warning")
+        );
     } else {
         let _ = writeln!(
             out,
@@ -265,13 +269,19 @@ mod tests {
 
     #[test]
     fn literal_secrets_are_masked_in_shown_lines() {
-        assert_eq!(mask_secrets("    password: hunter2"), "    password: *******");
+        assert_eq!(
+            mask_secrets("    password: hunter2"),
+            "    password: *******"
+        );
         assert_eq!(
             mask_secrets("auth: { flow: access_token, access_token: abc123 }"),
             "auth: { flow: access_token, access_token: ****** }"
         );
         assert_eq!(mask_secrets("password: ${env:X}"), "password: ${env:X}");
-        assert_eq!(mask_secrets("password: \"${env:X}\""), "password: \"${env:X}\"");
+        assert_eq!(
+            mask_secrets("password: \"${env:X}\""),
+            "password: \"${env:X}\""
+        );
         assert_eq!(mask_secrets("my_password_hint: ok"), "my_password_hint: ok");
     }
 }

@@ -44,8 +44,13 @@ pub fn load(paths: &[PathBuf], sources: &mut Sources, diags: &mut Vec<Diagnostic
             collect_yaml(path, Path::new(""), &mut files, diags);
             if files.is_empty() {
                 diags.push(
-                    Diagnostic::error(None, format!("{}: no YAML files (*.yaml, *.yml) found", path.display()))
-                        .with_hint("point tether at a configuration file or a directory that holds one"),
+                    Diagnostic::error(
+                        None,
+                        format!("{}: no YAML files (*.yaml, *.yml) found", path.display()),
+                    )
+                    .with_hint(
+                        "point tether at a configuration file or a directory that holds one",
+                    ),
                 );
                 continue;
             }
@@ -83,11 +88,17 @@ fn collect_yaml(base: &Path, rel: &Path, out: &mut Vec<PathBuf>, diags: &mut Vec
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) => {
-            diags.push(Diagnostic::error(None, format!("{}: cannot read directory: {e}", dir.display())));
+            diags.push(Diagnostic::error(
+                None,
+                format!("{}: cannot read directory: {e}", dir.display()),
+            ));
             return;
         }
     };
-    let mut names: Vec<_> = entries.filter_map(Result::ok).map(|e| e.file_name()).collect();
+    let mut names: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
     names.sort();
     for name in names {
         if name.to_string_lossy().starts_with('.') {
@@ -97,7 +108,10 @@ fn collect_yaml(base: &Path, rel: &Path, out: &mut Vec<PathBuf>, diags: &mut Vec
         let full = base.join(&child);
         if full.is_dir() {
             collect_yaml(base, &child, out, diags);
-        } else if matches!(full.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        } else if matches!(
+            full.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
             out.push(child);
         }
     }
@@ -113,7 +127,10 @@ fn read(
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
-            diags.push(Diagnostic::error(None, format!("{}: cannot read: {e}", path.display())));
+            diags.push(Diagnostic::error(
+                None,
+                format!("{}: cannot read: {e}", path.display()),
+            ));
             return None;
         }
     };
@@ -121,11 +138,17 @@ fn read(
         Ok(text) => text,
         Err((byte, message)) => {
             // Show the valid prefix only, so positions can be computed.
-            let prefix = String::from_utf8_lossy(&bytes[..byte.min(bytes.len()).min(yaml::MAX_FILE_BYTES)]).into_owned();
+            let prefix =
+                String::from_utf8_lossy(&bytes[..byte.min(bytes.len()).min(yaml::MAX_FILE_BYTES)])
+                    .into_owned();
             let file = SourceFile::new(path.to_path_buf(), prefix);
             let pos = file.pos_of_byte(file.text.len());
             let id = sources.add(file);
-            let span = Span { file: id, start: pos, end: pos };
+            let span = Span {
+                file: id,
+                start: pos,
+                end: pos,
+            };
             diags.push(Diagnostic::error(Some(span), message));
             return None;
         }
@@ -133,7 +156,7 @@ fn read(
     let id = sources.add(SourceFile::new(path.to_path_buf(), text));
     match yaml::parse(id, sources.get(id)) {
         Err(d) => {
-            diags.push(d);
+            diags.push(*d);
             None
         }
         Ok(None) => {
@@ -171,24 +194,45 @@ fn group(
         let dir = base.join(rel);
         if roots == 0 {
             diags.push(
-                Diagnostic::error(None, format!("{}: no file defines `org`, so these files are not a configuration", dir.display()))
-                    .with_hint("one file of a configuration holds `version`, `org` and `connections`"),
+                Diagnostic::error(
+                    None,
+                    format!(
+                        "{}: no file defines `org`, so these files are not a configuration",
+                        dir.display()
+                    ),
+                )
+                .with_hint("one file of a configuration holds `version`, `org` and `connections`"),
             );
             return;
         }
         let mut files = files;
         // The root first, so the merged tree starts where the configuration does.
         files.sort_by_key(|f| !f.is_root());
-        let label = if files.len() == 1 { base.join(&files[0].rel) } else { dir.clone() };
+        let label = if files.len() == 1 {
+            base.join(&files[0].rel)
+        } else {
+            dir.clone()
+        };
         let unit_files: Vec<FileId> = files.iter().map(|f| f.id).collect();
         let mut trees = Vec::new();
         for f in files {
             let mut root = f.root;
-            let sub = f.rel.strip_prefix(rel).unwrap_or(&f.rel).parent().map(Path::to_path_buf).unwrap_or_default();
+            let sub = f
+                .rel
+                .strip_prefix(rel)
+                .unwrap_or(&f.rel)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
             rebase_file_refs(&mut root, &sub);
             trees.push(root);
         }
-        units.push(Unit { label, home: dir, files: unit_files, tree: merge(trees, diags) });
+        units.push(Unit {
+            label,
+            home: dir,
+            files: unit_files,
+            tree: merge(trees, diags),
+        });
         return;
     }
     // Several configurations: root files directly here stand alone; subdirectories are
@@ -240,7 +284,9 @@ fn rebase_file_refs(node: &mut Node, sub: &Path) {
             }
         }
         Kind::Seq(items) => items.iter_mut().for_each(|n| rebase_file_refs(n, sub)),
-        Kind::Map(entries) => entries.iter_mut().for_each(|(_, v)| rebase_file_refs(v, sub)),
+        Kind::Map(entries) => entries
+            .iter_mut()
+            .for_each(|(_, v)| rebase_file_refs(v, sub)),
         _ => {}
     }
 }
@@ -252,7 +298,9 @@ fn merge(trees: Vec<Node>, diags: &mut Vec<Diagnostic>) -> Node {
     let mut trees = trees.into_iter();
     let mut merged = trees.next().expect("a unit has a file");
     for tree in trees {
-        let Kind::Map(entries) = tree.kind else { continue };
+        let Kind::Map(entries) = tree.kind else {
+            continue;
+        };
         for (key, value) in entries {
             merge_entry(&mut merged, key, value, 0, diags);
         }
@@ -261,9 +309,12 @@ fn merge(trees: Vec<Node>, diags: &mut Vec<Diagnostic>) -> Node {
 }
 
 fn merge_entry(into: &mut Node, key: Node, value: Node, depth: usize, diags: &mut Vec<Diagnostic>) {
-    let Kind::Map(entries) = &mut into.kind else { return };
+    let Kind::Map(entries) = &mut into.kind else {
+        return;
+    };
     let name = yaml::key_text(&key);
-    let Some((first_key, existing)) = entries.iter_mut().find(|(k, _)| yaml::key_text(k) == name) else {
+    let Some((first_key, existing)) = entries.iter_mut().find(|(k, _)| yaml::key_text(k) == name)
+    else {
         entries.push((key, value));
         return;
     };
@@ -275,9 +326,12 @@ fn merge_entry(into: &mut Node, key: Node, value: Node, depth: usize, diags: &mu
             }
         }
         _ => diags.push(
-            Diagnostic::error(Some(key.span), format!("`{name}` is defined in more than one file"))
-                .with_related("also defined", first_key.span)
-                .with_hint("define it in one file only"),
+            Diagnostic::error(
+                Some(key.span),
+                format!("`{name}` is defined in more than one file"),
+            )
+            .with_related("also defined", first_key.span)
+            .with_hint("define it in one file only"),
         ),
     }
 }

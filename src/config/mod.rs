@@ -57,7 +57,10 @@ pub fn validate(paths: &[PathBuf], strict: bool) -> Validation {
                 Err(e) => {
                     // The schema is generated from the same types, so this means a gap
                     // between them; still report it rather than losing it.
-                    diagnostics.push(Diagnostic::error(Some(unit.tree.span), format!("configuration does not fit the model: {e}")));
+                    diagnostics.push(Diagnostic::error(
+                        Some(unit.tree.span),
+                        format!("configuration does not fit the model: {e}"),
+                    ));
                     None
                 }
             }
@@ -69,7 +72,11 @@ pub fn validate(paths: &[PathBuf], strict: bool) -> Validation {
     }
     let checked: Vec<rules::Checked<'_>> = typed
         .iter()
-        .filter_map(|(unit, config)| config.as_ref().map(|config| rules::Checked { unit, config }))
+        .filter_map(|(unit, config)| {
+            config
+                .as_ref()
+                .map(|config| rules::Checked { unit, config })
+        })
         .collect();
     for c in &checked {
         diagnostics.extend(rules::check(c, strict));

@@ -42,8 +42,11 @@ pub fn check(c: &Checked<'_>, strict: bool) -> Vec<Diagnostic> {
         let base = format!("/sync_configurations/{i}");
         if sc.active && sc.members.users.is_empty() && sc.members.profiles.is_empty() {
             out.push(
-                Diagnostic::warning(c.key_at(&format!("{base}/name")), format!("active configuration `{}` has no members", sc.name))
-                    .with_hint("add users or profiles under `members`, or set `active: false`"),
+                Diagnostic::warning(
+                    c.key_at(&format!("{base}/name")),
+                    format!("active configuration `{}` has no members", sc.name),
+                )
+                .with_hint("add users or profiles under `members`, or set `active: false`"),
             );
         }
         member_emails(c, &base, sc, &mut out);
@@ -51,19 +54,34 @@ pub fn check(c: &Checked<'_>, strict: bool) -> Vec<Diagnostic> {
             let p = format!("{base}/contacts");
             conflict_policy(c, &p, contacts.direction, contacts.conflict, &mut out);
             contact_scope_and_filters(c, &p, contacts, &mut out);
-            field_mappings(c, &p, SalesforceObject::Contact, contacts.direction, &contacts.field_mappings, &mut out);
+            field_mappings(
+                c,
+                &p,
+                SalesforceObject::Contact,
+                contacts.direction,
+                &contacts.field_mappings,
+                &mut out,
+            );
         }
         if let Some(events) = &sc.events {
             let p = format!("{base}/events");
             conflict_policy(c, &p, events.direction, events.conflict, &mut out);
             since_window(c, &p, &events.since, &mut out);
-            if events.which == EventSelection::UserSelected && !c.config.outlook_integration.enabled {
+            if events.which == EventSelection::UserSelected && !c.config.outlook_integration.enabled
+            {
                 out.push(
                     Diagnostic::error(c.at(&format!("{p}/which")), "`which: user_selected` needs the Outlook integration")
                         .with_hint("set `outlook_integration: { enabled: true }` (and enable it in Salesforce Setup), or use `which: all`"),
                 );
             }
-            field_mappings(c, &p, SalesforceObject::Event, events.direction, &events.field_mappings, &mut out);
+            field_mappings(
+                c,
+                &p,
+                SalesforceObject::Event,
+                events.direction,
+                &events.field_mappings,
+                &mut out,
+            );
         }
     }
     connections(c, &mut out);
@@ -74,7 +92,10 @@ pub fn check(c: &Checked<'_>, strict: bool) -> Vec<Diagnostic> {
 fn unique_configuration_names(c: &Checked<'_>, out: &mut Vec<Diagnostic>) {
     let configs = &c.config.sync_configurations;
     for (j, sc) in configs.iter().enumerate() {
-        if let Some(i) = configs[..j].iter().position(|o| o.name.eq_ignore_ascii_case(&sc.name)) {
+        if let Some(i) = configs[..j]
+            .iter()
+            .position(|o| o.name.eq_ignore_ascii_case(&sc.name))
+        {
             let mut d = Diagnostic::error(
                 c.at(&format!("/sync_configurations/{j}/name")),
                 format!("sync configuration name `{}` is used twice", sc.name),
@@ -106,9 +127,14 @@ fn one_active_configuration_per_user(c: &Checked<'_>, out: &mut Vec<Diagnostic>)
                             configs[fi].name, sc.name
                         )
                     };
-                    let severity = if fi == i { Severity::Warning } else { Severity::Error };
-                    let mut d = Diagnostic::new(severity, c.at(&here), summary)
-                        .with_hint("a user syncs under one configuration; remove the user from one of them");
+                    let severity = if fi == i {
+                        Severity::Warning
+                    } else {
+                        Severity::Error
+                    };
+                    let mut d = Diagnostic::new(severity, c.at(&here), summary).with_hint(
+                        "a user syncs under one configuration; remove the user from one of them",
+                    );
                     if let Some(span) = c.at(&first) {
                         d = d.with_related("first listed", span);
                     }
@@ -129,10 +155,17 @@ fn one_active_configuration_per_user(c: &Checked<'_>, out: &mut Vec<Diagnostic>)
                 if fi != i {
                     let mut d = Diagnostic::error(
                         c.at(&here),
-                        format!("profile `{profile}` is in two active configurations: `{}` and `{}`", configs[fi].name, sc.name),
+                        format!(
+                            "profile `{profile}` is in two active configurations: `{}` and `{}`",
+                            configs[fi].name, sc.name
+                        ),
                     )
-                    .with_hint("its users would sync under both; keep the profile in one configuration");
-                    if let Some(span) = c.at(&format!("/sync_configurations/{fi}/members/profiles/{fp}")) {
+                    .with_hint(
+                        "its users would sync under both; keep the profile in one configuration",
+                    );
+                    if let Some(span) =
+                        c.at(&format!("/sync_configurations/{fi}/members/profiles/{fp}"))
+                    {
                         d = d.with_related("first listed", span);
                     }
                     out.push(d);
@@ -143,8 +176,15 @@ fn one_active_configuration_per_user(c: &Checked<'_>, out: &mut Vec<Diagnostic>)
         }
     }
     // Listed individually beats membership through a profile: say so where both occur.
-    for (i, sc) in configs.iter().enumerate().filter(|(_, sc)| sc.active && !sc.members.users.is_empty()) {
-        for other in configs.iter().filter(|o| o.active && o.name != sc.name && !o.members.profiles.is_empty()) {
+    for (i, sc) in configs
+        .iter()
+        .enumerate()
+        .filter(|(_, sc)| sc.active && !sc.members.users.is_empty())
+    {
+        for other in configs
+            .iter()
+            .filter(|o| o.active && o.name != sc.name && !o.members.profiles.is_empty())
+        {
             out.push(Diagnostic::info(
                 c.key_at(&format!("/sync_configurations/{i}/members/users")),
                 format!(
@@ -162,18 +202,25 @@ fn member_emails(c: &Checked<'_>, base: &str, sc: &SyncConfiguration, out: &mut 
     for (u, user) in sc.members.users.iter().enumerate() {
         if !is_email(user) {
             out.push(
-                Diagnostic::error(c.at(&format!("{base}/members/users/{u}")), format!("`{user}` is not an email address"))
-                    .with_hint("list users by their Salesforce email, e.g. `celia.kung@example.com`"),
+                Diagnostic::error(
+                    c.at(&format!("{base}/members/users/{u}")),
+                    format!("`{user}` is not an email address"),
+                )
+                .with_hint("list users by their Salesforce email, e.g. `celia.kung@example.com`"),
             );
         }
     }
 }
 
 fn is_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && is_domain(domain)
-        && !s.chars().any(|ch| ch.is_whitespace() || ch == '\\' || ch == ',')
+        && !s
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch == '\\' || ch == ',')
 }
 
 fn is_domain(s: &str) -> bool {
@@ -183,7 +230,13 @@ fn is_domain(s: &str) -> bool {
         })
 }
 
-fn conflict_policy(c: &Checked<'_>, p: &str, direction: Direction, conflict: Option<ConflictPolicy>, out: &mut Vec<Diagnostic>) {
+fn conflict_policy(
+    c: &Checked<'_>,
+    p: &str,
+    direction: Direction,
+    conflict: Option<ConflictPolicy>,
+    out: &mut Vec<Diagnostic>,
+) {
     match (direction, conflict) {
         (Direction::Both, None) => out.push(
             Diagnostic::error(c.at(&format!("{p}/direction")), "`direction: both` needs a `conflict` policy")
@@ -197,7 +250,12 @@ fn conflict_policy(c: &Checked<'_>, p: &str, direction: Direction, conflict: Opt
     }
 }
 
-fn contact_scope_and_filters(c: &Checked<'_>, p: &str, contacts: &ContactSync, out: &mut Vec<Diagnostic>) {
+fn contact_scope_and_filters(
+    c: &Checked<'_>,
+    p: &str,
+    contacts: &ContactSync,
+    out: &mut Vec<Diagnostic>,
+) {
     if contacts.direction.to_exchange() && contacts.scope.is_none() {
         out.push(
             Diagnostic::error(c.at(&format!("{p}/direction")), "contacts syncing Salesforce→Exchange need a `scope`")
@@ -225,8 +283,14 @@ fn contact_scope_and_filters(c: &Checked<'_>, p: &str, contacts: &ContactSync, o
 
 fn filter(c: &Checked<'_>, p: &str, f: &Filter, out: &mut Vec<Diagnostic>) {
     let Some(field) = catalog::salesforce_field(SalesforceObject::Contact, &f.field) else {
-        let names: Vec<String> = catalog::salesforce_fields(SalesforceObject::Contact).iter().map(|f| f.name.clone()).collect();
-        let mut d = Diagnostic::error(c.at(&format!("{p}/field")), format!("unknown Salesforce Contact field `{}`", f.field));
+        let names: Vec<String> = catalog::salesforce_fields(SalesforceObject::Contact)
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
+        let mut d = Diagnostic::error(
+            c.at(&format!("{p}/field")),
+            format!("unknown Salesforce Contact field `{}`", f.field),
+        );
         if let Some(s) = did_you_mean(&f.field, &names) {
             d = d.with_hint(format!("did you mean `{s}`?"));
         }
@@ -235,13 +299,22 @@ fn filter(c: &Checked<'_>, p: &str, f: &Filter, out: &mut Vec<Diagnostic>) {
     };
     use FilterOp::*;
     let ops: &[FilterOp] = match field.ty {
-        FieldType::Text | FieldType::LongText | FieldType::Email | FieldType::Phone | FieldType::Url => {
-            &[Equals, NotEquals, In, NotIn, StartsWith, Contains]
-        }
+        FieldType::Text
+        | FieldType::LongText
+        | FieldType::Email
+        | FieldType::Phone
+        | FieldType::Url => &[Equals, NotEquals, In, NotIn, StartsWith, Contains],
         FieldType::Picklist | FieldType::Reference => &[Equals, NotEquals, In, NotIn],
-        FieldType::Date | FieldType::DateTime | FieldType::Number => {
-            &[Equals, NotEquals, In, NotIn, LessThan, LessOrEqual, GreaterThan, GreaterOrEqual]
-        }
+        FieldType::Date | FieldType::DateTime | FieldType::Number => &[
+            Equals,
+            NotEquals,
+            In,
+            NotIn,
+            LessThan,
+            LessOrEqual,
+            GreaterThan,
+            GreaterOrEqual,
+        ],
         FieldType::Boolean => &[Equals, NotEquals],
         FieldType::Structured => &[],
     };
@@ -250,7 +323,12 @@ fn filter(c: &Checked<'_>, p: &str, f: &Filter, out: &mut Vec<Diagnostic>) {
         out.push(
             Diagnostic::error(
                 c.at(&format!("{p}/op")),
-                format!("operator `{}` does not apply to `{}`, a {} field", f.op.name(), f.field, field.ty.name()),
+                format!(
+                    "operator `{}` does not apply to `{}`, a {} field",
+                    f.op.name(),
+                    f.field,
+                    field.ty.name()
+                ),
             )
             .with_hint(if valid.is_empty() {
                 format!("`{}` cannot be filtered on", f.field)
@@ -260,8 +338,16 @@ fn filter(c: &Checked<'_>, p: &str, f: &Filter, out: &mut Vec<Diagnostic>) {
         );
         return;
     }
-    let (want, other) = if f.op.takes_list() { ("values", "value") } else { ("value", "values") };
-    let given = if f.op.takes_list() { f.values.is_some() } else { f.value.is_some() };
+    let (want, other) = if f.op.takes_list() {
+        ("values", "value")
+    } else {
+        ("value", "values")
+    };
+    let given = if f.op.takes_list() {
+        f.values.is_some()
+    } else {
+        f.value.is_some()
+    };
     if !given {
         let mut d = Diagnostic::error(
             c.key_at(&format!("{p}/op")),
@@ -275,7 +361,11 @@ fn filter(c: &Checked<'_>, p: &str, f: &Filter, out: &mut Vec<Diagnostic>) {
     }
     let values: Vec<(String, &ScalarValue)> = match (&f.value, &f.values) {
         (Some(v), _) if !f.op.takes_list() => vec![(format!("{p}/value"), v)],
-        (_, Some(vs)) => vs.iter().enumerate().map(|(i, v)| (format!("{p}/values/{i}"), v)).collect(),
+        (_, Some(vs)) => vs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("{p}/values/{i}"), v))
+            .collect(),
         _ => Vec::new(),
     };
     for (at, v) in values {
@@ -283,21 +373,34 @@ fn filter(c: &Checked<'_>, p: &str, f: &Filter, out: &mut Vec<Diagnostic>) {
             (FieldType::Boolean, ScalarValue::Bool(_)) => true,
             (FieldType::Number, ScalarValue::Number(_)) => true,
             (FieldType::Date, ScalarValue::Text(s)) => is_date(s),
-            (FieldType::DateTime, ScalarValue::Text(s)) => is_date(s) || s.len() > 10 && is_date(&s[..10]),
-            (FieldType::Boolean | FieldType::Number | FieldType::Date | FieldType::DateTime, _) => false,
+            (FieldType::DateTime, ScalarValue::Text(s)) => {
+                is_date(s) || s.len() > 10 && is_date(&s[..10])
+            }
+            (FieldType::Boolean | FieldType::Number | FieldType::Date | FieldType::DateTime, _) => {
+                false
+            }
             (_, ScalarValue::Text(_)) => true,
             _ => false,
         };
         if !ok {
-            out.push(Diagnostic::error(
-                c.at(&at),
-                format!("`{}` is a {} field; this value does not fit it", f.field, field.ty.name()),
-            ).with_hint(match field.ty {
-                FieldType::Date | FieldType::DateTime => "write dates as YYYY-MM-DD".to_string(),
-                FieldType::Boolean => "write true or false".to_string(),
-                FieldType::Number => "write a number".to_string(),
-                _ => "write the value as text (quote it)".to_string(),
-            }));
+            out.push(
+                Diagnostic::error(
+                    c.at(&at),
+                    format!(
+                        "`{}` is a {} field; this value does not fit it",
+                        f.field,
+                        field.ty.name()
+                    ),
+                )
+                .with_hint(match field.ty {
+                    FieldType::Date | FieldType::DateTime => {
+                        "write dates as YYYY-MM-DD".to_string()
+                    }
+                    FieldType::Boolean => "write true or false".to_string(),
+                    FieldType::Number => "write a number".to_string(),
+                    _ => "write the value as text (quote it)".to_string(),
+                }),
+            );
         }
     }
 }
@@ -308,11 +411,18 @@ fn is_date(s: &str) -> bool {
 
 fn since_window(c: &Checked<'_>, p: &str, since: &Since, out: &mut Vec<Diagnostic>) {
     if since.window().is_none() {
-        let mut d = Diagnostic::error(c.at(&format!("{p}/since")), format!("`since: {}` is not valid; use {}", since.0, Since::FORMS));
+        let mut d = Diagnostic::error(
+            c.at(&format!("{p}/since")),
+            format!("`since: {}` is not valid; use {}", since.0, Since::FORMS),
+        );
         if since.0.starts_with("LAST_N_DAYS:") {
             d = Diagnostic::error(
                 c.at(&format!("{p}/since")),
-                format!("`since: {}` is out of range: LAST_N_DAYS:n needs n from 1 to {}", since.0, Since::MAX_DAYS),
+                format!(
+                    "`since: {}` is out of range: LAST_N_DAYS:n needs n from 1 to {}",
+                    since.0,
+                    Since::MAX_DAYS
+                ),
             )
             .with_hint("Exchange→Salesforce event sync reaches back at most 180 days");
         }
@@ -368,8 +478,12 @@ fn field_mappings(
                     format!("custom field `{sf}` is not in the built-in {obj} catalog; it is checked against the org when tether connects"),
                 ));
             } else {
-                let names: Vec<String> = catalog::salesforce_fields(object).iter().map(|f| f.name.clone()).collect();
-                let mut d = Diagnostic::error(key_span, format!("unknown Salesforce {obj} field `{sf}`"));
+                let names: Vec<String> = catalog::salesforce_fields(object)
+                    .iter()
+                    .map(|f| f.name.clone())
+                    .collect();
+                let mut d =
+                    Diagnostic::error(key_span, format!("unknown Salesforce {obj} field `{sf}`"));
                 if let Some(s) = did_you_mean(sf, &names) {
                     d = d.with_hint(format!("did you mean `{s}`?"));
                 }
@@ -379,14 +493,20 @@ fn field_mappings(
         }
         let Some(ex) = ex else {
             if default.is_none() {
-                out.push(Diagnostic::warning(key_span, format!("`{sf}: ~` removes nothing: `{sf}` has no default mapping")));
+                out.push(Diagnostic::warning(
+                    key_span,
+                    format!("`{sf}: ~` removes nothing: `{sf}` has no default mapping"),
+                ));
             }
             effective.remove(sf);
             continue;
         };
         let Some(prop) = props.iter().find(|q| q.name == ex) else {
             let names: Vec<String> = props.iter().map(|q| q.name.to_string()).collect();
-            let mut d = Diagnostic::error(value_span, format!("unknown Exchange {side} property `{ex}`"));
+            let mut d = Diagnostic::error(
+                value_span,
+                format!("unknown Exchange {side} property `{ex}`"),
+            );
             d = match did_you_mean(ex, &names) {
                 Some(s) => d.with_hint(format!("did you mean `{s}`?")),
                 None => d.with_hint(format!("known properties: {}", names.join(", "))),
@@ -398,7 +518,11 @@ fn field_mappings(
             if prop.ty == FieldType::Structured || !field.ty.compatible_with(prop.ty) {
                 out.push(Diagnostic::error(
                     value_span,
-                    format!("cannot map `{sf}` ({}) to `{ex}` ({}): the types do not match", field.ty.name(), prop.ty.name()),
+                    format!(
+                        "cannot map `{sf}` ({}) to `{ex}` ({}): the types do not match",
+                        field.ty.name(),
+                        prop.ty.name()
+                    ),
                 ));
                 continue;
             }
@@ -415,11 +539,17 @@ fn field_mappings(
     // Two Salesforce fields written into one Exchange property would overwrite each other.
     let mut by_target: BTreeMap<&str, Vec<(&str, &Option<String>)>> = BTreeMap::new();
     for (sf, (ex, ptr)) in &effective {
-        by_target.entry(ex.as_str()).or_default().push((sf.as_str(), ptr));
+        by_target
+            .entry(ex.as_str())
+            .or_default()
+            .push((sf.as_str(), ptr));
     }
     for (ex, sources) in by_target.into_iter().filter(|(_, s)| s.len() > 1) {
         let names: Vec<&str> = sources.iter().map(|(sf, _)| *sf).collect();
-        let at = sources.iter().find_map(|(_, ptr)| ptr.as_ref()).and_then(|ptr| c.at(ptr));
+        let at = sources
+            .iter()
+            .find_map(|(_, ptr)| ptr.as_ref())
+            .and_then(|ptr| c.at(ptr));
         out.push(
             Diagnostic::error(at, format!("Exchange property `{ex}` is the target of more than one field: {}", names.join(", ")))
                 .with_hint("map each Exchange property from one Salesforce field; `Field: ~` removes a default mapping"),
@@ -430,7 +560,12 @@ fn field_mappings(
 fn connections(c: &Checked<'_>, out: &mut Vec<Diagnostic>) {
     let ex = "/connections/exchange";
     match &c.config.connections.exchange {
-        ExchangeConnection::ServiceAccount { username, ews_url, additional_domains, .. } => {
+        ExchangeConnection::ServiceAccount {
+            username,
+            ews_url,
+            additional_domains,
+            ..
+        } => {
             if !is_upn(username) && !is_down_level(username) {
                 out.push(
                     Diagnostic::error(c.at(&format!("{ex}/username")), format!("`{username}` is neither a UPN nor a down-level logon name"))
@@ -440,15 +575,26 @@ fn connections(c: &Checked<'_>, out: &mut Vec<Diagnostic>) {
             url_rule(c, &format!("{ex}/ews_url"), ews_url.as_deref(), out);
             domains(c, ex, additional_domains, out);
         }
-        ExchangeConnection::Oauth2 { client_secret, certificate, token_url, ews_url, api, additional_domains, .. } => {
+        ExchangeConnection::Oauth2 {
+            client_secret,
+            certificate,
+            token_url,
+            ews_url,
+            api,
+            additional_domains,
+            ..
+        } => {
             match (client_secret, certificate) {
                 (Some(_), Some(_)) => out.push(Diagnostic::error(
                     c.key_at(&format!("{ex}/certificate")),
                     "give `client_secret` or `certificate`, not both",
                 )),
                 (None, None) => out.push(
-                    Diagnostic::error(c.key_at(ex), "the oauth2 connection needs `client_secret` or `certificate`")
-                        .with_hint("a certificate is recommended for production app registrations"),
+                    Diagnostic::error(
+                        c.key_at(ex),
+                        "the oauth2 connection needs `client_secret` or `certificate`",
+                    )
+                    .with_hint("a certificate is recommended for production app registrations"),
                 ),
                 _ => {}
             }
@@ -464,12 +610,25 @@ fn connections(c: &Checked<'_>, out: &mut Vec<Diagnostic>) {
         }
     }
     let sf = &c.config.connections.salesforce;
-    url_rule(c, "/connections/salesforce/instance_url", Some(&sf.instance_url), out);
-    url_rule(c, "/connections/salesforce/login_url", sf.login_url.as_deref(), out);
+    url_rule(
+        c,
+        "/connections/salesforce/instance_url",
+        Some(&sf.instance_url),
+        out,
+    );
+    url_rule(
+        c,
+        "/connections/salesforce/login_url",
+        sf.login_url.as_deref(),
+        out,
+    );
     if let SalesforceAuth::UsernamePassword { .. } = sf.auth {
         out.push(
-            Diagnostic::warning(c.at("/connections/salesforce/auth/flow"), "the username-password flow is blocked by default in newer orgs")
-                .with_hint("prefer `flow: jwt_bearer` with a connected app certificate"),
+            Diagnostic::warning(
+                c.at("/connections/salesforce/auth/flow"),
+                "the username-password flow is blocked by default in newer orgs",
+            )
+            .with_hint("prefer `flow: jwt_bearer` with a connected app certificate"),
         );
     }
 }
@@ -490,7 +649,9 @@ fn is_upn(s: &str) -> bool {
 }
 
 fn is_down_level(s: &str) -> bool {
-    let Some((domain, user)) = s.split_once('\\') else { return false };
+    let Some((domain, user)) = s.split_once('\\') else {
+        return false;
+    };
     !domain.is_empty()
         && !user.is_empty()
         && !s.chars().any(|ch| ch.is_whitespace() || ch == '@')
@@ -501,7 +662,10 @@ fn url_rule(c: &Checked<'_>, pointer: &str, value: Option<&str>, out: &mut Vec<D
     let Some(value) = value else { return };
     let span = c.at(pointer);
     match url::Url::parse(value) {
-        Err(e) => out.push(Diagnostic::error(span, format!("`{value}` is not a valid URL: {e}"))),
+        Err(e) => out.push(Diagnostic::error(
+            span,
+            format!("`{value}` is not a valid URL: {e}"),
+        )),
         Ok(u) => {
             if let Err(message) = crate::net::check_transport(&u) {
                 out.push(Diagnostic::error(span, message));
@@ -514,7 +678,11 @@ fn url_rule(c: &Checked<'_>, pointer: &str, value: Option<&str>, out: &mut Vec<D
 fn secret_references(c: &Checked<'_>, strict: bool, out: &mut Vec<Diagnostic>) {
     let mut refs = Vec::new();
     collect_refs(&c.unit.tree, &mut refs);
-    let missing = if strict { Severity::Error } else { Severity::Warning };
+    let missing = if strict {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
     for (text, span) in refs {
         match parse_reference(&text) {
             Err(message) => out.push(
@@ -524,8 +692,14 @@ fn secret_references(c: &Checked<'_>, strict: bool, out: &mut Vec<Diagnostic>) {
             Ok(Reference::Env(name)) => {
                 if std::env::var_os(name).is_none() {
                     out.push(
-                        Diagnostic::new(missing, Some(span), format!("environment variable `{name}` is not set"))
-                            .with_hint("set it where tether runs (e.g. as a CI secret) before plan or apply"),
+                        Diagnostic::new(
+                            missing,
+                            Some(span),
+                            format!("environment variable `{name}` is not set"),
+                        )
+                        .with_hint(
+                            "set it where tether runs (e.g. as a CI secret) before plan or apply",
+                        ),
                     );
                 }
             }
@@ -533,8 +707,12 @@ fn secret_references(c: &Checked<'_>, strict: bool, out: &mut Vec<Diagnostic>) {
                 let full = c.unit.home.join(path);
                 if !full.is_file() {
                     out.push(
-                        Diagnostic::new(missing, Some(span), format!("secret file `{}` does not exist", full.display()))
-                            .with_hint("paths are relative to the file that names them"),
+                        Diagnostic::new(
+                            missing,
+                            Some(span),
+                            format!("secret file `{}` does not exist", full.display()),
+                        )
+                        .with_hint("paths are relative to the file that names them"),
                     );
                 }
             }
@@ -565,12 +743,25 @@ pub fn parse_reference(text: &str) -> Result<Reference<'_>, String> {
         .and_then(|t| t.strip_suffix('}'))
         .ok_or("a reference must be the whole value, `${…}`")?;
     if let Some(name) = inner.strip_prefix("env:") {
-        let valid = name.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
-            && name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
-        return if valid { Ok(Reference::Env(name)) } else { Err("invalid environment variable name in `${env:…}`".into()) };
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
+            && name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+        return if valid {
+            Ok(Reference::Env(name))
+        } else {
+            Err("invalid environment variable name in `${env:…}`".into())
+        };
     }
     if let Some(path) = inner.strip_prefix("file:") {
-        return if path.is_empty() { Err("empty path in `${file:…}`".into()) } else { Ok(Reference::File(Path::new(path))) };
+        return if path.is_empty() {
+            Err("empty path in `${file:…}`".into())
+        } else {
+            Ok(Reference::File(Path::new(path)))
+        };
     }
     Err("unknown reference kind: only `${env:NAME}` and `${file:PATH}` exist".into())
 }
@@ -580,11 +771,22 @@ pub fn check_across(checked: &[Checked<'_>]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut seen: BTreeMap<String, (usize, Span)> = BTreeMap::new();
     for (n, c) in checked.iter().enumerate() {
-        for (i, sc) in c.config.sync_configurations.iter().enumerate().filter(|(_, sc)| sc.active) {
+        for (i, sc) in c
+            .config
+            .sync_configurations
+            .iter()
+            .enumerate()
+            .filter(|(_, sc)| sc.active)
+        {
             for (u, user) in sc.members.users.iter().enumerate() {
-                let Some(span) = c.at(&format!("/sync_configurations/{i}/members/users/{u}")) else { continue };
+                let Some(span) = c.at(&format!("/sync_configurations/{i}/members/users/{u}"))
+                else {
+                    continue;
+                };
                 match seen.get(&user.to_lowercase()) {
-                    Some(&(first, first_span)) if checked[first].config.org.name != c.config.org.name => {
+                    Some(&(first, first_span))
+                        if checked[first].config.org.name != c.config.org.name =>
+                    {
                         out.push(
                             Diagnostic::error(
                                 Some(span),
@@ -614,8 +816,14 @@ mod tests {
 
     #[test]
     fn references_parse_strictly() {
-        assert_eq!(parse_reference("${env:SF_TOKEN}"), Ok(Reference::Env("SF_TOKEN")));
-        assert_eq!(parse_reference("${file:keys/sf.pem}"), Ok(Reference::File(Path::new("keys/sf.pem"))));
+        assert_eq!(
+            parse_reference("${env:SF_TOKEN}"),
+            Ok(Reference::Env("SF_TOKEN"))
+        );
+        assert_eq!(
+            parse_reference("${file:keys/sf.pem}"),
+            Ok(Reference::File(Path::new("keys/sf.pem")))
+        );
         assert!(parse_reference("${env:1X}").is_err());
         assert!(parse_reference("${vault:x}").is_err());
         assert!(parse_reference("${env:X").is_err());

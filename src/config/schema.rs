@@ -47,18 +47,45 @@ pub const SECRET_KEYS: &[&str] = &[
     "security_token",
 ];
 
+/// Findings of one schema check, before the last clean-up.
+#[derive(Default)]
+struct Findings {
+    diagnostics: Vec<Diagnostic>,
+    /// (object path, key) of each "missing required key" finding, by diagnostic index.
+    missing: Vec<(usize, String, String)>,
+    /// (object path, suggested key) of each unknown key with a suggestion.
+    suggested: Vec<(String, String)>,
+}
+
 /// Validates a merged configuration tree against the schema.
 pub fn check(root: &Node) -> Vec<Diagnostic> {
     let (schema, validator) = compiled();
     let instance = root.to_json();
-    let mut out = Vec::new();
+    let mut found = Findings::default();
     for error in validator.iter_errors(&instance) {
-        describe(schema, root, &error, &mut out);
+        describe(schema, root, &error, &mut found);
     }
-    out
+    // `pasword:` is one mistake: say "unknown key, did you mean `password`", not also
+    // "missing `password`".
+    let typo_for =
+        |path: &str, key: &str| found.suggested.iter().any(|(p, k)| p == path && k == key);
+    let drop: Vec<usize> = found
+        .missing
+        .iter()
+        .filter(|(_, path, key)| typo_for(path, key))
+        .map(|(i, _, _)| *i)
+        .collect();
+    found
+        .diagnostics
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !drop.contains(i))
+        .map(|(_, d)| d)
+        .collect()
 }
 
-fn describe(schema: &Value, root: &Node, error: &ValidationError<'_>, out: &mut Vec<Diagnostic>) {
+fn describe(schema: &Value, root: &Node, error: &ValidationError<'_>, found: &mut Findings) {
+    let out = &mut found.diagnostics;
     let path = error.instance_path().as_str().to_string();
     let node = root.lookup(&path, false);
     let span = node.map(|n| n.span);
@@ -79,7 +106,10 @@ fn describe(schema: &Value, root: &Node, error: &ValidationError<'_>, out: &mut 
                 };
                 let mut d = Diagnostic::error(at, format!("unknown key `{key}` {where_}"));
                 d = match did_you_mean(key, &allowed) {
-                    Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                    Some(s) => {
+                        found.suggested.push((path.clone(), s.clone()));
+                        d.with_hint(format!("did you mean `{s}`?"))
+                    }
                     None => d.with_hint(format!("valid keys here: {}", allowed.join(", "))),
                 };
                 out.push(d);
@@ -87,6 +117,9 @@ fn describe(schema: &Value, root: &Node, error: &ValidationError<'_>, out: &mut 
         }
         ValidationErrorKind::Required { property } => {
             let property = property.as_str().unwrap_or_default();
+            found
+                .missing
+                .push((out.len(), path.clone(), property.to_string()));
             let where_ = if name.is_empty() {
                 "at the top level".to_string()
             } else {
@@ -116,12 +149,19 @@ fn describe(schema: &Value, root: &Node, error: &ValidationError<'_>, out: &mut 
         ValidationErrorKind::Enum { options } => {
             let options: Vec<String> = options
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             let found = node.map(scalar_text).unwrap_or_default();
             let mut d = Diagnostic::error(
                 span,
-                format!("`{name}` must be one of {}; found `{found}`", options.join(", ")),
+                format!(
+                    "`{name}` must be one of {}; found `{found}`",
+                    options.join(", ")
+                ),
             );
             if let Some(s) = did_you_mean(&found, &options) {
                 d = d.with_hint(format!("did you mean `{s}`?"));
@@ -129,7 +169,7 @@ fn describe(schema: &Value, root: &Node, error: &ValidationError<'_>, out: &mut 
             out.push(d);
         }
         ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
-            describe_variants(schema, root, &path, node, context, out);
+            describe_variants(schema, root, &path, node, context, found);
         }
         ValidationErrorKind::Pattern { .. } => {
             out.push(pattern_message(schema_path, &name, node, span, secret));
@@ -145,7 +185,10 @@ fn describe(schema: &Value, root: &Node, error: &ValidationError<'_>, out: &mut 
             );
         }
         ValidationErrorKind::MinLength { .. } => {
-            out.push(Diagnostic::error(span, format!("`{name}` must not be empty")));
+            out.push(Diagnostic::error(
+                span,
+                format!("`{name}` must not be empty"),
+            ));
         }
         ValidationErrorKind::MaxLength { limit } => {
             out.push(Diagnostic::error(
@@ -173,7 +216,7 @@ fn describe_variants(
     path: &str,
     node: Option<&Node>,
     context: &[Vec<ValidationError<'static>>],
-    out: &mut Vec<Diagnostic>,
+    found: &mut Findings,
 ) {
     let name = dotted(path);
     // Tag values and the tag key come from the variants' `const` errors.
@@ -200,10 +243,11 @@ fn describe_variants(
     }
     if let Some(best) = candidates.into_iter().min_by_key(|errors| errors.len()) {
         for e in best {
-            describe(schema, root, e, out);
+            describe(schema, root, e, found);
         }
         return;
     }
+    let out = &mut found.diagnostics;
     let span = node.map(|n| n.span);
     match (tag_key, node) {
         (Some(tag), Some(n)) => match n.get(&tag) {
@@ -211,7 +255,10 @@ fn describe_variants(
                 let found = scalar_text(value);
                 let mut d = Diagnostic::error(
                     Some(value.span),
-                    format!("unknown {tag} `{found}` in `{name}`; expected one of {}", tag_values.join(", ")),
+                    format!(
+                        "unknown {tag} `{found}` in `{name}`; expected one of {}",
+                        tag_values.join(", ")
+                    ),
                 );
                 if let Some(s) = did_you_mean(&found, &tag_values) {
                     d = d.with_hint(format!("did you mean `{s}`?"));
@@ -247,9 +294,21 @@ fn pattern_message(
     }
     let found = node.map(scalar_text).unwrap_or_default();
     match last {
-        "since" => Diagnostic::error(span, format!("`{name}` must be {}; found `{found}`", super::model::Since::FORMS)),
-        "api_version" => Diagnostic::error(span, format!("`{name}` must be a Salesforce API version such as `62.0`; found `{found}`")),
-        "thumbprint" => Diagnostic::error(span, format!("`{name}` must be the certificate's SHA-1 thumbprint: 40 hexadecimal digits")),
+        "since" => Diagnostic::error(
+            span,
+            format!(
+                "`{name}` must be {}; found `{found}`",
+                super::model::Since::FORMS
+            ),
+        ),
+        "api_version" => Diagnostic::error(
+            span,
+            format!("`{name}` must be a Salesforce API version such as `62.0`; found `{found}`"),
+        ),
+        "thumbprint" => Diagnostic::error(
+            span,
+            format!("`{name}` must be the certificate's SHA-1 thumbprint: 40 hexadecimal digits"),
+        ),
         _ => Diagnostic::error(span, format!("`{name}` has the wrong format: `{found}`")),
     }
 }
@@ -294,7 +353,12 @@ pub fn did_you_mean(word: &str, candidates: &[String]) -> Option<String> {
     candidates
         .iter()
         .filter(|c| c.as_str() != word)
-        .map(|c| (strsim::damerau_levenshtein(&word.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&word.to_lowercase(), &c.to_lowercase()),
+                c,
+            )
+        })
         .filter(|(d, c)| *d <= (c.len() / 3).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.clone())
@@ -340,7 +404,14 @@ fn article(t: &str) -> String {
         "array" => "a list".into(),
         "integer" => "a whole number".into(),
         "string or null" | "string" => "a string".into(),
-        other => format!("a{} {other}", if other.starts_with(['a', 'e', 'i', 'o', 'u']) { "n" } else { "" }),
+        other => format!(
+            "a{} {other}",
+            if other.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "n"
+            } else {
+                ""
+            }
+        ),
     }
 }
 
@@ -368,7 +439,10 @@ mod tests {
 
     #[test]
     fn suggestions_catch_typos_only() {
-        let keys: Vec<String> = ["password", "username", "ews_url"].iter().map(|s| s.to_string()).collect();
+        let keys: Vec<String> = ["password", "username", "ews_url"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(did_you_mean("pasword", &keys).as_deref(), Some("password"));
         assert_eq!(did_you_mean("Username", &keys).as_deref(), Some("username"));
         assert_eq!(did_you_mean("colour", &keys), None);
@@ -376,7 +450,10 @@ mod tests {
 
     #[test]
     fn dotted_paths() {
-        assert_eq!(dotted("/sync_configurations/0/contacts"), "sync_configurations[0].contacts");
+        assert_eq!(
+            dotted("/sync_configurations/0/contacts"),
+            "sync_configurations[0].contacts"
+        );
         assert_eq!(dotted(""), "");
     }
 }

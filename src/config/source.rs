@@ -62,7 +62,10 @@ impl SourceFile {
     pub fn pos_of_byte(&self, byte: usize) -> Pos {
         let line = self.line_starts.partition_point(|&s| s <= byte).max(1);
         let start = self.line_starts[line - 1];
-        let column = self.text.get(start..byte).map_or(1, |s| s.chars().count() + 1);
+        let column = self
+            .text
+            .get(start..byte)
+            .map_or(1, |s| s.chars().count() + 1);
         Pos { line, column, byte }
     }
 
@@ -113,7 +116,11 @@ impl Sources {
             column: 2,
             byte: c.len_utf8(),
         });
-        Span { file: id, start, end }
+        Span {
+            file: id,
+            start,
+            end,
+        }
     }
 }
 

@@ -186,19 +186,19 @@ impl Builder<'_> {
         Diagnostic::error(Some(self.span(s)), message)
     }
 
-    fn push_node(&mut self, node: Node, anchor: usize, at: &YamlSpan) -> Result<(), Diagnostic> {
+    fn push_node(&mut self, node: Node, anchor: usize, at: &YamlSpan) -> Result<(), Box<Diagnostic>> {
         self.nodes += node.count();
         if self.nodes > MAX_NODES {
             return Err(self
                 .error(at, format!("document expands to more than {MAX_NODES} nodes"))
-                .with_hint("aliases (*name) that repeat anchors many times can blow up a file (\"billion laughs\"); write the values out instead"));
+                .with_hint("aliases (*name) that repeat anchors many times can blow up a file (\"billion laughs\"); write the values out instead").into());
         }
         if anchor > 0 {
             self.anchors.push((anchor, node.clone()));
         }
         let Some(frame) = self.stack.last_mut() else {
             if self.root.is_some() {
-                return Err(self.error(at, "unexpected second root node"));
+                return Err(self.error(at, "unexpected second root node").into());
             }
             self.root = Some(node);
             return Ok(());
@@ -209,12 +209,13 @@ impl Builder<'_> {
             (Kind::Map(entries), None) => {
                 let key = key_text(&node);
                 if let Some((first, _)) = entries.iter().find(|(k, _)| key_text(k) == key) {
-                    return Err(Diagnostic::error(
-                        Some(node.span),
-                        format!("duplicate key `{key}`"),
-                    )
-                    .with_related("first defined", first.span)
-                    .with_hint("a key may appear once in a mapping; remove or merge one of them"));
+                    return Err(Box::new(
+                        Diagnostic::error(Some(node.span), format!("duplicate key `{key}`"))
+                            .with_related("first defined", first.span)
+                            .with_hint(
+                                "a key may appear once in a mapping; remove or merge one of them",
+                            ),
+                    ));
                 }
                 frame.pending_key = Some(node);
             }
@@ -223,9 +224,9 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn open(&mut self, at: &YamlSpan, anchor: usize, kind: Kind) -> Result<(), Diagnostic> {
+    fn open(&mut self, at: &YamlSpan, anchor: usize, kind: Kind) -> Result<(), Box<Diagnostic>> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(self.error(at, format!("nesting deeper than {MAX_DEPTH} levels")));
+            return Err(self.error(at, format!("nesting deeper than {MAX_DEPTH} levels")).into());
         }
         let start = self.span(at);
         self.stack.push(Frame {
@@ -237,7 +238,7 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn close(&mut self, at: &YamlSpan) -> Result<(), Diagnostic> {
+    fn close(&mut self, at: &YamlSpan) -> Result<(), Box<Diagnostic>> {
         let frame = self.stack.pop().expect("parser balances collections");
         let end = self.span(at).end;
         let node = Node {
@@ -249,21 +250,27 @@ impl Builder<'_> {
         self.push_node(node, frame.anchor, at)
     }
 
-    fn event(&mut self, event: Event<'_>, at: &YamlSpan) -> Result<(), Diagnostic> {
+    fn event(&mut self, event: Event<'_>, at: &YamlSpan) -> Result<(), Box<Diagnostic>> {
         match event {
             Event::DocumentStart(_) => {
                 self.documents += 1;
                 if self.documents > 1 {
                     return Err(self
                         .error(at, "more than one YAML document in this file")
-                        .with_hint("put each document in a file of its own, or remove the `---` separator"));
+                        .with_hint(
+                            "put each document in a file of its own, or remove the `---` separator",
+                        )
+                        .into());
                 }
             }
             Event::Scalar(value, style, anchor, tag) => {
                 let span = self.span(at);
                 let kind = if tag.is_some() {
                     // Tags (!!str, !custom) are not part of the configuration language.
-                    return Err(self.error(at, "YAML tags (`!…`) are not supported in tether configuration"));
+                    return Err(self.error(
+                        at,
+                        "YAML tags (`!…`) are not supported in tether configuration",
+                    ).into());
                 } else {
                     resolve_scalar(&value, style)
                 };
@@ -274,7 +281,7 @@ impl Builder<'_> {
             Event::SequenceEnd | Event::MappingEnd => self.close(at)?,
             Event::Alias(id) => {
                 let Some((_, node)) = self.anchors.iter().rev().find(|(a, _)| *a == id) else {
-                    return Err(self.error(at, "alias refers to an unknown anchor"));
+                    return Err(self.error(at, "alias refers to an unknown anchor").into());
                 };
                 let mut node = node.clone();
                 node.span = self.span(at);
@@ -324,7 +331,7 @@ fn resolve_scalar(value: &str, style: ScalarStyle) -> Kind {
 }
 
 /// Parses one file. `Ok(None)` is an empty file (no document at all).
-pub fn parse(file_id: FileId, file: &SourceFile) -> Result<Option<Node>, Diagnostic> {
+pub fn parse(file_id: FileId, file: &SourceFile) -> Result<Option<Node>, Box<Diagnostic>> {
     let mut builder = Builder {
         file_id,
         file,
@@ -339,13 +346,20 @@ pub fn parse(file_id: FileId, file: &SourceFile) -> Result<Option<Node>, Diagnos
             Ok((event, span)) => builder.event(event, &span)?,
             Err(e) => {
                 let m = e.marker();
-                let pos = file.pos(m.line(), m.col());
+                let mut pos = file.pos(m.line(), m.col());
+                // Point at the offending tab itself, not just past it.
+                if e.info().contains("tab")
+                    && let Some(line) = file.line_text(m.line())
+                    && let Some(col) = line.chars().take(m.col() + 1).position(|c| c == '\t')
+                {
+                    pos = file.pos(m.line(), col);
+                }
                 let span = Span {
                     file: file_id,
                     start: pos,
                     end: pos,
                 };
-                return Err(syntax_error(span, e.info()));
+                return Err(Box::new(syntax_error(span, e.info())));
             }
         }
     }
@@ -360,7 +374,9 @@ fn syntax_error(span: Span, info: &str) -> Diagnostic {
         || info.contains("did not find expected key")
         || info.contains("indentation")
     {
-        d.with_hint("check the indentation: keys of one mapping must start in the same column, with spaces")
+        d.with_hint(
+            "check the indentation: keys of one mapping must start in the same column, with spaces",
+        )
     } else {
         d
     }
@@ -370,7 +386,7 @@ fn syntax_error(span: Span, info: &str) -> Diagnostic {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Option<Node>, Diagnostic> {
+    fn load(text: &str) -> Result<Option<Node>, Box<Diagnostic>> {
         let file = SourceFile::new("t.yaml".into(), text.into());
         parse(0, &file)
     }
@@ -410,13 +426,19 @@ mod tests {
     fn aliases_expand_but_are_bounded() {
         let root = load("a: &x [1, 2]\nb: *x\n").unwrap().unwrap();
         assert_eq!(root.to_json(), serde_json::json!({"a":[1,2],"b":[1,2]}));
-        let mut bomb = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        let mut bomb = String::from(
+            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
         for (i, name) in ["b", "c", "d", "e", "f", "g", "h", "i"].iter().enumerate() {
             let prev = ["a", "b", "c", "d", "e", "f", "g", "h"][i];
             bomb.push_str(&format!("{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
         }
         let e = load(&bomb).unwrap_err();
-        assert!(e.summary.contains("more than 200000 nodes"), "{}", e.summary);
+        assert!(
+            e.summary.contains("more than 200000 nodes"),
+            "{}",
+            e.summary
+        );
     }
 
     #[test]
@@ -426,7 +448,12 @@ mod tests {
         assert_eq!(e.summary, "nesting deeper than 64 levels");
         // Far deeper input is stopped by the parser's own limit, still as an error.
         let text = "[".repeat(100_000);
-        assert!(load(&text).unwrap_err().summary.starts_with("YAML syntax error"));
+        assert!(
+            load(&text)
+                .unwrap_err()
+                .summary
+                .starts_with("YAML syntax error")
+        );
     }
 
     #[test]

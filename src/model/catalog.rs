@@ -95,8 +95,12 @@ pub struct SalesforceField {
 /// Describe results recorded from a real org; the emulator serves the same files.
 fn describe_json(object: SalesforceObject) -> &'static str {
     match object {
-        SalesforceObject::Contact => include_str!("../sandbox/salesforce/describe/describe_Contact.json"),
-        SalesforceObject::Event => include_str!("../sandbox/salesforce/describe/describe_Event.json"),
+        SalesforceObject::Contact => {
+            include_str!("../sandbox/salesforce/describe/describe_Contact.json")
+        }
+        SalesforceObject::Event => {
+            include_str!("../sandbox/salesforce/describe/describe_Event.json")
+        }
         SalesforceObject::Lead => include_str!("../sandbox/salesforce/describe/describe_Lead.json"),
     }
 }
@@ -160,7 +164,10 @@ pub fn salesforce_field(object: SalesforceObject, name: &str) -> Option<Salesfor
             updateable: true,
         });
     }
-    salesforce_fields(object).iter().find(|f| f.name == name).cloned()
+    salesforce_fields(object)
+        .iter()
+        .find(|f| f.name == name)
+        .cloned()
 }
 
 /// An Exchange item property as tether names it in mappings.
@@ -315,20 +322,38 @@ mod tests {
         assert_eq!((email.ty, email.length), (FieldType::Email, 80));
         let loc = salesforce_field(SalesforceObject::Event, "Location").unwrap();
         assert_eq!((loc.ty, loc.length), (FieldType::Text, 255));
-        assert!(!salesforce_field(SalesforceObject::Event, "AccountId").unwrap().createable);
+        assert!(
+            !salesforce_field(SalesforceObject::Event, "AccountId")
+                .unwrap()
+                .createable
+        );
         assert!(salesforce_field(SalesforceObject::Contact, "Nope").is_none());
     }
 
     #[test]
     fn every_default_mapping_names_real_fields() {
         for (object, maps, props) in [
-            (SalesforceObject::Contact, DEFAULT_CONTACT_MAPPINGS, EXCHANGE_CONTACT),
-            (SalesforceObject::Event, DEFAULT_EVENT_MAPPINGS, EXCHANGE_CALENDAR),
+            (
+                SalesforceObject::Contact,
+                DEFAULT_CONTACT_MAPPINGS,
+                EXCHANGE_CONTACT,
+            ),
+            (
+                SalesforceObject::Event,
+                DEFAULT_EVENT_MAPPINGS,
+                EXCHANGE_CALENDAR,
+            ),
         ] {
             for mapping in maps {
-                assert!(props.iter().any(|p| p.name == mapping.exchange), "{mapping:?}");
+                assert!(
+                    props.iter().any(|p| p.name == mapping.exchange),
+                    "{mapping:?}"
+                );
                 if mapping.salesforce != ATTENDEES {
-                    assert!(salesforce_field(object, mapping.salesforce).is_some(), "{mapping:?}");
+                    assert!(
+                        salesforce_field(object, mapping.salesforce).is_some(),
+                        "{mapping:?}"
+                    );
                 }
             }
         }
