@@ -685,6 +685,10 @@ fn bad_input_alias_bomb() {
     let started = std::time::Instant::now();
     let d = bad_file(text.as_bytes());
     assert_eq!(d["summary"], "document expands to more than 200000 nodes");
+    // Reported at the alias that crosses the bound.
+    assert_eq!(d["severity"], "error");
+    assert_eq!(d["range"]["start"]["line"], 6, "{d}");
+    assert!(d["detail"].as_str().unwrap().contains("billion laughs"));
     assert!(
         started.elapsed().as_secs() < 20,
         "alias expansion must be bounded"
@@ -710,12 +714,18 @@ fn bad_input_binary_garbage() {
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     let d = bad_file(&garbage);
-    let summary = d["summary"].as_str().unwrap();
-    assert!(
-        summary == "file is not valid UTF-8 text; save it as UTF-8"
-            || summary == "file contains a NUL byte: it is binary, not YAML",
-        "{d}"
+    assert_eq!(
+        d["summary"],
+        "file is not valid UTF-8 text; save it as UTF-8"
     );
+    assert_at(&d, "error", "tether.yaml", (1, 2));
+    // Valid UTF-8 with NUL bytes is binary too.
+    let d = bad_file(b"version: 1\n\0\0\0\x01\x02");
+    assert_eq!(
+        d["summary"],
+        "file contains a NUL byte: it is binary, not YAML"
+    );
+    assert_at(&d, "error", "tether.yaml", (2, 1));
 }
 
 #[test]
