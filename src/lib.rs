@@ -5,4 +5,5 @@ pub mod clock;
 pub mod config;
 pub mod model;
 pub mod net;
+pub mod plan;
 pub mod secret;

@@ -1,0 +1,3 @@
+//! Plans: what `tether apply` would change, in the settings and in the data.
+
+pub mod settings;
