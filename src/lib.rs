@@ -3,4 +3,6 @@
 pub mod clock;
 pub mod config;
 pub mod net;
+pub mod salesforce;
+pub mod sandbox;
 pub mod secret;

@@ -1,0 +1,3 @@
+//! Salesforce REST client.
+
+pub mod ids;
