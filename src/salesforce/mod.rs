@@ -502,14 +502,13 @@ impl SalesforceClient {
                 username,
                 private_key_pem,
             } => {
-                let key = jsonwebtoken::EncodingKey::from_rsa_pem(
-                    private_key_pem.expose().as_bytes(),
-                )
-                .map_err(|_| {
-                    SfError::Config(
+                let key =
+                    jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.expose().as_bytes())
+                        .map_err(|_| {
+                            SfError::Config(
                         "jwt_bearer: private_key is not a valid RSA private key in PEM form".into(),
                     )
-                })?;
+                        })?;
                 let claims = serde_json::json!({
                     "iss": client_id,
                     "sub": username,
