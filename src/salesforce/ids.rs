@@ -63,7 +63,7 @@ mod tests {
         );
         assert_eq!(
             to_18("00Qxxxxxxxxxxxx").as_deref(),
-            Some("00QxxxxxxxxxxxxAAA")
+            Some("00QxxxxxxxxxxxxEAA")
         );
         assert_eq!(
             to_18("AAAAAAAAAAAAAAA").as_deref(),

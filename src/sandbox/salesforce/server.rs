@@ -427,13 +427,13 @@ fn not_allowed(method: &Method, allowed: &str) -> Response {
     )
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, Response> {
+fn parse_body(body: &[u8]) -> Result<Value, Box<Response>> {
     serde_json::from_slice(body).map_err(|e| {
-        errors(
+        Box::new(errors(
             StatusCode::BAD_REQUEST,
             "JSON_PARSER_ERROR",
             &format!("Unexpected character in JSON: {e}"),
-        )
+        ))
     })
 }
 
@@ -487,7 +487,7 @@ fn route(
             };
             let Value::Object(fields) = (match parse_body(body) {
                 Ok(v) => v,
-                Err(r) => return r,
+                Err(r) => return *r,
             }) else {
                 return errors(
                     StatusCode::BAD_REQUEST,
@@ -539,7 +539,7 @@ fn route(
                 Method::PATCH => {
                     let Value::Object(fields) = (match parse_body(body) {
                         Ok(v) => v,
-                        Err(r) => return r,
+                        Err(r) => return *r,
                     }) else {
                         return errors(
                             StatusCode::BAD_REQUEST,
@@ -889,7 +889,7 @@ fn collections(
     };
     let v = match parse_body(body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(records) = v.get("records").and_then(Value::as_array) else {
         return errors(
@@ -1012,7 +1012,7 @@ fn retrieve(
     } else {
         let v = match parse_body(body) {
             Ok(v) => v,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let list = |k: &str| -> Vec<String> {
             v.get(k)

@@ -154,11 +154,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<String, RecError> {
         let schema = self.catalog.get(object).cloned().ok_or_else(|| {
-            RecError::new(
-                "NOT_FOUND",
-                format!("The requested resource does not exist"),
-                &[],
-            )
+            RecError::new("NOT_FOUND", "The requested resource does not exist", &[])
         })?;
         let table_key = schema.name.to_ascii_lowercase();
         let existing: Option<Rec> = match kind {
@@ -425,7 +421,7 @@ impl Store {
                 if !live {
                     return Err(RecError::new(
                         "INVALID_CROSS_REFERENCE_KEY",
-                        format!("invalid cross reference id"),
+                        "invalid cross reference id",
                         &[name],
                     ));
                 }
