@@ -608,6 +608,14 @@ async fn request_limit_exceeded_stops_naming_the_limit() {
         report.stopped,
         Some(SfError::LimitExceeded { .. })
     ));
+    env.emu.handle().set_api_used(0);
+    env.emu.handle().concurrent_limit_next(1);
+    let err = c.limits().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("concurrent long-running API requests"),
+        "{err}"
+    );
     assert_eq!(report.outcomes, vec![RecordOutcome::NotAttempted]);
     env.assert_counts_match(&c);
 }
@@ -865,4 +873,23 @@ async fn plain_http_is_refused_off_loopback() {
     assert!(matches!(SalesforceClient::new(o), Err(SfError::Config(_))));
     let e = RecordError::new("X", "y", &[]);
     assert_eq!(e.status_code, "X");
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let mut o = ClientOptions::new(
+        Url::parse("https://org.my.salesforce.com").unwrap(),
+        Auth::UsernamePassword {
+            client_id: "cid".into(),
+            client_secret: Secret::new("topsecret-1"),
+            username: "u@example.com".into(),
+            password: Secret::new("topsecret-2"),
+        },
+    );
+    let text = format!("{o:?}");
+    assert!(!text.contains("topsecret"), "{text}");
+    o.auth = jwt("-----BEGIN PRIVATE KEY-----topsecret-3");
+    let c = SalesforceClient::new(o.clone()).unwrap();
+    let text = format!("{o:?} {c:?}");
+    assert!(!text.contains("topsecret"), "{text}");
 }

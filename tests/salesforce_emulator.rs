@@ -440,10 +440,22 @@ async fn error_arrays_limits_and_describe() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        r.headers().get("Sforce-Limit-Info").is_some(),
+        "on errors too"
+    );
     let v: Value = r.json().await.unwrap();
     assert_eq!(
         v,
         json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+    );
+    t.emu.handle().fail_next(&[503]);
+    let (s, h, v) = t.get("limits").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(v[0]["errorCode"], "SERVER_UNAVAILABLE");
+    assert!(
+        h.get("Sforce-Limit-Info").is_some(),
+        "on injected faults too"
     );
 
     let (s, v) = t.query("SELECT Foo FROM Contact").await;
@@ -460,6 +472,7 @@ async fn error_arrays_limits_and_describe() {
         v["DailyApiRequests"],
         json!({"Max": 15000, "Remaining": 14998})
     );
+    assert_eq!(t.emu.handle().api_usage(), (2, 15000));
 
     let (s, _, v) = t.get("sobjects/Contact/describe").await;
     assert_eq!(s, StatusCode::OK);

@@ -376,6 +376,10 @@ impl EmulatorHandle {
     /// timestamps move as for any write.
     pub fn set_raw(&self, id: &str, fields: Value) -> bool {
         let now = soql::format_datetime(self.now());
+        let Some(id) = crate::salesforce::ids::to_18(id) else {
+            return false;
+        };
+        let id = id.as_str();
         let mut org = self.org();
         let Some(prefix) = id.get(..3) else {
             return false;

@@ -290,8 +290,21 @@ fn kind_of(rest: &[&str]) -> &'static str {
     }
 }
 
+/// Every REST response carries `Sforce-Limit-Info`, errors and injected faults included.
 async fn dispatch(
     State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = dispatch_inner(&app, method, uri, headers, body).await;
+    let org = app.org();
+    with_limit_header(r, &org)
+}
+
+async fn dispatch_inner(
+    app: &App,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -307,7 +320,7 @@ async fn dispatch(
         let mut org = app.org();
         *org.served.entry(kind_of(&rest).into()).or_default() += 1;
     }
-    if let Some(r) = pre_faults(&app).await {
+    if let Some(r) = pre_faults(app).await {
         return r;
     }
     if segs == ["services", "data"] {
