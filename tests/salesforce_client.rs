@@ -17,7 +17,7 @@ use url::Url;
 
 // TEST-ONLY key pairs (tests/fixtures/README.md).
 const KEY: &str = include_str!("fixtures/sf_test_jwt_key.pem");
-const PUB: &str = include_str!("fixtures/sf_test_jwt_pub.pem");
+const CERT: &str = include_str!("fixtures/sf_test_jwt_cert.pem");
 const OTHER_KEY: &str = include_str!("fixtures/sf_test_other_key.pem");
 const CLIENT_ID: &str = "3MVG9tether.sandbox.client";
 const USER: &str = "integration@tether.test";
@@ -31,7 +31,7 @@ async fn env_with(f: impl FnOnce(&mut EmulatorOptions)) -> Env {
     let clock = ManualClock::new(deterministic_epoch());
     let mut o = EmulatorOptions::deterministic();
     o.clock = Arc::new(clock.clone());
-    o.app.jwt_public_key_pem = Some(PUB.into());
+    o.app.jwt_certificate_pem = Some(CERT.into());
     f(&mut o);
     let emu = Emulator::start(o).await.expect("emulator starts");
     Env { emu, clock }
@@ -892,4 +892,20 @@ fn secrets_never_show_in_debug_output() {
     let c = SalesforceClient::new(o.clone()).unwrap();
     let text = format!("{o:?} {c:?}");
     assert!(!text.contains("topsecret"), "{text}");
+}
+
+#[tokio::test]
+async fn jwt_bearer_also_verifies_against_a_bare_public_key() {
+    let env = env_with(|o| {
+        o.app.jwt_certificate_pem = Some(include_str!("fixtures/sf_test_jwt_pub.pem").into())
+    })
+    .await;
+    env.client().limits().await.unwrap();
+    let (_, error, _) = auth_error(
+        env.client_with(env.options(jwt(OTHER_KEY)))
+            .limits()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error, "invalid_grant");
 }

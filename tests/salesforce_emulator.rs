@@ -13,7 +13,7 @@ use tether::sandbox::salesforce::{
 
 // TEST-ONLY key pair (tests/fixtures/README.md).
 const KEY: &str = include_str!("fixtures/sf_test_jwt_key.pem");
-const PUB: &str = include_str!("fixtures/sf_test_jwt_pub.pem");
+const CERT: &str = include_str!("fixtures/sf_test_jwt_cert.pem");
 const CLIENT_ID: &str = "3MVG9tether.sandbox.client";
 const USER: &str = "integration@tether.test";
 
@@ -51,7 +51,7 @@ async fn start() -> T {
     let clock = ManualClock::new(deterministic_epoch());
     let mut o = EmulatorOptions::deterministic();
     o.clock = Arc::new(clock.clone());
-    o.app.jwt_public_key_pem = Some(PUB.into());
+    o.app.jwt_certificate_pem = Some(CERT.into());
     let emu = Emulator::start(o).await.unwrap();
     let mut t = T {
         emu,

@@ -9,6 +9,7 @@
 //! # let _ = (emu.url(), contact); Ok(()) }
 //! ```
 
+mod cert;
 pub mod schema;
 mod server;
 pub mod soql;
@@ -31,8 +32,9 @@ pub use store::RecError as RecordError;
 pub struct ConnectedApp {
     pub client_id: String,
     pub client_secret: Secret,
-    /// PEM public key of the certificate uploaded to the connected app (JWT bearer flow).
-    pub jwt_public_key_pem: Option<String>,
+    /// The certificate uploaded to the connected app for the JWT bearer flow: PEM
+    /// `CERTIFICATE` (as in Salesforce) or a bare `PUBLIC KEY`.
+    pub jwt_certificate_pem: Option<String>,
     /// Client credentials flow: the "run as" user; None: the flow is not enabled.
     pub client_credentials_user: Option<String>,
 }
@@ -68,7 +70,7 @@ impl Default for EmulatorOptions {
             app: ConnectedApp {
                 client_id: "3MVG9tether.sandbox.client".into(),
                 client_secret: Secret::new("sandbox-client-secret"),
-                jwt_public_key_pem: None,
+                jwt_certificate_pem: None,
                 client_credentials_user: Some("integration@tether.test".into()),
             },
             username_password_enabled: false,

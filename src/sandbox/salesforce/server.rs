@@ -153,8 +153,8 @@ struct Claims {
 
 fn jwt_grant(app: &Shared, assertion: &str) -> Result<String, (&'static str, &'static str)> {
     let invalid = ("invalid_grant", "invalid assertion");
-    let key_pem = app.app.jwt_public_key_pem.as_deref().ok_or(invalid)?;
-    let key = jsonwebtoken::DecodingKey::from_rsa_pem(key_pem.as_bytes()).map_err(|_| invalid)?;
+    let pem = app.app.jwt_certificate_pem.as_deref().ok_or(invalid)?;
+    let key = super::cert::decoding_key(pem).ok_or(invalid)?;
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     // Expiry and audience are checked below against the emulator's clock and URLs.
     v.validate_exp = false;
