@@ -75,8 +75,14 @@ impl Env {
             })
             .collect()
     }
-    /// The client's count of HTTP calls equals what the emulator served.
+    /// The client's count of HTTP calls equals what the emulator served, kind by kind.
     fn assert_counts_match(&self, c: &SalesforceClient) {
+        let by_kind: std::collections::BTreeMap<String, u64> = c
+            .call_counts()
+            .into_iter()
+            .map(|(k, n)| (k.name().to_string(), n))
+            .collect();
+        assert_eq!(by_kind, self.emu.handle().served());
         assert_eq!(
             c.total_calls(),
             self.emu.handle().served_total(),
@@ -806,6 +812,8 @@ async fn events_relations_and_converted_leads_follow_the_platform_rules() {
                 ev(json!({"Subject": "No end", "StartDateTime": "2026-01-20T10:00:00Z"})),
                 ev(json!({"Subject": "All day", "IsAllDayEvent": true, "ActivityDate": "2026-01-21"})),
                 ev(json!({"Subject": "Long", "Location": "x".repeat(256), "StartDateTime": "2026-01-20T10:00:00Z", "DurationInMinutes": 5})),
+                ev(json!({"Subject": "Huge", "StartDateTime": "2026-01-20T10:00:00Z", "DurationInMinutes": i64::MAX})),
+                ev(json!({"Subject": "Huge all day", "IsAllDayEvent": true, "ActivityDate": "2026-01-21", "DurationInMinutes": i64::MAX})),
             ],
         )
         .await;
@@ -821,6 +829,14 @@ async fn events_relations_and_converted_leads_follow_the_platform_rules() {
     );
     assert!(report.outcomes[2].is_success());
     assert_eq!(report.outcomes[3].status_codes(), vec!["STRING_TOO_LONG"]);
+    assert_eq!(
+        report.outcomes[4].status_codes(),
+        vec!["FIELD_INTEGRITY_EXCEPTION"]
+    );
+    assert_eq!(
+        report.outcomes[5].status_codes(),
+        vec!["FIELD_INTEGRITY_EXCEPTION"]
+    );
 
     // Up to 50 contacts or one lead.
     let contacts = env.seed_contacts(51);

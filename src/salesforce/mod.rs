@@ -277,6 +277,23 @@ pub enum CallKind {
     Limits,
 }
 
+impl CallKind {
+    /// Stable snake_case name, as `status` reports it (and the emulator counts it).
+    pub fn name(self) -> &'static str {
+        match self {
+            CallKind::Auth => "auth",
+            CallKind::Query => "query",
+            CallKind::QueryMore => "query_more",
+            CallKind::SObject => "sobject",
+            CallKind::Collection => "collection",
+            CallKind::Describe => "describe",
+            CallKind::Updated => "updated",
+            CallKind::Deleted => "deleted",
+            CallKind::Limits => "limits",
+        }
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct Session {
     token: Secret,
@@ -401,7 +418,7 @@ impl SalesforceClient {
         *s ^= *s >> 7;
         *s ^= *s << 17;
         let frac = (*s % 1000) as f64 / 1000.0;
-        d.mul_f64(0.5 + frac * 0.5)
+        Duration::try_from_secs_f64(d.as_secs_f64() * (0.5 + frac * 0.5)).unwrap_or(d)
     }
 
     fn backoff(&self, attempt: u32) -> Duration {

@@ -598,7 +598,7 @@ impl EmulatorHandle {
         org.store.deleted_purged_before = Some(now);
     }
 
-    /// Requests served, by kind (auth, query, query_more, sobject, composite, describe,
+    /// Requests served, by kind (auth, query, query_more, sobject, collection, describe,
     /// updated, deleted, limits, other).
     pub fn served(&self) -> BTreeMap<String, u64> {
         self.org().served.clone()

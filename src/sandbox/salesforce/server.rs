@@ -21,6 +21,10 @@ pub(super) fn router(shared: App) -> Router {
     Router::new()
         .route("/services/oauth2/token", post(token))
         .fallback(dispatch)
+        // Bodies are capped by max_body_bytes in the handlers (413 in the API's error shape).
+        .layer(axum::extract::DefaultBodyLimit::max(
+            shared.max_body_bytes.saturating_add(1),
+        ))
         .with_state(shared)
 }
 
@@ -285,7 +289,7 @@ fn kind_of(rest: &[&str]) -> &'static str {
         ["sobjects", _, "updated"] => "updated",
         ["sobjects", _, "deleted"] => "deleted",
         ["sobjects", ..] => "sobject",
-        ["composite", ..] => "composite",
+        ["composite", ..] => "collection",
         _ => "other",
     }
 }

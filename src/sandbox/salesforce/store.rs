@@ -675,6 +675,13 @@ fn event_rules(
             .filter(|_| given("DurationInMinutes"))
             .map(|m| (m / 1440).max(1))
             .unwrap_or(1);
+        if days > 14 {
+            return Err(RecError::new(
+                "FIELD_INTEGRITY_EXCEPTION",
+                "Event duration can't exceed 14 days.",
+                &["DurationInMinutes"],
+            ));
+        }
         let start = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
         let end = start + Duration::days(days - 1);
         f.insert("StartDateTime".into(), json!(format_datetime(start)));
@@ -704,13 +711,15 @@ fn event_rules(
     } else if given("DurationInMinutes") {
         f.get("DurationInMinutes")
             .and_then(Value::as_i64)
-            .map(|m| start + Duration::minutes(m))
+            // Out-of-range durations fail the 14-day rule below instead of overflowing.
+            .map(|m| m.clamp(-1, 15 * 1440))
+            .and_then(|m| start.checked_add_signed(Duration::minutes(m)))
     } else if let Some(b) = before {
         // Moving the start keeps the duration.
         let old_start = dt(b, "StartDateTime");
         let old_end = dt(b, "EndDateTime");
         match (old_start, old_end) {
-            (Some(s), Some(e)) => Some(start + (e - s)),
+            (Some(s), Some(e)) => start.checked_add_signed(e - s),
             _ => None,
         }
     } else {
