@@ -925,3 +925,43 @@ async fn jwt_bearer_also_verifies_against_a_bare_public_key() {
     );
     assert_eq!(error, "invalid_grant");
 }
+
+/// A hostile or broken server: the client must refuse, never follow or panic.
+#[tokio::test]
+async fn bad_pagination_from_the_server_is_refused() {
+    use axum::routing::get;
+    async fn page(
+        axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    ) -> String {
+        match q.get("q").map(String::as_str) {
+            Some("SELECT Id FROM Contact") => {
+                r#"{"totalSize":4,"done":false,"nextRecordsUrl":"http://evil.example/services/data/v62.0/query/x","records":[]}"#.into()
+            }
+            Some("SELECT Name FROM Contact") => r#"{"totalSize":4,"done":false,"records":[]}"#.into(),
+            _ => r#"{"totalSize":"many","records":{}}"#.into(),
+        }
+    }
+    let app = axum::Router::new().route("/services/data/v62.0/query", get(page));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let o = ClientOptions::new(
+        Url::parse(&url).unwrap(),
+        Auth::AccessToken {
+            token: Secret::new("t"),
+        },
+    );
+    let c = SalesforceClient::new(o).unwrap();
+    for q in [
+        "SELECT Id FROM Contact",
+        "SELECT Name FROM Contact",
+        "SELECT Title FROM Contact",
+    ] {
+        let err = c.query_collect(q).await.unwrap_err();
+        assert!(matches!(err, SfError::Malformed { .. }), "{q}: {err}");
+    }
+    assert_eq!(c.call_counts()[&CallKind::Query], 3);
+    assert!(!c.call_counts().contains_key(&CallKind::QueryMore));
+}

@@ -288,6 +288,30 @@ async fn query_pages_follow_the_documented_shape() {
     assert_eq!(p3["records"].as_array().unwrap().len(), 50);
     assert_eq!(p3["records"][49]["LastName"], "C449");
 
+    // At most 10 open cursors per user: the 11th drops the oldest.
+    let mut nexts = Vec::new();
+    for _ in 0..11 {
+        let req = t
+            .http
+            .get(t.url("query"))
+            .query(&[("q", "SELECT Id FROM Contact")])
+            .header("Sforce-Query-Options", "batchSize=200");
+        let (_, _, v) = t.send(req).await;
+        nexts.push(v["nextRecordsUrl"].as_str().unwrap().to_string());
+    }
+    let (s, _, v) = t
+        .send(t.http.get(format!("{}{}", t.emu.url(), nexts[0])))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v,
+        json!([{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}])
+    );
+    let (s, _, _) = t
+        .send(t.http.get(format!("{}{}", t.emu.url(), nexts[10])))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
     // Without the header: 2,000 a page, so one page here.
     let (_, v) = t.query("SELECT Id FROM Contact").await;
     assert_eq!(v["done"], true);

@@ -116,6 +116,8 @@ pub(crate) struct Session {
 }
 
 pub(crate) struct Cursor {
+    pub user: String,
+    /// Locators sort in creation order (they come from the id counter).
     pub rows: Vec<Value>,
     pub total: usize,
     pub page: usize,

@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 type App = Arc<Shared>;
 
+const MAX_CURSORS_PER_USER: usize = 10;
+
 pub(super) fn router(shared: App) -> Router {
     Router::new()
         .route("/services/oauth2/token", post(token))
@@ -700,12 +702,24 @@ fn run_query(ctx: &Ctx<'_>, org: &mut Org, q: &str, all: bool) -> Response {
             &json!({"totalSize": total, "done": true, "records": projected}),
         );
     }
-    org.token_counter += 1;
     let locator = org.store.ids.next("01g")[..15].to_string();
     let first: Vec<Value> = projected[..page].to_vec();
+    // A user may hold at most 10 open query cursors; opening another drops the oldest.
+    let mut mine: Vec<String> = org
+        .cursors
+        .iter()
+        .filter(|(_, c)| c.user == ctx.user_id)
+        .map(|(k, _)| k.clone())
+        .collect();
+    mine.sort();
+    while mine.len() >= MAX_CURSORS_PER_USER {
+        let oldest = mine.remove(0);
+        org.cursors.remove(&oldest);
+    }
     org.cursors.insert(
         locator.clone(),
         super::Cursor {
+            user: ctx.user_id.to_string(),
             rows: projected,
             total,
             page,

@@ -1040,6 +1040,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn never_panics_on_truncated_or_odd_input() {
+        let catalog = Catalog::load();
+        let now = Utc::now();
+        let queries = [
+            "SELECT Id, Owner.Email, Account.Name FROM Contact WHERE (LastName = 'O\\'B' OR Email != null) AND CreatedDate > 2026-01-01T00:00:00Z ORDER BY LastName DESC NULLS LAST LIMIT 5 OFFSET 2",
+            "SELECT COUNT() FROM Event WHERE StartDateTime = LAST_N_DAYS:30 AND Id IN ('00U', 'x') AND NOT IsPrivate = true",
+            "select id from lead where name like '50\\%' and email not in ('a','b')",
+            "SELECT Id FROM Contact WHERE LastName = 'Müller ☃' AND Birthdate <= -5",
+        ];
+        for q in queries {
+            for (i, _) in q.char_indices() {
+                let _ = parse(&q[..i], &catalog, now);
+            }
+            let _ = parse(q, &catalog, now);
+        }
+        for odd in [
+            "\u{0}",
+            "'",
+            "''",
+            "SELECT",
+            "SELECT Id FROM Contact WHERE Id = '\\",
+            "(((",
+            "SELECT Id FROM Contact WHERE N_DAYS_AGO:99999999999999999999 = TODAY",
+            "SELECT Id FROM Event WHERE StartDateTime = NEXT_N_MONTHS:100000",
+        ] {
+            let _ = parse(odd, &catalog, now);
+        }
+        let err = parse("SELECT Id\nFROM Contact\nWHERE Foo = 1", &catalog, now).unwrap_err();
+        assert!(
+            err.message.contains("ERROR at Row:3:Column:7"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
     fn like_patterns() {
         assert!(like("O'Brien", "o'b%"));
         assert!(like("abc", "a_c"));
