@@ -720,6 +720,15 @@ async fn soql_table() {
             R(2),
         ),
         ("SELECT Id FROM EventRelation", R(0)),
+        (
+            "SELECT Id FROM Contact WHERE AccountId = '001000000000000'",
+            R(0),
+        ),
+        ("SELECT Id FROM Contact WHERE AccountId = ''", R(0)),
+        (
+            "SELECT Id FROM Contact WHERE AccountId = 'not-an-id'",
+            E("INVALID_QUERY_FILTER_OPERATOR"),
+        ),
         ("SELECT Foo FROM Contact", E("INVALID_FIELD")),
         ("SELECT Id FROM Nope", E("INVALID_TYPE")),
         ("SELECT Id Contact", E("MALFORMED_QUERY")),
@@ -803,6 +812,14 @@ async fn soql_table() {
             }
         }
     }
+    // A 15-character id finds the record its 18-character form names.
+    let acme15 = &acme[..15];
+    let (_, v) = t
+        .query(&format!(
+            "SELECT Id FROM Contact WHERE AccountId = '{acme15}'"
+        ))
+        .await;
+    assert_eq!(v["totalSize"], 2, "{v}");
     // Relationship fields nest under the relationship name, null when the reference is empty.
     let (_, v) = t
         .query("SELECT LastName, Account.Name FROM Contact ORDER BY FirstName")

@@ -667,6 +667,16 @@ impl<'a> Parser<'a> {
             ("int" | "double" | "currency" | "percent", _) => {
                 return bad("double", "should not be enclosed in quotes");
             }
+            ("id" | "reference", Literal::Str(v))
+                if !v.is_empty() && !crate::salesforce::ids::is_valid(v) =>
+            {
+                return Err(located(
+                    self.q,
+                    pos,
+                    "INVALID_QUERY_FILTER_OPERATOR",
+                    &format!("invalid ID field: {v}"),
+                ));
+            }
             (_, Literal::Str(_)) => true,
             _ => return bad("string", "should be enclosed in quotes"),
         };
@@ -825,6 +835,12 @@ fn lit_typed(meta: &FieldMeta, l: &Literal) -> Typed {
         Literal::Null => Typed::Null,
         Literal::Bool(b) => Typed::Bool(*b),
         Literal::Num(n) => Typed::Num(*n),
+        // Ids match in either length: 15 characters are compared as their 18-character form.
+        Literal::Str(s) if matches!(meta.kind.as_str(), "id" | "reference") => Typed::Text(
+            crate::salesforce::ids::to_18(s)
+                .unwrap_or_else(|| s.clone())
+                .to_lowercase(),
+        ),
         Literal::Str(s) => Typed::Text(s.to_lowercase()),
         Literal::Date(d) => Typed::Date(*d),
         Literal::DateTime(t) => {
