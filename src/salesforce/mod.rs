@@ -2,6 +2,29 @@
 //! writes with per-record outcomes, replication reads (getUpdated / getDeleted), describe
 //! checks, API-limit accounting, bounded retries through the injectable clock, and a count of
 //! every HTTP call by kind.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tether::salesforce::SfError> {
+//! use tether::salesforce::{Auth, ClientOptions, RecordOutcome, SalesforceClient};
+//! use tether::secret::Secret;
+//! let url = url::Url::parse("https://example.my.salesforce.com").expect("valid URL");
+//! let auth = Auth::ClientCredentials {
+//!     client_id: "3MVG9…".into(),
+//!     client_secret: Secret::new("from ${env:SF_SECRET}"),
+//! };
+//! let sf = SalesforceClient::new(ClientOptions::new(url, auth))?;
+//! let watermark = chrono::Utc::now() - chrono::Duration::hours(1);
+//! let mut pages = sf.changes_since("Contact", &["Email", "OwnerId"], watermark, true)?;
+//! while let Some(page) = pages.next_page().await? {
+//!     // sort records to reps by OwnerId …
+//! #   let _ = page;
+//! }
+//! let report = sf.create("Contact", &[]).await;
+//! for outcome in &report.outcomes {
+//!     if let RecordOutcome::Ambiguous { .. } = outcome { /* journal: look up before retrying */ }
+//! }
+//! # Ok(()) }
+//! ```
 
 pub mod ids;
 mod ops;
@@ -353,6 +376,13 @@ impl SalesforceClient {
         {
             return Err(SfError::Config(format!(
                 "api budget {b} must be a share in (0, 1]"
+            )));
+        }
+        if let Some(n) = opts.query_batch_size
+            && !(200..=2000).contains(&n)
+        {
+            return Err(SfError::Config(format!(
+                "query batch size {n} must be between 200 and 2000"
             )));
         }
         let v = &opts.api_version;
