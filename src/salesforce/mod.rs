@@ -395,6 +395,7 @@ impl SalesforceClient {
         }
         let http = reqwest::Client::builder()
             .timeout(opts.timeout)
+            .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
             // Redirects could carry the bearer token elsewhere; Salesforce does not need them.
             .redirect(reqwest::redirect::Policy::none())
             .build()
