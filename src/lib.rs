@@ -6,4 +6,6 @@ pub mod config;
 pub mod model;
 pub mod net;
 pub mod plan;
+pub mod salesforce;
+pub mod sandbox;
 pub mod secret;

@@ -1,0 +1,3 @@
+//! Local emulators of the services tether talks to, for tests, benchmarks and `tether sandbox`.
+
+pub mod salesforce;
