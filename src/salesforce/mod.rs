@@ -130,6 +130,8 @@ pub struct ClientOptions {
     pub query_batch_size: Option<u32>,
     /// Longest URL-encoded SOQL statement for chunked `IN (…)` queries.
     pub max_query_chars: usize,
+    /// PEM file of private certificate authorities to trust besides the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl ClientOptions {
@@ -145,6 +147,7 @@ impl ClientOptions {
             max_response_bytes: 64 * 1024 * 1024,
             query_batch_size: None,
             max_query_chars: soql::DEFAULT_MAX_QUERY_CHARS,
+            ca_file: None,
         }
     }
 }
@@ -393,7 +396,13 @@ impl SalesforceClient {
                 "API version `{v}` must look like 62.0"
             )));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &opts.ca_file {
+            for cert in crate::net::load_ca_file(path).map_err(SfError::Config)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .timeout(opts.timeout)
             .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
             // Redirects could carry the bearer token elsewhere; Salesforce does not need them.
