@@ -585,6 +585,36 @@ fn a_directory_merges_fragments_into_one_configuration() {
 }
 
 #[test]
+fn other_yaml_in_a_directory_is_skipped_but_near_misses_are_not() {
+    let s = Scratch::new();
+    s.write("org/tether.yaml", BASE);
+    s.write("org/.github/ci.yml", "on: push\njobs: {}\n");
+    s.write(
+        "org/deploy/workflow.yml",
+        "name: deploy\non: [push]\njobs: {}\n",
+    );
+    let out = tether(&["validate", "--format", "json", "org"], s.dir.path());
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let report = out.json();
+    let d = find(
+        &report,
+        "not a tether file (none of its top-level keys is tether's); ignored",
+    );
+    assert_at(d, "info", "org/deploy/workflow.yml", (1, 1));
+    // A typo in a fragment's only key is an error, not a silently skipped file.
+    s.write(
+        "org/sync/more.yaml",
+        "sync_configuration:\n  - name: More\n",
+    );
+    let out = tether(&["validate", "--format", "json", "org"], s.dir.path());
+    assert_eq!(out.code, 1);
+    let report = out.json();
+    let d = find(&report, "unknown key `sync_configuration` at the top level");
+    assert_at(d, "error", "org/sync/more.yaml", (1, 1));
+    assert_eq!(d["detail"], "did you mean `sync_configurations`?");
+}
+
+#[test]
 fn a_section_defined_in_two_files_names_both() {
     let s = Scratch::new();
     s.write("org/tether.yaml", BASE);
