@@ -2,5 +2,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod exchange;
 pub mod net;
+pub mod sandbox;
 pub mod secret;

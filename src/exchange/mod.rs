@@ -1,0 +1,3 @@
+//! Exchange Web Services (EWS) client.
+
+pub mod xml;
