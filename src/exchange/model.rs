@@ -1008,6 +1008,19 @@ pub fn parse_recurrence(el: &Element) -> Option<Recurrence> {
 pub fn parse_event(el: &Element) -> Option<CalendarEvent> {
     let start = el.child_text(NS_T, "Start").and_then(parse_datetime)?;
     let end = el.child_text(NS_T, "End").and_then(parse_datetime)?;
+    Some(parse_event_fields(el, start, end))
+}
+
+/// The fields present in a partial calendar item (SetItemField), Start/End defaulting to
+/// the Unix epoch when absent.
+pub fn parse_event_patch(el: &Element) -> CalendarEvent {
+    let epoch = DateTime::<Utc>::UNIX_EPOCH;
+    let start = el.child_text(NS_T, "Start").and_then(parse_datetime);
+    let end = el.child_text(NS_T, "End").and_then(parse_datetime);
+    parse_event_fields(el, start.unwrap_or(epoch), end.unwrap_or(epoch))
+}
+
+fn parse_event_fields(el: &Element, start: DateTime<Utc>, end: DateTime<Utc>) -> CalendarEvent {
     let mut e = CalendarEvent::new(start, end);
     e.item_id = el.child(NS_T, "ItemId").and_then(ItemId::parse);
     e.subject = text(el, "Subject");
@@ -1062,7 +1075,7 @@ pub fn parse_event(el: &Element) -> Option<CalendarEvent> {
         .child(NS_T, "EndTimeZone")
         .and_then(|z| z.attr("Id"))
         .map(str::to_string);
-    Some(e)
+    e
 }
 
 /// Any item element inside `m:Items` / `t:Create` etc.

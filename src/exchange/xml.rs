@@ -103,6 +103,39 @@ impl Element {
         self.child(ns, name).map(|c| c.text.as_str())
     }
 
+    /// Serialises the element with a default-namespace declaration wherever the namespace
+    /// changes, so the output stands alone (used to record and validate bodies).
+    pub fn to_xml(&self) -> String {
+        let mut out = String::new();
+        self.write_into(&mut out, "");
+        out
+    }
+
+    fn write_into(&self, out: &mut String, parent_ns: &str) {
+        out.push('<');
+        out.push_str(&self.name);
+        if self.ns != parent_ns {
+            out.push_str(" xmlns=\"");
+            out.push_str(&escape(&self.ns));
+            out.push('"');
+        }
+        for (k, v) in &self.attrs {
+            out.push(' ');
+            out.push_str(k);
+            out.push_str("=\"");
+            out.push_str(&escape(v));
+            out.push('"');
+        }
+        out.push('>');
+        out.push_str(&escape(&self.text));
+        for c in &self.children {
+            c.write_into(out, &self.ns);
+        }
+        out.push_str("</");
+        out.push_str(&self.name);
+        out.push('>');
+    }
+
     /// The first element child, whatever its name (e.g. the operation inside soap:Body).
     pub fn first_child(&self) -> Option<&Element> {
         self.children.first()
