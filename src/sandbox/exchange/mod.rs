@@ -348,8 +348,8 @@ fn soap_response(status: StatusCode, body: String) -> Response {
 }
 
 pub(crate) fn fault(shared: &Shared, code: &str, message: &str, back_off: Option<u64>) -> Response {
+    // Faults are SOAP, not EWS message bodies: they are not recorded for schema checks.
     let env = soap::fault_envelope(code, message, back_off);
-    shared.lock().bodies.push(env.clone());
     soap_response(StatusCode::INTERNAL_SERVER_ERROR, env)
 }
 
