@@ -347,7 +347,7 @@ fn soap_response(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-pub(crate) fn fault(shared: &Shared, code: &str, message: &str, back_off: Option<u64>) -> Response {
+pub(crate) fn fault(_shared: &Shared, code: &str, message: &str, back_off: Option<u64>) -> Response {
     // Faults are SOAP, not EWS message bodies: they are not recorded for schema checks.
     let env = soap::fault_envelope(code, message, back_off);
     soap_response(StatusCode::INTERNAL_SERVER_ERROR, env)

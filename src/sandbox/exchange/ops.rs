@@ -269,10 +269,16 @@ fn requested_extended(op: &Element) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-fn base_shape(op: &Element) -> String {
-    op.path(&[(NS_M, "ItemShape"), (NS_T, "BaseShape")])
-        .map(|b| b.text.trim().to_string())
-        .unwrap_or_else(|| "Default".into())
+/// True for IdOnly without AdditionalProperties: the answer carries ids only.
+fn ids_only(op: &Element) -> bool {
+    let shape = op.child(NS_M, "ItemShape");
+    let base = shape
+        .and_then(|s| s.child(NS_T, "BaseShape"))
+        .map(|b| b.text.trim().to_string());
+    let extra = shape
+        .and_then(|s| s.child(NS_T, "AdditionalProperties"))
+        .is_some_and(|a| !a.children.is_empty());
+    base.as_deref() == Some("IdOnly") && !extra
 }
 
 /// Writes an item as a response would, keeping only the requested extended properties and,
@@ -333,7 +339,7 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
             "ErrorSchemaValidation".to_string(),
             "MaxChangesReturned must be between 1 and 512.".to_string(),
         ))?;
-    let shape = base_shape(op);
+    let id_only = ids_only(op);
     let ext = requested_extended(op);
     let mut w = Writer::new();
     w.open("m:SyncFolderItemsResponse", &[]).open("m:ResponseMessages", &[]);
@@ -402,7 +408,7 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
                 let tag = if i.created_seq > since { "t:Create" } else { "t:Update" };
                 w.open(tag, &[]);
                 let item = i.current();
-                if shape == "IdOnly" {
+                if id_only {
                     write_id_only(&mut w, &item);
                 } else {
                     write_item(&mut w, &item, &ext, false);
@@ -475,7 +481,7 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
         .child(NS_M, "ParentFolderIds")
         .and_then(|p| folder_ref(&mb, p));
     let ext = requested_extended(op);
-    let id_only = base_shape(op) == "IdOnly";
+    let id_only = ids_only(op);
     let mut w = Writer::new();
     w.open("m:FindItemResponse", &[]).open("m:ResponseMessages", &[]);
     let Some(folder) = parent else {
