@@ -89,6 +89,14 @@ fn error_message(w: &mut Writer, element: &str, code: &str, text: &str) {
     w.close();
 }
 
+/// Error messages of item operations still carry an empty `m:Items` (the schema requires it,
+/// and Exchange sends `<m:Items />`).
+fn item_error_message(w: &mut Writer, element: &str, code: &str, text: &str) {
+    write_message_head(w, element, code, text);
+    w.empty("m:Items", &[]);
+    w.close();
+}
+
 fn get_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     let mb = emu.mailbox_mut(mailbox)?.clone();
     let ids = op
@@ -613,7 +621,7 @@ fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
                 write_item(&mut w, &item, &ext, true);
                 w.close().close();
             }
-            Err((code, text)) => error_message(&mut w, "m:GetItemResponseMessage", &code, &text),
+            Err((code, text)) => item_error_message(&mut w, "m:GetItemResponseMessage", &code, &text),
         }
     }
     Ok(w.finish())
@@ -657,7 +665,7 @@ fn create_item(emu: &mut Emu, mailbox: &str, op: &Element, now: DateTime<Utc>) -
                 id.write(&mut w, "t:ItemId");
                 w.close().close().close();
             }
-            Err((code, text)) => error_message(&mut w, "m:CreateItemResponseMessage", &code, &text),
+            Err((code, text)) => item_error_message(&mut w, "m:CreateItemResponseMessage", &code, &text),
         }
     }
     Ok(w.finish())
@@ -882,7 +890,7 @@ fn update_item(emu: &mut Emu, mailbox: &str, op: &Element, now: DateTime<Utc>) -
                 w.open("m:ConflictResults", &[]).leaf("t:Count", "0").close();
                 w.close();
             }
-            Err((code, text)) => error_message(&mut w, "m:UpdateItemResponseMessage", &code, &text),
+            Err((code, text)) => item_error_message(&mut w, "m:UpdateItemResponseMessage", &code, &text),
         }
     }
     Ok(w.finish())
