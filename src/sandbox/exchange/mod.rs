@@ -47,6 +47,9 @@ pub struct EmulatorOptions {
     pub back_off_ms: u64,
     /// Lifetime of the bearer tokens from the token endpoint.
     pub token_lifetime_secs: i64,
+    /// Serve POX Autodiscover (autodiscover.xml); off, it answers 404 like servers that
+    /// only offer SOAP Autodiscover.
+    pub autodiscover_pox: bool,
 }
 
 impl Default for EmulatorOptions {
@@ -59,6 +62,7 @@ impl Default for EmulatorOptions {
             max_concurrency: 27,
             back_off_ms: 5_000,
             token_lifetime_secs: 3599,
+            autodiscover_pox: true,
         }
     }
 }

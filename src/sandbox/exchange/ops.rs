@@ -1024,6 +1024,9 @@ pub(crate) async fn autodiscover_pox(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if !shared.options.autodiscover_pox {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     if authenticate(&shared, &headers).is_none() {
         return unauthorized();
     }
