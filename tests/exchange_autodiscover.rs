@@ -22,7 +22,12 @@ fn resolver(emu_url: &str, dead: &'static [&'static str]) -> HostResolver {
     })
 }
 
-fn ad_options(emu_url: &str, email: &str, dead: &'static [&'static str], max_hops: u32) -> ExchangeOptions {
+fn ad_options(
+    emu_url: &str,
+    email: &str,
+    dead: &'static [&'static str],
+    max_hops: u32,
+) -> ExchangeOptions {
     let mut o = ExchangeOptions::new(
         Endpoint::Autodiscover {
             email: email.into(),
@@ -81,7 +86,9 @@ async fn gives_up_after_the_hop_limit_with_a_clear_error() {
     assert_eq!(c.calls().get("Autodiscover"), Some(&6));
 }
 
-async fn emulator_without_pox(clock: &tether::clock::ManualClock) -> tether::sandbox::exchange::RunningEmulator {
+async fn emulator_without_pox(
+    clock: &tether::clock::ManualClock,
+) -> tether::sandbox::exchange::RunningEmulator {
     use tether::sandbox::exchange::{Emulator, EmulatorOptions, ImpersonationScope};
     let emu = Emulator::start(EmulatorOptions {
         clock: Some(Arc::new(clock.clone())),
@@ -100,7 +107,11 @@ async fn emulator_without_pox(clock: &tether::clock::ManualClock) -> tether::san
 async fn falls_back_to_soap_get_user_settings() {
     let clock = clock();
     let emu = emulator_without_pox(&clock).await;
-    let c = EwsClient::new(ad_options(emu.url(), CELIA, &[], 3), Arc::new(clock.clone())).unwrap();
+    let c = EwsClient::new(
+        ad_options(emu.url(), CELIA, &[], 3),
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
     let url = c.ews_url().await.unwrap();
     assert_eq!(url.as_str(), emu.ews_url());
     // Two POX attempts (404), then SOAP at autodiscover.<domain>.
@@ -112,8 +123,11 @@ async fn soap_redirect_address_is_followed() {
     let clock = clock();
     let emu = emulator_without_pox(&clock).await;
     emu.autodiscover_redirect("corp.org", BOB);
-    let c = EwsClient::new(ad_options(emu.url(), "rep@corp.org", &[], 4), Arc::new(clock.clone()))
-        .unwrap();
+    let c = EwsClient::new(
+        ad_options(emu.url(), "rep@corp.org", &[], 4),
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
     let url = c.ews_url().await.unwrap();
     assert_eq!(url.as_str(), emu.ews_url());
 }
@@ -122,7 +136,11 @@ async fn soap_redirect_address_is_followed() {
 async fn unknown_address_is_a_clear_error() {
     let clock = clock();
     let emu = emulator(&clock, false).await;
-    let c = EwsClient::new(ad_options(emu.url(), CELIA, &[], 3), Arc::new(clock.clone())).unwrap();
+    let c = EwsClient::new(
+        ad_options(emu.url(), CELIA, &[], 3),
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
     let err = c.autodiscover("nobody@unknown.example").await.unwrap_err();
     assert!(matches!(err, EwsError::Autodiscover(_)), "{err:?}");
     assert!(err.to_string().contains("nobody@unknown.example"), "{err}");

@@ -67,7 +67,10 @@ async fn truncated_answer_is_an_error() {
 async fn dtd_and_entity_expansion_are_refused() {
     let laughs = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>&lol2;</s:Body></s:Envelope>"#;
     let err = answer(200, laughs.as_bytes().to_vec()).await;
-    assert!(matches!(&err, EwsError::Xml(m) if m.contains("DTD")), "{err:?}");
+    assert!(
+        matches!(&err, EwsError::Xml(m) if m.contains("DTD")),
+        "{err:?}"
+    );
     let external = r#"<!DOCTYPE x SYSTEM "file:///etc/passwd"><x/>"#;
     let err = answer(200, external.as_bytes().to_vec()).await;
     assert!(matches!(err, EwsError::Xml(_)), "{err:?}");
@@ -96,7 +99,8 @@ async fn wrong_shapes_and_garbage_are_errors() {
     let err = answer(500, b"Internal Server Error".to_vec()).await;
     assert!(matches!(err, EwsError::Http { status: 500, .. }), "{err:?}");
     // A response with no messages where one was expected.
-    let empty = format!("{ENV_START}</m:ResponseMessages></m:GetFolderResponse></s:Body></s:Envelope>");
+    let empty =
+        format!("{ENV_START}</m:ResponseMessages></m:GetFolderResponse></s:Body></s:Envelope>");
     let err = answer(200, empty.into_bytes()).await;
     assert!(matches!(err, EwsError::Xml(_)), "{err:?}");
     // Invalid UTF-8 and binary noise.

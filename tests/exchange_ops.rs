@@ -37,9 +37,12 @@ fn full_contact(n: usize) -> Contact {
         categories: vec!["Customer".into()],
         ..Contact::default()
     };
-    c.phones.insert("BusinessPhone".into(), "+44 20 7946 0000".into());
-    c.phones.insert("MobilePhone".into(), "+44 7700 900000".into());
-    c.phones.insert("AssistantPhone".into(), "+44 20 7946 0001".into());
+    c.phones
+        .insert("BusinessPhone".into(), "+44 20 7946 0000".into());
+    c.phones
+        .insert("MobilePhone".into(), "+44 7700 900000".into());
+    c.phones
+        .insert("AssistantPhone".into(), "+44 20 7946 0001".into());
     c.addresses.insert(
         "Business".into(),
         PhysicalAddress {
@@ -67,25 +70,44 @@ async fn folders_get_find_create_and_exists() {
     let clock = clock();
     let emu = emulator(&clock, false).await;
     let client = client(&emu, &clock);
-    let contacts = client.get_folder(CELIA, &FolderRef::contacts()).await.unwrap();
+    let contacts = client
+        .get_folder(CELIA, &FolderRef::contacts())
+        .await
+        .unwrap();
     assert_eq!(contacts.folder_class.as_deref(), Some("IPF.Contact"));
-    assert_eq!(Some(contacts.id.id.clone()), emu.folder_id(CELIA, "contacts"));
-    let cal = client.get_folder(CELIA, &FolderRef::calendar()).await.unwrap();
+    assert_eq!(
+        Some(contacts.id.id.clone()),
+        emu.folder_id(CELIA, "contacts")
+    );
+    let cal = client
+        .get_folder(CELIA, &FolderRef::calendar())
+        .await
+        .unwrap();
     assert_eq!(cal.folder_class.as_deref(), Some("IPF.Appointment"));
 
-    assert!(client
-        .find_folder(CELIA, &FolderRef::contacts(), "Salesforce_Sync")
-        .await
-        .unwrap()
-        .is_none());
+    assert!(
+        client
+            .find_folder(CELIA, &FolderRef::contacts(), "Salesforce_Sync")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let created = client.ensure_sync_folder(CELIA).await.unwrap();
-    assert_eq!(emu.find_folder(CELIA, "Salesforce_Sync"), Some(created.id.id.clone()));
+    assert_eq!(
+        emu.find_folder(CELIA, "Salesforce_Sync"),
+        Some(created.id.id.clone())
+    );
     // Second time: found, not created again.
     let again = client.ensure_sync_folder(CELIA).await.unwrap();
     assert_eq!(again.id.id, created.id.id);
     // CreateFolder on an existing name: ErrorFolderExists means it is there.
     let exists = client
-        .create_folder(CELIA, &FolderRef::contacts(), "Salesforce_Sync", "IPF.Contact")
+        .create_folder(
+            CELIA,
+            &FolderRef::contacts(),
+            "Salesforce_Sync",
+            "IPF.Contact",
+        )
         .await
         .unwrap();
     assert!(exists.is_none());
@@ -101,7 +123,8 @@ async fn sync_1300_changes_in_exactly_three_calls_then_incremental() {
     let client = client(&emu, &clock);
     let folder = client.ensure_sync_folder(CELIA).await.unwrap();
     for i in 0..1300 {
-        emu.put_contact(CELIA, &folder.id.id, full_contact(i)).unwrap();
+        emu.put_contact(CELIA, &folder.id.id, full_contact(i))
+            .unwrap();
     }
     let mut states = Vec::new();
     let mut ids = Vec::new();
@@ -122,7 +145,13 @@ async fn sync_1300_changes_in_exactly_three_calls_then_incremental() {
 
     // No change: one call, no changes.
     let s2 = client
-        .sync_folder(CELIA, &FolderRef::from(&folder), Some(summary.sync_state.clone()), 512, |_| {})
+        .sync_folder(
+            CELIA,
+            &FolderRef::from(&folder),
+            Some(summary.sync_state.clone()),
+            512,
+            |_| {},
+        )
         .await
         .unwrap();
     assert_eq!(s2.changes, 0);
@@ -138,9 +167,15 @@ async fn sync_1300_changes_in_exactly_three_calls_then_incremental() {
     assert!(emu.delete_item(CELIA, &ids[6].id));
     let mut kinds = Vec::new();
     client
-        .sync_folder(CELIA, &FolderRef::from(&folder), Some(s2.sync_state.clone()), 512, |p| {
-            kinds.extend(p.changes.iter().map(|c| (c.kind, c.item_id.id.clone())));
-        })
+        .sync_folder(
+            CELIA,
+            &FolderRef::from(&folder),
+            Some(s2.sync_state.clone()),
+            512,
+            |p| {
+                kinds.extend(p.changes.iter().map(|c| (c.kind, c.item_id.id.clone())));
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -155,8 +190,15 @@ async fn sync_1300_changes_in_exactly_three_calls_then_incremental() {
     let got = client.get_contacts(CELIA, &ids).await.unwrap();
     assert_eq!(emu.calls("GetItem"), 26);
     assert_eq!(got.len(), 1300);
-    assert!(got[6].as_ref().is_err_and(|e| e.code == "ErrorItemNotFound"));
-    assert_eq!(got[7].as_ref().unwrap().item_id.as_ref().unwrap().id, ids[7].id);
+    assert!(
+        got[6]
+            .as_ref()
+            .is_err_and(|e| e.code == "ErrorItemNotFound")
+    );
+    assert_eq!(
+        got[7].as_ref().unwrap().item_id.as_ref().unwrap().id,
+        ids[7].id
+    );
 }
 
 #[tokio::test]
@@ -166,7 +208,8 @@ async fn invalid_sync_state_restarts_from_scratch() {
     let client = client(&emu, &clock);
     let folder = client.ensure_sync_folder(CELIA).await.unwrap();
     for i in 0..3 {
-        emu.put_contact(CELIA, &folder.id.id, full_contact(i)).unwrap();
+        emu.put_contact(CELIA, &folder.id.id, full_contact(i))
+            .unwrap();
     }
     let first = client
         .sync_folder(CELIA, &FolderRef::from(&folder), None, 512, |_| {})
@@ -175,15 +218,24 @@ async fn invalid_sync_state_restarts_from_scratch() {
     emu.inject(Fault::InvalidSyncState);
     let mut creates = 0;
     let again = client
-        .sync_folder(CELIA, &FolderRef::from(&folder), Some(first.sync_state), 512, |p| {
-            creates += p.changes.len();
-        })
+        .sync_folder(
+            CELIA,
+            &FolderRef::from(&folder),
+            Some(first.sync_state),
+            512,
+            |p| {
+                creates += p.changes.len();
+            },
+        )
         .await
         .unwrap();
     assert!(again.restarted);
     assert_eq!(creates, 3, "a restart returns every item again");
     // A state from another folder is just as invalid.
-    let other = client.get_folder(CELIA, &FolderRef::calendar()).await.unwrap();
+    let other = client
+        .get_folder(CELIA, &FolderRef::calendar())
+        .await
+        .unwrap();
     let err = client
         .sync_page(CELIA, &FolderRef::from(&other), Some(&again.sync_state), 10)
         .await
@@ -218,7 +270,9 @@ async fn contact_round_trip_preserves_every_mapped_property_and_updates_fields()
     changed.emails[1] = None;
     changed.emails[2] = Some("third@example.com".into());
     changed.phones.remove("MobilePhone");
-    changed.phones.insert("HomePhone".into(), "+1 555 0100".into());
+    changed
+        .phones
+        .insert("HomePhone".into(), "+1 555 0100".into());
     changed.addresses.get_mut("Business").unwrap().city = Some("Cambridge".into());
     changed.addresses.insert(
         "Home".into(),
@@ -236,7 +290,10 @@ async fn contact_round_trip_preserves_every_mapped_property_and_updates_fields()
         .unwrap();
     let new_id = res[0].clone().unwrap();
     assert_eq!(new_id.id, old_id.id);
-    assert_ne!(new_id.change_key, old_id.change_key, "ChangeKey changes on every write");
+    assert_ne!(
+        new_id.change_key, old_id.change_key,
+        "ChangeKey changes on every write"
+    );
     let after = client.get_contacts(CELIA, &[new_id]).await.unwrap();
     assert_eq!(comparable(after[0].clone().unwrap()), comparable(changed));
     validate_all(&emu.bodies());
@@ -266,7 +323,8 @@ fn rich_event() -> CalendarEvent {
         },
         response: None,
     }];
-    e.extended.insert(PROP_SALESFORCE_ID.into(), "00U000000000001AAA".into());
+    e.extended
+        .insert(PROP_SALESFORCE_ID.into(), "00U000000000001AAA".into());
     e
 }
 
@@ -329,14 +387,23 @@ async fn event_round_trip_time_zones_all_day_and_recurrence() {
         assert_eq!(g.organizer.as_ref().map(|m| m.email.as_str()), Some(CELIA));
         assert!(g.last_modified.is_some());
     }
-    assert!(got[0].as_ref().unwrap().is_outlook_related(), "Salesforce category");
+    assert!(
+        got[0].as_ref().unwrap().is_outlook_related(),
+        "Salesforce category"
+    );
     assert!(!got[1].as_ref().unwrap().is_outlook_related());
     let day = got[1].as_ref().unwrap().all_day_dates().unwrap();
     assert_eq!(
         day,
-        (NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(), NaiveDate::from_ymd_opt(2026, 3, 3).unwrap())
+        (
+            NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 3, 3).unwrap()
+        )
     );
-    assert_eq!(got[2].as_ref().unwrap().item_type, Some(CalendarItemType::RecurringMaster));
+    assert_eq!(
+        got[2].as_ref().unwrap().item_type,
+        Some(CalendarItemType::RecurringMaster)
+    );
 
     // Update: move the timed event, make it all-day, drop the attendees.
     let mut changed = got[0].clone().unwrap();
@@ -352,7 +419,9 @@ async fn event_round_trip_time_zones_all_day_and_recurrence() {
         .unwrap()[0]
         .clone()
         .unwrap();
-    let after = client.get_events(CELIA, &[new_id]).await.unwrap()[0].clone().unwrap();
+    let after = client.get_events(CELIA, &[new_id]).await.unwrap()[0]
+        .clone()
+        .unwrap();
     assert!(after.is_all_day);
     assert_eq!((after.start, after.end), (changed.start, changed.end));
     assert_eq!(
@@ -384,7 +453,10 @@ async fn calendar_view_expands_series_with_exceptions_and_deletions() {
     let mut monthly = CalendarEvent::new(t("2026-01-15T14:00:00Z"), t("2026-01-15T15:00:00Z"));
     monthly.subject = Some("Monthly".into());
     monthly.recurrence = Some(Recurrence {
-        pattern: Pattern::AbsoluteMonthly { interval: 1, day: 15 },
+        pattern: Pattern::AbsoluteMonthly {
+            interval: 1,
+            day: 15,
+        },
         start: NaiveDate::from_ymd_opt(2026, 1, 15).unwrap(),
         end: RangeEnd::NoEnd,
     });
@@ -407,7 +479,12 @@ async fn calendar_view_expands_series_with_exceptions_and_deletions() {
     assert!(emu.delete_occurrence(CELIA, &master.id, t("2026-01-08T09:00:00Z")));
 
     let view = client
-        .calendar_view(CELIA, t("2026-01-01T00:00:00Z"), t("2026-02-28T00:00:00Z"), 1000)
+        .calendar_view(
+            CELIA,
+            t("2026-01-01T00:00:00Z"),
+            t("2026-02-28T00:00:00Z"),
+            1000,
+        )
         .await
         .unwrap();
     let got: Vec<(String, String, Option<CalendarItemType>)> = view
@@ -444,7 +521,12 @@ async fn calendar_view_expands_series_with_exceptions_and_deletions() {
 
     // More than two years: ErrorCalendarViewRangeTooBig.
     let err = client
-        .calendar_view(CELIA, t("2026-01-01T00:00:00Z"), t("2028-06-01T00:00:00Z"), 1000)
+        .calendar_view(
+            CELIA,
+            t("2026-01-01T00:00:00Z"),
+            t("2028-06-01T00:00:00Z"),
+            1000,
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("ErrorCalendarViewRangeTooBig"));
@@ -457,8 +539,13 @@ async fn stale_change_key_is_detected_and_resolved_by_refetching() {
     let emu = emulator(&clock, false).await;
     let client = client(&emu, &clock);
     let folder = client.ensure_sync_folder(CELIA).await.unwrap();
-    let id = emu.put_contact(CELIA, &folder.id.id, full_contact(1)).unwrap();
-    let mut ours = client.get_contacts(CELIA, &[id.clone()]).await.unwrap()[0]
+    let id = emu
+        .put_contact(CELIA, &folder.id.id, full_contact(1))
+        .unwrap();
+    let mut ours = client
+        .get_contacts(CELIA, std::slice::from_ref(&id))
+        .await
+        .unwrap()[0]
         .clone()
         .unwrap();
     // The rep edits the contact in Outlook after we read it.
@@ -485,7 +572,10 @@ async fn stale_change_key_is_detected_and_resolved_by_refetching() {
         other => panic!("{other:?}"),
     }
     // Refetch, decide again (keep their department, apply our title), update.
-    let mut fresh = client.get_contacts(CELIA, &[id.clone()]).await.unwrap()[0]
+    let mut fresh = client
+        .get_contacts(CELIA, std::slice::from_ref(&id))
+        .await
+        .unwrap()[0]
         .clone()
         .unwrap();
     fresh.job_title = Some("Engineer".into());
@@ -502,7 +592,10 @@ async fn stale_change_key_is_detected_and_resolved_by_refetching() {
         other => panic!("{other:?}"),
     }
     // The injected variant (a save lands between our read and our write) behaves the same.
-    let current = client.get_contacts(CELIA, &[id.clone()]).await.unwrap()[0]
+    let current = client
+        .get_contacts(CELIA, std::slice::from_ref(&id))
+        .await
+        .unwrap()[0]
         .clone()
         .unwrap();
     emu.inject(Fault::StaleChangeKey);
@@ -521,13 +614,19 @@ async fn server_busy_back_off_is_honoured_without_sleeping() {
     emu.inject(Fault::ServerBusy { back_off_ms: 7_250 });
     emu.inject(Fault::ServerBusy { back_off_ms: 1_500 });
     let started = std::time::Instant::now();
-    let f = client.get_folder(CELIA, &FolderRef::contacts()).await.unwrap();
+    let f = client
+        .get_folder(CELIA, &FolderRef::contacts())
+        .await
+        .unwrap();
     assert_eq!(f.display_name, "Contacts");
     assert_eq!(
         clock.sleeps(),
         vec![Duration::from_millis(7_250), Duration::from_millis(1_500)]
     );
-    assert!(started.elapsed() < Duration::from_secs(5), "no real sleeping");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no real sleeping"
+    );
     assert_eq!(client.calls().get("GetFolder"), Some(&3));
 }
 
@@ -538,14 +637,23 @@ async fn unavailable_and_faults_retry_bounded_then_fail_typed() {
     let client = client(&emu, &clock);
     emu.inject(Fault::Http(503));
     emu.inject(Fault::Http(503));
-    client.get_folder(CELIA, &FolderRef::calendar()).await.unwrap();
+    client
+        .get_folder(CELIA, &FolderRef::calendar())
+        .await
+        .unwrap();
     assert_eq!(clock.sleeps().len(), 2);
     // More 503s than retries: a typed error, not a hang.
     for _ in 0..10 {
         emu.inject(Fault::Http(503));
     }
-    let err = client.get_folder(CELIA, &FolderRef::calendar()).await.unwrap_err();
-    assert!(matches!(err, tether::exchange::EwsError::Http { status: 503, .. }), "{err:?}");
+    let err = client
+        .get_folder(CELIA, &FolderRef::calendar())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tether::exchange::EwsError::Http { status: 503, .. }),
+        "{err:?}"
+    );
     // A SOAP fault is typed with its response code.
     let clock2 = common::clock();
     let emu2 = emulator(&clock2, false).await;
@@ -553,15 +661,24 @@ async fn unavailable_and_faults_retry_bounded_then_fail_typed() {
     emu2.inject(Fault::Soap {
         code: "ErrorInternalServerTransientError".into(),
     });
-    let err = client2.get_folder(CELIA, &FolderRef::calendar()).await.unwrap_err();
+    let err = client2
+        .get_folder(CELIA, &FolderRef::calendar())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("ErrorInternalServerTransientError"));
     // Connection refused: bounded retries, then a transport error.
     let mut opts = options(&emu2);
     opts.endpoint = Endpoint::Url("http://127.0.0.1:9/EWS/Exchange.asmx".parse().unwrap());
     opts.max_retries = 2;
     let dead = EwsClient::new(opts, Arc::new(clock2.clone())).unwrap();
-    let err = dead.get_folder(CELIA, &FolderRef::calendar()).await.unwrap_err();
-    assert!(matches!(err, tether::exchange::EwsError::Transport(_)), "{err:?}");
+    let err = dead
+        .get_folder(CELIA, &FolderRef::calendar())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tether::exchange::EwsError::Transport(_)),
+        "{err:?}"
+    );
     assert!(!format!("{err}").contains(PASSWORD));
 }
 
@@ -596,11 +713,13 @@ async fn impersonation_scope_gives_per_rep_errors_while_others_sync() {
     };
     let listed = EwsClient::new(opts, Arc::new(clock.clone())).unwrap();
     assert!(listed.get_folder(BOB, &FolderRef::contacts()).await.is_ok());
-    assert!(listed
-        .get_folder(CELIA, &FolderRef::contacts())
-        .await
-        .unwrap_err()
-        .is_per_rep());
+    assert!(
+        listed
+            .get_folder(CELIA, &FolderRef::contacts())
+            .await
+            .unwrap_err()
+            .is_per_rep()
+    );
 }
 
 #[tokio::test]
@@ -613,7 +732,10 @@ async fn bad_password_is_unauthorized_and_never_leaks() {
         password: Secret::new("wrong-secret-value"),
     };
     let c = EwsClient::new(opts.clone(), Arc::new(clock.clone())).unwrap();
-    let err = c.get_folder(CELIA, &FolderRef::contacts()).await.unwrap_err();
+    let err = c
+        .get_folder(CELIA, &FolderRef::contacts())
+        .await
+        .unwrap_err();
     assert!(matches!(err, tether::exchange::EwsError::Unauthorized(_)));
     assert!(!format!("{err} {err:?}").contains("wrong-secret-value"));
     assert!(!format!("{opts:?} {c:?}").contains("wrong-secret-value"));
@@ -658,7 +780,10 @@ async fn oauth_client_credentials_renews_before_expiry_and_on_401() {
         .get_folder(BOB, &FolderRef::contacts())
         .await
         .unwrap_err();
-    assert!(matches!(err, tether::exchange::EwsError::Token(_)), "{err:?}");
+    assert!(
+        matches!(err, tether::exchange::EwsError::Token(_)),
+        "{err:?}"
+    );
     assert!(!format!("{err}").contains("nope-secret"));
 }
 
@@ -680,7 +805,10 @@ async fn delete_items_and_batches_of_configured_size() {
         .collect();
     assert_eq!(emu.calls("CreateItem"), 3);
     let mut to_delete = ids[..10].to_vec();
-    to_delete.push(tether::exchange::model::ItemId::new("AAMkbm90aGVyZQ==", None));
+    to_delete.push(tether::exchange::model::ItemId::new(
+        "AAMkbm90aGVyZQ==",
+        None,
+    ));
     let res = c.delete_items(BOB, &to_delete).await.unwrap();
     assert_eq!(emu.calls("DeleteItem"), 2);
     assert!(res[..10].iter().all(Result::is_ok));

@@ -22,10 +22,18 @@ async fn every_client_request_and_emulator_response_validates() {
     let folder = client.ensure_sync_folder(CELIA).await.unwrap();
     client.ensure_sync_folder(CELIA).await.unwrap();
     client
-        .create_folder(CELIA, &FolderRef::contacts(), "Salesforce_Sync", "IPF.Contact")
+        .create_folder(
+            CELIA,
+            &FolderRef::contacts(),
+            "Salesforce_Sync",
+            "IPF.Contact",
+        )
         .await
         .unwrap();
-    client.get_folder(CELIA, &FolderRef::calendar()).await.unwrap();
+    client
+        .get_folder(CELIA, &FolderRef::calendar())
+        .await
+        .unwrap();
     let mut c = Contact {
         given_name: Some("Ada".into()),
         surname: Some("Lovelace".into()),
@@ -46,7 +54,10 @@ async fn every_client_request_and_emulator_response_validates() {
         .await
         .unwrap();
     assert_eq!(sync.pages, 2);
-    let got = client.get_contacts(CELIA, &[id.clone()]).await.unwrap();
+    let got = client
+        .get_contacts(CELIA, std::slice::from_ref(&id))
+        .await
+        .unwrap();
     let mut changed = got[0].clone().unwrap();
     changed.job_title = Some("Countess".into());
     changed.emails[0] = None;
@@ -71,7 +82,10 @@ async fn every_client_request_and_emulator_response_validates() {
     let eid = client.create_events(CELIA, &[e.clone()]).await.unwrap()[0]
         .clone()
         .unwrap();
-    let ev = client.get_events(CELIA, &[eid.clone()]).await.unwrap()[0]
+    let ev = client
+        .get_events(CELIA, std::slice::from_ref(&eid))
+        .await
+        .unwrap()[0]
         .clone()
         .unwrap();
     let mut moved = ev.clone();
@@ -88,7 +102,12 @@ async fn every_client_request_and_emulator_response_validates() {
         .await
         .unwrap();
     let view = client
-        .calendar_view(CELIA, t("2026-01-01T00:00:00Z"), t("2026-04-01T00:00:00Z"), 100)
+        .calendar_view(
+            CELIA,
+            t("2026-01-01T00:00:00Z"),
+            t("2026-04-01T00:00:00Z"),
+            100,
+        )
         .await
         .unwrap();
     client
@@ -97,11 +116,23 @@ async fn every_client_request_and_emulator_response_validates() {
         .unwrap();
     // Error responses too.
     client
-        .calendar_view(CELIA, t("2026-01-01T00:00:00Z"), t("2029-01-01T00:00:00Z"), 10)
+        .calendar_view(
+            CELIA,
+            t("2026-01-01T00:00:00Z"),
+            t("2029-01-01T00:00:00Z"),
+            10,
+        )
         .await
         .unwrap_err();
     client
-        .delete_items(CELIA, &[id, eid, tether::exchange::model::ItemId::new("AAMkZ29uZQ==", None)])
+        .delete_items(
+            CELIA,
+            &[
+                id,
+                eid,
+                tether::exchange::model::ItemId::new("AAMkZ29uZQ==", None),
+            ],
+        )
         .await
         .unwrap();
     let bodies = emu.bodies();

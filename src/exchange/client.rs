@@ -404,10 +404,9 @@ impl EwsClient {
                     .await
                     .map_err(|e| EwsError::Token(format!("{token_url}: {}", e.without_url())))?;
                 let status = resp.status();
-                let body: serde_json::Value = resp
-                    .json()
-                    .await
-                    .map_err(|_| EwsError::Token(format!("{token_url} answered HTTP {status} without JSON")))?;
+                let body: serde_json::Value = resp.json().await.map_err(|_| {
+                    EwsError::Token(format!("{token_url} answered HTTP {status} without JSON"))
+                })?;
                 if !status.is_success() {
                     let err = body["error"].as_str().unwrap_or("unknown error");
                     return Err(EwsError::Token(format!(
@@ -419,10 +418,7 @@ impl EwsClient {
                     .ok_or_else(|| EwsError::Token("no access_token in the answer".into()))?;
                 let expires_in = body["expires_in"].as_i64().unwrap_or(3600);
                 let secret = Secret::new(access);
-                *tok = Some((
-                    secret.clone(),
-                    now + chrono::Duration::seconds(expires_in),
-                ));
+                *tok = Some((secret.clone(), now + chrono::Duration::seconds(expires_in)));
                 Ok(format!("Bearer {}", secret.expose()))
             }
         }
@@ -580,7 +576,12 @@ impl EwsClient {
     }
 
     /// A single-message operation: an Error message becomes `EwsError::Response`.
-    async fn call_one(&self, op: &str, mailbox: Option<&str>, body: &str) -> Result<ResponseMessage, EwsError> {
+    async fn call_one(
+        &self,
+        op: &str,
+        mailbox: Option<&str>,
+        body: &str,
+    ) -> Result<ResponseMessage, EwsError> {
         let mut msgs = self.call_messages(op, mailbox, body, 1).await?;
         let m = msgs.remove(0);
         if m.is_error() {
@@ -703,10 +704,19 @@ impl EwsClient {
         }
     }
 
-    async fn autodiscover_post(&self, url: &Url, body: String, soap: bool) -> Result<(u16, Vec<u8>, Option<String>), EwsError> {
+    async fn autodiscover_post(
+        &self,
+        url: &Url,
+        body: String,
+        soap: bool,
+    ) -> Result<(u16, Vec<u8>, Option<String>), EwsError> {
         self.count("Autodiscover");
         let auth = self.authorization(false).await?;
-        let ct = if soap { "text/xml; charset=utf-8" } else { "text/xml" };
+        let ct = if soap {
+            "text/xml; charset=utf-8"
+        } else {
+            "text/xml"
+        };
         let resp = self
             .http
             .post(url.clone())
@@ -752,8 +762,18 @@ impl EwsClient {
             .find(|c| c.name == "Response")
             .ok_or_else(|| EwsError::Xml("Autodiscover answer without Response".into()))?;
         if let Some(err) = resp.children.iter().find(|c| c.name == "Error") {
-            let code = err.children.iter().find(|c| c.name == "ErrorCode").map(|c| c.text.clone()).unwrap_or_default();
-            let msg = err.children.iter().find(|c| c.name == "Message").map(|c| c.text.clone()).unwrap_or_default();
+            let code = err
+                .children
+                .iter()
+                .find(|c| c.name == "ErrorCode")
+                .map(|c| c.text.clone())
+                .unwrap_or_default();
+            let msg = err
+                .children
+                .iter()
+                .find(|c| c.name == "Message")
+                .map(|c| c.text.clone())
+                .unwrap_or_default();
             return Err(EwsError::Autodiscover(format!("error {code}: {msg}")));
         }
         let account = resp
@@ -770,7 +790,8 @@ impl EwsClient {
                 .map(Discovered::RedirectUrl)
                 .ok_or_else(|| EwsError::Xml("redirectUrl without a URL".into())),
             _ => {
-                let protos: Vec<&Element> = account.children_named(NS_AD_RESP_A, "Protocol").collect();
+                let protos: Vec<&Element> =
+                    account.children_named(NS_AD_RESP_A, "Protocol").collect();
                 // EXPR is the outside-facing endpoint; EXCH the internal one.
                 for kind in ["EXPR", "EXCH"] {
                     if let Some(u) = protos
@@ -782,7 +803,9 @@ impl EwsClient {
                         return Ok(Discovered::Url(u));
                     }
                 }
-                Err(EwsError::Autodiscover("the answer carries no EwsUrl".into()))
+                Err(EwsError::Autodiscover(
+                    "the answer carries no EwsUrl".into(),
+                ))
             }
         }
     }
@@ -816,13 +839,21 @@ impl EwsClient {
             .and_then(|r| r.child(NS_AD_SOAP, "UserResponses"))
             .and_then(|u| u.child(NS_AD_SOAP, "UserResponse"))
             .ok_or_else(|| EwsError::Xml("GetUserSettings answer without UserResponse".into()))?;
-        let code = user.child_text(NS_AD_SOAP, "ErrorCode").unwrap_or("").trim();
-        let target = user.child_text(NS_AD_SOAP, "RedirectTarget").map(|t| t.trim().to_string());
+        let code = user
+            .child_text(NS_AD_SOAP, "ErrorCode")
+            .unwrap_or("")
+            .trim();
+        let target = user
+            .child_text(NS_AD_SOAP, "RedirectTarget")
+            .map(|t| t.trim().to_string());
         match code {
             "NoError" => {
                 let settings = user
                     .child(NS_AD_SOAP, "UserSettings")
-                    .map(|s| s.children_named(NS_AD_SOAP, "UserSetting").collect::<Vec<_>>())
+                    .map(|s| {
+                        s.children_named(NS_AD_SOAP, "UserSetting")
+                            .collect::<Vec<_>>()
+                    })
                     .unwrap_or_default();
                 for name in ["ExternalEwsUrl", "InternalEwsUrl"] {
                     if let Some(u) = settings
@@ -834,7 +865,9 @@ impl EwsClient {
                         return Ok(Discovered::Url(u));
                     }
                 }
-                Err(EwsError::Autodiscover("GetUserSettings returned no EWS URL".into()))
+                Err(EwsError::Autodiscover(
+                    "GetUserSettings returned no EWS URL".into(),
+                ))
             }
             "RedirectAddress" => target
                 .map(Discovered::RedirectAddr)
@@ -859,13 +892,21 @@ impl EwsClient {
     }
 
     /// GetFolder for a folder (e.g. `FolderRef::contacts()`).
-    pub async fn get_folder(&self, mailbox: &str, folder: &FolderRef) -> Result<FolderInfo, EwsError> {
+    pub async fn get_folder(
+        &self,
+        mailbox: &str,
+        folder: &FolderRef,
+    ) -> Result<FolderInfo, EwsError> {
         let mut w = Writer::new();
         w.open("m:GetFolder", &[]);
-        w.open("m:FolderShape", &[]).leaf("t:BaseShape", "Default").close();
+        w.open("m:FolderShape", &[])
+            .leaf("t:BaseShape", "Default")
+            .close();
         w.open("m:FolderIds", &[]);
         folder.write(&mut w);
-        let m = self.call_one("GetFolder", Some(mailbox), &w.finish()).await?;
+        let m = self
+            .call_one("GetFolder", Some(mailbox), &w.finish())
+            .await?;
         m.element
             .child(NS_M, "Folders")
             .and_then(|f| f.first_child())
@@ -874,33 +915,62 @@ impl EwsClient {
     }
 
     /// FindFolder by display name directly under `parent`.
-    pub async fn find_folder(&self, mailbox: &str, parent: &FolderRef, name: &str) -> Result<Option<FolderInfo>, EwsError> {
+    pub async fn find_folder(
+        &self,
+        mailbox: &str,
+        parent: &FolderRef,
+        name: &str,
+    ) -> Result<Option<FolderInfo>, EwsError> {
         let mut w = Writer::new();
         w.open("m:FindFolder", &[("Traversal", "Shallow")]);
-        w.open("m:FolderShape", &[]).leaf("t:BaseShape", "Default").close();
+        w.open("m:FolderShape", &[])
+            .leaf("t:BaseShape", "Default")
+            .close();
         w.open("m:Restriction", &[]).open("t:IsEqualTo", &[]);
         w.empty("t:FieldURI", &[("FieldURI", "folder:DisplayName")]);
-        w.open("t:FieldURIOrConstant", &[]).empty("t:Constant", &[("Value", name)]).close();
+        w.open("t:FieldURIOrConstant", &[])
+            .empty("t:Constant", &[("Value", name)])
+            .close();
         w.close().close();
         w.open("m:ParentFolderIds", &[]);
         parent.write(&mut w);
-        let m = self.call_one("FindFolder", Some(mailbox), &w.finish()).await?;
+        let m = self
+            .call_one("FindFolder", Some(mailbox), &w.finish())
+            .await?;
         Ok(m.element
             .path(&[(NS_M, "RootFolder"), (NS_T, "Folders")])
-            .and_then(|f| f.children.iter().filter_map(Self::parse_folder).find(|f| f.display_name.eq_ignore_ascii_case(name))))
+            .and_then(|f| {
+                f.children
+                    .iter()
+                    .filter_map(Self::parse_folder)
+                    .find(|f| f.display_name.eq_ignore_ascii_case(name))
+            }))
     }
 
     /// CreateFolder; `Ok(None)` when it already exists (ErrorFolderExists).
-    pub async fn create_folder(&self, mailbox: &str, parent: &FolderRef, name: &str, class: &str) -> Result<Option<FolderInfo>, EwsError> {
+    pub async fn create_folder(
+        &self,
+        mailbox: &str,
+        parent: &FolderRef,
+        name: &str,
+        class: &str,
+    ) -> Result<Option<FolderInfo>, EwsError> {
         let mut w = Writer::new();
         w.open("m:CreateFolder", &[]);
         w.open("m:ParentFolderId", &[]);
         parent.write(&mut w);
         w.close();
-        let el = if class == "IPF.Contact" { "t:ContactsFolder" } else { "t:Folder" };
+        let el = if class == "IPF.Contact" {
+            "t:ContactsFolder"
+        } else {
+            "t:Folder"
+        };
         w.open("m:Folders", &[]).open(el, &[]);
         w.leaf("t:FolderClass", class).leaf("t:DisplayName", name);
-        match self.call_one("CreateFolder", Some(mailbox), &w.finish()).await {
+        match self
+            .call_one("CreateFolder", Some(mailbox), &w.finish())
+            .await
+        {
             Ok(m) => Ok(m
                 .element
                 .child(NS_M, "Folders")
@@ -919,10 +989,16 @@ impl EwsClient {
     /// The rep's `Salesforce_Sync` folder under Contacts, created when missing.
     pub async fn ensure_sync_folder(&self, mailbox: &str) -> Result<FolderInfo, EwsError> {
         const NAME: &str = "Salesforce_Sync";
-        if let Some(f) = self.find_folder(mailbox, &FolderRef::contacts(), NAME).await? {
+        if let Some(f) = self
+            .find_folder(mailbox, &FolderRef::contacts(), NAME)
+            .await?
+        {
             return Ok(f);
         }
-        if let Some(f) = self.create_folder(mailbox, &FolderRef::contacts(), NAME, "IPF.Contact").await? {
+        if let Some(f) = self
+            .create_folder(mailbox, &FolderRef::contacts(), NAME, "IPF.Contact")
+            .await?
+        {
             return Ok(f);
         }
         // ErrorFolderExists: created meanwhile (another run); it is there.
@@ -938,11 +1014,19 @@ impl EwsClient {
     // Changes
 
     /// One SyncFolderItems call (ids only; fetch the items with GetItem).
-    pub async fn sync_page(&self, mailbox: &str, folder: &FolderRef, state: Option<&str>, max_changes: u16) -> Result<SyncPage, EwsError> {
+    pub async fn sync_page(
+        &self,
+        mailbox: &str,
+        folder: &FolderRef,
+        state: Option<&str>,
+        max_changes: u16,
+    ) -> Result<SyncPage, EwsError> {
         let max = max_changes.clamp(1, 512);
         let mut w = Writer::new();
         w.open("m:SyncFolderItems", &[]);
-        w.open("m:ItemShape", &[]).leaf("t:BaseShape", "IdOnly").close();
+        w.open("m:ItemShape", &[])
+            .leaf("t:BaseShape", "IdOnly")
+            .close();
         w.open("m:SyncFolderId", &[]);
         folder.write(&mut w);
         w.close();
@@ -951,7 +1035,9 @@ impl EwsClient {
         }
         w.leaf("m:MaxChangesReturned", &max.to_string());
         w.leaf("m:SyncScope", "NormalItems");
-        let m = self.call_one("SyncFolderItems", Some(mailbox), &w.finish()).await?;
+        let m = self
+            .call_one("SyncFolderItems", Some(mailbox), &w.finish())
+            .await?;
         let sync_state = m
             .element
             .child_text(NS_M, "SyncState")
@@ -962,7 +1048,9 @@ impl EwsClient {
             .element
             .child_text(NS_M, "IncludesLastItemInRange")
             .and_then(xml::parse_bool)
-            .ok_or_else(|| EwsError::Xml("SyncFolderItems answer without IncludesLastItemInRange".into()))?;
+            .ok_or_else(|| {
+                EwsError::Xml("SyncFolderItems answer without IncludesLastItemInRange".into())
+            })?;
         let mut changes = Vec::new();
         if let Some(list) = m.element.child(NS_M, "Changes") {
             for c in list.children.iter().filter(|c| c.ns == NS_T) {
@@ -986,7 +1074,11 @@ impl EwsClient {
                     None => (ItemKind::Other, None),
                 };
                 if let Some(item_id) = id_el.and_then(ItemId::parse) {
-                    changes.push(SyncChange { kind, item_kind, item_id });
+                    changes.push(SyncChange {
+                        kind,
+                        item_kind,
+                        item_id,
+                    });
                 }
             }
         }
@@ -1000,7 +1092,14 @@ impl EwsClient {
     /// SyncFolderItems until IncludesLastItemInRange, handing each page to `on_page` (which
     /// should persist its SyncState). A refused state (ErrorInvalidSyncStateData) restarts
     /// once from nothing.
-    pub async fn sync_folder<F>(&self, mailbox: &str, folder: &FolderRef, state: Option<String>, max_changes: u16, mut on_page: F) -> Result<SyncSummary, EwsError>
+    pub async fn sync_folder<F>(
+        &self,
+        mailbox: &str,
+        folder: &FolderRef,
+        state: Option<String>,
+        max_changes: u16,
+        mut on_page: F,
+    ) -> Result<SyncSummary, EwsError>
     where
         F: FnMut(&SyncPage),
     {
@@ -1013,8 +1112,15 @@ impl EwsClient {
         };
         // 1,000,000 items / 512 per page: a hard stop against a server that never ends.
         for _ in 0..2_000 {
-            let page = match self.sync_page(mailbox, folder, state.as_deref(), max_changes).await {
-                Err(e) if e.code() == Some("ErrorInvalidSyncStateData") && !summary.restarted && state.is_some() => {
+            let page = match self
+                .sync_page(mailbox, folder, state.as_deref(), max_changes)
+                .await
+            {
+                Err(e)
+                    if e.code() == Some("ErrorInvalidSyncStateData")
+                        && !summary.restarted
+                        && state.is_some() =>
+                {
                     summary.restarted = true;
                     state = None;
                     continue;
@@ -1030,13 +1136,21 @@ impl EwsClient {
                 return Ok(summary);
             }
         }
-        Err(EwsError::Xml("SyncFolderItems never reported the last page".into()))
+        Err(EwsError::Xml(
+            "SyncFolderItems never reported the last page".into(),
+        ))
     }
 
     /// FindItem with a CalendarView: singles, occurrences and exceptions overlapping
     /// [start, end) in the default calendar (recurring masters are expanded by the server).
     /// Returns the summary properties; fetch bodies and attendees with `get_events`.
-    pub async fn calendar_view(&self, mailbox: &str, start: DateTime<Utc>, end: DateTime<Utc>, max_entries: u32) -> Result<Vec<CalendarEvent>, EwsError> {
+    pub async fn calendar_view(
+        &self,
+        mailbox: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        max_entries: u32,
+    ) -> Result<Vec<CalendarEvent>, EwsError> {
         let mut w = Writer::new();
         w.open("m:FindItem", &[("Traversal", "Shallow")]);
         w.open("m:ItemShape", &[]).leaf("t:BaseShape", "IdOnly");
@@ -1057,20 +1171,35 @@ impl EwsClient {
         );
         w.open("m:ParentFolderIds", &[]);
         FolderRef::calendar().write(&mut w);
-        let m = self.call_one("FindItem", Some(mailbox), &w.finish()).await?;
+        let m = self
+            .call_one("FindItem", Some(mailbox), &w.finish())
+            .await?;
         Ok(m.element
             .path(&[(NS_M, "RootFolder"), (NS_T, "Items")])
-            .map(|items| items.children.iter().filter_map(model::parse_event).collect())
+            .map(|items| {
+                items
+                    .children
+                    .iter()
+                    .filter_map(model::parse_event)
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
     /// The recurring master of an occurrence or exception.
-    pub async fn recurring_master(&self, mailbox: &str, occurrence: &ItemId) -> Result<CalendarEvent, EwsError> {
+    pub async fn recurring_master(
+        &self,
+        mailbox: &str,
+        occurrence: &ItemId,
+    ) -> Result<CalendarEvent, EwsError> {
         let mut w = Writer::new();
         w.open("m:GetItem", &[]);
         Self::item_shape(&mut w, EVENT_FIELDS);
         w.open("m:ItemIds", &[]);
-        w.empty("t:RecurringMasterItemId", &[("OccurrenceId", &occurrence.id)]);
+        w.empty(
+            "t:RecurringMasterItemId",
+            &[("OccurrenceId", &occurrence.id)],
+        );
         let m = self.call_one("GetItem", Some(mailbox), &w.finish()).await?;
         m.element
             .child(NS_M, "Items")
@@ -1095,7 +1224,12 @@ impl EwsClient {
         w.close().close();
     }
 
-    async fn get_items(&self, mailbox: &str, ids: &[ItemId], fields: &[&str]) -> Result<Vec<ItemResult<Item>>, EwsError> {
+    async fn get_items(
+        &self,
+        mailbox: &str,
+        ids: &[ItemId],
+        fields: &[&str],
+    ) -> Result<Vec<ItemResult<Item>>, EwsError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(self.opts.batch_size) {
             let mut w = Writer::new();
@@ -1107,7 +1241,9 @@ impl EwsClient {
                 // older one.
                 w.empty("t:ItemId", &[("Id", &id.id)]);
             }
-            let msgs = self.call_messages("GetItem", Some(mailbox), &w.finish(), chunk.len()).await?;
+            let msgs = self
+                .call_messages("GetItem", Some(mailbox), &w.finish(), chunk.len())
+                .await?;
             for m in msgs {
                 if m.is_error() {
                     out.push(Err(m.error()));
@@ -1126,7 +1262,11 @@ impl EwsClient {
     }
 
     /// GetItem for contacts, in batches; one result per id, in order.
-    pub async fn get_contacts(&self, mailbox: &str, ids: &[ItemId]) -> Result<Vec<ItemResult<Contact>>, EwsError> {
+    pub async fn get_contacts(
+        &self,
+        mailbox: &str,
+        ids: &[ItemId],
+    ) -> Result<Vec<ItemResult<Contact>>, EwsError> {
         Ok(self
             .get_items(mailbox, ids, CONTACT_FIELDS)
             .await?
@@ -1142,7 +1282,11 @@ impl EwsClient {
     }
 
     /// GetItem for calendar items, in batches; one result per id, in order.
-    pub async fn get_events(&self, mailbox: &str, ids: &[ItemId]) -> Result<Vec<ItemResult<CalendarEvent>>, EwsError> {
+    pub async fn get_events(
+        &self,
+        mailbox: &str,
+        ids: &[ItemId],
+    ) -> Result<Vec<ItemResult<CalendarEvent>>, EwsError> {
         Ok(self
             .get_items(mailbox, ids, EVENT_FIELDS)
             .await?
@@ -1177,7 +1321,12 @@ impl EwsClient {
     }
 
     /// CreateItem for contacts in `folder`, in batches.
-    pub async fn create_contacts(&self, mailbox: &str, folder: &FolderRef, contacts: &[Contact]) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
+    pub async fn create_contacts(
+        &self,
+        mailbox: &str,
+        folder: &FolderRef,
+        contacts: &[Contact],
+    ) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
         let mut out = Vec::with_capacity(contacts.len());
         for chunk in contacts.chunks(self.opts.batch_size) {
             let mut w = Writer::new();
@@ -1189,14 +1338,20 @@ impl EwsClient {
             for c in chunk {
                 model::write_contact(&mut w, c, model::Mode::Request);
             }
-            let msgs = self.call_messages("CreateItem", Some(mailbox), &w.finish(), chunk.len()).await?;
+            let msgs = self
+                .call_messages("CreateItem", Some(mailbox), &w.finish(), chunk.len())
+                .await?;
             out.extend(Self::parse_ids(msgs));
         }
         Ok(out)
     }
 
     /// CreateItem for events in the default calendar, in batches, never sending invitations.
-    pub async fn create_events(&self, mailbox: &str, events: &[CalendarEvent]) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
+    pub async fn create_events(
+        &self,
+        mailbox: &str,
+        events: &[CalendarEvent],
+    ) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
         let mut out = Vec::with_capacity(events.len());
         for chunk in events.chunks(self.opts.batch_size) {
             let mut w = Writer::new();
@@ -1208,17 +1363,27 @@ impl EwsClient {
             for e in chunk {
                 model::write_event(&mut w, e, model::Mode::Request);
             }
-            let msgs = self.call_messages("CreateItem", Some(mailbox), &w.finish(), chunk.len()).await?;
+            let msgs = self
+                .call_messages("CreateItem", Some(mailbox), &w.finish(), chunk.len())
+                .await?;
             out.extend(Self::parse_ids(msgs));
         }
         Ok(out)
     }
 
-    fn set_or_delete(w: &mut Writer, uri: (&str, Option<&str>), present: bool, write_value: impl FnOnce(&mut Writer)) {
+    fn set_or_delete(
+        w: &mut Writer,
+        uri: (&str, Option<&str>),
+        present: bool,
+        write_value: impl FnOnce(&mut Writer),
+    ) {
         let (field, index) = uri;
         let write_uri = |w: &mut Writer| match index {
             Some(i) => {
-                w.empty("t:IndexedFieldURI", &[("FieldURI", field), ("FieldIndex", i)]);
+                w.empty(
+                    "t:IndexedFieldURI",
+                    &[("FieldURI", field), ("FieldIndex", i)],
+                );
             }
             None => {
                 w.empty("t:FieldURI", &[("FieldURI", field)]);
@@ -1253,13 +1418,18 @@ impl EwsClient {
             ("contacts:Surname", c.surname.is_some()),
         ];
         for (f, present) in simple {
-            Self::set_or_delete(w, (f, None), present, |w| model::write_contact_field(w, c, f));
+            Self::set_or_delete(w, (f, None), present, |w| {
+                model::write_contact_field(w, c, f)
+            });
         }
         for (i, key) in EMAIL_KEYS.iter().enumerate() {
             let f = format!("contacts:EmailAddress/{key}");
-            Self::set_or_delete(w, ("contacts:EmailAddress", Some(key)), c.emails[i].is_some(), |w| {
-                model::write_contact_field(w, c, &f)
-            });
+            Self::set_or_delete(
+                w,
+                ("contacts:EmailAddress", Some(key)),
+                c.emails[i].is_some(),
+                |w| model::write_contact_field(w, c, &f),
+            );
         }
         let mut phone_keys: Vec<&str> = MAPPED_PHONE_KEYS.to_vec();
         for k in c.phones.keys() {
@@ -1269,16 +1439,21 @@ impl EwsClient {
         }
         for key in phone_keys {
             let f = format!("contacts:PhoneNumber/{key}");
-            Self::set_or_delete(w, ("contacts:PhoneNumber", Some(key)), c.phones.contains_key(key), |w| {
-                model::write_contact_field(w, c, &f)
-            });
+            Self::set_or_delete(
+                w,
+                ("contacts:PhoneNumber", Some(key)),
+                c.phones.contains_key(key),
+                |w| model::write_contact_field(w, c, &f),
+            );
         }
         for key in ADDRESS_KEYS {
             for part in ADDRESS_PARTS {
                 let uri = format!("contacts:PhysicalAddress:{part}");
                 let f = format!("{uri}/{key}");
                 let present = c.addresses.get(key).and_then(|a| a.part(part)).is_some();
-                Self::set_or_delete(w, (&uri, Some(key)), present, |w| model::write_contact_field(w, c, &f));
+                Self::set_or_delete(w, (&uri, Some(key)), present, |w| {
+                    model::write_contact_field(w, c, &f)
+                });
             }
         }
         for (name, value) in &c.extended {
@@ -1294,7 +1469,10 @@ impl EwsClient {
         // Time zones first: Exchange interprets Start/End and all-day with them.
         let fields: [(&str, bool); 14] = [
             ("calendar:StartTimeZone", e.start_time_zone.is_some()),
-            ("calendar:EndTimeZone", e.start_time_zone.is_some() || e.end_time_zone.is_some()),
+            (
+                "calendar:EndTimeZone",
+                e.start_time_zone.is_some() || e.end_time_zone.is_some(),
+            ),
             ("item:Subject", e.subject.is_some()),
             ("item:Sensitivity", e.sensitivity.is_some()),
             ("item:Body", e.body.is_some()),
@@ -1304,8 +1482,14 @@ impl EwsClient {
             ("calendar:IsAllDayEvent", true),
             ("calendar:LegacyFreeBusyStatus", e.free_busy.is_some()),
             ("calendar:Location", e.location.is_some()),
-            ("calendar:RequiredAttendees", !e.required_attendees.is_empty()),
-            ("calendar:OptionalAttendees", !e.optional_attendees.is_empty()),
+            (
+                "calendar:RequiredAttendees",
+                !e.required_attendees.is_empty(),
+            ),
+            (
+                "calendar:OptionalAttendees",
+                !e.optional_attendees.is_empty(),
+            ),
             ("calendar:Recurrence", e.recurrence.is_some()),
         ];
         for (f, present) in fields {
@@ -1324,7 +1508,13 @@ impl EwsClient {
         }
     }
 
-    async fn update_items<T>(&self, mailbox: &str, items: &[(ItemId, T)], calendar: bool, updates: fn(&mut Writer, &T)) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
+    async fn update_items<T>(
+        &self,
+        mailbox: &str,
+        items: &[(ItemId, T)],
+        calendar: bool,
+        updates: fn(&mut Writer, &T),
+    ) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
         let mut out = Vec::with_capacity(items.len());
         for chunk in items.chunks(self.opts.batch_size) {
             let mut w = Writer::new();
@@ -1341,7 +1531,9 @@ impl EwsClient {
                 updates(&mut w, item);
                 w.close().close();
             }
-            let msgs = self.call_messages("UpdateItem", Some(mailbox), &w.finish(), chunk.len()).await?;
+            let msgs = self
+                .call_messages("UpdateItem", Some(mailbox), &w.finish(), chunk.len())
+                .await?;
             out.extend(Self::parse_ids(msgs));
         }
         Ok(out)
@@ -1351,30 +1543,52 @@ impl EwsClient {
     /// when the record has none. The ItemId must carry the ChangeKey the decision was based
     /// on; a stale one comes back as ErrorIrresolvableConflict (`ItemError::is_conflict`):
     /// refetch and decide again.
-    pub async fn update_contacts(&self, mailbox: &str, items: &[(ItemId, Contact)]) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
-        self.update_items(mailbox, items, false, Self::contact_updates).await
+    pub async fn update_contacts(
+        &self,
+        mailbox: &str,
+        items: &[(ItemId, Contact)],
+    ) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
+        self.update_items(mailbox, items, false, Self::contact_updates)
+            .await
     }
 
     /// UpdateItem for events, never sending updates to attendees.
-    pub async fn update_events(&self, mailbox: &str, items: &[(ItemId, CalendarEvent)]) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
-        self.update_items(mailbox, items, true, Self::event_updates).await
+    pub async fn update_events(
+        &self,
+        mailbox: &str,
+        items: &[(ItemId, CalendarEvent)],
+    ) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
+        self.update_items(mailbox, items, true, Self::event_updates)
+            .await
     }
 
     /// DeleteItem (to Deleted Items), in batches, never sending cancellations.
-    pub async fn delete_items(&self, mailbox: &str, ids: &[ItemId]) -> Result<Vec<ItemResult<()>>, EwsError> {
+    pub async fn delete_items(
+        &self,
+        mailbox: &str,
+        ids: &[ItemId],
+    ) -> Result<Vec<ItemResult<()>>, EwsError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(self.opts.batch_size) {
             let mut w = Writer::new();
             w.open(
                 "m:DeleteItem",
-                &[("DeleteType", "MoveToDeletedItems"), ("SendMeetingCancellations", "SendToNone")],
+                &[
+                    ("DeleteType", "MoveToDeletedItems"),
+                    ("SendMeetingCancellations", "SendToNone"),
+                ],
             );
             w.open("m:ItemIds", &[]);
             for id in chunk {
                 w.empty("t:ItemId", &[("Id", &id.id)]);
             }
-            let msgs = self.call_messages("DeleteItem", Some(mailbox), &w.finish(), chunk.len()).await?;
-            out.extend(msgs.into_iter().map(|m| if m.is_error() { Err(m.error()) } else { Ok(()) }));
+            let msgs = self
+                .call_messages("DeleteItem", Some(mailbox), &w.finish(), chunk.len())
+                .await?;
+            out.extend(
+                msgs.into_iter()
+                    .map(|m| if m.is_error() { Err(m.error()) } else { Ok(()) }),
+            );
         }
         Ok(out)
     }

@@ -67,7 +67,9 @@ impl fmt::Display for EwsError {
             EwsError::Config(m) => write!(f, "Exchange configuration: {m}"),
             EwsError::Transport(m) => write!(f, "cannot reach Exchange: {m}"),
             EwsError::Unauthorized(m) => write!(f, "Exchange refused the credentials: {m}"),
-            EwsError::Http { status, detail } => write!(f, "Exchange answered HTTP {status}: {detail}"),
+            EwsError::Http { status, detail } => {
+                write!(f, "Exchange answered HTTP {status}: {detail}")
+            }
             EwsError::Xml(m) => write!(f, "unreadable answer from Exchange: {m}"),
             EwsError::Fault { code, message, .. } => write!(f, "Exchange fault {code}: {message}"),
             EwsError::Response { code, message } => write!(f, "Exchange error {code}: {message}"),

@@ -174,10 +174,33 @@ macro_rules! string_enum {
     };
 }
 
-string_enum!(Sensitivity { Normal, Personal, Private, Confidential });
-string_enum!(FreeBusy { Free, Tentative, Busy, OOF, WorkingElsewhere, NoData });
-string_enum!(CalendarItemType { Single, Occurrence, Exception, RecurringMaster });
-string_enum!(WeekIndex { First, Second, Third, Fourth, Last });
+string_enum!(Sensitivity {
+    Normal,
+    Personal,
+    Private,
+    Confidential
+});
+string_enum!(FreeBusy {
+    Free,
+    Tentative,
+    Busy,
+    OOF,
+    WorkingElsewhere,
+    NoData
+});
+string_enum!(CalendarItemType {
+    Single,
+    Occurrence,
+    Exception,
+    RecurringMaster
+});
+string_enum!(WeekIndex {
+    First,
+    Second,
+    Third,
+    Fourth,
+    Last
+});
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pattern {
@@ -742,7 +765,10 @@ fn write_event_fields(w: &mut Writer, e: &CalendarEvent, mode: Mode, only: Optio
         w.leaf("t:OriginalStart", &fmt_datetime(o));
     }
     if want("calendar:IsAllDayEvent") {
-        w.leaf("t:IsAllDayEvent", if e.is_all_day { "true" } else { "false" });
+        w.leaf(
+            "t:IsAllDayEvent",
+            if e.is_all_day { "true" } else { "false" },
+        );
     }
     if want("calendar:LegacyFreeBusyStatus")
         && let Some(f) = e.free_busy
@@ -830,9 +856,10 @@ fn parse_extended(el: &Element) -> BTreeMap<String, String> {
         let Some(uri) = p.child(NS_T, "ExtendedFieldURI") else {
             continue;
         };
-        let (Some("PublicStrings"), Some(name)) =
-            (uri.attr("DistinguishedPropertySetId"), uri.attr("PropertyName"))
-        else {
+        let (Some("PublicStrings"), Some(name)) = (
+            uri.attr("DistinguishedPropertySetId"),
+            uri.attr("PropertyName"),
+        ) else {
             continue;
         };
         if let Some(v) = p.child_text(NS_T, "Value") {
@@ -862,9 +889,7 @@ pub fn parse_contact(el: &Element) -> Contact {
         nickname: text(el, "Nickname"),
         company_name: text(el, "CompanyName"),
         assistant_name: text(el, "AssistantName"),
-        birthday: el
-            .child_text(NS_T, "Birthday")
-            .and_then(|s| parse_date(s)),
+        birthday: el.child_text(NS_T, "Birthday").and_then(parse_date),
         department: text(el, "Department"),
         job_title: text(el, "JobTitle"),
         surname: text(el, "Surname"),
@@ -943,7 +968,10 @@ pub fn parse_recurrence(el: &Element) -> Option<Recurrence> {
         }
         let interval = || num(c, "Interval").filter(|i| *i >= 1);
         let weekday = || c.child_text(NS_T, "DaysOfWeek").and_then(parse_weekday);
-        let index = || c.child_text(NS_T, "DayOfWeekIndex").and_then(WeekIndex::parse);
+        let index = || {
+            c.child_text(NS_T, "DayOfWeekIndex")
+                .and_then(WeekIndex::parse)
+        };
         let month = || c.child_text(NS_T, "Month").and_then(parse_month);
         let p = match c.name.as_str() {
             "DailyRecurrence" => Some(Pattern::Daily {
@@ -989,7 +1017,9 @@ pub fn parse_recurrence(el: &Element) -> Option<Recurrence> {
                 start()?,
                 RangeEnd::EndDate(c.child_text(NS_T, "EndDate").and_then(parse_date)?),
             )),
-            "NumberedRecurrence" => Some((start()?, RangeEnd::Count(num(c, "NumberOfOccurrences")?))),
+            "NumberedRecurrence" => {
+                Some((start()?, RangeEnd::Count(num(c, "NumberOfOccurrences")?)))
+            }
             _ => None,
         };
         if r.is_some() {
@@ -1024,7 +1054,9 @@ fn parse_event_fields(el: &Element, start: DateTime<Utc>, end: DateTime<Utc>) ->
     let mut e = CalendarEvent::new(start, end);
     e.item_id = el.child(NS_T, "ItemId").and_then(ItemId::parse);
     e.subject = text(el, "Subject");
-    e.sensitivity = el.child_text(NS_T, "Sensitivity").and_then(Sensitivity::parse);
+    e.sensitivity = el
+        .child_text(NS_T, "Sensitivity")
+        .and_then(Sensitivity::parse);
     e.body = text(el, "Body");
     e.categories = parse_categories(el);
     e.extended = parse_extended(el);
@@ -1032,7 +1064,9 @@ fn parse_event_fields(el: &Element, start: DateTime<Utc>, end: DateTime<Utc>) ->
         .child_text(NS_T, "LastModifiedTime")
         .and_then(parse_datetime);
     e.uid = text(el, "UID");
-    e.original_start = el.child_text(NS_T, "OriginalStart").and_then(parse_datetime);
+    e.original_start = el
+        .child_text(NS_T, "OriginalStart")
+        .and_then(parse_datetime);
     e.is_all_day = el
         .child_text(NS_T, "IsAllDayEvent")
         .and_then(parse_bool)
@@ -1056,7 +1090,9 @@ fn parse_event_fields(el: &Element, start: DateTime<Utc>, end: DateTime<Utc>) ->
                     item_id: o.child(NS_T, "ItemId").and_then(ItemId::parse)?,
                     start: o.child_text(NS_T, "Start").and_then(parse_datetime)?,
                     end: o.child_text(NS_T, "End").and_then(parse_datetime)?,
-                    original_start: o.child_text(NS_T, "OriginalStart").and_then(parse_datetime)?,
+                    original_start: o
+                        .child_text(NS_T, "OriginalStart")
+                        .and_then(parse_datetime)?,
                 })
             })
             .collect();
@@ -1083,7 +1119,8 @@ pub fn parse_item(el: &Element) -> Item {
     if el.ns == NS_T && el.name == "Contact" {
         return Item::Contact(Box::new(parse_contact(el)));
     }
-    if el.ns == NS_T && el.name == "CalendarItem"
+    if el.ns == NS_T
+        && el.name == "CalendarItem"
         && let Some(e) = parse_event(el)
     {
         return Item::Event(Box::new(e));
@@ -1095,7 +1132,11 @@ pub fn parse_item(el: &Element) -> Item {
 // Recurrence expansion (used by the emulator's CalendarView; pure, so unit-testable)
 
 fn days_in_month(year: i32, month: u32) -> u32 {
-    let (ny, nm) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    let (ny, nm) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
     NaiveDate::from_ymd_opt(ny, nm, 1)
         .and_then(|d| d.pred_opt())
         .map(|d| d.day())
@@ -1106,9 +1147,8 @@ fn nth_weekday(year: i32, month: u32, weekday: Weekday, index: WeekIndex) -> Opt
     match index {
         WeekIndex::Last => {
             let last = NaiveDate::from_ymd_opt(year, month, days_in_month(year, month))?;
-            let back = (7 + last.weekday().num_days_from_monday()
-                - weekday.num_days_from_monday())
-                % 7;
+            let back =
+                (7 + last.weekday().num_days_from_monday() - weekday.num_days_from_monday()) % 7;
             last.checked_sub_days(chrono::Days::new(back as u64))
         }
         _ => {
@@ -1119,8 +1159,8 @@ fn nth_weekday(year: i32, month: u32, weekday: Weekday, index: WeekIndex) -> Opt
                 _ => 3,
             };
             let first = NaiveDate::from_ymd_opt(year, month, 1)?;
-            let fwd = (7 + weekday.num_days_from_monday() - first.weekday().num_days_from_monday())
-                % 7;
+            let fwd =
+                (7 + weekday.num_days_from_monday() - first.weekday().num_days_from_monday()) % 7;
             first.checked_add_days(chrono::Days::new((fwd + 7 * n) as u64))
         }
     }
@@ -1159,7 +1199,9 @@ pub fn occurrence_dates(r: &Recurrence, until: NaiveDate, cap: usize) -> Vec<Nai
     match &r.pattern {
         Pattern::Daily { interval } => {
             for k in 0..MAX_PERIODS {
-                let Some(d) = r.start.checked_add_days(chrono::Days::new((k * interval) as u64))
+                let Some(d) = r
+                    .start
+                    .checked_add_days(chrono::Days::new((k * interval) as u64))
                 else {
                     break;
                 };
@@ -1174,8 +1216,8 @@ pub fn occurrence_dates(r: &Recurrence, until: NaiveDate, cap: usize) -> Vec<Nai
             first_day,
         } => {
             let fd = first_day.unwrap_or(Weekday::Sun);
-            let back = (7 + r.start.weekday().num_days_from_monday() - fd.num_days_from_monday())
-                % 7;
+            let back =
+                (7 + r.start.weekday().num_days_from_monday() - fd.num_days_from_monday()) % 7;
             let Some(week0) = r.start.checked_sub_days(chrono::Days::new(back as u64)) else {
                 return out;
             };
@@ -1281,7 +1323,13 @@ mod tests {
         };
         assert_eq!(
             occurrence_dates(&weekly, d(2030, 1, 1), 1000),
-            vec![d(2026, 1, 5), d(2026, 1, 8), d(2026, 1, 19), d(2026, 1, 22), d(2026, 2, 2)]
+            vec![
+                d(2026, 1, 5),
+                d(2026, 1, 8),
+                d(2026, 1, 19),
+                d(2026, 1, 22),
+                d(2026, 2, 2)
+            ]
         );
         let rel = Recurrence {
             pattern: Pattern::RelativeMonthly {
@@ -1297,7 +1345,10 @@ mod tests {
             vec![d(2026, 1, 30), d(2026, 2, 27), d(2026, 3, 27)]
         );
         let abs = Recurrence {
-            pattern: Pattern::AbsoluteMonthly { interval: 1, day: 31 },
+            pattern: Pattern::AbsoluteMonthly {
+                interval: 1,
+                day: 31,
+            },
             start: d(2026, 1, 31),
             end: RangeEnd::Count(3),
         };

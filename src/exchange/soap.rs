@@ -134,7 +134,10 @@ pub fn parse_fault(f: &Element) -> EwsError {
         })
         .unwrap_or_else(|| "UnknownFault".into());
     let back_off_ms = detail
-        .and_then(|d| d.child(NS_T, "MessageXml").or_else(|| d.child(NS_E, "MessageXml")))
+        .and_then(|d| {
+            d.child(NS_T, "MessageXml")
+                .or_else(|| d.child(NS_E, "MessageXml"))
+        })
         .and_then(|mx| {
             mx.children
                 .iter()
@@ -232,7 +235,9 @@ pub fn fault_envelope(code: &str, message: &str, back_off_ms: Option<u64>) -> St
     };
     let mut s = String::new();
     s.push_str(r#"<?xml version="1.0" encoding="utf-8"?>"#);
-    s.push_str(r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>"#);
+    s.push_str(
+        r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>"#,
+    );
     s.push_str(&format!(
         r#"<faultcode xmlns:a="{NS_T}">{faultcode}</faultcode><faultstring xml:lang="en-US">{}</faultstring>"#,
         xml::escape(message)

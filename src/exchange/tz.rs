@@ -97,9 +97,18 @@ mod tests {
 
     #[test]
     fn both_directions_and_every_row_is_a_real_zone() {
-        assert_eq!(windows_to_iana("W. Europe Standard Time"), Some("Europe/Berlin"));
-        assert_eq!(iana_to_windows("Europe/Paris"), Some("Romance Standard Time"));
-        assert_eq!(iana_to_windows("America/New_York"), Some("Eastern Standard Time"));
+        assert_eq!(
+            windows_to_iana("W. Europe Standard Time"),
+            Some("Europe/Berlin")
+        );
+        assert_eq!(
+            iana_to_windows("Europe/Paris"),
+            Some("Romance Standard Time")
+        );
+        assert_eq!(
+            iana_to_windows("America/New_York"),
+            Some("Eastern Standard Time")
+        );
         assert_eq!(windows_to_iana("No Such Zone"), None);
         for (w, i) in ZONES {
             assert!(i.parse::<Tz>().is_ok(), "{i} is not an IANA zone");

@@ -16,7 +16,8 @@ pub const NS_T: &str = "http://schemas.microsoft.com/exchange/services/2006/type
 pub const NS_E: &str = "http://schemas.microsoft.com/exchange/services/2006/errors";
 pub const NS_AD_REQ: &str =
     "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006";
-pub const NS_AD_RESP: &str = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006";
+pub const NS_AD_RESP: &str =
+    "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006";
 pub const NS_AD_RESP_A: &str =
     "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a";
 pub const NS_AD_SOAP: &str = "http://schemas.microsoft.com/exchange/2010/Autodiscover";
@@ -428,11 +429,7 @@ mod tests {
         assert!(parse(b"<a><b>", l).is_err(), "truncated");
         assert!(parse(b"", l).is_err(), "empty");
         assert!(
-            parse(
-                b"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>",
-                l
-            )
-            .is_err(),
+            parse(b"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>", l).is_err(),
             "dtd"
         );
         assert!(parse(b"<a>&x;</a>", l).is_err(), "undeclared entity");

@@ -125,9 +125,18 @@ impl Emulator {
         let app = Router::new()
             .route("/EWS/Exchange.asmx", post(ews))
             .route("/ews/exchange.asmx", post(ews))
-            .route("/autodiscover/autodiscover.xml", post(ops::autodiscover_pox))
-            .route("/Autodiscover/Autodiscover.xml", post(ops::autodiscover_pox))
-            .route("/autodiscover/autodiscover.svc", post(ops::autodiscover_soap))
+            .route(
+                "/autodiscover/autodiscover.xml",
+                post(ops::autodiscover_pox),
+            )
+            .route(
+                "/Autodiscover/Autodiscover.xml",
+                post(ops::autodiscover_pox),
+            )
+            .route(
+                "/autodiscover/autodiscover.svc",
+                post(ops::autodiscover_soap),
+            )
             .route("/oauth2/v2.0/token", post(token))
             .with_state(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -215,7 +224,13 @@ impl RunningEmulator {
     }
 
     /// Creates a folder under `parent_id`.
-    pub fn create_folder(&self, smtp: &str, parent_id: &str, name: &str, class: &str) -> Option<String> {
+    pub fn create_folder(
+        &self,
+        smtp: &str,
+        parent_id: &str,
+        name: &str,
+        class: &str,
+    ) -> Option<String> {
         self.lock().create_folder(smtp, parent_id, name, class).ok()
     }
 
@@ -293,7 +308,12 @@ impl RunningEmulator {
     }
 
     /// Deletes one occurrence of a recurring master.
-    pub fn delete_occurrence(&self, smtp: &str, master_id: &str, original_start: DateTime<Utc>) -> bool {
+    pub fn delete_occurrence(
+        &self,
+        smtp: &str,
+        master_id: &str,
+        original_start: DateTime<Utc>,
+    ) -> bool {
         let now = self.shared.clock.now();
         self.lock()
             .modify_occurrence(smtp, master_id, original_start, None, now)
@@ -351,7 +371,12 @@ fn soap_response(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-pub(crate) fn fault(_shared: &Shared, code: &str, message: &str, back_off: Option<u64>) -> Response {
+pub(crate) fn fault(
+    _shared: &Shared,
+    code: &str,
+    message: &str,
+    back_off: Option<u64>,
+) -> Response {
     // Faults are SOAP, not EWS message bodies: they are not recorded for schema checks.
     let env = soap::fault_envelope(code, message, back_off);
     soap_response(StatusCode::INTERNAL_SERVER_ERROR, env)
@@ -398,7 +423,10 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Option<Principal> {
     None
 }
 
-async fn token(State(shared): State<Shared>, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(
+    State(shared): State<Shared>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let ok = form.get("grant_type").map(String::as_str) == Some("client_credentials");
     let mut emu = shared.lock();
     let app = form.get("client_id").and_then(|id| {
@@ -411,8 +439,10 @@ async fn token(State(shared): State<Shared>, Form(form): Form<HashMap<String, St
         (true, Some(app)) => {
             let n = emu.next();
             let token = format!("emu-token-{n}");
-            let expires = shared.clock.now() + chrono::Duration::seconds(shared.options.token_lifetime_secs);
-            emu.tokens.insert(token.clone(), (app.username.clone(), expires));
+            let expires =
+                shared.clock.now() + chrono::Duration::seconds(shared.options.token_lifetime_secs);
+            emu.tokens
+                .insert(token.clone(), (app.username.clone(), expires));
             emu.tokens_issued += 1;
             axum::Json(serde_json::json!({
                 "token_type": "Bearer",
@@ -494,7 +524,12 @@ async fn ews(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> R
     ) else {
         let op = root.child(NS_SOAP, "Body").and_then(|b| b.first_child());
         if op.is_none() {
-            return fault(&shared, "ErrorSchemaValidation", "The request has no SOAP Body.", None);
+            return fault(
+                &shared,
+                "ErrorSchemaValidation",
+                "The request has no SOAP Body.",
+                None,
+            );
         }
         return fault(
             &shared,

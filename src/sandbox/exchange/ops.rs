@@ -1,13 +1,12 @@
 //! The EWS operations of the emulator, and Autodiscover.
 
 use super::state::{
-    Emu, EmuResult, Fault, Folder, StoredItem, err, occurrence, occurrence_id,
-    parse_occurrence_id,
+    Emu, EmuResult, Fault, Folder, StoredItem, err, occurrence, occurrence_id, parse_occurrence_id,
 };
 use super::{Shared, authenticate, unauthorized};
 use crate::exchange::model::{
     self, ADDRESS_KEYS, CalendarEvent, Contact, EMAIL_KEYS, Item, ItemId, Mode, PHONE_KEYS,
-    PhysicalAddress, parse_datetime,
+    parse_datetime,
 };
 use crate::exchange::soap::write_message_head;
 use crate::exchange::tz;
@@ -27,7 +26,10 @@ pub(crate) fn dispatch(
     op: &Element,
 ) -> EmuResult<String> {
     if op.ns != NS_M {
-        return err("ErrorInvalidRequest", "The request is not an EWS operation.");
+        return err(
+            "ErrorInvalidRequest",
+            "The request is not an EWS operation.",
+        );
     }
     let now = shared.clock.now();
     let mut emu = shared.lock();
@@ -99,11 +101,13 @@ fn item_error_message(w: &mut Writer, element: &str, code: &str, text: &str) {
 
 fn get_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     let mb = emu.mailbox_mut(mailbox)?.clone();
-    let ids = op
-        .child(NS_M, "FolderIds")
-        .ok_or(("ErrorSchemaValidation".to_string(), "FolderIds missing".to_string()))?;
+    let ids = op.child(NS_M, "FolderIds").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "FolderIds missing".to_string(),
+    ))?;
     let mut w = Writer::new();
-    w.open("m:GetFolderResponse", &[]).open("m:ResponseMessages", &[]);
+    w.open("m:GetFolderResponse", &[])
+        .open("m:ResponseMessages", &[]);
     for id in &ids.children {
         let found = match id.name.as_str() {
             "DistinguishedFolderId" => id.attr("Id").and_then(|d| mb.distinguished(d)),
@@ -134,16 +138,19 @@ fn find_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
     let name_eq = op
         .path(&[(NS_M, "Restriction"), (NS_T, "IsEqualTo")])
         .filter(|eq| {
-            eq.child(NS_T, "FieldURI").and_then(|f| f.attr("FieldURI")) == Some("folder:DisplayName")
+            eq.child(NS_T, "FieldURI").and_then(|f| f.attr("FieldURI"))
+                == Some("folder:DisplayName")
         })
         .and_then(|eq| eq.path(&[(NS_T, "FieldURIOrConstant"), (NS_T, "Constant")]))
         .and_then(|c| c.attr("Value"))
         .map(str::to_string);
-    let parents = op
-        .child(NS_M, "ParentFolderIds")
-        .ok_or(("ErrorSchemaValidation".to_string(), "ParentFolderIds missing".to_string()))?;
+    let parents = op.child(NS_M, "ParentFolderIds").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "ParentFolderIds missing".to_string(),
+    ))?;
     let mut w = Writer::new();
-    w.open("m:FindFolderResponse", &[]).open("m:ResponseMessages", &[]);
+    w.open("m:FindFolderResponse", &[])
+        .open("m:ResponseMessages", &[]);
     for p in &parents.children {
         let wrapper = Element {
             children: vec![p.clone()],
@@ -161,7 +168,11 @@ fn find_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
         let mut matches: Vec<&Folder> = Vec::new();
         let mut frontier = vec![pid];
         while let Some(parent) = frontier.pop() {
-            for f in mb.folders.iter().filter(|f| f.parent.as_deref() == Some(&parent)) {
+            for f in mb
+                .folders
+                .iter()
+                .filter(|f| f.parent.as_deref() == Some(&parent))
+            {
                 if name_eq
                     .as_deref()
                     .is_none_or(|n| f.name.eq_ignore_ascii_case(n))
@@ -195,11 +206,13 @@ fn create_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String
     let parent = op
         .child(NS_M, "ParentFolderId")
         .and_then(|p| folder_ref(&mb, p));
-    let folders = op
-        .child(NS_M, "Folders")
-        .ok_or(("ErrorSchemaValidation".to_string(), "Folders missing".to_string()))?;
+    let folders = op.child(NS_M, "Folders").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "Folders missing".to_string(),
+    ))?;
     let mut w = Writer::new();
-    w.open("m:CreateFolderResponse", &[]).open("m:ResponseMessages", &[]);
+    w.open("m:CreateFolderResponse", &[])
+        .open("m:ResponseMessages", &[]);
     for f in &folders.children {
         let name = f.child_text(NS_T, "DisplayName").unwrap_or("").to_string();
         let class = f
@@ -350,7 +363,8 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
     let id_only = ids_only(op);
     let ext = requested_extended(op);
     let mut w = Writer::new();
-    w.open("m:SyncFolderItemsResponse", &[]).open("m:ResponseMessages", &[]);
+    w.open("m:SyncFolderItemsResponse", &[])
+        .open("m:ResponseMessages", &[]);
     let Some(folder) = folder else {
         error_message(
             &mut w,
@@ -360,7 +374,9 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
         );
         return Ok(w.finish());
     };
-    let state = op.child_text(NS_M, "SyncState").filter(|s| !s.trim().is_empty());
+    let state = op
+        .child_text(NS_M, "SyncState")
+        .filter(|s| !s.trim().is_empty());
     let since = match state {
         None => 0,
         Some(s) => {
@@ -408,12 +424,19 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
     };
     write_message_head(&mut w, "m:SyncFolderItemsResponseMessage", "NoError", "");
     w.leaf("m:SyncState", &encode_state(&folder, new_seq));
-    w.leaf("m:IncludesLastItemInRange", if last { "true" } else { "false" });
+    w.leaf(
+        "m:IncludesLastItemInRange",
+        if last { "true" } else { "false" },
+    );
     w.open("m:Changes", &[]);
     for (_, c) in &changes {
         match c {
             Change::Upsert(i) => {
-                let tag = if i.created_seq > since { "t:Create" } else { "t:Update" };
+                let tag = if i.created_seq > since {
+                    "t:Create"
+                } else {
+                    "t:Update"
+                };
                 w.open(tag, &[]);
                 let item = i.current();
                 if id_only {
@@ -491,7 +514,8 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     let ext = requested_extended(op);
     let id_only = ids_only(op);
     let mut w = Writer::new();
-    w.open("m:FindItemResponse", &[]).open("m:ResponseMessages", &[]);
+    w.open("m:FindItemResponse", &[])
+        .open("m:ResponseMessages", &[]);
     let Some(folder) = parent else {
         error_message(
             &mut w,
@@ -506,7 +530,10 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
             cv.attr("StartDate").and_then(parse_datetime),
             cv.attr("EndDate").and_then(parse_datetime),
         ) else {
-            return err("ErrorSchemaValidation", "CalendarView needs StartDate and EndDate.");
+            return err(
+                "ErrorSchemaValidation",
+                "CalendarView needs StartDate and EndDate.",
+            );
         };
         if end < start {
             error_message(
@@ -586,7 +613,10 @@ fn lookup(mb: &super::state::Mailbox, el: &Element) -> Result<Item, (String, Str
         _ => el.attr("Id"),
     }
     .ok_or_else(malformed)?;
-    if base64::engine::general_purpose::STANDARD.decode(id).is_err() {
+    if base64::engine::general_purpose::STANDARD
+        .decode(id)
+        .is_err()
+    {
         return Err(malformed());
     }
     if let Some((master, orig)) = parse_occurrence_id(id) {
@@ -608,11 +638,13 @@ fn lookup(mb: &super::state::Mailbox, el: &Element) -> Result<Item, (String, Str
 fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     let mb = emu.mailbox_mut(mailbox)?.clone();
     let ext = requested_extended(op);
-    let ids = op
-        .child(NS_M, "ItemIds")
-        .ok_or(("ErrorSchemaValidation".to_string(), "ItemIds missing".to_string()))?;
+    let ids = op.child(NS_M, "ItemIds").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "ItemIds missing".to_string(),
+    ))?;
     let mut w = Writer::new();
-    w.open("m:GetItemResponse", &[]).open("m:ResponseMessages", &[]);
+    w.open("m:GetItemResponse", &[])
+        .open("m:ResponseMessages", &[]);
     for id in &ids.children {
         match lookup(&mb, id) {
             Ok(item) => {
@@ -621,19 +653,28 @@ fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
                 write_item(&mut w, &item, &ext, true);
                 w.close().close();
             }
-            Err((code, text)) => item_error_message(&mut w, "m:GetItemResponseMessage", &code, &text),
+            Err((code, text)) => {
+                item_error_message(&mut w, "m:GetItemResponseMessage", &code, &text)
+            }
         }
     }
     Ok(w.finish())
 }
 
-fn create_item(emu: &mut Emu, mailbox: &str, op: &Element, now: DateTime<Utc>) -> EmuResult<String> {
+fn create_item(
+    emu: &mut Emu,
+    mailbox: &str,
+    op: &Element,
+    now: DateTime<Utc>,
+) -> EmuResult<String> {
     let mb = emu.mailbox_mut(mailbox)?.clone();
-    let items = op
-        .child(NS_M, "Items")
-        .ok_or(("ErrorSchemaValidation".to_string(), "Items missing".to_string()))?;
+    let items = op.child(NS_M, "Items").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "Items missing".to_string(),
+    ))?;
     let mut w = Writer::new();
-    w.open("m:CreateItemResponse", &[]).open("m:ResponseMessages", &[]);
+    w.open("m:CreateItemResponse", &[])
+        .open("m:ResponseMessages", &[]);
     for el in &items.children {
         let item = model::parse_item(el);
         let folder = op
@@ -665,7 +706,9 @@ fn create_item(emu: &mut Emu, mailbox: &str, op: &Element, now: DateTime<Utc>) -
                 id.write(&mut w, "t:ItemId");
                 w.close().close().close();
             }
-            Err((code, text)) => item_error_message(&mut w, "m:CreateItemResponseMessage", &code, &text),
+            Err((code, text)) => {
+                item_error_message(&mut w, "m:CreateItemResponseMessage", &code, &text)
+            }
         }
     }
     Ok(w.finish())
@@ -744,10 +787,7 @@ fn apply_contact(dst: &mut Contact, src: Option<&Contact>, key: &str) -> Result<
                         .and_then(|s| s.addresses.get(index))
                         .and_then(|a| a.part(part))
                         .map(str::to_string);
-                    let a = dst
-                        .addresses
-                        .entry(index.to_string())
-                        .or_insert_with(PhysicalAddress::default);
+                    let a = dst.addresses.entry(index.to_string()).or_default();
                     a.set_part(part, value);
                     if a.is_empty() {
                         dst.addresses.remove(index);
@@ -792,11 +832,15 @@ fn apply_event(dst: &mut CalendarEvent, src: Option<&CalendarEvent>, key: &str) 
             Ok(())
         }
         "calendar:RequiredAttendees" => {
-            dst.required_attendees = src.map(|s| s.required_attendees.clone()).unwrap_or_default();
+            dst.required_attendees = src
+                .map(|s| s.required_attendees.clone())
+                .unwrap_or_default();
             Ok(())
         }
         "calendar:OptionalAttendees" => {
-            dst.optional_attendees = src.map(|s| s.optional_attendees.clone()).unwrap_or_default();
+            dst.optional_attendees = src
+                .map(|s| s.optional_attendees.clone())
+                .unwrap_or_default();
             Ok(())
         }
         _ => {
@@ -862,7 +906,12 @@ fn apply_updates(item: &Item, updates: &Element) -> Result<Item, (String, String
     Ok(item)
 }
 
-fn update_item(emu: &mut Emu, mailbox: &str, op: &Element, now: DateTime<Utc>) -> EmuResult<String> {
+fn update_item(
+    emu: &mut Emu,
+    mailbox: &str,
+    op: &Element,
+    now: DateTime<Utc>,
+) -> EmuResult<String> {
     let resolution = op.attr("ConflictResolution").unwrap_or("").to_string();
     if !matches!(
         resolution.as_str(),
@@ -875,10 +924,14 @@ fn update_item(emu: &mut Emu, mailbox: &str, op: &Element, now: DateTime<Utc>) -
     }
     let changes = op
         .child(NS_M, "ItemChanges")
-        .ok_or(("ErrorSchemaValidation".to_string(), "ItemChanges missing".to_string()))?
+        .ok_or((
+            "ErrorSchemaValidation".to_string(),
+            "ItemChanges missing".to_string(),
+        ))?
         .clone();
     let mut w = Writer::new();
-    w.open("m:UpdateItemResponse", &[]).open("m:ResponseMessages", &[]);
+    w.open("m:UpdateItemResponse", &[])
+        .open("m:ResponseMessages", &[]);
     for change in changes.children_named(NS_T, "ItemChange") {
         let outcome = update_one(emu, mailbox, change, &resolution, now);
         match outcome {
@@ -887,10 +940,14 @@ fn update_item(emu: &mut Emu, mailbox: &str, op: &Element, now: DateTime<Utc>) -
                 w.open("m:Items", &[]).open(tag, &[]);
                 id.write(&mut w, "t:ItemId");
                 w.close().close();
-                w.open("m:ConflictResults", &[]).leaf("t:Count", "0").close();
+                w.open("m:ConflictResults", &[])
+                    .leaf("t:Count", "0")
+                    .close();
                 w.close();
             }
-            Err((code, text)) => item_error_message(&mut w, "m:UpdateItemResponseMessage", &code, &text),
+            Err((code, text)) => {
+                item_error_message(&mut w, "m:UpdateItemResponseMessage", &code, &text)
+            }
         }
     }
     Ok(w.finish())
@@ -903,14 +960,16 @@ fn update_one(
     resolution: &str,
     now: DateTime<Utc>,
 ) -> Result<(&'static str, ItemId), (String, String)> {
-    let id_el = change
-        .child(NS_T, "ItemId")
-        .ok_or(("ErrorInvalidIdEmpty".to_string(), "Id is empty.".to_string()))?;
+    let id_el = change.child(NS_T, "ItemId").ok_or((
+        "ErrorInvalidIdEmpty".to_string(),
+        "Id is empty.".to_string(),
+    ))?;
     let id = id_el.attr("Id").unwrap_or("").to_string();
     let ck = id_el.attr("ChangeKey").map(str::to_string);
-    let updates = change
-        .child(NS_T, "Updates")
-        .ok_or(("ErrorSchemaValidation".to_string(), "Updates missing".to_string()))?;
+    let updates = change.child(NS_T, "Updates").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "Updates missing".to_string(),
+    ))?;
     // An injected stale ChangeKey: a user saved the item just before this request.
     if matches!(emu.faults.front(), Some(Fault::StaleChangeKey)) {
         emu.faults.pop_front();
@@ -933,14 +992,23 @@ fn update_one(
         let Item::Event(updated) = apply_updates(&Item::Event(Box::new(occ)), updates)? else {
             return err("ErrorItemNotFound", "Not a calendar item.");
         };
-        emu.modify_occurrence(mailbox, &master, orig, Some((updated.start, updated.end)), now)?;
+        emu.modify_occurrence(
+            mailbox,
+            &master,
+            orig,
+            Some((updated.start, updated.end)),
+            now,
+        )?;
         let mb = emu.mailbox_mut(mailbox)?;
         let ck = mb
             .items
             .get(&master)
             .and_then(|s| s.exceptions.get(&orig))
             .map(|(_, ck)| ck.clone());
-        return Ok(("t:CalendarItem", ItemId::new(occurrence_id(&master, &orig), ck)));
+        return Ok((
+            "t:CalendarItem",
+            ItemId::new(occurrence_id(&master, &orig), ck),
+        ));
     }
     let stored = mb.items.get(&id).ok_or((
         "ErrorItemNotFound".to_string(),
@@ -971,15 +1039,22 @@ fn update_one(
 
 fn delete_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     if op.attr("DeleteType").is_none() {
-        return err("ErrorSchemaValidation", "The DeleteType attribute is required.");
+        return err(
+            "ErrorSchemaValidation",
+            "The DeleteType attribute is required.",
+        );
     }
     let ids = op
         .child(NS_M, "ItemIds")
-        .ok_or(("ErrorSchemaValidation".to_string(), "ItemIds missing".to_string()))?
+        .ok_or((
+            "ErrorSchemaValidation".to_string(),
+            "ItemIds missing".to_string(),
+        ))?
         .clone();
     let now = DateTime::<Utc>::UNIX_EPOCH;
     let mut w = Writer::new();
-    w.open("m:DeleteItemResponse", &[]).open("m:ResponseMessages", &[]);
+    w.open("m:DeleteItemResponse", &[])
+        .open("m:ResponseMessages", &[]);
     for id in &ids.children {
         let raw = id.attr("Id").unwrap_or("");
         let result = if let Some((master, orig)) = parse_occurrence_id(raw) {
@@ -1030,12 +1105,10 @@ pub(crate) async fn autodiscover_pox(
     if authenticate(&shared, &headers).is_none() {
         return unauthorized();
     }
-    let email = xml::parse(&body, Limits::default())
-        .ok()
-        .and_then(|r| {
-            r.path(&[(NS_AD_REQ, "Request"), (NS_AD_REQ, "EMailAddress")])
-                .map(|e| e.text.trim().to_string())
-        });
+    let email = xml::parse(&body, Limits::default()).ok().and_then(|r| {
+        r.path(&[(NS_AD_REQ, "Request"), (NS_AD_REQ, "EMailAddress")])
+            .map(|e| e.text.trim().to_string())
+    });
     let Some(email) = email else {
         return xml_response(StatusCode::OK, pox_error("600", "Invalid Request"));
     };
@@ -1092,7 +1165,8 @@ pub(crate) async fn autodiscover_soap(
             .child(NS_AD_SOAP, "Request")?
             .child(NS_AD_SOAP, "Users")?
             .child(NS_AD_SOAP, "User")?;
-        req.child_text(NS_AD_SOAP, "Mailbox").map(|s| s.trim().to_string())
+        req.child_text(NS_AD_SOAP, "Mailbox")
+            .map(|s| s.trim().to_string())
     });
     let Some(email) = email else {
         return xml_response(StatusCode::BAD_REQUEST, String::new());

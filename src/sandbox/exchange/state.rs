@@ -27,7 +27,8 @@ impl ImpersonationScope {
             ImpersonationScope::List(l) => l.iter().any(|a| a.eq_ignore_ascii_case(smtp)),
             ImpersonationScope::Filter(f) => {
                 let mut parts = f.splitn(3, ' ');
-                let (Some(attr), Some(op), Some(value)) = (parts.next(), parts.next(), parts.next())
+                let (Some(attr), Some(op), Some(value)) =
+                    (parts.next(), parts.next(), parts.next())
                 else {
                     return false;
                 };
@@ -95,8 +96,11 @@ pub(crate) struct StoredItem {
     pub seq: u64,
     /// Exceptions of a recurring master: original start → Some(new start, end) or None
     /// (deleted), with the exception's own ChangeKey.
-    pub exceptions: BTreeMap<DateTime<Utc>, (Option<(DateTime<Utc>, DateTime<Utc>)>, String)>,
+    pub exceptions: BTreeMap<DateTime<Utc>, Exception>,
 }
+
+/// A moved occurrence (new start and end) or a deleted one (`None`), and its ChangeKey.
+pub(crate) type Exception = (Option<(DateTime<Utc>, DateTime<Utc>)>, String);
 
 impl StoredItem {
     /// The item as the server returns it: with its id and ChangeKey, and for a recurring
@@ -120,7 +124,10 @@ impl StoredItem {
                         .filter_map(|(orig, (moved, ck))| {
                             let (start, end) = (*moved)?;
                             Some(OccurrenceInfo {
-                                item_id: ItemId::new(occurrence_id(&self.id, orig), Some(ck.clone())),
+                                item_id: ItemId::new(
+                                    occurrence_id(&self.id, orig),
+                                    Some(ck.clone()),
+                                ),
                                 start,
                                 end,
                                 original_start: *orig,
@@ -310,7 +317,10 @@ impl Emu {
         let ck = self.new_change_key();
         let mb = self.mailbox_mut(smtp)?;
         if mb.folder(parent).is_none() {
-            return err("ErrorFolderNotFound", "The specified folder could not be found in the store.");
+            return err(
+                "ErrorFolderNotFound",
+                "The specified folder could not be found in the store.",
+            );
         }
         if mb
             .folders
@@ -347,7 +357,10 @@ impl Emu {
         let uid_n = self.next();
         let mb = self.mailbox_mut(smtp)?;
         if mb.folder(folder).is_none() {
-            return err("ErrorFolderNotFound", "The specified folder could not be found in the store.");
+            return err(
+                "ErrorFolderNotFound",
+                "The specified folder could not be found in the store.",
+            );
         }
         match &mut item {
             Item::Contact(c) => {
@@ -357,10 +370,13 @@ impl Emu {
             Item::Event(e) => {
                 e.item_id = None;
                 e.last_modified = Some(now);
-                e.organizer = e.organizer.take().or(Some(crate::exchange::model::MailboxAddress {
-                    name: None,
-                    email: mb.smtp.clone(),
-                }));
+                e.organizer = e
+                    .organizer
+                    .take()
+                    .or(Some(crate::exchange::model::MailboxAddress {
+                        name: None,
+                        email: mb.smtp.clone(),
+                    }));
                 if e.uid.is_none() {
                     e.uid = Some(format!("040000008200E00074C5B7101A82E008{uid_n:016X}"));
                 }
@@ -400,7 +416,10 @@ impl Emu {
         let seq = self.next_seq();
         let mb = self.mailbox_mut(smtp)?;
         let Some(stored) = mb.items.get_mut(id) else {
-            return err("ErrorItemNotFound", "The specified object was not found in the store.");
+            return err(
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            );
         };
         edit(&mut stored.item);
         match &mut stored.item {
@@ -417,7 +436,10 @@ impl Emu {
         let seq = self.next_seq();
         let mb = self.mailbox_mut(smtp)?;
         let Some(stored) = mb.items.remove(id) else {
-            return err("ErrorItemNotFound", "The specified object was not found in the store.");
+            return err(
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            );
         };
         if let Some(f) = mb.folders.iter_mut().find(|f| f.id == stored.folder) {
             f.tombstones.push((seq, stored.id));
@@ -438,7 +460,10 @@ impl Emu {
         let seq = self.next_seq();
         let mb = self.mailbox_mut(smtp)?;
         let Some(stored) = mb.items.get_mut(master) else {
-            return err("ErrorItemNotFound", "The specified object was not found in the store.");
+            return err(
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            );
         };
         let Item::Event(e) = &mut stored.item else {
             return err("ErrorInvalidOperation", "Not a calendar item.");
