@@ -336,11 +336,18 @@ async fn event_round_trip_time_zones_all_day_and_recurrence() {
     let timed = rich_event();
     let all_day = {
         // 2026-03-02 (whole day) in Pacific time: midnight local is 08:00Z.
-        let mut e = CalendarEvent::new(t("2026-03-02T08:00:00Z"), t("2026-03-03T08:00:00Z"));
+        let mut e = CalendarEvent::all_day(
+            NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 3, 3).unwrap(),
+            "Pacific Standard Time",
+        )
+        .unwrap();
+        assert_eq!(
+            (e.start, e.end),
+            (t("2026-03-02T08:00:00Z"), t("2026-03-03T08:00:00Z"))
+        );
         e.subject = Some("Offsite".into());
-        e.is_all_day = true;
-        e.start_time_zone = Some("Pacific Standard Time".into());
-        e.end_time_zone = Some("Pacific Standard Time".into());
+        e.set_salesforce_id("00U000000000002AAA");
         e
     };
     let series = {
@@ -835,4 +842,61 @@ async fn plain_http_only_to_loopback_and_bad_ca_file() {
     assert!(EwsClient::new(https.clone(), Arc::new(clock.clone())).is_ok());
     https.ca_file = Some("/nonexistent/ca.pem".into());
     assert!(EwsClient::new(https, Arc::new(clock)).is_err());
+}
+
+#[tokio::test]
+async fn dropped_connection_is_retried() {
+    let clock = clock();
+    let emu = emulator(&clock, false).await;
+    let client = client(&emu, &clock);
+    emu.inject(Fault::DropConnection);
+    let f = client
+        .get_folder(CELIA, &FolderRef::contacts())
+        .await
+        .unwrap();
+    assert_eq!(f.display_name, "Contacts");
+    assert_eq!(client.calls().get("GetFolder"), Some(&2));
+    assert_eq!(clock.sleeps().len(), 1);
+}
+
+#[tokio::test]
+async fn concurrency_limit_answers_server_busy_and_client_gives_up_bounded() {
+    let clock = clock();
+    let emu =
+        tether::sandbox::exchange::Emulator::start(tether::sandbox::exchange::EmulatorOptions {
+            clock: Some(Arc::new(clock.clone())),
+            max_concurrency: 0,
+            back_off_ms: 1_234,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    emu.add_service_account(SVC, PASSWORD, ImpersonationScope::All);
+    emu.add_mailbox(CELIA, None);
+    let mut opts = options(&emu);
+    opts.max_retries = 3;
+    let c = EwsClient::new(opts, Arc::new(clock.clone())).unwrap();
+    let err = c
+        .get_folder(CELIA, &FolderRef::contacts())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("ErrorServerBusy"));
+    assert_eq!(clock.sleeps(), vec![Duration::from_millis(1_234); 3]);
+    assert_eq!(c.calls().get("GetFolder"), Some(&4));
+}
+
+#[tokio::test]
+async fn deterministic_mode_gives_the_same_ids_and_times() {
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let emu = tether::sandbox::exchange::Emulator::start(Default::default())
+            .await
+            .unwrap();
+        emu.add_mailbox(CELIA, None);
+        let folder = emu.folder_id(CELIA, "contacts").unwrap();
+        let id = emu.put_contact(CELIA, &folder, full_contact(1)).unwrap();
+        let item = emu.item(CELIA, &id.id).unwrap();
+        runs.push((folder, id, item));
+    }
+    assert_eq!(runs[0], runs[1]);
 }

@@ -142,6 +142,12 @@ impl Contact {
     pub fn salesforce_id(&self) -> Option<&str> {
         self.extended.get(PROP_SALESFORCE_ID).map(String::as_str)
     }
+
+    /// Marks the contact as tether's copy of a Salesforce record (set before CreateItem).
+    pub fn set_salesforce_id(&mut self, id: impl Into<String>) {
+        self.extended
+            .insert(PROP_SALESFORCE_ID.to_string(), id.into());
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,6 +321,32 @@ impl CalendarEvent {
 
     pub fn salesforce_id(&self) -> Option<&str> {
         self.extended.get(PROP_SALESFORCE_ID).map(String::as_str)
+    }
+
+    /// Marks the event as tether's copy of a Salesforce event (set before CreateItem).
+    pub fn set_salesforce_id(&mut self, id: impl Into<String>) {
+        self.extended
+            .insert(PROP_SALESFORCE_ID.to_string(), id.into());
+    }
+
+    /// An all-day event from `first` to `last_exclusive` (local dates) in a Windows zone:
+    /// Start and End are local midnights, as Exchange stores all-day events.
+    pub fn all_day(
+        first: NaiveDate,
+        last_exclusive: NaiveDate,
+        windows_zone: &str,
+    ) -> Option<Self> {
+        let tz = super::tz::windows_tz(windows_zone)?;
+        let midnight = |d: NaiveDate| {
+            tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let mut e = CalendarEvent::new(midnight(first)?, midnight(last_exclusive)?);
+        e.is_all_day = true;
+        e.start_time_zone = Some(windows_zone.to_string());
+        e.end_time_zone = Some(windows_zone.to_string());
+        Some(e)
     }
 
     /// Related to Salesforce in the Outlook integration: tether recognises the

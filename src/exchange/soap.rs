@@ -228,11 +228,8 @@ pub fn server_version_info() -> String {
 /// A SOAP fault as Exchange sends it (HTTP 500): faultcode, faultstring, and a detail with
 /// e:ResponseCode, e:Message and, for throttling, t:MessageXml with BackOffMilliseconds.
 pub fn fault_envelope(code: &str, message: &str, back_off_ms: Option<u64>) -> String {
-    let faultcode = if code == "ErrorSchemaValidation" {
-        "a:ErrorSchemaValidation"
-    } else {
-        "a:ErrorInternalServerError"
-    };
+    // Exchange puts the response code itself in faultcode, qualified by the types namespace.
+    let faultcode = format!("a:{}", xml::escape(code));
     let mut s = String::new();
     s.push_str(r#"<?xml version="1.0" encoding="utf-8"?>"#);
     s.push_str(

@@ -511,6 +511,19 @@ async fn ews(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> R
                 .into_response();
         }
         Some(Fault::Unauthorized) => return unauthorized(),
+        Some(Fault::DropConnection) => {
+            // Promise more than is sent: hyper aborts the connection when the body ends
+            // early, which the client sees as a broken connection mid-answer.
+            return (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "text/xml; charset=utf-8"),
+                    (header::CONTENT_LENGTH, "100000"),
+                ],
+                "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Bo",
+            )
+                .into_response();
+        }
         _ => {}
     }
 

@@ -47,16 +47,22 @@ impl ImpersonationScope {
     }
 }
 
-/// Faults a test can queue. The first four replace the answer to the next EWS request;
+/// Faults a test can queue. The first five replace the answer to the next EWS request;
 /// `StaleChangeKey` makes the next UpdateItem see a newer ChangeKey than the caller's (as if
 /// a user had just edited the item); `InvalidSyncState` makes the next SyncFolderItems that
 /// carries a state answer ErrorInvalidSyncStateData.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    ServerBusy { back_off_ms: u64 },
-    Soap { code: String },
+    ServerBusy {
+        back_off_ms: u64,
+    },
+    Soap {
+        code: String,
+    },
     Http(u16),
     Unauthorized,
+    /// The connection breaks in the middle of the answer.
+    DropConnection,
     StaleChangeKey,
     InvalidSyncState,
 }
