@@ -50,6 +50,9 @@ pub struct EmulatorOptions {
     /// Serve POX Autodiscover (autodiscover.xml); off, it answers 404 like servers that
     /// only offer SOAP Autodiscover.
     pub autodiscover_pox: bool,
+    /// Keep every request and response body for `bodies()` (tests); turn off for long
+    /// benchmark runs so memory stays flat.
+    pub record_bodies: bool,
 }
 
 impl Default for EmulatorOptions {
@@ -63,6 +66,7 @@ impl Default for EmulatorOptions {
             back_off_ms: 5_000,
             token_lifetime_secs: 3599,
             autodiscover_pox: true,
+            record_bodies: true,
         }
     }
 }
@@ -555,7 +559,9 @@ async fn ews(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> R
     {
         let mut emu = shared.lock();
         *emu.calls.entry(op.name.clone()).or_default() += 1;
-        emu.bodies.push(op_xml.clone());
+        if shared.options.record_bodies {
+            emu.bodies.push(op_xml.clone());
+        }
     }
     if let Some(schema) = &shared.options.schema
         && let Err(msg) = validate(schema, &op_xml).await
@@ -634,7 +640,9 @@ async fn ews(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> R
     match result {
         Ok(body) => {
             let env = soap::response_envelope(&body);
-            shared.lock().bodies.push(soap::standalone(&body));
+            if shared.options.record_bodies {
+                shared.lock().bodies.push(soap::standalone(&body));
+            }
             soap_response(StatusCode::OK, env)
         }
         Err((code, msg)) => fault(&shared, &code, &msg, None),

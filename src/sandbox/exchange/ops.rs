@@ -50,6 +50,13 @@ pub(crate) fn dispatch(
     }
 }
 
+fn mbx<'a>(emu: &'a Emu, smtp: &str) -> EmuResult<&'a super::state::Mailbox> {
+    emu.mailbox(smtp).ok_or((
+        "ErrorNonExistentMailbox".to_string(),
+        "The mailbox does not exist.".to_string(),
+    ))
+}
+
 fn folder_ref(mb: &super::state::Mailbox, el: &Element) -> Option<String> {
     if let Some(d) = el.child(NS_T, "DistinguishedFolderId") {
         return mb.distinguished(d.attr("Id")?).map(|f| f.id.clone());
@@ -100,7 +107,7 @@ fn item_error_message(w: &mut Writer, element: &str, code: &str, text: &str) {
 }
 
 fn get_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
-    let mb = emu.mailbox_mut(mailbox)?.clone();
+    let mb = mbx(emu, mailbox)?;
     let ids = op.child(NS_M, "FolderIds").ok_or((
         "ErrorSchemaValidation".to_string(),
         "FolderIds missing".to_string(),
@@ -117,7 +124,7 @@ fn get_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
             Some(f) => {
                 write_message_head(&mut w, "m:GetFolderResponseMessage", "NoError", "");
                 w.open("m:Folders", &[]);
-                write_folder(&mut w, &mb, f);
+                write_folder(&mut w, mb, f);
                 w.close().close();
             }
             None => error_message(
@@ -132,7 +139,7 @@ fn get_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
 }
 
 fn find_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
-    let mb = emu.mailbox_mut(mailbox)?.clone();
+    let mb = mbx(emu, mailbox)?;
     let deep = op.attr("Traversal") == Some("Deep");
     // Supported restriction: IsEqualTo folder:DisplayName (what clients use to find a folder).
     let name_eq = op
@@ -156,7 +163,7 @@ fn find_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
             children: vec![p.clone()],
             ..Element::default()
         };
-        let Some(pid) = folder_ref(&mb, &wrapper) else {
+        let Some(pid) = folder_ref(mb, &wrapper) else {
             error_message(
                 &mut w,
                 "m:FindFolderResponseMessage",
@@ -194,7 +201,7 @@ fn find_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
         );
         w.open("t:Folders", &[]);
         for f in matches {
-            write_folder(&mut w, &mb, f);
+            write_folder(&mut w, mb, f);
         }
         w.close().close().close();
     }
@@ -202,10 +209,11 @@ fn find_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
 }
 
 fn create_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
-    let mb = emu.mailbox_mut(mailbox)?.clone();
-    let parent = op
-        .child(NS_M, "ParentFolderId")
-        .and_then(|p| folder_ref(&mb, p));
+    let parent = {
+        let mb = mbx(emu, mailbox)?;
+        op.child(NS_M, "ParentFolderId")
+            .and_then(|p| folder_ref(mb, p))
+    };
     let folders = op.child(NS_M, "Folders").ok_or((
         "ErrorSchemaValidation".to_string(),
         "Folders missing".to_string(),
@@ -347,11 +355,18 @@ fn write_id_only(w: &mut Writer, item: &Item) {
 }
 
 fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
-    let invalid_state_fault = matches!(emu.faults.front(), Some(Fault::InvalidSyncState));
-    let mb = emu.mailbox_mut(mailbox)?.clone();
+    let has_state = op
+        .child_text(NS_M, "SyncState")
+        .is_some_and(|s| !s.trim().is_empty());
+    let invalid_state_fault =
+        has_state && matches!(emu.faults.front(), Some(Fault::InvalidSyncState));
+    if invalid_state_fault {
+        emu.faults.pop_front();
+    }
+    let mb = mbx(emu, mailbox)?;
     let folder = op
         .child(NS_M, "SyncFolderId")
-        .and_then(|f| folder_ref(&mb, f));
+        .and_then(|f| folder_ref(mb, f));
     let max: usize = op
         .child_text(NS_M, "MaxChangesReturned")
         .and_then(|m| m.trim().parse().ok())
@@ -382,9 +397,6 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
         Some(s) => {
             let decoded = decode_state(s, &folder);
             if invalid_state_fault || decoded.is_none() {
-                if invalid_state_fault {
-                    emu.faults.pop_front();
-                }
                 error_message(
                     &mut w,
                     "m:SyncFolderItemsResponseMessage",
@@ -507,10 +519,10 @@ fn calendar_view(
 }
 
 fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
-    let mb = emu.mailbox_mut(mailbox)?.clone();
+    let mb = mbx(emu, mailbox)?;
     let parent = op
         .child(NS_M, "ParentFolderIds")
-        .and_then(|p| folder_ref(&mb, p));
+        .and_then(|p| folder_ref(mb, p));
     let ext = requested_extended(op);
     let id_only = ids_only(op);
     let mut w = Writer::new();
@@ -554,7 +566,7 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
             );
             return Ok(w.finish());
         }
-        let mut v: Vec<Item> = calendar_view(&mb, &folder, start, end)
+        let mut v: Vec<Item> = calendar_view(mb, &folder, start, end)
             .into_iter()
             .map(|e| Item::Event(Box::new(e)))
             .collect();
@@ -636,7 +648,7 @@ fn lookup(mb: &super::state::Mailbox, el: &Element) -> Result<Item, (String, Str
 }
 
 fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
-    let mb = emu.mailbox_mut(mailbox)?.clone();
+    let mb = mbx(emu, mailbox)?;
     let ext = requested_extended(op);
     let ids = op.child(NS_M, "ItemIds").ok_or((
         "ErrorSchemaValidation".to_string(),
@@ -646,7 +658,7 @@ fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     w.open("m:GetItemResponse", &[])
         .open("m:ResponseMessages", &[]);
     for id in &ids.children {
-        match lookup(&mb, id) {
+        match lookup(mb, id) {
             Ok(item) => {
                 write_message_head(&mut w, "m:GetItemResponseMessage", "NoError", "");
                 w.open("m:Items", &[]);
@@ -667,7 +679,14 @@ fn create_item(
     op: &Element,
     now: DateTime<Utc>,
 ) -> EmuResult<String> {
-    let mb = emu.mailbox_mut(mailbox)?.clone();
+    let (saved, defaults) = {
+        let mb = mbx(emu, mailbox)?;
+        let saved = op
+            .child(NS_M, "SavedItemFolderId")
+            .and_then(|f| folder_ref(mb, f));
+        let d = |n: &str| mb.distinguished(n).map(|f| f.id.clone());
+        (saved, [d("contacts"), d("calendar"), d("inbox")])
+    };
     let items = op.child(NS_M, "Items").ok_or((
         "ErrorSchemaValidation".to_string(),
         "Items missing".to_string(),
@@ -677,17 +696,11 @@ fn create_item(
         .open("m:ResponseMessages", &[]);
     for el in &items.children {
         let item = model::parse_item(el);
-        let folder = op
-            .child(NS_M, "SavedItemFolderId")
-            .and_then(|f| folder_ref(&mb, f))
-            .or_else(|| {
-                let d = match item {
-                    Item::Contact(_) => "contacts",
-                    Item::Event(_) => "calendar",
-                    Item::Other(_) => "inbox",
-                };
-                mb.distinguished(d).map(|f| f.id.clone())
-            });
+        let folder = saved.clone().or_else(|| match item {
+            Item::Contact(_) => defaults[0].clone(),
+            Item::Event(_) => defaults[1].clone(),
+            Item::Other(_) => defaults[2].clone(),
+        });
         let result = match (&item, folder) {
             (Item::Other(_), _) if el.name == "CalendarItem" => err(
                 "ErrorMissingInformationReferenceItemId",
