@@ -617,7 +617,7 @@ impl EwsClient {
         }
     }
 
-    /// Finds the EWS URL for `email`: POX at the domain, then at autodiscover.<domain>, then
+    /// Finds the EWS URL for `email`: POX at the domain, then at `autodiscover.<domain>`, then
     /// SOAP GetUserSettings; follows redirects up to the hop limit. Cached per domain.
     pub async fn autodiscover(&self, email: &str) -> Result<Url, EwsError> {
         let domain = email

@@ -1167,10 +1167,13 @@ fn pox_error(code: &str, message: &str) -> String {
 /// domains and InvalidUser for unknown addresses.
 pub(crate) async fn autodiscover_soap(
     State(shared): State<Shared>,
-    _headers: HeaderMap,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     use crate::exchange::xml::NS_AD_SOAP;
+    if authenticate(&shared, &headers).is_none() {
+        return unauthorized();
+    }
     let email = xml::parse(&body, Limits::default()).ok().and_then(|r| {
         let body = r.children.iter().find(|c| c.name == "Body")?;
         let req = body
