@@ -900,3 +900,59 @@ async fn deterministic_mode_gives_the_same_ids_and_times() {
     }
     assert_eq!(runs[0], runs[1]);
 }
+
+#[tokio::test]
+async fn emulator_insists_on_meeting_message_choices_like_exchange() {
+    use tether::exchange::soap::{self, RequestHeaders};
+    let clock = clock();
+    let emu = emulator(&clock, false).await;
+    let client = client(&emu, &clock);
+    let mut e = CalendarEvent::new(t("2026-01-12T08:00:00Z"), t("2026-01-12T09:00:00Z"));
+    e.subject = Some("x".into());
+    let id = client.create_events(CELIA, &[e]).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    let headers = RequestHeaders {
+        server_version: "Exchange2013_SP1",
+        impersonate: Some(CELIA),
+        time_zone: None,
+    };
+    let http = reqwest::Client::new();
+    let send = |body: String| {
+        let req = http
+            .post(emu.ews_url())
+            .basic_auth(SVC, Some(PASSWORD))
+            .header("X-AnchorMailbox", CELIA)
+            .body(soap::request_envelope(&headers, &body));
+        async move {
+            let bytes = req.send().await.unwrap().bytes().await.unwrap();
+            let op = soap::parse_response(&bytes).unwrap();
+            soap::response_messages(&op).unwrap()[0].code.clone()
+        }
+    };
+    let create = "<m:CreateItem><m:Items><t:CalendarItem><t:Subject>a</t:Subject><t:Start>2026-01-12T08:00:00Z</t:Start><t:End>2026-01-12T09:00:00Z</t:End></t:CalendarItem></m:Items></m:CreateItem>";
+    assert_eq!(
+        send(create.into()).await,
+        "ErrorSendMeetingInvitationsRequired"
+    );
+    let delete = format!(
+        "<m:DeleteItem DeleteType=\"HardDelete\"><m:ItemIds><t:ItemId Id=\"{}\"/></m:ItemIds></m:DeleteItem>",
+        id.id
+    );
+    assert_eq!(send(delete).await, "ErrorSendMeetingCancellationsRequired");
+    let update = format!(
+        "<m:UpdateItem ConflictResolution=\"AlwaysOverwrite\"><m:ItemChanges><t:ItemChange><t:ItemId Id=\"{}\"/><t:Updates><t:SetItemField><t:FieldURI FieldURI=\"item:Subject\"/><t:CalendarItem><t:Subject>b</t:Subject></t:CalendarItem></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>",
+        id.id
+    );
+    assert_eq!(
+        send(update).await,
+        "ErrorSendMeetingInvitationsOrCancellationsRequired"
+    );
+    let view_on_contacts = "<m:FindItem Traversal=\"Shallow\"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:CalendarView StartDate=\"2026-01-01T00:00:00Z\" EndDate=\"2026-02-01T00:00:00Z\"/><m:ParentFolderIds><t:DistinguishedFolderId Id=\"contacts\"/></m:ParentFolderIds></m:FindItem>";
+    assert_eq!(
+        send(view_on_contacts.into()).await,
+        "ErrorCalendarFolderIsInvalidForCalendarView"
+    );
+    // The client always states its choice (SendToNone), so its calls go through.
+    assert!(client.delete_items(CELIA, &[id]).await.unwrap()[0].is_ok());
+}

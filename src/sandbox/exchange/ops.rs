@@ -547,6 +547,18 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
                 "CalendarView needs StartDate and EndDate.",
             );
         };
+        let is_calendar = mb
+            .folder(&folder)
+            .is_some_and(|f| f.class.starts_with("IPF.Appointment"));
+        if !is_calendar {
+            error_message(
+                &mut w,
+                "m:FindItemResponseMessage",
+                "ErrorCalendarFolderIsInvalidForCalendarView",
+                "The folder is not a calendar folder.",
+            );
+            return Ok(w.finish());
+        }
         if end < start {
             error_message(
                 &mut w,
@@ -702,8 +714,13 @@ fn create_item(
             Item::Other(_) => defaults[2].clone(),
         });
         let result = match (&item, folder) {
+            // Calendar items need an explicit choice about invitations.
+            (Item::Event(_), _) if op.attr("SendMeetingInvitations").is_none() => err(
+                "ErrorSendMeetingInvitationsRequired",
+                "SendMeetingInvitations attribute is required for calendar items.",
+            ),
             (Item::Other(_), _) if el.name == "CalendarItem" => err(
-                "ErrorMissingInformationReferenceItemId",
+                "ErrorCalendarInvalidPropertyState",
                 "A calendar item needs Start and End.",
             ),
             (_, None) => err(
@@ -946,7 +963,8 @@ fn update_item(
     w.open("m:UpdateItemResponse", &[])
         .open("m:ResponseMessages", &[]);
     for change in changes.children_named(NS_T, "ItemChange") {
-        let outcome = update_one(emu, mailbox, change, &resolution, now);
+        let send_choice = op.attr("SendMeetingInvitationsOrCancellations").is_some();
+        let outcome = update_one(emu, mailbox, change, &resolution, send_choice, now);
         match outcome {
             Ok((tag, id)) => {
                 write_message_head(&mut w, "m:UpdateItemResponseMessage", "NoError", "");
@@ -971,6 +989,7 @@ fn update_one(
     mailbox: &str,
     change: &Element,
     resolution: &str,
+    send_choice: bool,
     now: DateTime<Utc>,
 ) -> Result<(&'static str, ItemId), (String, String)> {
     let id_el = change.child(NS_T, "ItemId").ok_or((
@@ -979,6 +998,17 @@ fn update_one(
     ))?;
     let id = id_el.attr("Id").unwrap_or("").to_string();
     let ck = id_el.attr("ChangeKey").map(str::to_string);
+    let is_calendar = parse_occurrence_id(&id).is_some()
+        || emu
+            .mailbox(mailbox)
+            .and_then(|m| m.items.get(&id))
+            .is_some_and(|s| matches!(s.item, Item::Event(_)));
+    if is_calendar && !send_choice {
+        return err(
+            "ErrorSendMeetingInvitationsOrCancellationsRequired",
+            "SendMeetingInvitationsOrCancellations attribute is required for calendar items.",
+        );
+    }
     let updates = change.child(NS_T, "Updates").ok_or((
         "ErrorSchemaValidation".to_string(),
         "Updates missing".to_string(),
@@ -1070,7 +1100,17 @@ fn delete_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
         .open("m:ResponseMessages", &[]);
     for id in &ids.children {
         let raw = id.attr("Id").unwrap_or("");
-        let result = if let Some((master, orig)) = parse_occurrence_id(raw) {
+        let is_calendar = parse_occurrence_id(raw).is_some()
+            || emu
+                .mailbox(mailbox)
+                .and_then(|m| m.items.get(raw))
+                .is_some_and(|s| matches!(s.item, Item::Event(_)));
+        let result = if is_calendar && op.attr("SendMeetingCancellations").is_none() {
+            err(
+                "ErrorSendMeetingCancellationsRequired",
+                "SendMeetingCancellations attribute is required for calendar items.",
+            )
+        } else if let Some((master, orig)) = parse_occurrence_id(raw) {
             let last_modified = emu
                 .mailbox(mailbox)
                 .and_then(|m| m.items.get(&master))
