@@ -30,7 +30,7 @@ fn ad_options(
 ) -> ExchangeOptions {
     let mut o = ExchangeOptions::new(
         Endpoint::Autodiscover {
-            email: email.into(),
+            address: email.into(),
         },
         Auth::Basic {
             username: SVC.into(),
@@ -62,10 +62,13 @@ async fn finds_the_ews_url_through_a_redirect_and_caches_it() {
     // Three POX requests: corp.net (refused), autodiscover.corp.net (redirect to
     // corp.com), corp.com (settings).
     assert_eq!(c.calls().get("Autodiscover"), Some(&3));
-    // Used for EWS, and cached: no further Autodiscover.
-    c.get_folder(CELIA, &FolderRef::contacts()).await.unwrap();
+    // Cached per domain: corp.net is not looked up again.
     c.autodiscover("someone.else@corp.net").await.unwrap();
     assert_eq!(c.calls().get("Autodiscover"), Some(&3));
+    // A rep in corp.com: one lookup for that domain, then EWS there.
+    c.get_folder(CELIA, &FolderRef::contacts()).await.unwrap();
+    c.get_folder(CELIA, &FolderRef::calendar()).await.unwrap();
+    assert_eq!(c.calls().get("Autodiscover"), Some(&4));
 }
 
 #[tokio::test]
@@ -145,4 +148,25 @@ async fn unknown_address_is_a_clear_error() {
     assert!(matches!(err, EwsError::Autodiscover(_)), "{err:?}");
     assert!(err.to_string().contains("nobody@unknown.example"), "{err}");
     assert!(!err.to_string().contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn bare_domain_discovers_per_rep_domain_and_caches() {
+    let clock = clock();
+    let emu = emulator(&clock, false).await;
+    let c = EwsClient::new(
+        ad_options(emu.url(), "corp.com", &[], 3),
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    // No mailbox yet: a bare domain cannot be looked up.
+    assert!(matches!(c.ews_url().await, Err(EwsError::Config(_))));
+    c.get_folder(CELIA, &FolderRef::contacts()).await.unwrap();
+    c.get_folder(BOB, &FolderRef::contacts()).await.unwrap();
+    assert_eq!(
+        c.calls().get("Autodiscover"),
+        Some(&1),
+        "one lookup for corp.com"
+    );
+    assert_eq!(c.calls().get("GetFolder"), Some(&2));
 }

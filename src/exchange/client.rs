@@ -39,9 +39,11 @@ pub enum Auth {
 pub enum Endpoint {
     /// A configured `ews_url`.
     Url(Url),
-    /// Find it with Autodiscover for this address (usually the service account's or the
-    /// first rep's).
-    Autodiscover { email: String },
+    /// Find it with Autodiscover, per rep: each rep's mailbox domain is looked up once
+    /// (cached per domain). `address` is an email address or a bare domain; with an
+    /// address it is also the fallback when a rep's own domain has no Autodiscover, and
+    /// what `ews_url()` looks up.
+    Autodiscover { address: String },
 }
 
 /// Maps a host name (`corp.com`, `autodiscover.corp.com`) to the base URL Autodiscover
@@ -275,7 +277,6 @@ pub struct EwsClient {
     http: reqwest::Client,
     opts: ExchangeOptions,
     clock: Arc<dyn Clock>,
-    ews_url: tokio::sync::Mutex<Option<Url>>,
     token: tokio::sync::Mutex<Option<(Secret, DateTime<Utc>)>>,
     calls: Mutex<BTreeMap<String, u64>>,
     autodiscover_cache: Mutex<HashMap<String, Url>>,
@@ -287,6 +288,11 @@ impl std::fmt::Debug for EwsClient {
             .field("opts", &self.opts)
             .finish_non_exhaustive()
     }
+}
+
+fn same_domain(a: &str, b: &str) -> bool {
+    let d = |s: &str| s.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+    d(a) == d(b)
 }
 
 enum Discovered {
@@ -331,15 +337,10 @@ impl EwsClient {
         let http = builder
             .build()
             .map_err(|e| EwsError::Config(format!("HTTP client: {e}")))?;
-        let ews_url = match &opts.endpoint {
-            Endpoint::Url(u) => Some(u.clone()),
-            Endpoint::Autodiscover { .. } => None,
-        };
         Ok(EwsClient {
             http,
             opts,
             clock,
-            ews_url: tokio::sync::Mutex::new(ews_url),
             token: tokio::sync::Mutex::new(None),
             calls: Mutex::new(BTreeMap::new()),
             autodiscover_cache: Mutex::new(HashMap::new()),
@@ -459,7 +460,7 @@ impl EwsClient {
     /// operation's response element. Retries 503s, connection errors and ErrorServerBusy
     /// (waiting BackOffMilliseconds) up to `max_retries`; renews an OAuth token once on 401.
     async fn call(&self, op: &str, mailbox: Option<&str>, body: &str) -> Result<Element, EwsError> {
-        let url = self.ews_url().await?;
+        let url = self.endpoint_for(mailbox).await?;
         let headers = RequestHeaders {
             server_version: &self.opts.server_version,
             impersonate: mailbox,
@@ -596,18 +597,30 @@ impl EwsClient {
     // ---------------------------------------------------------------------------------
     // Autodiscover
 
-    /// The EWS URL: configured, or found by Autodiscover (once, then cached).
+    /// The EWS URL: configured, or found by Autodiscover for the configured address.
     pub async fn ews_url(&self) -> Result<Url, EwsError> {
-        let mut cached = self.ews_url.lock().await;
-        if let Some(u) = cached.as_ref() {
-            return Ok(u.clone());
-        }
-        let Endpoint::Autodiscover { email } = &self.opts.endpoint else {
-            return Err(EwsError::Config("no EWS URL".into()));
+        self.endpoint_for(None).await
+    }
+
+    /// The EWS URL for a call made for `mailbox`.
+    async fn endpoint_for(&self, mailbox: Option<&str>) -> Result<Url, EwsError> {
+        let address = match &self.opts.endpoint {
+            Endpoint::Url(u) => return Ok(u.clone()),
+            Endpoint::Autodiscover { address } => address,
         };
-        let url = self.autodiscover(email).await?;
-        *cached = Some(url.clone());
-        Ok(url)
+        let configured = address.contains('@').then_some(address.as_str());
+        match (mailbox, configured) {
+            (Some(m), Some(c)) => match self.autodiscover(m).await {
+                Ok(u) => Ok(u),
+                Err(first) if !same_domain(m, c) => self.autodiscover(c).await.map_err(|_| first),
+                Err(e) => Err(e),
+            },
+            (Some(m), None) => self.autodiscover(m).await,
+            (None, Some(c)) => self.autodiscover(c).await,
+            (None, None) => Err(EwsError::Config(format!(
+                "Autodiscover for {address} needs a mailbox address"
+            ))),
+        }
     }
 
     fn host_base(&self, host: &str) -> Option<Url> {
