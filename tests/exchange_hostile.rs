@@ -111,3 +111,75 @@ async fn wrong_shapes_and_garbage_are_errors() {
     let err = answer(200, fake.as_bytes().to_vec()).await;
     assert!(matches!(err, EwsError::Xml(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn every_truncation_of_a_real_answer_is_an_error_not_a_panic() {
+    use tether::exchange::soap;
+    // A real, rich answer from the emulator…
+    let clock = clock();
+    let emu = emulator(&clock, false).await;
+    let folder = emu.folder_id(CELIA, "contacts").unwrap();
+    let mut c = tether::exchange::model::Contact {
+        given_name: Some("Ada & <Co>".into()),
+        notes: Some("ünïcödé ✓".into()),
+        ..Default::default()
+    };
+    c.phones.insert("MobilePhone".into(), "1".into());
+    let id = emu.put_contact(CELIA, &folder, c).unwrap();
+    let body = format!(
+        "<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape></m:ItemShape><m:ItemIds><t:ItemId Id=\"{}\"/></m:ItemIds></m:GetItem>",
+        id.id
+    );
+    let headers = soap::RequestHeaders {
+        server_version: "Exchange2013_SP1",
+        impersonate: Some(CELIA),
+        time_zone: None,
+    };
+    let answer = reqwest::Client::new()
+        .post(emu.ews_url())
+        .basic_auth(SVC, Some(PASSWORD))
+        .header("X-AnchorMailbox", CELIA)
+        .body(soap::request_envelope(&headers, &body))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(soap::parse_response(&answer).is_ok());
+    // …cut at every byte: never a panic, and never a success for a cut document.
+    for n in 0..answer.len() - 1 {
+        let cut = &answer[..n];
+        let r = std::panic::catch_unwind(|| soap::parse_response(cut));
+        let r = r.unwrap_or_else(|_| panic!("panic at cut {n}"));
+        assert!(r.is_err(), "cut at {n} parsed");
+    }
+}
+
+#[tokio::test]
+async fn emulator_refuses_hostile_requests_with_a_fault() {
+    use tether::exchange::soap;
+    let clock = clock();
+    let emu = emulator(&clock, false).await;
+    let http = reqwest::Client::new();
+    let hostile: Vec<Vec<u8>> = vec![
+        br#"<!DOCTYPE x [<!ENTITY a "b">]><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"/>"#.to_vec(),
+        b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>".to_vec(),
+        "<a>".repeat(1_000_000).into_bytes(),
+        vec![0xff; 64],
+    ];
+    for body in hostile {
+        let resp = http
+            .post(emu.ews_url())
+            .basic_auth(SVC, Some(PASSWORD))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 500);
+        let err = soap::parse_response(&resp.bytes().await.unwrap()).unwrap_err();
+        assert_eq!(err.code(), Some("ErrorSchemaValidation"));
+    }
+    // Still serving.
+    assert_eq!(emu.calls("GetFolder"), 0);
+}

@@ -142,6 +142,8 @@ impl Emulator {
                 post(ops::autodiscover_soap),
             )
             .route("/oauth2/v2.0/token", post(token))
+            // Large batches are legal EWS; beyond this, 413 like an IIS request limit.
+            .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
             .with_state(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
