@@ -956,3 +956,45 @@ async fn emulator_insists_on_meeting_message_choices_like_exchange() {
     // The client always states its choice (SendToNone), so its calls go through.
     assert!(client.delete_items(CELIA, &[id]).await.unwrap()[0].is_ok());
 }
+
+#[tokio::test]
+async fn times_without_offset_follow_the_time_zone_context() {
+    use tether::exchange::soap::{self, RequestHeaders};
+    let clock = clock();
+    let emu = emulator(&clock, false).await;
+    let headers = RequestHeaders {
+        server_version: "Exchange2013_SP1",
+        impersonate: Some(CELIA),
+        time_zone: Some("Eastern Standard Time"),
+    };
+    let create = "<m:CreateItem SendMeetingInvitations=\"SendToNone\"><m:Items><t:CalendarItem><t:Subject>a</t:Subject><t:Start>2026-01-12T09:00:00</t:Start><t:End>2026-01-12T10:00:00</t:End></t:CalendarItem></m:Items></m:CreateItem>";
+    let bytes = reqwest::Client::new()
+        .post(emu.ews_url())
+        .basic_auth(SVC, Some(PASSWORD))
+        .header("X-AnchorMailbox", CELIA)
+        .body(soap::request_envelope(&headers, create))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let op = soap::parse_response(&bytes).unwrap();
+    let msgs = soap::response_messages(&op).unwrap();
+    assert_eq!(msgs[0].code, "NoError");
+    let client = client(&emu, &clock);
+    let view = client
+        .calendar_view(
+            CELIA,
+            t("2026-01-12T00:00:00Z"),
+            t("2026-01-13T00:00:00Z"),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        view[0].start,
+        t("2026-01-12T14:00:00Z"),
+        "09:00 in New York"
+    );
+}

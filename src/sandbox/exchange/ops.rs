@@ -19,10 +19,46 @@ use base64::Engine;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::collections::BTreeSet;
 
+/// Times without an offset are local to the request's TimeZoneContext (UTC without one),
+/// as in Exchange 2010+; they are rewritten as UTC before the operation runs.
+fn normalize_times(el: &mut Element, zone: chrono_tz::Tz) {
+    fn fix(s: &str, zone: chrono_tz::Tz) -> Option<String> {
+        let t = s.trim();
+        let has_offset = t.ends_with('Z') || t.get(19..).is_some_and(|r| r.contains(['+', '-']));
+        if has_offset {
+            return None;
+        }
+        let naive = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+        let utc = zone
+            .from_local_datetime(&naive)
+            .earliest()?
+            .with_timezone(&Utc);
+        Some(model::fmt_datetime(&utc))
+    }
+    if el.ns == NS_T
+        && matches!(el.name.as_str(), "Start" | "End" | "OriginalStart")
+        && let Some(f) = fix(&el.text, zone)
+    {
+        el.text = f;
+    }
+    if el.ns == NS_M && el.name == "CalendarView" {
+        for (k, v) in el.attrs.iter_mut() {
+            if (k == "StartDate" || k == "EndDate")
+                && let Some(f) = fix(v, zone)
+            {
+                *v = f;
+            }
+        }
+    }
+    for c in &mut el.children {
+        normalize_times(c, zone);
+    }
+}
+
 pub(crate) fn dispatch(
     shared: &Shared,
     mailbox: &str,
-    _tz: Option<&str>,
+    tz: Option<&str>,
     op: &Element,
 ) -> EmuResult<String> {
     if op.ns != NS_M {
@@ -31,6 +67,16 @@ pub(crate) fn dispatch(
             "The request is not an EWS operation.",
         );
     }
+    let zone = match tz {
+        None => chrono_tz::UTC,
+        Some(id) => tz::windows_tz(id).ok_or((
+            "ErrorTimeZone".to_string(),
+            format!("The time zone {id} is not known to this server."),
+        ))?,
+    };
+    let mut op = op.clone();
+    normalize_times(&mut op, zone);
+    let op = &op;
     let now = shared.clock.now();
     let mut emu = shared.lock();
     match op.name.as_str() {
