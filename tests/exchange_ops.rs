@@ -130,6 +130,7 @@ async fn sync_1300_changes_in_exactly_three_calls_then_incremental() {
     let mut ids = Vec::new();
     let summary = client
         .sync_folder(CELIA, &FolderRef::from(&folder), None, 512, |p| {
+            assert!(p.from_scratch);
             states.push(p.sync_state.clone());
             ids.extend(p.changes.iter().map(|c| {
                 assert_eq!(c.kind, ChangeKind::Create);

@@ -188,6 +188,10 @@ pub struct SyncPage {
     pub changes: Vec<SyncChange>,
     pub sync_state: String,
     pub includes_last: bool,
+    /// This page belongs to a sync that started without a state (first sync, or a restart
+    /// after ErrorInvalidSyncStateData): its pages together list every item in the folder,
+    /// so an item missing from them is gone.
+    pub from_scratch: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -484,8 +488,7 @@ impl EwsClient {
             }
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if attempt <= self.opts.max_retries => {
-                    let _ = e;
+                Err(_) if attempt <= self.opts.max_retries => {
                     self.back_off(attempt).await;
                     continue;
                 }
@@ -1099,6 +1102,7 @@ impl EwsClient {
             changes,
             sync_state,
             includes_last,
+            from_scratch: false,
         })
     }
 
@@ -1117,6 +1121,7 @@ impl EwsClient {
         F: FnMut(&SyncPage),
     {
         let mut state = state;
+        let mut from_scratch = state.is_none();
         let mut summary = SyncSummary {
             sync_state: String::new(),
             pages: 0,
@@ -1135,11 +1140,14 @@ impl EwsClient {
                         && state.is_some() =>
                 {
                     summary.restarted = true;
+                    from_scratch = true;
                     state = None;
                     continue;
                 }
                 other => other?,
             };
+            let mut page = page;
+            page.from_scratch = from_scratch;
             summary.pages += 1;
             summary.changes += page.changes.len();
             on_page(&page);
