@@ -999,3 +999,53 @@ async fn times_without_offset_follow_the_time_zone_context() {
         "09:00 in New York"
     );
 }
+
+#[tokio::test]
+async fn concurrency_beyond_the_limit_is_throttled_per_account() {
+    let clock = clock();
+    let emu =
+        tether::sandbox::exchange::Emulator::start(tether::sandbox::exchange::EmulatorOptions {
+            clock: Some(Arc::new(clock.clone())),
+            max_concurrency: 2,
+            latency: Some(Duration::from_millis(400)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    emu.add_service_account(SVC, PASSWORD, ImpersonationScope::All);
+    emu.add_service_account("other@corp.com", "pw", ImpersonationScope::All);
+    emu.add_mailbox(CELIA, None);
+    let mut opts = options(&emu);
+    opts.max_retries = 0;
+    let c = Arc::new(EwsClient::new(opts.clone(), Arc::new(clock.clone())).unwrap());
+    opts.auth = Auth::Basic {
+        username: "other@corp.com".into(),
+        password: Secret::new("pw"),
+    };
+    let other = EwsClient::new(opts, Arc::new(clock.clone())).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.get_folder(CELIA, &FolderRef::contacts()).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Another account has its own budget.
+    assert!(
+        other
+            .get_folder(CELIA, &FolderRef::contacts())
+            .await
+            .is_ok()
+    );
+    let mut ok = 0;
+    let mut busy = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) if e.code() == Some("ErrorServerBusy") => busy += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((ok, busy), (2, 2));
+}

@@ -26,7 +26,6 @@ use chrono::{DateTime, Utc};
 use state::{Emu, Principal};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// How to start the emulator.
@@ -53,6 +52,8 @@ pub struct EmulatorOptions {
     /// Keep every request and response body for `bodies()` (tests); turn off for long
     /// benchmark runs so memory stays flat.
     pub record_bodies: bool,
+    /// Time each EWS request takes (real time), to exercise concurrency limits.
+    pub latency: Option<std::time::Duration>,
 }
 
 impl Default for EmulatorOptions {
@@ -67,6 +68,7 @@ impl Default for EmulatorOptions {
             token_lifetime_secs: 3599,
             autodiscover_pox: true,
             record_bodies: true,
+            latency: None,
         }
     }
 }
@@ -89,7 +91,8 @@ pub(crate) struct Shared {
     pub(crate) emu: Arc<Mutex<Emu>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) options: EmulatorOptions,
-    pub(crate) in_flight: Arc<AtomicUsize>,
+    /// Requests in progress per caller (EWSMaxConcurrency is a per-user budget).
+    pub(crate) in_flight: Arc<Mutex<HashMap<String, usize>>>,
     pub(crate) base: String,
 }
 
@@ -123,7 +126,7 @@ impl Emulator {
             emu: Arc::new(Mutex::new(Emu::new(seed))),
             clock,
             options,
-            in_flight: Arc::new(AtomicUsize::new(0)),
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
             base: base.clone(),
         };
         let app = Router::new()
@@ -472,10 +475,35 @@ async fn token(
     }
 }
 
-struct InFlight(Arc<AtomicUsize>);
+struct InFlight {
+    map: Arc<Mutex<HashMap<String, usize>>>,
+    who: String,
+}
+
+impl InFlight {
+    /// Registers one more request for `who`; returns the guard and the new count.
+    fn enter(map: &Arc<Mutex<HashMap<String, usize>>>, who: &str) -> (Self, usize) {
+        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(who.to_ascii_lowercase()).or_default();
+        *n += 1;
+        let count = *n;
+        drop(m);
+        (
+            InFlight {
+                map: map.clone(),
+                who: who.to_ascii_lowercase(),
+            },
+            count,
+        )
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.who) {
+            *n = n.saturating_sub(1);
+        }
     }
 }
 
@@ -483,8 +511,7 @@ async fn ews(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> R
     let Some(principal) = authenticate(&shared, &headers) else {
         return unauthorized();
     };
-    let guard = InFlight(shared.in_flight.clone());
-    let n = guard.0.fetch_add(1, Ordering::SeqCst) + 1;
+    let (guard, n) = InFlight::enter(&shared.in_flight, &principal.name);
     if n > shared.options.max_concurrency {
         return fault(
             &shared,
@@ -637,6 +664,9 @@ async fn ews(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> R
         .path(&[(NS_T, "TimeZoneContext"), (NS_T, "TimeZoneDefinition")])
         .and_then(|d| d.attr("Id"))
         .map(str::to_string);
+    if let Some(l) = shared.options.latency {
+        tokio::time::sleep(l).await;
+    }
     let result = ops::dispatch(&shared, &mailbox, tz.as_deref(), op);
     drop(guard);
     match result {
