@@ -841,6 +841,12 @@ async fn plain_http_only_to_loopback_and_bad_ca_file() {
     let mut https = opts;
     https.endpoint = Endpoint::Url("https://mail.corp.com/EWS/Exchange.asmx".parse().unwrap());
     assert!(EwsClient::new(https.clone(), Arc::new(clock.clone())).is_ok());
+    // A PEM CA (self-signed, test only) is accepted; a missing or non-PEM file is not.
+    https.ca_file =
+        Some(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/test-ca.pem"));
+    assert!(EwsClient::new(https.clone(), Arc::new(clock.clone())).is_ok());
+    https.ca_file = Some(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+    assert!(EwsClient::new(https.clone(), Arc::new(clock.clone())).is_err());
     https.ca_file = Some("/nonexistent/ca.pem".into());
     assert!(EwsClient::new(https, Arc::new(clock)).is_err());
 }
@@ -1007,7 +1013,7 @@ async fn concurrency_beyond_the_limit_is_throttled_per_account() {
         tether::sandbox::exchange::Emulator::start(tether::sandbox::exchange::EmulatorOptions {
             clock: Some(Arc::new(clock.clone())),
             max_concurrency: 2,
-            latency: Some(Duration::from_millis(400)),
+            latency: Some(Duration::from_millis(800)),
             ..Default::default()
         })
         .await
