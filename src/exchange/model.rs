@@ -416,6 +416,16 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
         .map(|n| Utc.from_utc_datetime(&n))
 }
 
+/// Birthdays are dates stored as instants: Outlook writes local midnight (or noon), so
+/// the instant read back may sit up to 12 hours either side of 00:00Z. The nearest
+/// midnight gives the date back.
+fn parse_birthday(s: &str) -> Option<NaiveDate> {
+    match parse_datetime(s) {
+        Some(t) => Some((t + chrono::Duration::hours(12)).date_naive()),
+        None => parse_date(s),
+    }
+}
+
 /// xs:date, possibly with an offset ("2026-01-05Z", "2026-01-05-08:00").
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
     let s = s.trim();
@@ -921,7 +931,7 @@ pub fn parse_contact(el: &Element) -> Contact {
         nickname: text(el, "Nickname"),
         company_name: text(el, "CompanyName"),
         assistant_name: text(el, "AssistantName"),
-        birthday: el.child_text(NS_T, "Birthday").and_then(parse_date),
+        birthday: el.child_text(NS_T, "Birthday").and_then(parse_birthday),
         department: text(el, "Department"),
         job_title: text(el, "JobTitle"),
         surname: text(el, "Surname"),
@@ -1340,6 +1350,20 @@ mod tests {
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn birthdays_survive_time_zone_shifts() {
+        for s in [
+            "1815-12-10T00:00:00Z",
+            "1815-12-09T23:00:00Z",
+            "1815-12-10T08:00:00Z",
+            "1815-12-10T11:00:00Z",
+            "1815-12-09T13:00:00Z",
+            "1815-12-10",
+        ] {
+            assert_eq!(parse_birthday(s), Some(d(1815, 12, 10)), "{s}");
+        }
     }
 
     #[test]
