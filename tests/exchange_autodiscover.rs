@@ -170,3 +170,17 @@ async fn bare_domain_discovers_per_rep_domain_and_caches() {
     );
     assert_eq!(c.calls().get("GetFolder"), Some(&2));
 }
+
+#[tokio::test]
+async fn pox_redirect_url_is_followed() {
+    let clock = clock();
+    let emu = emulator(&clock, false).await;
+    emu.autodiscover_redirect_url("corp.com");
+    let c = EwsClient::new(
+        ad_options(emu.url(), CELIA, &[], 3),
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    assert_eq!(c.ews_url().await.unwrap().as_str(), emu.ews_url());
+    assert_eq!(c.calls().get("Autodiscover"), Some(&2));
+}

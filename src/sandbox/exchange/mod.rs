@@ -144,6 +144,10 @@ impl Emulator {
                 "/autodiscover/autodiscover.svc",
                 post(ops::autodiscover_soap),
             )
+            .route(
+                "/autodiscover/redirected/autodiscover.xml",
+                post(ops::autodiscover_pox_redirected),
+            )
             .route("/oauth2/v2.0/token", post(token))
             // Large batches are legal EWS; beyond this, 413 like an IIS request limit.
             .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
@@ -340,6 +344,14 @@ impl RunningEmulator {
         self.lock()
             .ad_redirects
             .insert(domain.to_ascii_lowercase(), target_email.to_string());
+    }
+
+    /// POX Autodiscover for `domain` answers redirectUrl, pointing at another (emulated)
+    /// Autodiscover server that knows the users.
+    pub fn autodiscover_redirect_url(&self, domain: &str) {
+        self.lock()
+            .ad_redirect_urls
+            .insert(domain.to_ascii_lowercase());
     }
 
     /// Number of requests per EWS operation (local name of the Body child).

@@ -1198,6 +1198,19 @@ pub(crate) async fn autodiscover_pox(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    pox(shared, headers, body, false)
+}
+
+/// The target of a POX redirectUrl: a server that knows the user (no further redirects).
+pub(crate) async fn autodiscover_pox_redirected(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    pox(shared, headers, body, true)
+}
+
+fn pox(shared: Shared, headers: HeaderMap, body: Bytes, redirected: bool) -> Response {
     if !shared.options.autodiscover_pox {
         return StatusCode::NOT_FOUND.into_response();
     }
@@ -1216,10 +1229,18 @@ pub(crate) async fn autodiscover_pox(
         .map(|(_, d)| d.to_ascii_lowercase())
         .unwrap_or_default();
     let emu = shared.lock();
-    let account = if let Some(target) = emu.ad_redirects.get(&domain) {
+    let account = if let (false, Some(target)) = (redirected, emu.ad_redirects.get(&domain)) {
         format!(
             "<Account><AccountType>email</AccountType><Action>redirectAddr</Action><RedirectAddr>{}</RedirectAddr></Account>",
             xml::escape(target)
+        )
+    } else if !redirected && emu.ad_redirect_urls.contains(&domain) {
+        format!(
+            "<Account><AccountType>email</AccountType><Action>redirectUrl</Action><RedirectUrl>{}</RedirectUrl></Account>",
+            xml::escape(&format!(
+                "{}/autodiscover/redirected/autodiscover.xml",
+                shared.base
+            ))
         )
     } else if emu.mailbox(&email).is_some() {
         let url = xml::escape(&format!("{}/EWS/Exchange.asmx", shared.base));
