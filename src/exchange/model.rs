@@ -1208,9 +1208,11 @@ fn nth_weekday(year: i32, month: u32, weekday: Weekday, index: WeekIndex) -> Opt
     }
 }
 
-fn add_months(year: i32, month: u32, k: u32) -> (i32, u32) {
-    let total = year as i64 * 12 + (month as i64 - 1) + k as i64;
-    ((total / 12) as i32, (total % 12) as u32 + 1)
+/// `k` months after (year, month); `None` beyond what dates can hold.
+fn add_months(year: i32, month: u32, k: u64) -> Option<(i32, u32)> {
+    let total = (year as i64) * 12 + (month as i64 - 1) + i64::try_from(k).ok()?;
+    let y = i32::try_from(total / 12).ok()?;
+    Some((y, (total % 12) as u32 + 1))
 }
 
 /// The local dates a recurrence produces, in order, from its start date, stopping after
@@ -1243,7 +1245,7 @@ pub fn occurrence_dates(r: &Recurrence, until: NaiveDate, cap: usize) -> Vec<Nai
             for k in 0..MAX_PERIODS {
                 let Some(d) = r
                     .start
-                    .checked_add_days(chrono::Days::new((k * interval) as u64))
+                    .checked_add_days(chrono::Days::new(k as u64 * *interval as u64))
                 else {
                     break;
                 };
@@ -1274,9 +1276,9 @@ pub fn occurrence_dates(r: &Recurrence, until: NaiveDate, cap: usize) -> Vec<Nai
             }
             'weeks: for k in 0..MAX_PERIODS {
                 for off in &offsets {
-                    let Some(d) =
-                        week0.checked_add_days(chrono::Days::new((k * interval * 7 + off) as u64))
-                    else {
+                    let Some(d) = week0.checked_add_days(chrono::Days::new(
+                        k as u64 * *interval as u64 * 7 + *off as u64,
+                    )) else {
                         break 'weeks;
                     };
                     if !push(d, &mut out) {
@@ -1287,7 +1289,11 @@ pub fn occurrence_dates(r: &Recurrence, until: NaiveDate, cap: usize) -> Vec<Nai
         }
         Pattern::AbsoluteMonthly { interval, day } => {
             for k in 0..MAX_PERIODS {
-                let (y, m) = add_months(r.start.year(), r.start.month(), k * interval);
+                let Some((y, m)) =
+                    add_months(r.start.year(), r.start.month(), k as u64 * *interval as u64)
+                else {
+                    break;
+                };
                 let Some(d) = NaiveDate::from_ymd_opt(y, m, (*day).clamp(1, days_in_month(y, m)))
                 else {
                     break;
@@ -1303,7 +1309,11 @@ pub fn occurrence_dates(r: &Recurrence, until: NaiveDate, cap: usize) -> Vec<Nai
             index,
         } => {
             for k in 0..MAX_PERIODS {
-                let (y, m) = add_months(r.start.year(), r.start.month(), k * interval);
+                let Some((y, m)) =
+                    add_months(r.start.year(), r.start.month(), k as u64 * *interval as u64)
+                else {
+                    break;
+                };
                 let Some(d) = nth_weekday(y, m, *weekday, *index) else {
                     break;
                 };
@@ -1434,6 +1444,32 @@ mod tests {
             occurrence_dates(&ay, d(2030, 1, 1), 1000),
             vec![d(2024, 2, 29), d(2025, 2, 28)]
         );
+        // Hostile intervals neither overflow nor loop.
+        for pattern in [
+            Pattern::Daily { interval: u32::MAX },
+            Pattern::Weekly {
+                interval: u32::MAX,
+                days: vec![Weekday::Mon, Weekday::Sun],
+                first_day: None,
+            },
+            Pattern::AbsoluteMonthly {
+                interval: u32::MAX,
+                day: 99,
+            },
+            Pattern::RelativeMonthly {
+                interval: u32::MAX,
+                weekday: Weekday::Mon,
+                index: WeekIndex::Last,
+            },
+            Pattern::AbsoluteYearly { month: 99, day: 99 },
+        ] {
+            let r = Recurrence {
+                pattern,
+                start: d(2026, 1, 5),
+                end: RangeEnd::Count(u32::MAX),
+            };
+            assert!(occurrence_dates(&r, NaiveDate::MAX, usize::MAX).len() <= 20_000);
+        }
         let daily = Recurrence {
             pattern: Pattern::Daily { interval: 3 },
             start: d(2026, 1, 1),
