@@ -421,7 +421,8 @@ impl EwsClient {
                 let access = body["access_token"]
                     .as_str()
                     .ok_or_else(|| EwsError::Token("no access_token in the answer".into()))?;
-                let expires_in = body["expires_in"].as_i64().unwrap_or(3600);
+                // Bounded: the lifetime comes from the network.
+                let expires_in = body["expires_in"].as_i64().unwrap_or(3600).clamp(0, 86_400);
                 let secret = Secret::new(access);
                 *tok = Some((secret.clone(), now + chrono::Duration::seconds(expires_in)));
                 Ok(format!("Bearer {}", secret.expose()))

@@ -541,7 +541,8 @@ fn calendar_view(
                     .unwrap_or(chrono_tz::UTC);
                 let local_start = e.start.with_timezone(&zone);
                 let time = local_start.time();
-                let until = end.with_timezone(&zone).date_naive() + Duration::days(1);
+                let local_end = end.with_timezone(&zone).date_naive();
+                let until = local_end.succ_opt().unwrap_or(local_end);
                 for date in model::occurrence_dates(rec, until, 20_000) {
                     let Some(orig) = zone
                         .from_local_datetime(&date.and_time(time))
