@@ -421,7 +421,9 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
 /// midnight gives the date back.
 fn parse_birthday(s: &str) -> Option<NaiveDate> {
     match parse_datetime(s) {
-        Some(t) => Some((t + chrono::Duration::hours(12)).date_naive()),
+        Some(t) => t
+            .checked_add_signed(chrono::Duration::hours(12))
+            .map(|t| t.date_naive()),
         None => parse_date(s),
     }
 }

@@ -512,7 +512,9 @@ pub(crate) fn occurrence(
         }
         None => {
             o.start = original_start;
-            o.end = original_start + duration;
+            o.end = original_start
+                .checked_add_signed(duration)
+                .unwrap_or(original_start);
             o.item_type = Some(CalendarItemType::Occurrence);
             o.item_id = Some(ItemId::new(
                 occurrence_id(&stored.id, &original_start),
