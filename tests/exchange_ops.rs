@@ -1055,3 +1055,39 @@ async fn concurrency_beyond_the_limit_is_throttled_per_account() {
     }
     assert_eq!((ok, busy), (2, 2));
 }
+
+#[tokio::test]
+async fn conflict_resolution_modes() {
+    use tether::exchange::ConflictResolution;
+    let clock = clock();
+    let emu = emulator(&clock, false).await;
+    let folder = client(&emu, &clock)
+        .ensure_sync_folder(CELIA)
+        .await
+        .unwrap();
+    let id = emu
+        .put_contact(CELIA, &folder.id.id, full_contact(1))
+        .unwrap();
+    for (mode, ok) in [
+        (ConflictResolution::NeverOverwrite, false),
+        (ConflictResolution::AutoResolve, true),
+        (ConflictResolution::AlwaysOverwrite, true),
+    ] {
+        let mut opts = options(&emu);
+        opts.conflict_resolution = mode;
+        let c = EwsClient::new(opts, Arc::new(clock.clone())).unwrap();
+        let mut stale = c
+            .get_contacts(CELIA, std::slice::from_ref(&id))
+            .await
+            .unwrap()[0]
+            .clone()
+            .unwrap();
+        emu.edit_item(CELIA, &id.id, |_| {}).unwrap();
+        stale.job_title = Some(format!("{mode:?}"));
+        let r = c
+            .update_contacts(CELIA, &[(stale.item_id.clone().unwrap(), stale)])
+            .await
+            .unwrap();
+        assert_eq!(r[0].is_ok(), ok, "{mode:?}: {:?}", r[0]);
+    }
+}

@@ -1112,7 +1112,10 @@ fn update_one(
                     "When making a request that requires a change key, you must specify the ChangeKey.",
                 );
             }
-            Some(ck) if *ck != stored.change_key => {
+            // AutoResolve merges a stale write into the newer version; the emulator does not
+            // track which properties the other writer changed, so it never finds the
+            // merge irresolvable. NeverOverwrite refuses any stale write.
+            Some(ck) if *ck != stored.change_key && resolution == "NeverOverwrite" => {
                 return err(
                     "ErrorIrresolvableConflict",
                     "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.",
