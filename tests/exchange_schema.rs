@@ -148,7 +148,10 @@ fn request_headers_validate() {
         time_zone: Some("W. Europe Standard Time"),
     });
     assert_eq!(headers.len(), 3);
-    validate_all(&headers);
+    let mut all = headers;
+    // And the header the emulator answers with.
+    all.push(soap::server_version_info());
+    validate_all(&all);
 }
 
 #[tokio::test]
@@ -196,4 +199,13 @@ async fn emulator_answers_schema_validation_fault_for_invalid_requests() {
     let op = soap::parse_response(&resp.bytes().await.unwrap()).unwrap();
     assert_eq!(op.name, "GetFolderResponse");
     assert_eq!(op.ns, xml::NS_M);
+}
+
+/// The checker itself bites: a body with elements out of order fails validation.
+#[test]
+#[should_panic(expected = "schema validation failed")]
+fn validation_helper_rejects_wrong_order() {
+    validate_all(&[soap::standalone(
+        "<m:GetFolder><m:FolderIds><t:DistinguishedFolderId Id=\"contacts\"/></m:FolderIds><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape></m:GetFolder>",
+    )]);
 }
