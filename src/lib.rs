@@ -4,6 +4,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connect;
+pub mod exchange;
 pub mod model;
 pub mod net;
 pub mod plan;
