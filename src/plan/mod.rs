@@ -1,3 +1,8 @@
 //! Plans: what `tether apply` would change, in the settings and in the data.
 
+pub mod document;
+pub mod render;
 pub mod settings;
+
+#[cfg(test)]
+mod snapshot_tests;

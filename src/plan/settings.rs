@@ -4,11 +4,12 @@
 
 use crate::config::model::Config;
 use crate::config::schema::SECRET_KEYS;
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Add,
@@ -27,7 +28,7 @@ impl Action {
 }
 
 /// One changed setting.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct SettingChange {
     pub action: Action,
     /// Where: `connections.exchange`, `sync configuration "Sales Reps"`, …
@@ -35,12 +36,12 @@ pub struct SettingChange {
     /// The setting within the scope (`ews_url`, `contacts.direction`, `members.users`), or
     /// empty when the whole scope is added or removed.
     pub field: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
     /// For multi-line text: the line diff, each line prefixed with `+`, `-` or ` `.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub text_diff: Vec<String>,
 }
 
