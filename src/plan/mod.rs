@@ -1,6 +1,7 @@
 //! Plans: what `tether apply` would change, in the settings and in the data.
 
 pub mod document;
+pub mod file;
 pub mod render;
 pub mod settings;
 
