@@ -5,6 +5,7 @@ pub mod clock;
 pub mod config;
 pub mod connect;
 pub mod exchange;
+pub mod lock;
 pub mod model;
 pub mod net;
 pub mod plan;
