@@ -965,3 +965,21 @@ async fn bad_pagination_from_the_server_is_refused() {
     assert_eq!(c.call_counts()[&CallKind::Query], 3);
     assert!(!c.call_counts().contains_key(&CallKind::QueryMore));
 }
+
+/// getDeleted() rejects start == end (INVALID_REPLICATION_DATE); with nothing elapsed since the
+/// watermark the client asks nothing and reports no deletions, instead of falling back to a
+/// full id comparison.
+#[tokio::test]
+async fn deleted_since_now_makes_no_call() {
+    let env = env().await;
+    let ids = env.seed_contacts(2);
+    let c = env.client();
+    let before = env.emu.handle().served_total();
+    let d = c
+        .deleted_since("Contact", env.clock.now(), &ids)
+        .await
+        .unwrap();
+    assert!(d.ids.is_empty());
+    assert_eq!(d.via, DeleteDetection::GetDeleted);
+    assert_eq!(env.emu.handle().served_total(), before);
+}

@@ -830,3 +830,36 @@ async fn soql_table() {
     assert_eq!(v["records"][2]["LastName"], "Smith");
     assert_eq!(v["records"][2]["Account"], Value::Null);
 }
+
+/// getUpdated()/getDeleted() rules (SOAP API guide, referenced by the REST sObject Get
+/// Updated / Get Deleted pages): startDate must precede endDate; equal or later is
+/// INVALID_REPLICATION_DATE.
+#[tokio::test]
+async fn replication_start_must_precede_end() {
+    let t = start().await;
+    let now = t.clock.now().format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
+    let earlier = (t.clock.now() - chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string();
+    for kind in ["updated", "deleted"] {
+        for (start, end) in [(&now, &now), (&now, &earlier)] {
+            let (s, _, v) = t
+                .send(
+                    t.http
+                        .get(t.url(&format!("sobjects/Contact/{kind}/")))
+                        .query(&[("start", start), ("end", end)]),
+                )
+                .await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{kind} {start} {end}");
+            assert_eq!(v[0]["errorCode"], "INVALID_REPLICATION_DATE", "{v}");
+        }
+        let (s, _, _) = t
+            .send(
+                t.http
+                    .get(t.url(&format!("sobjects/Contact/{kind}/")))
+                    .query(&[("start", &earlier), ("end", &now)]),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+}

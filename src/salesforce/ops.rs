@@ -591,6 +591,14 @@ impl SalesforceClient {
         known_ids: &[String],
     ) -> Result<DeletedIds> {
         let now = self.inner.clock.now();
+        // getDeleted() rules: a start equal to (or after) the end is INVALID_REPLICATION_DATE,
+        // and an empty span holds no deletions, so there is nothing to ask.
+        if since >= now {
+            return Ok(DeletedIds {
+                ids: Vec::new(),
+                via: DeleteDetection::GetDeleted,
+            });
+        }
         match self.get_deleted(object, since, now).await {
             Ok(d) if d.earliest_date_available.is_none_or(|e| e <= since) => {
                 let known: HashSet<String> =

@@ -824,8 +824,9 @@ fn replication(
             "start and end must be dateTime values such as 2026-01-01T00:00:00+00:00",
         );
     };
-    if end < start {
-        return bad("EndDate before StartDate");
+    // getUpdated()/getDeleted() rules: start must precede end; equal is an error too.
+    if end <= start {
+        return bad("startDate must chronologically precede endDate");
     }
     let window = if deleted { 15 } else { 30 };
     let mut earliest = ctx.now - Duration::days(window);
