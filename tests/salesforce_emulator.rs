@@ -863,3 +863,45 @@ async fn replication_start_must_precede_end() {
         assert_eq!(s, StatusCode::OK);
     }
 }
+
+/// "Delete Records Using sObject Collections" examples: with allOrNone=false a malformed id's
+/// result has no `id`, only `success` and `errors` (MALFORMED_ID, "malformed id …"); with
+/// allOrNone=true the valid ids come back with their id, success false and
+/// ALL_OR_NONE_OPERATION_ROLLED_BACK, in request order.
+#[tokio::test]
+async fn collection_delete_results_follow_the_documented_examples() {
+    let t = start().await;
+    let h = t.emu.handle();
+    let a = h.insert("Contact", json!({"LastName": "A"})).unwrap();
+    let b = h.insert("Contact", json!({"LastName": "B"})).unwrap();
+    let bad = "003RM000003oLrB000";
+    let (s, _, v) = t
+        .send(t.http.delete(t.url("composite/sobjects")).query(&[
+            ("ids", format!("{},{bad}", &a[..15])),
+            ("allOrNone", "true".into()),
+        ]))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v,
+        json!([
+            {"id": a, "success": false, "errors": [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": "Record rolled back because not all records were valid and the request was using AllOrNone header", "fields": []}]},
+            {"success": false, "errors": [{"statusCode": "MALFORMED_ID", "message": format!("malformed id {bad}"), "fields": []}]},
+        ])
+    );
+    assert!(h.get(&a).is_some(), "rolled back");
+    let (_, _, v) = t
+        .send(
+            t.http
+                .delete(t.url("composite/sobjects"))
+                .query(&[("ids", format!("{b},{bad}")), ("allOrNone", "false".into())]),
+        )
+        .await;
+    assert_eq!(
+        v,
+        json!([
+            {"id": b, "success": true, "errors": []},
+            {"success": false, "errors": [{"statusCode": "MALFORMED_ID", "message": format!("malformed id {bad}"), "fields": []}]},
+        ])
+    );
+}

@@ -904,12 +904,19 @@ fn collections(
             org.store.tables = snap;
             rollback(&mut results);
         }
+        // "Delete Records Using sObject Collections" examples: a failure for a malformed id
+        // carries no `id`; others (rolled-back ones included) carry the 18-character id.
         let out: Vec<Value> = ids
             .iter()
             .zip(results)
             .map(|(id, r)| match r {
                 Ok(id) => json!({"id": id, "success": true, "errors": []}),
-                Err(e) => json!({"id": id, "success": false, "errors": [e.collection_json()]}),
+                Err(e) => match crate::salesforce::ids::to_18(id) {
+                    Some(id18) if e.status_code != "MALFORMED_ID" => {
+                        json!({"id": id18, "success": false, "errors": [e.collection_json()]})
+                    }
+                    _ => json!({"success": false, "errors": [e.collection_json()]}),
+                },
             })
             .collect();
         return json_response(StatusCode::OK, &Value::Array(out));
