@@ -262,6 +262,13 @@ async fn query_pages_follow_the_documented_shape() {
     assert_eq!(v["done"], false);
     let next = v["nextRecordsUrl"].as_str().unwrap();
     assert!(next.starts_with("/services/data/v62.0/query/01g"), "{next}");
+    // The documented form: an 18-character locator id, a dash, the rows returned so far.
+    let (locator, offset) = next
+        .trim_start_matches("/services/data/v62.0/query/")
+        .split_once('-')
+        .unwrap();
+    assert!(ids::is_valid(locator) && locator.len() == 18, "{locator}");
+    assert_eq!(offset, "200");
     let rec = &v["records"][0];
     assert_eq!(keys(rec), set(&["attributes", "Id", "LastName"]));
     let id = rec["Id"].as_str().unwrap();

@@ -702,7 +702,9 @@ fn run_query(ctx: &Ctx<'_>, org: &mut Org, q: &str, all: bool) -> Response {
             &json!({"totalSize": total, "done": true, "records": projected}),
         );
     }
-    let locator = org.store.ids.next("01g")[..15].to_string();
+    // "Execute a SOQL Query": nextRecordsUrl is `/services/data/vXX.X/query/<18-character
+    // locator id>-<rows already returned>`, e.g. `…/query/01gD0000002HU6KIAW-2000`.
+    let locator = org.store.ids.next("01g");
     let first: Vec<Value> = projected[..page].to_vec();
     // A user may hold at most 10 open query cursors; opening another drops the oldest.
     let mut mine: Vec<String> = org
