@@ -912,3 +912,33 @@ async fn collection_delete_results_follow_the_documented_examples() {
         ])
     );
 }
+
+/// The daily allowance counts the calls of the preceding 24 hours ("API Request Limits and
+/// Allocations"; Help, System Overview: API Usage): once blocked, calls succeed again when
+/// the oldest calls leave the window; Sforce-Limit-Info and /limits show the window's count.
+#[tokio::test]
+async fn daily_allowance_is_a_rolling_24_hour_window() {
+    let t = start().await;
+    let h = t.emu.handle();
+    h.set_daily_allowance(3);
+    let (s, hd, _) = t.get("limits").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(hd.get("Sforce-Limit-Info").unwrap(), "api-usage=1/3");
+    t.clock.advance(std::time::Duration::from_secs(3600));
+    t.get("limits").await;
+    t.get("limits").await;
+    let (s, hd, v) = t.get("limits").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(v[0]["errorCode"], "REQUEST_LIMIT_EXCEEDED");
+    assert_eq!(hd.get("Sforce-Limit-Info").unwrap(), "api-usage=3/3");
+    // The first call leaves the window 24 hours after it was made.
+    t.clock
+        .advance(std::time::Duration::from_secs(23 * 3600 + 1));
+    let (s, hd, v) = t.get("limits").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(hd.get("Sforce-Limit-Info").unwrap(), "api-usage=3/3");
+    assert_eq!(v["DailyApiRequests"], json!({"Max": 3, "Remaining": 0}));
+    assert_eq!(h.api_usage(), (3, 3));
+    t.clock.advance(std::time::Duration::from_secs(86400));
+    assert_eq!(h.api_usage(), (0, 3));
+}

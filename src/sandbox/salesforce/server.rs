@@ -305,7 +305,9 @@ async fn dispatch(
     body: Bytes,
 ) -> Response {
     let r = dispatch_inner(&app, method, uri, headers, body).await;
-    let org = app.org();
+    let now = app.clock.now();
+    let mut org = app.org();
+    org.refresh_usage(now);
     with_limit_header(r, &org)
 }
 
@@ -377,6 +379,7 @@ async fn dispatch_inner(
         );
         return with_limit_header(r, &org);
     }
+    org.refresh_usage(now);
     if org.api_used >= org.api_max {
         let r = errors(
             StatusCode::FORBIDDEN,
@@ -385,7 +388,7 @@ async fn dispatch_inner(
         );
         return with_limit_header(r, &org);
     }
-    org.api_used += 1;
+    org.record_call(now);
     let query: Map<String, Value> = form(uri.query().unwrap_or("").as_bytes());
     let ctx = Ctx {
         version: &version,
