@@ -700,6 +700,35 @@ async fn soql_table() {
             R(3),
         ),
         ("SELECT Id FROM Event WHERE EndDateTime >= TODAY", R(1)),
+        // Today is Thursday 2026-01-15; its (en_US) week started on Sunday 2026-01-11.
+        (
+            "SELECT Id FROM Event WHERE StartDateTime = N_DAYS_AGO:1",
+            R(1),
+        ),
+        (
+            "SELECT Id FROM Event WHERE StartDateTime = LAST_N_WEEKS:2",
+            R(1),
+        ),
+        (
+            "SELECT Id FROM Event WHERE StartDateTime = N_WEEKS_AGO:1",
+            R(1),
+        ),
+        (
+            "SELECT Id FROM Event WHERE StartDateTime = THIS_QUARTER",
+            R(3),
+        ),
+        (
+            "SELECT Id FROM Event WHERE StartDateTime = LAST_QUARTER",
+            R(1),
+        ),
+        (
+            "SELECT Id FROM Event WHERE ActivityDate = N_YEARS_AGO:1",
+            R(1),
+        ),
+        (
+            "SELECT Id FROM Event WHERE StartDateTime = N_DAYS_AGO",
+            E("MALFORMED_QUERY"),
+        ),
         (
             "SELECT Id FROM Event WHERE ActivityDate < LAST_N_DAYS:1",
             R(2),
