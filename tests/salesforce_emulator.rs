@@ -519,6 +519,16 @@ async fn error_arrays_limits_and_describe() {
     assert_eq!(last["length"], 80);
     let (s, _, _) = t.get("sobjects/EventRelation/describe").await;
     assert_eq!(s, StatusCode::OK);
+    // An object the org lacks: the generic 404 body, naming nothing.
+    for path in ["sobjects/Widget__c/describe", "sobjects/Widget__c/updated/"] {
+        let (s, _, v) = t.get(path).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            v,
+            json!([{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}]),
+            "{path}"
+        );
+    }
 
     let (s, _, v) = t
         .send(

@@ -612,11 +612,13 @@ fn route(
     }
 }
 
-fn unknown_object(obj: &str) -> Response {
+/// An unknown sObject under `/sobjects/…` is the generic 404 NOT_FOUND ("Status Codes and Error
+/// Responses"); the real body names no object (only SOQL's INVALID_TYPE does).
+fn unknown_object(_obj: &str) -> Response {
     errors(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
-        &format!("The requested resource does not exist: sObject type '{obj}' is not supported."),
+        "The requested resource does not exist",
     )
 }
 
