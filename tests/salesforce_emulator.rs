@@ -981,3 +981,24 @@ async fn daily_allowance_is_a_rolling_24_hour_window() {
     t.clock.advance(std::time::Duration::from_secs(86400));
     assert_eq!(h.api_usage(), (0, 3));
 }
+
+/// STRING_TOO_LONG names the field by its label, quotes the value whole and gives the
+/// describe length, as real responses do ("Billing City: data value too large: … (max
+/// length=40)"); the field list names the field.
+#[tokio::test]
+async fn string_too_long_quotes_the_value() {
+    let t = start().await;
+    let long = "Giugliano in Campania, Metropolitan City of Naples";
+    let (s, _, v) = t
+        .send(
+            t.http
+                .post(t.url("sobjects/Contact/"))
+                .json(&json!({"LastName": "X", "MailingCity": long})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v,
+        json!([{"message": format!("Mailing City: data value too large: {long} (max length=40)"), "errorCode": "STRING_TOO_LONG", "fields": ["MailingCity"]}])
+    );
+}

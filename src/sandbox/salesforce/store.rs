@@ -437,11 +437,12 @@ impl Store {
                 };
                 let len = s.chars().count() as u64;
                 if meta.length > 0 && len > meta.length {
-                    let shown: String = s.chars().take(20).collect();
+                    // Real responses quote the whole value: "Billing City: data value too
+                    // large: <value> (max length=40)".
                     return Err(RecError::new(
                         "STRING_TOO_LONG",
                         format!(
-                            "{}: data value too large: {shown}... (max length={})",
+                            "{}: data value too large: {s} (max length={})",
                             meta.label, meta.length
                         ),
                         &[name],
