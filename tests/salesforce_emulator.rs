@@ -426,8 +426,22 @@ async fn collection_results_and_single_record_crud() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(v[0]["errorCode"], "INVALID_FIELD_FOR_INSERT_UPDATE");
-    assert_eq!(v[0]["fields"], json!(["SystemModstamp"]));
+    assert_eq!(
+        v,
+        json!([{"message": "Unable to create/update fields: SystemModstamp. Please check the security settings of this field and verify that it is read/write for your profile or permission set.", "errorCode": "INVALID_FIELD_FOR_INSERT_UPDATE", "fields": ["SystemModstamp"]}])
+    );
+    let (s, _, v) = t
+        .send(
+            t.http.post(t.url("sobjects/Contact/")).json(
+                &json!({"LastName": "X", "CreatedDate": "2020-01-01T00:00:00Z", "Name": "X"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v[0]["message"],
+        "Unable to create/update fields: CreatedDate, Name. Please check the security settings of this field and verify that it is read/write for your profile or permission set."
+    );
     let (s, _, _) = t
         .send(t.http.delete(t.url(&format!("sobjects/Contact/{single}"))))
         .await;

@@ -235,12 +235,12 @@ impl Store {
             fields.insert(meta.name.clone(), v);
         }
         if !readonly.is_empty() {
-            let verb = if creating { "create" } else { "update" };
+            // Real responses say "create/update" literally, on inserts and updates alike.
             let refs: Vec<&str> = readonly.iter().map(String::as_str).collect();
             return Err(RecError::new(
                 "INVALID_FIELD_FOR_INSERT_UPDATE",
                 format!(
-                    "Unable to {verb} fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
+                    "Unable to create/update fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
                     readonly.join(", ")
                 ),
                 &refs,
