@@ -1016,3 +1016,70 @@ async fn string_too_long_quotes_the_value() {
         json!([{"message": format!("Mailing City: data value too large: {long} (max length=40)"), "errorCode": "STRING_TOO_LONG", "fields": ["MailingCity"]}])
     );
 }
+
+/// EventRelation (Object Reference, Shared Activities): a person who is both invitee and Who
+/// has one record with IsInvitee and IsParent true; deleting the relation that is the event's
+/// WhoId promotes another related contact or lead to WhoId, or clears it when none is left.
+#[tokio::test]
+async fn event_relations_follow_the_who() {
+    let t = start().await;
+    let h = t.emu.handle();
+    let c: Vec<String> = (1..=3)
+        .map(|i| {
+            h.insert("Contact", json!({"LastName": format!("C{i}")}))
+                .unwrap()
+        })
+        .collect();
+    let ev = h
+        .insert(
+            "Event",
+            json!({"Subject": "S", "StartDateTime": "2026-01-20T10:00:00Z", "DurationInMinutes": 30, "WhoId": c[0]}),
+        )
+        .unwrap();
+    let rels = |t: &T| {
+        let h = t.emu.handle();
+        let mut v: Vec<(String, bool, bool)> = h
+            .records("EventRelation")
+            .iter()
+            .map(|r| {
+                (
+                    r["RelationId"].as_str().unwrap().to_string(),
+                    r["IsInvitee"] == json!(true),
+                    r["IsParent"] == json!(true),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(rels(&t), vec![(c[0].clone(), false, true)]);
+    let invite = h
+        .insert(
+            "EventRelation",
+            json!({"EventId": ev, "RelationId": c[1], "IsInvitee": true}),
+        )
+        .unwrap();
+    h.update("Event", &ev, json!({"WhoId": c[1]})).unwrap();
+    assert_eq!(rels(&t), vec![(c[1].clone(), true, true)]);
+    h.insert(
+        "EventRelation",
+        json!({"EventId": ev, "RelationId": c[2], "IsParent": true}),
+    )
+    .unwrap();
+    let (s, _, _) = t
+        .send(
+            t.http
+                .delete(t.url(&format!("sobjects/EventRelation/{invite}"))),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(h.get(&ev).unwrap()["WhoId"], json!(c[2]));
+    let last = h
+        .records("EventRelation")
+        .iter()
+        .find(|r| r["RelationId"] == json!(c[2]))
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .unwrap();
+    h.delete(&last).unwrap();
+    assert_eq!(h.get(&ev).unwrap()["WhoId"], Value::Null);
+}

@@ -525,18 +525,25 @@ impl Store {
         now: DateTime<Utc>,
     ) {
         let table = self.tables.entry("eventrelation".into()).or_default();
+        let of = |r: &Rec, rel: &str| {
+            r.deleted.is_none()
+                && r.fields.get("EventId").and_then(Value::as_str) == Some(event_id)
+                && r.fields.get("RelationId").and_then(Value::as_str) == Some(rel)
+        };
+        // EventRelation: a person who is both invitee and related has one record with
+        // IsInvitee and IsParent true; losing the Who role only clears IsParent.
         if let Some(old_id) = old.as_str() {
-            table.retain(|_, r| {
-                !(r.fields.get("EventId").and_then(Value::as_str) == Some(event_id)
-                    && r.fields.get("RelationId").and_then(Value::as_str) == Some(old_id)
-                    && r.fields.get("IsInvitee") != Some(&Value::Bool(true)))
-            });
+            table.retain(|_, r| !of(r, old_id) || r.fields.get("IsInvitee") == Some(&json!(true)));
+            for r in table.values_mut().filter(|r| of(r, old_id)) {
+                r.fields.insert("IsParent".into(), json!(false));
+            }
         }
         if let Some(new_id) = new.as_str() {
-            let exists = table.values().any(|r| {
-                r.fields.get("EventId").and_then(Value::as_str) == Some(event_id)
-                    && r.fields.get("RelationId").and_then(Value::as_str) == Some(new_id)
-            });
+            let mut exists = false;
+            for r in table.values_mut().filter(|r| of(r, new_id)) {
+                r.fields.insert("IsParent".into(), json!(true));
+                exists = true;
+            }
             if !exists {
                 let id = self.ids.next("0RE");
                 let ts = format_datetime(now);
@@ -559,6 +566,49 @@ impl Store {
                         );
                 }
             }
+        }
+    }
+
+    /// EventRelation: "If you delete the EventRelation record representing the WhoId on an
+    /// event, then another Who, if any, … will be promoted to the WhoId" (else it is cleared).
+    fn promote_who(&mut self, rel: &Map<String, Value>, now: DateTime<Utc>) {
+        let (Some(event_id), Some(who)) = (
+            rel.get("EventId").and_then(Value::as_str),
+            rel.get("RelationId").and_then(Value::as_str),
+        ) else {
+            return;
+        };
+        let is_who = self
+            .table("Event")
+            .and_then(|t| t.get(event_id))
+            .is_some_and(|e| e.fields.get("WhoId").and_then(Value::as_str) == Some(who));
+        if !is_who {
+            return;
+        }
+        let next = self.table("EventRelation").and_then(|t| {
+            t.values()
+                .filter(|r| r.deleted.is_none())
+                .map(|r| &r.fields)
+                .filter(|r| r.get("EventId").and_then(Value::as_str) == Some(event_id))
+                // A related (not invitee-only) contact or lead, as relation_rules counts them.
+                .filter(|r| {
+                    r.get("IsParent") == Some(&json!(true))
+                        || r.get("IsInvitee") != Some(&json!(true))
+                })
+                .filter_map(|r| r.get("RelationId").and_then(Value::as_str))
+                .find(|id| *id != who && (id.starts_with("003") || id.starts_with("00Q")))
+                .map(str::to_string)
+        });
+        if let Some(e) = self
+            .tables
+            .get_mut("event")
+            .and_then(|t| t.get_mut(event_id))
+        {
+            e.fields
+                .insert("WhoId".into(), next.map_or(Value::Null, Value::String));
+            let ts = json!(format_datetime(now));
+            e.fields.insert("LastModifiedDate".into(), ts.clone());
+            e.fields.insert("SystemModstamp".into(), ts);
         }
     }
 
@@ -615,6 +665,9 @@ impl Store {
             if let Some(rels) = self.tables.get_mut("eventrelation") {
                 rels.retain(|_, r| r.fields.get("EventId").and_then(Value::as_str) != Some(&id18));
             }
+        }
+        if schema.name == "EventRelation" {
+            self.promote_who(&fields, now);
         }
         Ok(id18)
     }
