@@ -453,7 +453,8 @@ async fn get_deleted_and_fallback_to_id_comparison() {
 async fn changes_since_watermark_reads_the_org_once() {
     let env = env().await;
     let ids = env.seed_contacts(5);
-    env.clock.advance(Duration::from_secs(5));
+    // A minute later: getUpdated ignores seconds, so the seeding minute must be over.
+    env.clock.advance(Duration::from_secs(60));
     let wm = env.clock.now();
     env.clock.advance(Duration::from_secs(5));
     env.emu
@@ -470,9 +471,13 @@ async fn changes_since_watermark_reads_the_org_once() {
     assert_eq!(page[0]["Title"], "VP");
     assert_eq!(page[1]["IsDeleted"], true);
     assert!(pages.next_page().await.unwrap().is_none());
-    // latestDateCovered is a whole minute: the current minute is covered only once it has passed.
-    let early = c.get_updated("Contact", wm, env.clock.now()).await.unwrap();
-    assert!(early.ids.is_empty());
+    // getUpdated() ignores seconds: within one minute start and end are the same minute,
+    // which the service rejects (INVALID_REPLICATION_DATE) rather than answering empty.
+    let early = c
+        .get_updated("Contact", wm, env.clock.now())
+        .await
+        .unwrap_err();
+    assert_eq!(early.error_code(), Some("INVALID_REPLICATION_DATE"));
     env.clock.advance(Duration::from_secs(120));
     let updated = c.get_updated("Contact", wm, env.clock.now()).await.unwrap();
     assert_eq!(updated.ids, vec![ids[3].clone()]);
@@ -982,4 +987,24 @@ async fn deleted_since_now_makes_no_call() {
     assert!(d.ids.is_empty());
     assert_eq!(d.via, DeleteDetection::GetDeleted);
     assert_eq!(env.emu.handle().served_total(), before);
+}
+
+/// getDeleted() ignores seconds and needs start before end by more than one minute: a
+/// watermark 30 seconds old still finds the deletion through getDeleted, not a full id list.
+#[tokio::test]
+async fn deleted_since_a_moment_ago_uses_get_deleted() {
+    let env = env().await;
+    let ids = env.seed_contacts(3);
+    env.clock.advance(Duration::from_secs(10));
+    let since = env.clock.now();
+    env.clock.advance(Duration::from_secs(20));
+    env.emu.handle().delete(&ids[1]).unwrap();
+    env.clock.advance(Duration::from_secs(60));
+    let c = env.client();
+    let d = c.deleted_since("Contact", since, &ids).await.unwrap();
+    assert_eq!(
+        (d.ids, d.via),
+        (vec![ids[1].clone()], DeleteDetection::GetDeleted)
+    );
+    env.assert_counts_match(&c);
 }

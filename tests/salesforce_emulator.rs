@@ -892,15 +892,40 @@ async fn soql_table() {
 }
 
 /// getUpdated()/getDeleted() rules (SOAP API guide, referenced by the REST sObject Get
-/// Updated / Get Deleted pages): startDate must precede endDate; equal or later is
+/// Updated / Get Deleted pages): the seconds of start and end are ignored; startDate must
+/// precede endDate (getDeleted: by more than one minute); equal or later is
 /// INVALID_REPLICATION_DATE.
 #[tokio::test]
 async fn replication_start_must_precede_end() {
     let t = start().await;
-    let now = t.clock.now().format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
-    let earlier = (t.clock.now() - chrono::Duration::hours(1))
-        .format("%Y-%m-%dT%H:%M:%S+00:00")
-        .to_string();
+    let fmt = |d: chrono::Duration| {
+        (t.clock.now() + d)
+            .format("%Y-%m-%dT%H:%M:%S+00:00")
+            .to_string()
+    };
+    let now = fmt(chrono::Duration::zero());
+    let earlier = fmt(chrono::Duration::hours(-1));
+    // 09:00:05 and 09:00:55 are both 09:00 once the seconds are dropped.
+    let (s5, s55) = (
+        fmt(chrono::Duration::seconds(5)),
+        fmt(chrono::Duration::seconds(55)),
+    );
+    let one_min = fmt(chrono::Duration::seconds(60));
+    let two_min = fmt(chrono::Duration::seconds(120));
+    let get = |kind: &str, start: &str, end: &str| {
+        t.http
+            .get(t.url(&format!("sobjects/Contact/{kind}/")))
+            .query(&[("start", start), ("end", end)])
+    };
+    let (s, _, v) = t.send(get("updated", &s5, &s55)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, _, _) = t.send(get("updated", &s55, &one_min)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, v) = t.send(get("deleted", &now, &one_min)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v[0]["errorCode"], "INVALID_REPLICATION_DATE");
+    let (s, _, _) = t.send(get("deleted", &s55, &two_min)).await;
+    assert_eq!(s, StatusCode::OK);
     for kind in ["updated", "deleted"] {
         for (start, end) in [(&now, &now), (&now, &earlier)] {
             let (s, _, v) = t

@@ -831,9 +831,17 @@ fn replication(
             "start and end must be dateTime values such as 2026-01-01T00:00:00+00:00",
         );
     };
-    // getUpdated()/getDeleted() rules: start must precede end; equal is an error too.
-    if end <= start {
-        return bad("startDate must chronologically precede endDate");
+    // getUpdated()/getDeleted() (SOAP API guide, which the REST pages defer to): "The API
+    // ignores the seconds portion" of start and end; start must precede end (equal is an
+    // error too), and for getDeleted by more than one minute.
+    let (start_m, end_m) = (minute(start), minute(end));
+    let min_gap = Duration::minutes(if deleted { 2 } else { 1 });
+    if end_m - start_m < min_gap {
+        return bad(if deleted {
+            "startDate must precede endDate by more than one minute"
+        } else {
+            "startDate must chronologically precede endDate"
+        });
     }
     let window = if deleted { 15 } else { 30 };
     let mut earliest = ctx.now - Duration::days(window);
@@ -844,7 +852,7 @@ fn replication(
         return bad(&format!("startDate cannot be more than {window} days ago"));
     }
     let latest = minute(end.min(ctx.now));
-    let in_window = |t: Option<DateTime<Utc>>| t.is_some_and(|t| t >= start && t < latest);
+    let in_window = |t: Option<DateTime<Utc>>| t.is_some_and(|t| t >= start_m && t < latest);
     let rows = org
         .store
         .table(&schema.name)
