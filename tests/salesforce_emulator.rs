@@ -130,10 +130,45 @@ async fn token_response_and_oauth_errors() {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
+    // The JWT bearer flow's documented response has no issued_at and no signature.
+    assert_eq!(
+        keys(&v),
+        set(&["access_token", "scope", "instance_url", "id", "token_type"])
+    );
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["instance_url"], t.emu.url());
+    let id = v["id"].as_str().unwrap();
+    let (org, user) = id
+        .strip_prefix(&format!("{}/id/", t.emu.url()))
+        .unwrap()
+        .split_once('/')
+        .unwrap();
+    assert!(
+        org.starts_with("00D") && ids::is_valid(org) && org.len() == 18,
+        "{id}"
+    );
+    assert!(
+        user.starts_with("005") && ids::is_valid(user) && user.len() == 18,
+        "{id}"
+    );
+
+    // Client credentials (and refresh token) add issued_at, epoch millis as a string, and
+    // signature, an HMAC-SHA256 over id + issued_at keyed with the client secret.
+    let (s, v) = token_call(
+        &t,
+        &[
+            ("grant_type", "client_credentials".into()),
+            ("client_id", CLIENT_ID.into()),
+            ("client_secret", "sandbox-client-secret".into()),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
     assert_eq!(
         keys(&v),
         set(&[
             "access_token",
+            "scope",
             "instance_url",
             "id",
             "token_type",
@@ -141,19 +176,21 @@ async fn token_response_and_oauth_errors() {
             "signature"
         ])
     );
-    assert_eq!(v["token_type"], "Bearer");
-    assert_eq!(v["instance_url"], t.emu.url());
     assert_eq!(
         v["issued_at"],
         deterministic_epoch().timestamp_millis().to_string()
     );
-    let id = v["id"].as_str().unwrap();
-    assert!(id.starts_with(&format!("{}/id/00D", t.emu.url())), "{id}");
     use base64::Engine;
     let sig = base64::engine::general_purpose::STANDARD
         .decode(v["signature"].as_str().unwrap())
         .unwrap();
-    assert_eq!(sig.len(), 32, "HMAC-SHA256");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"sandbox-client-secret");
+    let msg = format!(
+        "{}{}",
+        v["id"].as_str().unwrap(),
+        v["issued_at"].as_str().unwrap()
+    );
+    assert!(ring::hmac::verify(&key, msg.as_bytes(), &sig).is_ok());
 
     let jwt = |a: String| {
         vec![

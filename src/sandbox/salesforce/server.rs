@@ -126,7 +126,7 @@ async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respo
         _ => Err(("unsupported_grant_type", "grant type not supported")),
     };
     match user {
-        Ok(user_id) => issue_token(&app, &user_id),
+        Ok(user_id) => issue_token(&app, &user_id, grant),
         Err((e, d)) => oauth_error(e, d),
     }
 }
@@ -199,7 +199,11 @@ fn jwt_grant(app: &Shared, assertion: &str) -> Result<String, (&'static str, &'s
     find_user(&app.org().store, &sub).ok_or(("invalid_grant", "user hasn't approved this consumer"))
 }
 
-fn issue_token(app: &Shared, user_id: &str) -> Response {
+/// The success body differs by flow, as the OAuth flow pages' examples show: JWT bearer gives
+/// access_token, scope, instance_url, id, token_type (no issued_at, no signature); refresh
+/// token and client credentials add issued_at (epoch millis as a string) and signature;
+/// username-password has issued_at and signature but no scope.
+fn issue_token(app: &Shared, user_id: &str, grant: &str) -> Response {
     let now = app.clock.now();
     let mut org = app.org();
     org.token_counter += 1;
@@ -223,17 +227,20 @@ fn issue_token(app: &Shared, user_id: &str) -> Response {
     );
     let sig = ring::hmac::sign(&key, format!("{id_url}{issued}").as_bytes());
     let signature = base64::engine::general_purpose::STANDARD.encode(sig.as_ref());
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "access_token": token,
-            "instance_url": app.base_url,
-            "id": id_url,
-            "token_type": "Bearer",
-            "issued_at": issued,
-            "signature": signature,
-        }),
-    )
+    let mut body = json!({
+        "access_token": token,
+        "instance_url": app.base_url,
+        "id": id_url,
+        "token_type": "Bearer",
+    });
+    if grant != "password" {
+        body["scope"] = json!("api");
+    }
+    if grant != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+        body["issued_at"] = json!(issued);
+        body["signature"] = json!(signature);
+    }
+    json_response(StatusCode::OK, &body)
 }
 
 /// Latency, dropped connections and injected statuses, applied before any handling.
