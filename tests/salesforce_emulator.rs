@@ -1145,3 +1145,35 @@ async fn event_relations_follow_the_who() {
     h.delete(&last).unwrap();
     assert_eq!(h.get(&ev).unwrap()["WhoId"], Value::Null);
 }
+
+/// QueryAll More Results: a queryAll's nextRecordsUrl names `query`, not `queryAll`, and the
+/// locator can be followed through either resource; deleted matches stay in the results.
+#[tokio::test]
+async fn query_all_locator_names_query() {
+    let t = start().await;
+    let h = t.emu.handle();
+    let ids: Vec<String> = (0..250)
+        .map(|i| {
+            h.insert("Contact", json!({"LastName": format!("Q{i:03}")}))
+                .unwrap()
+        })
+        .collect();
+    h.delete(&ids[249]).unwrap();
+    let req = t
+        .http
+        .get(t.url("queryAll"))
+        .query(&[("q", "SELECT Id, IsDeleted FROM Contact ORDER BY LastName")])
+        .header("Sforce-Query-Options", "batchSize=200");
+    let (_, _, v) = t.send(req).await;
+    assert_eq!(v["totalSize"], 250);
+    let next = v["nextRecordsUrl"].as_str().unwrap();
+    assert!(next.starts_with("/services/data/v62.0/query/01g"), "{next}");
+    let via_all = next.replace("/query/", "/queryAll/");
+    let (s, _, p2) = t
+        .send(t.http.get(format!("{}{via_all}", t.emu.url())))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(p2["done"], true);
+    assert_eq!(p2["records"].as_array().unwrap().len(), 50);
+    assert_eq!(p2["records"][49]["IsDeleted"], true);
+}
