@@ -298,7 +298,7 @@ async fn query_pages_follow_the_documented_shape() {
     assert_eq!(v["totalSize"], 450);
     assert_eq!(v["done"], false);
     let next = v["nextRecordsUrl"].as_str().unwrap();
-    assert!(next.starts_with("/services/data/v62.0/query/01g"), "{next}");
+    assert!(next.starts_with("/services/data/v62.0/query/0r8"), "{next}");
     // The documented form: an 18-character locator id, a dash, the rows returned so far.
     let (locator, offset) = next
         .trim_start_matches("/services/data/v62.0/query/")
@@ -332,7 +332,8 @@ async fn query_pages_follow_the_documented_shape() {
     assert_eq!(p3["records"].as_array().unwrap().len(), 50);
     assert_eq!(p3["records"][49]["LastName"], "C449");
 
-    // At most 10 open cursors per user: the 11th drops the oldest.
+    // No limit on open cursors ("API Query Cursor Limits", API 56.0 on): eleven stay usable,
+    // for two days after their query ran, then INVALID_QUERY_LOCATOR.
     let mut nexts = Vec::new();
     for _ in 0..11 {
         let req = t
@@ -343,18 +344,25 @@ async fn query_pages_follow_the_documented_shape() {
         let (_, _, v) = t.send(req).await;
         nexts.push(v["nextRecordsUrl"].as_str().unwrap().to_string());
     }
-    let (s, _, v) = t
+    let (s, _, _) = t
         .send(t.http.get(format!("{}{}", t.emu.url(), nexts[0])))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    t.clock
+        .advance(std::time::Duration::from_secs(2 * 86400 - 1));
+    let (s, _, _) = t
+        .send(t.http.get(format!("{}{}", t.emu.url(), nexts[10])))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    t.clock.advance(std::time::Duration::from_secs(2));
+    let (s, _, v) = t
+        .send(t.http.get(format!("{}{}", t.emu.url(), nexts[9])))
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(
         v,
         json!([{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}])
     );
-    let (s, _, _) = t
-        .send(t.http.get(format!("{}{}", t.emu.url(), nexts[10])))
-        .await;
-    assert_eq!(s, StatusCode::OK);
 
     // Without the header: 2,000 a page, so one page here.
     let (_, v) = t.query("SELECT Id FROM Contact").await;
@@ -1167,7 +1175,7 @@ async fn query_all_locator_names_query() {
     let (_, _, v) = t.send(req).await;
     assert_eq!(v["totalSize"], 250);
     let next = v["nextRecordsUrl"].as_str().unwrap();
-    assert!(next.starts_with("/services/data/v62.0/query/01g"), "{next}");
+    assert!(next.starts_with("/services/data/v62.0/query/0r8"), "{next}");
     let via_all = next.replace("/query/", "/queryAll/");
     let (s, _, p2) = t
         .send(t.http.get(format!("{}{via_all}", t.emu.url())))

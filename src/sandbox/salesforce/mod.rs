@@ -116,8 +116,8 @@ pub(crate) struct Session {
 }
 
 pub(crate) struct Cursor {
-    pub user: String,
-    /// Locators sort in creation order (they come from the id counter).
+    /// When the initial query ran: the locator lives two days from then.
+    pub created: DateTime<Utc>,
     pub rows: Vec<Value>,
     pub total: usize,
     pub page: usize,

@@ -17,7 +17,12 @@ use std::sync::Arc;
 
 type App = Arc<Shared>;
 
-const MAX_CURSORS_PER_USER: usize = 10;
+/// "API Query Cursor Limits": cursors and their results are available for 2 days, and
+/// there is no limit on open cursors (the old 10-per-user limit ended with API 56.0, for all
+/// versions).
+fn cursor_lifetime() -> Duration {
+    Duration::days(2)
+}
 
 pub(super) fn router(shared: App) -> Router {
     Router::new()
@@ -715,25 +720,16 @@ fn run_query(ctx: &Ctx<'_>, org: &mut Org, q: &str, all: bool) -> Response {
         );
     }
     // "Execute a SOQL Query": nextRecordsUrl is `/services/data/vXX.X/query/<18-character
-    // locator id>-<rows already returned>`, e.g. `…/query/01gD0000002HU6KIAW-2000`.
-    let locator = org.store.ids.next("01g");
+    // locator>-<rows already returned>`; Help article 000384958: locators begin with 0r8.
+    let locator = org.store.ids.next("0r8");
     let first: Vec<Value> = projected[..page].to_vec();
-    // A user may hold at most 10 open query cursors; opening another drops the oldest.
-    let mut mine: Vec<String> = org
-        .cursors
-        .iter()
-        .filter(|(_, c)| c.user == ctx.user_id)
-        .map(|(k, _)| k.clone())
-        .collect();
-    mine.sort();
-    while mine.len() >= MAX_CURSORS_PER_USER {
-        let oldest = mine.remove(0);
-        org.cursors.remove(&oldest);
-    }
+    let now = ctx.now;
+    org.cursors
+        .retain(|_, c| now - c.created <= cursor_lifetime());
     org.cursors.insert(
         locator.clone(),
         super::Cursor {
-            user: ctx.user_id.to_string(),
+            created: now,
             rows: projected,
             total,
             page,
@@ -780,6 +776,10 @@ fn query_more(ctx: &Ctx<'_>, org: &mut Org, locator: &str) -> Response {
     let Some(cursor) = org.cursors.get(loc) else {
         return invalid();
     };
+    if ctx.now - cursor.created > cursor_lifetime() {
+        org.cursors.remove(loc);
+        return invalid();
+    }
     if start >= cursor.total {
         return invalid();
     }
