@@ -555,14 +555,28 @@ async fn error_arrays_limits_and_describe() {
     let msg = v[0]["message"].as_str().unwrap();
     assert!(msg.starts_with("\nSELECT Foo FROM Contact\n       ^\nERROR at Row:1:Column:8\nNo such column 'Foo' on entity 'Contact'."), "{msg:?}");
 
+    // A method the resource lacks: 405 and the message real responses carry.
+    let (s, _, v) = t
+        .send(
+            t.http
+                .patch(t.url("sobjects/Contact"))
+                .json(&json!({"LastName": "X"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        v,
+        json!([{"message": "HTTP Method 'PATCH' not allowed. Allowed are HEAD,GET,POST", "errorCode": "METHOD_NOT_ALLOWED"}])
+    );
+
     let (s, _, v) = t.get("limits").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(keys(&v["DailyApiRequests"]), set(&["Max", "Remaining"]));
     assert_eq!(
         v["DailyApiRequests"],
-        json!({"Max": 15000, "Remaining": 14998})
+        json!({"Max": 15000, "Remaining": 14997})
     );
-    assert_eq!(t.emu.handle().api_usage(), (2, 15000));
+    assert_eq!(t.emu.handle().api_usage(), (3, 15000));
 
     let (s, _, v) = t.get("sobjects/Contact/describe").await;
     assert_eq!(s, StatusCode::OK);
