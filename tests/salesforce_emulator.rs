@@ -1199,3 +1199,60 @@ async fn query_all_locator_names_query() {
     assert_eq!(p2["records"].as_array().unwrap().len(), 50);
     assert_eq!(p2["records"][49]["IsDeleted"], true);
 }
+
+/// Event (Object Reference, EndDateTime / DurationInMinutes): both may be given only when they
+/// add up to the same time; an all-day event takes its length from either (one day when
+/// neither); from API 39.0 the error names DurationInMinutes when it has a value, else
+/// EndDateTime.
+#[tokio::test]
+async fn event_end_and_duration_must_agree() {
+    let t = start().await;
+    let h = t.emu.handle();
+    let ok = h
+        .insert(
+            "Event",
+            json!({"Subject": "Both", "StartDateTime": "2026-01-20T10:00:00Z", "EndDateTime": "2026-01-20T11:30:00Z", "DurationInMinutes": 90}),
+        )
+        .unwrap();
+    assert_eq!(h.get(&ok).unwrap()["DurationInMinutes"], 90);
+    let err = h
+        .insert(
+            "Event",
+            json!({"Subject": "Both", "StartDateTime": "2026-01-20T10:00:00Z", "EndDateTime": "2026-01-20T11:00:00Z", "DurationInMinutes": 90}),
+        )
+        .unwrap_err();
+    assert_eq!(err.status_code, "FIELD_INTEGRITY_EXCEPTION");
+    assert_eq!(err.fields, vec!["DurationInMinutes"]);
+    let err = h
+        .insert(
+            "Event",
+            json!({"Subject": "Back", "StartDateTime": "2026-01-20T10:00:00Z", "EndDateTime": "2026-01-20T09:00:00Z"}),
+        )
+        .unwrap_err();
+    assert_eq!(err.fields, vec!["EndDateTime"]);
+
+    // All-day: three days through EndDateTime (midnight UTC of the last day), or one by default.
+    let three = h
+        .insert(
+            "Event",
+            json!({"Subject": "Fair", "IsAllDayEvent": true, "ActivityDate": "2026-02-02", "EndDateTime": "2026-02-04T00:00:00Z"}),
+        )
+        .unwrap();
+    let rec = h.get(&three).unwrap();
+    assert_eq!(rec["DurationInMinutes"], 3 * 1440);
+    assert_eq!(rec["EndDate"], "2026-02-04");
+    let one = h
+        .insert(
+            "Event",
+            json!({"Subject": "Day", "IsAllDayEvent": true, "ActivityDate": "2026-02-02"}),
+        )
+        .unwrap();
+    assert_eq!(h.get(&one).unwrap()["DurationInMinutes"], 1440);
+    let err = h
+        .insert(
+            "Event",
+            json!({"Subject": "Fair", "IsAllDayEvent": true, "ActivityDate": "2026-02-02", "EndDateTime": "2026-02-04T00:00:00Z", "DurationInMinutes": 1440}),
+        )
+        .unwrap_err();
+    assert_eq!(err.status_code, "FIELD_INTEGRITY_EXCEPTION");
+}

@@ -701,15 +701,42 @@ fn dt(f: &Map<String, Value>, k: &str) -> Option<DateTime<Utc>> {
     f.get(k).and_then(Value::as_str).and_then(parse_datetime)
 }
 
-/// Event timing: StartDateTime with EndDateTime or DurationInMinutes, or IsAllDayEvent with
-/// ActivityDate; the derived fields (ActivityDateTime, ActivityDate, EndDate, the missing one of
+/// Event timing (Object Reference, Event: EndDateTime and DurationInMinutes): a timed event
+/// needs EndDateTime or DurationInMinutes; an all-day event (IsAllDayEvent with ActivityDate)
+/// may give either and defaults to one day. Both may be given only if they add up to the same
+/// time. From API 39.0 errors name DurationInMinutes when it has a value, else EndDateTime.
+/// The derived fields (ActivityDateTime, ActivityDate, EndDate, the missing one of
 /// End/Duration) are kept consistent.
 fn event_rules(
     f: &mut Map<String, Value>,
     before: Option<&Map<String, Value>>,
     input: &Map<String, Value>,
 ) -> Result<(), RecError> {
-    let given = |k: &str| input.keys().any(|x| x.eq_ignore_ascii_case(k));
+    let given = |k: &str| {
+        input
+            .iter()
+            .any(|(x, v)| x.eq_ignore_ascii_case(k) && !v.is_null())
+    };
+    let duration_given = given("DurationInMinutes");
+    let err_field = if duration_given {
+        "DurationInMinutes"
+    } else {
+        "EndDateTime"
+    };
+    let mismatch = || {
+        RecError::new(
+            "FIELD_INTEGRITY_EXCEPTION",
+            "EndDateTime and DurationInMinutes don't add up to the same amount of time.",
+            &[err_field],
+        )
+    };
+    let too_long = || {
+        RecError::new(
+            "FIELD_INTEGRITY_EXCEPTION",
+            "Event duration can't exceed 14 days.",
+            &[err_field],
+        )
+    };
     let all_day = f.get("IsAllDayEvent") == Some(&Value::Bool(true));
     if all_day {
         let Some(day) = f
@@ -723,18 +750,30 @@ fn event_rules(
                 &["ActivityDate"],
             ));
         };
-        let days = f
+        let from_duration = f
             .get("DurationInMinutes")
             .and_then(Value::as_i64)
-            .filter(|_| given("DurationInMinutes"))
-            .map(|m| (m / 1440).max(1))
-            .unwrap_or(1);
-        if days > 14 {
+            .filter(|_| duration_given)
+            // Out-of-range durations fail the 14-day rule below instead of overflowing.
+            .map(|m| (m.clamp(0, 15 * 1440) / 1440).max(1));
+        // An all-day event's EndDateTime is midnight UTC of its last day.
+        let from_end = dt(f, "EndDateTime")
+            .filter(|_| given("EndDateTime"))
+            .map(|e| (e.date_naive() - day).num_days() + 1);
+        let days = match (from_duration, from_end) {
+            (Some(a), Some(b)) if a != b => return Err(mismatch()),
+            (Some(d), _) | (None, Some(d)) => d,
+            (None, None) => 1,
+        };
+        if days < 1 {
             return Err(RecError::new(
                 "FIELD_INTEGRITY_EXCEPTION",
-                "Event duration can't exceed 14 days.",
-                &["DurationInMinutes"],
+                "End Date Time: End time can't be earlier than start time.",
+                &[err_field],
             ));
+        }
+        if days > 14 {
+            return Err(too_long());
         }
         let start = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
         let end = start + Duration::days(days - 1);
@@ -760,24 +799,31 @@ fn event_rules(
             &["StartDateTime"],
         ));
     };
-    let end = if given("EndDateTime") {
-        dt(f, "EndDateTime")
-    } else if given("DurationInMinutes") {
+    let by_duration = || {
         f.get("DurationInMinutes")
             .and_then(Value::as_i64)
             // Out-of-range durations fail the 14-day rule below instead of overflowing.
             .map(|m| m.clamp(-1, 15 * 1440))
             .and_then(|m| start.checked_add_signed(Duration::minutes(m)))
-    } else if let Some(b) = before {
-        // Moving the start keeps the duration.
-        let old_start = dt(b, "StartDateTime");
-        let old_end = dt(b, "EndDateTime");
-        match (old_start, old_end) {
-            (Some(s), Some(e)) => start.checked_add_signed(e - s),
-            _ => None,
+    };
+    let end = match (given("EndDateTime"), duration_given) {
+        (true, true) => {
+            let e = dt(f, "EndDateTime");
+            if e != by_duration() {
+                return Err(mismatch());
+            }
+            e
         }
-    } else {
-        None
+        (true, false) => dt(f, "EndDateTime"),
+        (false, true) => by_duration(),
+        (false, false) => match before {
+            // Moving the start keeps the duration.
+            Some(b) => match (dt(b, "StartDateTime"), dt(b, "EndDateTime")) {
+                (Some(s), Some(e)) => start.checked_add_signed(e - s),
+                _ => None,
+            },
+            None => None,
+        },
     };
     let Some(end) = end else {
         return Err(RecError::new(
@@ -790,15 +836,11 @@ fn event_rules(
         return Err(RecError::new(
             "FIELD_INTEGRITY_EXCEPTION",
             "End Date Time: End time can't be earlier than start time.",
-            &["EndDateTime"],
+            &[err_field],
         ));
     }
     if end - start > Duration::days(14) {
-        return Err(RecError::new(
-            "FIELD_INTEGRITY_EXCEPTION",
-            "Event duration can't exceed 14 days.",
-            &["DurationInMinutes"],
-        ));
+        return Err(too_long());
     }
     f.insert("StartDateTime".into(), json!(format_datetime(start)));
     f.insert("ActivityDateTime".into(), json!(format_datetime(start)));
