@@ -1256,3 +1256,34 @@ async fn event_end_and_duration_must_agree() {
         .unwrap_err();
     assert_eq!(err.status_code, "FIELD_INTEGRITY_EXCEPTION");
 }
+
+/// SOQL ORDER BY: nulls sort first by default in either direction; NULLS LAST moves them;
+/// text sorts case-insensitively.
+#[tokio::test]
+async fn order_by_puts_nulls_first_by_default() {
+    let t = start().await;
+    let h = t.emu.handle();
+    h.insert("Contact", json!({"LastName": "b", "Email": "b@x.com"}))
+        .unwrap();
+    h.insert("Contact", json!({"LastName": "None"})).unwrap();
+    h.insert("Contact", json!({"LastName": "A", "Email": "A@x.com"}))
+        .unwrap();
+    let names = |v: &Value| -> Vec<String> {
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["LastName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, v) = t
+        .query("SELECT LastName FROM Contact ORDER BY Email DESC")
+        .await;
+    assert_eq!(names(&v), ["None", "b", "A"]);
+    let (_, v) = t.query("SELECT LastName FROM Contact ORDER BY Email").await;
+    assert_eq!(names(&v), ["None", "A", "b"]);
+    let (_, v) = t
+        .query("SELECT LastName FROM Contact ORDER BY Email DESC NULLS LAST")
+        .await;
+    assert_eq!(names(&v), ["b", "A", "None"]);
+}

@@ -431,7 +431,9 @@ impl<'a> Parser<'a> {
                     self.bump();
                     desc = true;
                 }
-                let mut nulls_first = !desc;
+                // SOQL Reference, ORDER BY: "By default, null values are sorted first",
+                // whatever the direction.
+                let mut nulls_first = true;
                 if kw(&self.peek().tok, "NULLS") {
                     self.bump();
                     let t = self.bump();
