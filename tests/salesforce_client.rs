@@ -272,7 +272,7 @@ async fn username_password_is_blocked_by_default_and_static_token_cannot_renew()
             "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string(),
         ),
         ("assertion", {
-            let claims = json!({"iss": CLIENT_ID, "sub": USER, "aud": env.emu.url(), "exp": env.clock.now().timestamp() + 60});
+            let claims = json!({"iss": CLIENT_ID, "sub": USER, "aud": "https://login.salesforce.com", "exp": env.clock.now().timestamp() + 60});
             jsonwebtoken::encode(
                 &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
                 &claims,

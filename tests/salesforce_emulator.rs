@@ -16,6 +16,8 @@ const KEY: &str = include_str!("fixtures/sf_test_jwt_key.pem");
 const CERT: &str = include_str!("fixtures/sf_test_jwt_cert.pem");
 const CLIENT_ID: &str = "3MVG9tether.sandbox.client";
 const USER: &str = "integration@tether.test";
+/// The JWT audience Salesforce documents (the emulator's own URL is not one).
+const LOGIN: &str = "https://login.salesforce.com";
 
 struct T {
     emu: RunningEmulator,
@@ -59,7 +61,7 @@ async fn start() -> T {
         http: reqwest::Client::new(),
         token: String::new(),
     };
-    let a = assertion(&t.clock, t.emu.url(), 120, USER);
+    let a = assertion(&t.clock, LOGIN, 120, USER);
     let (s, v) = token_call(
         &t,
         &[
@@ -117,7 +119,7 @@ fn set(k: &[&str]) -> BTreeSet<String> {
 #[tokio::test]
 async fn token_response_and_oauth_errors() {
     let t = start().await;
-    let a = assertion(&t.clock, t.emu.url(), 120, USER);
+    let a = assertion(&t.clock, LOGIN, 120, USER);
     let (s, v) = token_call(
         &t,
         &[
@@ -208,12 +210,18 @@ async fn token_response_and_oauth_errors() {
             "audience is invalid",
         ),
         (
-            jwt(assertion(&t.clock, t.emu.url(), -10, USER)),
+            // A My Domain (the emulator's own URL) is not an audience.
+            jwt(assertion(&t.clock, t.emu.url(), 120, USER)),
+            "invalid_grant",
+            "audience is invalid",
+        ),
+        (
+            jwt(assertion(&t.clock, LOGIN, -10, USER)),
             "invalid_grant",
             "expired authorization code",
         ),
         (
-            jwt(assertion(&t.clock, t.emu.url(), 600, USER)),
+            jwt(assertion(&t.clock, LOGIN, 600, USER)),
             "invalid_grant",
             "invalid assertion",
         ),
@@ -223,7 +231,7 @@ async fn token_response_and_oauth_errors() {
             "invalid assertion",
         ),
         (
-            jwt(assertion(&t.clock, t.emu.url(), 60, "ghost@tether.test")),
+            jwt(assertion(&t.clock, LOGIN, 60, "ghost@tether.test")),
             "invalid_grant",
             "user hasn't approved this consumer",
         ),

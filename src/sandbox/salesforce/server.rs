@@ -184,11 +184,12 @@ fn jwt_grant(app: &Shared, assertion: &str) -> Result<String, (&'static str, &'s
             .collect(),
         _ => vec![],
     };
+    // OAuth 2.0 JWT Bearer Flow: aud is https://login.salesforce.com (https://test.salesforce.com
+    // for sandboxes), whatever host receives the token request; a My Domain (here, the
+    // emulator's own URL) is not an accepted audience.
     let accepted = |a: &str| {
         let a = a.trim_end_matches('/');
-        a == app.base_url
-            || a == "https://login.salesforce.com"
-            || a == "https://test.salesforce.com"
+        a == "https://login.salesforce.com" || a == "https://test.salesforce.com"
     };
     if !auds.iter().any(|a| accepted(a)) {
         return Err(("invalid_grant", "audience is invalid"));
