@@ -1295,3 +1295,39 @@ async fn order_by_puts_nulls_first_by_default() {
         .await;
     assert_eq!(names(&v), ["b", "A", "None"]);
 }
+
+/// "Update Records Using sObject Collections" examples: an id of the wrong type fails with
+/// MALFORMED_ID "Contact ID: id value of incorrect type: …", fields [Id], and no `id`; with
+/// allOrNone the valid record comes back with its id, rolled back.
+#[tokio::test]
+async fn collection_update_results_follow_the_documented_examples() {
+    let t = start().await;
+    let h = t.emu.handle();
+    let c = h.insert("Contact", json!({"LastName": "C"})).unwrap();
+    let bad = "001xx000003DGb2999";
+    let body = |all: bool| {
+        json!({"allOrNone": all, "records": [
+            {"attributes": {"type": "Contact"}, "id": &c[..15], "Title": "Lead Engineer"},
+            {"attributes": {"type": "Contact"}, "id": bad, "Title": "Lead Engineer"},
+        ]})
+    };
+    let malformed = json!({"success": false, "errors": [{"statusCode": "MALFORMED_ID", "message": format!("Contact ID: id value of incorrect type: {bad}"), "fields": ["Id"]}]});
+    let (_, _, v) = t
+        .send(t.http.patch(t.url("composite/sobjects")).json(&body(true)))
+        .await;
+    assert_eq!(
+        v,
+        json!([
+            {"id": c, "success": false, "errors": [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": "Record rolled back because not all records were valid and the request was using AllOrNone header", "fields": []}]},
+            malformed,
+        ])
+    );
+    assert!(h.get(&c).unwrap().get("Title").is_none_or(Value::is_null));
+    let (_, _, v) = t
+        .send(t.http.patch(t.url("composite/sobjects")).json(&body(false)))
+        .await;
+    assert_eq!(
+        v,
+        json!([{"id": c, "success": true, "errors": []}, malformed])
+    );
+}

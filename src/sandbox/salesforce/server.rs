@@ -1026,9 +1026,15 @@ fn collections(
         .map(|(rec, r)| match r {
             Ok(id) => json!({"id": id, "success": true, "errors": []}),
             Err(e) => {
-                let id = rec.get("Id").or_else(|| rec.get("id")).cloned();
+                // "Update Records Using sObject Collections" examples: a MALFORMED_ID result has
+                // no `id`; a rolled-back one carries the 18-character id. Creates have none.
+                let id = rec
+                    .get("Id")
+                    .or_else(|| rec.get("id"))
+                    .and_then(Value::as_str)
+                    .and_then(crate::salesforce::ids::to_18);
                 match id {
-                    Some(id) if !creating => {
+                    Some(id) if !creating && e.status_code != "MALFORMED_ID" => {
                         json!({"id": id, "success": false, "errors": [e.collection_json()]})
                     }
                     _ => json!({"success": false, "errors": [e.collection_json()]}),
