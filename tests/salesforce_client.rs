@@ -272,7 +272,7 @@ async fn username_password_is_blocked_by_default_and_static_token_cannot_renew()
             "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string(),
         ),
         ("assertion", {
-            let claims = json!({"iss": CLIENT_ID, "sub": USER, "aud": env.emu.url(), "exp": env.clock.now().timestamp() + 60});
+            let claims = json!({"iss": CLIENT_ID, "sub": USER, "aud": "https://login.salesforce.com", "exp": env.clock.now().timestamp() + 60});
             jsonwebtoken::encode(
                 &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
                 &claims,
@@ -453,7 +453,8 @@ async fn get_deleted_and_fallback_to_id_comparison() {
 async fn changes_since_watermark_reads_the_org_once() {
     let env = env().await;
     let ids = env.seed_contacts(5);
-    env.clock.advance(Duration::from_secs(5));
+    // A minute later: getUpdated ignores seconds, so the seeding minute must be over.
+    env.clock.advance(Duration::from_secs(60));
     let wm = env.clock.now();
     env.clock.advance(Duration::from_secs(5));
     env.emu
@@ -470,9 +471,13 @@ async fn changes_since_watermark_reads_the_org_once() {
     assert_eq!(page[0]["Title"], "VP");
     assert_eq!(page[1]["IsDeleted"], true);
     assert!(pages.next_page().await.unwrap().is_none());
-    // latestDateCovered is a whole minute: the current minute is covered only once it has passed.
-    let early = c.get_updated("Contact", wm, env.clock.now()).await.unwrap();
-    assert!(early.ids.is_empty());
+    // getUpdated() ignores seconds: within one minute start and end are the same minute,
+    // which the service rejects (INVALID_REPLICATION_DATE) rather than answering empty.
+    let early = c
+        .get_updated("Contact", wm, env.clock.now())
+        .await
+        .unwrap_err();
+    assert_eq!(early.error_code(), Some("INVALID_REPLICATION_DATE"));
     env.clock.advance(Duration::from_secs(120));
     let updated = c.get_updated("Contact", wm, env.clock.now()).await.unwrap();
     assert_eq!(updated.ids, vec![ids[3].clone()]);
@@ -964,4 +969,42 @@ async fn bad_pagination_from_the_server_is_refused() {
     }
     assert_eq!(c.call_counts()[&CallKind::Query], 3);
     assert!(!c.call_counts().contains_key(&CallKind::QueryMore));
+}
+
+/// getDeleted() rejects start == end (INVALID_REPLICATION_DATE); with nothing elapsed since the
+/// watermark the client asks nothing and reports no deletions, instead of falling back to a
+/// full id comparison.
+#[tokio::test]
+async fn deleted_since_now_makes_no_call() {
+    let env = env().await;
+    let ids = env.seed_contacts(2);
+    let c = env.client();
+    let before = env.emu.handle().served_total();
+    let d = c
+        .deleted_since("Contact", env.clock.now(), &ids)
+        .await
+        .unwrap();
+    assert!(d.ids.is_empty());
+    assert_eq!(d.via, DeleteDetection::GetDeleted);
+    assert_eq!(env.emu.handle().served_total(), before);
+}
+
+/// getDeleted() ignores seconds and needs start before end by more than one minute: a
+/// watermark 30 seconds old still finds the deletion through getDeleted, not a full id list.
+#[tokio::test]
+async fn deleted_since_a_moment_ago_uses_get_deleted() {
+    let env = env().await;
+    let ids = env.seed_contacts(3);
+    env.clock.advance(Duration::from_secs(10));
+    let since = env.clock.now();
+    env.clock.advance(Duration::from_secs(20));
+    env.emu.handle().delete(&ids[1]).unwrap();
+    env.clock.advance(Duration::from_secs(60));
+    let c = env.client();
+    let d = c.deleted_since("Contact", since, &ids).await.unwrap();
+    assert_eq!(
+        (d.ids, d.via),
+        (vec![ids[1].clone()], DeleteDetection::GetDeleted)
+    );
+    env.assert_counts_match(&c);
 }

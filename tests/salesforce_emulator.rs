@@ -16,6 +16,8 @@ const KEY: &str = include_str!("fixtures/sf_test_jwt_key.pem");
 const CERT: &str = include_str!("fixtures/sf_test_jwt_cert.pem");
 const CLIENT_ID: &str = "3MVG9tether.sandbox.client";
 const USER: &str = "integration@tether.test";
+/// The JWT audience Salesforce documents (the emulator's own URL is not one).
+const LOGIN: &str = "https://login.salesforce.com";
 
 struct T {
     emu: RunningEmulator,
@@ -59,7 +61,7 @@ async fn start() -> T {
         http: reqwest::Client::new(),
         token: String::new(),
     };
-    let a = assertion(&t.clock, t.emu.url(), 120, USER);
+    let a = assertion(&t.clock, LOGIN, 120, USER);
     let (s, v) = token_call(
         &t,
         &[
@@ -117,7 +119,7 @@ fn set(k: &[&str]) -> BTreeSet<String> {
 #[tokio::test]
 async fn token_response_and_oauth_errors() {
     let t = start().await;
-    let a = assertion(&t.clock, t.emu.url(), 120, USER);
+    let a = assertion(&t.clock, LOGIN, 120, USER);
     let (s, v) = token_call(
         &t,
         &[
@@ -130,10 +132,45 @@ async fn token_response_and_oauth_errors() {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
+    // The JWT bearer flow's documented response has no issued_at and no signature.
+    assert_eq!(
+        keys(&v),
+        set(&["access_token", "scope", "instance_url", "id", "token_type"])
+    );
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["instance_url"], t.emu.url());
+    let id = v["id"].as_str().unwrap();
+    let (org, user) = id
+        .strip_prefix(&format!("{}/id/", t.emu.url()))
+        .unwrap()
+        .split_once('/')
+        .unwrap();
+    assert!(
+        org.starts_with("00D") && ids::is_valid(org) && org.len() == 18,
+        "{id}"
+    );
+    assert!(
+        user.starts_with("005") && ids::is_valid(user) && user.len() == 18,
+        "{id}"
+    );
+
+    // Client credentials (and refresh token) add issued_at, epoch millis as a string, and
+    // signature, an HMAC-SHA256 over id + issued_at keyed with the client secret.
+    let (s, v) = token_call(
+        &t,
+        &[
+            ("grant_type", "client_credentials".into()),
+            ("client_id", CLIENT_ID.into()),
+            ("client_secret", "sandbox-client-secret".into()),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
     assert_eq!(
         keys(&v),
         set(&[
             "access_token",
+            "scope",
             "instance_url",
             "id",
             "token_type",
@@ -141,19 +178,21 @@ async fn token_response_and_oauth_errors() {
             "signature"
         ])
     );
-    assert_eq!(v["token_type"], "Bearer");
-    assert_eq!(v["instance_url"], t.emu.url());
     assert_eq!(
         v["issued_at"],
         deterministic_epoch().timestamp_millis().to_string()
     );
-    let id = v["id"].as_str().unwrap();
-    assert!(id.starts_with(&format!("{}/id/00D", t.emu.url())), "{id}");
     use base64::Engine;
     let sig = base64::engine::general_purpose::STANDARD
         .decode(v["signature"].as_str().unwrap())
         .unwrap();
-    assert_eq!(sig.len(), 32, "HMAC-SHA256");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"sandbox-client-secret");
+    let msg = format!(
+        "{}{}",
+        v["id"].as_str().unwrap(),
+        v["issued_at"].as_str().unwrap()
+    );
+    assert!(ring::hmac::verify(&key, msg.as_bytes(), &sig).is_ok());
 
     let jwt = |a: String| {
         vec![
@@ -171,12 +210,18 @@ async fn token_response_and_oauth_errors() {
             "audience is invalid",
         ),
         (
-            jwt(assertion(&t.clock, t.emu.url(), -10, USER)),
+            // A My Domain (the emulator's own URL) is not an audience.
+            jwt(assertion(&t.clock, t.emu.url(), 120, USER)),
+            "invalid_grant",
+            "audience is invalid",
+        ),
+        (
+            jwt(assertion(&t.clock, LOGIN, -10, USER)),
             "invalid_grant",
             "expired authorization code",
         ),
         (
-            jwt(assertion(&t.clock, t.emu.url(), 600, USER)),
+            jwt(assertion(&t.clock, LOGIN, 600, USER)),
             "invalid_grant",
             "invalid assertion",
         ),
@@ -186,7 +231,7 @@ async fn token_response_and_oauth_errors() {
             "invalid assertion",
         ),
         (
-            jwt(assertion(&t.clock, t.emu.url(), 60, "ghost@tether.test")),
+            jwt(assertion(&t.clock, LOGIN, 60, "ghost@tether.test")),
             "invalid_grant",
             "user hasn't approved this consumer",
         ),
@@ -261,7 +306,14 @@ async fn query_pages_follow_the_documented_shape() {
     assert_eq!(v["totalSize"], 450);
     assert_eq!(v["done"], false);
     let next = v["nextRecordsUrl"].as_str().unwrap();
-    assert!(next.starts_with("/services/data/v62.0/query/01g"), "{next}");
+    assert!(next.starts_with("/services/data/v62.0/query/0r8"), "{next}");
+    // The documented form: an 18-character locator id, a dash, the rows returned so far.
+    let (locator, offset) = next
+        .trim_start_matches("/services/data/v62.0/query/")
+        .split_once('-')
+        .unwrap();
+    assert!(ids::is_valid(locator) && locator.len() == 18, "{locator}");
+    assert_eq!(offset, "200");
     let rec = &v["records"][0];
     assert_eq!(keys(rec), set(&["attributes", "Id", "LastName"]));
     let id = rec["Id"].as_str().unwrap();
@@ -288,7 +340,8 @@ async fn query_pages_follow_the_documented_shape() {
     assert_eq!(p3["records"].as_array().unwrap().len(), 50);
     assert_eq!(p3["records"][49]["LastName"], "C449");
 
-    // At most 10 open cursors per user: the 11th drops the oldest.
+    // No limit on open cursors ("API Query Cursor Limits", API 56.0 on): eleven stay usable,
+    // for two days after their query ran, then INVALID_QUERY_LOCATOR.
     let mut nexts = Vec::new();
     for _ in 0..11 {
         let req = t
@@ -299,18 +352,25 @@ async fn query_pages_follow_the_documented_shape() {
         let (_, _, v) = t.send(req).await;
         nexts.push(v["nextRecordsUrl"].as_str().unwrap().to_string());
     }
-    let (s, _, v) = t
+    let (s, _, _) = t
         .send(t.http.get(format!("{}{}", t.emu.url(), nexts[0])))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    t.clock
+        .advance(std::time::Duration::from_secs(2 * 86400 - 1));
+    let (s, _, _) = t
+        .send(t.http.get(format!("{}{}", t.emu.url(), nexts[10])))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    t.clock.advance(std::time::Duration::from_secs(2));
+    let (s, _, v) = t
+        .send(t.http.get(format!("{}{}", t.emu.url(), nexts[9])))
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(
         v,
         json!([{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}])
     );
-    let (s, _, _) = t
-        .send(t.http.get(format!("{}{}", t.emu.url(), nexts[10])))
-        .await;
-    assert_eq!(s, StatusCode::OK);
 
     // Without the header: 2,000 a page, so one page here.
     let (_, v) = t.query("SELECT Id FROM Contact").await;
@@ -419,8 +479,22 @@ async fn collection_results_and_single_record_crud() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(v[0]["errorCode"], "INVALID_FIELD_FOR_INSERT_UPDATE");
-    assert_eq!(v[0]["fields"], json!(["SystemModstamp"]));
+    assert_eq!(
+        v,
+        json!([{"message": "Unable to create/update fields: SystemModstamp. Please check the security settings of this field and verify that it is read/write for your profile or permission set.", "errorCode": "INVALID_FIELD_FOR_INSERT_UPDATE", "fields": ["SystemModstamp"]}])
+    );
+    let (s, _, v) = t
+        .send(
+            t.http.post(t.url("sobjects/Contact/")).json(
+                &json!({"LastName": "X", "CreatedDate": "2020-01-01T00:00:00Z", "Name": "X"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v[0]["message"],
+        "Unable to create/update fields: CreatedDate, Name. Please check the security settings of this field and verify that it is read/write for your profile or permission set."
+    );
     let (s, _, _) = t
         .send(t.http.delete(t.url(&format!("sobjects/Contact/{single}"))))
         .await;
@@ -489,14 +563,28 @@ async fn error_arrays_limits_and_describe() {
     let msg = v[0]["message"].as_str().unwrap();
     assert!(msg.starts_with("\nSELECT Foo FROM Contact\n       ^\nERROR at Row:1:Column:8\nNo such column 'Foo' on entity 'Contact'."), "{msg:?}");
 
+    // A method the resource lacks: 405 and the message real responses carry.
+    let (s, _, v) = t
+        .send(
+            t.http
+                .patch(t.url("sobjects/Contact"))
+                .json(&json!({"LastName": "X"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        v,
+        json!([{"message": "HTTP Method 'PATCH' not allowed. Allowed are HEAD,GET,POST", "errorCode": "METHOD_NOT_ALLOWED"}])
+    );
+
     let (s, _, v) = t.get("limits").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(keys(&v["DailyApiRequests"]), set(&["Max", "Remaining"]));
     assert_eq!(
         v["DailyApiRequests"],
-        json!({"Max": 15000, "Remaining": 14998})
+        json!({"Max": 15000, "Remaining": 14997})
     );
-    assert_eq!(t.emu.handle().api_usage(), (2, 15000));
+    assert_eq!(t.emu.handle().api_usage(), (3, 15000));
 
     let (s, _, v) = t.get("sobjects/Contact/describe").await;
     assert_eq!(s, StatusCode::OK);
@@ -512,6 +600,16 @@ async fn error_arrays_limits_and_describe() {
     assert_eq!(last["length"], 80);
     let (s, _, _) = t.get("sobjects/EventRelation/describe").await;
     assert_eq!(s, StatusCode::OK);
+    // An object the org lacks: the generic 404 body, naming nothing.
+    for path in ["sobjects/Widget__c/describe", "sobjects/Widget__c/updated/"] {
+        let (s, _, v) = t.get(path).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            v,
+            json!([{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}]),
+            "{path}"
+        );
+    }
 
     let (s, _, v) = t
         .send(
@@ -693,6 +791,35 @@ async fn soql_table() {
             R(3),
         ),
         ("SELECT Id FROM Event WHERE EndDateTime >= TODAY", R(1)),
+        // Today is Thursday 2026-01-15; its (en_US) week started on Sunday 2026-01-11.
+        (
+            "SELECT Id FROM Event WHERE StartDateTime = N_DAYS_AGO:1",
+            R(1),
+        ),
+        (
+            "SELECT Id FROM Event WHERE StartDateTime = LAST_N_WEEKS:2",
+            R(1),
+        ),
+        (
+            "SELECT Id FROM Event WHERE StartDateTime = N_WEEKS_AGO:1",
+            R(1),
+        ),
+        (
+            "SELECT Id FROM Event WHERE StartDateTime = THIS_QUARTER",
+            R(3),
+        ),
+        (
+            "SELECT Id FROM Event WHERE StartDateTime = LAST_QUARTER",
+            R(1),
+        ),
+        (
+            "SELECT Id FROM Event WHERE ActivityDate = N_YEARS_AGO:1",
+            R(1),
+        ),
+        (
+            "SELECT Id FROM Event WHERE StartDateTime = N_DAYS_AGO",
+            E("MALFORMED_QUERY"),
+        ),
         (
             "SELECT Id FROM Event WHERE ActivityDate < LAST_N_DAYS:1",
             R(2),
@@ -829,4 +956,378 @@ async fn soql_table() {
     assert_eq!(v["records"][0]["Account"]["attributes"]["type"], "Account");
     assert_eq!(v["records"][2]["LastName"], "Smith");
     assert_eq!(v["records"][2]["Account"], Value::Null);
+}
+
+/// getUpdated()/getDeleted() rules (SOAP API guide, referenced by the REST sObject Get
+/// Updated / Get Deleted pages): the seconds of start and end are ignored; startDate must
+/// precede endDate (getDeleted: by more than one minute); equal or later is
+/// INVALID_REPLICATION_DATE.
+#[tokio::test]
+async fn replication_start_must_precede_end() {
+    let t = start().await;
+    let fmt = |d: chrono::Duration| {
+        (t.clock.now() + d)
+            .format("%Y-%m-%dT%H:%M:%S+00:00")
+            .to_string()
+    };
+    let now = fmt(chrono::Duration::zero());
+    let earlier = fmt(chrono::Duration::hours(-1));
+    // 09:00:05 and 09:00:55 are both 09:00 once the seconds are dropped.
+    let (s5, s55) = (
+        fmt(chrono::Duration::seconds(5)),
+        fmt(chrono::Duration::seconds(55)),
+    );
+    let one_min = fmt(chrono::Duration::seconds(60));
+    let two_min = fmt(chrono::Duration::seconds(120));
+    let get = |kind: &str, start: &str, end: &str| {
+        t.http
+            .get(t.url(&format!("sobjects/Contact/{kind}/")))
+            .query(&[("start", start), ("end", end)])
+    };
+    let (s, _, v) = t.send(get("updated", &s5, &s55)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, _, _) = t.send(get("updated", &s55, &one_min)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, v) = t.send(get("deleted", &now, &one_min)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v[0]["errorCode"], "INVALID_REPLICATION_DATE");
+    let (s, _, _) = t.send(get("deleted", &s55, &two_min)).await;
+    assert_eq!(s, StatusCode::OK);
+    for kind in ["updated", "deleted"] {
+        for (start, end) in [(&now, &now), (&now, &earlier)] {
+            let (s, _, v) = t
+                .send(
+                    t.http
+                        .get(t.url(&format!("sobjects/Contact/{kind}/")))
+                        .query(&[("start", start), ("end", end)]),
+                )
+                .await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{kind} {start} {end}");
+            assert_eq!(v[0]["errorCode"], "INVALID_REPLICATION_DATE", "{v}");
+        }
+        let (s, _, _) = t
+            .send(
+                t.http
+                    .get(t.url(&format!("sobjects/Contact/{kind}/")))
+                    .query(&[("start", &earlier), ("end", &now)]),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+}
+
+/// "Delete Records Using sObject Collections" examples: with allOrNone=false a malformed id's
+/// result has no `id`, only `success` and `errors` (MALFORMED_ID, "malformed id …"); with
+/// allOrNone=true the valid ids come back with their id, success false and
+/// ALL_OR_NONE_OPERATION_ROLLED_BACK, in request order.
+#[tokio::test]
+async fn collection_delete_results_follow_the_documented_examples() {
+    let t = start().await;
+    let h = t.emu.handle();
+    let a = h.insert("Contact", json!({"LastName": "A"})).unwrap();
+    let b = h.insert("Contact", json!({"LastName": "B"})).unwrap();
+    let bad = "003RM000003oLrB000";
+    let (s, _, v) = t
+        .send(t.http.delete(t.url("composite/sobjects")).query(&[
+            ("ids", format!("{},{bad}", &a[..15])),
+            ("allOrNone", "true".into()),
+        ]))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v,
+        json!([
+            {"id": a, "success": false, "errors": [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": "Record rolled back because not all records were valid and the request was using AllOrNone header", "fields": []}]},
+            {"success": false, "errors": [{"statusCode": "MALFORMED_ID", "message": format!("malformed id {bad}"), "fields": []}]},
+        ])
+    );
+    assert!(h.get(&a).is_some(), "rolled back");
+    let (_, _, v) = t
+        .send(
+            t.http
+                .delete(t.url("composite/sobjects"))
+                .query(&[("ids", format!("{b},{bad}")), ("allOrNone", "false".into())]),
+        )
+        .await;
+    assert_eq!(
+        v,
+        json!([
+            {"id": b, "success": true, "errors": []},
+            {"success": false, "errors": [{"statusCode": "MALFORMED_ID", "message": format!("malformed id {bad}"), "fields": []}]},
+        ])
+    );
+}
+
+/// The daily allowance counts the calls of the preceding 24 hours ("API Request Limits and
+/// Allocations"; Help, System Overview: API Usage): once blocked, calls succeed again when
+/// the oldest calls leave the window; Sforce-Limit-Info and /limits show the window's count.
+#[tokio::test]
+async fn daily_allowance_is_a_rolling_24_hour_window() {
+    let t = start().await;
+    let h = t.emu.handle();
+    h.set_daily_allowance(3);
+    let (s, hd, _) = t.get("limits").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(hd.get("Sforce-Limit-Info").unwrap(), "api-usage=1/3");
+    t.clock.advance(std::time::Duration::from_secs(3600));
+    t.get("limits").await;
+    t.get("limits").await;
+    let (s, hd, v) = t.get("limits").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(v[0]["errorCode"], "REQUEST_LIMIT_EXCEEDED");
+    assert_eq!(hd.get("Sforce-Limit-Info").unwrap(), "api-usage=3/3");
+    // The first call leaves the window 24 hours after it was made.
+    t.clock
+        .advance(std::time::Duration::from_secs(23 * 3600 + 1));
+    let (s, hd, v) = t.get("limits").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(hd.get("Sforce-Limit-Info").unwrap(), "api-usage=3/3");
+    assert_eq!(v["DailyApiRequests"], json!({"Max": 3, "Remaining": 0}));
+    assert_eq!(h.api_usage(), (3, 3));
+    t.clock.advance(std::time::Duration::from_secs(86400));
+    assert_eq!(h.api_usage(), (0, 3));
+}
+
+/// STRING_TOO_LONG names the field by its label, quotes the value whole and gives the
+/// describe length, as real responses do ("Billing City: data value too large: … (max
+/// length=40)"); the field list names the field.
+#[tokio::test]
+async fn string_too_long_quotes_the_value() {
+    let t = start().await;
+    let long = "Giugliano in Campania, Metropolitan City of Naples";
+    let (s, _, v) = t
+        .send(
+            t.http
+                .post(t.url("sobjects/Contact/"))
+                .json(&json!({"LastName": "X", "MailingCity": long})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v,
+        json!([{"message": format!("Mailing City: data value too large: {long} (max length=40)"), "errorCode": "STRING_TOO_LONG", "fields": ["MailingCity"]}])
+    );
+}
+
+/// EventRelation (Object Reference, Shared Activities): a person who is both invitee and Who
+/// has one record with IsInvitee and IsParent true; deleting the relation that is the event's
+/// WhoId promotes another related contact or lead to WhoId, or clears it when none is left.
+#[tokio::test]
+async fn event_relations_follow_the_who() {
+    let t = start().await;
+    let h = t.emu.handle();
+    let c: Vec<String> = (1..=3)
+        .map(|i| {
+            h.insert("Contact", json!({"LastName": format!("C{i}")}))
+                .unwrap()
+        })
+        .collect();
+    let ev = h
+        .insert(
+            "Event",
+            json!({"Subject": "S", "StartDateTime": "2026-01-20T10:00:00Z", "DurationInMinutes": 30, "WhoId": c[0]}),
+        )
+        .unwrap();
+    let rels = |t: &T| {
+        let h = t.emu.handle();
+        let mut v: Vec<(String, bool, bool)> = h
+            .records("EventRelation")
+            .iter()
+            .map(|r| {
+                (
+                    r["RelationId"].as_str().unwrap().to_string(),
+                    r["IsInvitee"] == json!(true),
+                    r["IsParent"] == json!(true),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(rels(&t), vec![(c[0].clone(), false, true)]);
+    let invite = h
+        .insert(
+            "EventRelation",
+            json!({"EventId": ev, "RelationId": c[1], "IsInvitee": true}),
+        )
+        .unwrap();
+    h.update("Event", &ev, json!({"WhoId": c[1]})).unwrap();
+    assert_eq!(rels(&t), vec![(c[1].clone(), true, true)]);
+    h.insert(
+        "EventRelation",
+        json!({"EventId": ev, "RelationId": c[2], "IsParent": true}),
+    )
+    .unwrap();
+    let (s, _, _) = t
+        .send(
+            t.http
+                .delete(t.url(&format!("sobjects/EventRelation/{invite}"))),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(h.get(&ev).unwrap()["WhoId"], json!(c[2]));
+    let last = h
+        .records("EventRelation")
+        .iter()
+        .find(|r| r["RelationId"] == json!(c[2]))
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .unwrap();
+    h.delete(&last).unwrap();
+    assert_eq!(h.get(&ev).unwrap()["WhoId"], Value::Null);
+}
+
+/// QueryAll More Results: a queryAll's nextRecordsUrl names `query`, not `queryAll`, and the
+/// locator can be followed through either resource; deleted matches stay in the results.
+#[tokio::test]
+async fn query_all_locator_names_query() {
+    let t = start().await;
+    let h = t.emu.handle();
+    let ids: Vec<String> = (0..250)
+        .map(|i| {
+            h.insert("Contact", json!({"LastName": format!("Q{i:03}")}))
+                .unwrap()
+        })
+        .collect();
+    h.delete(&ids[249]).unwrap();
+    let req = t
+        .http
+        .get(t.url("queryAll"))
+        .query(&[("q", "SELECT Id, IsDeleted FROM Contact ORDER BY LastName")])
+        .header("Sforce-Query-Options", "batchSize=200");
+    let (_, _, v) = t.send(req).await;
+    assert_eq!(v["totalSize"], 250);
+    let next = v["nextRecordsUrl"].as_str().unwrap();
+    assert!(next.starts_with("/services/data/v62.0/query/0r8"), "{next}");
+    let via_all = next.replace("/query/", "/queryAll/");
+    let (s, _, p2) = t
+        .send(t.http.get(format!("{}{via_all}", t.emu.url())))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(p2["done"], true);
+    assert_eq!(p2["records"].as_array().unwrap().len(), 50);
+    assert_eq!(p2["records"][49]["IsDeleted"], true);
+}
+
+/// Event (Object Reference, EndDateTime / DurationInMinutes): both may be given only when they
+/// add up to the same time; an all-day event takes its length from either (one day when
+/// neither); from API 39.0 the error names DurationInMinutes when it has a value, else
+/// EndDateTime.
+#[tokio::test]
+async fn event_end_and_duration_must_agree() {
+    let t = start().await;
+    let h = t.emu.handle();
+    let ok = h
+        .insert(
+            "Event",
+            json!({"Subject": "Both", "StartDateTime": "2026-01-20T10:00:00Z", "EndDateTime": "2026-01-20T11:30:00Z", "DurationInMinutes": 90}),
+        )
+        .unwrap();
+    assert_eq!(h.get(&ok).unwrap()["DurationInMinutes"], 90);
+    let err = h
+        .insert(
+            "Event",
+            json!({"Subject": "Both", "StartDateTime": "2026-01-20T10:00:00Z", "EndDateTime": "2026-01-20T11:00:00Z", "DurationInMinutes": 90}),
+        )
+        .unwrap_err();
+    assert_eq!(err.status_code, "FIELD_INTEGRITY_EXCEPTION");
+    assert_eq!(err.fields, vec!["DurationInMinutes"]);
+    let err = h
+        .insert(
+            "Event",
+            json!({"Subject": "Back", "StartDateTime": "2026-01-20T10:00:00Z", "EndDateTime": "2026-01-20T09:00:00Z"}),
+        )
+        .unwrap_err();
+    assert_eq!(err.fields, vec!["EndDateTime"]);
+
+    // All-day: three days through EndDateTime (midnight UTC of the last day), or one by default.
+    let three = h
+        .insert(
+            "Event",
+            json!({"Subject": "Fair", "IsAllDayEvent": true, "ActivityDate": "2026-02-02", "EndDateTime": "2026-02-04T00:00:00Z"}),
+        )
+        .unwrap();
+    let rec = h.get(&three).unwrap();
+    assert_eq!(rec["DurationInMinutes"], 3 * 1440);
+    assert_eq!(rec["EndDate"], "2026-02-04");
+    let one = h
+        .insert(
+            "Event",
+            json!({"Subject": "Day", "IsAllDayEvent": true, "ActivityDate": "2026-02-02"}),
+        )
+        .unwrap();
+    assert_eq!(h.get(&one).unwrap()["DurationInMinutes"], 1440);
+    let err = h
+        .insert(
+            "Event",
+            json!({"Subject": "Fair", "IsAllDayEvent": true, "ActivityDate": "2026-02-02", "EndDateTime": "2026-02-04T00:00:00Z", "DurationInMinutes": 1440}),
+        )
+        .unwrap_err();
+    assert_eq!(err.status_code, "FIELD_INTEGRITY_EXCEPTION");
+}
+
+/// SOQL ORDER BY: nulls sort first by default in either direction; NULLS LAST moves them;
+/// text sorts case-insensitively.
+#[tokio::test]
+async fn order_by_puts_nulls_first_by_default() {
+    let t = start().await;
+    let h = t.emu.handle();
+    h.insert("Contact", json!({"LastName": "b", "Email": "b@x.com"}))
+        .unwrap();
+    h.insert("Contact", json!({"LastName": "None"})).unwrap();
+    h.insert("Contact", json!({"LastName": "A", "Email": "A@x.com"}))
+        .unwrap();
+    let names = |v: &Value| -> Vec<String> {
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["LastName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, v) = t
+        .query("SELECT LastName FROM Contact ORDER BY Email DESC")
+        .await;
+    assert_eq!(names(&v), ["None", "b", "A"]);
+    let (_, v) = t.query("SELECT LastName FROM Contact ORDER BY Email").await;
+    assert_eq!(names(&v), ["None", "A", "b"]);
+    let (_, v) = t
+        .query("SELECT LastName FROM Contact ORDER BY Email DESC NULLS LAST")
+        .await;
+    assert_eq!(names(&v), ["b", "A", "None"]);
+}
+
+/// "Update Records Using sObject Collections" examples: an id of the wrong type fails with
+/// MALFORMED_ID "Contact ID: id value of incorrect type: …", fields [Id], and no `id`; with
+/// allOrNone the valid record comes back with its id, rolled back.
+#[tokio::test]
+async fn collection_update_results_follow_the_documented_examples() {
+    let t = start().await;
+    let h = t.emu.handle();
+    let c = h.insert("Contact", json!({"LastName": "C"})).unwrap();
+    let bad = "001xx000003DGb2999";
+    let body = |all: bool| {
+        json!({"allOrNone": all, "records": [
+            {"attributes": {"type": "Contact"}, "id": &c[..15], "Title": "Lead Engineer"},
+            {"attributes": {"type": "Contact"}, "id": bad, "Title": "Lead Engineer"},
+        ]})
+    };
+    let malformed = json!({"success": false, "errors": [{"statusCode": "MALFORMED_ID", "message": format!("Contact ID: id value of incorrect type: {bad}"), "fields": ["Id"]}]});
+    let (_, _, v) = t
+        .send(t.http.patch(t.url("composite/sobjects")).json(&body(true)))
+        .await;
+    assert_eq!(
+        v,
+        json!([
+            {"id": c, "success": false, "errors": [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": "Record rolled back because not all records were valid and the request was using AllOrNone header", "fields": []}]},
+            malformed,
+        ])
+    );
+    assert!(h.get(&c).unwrap().get("Title").is_none_or(Value::is_null));
+    let (_, _, v) = t
+        .send(t.http.patch(t.url("composite/sobjects")).json(&body(false)))
+        .await;
+    assert_eq!(
+        v,
+        json!([{"id": c, "success": true, "errors": []}, malformed])
+    );
 }

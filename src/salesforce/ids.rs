@@ -73,6 +73,17 @@ mod tests {
             to_18("003bbbbbbbbbbBb").as_deref(),
             Some("003bbbbbbbbbbBbAAI")
         );
+        // Ids printed in the REST API Developer Guide's examples (query and sObject
+        // Collections delete responses).
+        for id in [
+            "001D000000IRFmaIAH",
+            "001RM000003oLrHYAU",
+            "001RM000003oLraYAE",
+            "001RM000003oLruYAE",
+            "01gD0000002HU6KIAW",
+        ] {
+            assert_eq!(to_18(&id[..15]).as_deref(), Some(id), "{id}");
+        }
     }
 
     #[test]

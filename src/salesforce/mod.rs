@@ -569,7 +569,7 @@ impl SalesforceClient {
                 let claims = serde_json::json!({
                     "iss": client_id,
                     "sub": username,
-                    "aud": o.login_url.as_str().trim_end_matches('/'),
+                    "aud": jwt_audience(&o.login_url),
                     // Salesforce accepts at most 3 minutes ahead.
                     "exp": self.inner.clock.now().timestamp() + 170,
                 });
@@ -848,6 +848,18 @@ enum BodyError {
     Io(String),
 }
 
+/// The JWT bearer `aud`: the OAuth 2.0 JWT Bearer Flow accepts https://login.salesforce.com,
+/// or https://test.salesforce.com for sandboxes, whichever host the token request goes to (a
+/// My Domain login URL is not an audience).
+fn jwt_audience(login_url: &Url) -> &'static str {
+    let host = login_url.host_str().unwrap_or("").to_ascii_lowercase();
+    if host == "test.salesforce.com" || host.ends_with(".sandbox.my.salesforce.com") {
+        "https://test.salesforce.com"
+    } else {
+        "https://login.salesforce.com"
+    }
+}
+
 /// A reqwest error without the URL (which may carry a locator) or any header.
 fn describe_reqwest(e: &reqwest::Error) -> String {
     let what = if e.is_timeout() {
@@ -887,4 +899,30 @@ fn parse_errors(body: &[u8]) -> Vec<ApiError> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_audience_is_login_or_test_whatever_the_login_host() {
+        let aud = |u: &str| jwt_audience(&Url::parse(u).unwrap());
+        assert_eq!(
+            aud("https://login.salesforce.com"),
+            "https://login.salesforce.com"
+        );
+        assert_eq!(
+            aud("https://acme.my.salesforce.com/"),
+            "https://login.salesforce.com"
+        );
+        assert_eq!(
+            aud("https://test.salesforce.com"),
+            "https://test.salesforce.com"
+        );
+        assert_eq!(
+            aud("https://acme--uat.sandbox.my.salesforce.com"),
+            "https://test.salesforce.com"
+        );
+    }
 }

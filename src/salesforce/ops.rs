@@ -498,7 +498,9 @@ impl SalesforceClient {
         Ok(out)
     }
 
-    /// getUpdated: ids changed in [start, end] (at most 30 days back).
+    /// getUpdated: ids changed in [start, end] (at most 30 days back). The service ignores the
+    /// seconds of both, and start must fall in an earlier minute than end
+    /// (INVALID_REPLICATION_DATE otherwise).
     pub async fn get_updated(
         &self,
         object: &str,
@@ -535,6 +537,7 @@ impl SalesforceClient {
     }
 
     /// getDeleted: records deleted in [start, end] (at most 15 days back, fewer if purged).
+    /// Seconds are ignored; start must precede end by more than one minute.
     pub async fn get_deleted(
         &self,
         object: &str,
@@ -591,7 +594,19 @@ impl SalesforceClient {
         known_ids: &[String],
     ) -> Result<DeletedIds> {
         let now = self.inner.clock.now();
-        match self.get_deleted(object, since, now).await {
+        // getDeleted() rules: a start equal to (or after) the end is INVALID_REPLICATION_DATE,
+        // and an empty span holds no deletions, so there is nothing to ask.
+        if since >= now {
+            return Ok(DeletedIds {
+                ids: Vec::new(),
+                via: DeleteDetection::GetDeleted,
+            });
+        }
+        // getDeleted() ignores the seconds and wants start before end by more than one
+        // minute: a short span is widened backwards (an earlier start can only add records
+        // that are deleted all the same).
+        let start = since.min(now - chrono::Duration::minutes(2));
+        match self.get_deleted(object, start, now).await {
             Ok(d) if d.earliest_date_available.is_none_or(|e| e <= since) => {
                 let known: HashSet<String> =
                     known_ids.iter().filter_map(|i| ids::to_18(i)).collect();

@@ -116,8 +116,8 @@ pub(crate) struct Session {
 }
 
 pub(crate) struct Cursor {
-    pub user: String,
-    /// Locators sort in creation order (they come from the id counter).
+    /// When the initial query ran: the locator lives two days from then.
+    pub created: DateTime<Utc>,
     pub rows: Vec<Value>,
     pub total: usize,
     pub page: usize,
@@ -130,12 +130,36 @@ pub(crate) struct Org {
     pub refresh_tokens: HashMap<String, String>,
     pub passwords: HashMap<String, Secret>,
     pub cursors: HashMap<String, Cursor>,
+    /// Calls in the rolling 24 hours, as (time, count); `api_used` is their sum as of the last
+    /// `refresh_usage`.
+    pub api_calls: VecDeque<(DateTime<Utc>, u64)>,
     pub api_used: u64,
     pub api_max: u64,
     pub faults: Faults,
     pub served: BTreeMap<String, u64>,
     pub token_counter: u64,
     pub integration_user: String,
+}
+
+impl Org {
+    /// The daily allowance is a rolling window: "Limits are enforced against the aggregate of
+    /// all API calls made to the org in a 24-hour period … Calls are blocked until usage for the
+    /// preceding 24 hours drops below the limit" (Salesforce Help, System Overview: API Usage).
+    pub fn refresh_usage(&mut self, now: DateTime<Utc>) {
+        let cutoff = now - chrono::Duration::hours(24);
+        while self.api_calls.front().is_some_and(|(t, _)| *t <= cutoff) {
+            self.api_calls.pop_front();
+        }
+        self.api_used = self.api_calls.iter().map(|(_, n)| n).sum();
+    }
+
+    pub fn record_call(&mut self, now: DateTime<Utc>) {
+        match self.api_calls.back_mut() {
+            Some((t, n)) if *t == now => *n += 1,
+            _ => self.api_calls.push_back((now, 1)),
+        }
+        self.api_used += 1;
+    }
 }
 
 pub(crate) struct Shared {
@@ -181,6 +205,7 @@ impl Emulator {
             refresh_tokens: HashMap::new(),
             passwords: HashMap::new(),
             cursors: HashMap::new(),
+            api_calls: VecDeque::new(),
             api_used: 0,
             api_max: options.daily_api_allowance,
             faults: Faults::default(),
@@ -580,12 +605,21 @@ impl EmulatorHandle {
     pub fn set_daily_allowance(&self, max: u64) {
         self.org().api_max = max;
     }
+    /// Counts `used` calls as made now (they leave the rolling 24-hour window a day later).
     pub fn set_api_used(&self, used: u64) {
-        self.org().api_used = used;
+        let now = self.now();
+        let mut org = self.org();
+        org.api_calls.clear();
+        if used > 0 {
+            org.api_calls.push_back((now, used));
+        }
+        org.api_used = used;
     }
     /// (used, max) of DailyApiRequests.
     pub fn api_usage(&self) -> (u64, u64) {
-        let o = self.org();
+        let now = self.now();
+        let mut o = self.org();
+        o.refresh_usage(now);
         (o.api_used, o.api_max)
     }
 

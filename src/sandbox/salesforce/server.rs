@@ -17,7 +17,12 @@ use std::sync::Arc;
 
 type App = Arc<Shared>;
 
-const MAX_CURSORS_PER_USER: usize = 10;
+/// "API Query Cursor Limits": cursors and their results are available for 2 days, and
+/// there is no limit on open cursors (the old 10-per-user limit ended with API 56.0, for all
+/// versions).
+fn cursor_lifetime() -> Duration {
+    Duration::days(2)
+}
 
 pub(super) fn router(shared: App) -> Router {
     Router::new()
@@ -126,7 +131,7 @@ async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respo
         _ => Err(("unsupported_grant_type", "grant type not supported")),
     };
     match user {
-        Ok(user_id) => issue_token(&app, &user_id),
+        Ok(user_id) => issue_token(&app, &user_id, grant),
         Err((e, d)) => oauth_error(e, d),
     }
 }
@@ -179,11 +184,12 @@ fn jwt_grant(app: &Shared, assertion: &str) -> Result<String, (&'static str, &'s
             .collect(),
         _ => vec![],
     };
+    // OAuth 2.0 JWT Bearer Flow: aud is https://login.salesforce.com (https://test.salesforce.com
+    // for sandboxes), whatever host receives the token request; a My Domain (here, the
+    // emulator's own URL) is not an accepted audience.
     let accepted = |a: &str| {
         let a = a.trim_end_matches('/');
-        a == app.base_url
-            || a == "https://login.salesforce.com"
-            || a == "https://test.salesforce.com"
+        a == "https://login.salesforce.com" || a == "https://test.salesforce.com"
     };
     if !auds.iter().any(|a| accepted(a)) {
         return Err(("invalid_grant", "audience is invalid"));
@@ -199,7 +205,11 @@ fn jwt_grant(app: &Shared, assertion: &str) -> Result<String, (&'static str, &'s
     find_user(&app.org().store, &sub).ok_or(("invalid_grant", "user hasn't approved this consumer"))
 }
 
-fn issue_token(app: &Shared, user_id: &str) -> Response {
+/// The success body differs by flow, as the OAuth flow pages' examples show: JWT bearer gives
+/// access_token, scope, instance_url, id, token_type (no issued_at, no signature); refresh
+/// token and client credentials add issued_at (epoch millis as a string) and signature;
+/// username-password has issued_at and signature but no scope.
+fn issue_token(app: &Shared, user_id: &str, grant: &str) -> Response {
     let now = app.clock.now();
     let mut org = app.org();
     org.token_counter += 1;
@@ -223,17 +233,20 @@ fn issue_token(app: &Shared, user_id: &str) -> Response {
     );
     let sig = ring::hmac::sign(&key, format!("{id_url}{issued}").as_bytes());
     let signature = base64::engine::general_purpose::STANDARD.encode(sig.as_ref());
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "access_token": token,
-            "instance_url": app.base_url,
-            "id": id_url,
-            "token_type": "Bearer",
-            "issued_at": issued,
-            "signature": signature,
-        }),
-    )
+    let mut body = json!({
+        "access_token": token,
+        "instance_url": app.base_url,
+        "id": id_url,
+        "token_type": "Bearer",
+    });
+    if grant != "password" {
+        body["scope"] = json!("api");
+    }
+    if grant != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+        body["issued_at"] = json!(issued);
+        body["signature"] = json!(signature);
+    }
+    json_response(StatusCode::OK, &body)
 }
 
 /// Latency, dropped connections and injected statuses, applied before any handling.
@@ -305,7 +318,9 @@ async fn dispatch(
     body: Bytes,
 ) -> Response {
     let r = dispatch_inner(&app, method, uri, headers, body).await;
-    let org = app.org();
+    let now = app.clock.now();
+    let mut org = app.org();
+    org.refresh_usage(now);
     with_limit_header(r, &org)
 }
 
@@ -377,6 +392,7 @@ async fn dispatch_inner(
         );
         return with_limit_header(r, &org);
     }
+    org.refresh_usage(now);
     if org.api_used >= org.api_max {
         let r = errors(
             StatusCode::FORBIDDEN,
@@ -385,7 +401,7 @@ async fn dispatch_inner(
         );
         return with_limit_header(r, &org);
     }
-    org.api_used += 1;
+    org.record_call(now);
     let query: Map<String, Value> = form(uri.query().unwrap_or("").as_bytes());
     let ctx = Ctx {
         version: &version,
@@ -609,11 +625,13 @@ fn route(
     }
 }
 
-fn unknown_object(obj: &str) -> Response {
+/// An unknown sObject under `/sobjects/…` is the generic 404 NOT_FOUND ("Status Codes and Error
+/// Responses"); the real body names no object (only SOQL's INVALID_TYPE does).
+fn unknown_object(_obj: &str) -> Response {
     errors(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
-        &format!("The requested resource does not exist: sObject type '{obj}' is not supported."),
+        "The requested resource does not exist",
     )
 }
 
@@ -702,24 +720,17 @@ fn run_query(ctx: &Ctx<'_>, org: &mut Org, q: &str, all: bool) -> Response {
             &json!({"totalSize": total, "done": true, "records": projected}),
         );
     }
-    let locator = org.store.ids.next("01g")[..15].to_string();
+    // "Execute a SOQL Query": nextRecordsUrl is `/services/data/vXX.X/query/<18-character
+    // locator>-<rows already returned>`; Help article 000384958: locators begin with 0r8.
+    let locator = org.store.ids.next("0r8");
     let first: Vec<Value> = projected[..page].to_vec();
-    // A user may hold at most 10 open query cursors; opening another drops the oldest.
-    let mut mine: Vec<String> = org
-        .cursors
-        .iter()
-        .filter(|(_, c)| c.user == ctx.user_id)
-        .map(|(k, _)| k.clone())
-        .collect();
-    mine.sort();
-    while mine.len() >= MAX_CURSORS_PER_USER {
-        let oldest = mine.remove(0);
-        org.cursors.remove(&oldest);
-    }
+    let now = ctx.now;
+    org.cursors
+        .retain(|_, c| now - c.created <= cursor_lifetime());
     org.cursors.insert(
         locator.clone(),
         super::Cursor {
-            user: ctx.user_id.to_string(),
+            created: now,
             rows: projected,
             total,
             page,
@@ -766,6 +777,10 @@ fn query_more(ctx: &Ctx<'_>, org: &mut Org, locator: &str) -> Response {
     let Some(cursor) = org.cursors.get(loc) else {
         return invalid();
     };
+    if ctx.now - cursor.created > cursor_lifetime() {
+        org.cursors.remove(loc);
+        return invalid();
+    }
     if start >= cursor.total {
         return invalid();
     }
@@ -824,8 +839,17 @@ fn replication(
             "start and end must be dateTime values such as 2026-01-01T00:00:00+00:00",
         );
     };
-    if end < start {
-        return bad("EndDate before StartDate");
+    // getUpdated()/getDeleted() (SOAP API guide, which the REST pages defer to): "The API
+    // ignores the seconds portion" of start and end; start must precede end (equal is an
+    // error too), and for getDeleted by more than one minute.
+    let (start_m, end_m) = (minute(start), minute(end));
+    let min_gap = Duration::minutes(if deleted { 2 } else { 1 });
+    if end_m - start_m < min_gap {
+        return bad(if deleted {
+            "startDate must precede endDate by more than one minute"
+        } else {
+            "startDate must chronologically precede endDate"
+        });
     }
     let window = if deleted { 15 } else { 30 };
     let mut earliest = ctx.now - Duration::days(window);
@@ -836,7 +860,7 @@ fn replication(
         return bad(&format!("startDate cannot be more than {window} days ago"));
     }
     let latest = minute(end.min(ctx.now));
-    let in_window = |t: Option<DateTime<Utc>>| t.is_some_and(|t| t >= start && t < latest);
+    let in_window = |t: Option<DateTime<Utc>>| t.is_some_and(|t| t >= start_m && t < latest);
     let rows = org
         .store
         .table(&schema.name)
@@ -903,12 +927,19 @@ fn collections(
             org.store.tables = snap;
             rollback(&mut results);
         }
+        // "Delete Records Using sObject Collections" examples: a failure for a malformed id
+        // carries no `id`; others (rolled-back ones included) carry the 18-character id.
         let out: Vec<Value> = ids
             .iter()
             .zip(results)
             .map(|(id, r)| match r {
                 Ok(id) => json!({"id": id, "success": true, "errors": []}),
-                Err(e) => json!({"id": id, "success": false, "errors": [e.collection_json()]}),
+                Err(e) => match crate::salesforce::ids::to_18(id) {
+                    Some(id18) if e.status_code != "MALFORMED_ID" => {
+                        json!({"id": id18, "success": false, "errors": [e.collection_json()]})
+                    }
+                    _ => json!({"success": false, "errors": [e.collection_json()]}),
+                },
             })
             .collect();
         return json_response(StatusCode::OK, &Value::Array(out));
@@ -995,9 +1026,15 @@ fn collections(
         .map(|(rec, r)| match r {
             Ok(id) => json!({"id": id, "success": true, "errors": []}),
             Err(e) => {
-                let id = rec.get("Id").or_else(|| rec.get("id")).cloned();
+                // "Update Records Using sObject Collections" examples: a MALFORMED_ID result has
+                // no `id`; a rolled-back one carries the 18-character id. Creates have none.
+                let id = rec
+                    .get("Id")
+                    .or_else(|| rec.get("id"))
+                    .and_then(Value::as_str)
+                    .and_then(crate::salesforce::ids::to_18);
                 match id {
-                    Some(id) if !creating => {
+                    Some(id) if !creating && e.status_code != "MALFORMED_ID" => {
                         json!({"id": id, "success": false, "errors": [e.collection_json()]})
                     }
                     _ => json!({"success": false, "errors": [e.collection_json()]}),

@@ -431,7 +431,9 @@ impl<'a> Parser<'a> {
                     self.bump();
                     desc = true;
                 }
-                let mut nulls_first = !desc;
+                // SOQL Reference, ORDER BY: "By default, null values are sorted first",
+                // whatever the direction.
+                let mut nulls_first = true;
                 if kw(&self.peek().tok, "NULLS") {
                     self.bump();
                     let t = self.bump();
@@ -737,11 +739,14 @@ fn date_literal(name: &str, n: Option<i64>, today: NaiveDate) -> Option<(NaiveDa
     let week_start = today - Duration::days(today.weekday().num_days_from_sunday() as i64);
     let this_month = month_start(today.year(), today.month());
     let this_year = month_start(today.year(), 1);
-    let needs_n = name.contains("_N_");
+    let this_quarter = month_start(today.year(), today.month0() / 3 * 3 + 1);
+    // LAST_N_…/NEXT_N_… and N_…_AGO take `:n`; the others must not.
+    let needs_n = name.contains("_N_") || name.starts_with("N_");
     if needs_n != n.is_some() {
         return None;
     }
     let n = n.unwrap_or(0);
+    let (w, m) = (Duration::days(7), n as i32);
     if !(0..=100_000).contains(&n) {
         return None;
     }
@@ -766,10 +771,35 @@ fn date_literal(name: &str, n: Option<i64>, today: NaiveDate) -> Option<(NaiveDa
         "LAST_N_DAYS" => (today - Duration::days(n), today + day),
         "NEXT_N_DAYS" => (today + day, today + Duration::days(n + 1)),
         "N_DAYS_AGO" => (today - Duration::days(n), today - Duration::days(n - 1)),
-        "LAST_N_MONTHS" => (add_months(this_month, -(n as i32)), this_month),
-        "NEXT_N_MONTHS" => (
-            add_months(this_month, 1),
-            add_months(this_month, n as i32 + 1),
+        "LAST_N_MONTHS" => (add_months(this_month, -m), this_month),
+        "NEXT_N_MONTHS" => (add_months(this_month, 1), add_months(this_month, m + 1)),
+        // Weeks, quarters (calendar) and years as the SOQL and SOSL Reference's "Date Formats
+        // and Date Literals" table defines them: the LAST_N_ / NEXT_N_ ranges leave out the
+        // current period, N_…_AGO is the one period n periods back.
+        "LAST_N_WEEKS" => (week_start - w * m, week_start),
+        "NEXT_N_WEEKS" => (week_start + w, week_start + w * (m + 1)),
+        "N_WEEKS_AGO" => (week_start - w * m, week_start - w * (m - 1)),
+        "N_MONTHS_AGO" => (add_months(this_month, -m), add_months(this_month, 1 - m)),
+        "THIS_QUARTER" => (this_quarter, add_months(this_quarter, 3)),
+        "LAST_QUARTER" => (add_months(this_quarter, -3), this_quarter),
+        "NEXT_QUARTER" => (add_months(this_quarter, 3), add_months(this_quarter, 6)),
+        "LAST_N_QUARTERS" => (add_months(this_quarter, -3 * m), this_quarter),
+        "NEXT_N_QUARTERS" => (
+            add_months(this_quarter, 3),
+            add_months(this_quarter, 3 * (m + 1)),
+        ),
+        "N_QUARTERS_AGO" => (
+            add_months(this_quarter, -3 * m),
+            add_months(this_quarter, 3 * (1 - m)),
+        ),
+        "LAST_N_YEARS" => (add_months(this_year, -12 * m), this_year),
+        "NEXT_N_YEARS" => (
+            add_months(this_year, 12),
+            add_months(this_year, 12 * (m + 1)),
+        ),
+        "N_YEARS_AGO" => (
+            add_months(this_year, -12 * m),
+            add_months(this_year, 12 * (1 - m)),
         ),
         _ => return None,
     })
@@ -1118,6 +1148,65 @@ mod tests {
         );
         assert_eq!(date_literal("LAST_N_DAYS", None, today), None);
         assert_eq!(date_literal("TODAY", Some(1), today), None);
+        assert_eq!(
+            date_literal("N_DAYS_AGO", Some(3), today),
+            Some((d(2026, 3, 12), d(2026, 3, 13)))
+        );
+        assert_eq!(date_literal("N_DAYS_AGO", None, today), None);
+        // 2026-03-15 is a Sunday: its week starts that day.
+        assert_eq!(
+            date_literal("LAST_N_WEEKS", Some(2), today),
+            Some((d(2026, 3, 1), d(2026, 3, 15)))
+        );
+        assert_eq!(
+            date_literal("NEXT_N_WEEKS", Some(1), today),
+            Some((d(2026, 3, 22), d(2026, 3, 29)))
+        );
+        assert_eq!(
+            date_literal("N_WEEKS_AGO", Some(1), today),
+            Some((d(2026, 3, 8), d(2026, 3, 15)))
+        );
+        assert_eq!(
+            date_literal("N_MONTHS_AGO", Some(2), today),
+            Some((d(2026, 1, 1), d(2026, 2, 1)))
+        );
+        assert_eq!(
+            date_literal("THIS_QUARTER", None, today),
+            Some((d(2026, 1, 1), d(2026, 4, 1)))
+        );
+        assert_eq!(
+            date_literal("LAST_QUARTER", None, today),
+            Some((d(2025, 10, 1), d(2026, 1, 1)))
+        );
+        assert_eq!(
+            date_literal("NEXT_QUARTER", None, d(2026, 11, 2)),
+            Some((d(2027, 1, 1), d(2027, 4, 1)))
+        );
+        assert_eq!(
+            date_literal("LAST_N_QUARTERS", Some(2), today),
+            Some((d(2025, 7, 1), d(2026, 1, 1)))
+        );
+        assert_eq!(
+            date_literal("NEXT_N_QUARTERS", Some(2), today),
+            Some((d(2026, 4, 1), d(2026, 10, 1)))
+        );
+        assert_eq!(
+            date_literal("N_QUARTERS_AGO", Some(1), today),
+            Some((d(2025, 10, 1), d(2026, 1, 1)))
+        );
+        assert_eq!(
+            date_literal("LAST_N_YEARS", Some(2), today),
+            Some((d(2024, 1, 1), d(2026, 1, 1)))
+        );
+        assert_eq!(
+            date_literal("NEXT_N_YEARS", Some(1), today),
+            Some((d(2027, 1, 1), d(2028, 1, 1)))
+        );
+        assert_eq!(
+            date_literal("N_YEARS_AGO", Some(3), today),
+            Some((d(2023, 1, 1), d(2024, 1, 1)))
+        );
+        assert_eq!(date_literal("THIS_QUARTER", Some(1), today), None);
         let jan = d(2026, 1, 10);
         assert_eq!(
             date_literal("LAST_MONTH", None, jan),

@@ -235,12 +235,12 @@ impl Store {
             fields.insert(meta.name.clone(), v);
         }
         if !readonly.is_empty() {
-            let verb = if creating { "create" } else { "update" };
+            // Real responses say "create/update" literally, on inserts and updates alike.
             let refs: Vec<&str> = readonly.iter().map(String::as_str).collect();
             return Err(RecError::new(
                 "INVALID_FIELD_FOR_INSERT_UPDATE",
                 format!(
-                    "Unable to {verb} fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
+                    "Unable to create/update fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
                     readonly.join(", ")
                 ),
                 &refs,
@@ -437,11 +437,12 @@ impl Store {
                 };
                 let len = s.chars().count() as u64;
                 if meta.length > 0 && len > meta.length {
-                    let shown: String = s.chars().take(20).collect();
+                    // Real responses quote the whole value: "Billing City: data value too
+                    // large: <value> (max length=40)".
                     return Err(RecError::new(
                         "STRING_TOO_LONG",
                         format!(
-                            "{}: data value too large: {shown}... (max length={})",
+                            "{}: data value too large: {s} (max length={})",
                             meta.label, meta.length
                         ),
                         &[name],
@@ -524,18 +525,25 @@ impl Store {
         now: DateTime<Utc>,
     ) {
         let table = self.tables.entry("eventrelation".into()).or_default();
+        let of = |r: &Rec, rel: &str| {
+            r.deleted.is_none()
+                && r.fields.get("EventId").and_then(Value::as_str) == Some(event_id)
+                && r.fields.get("RelationId").and_then(Value::as_str) == Some(rel)
+        };
+        // EventRelation: a person who is both invitee and related has one record with
+        // IsInvitee and IsParent true; losing the Who role only clears IsParent.
         if let Some(old_id) = old.as_str() {
-            table.retain(|_, r| {
-                !(r.fields.get("EventId").and_then(Value::as_str) == Some(event_id)
-                    && r.fields.get("RelationId").and_then(Value::as_str) == Some(old_id)
-                    && r.fields.get("IsInvitee") != Some(&Value::Bool(true)))
-            });
+            table.retain(|_, r| !of(r, old_id) || r.fields.get("IsInvitee") == Some(&json!(true)));
+            for r in table.values_mut().filter(|r| of(r, old_id)) {
+                r.fields.insert("IsParent".into(), json!(false));
+            }
         }
         if let Some(new_id) = new.as_str() {
-            let exists = table.values().any(|r| {
-                r.fields.get("EventId").and_then(Value::as_str) == Some(event_id)
-                    && r.fields.get("RelationId").and_then(Value::as_str) == Some(new_id)
-            });
+            let mut exists = false;
+            for r in table.values_mut().filter(|r| of(r, new_id)) {
+                r.fields.insert("IsParent".into(), json!(true));
+                exists = true;
+            }
             if !exists {
                 let id = self.ids.next("0RE");
                 let ts = format_datetime(now);
@@ -558,6 +566,49 @@ impl Store {
                         );
                 }
             }
+        }
+    }
+
+    /// EventRelation: "If you delete the EventRelation record representing the WhoId on an
+    /// event, then another Who, if any, … will be promoted to the WhoId" (else it is cleared).
+    fn promote_who(&mut self, rel: &Map<String, Value>, now: DateTime<Utc>) {
+        let (Some(event_id), Some(who)) = (
+            rel.get("EventId").and_then(Value::as_str),
+            rel.get("RelationId").and_then(Value::as_str),
+        ) else {
+            return;
+        };
+        let is_who = self
+            .table("Event")
+            .and_then(|t| t.get(event_id))
+            .is_some_and(|e| e.fields.get("WhoId").and_then(Value::as_str) == Some(who));
+        if !is_who {
+            return;
+        }
+        let next = self.table("EventRelation").and_then(|t| {
+            t.values()
+                .filter(|r| r.deleted.is_none())
+                .map(|r| &r.fields)
+                .filter(|r| r.get("EventId").and_then(Value::as_str) == Some(event_id))
+                // A related (not invitee-only) contact or lead, as relation_rules counts them.
+                .filter(|r| {
+                    r.get("IsParent") == Some(&json!(true))
+                        || r.get("IsInvitee") != Some(&json!(true))
+                })
+                .filter_map(|r| r.get("RelationId").and_then(Value::as_str))
+                .find(|id| *id != who && (id.starts_with("003") || id.starts_with("00Q")))
+                .map(str::to_string)
+        });
+        if let Some(e) = self
+            .tables
+            .get_mut("event")
+            .and_then(|t| t.get_mut(event_id))
+        {
+            e.fields
+                .insert("WhoId".into(), next.map_or(Value::Null, Value::String));
+            let ts = json!(format_datetime(now));
+            e.fields.insert("LastModifiedDate".into(), ts.clone());
+            e.fields.insert("SystemModstamp".into(), ts);
         }
     }
 
@@ -615,6 +666,9 @@ impl Store {
                 rels.retain(|_, r| r.fields.get("EventId").and_then(Value::as_str) != Some(&id18));
             }
         }
+        if schema.name == "EventRelation" {
+            self.promote_who(&fields, now);
+        }
         Ok(id18)
     }
 }
@@ -647,15 +701,42 @@ fn dt(f: &Map<String, Value>, k: &str) -> Option<DateTime<Utc>> {
     f.get(k).and_then(Value::as_str).and_then(parse_datetime)
 }
 
-/// Event timing: StartDateTime with EndDateTime or DurationInMinutes, or IsAllDayEvent with
-/// ActivityDate; the derived fields (ActivityDateTime, ActivityDate, EndDate, the missing one of
+/// Event timing (Object Reference, Event: EndDateTime and DurationInMinutes): a timed event
+/// needs EndDateTime or DurationInMinutes; an all-day event (IsAllDayEvent with ActivityDate)
+/// may give either and defaults to one day. Both may be given only if they add up to the same
+/// time. From API 39.0 errors name DurationInMinutes when it has a value, else EndDateTime.
+/// The derived fields (ActivityDateTime, ActivityDate, EndDate, the missing one of
 /// End/Duration) are kept consistent.
 fn event_rules(
     f: &mut Map<String, Value>,
     before: Option<&Map<String, Value>>,
     input: &Map<String, Value>,
 ) -> Result<(), RecError> {
-    let given = |k: &str| input.keys().any(|x| x.eq_ignore_ascii_case(k));
+    let given = |k: &str| {
+        input
+            .iter()
+            .any(|(x, v)| x.eq_ignore_ascii_case(k) && !v.is_null())
+    };
+    let duration_given = given("DurationInMinutes");
+    let err_field = if duration_given {
+        "DurationInMinutes"
+    } else {
+        "EndDateTime"
+    };
+    let mismatch = || {
+        RecError::new(
+            "FIELD_INTEGRITY_EXCEPTION",
+            "EndDateTime and DurationInMinutes don't add up to the same amount of time.",
+            &[err_field],
+        )
+    };
+    let too_long = || {
+        RecError::new(
+            "FIELD_INTEGRITY_EXCEPTION",
+            "Event duration can't exceed 14 days.",
+            &[err_field],
+        )
+    };
     let all_day = f.get("IsAllDayEvent") == Some(&Value::Bool(true));
     if all_day {
         let Some(day) = f
@@ -669,18 +750,30 @@ fn event_rules(
                 &["ActivityDate"],
             ));
         };
-        let days = f
+        let from_duration = f
             .get("DurationInMinutes")
             .and_then(Value::as_i64)
-            .filter(|_| given("DurationInMinutes"))
-            .map(|m| (m / 1440).max(1))
-            .unwrap_or(1);
-        if days > 14 {
+            .filter(|_| duration_given)
+            // Out-of-range durations fail the 14-day rule below instead of overflowing.
+            .map(|m| (m.clamp(0, 15 * 1440) / 1440).max(1));
+        // An all-day event's EndDateTime is midnight UTC of its last day.
+        let from_end = dt(f, "EndDateTime")
+            .filter(|_| given("EndDateTime"))
+            .map(|e| (e.date_naive() - day).num_days() + 1);
+        let days = match (from_duration, from_end) {
+            (Some(a), Some(b)) if a != b => return Err(mismatch()),
+            (Some(d), _) | (None, Some(d)) => d,
+            (None, None) => 1,
+        };
+        if days < 1 {
             return Err(RecError::new(
                 "FIELD_INTEGRITY_EXCEPTION",
-                "Event duration can't exceed 14 days.",
-                &["DurationInMinutes"],
+                "End Date Time: End time can't be earlier than start time.",
+                &[err_field],
             ));
+        }
+        if days > 14 {
+            return Err(too_long());
         }
         let start = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
         let end = start + Duration::days(days - 1);
@@ -706,24 +799,31 @@ fn event_rules(
             &["StartDateTime"],
         ));
     };
-    let end = if given("EndDateTime") {
-        dt(f, "EndDateTime")
-    } else if given("DurationInMinutes") {
+    let by_duration = || {
         f.get("DurationInMinutes")
             .and_then(Value::as_i64)
             // Out-of-range durations fail the 14-day rule below instead of overflowing.
             .map(|m| m.clamp(-1, 15 * 1440))
             .and_then(|m| start.checked_add_signed(Duration::minutes(m)))
-    } else if let Some(b) = before {
-        // Moving the start keeps the duration.
-        let old_start = dt(b, "StartDateTime");
-        let old_end = dt(b, "EndDateTime");
-        match (old_start, old_end) {
-            (Some(s), Some(e)) => start.checked_add_signed(e - s),
-            _ => None,
+    };
+    let end = match (given("EndDateTime"), duration_given) {
+        (true, true) => {
+            let e = dt(f, "EndDateTime");
+            if e != by_duration() {
+                return Err(mismatch());
+            }
+            e
         }
-    } else {
-        None
+        (true, false) => dt(f, "EndDateTime"),
+        (false, true) => by_duration(),
+        (false, false) => match before {
+            // Moving the start keeps the duration.
+            Some(b) => match (dt(b, "StartDateTime"), dt(b, "EndDateTime")) {
+                (Some(s), Some(e)) => start.checked_add_signed(e - s),
+                _ => None,
+            },
+            None => None,
+        },
     };
     let Some(end) = end else {
         return Err(RecError::new(
@@ -736,15 +836,11 @@ fn event_rules(
         return Err(RecError::new(
             "FIELD_INTEGRITY_EXCEPTION",
             "End Date Time: End time can't be earlier than start time.",
-            &["EndDateTime"],
+            &[err_field],
         ));
     }
     if end - start > Duration::days(14) {
-        return Err(RecError::new(
-            "FIELD_INTEGRITY_EXCEPTION",
-            "Event duration can't exceed 14 days.",
-            &["DurationInMinutes"],
-        ));
+        return Err(too_long());
     }
     f.insert("StartDateTime".into(), json!(format_datetime(start)));
     f.insert("ActivityDateTime".into(), json!(format_datetime(start)));
