@@ -46,6 +46,8 @@ fn every_example_validates() {
 fn every_example_names_the_schema_for_editors() {
     let mut files = Vec::new();
     yaml_files(&repo().join("examples"), &mut files);
+    // examples/ci holds CI workflows, not tether configuration.
+    files.retain(|f| !f.starts_with(repo().join("examples/ci")));
     assert!(files.len() >= 7, "{files:?}");
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
