@@ -3,6 +3,8 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod engine;
 pub mod model;
 pub mod net;
 pub mod secret;
+pub mod state;

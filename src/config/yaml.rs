@@ -186,7 +186,12 @@ impl Builder<'_> {
         Diagnostic::error(Some(self.span(s)), message)
     }
 
-    fn push_node(&mut self, node: Node, anchor: usize, at: &YamlSpan) -> Result<(), Box<Diagnostic>> {
+    fn push_node(
+        &mut self,
+        node: Node,
+        anchor: usize,
+        at: &YamlSpan,
+    ) -> Result<(), Box<Diagnostic>> {
         self.nodes += node.count();
         if self.nodes > MAX_NODES {
             return Err(self
@@ -226,7 +231,9 @@ impl Builder<'_> {
 
     fn open(&mut self, at: &YamlSpan, anchor: usize, kind: Kind) -> Result<(), Box<Diagnostic>> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(self.error(at, format!("nesting deeper than {MAX_DEPTH} levels")).into());
+            return Err(self
+                .error(at, format!("nesting deeper than {MAX_DEPTH} levels"))
+                .into());
         }
         let start = self.span(at);
         self.stack.push(Frame {
@@ -267,10 +274,12 @@ impl Builder<'_> {
                 let span = self.span(at);
                 let kind = if tag.is_some() {
                     // Tags (!!str, !custom) are not part of the configuration language.
-                    return Err(self.error(
-                        at,
-                        "YAML tags (`!…`) are not supported in tether configuration",
-                    ).into());
+                    return Err(self
+                        .error(
+                            at,
+                            "YAML tags (`!…`) are not supported in tether configuration",
+                        )
+                        .into());
                 } else {
                     resolve_scalar(&value, style)
                 };
