@@ -434,6 +434,10 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         object,
                         target: CreateTarget::Salesforce,
                         source_id: source(op),
+                        hash: match &op.action {
+                            Action::CreateInSalesforce { hash, .. } => hash.clone(),
+                            _ => String::new(),
+                        },
                         at: self.now,
                     })
                 })
@@ -747,6 +751,10 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         object,
                         target: CreateTarget::Exchange,
                         source_id: sf_id(op),
+                        hash: match &op.action {
+                            Action::CreateInExchange { hash, .. } => hash.clone(),
+                            _ => String::new(),
+                        },
                         at: self.now,
                     })
                 })

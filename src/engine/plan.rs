@@ -428,11 +428,82 @@ impl RepPlanner<'_, '_> {
             }
         }
 
+        // A record tether re-created (an edit that beat a delete) whose link write was lost
+        // to a crash or an ambiguous answer takes the gone record's place in its link.
+        let mut links: Vec<(LinkId, Link)> = item.links.clone();
+        let mut repointed: BTreeSet<LinkId> = BTreeSet::new();
+        let index: HashMap<LinkId, usize> = links
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (*id, i))
+            .collect();
+        let mut keep_ex = Vec::new();
+        for m in new_ex {
+            let target = m
+                .salesforce_id
+                .as_deref()
+                .and_then(|sid| by_sf.get(sid))
+                .copied()
+                .filter(|lid| {
+                    links[index[lid]].1.exchange.is_none()
+                        || matches!(ex_obs.get(lid), Some(Obs::Gone { .. }))
+                });
+            match target {
+                Some(lid) => {
+                    let link = &mut links[index[&lid]].1;
+                    link.exchange = Some(ex_side(m));
+                    let obs = if ex_hashes[m.item_id.as_str()] == link.hash {
+                        Obs::Same
+                    } else {
+                        Obs::Changed(m, "")
+                    };
+                    ex_obs.insert(lid, obs);
+                    repointed.insert(lid);
+                }
+                None => keep_ex.push(m),
+            }
+        }
+        let new_ex = keep_ex;
+        let mut keep_sf = Vec::new();
+        for r in new_sf {
+            let source = r.marker.as_ref().and_then(|k| {
+                self.input.pending.iter().find(|j| {
+                    &j.marker == k
+                        && j.target == CreateTarget::Salesforce
+                        && j.rep == item.rep.user_id
+                        && j.object == item.object
+                })
+            });
+            let target = source
+                .and_then(|j| by_ex.get(j.source_id.as_str()))
+                .copied()
+                .filter(|lid| {
+                    links[index[lid]].1.salesforce.is_none()
+                        || matches!(sf_obs.get(lid), Some(Obs::Gone { .. }))
+                });
+            match target {
+                Some(lid) => {
+                    let link = &mut links[index[&lid]].1;
+                    link.salesforce = Some(sf_side(r));
+                    let obs = if sf_hashes[r.id.as_str()] == link.hash {
+                        Obs::Same
+                    } else {
+                        Obs::Changed(r, "")
+                    };
+                    sf_obs.insert(lid, obs);
+                    repointed.insert(lid);
+                }
+                None => keep_sf.push(r),
+            }
+        }
+        let new_sf = keep_sf;
+
         // Empty-side guard.
         self.guard(Side::Exchange, &mut ex_obs, |l| l.exchange.is_some());
         self.guard(Side::Salesforce, &mut sf_obs, |l| l.salesforce.is_some());
 
-        for (id, link) in &item.links {
+        for (id, link) in &links {
+            let before = self.out.operations.len();
             let e = ex_obs.get(id).copied().unwrap_or(Obs::Same);
             let s = sf_obs.get(id).copied().unwrap_or(Obs::Same);
             let e = match e {
@@ -444,6 +515,19 @@ impl RepPlanner<'_, '_> {
                 other => other,
             };
             self.decide(*id, link, e, s);
+            if repointed.contains(id) && self.out.operations.len() == before {
+                if let (Some(exchange), Some(salesforce)) = (&link.exchange, &link.salesforce) {
+                    self.push(
+                        Action::Refresh {
+                            link: *id,
+                            exchange: exchange.clone(),
+                            salesforce: salesforce.clone(),
+                            hash: link.hash.clone(),
+                        },
+                        "re-created by tether earlier; linked",
+                    );
+                }
+            }
         }
         self.new_records(new_ex, new_sf, &ex_hashes, &sf_hashes);
     }
@@ -748,39 +832,42 @@ impl RepPlanner<'_, '_> {
     ) {
         let mut ex_left: Vec<Option<&MailItem>> = new_ex.into_iter().map(Some).collect();
         let mut sf_left: Vec<Option<&CrmRecord>> = new_sf.into_iter().map(Some).collect();
-        let mut pairs: Vec<(&MailItem, &CrmRecord, &'static str)> = Vec::new();
+        // (Exchange item, Salesforce record, why, hash of the record as tether created it).
+        let mut pairs: Vec<(&MailItem, &CrmRecord, &'static str, Option<String>)> = Vec::new();
 
         // 1. The Salesforce id tether stamped on items it created.
         // 2. The create journal's marker on records tether created in Salesforce.
-        let markers: HashMap<&str, &str> = self
+        let journal: Vec<&JournalEntry> = self
             .input
             .pending
             .iter()
-            .filter(|j| {
-                j.rep == self.item.rep.user_id
-                    && j.object == self.item.object
-                    && j.target == CreateTarget::Salesforce
-            })
-            .map(|j| (j.marker.as_str(), j.source_id.as_str()))
+            .filter(|j| j.rep == self.item.rep.user_id && j.object == self.item.object)
             .collect();
         for ei in 0..ex_left.len() {
             let Some(m) = ex_left[ei] else { continue };
+            let mut base = None;
             let found = sf_left.iter().position(|r| {
-                r.is_some_and(|r| {
-                    m.salesforce_id.as_deref() == Some(r.id.as_str())
-                        || r.marker
-                            .as_deref()
-                            .and_then(|k| markers.get(k))
-                            .is_some_and(|src| *src == m.item_id)
-                })
+                let Some(r) = r else { return false };
+                if m.salesforce_id.as_deref() == Some(r.id.as_str()) {
+                    base = journal
+                        .iter()
+                        .find(|j| j.target == CreateTarget::Exchange && j.source_id == r.id)
+                        .map(|j| j.hash.clone());
+                    return true;
+                }
+                let entry = journal.iter().find(|j| {
+                    j.target == CreateTarget::Salesforce
+                        && Some(&j.marker) == r.marker.as_ref()
+                        && j.source_id == m.item_id
+                });
+                base = entry.map(|j| j.hash.clone());
+                entry.is_some()
             });
             if let Some(si) = found {
-                pairs.push((
-                    m,
-                    sf_left[si].take().unwrap_or_else(|| unreachable!()),
-                    "created by tether",
-                ));
-                ex_left[ei] = None;
+                if let Some(r) = sf_left[si].take() {
+                    pairs.push((m, r, "created by tether", base));
+                    ex_left[ei] = None;
+                }
             }
         }
 
@@ -816,7 +903,7 @@ impl RepPlanner<'_, '_> {
                         &ex_hashes[m.item_id.as_str()],
                         &sf_hashes[r.id.as_str()],
                     ) {
-                        pairs.push((m, r, "matched an existing record"));
+                        pairs.push((m, r, "matched an existing record", None));
                         ex_left[*ei] = None;
                         sf_left[*si] = None;
                     }
@@ -824,29 +911,37 @@ impl RepPlanner<'_, '_> {
             }
         }
 
-        for (m, r, why) in pairs {
+        for (m, r, why, base) in pairs {
             let he = &ex_hashes[m.item_id.as_str()];
             let hs = &sf_hashes[r.id.as_str()];
-            if he == hs {
-                self.push(
+            // With the hash tether created the record with, only the side that changed
+            // since then wins; otherwise the conflict policy decides.
+            let winner = match base.as_deref() {
+                _ if he == hs => None,
+                Some(b) if b == hs => Some(Side::Exchange),
+                Some(b) if b == he => Some(Side::Salesforce),
+                _ => Some(match self.s.conflict {
+                    ConflictPolicy::ExchangeWins => Side::Exchange,
+                    ConflictPolicy::SalesforceWins => Side::Salesforce,
+                }),
+            };
+            match winner {
+                None => self.push(
                     Action::Link {
                         exchange: ex_side(m),
                         salesforce: sf_side(r),
                         hash: he.clone(),
                     },
                     format!("{why}; identical"),
-                );
-            } else {
-                let winner = match self.s.conflict {
-                    ConflictPolicy::ExchangeWins => Side::Exchange,
-                    ConflictPolicy::SalesforceWins => Side::Salesforce,
-                };
-                if !self.update_loser(LinkId(-1), winner, m, r, he, hs, why) {
-                    let other = match winner {
-                        Side::Exchange => Side::Salesforce,
-                        Side::Salesforce => Side::Exchange,
-                    };
-                    self.update_loser(LinkId(-1), other, m, r, he, hs, why);
+                ),
+                Some(winner) => {
+                    if !self.update_loser(LinkId(-1), winner, m, r, he, hs, why) {
+                        let other = match winner {
+                            Side::Exchange => Side::Salesforce,
+                            Side::Salesforce => Side::Exchange,
+                        };
+                        self.update_loser(LinkId(-1), other, m, r, he, hs, why);
+                    }
                 }
             }
         }

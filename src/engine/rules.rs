@@ -246,7 +246,8 @@ mod tests {
         let zone: chrono_tz::Tz = "America/New_York".parse().unwrap();
         // 03:00 UTC on the 10th is still the 9th in New York.
         let start = window_start(SinceWindow::Today, at("2026-03-10T03:00:00Z"), zone);
-        assert_eq!(start, at("2026-03-09T05:00:00Z"));
+        // (DST began on the 8th: EDT, UTC-4.)
+        assert_eq!(start, at("2026-03-09T04:00:00Z"));
     }
 
     #[test]

@@ -190,6 +190,9 @@ pub struct JournalEntry {
     pub target: CreateTarget,
     /// The id of the record on the other side the create copies.
     pub source_id: String,
+    /// Hash of the record as created: the base for a three-way decision if the create is
+    /// found later, so an edit made meanwhile on either side is not lost.
+    pub hash: String,
     pub at: DateTime<Utc>,
 }
 

@@ -33,7 +33,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE activity (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
         object TEXT NOT NULL, records INTEGER NOT NULL);
      CREATE TABLE journal (marker TEXT PRIMARY KEY, rep TEXT NOT NULL, object TEXT NOT NULL,
-        target TEXT NOT NULL, source_id TEXT NOT NULL, at TEXT NOT NULL);
+        target TEXT NOT NULL, source_id TEXT NOT NULL, hash TEXT NOT NULL, at TEXT NOT NULL);
      CREATE TABLE unresolved (id INTEGER PRIMARY KEY AUTOINCREMENT, rep TEXT NOT NULL,
         event_id TEXT NOT NULL, email TEXT NOT NULL, at TEXT NOT NULL);",
 ];
@@ -323,7 +323,7 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
         }
         StateChange::JournalAdd(j) => {
             tx.execute(
-                "INSERT OR REPLACE INTO journal VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO journal VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     j.marker,
                     j.rep,
@@ -333,6 +333,7 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
                         CreateTarget::Salesforce => "salesforce",
                     },
                     j.source_id,
+                    j.hash,
                     j.at.to_rfc3339()
                 ],
             )?;
@@ -542,7 +543,7 @@ impl StateStore for SqliteState {
 
     fn pending_creates(&self) -> Result<Vec<JournalEntry>, StateError> {
         self.read(
-            "SELECT marker, rep, object, target, source_id, at FROM journal ORDER BY marker",
+            "SELECT marker, rep, object, target, source_id, hash, at FROM journal ORDER BY marker",
             [],
             |r| {
                 Ok(JournalEntry {
@@ -555,7 +556,8 @@ impl StateStore for SqliteState {
                         CreateTarget::Salesforce
                     },
                     source_id: r.get(4)?,
-                    at: time(&r.get::<_, String>(5)?),
+                    hash: r.get(5)?,
+                    at: time(&r.get::<_, String>(6)?),
                 })
             },
         )
