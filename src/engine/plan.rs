@@ -341,9 +341,147 @@ impl RepPlanner<'_, '_> {
 
     fn run(mut self) {
         let item = self.item;
+        let ex_hashes: HashMap<&str, String> = item
+            .mail
+            .upserts
+            .iter()
+            .map(|m| (m.item_id.as_str(), self.hash(&m.record)))
+            .collect();
+        let sf_hashes: HashMap<&str, String> = item
+            .crm
+            .upserts
+            .iter()
+            .map(|r| (r.id.as_str(), self.hash(&r.record)))
+            .collect();
+        let journal: Vec<&JournalEntry> = self
+            .input
+            .pending
+            .iter()
+            .filter(|j| j.rep == item.rep.user_id && j.object == item.object)
+            .collect();
+
+        // The base of each three-way decision: the hash as last synced.
+        let mut links: Vec<(LinkId, Link)> = item.links.clone();
+        let mut base: BTreeMap<LinkId, String> =
+            links.iter().map(|(i, l)| (*i, l.hash.clone())).collect();
+        // Links whose state tether must record even if nothing is written.
+        let mut record: BTreeSet<LinkId> = BTreeSet::new();
+
+        let ex_deleted: BTreeSet<&str> = item.mail.deleted.iter().map(String::as_str).collect();
+        let sf_deleted: BTreeSet<&str> = item.crm.deleted.iter().map(String::as_str).collect();
+        let ex_gone = |l: &Link| match &l.exchange {
+            None => true,
+            Some(e) => {
+                ex_deleted.contains(e.item_id.as_str())
+                    || (item.mail.full && !ex_hashes.contains_key(e.item_id.as_str()))
+            }
+        };
+        let sf_gone = |l: &Link| match &l.salesforce {
+            None => true,
+            Some(s) => {
+                sf_deleted.contains(s.id.as_str())
+                    || (item.crm.full && !sf_hashes.contains_key(s.id.as_str()))
+            }
+        };
+        let linked_ex: BTreeSet<String> = links
+            .iter()
+            .filter_map(|(_, l)| l.exchange.as_ref().map(|e| e.item_id.clone()))
+            .collect();
+        let linked_sf: BTreeSet<String> = links
+            .iter()
+            .filter_map(|(_, l)| l.salesforce.as_ref().map(|s| s.id.clone()))
+            .collect();
+
+        // A record tether re-created (an edit that beat a delete) whose link write was lost
+        // to a crash or an ambiguous answer takes the gone record's place in its link, with
+        // the hash it was created with as the base.
+        for m in &item.mail.upserts {
+            let Some(sid) = m.salesforce_id.as_deref() else {
+                continue;
+            };
+            if linked_ex.contains(&m.item_id) {
+                continue;
+            }
+            let Some((lid, link)) = links
+                .iter_mut()
+                .find(|(_, l)| l.salesforce.as_ref().is_some_and(|s| s.id == sid))
+            else {
+                continue;
+            };
+            if !ex_gone(link) {
+                continue;
+            }
+            link.exchange = Some(ex_side(m));
+            if let Some(j) = journal
+                .iter()
+                .find(|j| j.target == CreateTarget::Exchange && j.source_id == sid)
+            {
+                base.insert(*lid, j.hash.clone());
+            }
+            record.insert(*lid);
+        }
+        for r in &item.crm.upserts {
+            if linked_sf.contains(&r.id) {
+                continue;
+            }
+            let Some(j) = journal.iter().find(|j| {
+                j.target == CreateTarget::Salesforce && Some(&j.marker) == r.marker.as_ref()
+            }) else {
+                continue;
+            };
+            let Some((lid, link)) = links.iter_mut().find(|(_, l)| {
+                l.exchange
+                    .as_ref()
+                    .is_some_and(|e| e.item_id == j.source_id)
+            }) else {
+                continue;
+            };
+            if !sf_gone(link) {
+                continue;
+            }
+            link.salesforce = Some(sf_side(r));
+            base.insert(*lid, j.hash.clone());
+            record.insert(*lid);
+        }
+
+        // An update tether sent but could not record (killed before the state write) left
+        // an intent; when the written side shows exactly what tether wrote, that is the
+        // base, so tether's own write is not taken for the rep's edit.
+        let intents: HashMap<(LinkId, CreateTarget), &str> = journal
+            .iter()
+            .filter_map(|j| {
+                let id = j.source_id.strip_prefix("link:")?.parse().ok()?;
+                Some(((LinkId(id), j.target), j.hash.as_str()))
+            })
+            .collect();
+        for (id, l) in &links {
+            let shown = [
+                (
+                    CreateTarget::Exchange,
+                    l.exchange
+                        .as_ref()
+                        .and_then(|e| ex_hashes.get(e.item_id.as_str())),
+                ),
+                (
+                    CreateTarget::Salesforce,
+                    l.salesforce
+                        .as_ref()
+                        .and_then(|s| sf_hashes.get(s.id.as_str())),
+                ),
+            ];
+            for (target, hash) in shown {
+                if let (Some(h), Some(intent)) = (hash, intents.get(&(*id, target))) {
+                    if h == intent {
+                        base.insert(*id, h.clone());
+                        record.insert(*id);
+                    }
+                }
+            }
+        }
+
         let mut by_ex: HashMap<&str, LinkId> = HashMap::new();
         let mut by_sf: HashMap<&str, LinkId> = HashMap::new();
-        for (id, l) in &item.links {
+        for (id, l) in &links {
             if let Some(e) = &l.exchange {
                 by_ex.insert(&e.item_id, *id);
             }
@@ -351,152 +489,53 @@ impl RepPlanner<'_, '_> {
                 by_sf.insert(&s.id, *id);
             }
         }
-        let hashes: BTreeMap<LinkId, &str> = item
-            .links
-            .iter()
-            .map(|(i, l)| (*i, l.hash.as_str()))
-            .collect();
 
         // Exchange side.
         let mut ex_obs: BTreeMap<LinkId, Obs<'_, MailItem>> = BTreeMap::new();
         let mut new_ex: Vec<&MailItem> = Vec::new();
-        let mut ex_hashes: HashMap<&str, String> = HashMap::new();
         for m in &item.mail.upserts {
-            let h = self.hash(&m.record);
+            let h = &ex_hashes[m.item_id.as_str()];
             match by_ex.get(m.item_id.as_str()) {
-                Some(id) if hashes[id] == h => {
+                Some(id) if base[id] == *h => {
                     ex_obs.insert(*id, Obs::Same);
                 }
                 Some(id) => {
-                    ex_obs.insert(*id, Obs::Changed(m, ""));
-                    ex_hashes.insert(&m.item_id, h);
+                    ex_obs.insert(*id, Obs::Changed(m, h));
                 }
-                None => {
-                    ex_hashes.insert(&m.item_id, h);
-                    new_ex.push(m);
-                }
+                None => new_ex.push(m),
             }
         }
-        for d in &item.mail.deleted {
-            if let Some(id) = by_ex.get(d.as_str()) {
+        for (id, l) in &links {
+            if l.exchange.is_some() && ex_gone(l) {
                 ex_obs.insert(*id, Obs::Gone { left_scope: false });
-            }
-        }
-        if item.mail.full {
-            for (id, l) in &item.links {
-                if l.exchange.is_some() && !ex_obs.contains_key(id) {
-                    ex_obs.insert(*id, Obs::Gone { left_scope: false });
-                }
             }
         }
 
         // Salesforce side.
         let mut sf_obs: BTreeMap<LinkId, Obs<'_, CrmRecord>> = BTreeMap::new();
         let mut new_sf: Vec<&CrmRecord> = Vec::new();
-        let mut sf_hashes: HashMap<&str, String> = HashMap::new();
         for r in &item.crm.upserts {
             let scoped = in_scope(&item.rep, self.s, r);
-            let h = self.hash(&r.record);
+            let h = &sf_hashes[r.id.as_str()];
             match by_sf.get(r.id.as_str()) {
                 Some(id) if !scoped => {
                     sf_obs.insert(*id, Obs::Gone { left_scope: true });
                 }
-                Some(id) if hashes[id] == h => {
+                Some(id) if base[id] == *h => {
                     sf_obs.insert(*id, Obs::Same);
                 }
                 Some(id) => {
-                    sf_obs.insert(*id, Obs::Changed(r, ""));
-                    sf_hashes.insert(&r.id, h);
+                    sf_obs.insert(*id, Obs::Changed(r, h));
                 }
-                None if scoped => {
-                    sf_hashes.insert(&r.id, h);
-                    new_sf.push(r);
-                }
+                None if scoped => new_sf.push(r),
                 None => {}
             }
         }
-        for d in &item.crm.deleted {
-            if let Some(id) = by_sf.get(d.as_str()) {
+        for (id, l) in &links {
+            if l.salesforce.is_some() && sf_gone(l) {
                 sf_obs.insert(*id, Obs::Gone { left_scope: false });
             }
         }
-        if item.crm.full {
-            for (id, l) in &item.links {
-                if l.salesforce.is_some() && !sf_obs.contains_key(id) {
-                    sf_obs.insert(*id, Obs::Gone { left_scope: false });
-                }
-            }
-        }
-
-        // A record tether re-created (an edit that beat a delete) whose link write was lost
-        // to a crash or an ambiguous answer takes the gone record's place in its link.
-        let mut links: Vec<(LinkId, Link)> = item.links.clone();
-        let mut repointed: BTreeSet<LinkId> = BTreeSet::new();
-        let index: HashMap<LinkId, usize> = links
-            .iter()
-            .enumerate()
-            .map(|(i, (id, _))| (*id, i))
-            .collect();
-        let mut keep_ex = Vec::new();
-        for m in new_ex {
-            let target = m
-                .salesforce_id
-                .as_deref()
-                .and_then(|sid| by_sf.get(sid))
-                .copied()
-                .filter(|lid| {
-                    links[index[lid]].1.exchange.is_none()
-                        || matches!(ex_obs.get(lid), Some(Obs::Gone { .. }))
-                });
-            match target {
-                Some(lid) => {
-                    let link = &mut links[index[&lid]].1;
-                    link.exchange = Some(ex_side(m));
-                    let obs = if ex_hashes[m.item_id.as_str()] == link.hash {
-                        Obs::Same
-                    } else {
-                        Obs::Changed(m, "")
-                    };
-                    ex_obs.insert(lid, obs);
-                    repointed.insert(lid);
-                }
-                None => keep_ex.push(m),
-            }
-        }
-        let new_ex = keep_ex;
-        let mut keep_sf = Vec::new();
-        for r in new_sf {
-            let source = r.marker.as_ref().and_then(|k| {
-                self.input.pending.iter().find(|j| {
-                    &j.marker == k
-                        && j.target == CreateTarget::Salesforce
-                        && j.rep == item.rep.user_id
-                        && j.object == item.object
-                })
-            });
-            let target = source
-                .and_then(|j| by_ex.get(j.source_id.as_str()))
-                .copied()
-                .filter(|lid| {
-                    links[index[lid]].1.salesforce.is_none()
-                        || matches!(sf_obs.get(lid), Some(Obs::Gone { .. }))
-                });
-            match target {
-                Some(lid) => {
-                    let link = &mut links[index[&lid]].1;
-                    link.salesforce = Some(sf_side(r));
-                    let obs = if sf_hashes[r.id.as_str()] == link.hash {
-                        Obs::Same
-                    } else {
-                        Obs::Changed(r, "")
-                    };
-                    sf_obs.insert(lid, obs);
-                    repointed.insert(lid);
-                }
-                None => keep_sf.push(r),
-            }
-        }
-        let new_sf = keep_sf;
 
         // Empty-side guard.
         self.guard(Side::Exchange, &mut ex_obs, |l| l.exchange.is_some());
@@ -506,25 +545,17 @@ impl RepPlanner<'_, '_> {
             let before = self.out.operations.len();
             let e = ex_obs.get(id).copied().unwrap_or(Obs::Same);
             let s = sf_obs.get(id).copied().unwrap_or(Obs::Same);
-            let e = match e {
-                Obs::Changed(m, _) => Obs::Changed(m, ex_hashes[m.item_id.as_str()].as_str()),
-                other => other,
-            };
-            let s = match s {
-                Obs::Changed(r, _) => Obs::Changed(r, sf_hashes[r.id.as_str()].as_str()),
-                other => other,
-            };
             self.decide(*id, link, e, s);
-            if repointed.contains(id) && self.out.operations.len() == before {
+            if record.contains(id) && self.out.operations.len() == before {
                 if let (Some(exchange), Some(salesforce)) = (&link.exchange, &link.salesforce) {
                     self.push(
                         Action::Refresh {
                             link: *id,
                             exchange: exchange.clone(),
                             salesforce: salesforce.clone(),
-                            hash: link.hash.clone(),
+                            hash: base[id].clone(),
                         },
-                        "re-created by tether earlier; linked",
+                        "written by tether earlier; recorded now",
                     );
                 }
             }

@@ -174,7 +174,7 @@ pub struct ActivityEntry {
 }
 
 /// Which side a journalled create writes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CreateTarget {
     Exchange,
     Salesforce,
