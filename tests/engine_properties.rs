@@ -6,9 +6,9 @@
 //! - no edit is lost (an edit beats a delete; a conflict is the only way to lose one);
 //! - no record exists twice.
 
-mod common;
+mod engine_world;
 
-use common::*;
+use engine_world::*;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use tether::engine::connector::Folder;

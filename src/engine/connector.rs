@@ -29,6 +29,9 @@ pub enum Folder {
     SalesforceSyncContacts,
     /// The default calendar.
     Calendar,
+    /// The rep's own Contacts folder. Never read or written: only Salesforce_Sync syncs.
+    /// Named so connectors and tests can say so.
+    Contacts,
 }
 
 impl Folder {
@@ -42,6 +45,7 @@ impl Folder {
         match self {
             Folder::SalesforceSyncContacts => "Contacts/Salesforce_Sync",
             Folder::Calendar => "Calendar",
+            Folder::Contacts => "Contacts",
         }
     }
 }
@@ -58,6 +62,8 @@ pub struct MailItem {
     pub related_in_outlook: bool,
 }
 
+/// Most changes are upserts, so boxing the item would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum MailChange {
     Upsert(MailItem),

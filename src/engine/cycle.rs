@@ -335,13 +335,12 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
 
     let mut changes = Vec::new();
     for (rep, object) in read.folder_cursors.keys() {
-        let full = read.full.contains(&(rep.clone(), *object));
         for d in [
             SyncDirection::ExchangeToSalesforce,
             SyncDirection::SalesforceToExchange,
         ] {
             let initial = !initial_done(&*state, rep, *object)?;
-            let status = if initial || full && initial {
+            let status = if initial {
                 SyncStatus::InitialSyncInProgress
             } else {
                 SyncStatus::SyncInProgress
@@ -382,7 +381,12 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
     }
     let mut clean_reps: BTreeSet<&str> = read.reps.iter().map(|r| r.user_id.as_str()).collect();
     for ((rep, object), cursor) in &read.folder_cursors {
-        let failed = exec.failed_reps.contains(&(rep.clone(), *object));
+        // A refused mass delete is read again (in full) next time, so --force can apply it.
+        let refused = plan
+            .refusals
+            .iter()
+            .any(|x| &x.rep == rep && x.object == *object);
+        let failed = refused || exec.failed_reps.contains(&(rep.clone(), *object));
         if failed {
             clean_reps.remove(rep.as_str());
         }

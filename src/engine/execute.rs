@@ -258,6 +258,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .unwrap_or_else(|| EffectiveMapping::defaults(object))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn fail(
         &self,
         report: &mut ExecReport,

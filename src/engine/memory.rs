@@ -65,6 +65,8 @@ fn call_failed(ambiguous: bool) -> CallError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailCounts {
     pub sync_folder: u64,
+    /// SyncFolderItems calls per folder.
+    pub sync_folder_by: BTreeMap<Folder, u64>,
     pub ensure_folder: u64,
     pub create: u64,
     pub update: u64,
@@ -140,6 +142,7 @@ impl MemoryExchange {
         let mut d = self.lock();
         let folders = d.mailboxes.entry(address.to_string()).or_default();
         folders.entry(Folder::Calendar).or_default().exists = true;
+        folders.entry(Folder::Contacts).or_default().exists = true;
         folders.entry(Folder::SalesforceSyncContacts).or_default();
     }
 
@@ -303,6 +306,7 @@ impl MailConnector for MemoryExchange {
     ) -> Result<FolderPage, RepError> {
         let mut d = self.lock();
         d.counts.sync_folder += 1;
+        *d.counts.sync_folder_by.entry(folder).or_insert(0) += 1;
         let page_size = self.page_size.max(1);
         let now = d.seq;
         let f = Self::mailbox(&mut d, mailbox)?

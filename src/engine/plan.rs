@@ -674,7 +674,7 @@ impl RepPlanner<'_, '_> {
                         winner,
                     });
                 }
-                self.update_loser(
+                if !self.update_loser(
                     id,
                     winner,
                     m,
@@ -682,7 +682,19 @@ impl RepPlanner<'_, '_> {
                     he,
                     hs,
                     "changed on both sides; conflict policy",
-                );
+                ) {
+                    let why = match winner {
+                        Side::Exchange => self.blocked(
+                            &m.record,
+                            SyncDirection::ExchangeToSalesforce,
+                            m.related_in_outlook,
+                        ),
+                        Side::Salesforce => {
+                            self.blocked(&r.record, SyncDirection::SalesforceToExchange, true)
+                        }
+                    };
+                    self.skip(&m.item_id, why.unwrap_or("not synced"));
+                }
             }
             (Obs::Gone { .. }, Obs::Gone { .. }) => {
                 self.push(Action::Forget { link: id }, "deleted on both sides")
@@ -874,8 +886,8 @@ impl RepPlanner<'_, '_> {
             .iter()
             .filter(|j| j.rep == self.item.rep.user_id && j.object == self.item.object)
             .collect();
-        for ei in 0..ex_left.len() {
-            let Some(m) = ex_left[ei] else { continue };
+        for slot in ex_left.iter_mut() {
+            let Some(m) = *slot else { continue };
             let mut base = None;
             let found = sf_left.iter().position(|r| {
                 let Some(r) = r else { return false };
@@ -897,7 +909,7 @@ impl RepPlanner<'_, '_> {
             if let Some(si) = found {
                 if let Some(r) = sf_left[si].take() {
                     pairs.push((m, r, "created by tether", base));
-                    ex_left[ei] = None;
+                    *slot = None;
                 }
             }
         }
