@@ -675,7 +675,7 @@ impl RepPlanner<'_, '_> {
                     });
                 }
                 if !self.update_loser(
-                    id,
+                    Some(id),
                     winner,
                     m,
                     r,
@@ -811,7 +811,7 @@ impl RepPlanner<'_, '_> {
     #[allow(clippy::too_many_arguments)]
     fn update_loser(
         &mut self,
-        link: LinkId,
+        link: Option<LinkId>,
         winner: Side,
         m: &MailItem,
         r: &CrmRecord,
@@ -819,7 +819,6 @@ impl RepPlanner<'_, '_> {
         hs: &str,
         reason: &str,
     ) -> bool {
-        let link = (link.0 >= 0).then_some(link);
         match winner {
             Side::Exchange => {
                 if self
@@ -978,12 +977,12 @@ impl RepPlanner<'_, '_> {
                     format!("{why}; identical"),
                 ),
                 Some(winner) => {
-                    if !self.update_loser(LinkId(-1), winner, m, r, he, hs, why) {
+                    if !self.update_loser(None, winner, m, r, he, hs, why) {
                         let other = match winner {
                             Side::Exchange => Side::Salesforce,
                             Side::Salesforce => Side::Exchange,
                         };
-                        self.update_loser(LinkId(-1), other, m, r, he, hs, why);
+                        self.update_loser(None, other, m, r, he, hs, why);
                     }
                 }
             }
@@ -1054,5 +1053,170 @@ impl RepPlanner<'_, '_> {
             || self
                 .blocked(&r.record, SyncDirection::SalesforceToExchange, true)
                 .is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Contact, EffectiveMapping};
+    use serde_json::json;
+
+    fn config() -> Config {
+        serde_json::from_value(json!({
+            "version": 1,
+            "org": { "name": "acme", "kind": "production" },
+            "connections": {
+                "exchange": { "method": "service_account", "username": "svc@acme.com",
+                              "password": "${env:P}" },
+                "salesforce": { "instance_url": "https://acme.my.salesforce.com",
+                                "auth": { "flow": "access_token", "access_token": "${env:T}" } }
+            },
+            "sync_configurations": [{
+                "name": "A", "members": { "profiles": ["Sales User"] },
+                "contacts": { "direction": "both", "conflict": "exchange_wins", "scope": "users_records" }
+            }]
+        }))
+        .unwrap()
+    }
+
+    fn rep() -> Rep {
+        Rep {
+            user_id: "005A".into(),
+            email: "ana@acme.com".into(),
+            mailbox: Mailbox {
+                address: "ana@acme.com".into(),
+            },
+            configuration: 0,
+            time_zone: chrono_tz::UTC,
+        }
+    }
+
+    fn c(title: &str) -> Record {
+        Record::Contact(
+            Contact::default()
+                .with("Email", "x@y.com")
+                .with("LastName", "X")
+                .with("Title", title),
+        )
+    }
+
+    fn hash(r: &Record) -> String {
+        record_hash(r, &EffectiveMapping::defaults(ObjectKind::Contact))
+    }
+
+    fn mail(title: &str) -> MailItem {
+        MailItem {
+            item_id: "AAMk1".into(),
+            change_key: "ck2".into(),
+            record: c(title),
+            salesforce_id: None,
+            related_in_outlook: false,
+        }
+    }
+
+    fn crm(title: &str) -> CrmRecord {
+        CrmRecord {
+            id: "003A".into(),
+            owner_id: "005A".into(),
+            modstamp: "2".into(),
+            record: c(title),
+            marker: None,
+        }
+    }
+
+    fn linked(title: &str) -> Vec<(LinkId, Link)> {
+        vec![(
+            LinkId(1),
+            Link {
+                rep: "005A".into(),
+                object: ObjectKind::Contact,
+                exchange: Some(ExchangeSide {
+                    item_id: "AAMk1".into(),
+                    change_key: "ck1".into(),
+                }),
+                salesforce: Some(SalesforceSide {
+                    id: "003A".into(),
+                    modstamp: "1".into(),
+                }),
+                hash: hash(&c(title)),
+            },
+        )]
+    }
+
+    fn run(links: Vec<(LinkId, Link)>, ex: Vec<MailItem>, sf: Vec<CrmRecord>) -> Plan {
+        let config = config();
+        plan(&PlanInput {
+            config: &config,
+            now: "2026-06-15T12:00:00Z".parse().unwrap(),
+            force: false,
+            items: vec![RepObjectInput {
+                rep: rep(),
+                object: ObjectKind::Contact,
+                links,
+                mail: SideView {
+                    full: false,
+                    upserts: ex,
+                    deleted: vec![],
+                },
+                crm: SideView {
+                    full: false,
+                    upserts: sf,
+                    deleted: vec![],
+                },
+            }],
+            pending: vec![],
+        })
+    }
+
+    #[test]
+    fn planning_is_a_pure_function_of_its_input() {
+        let a = run(linked("old"), vec![mail("new")], vec![crm("other")]);
+        let b = run(linked("old"), vec![mail("new")], vec![crm("other")]);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_record_read_back_unchanged_plans_nothing() {
+        let p = run(linked("same"), vec![mail("same")], vec![crm(" same ")]);
+        assert!(p.is_empty(), "{p:#?}");
+    }
+
+    #[test]
+    fn changed_on_one_side_updates_the_other_with_its_reason() {
+        let p = run(linked("old"), vec![mail("new")], vec![]);
+        assert_eq!(p.operations.len(), 1);
+        assert!(matches!(
+            &p.operations[0].action,
+            Action::UpdateSalesforce { salesforce_id, .. } if salesforce_id == "003A"
+        ));
+        assert_eq!(p.operations[0].reason, "changed in Exchange");
+    }
+
+    #[test]
+    fn identical_changes_on_both_sides_only_relink() {
+        let p = run(linked("old"), vec![mail("new")], vec![crm("new")]);
+        assert!(p.conflicts.is_empty());
+        assert_eq!(p.operations.len(), 1);
+        assert!(matches!(p.operations[0].action, Action::Refresh { .. }));
+        assert_eq!(p.operations[0].action.writes_to(), None);
+    }
+
+    #[test]
+    fn different_changes_on_both_sides_follow_the_policy_and_are_reported() {
+        let p = run(linked("old"), vec![mail("ex")], vec![crm("sf")]);
+        assert_eq!(p.conflicts.len(), 1);
+        assert_eq!(p.conflicts[0].winner, Side::Exchange);
+        assert!(matches!(
+            &p.operations[0].action,
+            Action::UpdateSalesforce { record, .. } if *record == c("ex")
+        ));
+    }
+
+    #[test]
+    fn unlinked_records_that_match_link_instead_of_duplicating() {
+        let p = run(vec![], vec![mail("same")], vec![crm("same")]);
+        assert_eq!(p.operations.len(), 1);
+        assert!(matches!(p.operations[0].action, Action::Link { .. }));
     }
 }
