@@ -300,3 +300,41 @@ fn a_damaged_or_empty_state_file_is_a_clear_error_never_a_fresh_start() {
     let e = SqliteState::open(&damaged);
     assert!(e.is_err(), "a damaged file must not open");
 }
+
+#[test]
+fn every_apply_increments_the_generation_and_keeps_the_canonical_configuration() {
+    let yaml_a: tether::config::model::Config = serde_json::from_value(serde_json::json!({
+        "version": 1,
+        "org": { "name": "acme", "kind": "production" },
+        "connections": {
+            "exchange": { "method": "service_account", "username": "svc@acme.com", "password": "${env:P}" },
+            "salesforce": { "instance_url": "https://acme.my.salesforce.com",
+                            "auth": { "flow": "access_token", "access_token": "${env:T}" } }
+        }
+    }))
+    .unwrap();
+    let (canonical, hash) = ConfigRevision::canonical(&yaml_a);
+    assert_eq!(
+        ConfigRevision::canonical(&yaml_a.clone()),
+        (canonical.clone(), hash.clone())
+    );
+    assert!(canonical.contains("${env:P}"), "references, never secrets");
+    let mut b = yaml_a.clone();
+    b.org.name = "acme2".into();
+    assert_ne!(ConfigRevision::canonical(&b).1, hash);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteState::open(&dir.path().join("s.db")).unwrap();
+    assert_eq!(s.generation().unwrap(), 0);
+    for (i, by) in ["ci", "ana"].into_iter().enumerate() {
+        s.apply(vec![StateChange::RecordApply {
+            canonical: canonical.clone(),
+            hash: hash.clone(),
+            applied_at: now(),
+            applied_by: by.into(),
+        }])
+        .unwrap();
+        assert_eq!(s.generation().unwrap(), i as u64 + 1);
+    }
+    assert_eq!(s.latest_revision().unwrap().unwrap().canonical, canonical);
+}

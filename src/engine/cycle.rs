@@ -457,6 +457,20 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             suggestion: e.suggestion().to_string(),
         }));
     }
+    for r in &plan.refusals {
+        changes.push(StateChange::AddError(ErrorEntry {
+            at: now,
+            rep: r.rep.clone(),
+            object: Some(r.object),
+            direction: None,
+            record_ids: Vec::new(),
+            code: "EMPTY_SIDE_GUARD".into(),
+            message: r.message.clone(),
+            suggestion: "Check the mailbox and the integration user's permissions; if the \
+                         deletes are real, run again with --force."
+                .into(),
+        }));
+    }
     for p in &read.problems {
         changes.push(StateChange::AddError(ErrorEntry {
             at: now,

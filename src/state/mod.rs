@@ -207,6 +207,50 @@ pub struct ConfigRevision {
     pub applied_by: String,
 }
 
+impl ConfigRevision {
+    /// The canonical form of a configuration (JSON with sorted keys; it holds secret
+    /// references, never secrets) and its SHA-256, for `StateChange::RecordApply`.
+    pub fn canonical(config: &crate::config::model::Config) -> (String, String) {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::to_value(config)
+            .map(|v| sorted_json(&v))
+            .unwrap_or_default();
+        let hash = Sha256::digest(canonical.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        (canonical, hash)
+    }
+}
+
+/// JSON text with object keys sorted, whatever map order serde_json was built with.
+fn sorted_json(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::from(k.as_str()),
+                        sorted_json(&m[k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        serde_json::Value::Array(a) => {
+            format!(
+                "[{}]",
+                a.iter().map(sorted_json).collect::<Vec<_>>().join(",")
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 /// An attendee auto-relate could not match to a Contact or Lead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnresolvedItem {
