@@ -310,11 +310,14 @@ pub trait CrmConnector: Send + Sync {
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<Outcome<()>>, CallError>> + Send;
 
-    /// Records created with any of these journal markers (lookup before a retried create).
-    fn find_by_markers(
+    /// Records that these journalled creates made, if they happened (the lookup before a
+    /// create is retried). A connector finds them by the marker where the org has a field
+    /// for it (an External ID), otherwise by owner and the first-sync match keys. Each
+    /// returned record's `marker` names the create it answers.
+    fn find_created(
         &self,
         object: ObjectKind,
-        markers: &[String],
+        creates: &[CrmCreate],
     ) -> impl Future<Output = Result<Vec<CrmRecord>, CallError>> + Send;
 
     /// Contacts and Leads whose email is one of `emails` (auto-relate).

@@ -398,16 +398,23 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             |op: &Operation| create_marker(CreateTarget::Salesforce, &op.rep, object, &source(op));
         // A create journalled before and not known done: look it up before sending it again.
         let pending_markers: BTreeSet<&str> = pending.iter().map(|j| j.marker.as_str()).collect();
-        let lookups: Vec<String> = ops
+        let lookups: Vec<CrmCreate> = ops
             .iter()
-            .map(|o| marker(o))
-            .filter(|m| pending_markers.contains(m.as_str()))
+            .filter(|o| pending_markers.contains(marker(o).as_str()))
+            .map(|o| match &o.action {
+                Action::CreateInSalesforce { record, .. } => CrmCreate {
+                    owner_id: o.rep.clone(),
+                    marker: marker(o),
+                    record: record.clone(),
+                },
+                _ => unreachable!("filtered to CreateInSalesforce"),
+            })
             .collect();
         let mut found: HashMap<String, CrmRecord> = HashMap::new();
         let mut lookup_failed: Option<CallError> = None;
         for chunk in lookups.chunks(CRM_BATCH) {
             self.budget.step()?;
-            match self.crm.find_by_markers(object, chunk).await {
+            match self.crm.find_created(object, chunk).await {
                 Ok(records) => {
                     for r in records {
                         if let Some(m) = r.marker.clone() {

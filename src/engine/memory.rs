@@ -551,7 +551,7 @@ pub struct CrmCounts {
     pub create: u64,
     pub update: u64,
     pub delete: u64,
-    pub find_markers: u64,
+    pub find_created: u64,
     pub find_people: u64,
     pub relate: u64,
 }
@@ -564,7 +564,7 @@ impl CrmCounts {
             + self.create
             + self.update
             + self.delete
-            + self.find_markers
+            + self.find_created
             + self.find_people
             + self.relate
     }
@@ -922,18 +922,19 @@ impl CrmConnector for MemoryCrm {
         Ok(out)
     }
 
-    async fn find_by_markers(
+    async fn find_created(
         &self,
         object: ObjectKind,
-        markers: &[String],
+        creates: &[CrmCreate],
     ) -> Result<Vec<CrmRecord>, CallError> {
         let mut d = self.lock();
-        d.counts.find_markers += 1;
+        d.counts.find_created += 1;
+        let markers: Vec<&String> = creates.iter().map(|c| &c.marker).collect();
         Ok(d.records
             .get(&object)
             .map(|m| {
                 m.values()
-                    .filter(|(r, _)| r.marker.as_ref().is_some_and(|k| markers.contains(k)))
+                    .filter(|(r, _)| r.marker.as_ref().is_some_and(|k| markers.contains(&k)))
                     .map(|(r, _)| r.clone())
                     .collect()
             })
