@@ -1012,3 +1012,20 @@ async fn planning_writes_nothing() {
     assert!(w.state.all_links().unwrap().is_empty());
     w.sync().await;
 }
+
+#[tokio::test]
+async fn a_folder_feed_longer_than_a_page_is_read_page_by_page() {
+    let mut w = World::new(config(both_contacts(), NONE), 1);
+    w.ex.page_size = 2;
+    for i in 0..5 {
+        w.ex.user_create(
+            &rep_mail(0),
+            Folder::SalesforceSyncContacts,
+            contact("P", &format!("L{i}"), &format!("p{i}@x.com")),
+        );
+    }
+    w.sync().await;
+    assert_eq!(w.ex.counts().sync_folder, 3, "5 changes in pages of 2");
+    assert_eq!(w.sf_contacts().len(), 5);
+    assert!(w.plan().await.is_empty());
+}
