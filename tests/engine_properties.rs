@@ -489,3 +489,77 @@ proptest! {
         run_case(MemoryState::new(), settings, steps)?;
     }
 }
+
+/// One-way sync under random changes and faults: the source side is never written, and a
+/// final fault-free sync leaves nothing to do.
+fn run_one_way(to_salesforce: bool, steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let direction = if to_salesforce {
+        "exchange_to_salesforce"
+    } else {
+        "salesforce_to_exchange"
+    };
+    let contacts = serde_json::json!({ "direction": direction, "scope": "users_records" });
+    let events = serde_json::json!({ "direction": direction, "since": "LAST_N_DAYS:30" });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let mut h = Harness {
+            w: World::with_state(config(contacts, events), REPS, MemoryState::new()),
+            next: 0,
+            pending_edits: BTreeMap::new(),
+            edited: BTreeSet::new(),
+        };
+        for s in steps {
+            match s {
+                Step::Create { rep, side, object } => h.create(rep, side, object),
+                Step::Edit {
+                    rep,
+                    side,
+                    object,
+                    pick,
+                } => h.edit(rep, side, object, pick),
+                Step::Delete {
+                    rep,
+                    side,
+                    object,
+                    pick,
+                } => h.delete(rep, side, object, pick),
+                Step::Sync(f) => h.sync(f).await,
+            }
+        }
+        let report = h.w.sync().await;
+        prop_assert!(report.exec.failed.is_empty(), "{:?}", report.exec.failed);
+        let again = h.w.plan().await;
+        prop_assert!(
+            again.is_empty(),
+            "planning again yields {:#?}",
+            again.operations
+        );
+        if to_salesforce {
+            let c = h.w.ex.counts();
+            prop_assert_eq!(
+                (c.create, c.update, c.delete),
+                (0, 0, 0),
+                "wrote to Exchange"
+            );
+        } else {
+            let c = h.w.sf.counts();
+            prop_assert_eq!(
+                (c.create, c.update, c.delete, c.relate),
+                (0, 0, 0, 0),
+                "wrote to Salesforce"
+            );
+        }
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn one_way_sync_never_writes_to_its_source(to_salesforce in any::<bool>(), steps in prop::collection::vec(step(), 1..30)) {
+        run_one_way(to_salesforce, steps)?;
+    }
+}
