@@ -339,8 +339,16 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             SyncDirection::ExchangeToSalesforce,
             SyncDirection::SalesforceToExchange,
         ] {
+            let syncs = read
+                .reps
+                .iter()
+                .find(|r| &r.user_id == rep)
+                .and_then(|r| settings(config, r, *object))
+                .is_some_and(|s| s.syncs(d));
             let initial = !initial_done(&*state, rep, *object)?;
-            let status = if initial {
+            let status = if !syncs {
+                SyncStatus::NotSetToSync
+            } else if initial {
                 SyncStatus::InitialSyncInProgress
             } else {
                 SyncStatus::SyncInProgress
