@@ -1029,3 +1029,35 @@ async fn a_folder_feed_longer_than_a_page_is_read_page_by_page() {
     assert_eq!(w.sf_contacts().len(), 5);
     assert!(w.plan().await.is_empty());
 }
+
+#[tokio::test]
+async fn changed_sync_settings_read_everything_once_so_records_that_now_qualify_sync() {
+    let contacts = json!({ "direction": "salesforce_to_exchange", "scope": "users_records",
+        "filters": [ { "field": "MailingCountry", "op": "equals", "value": "DE" } ] });
+    let mut w = World::new(config(contacts, NONE), 1);
+    let us = match contact("Out", "Us", "us@x.com") {
+        Record::Contact(c) => Record::Contact(c.with("MailingCountry", "US")),
+        other => other,
+    };
+    w.sf.user_create(ObjectKind::Contact, &rep_id(0), us);
+    w.sync().await;
+    w.sync().await;
+    assert!(w.ex_contacts(0).is_empty());
+    // The admin drops the filter: the US contact now qualifies, though it did not change.
+    w.config.sync_configurations[0]
+        .contacts
+        .as_mut()
+        .unwrap()
+        .filters
+        .clear();
+    w.sync().await;
+    assert_eq!(w.ex_contacts(0).len(), 1);
+    let before = w.ex.counts().sync_folder;
+    w.sync().await;
+    assert_eq!(
+        w.ex.counts().sync_folder - before,
+        1,
+        "back to incremental reads"
+    );
+    assert!(w.plan().await.is_empty());
+}

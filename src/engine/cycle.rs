@@ -68,6 +68,14 @@ pub struct ReadOutcome {
     /// (rep, object) read in full this time (first sync, reset, or recovering).
     pub full: BTreeSet<(String, ObjectKind)>,
     pub mappings: HashMap<(String, ObjectKind), EffectiveMapping>,
+    /// Hash of the sync settings this read was made under.
+    pub settings_hash: String,
+}
+
+/// What a change of which invalidates incremental reads: who syncs, and how.
+fn settings_hash(config: &Config) -> String {
+    let domains = crate::engine::reps::mail_domains(config);
+    crate::state::canonical_json(&(&config.sync_configurations, domains)).1
 }
 
 #[derive(Debug, Clone, Default)]
@@ -181,6 +189,10 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     };
     let mut items: Vec<RepObjectInput> = Vec::new();
     let mut failed_reps: BTreeSet<String> = BTreeSet::new();
+    out.settings_hash = settings_hash(config);
+    let settings_changed = state
+        .cursor(&CursorKey::Settings)?
+        .is_some_and(|h| h != out.settings_hash);
 
     for object in ObjectKind::ALL {
         let syncing: Vec<(&Rep, ObjectSettings)> = reps
@@ -203,7 +215,8 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                 rep: rep.user_id.clone(),
                 object,
             };
-            let full = resets.contains_key(&rep.user_id)
+            let full = settings_changed
+                || resets.contains_key(&rep.user_id)
                 || !initial_done(state, &rep.user_id, object)?
                 || state.cursor(&folder_key)?.is_none();
             if full {
@@ -381,6 +394,10 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
 
     // Finish: cursors, statuses, activity, errors, reset marks — one transaction.
     let mut changes = Vec::new();
+    changes.push(StateChange::SetCursor {
+        key: CursorKey::Settings,
+        value: Some(read.settings_hash.clone()),
+    });
     for (object, watermark) in &read.org_cursors {
         changes.push(StateChange::SetCursor {
             key: CursorKey::Org { object: *object },

@@ -211,16 +211,21 @@ impl ConfigRevision {
     /// The canonical form of a configuration (JSON with sorted keys; it holds secret
     /// references, never secrets) and its SHA-256, for `StateChange::RecordApply`.
     pub fn canonical(config: &crate::config::model::Config) -> (String, String) {
-        use sha2::{Digest, Sha256};
-        let canonical = serde_json::to_value(config)
-            .map(|v| sorted_json(&v))
-            .unwrap_or_default();
-        let hash = Sha256::digest(canonical.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        (canonical, hash)
+        canonical_json(config)
     }
+}
+
+/// Canonical JSON text of a value (sorted keys) and its SHA-256 in hex.
+pub fn canonical_json<T: Serialize>(value: &T) -> (String, String) {
+    use sha2::{Digest, Sha256};
+    let canonical = serde_json::to_value(value)
+        .map(|v| sorted_json(&v))
+        .unwrap_or_default();
+    let hash = Sha256::digest(canonical.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (canonical, hash)
 }
 
 /// JSON text with object keys sorted, whatever map order serde_json was built with.
@@ -263,8 +268,17 @@ pub struct UnresolvedItem {
 /// Where a change feed stands: per folder per rep, or per object for the org.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CursorKey {
-    Folder { rep: String, object: ObjectKind },
-    Org { object: ObjectKind },
+    Folder {
+        rep: String,
+        object: ObjectKind,
+    },
+    Org {
+        object: ObjectKind,
+    },
+    /// Hash of the sync settings the cursors were read under: when the settings change
+    /// (scope, filters, window, mappings), incremental feeds would miss records that now
+    /// qualify, so everything is read in full once.
+    Settings,
 }
 
 impl CursorKey {
@@ -272,6 +286,7 @@ impl CursorKey {
         match self {
             CursorKey::Folder { rep, object } => format!("folder/{}/{rep}", object.name()),
             CursorKey::Org { object } => format!("org/{}", object.name()),
+            CursorKey::Settings => "settings".into(),
         }
     }
 }
