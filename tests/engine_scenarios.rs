@@ -290,14 +290,23 @@ async fn one_way_sync_never_writes_to_its_source() {
             .all(|o| o.action.writes_to() != Some(tether::engine::plan::Side::Exchange))
     );
     assert_eq!(w.ex_contacts(0).len(), 1);
-    // The Exchange edit overwrites Salesforce, and the plan says so.
+    // The Exchange edit overwrites the Salesforce edit, and the plan names the field.
     w.ex.user_edit(&rep_mail(0), &ex_id, |r| {
         if let Record::Contact(c) = r {
             c.set("Title", "Ex edit")
         }
     });
+    w.sf.user_edit(ObjectKind::Contact, &sf_a.id, |r| {
+        if let Record::Contact(c) = &mut r.record {
+            c.set("Department", "Sales")
+        }
+    });
     let r = w.sync().await;
     assert_eq!(r.plan.overwrites.len(), 1);
+    assert_eq!(
+        r.plan.overwrites[0].fields,
+        vec!["Department".to_string(), "Title".to_string()]
+    );
     assert_eq!(
         w.sf_contacts()
             .iter()

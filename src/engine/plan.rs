@@ -11,7 +11,7 @@ use crate::config::model::{Config, ConflictPolicy, ContactScope};
 use crate::engine::connector::{CrmRecord, MailItem, Mailbox};
 use crate::engine::reps::Rep;
 use crate::engine::rules::{self, ObjectSettings};
-use crate::model::normalize::record_hash;
+use crate::model::normalize::{comparison_form, record_hash};
 use crate::model::{ObjectKind, Record};
 use crate::state::{
     CreateTarget, ExchangeSide, JournalEntry, Link, LinkId, SalesforceSide, SyncDirection,
@@ -175,15 +175,23 @@ pub struct Refusal {
     pub message: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overwrite {
+    pub rep: String,
+    pub salesforce_id: String,
+    /// Salesforce fields whose differing values are overwritten.
+    pub fields: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub operations: Vec<Operation>,
     pub conflicts: Vec<Conflict>,
     pub skipped: Vec<Skipped>,
     pub refusals: Vec<Refusal>,
-    /// One-way Exchange→Salesforce updates overwrite whatever Salesforce holds; each is
-    /// listed so the plan can warn (the reason TODAY is the default window).
-    pub overwrites: Vec<(String, String)>,
+    /// Salesforce values a one-way Exchange→Salesforce sync overwrites (the reason TODAY is
+    /// the default window): the plan warns about each.
+    pub overwrites: Vec<Overwrite>,
 }
 
 impl Plan {
@@ -619,19 +627,16 @@ impl RepPlanner<'_, '_> {
             (Obs::Same, Obs::Same) => {}
             (Obs::Changed(m, h), Obs::Same) => {
                 match self.blocked(&m.record, ToSf, m.related_in_outlook) {
-                    None => {
-                        self.overwrite_warning(&sf.id);
-                        self.push(
-                            Action::UpdateSalesforce {
-                                link: Some(id),
-                                exchange: ex_side(m),
-                                salesforce_id: sf.id.clone(),
-                                record: m.record.clone(),
-                                hash: h.to_string(),
-                            },
-                            "changed in Exchange",
-                        )
-                    }
+                    None => self.push(
+                        Action::UpdateSalesforce {
+                            link: Some(id),
+                            exchange: ex_side(m),
+                            salesforce_id: sf.id.clone(),
+                            record: m.record.clone(),
+                            hash: h.to_string(),
+                        },
+                        "changed in Exchange",
+                    ),
                     Some(why) => self.skip(&m.item_id, why),
                 }
             }
@@ -784,11 +789,28 @@ impl RepPlanner<'_, '_> {
         }
     }
 
-    fn overwrite_warning(&mut self, sf_id: &str) {
-        if self.s.direction == crate::config::model::Direction::ExchangeToSalesforce {
-            self.out
-                .overwrites
-                .push((self.item.rep.user_id.clone(), sf_id.to_string()));
+    /// Warn about every Salesforce field a one-way Exchange→Salesforce write overwrites
+    /// although it differs (a Salesforce edit, or a record matched on first sync).
+    fn overwrite_warning(&mut self, m: &MailItem, r: &CrmRecord) {
+        if self.s.direction != crate::config::model::Direction::ExchangeToSalesforce {
+            return;
+        }
+        let ours = comparison_form(&m.record, &self.s.mapping);
+        let theirs = comparison_form(&r.record, &self.s.mapping);
+        let fields: Vec<String> = ours
+            .keys()
+            .chain(theirs.keys())
+            .filter(|k| ours.get(*k) != theirs.get(*k))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !fields.is_empty() {
+            self.out.overwrites.push(Overwrite {
+                rep: self.item.rep.user_id.clone(),
+                salesforce_id: r.id.clone(),
+                fields,
+            });
         }
     }
 
@@ -831,7 +853,7 @@ impl RepPlanner<'_, '_> {
                 {
                     return false;
                 }
-                self.overwrite_warning(&r.id);
+                self.overwrite_warning(m, r);
                 self.push(
                     Action::UpdateSalesforce {
                         link,
