@@ -3,8 +3,13 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connect;
 pub mod engine;
+pub mod exchange;
 pub mod model;
 pub mod net;
+pub mod plan;
+pub mod salesforce;
+pub mod sandbox;
 pub mod secret;
 pub mod state;

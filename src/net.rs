@@ -25,6 +25,19 @@ pub fn check_transport(url: &Url) -> Result<(), String> {
     }
 }
 
+/// Reads a PEM file of private certificate authorities to trust besides the system's roots
+/// (on-premises servers signed by a company CA).
+pub fn load_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read CA file `{}`: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("CA file `{}` is not PEM certificates: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("CA file `{}` holds no certificate", path.display()));
+    }
+    Ok(certs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,3 +142,14 @@ fn checked_in_schema_is_current() {
         "https://json-schema.org/draft/2020-12/schema"
     );
 }
+
+#[test]
+fn checked_in_plan_schema_is_current() {
+    let out = tether(&["schema", "plan"], &repo());
+    assert_eq!(out.code, 0);
+    let checked_in = std::fs::read_to_string(repo().join("schemas/plan.schema.json")).unwrap();
+    assert!(
+        out.stdout == checked_in,
+        "schemas/plan.schema.json is stale; regenerate it with:\n    cargo run -- schema plan > schemas/plan.schema.json"
+    );
+}

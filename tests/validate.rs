@@ -585,6 +585,36 @@ fn a_directory_merges_fragments_into_one_configuration() {
 }
 
 #[test]
+fn other_yaml_in_a_directory_is_skipped_but_near_misses_are_not() {
+    let s = Scratch::new();
+    s.write("org/tether.yaml", BASE);
+    s.write("org/.github/ci.yml", "on: push\njobs: {}\n");
+    s.write(
+        "org/deploy/workflow.yml",
+        "name: deploy\non: [push]\njobs: {}\n",
+    );
+    let out = tether(&["validate", "--format", "json", "org"], s.dir.path());
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let report = out.json();
+    let d = find(
+        &report,
+        "not a tether file (none of its top-level keys is tether's); ignored",
+    );
+    assert_at(d, "info", "org/deploy/workflow.yml", (1, 1));
+    // A typo in a fragment's only key is an error, not a silently skipped file.
+    s.write(
+        "org/sync/more.yaml",
+        "sync_configuration:\n  - name: More\n",
+    );
+    let out = tether(&["validate", "--format", "json", "org"], s.dir.path());
+    assert_eq!(out.code, 1);
+    let report = out.json();
+    let d = find(&report, "unknown key `sync_configuration` at the top level");
+    assert_at(d, "error", "org/sync/more.yaml", (1, 1));
+    assert_eq!(d["detail"], "did you mean `sync_configurations`?");
+}
+
+#[test]
 fn a_section_defined_in_two_files_names_both() {
     let s = Scratch::new();
     s.write("org/tether.yaml", BASE);
@@ -685,6 +715,10 @@ fn bad_input_alias_bomb() {
     let started = std::time::Instant::now();
     let d = bad_file(text.as_bytes());
     assert_eq!(d["summary"], "document expands to more than 200000 nodes");
+    // Reported at the alias that crosses the bound.
+    assert_eq!(d["severity"], "error");
+    assert_eq!(d["range"]["start"]["line"], 6, "{d}");
+    assert!(d["detail"].as_str().unwrap().contains("billion laughs"));
     assert!(
         started.elapsed().as_secs() < 20,
         "alias expansion must be bounded"
@@ -710,12 +744,18 @@ fn bad_input_binary_garbage() {
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     let d = bad_file(&garbage);
-    let summary = d["summary"].as_str().unwrap();
-    assert!(
-        summary == "file is not valid UTF-8 text; save it as UTF-8"
-            || summary == "file contains a NUL byte: it is binary, not YAML",
-        "{d}"
+    assert_eq!(
+        d["summary"],
+        "file is not valid UTF-8 text; save it as UTF-8"
     );
+    assert_at(&d, "error", "tether.yaml", (1, 2));
+    // Valid UTF-8 with NUL bytes is binary too.
+    let d = bad_file(b"version: 1\n\0\0\0\x01\x02");
+    assert_eq!(
+        d["summary"],
+        "file contains a NUL byte: it is binary, not YAML"
+    );
+    assert_at(&d, "error", "tether.yaml", (2, 1));
 }
 
 #[test]

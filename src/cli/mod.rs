@@ -21,13 +21,13 @@ pub struct Cli {
 pub enum Command {
     /// Check configuration files: YAML syntax, the schema, and the sync rules.
     Validate(validate::Args),
-    /// Print the JSON Schema of the configuration (for editors and CI).
-    Schema,
+    /// Print a JSON Schema: of the configuration (for editors and CI) or of the JSON plan.
+    Schema(schema::Args),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
-        Command::Schema => schema::run(),
+        Command::Schema(args) => schema::run(&args),
     }
 }

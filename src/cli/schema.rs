@@ -1,6 +1,25 @@
+use clap::ValueEnum;
 use std::process::ExitCode;
 
-pub fn run() -> ExitCode {
-    print!("{}", crate::config::schema::schema_text());
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum Which {
+    /// The configuration files (schemas/tether.schema.json).
+    #[default]
+    Config,
+    /// `tether plan --format json` output (schemas/plan.schema.json).
+    Plan,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(value_enum, default_value_t)]
+    pub which: Which,
+}
+
+pub fn run(args: &Args) -> ExitCode {
+    match args.which {
+        Which::Config => print!("{}", crate::config::schema::schema_text()),
+        Which::Plan => print!("{}", crate::plan::document::schema_text()),
+    }
     ExitCode::SUCCESS
 }

@@ -58,6 +58,13 @@ pub fn load(paths: &[PathBuf], sources: &mut Sources, diags: &mut Vec<Diagnostic
                 .into_iter()
                 .filter_map(|rel| {
                     let (id, root) = read(&path.join(&rel), sources, diags, false)?;
+                    if !is_tether_file(&root) {
+                        diags.push(Diagnostic::info(
+                            Some(sources.file_start(id)),
+                            "not a tether file (none of its top-level keys is tether's); ignored",
+                        ));
+                        return None;
+                    }
                     Some(Parsed { id, rel, root })
                 })
                 .collect();
@@ -80,6 +87,26 @@ pub fn load(paths: &[PathBuf], sources: &mut Sources, diags: &mut Vec<Diagnostic
         }
     }
     units
+}
+
+/// The top-level keys of a configuration file.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "version",
+    "org",
+    "connections",
+    "outlook_integration",
+    "sync_configurations",
+];
+
+/// Whether a YAML file found in a directory is meant for tether. A repository also holds
+/// other YAML (CI workflows, manifests); those are skipped, but a file whose keys are near
+/// misses of tether's (`sync_configuration:`) is kept so that its typo is reported.
+fn is_tether_file(root: &Node) -> bool {
+    let known: Vec<String> = TOP_LEVEL_KEYS.iter().map(|k| k.to_string()).collect();
+    root.entries().iter().any(|(k, _)| {
+        let key = yaml::key_text(k);
+        known.contains(&key) || super::schema::did_you_mean(&key, &known).is_some()
+    })
 }
 
 /// YAML files below `dir`, sorted, skipping hidden entries (`.git`, `.tether`).

@@ -6,6 +6,7 @@ pub mod load;
 pub mod model;
 pub mod rules;
 pub mod schema;
+pub mod secrets;
 pub mod source;
 pub mod yaml;
 

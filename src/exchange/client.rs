@@ -1,0 +1,1605 @@
+//! The EWS client: authentication, transport with bounded retries and throttling back-off,
+//! Autodiscover, and the operations the sync engine needs.
+
+use super::error::{EwsError, ItemError};
+use super::model::{
+    self, ADDRESS_KEYS, ADDRESS_PARTS, CalendarEvent, Contact, EMAIL_KEYS, FolderInfo, Item,
+    ItemId, PROP_OUTLOOK_RELATED, PROP_SALESFORCE_ID,
+};
+use super::soap::{self, RequestHeaders, ResponseMessage};
+use super::xml::{self, Element, Limits, NS_AD_RESP_A, NS_AD_SOAP, NS_M, NS_T, Writer};
+use crate::clock::Clock;
+use crate::net::check_transport;
+use crate::secret::Secret;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use url::Url;
+
+/// How the service account authenticates.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// Basic authentication (on-premises). `username` as configured: UPN `svc@corp.com` or
+    /// down-level `CORP\svc`.
+    Basic { username: String, password: Secret },
+    /// OAuth 2.0 client credentials (Exchange Online app registration).
+    OAuth2 {
+        token_url: Url,
+        client_id: String,
+        client_secret: Secret,
+        /// e.g. `https://outlook.office365.com/.default`.
+        scope: String,
+    },
+}
+
+/// Where EWS is.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// A configured `ews_url`.
+    Url(Url),
+    /// Find it with Autodiscover, per rep: each rep's mailbox domain is looked up once
+    /// (cached per domain). `address` is an email address or a bare domain; with an
+    /// address it is also the fallback when a rep's own domain has no Autodiscover, and
+    /// what `ews_url()` looks up.
+    Autodiscover { address: String },
+}
+
+/// Maps a host name (`corp.com`, `autodiscover.corp.com`) to the base URL Autodiscover
+/// requests go to. The default is `https://<host>`; tests point it at the emulator.
+pub type HostResolver = Arc<dyn Fn(&str) -> Option<Url> + Send + Sync>;
+
+#[derive(Clone)]
+pub struct AutodiscoverOptions {
+    /// Redirects (redirectAddr, redirectUrl, RedirectAddress, HTTP 302) followed at most.
+    pub max_hops: u32,
+    pub resolver: Option<HostResolver>,
+}
+
+impl Default for AutodiscoverOptions {
+    fn default() -> Self {
+        AutodiscoverOptions {
+            max_hops: 10,
+            resolver: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for AutodiscoverOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AutodiscoverOptions")
+            .field("max_hops", &self.max_hops)
+            .field("resolver", &self.resolver.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictResolution {
+    NeverOverwrite,
+    AutoResolve,
+    AlwaysOverwrite,
+}
+
+impl ConflictResolution {
+    fn as_str(self) -> &'static str {
+        match self {
+            ConflictResolution::NeverOverwrite => "NeverOverwrite",
+            ConflictResolution::AutoResolve => "AutoResolve",
+            ConflictResolution::AlwaysOverwrite => "AlwaysOverwrite",
+        }
+    }
+}
+
+/// Client settings (the lead maps the YAML connection onto this).
+#[derive(Debug, Clone)]
+pub struct ExchangeOptions {
+    pub endpoint: Endpoint,
+    pub auth: Auth,
+    /// RequestServerVersion, `Exchange2013_SP1` by default.
+    pub server_version: String,
+    /// Items per GetItem / CreateItem / UpdateItem / DeleteItem call (default 50).
+    pub batch_size: usize,
+    /// Extra trusted CA certificates (PEM), besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Retries for 503, connection errors and ErrorServerBusy before giving up.
+    pub max_retries: u32,
+    /// Windows zone id sent in TimeZoneContext.
+    pub time_zone: String,
+    /// UpdateItem's ConflictResolution; NeverOverwrite so a stale ChangeKey is detected.
+    pub conflict_resolution: ConflictResolution,
+    pub autodiscover: AutodiscoverOptions,
+    /// Per HTTP request.
+    pub timeout: Duration,
+}
+
+impl ExchangeOptions {
+    pub fn new(endpoint: Endpoint, auth: Auth) -> Self {
+        ExchangeOptions {
+            endpoint,
+            auth,
+            server_version: "Exchange2013_SP1".into(),
+            batch_size: 50,
+            ca_file: None,
+            max_retries: 5,
+            time_zone: "UTC".into(),
+            conflict_resolution: ConflictResolution::NeverOverwrite,
+            autodiscover: AutodiscoverOptions::default(),
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A folder to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FolderRef {
+    /// `contacts`, `calendar`, `msgfolderroot`, …
+    Distinguished(String),
+    Id(String),
+}
+
+impl FolderRef {
+    pub fn contacts() -> Self {
+        FolderRef::Distinguished("contacts".into())
+    }
+    pub fn calendar() -> Self {
+        FolderRef::Distinguished("calendar".into())
+    }
+    fn write(&self, w: &mut Writer) {
+        match self {
+            FolderRef::Distinguished(d) => w.empty("t:DistinguishedFolderId", &[("Id", d)]),
+            FolderRef::Id(id) => w.empty("t:FolderId", &[("Id", id)]),
+        };
+    }
+}
+
+impl From<&FolderInfo> for FolderRef {
+    fn from(f: &FolderInfo) -> Self {
+        FolderRef::Id(f.id.id.clone())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Create,
+    Update,
+    Delete,
+    ReadFlagChange,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    Contact,
+    CalendarItem,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncChange {
+    pub kind: ChangeKind,
+    pub item_kind: ItemKind,
+    pub item_id: ItemId,
+}
+
+/// One SyncFolderItems page; persist `sync_state` once its changes are handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncPage {
+    pub changes: Vec<SyncChange>,
+    pub sync_state: String,
+    pub includes_last: bool,
+    /// This page belongs to a sync that started without a state (first sync, or a restart
+    /// after ErrorInvalidSyncStateData): its pages together list every item in the folder,
+    /// so an item missing from them is gone.
+    pub from_scratch: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSummary {
+    pub sync_state: String,
+    pub pages: u32,
+    pub changes: usize,
+    /// The server refused the saved state (ErrorInvalidSyncStateData) and the sync started
+    /// over from nothing: every item comes back as a Create.
+    pub restarted: bool,
+}
+
+/// Per-item outcome of a batch.
+pub type ItemResult<T> = Result<T, ItemError>;
+
+const CONTACT_FIELDS: &[&str] = &[
+    "item:Body",
+    "item:Categories",
+    "item:LastModifiedTime",
+    "contacts:FileAs",
+    "contacts:DisplayName",
+    "contacts:GivenName",
+    "contacts:MiddleName",
+    "contacts:Nickname",
+    "contacts:CompanyName",
+    "contacts:EmailAddresses",
+    "contacts:PhysicalAddresses",
+    "contacts:PhoneNumbers",
+    "contacts:AssistantName",
+    "contacts:Birthday",
+    "contacts:Department",
+    "contacts:JobTitle",
+    "contacts:Surname",
+];
+
+const EVENT_FIELDS: &[&str] = &[
+    "item:Subject",
+    "item:Sensitivity",
+    "item:Body",
+    "item:Categories",
+    "item:LastModifiedTime",
+    "calendar:UID",
+    "calendar:Start",
+    "calendar:End",
+    "calendar:OriginalStart",
+    "calendar:IsAllDayEvent",
+    "calendar:LegacyFreeBusyStatus",
+    "calendar:Location",
+    "calendar:CalendarItemType",
+    "calendar:Organizer",
+    "calendar:RequiredAttendees",
+    "calendar:OptionalAttendees",
+    "calendar:Recurrence",
+    "calendar:ModifiedOccurrences",
+    "calendar:DeletedOccurrences",
+    "calendar:StartTimeZone",
+    "calendar:EndTimeZone",
+];
+
+const CALENDAR_VIEW_FIELDS: &[&str] = &[
+    "item:Subject",
+    "item:Sensitivity",
+    "item:Categories",
+    "item:LastModifiedTime",
+    "calendar:Start",
+    "calendar:End",
+    "calendar:IsAllDayEvent",
+    "calendar:LegacyFreeBusyStatus",
+    "calendar:Location",
+    "calendar:CalendarItemType",
+];
+
+/// Phone keys tether maps: cleared on update when the record has none.
+const MAPPED_PHONE_KEYS: &[&str] = &[
+    "BusinessPhone",
+    "BusinessPhone2",
+    "MobilePhone",
+    "HomePhone",
+    "BusinessFax",
+    "AssistantPhone",
+    "OtherTelephone",
+];
+
+const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+pub struct EwsClient {
+    http: reqwest::Client,
+    opts: ExchangeOptions,
+    clock: Arc<dyn Clock>,
+    token: tokio::sync::Mutex<Option<(Secret, DateTime<Utc>)>>,
+    calls: Mutex<BTreeMap<String, u64>>,
+    autodiscover_cache: Mutex<HashMap<String, Url>>,
+}
+
+impl std::fmt::Debug for EwsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EwsClient")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+fn same_domain(a: &str, b: &str) -> bool {
+    let d = |s: &str| s.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+    d(a) == d(b)
+}
+
+enum Discovered {
+    Url(Url),
+    RedirectAddr(String),
+    RedirectUrl(Url),
+}
+
+impl EwsClient {
+    pub fn new(opts: ExchangeOptions, clock: Arc<dyn Clock>) -> Result<Self, EwsError> {
+        if let Endpoint::Url(u) = &opts.endpoint {
+            check_transport(u).map_err(EwsError::Config)?;
+        }
+        if let Auth::OAuth2 { token_url, .. } = &opts.auth {
+            check_transport(token_url).map_err(EwsError::Config)?;
+        }
+        if opts.batch_size == 0 {
+            return Err(EwsError::Config("batch size must be at least 1".into()));
+        }
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(30))
+            .timeout(opts.timeout)
+            .https_only(false);
+        if let Some(path) = &opts.ca_file {
+            for c in crate::net::load_ca_file(path).map_err(EwsError::Config)? {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| EwsError::Config(format!("HTTP client: {e}")))?;
+        Ok(EwsClient {
+            http,
+            opts,
+            clock,
+            token: tokio::sync::Mutex::new(None),
+            calls: Mutex::new(BTreeMap::new()),
+            autodiscover_cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Requests sent so far, by operation (EWS operations, `Autodiscover`, `Token`);
+    /// retries count, since each costs the server.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn count(&self, op: &str) {
+        if let Ok(mut c) = self.calls.lock() {
+            *c.entry(op.to_string()).or_default() += 1;
+        }
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.opts.batch_size
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Authentication
+
+    async fn authorization(&self, force_new: bool) -> Result<String, EwsError> {
+        match &self.opts.auth {
+            Auth::Basic { username, password } => {
+                use base64::Engine;
+                let raw = format!("{username}:{}", password.expose());
+                Ok(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                ))
+            }
+            Auth::OAuth2 {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+            } => {
+                let mut tok = self.token.lock().await;
+                let now = self.clock.now();
+                // Renew five minutes before expiry so a batch never starts on a dying token.
+                if !force_new
+                    && let Some((t, exp)) = tok.as_ref()
+                    && *exp - chrono::Duration::minutes(5) > now
+                {
+                    return Ok(format!("Bearer {}", t.expose()));
+                }
+                self.count("Token");
+                let resp = self
+                    .http
+                    .post(token_url.clone())
+                    .form(&[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", client_id.as_str()),
+                        ("client_secret", client_secret.expose()),
+                        ("scope", scope.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .map_err(|e| EwsError::Token(format!("{token_url}: {}", e.without_url())))?;
+                let status = resp.status();
+                let body: serde_json::Value = resp.json().await.map_err(|_| {
+                    EwsError::Token(format!("{token_url} answered HTTP {status} without JSON"))
+                })?;
+                if !status.is_success() {
+                    let err = body["error"].as_str().unwrap_or("unknown error");
+                    return Err(EwsError::Token(format!(
+                        "{token_url} refused the client credentials: HTTP {status} {err}"
+                    )));
+                }
+                let access = body["access_token"]
+                    .as_str()
+                    .ok_or_else(|| EwsError::Token("no access_token in the answer".into()))?;
+                // Bounded: the lifetime comes from the network.
+                let expires_in = body["expires_in"].as_i64().unwrap_or(3600).clamp(0, 86_400);
+                let secret = Secret::new(access);
+                *tok = Some((secret.clone(), now + chrono::Duration::seconds(expires_in)));
+                Ok(format!("Bearer {}", secret.expose()))
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Transport
+
+    /// Waits before retry `attempt` (1-based): 1 s, 2 s, 4 s … capped at 60 s.
+    async fn back_off(&self, attempt: u32) {
+        let secs = 1u64 << attempt.saturating_sub(1).min(6);
+        self.clock.sleep(Duration::from_secs(secs.min(60))).await;
+    }
+
+    async fn read_body(resp: reqwest::Response) -> Result<Vec<u8>, EwsError> {
+        if resp
+            .content_length()
+            .is_some_and(|l| l as usize > MAX_RESPONSE_BYTES)
+        {
+            return Err(EwsError::Xml("response larger than 32 MB".into()));
+        }
+        let mut resp = resp;
+        let mut out = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| EwsError::Transport(e.without_url().to_string()))?
+        {
+            if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(EwsError::Xml("response larger than 32 MB".into()));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
+    /// Sends one operation (for `mailbox` through impersonation) and returns the
+    /// operation's response element. Retries 503s, connection errors and ErrorServerBusy
+    /// (waiting BackOffMilliseconds) up to `max_retries`; renews an OAuth token once on 401.
+    async fn call(&self, op: &str, mailbox: Option<&str>, body: &str) -> Result<Element, EwsError> {
+        let url = self.endpoint_for(mailbox).await?;
+        let headers = RequestHeaders {
+            server_version: &self.opts.server_version,
+            impersonate: mailbox,
+            time_zone: Some(&self.opts.time_zone),
+        };
+        let envelope = soap::request_envelope(&headers, body);
+        let mut attempt = 0u32;
+        let mut renewed = false;
+        loop {
+            attempt += 1;
+            self.count(op);
+            let auth = self.authorization(false).await?;
+            let mut req = self
+                .http
+                .post(url.clone())
+                .header("Content-Type", "text/xml; charset=utf-8")
+                .header("Authorization", auth)
+                .body(envelope.clone());
+            if let Some(mb) = mailbox {
+                req = req.header("X-AnchorMailbox", mb);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(_) if attempt <= self.opts.max_retries => {
+                    self.back_off(attempt).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(EwsError::Transport(format!(
+                        "{url}: {} (after {attempt} attempts)",
+                        e.without_url()
+                    )));
+                }
+            };
+            let status = resp.status().as_u16();
+            match status {
+                401 => {
+                    if matches!(self.opts.auth, Auth::OAuth2 { .. }) && !renewed {
+                        renewed = true;
+                        self.authorization(true).await?;
+                        continue;
+                    }
+                    return Err(EwsError::Unauthorized(format!(
+                        "{url} answered 401 for the service account"
+                    )));
+                }
+                403 => {
+                    return Err(EwsError::Unauthorized(format!("{url} answered 403")));
+                }
+                503 | 502 | 504 | 429 => {
+                    if attempt <= self.opts.max_retries {
+                        self.back_off(attempt).await;
+                        continue;
+                    }
+                    return Err(EwsError::Http {
+                        status,
+                        detail: format!("still unavailable after {attempt} attempts"),
+                    });
+                }
+                200 | 500 => {}
+                _ => {
+                    return Err(EwsError::Http {
+                        status,
+                        detail: format!("{url} answered {op} unexpectedly"),
+                    });
+                }
+            }
+            let bytes = match Self::read_body(resp).await {
+                Ok(b) => b,
+                Err(EwsError::Transport(_)) if attempt <= self.opts.max_retries => {
+                    self.back_off(attempt).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match soap::parse_response(&bytes) {
+                Err(EwsError::Fault {
+                    code, back_off_ms, ..
+                }) if code == "ErrorServerBusy" && attempt <= self.opts.max_retries => {
+                    // Throttled: wait exactly what the server asked (at most 5 minutes).
+                    let ms = back_off_ms.unwrap_or(5_000).min(300_000);
+                    self.clock.sleep(Duration::from_millis(ms)).await;
+                    continue;
+                }
+                Err(EwsError::Xml(m)) if status == 500 => {
+                    return Err(EwsError::Http {
+                        status,
+                        detail: format!("not a SOAP answer: {m}"),
+                    });
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Calls and returns the response messages, checking there is one per request part.
+    async fn call_messages(
+        &self,
+        op: &str,
+        mailbox: Option<&str>,
+        body: &str,
+        expected: usize,
+    ) -> Result<Vec<ResponseMessage>, EwsError> {
+        let resp = self.call(op, mailbox, body).await?;
+        let msgs = soap::response_messages(&resp)?;
+        if msgs.len() != expected {
+            return Err(EwsError::Xml(format!(
+                "{op}: {} response messages for {expected} requests",
+                msgs.len()
+            )));
+        }
+        Ok(msgs)
+    }
+
+    /// A single-message operation: an Error message becomes `EwsError::Response`.
+    async fn call_one(
+        &self,
+        op: &str,
+        mailbox: Option<&str>,
+        body: &str,
+    ) -> Result<ResponseMessage, EwsError> {
+        let mut msgs = self.call_messages(op, mailbox, body, 1).await?;
+        let m = msgs.remove(0);
+        if m.is_error() {
+            return Err(EwsError::Response {
+                code: m.code,
+                message: m.text,
+            });
+        }
+        Ok(m)
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Autodiscover
+
+    /// The EWS URL: configured, or found by Autodiscover for the configured address.
+    pub async fn ews_url(&self) -> Result<Url, EwsError> {
+        self.endpoint_for(None).await
+    }
+
+    /// The EWS URL for a call made for `mailbox`.
+    async fn endpoint_for(&self, mailbox: Option<&str>) -> Result<Url, EwsError> {
+        let address = match &self.opts.endpoint {
+            Endpoint::Url(u) => return Ok(u.clone()),
+            Endpoint::Autodiscover { address } => address,
+        };
+        let configured = address.contains('@').then_some(address.as_str());
+        match (mailbox, configured) {
+            (Some(m), Some(c)) => match self.autodiscover(m).await {
+                Ok(u) => Ok(u),
+                Err(first) if !same_domain(m, c) => self.autodiscover(c).await.map_err(|_| first),
+                Err(e) => Err(e),
+            },
+            (Some(m), None) => self.autodiscover(m).await,
+            (None, Some(c)) => self.autodiscover(c).await,
+            (None, None) => Err(EwsError::Config(format!(
+                "Autodiscover for {address} needs a mailbox address"
+            ))),
+        }
+    }
+
+    fn host_base(&self, host: &str) -> Option<Url> {
+        match &self.opts.autodiscover.resolver {
+            Some(r) => r(host),
+            None => Url::parse(&format!("https://{host}/")).ok(),
+        }
+    }
+
+    /// Finds the EWS URL for `email`: POX at the domain, then at `autodiscover.<domain>`, then
+    /// SOAP GetUserSettings; follows redirects up to the hop limit. Cached per domain.
+    pub async fn autodiscover(&self, email: &str) -> Result<Url, EwsError> {
+        let domain = email
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .ok_or_else(|| EwsError::Autodiscover(format!("`{email}` is not an email address")))?;
+        if let Some(u) = self
+            .autodiscover_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&domain).cloned())
+        {
+            return Ok(u);
+        }
+        let max = self.opts.autodiscover.max_hops;
+        let mut address = email.to_string();
+        let mut explicit: Option<Url> = None;
+        let mut hops = 0u32;
+        'hop: loop {
+            let dom = address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default();
+            let mut candidates: Vec<(Url, bool)> = Vec::new();
+            if let Some(u) = explicit.take() {
+                let soap = u.path().to_ascii_lowercase().ends_with(".svc");
+                candidates.push((u, soap));
+            } else {
+                for host in [dom.clone(), format!("autodiscover.{dom}")] {
+                    if let Some(b) = self.host_base(&host)
+                        && let Ok(u) = b.join("autodiscover/autodiscover.xml")
+                    {
+                        candidates.push((u, false));
+                    }
+                }
+                for host in [format!("autodiscover.{dom}"), dom.clone()] {
+                    if let Some(b) = self.host_base(&host)
+                        && let Ok(u) = b.join("autodiscover/autodiscover.svc")
+                    {
+                        candidates.push((u, true));
+                    }
+                }
+            }
+            let mut failures = Vec::new();
+            for (url, soap) in candidates {
+                if let Err(e) = check_transport(&url) {
+                    failures.push(e);
+                    continue;
+                }
+                let found = if soap {
+                    self.autodiscover_soap(&url, &address).await
+                } else {
+                    self.autodiscover_pox(&url, &address).await
+                };
+                match found {
+                    Ok(Discovered::Url(u)) => {
+                        check_transport(&u).map_err(EwsError::Autodiscover)?;
+                        if let Ok(mut c) = self.autodiscover_cache.lock() {
+                            c.insert(domain, u.clone());
+                        }
+                        return Ok(u);
+                    }
+                    Ok(next) => {
+                        hops += 1;
+                        if hops > max {
+                            return Err(EwsError::Autodiscover(format!(
+                                "gave up after {max} redirects looking up {email} (last: {address}); check the Autodiscover records of {domain}"
+                            )));
+                        }
+                        match next {
+                            Discovered::RedirectAddr(a) => address = a,
+                            Discovered::RedirectUrl(u) => explicit = Some(u),
+                            Discovered::Url(_) => {}
+                        }
+                        continue 'hop;
+                    }
+                    Err(e) => failures.push(format!("{url}: {e}")),
+                }
+            }
+            return Err(EwsError::Autodiscover(format!(
+                "no Autodiscover endpoint answered for {address}: {}",
+                failures.join("; ")
+            )));
+        }
+    }
+
+    async fn autodiscover_post(
+        &self,
+        url: &Url,
+        body: String,
+        soap: bool,
+    ) -> Result<(u16, Vec<u8>, Option<String>), EwsError> {
+        self.count("Autodiscover");
+        let auth = self.authorization(false).await?;
+        let ct = if soap {
+            "text/xml; charset=utf-8"
+        } else {
+            "text/xml"
+        };
+        let resp = self
+            .http
+            .post(url.clone())
+            .header("Content-Type", ct)
+            .header("Authorization", auth)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| EwsError::Transport(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("Location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = Self::read_body(resp).await?;
+        Ok((status, bytes, location))
+    }
+
+    async fn autodiscover_pox(&self, url: &Url, email: &str) -> Result<Discovered, EwsError> {
+        let body = format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="{}"><Request><EMailAddress>{}</EMailAddress><AcceptableResponseSchema>{NS_AD_RESP_A}</AcceptableResponseSchema></Request></Autodiscover>"#,
+            xml::NS_AD_REQ,
+            xml::escape(email)
+        );
+        let (status, bytes, location) = self.autodiscover_post(url, body, false).await?;
+        if matches!(status, 301 | 302 | 307 | 308) {
+            let loc = location
+                .and_then(|l| url.join(&l).ok())
+                .ok_or_else(|| EwsError::Autodiscover("redirect without Location".into()))?;
+            return Ok(Discovered::RedirectUrl(loc));
+        }
+        if status != 200 {
+            return Err(EwsError::Http {
+                status,
+                detail: "Autodiscover".into(),
+            });
+        }
+        let root = xml::parse(&bytes, Limits::default()).map_err(|e| EwsError::Xml(e.0))?;
+        let resp = root
+            .children
+            .iter()
+            .find(|c| c.name == "Response")
+            .ok_or_else(|| EwsError::Xml("Autodiscover answer without Response".into()))?;
+        if let Some(err) = resp.children.iter().find(|c| c.name == "Error") {
+            let code = err
+                .children
+                .iter()
+                .find(|c| c.name == "ErrorCode")
+                .map(|c| c.text.clone())
+                .unwrap_or_default();
+            let msg = err
+                .children
+                .iter()
+                .find(|c| c.name == "Message")
+                .map(|c| c.text.clone())
+                .unwrap_or_default();
+            return Err(EwsError::Autodiscover(format!("error {code}: {msg}")));
+        }
+        let account = resp
+            .child(NS_AD_RESP_A, "Account")
+            .ok_or_else(|| EwsError::Xml("Autodiscover answer without Account".into()))?;
+        match account.child_text(NS_AD_RESP_A, "Action").map(str::trim) {
+            Some("redirectAddr") => account
+                .child_text(NS_AD_RESP_A, "RedirectAddr")
+                .map(|a| Discovered::RedirectAddr(a.trim().to_string()))
+                .ok_or_else(|| EwsError::Xml("redirectAddr without an address".into())),
+            Some("redirectUrl") => account
+                .child_text(NS_AD_RESP_A, "RedirectUrl")
+                .and_then(|u| Url::parse(u.trim()).ok())
+                .map(Discovered::RedirectUrl)
+                .ok_or_else(|| EwsError::Xml("redirectUrl without a URL".into())),
+            _ => {
+                let protos: Vec<&Element> =
+                    account.children_named(NS_AD_RESP_A, "Protocol").collect();
+                // EXPR is the outside-facing endpoint; EXCH the internal one.
+                for kind in ["EXPR", "EXCH"] {
+                    if let Some(u) = protos
+                        .iter()
+                        .filter(|p| p.child_text(NS_AD_RESP_A, "Type").map(str::trim) == Some(kind))
+                        .find_map(|p| p.child_text(NS_AD_RESP_A, "EwsUrl"))
+                        .and_then(|u| Url::parse(u.trim()).ok())
+                    {
+                        return Ok(Discovered::Url(u));
+                    }
+                }
+                Err(EwsError::Autodiscover(
+                    "the answer carries no EwsUrl".into(),
+                ))
+            }
+        }
+    }
+
+    async fn autodiscover_soap(&self, url: &Url, email: &str) -> Result<Discovered, EwsError> {
+        let body = format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:a="{NS_AD_SOAP}" xmlns:wsa="http://www.w3.org/2005/08/addressing"><soap:Header><a:RequestedServerVersion>Exchange2013</a:RequestedServerVersion><wsa:Action>http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettings</wsa:Action><wsa:To>{}</wsa:To></soap:Header><soap:Body><a:GetUserSettingsRequestMessage><a:Request><a:Users><a:User><a:Mailbox>{}</a:Mailbox></a:User></a:Users><a:RequestedSettings><a:Setting>ExternalEwsUrl</a:Setting><a:Setting>InternalEwsUrl</a:Setting></a:RequestedSettings></a:Request></a:GetUserSettingsRequestMessage></soap:Body></soap:Envelope>"#,
+            xml::escape(url.as_str()),
+            xml::escape(email)
+        );
+        let (status, bytes, location) = self.autodiscover_post(url, body, true).await?;
+        if matches!(status, 301 | 302 | 307 | 308) {
+            let loc = location
+                .and_then(|l| url.join(&l).ok())
+                .ok_or_else(|| EwsError::Autodiscover("redirect without Location".into()))?;
+            return Ok(Discovered::RedirectUrl(loc));
+        }
+        if status != 200 {
+            return Err(EwsError::Http {
+                status,
+                detail: "Autodiscover".into(),
+            });
+        }
+        let root = xml::parse(&bytes, Limits::default()).map_err(|e| EwsError::Xml(e.0))?;
+        let user = root
+            .children
+            .iter()
+            .find(|c| c.name == "Body")
+            .and_then(|b| b.first_child())
+            .and_then(|m| m.child(NS_AD_SOAP, "Response"))
+            .and_then(|r| r.child(NS_AD_SOAP, "UserResponses"))
+            .and_then(|u| u.child(NS_AD_SOAP, "UserResponse"))
+            .ok_or_else(|| EwsError::Xml("GetUserSettings answer without UserResponse".into()))?;
+        let code = user
+            .child_text(NS_AD_SOAP, "ErrorCode")
+            .unwrap_or("")
+            .trim();
+        let target = user
+            .child_text(NS_AD_SOAP, "RedirectTarget")
+            .map(|t| t.trim().to_string());
+        match code {
+            "NoError" => {
+                let settings = user
+                    .child(NS_AD_SOAP, "UserSettings")
+                    .map(|s| {
+                        s.children_named(NS_AD_SOAP, "UserSetting")
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default();
+                for name in ["ExternalEwsUrl", "InternalEwsUrl"] {
+                    if let Some(u) = settings
+                        .iter()
+                        .find(|s| s.child_text(NS_AD_SOAP, "Name").map(str::trim) == Some(name))
+                        .and_then(|s| s.child_text(NS_AD_SOAP, "Value"))
+                        .and_then(|v| Url::parse(v.trim()).ok())
+                    {
+                        return Ok(Discovered::Url(u));
+                    }
+                }
+                Err(EwsError::Autodiscover(
+                    "GetUserSettings returned no EWS URL".into(),
+                ))
+            }
+            "RedirectAddress" => target
+                .map(Discovered::RedirectAddr)
+                .ok_or_else(|| EwsError::Xml("RedirectAddress without a target".into())),
+            "RedirectUrl" => target
+                .and_then(|t| Url::parse(&t).ok())
+                .map(Discovered::RedirectUrl)
+                .ok_or_else(|| EwsError::Xml("RedirectUrl without a target".into())),
+            other => Err(EwsError::Autodiscover(format!("GetUserSettings: {other}"))),
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Folders
+
+    fn parse_folder(el: &Element) -> Option<FolderInfo> {
+        Some(FolderInfo {
+            id: ItemId::parse(el.child(NS_T, "FolderId")?)?,
+            display_name: el.child_text(NS_T, "DisplayName").unwrap_or("").to_string(),
+            folder_class: el.child_text(NS_T, "FolderClass").map(str::to_string),
+        })
+    }
+
+    /// GetFolder for a folder (e.g. `FolderRef::contacts()`).
+    pub async fn get_folder(
+        &self,
+        mailbox: &str,
+        folder: &FolderRef,
+    ) -> Result<FolderInfo, EwsError> {
+        let mut w = Writer::new();
+        w.open("m:GetFolder", &[]);
+        w.open("m:FolderShape", &[])
+            .leaf("t:BaseShape", "Default")
+            .close();
+        w.open("m:FolderIds", &[]);
+        folder.write(&mut w);
+        let m = self
+            .call_one("GetFolder", Some(mailbox), &w.finish())
+            .await?;
+        m.element
+            .child(NS_M, "Folders")
+            .and_then(|f| f.first_child())
+            .and_then(Self::parse_folder)
+            .ok_or_else(|| EwsError::Xml("GetFolder answer without a folder".into()))
+    }
+
+    /// FindFolder by display name directly under `parent`.
+    pub async fn find_folder(
+        &self,
+        mailbox: &str,
+        parent: &FolderRef,
+        name: &str,
+    ) -> Result<Option<FolderInfo>, EwsError> {
+        let mut w = Writer::new();
+        w.open("m:FindFolder", &[("Traversal", "Shallow")]);
+        w.open("m:FolderShape", &[])
+            .leaf("t:BaseShape", "Default")
+            .close();
+        w.open("m:Restriction", &[]).open("t:IsEqualTo", &[]);
+        w.empty("t:FieldURI", &[("FieldURI", "folder:DisplayName")]);
+        w.open("t:FieldURIOrConstant", &[])
+            .empty("t:Constant", &[("Value", name)])
+            .close();
+        w.close().close();
+        w.open("m:ParentFolderIds", &[]);
+        parent.write(&mut w);
+        let m = self
+            .call_one("FindFolder", Some(mailbox), &w.finish())
+            .await?;
+        Ok(m.element
+            .path(&[(NS_M, "RootFolder"), (NS_T, "Folders")])
+            .and_then(|f| {
+                f.children
+                    .iter()
+                    .filter_map(Self::parse_folder)
+                    .find(|f| f.display_name.eq_ignore_ascii_case(name))
+            }))
+    }
+
+    /// CreateFolder; `Ok(None)` when it already exists (ErrorFolderExists).
+    pub async fn create_folder(
+        &self,
+        mailbox: &str,
+        parent: &FolderRef,
+        name: &str,
+        class: &str,
+    ) -> Result<Option<FolderInfo>, EwsError> {
+        let mut w = Writer::new();
+        w.open("m:CreateFolder", &[]);
+        w.open("m:ParentFolderId", &[]);
+        parent.write(&mut w);
+        w.close();
+        let el = if class == "IPF.Contact" {
+            "t:ContactsFolder"
+        } else {
+            "t:Folder"
+        };
+        w.open("m:Folders", &[]).open(el, &[]);
+        w.leaf("t:FolderClass", class).leaf("t:DisplayName", name);
+        match self
+            .call_one("CreateFolder", Some(mailbox), &w.finish())
+            .await
+        {
+            Ok(m) => Ok(m
+                .element
+                .child(NS_M, "Folders")
+                .and_then(|f| f.first_child())
+                .and_then(|f| ItemId::parse(f.child(NS_T, "FolderId")?))
+                .map(|id| FolderInfo {
+                    id,
+                    display_name: name.to_string(),
+                    folder_class: Some(class.to_string()),
+                })),
+            Err(e) if e.code() == Some("ErrorFolderExists") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The rep's `Salesforce_Sync` folder under Contacts, created when missing.
+    pub async fn ensure_sync_folder(&self, mailbox: &str) -> Result<FolderInfo, EwsError> {
+        const NAME: &str = "Salesforce_Sync";
+        if let Some(f) = self
+            .find_folder(mailbox, &FolderRef::contacts(), NAME)
+            .await?
+        {
+            return Ok(f);
+        }
+        if let Some(f) = self
+            .create_folder(mailbox, &FolderRef::contacts(), NAME, "IPF.Contact")
+            .await?
+        {
+            return Ok(f);
+        }
+        // ErrorFolderExists: created meanwhile (another run); it is there.
+        self.find_folder(mailbox, &FolderRef::contacts(), NAME)
+            .await?
+            .ok_or_else(|| EwsError::Response {
+                code: "ErrorFolderExists".into(),
+                message: "Salesforce_Sync exists but cannot be found".into(),
+            })
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Changes
+
+    /// One SyncFolderItems call (ids only; fetch the items with GetItem).
+    pub async fn sync_page(
+        &self,
+        mailbox: &str,
+        folder: &FolderRef,
+        state: Option<&str>,
+        max_changes: u16,
+    ) -> Result<SyncPage, EwsError> {
+        let max = max_changes.clamp(1, 512);
+        let mut w = Writer::new();
+        w.open("m:SyncFolderItems", &[]);
+        w.open("m:ItemShape", &[])
+            .leaf("t:BaseShape", "IdOnly")
+            .close();
+        w.open("m:SyncFolderId", &[]);
+        folder.write(&mut w);
+        w.close();
+        if let Some(s) = state {
+            w.leaf("m:SyncState", s);
+        }
+        w.leaf("m:MaxChangesReturned", &max.to_string());
+        w.leaf("m:SyncScope", "NormalItems");
+        let m = self
+            .call_one("SyncFolderItems", Some(mailbox), &w.finish())
+            .await?;
+        let sync_state = m
+            .element
+            .child_text(NS_M, "SyncState")
+            .ok_or_else(|| EwsError::Xml("SyncFolderItems answer without SyncState".into()))?
+            .trim()
+            .to_string();
+        let includes_last = m
+            .element
+            .child_text(NS_M, "IncludesLastItemInRange")
+            .and_then(xml::parse_bool)
+            .ok_or_else(|| {
+                EwsError::Xml("SyncFolderItems answer without IncludesLastItemInRange".into())
+            })?;
+        let mut changes = Vec::new();
+        if let Some(list) = m.element.child(NS_M, "Changes") {
+            for c in list.children.iter().filter(|c| c.ns == NS_T) {
+                let kind = match c.name.as_str() {
+                    "Create" => ChangeKind::Create,
+                    "Update" => ChangeKind::Update,
+                    "Delete" => ChangeKind::Delete,
+                    "ReadFlagChange" => ChangeKind::ReadFlagChange,
+                    _ => continue,
+                };
+                let (item_kind, id_el) = match c.first_child() {
+                    Some(i) if i.name == "ItemId" => (ItemKind::Other, Some(i)),
+                    Some(i) => (
+                        match i.name.as_str() {
+                            "Contact" => ItemKind::Contact,
+                            "CalendarItem" => ItemKind::CalendarItem,
+                            _ => ItemKind::Other,
+                        },
+                        i.child(NS_T, "ItemId"),
+                    ),
+                    None => (ItemKind::Other, None),
+                };
+                if let Some(item_id) = id_el.and_then(ItemId::parse) {
+                    changes.push(SyncChange {
+                        kind,
+                        item_kind,
+                        item_id,
+                    });
+                }
+            }
+        }
+        Ok(SyncPage {
+            changes,
+            sync_state,
+            includes_last,
+            from_scratch: false,
+        })
+    }
+
+    /// SyncFolderItems until IncludesLastItemInRange, handing each page to `on_page` (which
+    /// should persist its SyncState). A refused state (ErrorInvalidSyncStateData) restarts
+    /// once from nothing.
+    pub async fn sync_folder<F>(
+        &self,
+        mailbox: &str,
+        folder: &FolderRef,
+        state: Option<String>,
+        max_changes: u16,
+        mut on_page: F,
+    ) -> Result<SyncSummary, EwsError>
+    where
+        F: FnMut(&SyncPage),
+    {
+        let mut state = state;
+        let mut from_scratch = state.is_none();
+        let mut summary = SyncSummary {
+            sync_state: String::new(),
+            pages: 0,
+            changes: 0,
+            restarted: false,
+        };
+        // 1,000,000 items / 512 per page: a hard stop against a server that never ends.
+        for _ in 0..2_000 {
+            let page = match self
+                .sync_page(mailbox, folder, state.as_deref(), max_changes)
+                .await
+            {
+                Err(e)
+                    if e.code() == Some("ErrorInvalidSyncStateData")
+                        && !summary.restarted
+                        && state.is_some() =>
+                {
+                    summary.restarted = true;
+                    from_scratch = true;
+                    state = None;
+                    continue;
+                }
+                other => other?,
+            };
+            let mut page = page;
+            page.from_scratch = from_scratch;
+            summary.pages += 1;
+            summary.changes += page.changes.len();
+            on_page(&page);
+            state = Some(page.sync_state.clone());
+            summary.sync_state = page.sync_state.clone();
+            if page.includes_last {
+                return Ok(summary);
+            }
+        }
+        Err(EwsError::Xml(
+            "SyncFolderItems never reported the last page".into(),
+        ))
+    }
+
+    /// FindItem with a CalendarView: singles, occurrences and exceptions overlapping
+    /// [start, end) in the default calendar (recurring masters are expanded by the server).
+    /// Returns the summary properties; fetch bodies and attendees with `get_events`.
+    pub async fn calendar_view(
+        &self,
+        mailbox: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        max_entries: u32,
+    ) -> Result<Vec<CalendarEvent>, EwsError> {
+        let mut w = Writer::new();
+        w.open("m:FindItem", &[("Traversal", "Shallow")]);
+        w.open("m:ItemShape", &[]).leaf("t:BaseShape", "IdOnly");
+        w.open("t:AdditionalProperties", &[]);
+        for f in CALENDAR_VIEW_FIELDS {
+            w.empty("t:FieldURI", &[("FieldURI", f)]);
+        }
+        model::write_extended_uri(&mut w, PROP_SALESFORCE_ID);
+        model::write_extended_uri(&mut w, PROP_OUTLOOK_RELATED);
+        w.close().close();
+        w.empty(
+            "m:CalendarView",
+            &[
+                ("MaxEntriesReturned", &max_entries.to_string()),
+                ("StartDate", &model::fmt_datetime(&start)),
+                ("EndDate", &model::fmt_datetime(&end)),
+            ],
+        );
+        w.open("m:ParentFolderIds", &[]);
+        FolderRef::calendar().write(&mut w);
+        let m = self
+            .call_one("FindItem", Some(mailbox), &w.finish())
+            .await?;
+        Ok(m.element
+            .path(&[(NS_M, "RootFolder"), (NS_T, "Items")])
+            .map(|items| {
+                items
+                    .children
+                    .iter()
+                    .filter_map(model::parse_event)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The recurring master of an occurrence or exception.
+    pub async fn recurring_master(
+        &self,
+        mailbox: &str,
+        occurrence: &ItemId,
+    ) -> Result<CalendarEvent, EwsError> {
+        let mut w = Writer::new();
+        w.open("m:GetItem", &[]);
+        Self::item_shape(&mut w, EVENT_FIELDS);
+        w.open("m:ItemIds", &[]);
+        w.empty(
+            "t:RecurringMasterItemId",
+            &[("OccurrenceId", &occurrence.id)],
+        );
+        let m = self.call_one("GetItem", Some(mailbox), &w.finish()).await?;
+        m.element
+            .child(NS_M, "Items")
+            .and_then(|i| i.first_child())
+            .and_then(model::parse_event)
+            .ok_or_else(|| EwsError::Xml("GetItem answer without a calendar item".into()))
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Items
+
+    fn item_shape(w: &mut Writer, fields: &[&str]) {
+        w.open("m:ItemShape", &[]);
+        w.leaf("t:BaseShape", "IdOnly");
+        w.leaf("t:BodyType", "Text");
+        w.open("t:AdditionalProperties", &[]);
+        for f in fields {
+            w.empty("t:FieldURI", &[("FieldURI", f)]);
+        }
+        model::write_extended_uri(w, PROP_SALESFORCE_ID);
+        model::write_extended_uri(w, PROP_OUTLOOK_RELATED);
+        w.close().close();
+    }
+
+    async fn get_items(
+        &self,
+        mailbox: &str,
+        ids: &[ItemId],
+        fields: &[&str],
+    ) -> Result<Vec<ItemResult<Item>>, EwsError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(self.opts.batch_size) {
+            let mut w = Writer::new();
+            w.open("m:GetItem", &[]);
+            Self::item_shape(&mut w, fields);
+            w.open("m:ItemIds", &[]);
+            for id in chunk {
+                // No ChangeKey: GetItem must return the current version, not fail on an
+                // older one.
+                w.empty("t:ItemId", &[("Id", &id.id)]);
+            }
+            let msgs = self
+                .call_messages("GetItem", Some(mailbox), &w.finish(), chunk.len())
+                .await?;
+            for m in msgs {
+                if m.is_error() {
+                    out.push(Err(m.error()));
+                    continue;
+                }
+                match m.element.child(NS_M, "Items").and_then(|i| i.first_child()) {
+                    Some(el) => out.push(Ok(model::parse_item(el))),
+                    None => out.push(Err(ItemError {
+                        code: "ErrorItemNotFound".into(),
+                        message: "empty Items".into(),
+                    })),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// GetItem for contacts, in batches; one result per id, in order.
+    pub async fn get_contacts(
+        &self,
+        mailbox: &str,
+        ids: &[ItemId],
+    ) -> Result<Vec<ItemResult<Contact>>, EwsError> {
+        Ok(self
+            .get_items(mailbox, ids, CONTACT_FIELDS)
+            .await?
+            .into_iter()
+            .map(|r| match r? {
+                Item::Contact(c) => Ok(*c),
+                _ => Err(ItemError {
+                    code: "ErrorItemNotFound".into(),
+                    message: "the item is not a contact".into(),
+                }),
+            })
+            .collect())
+    }
+
+    /// GetItem for calendar items, in batches; one result per id, in order.
+    pub async fn get_events(
+        &self,
+        mailbox: &str,
+        ids: &[ItemId],
+    ) -> Result<Vec<ItemResult<CalendarEvent>>, EwsError> {
+        Ok(self
+            .get_items(mailbox, ids, EVENT_FIELDS)
+            .await?
+            .into_iter()
+            .map(|r| match r? {
+                Item::Event(e) => Ok(*e),
+                _ => Err(ItemError {
+                    code: "ErrorItemNotFound".into(),
+                    message: "the item is not a calendar item".into(),
+                }),
+            })
+            .collect())
+    }
+
+    fn parse_ids(msgs: Vec<ResponseMessage>) -> Vec<ItemResult<ItemId>> {
+        msgs.into_iter()
+            .map(|m| {
+                if m.is_error() {
+                    return Err(m.error());
+                }
+                m.element
+                    .child(NS_M, "Items")
+                    .and_then(|i| i.first_child())
+                    .and_then(|i| i.child(NS_T, "ItemId"))
+                    .and_then(ItemId::parse)
+                    .ok_or(ItemError {
+                        code: "ErrorInvalidResponse".into(),
+                        message: "no ItemId in the answer".into(),
+                    })
+            })
+            .collect()
+    }
+
+    /// CreateItem for contacts in `folder`, in batches.
+    pub async fn create_contacts(
+        &self,
+        mailbox: &str,
+        folder: &FolderRef,
+        contacts: &[Contact],
+    ) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
+        let mut out = Vec::with_capacity(contacts.len());
+        for chunk in contacts.chunks(self.opts.batch_size) {
+            let mut w = Writer::new();
+            w.open("m:CreateItem", &[]);
+            w.open("m:SavedItemFolderId", &[]);
+            folder.write(&mut w);
+            w.close();
+            w.open("m:Items", &[]);
+            for c in chunk {
+                model::write_contact(&mut w, c, model::Mode::Request);
+            }
+            let msgs = self
+                .call_messages("CreateItem", Some(mailbox), &w.finish(), chunk.len())
+                .await?;
+            out.extend(Self::parse_ids(msgs));
+        }
+        Ok(out)
+    }
+
+    /// CreateItem for events in the default calendar, in batches, never sending invitations.
+    pub async fn create_events(
+        &self,
+        mailbox: &str,
+        events: &[CalendarEvent],
+    ) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
+        let mut out = Vec::with_capacity(events.len());
+        for chunk in events.chunks(self.opts.batch_size) {
+            let mut w = Writer::new();
+            w.open("m:CreateItem", &[("SendMeetingInvitations", "SendToNone")]);
+            w.open("m:SavedItemFolderId", &[]);
+            FolderRef::calendar().write(&mut w);
+            w.close();
+            w.open("m:Items", &[]);
+            for e in chunk {
+                model::write_event(&mut w, e, model::Mode::Request);
+            }
+            let msgs = self
+                .call_messages("CreateItem", Some(mailbox), &w.finish(), chunk.len())
+                .await?;
+            out.extend(Self::parse_ids(msgs));
+        }
+        Ok(out)
+    }
+
+    fn set_or_delete(
+        w: &mut Writer,
+        uri: (&str, Option<&str>),
+        present: bool,
+        write_value: impl FnOnce(&mut Writer),
+    ) {
+        let (field, index) = uri;
+        let write_uri = |w: &mut Writer| match index {
+            Some(i) => {
+                w.empty(
+                    "t:IndexedFieldURI",
+                    &[("FieldURI", field), ("FieldIndex", i)],
+                );
+            }
+            None => {
+                w.empty("t:FieldURI", &[("FieldURI", field)]);
+            }
+        };
+        if present {
+            w.open("t:SetItemField", &[]);
+            write_uri(w);
+            write_value(w);
+            w.close();
+        } else {
+            w.open("t:DeleteItemField", &[]);
+            write_uri(w);
+            w.close();
+        }
+    }
+
+    fn contact_updates(w: &mut Writer, c: &Contact) {
+        let simple: [(&str, bool); 13] = [
+            ("item:Body", c.notes.is_some()),
+            ("item:Categories", !c.categories.is_empty()),
+            ("contacts:FileAs", c.file_as.is_some()),
+            ("contacts:DisplayName", c.display_name.is_some()),
+            ("contacts:GivenName", c.given_name.is_some()),
+            ("contacts:MiddleName", c.middle_name.is_some()),
+            ("contacts:Nickname", c.nickname.is_some()),
+            ("contacts:CompanyName", c.company_name.is_some()),
+            ("contacts:AssistantName", c.assistant_name.is_some()),
+            ("contacts:Birthday", c.birthday.is_some()),
+            ("contacts:Department", c.department.is_some()),
+            ("contacts:JobTitle", c.job_title.is_some()),
+            ("contacts:Surname", c.surname.is_some()),
+        ];
+        for (f, present) in simple {
+            Self::set_or_delete(w, (f, None), present, |w| {
+                model::write_contact_field(w, c, f)
+            });
+        }
+        for (i, key) in EMAIL_KEYS.iter().enumerate() {
+            let f = format!("contacts:EmailAddress/{key}");
+            Self::set_or_delete(
+                w,
+                ("contacts:EmailAddress", Some(key)),
+                c.emails[i].is_some(),
+                |w| model::write_contact_field(w, c, &f),
+            );
+        }
+        let mut phone_keys: Vec<&str> = MAPPED_PHONE_KEYS.to_vec();
+        for k in c.phones.keys() {
+            if !phone_keys.contains(&k.as_str()) {
+                phone_keys.push(k);
+            }
+        }
+        for key in phone_keys {
+            let f = format!("contacts:PhoneNumber/{key}");
+            Self::set_or_delete(
+                w,
+                ("contacts:PhoneNumber", Some(key)),
+                c.phones.contains_key(key),
+                |w| model::write_contact_field(w, c, &f),
+            );
+        }
+        for key in ADDRESS_KEYS {
+            for part in ADDRESS_PARTS {
+                let uri = format!("contacts:PhysicalAddress:{part}");
+                let f = format!("{uri}/{key}");
+                let present = c.addresses.get(key).and_then(|a| a.part(part)).is_some();
+                Self::set_or_delete(w, (&uri, Some(key)), present, |w| {
+                    model::write_contact_field(w, c, &f)
+                });
+            }
+        }
+        for (name, value) in &c.extended {
+            w.open("t:SetItemField", &[]);
+            model::write_extended_uri(w, name);
+            w.open("t:Contact", &[]);
+            model::write_extended(w, name, value);
+            w.close().close();
+        }
+    }
+
+    fn event_updates(w: &mut Writer, e: &CalendarEvent) {
+        // Time zones first: Exchange interprets Start/End and all-day with them.
+        let fields: [(&str, bool); 14] = [
+            ("calendar:StartTimeZone", e.start_time_zone.is_some()),
+            (
+                "calendar:EndTimeZone",
+                e.start_time_zone.is_some() || e.end_time_zone.is_some(),
+            ),
+            ("item:Subject", e.subject.is_some()),
+            ("item:Sensitivity", e.sensitivity.is_some()),
+            ("item:Body", e.body.is_some()),
+            ("item:Categories", !e.categories.is_empty()),
+            ("calendar:Start", true),
+            ("calendar:End", true),
+            ("calendar:IsAllDayEvent", true),
+            ("calendar:LegacyFreeBusyStatus", e.free_busy.is_some()),
+            ("calendar:Location", e.location.is_some()),
+            (
+                "calendar:RequiredAttendees",
+                !e.required_attendees.is_empty(),
+            ),
+            (
+                "calendar:OptionalAttendees",
+                !e.optional_attendees.is_empty(),
+            ),
+            ("calendar:Recurrence", e.recurrence.is_some()),
+        ];
+        for (f, present) in fields {
+            // Time zones are only ever set; an event keeps its zone otherwise.
+            if !present && f.ends_with("TimeZone") {
+                continue;
+            }
+            Self::set_or_delete(w, (f, None), present, |w| model::write_event_field(w, e, f));
+        }
+        for (name, value) in &e.extended {
+            w.open("t:SetItemField", &[]);
+            model::write_extended_uri(w, name);
+            w.open("t:CalendarItem", &[]);
+            model::write_extended(w, name, value);
+            w.close().close();
+        }
+    }
+
+    async fn update_items<T>(
+        &self,
+        mailbox: &str,
+        items: &[(ItemId, T)],
+        calendar: bool,
+        updates: fn(&mut Writer, &T),
+    ) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
+        let mut out = Vec::with_capacity(items.len());
+        for chunk in items.chunks(self.opts.batch_size) {
+            let mut w = Writer::new();
+            let mut attrs = vec![("ConflictResolution", self.opts.conflict_resolution.as_str())];
+            if calendar {
+                attrs.push(("SendMeetingInvitationsOrCancellations", "SendToNone"));
+            }
+            w.open("m:UpdateItem", &attrs);
+            w.open("m:ItemChanges", &[]);
+            for (id, item) in chunk {
+                w.open("t:ItemChange", &[]);
+                id.write(&mut w, "t:ItemId");
+                w.open("t:Updates", &[]);
+                updates(&mut w, item);
+                w.close().close();
+            }
+            let msgs = self
+                .call_messages("UpdateItem", Some(mailbox), &w.finish(), chunk.len())
+                .await?;
+            out.extend(Self::parse_ids(msgs));
+        }
+        Ok(out)
+    }
+
+    /// UpdateItem for contacts: every mapped property is set to the given value, or deleted
+    /// when the record has none. The ItemId must carry the ChangeKey the decision was based
+    /// on; a stale one comes back as ErrorIrresolvableConflict (`ItemError::is_conflict`):
+    /// refetch and decide again.
+    pub async fn update_contacts(
+        &self,
+        mailbox: &str,
+        items: &[(ItemId, Contact)],
+    ) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
+        self.update_items(mailbox, items, false, Self::contact_updates)
+            .await
+    }
+
+    /// UpdateItem for events, never sending updates to attendees.
+    pub async fn update_events(
+        &self,
+        mailbox: &str,
+        items: &[(ItemId, CalendarEvent)],
+    ) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
+        self.update_items(mailbox, items, true, Self::event_updates)
+            .await
+    }
+
+    /// DeleteItem (to Deleted Items), in batches, never sending cancellations.
+    pub async fn delete_items(
+        &self,
+        mailbox: &str,
+        ids: &[ItemId],
+    ) -> Result<Vec<ItemResult<()>>, EwsError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(self.opts.batch_size) {
+            let mut w = Writer::new();
+            w.open(
+                "m:DeleteItem",
+                &[
+                    ("DeleteType", "MoveToDeletedItems"),
+                    ("SendMeetingCancellations", "SendToNone"),
+                ],
+            );
+            w.open("m:ItemIds", &[]);
+            for id in chunk {
+                w.empty("t:ItemId", &[("Id", &id.id)]);
+            }
+            let msgs = self
+                .call_messages("DeleteItem", Some(mailbox), &w.finish(), chunk.len())
+                .await?;
+            out.extend(
+                msgs.into_iter()
+                    .map(|m| if m.is_error() { Err(m.error()) } else { Ok(()) }),
+            );
+        }
+        Ok(out)
+    }
+}

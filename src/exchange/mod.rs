@@ -1,0 +1,41 @@
+//! Exchange Web Services (EWS) client.
+//!
+//! What the sync engine uses is [`EwsClient`] (built from [`ExchangeOptions`] and a
+//! [`Clock`](crate::clock::Clock)); every call takes the rep's SMTP address and acts for the
+//! rep through `ExchangeImpersonation` (plus `X-AnchorMailbox`):
+//!
+//! - folders: `get_folder`, `find_folder`, `create_folder`, `ensure_sync_folder` (the
+//!   rep's `Salesforce_Sync` folder under Contacts);
+//! - changes: `sync_page` / `sync_folder` (SyncFolderItems, ≤ 512 a page, the SyncState
+//!   handed to a callback after each page, one restart on ErrorInvalidSyncStateData),
+//!   `calendar_view` (FindItem + CalendarView, occurrences expanded by the server) and
+//!   `recurring_master`;
+//! - items, in batches of `batch_size`: `get_contacts`, `get_events`, `create_contacts`,
+//!   `create_events`, `update_contacts`, `update_events`, `delete_items`. Each returns one
+//!   [`ItemError`]-or-value per input, in order; the call itself fails only for run-level
+//!   problems ([`EwsError`]).
+//! - `calls()` counts every request by operation (retries included).
+//!
+//! Errors: `EwsError::is_per_rep()` (ErrorImpersonateUserDenied, ErrorNonExistentMailbox…)
+//! is the rep's problem, not the run's; `ItemError::is_conflict()` (ErrorIrresolvableConflict,
+//! ErrorStaleObject) means refetch and decide again.
+//!
+//! Markers on items (PublicStrings extended properties, see [`model`]):
+//! `tether.SalesforceId` holds the Salesforce id of every item tether creates (so a crash
+//! between the create and the state write never duplicates), and an event counts as related
+//! to Salesforce in the Outlook integration when it has `tether.RelatedToSalesforce` set
+//! (true/1/non-empty) or the Outlook category `Salesforce`
+//! (`CalendarEvent::is_outlook_related`).
+
+pub mod client;
+pub mod error;
+pub mod model;
+pub mod soap;
+pub mod tz;
+pub mod xml;
+
+pub use client::{
+    Auth, AutodiscoverOptions, ChangeKind, ConflictResolution, Endpoint, EwsClient,
+    ExchangeOptions, FolderRef, ItemKind, SyncChange, SyncPage, SyncSummary,
+};
+pub use error::{EwsError, ItemError};

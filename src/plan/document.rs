@@ -1,0 +1,382 @@
+//! The plan as a document: what a reviewer reads in a pull request and what `--format json`
+//! prints. It is built from the engine's operations but holds only counts, ids, field names
+//! and (with `--show-values`) values, so every renderer works from the same facts.
+
+use super::settings::SettingChange;
+use schemars::JsonSchema;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Bumped when a field changes meaning; consumers must ignore unknown keys.
+pub const FORMAT_VERSION: &str = "1.0";
+
+/// The JSON Schema of `tether plan --format json`, checked in at `schemas/plan.schema.json`.
+pub fn schema_text() -> String {
+    let mut schema = serde_json::to_value(schemars::schema_for!(PlanDocument)).expect("schema");
+    let obj = schema.as_object_mut().expect("schema is an object");
+    obj.insert(
+        "$id".into(),
+        "https://tether.dev/schemas/plan.schema.json".into(),
+    );
+    obj.insert("title".into(), "tether plan (JSON format)".into());
+    let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
+    text.push('\n');
+    text
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
+pub struct PlanDocument {
+    pub format_version: &'static str,
+    pub org: String,
+    pub settings_changes: Vec<SettingChange>,
+    pub rep_changes: Vec<RepChange>,
+    pub record_changes: Vec<RecordChanges>,
+    pub conflicts: Vec<ConflictEntry>,
+    pub warnings: Vec<Warning>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RepChangeKind {
+    /// Salesforce_Sync folder to create in the rep's mailbox.
+    CreateFolder,
+    /// Rep newly in a configuration: their mailbox gets linked.
+    Link,
+    /// Rep no longer in any active configuration.
+    Unlink,
+    /// Rep in a configuration who cannot be synced (no mailbox, outside the impersonation
+    /// scope, email not linked).
+    CannotSync,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+pub struct RepChange {
+    pub kind: RepChangeKind,
+    pub rep: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Object {
+    Contact,
+    Event,
+}
+
+impl Object {
+    pub fn plural(self) -> &'static str {
+        match self {
+            Object::Contact => "contacts",
+            Object::Event => "events",
+        }
+    }
+}
+
+/// Where records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Salesforce,
+    Exchange,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Salesforce => "Salesforce",
+            Target::Exchange => "Exchange",
+        }
+    }
+    pub fn arrow(self) -> &'static str {
+        match self {
+            Target::Salesforce => "Exchange → Salesforce",
+            Target::Exchange => "Salesforce → Exchange",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordAction {
+    Create,
+    Update,
+    Delete,
+    Unlink,
+    Link,
+}
+
+impl RecordAction {
+    pub fn symbol(self) -> char {
+        match self {
+            RecordAction::Create => '+',
+            RecordAction::Update => '~',
+            RecordAction::Delete => '-',
+            RecordAction::Unlink => '/',
+            RecordAction::Link => '=',
+        }
+    }
+    pub fn verb(self) -> &'static str {
+        match self {
+            RecordAction::Create => "create",
+            RecordAction::Update => "update",
+            RecordAction::Delete => "delete",
+            RecordAction::Unlink => "unlink",
+            RecordAction::Link => "link",
+        }
+    }
+}
+
+/// One field's change; values only with `--show-values` (record contents are personal data).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct FieldChange {
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// One record's change (shown with `--detail`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct RecordDetail {
+    pub action: RecordAction,
+    /// The record's id on the side written (for creates: the source record's id).
+    pub id: String,
+    pub reason: String,
+    pub fields: Vec<FieldChange>,
+}
+
+/// What one rep's sync does to one object in one direction.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct RecordChanges {
+    pub configuration: String,
+    pub rep: String,
+    pub object: Object,
+    pub target: Target,
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+    pub unlink: usize,
+    pub link: usize,
+    /// Records left out, by reason (filtered, private, outside the date window, series off).
+    pub skip: BTreeMap<String, usize>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<RecordDetail>,
+}
+
+impl RecordChanges {
+    pub fn writes(&self) -> usize {
+        self.create + self.update + self.delete + self.unlink
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ConflictEntry {
+    pub rep: String,
+    pub object: Object,
+    pub exchange_id: String,
+    pub salesforce_id: String,
+    /// The side whose version is kept, by the configuration's policy.
+    pub winner: Target,
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// Deletes over the threshold: apply refuses without --allow-deletes.
+    DeletesOverThreshold,
+    /// A side that had linked records shows none; deletes refused (empty-side guard).
+    EmptySide,
+    /// A one-way Exchange→Salesforce sync overwrites these Salesforce fields.
+    Overwrite,
+    /// A rep who cannot be synced.
+    RepCannotSync,
+    /// The size of a rep's initial sync.
+    InitialSync,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Warning {
+    pub kind: WarningKind,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rep: Option<String>,
+    /// For overwrites: the Salesforce fields written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+}
+
+impl Warning {
+    /// Destructive warnings go first in a pull-request comment.
+    pub fn is_destructive(&self) -> bool {
+        matches!(
+            self.kind,
+            WarningKind::DeletesOverThreshold | WarningKind::EmptySide | WarningKind::Overwrite
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Counts {
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Summary {
+    pub settings: usize,
+    pub salesforce: Counts,
+    pub exchange: Counts,
+    pub conflicts: usize,
+    pub no_changes: bool,
+    /// The one-line summary, as printed.
+    pub text: String,
+}
+
+impl PlanDocument {
+    /// Assembles a document and its summary.
+    pub fn new(
+        org: String,
+        settings_changes: Vec<SettingChange>,
+        mut rep_changes: Vec<RepChange>,
+        mut record_changes: Vec<RecordChanges>,
+        conflicts: Vec<ConflictEntry>,
+        warnings: Vec<Warning>,
+    ) -> Self {
+        rep_changes.sort();
+        record_changes.sort_by(|a, b| {
+            (&a.configuration, &a.rep, a.object, a.target).cmp(&(
+                &b.configuration,
+                &b.rep,
+                b.object,
+                b.target,
+            ))
+        });
+        let mut salesforce = Counts::default();
+        let mut exchange = Counts::default();
+        for rc in &record_changes {
+            let counts = match rc.target {
+                Target::Salesforce => &mut salesforce,
+                Target::Exchange => &mut exchange,
+            };
+            counts.create += rc.create;
+            counts.update += rc.update;
+            counts.delete += rc.delete;
+        }
+        let settings = settings_changes.len();
+        let data = salesforce != Counts::default() || exchange != Counts::default();
+        let unlinks: usize = record_changes.iter().map(|r| r.unlink + r.link).sum();
+        let folders = rep_changes
+            .iter()
+            .filter(|r| r.kind != RepChangeKind::CannotSync)
+            .count();
+        let no_changes = settings == 0 && !data && unlinks == 0 && folders == 0;
+        let text = if no_changes {
+            "No changes. Sync settings and data are up to date.".to_string()
+        } else {
+            let mut parts = vec![format!(
+                "{} to change",
+                plural(settings, "setting", "settings")
+            )];
+            parts.push(format!("Salesforce: {}", counts_text(salesforce)));
+            parts.push(format!("Exchange: {}", counts_text(exchange)));
+            format!("Plan: {}.", parts.join("; "))
+        };
+        PlanDocument {
+            format_version: FORMAT_VERSION,
+            org,
+            settings_changes,
+            rep_changes,
+            record_changes,
+            summary: Summary {
+                settings,
+                salesforce,
+                exchange,
+                conflicts: conflicts.len(),
+                no_changes,
+                text,
+            },
+            conflicts,
+            warnings,
+        }
+    }
+}
+
+fn counts_text(c: Counts) -> String {
+    format!(
+        "{} to create, {} to update, {} to delete",
+        thousands(c.create),
+        thousands(c.update),
+        thousands(c.delete)
+    )
+}
+
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{} {many}", thousands(n))
+    }
+}
+
+/// 1240 → "1,240".
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line_reads_like_the_spec() {
+        let rc = |target, create, update| RecordChanges {
+            configuration: "Reps".into(),
+            rep: "a@x.com".into(),
+            object: Object::Contact,
+            target,
+            create,
+            update,
+            delete: 0,
+            unlink: 0,
+            link: 0,
+            skip: BTreeMap::new(),
+            records: vec![],
+        };
+        let doc = PlanDocument::new(
+            "acme".into(),
+            vec![],
+            vec![],
+            vec![
+                rc(Target::Salesforce, 1240, 37),
+                rc(Target::Exchange, 12, 0),
+            ],
+            vec![],
+            vec![],
+        );
+        assert_eq!(
+            doc.summary.text,
+            "Plan: 0 settings to change; Salesforce: 1,240 to create, 37 to update, 0 to delete; Exchange: 12 to create, 0 to update, 0 to delete."
+        );
+        let empty = PlanDocument::new("acme".into(), vec![], vec![], vec![], vec![], vec![]);
+        assert_eq!(
+            empty.summary.text,
+            "No changes. Sync settings and data are up to date."
+        );
+        assert!(empty.summary.no_changes);
+        assert_eq!(thousands(1_000_000), "1,000,000");
+    }
+}

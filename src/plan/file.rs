@@ -1,0 +1,339 @@
+//! Saved plans (`tether plan --out FILE`, `tether apply FILE`).
+//!
+//! A plan file binds what it was made from: the configuration's hash, the state's
+//! generation, and the version (ChangeKey / SystemModstamp) of every record it touches, with
+//! an expiry. It is signed with an HMAC whose key lives in the state store, never in the
+//! file: a plan edited by hand (or made against another state) does not verify. It holds
+//! ids and field names, never secrets.
+
+use chrono::{DateTime, Duration, Utc};
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const PLAN_FILE_FORMAT: u32 = 1;
+pub const DEFAULT_EXPIRY: Duration = Duration::hours(24);
+/// Plan files are small; anything larger is not one of ours.
+const MAX_PLAN_FILE: u64 = 256 * 1024 * 1024;
+
+/// One operation the plan allows, with the versions of the records it was planned against.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OperationKey {
+    pub rep: String,
+    pub object: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salesforce_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salesforce_version: Option<String>,
+}
+
+/// The signed content of a plan file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub format: u32,
+    pub tether_version: String,
+    pub org: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub config_hash: String,
+    pub state_generation: u64,
+    /// Unique per plan, so that applying it twice is recognised.
+    pub plan_id: String,
+    pub operations: Vec<OperationKey>,
+    /// The plan as `--format json` printed it, to show again at apply.
+    pub document: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    plan: SavedPlan,
+    /// HMAC-SHA256 of the plan's canonical JSON, hex.
+    signature: String,
+}
+
+/// Why a saved plan cannot be applied; each message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanFileError {
+    Unreadable(String),
+    NewerFormat(u32),
+    Tampered,
+    WrongOrg { plan: String, config: String },
+    Expired { at: DateTime<Utc> },
+    AlreadyApplied,
+    Stale { plan: u64, state: u64 },
+    ConfigChanged,
+}
+
+impl std::fmt::Display for PlanFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanFileError::Unreadable(e) => write!(f, "cannot read the saved plan: {e}"),
+            PlanFileError::NewerFormat(v) => write!(
+                f,
+                "the saved plan has format {v}, newer than this tether reads ({PLAN_FILE_FORMAT}); apply it with the tether version that made it"
+            ),
+            PlanFileError::Tampered => write!(
+                f,
+                "the saved plan does not verify: it was edited, or made against another state; run `tether plan` again"
+            ),
+            PlanFileError::WrongOrg { plan, config } => write!(
+                f,
+                "the saved plan is for org `{plan}`, the configuration is for `{config}`"
+            ),
+            PlanFileError::Expired { at } => write!(
+                f,
+                "the saved plan expired at {}; run `tether plan` again",
+                at.format("%Y-%m-%d %H:%M UTC")
+            ),
+            PlanFileError::AlreadyApplied => {
+                write!(
+                    f,
+                    "the saved plan was already applied; run `tether plan` again"
+                )
+            }
+            PlanFileError::Stale { plan, state } => write!(
+                f,
+                "saved plan is stale: state generation {state}, plan made at {plan}; run `tether plan` again"
+            ),
+            PlanFileError::ConfigChanged => write!(
+                f,
+                "the configuration changed since the plan was made; run `tether plan` again"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PlanFileError {}
+
+fn canonical(plan: &SavedPlan) -> Vec<u8> {
+    // serde_json writes struct fields in declaration order and maps sorted, so the bytes
+    // are the same for the same plan.
+    serde_json::to_vec(plan).expect("plan serializes")
+}
+
+fn sign(plan: &SavedPlan, key: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    hex(hmac::sign(&key, &canonical(plan)).as_ref())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Writes the plan, signed with `key` (the state store's plan-signing key).
+pub fn save(path: &Path, plan: &SavedPlan, key: &[u8]) -> std::io::Result<()> {
+    let envelope = Envelope {
+        signature: sign(plan, key),
+        plan: plan.clone(),
+    };
+    let mut text = serde_json::to_string_pretty(&envelope).expect("plan serializes");
+    text.push('\n');
+    // Write then rename, so a killed `plan --out` never leaves half a file behind.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// What a plan is checked against when it is applied.
+pub struct CurrentState<'a> {
+    pub now: DateTime<Utc>,
+    pub org: &'a str,
+    pub config_hash: &'a str,
+    pub state_generation: u64,
+    /// Plan ids already applied.
+    pub applied_plan_ids: &'a [String],
+}
+
+/// Reads and verifies a saved plan. The checks run in the order a user can act on best.
+pub fn load(
+    path: &Path,
+    key: &[u8],
+    current: &CurrentState<'_>,
+) -> Result<SavedPlan, PlanFileError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| PlanFileError::Unreadable(format!("{}: {e}", path.display())))?;
+    if meta.len() > MAX_PLAN_FILE {
+        return Err(PlanFileError::Unreadable(format!(
+            "{} is too large to be a plan file",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| PlanFileError::Unreadable(format!("{}: {e}", path.display())))?;
+    let raw: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        PlanFileError::Unreadable(format!("{} is not a tether plan file: {e}", path.display()))
+    })?;
+    if let Some(format) = raw.pointer("/plan/format").and_then(|v| v.as_u64())
+        && format > u64::from(PLAN_FILE_FORMAT)
+    {
+        return Err(PlanFileError::NewerFormat(format as u32));
+    }
+    let envelope: Envelope = serde_json::from_value(raw).map_err(|e| {
+        PlanFileError::Unreadable(format!("{} is not a tether plan file: {e}", path.display()))
+    })?;
+    let signature = unhex(&envelope.signature).ok_or(PlanFileError::Tampered)?;
+    let hmac_key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    hmac::verify(&hmac_key, &canonical(&envelope.plan), &signature)
+        .map_err(|_| PlanFileError::Tampered)?;
+    let plan = envelope.plan;
+    if plan.org != current.org {
+        return Err(PlanFileError::WrongOrg {
+            plan: plan.org,
+            config: current.org.to_string(),
+        });
+    }
+    if current.applied_plan_ids.contains(&plan.plan_id) {
+        return Err(PlanFileError::AlreadyApplied);
+    }
+    if current.now >= plan.expires_at {
+        return Err(PlanFileError::Expired {
+            at: plan.expires_at,
+        });
+    }
+    if plan.state_generation != current.state_generation {
+        return Err(PlanFileError::Stale {
+            plan: plan.state_generation,
+            state: current.state_generation,
+        });
+    }
+    if plan.config_hash != current.config_hash {
+        return Err(PlanFileError::ConfigChanged);
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn plan() -> SavedPlan {
+        SavedPlan {
+            format: PLAN_FILE_FORMAT,
+            tether_version: "0.1.0".into(),
+            org: "acme".into(),
+            created_at: t("2026-11-23T10:00:00Z"),
+            expires_at: t("2026-11-24T10:00:00Z"),
+            config_hash: "c0ffee".into(),
+            state_generation: 41,
+            plan_id: "plan-1".into(),
+            operations: vec![OperationKey {
+                rep: "a@acme.com".into(),
+                object: "contact".into(),
+                action: "update_exchange".into(),
+                exchange_id: Some("AAMk".into()),
+                exchange_version: Some("CQAAAB".into()),
+                salesforce_id: Some("003A0000001".into()),
+                salesforce_version: Some("2026-11-23T09:00:00.000+0000".into()),
+            }],
+            document: serde_json::json!({"format_version": "1.0"}),
+        }
+    }
+
+    fn check(
+        path: &Path,
+        generation: u64,
+        now: &str,
+        applied: &[String],
+    ) -> Result<SavedPlan, PlanFileError> {
+        load(
+            path,
+            KEY,
+            &CurrentState {
+                now: t(now),
+                org: "acme",
+                config_hash: "c0ffee",
+                state_generation: generation,
+                applied_plan_ids: applied,
+            },
+        )
+    }
+
+    #[test]
+    fn a_fresh_plan_applies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        save(&path, &plan(), KEY).unwrap();
+        assert_eq!(
+            check(&path, 41, "2026-11-23T12:00:00Z", &[]).unwrap(),
+            plan()
+        );
+    }
+
+    #[test]
+    fn stale_expired_tampered_and_applied_twice_are_refused_saying_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        save(&path, &plan(), KEY).unwrap();
+        let stale = check(&path, 43, "2026-11-23T12:00:00Z", &[]).unwrap_err();
+        assert_eq!(
+            stale.to_string(),
+            "saved plan is stale: state generation 43, plan made at 41; run `tether plan` again"
+        );
+        let expired = check(&path, 41, "2026-11-24T10:00:00Z", &[]).unwrap_err();
+        assert_eq!(
+            expired.to_string(),
+            "the saved plan expired at 2026-11-24 10:00 UTC; run `tether plan` again"
+        );
+        let twice = check(&path, 41, "2026-11-23T12:00:00Z", &["plan-1".into()]).unwrap_err();
+        assert_eq!(twice, PlanFileError::AlreadyApplied);
+        // An edit by hand: raise the expiry.
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("2026-11-24T10:00:00Z", "2027-11-24T10:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            check(&path, 41, "2026-11-23T12:00:00Z", &[]).unwrap_err(),
+            PlanFileError::Tampered
+        );
+    }
+
+    #[test]
+    fn another_states_key_does_not_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        save(&path, &plan(), b"another state's key").unwrap();
+        assert_eq!(
+            check(&path, 41, "2026-11-23T12:00:00Z", &[]).unwrap_err(),
+            PlanFileError::Tampered
+        );
+    }
+
+    #[test]
+    fn garbage_and_newer_formats_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        std::fs::write(&path, "\u{0}\u{1}not json").unwrap();
+        assert!(matches!(
+            check(&path, 41, "2026-11-23T12:00:00Z", &[]),
+            Err(PlanFileError::Unreadable(_))
+        ));
+        std::fs::write(&path, r#"{"plan": {"format": 9}, "signature": ""}"#).unwrap();
+        assert_eq!(
+            check(&path, 41, "2026-11-23T12:00:00Z", &[]).unwrap_err(),
+            PlanFileError::NewerFormat(9)
+        );
+    }
+}

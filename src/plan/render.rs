@@ -1,0 +1,287 @@
+//! Plan renderers: human (terminal and CI logs), markdown (pull-request comments) and JSON.
+
+use super::document::*;
+use super::settings::{Action, SettingChange};
+use std::fmt::Write as _;
+
+/// GitHub refuses comments over 65,536 characters; stay clear of it.
+pub const MARKDOWN_LIMIT: usize = 65_000;
+
+fn setting_line(c: &SettingChange) -> String {
+    let mut line = format!("{} {}", c.action.symbol(), c.scope);
+    if !c.field.is_empty() {
+        let _ = write!(line, ": {}", c.field);
+    }
+    match (c.action, &c.before, &c.after) {
+        (Action::Change, Some(b), Some(a)) => {
+            let _ = write!(line, ": {b} → {a}");
+        }
+        (_, _, Some(v)) | (_, Some(v), None) => {
+            let _ = write!(line, ": {v}");
+        }
+        _ => {}
+    }
+    line
+}
+
+fn rep_line(r: &RepChange) -> String {
+    let (symbol, what) = match r.kind {
+        RepChangeKind::CreateFolder => ('+', "create folder"),
+        RepChangeKind::Link => ('+', "link mailbox"),
+        RepChangeKind::Unlink => ('-', "unlink mailbox"),
+        RepChangeKind::CannotSync => ('!', "cannot sync"),
+    };
+    let config = r
+        .configuration
+        .as_deref()
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    format!("{symbol} {}{config}: {what}: {}", r.rep, r.detail)
+}
+
+fn counts_line(rc: &RecordChanges) -> String {
+    let mut parts = Vec::new();
+    for (n, action) in [
+        (rc.create, RecordAction::Create),
+        (rc.update, RecordAction::Update),
+        (rc.delete, RecordAction::Delete),
+        (rc.unlink, RecordAction::Unlink),
+        (rc.link, RecordAction::Link),
+    ] {
+        if n > 0 {
+            parts.push(format!("{} to {}", thousands(n), action.verb()));
+        }
+    }
+    if parts.is_empty() {
+        parts.push("no writes".into());
+    }
+    let skipped: Vec<String> = rc
+        .skip
+        .iter()
+        .map(|(reason, n)| format!("{} {reason}", thousands(*n)))
+        .collect();
+    let mut line = parts.join(", ");
+    if !skipped.is_empty() {
+        let _ = write!(line, "; skipped: {}", skipped.join(", "));
+    }
+    line
+}
+
+fn detail_lines(rc: &RecordChanges, indent: &str, out: &mut String) {
+    for d in &rc.records {
+        let _ = writeln!(
+            out,
+            "{indent}{} {} {} ({})",
+            d.action.symbol(),
+            rc.object.plural().trim_end_matches('s'),
+            d.id,
+            d.reason
+        );
+        for f in &d.fields {
+            match (&f.before, &f.after) {
+                (None, None) => {
+                    let _ = writeln!(out, "{indent}    {}", f.field);
+                }
+                (b, a) => {
+                    let _ = writeln!(
+                        out,
+                        "{indent}    {}: {} → {}",
+                        f.field,
+                        b.as_deref().unwrap_or("(empty)"),
+                        a.as_deref().unwrap_or("(empty)")
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn conflict_line(c: &ConflictEntry) -> String {
+    let fields = if c.fields.is_empty() {
+        String::new()
+    } else {
+        format!(" (fields: {})", c.fields.join(", "))
+    };
+    format!(
+        "{}: {} Exchange {} ↔ Salesforce {}: changed on both sides; {} wins{fields}",
+        c.rep,
+        c.object.plural().trim_end_matches('s'),
+        c.exchange_id,
+        c.salesforce_id,
+        c.winner.name()
+    )
+}
+
+/// For a terminal or a CI log. `detail` lists each record and the fields that change.
+pub fn human(doc: &PlanDocument, detail: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "tether plan for org {}\n", doc.org);
+    if doc.summary.no_changes && doc.warnings.is_empty() {
+        let _ = writeln!(out, "{}", doc.summary.text);
+        return out;
+    }
+    let _ = writeln!(out, "Settings");
+    if doc.settings_changes.is_empty() {
+        let _ = writeln!(out, "  (no changes)");
+    }
+    for c in &doc.settings_changes {
+        let _ = writeln!(out, "  {}", setting_line(c));
+        for l in &c.text_diff {
+            let _ = writeln!(out, "      {l}");
+        }
+    }
+    let _ = writeln!(out, "\nMailboxes and reps");
+    if doc.rep_changes.is_empty() {
+        let _ = writeln!(out, "  (no changes)");
+    }
+    for r in &doc.rep_changes {
+        let _ = writeln!(out, "  {}", rep_line(r));
+    }
+    let _ = writeln!(out, "\nData");
+    if doc.record_changes.is_empty() {
+        let _ = writeln!(out, "  (no changes)");
+    }
+    let mut current = None;
+    for rc in &doc.record_changes {
+        let key = (&rc.configuration, &rc.rep);
+        if current != Some(key) {
+            let _ = writeln!(out, "  {} / {}", rc.configuration, rc.rep);
+            current = Some(key);
+        }
+        let _ = writeln!(
+            out,
+            "    {:<8} {}: {}",
+            rc.object.plural(),
+            rc.target.arrow(),
+            counts_line(rc)
+        );
+        if detail {
+            detail_lines(rc, "      ", &mut out);
+        }
+    }
+    if !doc.conflicts.is_empty() {
+        let _ = writeln!(out, "\nConflicts ({})", doc.conflicts.len());
+        for c in &doc.conflicts {
+            let _ = writeln!(out, "  ! {}", conflict_line(c));
+        }
+    }
+    if !doc.warnings.is_empty() {
+        let _ = writeln!(out, "\nWarnings");
+        for w in &doc.warnings {
+            let _ = writeln!(out, "  ! {}", w.message);
+        }
+    }
+    let _ = writeln!(out, "\n{}", doc.summary.text);
+    out
+}
+
+/// For a pull-request comment: warnings and destructive changes first, details folded,
+/// and never longer than `MARKDOWN_LIMIT` (with a note saying what was cut).
+pub fn markdown(doc: &PlanDocument) -> String {
+    let mut head = String::new();
+    let _ = writeln!(head, "### tether plan: `{}`\n", doc.org);
+    let _ = writeln!(head, "**{}**\n", doc.summary.text);
+    let destructive: Vec<&Warning> = doc.warnings.iter().filter(|w| w.is_destructive()).collect();
+    if !destructive.is_empty() {
+        let _ = writeln!(head, "> [!WARNING]");
+        for w in &destructive {
+            let _ = writeln!(head, "> - {}", md_escape(&w.message));
+        }
+        head.push('\n');
+    }
+    let others: Vec<&Warning> = doc
+        .warnings
+        .iter()
+        .filter(|w| !w.is_destructive())
+        .collect();
+    if !others.is_empty() {
+        let _ = writeln!(head, "#### Warnings\n");
+        for w in others {
+            let _ = writeln!(head, "- {}", md_escape(&w.message));
+        }
+        head.push('\n');
+    }
+    if !doc.conflicts.is_empty() {
+        let _ = writeln!(head, "#### Conflicts ({})\n", doc.conflicts.len());
+        for c in &doc.conflicts {
+            let _ = writeln!(head, "- {}", md_escape(&conflict_line(c)));
+        }
+        head.push('\n');
+    }
+    if !doc.settings_changes.is_empty() {
+        let _ = writeln!(head, "#### Settings\n\n```diff");
+        for c in &doc.settings_changes {
+            let _ = writeln!(head, "{}", setting_line(c).replace("```", "'''"));
+            for l in &c.text_diff {
+                let _ = writeln!(head, "{}    {}", &l[..1], l[1..].replace("```", "'''"));
+            }
+        }
+        let _ = writeln!(head, "```\n");
+    }
+    if !doc.rep_changes.is_empty() {
+        let _ = writeln!(head, "#### Mailboxes and reps\n");
+        for r in &doc.rep_changes {
+            let _ = writeln!(head, "- {}", md_escape(&rep_line(r)));
+        }
+        head.push('\n');
+    }
+    // The data table and record details may be cut to fit.
+    let mut rows = Vec::new();
+    for rc in &doc.record_changes {
+        let mut row = format!(
+            "| {} | {} | {} | {} | {} |\n",
+            md_escape(&rc.configuration),
+            md_escape(&rc.rep),
+            rc.object.plural(),
+            rc.target.arrow(),
+            md_escape(&counts_line(rc))
+        );
+        if !rc.records.is_empty() {
+            let mut details = String::new();
+            detail_lines(rc, "", &mut details);
+            row = format!(
+                "{row}\n<details><summary>{} / {} {}</summary>\n\n```\n{}```\n</details>\n\n",
+                md_escape(&rc.rep),
+                rc.object.plural(),
+                rc.target.arrow(),
+                details.replace("```", "'''")
+            );
+        }
+        rows.push(row);
+    }
+    let mut out = head;
+    if !rows.is_empty() {
+        let table_head = "#### Data\n\n| Configuration | Rep | Object | Direction | Changes |\n|---|---|---|---|---|\n";
+        out.push_str(table_head);
+        let mut shown = 0;
+        for row in &rows {
+            if out.len() + row.len() + 400 > MARKDOWN_LIMIT {
+                break;
+            }
+            out.push_str(row);
+            shown += 1;
+        }
+        if shown < rows.len() {
+            let _ = writeln!(
+                out,
+                "\n_Cut to fit a comment: {} of {} rows not shown. Run `tether plan --format human --detail` or `--format json` to see everything._",
+                rows.len() - shown,
+                rows.len()
+            );
+        }
+    }
+    out
+}
+
+pub fn json(doc: &PlanDocument) -> String {
+    serde_json::to_string_pretty(doc).expect("plan document serializes")
+}
+
+/// Keeps user-controlled text (names, reasons) from breaking the table or injecting markup.
+fn md_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\n', " ")
+}

@@ -1,0 +1,309 @@
+//! Snapshots of rendered plans for the cases a reviewer meets most.
+
+use super::document::*;
+use super::render;
+use super::settings::{Action, SettingChange};
+use std::collections::BTreeMap;
+
+fn setting(
+    action: Action,
+    scope: &str,
+    field: &str,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> SettingChange {
+    SettingChange {
+        action,
+        scope: scope.into(),
+        field: field.into(),
+        before: before.map(String::from),
+        after: after.map(String::from),
+        text_diff: vec![],
+    }
+}
+
+fn changes(
+    rep: &str,
+    object: Object,
+    target: Target,
+    c: usize,
+    u: usize,
+    d: usize,
+) -> RecordChanges {
+    RecordChanges {
+        configuration: "Sales Reps Europe".into(),
+        rep: rep.into(),
+        object,
+        target,
+        create: c,
+        update: u,
+        delete: d,
+        unlink: 0,
+        link: 0,
+        skip: BTreeMap::new(),
+        records: vec![],
+    }
+}
+
+const CELIA: &str = "celia.kung@awcomputing.com";
+const LARS: &str = "lars.berg@awcomputing.com";
+
+fn first_apply() -> PlanDocument {
+    let mut contacts = changes(CELIA, Object::Contact, Target::Salesforce, 120, 0, 0);
+    contacts.link = 14;
+    let mut events = changes(CELIA, Object::Event, Target::Salesforce, 37, 0, 0);
+    events.skip.insert("private".into(), 3);
+    events.skip.insert("outside the date window".into(), 211);
+    PlanDocument::new(
+        "awcomputing-prod".into(),
+        vec![
+            setting(Action::Add, "sync configuration \"Sales Reps Europe\"", "", None, None),
+            setting(Action::Add, "sync configuration \"Sales Reps Europe\"", "members.users", None, Some(CELIA)),
+            setting(Action::Add, "connections", "exchange.password", None, Some("(set)")),
+        ],
+        vec![
+            RepChange { kind: RepChangeKind::CreateFolder, rep: CELIA.into(), configuration: Some("Sales Reps Europe".into()), detail: "Contacts/Salesforce_Sync".into() },
+            RepChange { kind: RepChangeKind::CannotSync, rep: LARS.into(), configuration: Some("Sales Reps Europe".into()), detail: "mailbox outside the service account's impersonation scope (ErrorImpersonateUserDenied)".into() },
+        ],
+        vec![
+            contacts,
+            changes(CELIA, Object::Contact, Target::Exchange, 45, 0, 0),
+            events,
+        ],
+        vec![],
+        vec![
+            Warning { kind: WarningKind::InitialSync, message: format!("initial sync for {CELIA}: 202 records"), rep: Some(CELIA.into()), fields: vec![] },
+            Warning { kind: WarningKind::RepCannotSync, message: format!("{LARS} cannot be synced: give the service account the ApplicationImpersonation role for this mailbox"), rep: Some(LARS.into()), fields: vec![] },
+        ],
+    )
+}
+
+#[test]
+fn snapshot_first_apply() {
+    let doc = first_apply();
+    insta::assert_snapshot!("first_apply_human", render::human(&doc, false));
+    insta::assert_snapshot!("first_apply_markdown", render::markdown(&doc));
+}
+
+#[test]
+fn snapshot_settings_change() {
+    let mut description = setting(
+        Action::Change,
+        "sync configuration \"Sales Reps Europe\"",
+        "description",
+        None,
+        None,
+    );
+    description.text_diff = vec![
+        " Reps in Europe".into(),
+        "-keep contacts in step both ways.".into(),
+        "+send contacts to Salesforce only.".into(),
+    ];
+    let doc = PlanDocument::new(
+        "awcomputing-prod".into(),
+        vec![
+            setting(
+                Action::Change,
+                "sync configuration \"Sales Reps Europe\"",
+                "contacts.direction",
+                Some("both"),
+                Some("exchange_to_salesforce"),
+            ),
+            setting(
+                Action::Remove,
+                "sync configuration \"Sales Reps Europe\"",
+                "contacts.conflict",
+                Some("salesforce_wins"),
+                None,
+            ),
+            setting(
+                Action::Remove,
+                "sync configuration \"Sales Reps Europe\"",
+                "members.users",
+                Some(LARS),
+                None,
+            ),
+            description,
+        ],
+        vec![RepChange {
+            kind: RepChangeKind::Unlink,
+            rep: LARS.into(),
+            configuration: None,
+            detail: "no longer in an active configuration; synced records are kept on both sides"
+                .into(),
+        }],
+        vec![],
+        vec![],
+        vec![],
+    );
+    insta::assert_snapshot!("settings_change_human", render::human(&doc, false));
+    insta::assert_snapshot!("settings_change_markdown", render::markdown(&doc));
+}
+
+#[test]
+fn snapshot_conflict() {
+    let mut rc = changes(CELIA, Object::Contact, Target::Exchange, 0, 1, 0);
+    rc.records = vec![RecordDetail {
+        action: RecordAction::Update,
+        id: "AAMkADk0Zj".into(),
+        reason: "changed on both sides; salesforce_wins".into(),
+        fields: vec![FieldChange {
+            field: "JobTitle".into(),
+            before: None,
+            after: None,
+        }],
+    }];
+    let doc = PlanDocument::new(
+        "awcomputing-prod".into(),
+        vec![],
+        vec![],
+        vec![rc],
+        vec![ConflictEntry {
+            rep: CELIA.into(),
+            object: Object::Contact,
+            exchange_id: "AAMkADk0Zj".into(),
+            salesforce_id: "003A000001xyzAbQAI".into(),
+            winner: Target::Salesforce,
+            fields: vec!["Title".into()],
+        }],
+        vec![],
+    );
+    insta::assert_snapshot!("conflict_human_detail", render::human(&doc, true));
+    insta::assert_snapshot!("conflict_markdown", render::markdown(&doc));
+}
+
+#[test]
+fn snapshot_one_way_overwrite_warning() {
+    let doc = PlanDocument::new(
+        "awcomputing-prod".into(),
+        vec![],
+        vec![],
+        vec![changes(CELIA, Object::Event, Target::Salesforce, 0, 4, 0)],
+        vec![],
+        vec![Warning {
+            kind: WarningKind::Overwrite,
+            message: format!(
+                "one-way Exchange → Salesforce sync overwrites Salesforce edits of 4 events for {CELIA}: Subject, Location, Description"
+            ),
+            rep: Some(CELIA.into()),
+            fields: vec!["Subject".into(), "Location".into(), "Description".into()],
+        }],
+    );
+    insta::assert_snapshot!("overwrite_human", render::human(&doc, false));
+    insta::assert_snapshot!("overwrite_markdown", render::markdown(&doc));
+}
+
+#[test]
+fn snapshot_delete_over_threshold() {
+    let doc = PlanDocument::new(
+        "awcomputing-prod".into(),
+        vec![],
+        vec![],
+        vec![changes(CELIA, Object::Event, Target::Exchange, 0, 0, 312)],
+        vec![],
+        vec![Warning {
+            kind: WarningKind::DeletesOverThreshold,
+            message:
+                "312 deletes exceed the threshold of 100: apply refuses without --allow-deletes"
+                    .into(),
+            rep: None,
+            fields: vec![],
+        }],
+    );
+    insta::assert_snapshot!("deletes_human", render::human(&doc, false));
+    insta::assert_snapshot!("deletes_markdown", render::markdown(&doc));
+}
+
+#[test]
+fn snapshot_no_changes() {
+    let doc = PlanDocument::new(
+        "awcomputing-prod".into(),
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
+    insta::assert_snapshot!("no_changes_human", render::human(&doc, false));
+    insta::assert_snapshot!("no_changes_markdown", render::markdown(&doc));
+}
+
+#[test]
+fn markdown_is_cut_to_fit_a_comment_and_says_so() {
+    let reps: Vec<RecordChanges> = (0..3000)
+        .map(|i| {
+            changes(
+                &format!("rep{i:04}@awcomputing.com"),
+                Object::Contact,
+                Target::Salesforce,
+                i,
+                1,
+                0,
+            )
+        })
+        .collect();
+    let doc = PlanDocument::new("big".into(), vec![], vec![], reps, vec![], vec![]);
+    let md = render::markdown(&doc);
+    assert!(md.len() <= render::MARKDOWN_LIMIT, "{}", md.len());
+    assert!(
+        md.contains("rows not shown. Run `tether plan --format human --detail`"),
+        "{}",
+        &md[md.len() - 300..]
+    );
+}
+
+#[test]
+fn markdown_escapes_user_text() {
+    let mut rc = changes("x@y.com", Object::Contact, Target::Salesforce, 1, 0, 0);
+    rc.configuration = "A | <script>".into();
+    let doc = PlanDocument::new("o".into(), vec![], vec![], vec![rc], vec![], vec![]);
+    let md = render::markdown(&doc);
+    assert!(md.contains("A \\| &lt;script&gt;"), "{md}");
+}
+
+#[test]
+fn json_plans_validate_against_the_plan_schema() {
+    let schema: serde_json::Value = serde_json::from_str(&super::document::schema_text()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let mut with_details = changes(CELIA, Object::Contact, Target::Exchange, 0, 1, 0);
+    with_details.records = vec![RecordDetail {
+        action: RecordAction::Update,
+        id: "AAMk".into(),
+        reason: "changed in Salesforce".into(),
+        fields: vec![FieldChange {
+            field: "JobTitle".into(),
+            before: Some("a".into()),
+            after: Some("b".into()),
+        }],
+    }];
+    let detailed = PlanDocument::new(
+        "o".into(),
+        vec![],
+        vec![],
+        vec![with_details],
+        vec![],
+        vec![],
+    );
+    for doc in [
+        first_apply(),
+        detailed,
+        PlanDocument::new("o".into(), vec![], vec![], vec![], vec![], vec![]),
+    ] {
+        let value: serde_json::Value = serde_json::from_str(&render::json(&doc)).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(value["format_version"], "1.0");
+        for key in [
+            "settings_changes",
+            "rep_changes",
+            "record_changes",
+            "warnings",
+            "summary",
+        ] {
+            assert!(value.get(key).is_some(), "{key}");
+        }
+    }
+}

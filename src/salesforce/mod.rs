@@ -1,0 +1,890 @@
+//! Salesforce REST client: OAuth flows, SOQL reads streamed page by page, sObject Collections
+//! writes with per-record outcomes, replication reads (getUpdated / getDeleted), describe
+//! checks, API-limit accounting, bounded retries through the injectable clock, and a count of
+//! every HTTP call by kind.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tether::salesforce::SfError> {
+//! use tether::salesforce::{Auth, ClientOptions, RecordOutcome, SalesforceClient};
+//! use tether::secret::Secret;
+//! let url = url::Url::parse("https://example.my.salesforce.com").expect("valid URL");
+//! let auth = Auth::ClientCredentials {
+//!     client_id: "3MVG9…".into(),
+//!     client_secret: Secret::new("from ${env:SF_SECRET}"),
+//! };
+//! let sf = SalesforceClient::new(ClientOptions::new(url, auth))?;
+//! let watermark = chrono::Utc::now() - chrono::Duration::hours(1);
+//! let mut pages = sf.changes_since("Contact", &["Email", "OwnerId"], watermark, true)?;
+//! while let Some(page) = pages.next_page().await? {
+//!     // sort records to reps by OwnerId …
+//! #   let _ = page;
+//! }
+//! let report = sf.create("Contact", &[]).await;
+//! for outcome in &report.outcomes {
+//!     if let RecordOutcome::Ambiguous { .. } = outcome { /* journal: look up before retrying */ }
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod ids;
+mod ops;
+pub mod soql;
+
+pub use ops::{
+    ApiUsage, DeleteDetection, DeletedIds, DeletedRecords, FieldInfo, FieldUse, LimitValue,
+    ObjectDescribe, QueryPages, RecordError, RecordOutcome, UpdatedIds, WriteReport,
+};
+
+use crate::clock::{Clock, SystemClock};
+use crate::secret::Secret;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use url::Url;
+
+/// How tether authenticates to the org.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// RS256 assertion signed with the connected app's private key (PEM, PKCS#1 or PKCS#8).
+    JwtBearer {
+        client_id: String,
+        username: String,
+        private_key_pem: Secret,
+    },
+    /// Against the My Domain host (the instance URL), credentials sent as HTTP Basic.
+    ClientCredentials {
+        client_id: String,
+        client_secret: Secret,
+    },
+    RefreshToken {
+        client_id: String,
+        client_secret: Option<Secret>,
+        refresh_token: Secret,
+    },
+    /// Blocked by default in newer orgs; `password` includes the security token if one is needed.
+    UsernamePassword {
+        client_id: String,
+        client_secret: Secret,
+        username: String,
+        password: Secret,
+    },
+    /// A token minted elsewhere; it cannot be renewed, so a 401 ends the run.
+    AccessToken { token: Secret },
+}
+
+impl Auth {
+    pub fn flow(&self) -> &'static str {
+        match self {
+            Auth::JwtBearer { .. } => "jwt_bearer",
+            Auth::ClientCredentials { .. } => "client_credentials",
+            Auth::RefreshToken { .. } => "refresh_token",
+            Auth::UsernamePassword { .. } => "username_password",
+            Auth::AccessToken { .. } => "access_token",
+        }
+    }
+}
+
+/// Bounded exponential backoff with jitter for 5xx, timeouts and connection errors.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Total time one call may spend waiting between attempts.
+    pub max_total_delay: Duration,
+    /// Extra rounds for records that failed with UNABLE_TO_LOCK_ROW.
+    pub lock_retries: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_total_delay: Duration::from_secs(120),
+            lock_retries: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The org's My Domain URL, e.g. https://awcomputing.my.salesforce.com.
+    pub instance_url: Url,
+    /// https://login.salesforce.com (production) or https://test.salesforce.com (sandbox).
+    pub login_url: Url,
+    /// e.g. "62.0".
+    pub api_version: String,
+    pub auth: Auth,
+    /// Per HTTP request.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Share (0–1] of DailyApiRequests Max that tether may use; the run stops before it.
+    pub api_budget: Option<f64>,
+    pub max_response_bytes: usize,
+    /// Query page size hint (Sforce-Query-Options: batchSize, 200–2,000).
+    pub query_batch_size: Option<u32>,
+    /// Longest URL-encoded SOQL statement for chunked `IN (…)` queries.
+    pub max_query_chars: usize,
+    /// PEM file of private certificate authorities to trust besides the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl ClientOptions {
+    pub fn new(instance_url: Url, auth: Auth) -> ClientOptions {
+        ClientOptions {
+            instance_url,
+            login_url: Url::parse("https://login.salesforce.com").expect("constant URL parses"),
+            api_version: "62.0".into(),
+            auth,
+            timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+            api_budget: None,
+            max_response_bytes: 64 * 1024 * 1024,
+            query_batch_size: None,
+            max_query_chars: soql::DEFAULT_MAX_QUERY_CHARS,
+            ca_file: None,
+        }
+    }
+}
+
+/// A request-level error as Salesforce sends it: `[{message, errorCode, fields}]`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct ApiError {
+    #[serde(default)]
+    pub message: String,
+    #[serde(rename = "errorCode", default)]
+    pub error_code: String,
+    #[serde(default)]
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum SfError {
+    Config(String),
+    /// An OAuth flow failed: `error`/`error_description` from the token endpoint.
+    Auth {
+        flow: &'static str,
+        error: String,
+        description: String,
+    },
+    Api {
+        status: u16,
+        errors: Vec<ApiError>,
+    },
+    /// REQUEST_LIMIT_EXCEEDED: the org refuses further calls.
+    LimitExceeded {
+        message: String,
+    },
+    /// tether's own budget (a share of the daily allowance) is used up.
+    BudgetExhausted {
+        used: u64,
+        max: u64,
+        allowed: u64,
+    },
+    /// Gave up after retries on 5xx, timeouts or connection errors.
+    Transport {
+        attempts: u32,
+        message: String,
+    },
+    /// A non-idempotent call (create) failed in a way that leaves its effect unknown.
+    Ambiguous {
+        message: String,
+    },
+    Malformed {
+        context: String,
+        detail: String,
+    },
+    TooLarge {
+        limit: usize,
+    },
+    /// Mapped fields missing or not writable in this org.
+    Mapping {
+        object: String,
+        problems: Vec<String>,
+    },
+}
+
+impl SfError {
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            SfError::Api { errors, .. } => errors.first().map(|e| e.error_code.as_str()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SfError::Config(m) => write!(f, "Salesforce connection settings: {m}"),
+            SfError::Auth {
+                flow,
+                error,
+                description,
+            } => write!(
+                f,
+                "Salesforce authentication failed ({flow} flow): {error}: {description}"
+            ),
+            SfError::Api { status, errors } => {
+                write!(f, "Salesforce answered HTTP {status}")?;
+                for e in errors {
+                    write!(f, "; {}: {}", e.error_code, e.message.trim())?;
+                }
+                Ok(())
+            }
+            SfError::LimitExceeded { message } => {
+                let which = if message.contains("TotalRequests") {
+                    "the org's daily API request limit (DailyApiRequests) is used up; wait until the rolling 24-hour usage falls or ask Salesforce for a higher limit, then run again"
+                } else if message.contains("Concurrent") {
+                    "the org's limit on concurrent long-running API requests is reached; run again when other integrations are quieter"
+                } else {
+                    "an org API limit is reached; check Setup > Company Information > API Requests"
+                };
+                write!(
+                    f,
+                    "Salesforce refused the call with REQUEST_LIMIT_EXCEEDED ({}): {which}",
+                    message.trim()
+                )
+            }
+            SfError::BudgetExhausted { used, max, allowed } => write!(
+                f,
+                "stopped before exceeding tether's API budget: the org has used {used} of {max} daily API requests and tether may use the org only up to {allowed}; raise the budget or run later"
+            ),
+            SfError::Transport { attempts, message } => {
+                write!(
+                    f,
+                    "Salesforce unreachable after {attempts} attempt(s): {message}"
+                )
+            }
+            SfError::Ambiguous { message } => write!(
+                f,
+                "the outcome of a Salesforce create is unknown ({message}); it was not retried so no duplicate is made"
+            ),
+            SfError::Malformed { context, detail } => {
+                write!(
+                    f,
+                    "Salesforce sent an unexpected response to {context}: {detail}"
+                )
+            }
+            SfError::TooLarge { limit } => {
+                write!(f, "Salesforce response larger than the {limit}-byte cap")
+            }
+            SfError::Mapping { object, problems } => {
+                write!(
+                    f,
+                    "field mapping does not fit {object} in this org: {}",
+                    problems.join("; ")
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for SfError {}
+
+pub type Result<T> = std::result::Result<T, SfError>;
+
+/// What an HTTP call was for, to count calls per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CallKind {
+    Auth,
+    Query,
+    QueryMore,
+    SObject,
+    Collection,
+    Describe,
+    Updated,
+    Deleted,
+    Limits,
+}
+
+impl CallKind {
+    /// Stable snake_case name, as `status` reports it (and the emulator counts it).
+    pub fn name(self) -> &'static str {
+        match self {
+            CallKind::Auth => "auth",
+            CallKind::Query => "query",
+            CallKind::QueryMore => "query_more",
+            CallKind::SObject => "sobject",
+            CallKind::Collection => "collection",
+            CallKind::Describe => "describe",
+            CallKind::Updated => "updated",
+            CallKind::Deleted => "deleted",
+            CallKind::Limits => "limits",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Session {
+    token: Secret,
+    instance_url: Url,
+    generation: u64,
+}
+
+pub(crate) struct Inner {
+    http: reqwest::Client,
+    opts: ClientOptions,
+    clock: Arc<dyn Clock>,
+    session: tokio::sync::Mutex<Option<Session>>,
+    generation: Mutex<u64>,
+    counts: Mutex<BTreeMap<CallKind, u64>>,
+    usage: Mutex<Option<ApiUsage>>,
+    rng: Mutex<u64>,
+    describes: Mutex<BTreeMap<String, Arc<ObjectDescribe>>>,
+}
+
+/// The client; cheap to clone (shared connection pool, token and counters).
+#[derive(Clone)]
+pub struct SalesforceClient {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for SalesforceClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SalesforceClient")
+            .field("instance_url", &self.inner.opts.instance_url.as_str())
+            .field("flow", &self.inner.opts.auth.flow())
+            .finish()
+    }
+}
+
+/// Whether a call may be repeated after a failure whose effect is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Idempotency {
+    Safe,
+    /// Creates: repeated only when the request provably never reached the server.
+    Unsafe,
+}
+
+pub(crate) struct Reply {
+    pub body: Vec<u8>,
+}
+
+impl SalesforceClient {
+    pub fn new(opts: ClientOptions) -> Result<SalesforceClient> {
+        Self::with_clock(opts, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(opts: ClientOptions, clock: Arc<dyn Clock>) -> Result<SalesforceClient> {
+        crate::net::check_transport(&opts.instance_url).map_err(SfError::Config)?;
+        crate::net::check_transport(&opts.login_url).map_err(SfError::Config)?;
+        if let Some(b) = opts.api_budget
+            && !(b > 0.0 && b <= 1.0)
+        {
+            return Err(SfError::Config(format!(
+                "api budget {b} must be a share in (0, 1]"
+            )));
+        }
+        if let Some(n) = opts.query_batch_size
+            && !(200..=2000).contains(&n)
+        {
+            return Err(SfError::Config(format!(
+                "query batch size {n} must be between 200 and 2000"
+            )));
+        }
+        let v = &opts.api_version;
+        if v.split_once('.')
+            .is_none_or(|(a, b)| a.parse::<u32>().is_err() || b.parse::<u32>().is_err())
+        {
+            return Err(SfError::Config(format!(
+                "API version `{v}` must look like 62.0"
+            )));
+        }
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &opts.ca_file {
+            for cert in crate::net::load_ca_file(path).map_err(SfError::Config)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .timeout(opts.timeout)
+            .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
+            // Redirects could carry the bearer token elsewhere; Salesforce does not need them.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| SfError::Config(format!("HTTP client: {e}")))?;
+        let seed = (clock.now().timestamp_nanos_opt().unwrap_or(0) as u64) | 1;
+        Ok(SalesforceClient {
+            inner: Arc::new(Inner {
+                http,
+                opts,
+                clock,
+                session: tokio::sync::Mutex::new(None),
+                generation: Mutex::new(0),
+                counts: Mutex::new(BTreeMap::new()),
+                usage: Mutex::new(None),
+                rng: Mutex::new(seed),
+                describes: Mutex::new(BTreeMap::new()),
+            }),
+        })
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.opts
+    }
+
+    /// HTTP calls made so far, by kind (retries and re-authentication included).
+    pub fn call_counts(&self) -> BTreeMap<CallKind, u64> {
+        lock(&self.inner.counts).clone()
+    }
+
+    pub fn total_calls(&self) -> u64 {
+        lock(&self.inner.counts).values().sum()
+    }
+
+    /// The org's API usage as of the last response (`Sforce-Limit-Info`).
+    pub fn api_usage(&self) -> Option<ApiUsage> {
+        *lock(&self.inner.usage)
+    }
+
+    fn count(&self, kind: CallKind) {
+        *lock(&self.inner.counts).entry(kind).or_default() += 1;
+    }
+
+    fn data_path(&self, rest: &str) -> String {
+        format!("/services/data/v{}/{rest}", self.inner.opts.api_version)
+    }
+
+    fn jitter(&self, d: Duration) -> Duration {
+        let mut s = lock(&self.inner.rng);
+        // xorshift64: enough to spread retries of many clients apart.
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        let frac = (*s % 1000) as f64 / 1000.0;
+        Duration::try_from_secs_f64(d.as_secs_f64() * (0.5 + frac * 0.5)).unwrap_or(d)
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let p = &self.inner.opts.retry;
+        let exp = p
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        self.jitter(exp.min(p.max_delay))
+    }
+
+    fn check_budget(&self) -> Result<()> {
+        let (Some(share), Some(u)) = (self.inner.opts.api_budget, self.api_usage()) else {
+            return Ok(());
+        };
+        let allowed = (u.max as f64 * share).floor() as u64;
+        if u.used >= allowed {
+            return Err(SfError::BudgetExhausted {
+                used: u.used,
+                max: u.max,
+                allowed,
+            });
+        }
+        Ok(())
+    }
+
+    fn record_usage(&self, headers: &reqwest::header::HeaderMap) {
+        let parsed = headers
+            .get("sforce-limit-info")
+            .and_then(|v| v.to_str().ok())
+            .and_then(ops::parse_limit_info);
+        if let Some(u) = parsed {
+            *lock(&self.inner.usage) = Some(u);
+        }
+    }
+
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+    ) -> std::result::Result<Vec<u8>, BodyError> {
+        let limit = self.inner.opts.max_response_bytes;
+        if resp.content_length().is_some_and(|n| n as usize > limit) {
+            return Err(BodyError::TooLarge);
+        }
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    if body.len() + c.len() > limit {
+                        return Err(BodyError::TooLarge);
+                    }
+                    body.extend_from_slice(&c);
+                }
+                Ok(None) => return Ok(body),
+                Err(e) => return Err(BodyError::Io(describe_reqwest(&e))),
+            }
+        }
+    }
+
+    /// The current session, minting one when there is none.
+    async fn session(&self) -> Result<Session> {
+        let mut guard = self.inner.session.lock().await;
+        if let Some(s) = guard.as_ref() {
+            return Ok(s.clone());
+        }
+        let (token, instance_url) = self.mint().await?;
+        let generation = {
+            let mut g = lock(&self.inner.generation);
+            *g += 1;
+            *g
+        };
+        let s = Session {
+            token,
+            instance_url,
+            generation,
+        };
+        *guard = Some(s.clone());
+        Ok(s)
+    }
+
+    async fn drop_session(&self, generation: u64) {
+        let mut guard = self.inner.session.lock().await;
+        if guard.as_ref().is_some_and(|s| s.generation == generation) {
+            *guard = None;
+        }
+    }
+
+    /// Runs one OAuth flow against the token endpoint.
+    async fn mint(&self) -> Result<(Secret, Url)> {
+        let o = &self.inner.opts;
+        let flow = o.auth.flow();
+        let mut form: Vec<(&str, String)> = Vec::new();
+        let mut basic: Option<(String, String)> = None;
+        let mut host = &o.login_url;
+        match &o.auth {
+            Auth::AccessToken { token } => return Ok((token.clone(), o.instance_url.clone())),
+            Auth::JwtBearer {
+                client_id,
+                username,
+                private_key_pem,
+            } => {
+                let key =
+                    jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.expose().as_bytes())
+                        .map_err(|_| {
+                            SfError::Config(
+                        "jwt_bearer: private_key is not a valid RSA private key in PEM form".into(),
+                    )
+                        })?;
+                let claims = serde_json::json!({
+                    "iss": client_id,
+                    "sub": username,
+                    "aud": o.login_url.as_str().trim_end_matches('/'),
+                    // Salesforce accepts at most 3 minutes ahead.
+                    "exp": self.inner.clock.now().timestamp() + 170,
+                });
+                let jwt = jsonwebtoken::encode(
+                    &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+                    &claims,
+                    &key,
+                )
+                .map_err(|e| {
+                    SfError::Config(format!("jwt_bearer: cannot sign the assertion: {e}"))
+                })?;
+                form.push((
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:jwt-bearer".into(),
+                ));
+                form.push(("assertion", jwt));
+            }
+            Auth::ClientCredentials {
+                client_id,
+                client_secret,
+            } => {
+                host = &o.instance_url;
+                form.push(("grant_type", "client_credentials".into()));
+                basic = Some((client_id.clone(), client_secret.expose().to_string()));
+            }
+            Auth::RefreshToken {
+                client_id,
+                client_secret,
+                refresh_token,
+            } => {
+                form.push(("grant_type", "refresh_token".into()));
+                form.push(("client_id", client_id.clone()));
+                if let Some(s) = client_secret {
+                    form.push(("client_secret", s.expose().to_string()));
+                }
+                form.push(("refresh_token", refresh_token.expose().to_string()));
+            }
+            Auth::UsernamePassword {
+                client_id,
+                client_secret,
+                username,
+                password,
+            } => {
+                form.push(("grant_type", "password".into()));
+                form.push(("client_id", client_id.clone()));
+                form.push(("client_secret", client_secret.expose().to_string()));
+                form.push(("username", username.clone()));
+                form.push(("password", password.expose().to_string()));
+            }
+        }
+        let url = host
+            .join("/services/oauth2/token")
+            .map_err(|e| SfError::Config(format!("token URL: {e}")))?;
+        let mut attempt = 0;
+        let mut waited = Duration::ZERO;
+        loop {
+            attempt += 1;
+            let mut req = self.inner.http.post(url.clone()).form(&form);
+            if let Some((id, secret)) = &basic {
+                // RFC 6749 §2.3.1: form-encode both parts before Basic encoding.
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
+                req = req.basic_auth(enc(id), Some(enc(secret)));
+            }
+            self.count(CallKind::Auth);
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    match self.read_body(resp).await {
+                        Ok(body) if status < 500 => Ok((status, body)),
+                        Ok(_) => Err(format!("HTTP {status}")),
+                        Err(BodyError::TooLarge) => {
+                            return Err(SfError::TooLarge {
+                                limit: self.inner.opts.max_response_bytes,
+                            });
+                        }
+                        Err(BodyError::Io(m)) => Err(m),
+                    }
+                }
+                Err(e) => Err(describe_reqwest(&e)),
+            };
+            let (status, body) = match outcome {
+                Ok(x) => x,
+                Err(message) => {
+                    let delay = self.backoff(attempt);
+                    if attempt >= o.retry.max_attempts || waited + delay > o.retry.max_total_delay {
+                        return Err(SfError::Transport {
+                            attempts: attempt,
+                            message,
+                        });
+                    }
+                    waited += delay;
+                    self.inner.clock.sleep(delay).await;
+                    continue;
+                }
+            };
+            let v: Value = serde_json::from_slice(&body).map_err(|e| SfError::Auth {
+                flow,
+                error: format!("HTTP {status}"),
+                description: format!("the token endpoint did not answer JSON ({e})"),
+            })?;
+            if status != 200 {
+                let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                return Err(SfError::Auth {
+                    flow,
+                    error: if s("error").is_empty() {
+                        format!("HTTP {status}")
+                    } else {
+                        s("error")
+                    },
+                    description: s("error_description"),
+                });
+            }
+            let token = v
+                .get("access_token")
+                .and_then(Value::as_str)
+                .ok_or_else(|| SfError::Auth {
+                    flow,
+                    error: "invalid_response".into(),
+                    description: "no access_token in the token response".into(),
+                })?;
+            let instance = v
+                .get("instance_url")
+                .and_then(Value::as_str)
+                .and_then(|u| Url::parse(u).ok())
+                .unwrap_or_else(|| o.instance_url.clone());
+            crate::net::check_transport(&instance).map_err(|m| SfError::Auth {
+                flow,
+                error: "invalid_response".into(),
+                description: format!("instance_url refused: {m}"),
+            })?;
+            return Ok((Secret::new(token), instance));
+        }
+    }
+
+    /// One REST call with re-authentication (once, on 401 INVALID_SESSION_ID), limit
+    /// accounting and bounded retries. `target` is a path under the instance URL.
+    pub(crate) async fn call(
+        &self,
+        kind: CallKind,
+        method: reqwest::Method,
+        target: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        idempotency: Idempotency,
+    ) -> Result<Reply> {
+        let retry = &self.inner.opts.retry;
+        let mut attempt = 0u32;
+        let mut reauthed = false;
+        let mut waited = Duration::ZERO;
+        loop {
+            self.check_budget()?;
+            let session = self.session().await?;
+            let url = session
+                .instance_url
+                .join(target)
+                .map_err(|e| SfError::Malformed {
+                    context: target.into(),
+                    detail: format!("bad URL: {e}"),
+                })?;
+            let mut req = self
+                .inner
+                .http
+                .request(method.clone(), url)
+                .bearer_auth(session.token.expose())
+                .header(reqwest::header::ACCEPT, "application/json");
+            if !query.is_empty() {
+                req = req.query(query);
+            }
+            if let Some(n) = self.inner.opts.query_batch_size
+                && matches!(kind, CallKind::Query)
+            {
+                req = req.header("Sforce-Query-Options", format!("batchSize={n}"));
+            }
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            attempt += 1;
+            self.count(kind);
+            let failure: String = match req.send().await {
+                Err(e) => {
+                    // A request that never connected cannot have had an effect.
+                    if idempotency == Idempotency::Unsafe && !e.is_connect() {
+                        return Err(SfError::Ambiguous {
+                            message: describe_reqwest(&e),
+                        });
+                    }
+                    describe_reqwest(&e)
+                }
+                Ok(resp) => {
+                    self.record_usage(resp.headers());
+                    let status = resp.status().as_u16();
+                    let body = match self.read_body(resp).await {
+                        Ok(b) => Some(b),
+                        Err(BodyError::TooLarge) => {
+                            return Err(SfError::TooLarge {
+                                limit: self.inner.opts.max_response_bytes,
+                            });
+                        }
+                        Err(BodyError::Io(m)) => {
+                            if idempotency == Idempotency::Unsafe {
+                                return Err(SfError::Ambiguous { message: m });
+                            }
+                            None
+                        }
+                    };
+                    match body {
+                        None => "connection dropped while reading the response".into(),
+                        Some(body) => {
+                            if status == 401 {
+                                let errors = parse_errors(&body);
+                                if errors.iter().any(|e| e.error_code == "INVALID_SESSION_ID") {
+                                    if let Auth::AccessToken { .. } = self.inner.opts.auth {
+                                        return Err(SfError::Auth {
+                                            flow: "access_token",
+                                            error: "INVALID_SESSION_ID".into(),
+                                            description: "the access token expired or was revoked; a static token cannot be renewed, use another flow".into(),
+                                        });
+                                    }
+                                    if !reauthed {
+                                        reauthed = true;
+                                        self.drop_session(session.generation).await;
+                                        attempt -= 1;
+                                        continue;
+                                    }
+                                }
+                                return Err(SfError::Api { status, errors });
+                            }
+                            if status == 403 {
+                                let errors = parse_errors(&body);
+                                if let Some(e) = errors
+                                    .iter()
+                                    .find(|e| e.error_code == "REQUEST_LIMIT_EXCEEDED")
+                                {
+                                    return Err(SfError::LimitExceeded {
+                                        message: e.message.clone(),
+                                    });
+                                }
+                                return Err(SfError::Api { status, errors });
+                            }
+                            if status >= 500 {
+                                if idempotency == Idempotency::Unsafe {
+                                    return Err(SfError::Ambiguous {
+                                        message: format!("HTTP {status}"),
+                                    });
+                                }
+                                format!("HTTP {status}")
+                            } else if status >= 400 {
+                                return Err(SfError::Api {
+                                    status,
+                                    errors: parse_errors(&body),
+                                });
+                            } else {
+                                return Ok(Reply { body });
+                            }
+                        }
+                    }
+                }
+            };
+            let delay = self.backoff(attempt);
+            if attempt >= retry.max_attempts || waited + delay > retry.max_total_delay {
+                return Err(SfError::Transport {
+                    attempts: attempt,
+                    message: failure,
+                });
+            }
+            waited += delay;
+            self.inner.clock.sleep(delay).await;
+        }
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Io(String),
+}
+
+/// A reqwest error without the URL (which may carry a locator) or any header.
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "connection dropped while reading the response"
+    } else if e.is_request() {
+        "request failed"
+    } else {
+        "HTTP error"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {detail}")
+    }
+}
+
+fn parse_errors(body: &[u8]) -> Vec<ApiError> {
+    match serde_json::from_slice::<Vec<ApiError>>(body) {
+        Ok(v) => v,
+        Err(_) => vec![ApiError {
+            message: String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned(),
+            error_code: "UNPARSEABLE_ERROR".into(),
+            fields: vec![],
+        }],
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,1325 @@
+//! The EWS operations of the emulator, and Autodiscover.
+
+use super::state::{
+    Emu, EmuResult, Fault, Folder, StoredItem, err, occurrence, occurrence_id, parse_occurrence_id,
+};
+use super::{Shared, authenticate, unauthorized};
+use crate::exchange::model::{
+    self, ADDRESS_KEYS, CalendarEvent, Contact, EMAIL_KEYS, Item, ItemId, Mode, PHONE_KEYS,
+    parse_datetime,
+};
+use crate::exchange::soap::write_message_head;
+use crate::exchange::tz;
+use crate::exchange::xml::{self, Element, Limits, NS_AD_REQ, NS_M, NS_T, Writer};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use std::collections::BTreeSet;
+
+/// Times without an offset are local to the request's TimeZoneContext (UTC without one),
+/// as in Exchange 2010+; they are rewritten as UTC before the operation runs.
+fn normalize_times(el: &mut Element, zone: chrono_tz::Tz) {
+    fn fix(s: &str, zone: chrono_tz::Tz) -> Option<String> {
+        let t = s.trim();
+        let has_offset = t.ends_with('Z') || t.get(19..).is_some_and(|r| r.contains(['+', '-']));
+        if has_offset {
+            return None;
+        }
+        let naive = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+        let utc = zone
+            .from_local_datetime(&naive)
+            .earliest()?
+            .with_timezone(&Utc);
+        Some(model::fmt_datetime(&utc))
+    }
+    if el.ns == NS_T
+        && matches!(el.name.as_str(), "Start" | "End" | "OriginalStart")
+        && let Some(f) = fix(&el.text, zone)
+    {
+        el.text = f;
+    }
+    if el.ns == NS_M && el.name == "CalendarView" {
+        for (k, v) in el.attrs.iter_mut() {
+            if (k == "StartDate" || k == "EndDate")
+                && let Some(f) = fix(v, zone)
+            {
+                *v = f;
+            }
+        }
+    }
+    for c in &mut el.children {
+        normalize_times(c, zone);
+    }
+}
+
+pub(crate) fn dispatch(
+    shared: &Shared,
+    mailbox: &str,
+    tz: Option<&str>,
+    op: &Element,
+) -> EmuResult<String> {
+    if op.ns != NS_M {
+        return err(
+            "ErrorInvalidRequest",
+            "The request is not an EWS operation.",
+        );
+    }
+    let zone = match tz {
+        None => chrono_tz::UTC,
+        Some(id) => tz::windows_tz(id).ok_or((
+            "ErrorTimeZone".to_string(),
+            format!("The time zone {id} is not known to this server."),
+        ))?,
+    };
+    let mut op = op.clone();
+    normalize_times(&mut op, zone);
+    let op = &op;
+    let now = shared.clock.now();
+    let mut emu = shared.lock();
+    match op.name.as_str() {
+        "GetFolder" => get_folder(&mut emu, mailbox, op),
+        "FindFolder" => find_folder(&mut emu, mailbox, op),
+        "CreateFolder" => create_folder(&mut emu, mailbox, op),
+        "SyncFolderItems" => sync_folder_items(&mut emu, mailbox, op),
+        "FindItem" => find_item(&mut emu, mailbox, op),
+        "GetItem" => get_item(&mut emu, mailbox, op),
+        "CreateItem" => create_item(&mut emu, mailbox, op, now),
+        "UpdateItem" => update_item(&mut emu, mailbox, op, now),
+        "DeleteItem" => delete_item(&mut emu, mailbox, op),
+        other => err(
+            "ErrorInvalidRequest",
+            &format!("The operation {other} is not supported by this server."),
+        ),
+    }
+}
+
+fn mbx<'a>(emu: &'a Emu, smtp: &str) -> EmuResult<&'a super::state::Mailbox> {
+    emu.mailbox(smtp).ok_or((
+        "ErrorNonExistentMailbox".to_string(),
+        "The mailbox does not exist.".to_string(),
+    ))
+}
+
+fn folder_ref(mb: &super::state::Mailbox, el: &Element) -> Option<String> {
+    if let Some(d) = el.child(NS_T, "DistinguishedFolderId") {
+        return mb.distinguished(d.attr("Id")?).map(|f| f.id.clone());
+    }
+    let id = el.child(NS_T, "FolderId")?.attr("Id")?;
+    mb.folder(id).map(|f| f.id.clone())
+}
+
+fn folder_element(f: &Folder) -> &'static str {
+    match f.class.as_str() {
+        "IPF.Contact" => "t:ContactsFolder",
+        "IPF.Appointment" => "t:CalendarFolder",
+        _ => "t:Folder",
+    }
+}
+
+fn write_folder(w: &mut Writer, mb: &super::state::Mailbox, f: &Folder) {
+    w.open(folder_element(f), &[]);
+    w.empty("t:FolderId", &[("Id", &f.id), ("ChangeKey", &f.change_key)]);
+    if let Some(p) = &f.parent {
+        let pck = mb.folder(p).map(|p| p.change_key.as_str()).unwrap_or("");
+        w.empty("t:ParentFolderId", &[("Id", p), ("ChangeKey", pck)]);
+    }
+    w.leaf("t:FolderClass", &f.class);
+    w.leaf("t:DisplayName", &f.name);
+    let total = mb.items.values().filter(|i| i.folder == f.id).count();
+    w.leaf("t:TotalCount", &total.to_string());
+    let children = mb
+        .folders
+        .iter()
+        .filter(|c| c.parent.as_deref() == Some(&f.id))
+        .count();
+    w.leaf("t:ChildFolderCount", &children.to_string());
+    w.close();
+}
+
+fn error_message(w: &mut Writer, element: &str, code: &str, text: &str) {
+    write_message_head(w, element, code, text);
+    w.close();
+}
+
+/// Error messages of item operations still carry an empty `m:Items` (the schema requires it,
+/// and Exchange sends `<m:Items />`).
+fn item_error_message(w: &mut Writer, element: &str, code: &str, text: &str) {
+    write_message_head(w, element, code, text);
+    w.empty("m:Items", &[]);
+    w.close();
+}
+
+fn get_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
+    let mb = mbx(emu, mailbox)?;
+    let ids = op.child(NS_M, "FolderIds").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "FolderIds missing".to_string(),
+    ))?;
+    let mut w = Writer::new();
+    w.open("m:GetFolderResponse", &[])
+        .open("m:ResponseMessages", &[]);
+    for id in &ids.children {
+        let found = match id.name.as_str() {
+            "DistinguishedFolderId" => id.attr("Id").and_then(|d| mb.distinguished(d)),
+            _ => id.attr("Id").and_then(|i| mb.folder(i)),
+        };
+        match found {
+            Some(f) => {
+                write_message_head(&mut w, "m:GetFolderResponseMessage", "NoError", "");
+                w.open("m:Folders", &[]);
+                write_folder(&mut w, mb, f);
+                w.close().close();
+            }
+            None => error_message(
+                &mut w,
+                "m:GetFolderResponseMessage",
+                "ErrorFolderNotFound",
+                "The specified folder could not be found in the store.",
+            ),
+        }
+    }
+    Ok(w.finish())
+}
+
+fn find_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
+    let mb = mbx(emu, mailbox)?;
+    let deep = op.attr("Traversal") == Some("Deep");
+    // Supported restriction: IsEqualTo folder:DisplayName (what clients use to find a folder).
+    let name_eq = op
+        .path(&[(NS_M, "Restriction"), (NS_T, "IsEqualTo")])
+        .filter(|eq| {
+            eq.child(NS_T, "FieldURI").and_then(|f| f.attr("FieldURI"))
+                == Some("folder:DisplayName")
+        })
+        .and_then(|eq| eq.path(&[(NS_T, "FieldURIOrConstant"), (NS_T, "Constant")]))
+        .and_then(|c| c.attr("Value"))
+        .map(str::to_string);
+    let parents = op.child(NS_M, "ParentFolderIds").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "ParentFolderIds missing".to_string(),
+    ))?;
+    let mut w = Writer::new();
+    w.open("m:FindFolderResponse", &[])
+        .open("m:ResponseMessages", &[]);
+    for p in &parents.children {
+        let wrapper = Element {
+            children: vec![p.clone()],
+            ..Element::default()
+        };
+        let Some(pid) = folder_ref(mb, &wrapper) else {
+            error_message(
+                &mut w,
+                "m:FindFolderResponseMessage",
+                "ErrorFolderNotFound",
+                "The specified folder could not be found in the store.",
+            );
+            continue;
+        };
+        let mut matches: Vec<&Folder> = Vec::new();
+        let mut frontier = vec![pid];
+        while let Some(parent) = frontier.pop() {
+            for f in mb
+                .folders
+                .iter()
+                .filter(|f| f.parent.as_deref() == Some(&parent))
+            {
+                if name_eq
+                    .as_deref()
+                    .is_none_or(|n| f.name.eq_ignore_ascii_case(n))
+                {
+                    matches.push(f);
+                }
+                if deep {
+                    frontier.push(f.id.clone());
+                }
+            }
+        }
+        write_message_head(&mut w, "m:FindFolderResponseMessage", "NoError", "");
+        w.open(
+            "m:RootFolder",
+            &[
+                ("TotalItemsInView", &matches.len().to_string()),
+                ("IncludesLastItemInRange", "true"),
+            ],
+        );
+        w.open("t:Folders", &[]);
+        for f in matches {
+            write_folder(&mut w, mb, f);
+        }
+        w.close().close().close();
+    }
+    Ok(w.finish())
+}
+
+fn create_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
+    let parent = {
+        let mb = mbx(emu, mailbox)?;
+        op.child(NS_M, "ParentFolderId")
+            .and_then(|p| folder_ref(mb, p))
+    };
+    let folders = op.child(NS_M, "Folders").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "Folders missing".to_string(),
+    ))?;
+    let mut w = Writer::new();
+    w.open("m:CreateFolderResponse", &[])
+        .open("m:ResponseMessages", &[]);
+    for f in &folders.children {
+        let name = f.child_text(NS_T, "DisplayName").unwrap_or("").to_string();
+        let class = f
+            .child_text(NS_T, "FolderClass")
+            .map(str::to_string)
+            .unwrap_or_else(|| match f.name.as_str() {
+                "ContactsFolder" => "IPF.Contact".into(),
+                "CalendarFolder" => "IPF.Appointment".into(),
+                _ => "IPF.Note".into(),
+            });
+        let result = match &parent {
+            Some(p) => emu.create_folder(mailbox, p, &name, &class),
+            None => err(
+                "ErrorFolderNotFound",
+                "The specified folder could not be found in the store.",
+            ),
+        };
+        match result {
+            Ok(id) => {
+                let mb = emu.mailbox_mut(mailbox)?;
+                let ck = mb
+                    .folder(&id)
+                    .map(|f| f.change_key.clone())
+                    .unwrap_or_default();
+                let el = match class.as_str() {
+                    "IPF.Contact" => "t:ContactsFolder",
+                    "IPF.Appointment" => "t:CalendarFolder",
+                    _ => "t:Folder",
+                };
+                write_message_head(&mut w, "m:CreateFolderResponseMessage", "NoError", "");
+                w.open("m:Folders", &[]).open(el, &[]);
+                w.empty("t:FolderId", &[("Id", &id), ("ChangeKey", &ck)]);
+                w.close().close().close();
+            }
+            Err((code, text)) => {
+                error_message(&mut w, "m:CreateFolderResponseMessage", &code, &text);
+            }
+        }
+    }
+    Ok(w.finish())
+}
+
+fn encode_state(folder: &str, seq: u64) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("tether-emu|{folder}|{seq}"))
+}
+
+fn decode_state(s: &str, folder: &str) -> Option<u64> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .ok()?;
+    let raw = String::from_utf8(raw).ok()?;
+    let mut parts = raw.splitn(3, '|');
+    if parts.next()? != "tether-emu" || parts.next()? != folder {
+        return None;
+    }
+    parts.next()?.parse().ok()
+}
+
+fn item_element_name(item: &Item) -> &'static str {
+    match item {
+        Item::Contact(_) => "t:Contact",
+        Item::Event(_) => "t:CalendarItem",
+        Item::Other(_) => "t:Item",
+    }
+}
+
+/// Extended properties the request's shape asked for (EWS returns only those).
+fn requested_extended(op: &Element) -> BTreeSet<String> {
+    op.path(&[(NS_M, "ItemShape"), (NS_T, "AdditionalProperties")])
+        .map(|ap| {
+            ap.children_named(NS_T, "ExtendedFieldURI")
+                .filter_map(|u| u.attr("PropertyName").map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// True for IdOnly without AdditionalProperties: the answer carries ids only.
+fn ids_only(op: &Element) -> bool {
+    let shape = op.child(NS_M, "ItemShape");
+    let base = shape
+        .and_then(|s| s.child(NS_T, "BaseShape"))
+        .map(|b| b.text.trim().to_string());
+    let extra = shape
+        .and_then(|s| s.child(NS_T, "AdditionalProperties"))
+        .is_some_and(|a| !a.children.is_empty());
+    base.as_deref() == Some("IdOnly") && !extra
+}
+
+/// Writes an item as a response would, keeping only the requested extended properties and,
+/// for FindItem/SyncFolderItems, leaving out what those operations cannot return (Body,
+/// attendees, recurrence).
+fn write_item(w: &mut Writer, item: &Item, ext: &BTreeSet<String>, full: bool) {
+    match item {
+        Item::Contact(c) => {
+            let mut c = (**c).clone();
+            c.extended.retain(|k, _| ext.contains(k));
+            if !full {
+                c.notes = None;
+            }
+            model::write_contact(w, &c, Mode::Response);
+        }
+        Item::Event(e) => {
+            let mut e = (**e).clone();
+            e.extended.retain(|k, _| ext.contains(k));
+            if !full {
+                e.body = None;
+                e.required_attendees.clear();
+                e.optional_attendees.clear();
+                e.recurrence = None;
+                e.modified_occurrences.clear();
+                e.deleted_occurrences.clear();
+            }
+            model::write_event(w, &e, Mode::Response);
+        }
+        Item::Other(id) => {
+            w.open("t:Item", &[]);
+            if let Some(id) = id {
+                id.write(w, "t:ItemId");
+            }
+            w.close();
+        }
+    }
+}
+
+fn write_id_only(w: &mut Writer, item: &Item) {
+    w.open(item_element_name(item), &[]);
+    if let Some(id) = item.item_id() {
+        id.write(w, "t:ItemId");
+    }
+    w.close();
+}
+
+fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
+    let has_state = op
+        .child_text(NS_M, "SyncState")
+        .is_some_and(|s| !s.trim().is_empty());
+    let invalid_state_fault =
+        has_state && matches!(emu.faults.front(), Some(Fault::InvalidSyncState));
+    if invalid_state_fault {
+        emu.faults.pop_front();
+    }
+    let mb = mbx(emu, mailbox)?;
+    let folder = op
+        .child(NS_M, "SyncFolderId")
+        .and_then(|f| folder_ref(mb, f));
+    let max: usize = op
+        .child_text(NS_M, "MaxChangesReturned")
+        .and_then(|m| m.trim().parse().ok())
+        .filter(|m| (1..=512).contains(m))
+        .ok_or((
+            "ErrorSchemaValidation".to_string(),
+            "MaxChangesReturned must be between 1 and 512.".to_string(),
+        ))?;
+    let id_only = ids_only(op);
+    let ext = requested_extended(op);
+    let mut w = Writer::new();
+    w.open("m:SyncFolderItemsResponse", &[])
+        .open("m:ResponseMessages", &[]);
+    let Some(folder) = folder else {
+        error_message(
+            &mut w,
+            "m:SyncFolderItemsResponseMessage",
+            "ErrorFolderNotFound",
+            "The specified folder could not be found in the store.",
+        );
+        return Ok(w.finish());
+    };
+    let state = op
+        .child_text(NS_M, "SyncState")
+        .filter(|s| !s.trim().is_empty());
+    let since = match state {
+        None => 0,
+        Some(s) => {
+            let decoded = decode_state(s, &folder);
+            if invalid_state_fault || decoded.is_none() {
+                error_message(
+                    &mut w,
+                    "m:SyncFolderItemsResponseMessage",
+                    "ErrorInvalidSyncStateData",
+                    "Synchronization state data is corrupt or otherwise invalid.",
+                );
+                return Ok(w.finish());
+            }
+            decoded.unwrap_or(0)
+        }
+    };
+    enum Change<'a> {
+        Upsert(&'a StoredItem),
+        Delete(&'a str),
+    }
+    let mut changes: Vec<(u64, Change)> = mb
+        .items
+        .values()
+        .filter(|i| i.folder == folder && i.seq > since)
+        .map(|i| (i.seq, Change::Upsert(i)))
+        .collect();
+    if let Some(f) = mb.folder(&folder) {
+        changes.extend(
+            f.tombstones
+                .iter()
+                .filter(|(s, _)| *s > since)
+                .map(|(s, id)| (*s, Change::Delete(id.as_str()))),
+        );
+    }
+    changes.sort_by_key(|(s, _)| *s);
+    let last = changes.len() <= max;
+    changes.truncate(max);
+    let new_seq = if last {
+        emu.seq.max(since)
+    } else {
+        changes.last().map(|(s, _)| *s).unwrap_or(since)
+    };
+    write_message_head(&mut w, "m:SyncFolderItemsResponseMessage", "NoError", "");
+    w.leaf("m:SyncState", &encode_state(&folder, new_seq));
+    w.leaf(
+        "m:IncludesLastItemInRange",
+        if last { "true" } else { "false" },
+    );
+    w.open("m:Changes", &[]);
+    for (_, c) in &changes {
+        match c {
+            Change::Upsert(i) => {
+                let tag = if i.created_seq > since {
+                    "t:Create"
+                } else {
+                    "t:Update"
+                };
+                w.open(tag, &[]);
+                let item = i.current();
+                if id_only {
+                    write_id_only(&mut w, &item);
+                } else {
+                    write_item(&mut w, &item, &ext, false);
+                }
+                w.close();
+            }
+            Change::Delete(id) => {
+                w.open("t:Delete", &[]);
+                w.empty("t:ItemId", &[("Id", id)]);
+                w.close();
+            }
+        }
+    }
+    w.close().close();
+    Ok(w.finish())
+}
+
+/// Occurrences and singles of the calendar folder that overlap [start, end).
+fn calendar_view(
+    mb: &super::state::Mailbox,
+    folder: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Vec<CalendarEvent> {
+    let mut out = Vec::new();
+    for stored in mb.items.values().filter(|i| i.folder == folder) {
+        let Item::Event(e) = stored.current() else {
+            continue;
+        };
+        match &e.recurrence {
+            None => {
+                if e.start < end && e.end > start {
+                    out.push(*e);
+                }
+            }
+            Some(rec) => {
+                let zone = e
+                    .start_time_zone
+                    .as_deref()
+                    .and_then(tz::windows_tz)
+                    .unwrap_or(chrono_tz::UTC);
+                let local_start = e.start.with_timezone(&zone);
+                let time = local_start.time();
+                let local_end = end.with_timezone(&zone).date_naive();
+                let until = local_end.succ_opt().unwrap_or(local_end);
+                for date in model::occurrence_dates(rec, until, 20_000) {
+                    let Some(orig) = zone
+                        .from_local_datetime(&date.and_time(time))
+                        .earliest()
+                        .map(|t| t.with_timezone(&Utc))
+                    else {
+                        continue;
+                    };
+                    if let Some(o) = occurrence(stored, &e, orig)
+                        && o.start < end
+                        && o.end > start
+                    {
+                        out.push(o);
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by_key(|e| e.start);
+    out
+}
+
+fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
+    let mb = mbx(emu, mailbox)?;
+    let parent = op
+        .child(NS_M, "ParentFolderIds")
+        .and_then(|p| folder_ref(mb, p));
+    let ext = requested_extended(op);
+    let id_only = ids_only(op);
+    let mut w = Writer::new();
+    w.open("m:FindItemResponse", &[])
+        .open("m:ResponseMessages", &[]);
+    let Some(folder) = parent else {
+        error_message(
+            &mut w,
+            "m:FindItemResponseMessage",
+            "ErrorFolderNotFound",
+            "The specified folder could not be found in the store.",
+        );
+        return Ok(w.finish());
+    };
+    let items: Vec<Item> = if let Some(cv) = op.child(NS_M, "CalendarView") {
+        let (Some(start), Some(end)) = (
+            cv.attr("StartDate").and_then(parse_datetime),
+            cv.attr("EndDate").and_then(parse_datetime),
+        ) else {
+            return err(
+                "ErrorSchemaValidation",
+                "CalendarView needs StartDate and EndDate.",
+            );
+        };
+        let is_calendar = mb
+            .folder(&folder)
+            .is_some_and(|f| f.class.starts_with("IPF.Appointment"));
+        if !is_calendar {
+            error_message(
+                &mut w,
+                "m:FindItemResponseMessage",
+                "ErrorCalendarFolderIsInvalidForCalendarView",
+                "The folder is not a calendar folder.",
+            );
+            return Ok(w.finish());
+        }
+        if end < start {
+            error_message(
+                &mut w,
+                "m:FindItemResponseMessage",
+                "ErrorCalendarEndDateIsEarlierThanStartDate",
+                "EndDate is earlier than StartDate",
+            );
+            return Ok(w.finish());
+        }
+        // Exchange refuses CalendarView windows over two years (plus a day of slack).
+        if end - start > Duration::days(2 * 365 + 1) {
+            error_message(
+                &mut w,
+                "m:FindItemResponseMessage",
+                "ErrorCalendarViewRangeTooBig",
+                "The specified view range exceeds the maximum range of two years.",
+            );
+            return Ok(w.finish());
+        }
+        let mut v: Vec<Item> = calendar_view(mb, &folder, start, end)
+            .into_iter()
+            .map(|e| Item::Event(Box::new(e)))
+            .collect();
+        if let Some(max) = cv
+            .attr("MaxEntriesReturned")
+            .and_then(|m| m.parse::<usize>().ok())
+        {
+            v.truncate(max);
+        }
+        v
+    } else {
+        // EWSFindCountLimit: at most 1000 items per FindItem.
+        mb.items
+            .values()
+            .filter(|i| i.folder == folder)
+            .take(1000)
+            .map(|i| i.current())
+            .collect()
+    };
+    write_message_head(&mut w, "m:FindItemResponseMessage", "NoError", "");
+    w.open(
+        "m:RootFolder",
+        &[
+            ("TotalItemsInView", &items.len().to_string()),
+            ("IncludesLastItemInRange", "true"),
+        ],
+    );
+    w.open("t:Items", &[]);
+    for it in &items {
+        if id_only {
+            write_id_only(&mut w, it);
+        } else {
+            write_item(&mut w, it, &ext, false);
+        }
+    }
+    w.close().close().close();
+    Ok(w.finish())
+}
+
+/// Resolves an id: a stored item, or an occurrence of a stored master.
+fn lookup(mb: &super::state::Mailbox, el: &Element) -> Result<Item, (String, String)> {
+    let not_found = || {
+        (
+            "ErrorItemNotFound".to_string(),
+            "The specified object was not found in the store.".to_string(),
+        )
+    };
+    let malformed = || {
+        (
+            "ErrorInvalidIdMalformed".to_string(),
+            "Id is malformed.".to_string(),
+        )
+    };
+    let id = match el.name.as_str() {
+        "RecurringMasterItemId" => el.attr("OccurrenceId"),
+        _ => el.attr("Id"),
+    }
+    .ok_or_else(malformed)?;
+    if base64::engine::general_purpose::STANDARD
+        .decode(id)
+        .is_err()
+    {
+        return Err(malformed());
+    }
+    if let Some((master, orig)) = parse_occurrence_id(id) {
+        let stored = mb.items.get(&master).ok_or_else(not_found)?;
+        if el.name == "RecurringMasterItemId" {
+            return Ok(stored.current());
+        }
+        let Item::Event(e) = stored.current() else {
+            return Err(not_found());
+        };
+        return occurrence(stored, &e, orig)
+            .map(|o| Item::Event(Box::new(o)))
+            .ok_or_else(not_found);
+    }
+    let stored = mb.items.get(id).ok_or_else(not_found)?;
+    Ok(stored.current())
+}
+
+fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
+    let mb = mbx(emu, mailbox)?;
+    let ext = requested_extended(op);
+    let ids = op.child(NS_M, "ItemIds").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "ItemIds missing".to_string(),
+    ))?;
+    let mut w = Writer::new();
+    w.open("m:GetItemResponse", &[])
+        .open("m:ResponseMessages", &[]);
+    for id in &ids.children {
+        match lookup(mb, id) {
+            Ok(item) => {
+                write_message_head(&mut w, "m:GetItemResponseMessage", "NoError", "");
+                w.open("m:Items", &[]);
+                write_item(&mut w, &item, &ext, true);
+                w.close().close();
+            }
+            Err((code, text)) => {
+                item_error_message(&mut w, "m:GetItemResponseMessage", &code, &text)
+            }
+        }
+    }
+    Ok(w.finish())
+}
+
+fn create_item(
+    emu: &mut Emu,
+    mailbox: &str,
+    op: &Element,
+    now: DateTime<Utc>,
+) -> EmuResult<String> {
+    let (saved, defaults) = {
+        let mb = mbx(emu, mailbox)?;
+        let saved = op
+            .child(NS_M, "SavedItemFolderId")
+            .and_then(|f| folder_ref(mb, f));
+        let d = |n: &str| mb.distinguished(n).map(|f| f.id.clone());
+        (saved, [d("contacts"), d("calendar"), d("inbox")])
+    };
+    let items = op.child(NS_M, "Items").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "Items missing".to_string(),
+    ))?;
+    let mut w = Writer::new();
+    w.open("m:CreateItemResponse", &[])
+        .open("m:ResponseMessages", &[]);
+    for el in &items.children {
+        let item = model::parse_item(el);
+        let folder = saved.clone().or_else(|| match item {
+            Item::Contact(_) => defaults[0].clone(),
+            Item::Event(_) => defaults[1].clone(),
+            Item::Other(_) => defaults[2].clone(),
+        });
+        let result = match (&item, folder) {
+            // Calendar items need an explicit choice about invitations.
+            (Item::Event(_), _) if op.attr("SendMeetingInvitations").is_none() => err(
+                "ErrorSendMeetingInvitationsRequired",
+                "SendMeetingInvitations attribute is required for calendar items.",
+            ),
+            (Item::Other(_), _) if el.name == "CalendarItem" => err(
+                "ErrorCalendarInvalidPropertyState",
+                "A calendar item needs Start and End.",
+            ),
+            (_, None) => err(
+                "ErrorFolderNotFound",
+                "The specified folder could not be found in the store.",
+            ),
+            (_, Some(f)) => emu.create_item(mailbox, &f, item.clone(), now),
+        };
+        match result {
+            Ok(id) => {
+                write_message_head(&mut w, "m:CreateItemResponseMessage", "NoError", "");
+                w.open("m:Items", &[]).open(item_element_name(&item), &[]);
+                id.write(&mut w, "t:ItemId");
+                w.close().close().close();
+            }
+            Err((code, text)) => {
+                item_error_message(&mut w, "m:CreateItemResponseMessage", &code, &text)
+            }
+        }
+    }
+    Ok(w.finish())
+}
+
+/// The key of an updated field: FieldURI, `FieldURI/FieldIndex`, or `ext:PropertyName`.
+fn field_key(update: &Element) -> Option<String> {
+    if let Some(f) = update.child(NS_T, "FieldURI") {
+        return f.attr("FieldURI").map(str::to_string);
+    }
+    if let Some(f) = update.child(NS_T, "IndexedFieldURI") {
+        return Some(format!("{}/{}", f.attr("FieldURI")?, f.attr("FieldIndex")?));
+    }
+    if let Some(f) = update.child(NS_T, "ExtendedFieldURI") {
+        return Some(format!("ext:{}", f.attr("PropertyName")?));
+    }
+    None
+}
+
+fn apply_contact(dst: &mut Contact, src: Option<&Contact>, key: &str) -> Result<(), ()> {
+    macro_rules! simple {
+        ($f:ident) => {{
+            dst.$f = src.and_then(|s| s.$f.clone());
+            Ok(())
+        }};
+    }
+    match key {
+        "item:Body" => simple!(notes),
+        "contacts:FileAs" => simple!(file_as),
+        "contacts:DisplayName" => simple!(display_name),
+        "contacts:GivenName" => simple!(given_name),
+        "contacts:MiddleName" => simple!(middle_name),
+        "contacts:Nickname" => simple!(nickname),
+        "contacts:CompanyName" => simple!(company_name),
+        "contacts:AssistantName" => simple!(assistant_name),
+        "contacts:Department" => simple!(department),
+        "contacts:JobTitle" => simple!(job_title),
+        "contacts:Surname" => simple!(surname),
+        "contacts:Birthday" => {
+            dst.birthday = src.and_then(|s| s.birthday);
+            Ok(())
+        }
+        "item:Categories" => {
+            dst.categories = src.map(|s| s.categories.clone()).unwrap_or_default();
+            Ok(())
+        }
+        _ => {
+            if let Some(name) = key.strip_prefix("ext:") {
+                match src.and_then(|s| s.extended.get(name)) {
+                    Some(v) => dst.extended.insert(name.to_string(), v.clone()),
+                    None => dst.extended.remove(name),
+                };
+                return Ok(());
+            }
+            let (uri, index) = key.split_once('/').ok_or(())?;
+            match uri {
+                "contacts:EmailAddress" => {
+                    let i = EMAIL_KEYS.iter().position(|k| *k == index).ok_or(())?;
+                    dst.emails[i] = src.and_then(|s| s.emails[i].clone());
+                }
+                "contacts:PhoneNumber" => {
+                    if !PHONE_KEYS.contains(&index) {
+                        return Err(());
+                    }
+                    match src.and_then(|s| s.phones.get(index)) {
+                        Some(v) => dst.phones.insert(index.to_string(), v.clone()),
+                        None => dst.phones.remove(index),
+                    };
+                }
+                _ => {
+                    let part = uri.strip_prefix("contacts:PhysicalAddress:").ok_or(())?;
+                    if !ADDRESS_KEYS.contains(&index) || !model::ADDRESS_PARTS.contains(&part) {
+                        return Err(());
+                    }
+                    let value = src
+                        .and_then(|s| s.addresses.get(index))
+                        .and_then(|a| a.part(part))
+                        .map(str::to_string);
+                    let a = dst.addresses.entry(index.to_string()).or_default();
+                    a.set_part(part, value);
+                    if a.is_empty() {
+                        dst.addresses.remove(index);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn apply_event(dst: &mut CalendarEvent, src: Option<&CalendarEvent>, key: &str) -> Result<(), ()> {
+    macro_rules! simple {
+        ($f:ident) => {{
+            dst.$f = src.and_then(|s| s.$f.clone());
+            Ok(())
+        }};
+    }
+    match key {
+        "item:Subject" => simple!(subject),
+        "item:Body" => simple!(body),
+        "item:Sensitivity" => simple!(sensitivity),
+        "calendar:LegacyFreeBusyStatus" => simple!(free_busy),
+        "calendar:Location" => simple!(location),
+        "calendar:Recurrence" => simple!(recurrence),
+        "calendar:StartTimeZone" => simple!(start_time_zone),
+        "calendar:EndTimeZone" => simple!(end_time_zone),
+        "item:Categories" => {
+            dst.categories = src.map(|s| s.categories.clone()).unwrap_or_default();
+            Ok(())
+        }
+        "calendar:Start" => {
+            dst.start = src.ok_or(())?.start;
+            Ok(())
+        }
+        "calendar:End" => {
+            dst.end = src.ok_or(())?.end;
+            Ok(())
+        }
+        "calendar:IsAllDayEvent" => {
+            dst.is_all_day = src.is_some_and(|s| s.is_all_day);
+            Ok(())
+        }
+        "calendar:RequiredAttendees" => {
+            dst.required_attendees = src
+                .map(|s| s.required_attendees.clone())
+                .unwrap_or_default();
+            Ok(())
+        }
+        "calendar:OptionalAttendees" => {
+            dst.optional_attendees = src
+                .map(|s| s.optional_attendees.clone())
+                .unwrap_or_default();
+            Ok(())
+        }
+        _ => {
+            let name = key.strip_prefix("ext:").ok_or(())?;
+            match src.and_then(|s| s.extended.get(name)) {
+                Some(v) => dst.extended.insert(name.to_string(), v.clone()),
+                None => dst.extended.remove(name),
+            };
+            Ok(())
+        }
+    }
+}
+
+/// Applies the Updates of one ItemChange to a copy of the item.
+fn apply_updates(item: &Item, updates: &Element) -> Result<Item, (String, String)> {
+    let mut item = item.clone();
+    let bad = |k: &str| {
+        (
+            "ErrorInvalidPropertySet".to_string(),
+            format!("The property {k} cannot be used with this type of item."),
+        )
+    };
+    for u in &updates.children {
+        let key = field_key(u).ok_or_else(|| bad("(none)"))?;
+        let set = match u.name.as_str() {
+            "SetItemField" | "AppendToItemField" => true,
+            "DeleteItemField" => false,
+            _ => return Err(bad(&u.name)),
+        };
+        match &mut item {
+            Item::Contact(c) => {
+                let src = if set {
+                    let el = u.child(NS_T, "Contact").ok_or_else(|| bad(&key))?;
+                    Some(model::parse_contact(el))
+                } else {
+                    None
+                };
+                apply_contact(c, src.as_ref(), &key).map_err(|_| bad(&key))?;
+            }
+            Item::Event(e) => {
+                let src = if set {
+                    let el = u.child(NS_T, "CalendarItem").ok_or_else(|| bad(&key))?;
+                    Some(model::parse_event_patch(el))
+                } else {
+                    None
+                };
+                if !set && matches!(key.as_str(), "calendar:Start" | "calendar:End") {
+                    return Err(bad(&key));
+                }
+                apply_event(e, src.as_ref(), &key).map_err(|_| bad(&key))?;
+            }
+            Item::Other(_) => return Err(bad(&key)),
+        }
+    }
+    if let Item::Event(e) = &item
+        && e.end < e.start
+    {
+        return Err((
+            "ErrorCalendarEndDateIsEarlierThanStartDate".into(),
+            "EndDate is earlier than StartDate".into(),
+        ));
+    }
+    Ok(item)
+}
+
+fn update_item(
+    emu: &mut Emu,
+    mailbox: &str,
+    op: &Element,
+    now: DateTime<Utc>,
+) -> EmuResult<String> {
+    let resolution = op.attr("ConflictResolution").unwrap_or("").to_string();
+    if !matches!(
+        resolution.as_str(),
+        "NeverOverwrite" | "AutoResolve" | "AlwaysOverwrite"
+    ) {
+        return err(
+            "ErrorSchemaValidation",
+            "The ConflictResolution attribute is required.",
+        );
+    }
+    let changes = op
+        .child(NS_M, "ItemChanges")
+        .ok_or((
+            "ErrorSchemaValidation".to_string(),
+            "ItemChanges missing".to_string(),
+        ))?
+        .clone();
+    let mut w = Writer::new();
+    w.open("m:UpdateItemResponse", &[])
+        .open("m:ResponseMessages", &[]);
+    for change in changes.children_named(NS_T, "ItemChange") {
+        let send_choice = op.attr("SendMeetingInvitationsOrCancellations").is_some();
+        let outcome = update_one(emu, mailbox, change, &resolution, send_choice, now);
+        match outcome {
+            Ok((tag, id)) => {
+                write_message_head(&mut w, "m:UpdateItemResponseMessage", "NoError", "");
+                w.open("m:Items", &[]).open(tag, &[]);
+                id.write(&mut w, "t:ItemId");
+                w.close().close();
+                w.open("m:ConflictResults", &[])
+                    .leaf("t:Count", "0")
+                    .close();
+                w.close();
+            }
+            Err((code, text)) => {
+                item_error_message(&mut w, "m:UpdateItemResponseMessage", &code, &text)
+            }
+        }
+    }
+    Ok(w.finish())
+}
+
+fn update_one(
+    emu: &mut Emu,
+    mailbox: &str,
+    change: &Element,
+    resolution: &str,
+    send_choice: bool,
+    now: DateTime<Utc>,
+) -> Result<(&'static str, ItemId), (String, String)> {
+    let id_el = change.child(NS_T, "ItemId").ok_or((
+        "ErrorInvalidIdEmpty".to_string(),
+        "Id is empty.".to_string(),
+    ))?;
+    let id = id_el.attr("Id").unwrap_or("").to_string();
+    let ck = id_el.attr("ChangeKey").map(str::to_string);
+    let is_calendar = parse_occurrence_id(&id).is_some()
+        || emu
+            .mailbox(mailbox)
+            .and_then(|m| m.items.get(&id))
+            .is_some_and(|s| matches!(s.item, Item::Event(_)));
+    if is_calendar && !send_choice {
+        return err(
+            "ErrorSendMeetingInvitationsOrCancellationsRequired",
+            "SendMeetingInvitationsOrCancellations attribute is required for calendar items.",
+        );
+    }
+    let updates = change.child(NS_T, "Updates").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "Updates missing".to_string(),
+    ))?;
+    // An injected stale ChangeKey: a user saved the item just before this request.
+    if matches!(emu.faults.front(), Some(Fault::StaleChangeKey)) {
+        emu.faults.pop_front();
+        emu.edit_item(mailbox, &id, |_| {}, now)?;
+    }
+    let mb = emu.mailbox_mut(mailbox)?;
+    if let Some((master, orig)) = parse_occurrence_id(&id) {
+        // Moving one occurrence creates an exception.
+        let stored = mb.items.get(&master).ok_or((
+            "ErrorItemNotFound".to_string(),
+            "The specified object was not found in the store.".to_string(),
+        ))?;
+        let Item::Event(e) = stored.current() else {
+            return err("ErrorItemNotFound", "Not a calendar item.");
+        };
+        let occ = occurrence(stored, &e, orig).ok_or((
+            "ErrorItemNotFound".to_string(),
+            "The occurrence was deleted.".to_string(),
+        ))?;
+        let Item::Event(updated) = apply_updates(&Item::Event(Box::new(occ)), updates)? else {
+            return err("ErrorItemNotFound", "Not a calendar item.");
+        };
+        emu.modify_occurrence(
+            mailbox,
+            &master,
+            orig,
+            Some((updated.start, updated.end)),
+            now,
+        )?;
+        let mb = emu.mailbox_mut(mailbox)?;
+        let ck = mb
+            .items
+            .get(&master)
+            .and_then(|s| s.exceptions.get(&orig))
+            .map(|(_, ck)| ck.clone());
+        return Ok((
+            "t:CalendarItem",
+            ItemId::new(occurrence_id(&master, &orig), ck),
+        ));
+    }
+    let stored = mb.items.get(&id).ok_or((
+        "ErrorItemNotFound".to_string(),
+        "The specified object was not found in the store.".to_string(),
+    ))?;
+    if resolution != "AlwaysOverwrite" {
+        match &ck {
+            None => {
+                return err(
+                    "ErrorChangeKeyRequiredForWriteOperations",
+                    "When making a request that requires a change key, you must specify the ChangeKey.",
+                );
+            }
+            // AutoResolve merges a stale write into the newer version; the emulator does not
+            // track which properties the other writer changed, so it never finds the
+            // merge irresolvable. NeverOverwrite refuses any stale write.
+            Some(ck) if *ck != stored.change_key && resolution == "NeverOverwrite" => {
+                return err(
+                    "ErrorIrresolvableConflict",
+                    "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.",
+                );
+            }
+            _ => {}
+        }
+    }
+    let updated = apply_updates(&stored.item, updates)?;
+    let tag = item_element_name(&updated);
+    let new_id = emu.edit_item(mailbox, &id, |i| *i = updated, now)?;
+    Ok((tag, new_id))
+}
+
+fn delete_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
+    if op.attr("DeleteType").is_none() {
+        return err(
+            "ErrorSchemaValidation",
+            "The DeleteType attribute is required.",
+        );
+    }
+    let ids = op
+        .child(NS_M, "ItemIds")
+        .ok_or((
+            "ErrorSchemaValidation".to_string(),
+            "ItemIds missing".to_string(),
+        ))?
+        .clone();
+    let now = DateTime::<Utc>::UNIX_EPOCH;
+    let mut w = Writer::new();
+    w.open("m:DeleteItemResponse", &[])
+        .open("m:ResponseMessages", &[]);
+    for id in &ids.children {
+        let raw = id.attr("Id").unwrap_or("");
+        let is_calendar = parse_occurrence_id(raw).is_some()
+            || emu
+                .mailbox(mailbox)
+                .and_then(|m| m.items.get(raw))
+                .is_some_and(|s| matches!(s.item, Item::Event(_)));
+        let result = if is_calendar && op.attr("SendMeetingCancellations").is_none() {
+            err(
+                "ErrorSendMeetingCancellationsRequired",
+                "SendMeetingCancellations attribute is required for calendar items.",
+            )
+        } else if let Some((master, orig)) = parse_occurrence_id(raw) {
+            let last_modified = emu
+                .mailbox(mailbox)
+                .and_then(|m| m.items.get(&master))
+                .and_then(|s| match &s.item {
+                    Item::Event(e) => e.last_modified,
+                    _ => None,
+                })
+                .unwrap_or(now);
+            emu.modify_occurrence(mailbox, &master, orig, None, last_modified)
+        } else {
+            emu.delete_item(mailbox, raw)
+        };
+        match result {
+            Ok(()) => {
+                write_message_head(&mut w, "m:DeleteItemResponseMessage", "NoError", "");
+                w.close();
+            }
+            Err((code, text)) => error_message(&mut w, "m:DeleteItemResponseMessage", &code, &text),
+        }
+    }
+    Ok(w.finish())
+}
+
+// ---------------------------------------------------------------------------------------
+// Autodiscover
+
+fn xml_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// POX Autodiscover: settings, a redirectAddr, or error 500 for unknown addresses.
+pub(crate) async fn autodiscover_pox(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    pox(shared, headers, body, false)
+}
+
+/// The target of a POX redirectUrl: a server that knows the user (no further redirects).
+pub(crate) async fn autodiscover_pox_redirected(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    pox(shared, headers, body, true)
+}
+
+fn pox(shared: Shared, headers: HeaderMap, body: Bytes, redirected: bool) -> Response {
+    if !shared.options.autodiscover_pox {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if authenticate(&shared, &headers).is_none() {
+        return unauthorized();
+    }
+    let email = xml::parse(&body, Limits::default()).ok().and_then(|r| {
+        r.path(&[(NS_AD_REQ, "Request"), (NS_AD_REQ, "EMailAddress")])
+            .map(|e| e.text.trim().to_string())
+    });
+    let Some(email) = email else {
+        return xml_response(StatusCode::OK, pox_error("600", "Invalid Request"));
+    };
+    let domain = email
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default();
+    let emu = shared.lock();
+    let account = if let (false, Some(target)) = (redirected, emu.ad_redirects.get(&domain)) {
+        format!(
+            "<Account><AccountType>email</AccountType><Action>redirectAddr</Action><RedirectAddr>{}</RedirectAddr></Account>",
+            xml::escape(target)
+        )
+    } else if !redirected && emu.ad_redirect_urls.contains(&domain) {
+        format!(
+            "<Account><AccountType>email</AccountType><Action>redirectUrl</Action><RedirectUrl>{}</RedirectUrl></Account>",
+            xml::escape(&format!(
+                "{}/autodiscover/redirected/autodiscover.xml",
+                shared.base
+            ))
+        )
+    } else if emu.mailbox(&email).is_some() {
+        let url = xml::escape(&format!("{}/EWS/Exchange.asmx", shared.base));
+        format!(
+            "<Account><AccountType>email</AccountType><Action>settings</Action>\
+             <Protocol><Type>EXCH</Type><Server>emulator</Server><EwsUrl>{url}</EwsUrl></Protocol>\
+             <Protocol><Type>EXPR</Type><Server>127.0.0.1</Server><EwsUrl>{url}</EwsUrl></Protocol></Account>"
+        )
+    } else {
+        return xml_response(
+            StatusCode::OK,
+            pox_error("500", "The e-mail address cannot be found."),
+        );
+    };
+    xml_response(
+        StatusCode::OK,
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"><User><EMailAddress>{}</EMailAddress></User>{account}</Response></Autodiscover>"#,
+            xml::escape(&email)
+        ),
+    )
+}
+
+fn pox_error(code: &str, message: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response><Error Time="09:00:00.0000000" Id="2657365762"><ErrorCode>{code}</ErrorCode><Message>{message}</Message><DebugData /></Error></Response></Autodiscover>"#
+    )
+}
+
+/// SOAP Autodiscover GetUserSettings (ExternalEwsUrl), with RedirectAddress for redirected
+/// domains and InvalidUser for unknown addresses.
+pub(crate) async fn autodiscover_soap(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use crate::exchange::xml::NS_AD_SOAP;
+    if authenticate(&shared, &headers).is_none() {
+        return unauthorized();
+    }
+    let email = xml::parse(&body, Limits::default()).ok().and_then(|r| {
+        let body = r.children.iter().find(|c| c.name == "Body")?;
+        let req = body
+            .first_child()?
+            .child(NS_AD_SOAP, "Request")?
+            .child(NS_AD_SOAP, "Users")?
+            .child(NS_AD_SOAP, "User")?;
+        req.child_text(NS_AD_SOAP, "Mailbox")
+            .map(|s| s.trim().to_string())
+    });
+    let Some(email) = email else {
+        return xml_response(StatusCode::BAD_REQUEST, String::new());
+    };
+    let domain = email
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default();
+    let emu = shared.lock();
+    let user = if let Some(target) = emu.ad_redirects.get(&domain) {
+        format!(
+            "<UserResponse><ErrorCode>RedirectAddress</ErrorCode><ErrorMessage>Redirection address.</ErrorMessage><RedirectTarget>{}</RedirectTarget><UserSettingErrors/><UserSettings/></UserResponse>",
+            xml::escape(target)
+        )
+    } else if emu.mailbox(&email).is_some() {
+        format!(
+            "<UserResponse><ErrorCode>NoError</ErrorCode><ErrorMessage>No error.</ErrorMessage><RedirectTarget i:nil=\"true\"/><UserSettingErrors/><UserSettings><UserSetting i:type=\"StringSetting\"><Name>ExternalEwsUrl</Name><Value>{}</Value></UserSetting></UserSettings></UserResponse>",
+            xml::escape(&format!("{}/EWS/Exchange.asmx", shared.base))
+        )
+    } else {
+        "<UserResponse><ErrorCode>InvalidUser</ErrorCode><ErrorMessage>Invalid user.</ErrorMessage><UserSettingErrors/><UserSettings/></UserResponse>".to_string()
+    };
+    xml_response(
+        StatusCode::OK,
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:a="http://www.w3.org/2005/08/addressing"><s:Header><a:Action s:mustUnderstand="1">http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettingsResponse</a:Action></s:Header><s:Body><GetUserSettingsResponseMessage xmlns="http://schemas.microsoft.com/exchange/2010/Autodiscover"><Response xmlns:i="http://www.w3.org/2001/XMLSchema-instance"><ErrorCode>NoError</ErrorCode><ErrorMessage/><UserResponses>{user}</UserResponses></Response></GetUserSettingsResponseMessage></s:Body></s:Envelope>"#
+        ),
+    )
+}

@@ -1,0 +1,542 @@
+//! The emulator's store: mailboxes, folders, items, change tracking, credentials.
+
+use crate::exchange::model::{CalendarEvent, CalendarItemType, Item, ItemId, OccurrenceInfo};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// What a service account (or app) may impersonate, like an ApplicationImpersonation role
+/// assignment with an optional management scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImpersonationScope {
+    /// Every mailbox in the organisation.
+    All,
+    /// Only these addresses.
+    List(Vec<String>),
+    /// A recipient filter; supported: `Department -eq 'Sales'` (and `-ne`).
+    Filter(String),
+    /// No impersonation rights at all.
+    None,
+}
+
+impl ImpersonationScope {
+    pub fn allows(&self, smtp: &str, department: Option<&str>) -> bool {
+        match self {
+            ImpersonationScope::All => true,
+            ImpersonationScope::None => false,
+            ImpersonationScope::List(l) => l.iter().any(|a| a.eq_ignore_ascii_case(smtp)),
+            ImpersonationScope::Filter(f) => {
+                let mut parts = f.splitn(3, ' ');
+                let (Some(attr), Some(op), Some(value)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return false;
+                };
+                if !attr.eq_ignore_ascii_case("Department") {
+                    return false;
+                }
+                let value = value.trim().trim_matches(|c| c == '\'' || c == '"');
+                let eq = department.is_some_and(|d| d.eq_ignore_ascii_case(value));
+                match op.to_ascii_lowercase().as_str() {
+                    "-eq" => eq,
+                    "-ne" => !eq,
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
+/// Faults a test can queue. The first five replace the answer to the next EWS request;
+/// `StaleChangeKey` makes the next UpdateItem see a newer ChangeKey than the caller's (as if
+/// a user had just edited the item); `InvalidSyncState` makes the next SyncFolderItems that
+/// carries a state answer ErrorInvalidSyncStateData.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    ServerBusy {
+        back_off_ms: u64,
+    },
+    Soap {
+        code: String,
+    },
+    Http(u16),
+    Unauthorized,
+    /// The connection breaks in the middle of the answer.
+    DropConnection,
+    StaleChangeKey,
+    InvalidSyncState,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Account {
+    pub username: String,
+    pub password: String,
+    pub scope: ImpersonationScope,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Principal {
+    pub name: String,
+    pub scope: ImpersonationScope,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Folder {
+    pub id: String,
+    pub change_key: String,
+    pub parent: Option<String>,
+    pub class: String,
+    pub name: String,
+    pub distinguished: Option<String>,
+    /// (sequence, item id) of deletions, for SyncFolderItems.
+    pub tombstones: Vec<(u64, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct StoredItem {
+    pub id: String,
+    pub change_key: String,
+    pub folder: String,
+    pub item: Item,
+    pub created_seq: u64,
+    pub seq: u64,
+    /// Exceptions of a recurring master: original start → Some(new start, end) or None
+    /// (deleted), with the exception's own ChangeKey.
+    pub exceptions: BTreeMap<DateTime<Utc>, Exception>,
+}
+
+/// A moved occurrence (new start and end) or a deleted one (`None`), and its ChangeKey.
+pub(crate) type Exception = (Option<(DateTime<Utc>, DateTime<Utc>)>, String);
+
+impl StoredItem {
+    /// The item as the server returns it: with its id and ChangeKey, and for a recurring
+    /// master its modified and deleted occurrences.
+    pub fn current(&self) -> Item {
+        let id = ItemId::new(self.id.clone(), Some(self.change_key.clone()));
+        match &self.item {
+            Item::Contact(c) => {
+                let mut c = c.clone();
+                c.item_id = Some(id);
+                Item::Contact(c)
+            }
+            Item::Event(e) => {
+                let mut e = e.clone();
+                e.item_id = Some(id);
+                if e.recurrence.is_some() {
+                    e.item_type = Some(CalendarItemType::RecurringMaster);
+                    e.modified_occurrences = self
+                        .exceptions
+                        .iter()
+                        .filter_map(|(orig, (moved, ck))| {
+                            let (start, end) = (*moved)?;
+                            Some(OccurrenceInfo {
+                                item_id: ItemId::new(
+                                    occurrence_id(&self.id, orig),
+                                    Some(ck.clone()),
+                                ),
+                                start,
+                                end,
+                                original_start: *orig,
+                            })
+                        })
+                        .collect();
+                    e.deleted_occurrences = self
+                        .exceptions
+                        .iter()
+                        .filter(|(_, (moved, _))| moved.is_none())
+                        .map(|(orig, _)| *orig)
+                        .collect();
+                } else if e.item_type.is_none() {
+                    e.item_type = Some(CalendarItemType::Single);
+                }
+                Item::Event(e)
+            }
+            Item::Other(_) => Item::Other(Some(id)),
+        }
+    }
+}
+
+/// Occurrence ids encode the master and the original start, like Exchange's occurrence ids
+/// (which also embed the master's id); they are opaque to clients.
+pub(crate) fn occurrence_id(master: &str, original_start: &DateTime<Utc>) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(format!("occ|{master}|{}", original_start.timestamp()))
+}
+
+pub(crate) fn parse_occurrence_id(id: &str) -> Option<(String, DateTime<Utc>)> {
+    let raw = base64::engine::general_purpose::STANDARD.decode(id).ok()?;
+    let raw = String::from_utf8(raw).ok()?;
+    let mut parts = raw.splitn(3, '|');
+    if parts.next()? != "occ" {
+        return None;
+    }
+    let master = parts.next()?.to_string();
+    let ts: i64 = parts.next()?.parse().ok()?;
+    Some((master, DateTime::from_timestamp(ts, 0)?))
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Mailbox {
+    pub smtp: String,
+    pub department: Option<String>,
+    pub folders: Vec<Folder>,
+    pub items: BTreeMap<String, StoredItem>,
+}
+
+impl Mailbox {
+    pub fn folder(&self, id: &str) -> Option<&Folder> {
+        self.folders.iter().find(|f| f.id == id)
+    }
+    pub fn distinguished(&self, name: &str) -> Option<&Folder> {
+        self.folders
+            .iter()
+            .find(|f| f.distinguished.as_deref() == Some(name))
+    }
+}
+
+pub(crate) type EmuResult<T> = Result<T, (String, String)>;
+
+pub(crate) fn err<T>(code: &str, msg: &str) -> EmuResult<T> {
+    Err((code.to_string(), msg.to_string()))
+}
+
+#[derive(Debug)]
+pub(crate) struct Emu {
+    seed: u64,
+    counter: u64,
+    pub seq: u64,
+    pub accounts: Vec<Account>,
+    pub apps: Vec<Account>,
+    pub tokens: HashMap<String, (String, DateTime<Utc>)>,
+    pub tokens_issued: u64,
+    pub mailboxes: Vec<Mailbox>,
+    pub faults: VecDeque<Fault>,
+    pub ad_redirects: HashMap<String, String>,
+    pub ad_redirect_urls: std::collections::HashSet<String>,
+    pub calls: HashMap<String, u64>,
+    pub bodies: Vec<String>,
+    pub anchor_mismatches: u64,
+}
+
+impl Emu {
+    pub fn new(seed: u64) -> Self {
+        Emu {
+            seed,
+            counter: 0,
+            seq: 0,
+            accounts: Vec::new(),
+            apps: Vec::new(),
+            tokens: HashMap::new(),
+            tokens_issued: 0,
+            mailboxes: Vec::new(),
+            faults: VecDeque::new(),
+            ad_redirects: HashMap::new(),
+            ad_redirect_urls: Default::default(),
+            calls: HashMap::new(),
+            bodies: Vec::new(),
+            anchor_mismatches: 0,
+        }
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    /// Opaque ids in the style of EWS (base64 of a store key).
+    pub fn new_id(&mut self, kind: &str) -> String {
+        let n = self.next();
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("AAMk{kind}{:x}-{n:08}", self.seed))
+    }
+
+    pub fn new_change_key(&mut self) -> String {
+        let n = self.next();
+        base64::engine::general_purpose::STANDARD.encode(format!("CQAAABYAAA{n:010}"))
+    }
+
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    pub fn mailbox(&self, smtp: &str) -> Option<&Mailbox> {
+        self.mailboxes
+            .iter()
+            .find(|m| m.smtp.eq_ignore_ascii_case(smtp))
+    }
+
+    pub fn mailbox_mut(&mut self, smtp: &str) -> EmuResult<&mut Mailbox> {
+        match self
+            .mailboxes
+            .iter_mut()
+            .find(|m| m.smtp.eq_ignore_ascii_case(smtp))
+        {
+            Some(m) => Ok(m),
+            None => err("ErrorNonExistentMailbox", "The mailbox does not exist."),
+        }
+    }
+
+    pub fn add_mailbox(&mut self, smtp: &str, department: Option<&str>, _now: DateTime<Utc>) {
+        if self.mailbox(smtp).is_some() {
+            return;
+        }
+        let root = self.new_id("root");
+        let mut folders = vec![Folder {
+            id: root.clone(),
+            change_key: self.new_change_key(),
+            parent: None,
+            class: "IPF.Note".into(),
+            name: "Top of Information Store".into(),
+            distinguished: Some("msgfolderroot".into()),
+            tombstones: Vec::new(),
+        }];
+        for (dist, name, class) in [
+            ("contacts", "Contacts", "IPF.Contact"),
+            ("calendar", "Calendar", "IPF.Appointment"),
+            ("inbox", "Inbox", "IPF.Note"),
+        ] {
+            folders.push(Folder {
+                id: self.new_id(dist),
+                change_key: self.new_change_key(),
+                parent: Some(root.clone()),
+                class: class.into(),
+                name: name.into(),
+                distinguished: Some(dist.into()),
+                tombstones: Vec::new(),
+            });
+        }
+        self.mailboxes.push(Mailbox {
+            smtp: smtp.to_string(),
+            department: department.map(str::to_string),
+            folders,
+            items: BTreeMap::new(),
+        });
+    }
+
+    pub fn create_folder(
+        &mut self,
+        smtp: &str,
+        parent: &str,
+        name: &str,
+        class: &str,
+    ) -> EmuResult<String> {
+        let id = self.new_id("fld");
+        let ck = self.new_change_key();
+        let mb = self.mailbox_mut(smtp)?;
+        if mb.folder(parent).is_none() {
+            return err(
+                "ErrorFolderNotFound",
+                "The specified folder could not be found in the store.",
+            );
+        }
+        if mb
+            .folders
+            .iter()
+            .any(|f| f.parent.as_deref() == Some(parent) && f.name.eq_ignore_ascii_case(name))
+        {
+            return err(
+                "ErrorFolderExists",
+                "A folder with the specified name already exists.",
+            );
+        }
+        mb.folders.push(Folder {
+            id: id.clone(),
+            change_key: ck,
+            parent: Some(parent.to_string()),
+            class: class.to_string(),
+            name: name.to_string(),
+            distinguished: None,
+            tombstones: Vec::new(),
+        });
+        Ok(id)
+    }
+
+    pub fn create_item(
+        &mut self,
+        smtp: &str,
+        folder: &str,
+        mut item: Item,
+        now: DateTime<Utc>,
+    ) -> EmuResult<ItemId> {
+        let id = self.new_id("itm");
+        let ck = self.new_change_key();
+        let seq = self.next_seq();
+        let uid_n = self.next();
+        let mb = self.mailbox_mut(smtp)?;
+        if mb.folder(folder).is_none() {
+            return err(
+                "ErrorFolderNotFound",
+                "The specified folder could not be found in the store.",
+            );
+        }
+        match &mut item {
+            Item::Contact(c) => {
+                c.item_id = None;
+                c.last_modified = Some(now);
+            }
+            Item::Event(e) => {
+                e.item_id = None;
+                e.last_modified = Some(now);
+                e.organizer = e
+                    .organizer
+                    .take()
+                    .or(Some(crate::exchange::model::MailboxAddress {
+                        name: None,
+                        email: mb.smtp.clone(),
+                    }));
+                if e.uid.is_none() {
+                    e.uid = Some(format!("040000008200E00074C5B7101A82E008{uid_n:016X}"));
+                }
+                e.item_type = Some(if e.recurrence.is_some() {
+                    CalendarItemType::RecurringMaster
+                } else {
+                    CalendarItemType::Single
+                });
+                e.modified_occurrences.clear();
+                e.deleted_occurrences.clear();
+            }
+            Item::Other(_) => {}
+        }
+        mb.items.insert(
+            id.clone(),
+            StoredItem {
+                id: id.clone(),
+                change_key: ck.clone(),
+                folder: folder.to_string(),
+                item,
+                created_seq: seq,
+                seq,
+                exceptions: BTreeMap::new(),
+            },
+        );
+        Ok(ItemId::new(id, Some(ck)))
+    }
+
+    pub fn edit_item(
+        &mut self,
+        smtp: &str,
+        id: &str,
+        edit: impl FnOnce(&mut Item),
+        now: DateTime<Utc>,
+    ) -> EmuResult<ItemId> {
+        let ck = self.new_change_key();
+        let seq = self.next_seq();
+        let mb = self.mailbox_mut(smtp)?;
+        let Some(stored) = mb.items.get_mut(id) else {
+            return err(
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            );
+        };
+        edit(&mut stored.item);
+        match &mut stored.item {
+            Item::Contact(c) => c.last_modified = Some(now),
+            Item::Event(e) => e.last_modified = Some(now),
+            Item::Other(_) => {}
+        }
+        stored.change_key = ck.clone();
+        stored.seq = seq;
+        Ok(ItemId::new(id, Some(ck)))
+    }
+
+    pub fn delete_item(&mut self, smtp: &str, id: &str) -> EmuResult<()> {
+        let seq = self.next_seq();
+        let mb = self.mailbox_mut(smtp)?;
+        let Some(stored) = mb.items.remove(id) else {
+            return err(
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            );
+        };
+        if let Some(f) = mb.folders.iter_mut().find(|f| f.id == stored.folder) {
+            f.tombstones.push((seq, stored.id));
+        }
+        Ok(())
+    }
+
+    pub fn modify_occurrence(
+        &mut self,
+        smtp: &str,
+        master: &str,
+        original_start: DateTime<Utc>,
+        moved: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+    ) -> EmuResult<()> {
+        let ck = self.new_change_key();
+        let ock = self.new_change_key();
+        let seq = self.next_seq();
+        let mb = self.mailbox_mut(smtp)?;
+        let Some(stored) = mb.items.get_mut(master) else {
+            return err(
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            );
+        };
+        let Item::Event(e) = &mut stored.item else {
+            return err("ErrorInvalidOperation", "Not a calendar item.");
+        };
+        if e.recurrence.is_none() {
+            return err("ErrorInvalidOperation", "Not a recurring master.");
+        }
+        e.last_modified = Some(now);
+        stored.exceptions.insert(original_start, (moved, ock));
+        stored.change_key = ck;
+        stored.seq = seq;
+        Ok(())
+    }
+}
+
+/// An occurrence (or exception) of a master as a calendar item of its own.
+pub(crate) fn occurrence(
+    stored: &StoredItem,
+    master: &CalendarEvent,
+    original_start: DateTime<Utc>,
+) -> Option<CalendarEvent> {
+    let duration = master.end - master.start;
+    let mut o = master.clone();
+    o.recurrence = None;
+    o.modified_occurrences.clear();
+    o.deleted_occurrences.clear();
+    o.original_start = Some(original_start);
+    match stored.exceptions.get(&original_start) {
+        Some((None, _)) => return None,
+        Some((Some((s, e)), ck)) => {
+            o.start = *s;
+            o.end = *e;
+            o.item_type = Some(CalendarItemType::Exception);
+            o.item_id = Some(ItemId::new(
+                occurrence_id(&stored.id, &original_start),
+                Some(ck.clone()),
+            ));
+        }
+        None => {
+            o.start = original_start;
+            o.end = original_start
+                .checked_add_signed(duration)
+                .unwrap_or(original_start);
+            o.item_type = Some(CalendarItemType::Occurrence);
+            o.item_id = Some(ItemId::new(
+                occurrence_id(&stored.id, &original_start),
+                Some(stored.change_key.clone()),
+            ));
+        }
+    }
+    Some(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes() {
+        let f = ImpersonationScope::Filter("Department -eq 'Sales'".into());
+        assert!(f.allows("a@x", Some("sales")));
+        assert!(!f.allows("a@x", Some("Finance")));
+        assert!(!f.allows("a@x", None));
+        let l = ImpersonationScope::List(vec!["A@x.com".into()]);
+        assert!(l.allows("a@x.com", None));
+        assert!(!l.allows("b@x.com", None));
+    }
+}

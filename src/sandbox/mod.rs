@@ -1,0 +1,4 @@
+//! Local emulators of the services tether talks to, for tests, benchmarks and `tether sandbox`.
+
+pub mod exchange;
+pub mod salesforce;

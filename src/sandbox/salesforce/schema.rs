@@ -1,0 +1,401 @@
+//! The emulator's objects. Contact, Event and Lead follow describe results recorded from a real
+//! org; Account, User, Profile and EventRelation are reduced to the fields a sync touches, in
+//! the same describe shape.
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const CONTACT: &str = include_str!("describe/describe_Contact.json");
+const EVENT: &str = include_str!("describe/describe_Event.json");
+const LEAD: &str = include_str!("describe/describe_Lead.json");
+
+#[derive(Debug, Clone)]
+pub struct FieldMeta {
+    pub name: String,
+    pub label: String,
+    pub kind: String,
+    pub length: u64,
+    pub createable: bool,
+    pub updateable: bool,
+    pub nillable: bool,
+    pub defaulted_on_create: bool,
+    pub reference_to: Vec<String>,
+    pub relationship_name: Option<String>,
+}
+
+impl FieldMeta {
+    /// Must be given on create: the platform has no default and null is not allowed.
+    pub fn required_on_create(&self) -> bool {
+        self.createable && !self.nillable && !self.defaulted_on_create && self.kind != "boolean"
+    }
+    pub fn is_text(&self) -> bool {
+        matches!(
+            self.kind.as_str(),
+            "string"
+                | "textarea"
+                | "email"
+                | "phone"
+                | "url"
+                | "picklist"
+                | "multipicklist"
+                | "combobox"
+                | "id"
+                | "reference"
+        )
+    }
+}
+
+#[derive(Debug)]
+pub struct ObjectSchema {
+    pub name: String,
+    pub key_prefix: String,
+    pub fields: Vec<FieldMeta>,
+    by_lower: BTreeMap<String, usize>,
+    /// The describe body served by `sobjects/X/describe` (URLs carry `vxx.0`).
+    pub describe: Value,
+}
+
+impl ObjectSchema {
+    fn from_describe(describe: Value) -> Option<ObjectSchema> {
+        let name = describe.get("name")?.as_str()?.to_string();
+        let key_prefix = describe.get("keyPrefix")?.as_str()?.to_string();
+        let mut fields = Vec::new();
+        for f in describe.get("fields")?.as_array()? {
+            let s = |k: &str| f.get(k).and_then(Value::as_str).map(str::to_string);
+            let b = |k: &str| f.get(k).and_then(Value::as_bool).unwrap_or(false);
+            fields.push(FieldMeta {
+                name: s("name")?,
+                label: s("label").unwrap_or_default(),
+                kind: s("type")?,
+                length: f.get("length").and_then(Value::as_u64).unwrap_or(0),
+                createable: b("createable"),
+                updateable: b("updateable"),
+                nillable: b("nillable"),
+                defaulted_on_create: b("defaultedOnCreate"),
+                reference_to: f
+                    .get("referenceTo")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                relationship_name: s("relationshipName"),
+            });
+        }
+        let by_lower = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
+            .collect();
+        Some(ObjectSchema {
+            name,
+            key_prefix,
+            fields,
+            by_lower,
+            describe,
+        })
+    }
+
+    /// Field names are case-insensitive in Salesforce.
+    pub fn field(&self, name: &str) -> Option<&FieldMeta> {
+        self.by_lower
+            .get(&name.to_ascii_lowercase())
+            .map(|&i| &self.fields[i])
+    }
+
+    pub fn relationship(&self, rel: &str) -> Option<&FieldMeta> {
+        self.fields.iter().find(|f| {
+            f.relationship_name
+                .as_deref()
+                .is_some_and(|r| r.eq_ignore_ascii_case(rel))
+        })
+    }
+}
+
+/// (name, type, length, createable, updateable, nillable, defaultedOnCreate, referenceTo,
+/// relationshipName)
+type Spec = (
+    &'static str,
+    &'static str,
+    u64,
+    bool,
+    bool,
+    bool,
+    bool,
+    &'static [&'static str],
+    Option<&'static str>,
+);
+
+const SYSTEM: [Spec; 6] = [
+    ("Id", "id", 18, false, false, false, true, &[], None),
+    (
+        "IsDeleted",
+        "boolean",
+        0,
+        false,
+        false,
+        false,
+        true,
+        &[],
+        None,
+    ),
+    (
+        "CreatedDate",
+        "datetime",
+        0,
+        false,
+        false,
+        false,
+        true,
+        &[],
+        None,
+    ),
+    (
+        "CreatedById",
+        "reference",
+        18,
+        false,
+        false,
+        false,
+        true,
+        &["User"],
+        Some("CreatedBy"),
+    ),
+    (
+        "LastModifiedDate",
+        "datetime",
+        0,
+        false,
+        false,
+        false,
+        true,
+        &[],
+        None,
+    ),
+    (
+        "SystemModstamp",
+        "datetime",
+        0,
+        false,
+        false,
+        false,
+        true,
+        &[],
+        None,
+    ),
+];
+
+fn synth(name: &str, prefix: &str, label_plural: &str, own: &[Spec]) -> Value {
+    let fields: Vec<Value> = SYSTEM
+        .iter()
+        .chain(own.iter())
+        .map(|(n, t, len, c, u, nil, d, refs, rel)| {
+            json!({
+                "name": n, "label": n, "type": t, "length": len, "createable": c,
+                "updateable": u, "nillable": nil, "defaultedOnCreate": d,
+                "referenceTo": refs, "relationshipName": rel, "custom": false,
+                "filterable": true, "sortable": t != &"textarea",
+            })
+        })
+        .collect();
+    json!({
+        "name": name, "label": name, "labelPlural": label_plural, "keyPrefix": prefix,
+        "createable": true, "updateable": true, "deletable": true, "queryable": true,
+        "retrieveable": true, "replicateable": true, "custom": false, "fields": fields,
+        "urls": {
+            "sobject": format!("/services/data/vxx.0/sobjects/{name}"),
+            "describe": format!("/services/data/vxx.0/sobjects/{name}/describe"),
+            "rowTemplate": format!("/services/data/vxx.0/sobjects/{name}/{{ID}}"),
+        },
+    })
+}
+
+#[derive(Debug)]
+pub struct Catalog {
+    pub objects: BTreeMap<String, Arc<ObjectSchema>>,
+}
+
+impl Catalog {
+    pub fn load() -> Catalog {
+        let mut describes: Vec<Value> = [CONTACT, EVENT, LEAD]
+            .iter()
+            // The recorded files ship inside the crate; a parse failure is a build defect that
+            // the schema tests catch, so a bad file is skipped rather than panicking here.
+            .filter_map(|s| serde_json::from_str(s).ok())
+            .collect();
+        describes.push(synth(
+            "Account",
+            "001",
+            "Accounts",
+            &[
+                ("Name", "string", 255, true, true, false, false, &[], None),
+                (
+                    "OwnerId",
+                    "reference",
+                    18,
+                    true,
+                    true,
+                    false,
+                    true,
+                    &["User"],
+                    Some("Owner"),
+                ),
+            ],
+        ));
+        describes.push(synth(
+            "Profile",
+            "00e",
+            "Profiles",
+            &[("Name", "string", 255, false, false, false, false, &[], None)],
+        ));
+        describes.push(synth(
+            "User",
+            "005",
+            "Users",
+            &[
+                (
+                    "Username",
+                    "string",
+                    80,
+                    true,
+                    true,
+                    false,
+                    false,
+                    &[],
+                    None,
+                ),
+                ("Email", "email", 128, true, true, false, false, &[], None),
+                (
+                    "FirstName",
+                    "string",
+                    40,
+                    true,
+                    true,
+                    true,
+                    false,
+                    &[],
+                    None,
+                ),
+                (
+                    "LastName",
+                    "string",
+                    80,
+                    true,
+                    true,
+                    false,
+                    false,
+                    &[],
+                    None,
+                ),
+                ("Name", "string", 121, false, false, false, false, &[], None),
+                ("IsActive", "boolean", 0, true, true, false, true, &[], None),
+                (
+                    "TimeZoneSidKey",
+                    "picklist",
+                    40,
+                    true,
+                    true,
+                    false,
+                    false,
+                    &[],
+                    None,
+                ),
+                (
+                    "ProfileId",
+                    "reference",
+                    18,
+                    true,
+                    true,
+                    false,
+                    false,
+                    &["Profile"],
+                    Some("Profile"),
+                ),
+            ],
+        ));
+        describes.push(synth(
+            "EventRelation",
+            "0RE",
+            "Event Relations",
+            &[
+                (
+                    "EventId",
+                    "reference",
+                    18,
+                    true,
+                    false,
+                    false,
+                    false,
+                    &["Event"],
+                    Some("Event"),
+                ),
+                (
+                    "RelationId",
+                    "reference",
+                    18,
+                    true,
+                    false,
+                    false,
+                    false,
+                    &["Contact", "Lead", "User"],
+                    Some("Relation"),
+                ),
+                (
+                    "IsInvitee",
+                    "boolean",
+                    0,
+                    true,
+                    true,
+                    false,
+                    true,
+                    &[],
+                    None,
+                ),
+                ("IsParent", "boolean", 0, true, true, false, true, &[], None),
+                ("IsWhat", "boolean", 0, true, false, false, true, &[], None),
+                ("Status", "picklist", 40, true, true, true, false, &[], None),
+            ],
+        ));
+        let objects = describes
+            .into_iter()
+            .filter_map(ObjectSchema::from_describe)
+            .map(|o| (o.name.to_ascii_lowercase(), Arc::new(o)))
+            .collect();
+        Catalog { objects }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<ObjectSchema>> {
+        self.objects.get(&name.to_ascii_lowercase())
+    }
+
+    pub fn by_prefix(&self, prefix: &str) -> Option<&Arc<ObjectSchema>> {
+        self.objects.values().find(|o| o.key_prefix == prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_describes_load_with_their_rules() {
+        let c = Catalog::load();
+        assert_eq!(c.objects.len(), 7);
+        let contact = c.get("contact").unwrap();
+        assert_eq!(contact.key_prefix, "003");
+        assert!(contact.field("lastname").unwrap().required_on_create());
+        assert!(!contact.field("CreatedDate").unwrap().createable);
+        let event = c.get("Event").unwrap();
+        assert_eq!(event.key_prefix, "00U");
+        assert_eq!(event.field("Location").unwrap().length, 255);
+        assert_eq!(event.field("Description").unwrap().length, 32000);
+        assert_eq!(event.relationship("Owner").unwrap().name, "OwnerId");
+        let lead = c.get("Lead").unwrap();
+        assert_eq!(lead.key_prefix, "00Q");
+        assert!(lead.field("Company").unwrap().required_on_create());
+        assert_eq!(c.by_prefix("0RE").unwrap().name, "EventRelation");
+    }
+}

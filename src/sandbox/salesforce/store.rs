@@ -1,0 +1,765 @@
+//! The emulated org's data: records kept as the REST API shows them, and the write rules the
+//! real service enforces (describe-driven field checks, Event timing, EventRelation limits,
+//! converted Leads, system fields).
+
+use super::schema::{Catalog, FieldMeta, ObjectSchema};
+use super::soql::{Resolver, format_datetime, parse_datetime};
+use crate::salesforce::ids;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// A per-record error as sObject Collections reports it (`statusCode`, `message`, `fields`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecError {
+    pub status_code: String,
+    pub message: String,
+    pub fields: Vec<String>,
+}
+
+impl RecError {
+    pub fn new(code: &str, message: impl Into<String>, fields: &[&str]) -> RecError {
+        RecError {
+            status_code: code.into(),
+            message: message.into(),
+            fields: fields.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+    pub fn collection_json(&self) -> Value {
+        json!({"statusCode": self.status_code, "message": self.message, "fields": self.fields})
+    }
+    pub fn request_json(&self) -> Value {
+        json!({"message": self.message, "errorCode": self.status_code, "fields": self.fields})
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Rec {
+    pub fields: Map<String, Value>,
+    pub deleted: Option<DateTime<Utc>>,
+}
+
+/// A rule that makes writes of matching records fail (fault injection).
+#[derive(Debug, Clone)]
+pub struct RecordFault {
+    pub object: String,
+    pub field: String,
+    pub value: Value,
+    pub error: RecError,
+    /// How many more times it fires; None: always.
+    pub remaining: Option<u32>,
+}
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+#[derive(Debug, Clone)]
+pub struct IdGen {
+    next: u64,
+}
+
+impl IdGen {
+    pub fn new(seed: u64) -> IdGen {
+        IdGen { next: seed }
+    }
+    /// prefix + pod "0g5" + a 9-digit base-62 counter (so ids sort in creation order), then the
+    /// case-safe suffix.
+    pub fn next(&mut self, prefix: &str) -> String {
+        let mut n = self.next;
+        self.next += 1;
+        let mut digits = [b'0'; 9];
+        for d in digits.iter_mut().rev() {
+            *d = BASE62[(n % 62) as usize];
+            n /= 62;
+        }
+        let id15 = format!("{prefix}0g5{}", String::from_utf8_lossy(&digits));
+        ids::to_18(&id15).unwrap_or(id15)
+    }
+}
+
+pub struct Store {
+    pub catalog: Catalog,
+    /// object (lower-case name) → id → record; ids sort in creation order.
+    pub tables: HashMap<String, BTreeMap<String, Rec>>,
+    pub ids: IdGen,
+    pub faults: Vec<RecordFault>,
+    /// Deleted records before this are purged: getDeleted cannot report them.
+    pub deleted_purged_before: Option<DateTime<Utc>>,
+}
+
+impl Resolver for Store {
+    fn lookup(&self, id: &str) -> Option<(Arc<ObjectSchema>, &Map<String, Value>)> {
+        let schema = self.catalog.by_prefix(ids::key_prefix(id)?)?.clone();
+        let rec = self
+            .tables
+            .get(&schema.name.to_ascii_lowercase())?
+            .get(&ids::to_18(id)?)?;
+        Some((schema, &rec.fields))
+    }
+}
+
+pub enum WriteKind<'a> {
+    Create,
+    Update(&'a str),
+}
+
+impl Store {
+    pub fn new(seed: u64) -> Store {
+        Store {
+            catalog: Catalog::load(),
+            tables: HashMap::new(),
+            ids: IdGen::new(seed),
+            faults: Vec::new(),
+            deleted_purged_before: None,
+        }
+    }
+
+    pub fn table(&self, object: &str) -> Option<&BTreeMap<String, Rec>> {
+        self.tables.get(&object.to_ascii_lowercase())
+    }
+
+    /// Finds a record of any type by id (15 or 18 characters).
+    pub fn find(&self, id: &str) -> Option<(Arc<ObjectSchema>, &Rec)> {
+        let schema = self.catalog.by_prefix(ids::key_prefix(id)?)?.clone();
+        let rec = self
+            .tables
+            .get(&schema.name.to_ascii_lowercase())?
+            .get(&ids::to_18(id)?)?;
+        Some((schema, rec))
+    }
+
+    fn fault_for(&mut self, object: &str, rec: &Map<String, Value>) -> Option<RecError> {
+        for f in self.faults.iter_mut() {
+            if !f.object.eq_ignore_ascii_case(object) || f.remaining == Some(0) {
+                continue;
+            }
+            if rec.get(&f.field) == Some(&f.value) {
+                if let Some(n) = f.remaining.as_mut() {
+                    *n -= 1;
+                }
+                return Some(f.error.clone());
+            }
+        }
+        None
+    }
+
+    /// Creates or updates one record as `user_id`, enforcing the platform's rules. Returns the
+    /// record id.
+    pub fn write(
+        &mut self,
+        object: &str,
+        kind: WriteKind<'_>,
+        input: &Map<String, Value>,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, RecError> {
+        let schema = self.catalog.get(object).cloned().ok_or_else(|| {
+            RecError::new("NOT_FOUND", "The requested resource does not exist", &[])
+        })?;
+        let table_key = schema.name.to_ascii_lowercase();
+        let existing: Option<Rec> = match kind {
+            WriteKind::Create => None,
+            WriteKind::Update(id) => {
+                let Some(id18) = ids::to_18(id).filter(|i| i.starts_with(&schema.key_prefix))
+                else {
+                    return Err(RecError::new(
+                        "MALFORMED_ID",
+                        format!("{} ID: id value of incorrect type: {id}", schema.name),
+                        &["Id"],
+                    ));
+                };
+                let rec = self
+                    .tables
+                    .get(&table_key)
+                    .and_then(|t| t.get(&id18))
+                    .cloned()
+                    .ok_or_else(|| {
+                        RecError::new(
+                            "INVALID_CROSS_REFERENCE_KEY",
+                            "invalid cross reference id",
+                            &[],
+                        )
+                    })?;
+                if rec.deleted.is_some() {
+                    return Err(RecError::new("ENTITY_IS_DELETED", "entity is deleted", &[]));
+                }
+                if schema.name == "Lead"
+                    && rec.fields.get("IsConverted") == Some(&Value::Bool(true))
+                {
+                    return Err(RecError::new(
+                        "CANNOT_UPDATE_CONVERTED_LEAD",
+                        "cannot reference converted lead",
+                        &[],
+                    ));
+                }
+                Some(rec)
+            }
+        };
+        let creating = existing.is_none();
+        let mut fields = existing
+            .as_ref()
+            .map(|r| r.fields.clone())
+            .unwrap_or_default();
+        let mut readonly = Vec::new();
+        for (key, value) in input {
+            if key == "attributes" {
+                continue;
+            }
+            let Some(meta) = schema.field(key) else {
+                return Err(RecError::new(
+                    "INVALID_FIELD",
+                    format!("No such column '{key}' on sobject of type {}", schema.name),
+                    &[],
+                ));
+            };
+            if meta.name == "Id" {
+                if creating {
+                    return Err(RecError::new(
+                        "INVALID_FIELD",
+                        "cannot specify Id in an insert call",
+                        &["Id"],
+                    ));
+                }
+                continue;
+            }
+            let allowed = if creating {
+                meta.createable
+            } else {
+                meta.updateable
+            };
+            if !allowed {
+                readonly.push(meta.name.clone());
+                continue;
+            }
+            let v = self.coerce(&schema, meta, value)?;
+            fields.insert(meta.name.clone(), v);
+        }
+        if !readonly.is_empty() {
+            let verb = if creating { "create" } else { "update" };
+            let refs: Vec<&str> = readonly.iter().map(String::as_str).collect();
+            return Err(RecError::new(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                format!(
+                    "Unable to {verb} fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
+                    readonly.join(", ")
+                ),
+                &refs,
+            ));
+        }
+        // Defaults the platform fills on create.
+        if creating {
+            for meta in &schema.fields {
+                if meta.createable && meta.kind == "boolean" && !fields.contains_key(&meta.name) {
+                    fields.insert(meta.name.clone(), Value::Bool(false));
+                }
+            }
+            if schema.field("OwnerId").is_some() && !fields.contains_key("OwnerId") {
+                fields.insert("OwnerId".into(), Value::String(user_id.into()));
+            }
+            match schema.name.as_str() {
+                "Event" => {
+                    fields.entry("ShowAs").or_insert(json!("Busy"));
+                }
+                "Lead" => {
+                    fields
+                        .entry("Status")
+                        .or_insert(json!("Open - Not Contacted"));
+                }
+                "User" => {
+                    fields.entry("IsActive").or_insert(json!(true));
+                }
+                _ => {}
+            }
+        }
+        let missing: Vec<&str> = schema
+            .fields
+            .iter()
+            .filter(|m| m.required_on_create() && fields.get(&m.name).is_none_or(Value::is_null))
+            .map(|m| m.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(RecError::new(
+                "REQUIRED_FIELD_MISSING",
+                format!("Required fields are missing: [{}]", missing.join(", ")),
+                &missing,
+            ));
+        }
+        match schema.name.as_str() {
+            "Event" => event_rules(&mut fields, existing.as_ref().map(|r| &r.fields), input)?,
+            "EventRelation" if creating => self.relation_rules(&fields)?,
+            _ => {}
+        }
+        if let Some(err) = self.fault_for(&schema.name, &fields) {
+            return Err(err);
+        }
+        // Compound name fields.
+        if schema.field("Name").is_some_and(|m| !m.createable) {
+            let first = fields
+                .get("FirstName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let last = fields.get("LastName").and_then(Value::as_str).unwrap_or("");
+            let name = format!("{first} {last}").trim().to_string();
+            fields.insert("Name".into(), Value::String(name));
+        }
+        let ts = Value::String(format_datetime(now));
+        let id = match &existing {
+            Some(r) => r
+                .fields
+                .get("Id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            None => {
+                let id = self.ids.next(&schema.key_prefix);
+                fields.insert("Id".into(), Value::String(id.clone()));
+                fields.insert("IsDeleted".into(), Value::Bool(false));
+                fields.insert("CreatedDate".into(), ts.clone());
+                if schema.field("CreatedById").is_some() {
+                    fields.insert("CreatedById".into(), Value::String(user_id.into()));
+                }
+                id
+            }
+        };
+        fields.insert("LastModifiedDate".into(), ts.clone());
+        if schema.field("LastModifiedById").is_some() {
+            fields.insert("LastModifiedById".into(), Value::String(user_id.into()));
+        }
+        fields.insert("SystemModstamp".into(), ts);
+        let old_who = existing
+            .as_ref()
+            .and_then(|r| r.fields.get("WhoId").cloned())
+            .unwrap_or(Value::Null);
+        let new_who = fields.get("WhoId").cloned().unwrap_or(Value::Null);
+        self.tables.entry(table_key).or_default().insert(
+            id.clone(),
+            Rec {
+                fields,
+                deleted: None,
+            },
+        );
+        if schema.name == "Event" && old_who != new_who {
+            self.sync_who_relation(&id, &old_who, &new_who, user_id, now);
+        }
+        Ok(id)
+    }
+
+    /// Checks and normalises one value against its field's describe.
+    fn coerce(
+        &self,
+        schema: &ObjectSchema,
+        meta: &FieldMeta,
+        v: &Value,
+    ) -> Result<Value, RecError> {
+        let name = meta.name.as_str();
+        let parse_err = |what: &str| {
+            RecError::new(
+                "JSON_PARSER_ERROR",
+                format!(
+                    "Cannot deserialize instance of {what} from {} value {v} or request may be missing a required field",
+                    json_kind(v)
+                ),
+                &[name],
+            )
+        };
+        if v.is_null() {
+            if !meta.nillable && meta.kind != "boolean" {
+                return Err(RecError::new(
+                    "REQUIRED_FIELD_MISSING",
+                    format!("Required fields are missing: [{name}]"),
+                    &[name],
+                ));
+            }
+            return Ok(Value::Null);
+        }
+        match meta.kind.as_str() {
+            "boolean" => v
+                .as_bool()
+                .map(Value::Bool)
+                .ok_or_else(|| parse_err("boolean")),
+            "int" => v.as_i64().map(|n| json!(n)).ok_or_else(|| parse_err("int")),
+            "double" | "currency" | "percent" => v
+                .as_f64()
+                .map(|n| json!(n))
+                .ok_or_else(|| parse_err("double")),
+            "datetime" => v
+                .as_str()
+                .and_then(parse_datetime)
+                .map(|t| Value::String(format_datetime(t)))
+                .ok_or_else(|| parse_err("datetime")),
+            "date" => v
+                .as_str()
+                .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+                .map(|d| Value::String(d.format("%Y-%m-%d").to_string()))
+                .ok_or_else(|| parse_err("date")),
+            "reference" => {
+                let s = v.as_str().ok_or_else(|| parse_err("reference"))?;
+                let label = meta.label.trim_end_matches(" ID");
+                let bad_type = || {
+                    RecError::new(
+                        "FIELD_INTEGRITY_EXCEPTION",
+                        format!("{label} ID: id value of incorrect type: {s}"),
+                        &[name],
+                    )
+                };
+                let Some(id18) = ids::to_18(s) else {
+                    return Err(RecError::new(
+                        "MALFORMED_ID",
+                        format!("{label} ID: id value of incorrect type: {s}"),
+                        &[name],
+                    ));
+                };
+                let target = self
+                    .catalog
+                    .by_prefix(&id18[..3])
+                    .filter(|t| meta.reference_to.iter().any(|r| r == &t.name))
+                    .ok_or_else(bad_type)?;
+                let live = self
+                    .table(&target.name)
+                    .and_then(|t| t.get(&id18))
+                    .is_some_and(|r| r.deleted.is_none());
+                if !live {
+                    return Err(RecError::new(
+                        "INVALID_CROSS_REFERENCE_KEY",
+                        "invalid cross reference id",
+                        &[name],
+                    ));
+                }
+                let _ = schema;
+                Ok(Value::String(id18))
+            }
+            _ => {
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => return Err(parse_err("string")),
+                };
+                let len = s.chars().count() as u64;
+                if meta.length > 0 && len > meta.length {
+                    let shown: String = s.chars().take(20).collect();
+                    return Err(RecError::new(
+                        "STRING_TOO_LONG",
+                        format!(
+                            "{}: data value too large: {shown}... (max length={})",
+                            meta.label, meta.length
+                        ),
+                        &[name],
+                    ));
+                }
+                if meta.kind == "email" && !s.is_empty() && !plausible_email(&s) {
+                    return Err(RecError::new(
+                        "INVALID_EMAIL_ADDRESS",
+                        format!("{}: invalid email address: {s}", meta.label),
+                        &[name],
+                    ));
+                }
+                Ok(Value::String(s))
+            }
+        }
+    }
+
+    /// With Shared Activities an event relates to up to 50 contacts or to one lead.
+    fn relation_rules(&self, f: &Map<String, Value>) -> Result<(), RecError> {
+        let event = f.get("EventId").and_then(Value::as_str).unwrap_or("");
+        let rel = f.get("RelationId").and_then(Value::as_str).unwrap_or("");
+        let invitee = f.get("IsInvitee") == Some(&Value::Bool(true));
+        let existing: Vec<&Map<String, Value>> = self
+            .table("EventRelation")
+            .map(|t| {
+                t.values()
+                    .filter(|r| r.deleted.is_none())
+                    .map(|r| &r.fields)
+                    .filter(|r| r.get("EventId").and_then(Value::as_str) == Some(event))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(dup) = existing
+            .iter()
+            .find(|r| r.get("RelationId").and_then(Value::as_str) == Some(rel))
+        {
+            let dup_id = dup.get("Id").and_then(Value::as_str).unwrap_or("");
+            return Err(RecError::new(
+                "DUPLICATE_VALUE",
+                format!(
+                    "duplicate value found: RelationId duplicates value on record with id: {dup_id}"
+                ),
+                &["RelationId"],
+            ));
+        }
+        if invitee || rel.starts_with("005") {
+            return Ok(());
+        }
+        let whos: Vec<&str> = existing
+            .iter()
+            .filter(|r| r.get("IsInvitee") != Some(&Value::Bool(true)))
+            .filter_map(|r| r.get("RelationId").and_then(Value::as_str))
+            .filter(|id| id.starts_with("003") || id.starts_with("00Q"))
+            .collect();
+        let adding_lead = rel.starts_with("00Q");
+        if (adding_lead && !whos.is_empty()) || whos.iter().any(|w| w.starts_with("00Q")) {
+            return Err(RecError::new(
+                "FIELD_INTEGRITY_EXCEPTION",
+                "An event can be related to one lead, or to up to 50 contacts, but not both.",
+                &["RelationId"],
+            ));
+        }
+        if whos.len() >= 50 {
+            return Err(RecError::new(
+                "FIELD_INTEGRITY_EXCEPTION",
+                "You can relate up to 50 contacts to an event.",
+                &["RelationId"],
+            ));
+        }
+        Ok(())
+    }
+
+    /// Setting Event.WhoId creates (or moves) the parent EventRelation, as the platform does.
+    fn sync_who_relation(
+        &mut self,
+        event_id: &str,
+        old: &Value,
+        new: &Value,
+        user: &str,
+        now: DateTime<Utc>,
+    ) {
+        let table = self.tables.entry("eventrelation".into()).or_default();
+        if let Some(old_id) = old.as_str() {
+            table.retain(|_, r| {
+                !(r.fields.get("EventId").and_then(Value::as_str) == Some(event_id)
+                    && r.fields.get("RelationId").and_then(Value::as_str) == Some(old_id)
+                    && r.fields.get("IsInvitee") != Some(&Value::Bool(true)))
+            });
+        }
+        if let Some(new_id) = new.as_str() {
+            let exists = table.values().any(|r| {
+                r.fields.get("EventId").and_then(Value::as_str) == Some(event_id)
+                    && r.fields.get("RelationId").and_then(Value::as_str) == Some(new_id)
+            });
+            if !exists {
+                let id = self.ids.next("0RE");
+                let ts = format_datetime(now);
+                let rec = json!({
+                    "Id": id, "EventId": event_id, "RelationId": new_id, "IsInvitee": false,
+                    "IsParent": true, "IsWhat": false, "Status": null, "IsDeleted": false,
+                    "CreatedDate": ts, "CreatedById": user, "LastModifiedDate": ts,
+                    "SystemModstamp": ts,
+                });
+                if let Value::Object(fields) = rec {
+                    self.tables
+                        .entry("eventrelation".into())
+                        .or_default()
+                        .insert(
+                            id,
+                            Rec {
+                                fields,
+                                deleted: None,
+                            },
+                        );
+                }
+            }
+        }
+    }
+
+    /// Moves a record to the recycle bin (visible to queryAll and getDeleted).
+    pub fn delete(&mut self, id: &str, now: DateTime<Utc>) -> Result<String, RecError> {
+        let Some(id18) = ids::to_18(id) else {
+            return Err(RecError::new(
+                "MALFORMED_ID",
+                format!("malformed id {id}"),
+                &[],
+            ));
+        };
+        let Some(schema) = self.catalog.by_prefix(&id18[..3]).cloned() else {
+            return Err(RecError::new(
+                "MALFORMED_ID",
+                format!("malformed id {id}"),
+                &[],
+            ));
+        };
+        let ts = Value::String(format_datetime(now));
+        let snapshot = self
+            .table(&schema.name)
+            .and_then(|t| t.get(&id18))
+            .map(|r| r.fields.clone());
+        let Some(fields) = snapshot else {
+            return Err(RecError::new(
+                "INVALID_CROSS_REFERENCE_KEY",
+                "invalid cross reference id",
+                &[],
+            ));
+        };
+        if let Some(err) = self.fault_for(&schema.name, &fields) {
+            return Err(err);
+        }
+        let table = self
+            .tables
+            .entry(schema.name.to_ascii_lowercase())
+            .or_default();
+        let Some(rec) = table.get_mut(&id18) else {
+            return Err(RecError::new(
+                "INVALID_CROSS_REFERENCE_KEY",
+                "invalid cross reference id",
+                &[],
+            ));
+        };
+        if rec.deleted.is_some() {
+            return Err(RecError::new("ENTITY_IS_DELETED", "entity is deleted", &[]));
+        }
+        rec.deleted = Some(now);
+        rec.fields.insert("IsDeleted".into(), Value::Bool(true));
+        rec.fields.insert("SystemModstamp".into(), ts);
+        if schema.name == "Event" {
+            // Relations go with their event.
+            if let Some(rels) = self.tables.get_mut("eventrelation") {
+                rels.retain(|_, r| r.fields.get("EventId").and_then(Value::as_str) != Some(&id18));
+            }
+        }
+        Ok(id18)
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "VALUE_STRING",
+        Value::Number(_) => "VALUE_NUMBER_INT",
+        Value::Bool(true) => "VALUE_TRUE",
+        Value::Bool(false) => "VALUE_FALSE",
+        Value::Array(_) => "START_ARRAY",
+        Value::Object(_) => "START_OBJECT",
+        Value::Null => "VALUE_NULL",
+    }
+}
+
+fn plausible_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !s.contains(' ')
+        }
+        None => false,
+    }
+}
+
+fn dt(f: &Map<String, Value>, k: &str) -> Option<DateTime<Utc>> {
+    f.get(k).and_then(Value::as_str).and_then(parse_datetime)
+}
+
+/// Event timing: StartDateTime with EndDateTime or DurationInMinutes, or IsAllDayEvent with
+/// ActivityDate; the derived fields (ActivityDateTime, ActivityDate, EndDate, the missing one of
+/// End/Duration) are kept consistent.
+fn event_rules(
+    f: &mut Map<String, Value>,
+    before: Option<&Map<String, Value>>,
+    input: &Map<String, Value>,
+) -> Result<(), RecError> {
+    let given = |k: &str| input.keys().any(|x| x.eq_ignore_ascii_case(k));
+    let all_day = f.get("IsAllDayEvent") == Some(&Value::Bool(true));
+    if all_day {
+        let Some(day) = f
+            .get("ActivityDate")
+            .and_then(Value::as_str)
+            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        else {
+            return Err(RecError::new(
+                "REQUIRED_FIELD_MISSING",
+                "Required fields are missing: [ActivityDate]",
+                &["ActivityDate"],
+            ));
+        };
+        let days = f
+            .get("DurationInMinutes")
+            .and_then(Value::as_i64)
+            .filter(|_| given("DurationInMinutes"))
+            .map(|m| (m / 1440).max(1))
+            .unwrap_or(1);
+        if days > 14 {
+            return Err(RecError::new(
+                "FIELD_INTEGRITY_EXCEPTION",
+                "Event duration can't exceed 14 days.",
+                &["DurationInMinutes"],
+            ));
+        }
+        let start = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let end = start + Duration::days(days - 1);
+        f.insert("StartDateTime".into(), json!(format_datetime(start)));
+        f.insert("ActivityDateTime".into(), Value::Null);
+        f.insert("EndDateTime".into(), json!(format_datetime(end)));
+        f.insert(
+            "EndDate".into(),
+            json!(end.date_naive().format("%Y-%m-%d").to_string()),
+        );
+        f.insert("DurationInMinutes".into(), json!(days * 1440));
+        return Ok(());
+    }
+    let start = if given("ActivityDateTime") && !given("StartDateTime") {
+        dt(f, "ActivityDateTime")
+    } else {
+        dt(f, "StartDateTime").or_else(|| dt(f, "ActivityDateTime"))
+    };
+    let Some(start) = start else {
+        return Err(RecError::new(
+            "REQUIRED_FIELD_MISSING",
+            "Required fields are missing: [StartDateTime]",
+            &["StartDateTime"],
+        ));
+    };
+    let end = if given("EndDateTime") {
+        dt(f, "EndDateTime")
+    } else if given("DurationInMinutes") {
+        f.get("DurationInMinutes")
+            .and_then(Value::as_i64)
+            // Out-of-range durations fail the 14-day rule below instead of overflowing.
+            .map(|m| m.clamp(-1, 15 * 1440))
+            .and_then(|m| start.checked_add_signed(Duration::minutes(m)))
+    } else if let Some(b) = before {
+        // Moving the start keeps the duration.
+        let old_start = dt(b, "StartDateTime");
+        let old_end = dt(b, "EndDateTime");
+        match (old_start, old_end) {
+            (Some(s), Some(e)) => start.checked_add_signed(e - s),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let Some(end) = end else {
+        return Err(RecError::new(
+            "REQUIRED_FIELD_MISSING",
+            "Required fields are missing: [DurationInMinutes]",
+            &["DurationInMinutes"],
+        ));
+    };
+    if end < start {
+        return Err(RecError::new(
+            "FIELD_INTEGRITY_EXCEPTION",
+            "End Date Time: End time can't be earlier than start time.",
+            &["EndDateTime"],
+        ));
+    }
+    if end - start > Duration::days(14) {
+        return Err(RecError::new(
+            "FIELD_INTEGRITY_EXCEPTION",
+            "Event duration can't exceed 14 days.",
+            &["DurationInMinutes"],
+        ));
+    }
+    f.insert("StartDateTime".into(), json!(format_datetime(start)));
+    f.insert("ActivityDateTime".into(), json!(format_datetime(start)));
+    f.insert(
+        "ActivityDate".into(),
+        json!(start.date_naive().format("%Y-%m-%d").to_string()),
+    );
+    f.insert("EndDateTime".into(), json!(format_datetime(end)));
+    f.insert(
+        "EndDate".into(),
+        json!(end.date_naive().format("%Y-%m-%d").to_string()),
+    );
+    f.insert(
+        "DurationInMinutes".into(),
+        json!((end - start).num_minutes()),
+    );
+    Ok(())
+}
