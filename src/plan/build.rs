@@ -1,0 +1,333 @@
+//! From the engine's plan to the plan document a reviewer reads: operations counted per
+//! configuration, rep, object and direction; skipped records by reason; conflicts; and the
+//! warnings that matter (overwrites, refused mass deletes, reps that cannot sync, deletes
+//! over the threshold, initial sync sizes).
+
+use super::document::*;
+use super::settings::SettingChange;
+use crate::config::model::Config;
+use crate::engine::cycle::ReadOutcome;
+use crate::engine::plan::{Action, Plan, Side};
+use crate::model::ObjectKind;
+use std::collections::BTreeMap;
+
+/// Options of `tether plan` that shape the document.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// List each record (`--detail`).
+    pub detail: bool,
+    /// Deletes above this count refuse to apply without `--allow-deletes`.
+    pub delete_threshold: usize,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            detail: false,
+            delete_threshold: 100,
+        }
+    }
+}
+
+fn object(kind: ObjectKind) -> Object {
+    match kind {
+        ObjectKind::Contact => Object::Contact,
+        ObjectKind::Event => Object::Event,
+    }
+}
+
+fn target(side: Side) -> Target {
+    match side {
+        Side::Salesforce => Target::Salesforce,
+        Side::Exchange => Target::Exchange,
+    }
+}
+
+/// Salesforce ids are 15 or 18 letters and digits; EWS item ids are long base64 strings.
+/// A skipped record from Salesforce was held back from Exchange, and the other way round.
+fn skipped_towards(record_id: &str) -> Target {
+    let salesforce =
+        matches!(record_id.len(), 15 | 18) && record_id.chars().all(|c| c.is_ascii_alphanumeric());
+    if salesforce {
+        Target::Exchange
+    } else {
+        Target::Salesforce
+    }
+}
+
+type Rows = BTreeMap<(String, String, Object, Target), RecordChanges>;
+/// Salesforce user id → (email, configuration name).
+type RepNames<'a> = BTreeMap<&'a str, (&'a str, String)>;
+
+/// The row of one rep's object in one direction, created empty on first use.
+fn row<'r>(
+    rows: &'r mut Rows,
+    reps: &RepNames<'_>,
+    user_id: &str,
+    kind: ObjectKind,
+    t: Target,
+) -> &'r mut RecordChanges {
+    let (rep, configuration) = reps
+        .get(user_id)
+        .map_or((user_id.to_string(), String::new()), |(e, c)| {
+            (e.to_string(), c.clone())
+        });
+    rows.entry((configuration.clone(), rep.clone(), object(kind), t))
+        .or_insert_with(|| RecordChanges {
+            configuration,
+            rep,
+            object: object(kind),
+            target: t,
+            create: 0,
+            update: 0,
+            delete: 0,
+            unlink: 0,
+            link: 0,
+            skip: BTreeMap::new(),
+            records: Vec::new(),
+        })
+}
+
+pub fn build(
+    config: &Config,
+    settings: Vec<SettingChange>,
+    plan: &Plan,
+    read: &ReadOutcome,
+    options: &BuildOptions,
+) -> PlanDocument {
+    // Operations name reps by Salesforce user id; the document names them by email.
+    let reps: RepNames<'_> = read
+        .reps
+        .iter()
+        .map(|r| {
+            let configuration = config
+                .sync_configurations
+                .get(r.configuration)
+                .map_or_else(String::new, |c| c.name.clone());
+            (r.user_id.as_str(), (r.email.as_str(), configuration))
+        })
+        .collect();
+    let email = |user_id: &str| -> String {
+        reps.get(user_id)
+            .map_or(user_id.to_string(), |(e, _)| e.to_string())
+    };
+    let mut rows: Rows = BTreeMap::new();
+    let overwritten: BTreeMap<&str, &Vec<String>> = plan
+        .overwrites
+        .iter()
+        .map(|o| (o.salesforce_id.as_str(), &o.fields))
+        .collect();
+    for op in &plan.operations {
+        let (t, action, id) = match &op.action {
+            Action::CreateInSalesforce { exchange, .. } => (
+                Target::Salesforce,
+                RecordAction::Create,
+                exchange.item_id.clone(),
+            ),
+            Action::CreateInExchange { salesforce, .. } => (
+                Target::Exchange,
+                RecordAction::Create,
+                salesforce.id.clone(),
+            ),
+            Action::UpdateSalesforce { salesforce_id, .. } => (
+                Target::Salesforce,
+                RecordAction::Update,
+                salesforce_id.clone(),
+            ),
+            Action::UpdateExchange { item_id, .. } => {
+                (Target::Exchange, RecordAction::Update, item_id.clone())
+            }
+            Action::DeleteInSalesforce { salesforce_id, .. } => (
+                Target::Salesforce,
+                RecordAction::Delete,
+                salesforce_id.clone(),
+            ),
+            Action::DeleteInExchange { item_id, .. } => {
+                (Target::Exchange, RecordAction::Delete, item_id.clone())
+            }
+            // The partner is gone and the delete does not propagate: the remaining record
+            // is unlinked, on the side it remains on.
+            Action::Detach { remaining, .. } => {
+                match (&remaining.salesforce, &remaining.exchange) {
+                    (Some(s), _) => (Target::Salesforce, RecordAction::Unlink, s.id.clone()),
+                    (None, Some(e)) => (Target::Exchange, RecordAction::Unlink, e.item_id.clone()),
+                    (None, None) => continue,
+                }
+            }
+            Action::Link { salesforce, .. } => (
+                Target::Salesforce,
+                RecordAction::Link,
+                salesforce.id.clone(),
+            ),
+            // Bookkeeping only: no record changes.
+            Action::Refresh { .. } | Action::Forget { .. } => continue,
+        };
+        let r = row(&mut rows, &reps, &op.rep, op.object, t);
+        match action {
+            RecordAction::Create => r.create += 1,
+            RecordAction::Update => r.update += 1,
+            RecordAction::Delete => r.delete += 1,
+            RecordAction::Unlink => r.unlink += 1,
+            RecordAction::Link => r.link += 1,
+        }
+        if options.detail {
+            let fields = overwritten
+                .get(id.as_str())
+                .map(|fs| {
+                    fs.iter()
+                        .map(|f| FieldChange {
+                            field: f.clone(),
+                            before: None,
+                            after: None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            r.records.push(RecordDetail {
+                action,
+                id,
+                reason: op.reason.clone(),
+                fields,
+            });
+        }
+    }
+    for s in &plan.skipped {
+        *row(
+            &mut rows,
+            &reps,
+            &s.rep,
+            s.object,
+            skipped_towards(&s.record_id),
+        )
+        .skip
+        .entry(s.reason.clone())
+        .or_default() += 1;
+    }
+    let conflicts = plan
+        .conflicts
+        .iter()
+        .map(|c| ConflictEntry {
+            rep: email(&c.rep),
+            object: object(c.object),
+            exchange_id: c.exchange_id.clone(),
+            salesforce_id: c.salesforce_id.clone(),
+            winner: target(c.winner),
+            fields: Vec::new(),
+        })
+        .collect();
+    let mut warnings = Vec::new();
+    let mut rep_changes = Vec::new();
+    for p in &read.problems {
+        rep_changes.push(RepChange {
+            kind: RepChangeKind::CannotSync,
+            rep: p.user.clone(),
+            configuration: None,
+            detail: format!("{} ({})", p.message, p.code),
+        });
+        warnings.push(Warning {
+            kind: WarningKind::RepCannotSync,
+            message: format!(
+                "{} cannot be synced: {} {}",
+                p.user, p.message, p.suggestion
+            ),
+            rep: Some(p.user.clone()),
+            fields: Vec::new(),
+        });
+    }
+    for (rep, error) in &read.rep_errors {
+        let configuration = config
+            .sync_configurations
+            .get(rep.configuration)
+            .map(|c| c.name.clone());
+        rep_changes.push(RepChange {
+            kind: RepChangeKind::CannotSync,
+            rep: rep.email.clone(),
+            configuration,
+            detail: format!("{} ({})", error.message(), error.code()),
+        });
+        warnings.push(Warning {
+            kind: WarningKind::RepCannotSync,
+            message: format!("{} cannot be synced: {}", rep.email, error.suggestion()),
+            rep: Some(rep.email.clone()),
+            fields: Vec::new(),
+        });
+    }
+    // The admin guide's main caution: one-way Exchange→Salesforce sync overwrites
+    // Salesforce edits. One warning per rep, naming every field.
+    let mut by_rep: BTreeMap<String, (usize, Vec<String>)> = BTreeMap::new();
+    for o in &plan.overwrites {
+        let entry = by_rep.entry(email(&o.rep)).or_default();
+        entry.0 += 1;
+        for f in &o.fields {
+            if !entry.1.contains(f) {
+                entry.1.push(f.clone());
+            }
+        }
+    }
+    for (rep, (records, fields)) in by_rep {
+        warnings.push(Warning {
+            kind: WarningKind::Overwrite,
+            message: format!(
+                "one-way Exchange → Salesforce sync overwrites Salesforce edits of {} for {rep}: {}",
+                plural(records, "record", "records"),
+                fields.join(", ")
+            ),
+            rep: Some(rep),
+            fields,
+        });
+    }
+    for r in &plan.refusals {
+        warnings.push(Warning {
+            kind: WarningKind::EmptySide,
+            message: format!(
+                "{}: {} (refused; `tether apply --force` overrides)",
+                email(&r.rep),
+                r.message
+            ),
+            rep: Some(email(&r.rep)),
+            fields: Vec::new(),
+        });
+    }
+    let record_changes: Vec<RecordChanges> = rows.into_values().collect();
+    let deletes: usize = record_changes.iter().map(|r| r.delete).sum();
+    if deletes > options.delete_threshold {
+        warnings.push(Warning {
+            kind: WarningKind::DeletesOverThreshold,
+            message: format!(
+                "{} exceed the threshold of {}: apply refuses without --allow-deletes",
+                plural(deletes, "delete", "deletes"),
+                thousands(options.delete_threshold)
+            ),
+            rep: None,
+            fields: Vec::new(),
+        });
+    }
+    // Reps read in full for the first time: say how big their initial sync is.
+    let mut initial: BTreeMap<String, usize> = BTreeMap::new();
+    for (user_id, kind) in &read.full {
+        let rep = email(user_id);
+        for r in record_changes
+            .iter()
+            .filter(|r| r.rep == rep && r.object == object(*kind))
+        {
+            *initial.entry(rep.clone()).or_default() += r.create + r.link;
+        }
+    }
+    for (rep, n) in initial.into_iter().filter(|(_, n)| *n > 0) {
+        warnings.push(Warning {
+            kind: WarningKind::InitialSync,
+            message: format!("initial sync for {rep}: {}", plural(n, "record", "records")),
+            rep: Some(rep),
+            fields: Vec::new(),
+        });
+    }
+    warnings.sort_by(|a, b| (a.kind, &a.rep, &a.message).cmp(&(b.kind, &b.rep, &b.message)));
+    PlanDocument::new(
+        config.org.name.clone(),
+        settings,
+        rep_changes,
+        record_changes,
+        conflicts,
+        warnings,
+    )
+}

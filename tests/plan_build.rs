@@ -1,0 +1,189 @@
+//! The plan document built from a real engine plan: counts per rep, object and direction,
+//! the summary line, the JSON schema, and "No changes." after a sync.
+
+mod engine_world;
+
+use engine_world::*;
+use serde_json::Value;
+use tether::engine::connector::Folder;
+use tether::engine::cycle::{SyncOptions, read_and_plan};
+use tether::model::ObjectKind;
+use tether::plan::build::{BuildOptions, build};
+use tether::plan::document::{Object, PlanDocument, Target};
+use tether::plan::render;
+
+async fn document(w: &World, options: &BuildOptions) -> PlanDocument {
+    let (plan, read) = read_and_plan(
+        &w.config,
+        &w.ex,
+        &w.sf,
+        &w.state,
+        w.now,
+        &SyncOptions::default(),
+    )
+    .await
+    .unwrap();
+    build(&w.config, vec![], &plan, &read, options)
+}
+
+#[tokio::test]
+async fn first_sync_counts_creates_per_rep_and_direction() {
+    let mut w = World::new(config(both_contacts(), Value::Null), 2);
+    w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        contact("Ana", "Diaz", "ana@x.com"),
+    );
+    w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        contact("Bo", "Li", "bo@x.com"),
+    );
+    w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(1),
+        contact("Cy", "Ng", "cy@x.com"),
+    );
+    let doc = document(
+        &w,
+        &BuildOptions {
+            detail: true,
+            ..BuildOptions::default()
+        },
+    )
+    .await;
+
+    let row = |rep: usize, target| {
+        doc.record_changes
+            .iter()
+            .find(|r| r.rep == rep_mail(rep) && r.object == Object::Contact && r.target == target)
+    };
+    let to_sf = row(0, Target::Salesforce).expect("rep0 → Salesforce");
+    assert_eq!((to_sf.create, to_sf.update, to_sf.delete), (2, 0, 0));
+    assert_eq!(to_sf.configuration, "Sales");
+    assert_eq!(to_sf.records.len(), 2, "--detail lists each record");
+    let to_ex = row(1, Target::Exchange).expect("rep1 → Exchange");
+    assert_eq!(to_ex.create, 1);
+    assert_eq!(
+        doc.summary.text,
+        "Plan: 0 settings to change; Salesforce: 2 to create, 0 to update, 0 to delete; Exchange: 1 to create, 0 to update, 0 to delete."
+    );
+    assert!(
+        doc.warnings
+            .iter()
+            .any(|w| w.message == format!("initial sync for {}: 2 records", rep_mail(0)))
+    );
+
+    // The JSON form validates against the checked-in plan schema.
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/plan.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let json: Value = serde_json::from_str(&render::json(&doc)).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+
+    w.sync().await;
+    let after = document(&w, &BuildOptions::default()).await;
+    assert!(after.summary.no_changes, "{:#?}", after.record_changes);
+    assert_eq!(
+        render::human(&after, false).lines().last(),
+        Some("No changes. Sync settings and data are up to date.")
+    );
+}
+
+#[tokio::test]
+async fn deletes_over_the_threshold_warn() {
+    let events = serde_json::json!({ "direction": "both", "conflict": "exchange_wins", "since": "LAST_N_DAYS:30", "delete_synced": true });
+    let mut w = World::new(config(Value::Null, events), 1);
+    let ids: Vec<String> = (0..8)
+        .map(|i| {
+            w.ex.user_create(
+                &rep_mail(0),
+                Folder::Calendar,
+                tether::model::Record::Event(event(
+                    &format!("Call {i}"),
+                    "2026-06-16T09:00:00Z",
+                    30,
+                )),
+            )
+        })
+        .collect();
+    w.sync().await;
+    // Five of eight: all of them would trip the empty-side guard instead.
+    for id in &ids[..5] {
+        assert!(w.ex.user_delete(&rep_mail(0), id));
+    }
+    let doc = document(
+        &w,
+        &BuildOptions {
+            detail: false,
+            delete_threshold: 3,
+        },
+    )
+    .await;
+    assert_eq!(
+        doc.summary.salesforce.delete, 5,
+        "{:#?}",
+        doc.record_changes
+    );
+    let warning = doc
+        .warnings
+        .iter()
+        .find(|w| w.message.starts_with("5 deletes exceed"))
+        .expect("threshold warning");
+    assert_eq!(
+        warning.message,
+        "5 deletes exceed the threshold of 3: apply refuses without --allow-deletes"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_mass_delete_is_a_warning() {
+    let events = serde_json::json!({ "direction": "both", "conflict": "exchange_wins", "since": "LAST_N_DAYS:30", "delete_synced": true });
+    let mut w = World::new(config(Value::Null, events), 1);
+    let ids: Vec<String> = (0..8)
+        .map(|i| {
+            w.ex.user_create(
+                &rep_mail(0),
+                Folder::Calendar,
+                tether::model::Record::Event(event(
+                    &format!("Call {i}"),
+                    "2026-06-16T09:00:00Z",
+                    30,
+                )),
+            )
+        })
+        .collect();
+    w.sync().await;
+    for id in &ids {
+        assert!(w.ex.user_delete(&rep_mail(0), id));
+    }
+    let doc = document(&w, &BuildOptions::default()).await;
+    assert_eq!(doc.summary.salesforce.delete, 0);
+    let warning = doc
+        .warnings
+        .iter()
+        .find(|w| w.kind == tether::plan::document::WarningKind::EmptySide)
+        .expect("empty-side warning");
+    assert!(
+        warning.message.starts_with(&rep_mail(0)),
+        "{}",
+        warning.message
+    );
+    assert!(
+        warning
+            .message
+            .ends_with("(refused; `tether apply --force` overrides)"),
+        "{}",
+        warning.message
+    );
+}
