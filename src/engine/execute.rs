@@ -1134,34 +1134,50 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 Ok(o) => o,
                 Err(e) => call_outcomes(ids.len(), &e),
             };
-            let mut changes = Vec::new();
-            for ((op, outcome), id) in chunk.iter().zip(outcomes).zip(ids) {
-                let Action::DeleteInSalesforce { link, .. } = &op.action else {
-                    continue;
-                };
-                match outcome {
-                    Outcome::Ok(()) => {
-                        changes.push(StateChange::DeleteLink(*link));
-                        self.ok(report, object);
-                    }
-                    Outcome::Failed(e) if gone(&e) => changes.push(StateChange::DeleteLink(*link)),
-                    Outcome::Failed(e) => self.fail(
-                        report,
-                        &mut changes,
-                        op,
-                        vec![id],
-                        &e.code,
-                        &e.message,
-                        e.retryable,
-                    ),
-                    Outcome::Ambiguous(m) => {
-                        self.fail(report, &mut changes, op, vec![id], "AMBIGUOUS", &m, true)
-                    }
-                }
-            }
+            let changes = self.delete_outcomes(chunk, outcomes, ids, object, report);
             self.apply(changes)?;
         }
         Ok(())
+    }
+
+    /// Records one delete batch's outcomes: deleted, or already gone, drops the link;
+    /// anything else is a per-record error and the link stays for the next run.
+    fn delete_outcomes(
+        &mut self,
+        chunk: &[&Operation],
+        outcomes: Vec<Outcome<()>>,
+        ids: Vec<String>,
+        object: ObjectKind,
+        report: &mut ExecReport,
+    ) -> Vec<StateChange> {
+        let mut changes = Vec::new();
+        for ((op, outcome), id) in chunk.iter().zip(outcomes).zip(ids) {
+            let (Action::DeleteInSalesforce { link, .. } | Action::DeleteInExchange { link, .. }) =
+                &op.action
+            else {
+                continue;
+            };
+            match outcome {
+                Outcome::Ok(()) => {
+                    changes.push(StateChange::DeleteLink(*link));
+                    self.ok(report, object);
+                }
+                Outcome::Failed(e) if gone(&e) => changes.push(StateChange::DeleteLink(*link)),
+                Outcome::Failed(e) => self.fail(
+                    report,
+                    &mut changes,
+                    op,
+                    vec![id],
+                    &e.code,
+                    &e.message,
+                    e.retryable,
+                ),
+                Outcome::Ambiguous(m) => {
+                    self.fail(report, &mut changes, op, vec![id], "AMBIGUOUS", &m, true)
+                }
+            }
+        }
+        changes
     }
 
     async fn delete_in_exchange(
@@ -1194,31 +1210,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 Ok(o) => o,
                 Err(e) => call_outcomes(ids.len(), &e),
             };
-            let mut changes = Vec::new();
-            for ((op, outcome), id) in chunk.iter().zip(outcomes).zip(ids) {
-                let Action::DeleteInExchange { link, .. } = &op.action else {
-                    continue;
-                };
-                match outcome {
-                    Outcome::Ok(()) => {
-                        changes.push(StateChange::DeleteLink(*link));
-                        self.ok(report, object);
-                    }
-                    Outcome::Failed(e) if gone(&e) => changes.push(StateChange::DeleteLink(*link)),
-                    Outcome::Failed(e) => self.fail(
-                        report,
-                        &mut changes,
-                        op,
-                        vec![id],
-                        &e.code,
-                        &e.message,
-                        e.retryable,
-                    ),
-                    Outcome::Ambiguous(m) => {
-                        self.fail(report, &mut changes, op, vec![id], "AMBIGUOUS", &m, true)
-                    }
-                }
-            }
+            let changes = self.delete_outcomes(chunk, outcomes, ids, object, report);
             self.apply(changes)?;
         }
         Ok(())
