@@ -1,10 +1,13 @@
 //! Opening connections from the configuration: secrets are resolved here, at connect time,
 //! and go straight into the clients' `Secret`s.
 
-use crate::config::model::{Config, OrgKind, SalesforceAuth};
+use crate::clock::Clock;
+use crate::config::model::{Config, ExchangeApi, ExchangeConnection, OrgKind, SalesforceAuth};
 use crate::config::secrets::{resolve, resolve_value};
+use crate::exchange::{self, Endpoint, EwsClient, ExchangeOptions};
 use crate::salesforce::{Auth, ClientOptions, SalesforceClient};
 use std::path::Path;
+use std::sync::Arc;
 use url::Url;
 
 /// Why a connection could not be opened, naming the setting to fix.
@@ -118,4 +121,97 @@ const SANDBOX_LOGIN: &str = "https://test.salesforce.com";
 pub fn salesforce(config: &Config, home: &Path) -> Result<SalesforceClient, ConnectError> {
     let opts = salesforce_options(config, home)?;
     SalesforceClient::new(opts).map_err(|e| at("connections.salesforce")(e.to_string()))
+}
+
+/// Exchange Online's EWS endpoint, used when an oauth2 connection names none.
+const EXCHANGE_ONLINE_EWS: &str = "https://outlook.office365.com/EWS/Exchange.asmx";
+/// The scope an app registration asks for to use EWS.
+const EXCHANGE_ONLINE_SCOPE: &str = "https://outlook.office365.com/.default";
+
+/// Client options for Exchange, with every secret resolved.
+pub fn exchange_options(config: &Config, home: &Path) -> Result<ExchangeOptions, ConnectError> {
+    const EX: &str = "connections.exchange";
+    let field = |name: &'static str| format!("{EX}.{name}");
+    let (endpoint, auth, ca_file) = match &config.connections.exchange {
+        ExchangeConnection::ServiceAccount {
+            ews_url,
+            username,
+            password,
+            ca_file,
+            ..
+        } => {
+            let endpoint = match ews_url {
+                Some(u) => Endpoint::Url(url(&field("ews_url"), u)?),
+                // Autodiscover from the service account's domain: its UPN, or the domain
+                // of a down-level `corp.com\svc` name.
+                None => Endpoint::Autodiscover {
+                    address: match username.split_once('\\') {
+                        Some((domain, _)) => domain.to_string(),
+                        None => username.clone(),
+                    },
+                },
+            };
+            let auth = exchange::Auth::Basic {
+                username: username.clone(),
+                password: resolve(password, home).map_err(at(&field("password")))?,
+            };
+            (endpoint, auth, ca_file)
+        }
+        ExchangeConnection::Oauth2 {
+            tenant,
+            client_id,
+            client_secret,
+            certificate,
+            token_url,
+            api,
+            ews_url,
+            ca_file,
+            ..
+        } => {
+            if *api == ExchangeApi::Graph {
+                return Err(at(&field("api"))(
+                    "the Microsoft Graph connector is not available yet; use `api: ews`".into(),
+                ));
+            }
+            let Some(secret) = client_secret else {
+                let message = if certificate.is_some() {
+                    "certificate credentials are not supported yet; give `client_secret`"
+                } else {
+                    "give `client_secret`"
+                };
+                return Err(at(&field("client_secret"))(message.into()));
+            };
+            let token_url = match token_url {
+                Some(u) => url(&field("token_url"), u)?,
+                None => url(
+                    &field("tenant"),
+                    &format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
+                )?,
+            };
+            let auth = exchange::Auth::OAuth2 {
+                token_url,
+                client_id: resolve_value(client_id, home).map_err(at(&field("client_id")))?,
+                client_secret: resolve(secret, home).map_err(at(&field("client_secret")))?,
+                scope: EXCHANGE_ONLINE_SCOPE.into(),
+            };
+            let endpoint = Endpoint::Url(url(
+                &field("ews_url"),
+                ews_url.as_deref().unwrap_or(EXCHANGE_ONLINE_EWS),
+            )?);
+            (endpoint, auth, ca_file)
+        }
+    };
+    let mut opts = ExchangeOptions::new(endpoint, auth);
+    opts.ca_file = ca_file.as_ref().map(|f| home.join(f));
+    Ok(opts)
+}
+
+/// A client for Exchange.
+pub fn exchange(
+    config: &Config,
+    home: &Path,
+    clock: Arc<dyn Clock>,
+) -> Result<EwsClient, ConnectError> {
+    let opts = exchange_options(config, home)?;
+    EwsClient::new(opts, clock).map_err(|e| at("connections.exchange")(e.to_string()))
 }

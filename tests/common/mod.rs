@@ -48,10 +48,16 @@ impl Output {
 }
 
 pub fn tether(args: &[&str], cwd: &Path) -> Output {
+    tether_with_env(args, cwd, &[])
+}
+
+/// Runs tether with `TEST_ENV` plus `env`.
+pub fn tether_with_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_tether"))
         .args(args)
         .current_dir(cwd)
         .envs(TEST_ENV.iter().copied())
+        .envs(env.iter().copied())
         .output()
         .expect("run tether");
     Output {

@@ -1,0 +1,311 @@
+//! `tether test-connection`: the connection test of the admin guide plus remote
+//! connectivity checks. Each check passes or fails with what to do; a failed check never
+//! stops the others, so one run shows everything that needs fixing.
+
+use crate::clock::Clock;
+use crate::config::model::{Config, Direction};
+use crate::connect;
+use crate::exchange::client::FolderRef;
+use crate::exchange::{EwsClient, EwsError};
+use crate::model::{EffectiveMapping, ObjectKind};
+use crate::salesforce::{FieldUse, SalesforceClient, SfError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<String>,
+}
+
+fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        passed: true,
+        detail: detail.into(),
+        remediation: None,
+    }
+}
+
+fn fail(
+    name: impl Into<String>,
+    detail: impl Into<String>,
+    remediation: impl Into<String>,
+) -> Check {
+    Check {
+        name: name.into(),
+        passed: false,
+        detail: detail.into(),
+        remediation: Some(remediation.into()),
+    }
+}
+
+/// The mailbox the Exchange checks act for: `--user`, or else the first user listed in an
+/// active configuration.
+fn probe_mailbox(config: &Config, user: Option<&str>) -> Option<String> {
+    user.map(str::to_string).or_else(|| {
+        config
+            .sync_configurations
+            .iter()
+            .filter(|c| c.active)
+            .find_map(|c| c.members.users.first().cloned())
+    })
+}
+
+/// Runs every check. `home` resolves `${file:…}` references.
+pub async fn run(
+    config: &Config,
+    home: &Path,
+    user: Option<&str>,
+    clock: Arc<dyn Clock>,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    match connect::exchange(config, home, clock) {
+        Err(e) => out.push(fail(
+            "Exchange: connection settings",
+            e.to_string(),
+            "fix the setting named, then run test-connection again",
+        )),
+        Ok(client) => exchange(&client, probe_mailbox(config, user), &mut out).await,
+    }
+    match connect::salesforce(config, home) {
+        Err(e) => out.push(fail(
+            "Salesforce: connection settings",
+            e.to_string(),
+            "fix the setting named, then run test-connection again",
+        )),
+        Ok(client) => salesforce(config, &client, &mut out).await,
+    }
+    out
+}
+
+async fn exchange(client: &EwsClient, mailbox: Option<String>, out: &mut Vec<Check>) {
+    match client.ews_url().await {
+        Ok(url) => out.push(pass("Exchange: EWS endpoint", url.to_string())),
+        Err(e) => {
+            out.push(fail(
+                "Exchange: EWS endpoint",
+                e.to_string(),
+                "set `ews_url`, or make Autodiscover answer for the service account's domain",
+            ));
+            return;
+        }
+    }
+    let Some(mailbox) = mailbox else {
+        out.push(fail(
+            "Exchange: impersonation",
+            "no rep to test with",
+            "pass --user EMAIL, or list a user in an active sync configuration",
+        ));
+        return;
+    };
+    // One call tells three things: TLS and reachability, the credentials, impersonation.
+    match client.get_folder(&mailbox, &FolderRef::contacts()).await {
+        Ok(_) => {
+            out.push(pass("Exchange: service account credentials", "accepted"));
+            out.push(pass(
+                format!("Exchange: impersonation of {mailbox}"),
+                "allowed",
+            ));
+        }
+        Err(e) => {
+            out.push(exchange_failure(&mailbox, &e));
+            return;
+        }
+    }
+    match client
+        .find_folder(&mailbox, &FolderRef::contacts(), "Salesforce_Sync")
+        .await
+    {
+        Ok(Some(_)) => out.push(pass(
+            format!("Exchange: Salesforce_Sync folder of {mailbox}"),
+            "found",
+        )),
+        Ok(None) => out.push(pass(
+            format!("Exchange: Salesforce_Sync folder of {mailbox}"),
+            "not there yet; the first apply creates it under Contacts",
+        )),
+        Err(e) => out.push(fail(
+            format!("Exchange: Salesforce_Sync folder of {mailbox}"),
+            e.to_string(),
+            "check the service account's access to the mailbox's Contacts folder",
+        )),
+    }
+    match client.get_folder(&mailbox, &FolderRef::calendar()).await {
+        Ok(_) => out.push(pass(format!("Exchange: calendar of {mailbox}"), "found")),
+        Err(e) => out.push(fail(
+            format!("Exchange: calendar of {mailbox}"),
+            e.to_string(),
+            "check the service account's access to the mailbox's calendar",
+        )),
+    }
+}
+
+/// Each configuration's direction and custom mappings for one object.
+fn object_settings(
+    config: &Config,
+    object: ObjectKind,
+) -> Vec<(Direction, &BTreeMap<String, Option<String>>)> {
+    config
+        .sync_configurations
+        .iter()
+        .filter_map(|c| match object {
+            ObjectKind::Contact => c
+                .contacts
+                .as_ref()
+                .map(|s| (s.direction, &s.field_mappings)),
+            ObjectKind::Event => c.events.as_ref().map(|s| (s.direction, &s.field_mappings)),
+        })
+        .collect()
+}
+
+/// What a failed first EWS call says about the setup.
+fn exchange_failure(mailbox: &str, e: &EwsError) -> Check {
+    match e {
+        EwsError::Unauthorized(_) => fail(
+            "Exchange: service account credentials",
+            e.to_string(),
+            "check the username and password (or the app's client secret) and that the account is not locked",
+        ),
+        EwsError::Transport(_) | EwsError::Config(_) => fail(
+            "Exchange: EWS reachable over TLS",
+            e.to_string(),
+            "check the URL, the network path and the server certificate (`ca_file` for a private CA)",
+        ),
+        _ => match e.code() {
+            Some("ErrorImpersonateUserDenied") => fail(
+                format!("Exchange: impersonation of {mailbox}"),
+                e.to_string(),
+                "give the service account the ApplicationImpersonation role with a management scope that includes this mailbox",
+            ),
+            Some("ErrorNonExistentMailbox") => fail(
+                format!("Exchange: impersonation of {mailbox}"),
+                e.to_string(),
+                "check that the rep's Salesforce email is their Exchange primary address, or add the domain to `additional_domains`",
+            ),
+            _ => fail(
+                format!("Exchange: impersonation of {mailbox}"),
+                e.to_string(),
+                "see the error; run again with --user to test another mailbox",
+            ),
+        },
+    }
+}
+
+async fn salesforce(config: &Config, client: &SalesforceClient, out: &mut Vec<Check>) {
+    let sf = &config.connections.salesforce;
+    let flow = client.options().auth.flow();
+    match client.limits().await {
+        Ok(_) => {
+            out.push(pass(
+                format!("Salesforce: authentication ({flow})"),
+                "signed in",
+            ));
+            out.push(pass(
+                format!("Salesforce: API version {}", sf.api_version),
+                "offered by the org",
+            ));
+        }
+        Err(e @ SfError::Auth { .. }) => {
+            out.push(fail(
+                format!("Salesforce: authentication ({flow})"),
+                e.to_string(),
+                match flow {
+                    "jwt_bearer" => "check the connected app's consumer key, that its certificate matches `private_key`, and that the integration user is pre-authorized (admin approved users)",
+                    "client_credentials" => "check the consumer key and secret, and that the connected app enables the client credentials flow with a run-as user",
+                    _ => "check the credentials of the flow named",
+                },
+            ));
+            return;
+        }
+        Err(e) if e.error_code() == Some("NOT_FOUND") => {
+            out.push(pass(
+                format!("Salesforce: authentication ({flow})"),
+                "signed in",
+            ));
+            out.push(fail(
+                format!("Salesforce: API version {}", sf.api_version),
+                e.to_string(),
+                "set `api_version` to a version the org offers",
+            ));
+            return;
+        }
+        Err(e) => {
+            out.push(fail(
+                "Salesforce: reachable",
+                e.to_string(),
+                "check `instance_url` and the network path to Salesforce",
+            ));
+            return;
+        }
+    }
+    for object in ObjectKind::ALL {
+        let settings = object_settings(config, object);
+        let mut fields: Vec<(String, FieldUse)> = Vec::new();
+        for (direction, custom) in settings.into_iter().filter(|(d, _)| *d != Direction::None) {
+            let mapping = EffectiveMapping::new(object, custom);
+            for f in mapping
+                .fields
+                .iter()
+                .filter(|f| !f.salesforce.contains('.') && f.salesforce != "Attendees")
+            {
+                let uses: &[FieldUse] = if direction.to_salesforce() {
+                    &[FieldUse::Read, FieldUse::Create, FieldUse::Update]
+                } else {
+                    &[FieldUse::Read]
+                };
+                for u in uses {
+                    if !fields.iter().any(|(n, x)| *n == f.salesforce && x == u) {
+                        fields.push((f.salesforce.clone(), *u));
+                    }
+                }
+            }
+        }
+        if fields.is_empty() {
+            continue;
+        }
+        let api_name = match object {
+            ObjectKind::Contact => "Contact",
+            ObjectKind::Event => "Event",
+        };
+        let name = format!("Salesforce: mapped {api_name} fields");
+        let refs: Vec<(&str, FieldUse)> = fields.iter().map(|(n, u)| (n.as_str(), *u)).collect();
+        let mut distinct: Vec<&str> = refs.iter().map(|(n, _)| *n).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        match client.check_fields(api_name, &refs).await {
+            Ok(()) => out.push(pass(name, format!("{} fields usable", distinct.len()))),
+            Err(e) => out.push(fail(
+                name,
+                e.to_string(),
+                "give the integration user field-level access to these fields, or change the mapping",
+            )),
+        }
+    }
+    match client.api_usage() {
+        Some(usage) if usage.max > 0 => {
+            let share = usage.used as f64 / usage.max as f64;
+            let detail = format!(
+                "{} of {} daily API requests used ({:.0}%)",
+                usage.used,
+                usage.max,
+                share * 100.0
+            );
+            if share < 0.9 {
+                out.push(pass("Salesforce: API usage", detail));
+            } else {
+                out.push(fail(
+                    "Salesforce: API usage",
+                    detail,
+                    "the org is close to its daily API allowance; sync when usage is lower or raise the allowance",
+                ));
+            }
+        }
+        _ => out.push(pass("Salesforce: API usage", "not reported by the org")),
+    }
+}

@@ -1,0 +1,188 @@
+//! `tether test-connection` end to end against both emulators: every check passes on a
+//! good setup; a wrong password and a mailbox outside the impersonation scope fail with
+//! what to do, and the exit code says so. Secrets never appear in the output.
+
+mod common;
+
+use common::*;
+use tether::sandbox::exchange::{self, ImpersonationScope};
+use tether::sandbox::salesforce;
+
+const SVC: &str = "svc-tether@corp.com";
+const PASSWORD: &str = "Ews-Pa55w0rd-7431";
+const SF_SECRET: &str = "sandbox-client-secret";
+
+struct Setup {
+    _ews: exchange::RunningEmulator,
+    _sf: salesforce::RunningEmulator,
+    scratch: Scratch,
+}
+
+async fn setup() -> Setup {
+    let ews = exchange::Emulator::start(exchange::EmulatorOptions::default())
+        .await
+        .unwrap();
+    ews.add_service_account(
+        SVC,
+        PASSWORD,
+        ImpersonationScope::Filter("Department -eq 'Sales'".into()),
+    );
+    ews.add_mailbox("celia.kung@corp.com", Some("Sales"));
+    ews.add_mailbox("fin.person@corp.com", Some("Finance"));
+    let sf = salesforce::Emulator::start(salesforce::EmulatorOptions::default())
+        .await
+        .unwrap();
+    let scratch = Scratch::new();
+    scratch.write(
+        "org/tether.yaml",
+        format!(
+            r#"version: 1
+org: {{ name: corp, kind: production }}
+connections:
+  exchange:
+    method: service_account
+    ews_url: {}
+    username: {SVC}
+    password: ${{env:TEST_EWS_PASSWORD}}
+  salesforce:
+    instance_url: {sf}
+    login_url: {sf}
+    auth:
+      flow: client_credentials
+      client_id: 3MVG9tether.sandbox.client
+      client_secret: ${{env:TEST_SF_SECRET}}
+sync_configurations:
+  - name: Reps
+    members: {{ users: [celia.kung@corp.com] }}
+    contacts: {{ direction: both, conflict: salesforce_wins, scope: users_records }}
+    events: {{ direction: exchange_to_salesforce }}
+"#,
+            ews.ews_url(),
+            sf = sf.url()
+        ),
+    );
+    Setup {
+        _ews: ews,
+        _sf: sf,
+        scratch,
+    }
+}
+
+async fn run(s: &Setup, args: &[&str], password: &str) -> Output {
+    let dir = s.scratch.dir.path().to_path_buf();
+    let mut all = vec!["test-connection".to_string(), "org".to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = all.iter().map(String::as_str).collect();
+        tether_with_env(
+            &args,
+            &dir,
+            &[
+                ("TEST_EWS_PASSWORD", &password),
+                ("TEST_SF_SECRET", SF_SECRET),
+            ],
+        )
+    })
+    .await
+    .unwrap()
+}
+
+fn no_secrets(out: &Output) {
+    for secret in [PASSWORD, SF_SECRET, "Wrong-Password-99"] {
+        assert!(
+            !out.stdout.contains(secret) && !out.stderr.contains(secret),
+            "{secret} leaked:\n{}{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_check_passes_on_a_good_setup() {
+    let s = setup().await;
+    let out = run(&s, &[], PASSWORD).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    for line in [
+        "PASS Exchange: service account credentials: accepted",
+        "PASS Exchange: impersonation of celia.kung@corp.com: allowed",
+        "PASS Exchange: Salesforce_Sync folder of celia.kung@corp.com: not there yet; the first apply creates it under Contacts",
+        "PASS Exchange: calendar of celia.kung@corp.com: found",
+        "PASS Salesforce: authentication (client_credentials): signed in",
+        "PASS Salesforce: API version 62.0: offered by the org",
+    ] {
+        assert!(
+            out.stdout.contains(line),
+            "missing `{line}` in:\n{}",
+            out.stdout
+        );
+    }
+    assert!(
+        out.stdout
+            .contains("PASS Salesforce: mapped Contact fields:"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("PASS Salesforce: API usage:"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.trim_end().ends_with("checks passed."),
+        "{}",
+        out.stdout
+    );
+    no_secrets(&out);
+    let json = run(&s, &["--format", "json"], PASSWORD).await;
+    let report = json.json();
+    assert_eq!(report["passed"], true);
+    assert!(report["checks"].as_array().unwrap().len() >= 8);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_fails_with_what_to_do() {
+    let s = setup().await;
+    let out = run(&s, &[], "Wrong-Password-99").await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("FAIL Exchange: service account credentials:"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("→ check the username and password"),
+        "{}",
+        out.stdout
+    );
+    // Salesforce is still checked.
+    assert!(
+        out.stdout
+            .contains("PASS Salesforce: authentication (client_credentials)"),
+        "{}",
+        out.stdout
+    );
+    no_secrets(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mailbox_outside_the_impersonation_scope_fails_with_what_to_do() {
+    let s = setup().await;
+    let out = run(&s, &["--user", "fin.person@corp.com"], PASSWORD).await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("FAIL Exchange: impersonation of fin.person@corp.com:"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("→ give the service account the ApplicationImpersonation role"),
+        "{}",
+        out.stdout
+    );
+    no_secrets(&out);
+}
