@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand, each thin.
 
+pub mod force_unlock;
 pub mod schema;
 pub mod test_connection;
 pub mod validate;
@@ -44,6 +45,32 @@ pub fn load_configuration(paths: &[PathBuf]) -> Option<(Config, PathBuf)> {
     configs.pop()
 }
 
+/// `--state`: where the state file is; default `.tether/state.db` next to the configuration.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StateArg {
+    /// The state file. Default: `.tether/state.db` in the configuration's directory.
+    #[arg(long = "state", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+impl StateArg {
+    pub fn path(&self, config_paths: &[PathBuf]) -> PathBuf {
+        if let Some(file) = &self.file {
+            return file.clone();
+        }
+        let first = config_paths
+            .first()
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("."));
+        let home = if first.is_file() {
+            first.parent().map(PathBuf::from).unwrap_or_default()
+        } else {
+            first
+        };
+        home.join(".tether").join("state.db")
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -69,6 +96,8 @@ pub enum Command {
     /// Check the connections: Exchange credentials, impersonation and folders; Salesforce
     /// sign-in, API version, mapped fields and API usage.
     TestConnection(test_connection::Args),
+    /// Release the state lock left by an apply or run that is gone.
+    ForceUnlock(force_unlock::Args),
     /// Print a JSON Schema: of the configuration (for editors and CI) or of the JSON plan.
     Schema(schema::Args),
 }
@@ -78,5 +107,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::TestConnection(args) => test_connection::run(&args),
+        Command::ForceUnlock(args) => force_unlock::run(&args),
     }
 }

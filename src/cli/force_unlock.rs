@@ -1,0 +1,27 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The lock id printed by the command that found the state locked.
+    pub lock_id: String,
+    /// Configuration file or directory whose state to unlock. Default: the current directory.
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub state: super::StateArg,
+}
+
+/// Releases a lock left by an apply or run that is gone.
+pub fn run(args: &Args) -> ExitCode {
+    let state = args.state.path(&args.paths);
+    match crate::lock::force_unlock(&state, &args.lock_id) {
+        Ok(info) => {
+            println!("Released the lock held by {info}.");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
