@@ -1,0 +1,329 @@
+//! The two connector traits the engine talks to: the mail side (Exchange) and the CRM side
+//! (Salesforce). They speak only the canonical model. Reads follow the performance model:
+//! the CRM side reads changes org-wide per object since a watermark (the engine sorts them
+//! to reps by owner); the mail side reads one change feed per folder per rep with an opaque
+//! cursor. Writes take batches (at most `CRM_BATCH` / `MAIL_BATCH` records) and answer per
+//! record. A whole call that fails is an `Err(CallError)`; a rep that cannot be reached at
+//! all (impersonation denied, no mailbox) is an `Err(RepError)` that fails that rep only.
+
+use crate::model::{ObjectKind, Record};
+use chrono::{DateTime, Utc};
+use std::future::Future;
+
+/// Salesforce sObject Collections take at most 200 records a call.
+pub const CRM_BATCH: usize = 200;
+/// EWS CreateItem/UpdateItem/DeleteItem batches tether sends (throttling-friendly).
+pub const MAIL_BATCH: usize = 50;
+
+/// The mailbox of one rep, as the mail side addresses it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mailbox {
+    /// The rep's primary SMTP address.
+    pub address: String,
+}
+
+/// The Exchange folder an object syncs through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Folder {
+    /// Contacts/Salesforce_Sync: the only contacts folder tether reads or writes.
+    SalesforceSyncContacts,
+    /// The default calendar.
+    Calendar,
+}
+
+impl Folder {
+    pub fn for_object(object: ObjectKind) -> Folder {
+        match object {
+            ObjectKind::Contact => Folder::SalesforceSyncContacts,
+            ObjectKind::Event => Folder::Calendar,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Folder::SalesforceSyncContacts => "Contacts/Salesforce_Sync",
+            Folder::Calendar => "Calendar",
+        }
+    }
+}
+
+/// An Exchange item as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailItem {
+    pub item_id: String,
+    pub change_key: String,
+    pub record: Record,
+    /// The Salesforce id tether stamped on the item (extended property) when it created it.
+    pub salesforce_id: Option<String>,
+    /// Events only: the rep related it to Salesforce in the Outlook integration.
+    pub related_in_outlook: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MailChange {
+    Upsert(MailItem),
+    Delete { item_id: String },
+}
+
+/// One page of a folder's change feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FolderPage {
+    pub changes: Vec<MailChange>,
+    /// Cursor after this page (EWS SyncState). Opaque to the engine.
+    pub cursor: String,
+    /// More pages wait behind this one.
+    pub more: bool,
+}
+
+/// Reference to an item tether wrote, with its new version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailRef {
+    pub item_id: String,
+    pub change_key: String,
+}
+
+/// A Salesforce user, for rep resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmUser {
+    pub id: String,
+    pub email: String,
+    pub profile: String,
+    pub active: bool,
+    /// IANA zone (TimeZoneSidKey), e.g. `Europe/Berlin`.
+    pub time_zone: String,
+}
+
+/// A Salesforce record as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmRecord {
+    pub id: String,
+    pub owner_id: String,
+    /// SystemModstamp.
+    pub modstamp: String,
+    pub record: Record,
+    /// The create-journal marker tether sent with the create, when the record carries one.
+    pub marker: Option<String>,
+}
+
+/// Changes to one object org-wide since a watermark.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmChanges {
+    pub upserts: Vec<CrmRecord>,
+    pub deleted: Vec<String>,
+    /// The watermark to read from next time. Opaque to the engine.
+    pub watermark: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmRef {
+    pub id: String,
+    pub modstamp: String,
+}
+
+/// A record create for Salesforce: owner, journal marker and the record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmCreate {
+    pub owner_id: String,
+    pub marker: String,
+    pub record: Record,
+}
+
+/// An item create for Exchange, stamped with the Salesforce id it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailCreate {
+    pub salesforce_id: String,
+    pub record: Record,
+}
+
+/// A person an attendee email resolved to, for auto-relate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Person {
+    Contact { id: String, email: String },
+    Lead { id: String, email: String },
+}
+
+/// Why one record failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub code: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// What happened to one record of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<T> {
+    Ok(T),
+    Failed(RecordError),
+    /// The call broke off after sending: the write may or may not have happened.
+    Ambiguous(String),
+}
+
+/// A whole call failed (network, throttling, server error); nothing in it is known done,
+/// except that a create may have happened when `ambiguous` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    pub code: String,
+    pub message: String,
+    pub retryable: bool,
+    pub ambiguous: bool,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// A rep's mailbox cannot be used at all; the rest of the run goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepError {
+    ImpersonationDenied(String),
+    NoMailbox(String),
+    /// The folder is gone (e.g. the rep deleted Salesforce_Sync); the engine recreates it.
+    FolderMissing,
+    Call(CallError),
+}
+
+impl RepError {
+    pub fn code(&self) -> &str {
+        match self {
+            RepError::ImpersonationDenied(_) => "ErrorImpersonateUserDenied",
+            RepError::NoMailbox(_) => "ErrorNonExistentMailbox",
+            RepError::FolderMissing => "ErrorFolderNotFound",
+            RepError::Call(e) => &e.code,
+        }
+    }
+    pub fn message(&self) -> String {
+        match self {
+            RepError::ImpersonationDenied(m) | RepError::NoMailbox(m) => m.clone(),
+            RepError::FolderMissing => "the sync folder does not exist".into(),
+            RepError::Call(e) => e.message.clone(),
+        }
+    }
+    pub fn suggestion(&self) -> &'static str {
+        match self {
+            RepError::ImpersonationDenied(_) => {
+                "Give the service account the ApplicationImpersonation role for this mailbox."
+            }
+            RepError::NoMailbox(_) => {
+                "Check that the user's Salesforce email is their Exchange primary address, \
+                 or add the mail domain to additional_domains."
+            }
+            RepError::FolderMissing => "tether recreates the folder on the next run.",
+            RepError::Call(_) => "tether retries on the next run.",
+        }
+    }
+}
+
+/// The mail side (Exchange). Every method is one API call unless it says otherwise.
+pub trait MailConnector: Send + Sync {
+    /// One page of the folder's changes since `cursor` (`None`: everything, as creates).
+    fn sync_folder(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<FolderPage, RepError>> + Send;
+
+    /// Create the folder when missing (Salesforce_Sync under Contacts); no-op otherwise.
+    fn ensure_folder(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+    ) -> impl Future<Output = Result<(), RepError>> + Send;
+
+    /// Create items (≤ MAIL_BATCH), each stamped with its Salesforce id.
+    fn create(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        items: &[MailCreate],
+    ) -> impl Future<Output = Result<Vec<Outcome<MailRef>>, CallError>> + Send;
+
+    /// Update items (≤ MAIL_BATCH): (item id, new record).
+    fn update(
+        &self,
+        mailbox: &Mailbox,
+        items: &[(String, Record)],
+    ) -> impl Future<Output = Result<Vec<Outcome<MailRef>>, CallError>> + Send;
+
+    /// Delete items (≤ MAIL_BATCH) by id.
+    fn delete(
+        &self,
+        mailbox: &Mailbox,
+        item_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Outcome<()>>, CallError>> + Send;
+
+    /// Items of the folder stamped with any of these Salesforce ids (one FindItem with a
+    /// restriction on the extended property).
+    fn find_by_salesforce_ids(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        salesforce_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<MailItem>, CallError>> + Send;
+}
+
+/// The CRM side (Salesforce). Every method is one API call per page or batch.
+pub trait CrmConnector: Send + Sync {
+    /// Active and inactive users with email, profile and time zone.
+    fn users(&self) -> impl Future<Output = Result<Vec<CrmUser>, CallError>> + Send;
+
+    /// Org-wide changes to `object` since `watermark` (`None`: every record). One query
+    /// (paged by 2000) plus one getDeleted.
+    fn read_changes(
+        &self,
+        object: ObjectKind,
+        watermark: Option<&str>,
+    ) -> impl Future<Output = Result<CrmChanges, CallError>> + Send;
+
+    /// Every record of `object` owned by one of `owners` (`None`: every record the
+    /// integration user can see): the full read for reps syncing for the first time or
+    /// after a reset. One query, paged.
+    fn read_owned(
+        &self,
+        object: ObjectKind,
+        owners: Option<&[String]>,
+    ) -> impl Future<Output = Result<Vec<CrmRecord>, CallError>> + Send;
+
+    fn create(
+        &self,
+        object: ObjectKind,
+        records: &[CrmCreate],
+    ) -> impl Future<Output = Result<Vec<Outcome<CrmRef>>, CallError>> + Send;
+
+    fn update(
+        &self,
+        object: ObjectKind,
+        records: &[(String, Record)],
+    ) -> impl Future<Output = Result<Vec<Outcome<CrmRef>>, CallError>> + Send;
+
+    fn delete(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Outcome<()>>, CallError>> + Send;
+
+    /// Records created with any of these journal markers (lookup before a retried create).
+    fn find_by_markers(
+        &self,
+        object: ObjectKind,
+        markers: &[String],
+    ) -> impl Future<Output = Result<Vec<CrmRecord>, CallError>> + Send;
+
+    /// Contacts and Leads whose email is one of `emails` (auto-relate).
+    fn find_people(
+        &self,
+        emails: &[String],
+    ) -> impl Future<Output = Result<Vec<Person>, CallError>> + Send;
+
+    /// Relate an event to people (EventRelation / WhoId).
+    fn relate(
+        &self,
+        event_id: &str,
+        person_ids: &[String],
+    ) -> impl Future<Output = Result<(), CallError>> + Send;
+}
+
+/// When something happened, for error entries and activity counts.
+pub type Timestamp = DateTime<Utc>;

@@ -1,0 +1,482 @@
+//! One sync cycle: resolve reps, read changes (org-wide per object from Salesforce, one
+//! folder feed per rep from Exchange), plan, execute, then advance cursors and statuses.
+//!
+//! Cursors advance only at the end and only where everything read was applied; a rep whose
+//! writes partly failed, or whose mailbox could not be read, loses its folder cursor and is
+//! read in full next time (matching re-links what is already there), so the org watermark
+//! can always advance and one broken mailbox never makes everyone re-read.
+
+use crate::config::model::{Config, ContactScope, Direction};
+use crate::engine::connector::{
+    CallError, CrmConnector, CrmRecord, Folder, MailChange, MailConnector, MailItem, RepError,
+};
+use crate::engine::execute::{ExecError, ExecReport, Executor, Killed, StepBudget};
+use crate::engine::plan::{self, Plan, PlanInput, RepObjectInput, SideView};
+use crate::engine::reps::{Rep, RepProblem, resolve_reps};
+use crate::engine::rules::ObjectSettings;
+use crate::model::{EffectiveMapping, ObjectKind};
+use crate::state::{
+    ActivityEntry, CursorKey, ErrorEntry, ResetMark, StateChange, StateError, StateStore,
+    StatusEntry, SyncDirection, SyncStatus,
+};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Override the empty-side guard.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CycleError {
+    Killed,
+    State(StateError),
+    /// Salesforce could not be read at all: nothing was planned.
+    Crm(CallError),
+}
+
+impl From<StateError> for CycleError {
+    fn from(e: StateError) -> Self {
+        CycleError::State(e)
+    }
+}
+impl From<Killed> for CycleError {
+    fn from(_: Killed) -> Self {
+        CycleError::Killed
+    }
+}
+impl From<ExecError> for CycleError {
+    fn from(e: ExecError) -> Self {
+        match e {
+            ExecError::Killed => CycleError::Killed,
+            ExecError::State(s) => CycleError::State(s),
+        }
+    }
+}
+
+/// What was read, besides the plan: what the cycle needs to finish.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOutcome {
+    pub reps: Vec<Rep>,
+    pub problems: Vec<RepProblem>,
+    /// Reps whose mailbox could not be read, with why.
+    pub rep_errors: Vec<(Rep, RepError)>,
+    /// New cursors: org watermarks, and folder cursors per (rep, object).
+    pub org_cursors: Vec<(ObjectKind, String)>,
+    pub folder_cursors: BTreeMap<(String, ObjectKind), String>,
+    /// (rep, object) read in full this time (first sync, reset, or recovering).
+    pub full: BTreeSet<(String, ObjectKind)>,
+    pub mappings: HashMap<(String, ObjectKind), EffectiveMapping>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CycleReport {
+    pub plan: Plan,
+    pub exec: ExecReport,
+    pub read: ReadOutcome,
+}
+
+fn settings(config: &Config, rep: &Rep, object: ObjectKind) -> Option<ObjectSettings> {
+    let c = config.sync_configurations.get(rep.configuration)?;
+    let s = ObjectSettings::of(c, object);
+    (s.direction != Direction::None).then_some(s)
+}
+
+fn initial_done<S: StateStore>(
+    state: &S,
+    rep: &str,
+    object: ObjectKind,
+) -> Result<bool, StateError> {
+    for d in [
+        SyncDirection::ExchangeToSalesforce,
+        SyncDirection::SalesforceToExchange,
+    ] {
+        if state
+            .status(rep, object, d)?
+            .is_some_and(|s| s.status.initial_done())
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Read a folder's whole change feed from `cursor`, collapsed to the last change per item.
+async fn read_folder<M: MailConnector>(
+    mail: &M,
+    rep: &Rep,
+    folder: Folder,
+    mut cursor: Option<String>,
+) -> Result<(SideView<MailItem>, String), RepError> {
+    if cursor.is_none() && folder == Folder::SalesforceSyncContacts {
+        mail.ensure_folder(&rep.mailbox, folder).await?;
+    }
+    let mut full = cursor.is_none();
+    let mut last: BTreeMap<String, Option<MailItem>> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut recreated = false;
+    loop {
+        let page = match mail
+            .sync_folder(&rep.mailbox, folder, cursor.as_deref())
+            .await
+        {
+            Err(RepError::FolderMissing) if !recreated => {
+                // The rep deleted the folder: recreate it and start over from an empty feed.
+                mail.ensure_folder(&rep.mailbox, folder).await?;
+                recreated = true;
+                cursor = None;
+                full = true;
+                last.clear();
+                order.clear();
+                continue;
+            }
+            other => other?,
+        };
+        for change in page.changes {
+            let (id, item) = match change {
+                MailChange::Upsert(i) => (i.item_id.clone(), Some(i)),
+                MailChange::Delete { item_id } => (item_id, None),
+            };
+            if !last.contains_key(&id) {
+                order.push(id.clone());
+            }
+            last.insert(id, item);
+        }
+        cursor = Some(page.cursor);
+        if !page.more {
+            break;
+        }
+    }
+    let mut view = SideView {
+        full,
+        upserts: Vec::new(),
+        deleted: Vec::new(),
+    };
+    for id in order {
+        match last.remove(&id).flatten() {
+            Some(item) => view.upserts.push(item),
+            None => view.deleted.push(id),
+        }
+    }
+    Ok((view, cursor.unwrap_or_default()))
+}
+
+/// Read both sides and plan, writing nothing (`tether plan`; the idempotence check).
+pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
+    config: &Config,
+    mail: &M,
+    crm: &C,
+    state: &S,
+    now: DateTime<Utc>,
+    options: &SyncOptions,
+) -> Result<(Plan, ReadOutcome), CycleError> {
+    let users = crm.users().await.map_err(CycleError::Crm)?;
+    let (reps, problems) = resolve_reps(config, &users);
+    let resets = state.reset_marks()?;
+    let pending = state.pending_creates()?;
+    let mut out = ReadOutcome {
+        problems,
+        ..ReadOutcome::default()
+    };
+    let mut items: Vec<RepObjectInput> = Vec::new();
+    let mut failed_reps: BTreeSet<String> = BTreeSet::new();
+
+    for object in ObjectKind::ALL {
+        let syncing: Vec<(&Rep, ObjectSettings)> = reps
+            .iter()
+            .filter_map(|r| settings(config, r, object).map(|s| (r, s)))
+            .collect();
+        if syncing.is_empty() {
+            continue;
+        }
+        let watermark = state.cursor(&CursorKey::Org { object })?;
+        let changes = crm
+            .read_changes(object, watermark.as_deref())
+            .await
+            .map_err(CycleError::Crm)?;
+        out.org_cursors.push((object, changes.watermark.clone()));
+
+        let mut full_reps = Vec::new();
+        for (rep, s) in &syncing {
+            let folder_key = CursorKey::Folder {
+                rep: rep.user_id.clone(),
+                object,
+            };
+            let full = resets.contains_key(&rep.user_id)
+                || !initial_done(state, &rep.user_id, object)?
+                || state.cursor(&folder_key)?.is_none();
+            if full {
+                full_reps.push((*rep, s.scope));
+            }
+        }
+        let full_records: Vec<CrmRecord> = if watermark.is_some() && !full_reps.is_empty() {
+            let everyone = object == ObjectKind::Contact
+                && full_reps
+                    .iter()
+                    .any(|(_, scope)| *scope == ContactScope::AllContacts);
+            let owners: Vec<String> = full_reps.iter().map(|(r, _)| r.user_id.clone()).collect();
+            crm.read_owned(object, (!everyone).then_some(owners.as_slice()))
+                .await
+                .map_err(CycleError::Crm)?
+        } else {
+            Vec::new()
+        };
+        let merged_full: Vec<CrmRecord> = {
+            let mut by_id: BTreeMap<&str, &CrmRecord> = BTreeMap::new();
+            for r in changes.upserts.iter().chain(full_records.iter()) {
+                by_id.insert(&r.id, r);
+            }
+            by_id.into_values().cloned().collect()
+        };
+
+        for (rep, s) in &syncing {
+            if failed_reps.contains(&rep.user_id) {
+                continue;
+            }
+            let full = full_reps.iter().any(|(r, _)| r.user_id == rep.user_id);
+            let links = if resets.contains_key(&rep.user_id) {
+                Vec::new()
+            } else {
+                state.links(&rep.user_id, object)?
+            };
+            let crm_view = plan::crm_view(
+                rep,
+                s,
+                &links,
+                if full { &merged_full } else { &changes.upserts },
+                &changes.deleted,
+                full,
+            );
+            let cursor = if full {
+                None
+            } else {
+                state.cursor(&CursorKey::Folder {
+                    rep: rep.user_id.clone(),
+                    object,
+                })?
+            };
+            match read_folder(mail, rep, Folder::for_object(object), cursor).await {
+                Ok((mail_view, cursor)) => {
+                    out.folder_cursors
+                        .insert((rep.user_id.clone(), object), cursor);
+                    if full || mail_view.full {
+                        out.full.insert((rep.user_id.clone(), object));
+                    }
+                    out.mappings
+                        .insert((rep.user_id.clone(), object), s.mapping.clone());
+                    items.push(RepObjectInput {
+                        rep: (*rep).clone(),
+                        object,
+                        links,
+                        mail: mail_view,
+                        crm: crm_view,
+                    });
+                }
+                Err(e) => {
+                    failed_reps.insert(rep.user_id.clone());
+                    out.rep_errors.push(((*rep).clone(), e));
+                }
+            }
+        }
+    }
+    items.retain(|i| !failed_reps.contains(&i.rep.user_id));
+    out.folder_cursors
+        .retain(|(rep, _), _| !failed_reps.contains(rep));
+    out.reps = reps;
+    let plan = plan::plan(&PlanInput {
+        config,
+        now,
+        force: options.force,
+        items,
+        pending,
+    });
+    Ok((plan, out))
+}
+
+fn apply<S: StateStore>(
+    state: &mut S,
+    budget: &mut StepBudget,
+    changes: Vec<StateChange>,
+) -> Result<(), CycleError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    budget.step()?;
+    state.apply(changes)?;
+    Ok(())
+}
+
+/// Run one full cycle: plan, execute, and record the outcome.
+pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
+    config: &Config,
+    mail: &M,
+    crm: &C,
+    state: &mut S,
+    now: DateTime<Utc>,
+    options: &SyncOptions,
+    budget: &mut StepBudget,
+) -> Result<CycleReport, CycleError> {
+    // Reps marked for reset lose their links and cursors; they re-sync by matching.
+    let marks = state.reset_marks()?;
+    let mut changes = Vec::new();
+    for (rep, mark) in &marks {
+        if *mark == ResetMark::MarkedForReset {
+            changes.push(StateChange::ClearRep { rep: rep.clone() });
+            changes.push(StateChange::SetResetMark {
+                rep: rep.clone(),
+                mark: Some(ResetMark::ResetInProgress),
+            });
+        }
+    }
+    apply(state, budget, changes)?;
+
+    let (plan, read) = read_and_plan(config, mail, crm, &*state, now, options).await?;
+
+    let mut changes = Vec::new();
+    for (rep, object) in read.folder_cursors.keys() {
+        let full = read.full.contains(&(rep.clone(), *object));
+        for d in [
+            SyncDirection::ExchangeToSalesforce,
+            SyncDirection::SalesforceToExchange,
+        ] {
+            let initial = !initial_done(&*state, rep, *object)?;
+            let status = if initial || full && initial {
+                SyncStatus::InitialSyncInProgress
+            } else {
+                SyncStatus::SyncInProgress
+            };
+            let records_in_sync = state
+                .status(rep, *object, d)?
+                .map(|s| s.records_in_sync)
+                .unwrap_or(0);
+            changes.push(StateChange::SetStatus(StatusEntry {
+                rep: rep.clone(),
+                object: *object,
+                direction: d,
+                status,
+                records_in_sync,
+                updated: now,
+            }));
+        }
+    }
+    apply(state, budget, changes)?;
+
+    let mut executor = Executor {
+        mail,
+        crm,
+        state: &mut *state,
+        now,
+        budget: &mut *budget,
+        mappings: &read.mappings,
+    };
+    let exec = executor.execute(&plan).await?;
+
+    // Finish: cursors, statuses, activity, errors, reset marks — one transaction.
+    let mut changes = Vec::new();
+    for (object, watermark) in &read.org_cursors {
+        changes.push(StateChange::SetCursor {
+            key: CursorKey::Org { object: *object },
+            value: Some(watermark.clone()),
+        });
+    }
+    let mut clean_reps: BTreeSet<&str> = read.reps.iter().map(|r| r.user_id.as_str()).collect();
+    for ((rep, object), cursor) in &read.folder_cursors {
+        let failed = exec.failed_reps.contains(&(rep.clone(), *object));
+        if failed {
+            clean_reps.remove(rep.as_str());
+        }
+        changes.push(StateChange::SetCursor {
+            key: CursorKey::Folder {
+                rep: rep.clone(),
+                object: *object,
+            },
+            value: (!failed).then(|| cursor.clone()),
+        });
+        let linked = state
+            .links(rep, *object)?
+            .iter()
+            .filter(|(_, l)| !l.is_detached())
+            .count() as u64;
+        let rep_def = read.reps.iter().find(|r| &r.user_id == rep);
+        let s = rep_def.and_then(|r| settings(config, r, *object));
+        for d in [
+            SyncDirection::ExchangeToSalesforce,
+            SyncDirection::SalesforceToExchange,
+        ] {
+            let was_initial = !initial_done(&*state, rep, *object)?
+                || state
+                    .status(rep, *object, d)?
+                    .is_some_and(|x| x.status == SyncStatus::InitialSyncInProgress);
+            let status = if !s.as_ref().is_some_and(|s| s.syncs(d)) {
+                SyncStatus::NotSetToSync
+            } else if failed {
+                if was_initial {
+                    SyncStatus::InitialSyncInProgress
+                } else {
+                    SyncStatus::SyncInProgress
+                }
+            } else if was_initial {
+                SyncStatus::InitialSyncCompleted
+            } else {
+                SyncStatus::InSync
+            };
+            changes.push(StateChange::SetStatus(StatusEntry {
+                rep: rep.clone(),
+                object: *object,
+                direction: d,
+                status,
+                records_in_sync: linked,
+                updated: now,
+            }));
+        }
+    }
+    for (rep, e) in &read.rep_errors {
+        clean_reps.remove(rep.user_id.as_str());
+        for object in ObjectKind::ALL {
+            changes.push(StateChange::SetCursor {
+                key: CursorKey::Folder {
+                    rep: rep.user_id.clone(),
+                    object,
+                },
+                value: None,
+            });
+        }
+        changes.push(StateChange::AddError(ErrorEntry {
+            at: now,
+            rep: rep.user_id.clone(),
+            object: None,
+            direction: None,
+            record_ids: Vec::new(),
+            code: e.code().to_string(),
+            message: e.message(),
+            suggestion: e.suggestion().to_string(),
+        }));
+    }
+    for p in &read.problems {
+        changes.push(StateChange::AddError(ErrorEntry {
+            at: now,
+            rep: p.user.clone(),
+            object: None,
+            direction: None,
+            record_ids: Vec::new(),
+            code: p.code.to_string(),
+            message: p.message.clone(),
+            suggestion: p.suggestion.to_string(),
+        }));
+    }
+    for (object, n) in &exec.written {
+        changes.push(StateChange::AddActivity(ActivityEntry {
+            at: now,
+            object: *object,
+            records: *n,
+        }));
+    }
+    for (rep, mark) in state.reset_marks()? {
+        if mark == ResetMark::ResetInProgress && clean_reps.contains(rep.as_str()) {
+            changes.push(StateChange::SetResetMark { rep, mark: None });
+        }
+    }
+    apply(state, budget, changes)?;
+    Ok(CycleReport { plan, exec, read })
+}

@@ -1,0 +1,1134 @@
+//! The executor: runs a plan through the connectors in batches and records each success in
+//! the state store at once; each failure becomes an error-report line with a suggestion and
+//! the rest carries on. Creates are crash-safe: every create is journalled before it is
+//! sent, and a create whose journal entry is still pending (a crash or an ambiguous answer
+//! last time) is looked up on the target side before it is sent again.
+//!
+//! Every remote call and every state transaction is a "step" drawn from a `StepBudget`, so
+//! tests can kill the executor between any two steps and restart it from the state store.
+
+use crate::engine::connector::{
+    CRM_BATCH, CallError, CrmConnector, CrmCreate, CrmRecord, Folder, MAIL_BATCH, MailConnector,
+    MailCreate, MailItem, Mailbox, Outcome, Person, RecordError,
+};
+use crate::engine::plan::{Action, Operation, Plan};
+use crate::model::normalize::truncate_for_salesforce;
+use crate::model::{EffectiveMapping, ObjectKind, Record};
+use crate::state::{
+    CreateTarget, ErrorEntry, ExchangeSide, JournalEntry, Link, LinkId, SalesforceSide,
+    StateChange, StateError, StateStore, SyncDirection, UnresolvedItem,
+};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The executor was killed (tests) before finishing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Killed;
+
+/// How many steps the executor may still take (`None`: no limit).
+#[derive(Debug, Clone, Default)]
+pub struct StepBudget {
+    left: Option<usize>,
+    pub taken: usize,
+}
+
+impl StepBudget {
+    pub fn unlimited() -> Self {
+        StepBudget::default()
+    }
+    pub fn kill_after(steps: usize) -> Self {
+        StepBudget {
+            left: Some(steps),
+            taken: 0,
+        }
+    }
+    pub fn step(&mut self) -> Result<(), Killed> {
+        match &mut self.left {
+            Some(0) => Err(Killed),
+            Some(n) => {
+                *n -= 1;
+                self.taken += 1;
+                Ok(())
+            }
+            None => {
+                self.taken += 1;
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecError {
+    Killed,
+    State(StateError),
+}
+
+impl From<Killed> for ExecError {
+    fn from(_: Killed) -> Self {
+        ExecError::Killed
+    }
+}
+impl From<StateError> for ExecError {
+    fn from(e: StateError) -> Self {
+        ExecError::State(e)
+    }
+}
+
+/// What execution did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecReport {
+    pub succeeded: usize,
+    pub failed: Vec<ErrorEntry>,
+    /// (rep, object) whose writes did not all succeed: their feeds must be read again.
+    pub failed_reps: BTreeSet<(String, ObjectKind)>,
+    /// Objects with a failed write sourced from Salesforce: the org watermark stays.
+    pub failed_objects: BTreeSet<ObjectKind>,
+    /// Records written, per object (activity counts).
+    pub written: BTreeMap<ObjectKind, u64>,
+}
+
+pub struct Executor<'a, M, C, S> {
+    pub mail: &'a M,
+    pub crm: &'a C,
+    pub state: &'a mut S,
+    pub now: DateTime<Utc>,
+    pub budget: &'a mut StepBudget,
+    /// Each rep's mapping per object, to cut values to Salesforce field lengths.
+    pub mappings: &'a HashMap<(String, ObjectKind), EffectiveMapping>,
+}
+
+/// The journal marker of a create: derived from what is created, so a retry reuses it.
+pub fn create_marker(
+    target: CreateTarget,
+    rep: &str,
+    object: ObjectKind,
+    source_id: &str,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(format!(
+        "{target:?}\u{1f}{rep}\u{1f}{}\u{1f}{source_id}",
+        object.name()
+    ));
+    let hex: String = h
+        .finalize()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("tether-{hex}")
+}
+
+fn suggestion(code: &str, retryable: bool) -> &'static str {
+    match code {
+        "ENTITY_IS_DELETED" | "NOT_FOUND" | "ErrorItemNotFound" => {
+            "The record was deleted meanwhile; the next run unlinks it."
+        }
+        "INSUFFICIENT_ACCESS" | "INSUFFICIENT_ACCESS_OR_READONLY" | "ErrorAccessDenied" => {
+            "Give the integration user (or service account) access to this record."
+        }
+        "STRING_TOO_LONG" => "Shorten the value, or map it to a longer field.",
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION" | "REQUIRED_FIELD_MISSING" => {
+            "Fix the record so it passes the org's validation rules; tether retries on the next run."
+        }
+        "AMBIGUOUS" => "tether looks the record up before it retries, so no duplicate is made.",
+        _ if retryable => "tether retries on the next run.",
+        _ => "Check the record on its side; tether retries on the next run.",
+    }
+}
+
+fn call_outcomes<T>(n: usize, e: &CallError) -> Vec<Outcome<T>> {
+    (0..n)
+        .map(|_| {
+            if e.ambiguous {
+                Outcome::Ambiguous(e.to_string())
+            } else {
+                Outcome::Failed(RecordError {
+                    code: e.code.clone(),
+                    message: e.message.clone(),
+                    retryable: e.retryable,
+                })
+            }
+        })
+        .collect()
+}
+
+fn gone(e: &RecordError) -> bool {
+    matches!(
+        e.code.as_str(),
+        "ENTITY_IS_DELETED" | "NOT_FOUND" | "ErrorItemNotFound"
+    )
+}
+
+impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
+    pub async fn execute(&mut self, plan: &Plan) -> Result<ExecReport, ExecError> {
+        let mut report = ExecReport::default();
+        let pending = self.state.pending_creates()?;
+        self.bookkeeping(plan, &pending, &mut report)?;
+        for object in ObjectKind::ALL {
+            self.create_in_salesforce(plan, object, &pending, &mut report)
+                .await?;
+        }
+        let mut mailboxes: Vec<(&Mailbox, &str, ObjectKind)> = plan
+            .operations
+            .iter()
+            .filter(|o| o.action.writes_to() == Some(crate::engine::plan::Side::Exchange))
+            .map(|o| (&o.mailbox, o.rep.as_str(), o.object))
+            .collect();
+        mailboxes.sort();
+        mailboxes.dedup();
+        for (mb, rep, object) in &mailboxes {
+            self.create_in_exchange(plan, mb, rep, *object, &pending, &mut report)
+                .await?;
+        }
+        for object in ObjectKind::ALL {
+            self.update_salesforce(plan, object, &mut report).await?;
+        }
+        for (mb, rep, object) in &mailboxes {
+            self.update_exchange(plan, mb, rep, *object, &mut report)
+                .await?;
+        }
+        for object in ObjectKind::ALL {
+            self.delete_in_salesforce(plan, object, &mut report).await?;
+        }
+        for (mb, rep, object) in &mailboxes {
+            self.delete_in_exchange(plan, mb, rep, *object, &mut report)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    fn apply(&mut self, changes: Vec<StateChange>) -> Result<(), ExecError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.budget.step()?;
+        self.state.apply(changes)?;
+        Ok(())
+    }
+
+    fn mapping(&self, rep: &str, object: ObjectKind) -> EffectiveMapping {
+        self.mappings
+            .get(&(rep.to_string(), object))
+            .cloned()
+            .unwrap_or_else(|| EffectiveMapping::defaults(object))
+    }
+
+    fn fail(
+        &self,
+        report: &mut ExecReport,
+        changes: &mut Vec<StateChange>,
+        op: &Operation,
+        ids: Vec<String>,
+        code: &str,
+        message: &str,
+        retryable: bool,
+    ) {
+        let to_sf = op.action.writes_to() == Some(crate::engine::plan::Side::Salesforce);
+        let entry = ErrorEntry {
+            at: self.now,
+            rep: op.rep.clone(),
+            object: Some(op.object),
+            direction: Some(if to_sf {
+                SyncDirection::ExchangeToSalesforce
+            } else {
+                SyncDirection::SalesforceToExchange
+            }),
+            record_ids: ids,
+            code: code.to_string(),
+            message: message.to_string(),
+            suggestion: suggestion(code, retryable).to_string(),
+        };
+        report.failed_reps.insert((op.rep.clone(), op.object));
+        if !to_sf {
+            report.failed_objects.insert(op.object);
+        }
+        report.failed.push(entry.clone());
+        changes.push(StateChange::AddError(entry));
+    }
+
+    fn ok(&self, report: &mut ExecReport, object: ObjectKind) {
+        report.succeeded += 1;
+        *report.written.entry(object).or_insert(0) += 1;
+    }
+
+    /// The state writes that link two records, closing any create journalled for them.
+    fn link_changes(
+        pending: &[JournalEntry],
+        op: &Operation,
+        id: Option<LinkId>,
+        link: Link,
+    ) -> Vec<StateChange> {
+        let mut out = Vec::new();
+        for j in pending
+            .iter()
+            .filter(|j| j.rep == op.rep && j.object == op.object)
+        {
+            let source = match j.target {
+                CreateTarget::Salesforce => link.exchange.as_ref().map(|e| &e.item_id),
+                CreateTarget::Exchange => link.salesforce.as_ref().map(|s| &s.id),
+            };
+            if source == Some(&j.source_id) {
+                out.push(StateChange::JournalDone {
+                    marker: j.marker.clone(),
+                });
+            }
+        }
+        out.push(StateChange::PutLink { id, link });
+        out
+    }
+
+    fn bookkeeping(
+        &mut self,
+        plan: &Plan,
+        pending: &[JournalEntry],
+        report: &mut ExecReport,
+    ) -> Result<(), ExecError> {
+        let mut changes = Vec::new();
+        for op in &plan.operations {
+            match &op.action {
+                Action::Link {
+                    exchange,
+                    salesforce,
+                    hash,
+                } => changes.extend(Self::link_changes(
+                    pending,
+                    op,
+                    None,
+                    Link {
+                        rep: op.rep.clone(),
+                        object: op.object,
+                        exchange: Some(exchange.clone()),
+                        salesforce: Some(salesforce.clone()),
+                        hash: hash.clone(),
+                    },
+                )),
+                Action::Refresh {
+                    link,
+                    exchange,
+                    salesforce,
+                    hash,
+                } => changes.push(StateChange::PutLink {
+                    id: Some(*link),
+                    link: Link {
+                        rep: op.rep.clone(),
+                        object: op.object,
+                        exchange: Some(exchange.clone()),
+                        salesforce: Some(salesforce.clone()),
+                        hash: hash.clone(),
+                    },
+                }),
+                Action::Detach { link, remaining } => changes.push(StateChange::PutLink {
+                    id: Some(*link),
+                    link: remaining.clone(),
+                }),
+                Action::Forget { link } => changes.push(StateChange::DeleteLink(*link)),
+                _ => continue,
+            }
+            report.succeeded += 1;
+        }
+        self.apply(changes)
+    }
+
+    async fn create_in_salesforce(
+        &mut self,
+        plan: &Plan,
+        object: ObjectKind,
+        pending: &[JournalEntry],
+        report: &mut ExecReport,
+    ) -> Result<(), ExecError> {
+        let ops: Vec<&Operation> = plan
+            .operations
+            .iter()
+            .filter(|o| o.object == object && matches!(o.action, Action::CreateInSalesforce { .. }))
+            .collect();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let source = |op: &Operation| match &op.action {
+            Action::CreateInSalesforce { exchange, .. } => exchange.item_id.clone(),
+            _ => unreachable!("filtered to CreateInSalesforce"),
+        };
+        let marker =
+            |op: &Operation| create_marker(CreateTarget::Salesforce, &op.rep, object, &source(op));
+        // A create journalled before and not known done: look it up before sending it again.
+        let pending_markers: BTreeSet<&str> = pending.iter().map(|j| j.marker.as_str()).collect();
+        let lookups: Vec<String> = ops
+            .iter()
+            .map(|o| marker(o))
+            .filter(|m| pending_markers.contains(m.as_str()))
+            .collect();
+        let mut found: HashMap<String, CrmRecord> = HashMap::new();
+        let mut lookup_failed: Option<CallError> = None;
+        for chunk in lookups.chunks(CRM_BATCH) {
+            self.budget.step()?;
+            match self.crm.find_by_markers(object, chunk).await {
+                Ok(records) => {
+                    for r in records {
+                        if let Some(m) = r.marker.clone() {
+                            found.insert(m, r);
+                        }
+                    }
+                }
+                Err(e) => lookup_failed = Some(e),
+            }
+        }
+        let mut changes = Vec::new();
+        let mut to_create: Vec<&Operation> = Vec::new();
+        for op in ops {
+            let Action::CreateInSalesforce {
+                exchange,
+                hash,
+                replaces,
+                ..
+            } = &op.action
+            else {
+                continue;
+            };
+            let m = marker(op);
+            if let Some(r) = found.get(&m) {
+                if let Some(old) = replaces {
+                    changes.push(StateChange::DeleteLink(*old));
+                }
+                changes.extend(Self::link_changes(
+                    pending,
+                    op,
+                    None,
+                    Link {
+                        rep: op.rep.clone(),
+                        object,
+                        exchange: Some(exchange.clone()),
+                        salesforce: Some(SalesforceSide {
+                            id: r.id.clone(),
+                            modstamp: r.modstamp.clone(),
+                        }),
+                        hash: hash.clone(),
+                    },
+                ));
+                self.ok(report, object);
+            } else if pending_markers.contains(m.as_str()) && lookup_failed.is_some() {
+                let e = lookup_failed.clone().unwrap_or_else(|| unreachable!());
+                self.fail(
+                    report,
+                    &mut changes,
+                    op,
+                    vec![exchange.item_id.clone()],
+                    &e.code,
+                    &e.message,
+                    true,
+                );
+            } else {
+                to_create.push(op);
+            }
+        }
+        self.apply(changes)?;
+
+        for chunk in to_create.chunks(CRM_BATCH) {
+            let journal: Vec<StateChange> = chunk
+                .iter()
+                .map(|op| {
+                    StateChange::JournalAdd(JournalEntry {
+                        marker: marker(op),
+                        rep: op.rep.clone(),
+                        object,
+                        target: CreateTarget::Salesforce,
+                        source_id: source(op),
+                        hash: match &op.action {
+                            Action::CreateInSalesforce { hash, .. } => hash.clone(),
+                            _ => String::new(),
+                        },
+                        at: self.now,
+                    })
+                })
+                .collect();
+            self.apply(journal)?;
+            let mut truncations = Vec::new();
+            let creates: Vec<CrmCreate> = chunk
+                .iter()
+                .map(|op| {
+                    let Action::CreateInSalesforce { record, .. } = &op.action else {
+                        unreachable!("filtered to CreateInSalesforce")
+                    };
+                    let mut record = record.clone();
+                    let cut = truncate_for_salesforce(&mut record, &self.mapping(&op.rep, object));
+                    truncations.push(cut);
+                    CrmCreate {
+                        owner_id: op.rep.clone(),
+                        marker: marker(op),
+                        record,
+                    }
+                })
+                .collect();
+            self.budget.step()?;
+            let outcomes = match self.crm.create(object, &creates).await {
+                Ok(o) => o,
+                Err(e) => call_outcomes(creates.len(), &e),
+            };
+            let mut changes = Vec::new();
+            let mut relate: Vec<(String, &Operation, &[String])> = Vec::new();
+            for ((op, outcome), cut) in chunk.iter().zip(outcomes).zip(truncations) {
+                let Action::CreateInSalesforce {
+                    exchange,
+                    hash,
+                    replaces,
+                    relate: attendees,
+                    ..
+                } = &op.action
+                else {
+                    continue;
+                };
+                match outcome {
+                    Outcome::Ok(r) => {
+                        if let Some(old) = replaces {
+                            changes.push(StateChange::DeleteLink(*old));
+                        }
+                        changes.push(StateChange::JournalDone { marker: marker(op) });
+                        changes.push(StateChange::PutLink {
+                            id: None,
+                            link: Link {
+                                rep: op.rep.clone(),
+                                object,
+                                exchange: Some(exchange.clone()),
+                                salesforce: Some(SalesforceSide {
+                                    id: r.id.clone(),
+                                    modstamp: r.modstamp.clone(),
+                                }),
+                                hash: hash.clone(),
+                            },
+                        });
+                        for t in cut {
+                            changes.push(self.truncation_warning(op, &r.id, &t));
+                        }
+                        if !attendees.is_empty() {
+                            relate.push((r.id.clone(), op, attendees));
+                        }
+                        self.ok(report, object);
+                    }
+                    Outcome::Failed(e) => {
+                        changes.push(StateChange::JournalDone { marker: marker(op) });
+                        self.fail(
+                            report,
+                            &mut changes,
+                            op,
+                            vec![exchange.item_id.clone()],
+                            &e.code,
+                            &e.message,
+                            e.retryable,
+                        );
+                    }
+                    Outcome::Ambiguous(msg) => {
+                        // The journal entry stays: the next run looks the record up first.
+                        self.fail(
+                            report,
+                            &mut changes,
+                            op,
+                            vec![exchange.item_id.clone()],
+                            "AMBIGUOUS",
+                            &msg,
+                            true,
+                        );
+                    }
+                }
+            }
+            self.apply(changes)?;
+            self.auto_relate(relate, report).await?;
+        }
+        Ok(())
+    }
+
+    fn truncation_warning(
+        &self,
+        op: &Operation,
+        id: &str,
+        t: &crate::model::normalize::Truncation,
+    ) -> StateChange {
+        StateChange::AddError(ErrorEntry {
+            at: self.now,
+            rep: op.rep.clone(),
+            object: Some(op.object),
+            direction: Some(SyncDirection::ExchangeToSalesforce),
+            record_ids: vec![id.to_string()],
+            code: "VALUE_TRUNCATED".into(),
+            message: t.message(),
+            suggestion: "Shorten the value in Exchange, or map it to a longer Salesforce field."
+                .into(),
+        })
+    }
+
+    /// Relate new events' attendees to matching Contacts (up to 50), or else to one Lead;
+    /// attendees that match neither become the rep's unresolved items.
+    async fn auto_relate(
+        &mut self,
+        events: Vec<(String, &Operation, &[String])>,
+        report: &mut ExecReport,
+    ) -> Result<(), ExecError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut emails: Vec<String> = events
+            .iter()
+            .flat_map(|(_, _, a)| a.iter().cloned())
+            .collect();
+        emails.sort();
+        emails.dedup();
+        self.budget.step()?;
+        let people = match self.crm.find_people(&emails).await {
+            Ok(p) => p,
+            Err(e) => {
+                let mut changes = Vec::new();
+                for (id, op, _) in &events {
+                    self.fail(
+                        report,
+                        &mut changes,
+                        op,
+                        vec![id.clone()],
+                        &e.code,
+                        &format!("auto-relate: {}", e.message),
+                        e.retryable,
+                    );
+                }
+                return self.apply(changes);
+            }
+        };
+        let mut changes = Vec::new();
+        for (event_id, op, attendees) in events {
+            let mut contacts = Vec::new();
+            let mut lead = None;
+            for a in attendees {
+                let hit = people.iter().find(|p| match p {
+                    Person::Contact { email, .. } | Person::Lead { email, .. } => {
+                        email.eq_ignore_ascii_case(a)
+                    }
+                });
+                match hit {
+                    Some(Person::Contact { id, .. }) => contacts.push(id.clone()),
+                    Some(Person::Lead { id, .. }) => {
+                        lead.get_or_insert_with(|| id.clone());
+                    }
+                    None => changes.push(StateChange::AddUnresolved(UnresolvedItem {
+                        rep: op.rep.clone(),
+                        event_id: event_id.clone(),
+                        email: a.clone(),
+                        at: self.now,
+                    })),
+                }
+            }
+            contacts.truncate(50);
+            let targets = if contacts.is_empty() {
+                lead.into_iter().collect()
+            } else {
+                contacts
+            };
+            if targets.is_empty() {
+                continue;
+            }
+            self.budget.step()?;
+            if let Err(e) = self.crm.relate(&event_id, &targets).await {
+                self.fail(
+                    report,
+                    &mut changes,
+                    op,
+                    vec![event_id.clone()],
+                    &e.code,
+                    &format!("auto-relate: {}", e.message),
+                    e.retryable,
+                );
+            }
+        }
+        self.apply(changes)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn create_in_exchange(
+        &mut self,
+        plan: &Plan,
+        mailbox: &Mailbox,
+        rep: &str,
+        object: ObjectKind,
+        pending: &[JournalEntry],
+        report: &mut ExecReport,
+    ) -> Result<(), ExecError> {
+        let ops: Vec<&Operation> = plan
+            .operations
+            .iter()
+            .filter(|o| {
+                o.rep == rep
+                    && o.object == object
+                    && matches!(o.action, Action::CreateInExchange { .. })
+            })
+            .collect();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let folder = Folder::for_object(object);
+        let sf_id = |op: &Operation| match &op.action {
+            Action::CreateInExchange { salesforce, .. } => salesforce.id.clone(),
+            _ => unreachable!("filtered to CreateInExchange"),
+        };
+        let marker =
+            |op: &Operation| create_marker(CreateTarget::Exchange, rep, object, &sf_id(op));
+        let pending_markers: BTreeSet<&str> = pending.iter().map(|j| j.marker.as_str()).collect();
+        let lookups: Vec<String> = ops
+            .iter()
+            .filter(|o| pending_markers.contains(marker(o).as_str()))
+            .map(|o| sf_id(o))
+            .collect();
+        let mut found: HashMap<String, MailItem> = HashMap::new();
+        let mut lookup_failed = None;
+        for chunk in lookups.chunks(MAIL_BATCH) {
+            self.budget.step()?;
+            match self
+                .mail
+                .find_by_salesforce_ids(mailbox, folder, chunk)
+                .await
+            {
+                Ok(items) => {
+                    for i in items {
+                        if let Some(s) = i.salesforce_id.clone() {
+                            found.insert(s, i);
+                        }
+                    }
+                }
+                Err(e) => lookup_failed = Some(e),
+            }
+        }
+        let mut changes = Vec::new();
+        let mut to_create = Vec::new();
+        for op in ops {
+            let Action::CreateInExchange {
+                salesforce,
+                hash,
+                replaces,
+                ..
+            } = &op.action
+            else {
+                continue;
+            };
+            if let Some(item) = found.get(&salesforce.id) {
+                if let Some(old) = replaces {
+                    changes.push(StateChange::DeleteLink(*old));
+                }
+                changes.extend(Self::link_changes(
+                    pending,
+                    op,
+                    None,
+                    Link {
+                        rep: rep.to_string(),
+                        object,
+                        exchange: Some(ExchangeSide {
+                            item_id: item.item_id.clone(),
+                            change_key: item.change_key.clone(),
+                        }),
+                        salesforce: Some(salesforce.clone()),
+                        hash: hash.clone(),
+                    },
+                ));
+                self.ok(report, object);
+            } else if pending_markers.contains(marker(op).as_str()) && lookup_failed.is_some() {
+                let e: CallError = lookup_failed.clone().unwrap_or_else(|| unreachable!());
+                self.fail(
+                    report,
+                    &mut changes,
+                    op,
+                    vec![salesforce.id.clone()],
+                    &e.code,
+                    &e.message,
+                    true,
+                );
+            } else {
+                to_create.push(op);
+            }
+        }
+        self.apply(changes)?;
+        for chunk in to_create.chunks(MAIL_BATCH) {
+            let journal = chunk
+                .iter()
+                .map(|op| {
+                    StateChange::JournalAdd(JournalEntry {
+                        marker: marker(op),
+                        rep: rep.to_string(),
+                        object,
+                        target: CreateTarget::Exchange,
+                        source_id: sf_id(op),
+                        hash: match &op.action {
+                            Action::CreateInExchange { hash, .. } => hash.clone(),
+                            _ => String::new(),
+                        },
+                        at: self.now,
+                    })
+                })
+                .collect();
+            self.apply(journal)?;
+            let creates: Vec<MailCreate> = chunk
+                .iter()
+                .map(|op| match &op.action {
+                    Action::CreateInExchange {
+                        salesforce, record, ..
+                    } => MailCreate {
+                        salesforce_id: salesforce.id.clone(),
+                        record: record.clone(),
+                    },
+                    _ => unreachable!("filtered to CreateInExchange"),
+                })
+                .collect();
+            self.budget.step()?;
+            let outcomes = match self.mail.create(mailbox, folder, &creates).await {
+                Ok(o) => o,
+                Err(e) => call_outcomes(creates.len(), &e),
+            };
+            let mut changes = Vec::new();
+            for (op, outcome) in chunk.iter().zip(outcomes) {
+                let Action::CreateInExchange {
+                    salesforce,
+                    hash,
+                    replaces,
+                    ..
+                } = &op.action
+                else {
+                    continue;
+                };
+                match outcome {
+                    Outcome::Ok(r) => {
+                        if let Some(old) = replaces {
+                            changes.push(StateChange::DeleteLink(*old));
+                        }
+                        changes.push(StateChange::JournalDone { marker: marker(op) });
+                        changes.push(StateChange::PutLink {
+                            id: None,
+                            link: Link {
+                                rep: rep.to_string(),
+                                object,
+                                exchange: Some(ExchangeSide {
+                                    item_id: r.item_id,
+                                    change_key: r.change_key,
+                                }),
+                                salesforce: Some(salesforce.clone()),
+                                hash: hash.clone(),
+                            },
+                        });
+                        self.ok(report, object);
+                    }
+                    Outcome::Failed(e) => {
+                        changes.push(StateChange::JournalDone { marker: marker(op) });
+                        self.fail(
+                            report,
+                            &mut changes,
+                            op,
+                            vec![salesforce.id.clone()],
+                            &e.code,
+                            &e.message,
+                            e.retryable,
+                        );
+                    }
+                    Outcome::Ambiguous(msg) => {
+                        self.fail(
+                            report,
+                            &mut changes,
+                            op,
+                            vec![salesforce.id.clone()],
+                            "AMBIGUOUS",
+                            &msg,
+                            true,
+                        );
+                    }
+                }
+            }
+            self.apply(changes)?;
+        }
+        Ok(())
+    }
+
+    async fn update_salesforce(
+        &mut self,
+        plan: &Plan,
+        object: ObjectKind,
+        report: &mut ExecReport,
+    ) -> Result<(), ExecError> {
+        let ops: Vec<&Operation> = plan
+            .operations
+            .iter()
+            .filter(|o| o.object == object && matches!(o.action, Action::UpdateSalesforce { .. }))
+            .collect();
+        for chunk in ops.chunks(CRM_BATCH) {
+            let mut cuts = Vec::new();
+            let records: Vec<(String, Record)> = chunk
+                .iter()
+                .map(|op| match &op.action {
+                    Action::UpdateSalesforce {
+                        salesforce_id,
+                        record,
+                        ..
+                    } => {
+                        let mut record = record.clone();
+                        cuts.push(truncate_for_salesforce(
+                            &mut record,
+                            &self.mapping(&op.rep, object),
+                        ));
+                        (salesforce_id.clone(), record)
+                    }
+                    _ => unreachable!("filtered to UpdateSalesforce"),
+                })
+                .collect();
+            self.budget.step()?;
+            let outcomes = match self.crm.update(object, &records).await {
+                Ok(o) => o,
+                Err(e) => call_outcomes(records.len(), &e),
+            };
+            let mut changes = Vec::new();
+            for ((op, outcome), cut) in chunk.iter().zip(outcomes).zip(cuts) {
+                let Action::UpdateSalesforce {
+                    link,
+                    exchange,
+                    salesforce_id,
+                    hash,
+                    ..
+                } = &op.action
+                else {
+                    continue;
+                };
+                match outcome {
+                    Outcome::Ok(r) => {
+                        changes.push(StateChange::PutLink {
+                            id: *link,
+                            link: Link {
+                                rep: op.rep.clone(),
+                                object,
+                                exchange: Some(exchange.clone()),
+                                salesforce: Some(SalesforceSide {
+                                    id: r.id.clone(),
+                                    modstamp: r.modstamp,
+                                }),
+                                hash: hash.clone(),
+                            },
+                        });
+                        for t in cut {
+                            changes.push(self.truncation_warning(op, &r.id, &t));
+                        }
+                        self.ok(report, object);
+                    }
+                    Outcome::Failed(e) => self.fail(
+                        report,
+                        &mut changes,
+                        op,
+                        vec![exchange.item_id.clone(), salesforce_id.clone()],
+                        &e.code,
+                        &e.message,
+                        e.retryable,
+                    ),
+                    Outcome::Ambiguous(m) => self.fail(
+                        report,
+                        &mut changes,
+                        op,
+                        vec![exchange.item_id.clone(), salesforce_id.clone()],
+                        "AMBIGUOUS",
+                        &m,
+                        true,
+                    ),
+                }
+            }
+            self.apply(changes)?;
+        }
+        Ok(())
+    }
+
+    async fn update_exchange(
+        &mut self,
+        plan: &Plan,
+        mailbox: &Mailbox,
+        rep: &str,
+        object: ObjectKind,
+        report: &mut ExecReport,
+    ) -> Result<(), ExecError> {
+        let ops: Vec<&Operation> = plan
+            .operations
+            .iter()
+            .filter(|o| {
+                o.rep == rep
+                    && o.object == object
+                    && matches!(o.action, Action::UpdateExchange { .. })
+            })
+            .collect();
+        for chunk in ops.chunks(MAIL_BATCH) {
+            let items: Vec<(String, Record)> = chunk
+                .iter()
+                .map(|op| match &op.action {
+                    Action::UpdateExchange {
+                        item_id, record, ..
+                    } => (item_id.clone(), record.clone()),
+                    _ => unreachable!("filtered to UpdateExchange"),
+                })
+                .collect();
+            self.budget.step()?;
+            let outcomes = match self.mail.update(mailbox, &items).await {
+                Ok(o) => o,
+                Err(e) => call_outcomes(items.len(), &e),
+            };
+            let mut changes = Vec::new();
+            for (op, outcome) in chunk.iter().zip(outcomes) {
+                let Action::UpdateExchange {
+                    link,
+                    salesforce,
+                    item_id,
+                    hash,
+                    ..
+                } = &op.action
+                else {
+                    continue;
+                };
+                match outcome {
+                    Outcome::Ok(r) => {
+                        changes.push(StateChange::PutLink {
+                            id: *link,
+                            link: Link {
+                                rep: rep.to_string(),
+                                object,
+                                exchange: Some(ExchangeSide {
+                                    item_id: r.item_id,
+                                    change_key: r.change_key,
+                                }),
+                                salesforce: Some(salesforce.clone()),
+                                hash: hash.clone(),
+                            },
+                        });
+                        self.ok(report, object);
+                    }
+                    Outcome::Failed(e) => self.fail(
+                        report,
+                        &mut changes,
+                        op,
+                        vec![item_id.clone(), salesforce.id.clone()],
+                        &e.code,
+                        &e.message,
+                        e.retryable,
+                    ),
+                    Outcome::Ambiguous(m) => self.fail(
+                        report,
+                        &mut changes,
+                        op,
+                        vec![item_id.clone(), salesforce.id.clone()],
+                        "AMBIGUOUS",
+                        &m,
+                        true,
+                    ),
+                }
+            }
+            self.apply(changes)?;
+        }
+        Ok(())
+    }
+
+    async fn delete_in_salesforce(
+        &mut self,
+        plan: &Plan,
+        object: ObjectKind,
+        report: &mut ExecReport,
+    ) -> Result<(), ExecError> {
+        let ops: Vec<&Operation> = plan
+            .operations
+            .iter()
+            .filter(|o| o.object == object && matches!(o.action, Action::DeleteInSalesforce { .. }))
+            .collect();
+        for chunk in ops.chunks(CRM_BATCH) {
+            let ids: Vec<String> = chunk
+                .iter()
+                .map(|op| match &op.action {
+                    Action::DeleteInSalesforce { salesforce_id, .. } => salesforce_id.clone(),
+                    _ => unreachable!("filtered to DeleteInSalesforce"),
+                })
+                .collect();
+            self.budget.step()?;
+            let outcomes = match self.crm.delete(object, &ids).await {
+                Ok(o) => o,
+                Err(e) => call_outcomes(ids.len(), &e),
+            };
+            let mut changes = Vec::new();
+            for ((op, outcome), id) in chunk.iter().zip(outcomes).zip(ids) {
+                let Action::DeleteInSalesforce { link, .. } = &op.action else {
+                    continue;
+                };
+                match outcome {
+                    Outcome::Ok(()) => {
+                        changes.push(StateChange::DeleteLink(*link));
+                        self.ok(report, object);
+                    }
+                    Outcome::Failed(e) if gone(&e) => changes.push(StateChange::DeleteLink(*link)),
+                    Outcome::Failed(e) => self.fail(
+                        report,
+                        &mut changes,
+                        op,
+                        vec![id],
+                        &e.code,
+                        &e.message,
+                        e.retryable,
+                    ),
+                    Outcome::Ambiguous(m) => {
+                        self.fail(report, &mut changes, op, vec![id], "AMBIGUOUS", &m, true)
+                    }
+                }
+            }
+            self.apply(changes)?;
+        }
+        Ok(())
+    }
+
+    async fn delete_in_exchange(
+        &mut self,
+        plan: &Plan,
+        mailbox: &Mailbox,
+        rep: &str,
+        object: ObjectKind,
+        report: &mut ExecReport,
+    ) -> Result<(), ExecError> {
+        let ops: Vec<&Operation> = plan
+            .operations
+            .iter()
+            .filter(|o| {
+                o.rep == rep
+                    && o.object == object
+                    && matches!(o.action, Action::DeleteInExchange { .. })
+            })
+            .collect();
+        for chunk in ops.chunks(MAIL_BATCH) {
+            let ids: Vec<String> = chunk
+                .iter()
+                .map(|op| match &op.action {
+                    Action::DeleteInExchange { item_id, .. } => item_id.clone(),
+                    _ => unreachable!("filtered to DeleteInExchange"),
+                })
+                .collect();
+            self.budget.step()?;
+            let outcomes = match self.mail.delete(mailbox, &ids).await {
+                Ok(o) => o,
+                Err(e) => call_outcomes(ids.len(), &e),
+            };
+            let mut changes = Vec::new();
+            for ((op, outcome), id) in chunk.iter().zip(outcomes).zip(ids) {
+                let Action::DeleteInExchange { link, .. } = &op.action else {
+                    continue;
+                };
+                match outcome {
+                    Outcome::Ok(()) => {
+                        changes.push(StateChange::DeleteLink(*link));
+                        self.ok(report, object);
+                    }
+                    Outcome::Failed(e) if gone(&e) => changes.push(StateChange::DeleteLink(*link)),
+                    Outcome::Failed(e) => self.fail(
+                        report,
+                        &mut changes,
+                        op,
+                        vec![id],
+                        &e.code,
+                        &e.message,
+                        e.retryable,
+                    ),
+                    Outcome::Ambiguous(m) => {
+                        self.fail(report, &mut changes, op, vec![id], "AMBIGUOUS", &m, true)
+                    }
+                }
+            }
+            self.apply(changes)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,979 @@
+//! In-memory connectors for tests and property tests: an Exchange with mailboxes and change
+//! feeds, and a Salesforce org with users, records and an org-wide change log. They count
+//! every call the way the real services would be called, enforce the batch limits, store
+//! values the way the real services reformat them (Exchange turns newlines into CRLF;
+//! Salesforce rejects values longer than a field), and inject faults on request.
+
+use crate::engine::connector::*;
+use crate::model::catalog::{SalesforceObject, salesforce_field};
+use crate::model::{ObjectKind, Record};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, MutexGuard};
+
+/// Faults to inject. Record keys are item ids, Salesforce ids, contact emails or event
+/// subjects.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Writes touching these records fail (per record, retryable).
+    pub fail_records: BTreeSet<String>,
+    /// The next N write calls fail whole.
+    pub fail_write_calls: u32,
+    /// The next N create calls do the creates, then break off (ambiguous).
+    pub ambiguous_creates: u32,
+    /// Mailboxes whose impersonation is denied.
+    pub denied: BTreeSet<String>,
+}
+
+impl Faults {
+    fn hits(&self, keys: &[&str]) -> bool {
+        keys.iter().any(|k| self.fail_records.contains(*k))
+    }
+}
+
+fn identity(record: &Record) -> String {
+    match record {
+        Record::Contact(c) => c.email().to_lowercase(),
+        Record::Event(e) => e.subject.clone(),
+    }
+}
+
+fn record_failed(code: &str) -> RecordError {
+    RecordError {
+        code: code.into(),
+        message: "injected failure".into(),
+        retryable: true,
+    }
+}
+
+fn call_failed(ambiguous: bool) -> CallError {
+    CallError {
+        code: if ambiguous {
+            "CONNECTION_RESET"
+        } else {
+            "SERVER_UNAVAILABLE"
+        }
+        .into(),
+        message: "injected failure".into(),
+        retryable: true,
+        ambiguous,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Exchange
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailCounts {
+    pub sync_folder: u64,
+    pub ensure_folder: u64,
+    pub create: u64,
+    pub update: u64,
+    pub delete: u64,
+    pub find: u64,
+}
+
+impl MailCounts {
+    pub fn total(&self) -> u64 {
+        self.sync_folder + self.ensure_folder + self.create + self.update + self.delete + self.find
+    }
+}
+
+#[derive(Debug, Clone)]
+struct StoredItem {
+    item: MailItem,
+    seq: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct FolderData {
+    exists: bool,
+    items: BTreeMap<String, StoredItem>,
+    deleted: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Default)]
+struct ExchangeData {
+    seq: u64,
+    next_id: u64,
+    mailboxes: BTreeMap<String, BTreeMap<Folder, FolderData>>,
+    counts: MailCounts,
+    faults: Faults,
+    /// Largest batch seen per write kind, to check batching.
+    max_batch: usize,
+}
+
+/// Exchange in memory.
+#[derive(Debug, Default)]
+pub struct MemoryExchange {
+    data: Mutex<ExchangeData>,
+    /// Changes per SyncFolderItems page (EWS allows up to 512).
+    pub page_size: usize,
+}
+
+/// Exchange stores bodies with CRLF line ends; the engine must not see that as a change.
+fn as_exchange_stores(mut record: Record) -> Record {
+    match &mut record {
+        Record::Contact(c) => {
+            if let Some(b) = c.fields.get_mut("Description") {
+                *b = b.replace("\r\n", "\n").replace('\n', "\r\n");
+            }
+        }
+        Record::Event(e) => e.body = e.body.replace("\r\n", "\n").replace('\n', "\r\n"),
+    }
+    record
+}
+
+impl MemoryExchange {
+    pub fn new() -> Self {
+        MemoryExchange {
+            data: Mutex::default(),
+            page_size: 512,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ExchangeData> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A mailbox with a calendar (Salesforce_Sync does not exist until created).
+    pub fn add_mailbox(&self, address: &str) {
+        let mut d = self.lock();
+        let folders = d.mailboxes.entry(address.to_string()).or_default();
+        folders.entry(Folder::Calendar).or_default().exists = true;
+        folders.entry(Folder::SalesforceSyncContacts).or_default();
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.lock().faults.clone()
+    }
+    pub fn set_faults(&self, faults: Faults) {
+        self.lock().faults = faults;
+    }
+    pub fn counts(&self) -> MailCounts {
+        self.lock().counts.clone()
+    }
+    pub fn max_batch(&self) -> usize {
+        self.lock().max_batch
+    }
+    pub fn folder_exists(&self, address: &str, folder: Folder) -> bool {
+        self.lock()
+            .mailboxes
+            .get(address)
+            .and_then(|f| f.get(&folder))
+            .is_some_and(|f| f.exists)
+    }
+
+    fn next(d: &mut ExchangeData) -> (String, String, u64) {
+        d.seq += 1;
+        d.next_id += 1;
+        (
+            format!("AAMk{:06}", d.next_id),
+            format!("CK{}", d.seq),
+            d.seq,
+        )
+    }
+
+    /// The rep creates an item (as Outlook would); returns its id. Creating in a folder that
+    /// does not exist creates the folder.
+    pub fn user_create(&self, address: &str, folder: Folder, record: Record) -> String {
+        self.user_create_item(address, folder, record, false)
+    }
+
+    pub fn user_create_item(
+        &self,
+        address: &str,
+        folder: Folder,
+        record: Record,
+        related: bool,
+    ) -> String {
+        let mut d = self.lock();
+        let (id, ck, seq) = Self::next(&mut d);
+        let f = d
+            .mailboxes
+            .entry(address.to_string())
+            .or_default()
+            .entry(folder)
+            .or_default();
+        f.exists = true;
+        f.items.insert(
+            id.clone(),
+            StoredItem {
+                item: MailItem {
+                    item_id: id.clone(),
+                    change_key: ck,
+                    record: as_exchange_stores(record),
+                    salesforce_id: None,
+                    related_in_outlook: related,
+                },
+                seq,
+            },
+        );
+        id
+    }
+
+    /// The rep edits an item; false when it does not exist.
+    pub fn user_edit(&self, address: &str, item_id: &str, edit: impl FnOnce(&mut Record)) -> bool {
+        let mut d = self.lock();
+        d.seq += 1;
+        let seq = d.seq;
+        let Some(s) = d
+            .mailboxes
+            .get_mut(address)
+            .and_then(|f| f.values_mut().find_map(|f| f.items.get_mut(item_id)))
+        else {
+            return false;
+        };
+        edit(&mut s.item.record);
+        s.item.record = as_exchange_stores(s.item.record.clone());
+        s.item.change_key = format!("CK{seq}");
+        s.seq = seq;
+        true
+    }
+
+    pub fn user_delete(&self, address: &str, item_id: &str) -> bool {
+        let mut d = self.lock();
+        d.seq += 1;
+        let seq = d.seq;
+        let Some(f) = d.mailboxes.get_mut(address) else {
+            return false;
+        };
+        for folder in f.values_mut() {
+            if folder.items.remove(item_id).is_some() {
+                folder.deleted.insert(item_id.to_string(), seq);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Every item of a folder.
+    pub fn items(&self, address: &str, folder: Folder) -> Vec<MailItem> {
+        self.lock()
+            .mailboxes
+            .get(address)
+            .and_then(|f| f.get(&folder))
+            .map(|f| f.items.values().map(|s| s.item.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn mailbox<'d>(
+        d: &'d mut ExchangeData,
+        mailbox: &Mailbox,
+    ) -> Result<&'d mut BTreeMap<Folder, FolderData>, RepError> {
+        if d.faults.denied.contains(&mailbox.address) {
+            return Err(RepError::ImpersonationDenied(format!(
+                "the service account may not impersonate {}",
+                mailbox.address
+            )));
+        }
+        d.mailboxes
+            .get_mut(&mailbox.address)
+            .ok_or_else(|| RepError::NoMailbox(format!("no mailbox for {}", mailbox.address)))
+    }
+
+    fn write_call(d: &mut ExchangeData, n: usize) -> Result<(), CallError> {
+        assert!(
+            n <= MAIL_BATCH,
+            "Exchange batch of {n} exceeds {MAIL_BATCH}"
+        );
+        d.max_batch = d.max_batch.max(n);
+        if d.faults.fail_write_calls > 0 {
+            d.faults.fail_write_calls -= 1;
+            return Err(call_failed(false));
+        }
+        Ok(())
+    }
+}
+
+fn rep_call(e: RepError) -> CallError {
+    CallError {
+        code: e.code().to_string(),
+        message: e.message(),
+        retryable: false,
+        ambiguous: false,
+    }
+}
+
+impl MailConnector for MemoryExchange {
+    async fn sync_folder(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        cursor: Option<&str>,
+    ) -> Result<FolderPage, RepError> {
+        let mut d = self.lock();
+        d.counts.sync_folder += 1;
+        let page_size = self.page_size.max(1);
+        let now = d.seq;
+        let f = Self::mailbox(&mut d, mailbox)?
+            .get(&folder)
+            .filter(|f| f.exists)
+            .ok_or(RepError::FolderMissing)?;
+        let since: u64 = match cursor {
+            None => 0,
+            Some(c) => c.parse().map_err(|_| {
+                RepError::Call(CallError {
+                    code: "ErrorInvalidSyncStateData".into(),
+                    message: "bad sync state".into(),
+                    retryable: false,
+                    ambiguous: false,
+                })
+            })?,
+        };
+        let mut changes: Vec<(u64, MailChange)> = f
+            .items
+            .values()
+            .filter(|s| s.seq > since)
+            .map(|s| (s.seq, MailChange::Upsert(s.item.clone())))
+            .collect();
+        if cursor.is_some() {
+            changes.extend(
+                f.deleted
+                    .iter()
+                    .filter(|(_, seq)| **seq > since)
+                    .map(|(id, seq)| {
+                        (
+                            *seq,
+                            MailChange::Delete {
+                                item_id: id.clone(),
+                            },
+                        )
+                    }),
+            );
+        }
+        changes.sort_by_key(|(seq, _)| *seq);
+        let more = changes.len() > page_size;
+        changes.truncate(page_size);
+        let cursor = if more {
+            changes.last().map(|(s, _)| *s).unwrap_or(now)
+        } else {
+            now
+        };
+        Ok(FolderPage {
+            changes: changes.into_iter().map(|(_, c)| c).collect(),
+            cursor: cursor.to_string(),
+            more,
+        })
+    }
+
+    async fn ensure_folder(&self, mailbox: &Mailbox, folder: Folder) -> Result<(), RepError> {
+        let mut d = self.lock();
+        d.counts.ensure_folder += 1;
+        Self::mailbox(&mut d, mailbox)?
+            .entry(folder)
+            .or_default()
+            .exists = true;
+        Ok(())
+    }
+
+    async fn create(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        items: &[MailCreate],
+    ) -> Result<Vec<Outcome<MailRef>>, CallError> {
+        let mut d = self.lock();
+        d.counts.create += 1;
+        Self::write_call(&mut d, items.len())?;
+        Self::mailbox(&mut d, mailbox).map_err(rep_call)?;
+        let ambiguous = d.faults.ambiguous_creates > 0;
+        if ambiguous {
+            d.faults.ambiguous_creates -= 1;
+        }
+        let mut out = Vec::new();
+        for c in items {
+            let key = identity(&c.record);
+            if d.faults.hits(&[&c.salesforce_id, &key]) {
+                out.push(Outcome::Failed(record_failed(
+                    "ErrorInternalServerTransientError",
+                )));
+                continue;
+            }
+            let (id, ck, seq) = Self::next(&mut d);
+            let f = d
+                .mailboxes
+                .get_mut(&mailbox.address)
+                .and_then(|m| m.get_mut(&folder))
+                .filter(|f| f.exists);
+            let Some(f) = f else {
+                out.push(Outcome::Failed(RecordError {
+                    code: "ErrorFolderNotFound".into(),
+                    message: format!("{} does not exist", folder.name()),
+                    retryable: true,
+                }));
+                continue;
+            };
+            f.items.insert(
+                id.clone(),
+                StoredItem {
+                    item: MailItem {
+                        item_id: id.clone(),
+                        change_key: ck.clone(),
+                        record: as_exchange_stores(c.record.clone()),
+                        salesforce_id: Some(c.salesforce_id.clone()),
+                        related_in_outlook: false,
+                    },
+                    seq,
+                },
+            );
+            out.push(Outcome::Ok(MailRef {
+                item_id: id,
+                change_key: ck,
+            }));
+        }
+        if ambiguous {
+            return Err(call_failed(true));
+        }
+        Ok(out)
+    }
+
+    async fn update(
+        &self,
+        mailbox: &Mailbox,
+        items: &[(String, Record)],
+    ) -> Result<Vec<Outcome<MailRef>>, CallError> {
+        let mut d = self.lock();
+        d.counts.update += 1;
+        Self::write_call(&mut d, items.len())?;
+        Self::mailbox(&mut d, mailbox).map_err(rep_call)?;
+        let mut out = Vec::new();
+        for (id, record) in items {
+            if d.faults.hits(&[id, &identity(record)]) {
+                out.push(Outcome::Failed(record_failed(
+                    "ErrorInternalServerTransientError",
+                )));
+                continue;
+            }
+            d.seq += 1;
+            let seq = d.seq;
+            let found = d
+                .mailboxes
+                .get_mut(&mailbox.address)
+                .and_then(|f| f.values_mut().find_map(|f| f.items.get_mut(id)));
+            match found {
+                Some(s) => {
+                    s.item.record = as_exchange_stores(record.clone());
+                    s.item.change_key = format!("CK{seq}");
+                    s.seq = seq;
+                    out.push(Outcome::Ok(MailRef {
+                        item_id: id.clone(),
+                        change_key: s.item.change_key.clone(),
+                    }));
+                }
+                None => out.push(Outcome::Failed(RecordError {
+                    code: "ErrorItemNotFound".into(),
+                    message: "item not found".into(),
+                    retryable: false,
+                })),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete(
+        &self,
+        mailbox: &Mailbox,
+        item_ids: &[String],
+    ) -> Result<Vec<Outcome<()>>, CallError> {
+        let mut d = self.lock();
+        d.counts.delete += 1;
+        Self::write_call(&mut d, item_ids.len())?;
+        Self::mailbox(&mut d, mailbox).map_err(rep_call)?;
+        let mut out = Vec::new();
+        for id in item_ids {
+            if d.faults.hits(&[id]) {
+                out.push(Outcome::Failed(record_failed(
+                    "ErrorInternalServerTransientError",
+                )));
+                continue;
+            }
+            d.seq += 1;
+            let seq = d.seq;
+            let folders = d.mailboxes.get_mut(&mailbox.address);
+            let removed = folders
+                .into_iter()
+                .flat_map(|f| f.values_mut())
+                .find_map(|f| {
+                    f.items.remove(id).map(|_| {
+                        f.deleted.insert(id.clone(), seq);
+                    })
+                });
+            out.push(match removed {
+                Some(()) => Outcome::Ok(()),
+                None => Outcome::Failed(RecordError {
+                    code: "ErrorItemNotFound".into(),
+                    message: "item not found".into(),
+                    retryable: false,
+                }),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn find_by_salesforce_ids(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        salesforce_ids: &[String],
+    ) -> Result<Vec<MailItem>, CallError> {
+        let mut d = self.lock();
+        d.counts.find += 1;
+        let f = Self::mailbox(&mut d, mailbox).map_err(rep_call)?;
+        Ok(f.get(&folder)
+            .map(|f| {
+                f.items
+                    .values()
+                    .filter(|s| {
+                        s.item
+                            .salesforce_id
+                            .as_ref()
+                            .is_some_and(|id| salesforce_ids.contains(id))
+                    })
+                    .map(|s| s.item.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Salesforce
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrmCounts {
+    pub users: u64,
+    pub query_pages: u64,
+    pub get_deleted: u64,
+    pub create: u64,
+    pub update: u64,
+    pub delete: u64,
+    pub find_markers: u64,
+    pub find_people: u64,
+    pub relate: u64,
+}
+
+impl CrmCounts {
+    pub fn total(&self) -> u64 {
+        self.users
+            + self.query_pages
+            + self.get_deleted
+            + self.create
+            + self.update
+            + self.delete
+            + self.find_markers
+            + self.find_people
+            + self.relate
+    }
+}
+
+/// Rows per query page, as Salesforce serves them.
+pub const QUERY_PAGE: usize = 2000;
+
+#[derive(Debug, Default)]
+struct CrmData {
+    seq: u64,
+    next_id: u64,
+    users: Vec<CrmUser>,
+    records: BTreeMap<ObjectKind, BTreeMap<String, (CrmRecord, u64)>>,
+    deleted: BTreeMap<ObjectKind, BTreeMap<String, u64>>,
+    leads: Vec<(String, String)>,
+    relations: BTreeMap<String, Vec<String>>,
+    counts: CrmCounts,
+    faults: Faults,
+    max_batch: usize,
+}
+
+/// A Salesforce org in memory.
+#[derive(Debug, Default)]
+pub struct MemoryCrm {
+    data: Mutex<CrmData>,
+}
+
+fn too_long(record: &Record) -> Option<String> {
+    let check = |object, field: &str, value: &str| {
+        let f = salesforce_field(object, field)?;
+        (f.length > 0 && value.chars().count() > f.length as usize).then(|| field.to_string())
+    };
+    match record {
+        Record::Contact(c) => c
+            .fields
+            .iter()
+            .find_map(|(k, v)| check(SalesforceObject::Contact, k, v)),
+        Record::Event(e) => [
+            ("Subject", &e.subject),
+            ("Location", &e.location),
+            ("Description", &e.body),
+        ]
+        .into_iter()
+        .chain(e.extra.iter().map(|(k, v)| (k.as_str(), v)))
+        .find_map(|(k, v)| check(SalesforceObject::Event, k, v)),
+    }
+}
+
+impl MemoryCrm {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CrmData> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn add_user(&self, user: CrmUser) {
+        self.lock().users.push(user);
+    }
+    pub fn add_lead(&self, id: &str, email: &str) {
+        self.lock().leads.push((id.into(), email.into()));
+    }
+    pub fn faults(&self) -> Faults {
+        self.lock().faults.clone()
+    }
+    pub fn set_faults(&self, faults: Faults) {
+        self.lock().faults = faults;
+    }
+    pub fn counts(&self) -> CrmCounts {
+        self.lock().counts.clone()
+    }
+    pub fn max_batch(&self) -> usize {
+        self.lock().max_batch
+    }
+    pub fn relations(&self, event_id: &str) -> Vec<String> {
+        self.lock()
+            .relations
+            .get(event_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn next(d: &mut CrmData, object: ObjectKind) -> (String, u64) {
+        d.seq += 1;
+        d.next_id += 1;
+        let prefix = match object {
+            ObjectKind::Contact => "003",
+            ObjectKind::Event => "00U",
+        };
+        (format!("{prefix}{:012}", d.next_id), d.seq)
+    }
+
+    /// A user (or another integration) creates a record; returns its id.
+    pub fn user_create(&self, object: ObjectKind, owner: &str, record: Record) -> String {
+        let mut d = self.lock();
+        let (id, seq) = Self::next(&mut d, object);
+        let r = CrmRecord {
+            id: id.clone(),
+            owner_id: owner.into(),
+            modstamp: format!("{seq:012}"),
+            record,
+            marker: None,
+        };
+        d.records
+            .entry(object)
+            .or_default()
+            .insert(id.clone(), (r, seq));
+        id
+    }
+
+    pub fn user_edit(
+        &self,
+        object: ObjectKind,
+        id: &str,
+        edit: impl FnOnce(&mut CrmRecord),
+    ) -> bool {
+        let mut d = self.lock();
+        d.seq += 1;
+        let seq = d.seq;
+        let Some((r, s)) = d.records.entry(object).or_default().get_mut(id) else {
+            return false;
+        };
+        edit(r);
+        r.modstamp = format!("{seq:012}");
+        *s = seq;
+        true
+    }
+
+    pub fn user_delete(&self, object: ObjectKind, id: &str) -> bool {
+        let mut d = self.lock();
+        d.seq += 1;
+        let seq = d.seq;
+        if d.records.entry(object).or_default().remove(id).is_some() {
+            d.deleted.entry(object).or_default().insert(id.into(), seq);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn records(&self, object: ObjectKind) -> Vec<CrmRecord> {
+        self.lock()
+            .records
+            .get(&object)
+            .map(|m| m.values().map(|(r, _)| r.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn pages(n: usize) -> u64 {
+        n.div_ceil(QUERY_PAGE).max(1) as u64
+    }
+
+    fn write_call(d: &mut CrmData, n: usize) -> Result<(), CallError> {
+        assert!(
+            n <= CRM_BATCH,
+            "Salesforce batch of {n} exceeds {CRM_BATCH}"
+        );
+        d.max_batch = d.max_batch.max(n);
+        if d.faults.fail_write_calls > 0 {
+            d.faults.fail_write_calls -= 1;
+            return Err(call_failed(false));
+        }
+        Ok(())
+    }
+}
+
+impl CrmConnector for MemoryCrm {
+    async fn users(&self) -> Result<Vec<CrmUser>, CallError> {
+        let mut d = self.lock();
+        d.counts.users += 1;
+        Ok(d.users.clone())
+    }
+
+    async fn read_changes(
+        &self,
+        object: ObjectKind,
+        watermark: Option<&str>,
+    ) -> Result<CrmChanges, CallError> {
+        let mut d = self.lock();
+        let since: u64 = watermark.and_then(|w| w.parse().ok()).unwrap_or(0);
+        let upserts: Vec<CrmRecord> = d
+            .records
+            .get(&object)
+            .map(|m| {
+                m.values()
+                    .filter(|(_, s)| *s > since)
+                    .map(|(r, _)| r.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        d.counts.query_pages += Self::pages(upserts.len());
+        let deleted = if watermark.is_some() {
+            d.counts.get_deleted += 1;
+            d.deleted
+                .get(&object)
+                .map(|m| {
+                    m.iter()
+                        .filter(|(_, s)| **s > since)
+                        .map(|(id, _)| id.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Ok(CrmChanges {
+            upserts,
+            deleted,
+            watermark: d.seq.to_string(),
+        })
+    }
+
+    async fn read_owned(
+        &self,
+        object: ObjectKind,
+        owners: Option<&[String]>,
+    ) -> Result<Vec<CrmRecord>, CallError> {
+        let mut d = self.lock();
+        let out: Vec<CrmRecord> = d
+            .records
+            .get(&object)
+            .map(|m| {
+                m.values()
+                    .filter(|(r, _)| owners.is_none_or(|o| o.contains(&r.owner_id)))
+                    .map(|(r, _)| r.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        d.counts.query_pages += Self::pages(out.len());
+        Ok(out)
+    }
+
+    async fn create(
+        &self,
+        object: ObjectKind,
+        records: &[CrmCreate],
+    ) -> Result<Vec<Outcome<CrmRef>>, CallError> {
+        let mut d = self.lock();
+        d.counts.create += 1;
+        Self::write_call(&mut d, records.len())?;
+        let ambiguous = d.faults.ambiguous_creates > 0;
+        if ambiguous {
+            d.faults.ambiguous_creates -= 1;
+        }
+        let mut out = Vec::new();
+        for c in records {
+            if d.faults.hits(&[&identity(&c.record)]) {
+                out.push(Outcome::Failed(record_failed("UNABLE_TO_LOCK_ROW")));
+                continue;
+            }
+            if let Some(field) = too_long(&c.record) {
+                out.push(Outcome::Failed(RecordError {
+                    code: "STRING_TOO_LONG".into(),
+                    message: format!("{field}: data value too large"),
+                    retryable: false,
+                }));
+                continue;
+            }
+            let (id, seq) = Self::next(&mut d, object);
+            let r = CrmRecord {
+                id: id.clone(),
+                owner_id: c.owner_id.clone(),
+                modstamp: format!("{seq:012}"),
+                record: c.record.clone(),
+                marker: Some(c.marker.clone()),
+            };
+            d.records
+                .entry(object)
+                .or_default()
+                .insert(id.clone(), (r, seq));
+            out.push(Outcome::Ok(CrmRef {
+                id,
+                modstamp: format!("{seq:012}"),
+            }));
+        }
+        if ambiguous {
+            return Err(call_failed(true));
+        }
+        Ok(out)
+    }
+
+    async fn update(
+        &self,
+        object: ObjectKind,
+        records: &[(String, Record)],
+    ) -> Result<Vec<Outcome<CrmRef>>, CallError> {
+        let mut d = self.lock();
+        d.counts.update += 1;
+        Self::write_call(&mut d, records.len())?;
+        let mut out = Vec::new();
+        for (id, record) in records {
+            if d.faults.hits(&[id, &identity(record)]) {
+                out.push(Outcome::Failed(record_failed("UNABLE_TO_LOCK_ROW")));
+                continue;
+            }
+            if let Some(field) = too_long(record) {
+                out.push(Outcome::Failed(RecordError {
+                    code: "STRING_TOO_LONG".into(),
+                    message: format!("{field}: data value too large"),
+                    retryable: false,
+                }));
+                continue;
+            }
+            d.seq += 1;
+            let seq = d.seq;
+            match d.records.entry(object).or_default().get_mut(id) {
+                Some((r, s)) => {
+                    r.record = record.clone();
+                    r.modstamp = format!("{seq:012}");
+                    *s = seq;
+                    out.push(Outcome::Ok(CrmRef {
+                        id: id.clone(),
+                        modstamp: r.modstamp.clone(),
+                    }));
+                }
+                None => out.push(Outcome::Failed(RecordError {
+                    code: "ENTITY_IS_DELETED".into(),
+                    message: "entity is deleted".into(),
+                    retryable: false,
+                })),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
+    ) -> Result<Vec<Outcome<()>>, CallError> {
+        let mut d = self.lock();
+        d.counts.delete += 1;
+        Self::write_call(&mut d, ids.len())?;
+        let mut out = Vec::new();
+        for id in ids {
+            if d.faults.hits(&[id]) {
+                out.push(Outcome::Failed(record_failed("UNABLE_TO_LOCK_ROW")));
+                continue;
+            }
+            d.seq += 1;
+            let seq = d.seq;
+            if d.records.entry(object).or_default().remove(id).is_some() {
+                d.deleted.entry(object).or_default().insert(id.clone(), seq);
+                out.push(Outcome::Ok(()));
+            } else {
+                out.push(Outcome::Failed(RecordError {
+                    code: "ENTITY_IS_DELETED".into(),
+                    message: "entity is deleted".into(),
+                    retryable: false,
+                }));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn find_by_markers(
+        &self,
+        object: ObjectKind,
+        markers: &[String],
+    ) -> Result<Vec<CrmRecord>, CallError> {
+        let mut d = self.lock();
+        d.counts.find_markers += 1;
+        Ok(d.records
+            .get(&object)
+            .map(|m| {
+                m.values()
+                    .filter(|(r, _)| r.marker.as_ref().is_some_and(|k| markers.contains(k)))
+                    .map(|(r, _)| r.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn find_people(&self, emails: &[String]) -> Result<Vec<Person>, CallError> {
+        let mut d = self.lock();
+        d.counts.find_people += 1;
+        let wanted = |e: &str| emails.iter().any(|x| x.eq_ignore_ascii_case(e));
+        let mut out: Vec<Person> = d
+            .records
+            .get(&ObjectKind::Contact)
+            .map(|m| {
+                m.values()
+                    .filter_map(|(r, _)| {
+                        let email = r.record.as_contact()?.email();
+                        wanted(email).then(|| Person::Contact {
+                            id: r.id.clone(),
+                            email: email.to_string(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.extend(
+            d.leads
+                .iter()
+                .filter(|(_, e)| wanted(e))
+                .map(|(id, e)| Person::Lead {
+                    id: id.clone(),
+                    email: e.clone(),
+                }),
+        );
+        Ok(out)
+    }
+
+    async fn relate(&self, event_id: &str, person_ids: &[String]) -> Result<(), CallError> {
+        let mut d = self.lock();
+        d.counts.relate += 1;
+        d.relations
+            .entry(event_id.to_string())
+            .or_default()
+            .extend(person_ids.iter().cloned());
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! The sync engine: resolve reps, read changes from both sides, plan (a pure function), and
+//! execute the plan through the connectors, recording every step in the state store.
+
+pub mod connector;
+pub mod cycle;
+pub mod execute;
+pub mod memory;
+pub mod plan;
+pub mod reps;
+pub mod rules;
+
+pub use connector::{CrmConnector, MailConnector};
+pub use cycle::{CycleError, CycleReport, SyncOptions, read_and_plan, run_cycle};
+pub use execute::{ExecReport, Executor, Killed, StepBudget};
+pub use plan::{Action, Operation, Plan, PlanInput, plan};
+pub use reps::{Rep, RepProblem, resolve_reps};

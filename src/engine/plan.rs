@@ -1,0 +1,1015 @@
+//! Planning: a pure function of (configuration, state, changes from both sides) →
+//! operations, each with its reason. No I/O, so every rule is unit- and property-testable.
+//!
+//! Each linked pair is decided three-way against the hash of the record as last synced:
+//! unchanged, changed or gone on each side. Records not linked yet are matched across the
+//! sides (the Salesforce id tether stamped on Exchange items, the create journal's marker,
+//! then the admin guide's natural keys) before anything is created, so a first sync, a reset
+//! or a retry after a crash re-links instead of duplicating.
+
+use crate::config::model::{Config, ConflictPolicy, ContactScope};
+use crate::engine::connector::{CrmRecord, MailItem, Mailbox};
+use crate::engine::reps::Rep;
+use crate::engine::rules::{self, ObjectSettings};
+use crate::model::normalize::record_hash;
+use crate::model::{ObjectKind, Record};
+use crate::state::{
+    CreateTarget, ExchangeSide, JournalEntry, Link, LinkId, SalesforceSide, SyncDirection,
+};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A side that had at least this many linked records and now shows none of them is taken
+/// for a wrong mailbox or a lost permission, not for a mass delete.
+pub const EMPTY_SIDE_MIN_LINKS: usize = 5;
+
+/// What one side's change feed (or full read) says, for one rep and object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SideView<T> {
+    /// A full read: linked records missing from it are gone.
+    pub full: bool,
+    pub upserts: Vec<T>,
+    pub deleted: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RepObjectInput {
+    pub rep: Rep,
+    pub object: ObjectKind,
+    pub links: Vec<(LinkId, Link)>,
+    pub mail: SideView<MailItem>,
+    /// Salesforce records sorted to this rep (see `crm_view`).
+    pub crm: SideView<CrmRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanInput<'a> {
+    pub config: &'a Config,
+    pub now: DateTime<Utc>,
+    /// Override the empty-side guard.
+    pub force: bool,
+    pub items: Vec<RepObjectInput>,
+    pub pending: Vec<JournalEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Exchange,
+    Salesforce,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Link two records that already agree (first-sync match, or retry after a crash).
+    Link {
+        exchange: ExchangeSide,
+        salesforce: SalesforceSide,
+        hash: String,
+    },
+    /// Both sides changed to the same values: remember the new hash only.
+    Refresh {
+        link: LinkId,
+        exchange: ExchangeSide,
+        salesforce: SalesforceSide,
+        hash: String,
+    },
+    CreateInSalesforce {
+        exchange: ExchangeSide,
+        record: Record,
+        hash: String,
+        /// Attendee emails to auto-relate (events only, first sync, never private).
+        relate: Vec<String>,
+        /// The link this create replaces (re-creating a deleted record whose partner was
+        /// edited).
+        replaces: Option<LinkId>,
+    },
+    CreateInExchange {
+        salesforce: SalesforceSide,
+        record: Record,
+        hash: String,
+        replaces: Option<LinkId>,
+    },
+    /// Write Exchange's record to Salesforce. `link: None` links a first-sync match.
+    UpdateSalesforce {
+        link: Option<LinkId>,
+        exchange: ExchangeSide,
+        salesforce_id: String,
+        record: Record,
+        hash: String,
+    },
+    UpdateExchange {
+        link: Option<LinkId>,
+        salesforce: SalesforceSide,
+        item_id: String,
+        record: Record,
+        hash: String,
+    },
+    DeleteInSalesforce {
+        link: LinkId,
+        salesforce_id: String,
+    },
+    DeleteInExchange {
+        link: LinkId,
+        item_id: String,
+    },
+    /// The partner is gone and the delete does not propagate: keep the remaining record,
+    /// remembered so it is not synced back.
+    Detach {
+        link: LinkId,
+        remaining: Link,
+    },
+    /// Both records are gone.
+    Forget {
+        link: LinkId,
+    },
+}
+
+impl Action {
+    /// The side this action writes to, if any.
+    pub fn writes_to(&self) -> Option<Side> {
+        match self {
+            Action::CreateInSalesforce { .. }
+            | Action::UpdateSalesforce { .. }
+            | Action::DeleteInSalesforce { .. } => Some(Side::Salesforce),
+            Action::CreateInExchange { .. }
+            | Action::UpdateExchange { .. }
+            | Action::DeleteInExchange { .. } => Some(Side::Exchange),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    pub rep: String,
+    pub mailbox: Mailbox,
+    pub object: ObjectKind,
+    pub action: Action,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub rep: String,
+    pub object: ObjectKind,
+    pub exchange_id: String,
+    pub salesforce_id: String,
+    pub winner: Side,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub rep: String,
+    pub object: ObjectKind,
+    pub record_id: String,
+    pub reason: String,
+}
+
+/// The empty-side guard refused deletes for a rep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub rep: String,
+    pub object: ObjectKind,
+    pub side: Side,
+    pub linked: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub operations: Vec<Operation>,
+    pub conflicts: Vec<Conflict>,
+    pub skipped: Vec<Skipped>,
+    pub refusals: Vec<Refusal>,
+    /// One-way Exchange→Salesforce updates overwrite whatever Salesforce holds; each is
+    /// listed so the plan can warn (the reason TODAY is the default window).
+    pub overwrites: Vec<(String, String)>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_empty()
+    }
+}
+
+/// Which Salesforce records of an org-wide read belong to a rep: in scope (owned by the rep,
+/// or every contact with `all_contacts`), plus records linked to the rep so that leaving the
+/// scope is noticed.
+pub fn crm_view(
+    rep: &Rep,
+    settings: &ObjectSettings,
+    links: &[(LinkId, Link)],
+    upserts: &[CrmRecord],
+    deleted: &[String],
+    full: bool,
+) -> SideView<CrmRecord> {
+    let linked: BTreeSet<&str> = links
+        .iter()
+        .filter_map(|(_, l)| l.salesforce.as_ref().map(|s| s.id.as_str()))
+        .collect();
+    SideView {
+        full,
+        upserts: upserts
+            .iter()
+            .filter(|r| in_scope(rep, settings, r) || linked.contains(r.id.as_str()))
+            .cloned()
+            .collect(),
+        deleted: deleted
+            .iter()
+            .filter(|d| linked.contains(d.as_str()))
+            .cloned()
+            .collect(),
+    }
+}
+
+fn in_scope(rep: &Rep, s: &ObjectSettings, r: &CrmRecord) -> bool {
+    match s.object {
+        ObjectKind::Contact => s.scope == ContactScope::AllContacts || r.owner_id == rep.user_id,
+        ObjectKind::Event => r.owner_id == rep.user_id,
+    }
+}
+
+/// The plan for every rep and object in `input`.
+pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let mut out = Plan::default();
+    for item in &input.items {
+        let Some(configuration) = input.config.sync_configurations.get(item.rep.configuration)
+        else {
+            continue;
+        };
+        let settings = ObjectSettings::of(configuration, item.object);
+        if settings.direction == crate::config::model::Direction::None {
+            continue;
+        }
+        RepPlanner {
+            input,
+            item,
+            s: &settings,
+            window_start: rules::window_start(settings.since, input.now, item.rep.time_zone),
+            out: &mut out,
+        }
+        .run();
+    }
+    out
+}
+
+/// What one side shows for a linked record.
+enum Obs<'a, T> {
+    Same,
+    Changed(&'a T, &'a str),
+    Gone { left_scope: bool },
+}
+
+impl<T> Clone for Obs<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Obs<'_, T> {}
+
+struct RepPlanner<'a, 'o> {
+    input: &'a PlanInput<'a>,
+    item: &'a RepObjectInput,
+    s: &'a ObjectSettings,
+    window_start: DateTime<Utc>,
+    out: &'o mut Plan,
+}
+
+fn ex_side(m: &MailItem) -> ExchangeSide {
+    ExchangeSide {
+        item_id: m.item_id.clone(),
+        change_key: m.change_key.clone(),
+    }
+}
+
+fn sf_side(r: &CrmRecord) -> SalesforceSide {
+    SalesforceSide {
+        id: r.id.clone(),
+        modstamp: r.modstamp.clone(),
+    }
+}
+
+impl RepPlanner<'_, '_> {
+    fn push(&mut self, action: Action, reason: impl Into<String>) {
+        let rep = &self.item.rep;
+        self.out.operations.push(Operation {
+            rep: rep.user_id.clone(),
+            mailbox: rep.mailbox.clone(),
+            object: self.item.object,
+            action,
+            reason: reason.into(),
+        });
+    }
+
+    fn skip(&mut self, id: &str, reason: &str) {
+        self.out.skipped.push(Skipped {
+            rep: self.item.rep.user_id.clone(),
+            object: self.item.object,
+            record_id: id.to_string(),
+            reason: reason.to_string(),
+        });
+    }
+
+    fn hash(&self, record: &Record) -> String {
+        record_hash(record, &self.s.mapping)
+    }
+
+    /// Why `record` may not be written towards `direction`; `None` when it may.
+    fn blocked(
+        &self,
+        record: &Record,
+        direction: SyncDirection,
+        related: bool,
+    ) -> Option<&'static str> {
+        if !self.s.syncs(direction) {
+            return Some("direction does not sync this way");
+        }
+        match record {
+            Record::Event(e) => rules::event_skip_reason(
+                self.s,
+                e,
+                direction,
+                related,
+                self.window_start,
+                self.item.rep.time_zone,
+            ),
+            Record::Contact(c) => (direction == SyncDirection::SalesforceToExchange
+                && !rules::filters_pass(c, &self.s.filters))
+            .then_some("does not pass the contact filters"),
+        }
+    }
+
+    fn run(mut self) {
+        let item = self.item;
+        let mut by_ex: HashMap<&str, LinkId> = HashMap::new();
+        let mut by_sf: HashMap<&str, LinkId> = HashMap::new();
+        for (id, l) in &item.links {
+            if let Some(e) = &l.exchange {
+                by_ex.insert(&e.item_id, *id);
+            }
+            if let Some(s) = &l.salesforce {
+                by_sf.insert(&s.id, *id);
+            }
+        }
+        let hashes: BTreeMap<LinkId, &str> = item
+            .links
+            .iter()
+            .map(|(i, l)| (*i, l.hash.as_str()))
+            .collect();
+
+        // Exchange side.
+        let mut ex_obs: BTreeMap<LinkId, Obs<'_, MailItem>> = BTreeMap::new();
+        let mut new_ex: Vec<&MailItem> = Vec::new();
+        let mut ex_hashes: HashMap<&str, String> = HashMap::new();
+        for m in &item.mail.upserts {
+            let h = self.hash(&m.record);
+            match by_ex.get(m.item_id.as_str()) {
+                Some(id) if hashes[id] == h => {
+                    ex_obs.insert(*id, Obs::Same);
+                }
+                Some(id) => {
+                    ex_obs.insert(*id, Obs::Changed(m, ""));
+                    ex_hashes.insert(&m.item_id, h);
+                }
+                None => {
+                    ex_hashes.insert(&m.item_id, h);
+                    new_ex.push(m);
+                }
+            }
+        }
+        for d in &item.mail.deleted {
+            if let Some(id) = by_ex.get(d.as_str()) {
+                ex_obs.insert(*id, Obs::Gone { left_scope: false });
+            }
+        }
+        if item.mail.full {
+            for (id, l) in &item.links {
+                if l.exchange.is_some() && !ex_obs.contains_key(id) {
+                    ex_obs.insert(*id, Obs::Gone { left_scope: false });
+                }
+            }
+        }
+
+        // Salesforce side.
+        let mut sf_obs: BTreeMap<LinkId, Obs<'_, CrmRecord>> = BTreeMap::new();
+        let mut new_sf: Vec<&CrmRecord> = Vec::new();
+        let mut sf_hashes: HashMap<&str, String> = HashMap::new();
+        for r in &item.crm.upserts {
+            let scoped = in_scope(&item.rep, self.s, r);
+            let h = self.hash(&r.record);
+            match by_sf.get(r.id.as_str()) {
+                Some(id) if !scoped => {
+                    sf_obs.insert(*id, Obs::Gone { left_scope: true });
+                }
+                Some(id) if hashes[id] == h => {
+                    sf_obs.insert(*id, Obs::Same);
+                }
+                Some(id) => {
+                    sf_obs.insert(*id, Obs::Changed(r, ""));
+                    sf_hashes.insert(&r.id, h);
+                }
+                None if scoped => {
+                    sf_hashes.insert(&r.id, h);
+                    new_sf.push(r);
+                }
+                None => {}
+            }
+        }
+        for d in &item.crm.deleted {
+            if let Some(id) = by_sf.get(d.as_str()) {
+                sf_obs.insert(*id, Obs::Gone { left_scope: false });
+            }
+        }
+        if item.crm.full {
+            for (id, l) in &item.links {
+                if l.salesforce.is_some() && !sf_obs.contains_key(id) {
+                    sf_obs.insert(*id, Obs::Gone { left_scope: false });
+                }
+            }
+        }
+
+        // A record tether re-created (an edit that beat a delete) whose link write was lost
+        // to a crash or an ambiguous answer takes the gone record's place in its link.
+        let mut links: Vec<(LinkId, Link)> = item.links.clone();
+        let mut repointed: BTreeSet<LinkId> = BTreeSet::new();
+        let index: HashMap<LinkId, usize> = links
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (*id, i))
+            .collect();
+        let mut keep_ex = Vec::new();
+        for m in new_ex {
+            let target = m
+                .salesforce_id
+                .as_deref()
+                .and_then(|sid| by_sf.get(sid))
+                .copied()
+                .filter(|lid| {
+                    links[index[lid]].1.exchange.is_none()
+                        || matches!(ex_obs.get(lid), Some(Obs::Gone { .. }))
+                });
+            match target {
+                Some(lid) => {
+                    let link = &mut links[index[&lid]].1;
+                    link.exchange = Some(ex_side(m));
+                    let obs = if ex_hashes[m.item_id.as_str()] == link.hash {
+                        Obs::Same
+                    } else {
+                        Obs::Changed(m, "")
+                    };
+                    ex_obs.insert(lid, obs);
+                    repointed.insert(lid);
+                }
+                None => keep_ex.push(m),
+            }
+        }
+        let new_ex = keep_ex;
+        let mut keep_sf = Vec::new();
+        for r in new_sf {
+            let source = r.marker.as_ref().and_then(|k| {
+                self.input.pending.iter().find(|j| {
+                    &j.marker == k
+                        && j.target == CreateTarget::Salesforce
+                        && j.rep == item.rep.user_id
+                        && j.object == item.object
+                })
+            });
+            let target = source
+                .and_then(|j| by_ex.get(j.source_id.as_str()))
+                .copied()
+                .filter(|lid| {
+                    links[index[lid]].1.salesforce.is_none()
+                        || matches!(sf_obs.get(lid), Some(Obs::Gone { .. }))
+                });
+            match target {
+                Some(lid) => {
+                    let link = &mut links[index[&lid]].1;
+                    link.salesforce = Some(sf_side(r));
+                    let obs = if sf_hashes[r.id.as_str()] == link.hash {
+                        Obs::Same
+                    } else {
+                        Obs::Changed(r, "")
+                    };
+                    sf_obs.insert(lid, obs);
+                    repointed.insert(lid);
+                }
+                None => keep_sf.push(r),
+            }
+        }
+        let new_sf = keep_sf;
+
+        // Empty-side guard.
+        self.guard(Side::Exchange, &mut ex_obs, |l| l.exchange.is_some());
+        self.guard(Side::Salesforce, &mut sf_obs, |l| l.salesforce.is_some());
+
+        for (id, link) in &links {
+            let before = self.out.operations.len();
+            let e = ex_obs.get(id).copied().unwrap_or(Obs::Same);
+            let s = sf_obs.get(id).copied().unwrap_or(Obs::Same);
+            let e = match e {
+                Obs::Changed(m, _) => Obs::Changed(m, ex_hashes[m.item_id.as_str()].as_str()),
+                other => other,
+            };
+            let s = match s {
+                Obs::Changed(r, _) => Obs::Changed(r, sf_hashes[r.id.as_str()].as_str()),
+                other => other,
+            };
+            self.decide(*id, link, e, s);
+            if repointed.contains(id) && self.out.operations.len() == before {
+                if let (Some(exchange), Some(salesforce)) = (&link.exchange, &link.salesforce) {
+                    self.push(
+                        Action::Refresh {
+                            link: *id,
+                            exchange: exchange.clone(),
+                            salesforce: salesforce.clone(),
+                            hash: link.hash.clone(),
+                        },
+                        "re-created by tether earlier; linked",
+                    );
+                }
+            }
+        }
+        self.new_records(new_ex, new_sf, &ex_hashes, &sf_hashes);
+    }
+
+    fn guard<T>(
+        &mut self,
+        side: Side,
+        obs: &mut BTreeMap<LinkId, Obs<'_, T>>,
+        has_side: impl Fn(&Link) -> bool,
+    ) {
+        let linked = self.item.links.iter().filter(|(_, l)| has_side(l)).count();
+        let gone = obs
+            .values()
+            .filter(|o| matches!(o, Obs::Gone { .. }))
+            .count();
+        if self.input.force || linked < EMPTY_SIDE_MIN_LINKS || gone < linked {
+            return;
+        }
+        obs.retain(|_, o| !matches!(o, Obs::Gone { .. }));
+        let name = match side {
+            Side::Exchange => "Exchange",
+            Side::Salesforce => "Salesforce",
+        };
+        self.out.refusals.push(Refusal {
+            rep: self.item.rep.user_id.clone(),
+            object: self.item.object,
+            side,
+            linked,
+            message: format!(
+                "all {linked} linked {}s of {} are gone from {name} at once; refusing to delete \
+                 or unlink them (a wrong mailbox or a lost permission looks like this). Check \
+                 the {name} side, or run with --force if the deletes are real.",
+                self.item.object.name(),
+                self.item.rep.email
+            ),
+        });
+    }
+
+    fn decide(&mut self, id: LinkId, link: &Link, e: Obs<'_, MailItem>, s: Obs<'_, CrmRecord>) {
+        use SyncDirection::{ExchangeToSalesforce as ToSf, SalesforceToExchange as ToEx};
+        let events = self.item.object == ObjectKind::Event;
+        let (Some(ex), Some(sf)) = (&link.exchange, &link.salesforce) else {
+            // Detached: forget it once the remaining record is gone too.
+            let remaining_gone = match (&link.exchange, &link.salesforce) {
+                (Some(_), None) => matches!(e, Obs::Gone { .. }),
+                (None, Some(_)) => matches!(s, Obs::Gone { .. }),
+                _ => true,
+            };
+            if remaining_gone {
+                self.push(
+                    Action::Forget { link: id },
+                    "the remaining record is gone too",
+                );
+            }
+            return;
+        };
+        match (e, s) {
+            (Obs::Same, Obs::Same) => {}
+            (Obs::Changed(m, h), Obs::Same) => {
+                match self.blocked(&m.record, ToSf, m.related_in_outlook) {
+                    None => {
+                        self.overwrite_warning(&sf.id);
+                        self.push(
+                            Action::UpdateSalesforce {
+                                link: Some(id),
+                                exchange: ex_side(m),
+                                salesforce_id: sf.id.clone(),
+                                record: m.record.clone(),
+                                hash: h.to_string(),
+                            },
+                            "changed in Exchange",
+                        )
+                    }
+                    Some(why) => self.skip(&m.item_id, why),
+                }
+            }
+            (Obs::Same, Obs::Changed(r, h)) => match self.blocked(&r.record, ToEx, true) {
+                None => self.push(
+                    Action::UpdateExchange {
+                        link: Some(id),
+                        salesforce: sf_side(r),
+                        item_id: ex.item_id.clone(),
+                        record: r.record.clone(),
+                        hash: h.to_string(),
+                    },
+                    "changed in Salesforce",
+                ),
+                Some(why) => self.skip(&r.id, why),
+            },
+            (Obs::Changed(m, he), Obs::Changed(r, hs)) => {
+                if he == hs {
+                    self.push(
+                        Action::Refresh {
+                            link: id,
+                            exchange: ex_side(m),
+                            salesforce: sf_side(r),
+                            hash: he.to_string(),
+                        },
+                        "changed the same way on both sides",
+                    );
+                    return;
+                }
+                let winner = match self.s.conflict {
+                    ConflictPolicy::ExchangeWins => Side::Exchange,
+                    ConflictPolicy::SalesforceWins => Side::Salesforce,
+                };
+                if self.s.direction == crate::config::model::Direction::Both {
+                    self.out.conflicts.push(Conflict {
+                        rep: self.item.rep.user_id.clone(),
+                        object: self.item.object,
+                        exchange_id: m.item_id.clone(),
+                        salesforce_id: r.id.clone(),
+                        winner,
+                    });
+                }
+                self.update_loser(
+                    id,
+                    winner,
+                    m,
+                    r,
+                    he,
+                    hs,
+                    "changed on both sides; conflict policy",
+                );
+            }
+            (Obs::Gone { .. }, Obs::Gone { .. }) => {
+                self.push(Action::Forget { link: id }, "deleted on both sides")
+            }
+            (Obs::Gone { left_scope }, Obs::Same) => {
+                // Exchange item gone: propagate for events with delete_synced, else detach.
+                if events && self.s.delete_synced && self.s.syncs(ToSf) && !left_scope {
+                    self.push(
+                        Action::DeleteInSalesforce {
+                            link: id,
+                            salesforce_id: sf.id.clone(),
+                        },
+                        "deleted in Exchange (delete_synced)",
+                    );
+                } else {
+                    self.detach(id, link, Side::Salesforce, "deleted in Exchange; unlinked");
+                }
+            }
+            (Obs::Same, Obs::Gone { left_scope }) => {
+                if events && self.s.delete_synced && self.s.syncs(ToEx) && !left_scope {
+                    self.push(
+                        Action::DeleteInExchange {
+                            link: id,
+                            item_id: ex.item_id.clone(),
+                        },
+                        "deleted in Salesforce (delete_synced)",
+                    );
+                } else if left_scope {
+                    self.detach(
+                        id,
+                        link,
+                        Side::Exchange,
+                        "left the rep's sync scope; unlinked",
+                    );
+                } else {
+                    self.detach(id, link, Side::Exchange, "deleted in Salesforce; unlinked");
+                }
+            }
+            (Obs::Gone { left_scope }, Obs::Changed(r, h)) => {
+                // The edit wins over the delete: re-create for events; contacts only unlink
+                // (the edit stays where it was made).
+                if events && !left_scope && self.blocked(&r.record, ToEx, true).is_none() {
+                    self.push(
+                        Action::CreateInExchange {
+                            salesforce: sf_side(r),
+                            record: r.record.clone(),
+                            hash: h.to_string(),
+                            replaces: Some(id),
+                        },
+                        "deleted in Exchange but edited in Salesforce: the edit wins",
+                    );
+                } else {
+                    self.detach(
+                        id,
+                        link,
+                        Side::Salesforce,
+                        "deleted in Exchange, edited in Salesforce; unlinked, the edit kept",
+                    );
+                }
+            }
+            (Obs::Changed(m, h), Obs::Gone { left_scope }) => {
+                if events
+                    && !left_scope
+                    && self
+                        .blocked(&m.record, ToSf, m.related_in_outlook)
+                        .is_none()
+                {
+                    self.push(
+                        Action::CreateInSalesforce {
+                            exchange: ex_side(m),
+                            record: m.record.clone(),
+                            hash: h.to_string(),
+                            relate: Vec::new(),
+                            replaces: Some(id),
+                        },
+                        "deleted in Salesforce but edited in Exchange: the edit wins",
+                    );
+                } else {
+                    self.detach(
+                        id,
+                        link,
+                        Side::Exchange,
+                        "deleted in Salesforce, edited in Exchange; unlinked, the edit kept",
+                    );
+                }
+            }
+        }
+    }
+
+    fn overwrite_warning(&mut self, sf_id: &str) {
+        if self.s.direction == crate::config::model::Direction::ExchangeToSalesforce {
+            self.out
+                .overwrites
+                .push((self.item.rep.user_id.clone(), sf_id.to_string()));
+        }
+    }
+
+    fn detach(&mut self, id: LinkId, link: &Link, keep: Side, reason: &str) {
+        let mut remaining = link.clone();
+        match keep {
+            Side::Exchange => remaining.salesforce = None,
+            Side::Salesforce => remaining.exchange = None,
+        }
+        self.push(
+            Action::Detach {
+                link: id,
+                remaining,
+            },
+            reason,
+        );
+    }
+
+    /// Write the winner's record over the loser, if that direction may be written.
+    #[allow(clippy::too_many_arguments)]
+    fn update_loser(
+        &mut self,
+        link: LinkId,
+        winner: Side,
+        m: &MailItem,
+        r: &CrmRecord,
+        he: &str,
+        hs: &str,
+        reason: &str,
+    ) -> bool {
+        let link = (link.0 >= 0).then_some(link);
+        match winner {
+            Side::Exchange => {
+                if self
+                    .blocked(
+                        &m.record,
+                        SyncDirection::ExchangeToSalesforce,
+                        m.related_in_outlook,
+                    )
+                    .is_some()
+                {
+                    return false;
+                }
+                self.overwrite_warning(&r.id);
+                self.push(
+                    Action::UpdateSalesforce {
+                        link,
+                        exchange: ex_side(m),
+                        salesforce_id: r.id.clone(),
+                        record: m.record.clone(),
+                        hash: he.to_string(),
+                    },
+                    format!("{reason}: Exchange wins"),
+                );
+            }
+            Side::Salesforce => {
+                if self
+                    .blocked(&r.record, SyncDirection::SalesforceToExchange, true)
+                    .is_some()
+                {
+                    return false;
+                }
+                self.push(
+                    Action::UpdateExchange {
+                        link,
+                        salesforce: sf_side(r),
+                        item_id: m.item_id.clone(),
+                        record: r.record.clone(),
+                        hash: hs.to_string(),
+                    },
+                    format!("{reason}: Salesforce wins"),
+                );
+            }
+        }
+        true
+    }
+
+    fn new_records(
+        &mut self,
+        new_ex: Vec<&MailItem>,
+        new_sf: Vec<&CrmRecord>,
+        ex_hashes: &HashMap<&str, String>,
+        sf_hashes: &HashMap<&str, String>,
+    ) {
+        let mut ex_left: Vec<Option<&MailItem>> = new_ex.into_iter().map(Some).collect();
+        let mut sf_left: Vec<Option<&CrmRecord>> = new_sf.into_iter().map(Some).collect();
+        // (Exchange item, Salesforce record, why, hash of the record as tether created it).
+        let mut pairs: Vec<(&MailItem, &CrmRecord, &'static str, Option<String>)> = Vec::new();
+
+        // 1. The Salesforce id tether stamped on items it created.
+        // 2. The create journal's marker on records tether created in Salesforce.
+        let journal: Vec<&JournalEntry> = self
+            .input
+            .pending
+            .iter()
+            .filter(|j| j.rep == self.item.rep.user_id && j.object == self.item.object)
+            .collect();
+        for ei in 0..ex_left.len() {
+            let Some(m) = ex_left[ei] else { continue };
+            let mut base = None;
+            let found = sf_left.iter().position(|r| {
+                let Some(r) = r else { return false };
+                if m.salesforce_id.as_deref() == Some(r.id.as_str()) {
+                    base = journal
+                        .iter()
+                        .find(|j| j.target == CreateTarget::Exchange && j.source_id == r.id)
+                        .map(|j| j.hash.clone());
+                    return true;
+                }
+                let entry = journal.iter().find(|j| {
+                    j.target == CreateTarget::Salesforce
+                        && Some(&j.marker) == r.marker.as_ref()
+                        && j.source_id == m.item_id
+                });
+                base = entry.map(|j| j.hash.clone());
+                entry.is_some()
+            });
+            if let Some(si) = found {
+                if let Some(r) = sf_left[si].take() {
+                    pairs.push((m, r, "created by tether", base));
+                    ex_left[ei] = None;
+                }
+            }
+        }
+
+        // 3. Natural keys, strongest first, only where unique on both sides.
+        for rank in 0..2 {
+            let key = |r: &Record| rules::match_keys(r).get(rank).cloned();
+            let mut ex_by: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, m) in ex_left.iter().enumerate() {
+                if let Some(k) = m.and_then(|m| key(&m.record)) {
+                    ex_by.entry(k).or_default().push(i);
+                }
+            }
+            let mut sf_by: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, r) in sf_left.iter().enumerate() {
+                if let Some(k) = r.and_then(|r| key(&r.record)) {
+                    sf_by.entry(k).or_default().push(i);
+                }
+            }
+            let mut keys: Vec<&String> = ex_by.keys().collect();
+            keys.sort();
+            for k in keys {
+                if let (Some([ei]), Some([si])) = (
+                    ex_by.get(k).map(Vec::as_slice),
+                    sf_by.get(k).map(Vec::as_slice),
+                ) {
+                    let (m, r) = (
+                        ex_left[*ei].unwrap_or_else(|| unreachable!()),
+                        sf_left[*si].unwrap_or_else(|| unreachable!()),
+                    );
+                    if self.can_pair(
+                        m,
+                        r,
+                        &ex_hashes[m.item_id.as_str()],
+                        &sf_hashes[r.id.as_str()],
+                    ) {
+                        pairs.push((m, r, "matched an existing record", None));
+                        ex_left[*ei] = None;
+                        sf_left[*si] = None;
+                    }
+                }
+            }
+        }
+
+        for (m, r, why, base) in pairs {
+            let he = &ex_hashes[m.item_id.as_str()];
+            let hs = &sf_hashes[r.id.as_str()];
+            // With the hash tether created the record with, only the side that changed
+            // since then wins; otherwise the conflict policy decides.
+            let winner = match base.as_deref() {
+                _ if he == hs => None,
+                Some(b) if b == hs => Some(Side::Exchange),
+                Some(b) if b == he => Some(Side::Salesforce),
+                _ => Some(match self.s.conflict {
+                    ConflictPolicy::ExchangeWins => Side::Exchange,
+                    ConflictPolicy::SalesforceWins => Side::Salesforce,
+                }),
+            };
+            match winner {
+                None => self.push(
+                    Action::Link {
+                        exchange: ex_side(m),
+                        salesforce: sf_side(r),
+                        hash: he.clone(),
+                    },
+                    format!("{why}; identical"),
+                ),
+                Some(winner) => {
+                    if !self.update_loser(LinkId(-1), winner, m, r, he, hs, why) {
+                        let other = match winner {
+                            Side::Exchange => Side::Salesforce,
+                            Side::Salesforce => Side::Exchange,
+                        };
+                        self.update_loser(LinkId(-1), other, m, r, he, hs, why);
+                    }
+                }
+            }
+        }
+
+        for m in ex_left.into_iter().flatten() {
+            match self.blocked(
+                &m.record,
+                SyncDirection::ExchangeToSalesforce,
+                m.related_in_outlook,
+            ) {
+                None => {
+                    let relate = match &m.record {
+                        Record::Event(e) if self.s.auto_relate && !e.private => e
+                            .attendees
+                            .iter()
+                            .map(|a| crate::model::normalize::email(a))
+                            .filter(|a| *a != self.item.rep.email)
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    self.push(
+                        Action::CreateInSalesforce {
+                            exchange: ex_side(m),
+                            record: m.record.clone(),
+                            hash: ex_hashes[m.item_id.as_str()].clone(),
+                            relate,
+                            replaces: None,
+                        },
+                        "new in Exchange",
+                    );
+                }
+                Some(why) if self.s.syncs(SyncDirection::ExchangeToSalesforce) => {
+                    self.skip(&m.item_id, why)
+                }
+                Some(_) => {}
+            }
+        }
+        for r in sf_left.into_iter().flatten() {
+            match self.blocked(&r.record, SyncDirection::SalesforceToExchange, true) {
+                None => self.push(
+                    Action::CreateInExchange {
+                        salesforce: sf_side(r),
+                        record: r.record.clone(),
+                        hash: sf_hashes[r.id.as_str()].clone(),
+                        replaces: None,
+                    },
+                    "new in Salesforce",
+                ),
+                Some(why) if self.s.syncs(SyncDirection::SalesforceToExchange) => {
+                    self.skip(&r.id, why)
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Two unlinked records may be linked when they agree or one may be written over.
+    fn can_pair(&self, m: &MailItem, r: &CrmRecord, he: &str, hs: &str) -> bool {
+        he == hs
+            || self
+                .blocked(
+                    &m.record,
+                    SyncDirection::ExchangeToSalesforce,
+                    m.related_in_outlook,
+                )
+                .is_none()
+            || self
+                .blocked(&r.record, SyncDirection::SalesforceToExchange, true)
+                .is_none()
+    }
+}

@@ -1,0 +1,313 @@
+//! The admin guide's rules as small pure functions: the settings a rep's configuration gives
+//! an object, the `since` window, which events and contacts may sync in which direction,
+//! contact filters, and the keys first-sync matching uses.
+
+use crate::config::model::{
+    ConflictPolicy, ContactScope, Direction, EventSelection, Filter, FilterOp, ScalarValue,
+    SinceWindow, SyncConfiguration,
+};
+use crate::model::normalize;
+use crate::model::{Contact, EffectiveMapping, Event, EventTime, ObjectKind, Recurrence};
+use crate::state::SyncDirection;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+
+/// How one object syncs for a rep.
+#[derive(Debug, Clone)]
+pub struct ObjectSettings {
+    pub object: ObjectKind,
+    pub direction: Direction,
+    /// The winner when both sides changed; for one-way sync the source always wins.
+    pub conflict: ConflictPolicy,
+    pub mapping: EffectiveMapping,
+    pub scope: ContactScope,
+    pub filters: Vec<Filter>,
+    pub which: EventSelection,
+    pub since: SinceWindow,
+    pub sync_private: bool,
+    pub delete_synced: bool,
+    pub auto_relate: bool,
+    pub sync_series: bool,
+}
+
+impl ObjectSettings {
+    pub fn of(configuration: &SyncConfiguration, object: ObjectKind) -> ObjectSettings {
+        let mut s = ObjectSettings {
+            object,
+            direction: Direction::None,
+            conflict: ConflictPolicy::SalesforceWins,
+            mapping: EffectiveMapping::defaults(object),
+            scope: ContactScope::UsersRecords,
+            filters: Vec::new(),
+            which: EventSelection::All,
+            since: SinceWindow::Today,
+            sync_private: false,
+            delete_synced: false,
+            auto_relate: false,
+            sync_series: false,
+        };
+        match object {
+            ObjectKind::Contact => {
+                if let Some(c) = &configuration.contacts {
+                    s.direction = c.direction;
+                    s.conflict = winner(c.direction, c.conflict);
+                    s.mapping = EffectiveMapping::new(object, &c.field_mappings);
+                    s.scope = c.scope.unwrap_or(ContactScope::UsersRecords);
+                    s.filters = c.filters.clone();
+                }
+            }
+            ObjectKind::Event => {
+                if let Some(e) = &configuration.events {
+                    s.direction = e.direction;
+                    s.conflict = winner(e.direction, e.conflict);
+                    s.mapping = EffectiveMapping::new(object, &e.field_mappings);
+                    s.which = e.which;
+                    s.since = e.since.window().unwrap_or(SinceWindow::Today);
+                    s.sync_private = e.sync_private;
+                    s.delete_synced = e.delete_synced;
+                    s.auto_relate = e.auto_relate;
+                    s.sync_series = e.sync_series;
+                }
+            }
+        }
+        s
+    }
+
+    pub fn syncs(&self, direction: SyncDirection) -> bool {
+        match direction {
+            SyncDirection::ExchangeToSalesforce => self.direction.to_salesforce(),
+            SyncDirection::SalesforceToExchange => self.direction.to_exchange(),
+        }
+    }
+}
+
+fn winner(direction: Direction, conflict: Option<ConflictPolicy>) -> ConflictPolicy {
+    match direction {
+        Direction::ExchangeToSalesforce => ConflictPolicy::ExchangeWins,
+        Direction::SalesforceToExchange => ConflictPolicy::SalesforceWins,
+        _ => conflict.unwrap_or(ConflictPolicy::SalesforceWins),
+    }
+}
+
+/// The first instant of the `since` window for a rep in `zone`: TODAY is 00:00 today,
+/// LAST_MONTH the first of last month, LAST_N_DAYS:n 00:00 n days ago, all local.
+pub fn window_start(since: SinceWindow, now: DateTime<Utc>, zone: chrono_tz::Tz) -> DateTime<Utc> {
+    let today = now.with_timezone(&zone).date_naive();
+    let day = match since {
+        SinceWindow::Today => today,
+        SinceWindow::LastMonth => {
+            let (y, m) = if today.month() == 1 {
+                (today.year() - 1, 12)
+            } else {
+                (today.year(), today.month() - 1)
+            };
+            NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(today)
+        }
+        SinceWindow::LastNDays(n) => today - Duration::days(i64::from(n)),
+    };
+    normalize::local_midnight(day, zone)
+}
+
+/// Why an event does not sync in a direction; `None` when it does.
+pub fn event_skip_reason(
+    s: &ObjectSettings,
+    event: &Event,
+    direction: SyncDirection,
+    related_in_outlook: bool,
+    window_start: DateTime<Utc>,
+    zone: chrono_tz::Tz,
+) -> Option<&'static str> {
+    match event.recurrence {
+        Recurrence::ClassicRecurring => {
+            return Some("classic recurring events (IsRecurrence) never sync");
+        }
+        Recurrence::Series { .. } if !s.sync_series => {
+            return Some("event series sync is off (sync_series: false)");
+        }
+        _ => {}
+    }
+    if event.private && !s.sync_private {
+        return Some("private event; sync_private is off");
+    }
+    if event.end_instant(zone) < window_start {
+        return Some("ended before the since window");
+    }
+    if direction == SyncDirection::ExchangeToSalesforce
+        && s.which == EventSelection::UserSelected
+        && !related_in_outlook
+    {
+        return Some("not related to Salesforce in the Outlook integration (which: user_selected)");
+    }
+    None
+}
+
+fn scalar_text(v: &ScalarValue) -> String {
+    match v {
+        ScalarValue::Bool(b) => b.to_string(),
+        ScalarValue::Number(n) => n.to_string(),
+        ScalarValue::Text(t) => t.clone(),
+    }
+}
+
+fn compare(field: &str, value: &ScalarValue) -> Option<std::cmp::Ordering> {
+    match value {
+        ScalarValue::Number(n) => field.trim().parse::<f64>().ok()?.partial_cmp(n),
+        other => Some(
+            field
+                .trim()
+                .to_lowercase()
+                .cmp(&scalar_text(other).to_lowercase()),
+        ),
+    }
+}
+
+/// Whether a Salesforce contact passes one filter (Salesforce→Exchange only). Text compares
+/// case-insensitively, as SOQL does.
+pub fn filter_passes(contact: &Contact, filter: &Filter) -> bool {
+    use std::cmp::Ordering::*;
+    let field = contact.get(&filter.field);
+    let one = filter.value.as_ref();
+    let list = filter.values.as_deref().unwrap_or(&[]);
+    let eq = |v: &ScalarValue| compare(field, v) == Some(Equal);
+    match filter.op {
+        FilterOp::Equals => one.is_some_and(eq),
+        FilterOp::NotEquals => !one.is_some_and(eq),
+        FilterOp::In => list.iter().any(eq),
+        FilterOp::NotIn => !list.iter().any(eq),
+        FilterOp::LessThan => one.and_then(|v| compare(field, v)) == Some(Less),
+        FilterOp::LessOrEqual => matches!(one.and_then(|v| compare(field, v)), Some(Less | Equal)),
+        FilterOp::GreaterThan => one.and_then(|v| compare(field, v)) == Some(Greater),
+        FilterOp::GreaterOrEqual => {
+            matches!(one.and_then(|v| compare(field, v)), Some(Greater | Equal))
+        }
+        FilterOp::StartsWith => one.is_some_and(|v| {
+            field
+                .to_lowercase()
+                .starts_with(&scalar_text(v).to_lowercase())
+        }),
+        FilterOp::Contains => one.is_some_and(|v| {
+            field
+                .to_lowercase()
+                .contains(&scalar_text(v).to_lowercase())
+        }),
+    }
+}
+
+pub fn filters_pass(contact: &Contact, filters: &[Filter]) -> bool {
+    filters.iter().all(|f| filter_passes(contact, f))
+}
+
+/// First-sync match keys, strongest first: contacts by email, then first + last name +
+/// company; events by subject + start + end.
+pub fn match_keys(record: &crate::model::Record) -> Vec<String> {
+    match record {
+        crate::model::Record::Contact(c) => {
+            let mut keys = Vec::new();
+            let email = normalize::email(c.email());
+            if !email.is_empty() {
+                keys.push(format!("email:{email}"));
+            }
+            if !normalize::text(c.last_name()).is_empty() {
+                keys.push(format!(
+                    "name:{}|{}|{}",
+                    normalize::text(c.first_name()).to_lowercase(),
+                    normalize::text(c.last_name()).to_lowercase(),
+                    normalize::text(c.company()).to_lowercase()
+                ));
+            }
+            keys
+        }
+        crate::model::Record::Event(e) => {
+            let when = match e.time {
+                EventTime::Timed { start, end } => format!(
+                    "{}|{}",
+                    normalize::instant(start).timestamp(),
+                    normalize::instant(end).timestamp()
+                ),
+                EventTime::AllDay { start, end } => format!("{start}|{end}"),
+            };
+            vec![format!(
+                "event:{}|{when}",
+                normalize::text(&e.subject).to_lowercase()
+            )]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn since_today_starts_at_local_midnight() {
+        let zone: chrono_tz::Tz = "America/New_York".parse().unwrap();
+        // 03:00 UTC on the 10th is still the 9th in New York.
+        let start = window_start(SinceWindow::Today, at("2026-03-10T03:00:00Z"), zone);
+        // (DST began on the 8th: EDT, UTC-4.)
+        assert_eq!(start, at("2026-03-09T04:00:00Z"));
+    }
+
+    #[test]
+    fn since_last_month_starts_on_the_first_of_last_month() {
+        let start = window_start(
+            SinceWindow::LastMonth,
+            at("2026-01-15T12:00:00Z"),
+            chrono_tz::UTC,
+        );
+        assert_eq!(start, at("2025-12-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn last_n_days_30_includes_an_event_that_ended_29_days_ago_and_excludes_31() {
+        let now = at("2026-06-30T12:00:00Z");
+        let settings = ObjectSettings {
+            since: SinceWindow::LastNDays(30),
+            ..ObjectSettings::of(
+                &serde_json::from_value(serde_json::json!({"name": "x"})).unwrap(),
+                ObjectKind::Event,
+            )
+        };
+        let start = window_start(settings.since, now, chrono_tz::UTC);
+        let ended = |days: i64| {
+            let end = now - Duration::days(days);
+            Event::new(
+                "x",
+                EventTime::Timed {
+                    start: end - Duration::hours(1),
+                    end,
+                },
+            )
+        };
+        let dir = SyncDirection::ExchangeToSalesforce;
+        assert_eq!(
+            event_skip_reason(&settings, &ended(29), dir, false, start, chrono_tz::UTC),
+            None
+        );
+        assert!(
+            event_skip_reason(&settings, &ended(31), dir, false, start, chrono_tz::UTC).is_some()
+        );
+    }
+
+    #[test]
+    fn filters_compare_text_case_insensitively_and_numbers_numerically() {
+        let c = Contact::default()
+            .with("MailingCountry", "de")
+            .with("NumberOfEmployees", "12");
+        let f = |json: serde_json::Value| -> Filter { serde_json::from_value(json).unwrap() };
+        assert!(filter_passes(
+            &c,
+            &f(serde_json::json!({"field": "MailingCountry", "op": "in", "values": ["DE", "FR"]}))
+        ));
+        assert!(!filter_passes(
+            &c,
+            &f(serde_json::json!({"field": "MailingCountry", "op": "equals", "value": "FR"}))
+        ));
+        assert!(filter_passes(
+            &c,
+            &f(serde_json::json!({"field": "NumberOfEmployees", "op": "greater_than", "value": 9}))
+        ));
+    }
+}

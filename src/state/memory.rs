@@ -1,0 +1,186 @@
+//! An in-memory state store with the same all-or-nothing `apply` as SQLite. It outlives an
+//! executor that is "killed" in tests, which is what a durable file does in production.
+
+use super::*;
+
+#[derive(Debug, Clone, Default)]
+struct Data {
+    next_link: i64,
+    links: BTreeMap<LinkId, Link>,
+    cursors: BTreeMap<CursorKey, String>,
+    statuses: BTreeMap<(String, ObjectKind, SyncDirection), StatusEntry>,
+    resets: BTreeMap<String, ResetMark>,
+    errors: Vec<ErrorEntry>,
+    activity: Vec<ActivityEntry>,
+    journal: BTreeMap<String, JournalEntry>,
+    unresolved: Vec<UnresolvedItem>,
+    revisions: Vec<ConfigRevision>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MemoryState {
+    data: Data,
+    /// Number of `apply` calls, so tests can count state transactions.
+    pub transactions: u64,
+}
+
+impl MemoryState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn apply_one(d: &mut Data, change: StateChange) {
+    match change {
+        StateChange::PutLink { id, link } => {
+            let id = id.unwrap_or_else(|| {
+                d.next_link += 1;
+                LinkId(d.next_link)
+            });
+            d.links.insert(id, link);
+        }
+        StateChange::DeleteLink(id) => {
+            d.links.remove(&id);
+        }
+        StateChange::ClearRep { rep } => {
+            d.links.retain(|_, l| l.rep != rep);
+            d.cursors
+                .retain(|k, _| !matches!(k, CursorKey::Folder { rep: r, .. } if *r == rep));
+        }
+        StateChange::SetCursor { key, value } => match value {
+            Some(v) => {
+                d.cursors.insert(key, v);
+            }
+            None => {
+                d.cursors.remove(&key);
+            }
+        },
+        StateChange::SetStatus(s) => {
+            d.statuses.insert((s.rep.clone(), s.object, s.direction), s);
+        }
+        StateChange::SetResetMark { rep, mark } => match mark {
+            Some(m) => {
+                d.resets.insert(rep, m);
+            }
+            None => {
+                d.resets.remove(&rep);
+            }
+        },
+        StateChange::AddError(e) => d.errors.push(e),
+        StateChange::AddActivity(a) => d.activity.push(a),
+        StateChange::JournalAdd(j) => {
+            d.journal.insert(j.marker.clone(), j);
+        }
+        StateChange::JournalDone { marker } => {
+            d.journal.remove(&marker);
+        }
+        StateChange::AddUnresolved(u) => d.unresolved.push(u),
+        StateChange::RecordApply {
+            canonical,
+            hash,
+            applied_at,
+            applied_by,
+        } => {
+            let generation = d.revisions.len() as u64 + 1;
+            d.revisions.push(ConfigRevision {
+                generation,
+                canonical,
+                hash,
+                applied_at,
+                applied_by,
+            });
+        }
+    }
+}
+
+impl StateStore for MemoryState {
+    fn apply(&mut self, changes: Vec<StateChange>) -> Result<(), StateError> {
+        // Nothing in apply_one can fail, so applying in place is all-or-nothing already.
+        for c in changes {
+            apply_one(&mut self.data, c);
+        }
+        self.transactions += 1;
+        Ok(())
+    }
+
+    fn links(&self, rep: &str, object: ObjectKind) -> Result<Vec<(LinkId, Link)>, StateError> {
+        Ok(self
+            .data
+            .links
+            .iter()
+            .filter(|(_, l)| l.rep == rep && l.object == object)
+            .map(|(i, l)| (*i, l.clone()))
+            .collect())
+    }
+
+    fn all_links(&self) -> Result<Vec<(LinkId, Link)>, StateError> {
+        Ok(self
+            .data
+            .links
+            .iter()
+            .map(|(i, l)| (*i, l.clone()))
+            .collect())
+    }
+
+    fn cursor(&self, key: &CursorKey) -> Result<Option<String>, StateError> {
+        Ok(self.data.cursors.get(key).cloned())
+    }
+
+    fn status(
+        &self,
+        rep: &str,
+        object: ObjectKind,
+        direction: SyncDirection,
+    ) -> Result<Option<StatusEntry>, StateError> {
+        Ok(self
+            .data
+            .statuses
+            .get(&(rep.to_string(), object, direction))
+            .cloned())
+    }
+
+    fn statuses(&self) -> Result<Vec<StatusEntry>, StateError> {
+        Ok(self.data.statuses.values().cloned().collect())
+    }
+
+    fn reset_marks(&self) -> Result<BTreeMap<String, ResetMark>, StateError> {
+        Ok(self.data.resets.clone())
+    }
+
+    fn errors(&self) -> Result<Vec<ErrorEntry>, StateError> {
+        Ok(self.data.errors.clone())
+    }
+
+    fn activity_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<BTreeMap<ObjectKind, u64>, StateError> {
+        let mut out = BTreeMap::new();
+        for a in self.data.activity.iter().filter(|a| a.at >= since) {
+            *out.entry(a.object).or_insert(0) += a.records;
+        }
+        Ok(out)
+    }
+
+    fn pending_creates(&self) -> Result<Vec<JournalEntry>, StateError> {
+        Ok(self.data.journal.values().cloned().collect())
+    }
+
+    fn unresolved(&self, rep: &str) -> Result<Vec<UnresolvedItem>, StateError> {
+        Ok(self
+            .data
+            .unresolved
+            .iter()
+            .filter(|u| u.rep == rep)
+            .cloned()
+            .collect())
+    }
+
+    fn generation(&self) -> Result<u64, StateError> {
+        Ok(self.data.revisions.len() as u64)
+    }
+
+    fn latest_revision(&self) -> Result<Option<ConfigRevision>, StateError> {
+        Ok(self.data.revisions.last().cloned())
+    }
+}

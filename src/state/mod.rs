@@ -1,0 +1,322 @@
+//! The state store: what tether remembers between runs — applied configuration revisions,
+//! the links between Exchange items and Salesforce records with the hash of each record as
+//! last synced, change cursors, statuses, reset marks, the error report, activity counts and
+//! the create journal. Every write goes through `apply`, one transaction, so a crash leaves
+//! either all or none of a step. SQLite is the embedded default; `MemoryState` serves tests.
+
+mod memory;
+mod sqlite;
+
+pub use memory::MemoryState;
+pub use sqlite::{SCHEMA_VERSION, SqliteState};
+
+use crate::model::ObjectKind;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Default place of the state file, relative to the configuration's directory.
+pub const DEFAULT_STATE_PATH: &str = ".tether/state.db";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LinkId(pub i64);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeSide {
+    pub item_id: String,
+    pub change_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesforceSide {
+    pub id: String,
+    pub modstamp: String,
+}
+
+/// A rep's Exchange item linked to a Salesforce record. One side is absent when the link was
+/// detached: its partner was deleted (contacts, or events without delete_synced), and the
+/// remaining record must not be synced again, or the delete would be undone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// The rep's Salesforce user id.
+    pub rep: String,
+    pub object: ObjectKind,
+    pub exchange: Option<ExchangeSide>,
+    pub salesforce: Option<SalesforceSide>,
+    /// Hash of the record's comparison form as last synced.
+    pub hash: String,
+}
+
+impl Link {
+    pub fn is_detached(&self) -> bool {
+        self.exchange.is_none() || self.salesforce.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncDirection {
+    ExchangeToSalesforce,
+    SalesforceToExchange,
+}
+
+impl SyncDirection {
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncDirection::ExchangeToSalesforce => "exchange_to_salesforce",
+            SyncDirection::SalesforceToExchange => "salesforce_to_exchange",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "exchange_to_salesforce" => Some(SyncDirection::ExchangeToSalesforce),
+            "salesforce_to_exchange" => Some(SyncDirection::SalesforceToExchange),
+            _ => None,
+        }
+    }
+}
+
+/// The admin guide's sync statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncStatus {
+    NotStarted,
+    InitialSyncInProgress,
+    InitialSyncCompleted,
+    SyncInProgress,
+    InSync,
+    NotSetToSync,
+}
+
+impl SyncStatus {
+    pub const ALL: [SyncStatus; 6] = [
+        SyncStatus::NotStarted,
+        SyncStatus::InitialSyncInProgress,
+        SyncStatus::InitialSyncCompleted,
+        SyncStatus::SyncInProgress,
+        SyncStatus::InSync,
+        SyncStatus::NotSetToSync,
+    ];
+
+    /// As the admin guide words it.
+    pub fn label(self) -> &'static str {
+        match self {
+            SyncStatus::NotStarted => "Not started",
+            SyncStatus::InitialSyncInProgress => "Initial sync in progress",
+            SyncStatus::InitialSyncCompleted => "Initial sync completed",
+            SyncStatus::SyncInProgress => "Sync in progress",
+            SyncStatus::InSync => "In sync",
+            SyncStatus::NotSetToSync => "Exchange configuration not set to sync",
+        }
+    }
+
+    pub fn from_label(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.label() == s)
+    }
+
+    /// The initial sync finished at some point.
+    pub fn initial_done(self) -> bool {
+        matches!(
+            self,
+            SyncStatus::InitialSyncCompleted | SyncStatus::SyncInProgress | SyncStatus::InSync
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusEntry {
+    pub rep: String,
+    pub object: ObjectKind,
+    pub direction: SyncDirection,
+    pub status: SyncStatus,
+    pub records_in_sync: u64,
+    pub updated: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResetMark {
+    MarkedForReset,
+    ResetInProgress,
+}
+
+impl ResetMark {
+    pub fn label(self) -> &'static str {
+        match self {
+            ResetMark::MarkedForReset => "Marked for reset",
+            ResetMark::ResetInProgress => "Reset in progress",
+        }
+    }
+    fn from_label(s: &str) -> Option<Self> {
+        [ResetMark::MarkedForReset, ResetMark::ResetInProgress]
+            .into_iter()
+            .find(|m| m.label() == s)
+    }
+}
+
+/// One line of the error report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorEntry {
+    pub at: DateTime<Utc>,
+    pub rep: String,
+    pub object: Option<ObjectKind>,
+    pub direction: Option<SyncDirection>,
+    pub record_ids: Vec<String>,
+    pub code: String,
+    pub message: String,
+    pub suggestion: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityEntry {
+    pub at: DateTime<Utc>,
+    pub object: ObjectKind,
+    pub records: u64,
+}
+
+/// Which side a journalled create writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CreateTarget {
+    Exchange,
+    Salesforce,
+}
+
+/// A create written down before it is sent. Until it is done, a retry first looks the
+/// record up (Salesforce: by marker; Exchange: by the Salesforce id stamped on the item).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub marker: String,
+    pub rep: String,
+    pub object: ObjectKind,
+    pub target: CreateTarget,
+    /// The id of the record on the other side the create copies.
+    pub source_id: String,
+    /// Hash of the record as created: the base for a three-way decision if the create is
+    /// found later, so an edit made meanwhile on either side is not lost.
+    pub hash: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A configuration as applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigRevision {
+    pub generation: u64,
+    /// The configuration in canonical form (sorted JSON; secret references only).
+    pub canonical: String,
+    pub hash: String,
+    pub applied_at: DateTime<Utc>,
+    pub applied_by: String,
+}
+
+/// An attendee auto-relate could not match to a Contact or Lead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnresolvedItem {
+    pub rep: String,
+    pub event_id: String,
+    pub email: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Where a change feed stands: per folder per rep, or per object for the org.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CursorKey {
+    Folder { rep: String, object: ObjectKind },
+    Org { object: ObjectKind },
+}
+
+impl CursorKey {
+    pub fn encode(&self) -> String {
+        match self {
+            CursorKey::Folder { rep, object } => format!("folder/{}/{rep}", object.name()),
+            CursorKey::Org { object } => format!("org/{}", object.name()),
+        }
+    }
+}
+
+/// One write. `StateStore::apply` runs a list of them as one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateChange {
+    /// Insert (`id: None`) or replace a link.
+    PutLink {
+        id: Option<LinkId>,
+        link: Link,
+    },
+    DeleteLink(LinkId),
+    /// Drop every link and folder cursor of a rep (reset).
+    ClearRep {
+        rep: String,
+    },
+    SetCursor {
+        key: CursorKey,
+        value: Option<String>,
+    },
+    SetStatus(StatusEntry),
+    SetResetMark {
+        rep: String,
+        mark: Option<ResetMark>,
+    },
+    AddError(ErrorEntry),
+    AddActivity(ActivityEntry),
+    JournalAdd(JournalEntry),
+    JournalDone {
+        marker: String,
+    },
+    AddUnresolved(UnresolvedItem),
+    /// Record an applied configuration; the store assigns the next generation.
+    RecordApply {
+        canonical: String,
+        hash: String,
+        applied_at: DateTime<Utc>,
+        applied_by: String,
+    },
+}
+
+/// A state store failure, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateError {
+    pub message: String,
+    pub hint: String,
+}
+
+impl StateError {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        StateError {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}\n  hint: {}", self.message, self.hint)
+    }
+}
+
+impl std::error::Error for StateError {}
+
+pub trait StateStore: Send {
+    /// Run `changes` as one transaction: all or nothing.
+    fn apply(&mut self, changes: Vec<StateChange>) -> Result<(), StateError>;
+
+    fn links(&self, rep: &str, object: ObjectKind) -> Result<Vec<(LinkId, Link)>, StateError>;
+    fn all_links(&self) -> Result<Vec<(LinkId, Link)>, StateError>;
+    fn cursor(&self, key: &CursorKey) -> Result<Option<String>, StateError>;
+    fn status(
+        &self,
+        rep: &str,
+        object: ObjectKind,
+        direction: SyncDirection,
+    ) -> Result<Option<StatusEntry>, StateError>;
+    fn statuses(&self) -> Result<Vec<StatusEntry>, StateError>;
+    fn reset_marks(&self) -> Result<BTreeMap<String, ResetMark>, StateError>;
+    fn errors(&self) -> Result<Vec<ErrorEntry>, StateError>;
+    /// Records synced per object since `since` ("last 60 minutes / last 24 hours").
+    fn activity_since(&self, since: DateTime<Utc>)
+    -> Result<BTreeMap<ObjectKind, u64>, StateError>;
+    /// Creates journalled and not yet known done.
+    fn pending_creates(&self) -> Result<Vec<JournalEntry>, StateError>;
+    fn unresolved(&self, rep: &str) -> Result<Vec<UnresolvedItem>, StateError>;
+    /// How many times a configuration was applied.
+    fn generation(&self) -> Result<u64, StateError>;
+    fn latest_revision(&self) -> Result<Option<ConfigRevision>, StateError>;
+}
