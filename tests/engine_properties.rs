@@ -8,7 +8,6 @@
 
 mod world;
 
-use world::*;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use tether::engine::connector::Folder;
@@ -17,6 +16,7 @@ use tether::engine::memory::Faults;
 use tether::model::normalize::comparison_form;
 use tether::model::{EffectiveMapping, ObjectKind, Record};
 use tether::state::{MemoryState, SqliteState, StateStore};
+use world::*;
 
 const REPS: usize = 2;
 

@@ -2,10 +2,10 @@
 
 mod world;
 
-use world::*;
 use serde_json::json;
 use tether::engine::connector::Folder;
 use tether::model::{ObjectKind, Record};
+use world::*;
 
 #[tokio::test]
 async fn contact_created_in_exchange_syncs_to_salesforce_and_back_is_quiet() {
