@@ -318,3 +318,251 @@ async fn first_sync_carries_contacts_and_events_both_ways_and_a_second_cycle_pla
     assert_eq!(r.exec.succeeded, 0);
     assert!(env.plan().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_contact_outside_salesforce_sync_never_syncs() {
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    env.ex_put_contact(0, false, "Out", "Side", "outside@x.com");
+    env.ex_put_contact(0, true, "In", "Side", "inside@x.com");
+    env.sync().await;
+    env.sync().await;
+    let emails: Vec<String> = env
+        .sf_records("Contact")
+        .iter()
+        .map(|c| s(c.get("Email")).to_string())
+        .collect();
+    assert_eq!(emails, vec!["inside@x.com".to_string()]);
+}
+
+#[tokio::test]
+async fn the_salesforce_sync_folder_is_created_when_missing() {
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    assert!(env.sync_folder(0).is_none());
+    env.sync().await;
+    assert!(env.sync_folder(0).is_some());
+}
+
+#[tokio::test]
+async fn deleting_a_contact_on_one_side_does_not_delete_it_on_the_other() {
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    let ex_id = env.ex_put_contact(0, true, "From", "Exchange", "fromex@x.com");
+    let sf_id = env.sf_contact(0, "From", "Salesforce", "fromsf@y.com");
+    env.sync().await;
+    assert_eq!(env.sf_records("Contact").len(), 2);
+    assert_eq!(env.ex_contacts(0).len(), 2);
+
+    // The rep deletes the Exchange-born contact in Outlook; someone deletes the other in
+    // Salesforce.
+    assert!(env.ews.delete_item(&mail(0), &ex_id));
+    env.sf.handle().delete(&sf_id).unwrap();
+    env.sync().await;
+
+    let sf: Vec<String> = env
+        .sf_records("Contact")
+        .iter()
+        .map(|c| s(c.get("Email")).to_string())
+        .collect();
+    assert_eq!(sf, vec!["fromex@x.com".to_string()], "kept in Salesforce");
+    let ex: Vec<Option<String>> = env
+        .ex_contacts(0)
+        .iter()
+        .map(|c| c.emails[0].clone())
+        .collect();
+    assert_eq!(
+        ex,
+        vec![Some("fromsf@y.com".to_string())],
+        "kept in Exchange"
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn exchange_to_salesforce_events_with_today_leave_past_salesforce_events_untouched() {
+    let cfg = events_only(
+        json!({ "direction": "exchange_to_salesforce", "conflict": "exchange_wins",
+                                  "since": "TODAY", "auto_relate": false }),
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    let yesterday = env.now() - Duration::days(1);
+    let past_sf = env.sf_event(0, "Past, edited in Salesforce", yesterday, 60);
+    let before = env.sf.handle().get(&past_sf).unwrap();
+    env.ex_put_event(0, "Past in Exchange", yesterday, 60, false);
+    env.ex_put_event(0, "Upcoming", env.now() + Duration::hours(3), 60, false);
+    env.sync().await;
+
+    let subjects: Vec<String> = env
+        .sf_records("Event")
+        .iter()
+        .map(|e| s(e.get("Subject")).to_string())
+        .collect();
+    assert!(subjects.contains(&"Upcoming".to_string()), "{subjects:?}");
+    assert!(
+        !subjects.contains(&"Past in Exchange".to_string()),
+        "{subjects:?}"
+    );
+    let after = env.sf.handle().get(&past_sf).unwrap();
+    assert_eq!(before, after, "the past Salesforce event is untouched");
+    assert_eq!(
+        env.ex_events(0).len(),
+        2,
+        "one-way: nothing written to Exchange"
+    );
+}
+
+#[tokio::test]
+async fn a_private_event_stays_out_unless_sync_private() {
+    let start_in = Duration::hours(5);
+    let off = events_only(
+        json!({ "direction": "exchange_to_salesforce", "conflict": "exchange_wins",
+                                  "since": "TODAY", "sync_private": false, "auto_relate": false }),
+    );
+    let mut env = Env::new(off, 1, 0).await;
+    env.ex_put_event(0, "Doctor", env.now() + start_in, 30, true);
+    env.ex_put_event(0, "Client call", env.now() + start_in, 30, false);
+    env.sync().await;
+    let subjects: Vec<String> = env
+        .sf_records("Event")
+        .iter()
+        .map(|e| s(e.get("Subject")).to_string())
+        .collect();
+    assert_eq!(subjects, vec!["Client call".to_string()]);
+
+    let on = events_only(
+        json!({ "direction": "exchange_to_salesforce", "conflict": "exchange_wins",
+                                 "since": "TODAY", "sync_private": true, "auto_relate": false }),
+    );
+    let mut env = Env::new(on, 1, 0).await;
+    env.ex_put_event(0, "Doctor", env.now() + start_in, 30, true);
+    env.sync().await;
+    let events = env.sf_records("Event");
+    assert_eq!(events.len(), 1);
+    assert_eq!(s(events[0].get("Subject")), "Doctor");
+    assert_eq!(
+        events[0].get("IsPrivate"),
+        Some(&Value::Bool(true)),
+        "stays private"
+    );
+}
+
+#[tokio::test]
+async fn last_n_days_30_includes_an_event_that_ended_29_days_ago_and_excludes_one_that_ended_31_days_ago()
+ {
+    let cfg = events_only(
+        json!({ "direction": "exchange_to_salesforce", "conflict": "exchange_wins",
+                                  "since": "LAST_N_DAYS:30", "auto_relate": false }),
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    let now = env.now() + Duration::minutes(1);
+    env.ex_put_event(
+        0,
+        "Ended 29 days ago",
+        now - Duration::days(29) - Duration::hours(1),
+        60,
+        false,
+    );
+    env.ex_put_event(
+        0,
+        "Ended 31 days ago",
+        now - Duration::days(31) - Duration::hours(1),
+        60,
+        false,
+    );
+    env.sync().await;
+    let subjects: Vec<String> = env
+        .sf_records("Event")
+        .iter()
+        .map(|e| s(e.get("Subject")).to_string())
+        .collect();
+    assert_eq!(subjects, vec!["Ended 29 days ago".to_string()]);
+}
+
+async fn conflict(policy: &str) -> (String, String) {
+    let cfg = config(
+        json!({ "direction": "both", "conflict": policy, "scope": "users_records" }),
+        Value::Null,
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    let ex_id = env.ex_put_contact(0, true, "Cy", "Mora", "cy@x.com");
+    env.sync().await;
+    let sf_id = s(env.sf_records("Contact")[0].get("Id")).to_string();
+    env.ews
+        .edit_item(&mail(0), &ex_id, |i| {
+            if let Item::Contact(c) = i {
+                c.job_title = Some("Edited in Exchange".into());
+            }
+        })
+        .unwrap();
+    env.sf
+        .handle()
+        .update("Contact", &sf_id, json!({"Title": "Edited in Salesforce"}))
+        .unwrap();
+    let r = env.sync().await;
+    assert!(
+        !r.plan.conflicts.is_empty(),
+        "the conflict is reported: {:#?}",
+        r.plan
+    );
+    assert!(env.plan().await.is_empty());
+    let sf = env.sf.handle().get(&sf_id).unwrap();
+    let ex = env.ex_contacts(0);
+    (
+        s(sf.get("Title")).to_string(),
+        ex[0].job_title.clone().unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn conflicts_follow_salesforce_wins() {
+    let (sf, ex) = conflict("salesforce_wins").await;
+    assert_eq!(
+        (sf.as_str(), ex.as_str()),
+        ("Edited in Salesforce", "Edited in Salesforce")
+    );
+}
+
+#[tokio::test]
+async fn conflicts_follow_exchange_wins() {
+    let (sf, ex) = conflict("exchange_wins").await;
+    assert_eq!(
+        (sf.as_str(), ex.as_str()),
+        ("Edited in Exchange", "Edited in Exchange")
+    );
+}
+
+#[tokio::test]
+async fn reset_sync_relinks_without_duplicates() {
+    let mut env = Env::new(config(both_contacts(), both_events()), 1, 0).await;
+    env.ex_put_contact(0, true, "Di", "Ng", "di@x.com");
+    env.sf_contact(0, "Ed", "Wu", "ed@y.com");
+    env.ex_put_event(0, "Review", env.now() + Duration::days(2), 30, false);
+    env.sync().await;
+    let rep = env.reps[0].clone();
+    env.state
+        .apply(vec![StateChange::SetResetMark {
+            rep: rep.clone(),
+            mark: Some(ResetMark::MarkedForReset),
+        }])
+        .unwrap();
+    let r = env.sync().await;
+    assert_eq!(r.exec.written.values().sum::<u64>(), 0, "{:#?}", r.plan);
+    assert_eq!(env.sf_records("Contact").len(), 2);
+    assert_eq!(env.ex_contacts(0).len(), 2);
+    assert_eq!(env.sf_records("Event").len(), 1);
+    assert_eq!(env.ex_events(0).len(), 1);
+    assert!(env.state.reset_marks().unwrap().is_empty());
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_mailbox_outside_the_impersonation_scope_is_a_per_rep_error_while_others_sync() {
+    let mut env = Env::new(contacts_only(), 1, 1).await;
+    env.sf_contact(0, "In", "Scope", "in@y.com");
+    env.sf_contact(1, "Out", "Scope", "out@y.com");
+    let r = env.sync().await;
+    assert_eq!(env.ex_contacts(0).len(), 1);
+    assert_eq!(r.read.rep_errors.len(), 1, "{:?}", r.read.rep_errors);
+    let (rep, e) = &r.read.rep_errors[0];
+    assert_eq!(rep.user_id, env.reps[1]);
+    assert_eq!(e.code(), "ErrorImpersonateUserDenied");
+    assert!(!e.message().contains(PASSWORD));
+}
