@@ -15,6 +15,7 @@ use tether::engine::plan::Plan;
 use tether::exchange::connector::EwsConnector;
 use tether::exchange::model::{CalendarEvent, Contact as EwsContact, Item, Sensitivity};
 use tether::exchange::{Auth as EwsAuth, Endpoint, EwsClient, ExchangeOptions};
+use tether::model::ObjectKind;
 use tether::salesforce::connector::{SYNC_KEY_FIELD, SalesforceConnector};
 use tether::salesforce::{Auth as SfAuth, ClientOptions, SalesforceClient};
 use tether::sandbox::exchange as ews_emu;
@@ -565,4 +566,64 @@ async fn a_mailbox_outside_the_impersonation_scope_is_a_per_rep_error_while_othe
     assert_eq!(rep.user_id, env.reps[1]);
     assert_eq!(e.code(), "ErrorImpersonateUserDenied");
     assert!(!e.message().contains(PASSWORD));
+}
+
+/// Kills the executor after every possible number of steps, then runs again: whatever the
+/// kill point, the record exists once. At least one kill must land between the remote create
+/// and the state write, or the test proves nothing.
+async fn killed_between_create_and_state_write(to_salesforce: bool) {
+    let mut in_window = 0;
+    for k in 0..40 {
+        let mut env = Env::new(contacts_only(), 1, 0).await;
+        if to_salesforce {
+            env.ex_put_contact(0, true, "Kay", "Lo", "kay@x.com");
+        } else {
+            env.sf_contact(0, "Kay", "Lo", "kay@y.com");
+        }
+        let rep = env.reps[0].clone();
+        let killed = matches!(
+            env.try_sync(&mut StepBudget::kill_after(k)).await,
+            Err(CycleError::Killed)
+        );
+        let created = if to_salesforce {
+            env.sf_records("Contact").len()
+        } else {
+            env.ex_contacts(0).len()
+        };
+        let linked = env
+            .state
+            .links(&rep, ObjectKind::Contact)
+            .unwrap()
+            .iter()
+            .any(|(_, l)| l.salesforce.is_some() && l.exchange.is_some());
+        if killed && created == 1 && !linked {
+            in_window += 1;
+        }
+        env.sync().await;
+        let count = if to_salesforce {
+            env.sf_records("Contact").len()
+        } else {
+            env.ex_contacts(0).len()
+        };
+        assert_eq!(count, 1, "kill after {k} steps: duplicate or lost record");
+        assert!(env.plan().await.is_empty(), "kill after {k} steps");
+        if !killed {
+            break;
+        }
+    }
+    assert!(
+        in_window > 0,
+        "no kill landed between the create and the state write"
+    );
+}
+
+#[tokio::test]
+async fn a_kill_between_a_salesforce_create_and_the_state_write_then_a_rerun_creates_no_duplicate()
+{
+    killed_between_create_and_state_write(true).await;
+}
+
+#[tokio::test]
+async fn a_kill_between_an_exchange_create_and_the_state_write_then_a_rerun_creates_no_duplicate() {
+    killed_between_create_and_state_write(false).await;
 }
