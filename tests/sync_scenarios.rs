@@ -627,3 +627,67 @@ async fn a_kill_between_a_salesforce_create_and_the_state_write_then_a_rerun_cre
 async fn a_kill_between_an_exchange_create_and_the_state_write_then_a_rerun_creates_no_duplicate() {
     killed_between_create_and_state_write(false).await;
 }
+
+fn diff<K: Ord + Clone>(
+    after: &std::collections::BTreeMap<K, u64>,
+    before: &std::collections::BTreeMap<K, u64>,
+) -> std::collections::BTreeMap<K, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_no_change_cycle_for_50_reps_costs_one_sync_folder_items_per_folder_per_rep_and_three_salesforce_queries()
+ {
+    const REPS: usize = 50;
+    let mut env = Env::new(config(both_contacts(), both_events()), REPS, 0).await;
+    for n in 0..REPS {
+        env.ex_put_contact(n, true, "C", &format!("Ex{n}"), &format!("ex{n}@x.com"));
+        env.sf_contact(n, "C", &format!("Sf{n}"), &format!("sf{n}@y.com"));
+        env.ex_put_event(
+            n,
+            &format!("Meeting {n}"),
+            env.now() + Duration::days(1),
+            30,
+            false,
+        );
+    }
+    env.sync().await;
+    env.sync().await;
+    assert_eq!(env.sf_records("Contact").len(), 2 * REPS);
+
+    let ews_client = env.mail.client().calls();
+    let ews_served: std::collections::BTreeMap<String, u64> =
+        env.ews.all_calls().into_iter().collect();
+    let sf_client = env.crm.client().call_counts();
+    let sf_served = env.sf.handle().served();
+
+    let r = env.sync().await;
+    assert!(r.plan.is_empty(), "{:#?}", r.plan);
+
+    let ews_client = diff(&env.mail.client().calls(), &ews_client);
+    let ews_served = diff(&env.ews.all_calls().into_iter().collect(), &ews_served);
+    let sf_client = diff(&env.crm.client().call_counts(), &sf_client);
+    let sf_served = diff(&env.sf.handle().served(), &sf_served);
+    println!(
+        "no-change cycle, {REPS} reps: EWS {ews_client:?} (served {ews_served:?}); Salesforce {sf_client:?} (served {sf_served:?})"
+    );
+
+    // Exchange: Salesforce_Sync and the calendar, one SyncFolderItems each, per rep; nothing else.
+    let expected_ews =
+        std::collections::BTreeMap::from([("SyncFolderItems".to_string(), 2 * REPS as u64)]);
+    assert_eq!(ews_client, expected_ews);
+    assert_eq!(ews_served, expected_ews);
+    // Salesforce: users, then Contact and Event changes since the watermark — whatever the
+    // number of reps.
+    let total: u64 = sf_client.values().sum();
+    assert_eq!(total, 3, "{sf_client:?}");
+    assert_eq!(
+        sf_client.get(&tether::salesforce::CallKind::Query),
+        Some(&3)
+    );
+    assert_eq!(sf_served.values().sum::<u64>(), 3, "{sf_served:?}");
+}
