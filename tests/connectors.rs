@@ -207,12 +207,17 @@ async fn creates_carry_the_marker_in_the_external_id_field_and_are_found_by_it()
         stored.get(SYNC_KEY_FIELD).and_then(|v| v.as_str()),
         Some("tether-0123456789abcdef01234567")
     );
+    let lost = |marker: &str| CrmCreate {
+        owner_id: owner.clone(),
+        marker: marker.into(),
+        record: contact("Ana", "Diaz", "ana@x.com"),
+    };
     let found = c
-        .find_by_markers(
+        .find_created(
             ObjectKind::Contact,
             &[
-                "tether-0123456789abcdef01234567".into(),
-                "tether-ffffffffffffffffffffffff".into(),
+                lost("tether-0123456789abcdef01234567"),
+                lost("tether-ffffffffffffffffffffffff"),
             ],
         )
         .await

@@ -6,8 +6,9 @@
 //! - no edit is lost (an edit beats a delete; a conflict is the only way to lose one);
 //! - no record exists twice.
 
-mod world;
+mod engine_world;
 
+use engine_world::*;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use tether::engine::connector::Folder;
@@ -16,7 +17,6 @@ use tether::engine::memory::Faults;
 use tether::model::normalize::comparison_form;
 use tether::model::{EffectiveMapping, ObjectKind, Record};
 use tether::state::{MemoryState, SqliteState, StateStore};
-use world::*;
 
 const REPS: usize = 2;
 
@@ -388,13 +388,47 @@ impl<S: StateStore> Harness<S> {
     }
 }
 
-fn run_case<S: StateStore>(state: S, steps: Vec<Step>) -> Result<(), TestCaseError> {
+/// The settings a case runs under: both directions (so both sides must converge), with
+/// each conflict policy and either delete behaviour for events.
+#[derive(Debug, Clone)]
+struct Settings {
+    contacts_exchange_wins: bool,
+    events_exchange_wins: bool,
+    delete_synced: bool,
+}
+
+fn settings() -> impl Strategy<Value = Settings> {
+    (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(a, b, c)| Settings {
+        contacts_exchange_wins: a,
+        events_exchange_wins: b,
+        delete_synced: c,
+    })
+}
+
+fn policy(exchange_wins: bool) -> &'static str {
+    if exchange_wins {
+        "exchange_wins"
+    } else {
+        "salesforce_wins"
+    }
+}
+
+fn run_case<S: StateStore>(
+    state: S,
+    settings: Settings,
+    steps: Vec<Step>,
+) -> Result<(), TestCaseError> {
+    let mut contacts = both_contacts();
+    contacts["conflict"] = policy(settings.contacts_exchange_wins).into();
+    let mut events = both_events();
+    events["conflict"] = policy(settings.events_exchange_wins).into();
+    events["delete_synced"] = settings.delete_synced.into();
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     rt.block_on(async move {
         let mut h = Harness {
-            w: World::with_state(config(both_contacts(), both_events()), REPS, state),
+            w: World::with_state(config(contacts, events), REPS, state),
             next: 0,
             pending_edits: BTreeMap::new(),
             edited: BTreeSet::new(),
@@ -429,8 +463,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn engine_converges_without_losing_edits_or_duplicating(steps in prop::collection::vec(step(), 1..40)) {
-        run_case(MemoryState::new(), steps)?;
+    fn engine_converges_without_losing_edits_or_duplicating(settings in settings(), steps in prop::collection::vec(step(), 1..40)) {
+        run_case(MemoryState::new(), settings, steps)?;
     }
 }
 
@@ -439,10 +473,10 @@ proptest! {
 
     /// The same over the SQLite store, so the real store's transactions are exercised too.
     #[test]
-    fn engine_converges_over_the_sqlite_state_store(steps in prop::collection::vec(step(), 1..25)) {
+    fn engine_converges_over_the_sqlite_state_store(settings in settings(), steps in prop::collection::vec(step(), 1..25)) {
         let dir = tempfile::tempdir().unwrap();
         let state = SqliteState::open(&dir.path().join("state.db")).unwrap();
-        run_case(state, steps)?;
+        run_case(state, settings, steps)?;
     }
 }
 
@@ -451,7 +485,81 @@ proptest! {
 
     #[test]
     #[ignore = "long: 10,000 cases; run with --ignored"]
-    fn engine_converges_10000_cases(steps in prop::collection::vec(step(), 1..40)) {
-        run_case(MemoryState::new(), steps)?;
+    fn engine_converges_10000_cases(settings in settings(), steps in prop::collection::vec(step(), 1..40)) {
+        run_case(MemoryState::new(), settings, steps)?;
+    }
+}
+
+/// One-way sync under random changes and faults: the source side is never written, and a
+/// final fault-free sync leaves nothing to do.
+fn run_one_way(to_salesforce: bool, steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let direction = if to_salesforce {
+        "exchange_to_salesforce"
+    } else {
+        "salesforce_to_exchange"
+    };
+    let contacts = serde_json::json!({ "direction": direction, "scope": "users_records" });
+    let events = serde_json::json!({ "direction": direction, "since": "LAST_N_DAYS:30" });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let mut h = Harness {
+            w: World::with_state(config(contacts, events), REPS, MemoryState::new()),
+            next: 0,
+            pending_edits: BTreeMap::new(),
+            edited: BTreeSet::new(),
+        };
+        for s in steps {
+            match s {
+                Step::Create { rep, side, object } => h.create(rep, side, object),
+                Step::Edit {
+                    rep,
+                    side,
+                    object,
+                    pick,
+                } => h.edit(rep, side, object, pick),
+                Step::Delete {
+                    rep,
+                    side,
+                    object,
+                    pick,
+                } => h.delete(rep, side, object, pick),
+                Step::Sync(f) => h.sync(f).await,
+            }
+        }
+        let report = h.w.sync().await;
+        prop_assert!(report.exec.failed.is_empty(), "{:?}", report.exec.failed);
+        let again = h.w.plan().await;
+        prop_assert!(
+            again.is_empty(),
+            "planning again yields {:#?}",
+            again.operations
+        );
+        if to_salesforce {
+            let c = h.w.ex.counts();
+            prop_assert_eq!(
+                (c.create, c.update, c.delete),
+                (0, 0, 0),
+                "wrote to Exchange"
+            );
+        } else {
+            let c = h.w.sf.counts();
+            prop_assert_eq!(
+                (c.create, c.update, c.delete, c.relate),
+                (0, 0, 0, 0),
+                "wrote to Salesforce"
+            );
+        }
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn one_way_sync_never_writes_to_its_source(to_salesforce in any::<bool>(), steps in prop::collection::vec(step(), 1..30)) {
+        run_one_way(to_salesforce, steps)?;
     }
 }

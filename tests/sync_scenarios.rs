@@ -2,9 +2,10 @@
 //! (`sandbox::exchange`) and Salesforce (`sandbox::salesforce`), one test per admin-guide rule,
 //! each named after it, plus crash safety and the performance model's call counts.
 
-mod world;
+mod engine_world;
 
 use chrono::{DateTime, Duration, Utc};
+use engine_world::{both_contacts, both_events, config};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use tether::clock::{Clock, ManualClock};
@@ -22,7 +23,6 @@ use tether::sandbox::exchange as ews_emu;
 use tether::sandbox::salesforce as sf_emu;
 use tether::secret::Secret;
 use tether::state::{MemoryState, ResetMark, StateChange, StateStore};
-use world::{both_contacts, both_events, config};
 
 const SVC: &str = "svc-tether@acme.com";
 const PASSWORD: &str = "Pa55w0rd!";

@@ -29,6 +29,9 @@ pub enum Folder {
     SalesforceSyncContacts,
     /// The default calendar.
     Calendar,
+    /// The rep's own Contacts folder. Never read or written: only Salesforce_Sync syncs.
+    /// Named so connectors and tests can say so.
+    Contacts,
 }
 
 impl Folder {
@@ -42,6 +45,7 @@ impl Folder {
         match self {
             Folder::SalesforceSyncContacts => "Contacts/Salesforce_Sync",
             Folder::Calendar => "Calendar",
+            Folder::Contacts => "Contacts",
         }
     }
 }
@@ -58,6 +62,8 @@ pub struct MailItem {
     pub related_in_outlook: bool,
 }
 
+/// Most changes are upserts, so boxing the item would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum MailChange {
     Upsert(MailItem),
@@ -304,11 +310,14 @@ pub trait CrmConnector: Send + Sync {
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<Outcome<()>>, CallError>> + Send;
 
-    /// Records created with any of these journal markers (lookup before a retried create).
-    fn find_by_markers(
+    /// Records that these journalled creates made, if they happened (the lookup before a
+    /// create is retried). A connector finds them by the marker where the org has a field
+    /// for it (an External ID), otherwise by owner and the first-sync match keys. Each
+    /// returned record's `marker` names the create it answers.
+    fn find_created(
         &self,
         object: ObjectKind,
-        markers: &[String],
+        creates: &[CrmCreate],
     ) -> impl Future<Output = Result<Vec<CrmRecord>, CallError>> + Send;
 
     /// Contacts and Leads whose email is one of `emails` (auto-relate).

@@ -68,6 +68,14 @@ pub struct ReadOutcome {
     /// (rep, object) read in full this time (first sync, reset, or recovering).
     pub full: BTreeSet<(String, ObjectKind)>,
     pub mappings: HashMap<(String, ObjectKind), EffectiveMapping>,
+    /// Hash of the sync settings this read was made under.
+    pub settings_hash: String,
+}
+
+/// What a change of which invalidates incremental reads: who syncs, and how.
+fn settings_hash(config: &Config) -> String {
+    let domains = crate::engine::reps::mail_domains(config);
+    crate::state::canonical_json(&(&config.sync_configurations, domains)).1
 }
 
 #[derive(Debug, Clone, Default)]
@@ -181,6 +189,10 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     };
     let mut items: Vec<RepObjectInput> = Vec::new();
     let mut failed_reps: BTreeSet<String> = BTreeSet::new();
+    out.settings_hash = settings_hash(config);
+    let settings_changed = state
+        .cursor(&CursorKey::Settings)?
+        .is_some_and(|h| h != out.settings_hash);
 
     for object in ObjectKind::ALL {
         let syncing: Vec<(&Rep, ObjectSettings)> = reps
@@ -203,7 +215,8 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                 rep: rep.user_id.clone(),
                 object,
             };
-            let full = resets.contains_key(&rep.user_id)
+            let full = settings_changed
+                || resets.contains_key(&rep.user_id)
                 || !initial_done(state, &rep.user_id, object)?
                 || state.cursor(&folder_key)?.is_none();
             if full {
@@ -335,13 +348,20 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
 
     let mut changes = Vec::new();
     for (rep, object) in read.folder_cursors.keys() {
-        let full = read.full.contains(&(rep.clone(), *object));
         for d in [
             SyncDirection::ExchangeToSalesforce,
             SyncDirection::SalesforceToExchange,
         ] {
+            let syncs = read
+                .reps
+                .iter()
+                .find(|r| &r.user_id == rep)
+                .and_then(|r| settings(config, r, *object))
+                .is_some_and(|s| s.syncs(d));
             let initial = !initial_done(&*state, rep, *object)?;
-            let status = if initial || full && initial {
+            let status = if !syncs {
+                SyncStatus::NotSetToSync
+            } else if initial {
                 SyncStatus::InitialSyncInProgress
             } else {
                 SyncStatus::SyncInProgress
@@ -374,6 +394,10 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
 
     // Finish: cursors, statuses, activity, errors, reset marks — one transaction.
     let mut changes = Vec::new();
+    changes.push(StateChange::SetCursor {
+        key: CursorKey::Settings,
+        value: Some(read.settings_hash.clone()),
+    });
     for (object, watermark) in &read.org_cursors {
         changes.push(StateChange::SetCursor {
             key: CursorKey::Org { object: *object },
@@ -382,7 +406,12 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
     }
     let mut clean_reps: BTreeSet<&str> = read.reps.iter().map(|r| r.user_id.as_str()).collect();
     for ((rep, object), cursor) in &read.folder_cursors {
-        let failed = exec.failed_reps.contains(&(rep.clone(), *object));
+        // A refused mass delete is read again (in full) next time, so --force can apply it.
+        let refused = plan
+            .refusals
+            .iter()
+            .any(|x| &x.rep == rep && x.object == *object);
+        let failed = refused || exec.failed_reps.contains(&(rep.clone(), *object));
         if failed {
             clean_reps.remove(rep.as_str());
         }
@@ -451,6 +480,20 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             code: e.code().to_string(),
             message: e.message(),
             suggestion: e.suggestion().to_string(),
+        }));
+    }
+    for r in &plan.refusals {
+        changes.push(StateChange::AddError(ErrorEntry {
+            at: now,
+            rep: r.rep.clone(),
+            object: Some(r.object),
+            direction: None,
+            record_ids: Vec::new(),
+            code: "EMPTY_SIDE_GUARD".into(),
+            message: r.message.clone(),
+            suggestion: "Check the mailbox and the integration user's permissions; if the \
+                         deletes are real, run again with --force."
+                .into(),
         }));
     }
     for p in &read.problems {

@@ -120,6 +120,32 @@ pub fn create_marker(
     format!("tether-{hex}")
 }
 
+/// The journal marker of an update intent: written before an update is sent, so that if
+/// the run dies before recording it, the written side's new value is known to be tether's.
+pub fn intent_marker(link: LinkId, target: CreateTarget) -> String {
+    format!("intent-{target:?}-{}", link.0)
+}
+
+fn intent(
+    rep: &str,
+    object: ObjectKind,
+    link: Option<LinkId>,
+    target: CreateTarget,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Option<StateChange> {
+    let link = link?;
+    Some(StateChange::JournalAdd(JournalEntry {
+        marker: intent_marker(link, target),
+        rep: rep.to_string(),
+        object,
+        target,
+        source_id: format!("link:{}", link.0),
+        hash: hash.to_string(),
+        at: now,
+    }))
+}
+
 fn suggestion(code: &str, retryable: bool) -> &'static str {
     match code {
         "ENTITY_IS_DELETED" | "NOT_FOUND" | "ErrorItemNotFound" => {
@@ -199,9 +225,26 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         Ok(report)
     }
 
-    fn apply(&mut self, changes: Vec<StateChange>) -> Result<(), ExecError> {
+    fn apply(&mut self, mut changes: Vec<StateChange>) -> Result<(), ExecError> {
         if changes.is_empty() {
             return Ok(());
+        }
+        // A link written or dropped closes the update intents recorded for it.
+        let touched: Vec<LinkId> = changes
+            .iter()
+            .filter_map(|c| match c {
+                StateChange::PutLink { id: Some(id), .. } | StateChange::DeleteLink(id) => {
+                    Some(*id)
+                }
+                _ => None,
+            })
+            .collect();
+        for id in touched {
+            for target in [CreateTarget::Exchange, CreateTarget::Salesforce] {
+                changes.push(StateChange::JournalDone {
+                    marker: intent_marker(id, target),
+                });
+            }
         }
         self.budget.step()?;
         self.state.apply(changes)?;
@@ -215,6 +258,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .unwrap_or_else(|| EffectiveMapping::defaults(object))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn fail(
         &self,
         report: &mut ExecReport,
@@ -354,16 +398,23 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             |op: &Operation| create_marker(CreateTarget::Salesforce, &op.rep, object, &source(op));
         // A create journalled before and not known done: look it up before sending it again.
         let pending_markers: BTreeSet<&str> = pending.iter().map(|j| j.marker.as_str()).collect();
-        let lookups: Vec<String> = ops
+        let lookups: Vec<CrmCreate> = ops
             .iter()
-            .map(|o| marker(o))
-            .filter(|m| pending_markers.contains(m.as_str()))
+            .filter(|o| pending_markers.contains(marker(o).as_str()))
+            .map(|o| match &o.action {
+                Action::CreateInSalesforce { record, .. } => CrmCreate {
+                    owner_id: o.rep.clone(),
+                    marker: marker(o),
+                    record: record.clone(),
+                },
+                _ => unreachable!("filtered to CreateInSalesforce"),
+            })
             .collect();
         let mut found: HashMap<String, CrmRecord> = HashMap::new();
         let mut lookup_failed: Option<CallError> = None;
         for chunk in lookups.chunks(CRM_BATCH) {
             self.budget.step()?;
-            match self.crm.find_by_markers(object, chunk).await {
+            match self.crm.find_created(object, chunk).await {
                 Ok(records) => {
                     for r in records {
                         if let Some(m) = r.marker.clone() {
@@ -870,6 +921,21 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     _ => unreachable!("filtered to UpdateSalesforce"),
                 })
                 .collect();
+            let intents = chunk
+                .iter()
+                .filter_map(|op| match &op.action {
+                    Action::UpdateSalesforce { link, hash, .. } => intent(
+                        &op.rep,
+                        object,
+                        *link,
+                        CreateTarget::Salesforce,
+                        hash,
+                        self.now,
+                    ),
+                    _ => None,
+                })
+                .collect();
+            self.apply(intents)?;
             self.budget.step()?;
             let outcomes = match self.crm.update(object, &records).await {
                 Ok(o) => o,
@@ -907,15 +973,23 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         }
                         self.ok(report, object);
                     }
-                    Outcome::Failed(e) => self.fail(
-                        report,
-                        &mut changes,
-                        op,
-                        vec![exchange.item_id.clone(), salesforce_id.clone()],
-                        &e.code,
-                        &e.message,
-                        e.retryable,
-                    ),
+                    Outcome::Failed(e) => {
+                        // Not written: the intent is void.
+                        if let Some(l) = link {
+                            changes.push(StateChange::JournalDone {
+                                marker: intent_marker(*l, CreateTarget::Salesforce),
+                            });
+                        }
+                        self.fail(
+                            report,
+                            &mut changes,
+                            op,
+                            vec![exchange.item_id.clone(), salesforce_id.clone()],
+                            &e.code,
+                            &e.message,
+                            e.retryable,
+                        )
+                    }
                     Outcome::Ambiguous(m) => self.fail(
                         report,
                         &mut changes,
@@ -959,6 +1033,16 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     _ => unreachable!("filtered to UpdateExchange"),
                 })
                 .collect();
+            let intents = chunk
+                .iter()
+                .filter_map(|op| match &op.action {
+                    Action::UpdateExchange { link, hash, .. } => {
+                        intent(rep, object, *link, CreateTarget::Exchange, hash, self.now)
+                    }
+                    _ => None,
+                })
+                .collect();
+            self.apply(intents)?;
             self.budget.step()?;
             let outcomes = match self.mail.update(mailbox, &items).await {
                 Ok(o) => o,
@@ -993,15 +1077,23 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         });
                         self.ok(report, object);
                     }
-                    Outcome::Failed(e) => self.fail(
-                        report,
-                        &mut changes,
-                        op,
-                        vec![item_id.clone(), salesforce.id.clone()],
-                        &e.code,
-                        &e.message,
-                        e.retryable,
-                    ),
+                    Outcome::Failed(e) => {
+                        // Not written: the intent is void.
+                        if let Some(l) = link {
+                            changes.push(StateChange::JournalDone {
+                                marker: intent_marker(*l, CreateTarget::Exchange),
+                            });
+                        }
+                        self.fail(
+                            report,
+                            &mut changes,
+                            op,
+                            vec![item_id.clone(), salesforce.id.clone()],
+                            &e.code,
+                            &e.message,
+                            e.retryable,
+                        )
+                    }
                     Outcome::Ambiguous(m) => self.fail(
                         report,
                         &mut changes,

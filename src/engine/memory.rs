@@ -65,6 +65,8 @@ fn call_failed(ambiguous: bool) -> CallError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailCounts {
     pub sync_folder: u64,
+    /// SyncFolderItems calls per folder.
+    pub sync_folder_by: BTreeMap<Folder, u64>,
     pub ensure_folder: u64,
     pub create: u64,
     pub update: u64,
@@ -140,6 +142,7 @@ impl MemoryExchange {
         let mut d = self.lock();
         let folders = d.mailboxes.entry(address.to_string()).or_default();
         folders.entry(Folder::Calendar).or_default().exists = true;
+        folders.entry(Folder::Contacts).or_default().exists = true;
         folders.entry(Folder::SalesforceSyncContacts).or_default();
     }
 
@@ -303,6 +306,7 @@ impl MailConnector for MemoryExchange {
     ) -> Result<FolderPage, RepError> {
         let mut d = self.lock();
         d.counts.sync_folder += 1;
+        *d.counts.sync_folder_by.entry(folder).or_insert(0) += 1;
         let page_size = self.page_size.max(1);
         let now = d.seq;
         let f = Self::mailbox(&mut d, mailbox)?
@@ -547,7 +551,7 @@ pub struct CrmCounts {
     pub create: u64,
     pub update: u64,
     pub delete: u64,
-    pub find_markers: u64,
+    pub find_created: u64,
     pub find_people: u64,
     pub relate: u64,
 }
@@ -560,7 +564,7 @@ impl CrmCounts {
             + self.create
             + self.update
             + self.delete
-            + self.find_markers
+            + self.find_created
             + self.find_people
             + self.relate
     }
@@ -918,18 +922,19 @@ impl CrmConnector for MemoryCrm {
         Ok(out)
     }
 
-    async fn find_by_markers(
+    async fn find_created(
         &self,
         object: ObjectKind,
-        markers: &[String],
+        creates: &[CrmCreate],
     ) -> Result<Vec<CrmRecord>, CallError> {
         let mut d = self.lock();
-        d.counts.find_markers += 1;
+        d.counts.find_created += 1;
+        let markers: Vec<&String> = creates.iter().map(|c| &c.marker).collect();
         Ok(d.records
             .get(&object)
             .map(|m| {
                 m.values()
-                    .filter(|(r, _)| r.marker.as_ref().is_some_and(|k| markers.contains(k)))
+                    .filter(|(r, _)| r.marker.as_ref().is_some_and(|k| markers.contains(&k)))
                     .map(|(r, _)| r.clone())
                     .collect()
             })

@@ -11,7 +11,7 @@ use crate::config::model::{Config, ConflictPolicy, ContactScope};
 use crate::engine::connector::{CrmRecord, MailItem, Mailbox};
 use crate::engine::reps::Rep;
 use crate::engine::rules::{self, ObjectSettings};
-use crate::model::normalize::record_hash;
+use crate::model::normalize::{comparison_form, record_hash};
 use crate::model::{ObjectKind, Record};
 use crate::state::{
     CreateTarget, ExchangeSide, JournalEntry, Link, LinkId, SalesforceSide, SyncDirection,
@@ -175,15 +175,23 @@ pub struct Refusal {
     pub message: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overwrite {
+    pub rep: String,
+    pub salesforce_id: String,
+    /// Salesforce fields whose differing values are overwritten.
+    pub fields: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub operations: Vec<Operation>,
     pub conflicts: Vec<Conflict>,
     pub skipped: Vec<Skipped>,
     pub refusals: Vec<Refusal>,
-    /// One-way Exchange→Salesforce updates overwrite whatever Salesforce holds; each is
-    /// listed so the plan can warn (the reason TODAY is the default window).
-    pub overwrites: Vec<(String, String)>,
+    /// Salesforce values a one-way Exchange→Salesforce sync overwrites (the reason TODAY is
+    /// the default window): the plan warns about each.
+    pub overwrites: Vec<Overwrite>,
 }
 
 impl Plan {
@@ -341,9 +349,147 @@ impl RepPlanner<'_, '_> {
 
     fn run(mut self) {
         let item = self.item;
+        let ex_hashes: HashMap<&str, String> = item
+            .mail
+            .upserts
+            .iter()
+            .map(|m| (m.item_id.as_str(), self.hash(&m.record)))
+            .collect();
+        let sf_hashes: HashMap<&str, String> = item
+            .crm
+            .upserts
+            .iter()
+            .map(|r| (r.id.as_str(), self.hash(&r.record)))
+            .collect();
+        let journal: Vec<&JournalEntry> = self
+            .input
+            .pending
+            .iter()
+            .filter(|j| j.rep == item.rep.user_id && j.object == item.object)
+            .collect();
+
+        // The base of each three-way decision: the hash as last synced.
+        let mut links: Vec<(LinkId, Link)> = item.links.clone();
+        let mut base: BTreeMap<LinkId, String> =
+            links.iter().map(|(i, l)| (*i, l.hash.clone())).collect();
+        // Links whose state tether must record even if nothing is written.
+        let mut record: BTreeSet<LinkId> = BTreeSet::new();
+
+        let ex_deleted: BTreeSet<&str> = item.mail.deleted.iter().map(String::as_str).collect();
+        let sf_deleted: BTreeSet<&str> = item.crm.deleted.iter().map(String::as_str).collect();
+        let ex_gone = |l: &Link| match &l.exchange {
+            None => true,
+            Some(e) => {
+                ex_deleted.contains(e.item_id.as_str())
+                    || (item.mail.full && !ex_hashes.contains_key(e.item_id.as_str()))
+            }
+        };
+        let sf_gone = |l: &Link| match &l.salesforce {
+            None => true,
+            Some(s) => {
+                sf_deleted.contains(s.id.as_str())
+                    || (item.crm.full && !sf_hashes.contains_key(s.id.as_str()))
+            }
+        };
+        let linked_ex: BTreeSet<String> = links
+            .iter()
+            .filter_map(|(_, l)| l.exchange.as_ref().map(|e| e.item_id.clone()))
+            .collect();
+        let linked_sf: BTreeSet<String> = links
+            .iter()
+            .filter_map(|(_, l)| l.salesforce.as_ref().map(|s| s.id.clone()))
+            .collect();
+
+        // A record tether re-created (an edit that beat a delete) whose link write was lost
+        // to a crash or an ambiguous answer takes the gone record's place in its link, with
+        // the hash it was created with as the base.
+        for m in &item.mail.upserts {
+            let Some(sid) = m.salesforce_id.as_deref() else {
+                continue;
+            };
+            if linked_ex.contains(&m.item_id) {
+                continue;
+            }
+            let Some((lid, link)) = links
+                .iter_mut()
+                .find(|(_, l)| l.salesforce.as_ref().is_some_and(|s| s.id == sid))
+            else {
+                continue;
+            };
+            if !ex_gone(link) {
+                continue;
+            }
+            link.exchange = Some(ex_side(m));
+            if let Some(j) = journal
+                .iter()
+                .find(|j| j.target == CreateTarget::Exchange && j.source_id == sid)
+            {
+                base.insert(*lid, j.hash.clone());
+            }
+            record.insert(*lid);
+        }
+        for r in &item.crm.upserts {
+            if linked_sf.contains(&r.id) {
+                continue;
+            }
+            let Some(j) = journal.iter().find(|j| {
+                j.target == CreateTarget::Salesforce && Some(&j.marker) == r.marker.as_ref()
+            }) else {
+                continue;
+            };
+            let Some((lid, link)) = links.iter_mut().find(|(_, l)| {
+                l.exchange
+                    .as_ref()
+                    .is_some_and(|e| e.item_id == j.source_id)
+            }) else {
+                continue;
+            };
+            if !sf_gone(link) {
+                continue;
+            }
+            link.salesforce = Some(sf_side(r));
+            base.insert(*lid, j.hash.clone());
+            record.insert(*lid);
+        }
+
+        // An update tether sent but could not record (killed before the state write) left
+        // an intent; when the written side shows exactly what tether wrote, that is the
+        // base, so tether's own write is not taken for the rep's edit.
+        let intents: HashMap<(LinkId, CreateTarget), &str> = journal
+            .iter()
+            .filter_map(|j| {
+                let id = j.source_id.strip_prefix("link:")?.parse().ok()?;
+                Some(((LinkId(id), j.target), j.hash.as_str()))
+            })
+            .collect();
+        for (id, l) in &links {
+            let shown = [
+                (
+                    CreateTarget::Exchange,
+                    l.exchange
+                        .as_ref()
+                        .and_then(|e| ex_hashes.get(e.item_id.as_str())),
+                ),
+                (
+                    CreateTarget::Salesforce,
+                    l.salesforce
+                        .as_ref()
+                        .and_then(|s| sf_hashes.get(s.id.as_str())),
+                ),
+            ];
+            for (target, hash) in shown {
+                if let (Some(h), Some(intent)) = (hash, intents.get(&(*id, target))) {
+                    if h == intent {
+                        base.insert(*id, h.clone());
+                        record.insert(*id);
+                    }
+                }
+            }
+        }
+
         let mut by_ex: HashMap<&str, LinkId> = HashMap::new();
         let mut by_sf: HashMap<&str, LinkId> = HashMap::new();
-        for (id, l) in &item.links {
+        for (id, l) in &links {
             if let Some(e) = &l.exchange {
                 by_ex.insert(&e.item_id, *id);
             }
@@ -351,152 +497,53 @@ impl RepPlanner<'_, '_> {
                 by_sf.insert(&s.id, *id);
             }
         }
-        let hashes: BTreeMap<LinkId, &str> = item
-            .links
-            .iter()
-            .map(|(i, l)| (*i, l.hash.as_str()))
-            .collect();
 
         // Exchange side.
         let mut ex_obs: BTreeMap<LinkId, Obs<'_, MailItem>> = BTreeMap::new();
         let mut new_ex: Vec<&MailItem> = Vec::new();
-        let mut ex_hashes: HashMap<&str, String> = HashMap::new();
         for m in &item.mail.upserts {
-            let h = self.hash(&m.record);
+            let h = &ex_hashes[m.item_id.as_str()];
             match by_ex.get(m.item_id.as_str()) {
-                Some(id) if hashes[id] == h => {
+                Some(id) if base[id] == *h => {
                     ex_obs.insert(*id, Obs::Same);
                 }
                 Some(id) => {
-                    ex_obs.insert(*id, Obs::Changed(m, ""));
-                    ex_hashes.insert(&m.item_id, h);
+                    ex_obs.insert(*id, Obs::Changed(m, h));
                 }
-                None => {
-                    ex_hashes.insert(&m.item_id, h);
-                    new_ex.push(m);
-                }
+                None => new_ex.push(m),
             }
         }
-        for d in &item.mail.deleted {
-            if let Some(id) = by_ex.get(d.as_str()) {
+        for (id, l) in &links {
+            if l.exchange.is_some() && ex_gone(l) {
                 ex_obs.insert(*id, Obs::Gone { left_scope: false });
-            }
-        }
-        if item.mail.full {
-            for (id, l) in &item.links {
-                if l.exchange.is_some() && !ex_obs.contains_key(id) {
-                    ex_obs.insert(*id, Obs::Gone { left_scope: false });
-                }
             }
         }
 
         // Salesforce side.
         let mut sf_obs: BTreeMap<LinkId, Obs<'_, CrmRecord>> = BTreeMap::new();
         let mut new_sf: Vec<&CrmRecord> = Vec::new();
-        let mut sf_hashes: HashMap<&str, String> = HashMap::new();
         for r in &item.crm.upserts {
             let scoped = in_scope(&item.rep, self.s, r);
-            let h = self.hash(&r.record);
+            let h = &sf_hashes[r.id.as_str()];
             match by_sf.get(r.id.as_str()) {
                 Some(id) if !scoped => {
                     sf_obs.insert(*id, Obs::Gone { left_scope: true });
                 }
-                Some(id) if hashes[id] == h => {
+                Some(id) if base[id] == *h => {
                     sf_obs.insert(*id, Obs::Same);
                 }
                 Some(id) => {
-                    sf_obs.insert(*id, Obs::Changed(r, ""));
-                    sf_hashes.insert(&r.id, h);
+                    sf_obs.insert(*id, Obs::Changed(r, h));
                 }
-                None if scoped => {
-                    sf_hashes.insert(&r.id, h);
-                    new_sf.push(r);
-                }
+                None if scoped => new_sf.push(r),
                 None => {}
             }
         }
-        for d in &item.crm.deleted {
-            if let Some(id) = by_sf.get(d.as_str()) {
+        for (id, l) in &links {
+            if l.salesforce.is_some() && sf_gone(l) {
                 sf_obs.insert(*id, Obs::Gone { left_scope: false });
             }
         }
-        if item.crm.full {
-            for (id, l) in &item.links {
-                if l.salesforce.is_some() && !sf_obs.contains_key(id) {
-                    sf_obs.insert(*id, Obs::Gone { left_scope: false });
-                }
-            }
-        }
-
-        // A record tether re-created (an edit that beat a delete) whose link write was lost
-        // to a crash or an ambiguous answer takes the gone record's place in its link.
-        let mut links: Vec<(LinkId, Link)> = item.links.clone();
-        let mut repointed: BTreeSet<LinkId> = BTreeSet::new();
-        let index: HashMap<LinkId, usize> = links
-            .iter()
-            .enumerate()
-            .map(|(i, (id, _))| (*id, i))
-            .collect();
-        let mut keep_ex = Vec::new();
-        for m in new_ex {
-            let target = m
-                .salesforce_id
-                .as_deref()
-                .and_then(|sid| by_sf.get(sid))
-                .copied()
-                .filter(|lid| {
-                    links[index[lid]].1.exchange.is_none()
-                        || matches!(ex_obs.get(lid), Some(Obs::Gone { .. }))
-                });
-            match target {
-                Some(lid) => {
-                    let link = &mut links[index[&lid]].1;
-                    link.exchange = Some(ex_side(m));
-                    let obs = if ex_hashes[m.item_id.as_str()] == link.hash {
-                        Obs::Same
-                    } else {
-                        Obs::Changed(m, "")
-                    };
-                    ex_obs.insert(lid, obs);
-                    repointed.insert(lid);
-                }
-                None => keep_ex.push(m),
-            }
-        }
-        let new_ex = keep_ex;
-        let mut keep_sf = Vec::new();
-        for r in new_sf {
-            let source = r.marker.as_ref().and_then(|k| {
-                self.input.pending.iter().find(|j| {
-                    &j.marker == k
-                        && j.target == CreateTarget::Salesforce
-                        && j.rep == item.rep.user_id
-                        && j.object == item.object
-                })
-            });
-            let target = source
-                .and_then(|j| by_ex.get(j.source_id.as_str()))
-                .copied()
-                .filter(|lid| {
-                    links[index[lid]].1.salesforce.is_none()
-                        || matches!(sf_obs.get(lid), Some(Obs::Gone { .. }))
-                });
-            match target {
-                Some(lid) => {
-                    let link = &mut links[index[&lid]].1;
-                    link.salesforce = Some(sf_side(r));
-                    let obs = if sf_hashes[r.id.as_str()] == link.hash {
-                        Obs::Same
-                    } else {
-                        Obs::Changed(r, "")
-                    };
-                    sf_obs.insert(lid, obs);
-                    repointed.insert(lid);
-                }
-                None => keep_sf.push(r),
-            }
-        }
-        let new_sf = keep_sf;
 
         // Empty-side guard.
         self.guard(Side::Exchange, &mut ex_obs, |l| l.exchange.is_some());
@@ -506,25 +553,17 @@ impl RepPlanner<'_, '_> {
             let before = self.out.operations.len();
             let e = ex_obs.get(id).copied().unwrap_or(Obs::Same);
             let s = sf_obs.get(id).copied().unwrap_or(Obs::Same);
-            let e = match e {
-                Obs::Changed(m, _) => Obs::Changed(m, ex_hashes[m.item_id.as_str()].as_str()),
-                other => other,
-            };
-            let s = match s {
-                Obs::Changed(r, _) => Obs::Changed(r, sf_hashes[r.id.as_str()].as_str()),
-                other => other,
-            };
             self.decide(*id, link, e, s);
-            if repointed.contains(id) && self.out.operations.len() == before {
+            if record.contains(id) && self.out.operations.len() == before {
                 if let (Some(exchange), Some(salesforce)) = (&link.exchange, &link.salesforce) {
                     self.push(
                         Action::Refresh {
                             link: *id,
                             exchange: exchange.clone(),
                             salesforce: salesforce.clone(),
-                            hash: link.hash.clone(),
+                            hash: base[id].clone(),
                         },
-                        "re-created by tether earlier; linked",
+                        "written by tether earlier; recorded now",
                     );
                 }
             }
@@ -588,19 +627,16 @@ impl RepPlanner<'_, '_> {
             (Obs::Same, Obs::Same) => {}
             (Obs::Changed(m, h), Obs::Same) => {
                 match self.blocked(&m.record, ToSf, m.related_in_outlook) {
-                    None => {
-                        self.overwrite_warning(&sf.id);
-                        self.push(
-                            Action::UpdateSalesforce {
-                                link: Some(id),
-                                exchange: ex_side(m),
-                                salesforce_id: sf.id.clone(),
-                                record: m.record.clone(),
-                                hash: h.to_string(),
-                            },
-                            "changed in Exchange",
-                        )
-                    }
+                    None => self.push(
+                        Action::UpdateSalesforce {
+                            link: Some(id),
+                            exchange: ex_side(m),
+                            salesforce_id: sf.id.clone(),
+                            record: m.record.clone(),
+                            hash: h.to_string(),
+                        },
+                        "changed in Exchange",
+                    ),
                     Some(why) => self.skip(&m.item_id, why),
                 }
             }
@@ -643,15 +679,27 @@ impl RepPlanner<'_, '_> {
                         winner,
                     });
                 }
-                self.update_loser(
-                    id,
+                if !self.update_loser(
+                    Some(id),
                     winner,
                     m,
                     r,
                     he,
                     hs,
                     "changed on both sides; conflict policy",
-                );
+                ) {
+                    let why = match winner {
+                        Side::Exchange => self.blocked(
+                            &m.record,
+                            SyncDirection::ExchangeToSalesforce,
+                            m.related_in_outlook,
+                        ),
+                        Side::Salesforce => {
+                            self.blocked(&r.record, SyncDirection::SalesforceToExchange, true)
+                        }
+                    };
+                    self.skip(&m.item_id, why.unwrap_or("not synced"));
+                }
             }
             (Obs::Gone { .. }, Obs::Gone { .. }) => {
                 self.push(Action::Forget { link: id }, "deleted on both sides")
@@ -741,11 +789,28 @@ impl RepPlanner<'_, '_> {
         }
     }
 
-    fn overwrite_warning(&mut self, sf_id: &str) {
-        if self.s.direction == crate::config::model::Direction::ExchangeToSalesforce {
-            self.out
-                .overwrites
-                .push((self.item.rep.user_id.clone(), sf_id.to_string()));
+    /// Warn about every Salesforce field a one-way Exchange→Salesforce write overwrites
+    /// although it differs (a Salesforce edit, or a record matched on first sync).
+    fn overwrite_warning(&mut self, m: &MailItem, r: &CrmRecord) {
+        if self.s.direction != crate::config::model::Direction::ExchangeToSalesforce {
+            return;
+        }
+        let ours = comparison_form(&m.record, &self.s.mapping);
+        let theirs = comparison_form(&r.record, &self.s.mapping);
+        let fields: Vec<String> = ours
+            .keys()
+            .chain(theirs.keys())
+            .filter(|k| ours.get(*k) != theirs.get(*k))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !fields.is_empty() {
+            self.out.overwrites.push(Overwrite {
+                rep: self.item.rep.user_id.clone(),
+                salesforce_id: r.id.clone(),
+                fields,
+            });
         }
     }
 
@@ -768,7 +833,7 @@ impl RepPlanner<'_, '_> {
     #[allow(clippy::too_many_arguments)]
     fn update_loser(
         &mut self,
-        link: LinkId,
+        link: Option<LinkId>,
         winner: Side,
         m: &MailItem,
         r: &CrmRecord,
@@ -776,7 +841,6 @@ impl RepPlanner<'_, '_> {
         hs: &str,
         reason: &str,
     ) -> bool {
-        let link = (link.0 >= 0).then_some(link);
         match winner {
             Side::Exchange => {
                 if self
@@ -789,7 +853,7 @@ impl RepPlanner<'_, '_> {
                 {
                     return false;
                 }
-                self.overwrite_warning(&r.id);
+                self.overwrite_warning(m, r);
                 self.push(
                     Action::UpdateSalesforce {
                         link,
@@ -843,8 +907,8 @@ impl RepPlanner<'_, '_> {
             .iter()
             .filter(|j| j.rep == self.item.rep.user_id && j.object == self.item.object)
             .collect();
-        for ei in 0..ex_left.len() {
-            let Some(m) = ex_left[ei] else { continue };
+        for slot in ex_left.iter_mut() {
+            let Some(m) = *slot else { continue };
             let mut base = None;
             let found = sf_left.iter().position(|r| {
                 let Some(r) = r else { return false };
@@ -866,7 +930,7 @@ impl RepPlanner<'_, '_> {
             if let Some(si) = found {
                 if let Some(r) = sf_left[si].take() {
                     pairs.push((m, r, "created by tether", base));
-                    ex_left[ei] = None;
+                    *slot = None;
                 }
             }
         }
@@ -935,12 +999,12 @@ impl RepPlanner<'_, '_> {
                     format!("{why}; identical"),
                 ),
                 Some(winner) => {
-                    if !self.update_loser(LinkId(-1), winner, m, r, he, hs, why) {
+                    if !self.update_loser(None, winner, m, r, he, hs, why) {
                         let other = match winner {
                             Side::Exchange => Side::Salesforce,
                             Side::Salesforce => Side::Exchange,
                         };
-                        self.update_loser(LinkId(-1), other, m, r, he, hs, why);
+                        self.update_loser(None, other, m, r, he, hs, why);
                     }
                 }
             }
@@ -1011,5 +1075,170 @@ impl RepPlanner<'_, '_> {
             || self
                 .blocked(&r.record, SyncDirection::SalesforceToExchange, true)
                 .is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Contact, EffectiveMapping};
+    use serde_json::json;
+
+    fn config() -> Config {
+        serde_json::from_value(json!({
+            "version": 1,
+            "org": { "name": "acme", "kind": "production" },
+            "connections": {
+                "exchange": { "method": "service_account", "username": "svc@acme.com",
+                              "password": "${env:P}" },
+                "salesforce": { "instance_url": "https://acme.my.salesforce.com",
+                                "auth": { "flow": "access_token", "access_token": "${env:T}" } }
+            },
+            "sync_configurations": [{
+                "name": "A", "members": { "profiles": ["Sales User"] },
+                "contacts": { "direction": "both", "conflict": "exchange_wins", "scope": "users_records" }
+            }]
+        }))
+        .unwrap()
+    }
+
+    fn rep() -> Rep {
+        Rep {
+            user_id: "005A".into(),
+            email: "ana@acme.com".into(),
+            mailbox: Mailbox {
+                address: "ana@acme.com".into(),
+            },
+            configuration: 0,
+            time_zone: chrono_tz::UTC,
+        }
+    }
+
+    fn c(title: &str) -> Record {
+        Record::Contact(
+            Contact::default()
+                .with("Email", "x@y.com")
+                .with("LastName", "X")
+                .with("Title", title),
+        )
+    }
+
+    fn hash(r: &Record) -> String {
+        record_hash(r, &EffectiveMapping::defaults(ObjectKind::Contact))
+    }
+
+    fn mail(title: &str) -> MailItem {
+        MailItem {
+            item_id: "AAMk1".into(),
+            change_key: "ck2".into(),
+            record: c(title),
+            salesforce_id: None,
+            related_in_outlook: false,
+        }
+    }
+
+    fn crm(title: &str) -> CrmRecord {
+        CrmRecord {
+            id: "003A".into(),
+            owner_id: "005A".into(),
+            modstamp: "2".into(),
+            record: c(title),
+            marker: None,
+        }
+    }
+
+    fn linked(title: &str) -> Vec<(LinkId, Link)> {
+        vec![(
+            LinkId(1),
+            Link {
+                rep: "005A".into(),
+                object: ObjectKind::Contact,
+                exchange: Some(ExchangeSide {
+                    item_id: "AAMk1".into(),
+                    change_key: "ck1".into(),
+                }),
+                salesforce: Some(SalesforceSide {
+                    id: "003A".into(),
+                    modstamp: "1".into(),
+                }),
+                hash: hash(&c(title)),
+            },
+        )]
+    }
+
+    fn run(links: Vec<(LinkId, Link)>, ex: Vec<MailItem>, sf: Vec<CrmRecord>) -> Plan {
+        let config = config();
+        plan(&PlanInput {
+            config: &config,
+            now: "2026-06-15T12:00:00Z".parse().unwrap(),
+            force: false,
+            items: vec![RepObjectInput {
+                rep: rep(),
+                object: ObjectKind::Contact,
+                links,
+                mail: SideView {
+                    full: false,
+                    upserts: ex,
+                    deleted: vec![],
+                },
+                crm: SideView {
+                    full: false,
+                    upserts: sf,
+                    deleted: vec![],
+                },
+            }],
+            pending: vec![],
+        })
+    }
+
+    #[test]
+    fn planning_is_a_pure_function_of_its_input() {
+        let a = run(linked("old"), vec![mail("new")], vec![crm("other")]);
+        let b = run(linked("old"), vec![mail("new")], vec![crm("other")]);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_record_read_back_unchanged_plans_nothing() {
+        let p = run(linked("same"), vec![mail("same")], vec![crm(" same ")]);
+        assert!(p.is_empty(), "{p:#?}");
+    }
+
+    #[test]
+    fn changed_on_one_side_updates_the_other_with_its_reason() {
+        let p = run(linked("old"), vec![mail("new")], vec![]);
+        assert_eq!(p.operations.len(), 1);
+        assert!(matches!(
+            &p.operations[0].action,
+            Action::UpdateSalesforce { salesforce_id, .. } if salesforce_id == "003A"
+        ));
+        assert_eq!(p.operations[0].reason, "changed in Exchange");
+    }
+
+    #[test]
+    fn identical_changes_on_both_sides_only_relink() {
+        let p = run(linked("old"), vec![mail("new")], vec![crm("new")]);
+        assert!(p.conflicts.is_empty());
+        assert_eq!(p.operations.len(), 1);
+        assert!(matches!(p.operations[0].action, Action::Refresh { .. }));
+        assert_eq!(p.operations[0].action.writes_to(), None);
+    }
+
+    #[test]
+    fn different_changes_on_both_sides_follow_the_policy_and_are_reported() {
+        let p = run(linked("old"), vec![mail("ex")], vec![crm("sf")]);
+        assert_eq!(p.conflicts.len(), 1);
+        assert_eq!(p.conflicts[0].winner, Side::Exchange);
+        assert!(matches!(
+            &p.operations[0].action,
+            Action::UpdateSalesforce { record, .. } if *record == c("ex")
+        ));
+    }
+
+    #[test]
+    fn unlinked_records_that_match_link_instead_of_duplicating() {
+        let p = run(vec![], vec![mail("same")], vec![crm("same")]);
+        assert_eq!(p.operations.len(), 1);
+        assert!(matches!(p.operations[0].action, Action::Link { .. }));
     }
 }

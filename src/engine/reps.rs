@@ -148,3 +148,103 @@ pub fn resolve_reps(config: &Config, users: &[CrmUser]) -> (Vec<Rep>, Vec<RepPro
     }
     (reps, problems)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(configs: serde_json::Value) -> Config {
+        serde_json::from_value(json!({
+            "version": 1,
+            "org": { "name": "acme", "kind": "production" },
+            "connections": {
+                "exchange": { "method": "service_account", "username": "svc@acme.com",
+                              "password": "${env:P}", "additional_domains": ["acme.net"] },
+                "salesforce": { "instance_url": "https://acme.my.salesforce.com",
+                                "auth": { "flow": "access_token", "access_token": "${env:T}" } }
+            },
+            "sync_configurations": configs
+        }))
+        .unwrap()
+    }
+
+    fn user(id: &str, email: &str, profile: &str) -> CrmUser {
+        CrmUser {
+            id: id.into(),
+            email: email.into(),
+            profile: profile.into(),
+            active: true,
+            time_zone: "Europe/Paris".into(),
+        }
+    }
+
+    #[test]
+    fn a_user_listed_individually_wins_over_profile_membership() {
+        let c = config(json!([
+            { "name": "By profile", "members": { "profiles": ["Sales User"] } },
+            { "name": "Named", "members": { "users": ["Ana@acme.com"] } }
+        ]));
+        let (reps, problems) = resolve_reps(
+            &c,
+            &[
+                user("1", "ana@acme.com", "Sales User"),
+                user("2", "bo@acme.com", "Sales User"),
+                user("3", "cy@acme.com", "Admin"),
+            ],
+        );
+        assert!(problems.is_empty());
+        let by: Vec<(&str, usize)> = reps
+            .iter()
+            .map(|r| (r.user_id.as_str(), r.configuration))
+            .collect();
+        assert_eq!(by, vec![("1", 1), ("2", 0)]);
+        assert_eq!(reps[0].time_zone, chrono_tz::Europe::Paris);
+    }
+
+    #[test]
+    fn a_user_listed_individually_in_two_active_configurations_syncs_under_neither() {
+        let c = config(json!([
+            { "name": "A", "members": { "users": ["ana@acme.com"] } },
+            { "name": "B", "members": { "users": ["ana@acme.com"] } },
+            { "name": "Off", "active": false, "members": { "users": ["bo@acme.com"] } }
+        ]));
+        let (reps, problems) = resolve_reps(
+            &c,
+            &[
+                user("1", "ana@acme.com", "x"),
+                user("2", "bo@acme.com", "x"),
+            ],
+        );
+        assert!(reps.is_empty(), "inactive configurations sync nobody");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].code, "MULTIPLE_CONFIGURATIONS");
+    }
+
+    #[test]
+    fn mailboxes_link_by_email_honouring_additional_domains() {
+        let c = config(json!([{ "name": "A", "members": { "profiles": ["Sales User"] } }]));
+        let (reps, problems) = resolve_reps(
+            &c,
+            &[
+                user("1", "ana@acme.com", "Sales User"),
+                user("2", "Bo@ACME.net", "Sales User"),
+                user("3", "cy@elsewhere.org", "Sales User"),
+            ],
+        );
+        let mailboxes: Vec<&str> = reps.iter().map(|r| r.mailbox.address.as_str()).collect();
+        assert_eq!(mailboxes, vec!["ana@acme.com", "bo@acme.net"]);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].code, "NO_MAILBOX_DOMAIN");
+    }
+
+    #[test]
+    fn a_listed_user_who_is_not_an_active_salesforce_user_is_reported() {
+        let c = config(json!([{ "name": "A", "members": { "users": ["gone@acme.com"] } }]));
+        let mut inactive = user("1", "gone@acme.com", "x");
+        inactive.active = false;
+        let (reps, problems) = resolve_reps(&c, &[inactive]);
+        assert!(reps.is_empty());
+        assert_eq!(problems[0].code, "USER_NOT_FOUND");
+    }
+}

@@ -400,6 +400,7 @@ impl EwsConnector {
     async fn folder_ref(&self, mailbox: &Mailbox, folder: Folder) -> Result<FolderRef, RepError> {
         match folder {
             Folder::Calendar => Ok(FolderRef::calendar()),
+            Folder::Contacts => Ok(FolderRef::contacts()),
             Folder::SalesforceSyncContacts => {
                 if let Some(id) = lock(&self.folders).get(&mailbox.address) {
                     return Ok(FolderRef::Id(id.clone()));
@@ -450,7 +451,7 @@ impl EwsConnector {
         ids: &[ItemId],
     ) -> Result<Vec<Result<model::Item, ItemError>>, EwsError> {
         Ok(match folder {
-            Folder::SalesforceSyncContacts => self
+            Folder::SalesforceSyncContacts | Folder::Contacts => self
                 .client
                 .get_contacts(mailbox, ids)
                 .await?
@@ -483,7 +484,10 @@ impl MailConnector for EwsConnector {
             Some((id, state)) if folder == Folder::SalesforceSyncContacts => {
                 (FolderRef::Id(id.to_string()), Some(state.to_string()))
             }
-            Some((_, state)) => (FolderRef::calendar(), Some(state.to_string())),
+            Some((_, state)) => (
+                self.folder_ref(mailbox, folder).await?,
+                Some(state.to_string()),
+            ),
             None => (self.folder_ref(mailbox, folder).await?, None),
         };
         let page = match self
@@ -511,7 +515,9 @@ impl MailConnector for EwsConnector {
             let entry = match c.kind {
                 ChangeKind::Create | ChangeKind::Update => {
                     let wanted = match folder {
-                        Folder::SalesforceSyncContacts => c.item_kind != ItemKind::CalendarItem,
+                        Folder::SalesforceSyncContacts | Folder::Contacts => {
+                            c.item_kind != ItemKind::CalendarItem
+                        }
                         Folder::Calendar => c.item_kind != ItemKind::Contact,
                     };
                     if !wanted {
@@ -599,7 +605,7 @@ impl MailConnector for EwsConnector {
         items: &[MailCreate],
     ) -> Result<Vec<Outcome<MailRef>>, CallError> {
         let results = match folder {
-            Folder::SalesforceSyncContacts => {
+            Folder::SalesforceSyncContacts | Folder::Contacts => {
                 let folder_ref = self
                     .folder_ref(mailbox, folder)
                     .await

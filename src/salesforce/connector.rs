@@ -8,7 +8,7 @@
 //! - Writes: sObject Collections, ≤ 200 records a call, allOrNone=false, outcomes in order.
 //! - Crash-safe creates: each create carries the engine's journal marker in the text External
 //!   ID field `Tether_Sync_Key__c` (unique, 64 characters) that the admin adds to Contact and
-//!   Event when setting tether up; `find_by_markers` queries it.
+//!   Event when setting tether up; `find_created` looks creates up by it.
 //! - The company (`Account.Name`) is the contact's Account: existing Accounts are matched by
 //!   exact name, missing ones are created, so the value reads back as written.
 //! - Event attendees are not Event fields in Salesforce (they are EventRelations); they read
@@ -625,17 +625,19 @@ impl CrmConnector for SalesforceConnector {
             .collect())
     }
 
-    async fn find_by_markers(
+    /// By the marker in the `Tether_Sync_Key__c` External ID field (one query per chunk).
+    async fn find_created(
         &self,
         object: ObjectKind,
-        markers: &[String],
+        creates: &[CrmCreate],
     ) -> Result<Vec<CrmRecord>, CallError> {
+        let markers: Vec<&String> = creates.iter().map(|c| &c.marker).collect();
         if markers.is_empty() {
             return Ok(Vec::new());
         }
         let fields = self.fields(object);
         let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
-        let lits: Vec<Lit> = markers.iter().map(|m| Lit::Str(m.clone())).collect();
+        let lits: Vec<Lit> = markers.iter().map(|m| Lit::Str((*m).clone())).collect();
         let queries = SoqlBuilder::select(object_name(object), &refs)
             .and_then(|b| b.chunked_in(SYNC_KEY_FIELD, &lits, super::soql::DEFAULT_MAX_QUERY_CHARS))
             .map_err(build_error)?;

@@ -174,7 +174,7 @@ pub struct ActivityEntry {
 }
 
 /// Which side a journalled create writes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CreateTarget {
     Exchange,
     Salesforce,
@@ -207,6 +207,55 @@ pub struct ConfigRevision {
     pub applied_by: String,
 }
 
+impl ConfigRevision {
+    /// The canonical form of a configuration (JSON with sorted keys; it holds secret
+    /// references, never secrets) and its SHA-256, for `StateChange::RecordApply`.
+    pub fn canonical(config: &crate::config::model::Config) -> (String, String) {
+        canonical_json(config)
+    }
+}
+
+/// Canonical JSON text of a value (sorted keys) and its SHA-256 in hex.
+pub fn canonical_json<T: Serialize>(value: &T) -> (String, String) {
+    use sha2::{Digest, Sha256};
+    let canonical = serde_json::to_value(value)
+        .map(|v| sorted_json(&v))
+        .unwrap_or_default();
+    let hash = Sha256::digest(canonical.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (canonical, hash)
+}
+
+/// JSON text with object keys sorted, whatever map order serde_json was built with.
+fn sorted_json(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::from(k.as_str()),
+                        sorted_json(&m[k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        serde_json::Value::Array(a) => {
+            format!(
+                "[{}]",
+                a.iter().map(sorted_json).collect::<Vec<_>>().join(",")
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 /// An attendee auto-relate could not match to a Contact or Lead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnresolvedItem {
@@ -219,8 +268,17 @@ pub struct UnresolvedItem {
 /// Where a change feed stands: per folder per rep, or per object for the org.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CursorKey {
-    Folder { rep: String, object: ObjectKind },
-    Org { object: ObjectKind },
+    Folder {
+        rep: String,
+        object: ObjectKind,
+    },
+    Org {
+        object: ObjectKind,
+    },
+    /// Hash of the sync settings the cursors were read under: when the settings change
+    /// (scope, filters, window, mappings), incremental feeds would miss records that now
+    /// qualify, so everything is read in full once.
+    Settings,
 }
 
 impl CursorKey {
@@ -228,6 +286,7 @@ impl CursorKey {
         match self {
             CursorKey::Folder { rep, object } => format!("folder/{}/{rep}", object.name()),
             CursorKey::Org { object } => format!("org/{}", object.name()),
+            CursorKey::Settings => "settings".into(),
         }
     }
 }
