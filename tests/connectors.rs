@@ -230,4 +230,10 @@ async fn creates_carry_the_marker_in_the_external_id_field_and_are_found_by_it()
         Some("tether-0123456789abcdef01234567")
     );
     assert_eq!(found[0].record.as_contact().unwrap().email(), "ana@x.com");
+    // The field is unique, as the setup creates it: the same marker cannot be stored twice.
+    let dup = emu.handle().insert(
+        "Contact",
+        serde_json::json!({"LastName": "Other", SYNC_KEY_FIELD: "TETHER-0123456789ABCDEF01234567"}),
+    );
+    assert_eq!(dup.unwrap_err().status_code, "DUPLICATE_VALUE");
 }

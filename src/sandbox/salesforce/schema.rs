@@ -22,6 +22,9 @@ pub struct FieldMeta {
     pub defaulted_on_create: bool,
     pub reference_to: Vec<String>,
     pub relationship_name: Option<String>,
+    /// No two records may hold the same value (case-insensitive unless `caseSensitive`).
+    pub unique: bool,
+    pub case_sensitive: bool,
 }
 
 impl FieldMeta {
@@ -83,6 +86,8 @@ impl ObjectSchema {
                     })
                     .unwrap_or_default(),
                 relationship_name: s("relationshipName"),
+                unique: b("unique"),
+                case_sensitive: b("caseSensitive"),
             });
         }
         let by_lower = fields
