@@ -691,3 +691,148 @@ async fn a_no_change_cycle_for_50_reps_costs_one_sync_folder_items_per_folder_pe
     );
     assert_eq!(sf_served.values().sum::<u64>(), 3, "{sf_served:?}");
 }
+
+#[tokio::test]
+async fn edits_flow_both_ways_and_the_company_is_the_contacts_account() {
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    let ex_id = env.ex_put_contact(0, true, "Fay", "Orr", "fay@x.com");
+    env.ews
+        .edit_item(&mail(0), &ex_id, |i| {
+            if let Item::Contact(c) = i {
+                c.company_name = Some("Acme GmbH".into());
+                c.phones
+                    .insert("MobilePhone".into(), "+49 170 1234567".into());
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    let sf = env.sf_records("Contact");
+    assert_eq!(sf.len(), 1);
+    let id = s(sf[0].get("Id")).to_string();
+    let accounts = env.sf_records("Account");
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(s(accounts[0].get("Name")), "Acme GmbH");
+    assert_eq!(s(sf[0].get("AccountId")), s(accounts[0].get("Id")));
+    assert_eq!(s(sf[0].get("MobilePhone")), "+49 170 1234567");
+    assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
+
+    env.sf
+        .handle()
+        .update(
+            "Contact",
+            &id,
+            json!({"Title": "VP Sales", "MailingCity": "Köln"}),
+        )
+        .unwrap();
+    env.sync().await;
+    let ex = &env.ex_contacts(0)[0];
+    assert_eq!(ex.job_title.as_deref(), Some("VP Sales"));
+    assert_eq!(
+        ex.addresses.get("Business").and_then(|a| a.city.as_deref()),
+        Some("Köln")
+    );
+    assert_eq!(ex.company_name.as_deref(), Some("Acme GmbH"));
+
+    env.ews
+        .edit_item(&mail(0), &ex_id, |i| {
+            if let Item::Contact(c) = i {
+                c.department = Some("Field".into());
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    assert_eq!(
+        s(env.sf.handle().get(&id).unwrap().get("Department")),
+        "Field"
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn all_day_and_recurring_events_sync_and_stay_quiet() {
+    let cfg = events_only(json!({ "direction": "both", "conflict": "exchange_wins",
+                                  "since": "TODAY", "auto_relate": false, "sync_series": true }));
+    let mut env = Env::new(cfg, 1, 0).await;
+    let day = (env.now() + Duration::days(3)).date_naive();
+    let mut all_day =
+        CalendarEvent::all_day(day, day + Duration::days(2), "W. Europe Standard Time").unwrap();
+    all_day.subject = Some("Trade fair".into());
+    env.ews.put_event(&mail(0), all_day).unwrap();
+    let start = env.now() + Duration::days(1);
+    let mut weekly = CalendarEvent::new(start, start + Duration::minutes(30));
+    weekly.subject = Some("Weekly pipeline".into());
+    weekly.start_time_zone = Some("W. Europe Standard Time".into());
+    weekly.end_time_zone = weekly.start_time_zone.clone();
+    weekly.recurrence =
+        tether::exchange::rrule::from_rrule("FREQ=WEEKLY;INTERVAL=1;BYDAY=TU", start.date_naive());
+    env.ews.put_event(&mail(0), weekly).unwrap();
+    env.sync().await;
+
+    let events = env.sf_records("Event");
+    let fair = events
+        .iter()
+        .find(|e| s(e.get("Subject")) == "Trade fair")
+        .unwrap();
+    assert_eq!(fair.get("IsAllDayEvent"), Some(&Value::Bool(true)));
+    assert_eq!(s(fair.get("ActivityDate")), day.to_string());
+    assert_eq!(
+        fair.get("DurationInMinutes").and_then(Value::as_i64),
+        Some(2 * 1440)
+    );
+    let series = events
+        .iter()
+        .find(|e| s(e.get("Subject")) == "Weekly pipeline")
+        .unwrap();
+    assert!(s(series.get("Recurrence2PatternText")).contains("FREQ=WEEKLY"));
+    let p = env.plan().await;
+    assert!(p.is_empty(), "{p:#?}");
+}
+
+async fn event_with_an_attendee(env: &Env) {
+    let start = env.now() + Duration::days(1);
+    let mut e = CalendarEvent::new(start, start + Duration::minutes(30));
+    e.subject = Some("Demo".into());
+    e.required_attendees
+        .push(tether::exchange::model::Attendee {
+            mailbox: tether::exchange::model::MailboxAddress {
+                name: None,
+                email: "buyer@customer.com".into(),
+            },
+            response: None,
+        });
+    env.ews.put_event(&mail(0), e).unwrap();
+}
+
+#[tokio::test]
+async fn syncing_never_removes_an_attendee_from_an_exchange_meeting() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    event_with_an_attendee(&env).await;
+    for _ in 0..3 {
+        env.sync().await;
+    }
+    assert_eq!(env.sf_records("Event").len(), 1);
+    let ev = env.ex_events(0);
+    assert_eq!(ev.len(), 1);
+    let attendees: Vec<&str> = ev[0]
+        .required_attendees
+        .iter()
+        .map(|a| a.mailbox.email.as_str())
+        .collect();
+    assert_eq!(attendees, ["buyer@customer.com"]);
+}
+
+/// Known engine issue: the canonical event compares `Attendees`, but Salesforce keeps
+/// attendees as EventRelations (auto-relate), not on the Event, so an Exchange meeting with
+/// attendees reads back from Salesforce without them and is updated every cycle (no data is
+/// lost: the Exchange connector never changes an existing meeting's attendees). The fix
+/// belongs to the engine (attendees relate-only, left out of the comparison form).
+#[tokio::test]
+#[ignore = "engine: Attendees are compared but Salesforce keeps them as EventRelations"]
+async fn an_exchange_event_with_attendees_syncs_once_and_stays_quiet() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    event_with_an_attendee(&env).await;
+    env.sync().await;
+    env.sync().await;
+    let p = env.plan().await;
+    assert!(p.is_empty(), "{p:#?}");
+}

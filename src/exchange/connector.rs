@@ -283,6 +283,7 @@ fn event_to_record(e: &CalendarEvent, mailbox: &str) -> Record {
 
 /// Overlays the canonical event on `base` (a new item, or the item as it is now).
 fn record_to_event(base: Option<CalendarEvent>, e: &Event, zone: &str) -> CalendarEvent {
+    let updating = base.is_some();
     let zone = base
         .as_ref()
         .and_then(|b| b.start_time_zone.clone())
@@ -318,35 +319,22 @@ fn record_to_event(base: Option<CalendarEvent>, e: &Event, zone: &str) -> Calend
             _ => Sensitivity::Normal,
         }
     });
-    // Attendees as Salesforce knows them: required, no invitations sent (SendToNone).
-    let known: Vec<String> = out
-        .required_attendees
-        .iter()
-        .chain(&out.optional_attendees)
-        .map(|a| a.mailbox.email.to_lowercase())
-        .collect();
-    let wanted: Vec<String> = e.attendees.iter().map(|a| a.to_lowercase()).collect();
-    if known != wanted {
-        out.optional_attendees
-            .retain(|a| wanted.contains(&a.mailbox.email.to_lowercase()));
-        out.required_attendees
-            .retain(|a| wanted.contains(&a.mailbox.email.to_lowercase()));
-        for a in &e.attendees {
-            let present = out
-                .required_attendees
-                .iter()
-                .chain(&out.optional_attendees)
-                .any(|x| x.mailbox.email.eq_ignore_ascii_case(a));
-            if !present {
-                out.required_attendees.push(Attendee {
-                    mailbox: MailboxAddress {
-                        name: None,
-                        email: a.clone(),
-                    },
-                    response: None,
-                });
-            }
-        }
+    // Attendees are written only on create (SendToNone: nobody is invited). An update never
+    // changes a meeting's attendee list: Salesforce keeps attendees as EventRelations, not on
+    // the event, so what it reads back is no reason to drop anyone from the Exchange meeting.
+    if !updating {
+        out.required_attendees = e
+            .attendees
+            .iter()
+            .map(|a| Attendee {
+                mailbox: MailboxAddress {
+                    name: None,
+                    email: a.clone(),
+                },
+                response: None,
+            })
+            .collect();
+        out.optional_attendees.clear();
     }
     out.recurrence = match &e.recurrence {
         Recurrence::Series { rule } => {
