@@ -836,3 +836,27 @@ async fn an_exchange_event_with_attendees_syncs_once_and_stays_quiet() {
     let p = env.plan().await;
     assert!(p.is_empty(), "{p:#?}");
 }
+
+#[test]
+fn connectors_write_only_the_fields_every_configuration_maps() {
+    let removes_title = config(
+        json!({ "direction": "both", "conflict": "salesforce_wins", "scope": "users_records",
+                "field_mappings": { "Title": null, "Department": "OfficeLocation" } }),
+        Value::Null,
+    );
+    let m = tether::connect::connector_mapping(&removes_title, ObjectKind::Contact);
+    assert!(!m.maps("Title"));
+    assert_eq!(m.exchange_for("Department"), Some("OfficeLocation"));
+
+    let mut two = config(both_contacts(), Value::Null);
+    let mut other = removes_title.sync_configurations[0].clone();
+    other.name = "Other".into();
+    two.sync_configurations.push(other);
+    let m = tether::connect::connector_mapping(&two, ObjectKind::Contact);
+    assert!(
+        !m.maps("Title"),
+        "unmapped in one configuration: never written"
+    );
+    assert!(!m.maps("Department"), "mapped differently: never written");
+    assert!(m.maps("Email") && m.maps("MobilePhone"));
+}

@@ -311,13 +311,12 @@ fn record_to_event(base: Option<CalendarEvent>, e: &Event, zone: &str) -> Calend
     out.body = some(&e.body);
     out.location = some(&e.location);
     out.free_busy = Some(free_busy(e.show_as));
-    out.sensitivity = Some(if e.private {
-        Sensitivity::Private
-    } else {
-        match out.sensitivity {
-            Some(Sensitivity::Personal) => Sensitivity::Personal,
-            _ => Sensitivity::Normal,
-        }
+    // Private and Confidential both read as private; an update keeps whichever the item had.
+    out.sensitivity = Some(match (e.private, out.sensitivity) {
+        (true, Some(Sensitivity::Confidential)) => Sensitivity::Confidential,
+        (true, _) => Sensitivity::Private,
+        (false, Some(Sensitivity::Personal)) => Sensitivity::Personal,
+        (false, _) => Sensitivity::Normal,
     });
     // Attendees are written only on create (SendToNone: nobody is invited). An update never
     // changes a meeting's attendee list: Salesforce keeps attendees as EventRelations, not on
