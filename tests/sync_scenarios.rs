@@ -3,6 +3,7 @@
 //! each named after it, plus crash safety and the performance model's call counts.
 
 mod engine_world;
+mod ews;
 
 use chrono::{DateTime, Duration, Utc};
 use engine_world::{both_contacts, both_events, config};
@@ -48,10 +49,20 @@ impl Env {
     /// `reps` Sales reps with mailboxes in the impersonation scope (Department Sales), plus
     /// the given extra reps whose mailboxes are outside it.
     async fn new(config: Config, reps: usize, outside_scope: usize) -> Env {
+        Env::start(config, reps, outside_scope, false).await
+    }
+
+    /// The EWS emulator validates every request against messages.xsd and keeps the bodies.
+    async fn validating(config: Config, reps: usize) -> Env {
+        Env::start(config, reps, 0, true).await
+    }
+
+    async fn start(config: Config, reps: usize, outside_scope: usize, validate: bool) -> Env {
         let clock = ManualClock::new(START.parse().unwrap());
         let ews = ews_emu::Emulator::start(ews_emu::EmulatorOptions {
             clock: Some(Arc::new(clock.clone())),
-            record_bodies: false,
+            record_bodies: validate,
+            schema: validate.then(ews::schema),
             ..ews_emu::EmulatorOptions::default()
         })
         .await
@@ -859,4 +870,58 @@ fn connectors_write_only_the_fields_every_configuration_maps() {
     );
     assert!(!m.maps("Department"), "mapped differently: never written");
     assert!(m.maps("Email") && m.maps("MobilePhone"));
+}
+
+#[tokio::test]
+async fn every_ews_body_of_a_full_sync_is_schema_valid() {
+    let mut env = Env::validating(config(both_contacts(), both_events()), 1).await;
+    let ex_id = env.ex_put_contact(0, true, "Gil", "Ray", "gil@x.com");
+    let sf_contact = env.sf_contact(0, "Hal", "Sun", "hal@y.com");
+    let ex_event = env.ex_put_event(0, "From Exchange", env.now() + Duration::days(1), 30, false);
+    let sf_event = env.sf_event(0, "From Salesforce", env.now() + Duration::days(2), 60);
+    env.sync().await;
+    // Updates both ways, then deletes (events: delete_synced).
+    env.ews
+        .edit_item(&mail(0), &ex_id, |i| {
+            if let Item::Contact(c) = i {
+                c.job_title = Some("Buyer".into());
+            }
+        })
+        .unwrap();
+    env.sf
+        .handle()
+        .update("Contact", &sf_contact, json!({"Phone": "+1 555 0100"}))
+        .unwrap();
+    env.sf
+        .handle()
+        .update("Event", &sf_event, json!({"Location": "HQ"}))
+        .unwrap();
+    env.sync().await;
+    assert!(env.ews.delete_item(&mail(0), &ex_event));
+    env.sf.handle().delete(&sf_event).unwrap();
+    env.sync().await;
+    assert!(env.plan().await.is_empty());
+    assert!(
+        env.sf_records("Event").is_empty(),
+        "delete_synced: deleted on the other side"
+    );
+    assert!(
+        env.ex_events(0).is_empty(),
+        "delete_synced: deleted on the other side"
+    );
+    let bodies = env.ews.bodies();
+    for op in [
+        "SyncFolderItems",
+        "GetItem",
+        "CreateItem",
+        "UpdateItem",
+        "DeleteItem",
+        "FindFolder",
+    ] {
+        assert!(
+            bodies.iter().any(|b| b.contains(op)),
+            "no {op} body recorded"
+        );
+    }
+    ews::validate_all(&bodies);
 }
