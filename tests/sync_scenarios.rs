@@ -925,3 +925,33 @@ async fn every_ews_body_of_a_full_sync_is_schema_valid() {
     }
     ews::validate_all(&bodies);
 }
+
+#[tokio::test]
+async fn a_salesforce_edit_in_the_same_second_as_the_last_read_is_not_missed() {
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    let id = env.sf_contact(0, "Ivy", "Tan", "ivy@y.com");
+    // No time passes: the cycle reads the contact at the second it was written...
+    let now = env.now();
+    run_cycle(
+        &env.config,
+        &env.mail,
+        &env.crm,
+        &mut env.state,
+        now,
+        &SyncOptions::default(),
+        &mut StepBudget::unlimited(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(env.ex_contacts(0).len(), 1);
+    // ...and a user saves an edit within that same second.
+    env.sf
+        .handle()
+        .update("Contact", &id, json!({"Title": "Same second"}))
+        .unwrap();
+    env.sync().await;
+    assert_eq!(
+        env.ex_contacts(0)[0].job_title.as_deref(),
+        Some("Same second")
+    );
+}

@@ -1,7 +1,7 @@
 //! The engine's CRM side over the REST API: [`SalesforceConnector`] implements
 //! [`CrmConnector`](crate::engine::connector::CrmConnector) with a [`SalesforceClient`].
 //!
-//! - Reads: one org-wide `queryAll` per object on `SystemModstamp > watermark` (queryAll so
+//! - Reads: one org-wide `queryAll` per object on `SystemModstamp >= watermark` (queryAll so
 //!   that deletions still in the recycle bin come back in the same call as `IsDeleted =
 //!   true`: one call where query + getDeleted would be two); `read_owned` chunks `OwnerId IN
 //!   (…)`; every query is streamed page by page (≤ 2,000 rows).
@@ -503,10 +503,20 @@ impl CrmConnector for SalesforceConnector {
         let fields = self.fields(object);
         let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
         let mut pages = match since {
-            Some(w) => self
-                .client
-                .changes_since(object_name(object), &refs, w, true)
-                .map_err(call_error)?,
+            // `>=`, not `>`: SystemModstamp has whole seconds, and a write committed in the
+            // same second as the newest record seen would otherwise be missed for good. The
+            // boundary second is read again; unchanged records plan nothing.
+            Some(w) => {
+                let mut all = refs.clone();
+                all.push("IsDeleted");
+                self.client.query_all(
+                    SoqlBuilder::select(object_name(object), &all)
+                        .and_then(|b| b.filter("SystemModstamp", Op::Ge, Lit::DateTime(w)))
+                        .and_then(|b| b.order_by("SystemModstamp", false))
+                        .map_err(build_error)?
+                        .build(),
+                )
+            }
             None => self.client.query(
                 SoqlBuilder::select(object_name(object), &refs)
                     .and_then(|b| b.order_by("SystemModstamp", false))
