@@ -225,10 +225,12 @@ fn record_to_contact(base: EwsContact, c: &Contact, mapping: &EffectiveMapping) 
 // ---------------------------------------------------------------------------------------
 // Events
 
+/// Salesforce's ShowAs has no Tentative: tentative reads as busy (what Salesforce would
+/// store), so a tentative meeting does not look changed after every round trip; an update
+/// that says busy leaves a tentative meeting tentative (see `record_to_event`).
 fn show_as(f: Option<FreeBusy>) -> ShowAs {
     match f {
         Some(FreeBusy::Free) => ShowAs::Free,
-        Some(FreeBusy::Tentative) => ShowAs::Tentative,
         Some(FreeBusy::OOF) => ShowAs::OutOfOffice,
         _ => ShowAs::Busy,
     }
@@ -310,7 +312,10 @@ fn record_to_event(base: Option<CalendarEvent>, e: &Event, zone: &str) -> Calend
     out.subject = some(&e.subject);
     out.body = some(&e.body);
     out.location = some(&e.location);
-    out.free_busy = Some(free_busy(e.show_as));
+    out.free_busy = match (e.show_as, out.free_busy) {
+        (ShowAs::Busy, Some(FreeBusy::Tentative)) => Some(FreeBusy::Tentative),
+        (s, _) => Some(free_busy(s)),
+    };
     // Private and Confidential both read as private; an update keeps whichever the item had.
     out.sensitivity = Some(match (e.private, out.sensitivity) {
         (true, Some(Sensitivity::Confidential)) => Sensitivity::Confidential,
@@ -875,6 +880,14 @@ mod tests {
         let ews = record_to_event(None, &e, "W. Europe Standard Time");
         assert!(ews.is_all_day);
         assert_eq!(ews.sensitivity, Some(Sensitivity::Private));
-        assert_eq!(event_to_record(&ews, "rep@x.com"), Record::Event(e));
+        assert_eq!(event_to_record(&ews, "rep@x.com"), Record::Event(e.clone()));
+
+        // A tentative meeting reads as busy and stays tentative through an update.
+        let mut tentative = ews.clone();
+        tentative.free_busy = Some(FreeBusy::Tentative);
+        let read = event_to_record(&tentative, "rep@x.com");
+        assert_eq!(read.as_event().unwrap().show_as, ShowAs::Busy);
+        let updated = record_to_event(Some(tentative), read.as_event().unwrap(), "UTC");
+        assert_eq!(updated.free_busy, Some(FreeBusy::Tentative));
     }
 }
