@@ -215,3 +215,35 @@ pub fn exchange(
     let opts = exchange_options(config, home)?;
     EwsClient::new(opts, clock).map_err(|e| at("connections.exchange")(e.to_string()))
 }
+
+/// The field mapping the connectors read and write `object` with. Connectors do not know
+/// which configuration a rep syncs under, and an empty canonical value means "clear it", so
+/// they use the fields every configuration that syncs `object` maps (to the same Exchange
+/// property): a field one configuration leaves unmapped is never cleared for its reps by
+/// another's mapping. With one configuration this is exactly its mapping.
+pub fn connector_mapping(
+    config: &Config,
+    object: crate::model::ObjectKind,
+) -> crate::model::EffectiveMapping {
+    use crate::config::model::Direction;
+    use crate::engine::rules::ObjectSettings;
+    let mut out: Option<crate::model::EffectiveMapping> = None;
+    for c in config.sync_configurations.iter().filter(|c| c.active) {
+        let s = ObjectSettings::of(c, object);
+        if s.direction == Direction::None {
+            continue;
+        }
+        out = Some(match out {
+            None => s.mapping,
+            Some(mut m) => {
+                m.fields.retain(|f| {
+                    s.mapping
+                        .get(&f.salesforce)
+                        .is_some_and(|g| g.exchange == f.exchange)
+                });
+                m
+            }
+        });
+    }
+    out.unwrap_or_else(|| crate::model::EffectiveMapping::defaults(object))
+}

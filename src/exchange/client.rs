@@ -1196,6 +1196,64 @@ impl EwsClient {
             .unwrap_or_default())
     }
 
+    /// FindItem in `folder` for items whose PublicStrings extended property `property` equals
+    /// one of `values` (a Restriction of IsEqualTo terms joined by Or). Ids only: fetch the
+    /// items with GetItem. One call per chunk of 50 values, so a Restriction stays small.
+    pub async fn find_by_extended(
+        &self,
+        mailbox: &str,
+        folder: &FolderRef,
+        property: &str,
+        values: &[String],
+    ) -> Result<Vec<ItemId>, EwsError> {
+        let mut out = Vec::new();
+        for chunk in values.chunks(50) {
+            let mut w = Writer::new();
+            w.open("m:FindItem", &[("Traversal", "Shallow")]);
+            w.open("m:ItemShape", &[])
+                .leaf("t:BaseShape", "IdOnly")
+                .close();
+            w.empty(
+                "m:IndexedPageItemView",
+                &[
+                    ("MaxEntriesReturned", "1000"),
+                    ("Offset", "0"),
+                    ("BasePoint", "Beginning"),
+                ],
+            );
+            w.open("m:Restriction", &[]);
+            if chunk.len() > 1 {
+                w.open("t:Or", &[]);
+            }
+            for v in chunk {
+                w.open("t:IsEqualTo", &[]);
+                model::write_extended_uri(&mut w, property);
+                w.open("t:FieldURIOrConstant", &[])
+                    .empty("t:Constant", &[("Value", v)])
+                    .close();
+                w.close();
+            }
+            if chunk.len() > 1 {
+                w.close();
+            }
+            w.close();
+            w.open("m:ParentFolderIds", &[]);
+            folder.write(&mut w);
+            let m = self
+                .call_one("FindItem", Some(mailbox), &w.finish())
+                .await?;
+            if let Some(items) = m.element.path(&[(NS_M, "RootFolder"), (NS_T, "Items")]) {
+                out.extend(
+                    items
+                        .children
+                        .iter()
+                        .filter_map(|i| i.child(NS_T, "ItemId").and_then(ItemId::parse)),
+                );
+            }
+        }
+        Ok(out)
+    }
+
     /// The recurring master of an occurrence or exception.
     pub async fn recurring_master(
         &self,

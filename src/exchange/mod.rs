@@ -28,8 +28,10 @@
 //! (`CalendarEvent::is_outlook_related`).
 
 pub mod client;
+pub mod connector;
 pub mod error;
 pub mod model;
+pub mod rrule;
 pub mod soap;
 pub mod tz;
 pub mod xml;

@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod connector;
 pub mod ids;
 mod ops;
 pub mod soql;

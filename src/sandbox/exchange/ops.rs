@@ -637,12 +637,19 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
         }
         v
     } else {
+        let restriction = op.child(NS_M, "Restriction").and_then(Element::first_child);
+        let max = op
+            .child(NS_M, "IndexedPageItemView")
+            .and_then(|v| v.attr("MaxEntriesReturned"))
+            .and_then(|m| m.trim().parse::<usize>().ok())
+            .unwrap_or(usize::MAX);
         // EWSFindCountLimit: at most 1000 items per FindItem.
         mb.items
             .values()
             .filter(|i| i.folder == folder)
-            .take(1000)
             .map(|i| i.current())
+            .filter(|i| restriction.is_none_or(|r| restriction_matches(r, i)))
+            .take(1000.min(max))
             .collect()
     };
     write_message_head(&mut w, "m:FindItemResponseMessage", "NoError", "");
@@ -663,6 +670,53 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     }
     w.close().close().close();
     Ok(w.finish())
+}
+
+/// The item's value for a restriction's property path: PublicStrings extended properties
+/// (what tether searches by) and the item's subject.
+fn restriction_value(path: &Element, item: &Item) -> Option<String> {
+    let extended = match item {
+        Item::Contact(c) => &c.extended,
+        Item::Event(e) => &e.extended,
+        Item::Other(_) => return None,
+    };
+    if path.is(NS_T, "ExtendedFieldURI") {
+        let name = path.attr("PropertyName")?;
+        return extended.get(name).cloned();
+    }
+    match (path.attr("FieldURI"), item) {
+        (Some("item:Subject"), Item::Event(e)) => e.subject.clone(),
+        (Some("contacts:DisplayName"), Item::Contact(c)) => c.display_name.clone(),
+        _ => None,
+    }
+}
+
+/// Evaluates a Restriction's search expression (IsEqualTo, IsNotEqualTo, Exists, And, Or,
+/// Not) against an item, as Exchange does for FindItem.
+fn restriction_matches(expr: &Element, item: &Item) -> bool {
+    let path = || {
+        expr.children
+            .iter()
+            .find(|c| c.ns == NS_T && c.name != "FieldURIOrConstant")
+    };
+    let constant = || {
+        expr.path(&[(NS_T, "FieldURIOrConstant"), (NS_T, "Constant")])
+            .and_then(|c| c.attr("Value"))
+    };
+    match expr.name.as_str() {
+        "IsEqualTo" | "IsNotEqualTo" => {
+            let value = path().and_then(|p| restriction_value(p, item));
+            let equal = value.is_some() && value.as_deref() == constant();
+            equal == (expr.name == "IsEqualTo")
+        }
+        "Exists" => path().and_then(|p| restriction_value(p, item)).is_some(),
+        "And" => expr.children.iter().all(|c| restriction_matches(c, item)),
+        "Or" => expr.children.iter().any(|c| restriction_matches(c, item)),
+        "Not" => expr
+            .first_child()
+            .is_some_and(|c| !restriction_matches(c, item)),
+        _ => false,
+    }
 }
 
 /// Resolves an id: a stored item, or an occurrence of a stored master.

@@ -22,6 +22,9 @@ pub struct FieldMeta {
     pub defaulted_on_create: bool,
     pub reference_to: Vec<String>,
     pub relationship_name: Option<String>,
+    /// No two records may hold the same value (case-insensitive unless `caseSensitive`).
+    pub unique: bool,
+    pub case_sensitive: bool,
 }
 
 impl FieldMeta {
@@ -83,6 +86,8 @@ impl ObjectSchema {
                     })
                     .unwrap_or_default(),
                 relationship_name: s("relationshipName"),
+                unique: b("unique"),
+                case_sensitive: b("caseSensitive"),
             });
         }
         let by_lower = fields
@@ -213,6 +218,27 @@ fn synth(name: &str, prefix: &str, label_plural: &str, own: &[Spec]) -> Value {
     })
 }
 
+/// The custom field an admin creates when setting tether up (see the setup guide): a text
+/// External ID, unique, 64 characters, on Contact and Event. tether stores each create's
+/// journal marker in it, so a create whose answer was lost can be found again. It is not in
+/// the recorded describe files (they come from an org without tether); the emulated org
+/// behaves as one where the setup step was done.
+pub const SYNC_KEY_FIELD: &str = "Tether_Sync_Key__c";
+
+fn add_sync_key_field(describe: &mut Value) {
+    let field = json!({
+        "name": SYNC_KEY_FIELD, "label": "Tether Sync Key", "type": "string", "length": 64,
+        "byteLength": 192, "createable": true, "updateable": true, "nillable": true,
+        "defaultedOnCreate": false, "custom": true, "externalId": true, "unique": true,
+        "caseSensitive": false, "idLookup": true, "filterable": true, "sortable": true,
+        "soapType": "xsd:string", "referenceTo": [], "relationshipName": null,
+        "picklistValues": [], "calculated": false, "autoNumber": false,
+    });
+    if let Some(fields) = describe.get_mut("fields").and_then(Value::as_array_mut) {
+        fields.push(field);
+    }
+}
+
 #[derive(Debug)]
 pub struct Catalog {
     pub objects: BTreeMap<String, Arc<ObjectSchema>>,
@@ -226,6 +252,14 @@ impl Catalog {
             // the schema tests catch, so a bad file is skipped rather than panicking here.
             .filter_map(|s| serde_json::from_str(s).ok())
             .collect();
+        for d in describes.iter_mut() {
+            if matches!(
+                d.get("name").and_then(Value::as_str),
+                Some("Contact" | "Event")
+            ) {
+                add_sync_key_field(d);
+            }
+        }
         describes.push(synth(
             "Account",
             "001",

@@ -292,6 +292,13 @@ impl Store {
         if let Some(err) = self.fault_for(&schema.name, &fields) {
             return Err(err);
         }
+        let own_id = existing
+            .as_ref()
+            .and_then(|r| r.fields.get("Id"))
+            .and_then(Value::as_str);
+        if let Some(err) = self.duplicate_of_unique(&schema, &fields, own_id) {
+            return Err(err);
+        }
         // Compound name fields.
         if schema.field("Name").is_some_and(|m| !m.createable) {
             let first = fields
@@ -342,6 +349,50 @@ impl Store {
             self.sync_who_relation(&id, &old_who, &new_who, user_id, now);
         }
         Ok(id)
+    }
+
+    /// A unique field (e.g. an External ID marked unique) already holding this value on
+    /// another live record: DUPLICATE_VALUE, as the platform answers.
+    fn duplicate_of_unique(
+        &self,
+        schema: &ObjectSchema,
+        fields: &Map<String, Value>,
+        own_id: Option<&str>,
+    ) -> Option<RecError> {
+        for meta in schema.fields.iter().filter(|m| m.unique) {
+            let Some(value) = fields.get(&meta.name).and_then(Value::as_str) else {
+                continue;
+            };
+            let same = |other: &str| {
+                if meta.case_sensitive {
+                    other == value
+                } else {
+                    other.eq_ignore_ascii_case(value)
+                }
+            };
+            let clash = self.table(&schema.name).and_then(|t| {
+                t.values().find(|r| {
+                    r.deleted.is_none()
+                        && r.fields.get("Id").and_then(Value::as_str) != own_id
+                        && r.fields
+                            .get(&meta.name)
+                            .and_then(Value::as_str)
+                            .is_some_and(same)
+                })
+            });
+            if let Some(r) = clash {
+                let id = r.fields.get("Id").and_then(Value::as_str).unwrap_or("");
+                return Some(RecError::new(
+                    "DUPLICATE_VALUE",
+                    format!(
+                        "duplicate value found: {} duplicates value on record with id: {id}",
+                        meta.name
+                    ),
+                    &[meta.name.as_str()],
+                ));
+            }
+        }
+        None
     }
 
     /// Checks and normalises one value against its field's describe.

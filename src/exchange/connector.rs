@@ -1,0 +1,893 @@
+//! The engine's mail side over EWS: [`EwsConnector`] implements
+//! [`MailConnector`](crate::engine::connector::MailConnector) with an [`EwsClient`].
+//!
+//! - Change feed: one SyncFolderItems per call (ids only, ≤ 512 changes), then GetItem in
+//!   batches for the created and updated items, since SyncFolderItems cannot return bodies. A
+//!   page without creates or updates costs that one call. The cursor carries the folder id
+//!   with the SyncState (`<folder id> <SyncState>`), so reading Salesforce_Sync never needs a
+//!   FindFolder once the folder is known.
+//! - Writes: CreateItem / UpdateItem / DeleteItem in batches (the client's batch size, at
+//!   most 50). Every created item carries `tether.SalesforceId`. Updates overlay the mapped
+//!   properties on the item as it is now (so unmapped properties such as categories or a
+//!   middle name survive) and send the ChangeKey tether last read: an edit made since comes
+//!   back as a conflict, reported per record as retryable, and the next cycle reads the edit
+//!   and decides again.
+//! - Per-rep errors (ErrorImpersonateUserDenied, ErrorNonExistentMailbox) become `RepError`.
+
+use super::client::{EwsClient, FolderRef};
+use super::error::{EwsError, ItemError};
+use super::model::{
+    self, ADDRESS_KEYS, ADDRESS_PARTS, Attendee, CalendarEvent, Contact as EwsContact, EMAIL_KEYS,
+    FreeBusy, ItemId, MailboxAddress, PROP_SALESFORCE_ID, Sensitivity,
+};
+use super::rrule;
+use crate::engine::connector::{
+    CallError, Folder, FolderPage, MailChange, MailConnector, MailCreate, MailItem, MailRef,
+    Mailbox, Outcome, RecordError, RepError,
+};
+use crate::model::{
+    Contact, EffectiveMapping, Event, EventTime, ObjectKind, Record, Recurrence, ShowAs,
+};
+use chrono::{NaiveDate, TimeZone, Utc};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+const SYNC_FOLDER: &str = "Salesforce_Sync";
+/// SyncFolderItems' largest page.
+const PAGE: u16 = 512;
+
+/// The mail side of the engine over EWS.
+pub struct EwsConnector {
+    client: EwsClient,
+    contact_mapping: EffectiveMapping,
+    /// Windows zone new all-day events and series are created in.
+    time_zone: String,
+    /// Salesforce_Sync folder id per mailbox (found or created this run).
+    folders: Mutex<HashMap<String, String>>,
+    /// ChangeKey per item id as last read or written: what an update is based on.
+    change_keys: Mutex<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for EwsConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EwsConnector")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn call_error(e: &EwsError, ambiguous: bool) -> CallError {
+    let code = e.code().unwrap_or(match e {
+        EwsError::Transport(_) => "TRANSPORT",
+        EwsError::Unauthorized(_) => "UNAUTHORIZED",
+        EwsError::Http { .. } => "HTTP",
+        EwsError::Xml(_) => "INVALID_RESPONSE",
+        EwsError::Autodiscover(_) => "AUTODISCOVER",
+        EwsError::Token(_) => "TOKEN",
+        _ => "EWS",
+    });
+    let retryable = matches!(
+        e,
+        EwsError::Transport(_) | EwsError::Http { .. } | EwsError::Fault { .. }
+    );
+    CallError {
+        code: code.to_string(),
+        message: e.to_string(),
+        retryable,
+        // A transport failure after the request left may have created the items.
+        ambiguous: ambiguous && matches!(e, EwsError::Transport(_) | EwsError::Http { .. }),
+    }
+}
+
+fn rep_error(e: EwsError) -> RepError {
+    match e.code() {
+        Some("ErrorImpersonateUserDenied" | "ErrorImpersonationDenied") => {
+            RepError::ImpersonationDenied(e.to_string())
+        }
+        Some("ErrorNonExistentMailbox") => RepError::NoMailbox(e.to_string()),
+        Some("ErrorFolderNotFound") => RepError::FolderMissing,
+        _ => RepError::Call(call_error(&e, false)),
+    }
+}
+
+fn record_error(e: &ItemError) -> RecordError {
+    RecordError {
+        code: e.code.clone(),
+        message: e.message.clone(),
+        // A stale ChangeKey: the next cycle reads the edit and decides again.
+        retryable: e.is_conflict() || e.code == "ErrorServerBusy",
+    }
+}
+
+fn some(v: &str) -> Option<String> {
+    let t = v.trim();
+    (!t.is_empty()).then(|| v.to_string())
+}
+
+// ---------------------------------------------------------------------------------------
+// Contacts: canonical values are keyed by Salesforce field, mapped to Exchange properties.
+
+fn contact_property(c: &EwsContact, property: &str) -> Option<String> {
+    let text = |v: &Option<String>| v.clone();
+    match property {
+        "GivenName" => text(&c.given_name),
+        "MiddleName" => text(&c.middle_name),
+        "Surname" => text(&c.surname),
+        "Nickname" => text(&c.nickname),
+        "DisplayName" => text(&c.display_name),
+        "CompanyName" => text(&c.company_name),
+        "JobTitle" => text(&c.job_title),
+        "Department" => text(&c.department),
+        "AssistantName" => text(&c.assistant_name),
+        "Body" => text(&c.notes),
+        "Birthday" => c.birthday.map(|d| d.format("%Y-%m-%d").to_string()),
+        p => {
+            if let Some(i) = EMAIL_KEYS.iter().position(|k| *k == p) {
+                return c.emails[i].clone();
+            }
+            if let Some((key, part)) = address_property(p) {
+                return c
+                    .addresses
+                    .get(key)
+                    .and_then(|a| a.part(part))
+                    .map(str::to_string);
+            }
+            c.phones.get(p).cloned()
+        }
+    }
+}
+
+/// `BusinessCity` → (`Business`, `City`).
+fn address_property(p: &str) -> Option<(&'static str, &'static str)> {
+    ADDRESS_KEYS.iter().find_map(|k| {
+        let rest = p.strip_prefix(k)?;
+        ADDRESS_PARTS
+            .iter()
+            .find(|part| **part == rest)
+            .map(|part| (*k, *part))
+    })
+}
+
+fn set_contact_property(c: &mut EwsContact, property: &str, value: Option<String>) {
+    match property {
+        "GivenName" => c.given_name = value,
+        "MiddleName" => c.middle_name = value,
+        "Surname" => c.surname = value,
+        "Nickname" => c.nickname = value,
+        "DisplayName" => c.display_name = value,
+        "CompanyName" => c.company_name = value,
+        "JobTitle" => c.job_title = value,
+        "Department" => c.department = value,
+        "AssistantName" => c.assistant_name = value,
+        "Body" => c.notes = value,
+        "Birthday" => {
+            c.birthday = value.and_then(|v| NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").ok())
+        }
+        p => {
+            if let Some(i) = EMAIL_KEYS.iter().position(|k| *k == p) {
+                c.emails[i] = value;
+            } else if let Some((key, part)) = address_property(p) {
+                let a = c.addresses.entry(key.to_string()).or_default();
+                a.set_part(part, value);
+                if a.is_empty() {
+                    c.addresses.remove(key);
+                }
+            } else if model::PHONE_KEYS.contains(&p) {
+                match value {
+                    Some(v) => {
+                        c.phones.insert(p.to_string(), v);
+                    }
+                    None => {
+                        c.phones.remove(p);
+                    }
+                }
+            }
+            // Other properties (e.g. OfficeLocation) are not in the client's contact model.
+        }
+    }
+}
+
+fn contact_to_record(c: &EwsContact, mapping: &EffectiveMapping) -> Record {
+    let mut out = Contact::default();
+    for f in &mapping.fields {
+        if let Some(v) = contact_property(c, &f.exchange).filter(|v| !v.trim().is_empty()) {
+            out.set(&f.salesforce, v);
+        }
+    }
+    Record::Contact(out)
+}
+
+/// Overlays the record's mapped values on `base` (a new contact, or the item as it is now).
+fn record_to_contact(base: EwsContact, c: &Contact, mapping: &EffectiveMapping) -> EwsContact {
+    let mut out = base;
+    for f in &mapping.fields {
+        set_contact_property(&mut out, &f.exchange, some(c.get(&f.salesforce)));
+    }
+    // What Outlook shows in lists; derived, as Outlook derives it.
+    let first = out.given_name.clone().unwrap_or_default();
+    let last = out.surname.clone().unwrap_or_default();
+    let display = format!("{first} {last}").trim().to_string();
+    if !display.is_empty() {
+        out.display_name = Some(display);
+        out.file_as = Some(match (first.is_empty(), last.is_empty()) {
+            (false, false) => format!("{last}, {first}"),
+            (true, _) => last,
+            (_, true) => first,
+        });
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Events
+
+/// Salesforce's ShowAs has no Tentative: tentative reads as busy (what Salesforce would
+/// store), so a tentative meeting does not look changed after every round trip; an update
+/// that says busy leaves a tentative meeting tentative (see `record_to_event`).
+fn show_as(f: Option<FreeBusy>) -> ShowAs {
+    match f {
+        Some(FreeBusy::Free) => ShowAs::Free,
+        Some(FreeBusy::OOF) => ShowAs::OutOfOffice,
+        _ => ShowAs::Busy,
+    }
+}
+
+fn free_busy(s: ShowAs) -> FreeBusy {
+    match s {
+        ShowAs::Free => FreeBusy::Free,
+        ShowAs::Tentative => FreeBusy::Tentative,
+        ShowAs::Busy => FreeBusy::Busy,
+        ShowAs::OutOfOffice => FreeBusy::OOF,
+    }
+}
+
+fn event_to_record(e: &CalendarEvent, mailbox: &str) -> Record {
+    let time = match e.all_day_dates() {
+        Some((start, end)) => EventTime::AllDay {
+            start,
+            end: end.max(start.succ_opt().unwrap_or(start)),
+        },
+        None => EventTime::Timed {
+            start: e.start,
+            end: e.end,
+        },
+    };
+    let mut out = Event::new(e.subject.clone().unwrap_or_default(), time);
+    out.location = e.location.clone().unwrap_or_default();
+    out.body = e.body.clone().unwrap_or_default();
+    out.show_as = show_as(e.free_busy);
+    out.private = matches!(
+        e.sensitivity,
+        Some(Sensitivity::Private | Sensitivity::Confidential)
+    );
+    let mut attendees: Vec<String> = e
+        .required_attendees
+        .iter()
+        .chain(&e.optional_attendees)
+        .map(|a| a.mailbox.email.trim().to_string())
+        .filter(|a| !a.is_empty() && !a.eq_ignore_ascii_case(mailbox))
+        .collect();
+    attendees.sort_by_key(|a| a.to_lowercase());
+    attendees.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    out.attendees = attendees;
+    out.organizer = e.organizer.as_ref().map(|o| o.email.clone());
+    if let Some(r) = &e.recurrence {
+        out.recurrence = Recurrence::Series {
+            rule: rrule::to_rrule(r),
+        };
+    }
+    Record::Event(out)
+}
+
+/// Overlays the canonical event on `base` (a new item, or the item as it is now).
+fn record_to_event(base: Option<CalendarEvent>, e: &Event, zone: &str) -> CalendarEvent {
+    let updating = base.is_some();
+    let zone = base
+        .as_ref()
+        .and_then(|b| b.start_time_zone.clone())
+        .unwrap_or_else(|| zone.to_string());
+    let tz = super::tz::windows_tz(&zone).unwrap_or(chrono_tz::UTC);
+    let (start, end, all_day) = match e.time {
+        EventTime::Timed { start, end } => (start, end, false),
+        EventTime::AllDay { start, end } => {
+            let midnight = |d: NaiveDate| {
+                tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
+                    .earliest()
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or_else(|| crate::model::normalize::local_midnight(d, tz))
+            };
+            (midnight(start), midnight(end), true)
+        }
+    };
+    let mut out = base.unwrap_or_else(|| CalendarEvent::new(start, end));
+    out.start = start;
+    out.end = end;
+    out.is_all_day = all_day;
+    out.start_time_zone = Some(zone.clone());
+    out.end_time_zone = Some(zone);
+    out.subject = some(&e.subject);
+    out.body = some(&e.body);
+    out.location = some(&e.location);
+    out.free_busy = match (e.show_as, out.free_busy) {
+        (ShowAs::Busy, Some(FreeBusy::Tentative)) => Some(FreeBusy::Tentative),
+        (s, _) => Some(free_busy(s)),
+    };
+    // Private and Confidential both read as private; an update keeps whichever the item had.
+    out.sensitivity = Some(match (e.private, out.sensitivity) {
+        (true, Some(Sensitivity::Confidential)) => Sensitivity::Confidential,
+        (true, _) => Sensitivity::Private,
+        (false, Some(Sensitivity::Personal)) => Sensitivity::Personal,
+        (false, _) => Sensitivity::Normal,
+    });
+    // Attendees are written only on create (SendToNone: nobody is invited). An update never
+    // changes a meeting's attendee list: Salesforce keeps attendees as EventRelations, not on
+    // the event, so what it reads back is no reason to drop anyone from the Exchange meeting.
+    if !updating {
+        out.required_attendees = e
+            .attendees
+            .iter()
+            .map(|a| Attendee {
+                mailbox: MailboxAddress {
+                    name: None,
+                    email: a.clone(),
+                },
+                response: None,
+            })
+            .collect();
+        out.optional_attendees.clear();
+    }
+    out.recurrence = match &e.recurrence {
+        Recurrence::Series { rule } => {
+            rrule::from_rrule(rule, start.with_timezone(&tz).date_naive())
+        }
+        _ => None,
+    };
+    out
+}
+
+impl EwsConnector {
+    /// A connector with the admin guide's default contact mapping; new all-day events and
+    /// series are created in the client's `time_zone` unless [`with_time_zone`] says otherwise.
+    ///
+    /// [`with_time_zone`]: EwsConnector::with_time_zone
+    pub fn new(client: EwsClient) -> Self {
+        EwsConnector {
+            client,
+            contact_mapping: EffectiveMapping::defaults(ObjectKind::Contact),
+            time_zone: "UTC".into(),
+            folders: Mutex::default(),
+            change_keys: Mutex::default(),
+        }
+    }
+
+    /// The contact mapping in force (defaults plus the configuration's `field_mappings`).
+    /// With several configurations, pass the union: the engine compares only what each
+    /// rep's own mapping names.
+    pub fn with_contact_mapping(mut self, mapping: EffectiveMapping) -> Self {
+        self.contact_mapping = mapping;
+        self
+    }
+
+    /// Windows zone id (e.g. `W. Europe Standard Time`) new all-day events are created in.
+    pub fn with_time_zone(mut self, windows_zone: impl Into<String>) -> Self {
+        self.time_zone = windows_zone.into();
+        self
+    }
+
+    pub fn client(&self) -> &EwsClient {
+        &self.client
+    }
+
+    fn remember(&self, id: &ItemId) {
+        if let Some(ck) = &id.change_key {
+            lock(&self.change_keys).insert(id.id.clone(), ck.clone());
+        }
+    }
+
+    /// The folder to act on; Salesforce_Sync is looked up (not created) when not yet known.
+    async fn folder_ref(&self, mailbox: &Mailbox, folder: Folder) -> Result<FolderRef, RepError> {
+        match folder {
+            Folder::Calendar => Ok(FolderRef::calendar()),
+            Folder::Contacts => Ok(FolderRef::contacts()),
+            Folder::SalesforceSyncContacts => {
+                if let Some(id) = lock(&self.folders).get(&mailbox.address) {
+                    return Ok(FolderRef::Id(id.clone()));
+                }
+                let found = self
+                    .client
+                    .find_folder(&mailbox.address, &FolderRef::contacts(), SYNC_FOLDER)
+                    .await
+                    .map_err(rep_error)?
+                    .ok_or(RepError::FolderMissing)?;
+                lock(&self.folders).insert(mailbox.address.clone(), found.id.id.clone());
+                Ok(FolderRef::Id(found.id.id))
+            }
+        }
+    }
+
+    fn item(&self, item: model::Item, mailbox: &str) -> Option<MailItem> {
+        let (id, record, salesforce_id, related) = match item {
+            model::Item::Contact(c) => (
+                c.item_id.clone()?,
+                contact_to_record(&c, &self.contact_mapping),
+                c.salesforce_id().map(str::to_string),
+                false,
+            ),
+            model::Item::Event(e) => (
+                e.item_id.clone()?,
+                event_to_record(&e, mailbox),
+                e.salesforce_id().map(str::to_string),
+                e.is_outlook_related(),
+            ),
+            model::Item::Other(_) => return None,
+        };
+        self.remember(&id);
+        Some(MailItem {
+            item_id: id.id,
+            change_key: id.change_key.unwrap_or_default(),
+            record,
+            salesforce_id,
+            related_in_outlook: related,
+        })
+    }
+
+    /// GetItem for `ids` of one folder's kind: (id, the item or why not).
+    async fn fetch(
+        &self,
+        mailbox: &str,
+        folder: Folder,
+        ids: &[ItemId],
+    ) -> Result<Vec<Result<model::Item, ItemError>>, EwsError> {
+        Ok(match folder {
+            Folder::SalesforceSyncContacts | Folder::Contacts => self
+                .client
+                .get_contacts(mailbox, ids)
+                .await?
+                .into_iter()
+                .map(|r| r.map(|c| model::Item::Contact(Box::new(c))))
+                .collect(),
+            Folder::Calendar => self
+                .client
+                .get_events(mailbox, ids)
+                .await?
+                .into_iter()
+                .map(|r| r.map(|e| model::Item::Event(Box::new(e))))
+                .collect(),
+        })
+    }
+}
+
+fn split_cursor(cursor: &str) -> Option<(&str, &str)> {
+    cursor.split_once(' ')
+}
+
+impl MailConnector for EwsConnector {
+    async fn sync_folder(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        cursor: Option<&str>,
+    ) -> Result<FolderPage, RepError> {
+        let (folder_ref, state) = match cursor.and_then(split_cursor) {
+            Some((id, state)) if folder == Folder::SalesforceSyncContacts => {
+                (FolderRef::Id(id.to_string()), Some(state.to_string()))
+            }
+            Some((_, state)) => (
+                self.folder_ref(mailbox, folder).await?,
+                Some(state.to_string()),
+            ),
+            None => (self.folder_ref(mailbox, folder).await?, None),
+        };
+        let page = match self
+            .client
+            .sync_page(&mailbox.address, &folder_ref, state.as_deref(), PAGE)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                if e.code() == Some("ErrorFolderNotFound") {
+                    lock(&self.folders).remove(&mailbox.address);
+                }
+                return Err(rep_error(e));
+            }
+        };
+        let folder_id = match &folder_ref {
+            FolderRef::Id(id) => id.clone(),
+            FolderRef::Distinguished(d) => d.clone(),
+        };
+        // Later changes to an item supersede earlier ones within the page.
+        let mut order: Vec<String> = Vec::new();
+        let mut last: HashMap<String, Option<ItemId>> = HashMap::new();
+        for c in page.changes {
+            use super::client::{ChangeKind, ItemKind};
+            let entry = match c.kind {
+                ChangeKind::Create | ChangeKind::Update => {
+                    let wanted = match folder {
+                        Folder::SalesforceSyncContacts | Folder::Contacts => {
+                            c.item_kind != ItemKind::CalendarItem
+                        }
+                        Folder::Calendar => c.item_kind != ItemKind::Contact,
+                    };
+                    if !wanted {
+                        continue;
+                    }
+                    Some(c.item_id.clone())
+                }
+                ChangeKind::Delete => None,
+                ChangeKind::ReadFlagChange => continue,
+            };
+            if !last.contains_key(&c.item_id.id) {
+                order.push(c.item_id.id.clone());
+            }
+            last.insert(c.item_id.id.clone(), entry);
+        }
+        let fetch: Vec<ItemId> = order
+            .iter()
+            .filter_map(|id| last.get(id).cloned().flatten())
+            .collect();
+        let mut fetched: HashMap<String, MailItem> = HashMap::new();
+        if !fetch.is_empty() {
+            let results = self
+                .fetch(&mailbox.address, folder, &fetch)
+                .await
+                .map_err(rep_error)?;
+            for (id, r) in fetch.iter().zip(results) {
+                match r {
+                    Ok(item) => {
+                        // Distribution lists and other item classes are not synced.
+                        if let Some(i) = self.item(item, &mailbox.address) {
+                            fetched.insert(id.id.clone(), i);
+                        }
+                    }
+                    // Deleted between the two calls: the next page reports the delete.
+                    Err(e) if e.code == "ErrorItemNotFound" => {}
+                    Err(e) => {
+                        return Err(RepError::Call(CallError {
+                            code: e.code.clone(),
+                            message: e.message.clone(),
+                            retryable: true,
+                            ambiguous: false,
+                        }));
+                    }
+                }
+            }
+        }
+        let mut changes = Vec::new();
+        for id in order {
+            match last.remove(&id).flatten() {
+                Some(_) => {
+                    if let Some(item) = fetched.remove(&id) {
+                        changes.push(MailChange::Upsert(item));
+                    }
+                }
+                None => {
+                    lock(&self.change_keys).remove(&id);
+                    changes.push(MailChange::Delete { item_id: id });
+                }
+            }
+        }
+        Ok(FolderPage {
+            changes,
+            cursor: format!("{folder_id} {}", page.sync_state),
+            more: !page.includes_last,
+        })
+    }
+
+    async fn ensure_folder(&self, mailbox: &Mailbox, folder: Folder) -> Result<(), RepError> {
+        if folder == Folder::Calendar {
+            return Ok(());
+        }
+        let f = self
+            .client
+            .ensure_sync_folder(&mailbox.address)
+            .await
+            .map_err(rep_error)?;
+        lock(&self.folders).insert(mailbox.address.clone(), f.id.id);
+        Ok(())
+    }
+
+    async fn create(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        items: &[MailCreate],
+    ) -> Result<Vec<Outcome<MailRef>>, CallError> {
+        let results = match folder {
+            Folder::SalesforceSyncContacts | Folder::Contacts => {
+                let folder_ref = self
+                    .folder_ref(mailbox, folder)
+                    .await
+                    .map_err(|e| CallError {
+                        code: e.code().to_string(),
+                        message: e.message(),
+                        retryable: true,
+                        ambiguous: false,
+                    })?;
+                let contacts: Vec<EwsContact> = items
+                    .iter()
+                    .map(|c| {
+                        let mut x = match &c.record {
+                            Record::Contact(r) => {
+                                record_to_contact(EwsContact::default(), r, &self.contact_mapping)
+                            }
+                            Record::Event(_) => EwsContact::default(),
+                        };
+                        x.set_salesforce_id(c.salesforce_id.clone());
+                        x
+                    })
+                    .collect();
+                self.client
+                    .create_contacts(&mailbox.address, &folder_ref, &contacts)
+                    .await
+            }
+            Folder::Calendar => {
+                let events: Vec<CalendarEvent> = items
+                    .iter()
+                    .filter_map(|c| {
+                        let Record::Event(e) = &c.record else {
+                            return None;
+                        };
+                        let mut x = record_to_event(None, e, &self.time_zone);
+                        x.set_salesforce_id(c.salesforce_id.clone());
+                        Some(x)
+                    })
+                    .collect();
+                if events.len() != items.len() {
+                    return Err(CallError {
+                        code: "INVALID_RECORD".into(),
+                        message: "a contact cannot be created in the calendar".into(),
+                        retryable: false,
+                        ambiguous: false,
+                    });
+                }
+                self.client.create_events(&mailbox.address, &events).await
+            }
+        }
+        .map_err(|e| call_error(&e, true))?;
+        Ok(results
+            .into_iter()
+            .map(|r| match r {
+                Ok(id) => {
+                    self.remember(&id);
+                    Outcome::Ok(MailRef {
+                        item_id: id.id,
+                        change_key: id.change_key.unwrap_or_default(),
+                    })
+                }
+                Err(e) => Outcome::Failed(record_error(&e)),
+            })
+            .collect())
+    }
+
+    async fn update(
+        &self,
+        mailbox: &Mailbox,
+        items: &[(String, Record)],
+    ) -> Result<Vec<Outcome<MailRef>>, CallError> {
+        let mut out: Vec<Option<Outcome<MailRef>>> = vec![None; items.len()];
+        for object in ObjectKind::ALL {
+            let idx: Vec<usize> = (0..items.len())
+                .filter(|&i| items[i].1.kind() == object)
+                .collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let folder = Folder::for_object(object);
+            let ids: Vec<ItemId> = idx
+                .iter()
+                .map(|&i| ItemId::new(items[i].0.clone(), None))
+                .collect();
+            // The item as it is now, so unmapped properties survive the update.
+            let current = self
+                .fetch(&mailbox.address, folder, &ids)
+                .await
+                .map_err(|e| call_error(&e, false))?;
+            let mut send_idx = Vec::new();
+            let mut contacts = Vec::new();
+            let mut events = Vec::new();
+            for (&i, cur) in idx.iter().zip(current) {
+                let item = match cur {
+                    Ok(item) => item,
+                    Err(e) => {
+                        out[i] = Some(Outcome::Failed(record_error(&e)));
+                        continue;
+                    }
+                };
+                let Some(now_id) = item.item_id().cloned() else {
+                    continue;
+                };
+                // The version tether last saw; an edit since then must not be overwritten.
+                let seen = lock(&self.change_keys).get(&now_id.id).cloned();
+                let id = ItemId::new(now_id.id.clone(), seen.or(now_id.change_key.clone()));
+                match (item, &items[i].1) {
+                    (model::Item::Contact(c), Record::Contact(r)) => {
+                        let mut c = record_to_contact(*c, r, &self.contact_mapping);
+                        c.extended.clear();
+                        contacts.push((id, c));
+                    }
+                    (model::Item::Event(e), Record::Event(r)) => {
+                        let mut e = record_to_event(Some(*e), r, &self.time_zone);
+                        e.extended.clear();
+                        events.push((id, e));
+                    }
+                    _ => {
+                        out[i] = Some(Outcome::Failed(RecordError {
+                            code: "ErrorItemNotFound".into(),
+                            message: "the item is of another kind".into(),
+                            retryable: false,
+                        }));
+                        continue;
+                    }
+                }
+                send_idx.push(i);
+            }
+            let results = match object {
+                ObjectKind::Contact => {
+                    self.client
+                        .update_contacts(&mailbox.address, &contacts)
+                        .await
+                }
+                ObjectKind::Event => self.client.update_events(&mailbox.address, &events).await,
+            }
+            .map_err(|e| call_error(&e, false))?;
+            for (i, r) in send_idx.into_iter().zip(results) {
+                out[i] = Some(match r {
+                    Ok(id) => {
+                        self.remember(&id);
+                        Outcome::Ok(MailRef {
+                            item_id: id.id,
+                            change_key: id.change_key.unwrap_or_default(),
+                        })
+                    }
+                    Err(e) => Outcome::Failed(record_error(&e)),
+                });
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Outcome::Failed(RecordError {
+                        code: "ErrorInvalidResponse".into(),
+                        message: "no answer for the item".into(),
+                        retryable: true,
+                    })
+                })
+            })
+            .collect())
+    }
+
+    async fn delete(
+        &self,
+        mailbox: &Mailbox,
+        item_ids: &[String],
+    ) -> Result<Vec<Outcome<()>>, CallError> {
+        let ids: Vec<ItemId> = item_ids
+            .iter()
+            .map(|i| ItemId::new(i.clone(), None))
+            .collect();
+        let results = self
+            .client
+            .delete_items(&mailbox.address, &ids)
+            .await
+            .map_err(|e| call_error(&e, false))?;
+        Ok(results
+            .into_iter()
+            .map(|r| match r {
+                Ok(()) => Outcome::Ok(()),
+                Err(e) => Outcome::Failed(record_error(&e)),
+            })
+            .collect())
+    }
+
+    async fn find_by_salesforce_ids(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        salesforce_ids: &[String],
+    ) -> Result<Vec<MailItem>, CallError> {
+        let as_call = |e: RepError| CallError {
+            code: e.code().to_string(),
+            message: e.message(),
+            retryable: true,
+            ambiguous: false,
+        };
+        let folder_ref = match self.folder_ref(mailbox, folder).await {
+            Ok(f) => f,
+            // No folder, so nothing tether created in it.
+            Err(RepError::FolderMissing) => return Ok(Vec::new()),
+            Err(e) => return Err(as_call(e)),
+        };
+        let ids = self
+            .client
+            .find_by_extended(
+                &mailbox.address,
+                &folder_ref,
+                PROP_SALESFORCE_ID,
+                salesforce_ids,
+            )
+            .await
+            .map_err(|e| call_error(&e, false))?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items = self
+            .fetch(&mailbox.address, folder, &ids)
+            .await
+            .map_err(|e| call_error(&e, false))?;
+        Ok(items
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter_map(|i| self.item(i, &mailbox.address))
+            .filter(|i| {
+                i.salesforce_id
+                    .as_ref()
+                    .is_some_and(|s| salesforce_ids.contains(s))
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_round_trip_through_the_default_mapping() {
+        let m = EffectiveMapping::defaults(ObjectKind::Contact);
+        let c = Contact::default()
+            .with("FirstName", "Ana")
+            .with("LastName", "Diaz")
+            .with("Email", "ana@x.com")
+            .with("Phone", "+49 30 1234")
+            .with("MailingCity", "Berlin")
+            .with("Birthdate", "1980-02-29")
+            .with("Description", "line1\nline2")
+            .with(crate::model::catalog::ACCOUNT_NAME, "Acme");
+        let ews = record_to_contact(EwsContact::default(), &c, &m);
+        assert_eq!(ews.file_as.as_deref(), Some("Diaz, Ana"));
+        assert_eq!(
+            ews.phones.get("BusinessPhone").map(String::as_str),
+            Some("+49 30 1234")
+        );
+        assert_eq!(
+            ews.addresses
+                .get("Business")
+                .and_then(|a| a.city.as_deref()),
+            Some("Berlin")
+        );
+        assert_eq!(contact_to_record(&ews, &m), Record::Contact(c));
+    }
+
+    #[test]
+    fn events_round_trip_all_day_private_and_series() {
+        let mut e = Event::new(
+            "Offsite",
+            EventTime::AllDay {
+                start: NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
+                end: NaiveDate::from_ymd_opt(2026, 6, 3).unwrap(),
+            },
+        );
+        e.private = true;
+        e.show_as = ShowAs::OutOfOffice;
+        e.recurrence = Recurrence::Series {
+            rule: "FREQ=WEEKLY;INTERVAL=1;BYDAY=MO".into(),
+        };
+        let ews = record_to_event(None, &e, "W. Europe Standard Time");
+        assert!(ews.is_all_day);
+        assert_eq!(ews.sensitivity, Some(Sensitivity::Private));
+        assert_eq!(event_to_record(&ews, "rep@x.com"), Record::Event(e.clone()));
+
+        // A tentative meeting reads as busy and stays tentative through an update.
+        let mut tentative = ews.clone();
+        tentative.free_busy = Some(FreeBusy::Tentative);
+        let read = event_to_record(&tentative, "rep@x.com");
+        assert_eq!(read.as_event().unwrap().show_as, ShowAs::Busy);
+        let updated = record_to_event(Some(tentative), read.as_event().unwrap(), "UTC");
+        assert_eq!(updated.free_busy, Some(FreeBusy::Tentative));
+    }
+}

@@ -1,0 +1,736 @@
+//! The engine's CRM side over the REST API: [`SalesforceConnector`] implements
+//! [`CrmConnector`](crate::engine::connector::CrmConnector) with a [`SalesforceClient`].
+//!
+//! - Reads: one org-wide `queryAll` per object on `SystemModstamp >= watermark` (queryAll so
+//!   that deletions still in the recycle bin come back in the same call as `IsDeleted =
+//!   true`: one call where query + getDeleted would be two); `read_owned` chunks `OwnerId IN
+//!   (…)`; every query is streamed page by page (≤ 2,000 rows).
+//! - Writes: sObject Collections, ≤ 200 records a call, allOrNone=false, outcomes in order.
+//! - Crash-safe creates: each create carries the engine's journal marker in the text External
+//!   ID field `Tether_Sync_Key__c` (unique, 64 characters) that the admin adds to Contact and
+//!   Event when setting tether up; `find_created` looks creates up by it.
+//! - The company (`Account.Name`) is the contact's Account: existing Accounts are matched by
+//!   exact name, missing ones are created, so the value reads back as written.
+//! - Event attendees are not Event fields in Salesforce (they are EventRelations); they read
+//!   back empty, and auto-relate (`relate`) writes the relations.
+
+use super::soql::{Lit, Op, SoqlBuilder};
+use super::{RecordOutcome, SalesforceClient, SfError, WriteReport};
+use crate::engine::connector::{
+    CallError, CrmChanges, CrmConnector, CrmCreate, CrmRecord, CrmRef, CrmUser, Outcome, Person,
+    RecordError,
+};
+use crate::exchange::rrule;
+use crate::model::catalog::{ACCOUNT_NAME, ATTENDEES};
+use crate::model::{
+    Contact, EffectiveMapping, Event, EventTime, ObjectKind, Record, Recurrence, ShowAs,
+};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The External ID field holding the create-journal marker (admin setup step).
+pub const SYNC_KEY_FIELD: &str = "Tether_Sync_Key__c";
+
+/// Event fields the canonical event is built from (besides custom mappings).
+const EVENT_FIELDS: &[&str] = &[
+    "Subject",
+    "StartDateTime",
+    "EndDateTime",
+    "IsAllDayEvent",
+    "ActivityDate",
+    "DurationInMinutes",
+    "Location",
+    "Description",
+    "ShowAs",
+    "IsPrivate",
+    "IsRecurrence",
+    "IsRecurrence2",
+    "Recurrence2PatternText",
+];
+
+/// The CRM side of the engine over the Salesforce REST API.
+#[derive(Debug, Clone)]
+pub struct SalesforceConnector {
+    client: SalesforceClient,
+    contact_mapping: EffectiveMapping,
+    event_mapping: EffectiveMapping,
+}
+
+fn object_name(object: ObjectKind) -> &'static str {
+    match object {
+        ObjectKind::Contact => "Contact",
+        ObjectKind::Event => "Event",
+    }
+}
+
+fn call_error(e: SfError) -> CallError {
+    let retryable = matches!(
+        e,
+        SfError::Transport { .. } | SfError::LimitExceeded { .. } | SfError::Ambiguous { .. }
+    ) || matches!(&e, SfError::Api { status, .. } if *status >= 500);
+    let code = match &e {
+        SfError::Api { errors, .. } => errors
+            .first()
+            .map(|x| x.error_code.clone())
+            .unwrap_or_else(|| "API_ERROR".into()),
+        SfError::LimitExceeded { .. } => "REQUEST_LIMIT_EXCEEDED".into(),
+        SfError::BudgetExhausted { .. } => "API_BUDGET_EXHAUSTED".into(),
+        SfError::Transport { .. } => "TRANSPORT".into(),
+        SfError::Ambiguous { .. } => "AMBIGUOUS".into(),
+        SfError::Auth { .. } => "AUTH".into(),
+        _ => "SALESFORCE".into(),
+    };
+    CallError {
+        code,
+        ambiguous: matches!(e, SfError::Ambiguous { .. }),
+        message: e.to_string(),
+        retryable,
+    }
+}
+
+fn build_error(e: impl std::fmt::Display) -> CallError {
+    CallError {
+        code: "INVALID_QUERY".into(),
+        message: e.to_string(),
+        retryable: false,
+        ambiguous: false,
+    }
+}
+
+/// A value as canonical text: strings as they are, booleans and numbers spelled out.
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `a.b` through relationship objects.
+fn at<'r>(rec: &'r Map<String, Value>, path: &str) -> Option<&'r Value> {
+    let mut parts = path.split('.');
+    let mut cur = rec.get(parts.next()?)?;
+    for p in parts {
+        cur = cur.as_object()?.get(p)?;
+    }
+    Some(cur)
+}
+
+/// Salesforce writes `2026-01-15T09:00:00.000+0000`; RFC 3339 is accepted too.
+fn datetime(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    let s = v?.as_str()?.trim();
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn date(v: Option<&Value>) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(v?.as_str()?, "%Y-%m-%d").ok()
+}
+
+fn format_datetime(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn outcome_error(o: &RecordOutcome) -> RecordError {
+    match o {
+        RecordOutcome::Failed { errors } => {
+            let code = errors
+                .first()
+                .map(|e| e.status_code.clone())
+                .unwrap_or_else(|| "UNKNOWN".into());
+            RecordError {
+                retryable: code == "UNABLE_TO_LOCK_ROW",
+                message: errors
+                    .iter()
+                    .map(|e| e.message.trim().to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                code,
+            }
+        }
+        RecordOutcome::NotAttempted => RecordError {
+            code: "NOT_ATTEMPTED".into(),
+            message: "the run stopped before this record was sent".into(),
+            retryable: true,
+        },
+        _ => RecordError {
+            code: "UNKNOWN".into(),
+            message: "unexpected outcome".into(),
+            retryable: true,
+        },
+    }
+}
+
+impl SalesforceConnector {
+    /// A connector with the admin guide's default mappings.
+    pub fn new(client: SalesforceClient) -> Self {
+        SalesforceConnector {
+            client,
+            contact_mapping: EffectiveMapping::defaults(ObjectKind::Contact),
+            event_mapping: EffectiveMapping::defaults(ObjectKind::Event),
+        }
+    }
+
+    /// The mappings in force (defaults plus the configuration's `field_mappings`). With
+    /// several configurations, pass the union: the engine compares only what each rep's own
+    /// mapping names.
+    pub fn with_mappings(mut self, contact: EffectiveMapping, event: EffectiveMapping) -> Self {
+        self.contact_mapping = contact;
+        self.event_mapping = event;
+        self
+    }
+
+    pub fn client(&self) -> &SalesforceClient {
+        &self.client
+    }
+
+    /// Every field a read selects.
+    fn fields(&self, object: ObjectKind) -> Vec<String> {
+        let mut out: Vec<String> = ["Id", "OwnerId", "SystemModstamp", SYNC_KEY_FIELD]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        match object {
+            ObjectKind::Contact => out.extend(
+                self.contact_mapping
+                    .fields
+                    .iter()
+                    .map(|f| f.salesforce.clone()),
+            ),
+            ObjectKind::Event => {
+                out.extend(EVENT_FIELDS.iter().map(|s| s.to_string()));
+                out.extend(self.extra_event_fields().map(str::to_string));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        out.retain(|f| seen.insert(f.to_ascii_lowercase()));
+        out
+    }
+
+    /// Custom event mappings: fields beyond the ones the canonical event models.
+    fn extra_event_fields(&self) -> impl Iterator<Item = &str> {
+        self.event_mapping
+            .fields
+            .iter()
+            .map(|f| f.salesforce.as_str())
+            .filter(|f| {
+                *f != ATTENDEES
+                    && !EVENT_FIELDS.contains(f)
+                    && !["StartDateTime", "EndDateTime", "IsAllDayEvent"].contains(f)
+            })
+    }
+
+    fn to_record(&self, object: ObjectKind, rec: &Map<String, Value>) -> Option<CrmRecord> {
+        let id = text(rec.get("Id"))?;
+        let record = match object {
+            ObjectKind::Contact => {
+                let mut c = Contact::default();
+                for f in &self.contact_mapping.fields {
+                    if let Some(v) = text(at(rec, &f.salesforce)).filter(|v| !v.is_empty()) {
+                        c.set(&f.salesforce, v);
+                    }
+                }
+                Record::Contact(c)
+            }
+            ObjectKind::Event => Record::Event(self.to_event(rec)?),
+        };
+        Some(CrmRecord {
+            id,
+            owner_id: text(rec.get("OwnerId")).unwrap_or_default(),
+            modstamp: text(rec.get("SystemModstamp")).unwrap_or_default(),
+            record,
+            marker: text(rec.get(SYNC_KEY_FIELD)).filter(|m| !m.is_empty()),
+        })
+    }
+
+    fn to_event(&self, rec: &Map<String, Value>) -> Option<Event> {
+        let all_day = rec.get("IsAllDayEvent") == Some(&Value::Bool(true));
+        let time = if all_day {
+            let start = date(rec.get("ActivityDate"))
+                .or_else(|| datetime(rec.get("StartDateTime")).map(|t| t.date_naive()))?;
+            let days = rec
+                .get("DurationInMinutes")
+                .and_then(Value::as_i64)
+                .map(|m| (m / 1440).clamp(1, 14))
+                .unwrap_or(1);
+            EventTime::AllDay {
+                start,
+                end: start + Duration::days(days),
+            }
+        } else {
+            EventTime::Timed {
+                start: datetime(rec.get("StartDateTime"))?,
+                end: datetime(rec.get("EndDateTime"))?,
+            }
+        };
+        let mut e = Event::new(text(rec.get("Subject")).unwrap_or_default(), time);
+        e.location = text(rec.get("Location")).unwrap_or_default();
+        e.body = text(rec.get("Description")).unwrap_or_default();
+        e.show_as = match rec.get("ShowAs").and_then(Value::as_str) {
+            Some("Free") => ShowAs::Free,
+            Some("OutOfOffice") => ShowAs::OutOfOffice,
+            _ => ShowAs::Busy,
+        };
+        e.private = rec.get("IsPrivate") == Some(&Value::Bool(true));
+        let pattern = text(rec.get("Recurrence2PatternText")).filter(|p| !p.trim().is_empty());
+        e.recurrence = if rec.get("IsRecurrence") == Some(&Value::Bool(true)) {
+            Recurrence::ClassicRecurring
+        } else if let Some(p) = pattern {
+            let start = match e.time {
+                EventTime::Timed { start, .. } => start.date_naive(),
+                EventTime::AllDay { start, .. } => start,
+            };
+            Recurrence::Series {
+                rule: rrule::canonical(&p, start),
+            }
+        } else {
+            Recurrence::Single
+        };
+        for f in self.extra_event_fields() {
+            if let Some(v) = text(rec.get(f)).filter(|v| !v.is_empty()) {
+                e.extra.insert(f.to_string(), v);
+            }
+        }
+        Some(e)
+    }
+
+    /// The REST body of a record. `create` leaves empty values out; an update clears them.
+    fn to_fields(
+        &self,
+        record: &Record,
+        create: bool,
+        accounts: &BTreeMap<String, String>,
+    ) -> Map<String, Value> {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Value| {
+            if !(create && v.is_null()) {
+                m.insert(k.to_string(), v);
+            }
+        };
+        let str_or_null = |s: &str| {
+            if s.trim().is_empty() {
+                Value::Null
+            } else {
+                Value::String(s.to_string())
+            }
+        };
+        match record {
+            Record::Contact(c) => {
+                for f in &self.contact_mapping.fields {
+                    if f.salesforce == ACCOUNT_NAME {
+                        let company = c.company().trim();
+                        put(
+                            "AccountId",
+                            accounts
+                                .get(company)
+                                .map(|id| Value::String(id.clone()))
+                                .unwrap_or(Value::Null),
+                        );
+                        continue;
+                    }
+                    if f.salesforce.contains('.') {
+                        continue;
+                    }
+                    put(&f.salesforce, str_or_null(c.get(&f.salesforce)));
+                }
+            }
+            Record::Event(e) => {
+                let mapped = |name: &str| self.event_mapping.maps(name);
+                if mapped("Subject") {
+                    put("Subject", str_or_null(&e.subject));
+                }
+                if mapped("Location") {
+                    put("Location", str_or_null(&e.location));
+                }
+                if mapped("Description") {
+                    put("Description", str_or_null(&e.body));
+                }
+                if mapped("ShowAs") {
+                    let show = match e.show_as {
+                        ShowAs::Free => "Free",
+                        ShowAs::OutOfOffice => "OutOfOffice",
+                        // Salesforce has no Tentative.
+                        ShowAs::Busy | ShowAs::Tentative => "Busy",
+                    };
+                    put("ShowAs", json!(show));
+                }
+                put("IsPrivate", json!(e.private));
+                match e.time {
+                    EventTime::Timed { start, end } => {
+                        put("IsAllDayEvent", json!(false));
+                        put("StartDateTime", json!(format_datetime(start)));
+                        put("EndDateTime", json!(format_datetime(end)));
+                    }
+                    EventTime::AllDay { start, end } => {
+                        let days = (end - start).num_days().max(1);
+                        put("IsAllDayEvent", json!(true));
+                        put("ActivityDate", json!(start.format("%Y-%m-%d").to_string()));
+                        put("DurationInMinutes", json!(days * 1440));
+                    }
+                }
+                // The series rule can be set only when the series is created.
+                if let (true, Recurrence::Series { rule }) = (create, &e.recurrence) {
+                    put("Recurrence2PatternText", json!(format!("RRULE:{rule}")));
+                }
+                for f in self.extra_event_fields() {
+                    put(
+                        f,
+                        str_or_null(e.extra.get(f).map(String::as_str).unwrap_or("")),
+                    );
+                }
+            }
+        }
+        m
+    }
+
+    /// Account ids by name for the companies of `records`; missing Accounts are created.
+    async fn accounts(&self, records: &[&Record]) -> Result<BTreeMap<String, String>, CallError> {
+        if !self.contact_mapping.maps(ACCOUNT_NAME) {
+            return Ok(BTreeMap::new());
+        }
+        let names: BTreeSet<String> = records
+            .iter()
+            .filter_map(|r| r.as_contact())
+            .map(|c| c.company().trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let lits: Vec<Lit> = names.iter().map(|n| Lit::Str(n.clone())).collect();
+        let queries = SoqlBuilder::select("Account", &["Id", "Name"])
+            .and_then(|b| b.chunked_in("Name", &lits, super::soql::DEFAULT_MAX_QUERY_CHARS))
+            .map_err(build_error)?;
+        let mut out = BTreeMap::new();
+        for q in queries {
+            for r in self.client.query_collect(q).await.map_err(call_error)? {
+                if let (Some(id), Some(name)) = (text(r.get("Id")), text(r.get("Name"))) {
+                    // The oldest of several same-named Accounts wins, every time.
+                    out.entry(name).or_insert(id);
+                }
+            }
+        }
+        let missing: Vec<&String> = names.iter().filter(|n| !out.contains_key(*n)).collect();
+        if !missing.is_empty() {
+            let bodies: Vec<Map<String, Value>> = missing
+                .iter()
+                .map(|n| {
+                    let mut m = Map::new();
+                    m.insert("Name".into(), json!(n));
+                    m
+                })
+                .collect();
+            let report = self.client.create("Account", &bodies).await;
+            for (name, o) in missing.iter().zip(&report.outcomes) {
+                if let RecordOutcome::Success { id } = o {
+                    out.insert((*name).clone(), id.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn query(&self, soql: String) -> Result<Vec<Map<String, Value>>, CallError> {
+        self.client.query_collect(soql).await.map_err(call_error)
+    }
+
+    /// Outcomes of a write. sObject Collections answer ids only; the SystemModstamp a write
+    /// left arrives with the next change read (the engine decides by content hash, so a
+    /// second query per batch would cost a call for nothing).
+    fn written(report: WriteReport) -> Result<Vec<Outcome<CrmRef>>, CallError> {
+        if let Some(e) = report.stopped {
+            if !report.outcomes.iter().any(RecordOutcome::is_success) {
+                return Err(call_error(e));
+            }
+        }
+        Ok(report
+            .outcomes
+            .iter()
+            .map(|o| match o {
+                RecordOutcome::Success { id } => Outcome::Ok(CrmRef {
+                    id: id.clone(),
+                    modstamp: String::new(),
+                }),
+                RecordOutcome::Ambiguous { reason } => Outcome::Ambiguous(reason.clone()),
+                other => Outcome::Failed(outcome_error(other)),
+            })
+            .collect())
+    }
+}
+
+impl CrmConnector for SalesforceConnector {
+    async fn users(&self) -> Result<Vec<CrmUser>, CallError> {
+        let soql = SoqlBuilder::select(
+            "User",
+            &["Id", "Email", "Profile.Name", "IsActive", "TimeZoneSidKey"],
+        )
+        .map_err(build_error)?
+        .build();
+        Ok(self
+            .query(soql)
+            .await?
+            .iter()
+            .filter_map(|u| {
+                Some(CrmUser {
+                    id: text(u.get("Id"))?,
+                    email: text(u.get("Email")).unwrap_or_default(),
+                    profile: text(at(u, "Profile.Name")).unwrap_or_default(),
+                    active: u.get("IsActive") == Some(&Value::Bool(true)),
+                    time_zone: text(u.get("TimeZoneSidKey")).unwrap_or_else(|| "UTC".into()),
+                })
+            })
+            .collect())
+    }
+
+    async fn read_changes(
+        &self,
+        object: ObjectKind,
+        watermark: Option<&str>,
+    ) -> Result<CrmChanges, CallError> {
+        let since = match watermark {
+            None => None,
+            Some(w) => Some(datetime(Some(&json!(w))).ok_or_else(|| CallError {
+                code: "INVALID_WATERMARK".into(),
+                message: "the saved Salesforce watermark is not a date and time".into(),
+                retryable: false,
+                ambiguous: false,
+            })?),
+        };
+        let fields = self.fields(object);
+        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let mut pages = match since {
+            // `>=`, not `>`: SystemModstamp has whole seconds, and a write committed in the
+            // same second as the newest record seen would otherwise be missed for good. The
+            // boundary second is read again; unchanged records plan nothing.
+            Some(w) => {
+                let mut all = refs.clone();
+                all.push("IsDeleted");
+                self.client.query_all(
+                    SoqlBuilder::select(object_name(object), &all)
+                        .and_then(|b| b.filter("SystemModstamp", Op::Ge, Lit::DateTime(w)))
+                        .and_then(|b| b.order_by("SystemModstamp", false))
+                        .map_err(build_error)?
+                        .build(),
+                )
+            }
+            None => self.client.query(
+                SoqlBuilder::select(object_name(object), &refs)
+                    .and_then(|b| b.order_by("SystemModstamp", false))
+                    .map_err(build_error)?
+                    .build(),
+            ),
+        };
+        let mut latest = since;
+        let mut upserts = Vec::new();
+        let mut deleted = Vec::new();
+        while let Some(page) = pages.next_page().await.map_err(call_error)? {
+            for r in page {
+                if let Some(t) = datetime(r.get("SystemModstamp")) {
+                    latest = Some(latest.map_or(t, |l| l.max(t)));
+                }
+                if r.get("IsDeleted") == Some(&Value::Bool(true)) {
+                    if let Some(id) = text(r.get("Id")) {
+                        deleted.push(id);
+                    }
+                } else if let Some(rec) = self.to_record(object, &r) {
+                    upserts.push(rec);
+                }
+            }
+        }
+        Ok(CrmChanges {
+            upserts,
+            deleted,
+            watermark: format_datetime(latest.unwrap_or(DateTime::UNIX_EPOCH)),
+        })
+    }
+
+    async fn read_owned(
+        &self,
+        object: ObjectKind,
+        owners: Option<&[String]>,
+    ) -> Result<Vec<CrmRecord>, CallError> {
+        let fields = self.fields(object);
+        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let base = SoqlBuilder::select(object_name(object), &refs).map_err(build_error)?;
+        let queries = match owners {
+            None => vec![base.build()],
+            Some([]) => return Ok(Vec::new()),
+            Some(o) => {
+                let lits: Vec<Lit> = o.iter().map(|i| Lit::Str(i.clone())).collect();
+                base.chunked_in("OwnerId", &lits, super::soql::DEFAULT_MAX_QUERY_CHARS)
+                    .map_err(build_error)?
+            }
+        };
+        let mut out = Vec::new();
+        for q in queries {
+            let mut pages = self.client.query(q);
+            while let Some(page) = pages.next_page().await.map_err(call_error)? {
+                out.extend(page.iter().filter_map(|r| self.to_record(object, r)));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(
+        &self,
+        object: ObjectKind,
+        records: &[CrmCreate],
+    ) -> Result<Vec<Outcome<CrmRef>>, CallError> {
+        let refs: Vec<&Record> = records.iter().map(|c| &c.record).collect();
+        let accounts = self.accounts(&refs).await?;
+        let bodies: Vec<Map<String, Value>> = records
+            .iter()
+            .map(|c| {
+                let mut m = self.to_fields(&c.record, true, &accounts);
+                m.insert("OwnerId".into(), json!(c.owner_id));
+                m.insert(SYNC_KEY_FIELD.into(), json!(c.marker));
+                m
+            })
+            .collect();
+        let report = self.client.create(object_name(object), &bodies).await;
+        Self::written(report)
+    }
+
+    async fn update(
+        &self,
+        object: ObjectKind,
+        records: &[(String, Record)],
+    ) -> Result<Vec<Outcome<CrmRef>>, CallError> {
+        let refs: Vec<&Record> = records.iter().map(|(_, r)| r).collect();
+        let accounts = self.accounts(&refs).await?;
+        let bodies: Vec<Map<String, Value>> = records
+            .iter()
+            .map(|(id, r)| {
+                let mut m = self.to_fields(r, false, &accounts);
+                m.insert("Id".into(), json!(id));
+                m
+            })
+            .collect();
+        let report = self.client.update(object_name(object), &bodies).await;
+        Self::written(report)
+    }
+
+    async fn delete(
+        &self,
+        _object: ObjectKind,
+        ids: &[String],
+    ) -> Result<Vec<Outcome<()>>, CallError> {
+        let report = self.client.delete(ids).await;
+        if let Some(e) = report.stopped {
+            if !report.outcomes.iter().any(RecordOutcome::is_success) {
+                return Err(call_error(e));
+            }
+        }
+        Ok(report
+            .outcomes
+            .iter()
+            .map(|o| match o {
+                RecordOutcome::Success { .. } => Outcome::Ok(()),
+                other => Outcome::Failed(outcome_error(other)),
+            })
+            .collect())
+    }
+
+    /// By the marker in the `Tether_Sync_Key__c` External ID field (one query per chunk).
+    async fn find_created(
+        &self,
+        object: ObjectKind,
+        creates: &[CrmCreate],
+    ) -> Result<Vec<CrmRecord>, CallError> {
+        let markers: Vec<&String> = creates.iter().map(|c| &c.marker).collect();
+        if markers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields = self.fields(object);
+        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let lits: Vec<Lit> = markers.iter().map(|m| Lit::Str((*m).clone())).collect();
+        let queries = SoqlBuilder::select(object_name(object), &refs)
+            .and_then(|b| b.chunked_in(SYNC_KEY_FIELD, &lits, super::soql::DEFAULT_MAX_QUERY_CHARS))
+            .map_err(build_error)?;
+        let mut out = Vec::new();
+        for q in queries {
+            out.extend(
+                self.query(q)
+                    .await?
+                    .iter()
+                    .filter_map(|r| self.to_record(object, r)),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn find_people(&self, emails: &[String]) -> Result<Vec<Person>, CallError> {
+        if emails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lits: Vec<Lit> = emails
+            .iter()
+            .map(|e| Lit::Str(e.trim().to_string()))
+            .collect();
+        let mut out = Vec::new();
+        for object in ["Contact", "Lead"] {
+            let mut b = SoqlBuilder::select(object, &["Id", "Email"]).map_err(build_error)?;
+            if object == "Lead" {
+                // Converted leads cannot be related.
+                b = b
+                    .filter("IsConverted", Op::Eq, Lit::Bool(false))
+                    .map_err(build_error)?;
+            }
+            let queries = b
+                .chunked_in("Email", &lits, super::soql::DEFAULT_MAX_QUERY_CHARS)
+                .map_err(build_error)?;
+            for q in queries {
+                for r in self.query(q).await? {
+                    let (Some(id), Some(email)) = (text(r.get("Id")), text(r.get("Email"))) else {
+                        continue;
+                    };
+                    out.push(if object == "Contact" {
+                        Person::Contact { id, email }
+                    } else {
+                        Person::Lead { id, email }
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn relate(&self, event_id: &str, person_ids: &[String]) -> Result<(), CallError> {
+        let bodies: Vec<Map<String, Value>> = person_ids
+            .iter()
+            .map(|p| {
+                let mut m = Map::new();
+                m.insert("EventId".into(), json!(event_id));
+                m.insert("RelationId".into(), json!(p));
+                m.insert("IsInvitee".into(), json!(false));
+                m
+            })
+            .collect();
+        let report = self.client.create("EventRelation", &bodies).await;
+        if let Some(e) = report.stopped {
+            return Err(call_error(e));
+        }
+        let failed: Vec<String> = report
+            .outcomes
+            .iter()
+            .filter(|o| !o.is_success())
+            // Related already (an earlier, interrupted run): nothing to do.
+            .filter(|o| !o.status_codes().contains(&"DUPLICATE_VALUE"))
+            .map(|o| outcome_error(o).message)
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(CallError {
+                code: "RELATE_FAILED".into(),
+                message: failed.join("; "),
+                retryable: false,
+                ambiguous: false,
+            })
+        }
+    }
+}

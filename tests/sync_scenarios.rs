@@ -1,0 +1,957 @@
+//! The engine's cycle with the real connectors against both emulators: EWS
+//! (`sandbox::exchange`) and Salesforce (`sandbox::salesforce`), one test per admin-guide rule,
+//! each named after it, plus crash safety and the performance model's call counts.
+
+mod engine_world;
+mod ews;
+
+use chrono::{DateTime, Duration, Utc};
+use engine_world::{both_contacts, both_events, config};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use tether::clock::{Clock, ManualClock};
+use tether::config::model::Config;
+use tether::engine::cycle::{CycleError, CycleReport, SyncOptions, read_and_plan, run_cycle};
+use tether::engine::execute::StepBudget;
+use tether::engine::plan::Plan;
+use tether::exchange::connector::EwsConnector;
+use tether::exchange::model::{CalendarEvent, Contact as EwsContact, Item, Sensitivity};
+use tether::exchange::{Auth as EwsAuth, Endpoint, EwsClient, ExchangeOptions};
+use tether::model::ObjectKind;
+use tether::salesforce::connector::{SYNC_KEY_FIELD, SalesforceConnector};
+use tether::salesforce::{Auth as SfAuth, ClientOptions, SalesforceClient};
+use tether::sandbox::exchange as ews_emu;
+use tether::sandbox::salesforce as sf_emu;
+use tether::secret::Secret;
+use tether::state::{MemoryState, ResetMark, StateChange, StateStore};
+
+const SVC: &str = "svc-tether@acme.com";
+const PASSWORD: &str = "Pa55w0rd!";
+const START: &str = "2026-06-15T10:00:00Z";
+
+fn mail(n: usize) -> String {
+    format!("rep{n}@acme.com")
+}
+
+struct Env {
+    clock: ManualClock,
+    ews: ews_emu::RunningEmulator,
+    sf: sf_emu::RunningEmulator,
+    mail: EwsConnector,
+    crm: SalesforceConnector,
+    state: MemoryState,
+    config: Config,
+    /// Salesforce user id per rep.
+    reps: Vec<String>,
+}
+
+impl Env {
+    /// `reps` Sales reps with mailboxes in the impersonation scope (Department Sales), plus
+    /// the given extra reps whose mailboxes are outside it.
+    async fn new(config: Config, reps: usize, outside_scope: usize) -> Env {
+        Env::start(config, reps, outside_scope, false).await
+    }
+
+    /// The EWS emulator validates every request against messages.xsd and keeps the bodies.
+    async fn validating(config: Config, reps: usize) -> Env {
+        Env::start(config, reps, 0, true).await
+    }
+
+    async fn start(config: Config, reps: usize, outside_scope: usize, validate: bool) -> Env {
+        let clock = ManualClock::new(START.parse().unwrap());
+        let ews = ews_emu::Emulator::start(ews_emu::EmulatorOptions {
+            clock: Some(Arc::new(clock.clone())),
+            record_bodies: validate,
+            schema: validate.then(ews::schema),
+            ..ews_emu::EmulatorOptions::default()
+        })
+        .await
+        .unwrap();
+        ews.add_service_account(
+            SVC,
+            PASSWORD,
+            ews_emu::ImpersonationScope::Filter("Department -eq 'Sales'".into()),
+        );
+        let mut o = sf_emu::EmulatorOptions::deterministic();
+        o.clock = Arc::new(clock.clone());
+        let sf = sf_emu::Emulator::start(o).await.unwrap();
+        let mut ids = Vec::new();
+        for n in 0..reps + outside_scope {
+            let dept = if n < reps { "Sales" } else { "Finance" };
+            ews.add_mailbox(&mail(n), Some(dept));
+            ids.push(sf.handle().add_user(
+                &mail(n),
+                &mail(n),
+                &format!("Rep{n}"),
+                "Sales User",
+                "Europe/Berlin",
+            ));
+        }
+        let ews_client = EwsClient::new(
+            ExchangeOptions::new(
+                Endpoint::Url(ews.ews_url().parse().unwrap()),
+                EwsAuth::Basic {
+                    username: SVC.into(),
+                    password: Secret::new(PASSWORD),
+                },
+            ),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        let url = url::Url::parse(sf.url()).unwrap();
+        let mut so = ClientOptions::new(
+            url.clone(),
+            SfAuth::ClientCredentials {
+                client_id: "3MVG9tether.sandbox.client".into(),
+                client_secret: Secret::new("sandbox-client-secret"),
+            },
+        );
+        so.login_url = url;
+        let sf_client = SalesforceClient::with_clock(so, Arc::new(clock.clone())).unwrap();
+        Env {
+            mail: EwsConnector::new(ews_client).with_time_zone("W. Europe Standard Time"),
+            crm: SalesforceConnector::new(sf_client),
+            clock,
+            ews,
+            sf,
+            state: MemoryState::new(),
+            config,
+            reps: ids,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Time passes between what users do and each cycle (watermarks are timestamps).
+    fn tick(&self) {
+        self.clock.advance(std::time::Duration::from_secs(60));
+    }
+
+    async fn try_sync(&mut self, budget: &mut StepBudget) -> Result<CycleReport, CycleError> {
+        self.tick();
+        let now = self.now();
+        let r = run_cycle(
+            &self.config,
+            &self.mail,
+            &self.crm,
+            &mut self.state,
+            now,
+            &SyncOptions::default(),
+            budget,
+        )
+        .await;
+        self.tick();
+        r
+    }
+
+    async fn sync(&mut self) -> CycleReport {
+        let r = self.try_sync(&mut StepBudget::unlimited()).await.unwrap();
+        assert!(r.exec.failed.is_empty(), "failures: {:#?}", r.exec.failed);
+        r
+    }
+
+    async fn plan(&self) -> Plan {
+        read_and_plan(
+            &self.config,
+            &self.mail,
+            &self.crm,
+            &self.state,
+            self.now(),
+            &SyncOptions::default(),
+        )
+        .await
+        .unwrap()
+        .0
+    }
+
+    fn sync_folder(&self, rep: usize) -> Option<String> {
+        self.ews.find_folder(&mail(rep), "Salesforce_Sync")
+    }
+
+    fn ex_contacts(&self, rep: usize) -> Vec<EwsContact> {
+        let Some(f) = self.sync_folder(rep) else {
+            return Vec::new();
+        };
+        self.ews
+            .items(&mail(rep), &f)
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Contact(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ex_events(&self, rep: usize) -> Vec<CalendarEvent> {
+        let f = self.ews.folder_id(&mail(rep), "calendar").unwrap();
+        self.ews
+            .items(&mail(rep), &f)
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Event(e) => Some(*e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A contact the rep keeps in Outlook, in Salesforce_Sync (created when missing) or in
+    /// the default Contacts folder.
+    fn ex_put_contact(
+        &self,
+        rep: usize,
+        in_sync_folder: bool,
+        first: &str,
+        last: &str,
+        email: &str,
+    ) -> String {
+        let folder = if in_sync_folder {
+            match self.sync_folder(rep) {
+                Some(f) => f,
+                None => {
+                    let contacts = self.ews.folder_id(&mail(rep), "contacts").unwrap();
+                    self.ews
+                        .create_folder(&mail(rep), &contacts, "Salesforce_Sync", "IPF.Contact")
+                        .unwrap()
+                }
+            }
+        } else {
+            self.ews.folder_id(&mail(rep), "contacts").unwrap()
+        };
+        let c = EwsContact {
+            given_name: Some(first.into()),
+            surname: Some(last.into()),
+            emails: [Some(email.into()), None, None],
+            ..EwsContact::default()
+        };
+        self.ews.put_contact(&mail(rep), &folder, c).unwrap().id
+    }
+
+    fn ex_put_event(
+        &self,
+        rep: usize,
+        subject: &str,
+        start: DateTime<Utc>,
+        minutes: i64,
+        private: bool,
+    ) -> String {
+        let mut e = CalendarEvent::new(start, start + Duration::minutes(minutes));
+        e.subject = Some(subject.into());
+        e.start_time_zone = Some("W. Europe Standard Time".into());
+        e.end_time_zone = e.start_time_zone.clone();
+        if private {
+            e.sensitivity = Some(Sensitivity::Private);
+        }
+        self.ews.put_event(&mail(rep), e).unwrap().id
+    }
+
+    fn sf_insert(&self, object: &str, fields: Value) -> String {
+        self.sf.handle().insert(object, fields).unwrap()
+    }
+
+    fn sf_records(&self, object: &str) -> Vec<Map<String, Value>> {
+        self.sf.handle().records(object)
+    }
+
+    fn sf_contact(&self, rep: usize, first: &str, last: &str, email: &str) -> String {
+        self.sf_insert(
+            "Contact",
+            json!({"FirstName": first, "LastName": last, "Email": email, "OwnerId": self.reps[rep]}),
+        )
+    }
+
+    fn sf_event(&self, rep: usize, subject: &str, start: DateTime<Utc>, minutes: i64) -> String {
+        self.sf_insert(
+            "Event",
+            json!({"Subject": subject, "OwnerId": self.reps[rep],
+                   "StartDateTime": start.to_rfc3339(),
+                   "EndDateTime": (start + Duration::minutes(minutes)).to_rfc3339()}),
+        )
+    }
+}
+
+fn s(v: Option<&Value>) -> &str {
+    v.and_then(Value::as_str).unwrap_or("")
+}
+
+fn contacts_only() -> Config {
+    config(both_contacts(), Value::Null)
+}
+
+fn events_only(events: Value) -> Config {
+    config(Value::Null, events)
+}
+
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn first_sync_carries_contacts_and_events_both_ways_and_a_second_cycle_plans_nothing() {
+    let mut env = Env::new(config(both_contacts(), both_events()), 2, 0).await;
+    env.ex_put_contact(0, true, "Ana", "Diaz", "ana@x.com");
+    env.sf_contact(1, "Bo", "Lund", "bo@y.com");
+    let start = env.now() + Duration::days(1);
+    env.ex_put_event(0, "Exchange meeting", start, 30, false);
+    env.sf_event(1, "Salesforce meeting", start, 45);
+
+    let r = env.sync().await;
+    assert_eq!(r.exec.succeeded, 4, "{:#?}", r.plan);
+
+    let sf_contacts = env.sf_records("Contact");
+    let ana = sf_contacts
+        .iter()
+        .find(|c| s(c.get("Email")) == "ana@x.com")
+        .unwrap();
+    assert_eq!(s(ana.get("LastName")), "Diaz");
+    assert_eq!(s(ana.get("OwnerId")), env.reps[0]);
+    assert!(s(ana.get(SYNC_KEY_FIELD)).starts_with("tether-"));
+    let bo = env.ex_contacts(1);
+    assert_eq!(bo.len(), 1);
+    assert_eq!(bo[0].emails[0].as_deref(), Some("bo@y.com"));
+    assert!(
+        bo[0].salesforce_id().is_some(),
+        "stamped with the Salesforce id"
+    );
+
+    let sf_events = env.sf_records("Event");
+    let m = sf_events
+        .iter()
+        .find(|e| s(e.get("Subject")) == "Exchange meeting")
+        .unwrap();
+    assert_eq!(s(m.get("OwnerId")), env.reps[0]);
+    let ev = env.ex_events(1);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].subject.as_deref(), Some("Salesforce meeting"));
+    assert_eq!(ev[0].end - ev[0].start, Duration::minutes(45));
+
+    let p = env.plan().await;
+    assert!(p.is_empty(), "second plan: {p:#?}");
+    let r = env.sync().await;
+    assert_eq!(r.exec.succeeded, 0);
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_contact_outside_salesforce_sync_never_syncs() {
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    env.ex_put_contact(0, false, "Out", "Side", "outside@x.com");
+    env.ex_put_contact(0, true, "In", "Side", "inside@x.com");
+    env.sync().await;
+    env.sync().await;
+    let emails: Vec<String> = env
+        .sf_records("Contact")
+        .iter()
+        .map(|c| s(c.get("Email")).to_string())
+        .collect();
+    assert_eq!(emails, vec!["inside@x.com".to_string()]);
+}
+
+#[tokio::test]
+async fn the_salesforce_sync_folder_is_created_when_missing() {
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    assert!(env.sync_folder(0).is_none());
+    env.sync().await;
+    assert!(env.sync_folder(0).is_some());
+}
+
+#[tokio::test]
+async fn deleting_a_contact_on_one_side_does_not_delete_it_on_the_other() {
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    let ex_id = env.ex_put_contact(0, true, "From", "Exchange", "fromex@x.com");
+    let sf_id = env.sf_contact(0, "From", "Salesforce", "fromsf@y.com");
+    env.sync().await;
+    assert_eq!(env.sf_records("Contact").len(), 2);
+    assert_eq!(env.ex_contacts(0).len(), 2);
+
+    // The rep deletes the Exchange-born contact in Outlook; someone deletes the other in
+    // Salesforce.
+    assert!(env.ews.delete_item(&mail(0), &ex_id));
+    env.sf.handle().delete(&sf_id).unwrap();
+    env.sync().await;
+
+    let sf: Vec<String> = env
+        .sf_records("Contact")
+        .iter()
+        .map(|c| s(c.get("Email")).to_string())
+        .collect();
+    assert_eq!(sf, vec!["fromex@x.com".to_string()], "kept in Salesforce");
+    let ex: Vec<Option<String>> = env
+        .ex_contacts(0)
+        .iter()
+        .map(|c| c.emails[0].clone())
+        .collect();
+    assert_eq!(
+        ex,
+        vec![Some("fromsf@y.com".to_string())],
+        "kept in Exchange"
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn exchange_to_salesforce_events_with_today_leave_past_salesforce_events_untouched() {
+    let cfg = events_only(
+        json!({ "direction": "exchange_to_salesforce", "conflict": "exchange_wins",
+                                  "since": "TODAY", "auto_relate": false }),
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    let yesterday = env.now() - Duration::days(1);
+    let past_sf = env.sf_event(0, "Past, edited in Salesforce", yesterday, 60);
+    let before = env.sf.handle().get(&past_sf).unwrap();
+    env.ex_put_event(0, "Past in Exchange", yesterday, 60, false);
+    env.ex_put_event(0, "Upcoming", env.now() + Duration::hours(3), 60, false);
+    env.sync().await;
+
+    let subjects: Vec<String> = env
+        .sf_records("Event")
+        .iter()
+        .map(|e| s(e.get("Subject")).to_string())
+        .collect();
+    assert!(subjects.contains(&"Upcoming".to_string()), "{subjects:?}");
+    assert!(
+        !subjects.contains(&"Past in Exchange".to_string()),
+        "{subjects:?}"
+    );
+    let after = env.sf.handle().get(&past_sf).unwrap();
+    assert_eq!(before, after, "the past Salesforce event is untouched");
+    assert_eq!(
+        env.ex_events(0).len(),
+        2,
+        "one-way: nothing written to Exchange"
+    );
+}
+
+#[tokio::test]
+async fn a_private_event_stays_out_unless_sync_private() {
+    let start_in = Duration::hours(5);
+    let off = events_only(
+        json!({ "direction": "exchange_to_salesforce", "conflict": "exchange_wins",
+                                  "since": "TODAY", "sync_private": false, "auto_relate": false }),
+    );
+    let mut env = Env::new(off, 1, 0).await;
+    env.ex_put_event(0, "Doctor", env.now() + start_in, 30, true);
+    env.ex_put_event(0, "Client call", env.now() + start_in, 30, false);
+    env.sync().await;
+    let subjects: Vec<String> = env
+        .sf_records("Event")
+        .iter()
+        .map(|e| s(e.get("Subject")).to_string())
+        .collect();
+    assert_eq!(subjects, vec!["Client call".to_string()]);
+
+    let on = events_only(
+        json!({ "direction": "exchange_to_salesforce", "conflict": "exchange_wins",
+                                 "since": "TODAY", "sync_private": true, "auto_relate": false }),
+    );
+    let mut env = Env::new(on, 1, 0).await;
+    env.ex_put_event(0, "Doctor", env.now() + start_in, 30, true);
+    env.sync().await;
+    let events = env.sf_records("Event");
+    assert_eq!(events.len(), 1);
+    assert_eq!(s(events[0].get("Subject")), "Doctor");
+    assert_eq!(
+        events[0].get("IsPrivate"),
+        Some(&Value::Bool(true)),
+        "stays private"
+    );
+}
+
+#[tokio::test]
+async fn last_n_days_30_includes_an_event_that_ended_29_days_ago_and_excludes_one_that_ended_31_days_ago()
+ {
+    let cfg = events_only(
+        json!({ "direction": "exchange_to_salesforce", "conflict": "exchange_wins",
+                                  "since": "LAST_N_DAYS:30", "auto_relate": false }),
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    let now = env.now() + Duration::minutes(1);
+    env.ex_put_event(
+        0,
+        "Ended 29 days ago",
+        now - Duration::days(29) - Duration::hours(1),
+        60,
+        false,
+    );
+    env.ex_put_event(
+        0,
+        "Ended 31 days ago",
+        now - Duration::days(31) - Duration::hours(1),
+        60,
+        false,
+    );
+    env.sync().await;
+    let subjects: Vec<String> = env
+        .sf_records("Event")
+        .iter()
+        .map(|e| s(e.get("Subject")).to_string())
+        .collect();
+    assert_eq!(subjects, vec!["Ended 29 days ago".to_string()]);
+}
+
+async fn conflict(policy: &str) -> (String, String) {
+    let cfg = config(
+        json!({ "direction": "both", "conflict": policy, "scope": "users_records" }),
+        Value::Null,
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    let ex_id = env.ex_put_contact(0, true, "Cy", "Mora", "cy@x.com");
+    env.sync().await;
+    let sf_id = s(env.sf_records("Contact")[0].get("Id")).to_string();
+    env.ews
+        .edit_item(&mail(0), &ex_id, |i| {
+            if let Item::Contact(c) = i {
+                c.job_title = Some("Edited in Exchange".into());
+            }
+        })
+        .unwrap();
+    env.sf
+        .handle()
+        .update("Contact", &sf_id, json!({"Title": "Edited in Salesforce"}))
+        .unwrap();
+    let r = env.sync().await;
+    assert!(
+        !r.plan.conflicts.is_empty(),
+        "the conflict is reported: {:#?}",
+        r.plan
+    );
+    assert!(env.plan().await.is_empty());
+    let sf = env.sf.handle().get(&sf_id).unwrap();
+    let ex = env.ex_contacts(0);
+    (
+        s(sf.get("Title")).to_string(),
+        ex[0].job_title.clone().unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn conflicts_follow_salesforce_wins() {
+    let (sf, ex) = conflict("salesforce_wins").await;
+    assert_eq!(
+        (sf.as_str(), ex.as_str()),
+        ("Edited in Salesforce", "Edited in Salesforce")
+    );
+}
+
+#[tokio::test]
+async fn conflicts_follow_exchange_wins() {
+    let (sf, ex) = conflict("exchange_wins").await;
+    assert_eq!(
+        (sf.as_str(), ex.as_str()),
+        ("Edited in Exchange", "Edited in Exchange")
+    );
+}
+
+#[tokio::test]
+async fn reset_sync_relinks_without_duplicates() {
+    let mut env = Env::new(config(both_contacts(), both_events()), 1, 0).await;
+    env.ex_put_contact(0, true, "Di", "Ng", "di@x.com");
+    env.sf_contact(0, "Ed", "Wu", "ed@y.com");
+    env.ex_put_event(0, "Review", env.now() + Duration::days(2), 30, false);
+    env.sync().await;
+    let rep = env.reps[0].clone();
+    env.state
+        .apply(vec![StateChange::SetResetMark {
+            rep: rep.clone(),
+            mark: Some(ResetMark::MarkedForReset),
+        }])
+        .unwrap();
+    let r = env.sync().await;
+    assert_eq!(r.exec.written.values().sum::<u64>(), 0, "{:#?}", r.plan);
+    assert_eq!(env.sf_records("Contact").len(), 2);
+    assert_eq!(env.ex_contacts(0).len(), 2);
+    assert_eq!(env.sf_records("Event").len(), 1);
+    assert_eq!(env.ex_events(0).len(), 1);
+    assert!(env.state.reset_marks().unwrap().is_empty());
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_mailbox_outside_the_impersonation_scope_is_a_per_rep_error_while_others_sync() {
+    let mut env = Env::new(contacts_only(), 1, 1).await;
+    env.sf_contact(0, "In", "Scope", "in@y.com");
+    env.sf_contact(1, "Out", "Scope", "out@y.com");
+    let r = env.sync().await;
+    assert_eq!(env.ex_contacts(0).len(), 1);
+    assert_eq!(r.read.rep_errors.len(), 1, "{:?}", r.read.rep_errors);
+    let (rep, e) = &r.read.rep_errors[0];
+    assert_eq!(rep.user_id, env.reps[1]);
+    assert_eq!(e.code(), "ErrorImpersonateUserDenied");
+    assert!(!e.message().contains(PASSWORD));
+}
+
+/// Kills the executor after every possible number of steps, then runs again: whatever the
+/// kill point, the record exists once. At least one kill must land between the remote create
+/// and the state write, or the test proves nothing.
+async fn killed_between_create_and_state_write(to_salesforce: bool) {
+    let mut in_window = 0;
+    for k in 0..40 {
+        let mut env = Env::new(contacts_only(), 1, 0).await;
+        if to_salesforce {
+            env.ex_put_contact(0, true, "Kay", "Lo", "kay@x.com");
+        } else {
+            env.sf_contact(0, "Kay", "Lo", "kay@y.com");
+        }
+        let rep = env.reps[0].clone();
+        let killed = matches!(
+            env.try_sync(&mut StepBudget::kill_after(k)).await,
+            Err(CycleError::Killed)
+        );
+        let created = if to_salesforce {
+            env.sf_records("Contact").len()
+        } else {
+            env.ex_contacts(0).len()
+        };
+        let linked = env
+            .state
+            .links(&rep, ObjectKind::Contact)
+            .unwrap()
+            .iter()
+            .any(|(_, l)| l.salesforce.is_some() && l.exchange.is_some());
+        if killed && created == 1 && !linked {
+            in_window += 1;
+        }
+        env.sync().await;
+        let count = if to_salesforce {
+            env.sf_records("Contact").len()
+        } else {
+            env.ex_contacts(0).len()
+        };
+        assert_eq!(count, 1, "kill after {k} steps: duplicate or lost record");
+        assert!(env.plan().await.is_empty(), "kill after {k} steps");
+        if !killed {
+            break;
+        }
+    }
+    assert!(
+        in_window > 0,
+        "no kill landed between the create and the state write"
+    );
+}
+
+#[tokio::test]
+async fn a_kill_between_a_salesforce_create_and_the_state_write_then_a_rerun_creates_no_duplicate()
+{
+    killed_between_create_and_state_write(true).await;
+}
+
+#[tokio::test]
+async fn a_kill_between_an_exchange_create_and_the_state_write_then_a_rerun_creates_no_duplicate() {
+    killed_between_create_and_state_write(false).await;
+}
+
+fn diff<K: Ord + Clone>(
+    after: &std::collections::BTreeMap<K, u64>,
+    before: &std::collections::BTreeMap<K, u64>,
+) -> std::collections::BTreeMap<K, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_no_change_cycle_for_50_reps_costs_one_sync_folder_items_per_folder_per_rep_and_three_salesforce_queries()
+ {
+    const REPS: usize = 50;
+    let mut env = Env::new(config(both_contacts(), both_events()), REPS, 0).await;
+    for n in 0..REPS {
+        env.ex_put_contact(n, true, "C", &format!("Ex{n}"), &format!("ex{n}@x.com"));
+        env.sf_contact(n, "C", &format!("Sf{n}"), &format!("sf{n}@y.com"));
+        env.ex_put_event(
+            n,
+            &format!("Meeting {n}"),
+            env.now() + Duration::days(1),
+            30,
+            false,
+        );
+    }
+    env.sync().await;
+    env.sync().await;
+    assert_eq!(env.sf_records("Contact").len(), 2 * REPS);
+
+    let ews_client = env.mail.client().calls();
+    let ews_served: std::collections::BTreeMap<String, u64> =
+        env.ews.all_calls().into_iter().collect();
+    let sf_client = env.crm.client().call_counts();
+    let sf_served = env.sf.handle().served();
+
+    let r = env.sync().await;
+    assert!(r.plan.is_empty(), "{:#?}", r.plan);
+
+    let ews_client = diff(&env.mail.client().calls(), &ews_client);
+    let ews_served = diff(&env.ews.all_calls().into_iter().collect(), &ews_served);
+    let sf_client = diff(&env.crm.client().call_counts(), &sf_client);
+    let sf_served = diff(&env.sf.handle().served(), &sf_served);
+    println!(
+        "no-change cycle, {REPS} reps: EWS {ews_client:?} (served {ews_served:?}); Salesforce {sf_client:?} (served {sf_served:?})"
+    );
+
+    // Exchange: Salesforce_Sync and the calendar, one SyncFolderItems each, per rep; nothing else.
+    let expected_ews =
+        std::collections::BTreeMap::from([("SyncFolderItems".to_string(), 2 * REPS as u64)]);
+    assert_eq!(ews_client, expected_ews);
+    assert_eq!(ews_served, expected_ews);
+    // Salesforce: users, then Contact and Event changes since the watermark — whatever the
+    // number of reps.
+    let total: u64 = sf_client.values().sum();
+    assert_eq!(total, 3, "{sf_client:?}");
+    assert_eq!(
+        sf_client.get(&tether::salesforce::CallKind::Query),
+        Some(&3)
+    );
+    assert_eq!(sf_served.values().sum::<u64>(), 3, "{sf_served:?}");
+}
+
+#[tokio::test]
+async fn edits_flow_both_ways_and_the_company_is_the_contacts_account() {
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    let ex_id = env.ex_put_contact(0, true, "Fay", "Orr", "fay@x.com");
+    env.ews
+        .edit_item(&mail(0), &ex_id, |i| {
+            if let Item::Contact(c) = i {
+                c.company_name = Some("Acme GmbH".into());
+                c.phones
+                    .insert("MobilePhone".into(), "+49 170 1234567".into());
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    let sf = env.sf_records("Contact");
+    assert_eq!(sf.len(), 1);
+    let id = s(sf[0].get("Id")).to_string();
+    let accounts = env.sf_records("Account");
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(s(accounts[0].get("Name")), "Acme GmbH");
+    assert_eq!(s(sf[0].get("AccountId")), s(accounts[0].get("Id")));
+    assert_eq!(s(sf[0].get("MobilePhone")), "+49 170 1234567");
+    assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
+
+    env.sf
+        .handle()
+        .update(
+            "Contact",
+            &id,
+            json!({"Title": "VP Sales", "MailingCity": "Köln"}),
+        )
+        .unwrap();
+    env.sync().await;
+    let ex = &env.ex_contacts(0)[0];
+    assert_eq!(ex.job_title.as_deref(), Some("VP Sales"));
+    assert_eq!(
+        ex.addresses.get("Business").and_then(|a| a.city.as_deref()),
+        Some("Köln")
+    );
+    assert_eq!(ex.company_name.as_deref(), Some("Acme GmbH"));
+
+    env.ews
+        .edit_item(&mail(0), &ex_id, |i| {
+            if let Item::Contact(c) = i {
+                c.department = Some("Field".into());
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    assert_eq!(
+        s(env.sf.handle().get(&id).unwrap().get("Department")),
+        "Field"
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn all_day_and_recurring_events_sync_and_stay_quiet() {
+    let cfg = events_only(json!({ "direction": "both", "conflict": "exchange_wins",
+                                  "since": "TODAY", "auto_relate": false, "sync_series": true }));
+    let mut env = Env::new(cfg, 1, 0).await;
+    let day = (env.now() + Duration::days(3)).date_naive();
+    let mut all_day =
+        CalendarEvent::all_day(day, day + Duration::days(2), "W. Europe Standard Time").unwrap();
+    all_day.subject = Some("Trade fair".into());
+    env.ews.put_event(&mail(0), all_day).unwrap();
+    let start = env.now() + Duration::days(1);
+    let mut weekly = CalendarEvent::new(start, start + Duration::minutes(30));
+    weekly.subject = Some("Weekly pipeline".into());
+    weekly.start_time_zone = Some("W. Europe Standard Time".into());
+    weekly.end_time_zone = weekly.start_time_zone.clone();
+    weekly.recurrence =
+        tether::exchange::rrule::from_rrule("FREQ=WEEKLY;INTERVAL=1;BYDAY=TU", start.date_naive());
+    env.ews.put_event(&mail(0), weekly).unwrap();
+    env.sync().await;
+
+    let events = env.sf_records("Event");
+    let fair = events
+        .iter()
+        .find(|e| s(e.get("Subject")) == "Trade fair")
+        .unwrap();
+    assert_eq!(fair.get("IsAllDayEvent"), Some(&Value::Bool(true)));
+    assert_eq!(s(fair.get("ActivityDate")), day.to_string());
+    assert_eq!(
+        fair.get("DurationInMinutes").and_then(Value::as_i64),
+        Some(2 * 1440)
+    );
+    let series = events
+        .iter()
+        .find(|e| s(e.get("Subject")) == "Weekly pipeline")
+        .unwrap();
+    assert!(s(series.get("Recurrence2PatternText")).contains("FREQ=WEEKLY"));
+    let p = env.plan().await;
+    assert!(p.is_empty(), "{p:#?}");
+}
+
+async fn event_with_an_attendee(env: &Env) {
+    let start = env.now() + Duration::days(1);
+    let mut e = CalendarEvent::new(start, start + Duration::minutes(30));
+    e.subject = Some("Demo".into());
+    e.required_attendees
+        .push(tether::exchange::model::Attendee {
+            mailbox: tether::exchange::model::MailboxAddress {
+                name: None,
+                email: "buyer@customer.com".into(),
+            },
+            response: None,
+        });
+    env.ews.put_event(&mail(0), e).unwrap();
+}
+
+#[tokio::test]
+async fn syncing_never_removes_an_attendee_from_an_exchange_meeting() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    event_with_an_attendee(&env).await;
+    for _ in 0..3 {
+        env.sync().await;
+    }
+    assert_eq!(env.sf_records("Event").len(), 1);
+    let ev = env.ex_events(0);
+    assert_eq!(ev.len(), 1);
+    let attendees: Vec<&str> = ev[0]
+        .required_attendees
+        .iter()
+        .map(|a| a.mailbox.email.as_str())
+        .collect();
+    assert_eq!(attendees, ["buyer@customer.com"]);
+}
+
+/// Known engine issue: the canonical event compares `Attendees`, but Salesforce keeps
+/// attendees as EventRelations (auto-relate), not on the Event, so an Exchange meeting with
+/// attendees reads back from Salesforce without them and is updated every cycle (no data is
+/// lost: the Exchange connector never changes an existing meeting's attendees). The fix
+/// belongs to the engine (attendees relate-only, left out of the comparison form).
+#[tokio::test]
+#[ignore = "engine: Attendees are compared but Salesforce keeps them as EventRelations"]
+async fn an_exchange_event_with_attendees_syncs_once_and_stays_quiet() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    event_with_an_attendee(&env).await;
+    env.sync().await;
+    env.sync().await;
+    let p = env.plan().await;
+    assert!(p.is_empty(), "{p:#?}");
+}
+
+#[test]
+fn connectors_write_only_the_fields_every_configuration_maps() {
+    let removes_title = config(
+        json!({ "direction": "both", "conflict": "salesforce_wins", "scope": "users_records",
+                "field_mappings": { "Title": null, "Department": "OfficeLocation" } }),
+        Value::Null,
+    );
+    let m = tether::connect::connector_mapping(&removes_title, ObjectKind::Contact);
+    assert!(!m.maps("Title"));
+    assert_eq!(m.exchange_for("Department"), Some("OfficeLocation"));
+
+    let mut two = config(both_contacts(), Value::Null);
+    let mut other = removes_title.sync_configurations[0].clone();
+    other.name = "Other".into();
+    two.sync_configurations.push(other);
+    let m = tether::connect::connector_mapping(&two, ObjectKind::Contact);
+    assert!(
+        !m.maps("Title"),
+        "unmapped in one configuration: never written"
+    );
+    assert!(!m.maps("Department"), "mapped differently: never written");
+    assert!(m.maps("Email") && m.maps("MobilePhone"));
+}
+
+#[tokio::test]
+async fn every_ews_body_of_a_full_sync_is_schema_valid() {
+    let mut env = Env::validating(config(both_contacts(), both_events()), 1).await;
+    let ex_id = env.ex_put_contact(0, true, "Gil", "Ray", "gil@x.com");
+    let sf_contact = env.sf_contact(0, "Hal", "Sun", "hal@y.com");
+    let ex_event = env.ex_put_event(0, "From Exchange", env.now() + Duration::days(1), 30, false);
+    let sf_event = env.sf_event(0, "From Salesforce", env.now() + Duration::days(2), 60);
+    env.sync().await;
+    // Updates both ways, then deletes (events: delete_synced).
+    env.ews
+        .edit_item(&mail(0), &ex_id, |i| {
+            if let Item::Contact(c) = i {
+                c.job_title = Some("Buyer".into());
+            }
+        })
+        .unwrap();
+    env.sf
+        .handle()
+        .update("Contact", &sf_contact, json!({"Phone": "+1 555 0100"}))
+        .unwrap();
+    env.sf
+        .handle()
+        .update("Event", &sf_event, json!({"Location": "HQ"}))
+        .unwrap();
+    env.sync().await;
+    assert!(env.ews.delete_item(&mail(0), &ex_event));
+    env.sf.handle().delete(&sf_event).unwrap();
+    env.sync().await;
+    assert!(env.plan().await.is_empty());
+    assert!(
+        env.sf_records("Event").is_empty(),
+        "delete_synced: deleted on the other side"
+    );
+    assert!(
+        env.ex_events(0).is_empty(),
+        "delete_synced: deleted on the other side"
+    );
+    let bodies = env.ews.bodies();
+    for op in [
+        "SyncFolderItems",
+        "GetItem",
+        "CreateItem",
+        "UpdateItem",
+        "DeleteItem",
+        "FindFolder",
+    ] {
+        assert!(
+            bodies.iter().any(|b| b.contains(op)),
+            "no {op} body recorded"
+        );
+    }
+    ews::validate_all(&bodies);
+}
+
+#[tokio::test]
+async fn a_salesforce_edit_in_the_same_second_as_the_last_read_is_not_missed() {
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    let id = env.sf_contact(0, "Ivy", "Tan", "ivy@y.com");
+    // No time passes: the cycle reads the contact at the second it was written...
+    let now = env.now();
+    run_cycle(
+        &env.config,
+        &env.mail,
+        &env.crm,
+        &mut env.state,
+        now,
+        &SyncOptions::default(),
+        &mut StepBudget::unlimited(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(env.ex_contacts(0).len(), 1);
+    // ...and a user saves an edit within that same second.
+    env.sf
+        .handle()
+        .update("Contact", &id, json!({"Title": "Same second"}))
+        .unwrap();
+    env.sync().await;
+    assert_eq!(
+        env.ex_contacts(0)[0].job_title.as_deref(),
+        Some("Same second")
+    );
+}
