@@ -832,13 +832,9 @@ async fn syncing_never_removes_an_attendee_from_an_exchange_meeting() {
     assert_eq!(attendees, ["buyer@customer.com"]);
 }
 
-/// Known engine issue: the canonical event compares `Attendees`, but Salesforce keeps
-/// attendees as EventRelations (auto-relate), not on the Event, so an Exchange meeting with
-/// attendees reads back from Salesforce without them and is updated every cycle (no data is
-/// lost: the Exchange connector never changes an existing meeting's attendees). The fix
-/// belongs to the engine (attendees relate-only, left out of the comparison form).
+/// Salesforce keeps attendees as EventRelations, not on the Event, so they are used to
+/// relate and never compared: a meeting with attendees must not be rewritten every cycle.
 #[tokio::test]
-#[ignore = "engine: Attendees are compared but Salesforce keeps them as EventRelations"]
 async fn an_exchange_event_with_attendees_syncs_once_and_stays_quiet() {
     let mut env = Env::new(events_only(both_events()), 1, 0).await;
     event_with_an_attendee(&env).await;

@@ -104,12 +104,11 @@ fn event_form(e: &Event, mapping: &EffectiveMapping) -> BTreeMap<String, String>
     for f in &mapping.fields {
         let value = match f.salesforce.as_str() {
             "StartDateTime" | "EndDateTime" | "IsAllDayEvent" => continue,
-            crate::model::catalog::ATTENDEES => {
-                let mut a: Vec<String> = e.attendees.iter().map(|x| email(x)).collect();
-                a.sort();
-                a.dedup();
-                a.join(";")
-            }
+            // Attendees relate an event to Contacts or a Lead on its first sync
+            // (auto_relate); Salesforce keeps them as EventRelations, not on the Event, so
+            // they are not a field to compare: comparing them would rewrite every meeting
+            // on every cycle.
+            crate::model::catalog::ATTENDEES => continue,
             "Subject" => by_type(f.ty, &e.subject),
             "Location" => by_type(f.ty, &e.location),
             "Description" => by_type(f.ty, &e.body),
