@@ -269,6 +269,13 @@ async fn salesforce(config: &Config, client: &SalesforceClient, out: &mut Vec<Ch
         if fields.is_empty() {
             continue;
         }
+        // Creates in Salesforce carry their journal marker in this External ID field, so a
+        // create is looked up, never repeated, after a crash (README: "Salesforce setup").
+        if fields.iter().any(|(_, u)| *u == FieldUse::Create) {
+            for u in [FieldUse::Read, FieldUse::Create] {
+                fields.push((crate::salesforce::connector::SYNC_KEY_FIELD.to_string(), u));
+            }
+        }
         let api_name = match object {
             ObjectKind::Contact => "Contact",
             ObjectKind::Event => "Event",
@@ -283,7 +290,7 @@ async fn salesforce(config: &Config, client: &SalesforceClient, out: &mut Vec<Ch
             Err(e) => out.push(fail(
                 name,
                 e.to_string(),
-                "give the integration user field-level access to these fields, or change the mapping",
+                "give the integration user field-level access to these fields, or change the mapping; create Tether_Sync_Key__c as the README's Salesforce setup says",
             )),
         }
     }

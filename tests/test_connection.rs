@@ -19,6 +19,10 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(salesforce::EmulatorOptions::default()).await
+}
+
+async fn setup_with(sf_options: salesforce::EmulatorOptions) -> Setup {
     let ews = exchange::Emulator::start(exchange::EmulatorOptions::default())
         .await
         .unwrap();
@@ -29,9 +33,7 @@ async fn setup() -> Setup {
     );
     ews.add_mailbox("celia.kung@corp.com", Some("Sales"));
     ews.add_mailbox("fin.person@corp.com", Some("Finance"));
-    let sf = salesforce::Emulator::start(salesforce::EmulatorOptions::default())
-        .await
-        .unwrap();
+    let sf = salesforce::Emulator::start(sf_options).await.unwrap();
     let scratch = Scratch::new();
     scratch.write(
         "org/tether.yaml",
@@ -185,4 +187,22 @@ async fn a_mailbox_outside_the_impersonation_scope_fails_with_what_to_do() {
         out.stdout
     );
     no_secrets(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_sync_key_field_fails_naming_it() {
+    let s = setup_with(salesforce::EmulatorOptions {
+        sync_key_field: false,
+        ..salesforce::EmulatorOptions::default()
+    })
+    .await;
+    let out = run(&s, &[], PASSWORD).await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("FAIL Salesforce: mapped Contact fields:"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Tether_Sync_Key__c"), "{}", out.stdout);
 }

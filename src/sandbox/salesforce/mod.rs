@@ -57,6 +57,8 @@ pub struct EmulatorOptions {
     pub integration_password: Secret,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// The admin ran tether's setup step: Contact and Event have `Tether_Sync_Key__c`.
+    pub sync_key_field: bool,
 }
 
 impl Default for EmulatorOptions {
@@ -77,6 +79,7 @@ impl Default for EmulatorOptions {
             integration_username: "integration@tether.test".into(),
             integration_password: Secret::new("sandbox-password"),
             max_body_bytes: 8 * 1024 * 1024,
+            sync_key_field: true,
         }
     }
 }
@@ -196,6 +199,9 @@ impl Emulator {
             .map_err(|e| format!("salesforce emulator: {e}"))?;
         let base_url = format!("http://{addr}");
         let mut store = Store::new(options.id_seed);
+        if !options.sync_key_field {
+            store.catalog = schema::Catalog::load_with(false);
+        }
         let now = options.clock.now();
         let org_id = store.ids.next("00D");
         let mut org = Org {

@@ -245,7 +245,13 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The org after tether's setup step (with `Tether_Sync_Key__c`).
     pub fn load() -> Catalog {
+        Catalog::load_with(true)
+    }
+
+    /// `sync_key_field: false` is an org where the admin has not created the field yet.
+    pub fn load_with(sync_key_field: bool) -> Catalog {
         let mut describes: Vec<Value> = [CONTACT, EVENT, LEAD]
             .iter()
             // The recorded files ship inside the crate; a parse failure is a build defect that
@@ -253,10 +259,12 @@ impl Catalog {
             .filter_map(|s| serde_json::from_str(s).ok())
             .collect();
         for d in describes.iter_mut() {
-            if matches!(
-                d.get("name").and_then(Value::as_str),
-                Some("Contact" | "Event")
-            ) {
+            if sync_key_field
+                && matches!(
+                    d.get("name").and_then(Value::as_str),
+                    Some("Contact" | "Event")
+                )
+            {
                 add_sync_key_field(d);
             }
         }
