@@ -848,12 +848,12 @@ async fn an_exchange_event_with_attendees_syncs_once_and_stays_quiet() {
 fn connectors_write_only_the_fields_every_configuration_maps() {
     let removes_title = config(
         json!({ "direction": "both", "conflict": "salesforce_wins", "scope": "users_records",
-                "field_mappings": { "Title": null, "Department": "OfficeLocation" } }),
+                "field_mappings": { "Title": null, "Department": "Nickname" } }),
         Value::Null,
     );
     let m = tether::connect::connector_mapping(&removes_title, ObjectKind::Contact);
     assert!(!m.maps("Title"));
-    assert_eq!(m.exchange_for("Department"), Some("OfficeLocation"));
+    assert_eq!(m.exchange_for("Department"), Some("Nickname"));
 
     let mut two = config(both_contacts(), Value::Null);
     let mut other = removes_title.sync_configurations[0].clone();

@@ -186,7 +186,7 @@ fn set_contact_property(c: &mut EwsContact, property: &str, value: Option<String
                     }
                 }
             }
-            // Other properties (e.g. OfficeLocation) are not in the client's contact model.
+            // The catalog lists only the properties above, so validation refuses others.
         }
     }
 }

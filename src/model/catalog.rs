@@ -183,25 +183,19 @@ const fn p(name: &'static str, ty: FieldType) -> ExchangeProperty {
 
 use FieldType as T;
 
-/// Contact properties (EWS ContactItemType; indexed entries by their key).
+/// Contact properties (EWS ContactItemType; indexed entries by their key): the ones the EWS
+/// client reads and writes, so that validation refuses a mapping that could not sync.
 pub const EXCHANGE_CONTACT: &[ExchangeProperty] = &[
     p("GivenName", T::Text),
     p("MiddleName", T::Text),
     p("Surname", T::Text),
     p("Nickname", T::Text),
-    p("Initials", T::Text),
     p("DisplayName", T::Text),
     p("CompanyName", T::Text),
     p("JobTitle", T::Text),
     p("Department", T::Text),
-    p("OfficeLocation", T::Text),
-    p("Manager", T::Text),
     p("AssistantName", T::Text),
-    p("SpouseName", T::Text),
-    p("Profession", T::Text),
-    p("BusinessHomePage", T::Url),
     p("Birthday", T::Date),
-    p("WeddingAnniversary", T::Date),
     p("Body", T::LongText),
     p("EmailAddress1", T::Email),
     p("EmailAddress2", T::Email),

@@ -110,13 +110,13 @@ mod tests {
     fn custom_mappings_add_change_and_remove_but_never_touch_protected_ones() {
         let custom = BTreeMap::from([
             ("Title".to_string(), None),
-            ("Department".to_string(), Some("OfficeLocation".to_string())),
+            ("Department".to_string(), Some("Nickname".to_string())),
             ("Email".to_string(), None),
             ("LeadSource".to_string(), Some("Profession".to_string())),
         ]);
         let m = EffectiveMapping::new(ObjectKind::Contact, &custom);
         assert!(!m.maps("Title"));
-        assert_eq!(m.exchange_for("Department"), Some("OfficeLocation"));
+        assert_eq!(m.exchange_for("Department"), Some("Nickname"));
         assert_eq!(m.exchange_for("Email"), Some("EmailAddress1"));
         assert_eq!(m.salesforce_for("Profession"), Some("LeadSource"));
         assert_eq!(m.get("Email").unwrap().max_len, 80);
