@@ -15,3 +15,4 @@ pub mod salesforce;
 pub mod sandbox;
 pub mod secret;
 pub mod state;
+pub mod workflow;

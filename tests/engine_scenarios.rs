@@ -749,7 +749,10 @@ async fn a_side_that_suddenly_looks_empty_causes_no_mass_delete_unless_forced() 
         &w.sf,
         &mut w.state,
         w.now,
-        &SyncOptions { force: true },
+        &SyncOptions {
+            force: true,
+            ..SyncOptions::default()
+        },
         &mut StepBudget::unlimited(),
     )
     .await

@@ -1,6 +1,8 @@
 //! Command-line interface: one file per subcommand, each thin.
 
+pub mod apply;
 pub mod force_unlock;
+pub mod plan;
 pub mod schema;
 pub mod test_connection;
 pub mod validate;
@@ -93,6 +95,10 @@ pub struct Cli {
 pub enum Command {
     /// Check configuration files: YAML syntax, the schema, and the sync rules.
     Validate(validate::Args),
+    /// Show what apply would change, in the settings and in the data.
+    Plan(plan::Args),
+    /// Plan, confirm, record the configuration and sync.
+    Apply(apply::Args),
     /// Check the connections: Exchange credentials, impersonation and folders; Salesforce
     /// sign-in, API version, mapped fields and API usage.
     TestConnection(test_connection::Args),
@@ -106,6 +112,8 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::Plan(args) => plan::run(&args),
+        Command::Apply(args) => apply::run(&args),
         Command::TestConnection(args) => test_connection::run(&args),
         Command::ForceUnlock(args) => force_unlock::run(&args),
     }

@@ -26,6 +26,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub struct SyncOptions {
     /// Override the empty-side guard.
     pub force: bool,
+    /// Plan only: create nothing, not even a missing Salesforce_Sync folder (it is
+    /// reported in `ReadOutcome::folders_to_create` instead).
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +73,8 @@ pub struct ReadOutcome {
     pub mappings: HashMap<(String, ObjectKind), EffectiveMapping>,
     /// Hash of the sync settings this read was made under.
     pub settings_hash: String,
+    /// Reps whose Salesforce_Sync folder does not exist yet (read-only planning).
+    pub folders_to_create: Vec<String>,
 }
 
 /// What a change of which invalidates incremental reads: who syncs, and how.
@@ -111,13 +116,22 @@ fn initial_done<S: StateStore>(
 }
 
 /// Read a folder's whole change feed from `cursor`, collapsed to the last change per item.
+/// A folder read: its changes, the cursor after them, and whether the folder is missing
+/// (read-only planning reads a missing folder as empty instead of creating it).
+struct FolderRead {
+    view: SideView<MailItem>,
+    cursor: String,
+    missing: bool,
+}
+
 async fn read_folder<M: MailConnector>(
     mail: &M,
     rep: &Rep,
     folder: Folder,
     mut cursor: Option<String>,
-) -> Result<(SideView<MailItem>, String), RepError> {
-    if cursor.is_none() && folder == Folder::SalesforceSyncContacts {
+    read_only: bool,
+) -> Result<FolderRead, RepError> {
+    if cursor.is_none() && folder == Folder::SalesforceSyncContacts && !read_only {
         mail.ensure_folder(&rep.mailbox, folder).await?;
     }
     let mut full = cursor.is_none();
@@ -129,6 +143,17 @@ async fn read_folder<M: MailConnector>(
             .sync_folder(&rep.mailbox, folder, cursor.as_deref())
             .await
         {
+            Err(RepError::FolderMissing) if read_only => {
+                return Ok(FolderRead {
+                    view: SideView {
+                        full: true,
+                        upserts: Vec::new(),
+                        deleted: Vec::new(),
+                    },
+                    cursor: String::new(),
+                    missing: true,
+                });
+            }
             Err(RepError::FolderMissing) if !recreated => {
                 // The rep deleted the folder: recreate it and start over from an empty feed.
                 mail.ensure_folder(&rep.mailbox, folder).await?;
@@ -167,7 +192,11 @@ async fn read_folder<M: MailConnector>(
             None => view.deleted.push(id),
         }
     }
-    Ok((view, cursor.unwrap_or_default()))
+    Ok(FolderRead {
+        view,
+        cursor: cursor.unwrap_or_default(),
+        missing: false,
+    })
 }
 
 /// Read both sides and plan, writing nothing (`tether plan`; the idempotence check).
@@ -269,8 +298,23 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                     object,
                 })?
             };
-            match read_folder(mail, rep, Folder::for_object(object), cursor).await {
-                Ok((mail_view, cursor)) => {
+            match read_folder(
+                mail,
+                rep,
+                Folder::for_object(object),
+                cursor,
+                options.read_only,
+            )
+            .await
+            {
+                Ok(FolderRead {
+                    view: mail_view,
+                    cursor,
+                    missing,
+                }) => {
+                    if missing {
+                        out.folders_to_create.push(rep.email.clone());
+                    }
                     out.folder_cursors
                         .insert((rep.user_id.clone(), object), cursor);
                     if full || mail_view.full {

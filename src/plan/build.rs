@@ -217,6 +217,14 @@ pub fn build(
         .collect();
     let mut warnings = Vec::new();
     let mut rep_changes = Vec::new();
+    for rep in &read.folders_to_create {
+        rep_changes.push(RepChange {
+            kind: RepChangeKind::CreateFolder,
+            rep: rep.clone(),
+            configuration: None,
+            detail: "Contacts/Salesforce_Sync".into(),
+        });
+    }
     for p in &read.problems {
         rep_changes.push(RepChange {
             kind: RepChangeKind::CannotSync,

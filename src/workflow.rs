@@ -1,0 +1,97 @@
+//! What `plan` and `apply` share: opening the connectors for a configuration, and turning
+//! the engine's plan into the document a reviewer reads.
+
+use crate::clock::Clock;
+use crate::config::model::Config;
+use crate::connect::{self, ConnectError};
+use crate::engine::cycle::{CycleError, ReadOutcome, SyncOptions, read_and_plan};
+use crate::engine::plan::Plan;
+use crate::exchange::connector::EwsConnector;
+use crate::model::ObjectKind;
+use crate::plan::build::{BuildOptions, build};
+use crate::plan::document::PlanDocument;
+use crate::plan::settings;
+use crate::salesforce::connector::SalesforceConnector;
+use crate::state::StateStore;
+use chrono::{DateTime, Utc};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Both connectors of one org.
+pub struct Connectors {
+    pub mail: EwsConnector,
+    pub crm: SalesforceConnector,
+}
+
+pub fn open(
+    config: &Config,
+    home: &Path,
+    clock: Arc<dyn Clock>,
+) -> Result<Connectors, ConnectError> {
+    let ews = connect::exchange(config, home, clock)?;
+    let sf = connect::salesforce(config, home)?;
+    Ok(Connectors {
+        mail: EwsConnector::new(ews)
+            .with_contact_mapping(connect::connector_mapping(config, ObjectKind::Contact)),
+        crm: SalesforceConnector::new(sf).with_mappings(
+            connect::connector_mapping(config, ObjectKind::Contact),
+            connect::connector_mapping(config, ObjectKind::Event),
+        ),
+    })
+}
+
+/// The last applied configuration, if any, to diff the settings against.
+pub fn applied_config<S: StateStore>(state: &S) -> Result<Option<Config>, String> {
+    let Some(revision) = state.latest_revision().map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&revision.canonical)
+        .map(Some)
+        .map_err(|e| format!("the applied configuration in the state cannot be read: {e}"))
+}
+
+/// Everything a plan shows: the document, and the engine's plan and read it came from.
+pub struct Planned {
+    pub document: PlanDocument,
+    pub plan: Plan,
+    pub read: ReadOutcome,
+}
+
+pub async fn plan<S: StateStore>(
+    config: &Config,
+    connectors: &Connectors,
+    state: &S,
+    now: DateTime<Utc>,
+    options: &SyncOptions,
+    build_options: &BuildOptions,
+) -> Result<Planned, String> {
+    let applied = applied_config(state)?;
+    let settings = settings::diff(applied.as_ref(), config);
+    let (plan, read) = read_and_plan(
+        config,
+        &connectors.mail,
+        &connectors.crm,
+        state,
+        now,
+        options,
+    )
+    .await
+    .map_err(|e| cycle_error(&e))?;
+    let document = build(config, settings, &plan, &read, build_options);
+    Ok(Planned {
+        document,
+        plan,
+        read,
+    })
+}
+
+/// A cycle failure in words an admin can act on.
+pub fn cycle_error(e: &CycleError) -> String {
+    match e {
+        CycleError::Killed => "the sync was stopped".into(),
+        CycleError::State(s) => s.to_string(),
+        CycleError::Crm(c) => format!(
+            "Salesforce could not be read ({c}); nothing was planned. Run `tether test-connection` to see why"
+        ),
+    }
+}

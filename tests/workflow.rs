@@ -1,0 +1,192 @@
+//! The GitOps loop end to end against both emulators: plan shows the change, apply makes
+//! it, and planning again says "No changes." (exit 0 with --detailed-exitcode). A second
+//! apply while the state is locked fails at once naming the holder, and no secret appears
+//! in any output or in the state file.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use tether::sandbox::exchange::{self, ImpersonationScope};
+use tether::sandbox::salesforce;
+
+const SVC: &str = "svc-tether@corp.com";
+const PASSWORD: &str = "Ews-Pa55w0rd-7431";
+const SF_SECRET: &str = "sandbox-client-secret";
+const REP: &str = "celia.kung@corp.com";
+
+struct Setup {
+    _ews: exchange::RunningEmulator,
+    sf: salesforce::RunningEmulator,
+    scratch: Scratch,
+}
+
+async fn setup() -> Setup {
+    let ews = exchange::Emulator::start(exchange::EmulatorOptions::default())
+        .await
+        .unwrap();
+    ews.add_service_account(
+        SVC,
+        PASSWORD,
+        ImpersonationScope::Filter("Department -eq 'Sales'".into()),
+    );
+    ews.add_mailbox(REP, Some("Sales"));
+    let sf = salesforce::Emulator::start(salesforce::EmulatorOptions::default())
+        .await
+        .unwrap();
+    let rep_id = sf
+        .handle()
+        .add_user(REP, REP, "Celia Kung", "Sales User", "Europe/Berlin");
+    sf.handle()
+        .insert("Contact", json!({"FirstName": "Ana", "LastName": "Diaz", "Email": "ana@customer.com", "OwnerId": rep_id}))
+        .unwrap();
+    let scratch = Scratch::new();
+    scratch.write(
+        "org/tether.yaml",
+        format!(
+            r#"version: 1
+org: {{ name: corp, kind: production }}
+connections:
+  exchange:
+    method: service_account
+    ews_url: {}
+    username: {SVC}
+    password: ${{env:TEST_EWS_PASSWORD}}
+  salesforce:
+    instance_url: {sf}
+    login_url: {sf}
+    auth:
+      flow: client_credentials
+      client_id: 3MVG9tether.sandbox.client
+      client_secret: ${{env:TEST_SF_SECRET}}
+sync_configurations:
+  - name: Reps
+    members: {{ users: [{REP}] }}
+    contacts: {{ direction: both, conflict: salesforce_wins, scope: users_records }}
+"#,
+            ews.ews_url(),
+            sf = sf.url()
+        ),
+    );
+    Setup {
+        _ews: ews,
+        sf,
+        scratch,
+    }
+}
+
+async fn tether_async(s: &Setup, args: &[&str]) -> Output {
+    let dir = s.scratch.dir.path().to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        tether_with_env(
+            &args,
+            &dir,
+            &[
+                ("TEST_EWS_PASSWORD", PASSWORD),
+                ("TEST_SF_SECRET", SF_SECRET),
+            ],
+        )
+    })
+    .await
+    .unwrap()
+}
+
+fn no_secrets(text: &str) {
+    for secret in [PASSWORD, SF_SECRET] {
+        assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_apply_plan_ends_with_no_changes() {
+    let s = setup().await;
+    let plan = tether_async(&s, &["plan", "org", "--detailed-exitcode"]).await;
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout.contains("+ sync configuration \"Reps\""),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("contacts Salesforce → Exchange: 1 to create"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .trim_end()
+            .ends_with("Exchange: 1 to create, 0 to update, 0 to delete."),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        !s.scratch.path("org/.tether/state.db").exists(),
+        "plan must not create the state"
+    );
+
+    let refused = tether_async(&s, &["apply", "org"]).await;
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("pass --auto-approve"),
+        "{}",
+        refused.stderr
+    );
+
+    let apply = tether_async(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert!(
+        apply
+            .stdout
+            .contains("Applied: 1 records written, 0 failed."),
+        "{}",
+        apply.stdout
+    );
+
+    let again = tether_async(&s, &["plan", "org", "--detailed-exitcode"]).await;
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(
+        again
+            .stdout
+            .contains("No changes. Sync settings and data are up to date."),
+        "{}",
+        again.stdout
+    );
+
+    let json = tether_async(&s, &["plan", "org", "--format", "json"]).await;
+    assert_eq!(json.json()["summary"]["no_changes"], true);
+
+    for out in [&plan, &refused, &apply, &again, &json] {
+        no_secrets(&out.stdout);
+        no_secrets(&out.stderr);
+    }
+    let state = std::fs::read(s.scratch.path("org/.tether/state.db")).unwrap();
+    no_secrets(&String::from_utf8_lossy(&state));
+    assert_eq!(
+        s.sf.handle().records("Contact").len(),
+        1,
+        "no duplicate in Salesforce"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_apply_fails_at_once_naming_the_lock_holder() {
+    let s = setup().await;
+    let state = s.scratch.path("org/.tether/state.db");
+    let held = tether::lock::acquire(&state, "apply", chrono::Utc::now()).unwrap();
+    let out = tether_async(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("the state is locked: `apply` by "),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("tether force-unlock {}", held.info.id)),
+        "{}",
+        out.stderr
+    );
+}
