@@ -67,13 +67,18 @@ pub async fn plan<S: StateStore>(
 ) -> Result<Planned, String> {
     let applied = applied_config(state)?;
     let settings = settings::diff(applied.as_ref(), config);
+    // A plan reads only: not even a missing Salesforce_Sync folder is created.
+    let options = SyncOptions {
+        read_only: true,
+        ..options.clone()
+    };
     let (plan, read) = read_and_plan(
         config,
         &connectors.mail,
         &connectors.crm,
         state,
         now,
-        options,
+        &options,
     )
     .await
     .map_err(|e| cycle_error(&e))?;

@@ -126,6 +126,16 @@ async fn plan_apply_plan_ends_with_no_changes() {
         !s.scratch.path("org/.tether/state.db").exists(),
         "plan must not create the state"
     );
+    assert!(
+        plan.stdout
+            .contains(&format!("+ {REP}: create folder: Contacts/Salesforce_Sync")),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        s._ews.find_folder(REP, "Salesforce_Sync").is_none(),
+        "plan must not create the folder"
+    );
 
     let refused = tether_async(&s, &["apply", "org"]).await;
     assert_eq!(refused.code, 1);
@@ -143,6 +153,10 @@ async fn plan_apply_plan_ends_with_no_changes() {
             .contains("Applied: 1 records written, 0 failed."),
         "{}",
         apply.stdout
+    );
+    assert!(
+        s._ews.find_folder(REP, "Salesforce_Sync").is_some(),
+        "apply creates the folder"
     );
 
     let again = tether_async(&s, &["plan", "org", "--detailed-exitcode"]).await;

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand, each thin.
 
 pub mod apply;
+pub mod demo;
 pub mod force_unlock;
 pub mod plan;
 pub mod schema;
@@ -95,6 +96,8 @@ pub struct Cli {
 pub enum Command {
     /// Check configuration files: YAML syntax, the schema, and the sync rules.
     Validate(validate::Args),
+    /// Run the whole loop on the built-in sandbox (no accounts needed).
+    Demo(demo::Args),
     /// Show what apply would change, in the settings and in the data.
     Plan(plan::Args),
     /// Plan, confirm, record the configuration and sync.
@@ -112,6 +115,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::TestConnection(args) => test_connection::run(&args),

@@ -1,0 +1,170 @@
+//! A small, realistic org for the demo: both emulators started on the ports
+//! `examples/quickstart.yaml` names, with the service account, connected app, reps, and
+//! records on both sides that a first sync has to sort out.
+
+use super::exchange::{self as ews_emu, ImpersonationScope};
+use super::salesforce as sf_emu;
+use crate::clock::SystemClock;
+use crate::exchange::model::{CalendarEvent, Contact};
+use crate::secret::Secret;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use std::sync::Arc;
+
+pub const EWS_PORT: u16 = 8081;
+pub const SALESFORCE_PORT: u16 = 8082;
+pub const SERVICE_ACCOUNT: &str = "svc-tether@example.com";
+pub const CLIENT_ID: &str = "tether-demo";
+/// Credentials of the local emulators only: they guard nothing outside this machine.
+pub const SANDBOX_EXCHANGE_PASSWORD: &str = "sandbox-exchange-password";
+pub const SANDBOX_CLIENT_SECRET: &str = "sandbox-client-secret";
+/// The environment variables `examples/quickstart.yaml` reads, with the sandbox's values.
+pub const ENV: &[(&str, &str)] = &[
+    ("EXCHANGE_SERVICE_PASSWORD", SANDBOX_EXCHANGE_PASSWORD),
+    ("SF_CLIENT_SECRET", SANDBOX_CLIENT_SECRET),
+];
+
+pub const REPS: &[(&str, &str)] = &[
+    ("celia.kung@example.com", "Celia Kung"),
+    ("omar.haddad@example.com", "Omar Haddad"),
+];
+
+pub struct SandboxOrg {
+    pub exchange: ews_emu::RunningEmulator,
+    pub salesforce: sf_emu::RunningEmulator,
+    /// Salesforce user id per rep, in `REPS` order.
+    pub rep_ids: Vec<String>,
+}
+
+/// Starts both emulators on `ews_port` and `sf_port` (0: any free port) and seeds them.
+pub async fn start(ews_port: u16, sf_port: u16) -> Result<SandboxOrg, String> {
+    let exchange = ews_emu::Emulator::start(ews_emu::EmulatorOptions {
+        port: ews_port,
+        deterministic: false,
+        clock: Some(Arc::new(SystemClock)),
+        ..ews_emu::EmulatorOptions::default()
+    })
+    .await
+    .map_err(|e| format!("the Exchange emulator cannot listen on 127.0.0.1:{ews_port}: {e} (is another sandbox running?)"))?;
+    let mut options = sf_emu::EmulatorOptions {
+        port: sf_port,
+        ..sf_emu::EmulatorOptions::default()
+    };
+    options.app.client_id = CLIENT_ID.into();
+    options.app.client_secret = Secret::new(SANDBOX_CLIENT_SECRET);
+    let salesforce = sf_emu::Emulator::start(options)
+        .await
+        .map_err(|e| format!("{e} (is another sandbox running?)"))?;
+
+    exchange.add_service_account(
+        SERVICE_ACCOUNT,
+        SANDBOX_EXCHANGE_PASSWORD,
+        ImpersonationScope::Filter("Department -eq 'Sales'".into()),
+    );
+    let mut rep_ids = Vec::new();
+    for (email, name) in REPS {
+        exchange.add_mailbox(email, Some("Sales"));
+        rep_ids.push(salesforce.handle().add_user(
+            email,
+            email,
+            name,
+            "Sales User",
+            "Europe/Berlin",
+        ));
+    }
+    let org = SandboxOrg {
+        exchange,
+        salesforce,
+        rep_ids,
+    };
+    org.seed(Utc::now())?;
+    Ok(org)
+}
+
+impl SandboxOrg {
+    fn seed(&self, now: DateTime<Utc>) -> Result<(), String> {
+        let sf = self.salesforce.handle();
+        let contact = |owner: &str, first: &str, last: &str, email: &str, title: &str| {
+            sf.insert(
+                "Contact",
+                json!({"FirstName": first, "LastName": last, "Email": email, "Title": title, "OwnerId": owner}),
+            )
+            .map(|_| ())
+            .map_err(|e| format!("seeding Salesforce: {e:?}"))
+        };
+        let (celia, omar) = (&self.rep_ids[0], &self.rep_ids[1]);
+        contact(
+            celia,
+            "Ana",
+            "Diaz",
+            "ana.diaz@northwind.example",
+            "Head of Purchasing",
+        )?;
+        contact(celia, "Ben", "Okafor", "ben.okafor@contoso.example", "CFO")?;
+        contact(
+            omar,
+            "Chloé",
+            "Martin",
+            "chloe.martin@fabrikam.example",
+            "IT Director",
+        )?;
+        // A contact the rep keeps in Outlook's Salesforce_Sync folder, not yet in Salesforce.
+        let sync_folder = self.sync_folder(REPS[0].0)?;
+        self.exchange.put_contact(
+            REPS[0].0,
+            &sync_folder,
+            Contact {
+                given_name: Some("Dev".into()),
+                surname: Some("Patel".into()),
+                company_name: Some("Tailspin Toys".into()),
+                job_title: Some("Buyer".into()),
+                emails: [Some("dev.patel@tailspin.example".into()), None, None],
+                ..Contact::default()
+            },
+        );
+        // A personal contact outside Salesforce_Sync: never synced.
+        let contacts = self
+            .exchange
+            .folder_id(REPS[0].0, "contacts")
+            .ok_or("seeding Exchange: no Contacts folder")?;
+        self.exchange.put_contact(
+            REPS[0].0,
+            &contacts,
+            Contact {
+                given_name: Some("Mum".into()),
+                emails: [Some("mum@family.example".into()), None, None],
+                ..Contact::default()
+            },
+        );
+        // Meetings in the rep's calendar tomorrow: one with a customer, one private.
+        let tomorrow = (now + Duration::days(1))
+            .date_naive()
+            .and_hms_opt(9, 0, 0)
+            .expect("valid time")
+            .and_utc();
+        let mut call = CalendarEvent::new(tomorrow, tomorrow + Duration::minutes(30));
+        call.subject = Some("Pricing call with Northwind".into());
+        call.location = Some("Teams".into());
+        self.exchange.put_event(REPS[0].0, call);
+        let mut private =
+            CalendarEvent::new(tomorrow + Duration::hours(3), tomorrow + Duration::hours(4));
+        private.subject = Some("Dentist".into());
+        private.sensitivity = Some(crate::exchange::model::Sensitivity::Private);
+        self.exchange.put_event(REPS[0].0, private);
+        Ok(())
+    }
+
+    /// The rep's Salesforce_Sync folder, created as the rep would in Outlook.
+    pub fn sync_folder(&self, rep: &str) -> Result<String, String> {
+        if let Some(id) = self.exchange.find_folder(rep, "Salesforce_Sync") {
+            return Ok(id);
+        }
+        let contacts = self
+            .exchange
+            .folder_id(rep, "contacts")
+            .ok_or("no Contacts folder")?;
+        self.exchange
+            .create_folder(rep, &contacts, "Salesforce_Sync", "IPF.Contact")
+            .ok_or_else(|| "cannot create Salesforce_Sync".to_string())
+    }
+}
