@@ -204,3 +204,72 @@ async fn a_second_apply_fails_at_once_naming_the_lock_holder() {
         out.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_syncs_with_the_applied_configuration_and_stops_cleanly_on_sigterm() {
+    let s = setup().await;
+    let before = tether_async(&s, &["run", "org", "--once"]).await;
+    assert_eq!(before.code, 1);
+    assert!(
+        before.stderr.contains("run `tether apply` first"),
+        "{}",
+        before.stderr
+    );
+
+    let apply = tether_async(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let rep_id =
+        s.sf.handle()
+            .records("User")
+            .into_iter()
+            .find(|u| u.get("Email").and_then(|v| v.as_str()) == Some(REP))
+            .and_then(|u| u.get("Id").and_then(|v| v.as_str()).map(String::from))
+            .unwrap();
+    s.sf.handle()
+        .insert("Contact", json!({"FirstName": "Eva", "LastName": "Nowak", "Email": "eva@litware.example", "OwnerId": rep_id}))
+        .unwrap();
+    let once = tether_async(&s, &["run", "org", "--once"]).await;
+    assert_eq!(once.code, 0, "{}{}", once.stdout, once.stderr);
+    assert!(
+        once.stdout.contains(" cycle: 1 records written, 0 failed"),
+        "{}",
+        once.stdout
+    );
+    let plan = tether_async(&s, &["plan", "org", "--detailed-exitcode"]).await;
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+
+    // SIGTERM between cycles: exit 0 at once, state saved.
+    let dir = s.scratch.dir.path().to_path_buf();
+    let code = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(["run", "org", "--interval", "1h"])
+            .current_dir(&dir)
+            .envs([
+                ("TEST_EWS_PASSWORD", PASSWORD),
+                ("TEST_SF_SECRET", SF_SECRET),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        assert!(first.contains(" cycle: "), "{first}");
+        let started = std::time::Instant::now();
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        assert_eq!(
+            rest,
+            ["stopping: the last cycle finished and its state is saved"]
+        );
+        status.code()
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0));
+}

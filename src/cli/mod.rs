@@ -4,6 +4,7 @@ pub mod apply;
 pub mod demo;
 pub mod force_unlock;
 pub mod plan;
+pub mod run;
 pub mod schema;
 pub mod test_connection;
 pub mod validate;
@@ -102,6 +103,8 @@ pub enum Command {
     Plan(plan::Args),
     /// Plan, confirm, record the configuration and sync.
     Apply(apply::Args),
+    /// Keep syncing on an interval, with the last applied configuration.
+    Run(run::Args),
     /// Check the connections: Exchange credentials, impersonation and folders; Salesforce
     /// sign-in, API version, mapped fields and API usage.
     TestConnection(test_connection::Args),
@@ -118,6 +121,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Apply(args) => apply::run(&args),
+        Command::Run(args) => run::run(&args),
         Command::TestConnection(args) => test_connection::run(&args),
         Command::ForceUnlock(args) => force_unlock::run(&args),
     }

@@ -1,0 +1,177 @@
+use super::StateArg;
+use crate::engine::cycle::{SyncOptions, run_cycle};
+use crate::engine::execute::StepBudget;
+use crate::state::SqliteState;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration file or directory (one org): where the state and `${file:…}` secrets
+    /// are. The settings synced are the last *applied* ones, never unreviewed edits.
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArg,
+    /// Time between the starts of two cycles, e.g. 30s, 10m, 1h.
+    #[arg(long, default_value = "10m", value_parser = parse_interval)]
+    pub interval: Duration,
+    /// Run one cycle and exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: write a whole number and a unit, e.g. 30s, 10m, 1h"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" | "" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{text}`: the unit is s, m or h")),
+    };
+    if seconds == 0 {
+        return Err("the interval must be longer than zero".into());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(1)
+}
+
+/// Sync cycles with the last applied configuration, as the hosted service did. SIGINT or
+/// SIGTERM lets the cycle in flight finish (its writes are recorded as they happen), then
+/// exits 0. A rep that fails does not stop the others; its errors are in `tether errors`.
+pub fn run(args: &Args) -> ExitCode {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let home = match paths.first() {
+        Some(p) if p.is_file() => p.parent().map(PathBuf::from).unwrap_or_default(),
+        Some(p) => p.clone(),
+        None => PathBuf::from("."),
+    };
+    let state_path = args.state.path(&paths);
+    if !state_path.exists() {
+        return fail(format!(
+            "no state at {}: nothing has been applied yet; run `tether apply` first",
+            state_path.display()
+        ));
+    }
+    let _lock = match crate::lock::acquire(&state_path, "run", chrono::Utc::now()) {
+        Ok(lock) => lock,
+        Err(e) => return fail(e),
+    };
+    let mut state = match SqliteState::open(&state_path) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let config = match crate::workflow::applied_config(&state) {
+        Ok(Some(c)) => c,
+        Ok(None) => return fail("no configuration has been applied yet; run `tether apply` first"),
+        Err(e) => return fail(e),
+    };
+    let connectors =
+        match crate::workflow::open(&config, &home, Arc::new(crate::clock::SystemClock)) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+    let runtime = super::runtime();
+    runtime.block_on(async {
+        // Listen from the start, so a signal during a cycle lets it finish instead of
+        // killing the process mid-write.
+        let (stopped_tx, mut stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            stop_signal().await;
+            let _ = stopped_tx.send(true);
+        });
+        loop {
+            let started = tokio::time::Instant::now();
+            let now = chrono::Utc::now();
+            match run_cycle(
+                &config,
+                &connectors.mail,
+                &connectors.crm,
+                &mut state,
+                now,
+                &SyncOptions::default(),
+                &mut StepBudget::unlimited(),
+            )
+            .await
+            {
+                Ok(report) => println!(
+                    "{} cycle: {} records written, {} failed, {} reps could not be synced",
+                    now.format("%Y-%m-%dT%H:%M:%SZ"),
+                    report.exec.succeeded,
+                    report.exec.failed.len(),
+                    report.read.rep_errors.len() + report.read.problems.len()
+                ),
+                // A cycle that cannot read Salesforce at all is logged; the next one retries.
+                Err(e) => eprintln!(
+                    "{} cycle failed: {}",
+                    now.format("%Y-%m-%dT%H:%M:%SZ"),
+                    crate::workflow::cycle_error(&e)
+                ),
+            }
+            if args.once {
+                return ExitCode::SUCCESS;
+            }
+            if *stopped.borrow() {
+                println!("stopping: the last cycle finished and its state is saved");
+                return ExitCode::SUCCESS;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(started + args.interval) => {}
+                _ = stopped.changed() => {
+                    println!("stopping: the last cycle finished and its state is saved");
+                    return ExitCode::SUCCESS;
+                }
+            }
+        }
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_interval("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_interval("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("10 minutes").is_err());
+        assert!(parse_interval("m").is_err());
+    }
+}
