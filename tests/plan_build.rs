@@ -100,8 +100,8 @@ async fn first_sync_counts_creates_per_rep_and_direction() {
     );
 }
 
-#[tokio::test]
-async fn deletes_over_the_threshold_warn() {
+/// One rep with eight synced meetings, deletes propagating.
+async fn eight_synced_events() -> (World, Vec<String>) {
     let events = serde_json::json!({ "direction": "both", "conflict": "exchange_wins", "since": "LAST_N_DAYS:30", "delete_synced": true });
     let mut w = World::new(config(Value::Null, events), 1);
     let ids: Vec<String> = (0..8)
@@ -118,6 +118,12 @@ async fn deletes_over_the_threshold_warn() {
         })
         .collect();
     w.sync().await;
+    (w, ids)
+}
+
+#[tokio::test]
+async fn deletes_over_the_threshold_warn() {
+    let (w, ids) = eight_synced_events().await;
     // Five of eight: all of them would trip the empty-side guard instead.
     for id in &ids[..5] {
         assert!(w.ex.user_delete(&rep_mail(0), id));
@@ -148,22 +154,7 @@ async fn deletes_over_the_threshold_warn() {
 
 #[tokio::test]
 async fn a_refused_mass_delete_is_a_warning() {
-    let events = serde_json::json!({ "direction": "both", "conflict": "exchange_wins", "since": "LAST_N_DAYS:30", "delete_synced": true });
-    let mut w = World::new(config(Value::Null, events), 1);
-    let ids: Vec<String> = (0..8)
-        .map(|i| {
-            w.ex.user_create(
-                &rep_mail(0),
-                Folder::Calendar,
-                tether::model::Record::Event(event(
-                    &format!("Call {i}"),
-                    "2026-06-16T09:00:00Z",
-                    30,
-                )),
-            )
-        })
-        .collect();
-    w.sync().await;
+    let (w, ids) = eight_synced_events().await;
     for id in &ids {
         assert!(w.ex.user_delete(&rep_mail(0), id));
     }

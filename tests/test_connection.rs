@@ -3,91 +3,31 @@
 //! what to do, and the exit code says so. Secrets never appear in the output.
 
 mod common;
+mod emulated;
 
-use common::*;
-use tether::sandbox::exchange::{self, ImpersonationScope};
+use common::Output;
+use emulated::*;
 use tether::sandbox::salesforce;
 
-const SVC: &str = "svc-tether@corp.com";
-const PASSWORD: &str = "Ews-Pa55w0rd-7431";
-const SF_SECRET: &str = "sandbox-client-secret";
-
-struct Setup {
-    _ews: exchange::RunningEmulator,
-    _sf: salesforce::RunningEmulator,
-    scratch: Scratch,
-}
-
-async fn setup() -> Setup {
+async fn setup() -> Org {
     setup_with(salesforce::EmulatorOptions::default()).await
 }
 
-async fn setup_with(sf_options: salesforce::EmulatorOptions) -> Setup {
-    let ews = exchange::Emulator::start(exchange::EmulatorOptions::default())
-        .await
-        .unwrap();
-    ews.add_service_account(
-        SVC,
-        PASSWORD,
-        ImpersonationScope::Filter("Department -eq 'Sales'".into()),
-    );
-    ews.add_mailbox("celia.kung@corp.com", Some("Sales"));
-    ews.add_mailbox("fin.person@corp.com", Some("Finance"));
-    let sf = salesforce::Emulator::start(sf_options).await.unwrap();
-    let scratch = Scratch::new();
-    scratch.write(
-        "org/tether.yaml",
-        format!(
-            r#"version: 1
-org: {{ name: corp, kind: production }}
-connections:
-  exchange:
-    method: service_account
-    ews_url: {}
-    username: {SVC}
-    password: ${{env:TEST_EWS_PASSWORD}}
-  salesforce:
-    instance_url: {sf}
-    login_url: {sf}
-    auth:
-      flow: client_credentials
-      client_id: 3MVG9tether.sandbox.client
-      client_secret: ${{env:TEST_SF_SECRET}}
-sync_configurations:
-  - name: Reps
-    members: {{ users: [celia.kung@corp.com] }}
-    contacts: {{ direction: both, conflict: salesforce_wins, scope: users_records }}
-    events: {{ direction: exchange_to_salesforce }}
-"#,
-            ews.ews_url(),
-            sf = sf.url()
-        ),
-    );
-    Setup {
-        _ews: ews,
-        _sf: sf,
-        scratch,
-    }
+async fn setup_with(sf_options: salesforce::EmulatorOptions) -> Org {
+    let org = start(
+        sf_options,
+        "  - name: Reps\n    members: { users: [celia.kung@corp.com] }\n    contacts: { direction: both, conflict: salesforce_wins, scope: users_records }\n    events: { direction: exchange_to_salesforce }\n",
+    )
+    .await;
+    org.ews.add_mailbox("celia.kung@corp.com", Some("Sales"));
+    org.ews.add_mailbox("fin.person@corp.com", Some("Finance"));
+    org
 }
 
-async fn run(s: &Setup, args: &[&str], password: &str) -> Output {
-    let dir = s.scratch.dir.path().to_path_buf();
-    let mut all = vec!["test-connection".to_string(), "org".to_string()];
-    all.extend(args.iter().map(|a| a.to_string()));
-    let password = password.to_string();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = all.iter().map(String::as_str).collect();
-        tether_with_env(
-            &args,
-            &dir,
-            &[
-                ("TEST_EWS_PASSWORD", &password),
-                ("TEST_SF_SECRET", SF_SECRET),
-            ],
-        )
-    })
-    .await
-    .unwrap()
+async fn run(s: &Org, args: &[&str], password: &str) -> Output {
+    let mut all = vec!["test-connection", "org"];
+    all.extend_from_slice(args);
+    s.tether(&all, password).await
 }
 
 fn no_secrets(out: &Output) {

@@ -4,93 +4,36 @@
 //! in any output or in the state file.
 
 mod common;
+mod emulated;
 
-use common::*;
+use emulated::*;
 use serde_json::json;
-use tether::sandbox::exchange::{self, ImpersonationScope};
 use tether::sandbox::salesforce;
 
-const SVC: &str = "svc-tether@corp.com";
-const PASSWORD: &str = "Ews-Pa55w0rd-7431";
-const SF_SECRET: &str = "sandbox-client-secret";
 const REP: &str = "celia.kung@corp.com";
 
-struct Setup {
-    _ews: exchange::RunningEmulator,
-    sf: salesforce::RunningEmulator,
-    scratch: Scratch,
-}
-
-async fn setup() -> Setup {
-    let ews = exchange::Emulator::start(exchange::EmulatorOptions::default())
-        .await
-        .unwrap();
-    ews.add_service_account(
-        SVC,
-        PASSWORD,
-        ImpersonationScope::Filter("Department -eq 'Sales'".into()),
-    );
-    ews.add_mailbox(REP, Some("Sales"));
-    let sf = salesforce::Emulator::start(salesforce::EmulatorOptions::default())
-        .await
-        .unwrap();
-    let rep_id = sf
+async fn setup() -> Org {
+    let org = start(
+        salesforce::EmulatorOptions::default(),
+        &format!(
+            "  - name: Reps\n    members: {{ users: [{REP}] }}\n    contacts: {{ direction: both, conflict: salesforce_wins, scope: users_records }}\n"
+        ),
+    )
+    .await;
+    org.ews.add_mailbox(REP, Some("Sales"));
+    let rep_id = org
+        .sf
         .handle()
         .add_user(REP, REP, "Celia Kung", "Sales User", "Europe/Berlin");
-    sf.handle()
+    org.sf
+        .handle()
         .insert("Contact", json!({"FirstName": "Ana", "LastName": "Diaz", "Email": "ana@customer.com", "OwnerId": rep_id}))
         .unwrap();
-    let scratch = Scratch::new();
-    scratch.write(
-        "org/tether.yaml",
-        format!(
-            r#"version: 1
-org: {{ name: corp, kind: production }}
-connections:
-  exchange:
-    method: service_account
-    ews_url: {}
-    username: {SVC}
-    password: ${{env:TEST_EWS_PASSWORD}}
-  salesforce:
-    instance_url: {sf}
-    login_url: {sf}
-    auth:
-      flow: client_credentials
-      client_id: 3MVG9tether.sandbox.client
-      client_secret: ${{env:TEST_SF_SECRET}}
-sync_configurations:
-  - name: Reps
-    members: {{ users: [{REP}] }}
-    contacts: {{ direction: both, conflict: salesforce_wins, scope: users_records }}
-"#,
-            ews.ews_url(),
-            sf = sf.url()
-        ),
-    );
-    Setup {
-        _ews: ews,
-        sf,
-        scratch,
-    }
+    org
 }
 
-async fn tether_async(s: &Setup, args: &[&str]) -> Output {
-    let dir = s.scratch.dir.path().to_path_buf();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        tether_with_env(
-            &args,
-            &dir,
-            &[
-                ("TEST_EWS_PASSWORD", PASSWORD),
-                ("TEST_SF_SECRET", SF_SECRET),
-            ],
-        )
-    })
-    .await
-    .unwrap()
+async fn tether_async(s: &Org, args: &[&str]) -> common::Output {
+    s.tether(args, PASSWORD).await
 }
 
 fn no_secrets(text: &str) {
@@ -133,7 +76,7 @@ async fn plan_apply_plan_ends_with_no_changes() {
         plan.stdout
     );
     assert!(
-        s._ews.find_folder(REP, "Salesforce_Sync").is_none(),
+        s.ews.find_folder(REP, "Salesforce_Sync").is_none(),
         "plan must not create the folder"
     );
 
@@ -155,7 +98,7 @@ async fn plan_apply_plan_ends_with_no_changes() {
         apply.stdout
     );
     assert!(
-        s._ews.find_folder(REP, "Salesforce_Sync").is_some(),
+        s.ews.find_folder(REP, "Salesforce_Sync").is_some(),
         "apply creates the folder"
     );
 
