@@ -338,3 +338,42 @@ fn every_apply_increments_the_generation_and_keeps_the_canonical_configuration()
     }
     assert_eq!(s.latest_revision().unwrap().unwrap().canonical, canonical);
 }
+
+#[test]
+fn an_older_state_file_is_migrated_forward_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let mut s = SqliteState::open(&path).unwrap();
+        s.apply(vec![StateChange::PutLink {
+            id: None,
+            link: link("r1", "a", "b"),
+        }])
+        .unwrap();
+    }
+    // Make it a version 1 file: no meta table yet.
+    tether_sqlite_conn(&path)
+        .execute_batch("DROP TABLE meta; UPDATE schema_version SET version = 1;")
+        .unwrap();
+    let s = SqliteState::open(&path).unwrap();
+    assert_eq!(s.links("r1", ObjectKind::Contact).unwrap().len(), 1);
+    let v: i64 = tether_sqlite_conn(&path)
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    assert!(!s.plan_signing_key().unwrap().expose().is_empty());
+}
+
+#[test]
+fn the_plan_signing_key_is_kept_in_the_state_and_differs_between_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = SqliteState::open(&dir.path().join("a.db")).unwrap();
+    let key = a.plan_signing_key().unwrap();
+    assert_eq!(key.expose().len(), 64);
+    assert_eq!(format!("{key:?}"), "Secret(***)");
+    drop(a);
+    let again = SqliteState::open(&dir.path().join("a.db")).unwrap();
+    assert_eq!(again.plan_signing_key().unwrap(), key);
+    let b = SqliteState::open(&dir.path().join("b.db")).unwrap();
+    assert_ne!(b.plan_signing_key().unwrap(), key);
+}

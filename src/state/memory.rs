@@ -17,11 +17,23 @@ struct Data {
     revisions: Vec<ConfigRevision>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryState {
     data: Data,
+    plan_key: crate::secret::Secret,
     /// Number of `apply` calls, so tests can count state transactions.
     pub transactions: u64,
+}
+
+impl Default for MemoryState {
+    fn default() -> Self {
+        MemoryState {
+            data: Data::default(),
+            plan_key: super::sqlite::new_signing_key()
+                .unwrap_or_else(|_| crate::secret::Secret::new("memory-state-key")),
+            transactions: 0,
+        }
+    }
 }
 
 impl MemoryState {
@@ -178,6 +190,10 @@ impl StateStore for MemoryState {
 
     fn generation(&self) -> Result<u64, StateError> {
         Ok(self.data.revisions.len() as u64)
+    }
+
+    fn plan_signing_key(&self) -> Result<crate::secret::Secret, StateError> {
+        Ok(self.plan_key.clone())
     }
 
     fn latest_revision(&self) -> Result<Option<ConfigRevision>, StateError> {

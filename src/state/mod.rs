@@ -378,4 +378,7 @@ pub trait StateStore: Send {
     /// How many times a configuration was applied.
     fn generation(&self) -> Result<u64, StateError>;
     fn latest_revision(&self) -> Result<Option<ConfigRevision>, StateError>;
+    /// The key saved plans are signed with (`plan::file`): made when the store is created,
+    /// kept in it, never written anywhere else. Use `expose().as_bytes()` as the HMAC key.
+    fn plan_signing_key(&self) -> Result<crate::secret::Secret, StateError>;
 }

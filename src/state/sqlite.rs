@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 const APPLICATION_ID: i64 = 0x7474_6872;
 
 /// The schema this build writes. Each entry of `MIGRATIONS` moves one version up.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATIONS: &[&str] = &[
     // 0 → 1
@@ -36,7 +36,11 @@ const MIGRATIONS: &[&str] = &[
         target TEXT NOT NULL, source_id TEXT NOT NULL, hash TEXT NOT NULL, at TEXT NOT NULL);
      CREATE TABLE unresolved (id INTEGER PRIMARY KEY AUTOINCREMENT, rep TEXT NOT NULL,
         event_id TEXT NOT NULL, email TEXT NOT NULL, at TEXT NOT NULL);",
+    // 1 → 2: values of the store itself, such as the plan-signing key.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 ];
+
+const PLAN_KEY: &str = "plan_signing_key";
 
 pub struct SqliteState {
     conn: Connection,
@@ -174,8 +178,30 @@ impl SqliteState {
         }
         tx.execute("UPDATE schema_version SET version = ?1", [SCHEMA_VERSION])
             .map_err(|e| db_err(&path, "cannot migrate", e))?;
+        tx.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+            params![PLAN_KEY, new_signing_key()?.expose()],
+        )
+        .map_err(|e| db_err(&path, "cannot migrate", e))?;
         tx.commit().map_err(|e| db_err(&path, "cannot migrate", e))
     }
+}
+
+/// 32 random bytes, hex: the key saved plans are signed with.
+pub(super) fn new_signing_key() -> Result<crate::secret::Secret, StateError> {
+    use ring::rand::SecureRandom;
+    let mut key = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut key)
+        .map_err(|_| {
+            StateError::new(
+                "no randomness available for the plan-signing key",
+                "check the system's random source",
+            )
+        })?;
+    Ok(crate::secret::Secret::new(
+        key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    ))
 }
 
 #[cfg(unix)]
@@ -587,6 +613,15 @@ impl StateStore for SqliteState {
             )
             .map(|g| g.max(0) as u64)
             .map_err(|e| db_err(&self.path, "read failed", e))
+    }
+
+    fn plan_signing_key(&self) -> Result<crate::secret::Secret, StateError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [PLAN_KEY], |r| {
+                r.get::<_, String>(0)
+            })
+            .map(crate::secret::Secret::new)
+            .map_err(|e| db_err(&self.path, "no plan-signing key", e))
     }
 
     fn latest_revision(&self) -> Result<Option<ConfigRevision>, StateError> {
