@@ -216,3 +216,128 @@ async fn run_syncs_with_the_applied_configuration_and_stops_cleanly_on_sigterm()
     .unwrap();
     assert_eq!(code, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_errors_and_reset_report_and_relink_without_duplicates() {
+    let s = setup().await;
+    // A contact Celia keeps in Outlook that the org's validation rule refuses.
+    let contacts = s.ews.folder_id(REP, "contacts").unwrap();
+    let folder = s
+        .ews
+        .create_folder(REP, &contacts, "Salesforce_Sync", "IPF.Contact")
+        .unwrap();
+    s.ews.put_contact(
+        REP,
+        &folder,
+        tether::exchange::model::Contact {
+            given_name: Some("Rex".into()),
+            surname: Some("Reject".into()),
+            emails: [Some("rex@customer.com".into()), None, None],
+            ..Default::default()
+        },
+    );
+    s.sf.handle().validation_rule(
+        "Contact",
+        "LastName",
+        json!("Reject"),
+        "Last name may not be Reject",
+    );
+    let apply = tether_async(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(
+        apply.code, 1,
+        "a failed record makes apply exit non-zero:\n{}",
+        apply.stdout
+    );
+    assert!(
+        apply.stdout.contains("1 failed (see `tether errors`)"),
+        "{}",
+        apply.stdout
+    );
+
+    let status = tether_async(&s, &["status", "org"]).await;
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(
+        status.stdout.contains(&format!("  {REP}\n")),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status
+            .stdout
+            .contains("Reps with linked Exchange and Salesforce addresses: 1"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains(&format!(
+            "1 failed records: see `tether errors --user {REP}`"
+        )),
+        "{}",
+        status.stdout
+    );
+    let json = tether_async(&s, &["status", "org", "--format", "json"])
+        .await
+        .json();
+    assert_eq!(json["reps"][0]["rep"], REP);
+
+    let errors = tether_async(&s, &["errors", "org", "--user", REP]).await;
+    assert_eq!(errors.code, 0);
+    assert!(
+        errors
+            .stdout
+            .contains("FIELD_CUSTOM_VALIDATION_EXCEPTION: Last name may not be Reject"),
+        "{}",
+        errors.stdout
+    );
+    assert!(
+        errors
+            .stdout
+            .contains("    → Fix the record so it passes the org's validation rules"),
+        "{}",
+        errors.stdout
+    );
+    let csv = tether_async(&s, &["errors", "org", "--format", "csv", "--since", "1h"]).await;
+    let lines: Vec<&str> = csv.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "time,rep,object,direction,record_ids,code,message,suggestion"
+    );
+    assert_eq!(lines.len(), 2, "{}", csv.stdout);
+
+    let contacts_before = s.sf.handle().records("Contact").len();
+    let reset = tether_async(&s, &["reset", REP, "--config", "org"]).await;
+    assert_eq!(reset.code, 0, "{}", reset.stderr);
+    assert!(
+        reset.stdout.contains("Marked for reset"),
+        "{}",
+        reset.stdout
+    );
+    assert!(
+        tether_async(&s, &["status", "org"])
+            .await
+            .stdout
+            .contains("reset: Marked for reset")
+    );
+    let unknown = tether_async(&s, &["reset", "nobody@corp.com", "--config", "org"]).await;
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown
+            .stderr
+            .contains("nobody@corp.com has not been synced"),
+        "{}",
+        unknown.stderr
+    );
+
+    let again = tether_async(&s, &["apply", "org", "--auto-approve"]).await;
+    assert!(
+        again.stdout.contains("Applied:"),
+        "{}{}",
+        again.stdout,
+        again.stderr
+    );
+    assert_eq!(
+        s.sf.handle().records("Contact").len(),
+        contacts_before,
+        "reset re-links, never duplicates"
+    );
+}

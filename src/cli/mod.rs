@@ -2,10 +2,13 @@
 
 pub mod apply;
 pub mod demo;
+pub mod errors;
 pub mod force_unlock;
 pub mod plan;
+pub mod reset;
 pub mod run;
 pub mod schema;
+pub mod status;
 pub mod test_connection;
 pub mod validate;
 
@@ -105,6 +108,12 @@ pub enum Command {
     Apply(apply::Args),
     /// Keep syncing on an interval, with the last applied configuration.
     Run(run::Args),
+    /// The sync status of the system and of each rep, per object and direction.
+    Status(status::Args),
+    /// The error report: one row per failed record, with what to do.
+    Errors(errors::Args),
+    /// Mark reps for reset: their next sync re-links records by matching, never duplicating.
+    Reset(reset::Args),
     /// Check the connections: Exchange credentials, impersonation and folders; Salesforce
     /// sign-in, API version, mapped fields and API usage.
     TestConnection(test_connection::Args),
@@ -122,6 +131,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Status(args) => status::run(&args),
+        Command::Errors(args) => errors::run(&args),
+        Command::Reset(args) => reset::run(&args),
         Command::TestConnection(args) => test_connection::run(&args),
         Command::ForceUnlock(args) => force_unlock::run(&args),
     }

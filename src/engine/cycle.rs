@@ -448,6 +448,11 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             value: Some(watermark.clone()),
         });
     }
+    // Reps are keyed by Salesforce user id; remember their emails for status and reset.
+    changes.extend(read.reps.iter().map(|r| StateChange::SetRepEmail {
+        rep: r.user_id.clone(),
+        email: r.email.clone(),
+    }));
     let mut clean_reps: BTreeSet<&str> = read.reps.iter().map(|r| r.user_id.as_str()).collect();
     for ((rep, object), cursor) in &read.folder_cursors {
         // A refused mass delete is read again (in full) next time, so --force can apply it.

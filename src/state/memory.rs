@@ -15,6 +15,7 @@ struct Data {
     journal: BTreeMap<String, JournalEntry>,
     unresolved: Vec<UnresolvedItem>,
     revisions: Vec<ConfigRevision>,
+    rep_emails: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +88,9 @@ fn apply_one(d: &mut Data, change: StateChange) {
             d.journal.remove(&marker);
         }
         StateChange::AddUnresolved(u) => d.unresolved.push(u),
+        StateChange::SetRepEmail { rep, email } => {
+            d.rep_emails.insert(rep, email);
+        }
         StateChange::RecordApply {
             canonical,
             hash,
@@ -176,6 +180,10 @@ impl StateStore for MemoryState {
 
     fn pending_creates(&self) -> Result<Vec<JournalEntry>, StateError> {
         Ok(self.data.journal.values().cloned().collect())
+    }
+
+    fn rep_emails(&self) -> Result<BTreeMap<String, String>, StateError> {
+        Ok(self.data.rep_emails.clone())
     }
 
     fn unresolved(&self, rep: &str) -> Result<Vec<UnresolvedItem>, StateError> {

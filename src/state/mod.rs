@@ -320,6 +320,11 @@ pub enum StateChange {
         marker: String,
     },
     AddUnresolved(UnresolvedItem),
+    /// Remember a rep's email (reps are keyed by Salesforce user id).
+    SetRepEmail {
+        rep: String,
+        email: String,
+    },
     /// Record an applied configuration; the store assigns the next generation.
     RecordApply {
         canonical: String,
@@ -375,6 +380,8 @@ pub trait StateStore: Send {
     /// Creates journalled and not yet known done.
     fn pending_creates(&self) -> Result<Vec<JournalEntry>, StateError>;
     fn unresolved(&self, rep: &str) -> Result<Vec<UnresolvedItem>, StateError>;
+    /// Salesforce user id → email of every rep a cycle has seen.
+    fn rep_emails(&self) -> Result<BTreeMap<String, String>, StateError>;
     /// How many times a configuration was applied.
     fn generation(&self) -> Result<u64, StateError>;
     fn latest_revision(&self) -> Result<Option<ConfigRevision>, StateError>;

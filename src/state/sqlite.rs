@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 const APPLICATION_ID: i64 = 0x7474_6872;
 
 /// The schema this build writes. Each entry of `MIGRATIONS` moves one version up.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const MIGRATIONS: &[&str] = &[
     // 0 → 1
@@ -38,6 +38,9 @@ const MIGRATIONS: &[&str] = &[
         event_id TEXT NOT NULL, email TEXT NOT NULL, at TEXT NOT NULL);",
     // 1 → 2: values of the store itself, such as the plan-signing key.
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 2 → 3: the email of each rep (links and statuses name reps by Salesforce user id),
+    // for `status`, `errors` and `reset EMAIL`.
+    "CREATE TABLE reps (rep TEXT PRIMARY KEY, email TEXT NOT NULL);",
 ];
 
 const PLAN_KEY: &str = "plan_signing_key";
@@ -367,6 +370,13 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
         StateChange::JournalDone { marker } => {
             tx.execute("DELETE FROM journal WHERE marker = ?1", [marker])?;
         }
+        StateChange::SetRepEmail { rep, email } => {
+            tx.execute(
+                "INSERT INTO reps (rep, email) VALUES (?1, ?2)
+                 ON CONFLICT (rep) DO UPDATE SET email = excluded.email",
+                params![rep, email],
+            )?;
+        }
         StateChange::AddUnresolved(u) => {
             tx.execute(
                 "INSERT INTO unresolved (rep, event_id, email, at) VALUES (?1, ?2, ?3, ?4)",
@@ -587,6 +597,15 @@ impl StateStore for SqliteState {
                 })
             },
         )
+    }
+
+    fn rep_emails(&self) -> Result<BTreeMap<String, String>, StateError> {
+        Ok(self
+            .read("SELECT rep, email FROM reps", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .into_iter()
+            .collect())
     }
 
     fn unresolved(&self, rep: &str) -> Result<Vec<UnresolvedItem>, StateError> {

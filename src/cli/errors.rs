@@ -1,0 +1,151 @@
+use super::StateArg;
+use super::status::open_existing;
+use crate::state::StateStore;
+use clap::ValueEnum;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum ErrorsFormat {
+    #[default]
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration file or directory whose state to read. Default: the current directory.
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArg,
+    /// Only this rep.
+    #[arg(long, value_name = "EMAIL")]
+    pub user: Option<String>,
+    /// Only errors this recent, e.g. 1h, 24h, 7d.
+    #[arg(long, value_parser = parse_age)]
+    pub since: Option<chrono::Duration>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ErrorsFormat,
+}
+
+fn parse_age(text: &str) -> Result<chrono::Duration, String> {
+    let (n, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("`{text}`: write e.g. 30m, 24h or 7d"))?;
+    match unit {
+        "m" => Ok(chrono::Duration::minutes(n)),
+        "h" => Ok(chrono::Duration::hours(n)),
+        "d" => Ok(chrono::Duration::days(n)),
+        _ => Err(format!("`{text}`: the unit is m, h or d")),
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The error report: one row per failed record, with what to do.
+pub fn run(args: &Args) -> ExitCode {
+    let state = match open_existing(&args.state.path(&args.paths)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (errors, emails) = match (state.errors(), state.rep_emails()) {
+        (Ok(e), Ok(m)) => (e, m),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let cutoff = args.since.map(|d| chrono::Utc::now() - d);
+    let rows: Vec<serde_json::Value> = errors
+        .iter()
+        .filter(|e| cutoff.is_none_or(|c| e.at >= c))
+        .map(|e| {
+            let rep = emails.get(&e.rep).cloned().unwrap_or_else(|| e.rep.clone());
+            serde_json::json!({
+                "time": e.at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "rep": rep,
+                "object": e.object.map(|o| o.name()),
+                "direction": e.direction.map(|d| d.name()),
+                "record_ids": e.record_ids,
+                "code": e.code,
+                "message": e.message,
+                "suggestion": e.suggestion,
+            })
+        })
+        .filter(|r| {
+            args.user
+                .as_deref()
+                .is_none_or(|u| r["rep"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(u)))
+        })
+        .collect();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    let ids = |v: &serde_json::Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    match args.format {
+        ErrorsFormat::Json => println!("{}", serde_json::to_string_pretty(&rows).expect("json")),
+        ErrorsFormat::Csv => {
+            println!("time,rep,object,direction,record_ids,code,message,suggestion");
+            for r in &rows {
+                let fields = [
+                    text(&r["time"]),
+                    text(&r["rep"]),
+                    text(&r["object"]),
+                    text(&r["direction"]),
+                    ids(&r["record_ids"]),
+                    text(&r["code"]),
+                    text(&r["message"]),
+                    text(&r["suggestion"]),
+                ];
+                println!(
+                    "{}",
+                    fields
+                        .iter()
+                        .map(|f| csv_field(f))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+            }
+        }
+        ErrorsFormat::Table => {
+            if rows.is_empty() {
+                println!("No failed records.");
+            }
+            for r in &rows {
+                println!(
+                    "{} {} {} {} [{}] {}: {}",
+                    text(&r["time"]),
+                    text(&r["rep"]),
+                    text(&r["object"]),
+                    text(&r["direction"]),
+                    ids(&r["record_ids"]),
+                    text(&r["code"]),
+                    text(&r["message"])
+                );
+                println!("    → {}", text(&r["suggestion"]));
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
