@@ -341,3 +341,43 @@ async fn status_errors_and_reset_report_and_relink_without_duplicates() {
         "reset re-links, never duplicates"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configuration_change_is_planned_applied_and_then_quiet() {
+    let s = setup().await;
+    assert_eq!(
+        tether_async(&s, &["apply", "org", "--auto-approve"])
+            .await
+            .code,
+        0
+    );
+    let path = s.scratch.path("org/tether.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let changed = text.replace(
+        "contacts: { direction: both, conflict: salesforce_wins, scope: users_records }",
+        "contacts: { direction: both, conflict: exchange_wins, scope: users_records }\n    events: { direction: exchange_to_salesforce, since: LAST_N_DAYS:7 }",
+    );
+    assert_ne!(text, changed);
+    std::fs::write(&path, changed).unwrap();
+
+    let plan = tether_async(&s, &["plan", "org", "--detailed-exitcode"]).await;
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout.contains(
+            "~ sync configuration \"Reps\": contacts.conflict: salesforce_wins → exchange_wins"
+        ),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("+ sync configuration \"Reps\": events.since: LAST_N_DAYS:7"),
+        "{}",
+        plan.stdout
+    );
+    let apply = tether_async(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let again = tether_async(&s, &["plan", "org", "--detailed-exitcode"]).await;
+    assert_eq!(again.code, 0, "{}", again.stdout);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+}
