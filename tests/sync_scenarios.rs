@@ -166,16 +166,41 @@ impl Env {
         .0
     }
 
+    /// A cycle with `--force`: the empty-side guard is overridden.
+    async fn sync_forced(&mut self) -> CycleReport {
+        self.tick();
+        let now = self.now();
+        let r = run_cycle(
+            &self.config,
+            &self.mail,
+            &self.crm,
+            &mut self.state,
+            now,
+            &SyncOptions { force: true },
+            &mut StepBudget::unlimited(),
+        )
+        .await
+        .unwrap();
+        self.tick();
+        assert!(r.exec.failed.is_empty(), "failures: {:#?}", r.exec.failed);
+        r
+    }
+
     fn sync_folder(&self, rep: usize) -> Option<String> {
         self.ews.find_folder(&mail(rep), "Salesforce_Sync")
     }
 
     fn ex_contacts(&self, rep: usize) -> Vec<EwsContact> {
-        let Some(f) = self.sync_folder(rep) else {
+        self.contacts_in(&mail(rep))
+    }
+
+    /// The contacts in a mailbox's Salesforce_Sync folder.
+    fn contacts_in(&self, smtp: &str) -> Vec<EwsContact> {
+        let Some(f) = self.ews.find_folder(smtp, "Salesforce_Sync") else {
             return Vec::new();
         };
         self.ews
-            .items(&mail(rep), &f)
+            .items(smtp, &f)
             .into_iter()
             .filter_map(|i| match i {
                 Item::Contact(c) => Some(*c),
@@ -950,4 +975,439 @@ async fn a_salesforce_edit_in_the_same_second_as_the_last_read_is_not_missed() {
         env.ex_contacts(0)[0].job_title.as_deref(),
         Some("Same second")
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The admin guide's event settings through both emulators: which, auto_relate, sync_series,
+// delete_synced, and the empty-side guard.
+
+/// `both_events()` with some settings changed.
+fn events(changes: Value) -> Value {
+    let mut base = both_events();
+    for (k, v) in changes.as_object().unwrap() {
+        base[k] = v.clone();
+    }
+    base
+}
+
+fn subjects(records: &[Map<String, Value>]) -> std::collections::BTreeSet<String> {
+    records
+        .iter()
+        .map(|e| s(e.get("Subject")).to_string())
+        .collect()
+}
+
+fn ex_subjects(events: &[CalendarEvent]) -> std::collections::BTreeSet<String> {
+    events
+        .iter()
+        .map(|e| e.subject.clone().unwrap_or_default())
+        .collect()
+}
+
+fn set(items: &[&str]) -> std::collections::BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// A meeting in the rep's calendar with these attendees.
+fn put_meeting(env: &Env, subject: &str, start: DateTime<Utc>, attendees: &[&str]) -> String {
+    let mut e = CalendarEvent::new(start, start + Duration::minutes(30));
+    e.subject = Some(subject.into());
+    e.start_time_zone = Some("W. Europe Standard Time".into());
+    e.end_time_zone = e.start_time_zone.clone();
+    e.required_attendees = attendees
+        .iter()
+        .map(|a| tether::exchange::model::Attendee {
+            mailbox: tether::exchange::model::MailboxAddress {
+                name: None,
+                email: a.to_string(),
+            },
+            response: None,
+        })
+        .collect();
+    env.ews.put_event(&mail(0), e).unwrap().id
+}
+
+impl Env {
+    /// The Salesforce event with this subject.
+    fn sf_event_id(&self, subject: &str) -> String {
+        let events = self.sf_records("Event");
+        let e = events
+            .iter()
+            .find(|e| s(e.get("Subject")) == subject)
+            .unwrap_or_else(|| panic!("no Salesforce event {subject:?}"));
+        s(e.get("Id")).to_string()
+    }
+
+    /// Who a Salesforce event is related to (EventRelation.RelationId), sorted.
+    fn relations(&self, event_id: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .sf_records("EventRelation")
+            .iter()
+            .filter(|r| s(r.get("EventId")) == event_id)
+            .map(|r| s(r.get("RelationId")).to_string())
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+#[tokio::test]
+async fn user_selected_syncs_only_related_events_to_salesforce_while_salesforce_to_exchange_syncs_all()
+ {
+    let mut env = Env::new(
+        events_only(events(json!({ "which": "user_selected" }))),
+        1,
+        0,
+    )
+    .await;
+    let start = env.now() + Duration::days(1);
+    // Related in the Outlook integration: the "Salesforce" category, or the property.
+    let mut by_category = CalendarEvent::new(start, start + Duration::minutes(60));
+    by_category.subject = Some("Related by category".into());
+    by_category.categories = vec!["Salesforce".into()];
+    env.ews.put_event(&mail(0), by_category).unwrap();
+    let mut by_property = CalendarEvent::new(start, start + Duration::minutes(90));
+    by_property.subject = Some("Related by property".into());
+    by_property.extended.insert(
+        tether::exchange::model::PROP_OUTLOOK_RELATED.into(),
+        "true".into(),
+    );
+    env.ews.put_event(&mail(0), by_property).unwrap();
+    env.ex_put_event(0, "Personal", start + Duration::hours(3), 60, false);
+    env.sf_event(0, "From Salesforce", start + Duration::days(1), 60);
+
+    let r = env.sync().await;
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&[
+            "Related by category",
+            "Related by property",
+            "From Salesforce"
+        ]),
+        "{:#?}",
+        r.plan
+    );
+    assert!(
+        r.plan
+            .skipped
+            .iter()
+            .any(|s| s.reason.contains("user_selected")),
+        "{:#?}",
+        r.plan.skipped
+    );
+    assert_eq!(
+        ex_subjects(&env.ex_events(0)),
+        set(&[
+            "Related by category",
+            "Related by property",
+            "Personal",
+            "From Salesforce"
+        ]),
+        "Salesforce→Exchange still syncs every event"
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn auto_relate_relates_attendees_to_contacts_or_one_lead_and_records_the_unmatched() {
+    let mut env = Env::new(events_only(events(json!({ "auto_relate": true }))), 1, 0).await;
+    let contact = env.sf_contact(0, "Cleo", "One", "c1@x.com");
+    let lead = env.sf_insert(
+        "Lead",
+        json!({"LastName": "Prospect", "Company": "Prospects Inc", "Email": "lead@x.com"}),
+    );
+    let start = env.now() + Duration::days(1);
+    put_meeting(
+        &env,
+        "Demo",
+        start,
+        &["C1@x.com", "lead@x.com", "nobody@x.com", &mail(0)],
+    );
+    put_meeting(
+        &env,
+        "Lead call",
+        start + Duration::hours(2),
+        &["lead@x.com"],
+    );
+    env.sync().await;
+
+    let demo = env.sf_event_id("Demo");
+    assert_eq!(
+        env.relations(&demo),
+        vec![contact.clone()],
+        "contacts, not the lead too"
+    );
+    let call = env.sf_event_id("Lead call");
+    assert_eq!(env.relations(&call), vec![lead], "one lead");
+    let unresolved: Vec<String> = env
+        .state
+        .unresolved(&env.reps[0])
+        .unwrap()
+        .into_iter()
+        .map(|u| u.email)
+        .collect();
+    assert_eq!(unresolved, vec!["nobody@x.com".to_string()]);
+
+    // On the first sync only: an edit later relates nothing more.
+    let other = env.sf_contact(0, "Nobody", "Yet", "nobody@x.com");
+    let id = env
+        .ex_events(0)
+        .into_iter()
+        .find(|e| e.subject.as_deref() == Some("Demo"))
+        .unwrap()
+        .item_id
+        .unwrap()
+        .id;
+    env.ews
+        .edit_item(&mail(0), &id, |i| {
+            if let Item::Event(e) = i {
+                e.location = Some("Room 4".into());
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    assert_eq!(env.relations(&demo), vec![contact]);
+    assert!(!env.relations(&demo).contains(&other));
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn auto_relate_relates_at_most_50_contacts_to_an_event() {
+    let mut env = Env::new(events_only(events(json!({ "auto_relate": true }))), 1, 0).await;
+    let emails: Vec<String> = (0..51).map(|i| format!("buyer{i:02}@x.com")).collect();
+    for (i, e) in emails.iter().enumerate() {
+        env.sf_contact(0, "Buyer", &format!("No{i}"), e);
+    }
+    let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+    put_meeting(&env, "Town hall", env.now() + Duration::days(1), &refs);
+    env.sync().await;
+    let id = env.sf_event_id("Town hall");
+    assert_eq!(env.relations(&id).len(), 50);
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_private_event_is_never_auto_related() {
+    let cfg = events_only(events(json!({ "auto_relate": true, "sync_private": true })));
+    let mut env = Env::new(cfg, 1, 0).await;
+    env.sf_contact(0, "Doc", "Tor", "doctor@x.com");
+    let start = env.now() + Duration::days(1);
+    let id = put_meeting(&env, "Check-up", start, &["doctor@x.com", "nurse@x.com"]);
+    env.ews
+        .edit_item(&mail(0), &id, |i| {
+            if let Item::Event(e) = i {
+                e.sensitivity = Some(Sensitivity::Private);
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    let sf = env.sf_records("Event");
+    assert_eq!(sf.len(), 1);
+    assert_eq!(sf[0].get("IsPrivate"), Some(&Value::Bool(true)));
+    assert!(env.relations(s(sf[0].get("Id"))).is_empty());
+    assert!(env.state.unresolved(&env.reps[0]).unwrap().is_empty());
+}
+
+fn weekly(start: DateTime<Utc>, subject: &str) -> CalendarEvent {
+    let mut e = CalendarEvent::new(start, start + Duration::minutes(30));
+    e.subject = Some(subject.into());
+    e.start_time_zone = Some("W. Europe Standard Time".into());
+    e.end_time_zone = e.start_time_zone.clone();
+    e.recurrence =
+        tether::exchange::rrule::from_rrule("FREQ=WEEKLY;INTERVAL=1;BYDAY=TU", start.date_naive());
+    e
+}
+
+/// A Salesforce Classic recurring event, as Classic stores it.
+fn classic_recurring(env: &Env, start: DateTime<Utc>) -> String {
+    let id = env.sf_event(0, "Classic weekly", start, 30);
+    assert!(env.sf.handle().set_raw(
+        &id,
+        json!({"IsRecurrence": true, "RecurrenceType": "RecursWeekly",
+               "RecurrenceInterval": 1, "RecurrenceDayOfWeekMask": 4})
+    ));
+    id
+}
+
+#[tokio::test]
+async fn sync_series_off_skips_series_with_the_reason_and_classic_recurring_events_never_sync() {
+    let mut env = Env::new(events_only(events(json!({ "sync_series": false }))), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    env.ews
+        .put_event(&mail(0), weekly(start, "Exchange weekly"))
+        .unwrap();
+    let sf_series = env.sf_insert(
+        "Event",
+        json!({"Subject": "Salesforce weekly", "OwnerId": env.reps[0],
+               "StartDateTime": (start + Duration::hours(2)).to_rfc3339(),
+               "EndDateTime": (start + Duration::hours(2) + Duration::minutes(30)).to_rfc3339(),
+               "Recurrence2PatternText": "RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=TU"}),
+    );
+    classic_recurring(&env, start + Duration::hours(4));
+    let r = env.sync().await;
+    assert!(
+        s(env
+            .sf
+            .handle()
+            .get(&sf_series)
+            .unwrap()
+            .get("Recurrence2PatternText"))
+        .contains("FREQ=WEEKLY"),
+        "the emulator keeps the series"
+    );
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&["Salesforce weekly", "Classic weekly"]),
+        "the Exchange series stays out of Salesforce"
+    );
+    assert_eq!(
+        ex_subjects(&env.ex_events(0)),
+        set(&["Exchange weekly"]),
+        "neither Salesforce series reaches Exchange"
+    );
+    let reasons: Vec<&str> = r.plan.skipped.iter().map(|s| s.reason.as_str()).collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("sync_series")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("classic recurring")),
+        "{reasons:?}"
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn sync_series_on_syncs_series_both_ways_and_classic_recurring_events_still_never_sync() {
+    let mut env = Env::new(events_only(events(json!({ "sync_series": true }))), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    env.ews
+        .put_event(&mail(0), weekly(start, "Exchange weekly"))
+        .unwrap();
+    env.sf_insert(
+        "Event",
+        json!({"Subject": "Salesforce weekly", "OwnerId": env.reps[0],
+               "StartDateTime": (start + Duration::hours(2)).to_rfc3339(),
+               "EndDateTime": (start + Duration::hours(2) + Duration::minutes(30)).to_rfc3339(),
+               "Recurrence2PatternText": "RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=TU"}),
+    );
+    classic_recurring(&env, start + Duration::hours(4));
+    let r = env.sync().await;
+
+    let sf = env.sf_records("Event");
+    let from_ex = sf
+        .iter()
+        .find(|e| s(e.get("Subject")) == "Exchange weekly")
+        .expect("the Exchange series reaches Salesforce");
+    assert!(s(from_ex.get("Recurrence2PatternText")).contains("FREQ=WEEKLY"));
+    let ex = env.ex_events(0);
+    let from_sf = ex
+        .iter()
+        .find(|e| e.subject.as_deref() == Some("Salesforce weekly"))
+        .expect("the Salesforce series reaches Exchange");
+    assert!(from_sf.recurrence.is_some(), "a recurring master");
+    assert!(
+        ex.iter()
+            .all(|e| e.subject.as_deref() != Some("Classic weekly")),
+        "classic recurring events never sync"
+    );
+    assert!(
+        r.plan
+            .skipped
+            .iter()
+            .any(|s| s.reason.contains("classic recurring"))
+    );
+    assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
+}
+
+#[tokio::test]
+async fn delete_synced_deletes_on_the_other_side() {
+    let mut env = Env::new(events_only(events(json!({ "delete_synced": true }))), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    let ex_id = env.ex_put_event(0, "Born in Exchange", start, 30, false);
+    let sf_id = env.sf_event(0, "Born in Salesforce", start + Duration::hours(2), 30);
+    env.sync().await;
+    assert_eq!(env.sf_records("Event").len(), 2);
+    assert_eq!(env.ex_events(0).len(), 2);
+
+    assert!(env.ews.delete_item(&mail(0), &ex_id));
+    env.sf.handle().delete(&sf_id).unwrap();
+    env.sync().await;
+    assert!(env.sf_records("Event").is_empty());
+    assert!(env.ex_events(0).is_empty());
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn delete_synced_off_unlinks_instead_of_deleting() {
+    let mut env = Env::new(events_only(events(json!({ "delete_synced": false }))), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    let ex_id = env.ex_put_event(0, "Born in Exchange", start, 30, false);
+    let sf_id = env.sf_event(0, "Born in Salesforce", start + Duration::hours(2), 30);
+    env.sync().await;
+
+    assert!(env.ews.delete_item(&mail(0), &ex_id));
+    env.sf.handle().delete(&sf_id).unwrap();
+    env.sync().await;
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&["Born in Exchange"]),
+        "kept in Salesforce"
+    );
+    assert_eq!(
+        ex_subjects(&env.ex_events(0)),
+        set(&["Born in Salesforce"]),
+        "kept in Exchange"
+    );
+    // Unlinked: neither copy is synced back, which would undo the delete.
+    env.sync().await;
+    assert_eq!(env.sf_records("Event").len(), 1);
+    assert_eq!(env.ex_events(0).len(), 1);
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_side_that_suddenly_looks_empty_causes_no_mass_delete_unless_forced() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    let ids: Vec<String> = (0..6)
+        .map(|i| env.ex_put_event(0, &format!("M{i}"), start + Duration::hours(i), 30, false))
+        .collect();
+    env.sync().await;
+    assert_eq!(env.sf_records("Event").len(), 6);
+
+    for id in &ids {
+        assert!(env.ews.delete_item(&mail(0), id));
+    }
+    let r = env.sync().await;
+    assert_eq!(r.plan.refusals.len(), 1, "{:#?}", r.plan);
+    assert_eq!(env.sf_records("Event").len(), 6, "nothing deleted");
+    // Still refused on the next cycle (the rep is read again in full)...
+    let r = env.sync().await;
+    assert_eq!(r.plan.refusals.len(), 1);
+    assert_eq!(env.sf_records("Event").len(), 6);
+    // ...until an admin forces it.
+    let r = env.sync_forced().await;
+    assert!(r.plan.refusals.is_empty());
+    assert!(env.sf_records("Event").is_empty());
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_salesforce_side_that_suddenly_looks_empty_causes_no_mass_delete_in_exchange() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    let ids: Vec<String> = (0..6)
+        .map(|i| env.sf_event(0, &format!("M{i}"), start + Duration::hours(i), 30))
+        .collect();
+    env.sync().await;
+    assert_eq!(env.ex_events(0).len(), 6);
+    for id in &ids {
+        env.sf.handle().delete(id).unwrap();
+    }
+    let r = env.sync().await;
+    assert_eq!(r.plan.refusals.len(), 1, "{:#?}", r.plan);
+    assert_eq!(env.ex_events(0).len(), 6, "nothing deleted in Exchange");
+    env.sync_forced().await;
+    assert!(env.ex_events(0).is_empty());
 }
