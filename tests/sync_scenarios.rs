@@ -1411,3 +1411,432 @@ async fn a_salesforce_side_that_suddenly_looks_empty_causes_no_mass_delete_in_ex
     env.sync_forced().await;
     assert!(env.ex_events(0).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// Membership and mailboxes, contact filters and scope, first-sync matching, one-way sync.
+
+fn emails_in_salesforce(env: &Env) -> std::collections::BTreeSet<String> {
+    env.sf_records("Contact")
+        .iter()
+        .map(|c| s(c.get("Email")).to_string())
+        .collect()
+}
+
+fn emails_in(contacts: &[EwsContact]) -> std::collections::BTreeSet<String> {
+    contacts
+        .iter()
+        .map(|c| c.emails[0].clone().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_user_listed_individually_wins_over_profile_membership() {
+    // "By profile" (every Sales User) syncs contacts Exchange→Salesforce; "Named" lists rep1,
+    // who also has the Sales User profile, and syncs them Salesforce→Exchange.
+    let mut cfg = config(
+        json!({ "direction": "exchange_to_salesforce", "scope": "users_records" }),
+        Value::Null,
+    );
+    let mut named = cfg.sync_configurations[0].clone();
+    named.name = "Named".into();
+    named.members.users = vec![mail(1).to_uppercase()];
+    named.members.profiles = Vec::new();
+    named.contacts = serde_json::from_value(
+        json!({ "direction": "salesforce_to_exchange", "scope": "users_records" }),
+    )
+    .unwrap();
+    cfg.sync_configurations.push(named);
+    let mut env = Env::new(cfg, 2, 0).await;
+    env.ex_put_contact(0, true, "Ex", "Zero", "ex0@x.com");
+    env.sf_contact(0, "Sf", "Zero", "sf0@y.com");
+    env.ex_put_contact(1, true, "Ex", "One", "ex1@x.com");
+    env.sf_contact(1, "Sf", "One", "sf1@y.com");
+    let r = env.sync().await;
+    assert!(r.read.problems.is_empty(), "{:?}", r.read.problems);
+
+    let configuration = |rep: usize| {
+        r.read
+            .reps
+            .iter()
+            .find(|x| x.user_id == env.reps[rep])
+            .map(|x| x.configuration)
+    };
+    assert_eq!((configuration(0), configuration(1)), (Some(0), Some(1)));
+    // rep0 by profile: Exchange→Salesforce only.
+    assert!(emails_in_salesforce(&env).contains("ex0@x.com"));
+    assert_eq!(emails_in(&env.ex_contacts(0)), set(&["ex0@x.com"]));
+    // rep1 listed individually: Salesforce→Exchange only.
+    assert!(!emails_in_salesforce(&env).contains("ex1@x.com"));
+    assert_eq!(
+        emails_in(&env.ex_contacts(1)),
+        set(&["ex1@x.com", "sf1@y.com"])
+    );
+    assert_eq!(
+        emails_in_salesforce(&env),
+        set(&["ex0@x.com", "sf0@y.com", "sf1@y.com"])
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn additional_domains_link_a_rep_whose_mail_domain_differs() {
+    let mut env = Env::new(contacts_only(), 0, 0).await;
+    let mut reps = Vec::new();
+    for smtp in ["ana@acme.net", "cy@elsewhere.org"] {
+        env.ews.add_mailbox(smtp, Some("Sales"));
+        let id = env
+            .sf
+            .handle()
+            .add_user(smtp, smtp, "Rep", "Sales User", "Europe/Berlin");
+        env.sf_insert(
+            "Contact",
+            json!({"FirstName": "Of", "LastName": smtp, "Email": format!("contact.{smtp}"),
+                   "OwnerId": id}),
+        );
+        reps.push(id);
+    }
+    let r = env.sync().await;
+    assert_eq!(
+        emails_in(&env.contacts_in("ana@acme.net")),
+        set(&["contact.ana@acme.net"]),
+        "acme.net is in additional_domains"
+    );
+    assert!(env.contacts_in("cy@elsewhere.org").is_empty());
+    assert!(
+        env.ews
+            .find_folder("cy@elsewhere.org", "Salesforce_Sync")
+            .is_none()
+    );
+    let problems: Vec<(&str, &str)> = r
+        .read
+        .problems
+        .iter()
+        .map(|p| (p.user.as_str(), p.code))
+        .collect();
+    assert_eq!(problems, vec![("cy@elsewhere.org", "NO_MAILBOX_DOMAIN")]);
+
+    // Without the additional domain the acme.net rep has no mailbox either.
+    let mut cfg = contacts_only();
+    if let tether::config::model::ExchangeConnection::ServiceAccount {
+        additional_domains, ..
+    } = &mut cfg.connections.exchange
+    {
+        additional_domains.clear();
+    }
+    let (_, read) = read_and_plan(
+        &cfg,
+        &env.mail,
+        &env.crm,
+        &env.state,
+        env.now(),
+        &SyncOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(read.reps.is_empty());
+    assert!(
+        read.problems
+            .iter()
+            .any(|p| p.user == "ana@acme.net" && p.code == "NO_MAILBOX_DOMAIN")
+    );
+}
+
+#[tokio::test]
+async fn contact_filters_apply_salesforce_to_exchange_only() {
+    let contacts = json!({ "direction": "both", "conflict": "salesforce_wins",
+        "scope": "users_records",
+        "filters": [ { "field": "MailingCountry", "op": "in", "values": ["DE", "FR"] } ] });
+    let mut env = Env::new(config(contacts, Value::Null), 1, 0).await;
+    let country = |id: &str, c: &str| {
+        env.sf
+            .handle()
+            .update("Contact", id, json!({ "MailingCountry": c }))
+            .unwrap();
+    };
+    let de = env.sf_contact(0, "In", "De", "de@y.com");
+    country(&de, "de");
+    let us = env.sf_contact(0, "Out", "Us", "us@y.com");
+    country(&us, "US");
+    // Exchange→Salesforce ignores the filter.
+    let ex = env.ex_put_contact(0, true, "Ex", "Us", "exus@x.com");
+    env.ews
+        .edit_item(&mail(0), &ex, |i| {
+            if let Item::Contact(c) = i {
+                c.addresses.entry("Business".into()).or_default().country = Some("US".into());
+            }
+        })
+        .unwrap();
+    let r = env.sync().await;
+    assert_eq!(
+        emails_in(&env.ex_contacts(0)),
+        set(&["de@y.com", "exus@x.com"])
+    );
+    let sf = env.sf_records("Contact");
+    let exus = sf
+        .iter()
+        .find(|c| s(c.get("Email")) == "exus@x.com")
+        .expect("the filter does not apply Exchange→Salesforce");
+    assert_eq!(s(exus.get("MailingCountry")), "US");
+    assert!(
+        r.plan.skipped.iter().any(|s| s.reason.contains("filters")),
+        "{:#?}",
+        r.plan.skipped
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn contact_scope_users_records_syncs_only_the_reps_own_and_all_contacts_syncs_all() {
+    let mut env = Env::new(contacts_only(), 2, 0).await;
+    env.sf_contact(0, "Own", "Zero", "own0@y.com");
+    env.sf_contact(1, "Own", "One", "own1@y.com");
+    env.sync().await;
+    assert_eq!(emails_in(&env.ex_contacts(0)), set(&["own0@y.com"]));
+    assert_eq!(emails_in(&env.ex_contacts(1)), set(&["own1@y.com"]));
+
+    let all = json!({ "direction": "salesforce_to_exchange", "scope": "all_contacts" });
+    let mut env = Env::new(config(all, Value::Null), 2, 0).await;
+    env.sf_contact(0, "Own", "Zero", "own0@y.com");
+    env.sf_contact(1, "Own", "One", "own1@y.com");
+    env.sync().await;
+    let both = set(&["own0@y.com", "own1@y.com"]);
+    assert_eq!(emails_in(&env.ex_contacts(0)), both);
+    assert_eq!(emails_in(&env.ex_contacts(1)), both);
+    // A contact added later by a colleague reaches every rep too.
+    env.sf_contact(1, "New", "One", "new1@y.com");
+    env.sync().await;
+    let three = set(&["own0@y.com", "own1@y.com", "new1@y.com"]);
+    assert_eq!(emails_in(&env.ex_contacts(0)), three);
+    assert_eq!(emails_in(&env.ex_contacts(1)), three);
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn first_sync_matches_contacts_by_email_then_by_name_and_company_instead_of_duplicating() {
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    env.ex_put_contact(0, true, "Ana", "Diaz", "ANA@x.com");
+    env.sf_contact(0, "Ana", "Diaz", "ana@x.com");
+    // No email on either side: first + last name + company.
+    let bo = env.ex_put_contact(0, true, "Bo", "Li", "");
+    env.ews
+        .edit_item(&mail(0), &bo, |i| {
+            if let Item::Contact(c) = i {
+                c.emails = [None, None, None];
+                c.company_name = Some("Acme".into());
+            }
+        })
+        .unwrap();
+    let acme = env.sf_insert("Account", json!({"Name": "Acme"}));
+    env.sf_insert(
+        "Contact",
+        json!({"FirstName": "bo", "LastName": "LI", "AccountId": acme, "OwnerId": env.reps[0]}),
+    );
+    // Same name, another company: a different person.
+    let other = env.sf_insert("Account", json!({"Name": "Other Corp"}));
+    env.sf_insert(
+        "Contact",
+        json!({"FirstName": "Bo", "LastName": "Li", "AccountId": other, "OwnerId": env.reps[0]}),
+    );
+    let r = env.sync().await;
+    assert_eq!(env.ex_contacts(0).len(), 3, "{:#?}", r.plan.operations);
+    assert_eq!(
+        env.sf_records("Contact").len(),
+        3,
+        "{:#?}",
+        r.plan.operations
+    );
+    assert_eq!(
+        env.state
+            .links(&env.reps[0], ObjectKind::Contact)
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
+}
+
+#[tokio::test]
+async fn first_sync_matches_events_by_subject_start_and_end_instead_of_duplicating() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    env.ex_put_event(0, "Kickoff", start, 60, false);
+    env.sf_event(0, " kickoff ", start, 60);
+    // Same subject and start, another end: a different meeting.
+    env.sf_event(0, "Kickoff", start, 90);
+    let r = env.sync().await;
+    assert_eq!(env.ex_events(0).len(), 2, "{:#?}", r.plan.operations);
+    assert_eq!(env.sf_records("Event").len(), 2, "{:#?}", r.plan.operations);
+    assert_eq!(
+        env.state
+            .links(&env.reps[0], ObjectKind::Event)
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
+}
+
+fn ews_writes(env: &Env) -> u64 {
+    ["CreateItem", "UpdateItem", "DeleteItem"]
+        .iter()
+        .map(|op| env.ews.calls(op))
+        .sum()
+}
+
+fn sf_writes(env: &Env) -> u64 {
+    use tether::salesforce::CallKind;
+    let c = env.crm.client().call_counts();
+    [CallKind::SObject, CallKind::Collection]
+        .iter()
+        .map(|k| c.get(k).copied().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test]
+async fn one_way_exchange_to_salesforce_never_writes_to_exchange() {
+    let cfg = config(
+        json!({ "direction": "exchange_to_salesforce", "scope": "users_records" }),
+        events(json!({ "direction": "exchange_to_salesforce" })),
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    let ex = env.ex_put_contact(0, true, "Ex", "Born", "ex@x.com");
+    let sf_only = env.sf_contact(0, "Sf", "Only", "sf@y.com");
+    env.sf_event(0, "Salesforce only", env.now() + Duration::days(1), 30);
+    env.ex_put_event(
+        0,
+        "Exchange meeting",
+        env.now() + Duration::days(2),
+        30,
+        false,
+    );
+    let ews_before = ews_writes(&env);
+    env.sync().await;
+    assert_eq!(
+        emails_in_salesforce(&env),
+        set(&["ex@x.com", "sf@y.com"]),
+        "the Exchange contact arrives"
+    );
+    let sf_ex = s(env
+        .sf_records("Contact")
+        .iter()
+        .find(|c| s(c.get("Email")) == "ex@x.com")
+        .unwrap()
+        .get("Id"))
+    .to_string();
+    // Salesforce edits and deletes: none goes back to Exchange.
+    env.sf
+        .handle()
+        .update("Contact", &sf_ex, json!({"Title": "Edited in Salesforce"}))
+        .unwrap();
+    env.sf
+        .handle()
+        .update("Contact", &sf_only, json!({"Title": "Also edited"}))
+        .unwrap();
+    let meeting = env.sf_event_id("Exchange meeting");
+    env.sf
+        .handle()
+        .update(
+            "Event",
+            &meeting,
+            json!({"Location": "Moved in Salesforce"}),
+        )
+        .unwrap();
+    env.sync().await;
+    env.sf.handle().delete(&sf_ex).unwrap();
+    env.sync().await;
+
+    assert_eq!(ews_writes(&env), ews_before, "{:?}", env.ews.all_calls());
+    assert_eq!(emails_in(&env.ex_contacts(0)), set(&["ex@x.com"]));
+    assert_eq!(env.ex_contacts(0)[0].job_title, None);
+    assert_eq!(ex_subjects(&env.ex_events(0)), set(&["Exchange meeting"]));
+    assert_eq!(env.ex_events(0)[0].location, None);
+    assert!(env.ews.item(&mail(0), &ex).is_some());
+}
+
+#[tokio::test]
+async fn one_way_salesforce_to_exchange_never_writes_to_salesforce() {
+    let cfg = config(
+        json!({ "direction": "salesforce_to_exchange", "scope": "users_records" }),
+        events(json!({ "direction": "salesforce_to_exchange" })),
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    let sf = env.sf_contact(0, "Sf", "Born", "sf@y.com");
+    env.ex_put_contact(0, true, "Ex", "Only", "ex@x.com");
+    env.ex_put_event(0, "Exchange only", env.now() + Duration::days(1), 30, false);
+    let sf_event = env.sf_event(0, "Salesforce meeting", env.now() + Duration::days(2), 30);
+    let sf_before = sf_writes(&env);
+    let sf_served = env.sf.handle().served();
+    env.sync().await;
+    assert_eq!(
+        emails_in(&env.ex_contacts(0)),
+        set(&["ex@x.com", "sf@y.com"])
+    );
+    // Exchange edits and deletes: none goes back to Salesforce.
+    let copy = env
+        .ex_contacts(0)
+        .into_iter()
+        .find(|c| c.emails[0].as_deref() == Some("sf@y.com"))
+        .unwrap()
+        .item_id
+        .unwrap()
+        .id;
+    env.ews
+        .edit_item(&mail(0), &copy, |i| {
+            if let Item::Contact(c) = i {
+                c.job_title = Some("Edited in Outlook".into());
+            }
+        })
+        .unwrap();
+    let meeting = env
+        .ex_events(0)
+        .into_iter()
+        .find(|e| e.subject.as_deref() == Some("Salesforce meeting"))
+        .unwrap()
+        .item_id
+        .unwrap()
+        .id;
+    env.ews
+        .edit_item(&mail(0), &meeting, |i| {
+            if let Item::Event(e) = i {
+                e.location = Some("Moved in Outlook".into());
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    assert!(env.ews.delete_item(&mail(0), &copy));
+    env.sync().await;
+
+    assert_eq!(
+        sf_writes(&env),
+        sf_before,
+        "{:?}",
+        env.crm.client().call_counts()
+    );
+    let served = diff(&env.sf.handle().served(), &sf_served);
+    assert!(
+        served
+            .keys()
+            .all(|k| !k.contains("collection") && !k.contains("sobject")),
+        "{served:?}"
+    );
+    assert_eq!(emails_in_salesforce(&env), set(&["sf@y.com"]));
+    let rec = env.sf.handle().get(&sf).unwrap();
+    assert_eq!(
+        rec.get("Title").cloned().unwrap_or(Value::Null),
+        Value::Null
+    );
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&["Salesforce meeting"])
+    );
+    assert_eq!(
+        env.sf
+            .handle()
+            .get(&sf_event)
+            .unwrap()
+            .get("Location")
+            .cloned()
+            .unwrap_or(Value::Null),
+        Value::Null
+    );
+}
