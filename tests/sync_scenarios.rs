@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use tether::clock::{Clock, ManualClock};
 use tether::config::model::Config;
+use tether::connect::{connector_mapping, contact_filter_fields};
 use tether::engine::cycle::{CycleError, CycleReport, SyncOptions, read_and_plan, run_cycle};
 use tether::engine::execute::StepBudget;
 use tether::engine::plan::Plan;
@@ -109,8 +110,16 @@ impl Env {
         so.login_url = url;
         let sf_client = SalesforceClient::with_clock(so, Arc::new(clock.clone())).unwrap();
         Env {
-            mail: EwsConnector::new(ews_client).with_time_zone("W. Europe Standard Time"),
-            crm: SalesforceConnector::new(sf_client),
+            // Wired from the configuration as a deployment wires them.
+            mail: EwsConnector::new(ews_client)
+                .with_time_zone("W. Europe Standard Time")
+                .with_contact_mapping(connector_mapping(&config, ObjectKind::Contact)),
+            crm: SalesforceConnector::new(sf_client)
+                .with_mappings(
+                    connector_mapping(&config, ObjectKind::Contact),
+                    connector_mapping(&config, ObjectKind::Event),
+                )
+                .with_filter_fields(contact_filter_fields(&config)),
             clock,
             ews,
             sf,
@@ -1839,4 +1848,50 @@ async fn one_way_salesforce_to_exchange_never_writes_to_salesforce() {
             .unwrap_or(Value::Null),
         Value::Null
     );
+}
+
+/// Filters may name any Contact field (validation checks it against the describe), not only
+/// the mapped ones: the filter must see the field's value.
+#[tokio::test]
+async fn contact_filters_on_a_field_outside_the_mapping_select_salesforce_contacts() {
+    let contacts = json!({ "direction": "both", "conflict": "salesforce_wins",
+        "scope": "users_records",
+        "filters": [ { "field": "LeadSource", "op": "equals", "value": "Web" } ] });
+    let mut env = Env::new(config(contacts, Value::Null), 1, 0).await;
+    env.sf_insert(
+        "Contact",
+        json!({"FirstName": "From", "LastName": "Web", "Email": "web@y.com",
+               "LeadSource": "Web", "OwnerId": env.reps[0]}),
+    );
+    env.sf_insert(
+        "Contact",
+        json!({"FirstName": "From", "LastName": "Phone", "Email": "phone@y.com",
+               "LeadSource": "Phone Inquiry", "OwnerId": env.reps[0]}),
+    );
+    let r = env.sync().await;
+    assert_eq!(
+        emails_in(&env.ex_contacts(0)),
+        set(&["web@y.com"]),
+        "{:#?}",
+        r.plan
+    );
+    assert!(env.plan().await.is_empty());
+    // The filter field is read, never written: an Exchange edit leaves it alone.
+    let copy = env.ex_contacts(0)[0].item_id.clone().unwrap().id;
+    env.ews
+        .edit_item(&mail(0), &copy, |i| {
+            if let Item::Contact(c) = i {
+                c.job_title = Some("Buyer".into());
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    let sf = env.sf_records("Contact");
+    let web = sf
+        .iter()
+        .find(|c| s(c.get("Email")) == "web@y.com")
+        .unwrap();
+    assert_eq!(s(web.get("Title")), "Buyer");
+    assert_eq!(s(web.get("LeadSource")), "Web");
+    assert!(env.plan().await.is_empty());
 }
