@@ -500,6 +500,29 @@ async fn user_selected_syncs_only_related_events_to_salesforce_while_salesforce_
     assert!(sf_ex_event(&w, 0, "From SF").is_some());
 }
 
+/// user_selected chooses which Exchange events enter Salesforce; a linked pair converges.
+#[tokio::test]
+async fn user_selected_still_syncs_outlook_edits_of_events_that_came_from_salesforce() {
+    let mut w = World::new(config(NONE, events(json!({ "which": "user_selected" }))), 1);
+    w.sf.user_create(
+        ObjectKind::Event,
+        &rep_id(0),
+        Record::Event(event("From SF", "2026-06-17T09:00:00Z", 60)),
+    );
+    w.sync().await;
+    let copy = w.ex.items(&rep_mail(0), Folder::Calendar)[0]
+        .item_id
+        .clone();
+    w.ex.user_edit(&rep_mail(0), &copy, |r| {
+        if let Record::Event(e) = r {
+            e.location = "Moved in Outlook".into()
+        }
+    });
+    w.sync().await;
+    assert_eq!(w.sf_events()[0].location, "Moved in Outlook");
+    assert!(w.plan().await.is_empty());
+}
+
 #[tokio::test]
 async fn delete_synced_deletes_on_the_other_side_otherwise_unlinks() {
     let mut w = World::new(config(NONE, both_events()), 1);

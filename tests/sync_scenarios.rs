@@ -1895,3 +1895,34 @@ async fn contact_filters_on_a_field_outside_the_mapping_select_salesforce_contac
     assert_eq!(s(web.get("LeadSource")), "Web");
     assert!(env.plan().await.is_empty());
 }
+
+/// user_selected chooses which Exchange events go to Salesforce; an event that came from
+/// Salesforce is related to it already, and a rep's edit in Outlook must not leave the two
+/// copies disagreeing for good (convergence).
+#[tokio::test]
+async fn user_selected_still_syncs_outlook_edits_of_events_that_came_from_salesforce() {
+    let mut env = Env::new(
+        events_only(events(json!({ "which": "user_selected" }))),
+        1,
+        0,
+    )
+    .await;
+    let sf_id = env.sf_event(0, "Set up in Salesforce", env.now() + Duration::days(1), 60);
+    env.sync().await;
+    let copy = env.ex_events(0)[0].item_id.clone().unwrap().id;
+    env.ews
+        .edit_item(&mail(0), &copy, |i| {
+            if let Item::Event(e) = i {
+                e.location = Some("Moved in Outlook".into());
+            }
+        })
+        .unwrap();
+    let r = env.sync().await;
+    assert_eq!(
+        s(env.sf.handle().get(&sf_id).unwrap().get("Location")),
+        "Moved in Outlook",
+        "{:#?}",
+        r.plan
+    );
+    assert!(env.plan().await.is_empty());
+}

@@ -608,6 +608,11 @@ impl RepPlanner<'_, '_> {
     fn decide(&mut self, id: LinkId, link: &Link, e: Obs<'_, MailItem>, s: Obs<'_, CrmRecord>) {
         use SyncDirection::{ExchangeToSalesforce as ToSf, SalesforceToExchange as ToEx};
         let events = self.item.object == ObjectKind::Event;
+        // A linked event is related to Salesforce: it has a Salesforce copy. `which:
+        // user_selected` chooses which Exchange events enter Salesforce; it must not stop a
+        // linked pair from converging (it left a Salesforce event that synced to Outlook and
+        // was then moved there disagreeing with its copy for good).
+        const LINKED_IS_RELATED: bool = true;
         let (Some(ex), Some(sf)) = (&link.exchange, &link.salesforce) else {
             // Detached: forget it once the remaining record is gone too.
             let remaining_gone = match (&link.exchange, &link.salesforce) {
@@ -626,7 +631,7 @@ impl RepPlanner<'_, '_> {
         match (e, s) {
             (Obs::Same, Obs::Same) => {}
             (Obs::Changed(m, h), Obs::Same) => {
-                match self.blocked(&m.record, ToSf, m.related_in_outlook) {
+                match self.blocked(&m.record, ToSf, LINKED_IS_RELATED) {
                     None => self.push(
                         Action::UpdateSalesforce {
                             link: Some(id),
@@ -692,7 +697,7 @@ impl RepPlanner<'_, '_> {
                         Side::Exchange => self.blocked(
                             &m.record,
                             SyncDirection::ExchangeToSalesforce,
-                            m.related_in_outlook,
+                            LINKED_IS_RELATED,
                         ),
                         Side::Salesforce => {
                             self.blocked(&r.record, SyncDirection::SalesforceToExchange, true)
@@ -763,9 +768,7 @@ impl RepPlanner<'_, '_> {
             (Obs::Changed(m, h), Obs::Gone { left_scope }) => {
                 if events
                     && !left_scope
-                    && self
-                        .blocked(&m.record, ToSf, m.related_in_outlook)
-                        .is_none()
+                    && self.blocked(&m.record, ToSf, LINKED_IS_RELATED).is_none()
                 {
                     self.push(
                         Action::CreateInSalesforce {
@@ -843,12 +846,10 @@ impl RepPlanner<'_, '_> {
     ) -> bool {
         match winner {
             Side::Exchange => {
+                // Linked: related (see `decide`).
+                let related = link.is_some() || m.related_in_outlook;
                 if self
-                    .blocked(
-                        &m.record,
-                        SyncDirection::ExchangeToSalesforce,
-                        m.related_in_outlook,
-                    )
+                    .blocked(&m.record, SyncDirection::ExchangeToSalesforce, related)
                     .is_some()
                 {
                     return false;
