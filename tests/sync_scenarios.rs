@@ -1926,3 +1926,278 @@ async fn user_selected_still_syncs_outlook_edits_of_events_that_came_from_salesf
     );
     assert!(env.plan().await.is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// More of the admin guide's rules through both emulators.
+
+#[tokio::test]
+async fn a_user_listed_individually_in_two_active_configurations_syncs_under_neither() {
+    let mut cfg = contacts_only();
+    cfg.sync_configurations[0].members.users = vec![mail(0)];
+    let mut other = cfg.sync_configurations[0].clone();
+    other.name = "Other".into();
+    other.members.profiles = Vec::new();
+    cfg.sync_configurations.push(other);
+    let mut env = Env::new(cfg, 2, 0).await;
+    env.sf_contact(0, "Not", "Synced", "no@y.com");
+    env.sf_contact(1, "Is", "Synced", "yes@y.com");
+    let r = env.sync().await;
+    assert!(env.ex_contacts(0).is_empty());
+    assert!(env.sync_folder(0).is_none(), "the mailbox is not touched");
+    assert_eq!(emails_in(&env.ex_contacts(1)), set(&["yes@y.com"]));
+    let problems: Vec<(&str, &str)> = r
+        .read
+        .problems
+        .iter()
+        .map(|p| (p.user.as_str(), p.code))
+        .collect();
+    assert_eq!(
+        problems,
+        vec![(mail(0).as_str(), "MULTIPLE_CONFIGURATIONS")]
+    );
+}
+
+#[tokio::test]
+async fn events_sync_from_the_default_calendar_only() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    let calendar = env.ews.folder_id(&mail(0), "calendar").unwrap();
+    let holidays = env
+        .ews
+        .create_folder(&mail(0), &calendar, "Team holidays", "IPF.Appointment")
+        .unwrap();
+    let start = env.now() + Duration::days(1);
+    let mut e = CalendarEvent::new(start, start + Duration::minutes(30));
+    e.subject = Some("In a secondary calendar".into());
+    env.ews.put_event_in(&mail(0), &holidays, e).unwrap();
+    env.ex_put_event(0, "In the default calendar", start, 30, false);
+    env.sync().await;
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&["In the default calendar"])
+    );
+    assert_eq!(env.ews.items(&mail(0), &holidays).len(), 1);
+}
+
+#[tokio::test]
+async fn last_month_includes_events_that_ended_on_or_after_the_first_of_last_month_in_the_reps_time_zone()
+ {
+    let cfg = events_only(events(json!({ "since": "LAST_MONTH" })));
+    let mut env = Env::new(cfg, 1, 0).await;
+    // Now is 15 June; the rep is in Berlin (UTC+2 in May): the window opens at 1 May 00:00
+    // Berlin, 30 April 22:00 UTC.
+    let opens: DateTime<Utc> = "2026-04-30T22:00:00Z".parse().unwrap();
+    env.ex_put_event(
+        0,
+        "Ended 1 May 00:30 Berlin",
+        opens - Duration::minutes(30),
+        60,
+        false,
+    );
+    env.ex_put_event(
+        0,
+        "Ended 30 April 23:30 Berlin",
+        opens - Duration::minutes(90),
+        60,
+        false,
+    );
+    env.sf_event(0, "Salesforce, 2 May", opens + Duration::days(1), 60);
+    env.sf_event(0, "Salesforce, 29 April", opens - Duration::days(1), 60);
+    env.sync().await;
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&[
+            "Ended 1 May 00:30 Berlin",
+            "Salesforce, 2 May",
+            "Salesforce, 29 April"
+        ])
+    );
+    assert_eq!(
+        ex_subjects(&env.ex_events(0)),
+        set(&[
+            "Ended 1 May 00:30 Berlin",
+            "Ended 30 April 23:30 Berlin",
+            "Salesforce, 2 May"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_private_salesforce_event_stays_out_unless_sync_private_and_then_stays_private_in_exchange()
+ {
+    let private = |env: &Env| {
+        let id = env.sf_event(
+            0,
+            "Private in Salesforce",
+            env.now() + Duration::days(1),
+            30,
+        );
+        env.sf
+            .handle()
+            .update("Event", &id, json!({"IsPrivate": true}))
+            .unwrap();
+    };
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    private(&env);
+    env.sync().await;
+    assert!(env.ex_events(0).is_empty());
+
+    let cfg = events_only(events(json!({ "sync_private": true })));
+    let mut env = Env::new(cfg, 1, 0).await;
+    private(&env);
+    env.sync().await;
+    let ev = env.ex_events(0);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].sensitivity, Some(Sensitivity::Private));
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_edit_beats_a_delete() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    let ex_id = env.ex_put_event(0, "Plan", env.now() + Duration::days(1), 60, false);
+    env.sync().await;
+    let sf_id = env.sf_event_id("Plan");
+    assert!(env.ews.delete_item(&mail(0), &ex_id));
+    env.sf
+        .handle()
+        .update("Event", &sf_id, json!({"Location": "Moved"}))
+        .unwrap();
+    env.sync().await;
+    assert_eq!(env.sf_records("Event").len(), 1, "the edit survives");
+    let ev = env.ex_events(0);
+    assert_eq!(ev.len(), 1, "and comes back to Exchange");
+    assert_eq!(ev[0].location.as_deref(), Some("Moved"));
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn one_way_exchange_to_salesforce_warns_about_every_salesforce_field_it_overwrites() {
+    let cfg = config(
+        json!({ "direction": "exchange_to_salesforce", "scope": "users_records" }),
+        Value::Null,
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    let ex = env.ex_put_contact(0, true, "Ann", "Bell", "ann@x.com");
+    env.sync().await;
+    let sf_id = s(env.sf_records("Contact")[0].get("Id")).to_string();
+    env.sf
+        .handle()
+        .update(
+            "Contact",
+            &sf_id,
+            json!({"Department": "Edited in Salesforce", "Phone": "+1 555 0199"}),
+        )
+        .unwrap();
+    env.ews
+        .edit_item(&mail(0), &ex, |i| {
+            if let Item::Contact(c) = i {
+                c.job_title = Some("Edited in Outlook".into());
+            }
+        })
+        .unwrap();
+    let r = env.sync().await;
+    assert_eq!(r.plan.overwrites.len(), 1, "{:#?}", r.plan);
+    assert_eq!(
+        r.plan.overwrites[0].fields,
+        vec![
+            "Department".to_string(),
+            "Phone".to_string(),
+            "Title".to_string()
+        ]
+    );
+    let sf = env.sf.handle().get(&sf_id).unwrap();
+    assert_eq!(s(sf.get("Title")), "Edited in Outlook");
+    assert_eq!(
+        sf.get("Department").cloned().unwrap_or(Value::Null),
+        Value::Null
+    );
+}
+
+#[tokio::test]
+async fn auto_relate_never_relates_a_converted_lead() {
+    let mut env = Env::new(events_only(events(json!({ "auto_relate": true }))), 1, 0).await;
+    let lead = env.sf_insert(
+        "Lead",
+        json!({"LastName": "Done", "Company": "Converted Ltd", "Email": "won@x.com"}),
+    );
+    assert!(env.sf.handle().set_raw(&lead, json!({"IsConverted": true})));
+    put_meeting(
+        &env,
+        "Follow-up",
+        env.now() + Duration::days(1),
+        &["won@x.com"],
+    );
+    env.sync().await;
+    let id = env.sf_event_id("Follow-up");
+    assert!(env.relations(&id).is_empty());
+    let unresolved: Vec<String> = env
+        .state
+        .unresolved(&env.reps[0])
+        .unwrap()
+        .into_iter()
+        .map(|u| u.email)
+        .collect();
+    assert_eq!(unresolved, vec!["won@x.com".to_string()]);
+}
+
+#[tokio::test]
+async fn statuses_follow_the_admin_guide() {
+    use tether::state::{SyncDirection, SyncStatus};
+    let cfg = config(
+        json!({ "direction": "salesforce_to_exchange", "scope": "users_records" }),
+        both_events(),
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    env.sf_contact(0, "Sue", "Lee", "sue@y.com");
+    env.ex_put_event(0, "Meeting", env.now() + Duration::days(1), 30, false);
+    let rep = env.reps[0].clone();
+    let status = |env: &Env, object, d| {
+        env.state
+            .status(&rep, object, d)
+            .unwrap()
+            .map(|s| (s.status, s.records_in_sync))
+    };
+    assert_eq!(
+        status(
+            &env,
+            ObjectKind::Contact,
+            SyncDirection::SalesforceToExchange
+        ),
+        None,
+        "Not started"
+    );
+    env.sync().await;
+    assert_eq!(
+        status(
+            &env,
+            ObjectKind::Contact,
+            SyncDirection::SalesforceToExchange
+        ),
+        Some((SyncStatus::InitialSyncCompleted, 1))
+    );
+    assert_eq!(
+        status(
+            &env,
+            ObjectKind::Contact,
+            SyncDirection::ExchangeToSalesforce
+        ),
+        Some((SyncStatus::NotSetToSync, 1))
+    );
+    assert_eq!(
+        status(&env, ObjectKind::Event, SyncDirection::ExchangeToSalesforce),
+        Some((SyncStatus::InitialSyncCompleted, 1))
+    );
+    env.sync().await;
+    assert_eq!(
+        status(
+            &env,
+            ObjectKind::Contact,
+            SyncDirection::SalesforceToExchange
+        ),
+        Some((SyncStatus::InSync, 1))
+    );
+    assert_eq!(
+        status(&env, ObjectKind::Event, SyncDirection::SalesforceToExchange),
+        Some((SyncStatus::InSync, 1))
+    );
+}
