@@ -2201,3 +2201,22 @@ async fn statuses_follow_the_admin_guide() {
         Some((SyncStatus::InSync, 1))
     );
 }
+
+/// Salesforce refuses events longer than 14 days (FIELD_INTEGRITY_EXCEPTION); Lightning Sync
+/// leaves them out. One such event must not fail, and re-read the rep in full, every cycle.
+#[tokio::test]
+async fn an_exchange_event_longer_than_14_days_stays_out_of_salesforce_with_the_reason() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    env.ex_put_event(0, "Sabbatical", start, 15 * 24 * 60, false);
+    env.ex_put_event(0, "Two weeks", start, 14 * 24 * 60, false);
+    let r = env.try_sync(&mut StepBudget::unlimited()).await.unwrap();
+    assert!(r.exec.failed.is_empty(), "{:#?}", r.exec.failed);
+    assert_eq!(subjects(&env.sf_records("Event")), set(&["Two weeks"]));
+    assert!(
+        r.plan.skipped.iter().any(|s| s.reason.contains("14 days")),
+        "{:#?}",
+        r.plan.skipped
+    );
+    assert!(env.plan().await.is_empty());
+}

@@ -107,6 +107,9 @@ pub fn window_start(since: SinceWindow, now: DateTime<Utc>, zone: chrono_tz::Tz)
     normalize::local_midnight(day, zone)
 }
 
+/// The longest event Salesforce stores, in days.
+pub const MAX_EVENT_DAYS: i64 = 14;
+
 /// Why an event does not sync in a direction; `None` when it does.
 pub fn event_skip_reason(
     s: &ObjectSettings,
@@ -130,6 +133,15 @@ pub fn event_skip_reason(
     }
     if event.end_instant(zone) < window_start {
         return Some("ended before the since window");
+    }
+    // Salesforce refuses an event longer than 14 days (FIELD_INTEGRITY_EXCEPTION), as
+    // Lightning Sync knew: sending it failed the record, and re-read the rep, every cycle.
+    let length = match event.time {
+        EventTime::Timed { start, end } => end - start,
+        EventTime::AllDay { start, end } => end - start,
+    };
+    if direction == SyncDirection::ExchangeToSalesforce && length > Duration::days(MAX_EVENT_DAYS) {
+        return Some("longer than 14 days, which Salesforce events cannot be");
     }
     if direction == SyncDirection::ExchangeToSalesforce
         && s.which == EventSelection::UserSelected
