@@ -2220,3 +2220,31 @@ async fn an_exchange_event_longer_than_14_days_stays_out_of_salesforce_with_the_
     );
     assert!(env.plan().await.is_empty());
 }
+
+/// A series has ended when its last occurrence has, not its first: a weekly meeting that
+/// began two months ago and still runs is inside a TODAY window.
+#[tokio::test]
+async fn a_series_that_began_before_the_since_window_and_still_runs_syncs() {
+    let cfg = events_only(events(
+        json!({ "sync_series": true, "since": "TODAY", "direction": "exchange_to_salesforce" }),
+    ));
+    let mut env = Env::new(cfg, 1, 0).await;
+    let began = env.now() - Duration::days(60);
+    env.ews
+        .put_event(&mail(0), weekly(began, "Weekly pipeline"))
+        .unwrap();
+    let mut ended = weekly(began, "Finished series");
+    ended.recurrence = tether::exchange::rrule::from_rrule(
+        "FREQ=WEEKLY;INTERVAL=1;BYDAY=TU;COUNT=3",
+        began.date_naive(),
+    );
+    env.ews.put_event(&mail(0), ended).unwrap();
+    let r = env.sync().await;
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&["Weekly pipeline"]),
+        "{:#?}",
+        r.plan
+    );
+    assert!(env.plan().await.is_empty());
+}
