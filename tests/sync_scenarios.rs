@@ -2248,3 +2248,37 @@ async fn a_series_that_began_before_the_since_window_and_still_runs_syncs() {
     );
     assert!(env.plan().await.is_empty());
 }
+
+#[tokio::test]
+async fn today_starts_at_midnight_in_the_reps_own_time_zone() {
+    let cfg = events_only(events(
+        json!({ "since": "TODAY", "direction": "exchange_to_salesforce" }),
+    ));
+    let mut env = Env::new(cfg, 1, 0).await;
+    // The rep works in Los Angeles: at 10:00 UTC on 15 June it is 03:00 there, and today
+    // began at 07:00 UTC (Berlin's today began at 22:00 UTC the day before).
+    assert!(env.sf.handle().set_raw(
+        &env.reps[0],
+        json!({"TimeZoneSidKey": "America/Los_Angeles"})
+    ));
+    let midnight: DateTime<Utc> = "2026-06-15T07:00:00Z".parse().unwrap();
+    env.ex_put_event(
+        0,
+        "Ended 00:30 today",
+        midnight - Duration::minutes(30),
+        60,
+        false,
+    );
+    env.ex_put_event(
+        0,
+        "Ended 23:30 yesterday",
+        midnight - Duration::minutes(90),
+        60,
+        false,
+    );
+    env.sync().await;
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&["Ended 00:30 today"])
+    );
+}
