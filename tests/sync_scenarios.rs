@@ -1391,6 +1391,14 @@ async fn a_side_that_suddenly_looks_empty_causes_no_mass_delete_unless_forced() 
     let r = env.sync().await;
     assert_eq!(r.plan.refusals.len(), 1, "{:#?}", r.plan);
     assert_eq!(env.sf_records("Event").len(), 6, "nothing deleted");
+    // In the rep's error report, with what to do.
+    let errors = env.state.errors().unwrap();
+    let guard = errors
+        .iter()
+        .find(|e| e.code == "EMPTY_SIDE_GUARD")
+        .expect("reported");
+    assert_eq!(guard.rep, env.reps[0]);
+    assert!(guard.suggestion.contains("--force"));
     // Still refused on the next cycle (the rep is read again in full)...
     let r = env.sync().await;
     assert_eq!(r.plan.refusals.len(), 1);
