@@ -2290,3 +2290,38 @@ async fn today_starts_at_midnight_in_the_reps_own_time_zone() {
         set(&["Ended 00:30 today"])
     );
 }
+
+#[tokio::test]
+async fn user_selected_syncs_an_event_once_the_rep_relates_it_in_outlook() {
+    let mut env = Env::new(
+        events_only(events(json!({ "which": "user_selected" }))),
+        1,
+        0,
+    )
+    .await;
+    let id = env.ex_put_event(
+        0,
+        "Lunch with buyer",
+        env.now() + Duration::days(1),
+        60,
+        false,
+    );
+    env.sync().await;
+    assert!(env.sf_records("Event").is_empty());
+    env.ews
+        .edit_item(&mail(0), &id, |i| {
+            if let Item::Event(e) = i {
+                e.categories.push("Salesforce".into());
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&["Lunch with buyer"])
+    );
+    let ev = env.ex_events(0);
+    assert_eq!(ev.len(), 1, "linked, not copied back");
+    assert_eq!(ev[0].categories, vec!["Salesforce".to_string()]);
+    assert!(env.plan().await.is_empty());
+}
