@@ -2325,3 +2325,50 @@ async fn user_selected_syncs_an_event_once_the_rep_relates_it_in_outlook() {
     assert_eq!(ev[0].categories, vec!["Salesforce".to_string()]);
     assert!(env.plan().await.is_empty());
 }
+
+/// Salesforce sets a series' pattern only when the series is created (Recurrence2PatternText
+/// is create-only): a rep who changes the pattern in Outlook keeps it — it is never reverted
+/// from Salesforce's copy, not even when Salesforce edits the series later — and the plan
+/// stays quiet (idempotence).
+#[tokio::test]
+async fn sync_series_never_reverts_a_pattern_changed_in_outlook_and_stays_quiet() {
+    let mut env = Env::new(events_only(events(json!({ "sync_series": true }))), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    let id = env
+        .ews
+        .put_event(&mail(0), weekly(start, "Weekly pipeline"))
+        .unwrap()
+        .id;
+    env.sync().await;
+    let sf_id = env.sf_event_id("Weekly pipeline");
+    let every_two_weeks =
+        tether::exchange::rrule::from_rrule("FREQ=WEEKLY;INTERVAL=2;BYDAY=TU", start.date_naive());
+    env.ews
+        .edit_item(&mail(0), &id, |i| {
+            if let Item::Event(e) = i {
+                e.recurrence = every_two_weeks.clone();
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    let p = env.plan().await;
+    assert!(p.is_empty(), "{p:#?}");
+    // Salesforce edits the series afterwards: the edit arrives, the pattern stays.
+    env.sf
+        .handle()
+        .update("Event", &sf_id, json!({"Location": "Room 7"}))
+        .unwrap();
+    env.sync().await;
+    let p = env.plan().await;
+    assert!(p.is_empty(), "{p:#?}");
+    let ev = env.ex_events(0);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].location.as_deref(), Some("Room 7"));
+    assert_eq!(ev[0].recurrence, every_two_weeks, "the rep's pattern stays");
+    let series: Vec<Map<String, Value>> = env
+        .sf_records("Event")
+        .into_iter()
+        .filter(|e| s(e.get("Subject")) == "Weekly pipeline")
+        .collect();
+    assert_eq!(series.len(), 1);
+}
