@@ -2372,3 +2372,29 @@ async fn sync_series_never_reverts_a_pattern_changed_in_outlook_and_stays_quiet(
         .collect();
     assert_eq!(series.len(), 1);
 }
+
+/// Filters choose which Salesforce contacts go to Exchange; a contact the rep keeps in
+/// Salesforce_Sync is in Exchange already, and a Salesforce edit of it must reach Outlook
+/// (convergence), whatever the filter says.
+#[tokio::test]
+async fn contact_filters_do_not_stop_salesforce_edits_of_a_contact_born_in_exchange() {
+    let contacts = json!({ "direction": "both", "conflict": "salesforce_wins",
+        "scope": "users_records",
+        "filters": [ { "field": "MailingCountry", "op": "in", "values": ["DE"] } ] });
+    let mut env = Env::new(config(contacts, Value::Null), 1, 0).await;
+    env.ex_put_contact(0, true, "Ex", "Us", "exus@x.com");
+    env.sync().await;
+    let sf_id = s(env.sf_records("Contact")[0].get("Id")).to_string();
+    env.sf
+        .handle()
+        .update("Contact", &sf_id, json!({"Title": "Edited in Salesforce"}))
+        .unwrap();
+    let r = env.sync().await;
+    assert_eq!(
+        env.ex_contacts(0)[0].job_title.as_deref(),
+        Some("Edited in Salesforce"),
+        "{:#?}",
+        r.plan
+    );
+    assert!(env.plan().await.is_empty());
+}
