@@ -2398,3 +2398,37 @@ async fn contact_filters_do_not_stop_salesforce_edits_of_a_contact_born_in_excha
     );
     assert!(env.plan().await.is_empty());
 }
+
+/// What marks an event related in Outlook is the rep's: a Salesforce edit written to the
+/// meeting keeps its categories.
+#[tokio::test]
+async fn user_selected_a_salesforce_edit_keeps_the_outlook_relation() {
+    let mut env = Env::new(
+        events_only(events(json!({ "which": "user_selected" }))),
+        1,
+        0,
+    )
+    .await;
+    let start = env.now() + Duration::days(1);
+    let mut e = CalendarEvent::new(start, start + Duration::minutes(60));
+    e.subject = Some("Related".into());
+    e.categories = vec!["Salesforce".into(), "Customer".into()];
+    let id = env.ews.put_event(&mail(0), e).unwrap().id;
+    env.sync().await;
+    let sf_id = env.sf_event_id("Related");
+    env.sf
+        .handle()
+        .update("Event", &sf_id, json!({"Location": "Their office"}))
+        .unwrap();
+    env.sync().await;
+    let Some(Item::Event(ev)) = env.ews.item(&mail(0), &id) else {
+        panic!("gone")
+    };
+    assert_eq!(ev.location.as_deref(), Some("Their office"));
+    assert_eq!(
+        ev.categories,
+        vec!["Salesforce".to_string(), "Customer".to_string()]
+    );
+    assert!(ev.is_outlook_related());
+    assert!(env.plan().await.is_empty());
+}
