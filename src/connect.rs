@@ -216,6 +216,21 @@ pub fn exchange(
     EwsClient::new(opts, clock).map_err(|e| at("connections.exchange")(e.to_string()))
 }
 
+/// Contact fields the active configurations' contact `filters` name, for
+/// [`SalesforceConnector::with_filter_fields`](crate::salesforce::connector::SalesforceConnector::with_filter_fields):
+/// a filter may name any Contact field, and the connector reads only what it is told to.
+pub fn contact_filter_fields(config: &Config) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in config.sync_configurations.iter().filter(|c| c.active) {
+        for f in c.contacts.iter().flat_map(|s| &s.filters) {
+            if !out.iter().any(|x| x.eq_ignore_ascii_case(&f.field)) {
+                out.push(f.field.clone());
+            }
+        }
+    }
+    out
+}
+
 /// The field mapping the connectors read and write `object` with. Connectors do not know
 /// which configuration a rep syncs under, and an empty canonical value means "clear it", so
 /// they use the fields every configuration that syncs `object` maps (to the same Exchange

@@ -149,6 +149,29 @@ async fn contact_filters_apply_salesforce_to_exchange_only() {
     assert!(r.plan.skipped.iter().any(|s| s.reason.contains("filters")));
 }
 
+/// Filters choose which Salesforce contacts go to Exchange; a linked pair converges.
+#[tokio::test]
+async fn contact_filters_do_not_stop_salesforce_edits_of_a_contact_born_in_exchange() {
+    let contacts = json!({ "direction": "both", "conflict": "salesforce_wins", "scope": "users_records",
+        "filters": [ { "field": "MailingCountry", "op": "in", "values": ["DE"] } ] });
+    let mut w = World::new(config(contacts, NONE), 1);
+    w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        contact("Ex", "Us", "exus@x.com"),
+    );
+    w.sync().await;
+    let sf_id = w.sf.records(ObjectKind::Contact)[0].id.clone();
+    w.sf.user_edit(ObjectKind::Contact, &sf_id, |r| {
+        if let Record::Contact(c) = &mut r.record {
+            c.set("Title", "Edited in Salesforce")
+        }
+    });
+    w.sync().await;
+    assert_eq!(w.ex_contacts(0)[0].get("Title"), "Edited in Salesforce");
+    assert!(w.plan().await.is_empty());
+}
+
 #[tokio::test]
 async fn contact_scope_users_records_syncs_only_the_reps_own_and_all_contacts_syncs_all() {
     let mut w = World::new(config(both_contacts(), NONE), 2);
@@ -498,6 +521,29 @@ async fn user_selected_syncs_only_related_events_to_salesforce_while_salesforce_
         BTreeSet::from(["Related".to_string(), "From SF".to_string()])
     );
     assert!(sf_ex_event(&w, 0, "From SF").is_some());
+}
+
+/// user_selected chooses which Exchange events enter Salesforce; a linked pair converges.
+#[tokio::test]
+async fn user_selected_still_syncs_outlook_edits_of_events_that_came_from_salesforce() {
+    let mut w = World::new(config(NONE, events(json!({ "which": "user_selected" }))), 1);
+    w.sf.user_create(
+        ObjectKind::Event,
+        &rep_id(0),
+        Record::Event(event("From SF", "2026-06-17T09:00:00Z", 60)),
+    );
+    w.sync().await;
+    let copy = w.ex.items(&rep_mail(0), Folder::Calendar)[0]
+        .item_id
+        .clone();
+    w.ex.user_edit(&rep_mail(0), &copy, |r| {
+        if let Record::Event(e) = r {
+            e.location = "Moved in Outlook".into()
+        }
+    });
+    w.sync().await;
+    assert_eq!(w.sf_events()[0].location, "Moved in Outlook");
+    assert!(w.plan().await.is_empty());
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use tether::clock::{Clock, ManualClock};
 use tether::config::model::Config;
+use tether::connect::{connector_mapping, contact_filter_fields};
 use tether::engine::cycle::{CycleError, CycleReport, SyncOptions, read_and_plan, run_cycle};
 use tether::engine::execute::StepBudget;
 use tether::engine::plan::Plan;
@@ -109,8 +110,16 @@ impl Env {
         so.login_url = url;
         let sf_client = SalesforceClient::with_clock(so, Arc::new(clock.clone())).unwrap();
         Env {
-            mail: EwsConnector::new(ews_client).with_time_zone("W. Europe Standard Time"),
-            crm: SalesforceConnector::new(sf_client),
+            // Wired from the configuration as a deployment wires them.
+            mail: EwsConnector::new(ews_client)
+                .with_time_zone("W. Europe Standard Time")
+                .with_contact_mapping(connector_mapping(&config, ObjectKind::Contact)),
+            crm: SalesforceConnector::new(sf_client)
+                .with_mappings(
+                    connector_mapping(&config, ObjectKind::Contact),
+                    connector_mapping(&config, ObjectKind::Event),
+                )
+                .with_filter_fields(contact_filter_fields(&config)),
             clock,
             ews,
             sf,
@@ -166,16 +175,41 @@ impl Env {
         .0
     }
 
+    /// A cycle with `--force`: the empty-side guard is overridden.
+    async fn sync_forced(&mut self) -> CycleReport {
+        self.tick();
+        let now = self.now();
+        let r = run_cycle(
+            &self.config,
+            &self.mail,
+            &self.crm,
+            &mut self.state,
+            now,
+            &SyncOptions { force: true },
+            &mut StepBudget::unlimited(),
+        )
+        .await
+        .unwrap();
+        self.tick();
+        assert!(r.exec.failed.is_empty(), "failures: {:#?}", r.exec.failed);
+        r
+    }
+
     fn sync_folder(&self, rep: usize) -> Option<String> {
         self.ews.find_folder(&mail(rep), "Salesforce_Sync")
     }
 
     fn ex_contacts(&self, rep: usize) -> Vec<EwsContact> {
-        let Some(f) = self.sync_folder(rep) else {
+        self.contacts_in(&mail(rep))
+    }
+
+    /// The contacts in a mailbox's Salesforce_Sync folder.
+    fn contacts_in(&self, smtp: &str) -> Vec<EwsContact> {
+        let Some(f) = self.ews.find_folder(smtp, "Salesforce_Sync") else {
             return Vec::new();
         };
         self.ews
-            .items(&mail(rep), &f)
+            .items(smtp, &f)
             .into_iter()
             .filter_map(|i| match i {
                 Item::Contact(c) => Some(*c),
@@ -950,4 +984,1451 @@ async fn a_salesforce_edit_in_the_same_second_as_the_last_read_is_not_missed() {
         env.ex_contacts(0)[0].job_title.as_deref(),
         Some("Same second")
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The admin guide's event settings through both emulators: which, auto_relate, sync_series,
+// delete_synced, and the empty-side guard.
+
+/// `both_events()` with some settings changed.
+fn events(changes: Value) -> Value {
+    let mut base = both_events();
+    for (k, v) in changes.as_object().unwrap() {
+        base[k] = v.clone();
+    }
+    base
+}
+
+fn subjects(records: &[Map<String, Value>]) -> std::collections::BTreeSet<String> {
+    records
+        .iter()
+        .map(|e| s(e.get("Subject")).to_string())
+        .collect()
+}
+
+fn ex_subjects(events: &[CalendarEvent]) -> std::collections::BTreeSet<String> {
+    events
+        .iter()
+        .map(|e| e.subject.clone().unwrap_or_default())
+        .collect()
+}
+
+fn set(items: &[&str]) -> std::collections::BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// A meeting in the rep's calendar with these attendees.
+fn put_meeting(env: &Env, subject: &str, start: DateTime<Utc>, attendees: &[&str]) -> String {
+    let mut e = CalendarEvent::new(start, start + Duration::minutes(30));
+    e.subject = Some(subject.into());
+    e.start_time_zone = Some("W. Europe Standard Time".into());
+    e.end_time_zone = e.start_time_zone.clone();
+    e.required_attendees = attendees
+        .iter()
+        .map(|a| tether::exchange::model::Attendee {
+            mailbox: tether::exchange::model::MailboxAddress {
+                name: None,
+                email: a.to_string(),
+            },
+            response: None,
+        })
+        .collect();
+    env.ews.put_event(&mail(0), e).unwrap().id
+}
+
+impl Env {
+    /// The Salesforce event with this subject.
+    fn sf_event_id(&self, subject: &str) -> String {
+        let events = self.sf_records("Event");
+        let e = events
+            .iter()
+            .find(|e| s(e.get("Subject")) == subject)
+            .unwrap_or_else(|| panic!("no Salesforce event {subject:?}"));
+        s(e.get("Id")).to_string()
+    }
+
+    /// Who a Salesforce event is related to (EventRelation.RelationId), sorted.
+    fn relations(&self, event_id: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .sf_records("EventRelation")
+            .iter()
+            .filter(|r| s(r.get("EventId")) == event_id)
+            .map(|r| s(r.get("RelationId")).to_string())
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+#[tokio::test]
+async fn user_selected_syncs_only_related_events_to_salesforce_while_salesforce_to_exchange_syncs_all()
+ {
+    let mut env = Env::new(
+        events_only(events(json!({ "which": "user_selected" }))),
+        1,
+        0,
+    )
+    .await;
+    let start = env.now() + Duration::days(1);
+    // Related in the Outlook integration: the "Salesforce" category, or the property.
+    let mut by_category = CalendarEvent::new(start, start + Duration::minutes(60));
+    by_category.subject = Some("Related by category".into());
+    by_category.categories = vec!["Salesforce".into()];
+    env.ews.put_event(&mail(0), by_category).unwrap();
+    let mut by_property = CalendarEvent::new(start, start + Duration::minutes(90));
+    by_property.subject = Some("Related by property".into());
+    by_property.extended.insert(
+        tether::exchange::model::PROP_OUTLOOK_RELATED.into(),
+        "true".into(),
+    );
+    env.ews.put_event(&mail(0), by_property).unwrap();
+    env.ex_put_event(0, "Personal", start + Duration::hours(3), 60, false);
+    env.sf_event(0, "From Salesforce", start + Duration::days(1), 60);
+
+    let r = env.sync().await;
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&[
+            "Related by category",
+            "Related by property",
+            "From Salesforce"
+        ]),
+        "{:#?}",
+        r.plan
+    );
+    assert!(
+        r.plan
+            .skipped
+            .iter()
+            .any(|s| s.reason.contains("user_selected")),
+        "{:#?}",
+        r.plan.skipped
+    );
+    assert_eq!(
+        ex_subjects(&env.ex_events(0)),
+        set(&[
+            "Related by category",
+            "Related by property",
+            "Personal",
+            "From Salesforce"
+        ]),
+        "Salesforce→Exchange still syncs every event"
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn auto_relate_relates_attendees_to_contacts_or_one_lead_and_records_the_unmatched() {
+    let mut env = Env::new(events_only(events(json!({ "auto_relate": true }))), 1, 0).await;
+    let contact = env.sf_contact(0, "Cleo", "One", "c1@x.com");
+    let lead = env.sf_insert(
+        "Lead",
+        json!({"LastName": "Prospect", "Company": "Prospects Inc", "Email": "lead@x.com"}),
+    );
+    let start = env.now() + Duration::days(1);
+    put_meeting(
+        &env,
+        "Demo",
+        start,
+        &["C1@x.com", "lead@x.com", "nobody@x.com", &mail(0)],
+    );
+    put_meeting(
+        &env,
+        "Lead call",
+        start + Duration::hours(2),
+        &["lead@x.com"],
+    );
+    env.sync().await;
+
+    let demo = env.sf_event_id("Demo");
+    assert_eq!(
+        env.relations(&demo),
+        vec![contact.clone()],
+        "contacts, not the lead too"
+    );
+    let call = env.sf_event_id("Lead call");
+    assert_eq!(env.relations(&call), vec![lead], "one lead");
+    let unresolved: Vec<String> = env
+        .state
+        .unresolved(&env.reps[0])
+        .unwrap()
+        .into_iter()
+        .map(|u| u.email)
+        .collect();
+    assert_eq!(unresolved, vec!["nobody@x.com".to_string()]);
+
+    // On the first sync only: an edit later relates nothing more.
+    let other = env.sf_contact(0, "Nobody", "Yet", "nobody@x.com");
+    let id = env
+        .ex_events(0)
+        .into_iter()
+        .find(|e| e.subject.as_deref() == Some("Demo"))
+        .unwrap()
+        .item_id
+        .unwrap()
+        .id;
+    env.ews
+        .edit_item(&mail(0), &id, |i| {
+            if let Item::Event(e) = i {
+                e.location = Some("Room 4".into());
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    assert_eq!(env.relations(&demo), vec![contact]);
+    assert!(!env.relations(&demo).contains(&other));
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn auto_relate_relates_at_most_50_contacts_to_an_event() {
+    let mut env = Env::new(events_only(events(json!({ "auto_relate": true }))), 1, 0).await;
+    let emails: Vec<String> = (0..51).map(|i| format!("buyer{i:02}@x.com")).collect();
+    for (i, e) in emails.iter().enumerate() {
+        env.sf_contact(0, "Buyer", &format!("No{i}"), e);
+    }
+    let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+    put_meeting(&env, "Town hall", env.now() + Duration::days(1), &refs);
+    env.sync().await;
+    let id = env.sf_event_id("Town hall");
+    assert_eq!(env.relations(&id).len(), 50);
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_private_event_is_never_auto_related() {
+    let cfg = events_only(events(json!({ "auto_relate": true, "sync_private": true })));
+    let mut env = Env::new(cfg, 1, 0).await;
+    env.sf_contact(0, "Doc", "Tor", "doctor@x.com");
+    let start = env.now() + Duration::days(1);
+    let id = put_meeting(&env, "Check-up", start, &["doctor@x.com", "nurse@x.com"]);
+    env.ews
+        .edit_item(&mail(0), &id, |i| {
+            if let Item::Event(e) = i {
+                e.sensitivity = Some(Sensitivity::Private);
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    let sf = env.sf_records("Event");
+    assert_eq!(sf.len(), 1);
+    assert_eq!(sf[0].get("IsPrivate"), Some(&Value::Bool(true)));
+    assert!(env.relations(s(sf[0].get("Id"))).is_empty());
+    assert!(env.state.unresolved(&env.reps[0]).unwrap().is_empty());
+}
+
+fn weekly(start: DateTime<Utc>, subject: &str) -> CalendarEvent {
+    let mut e = CalendarEvent::new(start, start + Duration::minutes(30));
+    e.subject = Some(subject.into());
+    e.start_time_zone = Some("W. Europe Standard Time".into());
+    e.end_time_zone = e.start_time_zone.clone();
+    e.recurrence =
+        tether::exchange::rrule::from_rrule("FREQ=WEEKLY;INTERVAL=1;BYDAY=TU", start.date_naive());
+    e
+}
+
+/// A Salesforce Classic recurring event, as Classic stores it.
+fn classic_recurring(env: &Env, start: DateTime<Utc>) -> String {
+    let id = env.sf_event(0, "Classic weekly", start, 30);
+    assert!(env.sf.handle().set_raw(
+        &id,
+        json!({"IsRecurrence": true, "RecurrenceType": "RecursWeekly",
+               "RecurrenceInterval": 1, "RecurrenceDayOfWeekMask": 4})
+    ));
+    id
+}
+
+#[tokio::test]
+async fn sync_series_off_skips_series_with_the_reason_and_classic_recurring_events_never_sync() {
+    let mut env = Env::new(events_only(events(json!({ "sync_series": false }))), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    env.ews
+        .put_event(&mail(0), weekly(start, "Exchange weekly"))
+        .unwrap();
+    let sf_series = env.sf_insert(
+        "Event",
+        json!({"Subject": "Salesforce weekly", "OwnerId": env.reps[0],
+               "StartDateTime": (start + Duration::hours(2)).to_rfc3339(),
+               "EndDateTime": (start + Duration::hours(2) + Duration::minutes(30)).to_rfc3339(),
+               "Recurrence2PatternText": "RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=TU"}),
+    );
+    classic_recurring(&env, start + Duration::hours(4));
+    let r = env.sync().await;
+    assert!(
+        s(env
+            .sf
+            .handle()
+            .get(&sf_series)
+            .unwrap()
+            .get("Recurrence2PatternText"))
+        .contains("FREQ=WEEKLY"),
+        "the emulator keeps the series"
+    );
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&["Salesforce weekly", "Classic weekly"]),
+        "the Exchange series stays out of Salesforce"
+    );
+    assert_eq!(
+        ex_subjects(&env.ex_events(0)),
+        set(&["Exchange weekly"]),
+        "neither Salesforce series reaches Exchange"
+    );
+    let reasons: Vec<&str> = r.plan.skipped.iter().map(|s| s.reason.as_str()).collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("sync_series")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("classic recurring")),
+        "{reasons:?}"
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn sync_series_on_syncs_series_both_ways_and_classic_recurring_events_still_never_sync() {
+    let mut env = Env::new(events_only(events(json!({ "sync_series": true }))), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    env.ews
+        .put_event(&mail(0), weekly(start, "Exchange weekly"))
+        .unwrap();
+    env.sf_insert(
+        "Event",
+        json!({"Subject": "Salesforce weekly", "OwnerId": env.reps[0],
+               "StartDateTime": (start + Duration::hours(2)).to_rfc3339(),
+               "EndDateTime": (start + Duration::hours(2) + Duration::minutes(30)).to_rfc3339(),
+               "Recurrence2PatternText": "RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=TU"}),
+    );
+    classic_recurring(&env, start + Duration::hours(4));
+    let r = env.sync().await;
+
+    let sf = env.sf_records("Event");
+    let from_ex = sf
+        .iter()
+        .find(|e| s(e.get("Subject")) == "Exchange weekly")
+        .expect("the Exchange series reaches Salesforce");
+    assert!(s(from_ex.get("Recurrence2PatternText")).contains("FREQ=WEEKLY"));
+    let ex = env.ex_events(0);
+    let from_sf = ex
+        .iter()
+        .find(|e| e.subject.as_deref() == Some("Salesforce weekly"))
+        .expect("the Salesforce series reaches Exchange");
+    assert!(from_sf.recurrence.is_some(), "a recurring master");
+    assert!(
+        ex.iter()
+            .all(|e| e.subject.as_deref() != Some("Classic weekly")),
+        "classic recurring events never sync"
+    );
+    assert!(
+        r.plan
+            .skipped
+            .iter()
+            .any(|s| s.reason.contains("classic recurring"))
+    );
+    assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
+}
+
+#[tokio::test]
+async fn delete_synced_deletes_on_the_other_side() {
+    let mut env = Env::new(events_only(events(json!({ "delete_synced": true }))), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    let ex_id = env.ex_put_event(0, "Born in Exchange", start, 30, false);
+    let sf_id = env.sf_event(0, "Born in Salesforce", start + Duration::hours(2), 30);
+    env.sync().await;
+    assert_eq!(env.sf_records("Event").len(), 2);
+    assert_eq!(env.ex_events(0).len(), 2);
+
+    assert!(env.ews.delete_item(&mail(0), &ex_id));
+    env.sf.handle().delete(&sf_id).unwrap();
+    env.sync().await;
+    assert!(env.sf_records("Event").is_empty());
+    assert!(env.ex_events(0).is_empty());
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn delete_synced_off_unlinks_instead_of_deleting() {
+    let mut env = Env::new(events_only(events(json!({ "delete_synced": false }))), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    let ex_id = env.ex_put_event(0, "Born in Exchange", start, 30, false);
+    let sf_id = env.sf_event(0, "Born in Salesforce", start + Duration::hours(2), 30);
+    env.sync().await;
+
+    assert!(env.ews.delete_item(&mail(0), &ex_id));
+    env.sf.handle().delete(&sf_id).unwrap();
+    env.sync().await;
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&["Born in Exchange"]),
+        "kept in Salesforce"
+    );
+    assert_eq!(
+        ex_subjects(&env.ex_events(0)),
+        set(&["Born in Salesforce"]),
+        "kept in Exchange"
+    );
+    // Unlinked: neither copy is synced back, which would undo the delete.
+    env.sync().await;
+    assert_eq!(env.sf_records("Event").len(), 1);
+    assert_eq!(env.ex_events(0).len(), 1);
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_side_that_suddenly_looks_empty_causes_no_mass_delete_unless_forced() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    let ids: Vec<String> = (0..6)
+        .map(|i| env.ex_put_event(0, &format!("M{i}"), start + Duration::hours(i), 30, false))
+        .collect();
+    env.sync().await;
+    assert_eq!(env.sf_records("Event").len(), 6);
+
+    for id in &ids {
+        assert!(env.ews.delete_item(&mail(0), id));
+    }
+    let r = env.sync().await;
+    assert_eq!(r.plan.refusals.len(), 1, "{:#?}", r.plan);
+    assert_eq!(env.sf_records("Event").len(), 6, "nothing deleted");
+    // In the rep's error report, with what to do.
+    let errors = env.state.errors().unwrap();
+    let guard = errors
+        .iter()
+        .find(|e| e.code == "EMPTY_SIDE_GUARD")
+        .expect("reported");
+    assert_eq!(guard.rep, env.reps[0]);
+    assert!(guard.suggestion.contains("--force"));
+    // Still refused on the next cycle (the rep is read again in full)...
+    let r = env.sync().await;
+    assert_eq!(r.plan.refusals.len(), 1);
+    assert_eq!(env.sf_records("Event").len(), 6);
+    // ...until an admin forces it.
+    let r = env.sync_forced().await;
+    assert!(r.plan.refusals.is_empty());
+    assert!(env.sf_records("Event").is_empty());
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_salesforce_side_that_suddenly_looks_empty_causes_no_mass_delete_in_exchange() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    let ids: Vec<String> = (0..6)
+        .map(|i| env.sf_event(0, &format!("M{i}"), start + Duration::hours(i), 30))
+        .collect();
+    env.sync().await;
+    assert_eq!(env.ex_events(0).len(), 6);
+    for id in &ids {
+        env.sf.handle().delete(id).unwrap();
+    }
+    let r = env.sync().await;
+    assert_eq!(r.plan.refusals.len(), 1, "{:#?}", r.plan);
+    assert_eq!(env.ex_events(0).len(), 6, "nothing deleted in Exchange");
+    env.sync_forced().await;
+    assert!(env.ex_events(0).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Membership and mailboxes, contact filters and scope, first-sync matching, one-way sync.
+
+fn emails_in_salesforce(env: &Env) -> std::collections::BTreeSet<String> {
+    env.sf_records("Contact")
+        .iter()
+        .map(|c| s(c.get("Email")).to_string())
+        .collect()
+}
+
+fn emails_in(contacts: &[EwsContact]) -> std::collections::BTreeSet<String> {
+    contacts
+        .iter()
+        .map(|c| c.emails[0].clone().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_user_listed_individually_wins_over_profile_membership() {
+    // "By profile" (every Sales User) syncs contacts Exchange→Salesforce; "Named" lists rep1,
+    // who also has the Sales User profile, and syncs them Salesforce→Exchange.
+    let mut cfg = config(
+        json!({ "direction": "exchange_to_salesforce", "scope": "users_records" }),
+        Value::Null,
+    );
+    let mut named = cfg.sync_configurations[0].clone();
+    named.name = "Named".into();
+    named.members.users = vec![mail(1).to_uppercase()];
+    named.members.profiles = Vec::new();
+    named.contacts = serde_json::from_value(
+        json!({ "direction": "salesforce_to_exchange", "scope": "users_records" }),
+    )
+    .unwrap();
+    cfg.sync_configurations.push(named);
+    let mut env = Env::new(cfg, 2, 0).await;
+    env.ex_put_contact(0, true, "Ex", "Zero", "ex0@x.com");
+    env.sf_contact(0, "Sf", "Zero", "sf0@y.com");
+    env.ex_put_contact(1, true, "Ex", "One", "ex1@x.com");
+    env.sf_contact(1, "Sf", "One", "sf1@y.com");
+    let r = env.sync().await;
+    assert!(r.read.problems.is_empty(), "{:?}", r.read.problems);
+
+    let configuration = |rep: usize| {
+        r.read
+            .reps
+            .iter()
+            .find(|x| x.user_id == env.reps[rep])
+            .map(|x| x.configuration)
+    };
+    assert_eq!((configuration(0), configuration(1)), (Some(0), Some(1)));
+    // rep0 by profile: Exchange→Salesforce only.
+    assert!(emails_in_salesforce(&env).contains("ex0@x.com"));
+    assert_eq!(emails_in(&env.ex_contacts(0)), set(&["ex0@x.com"]));
+    // rep1 listed individually: Salesforce→Exchange only.
+    assert!(!emails_in_salesforce(&env).contains("ex1@x.com"));
+    assert_eq!(
+        emails_in(&env.ex_contacts(1)),
+        set(&["ex1@x.com", "sf1@y.com"])
+    );
+    assert_eq!(
+        emails_in_salesforce(&env),
+        set(&["ex0@x.com", "sf0@y.com", "sf1@y.com"])
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn additional_domains_link_a_rep_whose_mail_domain_differs() {
+    let mut env = Env::new(contacts_only(), 0, 0).await;
+    let mut reps = Vec::new();
+    for smtp in ["ana@acme.net", "cy@elsewhere.org"] {
+        env.ews.add_mailbox(smtp, Some("Sales"));
+        let id = env
+            .sf
+            .handle()
+            .add_user(smtp, smtp, "Rep", "Sales User", "Europe/Berlin");
+        env.sf_insert(
+            "Contact",
+            json!({"FirstName": "Of", "LastName": smtp, "Email": format!("contact.{smtp}"),
+                   "OwnerId": id}),
+        );
+        reps.push(id);
+    }
+    let r = env.sync().await;
+    assert_eq!(
+        emails_in(&env.contacts_in("ana@acme.net")),
+        set(&["contact.ana@acme.net"]),
+        "acme.net is in additional_domains"
+    );
+    assert!(env.contacts_in("cy@elsewhere.org").is_empty());
+    assert!(
+        env.ews
+            .find_folder("cy@elsewhere.org", "Salesforce_Sync")
+            .is_none()
+    );
+    let problems: Vec<(&str, &str)> = r
+        .read
+        .problems
+        .iter()
+        .map(|p| (p.user.as_str(), p.code))
+        .collect();
+    assert_eq!(problems, vec![("cy@elsewhere.org", "NO_MAILBOX_DOMAIN")]);
+
+    // Without the additional domain the acme.net rep has no mailbox either.
+    let mut cfg = contacts_only();
+    if let tether::config::model::ExchangeConnection::ServiceAccount {
+        additional_domains, ..
+    } = &mut cfg.connections.exchange
+    {
+        additional_domains.clear();
+    }
+    let (_, read) = read_and_plan(
+        &cfg,
+        &env.mail,
+        &env.crm,
+        &env.state,
+        env.now(),
+        &SyncOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(read.reps.is_empty());
+    assert!(
+        read.problems
+            .iter()
+            .any(|p| p.user == "ana@acme.net" && p.code == "NO_MAILBOX_DOMAIN")
+    );
+}
+
+#[tokio::test]
+async fn contact_filters_apply_salesforce_to_exchange_only() {
+    let contacts = json!({ "direction": "both", "conflict": "salesforce_wins",
+        "scope": "users_records",
+        "filters": [ { "field": "MailingCountry", "op": "in", "values": ["DE", "FR"] } ] });
+    let mut env = Env::new(config(contacts, Value::Null), 1, 0).await;
+    let country = |id: &str, c: &str| {
+        env.sf
+            .handle()
+            .update("Contact", id, json!({ "MailingCountry": c }))
+            .unwrap();
+    };
+    let de = env.sf_contact(0, "In", "De", "de@y.com");
+    country(&de, "de");
+    let us = env.sf_contact(0, "Out", "Us", "us@y.com");
+    country(&us, "US");
+    // Exchange→Salesforce ignores the filter.
+    let ex = env.ex_put_contact(0, true, "Ex", "Us", "exus@x.com");
+    env.ews
+        .edit_item(&mail(0), &ex, |i| {
+            if let Item::Contact(c) = i {
+                c.addresses.entry("Business".into()).or_default().country = Some("US".into());
+            }
+        })
+        .unwrap();
+    let r = env.sync().await;
+    assert_eq!(
+        emails_in(&env.ex_contacts(0)),
+        set(&["de@y.com", "exus@x.com"])
+    );
+    let sf = env.sf_records("Contact");
+    let exus = sf
+        .iter()
+        .find(|c| s(c.get("Email")) == "exus@x.com")
+        .expect("the filter does not apply Exchange→Salesforce");
+    assert_eq!(s(exus.get("MailingCountry")), "US");
+    assert!(
+        r.plan.skipped.iter().any(|s| s.reason.contains("filters")),
+        "{:#?}",
+        r.plan.skipped
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn contact_scope_users_records_syncs_only_the_reps_own_and_all_contacts_syncs_all() {
+    let mut env = Env::new(contacts_only(), 2, 0).await;
+    env.sf_contact(0, "Own", "Zero", "own0@y.com");
+    env.sf_contact(1, "Own", "One", "own1@y.com");
+    env.sync().await;
+    assert_eq!(emails_in(&env.ex_contacts(0)), set(&["own0@y.com"]));
+    assert_eq!(emails_in(&env.ex_contacts(1)), set(&["own1@y.com"]));
+
+    let all = json!({ "direction": "salesforce_to_exchange", "scope": "all_contacts" });
+    let mut env = Env::new(config(all, Value::Null), 2, 0).await;
+    env.sf_contact(0, "Own", "Zero", "own0@y.com");
+    env.sf_contact(1, "Own", "One", "own1@y.com");
+    env.sync().await;
+    let both = set(&["own0@y.com", "own1@y.com"]);
+    assert_eq!(emails_in(&env.ex_contacts(0)), both);
+    assert_eq!(emails_in(&env.ex_contacts(1)), both);
+    // A contact added later by a colleague reaches every rep too.
+    env.sf_contact(1, "New", "One", "new1@y.com");
+    env.sync().await;
+    let three = set(&["own0@y.com", "own1@y.com", "new1@y.com"]);
+    assert_eq!(emails_in(&env.ex_contacts(0)), three);
+    assert_eq!(emails_in(&env.ex_contacts(1)), three);
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn first_sync_matches_contacts_by_email_then_by_name_and_company_instead_of_duplicating() {
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    env.ex_put_contact(0, true, "Ana", "Diaz", "ANA@x.com");
+    env.sf_contact(0, "Ana", "Diaz", "ana@x.com");
+    // No email on either side: first + last name + company.
+    let bo = env.ex_put_contact(0, true, "Bo", "Li", "");
+    env.ews
+        .edit_item(&mail(0), &bo, |i| {
+            if let Item::Contact(c) = i {
+                c.emails = [None, None, None];
+                c.company_name = Some("Acme".into());
+            }
+        })
+        .unwrap();
+    let acme = env.sf_insert("Account", json!({"Name": "Acme"}));
+    env.sf_insert(
+        "Contact",
+        json!({"FirstName": "bo", "LastName": "LI", "AccountId": acme, "OwnerId": env.reps[0]}),
+    );
+    // Same name, another company: a different person.
+    let other = env.sf_insert("Account", json!({"Name": "Other Corp"}));
+    env.sf_insert(
+        "Contact",
+        json!({"FirstName": "Bo", "LastName": "Li", "AccountId": other, "OwnerId": env.reps[0]}),
+    );
+    let r = env.sync().await;
+    assert_eq!(env.ex_contacts(0).len(), 3, "{:#?}", r.plan.operations);
+    assert_eq!(
+        env.sf_records("Contact").len(),
+        3,
+        "{:#?}",
+        r.plan.operations
+    );
+    assert_eq!(
+        env.state
+            .links(&env.reps[0], ObjectKind::Contact)
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
+}
+
+#[tokio::test]
+async fn first_sync_matches_events_by_subject_start_and_end_instead_of_duplicating() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    env.ex_put_event(0, "Kickoff", start, 60, false);
+    env.sf_event(0, " kickoff ", start, 60);
+    // Same subject and start, another end: a different meeting.
+    env.sf_event(0, "Kickoff", start, 90);
+    let r = env.sync().await;
+    assert_eq!(env.ex_events(0).len(), 2, "{:#?}", r.plan.operations);
+    assert_eq!(env.sf_records("Event").len(), 2, "{:#?}", r.plan.operations);
+    assert_eq!(
+        env.state
+            .links(&env.reps[0], ObjectKind::Event)
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
+}
+
+fn ews_writes(env: &Env) -> u64 {
+    ["CreateItem", "UpdateItem", "DeleteItem"]
+        .iter()
+        .map(|op| env.ews.calls(op))
+        .sum()
+}
+
+fn sf_writes(env: &Env) -> u64 {
+    use tether::salesforce::CallKind;
+    let c = env.crm.client().call_counts();
+    [CallKind::SObject, CallKind::Collection]
+        .iter()
+        .map(|k| c.get(k).copied().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test]
+async fn one_way_exchange_to_salesforce_never_writes_to_exchange() {
+    let cfg = config(
+        json!({ "direction": "exchange_to_salesforce", "scope": "users_records" }),
+        events(json!({ "direction": "exchange_to_salesforce" })),
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    let ex = env.ex_put_contact(0, true, "Ex", "Born", "ex@x.com");
+    let sf_only = env.sf_contact(0, "Sf", "Only", "sf@y.com");
+    env.sf_event(0, "Salesforce only", env.now() + Duration::days(1), 30);
+    env.ex_put_event(
+        0,
+        "Exchange meeting",
+        env.now() + Duration::days(2),
+        30,
+        false,
+    );
+    let ews_before = ews_writes(&env);
+    env.sync().await;
+    assert_eq!(
+        emails_in_salesforce(&env),
+        set(&["ex@x.com", "sf@y.com"]),
+        "the Exchange contact arrives"
+    );
+    let sf_ex = s(env
+        .sf_records("Contact")
+        .iter()
+        .find(|c| s(c.get("Email")) == "ex@x.com")
+        .unwrap()
+        .get("Id"))
+    .to_string();
+    // Salesforce edits and deletes: none goes back to Exchange.
+    env.sf
+        .handle()
+        .update("Contact", &sf_ex, json!({"Title": "Edited in Salesforce"}))
+        .unwrap();
+    env.sf
+        .handle()
+        .update("Contact", &sf_only, json!({"Title": "Also edited"}))
+        .unwrap();
+    let meeting = env.sf_event_id("Exchange meeting");
+    env.sf
+        .handle()
+        .update(
+            "Event",
+            &meeting,
+            json!({"Location": "Moved in Salesforce"}),
+        )
+        .unwrap();
+    env.sync().await;
+    env.sf.handle().delete(&sf_ex).unwrap();
+    env.sync().await;
+
+    assert_eq!(ews_writes(&env), ews_before, "{:?}", env.ews.all_calls());
+    assert_eq!(emails_in(&env.ex_contacts(0)), set(&["ex@x.com"]));
+    assert_eq!(env.ex_contacts(0)[0].job_title, None);
+    assert_eq!(ex_subjects(&env.ex_events(0)), set(&["Exchange meeting"]));
+    assert_eq!(env.ex_events(0)[0].location, None);
+    assert!(env.ews.item(&mail(0), &ex).is_some());
+}
+
+#[tokio::test]
+async fn one_way_salesforce_to_exchange_never_writes_to_salesforce() {
+    let cfg = config(
+        json!({ "direction": "salesforce_to_exchange", "scope": "users_records" }),
+        events(json!({ "direction": "salesforce_to_exchange" })),
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    let sf = env.sf_contact(0, "Sf", "Born", "sf@y.com");
+    env.ex_put_contact(0, true, "Ex", "Only", "ex@x.com");
+    env.ex_put_event(0, "Exchange only", env.now() + Duration::days(1), 30, false);
+    let sf_event = env.sf_event(0, "Salesforce meeting", env.now() + Duration::days(2), 30);
+    let sf_before = sf_writes(&env);
+    let sf_served = env.sf.handle().served();
+    env.sync().await;
+    assert_eq!(
+        emails_in(&env.ex_contacts(0)),
+        set(&["ex@x.com", "sf@y.com"])
+    );
+    // Exchange edits and deletes: none goes back to Salesforce.
+    let copy = env
+        .ex_contacts(0)
+        .into_iter()
+        .find(|c| c.emails[0].as_deref() == Some("sf@y.com"))
+        .unwrap()
+        .item_id
+        .unwrap()
+        .id;
+    env.ews
+        .edit_item(&mail(0), &copy, |i| {
+            if let Item::Contact(c) = i {
+                c.job_title = Some("Edited in Outlook".into());
+            }
+        })
+        .unwrap();
+    let meeting = env
+        .ex_events(0)
+        .into_iter()
+        .find(|e| e.subject.as_deref() == Some("Salesforce meeting"))
+        .unwrap()
+        .item_id
+        .unwrap()
+        .id;
+    env.ews
+        .edit_item(&mail(0), &meeting, |i| {
+            if let Item::Event(e) = i {
+                e.location = Some("Moved in Outlook".into());
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    assert!(env.ews.delete_item(&mail(0), &copy));
+    env.sync().await;
+
+    assert_eq!(
+        sf_writes(&env),
+        sf_before,
+        "{:?}",
+        env.crm.client().call_counts()
+    );
+    let served = diff(&env.sf.handle().served(), &sf_served);
+    assert!(
+        served
+            .keys()
+            .all(|k| !k.contains("collection") && !k.contains("sobject")),
+        "{served:?}"
+    );
+    assert_eq!(emails_in_salesforce(&env), set(&["sf@y.com"]));
+    let rec = env.sf.handle().get(&sf).unwrap();
+    assert_eq!(
+        rec.get("Title").cloned().unwrap_or(Value::Null),
+        Value::Null
+    );
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&["Salesforce meeting"])
+    );
+    assert_eq!(
+        env.sf
+            .handle()
+            .get(&sf_event)
+            .unwrap()
+            .get("Location")
+            .cloned()
+            .unwrap_or(Value::Null),
+        Value::Null
+    );
+}
+
+/// Filters may name any Contact field (validation checks it against the describe), not only
+/// the mapped ones: the filter must see the field's value.
+#[tokio::test]
+async fn contact_filters_on_a_field_outside_the_mapping_select_salesforce_contacts() {
+    let contacts = json!({ "direction": "both", "conflict": "salesforce_wins",
+        "scope": "users_records",
+        "filters": [ { "field": "LeadSource", "op": "equals", "value": "Web" } ] });
+    let mut env = Env::new(config(contacts, Value::Null), 1, 0).await;
+    env.sf_insert(
+        "Contact",
+        json!({"FirstName": "From", "LastName": "Web", "Email": "web@y.com",
+               "LeadSource": "Web", "OwnerId": env.reps[0]}),
+    );
+    env.sf_insert(
+        "Contact",
+        json!({"FirstName": "From", "LastName": "Phone", "Email": "phone@y.com",
+               "LeadSource": "Phone Inquiry", "OwnerId": env.reps[0]}),
+    );
+    let r = env.sync().await;
+    assert_eq!(
+        emails_in(&env.ex_contacts(0)),
+        set(&["web@y.com"]),
+        "{:#?}",
+        r.plan
+    );
+    assert!(env.plan().await.is_empty());
+    // The filter field is read, never written: an Exchange edit leaves it alone.
+    let copy = env.ex_contacts(0)[0].item_id.clone().unwrap().id;
+    env.ews
+        .edit_item(&mail(0), &copy, |i| {
+            if let Item::Contact(c) = i {
+                c.job_title = Some("Buyer".into());
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    let sf = env.sf_records("Contact");
+    let web = sf
+        .iter()
+        .find(|c| s(c.get("Email")) == "web@y.com")
+        .unwrap();
+    assert_eq!(s(web.get("Title")), "Buyer");
+    assert_eq!(s(web.get("LeadSource")), "Web");
+    assert!(env.plan().await.is_empty());
+}
+
+/// user_selected chooses which Exchange events go to Salesforce; an event that came from
+/// Salesforce is related to it already, and a rep's edit in Outlook must not leave the two
+/// copies disagreeing for good (convergence).
+#[tokio::test]
+async fn user_selected_still_syncs_outlook_edits_of_events_that_came_from_salesforce() {
+    let mut env = Env::new(
+        events_only(events(json!({ "which": "user_selected" }))),
+        1,
+        0,
+    )
+    .await;
+    let sf_id = env.sf_event(0, "Set up in Salesforce", env.now() + Duration::days(1), 60);
+    env.sync().await;
+    let copy = env.ex_events(0)[0].item_id.clone().unwrap().id;
+    env.ews
+        .edit_item(&mail(0), &copy, |i| {
+            if let Item::Event(e) = i {
+                e.location = Some("Moved in Outlook".into());
+            }
+        })
+        .unwrap();
+    let r = env.sync().await;
+    assert_eq!(
+        s(env.sf.handle().get(&sf_id).unwrap().get("Location")),
+        "Moved in Outlook",
+        "{:#?}",
+        r.plan
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// More of the admin guide's rules through both emulators.
+
+#[tokio::test]
+async fn a_user_listed_individually_in_two_active_configurations_syncs_under_neither() {
+    let mut cfg = contacts_only();
+    cfg.sync_configurations[0].members.users = vec![mail(0)];
+    let mut other = cfg.sync_configurations[0].clone();
+    other.name = "Other".into();
+    other.members.profiles = Vec::new();
+    cfg.sync_configurations.push(other);
+    let mut env = Env::new(cfg, 2, 0).await;
+    env.sf_contact(0, "Not", "Synced", "no@y.com");
+    env.sf_contact(1, "Is", "Synced", "yes@y.com");
+    let r = env.sync().await;
+    assert!(env.ex_contacts(0).is_empty());
+    assert!(env.sync_folder(0).is_none(), "the mailbox is not touched");
+    assert_eq!(emails_in(&env.ex_contacts(1)), set(&["yes@y.com"]));
+    let problems: Vec<(&str, &str)> = r
+        .read
+        .problems
+        .iter()
+        .map(|p| (p.user.as_str(), p.code))
+        .collect();
+    assert_eq!(
+        problems,
+        vec![(mail(0).as_str(), "MULTIPLE_CONFIGURATIONS")]
+    );
+}
+
+#[tokio::test]
+async fn events_sync_from_the_default_calendar_only() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    let calendar = env.ews.folder_id(&mail(0), "calendar").unwrap();
+    let holidays = env
+        .ews
+        .create_folder(&mail(0), &calendar, "Team holidays", "IPF.Appointment")
+        .unwrap();
+    let start = env.now() + Duration::days(1);
+    let mut e = CalendarEvent::new(start, start + Duration::minutes(30));
+    e.subject = Some("In a secondary calendar".into());
+    env.ews.put_event_in(&mail(0), &holidays, e).unwrap();
+    env.ex_put_event(0, "In the default calendar", start, 30, false);
+    env.sync().await;
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&["In the default calendar"])
+    );
+    assert_eq!(env.ews.items(&mail(0), &holidays).len(), 1);
+}
+
+#[tokio::test]
+async fn last_month_includes_events_that_ended_on_or_after_the_first_of_last_month_in_the_reps_time_zone()
+ {
+    let cfg = events_only(events(json!({ "since": "LAST_MONTH" })));
+    let mut env = Env::new(cfg, 1, 0).await;
+    // Now is 15 June; the rep is in Berlin (UTC+2 in May): the window opens at 1 May 00:00
+    // Berlin, 30 April 22:00 UTC.
+    let opens: DateTime<Utc> = "2026-04-30T22:00:00Z".parse().unwrap();
+    env.ex_put_event(
+        0,
+        "Ended 1 May 00:30 Berlin",
+        opens - Duration::minutes(30),
+        60,
+        false,
+    );
+    env.ex_put_event(
+        0,
+        "Ended 30 April 23:30 Berlin",
+        opens - Duration::minutes(90),
+        60,
+        false,
+    );
+    env.sf_event(0, "Salesforce, 2 May", opens + Duration::days(1), 60);
+    env.sf_event(0, "Salesforce, 29 April", opens - Duration::days(1), 60);
+    env.sync().await;
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&[
+            "Ended 1 May 00:30 Berlin",
+            "Salesforce, 2 May",
+            "Salesforce, 29 April"
+        ])
+    );
+    assert_eq!(
+        ex_subjects(&env.ex_events(0)),
+        set(&[
+            "Ended 1 May 00:30 Berlin",
+            "Ended 30 April 23:30 Berlin",
+            "Salesforce, 2 May"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_private_salesforce_event_stays_out_unless_sync_private_and_then_stays_private_in_exchange()
+ {
+    let private = |env: &Env| {
+        let id = env.sf_event(
+            0,
+            "Private in Salesforce",
+            env.now() + Duration::days(1),
+            30,
+        );
+        env.sf
+            .handle()
+            .update("Event", &id, json!({"IsPrivate": true}))
+            .unwrap();
+    };
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    private(&env);
+    env.sync().await;
+    assert!(env.ex_events(0).is_empty());
+
+    let cfg = events_only(events(json!({ "sync_private": true })));
+    let mut env = Env::new(cfg, 1, 0).await;
+    private(&env);
+    env.sync().await;
+    let ev = env.ex_events(0);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].sensitivity, Some(Sensitivity::Private));
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_edit_beats_a_delete() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    let ex_id = env.ex_put_event(0, "Plan", env.now() + Duration::days(1), 60, false);
+    env.sync().await;
+    let sf_id = env.sf_event_id("Plan");
+    assert!(env.ews.delete_item(&mail(0), &ex_id));
+    env.sf
+        .handle()
+        .update("Event", &sf_id, json!({"Location": "Moved"}))
+        .unwrap();
+    env.sync().await;
+    assert_eq!(env.sf_records("Event").len(), 1, "the edit survives");
+    let ev = env.ex_events(0);
+    assert_eq!(ev.len(), 1, "and comes back to Exchange");
+    assert_eq!(ev[0].location.as_deref(), Some("Moved"));
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn one_way_exchange_to_salesforce_warns_about_every_salesforce_field_it_overwrites() {
+    let cfg = config(
+        json!({ "direction": "exchange_to_salesforce", "scope": "users_records" }),
+        Value::Null,
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    let ex = env.ex_put_contact(0, true, "Ann", "Bell", "ann@x.com");
+    env.sync().await;
+    let sf_id = s(env.sf_records("Contact")[0].get("Id")).to_string();
+    env.sf
+        .handle()
+        .update(
+            "Contact",
+            &sf_id,
+            json!({"Department": "Edited in Salesforce", "Phone": "+1 555 0199"}),
+        )
+        .unwrap();
+    env.ews
+        .edit_item(&mail(0), &ex, |i| {
+            if let Item::Contact(c) = i {
+                c.job_title = Some("Edited in Outlook".into());
+            }
+        })
+        .unwrap();
+    let r = env.sync().await;
+    assert_eq!(r.plan.overwrites.len(), 1, "{:#?}", r.plan);
+    assert_eq!(
+        r.plan.overwrites[0].fields,
+        vec![
+            "Department".to_string(),
+            "Phone".to_string(),
+            "Title".to_string()
+        ]
+    );
+    let sf = env.sf.handle().get(&sf_id).unwrap();
+    assert_eq!(s(sf.get("Title")), "Edited in Outlook");
+    assert_eq!(
+        sf.get("Department").cloned().unwrap_or(Value::Null),
+        Value::Null
+    );
+}
+
+#[tokio::test]
+async fn auto_relate_never_relates_a_converted_lead() {
+    let mut env = Env::new(events_only(events(json!({ "auto_relate": true }))), 1, 0).await;
+    let lead = env.sf_insert(
+        "Lead",
+        json!({"LastName": "Done", "Company": "Converted Ltd", "Email": "won@x.com"}),
+    );
+    assert!(env.sf.handle().set_raw(&lead, json!({"IsConverted": true})));
+    put_meeting(
+        &env,
+        "Follow-up",
+        env.now() + Duration::days(1),
+        &["won@x.com"],
+    );
+    env.sync().await;
+    let id = env.sf_event_id("Follow-up");
+    assert!(env.relations(&id).is_empty());
+    let unresolved: Vec<String> = env
+        .state
+        .unresolved(&env.reps[0])
+        .unwrap()
+        .into_iter()
+        .map(|u| u.email)
+        .collect();
+    assert_eq!(unresolved, vec!["won@x.com".to_string()]);
+}
+
+#[tokio::test]
+async fn statuses_follow_the_admin_guide() {
+    use tether::state::{SyncDirection, SyncStatus};
+    let cfg = config(
+        json!({ "direction": "salesforce_to_exchange", "scope": "users_records" }),
+        both_events(),
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    env.sf_contact(0, "Sue", "Lee", "sue@y.com");
+    env.ex_put_event(0, "Meeting", env.now() + Duration::days(1), 30, false);
+    let rep = env.reps[0].clone();
+    let status = |env: &Env, object, d| {
+        env.state
+            .status(&rep, object, d)
+            .unwrap()
+            .map(|s| (s.status, s.records_in_sync))
+    };
+    assert_eq!(
+        status(
+            &env,
+            ObjectKind::Contact,
+            SyncDirection::SalesforceToExchange
+        ),
+        None,
+        "Not started"
+    );
+    env.sync().await;
+    assert_eq!(
+        status(
+            &env,
+            ObjectKind::Contact,
+            SyncDirection::SalesforceToExchange
+        ),
+        Some((SyncStatus::InitialSyncCompleted, 1))
+    );
+    assert_eq!(
+        status(
+            &env,
+            ObjectKind::Contact,
+            SyncDirection::ExchangeToSalesforce
+        ),
+        Some((SyncStatus::NotSetToSync, 1))
+    );
+    assert_eq!(
+        status(&env, ObjectKind::Event, SyncDirection::ExchangeToSalesforce),
+        Some((SyncStatus::InitialSyncCompleted, 1))
+    );
+    env.sync().await;
+    assert_eq!(
+        status(
+            &env,
+            ObjectKind::Contact,
+            SyncDirection::SalesforceToExchange
+        ),
+        Some((SyncStatus::InSync, 1))
+    );
+    assert_eq!(
+        status(&env, ObjectKind::Event, SyncDirection::SalesforceToExchange),
+        Some((SyncStatus::InSync, 1))
+    );
+}
+
+/// Salesforce refuses events longer than 14 days (FIELD_INTEGRITY_EXCEPTION); Lightning Sync
+/// leaves them out. One such event must not fail, and re-read the rep in full, every cycle.
+#[tokio::test]
+async fn an_exchange_event_longer_than_14_days_stays_out_of_salesforce_with_the_reason() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    env.ex_put_event(0, "Sabbatical", start, 15 * 24 * 60, false);
+    env.ex_put_event(0, "Two weeks", start, 14 * 24 * 60, false);
+    let r = env.try_sync(&mut StepBudget::unlimited()).await.unwrap();
+    assert!(r.exec.failed.is_empty(), "{:#?}", r.exec.failed);
+    assert_eq!(subjects(&env.sf_records("Event")), set(&["Two weeks"]));
+    assert!(
+        r.plan.skipped.iter().any(|s| s.reason.contains("14 days")),
+        "{:#?}",
+        r.plan.skipped
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+/// A series has ended when its last occurrence has, not its first: a weekly meeting that
+/// began two months ago and still runs is inside a TODAY window.
+#[tokio::test]
+async fn a_series_that_began_before_the_since_window_and_still_runs_syncs() {
+    let cfg = events_only(events(
+        json!({ "sync_series": true, "since": "TODAY", "direction": "exchange_to_salesforce" }),
+    ));
+    let mut env = Env::new(cfg, 1, 0).await;
+    let began = env.now() - Duration::days(60);
+    env.ews
+        .put_event(&mail(0), weekly(began, "Weekly pipeline"))
+        .unwrap();
+    let mut ended = weekly(began, "Finished series");
+    ended.recurrence = tether::exchange::rrule::from_rrule(
+        "FREQ=WEEKLY;INTERVAL=1;BYDAY=TU;COUNT=3",
+        began.date_naive(),
+    );
+    env.ews.put_event(&mail(0), ended).unwrap();
+    let r = env.sync().await;
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&["Weekly pipeline"]),
+        "{:#?}",
+        r.plan
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn today_starts_at_midnight_in_the_reps_own_time_zone() {
+    let cfg = events_only(events(
+        json!({ "since": "TODAY", "direction": "exchange_to_salesforce" }),
+    ));
+    let mut env = Env::new(cfg, 1, 0).await;
+    // The rep works in Los Angeles: at 10:00 UTC on 15 June it is 03:00 there, and today
+    // began at 07:00 UTC (Berlin's today began at 22:00 UTC the day before).
+    assert!(env.sf.handle().set_raw(
+        &env.reps[0],
+        json!({"TimeZoneSidKey": "America/Los_Angeles"})
+    ));
+    let midnight: DateTime<Utc> = "2026-06-15T07:00:00Z".parse().unwrap();
+    env.ex_put_event(
+        0,
+        "Ended 00:30 today",
+        midnight - Duration::minutes(30),
+        60,
+        false,
+    );
+    env.ex_put_event(
+        0,
+        "Ended 23:30 yesterday",
+        midnight - Duration::minutes(90),
+        60,
+        false,
+    );
+    env.sync().await;
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&["Ended 00:30 today"])
+    );
+}
+
+#[tokio::test]
+async fn user_selected_syncs_an_event_once_the_rep_relates_it_in_outlook() {
+    let mut env = Env::new(
+        events_only(events(json!({ "which": "user_selected" }))),
+        1,
+        0,
+    )
+    .await;
+    let id = env.ex_put_event(
+        0,
+        "Lunch with buyer",
+        env.now() + Duration::days(1),
+        60,
+        false,
+    );
+    env.sync().await;
+    assert!(env.sf_records("Event").is_empty());
+    env.ews
+        .edit_item(&mail(0), &id, |i| {
+            if let Item::Event(e) = i {
+                e.categories.push("Salesforce".into());
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    assert_eq!(
+        subjects(&env.sf_records("Event")),
+        set(&["Lunch with buyer"])
+    );
+    let ev = env.ex_events(0);
+    assert_eq!(ev.len(), 1, "linked, not copied back");
+    assert_eq!(ev[0].categories, vec!["Salesforce".to_string()]);
+    assert!(env.plan().await.is_empty());
+}
+
+/// Salesforce sets a series' pattern only when the series is created (Recurrence2PatternText
+/// is create-only): a rep who changes the pattern in Outlook keeps it — it is never reverted
+/// from Salesforce's copy, not even when Salesforce edits the series later — and the plan
+/// stays quiet (idempotence).
+#[tokio::test]
+async fn sync_series_never_reverts_a_pattern_changed_in_outlook_and_stays_quiet() {
+    let mut env = Env::new(events_only(events(json!({ "sync_series": true }))), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    let id = env
+        .ews
+        .put_event(&mail(0), weekly(start, "Weekly pipeline"))
+        .unwrap()
+        .id;
+    env.sync().await;
+    let sf_id = env.sf_event_id("Weekly pipeline");
+    let every_two_weeks =
+        tether::exchange::rrule::from_rrule("FREQ=WEEKLY;INTERVAL=2;BYDAY=TU", start.date_naive());
+    env.ews
+        .edit_item(&mail(0), &id, |i| {
+            if let Item::Event(e) = i {
+                e.recurrence = every_two_weeks.clone();
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    let p = env.plan().await;
+    assert!(p.is_empty(), "{p:#?}");
+    // Salesforce edits the series afterwards: the edit arrives, the pattern stays.
+    env.sf
+        .handle()
+        .update("Event", &sf_id, json!({"Location": "Room 7"}))
+        .unwrap();
+    env.sync().await;
+    let p = env.plan().await;
+    assert!(p.is_empty(), "{p:#?}");
+    let ev = env.ex_events(0);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].location.as_deref(), Some("Room 7"));
+    assert_eq!(ev[0].recurrence, every_two_weeks, "the rep's pattern stays");
+    let series: Vec<Map<String, Value>> = env
+        .sf_records("Event")
+        .into_iter()
+        .filter(|e| s(e.get("Subject")) == "Weekly pipeline")
+        .collect();
+    assert_eq!(series.len(), 1);
+}
+
+/// Filters choose which Salesforce contacts go to Exchange; a contact the rep keeps in
+/// Salesforce_Sync is in Exchange already, and a Salesforce edit of it must reach Outlook
+/// (convergence), whatever the filter says.
+#[tokio::test]
+async fn contact_filters_do_not_stop_salesforce_edits_of_a_contact_born_in_exchange() {
+    let contacts = json!({ "direction": "both", "conflict": "salesforce_wins",
+        "scope": "users_records",
+        "filters": [ { "field": "MailingCountry", "op": "in", "values": ["DE"] } ] });
+    let mut env = Env::new(config(contacts, Value::Null), 1, 0).await;
+    env.ex_put_contact(0, true, "Ex", "Us", "exus@x.com");
+    env.sync().await;
+    let sf_id = s(env.sf_records("Contact")[0].get("Id")).to_string();
+    env.sf
+        .handle()
+        .update("Contact", &sf_id, json!({"Title": "Edited in Salesforce"}))
+        .unwrap();
+    let r = env.sync().await;
+    assert_eq!(
+        env.ex_contacts(0)[0].job_title.as_deref(),
+        Some("Edited in Salesforce"),
+        "{:#?}",
+        r.plan
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+/// What marks an event related in Outlook is the rep's: a Salesforce edit written to the
+/// meeting keeps its categories.
+#[tokio::test]
+async fn user_selected_a_salesforce_edit_keeps_the_outlook_relation() {
+    let mut env = Env::new(
+        events_only(events(json!({ "which": "user_selected" }))),
+        1,
+        0,
+    )
+    .await;
+    let start = env.now() + Duration::days(1);
+    let mut e = CalendarEvent::new(start, start + Duration::minutes(60));
+    e.subject = Some("Related".into());
+    e.categories = vec!["Salesforce".into(), "Customer".into()];
+    let id = env.ews.put_event(&mail(0), e).unwrap().id;
+    env.sync().await;
+    let sf_id = env.sf_event_id("Related");
+    env.sf
+        .handle()
+        .update("Event", &sf_id, json!({"Location": "Their office"}))
+        .unwrap();
+    env.sync().await;
+    let Some(Item::Event(ev)) = env.ews.item(&mail(0), &id) else {
+        panic!("gone")
+    };
+    assert_eq!(ev.location.as_deref(), Some("Their office"));
+    assert_eq!(
+        ev.categories,
+        vec!["Salesforce".to_string(), "Customer".to_string()]
+    );
+    assert!(ev.is_outlook_related());
+    assert!(env.plan().await.is_empty());
 }

@@ -605,6 +605,20 @@ impl RepPlanner<'_, '_> {
         });
     }
 
+    /// Why a linked record's change may not be written towards `direction`. A linked pair has
+    /// a copy on both sides: `which: user_selected` and the contact `filters` choose what
+    /// enters the other side, not whether a pair stays in step. (They blocked an Outlook edit
+    /// of a Salesforce event, and a Salesforce edit of a contact born in Salesforce_Sync, so
+    /// the two copies disagreed for good.) Privacy, series, the since window still apply.
+    fn blocked_linked(&self, record: &Record, direction: SyncDirection) -> Option<&'static str> {
+        match record {
+            Record::Event(_) => self.blocked(record, direction, true),
+            Record::Contact(_) => {
+                (!self.s.syncs(direction)).then_some("direction does not sync this way")
+            }
+        }
+    }
+
     fn decide(&mut self, id: LinkId, link: &Link, e: Obs<'_, MailItem>, s: Obs<'_, CrmRecord>) {
         use SyncDirection::{ExchangeToSalesforce as ToSf, SalesforceToExchange as ToEx};
         let events = self.item.object == ObjectKind::Event;
@@ -625,22 +639,20 @@ impl RepPlanner<'_, '_> {
         };
         match (e, s) {
             (Obs::Same, Obs::Same) => {}
-            (Obs::Changed(m, h), Obs::Same) => {
-                match self.blocked(&m.record, ToSf, m.related_in_outlook) {
-                    None => self.push(
-                        Action::UpdateSalesforce {
-                            link: Some(id),
-                            exchange: ex_side(m),
-                            salesforce_id: sf.id.clone(),
-                            record: m.record.clone(),
-                            hash: h.to_string(),
-                        },
-                        "changed in Exchange",
-                    ),
-                    Some(why) => self.skip(&m.item_id, why),
-                }
-            }
-            (Obs::Same, Obs::Changed(r, h)) => match self.blocked(&r.record, ToEx, true) {
+            (Obs::Changed(m, h), Obs::Same) => match self.blocked_linked(&m.record, ToSf) {
+                None => self.push(
+                    Action::UpdateSalesforce {
+                        link: Some(id),
+                        exchange: ex_side(m),
+                        salesforce_id: sf.id.clone(),
+                        record: m.record.clone(),
+                        hash: h.to_string(),
+                    },
+                    "changed in Exchange",
+                ),
+                Some(why) => self.skip(&m.item_id, why),
+            },
+            (Obs::Same, Obs::Changed(r, h)) => match self.blocked_linked(&r.record, ToEx) {
                 None => self.push(
                     Action::UpdateExchange {
                         link: Some(id),
@@ -689,14 +701,8 @@ impl RepPlanner<'_, '_> {
                     "changed on both sides; conflict policy",
                 ) {
                     let why = match winner {
-                        Side::Exchange => self.blocked(
-                            &m.record,
-                            SyncDirection::ExchangeToSalesforce,
-                            m.related_in_outlook,
-                        ),
-                        Side::Salesforce => {
-                            self.blocked(&r.record, SyncDirection::SalesforceToExchange, true)
-                        }
+                        Side::Exchange => self.blocked_linked(&m.record, ToSf),
+                        Side::Salesforce => self.blocked_linked(&r.record, ToEx),
                     };
                     self.skip(&m.item_id, why.unwrap_or("not synced"));
                 }
@@ -741,7 +747,7 @@ impl RepPlanner<'_, '_> {
             (Obs::Gone { left_scope }, Obs::Changed(r, h)) => {
                 // The edit wins over the delete: re-create for events; contacts only unlink
                 // (the edit stays where it was made).
-                if events && !left_scope && self.blocked(&r.record, ToEx, true).is_none() {
+                if events && !left_scope && self.blocked_linked(&r.record, ToEx).is_none() {
                     self.push(
                         Action::CreateInExchange {
                             salesforce: sf_side(r),
@@ -761,12 +767,7 @@ impl RepPlanner<'_, '_> {
                 }
             }
             (Obs::Changed(m, h), Obs::Gone { left_scope }) => {
-                if events
-                    && !left_scope
-                    && self
-                        .blocked(&m.record, ToSf, m.related_in_outlook)
-                        .is_none()
-                {
+                if events && !left_scope && self.blocked_linked(&m.record, ToSf).is_none() {
                     self.push(
                         Action::CreateInSalesforce {
                             exchange: ex_side(m),
@@ -843,14 +844,15 @@ impl RepPlanner<'_, '_> {
     ) -> bool {
         match winner {
             Side::Exchange => {
-                if self
-                    .blocked(
+                let why = match link {
+                    Some(_) => self.blocked_linked(&m.record, SyncDirection::ExchangeToSalesforce),
+                    None => self.blocked(
                         &m.record,
                         SyncDirection::ExchangeToSalesforce,
                         m.related_in_outlook,
-                    )
-                    .is_some()
-                {
+                    ),
+                };
+                if why.is_some() {
                     return false;
                 }
                 self.overwrite_warning(m, r);
@@ -866,10 +868,11 @@ impl RepPlanner<'_, '_> {
                 );
             }
             Side::Salesforce => {
-                if self
-                    .blocked(&r.record, SyncDirection::SalesforceToExchange, true)
-                    .is_some()
-                {
+                let why = match link {
+                    Some(_) => self.blocked_linked(&r.record, SyncDirection::SalesforceToExchange),
+                    None => self.blocked(&r.record, SyncDirection::SalesforceToExchange, true),
+                };
+                if why.is_some() {
                     return false;
                 }
                 self.push(

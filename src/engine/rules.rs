@@ -107,6 +107,53 @@ pub fn window_start(since: SinceWindow, now: DateTime<Utc>, zone: chrono_tz::Tz)
     normalize::local_midnight(day, zone)
 }
 
+/// When an event ends; `None` for a series without an end. A series ends with its last
+/// occurrence, not its first (the times a series carries): judged by its first, a weekly
+/// meeting that began before the since window and still runs never synced. With `COUNT`
+/// the last occurrence is bounded from above (each period holds at least one occurrence),
+/// so a series that has just ended may still sync; one that still runs never stays out.
+fn last_end(event: &Event, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    let first_end = event.end_instant(zone);
+    let Recurrence::Series { rule } = &event.recurrence else {
+        return Some(first_end);
+    };
+    let mut period = Duration::days(1);
+    let mut interval = 1;
+    let mut end = None;
+    for part in rule.trim_start_matches("RRULE:").split(';') {
+        let Some((k, v)) = part.split_once('=') else {
+            continue;
+        };
+        match k.trim().to_ascii_uppercase().as_str() {
+            "FREQ" => {
+                period = match v.trim().to_ascii_uppercase().as_str() {
+                    "WEEKLY" => Duration::days(7),
+                    "MONTHLY" => Duration::days(31),
+                    "YEARLY" => Duration::days(366),
+                    _ => Duration::days(1),
+                }
+            }
+            "INTERVAL" => interval = v.trim().parse::<i32>().unwrap_or(1).max(1),
+            "COUNT" => end = v.trim().parse::<i32>().ok().map(Err),
+            // A date (or date-time) the last occurrence starts on or before.
+            "UNTIL" => {
+                end = NaiveDate::parse_from_str(v.trim().get(..8)?, "%Y%m%d")
+                    .ok()
+                    .map(Ok)
+            }
+            _ => {}
+        }
+    }
+    let length = first_end - event.start_instant(zone);
+    match end? {
+        Ok(until) => Some(normalize::local_midnight(until.succ_opt()?, zone) + length),
+        Err(count) => Some(first_end + period * (interval * (count.max(1) - 1))),
+    }
+}
+
+/// The longest event Salesforce stores, in days.
+pub const MAX_EVENT_DAYS: i64 = 14;
+
 /// Why an event does not sync in a direction; `None` when it does.
 pub fn event_skip_reason(
     s: &ObjectSettings,
@@ -128,8 +175,17 @@ pub fn event_skip_reason(
     if event.private && !s.sync_private {
         return Some("private event; sync_private is off");
     }
-    if event.end_instant(zone) < window_start {
+    if last_end(event, zone).is_some_and(|end| end < window_start) {
         return Some("ended before the since window");
+    }
+    // Salesforce refuses an event longer than 14 days (FIELD_INTEGRITY_EXCEPTION), as
+    // Lightning Sync knew: sending it failed the record, and re-read the rep, every cycle.
+    let length = match event.time {
+        EventTime::Timed { start, end } => end - start,
+        EventTime::AllDay { start, end } => end - start,
+    };
+    if direction == SyncDirection::ExchangeToSalesforce && length > Duration::days(MAX_EVENT_DAYS) {
+        return Some("longer than 14 days, which Salesforce events cannot be");
     }
     if direction == SyncDirection::ExchangeToSalesforce
         && s.which == EventSelection::UserSelected
@@ -239,6 +295,38 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_series_ends_with_its_last_occurrence() {
+        let utc = chrono_tz::UTC;
+        let start = at("2026-04-07T09:00:00Z");
+        let series = |rule: &str| {
+            let mut e = Event::new(
+                "Weekly",
+                EventTime::Timed {
+                    start,
+                    end: start + Duration::minutes(30),
+                },
+            );
+            e.recurrence = Recurrence::Series { rule: rule.into() };
+            e
+        };
+        assert_eq!(last_end(&series("FREQ=WEEKLY;BYDAY=TU"), utc), None);
+        assert_eq!(
+            last_end(&series("FREQ=WEEKLY;INTERVAL=2;BYDAY=TU;COUNT=3"), utc),
+            Some(at("2026-05-05T09:30:00Z"))
+        );
+        assert_eq!(
+            last_end(&series("RRULE:FREQ=DAILY;UNTIL=20260410T090000Z"), utc),
+            Some(at("2026-04-11T00:30:00Z"))
+        );
+        let single = series("");
+        let single = Event {
+            recurrence: Recurrence::Single,
+            ..single
+        };
+        assert_eq!(last_end(&single, utc), Some(at("2026-04-07T09:30:00Z")));
     }
 
     #[test]

@@ -340,12 +340,17 @@ fn record_to_event(base: Option<CalendarEvent>, e: &Event, zone: &str) -> Calend
             .collect();
         out.optional_attendees.clear();
     }
-    out.recurrence = match &e.recurrence {
-        Recurrence::Series { rule } => {
-            rrule::from_rrule(rule, start.with_timezone(&tz).date_naive())
-        }
-        _ => None,
-    };
+    // The pattern is written on create only (see `normalize::event_form`): Salesforce
+    // cannot change a series' pattern after creation, so what it reads back is no reason to
+    // rewrite (or drop) the pattern of the rep's meeting.
+    if !updating {
+        out.recurrence = match &e.recurrence {
+            Recurrence::Series { rule } => {
+                rrule::from_rrule(rule, start.with_timezone(&tz).date_naive())
+            }
+            _ => None,
+        };
+    }
     out
 }
 

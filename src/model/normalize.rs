@@ -6,7 +6,7 @@
 
 use crate::model::catalog::FieldType;
 use crate::model::mapping::EffectiveMapping;
-use crate::model::record::{Contact, Event, EventTime, Record, Recurrence};
+use crate::model::record::{Contact, Event, EventTime, Record};
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -134,11 +134,11 @@ fn event_form(e: &Event, mapping: &EffectiveMapping) -> BTreeMap<String, String>
             put(&mut out, "IsAllDayEvent", "true".into());
         }
     }
-    match &e.recurrence {
-        Recurrence::Single => {}
-        Recurrence::Series { rule } => put(&mut out, "RecurrenceRule", text(rule)),
-        Recurrence::ClassicRecurring => put(&mut out, "IsRecurrence", "true".into()),
-    }
+    // The series pattern is written when a copy is created and never compared: Salesforce
+    // sets Recurrence2PatternText only on create, so a pattern changed in Outlook read back
+    // unchanged from Salesforce, looked like a Salesforce edit, and reverted the rep's
+    // change. (Series links made before this hash differently on both sides alike, so they
+    // refresh once without writing.) Classic recurring events never sync.
     out
 }
 

@@ -151,6 +151,14 @@ impl Event {
         }
     }
 
+    /// The instant the event starts; all-day events start at midnight in the given zone.
+    pub fn start_instant(&self, zone: chrono_tz::Tz) -> DateTime<Utc> {
+        match self.time {
+            EventTime::Timed { start, .. } => start,
+            EventTime::AllDay { start, .. } => crate::model::normalize::local_midnight(start, zone),
+        }
+    }
+
     /// The instant the event ends, for the `since` window. All-day events end at midnight
     /// (end date) in the rep's zone, which the caller supplies.
     pub fn end_instant(&self, zone: chrono_tz::Tz) -> DateTime<Utc> {

@@ -55,6 +55,9 @@ pub struct SalesforceConnector {
     client: SalesforceClient,
     contact_mapping: EffectiveMapping,
     event_mapping: EffectiveMapping,
+    /// Contact fields the configurations' `filters` name: read (never written) so the
+    /// filters can see them, since a filter may name any Contact field, mapped or not.
+    filter_fields: Vec<String>,
 }
 
 fn object_name(object: ObjectKind) -> &'static str {
@@ -172,7 +175,17 @@ impl SalesforceConnector {
             client,
             contact_mapping: EffectiveMapping::defaults(ObjectKind::Contact),
             event_mapping: EffectiveMapping::defaults(ObjectKind::Event),
+            filter_fields: Vec::new(),
         }
+    }
+
+    /// Contact fields the contact `filters` name (see
+    /// [`contact_filter_fields`](crate::connect::contact_filter_fields)). Reads select them
+    /// and the canonical contact carries them, so a filter on an unmapped field (e.g.
+    /// `LeadSource`) sees its value; writes and comparisons still use the mapping only.
+    pub fn with_filter_fields(mut self, fields: impl IntoIterator<Item = String>) -> Self {
+        self.filter_fields = fields.into_iter().collect();
+        self
     }
 
     /// The mappings in force (defaults plus the configuration's `field_mappings`). With
@@ -195,12 +208,15 @@ impl SalesforceConnector {
             .map(|s| s.to_string())
             .collect();
         match object {
-            ObjectKind::Contact => out.extend(
-                self.contact_mapping
-                    .fields
-                    .iter()
-                    .map(|f| f.salesforce.clone()),
-            ),
+            ObjectKind::Contact => {
+                out.extend(
+                    self.contact_mapping
+                        .fields
+                        .iter()
+                        .map(|f| f.salesforce.clone()),
+                );
+                out.extend(self.filter_fields.iter().cloned());
+            }
             ObjectKind::Event => {
                 out.extend(EVENT_FIELDS.iter().map(|s| s.to_string()));
                 out.extend(self.extra_event_fields().map(str::to_string));
@@ -232,6 +248,19 @@ impl SalesforceConnector {
                 for f in &self.contact_mapping.fields {
                     if let Some(v) = text(at(rec, &f.salesforce)).filter(|v| !v.is_empty()) {
                         c.set(&f.salesforce, v);
+                    }
+                }
+                // Under the name the filter uses; the response spells the field its own way.
+                for f in &self.filter_fields {
+                    if self.contact_mapping.maps(f) {
+                        continue;
+                    }
+                    let v = rec
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(f))
+                        .and_then(|(_, v)| text(Some(v)));
+                    if let Some(v) = v.filter(|v| !v.is_empty()) {
+                        c.set(f, v);
                     }
                 }
                 Record::Contact(c)

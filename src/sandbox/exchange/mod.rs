@@ -274,6 +274,15 @@ impl RunningEmulator {
             .ok()
     }
 
+    /// Stores an event in another calendar folder (e.g. a secondary calendar) as if a user
+    /// created it there in Outlook.
+    pub fn put_event_in(&self, smtp: &str, folder_id: &str, e: CalendarEvent) -> Option<ItemId> {
+        let now = self.shared.clock.now();
+        self.lock()
+            .create_item(smtp, folder_id, Item::Event(Box::new(e)), now)
+            .ok()
+    }
+
     /// The stored item, as the server would return it.
     pub fn item(&self, smtp: &str, id: &str) -> Option<Item> {
         let emu = self.lock();
