@@ -33,10 +33,13 @@ pub fn open(
     Ok(Connectors {
         mail: EwsConnector::new(ews)
             .with_contact_mapping(connect::connector_mapping(config, ObjectKind::Contact)),
-        crm: SalesforceConnector::new(sf).with_mappings(
-            connect::connector_mapping(config, ObjectKind::Contact),
-            connect::connector_mapping(config, ObjectKind::Event),
-        ),
+        crm: SalesforceConnector::new(sf)
+            .with_mappings(
+                connect::connector_mapping(config, ObjectKind::Contact),
+                connect::connector_mapping(config, ObjectKind::Event),
+            )
+            // Filters may name fields outside the mapping; they must be read to be applied.
+            .with_filter_fields(connect::contact_filter_fields(config)),
     })
 }
 

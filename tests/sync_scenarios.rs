@@ -185,7 +185,10 @@ impl Env {
             &self.crm,
             &mut self.state,
             now,
-            &SyncOptions { force: true },
+            &SyncOptions {
+                force: true,
+                ..SyncOptions::default()
+            },
             &mut StepBudget::unlimited(),
         )
         .await
