@@ -7,6 +7,7 @@ pub mod force_unlock;
 pub mod plan;
 pub mod reset;
 pub mod run;
+pub mod sandbox;
 pub mod schema;
 pub mod status;
 pub mod test_connection;
@@ -102,6 +103,9 @@ pub enum Command {
     Validate(validate::Args),
     /// Run the whole loop on the built-in sandbox (no accounts needed).
     Demo(demo::Args),
+    /// Start a local Exchange and Salesforce with a generated org, kept between runs, to try
+    /// tether by hand (see examples/quickstart.yaml).
+    Sandbox(sandbox::Args),
     /// Show what apply would change, in the settings and in the data.
     Plan(plan::Args),
     /// Plan, confirm, record the configuration and sync.
@@ -128,6 +132,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Sandbox(args) => sandbox::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::Run(args) => run::run(&args),

@@ -1,9 +1,11 @@
 //! EWS items as Rust values, with their XML in schema order (types.xsd enforces the order of
 //! every element). Shared by the client and the emulator so that both speak exactly the same
 //! subset; what is written here is validated against messages.xsd in the tests.
+//! The serde derives are for `tether sandbox`, which saves its emulated mailboxes to disk.
 
 use super::xml::{Element, NS_T, Writer, parse_bool};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The PublicStrings extended property that carries the Salesforce id on items tether creates.
@@ -14,7 +16,7 @@ pub const PROP_OUTLOOK_RELATED: &str = "tether.RelatedToSalesforce";
 /// The Outlook category the Outlook integration convention uses for related events.
 pub const CATEGORY_SALESFORCE: &str = "Salesforce";
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ItemId {
     pub id: String,
     pub change_key: Option<String>,
@@ -50,7 +52,7 @@ pub struct FolderInfo {
     pub folder_class: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhysicalAddress {
     pub street: Option<String>,
     pub city: Option<String>,
@@ -114,7 +116,7 @@ pub const PHONE_KEYS: &[&str] = &[
 ];
 
 /// The contact properties tether maps. `notes` is the item Body (what Outlook shows as notes).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     pub item_id: Option<ItemId>,
     pub file_as: Option<String>,
@@ -150,13 +152,13 @@ impl Contact {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailboxAddress {
     pub name: Option<String>,
     pub email: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attendee {
     pub mailbox: MailboxAddress,
     /// ResponseType as the server reports it (Unknown, Organizer, Tentative, Accept, Decline,
@@ -167,7 +169,7 @@ pub struct Attendee {
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident),* $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name { $($variant),* }
         impl $name {
             pub fn as_str(self) -> &'static str {
@@ -208,7 +210,7 @@ string_enum!(WeekIndex {
     Last
 });
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Pattern {
     Daily {
         interval: u32,
@@ -238,21 +240,21 @@ pub enum Pattern {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RangeEnd {
     NoEnd,
     EndDate(NaiveDate),
     Count(u32),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recurrence {
     pub pattern: Pattern,
     pub start: NaiveDate,
     pub end: RangeEnd,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OccurrenceInfo {
     pub item_id: ItemId,
     pub start: DateTime<Utc>,
@@ -263,7 +265,7 @@ pub struct OccurrenceInfo {
 /// The calendar properties tether maps. Times are instants (UTC); `start_time_zone` is the
 /// Windows zone the event was created in, which is what makes all-day events and recurring
 /// series land on the right local days.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CalendarEvent {
     pub item_id: Option<ItemId>,
     pub subject: Option<String>,
@@ -380,7 +382,7 @@ impl CalendarEvent {
 }
 
 /// Which variant of item the server returned.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Item {
     Contact(Box<Contact>),
     Event(Box<CalendarEvent>),

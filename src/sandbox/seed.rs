@@ -1,8 +1,10 @@
-//! A small, realistic org for the demo: both emulators started on the ports
-//! `examples/quickstart.yaml` names, with the service account, connected app, reps, and
-//! records on both sides that a first sync has to sort out.
+//! The sandbox's org: both emulators started on the ports `examples/quickstart.yaml` names,
+//! with the service account, the connected app, the reps, and records on both sides that a
+//! first sync has to sort out: the demo's two reps and their story, and for `tether
+//! sandbox` a generated org around them (see `generate`).
 
 use super::exchange::{self as ews_emu, ImpersonationScope};
+use super::generate::{self, Shape, Summary};
 use super::salesforce as sf_emu;
 use crate::clock::SystemClock;
 use crate::exchange::model::{CalendarEvent, Contact};
@@ -32,16 +34,34 @@ pub const REPS: &[(&str, &str)] = &[
 pub struct SandboxOrg {
     pub exchange: ews_emu::RunningEmulator,
     pub salesforce: sf_emu::RunningEmulator,
-    /// Salesforce user id per rep, in `REPS` order.
+    /// Salesforce user id per rep, in `generate::reps` order (`REPS` first).
     pub rep_ids: Vec<String>,
 }
 
-/// Starts both emulators on `ews_port` and `sf_port` (0: any free port) and seeds them.
+/// The demo's org: the two reps of `REPS` and the records of its story, nothing generated.
+pub const DEMO: Shape = Shape {
+    reps: 2,
+    contacts_per_rep: 0,
+    events_per_rep: 0,
+    seed: 0,
+};
+
+/// Starts both emulators on `ews_port` and `sf_port` (0: any free port) and seeds the demo's
+/// org.
 pub async fn start(ews_port: u16, sf_port: u16) -> Result<SandboxOrg, String> {
+    let mut org = start_empty(ews_port, sf_port).await?;
+    org.seed(&DEMO, Utc::now())?;
+    Ok(org)
+}
+
+/// Starts both emulators with the service account and the connected app, and no data.
+pub async fn start_empty(ews_port: u16, sf_port: u16) -> Result<SandboxOrg, String> {
     let exchange = ews_emu::Emulator::start(ews_emu::EmulatorOptions {
         port: ews_port,
         deterministic: false,
         clock: Some(Arc::new(SystemClock)),
+        // A long-running sandbox must not keep every body it ever served.
+        record_bodies: false,
         ..ews_emu::EmulatorOptions::default()
     })
     .await
@@ -55,34 +75,41 @@ pub async fn start(ews_port: u16, sf_port: u16) -> Result<SandboxOrg, String> {
     let salesforce = sf_emu::Emulator::start(options)
         .await
         .map_err(|e| format!("{e} (is another sandbox running?)"))?;
-
     exchange.add_service_account(
         SERVICE_ACCOUNT,
         SANDBOX_EXCHANGE_PASSWORD,
         ImpersonationScope::Filter("Department -eq 'Sales'".into()),
     );
-    let mut rep_ids = Vec::new();
-    for (email, name) in REPS {
-        exchange.add_mailbox(email, Some("Sales"));
-        rep_ids.push(salesforce.handle().add_user(
-            email,
-            email,
-            name,
-            "Sales User",
-            "Europe/Berlin",
-        ));
-    }
-    let org = SandboxOrg {
+    Ok(SandboxOrg {
         exchange,
         salesforce,
-        rep_ids,
-    };
-    org.seed(Utc::now())?;
-    Ok(org)
+        rep_ids: Vec::new(),
+    })
 }
 
 impl SandboxOrg {
-    fn seed(&self, now: DateTime<Utc>) -> Result<(), String> {
+    /// Seeds an org of `shape` (at least the two reps of `REPS`): the reps, the generated
+    /// records, and the demo's story on top.
+    pub fn seed(&mut self, shape: &Shape, now: DateTime<Utc>) -> Result<Summary, String> {
+        if shape.reps < REPS.len() {
+            return Err(format!("the sandbox needs at least {} reps", REPS.len()));
+        }
+        let reps = generate::reps(shape);
+        self.rep_ids = generate::add_reps(&self.exchange, self.salesforce.handle(), &reps);
+        let summary = generate::populate(
+            &self.exchange,
+            self.salesforce.handle(),
+            shape,
+            &reps,
+            &self.rep_ids,
+            now,
+        )?;
+        self.seed_story(now)?;
+        Ok(summary)
+    }
+
+    /// The demo's records: what its narration walks through.
+    fn seed_story(&self, now: DateTime<Utc>) -> Result<(), String> {
         let sf = self.salesforce.handle();
         let contact = |owner: &str, first: &str, last: &str, email: &str, title: &str| {
             sf.insert(
@@ -156,15 +183,6 @@ impl SandboxOrg {
 
     /// The rep's Salesforce_Sync folder, created as the rep would in Outlook.
     pub fn sync_folder(&self, rep: &str) -> Result<String, String> {
-        if let Some(id) = self.exchange.find_folder(rep, "Salesforce_Sync") {
-            return Ok(id);
-        }
-        let contacts = self
-            .exchange
-            .folder_id(rep, "contacts")
-            .ok_or("no Contacts folder")?;
-        self.exchange
-            .create_folder(rep, &contacts, "Salesforce_Sync", "IPF.Contact")
-            .ok_or_else(|| "cannot create Salesforce_Sync".to_string())
+        generate::sync_folder(&self.exchange, rep)
     }
 }

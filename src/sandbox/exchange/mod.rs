@@ -9,7 +9,7 @@
 mod ops;
 mod state;
 
-pub use state::{Fault, ImpersonationScope};
+pub use state::{Fault, ImpersonationScope, Snapshot};
 
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::exchange::model::{CalendarEvent, Contact, Item, ItemId};
@@ -361,6 +361,16 @@ impl RunningEmulator {
         self.lock()
             .ad_redirect_urls
             .insert(domain.to_ascii_lowercase());
+    }
+
+    /// The mailboxes and their contents, to save and `restore` later.
+    pub fn snapshot(&self) -> Snapshot {
+        self.lock().snapshot()
+    }
+
+    /// Replaces every mailbox with a snapshot's (service accounts and apps stay as added).
+    pub fn restore(&self, snapshot: Snapshot) {
+        self.lock().restore(snapshot);
     }
 
     /// Number of requests per EWS operation (local name of the Body child).

@@ -3,6 +3,7 @@
 use crate::exchange::model::{CalendarEvent, CalendarItemType, Item, ItemId, OccurrenceInfo};
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// What a service account (or app) may impersonate, like an ApplicationImpersonation role
@@ -80,7 +81,7 @@ pub(crate) struct Principal {
     pub scope: ImpersonationScope,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Folder {
     pub id: String,
     pub change_key: String,
@@ -92,7 +93,7 @@ pub(crate) struct Folder {
     pub tombstones: Vec<(u64, String)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StoredItem {
     pub id: String,
     pub change_key: String,
@@ -175,7 +176,7 @@ pub(crate) fn parse_occurrence_id(id: &str) -> Option<(String, DateTime<Utc>)> {
     Some((master, DateTime::from_timestamp(ts, 0)?))
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Mailbox {
     pub smtp: String,
     pub department: Option<String>,
@@ -218,7 +219,36 @@ pub(crate) struct Emu {
     pub anchor_mismatches: u64,
 }
 
+/// The store's contents (mailboxes, folders, items, change sequence and id counters), for
+/// `tether sandbox` to keep between runs. Credentials, tokens, faults and call counts are
+/// not part of it: they belong to one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    seed: u64,
+    counter: u64,
+    seq: u64,
+    mailboxes: Vec<Mailbox>,
+}
+
 impl Emu {
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            seed: self.seed,
+            counter: self.counter,
+            seq: self.seq,
+            mailboxes: self.mailboxes.clone(),
+        }
+    }
+
+    /// Replaces the contents with a snapshot's; ids, change keys and sync states carry on
+    /// from where they were, so clients' cursors stay valid.
+    pub fn restore(&mut self, snapshot: Snapshot) {
+        self.seed = snapshot.seed;
+        self.counter = snapshot.counter;
+        self.seq = snapshot.seq;
+        self.mailboxes = snapshot.mailboxes;
+    }
+
     pub fn new(seed: u64) -> Self {
         Emu {
             seed,

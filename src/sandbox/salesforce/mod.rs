@@ -346,6 +346,18 @@ impl Drop for RunningEmulator {
     }
 }
 
+/// The org's data (every record, recycle bin included, and the id counter), for `tether
+/// sandbox` to keep between runs. Sessions, query cursors, faults and API usage belong to
+/// one run and are not part of it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    org_id: String,
+    integration_user: String,
+    ids: store::IdGen,
+    tables: HashMap<String, BTreeMap<String, store::Rec>>,
+    deleted_purged_before: Option<DateTime<Utc>>,
+}
+
 /// Seeds and reads data, expires sessions and injects faults from tests.
 #[derive(Clone)]
 pub struct EmulatorHandle {
@@ -638,6 +650,31 @@ impl EmulatorHandle {
             t.retain(|_, r| r.deleted.is_none());
         }
         org.store.deleted_purged_before = Some(now);
+    }
+
+    /// The org's data, to save and `restore` later.
+    pub fn snapshot(&self) -> Snapshot {
+        let org = self.org();
+        Snapshot {
+            org_id: org.org_id.clone(),
+            integration_user: org.integration_user.clone(),
+            ids: org.store.ids.clone(),
+            tables: org.store.tables.clone(),
+            deleted_purged_before: org.store.deleted_purged_before,
+        }
+    }
+
+    /// Replaces the org's data with a snapshot's. Sessions and query cursors end (they
+    /// belong to the records they were opened on); clients sign in again.
+    pub fn restore(&self, snapshot: Snapshot) {
+        let mut org = self.org();
+        org.org_id = snapshot.org_id;
+        org.integration_user = snapshot.integration_user;
+        org.store.ids = snapshot.ids;
+        org.store.tables = snapshot.tables;
+        org.store.deleted_purged_before = snapshot.deleted_purged_before;
+        org.sessions.clear();
+        org.cursors.clear();
     }
 
     /// Requests served, by kind (auth, query, query_more, sobject, collection, describe,

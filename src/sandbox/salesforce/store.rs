@@ -34,7 +34,7 @@ impl RecError {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rec {
     pub fields: Map<String, Value>,
     pub deleted: Option<DateTime<Utc>>,
@@ -53,7 +53,7 @@ pub struct RecordFault {
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IdGen {
     next: u64,
 }

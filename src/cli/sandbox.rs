@@ -1,0 +1,222 @@
+//! `tether sandbox`: a local Exchange and Salesforce with a generated org, for trying tether
+//! by hand with `examples/quickstart.yaml`. The org is kept in the data directory between
+//! runs (saved a moment after each change and on Ctrl-C / SIGTERM); `--reset` seeds anew.
+
+use crate::sandbox::generate::{Shape, Summary};
+use crate::sandbox::persist;
+use crate::sandbox::seed::{self, SandboxOrg};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Records per rep of a generated sandbox org (see `sandbox::generate`).
+const CONTACTS_PER_REP: usize = 10;
+const EVENTS_PER_REP: usize = 10;
+const DEFAULT_REPS: usize = 10;
+const DEFAULT_SEED: u64 = 1;
+/// How often the sandbox checks for changes to save.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where the sandbox keeps its org and `sandbox.env`.
+    #[arg(long, value_name = "DIR", default_value = ".tether-sandbox")]
+    pub data: PathBuf,
+    /// Sales reps in a newly seeded org (at least 2) [default: 10].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    pub reps: Option<u32>,
+    /// Seed of the generated org: the same seed gives the same people and meetings [default: 1].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Discard the saved org and seed a new one.
+    #[arg(long)]
+    pub reset: bool,
+    /// Port of the Exchange (EWS) emulator on 127.0.0.1.
+    #[arg(long, value_name = "PORT", default_value_t = seed::EWS_PORT)]
+    pub exchange_port: u16,
+    /// Port of the Salesforce emulator on 127.0.0.1.
+    #[arg(long, value_name = "PORT", default_value_t = seed::SALESFORCE_PORT)]
+    pub salesforce_port: u16,
+}
+
+pub fn run(args: &Args) -> ExitCode {
+    match super::runtime().block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(args: &Args) -> Result<(), String> {
+    let dir = &args.data;
+    create_private_dir(dir)?;
+    let saved = if args.reset {
+        None
+    } else {
+        persist::load(dir)?
+    };
+    let mut org = seed::start_empty(args.exchange_port, args.salesforce_port).await?;
+    let (shape, summary) = match saved {
+        Some(saved) => {
+            let (shape, summary) = (saved.shape, saved.summary.clone());
+            org.restore(saved);
+            println!(
+                "Restored the org saved in {} ({} reps, seed {}).",
+                dir.display(),
+                shape.reps,
+                shape.seed
+            );
+            let asked = Shape {
+                reps: args.reps.map_or(shape.reps, |n| n as usize),
+                seed: args.seed.unwrap_or(shape.seed),
+                ..shape
+            };
+            if asked != shape {
+                println!(
+                    "note: --reps/--seed apply to a new org only; add --reset to replace this one."
+                );
+            }
+            (shape, summary)
+        }
+        None => {
+            let shape = Shape {
+                reps: args.reps.map_or(DEFAULT_REPS, |n| n as usize),
+                contacts_per_rep: CONTACTS_PER_REP,
+                events_per_rep: EVENTS_PER_REP,
+                seed: args.seed.unwrap_or(DEFAULT_SEED),
+            };
+            let summary = org.seed(&shape, chrono::Utc::now())?;
+            persist::save(dir, &org.snapshot(shape, summary.clone()))?;
+            println!(
+                "Seeded a new org ({} reps, seed {}) in {}.",
+                shape.reps,
+                shape.seed,
+                dir.display()
+            );
+            (shape, summary)
+        }
+    };
+    let env_file = write_env(dir)?;
+    print_banner(args, &org, &summary, &env_file);
+
+    let mut last_activity = activity(&org);
+    let mut tick = tokio::time::interval(SAVE_EVERY);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = activity(&org);
+                if now != last_activity {
+                    // Save what clients changed; a failed save is retried on the next tick.
+                    match persist::save(dir, &org.snapshot(shape, summary.clone())) {
+                        Ok(()) => last_activity = now,
+                        Err(e) => eprintln!("warning: {e}"),
+                    }
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+    }
+    persist::save(dir, &org.snapshot(shape, summary))?;
+    println!("Saved the org in {}; stopped.", dir.display());
+    Ok(())
+}
+
+/// Requests served by both emulators: any request may have changed the org, so a new count
+/// means there is something to save (an extra save after a read costs little).
+fn activity(org: &SandboxOrg) -> u64 {
+    org.exchange.all_calls().values().sum::<u64>() + org.salesforce.handle().served_total()
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))
+}
+
+/// `DIR/sandbox.env`: the variables `examples/quickstart.yaml` reads, for `source`. The
+/// values are the emulators' own credentials, but the file is private all the same (0600).
+fn write_env(dir: &Path) -> Result<PathBuf, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("sandbox.env");
+    let mut body = String::from(
+        "# tether sandbox: the local emulators' credentials, read by examples/quickstart.yaml.\n",
+    );
+    for (name, value) in seed::ENV {
+        body.push_str(&format!("export {name}={value}\n"));
+    }
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        // An existing file keeps its mode on open: make it private too.
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        f.write_all(body.as_bytes())
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+fn print_banner(args: &Args, org: &SandboxOrg, s: &Summary, env_file: &Path) {
+    println!();
+    println!(
+        "  Exchange (EWS)  {}   service account {}",
+        org.exchange.ews_url(),
+        seed::SERVICE_ACCOUNT
+    );
+    println!(
+        "  Salesforce      {}   connected app {} (client credentials)",
+        org.salesforce.url(),
+        seed::CLIENT_ID
+    );
+    println!(
+        "  Org: {} reps (every fifth a Sales Manager); {} accounts, {} contacts and {} leads in Salesforce, {} Salesforce events;",
+        s.reps, s.accounts, s.salesforce_contacts, s.leads, s.salesforce_events
+    );
+    println!(
+        "       in the mailboxes {} contacts in Salesforce_Sync ({} also in Salesforce), {} personal contacts, and {} calendar items",
+        s.sync_folder_contacts,
+        s.matched_contacts,
+        s.personal_contacts,
+        s.exchange_events()
+    );
+    println!(
+        "       ({} meetings, {} all-day, {} weekly series, {} private, {} past); plus the demo's records for Celia and Omar.",
+        s.meetings, s.all_day_events, s.series, s.private_events, s.past_events
+    );
+    println!();
+    println!(
+        "Environment for examples/quickstart.yaml (also in {}):",
+        env_file.display()
+    );
+    for (name, value) in seed::ENV {
+        println!("  export {name}={value}");
+    }
+    if (args.exchange_port, args.salesforce_port) != (seed::EWS_PORT, seed::SALESFORCE_PORT) {
+        println!(
+            "\nnote: examples/quickstart.yaml points at ports {} and {}; in a copy, set ews_url, instance_url and login_url to the URLs above.",
+            seed::EWS_PORT,
+            seed::SALESFORCE_PORT
+        );
+    }
+    println!();
+    println!(
+        "Try:  source {} && tether plan examples/quickstart.yaml",
+        env_file.display()
+    );
+    println!(
+        "Ready. Ctrl-C stops the sandbox; the org stays in {} (--reset starts over).",
+        args.data.display()
+    );
+}
