@@ -1,5 +1,6 @@
 //! tether: Exchange ↔ Salesforce contact and calendar sync, with its settings as code.
 
+pub mod bench;
 pub mod checks;
 pub mod cli;
 pub mod clock;

@@ -163,9 +163,11 @@ fn quickstart_against_the_sandbox_process_and_its_org_survives_a_restart() {
     assert_eq!(names, ["EXCHANGE_SERVICE_PASSWORD", "SF_CLIENT_SECRET"]);
 
     // examples/quickstart.yaml, pointed at this sandbox's ports.
-    let example =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart.yaml"))
-            .unwrap();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/quickstart.yaml"
+    ))
+    .unwrap();
     assert!(example.contains("127.0.0.1:8081") && example.contains("127.0.0.1:8082"));
     scratch.write(
         "quickstart.yaml",
@@ -179,19 +181,36 @@ fn quickstart_against_the_sandbox_process_and_its_org_survives_a_restart() {
 
     let plan = run(&scratch, &env, &["plan", "quickstart.yaml"]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
-    assert!(plan.stdout.contains("Sales Reps / celia.kung@example.com"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("Sales Reps / celia.kung@example.com"),
+        "{}",
+        plan.stdout
+    );
     assert!(plan.stdout.contains("1 private event"), "{}", plan.stdout);
     // Rep 5 is a Sales Manager: not a member of the example's configuration.
     let reps = plan.stdout.matches("\n  Sales Reps / ").count();
     assert_eq!(reps, 5, "{}", plan.stdout);
 
-    let apply = run(&scratch, &env, &["apply", "quickstart.yaml", "--auto-approve"]);
+    let apply = run(
+        &scratch,
+        &env,
+        &["apply", "quickstart.yaml", "--auto-approve"],
+    );
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
     assert!(apply.stdout.contains(" 0 failed"), "{}", apply.stdout);
 
-    let plan = run(&scratch, &env, &["plan", "quickstart.yaml", "--detailed-exitcode"]);
+    let plan = run(
+        &scratch,
+        &env,
+        &["plan", "quickstart.yaml", "--detailed-exitcode"],
+    );
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
-    assert_eq!(plan.stdout.lines().last(), Some(NO_CHANGES), "{}", plan.stdout);
+    assert_eq!(
+        plan.stdout.lines().last(),
+        Some(NO_CHANGES),
+        "{}",
+        plan.stdout
+    );
 
     let (code, goodbye) = sandbox.terminate();
     assert_eq!(code, 0, "{goodbye}");
@@ -200,13 +219,24 @@ fn quickstart_against_the_sandbox_process_and_its_org_survives_a_restart() {
     // cursors and watermarks still hold.
     let sandbox = Sandbox::start(scratch.dir.path(), &args);
     assert!(
-        sandbox.banner.contains("Restored the org saved in sbx (6 reps, seed 1)"),
+        sandbox
+            .banner
+            .contains("Restored the org saved in sbx (6 reps, seed 1)"),
         "{}",
         sandbox.banner
     );
-    let plan = run(&scratch, &env, &["plan", "quickstart.yaml", "--detailed-exitcode"]);
+    let plan = run(
+        &scratch,
+        &env,
+        &["plan", "quickstart.yaml", "--detailed-exitcode"],
+    );
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
-    assert_eq!(plan.stdout.lines().last(), Some(NO_CHANGES), "{}", plan.stdout);
+    assert_eq!(
+        plan.stdout.lines().last(),
+        Some(NO_CHANGES),
+        "{}",
+        plan.stdout
+    );
     let status = run(&scratch, &env, &["status", "quickstart.yaml"]);
     assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
     let (code, _) = sandbox.terminate();
@@ -216,8 +246,21 @@ fn quickstart_against_the_sandbox_process_and_its_org_survives_a_restart() {
     // than planning as if nothing happened.
     args.push("--reset");
     let sandbox = Sandbox::start(scratch.dir.path(), &args);
-    assert!(sandbox.banner.contains("Seeded a new org"), "{}", sandbox.banner);
-    let plan = run(&scratch, &env, &["plan", "quickstart.yaml", "--detailed-exitcode"]);
-    assert_ne!(plan.stdout.lines().last(), Some(NO_CHANGES), "{}", plan.stdout);
+    assert!(
+        sandbox.banner.contains("Seeded a new org"),
+        "{}",
+        sandbox.banner
+    );
+    let plan = run(
+        &scratch,
+        &env,
+        &["plan", "quickstart.yaml", "--detailed-exitcode"],
+    );
+    assert_ne!(
+        plan.stdout.lines().last(),
+        Some(NO_CHANGES),
+        "{}",
+        plan.stdout
+    );
     drop(sandbox);
 }

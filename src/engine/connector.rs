@@ -326,12 +326,12 @@ pub trait CrmConnector: Send + Sync {
         emails: &[String],
     ) -> impl Future<Output = Result<Vec<Person>, CallError>> + Send;
 
-    /// Relate an event to people (EventRelation / WhoId).
+    /// Relate events to people (EventRelation / WhoId): (event id, person ids) each, all in
+    /// as few calls as the API allows. One outcome per event, in order.
     fn relate(
         &self,
-        event_id: &str,
-        person_ids: &[String],
-    ) -> impl Future<Output = Result<(), CallError>> + Send;
+        relations: &[(String, Vec<String>)],
+    ) -> impl Future<Output = Result<Vec<Outcome<()>>, CallError>> + Send;
 }
 
 /// When something happened, for error entries and activity counts.

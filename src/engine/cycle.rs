@@ -271,12 +271,15 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
             }
             by_id.into_values().cloned().collect()
         };
+        let full_read = plan::CrmRead::new(&merged_full);
+        let changes_read = plan::CrmRead::new(&changes.upserts);
+        let full_ids: BTreeSet<&str> = full_reps.iter().map(|(r, _)| r.user_id.as_str()).collect();
 
         for (rep, s) in &syncing {
             if failed_reps.contains(&rep.user_id) {
                 continue;
             }
-            let full = full_reps.iter().any(|(r, _)| r.user_id == rep.user_id);
+            let full = full_ids.contains(rep.user_id.as_str());
             let links = if resets.contains_key(&rep.user_id) {
                 Vec::new()
             } else {
@@ -286,7 +289,7 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                 rep,
                 s,
                 &links,
-                if full { &merged_full } else { &changes.upserts },
+                if full { &full_read } else { &changes_read },
                 &changes.deleted,
                 full,
             );

@@ -204,23 +204,53 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .collect();
         mailboxes.sort();
         mailboxes.dedup();
+        // Each mailbox's operations, found once: filtering the whole plan for every mailbox
+        // would be quadratic in the number of reps.
+        let mut shares: HashMap<(&str, ObjectKind), Vec<&Operation>> = HashMap::new();
+        for op in &plan.operations {
+            if op.action.writes_to() == Some(crate::engine::plan::Side::Exchange) {
+                shares
+                    .entry((op.rep.as_str(), op.object))
+                    .or_default()
+                    .push(op);
+            }
+        }
         for (mb, rep, object) in &mailboxes {
-            self.create_in_exchange(plan, mb, rep, *object, &pending, &mut report)
-                .await?;
+            self.create_in_exchange(
+                shares.get(&(*rep, *object)).map_or(&[][..], Vec::as_slice),
+                mb,
+                rep,
+                *object,
+                &pending,
+                &mut report,
+            )
+            .await?;
         }
         for object in ObjectKind::ALL {
             self.update_salesforce(plan, object, &mut report).await?;
         }
         for (mb, rep, object) in &mailboxes {
-            self.update_exchange(plan, mb, rep, *object, &mut report)
-                .await?;
+            self.update_exchange(
+                shares.get(&(*rep, *object)).map_or(&[][..], Vec::as_slice),
+                mb,
+                rep,
+                *object,
+                &mut report,
+            )
+            .await?;
         }
         for object in ObjectKind::ALL {
             self.delete_in_salesforce(plan, object, &mut report).await?;
         }
         for (mb, rep, object) in &mailboxes {
-            self.delete_in_exchange(plan, mb, rep, *object, &mut report)
-                .await?;
+            self.delete_in_exchange(
+                shares.get(&(*rep, *object)).map_or(&[][..], Vec::as_slice),
+                mb,
+                rep,
+                *object,
+                &mut report,
+            )
+            .await?;
         }
         Ok(report)
     }
@@ -643,6 +673,8 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             }
         };
         let mut changes = Vec::new();
+        let mut relations: Vec<(String, Vec<String>)> = Vec::new();
+        let mut related: Vec<&Operation> = Vec::new();
         for (event_id, op, attendees) in events {
             let mut contacts = Vec::new();
             let mut lead = None;
@@ -674,16 +706,29 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             if targets.is_empty() {
                 continue;
             }
+            relations.push((event_id, targets));
+            related.push(op);
+        }
+        if !relations.is_empty() {
             self.budget.step()?;
-            if let Err(e) = self.crm.relate(&event_id, &targets).await {
+            let outcomes = match self.crm.relate(&relations).await {
+                Ok(o) => o,
+                Err(e) => call_outcomes(relations.len(), &e),
+            };
+            for (((event_id, _), op), outcome) in relations.iter().zip(&related).zip(outcomes) {
+                let (code, message, retryable) = match outcome {
+                    Outcome::Ok(()) => continue,
+                    Outcome::Failed(e) => (e.code, e.message, e.retryable),
+                    Outcome::Ambiguous(m) => ("AMBIGUOUS".into(), m, true),
+                };
                 self.fail(
                     report,
                     &mut changes,
                     op,
                     vec![event_id.clone()],
-                    &e.code,
-                    &format!("auto-relate: {}", e.message),
-                    e.retryable,
+                    &code,
+                    &format!("auto-relate: {message}"),
+                    retryable,
                 );
             }
         }
@@ -693,16 +738,16 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
     #[allow(clippy::too_many_arguments)]
     async fn create_in_exchange(
         &mut self,
-        plan: &Plan,
+        share: &[&Operation],
         mailbox: &Mailbox,
         rep: &str,
         object: ObjectKind,
         pending: &[JournalEntry],
         report: &mut ExecReport,
     ) -> Result<(), ExecError> {
-        let ops: Vec<&Operation> = plan
-            .operations
+        let ops: Vec<&Operation> = share
             .iter()
+            .copied()
             .filter(|o| {
                 o.rep == rep
                     && o.object == object
@@ -1008,15 +1053,15 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
 
     async fn update_exchange(
         &mut self,
-        plan: &Plan,
+        share: &[&Operation],
         mailbox: &Mailbox,
         rep: &str,
         object: ObjectKind,
         report: &mut ExecReport,
     ) -> Result<(), ExecError> {
-        let ops: Vec<&Operation> = plan
-            .operations
+        let ops: Vec<&Operation> = share
             .iter()
+            .copied()
             .filter(|o| {
                 o.rep == rep
                     && o.object == object
@@ -1182,15 +1227,15 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
 
     async fn delete_in_exchange(
         &mut self,
-        plan: &Plan,
+        share: &[&Operation],
         mailbox: &Mailbox,
         rep: &str,
         object: ObjectKind,
         report: &mut ExecReport,
     ) -> Result<(), ExecError> {
-        let ops: Vec<&Operation> = plan
-            .operations
+        let ops: Vec<&Operation> = share
             .iter()
+            .copied()
             .filter(|o| {
                 o.rep == rep
                     && o.object == object

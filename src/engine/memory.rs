@@ -972,13 +972,18 @@ impl CrmConnector for MemoryCrm {
         Ok(out)
     }
 
-    async fn relate(&self, event_id: &str, person_ids: &[String]) -> Result<(), CallError> {
+    async fn relate(
+        &self,
+        relations: &[(String, Vec<String>)],
+    ) -> Result<Vec<Outcome<()>>, CallError> {
         let mut d = self.lock();
         d.counts.relate += 1;
-        d.relations
-            .entry(event_id.to_string())
-            .or_default()
-            .extend(person_ids.iter().cloned());
-        Ok(())
+        for (event_id, person_ids) in relations {
+            d.relations
+                .entry(event_id.clone())
+                .or_default()
+                .extend(person_ids.iter().cloned());
+        }
+        Ok(relations.iter().map(|_| Outcome::Ok(())).collect())
     }
 }

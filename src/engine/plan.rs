@@ -200,14 +200,38 @@ impl Plan {
     }
 }
 
+/// An org-wide read of one object, indexed by owner and id, so that sorting it to each rep
+/// costs that rep's share of it rather than the whole read.
+pub struct CrmRead<'a> {
+    records: &'a [CrmRecord],
+    by_owner: HashMap<&'a str, Vec<usize>>,
+    by_id: HashMap<&'a str, usize>,
+}
+
+impl<'a> CrmRead<'a> {
+    pub fn new(records: &'a [CrmRecord]) -> Self {
+        let mut by_owner: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut by_id = HashMap::new();
+        for (i, r) in records.iter().enumerate() {
+            by_owner.entry(r.owner_id.as_str()).or_default().push(i);
+            by_id.insert(r.id.as_str(), i);
+        }
+        CrmRead {
+            records,
+            by_owner,
+            by_id,
+        }
+    }
+}
+
 /// Which Salesforce records of an org-wide read belong to a rep: in scope (owned by the rep,
 /// or every contact with `all_contacts`), plus records linked to the rep so that leaving the
-/// scope is noticed.
+/// scope is noticed. In the read's order.
 pub fn crm_view(
     rep: &Rep,
     settings: &ObjectSettings,
     links: &[(LinkId, Link)],
-    upserts: &[CrmRecord],
+    read: &CrmRead<'_>,
     deleted: &[String],
     full: bool,
 ) -> SideView<CrmRecord> {
@@ -215,13 +239,28 @@ pub fn crm_view(
         .iter()
         .filter_map(|(_, l)| l.salesforce.as_ref().map(|s| s.id.as_str()))
         .collect();
+    let everyone =
+        settings.object == ObjectKind::Contact && settings.scope == ContactScope::AllContacts;
+    let mut picked: Vec<usize> = if everyone {
+        (0..read.records.len()).collect()
+    } else {
+        let mut own = read
+            .by_owner
+            .get(rep.user_id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        own.extend(linked.iter().filter_map(|id| read.by_id.get(id).copied()));
+        own.sort_unstable();
+        own.dedup();
+        own
+    };
+    picked.retain(|&i| {
+        let r = &read.records[i];
+        in_scope(rep, settings, r) || linked.contains(r.id.as_str())
+    });
     SideView {
         full,
-        upserts: upserts
-            .iter()
-            .filter(|r| in_scope(rep, settings, r) || linked.contains(r.id.as_str()))
-            .cloned()
-            .collect(),
+        upserts: picked.iter().map(|&i| read.records[i].clone()).collect(),
         deleted: deleted
             .iter()
             .filter(|d| linked.contains(d.as_str()))

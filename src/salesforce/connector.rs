@@ -728,38 +728,50 @@ impl CrmConnector for SalesforceConnector {
         Ok(out)
     }
 
-    async fn relate(&self, event_id: &str, person_ids: &[String]) -> Result<(), CallError> {
-        let bodies: Vec<Map<String, Value>> = person_ids
-            .iter()
-            .map(|p| {
+    /// Every relation of every event in sObject Collections of 200, whatever event it
+    /// belongs to: one call per 200 relations, not one per event.
+    async fn relate(
+        &self,
+        relations: &[(String, Vec<String>)],
+    ) -> Result<Vec<Outcome<()>>, CallError> {
+        let mut owner = Vec::new();
+        let mut bodies: Vec<Map<String, Value>> = Vec::new();
+        for (i, (event_id, person_ids)) in relations.iter().enumerate() {
+            for p in person_ids {
                 let mut m = Map::new();
                 m.insert("EventId".into(), json!(event_id));
                 m.insert("RelationId".into(), json!(p));
                 m.insert("IsInvitee".into(), json!(false));
-                m
-            })
-            .collect();
-        let report = self.client.create("EventRelation", &bodies).await;
-        if let Some(e) = report.stopped {
+                bodies.push(m);
+                owner.push(i);
+            }
+        }
+        let WriteReport { outcomes, stopped } = self.client.create("EventRelation", &bodies).await;
+        if let Some(e) = stopped
+            && !outcomes.iter().any(RecordOutcome::is_success)
+        {
             return Err(call_error(e));
         }
-        let failed: Vec<String> = report
-            .outcomes
-            .iter()
-            .filter(|o| !o.is_success())
+        let mut failed: Vec<Vec<String>> = vec![Vec::new(); relations.len()];
+        for (i, o) in owner.iter().zip(&outcomes) {
             // Related already (an earlier, interrupted run): nothing to do.
-            .filter(|o| !o.status_codes().contains(&"DUPLICATE_VALUE"))
-            .map(|o| outcome_error(o).message)
-            .collect();
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(CallError {
-                code: "RELATE_FAILED".into(),
-                message: failed.join("; "),
-                retryable: false,
-                ambiguous: false,
-            })
+            if !o.is_success() && !o.status_codes().contains(&"DUPLICATE_VALUE") {
+                failed[*i].push(outcome_error(o).message);
+            }
         }
+        Ok(failed
+            .into_iter()
+            .map(|messages| {
+                if messages.is_empty() {
+                    Outcome::Ok(())
+                } else {
+                    Outcome::Failed(RecordError {
+                        code: "RELATE_FAILED".into(),
+                        message: messages.join("; "),
+                        retryable: false,
+                    })
+                }
+            })
+            .collect())
     }
 }

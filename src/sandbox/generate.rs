@@ -87,16 +87,58 @@ const FIRST: &[&str] = &[
     "Vera", "Wei", "Ximena", "Yusuf", "Zoe",
 ];
 const LAST: &[&str] = &[
-    "Andersen", "Becker", "Chen", "Dubois", "Eriksen", "Fischer", "García", "Hoffmann", "Ito",
-    "Jensen", "Kowalski", "Lopez", "Müller", "Nakamura", "O'Brien", "Petrov", "Rossi", "Singh",
-    "Tanaka", "Urban", "Vogel", "Weber", "Yilmaz", "Zimmermann",
+    "Andersen",
+    "Becker",
+    "Chen",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "García",
+    "Hoffmann",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Lopez",
+    "Müller",
+    "Nakamura",
+    "O'Brien",
+    "Petrov",
+    "Rossi",
+    "Singh",
+    "Tanaka",
+    "Urban",
+    "Vogel",
+    "Weber",
+    "Yilmaz",
+    "Zimmermann",
 ];
 const COMPANIES: &[&str] = &[
-    "Northwind", "Contoso", "Fabrikam", "Tailspin", "Litware", "Adatum", "Woodgrove",
-    "Proseware", "Lucerne", "Wingtip", "Fourth Coffee", "Alpine Ski", "Coho Winery",
-    "Margie's Travel", "Trey Research", "Blue Yonder", "Humongous", "Relecloud", "VanArsdel",
-    "Southridge", "Consolidated Messenger", "Graphic Design Institute", "Wide World Importers",
-    "School of Fine Art", "City Power", "Bellows College",
+    "Northwind",
+    "Contoso",
+    "Fabrikam",
+    "Tailspin",
+    "Litware",
+    "Adatum",
+    "Woodgrove",
+    "Proseware",
+    "Lucerne",
+    "Wingtip",
+    "Fourth Coffee",
+    "Alpine Ski",
+    "Coho Winery",
+    "Margie's Travel",
+    "Trey Research",
+    "Blue Yonder",
+    "Humongous",
+    "Relecloud",
+    "VanArsdel",
+    "Southridge",
+    "Consolidated Messenger",
+    "Graphic Design Institute",
+    "Wide World Importers",
+    "School of Fine Art",
+    "City Power",
+    "Bellows College",
 ];
 const SUFFIXES: &[&str] = &["GmbH", "Inc.", "Ltd", "SA", "AG", "LLC", "BV", "KK"];
 const TITLES: &[&str] = &[
@@ -125,7 +167,12 @@ const MEETINGS: &[&str] = &[
     "Contract negotiation",
     "Onboarding kickoff",
 ];
-const PERSONAL: &[&str] = &["Dentist", "Parent-teacher meeting", "Physio", "Flat viewing"];
+const PERSONAL: &[&str] = &[
+    "Dentist",
+    "Parent-teacher meeting",
+    "Physio",
+    "Flat viewing",
+];
 
 /// Deterministic pseudo-random numbers (SplitMix64): same seed, same org, on every platform.
 struct Rng(u64);
@@ -170,7 +217,11 @@ pub fn reps(shape: &Shape) -> Vec<Rep> {
             Rep {
                 email,
                 name,
-                profile: if i % 5 == 4 { SALES_MANAGER } else { SALES_USER },
+                profile: if i % 5 == 4 {
+                    SALES_MANAGER
+                } else {
+                    SALES_USER
+                },
                 time_zone: if i < FIXED_REPS.len() {
                     "Europe/Berlin"
                 } else {
@@ -192,6 +243,12 @@ fn ascii_local(name: &str) -> String {
             _ => None,
         })
         .collect()
+}
+
+/// A company's mail domain: its name in lower-case letters and digits, under `.example`.
+fn mail_domain(company: &str) -> String {
+    let name: String = ascii_local(company).chars().filter(|c| *c != '.').collect();
+    format!("{name}.example")
 }
 
 /// Creates the reps (Salesforce users and Sales-department mailboxes); returns their
@@ -247,7 +304,7 @@ pub fn populate(
             } else {
                 format!("{root} {} {suffix}", round + 1)
             };
-            let domain = format!("{}.example", ascii_local(&name.replace(' ', "")));
+            let domain = mail_domain(&name);
             let id = sf
                 .insert("Account", json!({"Name": name, "OwnerId": owner}))
                 .map_err(sf_err("an account"))?;
@@ -271,7 +328,7 @@ pub fn populate(
         for k in 0..shape.contacts_per_rep.div_ceil(5) {
             let (first, last, _, _, _) = person(&mut rng, k);
             let company = format!("{} Prospect {}", rng.pick(COMPANIES), r * 100 + k);
-            let domain = format!("{}.example", ascii_local(&company.replace(' ', "")));
+            let domain = mail_domain(&company);
             let email = format!("{}@{domain}", ascii_local(&format!("{first}.{last}")));
             sf.insert(
                 "Lead",
@@ -322,7 +379,11 @@ pub fn populate(
                 let c = Contact {
                     given_name: Some(first.into()),
                     surname: Some(last.into()),
-                    emails: [Some(format!("{}@home.example", ascii_local(first))), None, None],
+                    emails: [
+                        Some(format!("{}@home.example", ascii_local(first))),
+                        None,
+                        None,
+                    ],
                     ..Contact::default()
                 };
                 ews.put_contact(&rep.email, &contacts_folder, c)
@@ -356,12 +417,16 @@ pub fn populate(
                         ev["Subject"] = json!("Call");
                     }
                     if kind == 1 {
-                        ev["Subject"] = json!(format!("Site visit, {}", company_of(customer.map_or("", |c| c.2.as_str()))));
+                        ev["Subject"] = json!(format!(
+                            "Site visit, {}",
+                            company_of(customer.map_or("", |c| c.2.as_str()))
+                        ));
                         ev["IsAllDayEvent"] = json!(true);
                         ev["ActivityDate"] = json!(day.format("%Y-%m-%d").to_string());
                     } else {
                         ev["StartDateTime"] = json!(format_datetime(start));
-                        ev["EndDateTime"] = json!(format_datetime(start + Duration::minutes(minutes)));
+                        ev["EndDateTime"] =
+                            json!(format_datetime(start + Duration::minutes(minutes)));
                         ev["IsPrivate"] = json!(kind == 2);
                     }
                     sf.insert("Event", ev).map_err(sf_err("an event"))?;
@@ -372,7 +437,11 @@ pub fn populate(
                     ev.start_time_zone = Some(windows_zone.into());
                     ev.end_time_zone = Some(windows_zone.into());
                     if let Some((_, name, email)) = customer {
-                        ev.subject = Some(format!("{} with {}", MEETINGS[j % MEETINGS.len()], company_of(email)));
+                        ev.subject = Some(format!(
+                            "{} with {}",
+                            MEETINGS[j % MEETINGS.len()],
+                            company_of(email)
+                        ));
                         ev.required_attendees.push(attendee(name, email));
                     } else {
                         ev.subject = Some(MEETINGS[j % MEETINGS.len()].into());
@@ -412,8 +481,13 @@ pub fn populate(
                 }
                 7 => {
                     let monday = working_day(today, 1 + j % 5);
-                    let monday = monday - Duration::days(i64::from(monday.weekday().num_days_from_monday()));
-                    let monday = if monday <= today { monday + Duration::days(7) } else { monday };
+                    let monday =
+                        monday - Duration::days(i64::from(monday.weekday().num_days_from_monday()));
+                    let monday = if monday <= today {
+                        monday + Duration::days(7)
+                    } else {
+                        monday
+                    };
                     let s = local(zone, monday, 9, 0);
                     let mut ev = CalendarEvent::new(s, s + Duration::minutes(45));
                     ev.subject = Some("Weekly pipeline review".into());

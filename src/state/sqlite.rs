@@ -426,6 +426,36 @@ const LINK_COLUMNS: &str =
     "SELECT id, rep, object, ex_item_id, ex_change_key, sf_id, sf_modstamp, hash FROM links";
 
 impl SqliteState {
+    fn read_statuses(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<StatusEntry>, StateError> {
+        let rows = self.read(sql, params, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(rep, o, d, s, n, t)| {
+                Some(StatusEntry {
+                    rep,
+                    object: object(&o),
+                    direction: SyncDirection::parse(&d)?,
+                    status: SyncStatus::from_label(&s)?,
+                    records_in_sync: n.max(0) as u64,
+                    updated: time(&t),
+                })
+            })
+            .collect())
+    }
+
     fn read<T>(
         &self,
         sql: &str,
@@ -484,41 +514,23 @@ impl StateStore for SqliteState {
         object: ObjectKind,
         direction: SyncDirection,
     ) -> Result<Option<StatusEntry>, StateError> {
+        // One row by its key: a cycle asks for every rep, and reading all each time would
+        // make it quadratic in the number of reps.
         Ok(self
-            .statuses()?
-            .into_iter()
-            .find(|s| s.rep == rep && s.object == object && s.direction == direction))
+            .read_statuses(
+                "SELECT rep, object, direction, status, records_in_sync, updated FROM statuses
+                 WHERE rep = ?1 AND object = ?2 AND direction = ?3",
+                params![rep, object.name(), direction.name()],
+            )?
+            .pop())
     }
 
     fn statuses(&self) -> Result<Vec<StatusEntry>, StateError> {
-        let rows = self.read(
+        self.read_statuses(
             "SELECT rep, object, direction, status, records_in_sync, updated FROM statuses
              ORDER BY rep, object, direction",
             [],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, String>(5)?,
-                ))
-            },
-        )?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(rep, o, d, s, n, t)| {
-                Some(StatusEntry {
-                    rep,
-                    object: object(&o),
-                    direction: SyncDirection::parse(&d)?,
-                    status: SyncStatus::from_label(&s)?,
-                    records_in_sync: n.max(0) as u64,
-                    updated: time(&t),
-                })
-            })
-            .collect())
+        )
     }
 
     fn reset_marks(&self) -> Result<BTreeMap<String, ResetMark>, StateError> {

@@ -298,6 +298,7 @@ fn seed_raw(
     m.insert("CreatedDate".into(), ts.clone());
     m.insert("LastModifiedDate".into(), ts.clone());
     m.insert("SystemModstamp".into(), ts);
+    store.index_record(&object.to_ascii_lowercase(), &m);
     store
         .tables
         .entry(object.to_ascii_lowercase())
@@ -449,6 +450,8 @@ impl EmulatorHandle {
             .insert("LastModifiedDate".into(), Value::String(now.clone()));
         rec.fields
             .insert("SystemModstamp".into(), Value::String(now));
+        let fields = rec.fields.clone();
+        org.store.index_record(&name, &fields);
         true
     }
 
@@ -672,6 +675,7 @@ impl EmulatorHandle {
         org.integration_user = snapshot.integration_user;
         org.store.ids = snapshot.ids;
         org.store.tables = snapshot.tables;
+        org.store.reindex();
         org.store.deleted_purged_before = snapshot.deleted_purged_before;
         org.sessions.clear();
         org.cursors.clear();

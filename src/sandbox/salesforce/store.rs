@@ -7,7 +7,7 @@ use super::soql::{Resolver, format_datetime, parse_datetime};
 use crate::salesforce::ids;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// A per-record error as sObject Collections reports it (`statusCode`, `message`, `fields`).
@@ -79,13 +79,22 @@ impl IdGen {
 
 pub struct Store {
     pub catalog: Catalog,
-    /// object (lower-case name) → id → record; ids sort in creation order.
+    /// object (lower-case name) → id → record; ids sort in creation order. A record put
+    /// here other than by `write` must be passed to `index_record` (or `reindex` called).
     pub tables: HashMap<String, BTreeMap<String, Rec>>,
     pub ids: IdGen,
     pub faults: Vec<RecordFault>,
     /// Deleted records before this are purged: getDeleted cannot report them.
     pub deleted_purged_before: Option<DateTime<Utc>>,
+    /// Ids by (object, field) and value, for the checks that would otherwise scan a whole
+    /// table on every write (unique fields; an event's relations). Entries are only ever
+    /// added: each lookup checks its candidates against the records as they are now, so an
+    /// entry that a later write, delete or rollback made stale is merely skipped.
+    index: HashMap<(String, String), HashMap<String, BTreeSet<String>>>,
 }
+
+/// EventRelation.EventId, indexed: an event's relations are read on every relation write.
+const EVENT_ID: &str = "EventId";
 
 impl Resolver for Store {
     fn lookup(&self, id: &str) -> Option<(Arc<ObjectSchema>, &Map<String, Value>)> {
@@ -111,7 +120,102 @@ impl Store {
             ids: IdGen::new(seed),
             faults: Vec::new(),
             deleted_purged_before: None,
+            index: HashMap::new(),
         }
+    }
+
+    /// The indexed fields of a table, each with whether its values compare case-sensitively.
+    fn indexed_fields(&self, table_key: &str) -> Vec<(String, bool)> {
+        let mut out: Vec<(String, bool)> = self
+            .catalog
+            .get(table_key)
+            .map(|s| {
+                s.fields
+                    .iter()
+                    .filter(|m| m.unique)
+                    .map(|m| (m.name.clone(), m.case_sensitive))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if table_key == "eventrelation" {
+            out.push((EVENT_ID.into(), true));
+        }
+        out
+    }
+
+    fn index_key(value: &str, case_sensitive: bool) -> String {
+        if case_sensitive {
+            value.to_string()
+        } else {
+            value.to_ascii_lowercase()
+        }
+    }
+
+    /// Adds a record's indexed values (see `index`).
+    pub fn index_record(&mut self, table_key: &str, fields: &Map<String, Value>) {
+        let Some(id) = fields.get("Id").and_then(Value::as_str) else {
+            return;
+        };
+        for (field, case_sensitive) in self.indexed_fields(table_key) {
+            if let Some(v) = fields.get(&field).and_then(Value::as_str) {
+                self.index
+                    .entry((table_key.to_string(), field))
+                    .or_default()
+                    .entry(Self::index_key(v, case_sensitive))
+                    .or_default()
+                    .insert(id.to_string());
+            }
+        }
+    }
+
+    /// Rebuilds the index from the tables (after they were replaced wholesale).
+    pub fn reindex(&mut self) {
+        self.index.clear();
+        let records: Vec<(String, Map<String, Value>)> = self
+            .tables
+            .iter()
+            .filter(|(key, _)| !self.indexed_fields(key).is_empty())
+            .flat_map(|(key, t)| t.values().map(|r| (key.clone(), r.fields.clone())))
+            .collect();
+        for (key, fields) in records {
+            self.index_record(&key, &fields);
+        }
+    }
+
+    /// Live records of `table_key` whose `field` holds `value` (compared as the field
+    /// compares); `field` must be indexed.
+    fn indexed<'a>(
+        &'a self,
+        table_key: &str,
+        field: &'a str,
+        value: &'a str,
+        case_sensitive: bool,
+    ) -> impl Iterator<Item = &'a Rec> + 'a {
+        let table = self.tables.get(table_key);
+        self.index
+            .get(&(table_key.to_string(), field.to_string()))
+            .and_then(|by_value| by_value.get(&Self::index_key(value, case_sensitive)))
+            .into_iter()
+            .flatten()
+            .filter_map(move |id| table?.get(id))
+            .filter(move |r| {
+                r.deleted.is_none()
+                    && r.fields
+                        .get(field)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| {
+                            if case_sensitive {
+                                v == value
+                            } else {
+                                v.eq_ignore_ascii_case(value)
+                            }
+                        })
+            })
+    }
+
+    /// The live relations of an event.
+    fn relations_of<'a>(&'a self, event_id: &'a str) -> impl Iterator<Item = &'a Rec> + 'a {
+        self.indexed("eventrelation", EVENT_ID, event_id, true)
     }
 
     pub fn table(&self, object: &str) -> Option<&BTreeMap<String, Rec>> {
@@ -338,6 +442,7 @@ impl Store {
             .and_then(|r| r.fields.get("WhoId").cloned())
             .unwrap_or(Value::Null);
         let new_who = fields.get("WhoId").cloned().unwrap_or(Value::Null);
+        self.index_record(&table_key, &fields);
         self.tables.entry(table_key).or_default().insert(
             id.clone(),
             Rec {
@@ -359,27 +464,14 @@ impl Store {
         fields: &Map<String, Value>,
         own_id: Option<&str>,
     ) -> Option<RecError> {
+        let table_key = schema.name.to_ascii_lowercase();
         for meta in schema.fields.iter().filter(|m| m.unique) {
             let Some(value) = fields.get(&meta.name).and_then(Value::as_str) else {
                 continue;
             };
-            let same = |other: &str| {
-                if meta.case_sensitive {
-                    other == value
-                } else {
-                    other.eq_ignore_ascii_case(value)
-                }
-            };
-            let clash = self.table(&schema.name).and_then(|t| {
-                t.values().find(|r| {
-                    r.deleted.is_none()
-                        && r.fields.get("Id").and_then(Value::as_str) != own_id
-                        && r.fields
-                            .get(&meta.name)
-                            .and_then(Value::as_str)
-                            .is_some_and(same)
-                })
-            });
+            let clash = self
+                .indexed(&table_key, &meta.name, value, meta.case_sensitive)
+                .find(|r| r.fields.get("Id").and_then(Value::as_str) != own_id);
             if let Some(r) = clash {
                 let id = r.fields.get("Id").and_then(Value::as_str).unwrap_or("");
                 return Some(RecError::new(
@@ -516,16 +608,8 @@ impl Store {
         let event = f.get("EventId").and_then(Value::as_str).unwrap_or("");
         let rel = f.get("RelationId").and_then(Value::as_str).unwrap_or("");
         let invitee = f.get("IsInvitee") == Some(&Value::Bool(true));
-        let existing: Vec<&Map<String, Value>> = self
-            .table("EventRelation")
-            .map(|t| {
-                t.values()
-                    .filter(|r| r.deleted.is_none())
-                    .map(|r| &r.fields)
-                    .filter(|r| r.get("EventId").and_then(Value::as_str) == Some(event))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let existing: Vec<&Map<String, Value>> =
+            self.relations_of(event).map(|r| &r.fields).collect();
         if let Some(dup) = existing
             .iter()
             .find(|r| r.get("RelationId").and_then(Value::as_str) == Some(rel))
@@ -575,25 +659,40 @@ impl Store {
         user: &str,
         now: DateTime<Utc>,
     ) {
+        let ids: Vec<String> = self
+            .relations_of(event_id)
+            .filter_map(|r| r.fields.get("Id").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
         let table = self.tables.entry("eventrelation".into()).or_default();
         let of = |r: &Rec, rel: &str| {
-            r.deleted.is_none()
-                && r.fields.get("EventId").and_then(Value::as_str) == Some(event_id)
+            ids.iter()
+                .any(|id| r.fields.get("Id").and_then(Value::as_str) == Some(id))
                 && r.fields.get("RelationId").and_then(Value::as_str) == Some(rel)
         };
         // EventRelation: a person who is both invitee and related has one record with
         // IsInvitee and IsParent true; losing the Who role only clears IsParent.
         if let Some(old_id) = old.as_str() {
-            table.retain(|_, r| !of(r, old_id) || r.fields.get("IsInvitee") == Some(&json!(true)));
-            for r in table.values_mut().filter(|r| of(r, old_id)) {
-                r.fields.insert("IsParent".into(), json!(false));
+            for id in &ids {
+                if table.get(id).is_some_and(|r| {
+                    of(r, old_id) && r.fields.get("IsInvitee") != Some(&json!(true))
+                }) {
+                    table.remove(id);
+                }
+            }
+            for id in &ids {
+                if let Some(r) = table.get_mut(id).filter(|r| of(r, old_id)) {
+                    r.fields.insert("IsParent".into(), json!(false));
+                }
             }
         }
         if let Some(new_id) = new.as_str() {
             let mut exists = false;
-            for r in table.values_mut().filter(|r| of(r, new_id)) {
-                r.fields.insert("IsParent".into(), json!(true));
-                exists = true;
+            for id in &ids {
+                if let Some(r) = table.get_mut(id).filter(|r| of(r, new_id)) {
+                    r.fields.insert("IsParent".into(), json!(true));
+                    exists = true;
+                }
             }
             if !exists {
                 let id = self.ids.next("0RE");
@@ -605,6 +704,7 @@ impl Store {
                     "SystemModstamp": ts,
                 });
                 if let Value::Object(fields) = rec {
+                    self.index_record("eventrelation", &fields);
                     self.tables
                         .entry("eventrelation".into())
                         .or_default()
@@ -636,11 +736,9 @@ impl Store {
         if !is_who {
             return;
         }
-        let next = self.table("EventRelation").and_then(|t| {
-            t.values()
-                .filter(|r| r.deleted.is_none())
+        let next = {
+            self.relations_of(event_id)
                 .map(|r| &r.fields)
-                .filter(|r| r.get("EventId").and_then(Value::as_str) == Some(event_id))
                 // A related (not invitee-only) contact or lead, as relation_rules counts them.
                 .filter(|r| {
                     r.get("IsParent") == Some(&json!(true))
@@ -649,7 +747,7 @@ impl Store {
                 .filter_map(|r| r.get("RelationId").and_then(Value::as_str))
                 .find(|id| *id != who && (id.starts_with("003") || id.starts_with("00Q")))
                 .map(str::to_string)
-        });
+        };
         if let Some(e) = self
             .tables
             .get_mut("event")
@@ -712,9 +810,23 @@ impl Store {
         rec.fields.insert("IsDeleted".into(), Value::Bool(true));
         rec.fields.insert("SystemModstamp".into(), ts);
         if schema.name == "Event" {
-            // Relations go with their event.
+            // Relations go with their event (those in the recycle bin too).
+            let related: Vec<String> = self
+                .index
+                .get(&("eventrelation".to_string(), EVENT_ID.to_string()))
+                .and_then(|by_event| by_event.get(&id18))
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
             if let Some(rels) = self.tables.get_mut("eventrelation") {
-                rels.retain(|_, r| r.fields.get("EventId").and_then(Value::as_str) != Some(&id18));
+                for id in related {
+                    if rels.get(&id).is_some_and(|r| {
+                        r.fields.get(EVENT_ID).and_then(Value::as_str) == Some(&id18)
+                    }) {
+                        rels.remove(&id);
+                    }
+                }
             }
         }
         if schema.name == "EventRelation" {

@@ -1,0 +1,917 @@
+//! The benchmark behind `tether-bench`: a generated org in the in-process emulators, synced by
+//! the real engine, connectors and SQLite state over loopback HTTP, measured phase by phase
+//! (initial sync, a no-change cycle, `plan` on the no-change state, an incremental cycle with
+//! a share of records changed on each side) against DESIGN.md's performance model and the
+//! targets of issue 6.
+//!
+//! Peak RSS is the whole process's, emulators included (they hold the org in memory); each
+//! phase starts by resetting the high-water mark (`/proc/self/clear_refs`), and the report
+//! also gives the growth over the resident size at the phase's start.
+
+use crate::clock::SystemClock;
+use crate::config::model::Config;
+use crate::engine::connector::{CRM_BATCH, MAIL_BATCH};
+use crate::engine::cycle::{CycleReport, SyncOptions, run_cycle};
+use crate::engine::execute::StepBudget;
+use crate::engine::plan::{Action, Side};
+use crate::exchange::model::Item;
+use crate::model::ObjectKind;
+use crate::plan::build::BuildOptions;
+use crate::sandbox::generate::{self, Shape, Summary};
+use crate::sandbox::seed::{self, SandboxOrg};
+use crate::state::{ConfigRevision, SqliteState, StateChange, StateStore};
+use crate::workflow::{self, Connectors};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Params {
+    pub reps: usize,
+    pub contacts_per_rep: usize,
+    pub events_per_rep: usize,
+    pub seed: u64,
+    /// Share of synced records changed on each side before the incremental cycle, in %.
+    pub change_percent: f64,
+}
+
+/// API calls of one phase on one side, by kind, against the performance model's floor.
+#[derive(Debug, Clone, Serialize)]
+pub struct Calls {
+    pub total: u64,
+    pub by_kind: BTreeMap<String, u64>,
+    pub floor: u64,
+    /// total / floor.
+    pub ratio: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub wall_seconds: f64,
+    /// CPU time of the whole process (engine, connectors, emulators, SQLite).
+    pub cpu_seconds: f64,
+    /// Records the phase synced: linked pairs after an initial sync, changed records in an
+    /// incremental one, records in sync for no-change phases.
+    pub records: u64,
+    pub records_per_second: f64,
+    /// Records written (both sides).
+    pub written: u64,
+    pub failed: u64,
+    /// Operations the phase planned (0 for a no-change phase that is right).
+    pub planned_changes: u64,
+    pub peak_rss_mb: f64,
+    pub rss_growth_mb: f64,
+    pub salesforce: Calls,
+    pub exchange: Calls,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub name: String,
+    pub target: String,
+    pub measured: String,
+    pub met: bool,
+    /// How far off, when missed; what the figure was measured at, when not at the target's size.
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub params: Params,
+    pub cpus: usize,
+    /// /proc/loadavg when the run started: other work on the machine slows wall times.
+    pub load_average: String,
+    /// Reps whose configuration syncs (every generated rep).
+    pub synced_reps: usize,
+    pub generated: Summary,
+    pub generate_seconds: f64,
+    /// Resident size once the org is generated: mostly the emulators' copy of it.
+    pub rss_after_generate_mb: f64,
+    pub phases: Vec<Phase>,
+    /// After the incremental cycle, `plan` found nothing left to do.
+    pub converged: bool,
+    pub targets: Vec<Target>,
+}
+
+/// Counters of both emulators at one moment.
+struct Counters {
+    salesforce: BTreeMap<String, u64>,
+    exchange: BTreeMap<String, u64>,
+}
+
+fn counters(org: &SandboxOrg) -> Counters {
+    Counters {
+        salesforce: org.salesforce.handle().served(),
+        exchange: org.exchange.all_calls().into_iter().collect(),
+    }
+}
+
+fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+fn calls(by_kind: BTreeMap<String, u64>, floor: u64) -> Calls {
+    let total = by_kind.values().sum();
+    Calls {
+        total,
+        by_kind,
+        floor,
+        ratio: if floor == 0 {
+            0.0
+        } else {
+            total as f64 / floor as f64
+        },
+    }
+}
+
+/// Peak and current resident set size (VmHWM, VmRSS) in MB, from /proc/self/status.
+fn rss_mb() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// CPU seconds (user + system) this process has used, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start at the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime (fields 14 and 15; 11 and 12 after the name), in USER_HZ (100).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Starts a new high-water mark (Linux: "5" to clear_refs resets VmHWM to the current RSS).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn div_ceil(n: u64, d: usize) -> u64 {
+    n.div_ceil(d as u64)
+}
+
+/// The configuration the benchmark syncs under: every rep, both objects both ways, every
+/// kind of event (series and private ones too).
+fn config_yaml(org: &SandboxOrg) -> String {
+    format!(
+        r#"version: 1
+org: {{ name: bench, kind: production }}
+connections:
+  exchange:
+    method: service_account
+    ews_url: {ews}
+    username: {svc}
+    password: ${{file:ews-password}}
+  salesforce:
+    instance_url: {sf}
+    login_url: {sf}
+    auth:
+      flow: client_credentials
+      client_id: {client}
+      client_secret: ${{file:sf-secret}}
+sync_configurations:
+  - name: Everyone
+    members:
+      profiles: [{user}, {manager}]
+    contacts:
+      direction: both
+      conflict: salesforce_wins
+      scope: users_records
+    events:
+      direction: both
+      conflict: exchange_wins
+      since: TODAY
+      sync_series: true
+      sync_private: true
+"#,
+        ews = org.exchange.ews_url(),
+        svc = seed::SERVICE_ACCOUNT,
+        sf = org.salesforce.url(),
+        client = seed::CLIENT_ID,
+        user = generate::SALES_USER,
+        manager = generate::SALES_MANAGER,
+    )
+}
+
+struct Bench {
+    org: SandboxOrg,
+    config: Config,
+    connectors: Connectors,
+    state: SqliteState,
+    reps: Vec<generate::Rep>,
+    /// Salesforce_Sync folder id per rep.
+    sync_folders: Vec<String>,
+}
+
+/// A scratch directory removed when dropped.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub async fn run(params: &Params, progress: &dyn Fn(&str)) -> Result<Report, String> {
+    let work = WorkDir(std::env::temp_dir().join(format!(
+        "tether-bench-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    )));
+    std::fs::create_dir_all(&work.0).map_err(|e| format!("{}: {e}", work.0.display()))?;
+
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    progress("starting the emulators and generating the org");
+    let started = Instant::now();
+    let mut org = seed::start_empty(0, 0).await?;
+    // A benchmark org may spend far more than a real org's daily allowance.
+    org.salesforce.handle().set_daily_allowance(u64::MAX / 2);
+    let shape = Shape {
+        reps: params.reps.max(1),
+        contacts_per_rep: params.contacts_per_rep,
+        events_per_rep: params.events_per_rep,
+        seed: params.seed,
+    };
+    let reps = generate::reps(&shape);
+    org.rep_ids = generate::add_reps(&org.exchange, org.salesforce.handle(), &reps);
+    let generated = generate::populate(
+        &org.exchange,
+        org.salesforce.handle(),
+        &shape,
+        &reps,
+        &org.rep_ids,
+        chrono::Utc::now(),
+    )?;
+    let sync_folders = reps
+        .iter()
+        .map(|r| generate::sync_folder(&org.exchange, &r.email))
+        .collect::<Result<Vec<_>, _>>()?;
+    let generate_seconds = started.elapsed().as_secs_f64();
+    let rss_after_generate_mb = rss_mb().1;
+
+    let write = |name: &str, body: &str| {
+        std::fs::write(work.0.join(name), body).map_err(|e| format!("{name}: {e}"))
+    };
+    write("ews-password", seed::SANDBOX_EXCHANGE_PASSWORD)?;
+    write("sf-secret", seed::SANDBOX_CLIENT_SECRET)?;
+    write("bench.yaml", &config_yaml(&org))?;
+    let validation = crate::config::validate(&[work.0.join("bench.yaml")], true);
+    let Some((unit, Some(config))) = validation.units.into_iter().next() else {
+        return Err("the benchmark's configuration is not valid".into());
+    };
+    let connectors =
+        workflow::open(&config, &unit.home, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+    let mut state = SqliteState::open(&work.0.join("state.db")).map_err(|e| e.to_string())?;
+    let (canonical, hash) = ConfigRevision::canonical(&config);
+    state
+        .apply(vec![StateChange::RecordApply {
+            canonical,
+            hash,
+            applied_at: chrono::Utc::now(),
+            applied_by: "tether-bench".into(),
+        }])
+        .map_err(|e| e.to_string())?;
+    let mut bench = Bench {
+        org,
+        config,
+        connectors,
+        state,
+        reps,
+        sync_folders,
+    };
+
+    let mut phases = Vec::new();
+    progress("initial sync");
+    phases.push(bench.initial().await?);
+    // The first cycle after a sync reads back what the sync wrote (Exchange reports tether's
+    // own creates and updates as changes, and so does SystemModstamp): it plans nothing but
+    // costs reads. Then a cycle where nothing changed at all.
+    progress("next cycle (reads back the initial sync's writes)");
+    phases.push(bench.no_change_cycle("next cycle (own writes)").await?);
+    progress("no-change cycle");
+    phases.push(bench.no_change_cycle("no-change cycle").await?);
+    progress("plan on the no-change state");
+    phases.push(bench.no_change_plan().await?);
+    progress("incremental cycle");
+    phases.push(bench.incremental(params.change_percent).await?);
+    progress("checking convergence");
+    let converged = bench.plan_is_quiet().await?;
+
+    let mut report = Report {
+        params: params.clone(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load_average,
+        synced_reps: bench.reps.len(),
+        generated,
+        generate_seconds,
+        rss_after_generate_mb,
+        phases,
+        converged,
+        targets: Vec::new(),
+    };
+    report.targets = targets(&report);
+    Ok(report)
+}
+
+/// The fewest calls that write what a plan writes to one side: each kind of write (create,
+/// update, delete) of each object in batches of `batch`, org-wide on the Salesforce side and
+/// per mailbox on the Exchange side (an EWS call acts in one mailbox).
+fn write_floor(report: &CycleReport, side: Side, batch: usize) -> u64 {
+    let mut groups: HashMap<(ObjectKind, &str, &str), u64> = HashMap::new();
+    for op in &report.plan.operations {
+        if op.action.writes_to() != Some(side) {
+            continue;
+        }
+        let kind = match op.action {
+            Action::CreateInSalesforce { .. } | Action::CreateInExchange { .. } => "create",
+            Action::UpdateSalesforce { .. } | Action::UpdateExchange { .. } => "update",
+            _ => "delete",
+        };
+        let rep = if side == Side::Exchange {
+            op.rep.as_str()
+        } else {
+            ""
+        };
+        *groups.entry((op.object, kind, rep)).or_default() += 1;
+    }
+    groups.values().map(|n| div_ceil(*n, batch)).sum()
+}
+
+/// Event relations the plan asks for (auto-relate on first sync).
+fn relations(report: &CycleReport) -> u64 {
+    report
+        .plan
+        .operations
+        .iter()
+        .map(|op| match &op.action {
+            Action::CreateInSalesforce { relate, .. } => relate.len() as u64,
+            _ => 0,
+        })
+        .sum()
+}
+
+impl Bench {
+    async fn cycle(&mut self) -> Result<CycleReport, String> {
+        run_cycle(
+            &self.config,
+            &self.connectors.mail,
+            &self.connectors.crm,
+            &mut self.state,
+            chrono::Utc::now(),
+            &SyncOptions::default(),
+            &mut StepBudget::unlimited(),
+        )
+        .await
+        .map_err(|e| workflow::cycle_error(&e))
+    }
+
+    fn linked(&self) -> Result<u64, String> {
+        let mut n = 0;
+        for id in &self.org.rep_ids {
+            for object in ObjectKind::ALL {
+                n += self
+                    .state
+                    .links(id, object)
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .filter(|(_, l)| !l.is_detached())
+                    .count() as u64;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Runs `work` as a measured phase.
+    async fn measure<F, T>(
+        &mut self,
+        work: F,
+    ) -> Result<(T, (f64, f64), Counters, (f64, f64)), String>
+    where
+        F: AsyncFnOnce(&mut Bench) -> Result<T, String>,
+    {
+        let before = counters(&self.org);
+        reset_peak_rss();
+        let (_, rss_start) = rss_mb();
+        let cpu = cpu_seconds();
+        let t = Instant::now();
+        let out = work(self).await?;
+        let wall = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+        let (peak, _) = rss_mb();
+        let after = counters(&self.org);
+        let used = Counters {
+            salesforce: delta(&after.salesforce, &before.salesforce),
+            exchange: delta(&after.exchange, &before.exchange),
+        };
+        Ok((out, wall, used, (peak, (peak - rss_start).max(0.0))))
+    }
+
+    /// Items per rep in the two synced folders, now.
+    fn folder_sizes(&self) -> Vec<(u64, u64)> {
+        self.reps
+            .iter()
+            .zip(&self.sync_folders)
+            .map(|(rep, folder)| {
+                let calendar = self
+                    .org
+                    .exchange
+                    .folder_id(&rep.email, "calendar")
+                    .unwrap_or_default();
+                (
+                    self.org.exchange.items(&rep.email, folder).len() as u64,
+                    self.org.exchange.items(&rep.email, &calendar).len() as u64,
+                )
+            })
+            .collect()
+    }
+
+    async fn initial(&mut self) -> Result<Phase, String> {
+        let sf = self.org.salesforce.handle();
+        let sf_records: Vec<u64> = ["Contact", "Event"]
+            .iter()
+            .map(|o| sf.records(o).len() as u64)
+            .collect();
+        let users = sf.records("User").len() as u64;
+        let sizes = self.folder_sizes();
+        let (report, wall, used, rss) = self.measure(async |b| b.cycle().await).await?;
+        let records = self.linked()?;
+        // Salesforce: a token, the users, every record read in pages of 2,000, every
+        // record written in collections of 200, the event relations too.
+        let sf_floor = 1
+            + div_ceil(users, 2000)
+            + sf_records
+                .iter()
+                .map(|n| div_ceil(*n, 2000).max(1))
+                .sum::<u64>()
+            + write_floor(&report, Side::Salesforce, CRM_BATCH)
+            + div_ceil(relations(&report), CRM_BATCH);
+        // Exchange, per rep: the Salesforce_Sync folder found once; per folder its feed in
+        // pages of 512 and its items fetched in batches; writes in batches.
+        let ews_floor = sizes
+            .iter()
+            .map(|(contacts, events)| {
+                1 + [contacts, events]
+                    .iter()
+                    .map(|n| div_ceil(**n, 512).max(1) + div_ceil(**n, MAIL_BATCH))
+                    .sum::<u64>()
+            })
+            .sum::<u64>()
+            + write_floor(&report, Side::Exchange, MAIL_BATCH);
+        Ok(self.phase(
+            "initial sync",
+            &report,
+            records,
+            wall,
+            used,
+            rss,
+            sf_floor,
+            ews_floor,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn phase(
+        &self,
+        name: &str,
+        report: &CycleReport,
+        records: u64,
+        (wall, cpu): (f64, f64),
+        used: Counters,
+        (peak, growth): (f64, f64),
+        sf_floor: u64,
+        ews_floor: u64,
+    ) -> Phase {
+        Phase {
+            name: name.into(),
+            wall_seconds: wall,
+            cpu_seconds: cpu,
+            records,
+            records_per_second: records as f64 / wall.max(1e-9),
+            written: report.exec.succeeded as u64,
+            failed: report.exec.failed.len() as u64,
+            planned_changes: report.plan.operations.len() as u64,
+            peak_rss_mb: peak,
+            rss_growth_mb: growth,
+            salesforce: calls(used.salesforce, sf_floor),
+            exchange: calls(used.exchange, ews_floor),
+        }
+    }
+
+    /// The no-change floor: the users and one read per object from Salesforce; one
+    /// SyncFolderItems per synced folder per rep.
+    fn quiet_floors(&self) -> (u64, u64) {
+        (1 + 2, 2 * self.reps.len() as u64)
+    }
+
+    /// A cycle where nobody changed anything; `name` says which.
+    async fn no_change_cycle(&mut self, name: &str) -> Result<Phase, String> {
+        let (report, wall, used, rss) = self.measure(async |b| b.cycle().await).await?;
+        let records = self.linked()?;
+        let (sf_floor, ews_floor) = self.quiet_floors();
+        Ok(self.phase(name, &report, records, wall, used, rss, sf_floor, ews_floor))
+    }
+
+    async fn no_change_plan(&mut self) -> Result<Phase, String> {
+        let ((planned, no_changes), wall, used, rss) = self
+            .measure(async |b| {
+                let p = workflow::plan(
+                    &b.config,
+                    &b.connectors,
+                    &b.state,
+                    chrono::Utc::now(),
+                    &SyncOptions::default(),
+                    &BuildOptions::default(),
+                )
+                .await?;
+                Ok((
+                    p.plan.operations.len() as u64,
+                    p.document.summary.no_changes,
+                ))
+            })
+            .await?;
+        let records = self.linked()?;
+        let (sf_floor, ews_floor) = self.quiet_floors();
+        let report = CycleReport::default();
+        let mut phase = self.phase(
+            "plan (no change)",
+            &report,
+            records,
+            wall,
+            used,
+            rss,
+            sf_floor,
+            ews_floor,
+        );
+        phase.planned_changes = if no_changes { 0 } else { planned.max(1) };
+        Ok(phase)
+    }
+
+    async fn plan_is_quiet(&self) -> Result<bool, String> {
+        let p = workflow::plan(
+            &self.config,
+            &self.connectors,
+            &self.state,
+            chrono::Utc::now(),
+            &SyncOptions::default(),
+            &BuildOptions::default(),
+        )
+        .await?;
+        Ok(p.document.summary.no_changes)
+    }
+
+    /// Edits every `100 / percent`th linked record: one on the Exchange side, another (half a
+    /// step further on) on the Salesforce side, so the two sets do not overlap.
+    fn edit_share(
+        &self,
+        percent: f64,
+    ) -> Result<(u64, u64, Vec<(usize, ObjectKind, bool)>), String> {
+        let step = ((100.0 / percent.clamp(0.01, 100.0)).round() as usize).max(2);
+        let sf = self.org.salesforce.handle();
+        let (mut on_exchange, mut on_salesforce) = (0, 0);
+        let mut edited = Vec::new();
+        let mut k = 0usize;
+        for (r, rep_id) in self.org.rep_ids.iter().enumerate() {
+            let email = &self.reps[r].email;
+            for object in ObjectKind::ALL {
+                let links = self
+                    .state
+                    .links(rep_id, object)
+                    .map_err(|e| e.to_string())?;
+                for (_, link) in links.iter().filter(|(_, l)| !l.is_detached()) {
+                    let (Some(x), Some(s)) = (&link.exchange, &link.salesforce) else {
+                        continue;
+                    };
+                    if k % step == 0 {
+                        let ok =
+                            self.org
+                                .exchange
+                                .edit_item(email, &x.item_id, |item| match item {
+                                    Item::Contact(c) => c.job_title = Some(format!("Director {k}")),
+                                    Item::Event(e) => {
+                                        e.location = Some(format!("Room {k}"));
+                                    }
+                                    Item::Other(_) => {}
+                                });
+                        if ok.is_some() {
+                            on_exchange += 1;
+                            edited.push((r, object, true));
+                        }
+                    } else if k % step == step / 2 {
+                        let (sobject, fields) = match object {
+                            ObjectKind::Contact => (
+                                "Contact",
+                                serde_json::json!({"Title": format!("Manager {k}")}),
+                            ),
+                            ObjectKind::Event => (
+                                "Event",
+                                serde_json::json!({"Location": format!("Office {k}")}),
+                            ),
+                        };
+                        if sf.update(sobject, &s.id, fields).is_ok() {
+                            on_salesforce += 1;
+                            edited.push((r, object, false));
+                        }
+                    }
+                    k += 1;
+                }
+            }
+        }
+        Ok((on_exchange, on_salesforce, edited))
+    }
+
+    async fn incremental(&mut self, percent: f64) -> Result<Phase, String> {
+        let (on_exchange, on_salesforce, edited) = self.edit_share(percent)?;
+        let (report, wall, used, rss) = self.measure(async |b| b.cycle().await).await?;
+        // Salesforce: the no-change reads, plus the Exchange edits written in collections.
+        let sf_floor = self.quiet_floors().0
+            + [ObjectKind::Contact, ObjectKind::Event]
+                .iter()
+                .map(|o| {
+                    div_ceil(
+                        edited.iter().filter(|(_, x, ex)| x == o && *ex).count() as u64,
+                        CRM_BATCH,
+                    )
+                })
+                .sum::<u64>();
+        // Exchange: one feed per folder per rep, and per folder with edits one GetItem
+        // batch (Exchange edits) and one UpdateItem batch (Salesforce edits).
+        let mut ews_floor = self.quiet_floors().1;
+        for r in 0..self.reps.len() {
+            for object in ObjectKind::ALL {
+                for from_exchange in [true, false] {
+                    let n = edited
+                        .iter()
+                        .filter(|(x, o, e)| *x == r && *o == object && *e == from_exchange)
+                        .count() as u64;
+                    ews_floor += div_ceil(n, MAIL_BATCH);
+                }
+            }
+        }
+        let changed = on_exchange + on_salesforce;
+        Ok(self.phase(
+            &format!("incremental ({percent}% each side)"),
+            &report,
+            changed,
+            wall,
+            used,
+            rss,
+            sf_floor,
+            ews_floor,
+        ))
+    }
+}
+
+/// The issue's targets against this run's figures.
+fn targets(r: &Report) -> Vec<Target> {
+    let phase = |prefix: &str| r.phases.iter().find(|p| p.name.starts_with(prefix));
+    let mut out = Vec::new();
+    let records: u64 = phase("initial").map_or(0, |p| p.records);
+    let size_note = |target_records: u64| {
+        if records < target_records {
+            format!("measured at {records} records (target size {target_records})")
+        } else {
+            String::new()
+        }
+    };
+    let join = |a: String, b: String| match (a.is_empty(), b.is_empty()) {
+        (true, _) => b,
+        (_, true) => a,
+        _ => format!("{a}; {b}"),
+    };
+    if let Some(p) = phase("initial") {
+        let ratio = p.salesforce.ratio;
+        out.push(Target {
+            name: "Salesforce calls, initial sync".into(),
+            target: "≤ 1.1 × floor".into(),
+            measured: format!(
+                "{} calls, floor {}: {ratio:.2} ×",
+                p.salesforce.total, p.salesforce.floor
+            ),
+            met: ratio <= 1.1,
+            note: if ratio <= 1.1 {
+                String::new()
+            } else {
+                format!("missed by {:.0}%", (ratio / 1.1 - 1.0) * 100.0)
+            },
+        });
+        let rate = p.records_per_second;
+        out.push(Target {
+            name: "Throughput, initial sync".into(),
+            target: "≥ 5,000 records/s".into(),
+            measured: format!("{rate:.0} records/s"),
+            met: rate >= 5000.0,
+            note: if rate >= 5000.0 {
+                String::new()
+            } else {
+                format!("missed: {:.1} × too slow", 5000.0 / rate.max(1e-9))
+            },
+        });
+        let peak = r.phases.iter().map(|p| p.peak_rss_mb).fold(0.0, f64::max);
+        out.push(Target {
+            name: "Peak RSS".into(),
+            target: "< 300 MB at 1,000,000 records".into(),
+            measured: format!("{peak:.0} MB (emulators included)"),
+            met: peak < 300.0 && records >= 1_000_000,
+            note: join(
+                if peak < 300.0 {
+                    String::new()
+                } else {
+                    format!("over by {:.0} MB", peak - 300.0)
+                },
+                size_note(1_000_000),
+            ),
+        });
+    }
+    if let Some(p) = phase("no-change cycle") {
+        let total = p.salesforce.total;
+        out.push(Target {
+            name: "Salesforce calls, no-change cycle".into(),
+            target: "≤ 4, whatever the number of reps".into(),
+            measured: format!("{total} calls for {} reps", r.synced_reps),
+            met: total <= 4,
+            note: if total <= 4 {
+                String::new()
+            } else {
+                format!("missed by {} calls", total - 4)
+            },
+        });
+        let sync = p
+            .exchange
+            .by_kind
+            .get("SyncFolderItems")
+            .copied()
+            .unwrap_or(0);
+        let folders = 2 * r.synced_reps as u64;
+        let per = sync as f64 / folders.max(1) as f64;
+        out.push(Target {
+            name: "SyncFolderItems per synced folder per rep, no-change cycle".into(),
+            target: "1".into(),
+            measured: format!("{per:.2} ({sync} calls, {folders} folders)"),
+            met: sync <= folders,
+            note: if sync <= folders {
+                String::new()
+            } else {
+                format!("missed by {} calls", sync - folders)
+            },
+        });
+    }
+    if let Some(p) = phase("plan") {
+        let s = p.wall_seconds;
+        out.push(Target {
+            name: "plan on a no-change state".into(),
+            target: "< 5 s at 1,000 reps × 1,500 records".into(),
+            measured: format!(
+                "{s:.2} s for {} reps × {} records",
+                r.synced_reps,
+                p.records / r.synced_reps.max(1) as u64
+            ),
+            met: s < 5.0 && p.records >= 1_500_000,
+            note: join(
+                if s < 5.0 {
+                    String::new()
+                } else {
+                    format!("over by {:.1} s", s - 5.0)
+                },
+                if p.records < 1_500_000 {
+                    format!(
+                        "measured at {} records in sync (target size 1,500,000)",
+                        p.records
+                    )
+                } else {
+                    String::new()
+                },
+            ),
+        });
+    }
+    out
+}
+
+fn fmt_kinds(k: &BTreeMap<String, u64>) -> String {
+    k.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The report as a table.
+pub fn table(r: &Report) -> String {
+    let mut s = String::new();
+    let p = &r.params;
+    s.push_str(&format!(
+        "tether-bench: {} reps × ({} contacts + {} events) per rep, seed {}; {} CPUs, load average {} at the start; org generated in {:.1} s, {:.0} MB resident then\n",
+        p.reps, p.contacts_per_rep, p.events_per_rep, p.seed, r.cpus, r.load_average, r.generate_seconds, r.rss_after_generate_mb
+    ));
+    let g = &r.generated;
+    s.push_str(&format!(
+        "  Salesforce: {} contacts, {} events, {} leads, {} accounts; Exchange: {} Salesforce_Sync contacts ({} matched), {} calendar items\n\n",
+        g.salesforce_contacts, g.salesforce_events, g.leads, g.accounts, g.sync_folder_contacts, g.matched_contacts, g.exchange_events()
+    ));
+    s.push_str(&format!(
+        "{:<28} {:>8} {:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>16} {:>18}\n",
+        "phase",
+        "wall s",
+        "CPU s",
+        "records",
+        "records/s",
+        "written",
+        "changes",
+        "peak MB",
+        "SF calls/floor",
+        "EWS calls/floor"
+    ));
+    for ph in &r.phases {
+        s.push_str(&format!(
+            "{:<28} {:>8.2} {:>7.2} {:>9} {:>10.0} {:>8} {:>8} {:>8.0} {:>16} {:>18}\n",
+            ph.name,
+            ph.wall_seconds,
+            ph.cpu_seconds,
+            ph.records,
+            ph.records_per_second,
+            ph.written,
+            ph.planned_changes,
+            ph.peak_rss_mb,
+            format!(
+                "{}/{} {:.2}×",
+                ph.salesforce.total, ph.salesforce.floor, ph.salesforce.ratio
+            ),
+            format!(
+                "{}/{} {:.2}×",
+                ph.exchange.total, ph.exchange.floor, ph.exchange.ratio
+            ),
+        ));
+    }
+    s.push_str("\nCalls by kind\n");
+    for ph in &r.phases {
+        s.push_str(&format!(
+            "  {:<28} Salesforce: {}\n  {:<28} Exchange:   {}\n",
+            ph.name,
+            fmt_kinds(&ph.salesforce.by_kind),
+            "",
+            fmt_kinds(&ph.exchange.by_kind)
+        ));
+        if r.synced_reps > 0 && ph.name.starts_with("no-change") {
+            s.push_str(&format!(
+                "  {:<28} per rep: {:.2} Salesforce, {:.2} Exchange\n",
+                "",
+                ph.salesforce.total as f64 / r.synced_reps as f64,
+                ph.exchange.total as f64 / r.synced_reps as f64
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "\nConverged after the incremental cycle: {}\n\nTargets\n",
+        if r.converged {
+            "yes (plan: no changes)"
+        } else {
+            "NO (plan still has changes)"
+        }
+    ));
+    for t in &r.targets {
+        s.push_str(&format!(
+            "  [{}] {:<58} target {:<36} measured {}{}\n",
+            if t.met { "met " } else { "miss" },
+            t.name,
+            t.target,
+            t.measured,
+            if t.note.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", t.note)
+            }
+        ));
+    }
+    s
+}
+
+/// Writes the report as pretty JSON, creating the directory.
+pub fn write_json(r: &Report, path: &Path) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let body = serde_json::to_string_pretty(r).map_err(|e| e.to_string())?;
+    std::fs::write(path, body + "\n").map_err(|e| format!("{}: {e}", path.display()))
+}
