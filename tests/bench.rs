@@ -11,7 +11,17 @@ fn the_benchmark_runs_every_phase_and_writes_its_report() {
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("bench/results.json");
     let out = Command::new(env!("CARGO_BIN_EXE_tether-bench"))
-        .args(["--reps", "3", "--contacts", "10", "--events", "10", "--change-percent", "10", "--out"])
+        .args([
+            "--reps",
+            "3",
+            "--contacts",
+            "10",
+            "--events",
+            "10",
+            "--change-percent",
+            "10",
+            "--out",
+        ])
         .arg(&out_file)
         .output()
         .unwrap();
@@ -50,18 +60,33 @@ fn the_benchmark_runs_every_phase_and_writes_its_report() {
     for side in ["salesforce", "exchange"] {
         let calls = &initial[side];
         assert!(calls["floor"].as_u64().unwrap() > 0, "{calls}");
-        assert!(calls["total"].as_u64().unwrap() >= calls["floor"].as_u64().unwrap(), "{calls}");
+        assert!(
+            calls["total"].as_u64().unwrap() >= calls["floor"].as_u64().unwrap(),
+            "{calls}"
+        );
     }
 
     let quiet = phase("no-change cycle");
     assert_eq!(quiet["planned_changes"], 0, "{quiet}");
-    assert!(quiet["salesforce"]["total"].as_u64().unwrap() <= 4, "{quiet}");
-    assert_eq!(quiet["exchange"]["by_kind"]["SyncFolderItems"], 6, "{quiet}");
+    assert!(
+        quiet["salesforce"]["total"].as_u64().unwrap() <= 4,
+        "{quiet}"
+    );
+    assert_eq!(
+        quiet["exchange"]["by_kind"]["SyncFolderItems"], 6,
+        "{quiet}"
+    );
     assert_eq!(phase("plan (no change)")["planned_changes"], 0);
 
     let incremental = phase("incremental (10% each side)");
-    assert!(incremental["records"].as_u64().unwrap() >= 2, "{incremental}");
-    assert_eq!(incremental["written"], incremental["records"], "{incremental}");
+    assert!(
+        incremental["records"].as_u64().unwrap() >= 2,
+        "{incremental}"
+    );
+    assert_eq!(
+        incremental["written"], incremental["records"],
+        "{incremental}"
+    );
 
     let targets = report["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 6, "{report}");

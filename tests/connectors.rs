@@ -237,3 +237,84 @@ async fn creates_carry_the_marker_in_the_external_id_field_and_are_found_by_it()
     );
     assert_eq!(dup.unwrap_err().status_code, "DUPLICATE_VALUE");
 }
+
+/// Auto-relate writes every event's relations together, in collections of 200, and answers
+/// per event: one call for many events, a failure only where it happened.
+#[tokio::test]
+async fn relations_of_many_events_go_in_one_collection_and_fail_per_event() {
+    let clock = ManualClock::new(sf_emu::deterministic_epoch());
+    let mut o = sf_emu::EmulatorOptions::deterministic();
+    o.clock = Arc::new(clock.clone());
+    let emu = sf_emu::Emulator::start(o).await.unwrap();
+    let h = emu.handle();
+    let owner = h.add_user("r@x.com", "r@x.com", "R", "Sales User", "Europe/Berlin");
+    let event = |subject: &str| {
+        h.insert(
+            "Event",
+            serde_json::json!({"Subject": subject, "OwnerId": owner,
+                "StartDateTime": "2026-01-20T09:00:00.000+0000",
+                "EndDateTime": "2026-01-20T10:00:00.000+0000"}),
+        )
+        .unwrap()
+    };
+    let (e1, e2, e3) = (event("One"), event("Two"), event("Three"));
+    let ana = h
+        .insert(
+            "Contact",
+            serde_json::json!({"LastName": "Diaz", "Email": "ana@x.com"}),
+        )
+        .unwrap();
+    let ben = h
+        .insert(
+            "Contact",
+            serde_json::json!({"LastName": "Okafor", "Email": "ben@x.com"}),
+        )
+        .unwrap();
+    let lead = h
+        .insert(
+            "Lead",
+            serde_json::json!({"LastName": "Patel", "Company": "Tailspin", "Email": "dev@x.com"}),
+        )
+        .unwrap();
+    let url = url::Url::parse(emu.url()).unwrap();
+    let mut so = ClientOptions::new(
+        url.clone(),
+        Auth::ClientCredentials {
+            client_id: "3MVG9tether.sandbox.client".into(),
+            client_secret: Secret::new("sandbox-client-secret"),
+        },
+    );
+    so.login_url = url;
+    let c = SalesforceConnector::new(SalesforceClient::with_clock(so, Arc::new(clock)).unwrap());
+    let before = h.served().get("collection").copied().unwrap_or(0);
+    let out = c
+        .relate(&[
+            (e1.clone(), vec![ana.clone(), ben.clone()]),
+            // A lead with contacts: the platform refuses the mix.
+            (e2.clone(), vec![ana.clone(), lead.clone()]),
+            (e3.clone(), vec![lead.clone()]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        h.served().get("collection").copied().unwrap_or(0),
+        before + 1
+    );
+    assert!(matches!(out[0], Outcome::Ok(())), "{out:?}");
+    assert!(
+        matches!(&out[1], Outcome::Failed(e) if e.code == "RELATE_FAILED"),
+        "{out:?}"
+    );
+    assert!(matches!(out[2], Outcome::Ok(())), "{out:?}");
+    let related = |event: &str| {
+        h.records("EventRelation")
+            .iter()
+            .filter(|r| r["EventId"] == event)
+            .count()
+    };
+    assert_eq!((related(&e1), related(&e3)), (2, 1));
+    // Related already (a retry after an interrupted run): nothing to do, no failure.
+    let again = c.relate(&[(e1.clone(), vec![ana.clone()])]).await.unwrap();
+    assert!(matches!(again[0], Outcome::Ok(())), "{again:?}");
+    assert_eq!(related(&e1), 2);
+}

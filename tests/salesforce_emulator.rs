@@ -1331,3 +1331,49 @@ async fn collection_update_results_follow_the_documented_examples() {
         json!([{"id": c, "success": true, "errors": []}, malformed])
     );
 }
+
+/// A unique field's value is taken while a live record holds it, and free again once that
+/// record changes it or is deleted; a restored org keeps the rule.
+#[tokio::test]
+async fn unique_values_are_held_by_live_records_only() {
+    let emu = Emulator::start(EmulatorOptions::deterministic())
+        .await
+        .unwrap();
+    let h = emu.handle();
+    let key = "Tether_Sync_Key__c";
+    let dup =
+        |r: Result<String, tether::sandbox::salesforce::RecordError>| r.map_err(|e| e.status_code);
+    let a = h
+        .insert("Contact", json!({"LastName": "A", key: "k1"}))
+        .unwrap();
+    assert_eq!(
+        dup(h.insert("Contact", json!({"LastName": "B", key: "K1"}))),
+        Err("DUPLICATE_VALUE".into())
+    );
+    // Updating a record to its own value is no clash.
+    h.update("Contact", &a, json!({key: "k1", "Title": "CFO"}))
+        .unwrap();
+    h.update("Contact", &a, json!({key: "k2"})).unwrap();
+    let b = h
+        .insert("Contact", json!({"LastName": "B", key: "k1"}))
+        .unwrap();
+    assert_eq!(
+        dup(h.insert("Contact", json!({"LastName": "C", key: "k2"}))),
+        Err("DUPLICATE_VALUE".into())
+    );
+    h.delete(&a).unwrap();
+    h.insert("Contact", json!({"LastName": "C", key: "k2"}))
+        .unwrap();
+
+    let restored = Emulator::start(EmulatorOptions::deterministic())
+        .await
+        .unwrap();
+    restored.handle().restore(h.snapshot());
+    assert_eq!(
+        dup(restored
+            .handle()
+            .insert("Contact", json!({"LastName": "D", key: "k1"}))),
+        Err("DUPLICATE_VALUE".into())
+    );
+    assert!(restored.handle().get(&b).is_some());
+}

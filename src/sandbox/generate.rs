@@ -590,3 +590,102 @@ fn local(zone: Tz, day: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
         .unwrap_or_else(|| Utc.from_utc_datetime(&naive).with_timezone(&zone))
         .with_timezone(&Utc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::seed;
+
+    fn shape(seed: u64) -> Shape {
+        Shape {
+            reps: 6,
+            contacts_per_rep: 10,
+            events_per_rep: 10,
+            seed,
+        }
+    }
+
+    /// Emails of everyone in the org, sorted: what makes two orgs the same people.
+    async fn people(shape: &Shape) -> (Summary, Vec<String>) {
+        let mut org = seed::start_empty(0, 0).await.unwrap();
+        let reps = reps(shape);
+        org.rep_ids = add_reps(&org.exchange, org.salesforce.handle(), &reps);
+        let now = DateTime::parse_from_rfc3339("2026-03-02T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let summary = populate(
+            &org.exchange,
+            org.salesforce.handle(),
+            shape,
+            &reps,
+            &org.rep_ids,
+            now,
+        )
+        .unwrap();
+        let mut emails: Vec<String> = ["Contact", "Lead", "User"]
+            .iter()
+            .flat_map(|o| org.salesforce.handle().records(o))
+            .filter_map(|r| r.get("Email")?.as_str().map(str::to_string))
+            .collect();
+        emails.sort();
+        (summary, emails)
+    }
+
+    #[test]
+    fn reps_have_profiles_zones_and_unique_addresses() {
+        let reps = reps(&Shape {
+            reps: 40,
+            ..shape(3)
+        });
+        assert_eq!(reps[0].email, "celia.kung@example.com");
+        assert_eq!(reps[4].profile, SALES_MANAGER);
+        assert_eq!(reps[5].profile, SALES_USER);
+        let emails: HashSet<&str> = reps.iter().map(|r| r.email.as_str()).collect();
+        assert_eq!(emails.len(), 40);
+        let zones: HashSet<&str> = reps.iter().map(|r| r.time_zone).collect();
+        assert!(zones.len() >= 8, "{zones:?}");
+        for r in &reps {
+            assert!(
+                tz::iana_to_windows(r.time_zone).is_some(),
+                "{}",
+                r.time_zone
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_same_seed_gives_the_same_org_and_every_kind_of_record() {
+        let (summary, first) = people(&shape(7)).await;
+        let (again, second) = people(&shape(7)).await;
+        assert_eq!(summary, again);
+        assert_eq!(first, second);
+        let (_, other) = people(&shape(8)).await;
+        assert_ne!(first, other);
+        assert_eq!(summary.reps, 6);
+        assert_eq!(summary.salesforce_contacts, 6 * 5);
+        assert_eq!(summary.matched_contacts, 6);
+        assert_eq!(summary.sync_folder_contacts, 6 * 5);
+        assert_eq!(summary.personal_contacts, 6);
+        assert_eq!(summary.leads, 6 * 2);
+        assert_eq!(summary.salesforce_events, 6 * 3);
+        for n in [
+            summary.all_day_events,
+            summary.series,
+            summary.private_events,
+            summary.past_events,
+        ] {
+            assert_eq!(n, 6);
+        }
+        assert_eq!(summary.meetings, 6 * 3);
+        for email in &first {
+            let (local, domain) = email.split_once('@').unwrap();
+            assert!(
+                !local.is_empty()
+                    && !domain.contains("..")
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.'),
+                "{email}"
+            );
+        }
+    }
+}

@@ -106,3 +106,83 @@ pub fn load(dir: &Path) -> Result<Option<Saved>, String> {
     }
     serde_json::from_value(value).map(Some).map_err(|e| bad(&e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::seed;
+
+    const SHAPE: Shape = Shape {
+        reps: 3,
+        contacts_per_rep: 10,
+        events_per_rep: 10,
+        seed: 1,
+    };
+
+    #[tokio::test]
+    async fn a_saved_org_comes_back_whole_and_carries_on_where_it_left_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut org = seed::start_empty(0, 0).await.unwrap();
+        let summary = org.seed(&SHAPE, chrono::Utc::now()).unwrap();
+        save(dir.path(), &org.snapshot(SHAPE, summary.clone())).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(snapshot_path(dir.path()))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+
+        let mut back = seed::start_empty(0, 0).await.unwrap();
+        let saved = load(dir.path()).unwrap().expect("a snapshot");
+        assert_eq!((saved.shape, &saved.summary), (SHAPE, &summary));
+        back.restore(saved);
+        assert_eq!(back.rep_ids, org.rep_ids);
+        let (sf, sf_back) = (org.salesforce.handle(), back.salesforce.handle());
+        for object in [
+            "Contact",
+            "Lead",
+            "Event",
+            "Account",
+            "User",
+            "EventRelation",
+        ] {
+            assert_eq!(sf.records(object), sf_back.records(object), "{object}");
+        }
+        let rep = seed::REPS[0].0;
+        for folder in ["calendar", "contacts"] {
+            let id = org.exchange.folder_id(rep, folder).unwrap();
+            assert_eq!(back.exchange.folder_id(rep, folder), Some(id.clone()));
+            assert_eq!(org.exchange.items(rep, &id), back.exchange.items(rep, &id));
+        }
+        let sync = org.sync_folder(rep).unwrap();
+        assert_eq!(back.sync_folder(rep).unwrap(), sync);
+        assert_eq!(
+            org.exchange.items(rep, &sync),
+            back.exchange.items(rep, &sync)
+        );
+
+        // New records get new ids: the counters came back too.
+        let before: Vec<_> = sf_back.records("Contact");
+        let id = sf_back
+            .insert("Contact", serde_json::json!({"LastName": "New"}))
+            .unwrap();
+        assert!(before.iter().all(|r| r["Id"] != id.as_str()));
+        let item = back
+            .exchange
+            .put_contact(rep, &sync, crate::exchange::model::Contact::default())
+            .unwrap();
+        assert!(org.exchange.item(rep, &item.id).is_none());
+    }
+
+    #[test]
+    fn no_snapshot_is_none_and_a_damaged_one_says_how_to_start_over() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path()).unwrap().is_none());
+        std::fs::write(snapshot_path(dir.path()), "{\"format\": 1, \"shape\": ").unwrap();
+        let e = load(dir.path()).unwrap_err();
+        assert!(e.contains("sandbox.json") && e.contains("--reset"), "{e}");
+        std::fs::write(snapshot_path(dir.path()), "{\"format\": 99}").unwrap();
+        let e = load(dir.path()).unwrap_err();
+        assert!(e.contains("format 1") && e.contains("--reset"), "{e}");
+    }
+}

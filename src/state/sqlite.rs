@@ -104,6 +104,8 @@ impl SqliteState {
             restrict_permissions(path)?;
         }
         let conn = Connection::open(path).map_err(|e| db_err(path, "cannot open", e))?;
+        // Room for every statement the store uses (the default cache holds 16).
+        conn.set_prepared_statement_cache_capacity(64);
         let mut store = SqliteState {
             conn,
             path: path.to_path_buf(),
@@ -253,6 +255,12 @@ fn restrict_permissions(_: &Path) -> Result<(), StateError> {
     Ok(())
 }
 
+/// Runs one statement through the connection's statement cache: a cycle writes thousands of
+/// rows with the same few statements, and parsing each again would cost more than the write.
+fn exec(tx: &Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
+}
+
 fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
     match change {
         StateChange::PutLink { id, link } => {
@@ -264,7 +272,8 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
                 Some(s) => (Some(s.id.as_str()), Some(s.modstamp.as_str())),
                 None => (None, None),
             };
-            tx.execute(
+            exec(
+                tx,
                 "INSERT OR REPLACE INTO links
                    (id, rep, object, ex_item_id, ex_change_key, sf_id, sf_modstamp, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -281,31 +290,33 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
             )?;
         }
         StateChange::DeleteLink(id) => {
-            tx.execute("DELETE FROM links WHERE id = ?1", [id.0])?;
+            exec(tx, "DELETE FROM links WHERE id = ?1", [id.0])?;
         }
         StateChange::ClearRep { rep } => {
-            tx.execute("DELETE FROM links WHERE rep = ?1", [&rep])?;
+            exec(tx, "DELETE FROM links WHERE rep = ?1", [&rep])?;
             for object in ObjectKind::ALL {
                 let key = CursorKey::Folder {
                     rep: rep.clone(),
                     object,
                 };
-                tx.execute("DELETE FROM cursors WHERE key = ?1", [key.encode()])?;
+                exec(tx, "DELETE FROM cursors WHERE key = ?1", [key.encode()])?;
             }
         }
         StateChange::SetCursor { key, value } => match value {
             Some(v) => {
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT OR REPLACE INTO cursors (key, value) VALUES (?1, ?2)",
                     params![key.encode(), v],
                 )?;
             }
             None => {
-                tx.execute("DELETE FROM cursors WHERE key = ?1", [key.encode()])?;
+                exec(tx, "DELETE FROM cursors WHERE key = ?1", [key.encode()])?;
             }
         },
         StateChange::SetStatus(s) => {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT OR REPLACE INTO statuses VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     s.rep,
@@ -319,17 +330,19 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
         }
         StateChange::SetResetMark { rep, mark } => match mark {
             Some(m) => {
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT OR REPLACE INTO resets VALUES (?1, ?2)",
                     params![rep, m.label()],
                 )?;
             }
             None => {
-                tx.execute("DELETE FROM resets WHERE rep = ?1", [rep])?;
+                exec(tx, "DELETE FROM resets WHERE rep = ?1", [rep])?;
             }
         },
         StateChange::AddError(e) => {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO errors (at, rep, object, direction, record_ids, code, message,
                    suggestion) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
@@ -345,13 +358,15 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
             )?;
         }
         StateChange::AddActivity(a) => {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO activity (at, object, records) VALUES (?1, ?2, ?3)",
                 params![a.at.to_rfc3339(), a.object.name(), a.records as i64],
             )?;
         }
         StateChange::JournalAdd(j) => {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT OR REPLACE INTO journal VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     j.marker,
@@ -368,17 +383,19 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
             )?;
         }
         StateChange::JournalDone { marker } => {
-            tx.execute("DELETE FROM journal WHERE marker = ?1", [marker])?;
+            exec(tx, "DELETE FROM journal WHERE marker = ?1", [marker])?;
         }
         StateChange::SetRepEmail { rep, email } => {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO reps (rep, email) VALUES (?1, ?2)
                  ON CONFLICT (rep) DO UPDATE SET email = excluded.email",
                 params![rep, email],
             )?;
         }
         StateChange::AddUnresolved(u) => {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO unresolved (rep, event_id, email, at) VALUES (?1, ?2, ?3, ?4)",
                 params![u.rep, u.event_id, u.email, u.at.to_rfc3339()],
             )?;
@@ -389,7 +406,8 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
             applied_at,
             applied_by,
         } => {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO revisions (generation, canonical, hash, applied_at, applied_by)
                  VALUES ((SELECT COALESCE(MAX(generation), 0) + 1 FROM revisions), ?1, ?2, ?3, ?4)",
                 params![canonical, hash, applied_at.to_rfc3339(), applied_by],
