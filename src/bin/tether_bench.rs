@@ -1,7 +1,7 @@
 //! `tether-bench`: measures sync speed, API calls and memory on a generated org in the
 //! in-process emulators (see `tether::bench`), prints a table and writes JSON.
 //!
-//!     cargo run --release --bin tether-bench -- --reps 200 --out bench/results.json
+//!     cargo run --release --bin tether-bench -- --reps 1000 --out /tmp/results.json
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use std::process::ExitCode;
 )]
 struct Args {
     /// Sales reps (every rep syncs).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 500)]
     reps: usize,
     /// Contacts per rep (Salesforce, Outlook and both; see sandbox::generate).
     #[arg(long, default_value_t = 100)]
