@@ -60,8 +60,8 @@ pub fn run(args: &Args) -> ExitCode {
         ..SyncOptions::default()
     };
     let build = BuildOptions {
-        detail: false,
         delete_threshold: args.delete_threshold,
+        ..BuildOptions::default()
     };
     let planned = match runtime.block_on(crate::workflow::plan(
         &config,

@@ -665,6 +665,32 @@ impl CrmConnector for SalesforceConnector {
     }
 
     /// By the marker in the `Tether_Sync_Key__c` External ID field (one query per chunk).
+    async fn read_by_ids(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
+    ) -> Result<Vec<CrmRecord>, CallError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields = self.fields(object);
+        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let lits: Vec<Lit> = ids.iter().map(|i| Lit::Str(i.clone())).collect();
+        let queries = SoqlBuilder::select(object_name(object), &refs)
+            .and_then(|b| b.chunked_in("Id", &lits, super::soql::DEFAULT_MAX_QUERY_CHARS))
+            .map_err(build_error)?;
+        let mut out = Vec::new();
+        for q in queries {
+            out.extend(
+                self.query(q)
+                    .await?
+                    .iter()
+                    .filter_map(|r| self.to_record(object, r)),
+            );
+        }
+        Ok(out)
+    }
+
     async fn find_created(
         &self,
         object: ObjectKind,
