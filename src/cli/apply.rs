@@ -57,6 +57,7 @@ pub fn run(args: &Args) -> ExitCode {
     let runtime = super::runtime();
     let options = SyncOptions {
         force: args.force,
+        progress: super::progress::for_stderr(),
         ..SyncOptions::default()
     };
     let build = BuildOptions {

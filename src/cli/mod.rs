@@ -5,6 +5,7 @@ pub mod demo;
 pub mod errors;
 pub mod force_unlock;
 pub mod plan;
+pub mod progress;
 pub mod reset;
 pub mod run;
 pub mod schema;

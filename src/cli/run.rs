@@ -86,6 +86,10 @@ pub fn run(args: &Args) -> ExitCode {
             Ok(c) => c,
             Err(e) => return fail(e),
         };
+    let options = SyncOptions {
+        progress: super::progress::for_stderr(),
+        ..SyncOptions::default()
+    };
     let runtime = super::runtime();
     runtime.block_on(async {
         // Listen from the start, so a signal during a cycle lets it finish instead of
@@ -104,7 +108,7 @@ pub fn run(args: &Args) -> ExitCode {
                 &connectors.crm,
                 &mut state,
                 now,
-                &SyncOptions::default(),
+                &options,
                 &mut StepBudget::unlimited(),
             )
             .await

@@ -97,6 +97,39 @@ pub struct Executor<'a, M, C, S> {
     pub budget: &'a mut StepBudget,
     /// Each rep's mapping per object, to cut values to Salesforce field lengths.
     pub mappings: &'a HashMap<(String, ObjectKind), EffectiveMapping>,
+    /// Told of each record written, for progress display.
+    pub progress: &'a dyn Progress,
+}
+
+/// Follows an execution, for progress display: the executor reports, the caller draws. Calls
+/// come between the executor's steps; implementations must be quick and cannot fail it.
+pub trait Progress: Send + Sync {
+    /// Before the first write: how many records each rep's writes touch (by mailbox address).
+    fn start(&self, _reps: &[(String, usize)]) {}
+    /// One record's write is done (`ok`) or failed.
+    fn record(&self, _rep: &str, _ok: bool) {}
+    /// After the last write.
+    fn finish(&self) {}
+}
+
+/// No progress display.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// A progress display to hand to a sync (`SyncOptions::progress`); none by default.
+#[derive(Clone)]
+pub struct ProgressHandle(pub std::sync::Arc<dyn Progress>);
+
+impl Default for ProgressHandle {
+    fn default() -> Self {
+        ProgressHandle(std::sync::Arc::new(NoProgress))
+    }
+}
+
+impl std::fmt::Debug for ProgressHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressHandle")
+    }
 }
 
 /// The journal marker of a create: derived from what is created, so a retry reuses it.
@@ -189,6 +222,23 @@ fn gone(e: &RecordError) -> bool {
 
 impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
     pub async fn execute(&mut self, plan: &Plan) -> Result<ExecReport, ExecError> {
+        let mut work: BTreeMap<&str, usize> = BTreeMap::new();
+        for op in plan
+            .operations
+            .iter()
+            .filter(|o| o.action.writes_to().is_some())
+        {
+            *work.entry(op.mailbox.address.as_str()).or_default() += 1;
+        }
+        let work: Vec<(String, usize)> =
+            work.into_iter().map(|(r, n)| (r.to_string(), n)).collect();
+        self.progress.start(&work);
+        let report = self.execute_steps(plan).await;
+        self.progress.finish();
+        report
+    }
+
+    async fn execute_steps(&mut self, plan: &Plan) -> Result<ExecReport, ExecError> {
         let mut report = ExecReport::default();
         let pending = self.state.pending_creates()?;
         self.bookkeeping(plan, &pending, &mut report)?;
@@ -258,8 +308,25 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .unwrap_or_else(|| EffectiveMapping::defaults(object))
     }
 
+    /// A write that failed: its error entry, and one record done for the progress display.
     #[allow(clippy::too_many_arguments)]
     fn fail(
+        &self,
+        report: &mut ExecReport,
+        changes: &mut Vec<StateChange>,
+        op: &Operation,
+        ids: Vec<String>,
+        code: &str,
+        message: &str,
+        retryable: bool,
+    ) {
+        self.error_entry(report, changes, op, ids, code, message, retryable);
+        self.progress.record(&op.mailbox.address, false);
+    }
+
+    /// An error entry for `op` (a failed write, or a failed follow-up of one that was done).
+    #[allow(clippy::too_many_arguments)]
+    fn error_entry(
         &self,
         report: &mut ExecReport,
         changes: &mut Vec<StateChange>,
@@ -292,9 +359,10 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         changes.push(StateChange::AddError(entry));
     }
 
-    fn ok(&self, report: &mut ExecReport, object: ObjectKind) {
+    fn ok(&self, report: &mut ExecReport, op: &Operation) {
         report.succeeded += 1;
-        *report.written.entry(object).or_insert(0) += 1;
+        *report.written.entry(op.object).or_insert(0) += 1;
+        self.progress.record(&op.mailbox.address, true);
     }
 
     /// The state writes that link two records, closing any create journalled for them.
@@ -457,7 +525,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         hash: hash.clone(),
                     },
                 ));
-                self.ok(report, object);
+                self.ok(report, op);
             } else if pending_markers.contains(m.as_str()) && lookup_failed.is_some() {
                 let e = lookup_failed.clone().unwrap_or_else(|| unreachable!());
                 self.fail(
@@ -554,7 +622,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         if !attendees.is_empty() {
                             relate.push((r.id.clone(), op, attendees));
                         }
-                        self.ok(report, object);
+                        self.ok(report, op);
                     }
                     Outcome::Failed(e) => {
                         changes.push(StateChange::JournalDone { marker: marker(op) });
@@ -629,7 +697,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             Err(e) => {
                 let mut changes = Vec::new();
                 for (id, op, _) in &events {
-                    self.fail(
+                    self.error_entry(
                         report,
                         &mut changes,
                         op,
@@ -676,7 +744,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             }
             self.budget.step()?;
             if let Err(e) = self.crm.relate(&event_id, &targets).await {
-                self.fail(
+                self.error_entry(
                     report,
                     &mut changes,
                     op,
@@ -775,7 +843,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         hash: hash.clone(),
                     },
                 ));
-                self.ok(report, object);
+                self.ok(report, op);
             } else if pending_markers.contains(marker(op).as_str()) && lookup_failed.is_some() {
                 let e: CallError = lookup_failed.clone().unwrap_or_else(|| unreachable!());
                 self.fail(
@@ -858,7 +926,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                                 hash: hash.clone(),
                             },
                         });
-                        self.ok(report, object);
+                        self.ok(report, op);
                     }
                     Outcome::Failed(e) => {
                         changes.push(StateChange::JournalDone { marker: marker(op) });
@@ -971,7 +1039,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         for t in cut {
                             changes.push(self.truncation_warning(op, &r.id, &t));
                         }
-                        self.ok(report, object);
+                        self.ok(report, op);
                     }
                     Outcome::Failed(e) => {
                         // Not written: the intent is void.
@@ -1075,7 +1143,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                                 hash: hash.clone(),
                             },
                         });
-                        self.ok(report, object);
+                        self.ok(report, op);
                     }
                     Outcome::Failed(e) => {
                         // Not written: the intent is void.
@@ -1134,7 +1202,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 Ok(o) => o,
                 Err(e) => call_outcomes(ids.len(), &e),
             };
-            let changes = self.delete_outcomes(chunk, outcomes, ids, object, report);
+            let changes = self.delete_outcomes(chunk, outcomes, ids, report);
             self.apply(changes)?;
         }
         Ok(())
@@ -1147,7 +1215,6 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         chunk: &[&Operation],
         outcomes: Vec<Outcome<()>>,
         ids: Vec<String>,
-        object: ObjectKind,
         report: &mut ExecReport,
     ) -> Vec<StateChange> {
         let mut changes = Vec::new();
@@ -1160,9 +1227,12 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             match outcome {
                 Outcome::Ok(()) => {
                     changes.push(StateChange::DeleteLink(*link));
-                    self.ok(report, object);
+                    self.ok(report, op);
                 }
-                Outcome::Failed(e) if gone(&e) => changes.push(StateChange::DeleteLink(*link)),
+                Outcome::Failed(e) if gone(&e) => {
+                    changes.push(StateChange::DeleteLink(*link));
+                    self.progress.record(&op.mailbox.address, true);
+                }
                 Outcome::Failed(e) => self.fail(
                     report,
                     &mut changes,
@@ -1210,7 +1280,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 Ok(o) => o,
                 Err(e) => call_outcomes(ids.len(), &e),
             };
-            let changes = self.delete_outcomes(chunk, outcomes, ids, object, report);
+            let changes = self.delete_outcomes(chunk, outcomes, ids, report);
             self.apply(changes)?;
         }
         Ok(())
