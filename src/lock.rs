@@ -83,6 +83,7 @@ impl Drop for StateLock {
         // Only remove our own lock (force-unlock may have handed it to someone else).
         if read(&self.path).is_ok_and(|held| held.id == self.info.id) {
             let _ = std::fs::remove_file(&self.path);
+            tracing::debug!(lock = %self.path.display(), id = %self.info.id, "state lock released");
         }
     }
 }
@@ -144,6 +145,7 @@ pub fn acquire(state: &Path, operation: &str, now: DateTime<Utc>) -> Result<Stat
             file.write_all(text.as_bytes())
                 .and_then(|()| file.sync_all())
                 .map_err(|e| LockError::Io(path.clone(), e))?;
+            tracing::debug!(lock = %path.display(), id = %info.id, operation, "state lock taken");
             Ok(StateLock { path, info })
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

@@ -113,19 +113,33 @@ pub fn run(args: &Args) -> ExitCode {
             )
             .await
             {
-                Ok(report) => println!(
-                    "{} cycle: {} records written, {} failed, {} reps could not be synced",
-                    now.format("%Y-%m-%dT%H:%M:%SZ"),
-                    report.exec.succeeded,
-                    report.exec.failed.len(),
-                    report.read.rep_errors.len() + report.read.problems.len()
-                ),
+                Ok(report) => {
+                    let reps_failed = report.read.rep_errors.len() + report.read.problems.len();
+                    tracing::info!(
+                        written = report.exec.succeeded,
+                        failed = report.exec.failed.len(),
+                        reps = report.read.reps.len(),
+                        reps_failed,
+                        ms = started.elapsed().as_millis() as u64,
+                        "cycle finished"
+                    );
+                    println!(
+                        "{} cycle: {} records written, {} failed, {} reps could not be synced",
+                        now.format("%Y-%m-%dT%H:%M:%SZ"),
+                        report.exec.succeeded,
+                        report.exec.failed.len(),
+                        reps_failed
+                    )
+                }
                 // A cycle that cannot read Salesforce at all is logged; the next one retries.
-                Err(e) => eprintln!(
-                    "{} cycle failed: {}",
-                    now.format("%Y-%m-%dT%H:%M:%SZ"),
-                    crate::workflow::cycle_error(&e)
-                ),
+                Err(e) => {
+                    let message = crate::workflow::cycle_error(&e);
+                    tracing::warn!(error = %message, "cycle failed");
+                    eprintln!(
+                        "{} cycle failed: {message}",
+                        now.format("%Y-%m-%dT%H:%M:%SZ")
+                    )
+                }
             }
             if args.once {
                 return ExitCode::SUCCESS;

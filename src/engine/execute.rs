@@ -232,9 +232,22 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         }
         let work: Vec<(String, usize)> =
             work.into_iter().map(|(r, n)| (r.to_string(), n)).collect();
+        tracing::debug!(
+            operations = plan.operations.len(),
+            writes = work.iter().map(|(_, n)| n).sum::<usize>(),
+            reps = work.len(),
+            "executing the plan"
+        );
         self.progress.start(&work);
         let report = self.execute_steps(plan).await;
         self.progress.finish();
+        if let Ok(r) = &report {
+            tracing::debug!(
+                succeeded = r.succeeded,
+                failed = r.failed.len(),
+                "plan executed"
+            );
+        }
         report
     }
 
