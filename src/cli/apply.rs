@@ -183,6 +183,11 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> ExitCode {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
+    println!(
+        "Applying the plan saved in {}, made {}; it still matches the configuration and the state.\n",
+        plan_path.display(),
+        verified.created_at.format("%Y-%m-%d %H:%M UTC")
+    );
     match serde_json::from_value::<PlanDocument>(verified.document.clone()) {
         Ok(doc) => {
             let detail = doc.record_changes.iter().any(|r| !r.records.is_empty());

@@ -161,8 +161,9 @@ pub fn save(path: &Path, plan: &SavedPlan, key: &[u8]) -> std::io::Result<()> {
 }
 
 /// Reads a plan file's envelope without verifying it: `Ok(None)` when `path` is not a plan
-/// file at all (a configuration, a directory), so `tether apply PATH` can tell them apart.
-/// Nothing read here is trusted before `load` verifies it.
+/// file at all (a directory, a YAML configuration), so `tether apply PATH` can tell them
+/// apart. A file that is not YAML and holds a JSON object is taken for a plan file, so a
+/// damaged one is reported as such. Nothing read here is trusted before `load` verifies it.
 pub fn peek(path: &Path) -> Result<Option<SavedPlan>, PlanFileError> {
     let is_yaml = path
         .extension()
@@ -171,18 +172,22 @@ pub fn peek(path: &Path) -> Result<Option<SavedPlan>, PlanFileError> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(None);
     };
-    if is_yaml || !meta.is_file() || meta.len() > MAX_PLAN_FILE {
+    if is_yaml || !meta.is_file() {
+        return Ok(None);
+    }
+    if meta.len() > MAX_PLAN_FILE {
         return Ok(None);
     }
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(None);
     };
-    let Ok(raw) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return Ok(None);
-    };
-    if raw.get("plan").is_none() || raw.get("signature").is_none() {
+    if !text.trim_start().starts_with('{') {
         return Ok(None);
     }
+    let not_a_plan = |e: &dyn std::fmt::Display| {
+        PlanFileError::Unreadable(format!("{} is not a tether plan file: {e}", path.display()))
+    };
+    let raw: serde_json::Value = serde_json::from_str(&text).map_err(|e| not_a_plan(&e))?;
     if let Some(format) = raw.pointer("/plan/format").and_then(|v| v.as_u64())
         && format > u64::from(PLAN_FILE_FORMAT)
     {
@@ -190,9 +195,7 @@ pub fn peek(path: &Path) -> Result<Option<SavedPlan>, PlanFileError> {
     }
     serde_json::from_value::<Envelope>(raw)
         .map(|e| Some(e.plan))
-        .map_err(|e| {
-            PlanFileError::Unreadable(format!("{} is not a tether plan file: {e}", path.display()))
-        })
+        .map_err(|e| not_a_plan(&e))
 }
 
 /// What a plan is checked against when it is applied.
@@ -382,7 +385,11 @@ mod tests {
         assert_eq!(peek(dir.path()).unwrap(), None);
         let json = dir.path().join("other.json");
         std::fs::write(&json, r#"{"version": 1}"#).unwrap();
-        assert_eq!(peek(&json).unwrap(), None);
+        assert!(matches!(peek(&json), Err(PlanFileError::Unreadable(_))));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+        let cut = peek(&path).unwrap_err().to_string();
+        assert!(cut.contains("plan.tfplan is not a tether plan file"), "{cut}");
         assert_ne!(new_plan_id().unwrap(), new_plan_id().unwrap());
     }
 
