@@ -133,14 +133,20 @@ async fn a_saved_plan_applies_exactly_and_the_next_plan_is_quiet() {
     let plan = tether(&s, &["plan", "org", "--out", "first.tfplan"]).await;
     ok(&plan);
     assert!(
-        plan.stdout.contains(
-            "Saved the plan to first.tfplan; apply it with `tether apply first.tfplan`"
-        ),
+        plan.stdout
+            .contains("Saved the plan to first.tfplan; apply it with `tether apply first.tfplan`"),
         "{}",
         plan.stdout
     );
-    assert!(plan.stderr.contains("Created the state file"), "{}", plan.stderr);
-    assert!(state.exists(), "--out creates the state the plan is signed with");
+    assert!(
+        plan.stderr.contains("Created the state file"),
+        "{}",
+        plan.stderr
+    );
+    assert!(
+        state.exists(),
+        "--out creates the state the plan is signed with"
+    );
     assert!(
         s.ews.find_folder(REP, "Salesforce_Sync").is_none(),
         "planning writes nothing"
@@ -169,16 +175,16 @@ async fn a_saved_plan_applies_exactly_and_the_next_plan_is_quiet() {
         apply.stdout
     );
     assert!(
-        apply.stdout.contains(
-            "  Exchange: 1 created, 0 updated, 0 deleted, 0 failed, 0 not attempted"
-        ),
+        apply
+            .stdout
+            .contains("  Exchange: 1 created, 0 updated, 0 deleted, 0 failed, 0 not attempted"),
         "{}",
         apply.stdout
     );
     assert!(
-        apply.stdout.contains(
-            "  Salesforce: 0 created, 0 updated, 0 deleted, 0 failed, 0 not attempted"
-        ),
+        apply
+            .stdout
+            .contains("  Salesforce: 0 created, 0 updated, 0 deleted, 0 failed, 0 not attempted"),
         "{}",
         apply.stdout
     );
@@ -206,7 +212,7 @@ async fn a_saved_plan_is_refused_when_edited_expired_or_stale() {
             &[
                 "plan",
                 "org",
-                                "--out",
+                "--out",
                 &format!("{file}.tfplan"),
                 "--expires-in",
                 expiry,
@@ -231,8 +237,11 @@ async fn a_saved_plan_is_refused_when_edited_expired_or_stale() {
     // Expired: wait until its expiry has passed.
     let text = std::fs::read_to_string(s.scratch.path("b.tfplan")).unwrap();
     let file: Value = serde_json::from_str(&text).unwrap();
-    let expires: chrono::DateTime<chrono::Utc> =
-        file["plan"]["expires_at"].as_str().unwrap().parse().unwrap();
+    let expires: chrono::DateTime<chrono::Utc> = file["plan"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let wait = expires - chrono::Utc::now() + chrono::Duration::milliseconds(100);
     if let Ok(wait) = wait.to_std() {
         tokio::time::sleep(wait).await;
@@ -313,9 +322,9 @@ async fn records_changed_after_the_plan_are_left_for_the_next_plan() {
     let apply = tether(&s, &["apply", "p.tfplan"]).await;
     ok(&apply);
     assert!(
-        apply.stdout.contains(
-            "  Exchange: 0 created, 1 updated, 0 deleted, 0 failed, 2 not attempted"
-        ),
+        apply
+            .stdout
+            .contains("  Exchange: 0 created, 1 updated, 0 deleted, 0 failed, 2 not attempted"),
         "{}",
         apply.stdout
     );
@@ -348,7 +357,8 @@ async fn records_changed_after_the_plan_are_left_for_the_next_plan() {
         next.stdout
     );
     assert!(
-        next.stdout.contains("changed on both sides; Salesforce wins"),
+        next.stdout
+            .contains("changed on both sides; Salesforce wins"),
         "Dunn is a conflict now:\n{}",
         next.stdout
     );
@@ -380,8 +390,9 @@ async fn plan_for_one_user_and_plan_without_refresh() {
     ok(&one);
     assert!(!one.stdout.contains("cannot sync"), "{}", one.stdout);
     assert!(
-        one.stdout
-            .contains(&format!("Reps / {REP}\n    contacts Salesforce → Exchange: 1 to create")),
+        one.stdout.contains(&format!(
+            "Reps / {REP}\n    contacts Salesforce → Exchange: 1 to create"
+        )),
         "{}",
         one.stdout
     );
@@ -422,7 +433,11 @@ async fn plan_for_one_user_and_plan_without_refresh() {
     assert_eq!(s.ews.all_calls().values().sum::<u64>(), ews_before);
     assert_eq!(s.sf.handle().served_total(), sf_before);
     assert!(s.ews.find_folder(REP, "Salesforce_Sync").is_none());
-    let after = tether(&s, &["plan", "org", "--refresh=false", "--detailed-exitcode"]).await;
+    let after = tether(
+        &s,
+        &["plan", "org", "--refresh=false", "--detailed-exitcode"],
+    )
+    .await;
     ok(&after);
     assert!(
         after

@@ -123,7 +123,13 @@ pub fn run(args: &Args) -> ExitCode {
     // Only what was shown: a record that changed while the plan was on screen is held back.
     let approved: Vec<OperationKey> = planned.plan.operations.iter().map(|o| o.key()).collect();
     sync(
-        &runtime, &config, &connectors, &mut state, now, options, &approved,
+        &runtime,
+        &config,
+        &connectors,
+        &mut state,
+        now,
+        options,
+        &approved,
     )
 }
 
@@ -321,7 +327,12 @@ fn outcome(approved: &[OperationKey], report: &CycleReport) -> String {
             " (see `tether errors`)"
         }
     );
-    let planned = |side| approved.iter().filter(|k| k.writes_to() == Some(side)).count();
+    let planned = |side| {
+        approved
+            .iter()
+            .filter(|k| k.writes_to() == Some(side))
+            .count()
+    };
     let done = |side| {
         report
             .plan

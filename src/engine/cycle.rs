@@ -17,6 +17,7 @@ use crate::engine::connector::{
 };
 use crate::engine::execute::{ExecError, ExecReport, Executor, Killed, StepBudget};
 use crate::engine::plan::{self, Plan, PlanInput, RepObjectInput, SideView};
+use crate::engine::plan::{Operation, OperationKey};
 use crate::engine::reps::{Rep, RepProblem, resolve_reps};
 use crate::engine::rules::ObjectSettings;
 use crate::model::{EffectiveMapping, ObjectKind};
@@ -24,7 +25,6 @@ use crate::state::{
     ActivityEntry, CursorKey, ErrorEntry, ResetMark, StateChange, StateError, StateStore,
     StatusEntry, SyncDirection, SyncStatus,
 };
-use crate::engine::plan::{Operation, OperationKey};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -659,7 +659,7 @@ mod tests {
         Record::Contact(
             Contact::default()
                 .with("LastName", last)
-                .with("Email", &format!("{}@customer.com", last.to_lowercase()))
+                .with("Email", format!("{}@customer.com", last.to_lowercase()))
                 .with("Title", title),
         )
     }
@@ -774,9 +774,12 @@ mod tests {
         let mut w = world();
         let (rep0, _) = rep(0);
         let (rep1, _) = rep(1);
-        let a = w.sf.user_create(ObjectKind::Contact, &rep0, contact("Alba", "v1"));
-        let b = w.sf.user_create(ObjectKind::Contact, &rep0, contact("Bose", "v1"));
-        let c = w.sf.user_create(ObjectKind::Contact, &rep1, contact("Cruz", "v1"));
+        let a =
+            w.sf.user_create(ObjectKind::Contact, &rep0, contact("Alba", "v1"));
+        let b =
+            w.sf.user_create(ObjectKind::Contact, &rep0, contact("Bose", "v1"));
+        let c =
+            w.sf.user_create(ObjectKind::Contact, &rep1, contact("Cruz", "v1"));
         w.cycle(&SyncOptions::default()).await;
         assert_eq!(w.titles(0), ["v1", "v1"]);
 
@@ -799,7 +802,11 @@ mod tests {
 
         let report = w.cycle(&approve(&reviewed)).await;
         assert_eq!(report.exec.exchange.updated, 2);
-        assert_eq!(w.titles(0), ["v1", "v2"], "Bose untouched, Dunn not created");
+        assert_eq!(
+            w.titles(0),
+            ["v1", "v2"],
+            "Bose untouched, Dunn not created"
+        );
         assert_eq!(w.titles(1), ["v2"]);
         let held: Vec<&str> = report.held_back.iter().map(|o| o.action.name()).collect();
         assert_eq!(held, ["update_exchange", "create_in_exchange"]);

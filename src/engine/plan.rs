@@ -204,9 +204,7 @@ impl OperationKey {
             "create_in_salesforce" | "update_salesforce" | "delete_in_salesforce" => {
                 Some(Side::Salesforce)
             }
-            "create_in_exchange" | "update_exchange" | "delete_in_exchange" => {
-                Some(Side::Exchange)
-            }
+            "create_in_exchange" | "update_exchange" | "delete_in_exchange" => Some(Side::Exchange),
             _ => None,
         }
     }
@@ -1436,17 +1434,26 @@ mod tests {
             (Some("AAMk1"), Some("ck2"))
         );
         assert_eq!(
-            (key.salesforce_id.as_deref(), key.salesforce_version.as_deref()),
+            (
+                key.salesforce_id.as_deref(),
+                key.salesforce_version.as_deref()
+            ),
             (Some("003A"), Some("1"))
         );
         // Read on both sides: the versions as read.
         let p = run(linked("old"), vec![mail("ex")], vec![crm("sf")]);
-        assert_eq!(p.operations[0].key().salesforce_version.as_deref(), Some("2"));
+        assert_eq!(
+            p.operations[0].key().salesforce_version.as_deref(),
+            Some("2")
+        );
         // A record edited again has another key: a saved plan does not cover it.
         let mut again = mail("newer");
         again.change_key = "ck3".into();
         let q = run(linked("old"), vec![again], vec![]);
-        assert_ne!(q.operations[0].key(), run(linked("old"), vec![mail("new")], vec![]).operations[0].key());
+        assert_ne!(
+            q.operations[0].key(),
+            run(linked("old"), vec![mail("new")], vec![]).operations[0].key()
+        );
         assert!(q.operations[0].key().shares_a_record_with(&key));
         // A gone record has no version.
         let config = config();

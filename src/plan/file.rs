@@ -389,7 +389,10 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, &text[..text.len() / 2]).unwrap();
         let cut = peek(&path).unwrap_err().to_string();
-        assert!(cut.contains("plan.tfplan is not a tether plan file"), "{cut}");
+        assert!(
+            cut.contains("plan.tfplan is not a tether plan file"),
+            "{cut}"
+        );
         assert_ne!(new_plan_id().unwrap(), new_plan_id().unwrap());
     }
 

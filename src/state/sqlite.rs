@@ -714,11 +714,8 @@ mod tests {
             for sql in &MIGRATIONS[..3] {
                 conn.execute_batch(sql).unwrap();
             }
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, 'k')",
-                [PLAN_KEY],
-            )
-            .unwrap();
+            conn.execute("INSERT INTO meta (key, value) VALUES (?1, 'k')", [PLAN_KEY])
+                .unwrap();
             conn.execute(
                 "INSERT INTO revisions VALUES (1, '{}', 'h1', '2026-01-01T00:00:00Z', 'ana')",
                 [],
