@@ -59,12 +59,8 @@ pub fn run(args: &Args) -> ExitCode {
     };
     let state_path = args.state.path(&args.paths);
     let now = chrono::Utc::now();
-    let _lock = match crate::lock::acquire(&state_path, "apply", now) {
-        Ok(lock) => lock,
-        Err(e) => return fail(e),
-    };
-    let mut state = match SqliteState::open(&state_path) {
-        Ok(s) => s,
+    let (_lock, mut state) = match lock_and_open(&state_path, now) {
+        Ok(opened) => opened,
         Err(e) => return fail(e),
     };
     let connectors =
@@ -133,6 +129,16 @@ pub fn run(args: &Args) -> ExitCode {
     )
 }
 
+/// The state, locked for this apply.
+fn lock_and_open(
+    path: &std::path::Path,
+    now: DateTime<Utc>,
+) -> Result<(crate::lock::StateLock, SqliteState), String> {
+    let lock = crate::lock::acquire(path, "apply", now).map_err(|e| e.to_string())?;
+    let state = SqliteState::open(path).map_err(|e| e.to_string())?;
+    Ok((lock, state))
+}
+
 fn record_apply(config: &Config, now: DateTime<Utc>) -> StateChange {
     let (canonical, hash) = ConfigRevision::canonical(config);
     StateChange::RecordApply {
@@ -177,12 +183,8 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> ExitCode {
         ));
     }
     let now = chrono::Utc::now();
-    let _lock = match crate::lock::acquire(&state_path, "apply", now) {
-        Ok(lock) => lock,
-        Err(e) => return fail(e),
-    };
-    let mut state = match SqliteState::open(&state_path) {
-        Ok(s) => s,
+    let (_lock, mut state) = match lock_and_open(&state_path, now) {
+        Ok(opened) => opened,
         Err(e) => return fail(e),
     };
     let verified = match verify(&state, plan_path, &config, now) {
