@@ -2,8 +2,8 @@
 //! every kind of credential: an Exchange service-account password and a Salesforce client
 //! secret (client credentials); an Exchange app secret (OAuth client credentials) and a
 //! Salesforce private key (JWT bearer). Every command runs with `RUST_LOG=trace` and a log
-//! file; then stdout, stderr, the log files, the state database (raw bytes, with its
-//! journal) are scanned for each secret, the access tokens the emulators issued, a wrong
+//! file; then stdout, stderr, the log files, the saved plan file, the state database (raw
+//! bytes, with its journal) are scanned for each secret, the access tokens the emulators issued, a wrong
 //! password tried, and the plan-signing key (everywhere but the state, which keeps it).
 //! The scanner is shown to find a planted secret first, so a pass means something.
 
@@ -259,6 +259,22 @@ async fn every_command(
         let out = tether(dir, args, env).await;
         expect(t.push(&args.join(" "), out), 0, &args.join(" "));
     }
+    // A saved plan, and applying it.
+    std::fs::create_dir_all(dir.join("plans")).unwrap();
+    for args in [
+        &[
+            "plan",
+            "org",
+            "--detail",
+            "--show-values",
+            "--out",
+            "plans/edit.tfplan",
+        ][..],
+        &["apply", "plans/edit.tfplan"],
+    ] {
+        let out = tether(dir, args, env).await;
+        expect(t.push(&args.join(" "), out), 0, &args.join(" "));
+    }
     let once = tether(
         dir,
         &["run", "org", "--once", "--log-file", "logs/run.log"],
@@ -293,6 +309,14 @@ fn scan_all(dir: &Path, t: &Transcript, needles: &Needles) -> Vec<String> {
     with_key.add("plan-signing key", key.expose());
     hits.extend(t.hits(&with_key));
     for file in files_under(&dir.join("logs")) {
+        let bytes = std::fs::read(&file).unwrap();
+        let place = file.display().to_string();
+        hits.extend(needles.scan(&place, &bytes));
+        hits.extend(with_key.scan(&place, &bytes));
+    }
+    let plans = files_under(&dir.join("plans"));
+    assert!(!plans.is_empty(), "a plan file was saved");
+    for file in plans {
         let bytes = std::fs::read(&file).unwrap();
         let place = file.display().to_string();
         hits.extend(needles.scan(&place, &bytes));

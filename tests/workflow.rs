@@ -444,6 +444,23 @@ async fn detail_names_the_changed_field_and_apply_shows_progress() {
         "{}",
         values.stdout
     );
+    // A saved plan keeps the field names but never the values: plan files travel.
+    let saved = tether_async(
+        &s,
+        &["plan", "org", "--show-values", "--out", "edit.tfplan"],
+    )
+    .await;
+    assert_eq!(saved.code, 0, "{}{}", saved.stdout, saved.stderr);
+    assert!(
+        saved.stdout.contains("\"Head of Sales\""),
+        "{}",
+        saved.stdout
+    );
+    let file = std::fs::read_to_string(s.scratch.path("edit.tfplan")).unwrap();
+    assert!(
+        file.contains("JobTitle") && !file.contains("Head of Sales"),
+        "{file}"
+    );
     let json = tether_async(&s, &["plan", "org", "--detail", "--format", "json"]).await;
     let fields = &json.json()["record_changes"][0]["records"][0]["fields"];
     assert_eq!(fields, &json!([{"field": "JobTitle"}]), "{}", json.stdout);

@@ -11,7 +11,7 @@ use crate::engine::connector::{
     CRM_BATCH, CallError, CrmConnector, CrmCreate, CrmRecord, Folder, MAIL_BATCH, MailConnector,
     MailCreate, MailItem, Mailbox, Outcome, Person, RecordError,
 };
-use crate::engine::plan::{Action, Operation, Plan};
+use crate::engine::plan::{Action, Operation, Plan, Side};
 use crate::model::normalize::truncate_for_salesforce;
 use crate::model::{EffectiveMapping, ObjectKind, Record};
 use crate::state::{
@@ -76,17 +76,40 @@ impl From<StateError> for ExecError {
     }
 }
 
+/// What execution did to the records of one side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SideCounts {
+    pub created: usize,
+    pub updated: usize,
+    /// Deleted, or found deleted already.
+    pub deleted: usize,
+    /// Writes that failed (see the error report).
+    pub failed: usize,
+}
+
 /// What execution did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExecReport {
     pub succeeded: usize,
     pub failed: Vec<ErrorEntry>,
+    pub salesforce: SideCounts,
+    pub exchange: SideCounts,
     /// (rep, object) whose writes did not all succeed: their feeds must be read again.
     pub failed_reps: BTreeSet<(String, ObjectKind)>,
     /// Objects with a failed write sourced from Salesforce: the org watermark stays.
     pub failed_objects: BTreeSet<ObjectKind>,
     /// Records written, per object (activity counts).
     pub written: BTreeMap<ObjectKind, u64>,
+}
+
+impl ExecReport {
+    fn side(&mut self, salesforce: bool) -> &mut SideCounts {
+        if salesforce {
+            &mut self.salesforce
+        } else {
+            &mut self.exchange
+        }
+    }
 }
 
 pub struct Executor<'a, M, C, S> {
@@ -368,6 +391,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         if !to_sf {
             report.failed_objects.insert(op.object);
         }
+        report.side(to_sf).failed += 1;
         report.failed.push(entry.clone());
         changes.push(StateChange::AddError(entry));
     }
@@ -376,6 +400,17 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         report.succeeded += 1;
         *report.written.entry(op.object).or_insert(0) += 1;
         self.progress.record(&op.mailbox.address, true);
+        let counts = report.side(op.action.writes_to() == Some(Side::Salesforce));
+        match op.action {
+            Action::CreateInSalesforce { .. } | Action::CreateInExchange { .. } => {
+                counts.created += 1
+            }
+            Action::UpdateSalesforce { .. } | Action::UpdateExchange { .. } => counts.updated += 1,
+            Action::DeleteInSalesforce { .. } | Action::DeleteInExchange { .. } => {
+                counts.deleted += 1
+            }
+            _ => {}
+        }
     }
 
     /// The state writes that link two records, closing any create journalled for them.
@@ -1245,6 +1280,9 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 Outcome::Failed(e) if gone(&e) => {
                     changes.push(StateChange::DeleteLink(*link));
                     self.progress.record(&op.mailbox.address, true);
+                    report
+                        .side(op.action.writes_to() == Some(Side::Salesforce))
+                        .deleted += 1;
                 }
                 Outcome::Failed(e) => self.fail(
                     report,
