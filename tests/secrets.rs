@@ -350,6 +350,39 @@ fn scan_all(dir: &Path, t: &Transcript, needles: &Needles) -> Vec<String> {
     hits
 }
 
+/// Both emulators: the rep's mailbox (after `credentials` adds the Exchange account or app),
+/// the rep in Salesforce and one of their contacts, whose id is returned.
+async fn emulators(
+    credentials: impl FnOnce(&exchange::RunningEmulator),
+    sf_options: salesforce::EmulatorOptions,
+) -> (
+    exchange::RunningEmulator,
+    salesforce::RunningEmulator,
+    String,
+) {
+    let ews = exchange::Emulator::start(exchange::EmulatorOptions::default())
+        .await
+        .unwrap();
+    credentials(&ews);
+    ews.add_mailbox(REP, Some("Sales"));
+    let sf = salesforce::Emulator::start(sf_options).await.unwrap();
+    let rep_id = sf
+        .handle()
+        .add_user(REP, REP, "Celia Kung", "Sales User", "Europe/Berlin");
+    let contact = sf
+        .handle()
+        .insert(
+            "Contact",
+            json!({"FirstName": "Ana", "LastName": "Diaz", "Email": "ana@customer.com", "OwnerId": rep_id}),
+        )
+        .unwrap();
+    (ews, sf, contact)
+}
+
+fn sales() -> ImpersonationScope {
+    ImpersonationScope::Filter("Department -eq 'Sales'".into())
+}
+
 #[test]
 fn the_scanner_finds_a_planted_secret() {
     let scratch = Scratch::new();
@@ -381,28 +414,13 @@ async fn no_password_or_client_secret_leaks_from_any_command() {
     let password = unique("Ews-Pa55w0rd");
     let wrong_password = unique("Wrong-Pa55w0rd");
     let sf_secret = unique("sf-client-secret");
-    let ews = exchange::Emulator::start(exchange::EmulatorOptions::default())
-        .await
-        .unwrap();
-    ews.add_service_account(
-        SVC,
-        &password,
-        ImpersonationScope::Filter("Department -eq 'Sales'".into()),
-    );
-    ews.add_mailbox(REP, Some("Sales"));
     let mut options = salesforce::EmulatorOptions::default();
     options.app.client_secret = Secret::new(sf_secret.clone());
-    let sf = salesforce::Emulator::start(options).await.unwrap();
-    let rep_id = sf
-        .handle()
-        .add_user(REP, REP, "Celia Kung", "Sales User", "Europe/Berlin");
-    let contact = sf
-        .handle()
-        .insert(
-            "Contact",
-            json!({"FirstName": "Ana", "LastName": "Diaz", "Email": "ana@customer.com", "OwnerId": rep_id}),
-        )
-        .unwrap();
+    let (ews, sf, contact) = emulators(
+        |ews| ews.add_service_account(SVC, &password, sales()),
+        options,
+    )
+    .await;
     let scratch = Scratch::new();
     scratch.write(
         "org/tether.yaml",
@@ -477,28 +495,10 @@ connections:
 async fn no_app_secret_private_key_or_token_leaks_from_any_command() {
     let app_secret = unique("ews-app-secret");
     let wrong_secret = unique("wrong-app-secret");
-    let ews = exchange::Emulator::start(exchange::EmulatorOptions::default())
-        .await
-        .unwrap();
-    ews.add_app(
-        EWS_APP,
-        &app_secret,
-        ImpersonationScope::Filter("Department -eq 'Sales'".into()),
-    );
-    ews.add_mailbox(REP, Some("Sales"));
     let mut options = salesforce::EmulatorOptions::default();
     options.app.jwt_certificate_pem = Some(JWT_CERT.into());
-    let sf = salesforce::Emulator::start(options).await.unwrap();
-    let rep_id = sf
-        .handle()
-        .add_user(REP, REP, "Celia Kung", "Sales User", "Europe/Berlin");
-    let contact = sf
-        .handle()
-        .insert(
-            "Contact",
-            json!({"FirstName": "Bo", "LastName": "Li", "Email": "bo@customer.com", "OwnerId": rep_id}),
-        )
-        .unwrap();
+    let (ews, sf, contact) =
+        emulators(|ews| ews.add_app(EWS_APP, &app_secret, sales()), options).await;
     let scratch = Scratch::new();
     scratch.write("org/keys/sf.pem", JWT_KEY);
     scratch.write(

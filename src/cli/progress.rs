@@ -79,6 +79,23 @@ struct RepCount {
     started: Option<Instant>,
 }
 
+/// Each rep's count, none done yet.
+fn counts(reps: &[(String, usize)]) -> BTreeMap<String, RepCount> {
+    reps.iter()
+        .map(|(r, n)| {
+            (
+                r.clone(),
+                RepCount {
+                    total: *n,
+                    done: 0,
+                    failed: 0,
+                    started: None,
+                },
+            )
+        })
+        .collect()
+}
+
 /// Plain lines: the size of the sync, a progress line at most every `interval`, a line per
 /// rep when its last record is done, and a closing line.
 pub struct Lines {
@@ -120,20 +137,7 @@ impl Progress for Lines {
         s.started = Instant::now();
         s.last_line = s.started;
         s.total = reps.iter().map(|(_, n)| n).sum();
-        s.reps = reps
-            .iter()
-            .map(|(r, n)| {
-                (
-                    r.clone(),
-                    RepCount {
-                        total: *n,
-                        done: 0,
-                        failed: 0,
-                        started: None,
-                    },
-                )
-            })
-            .collect();
+        s.reps = counts(reps);
         if s.total > 0 {
             let line = format!(
                 "syncing {} for {}",
@@ -249,22 +253,9 @@ impl Progress for Bars {
         ));
         overall.set_prefix("all reps");
         s.overall = Some(overall);
-        s.reps = reps
-            .iter()
-            .map(|(r, n)| {
-                (
-                    r.clone(),
-                    (
-                        RepCount {
-                            total: *n,
-                            done: 0,
-                            failed: 0,
-                            started: None,
-                        },
-                        None,
-                    ),
-                )
-            })
+        s.reps = counts(reps)
+            .into_iter()
+            .map(|(r, c)| (r, (c, None)))
             .collect();
     }
 
