@@ -89,10 +89,22 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
+    if let Some(why) = crate::engine::facts::exchange_refused(&planned.read) {
+        // Nothing can sync; keep what was learned so `tether status` shows it.
+        let _ = record_facts(&config, &connectors, &mut state, &planned.read, now);
+        return fail(format!(
+            "Exchange refused the service account ({why}); nothing was applied. Check \
+             connections.exchange (username, and the password or token its secret reference \
+             names); `tether test-connection` checks the credentials"
+        ));
+    }
     let doc = &planned.document;
     print!("{}", render::human(doc, false));
     if doc.summary.no_changes {
-        return ExitCode::SUCCESS;
+        return match record_facts(&config, &connectors, &mut state, &planned.read, now) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        };
     }
     let deletes = doc.summary.salesforce.delete + doc.summary.exchange.delete;
     if deletes > args.delete_threshold && !args.allow_deletes {
@@ -128,6 +140,21 @@ pub fn run(args: &Args) -> ExitCode {
         options,
         &approved,
     )
+}
+
+/// Records what the plan's read learned about the reps and Exchange (`tether status`), when
+/// apply ends without a sync cycle (which would record it).
+fn record_facts(
+    config: &Config,
+    connectors: &Connectors,
+    state: &mut SqliteState,
+    read: &crate::engine::cycle::ReadOutcome,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let changes =
+        crate::engine::facts::changes(config, read, &connectors.mail, &*state, None, now)
+            .map_err(|e| e.to_string())?;
+    state.apply(changes).map_err(|e| e.to_string())
 }
 
 /// The state, locked for this apply.

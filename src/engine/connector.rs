@@ -277,6 +277,12 @@ pub trait MailConnector: Send + Sync {
         folder: Folder,
         salesforce_ids: &[String],
     ) -> impl Future<Output = Result<Vec<MailItem>, CallError>> + Send;
+
+    /// The server build the mailbox answered from in this run (e.g. `15.1.2507.6`), when
+    /// the mail side names one. No call of its own: what earlier calls reported.
+    fn server_build(&self, _mailbox: &Mailbox) -> Option<String> {
+        None
+    }
 }
 
 /// The CRM side (Salesforce). Every method is one API call per page or batch.

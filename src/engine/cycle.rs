@@ -1,5 +1,6 @@
 //! One sync cycle: resolve reps, read changes (org-wide per object from Salesforce, one
-//! folder feed per rep from Exchange), plan, execute, then advance cursors and statuses.
+//! folder feed per rep from Exchange), plan, execute, then advance cursors and statuses
+//! and record what the read learned about each rep (`facts`).
 //!
 //! Cursors advance only at the end and only where everything read was applied; a rep whose
 //! writes partly failed, or whose mailbox could not be read, loses its folder cursor and is
@@ -631,6 +632,15 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             changes.push(StateChange::SetResetMark { rep, mark: None });
         }
     }
+    // What this read learned about each rep and the connection, for `tether status`.
+    changes.extend(crate::engine::facts::changes(
+        config,
+        &read,
+        mail,
+        &*state,
+        options.only_reps.as_ref(),
+        now,
+    )?);
     apply(state, budget, changes)?;
     Ok(CycleReport {
         plan,

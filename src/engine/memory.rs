@@ -304,7 +304,17 @@ fn rep_call(e: RepError) -> CallError {
     }
 }
 
+/// The build MemoryExchange's mailboxes answer from (an Exchange Online build).
+pub const MEMORY_EXCHANGE_BUILD: &str = "15.20.7452.28";
+
 impl MailConnector for MemoryExchange {
+    fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
+        let d = self.lock();
+        let reachable = d.mailboxes.contains_key(&mailbox.address)
+            && !d.faults.denied.contains(&mailbox.address);
+        reachable.then(|| MEMORY_EXCHANGE_BUILD.to_string())
+    }
+
     async fn sync_folder(
         &self,
         mailbox: &Mailbox,

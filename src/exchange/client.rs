@@ -7,6 +7,7 @@ use super::model::{
     ItemId, PROP_OUTLOOK_RELATED, PROP_SALESFORCE_ID,
 };
 use super::soap::{self, RequestHeaders, ResponseMessage};
+use super::version::ServerBuild;
 use super::xml::{self, Element, Limits, NS_AD_RESP_A, NS_AD_SOAP, NS_M, NS_T, Writer};
 use crate::clock::Clock;
 use crate::net::check_transport;
@@ -285,6 +286,8 @@ pub struct EwsClient {
     token: tokio::sync::Mutex<Option<(Secret, DateTime<Utc>)>>,
     calls: Mutex<BTreeMap<String, u64>>,
     autodiscover_cache: Mutex<HashMap<String, Url>>,
+    /// The build each mailbox (lower-cased) last answered from, for `tether status`.
+    builds: Mutex<HashMap<String, ServerBuild>>,
 }
 
 impl std::fmt::Debug for EwsClient {
@@ -337,6 +340,7 @@ impl EwsClient {
             token: tokio::sync::Mutex::new(None),
             calls: Mutex::new(BTreeMap::new()),
             autodiscover_cache: Mutex::new(HashMap::new()),
+            builds: Mutex::new(HashMap::new()),
         })
     }
 
@@ -344,6 +348,13 @@ impl EwsClient {
     /// retries count, since each costs the server.
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The Exchange build `mailbox` last answered from (its `ServerVersionInfo`), once a
+    /// call for it succeeded.
+    pub fn server_build(&self, mailbox: &str) -> Option<ServerBuild> {
+        let builds = self.builds.lock().ok()?;
+        builds.get(&mailbox.to_ascii_lowercase()).copied()
     }
 
     fn count(&self, op: &str) {
@@ -572,7 +583,15 @@ impl EwsClient {
                 }
                 Err(e) => return Err(e),
             };
-            match soap::parse_response(&bytes) {
+            match soap::parse_response_and_build(&bytes) {
+                Ok((op, build)) => {
+                    if let (Some(mb), Some(build)) = (mailbox, build)
+                        && let Ok(mut builds) = self.builds.lock()
+                    {
+                        builds.insert(mb.to_ascii_lowercase(), build);
+                    }
+                    return Ok(op);
+                }
                 Err(EwsError::Fault {
                     code, back_off_ms, ..
                 }) if code == "ErrorServerBusy" && attempt <= self.opts.max_retries => {
@@ -593,7 +612,7 @@ impl EwsClient {
                         detail: format!("not a SOAP answer: {m}"),
                     });
                 }
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
     }

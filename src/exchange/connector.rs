@@ -471,6 +471,12 @@ fn split_cursor(cursor: &str) -> Option<(&str, &str)> {
 }
 
 impl MailConnector for EwsConnector {
+    fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
+        self.client
+            .server_build(&mailbox.address)
+            .map(|b| b.to_string())
+    }
+
     async fn sync_folder(
         &self,
         mailbox: &Mailbox,

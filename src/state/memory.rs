@@ -17,6 +17,8 @@ struct Data {
     revisions: Vec<ConfigRevision>,
     rep_emails: BTreeMap<String, String>,
     applied_plans: Vec<String>,
+    rep_facts: BTreeMap<String, RepFacts>,
+    system_facts: Option<SystemFacts>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +110,10 @@ fn apply_one(d: &mut Data, change: StateChange) {
             });
         }
         StateChange::RecordPlanApplied { plan_id, .. } => d.applied_plans.push(plan_id),
+        StateChange::SetRepFacts(f) => {
+            d.rep_facts.insert(f.email.clone(), f);
+        }
+        StateChange::SetSystemFacts(f) => d.system_facts = Some(f),
     }
 }
 
@@ -178,6 +184,23 @@ impl StateStore for MemoryState {
             *out.entry(a.object).or_insert(0) += a.records;
         }
         Ok(out)
+    }
+
+    fn last_activity(&self) -> Result<BTreeMap<ObjectKind, DateTime<Utc>>, StateError> {
+        let mut out: BTreeMap<ObjectKind, DateTime<Utc>> = BTreeMap::new();
+        for a in &self.data.activity {
+            let last = out.entry(a.object).or_insert(a.at);
+            *last = (*last).max(a.at);
+        }
+        Ok(out)
+    }
+
+    fn rep_facts(&self) -> Result<Vec<RepFacts>, StateError> {
+        Ok(self.data.rep_facts.values().cloned().collect())
+    }
+
+    fn system_facts(&self) -> Result<Option<SystemFacts>, StateError> {
+        Ok(self.data.system_facts.clone())
     }
 
     fn pending_creates(&self) -> Result<Vec<JournalEntry>, StateError> {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 const APPLICATION_ID: i64 = 0x7474_6872;
 
 /// The schema this build writes. Each entry of `MIGRATIONS` moves one version up.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const MIGRATIONS: &[&str] = &[
     // 0 → 1
@@ -45,6 +45,10 @@ const MIGRATIONS: &[&str] = &[
     // generation its apply recorded.
     "CREATE TABLE applied_plans (plan_id TEXT PRIMARY KEY, applied_at TEXT NOT NULL,
         generation INTEGER NOT NULL);",
+    // 4 → 5: what the last cycle learned about each rep and about the Exchange connection,
+    // for `tether status` offline. JSON, so a check added later needs no migration.
+    "CREATE TABLE rep_facts (email TEXT PRIMARY KEY, facts TEXT NOT NULL);
+     CREATE TABLE system_facts (id INTEGER PRIMARY KEY CHECK (id = 1), facts TEXT NOT NULL);",
 ];
 
 const PLAN_KEY: &str = "plan_signing_key";
@@ -399,6 +403,18 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
                 params![canonical, hash, applied_at.to_rfc3339(), applied_by],
             )?;
         }
+        StateChange::SetRepFacts(f) => {
+            tx.execute(
+                "INSERT OR REPLACE INTO rep_facts (email, facts) VALUES (?1, ?2)",
+                params![f.email, facts_json(&f)?],
+            )?;
+        }
+        StateChange::SetSystemFacts(f) => {
+            tx.execute(
+                "INSERT OR REPLACE INTO system_facts (id, facts) VALUES (1, ?1)",
+                params![facts_json(&f)?],
+            )?;
+        }
         StateChange::RecordPlanApplied {
             plan_id,
             applied_at,
@@ -411,6 +427,10 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+fn facts_json<T: Serialize>(facts: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(facts).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
 }
 
 fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LinkId, Link)> {
@@ -599,6 +619,35 @@ impl StateStore for SqliteState {
         Ok(out)
     }
 
+    fn last_activity(&self) -> Result<BTreeMap<ObjectKind, DateTime<Utc>>, StateError> {
+        let rows = self.read(
+            "SELECT object, MAX(at) FROM activity GROUP BY object",
+            [],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        Ok(rows.into_iter().map(|(o, at)| (object(&o), time(&at))).collect())
+    }
+
+    fn rep_facts(&self) -> Result<Vec<RepFacts>, StateError> {
+        let rows = self.read("SELECT facts FROM rep_facts ORDER BY email", [], |r| {
+            r.get::<_, String>(0)
+        })?;
+        // A row this build cannot read is skipped: status shows the rep as not checked.
+        Ok(rows
+            .iter()
+            .filter_map(|f| serde_json::from_str(f).ok())
+            .collect())
+    }
+
+    fn system_facts(&self) -> Result<Option<SystemFacts>, StateError> {
+        Ok(self
+            .read("SELECT facts FROM system_facts WHERE id = 1", [], |r| {
+                r.get::<_, String>(0)
+            })?
+            .first()
+            .and_then(|f| serde_json::from_str(f).ok()))
+    }
+
     fn pending_creates(&self) -> Result<Vec<JournalEntry>, StateError> {
         self.read(
             "SELECT marker, rep, object, target, source_id, hash, at FROM journal ORDER BY marker",
@@ -735,7 +784,7 @@ mod tests {
             .conn
             .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, SCHEMA_VERSION);
         assert_eq!(s.generation().unwrap(), 1);
         assert_eq!(s.plan_signing_key().unwrap().expose(), "k");
         assert!(s.applied_plans().unwrap().is_empty());
