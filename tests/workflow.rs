@@ -270,7 +270,7 @@ async fn status_errors_and_reset_report_and_relink_without_duplicates() {
     );
     assert!(
         status.stdout.contains(&format!(
-            "1 failed records: see `tether errors --user {REP}`"
+            "Errors: 1 (see `tether errors --user {REP}`)"
         )),
         "{}",
         status.stdout
@@ -316,7 +316,7 @@ async fn status_errors_and_reset_report_and_relink_without_duplicates() {
         tether_async(&s, &["status", "org"])
             .await
             .stdout
-            .contains("reset: Marked for reset")
+            .contains("Reset status: Marked for reset")
     );
     let unknown = tether_async(&s, &["reset", "nobody@corp.com", "--config", "org"]).await;
     assert_eq!(unknown.code, 1);

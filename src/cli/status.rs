@@ -181,6 +181,22 @@ fn outlook_integration(config: Option<&Config>) -> Check {
     }
 }
 
+/// "CODE: what Exchange said", without the code twice when the message names it.
+fn error_text((code, message): &(String, String)) -> String {
+    match message.find(&format!("{code}: ")) {
+        Some(i) => message[i..].to_string(),
+        None => format!("{code}: {message}"),
+    }
+}
+
+/// A time from the report as the table shows it.
+fn shown(t: &serde_json::Value) -> String {
+    t.as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| when(t.with_timezone(&Utc)))
+        .unwrap_or_else(|| t.to_string())
+}
+
 /// Why a per-rep check has no answer.
 fn unreached(f: &RepFacts) -> String {
     if f.configuration.is_none() {
@@ -197,7 +213,7 @@ fn unreached(f: &RepFacts) -> String {
             "the service account may not act for the mailbox".into()
         }
         Some((code, _)) if code == "ErrorNonExistentMailbox" => "no such mailbox".into(),
-        Some((code, message)) => format!("the mailbox could not be read: {code}: {message}"),
+        Some(e) => format!("the mailbox could not be read: {}", error_text(e)),
         None if f.objects.is_empty() => {
             "the rep's configuration syncs neither contacts nor events".into()
         }
@@ -253,7 +269,7 @@ fn recognised(f: &RepFacts) -> Check {
         Some(false) => no(
             f.mailbox_error
                 .as_ref()
-                .map(|(code, message)| format!("{code}: {message}"))
+                .map(error_text)
                 .unwrap_or_else(|| format!("impersonation of {mailbox} denied")),
             format!(
                 "Give the service account the ApplicationImpersonation role for this mailbox \
@@ -277,7 +293,7 @@ fn addresses_linked(f: &RepFacts) -> Check {
             None => no(
                 f.mailbox_error
                     .as_ref()
-                    .map(|(code, message)| format!("{code}: {message}"))
+                    .map(error_text)
                     .unwrap_or_else(|| format!("no mailbox answers to {mailbox}")),
                 format!(
                     "Check that the rep's Salesforce email is the mailbox's primary SMTP \
@@ -293,21 +309,21 @@ fn addresses_linked(f: &RepFacts) -> Check {
 fn folder(f: &RepFacts, object: ObjectKind) -> Check {
     let (name, what) = match object {
         ObjectKind::Contact => ("Contacts/Salesforce_Sync", "contacts"),
-        ObjectKind::Event => ("the default calendar", "events"),
+        ObjectKind::Event => ("default calendar", "events"),
     };
     let found = match object {
         ObjectKind::Contact => f.contacts_folder,
         ObjectKind::Event => f.calendar,
     };
     match found {
-        Some(true) => yes(format!("{name} found")),
+        Some(true) => yes(name),
         Some(false) if object == ObjectKind::Contact => no(
             format!("{name} does not exist yet"),
             "The next apply or `tether run` creates it (a plan never does); if it stays \
              missing, check that the service account may create folders in the mailbox.",
         ),
         Some(false) => no(
-            format!("{name} could not be read"),
+            format!("the {name} could not be read"),
             "Check that the mailbox has a calendar the service account may read \
              (`tether test-connection --user EMAIL`).",
         ),
@@ -495,7 +511,7 @@ fn table(report: &serde_json::Value) -> String {
                 "  Configuration applied: generation {} by {} at {}",
                 a["generation"],
                 a["by"].as_str().unwrap_or(""),
-                a["at"].as_str().unwrap_or("")
+                shown(&a["at"])
             );
         }
         None => {
@@ -520,10 +536,10 @@ fn table(report: &serde_json::Value) -> String {
         system["reps_linked"]
     );
     for (name, o) in system["objects"].as_object().into_iter().flatten() {
-        let last = o["last_sync_activity"]
-            .as_str()
-            .map(|t| format!("last sync activity {t}"))
-            .unwrap_or_else(|| "no sync activity yet".into());
+        let last = match &o["last_sync_activity"] {
+            serde_json::Value::Null => "no sync activity yet".to_string(),
+            t => format!("last sync activity {}", shown(t)),
+        };
         let _ = writeln!(
             out,
             "  {name}s: {last}; records synced: {} in the last 60 minutes, {} in the last 24 hours",
@@ -591,4 +607,93 @@ fn table(report: &serde_json::Value) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{MemoryState, StateChange, StatusEntry, SyncDirection, SyncStatus};
+
+    fn at() -> DateTime<Utc> {
+        "2026-06-15T12:00:00Z".parse().unwrap()
+    }
+
+    fn reached(email: &str, build: &str) -> RepFacts {
+        RepFacts {
+            email: email.into(),
+            user_id: Some(format!("005-{email}")),
+            at: at(),
+            configuration: Some("Sales".into()),
+            mailbox: Some(email.into()),
+            addresses_linked: Some(true),
+            impersonation: Some(true),
+            exchange_build: Some(build.into()),
+            contacts_folder: Some(true),
+            objects: vec![ObjectKind::Contact],
+            ..RepFacts::default()
+        }
+    }
+
+    #[test]
+    fn a_mailbox_on_exchange_2010_is_not_supported_and_says_where_to_move_it() {
+        let mut state = MemoryState::new();
+        state
+            .apply(vec![
+                StateChange::SetRepFacts(reached("old@acme.com", "14.3.123.4")),
+                StateChange::SetRepFacts(reached("new@acme.com", "15.20.7452.28")),
+            ])
+            .unwrap();
+        let r = report(&state, None, at()).unwrap();
+        let old = &r["reps"][1];
+        assert_eq!(old["rep"], "old@acme.com");
+        let version = &old["checks"]["mailbox_on_supported_exchange_version"];
+        assert_eq!(version["value"], "no");
+        assert_eq!(version["detail"], "Exchange Server 2010 (build 14.3.123.4)");
+        assert!(version["remediation"].as_str().unwrap().contains("2013 SP1"));
+        let new = &r["reps"][0]["checks"]["mailbox_on_supported_exchange_version"];
+        assert_eq!(new["value"], "yes");
+        assert_eq!(new["detail"], "Exchange Online (build 15.20.7452.28)");
+        assert_eq!(
+            r["reps"][0]["checks"]["calendar_found"]["detail"],
+            "events are not set to sync for this rep"
+        );
+        assert_eq!(r["system"]["service_account_recognised"]["value"], "not_checked");
+        assert_eq!(r["system"]["reps_linked"], 2);
+    }
+
+    #[test]
+    fn a_state_from_before_the_checks_shows_its_reps_as_not_checked() {
+        let mut state = MemoryState::new();
+        state
+            .apply(vec![
+                StateChange::SetRepEmail {
+                    rep: "005A".into(),
+                    email: "Ana@acme.com".into(),
+                },
+                StateChange::SetStatus(StatusEntry {
+                    rep: "005A".into(),
+                    object: ObjectKind::Contact,
+                    direction: SyncDirection::SalesforceToExchange,
+                    status: SyncStatus::InSync,
+                    records_in_sync: 7,
+                    updated: at(),
+                }),
+            ])
+            .unwrap();
+        let r = report(&state, Some("ana@ACME.com"), at()).unwrap();
+        let ana = &r["reps"][0];
+        assert_eq!(ana["rep"], "ana@acme.com");
+        assert_eq!(ana["records_in_sync"]["contact"], 7);
+        assert_eq!(
+            ana["checks"]["recognised_by_service_account"]["value"],
+            "not_checked"
+        );
+        assert_eq!(r["system"]["reps_linked"], 1);
+        let text = table(&r);
+        assert!(
+            text.contains("    Recognised by the service account: not checked — not recorded yet"),
+            "{text}"
+        );
+        assert!(report(&state, Some("bo@acme.com"), at()).is_err());
+    }
 }

@@ -809,6 +809,68 @@ mod tests {
     }
 
     #[test]
+    fn a_version_4_file_migrates_to_5_and_keeps_rep_and_system_facts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "PRAGMA application_id = {APPLICATION_ID};
+                 CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version VALUES (4);"
+            ))
+            .unwrap();
+            for sql in &MIGRATIONS[..4] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute("INSERT INTO meta (key, value) VALUES (?1, 'k')", [PLAN_KEY])
+                .unwrap();
+            conn.execute("INSERT INTO reps VALUES ('005A', 'ana@acme.com')", [])
+                .unwrap();
+        }
+        let mut s = SqliteState::open(&path).unwrap();
+        assert!(s.rep_facts().unwrap().is_empty());
+        assert_eq!(s.system_facts().unwrap(), None);
+        let at: DateTime<Utc> = "2026-06-15T12:00:00Z".parse().unwrap();
+        let ana = RepFacts {
+            email: "ana@acme.com".into(),
+            user_id: Some("005A".into()),
+            at,
+            configuration: Some("Sales".into()),
+            impersonation: Some(false),
+            mailbox_error: Some(("ErrorImpersonateUserDenied".into(), "denied".into())),
+            objects: vec![ObjectKind::Contact],
+            ..RepFacts::default()
+        };
+        let system = SystemFacts {
+            at,
+            service_account_recognised: Some(true),
+            exchange_error: None,
+        };
+        s.apply(vec![
+            StateChange::SetRepFacts(ana.clone()),
+            StateChange::SetSystemFacts(system.clone()),
+            StateChange::AddActivity(ActivityEntry {
+                at,
+                object: ObjectKind::Contact,
+                records: 3,
+            }),
+            StateChange::AddActivity(ActivityEntry {
+                at: at - chrono::Duration::hours(2),
+                object: ObjectKind::Contact,
+                records: 1,
+            }),
+        ])
+        .unwrap();
+        drop(s);
+        let s = SqliteState::open(&path).unwrap();
+        assert_eq!(s.rep_facts().unwrap(), [ana]);
+        assert_eq!(s.system_facts().unwrap(), Some(system));
+        assert_eq!(s.last_activity().unwrap()[&ObjectKind::Contact], at);
+        assert_eq!(s.rep_emails().unwrap()["005A"], "ana@acme.com");
+    }
+
+    #[test]
     fn a_plan_id_is_recorded_with_its_revision_or_not_at_all() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SqliteState::open(&dir.path().join("s.db")).unwrap();
