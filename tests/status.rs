@@ -73,11 +73,23 @@ async fn after_a_good_apply_every_check_is_yes() {
     let status = tether(&s, &["status", "org"]).await;
     assert_eq!(status.code, 0, "{}", status.stderr);
     let out = &status.stdout;
-    has(out, "  Service account recognised: yes — Exchange accepted the service account");
-    has(out, "  Outlook integration enabled: not checked — not needed");
-    has(out, "  Reps with linked Exchange and Salesforce addresses: 1");
+    has(
+        out,
+        "  Service account recognised: yes — Exchange accepted the service account",
+    );
+    has(
+        out,
+        "  Outlook integration enabled: not checked — not needed",
+    );
+    has(
+        out,
+        "  Reps with linked Exchange and Salesforce addresses: 1",
+    );
     has(out, "  contacts: last sync activity 20");
-    has(out, "records synced: 1 in the last 60 minutes, 1 in the last 24 hours");
+    has(
+        out,
+        "records synced: 1 in the last 60 minutes, 1 in the last 24 hours",
+    );
     let rep = &rep_block(out, REP);
     for line in [
         "    Assigned to an active configuration: yes — \"Reps\"",
@@ -92,14 +104,21 @@ async fn after_a_good_apply_every_check_is_yes() {
         has(rep, line);
     }
     assert!(!rep.contains(": no —"), "{rep}");
-    assert!(!rep.contains("→"), "no remediation when all is well:\n{rep}");
+    assert!(
+        !rep.contains("→"),
+        "no remediation when all is well:\n{rep}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_denied_impersonation_shows_no_with_the_role_to_grant_and_the_others_sync() {
     let s = setup(&[REP, FIN]).await;
     let apply = tether(&s, &["apply", "org", "--auto-approve"]).await;
-    assert_eq!(apply.code, 1, "a rep that cannot sync fails the apply:\n{}", apply.stdout);
+    assert_eq!(
+        apply.code, 1,
+        "a rep that cannot sync fails the apply:\n{}",
+        apply.stdout
+    );
     assert!(
         s.ews.find_folder(REP, "Salesforce_Sync").is_some(),
         "Celia synced anyway"
@@ -156,15 +175,23 @@ async fn a_wrong_exchange_password_fails_the_apply_and_status_says_what_to_do() 
 
     let status = tether(&s, &["status", "org"]).await;
     assert_eq!(status.code, 0, "{}", status.stderr);
-    has(&status.stdout, "  Service account recognised: no — Exchange refused the service account");
-    has(&status.stdout, "    → Check connections.exchange: the username, and the password");
+    has(
+        &status.stdout,
+        "  Service account recognised: no — Exchange refused the service account",
+    );
+    has(
+        &status.stdout,
+        "    → Check connections.exchange: the username, and the password",
+    );
     has(&status.stdout, "  Configuration applied: none yet");
     has(
         &rep_block(&status.stdout, REP),
         "    Recognised by the service account: not checked — Exchange refused the service account (see System)",
     );
     for out in [&apply, &status] {
-        assert!(!out.stdout.contains("Wrong-Password-99") && !out.stderr.contains("Wrong-Password-99"));
+        assert!(
+            !out.stdout.contains("Wrong-Password-99") && !out.stderr.contains("Wrong-Password-99")
+        );
     }
 }
 
@@ -176,7 +203,11 @@ async fn an_email_with_no_mailbox_is_not_linked_and_user_and_json_narrow_the_rep
 
     let status = tether(&s, &["status", "org", "--user", "Ghost@Corp.com"]).await;
     assert_eq!(status.code, 0, "{}", status.stderr);
-    assert!(!status.stdout.contains(&format!("  {REP}\n")), "--user shows one rep:\n{}", status.stdout);
+    assert!(
+        !status.stdout.contains(&format!("  {REP}\n")),
+        "--user shows one rep:\n{}",
+        status.stdout
+    );
     let ghost = &rep_block(&status.stdout, GHOST);
     has(ghost, "    Addresses linked: no — ErrorNonExistentMailbox:");
     has(
@@ -184,7 +215,10 @@ async fn an_email_with_no_mailbox_is_not_linked_and_user_and_json_narrow_the_rep
         "      → Check that the rep's Salesforce email is the mailbox's primary SMTP address",
     );
     has(ghost, "additional_domains");
-    has(&status.stdout, "  Reps with linked Exchange and Salesforce addresses: 1");
+    has(
+        &status.stdout,
+        "  Reps with linked Exchange and Salesforce addresses: 1",
+    );
 
     let json = tether(&s, &["status", "org", "--format", "json", "--user", GHOST])
         .await
@@ -192,10 +226,16 @@ async fn an_email_with_no_mailbox_is_not_linked_and_user_and_json_narrow_the_rep
     assert_eq!(json["format_version"], 1);
     let system = &json["system"];
     assert_eq!(system["service_account_recognised"]["value"], "yes");
-    assert_eq!(system["outlook_integration_enabled"]["value"], "not_checked");
+    assert_eq!(
+        system["outlook_integration_enabled"]["value"],
+        "not_checked"
+    );
     assert_eq!(system["reps_linked"], 1);
     assert!(system["objects"]["contact"]["last_sync_activity"].is_string());
-    assert_eq!(system["objects"]["contact"]["records_synced_last_24_hours"], 1);
+    assert_eq!(
+        system["objects"]["contact"]["records_synced_last_24_hours"],
+        1
+    );
     let reps = json["reps"].as_array().unwrap();
     assert_eq!(reps.len(), 1);
     let rep = &reps[0];
@@ -205,8 +245,15 @@ async fn an_email_with_no_mailbox_is_not_linked_and_user_and_json_narrow_the_rep
     assert_eq!(checks["assigned_to_active_configuration"]["value"], "yes");
     assert_eq!(checks["addresses_linked"]["value"], "no");
     assert!(checks["addresses_linked"]["remediation"].is_string());
-    assert_eq!(checks["recognised_by_service_account"]["value"], "not_checked");
-    assert!(checks["recognised_by_service_account"].get("remediation").is_none());
+    assert_eq!(
+        checks["recognised_by_service_account"]["value"],
+        "not_checked"
+    );
+    assert!(
+        checks["recognised_by_service_account"]
+            .get("remediation")
+            .is_none()
+    );
     assert_eq!(rep["reset"], serde_json::Value::Null);
     assert!(rep["errors"].as_u64().unwrap() >= 1);
 
@@ -237,7 +284,10 @@ async fn a_rep_removed_from_every_configuration_shows_not_assigned() {
     tether(&s, &["apply", "org", "--auto-approve"]).await;
     let path = s.scratch.path("org/tether.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let only_celia = text.replace(&format!("users: [{REP}, {FIN}]"), &format!("users: [{REP}]"));
+    let only_celia = text.replace(
+        &format!("users: [{REP}, {FIN}]"),
+        &format!("users: [{REP}]"),
+    );
     assert_ne!(text, only_celia);
     std::fs::write(&path, only_celia).unwrap();
     let apply = tether(&s, &["apply", "org", "--auto-approve"]).await;

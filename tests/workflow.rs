@@ -269,9 +269,9 @@ async fn status_errors_and_reset_report_and_relink_without_duplicates() {
         status.stdout
     );
     assert!(
-        status.stdout.contains(&format!(
-            "Errors: 1 (see `tether errors --user {REP}`)"
-        )),
+        status
+            .stdout
+            .contains(&format!("Errors: 1 (see `tether errors --user {REP}`)")),
         "{}",
         status.stdout
     );

@@ -151,9 +151,8 @@ fn record_facts(
     read: &crate::engine::cycle::ReadOutcome,
     now: DateTime<Utc>,
 ) -> Result<(), String> {
-    let changes =
-        crate::engine::facts::changes(config, read, &connectors.mail, &*state, None, now)
-            .map_err(|e| e.to_string())?;
+    let changes = crate::engine::facts::changes(config, read, &connectors.mail, &*state, None, now)
+        .map_err(|e| e.to_string())?;
     state.apply(changes).map_err(|e| e.to_string())
 }
 

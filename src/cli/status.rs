@@ -245,7 +245,11 @@ fn assigned(f: &RepFacts) -> Check {
 }
 
 fn exchange_version(f: &RepFacts) -> Check {
-    match f.exchange_build.as_deref().map(|b| (b, ServerBuild::parse(b))) {
+    match f
+        .exchange_build
+        .as_deref()
+        .map(|b| (b, ServerBuild::parse(b)))
+    {
         Some((_, Some(build))) if build.supported() => {
             yes(format!("{} (build {build})", build.product()))
         }
@@ -254,7 +258,9 @@ fn exchange_version(f: &RepFacts) -> Check {
             "Move the mailbox to Exchange Server 2013 SP1 or later, or to Exchange Online: \
              tether's EWS calls need Exchange 2013 SP1 at least.",
         ),
-        Some((text, None)) => not_checked(format!("Exchange named a build tether cannot read: {text}")),
+        Some((text, None)) => {
+            not_checked(format!("Exchange named a build tether cannot read: {text}"))
+        }
         None if f.impersonation == Some(true) => {
             not_checked("Exchange did not name its version (no ServerVersionInfo header)")
         }
@@ -327,7 +333,10 @@ fn folder(f: &RepFacts, object: ObjectKind) -> Check {
             "Check that the mailbox has a calendar the service account may read \
              (`tether test-connection --user EMAIL`).",
         ),
-        None if f.configuration.is_some() && f.problem.is_none() && !f.objects.contains(&object) => {
+        None if f.configuration.is_some()
+            && f.problem.is_none()
+            && !f.objects.contains(&object) =>
+        {
             not_checked(format!("{what} are not set to sync for this rep"))
         }
         None => not_checked(unreached(f)),
@@ -405,9 +414,8 @@ fn report<S: StateStore>(
                 .find(|(_, e)| e.eq_ignore_ascii_case(&rep_email))
                 .map(|(id, _)| id.clone())
         });
-        let is_rep = |rep: &str| {
-            user_id.as_deref() == Some(rep) || rep.eq_ignore_ascii_case(&rep_email)
-        };
+        let is_rep =
+            |rep: &str| user_id.as_deref() == Some(rep) || rep.eq_ignore_ascii_case(&rep_email);
         let mine: Vec<_> = statuses.iter().filter(|s| is_rep(&s.rep)).collect();
         let mut in_sync: BTreeMap<&str, u64> = BTreeMap::new();
         for s in &mine {
@@ -573,7 +581,10 @@ fn table(report: &serde_json::Value) -> String {
             rep["reset"].as_str().unwrap_or("not marked for reset")
         );
         for (label, key) in [
-            ("Salesforce_Sync folder found", "salesforce_sync_folder_found"),
+            (
+                "Salesforce_Sync folder found",
+                "salesforce_sync_folder_found",
+            ),
             ("Calendar found", "calendar_found"),
             ("Addresses linked", "addresses_linked"),
         ] {
@@ -649,7 +660,12 @@ mod tests {
         let version = &old["checks"]["mailbox_on_supported_exchange_version"];
         assert_eq!(version["value"], "no");
         assert_eq!(version["detail"], "Exchange Server 2010 (build 14.3.123.4)");
-        assert!(version["remediation"].as_str().unwrap().contains("2013 SP1"));
+        assert!(
+            version["remediation"]
+                .as_str()
+                .unwrap()
+                .contains("2013 SP1")
+        );
         let new = &r["reps"][0]["checks"]["mailbox_on_supported_exchange_version"];
         assert_eq!(new["value"], "yes");
         assert_eq!(new["detail"], "Exchange Online (build 15.20.7452.28)");
@@ -657,7 +673,10 @@ mod tests {
             r["reps"][0]["checks"]["calendar_found"]["detail"],
             "events are not set to sync for this rep"
         );
-        assert_eq!(r["system"]["service_account_recognised"]["value"], "not_checked");
+        assert_eq!(
+            r["system"]["service_account_recognised"]["value"],
+            "not_checked"
+        );
         assert_eq!(r["system"]["reps_linked"], 2);
     }
 

@@ -64,7 +64,8 @@ pub fn changes<M: MailConnector, S: StateStore>(
         };
         let found = |o: ObjectKind| {
             (objects.contains(&o) && error.is_none()).then(|| {
-                was_read(o) && !(o == ObjectKind::Contact && read.folders_to_create.contains(&rep.email))
+                was_read(o)
+                    && !(o == ObjectKind::Contact && read.folders_to_create.contains(&rep.email))
             })
         };
         facts.insert(
@@ -112,7 +113,10 @@ pub fn changes<M: MailConnector, S: StateStore>(
         .rep_facts()?
         .into_iter()
         .map(|f| (f.email.clone(), f.user_id))
-        .chain(ids.iter().map(|(email, id)| (email.clone(), Some(id.clone()))));
+        .chain(
+            ids.iter()
+                .map(|(email, id)| (email.clone(), Some(id.clone()))),
+        );
     let mut left = Vec::new();
     for (email, user_id) in known {
         if facts.contains_key(&email) || only_reps.is_some_and(|only| !only.contains(&email)) {
@@ -296,7 +300,10 @@ mod tests {
         let mut state = MemoryState::new();
         let both = config(json!({ "users": ["ana@acme.com", "bo@acme.com"] }));
         cycle(&both, &ex, &sf, &mut state, &SyncOptions::default()).await;
-        assert_eq!(facts(&state)["bo@acme.com"].configuration.as_deref(), Some("Sales"));
+        assert_eq!(
+            facts(&state)["bo@acme.com"].configuration.as_deref(),
+            Some("Sales")
+        );
 
         // Only Ana, and only her read: Bo's facts stay as they were.
         let ana = config(json!({ "users": ["ana@acme.com"] }));
@@ -305,7 +312,10 @@ mod tests {
             ..SyncOptions::default()
         };
         cycle(&ana, &ex, &sf, &mut state, &only_ana).await;
-        assert_eq!(facts(&state)["bo@acme.com"].configuration.as_deref(), Some("Sales"));
+        assert_eq!(
+            facts(&state)["bo@acme.com"].configuration.as_deref(),
+            Some("Sales")
+        );
 
         cycle(&ana, &ex, &sf, &mut state, &SyncOptions::default()).await;
         let bo = &facts(&state)["bo@acme.com"];

@@ -107,11 +107,9 @@ mod tests {
             r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>{}</s:Header><s:Body/></s:Envelope>"#,
             super::super::soap::server_version_info()
         );
-        let root = super::super::xml::parse(
-            envelope.as_bytes(),
-            super::super::xml::Limits::default(),
-        )
-        .unwrap();
+        let root =
+            super::super::xml::parse(envelope.as_bytes(), super::super::xml::Limits::default())
+                .unwrap();
         let header = root.child(super::super::xml::NS_SOAP, "Header").unwrap();
         let build = ServerBuild::from_soap_header(header).unwrap();
         assert_eq!(build.to_string(), "15.1.2507.6");

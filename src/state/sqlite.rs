@@ -625,7 +625,10 @@ impl StateStore for SqliteState {
             [],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
         )?;
-        Ok(rows.into_iter().map(|(o, at)| (object(&o), time(&at))).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(o, at)| (object(&o), time(&at)))
+            .collect())
     }
 
     fn rep_facts(&self) -> Result<Vec<RepFacts>, StateError> {
