@@ -759,7 +759,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_3_file_migrates_to_4_keeping_its_revisions() {
+    fn a_version_3_file_migrates_forward_keeping_its_revisions() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         {
