@@ -138,6 +138,7 @@ async fn read_folder<M: MailConnector>(
     let mut last: BTreeMap<String, Option<MailItem>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut recreated = false;
+    let mut restarted = false;
     loop {
         let page = match mail
             .sync_folder(&rep.mailbox, folder, cursor.as_deref())
@@ -158,6 +159,16 @@ async fn read_folder<M: MailConnector>(
                 // The rep deleted the folder: recreate it and start over from an empty feed.
                 mail.ensure_folder(&rep.mailbox, folder).await?;
                 recreated = true;
+                cursor = None;
+                full = true;
+                last.clear();
+                order.clear();
+                continue;
+            }
+            Err(RepError::CursorExpired) if cursor.is_some() && !restarted => {
+                // The saved state is refused: list the folder from the start (a full view,
+                // so what it no longer holds counts as deleted).
+                restarted = true;
                 cursor = None;
                 full = true;
                 last.clear();

@@ -159,6 +159,15 @@ fn suggestion(code: &str, retryable: bool) -> &'static str {
             "Fix the record so it passes the org's validation rules; tether retries on the next run."
         }
         "AMBIGUOUS" => "tether looks the record up before it retries, so no duplicate is made.",
+        "ErrorIrresolvableConflict" | "ErrorStaleObject" => {
+            "The item was saved in Outlook while tether wrote it; the next run reads the save and applies the conflict policy."
+        }
+        "DUPLICATES_DETECTED" => {
+            "A Salesforce duplicate rule blocks this record: merge it with the matching record (or let the rule allow the integration user's saves); tether retries on the next run."
+        }
+        "ENTITY_IS_LOCKED" => {
+            "The record is locked (e.g. in an approval process); tether retries on the next run."
+        }
         _ if retryable => "tether retries on the next run.",
         _ => "Check the record on its side; tether retries on the next run.",
     }
