@@ -12,6 +12,7 @@
 
 mod cli_world;
 mod common;
+mod emulated;
 
 use cli_world::{ErrorRow, Side, Tally, World};
 use serde_json::json;
@@ -349,7 +350,7 @@ async fn ews_http_503_with_retry_after() {
 async fn ews_http_401_bad_credentials() {
     let w = world().await;
     // The service account's password was reset in Active Directory; the configured one is old.
-    w.ews.set_password(cli_world::SVC, "rotated-by-the-admin");
+    w.ews.set_password(emulated::SVC, "rotated-by-the-admin");
     let u = sync_under_fault(&w, Sync::Apply).await;
     assert_eq!(u.exit, 1, "{}{}", u.stdout, u.stderr);
     // One failed logon per run, however many reps: repeated bad logons lock accounts out.
@@ -359,7 +360,7 @@ async fn ews_http_401_bad_credentials() {
         "{:#?}",
         u.errors
     );
-    w.ews.set_password(cli_world::SVC, cli_world::PASSWORD);
+    w.ews.set_password(emulated::SVC, emulated::PASSWORD);
     let after = sync_after_fault(&w, &[]).await;
     row(
         "ews_http_401_bad_credentials",
@@ -447,7 +448,7 @@ async fn ews_error_impersonate_user_denied_for_one_rep() {
     let w = world().await;
     // The management scope of the ApplicationImpersonation role lost rep1.
     w.ews.set_impersonation_scope(
-        cli_world::SVC,
+        emulated::SVC,
         ImpersonationScope::List(vec![cli_world::rep_mail(0)]),
     );
     let u = sync_under_fault(&w, Sync::Apply).await;
@@ -460,7 +461,7 @@ async fn ews_error_impersonate_user_denied_for_one_rep() {
         .collect();
     assert_eq!(u.tally.unsynced, rep1, "only rep1 is held up");
     w.ews.set_impersonation_scope(
-        cli_world::SVC,
+        emulated::SVC,
         ImpersonationScope::Filter("Department -eq 'Sales'".into()),
     );
     let after = sync_after_fault(&w, &[]).await;

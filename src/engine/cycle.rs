@@ -437,6 +437,8 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
     }
     apply(state, budget, changes)?;
 
+    // A stop asked for while reading: nothing has been written yet.
+    budget.checkpoint()?;
     let mut executor = Executor {
         mail,
         crm,

@@ -9,18 +9,16 @@
 //! value the tests edit.
 #![allow(dead_code)]
 
-use crate::common::{Output, Scratch, tether_with_env};
+use crate::common::Output;
+use crate::emulated::{self, Org};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use tether::exchange::model::{CalendarEvent, Contact, Item};
-use tether::sandbox::exchange::{self, ImpersonationScope};
-use tether::sandbox::salesforce;
+use tether::sandbox::{exchange, salesforce};
 
-pub const SVC: &str = "svc-tether@corp.com";
-pub const PASSWORD: &str = "Ews-Pa55w0rd-7431";
-pub const SF_SECRET: &str = "sandbox-client-secret";
+use crate::emulated::{PASSWORD, SF_SECRET};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Object {
@@ -65,10 +63,9 @@ pub struct ErrorRow {
     pub suggestion: String,
 }
 
+/// The org (`ews`, `sf`, `scratch` through `Deref`) and its records.
 pub struct World {
-    pub ews: exchange::RunningEmulator,
-    pub sf: salesforce::RunningEmulator,
-    pub scratch: Scratch,
+    pub org: Org,
     /// Rep mailboxes (also their Salesforce usernames and emails).
     pub reps: Vec<String>,
     /// Salesforce user ids, by rep.
@@ -96,76 +93,45 @@ impl World {
     }
 
     pub async fn start_with(reps: usize, ews_options: exchange::EmulatorOptions) -> World {
-        let ews = exchange::Emulator::start(exchange::EmulatorOptions {
-            // tether plans with the real clock; so does the emulated server.
-            deterministic: false,
-            record_bodies: false,
-            ..ews_options
-        })
-        .await
-        .unwrap();
-        ews.add_service_account(
-            SVC,
-            PASSWORD,
-            ImpersonationScope::Filter("Department -eq 'Sales'".into()),
-        );
-        let sf = salesforce::Emulator::start(salesforce::EmulatorOptions::default())
-            .await
-            .unwrap();
+        let mails: Vec<String> = (0..reps).map(rep_mail).collect();
+        let org = emulated::start_with(
+            exchange::EmulatorOptions {
+                // tether plans with the real clock; so does the emulated server.
+                deterministic: false,
+                record_bodies: false,
+                ..ews_options
+            },
+            salesforce::EmulatorOptions::default(),
+            &format!(
+                "  - name: Reps
+    members: {{ users: [{}] }}
+    contacts: {{ direction: both, conflict: salesforce_wins, scope: users_records }}
+    events: {{ direction: both, conflict: exchange_wins, since: TODAY }}
+",
+                mails.join(", ")
+            ),
+        )
+        .await;
         let mut rep_ids = Vec::new();
-        let mut mails = Vec::new();
-        for n in 0..reps {
-            let mail = rep_mail(n);
-            ews.add_mailbox(&mail, Some("Sales"));
-            let contacts = ews.folder_id(&mail, "contacts").unwrap();
-            ews.create_folder(&mail, &contacts, "Salesforce_Sync", "IPF.Contact")
+        for mail in &mails {
+            org.ews.add_mailbox(mail, Some("Sales"));
+            let contacts = org.ews.folder_id(mail, "contacts").unwrap();
+            org.ews
+                .create_folder(mail, &contacts, "Salesforce_Sync", "IPF.Contact")
                 .unwrap();
-            rep_ids.push(sf.handle().add_user(
-                &mail,
-                &mail,
-                &format!("Rep{n}"),
+            rep_ids.push(org.sf.handle().add_user(
+                mail,
+                mail,
+                &format!("Rep of {mail}"),
                 "Sales User",
                 "Europe/Berlin",
             ));
-            mails.push(mail);
         }
-        let scratch = Scratch::new();
-        let users = mails.join(", ");
-        scratch.write(
-            "org/tether.yaml",
-            format!(
-                r#"version: 1
-org: {{ name: corp, kind: production }}
-connections:
-  exchange:
-    method: service_account
-    ews_url: {ews}
-    username: {SVC}
-    password: ${{env:TEST_EWS_PASSWORD}}
-  salesforce:
-    instance_url: {sf}
-    login_url: {sf}
-    auth:
-      flow: client_credentials
-      client_id: 3MVG9tether.sandbox.client
-      client_secret: ${{env:TEST_SF_SECRET}}
-sync_configurations:
-  - name: Reps
-    members: {{ users: [{users}] }}
-    contacts: {{ direction: both, conflict: salesforce_wins, scope: users_records }}
-    events: {{ direction: both, conflict: exchange_wins, since: TODAY }}
-"#,
-                ews = ews.ews_url(),
-                sf = sf.url()
-            ),
-        );
         let base = (Utc::now() + Duration::days(2))
             .duration_trunc(Duration::hours(1))
             .unwrap();
         World {
-            ews,
-            sf,
-            scratch,
+            org,
             reps: mails,
             rep_ids,
             sources: BTreeMap::new(),
@@ -403,14 +369,7 @@ sync_configurations:
     /// Runs tether in the scratch directory with the org's secrets, off the async runtime
     /// the emulators run on.
     pub async fn tether(&self, args: &[&str]) -> Output {
-        let dir = self.dir();
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            tether_with_env(&args, &dir, &secrets())
-        })
-        .await
-        .unwrap()
+        self.org.tether(args, PASSWORD).await
     }
 
     /// `tether errors --format json`.
@@ -524,6 +483,13 @@ sync_configurations:
             })
             .cloned()
             .collect()
+    }
+}
+
+impl std::ops::Deref for World {
+    type Target = Org;
+    fn deref(&self) -> &Org {
+        &self.org
     }
 }
 
