@@ -468,12 +468,7 @@ impl World {
             .filter(|key| {
                 let source = &self.sources[*key];
                 let ids: Vec<&str> = std::iter::once(source.id.as_str())
-                    .chain(
-                        seen.get(*key)
-                            .into_iter()
-                            .flatten()
-                            .map(|c| c.id.as_str()),
-                    )
+                    .chain(seen.get(*key).into_iter().flatten().map(|c| c.id.as_str()))
                     .collect();
                 errors.iter().any(|e| {
                     let whole_rep = e.record_ids.is_empty()

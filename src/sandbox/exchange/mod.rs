@@ -777,9 +777,9 @@ fn injected_answer(shared: &Shared, f: Fault) -> Option<Response> {
             shared.lock().rejected_logons += 1;
             unauthorized()
         }
-        Fault::DropConnection => broken_answer(
-            "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Bo",
-        ),
+        Fault::DropConnection => {
+            broken_answer("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Bo")
+        }
         Fault::DropResponse => return None,
         // Handled by the operations themselves.
         Fault::StaleChangeKey | Fault::InvalidSyncState => return None,

@@ -449,10 +449,11 @@ async fn dispatch_inner(
         // The work is done; the answer breaks off half way.
         use futures_util::StreamExt;
         let (parts, body) = with_limit_header(resp, &org).into_parts();
-        let half = body
-            .into_data_stream()
-            .take(1)
-            .map(|chunk| chunk.map(|b| b.slice(..b.len() / 2)).map_err(std::io::Error::other));
+        let half = body.into_data_stream().take(1).map(|chunk| {
+            chunk
+                .map(|b| b.slice(..b.len() / 2))
+                .map_err(std::io::Error::other)
+        });
         let reset = futures_util::stream::iter([Err(std::io::Error::new(
             std::io::ErrorKind::ConnectionReset,
             "dropped",

@@ -30,14 +30,16 @@ impl RecError {
         }
     }
     pub fn collection_json(&self) -> Value {
-        let mut v = json!({"statusCode": self.status_code, "message": self.message, "fields": self.fields});
+        let mut v =
+            json!({"statusCode": self.status_code, "message": self.message, "fields": self.fields});
         if let Some(d) = &self.duplicate_result {
             v["duplicateResult"] = d.clone();
         }
         v
     }
     pub fn request_json(&self) -> Value {
-        let mut v = json!({"message": self.message, "errorCode": self.status_code, "fields": self.fields});
+        let mut v =
+            json!({"message": self.message, "errorCode": self.status_code, "fields": self.fields});
         if let Some(d) = &self.duplicate_result {
             v["duplicateResult"] = d.clone();
         }
