@@ -104,7 +104,7 @@ pub enum Command {
     Demo(demo::Args),
     /// Show what apply would change, in the settings and in the data.
     Plan(plan::Args),
-    /// Plan, confirm, record the configuration and sync.
+    /// Plan, confirm, record the configuration and sync; or apply a plan saved by `plan --out`.
     Apply(apply::Args),
     /// Keep syncing on an interval, with the last applied configuration.
     Run(run::Args),

@@ -13,7 +13,7 @@ use crate::engine::connector::{
     CRM_BATCH, CallError, CrmConnector, CrmCreate, CrmRecord, Folder, MAIL_BATCH, MailConnector,
     MailCreate, MailItem, Mailbox, Outcome, Person, RecordError,
 };
-use crate::engine::plan::{Action, Operation, Plan};
+use crate::engine::plan::{Action, Operation, Plan, Side};
 use crate::model::normalize::truncate_for_salesforce;
 use crate::model::{EffectiveMapping, ObjectKind, Record};
 use crate::state::{
@@ -100,17 +100,40 @@ impl From<StateError> for ExecError {
     }
 }
 
+/// What execution did to the records of one side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SideCounts {
+    pub created: usize,
+    pub updated: usize,
+    /// Deleted, or found deleted already.
+    pub deleted: usize,
+    /// Writes that failed (see the error report).
+    pub failed: usize,
+}
+
 /// What execution did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExecReport {
     pub succeeded: usize,
     pub failed: Vec<ErrorEntry>,
+    pub salesforce: SideCounts,
+    pub exchange: SideCounts,
     /// (rep, object) whose writes did not all succeed: their feeds must be read again.
     pub failed_reps: BTreeSet<(String, ObjectKind)>,
     /// Objects with a failed write sourced from Salesforce: the org watermark stays.
     pub failed_objects: BTreeSet<ObjectKind>,
     /// Records written, per object (activity counts).
     pub written: BTreeMap<ObjectKind, u64>,
+}
+
+impl ExecReport {
+    fn side(&mut self, salesforce: bool) -> &mut SideCounts {
+        if salesforce {
+            &mut self.salesforce
+        } else {
+            &mut self.exchange
+        }
+    }
 }
 
 pub struct Executor<'a, M, C, S> {
@@ -321,13 +344,25 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         if !to_sf {
             report.failed_objects.insert(op.object);
         }
+        report.side(to_sf).failed += 1;
         report.failed.push(entry.clone());
         changes.push(StateChange::AddError(entry));
     }
 
-    fn ok(&self, report: &mut ExecReport, object: ObjectKind) {
+    fn ok(&self, report: &mut ExecReport, op: &Operation) {
         report.succeeded += 1;
-        *report.written.entry(object).or_insert(0) += 1;
+        *report.written.entry(op.object).or_insert(0) += 1;
+        let counts = report.side(op.action.writes_to() == Some(Side::Salesforce));
+        match op.action {
+            Action::CreateInSalesforce { .. } | Action::CreateInExchange { .. } => {
+                counts.created += 1
+            }
+            Action::UpdateSalesforce { .. } | Action::UpdateExchange { .. } => counts.updated += 1,
+            Action::DeleteInSalesforce { .. } | Action::DeleteInExchange { .. } => {
+                counts.deleted += 1
+            }
+            _ => {}
+        }
     }
 
     /// The state writes that link two records, closing any create journalled for them.
@@ -490,7 +525,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         hash: hash.clone(),
                     },
                 ));
-                self.ok(report, object);
+                self.ok(report, op);
             } else if pending_markers.contains(m.as_str()) && lookup_failed.is_some() {
                 let e = lookup_failed.clone().unwrap_or_else(|| unreachable!());
                 self.fail(
@@ -588,7 +623,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         if !attendees.is_empty() {
                             relate.push((r.id.clone(), op, attendees));
                         }
-                        self.ok(report, object);
+                        self.ok(report, op);
                     }
                     Outcome::Failed(e) => {
                         changes.push(StateChange::JournalDone { marker: marker(op) });
@@ -809,7 +844,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         hash: hash.clone(),
                     },
                 ));
-                self.ok(report, object);
+                self.ok(report, op);
             } else if pending_markers.contains(marker(op).as_str()) && lookup_failed.is_some() {
                 let e: CallError = lookup_failed.clone().unwrap_or_else(|| unreachable!());
                 self.fail(
@@ -893,7 +928,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                                 hash: hash.clone(),
                             },
                         });
-                        self.ok(report, object);
+                        self.ok(report, op);
                     }
                     Outcome::Failed(e) => {
                         changes.push(StateChange::JournalDone { marker: marker(op) });
@@ -1007,7 +1042,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         for t in cut {
                             changes.push(self.truncation_warning(op, &r.id, &t));
                         }
-                        self.ok(report, object);
+                        self.ok(report, op);
                     }
                     Outcome::Failed(e) => {
                         // Not written: the intent is void.
@@ -1112,7 +1147,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                                 hash: hash.clone(),
                             },
                         });
-                        self.ok(report, object);
+                        self.ok(report, op);
                     }
                     Outcome::Failed(e) => {
                         // Not written: the intent is void.
@@ -1172,7 +1207,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 Ok(o) => o,
                 Err(e) => call_outcomes(ids.len(), &e),
             };
-            let changes = self.delete_outcomes(chunk, outcomes, ids, object, report);
+            let changes = self.delete_outcomes(chunk, outcomes, ids, report);
             self.apply(changes)?;
         }
         Ok(())
@@ -1185,7 +1220,6 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         chunk: &[&Operation],
         outcomes: Vec<Outcome<()>>,
         ids: Vec<String>,
-        object: ObjectKind,
         report: &mut ExecReport,
     ) -> Vec<StateChange> {
         let mut changes = Vec::new();
@@ -1198,9 +1232,14 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             match outcome {
                 Outcome::Ok(()) => {
                     changes.push(StateChange::DeleteLink(*link));
-                    self.ok(report, object);
+                    self.ok(report, op);
                 }
-                Outcome::Failed(e) if gone(&e) => changes.push(StateChange::DeleteLink(*link)),
+                Outcome::Failed(e) if gone(&e) => {
+                    changes.push(StateChange::DeleteLink(*link));
+                    report
+                        .side(op.action.writes_to() == Some(Side::Salesforce))
+                        .deleted += 1;
+                }
                 Outcome::Failed(e) => self.fail(
                     report,
                     &mut changes,
@@ -1249,7 +1288,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 Ok(o) => o,
                 Err(e) => call_outcomes(ids.len(), &e),
             };
-            let changes = self.delete_outcomes(chunk, outcomes, ids, object, report);
+            let changes = self.delete_outcomes(chunk, outcomes, ids, report);
             self.apply(changes)?;
         }
         Ok(())

@@ -138,7 +138,9 @@ pub fn human(doc: &PlanDocument, detail: bool) -> String {
         let _ = writeln!(out, "  {}", rep_line(r));
     }
     let _ = writeln!(out, "\nData");
-    if doc.record_changes.is_empty() {
+    if !doc.data_read {
+        let _ = writeln!(out, "  {DATA_NOT_READ}");
+    } else if doc.record_changes.is_empty() {
         let _ = writeln!(out, "  (no changes)");
     }
     let mut current = None;
