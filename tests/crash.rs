@@ -36,16 +36,6 @@ impl Rng {
     }
 }
 
-/// Requests that write, on both sides, so far.
-fn writes(w: &World) -> u64 {
-    let ews: u64 = ["CreateItem", "UpdateItem", "DeleteItem"]
-        .iter()
-        .map(|op| w.ews.calls(op))
-        .sum();
-    let sf = w.sf.handle().served();
-    ews + sf.get("collection").copied().unwrap_or(0) + sf.get("sobject").copied().unwrap_or(0)
-}
-
 struct Figures {
     kills: usize,
     /// Kills that landed after the run had started writing.
@@ -89,7 +79,7 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
             attempts < kills_wanted * 10,
             "too few runs could be killed (seed {seed})"
         );
-        let writes_before = writes(&w);
+        let writes_before = w.writes();
         let started = Instant::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
             .args(["apply", "org", "--auto-approve"])
@@ -106,7 +96,7 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
             tokio::time::sleep(due).await;
         } else {
             // A moment while it writes: after its first write reached a server.
-            while writes(&w) == writes_before
+            while w.writes() == writes_before
                 && started.elapsed() < longest * 2
                 && child.try_wait().unwrap().is_none()
             {
@@ -119,7 +109,7 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
                 child.kill().unwrap(); // SIGKILL
                 child.wait().unwrap();
                 figures.kills += 1;
-                if writes(&w) > writes_before {
+                if w.writes() > writes_before {
                     figures.mid_write += 1;
                 }
                 // The dead run's lock stays until the operator releases it by its id.

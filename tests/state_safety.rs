@@ -16,16 +16,6 @@ use std::time::{Duration, Instant};
 use tether::model::ObjectKind;
 use tether::state::*;
 
-/// Requests that write, on both sides, so far.
-fn writes(w: &World) -> u64 {
-    let ews: u64 = ["CreateItem", "UpdateItem", "DeleteItem", "CreateFolder"]
-        .iter()
-        .map(|op| w.ews.calls(op))
-        .sum();
-    let sf = w.sf.handle().served();
-    ews + sf.get("collection").copied().unwrap_or(0) + sf.get("sobject").copied().unwrap_or(0)
-}
-
 /// An org synced once, so the state holds links, cursors, statuses and a revision.
 async fn synced_world() -> World {
     let mut w = World::start(2).await;
@@ -40,7 +30,7 @@ async fn synced_world() -> World {
 async fn refused_by_every_command(w: &World, expect: &[&str]) {
     let path = w.state_path();
     let before = std::fs::read(&path).unwrap();
-    let writes_before = writes(w);
+    let writes_before = w.writes();
     for args in [
         &["plan", "org"][..],
         &["apply", "org", "--auto-approve"],
@@ -69,7 +59,7 @@ async fn refused_by_every_command(w: &World, expect: &[&str]) {
         before,
         "the file was changed"
     );
-    assert_eq!(writes(w), writes_before, "something was written");
+    assert_eq!(w.writes(), writes_before, "something was written");
 }
 
 #[tokio::test(flavor = "multi_thread")]

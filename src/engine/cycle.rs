@@ -184,23 +184,22 @@ async fn read_folder<M: MailConnector>(
                 // The rep deleted the folder: recreate it and start over from an empty feed.
                 mail.ensure_folder(&rep.mailbox, folder).await?;
                 recreated = true;
-                cursor = None;
-                full = true;
-                last.clear();
-                order.clear();
-                continue;
+                None
             }
+            // The saved state is refused: list the folder from the start.
             Err(RepError::CursorExpired) if cursor.is_some() && !restarted => {
-                // The saved state is refused: list the folder from the start (a full view,
-                // so what it no longer holds counts as deleted).
                 restarted = true;
-                cursor = None;
-                full = true;
-                last.clear();
-                order.clear();
-                continue;
+                None
             }
-            other => other?,
+            other => Some(other?),
+        };
+        let Some(page) = page else {
+            // Starting over makes a full view: what the folder no longer holds is deleted.
+            cursor = None;
+            full = true;
+            last.clear();
+            order.clear();
+            continue;
         };
         for change in page.changes {
             let (id, item) = match change {

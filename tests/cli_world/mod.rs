@@ -372,6 +372,17 @@ impl World {
         self.org.tether(args, PASSWORD).await
     }
 
+    /// Requests that may write (Exchange creates, updates, deletes, folder creates;
+    /// Salesforce collections and single-record calls) served so far.
+    pub fn writes(&self) -> u64 {
+        let ews: u64 = ["CreateItem", "UpdateItem", "DeleteItem", "CreateFolder"]
+            .iter()
+            .map(|op| self.ews.calls(op))
+            .sum();
+        let sf = self.sf.handle().served();
+        ews + sf.get("collection").copied().unwrap_or(0) + sf.get("sobject").copied().unwrap_or(0)
+    }
+
     /// `tether errors --format json`.
     pub async fn errors(&self) -> Vec<ErrorRow> {
         let out = self.tether(&["errors", "org", "--format", "json"]).await;
