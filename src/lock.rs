@@ -83,6 +83,7 @@ impl Drop for StateLock {
         // Only remove our own lock (force-unlock may have handed it to someone else).
         if read(&self.path).is_ok_and(|held| held.id == self.info.id) {
             let _ = std::fs::remove_file(&self.path);
+            tracing::debug!(lock = %self.path.display(), id = %self.info.id, "state lock released");
         }
     }
 }
@@ -145,28 +146,24 @@ pub fn acquire(state: &Path, operation: &str, now: DateTime<Utc>) -> Result<Stat
         .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()));
     let linked = written.and_then(|()| std::fs::hard_link(&staged, &path));
     let _ = std::fs::remove_file(&staged);
-    match linked {
-        Ok(()) => Ok(StateLock { path, info }),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(LockError::Held(read(&path)?))
-        }
+    let created = match linked {
         // A file system without hard links: create the lock in place.
-        Err(_) => match std::fs::OpenOptions::new()
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
-        {
-            Ok(mut file) => {
-                file.write_all(text.as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| LockError::Io(path.clone(), e))?;
-                Ok(StateLock { path, info })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(LockError::Held(read(&path)?))
-            }
-            Err(e) => Err(LockError::Io(path, e)),
-        },
+            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all())),
+        other => other,
+    };
+    match created {
+        Ok(()) => {
+            tracing::debug!(lock = %path.display(), id = %info.id, operation, "state lock taken");
+            Ok(StateLock { path, info })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(LockError::Held(read(&path)?))
+        }
+        Err(e) => Err(LockError::Io(path, e)),
     }
 }
 

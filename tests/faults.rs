@@ -281,7 +281,7 @@ async fn ews_http_401_bad_credentials() {
     row(
         "ews_http_401_bad_credentials",
         "HTTP 401 on every EWS request: the service account's password was changed",
-        "stops calling Exchange after the first 401 in a run (one failed logon, so the account is not locked out) and reports every rep; Salesforce → Exchange writes wait for the next run",
+        "stops calling Exchange after the first 401 in a run (one failed logon, so the account is not locked out), reports every rep, and writes nothing for them until the credentials work",
         &u,
         &after,
     );

@@ -500,3 +500,87 @@ async fn sigterm_mid_sync_finishes_the_batch_in_flight_and_the_next_run_converge
         ],
     );
 }
+
+/// `plan --detail` after an edit in Salesforce: the Exchange item the update overwrites is
+/// read by id, so the plan names exactly the field that changes; its values show only with
+/// --show-values. Apply shows plain progress lines on stderr (no terminal here).
+#[tokio::test(flavor = "multi_thread")]
+async fn detail_names_the_changed_field_and_apply_shows_progress() {
+    let s = setup().await;
+    let apply = tether_async(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert!(
+        apply.stderr.contains("syncing 1 record for 1 rep\n"),
+        "{}",
+        apply.stderr
+    );
+    assert!(
+        apply
+            .stderr
+            .contains(&format!("{REP}: 1 written, 0 failed (")),
+        "{}",
+        apply.stderr
+    );
+    assert!(
+        apply.stderr.contains("done: 1 of 1 records in "),
+        "{}",
+        apply.stderr
+    );
+    let contact = s.sf.handle().records("Contact")[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.sf.handle()
+        .update("Contact", &contact, json!({"Title": "Head of Sales"}))
+        .unwrap();
+
+    let names = tether_async(&s, &["plan", "org", "--detail"]).await;
+    assert_eq!(names.code, 0, "{}{}", names.stdout, names.stderr);
+    assert!(
+        names
+            .stdout
+            .contains("contacts Salesforce → Exchange: 1 to update"),
+        "{}",
+        names.stdout
+    );
+    assert!(
+        names
+            .stdout
+            .contains("(changed in Salesforce)\n          fields: JobTitle\n"),
+        "{}",
+        names.stdout
+    );
+    for value in ["Head of Sales", "Ana", "ana@customer.com"] {
+        assert!(!names.stdout.contains(value), "{value}:\n{}", names.stdout);
+    }
+
+    let values = tether_async(&s, &["plan", "org", "--show-values"]).await;
+    assert_eq!(values.code, 0, "{}{}", values.stdout, values.stderr);
+    assert!(
+        values
+            .stdout
+            .contains("          JobTitle: \"\" → \"Head of Sales\"\n"),
+        "{}",
+        values.stdout
+    );
+    // A saved plan keeps the field names but never the values: plan files travel.
+    let saved = tether_async(
+        &s,
+        &["plan", "org", "--show-values", "--out", "edit.tfplan"],
+    )
+    .await;
+    assert_eq!(saved.code, 0, "{}{}", saved.stdout, saved.stderr);
+    assert!(
+        saved.stdout.contains("\"Head of Sales\""),
+        "{}",
+        saved.stdout
+    );
+    let file = std::fs::read_to_string(s.scratch.path("edit.tfplan")).unwrap();
+    assert!(
+        file.contains("JobTitle") && !file.contains("Head of Sales"),
+        "{file}"
+    );
+    let json = tether_async(&s, &["plan", "org", "--detail", "--format", "json"]).await;
+    let fields = &json.json()["record_changes"][0]["records"][0]["fields"];
+    assert_eq!(fields, &json!([{"field": "JobTitle"}]), "{}", json.stdout);
+}

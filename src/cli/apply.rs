@@ -71,11 +71,12 @@ pub fn run(args: &Args) -> ExitCode {
     let runtime = super::runtime();
     let options = SyncOptions {
         force: args.force,
+        progress: super::progress::for_stderr(),
         ..SyncOptions::default()
     };
     let build = BuildOptions {
-        detail: false,
         delete_threshold: args.delete_threshold,
+        ..BuildOptions::default()
     };
     let planned = match runtime.block_on(crate::workflow::plan(
         &config,
@@ -250,6 +251,7 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> ExitCode {
     let options = SyncOptions {
         only_reps: (!verified.users.is_empty())
             .then(|| verified.users.iter().map(|u| u.to_lowercase()).collect()),
+        progress: super::progress::for_stderr(),
         ..SyncOptions::default()
     };
     sync(

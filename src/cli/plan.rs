@@ -27,9 +27,13 @@ pub struct Args {
     pub state: StateArg,
     #[arg(long, value_enum, default_value_t)]
     pub format: PlanFormat,
-    /// List each record and the fields that change.
+    /// List each record and the fields that change (ids and field names only).
     #[arg(long)]
     pub detail: bool,
+    /// With the record list, show the values before and after. Record contents (names,
+    /// emails, subjects) are personal data: mind where the plan goes. Implies --detail.
+    #[arg(long)]
+    pub show_values: bool,
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -91,7 +95,8 @@ pub fn run(args: &Args) -> ExitCode {
 
 fn plan_with<S: StateStore>(args: &Args, config: &Config, home: &Path, state: &S) -> ExitCode {
     let options = BuildOptions {
-        detail: args.detail,
+        detail: args.detail || args.show_values,
+        show_values: args.show_values,
         delete_threshold: args.delete_threshold,
     };
     let users: BTreeSet<String> = args.users.iter().map(|u| u.trim().to_lowercase()).collect();
@@ -136,7 +141,7 @@ fn plan_with<S: StateStore>(args: &Args, config: &Config, home: &Path, state: &S
     }
     let doc = &planned.document;
     match args.format {
-        PlanFormat::Human => print!("{}", render::human(doc, args.detail)),
+        PlanFormat::Human => print!("{}", render::human(doc, args.detail || args.show_values)),
         PlanFormat::Markdown => print!("{}", render::markdown(doc)),
         PlanFormat::Json => println!("{}", render::json(doc)),
     }

@@ -88,6 +88,10 @@ pub fn run(args: &Args) -> ExitCode {
             Ok(c) => c,
             Err(e) => return fail(e),
         };
+    let options = SyncOptions {
+        progress: super::progress::for_stderr(),
+        ..SyncOptions::default()
+    };
     let runtime = super::runtime();
     runtime.block_on(async {
         // Listen from the start, so a signal during a cycle lets it finish instead of
@@ -109,30 +113,45 @@ pub fn run(args: &Args) -> ExitCode {
                 &connectors.crm,
                 &mut state,
                 now,
-                &SyncOptions::default(),
+                &options,
                 &mut StepBudget::until_stopped(stop.clone()),
             )
             .await
             {
-                Ok(report) => println!(
-                    "{} cycle: {} records written, {} failed, {} reps could not be synced",
-                    now.format("%Y-%m-%dT%H:%M:%SZ"),
-                    report.exec.succeeded,
-                    report.exec.failed.len(),
-                    report.read.rep_errors.len() + report.read.problems.len()
-                ),
+                Ok(report) => {
+                    let reps_failed = report.read.rep_errors.len() + report.read.problems.len();
+                    tracing::info!(
+                        written = report.exec.succeeded,
+                        failed = report.exec.failed.len(),
+                        reps = report.read.reps.len(),
+                        reps_failed,
+                        ms = started.elapsed().as_millis() as u64,
+                        "cycle finished"
+                    );
+                    println!(
+                        "{} cycle: {} records written, {} failed, {} reps could not be synced",
+                        now.format("%Y-%m-%dT%H:%M:%SZ"),
+                        report.exec.succeeded,
+                        report.exec.failed.len(),
+                        reps_failed
+                    )
+                }
                 Err(CycleError::Killed) if stop.load(Ordering::SeqCst) => {
+                    tracing::info!("stopped between batches on request");
                     println!(
                         "stopping: the batch in flight finished and its state is saved; the next run carries on from there"
                     );
                     return ExitCode::SUCCESS;
                 }
                 // A cycle that cannot read Salesforce at all is logged; the next one retries.
-                Err(e) => eprintln!(
-                    "{} cycle failed: {}",
-                    now.format("%Y-%m-%dT%H:%M:%SZ"),
-                    crate::workflow::cycle_error(&e)
-                ),
+                Err(e) => {
+                    let message = crate::workflow::cycle_error(&e);
+                    tracing::warn!(error = %message, "cycle failed");
+                    eprintln!(
+                        "{} cycle failed: {message}",
+                        now.format("%Y-%m-%dT%H:%M:%SZ")
+                    )
+                }
             }
             if args.once {
                 return ExitCode::SUCCESS;

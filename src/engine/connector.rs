@@ -271,6 +271,15 @@ pub trait MailConnector: Send + Sync {
         item_ids: &[String],
     ) -> impl Future<Output = Result<Vec<Outcome<()>>, CallError>> + Send;
 
+    /// Items of the folder by id (≤ MAIL_BATCH; one GetItem). Items that are gone are left
+    /// out. `tether plan --detail` reads what an update would overwrite with it.
+    fn get_items(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<MailItem>, CallError>> + Send;
+
     /// Items of the folder stamped with any of these Salesforce ids (one FindItem with a
     /// restriction on the extended property).
     fn find_by_salesforce_ids(
@@ -301,6 +310,14 @@ pub trait CrmConnector: Send + Sync {
         &self,
         object: ObjectKind,
         owners: Option<&[String]>,
+    ) -> impl Future<Output = Result<Vec<CrmRecord>, CallError>> + Send;
+
+    /// Records of `object` by id (≤ CRM_BATCH; one query). Records that are gone are left
+    /// out. `tether plan --detail` reads what an update would overwrite with it.
+    fn read_by_ids(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
     ) -> impl Future<Output = Result<Vec<CrmRecord>, CallError>> + Send;
 
     fn create(

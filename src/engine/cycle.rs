@@ -15,7 +15,7 @@ use crate::config::model::{Config, ContactScope, Direction};
 use crate::engine::connector::{
     CallError, CrmConnector, CrmRecord, Folder, MailChange, MailConnector, MailItem, RepError,
 };
-use crate::engine::execute::{ExecError, ExecReport, Executor, Killed, StepBudget};
+use crate::engine::execute::{ExecError, ExecReport, Executor, Killed, ProgressHandle, StepBudget};
 use crate::engine::plan::{self, Plan, PlanInput, RepObjectInput, SideView};
 use crate::engine::plan::{Operation, OperationKey};
 use crate::engine::reps::{Rep, RepProblem, resolve_reps};
@@ -36,6 +36,8 @@ pub struct SyncOptions {
     /// Plan only: create nothing, not even a missing Salesforce_Sync folder (it is
     /// reported in `ReadOutcome::folders_to_create` instead).
     pub read_only: bool,
+    /// Told of each record written (progress bars or lines); nothing by default.
+    pub progress: ProgressHandle,
     /// Execute only these operations (a plan that was reviewed); every other operation is
     /// held back for the next plan. `None`: execute everything planned.
     pub approved: Option<Arc<BTreeSet<OperationKey>>>,
@@ -482,6 +484,7 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
         now,
         budget: &mut *budget,
         mappings: &read.mappings,
+        progress: options.progress.0.as_ref(),
     };
     let exec = executor.execute(&plan).await?;
 

@@ -144,6 +144,39 @@ pub struct Executor<'a, M, C, S> {
     pub budget: &'a mut StepBudget,
     /// Each rep's mapping per object, to cut values to Salesforce field lengths.
     pub mappings: &'a HashMap<(String, ObjectKind), EffectiveMapping>,
+    /// Told of each record written, for progress display.
+    pub progress: &'a dyn Progress,
+}
+
+/// Follows an execution, for progress display: the executor reports, the caller draws. Calls
+/// come between the executor's steps; implementations must be quick and cannot fail it.
+pub trait Progress: Send + Sync {
+    /// Before the first write: how many records each rep's writes touch (by mailbox address).
+    fn start(&self, _reps: &[(String, usize)]) {}
+    /// One record's write is done (`ok`) or failed.
+    fn record(&self, _rep: &str, _ok: bool) {}
+    /// After the last write.
+    fn finish(&self) {}
+}
+
+/// No progress display.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// A progress display to hand to a sync (`SyncOptions::progress`); none by default.
+#[derive(Clone)]
+pub struct ProgressHandle(pub std::sync::Arc<dyn Progress>);
+
+impl Default for ProgressHandle {
+    fn default() -> Self {
+        ProgressHandle(std::sync::Arc::new(NoProgress))
+    }
+}
+
+impl std::fmt::Debug for ProgressHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressHandle")
+    }
 }
 
 /// The journal marker of a create: derived from what is created, so a retry reuses it.
@@ -245,6 +278,36 @@ fn gone(e: &RecordError) -> bool {
 
 impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
     pub async fn execute(&mut self, plan: &Plan) -> Result<ExecReport, ExecError> {
+        let mut work: BTreeMap<&str, usize> = BTreeMap::new();
+        for op in plan
+            .operations
+            .iter()
+            .filter(|o| o.action.writes_to().is_some())
+        {
+            *work.entry(op.mailbox.address.as_str()).or_default() += 1;
+        }
+        let work: Vec<(String, usize)> =
+            work.into_iter().map(|(r, n)| (r.to_string(), n)).collect();
+        tracing::debug!(
+            operations = plan.operations.len(),
+            writes = work.iter().map(|(_, n)| n).sum::<usize>(),
+            reps = work.len(),
+            "executing the plan"
+        );
+        self.progress.start(&work);
+        let report = self.execute_steps(plan).await;
+        self.progress.finish();
+        if let Ok(r) = &report {
+            tracing::debug!(
+                succeeded = r.succeeded,
+                failed = r.failed.len(),
+                "plan executed"
+            );
+        }
+        report
+    }
+
+    async fn execute_steps(&mut self, plan: &Plan) -> Result<ExecReport, ExecError> {
         let mut report = ExecReport::default();
         let pending = self.state.pending_creates()?;
         self.bookkeeping(plan, &pending, &mut report)?;
@@ -314,8 +377,25 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .unwrap_or_else(|| EffectiveMapping::defaults(object))
     }
 
+    /// A write that failed: its error entry, and one record done for the progress display.
     #[allow(clippy::too_many_arguments)]
     fn fail(
+        &self,
+        report: &mut ExecReport,
+        changes: &mut Vec<StateChange>,
+        op: &Operation,
+        ids: Vec<String>,
+        code: &str,
+        message: &str,
+        retryable: bool,
+    ) {
+        self.error_entry(report, changes, op, ids, code, message, retryable);
+        self.progress.record(&op.mailbox.address, false);
+    }
+
+    /// An error entry for `op` (a failed write, or a failed follow-up of one that was done).
+    #[allow(clippy::too_many_arguments)]
+    fn error_entry(
         &self,
         report: &mut ExecReport,
         changes: &mut Vec<StateChange>,
@@ -352,6 +432,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
     fn ok(&self, report: &mut ExecReport, op: &Operation) {
         report.succeeded += 1;
         *report.written.entry(op.object).or_insert(0) += 1;
+        self.progress.record(&op.mailbox.address, true);
         let counts = report.side(op.action.writes_to() == Some(Side::Salesforce));
         match op.action {
             Action::CreateInSalesforce { .. } | Action::CreateInExchange { .. } => {
@@ -698,7 +779,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             Err(e) => {
                 let mut changes = Vec::new();
                 for (id, op, _) in &events {
-                    self.fail(
+                    self.error_entry(
                         report,
                         &mut changes,
                         op,
@@ -745,7 +826,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             }
             self.budget.step()?;
             if let Err(e) = self.crm.relate(&event_id, &targets).await {
-                self.fail(
+                self.error_entry(
                     report,
                     &mut changes,
                     op,
@@ -1236,6 +1317,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 }
                 Outcome::Failed(e) if gone(&e) => {
                     changes.push(StateChange::DeleteLink(*link));
+                    self.progress.record(&op.mailbox.address, true);
                     report
                         .side(op.action.writes_to() == Some(Side::Salesforce))
                         .deleted += 1;

@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::net::check_transport;
 use crate::secret::Secret;
 use chrono::{DateTime, Utc};
+use reqwest::header::HeaderValue;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -362,15 +363,25 @@ impl EwsClient {
     // ---------------------------------------------------------------------------------
     // Authentication
 
-    async fn authorization(&self, force_new: bool) -> Result<String, EwsError> {
+    /// The Authorization header's value, marked sensitive so no Debug of the request shows it.
+    async fn authorization(&self, force_new: bool) -> Result<HeaderValue, EwsError> {
+        let value = self.credentials(force_new).await?;
+        let mut header = HeaderValue::from_str(value.expose()).map_err(|_| {
+            EwsError::Config("the credentials are not valid in an HTTP header".into())
+        })?;
+        header.set_sensitive(true);
+        Ok(header)
+    }
+
+    async fn credentials(&self, force_new: bool) -> Result<Secret, EwsError> {
         match &self.opts.auth {
             Auth::Basic { username, password } => {
                 use base64::Engine;
-                let raw = format!("{username}:{}", password.expose());
-                Ok(format!(
+                let raw = Secret::new(format!("{username}:{}", password.expose()));
+                Ok(Secret::new(format!(
                     "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(raw)
-                ))
+                    base64::engine::general_purpose::STANDARD.encode(raw.expose())
+                )))
             }
             Auth::OAuth2 {
                 token_url,
@@ -385,9 +396,10 @@ impl EwsClient {
                     && let Some((t, exp)) = tok.as_ref()
                     && *exp - chrono::Duration::minutes(5) > now
                 {
-                    return Ok(format!("Bearer {}", t.expose()));
+                    return Ok(Secret::new(format!("Bearer {}", t.expose())));
                 }
                 self.count("Token");
+                let started = std::time::Instant::now();
                 let resp = self
                     .http
                     .post(token_url.clone())
@@ -401,6 +413,13 @@ impl EwsClient {
                     .await
                     .map_err(|e| EwsError::Token(format!("{token_url}: {}", e.without_url())))?;
                 let status = resp.status();
+                tracing::debug!(
+                    method = "POST",
+                    path = token_url.path(),
+                    status = status.as_u16(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "EWS token request"
+                );
                 let body: serde_json::Value = resp.json().await.map_err(|_| {
                     EwsError::Token(format!("{token_url} answered HTTP {status} without JSON"))
                 })?;
@@ -417,7 +436,7 @@ impl EwsClient {
                 let expires_in = body["expires_in"].as_i64().unwrap_or(3600).clamp(0, 86_400);
                 let secret = Secret::new(access);
                 *tok = Some((secret.clone(), now + chrono::Duration::seconds(expires_in)));
-                Ok(format!("Bearer {}", secret.expose()))
+                Ok(Secret::new(format!("Bearer {}", secret.expose())))
             }
         }
     }
@@ -481,6 +500,7 @@ impl EwsClient {
             attempt += 1;
             self.count(op);
             let auth = self.authorization(false).await?;
+            let started = std::time::Instant::now();
             let mut req = self
                 .http
                 .post(url.clone())
@@ -496,6 +516,12 @@ impl EwsClient {
                     if attempt <= self.opts.max_retries
                         && (resend_after_failure || e.is_connect()) =>
                 {
+                    tracing::info!(
+                        op,
+                        attempt,
+                        error = %e.without_url(),
+                        "EWS request failed; retrying after back-off"
+                    );
                     self.back_off(attempt).await;
                     continue;
                 }
@@ -507,6 +533,16 @@ impl EwsClient {
                 }
             };
             let status = resp.status().as_u16();
+            tracing::debug!(
+                method = "POST",
+                path = url.path(),
+                op,
+                mailbox = mailbox.unwrap_or(""),
+                status,
+                ms = started.elapsed().as_millis() as u64,
+                attempt,
+                "EWS request"
+            );
             match status {
                 401 => {
                     if matches!(self.opts.auth, Auth::OAuth2 { .. }) && !renewed {
@@ -526,7 +562,15 @@ impl EwsClient {
                     // not say whether the server behind it ran it.
                     let not_run = matches!(status, 503 | 429);
                     if attempt <= self.opts.max_retries && (resend_after_failure || not_run) {
-                        match retry_after(resp.headers()) {
+                        let wait = retry_after(resp.headers());
+                        tracing::info!(
+                            op,
+                            status,
+                            attempt,
+                            retry_after_s = wait.map(|w| w.as_secs()),
+                            "EWS unavailable; retrying after back-off"
+                        );
+                        match wait {
                             Some(wait) => self.clock.sleep(wait).await,
                             None => self.back_off(attempt).await,
                         }
@@ -547,9 +591,10 @@ impl EwsClient {
             }
             let bytes = match Self::read_body(resp).await {
                 Ok(b) => b,
-                Err(EwsError::Transport(_))
+                Err(EwsError::Transport(m))
                     if attempt <= self.opts.max_retries && resend_after_failure =>
                 {
+                    tracing::info!(op, attempt, error = %m, "EWS answer broke off; retrying after back-off");
                     self.back_off(attempt).await;
                     continue;
                 }
@@ -561,6 +606,12 @@ impl EwsClient {
                 }) if code == "ErrorServerBusy" && attempt <= self.opts.max_retries => {
                     // Throttled: wait exactly what the server asked (at most 5 minutes).
                     let ms = back_off_ms.unwrap_or(5_000).min(300_000);
+                    tracing::info!(
+                        op,
+                        back_off_ms = ms,
+                        attempt,
+                        "EWS throttled (ErrorServerBusy); backing off"
+                    );
                     self.clock.sleep(Duration::from_millis(ms)).await;
                     continue;
                 }
@@ -743,6 +794,7 @@ impl EwsClient {
     ) -> Result<(u16, Vec<u8>, Option<String>), EwsError> {
         self.count("Autodiscover");
         let auth = self.authorization(false).await?;
+        let started = std::time::Instant::now();
         let ct = if soap {
             "text/xml; charset=utf-8"
         } else {
@@ -758,6 +810,14 @@ impl EwsClient {
             .await
             .map_err(|e| EwsError::Transport(e.without_url().to_string()))?;
         let status = resp.status().as_u16();
+        tracing::debug!(
+            method = "POST",
+            host = url.host_str().unwrap_or(""),
+            path = url.path(),
+            status,
+            ms = started.elapsed().as_millis() as u64,
+            "Autodiscover request"
+        );
         let location = resp
             .headers()
             .get("Location")

@@ -799,6 +799,42 @@ impl MailConnector for EwsConnector {
             .collect())
     }
 
+    async fn get_items(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<MailItem>, CallError> {
+        if item_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<ItemId> = item_ids
+            .iter()
+            .map(|id| ItemId::new(id.clone(), None))
+            .collect();
+        let items = self
+            .fetch(&mailbox.address, folder, &ids)
+            .await
+            .map_err(|e| call_error(&e, false))?;
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                Ok(i) => out.extend(self.item(i, &mailbox.address)),
+                // Gone since it was read: the next plan shows what happens to it.
+                Err(e) if e.code == "ErrorItemNotFound" => {}
+                Err(e) => {
+                    return Err(CallError {
+                        code: e.code.clone(),
+                        message: e.message.clone(),
+                        retryable: true,
+                        ambiguous: false,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn find_by_salesforce_ids(
         &self,
         mailbox: &Mailbox,

@@ -344,6 +344,23 @@ impl PlanDocument {
     }
 }
 
+impl PlanDocument {
+    /// The same plan with record values (`--show-values`) left out: field names remain.
+    pub fn without_values(&self) -> PlanDocument {
+        let mut doc = self.clone();
+        for f in doc
+            .record_changes
+            .iter_mut()
+            .flat_map(|r| r.records.iter_mut())
+            .flat_map(|d| d.fields.iter_mut())
+        {
+            f.before = None;
+            f.after = None;
+        }
+        doc
+    }
+}
+
 fn counts_text(c: Counts) -> String {
     format!(
         "{} to create, {} to update, {} to delete",

@@ -550,8 +550,9 @@ impl SalesforceClient {
     async fn mint(&self) -> Result<(Secret, Url)> {
         let o = &self.inner.opts;
         let flow = o.auth.flow();
-        let mut form: Vec<(&str, String)> = Vec::new();
-        let mut basic: Option<(String, String)> = None;
+        // Credentials stay in `Secret`s up to the request body.
+        let mut form: Vec<(&str, Secret)> = Vec::new();
+        let mut basic: Option<(String, Secret)> = None;
         let mut host = &o.login_url;
         match &o.auth {
             Auth::AccessToken { token } => return Ok((token.clone(), o.instance_url.clone())),
@@ -584,29 +585,29 @@ impl SalesforceClient {
                 })?;
                 form.push((
                     "grant_type",
-                    "urn:ietf:params:oauth:grant-type:jwt-bearer".into(),
+                    Secret::new("urn:ietf:params:oauth:grant-type:jwt-bearer"),
                 ));
-                form.push(("assertion", jwt));
+                form.push(("assertion", Secret::new(jwt)));
             }
             Auth::ClientCredentials {
                 client_id,
                 client_secret,
             } => {
                 host = &o.instance_url;
-                form.push(("grant_type", "client_credentials".into()));
-                basic = Some((client_id.clone(), client_secret.expose().to_string()));
+                form.push(("grant_type", Secret::new("client_credentials")));
+                basic = Some((client_id.clone(), client_secret.clone()));
             }
             Auth::RefreshToken {
                 client_id,
                 client_secret,
                 refresh_token,
             } => {
-                form.push(("grant_type", "refresh_token".into()));
-                form.push(("client_id", client_id.clone()));
+                form.push(("grant_type", Secret::new("refresh_token")));
+                form.push(("client_id", Secret::new(client_id.as_str())));
                 if let Some(s) = client_secret {
-                    form.push(("client_secret", s.expose().to_string()));
+                    form.push(("client_secret", s.clone()));
                 }
-                form.push(("refresh_token", refresh_token.expose().to_string()));
+                form.push(("refresh_token", refresh_token.clone()));
             }
             Auth::UsernamePassword {
                 client_id,
@@ -614,32 +615,60 @@ impl SalesforceClient {
                 username,
                 password,
             } => {
-                form.push(("grant_type", "password".into()));
-                form.push(("client_id", client_id.clone()));
-                form.push(("client_secret", client_secret.expose().to_string()));
-                form.push(("username", username.clone()));
-                form.push(("password", password.expose().to_string()));
+                form.push(("grant_type", Secret::new("password")));
+                form.push(("client_id", Secret::new(client_id.as_str())));
+                form.push(("client_secret", client_secret.clone()));
+                form.push(("username", Secret::new(username.as_str())));
+                form.push(("password", password.clone()));
             }
         }
         let url = host
             .join("/services/oauth2/token")
             .map_err(|e| SfError::Config(format!("token URL: {e}")))?;
+        let body = {
+            let mut encoded = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &form {
+                encoded.append_pair(k, v.expose());
+            }
+            Secret::new(encoded.finish())
+        };
         let mut attempt = 0;
         let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
-            let mut req = self.inner.http.post(url.clone()).form(&form);
+            let mut req = self
+                .inner
+                .http
+                .post(url.clone())
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body.expose().to_string());
             if let Some((id, secret)) = &basic {
                 // RFC 6749 §2.3.1: form-encode both parts before Basic encoding.
                 let enc = |s: &str| {
-                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                    Secret::new(
+                        url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>(),
+                    )
                 };
-                req = req.basic_auth(enc(id), Some(enc(secret)));
+                // reqwest marks the header sensitive.
+                req = req.basic_auth(enc(id).expose(), Some(enc(secret.expose()).expose()));
             }
             self.count(CallKind::Auth);
+            let started = std::time::Instant::now();
             let outcome = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    tracing::debug!(
+                        method = "POST",
+                        path = url.path(),
+                        flow,
+                        status,
+                        ms = started.elapsed().as_millis() as u64,
+                        attempt,
+                        "Salesforce token request"
+                    );
                     match self.read_body(resp).await {
                         Ok(body) if status < 500 => Ok((status, body)),
                         Ok(_) => Err(format!("HTTP {status}")),
@@ -663,6 +692,13 @@ impl SalesforceClient {
                             message,
                         });
                     }
+                    tracing::info!(
+                        flow,
+                        attempt,
+                        error = %message,
+                        delay_ms = delay.as_millis() as u64,
+                        "Salesforce token request failed; retrying after back-off"
+                    );
                     waited += delay;
                     self.inner.clock.sleep(delay).await;
                     continue;
@@ -734,6 +770,8 @@ impl SalesforceClient {
                     context: target.into(),
                     detail: format!("bad URL: {e}"),
                 })?;
+            // The path only: a query string holds SOQL, whose literals may be record data.
+            let path = url.path().to_string();
             let mut req = self
                 .inner
                 .http
@@ -753,8 +791,18 @@ impl SalesforceClient {
             }
             attempt += 1;
             self.count(kind);
+            let started = std::time::Instant::now();
             let failure: String = match req.send().await {
                 Err(e) => {
+                    tracing::debug!(
+                        method = %method,
+                        path,
+                        kind = kind.name(),
+                        error = %describe_reqwest(&e),
+                        ms = started.elapsed().as_millis() as u64,
+                        attempt,
+                        "Salesforce request failed"
+                    );
                     // A request that never connected cannot have had an effect.
                     if idempotency == Idempotency::Unsafe && !e.is_connect() {
                         return Err(SfError::Ambiguous {
@@ -766,6 +814,15 @@ impl SalesforceClient {
                 Ok(resp) => {
                     self.record_usage(resp.headers());
                     let status = resp.status().as_u16();
+                    tracing::debug!(
+                        method = %method,
+                        path,
+                        kind = kind.name(),
+                        status,
+                        ms = started.elapsed().as_millis() as u64,
+                        attempt,
+                        "Salesforce request"
+                    );
                     let body = match self.read_body(resp).await {
                         Ok(b) => Some(b),
                         Err(BodyError::TooLarge) => {
@@ -794,6 +851,9 @@ impl SalesforceClient {
                                         });
                                     }
                                     if !reauthed {
+                                        tracing::info!(
+                                            "Salesforce session expired; signing in again"
+                                        );
                                         reauthed = true;
                                         self.drop_session(session.generation).await;
                                         attempt -= 1;
@@ -851,6 +911,13 @@ impl SalesforceClient {
                 });
             }
             concurrent_limit = None;
+            tracing::info!(
+                path,
+                attempt,
+                error = %failure,
+                delay_ms = delay.as_millis() as u64,
+                "Salesforce request failed; retrying after back-off"
+            );
             waited += delay;
             self.inner.clock.sleep(delay).await;
         }

@@ -462,11 +462,19 @@ impl StateStore for SqliteState {
     fn apply(&mut self, changes: Vec<StateChange>) -> Result<(), StateError> {
         let path = self.path.clone();
         let fail = |e| db_err(&path, "write failed", e);
+        let started = std::time::Instant::now();
+        let count = changes.len();
         let tx = self.conn.transaction().map_err(fail)?;
         for c in changes {
             write(&tx, c).map_err(fail)?;
         }
-        tx.commit().map_err(fail)
+        tx.commit().map_err(fail)?;
+        tracing::debug!(
+            changes = count,
+            ms = started.elapsed().as_millis() as u64,
+            "state transaction committed"
+        );
+        Ok(())
     }
 
     fn links(&self, rep: &str, object: ObjectKind) -> Result<Vec<(LinkId, Link)>, StateError> {

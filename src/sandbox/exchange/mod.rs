@@ -408,6 +408,12 @@ impl RunningEmulator {
             .insert(domain.to_ascii_lowercase());
     }
 
+    /// Every bearer token the token endpoint has issued, expired ones too (tests check that
+    /// none leaks into output, logs, plans or the state).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.lock().tokens.keys().cloned().collect()
+    }
+
     /// Number of requests per EWS operation (local name of the Body child).
     pub fn calls(&self, operation: &str) -> u64 {
         self.lock().calls.get(operation).copied().unwrap_or(0)

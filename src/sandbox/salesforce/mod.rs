@@ -553,6 +553,17 @@ impl EmulatorHandle {
             .insert(username.to_ascii_lowercase(), Secret::new(password));
     }
 
+    /// Every access and refresh token the org has issued, expired ones too (tests check that
+    /// none leaks into output, logs, plans or the state).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let org = self.org();
+        org.sessions
+            .keys()
+            .chain(org.refresh_tokens.keys())
+            .cloned()
+            .collect()
+    }
+
     /// Invalidates every access token: the next REST call answers 401 INVALID_SESSION_ID.
     pub fn expire_sessions(&self) {
         for s in self.org().sessions.values_mut() {
