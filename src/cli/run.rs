@@ -1,10 +1,11 @@
 use super::StateArg;
-use crate::engine::cycle::{SyncOptions, run_cycle};
+use crate::engine::cycle::{CycleError, SyncOptions, run_cycle};
 use crate::engine::execute::StepBudget;
 use crate::state::SqliteState;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
@@ -48,8 +49,9 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 }
 
 /// Sync cycles with the last applied configuration, as the hosted service did. SIGINT or
-/// SIGTERM lets the cycle in flight finish (its writes are recorded as they happen), then
-/// exits 0. A rep that fails does not stop the others; its errors are in `tether errors`.
+/// SIGTERM lets the batch in flight finish and be recorded, then exits 0; the next run
+/// carries on from there (cursors advance only when a cycle completes). A rep that fails
+/// does not stop the others; its errors are in `tether errors`.
 pub fn run(args: &Args) -> ExitCode {
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
@@ -95,8 +97,11 @@ pub fn run(args: &Args) -> ExitCode {
         // Listen from the start, so a signal during a cycle lets it finish instead of
         // killing the process mid-write.
         let (stopped_tx, mut stopped) = tokio::sync::watch::channel(false);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = stop.clone();
         tokio::spawn(async move {
             stop_signal().await;
+            stop_flag.store(true, Ordering::SeqCst);
             let _ = stopped_tx.send(true);
         });
         loop {
@@ -109,7 +114,7 @@ pub fn run(args: &Args) -> ExitCode {
                 &mut state,
                 now,
                 &options,
-                &mut StepBudget::unlimited(),
+                &mut StepBudget::until_stopped(stop.clone()),
             )
             .await
             {
@@ -130,6 +135,13 @@ pub fn run(args: &Args) -> ExitCode {
                         report.exec.failed.len(),
                         reps_failed
                     )
+                }
+                Err(CycleError::Killed) if stop.load(Ordering::SeqCst) => {
+                    tracing::info!("stopped between batches on request");
+                    println!(
+                        "stopping: the batch in flight finished and its state is saved; the next run carries on from there"
+                    );
+                    return ExitCode::SUCCESS;
                 }
                 // A cycle that cannot read Salesforce at all is logged; the next one retries.
                 Err(e) => {

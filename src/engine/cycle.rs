@@ -166,6 +166,7 @@ async fn read_folder<M: MailConnector>(
     let mut last: BTreeMap<String, Option<MailItem>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut recreated = false;
+    let mut restarted = false;
     loop {
         let page = match mail
             .sync_folder(&rep.mailbox, folder, cursor.as_deref())
@@ -186,13 +187,22 @@ async fn read_folder<M: MailConnector>(
                 // The rep deleted the folder: recreate it and start over from an empty feed.
                 mail.ensure_folder(&rep.mailbox, folder).await?;
                 recreated = true;
-                cursor = None;
-                full = true;
-                last.clear();
-                order.clear();
-                continue;
+                None
             }
-            other => other?,
+            // The saved state is refused: list the folder from the start.
+            Err(RepError::CursorExpired) if cursor.is_some() && !restarted => {
+                restarted = true;
+                None
+            }
+            other => Some(other?),
+        };
+        let Some(page) = page else {
+            // Starting over makes a full view: what the folder no longer holds is deleted.
+            cursor = None;
+            full = true;
+            last.clear();
+            order.clear();
+            continue;
         };
         for change in page.changes {
             let (id, item) = match change {
@@ -466,6 +476,8 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
     }
     apply(state, budget, changes)?;
 
+    // A stop asked for while reading: nothing has been written yet.
+    budget.checkpoint()?;
     let mut executor = Executor {
         mail,
         crm,

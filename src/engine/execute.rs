@@ -6,6 +6,8 @@
 //!
 //! Every remote call and every state transaction is a "step" drawn from a `StepBudget`, so
 //! tests can kill the executor between any two steps and restart it from the state store.
+//! A budget can also carry a stop request (SIGTERM): the executor then stops at the next
+//! batch boundary, with the batch in flight written and recorded.
 
 use crate::engine::connector::{
     CRM_BATCH, CallError, CrmConnector, CrmCreate, CrmRecord, Folder, MAIL_BATCH, MailConnector,
@@ -21,16 +23,20 @@ use crate::state::{
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The executor was killed (tests) before finishing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Killed;
 
-/// How many steps the executor may still take (`None`: no limit).
+/// How many steps the executor may still take (`None`: no limit), and whether a stop was
+/// requested.
 #[derive(Debug, Clone, Default)]
 pub struct StepBudget {
     left: Option<usize>,
     pub taken: usize,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl StepBudget {
@@ -40,7 +46,25 @@ impl StepBudget {
     pub fn kill_after(steps: usize) -> Self {
         StepBudget {
             left: Some(steps),
-            taken: 0,
+            ..StepBudget::default()
+        }
+    }
+    /// No limit, but once `stop` is set the executor stops at the next batch boundary.
+    pub fn until_stopped(stop: Arc<AtomicBool>) -> Self {
+        StepBudget {
+            stop: Some(stop),
+            ..StepBudget::default()
+        }
+    }
+    pub fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+    /// A batch boundary: everything before it is written and recorded; stop here if asked.
+    pub fn checkpoint(&self) -> Result<(), Killed> {
+        if self.stop_requested() {
+            Err(Killed)
+        } else {
+            Ok(())
         }
     }
     pub fn step(&mut self) -> Result<(), Killed> {
@@ -215,6 +239,15 @@ fn suggestion(code: &str, retryable: bool) -> &'static str {
             "Fix the record so it passes the org's validation rules; tether retries on the next run."
         }
         "AMBIGUOUS" => "tether looks the record up before it retries, so no duplicate is made.",
+        "ErrorIrresolvableConflict" | "ErrorStaleObject" => {
+            "The item was saved in Outlook while tether wrote it; the next run reads the save and applies the conflict policy."
+        }
+        "DUPLICATES_DETECTED" => {
+            "A Salesforce duplicate rule blocks this record: merge it with the matching record (or let the rule allow the integration user's saves); tether retries on the next run."
+        }
+        "ENTITY_IS_LOCKED" => {
+            "The record is locked (e.g. in an approval process); tether retries on the next run."
+        }
         _ if retryable => "tether retries on the next run.",
         _ => "Check the record on its side; tether retries on the next run.",
     }
@@ -592,6 +625,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         self.apply(changes)?;
 
         for chunk in to_create.chunks(CRM_BATCH) {
+            self.budget.checkpoint()?;
             let journal: Vec<StateChange> = chunk
                 .iter()
                 .map(|op| {
@@ -909,6 +943,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         }
         self.apply(changes)?;
         for chunk in to_create.chunks(MAIL_BATCH) {
+            self.budget.checkpoint()?;
             let journal = chunk
                 .iter()
                 .map(|op| {
@@ -1018,6 +1053,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .filter(|o| o.object == object && matches!(o.action, Action::UpdateSalesforce { .. }))
             .collect();
         for chunk in ops.chunks(CRM_BATCH) {
+            self.budget.checkpoint()?;
             let mut cuts = Vec::new();
             let records: Vec<(String, Record)> = chunk
                 .iter()
@@ -1140,6 +1176,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             })
             .collect();
         for chunk in ops.chunks(MAIL_BATCH) {
+            self.budget.checkpoint()?;
             let items: Vec<(String, Record)> = chunk
                 .iter()
                 .map(|op| match &op.action {
@@ -1238,6 +1275,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .filter(|o| o.object == object && matches!(o.action, Action::DeleteInSalesforce { .. }))
             .collect();
         for chunk in ops.chunks(CRM_BATCH) {
+            self.budget.checkpoint()?;
             let ids: Vec<String> = chunk
                 .iter()
                 .map(|op| match &op.action {
@@ -1319,6 +1357,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             })
             .collect();
         for chunk in ops.chunks(MAIL_BATCH) {
+            self.budget.checkpoint()?;
             let ids: Vec<String> = chunk
                 .iter()
                 .map(|op| match &op.action {

@@ -288,6 +288,9 @@ pub struct EwsClient {
     autodiscover_cache: Mutex<HashMap<String, Url>>,
     /// The build each mailbox (lower-cased) last answered from, for `tether status`.
     builds: Mutex<HashMap<String, ServerBuild>>,
+    /// Exchange refused the credentials in this run: every later call fails at once, since
+    /// each further attempt is a failed logon that can lock the account out.
+    refused: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for EwsClient {
@@ -341,6 +344,7 @@ impl EwsClient {
             calls: Mutex::new(BTreeMap::new()),
             autodiscover_cache: Mutex::new(HashMap::new()),
             builds: Mutex::new(HashMap::new()),
+            refused: Mutex::new(None),
         })
     }
 
@@ -480,9 +484,20 @@ impl EwsClient {
     }
 
     /// Sends one operation (for `mailbox` through impersonation) and returns the
-    /// operation's response element. Retries 503s, connection errors and ErrorServerBusy
-    /// (waiting BackOffMilliseconds) up to `max_retries`; renews an OAuth token once on 401.
+    /// operation's response element. Retries up to `max_retries`: ErrorServerBusy after the
+    /// BackOffMilliseconds it carries, 503 and 429 after their Retry-After (else exponential
+    /// back-off), and connection failures — except that a CreateItem that may have reached
+    /// the server is never sent twice (it would create the items twice): that failure is
+    /// returned for the caller to resolve. Renews an OAuth token once on 401; after a 401
+    /// that stands, every later call in this client fails without being sent.
     async fn call(&self, op: &str, mailbox: Option<&str>, body: &str) -> Result<Element, EwsError> {
+        if let Some(m) = lock_ok(&self.refused).clone() {
+            return Err(EwsError::Unauthorized(format!(
+                "{m}; not tried again in this run, so the account is not locked out"
+            )));
+        }
+        // Only a request the server provably did not run may be sent again.
+        let resend_after_failure = op != "CreateItem";
         let url = self.endpoint_for(mailbox).await?;
         let headers = RequestHeaders {
             server_version: &self.opts.server_version,
@@ -508,7 +523,10 @@ impl EwsClient {
             }
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if attempt <= self.opts.max_retries => {
+                Err(e)
+                    if attempt <= self.opts.max_retries
+                        && (resend_after_failure || e.is_connect()) =>
+                {
                     tracing::info!(
                         op,
                         attempt,
@@ -543,22 +561,30 @@ impl EwsClient {
                         self.authorization(true).await?;
                         continue;
                     }
-                    return Err(EwsError::Unauthorized(format!(
-                        "{url} answered 401 for the service account"
-                    )));
+                    let message = format!("{url} answered 401 for the service account");
+                    *lock_ok(&self.refused) = Some(message.clone());
+                    return Err(EwsError::Unauthorized(message));
                 }
                 403 => {
                     return Err(EwsError::Unauthorized(format!("{url} answered 403")));
                 }
                 503 | 502 | 504 | 429 => {
-                    if attempt <= self.opts.max_retries {
+                    // 503 and 429 say the request was not served; a gateway's 502 or 504 does
+                    // not say whether the server behind it ran it.
+                    let not_run = matches!(status, 503 | 429);
+                    if attempt <= self.opts.max_retries && (resend_after_failure || not_run) {
+                        let wait = retry_after(resp.headers());
                         tracing::info!(
                             op,
                             status,
                             attempt,
+                            retry_after_s = wait.map(|w| w.as_secs()),
                             "EWS unavailable; retrying after back-off"
                         );
-                        self.back_off(attempt).await;
+                        match wait {
+                            Some(wait) => self.clock.sleep(wait).await,
+                            None => self.back_off(attempt).await,
+                        }
                         continue;
                     }
                     return Err(EwsError::Http {
@@ -576,7 +602,9 @@ impl EwsClient {
             }
             let bytes = match Self::read_body(resp).await {
                 Ok(b) => b,
-                Err(EwsError::Transport(m)) if attempt <= self.opts.max_retries => {
+                Err(EwsError::Transport(m))
+                    if attempt <= self.opts.max_retries && resend_after_failure =>
+                {
                     tracing::info!(op, attempt, error = %m, "EWS answer broke off; retrying after back-off");
                     self.back_off(attempt).await;
                     continue;
@@ -1737,4 +1765,21 @@ impl EwsClient {
         }
         Ok(out)
     }
+}
+
+fn lock_ok<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A `Retry-After` in seconds (RFC 9110 §10.2.3), capped at five minutes; HTTP dates and
+/// garbage fall back to the exponential back-off.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs.min(300)))
 }

@@ -90,6 +90,7 @@ fn rep_error(e: EwsError) -> RepError {
         }
         Some("ErrorNonExistentMailbox") => RepError::NoMailbox(e.to_string()),
         Some("ErrorFolderNotFound") => RepError::FolderMissing,
+        Some("ErrorInvalidSyncStateData") => RepError::CursorExpired,
         _ => RepError::Call(call_error(&e, false)),
     }
 }
@@ -98,8 +99,17 @@ fn record_error(e: &ItemError) -> RecordError {
     RecordError {
         code: e.code.clone(),
         message: e.message.clone(),
-        // A stale ChangeKey: the next cycle reads the edit and decides again.
-        retryable: e.is_conflict() || e.code == "ErrorServerBusy",
+        // A stale ChangeKey: the next cycle reads the edit and decides again. The others are
+        // the server's passing troubles.
+        retryable: e.is_conflict()
+            || matches!(
+                e.code.as_str(),
+                "ErrorServerBusy"
+                    | "ErrorInternalServerTransientError"
+                    | "ErrorMailboxStoreUnavailable"
+                    | "ErrorMailboxMoveInProgress"
+                    | "ErrorTimeoutExpired"
+            ),
     }
 }
 

@@ -758,6 +758,8 @@ impl SalesforceClient {
         let mut attempt = 0u32;
         let mut reauthed = false;
         let mut waited = Duration::ZERO;
+        // The last attempt was refused by the concurrent-request limit.
+        let mut concurrent_limit: Option<String> = None;
         loop {
             self.check_budget()?;
             let session = self.session().await?;
@@ -862,17 +864,24 @@ impl SalesforceClient {
                             }
                             if status == 403 {
                                 let errors = parse_errors(&body);
-                                if let Some(e) = errors
+                                match errors
                                     .iter()
                                     .find(|e| e.error_code == "REQUEST_LIMIT_EXCEEDED")
                                 {
-                                    return Err(SfError::LimitExceeded {
-                                        message: e.message.clone(),
-                                    });
+                                    // Too many long-running requests at once: this one was
+                                    // refused, not run, so it may be sent again after a wait.
+                                    Some(e) if e.message.contains("Concurrent") => {
+                                        concurrent_limit = Some(e.message.clone());
+                                        format!("REQUEST_LIMIT_EXCEEDED: {}", e.message)
+                                    }
+                                    Some(e) => {
+                                        return Err(SfError::LimitExceeded {
+                                            message: e.message.clone(),
+                                        });
+                                    }
+                                    None => return Err(SfError::Api { status, errors }),
                                 }
-                                return Err(SfError::Api { status, errors });
-                            }
-                            if status >= 500 {
+                            } else if status >= 500 {
                                 if idempotency == Idempotency::Unsafe {
                                     return Err(SfError::Ambiguous {
                                         message: format!("HTTP {status}"),
@@ -893,11 +902,15 @@ impl SalesforceClient {
             };
             let delay = self.backoff(attempt);
             if attempt >= retry.max_attempts || waited + delay > retry.max_total_delay {
+                if let Some(message) = concurrent_limit {
+                    return Err(SfError::LimitExceeded { message });
+                }
                 return Err(SfError::Transport {
                     attempts: attempt,
                     message: failure,
                 });
             }
+            concurrent_limit = None;
             tracing::info!(
                 path,
                 attempt,
