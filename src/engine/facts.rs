@@ -59,7 +59,8 @@ pub fn changes<M: MailConnector, S: StateStore>(
             // Exchange resolved the address before refusing to act for it.
             Some(RepError::ImpersonationDenied(_)) => (Some(false), Some(true)),
             Some(RepError::NoMailbox(_)) => (None, Some(false)),
-            Some(RepError::FolderMissing) => (Some(true), Some(true)),
+            // The mailbox answered: it exists and the service account may act for it.
+            Some(RepError::FolderMissing | RepError::CursorExpired) => (Some(true), Some(true)),
             Some(RepError::Call(_)) => (None, None),
         };
         let found = |o: ObjectKind| {
