@@ -167,7 +167,10 @@ async fn a_wrong_exchange_password_fails_the_apply_and_status_says_what_to_do() 
         .await;
     assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
     has(&apply.stderr, "error: Exchange refused the service account");
-    has(&apply.stderr, "nothing was applied");
+    has(
+        &apply.stderr,
+        "nothing was synced with Exchange. Check connections.exchange",
+    );
     assert!(
         s.ews.find_folder(REP, "Salesforce_Sync").is_none(),
         "nothing touched"
@@ -183,7 +186,8 @@ async fn a_wrong_exchange_password_fails_the_apply_and_status_says_what_to_do() 
         &status.stdout,
         "    → Check connections.exchange: the username, and the password",
     );
-    has(&status.stdout, "  Configuration applied: none yet");
+    let errors = tether(&s, &["errors", "org", "--user", REP]).await;
+    has(&errors.stdout, "UNAUTHORIZED");
     has(
         &rep_block(&status.stdout, REP),
         "    Recognised by the service account: not checked — Exchange refused the service account (see System)",

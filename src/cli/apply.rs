@@ -89,21 +89,16 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    if let Some(why) = crate::engine::facts::exchange_refused(&planned.read) {
-        // Nothing can sync; keep what was learned so `tether status` shows it.
-        let _ = record_facts(&config, &connectors, &mut state, &planned.read, now);
-        return fail(format!(
-            "Exchange refused the service account ({why}); nothing was applied. Check \
-             connections.exchange (username, and the password or token its secret reference \
-             names); `tether test-connection` checks the credentials"
-        ));
-    }
     let doc = &planned.document;
     print!("{}", render::human(doc, false));
     if doc.summary.no_changes {
-        return match record_facts(&config, &connectors, &mut state, &planned.read, now) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(e),
+        // No sync cycle follows to record what the read learned; `tether status` shows it.
+        if let Err(e) = record_facts(&config, &connectors, &mut state, &planned.read, now) {
+            return fail(e);
+        }
+        return match crate::engine::facts::exchange_refused(&planned.read) {
+            Some(why) => fail(refused(&why)),
+            None => ExitCode::SUCCESS,
         };
     }
     let deletes = doc.summary.salesforce.delete + doc.summary.exchange.delete;
@@ -139,6 +134,16 @@ pub fn run(args: &Args) -> ExitCode {
         now,
         options,
         &approved,
+    )
+}
+
+/// Exchange refused the service account: nothing can sync until the credentials work.
+fn refused(why: &str) -> String {
+    format!(
+        "Exchange refused the service account ({why}); nothing was synced with Exchange. Check \
+         connections.exchange (username, and the password or token its secret reference \
+         names); `tether test-connection` checks the credentials, and `tether status` shows \
+         what the last sync saw"
     )
 }
 
@@ -336,6 +341,9 @@ fn sync(
         Err(e) => return fail(crate::workflow::cycle_error(&e)),
     };
     print!("{}", outcome(approved, &report));
+    if let Some(why) = crate::engine::facts::exchange_refused(&report.read) {
+        return fail(refused(&why));
+    }
     if report.exec.failed.is_empty() && report.read.rep_errors.is_empty() {
         ExitCode::SUCCESS
     } else {
