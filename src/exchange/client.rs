@@ -9,7 +9,7 @@ use super::model::{
 use super::soap::{self, RequestHeaders, ResponseMessage};
 use super::xml::{self, Element, Limits, NS_AD_RESP_A, NS_AD_SOAP, NS_M, NS_T, Writer};
 use crate::clock::Clock;
-use crate::net::check_transport;
+use crate::net::{BodyError, certificate_problem, check_transport, describe_request_error};
 use crate::secret::Secret;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -275,7 +275,10 @@ const MAPPED_PHONE_KEYS: &[&str] = &[
     "OtherTelephone",
 ];
 
+/// Longest EWS or Autodiscover answer read (EWS itself limits requests to tens of MB).
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// Longest token endpoint answer read: a token response is a few kB.
+const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
 
 pub struct EwsClient {
     http: reqwest::Client,
@@ -292,6 +295,25 @@ impl std::fmt::Debug for EwsClient {
             .field("opts", &self.opts)
             .finish_non_exhaustive()
     }
+}
+
+/// An OAuth 2.0 token endpoint's answer: the access token and its lifetime in seconds, or
+/// what is wrong with the answer (the caller names the endpoint).
+pub(crate) fn token_answer(status: u16, body: &[u8]) -> Result<(Secret, i64), String> {
+    let body: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| format!("answered HTTP {status} without JSON"))?;
+    if !(200..300).contains(&status) {
+        let err = body["error"].as_str().unwrap_or("unknown error");
+        return Err(format!(
+            "refused the client credentials: HTTP {status} {err}"
+        ));
+    }
+    let access = body["access_token"]
+        .as_str()
+        .ok_or_else(|| "answered without an access_token".to_string())?;
+    // Bounded: the lifetime comes from the network.
+    let expires_in = body["expires_in"].as_i64().unwrap_or(3600).clamp(0, 86_400);
+    Ok((Secret::new(access), expires_in))
 }
 
 fn same_domain(a: &str, b: &str) -> bool {
@@ -395,23 +417,13 @@ impl EwsClient {
                     ])
                     .send()
                     .await
-                    .map_err(|e| EwsError::Token(format!("{token_url}: {}", e.without_url())))?;
+                    .map_err(|e| EwsError::Token(format!("{token_url}: {}", describe_request_error(&e))))?;
                 let status = resp.status();
-                let body: serde_json::Value = resp.json().await.map_err(|_| {
-                    EwsError::Token(format!("{token_url} answered HTTP {status} without JSON"))
-                })?;
-                if !status.is_success() {
-                    let err = body["error"].as_str().unwrap_or("unknown error");
-                    return Err(EwsError::Token(format!(
-                        "{token_url} refused the client credentials: HTTP {status} {err}"
-                    )));
-                }
-                let access = body["access_token"]
-                    .as_str()
-                    .ok_or_else(|| EwsError::Token("no access_token in the answer".into()))?;
-                // Bounded: the lifetime comes from the network.
-                let expires_in = body["expires_in"].as_i64().unwrap_or(3600).clamp(0, 86_400);
-                let secret = Secret::new(access);
+                let bytes = Self::read_body(resp, MAX_TOKEN_RESPONSE_BYTES, "a token")
+                    .await
+                    .map_err(|e| EwsError::Token(e.to_string()))?;
+                let (secret, expires_in) = token_answer(status.as_u16(), &bytes)
+                    .map_err(|m| EwsError::Token(format!("{token_url} {m}")))?;
                 *tok = Some((secret.clone(), now + chrono::Duration::seconds(expires_in)));
                 Ok(format!("Bearer {}", secret.expose()))
             }
@@ -427,26 +439,22 @@ impl EwsClient {
         self.clock.sleep(Duration::from_secs(secs.min(60))).await;
     }
 
-    async fn read_body(resp: reqwest::Response) -> Result<Vec<u8>, EwsError> {
-        if resp
-            .content_length()
-            .is_some_and(|l| l as usize > MAX_RESPONSE_BYTES)
-        {
-            return Err(EwsError::Xml("response larger than 32 MB".into()));
-        }
-        let mut resp = resp;
-        let mut out = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
+    /// The body of `resp`, at most `limit` bytes of it (`what`: "an EWS", for the message).
+    async fn read_body(
+        resp: reqwest::Response,
+        limit: usize,
+        what: &str,
+    ) -> Result<Vec<u8>, EwsError> {
+        let server = crate::net::server_of(resp.url());
+        crate::net::read_capped(resp, limit)
             .await
-            .map_err(|e| EwsError::Transport(e.without_url().to_string()))?
-        {
-            if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(EwsError::Xml("response larger than 32 MB".into()));
-            }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(out)
+            .map_err(|e| match e {
+                BodyError::TooLarge => EwsError::Xml(format!(
+                    "{server} sent {what} answer larger than tether's cap of {}; reading stopped there",
+                    crate::net::size_text(limit)
+                )),
+                BodyError::Io(m) => EwsError::Transport(format!("{server}: {m}")),
+            })
     }
 
     /// Sends one operation (for `mailbox` through impersonation) and returns the
@@ -477,6 +485,13 @@ impl EwsClient {
             }
             let resp = match req.send().await {
                 Ok(r) => r,
+                // Retrying cannot make an untrusted certificate trusted.
+                Err(e) if certificate_problem(&e).is_some() => {
+                    return Err(EwsError::Transport(format!(
+                        "{url}: {}",
+                        describe_request_error(&e)
+                    )));
+                }
                 Err(_) if attempt <= self.opts.max_retries => {
                     self.back_off(attempt).await;
                     continue;
@@ -484,7 +499,7 @@ impl EwsClient {
                 Err(e) => {
                     return Err(EwsError::Transport(format!(
                         "{url}: {} (after {attempt} attempts)",
-                        e.without_url()
+                        describe_request_error(&e)
                     )));
                 }
             };
@@ -521,7 +536,7 @@ impl EwsClient {
                     });
                 }
             }
-            let bytes = match Self::read_body(resp).await {
+            let bytes = match Self::read_body(resp, MAX_RESPONSE_BYTES, "an EWS").await {
                 Ok(b) => b,
                 Err(EwsError::Transport(_)) if attempt <= self.opts.max_retries => {
                     self.back_off(attempt).await;
@@ -730,14 +745,14 @@ impl EwsClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| EwsError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| EwsError::Transport(describe_request_error(&e)))?;
         let status = resp.status().as_u16();
         let location = resp
             .headers()
             .get("Location")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = Self::read_body(resp).await?;
+        let bytes = Self::read_body(resp, MAX_RESPONSE_BYTES, "an Autodiscover").await?;
         Ok((status, bytes, location))
     }
 

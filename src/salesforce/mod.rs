@@ -37,6 +37,7 @@ pub use ops::{
 };
 
 use crate::clock::{Clock, SystemClock};
+use crate::net::{BodyError, certificate_problem, describe_request_error};
 use crate::secret::Secret;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -200,7 +201,9 @@ pub enum SfError {
         context: String,
         detail: String,
     },
+    /// A response longer than `max_response_bytes`; reading stopped at the cap.
     TooLarge {
+        server: String,
         limit: usize,
     },
     /// Mapped fields missing or not writable in this org.
@@ -272,9 +275,11 @@ impl fmt::Display for SfError {
                     "Salesforce sent an unexpected response to {context}: {detail}"
                 )
             }
-            SfError::TooLarge { limit } => {
-                write!(f, "Salesforce response larger than the {limit}-byte cap")
-            }
+            SfError::TooLarge { server, limit } => write!(
+                f,
+                "{server} sent a response larger than tether's cap of {} for one Salesforce response; reading stopped there (a proxy or a broken server?)",
+                crate::net::size_text(*limit)
+            ),
             SfError::Mapping { object, problems } => {
                 write!(
                     f,
@@ -495,26 +500,14 @@ impl SalesforceClient {
         }
     }
 
-    async fn read_body(
-        &self,
-        mut resp: reqwest::Response,
-    ) -> std::result::Result<Vec<u8>, BodyError> {
+    /// The body of `resp`, at most `max_response_bytes` of it.
+    async fn read_body(&self, resp: reqwest::Response) -> Result<std::result::Result<Vec<u8>, String>> {
+        let server = crate::net::server_of(resp.url());
         let limit = self.inner.opts.max_response_bytes;
-        if resp.content_length().is_some_and(|n| n as usize > limit) {
-            return Err(BodyError::TooLarge);
-        }
-        let mut body = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(c)) => {
-                    if body.len() + c.len() > limit {
-                        return Err(BodyError::TooLarge);
-                    }
-                    body.extend_from_slice(&c);
-                }
-                Ok(None) => return Ok(body),
-                Err(e) => return Err(BodyError::Io(describe_reqwest(&e))),
-            }
+        match crate::net::read_capped(resp, limit).await {
+            Ok(body) => Ok(Ok(body)),
+            Err(BodyError::TooLarge) => Err(SfError::TooLarge { server, limit }),
+            Err(BodyError::Io(m)) => Ok(Err(m)),
         }
     }
 
@@ -640,18 +633,23 @@ impl SalesforceClient {
             let outcome = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    match self.read_body(resp).await {
+                    match self.read_body(resp).await? {
                         Ok(body) if status < 500 => Ok((status, body)),
                         Ok(_) => Err(format!("HTTP {status}")),
-                        Err(BodyError::TooLarge) => {
-                            return Err(SfError::TooLarge {
-                                limit: self.inner.opts.max_response_bytes,
-                            });
-                        }
-                        Err(BodyError::Io(m)) => Err(m),
+                        Err(m) => Err(m),
                     }
                 }
-                Err(e) => Err(describe_reqwest(&e)),
+                Err(e) => {
+                    let message = describe_request_error(&e);
+                    // Retrying cannot make an untrusted certificate trusted.
+                    if certificate_problem(&e).is_some() {
+                        return Err(SfError::Transport {
+                            attempts: attempt,
+                            message: format!("{url}: {message}"),
+                        });
+                    }
+                    Err(message)
+                }
             };
             let (status, body) = match outcome {
                 Ok(x) => x,
@@ -753,25 +751,31 @@ impl SalesforceClient {
             self.count(kind);
             let failure: String = match req.send().await {
                 Err(e) => {
+                    if certificate_problem(&e).is_some() {
+                        // Nothing was sent; retrying cannot make the certificate trusted.
+                        return Err(SfError::Transport {
+                            attempts: attempt,
+                            message: format!(
+                                "{}: {}",
+                                crate::net::server_of(&session.instance_url),
+                                describe_request_error(&e)
+                            ),
+                        });
+                    }
                     // A request that never connected cannot have had an effect.
                     if idempotency == Idempotency::Unsafe && !e.is_connect() {
                         return Err(SfError::Ambiguous {
-                            message: describe_reqwest(&e),
+                            message: describe_request_error(&e),
                         });
                     }
-                    describe_reqwest(&e)
+                    describe_request_error(&e)
                 }
                 Ok(resp) => {
                     self.record_usage(resp.headers());
                     let status = resp.status().as_u16();
-                    let body = match self.read_body(resp).await {
+                    let body = match self.read_body(resp).await? {
                         Ok(b) => Some(b),
-                        Err(BodyError::TooLarge) => {
-                            return Err(SfError::TooLarge {
-                                limit: self.inner.opts.max_response_bytes,
-                            });
-                        }
-                        Err(BodyError::Io(m)) => {
+                        Err(m) => {
                             if idempotency == Idempotency::Unsafe {
                                 return Err(SfError::Ambiguous { message: m });
                             }
@@ -844,11 +848,6 @@ impl SalesforceClient {
     }
 }
 
-enum BodyError {
-    TooLarge,
-    Io(String),
-}
-
 /// The JWT bearer `aud`: the OAuth 2.0 JWT Bearer Flow accepts https://login.salesforce.com,
 /// or https://test.salesforce.com for sandboxes, whichever host the token request goes to (a
 /// My Domain login URL is not an audience).
@@ -858,32 +857,6 @@ fn jwt_audience(login_url: &Url) -> &'static str {
         "https://test.salesforce.com"
     } else {
         "https://login.salesforce.com"
-    }
-}
-
-/// A reqwest error without the URL (which may carry a locator) or any header.
-fn describe_reqwest(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "connection dropped while reading the response"
-    } else if e.is_request() {
-        "request failed"
-    } else {
-        "HTTP error"
-    };
-    let mut source = std::error::Error::source(e);
-    let mut detail = String::new();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() {
-        what.to_string()
-    } else {
-        format!("{what}: {detail}")
     }
 }
 
