@@ -52,23 +52,23 @@ pub const UNTRUSTED_CERTIFICATE_HINT: &str = "if the server uses a private certi
 
 /// The certificate problem behind a failed request, if that is what failed.
 pub fn certificate_problem(e: &reqwest::Error) -> Option<String> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        // io::Error::source() skips the error it wraps, so look inside it explicitly.
-        let inner = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|i| i as &(dyn std::error::Error + 'static));
-        for candidate in [Some(err), inner].into_iter().flatten() {
-            if let Some(rustls::Error::InvalidCertificate(reason)) =
-                candidate.downcast_ref::<rustls::Error>()
-            {
-                return Some(format!("{reason:?}"));
-            }
-        }
-        cur = inner.and_then(|i| i.source()).or_else(|| err.source());
+    find_certificate_problem(e)
+}
+
+fn find_certificate_problem(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(rustls::Error::InvalidCertificate(reason)) = err.downcast_ref::<rustls::Error>() {
+        return Some(format!("{reason:?}"));
     }
-    None
+    // io::Error::source() skips the error it wraps (TLS errors come wrapped twice), so
+    // look inside explicitly as well as down the chain.
+    if let Some(inner) = err
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        && let Some(found) = find_certificate_problem(inner)
+    {
+        return Some(found);
+    }
+    err.source().and_then(find_certificate_problem)
 }
 
 /// A failed request in words, without its URL (which may carry a locator) or any header:
