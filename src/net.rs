@@ -106,10 +106,7 @@ pub fn describe_request_error(e: &reqwest::Error) -> String {
 
 /// Reads a response body of at most `limit` bytes. The body is streamed and reading stops
 /// at the cap, so a hostile or broken server cannot make tether hold more than that.
-pub async fn read_capped(
-    mut resp: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, BodyError> {
+pub async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
     if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge);
     }

@@ -45,7 +45,9 @@ fn server_identity(ca: &Ca) -> TlsIdentity {
     let key = KeyPair::generate().unwrap();
     let mut params =
         CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, "emulator");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "emulator");
     let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
     TlsIdentity {
         cert_chain_pem: cert.pem(),
@@ -138,7 +140,10 @@ impl Org {
             tether_with_env(
                 &args,
                 &dir,
-                &[("TEST_EWS_PASSWORD", PASSWORD), ("TEST_SF_SECRET", SF_SECRET)],
+                &[
+                    ("TEST_EWS_PASSWORD", PASSWORD),
+                    ("TEST_SF_SECRET", SF_SECRET),
+                ],
             )
         })
         .await
@@ -153,7 +158,9 @@ async fn https_with_the_private_ca_in_ca_file_connects_and_applies() {
     let check = org.tether(&["test-connection", "org"]).await;
     assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
     assert!(
-        check.stdout.contains("PASS Exchange: service account credentials: accepted"),
+        check
+            .stdout
+            .contains("PASS Exchange: service account credentials: accepted"),
         "{}",
         check.stdout
     );
@@ -167,7 +174,9 @@ async fn https_with_the_private_ca_in_ca_file_connects_and_applies() {
     let apply = org.tether(&["apply", "org", "--auto-approve"]).await;
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
     assert!(
-        apply.stdout.contains("Applied: 1 records written, 0 failed."),
+        apply
+            .stdout
+            .contains("Applied: 1 records written, 0 failed."),
         "{}",
         apply.stdout
     );
@@ -256,7 +265,10 @@ sync_configurations:
     let out = tether_with_env(
         &["test-connection", "org"],
         scratch.dir.path(),
-        &[("TEST_EWS_PASSWORD", PASSWORD), ("TEST_SF_SECRET", SF_SECRET)],
+        &[
+            ("TEST_EWS_PASSWORD", PASSWORD),
+            ("TEST_SF_SECRET", SF_SECRET),
+        ],
     );
     let text = format!("{}{}", out.stdout, out.stderr);
     assert_ne!(out.code, 0, "{text}");

@@ -39,7 +39,8 @@ fn resolve_text(text: &str, home: &Path) -> Result<Secret, String> {
         Reference::File(rel) => {
             use std::io::Read;
             let path = home.join(rel);
-            let cannot = |e: std::io::Error| format!("cannot read secret file `{}`: {e}", path.display());
+            let cannot =
+                |e: std::io::Error| format!("cannot read secret file `{}`: {e}", path.display());
             let file = std::fs::File::open(&path).map_err(cannot)?;
             // A device or a pipe (`/dev/zero`, a FIFO) would never end or never answer.
             if !file.metadata().map_err(cannot)?.is_file() {

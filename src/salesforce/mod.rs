@@ -501,7 +501,10 @@ impl SalesforceClient {
     }
 
     /// The body of `resp`, at most `max_response_bytes` of it.
-    async fn read_body(&self, resp: reqwest::Response) -> Result<std::result::Result<Vec<u8>, String>> {
+    async fn read_body(
+        &self,
+        resp: reqwest::Response,
+    ) -> Result<std::result::Result<Vec<u8>, String>> {
         let server = crate::net::server_of(resp.url());
         let limit = self.inner.opts.max_response_bytes;
         match crate::net::read_capped(resp, limit).await {
@@ -666,42 +669,7 @@ impl SalesforceClient {
                     continue;
                 }
             };
-            let v: Value = serde_json::from_slice(&body).map_err(|e| SfError::Auth {
-                flow,
-                error: format!("HTTP {status}"),
-                description: format!("the token endpoint did not answer JSON ({e})"),
-            })?;
-            if status != 200 {
-                let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                return Err(SfError::Auth {
-                    flow,
-                    error: if s("error").is_empty() {
-                        format!("HTTP {status}")
-                    } else {
-                        s("error")
-                    },
-                    description: s("error_description"),
-                });
-            }
-            let token = v
-                .get("access_token")
-                .and_then(Value::as_str)
-                .ok_or_else(|| SfError::Auth {
-                    flow,
-                    error: "invalid_response".into(),
-                    description: "no access_token in the token response".into(),
-                })?;
-            let instance = v
-                .get("instance_url")
-                .and_then(Value::as_str)
-                .and_then(|u| Url::parse(u).ok())
-                .unwrap_or_else(|| o.instance_url.clone());
-            crate::net::check_transport(&instance).map_err(|m| SfError::Auth {
-                flow,
-                error: "invalid_response".into(),
-                description: format!("instance_url refused: {m}"),
-            })?;
-            return Ok((Secret::new(token), instance));
+            return decode_token(flow, status, &body, &o.instance_url);
         }
     }
 
@@ -846,6 +814,52 @@ impl SalesforceClient {
             self.inner.clock.sleep(delay).await;
         }
     }
+}
+
+/// A token endpoint's answer: the access token and the instance to call (`fallback` when
+/// the answer names none), or the OAuth error it carries.
+pub(crate) fn decode_token(
+    flow: &'static str,
+    status: u16,
+    body: &[u8],
+    fallback: &Url,
+) -> Result<(Secret, Url)> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| SfError::Auth {
+        flow,
+        error: format!("HTTP {status}"),
+        description: format!("the token endpoint did not answer JSON ({e})"),
+    })?;
+    if status != 200 {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        return Err(SfError::Auth {
+            flow,
+            error: if s("error").is_empty() {
+                format!("HTTP {status}")
+            } else {
+                s("error")
+            },
+            description: s("error_description"),
+        });
+    }
+    let token = v
+        .get("access_token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| SfError::Auth {
+            flow,
+            error: "invalid_response".into(),
+            description: "no access_token in the token response".into(),
+        })?;
+    let instance = v
+        .get("instance_url")
+        .and_then(Value::as_str)
+        .and_then(|u| Url::parse(u).ok())
+        .unwrap_or_else(|| fallback.clone());
+    crate::net::check_transport(&instance).map_err(|m| SfError::Auth {
+        flow,
+        error: "invalid_response".into(),
+        description: format!("instance_url refused: {m}"),
+    })?;
+    Ok((Secret::new(token), instance))
 }
 
 /// The JWT bearer `aud`: the OAuth 2.0 JWT Bearer Flow accepts https://login.salesforce.com,

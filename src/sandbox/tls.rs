@@ -53,7 +53,9 @@ pub(crate) fn scheme(tls: Option<&TlsIdentity>) -> &'static str {
 }
 
 /// Checks the identity before anything is spawned, so a bad certificate fails `start`.
-pub(crate) fn config(tls: Option<&TlsIdentity>) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+pub(crate) fn config(
+    tls: Option<&TlsIdentity>,
+) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
     tls.map(TlsIdentity::server_config).transpose()
 }
 
@@ -109,7 +111,9 @@ impl TlsListener {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let handshake = acceptor.accept(stream);
-                    if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), handshake).await {
+                    if let Ok(Ok(tls)) =
+                        tokio::time::timeout(Duration::from_secs(10), handshake).await
+                    {
                         let _ = tx.send((tls, addr)).await;
                     }
                 });

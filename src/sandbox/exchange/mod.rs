@@ -122,7 +122,8 @@ impl Emulator {
         } else {
             clock.now().timestamp_nanos_opt().unwrap_or(7) as u64
         };
-        let tls = crate::sandbox::tls::config(options.tls.as_ref()).map_err(std::io::Error::other)?;
+        let tls =
+            crate::sandbox::tls::config(options.tls.as_ref()).map_err(std::io::Error::other)?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
         let base = format!(
