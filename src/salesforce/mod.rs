@@ -862,6 +862,25 @@ pub(crate) fn decode_token(
     Ok((Secret::new(token), instance))
 }
 
+/// Decodes `body` as every kind of answer the client reads (for the fuzz targets).
+pub(crate) fn decode_any(body: &[u8]) {
+    let login = Url::parse("https://login.salesforce.com").expect("constant URL parses");
+    for status in [200, 400] {
+        let _ = decode_token("client_credentials", status, body, &login);
+    }
+    let _ = parse_errors(body);
+    let _ = ops::decode_query_page(body);
+    for expected in [0, 1, 2, 200] {
+        let _ = ops::decode_collection(body, expected);
+        let _ = ops::decode_retrieve(body, expected);
+    }
+    let _ = ops::decode_updated(body);
+    let _ = ops::decode_deleted(body);
+    let _ = ops::decode_describe(body);
+    let _ = ops::decode_limits(body);
+    let _ = ops::parse_limit_info(&String::from_utf8_lossy(body));
+}
+
 /// The JWT bearer `aud`: the OAuth 2.0 JWT Bearer Flow accepts https://login.salesforce.com,
 /// or https://test.salesforce.com for sandboxes, whichever host the token request goes to (a
 /// My Domain login URL is not an audience).
