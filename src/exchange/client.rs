@@ -423,7 +423,10 @@ impl EwsClient {
                 let status = resp.status();
                 let bytes = Self::read_body(resp, MAX_TOKEN_RESPONSE_BYTES, "a token")
                     .await
-                    .map_err(|e| EwsError::Token(e.to_string()))?;
+                    .map_err(|e| match e {
+                        EwsError::Xml(m) | EwsError::Transport(m) => EwsError::Token(m),
+                        other => other,
+                    })?;
                 let (secret, expires_in) = token_answer(status.as_u16(), &bytes)
                     .map_err(|m| EwsError::Token(format!("{token_url} {m}")))?;
                 *tok = Some((secret.clone(), now + chrono::Duration::seconds(expires_in)));

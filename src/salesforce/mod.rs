@@ -277,7 +277,7 @@ impl fmt::Display for SfError {
             }
             SfError::TooLarge { server, limit } => write!(
                 f,
-                "{server} sent a response larger than tether's cap of {} for one Salesforce response; reading stopped there (a proxy or a broken server?)",
+                "{server} sent a Salesforce response larger than tether's cap of {}; reading stopped there",
                 crate::net::size_text(*limit)
             ),
             SfError::Mapping { object, problems } => {

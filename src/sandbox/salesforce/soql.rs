@@ -1151,11 +1151,18 @@ mod tests {
         let now = Utc::now();
         for q in [
             format!("SELECT Id FROM Contact WHERE {}", "(".repeat(4060)),
-            format!("SELECT Id FROM Contact WHERE {}LastName = 'x'", "NOT ".repeat(5000)),
+            format!(
+                "SELECT Id FROM Contact WHERE {}LastName = 'x'",
+                "NOT ".repeat(5000)
+            ),
         ] {
             let e = parse(&q, &catalog, now).unwrap_err();
             assert_eq!(e.code, "MALFORMED_QUERY");
-            assert!(e.message.contains("nested deeper than 64 levels"), "{}", e.message);
+            assert!(
+                e.message.contains("nested deeper than 64 levels"),
+                "{}",
+                e.message
+            );
         }
         let fine = format!(
             "SELECT Id FROM Contact WHERE {}LastName = 'x'{}",
