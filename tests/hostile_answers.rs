@@ -260,3 +260,41 @@ async fn autodiscover_refuses_oversized_deep_and_dtd_answers() {
     assert!(text.contains("nesting deeper than 64 levels"), "{text}");
     assert!(!format!("{text}{err:?}").contains("ews-password-value"));
 }
+
+#[tokio::test]
+async fn servers_cannot_steer_the_clients_onto_plain_http() {
+    // A token answer sending the client to a plain-http instance.
+    let base = serve(
+        200,
+        Answer::Fixed(
+            br#"{"access_token":"00Dxx!abc","instance_url":"http://evil.example","token_type":"Bearer"}"#
+                .to_vec(),
+        ),
+    )
+    .await;
+    let err = within(sf_client(&base, client_credentials()).limits())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SfError::Auth { description, .. } if description.contains("instance_url refused") && description.contains("http://evil.example/ uses plain http")),
+        "{err:?}"
+    );
+    // Autodiscover naming a plain-http EWS endpoint, or redirecting to a plain-http server.
+    for account in [
+        "<Account><Protocol><Type>EXPR</Type><EwsUrl>http://mail.corp.example/EWS/Exchange.asmx</EwsUrl></Protocol></Account>",
+        "<Account><Action>redirectUrl</Action><RedirectUrl>http://autodiscover.corp.example/autodiscover/autodiscover.xml</RedirectUrl></Account>",
+    ] {
+        let answer = format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a">{account}</Response></Autodiscover>"#
+        );
+        let base = serve(200, Answer::Fixed(answer.into_bytes())).await;
+        let err = within(autodiscover_client(&base).ews_url())
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("corp.example") && text.contains("uses plain http"),
+            "{text}"
+        );
+    }
+}
