@@ -188,7 +188,7 @@ impl Drop for RunningEmulator {
 }
 
 impl RunningEmulator {
-    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    /// Base URL, e.g. `http://127.0.0.1:40123` (https with `tls`).
     pub fn url(&self) -> &str {
         &self.base
     }

@@ -325,7 +325,8 @@ pub struct RunningEmulator {
 }
 
 impl RunningEmulator {
-    /// Base URL (`http://127.0.0.1:port`): both the login URL and the instance URL.
+    /// Base URL (`http://127.0.0.1:port`, https with `tls`): both the login URL and the
+    /// instance URL.
     pub fn url(&self) -> &str {
         &self.url
     }
