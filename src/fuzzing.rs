@@ -15,9 +15,12 @@ use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+/// A fuzz target: any bytes in, nothing out but a panic when there is a bug.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by name (the file names under `fuzz/fuzz_targets/` and
 /// `fuzz/corpus/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("config", config),
     ("ews_response", ews_response),
     ("salesforce_json", salesforce_json),

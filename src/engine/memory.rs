@@ -72,11 +72,18 @@ pub struct MailCounts {
     pub update: u64,
     pub delete: u64,
     pub find: u64,
+    pub get_items: u64,
 }
 
 impl MailCounts {
     pub fn total(&self) -> u64 {
-        self.sync_folder + self.ensure_folder + self.create + self.update + self.delete + self.find
+        self.sync_folder
+            + self.ensure_folder
+            + self.create
+            + self.update
+            + self.delete
+            + self.find
+            + self.get_items
     }
 }
 
@@ -514,6 +521,25 @@ impl MailConnector for MemoryExchange {
         Ok(out)
     }
 
+    async fn get_items(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<MailItem>, CallError> {
+        let mut d = self.lock();
+        d.counts.get_items += 1;
+        let f = Self::mailbox(&mut d, mailbox).map_err(rep_call)?;
+        Ok(f.get(&folder)
+            .map(|f| {
+                item_ids
+                    .iter()
+                    .filter_map(|id| f.items.get(id).map(|s| s.item.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     async fn find_by_salesforce_ids(
         &self,
         mailbox: &Mailbox,
@@ -797,6 +823,23 @@ impl CrmConnector for MemoryCrm {
             .unwrap_or_default();
         d.counts.query_pages += Self::pages(out.len());
         Ok(out)
+    }
+
+    async fn read_by_ids(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
+    ) -> Result<Vec<CrmRecord>, CallError> {
+        let mut d = self.lock();
+        d.counts.query_pages += 1;
+        Ok(d.records
+            .get(&object)
+            .map(|m| {
+                ids.iter()
+                    .filter_map(|id| m.get(id).map(|(r, _)| r.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn create(

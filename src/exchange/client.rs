@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::net::{BodyError, certificate_problem, check_transport, describe_request_error};
 use crate::secret::Secret;
 use chrono::{DateTime, Utc};
+use reqwest::header::HeaderValue;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -287,6 +288,9 @@ pub struct EwsClient {
     token: tokio::sync::Mutex<Option<(Secret, DateTime<Utc>)>>,
     calls: Mutex<BTreeMap<String, u64>>,
     autodiscover_cache: Mutex<HashMap<String, Url>>,
+    /// Exchange refused the credentials in this run: every later call fails at once, since
+    /// each further attempt is a failed logon that can lock the account out.
+    refused: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for EwsClient {
@@ -358,6 +362,7 @@ impl EwsClient {
             token: tokio::sync::Mutex::new(None),
             calls: Mutex::new(BTreeMap::new()),
             autodiscover_cache: Mutex::new(HashMap::new()),
+            refused: Mutex::new(None),
         })
     }
 
@@ -380,15 +385,25 @@ impl EwsClient {
     // ---------------------------------------------------------------------------------
     // Authentication
 
-    async fn authorization(&self, force_new: bool) -> Result<String, EwsError> {
+    /// The Authorization header's value, marked sensitive so no Debug of the request shows it.
+    async fn authorization(&self, force_new: bool) -> Result<HeaderValue, EwsError> {
+        let value = self.credentials(force_new).await?;
+        let mut header = HeaderValue::from_str(value.expose()).map_err(|_| {
+            EwsError::Config("the credentials are not valid in an HTTP header".into())
+        })?;
+        header.set_sensitive(true);
+        Ok(header)
+    }
+
+    async fn credentials(&self, force_new: bool) -> Result<Secret, EwsError> {
         match &self.opts.auth {
             Auth::Basic { username, password } => {
                 use base64::Engine;
-                let raw = format!("{username}:{}", password.expose());
-                Ok(format!(
+                let raw = Secret::new(format!("{username}:{}", password.expose()));
+                Ok(Secret::new(format!(
                     "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(raw)
-                ))
+                    base64::engine::general_purpose::STANDARD.encode(raw.expose())
+                )))
             }
             Auth::OAuth2 {
                 token_url,
@@ -403,9 +418,10 @@ impl EwsClient {
                     && let Some((t, exp)) = tok.as_ref()
                     && *exp - chrono::Duration::minutes(5) > now
                 {
-                    return Ok(format!("Bearer {}", t.expose()));
+                    return Ok(Secret::new(format!("Bearer {}", t.expose())));
                 }
                 self.count("Token");
+                let started = std::time::Instant::now();
                 let resp = self
                     .http
                     .post(token_url.clone())
@@ -421,6 +437,13 @@ impl EwsClient {
                         EwsError::Token(format!("{token_url}: {}", describe_request_error(&e)))
                     })?;
                 let status = resp.status();
+                tracing::debug!(
+                    method = "POST",
+                    path = token_url.path(),
+                    status = status.as_u16(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "EWS token request"
+                );
                 let bytes = Self::read_body(resp, MAX_TOKEN_RESPONSE_BYTES, "a token")
                     .await
                     .map_err(|e| match e {
@@ -430,7 +453,7 @@ impl EwsClient {
                 let (secret, expires_in) = token_answer(status.as_u16(), &bytes)
                     .map_err(|m| EwsError::Token(format!("{token_url} {m}")))?;
                 *tok = Some((secret.clone(), now + chrono::Duration::seconds(expires_in)));
-                Ok(format!("Bearer {}", secret.expose()))
+                Ok(Secret::new(format!("Bearer {}", secret.expose())))
             }
         }
     }
@@ -463,9 +486,20 @@ impl EwsClient {
     }
 
     /// Sends one operation (for `mailbox` through impersonation) and returns the
-    /// operation's response element. Retries 503s, connection errors and ErrorServerBusy
-    /// (waiting BackOffMilliseconds) up to `max_retries`; renews an OAuth token once on 401.
+    /// operation's response element. Retries up to `max_retries`: ErrorServerBusy after the
+    /// BackOffMilliseconds it carries, 503 and 429 after their Retry-After (else exponential
+    /// back-off), and connection failures — except that a CreateItem that may have reached
+    /// the server is never sent twice (it would create the items twice): that failure is
+    /// returned for the caller to resolve. Renews an OAuth token once on 401; after a 401
+    /// that stands, every later call in this client fails without being sent.
     async fn call(&self, op: &str, mailbox: Option<&str>, body: &str) -> Result<Element, EwsError> {
+        if let Some(m) = lock_ok(&self.refused).clone() {
+            return Err(EwsError::Unauthorized(format!(
+                "{m}; not tried again in this run, so the account is not locked out"
+            )));
+        }
+        // Only a request the server provably did not run may be sent again.
+        let resend_after_failure = op != "CreateItem";
         let url = self.endpoint_for(mailbox).await?;
         let headers = RequestHeaders {
             server_version: &self.opts.server_version,
@@ -479,6 +513,7 @@ impl EwsClient {
             attempt += 1;
             self.count(op);
             let auth = self.authorization(false).await?;
+            let started = std::time::Instant::now();
             let mut req = self
                 .http
                 .post(url.clone())
@@ -497,7 +532,16 @@ impl EwsClient {
                         describe_request_error(&e)
                     )));
                 }
-                Err(_) if attempt <= self.opts.max_retries => {
+                Err(e)
+                    if attempt <= self.opts.max_retries
+                        && (resend_after_failure || e.is_connect()) =>
+                {
+                    tracing::info!(
+                        op,
+                        attempt,
+                        error = %e.without_url(),
+                        "EWS request failed; retrying after back-off"
+                    );
                     self.back_off(attempt).await;
                     continue;
                 }
@@ -509,6 +553,16 @@ impl EwsClient {
                 }
             };
             let status = resp.status().as_u16();
+            tracing::debug!(
+                method = "POST",
+                path = url.path(),
+                op,
+                mailbox = mailbox.unwrap_or(""),
+                status,
+                ms = started.elapsed().as_millis() as u64,
+                attempt,
+                "EWS request"
+            );
             match status {
                 401 => {
                     if matches!(self.opts.auth, Auth::OAuth2 { .. }) && !renewed {
@@ -516,16 +570,30 @@ impl EwsClient {
                         self.authorization(true).await?;
                         continue;
                     }
-                    return Err(EwsError::Unauthorized(format!(
-                        "{url} answered 401 for the service account"
-                    )));
+                    let message = format!("{url} answered 401 for the service account");
+                    *lock_ok(&self.refused) = Some(message.clone());
+                    return Err(EwsError::Unauthorized(message));
                 }
                 403 => {
                     return Err(EwsError::Unauthorized(format!("{url} answered 403")));
                 }
                 503 | 502 | 504 | 429 => {
-                    if attempt <= self.opts.max_retries {
-                        self.back_off(attempt).await;
+                    // 503 and 429 say the request was not served; a gateway's 502 or 504 does
+                    // not say whether the server behind it ran it.
+                    let not_run = matches!(status, 503 | 429);
+                    if attempt <= self.opts.max_retries && (resend_after_failure || not_run) {
+                        let wait = retry_after(resp.headers());
+                        tracing::info!(
+                            op,
+                            status,
+                            attempt,
+                            retry_after_s = wait.map(|w| w.as_secs()),
+                            "EWS unavailable; retrying after back-off"
+                        );
+                        match wait {
+                            Some(wait) => self.clock.sleep(wait).await,
+                            None => self.back_off(attempt).await,
+                        }
                         continue;
                     }
                     return Err(EwsError::Http {
@@ -543,7 +611,10 @@ impl EwsClient {
             }
             let bytes = match Self::read_body(resp, MAX_RESPONSE_BYTES, "an EWS").await {
                 Ok(b) => b,
-                Err(EwsError::Transport(_)) if attempt <= self.opts.max_retries => {
+                Err(EwsError::Transport(m))
+                    if attempt <= self.opts.max_retries && resend_after_failure =>
+                {
+                    tracing::info!(op, attempt, error = %m, "EWS answer broke off; retrying after back-off");
                     self.back_off(attempt).await;
                     continue;
                 }
@@ -555,6 +626,12 @@ impl EwsClient {
                 }) if code == "ErrorServerBusy" && attempt <= self.opts.max_retries => {
                     // Throttled: wait exactly what the server asked (at most 5 minutes).
                     let ms = back_off_ms.unwrap_or(5_000).min(300_000);
+                    tracing::info!(
+                        op,
+                        back_off_ms = ms,
+                        attempt,
+                        "EWS throttled (ErrorServerBusy); backing off"
+                    );
                     self.clock.sleep(Duration::from_millis(ms)).await;
                     continue;
                 }
@@ -737,6 +814,7 @@ impl EwsClient {
     ) -> Result<(u16, Vec<u8>, Option<String>), EwsError> {
         self.count("Autodiscover");
         let auth = self.authorization(false).await?;
+        let started = std::time::Instant::now();
         let ct = if soap {
             "text/xml; charset=utf-8"
         } else {
@@ -752,6 +830,14 @@ impl EwsClient {
             .await
             .map_err(|e| EwsError::Transport(describe_request_error(&e)))?;
         let status = resp.status().as_u16();
+        tracing::debug!(
+            method = "POST",
+            host = url.host_str().unwrap_or(""),
+            path = url.path(),
+            status,
+            ms = started.elapsed().as_millis() as u64,
+            "Autodiscover request"
+        );
         let location = resp
             .headers()
             .get("Location")
@@ -1453,6 +1539,23 @@ impl EwsClient {
         }
         Ok(out)
     }
+}
+
+fn lock_ok<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A `Retry-After` in seconds (RFC 9110 §10.2.3), capped at five minutes; HTTP dates and
+/// garbage fall back to the exponential back-off.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs.min(300)))
 }
 
 /// Reading each answer the client asks for, apart from the I/O (so that hostile answers can

@@ -546,8 +546,9 @@ impl SalesforceClient {
     async fn mint(&self) -> Result<(Secret, Url)> {
         let o = &self.inner.opts;
         let flow = o.auth.flow();
-        let mut form: Vec<(&str, String)> = Vec::new();
-        let mut basic: Option<(String, String)> = None;
+        // Credentials stay in `Secret`s up to the request body.
+        let mut form: Vec<(&str, Secret)> = Vec::new();
+        let mut basic: Option<(String, Secret)> = None;
         let mut host = &o.login_url;
         match &o.auth {
             Auth::AccessToken { token } => return Ok((token.clone(), o.instance_url.clone())),
@@ -580,29 +581,29 @@ impl SalesforceClient {
                 })?;
                 form.push((
                     "grant_type",
-                    "urn:ietf:params:oauth:grant-type:jwt-bearer".into(),
+                    Secret::new("urn:ietf:params:oauth:grant-type:jwt-bearer"),
                 ));
-                form.push(("assertion", jwt));
+                form.push(("assertion", Secret::new(jwt)));
             }
             Auth::ClientCredentials {
                 client_id,
                 client_secret,
             } => {
                 host = &o.instance_url;
-                form.push(("grant_type", "client_credentials".into()));
-                basic = Some((client_id.clone(), client_secret.expose().to_string()));
+                form.push(("grant_type", Secret::new("client_credentials")));
+                basic = Some((client_id.clone(), client_secret.clone()));
             }
             Auth::RefreshToken {
                 client_id,
                 client_secret,
                 refresh_token,
             } => {
-                form.push(("grant_type", "refresh_token".into()));
-                form.push(("client_id", client_id.clone()));
+                form.push(("grant_type", Secret::new("refresh_token")));
+                form.push(("client_id", Secret::new(client_id.as_str())));
                 if let Some(s) = client_secret {
-                    form.push(("client_secret", s.expose().to_string()));
+                    form.push(("client_secret", s.clone()));
                 }
-                form.push(("refresh_token", refresh_token.expose().to_string()));
+                form.push(("refresh_token", refresh_token.clone()));
             }
             Auth::UsernamePassword {
                 client_id,
@@ -610,32 +611,60 @@ impl SalesforceClient {
                 username,
                 password,
             } => {
-                form.push(("grant_type", "password".into()));
-                form.push(("client_id", client_id.clone()));
-                form.push(("client_secret", client_secret.expose().to_string()));
-                form.push(("username", username.clone()));
-                form.push(("password", password.expose().to_string()));
+                form.push(("grant_type", Secret::new("password")));
+                form.push(("client_id", Secret::new(client_id.as_str())));
+                form.push(("client_secret", client_secret.clone()));
+                form.push(("username", Secret::new(username.as_str())));
+                form.push(("password", password.clone()));
             }
         }
         let url = host
             .join("/services/oauth2/token")
             .map_err(|e| SfError::Config(format!("token URL: {e}")))?;
+        let body = {
+            let mut encoded = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &form {
+                encoded.append_pair(k, v.expose());
+            }
+            Secret::new(encoded.finish())
+        };
         let mut attempt = 0;
         let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
-            let mut req = self.inner.http.post(url.clone()).form(&form);
+            let mut req = self
+                .inner
+                .http
+                .post(url.clone())
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body.expose().to_string());
             if let Some((id, secret)) = &basic {
                 // RFC 6749 §2.3.1: form-encode both parts before Basic encoding.
                 let enc = |s: &str| {
-                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                    Secret::new(
+                        url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>(),
+                    )
                 };
-                req = req.basic_auth(enc(id), Some(enc(secret)));
+                // reqwest marks the header sensitive.
+                req = req.basic_auth(enc(id).expose(), Some(enc(secret.expose()).expose()));
             }
             self.count(CallKind::Auth);
+            let started = std::time::Instant::now();
             let outcome = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    tracing::debug!(
+                        method = "POST",
+                        path = url.path(),
+                        flow,
+                        status,
+                        ms = started.elapsed().as_millis() as u64,
+                        attempt,
+                        "Salesforce token request"
+                    );
                     match self.read_body(resp).await? {
                         Ok(body) if status < 500 => Ok((status, body)),
                         Ok(_) => Err(format!("HTTP {status}")),
@@ -664,6 +693,13 @@ impl SalesforceClient {
                             message,
                         });
                     }
+                    tracing::info!(
+                        flow,
+                        attempt,
+                        error = %message,
+                        delay_ms = delay.as_millis() as u64,
+                        "Salesforce token request failed; retrying after back-off"
+                    );
                     waited += delay;
                     self.inner.clock.sleep(delay).await;
                     continue;
@@ -688,6 +724,8 @@ impl SalesforceClient {
         let mut attempt = 0u32;
         let mut reauthed = false;
         let mut waited = Duration::ZERO;
+        // The last attempt was refused by the concurrent-request limit.
+        let mut concurrent_limit: Option<String> = None;
         loop {
             self.check_budget()?;
             let session = self.session().await?;
@@ -698,6 +736,8 @@ impl SalesforceClient {
                     context: target.into(),
                     detail: format!("bad URL: {e}"),
                 })?;
+            // The path only: a query string holds SOQL, whose literals may be record data.
+            let path = url.path().to_string();
             let mut req = self
                 .inner
                 .http
@@ -717,8 +757,18 @@ impl SalesforceClient {
             }
             attempt += 1;
             self.count(kind);
+            let started = std::time::Instant::now();
             let failure: String = match req.send().await {
                 Err(e) => {
+                    tracing::debug!(
+                        method = %method,
+                        path,
+                        kind = kind.name(),
+                        error = %describe_request_error(&e),
+                        ms = started.elapsed().as_millis() as u64,
+                        attempt,
+                        "Salesforce request failed"
+                    );
                     if certificate_problem(&e).is_some() {
                         // Nothing was sent; retrying cannot make the certificate trusted.
                         return Err(SfError::Transport {
@@ -741,6 +791,15 @@ impl SalesforceClient {
                 Ok(resp) => {
                     self.record_usage(resp.headers());
                     let status = resp.status().as_u16();
+                    tracing::debug!(
+                        method = %method,
+                        path,
+                        kind = kind.name(),
+                        status,
+                        ms = started.elapsed().as_millis() as u64,
+                        attempt,
+                        "Salesforce request"
+                    );
                     let body = match self.read_body(resp).await? {
                         Ok(b) => Some(b),
                         Err(m) => {
@@ -764,6 +823,9 @@ impl SalesforceClient {
                                         });
                                     }
                                     if !reauthed {
+                                        tracing::info!(
+                                            "Salesforce session expired; signing in again"
+                                        );
                                         reauthed = true;
                                         self.drop_session(session.generation).await;
                                         attempt -= 1;
@@ -774,17 +836,24 @@ impl SalesforceClient {
                             }
                             if status == 403 {
                                 let errors = parse_errors(&body);
-                                if let Some(e) = errors
+                                match errors
                                     .iter()
                                     .find(|e| e.error_code == "REQUEST_LIMIT_EXCEEDED")
                                 {
-                                    return Err(SfError::LimitExceeded {
-                                        message: e.message.clone(),
-                                    });
+                                    // Too many long-running requests at once: this one was
+                                    // refused, not run, so it may be sent again after a wait.
+                                    Some(e) if e.message.contains("Concurrent") => {
+                                        concurrent_limit = Some(e.message.clone());
+                                        format!("REQUEST_LIMIT_EXCEEDED: {}", e.message)
+                                    }
+                                    Some(e) => {
+                                        return Err(SfError::LimitExceeded {
+                                            message: e.message.clone(),
+                                        });
+                                    }
+                                    None => return Err(SfError::Api { status, errors }),
                                 }
-                                return Err(SfError::Api { status, errors });
-                            }
-                            if status >= 500 {
+                            } else if status >= 500 {
                                 if idempotency == Idempotency::Unsafe {
                                     return Err(SfError::Ambiguous {
                                         message: format!("HTTP {status}"),
@@ -805,11 +874,22 @@ impl SalesforceClient {
             };
             let delay = self.backoff(attempt);
             if attempt >= retry.max_attempts || waited + delay > retry.max_total_delay {
+                if let Some(message) = concurrent_limit {
+                    return Err(SfError::LimitExceeded { message });
+                }
                 return Err(SfError::Transport {
                     attempts: attempt,
                     message: failure,
                 });
             }
+            concurrent_limit = None;
+            tracing::info!(
+                path,
+                attempt,
+                error = %failure,
+                delay_ms = delay.as_millis() as u64,
+                "Salesforce request failed; retrying after back-off"
+            );
             waited += delay;
             self.inner.clock.sleep(delay).await;
         }

@@ -827,6 +827,25 @@ fn checked(object: &str) -> Result<&str> {
     super::soql::ident(object).map_err(|e| SfError::Config(e.to_string()))
 }
 
+/// DUPLICATES_DETECTED names the records a duplicate rule matched in `duplicateResult`;
+/// the message carries their ids, so the admin knows which records to merge.
+fn with_duplicates(message: &str, duplicates: Option<&Value>) -> String {
+    let ids: Vec<&str> = duplicates
+        .and_then(|d| d.get("matchResults"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("matchRecords").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|r| r.get("record")?.get("Id")?.as_str())
+        .collect();
+    if ids.is_empty() {
+        message.to_string()
+    } else {
+        format!("{message} (matches {})", ids.join(", "))
+    }
+}
+
 fn parse_outcome(r: &Value) -> RecordOutcome {
     let success = r.get("success").and_then(Value::as_bool).unwrap_or(false);
     let id = r.get("id").and_then(Value::as_str);
@@ -844,11 +863,10 @@ fn parse_outcome(r: &Value) -> RecordOutcome {
                                 .and_then(Value::as_str)
                                 .unwrap_or("UNKNOWN")
                                 .to_string(),
-                            message: e
-                                .get("message")
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_string(),
+                            message: with_duplicates(
+                                e.get("message").and_then(Value::as_str).unwrap_or(""),
+                                e.get("duplicateResult"),
+                            ),
                             fields: e
                                 .get("fields")
                                 .and_then(Value::as_array)

@@ -16,6 +16,7 @@ struct Data {
     unresolved: Vec<UnresolvedItem>,
     revisions: Vec<ConfigRevision>,
     rep_emails: BTreeMap<String, String>,
+    applied_plans: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +107,7 @@ fn apply_one(d: &mut Data, change: StateChange) {
                 applied_by,
             });
         }
+        StateChange::RecordPlanApplied { plan_id, .. } => d.applied_plans.push(plan_id),
     }
 }
 
@@ -206,5 +208,9 @@ impl StateStore for MemoryState {
 
     fn latest_revision(&self) -> Result<Option<ConfigRevision>, StateError> {
         Ok(self.data.revisions.last().cloned())
+    }
+
+    fn applied_plans(&self) -> Result<Vec<String>, StateError> {
+        Ok(self.data.applied_plans.clone())
     }
 }

@@ -332,6 +332,12 @@ pub enum StateChange {
         applied_at: DateTime<Utc>,
         applied_by: String,
     },
+    /// Record that a saved plan was applied, so it is refused a second time. Goes in the
+    /// transaction of its `RecordApply`.
+    RecordPlanApplied {
+        plan_id: String,
+        applied_at: DateTime<Utc>,
+    },
 }
 
 /// A state store failure, with what to do about it.
@@ -385,6 +391,8 @@ pub trait StateStore: Send {
     /// How many times a configuration was applied.
     fn generation(&self) -> Result<u64, StateError>;
     fn latest_revision(&self) -> Result<Option<ConfigRevision>, StateError>;
+    /// The ids of the saved plans applied so far.
+    fn applied_plans(&self) -> Result<Vec<String>, StateError>;
     /// The key saved plans are signed with (`plan::file`): made when the store is created,
     /// kept in it, never written anywhere else. Use `expose().as_bytes()` as the HMAC key.
     fn plan_signing_key(&self) -> Result<crate::secret::Secret, StateError>;

@@ -114,6 +114,21 @@ pub(crate) struct Faults {
     pub drop_next: u32,
     pub malformed_next: u32,
     pub concurrent_limit_next: u32,
+    /// Faults for the next request of one kind (see `EmulatorHandle::served`), in order.
+    pub targeted: Vec<(String, KindFault)>,
+}
+
+/// A fault aimed at the next request of one kind (`query`, `collection`, `auth`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KindFault {
+    /// Answer this HTTP status (500: UNKNOWN_EXCEPTION, 503: SERVER_UNAVAILABLE).
+    Status(u16),
+    /// Every session expires just before this request: it answers 401 INVALID_SESSION_ID.
+    ExpireSessions,
+    /// 403 REQUEST_LIMIT_EXCEEDED "ConcurrentPerOrgLongTxn Limit exceeded."
+    ConcurrentLimit,
+    /// The request is carried out, then the connection breaks while the answer is sent.
+    DropResponse,
 }
 
 pub(crate) struct Session {
@@ -543,6 +558,17 @@ impl EmulatorHandle {
             .insert(username.to_ascii_lowercase(), Secret::new(password));
     }
 
+    /// Every access and refresh token the org has issued, expired ones too (tests check that
+    /// none leaks into output, logs, plans or the state).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let org = self.org();
+        org.sessions
+            .keys()
+            .chain(org.refresh_tokens.keys())
+            .cloned()
+            .collect()
+    }
+
     /// Invalidates every access token: the next REST call answers 401 INVALID_SESSION_ID.
     pub fn expire_sessions(&self) {
         for s in self.org().sessions.values_mut() {
@@ -569,6 +595,22 @@ impl EmulatorHandle {
     /// The next `n` requests hit the concurrent-request limit (403 REQUEST_LIMIT_EXCEEDED).
     pub fn concurrent_limit_next(&self, n: u32) {
         self.org().faults.concurrent_limit_next += n;
+    }
+    /// The next request of `kind` (as counted by `served`: query, query_more, sobject,
+    /// collection, auth, …) meets `fault`; several for one kind fire in order.
+    pub fn fault_next(&self, kind: &str, fault: KindFault) {
+        self.org().faults.targeted.push((kind.to_string(), fault));
+    }
+    /// An active duplicate rule (action Block) whose matching rule compares `field` of
+    /// `object` exactly: creates and updates that match a live record fail with
+    /// DUPLICATES_DETECTED, naming the matches in `duplicateResult`.
+    pub fn duplicate_rule(&self, object: &str, field: &str) {
+        self.org().store.duplicate_rules.push(store::DuplicateRule {
+            object: object.to_string(),
+            field: field.to_string(),
+            rule: format!("Block_{object}_{field}_Duplicates"),
+            matching_rule: format!("Exact_{object}_{field}"),
+        });
     }
     /// Writes of `object` records whose `field` equals `value` fail with `error`
     /// (`times`: how often; None: always). Use field "Id" to target a record.
