@@ -784,7 +784,10 @@ async fn oversized_responses_are_refused() {
     o.max_response_bytes = 2048;
     let c = env.client_with(o);
     let err = c.describe("Contact").await.unwrap_err();
-    assert!(matches!(err, SfError::TooLarge { limit: 2048 }), "{err}");
+    assert!(
+        matches!(err, SfError::TooLarge { limit: 2048, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use super::soap::{self, RequestHeaders, ResponseMessage};
 use super::version::ServerBuild;
 use super::xml::{self, Element, Limits, NS_AD_RESP_A, NS_AD_SOAP, NS_M, NS_T, Writer};
 use crate::clock::Clock;
-use crate::net::check_transport;
+use crate::net::{BodyError, certificate_problem, check_transport, describe_request_error};
 use crate::secret::Secret;
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderValue;
@@ -277,7 +277,10 @@ const MAPPED_PHONE_KEYS: &[&str] = &[
     "OtherTelephone",
 ];
 
+/// Longest EWS or Autodiscover answer read (EWS itself limits requests to tens of MB).
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// Longest token endpoint answer read: a token response is a few kB.
+const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
 
 pub struct EwsClient {
     http: reqwest::Client,
@@ -301,12 +304,31 @@ impl std::fmt::Debug for EwsClient {
     }
 }
 
+/// An OAuth 2.0 token endpoint's answer: the access token and its lifetime in seconds, or
+/// what is wrong with the answer (the caller names the endpoint).
+pub(crate) fn token_answer(status: u16, body: &[u8]) -> Result<(Secret, i64), String> {
+    let body: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| format!("answered HTTP {status} without JSON"))?;
+    if !(200..300).contains(&status) {
+        let err = body["error"].as_str().unwrap_or("unknown error");
+        return Err(format!(
+            "refused the client credentials: HTTP {status} {err}"
+        ));
+    }
+    let access = body["access_token"]
+        .as_str()
+        .ok_or_else(|| "answered without an access_token".to_string())?;
+    // Bounded: the lifetime comes from the network.
+    let expires_in = body["expires_in"].as_i64().unwrap_or(3600).clamp(0, 86_400);
+    Ok((Secret::new(access), expires_in))
+}
+
 fn same_domain(a: &str, b: &str) -> bool {
     let d = |s: &str| s.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
     d(a) == d(b)
 }
 
-enum Discovered {
+pub(crate) enum Discovered {
     Url(Url),
     RedirectAddr(String),
     RedirectUrl(Url),
@@ -422,7 +444,9 @@ impl EwsClient {
                     ])
                     .send()
                     .await
-                    .map_err(|e| EwsError::Token(format!("{token_url}: {}", e.without_url())))?;
+                    .map_err(|e| {
+                        EwsError::Token(format!("{token_url}: {}", describe_request_error(&e)))
+                    })?;
                 let status = resp.status();
                 tracing::debug!(
                     method = "POST",
@@ -431,21 +455,14 @@ impl EwsClient {
                     ms = started.elapsed().as_millis() as u64,
                     "EWS token request"
                 );
-                let body: serde_json::Value = resp.json().await.map_err(|_| {
-                    EwsError::Token(format!("{token_url} answered HTTP {status} without JSON"))
-                })?;
-                if !status.is_success() {
-                    let err = body["error"].as_str().unwrap_or("unknown error");
-                    return Err(EwsError::Token(format!(
-                        "{token_url} refused the client credentials: HTTP {status} {err}"
-                    )));
-                }
-                let access = body["access_token"]
-                    .as_str()
-                    .ok_or_else(|| EwsError::Token("no access_token in the answer".into()))?;
-                // Bounded: the lifetime comes from the network.
-                let expires_in = body["expires_in"].as_i64().unwrap_or(3600).clamp(0, 86_400);
-                let secret = Secret::new(access);
+                let bytes = Self::read_body(resp, MAX_TOKEN_RESPONSE_BYTES, "a token")
+                    .await
+                    .map_err(|e| match e {
+                        EwsError::Xml(m) | EwsError::Transport(m) => EwsError::Token(m),
+                        other => other,
+                    })?;
+                let (secret, expires_in) = token_answer(status.as_u16(), &bytes)
+                    .map_err(|m| EwsError::Token(format!("{token_url} {m}")))?;
                 *tok = Some((secret.clone(), now + chrono::Duration::seconds(expires_in)));
                 Ok(Secret::new(format!("Bearer {}", secret.expose())))
             }
@@ -461,26 +478,22 @@ impl EwsClient {
         self.clock.sleep(Duration::from_secs(secs.min(60))).await;
     }
 
-    async fn read_body(resp: reqwest::Response) -> Result<Vec<u8>, EwsError> {
-        if resp
-            .content_length()
-            .is_some_and(|l| l as usize > MAX_RESPONSE_BYTES)
-        {
-            return Err(EwsError::Xml("response larger than 32 MB".into()));
-        }
-        let mut resp = resp;
-        let mut out = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
+    /// The body of `resp`, at most `limit` bytes of it (`what`: "an EWS", for the message).
+    async fn read_body(
+        resp: reqwest::Response,
+        limit: usize,
+        what: &str,
+    ) -> Result<Vec<u8>, EwsError> {
+        let server = crate::net::server_of(resp.url());
+        crate::net::read_capped(resp, limit)
             .await
-            .map_err(|e| EwsError::Transport(e.without_url().to_string()))?
-        {
-            if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(EwsError::Xml("response larger than 32 MB".into()));
-            }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(out)
+            .map_err(|e| match e {
+                BodyError::TooLarge => EwsError::Xml(format!(
+                    "{server} sent {what} answer larger than tether's cap of {}; reading stopped there",
+                    crate::net::size_text(limit)
+                )),
+                BodyError::Io(m) => EwsError::Transport(format!("{server}: {m}")),
+            })
     }
 
     /// Sends one operation (for `mailbox` through impersonation) and returns the
@@ -523,6 +536,13 @@ impl EwsClient {
             }
             let resp = match req.send().await {
                 Ok(r) => r,
+                // Retrying cannot make an untrusted certificate trusted.
+                Err(e) if certificate_problem(&e).is_some() => {
+                    return Err(EwsError::Transport(format!(
+                        "{url}: {}",
+                        describe_request_error(&e)
+                    )));
+                }
                 Err(e)
                     if attempt <= self.opts.max_retries
                         && (resend_after_failure || e.is_connect()) =>
@@ -539,7 +559,7 @@ impl EwsClient {
                 Err(e) => {
                     return Err(EwsError::Transport(format!(
                         "{url}: {} (after {attempt} attempts)",
-                        e.without_url()
+                        describe_request_error(&e)
                     )));
                 }
             };
@@ -600,7 +620,7 @@ impl EwsClient {
                     });
                 }
             }
-            let bytes = match Self::read_body(resp).await {
+            let bytes = match Self::read_body(resp, MAX_RESPONSE_BYTES, "an EWS").await {
                 Ok(b) => b,
                 Err(EwsError::Transport(m))
                     if attempt <= self.opts.max_retries && resend_after_failure =>
@@ -827,7 +847,7 @@ impl EwsClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| EwsError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| EwsError::Transport(describe_request_error(&e)))?;
         let status = resp.status().as_u16();
         tracing::debug!(
             method = "POST",
@@ -842,7 +862,7 @@ impl EwsClient {
             .get("Location")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = Self::read_body(resp).await?;
+        let bytes = Self::read_body(resp, MAX_RESPONSE_BYTES, "an Autodiscover").await?;
         Ok((status, bytes, location))
     }
 
@@ -865,59 +885,7 @@ impl EwsClient {
                 detail: "Autodiscover".into(),
             });
         }
-        let root = xml::parse(&bytes, Limits::default()).map_err(|e| EwsError::Xml(e.0))?;
-        let resp = root
-            .children
-            .iter()
-            .find(|c| c.name == "Response")
-            .ok_or_else(|| EwsError::Xml("Autodiscover answer without Response".into()))?;
-        if let Some(err) = resp.children.iter().find(|c| c.name == "Error") {
-            let code = err
-                .children
-                .iter()
-                .find(|c| c.name == "ErrorCode")
-                .map(|c| c.text.clone())
-                .unwrap_or_default();
-            let msg = err
-                .children
-                .iter()
-                .find(|c| c.name == "Message")
-                .map(|c| c.text.clone())
-                .unwrap_or_default();
-            return Err(EwsError::Autodiscover(format!("error {code}: {msg}")));
-        }
-        let account = resp
-            .child(NS_AD_RESP_A, "Account")
-            .ok_or_else(|| EwsError::Xml("Autodiscover answer without Account".into()))?;
-        match account.child_text(NS_AD_RESP_A, "Action").map(str::trim) {
-            Some("redirectAddr") => account
-                .child_text(NS_AD_RESP_A, "RedirectAddr")
-                .map(|a| Discovered::RedirectAddr(a.trim().to_string()))
-                .ok_or_else(|| EwsError::Xml("redirectAddr without an address".into())),
-            Some("redirectUrl") => account
-                .child_text(NS_AD_RESP_A, "RedirectUrl")
-                .and_then(|u| Url::parse(u.trim()).ok())
-                .map(Discovered::RedirectUrl)
-                .ok_or_else(|| EwsError::Xml("redirectUrl without a URL".into())),
-            _ => {
-                let protos: Vec<&Element> =
-                    account.children_named(NS_AD_RESP_A, "Protocol").collect();
-                // EXPR is the outside-facing endpoint; EXCH the internal one.
-                for kind in ["EXPR", "EXCH"] {
-                    if let Some(u) = protos
-                        .iter()
-                        .filter(|p| p.child_text(NS_AD_RESP_A, "Type").map(str::trim) == Some(kind))
-                        .find_map(|p| p.child_text(NS_AD_RESP_A, "EwsUrl"))
-                        .and_then(|u| Url::parse(u.trim()).ok())
-                    {
-                        return Ok(Discovered::Url(u));
-                    }
-                }
-                Err(EwsError::Autodiscover(
-                    "the answer carries no EwsUrl".into(),
-                ))
-            }
-        }
+        answers::autodiscover_pox(&bytes)
     }
 
     async fn autodiscover_soap(&self, url: &Url, email: &str) -> Result<Discovered, EwsError> {
@@ -939,67 +907,11 @@ impl EwsClient {
                 detail: "Autodiscover".into(),
             });
         }
-        let root = xml::parse(&bytes, Limits::default()).map_err(|e| EwsError::Xml(e.0))?;
-        let user = root
-            .children
-            .iter()
-            .find(|c| c.name == "Body")
-            .and_then(|b| b.first_child())
-            .and_then(|m| m.child(NS_AD_SOAP, "Response"))
-            .and_then(|r| r.child(NS_AD_SOAP, "UserResponses"))
-            .and_then(|u| u.child(NS_AD_SOAP, "UserResponse"))
-            .ok_or_else(|| EwsError::Xml("GetUserSettings answer without UserResponse".into()))?;
-        let code = user
-            .child_text(NS_AD_SOAP, "ErrorCode")
-            .unwrap_or("")
-            .trim();
-        let target = user
-            .child_text(NS_AD_SOAP, "RedirectTarget")
-            .map(|t| t.trim().to_string());
-        match code {
-            "NoError" => {
-                let settings = user
-                    .child(NS_AD_SOAP, "UserSettings")
-                    .map(|s| {
-                        s.children_named(NS_AD_SOAP, "UserSetting")
-                            .collect::<Vec<_>>()
-                    })
-                    .unwrap_or_default();
-                for name in ["ExternalEwsUrl", "InternalEwsUrl"] {
-                    if let Some(u) = settings
-                        .iter()
-                        .find(|s| s.child_text(NS_AD_SOAP, "Name").map(str::trim) == Some(name))
-                        .and_then(|s| s.child_text(NS_AD_SOAP, "Value"))
-                        .and_then(|v| Url::parse(v.trim()).ok())
-                    {
-                        return Ok(Discovered::Url(u));
-                    }
-                }
-                Err(EwsError::Autodiscover(
-                    "GetUserSettings returned no EWS URL".into(),
-                ))
-            }
-            "RedirectAddress" => target
-                .map(Discovered::RedirectAddr)
-                .ok_or_else(|| EwsError::Xml("RedirectAddress without a target".into())),
-            "RedirectUrl" => target
-                .and_then(|t| Url::parse(&t).ok())
-                .map(Discovered::RedirectUrl)
-                .ok_or_else(|| EwsError::Xml("RedirectUrl without a target".into())),
-            other => Err(EwsError::Autodiscover(format!("GetUserSettings: {other}"))),
-        }
+        answers::autodiscover_soap(&bytes)
     }
 
     // ---------------------------------------------------------------------------------
     // Folders
-
-    fn parse_folder(el: &Element) -> Option<FolderInfo> {
-        Some(FolderInfo {
-            id: ItemId::parse(el.child(NS_T, "FolderId")?)?,
-            display_name: el.child_text(NS_T, "DisplayName").unwrap_or("").to_string(),
-            folder_class: el.child_text(NS_T, "FolderClass").map(str::to_string),
-        })
-    }
 
     /// GetFolder for a folder (e.g. `FolderRef::contacts()`).
     pub async fn get_folder(
@@ -1017,11 +929,7 @@ impl EwsClient {
         let m = self
             .call_one("GetFolder", Some(mailbox), &w.finish())
             .await?;
-        m.element
-            .child(NS_M, "Folders")
-            .and_then(|f| f.first_child())
-            .and_then(Self::parse_folder)
-            .ok_or_else(|| EwsError::Xml("GetFolder answer without a folder".into()))
+        answers::folder(&m)
     }
 
     /// FindFolder by display name directly under `parent`.
@@ -1047,14 +955,7 @@ impl EwsClient {
         let m = self
             .call_one("FindFolder", Some(mailbox), &w.finish())
             .await?;
-        Ok(m.element
-            .path(&[(NS_M, "RootFolder"), (NS_T, "Folders")])
-            .and_then(|f| {
-                f.children
-                    .iter()
-                    .filter_map(Self::parse_folder)
-                    .find(|f| f.display_name.eq_ignore_ascii_case(name))
-            }))
+        Ok(answers::found_folder(&m, name))
     }
 
     /// CreateFolder; `Ok(None)` when it already exists (ErrorFolderExists).
@@ -1081,16 +982,11 @@ impl EwsClient {
             .call_one("CreateFolder", Some(mailbox), &w.finish())
             .await
         {
-            Ok(m) => Ok(m
-                .element
-                .child(NS_M, "Folders")
-                .and_then(|f| f.first_child())
-                .and_then(|f| ItemId::parse(f.child(NS_T, "FolderId")?))
-                .map(|id| FolderInfo {
-                    id,
-                    display_name: name.to_string(),
-                    folder_class: Some(class.to_string()),
-                })),
+            Ok(m) => Ok(answers::created_folder(&m).map(|id| FolderInfo {
+                id,
+                display_name: name.to_string(),
+                folder_class: Some(class.to_string()),
+            })),
             Err(e) if e.code() == Some("ErrorFolderExists") => Ok(None),
             Err(e) => Err(e),
         }
@@ -1148,56 +1044,7 @@ impl EwsClient {
         let m = self
             .call_one("SyncFolderItems", Some(mailbox), &w.finish())
             .await?;
-        let sync_state = m
-            .element
-            .child_text(NS_M, "SyncState")
-            .ok_or_else(|| EwsError::Xml("SyncFolderItems answer without SyncState".into()))?
-            .trim()
-            .to_string();
-        let includes_last = m
-            .element
-            .child_text(NS_M, "IncludesLastItemInRange")
-            .and_then(xml::parse_bool)
-            .ok_or_else(|| {
-                EwsError::Xml("SyncFolderItems answer without IncludesLastItemInRange".into())
-            })?;
-        let mut changes = Vec::new();
-        if let Some(list) = m.element.child(NS_M, "Changes") {
-            for c in list.children.iter().filter(|c| c.ns == NS_T) {
-                let kind = match c.name.as_str() {
-                    "Create" => ChangeKind::Create,
-                    "Update" => ChangeKind::Update,
-                    "Delete" => ChangeKind::Delete,
-                    "ReadFlagChange" => ChangeKind::ReadFlagChange,
-                    _ => continue,
-                };
-                let (item_kind, id_el) = match c.first_child() {
-                    Some(i) if i.name == "ItemId" => (ItemKind::Other, Some(i)),
-                    Some(i) => (
-                        match i.name.as_str() {
-                            "Contact" => ItemKind::Contact,
-                            "CalendarItem" => ItemKind::CalendarItem,
-                            _ => ItemKind::Other,
-                        },
-                        i.child(NS_T, "ItemId"),
-                    ),
-                    None => (ItemKind::Other, None),
-                };
-                if let Some(item_id) = id_el.and_then(ItemId::parse) {
-                    changes.push(SyncChange {
-                        kind,
-                        item_kind,
-                        item_id,
-                    });
-                }
-            }
-        }
-        Ok(SyncPage {
-            changes,
-            sync_state,
-            includes_last,
-            from_scratch: false,
-        })
+        answers::sync_page(&m)
     }
 
     /// SyncFolderItems until IncludesLastItemInRange, handing each page to `on_page` (which
@@ -1289,16 +1136,7 @@ impl EwsClient {
         let m = self
             .call_one("FindItem", Some(mailbox), &w.finish())
             .await?;
-        Ok(m.element
-            .path(&[(NS_M, "RootFolder"), (NS_T, "Items")])
-            .map(|items| {
-                items
-                    .children
-                    .iter()
-                    .filter_map(model::parse_event)
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(answers::calendar_view(&m))
     }
 
     /// FindItem in `folder` for items whose PublicStrings extended property `property` equals
@@ -1347,14 +1185,7 @@ impl EwsClient {
             let m = self
                 .call_one("FindItem", Some(mailbox), &w.finish())
                 .await?;
-            if let Some(items) = m.element.path(&[(NS_M, "RootFolder"), (NS_T, "Items")]) {
-                out.extend(
-                    items
-                        .children
-                        .iter()
-                        .filter_map(|i| i.child(NS_T, "ItemId").and_then(ItemId::parse)),
-                );
-            }
+            out.extend(answers::found_ids(&m));
         }
         Ok(out)
     }
@@ -1374,11 +1205,7 @@ impl EwsClient {
             &[("OccurrenceId", &occurrence.id)],
         );
         let m = self.call_one("GetItem", Some(mailbox), &w.finish()).await?;
-        m.element
-            .child(NS_M, "Items")
-            .and_then(|i| i.first_child())
-            .and_then(model::parse_event)
-            .ok_or_else(|| EwsError::Xml("GetItem answer without a calendar item".into()))
+        answers::recurring_master(&m)
     }
 
     // ---------------------------------------------------------------------------------
@@ -1417,19 +1244,7 @@ impl EwsClient {
             let msgs = self
                 .call_messages("GetItem", Some(mailbox), &w.finish(), chunk.len())
                 .await?;
-            for m in msgs {
-                if m.is_error() {
-                    out.push(Err(m.error()));
-                    continue;
-                }
-                match m.element.child(NS_M, "Items").and_then(|i| i.first_child()) {
-                    Some(el) => out.push(Ok(model::parse_item(el))),
-                    None => out.push(Err(ItemError {
-                        code: "ErrorItemNotFound".into(),
-                        message: "empty Items".into(),
-                    })),
-                }
-            }
+            out.extend(answers::items(&msgs));
         }
         Ok(out)
     }
@@ -1474,25 +1289,6 @@ impl EwsClient {
             .collect())
     }
 
-    fn parse_ids(msgs: Vec<ResponseMessage>) -> Vec<ItemResult<ItemId>> {
-        msgs.into_iter()
-            .map(|m| {
-                if m.is_error() {
-                    return Err(m.error());
-                }
-                m.element
-                    .child(NS_M, "Items")
-                    .and_then(|i| i.first_child())
-                    .and_then(|i| i.child(NS_T, "ItemId"))
-                    .and_then(ItemId::parse)
-                    .ok_or(ItemError {
-                        code: "ErrorInvalidResponse".into(),
-                        message: "no ItemId in the answer".into(),
-                    })
-            })
-            .collect()
-    }
-
     /// CreateItem for contacts in `folder`, in batches.
     pub async fn create_contacts(
         &self,
@@ -1514,7 +1310,7 @@ impl EwsClient {
             let msgs = self
                 .call_messages("CreateItem", Some(mailbox), &w.finish(), chunk.len())
                 .await?;
-            out.extend(Self::parse_ids(msgs));
+            out.extend(answers::ids(&msgs));
         }
         Ok(out)
     }
@@ -1539,7 +1335,7 @@ impl EwsClient {
             let msgs = self
                 .call_messages("CreateItem", Some(mailbox), &w.finish(), chunk.len())
                 .await?;
-            out.extend(Self::parse_ids(msgs));
+            out.extend(answers::ids(&msgs));
         }
         Ok(out)
     }
@@ -1707,7 +1503,7 @@ impl EwsClient {
             let msgs = self
                 .call_messages("UpdateItem", Some(mailbox), &w.finish(), chunk.len())
                 .await?;
-            out.extend(Self::parse_ids(msgs));
+            out.extend(answers::ids(&msgs));
         }
         Ok(out)
     }
@@ -1758,10 +1554,7 @@ impl EwsClient {
             let msgs = self
                 .call_messages("DeleteItem", Some(mailbox), &w.finish(), chunk.len())
                 .await?;
-            out.extend(
-                msgs.into_iter()
-                    .map(|m| if m.is_error() { Err(m.error()) } else { Ok(()) }),
-            );
+            out.extend(answers::deleted(&msgs));
         }
         Ok(out)
     }
@@ -1782,4 +1575,294 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .parse()
         .ok()?;
     Some(Duration::from_secs(secs.min(300)))
+}
+
+/// Reading each answer the client asks for, apart from the I/O (so that hostile answers can
+/// be fuzzed without a server): each takes a response message or body and gives what the
+/// operation returns, or why the answer cannot be used.
+pub(crate) mod answers {
+    use super::*;
+
+    fn folder_info(el: &Element) -> Option<FolderInfo> {
+        Some(FolderInfo {
+            id: ItemId::parse(el.child(NS_T, "FolderId")?)?,
+            display_name: el.child_text(NS_T, "DisplayName").unwrap_or("").to_string(),
+            folder_class: el.child_text(NS_T, "FolderClass").map(str::to_string),
+        })
+    }
+
+    /// GetFolder.
+    pub(crate) fn folder(m: &ResponseMessage) -> Result<FolderInfo, EwsError> {
+        m.element
+            .child(NS_M, "Folders")
+            .and_then(|f| f.first_child())
+            .and_then(folder_info)
+            .ok_or_else(|| EwsError::Xml("GetFolder answer without a folder".into()))
+    }
+
+    /// FindFolder: the folder called `name`, if listed.
+    pub(crate) fn found_folder(m: &ResponseMessage, name: &str) -> Option<FolderInfo> {
+        m.element
+            .path(&[(NS_M, "RootFolder"), (NS_T, "Folders")])
+            .and_then(|f| {
+                f.children
+                    .iter()
+                    .filter_map(folder_info)
+                    .find(|f| f.display_name.eq_ignore_ascii_case(name))
+            })
+    }
+
+    /// CreateFolder: the new folder's id.
+    pub(crate) fn created_folder(m: &ResponseMessage) -> Option<ItemId> {
+        m.element
+            .child(NS_M, "Folders")
+            .and_then(|f| f.first_child())
+            .and_then(|f| ItemId::parse(f.child(NS_T, "FolderId")?))
+    }
+
+    /// SyncFolderItems.
+    pub(crate) fn sync_page(m: &ResponseMessage) -> Result<SyncPage, EwsError> {
+        let sync_state = m
+            .element
+            .child_text(NS_M, "SyncState")
+            .ok_or_else(|| EwsError::Xml("SyncFolderItems answer without SyncState".into()))?
+            .trim()
+            .to_string();
+        let includes_last = m
+            .element
+            .child_text(NS_M, "IncludesLastItemInRange")
+            .and_then(xml::parse_bool)
+            .ok_or_else(|| {
+                EwsError::Xml("SyncFolderItems answer without IncludesLastItemInRange".into())
+            })?;
+        let mut changes = Vec::new();
+        if let Some(list) = m.element.child(NS_M, "Changes") {
+            for c in list.children.iter().filter(|c| c.ns == NS_T) {
+                let kind = match c.name.as_str() {
+                    "Create" => ChangeKind::Create,
+                    "Update" => ChangeKind::Update,
+                    "Delete" => ChangeKind::Delete,
+                    "ReadFlagChange" => ChangeKind::ReadFlagChange,
+                    _ => continue,
+                };
+                let (item_kind, id_el) = match c.first_child() {
+                    Some(i) if i.name == "ItemId" => (ItemKind::Other, Some(i)),
+                    Some(i) => (
+                        match i.name.as_str() {
+                            "Contact" => ItemKind::Contact,
+                            "CalendarItem" => ItemKind::CalendarItem,
+                            _ => ItemKind::Other,
+                        },
+                        i.child(NS_T, "ItemId"),
+                    ),
+                    None => (ItemKind::Other, None),
+                };
+                if let Some(item_id) = id_el.and_then(ItemId::parse) {
+                    changes.push(SyncChange {
+                        kind,
+                        item_kind,
+                        item_id,
+                    });
+                }
+            }
+        }
+        Ok(SyncPage {
+            changes,
+            sync_state,
+            includes_last,
+            from_scratch: false,
+        })
+    }
+
+    /// FindItem with a CalendarView.
+    pub(crate) fn calendar_view(m: &ResponseMessage) -> Vec<CalendarEvent> {
+        m.element
+            .path(&[(NS_M, "RootFolder"), (NS_T, "Items")])
+            .map(|items| {
+                items
+                    .children
+                    .iter()
+                    .filter_map(model::parse_event)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// FindItem with IdOnly: the ids listed.
+    pub(crate) fn found_ids(m: &ResponseMessage) -> Vec<ItemId> {
+        m.element
+            .path(&[(NS_M, "RootFolder"), (NS_T, "Items")])
+            .map(|items| {
+                items
+                    .children
+                    .iter()
+                    .filter_map(|i| i.child(NS_T, "ItemId").and_then(ItemId::parse))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// GetItem for a RecurringMasterItemId.
+    pub(crate) fn recurring_master(m: &ResponseMessage) -> Result<CalendarEvent, EwsError> {
+        m.element
+            .child(NS_M, "Items")
+            .and_then(|i| i.first_child())
+            .and_then(model::parse_event)
+            .ok_or_else(|| EwsError::Xml("GetItem answer without a calendar item".into()))
+    }
+
+    /// GetItem: one item or error per message.
+    pub(crate) fn items(msgs: &[ResponseMessage]) -> Vec<ItemResult<Item>> {
+        msgs.iter()
+            .map(|m| {
+                if m.is_error() {
+                    return Err(m.error());
+                }
+                match m.element.child(NS_M, "Items").and_then(|i| i.first_child()) {
+                    Some(el) => Ok(model::parse_item(el)),
+                    None => Err(ItemError {
+                        code: "ErrorItemNotFound".into(),
+                        message: "empty Items".into(),
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// CreateItem and UpdateItem: the (new) id of each item, or its error.
+    pub(crate) fn ids(msgs: &[ResponseMessage]) -> Vec<ItemResult<ItemId>> {
+        msgs.iter()
+            .map(|m| {
+                if m.is_error() {
+                    return Err(m.error());
+                }
+                m.element
+                    .child(NS_M, "Items")
+                    .and_then(|i| i.first_child())
+                    .and_then(|i| i.child(NS_T, "ItemId"))
+                    .and_then(ItemId::parse)
+                    .ok_or(ItemError {
+                        code: "ErrorInvalidResponse".into(),
+                        message: "no ItemId in the answer".into(),
+                    })
+            })
+            .collect()
+    }
+
+    /// DeleteItem.
+    pub(crate) fn deleted(msgs: &[ResponseMessage]) -> Vec<ItemResult<()>> {
+        msgs.iter()
+            .map(|m| if m.is_error() { Err(m.error()) } else { Ok(()) })
+            .collect()
+    }
+
+    /// A POX Autodiscover answer (HTTP 200).
+    pub(crate) fn autodiscover_pox(bytes: &[u8]) -> Result<Discovered, EwsError> {
+        let root = xml::parse(bytes, Limits::default()).map_err(|e| EwsError::Xml(e.0))?;
+        let resp = root
+            .children
+            .iter()
+            .find(|c| c.name == "Response")
+            .ok_or_else(|| EwsError::Xml("Autodiscover answer without Response".into()))?;
+        if let Some(err) = resp.children.iter().find(|c| c.name == "Error") {
+            let code = err
+                .children
+                .iter()
+                .find(|c| c.name == "ErrorCode")
+                .map(|c| c.text.clone())
+                .unwrap_or_default();
+            let msg = err
+                .children
+                .iter()
+                .find(|c| c.name == "Message")
+                .map(|c| c.text.clone())
+                .unwrap_or_default();
+            return Err(EwsError::Autodiscover(format!("error {code}: {msg}")));
+        }
+        let account = resp
+            .child(NS_AD_RESP_A, "Account")
+            .ok_or_else(|| EwsError::Xml("Autodiscover answer without Account".into()))?;
+        match account.child_text(NS_AD_RESP_A, "Action").map(str::trim) {
+            Some("redirectAddr") => account
+                .child_text(NS_AD_RESP_A, "RedirectAddr")
+                .map(|a| Discovered::RedirectAddr(a.trim().to_string()))
+                .ok_or_else(|| EwsError::Xml("redirectAddr without an address".into())),
+            Some("redirectUrl") => account
+                .child_text(NS_AD_RESP_A, "RedirectUrl")
+                .and_then(|u| Url::parse(u.trim()).ok())
+                .map(Discovered::RedirectUrl)
+                .ok_or_else(|| EwsError::Xml("redirectUrl without a URL".into())),
+            _ => {
+                let protos: Vec<&Element> =
+                    account.children_named(NS_AD_RESP_A, "Protocol").collect();
+                // EXPR is the outside-facing endpoint; EXCH the internal one.
+                for kind in ["EXPR", "EXCH"] {
+                    if let Some(u) = protos
+                        .iter()
+                        .filter(|p| p.child_text(NS_AD_RESP_A, "Type").map(str::trim) == Some(kind))
+                        .find_map(|p| p.child_text(NS_AD_RESP_A, "EwsUrl"))
+                        .and_then(|u| Url::parse(u.trim()).ok())
+                    {
+                        return Ok(Discovered::Url(u));
+                    }
+                }
+                Err(EwsError::Autodiscover(
+                    "the answer carries no EwsUrl".into(),
+                ))
+            }
+        }
+    }
+
+    /// A SOAP Autodiscover GetUserSettings answer (HTTP 200).
+    pub(crate) fn autodiscover_soap(bytes: &[u8]) -> Result<Discovered, EwsError> {
+        let root = xml::parse(bytes, Limits::default()).map_err(|e| EwsError::Xml(e.0))?;
+        let user = root
+            .children
+            .iter()
+            .find(|c| c.name == "Body")
+            .and_then(|b| b.first_child())
+            .and_then(|m| m.child(NS_AD_SOAP, "Response"))
+            .and_then(|r| r.child(NS_AD_SOAP, "UserResponses"))
+            .and_then(|u| u.child(NS_AD_SOAP, "UserResponse"))
+            .ok_or_else(|| EwsError::Xml("GetUserSettings answer without UserResponse".into()))?;
+        let code = user
+            .child_text(NS_AD_SOAP, "ErrorCode")
+            .unwrap_or("")
+            .trim();
+        let target = user
+            .child_text(NS_AD_SOAP, "RedirectTarget")
+            .map(|t| t.trim().to_string());
+        match code {
+            "NoError" => {
+                let settings = user
+                    .child(NS_AD_SOAP, "UserSettings")
+                    .map(|s| {
+                        s.children_named(NS_AD_SOAP, "UserSetting")
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default();
+                for name in ["ExternalEwsUrl", "InternalEwsUrl"] {
+                    if let Some(u) = settings
+                        .iter()
+                        .find(|s| s.child_text(NS_AD_SOAP, "Name").map(str::trim) == Some(name))
+                        .and_then(|s| s.child_text(NS_AD_SOAP, "Value"))
+                        .and_then(|v| Url::parse(v.trim()).ok())
+                    {
+                        return Ok(Discovered::Url(u));
+                    }
+                }
+                Err(EwsError::Autodiscover(
+                    "GetUserSettings returned no EWS URL".into(),
+                ))
+            }
+            "RedirectAddress" => target
+                .map(Discovered::RedirectAddr)
+                .ok_or_else(|| EwsError::Xml("RedirectAddress without a target".into())),
+            "RedirectUrl" => target
+                .and_then(|t| Url::parse(&t).ok())
+                .map(Discovered::RedirectUrl)
+                .ok_or_else(|| EwsError::Xml("RedirectUrl without a target".into())),
+            other => Err(EwsError::Autodiscover(format!("GetUserSettings: {other}"))),
+        }
+    }
 }

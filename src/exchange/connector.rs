@@ -293,6 +293,20 @@ fn event_to_record(e: &CalendarEvent, mailbox: &str) -> Record {
     Record::Event(out)
 }
 
+/// The canonical record of an item read from `mailbox` (None for item types tether does not
+/// sync).
+pub(crate) fn item_to_record(
+    item: &super::model::Item,
+    contact_mapping: &EffectiveMapping,
+    mailbox: &str,
+) -> Option<Record> {
+    match item {
+        super::model::Item::Contact(c) => Some(contact_to_record(c, contact_mapping)),
+        super::model::Item::Event(e) => Some(event_to_record(e, mailbox)),
+        super::model::Item::Other(_) => None,
+    }
+}
+
 /// Overlays the canonical event on `base` (a new item, or the item as it is now).
 fn record_to_event(base: Option<CalendarEvent>, e: &Event, zone: &str) -> CalendarEvent {
     let updating = base.is_some();

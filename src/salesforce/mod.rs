@@ -37,6 +37,7 @@ pub use ops::{
 };
 
 use crate::clock::{Clock, SystemClock};
+use crate::net::{BodyError, certificate_problem, describe_request_error};
 use crate::secret::Secret;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -200,7 +201,9 @@ pub enum SfError {
         context: String,
         detail: String,
     },
+    /// A response longer than `max_response_bytes`; reading stopped at the cap.
     TooLarge {
+        server: String,
         limit: usize,
     },
     /// Mapped fields missing or not writable in this org.
@@ -272,9 +275,11 @@ impl fmt::Display for SfError {
                     "Salesforce sent an unexpected response to {context}: {detail}"
                 )
             }
-            SfError::TooLarge { limit } => {
-                write!(f, "Salesforce response larger than the {limit}-byte cap")
-            }
+            SfError::TooLarge { server, limit } => write!(
+                f,
+                "{server} sent a Salesforce response larger than tether's cap of {}; reading stopped there",
+                crate::net::size_text(*limit)
+            ),
             SfError::Mapping { object, problems } => {
                 write!(
                     f,
@@ -495,26 +500,17 @@ impl SalesforceClient {
         }
     }
 
+    /// The body of `resp`, at most `max_response_bytes` of it.
     async fn read_body(
         &self,
-        mut resp: reqwest::Response,
-    ) -> std::result::Result<Vec<u8>, BodyError> {
+        resp: reqwest::Response,
+    ) -> Result<std::result::Result<Vec<u8>, String>> {
+        let server = crate::net::server_of(resp.url());
         let limit = self.inner.opts.max_response_bytes;
-        if resp.content_length().is_some_and(|n| n as usize > limit) {
-            return Err(BodyError::TooLarge);
-        }
-        let mut body = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(c)) => {
-                    if body.len() + c.len() > limit {
-                        return Err(BodyError::TooLarge);
-                    }
-                    body.extend_from_slice(&c);
-                }
-                Ok(None) => return Ok(body),
-                Err(e) => return Err(BodyError::Io(describe_reqwest(&e))),
-            }
+        match crate::net::read_capped(resp, limit).await {
+            Ok(body) => Ok(Ok(body)),
+            Err(BodyError::TooLarge) => Err(SfError::TooLarge { server, limit }),
+            Err(BodyError::Io(m)) => Ok(Err(m)),
         }
     }
 
@@ -669,18 +665,23 @@ impl SalesforceClient {
                         attempt,
                         "Salesforce token request"
                     );
-                    match self.read_body(resp).await {
+                    match self.read_body(resp).await? {
                         Ok(body) if status < 500 => Ok((status, body)),
                         Ok(_) => Err(format!("HTTP {status}")),
-                        Err(BodyError::TooLarge) => {
-                            return Err(SfError::TooLarge {
-                                limit: self.inner.opts.max_response_bytes,
-                            });
-                        }
-                        Err(BodyError::Io(m)) => Err(m),
+                        Err(m) => Err(m),
                     }
                 }
-                Err(e) => Err(describe_reqwest(&e)),
+                Err(e) => {
+                    let message = describe_request_error(&e);
+                    // Retrying cannot make an untrusted certificate trusted.
+                    if certificate_problem(&e).is_some() {
+                        return Err(SfError::Transport {
+                            attempts: attempt,
+                            message: format!("{url}: {message}"),
+                        });
+                    }
+                    Err(message)
+                }
             };
             let (status, body) = match outcome {
                 Ok(x) => x,
@@ -704,42 +705,7 @@ impl SalesforceClient {
                     continue;
                 }
             };
-            let v: Value = serde_json::from_slice(&body).map_err(|e| SfError::Auth {
-                flow,
-                error: format!("HTTP {status}"),
-                description: format!("the token endpoint did not answer JSON ({e})"),
-            })?;
-            if status != 200 {
-                let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                return Err(SfError::Auth {
-                    flow,
-                    error: if s("error").is_empty() {
-                        format!("HTTP {status}")
-                    } else {
-                        s("error")
-                    },
-                    description: s("error_description"),
-                });
-            }
-            let token = v
-                .get("access_token")
-                .and_then(Value::as_str)
-                .ok_or_else(|| SfError::Auth {
-                    flow,
-                    error: "invalid_response".into(),
-                    description: "no access_token in the token response".into(),
-                })?;
-            let instance = v
-                .get("instance_url")
-                .and_then(Value::as_str)
-                .and_then(|u| Url::parse(u).ok())
-                .unwrap_or_else(|| o.instance_url.clone());
-            crate::net::check_transport(&instance).map_err(|m| SfError::Auth {
-                flow,
-                error: "invalid_response".into(),
-                description: format!("instance_url refused: {m}"),
-            })?;
-            return Ok((Secret::new(token), instance));
+            return decode_token(flow, status, &body, &o.instance_url);
         }
     }
 
@@ -798,18 +764,29 @@ impl SalesforceClient {
                         method = %method,
                         path,
                         kind = kind.name(),
-                        error = %describe_reqwest(&e),
+                        error = %describe_request_error(&e),
                         ms = started.elapsed().as_millis() as u64,
                         attempt,
                         "Salesforce request failed"
                     );
+                    if certificate_problem(&e).is_some() {
+                        // Nothing was sent; retrying cannot make the certificate trusted.
+                        return Err(SfError::Transport {
+                            attempts: attempt,
+                            message: format!(
+                                "{}: {}",
+                                crate::net::server_of(&session.instance_url),
+                                describe_request_error(&e)
+                            ),
+                        });
+                    }
                     // A request that never connected cannot have had an effect.
                     if idempotency == Idempotency::Unsafe && !e.is_connect() {
                         return Err(SfError::Ambiguous {
-                            message: describe_reqwest(&e),
+                            message: describe_request_error(&e),
                         });
                     }
-                    describe_reqwest(&e)
+                    describe_request_error(&e)
                 }
                 Ok(resp) => {
                     self.record_usage(resp.headers());
@@ -823,14 +800,9 @@ impl SalesforceClient {
                         attempt,
                         "Salesforce request"
                     );
-                    let body = match self.read_body(resp).await {
+                    let body = match self.read_body(resp).await? {
                         Ok(b) => Some(b),
-                        Err(BodyError::TooLarge) => {
-                            return Err(SfError::TooLarge {
-                                limit: self.inner.opts.max_response_bytes,
-                            });
-                        }
-                        Err(BodyError::Io(m)) => {
+                        Err(m) => {
                             if idempotency == Idempotency::Unsafe {
                                 return Err(SfError::Ambiguous { message: m });
                             }
@@ -924,9 +896,69 @@ impl SalesforceClient {
     }
 }
 
-enum BodyError {
-    TooLarge,
-    Io(String),
+/// A token endpoint's answer: the access token and the instance to call (`fallback` when
+/// the answer names none), or the OAuth error it carries.
+pub(crate) fn decode_token(
+    flow: &'static str,
+    status: u16,
+    body: &[u8],
+    fallback: &Url,
+) -> Result<(Secret, Url)> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| SfError::Auth {
+        flow,
+        error: format!("HTTP {status}"),
+        description: format!("the token endpoint did not answer JSON ({e})"),
+    })?;
+    if status != 200 {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        return Err(SfError::Auth {
+            flow,
+            error: if s("error").is_empty() {
+                format!("HTTP {status}")
+            } else {
+                s("error")
+            },
+            description: s("error_description"),
+        });
+    }
+    let token = v
+        .get("access_token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| SfError::Auth {
+            flow,
+            error: "invalid_response".into(),
+            description: "no access_token in the token response".into(),
+        })?;
+    let instance = v
+        .get("instance_url")
+        .and_then(Value::as_str)
+        .and_then(|u| Url::parse(u).ok())
+        .unwrap_or_else(|| fallback.clone());
+    crate::net::check_transport(&instance).map_err(|m| SfError::Auth {
+        flow,
+        error: "invalid_response".into(),
+        description: format!("instance_url refused: {m}"),
+    })?;
+    Ok((Secret::new(token), instance))
+}
+
+/// Decodes `body` as every kind of answer the client reads (for the fuzz targets).
+pub(crate) fn decode_any(body: &[u8]) {
+    let login = Url::parse("https://login.salesforce.com").expect("constant URL parses");
+    for status in [200, 400] {
+        let _ = decode_token("client_credentials", status, body, &login);
+    }
+    let _ = parse_errors(body);
+    let _ = ops::decode_query_page(body);
+    for expected in [0, 1, 2, 200] {
+        let _ = ops::decode_collection(body, expected);
+        let _ = ops::decode_retrieve(body, expected);
+    }
+    let _ = ops::decode_updated(body);
+    let _ = ops::decode_deleted(body);
+    let _ = ops::decode_describe(body);
+    let _ = ops::decode_limits(body);
+    let _ = ops::parse_limit_info(&String::from_utf8_lossy(body));
 }
 
 /// The JWT bearer `aud`: the OAuth 2.0 JWT Bearer Flow accepts https://login.salesforce.com,
@@ -938,32 +970,6 @@ fn jwt_audience(login_url: &Url) -> &'static str {
         "https://test.salesforce.com"
     } else {
         "https://login.salesforce.com"
-    }
-}
-
-/// A reqwest error without the URL (which may carry a locator) or any header.
-fn describe_reqwest(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "connection dropped while reading the response"
-    } else if e.is_request() {
-        "request failed"
-    } else {
-        "HTTP error"
-    };
-    let mut source = std::error::Error::source(e);
-    let mut detail = String::new();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() {
-        what.to_string()
-    } else {
-        format!("{what}: {detail}")
     }
 }
 

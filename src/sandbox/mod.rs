@@ -3,3 +3,4 @@
 pub mod exchange;
 pub mod salesforce;
 pub mod seed;
+pub mod tls;

@@ -54,6 +54,8 @@ pub struct EmulatorOptions {
     pub record_bodies: bool,
     /// Time each EWS request takes (real time), to exercise concurrency limits.
     pub latency: Option<std::time::Duration>,
+    /// Serve https with this certificate instead of plain http.
+    pub tls: Option<crate::sandbox::tls::TlsIdentity>,
 }
 
 impl Default for EmulatorOptions {
@@ -69,6 +71,7 @@ impl Default for EmulatorOptions {
             autodiscover_pox: true,
             record_bodies: true,
             latency: None,
+            tls: None,
         }
     }
 }
@@ -119,9 +122,14 @@ impl Emulator {
         } else {
             clock.now().timestamp_nanos_opt().unwrap_or(7) as u64
         };
+        let tls =
+            crate::sandbox::tls::config(options.tls.as_ref()).map_err(std::io::Error::other)?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
-        let base = format!("http://{addr}");
+        let base = format!(
+            "{}://{addr}",
+            crate::sandbox::tls::scheme(options.tls.as_ref())
+        );
         let shared = Shared {
             emu: Arc::new(Mutex::new(Emu::new(seed))),
             clock,
@@ -153,13 +161,9 @@ impl Emulator {
             .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
             .with_state(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        tokio::spawn(crate::sandbox::tls::serve(listener, app, tls, async {
+            let _ = rx.await;
+        }));
         Ok(RunningEmulator {
             shared,
             base,
@@ -184,7 +188,7 @@ impl Drop for RunningEmulator {
 }
 
 impl RunningEmulator {
-    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    /// Base URL, e.g. `http://127.0.0.1:40123` (https with `tls`).
     pub fn url(&self) -> &str {
         &self.base
     }

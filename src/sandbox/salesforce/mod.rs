@@ -59,6 +59,8 @@ pub struct EmulatorOptions {
     pub max_body_bytes: usize,
     /// The admin ran tether's setup step: Contact and Event have `Tether_Sync_Key__c`.
     pub sync_key_field: bool,
+    /// Serve https with this certificate instead of plain http.
+    pub tls: Option<crate::sandbox::tls::TlsIdentity>,
 }
 
 impl Default for EmulatorOptions {
@@ -80,6 +82,7 @@ impl Default for EmulatorOptions {
             integration_password: Secret::new("sandbox-password"),
             max_body_bytes: 8 * 1024 * 1024,
             sync_key_field: true,
+            tls: None,
         }
     }
 }
@@ -201,6 +204,8 @@ pub struct Emulator;
 
 impl Emulator {
     pub async fn start(options: EmulatorOptions) -> Result<RunningEmulator, String> {
+        let tls = crate::sandbox::tls::config(options.tls.as_ref())
+            .map_err(|e| format!("salesforce emulator: {e}"))?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
             .await
             .map_err(|e| {
@@ -212,7 +217,10 @@ impl Emulator {
         let addr = listener
             .local_addr()
             .map_err(|e| format!("salesforce emulator: {e}"))?;
-        let base_url = format!("http://{addr}");
+        let base_url = format!(
+            "{}://{addr}",
+            crate::sandbox::tls::scheme(options.tls.as_ref())
+        );
         let mut store = Store::new(options.id_seed);
         if !options.sync_key_field {
             store.catalog = schema::Catalog::load_with(false);
@@ -271,13 +279,9 @@ impl Emulator {
         });
         let app = server::router(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let task = tokio::spawn(crate::sandbox::tls::serve(listener, app, tls, async {
+            let _ = rx.await;
+        }));
         Ok(RunningEmulator {
             url: base_url,
             handle: EmulatorHandle { shared },
@@ -336,7 +340,8 @@ pub struct RunningEmulator {
 }
 
 impl RunningEmulator {
-    /// Base URL (`http://127.0.0.1:port`): both the login URL and the instance URL.
+    /// Base URL (`http://127.0.0.1:port`, https with `tls`): both the login URL and the
+    /// instance URL.
     pub fn url(&self) -> &str {
         &self.url
     }
