@@ -239,7 +239,7 @@ async fn salesforce(config: &Config, client: &SalesforceClient, out: &mut Vec<Ch
             out.push(fail(
                 "Salesforce: reachable",
                 e.to_string(),
-                "check `instance_url` and the network path to Salesforce",
+                "check `instance_url`, the network path to Salesforce and its certificate (`ca_file` for a private CA)",
             ));
             return;
         }

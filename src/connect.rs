@@ -6,6 +6,7 @@ use crate::config::model::{Config, ExchangeApi, ExchangeConnection, OrgKind, Sal
 use crate::config::secrets::{resolve, resolve_value};
 use crate::exchange::{self, Endpoint, EwsClient, ExchangeOptions};
 use crate::salesforce::{Auth, ClientOptions, SalesforceClient};
+use crate::secret::Secret;
 use std::path::Path;
 use std::sync::Arc;
 use url::Url;
@@ -79,23 +80,17 @@ pub fn salesforce_options(config: &Config, home: &Path) -> Result<ClientOptions,
             password,
             security_token,
         } => {
-            let mut password = resolve(password, home)
-                .map_err(at(&field("password")))?
-                .expose()
-                .to_string();
+            let mut password = resolve(password, home).map_err(at(&field("password")))?;
             // The password flow takes the security token appended to the password.
             if let Some(token) = security_token {
-                password.push_str(
-                    resolve(token, home)
-                        .map_err(at(&field("security_token")))?
-                        .expose(),
-                );
+                let token = resolve(token, home).map_err(at(&field("security_token")))?;
+                password = Secret::new(format!("{}{}", password.expose(), token.expose()));
             }
             Auth::UsernamePassword {
                 client_id: resolve_value(client_id, home).map_err(at(&field("client_id")))?,
                 client_secret: resolve(client_secret, home).map_err(at(&field("client_secret")))?,
                 username: username.clone(),
-                password: crate::secret::Secret::new(password),
+                password,
             }
         }
         SalesforceAuth::AccessToken { access_token } => Auth::AccessToken {

@@ -8,6 +8,8 @@ pub mod config;
 pub mod connect;
 pub mod engine;
 pub mod exchange;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lock;
 pub mod model;
 pub mod net;

@@ -83,6 +83,7 @@ impl Drop for StateLock {
         // Only remove our own lock (force-unlock may have handed it to someone else).
         if read(&self.path).is_ok_and(|held| held.id == self.info.id) {
             let _ = std::fs::remove_file(&self.path);
+            tracing::debug!(lock = %self.path.display(), id = %self.info.id, "state lock released");
         }
     }
 }
@@ -134,16 +135,29 @@ pub fn acquire(state: &Path, operation: &str, now: DateTime<Utc>) -> Result<Stat
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| LockError::Io(dir.to_path_buf(), e))?;
     }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-    {
-        Ok(mut file) => {
-            let text = serde_json::to_string_pretty(&info).expect("lock info serializes");
-            file.write_all(text.as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|e| LockError::Io(path.clone(), e))?;
+    let text = serde_json::to_string_pretty(&info).expect("lock info serializes");
+    // Write the whole lock under a private name, then link it into place: linking fails if
+    // the lock exists, and a process killed at any moment leaves either no lock or a
+    // complete one, never an empty file nobody can read.
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(format!(".{}.tmp", info.id));
+    let staged = PathBuf::from(staged);
+    let written = std::fs::File::create(&staged)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()));
+    let linked = written.and_then(|()| std::fs::hard_link(&staged, &path));
+    let _ = std::fs::remove_file(&staged);
+    let created = match linked {
+        // A file system without hard links: create the lock in place.
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all())),
+        other => other,
+    };
+    match created {
+        Ok(()) => {
+            tracing::debug!(lock = %path.display(), id = %info.id, operation, "state lock taken");
             Ok(StateLock { path, info })
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

@@ -1,19 +1,24 @@
-//! What `plan` and `apply` share: opening the connectors for a configuration, and turning
-//! the engine's plan into the document a reviewer reads.
+//! What `plan` and `apply` share: opening the connectors for a configuration, turning the
+//! engine's plan into the document a reviewer reads, and saving it as a signed plan file.
 
 use crate::clock::Clock;
 use crate::config::model::Config;
 use crate::connect::{self, ConnectError};
+use crate::engine::connector::{
+    CRM_BATCH, CrmConnector, Folder, MAIL_BATCH, MailConnector, Mailbox,
+};
 use crate::engine::cycle::{CycleError, ReadOutcome, SyncOptions, read_and_plan};
-use crate::engine::plan::Plan;
+use crate::engine::plan::{Action, Plan};
 use crate::exchange::connector::EwsConnector;
 use crate::model::ObjectKind;
-use crate::plan::build::{BuildOptions, build};
+use crate::plan::build::{BuildOptions, TargetRecords, build};
 use crate::plan::document::PlanDocument;
+use crate::plan::file::{self, SavedPlan};
 use crate::plan::settings;
 use crate::salesforce::connector::SalesforceConnector;
-use crate::state::StateStore;
+use crate::state::{ConfigRevision, StateStore};
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -85,12 +90,137 @@ pub async fn plan<S: StateStore>(
     )
     .await
     .map_err(|e| cycle_error(&e))?;
-    let document = build(config, settings, &plan, &read, build_options);
+    let targets = if build_options.detail {
+        read_targets(&plan, &connectors.mail, &connectors.crm).await?
+    } else {
+        TargetRecords::default()
+    };
+    let document = build(config, settings, &plan, &read, &targets, build_options);
     Ok(Planned {
         document,
         plan,
         read,
     })
+}
+
+/// For `--detail`: every record an update would overwrite, as it is now. An incremental
+/// read sees only the side that changed, so the side written is read by id.
+pub async fn read_targets<M: MailConnector, C: CrmConnector>(
+    plan: &Plan,
+    mail: &M,
+    crm: &C,
+) -> Result<TargetRecords, String> {
+    let mut salesforce: BTreeMap<ObjectKind, Vec<String>> = BTreeMap::new();
+    let mut exchange: BTreeMap<(&Mailbox, Folder), Vec<String>> = BTreeMap::new();
+    for op in &plan.operations {
+        match &op.action {
+            Action::UpdateSalesforce { salesforce_id, .. } => salesforce
+                .entry(op.object)
+                .or_default()
+                .push(salesforce_id.clone()),
+            Action::UpdateExchange { item_id, .. } => exchange
+                .entry((&op.mailbox, Folder::for_object(op.object)))
+                .or_default()
+                .push(item_id.clone()),
+            _ => {}
+        }
+    }
+    let failed = |e: crate::engine::connector::CallError| {
+        format!(
+            "the records the plan would update could not be read for --detail ({e}); plan without --detail, or try again"
+        )
+    };
+    let mut out = TargetRecords::default();
+    for (object, ids) in salesforce {
+        for chunk in ids.chunks(CRM_BATCH) {
+            for r in crm.read_by_ids(object, chunk).await.map_err(failed)? {
+                out.salesforce.insert(r.id, r.record);
+            }
+        }
+    }
+    for ((mailbox, folder), ids) in exchange {
+        for chunk in ids.chunks(MAIL_BATCH) {
+            for i in mail
+                .get_items(mailbox, folder, chunk)
+                .await
+                .map_err(failed)?
+            {
+                out.exchange.insert(i.item_id, i.record);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A plan of the settings only (`--refresh=false`): neither side is read.
+pub fn plan_settings<S: StateStore>(
+    config: &Config,
+    state: &S,
+    build_options: &BuildOptions,
+) -> Result<Planned, String> {
+    let applied = applied_config(state)?;
+    let settings = settings::diff(applied.as_ref(), config);
+    let plan = Plan::default();
+    let read = ReadOutcome::default();
+    let mut document = build(
+        config,
+        settings,
+        &plan,
+        &read,
+        &TargetRecords::default(),
+        build_options,
+    );
+    document.data_not_read();
+    Ok(Planned {
+        document,
+        plan,
+        read,
+    })
+}
+
+/// What a saved plan records besides the plan itself.
+pub struct SaveOptions {
+    pub expires_in: chrono::Duration,
+    /// The configuration paths as given to `tether plan`.
+    pub config_paths: Vec<String>,
+    pub refresh: bool,
+    pub users: Vec<String>,
+}
+
+/// Writes `planned` to `path` as a plan file signed with the state's key, bound to the
+/// configuration, the state's generation and the version of every record it touches.
+pub fn save_plan<S: StateStore>(
+    path: &Path,
+    config: &Config,
+    planned: &Planned,
+    state: &S,
+    now: DateTime<Utc>,
+    options: &SaveOptions,
+) -> Result<SavedPlan, String> {
+    let mut operations: Vec<_> = planned.plan.operations.iter().map(|o| o.key()).collect();
+    operations.sort();
+    operations.dedup();
+    let saved = SavedPlan {
+        format: file::PLAN_FILE_FORMAT,
+        tether_version: env!("CARGO_PKG_VERSION").to_string(),
+        org: config.org.name.clone(),
+        created_at: now,
+        expires_at: now + options.expires_in,
+        config_hash: ConfigRevision::canonical(config).1,
+        state_generation: state.generation().map_err(|e| e.to_string())?,
+        plan_id: file::new_plan_id()?,
+        operations,
+        // Record contents stay out of plan files, which travel (CI artifacts, reviews).
+        document: serde_json::to_value(planned.document.without_values())
+            .map_err(|e| format!("the plan cannot be written: {e}"))?,
+        config_paths: options.config_paths.clone(),
+        refresh: options.refresh,
+        users: options.users.clone(),
+    };
+    let key = state.plan_signing_key().map_err(|e| e.to_string())?;
+    file::save(path, &saved, key.expose().as_bytes())
+        .map_err(|e| format!("cannot write the plan to {}: {e}", path.display()))?;
+    Ok(saved)
 }
 
 /// A cycle failure in words an admin can act on.

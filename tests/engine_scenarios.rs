@@ -1119,3 +1119,73 @@ async fn changed_sync_settings_read_everything_once_so_records_that_now_qualify_
     );
     assert!(w.plan().await.is_empty());
 }
+
+/// The executor reports each record written to the progress display: the work per rep up
+/// front, then one report per record (failed ones too), then the end.
+#[tokio::test]
+async fn progress_is_told_of_every_record_written() {
+    use std::sync::{Arc, Mutex};
+    use tether::engine::execute::{Progress, ProgressHandle};
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<String>>);
+    impl Progress for Seen {
+        fn start(&self, reps: &[(String, usize)]) {
+            self.0.lock().unwrap().push(format!("start {reps:?}"));
+        }
+        fn record(&self, rep: &str, ok: bool) {
+            self.0.lock().unwrap().push(format!("{rep} {ok}"));
+        }
+        fn finish(&self) {
+            self.0.lock().unwrap().push("finish".into());
+        }
+    }
+    let mut w = World::new(config(both_contacts(), NONE), 2);
+    for (first, email) in [("Ana", "ana@x.com"), ("Bad", "bad@x.com")] {
+        w.ex.user_create(
+            &rep_mail(0),
+            Folder::SalesforceSyncContacts,
+            contact(first, "Diaz", email),
+        );
+    }
+    w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(1),
+        contact("Cy", "Ng", "cy@x.com"),
+    );
+    w.sf.set_faults(Faults {
+        fail_records: ["bad@x.com".to_string()].into(),
+        ..Faults::default()
+    });
+    let seen = Arc::new(Seen::default());
+    let report = run_cycle(
+        &w.config,
+        &w.ex,
+        &w.sf,
+        &mut w.state,
+        w.now,
+        &SyncOptions {
+            progress: ProgressHandle(seen.clone()),
+            ..SyncOptions::default()
+        },
+        &mut StepBudget::unlimited(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.exec.failed.len(), 1);
+    let mut seen = seen.0.lock().unwrap().clone();
+    assert_eq!(
+        seen.first().unwrap(),
+        &format!("start [({:?}, 2), ({:?}, 1)]", rep_mail(0), rep_mail(1))
+    );
+    assert_eq!(seen.last().unwrap(), "finish");
+    let mut records = seen.drain(1..seen.len() - 1).collect::<Vec<_>>();
+    records.sort();
+    assert_eq!(
+        records,
+        [
+            format!("{} false", rep_mail(0)),
+            format!("{} true", rep_mail(0)),
+            format!("{} true", rep_mail(1)),
+        ]
+    );
+}

@@ -1091,3 +1091,94 @@ async fn conflict_resolution_modes() {
         assert_eq!(r[0].is_ok(), ok, "{mode:?}: {:?}", r[0]);
     }
 }
+
+#[tokio::test]
+async fn a_create_item_whose_answer_breaks_off_is_not_sent_again() {
+    let clock = clock();
+    let emu = emulator(&clock, false).await;
+    let client = client(&emu, &clock);
+    let folder = client.ensure_sync_folder(CELIA).await.unwrap();
+    // The server creates the items, then the connection breaks while it answers: sending
+    // the request again would create them twice.
+    emu.inject_on("CreateItem", Fault::DropResponse);
+    let err = client
+        .create_contacts(CELIA, &FolderRef::from(&folder), &[full_contact(1)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tether::exchange::EwsError::Transport(_)),
+        "{err:?}"
+    );
+    assert_eq!(client.calls().get("CreateItem"), Some(&1));
+    assert_eq!(emu.items(CELIA, &folder.id.id).len(), 1);
+    // Refused before running (ErrorServerBusy, 503): sent again, once.
+    emu.inject_on("CreateItem", Fault::ServerBusy { back_off_ms: 700 });
+    emu.inject_on(
+        "CreateItem",
+        Fault::Unavailable {
+            retry_after_secs: 3,
+        },
+    );
+    client
+        .create_contacts(CELIA, &FolderRef::from(&folder), &[full_contact(2)])
+        .await
+        .unwrap();
+    assert_eq!(client.calls().get("CreateItem"), Some(&4));
+    assert_eq!(emu.items(CELIA, &folder.id.id).len(), 2);
+    // It waited what each answer asked for: BackOffMilliseconds, then Retry-After.
+    let sleeps = clock.sleeps();
+    assert_eq!(
+        sleeps[sleeps.len() - 2..],
+        [
+            std::time::Duration::from_millis(700),
+            std::time::Duration::from_secs(3)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn after_a_401_no_further_request_is_sent_in_the_run() {
+    let clock = clock();
+    let emu = emulator(&clock, false).await;
+    let client = client(&emu, &clock);
+    emu.inject(Fault::Unauthorized);
+    for _ in 0..3 {
+        let err = client
+            .get_folder(CELIA, &FolderRef::contacts())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, tether::exchange::EwsError::Unauthorized(_)),
+            "{err:?}"
+        );
+    }
+    // One failed logon, however many calls follow: lockout policies count each one.
+    assert_eq!(emu.rejected_logons(), 1);
+    assert_eq!(client.calls().get("GetFolder"), Some(&1));
+}
+
+#[tokio::test]
+async fn items_of_a_batch_fail_one_by_one() {
+    let clock = clock();
+    let emu = emulator(&clock, false).await;
+    let client = client(&emu, &clock);
+    let folder = client.ensure_sync_folder(CELIA).await.unwrap();
+    let contacts: Vec<Contact> = (0..3).map(full_contact).collect();
+    let marker = contacts[1].given_name.clone().unwrap();
+    emu.fail_items(
+        &marker,
+        "ErrorInternalServerTransientError",
+        "An internal server transient error occurred.",
+        Some(1),
+    );
+    let out = client
+        .create_contacts(CELIA, &FolderRef::from(&folder), &contacts)
+        .await
+        .unwrap();
+    assert!(out[0].is_ok() && out[2].is_ok());
+    assert_eq!(
+        out[1].as_ref().unwrap_err().code,
+        "ErrorInternalServerTransientError"
+    );
+    assert_eq!(emu.items(CELIA, &folder.id.id).len(), 2);
+}

@@ -9,7 +9,7 @@ use tether::engine::connector::Folder;
 use tether::engine::cycle::{SyncOptions, read_and_plan};
 use tether::model::ObjectKind;
 use tether::plan::build::{BuildOptions, build};
-use tether::plan::document::{Object, PlanDocument, Target};
+use tether::plan::document::{Object, PlanDocument, RecordAction, Target};
 use tether::plan::render;
 
 async fn document(w: &World, options: &BuildOptions) -> PlanDocument {
@@ -23,7 +23,10 @@ async fn document(w: &World, options: &BuildOptions) -> PlanDocument {
     )
     .await
     .unwrap();
-    build(&w.config, vec![], &plan, &read, options)
+    let targets = tether::workflow::read_targets(&plan, &w.ex, &w.sf)
+        .await
+        .unwrap();
+    build(&w.config, vec![], &plan, &read, &targets, options)
 }
 
 #[tokio::test]
@@ -131,8 +134,8 @@ async fn deletes_over_the_threshold_warn() {
     let doc = document(
         &w,
         &BuildOptions {
-            detail: false,
             delete_threshold: 3,
+            ..BuildOptions::default()
         },
     )
     .await;
@@ -177,4 +180,104 @@ async fn a_refused_mass_delete_is_a_warning() {
         "{}",
         warning.message
     );
+}
+
+/// `--detail` names the fields an update changes, reading the side written (an incremental
+/// read sees only the side that changed); values appear only with `--show-values`.
+#[tokio::test]
+async fn detail_names_changed_fields_and_values_only_with_show_values() {
+    let mut w = World::new(config(both_contacts(), Value::Null), 1);
+    let item = w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        contact("Ana", "Diaz", "ana@x.com"),
+    );
+    w.sync().await;
+    assert!(w.ex.user_edit(&rep_mail(0), &item, |r| {
+        if let tether::model::Record::Contact(c) = r {
+            c.set("Title", "Head of Sales");
+            c.set("LastName", "Diaz-Ruiz");
+        }
+    }));
+    w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        contact("Bo", "Li", "bo@x.com"),
+    );
+    let names_only = document(
+        &w,
+        &BuildOptions {
+            detail: true,
+            ..BuildOptions::default()
+        },
+    )
+    .await;
+    let row = names_only
+        .record_changes
+        .iter()
+        .find(|r| r.target == Target::Salesforce)
+        .expect("a row towards Salesforce");
+    assert_eq!((row.create, row.update), (1, 1), "{row:#?}");
+    let update = row
+        .records
+        .iter()
+        .find(|d| d.action == RecordAction::Update)
+        .unwrap();
+    let fields: Vec<&str> = update.fields.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(fields, ["LastName", "Title"], "only the fields that change");
+    let create = row
+        .records
+        .iter()
+        .find(|d| d.action == RecordAction::Create)
+        .unwrap();
+    let fields: Vec<&str> = create.fields.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(fields, ["Email", "FirstName", "LastName"], "the fields set");
+    // Record contents are personal data: no value in any format without --show-values.
+    for text in [
+        render::human(&names_only, true),
+        render::markdown(&names_only),
+        render::json(&names_only),
+    ] {
+        for value in ["Ana", "Diaz", "Head of Sales", "bo@x.com", "\"Li\""] {
+            assert!(
+                !text.contains(value),
+                "{value} shown without --show-values:\n{text}"
+            );
+        }
+        assert!(
+            !text.contains("\"before\"") && !text.contains("\"after\""),
+            "{text}"
+        );
+    }
+
+    let values = document(
+        &w,
+        &BuildOptions {
+            detail: true,
+            show_values: true,
+            ..BuildOptions::default()
+        },
+    )
+    .await;
+    let human = render::human(&values, true);
+    assert!(
+        human.contains("LastName: \"Diaz\" → \"Diaz-Ruiz\""),
+        "{human}"
+    );
+    assert!(human.contains("Title: \"\" → \"Head of Sales\""), "{human}");
+    assert!(human.contains("Email: \"bo@x.com\""), "{human}");
+    let json: Value = serde_json::from_str(&render::json(&values)).unwrap();
+    let records = json["record_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["records"].as_array().unwrap().iter())
+        .collect::<Vec<_>>();
+    let title = records
+        .iter()
+        .flat_map(|r| r["fields"].as_array().unwrap().iter())
+        .find(|f| f["field"] == "Title")
+        .unwrap();
+    assert_eq!(title["before"], "");
+    assert_eq!(title["after"], "Head of Sales");
 }

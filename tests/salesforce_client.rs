@@ -620,7 +620,11 @@ async fn request_limit_exceeded_stops_naming_the_limit() {
         Some(SfError::LimitExceeded { .. })
     ));
     env.emu.handle().set_api_used(0);
+    // The concurrent-request limit refuses a request without running it: sent again after
+    // a back-off, and reported only when it persists through every attempt.
     env.emu.handle().concurrent_limit_next(1);
+    c.limits().await.unwrap();
+    env.emu.handle().concurrent_limit_next(5);
     let err = c.limits().await.unwrap_err();
     assert!(
         err.to_string()
@@ -780,7 +784,10 @@ async fn oversized_responses_are_refused() {
     o.max_response_bytes = 2048;
     let c = env.client_with(o);
     let err = c.describe("Contact").await.unwrap_err();
-    assert!(matches!(err, SfError::TooLarge { limit: 2048 }), "{err}");
+    assert!(
+        matches!(err, SfError::TooLarge { limit: 2048, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]

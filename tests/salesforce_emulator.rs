@@ -1377,3 +1377,82 @@ async fn unique_values_are_held_by_live_records_only() {
     );
     assert!(restored.handle().get(&b).is_some());
 }
+
+#[tokio::test]
+async fn a_blocking_duplicate_rule_answers_duplicates_detected_with_the_matches() {
+    let t = start().await;
+    t.emu.handle().duplicate_rule("Contact", "Email");
+    let existing = t
+        .emu
+        .handle()
+        .insert(
+            "Contact",
+            json!({"LastName": "Kung", "Email": "celia@customer.com"}),
+        )
+        .unwrap();
+    let body = json!({"allOrNone": false, "records": [
+        {"attributes": {"type": "Contact"}, "LastName": "Other", "Email": "other@customer.com"},
+        {"attributes": {"type": "Contact"}, "LastName": "Kung", "Email": "CELIA@customer.com"},
+    ]});
+    let (s, _, v) = t
+        .send(t.http.post(t.url("composite/sobjects")).json(&body))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v[0]["success"], true);
+    let e = &v[1]["errors"][0];
+    assert_eq!(v[1]["success"], false);
+    assert_eq!(e["statusCode"], "DUPLICATES_DETECTED");
+    assert_eq!(e["message"], "Use one of these records?");
+    let d = &e["duplicateResult"];
+    assert_eq!(d["allowSave"], false);
+    assert_eq!(d["duplicateRuleEntityType"], "Contact");
+    let m = &d["matchResults"][0];
+    assert_eq!(m["entityType"], "Contact");
+    assert_eq!(m["size"], 1);
+    assert_eq!(m["matchRecords"][0]["record"]["Id"], existing.as_str());
+    assert_eq!(
+        m["matchRecords"][0]["record"]["attributes"]["type"],
+        "Contact"
+    );
+    // An update into a duplicate is blocked too; the record itself is no duplicate of itself.
+    let (_, _, v) = t
+        .send(t.http.patch(t.url("composite/sobjects")).json(&json!({"records": [
+            {"attributes": {"type": "Contact"}, "id": existing, "Title": "CTO"},
+            {"attributes": {"type": "Contact"}, "id": v[0]["id"], "Email": "celia@customer.com"},
+        ]})))
+        .await;
+    assert_eq!(v[0]["success"], true, "{v}");
+    assert_eq!(v[1]["errors"][0]["statusCode"], "DUPLICATES_DETECTED");
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_breaks_off_was_still_made() {
+    use tether::sandbox::salesforce::KindFault;
+    let t = start().await;
+    t.emu
+        .handle()
+        .fault_next("collection", KindFault::DropResponse);
+    let body = json!({"records": [{"attributes": {"type": "Contact"}, "LastName": "Made"}]});
+    // The connection resets before the answer is complete (hyper may not even have sent
+    // the head by then): the caller gets no result either way.
+    let answered = match t
+        .http
+        .post(t.url("composite/sobjects"))
+        .bearer_auth(&t.token)
+        .json(&body)
+        .send()
+        .await
+    {
+        Ok(r) => r.bytes().await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(!answered, "the answer breaks off");
+    assert_eq!(t.emu.handle().records("Contact").len(), 1);
+
+    t.emu
+        .handle()
+        .fault_next("query", KindFault::ExpireSessions);
+    let (s, v) = t.query("SELECT Id FROM Contact").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(v[0]["errorCode"], "INVALID_SESSION_ID");
+}

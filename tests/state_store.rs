@@ -353,7 +353,11 @@ fn an_older_state_file_is_migrated_forward_and_keeps_its_data() {
     }
     // Make it a version 1 file: no meta or reps table yet.
     tether_sqlite_conn(&path)
-        .execute_batch("DROP TABLE meta; DROP TABLE reps; UPDATE schema_version SET version = 1;")
+        .execute_batch(
+            "DROP TABLE meta; DROP TABLE reps; DROP TABLE applied_plans;
+             DROP TABLE rep_facts; DROP TABLE system_facts;
+             UPDATE schema_version SET version = 1;",
+        )
         .unwrap();
     let s = SqliteState::open(&path).unwrap();
     assert_eq!(s.links("r1", ObjectKind::Contact).unwrap().len(), 1);

@@ -3,8 +3,10 @@
 //! apply while the state is locked fails at once naming the holder, and no secret appears
 //! in any output or in the state file.
 
+mod cli_world;
 mod common;
 mod emulated;
+mod reliability_doc;
 
 use emulated::*;
 use serde_json::json;
@@ -269,9 +271,9 @@ async fn status_errors_and_reset_report_and_relink_without_duplicates() {
         status.stdout
     );
     assert!(
-        status.stdout.contains(&format!(
-            "1 failed records: see `tether errors --user {REP}`"
-        )),
+        status
+            .stdout
+            .contains(&format!("Errors: 1 (see `tether errors --user {REP}`)")),
         "{}",
         status.stdout
     );
@@ -316,7 +318,7 @@ async fn status_errors_and_reset_report_and_relink_without_duplicates() {
         tether_async(&s, &["status", "org"])
             .await
             .stdout
-            .contains("reset: Marked for reset")
+            .contains("Reset status: Marked for reset")
     );
     let unknown = tether_async(&s, &["reset", "nobody@corp.com", "--config", "org"]).await;
     assert_eq!(unknown.code, 1);
@@ -380,4 +382,205 @@ async fn a_configuration_change_is_planned_applied_and_then_quiet() {
     let again = tether_async(&s, &["plan", "org", "--detailed-exitcode"]).await;
     assert_eq!(again.code, 0, "{}", again.stdout);
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+}
+
+/// SIGTERM in the middle of a large sync: the batch in flight is finished and recorded, the
+/// process exits 0 soon after, and the next run carries on without a duplicate.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_sync_finishes_the_batch_in_flight_and_the_next_run_converges() {
+    use cli_world::World;
+    use tether::state::StateStore;
+    // Every EWS request takes 40 ms, so the Exchange writes (one CreateItem batch per rep
+    // and object) take a while.
+    let mut w = World::start_with(
+        6,
+        tether::sandbox::exchange::EmulatorOptions {
+            latency: Some(std::time::Duration::from_millis(40)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let apply = w.tether(&["apply", "org", "--auto-approve"]).await;
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    w.seed(6);
+    let batches = 2 * w.reps.len() as u64; // Salesforce → Exchange creates: contacts, events
+    let creates_before = w.ews.calls("CreateItem");
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["run", "org", "--interval", "1h"])
+        .current_dir(w.dir())
+        .envs(cli_world::secrets())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first Exchange write batch, then ask the run to stop.
+    let waited = std::time::Instant::now();
+    while w.ews.calls("CreateItem") == creates_before {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "no write started"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "run ended early");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let signalled = std::time::Instant::now();
+    let pid = child.id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let took = signalled.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("SIGTERM to exit: {took:?}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "took {took:?} to stop"
+    );
+    assert_eq!(
+        stdout.trim(),
+        "stopping: the batch in flight finished and its state is saved; the next run carries on from there"
+    );
+    // It stopped part way, with what it wrote recorded.
+    let written = w.ews.calls("CreateItem") - creates_before;
+    assert!(
+        written < batches,
+        "{written} of {batches} batches: not stopped"
+    );
+    let partial = w.tally(); // panics on a duplicate
+    assert!(!partial.unsynced.is_empty());
+    let state = tether::state::SqliteState::open(&w.state_path()).unwrap();
+    let linked: usize = w
+        .rep_ids
+        .iter()
+        .map(|rep| {
+            state
+                .links(rep, tether::model::ObjectKind::Contact)
+                .unwrap()
+                .len()
+                + state
+                    .links(rep, tether::model::ObjectKind::Event)
+                    .unwrap()
+                    .len()
+        })
+        .sum();
+    assert_eq!(
+        linked,
+        partial.synced.len(),
+        "every record written before the stop is recorded"
+    );
+    drop(state);
+
+    let next = w.tether(&["run", "org", "--once"]).await;
+    assert_eq!(next.code, 0, "{}{}", next.stdout, next.stderr);
+    let t = w.tally();
+    assert!(t.unsynced.is_empty(), "{:?}", t.unsynced);
+    let plan = w.tether(&["plan", "org", "--detailed-exitcode"]).await;
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+    reliability_doc::row(
+        &reliability_doc::CRASHES,
+        "sigterm_mid_sync_finishes_the_batch_in_flight_and_the_next_run_converges",
+        &[
+            &format!(
+                "SIGTERM to `tether run` while it writes ({} reps × 24 records; every EWS request takes 40 ms)",
+                w.reps.len()
+            ),
+            "finishes and records the batch in flight, starts no other, exits 0; cursors stay where they were, so the next run carries on",
+            "exit 0 within 5 s of the signal; every record written before the stop recorded in the state; the next `run --once` converged with no duplicate; next plan No changes",
+        ],
+    );
+}
+
+/// `plan --detail` after an edit in Salesforce: the Exchange item the update overwrites is
+/// read by id, so the plan names exactly the field that changes; its values show only with
+/// --show-values. Apply shows plain progress lines on stderr (no terminal here).
+#[tokio::test(flavor = "multi_thread")]
+async fn detail_names_the_changed_field_and_apply_shows_progress() {
+    let s = setup().await;
+    let apply = tether_async(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert!(
+        apply.stderr.contains("syncing 1 record for 1 rep\n"),
+        "{}",
+        apply.stderr
+    );
+    assert!(
+        apply
+            .stderr
+            .contains(&format!("{REP}: 1 written, 0 failed (")),
+        "{}",
+        apply.stderr
+    );
+    assert!(
+        apply.stderr.contains("done: 1 of 1 records in "),
+        "{}",
+        apply.stderr
+    );
+    let contact = s.sf.handle().records("Contact")[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.sf.handle()
+        .update("Contact", &contact, json!({"Title": "Head of Sales"}))
+        .unwrap();
+
+    let names = tether_async(&s, &["plan", "org", "--detail"]).await;
+    assert_eq!(names.code, 0, "{}{}", names.stdout, names.stderr);
+    assert!(
+        names
+            .stdout
+            .contains("contacts Salesforce → Exchange: 1 to update"),
+        "{}",
+        names.stdout
+    );
+    assert!(
+        names
+            .stdout
+            .contains("(changed in Salesforce)\n          fields: JobTitle\n"),
+        "{}",
+        names.stdout
+    );
+    for value in ["Head of Sales", "Ana", "ana@customer.com"] {
+        assert!(!names.stdout.contains(value), "{value}:\n{}", names.stdout);
+    }
+
+    let values = tether_async(&s, &["plan", "org", "--show-values"]).await;
+    assert_eq!(values.code, 0, "{}{}", values.stdout, values.stderr);
+    assert!(
+        values
+            .stdout
+            .contains("          JobTitle: \"\" → \"Head of Sales\"\n"),
+        "{}",
+        values.stdout
+    );
+    // A saved plan keeps the field names but never the values: plan files travel.
+    let saved = tether_async(
+        &s,
+        &["plan", "org", "--show-values", "--out", "edit.tfplan"],
+    )
+    .await;
+    assert_eq!(saved.code, 0, "{}{}", saved.stdout, saved.stderr);
+    assert!(
+        saved.stdout.contains("\"Head of Sales\""),
+        "{}",
+        saved.stdout
+    );
+    let file = std::fs::read_to_string(s.scratch.path("edit.tfplan")).unwrap();
+    assert!(
+        file.contains("JobTitle") && !file.contains("Head of Sales"),
+        "{file}"
+    );
+    let json = tether_async(&s, &["plan", "org", "--detail", "--format", "json"]).await;
+    let fields = &json.json()["record_changes"][0]["records"][0]["fields"];
+    assert_eq!(fields, &json!([{"field": "JobTitle"}]), "{}", json.stdout);
 }

@@ -1,9 +1,16 @@
 use super::{StateArg, load_configuration};
-use crate::engine::cycle::{SyncOptions, run_cycle};
-use crate::engine::execute::StepBudget;
+use crate::config::model::Config;
+use crate::engine::cycle::{CycleReport, SyncOptions, run_cycle};
+use crate::engine::execute::{SideCounts, StepBudget};
+use crate::engine::plan::{OperationKey, Side};
 use crate::plan::build::BuildOptions;
+use crate::plan::document::{PlanDocument, plural};
+use crate::plan::file::{self, CurrentState, SavedPlan};
 use crate::plan::render;
 use crate::state::{ConfigRevision, SqliteState, StateChange, StateStore};
+use crate::workflow::Connectors;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,11 +18,14 @@ use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration file or directory (one org). Default: the current directory.
+    /// Configuration file or directory (one org), default the current directory; or a plan
+    /// saved by `tether plan --out FILE`, optionally followed by the configuration (default:
+    /// the paths the plan was made from).
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub state: StateArg,
-    /// Apply without asking (required without a terminal, e.g. in CI).
+    /// Apply without asking (required without a terminal, e.g. in CI). A saved plan is
+    /// applied without asking: it was reviewed when it was made.
     #[arg(long)]
     pub auto_approve: bool,
     /// Apply even when the plan deletes more records than --delete-threshold.
@@ -33,20 +43,24 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// Plans, shows the plan, asks, records the configuration and syncs. Exits non-zero when
-/// anything failed (the failed records are in `tether errors`).
+/// Plans, shows the plan, asks, records the configuration and syncs; or applies a saved
+/// plan. Only the operations of the plan shown are done. Exits non-zero when anything
+/// failed (the failed records are in `tether errors`).
 pub fn run(args: &Args) -> ExitCode {
+    if let Some(first) = args.paths.first() {
+        match file::peek(first) {
+            Ok(Some(saved)) => return apply_saved(args, saved),
+            Ok(None) => {}
+            Err(e) => return fail(e),
+        }
+    }
     let Some((config, home)) = load_configuration(&args.paths) else {
         return ExitCode::from(1);
     };
     let state_path = args.state.path(&args.paths);
     let now = chrono::Utc::now();
-    let _lock = match crate::lock::acquire(&state_path, "apply", now) {
-        Ok(lock) => lock,
-        Err(e) => return fail(e),
-    };
-    let mut state = match SqliteState::open(&state_path) {
-        Ok(s) => s,
+    let (_lock, mut state) = match lock_and_open(&state_path, now) {
+        Ok(opened) => opened,
         Err(e) => return fail(e),
     };
     let connectors =
@@ -57,11 +71,12 @@ pub fn run(args: &Args) -> ExitCode {
     let runtime = super::runtime();
     let options = SyncOptions {
         force: args.force,
+        progress: super::progress::for_stderr(),
         ..SyncOptions::default()
     };
     let build = BuildOptions {
-        detail: false,
         delete_threshold: args.delete_threshold,
+        ..BuildOptions::default()
     };
     let planned = match runtime.block_on(crate::workflow::plan(
         &config,
@@ -77,7 +92,14 @@ pub fn run(args: &Args) -> ExitCode {
     let doc = &planned.document;
     print!("{}", render::human(doc, false));
     if doc.summary.no_changes {
-        return ExitCode::SUCCESS;
+        // No sync cycle follows to record what the read learned; `tether status` shows it.
+        if let Err(e) = record_facts(&config, &connectors, &mut state, &planned.read, now) {
+            return fail(e);
+        }
+        return match crate::engine::facts::exchange_refused(&planned.read) {
+            Some(why) => fail(refused(&why)),
+            None => ExitCode::SUCCESS,
+        };
     }
     let deletes = doc.summary.salesforce.delete + doc.summary.exchange.delete;
     if deletes > args.delete_threshold && !args.allow_deletes {
@@ -99,21 +121,218 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let (canonical, hash) = ConfigRevision::canonical(&config);
-    let who = std::env::var("USER").unwrap_or_else(|_| "unknown user".into());
-    if let Err(e) = state.apply(vec![StateChange::RecordApply {
+    if let Err(e) = state.apply(vec![record_apply(&config, now)]) {
+        return fail(e);
+    }
+    // Only what was shown: a record that changed while the plan was on screen is held back.
+    let approved: Vec<OperationKey> = planned.plan.operations.iter().map(|o| o.key()).collect();
+    sync(
+        &runtime,
+        &config,
+        &connectors,
+        &mut state,
+        now,
+        options,
+        &approved,
+    )
+}
+
+/// Exchange refused the service account: nothing can sync until the credentials work.
+fn refused(why: &str) -> String {
+    format!(
+        "Exchange refused the service account ({why}); nothing was synced with Exchange. Check \
+         connections.exchange (username, and the password or token its secret reference \
+         names); `tether test-connection` checks the credentials, and `tether status` shows \
+         what the last sync saw"
+    )
+}
+
+/// Records what the plan's read learned about the reps and Exchange (`tether status`), when
+/// apply ends without a sync cycle (which would record it).
+fn record_facts(
+    config: &Config,
+    connectors: &Connectors,
+    state: &mut SqliteState,
+    read: &crate::engine::cycle::ReadOutcome,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let changes = crate::engine::facts::changes(config, read, &connectors.mail, &*state, None, now)
+        .map_err(|e| e.to_string())?;
+    state.apply(changes).map_err(|e| e.to_string())
+}
+
+/// The state, locked for this apply.
+fn lock_and_open(
+    path: &std::path::Path,
+    now: DateTime<Utc>,
+) -> Result<(crate::lock::StateLock, SqliteState), String> {
+    let lock = crate::lock::acquire(path, "apply", now).map_err(|e| e.to_string())?;
+    let state = SqliteState::open(path).map_err(|e| e.to_string())?;
+    Ok((lock, state))
+}
+
+fn record_apply(config: &Config, now: DateTime<Utc>) -> StateChange {
+    let (canonical, hash) = ConfigRevision::canonical(config);
+    StateChange::RecordApply {
         canonical,
         hash,
         applied_at: now,
-        applied_by: who,
-    }]) {
+        applied_by: std::env::var("USER").unwrap_or_else(|_| "unknown user".into()),
+    }
+}
+
+/// `tether apply FILE`: verifies the saved plan against the configuration and the state,
+/// shows it, records it, and runs only its operations, on records still as it saw them.
+fn apply_saved(args: &Args, saved: SavedPlan) -> ExitCode {
+    let plan_path = &args.paths[0];
+    if args.force {
+        return fail(
+            "--force changes what is planned, and a saved plan was made without it; run \
+             `tether apply PATH --force` to review and apply the deletes the guard refused",
+        );
+    }
+    let given: Vec<PathBuf> = args.paths[1..].to_vec();
+    let config_paths: Vec<PathBuf> = if given.is_empty() {
+        saved.config_paths.iter().map(PathBuf::from).collect()
+    } else {
+        given
+    };
+    let Some((config, home)) = load_configuration(&config_paths) else {
+        let made_from: Vec<&str> = saved.config_paths.iter().map(String::as_str).collect();
+        return fail(format!(
+            "the configuration of the saved plan (made from `{}`) could not be loaded; apply in \
+             the directory the plan was made in, or name the configuration: `tether apply {} PATH`",
+            made_from.join(" "),
+            plan_path.display()
+        ));
+    };
+    let state_path = args.state.path(&config_paths);
+    if !state_path.exists() {
+        return fail(format!(
+            "no state file at {}: a saved plan is checked against the state it was made with \
+             (`tether plan --out` creates it when missing); pass --state if it is elsewhere",
+            state_path.display()
+        ));
+    }
+    let now = chrono::Utc::now();
+    let (_lock, mut state) = match lock_and_open(&state_path, now) {
+        Ok(opened) => opened,
+        Err(e) => return fail(e),
+    };
+    let verified = match verify(&state, plan_path, &config, now) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    println!(
+        "Applying the plan saved in {}, made {}; it still matches the configuration and the state.\n",
+        plan_path.display(),
+        verified.created_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    match serde_json::from_value::<PlanDocument>(verified.document.clone()) {
+        Ok(doc) => {
+            let detail = doc.record_changes.iter().any(|r| !r.records.is_empty());
+            print!("{}", render::human(&doc, detail));
+        }
+        Err(e) => return fail(format!("the saved plan's document cannot be read: {e}")),
+    }
+    let deletes = verified
+        .operations
+        .iter()
+        .filter(|k| k.action.starts_with("delete_"))
+        .count();
+    if deletes > args.delete_threshold && !args.allow_deletes {
+        return fail(format!(
+            "the plan deletes {deletes} records, more than the threshold of {}; apply with --allow-deletes",
+            args.delete_threshold
+        ));
+    }
+    let no_changes = verified
+        .document
+        .pointer("/summary/no_changes")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let mut changes = Vec::new();
+    if !no_changes {
+        changes.push(record_apply(&config, now));
+    }
+    // In the same transaction: a saved plan is applied once.
+    changes.push(StateChange::RecordPlanApplied {
+        plan_id: verified.plan_id.clone(),
+        applied_at: now,
+    });
+    if let Err(e) = state.apply(changes) {
         return fail(e);
     }
-    let report = match runtime.block_on(run_cycle(
+    if no_changes {
+        println!("\nNothing to apply.");
+        return ExitCode::SUCCESS;
+    }
+    if !verified.refresh {
+        println!(
+            "\nApplied the settings. The plan was made with --refresh=false, so no data was \
+             synced; `tether run` or the next apply syncs it."
+        );
+        return ExitCode::SUCCESS;
+    }
+    let connectors =
+        match crate::workflow::open(&config, &home, Arc::new(crate::clock::SystemClock)) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+    let options = SyncOptions {
+        only_reps: (!verified.users.is_empty())
+            .then(|| verified.users.iter().map(|u| u.to_lowercase()).collect()),
+        progress: super::progress::for_stderr(),
+        ..SyncOptions::default()
+    };
+    sync(
+        &super::runtime(),
         &config,
+        &connectors,
+        &mut state,
+        now,
+        options,
+        &verified.operations,
+    )
+}
+
+fn verify(
+    state: &SqliteState,
+    path: &std::path::Path,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<SavedPlan, String> {
+    let key = state.plan_signing_key().map_err(|e| e.to_string())?;
+    let applied = state.applied_plans().map_err(|e| e.to_string())?;
+    let current = CurrentState {
+        now,
+        org: &config.org.name,
+        config_hash: &ConfigRevision::canonical(config).1,
+        state_generation: state.generation().map_err(|e| e.to_string())?,
+        applied_plan_ids: &applied,
+    };
+    file::load(path, key.expose().as_bytes(), &current).map_err(|e| e.to_string())
+}
+
+/// Syncs the operations of `approved` (the plan shown), then says what happened.
+fn sync(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    connectors: &Connectors,
+    state: &mut SqliteState,
+    now: DateTime<Utc>,
+    options: SyncOptions,
+    approved: &[OperationKey],
+) -> ExitCode {
+    let options = SyncOptions {
+        approved: Some(Arc::new(approved.iter().cloned().collect())),
+        ..options
+    };
+    let report = match runtime.block_on(run_cycle(
+        config,
         &connectors.mail,
         &connectors.crm,
-        &mut state,
+        state,
         now,
         &options,
         &mut StepBudget::unlimited(),
@@ -121,9 +340,23 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(crate::workflow::cycle_error(&e)),
     };
+    print!("{}", outcome(approved, &report));
+    if let Some(why) = crate::engine::facts::exchange_refused(&report.read) {
+        return fail(refused(&why));
+    }
+    if report.exec.failed.is_empty() && report.read.rep_errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// What an apply did: per side created, updated, deleted, failed and not attempted (planned
+/// but not done: held back, or no longer there to do), and what was left for the next plan.
+fn outcome(approved: &[OperationKey], report: &CycleReport) -> String {
     let exec = &report.exec;
-    println!(
-        "\nApplied: {} records written, {} failed{}.",
+    let mut out = format!(
+        "\nApplied: {} records written, {} failed{}.\n",
         exec.succeeded,
         exec.failed.len(),
         if exec.failed.is_empty() {
@@ -132,9 +365,57 @@ pub fn run(args: &Args) -> ExitCode {
             " (see `tether errors`)"
         }
     );
-    if exec.failed.is_empty() && report.read.rep_errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    let planned = |side| {
+        approved
+            .iter()
+            .filter(|k| k.writes_to() == Some(side))
+            .count()
+    };
+    let done = |side| {
+        report
+            .plan
+            .operations
+            .iter()
+            .filter(|o| o.action.writes_to() == Some(side))
+            .count()
+    };
+    for (name, side, counts) in [
+        ("Salesforce", Side::Salesforce, exec.salesforce),
+        ("Exchange", Side::Exchange, exec.exchange),
+    ] {
+        let SideCounts {
+            created,
+            updated,
+            deleted,
+            failed,
+        } = counts;
+        let not_attempted = planned(side).saturating_sub(done(side));
+        out.push_str(&format!(
+            "  {name}: {created} created, {updated} updated, {deleted} deleted, {failed} failed, {not_attempted} not attempted\n"
+        ));
     }
+    let keys: BTreeSet<&OperationKey> = approved.iter().collect();
+    let (changed, new): (Vec<_>, Vec<_>) = report.held_back.iter().partition(|op| {
+        let key = op.key();
+        keys.iter().any(|k| k.shares_a_record_with(&key))
+    });
+    let was = |n: usize| if n == 1 { "was" } else { "were" };
+    if !changed.is_empty() {
+        out.push_str(&format!(
+            "{} changed since the plan was made {} left for the next plan.\n",
+            plural(changed.len(), "record", "records"),
+            was(changed.len())
+        ));
+    }
+    if !new.is_empty() {
+        out.push_str(&format!(
+            "{} that appeared since the plan was made {} left for the next plan.\n",
+            plural(new.len(), "change", "changes"),
+            was(new.len())
+        ));
+    }
+    if !report.held_back.is_empty() {
+        out.push_str("Run `tether plan` to review them.\n");
+    }
+    out
 }

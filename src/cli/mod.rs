@@ -4,7 +4,9 @@ pub mod apply;
 pub mod demo;
 pub mod errors;
 pub mod force_unlock;
+pub mod logging;
 pub mod plan;
+pub mod progress;
 pub mod reset;
 pub mod run;
 pub mod sandbox;
@@ -95,6 +97,10 @@ fn runtime() -> tokio::runtime::Runtime {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Also append the log to FILE (default level info; RUST_LOG sets it). Default:
+    /// $TETHER_LOG_FILE. The log on stderr shows warnings unless RUST_LOG says otherwise.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,7 +114,7 @@ pub enum Command {
     Sandbox(sandbox::Args),
     /// Show what apply would change, in the settings and in the data.
     Plan(plan::Args),
-    /// Plan, confirm, record the configuration and sync.
+    /// Plan, confirm, record the configuration and sync; or apply a plan saved by `plan --out`.
     Apply(apply::Args),
     /// Keep syncing on an interval, with the last applied configuration.
     Run(run::Args),
@@ -128,6 +134,11 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
+    if let Err(e) = logging::init(logging::log_file(cli.log_file.as_deref()).as_deref()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
+    tracing::debug!(version = env!("CARGO_PKG_VERSION"), "tether starts");
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),

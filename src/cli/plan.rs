@@ -1,12 +1,15 @@
 use super::{StateArg, load_configuration};
+use crate::config::model::Config;
 use crate::engine::cycle::SyncOptions;
 use crate::plan::build::BuildOptions;
 use crate::plan::render;
-use crate::state::{MemoryState, SqliteState};
+use crate::state::{MemoryState, SqliteState, StateStore};
 use clap::ValueEnum;
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
 pub enum PlanFormat {
@@ -24,73 +27,151 @@ pub struct Args {
     pub state: StateArg,
     #[arg(long, value_enum, default_value_t)]
     pub format: PlanFormat,
-    /// List each record and the fields that change.
+    /// List each record and the fields that change (ids and field names only).
     #[arg(long)]
     pub detail: bool,
+    /// With the record list, show the values before and after. Record contents (names,
+    /// emails, subjects) are personal data: mind where the plan goes. Implies --detail.
+    #[arg(long)]
+    pub show_values: bool,
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Deletes above this count make apply refuse without --allow-deletes.
     #[arg(long, default_value_t = 100)]
     pub delete_threshold: usize,
+    /// Save the plan to FILE; `tether apply FILE` then applies exactly this plan. The file
+    /// is signed with a key kept in the state file, so before the first apply (no state
+    /// file yet) this creates the state file, empty.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// How long a saved plan may be applied, e.g. 30m, 24h.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = super::run::parse_interval)]
+    pub expires_in: Duration,
+    /// Plan the data of this rep only (repeatable); only their mailboxes are read.
+    #[arg(long = "user", value_name = "EMAIL")]
+    pub users: Vec<String>,
+    /// `--refresh=false`: plan the settings only, reading neither Exchange nor Salesforce.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub refresh: bool,
 }
 
-/// Shows what `apply` would change. Reads only: it writes neither the state nor either side.
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(1)
+}
+
+/// Shows what `apply` would change. Reads only: it writes neither side, and not the state
+/// (`--out` creates an empty state file when there is none, to sign the plan with).
 pub fn run(args: &Args) -> ExitCode {
     let Some((config, home)) = load_configuration(&args.paths) else {
         return ExitCode::from(1);
     };
     let state_path = args.state.path(&args.paths);
-    let clock = Arc::new(crate::clock::SystemClock);
-    let connectors = match crate::workflow::open(&config, &home, clock) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+    if !state_path.exists() && args.out.is_none() {
+        // No state yet means a first apply; planning must not create the state file.
+        return plan_with(args, &config, &home, &MemoryState::new());
+    }
+    let created = !state_path.exists();
+    let state = match SqliteState::open(&state_path) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
     };
+    if created {
+        eprintln!(
+            "Created the state file {} (empty) to sign the saved plan with; `tether apply` needs it.",
+            state_path.display()
+        );
+    }
+    plan_with(args, &config, &home, &state)
+}
+
+fn plan_with<S: StateStore>(args: &Args, config: &Config, home: &Path, state: &S) -> ExitCode {
     let options = BuildOptions {
-        detail: args.detail,
+        detail: args.detail || args.show_values,
+        show_values: args.show_values,
         delete_threshold: args.delete_threshold,
     };
+    let users: BTreeSet<String> = args.users.iter().map(|u| u.trim().to_lowercase()).collect();
     let now = chrono::Utc::now();
-    let runtime = super::runtime();
-    // No state yet means a first apply; planning must not create the state file.
-    let planned = if state_path.exists() {
-        match SqliteState::open(&state_path) {
-            Ok(state) => runtime.block_on(crate::workflow::plan(
-                &config,
-                &connectors,
-                &state,
-                now,
-                &SyncOptions::default(),
-                &options,
-            )),
-            Err(e) => Err(e.to_string()),
-        }
-    } else {
-        let state = MemoryState::new();
-        runtime.block_on(crate::workflow::plan(
-            &config,
+    let planned = if args.refresh {
+        let clock = Arc::new(crate::clock::SystemClock);
+        let connectors = match crate::workflow::open(config, home, clock) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        let sync = SyncOptions {
+            only_reps: (!users.is_empty()).then(|| users.clone()),
+            ..SyncOptions::default()
+        };
+        super::runtime().block_on(crate::workflow::plan(
+            config,
             &connectors,
-            &state,
+            state,
             now,
-            &SyncOptions::default(),
+            &sync,
             &options,
         ))
+    } else {
+        crate::workflow::plan_settings(config, state, &options)
     };
     let planned = match planned {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return fail(e),
     };
+    if args.refresh {
+        let read = &planned.read;
+        for user in &users {
+            let known = read.reps.iter().any(|r| &r.email == user)
+                || read.problems.iter().any(|p| &p.user.to_lowercase() == user);
+            if !known {
+                return fail(format!(
+                    "--user {user}: not a member of an active sync configuration of org `{}`",
+                    config.org.name
+                ));
+            }
+        }
+    }
     let doc = &planned.document;
     match args.format {
-        PlanFormat::Human => print!("{}", render::human(doc, args.detail)),
+        PlanFormat::Human => print!("{}", render::human(doc, args.detail || args.show_values)),
         PlanFormat::Markdown => print!("{}", render::markdown(doc)),
         PlanFormat::Json => println!("{}", render::json(doc)),
+    }
+    if let Some(out) = &args.out {
+        let save = crate::workflow::SaveOptions {
+            expires_in: chrono::Duration::from_std(args.expires_in)
+                .unwrap_or(crate::plan::file::DEFAULT_EXPIRY),
+            config_paths: if args.paths.is_empty() {
+                vec![".".into()]
+            } else {
+                args.paths
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect()
+            },
+            refresh: args.refresh,
+            users: users.iter().cloned().collect(),
+        };
+        if let Err(e) = crate::workflow::save_plan(out, config, &planned, state, now, &save) {
+            return fail(e);
+        }
+        let saved = format!(
+            "Saved the plan to {0}; apply it with `tether apply {0}`",
+            out.display()
+        );
+        // Keep machine-readable output on stdout clean.
+        match args.format {
+            PlanFormat::Human => println!("\n{saved}"),
+            PlanFormat::Markdown | PlanFormat::Json => eprintln!("{saved}"),
+        }
     }
     if args.detailed_exitcode && !doc.summary.no_changes {
         ExitCode::from(2)

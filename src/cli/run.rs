@@ -1,10 +1,11 @@
 use super::StateArg;
-use crate::engine::cycle::{SyncOptions, run_cycle};
+use crate::engine::cycle::{CycleError, SyncOptions, run_cycle};
 use crate::engine::execute::StepBudget;
 use crate::state::SqliteState;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
@@ -22,7 +23,7 @@ pub struct Args {
     pub once: bool,
 }
 
-fn parse_interval(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_interval(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len()),
@@ -48,8 +49,9 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 }
 
 /// Sync cycles with the last applied configuration, as the hosted service did. SIGINT or
-/// SIGTERM lets the cycle in flight finish (its writes are recorded as they happen), then
-/// exits 0. A rep that fails does not stop the others; its errors are in `tether errors`.
+/// SIGTERM lets the batch in flight finish and be recorded, then exits 0; the next run
+/// carries on from there (cursors advance only when a cycle completes). A rep that fails
+/// does not stop the others; its errors are in `tether errors`.
 pub fn run(args: &Args) -> ExitCode {
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
@@ -86,13 +88,20 @@ pub fn run(args: &Args) -> ExitCode {
             Ok(c) => c,
             Err(e) => return fail(e),
         };
+    let options = SyncOptions {
+        progress: super::progress::for_stderr(),
+        ..SyncOptions::default()
+    };
     let runtime = super::runtime();
     runtime.block_on(async {
         // Listen from the start, so a signal during a cycle lets it finish instead of
         // killing the process mid-write.
         let (stopped_tx, mut stopped) = tokio::sync::watch::channel(false);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = stop.clone();
         tokio::spawn(async move {
             stop_signal().await;
+            stop_flag.store(true, Ordering::SeqCst);
             let _ = stopped_tx.send(true);
         });
         loop {
@@ -104,24 +113,45 @@ pub fn run(args: &Args) -> ExitCode {
                 &connectors.crm,
                 &mut state,
                 now,
-                &SyncOptions::default(),
-                &mut StepBudget::unlimited(),
+                &options,
+                &mut StepBudget::until_stopped(stop.clone()),
             )
             .await
             {
-                Ok(report) => println!(
-                    "{} cycle: {} records written, {} failed, {} reps could not be synced",
-                    now.format("%Y-%m-%dT%H:%M:%SZ"),
-                    report.exec.succeeded,
-                    report.exec.failed.len(),
-                    report.read.rep_errors.len() + report.read.problems.len()
-                ),
+                Ok(report) => {
+                    let reps_failed = report.read.rep_errors.len() + report.read.problems.len();
+                    tracing::info!(
+                        written = report.exec.succeeded,
+                        failed = report.exec.failed.len(),
+                        reps = report.read.reps.len(),
+                        reps_failed,
+                        ms = started.elapsed().as_millis() as u64,
+                        "cycle finished"
+                    );
+                    println!(
+                        "{} cycle: {} records written, {} failed, {} reps could not be synced",
+                        now.format("%Y-%m-%dT%H:%M:%SZ"),
+                        report.exec.succeeded,
+                        report.exec.failed.len(),
+                        reps_failed
+                    )
+                }
+                Err(CycleError::Killed) if stop.load(Ordering::SeqCst) => {
+                    tracing::info!("stopped between batches on request");
+                    println!(
+                        "stopping: the batch in flight finished and its state is saved; the next run carries on from there"
+                    );
+                    return ExitCode::SUCCESS;
+                }
                 // A cycle that cannot read Salesforce at all is logged; the next one retries.
-                Err(e) => eprintln!(
-                    "{} cycle failed: {}",
-                    now.format("%Y-%m-%dT%H:%M:%SZ"),
-                    crate::workflow::cycle_error(&e)
-                ),
+                Err(e) => {
+                    let message = crate::workflow::cycle_error(&e);
+                    tracing::warn!(error = %message, "cycle failed");
+                    eprintln!(
+                        "{} cycle failed: {message}",
+                        now.format("%Y-%m-%dT%H:%M:%SZ")
+                    )
+                }
             }
             if args.once {
                 return ExitCode::SUCCESS;

@@ -1,9 +1,29 @@
-use super::{Format, StateArg};
-use crate::state::{SqliteState, StateStore};
-use chrono::{Duration, Utc};
+//! `tether status`: the admin guide's status tables, from the state alone (no server is
+//! asked, so it answers when Exchange or Salesforce is down). The checks come from what the
+//! last apply or run recorded (`engine::facts`); each "no" says what to do.
+
+use super::StateArg;
+use crate::config::model::{Config, EventSelection};
+use crate::exchange::ServerBuild;
+use crate::model::ObjectKind;
+use crate::state::{RepFacts, SqliteState, StateStore, SystemFacts};
+use chrono::{DateTime, Duration, Utc};
+use clap::ValueEnum;
+use serde::Serialize;
 use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// Version of `--format json`; consumers must ignore keys they do not know.
+pub const STATUS_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum StatusFormat {
+    #[default]
+    Table,
+    Json,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,7 +35,7 @@ pub struct Args {
     #[arg(long, value_name = "EMAIL")]
     pub user: Option<String>,
     #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
+    pub format: StatusFormat,
 }
 
 /// Opens an existing state for reading, or says why there is none.
@@ -29,7 +49,6 @@ pub fn open_existing(path: &Path) -> Result<SqliteState, String> {
     SqliteState::open(path).map_err(|e| e.to_string())
 }
 
-/// The admin guide's status tables: the system, then each rep per object and direction.
 pub fn run(args: &Args) -> ExitCode {
     let state = match open_existing(&args.state.path(&args.paths)) {
         Ok(s) => s,
@@ -38,13 +57,13 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match report(&state, args.user.as_deref()) {
+    match report(&state, args.user.as_deref(), Utc::now()) {
         Ok(report) => {
             match args.format {
-                Format::Json => {
+                StatusFormat::Json => {
                     println!("{}", serde_json::to_string_pretty(&report).expect("json"))
                 }
-                Format::Human => print!("{}", table(&report)),
+                StatusFormat::Table => print!("{}", table(&report)),
             }
             ExitCode::SUCCESS
         }
@@ -55,59 +74,437 @@ pub fn run(args: &Args) -> ExitCode {
     }
 }
 
-fn report(state: &SqliteState, user: Option<&str>) -> Result<serde_json::Value, String> {
+/// One line of the guide's tables: yes, no (with what to do), or not checked (with why).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct Check {
+    value: &'static str,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remediation: Option<String>,
+}
+
+fn yes(detail: impl Into<String>) -> Check {
+    Check {
+        value: "yes",
+        detail: detail.into(),
+        remediation: None,
+    }
+}
+
+fn no(detail: impl Into<String>, remediation: impl Into<String>) -> Check {
+    Check {
+        value: "no",
+        detail: detail.into(),
+        remediation: Some(remediation.into()),
+    }
+}
+
+fn not_checked(why: impl Into<String>) -> Check {
+    Check {
+        value: "not_checked",
+        detail: why.into(),
+        remediation: None,
+    }
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+const RUN_AGAIN: &str = "then run `tether run --once` (or apply) to check again.";
+
+fn service_account(facts: Option<&SystemFacts>) -> Check {
+    let Some(f) = facts else {
+        return not_checked(
+            "no sync has recorded it yet; the next `tether apply` or `tether run` does",
+        );
+    };
+    match f.service_account_recognised {
+        Some(true) => yes(format!(
+            "Exchange accepted the service account at {}",
+            when(f.at)
+        )),
+        Some(false) => no(
+            format!(
+                "Exchange refused the service account at {}: {}",
+                when(f.at),
+                f.exchange_error.as_deref().unwrap_or("credentials refused")
+            ),
+            format!(
+                "Check connections.exchange: the username, and the password (or OAuth 2.0 \
+                 secret) its secret reference names; make sure the account is not locked or \
+                 expired. `tether test-connection` checks the credentials; {RUN_AGAIN}"
+            ),
+        ),
+        None => not_checked(match &f.exchange_error {
+            Some(e) => format!("Exchange could not be asked at {}: {e}", when(f.at)),
+            None => format!("no mailbox was contacted in the sync at {}", when(f.at)),
+        }),
+    }
+}
+
+/// tether relies on the Outlook integration only for `events.which: user_selected`, where
+/// reps relate events to Salesforce in Outlook. The org setting itself is not readable
+/// through the REST API tether uses, so this says what depends on it.
+fn outlook_integration(config: Option<&Config>) -> Check {
+    let Some(config) = config else {
+        return not_checked("no configuration has been applied yet");
+    };
+    let users: Vec<&str> = config
+        .sync_configurations
+        .iter()
+        .filter(|c| c.active)
+        .filter(|c| {
+            c.events
+                .as_ref()
+                .is_some_and(|e| e.which == EventSelection::UserSelected)
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    if users.is_empty() {
+        not_checked(
+            "not needed: no active configuration syncs only the events reps select in Outlook \
+             (events.which: user_selected)",
+        )
+    } else {
+        not_checked(format!(
+            "tether cannot read the org's Outlook integration setting; {} sync only events reps \
+             relate to Salesforce in Outlook (events.which: user_selected). Make sure the \
+             Outlook integration is enabled in Salesforce Setup, or have reps mark events with \
+             the Outlook category `Salesforce`",
+            users
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// "CODE: what Exchange said", without the code twice when the message names it.
+fn error_text((code, message): &(String, String)) -> String {
+    match message.find(&format!("{code}: ")) {
+        Some(i) => message[i..].to_string(),
+        None => format!("{code}: {message}"),
+    }
+}
+
+/// A time from the report as the table shows it.
+fn shown(t: &serde_json::Value) -> String {
+    t.as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| when(t.with_timezone(&Utc)))
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// Why a per-rep check has no answer.
+fn unreached(f: &RepFacts) -> String {
+    if f.configuration.is_none() {
+        return "the rep is in no active sync configuration".into();
+    }
+    if let Some((_, message)) = &f.problem {
+        return format!("not reached: {message}");
+    }
+    match &f.mailbox_error {
+        Some((code, _)) if code == "UNAUTHORIZED" || code == "TOKEN" => {
+            "Exchange refused the service account (see System)".into()
+        }
+        Some((code, _)) if code == "ErrorImpersonateUserDenied" => {
+            "the service account may not act for the mailbox".into()
+        }
+        Some((code, _)) if code == "ErrorNonExistentMailbox" => "no such mailbox".into(),
+        Some(e) => format!("the mailbox could not be read: {}", error_text(e)),
+        None if f.objects.is_empty() => {
+            "the rep's configuration syncs neither contacts nor events".into()
+        }
+        None => "not checked in the last sync".into(),
+    }
+}
+
+fn assigned(f: &RepFacts) -> Check {
+    if let Some(name) = &f.configuration {
+        return yes(format!("\"{name}\""));
+    }
+    match &f.problem {
+        Some((code, message)) if code == "MULTIPLE_CONFIGURATIONS" => no(
+            message.clone(),
+            "List the rep individually (members.users) in one active sync configuration only, \
+             then apply.",
+        ),
+        Some((code, message)) if code == "USER_NOT_FOUND" => no(
+            message.clone(),
+            "Activate the Salesforce user, or correct the email in members.users, then apply.",
+        ),
+        _ => no(
+            "in no active sync configuration",
+            "Add the rep to a sync configuration (members.users, or their profile in \
+             members.profiles) and make sure it is active, then apply. If the rep was removed \
+             on purpose, nothing more syncs for them.",
+        ),
+    }
+}
+
+fn exchange_version(f: &RepFacts) -> Check {
+    match f
+        .exchange_build
+        .as_deref()
+        .map(|b| (b, ServerBuild::parse(b)))
+    {
+        Some((_, Some(build))) if build.supported() => {
+            yes(format!("{} (build {build})", build.product()))
+        }
+        Some((_, Some(build))) => no(
+            format!("{} (build {build})", build.product()),
+            "Move the mailbox to Exchange Server 2013 SP1 or later, or to Exchange Online: \
+             tether's EWS calls need Exchange 2013 SP1 at least.",
+        ),
+        Some((text, None)) => {
+            not_checked(format!("Exchange named a build tether cannot read: {text}"))
+        }
+        None if f.impersonation == Some(true) => {
+            not_checked("Exchange did not name its version (no ServerVersionInfo header)")
+        }
+        None => not_checked(unreached(f)),
+    }
+}
+
+fn recognised(f: &RepFacts) -> Check {
+    let mailbox = f.mailbox.as_deref().unwrap_or(&f.email);
+    match f.impersonation {
+        Some(true) => yes(format!("the service account may act for {mailbox}")),
+        Some(false) => no(
+            f.mailbox_error
+                .as_ref()
+                .map(error_text)
+                .unwrap_or_else(|| format!("impersonation of {mailbox} denied")),
+            format!(
+                "Give the service account the ApplicationImpersonation role for this mailbox \
+                 (a management role assignment whose scope includes {mailbox}); {RUN_AGAIN}"
+            ),
+        ),
+        None => not_checked(unreached(f)),
+    }
+}
+
+fn addresses_linked(f: &RepFacts) -> Check {
+    let mailbox = f.mailbox.as_deref().unwrap_or(&f.email);
+    match f.addresses_linked {
+        Some(true) => yes(format!("Salesforce {} ↔ mailbox {mailbox}", f.email)),
+        Some(false) => match &f.problem {
+            Some((_, message)) => no(
+                message.clone(),
+                "Add the rep's mail domain to connections.exchange.additional_domains, or make \
+                 the rep's Salesforce email their mailbox's primary SMTP address; then apply.",
+            ),
+            None => no(
+                f.mailbox_error
+                    .as_ref()
+                    .map(error_text)
+                    .unwrap_or_else(|| format!("no mailbox answers to {mailbox}")),
+                format!(
+                    "Check that the rep's Salesforce email is the mailbox's primary SMTP \
+                     address (not an alias), or add its domain to \
+                     connections.exchange.additional_domains; {RUN_AGAIN}"
+                ),
+            ),
+        },
+        None => not_checked(unreached(f)),
+    }
+}
+
+fn folder(f: &RepFacts, object: ObjectKind) -> Check {
+    let (name, what) = match object {
+        ObjectKind::Contact => ("Contacts/Salesforce_Sync", "contacts"),
+        ObjectKind::Event => ("default calendar", "events"),
+    };
+    let found = match object {
+        ObjectKind::Contact => f.contacts_folder,
+        ObjectKind::Event => f.calendar,
+    };
+    match found {
+        Some(true) => yes(name),
+        Some(false) if object == ObjectKind::Contact => no(
+            format!("{name} does not exist yet"),
+            "The next apply or `tether run` creates it (a plan never does); if it stays \
+             missing, check that the service account may create folders in the mailbox.",
+        ),
+        Some(false) => no(
+            format!("the {name} could not be read"),
+            "Check that the mailbox has a calendar the service account may read \
+             (`tether test-connection --user EMAIL`).",
+        ),
+        None if f.configuration.is_some()
+            && f.problem.is_none()
+            && !f.objects.contains(&object) =>
+        {
+            not_checked(format!("{what} are not set to sync for this rep"))
+        }
+        None => not_checked(unreached(f)),
+    }
+}
+
+/// The report, as `--format json` prints it (keys documented in the README).
+fn report<S: StateStore>(
+    state: &S,
+    user: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, String> {
     let err = |e: crate::state::StateError| e.to_string();
     let emails = state.rep_emails().map_err(err)?;
-    let email = |rep: &str| emails.get(rep).cloned().unwrap_or_else(|| rep.to_string());
+    let email = |rep: &str| {
+        emails
+            .get(rep)
+            .cloned()
+            .unwrap_or_else(|| rep.to_string())
+            .to_lowercase()
+    };
     let revision = state.latest_revision().map_err(err)?;
-    let now = Utc::now();
+    let applied: Option<Config> = revision
+        .as_ref()
+        .and_then(|r| serde_json::from_str(&r.canonical).ok());
     let hour = state
         .activity_since(now - Duration::hours(1))
         .map_err(err)?;
     let day = state
         .activity_since(now - Duration::hours(24))
         .map_err(err)?;
-    let counts = |m: &std::collections::BTreeMap<crate::model::ObjectKind, u64>| {
-        m.iter()
-            .map(|(o, n)| (o.name().to_string(), *n))
-            .collect::<std::collections::BTreeMap<_, _>>()
-    };
+    let last = state.last_activity().map_err(err)?;
+    let system_facts = state.system_facts().map_err(err)?;
+    let facts: BTreeMap<String, RepFacts> = state
+        .rep_facts()
+        .map_err(err)?
+        .into_iter()
+        .map(|f| (f.email.clone(), f))
+        .collect();
     let resets = state.reset_marks().map_err(err)?;
     let errors = state.errors().map_err(err)?;
-    let mut reps: std::collections::BTreeMap<String, serde_json::Value> = Default::default();
-    for s in state.statuses().map_err(err)? {
-        let rep_email = email(&s.rep);
-        if user.is_some_and(|u| !u.eq_ignore_ascii_case(&rep_email)) {
+    let statuses = state.statuses().map_err(err)?;
+
+    let mut objects = serde_json::Map::new();
+    for o in ObjectKind::ALL {
+        objects.insert(
+            o.name().to_string(),
+            json!({
+                "last_sync_activity": last.get(&o),
+                "records_synced_last_60_minutes": hour.get(&o).copied().unwrap_or(0),
+                "records_synced_last_24_hours": day.get(&o).copied().unwrap_or(0),
+            }),
+        );
+    }
+    let linked = if facts.is_empty() {
+        emails.len()
+    } else {
+        facts
+            .values()
+            .filter(|f| f.configuration.is_some() && f.addresses_linked == Some(true))
+            .count()
+    };
+
+    let mut all: BTreeSet<String> = facts.keys().cloned().collect();
+    all.extend(statuses.iter().map(|s| email(&s.rep)));
+    let mut reps = Vec::new();
+    for rep_email in all {
+        if user.is_some_and(|u| !u.trim().eq_ignore_ascii_case(&rep_email)) {
             continue;
         }
-        let entry = reps.entry(rep_email.clone()).or_insert_with(|| {
-            json!({
-                "rep": rep_email,
-                "reset": resets.get(&s.rep).map(|m| m.label()),
-                "errors": errors.iter().filter(|e| e.rep == s.rep).count(),
-                "statuses": [],
-            })
+        let f = facts.get(&rep_email);
+        let user_id = f.and_then(|f| f.user_id.clone()).or_else(|| {
+            emails
+                .iter()
+                .find(|(_, e)| e.eq_ignore_ascii_case(&rep_email))
+                .map(|(id, _)| id.clone())
         });
-        entry["statuses"]
-            .as_array_mut()
-            .expect("array")
-            .push(json!({
+        let is_rep =
+            |rep: &str| user_id.as_deref() == Some(rep) || rep.eq_ignore_ascii_case(&rep_email);
+        let mine: Vec<_> = statuses.iter().filter(|s| is_rep(&s.rep)).collect();
+        let mut in_sync: BTreeMap<&str, u64> = BTreeMap::new();
+        for s in &mine {
+            let n = in_sync.entry(s.object.name()).or_default();
+            *n = (*n).max(s.records_in_sync);
+        }
+        let checks = match f {
+            Some(f) => json!({
+                "assigned_to_active_configuration": assigned(f),
+                "mailbox_on_supported_exchange_version": exchange_version(f),
+                "recognised_by_service_account": recognised(f),
+                "salesforce_sync_folder_found": folder(f, ObjectKind::Contact),
+                "calendar_found": folder(f, ObjectKind::Event),
+                "addresses_linked": addresses_linked(f),
+            }),
+            None => {
+                let why = not_checked(
+                    "not recorded yet (this state predates the checks); the next apply or run \
+                     records them",
+                );
+                json!({
+                    "assigned_to_active_configuration": why,
+                    "mailbox_on_supported_exchange_version": why,
+                    "recognised_by_service_account": why,
+                    "salesforce_sync_folder_found": why,
+                    "calendar_found": why,
+                    "addresses_linked": why,
+                })
+            }
+        };
+        reps.push(json!({
+            "rep": rep_email,
+            "user_id": user_id,
+            "checked_at": f.map(|f| f.at),
+            "configuration": f.and_then(|f| f.configuration.clone()),
+            "checks": checks,
+            "reset": user_id.as_deref().and_then(|id| resets.get(id)).map(|m| m.label()),
+            "statuses": mine.iter().map(|s| json!({
                 "object": s.object.name(),
                 "direction": s.direction.name(),
                 "status": s.status.label(),
                 "records_in_sync": s.records_in_sync,
                 "updated": s.updated,
-            }));
+            })).collect::<Vec<_>>(),
+            "records_in_sync": in_sync,
+            "errors": errors.iter().filter(|e| is_rep(&e.rep)).count(),
+        }));
     }
+    if let Some(u) = user
+        && reps.is_empty()
+    {
+        return Err(format!(
+            "{u} is not in the state: no apply or run has seen this rep. Check the email, or run \
+             `tether status` without --user to list the reps"
+        ));
+    }
+    let counts = |m: &BTreeMap<ObjectKind, u64>| {
+        m.iter()
+            .map(|(o, n)| (o.name().to_string(), *n))
+            .collect::<BTreeMap<_, _>>()
+    };
     Ok(json!({
+        "format_version": STATUS_FORMAT_VERSION,
         "system": {
             "applied": revision.map(|r| json!({"generation": r.generation, "by": r.applied_by, "at": r.applied_at})),
-            "reps_linked": emails.len(),
+            "last_checked": system_facts.as_ref().map(|f| f.at),
+            "service_account_recognised": service_account(system_facts.as_ref()),
+            "outlook_integration_enabled": outlook_integration(applied.as_ref()),
+            "reps_linked": linked,
+            "objects": objects,
             "records_synced_last_60_minutes": counts(&hour),
             "records_synced_last_24_hours": counts(&day),
         },
-        "reps": reps.into_values().collect::<Vec<_>>(),
+        "reps": reps,
     }))
+}
+
+fn check_lines(out: &mut String, indent: &str, label: &str, check: &serde_json::Value) {
+    use std::fmt::Write as _;
+    let value = match check["value"].as_str() {
+        Some("not_checked") => "not checked",
+        Some(v) => v,
+        None => "not checked",
+    };
+    let detail = check["detail"].as_str().unwrap_or("");
+    let _ = writeln!(out, "{indent}{label}: {value} — {detail}");
+    if let Some(r) = check["remediation"].as_str() {
+        let _ = writeln!(out, "{indent}  → {r}");
+    }
 }
 
 fn table(report: &serde_json::Value) -> String {
@@ -122,38 +519,76 @@ fn table(report: &serde_json::Value) -> String {
                 "  Configuration applied: generation {} by {} at {}",
                 a["generation"],
                 a["by"].as_str().unwrap_or(""),
-                a["at"].as_str().unwrap_or("")
+                shown(&a["at"])
             );
         }
         None => {
             let _ = writeln!(out, "  Configuration applied: none yet");
         }
     }
+    check_lines(
+        &mut out,
+        "  ",
+        "Service account recognised",
+        &system["service_account_recognised"],
+    );
+    check_lines(
+        &mut out,
+        "  ",
+        "Outlook integration enabled",
+        &system["outlook_integration_enabled"],
+    );
     let _ = writeln!(
         out,
         "  Reps with linked Exchange and Salesforce addresses: {}",
         system["reps_linked"]
     );
-    for (label, key) in [
-        ("last 60 minutes", "records_synced_last_60_minutes"),
-        ("last 24 hours", "records_synced_last_24_hours"),
-    ] {
-        let parts: Vec<String> = system[key]
-            .as_object()
-            .map(|m| m.iter().map(|(o, n)| format!("{n} {o}s")).collect())
-            .unwrap_or_default();
-        let text = if parts.is_empty() {
-            "none".to_string()
-        } else {
-            parts.join(", ")
+    for (name, o) in system["objects"].as_object().into_iter().flatten() {
+        let last = match &o["last_sync_activity"] {
+            serde_json::Value::Null => "no sync activity yet".to_string(),
+            t => format!("last sync activity {}", shown(t)),
         };
-        let _ = writeln!(out, "  Records synced, {label}: {text}");
+        let _ = writeln!(
+            out,
+            "  {name}s: {last}; records synced: {} in the last 60 minutes, {} in the last 24 hours",
+            o["records_synced_last_60_minutes"], o["records_synced_last_24_hours"]
+        );
     }
     let _ = writeln!(out, "\nReps");
     for rep in report["reps"].as_array().into_iter().flatten() {
-        let _ = writeln!(out, "  {}", rep["rep"].as_str().unwrap_or(""));
-        if let Some(reset) = rep["reset"].as_str() {
-            let _ = writeln!(out, "    reset: {reset}");
+        let email = rep["rep"].as_str().unwrap_or("");
+        let _ = writeln!(out, "  {email}");
+        let checks = &rep["checks"];
+        for (label, key) in [
+            (
+                "Assigned to an active configuration",
+                "assigned_to_active_configuration",
+            ),
+            (
+                "Mailbox on a supported Exchange version",
+                "mailbox_on_supported_exchange_version",
+            ),
+            (
+                "Recognised by the service account",
+                "recognised_by_service_account",
+            ),
+        ] {
+            check_lines(&mut out, "    ", label, &checks[key]);
+        }
+        let _ = writeln!(
+            out,
+            "    Reset status: {}",
+            rep["reset"].as_str().unwrap_or("not marked for reset")
+        );
+        for (label, key) in [
+            (
+                "Salesforce_Sync folder found",
+                "salesforce_sync_folder_found",
+            ),
+            ("Calendar found", "calendar_found"),
+            ("Addresses linked", "addresses_linked"),
+        ] {
+            check_lines(&mut out, "    ", label, &checks[key]);
         }
         for s in rep["statuses"].as_array().into_iter().flatten() {
             let _ = writeln!(
@@ -165,14 +600,119 @@ fn table(report: &serde_json::Value) -> String {
                 s["records_in_sync"]
             );
         }
+        let in_sync: Vec<String> = rep["records_in_sync"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(o, n)| format!("{n} {o}s"))
+            .collect();
+        if !in_sync.is_empty() {
+            let _ = writeln!(out, "    Records in sync: {}", in_sync.join(", "));
+        }
         let errors = rep["errors"].as_u64().unwrap_or(0);
         if errors > 0 {
             let _ = writeln!(
                 out,
-                "    {errors} failed records: see `tether errors --user {}`",
-                rep["rep"].as_str().unwrap_or("")
+                "    Errors: {errors} (see `tether errors --user {email}`)"
             );
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{MemoryState, StateChange, StatusEntry, SyncDirection, SyncStatus};
+
+    fn at() -> DateTime<Utc> {
+        "2026-06-15T12:00:00Z".parse().unwrap()
+    }
+
+    fn reached(email: &str, build: &str) -> RepFacts {
+        RepFacts {
+            email: email.into(),
+            user_id: Some(format!("005-{email}")),
+            at: at(),
+            configuration: Some("Sales".into()),
+            mailbox: Some(email.into()),
+            addresses_linked: Some(true),
+            impersonation: Some(true),
+            exchange_build: Some(build.into()),
+            contacts_folder: Some(true),
+            objects: vec![ObjectKind::Contact],
+            ..RepFacts::default()
+        }
+    }
+
+    #[test]
+    fn a_mailbox_on_exchange_2010_is_not_supported_and_says_where_to_move_it() {
+        let mut state = MemoryState::new();
+        state
+            .apply(vec![
+                StateChange::SetRepFacts(reached("old@acme.com", "14.3.123.4")),
+                StateChange::SetRepFacts(reached("new@acme.com", "15.20.7452.28")),
+            ])
+            .unwrap();
+        let r = report(&state, None, at()).unwrap();
+        let old = &r["reps"][1];
+        assert_eq!(old["rep"], "old@acme.com");
+        let version = &old["checks"]["mailbox_on_supported_exchange_version"];
+        assert_eq!(version["value"], "no");
+        assert_eq!(version["detail"], "Exchange Server 2010 (build 14.3.123.4)");
+        assert!(
+            version["remediation"]
+                .as_str()
+                .unwrap()
+                .contains("2013 SP1")
+        );
+        let new = &r["reps"][0]["checks"]["mailbox_on_supported_exchange_version"];
+        assert_eq!(new["value"], "yes");
+        assert_eq!(new["detail"], "Exchange Online (build 15.20.7452.28)");
+        assert_eq!(
+            r["reps"][0]["checks"]["calendar_found"]["detail"],
+            "events are not set to sync for this rep"
+        );
+        assert_eq!(
+            r["system"]["service_account_recognised"]["value"],
+            "not_checked"
+        );
+        assert_eq!(r["system"]["reps_linked"], 2);
+    }
+
+    #[test]
+    fn a_state_from_before_the_checks_shows_its_reps_as_not_checked() {
+        let mut state = MemoryState::new();
+        state
+            .apply(vec![
+                StateChange::SetRepEmail {
+                    rep: "005A".into(),
+                    email: "Ana@acme.com".into(),
+                },
+                StateChange::SetStatus(StatusEntry {
+                    rep: "005A".into(),
+                    object: ObjectKind::Contact,
+                    direction: SyncDirection::SalesforceToExchange,
+                    status: SyncStatus::InSync,
+                    records_in_sync: 7,
+                    updated: at(),
+                }),
+            ])
+            .unwrap();
+        let r = report(&state, Some("ana@ACME.com"), at()).unwrap();
+        let ana = &r["reps"][0];
+        assert_eq!(ana["rep"], "ana@acme.com");
+        assert_eq!(ana["records_in_sync"]["contact"], 7);
+        assert_eq!(
+            ana["checks"]["recognised_by_service_account"]["value"],
+            "not_checked"
+        );
+        assert_eq!(r["system"]["reps_linked"], 1);
+        let text = table(&r);
+        assert!(
+            text.contains("    Recognised by the service account: not checked — not recorded yet"),
+            "{text}"
+        );
+        assert!(report(&state, Some("bo@acme.com"), at()).is_err());
+    }
 }

@@ -37,17 +37,31 @@ fn resolve_text(text: &str, home: &Path) -> Result<Secret, String> {
             }
         },
         Reference::File(rel) => {
+            use std::io::Read;
             let path = home.join(rel);
-            let meta = std::fs::metadata(&path)
-                .map_err(|e| format!("cannot read secret file `{}`: {e}", path.display()))?;
-            if meta.len() > MAX_SECRET_FILE {
+            let cannot =
+                |e: std::io::Error| format!("cannot read secret file `{}`: {e}", path.display());
+            let file = std::fs::File::open(&path).map_err(cannot)?;
+            // A device or a pipe (`/dev/zero`, a FIFO) would never end or never answer.
+            if !file.metadata().map_err(cannot)?.is_file() {
+                return Err(format!(
+                    "secret file `{}` is not a regular file",
+                    path.display()
+                ));
+            }
+            // The length is checked on what is read, not on metadata that can change.
+            let mut bytes = Vec::new();
+            file.take(MAX_SECRET_FILE + 1)
+                .read_to_end(&mut bytes)
+                .map_err(cannot)?;
+            if bytes.len() as u64 > MAX_SECRET_FILE {
                 return Err(format!(
                     "secret file `{}` is larger than 64 KiB; is it the right file?",
                     path.display()
                 ));
             }
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read secret file `{}`: {e}", path.display()))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("secret file `{}` is not UTF-8 text", path.display()))?;
             // Editors add a final newline; a password never ends with one. PEM keys keep
             // their inner newlines.
             let text = text.trim_end_matches(['\n', '\r']).to_string();
@@ -76,6 +90,15 @@ mod tests {
         std::fs::write(dir.path().join("keys/empty"), "\n").unwrap();
         let err = resolve(&SecretRef("${file:keys/empty}".into()), dir.path()).unwrap_err();
         assert!(err.ends_with("is empty"), "{err}");
+        std::fs::write(dir.path().join("keys/big"), vec![b'x'; 64 * 1024 + 1]).unwrap();
+        let err = resolve(&SecretRef("${file:keys/big}".into()), dir.path()).unwrap_err();
+        assert!(err.contains("larger than 64 KiB"), "{err}");
+        #[cfg(unix)]
+        {
+            // Would read forever.
+            let err = resolve(&SecretRef("${file:/dev/zero}".into()), dir.path()).unwrap_err();
+            assert!(err.contains("not a regular file"), "{err}");
+        }
     }
 
     #[test]

@@ -187,6 +187,9 @@ pub enum RepError {
     NoMailbox(String),
     /// The folder is gone (e.g. the rep deleted Salesforce_Sync); the engine recreates it.
     FolderMissing,
+    /// The server no longer accepts the feed's cursor (EWS ErrorInvalidSyncStateData); the
+    /// engine reads the folder again from the start.
+    CursorExpired,
     Call(CallError),
 }
 
@@ -196,6 +199,7 @@ impl RepError {
             RepError::ImpersonationDenied(_) => "ErrorImpersonateUserDenied",
             RepError::NoMailbox(_) => "ErrorNonExistentMailbox",
             RepError::FolderMissing => "ErrorFolderNotFound",
+            RepError::CursorExpired => "ErrorInvalidSyncStateData",
             RepError::Call(e) => &e.code,
         }
     }
@@ -203,6 +207,7 @@ impl RepError {
         match self {
             RepError::ImpersonationDenied(m) | RepError::NoMailbox(m) => m.clone(),
             RepError::FolderMissing => "the sync folder does not exist".into(),
+            RepError::CursorExpired => "the server refused the saved sync state".into(),
             RepError::Call(e) => e.message.clone(),
         }
     }
@@ -216,6 +221,12 @@ impl RepError {
                  or add the mail domain to additional_domains."
             }
             RepError::FolderMissing => "tether recreates the folder on the next run.",
+            RepError::CursorExpired => "tether reads the folder again from the start.",
+            RepError::Call(e) if e.code == "UNAUTHORIZED" => {
+                "Check the service account's user name and password (connections.exchange); \
+                 tether stops calling Exchange after one refusal per run so the account is not \
+                 locked out."
+            }
             RepError::Call(_) => "tether retries on the next run.",
         }
     }
@@ -260,6 +271,15 @@ pub trait MailConnector: Send + Sync {
         item_ids: &[String],
     ) -> impl Future<Output = Result<Vec<Outcome<()>>, CallError>> + Send;
 
+    /// Items of the folder by id (≤ MAIL_BATCH; one GetItem). Items that are gone are left
+    /// out. `tether plan --detail` reads what an update would overwrite with it.
+    fn get_items(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<MailItem>, CallError>> + Send;
+
     /// Items of the folder stamped with any of these Salesforce ids (one FindItem with a
     /// restriction on the extended property).
     fn find_by_salesforce_ids(
@@ -268,6 +288,12 @@ pub trait MailConnector: Send + Sync {
         folder: Folder,
         salesforce_ids: &[String],
     ) -> impl Future<Output = Result<Vec<MailItem>, CallError>> + Send;
+
+    /// The server build the mailbox answered from in this run (e.g. `15.1.2507.6`), when
+    /// the mail side names one. No call of its own: what earlier calls reported.
+    fn server_build(&self, _mailbox: &Mailbox) -> Option<String> {
+        None
+    }
 }
 
 /// The CRM side (Salesforce). Every method is one API call per page or batch.
@@ -290,6 +316,14 @@ pub trait CrmConnector: Send + Sync {
         &self,
         object: ObjectKind,
         owners: Option<&[String]>,
+    ) -> impl Future<Output = Result<Vec<CrmRecord>, CallError>> + Send;
+
+    /// Records of `object` by id (≤ CRM_BATCH; one query). Records that are gone are left
+    /// out. `tether plan --detail` reads what an update would overwrite with it.
+    fn read_by_ids(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
     ) -> impl Future<Output = Result<Vec<CrmRecord>, CallError>> + Send;
 
     fn create(

@@ -1,17 +1,24 @@
 //! One sync cycle: resolve reps, read changes (org-wide per object from Salesforce, one
-//! folder feed per rep from Exchange), plan, execute, then advance cursors and statuses.
+//! folder feed per rep from Exchange), plan, execute, then advance cursors and statuses
+//! and record what the read learned about each rep (`facts`).
 //!
 //! Cursors advance only at the end and only where everything read was applied; a rep whose
 //! writes partly failed, or whose mailbox could not be read, loses its folder cursor and is
 //! read in full next time (matching re-links what is already there), so the org watermark
 //! can always advance and one broken mailbox never makes everyone re-read.
+//!
+//! A cycle may be limited to the operations of a reviewed plan (`SyncOptions::approved`).
+//! What else the read shows (a record changed since the plan, or new since) is held back:
+//! the rep's folder cursor and the object's org watermark stay where they were, so the next
+//! read shows those changes again and the next plan lists them.
 
 use crate::config::model::{Config, ContactScope, Direction};
 use crate::engine::connector::{
     CallError, CrmConnector, CrmRecord, Folder, MailChange, MailConnector, MailItem, RepError,
 };
-use crate::engine::execute::{ExecError, ExecReport, Executor, Killed, StepBudget};
+use crate::engine::execute::{ExecError, ExecReport, Executor, Killed, ProgressHandle, StepBudget};
 use crate::engine::plan::{self, Plan, PlanInput, RepObjectInput, SideView};
+use crate::engine::plan::{Operation, OperationKey};
 use crate::engine::reps::{Rep, RepProblem, resolve_reps};
 use crate::engine::rules::ObjectSettings;
 use crate::model::{EffectiveMapping, ObjectKind};
@@ -21,6 +28,7 @@ use crate::state::{
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default)]
 pub struct SyncOptions {
@@ -29,6 +37,14 @@ pub struct SyncOptions {
     /// Plan only: create nothing, not even a missing Salesforce_Sync folder (it is
     /// reported in `ReadOutcome::folders_to_create` instead).
     pub read_only: bool,
+    /// Told of each record written (progress bars or lines); nothing by default.
+    pub progress: ProgressHandle,
+    /// Execute only these operations (a plan that was reviewed); every other operation is
+    /// held back for the next plan. `None`: execute everything planned.
+    pub approved: Option<Arc<BTreeSet<OperationKey>>>,
+    /// Read and sync only these reps (lower-cased emails); the others are left as they are.
+    /// `None`: every rep.
+    pub only_reps: Option<BTreeSet<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,9 +101,21 @@ fn settings_hash(config: &Config) -> String {
 
 #[derive(Debug, Clone, Default)]
 pub struct CycleReport {
+    /// The operations executed (with `approved`: only those).
     pub plan: Plan,
     pub exec: ExecReport,
     pub read: ReadOutcome,
+    /// Operations planned now but not approved: left for the next plan.
+    pub held_back: Vec<Operation>,
+}
+
+/// Splits off the operations `approved` does not list.
+fn hold_back(plan: &mut Plan, approved: &BTreeSet<OperationKey>) -> Vec<Operation> {
+    let (keep, held) = std::mem::take(&mut plan.operations)
+        .into_iter()
+        .partition(|op| approved.contains(&op.key()));
+    plan.operations = keep;
+    held
 }
 
 fn settings(config: &Config, rep: &Rep, object: ObjectKind) -> Option<ObjectSettings> {
@@ -138,6 +166,7 @@ async fn read_folder<M: MailConnector>(
     let mut last: BTreeMap<String, Option<MailItem>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut recreated = false;
+    let mut restarted = false;
     loop {
         let page = match mail
             .sync_folder(&rep.mailbox, folder, cursor.as_deref())
@@ -158,13 +187,22 @@ async fn read_folder<M: MailConnector>(
                 // The rep deleted the folder: recreate it and start over from an empty feed.
                 mail.ensure_folder(&rep.mailbox, folder).await?;
                 recreated = true;
-                cursor = None;
-                full = true;
-                last.clear();
-                order.clear();
-                continue;
+                None
             }
-            other => other?,
+            // The saved state is refused: list the folder from the start.
+            Err(RepError::CursorExpired) if cursor.is_some() && !restarted => {
+                restarted = true;
+                None
+            }
+            other => Some(other?),
+        };
+        let Some(page) = page else {
+            // Starting over makes a full view: what the folder no longer holds is deleted.
+            cursor = None;
+            full = true;
+            last.clear();
+            order.clear();
+            continue;
         };
         for change in page.changes {
             let (id, item) = match change {
@@ -209,7 +247,11 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     options: &SyncOptions,
 ) -> Result<(Plan, ReadOutcome), CycleError> {
     let users = crm.users().await.map_err(CycleError::Crm)?;
-    let (reps, problems) = resolve_reps(config, &users);
+    let (mut reps, mut problems) = resolve_reps(config, &users);
+    if let Some(only) = &options.only_reps {
+        reps.retain(|r| only.contains(&r.email));
+        problems.retain(|p| only.contains(&p.user.to_lowercase()));
+    }
     let resets = state.reset_marks()?;
     let pending = state.pending_creates()?;
     let mut out = ReadOutcome {
@@ -391,7 +433,15 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
     }
     apply(state, budget, changes)?;
 
-    let (plan, read) = read_and_plan(config, mail, crm, &*state, now, options).await?;
+    let (mut plan, read) = read_and_plan(config, mail, crm, &*state, now, options).await?;
+    let held_back = match &options.approved {
+        Some(approved) => hold_back(&mut plan, approved),
+        None => Vec::new(),
+    };
+    let held: BTreeSet<(&str, ObjectKind)> = held_back
+        .iter()
+        .map(|op| (op.rep.as_str(), op.object))
+        .collect();
 
     let mut changes = Vec::new();
     for (rep, object) in read.folder_cursors.keys() {
@@ -429,6 +479,8 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
     }
     apply(state, budget, changes)?;
 
+    // A stop asked for while reading: nothing has been written yet.
+    budget.checkpoint()?;
     let mut executor = Executor {
         mail,
         crm,
@@ -436,16 +488,25 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
         now,
         budget: &mut *budget,
         mappings: &read.mappings,
+        progress: options.progress.0.as_ref(),
     };
     let exec = executor.execute(&plan).await?;
 
     // Finish: cursors, statuses, activity, errors, reset marks — one transaction.
     let mut changes = Vec::new();
-    changes.push(StateChange::SetCursor {
-        key: CursorKey::Settings,
-        value: Some(read.settings_hash.clone()),
-    });
+    // Reps left unread keep their cursors, and only a read of everyone moves the org-wide
+    // ones: the settings hash, and each object's watermark unless something was held back.
+    let everyone = options.only_reps.is_none();
+    if everyone {
+        changes.push(StateChange::SetCursor {
+            key: CursorKey::Settings,
+            value: Some(read.settings_hash.clone()),
+        });
+    }
     for (object, watermark) in &read.org_cursors {
+        if !everyone || held.iter().any(|(_, o)| o == object) {
+            continue;
+        }
         changes.push(StateChange::SetCursor {
             key: CursorKey::Org { object: *object },
             value: Some(watermark.clone()),
@@ -464,16 +525,30 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             .iter()
             .any(|x| &x.rep == rep && x.object == *object);
         let failed = refused || exec.failed_reps.contains(&(rep.clone(), *object));
-        if failed {
+        let held_back = held.contains(&(rep.as_str(), *object));
+        if failed || held_back {
             clean_reps.remove(rep.as_str());
         }
-        changes.push(StateChange::SetCursor {
-            key: CursorKey::Folder {
-                rep: rep.clone(),
-                object: *object,
-            },
-            value: (!failed).then(|| cursor.clone()),
-        });
+        if failed || !held_back {
+            changes.push(StateChange::SetCursor {
+                key: CursorKey::Folder {
+                    rep: rep.clone(),
+                    object: *object,
+                },
+                value: (!failed).then(|| cursor.clone()),
+            });
+        } else if read.full.contains(&(rep.clone(), *object)) {
+            // Held back from a full read (first sync, reset, new settings): read in full
+            // again, as an old cursor would miss what the new settings let in.
+            changes.push(StateChange::SetCursor {
+                key: CursorKey::Folder {
+                    rep: rep.clone(),
+                    object: *object,
+                },
+                value: None,
+            });
+        }
+        let failed = failed || held_back;
         let linked = state
             .links(rep, *object)?
             .iter()
@@ -572,6 +647,260 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             changes.push(StateChange::SetResetMark { rep, mark: None });
         }
     }
+    // What this read learned about each rep and the connection, for `tether status`.
+    changes.extend(crate::engine::facts::changes(
+        config,
+        &read,
+        mail,
+        &*state,
+        options.only_reps.as_ref(),
+        now,
+    )?);
     apply(state, budget, changes)?;
-    Ok(CycleReport { plan, exec, read })
+    Ok(CycleReport {
+        plan,
+        exec,
+        read,
+        held_back,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::connector::CrmUser;
+    use crate::engine::memory::{MemoryCrm, MemoryExchange};
+    use crate::engine::plan::Action;
+    use crate::model::{Contact, Record};
+    use crate::state::MemoryState;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        "2026-06-15T12:00:00Z".parse().unwrap()
+    }
+
+    fn rep(n: usize) -> (String, String) {
+        (format!("005{n:012}"), format!("rep{n}@acme.com"))
+    }
+
+    fn contact(last: &str, title: &str) -> Record {
+        Record::Contact(
+            Contact::default()
+                .with("LastName", last)
+                .with("Email", format!("{}@customer.com", last.to_lowercase()))
+                .with("Title", title),
+        )
+    }
+
+    struct World {
+        config: Config,
+        ex: MemoryExchange,
+        sf: MemoryCrm,
+        state: MemoryState,
+    }
+
+    fn world() -> World {
+        let config = serde_json::from_value(json!({
+            "version": 1,
+            "org": { "name": "acme", "kind": "production" },
+            "connections": {
+                "exchange": { "method": "service_account", "username": "svc@acme.com",
+                              "password": "${env:P}" },
+                "salesforce": { "instance_url": "https://acme.my.salesforce.com",
+                                "auth": { "flow": "access_token", "access_token": "${env:T}" } }
+            },
+            "sync_configurations": [{
+                "name": "Sales", "members": { "profiles": ["Sales User"] },
+                "contacts": { "direction": "both", "conflict": "salesforce_wins",
+                              "scope": "users_records" }
+            }]
+        }))
+        .unwrap();
+        let ex = MemoryExchange::new();
+        let sf = MemoryCrm::new();
+        for n in 0..2 {
+            let (id, email) = rep(n);
+            ex.add_mailbox(&email);
+            sf.add_user(CrmUser {
+                id,
+                email,
+                profile: "Sales User".into(),
+                active: true,
+                time_zone: "Europe/Berlin".into(),
+            });
+        }
+        World {
+            config,
+            ex,
+            sf,
+            state: MemoryState::new(),
+        }
+    }
+
+    impl World {
+        async fn cycle(&mut self, options: &SyncOptions) -> CycleReport {
+            run_cycle(
+                &self.config,
+                &self.ex,
+                &self.sf,
+                &mut self.state,
+                now(),
+                options,
+                &mut StepBudget::unlimited(),
+            )
+            .await
+            .unwrap()
+        }
+
+        async fn plan(&self, options: &SyncOptions) -> Plan {
+            read_and_plan(
+                &self.config,
+                &self.ex,
+                &self.sf,
+                &self.state,
+                now(),
+                options,
+            )
+            .await
+            .unwrap()
+            .0
+        }
+
+        fn retitle(&self, id: &str, title: &str) {
+            assert!(self.sf.user_edit(ObjectKind::Contact, id, |r| {
+                if let Record::Contact(c) = &mut r.record {
+                    *c = c.clone().with("Title", title);
+                }
+            }));
+        }
+
+        fn titles(&self, n: usize) -> Vec<String> {
+            let mut titles: Vec<String> = self
+                .ex
+                .items(&rep(n).1, Folder::SalesforceSyncContacts)
+                .iter()
+                .filter_map(|i| Some(i.record.as_contact()?.get("Title").to_string()))
+                .collect();
+            titles.sort();
+            titles
+        }
+
+        fn cursor(&self, key: CursorKey) -> Option<String> {
+            self.state.cursor(&key).unwrap()
+        }
+    }
+
+    fn approve(plan: &Plan) -> SyncOptions {
+        SyncOptions {
+            approved: Some(Arc::new(plan.operations.iter().map(|o| o.key()).collect())),
+            ..SyncOptions::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn only_approved_operations_run_and_the_rest_is_left_for_the_next_plan() {
+        let mut w = world();
+        let (rep0, _) = rep(0);
+        let (rep1, _) = rep(1);
+        let a =
+            w.sf.user_create(ObjectKind::Contact, &rep0, contact("Alba", "v1"));
+        let b =
+            w.sf.user_create(ObjectKind::Contact, &rep0, contact("Bose", "v1"));
+        let c =
+            w.sf.user_create(ObjectKind::Contact, &rep1, contact("Cruz", "v1"));
+        w.cycle(&SyncOptions::default()).await;
+        assert_eq!(w.titles(0), ["v1", "v1"]);
+
+        for id in [&a, &b, &c] {
+            w.retitle(id, "v2");
+        }
+        let reviewed = w.plan(&SyncOptions::default()).await;
+        assert_eq!(reviewed.operations.len(), 3, "{reviewed:#?}");
+        // After the review: Bose is edited again, and a new contact appears.
+        w.retitle(&b, "v3");
+        w.sf.user_create(ObjectKind::Contact, &rep0, contact("Dunn", "v1"));
+        let folder0 = CursorKey::Folder {
+            rep: rep0.clone(),
+            object: ObjectKind::Contact,
+        };
+        let org = CursorKey::Org {
+            object: ObjectKind::Contact,
+        };
+        let (folder_before, org_before) = (w.cursor(folder0.clone()), w.cursor(org.clone()));
+
+        let report = w.cycle(&approve(&reviewed)).await;
+        assert_eq!(report.exec.exchange.updated, 2);
+        assert_eq!(
+            w.titles(0),
+            ["v1", "v2"],
+            "Bose untouched, Dunn not created"
+        );
+        assert_eq!(w.titles(1), ["v2"]);
+        let held: Vec<&str> = report.held_back.iter().map(|o| o.action.name()).collect();
+        assert_eq!(held, ["update_exchange", "create_in_exchange"]);
+        assert_eq!(w.cursor(folder0), folder_before, "the rep's cursor stays");
+        assert_eq!(w.cursor(org), org_before, "the watermark stays");
+
+        // The next plan shows exactly what was held back, at its latest version.
+        let next = w.plan(&SyncOptions::default()).await;
+        let keys: Vec<_> = next.operations.iter().map(|o| o.key()).collect();
+        let held_keys: Vec<_> = report.held_back.iter().map(|o| o.key()).collect();
+        assert_eq!(keys, held_keys);
+        assert!(next.operations.iter().any(|o| matches!(
+            &o.action,
+            Action::UpdateExchange { record, .. } if record.as_contact().map(|c| c.get("Title")) == Some("v3")
+        )));
+        w.cycle(&SyncOptions::default()).await;
+        assert_eq!(w.titles(0), ["v1", "v2", "v3"]);
+        assert!(w.plan(&SyncOptions::default()).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn held_back_from_a_full_read_is_read_in_full_again() {
+        let mut w = world();
+        let (rep0, _) = rep(0);
+        w.sf.user_create(ObjectKind::Contact, &rep0, contact("Alba", "v1"));
+        let reviewed = w.plan(&SyncOptions::default()).await;
+        w.sf.user_create(ObjectKind::Contact, &rep0, contact("Bose", "v1"));
+        let report = w.cycle(&approve(&reviewed)).await;
+        assert_eq!(report.held_back.len(), 1);
+        assert_eq!(w.titles(0), ["v1"]);
+        let folder0 = CursorKey::Folder {
+            rep: rep0,
+            object: ObjectKind::Contact,
+        };
+        assert_eq!(w.cursor(folder0), None);
+        let next = w.plan(&SyncOptions::default()).await;
+        assert_eq!(next.operations.len(), 1, "{next:#?}");
+        assert_eq!(next.operations[0].action.name(), "create_in_exchange");
+    }
+
+    #[tokio::test]
+    async fn only_reps_reads_and_syncs_those_reps_and_leaves_the_org_cursors() {
+        let mut w = world();
+        let (rep0, email0) = rep(0);
+        let (rep1, _) = rep(1);
+        w.sf.user_create(ObjectKind::Contact, &rep0, contact("Alba", "v1"));
+        w.sf.user_create(ObjectKind::Contact, &rep1, contact("Cruz", "v1"));
+        let only = SyncOptions {
+            only_reps: Some([email0].into()),
+            ..SyncOptions::default()
+        };
+        let plan = w.plan(&only).await;
+        assert!(plan.operations.iter().all(|o| o.rep == rep0), "{plan:#?}");
+        assert_eq!(plan.operations.len(), 1);
+        w.cycle(&only).await;
+        assert_eq!(w.titles(0), ["v1"]);
+        assert!(w.titles(1).is_empty());
+        assert_eq!(
+            w.cursor(CursorKey::Org {
+                object: ObjectKind::Contact
+            }),
+            None
+        );
+        assert_eq!(w.cursor(CursorKey::Settings), None);
+        w.cycle(&SyncOptions::default()).await;
+        assert_eq!(w.titles(1), ["v1"]);
+        assert!(w.plan(&SyncOptions::default()).await.is_empty());
+    }
 }

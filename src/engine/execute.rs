@@ -6,12 +6,14 @@
 //!
 //! Every remote call and every state transaction is a "step" drawn from a `StepBudget`, so
 //! tests can kill the executor between any two steps and restart it from the state store.
+//! A budget can also carry a stop request (SIGTERM): the executor then stops at the next
+//! batch boundary, with the batch in flight written and recorded.
 
 use crate::engine::connector::{
     CRM_BATCH, CallError, CrmConnector, CrmCreate, CrmRecord, Folder, MAIL_BATCH, MailConnector,
     MailCreate, MailItem, Mailbox, Outcome, Person, RecordError,
 };
-use crate::engine::plan::{Action, Operation, Plan};
+use crate::engine::plan::{Action, Operation, Plan, Side};
 use crate::model::normalize::truncate_for_salesforce;
 use crate::model::{EffectiveMapping, ObjectKind, Record};
 use crate::state::{
@@ -21,16 +23,20 @@ use crate::state::{
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The executor was killed (tests) before finishing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Killed;
 
-/// How many steps the executor may still take (`None`: no limit).
+/// How many steps the executor may still take (`None`: no limit), and whether a stop was
+/// requested.
 #[derive(Debug, Clone, Default)]
 pub struct StepBudget {
     left: Option<usize>,
     pub taken: usize,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl StepBudget {
@@ -40,7 +46,25 @@ impl StepBudget {
     pub fn kill_after(steps: usize) -> Self {
         StepBudget {
             left: Some(steps),
-            taken: 0,
+            ..StepBudget::default()
+        }
+    }
+    /// No limit, but once `stop` is set the executor stops at the next batch boundary.
+    pub fn until_stopped(stop: Arc<AtomicBool>) -> Self {
+        StepBudget {
+            stop: Some(stop),
+            ..StepBudget::default()
+        }
+    }
+    pub fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+    /// A batch boundary: everything before it is written and recorded; stop here if asked.
+    pub fn checkpoint(&self) -> Result<(), Killed> {
+        if self.stop_requested() {
+            Err(Killed)
+        } else {
+            Ok(())
         }
     }
     pub fn step(&mut self) -> Result<(), Killed> {
@@ -76,17 +100,40 @@ impl From<StateError> for ExecError {
     }
 }
 
+/// What execution did to the records of one side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SideCounts {
+    pub created: usize,
+    pub updated: usize,
+    /// Deleted, or found deleted already.
+    pub deleted: usize,
+    /// Writes that failed (see the error report).
+    pub failed: usize,
+}
+
 /// What execution did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExecReport {
     pub succeeded: usize,
     pub failed: Vec<ErrorEntry>,
+    pub salesforce: SideCounts,
+    pub exchange: SideCounts,
     /// (rep, object) whose writes did not all succeed: their feeds must be read again.
     pub failed_reps: BTreeSet<(String, ObjectKind)>,
     /// Objects with a failed write sourced from Salesforce: the org watermark stays.
     pub failed_objects: BTreeSet<ObjectKind>,
     /// Records written, per object (activity counts).
     pub written: BTreeMap<ObjectKind, u64>,
+}
+
+impl ExecReport {
+    fn side(&mut self, salesforce: bool) -> &mut SideCounts {
+        if salesforce {
+            &mut self.salesforce
+        } else {
+            &mut self.exchange
+        }
+    }
 }
 
 pub struct Executor<'a, M, C, S> {
@@ -97,6 +144,39 @@ pub struct Executor<'a, M, C, S> {
     pub budget: &'a mut StepBudget,
     /// Each rep's mapping per object, to cut values to Salesforce field lengths.
     pub mappings: &'a HashMap<(String, ObjectKind), EffectiveMapping>,
+    /// Told of each record written, for progress display.
+    pub progress: &'a dyn Progress,
+}
+
+/// Follows an execution, for progress display: the executor reports, the caller draws. Calls
+/// come between the executor's steps; implementations must be quick and cannot fail it.
+pub trait Progress: Send + Sync {
+    /// Before the first write: how many records each rep's writes touch (by mailbox address).
+    fn start(&self, _reps: &[(String, usize)]) {}
+    /// One record's write is done (`ok`) or failed.
+    fn record(&self, _rep: &str, _ok: bool) {}
+    /// After the last write.
+    fn finish(&self) {}
+}
+
+/// No progress display.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// A progress display to hand to a sync (`SyncOptions::progress`); none by default.
+#[derive(Clone)]
+pub struct ProgressHandle(pub std::sync::Arc<dyn Progress>);
+
+impl Default for ProgressHandle {
+    fn default() -> Self {
+        ProgressHandle(std::sync::Arc::new(NoProgress))
+    }
+}
+
+impl std::fmt::Debug for ProgressHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressHandle")
+    }
 }
 
 /// The journal marker of a create: derived from what is created, so a retry reuses it.
@@ -159,6 +239,15 @@ fn suggestion(code: &str, retryable: bool) -> &'static str {
             "Fix the record so it passes the org's validation rules; tether retries on the next run."
         }
         "AMBIGUOUS" => "tether looks the record up before it retries, so no duplicate is made.",
+        "ErrorIrresolvableConflict" | "ErrorStaleObject" => {
+            "The item was saved in Outlook while tether wrote it; the next run reads the save and applies the conflict policy."
+        }
+        "DUPLICATES_DETECTED" => {
+            "A Salesforce duplicate rule blocks this record: merge it with the matching record (or let the rule allow the integration user's saves); tether retries on the next run."
+        }
+        "ENTITY_IS_LOCKED" => {
+            "The record is locked (e.g. in an approval process); tether retries on the next run."
+        }
         _ if retryable => "tether retries on the next run.",
         _ => "Check the record on its side; tether retries on the next run.",
     }
@@ -189,6 +278,36 @@ fn gone(e: &RecordError) -> bool {
 
 impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
     pub async fn execute(&mut self, plan: &Plan) -> Result<ExecReport, ExecError> {
+        let mut work: BTreeMap<&str, usize> = BTreeMap::new();
+        for op in plan
+            .operations
+            .iter()
+            .filter(|o| o.action.writes_to().is_some())
+        {
+            *work.entry(op.mailbox.address.as_str()).or_default() += 1;
+        }
+        let work: Vec<(String, usize)> =
+            work.into_iter().map(|(r, n)| (r.to_string(), n)).collect();
+        tracing::debug!(
+            operations = plan.operations.len(),
+            writes = work.iter().map(|(_, n)| n).sum::<usize>(),
+            reps = work.len(),
+            "executing the plan"
+        );
+        self.progress.start(&work);
+        let report = self.execute_steps(plan).await;
+        self.progress.finish();
+        if let Ok(r) = &report {
+            tracing::debug!(
+                succeeded = r.succeeded,
+                failed = r.failed.len(),
+                "plan executed"
+            );
+        }
+        report
+    }
+
+    async fn execute_steps(&mut self, plan: &Plan) -> Result<ExecReport, ExecError> {
         let mut report = ExecReport::default();
         let pending = self.state.pending_creates()?;
         self.bookkeeping(plan, &pending, &mut report)?;
@@ -288,8 +407,25 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .unwrap_or_else(|| EffectiveMapping::defaults(object))
     }
 
+    /// A write that failed: its error entry, and one record done for the progress display.
     #[allow(clippy::too_many_arguments)]
     fn fail(
+        &self,
+        report: &mut ExecReport,
+        changes: &mut Vec<StateChange>,
+        op: &Operation,
+        ids: Vec<String>,
+        code: &str,
+        message: &str,
+        retryable: bool,
+    ) {
+        self.error_entry(report, changes, op, ids, code, message, retryable);
+        self.progress.record(&op.mailbox.address, false);
+    }
+
+    /// An error entry for `op` (a failed write, or a failed follow-up of one that was done).
+    #[allow(clippy::too_many_arguments)]
+    fn error_entry(
         &self,
         report: &mut ExecReport,
         changes: &mut Vec<StateChange>,
@@ -318,13 +454,26 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         if !to_sf {
             report.failed_objects.insert(op.object);
         }
+        report.side(to_sf).failed += 1;
         report.failed.push(entry.clone());
         changes.push(StateChange::AddError(entry));
     }
 
-    fn ok(&self, report: &mut ExecReport, object: ObjectKind) {
+    fn ok(&self, report: &mut ExecReport, op: &Operation) {
         report.succeeded += 1;
-        *report.written.entry(object).or_insert(0) += 1;
+        *report.written.entry(op.object).or_insert(0) += 1;
+        self.progress.record(&op.mailbox.address, true);
+        let counts = report.side(op.action.writes_to() == Some(Side::Salesforce));
+        match op.action {
+            Action::CreateInSalesforce { .. } | Action::CreateInExchange { .. } => {
+                counts.created += 1
+            }
+            Action::UpdateSalesforce { .. } | Action::UpdateExchange { .. } => counts.updated += 1,
+            Action::DeleteInSalesforce { .. } | Action::DeleteInExchange { .. } => {
+                counts.deleted += 1
+            }
+            _ => {}
+        }
     }
 
     /// The state writes that link two records, closing any create journalled for them.
@@ -487,7 +636,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         hash: hash.clone(),
                     },
                 ));
-                self.ok(report, object);
+                self.ok(report, op);
             } else if pending_markers.contains(m.as_str()) && lookup_failed.is_some() {
                 let e = lookup_failed.clone().unwrap_or_else(|| unreachable!());
                 self.fail(
@@ -506,6 +655,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         self.apply(changes)?;
 
         for chunk in to_create.chunks(CRM_BATCH) {
+            self.budget.checkpoint()?;
             let journal: Vec<StateChange> = chunk
                 .iter()
                 .map(|op| {
@@ -584,7 +734,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         if !attendees.is_empty() {
                             relate.push((r.id.clone(), op, attendees));
                         }
-                        self.ok(report, object);
+                        self.ok(report, op);
                     }
                     Outcome::Failed(e) => {
                         changes.push(StateChange::JournalDone { marker: marker(op) });
@@ -659,7 +809,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             Err(e) => {
                 let mut changes = Vec::new();
                 for (id, op, _) in &events {
-                    self.fail(
+                    self.error_entry(
                         report,
                         &mut changes,
                         op,
@@ -721,7 +871,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     Outcome::Failed(e) => (e.code, e.message, e.retryable),
                     Outcome::Ambiguous(m) => ("AMBIGUOUS".into(), m, true),
                 };
-                self.fail(
+                self.error_entry(
                     report,
                     &mut changes,
                     op,
@@ -820,7 +970,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         hash: hash.clone(),
                     },
                 ));
-                self.ok(report, object);
+                self.ok(report, op);
             } else if pending_markers.contains(marker(op).as_str()) && lookup_failed.is_some() {
                 let e: CallError = lookup_failed.clone().unwrap_or_else(|| unreachable!());
                 self.fail(
@@ -838,6 +988,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         }
         self.apply(changes)?;
         for chunk in to_create.chunks(MAIL_BATCH) {
+            self.budget.checkpoint()?;
             let journal = chunk
                 .iter()
                 .map(|op| {
@@ -903,7 +1054,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                                 hash: hash.clone(),
                             },
                         });
-                        self.ok(report, object);
+                        self.ok(report, op);
                     }
                     Outcome::Failed(e) => {
                         changes.push(StateChange::JournalDone { marker: marker(op) });
@@ -947,6 +1098,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .filter(|o| o.object == object && matches!(o.action, Action::UpdateSalesforce { .. }))
             .collect();
         for chunk in ops.chunks(CRM_BATCH) {
+            self.budget.checkpoint()?;
             let mut cuts = Vec::new();
             let records: Vec<(String, Record)> = chunk
                 .iter()
@@ -1016,7 +1168,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         for t in cut {
                             changes.push(self.truncation_warning(op, &r.id, &t));
                         }
-                        self.ok(report, object);
+                        self.ok(report, op);
                     }
                     Outcome::Failed(e) => {
                         // Not written: the intent is void.
@@ -1069,6 +1221,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             })
             .collect();
         for chunk in ops.chunks(MAIL_BATCH) {
+            self.budget.checkpoint()?;
             let items: Vec<(String, Record)> = chunk
                 .iter()
                 .map(|op| match &op.action {
@@ -1120,7 +1273,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                                 hash: hash.clone(),
                             },
                         });
-                        self.ok(report, object);
+                        self.ok(report, op);
                     }
                     Outcome::Failed(e) => {
                         // Not written: the intent is void.
@@ -1167,6 +1320,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .filter(|o| o.object == object && matches!(o.action, Action::DeleteInSalesforce { .. }))
             .collect();
         for chunk in ops.chunks(CRM_BATCH) {
+            self.budget.checkpoint()?;
             let ids: Vec<String> = chunk
                 .iter()
                 .map(|op| match &op.action {
@@ -1179,7 +1333,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 Ok(o) => o,
                 Err(e) => call_outcomes(ids.len(), &e),
             };
-            let changes = self.delete_outcomes(chunk, outcomes, ids, object, report);
+            let changes = self.delete_outcomes(chunk, outcomes, ids, report);
             self.apply(changes)?;
         }
         Ok(())
@@ -1192,7 +1346,6 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         chunk: &[&Operation],
         outcomes: Vec<Outcome<()>>,
         ids: Vec<String>,
-        object: ObjectKind,
         report: &mut ExecReport,
     ) -> Vec<StateChange> {
         let mut changes = Vec::new();
@@ -1205,9 +1358,15 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             match outcome {
                 Outcome::Ok(()) => {
                     changes.push(StateChange::DeleteLink(*link));
-                    self.ok(report, object);
+                    self.ok(report, op);
                 }
-                Outcome::Failed(e) if gone(&e) => changes.push(StateChange::DeleteLink(*link)),
+                Outcome::Failed(e) if gone(&e) => {
+                    changes.push(StateChange::DeleteLink(*link));
+                    self.progress.record(&op.mailbox.address, true);
+                    report
+                        .side(op.action.writes_to() == Some(Side::Salesforce))
+                        .deleted += 1;
+                }
                 Outcome::Failed(e) => self.fail(
                     report,
                     &mut changes,
@@ -1243,6 +1402,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             })
             .collect();
         for chunk in ops.chunks(MAIL_BATCH) {
+            self.budget.checkpoint()?;
             let ids: Vec<String> = chunk
                 .iter()
                 .map(|op| match &op.action {
@@ -1255,7 +1415,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 Ok(o) => o,
                 Err(e) => call_outcomes(ids.len(), &e),
             };
-            let changes = self.delete_outcomes(chunk, outcomes, ids, object, report);
+            let changes = self.delete_outcomes(chunk, outcomes, ids, report);
             self.apply(changes)?;
         }
         Ok(())

@@ -72,11 +72,18 @@ pub struct MailCounts {
     pub update: u64,
     pub delete: u64,
     pub find: u64,
+    pub get_items: u64,
 }
 
 impl MailCounts {
     pub fn total(&self) -> u64 {
-        self.sync_folder + self.ensure_folder + self.create + self.update + self.delete + self.find
+        self.sync_folder
+            + self.ensure_folder
+            + self.create
+            + self.update
+            + self.delete
+            + self.find
+            + self.get_items
     }
 }
 
@@ -297,7 +304,17 @@ fn rep_call(e: RepError) -> CallError {
     }
 }
 
+/// The build MemoryExchange's mailboxes answer from (an Exchange Online build).
+pub const MEMORY_EXCHANGE_BUILD: &str = "15.20.7452.28";
+
 impl MailConnector for MemoryExchange {
+    fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
+        let d = self.lock();
+        let reachable = d.mailboxes.contains_key(&mailbox.address)
+            && !d.faults.denied.contains(&mailbox.address);
+        reachable.then(|| MEMORY_EXCHANGE_BUILD.to_string())
+    }
+
     async fn sync_folder(
         &self,
         mailbox: &Mailbox,
@@ -512,6 +529,25 @@ impl MailConnector for MemoryExchange {
             });
         }
         Ok(out)
+    }
+
+    async fn get_items(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<MailItem>, CallError> {
+        let mut d = self.lock();
+        d.counts.get_items += 1;
+        let f = Self::mailbox(&mut d, mailbox).map_err(rep_call)?;
+        Ok(f.get(&folder)
+            .map(|f| {
+                item_ids
+                    .iter()
+                    .filter_map(|id| f.items.get(id).map(|s| s.item.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn find_by_salesforce_ids(
@@ -797,6 +833,23 @@ impl CrmConnector for MemoryCrm {
             .unwrap_or_default();
         d.counts.query_pages += Self::pages(out.len());
         Ok(out)
+    }
+
+    async fn read_by_ids(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
+    ) -> Result<Vec<CrmRecord>, CallError> {
+        let mut d = self.lock();
+        d.counts.query_pages += 1;
+        Ok(d.records
+            .get(&object)
+            .map(|m| {
+                ids.iter()
+                    .filter_map(|id| m.get(id).map(|(r, _)| r.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn create(

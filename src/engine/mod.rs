@@ -11,6 +11,7 @@
 pub mod connector;
 pub mod cycle;
 pub mod execute;
+pub mod facts;
 pub mod memory;
 pub mod plan;
 pub mod reps;

@@ -52,7 +52,7 @@ pub struct PlanInput<'a> {
     pub pending: Vec<JournalEntry>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Side {
     Exchange,
     Salesforce,
@@ -139,6 +139,32 @@ impl Action {
     }
 }
 
+impl Action {
+    /// A stable name, for saved plans.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Link { .. } => "link",
+            Action::Refresh { .. } => "refresh",
+            Action::CreateInSalesforce { .. } => "create_in_salesforce",
+            Action::CreateInExchange { .. } => "create_in_exchange",
+            Action::UpdateSalesforce { .. } => "update_salesforce",
+            Action::UpdateExchange { .. } => "update_exchange",
+            Action::DeleteInSalesforce { .. } => "delete_in_salesforce",
+            Action::DeleteInExchange { .. } => "delete_in_exchange",
+            Action::Detach { .. } => "detach",
+            Action::Forget { .. } => "forget",
+        }
+    }
+}
+
+/// A record an operation touches and the version it was planned against: the Exchange
+/// ChangeKey or the Salesforce SystemModstamp; `None` when the record is gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordVersion {
+    pub id: String,
+    pub version: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Operation {
     pub rep: String,
@@ -146,6 +172,63 @@ pub struct Operation {
     pub object: ObjectKind,
     pub action: Action,
     pub reason: String,
+    /// The records it touches on each side, as read when it was planned.
+    pub exchange: Option<RecordVersion>,
+    pub salesforce: Option<RecordVersion>,
+}
+
+/// What identifies an operation across two plans: the rep, object and action, and the
+/// versions of the records it touches. A saved plan lists the keys it allows; an operation
+/// whose record changed since then has another key and is held back.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct OperationKey {
+    pub rep: String,
+    pub object: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salesforce_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salesforce_version: Option<String>,
+}
+
+impl OperationKey {
+    /// The side the operation writes to (`None` for bookkeeping: link, refresh, unlink).
+    pub fn writes_to(&self) -> Option<Side> {
+        match self.action.as_str() {
+            "create_in_salesforce" | "update_salesforce" | "delete_in_salesforce" => {
+                Some(Side::Salesforce)
+            }
+            "create_in_exchange" | "update_exchange" | "delete_in_exchange" => Some(Side::Exchange),
+            _ => None,
+        }
+    }
+
+    /// Whether both keys touch a record in common (the same operation, planned against
+    /// another version of it or turned into another action).
+    pub fn shares_a_record_with(&self, other: &OperationKey) -> bool {
+        (self.exchange_id.is_some() && self.exchange_id == other.exchange_id)
+            || (self.salesforce_id.is_some() && self.salesforce_id == other.salesforce_id)
+    }
+}
+
+impl Operation {
+    pub fn key(&self) -> OperationKey {
+        OperationKey {
+            rep: self.rep.clone(),
+            object: self.object.name().to_string(),
+            action: self.action.name().to_string(),
+            exchange_id: self.exchange.as_ref().map(|r| r.id.clone()),
+            exchange_version: self.exchange.as_ref().and_then(|r| r.version.clone()),
+            salesforce_id: self.salesforce.as_ref().map(|r| r.id.clone()),
+            salesforce_version: self.salesforce.as_ref().and_then(|r| r.version.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,6 +376,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             item,
             s: &settings,
             window_start: rules::window_start(settings.since, input.now, item.rep.time_zone),
+            versions: Versions::of(item),
             out: &mut out,
         }
         .run();
@@ -319,7 +403,105 @@ struct RepPlanner<'a, 'o> {
     item: &'a RepObjectInput,
     s: &'a ObjectSettings,
     window_start: DateTime<Utc>,
+    versions: Versions<'a>,
     out: &'o mut Plan,
+}
+
+/// The version of every record of one rep and object as this plan sees it: as read, else
+/// (an incremental read, the record unchanged) as last synced; gone records have none.
+struct Versions<'a> {
+    exchange: HashMap<&'a str, Option<&'a str>>,
+    salesforce: HashMap<&'a str, Option<&'a str>>,
+    links: HashMap<LinkId, &'a Link>,
+}
+
+impl<'a> Versions<'a> {
+    fn of(item: &'a RepObjectInput) -> Self {
+        let mut exchange = HashMap::new();
+        let mut salesforce = HashMap::new();
+        for (_, l) in &item.links {
+            if let Some(e) = l.exchange.as_ref().filter(|_| !item.mail.full) {
+                exchange.insert(e.item_id.as_str(), Some(e.change_key.as_str()));
+            }
+            if let Some(s) = l.salesforce.as_ref().filter(|_| !item.crm.full) {
+                salesforce.insert(s.id.as_str(), Some(s.modstamp.as_str()));
+            }
+        }
+        for id in &item.mail.deleted {
+            exchange.insert(id.as_str(), None);
+        }
+        for id in &item.crm.deleted {
+            salesforce.insert(id.as_str(), None);
+        }
+        for m in &item.mail.upserts {
+            exchange.insert(m.item_id.as_str(), Some(m.change_key.as_str()));
+        }
+        for r in &item.crm.upserts {
+            salesforce.insert(r.id.as_str(), Some(r.modstamp.as_str()));
+        }
+        Versions {
+            exchange,
+            salesforce,
+            links: item.links.iter().map(|(id, l)| (*id, l)).collect(),
+        }
+    }
+
+    /// The records `action` touches: those it names and those of the link it changes.
+    fn touched(&self, action: &Action) -> (Option<RecordVersion>, Option<RecordVersion>) {
+        let link = |id: &Option<LinkId>| id.and_then(|id| self.links.get(&id).copied());
+        let (ex, sf, link): (Option<&str>, Option<&str>, Option<&Link>) = match action {
+            Action::Link {
+                exchange,
+                salesforce,
+                ..
+            }
+            | Action::Refresh {
+                exchange,
+                salesforce,
+                ..
+            } => (Some(&exchange.item_id), Some(&salesforce.id), None),
+            Action::CreateInSalesforce {
+                exchange, replaces, ..
+            } => (Some(&exchange.item_id), None, link(replaces)),
+            Action::CreateInExchange {
+                salesforce,
+                replaces,
+                ..
+            } => (None, Some(&salesforce.id), link(replaces)),
+            Action::UpdateSalesforce {
+                exchange,
+                salesforce_id,
+                ..
+            } => (Some(&exchange.item_id), Some(salesforce_id), None),
+            Action::UpdateExchange {
+                salesforce,
+                item_id,
+                ..
+            } => (Some(item_id), Some(&salesforce.id), None),
+            Action::DeleteInSalesforce {
+                link: id,
+                salesforce_id,
+            } => (None, Some(salesforce_id), link(&Some(*id))),
+            Action::DeleteInExchange { link: id, item_id } => {
+                (Some(item_id), None, link(&Some(*id)))
+            }
+            Action::Detach { link: id, .. } | Action::Forget { link: id } => {
+                (None, None, link(&Some(*id)))
+            }
+        };
+        let ex = ex.or_else(|| link?.exchange.as_ref().map(|e| e.item_id.as_str()));
+        let sf = sf.or_else(|| link?.salesforce.as_ref().map(|s| s.id.as_str()));
+        (
+            ex.map(|id| RecordVersion {
+                id: id.to_string(),
+                version: self.exchange.get(id).copied().flatten().map(String::from),
+            }),
+            sf.map(|id| RecordVersion {
+                id: id.to_string(),
+                version: self.salesforce.get(id).copied().flatten().map(String::from),
+            }),
+        )
+    }
 }
 
 fn ex_side(m: &MailItem) -> ExchangeSide {
@@ -339,12 +521,15 @@ fn sf_side(r: &CrmRecord) -> SalesforceSide {
 impl RepPlanner<'_, '_> {
     fn push(&mut self, action: Action, reason: impl Into<String>) {
         let rep = &self.item.rep;
+        let (exchange, salesforce) = self.versions.touched(&action);
         self.out.operations.push(Operation {
             rep: rep.user_id.clone(),
             mailbox: rep.mailbox.clone(),
             object: self.item.object,
             action,
             reason: reason.into(),
+            exchange,
+            salesforce,
         });
     }
 
@@ -1275,6 +1460,68 @@ mod tests {
             &p.operations[0].action,
             Action::UpdateSalesforce { record, .. } if *record == c("ex")
         ));
+    }
+
+    #[test]
+    fn operations_carry_the_versions_of_the_records_they_touch() {
+        // Exchange changed; Salesforce not read (unchanged): its version is as last synced.
+        let p = run(linked("old"), vec![mail("new")], vec![]);
+        let key = p.operations[0].key();
+        assert_eq!(key.action, "update_salesforce");
+        assert_eq!(
+            (key.exchange_id.as_deref(), key.exchange_version.as_deref()),
+            (Some("AAMk1"), Some("ck2"))
+        );
+        assert_eq!(
+            (
+                key.salesforce_id.as_deref(),
+                key.salesforce_version.as_deref()
+            ),
+            (Some("003A"), Some("1"))
+        );
+        // Read on both sides: the versions as read.
+        let p = run(linked("old"), vec![mail("ex")], vec![crm("sf")]);
+        assert_eq!(
+            p.operations[0].key().salesforce_version.as_deref(),
+            Some("2")
+        );
+        // A record edited again has another key: a saved plan does not cover it.
+        let mut again = mail("newer");
+        again.change_key = "ck3".into();
+        let q = run(linked("old"), vec![again], vec![]);
+        assert_ne!(
+            q.operations[0].key(),
+            run(linked("old"), vec![mail("new")], vec![]).operations[0].key()
+        );
+        assert!(q.operations[0].key().shares_a_record_with(&key));
+        // A gone record has no version.
+        let config = config();
+        let gone = plan(&PlanInput {
+            config: &config,
+            now: "2026-06-15T12:00:00Z".parse().unwrap(),
+            force: false,
+            items: vec![RepObjectInput {
+                rep: rep(),
+                object: ObjectKind::Contact,
+                links: linked("old"),
+                mail: SideView {
+                    full: false,
+                    upserts: vec![],
+                    deleted: vec!["AAMk1".into()],
+                },
+                crm: SideView {
+                    full: false,
+                    upserts: vec![],
+                    deleted: vec![],
+                },
+            }],
+            pending: vec![],
+        });
+        let key = gone.operations[0].key();
+        assert_eq!(key.action, "detach");
+        assert_eq!(key.exchange_id.as_deref(), Some("AAMk1"));
+        assert_eq!(key.exchange_version, None);
+        assert_eq!(key.salesforce_version.as_deref(), Some("1"));
     }
 
     #[test]

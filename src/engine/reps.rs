@@ -26,6 +26,9 @@ pub struct RepProblem {
     pub code: &'static str,
     pub message: String,
     pub suggestion: &'static str,
+    /// The configuration the user would sync under (index into `sync_configurations`),
+    /// when there is exactly one.
+    pub configuration: Option<usize>,
 }
 
 fn domain(email: &str) -> Option<&str> {
@@ -80,6 +83,7 @@ pub fn resolve_reps(config: &Config, users: &[CrmUser]) -> (Vec<Rep>, Vec<RepPro
                         c.name
                     ),
                     suggestion: "Check the email in members.users, or activate the user.",
+                    configuration: None,
                 });
             }
         }
@@ -111,6 +115,7 @@ pub fn resolve_reps(config: &Config, users: &[CrmUser]) -> (Vec<Rep>, Vec<RepPro
                         individually.len()
                     ),
                     suggestion: "List the user in one sync configuration only.",
+                    configuration: None,
                 });
                 None
             }
@@ -133,6 +138,7 @@ pub fn resolve_reps(config: &Config, users: &[CrmUser]) -> (Vec<Rep>, Vec<RepPro
                     user.email
                 ),
                 suggestion: "Add the domain to connections.exchange.additional_domains.",
+                configuration: Some(configuration),
             });
             continue;
         }

@@ -7,11 +7,13 @@ use super::model::{
     ItemId, PROP_OUTLOOK_RELATED, PROP_SALESFORCE_ID,
 };
 use super::soap::{self, RequestHeaders, ResponseMessage};
+use super::version::ServerBuild;
 use super::xml::{self, Element, Limits, NS_AD_RESP_A, NS_AD_SOAP, NS_M, NS_T, Writer};
 use crate::clock::Clock;
-use crate::net::check_transport;
+use crate::net::{BodyError, certificate_problem, check_transport, describe_request_error};
 use crate::secret::Secret;
 use chrono::{DateTime, Utc};
+use reqwest::header::HeaderValue;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -275,7 +277,10 @@ const MAPPED_PHONE_KEYS: &[&str] = &[
     "OtherTelephone",
 ];
 
+/// Longest EWS or Autodiscover answer read (EWS itself limits requests to tens of MB).
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// Longest token endpoint answer read: a token response is a few kB.
+const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
 
 pub struct EwsClient {
     http: reqwest::Client,
@@ -284,6 +289,11 @@ pub struct EwsClient {
     token: tokio::sync::Mutex<Option<(Secret, DateTime<Utc>)>>,
     calls: Mutex<BTreeMap<String, u64>>,
     autodiscover_cache: Mutex<HashMap<String, Url>>,
+    /// The build each mailbox (lower-cased) last answered from, for `tether status`.
+    builds: Mutex<HashMap<String, ServerBuild>>,
+    /// Exchange refused the credentials in this run: every later call fails at once, since
+    /// each further attempt is a failed logon that can lock the account out.
+    refused: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for EwsClient {
@@ -294,12 +304,31 @@ impl std::fmt::Debug for EwsClient {
     }
 }
 
+/// An OAuth 2.0 token endpoint's answer: the access token and its lifetime in seconds, or
+/// what is wrong with the answer (the caller names the endpoint).
+pub(crate) fn token_answer(status: u16, body: &[u8]) -> Result<(Secret, i64), String> {
+    let body: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| format!("answered HTTP {status} without JSON"))?;
+    if !(200..300).contains(&status) {
+        let err = body["error"].as_str().unwrap_or("unknown error");
+        return Err(format!(
+            "refused the client credentials: HTTP {status} {err}"
+        ));
+    }
+    let access = body["access_token"]
+        .as_str()
+        .ok_or_else(|| "answered without an access_token".to_string())?;
+    // Bounded: the lifetime comes from the network.
+    let expires_in = body["expires_in"].as_i64().unwrap_or(3600).clamp(0, 86_400);
+    Ok((Secret::new(access), expires_in))
+}
+
 fn same_domain(a: &str, b: &str) -> bool {
     let d = |s: &str| s.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
     d(a) == d(b)
 }
 
-enum Discovered {
+pub(crate) enum Discovered {
     Url(Url),
     RedirectAddr(String),
     RedirectUrl(Url),
@@ -336,6 +365,8 @@ impl EwsClient {
             token: tokio::sync::Mutex::new(None),
             calls: Mutex::new(BTreeMap::new()),
             autodiscover_cache: Mutex::new(HashMap::new()),
+            builds: Mutex::new(HashMap::new()),
+            refused: Mutex::new(None),
         })
     }
 
@@ -343,6 +374,13 @@ impl EwsClient {
     /// retries count, since each costs the server.
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The Exchange build `mailbox` last answered from (its `ServerVersionInfo`), once a
+    /// call for it succeeded.
+    pub fn server_build(&self, mailbox: &str) -> Option<ServerBuild> {
+        let builds = self.builds.lock().ok()?;
+        builds.get(&mailbox.to_ascii_lowercase()).copied()
     }
 
     fn count(&self, op: &str) {
@@ -358,15 +396,25 @@ impl EwsClient {
     // ---------------------------------------------------------------------------------
     // Authentication
 
-    async fn authorization(&self, force_new: bool) -> Result<String, EwsError> {
+    /// The Authorization header's value, marked sensitive so no Debug of the request shows it.
+    async fn authorization(&self, force_new: bool) -> Result<HeaderValue, EwsError> {
+        let value = self.credentials(force_new).await?;
+        let mut header = HeaderValue::from_str(value.expose()).map_err(|_| {
+            EwsError::Config("the credentials are not valid in an HTTP header".into())
+        })?;
+        header.set_sensitive(true);
+        Ok(header)
+    }
+
+    async fn credentials(&self, force_new: bool) -> Result<Secret, EwsError> {
         match &self.opts.auth {
             Auth::Basic { username, password } => {
                 use base64::Engine;
-                let raw = format!("{username}:{}", password.expose());
-                Ok(format!(
+                let raw = Secret::new(format!("{username}:{}", password.expose()));
+                Ok(Secret::new(format!(
                     "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(raw)
-                ))
+                    base64::engine::general_purpose::STANDARD.encode(raw.expose())
+                )))
             }
             Auth::OAuth2 {
                 token_url,
@@ -381,9 +429,10 @@ impl EwsClient {
                     && let Some((t, exp)) = tok.as_ref()
                     && *exp - chrono::Duration::minutes(5) > now
                 {
-                    return Ok(format!("Bearer {}", t.expose()));
+                    return Ok(Secret::new(format!("Bearer {}", t.expose())));
                 }
                 self.count("Token");
+                let started = std::time::Instant::now();
                 let resp = self
                     .http
                     .post(token_url.clone())
@@ -395,25 +444,27 @@ impl EwsClient {
                     ])
                     .send()
                     .await
-                    .map_err(|e| EwsError::Token(format!("{token_url}: {}", e.without_url())))?;
+                    .map_err(|e| {
+                        EwsError::Token(format!("{token_url}: {}", describe_request_error(&e)))
+                    })?;
                 let status = resp.status();
-                let body: serde_json::Value = resp.json().await.map_err(|_| {
-                    EwsError::Token(format!("{token_url} answered HTTP {status} without JSON"))
-                })?;
-                if !status.is_success() {
-                    let err = body["error"].as_str().unwrap_or("unknown error");
-                    return Err(EwsError::Token(format!(
-                        "{token_url} refused the client credentials: HTTP {status} {err}"
-                    )));
-                }
-                let access = body["access_token"]
-                    .as_str()
-                    .ok_or_else(|| EwsError::Token("no access_token in the answer".into()))?;
-                // Bounded: the lifetime comes from the network.
-                let expires_in = body["expires_in"].as_i64().unwrap_or(3600).clamp(0, 86_400);
-                let secret = Secret::new(access);
+                tracing::debug!(
+                    method = "POST",
+                    path = token_url.path(),
+                    status = status.as_u16(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "EWS token request"
+                );
+                let bytes = Self::read_body(resp, MAX_TOKEN_RESPONSE_BYTES, "a token")
+                    .await
+                    .map_err(|e| match e {
+                        EwsError::Xml(m) | EwsError::Transport(m) => EwsError::Token(m),
+                        other => other,
+                    })?;
+                let (secret, expires_in) = token_answer(status.as_u16(), &bytes)
+                    .map_err(|m| EwsError::Token(format!("{token_url} {m}")))?;
                 *tok = Some((secret.clone(), now + chrono::Duration::seconds(expires_in)));
-                Ok(format!("Bearer {}", secret.expose()))
+                Ok(Secret::new(format!("Bearer {}", secret.expose())))
             }
         }
     }
@@ -427,32 +478,39 @@ impl EwsClient {
         self.clock.sleep(Duration::from_secs(secs.min(60))).await;
     }
 
-    async fn read_body(resp: reqwest::Response) -> Result<Vec<u8>, EwsError> {
-        if resp
-            .content_length()
-            .is_some_and(|l| l as usize > MAX_RESPONSE_BYTES)
-        {
-            return Err(EwsError::Xml("response larger than 32 MB".into()));
-        }
-        let mut resp = resp;
-        let mut out = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
+    /// The body of `resp`, at most `limit` bytes of it (`what`: "an EWS", for the message).
+    async fn read_body(
+        resp: reqwest::Response,
+        limit: usize,
+        what: &str,
+    ) -> Result<Vec<u8>, EwsError> {
+        let server = crate::net::server_of(resp.url());
+        crate::net::read_capped(resp, limit)
             .await
-            .map_err(|e| EwsError::Transport(e.without_url().to_string()))?
-        {
-            if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(EwsError::Xml("response larger than 32 MB".into()));
-            }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(out)
+            .map_err(|e| match e {
+                BodyError::TooLarge => EwsError::Xml(format!(
+                    "{server} sent {what} answer larger than tether's cap of {}; reading stopped there",
+                    crate::net::size_text(limit)
+                )),
+                BodyError::Io(m) => EwsError::Transport(format!("{server}: {m}")),
+            })
     }
 
     /// Sends one operation (for `mailbox` through impersonation) and returns the
-    /// operation's response element. Retries 503s, connection errors and ErrorServerBusy
-    /// (waiting BackOffMilliseconds) up to `max_retries`; renews an OAuth token once on 401.
+    /// operation's response element. Retries up to `max_retries`: ErrorServerBusy after the
+    /// BackOffMilliseconds it carries, 503 and 429 after their Retry-After (else exponential
+    /// back-off), and connection failures — except that a CreateItem that may have reached
+    /// the server is never sent twice (it would create the items twice): that failure is
+    /// returned for the caller to resolve. Renews an OAuth token once on 401; after a 401
+    /// that stands, every later call in this client fails without being sent.
     async fn call(&self, op: &str, mailbox: Option<&str>, body: &str) -> Result<Element, EwsError> {
+        if let Some(m) = lock_ok(&self.refused).clone() {
+            return Err(EwsError::Unauthorized(format!(
+                "{m}; not tried again in this run, so the account is not locked out"
+            )));
+        }
+        // Only a request the server provably did not run may be sent again.
+        let resend_after_failure = op != "CreateItem";
         let url = self.endpoint_for(mailbox).await?;
         let headers = RequestHeaders {
             server_version: &self.opts.server_version,
@@ -466,6 +524,7 @@ impl EwsClient {
             attempt += 1;
             self.count(op);
             let auth = self.authorization(false).await?;
+            let started = std::time::Instant::now();
             let mut req = self
                 .http
                 .post(url.clone())
@@ -477,18 +536,44 @@ impl EwsClient {
             }
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(_) if attempt <= self.opts.max_retries => {
+                // Retrying cannot make an untrusted certificate trusted.
+                Err(e) if certificate_problem(&e).is_some() => {
+                    return Err(EwsError::Transport(format!(
+                        "{url}: {}",
+                        describe_request_error(&e)
+                    )));
+                }
+                Err(e)
+                    if attempt <= self.opts.max_retries
+                        && (resend_after_failure || e.is_connect()) =>
+                {
+                    tracing::info!(
+                        op,
+                        attempt,
+                        error = %e.without_url(),
+                        "EWS request failed; retrying after back-off"
+                    );
                     self.back_off(attempt).await;
                     continue;
                 }
                 Err(e) => {
                     return Err(EwsError::Transport(format!(
                         "{url}: {} (after {attempt} attempts)",
-                        e.without_url()
+                        describe_request_error(&e)
                     )));
                 }
             };
             let status = resp.status().as_u16();
+            tracing::debug!(
+                method = "POST",
+                path = url.path(),
+                op,
+                mailbox = mailbox.unwrap_or(""),
+                status,
+                ms = started.elapsed().as_millis() as u64,
+                attempt,
+                "EWS request"
+            );
             match status {
                 401 => {
                     if matches!(self.opts.auth, Auth::OAuth2 { .. }) && !renewed {
@@ -496,16 +581,30 @@ impl EwsClient {
                         self.authorization(true).await?;
                         continue;
                     }
-                    return Err(EwsError::Unauthorized(format!(
-                        "{url} answered 401 for the service account"
-                    )));
+                    let message = format!("{url} answered 401 for the service account");
+                    *lock_ok(&self.refused) = Some(message.clone());
+                    return Err(EwsError::Unauthorized(message));
                 }
                 403 => {
                     return Err(EwsError::Unauthorized(format!("{url} answered 403")));
                 }
                 503 | 502 | 504 | 429 => {
-                    if attempt <= self.opts.max_retries {
-                        self.back_off(attempt).await;
+                    // 503 and 429 say the request was not served; a gateway's 502 or 504 does
+                    // not say whether the server behind it ran it.
+                    let not_run = matches!(status, 503 | 429);
+                    if attempt <= self.opts.max_retries && (resend_after_failure || not_run) {
+                        let wait = retry_after(resp.headers());
+                        tracing::info!(
+                            op,
+                            status,
+                            attempt,
+                            retry_after_s = wait.map(|w| w.as_secs()),
+                            "EWS unavailable; retrying after back-off"
+                        );
+                        match wait {
+                            Some(wait) => self.clock.sleep(wait).await,
+                            None => self.back_off(attempt).await,
+                        }
                         continue;
                     }
                     return Err(EwsError::Http {
@@ -521,20 +620,37 @@ impl EwsClient {
                     });
                 }
             }
-            let bytes = match Self::read_body(resp).await {
+            let bytes = match Self::read_body(resp, MAX_RESPONSE_BYTES, "an EWS").await {
                 Ok(b) => b,
-                Err(EwsError::Transport(_)) if attempt <= self.opts.max_retries => {
+                Err(EwsError::Transport(m))
+                    if attempt <= self.opts.max_retries && resend_after_failure =>
+                {
+                    tracing::info!(op, attempt, error = %m, "EWS answer broke off; retrying after back-off");
                     self.back_off(attempt).await;
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            match soap::parse_response(&bytes) {
+            match soap::parse_response_and_build(&bytes) {
+                Ok((op, build)) => {
+                    if let (Some(mb), Some(build)) = (mailbox, build)
+                        && let Ok(mut builds) = self.builds.lock()
+                    {
+                        builds.insert(mb.to_ascii_lowercase(), build);
+                    }
+                    return Ok(op);
+                }
                 Err(EwsError::Fault {
                     code, back_off_ms, ..
                 }) if code == "ErrorServerBusy" && attempt <= self.opts.max_retries => {
                     // Throttled: wait exactly what the server asked (at most 5 minutes).
                     let ms = back_off_ms.unwrap_or(5_000).min(300_000);
+                    tracing::info!(
+                        op,
+                        back_off_ms = ms,
+                        attempt,
+                        "EWS throttled (ErrorServerBusy); backing off"
+                    );
                     self.clock.sleep(Duration::from_millis(ms)).await;
                     continue;
                 }
@@ -544,7 +660,7 @@ impl EwsClient {
                         detail: format!("not a SOAP answer: {m}"),
                     });
                 }
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
     }
@@ -717,6 +833,7 @@ impl EwsClient {
     ) -> Result<(u16, Vec<u8>, Option<String>), EwsError> {
         self.count("Autodiscover");
         let auth = self.authorization(false).await?;
+        let started = std::time::Instant::now();
         let ct = if soap {
             "text/xml; charset=utf-8"
         } else {
@@ -730,14 +847,22 @@ impl EwsClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| EwsError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| EwsError::Transport(describe_request_error(&e)))?;
         let status = resp.status().as_u16();
+        tracing::debug!(
+            method = "POST",
+            host = url.host_str().unwrap_or(""),
+            path = url.path(),
+            status,
+            ms = started.elapsed().as_millis() as u64,
+            "Autodiscover request"
+        );
         let location = resp
             .headers()
             .get("Location")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = Self::read_body(resp).await?;
+        let bytes = Self::read_body(resp, MAX_RESPONSE_BYTES, "an Autodiscover").await?;
         Ok((status, bytes, location))
     }
 
@@ -760,59 +885,7 @@ impl EwsClient {
                 detail: "Autodiscover".into(),
             });
         }
-        let root = xml::parse(&bytes, Limits::default()).map_err(|e| EwsError::Xml(e.0))?;
-        let resp = root
-            .children
-            .iter()
-            .find(|c| c.name == "Response")
-            .ok_or_else(|| EwsError::Xml("Autodiscover answer without Response".into()))?;
-        if let Some(err) = resp.children.iter().find(|c| c.name == "Error") {
-            let code = err
-                .children
-                .iter()
-                .find(|c| c.name == "ErrorCode")
-                .map(|c| c.text.clone())
-                .unwrap_or_default();
-            let msg = err
-                .children
-                .iter()
-                .find(|c| c.name == "Message")
-                .map(|c| c.text.clone())
-                .unwrap_or_default();
-            return Err(EwsError::Autodiscover(format!("error {code}: {msg}")));
-        }
-        let account = resp
-            .child(NS_AD_RESP_A, "Account")
-            .ok_or_else(|| EwsError::Xml("Autodiscover answer without Account".into()))?;
-        match account.child_text(NS_AD_RESP_A, "Action").map(str::trim) {
-            Some("redirectAddr") => account
-                .child_text(NS_AD_RESP_A, "RedirectAddr")
-                .map(|a| Discovered::RedirectAddr(a.trim().to_string()))
-                .ok_or_else(|| EwsError::Xml("redirectAddr without an address".into())),
-            Some("redirectUrl") => account
-                .child_text(NS_AD_RESP_A, "RedirectUrl")
-                .and_then(|u| Url::parse(u.trim()).ok())
-                .map(Discovered::RedirectUrl)
-                .ok_or_else(|| EwsError::Xml("redirectUrl without a URL".into())),
-            _ => {
-                let protos: Vec<&Element> =
-                    account.children_named(NS_AD_RESP_A, "Protocol").collect();
-                // EXPR is the outside-facing endpoint; EXCH the internal one.
-                for kind in ["EXPR", "EXCH"] {
-                    if let Some(u) = protos
-                        .iter()
-                        .filter(|p| p.child_text(NS_AD_RESP_A, "Type").map(str::trim) == Some(kind))
-                        .find_map(|p| p.child_text(NS_AD_RESP_A, "EwsUrl"))
-                        .and_then(|u| Url::parse(u.trim()).ok())
-                    {
-                        return Ok(Discovered::Url(u));
-                    }
-                }
-                Err(EwsError::Autodiscover(
-                    "the answer carries no EwsUrl".into(),
-                ))
-            }
-        }
+        answers::autodiscover_pox(&bytes)
     }
 
     async fn autodiscover_soap(&self, url: &Url, email: &str) -> Result<Discovered, EwsError> {
@@ -834,67 +907,11 @@ impl EwsClient {
                 detail: "Autodiscover".into(),
             });
         }
-        let root = xml::parse(&bytes, Limits::default()).map_err(|e| EwsError::Xml(e.0))?;
-        let user = root
-            .children
-            .iter()
-            .find(|c| c.name == "Body")
-            .and_then(|b| b.first_child())
-            .and_then(|m| m.child(NS_AD_SOAP, "Response"))
-            .and_then(|r| r.child(NS_AD_SOAP, "UserResponses"))
-            .and_then(|u| u.child(NS_AD_SOAP, "UserResponse"))
-            .ok_or_else(|| EwsError::Xml("GetUserSettings answer without UserResponse".into()))?;
-        let code = user
-            .child_text(NS_AD_SOAP, "ErrorCode")
-            .unwrap_or("")
-            .trim();
-        let target = user
-            .child_text(NS_AD_SOAP, "RedirectTarget")
-            .map(|t| t.trim().to_string());
-        match code {
-            "NoError" => {
-                let settings = user
-                    .child(NS_AD_SOAP, "UserSettings")
-                    .map(|s| {
-                        s.children_named(NS_AD_SOAP, "UserSetting")
-                            .collect::<Vec<_>>()
-                    })
-                    .unwrap_or_default();
-                for name in ["ExternalEwsUrl", "InternalEwsUrl"] {
-                    if let Some(u) = settings
-                        .iter()
-                        .find(|s| s.child_text(NS_AD_SOAP, "Name").map(str::trim) == Some(name))
-                        .and_then(|s| s.child_text(NS_AD_SOAP, "Value"))
-                        .and_then(|v| Url::parse(v.trim()).ok())
-                    {
-                        return Ok(Discovered::Url(u));
-                    }
-                }
-                Err(EwsError::Autodiscover(
-                    "GetUserSettings returned no EWS URL".into(),
-                ))
-            }
-            "RedirectAddress" => target
-                .map(Discovered::RedirectAddr)
-                .ok_or_else(|| EwsError::Xml("RedirectAddress without a target".into())),
-            "RedirectUrl" => target
-                .and_then(|t| Url::parse(&t).ok())
-                .map(Discovered::RedirectUrl)
-                .ok_or_else(|| EwsError::Xml("RedirectUrl without a target".into())),
-            other => Err(EwsError::Autodiscover(format!("GetUserSettings: {other}"))),
-        }
+        answers::autodiscover_soap(&bytes)
     }
 
     // ---------------------------------------------------------------------------------
     // Folders
-
-    fn parse_folder(el: &Element) -> Option<FolderInfo> {
-        Some(FolderInfo {
-            id: ItemId::parse(el.child(NS_T, "FolderId")?)?,
-            display_name: el.child_text(NS_T, "DisplayName").unwrap_or("").to_string(),
-            folder_class: el.child_text(NS_T, "FolderClass").map(str::to_string),
-        })
-    }
 
     /// GetFolder for a folder (e.g. `FolderRef::contacts()`).
     pub async fn get_folder(
@@ -912,11 +929,7 @@ impl EwsClient {
         let m = self
             .call_one("GetFolder", Some(mailbox), &w.finish())
             .await?;
-        m.element
-            .child(NS_M, "Folders")
-            .and_then(|f| f.first_child())
-            .and_then(Self::parse_folder)
-            .ok_or_else(|| EwsError::Xml("GetFolder answer without a folder".into()))
+        answers::folder(&m)
     }
 
     /// FindFolder by display name directly under `parent`.
@@ -942,14 +955,7 @@ impl EwsClient {
         let m = self
             .call_one("FindFolder", Some(mailbox), &w.finish())
             .await?;
-        Ok(m.element
-            .path(&[(NS_M, "RootFolder"), (NS_T, "Folders")])
-            .and_then(|f| {
-                f.children
-                    .iter()
-                    .filter_map(Self::parse_folder)
-                    .find(|f| f.display_name.eq_ignore_ascii_case(name))
-            }))
+        Ok(answers::found_folder(&m, name))
     }
 
     /// CreateFolder; `Ok(None)` when it already exists (ErrorFolderExists).
@@ -976,16 +982,11 @@ impl EwsClient {
             .call_one("CreateFolder", Some(mailbox), &w.finish())
             .await
         {
-            Ok(m) => Ok(m
-                .element
-                .child(NS_M, "Folders")
-                .and_then(|f| f.first_child())
-                .and_then(|f| ItemId::parse(f.child(NS_T, "FolderId")?))
-                .map(|id| FolderInfo {
-                    id,
-                    display_name: name.to_string(),
-                    folder_class: Some(class.to_string()),
-                })),
+            Ok(m) => Ok(answers::created_folder(&m).map(|id| FolderInfo {
+                id,
+                display_name: name.to_string(),
+                folder_class: Some(class.to_string()),
+            })),
             Err(e) if e.code() == Some("ErrorFolderExists") => Ok(None),
             Err(e) => Err(e),
         }
@@ -1043,56 +1044,7 @@ impl EwsClient {
         let m = self
             .call_one("SyncFolderItems", Some(mailbox), &w.finish())
             .await?;
-        let sync_state = m
-            .element
-            .child_text(NS_M, "SyncState")
-            .ok_or_else(|| EwsError::Xml("SyncFolderItems answer without SyncState".into()))?
-            .trim()
-            .to_string();
-        let includes_last = m
-            .element
-            .child_text(NS_M, "IncludesLastItemInRange")
-            .and_then(xml::parse_bool)
-            .ok_or_else(|| {
-                EwsError::Xml("SyncFolderItems answer without IncludesLastItemInRange".into())
-            })?;
-        let mut changes = Vec::new();
-        if let Some(list) = m.element.child(NS_M, "Changes") {
-            for c in list.children.iter().filter(|c| c.ns == NS_T) {
-                let kind = match c.name.as_str() {
-                    "Create" => ChangeKind::Create,
-                    "Update" => ChangeKind::Update,
-                    "Delete" => ChangeKind::Delete,
-                    "ReadFlagChange" => ChangeKind::ReadFlagChange,
-                    _ => continue,
-                };
-                let (item_kind, id_el) = match c.first_child() {
-                    Some(i) if i.name == "ItemId" => (ItemKind::Other, Some(i)),
-                    Some(i) => (
-                        match i.name.as_str() {
-                            "Contact" => ItemKind::Contact,
-                            "CalendarItem" => ItemKind::CalendarItem,
-                            _ => ItemKind::Other,
-                        },
-                        i.child(NS_T, "ItemId"),
-                    ),
-                    None => (ItemKind::Other, None),
-                };
-                if let Some(item_id) = id_el.and_then(ItemId::parse) {
-                    changes.push(SyncChange {
-                        kind,
-                        item_kind,
-                        item_id,
-                    });
-                }
-            }
-        }
-        Ok(SyncPage {
-            changes,
-            sync_state,
-            includes_last,
-            from_scratch: false,
-        })
+        answers::sync_page(&m)
     }
 
     /// SyncFolderItems until IncludesLastItemInRange, handing each page to `on_page` (which
@@ -1184,16 +1136,7 @@ impl EwsClient {
         let m = self
             .call_one("FindItem", Some(mailbox), &w.finish())
             .await?;
-        Ok(m.element
-            .path(&[(NS_M, "RootFolder"), (NS_T, "Items")])
-            .map(|items| {
-                items
-                    .children
-                    .iter()
-                    .filter_map(model::parse_event)
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(answers::calendar_view(&m))
     }
 
     /// FindItem in `folder` for items whose PublicStrings extended property `property` equals
@@ -1242,14 +1185,7 @@ impl EwsClient {
             let m = self
                 .call_one("FindItem", Some(mailbox), &w.finish())
                 .await?;
-            if let Some(items) = m.element.path(&[(NS_M, "RootFolder"), (NS_T, "Items")]) {
-                out.extend(
-                    items
-                        .children
-                        .iter()
-                        .filter_map(|i| i.child(NS_T, "ItemId").and_then(ItemId::parse)),
-                );
-            }
+            out.extend(answers::found_ids(&m));
         }
         Ok(out)
     }
@@ -1269,11 +1205,7 @@ impl EwsClient {
             &[("OccurrenceId", &occurrence.id)],
         );
         let m = self.call_one("GetItem", Some(mailbox), &w.finish()).await?;
-        m.element
-            .child(NS_M, "Items")
-            .and_then(|i| i.first_child())
-            .and_then(model::parse_event)
-            .ok_or_else(|| EwsError::Xml("GetItem answer without a calendar item".into()))
+        answers::recurring_master(&m)
     }
 
     // ---------------------------------------------------------------------------------
@@ -1312,19 +1244,7 @@ impl EwsClient {
             let msgs = self
                 .call_messages("GetItem", Some(mailbox), &w.finish(), chunk.len())
                 .await?;
-            for m in msgs {
-                if m.is_error() {
-                    out.push(Err(m.error()));
-                    continue;
-                }
-                match m.element.child(NS_M, "Items").and_then(|i| i.first_child()) {
-                    Some(el) => out.push(Ok(model::parse_item(el))),
-                    None => out.push(Err(ItemError {
-                        code: "ErrorItemNotFound".into(),
-                        message: "empty Items".into(),
-                    })),
-                }
-            }
+            out.extend(answers::items(&msgs));
         }
         Ok(out)
     }
@@ -1369,25 +1289,6 @@ impl EwsClient {
             .collect())
     }
 
-    fn parse_ids(msgs: Vec<ResponseMessage>) -> Vec<ItemResult<ItemId>> {
-        msgs.into_iter()
-            .map(|m| {
-                if m.is_error() {
-                    return Err(m.error());
-                }
-                m.element
-                    .child(NS_M, "Items")
-                    .and_then(|i| i.first_child())
-                    .and_then(|i| i.child(NS_T, "ItemId"))
-                    .and_then(ItemId::parse)
-                    .ok_or(ItemError {
-                        code: "ErrorInvalidResponse".into(),
-                        message: "no ItemId in the answer".into(),
-                    })
-            })
-            .collect()
-    }
-
     /// CreateItem for contacts in `folder`, in batches.
     pub async fn create_contacts(
         &self,
@@ -1409,7 +1310,7 @@ impl EwsClient {
             let msgs = self
                 .call_messages("CreateItem", Some(mailbox), &w.finish(), chunk.len())
                 .await?;
-            out.extend(Self::parse_ids(msgs));
+            out.extend(answers::ids(&msgs));
         }
         Ok(out)
     }
@@ -1434,7 +1335,7 @@ impl EwsClient {
             let msgs = self
                 .call_messages("CreateItem", Some(mailbox), &w.finish(), chunk.len())
                 .await?;
-            out.extend(Self::parse_ids(msgs));
+            out.extend(answers::ids(&msgs));
         }
         Ok(out)
     }
@@ -1602,7 +1503,7 @@ impl EwsClient {
             let msgs = self
                 .call_messages("UpdateItem", Some(mailbox), &w.finish(), chunk.len())
                 .await?;
-            out.extend(Self::parse_ids(msgs));
+            out.extend(answers::ids(&msgs));
         }
         Ok(out)
     }
@@ -1653,11 +1554,315 @@ impl EwsClient {
             let msgs = self
                 .call_messages("DeleteItem", Some(mailbox), &w.finish(), chunk.len())
                 .await?;
-            out.extend(
-                msgs.into_iter()
-                    .map(|m| if m.is_error() { Err(m.error()) } else { Ok(()) }),
-            );
+            out.extend(answers::deleted(&msgs));
         }
         Ok(out)
+    }
+}
+
+fn lock_ok<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A `Retry-After` in seconds (RFC 9110 §10.2.3), capped at five minutes; HTTP dates and
+/// garbage fall back to the exponential back-off.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs.min(300)))
+}
+
+/// Reading each answer the client asks for, apart from the I/O (so that hostile answers can
+/// be fuzzed without a server): each takes a response message or body and gives what the
+/// operation returns, or why the answer cannot be used.
+pub(crate) mod answers {
+    use super::*;
+
+    fn folder_info(el: &Element) -> Option<FolderInfo> {
+        Some(FolderInfo {
+            id: ItemId::parse(el.child(NS_T, "FolderId")?)?,
+            display_name: el.child_text(NS_T, "DisplayName").unwrap_or("").to_string(),
+            folder_class: el.child_text(NS_T, "FolderClass").map(str::to_string),
+        })
+    }
+
+    /// GetFolder.
+    pub(crate) fn folder(m: &ResponseMessage) -> Result<FolderInfo, EwsError> {
+        m.element
+            .child(NS_M, "Folders")
+            .and_then(|f| f.first_child())
+            .and_then(folder_info)
+            .ok_or_else(|| EwsError::Xml("GetFolder answer without a folder".into()))
+    }
+
+    /// FindFolder: the folder called `name`, if listed.
+    pub(crate) fn found_folder(m: &ResponseMessage, name: &str) -> Option<FolderInfo> {
+        m.element
+            .path(&[(NS_M, "RootFolder"), (NS_T, "Folders")])
+            .and_then(|f| {
+                f.children
+                    .iter()
+                    .filter_map(folder_info)
+                    .find(|f| f.display_name.eq_ignore_ascii_case(name))
+            })
+    }
+
+    /// CreateFolder: the new folder's id.
+    pub(crate) fn created_folder(m: &ResponseMessage) -> Option<ItemId> {
+        m.element
+            .child(NS_M, "Folders")
+            .and_then(|f| f.first_child())
+            .and_then(|f| ItemId::parse(f.child(NS_T, "FolderId")?))
+    }
+
+    /// SyncFolderItems.
+    pub(crate) fn sync_page(m: &ResponseMessage) -> Result<SyncPage, EwsError> {
+        let sync_state = m
+            .element
+            .child_text(NS_M, "SyncState")
+            .ok_or_else(|| EwsError::Xml("SyncFolderItems answer without SyncState".into()))?
+            .trim()
+            .to_string();
+        let includes_last = m
+            .element
+            .child_text(NS_M, "IncludesLastItemInRange")
+            .and_then(xml::parse_bool)
+            .ok_or_else(|| {
+                EwsError::Xml("SyncFolderItems answer without IncludesLastItemInRange".into())
+            })?;
+        let mut changes = Vec::new();
+        if let Some(list) = m.element.child(NS_M, "Changes") {
+            for c in list.children.iter().filter(|c| c.ns == NS_T) {
+                let kind = match c.name.as_str() {
+                    "Create" => ChangeKind::Create,
+                    "Update" => ChangeKind::Update,
+                    "Delete" => ChangeKind::Delete,
+                    "ReadFlagChange" => ChangeKind::ReadFlagChange,
+                    _ => continue,
+                };
+                let (item_kind, id_el) = match c.first_child() {
+                    Some(i) if i.name == "ItemId" => (ItemKind::Other, Some(i)),
+                    Some(i) => (
+                        match i.name.as_str() {
+                            "Contact" => ItemKind::Contact,
+                            "CalendarItem" => ItemKind::CalendarItem,
+                            _ => ItemKind::Other,
+                        },
+                        i.child(NS_T, "ItemId"),
+                    ),
+                    None => (ItemKind::Other, None),
+                };
+                if let Some(item_id) = id_el.and_then(ItemId::parse) {
+                    changes.push(SyncChange {
+                        kind,
+                        item_kind,
+                        item_id,
+                    });
+                }
+            }
+        }
+        Ok(SyncPage {
+            changes,
+            sync_state,
+            includes_last,
+            from_scratch: false,
+        })
+    }
+
+    /// FindItem with a CalendarView.
+    pub(crate) fn calendar_view(m: &ResponseMessage) -> Vec<CalendarEvent> {
+        m.element
+            .path(&[(NS_M, "RootFolder"), (NS_T, "Items")])
+            .map(|items| {
+                items
+                    .children
+                    .iter()
+                    .filter_map(model::parse_event)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// FindItem with IdOnly: the ids listed.
+    pub(crate) fn found_ids(m: &ResponseMessage) -> Vec<ItemId> {
+        m.element
+            .path(&[(NS_M, "RootFolder"), (NS_T, "Items")])
+            .map(|items| {
+                items
+                    .children
+                    .iter()
+                    .filter_map(|i| i.child(NS_T, "ItemId").and_then(ItemId::parse))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// GetItem for a RecurringMasterItemId.
+    pub(crate) fn recurring_master(m: &ResponseMessage) -> Result<CalendarEvent, EwsError> {
+        m.element
+            .child(NS_M, "Items")
+            .and_then(|i| i.first_child())
+            .and_then(model::parse_event)
+            .ok_or_else(|| EwsError::Xml("GetItem answer without a calendar item".into()))
+    }
+
+    /// GetItem: one item or error per message.
+    pub(crate) fn items(msgs: &[ResponseMessage]) -> Vec<ItemResult<Item>> {
+        msgs.iter()
+            .map(|m| {
+                if m.is_error() {
+                    return Err(m.error());
+                }
+                match m.element.child(NS_M, "Items").and_then(|i| i.first_child()) {
+                    Some(el) => Ok(model::parse_item(el)),
+                    None => Err(ItemError {
+                        code: "ErrorItemNotFound".into(),
+                        message: "empty Items".into(),
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// CreateItem and UpdateItem: the (new) id of each item, or its error.
+    pub(crate) fn ids(msgs: &[ResponseMessage]) -> Vec<ItemResult<ItemId>> {
+        msgs.iter()
+            .map(|m| {
+                if m.is_error() {
+                    return Err(m.error());
+                }
+                m.element
+                    .child(NS_M, "Items")
+                    .and_then(|i| i.first_child())
+                    .and_then(|i| i.child(NS_T, "ItemId"))
+                    .and_then(ItemId::parse)
+                    .ok_or(ItemError {
+                        code: "ErrorInvalidResponse".into(),
+                        message: "no ItemId in the answer".into(),
+                    })
+            })
+            .collect()
+    }
+
+    /// DeleteItem.
+    pub(crate) fn deleted(msgs: &[ResponseMessage]) -> Vec<ItemResult<()>> {
+        msgs.iter()
+            .map(|m| if m.is_error() { Err(m.error()) } else { Ok(()) })
+            .collect()
+    }
+
+    /// A POX Autodiscover answer (HTTP 200).
+    pub(crate) fn autodiscover_pox(bytes: &[u8]) -> Result<Discovered, EwsError> {
+        let root = xml::parse(bytes, Limits::default()).map_err(|e| EwsError::Xml(e.0))?;
+        let resp = root
+            .children
+            .iter()
+            .find(|c| c.name == "Response")
+            .ok_or_else(|| EwsError::Xml("Autodiscover answer without Response".into()))?;
+        if let Some(err) = resp.children.iter().find(|c| c.name == "Error") {
+            let code = err
+                .children
+                .iter()
+                .find(|c| c.name == "ErrorCode")
+                .map(|c| c.text.clone())
+                .unwrap_or_default();
+            let msg = err
+                .children
+                .iter()
+                .find(|c| c.name == "Message")
+                .map(|c| c.text.clone())
+                .unwrap_or_default();
+            return Err(EwsError::Autodiscover(format!("error {code}: {msg}")));
+        }
+        let account = resp
+            .child(NS_AD_RESP_A, "Account")
+            .ok_or_else(|| EwsError::Xml("Autodiscover answer without Account".into()))?;
+        match account.child_text(NS_AD_RESP_A, "Action").map(str::trim) {
+            Some("redirectAddr") => account
+                .child_text(NS_AD_RESP_A, "RedirectAddr")
+                .map(|a| Discovered::RedirectAddr(a.trim().to_string()))
+                .ok_or_else(|| EwsError::Xml("redirectAddr without an address".into())),
+            Some("redirectUrl") => account
+                .child_text(NS_AD_RESP_A, "RedirectUrl")
+                .and_then(|u| Url::parse(u.trim()).ok())
+                .map(Discovered::RedirectUrl)
+                .ok_or_else(|| EwsError::Xml("redirectUrl without a URL".into())),
+            _ => {
+                let protos: Vec<&Element> =
+                    account.children_named(NS_AD_RESP_A, "Protocol").collect();
+                // EXPR is the outside-facing endpoint; EXCH the internal one.
+                for kind in ["EXPR", "EXCH"] {
+                    if let Some(u) = protos
+                        .iter()
+                        .filter(|p| p.child_text(NS_AD_RESP_A, "Type").map(str::trim) == Some(kind))
+                        .find_map(|p| p.child_text(NS_AD_RESP_A, "EwsUrl"))
+                        .and_then(|u| Url::parse(u.trim()).ok())
+                    {
+                        return Ok(Discovered::Url(u));
+                    }
+                }
+                Err(EwsError::Autodiscover(
+                    "the answer carries no EwsUrl".into(),
+                ))
+            }
+        }
+    }
+
+    /// A SOAP Autodiscover GetUserSettings answer (HTTP 200).
+    pub(crate) fn autodiscover_soap(bytes: &[u8]) -> Result<Discovered, EwsError> {
+        let root = xml::parse(bytes, Limits::default()).map_err(|e| EwsError::Xml(e.0))?;
+        let user = root
+            .children
+            .iter()
+            .find(|c| c.name == "Body")
+            .and_then(|b| b.first_child())
+            .and_then(|m| m.child(NS_AD_SOAP, "Response"))
+            .and_then(|r| r.child(NS_AD_SOAP, "UserResponses"))
+            .and_then(|u| u.child(NS_AD_SOAP, "UserResponse"))
+            .ok_or_else(|| EwsError::Xml("GetUserSettings answer without UserResponse".into()))?;
+        let code = user
+            .child_text(NS_AD_SOAP, "ErrorCode")
+            .unwrap_or("")
+            .trim();
+        let target = user
+            .child_text(NS_AD_SOAP, "RedirectTarget")
+            .map(|t| t.trim().to_string());
+        match code {
+            "NoError" => {
+                let settings = user
+                    .child(NS_AD_SOAP, "UserSettings")
+                    .map(|s| {
+                        s.children_named(NS_AD_SOAP, "UserSetting")
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default();
+                for name in ["ExternalEwsUrl", "InternalEwsUrl"] {
+                    if let Some(u) = settings
+                        .iter()
+                        .find(|s| s.child_text(NS_AD_SOAP, "Name").map(str::trim) == Some(name))
+                        .and_then(|s| s.child_text(NS_AD_SOAP, "Value"))
+                        .and_then(|v| Url::parse(v.trim()).ok())
+                    {
+                        return Ok(Discovered::Url(u));
+                    }
+                }
+                Err(EwsError::Autodiscover(
+                    "GetUserSettings returned no EWS URL".into(),
+                ))
+            }
+            "RedirectAddress" => target
+                .map(Discovered::RedirectAddr)
+                .ok_or_else(|| EwsError::Xml("RedirectAddress without a target".into())),
+            "RedirectUrl" => target
+                .and_then(|t| Url::parse(&t).ok())
+                .map(Discovered::RedirectUrl)
+                .ok_or_else(|| EwsError::Xml("RedirectUrl without a target".into())),
+            other => Err(EwsError::Autodiscover(format!("GetUserSettings: {other}"))),
+        }
     }
 }

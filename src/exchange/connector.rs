@@ -90,6 +90,7 @@ fn rep_error(e: EwsError) -> RepError {
         }
         Some("ErrorNonExistentMailbox") => RepError::NoMailbox(e.to_string()),
         Some("ErrorFolderNotFound") => RepError::FolderMissing,
+        Some("ErrorInvalidSyncStateData") => RepError::CursorExpired,
         _ => RepError::Call(call_error(&e, false)),
     }
 }
@@ -98,8 +99,17 @@ fn record_error(e: &ItemError) -> RecordError {
     RecordError {
         code: e.code.clone(),
         message: e.message.clone(),
-        // A stale ChangeKey: the next cycle reads the edit and decides again.
-        retryable: e.is_conflict() || e.code == "ErrorServerBusy",
+        // A stale ChangeKey: the next cycle reads the edit and decides again. The others are
+        // the server's passing troubles.
+        retryable: e.is_conflict()
+            || matches!(
+                e.code.as_str(),
+                "ErrorServerBusy"
+                    | "ErrorInternalServerTransientError"
+                    | "ErrorMailboxStoreUnavailable"
+                    | "ErrorMailboxMoveInProgress"
+                    | "ErrorTimeoutExpired"
+            ),
     }
 }
 
@@ -281,6 +291,20 @@ fn event_to_record(e: &CalendarEvent, mailbox: &str) -> Record {
         };
     }
     Record::Event(out)
+}
+
+/// The canonical record of an item read from `mailbox` (None for item types tether does not
+/// sync).
+pub(crate) fn item_to_record(
+    item: &super::model::Item,
+    contact_mapping: &EffectiveMapping,
+    mailbox: &str,
+) -> Option<Record> {
+    match item {
+        super::model::Item::Contact(c) => Some(contact_to_record(c, contact_mapping)),
+        super::model::Item::Event(e) => Some(event_to_record(e, mailbox)),
+        super::model::Item::Other(_) => None,
+    }
 }
 
 /// Overlays the canonical event on `base` (a new item, or the item as it is now).
@@ -471,6 +495,12 @@ fn split_cursor(cursor: &str) -> Option<(&str, &str)> {
 }
 
 impl MailConnector for EwsConnector {
+    fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
+        self.client
+            .server_build(&mailbox.address)
+            .map(|b| b.to_string())
+    }
+
     async fn sync_folder(
         &self,
         mailbox: &Mailbox,
@@ -787,6 +817,42 @@ impl MailConnector for EwsConnector {
                 Err(e) => Outcome::Failed(record_error(&e)),
             })
             .collect())
+    }
+
+    async fn get_items(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<MailItem>, CallError> {
+        if item_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<ItemId> = item_ids
+            .iter()
+            .map(|id| ItemId::new(id.clone(), None))
+            .collect();
+        let items = self
+            .fetch(&mailbox.address, folder, &ids)
+            .await
+            .map_err(|e| call_error(&e, false))?;
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                Ok(i) => out.extend(self.item(i, &mailbox.address)),
+                // Gone since it was read: the next plan shows what happens to it.
+                Err(e) if e.code == "ErrorItemNotFound" => {}
+                Err(e) => {
+                    return Err(CallError {
+                        code: e.code.clone(),
+                        message: e.message.clone(),
+                        retryable: true,
+                        ambiguous: false,
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn find_by_salesforce_ids(

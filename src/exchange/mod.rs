@@ -14,7 +14,8 @@
 //!   `create_events`, `update_contacts`, `update_events`, `delete_items`. Each returns one
 //!   [`ItemError`]-or-value per input, in order; the call itself fails only for run-level
 //!   problems ([`EwsError`]).
-//! - `calls()` counts every request by operation (retries included).
+//! - `calls()` counts every request by operation (retries included);
+//!   `server_build(mailbox)` is the Exchange build the mailbox last answered from.
 //!
 //! Errors: `EwsError::is_per_rep()` (ErrorImpersonateUserDenied, ErrorNonExistentMailbox…)
 //! is the rep's problem, not the run's; `ItemError::is_conflict()` (ErrorIrresolvableConflict,
@@ -34,6 +35,7 @@ pub mod model;
 pub mod rrule;
 pub mod soap;
 pub mod tz;
+pub mod version;
 pub mod xml;
 
 pub use client::{
@@ -41,3 +43,4 @@ pub use client::{
     ExchangeOptions, FolderRef, ItemKind, SyncChange, SyncPage, SyncSummary,
 };
 pub use error::{EwsError, ItemError};
+pub use version::ServerBuild;

@@ -96,6 +96,14 @@ pub fn standalone(body: &str) -> String {
 
 /// Parsed response: the operation response element inside soap:Body, or a fault.
 pub fn parse_response(bytes: &[u8]) -> Result<Element, EwsError> {
+    parse_response_and_build(bytes).map(|(op, _)| op)
+}
+
+/// As `parse_response`, with the Exchange build the answer came from (`ServerVersionInfo`
+/// header), when the server named it.
+pub fn parse_response_and_build(
+    bytes: &[u8],
+) -> Result<(Element, Option<super::version::ServerBuild>), EwsError> {
     let root = xml::parse(bytes, Limits::default()).map_err(|e| EwsError::Xml(e.0))?;
     if !root.is(NS_SOAP, "Envelope") {
         return Err(EwsError::Xml(format!(
@@ -112,7 +120,10 @@ pub fn parse_response(bytes: &[u8]) -> Result<Element, EwsError> {
     if op.is(NS_SOAP, "Fault") {
         return Err(parse_fault(op));
     }
-    Ok(op.clone())
+    let build = root
+        .child(NS_SOAP, "Header")
+        .and_then(super::version::ServerBuild::from_soap_header);
+    Ok((op.clone(), build))
 }
 
 pub fn parse_fault(f: &Element) -> EwsError {

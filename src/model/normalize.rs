@@ -78,9 +78,26 @@ pub fn truncate(value: &str, max: usize) -> &str {
 /// The comparison form of a record under a mapping: mapped fields only, each normalised and
 /// cut to its Salesforce length; empty values left out.
 pub fn comparison_form(record: &Record, mapping: &EffectiveMapping) -> BTreeMap<String, String> {
+    form(record, mapping, true)
+}
+
+/// The mapped values as the record holds them (not normalised, not cut), under the same keys
+/// as `comparison_form`: what `tether plan --show-values` shows.
+pub fn display_form(record: &Record, mapping: &EffectiveMapping) -> BTreeMap<String, String> {
+    form(record, mapping, false)
+}
+
+fn form(record: &Record, mapping: &EffectiveMapping, normalise: bool) -> BTreeMap<String, String> {
+    let value = |ty: FieldType, max_len: usize, v: &str| {
+        if normalise {
+            truncate(&by_type(ty, v), max_len).to_string()
+        } else {
+            v.trim().to_string()
+        }
+    };
     match record {
-        Record::Contact(c) => contact_form(c, mapping),
-        Record::Event(e) => event_form(e, mapping),
+        Record::Contact(c) => contact_form(c, mapping, value),
+        Record::Event(e) => event_form(e, mapping, value),
     }
 }
 
@@ -90,37 +107,48 @@ fn put(out: &mut BTreeMap<String, String>, key: &str, value: String) {
     }
 }
 
-fn contact_form(c: &Contact, mapping: &EffectiveMapping) -> BTreeMap<String, String> {
+fn contact_form(
+    c: &Contact,
+    mapping: &EffectiveMapping,
+    value: impl Fn(FieldType, usize, &str) -> String,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for f in &mapping.fields {
-        let v = by_type(f.ty, c.get(&f.salesforce));
-        put(&mut out, &f.salesforce, truncate(&v, f.max_len).to_string());
+        put(
+            &mut out,
+            &f.salesforce,
+            value(f.ty, f.max_len, c.get(&f.salesforce)),
+        );
     }
     out
 }
 
-fn event_form(e: &Event, mapping: &EffectiveMapping) -> BTreeMap<String, String> {
+fn event_form(
+    e: &Event,
+    mapping: &EffectiveMapping,
+    value: impl Fn(FieldType, usize, &str) -> String,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for f in &mapping.fields {
-        let value = match f.salesforce.as_str() {
+        let v = match f.salesforce.as_str() {
             "StartDateTime" | "EndDateTime" | "IsAllDayEvent" => continue,
             // Attendees relate an event to Contacts or a Lead on its first sync
             // (auto_relate); Salesforce keeps them as EventRelations, not on the Event, so
             // they are not a field to compare: comparing them would rewrite every meeting
             // on every cycle.
             crate::model::catalog::ATTENDEES => continue,
-            "Subject" => by_type(f.ty, &e.subject),
-            "Location" => by_type(f.ty, &e.location),
-            "Description" => by_type(f.ty, &e.body),
+            "Subject" => value(f.ty, f.max_len, &e.subject),
+            "Location" => value(f.ty, f.max_len, &e.location),
+            "Description" => value(f.ty, f.max_len, &e.body),
             "ShowAs" => e.show_as.name().to_string(),
             "IsPrivate" => e.private.to_string(),
-            other => by_type(f.ty, e.extra.get(other).map(String::as_str).unwrap_or("")),
+            other => value(
+                f.ty,
+                f.max_len,
+                e.extra.get(other).map(String::as_str).unwrap_or(""),
+            ),
         };
-        put(
-            &mut out,
-            &f.salesforce,
-            truncate(&value, f.max_len).to_string(),
-        );
+        put(&mut out, &f.salesforce, v);
     }
     // The time is protected (always mapped) and is what the event is.
     match e.time {

@@ -8,14 +8,18 @@ use super::settings::SettingChange;
 use crate::config::model::Config;
 use crate::engine::cycle::ReadOutcome;
 use crate::engine::plan::{Action, Plan, Side};
-use crate::model::ObjectKind;
-use std::collections::BTreeMap;
+use crate::model::normalize::{comparison_form, display_form};
+use crate::model::{EffectiveMapping, ObjectKind, Record};
+use std::collections::{BTreeMap, HashMap};
 
 /// Options of `tether plan` that shape the document.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
-    /// List each record (`--detail`).
+    /// List each record and the fields that change (`--detail`).
     pub detail: bool,
+    /// With `detail`: the values before and after. Record contents are personal data, so
+    /// without this the document holds ids and field names only.
+    pub show_values: bool,
     /// Deletes above this count refuse to apply without `--allow-deletes`.
     pub delete_threshold: usize,
 }
@@ -24,9 +28,67 @@ impl Default for BuildOptions {
     fn default() -> Self {
         BuildOptions {
             detail: false,
+            show_values: false,
             delete_threshold: 100,
         }
     }
+}
+
+/// The records updates would overwrite, as they are now on the side written (read for
+/// `--detail` only: an incremental read sees just the side that changed). Keyed by
+/// Salesforce id and by Exchange item id.
+#[derive(Debug, Clone, Default)]
+pub struct TargetRecords {
+    pub salesforce: HashMap<String, Record>,
+    pub exchange: HashMap<String, Record>,
+}
+
+/// The name a reviewer of a write to `target` knows a field by: the Salesforce field, or the
+/// Exchange property it maps to.
+fn field_name(key: &str, t: Target, mapping: &EffectiveMapping) -> String {
+    match t {
+        Target::Salesforce => key.to_string(),
+        Target::Exchange => match key {
+            "ActivityDate" => "Start".into(),
+            "EndDate" => "End".into(),
+            _ => mapping.exchange_for(key).unwrap_or(key).to_string(),
+        },
+    }
+}
+
+/// The fields a write of `after` over `before` changes (every field set, for a create or an
+/// unknown current record), with values only when asked for.
+fn field_changes(
+    before: Option<&Record>,
+    after: &Record,
+    t: Target,
+    mapping: &EffectiveMapping,
+    show_values: bool,
+) -> Vec<FieldChange> {
+    let new = comparison_form(after, mapping);
+    let old = before.map(|b| comparison_form(b, mapping));
+    let (new_shown, old_shown) = if show_values {
+        (
+            display_form(after, mapping),
+            before.map(|b| display_form(b, mapping)).unwrap_or_default(),
+        )
+    } else {
+        (BTreeMap::new(), BTreeMap::new())
+    };
+    let mut keys: Vec<&String> = new.keys().collect();
+    if let Some(old) = &old {
+        keys.extend(old.keys().filter(|k| !new.contains_key(*k)));
+        keys.retain(|k| old.get(*k) != new.get(*k));
+    }
+    keys.sort();
+    keys.into_iter()
+        .map(|k| FieldChange {
+            field: field_name(k, t, mapping),
+            before: (show_values && old.is_some())
+                .then(|| old_shown.get(k).cloned().unwrap_or_default()),
+            after: show_values.then(|| new_shown.get(k).cloned().unwrap_or_default()),
+        })
+        .collect()
 }
 
 fn object(kind: ObjectKind) -> Object {
@@ -93,6 +155,7 @@ pub fn build(
     settings: Vec<SettingChange>,
     plan: &Plan,
     read: &ReadOutcome,
+    targets: &TargetRecords,
     options: &BuildOptions,
 ) -> PlanDocument {
     // Operations name reps by Salesforce user id; the document names them by email.
@@ -112,11 +175,12 @@ pub fn build(
             .map_or(user_id.to_string(), |(e, _)| e.to_string())
     };
     let mut rows: Rows = BTreeMap::new();
-    let overwritten: BTreeMap<&str, &Vec<String>> = plan
-        .overwrites
+    let defaults: HashMap<ObjectKind, EffectiveMapping> = ObjectKind::ALL
         .iter()
-        .map(|o| (o.salesforce_id.as_str(), &o.fields))
+        .map(|o| (*o, EffectiveMapping::defaults(*o)))
         .collect();
+    // Fields each update writes, by the id written, to name a conflict's fields.
+    let mut updated_fields: HashMap<String, Vec<String>> = HashMap::new();
     for op in &plan.operations {
         let (t, action, id) = match &op.action {
             Action::CreateInSalesforce { exchange, .. } => (
@@ -171,18 +235,26 @@ pub fn build(
             RecordAction::Link => r.link += 1,
         }
         if options.detail {
-            let fields = overwritten
-                .get(id.as_str())
-                .map(|fs| {
-                    fs.iter()
-                        .map(|f| FieldChange {
-                            field: f.clone(),
-                            before: None,
-                            after: None,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let mapping = read
+                .mappings
+                .get(&(op.rep.clone(), op.object))
+                .unwrap_or(&defaults[&op.object]);
+            let changes = |before: Option<&Record>, after: &Record| {
+                field_changes(before, after, t, mapping, options.show_values)
+            };
+            // Deletes, unlinks and links change no field; their id and reason say it all.
+            let fields = match &op.action {
+                Action::CreateInSalesforce { record, .. }
+                | Action::CreateInExchange { record, .. } => changes(None, record),
+                Action::UpdateSalesforce { record, .. } => {
+                    changes(targets.salesforce.get(&id), record)
+                }
+                Action::UpdateExchange { record, .. } => changes(targets.exchange.get(&id), record),
+                _ => Vec::new(),
+            };
+            if action == RecordAction::Update {
+                updated_fields.insert(id.clone(), fields.iter().map(|f| f.field.clone()).collect());
+            }
             r.records.push(RecordDetail {
                 action,
                 id,
@@ -212,7 +284,12 @@ pub fn build(
             exchange_id: c.exchange_id.clone(),
             salesforce_id: c.salesforce_id.clone(),
             winner: target(c.winner),
-            fields: Vec::new(),
+            // The fields the winner's version writes (known with --detail).
+            fields: updated_fields
+                .get(&c.exchange_id)
+                .or_else(|| updated_fields.get(&c.salesforce_id))
+                .cloned()
+                .unwrap_or_default(),
         })
         .collect();
     let mut warnings = Vec::new();

@@ -4,7 +4,7 @@
 
 use super::settings::SettingChange;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Bumped when a field changes meaning; consumers must ignore unknown keys.
@@ -24,10 +24,14 @@ pub fn schema_text() -> String {
     text
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct PlanDocument {
-    pub format_version: &'static str,
+    pub format_version: String,
     pub org: String,
+    /// `false` when the plan was made with `--refresh=false`: neither Exchange nor
+    /// Salesforce was read, so the data sections are empty.
+    #[serde(default = "data_read_default")]
+    pub data_read: bool,
     pub settings_changes: Vec<SettingChange>,
     pub rep_changes: Vec<RepChange>,
     pub record_changes: Vec<RecordChanges>,
@@ -36,7 +40,9 @@ pub struct PlanDocument {
     pub summary: Summary,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RepChangeKind {
     /// Salesforce_Sync folder to create in the rep's mailbox.
@@ -50,7 +56,7 @@ pub enum RepChangeKind {
     CannotSync,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 pub struct RepChange {
     pub kind: RepChangeKind,
     pub rep: String,
@@ -59,7 +65,9 @@ pub struct RepChange {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Object {
     Contact,
@@ -76,7 +84,9 @@ impl Object {
 }
 
 /// Where records go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     Salesforce,
@@ -98,7 +108,9 @@ impl Target {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordAction {
     Create,
@@ -130,7 +142,7 @@ impl RecordAction {
 }
 
 /// One field's change; values only with `--show-values` (record contents are personal data).
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FieldChange {
     pub field: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,7 +152,7 @@ pub struct FieldChange {
 }
 
 /// One record's change (shown with `--detail`).
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RecordDetail {
     pub action: RecordAction,
     /// The record's id on the side written (for creates: the source record's id).
@@ -150,7 +162,7 @@ pub struct RecordDetail {
 }
 
 /// What one rep's sync does to one object in one direction.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RecordChanges {
     pub configuration: String,
     pub rep: String,
@@ -173,7 +185,7 @@ impl RecordChanges {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ConflictEntry {
     pub rep: String,
     pub object: Object,
@@ -184,7 +196,9 @@ pub struct ConflictEntry {
     pub fields: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WarningKind {
     /// Deletes over the threshold: apply refuses without --allow-deletes.
@@ -199,7 +213,7 @@ pub enum WarningKind {
     InitialSync,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Warning {
     pub kind: WarningKind,
     pub message: String,
@@ -220,14 +234,14 @@ impl Warning {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Counts {
     pub create: usize,
     pub update: usize,
     pub delete: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     pub settings: usize,
     pub salesforce: Counts,
@@ -288,8 +302,9 @@ impl PlanDocument {
             format!("Plan: {}.", parts.join("; "))
         };
         PlanDocument {
-            format_version: FORMAT_VERSION,
+            format_version: FORMAT_VERSION.to_string(),
             org,
+            data_read: true,
             settings_changes,
             rep_changes,
             record_changes,
@@ -304,6 +319,45 @@ impl PlanDocument {
             conflicts,
             warnings,
         }
+    }
+}
+
+fn data_read_default() -> bool {
+    true
+}
+
+/// What the plan says instead of the data sections with `--refresh=false`.
+pub const DATA_NOT_READ: &str = "Data not read (--refresh=false)";
+
+impl PlanDocument {
+    /// Marks a plan made without reading either side (`--refresh=false`).
+    pub fn data_not_read(&mut self) {
+        self.data_read = false;
+        self.summary.text = if self.summary.settings == 0 {
+            format!("No changes in the settings. {DATA_NOT_READ}.")
+        } else {
+            format!(
+                "Plan: {} to change. {DATA_NOT_READ}.",
+                plural(self.summary.settings, "setting", "settings")
+            )
+        };
+    }
+}
+
+impl PlanDocument {
+    /// The same plan with record values (`--show-values`) left out: field names remain.
+    pub fn without_values(&self) -> PlanDocument {
+        let mut doc = self.clone();
+        for f in doc
+            .record_changes
+            .iter_mut()
+            .flat_map(|r| r.records.iter_mut())
+            .flat_map(|d| d.fields.iter_mut())
+        {
+            f.before = None;
+            f.after = None;
+        }
+        doc
     }
 }
 

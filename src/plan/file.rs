@@ -17,20 +17,7 @@ pub const DEFAULT_EXPIRY: Duration = Duration::hours(24);
 const MAX_PLAN_FILE: u64 = 256 * 1024 * 1024;
 
 /// One operation the plan allows, with the versions of the records it was planned against.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct OperationKey {
-    pub rep: String,
-    pub object: String,
-    pub action: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exchange_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exchange_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub salesforce_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub salesforce_version: Option<String>,
-}
+pub use crate::engine::plan::OperationKey;
 
 /// The signed content of a plan file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +34,30 @@ pub struct SavedPlan {
     pub operations: Vec<OperationKey>,
     /// The plan as `--format json` printed it, to show again at apply.
     pub document: serde_json::Value,
+    /// The configuration files or directories as given to `tether plan`, relative to the
+    /// directory it ran in: `tether apply FILE` loads the configuration from them.
+    #[serde(default)]
+    pub config_paths: Vec<String>,
+    /// `false`: made with `--refresh=false`, settings only; apply syncs no data.
+    #[serde(default = "yes")]
+    pub refresh: bool,
+    /// Made with `--user`: only these reps are read and synced at apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A new plan id: 16 random bytes, hex.
+pub fn new_plan_id() -> Result<String, String> {
+    use ring::rand::SecureRandom;
+    let mut id = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut id)
+        .map_err(|_| "no randomness available for the plan id".to_string())?;
+    Ok(hex(&id))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -149,6 +160,44 @@ pub fn save(path: &Path, plan: &SavedPlan, key: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Reads a plan file's envelope without verifying it: `Ok(None)` when `path` is not a plan
+/// file at all (a directory, a YAML configuration), so `tether apply PATH` can tell them
+/// apart. A file that is not YAML and holds a JSON object is taken for a plan file, so a
+/// damaged one is reported as such. Nothing read here is trusted before `load` verifies it.
+pub fn peek(path: &Path) -> Result<Option<SavedPlan>, PlanFileError> {
+    let is_yaml = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(None);
+    };
+    if is_yaml || !meta.is_file() {
+        return Ok(None);
+    }
+    if meta.len() > MAX_PLAN_FILE {
+        return Ok(None);
+    }
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(None);
+    };
+    if !text.trim_start().starts_with('{') {
+        return Ok(None);
+    }
+    let not_a_plan = |e: &dyn std::fmt::Display| {
+        PlanFileError::Unreadable(format!("{} is not a tether plan file: {e}", path.display()))
+    };
+    let raw: serde_json::Value = serde_json::from_str(&text).map_err(|e| not_a_plan(&e))?;
+    if let Some(format) = raw.pointer("/plan/format").and_then(|v| v.as_u64())
+        && format > u64::from(PLAN_FILE_FORMAT)
+    {
+        return Err(PlanFileError::NewerFormat(format as u32));
+    }
+    serde_json::from_value::<Envelope>(raw)
+        .map(|e| Some(e.plan))
+        .map_err(|e| not_a_plan(&e))
+}
+
 /// What a plan is checked against when it is applied.
 pub struct CurrentState<'a> {
     pub now: DateTime<Utc>,
@@ -247,6 +296,9 @@ mod tests {
                 salesforce_version: Some("2026-11-23T09:00:00.000+0000".into()),
             }],
             document: serde_json::json!({"format_version": "1.0"}),
+            config_paths: vec!["org".into()],
+            refresh: true,
+            users: vec![],
         }
     }
 
@@ -319,6 +371,29 @@ mod tests {
             check(&path, 41, "2026-11-23T12:00:00Z", &[]).unwrap_err(),
             PlanFileError::Tampered
         );
+    }
+
+    #[test]
+    fn peek_tells_plan_files_from_configurations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.tfplan");
+        save(&path, &plan(), KEY).unwrap();
+        assert_eq!(peek(&path).unwrap(), Some(plan()));
+        let config = dir.path().join("tether.yaml");
+        std::fs::write(&config, "version: 1\n").unwrap();
+        assert_eq!(peek(&config).unwrap(), None);
+        assert_eq!(peek(dir.path()).unwrap(), None);
+        let json = dir.path().join("other.json");
+        std::fs::write(&json, r#"{"version": 1}"#).unwrap();
+        assert!(matches!(peek(&json), Err(PlanFileError::Unreadable(_))));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+        let cut = peek(&path).unwrap_err().to_string();
+        assert!(
+            cut.contains("plan.tfplan is not a tether plan file"),
+            "{cut}"
+        );
+        assert_ne!(new_plan_id().unwrap(), new_plan_id().unwrap());
     }
 
     #[test]

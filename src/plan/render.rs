@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 
 /// GitHub refuses comments over 65,536 characters; stay clear of it.
 pub const MARKDOWN_LIMIT: usize = 65_000;
+/// Records listed per row in a pull-request comment; the rest are counted.
+const MARKDOWN_DETAIL_RECORDS: usize = 200;
 
 fn setting_line(c: &SettingChange) -> String {
     let mut line = format!("{} {}", c.action.symbol(), c.scope);
@@ -67,8 +69,35 @@ fn counts_line(rc: &RecordChanges) -> String {
     line
 }
 
-fn detail_lines(rc: &RecordChanges, indent: &str, out: &mut String) {
-    for d in &rc.records {
+/// Deletes and unlinks first: they are what a reviewer must not miss.
+fn destructive_first(a: RecordAction) -> u8 {
+    match a {
+        RecordAction::Delete => 0,
+        RecordAction::Unlink => 1,
+        RecordAction::Update => 2,
+        RecordAction::Create => 3,
+        RecordAction::Link => 4,
+    }
+}
+
+/// Longer values are cut in the human and markdown plans (JSON has them whole).
+const VALUE_CHARS: usize = 120;
+
+/// A value on one line: quoted, with newlines and quotes escaped, cut to `VALUE_CHARS`.
+fn shown(value: &str) -> String {
+    let mut v: String = value.chars().take(VALUE_CHARS).collect();
+    if value.chars().count() > VALUE_CHARS {
+        v.push('…');
+    }
+    format!("{v:?}")
+}
+
+/// The records of a row, each with its fields: names only, or (with `--show-values`)
+/// `field: before → after`, `field: value` for a create.
+fn detail_lines(rc: &RecordChanges, indent: &str, out: &mut String, limit: usize) {
+    let mut records: Vec<&RecordDetail> = rc.records.iter().collect();
+    records.sort_by_key(|d| destructive_first(d.action));
+    for d in records.iter().take(limit) {
         let _ = writeln!(
             out,
             "{indent}{} {} {} ({})",
@@ -77,22 +106,33 @@ fn detail_lines(rc: &RecordChanges, indent: &str, out: &mut String) {
             d.id,
             d.reason
         );
-        for f in &d.fields {
-            match (&f.before, &f.after) {
-                (None, None) => {
-                    let _ = writeln!(out, "{indent}    {}", f.field);
-                }
-                (b, a) => {
-                    let _ = writeln!(
-                        out,
-                        "{indent}    {}: {} → {}",
-                        f.field,
-                        b.as_deref().unwrap_or("(empty)"),
-                        a.as_deref().unwrap_or("(empty)")
-                    );
-                }
+        let with_values = d
+            .fields
+            .iter()
+            .any(|f| f.before.is_some() || f.after.is_some());
+        if !with_values {
+            if !d.fields.is_empty() {
+                let names: Vec<&str> = d.fields.iter().map(|f| f.field.as_str()).collect();
+                let _ = writeln!(out, "{indent}    fields: {}", names.join(", "));
             }
+            continue;
         }
+        for f in &d.fields {
+            let after = shown(f.after.as_deref().unwrap_or(""));
+            let _ = match &f.before {
+                Some(b) => writeln!(out, "{indent}    {}: {} → {after}", f.field, shown(b)),
+                None => writeln!(out, "{indent}    {}: {after}", f.field),
+            };
+        }
+    }
+    if records.len() > limit {
+        let more = records.len() - limit;
+        let _ = writeln!(
+            out,
+            "{indent}… and {} more {}",
+            thousands(more),
+            if more == 1 { "record" } else { "records" }
+        );
     }
 }
 
@@ -138,7 +178,9 @@ pub fn human(doc: &PlanDocument, detail: bool) -> String {
         let _ = writeln!(out, "  {}", rep_line(r));
     }
     let _ = writeln!(out, "\nData");
-    if doc.record_changes.is_empty() {
+    if !doc.data_read {
+        let _ = writeln!(out, "  {DATA_NOT_READ}");
+    } else if doc.record_changes.is_empty() {
         let _ = writeln!(out, "  (no changes)");
     }
     let mut current = None;
@@ -156,7 +198,7 @@ pub fn human(doc: &PlanDocument, detail: bool) -> String {
             counts_line(rc)
         );
         if detail {
-            detail_lines(rc, "      ", &mut out);
+            detail_lines(rc, "      ", &mut out, usize::MAX);
         }
     }
     if !doc.conflicts.is_empty() {
@@ -225,50 +267,81 @@ pub fn markdown(doc: &PlanDocument) -> String {
         }
         head.push('\n');
     }
-    // The data table and record details may be cut to fit.
+    // The data table and record details may be cut to fit; rows that delete or unlink
+    // come first.
+    let mut record_changes: Vec<&RecordChanges> = doc.record_changes.iter().collect();
+    record_changes.sort_by_key(|rc| rc.delete + rc.unlink == 0);
     let mut rows = Vec::new();
-    for rc in &doc.record_changes {
-        let mut row = format!(
+    let mut details = Vec::new();
+    for rc in record_changes {
+        rows.push(format!(
             "| {} | {} | {} | {} | {} |\n",
             md_escape(&rc.configuration),
             md_escape(&rc.rep),
             rc.object.plural(),
             rc.target.arrow(),
             md_escape(&counts_line(rc))
-        );
+        ));
         if !rc.records.is_empty() {
-            let mut details = String::new();
-            detail_lines(rc, "", &mut details);
-            row = format!(
-                "{row}\n<details><summary>{} / {} {}</summary>\n\n```\n{}```\n</details>\n\n",
+            let mut lines = String::new();
+            detail_lines(rc, "", &mut lines, MARKDOWN_DETAIL_RECORDS);
+            details.push(format!(
+                "<details><summary>{} / {} {} ({})</summary>\n\n```\n{}```\n</details>\n\n",
                 md_escape(&rc.rep),
                 rc.object.plural(),
                 rc.target.arrow(),
-                details.replace("```", "'''")
-            );
+                plural(rc.records.len(), "record", "records"),
+                lines.replace("```", "'''")
+            ));
         }
-        rows.push(row);
     }
     let mut out = head;
+    let fits = |out: &String, text: &str| out.len() + text.len() + 500 <= MARKDOWN_LIMIT;
+    let mut cut = Vec::new();
     if !rows.is_empty() {
-        let table_head = "#### Data\n\n| Configuration | Rep | Object | Direction | Changes |\n|---|---|---|---|---|\n";
-        out.push_str(table_head);
+        out.push_str("#### Data\n\n| Configuration | Rep | Object | Direction | Changes |\n|---|---|---|---|---|\n");
         let mut shown = 0;
         for row in &rows {
-            if out.len() + row.len() + 400 > MARKDOWN_LIMIT {
+            if !fits(&out, row) {
                 break;
             }
             out.push_str(row);
             shown += 1;
         }
         if shown < rows.len() {
-            let _ = writeln!(
-                out,
-                "\n_Cut to fit a comment: {} of {} rows not shown. Run `tether plan --format human --detail` or `--format json` to see everything._",
+            cut.push(format!(
+                "{} of {} rows not shown",
                 rows.len() - shown,
                 rows.len()
-            );
+            ));
         }
+        out.push('\n');
+    }
+    if !details.is_empty() && cut.is_empty() {
+        out.push_str("#### Record details\n\n");
+        let mut shown = 0;
+        for d in &details {
+            if !fits(&out, d) {
+                break;
+            }
+            out.push_str(d);
+            shown += 1;
+        }
+        if shown < details.len() {
+            cut.push(format!(
+                "the record details of {} not shown",
+                plural(details.len() - shown, "row", "rows")
+            ));
+        }
+    } else if !details.is_empty() {
+        cut.push("the record details not shown".into());
+    }
+    if !cut.is_empty() {
+        let _ = writeln!(
+            out,
+            "_Cut to fit a comment: {}. Run `tether plan --format human --detail` or `--format json` to see everything._",
+            cut.join("; ")
+        );
     }
     out
 }

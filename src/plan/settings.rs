@@ -5,11 +5,11 @@
 use crate::config::model::Config;
 use crate::config::schema::SECRET_KEYS;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Add,
@@ -28,7 +28,7 @@ impl Action {
 }
 
 /// One changed setting.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SettingChange {
     pub action: Action,
     /// Where: `connections.exchange`, `sync configuration "Sales Reps"`, …

@@ -228,6 +228,194 @@ fn snapshot_no_changes() {
     insta::assert_snapshot!("no_changes_markdown", render::markdown(&doc));
 }
 
+fn field(name: &str, values: Option<(&str, &str)>) -> FieldChange {
+    FieldChange {
+        field: name.into(),
+        before: values.map(|(b, _)| b.to_string()),
+        after: values.map(|(_, a)| a.to_string()),
+    }
+}
+
+fn created(name: &str, value: Option<&str>) -> FieldChange {
+    FieldChange {
+        field: name.into(),
+        before: None,
+        after: value.map(String::from),
+    }
+}
+
+/// A day's edits for one rep: a contact created in Exchange, one edited in Exchange, one
+/// deleted in Exchange (delete_synced) and one whose partner is gone (unlinked) — with
+/// values or field names only.
+fn detailed(values: bool) -> PlanDocument {
+    let v = |x: &'static str| values.then_some(x);
+    let mut rc = changes(CELIA, Object::Contact, Target::Salesforce, 1, 1, 1);
+    rc.unlink = 1;
+    rc.records = vec![
+        RecordDetail {
+            action: RecordAction::Create,
+            id: "AAMkADk0Zj-new".into(),
+            reason: "new in Exchange".into(),
+            fields: vec![
+                created("Email", v("ana.diaz@customer.com")),
+                created("FirstName", v("Ana")),
+                created("LastName", v("Diaz")),
+            ],
+        },
+        RecordDetail {
+            action: RecordAction::Update,
+            id: "003A000001xyzAbQAI".into(),
+            reason: "changed in Exchange".into(),
+            fields: vec![
+                field(
+                    "Description",
+                    values.then_some((
+                        "Met at the fair.",
+                        "Met at the fair.\nWants a demo in March.",
+                    )),
+                ),
+                field("Title", values.then_some(("", "Head of Sales"))),
+            ],
+        },
+        RecordDetail {
+            action: RecordAction::Delete,
+            id: "003A000001xyzDelQAI".into(),
+            reason: "deleted in Exchange (delete_synced)".into(),
+            fields: vec![],
+        },
+        RecordDetail {
+            action: RecordAction::Unlink,
+            id: "003A000001xyzUnlQAI".into(),
+            reason: "deleted in Exchange; unlinked".into(),
+            fields: vec![],
+        },
+    ];
+    let mut to_exchange = changes(CELIA, Object::Event, Target::Exchange, 0, 1, 0);
+    to_exchange.records = vec![RecordDetail {
+        action: RecordAction::Update,
+        id: "AAMkADk0Zj-event".into(),
+        reason: "changed in Salesforce".into(),
+        fields: vec![field(
+            "Location",
+            values.then_some(("Room 4", "Room 5 | <b>east</b>")),
+        )],
+    }];
+    PlanDocument::new(
+        "awcomputing-prod".into(),
+        vec![],
+        vec![],
+        vec![rc, to_exchange],
+        vec![],
+        vec![],
+    )
+}
+
+#[test]
+fn snapshot_detail_names_fields_but_no_values() {
+    let doc = detailed(false);
+    let human = render::human(&doc, true);
+    let markdown = render::markdown(&doc);
+    let json = render::json(&doc);
+    for text in [&human, &markdown, &json] {
+        for value in ["Ana", "Head of Sales", "Room"] {
+            assert!(!text.contains(value), "{value}:\n{text}");
+        }
+    }
+    assert!(
+        !json.contains("\"before\"") && !json.contains("\"after\""),
+        "{json}"
+    );
+    insta::assert_snapshot!("detail_human", human);
+    insta::assert_snapshot!("detail_markdown", markdown);
+}
+
+#[test]
+fn snapshot_detail_with_values() {
+    let doc = detailed(true);
+    insta::assert_snapshot!("show_values_human", render::human(&doc, true));
+    insta::assert_snapshot!("show_values_markdown", render::markdown(&doc));
+    let json = render::json(&doc);
+    assert!(
+        json.contains("\"before\": \"Room 4\"")
+            && json.contains("\"after\": \"Room 5 | <b>east</b>\""),
+        "{json}"
+    );
+}
+
+#[test]
+fn markdown_folds_details_that_do_not_fit_and_says_so() {
+    let mut rc = changes(CELIA, Object::Contact, Target::Salesforce, 3000, 0, 0);
+    rc.records = (0..3000)
+        .map(|i| RecordDetail {
+            action: RecordAction::Create,
+            id: format!("AAMkADk0Zj-{i:05}-{}", "x".repeat(100)),
+            reason: "new in Exchange".into(),
+            fields: vec![created("LastName", None)],
+        })
+        .collect();
+    let mut deletes = changes(LARS, Object::Event, Target::Exchange, 0, 0, 2);
+    deletes.records = (0..2)
+        .map(|i| RecordDetail {
+            action: RecordAction::Delete,
+            id: format!("AAMkDel{i}"),
+            reason: "deleted in Salesforce (delete_synced)".into(),
+            fields: vec![],
+        })
+        .collect();
+    let mut long = changes(
+        "zoe@awcomputing.com",
+        Object::Contact,
+        Target::Salesforce,
+        300,
+        0,
+        0,
+    );
+    long.records = (0..300)
+        .map(|i| RecordDetail {
+            action: RecordAction::Create,
+            id: format!("AAMkLong{i:05}-{}", "y".repeat(500)),
+            reason: "new in Exchange".into(),
+            fields: vec![],
+        })
+        .collect();
+    let doc = PlanDocument::new(
+        "big".into(),
+        vec![],
+        vec![],
+        vec![rc, deletes, long],
+        vec![],
+        vec![],
+    );
+    let md = render::markdown(&doc);
+    assert!(md.len() <= render::MARKDOWN_LIMIT, "{}", md.len());
+    // The rows that delete come first, details and all.
+    let lars = md.find(LARS).unwrap();
+    let celia = md.find(CELIA).unwrap();
+    assert!(lars < celia, "{md}");
+    assert!(
+        md.contains("- event AAMkDel1 (deleted in Salesforce (delete_synced))"),
+        "{md}"
+    );
+    assert!(
+        md.find("- event AAMkDel1").unwrap() < md.find("+ contact AAMkADk0Zj-00000").unwrap(),
+        "{md}"
+    );
+    // 200 records listed, the rest counted, and the note says what was cut.
+    assert!(
+        md.contains("… and 2,800 more records"),
+        "{}",
+        &md[md.len() - 500..]
+    );
+    // Zoe's row is there; its details (100 kB) are not, and the note says so.
+    assert!(md.contains("| zoe@awcomputing.com |"), "{md}");
+    assert!(!md.contains("AAMkLong"), "{}", md.len());
+    assert!(
+        md.contains("_Cut to fit a comment: the record details of 1 row not shown. Run `tether plan --format human --detail`"),
+        "{}",
+        &md[md.len() - 500..]
+    );
+}
+
 #[test]
 fn markdown_is_cut_to_fit_a_comment_and_says_so() {
     let reps: Vec<RecordChanges> = (0..3000)

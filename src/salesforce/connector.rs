@@ -463,6 +463,31 @@ impl SalesforceConnector {
         Ok(out)
     }
 
+    /// Records of `object` whose `field` is one of `values` (as many queries as the IN list
+    /// needs to stay under the SOQL length limit).
+    async fn read_where_in(
+        &self,
+        object: ObjectKind,
+        field: &str,
+        values: &[Lit],
+    ) -> Result<Vec<CrmRecord>, CallError> {
+        let fields = self.fields(object);
+        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let queries = SoqlBuilder::select(object_name(object), &refs)
+            .and_then(|b| b.chunked_in(field, values, super::soql::DEFAULT_MAX_QUERY_CHARS))
+            .map_err(build_error)?;
+        let mut out = Vec::new();
+        for q in queries {
+            out.extend(
+                self.query(q)
+                    .await?
+                    .iter()
+                    .filter_map(|r| self.to_record(object, r)),
+            );
+        }
+        Ok(out)
+    }
+
     async fn query(&self, soql: String) -> Result<Vec<Map<String, Value>>, CallError> {
         self.client.query_collect(soql).await.map_err(call_error)
     }
@@ -665,6 +690,18 @@ impl CrmConnector for SalesforceConnector {
     }
 
     /// By the marker in the `Tether_Sync_Key__c` External ID field (one query per chunk).
+    async fn read_by_ids(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
+    ) -> Result<Vec<CrmRecord>, CallError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lits: Vec<Lit> = ids.iter().map(|i| Lit::Str(i.clone())).collect();
+        self.read_where_in(object, "Id", &lits).await
+    }
+
     async fn find_created(
         &self,
         object: ObjectKind,
@@ -674,22 +711,8 @@ impl CrmConnector for SalesforceConnector {
         if markers.is_empty() {
             return Ok(Vec::new());
         }
-        let fields = self.fields(object);
-        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
         let lits: Vec<Lit> = markers.iter().map(|m| Lit::Str((*m).clone())).collect();
-        let queries = SoqlBuilder::select(object_name(object), &refs)
-            .and_then(|b| b.chunked_in(SYNC_KEY_FIELD, &lits, super::soql::DEFAULT_MAX_QUERY_CHARS))
-            .map_err(build_error)?;
-        let mut out = Vec::new();
-        for q in queries {
-            out.extend(
-                self.query(q)
-                    .await?
-                    .iter()
-                    .filter_map(|r| self.to_record(object, r)),
-            );
-        }
-        Ok(out)
+        self.read_where_in(object, SYNC_KEY_FIELD, &lits).await
     }
 
     async fn find_people(&self, emails: &[String]) -> Result<Vec<Person>, CallError> {

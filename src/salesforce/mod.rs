@@ -37,6 +37,7 @@ pub use ops::{
 };
 
 use crate::clock::{Clock, SystemClock};
+use crate::net::{BodyError, certificate_problem, describe_request_error};
 use crate::secret::Secret;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -200,7 +201,9 @@ pub enum SfError {
         context: String,
         detail: String,
     },
+    /// A response longer than `max_response_bytes`; reading stopped at the cap.
     TooLarge {
+        server: String,
         limit: usize,
     },
     /// Mapped fields missing or not writable in this org.
@@ -272,9 +275,11 @@ impl fmt::Display for SfError {
                     "Salesforce sent an unexpected response to {context}: {detail}"
                 )
             }
-            SfError::TooLarge { limit } => {
-                write!(f, "Salesforce response larger than the {limit}-byte cap")
-            }
+            SfError::TooLarge { server, limit } => write!(
+                f,
+                "{server} sent a Salesforce response larger than tether's cap of {}; reading stopped there",
+                crate::net::size_text(*limit)
+            ),
             SfError::Mapping { object, problems } => {
                 write!(
                     f,
@@ -495,26 +500,17 @@ impl SalesforceClient {
         }
     }
 
+    /// The body of `resp`, at most `max_response_bytes` of it.
     async fn read_body(
         &self,
-        mut resp: reqwest::Response,
-    ) -> std::result::Result<Vec<u8>, BodyError> {
+        resp: reqwest::Response,
+    ) -> Result<std::result::Result<Vec<u8>, String>> {
+        let server = crate::net::server_of(resp.url());
         let limit = self.inner.opts.max_response_bytes;
-        if resp.content_length().is_some_and(|n| n as usize > limit) {
-            return Err(BodyError::TooLarge);
-        }
-        let mut body = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(c)) => {
-                    if body.len() + c.len() > limit {
-                        return Err(BodyError::TooLarge);
-                    }
-                    body.extend_from_slice(&c);
-                }
-                Ok(None) => return Ok(body),
-                Err(e) => return Err(BodyError::Io(describe_reqwest(&e))),
-            }
+        match crate::net::read_capped(resp, limit).await {
+            Ok(body) => Ok(Ok(body)),
+            Err(BodyError::TooLarge) => Err(SfError::TooLarge { server, limit }),
+            Err(BodyError::Io(m)) => Ok(Err(m)),
         }
     }
 
@@ -550,8 +546,9 @@ impl SalesforceClient {
     async fn mint(&self) -> Result<(Secret, Url)> {
         let o = &self.inner.opts;
         let flow = o.auth.flow();
-        let mut form: Vec<(&str, String)> = Vec::new();
-        let mut basic: Option<(String, String)> = None;
+        // Credentials stay in `Secret`s up to the request body.
+        let mut form: Vec<(&str, Secret)> = Vec::new();
+        let mut basic: Option<(String, Secret)> = None;
         let mut host = &o.login_url;
         match &o.auth {
             Auth::AccessToken { token } => return Ok((token.clone(), o.instance_url.clone())),
@@ -584,29 +581,29 @@ impl SalesforceClient {
                 })?;
                 form.push((
                     "grant_type",
-                    "urn:ietf:params:oauth:grant-type:jwt-bearer".into(),
+                    Secret::new("urn:ietf:params:oauth:grant-type:jwt-bearer"),
                 ));
-                form.push(("assertion", jwt));
+                form.push(("assertion", Secret::new(jwt)));
             }
             Auth::ClientCredentials {
                 client_id,
                 client_secret,
             } => {
                 host = &o.instance_url;
-                form.push(("grant_type", "client_credentials".into()));
-                basic = Some((client_id.clone(), client_secret.expose().to_string()));
+                form.push(("grant_type", Secret::new("client_credentials")));
+                basic = Some((client_id.clone(), client_secret.clone()));
             }
             Auth::RefreshToken {
                 client_id,
                 client_secret,
                 refresh_token,
             } => {
-                form.push(("grant_type", "refresh_token".into()));
-                form.push(("client_id", client_id.clone()));
+                form.push(("grant_type", Secret::new("refresh_token")));
+                form.push(("client_id", Secret::new(client_id.as_str())));
                 if let Some(s) = client_secret {
-                    form.push(("client_secret", s.expose().to_string()));
+                    form.push(("client_secret", s.clone()));
                 }
-                form.push(("refresh_token", refresh_token.expose().to_string()));
+                form.push(("refresh_token", refresh_token.clone()));
             }
             Auth::UsernamePassword {
                 client_id,
@@ -614,44 +611,77 @@ impl SalesforceClient {
                 username,
                 password,
             } => {
-                form.push(("grant_type", "password".into()));
-                form.push(("client_id", client_id.clone()));
-                form.push(("client_secret", client_secret.expose().to_string()));
-                form.push(("username", username.clone()));
-                form.push(("password", password.expose().to_string()));
+                form.push(("grant_type", Secret::new("password")));
+                form.push(("client_id", Secret::new(client_id.as_str())));
+                form.push(("client_secret", client_secret.clone()));
+                form.push(("username", Secret::new(username.as_str())));
+                form.push(("password", password.clone()));
             }
         }
         let url = host
             .join("/services/oauth2/token")
             .map_err(|e| SfError::Config(format!("token URL: {e}")))?;
+        let body = {
+            let mut encoded = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &form {
+                encoded.append_pair(k, v.expose());
+            }
+            Secret::new(encoded.finish())
+        };
         let mut attempt = 0;
         let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
-            let mut req = self.inner.http.post(url.clone()).form(&form);
+            let mut req = self
+                .inner
+                .http
+                .post(url.clone())
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body.expose().to_string());
             if let Some((id, secret)) = &basic {
                 // RFC 6749 §2.3.1: form-encode both parts before Basic encoding.
                 let enc = |s: &str| {
-                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                    Secret::new(
+                        url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>(),
+                    )
                 };
-                req = req.basic_auth(enc(id), Some(enc(secret)));
+                // reqwest marks the header sensitive.
+                req = req.basic_auth(enc(id).expose(), Some(enc(secret.expose()).expose()));
             }
             self.count(CallKind::Auth);
+            let started = std::time::Instant::now();
             let outcome = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    match self.read_body(resp).await {
+                    tracing::debug!(
+                        method = "POST",
+                        path = url.path(),
+                        flow,
+                        status,
+                        ms = started.elapsed().as_millis() as u64,
+                        attempt,
+                        "Salesforce token request"
+                    );
+                    match self.read_body(resp).await? {
                         Ok(body) if status < 500 => Ok((status, body)),
                         Ok(_) => Err(format!("HTTP {status}")),
-                        Err(BodyError::TooLarge) => {
-                            return Err(SfError::TooLarge {
-                                limit: self.inner.opts.max_response_bytes,
-                            });
-                        }
-                        Err(BodyError::Io(m)) => Err(m),
+                        Err(m) => Err(m),
                     }
                 }
-                Err(e) => Err(describe_reqwest(&e)),
+                Err(e) => {
+                    let message = describe_request_error(&e);
+                    // Retrying cannot make an untrusted certificate trusted.
+                    if certificate_problem(&e).is_some() {
+                        return Err(SfError::Transport {
+                            attempts: attempt,
+                            message: format!("{url}: {message}"),
+                        });
+                    }
+                    Err(message)
+                }
             };
             let (status, body) = match outcome {
                 Ok(x) => x,
@@ -663,47 +693,19 @@ impl SalesforceClient {
                             message,
                         });
                     }
+                    tracing::info!(
+                        flow,
+                        attempt,
+                        error = %message,
+                        delay_ms = delay.as_millis() as u64,
+                        "Salesforce token request failed; retrying after back-off"
+                    );
                     waited += delay;
                     self.inner.clock.sleep(delay).await;
                     continue;
                 }
             };
-            let v: Value = serde_json::from_slice(&body).map_err(|e| SfError::Auth {
-                flow,
-                error: format!("HTTP {status}"),
-                description: format!("the token endpoint did not answer JSON ({e})"),
-            })?;
-            if status != 200 {
-                let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                return Err(SfError::Auth {
-                    flow,
-                    error: if s("error").is_empty() {
-                        format!("HTTP {status}")
-                    } else {
-                        s("error")
-                    },
-                    description: s("error_description"),
-                });
-            }
-            let token = v
-                .get("access_token")
-                .and_then(Value::as_str)
-                .ok_or_else(|| SfError::Auth {
-                    flow,
-                    error: "invalid_response".into(),
-                    description: "no access_token in the token response".into(),
-                })?;
-            let instance = v
-                .get("instance_url")
-                .and_then(Value::as_str)
-                .and_then(|u| Url::parse(u).ok())
-                .unwrap_or_else(|| o.instance_url.clone());
-            crate::net::check_transport(&instance).map_err(|m| SfError::Auth {
-                flow,
-                error: "invalid_response".into(),
-                description: format!("instance_url refused: {m}"),
-            })?;
-            return Ok((Secret::new(token), instance));
+            return decode_token(flow, status, &body, &o.instance_url);
         }
     }
 
@@ -722,6 +724,8 @@ impl SalesforceClient {
         let mut attempt = 0u32;
         let mut reauthed = false;
         let mut waited = Duration::ZERO;
+        // The last attempt was refused by the concurrent-request limit.
+        let mut concurrent_limit: Option<String> = None;
         loop {
             self.check_budget()?;
             let session = self.session().await?;
@@ -732,6 +736,8 @@ impl SalesforceClient {
                     context: target.into(),
                     detail: format!("bad URL: {e}"),
                 })?;
+            // The path only: a query string holds SOQL, whose literals may be record data.
+            let path = url.path().to_string();
             let mut req = self
                 .inner
                 .http
@@ -751,27 +757,52 @@ impl SalesforceClient {
             }
             attempt += 1;
             self.count(kind);
+            let started = std::time::Instant::now();
             let failure: String = match req.send().await {
                 Err(e) => {
+                    tracing::debug!(
+                        method = %method,
+                        path,
+                        kind = kind.name(),
+                        error = %describe_request_error(&e),
+                        ms = started.elapsed().as_millis() as u64,
+                        attempt,
+                        "Salesforce request failed"
+                    );
+                    if certificate_problem(&e).is_some() {
+                        // Nothing was sent; retrying cannot make the certificate trusted.
+                        return Err(SfError::Transport {
+                            attempts: attempt,
+                            message: format!(
+                                "{}: {}",
+                                crate::net::server_of(&session.instance_url),
+                                describe_request_error(&e)
+                            ),
+                        });
+                    }
                     // A request that never connected cannot have had an effect.
                     if idempotency == Idempotency::Unsafe && !e.is_connect() {
                         return Err(SfError::Ambiguous {
-                            message: describe_reqwest(&e),
+                            message: describe_request_error(&e),
                         });
                     }
-                    describe_reqwest(&e)
+                    describe_request_error(&e)
                 }
                 Ok(resp) => {
                     self.record_usage(resp.headers());
                     let status = resp.status().as_u16();
-                    let body = match self.read_body(resp).await {
+                    tracing::debug!(
+                        method = %method,
+                        path,
+                        kind = kind.name(),
+                        status,
+                        ms = started.elapsed().as_millis() as u64,
+                        attempt,
+                        "Salesforce request"
+                    );
+                    let body = match self.read_body(resp).await? {
                         Ok(b) => Some(b),
-                        Err(BodyError::TooLarge) => {
-                            return Err(SfError::TooLarge {
-                                limit: self.inner.opts.max_response_bytes,
-                            });
-                        }
-                        Err(BodyError::Io(m)) => {
+                        Err(m) => {
                             if idempotency == Idempotency::Unsafe {
                                 return Err(SfError::Ambiguous { message: m });
                             }
@@ -792,6 +823,9 @@ impl SalesforceClient {
                                         });
                                     }
                                     if !reauthed {
+                                        tracing::info!(
+                                            "Salesforce session expired; signing in again"
+                                        );
                                         reauthed = true;
                                         self.drop_session(session.generation).await;
                                         attempt -= 1;
@@ -802,17 +836,24 @@ impl SalesforceClient {
                             }
                             if status == 403 {
                                 let errors = parse_errors(&body);
-                                if let Some(e) = errors
+                                match errors
                                     .iter()
                                     .find(|e| e.error_code == "REQUEST_LIMIT_EXCEEDED")
                                 {
-                                    return Err(SfError::LimitExceeded {
-                                        message: e.message.clone(),
-                                    });
+                                    // Too many long-running requests at once: this one was
+                                    // refused, not run, so it may be sent again after a wait.
+                                    Some(e) if e.message.contains("Concurrent") => {
+                                        concurrent_limit = Some(e.message.clone());
+                                        format!("REQUEST_LIMIT_EXCEEDED: {}", e.message)
+                                    }
+                                    Some(e) => {
+                                        return Err(SfError::LimitExceeded {
+                                            message: e.message.clone(),
+                                        });
+                                    }
+                                    None => return Err(SfError::Api { status, errors }),
                                 }
-                                return Err(SfError::Api { status, errors });
-                            }
-                            if status >= 500 {
+                            } else if status >= 500 {
                                 if idempotency == Idempotency::Unsafe {
                                     return Err(SfError::Ambiguous {
                                         message: format!("HTTP {status}"),
@@ -833,20 +874,91 @@ impl SalesforceClient {
             };
             let delay = self.backoff(attempt);
             if attempt >= retry.max_attempts || waited + delay > retry.max_total_delay {
+                if let Some(message) = concurrent_limit {
+                    return Err(SfError::LimitExceeded { message });
+                }
                 return Err(SfError::Transport {
                     attempts: attempt,
                     message: failure,
                 });
             }
+            concurrent_limit = None;
+            tracing::info!(
+                path,
+                attempt,
+                error = %failure,
+                delay_ms = delay.as_millis() as u64,
+                "Salesforce request failed; retrying after back-off"
+            );
             waited += delay;
             self.inner.clock.sleep(delay).await;
         }
     }
 }
 
-enum BodyError {
-    TooLarge,
-    Io(String),
+/// A token endpoint's answer: the access token and the instance to call (`fallback` when
+/// the answer names none), or the OAuth error it carries.
+pub(crate) fn decode_token(
+    flow: &'static str,
+    status: u16,
+    body: &[u8],
+    fallback: &Url,
+) -> Result<(Secret, Url)> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| SfError::Auth {
+        flow,
+        error: format!("HTTP {status}"),
+        description: format!("the token endpoint did not answer JSON ({e})"),
+    })?;
+    if status != 200 {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        return Err(SfError::Auth {
+            flow,
+            error: if s("error").is_empty() {
+                format!("HTTP {status}")
+            } else {
+                s("error")
+            },
+            description: s("error_description"),
+        });
+    }
+    let token = v
+        .get("access_token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| SfError::Auth {
+            flow,
+            error: "invalid_response".into(),
+            description: "no access_token in the token response".into(),
+        })?;
+    let instance = v
+        .get("instance_url")
+        .and_then(Value::as_str)
+        .and_then(|u| Url::parse(u).ok())
+        .unwrap_or_else(|| fallback.clone());
+    crate::net::check_transport(&instance).map_err(|m| SfError::Auth {
+        flow,
+        error: "invalid_response".into(),
+        description: format!("instance_url refused: {m}"),
+    })?;
+    Ok((Secret::new(token), instance))
+}
+
+/// Decodes `body` as every kind of answer the client reads (for the fuzz targets).
+pub(crate) fn decode_any(body: &[u8]) {
+    let login = Url::parse("https://login.salesforce.com").expect("constant URL parses");
+    for status in [200, 400] {
+        let _ = decode_token("client_credentials", status, body, &login);
+    }
+    let _ = parse_errors(body);
+    let _ = ops::decode_query_page(body);
+    for expected in [0, 1, 2, 200] {
+        let _ = ops::decode_collection(body, expected);
+        let _ = ops::decode_retrieve(body, expected);
+    }
+    let _ = ops::decode_updated(body);
+    let _ = ops::decode_deleted(body);
+    let _ = ops::decode_describe(body);
+    let _ = ops::decode_limits(body);
+    let _ = ops::parse_limit_info(&String::from_utf8_lossy(body));
 }
 
 /// The JWT bearer `aud`: the OAuth 2.0 JWT Bearer Flow accepts https://login.salesforce.com,
@@ -858,32 +970,6 @@ fn jwt_audience(login_url: &Url) -> &'static str {
         "https://test.salesforce.com"
     } else {
         "https://login.salesforce.com"
-    }
-}
-
-/// A reqwest error without the URL (which may carry a locator) or any header.
-fn describe_reqwest(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "connection dropped while reading the response"
-    } else if e.is_request() {
-        "request failed"
-    } else {
-        "HTTP error"
-    };
-    let mut source = std::error::Error::source(e);
-    let mut detail = String::new();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() {
-        what.to_string()
-    } else {
-        format!("{what}: {detail}")
     }
 }
 

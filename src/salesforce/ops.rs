@@ -83,45 +83,67 @@ impl QueryPages {
                 .await?
             }
         };
-        let v = json_of("query", &reply.body)?;
-        let total = v.get("totalSize").and_then(Value::as_u64);
-        let done = v.get("done").and_then(Value::as_bool);
-        let (Some(total), Some(done)) = (total, done) else {
-            return Err(malformed("query", "totalSize or done missing"));
-        };
-        let records = match v.get("records") {
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|r| {
-                    r.as_object()
-                        .cloned()
-                        .ok_or_else(|| malformed("query", "a record is not an object"))
-                })
-                .collect::<Result<Vec<_>>>()?,
-            _ => return Err(malformed("query", "records missing")),
-        };
-        self.total_size = Some(total);
-        if !done {
-            let next = v
-                .get("nextRecordsUrl")
-                .and_then(Value::as_str)
-                .ok_or_else(|| malformed("query", "done is false but nextRecordsUrl is missing"))?;
-            // Only a path on the same instance: never follow the server elsewhere.
-            if !next.starts_with("/services/data/") || next.contains("://") {
-                return Err(malformed(
-                    "query",
-                    "nextRecordsUrl is not a path under /services/data/",
-                ));
-            }
-            self.next = Next::More(next.to_string());
+        let page = decode_query_page(&reply.body)?;
+        self.total_size = Some(page.total_size);
+        if let Some(next) = page.next {
+            self.next = Next::More(next);
         }
-        Ok(Some(records))
+        Ok(Some(page.records))
     }
 
     /// totalSize as reported by the first page.
     pub fn total_size(&self) -> Option<u64> {
         self.total_size
     }
+}
+
+/// One page of a query result.
+#[derive(Debug)]
+pub(crate) struct QueryPage {
+    pub records: Vec<Map<String, Value>>,
+    pub total_size: u64,
+    /// The path of the next page when the result is not done.
+    pub next: Option<String>,
+}
+
+pub(crate) fn decode_query_page(body: &[u8]) -> Result<QueryPage> {
+    let v = json_of("query", body)?;
+    let total = v.get("totalSize").and_then(Value::as_u64);
+    let done = v.get("done").and_then(Value::as_bool);
+    let (Some(total_size), Some(done)) = (total, done) else {
+        return Err(malformed("query", "totalSize or done missing"));
+    };
+    let records = match v.get("records") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|r| {
+                r.as_object()
+                    .cloned()
+                    .ok_or_else(|| malformed("query", "a record is not an object"))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        _ => return Err(malformed("query", "records missing")),
+    };
+    let mut next = None;
+    if !done {
+        let url = v
+            .get("nextRecordsUrl")
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed("query", "done is false but nextRecordsUrl is missing"))?;
+        // Only a path on the same instance: never follow the server elsewhere.
+        if !url.starts_with("/services/data/") || url.contains("://") {
+            return Err(malformed(
+                "query",
+                "nextRecordsUrl is not a path under /services/data/",
+            ));
+        }
+        next = Some(url.to_string());
+    }
+    Ok(QueryPage {
+        records,
+        total_size,
+        next,
+    })
 }
 
 /// One per-record error of an sObject Collections call.
@@ -449,17 +471,7 @@ impl SalesforceClient {
                 .await?
             }
         };
-        let v = json_of("sObject Collections", &reply.body)?;
-        let arr = v
-            .as_array()
-            .ok_or_else(|| malformed("sObject Collections", "expected an array of results"))?;
-        if arr.len() != pending.len() {
-            return Err(malformed(
-                "sObject Collections",
-                format!("{} results for {} records", arr.len(), pending.len()),
-            ));
-        }
-        Ok(arr.iter().map(parse_outcome).collect())
+        decode_collection(&reply.body, pending.len())
     }
 
     /// Records by id through `composite/sobjects/{object}` (None where not found).
@@ -486,14 +498,7 @@ impl SalesforceClient {
                     Idempotency::Safe,
                 )
                 .await?;
-            let v = json_of("retrieve", &reply.body)?;
-            let arr = v
-                .as_array()
-                .ok_or_else(|| malformed("retrieve", "expected an array"))?;
-            if arr.len() != chunk.len() {
-                return Err(malformed("retrieve", "result count differs from id count"));
-            }
-            out.extend(arr.iter().map(|r| r.as_object().cloned()));
+            out.extend(decode_retrieve(&reply.body, chunk.len())?);
         }
         Ok(out)
     }
@@ -522,18 +527,7 @@ impl SalesforceClient {
                 Idempotency::Safe,
             )
             .await?;
-        let v = json_of("getUpdated", &reply.body)?;
-        let ids = v
-            .get("ids")
-            .and_then(Value::as_array)
-            .ok_or_else(|| malformed("getUpdated", "ids missing"))?
-            .iter()
-            .filter_map(|i| i.as_str().map(str::to_string))
-            .collect();
-        Ok(UpdatedIds {
-            ids,
-            latest_date_covered: sf_datetime(v.get("latestDateCovered")),
-        })
+        decode_updated(&reply.body)
     }
 
     /// getDeleted: records deleted in [start, end] (at most 15 days back, fewer if purged).
@@ -559,30 +553,7 @@ impl SalesforceClient {
                 Idempotency::Safe,
             )
             .await?;
-        let v = json_of("getDeleted", &reply.body)?;
-        let mut records = Vec::new();
-        for r in v
-            .get("deletedRecords")
-            .and_then(Value::as_array)
-            .ok_or_else(|| malformed("getDeleted", "deletedRecords missing"))?
-        {
-            let id = r.get("id").and_then(Value::as_str);
-            let when = sf_datetime(r.get("deletedDate"));
-            match (id, when) {
-                (Some(id), Some(when)) => records.push((id.to_string(), when)),
-                _ => {
-                    return Err(malformed(
-                        "getDeleted",
-                        "a deleted record lacks id or deletedDate",
-                    ));
-                }
-            }
-        }
-        Ok(DeletedRecords {
-            records,
-            earliest_date_available: sf_datetime(v.get("earliestDateAvailable")),
-            latest_date_covered: sf_datetime(v.get("latestDateCovered")),
-        })
+        decode_deleted(&reply.body)
     }
 
     /// Which of `known_ids` were deleted since `since`: getDeleted while its window covers
@@ -665,43 +636,7 @@ impl SalesforceClient {
                 Idempotency::Safe,
             )
             .await?;
-        let v = json_of("describe", &reply.body)?;
-        let name = v
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| malformed("describe", "name missing"))?
-            .to_string();
-        let mut fields = Vec::new();
-        for f in v
-            .get("fields")
-            .and_then(Value::as_array)
-            .ok_or_else(|| malformed("describe", "fields missing"))?
-        {
-            let b = |k: &str| f.get(k).and_then(Value::as_bool).unwrap_or(false);
-            let Some(fname) = f.get("name").and_then(Value::as_str) else {
-                return Err(malformed("describe", "a field has no name"));
-            };
-            fields.push(FieldInfo {
-                name: fname.to_string(),
-                kind: f
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                length: f.get("length").and_then(Value::as_u64).unwrap_or(0),
-                createable: b("createable"),
-                updateable: b("updateable"),
-                nillable: b("nillable"),
-            });
-        }
-        let d = Arc::new(ObjectDescribe {
-            name,
-            key_prefix: v
-                .get("keyPrefix")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            fields,
-        });
+        let d = Arc::new(decode_describe(&reply.body)?);
         super::lock(&self.inner.describes).insert(key, d.clone());
         Ok(d)
     }
@@ -753,27 +688,162 @@ impl SalesforceClient {
                 Idempotency::Safe,
             )
             .await?;
-        let v = json_of("limits", &reply.body)?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| malformed("limits", "expected an object"))?;
-        Ok(obj
-            .iter()
-            .filter_map(|(k, l)| {
-                Some((
-                    k.clone(),
-                    LimitValue {
-                        max: l.get("Max")?.as_i64()?,
-                        remaining: l.get("Remaining")?.as_i64()?,
-                    },
-                ))
-            })
-            .collect())
+        decode_limits(&reply.body)
     }
+}
+
+/// An sObject Collections answer: one outcome per record sent, in order.
+pub(crate) fn decode_collection(body: &[u8], expected: usize) -> Result<Vec<RecordOutcome>> {
+    let v = json_of("sObject Collections", body)?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| malformed("sObject Collections", "expected an array of results"))?;
+    if arr.len() != expected {
+        return Err(malformed(
+            "sObject Collections",
+            format!("{} results for {expected} records", arr.len()),
+        ));
+    }
+    Ok(arr.iter().map(parse_outcome).collect())
+}
+
+/// A `composite/sobjects/{object}` retrieve answer: a record or null per id asked.
+pub(crate) fn decode_retrieve(
+    body: &[u8],
+    expected: usize,
+) -> Result<Vec<Option<Map<String, Value>>>> {
+    let v = json_of("retrieve", body)?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| malformed("retrieve", "expected an array"))?;
+    if arr.len() != expected {
+        return Err(malformed("retrieve", "result count differs from id count"));
+    }
+    Ok(arr.iter().map(|r| r.as_object().cloned()).collect())
+}
+
+pub(crate) fn decode_updated(body: &[u8]) -> Result<UpdatedIds> {
+    let v = json_of("getUpdated", body)?;
+    let ids = v
+        .get("ids")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed("getUpdated", "ids missing"))?
+        .iter()
+        .filter_map(|i| i.as_str().map(str::to_string))
+        .collect();
+    Ok(UpdatedIds {
+        ids,
+        latest_date_covered: sf_datetime(v.get("latestDateCovered")),
+    })
+}
+
+pub(crate) fn decode_deleted(body: &[u8]) -> Result<DeletedRecords> {
+    let v = json_of("getDeleted", body)?;
+    let mut records = Vec::new();
+    for r in v
+        .get("deletedRecords")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed("getDeleted", "deletedRecords missing"))?
+    {
+        let id = r.get("id").and_then(Value::as_str);
+        let when = sf_datetime(r.get("deletedDate"));
+        match (id, when) {
+            (Some(id), Some(when)) => records.push((id.to_string(), when)),
+            _ => {
+                return Err(malformed(
+                    "getDeleted",
+                    "a deleted record lacks id or deletedDate",
+                ));
+            }
+        }
+    }
+    Ok(DeletedRecords {
+        records,
+        earliest_date_available: sf_datetime(v.get("earliestDateAvailable")),
+        latest_date_covered: sf_datetime(v.get("latestDateCovered")),
+    })
+}
+
+pub(crate) fn decode_describe(body: &[u8]) -> Result<ObjectDescribe> {
+    let v = json_of("describe", body)?;
+    let name = v
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| malformed("describe", "name missing"))?
+        .to_string();
+    let mut fields = Vec::new();
+    for f in v
+        .get("fields")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed("describe", "fields missing"))?
+    {
+        let b = |k: &str| f.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let Some(fname) = f.get("name").and_then(Value::as_str) else {
+            return Err(malformed("describe", "a field has no name"));
+        };
+        fields.push(FieldInfo {
+            name: fname.to_string(),
+            kind: f
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            length: f.get("length").and_then(Value::as_u64).unwrap_or(0),
+            createable: b("createable"),
+            updateable: b("updateable"),
+            nillable: b("nillable"),
+        });
+    }
+    Ok(ObjectDescribe {
+        name,
+        key_prefix: v
+            .get("keyPrefix")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        fields,
+    })
+}
+
+pub(crate) fn decode_limits(body: &[u8]) -> Result<BTreeMap<String, LimitValue>> {
+    let v = json_of("limits", body)?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| malformed("limits", "expected an object"))?;
+    Ok(obj
+        .iter()
+        .filter_map(|(k, l)| {
+            Some((
+                k.clone(),
+                LimitValue {
+                    max: l.get("Max")?.as_i64()?,
+                    remaining: l.get("Remaining")?.as_i64()?,
+                },
+            ))
+        })
+        .collect())
 }
 
 fn checked(object: &str) -> Result<&str> {
     super::soql::ident(object).map_err(|e| SfError::Config(e.to_string()))
+}
+
+/// DUPLICATES_DETECTED names the records a duplicate rule matched in `duplicateResult`;
+/// the message carries their ids, so the admin knows which records to merge.
+fn with_duplicates(message: &str, duplicates: Option<&Value>) -> String {
+    let ids: Vec<&str> = duplicates
+        .and_then(|d| d.get("matchResults"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("matchRecords").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|r| r.get("record")?.get("Id")?.as_str())
+        .collect();
+    if ids.is_empty() {
+        message.to_string()
+    } else {
+        format!("{message} (matches {})", ids.join(", "))
+    }
 }
 
 fn parse_outcome(r: &Value) -> RecordOutcome {
@@ -793,11 +863,10 @@ fn parse_outcome(r: &Value) -> RecordOutcome {
                                 .and_then(Value::as_str)
                                 .unwrap_or("UNKNOWN")
                                 .to_string(),
-                            message: e
-                                .get("message")
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_string(),
+                            message: with_duplicates(
+                                e.get("message").and_then(Value::as_str).unwrap_or(""),
+                                e.get("duplicateResult"),
+                            ),
                             fields: e
                                 .get("fields")
                                 .and_then(Value::as_array)

@@ -5,3 +5,4 @@ pub mod generate;
 pub mod persist;
 pub mod salesforce;
 pub mod seed;
+pub mod tls;

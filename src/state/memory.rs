@@ -16,6 +16,9 @@ struct Data {
     unresolved: Vec<UnresolvedItem>,
     revisions: Vec<ConfigRevision>,
     rep_emails: BTreeMap<String, String>,
+    applied_plans: Vec<String>,
+    rep_facts: BTreeMap<String, RepFacts>,
+    system_facts: Option<SystemFacts>,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +109,11 @@ fn apply_one(d: &mut Data, change: StateChange) {
                 applied_by,
             });
         }
+        StateChange::RecordPlanApplied { plan_id, .. } => d.applied_plans.push(plan_id),
+        StateChange::SetRepFacts(f) => {
+            d.rep_facts.insert(f.email.clone(), f);
+        }
+        StateChange::SetSystemFacts(f) => d.system_facts = Some(f),
     }
 }
 
@@ -178,6 +186,23 @@ impl StateStore for MemoryState {
         Ok(out)
     }
 
+    fn last_activity(&self) -> Result<BTreeMap<ObjectKind, DateTime<Utc>>, StateError> {
+        let mut out: BTreeMap<ObjectKind, DateTime<Utc>> = BTreeMap::new();
+        for a in &self.data.activity {
+            let last = out.entry(a.object).or_insert(a.at);
+            *last = (*last).max(a.at);
+        }
+        Ok(out)
+    }
+
+    fn rep_facts(&self) -> Result<Vec<RepFacts>, StateError> {
+        Ok(self.data.rep_facts.values().cloned().collect())
+    }
+
+    fn system_facts(&self) -> Result<Option<SystemFacts>, StateError> {
+        Ok(self.data.system_facts.clone())
+    }
+
     fn pending_creates(&self) -> Result<Vec<JournalEntry>, StateError> {
         Ok(self.data.journal.values().cloned().collect())
     }
@@ -206,5 +231,9 @@ impl StateStore for MemoryState {
 
     fn latest_revision(&self) -> Result<Option<ConfigRevision>, StateError> {
         Ok(self.data.revisions.last().cloned())
+    }
+
+    fn applied_plans(&self) -> Result<Vec<String>, StateError> {
+        Ok(self.data.applied_plans.clone())
     }
 }

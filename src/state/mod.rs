@@ -173,6 +173,65 @@ pub struct ActivityEntry {
     pub records: u64,
 }
 
+/// What the last cycle that read Exchange learned about the connection as a whole, so
+/// `tether status` can answer offline (an engineer paged at night should not need the
+/// servers to see what the last run saw).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemFacts {
+    pub at: DateTime<Utc>,
+    /// Exchange accepted the service account: `Some(true)` when any mailbox call got an
+    /// answer past authentication, `Some(false)` when the credentials were refused, `None`
+    /// when no mailbox was contacted (nobody to sync, or Exchange unreachable).
+    pub service_account_recognised: Option<bool>,
+    /// What Exchange said when it refused or could not be reached.
+    #[serde(default)]
+    pub exchange_error: Option<String>,
+}
+
+/// What the last cycle learned about one rep (keyed by lower-cased email: a user who
+/// cannot be linked has no mailbox, and may not even be an active Salesforce user).
+/// `None` in a check means "not checked" (e.g. the mailbox could not be reached).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepFacts {
+    pub email: String,
+    /// Salesforce user id, when known.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    pub at: DateTime<Utc>,
+    /// The active sync configuration the rep syncs under; `None`: under none.
+    #[serde(default)]
+    pub configuration: Option<String>,
+    /// Why the rep cannot be synced before Exchange is asked (a `RepProblem` code:
+    /// USER_NOT_FOUND, MULTIPLE_CONFIGURATIONS, NO_MAILBOX_DOMAIN), with its message.
+    #[serde(default)]
+    pub problem: Option<(String, String)>,
+    /// The mailbox the rep's email linked to.
+    #[serde(default)]
+    pub mailbox: Option<String>,
+    /// The rep's email and mailbox match an existing mailbox (false: ErrorNonExistentMailbox
+    /// or a mail domain the Exchange connection does not serve).
+    #[serde(default)]
+    pub addresses_linked: Option<bool>,
+    /// The service account may impersonate the mailbox.
+    #[serde(default)]
+    pub impersonation: Option<bool>,
+    /// The Exchange build the mailbox answered from (EWS ServerVersionInfo), e.g. 15.1.2507.6.
+    #[serde(default)]
+    pub exchange_build: Option<String>,
+    /// Contacts/Salesforce_Sync was found (or created) when contacts sync.
+    #[serde(default)]
+    pub contacts_folder: Option<bool>,
+    /// The default calendar was read when events sync.
+    #[serde(default)]
+    pub calendar: Option<bool>,
+    /// Objects the rep's configuration syncs.
+    #[serde(default)]
+    pub objects: Vec<ObjectKind>,
+    /// The error the mailbox answered with, when it could not be used: (code, message).
+    #[serde(default)]
+    pub mailbox_error: Option<(String, String)>,
+}
+
 /// Which side a journalled create writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CreateTarget {
@@ -332,6 +391,15 @@ pub enum StateChange {
         applied_at: DateTime<Utc>,
         applied_by: String,
     },
+    /// Replace what is known about one rep (`RepFacts::email`).
+    SetRepFacts(RepFacts),
+    SetSystemFacts(SystemFacts),
+    /// Record that a saved plan was applied, so it is refused a second time. Goes in the
+    /// transaction of its `RecordApply`.
+    RecordPlanApplied {
+        plan_id: String,
+        applied_at: DateTime<Utc>,
+    },
 }
 
 /// A state store failure, with what to do about it.
@@ -377,6 +445,11 @@ pub trait StateStore: Send {
     /// Records synced per object since `since` ("last 60 minutes / last 24 hours").
     fn activity_since(&self, since: DateTime<Utc>)
     -> Result<BTreeMap<ObjectKind, u64>, StateError>;
+    /// When records of each object were last synced ("last sync activity").
+    fn last_activity(&self) -> Result<BTreeMap<ObjectKind, DateTime<Utc>>, StateError>;
+    /// What the last cycles learned about each rep, by email.
+    fn rep_facts(&self) -> Result<Vec<RepFacts>, StateError>;
+    fn system_facts(&self) -> Result<Option<SystemFacts>, StateError>;
     /// Creates journalled and not yet known done.
     fn pending_creates(&self) -> Result<Vec<JournalEntry>, StateError>;
     fn unresolved(&self, rep: &str) -> Result<Vec<UnresolvedItem>, StateError>;
@@ -385,6 +458,8 @@ pub trait StateStore: Send {
     /// How many times a configuration was applied.
     fn generation(&self) -> Result<u64, StateError>;
     fn latest_revision(&self) -> Result<Option<ConfigRevision>, StateError>;
+    /// The ids of the saved plans applied so far.
+    fn applied_plans(&self) -> Result<Vec<String>, StateError>;
     /// The key saved plans are signed with (`plan::file`): made when the store is created,
     /// kept in it, never written anywhere else. Use `expose().as_bytes()` as the HMAC key.
     fn plan_signing_key(&self) -> Result<crate::secret::Secret, StateError>;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 const APPLICATION_ID: i64 = 0x7474_6872;
 
 /// The schema this build writes. Each entry of `MIGRATIONS` moves one version up.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const MIGRATIONS: &[&str] = &[
     // 0 → 1
@@ -41,6 +41,14 @@ const MIGRATIONS: &[&str] = &[
     // 2 → 3: the email of each rep (links and statuses name reps by Salesforce user id),
     // for `status`, `errors` and `reset EMAIL`.
     "CREATE TABLE reps (rep TEXT PRIMARY KEY, email TEXT NOT NULL);",
+    // 3 → 4: saved plans applied (`tether apply FILE`), so none is applied twice; with the
+    // generation its apply recorded.
+    "CREATE TABLE applied_plans (plan_id TEXT PRIMARY KEY, applied_at TEXT NOT NULL,
+        generation INTEGER NOT NULL);",
+    // 4 → 5: what the last cycle learned about each rep and about the Exchange connection,
+    // for `tether status` offline. JSON, so a check added later needs no migration.
+    "CREATE TABLE rep_facts (email TEXT PRIMARY KEY, facts TEXT NOT NULL);
+     CREATE TABLE system_facts (id INTEGER PRIMARY KEY CHECK (id = 1), facts TEXT NOT NULL);",
 ];
 
 const PLAN_KEY: &str = "plan_signing_key";
@@ -413,8 +421,34 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
                 params![canonical, hash, applied_at.to_rfc3339(), applied_by],
             )?;
         }
+        StateChange::SetRepFacts(f) => {
+            tx.execute(
+                "INSERT OR REPLACE INTO rep_facts (email, facts) VALUES (?1, ?2)",
+                params![f.email, facts_json(&f)?],
+            )?;
+        }
+        StateChange::SetSystemFacts(f) => {
+            tx.execute(
+                "INSERT OR REPLACE INTO system_facts (id, facts) VALUES (1, ?1)",
+                params![facts_json(&f)?],
+            )?;
+        }
+        StateChange::RecordPlanApplied {
+            plan_id,
+            applied_at,
+        } => {
+            tx.execute(
+                "INSERT INTO applied_plans (plan_id, applied_at, generation)
+                 VALUES (?1, ?2, (SELECT COALESCE(MAX(generation), 0) FROM revisions))",
+                params![plan_id, applied_at.to_rfc3339()],
+            )?;
+        }
     }
     Ok(())
+}
+
+fn facts_json<T: Serialize>(facts: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(facts).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
 }
 
 fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LinkId, Link)> {
@@ -496,11 +530,19 @@ impl StateStore for SqliteState {
     fn apply(&mut self, changes: Vec<StateChange>) -> Result<(), StateError> {
         let path = self.path.clone();
         let fail = |e| db_err(&path, "write failed", e);
+        let started = std::time::Instant::now();
+        let count = changes.len();
         let tx = self.conn.transaction().map_err(fail)?;
         for c in changes {
             write(&tx, c).map_err(fail)?;
         }
-        tx.commit().map_err(fail)
+        tx.commit().map_err(fail)?;
+        tracing::debug!(
+            changes = count,
+            ms = started.elapsed().as_millis() as u64,
+            "state transaction committed"
+        );
+        Ok(())
     }
 
     fn links(&self, rep: &str, object: ObjectKind) -> Result<Vec<(LinkId, Link)>, StateError> {
@@ -607,6 +649,38 @@ impl StateStore for SqliteState {
         Ok(out)
     }
 
+    fn last_activity(&self) -> Result<BTreeMap<ObjectKind, DateTime<Utc>>, StateError> {
+        let rows = self.read(
+            "SELECT object, MAX(at) FROM activity GROUP BY object",
+            [],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|(o, at)| (object(&o), time(&at)))
+            .collect())
+    }
+
+    fn rep_facts(&self) -> Result<Vec<RepFacts>, StateError> {
+        let rows = self.read("SELECT facts FROM rep_facts ORDER BY email", [], |r| {
+            r.get::<_, String>(0)
+        })?;
+        // A row this build cannot read is skipped: status shows the rep as not checked.
+        Ok(rows
+            .iter()
+            .filter_map(|f| serde_json::from_str(f).ok())
+            .collect())
+    }
+
+    fn system_facts(&self) -> Result<Option<SystemFacts>, StateError> {
+        Ok(self
+            .read("SELECT facts FROM system_facts WHERE id = 1", [], |r| {
+                r.get::<_, String>(0)
+            })?
+            .first()
+            .and_then(|f| serde_json::from_str(f).ok()))
+    }
+
     fn pending_creates(&self) -> Result<Vec<JournalEntry>, StateError> {
         self.read(
             "SELECT marker, rep, object, target, source_id, hash, at FROM journal ORDER BY marker",
@@ -673,6 +747,14 @@ impl StateStore for SqliteState {
             .map_err(|e| db_err(&self.path, "no plan-signing key", e))
     }
 
+    fn applied_plans(&self) -> Result<Vec<String>, StateError> {
+        self.read(
+            "SELECT plan_id FROM applied_plans ORDER BY applied_at",
+            [],
+            |r| r.get(0),
+        )
+    }
+
     fn latest_revision(&self) -> Result<Option<ConfigRevision>, StateError> {
         Ok(self
             .read(
@@ -690,5 +772,149 @@ impl StateStore for SqliteState {
                 },
             )?
             .pop())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn revision(n: u32) -> StateChange {
+        StateChange::RecordApply {
+            canonical: format!("{{\"n\":{n}}}"),
+            hash: format!("h{n}"),
+            applied_at: Utc::now(),
+            applied_by: "test".into(),
+        }
+    }
+
+    #[test]
+    fn a_version_3_file_migrates_forward_keeping_its_revisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            // A state file as tether wrote it at schema version 3.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "PRAGMA application_id = {APPLICATION_ID};
+                 CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version VALUES (3);"
+            ))
+            .unwrap();
+            for sql in &MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute("INSERT INTO meta (key, value) VALUES (?1, 'k')", [PLAN_KEY])
+                .unwrap();
+            conn.execute(
+                "INSERT INTO revisions VALUES (1, '{}', 'h1', '2026-01-01T00:00:00Z', 'ana')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut s = SqliteState::open(&path).unwrap();
+        let version: i64 = s
+            .conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(s.generation().unwrap(), 1);
+        assert_eq!(s.plan_signing_key().unwrap().expose(), "k");
+        assert!(s.applied_plans().unwrap().is_empty());
+        s.apply(vec![
+            revision(2),
+            StateChange::RecordPlanApplied {
+                plan_id: "p1".into(),
+                applied_at: Utc::now(),
+            },
+        ])
+        .unwrap();
+        assert_eq!(s.applied_plans().unwrap(), ["p1"]);
+        let generation: i64 = s
+            .conn
+            .query_row(
+                "SELECT generation FROM applied_plans WHERE plan_id = 'p1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(generation, 2, "the generation its apply recorded");
+    }
+
+    #[test]
+    fn a_version_4_file_migrates_to_5_and_keeps_rep_and_system_facts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "PRAGMA application_id = {APPLICATION_ID};
+                 CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version VALUES (4);"
+            ))
+            .unwrap();
+            for sql in &MIGRATIONS[..4] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute("INSERT INTO meta (key, value) VALUES (?1, 'k')", [PLAN_KEY])
+                .unwrap();
+            conn.execute("INSERT INTO reps VALUES ('005A', 'ana@acme.com')", [])
+                .unwrap();
+        }
+        let mut s = SqliteState::open(&path).unwrap();
+        assert!(s.rep_facts().unwrap().is_empty());
+        assert_eq!(s.system_facts().unwrap(), None);
+        let at: DateTime<Utc> = "2026-06-15T12:00:00Z".parse().unwrap();
+        let ana = RepFacts {
+            email: "ana@acme.com".into(),
+            user_id: Some("005A".into()),
+            at,
+            configuration: Some("Sales".into()),
+            impersonation: Some(false),
+            mailbox_error: Some(("ErrorImpersonateUserDenied".into(), "denied".into())),
+            objects: vec![ObjectKind::Contact],
+            ..RepFacts::default()
+        };
+        let system = SystemFacts {
+            at,
+            service_account_recognised: Some(true),
+            exchange_error: None,
+        };
+        s.apply(vec![
+            StateChange::SetRepFacts(ana.clone()),
+            StateChange::SetSystemFacts(system.clone()),
+            StateChange::AddActivity(ActivityEntry {
+                at,
+                object: ObjectKind::Contact,
+                records: 3,
+            }),
+            StateChange::AddActivity(ActivityEntry {
+                at: at - chrono::Duration::hours(2),
+                object: ObjectKind::Contact,
+                records: 1,
+            }),
+        ])
+        .unwrap();
+        drop(s);
+        let s = SqliteState::open(&path).unwrap();
+        assert_eq!(s.rep_facts().unwrap(), [ana]);
+        assert_eq!(s.system_facts().unwrap(), Some(system));
+        assert_eq!(s.last_activity().unwrap()[&ObjectKind::Contact], at);
+        assert_eq!(s.rep_emails().unwrap()["005A"], "ana@acme.com");
+    }
+
+    #[test]
+    fn a_plan_id_is_recorded_with_its_revision_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteState::open(&dir.path().join("s.db")).unwrap();
+        let applied = |id: &str| StateChange::RecordPlanApplied {
+            plan_id: id.into(),
+            applied_at: Utc::now(),
+        };
+        s.apply(vec![revision(1), applied("p1")]).unwrap();
+        // The same id again fails the transaction: the revision is not recorded either.
+        assert!(s.apply(vec![revision(2), applied("p1")]).is_err());
+        assert_eq!(s.generation().unwrap(), 1);
+        assert_eq!(s.applied_plans().unwrap(), ["p1"]);
     }
 }

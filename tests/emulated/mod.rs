@@ -19,9 +19,21 @@ pub struct Org {
 
 /// Starts the emulators and writes `org/tether.yaml` with `sync_configurations` as given.
 pub async fn start(sf_options: salesforce::EmulatorOptions, sync_configurations: &str) -> Org {
-    let ews = exchange::Emulator::start(exchange::EmulatorOptions::default())
-        .await
-        .unwrap();
+    start_with(
+        exchange::EmulatorOptions::default(),
+        sf_options,
+        sync_configurations,
+    )
+    .await
+}
+
+/// `start`, with the Exchange emulator's options too.
+pub async fn start_with(
+    ews_options: exchange::EmulatorOptions,
+    sf_options: salesforce::EmulatorOptions,
+    sync_configurations: &str,
+) -> Org {
+    let ews = exchange::Emulator::start(ews_options).await.unwrap();
     ews.add_service_account(
         SVC,
         PASSWORD,

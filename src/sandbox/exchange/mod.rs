@@ -54,6 +54,8 @@ pub struct EmulatorOptions {
     pub record_bodies: bool,
     /// Time each EWS request takes (real time), to exercise concurrency limits.
     pub latency: Option<std::time::Duration>,
+    /// Serve https with this certificate instead of plain http.
+    pub tls: Option<crate::sandbox::tls::TlsIdentity>,
 }
 
 impl Default for EmulatorOptions {
@@ -69,6 +71,7 @@ impl Default for EmulatorOptions {
             autodiscover_pox: true,
             record_bodies: true,
             latency: None,
+            tls: None,
         }
     }
 }
@@ -119,9 +122,14 @@ impl Emulator {
         } else {
             clock.now().timestamp_nanos_opt().unwrap_or(7) as u64
         };
+        let tls =
+            crate::sandbox::tls::config(options.tls.as_ref()).map_err(std::io::Error::other)?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
-        let base = format!("http://{addr}");
+        let base = format!(
+            "{}://{addr}",
+            crate::sandbox::tls::scheme(options.tls.as_ref())
+        );
         let shared = Shared {
             emu: Arc::new(Mutex::new(Emu::new(seed))),
             clock,
@@ -153,13 +161,9 @@ impl Emulator {
             .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
             .with_state(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        tokio::spawn(crate::sandbox::tls::serve(listener, app, tls, async {
+            let _ = rx.await;
+        }));
         Ok(RunningEmulator {
             shared,
             base,
@@ -184,7 +188,7 @@ impl Drop for RunningEmulator {
 }
 
 impl RunningEmulator {
-    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    /// Base URL, e.g. `http://127.0.0.1:40123` (https with `tls`).
     pub fn url(&self) -> &str {
         &self.base
     }
@@ -347,6 +351,51 @@ impl RunningEmulator {
         self.lock().faults.push_back(fault);
     }
 
+    /// Queues a fault for the next request of one operation (`CreateItem`, `SyncFolderItems`,
+    /// …); faults for the same operation fire in order.
+    pub fn inject_on(&self, operation: &str, fault: Fault) {
+        self.lock().op_faults.push((operation.to_string(), fault));
+    }
+
+    /// Items written by CreateItem / UpdateItem whose request XML contains `contains` (a
+    /// name, an address, a subject) fail with this per-item error while the rest of the
+    /// batch succeeds; `times`: how often (None: always).
+    pub fn fail_items(&self, contains: &str, code: &str, message: &str, times: Option<u32>) {
+        self.lock().item_faults.push(state::ItemFault {
+            contains: contains.to_string(),
+            code: code.to_string(),
+            message: message.to_string(),
+            remaining: times,
+        });
+    }
+
+    /// Changes a service account's password, as an admin resetting it in Active Directory
+    /// does: requests with the old one answer 401.
+    pub fn set_password(&self, username: &str, password: &str) {
+        for a in self.lock().accounts.iter_mut() {
+            if a.username.eq_ignore_ascii_case(username) {
+                a.password = password.to_string();
+            }
+        }
+    }
+
+    /// EWS requests answered 401 so far (each counts as a failed logon against the account).
+    pub fn rejected_logons(&self) -> u64 {
+        self.lock().rejected_logons
+    }
+
+    /// Changes what a service account (or app) may impersonate, as an admin editing its
+    /// role assignment's management scope does.
+    pub fn set_impersonation_scope(&self, username: &str, scope: ImpersonationScope) {
+        let mut emu = self.lock();
+        let emu = &mut *emu;
+        for a in emu.accounts.iter_mut().chain(emu.apps.iter_mut()) {
+            if a.username.eq_ignore_ascii_case(username) {
+                a.scope = scope.clone();
+            }
+        }
+    }
+
     /// Autodiscover for `domain` answers with a redirect to `target_email` (POX
     /// redirectAddr; SOAP RedirectAddress).
     pub fn autodiscover_redirect(&self, domain: &str, target_email: &str) {
@@ -371,6 +420,12 @@ impl RunningEmulator {
     /// Replaces every mailbox with a snapshot's (service accounts and apps stay as added).
     pub fn restore(&self, snapshot: Snapshot) {
         self.lock().restore(snapshot);
+    }
+
+    /// Every bearer token the token endpoint has issued, expired ones too (tests check that
+    /// none leaks into output, logs, plans or the state).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.lock().tokens.keys().cloned().collect()
     }
 
     /// Number of requests per EWS operation (local name of the Body child).
@@ -540,6 +595,7 @@ impl Drop for InFlight {
 
 async fn ews(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(principal) = authenticate(&shared, &headers) else {
+        shared.lock().rejected_logons += 1;
         return unauthorized();
     };
     let (guard, n) = InFlight::enter(&shared.in_flight, &principal.name);
@@ -559,42 +615,39 @@ async fn ews(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> R
             Some(_) => emu.faults.pop_front(),
         }
     };
-    match injected {
-        Some(Fault::ServerBusy { back_off_ms }) => {
-            return fault(
-                &shared,
-                "ErrorServerBusy",
-                "The server cannot service this request right now. Try again later.",
-                Some(back_off_ms),
-            );
+    let mut drop_response = false;
+    if let Some(f) = injected {
+        match injected_answer(&shared, f) {
+            Some(r) => return r,
+            None => drop_response = true,
         }
-        Some(Fault::Soap { code }) => return fault(&shared, &code, "Injected fault.", None),
-        Some(Fault::Http(status)) => {
-            return StatusCode::from_u16(status)
-                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
-                .into_response();
-        }
-        Some(Fault::Unauthorized) => return unauthorized(),
-        Some(Fault::DropConnection) => {
-            // Promise more than is sent: hyper aborts the connection when the body ends
-            // early, which the client sees as a broken connection mid-answer.
-            return (
-                StatusCode::OK,
-                [
-                    (header::CONTENT_TYPE, "text/xml; charset=utf-8"),
-                    (header::CONTENT_LENGTH, "100000"),
-                ],
-                "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Bo",
-            )
-                .into_response();
-        }
-        _ => {}
     }
 
     let root = match xml::parse(&body, Limits::default()) {
         Ok(r) => r,
         Err(e) => return fault(&shared, "ErrorSchemaValidation", &e.to_string(), None),
     };
+    // A fault queued for this operation.
+    let op_name = root
+        .child(NS_SOAP, "Body")
+        .and_then(|b| b.first_child())
+        .map(|op| op.name.clone());
+    let targeted = {
+        let mut emu = shared.lock();
+        let at = op_name
+            .as_ref()
+            .and_then(|n| emu.op_faults.iter().position(|(o, _)| o == n));
+        at.map(|i| emu.op_faults.remove(i).1)
+    };
+    if let Some(f) = targeted {
+        match f {
+            Fault::StaleChangeKey | Fault::InvalidSyncState => shared.lock().faults.push_front(f),
+            f => match injected_answer(&shared, f) {
+                Some(r) => return r,
+                None => drop_response = true,
+            },
+        }
+    }
     let (Some(header_el), Some(op)) = (
         root.child(NS_SOAP, "Header"),
         root.child(NS_SOAP, "Body").and_then(|b| b.first_child()),
@@ -703,6 +756,14 @@ async fn ews(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> R
     match result {
         Ok(body) => {
             let env = soap::response_envelope(&body);
+            if drop_response {
+                // The work is done; the answer breaks off half way.
+                let mut cut = env.len() / 2;
+                while !env.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                return broken_answer(&env[..cut]);
+            }
             if shared.options.record_bodies {
                 shared.lock().bodies.push(soap::standalone(&body));
             }
@@ -710,6 +771,56 @@ async fn ews(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> R
         }
         Err((code, msg)) => fault(&shared, &code, &msg, None),
     }
+}
+
+/// The answer an injected fault gives in place of the real one; None for `DropResponse`,
+/// which lets the request be carried out first.
+fn injected_answer(shared: &Shared, f: Fault) -> Option<Response> {
+    Some(match f {
+        Fault::ServerBusy { back_off_ms } => fault(
+            shared,
+            "ErrorServerBusy",
+            "The server cannot service this request right now. Try again later.",
+            Some(back_off_ms),
+        ),
+        Fault::Soap { code } => fault(shared, &code, "Injected fault.", None),
+        Fault::Http(status) => StatusCode::from_u16(status)
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+            .into_response(),
+        Fault::Unavailable { retry_after_secs } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, retry_after_secs.to_string())],
+            "",
+        )
+            .into_response(),
+        Fault::Unauthorized => {
+            shared.lock().rejected_logons += 1;
+            unauthorized()
+        }
+        Fault::DropConnection => {
+            broken_answer("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Bo")
+        }
+        Fault::DropResponse => return None,
+        // Handled by the operations themselves.
+        Fault::StaleChangeKey | Fault::InvalidSyncState => return None,
+    })
+}
+
+/// A 200 whose body breaks off: part of the answer, then the connection is reset.
+fn broken_answer(partial: &str) -> Response {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from(partial.to_string())),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset",
+        )),
+    ];
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        axum::body::Body::from_stream(futures_util::stream::iter(chunks)),
+    )
+        .into_response()
 }
 
 /// Validates one body with xmllint (blocking work kept off the async threads).

@@ -809,6 +809,10 @@ fn create_item(
         .open("m:ResponseMessages", &[]);
     for el in &items.children {
         let item = model::parse_item(el);
+        if let Some((code, text)) = emu.item_fault(&el.to_xml()) {
+            item_error_message(&mut w, "m:CreateItemResponseMessage", &code, &text);
+            continue;
+        }
         let folder = saved.clone().or_else(|| match item {
             Item::Contact(_) => defaults[0].clone(),
             Item::Event(_) => defaults[1].clone(),
@@ -1065,7 +1069,10 @@ fn update_item(
         .open("m:ResponseMessages", &[]);
     for change in changes.children_named(NS_T, "ItemChange") {
         let send_choice = op.attr("SendMeetingInvitationsOrCancellations").is_some();
-        let outcome = update_one(emu, mailbox, change, &resolution, send_choice, now);
+        let outcome = match emu.item_fault(&change.to_xml()) {
+            Some(failure) => Err(failure),
+            None => update_one(emu, mailbox, change, &resolution, send_choice, now),
+        };
         match outcome {
             Ok((tag, id)) => {
                 write_message_head(&mut w, "m:UpdateItemResponseMessage", "NoError", "");

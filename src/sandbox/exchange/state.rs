@@ -48,10 +48,12 @@ impl ImpersonationScope {
     }
 }
 
-/// Faults a test can queue. The first five replace the answer to the next EWS request;
-/// `StaleChangeKey` makes the next UpdateItem see a newer ChangeKey than the caller's (as if
-/// a user had just edited the item); `InvalidSyncState` makes the next SyncFolderItems that
-/// carries a state answer ErrorInvalidSyncStateData.
+/// Faults a test can queue (`inject`: the next request; `inject_on`: the next request for
+/// one operation). `ServerBusy`, `Soap`, `Http`, `Unavailable`, `Unauthorized` and
+/// `DropConnection` replace the answer; `DropResponse` lets the server do the work and breaks
+/// the answer; `StaleChangeKey` makes the next UpdateItem see a newer ChangeKey than the
+/// caller's (as if a user had just edited the item); `InvalidSyncState` makes the next
+/// SyncFolderItems that carries a state answer ErrorInvalidSyncStateData.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     ServerBusy {
@@ -61,11 +63,29 @@ pub enum Fault {
         code: String,
     },
     Http(u16),
+    /// HTTP 503 with `Retry-After: <seconds>` (a server or front end that is queueing).
+    Unavailable {
+        retry_after_secs: u64,
+    },
     Unauthorized,
-    /// The connection breaks in the middle of the answer.
+    /// The connection breaks in the middle of the answer; the request was not carried out.
     DropConnection,
+    /// The request is carried out, then the connection breaks in the middle of the answer:
+    /// the caller cannot tell whether its write happened.
+    DropResponse,
     StaleChangeKey,
     InvalidSyncState,
+}
+
+/// Items whose request XML contains `contains` fail in CreateItem / UpdateItem with a
+/// per-item error message (the rest of the batch succeeds).
+#[derive(Debug, Clone)]
+pub(crate) struct ItemFault {
+    pub contains: String,
+    pub code: String,
+    pub message: String,
+    /// How many more times it fires; None: always.
+    pub remaining: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -212,11 +232,16 @@ pub(crate) struct Emu {
     pub tokens_issued: u64,
     pub mailboxes: Vec<Mailbox>,
     pub faults: VecDeque<Fault>,
+    /// Faults for the next request of one operation (local name, e.g. `CreateItem`).
+    pub op_faults: Vec<(String, Fault)>,
+    pub item_faults: Vec<ItemFault>,
     pub ad_redirects: HashMap<String, String>,
     pub ad_redirect_urls: std::collections::HashSet<String>,
     pub calls: HashMap<String, u64>,
     pub bodies: Vec<String>,
     pub anchor_mismatches: u64,
+    /// EWS requests answered 401 (bad credentials or an injected 401).
+    pub rejected_logons: u64,
 }
 
 /// The store's contents (mailboxes, folders, items, change sequence and id counters), for
@@ -260,12 +285,27 @@ impl Emu {
             tokens_issued: 0,
             mailboxes: Vec::new(),
             faults: VecDeque::new(),
+            op_faults: Vec::new(),
+            item_faults: Vec::new(),
             ad_redirects: HashMap::new(),
             ad_redirect_urls: Default::default(),
             calls: HashMap::new(),
             bodies: Vec::new(),
             anchor_mismatches: 0,
+            rejected_logons: 0,
         }
+    }
+
+    /// The per-item error for an item written with this request XML, if a fault matches.
+    pub fn item_fault(&mut self, xml: &str) -> Option<(String, String)> {
+        let f = self
+            .item_faults
+            .iter_mut()
+            .find(|f| f.remaining != Some(0) && xml.contains(&f.contains))?;
+        if let Some(n) = f.remaining.as_mut() {
+            *n -= 1;
+        }
+        Some((f.code.clone(), f.message.clone()))
     }
 
     pub fn next(&mut self) -> u64 {

@@ -59,6 +59,8 @@ pub struct EmulatorOptions {
     pub max_body_bytes: usize,
     /// The admin ran tether's setup step: Contact and Event have `Tether_Sync_Key__c`.
     pub sync_key_field: bool,
+    /// Serve https with this certificate instead of plain http.
+    pub tls: Option<crate::sandbox::tls::TlsIdentity>,
 }
 
 impl Default for EmulatorOptions {
@@ -80,6 +82,7 @@ impl Default for EmulatorOptions {
             integration_password: Secret::new("sandbox-password"),
             max_body_bytes: 8 * 1024 * 1024,
             sync_key_field: true,
+            tls: None,
         }
     }
 }
@@ -111,6 +114,21 @@ pub(crate) struct Faults {
     pub drop_next: u32,
     pub malformed_next: u32,
     pub concurrent_limit_next: u32,
+    /// Faults for the next request of one kind (see `EmulatorHandle::served`), in order.
+    pub targeted: Vec<(String, KindFault)>,
+}
+
+/// A fault aimed at the next request of one kind (`query`, `collection`, `auth`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KindFault {
+    /// Answer this HTTP status (500: UNKNOWN_EXCEPTION, 503: SERVER_UNAVAILABLE).
+    Status(u16),
+    /// Every session expires just before this request: it answers 401 INVALID_SESSION_ID.
+    ExpireSessions,
+    /// 403 REQUEST_LIMIT_EXCEEDED "ConcurrentPerOrgLongTxn Limit exceeded."
+    ConcurrentLimit,
+    /// The request is carried out, then the connection breaks while the answer is sent.
+    DropResponse,
 }
 
 pub(crate) struct Session {
@@ -186,6 +204,8 @@ pub struct Emulator;
 
 impl Emulator {
     pub async fn start(options: EmulatorOptions) -> Result<RunningEmulator, String> {
+        let tls = crate::sandbox::tls::config(options.tls.as_ref())
+            .map_err(|e| format!("salesforce emulator: {e}"))?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
             .await
             .map_err(|e| {
@@ -197,7 +217,10 @@ impl Emulator {
         let addr = listener
             .local_addr()
             .map_err(|e| format!("salesforce emulator: {e}"))?;
-        let base_url = format!("http://{addr}");
+        let base_url = format!(
+            "{}://{addr}",
+            crate::sandbox::tls::scheme(options.tls.as_ref())
+        );
         let mut store = Store::new(options.id_seed);
         if !options.sync_key_field {
             store.catalog = schema::Catalog::load_with(false);
@@ -256,13 +279,9 @@ impl Emulator {
         });
         let app = server::router(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let task = tokio::spawn(crate::sandbox::tls::serve(listener, app, tls, async {
+            let _ = rx.await;
+        }));
         Ok(RunningEmulator {
             url: base_url,
             handle: EmulatorHandle { shared },
@@ -322,7 +341,8 @@ pub struct RunningEmulator {
 }
 
 impl RunningEmulator {
-    /// Base URL (`http://127.0.0.1:port`): both the login URL and the instance URL.
+    /// Base URL (`http://127.0.0.1:port`, https with `tls`): both the login URL and the
+    /// instance URL.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -553,6 +573,17 @@ impl EmulatorHandle {
             .insert(username.to_ascii_lowercase(), Secret::new(password));
     }
 
+    /// Every access and refresh token the org has issued, expired ones too (tests check that
+    /// none leaks into output, logs, plans or the state).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let org = self.org();
+        org.sessions
+            .keys()
+            .chain(org.refresh_tokens.keys())
+            .cloned()
+            .collect()
+    }
+
     /// Invalidates every access token: the next REST call answers 401 INVALID_SESSION_ID.
     pub fn expire_sessions(&self) {
         for s in self.org().sessions.values_mut() {
@@ -579,6 +610,22 @@ impl EmulatorHandle {
     /// The next `n` requests hit the concurrent-request limit (403 REQUEST_LIMIT_EXCEEDED).
     pub fn concurrent_limit_next(&self, n: u32) {
         self.org().faults.concurrent_limit_next += n;
+    }
+    /// The next request of `kind` (as counted by `served`: query, query_more, sobject,
+    /// collection, auth, …) meets `fault`; several for one kind fire in order.
+    pub fn fault_next(&self, kind: &str, fault: KindFault) {
+        self.org().faults.targeted.push((kind.to_string(), fault));
+    }
+    /// An active duplicate rule (action Block) whose matching rule compares `field` of
+    /// `object` exactly: creates and updates that match a live record fail with
+    /// DUPLICATES_DETECTED, naming the matches in `duplicateResult`.
+    pub fn duplicate_rule(&self, object: &str, field: &str) {
+        self.org().store.duplicate_rules.push(store::DuplicateRule {
+            object: object.to_string(),
+            field: field.to_string(),
+            rule: format!("Block_{object}_{field}_Duplicates"),
+            matching_rule: format!("Exact_{object}_{field}"),
+        });
     }
     /// Writes of `object` records whose `field` equals `value` fail with `error`
     /// (`times`: how often; None: always). Use field "Id" to target a record.

@@ -2,7 +2,7 @@
 
 use super::soql::{self, Resolver, format_datetime, parse_datetime};
 use super::store::{RecError, WriteKind};
-use super::{Org, Shared, find_user};
+use super::{KindFault, Org, Shared, find_user};
 use crate::secret::Secret;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -72,6 +72,9 @@ async fn token(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respo
     }
     if let Some(r) = pre_faults(&app).await {
         return r;
+    }
+    if let Some(KindFault::Status(code)) = take_targeted(&app, "auth") {
+        return status_error(code);
     }
     let f = form(&body);
     let grant = s(&f, "grant_type");
@@ -279,9 +282,13 @@ async fn pre_faults(app: &Shared) -> Option<Response> {
         let body = Body::from_stream(futures_util::stream::iter(chunks));
         return Some((StatusCode::OK, body).into_response());
     }
-    let status = status?;
+    Some(status_error(status?))
+}
+
+/// The answer for an injected HTTP status.
+fn status_error(status: u16) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Some(match status {
+    match status {
         503 => errors(
             code,
             "SERVER_UNAVAILABLE",
@@ -292,7 +299,14 @@ async fn pre_faults(app: &Shared) -> Option<Response> {
             "UNKNOWN_EXCEPTION",
             "An unexpected error occurred. Please include this ErrorId if you contact support: 1234567890-12345 (-1234567890)",
         ),
-    })
+    }
+}
+
+/// The first fault queued for this kind of request, taken off the queue.
+fn take_targeted(app: &Shared, kind: &str) -> Option<KindFault> {
+    let mut org = app.org();
+    let at = org.faults.targeted.iter().position(|(k, _)| k == kind)?;
+    Some(org.faults.targeted.remove(at).1)
 }
 
 fn kind_of(rest: &[&str]) -> &'static str {
@@ -344,6 +358,16 @@ async fn dispatch_inner(
     if let Some(r) = pre_faults(app).await {
         return r;
     }
+    let targeted = take_targeted(app, kind_of(&rest));
+    match targeted {
+        Some(KindFault::Status(code)) => return status_error(code),
+        Some(KindFault::ExpireSessions) => {
+            for sess in app.org().sessions.values_mut() {
+                sess.valid = false;
+            }
+        }
+        _ => {}
+    }
     if segs == ["services", "data"] {
         return json_response(
             StatusCode::OK,
@@ -383,8 +407,11 @@ async fn dispatch_inner(
             );
         }
     };
-    if org.faults.concurrent_limit_next > 0 {
-        org.faults.concurrent_limit_next -= 1;
+    let concurrent_limit = targeted == Some(KindFault::ConcurrentLimit);
+    if concurrent_limit || org.faults.concurrent_limit_next > 0 {
+        if !concurrent_limit {
+            org.faults.concurrent_limit_next -= 1;
+        }
         let r = errors(
             StatusCode::FORBIDDEN,
             "REQUEST_LIMIT_EXCEEDED",
@@ -418,6 +445,21 @@ async fn dispatch_inner(
     } else {
         route(&ctx, &mut org, &method, &rest, &query, &body)
     };
+    if targeted == Some(KindFault::DropResponse) {
+        // The work is done; the answer breaks off half way.
+        use futures_util::StreamExt;
+        let (parts, body) = with_limit_header(resp, &org).into_parts();
+        let half = body.into_data_stream().take(1).map(|chunk| {
+            chunk
+                .map(|b| b.slice(..b.len() / 2))
+                .map_err(std::io::Error::other)
+        });
+        let reset = futures_util::stream::iter([Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "dropped",
+        ))]);
+        return Response::from_parts(parts, Body::from_stream(half.chain(reset)));
+    }
     if org.faults.malformed_next > 0 && resp.status().is_success() {
         org.faults.malformed_next -= 1;
         resp = (StatusCode::OK, "{\"totalSize\":3,\"done\":tr").into_response();

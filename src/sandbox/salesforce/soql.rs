@@ -228,7 +228,13 @@ struct Parser<'a> {
     i: usize,
     catalog: &'a Catalog,
     today: NaiveDate,
+    /// Open parentheses and NOTs around the condition being parsed.
+    depth: usize,
 }
+
+/// Deepest nesting of parentheses and NOT in a WHERE clause: far beyond any real filter,
+/// and low enough that a hostile query cannot exhaust a server thread's stack.
+const MAX_NESTING: usize = 64;
 
 fn located(q: &str, pos: usize, code: &'static str, reason: &str) -> SoqlError {
     let before = &q[..pos.min(q.len())];
@@ -528,6 +534,22 @@ impl<'a> Parser<'a> {
     }
 
     fn not_cond(&mut self, obj: &ObjectSchema) -> Result<Cond, SoqlError> {
+        self.depth += 1;
+        let c = self.nested_cond(obj);
+        self.depth -= 1;
+        c
+    }
+
+    fn nested_cond(&mut self, obj: &ObjectSchema) -> Result<Cond, SoqlError> {
+        if self.depth > MAX_NESTING {
+            let pos = self.peek().pos;
+            return Err(located(
+                self.q,
+                pos,
+                "MALFORMED_QUERY",
+                &format!("conditions nested deeper than {MAX_NESTING} levels"),
+            ));
+        }
         if kw(&self.peek().tok, "NOT") {
             self.bump();
             return Ok(Cond::Not(Box::new(self.not_cond(obj)?)));
@@ -813,6 +835,7 @@ pub fn parse(q: &str, catalog: &Catalog, now: DateTime<Utc>) -> Result<Query, So
         i: 0,
         catalog,
         today: now.date_naive(),
+        depth: 0,
     }
     .parse()
 }
@@ -1119,6 +1142,34 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_malformed_not_a_stack_overflow() {
+        // Found by the `soql` fuzz target: 4,060 unclosed parentheses overflowed the stack.
+        let catalog = Catalog::load();
+        let now = Utc::now();
+        for q in [
+            format!("SELECT Id FROM Contact WHERE {}", "(".repeat(4060)),
+            format!(
+                "SELECT Id FROM Contact WHERE {}LastName = 'x'",
+                "NOT ".repeat(5000)
+            ),
+        ] {
+            let e = parse(&q, &catalog, now).unwrap_err();
+            assert_eq!(e.code, "MALFORMED_QUERY");
+            assert!(
+                e.message.contains("nested deeper than 64 levels"),
+                "{}",
+                e.message
+            );
+        }
+        let fine = format!(
+            "SELECT Id FROM Contact WHERE {}LastName = 'x'{}",
+            "(".repeat(60),
+            ")".repeat(60)
+        );
+        assert!(parse(&fine, &catalog, now).is_ok());
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct RecError {
     pub status_code: String,
     pub message: String,
     pub fields: Vec<String>,
+    /// DUPLICATES_DETECTED carries the duplicate rule's verdict (`duplicateResult`).
+    pub duplicate_result: Option<Value>,
 }
 
 impl RecError {
@@ -24,14 +26,36 @@ impl RecError {
             status_code: code.into(),
             message: message.into(),
             fields: fields.iter().map(|s| s.to_string()).collect(),
+            duplicate_result: None,
         }
     }
     pub fn collection_json(&self) -> Value {
-        json!({"statusCode": self.status_code, "message": self.message, "fields": self.fields})
+        let mut v =
+            json!({"statusCode": self.status_code, "message": self.message, "fields": self.fields});
+        if let Some(d) = &self.duplicate_result {
+            v["duplicateResult"] = d.clone();
+        }
+        v
     }
     pub fn request_json(&self) -> Value {
-        json!({"message": self.message, "errorCode": self.status_code, "fields": self.fields})
+        let mut v =
+            json!({"message": self.message, "errorCode": self.status_code, "fields": self.fields});
+        if let Some(d) = &self.duplicate_result {
+            v["duplicateResult"] = d.clone();
+        }
+        v
     }
+}
+
+/// An active duplicate rule with the Block action, whose matching rule compares one field
+/// exactly (case-insensitive), e.g. Contact Email.
+#[derive(Debug, Clone)]
+pub struct DuplicateRule {
+    pub object: String,
+    pub field: String,
+    /// Developer names, as the response reports them.
+    pub rule: String,
+    pub matching_rule: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -84,6 +108,7 @@ pub struct Store {
     pub tables: HashMap<String, BTreeMap<String, Rec>>,
     pub ids: IdGen,
     pub faults: Vec<RecordFault>,
+    pub duplicate_rules: Vec<DuplicateRule>,
     /// Deleted records before this are purged: getDeleted cannot report them.
     pub deleted_purged_before: Option<DateTime<Utc>>,
     /// Ids by (object, field) and value, for the checks that would otherwise scan a whole
@@ -119,6 +144,7 @@ impl Store {
             tables: HashMap::new(),
             ids: IdGen::new(seed),
             faults: Vec::new(),
+            duplicate_rules: Vec::new(),
             deleted_purged_before: None,
             index: HashMap::new(),
         }
@@ -403,6 +429,9 @@ impl Store {
         if let Some(err) = self.duplicate_of_unique(&schema, &fields, own_id) {
             return Err(err);
         }
+        if let Some(err) = self.blocked_as_duplicate(&schema, &fields, own_id) {
+            return Err(err);
+        }
         // Compound name fields.
         if schema.field("Name").is_some_and(|m| !m.createable) {
             let first = fields
@@ -458,6 +487,75 @@ impl Store {
 
     /// A unique field (e.g. an External ID marked unique) already holding this value on
     /// another live record: DUPLICATE_VALUE, as the platform answers.
+    /// A blocking duplicate rule's verdict, shaped as the REST API reports it ("Use one of
+    /// these records?" with `duplicateResult.matchResults[].matchRecords[].record`).
+    fn blocked_as_duplicate(
+        &self,
+        schema: &ObjectSchema,
+        fields: &Map<String, Value>,
+        own_id: Option<&str>,
+    ) -> Option<RecError> {
+        for rule in self
+            .duplicate_rules
+            .iter()
+            .filter(|r| r.object.eq_ignore_ascii_case(&schema.name))
+        {
+            let Some(value) = fields
+                .get(&rule.field)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+            else {
+                continue;
+            };
+            let matches: Vec<Value> = self
+                .table(&schema.name)
+                .into_iter()
+                .flat_map(|t| t.values())
+                .filter(|r| {
+                    r.deleted.is_none()
+                        && r.fields.get("Id").and_then(Value::as_str) != own_id
+                        && r.fields
+                            .get(&rule.field)
+                            .and_then(Value::as_str)
+                            .is_some_and(|o| o.eq_ignore_ascii_case(value))
+                })
+                .filter_map(|r| r.fields.get("Id").and_then(Value::as_str))
+                .map(|id| {
+                    json!({
+                        "additionalInformation": [],
+                        "fieldDiffs": [],
+                        "matchConfidence": 100.0,
+                        "record": {
+                            "attributes": {"type": schema.name, "url": format!("/services/data/v62.0/sobjects/{}/{id}", schema.name)},
+                            "Id": id,
+                        },
+                    })
+                })
+                .collect();
+            if matches.is_empty() {
+                continue;
+            }
+            let mut e = RecError::new("DUPLICATES_DETECTED", "Use one of these records?", &[]);
+            e.duplicate_result = Some(json!({
+                "allowSave": false,
+                "duplicateRule": rule.rule,
+                "duplicateRuleEntityType": schema.name,
+                "errorMessage": "You're creating a duplicate record. We recommend you use an existing record instead.",
+                "matchResults": [{
+                    "entityType": schema.name,
+                    "errors": [],
+                    "matchEngine": "ExactMatchEngine",
+                    "matchRecords": matches.clone(),
+                    "rule": rule.matching_rule,
+                    "size": matches.len(),
+                    "success": true,
+                }],
+            }));
+            return Some(e);
+        }
+        None
+    }
+
     fn duplicate_of_unique(
         &self,
         schema: &ObjectSchema,
