@@ -585,13 +585,9 @@ impl Bench {
 
     /// Edits every `100 / percent`th linked record: one on the Exchange side, another (half a
     /// step further on) on the Salesforce side, so the two sets do not overlap.
-    fn edit_share(
-        &self,
-        percent: f64,
-    ) -> Result<(u64, u64, Vec<(usize, ObjectKind, bool)>), String> {
+    fn edit_share(&self, percent: f64) -> Result<Vec<Edit>, String> {
         let step = ((100.0 / percent.clamp(0.01, 100.0)).round() as usize).max(2);
         let sf = self.org.salesforce.handle();
-        let (mut on_exchange, mut on_salesforce) = (0, 0);
         let mut edited = Vec::new();
         let mut k = 0usize;
         for (r, rep_id) in self.org.rep_ids.iter().enumerate() {
@@ -617,8 +613,11 @@ impl Bench {
                                     Item::Other(_) => {}
                                 });
                         if ok.is_some() {
-                            on_exchange += 1;
-                            edited.push((r, object, true));
+                            edited.push(Edit {
+                                rep: r,
+                                object,
+                                in_exchange: true,
+                            });
                         }
                     } else if k % step == step / 2 {
                         let (sobject, fields) = match object {
@@ -632,46 +631,47 @@ impl Bench {
                             ),
                         };
                         if sf.update(sobject, &s.id, fields).is_ok() {
-                            on_salesforce += 1;
-                            edited.push((r, object, false));
+                            edited.push(Edit {
+                                rep: r,
+                                object,
+                                in_exchange: false,
+                            });
                         }
                     }
                     k += 1;
                 }
             }
         }
-        Ok((on_exchange, on_salesforce, edited))
+        Ok(edited)
     }
 
     async fn incremental(&mut self, percent: f64) -> Result<Phase, String> {
-        let (on_exchange, on_salesforce, edited) = self.edit_share(percent)?;
+        let edited = self.edit_share(percent)?;
         let (report, wall, used, rss) = self.measure(async |b| b.cycle().await).await?;
         // Salesforce: the no-change reads, plus the Exchange edits written in collections.
-        let sf_floor = self.quiet_floors().0
-            + [ObjectKind::Contact, ObjectKind::Event]
-                .iter()
-                .map(|o| {
-                    div_ceil(
-                        edited.iter().filter(|(_, x, ex)| x == o && *ex).count() as u64,
-                        CRM_BATCH,
-                    )
-                })
-                .sum::<u64>();
+        let mut to_salesforce: HashMap<ObjectKind, u64> = HashMap::new();
         // Exchange: one feed per folder per rep, and per folder with edits one GetItem
         // batch (Exchange edits) and one UpdateItem batch (Salesforce edits).
-        let mut ews_floor = self.quiet_floors().1;
-        for r in 0..self.reps.len() {
-            for object in ObjectKind::ALL {
-                for from_exchange in [true, false] {
-                    let n = edited
-                        .iter()
-                        .filter(|(x, o, e)| *x == r && *o == object && *e == from_exchange)
-                        .count() as u64;
-                    ews_floor += div_ceil(n, MAIL_BATCH);
-                }
+        let mut per_folder: HashMap<(usize, ObjectKind, bool), u64> = HashMap::new();
+        for e in &edited {
+            if e.in_exchange {
+                *to_salesforce.entry(e.object).or_default() += 1;
             }
+            *per_folder
+                .entry((e.rep, e.object, e.in_exchange))
+                .or_default() += 1;
         }
-        let changed = on_exchange + on_salesforce;
+        let sf_floor = self.quiet_floors().0
+            + to_salesforce
+                .values()
+                .map(|n| div_ceil(*n, CRM_BATCH))
+                .sum::<u64>();
+        let ews_floor = self.quiet_floors().1
+            + per_folder
+                .values()
+                .map(|n| div_ceil(*n, MAIL_BATCH))
+                .sum::<u64>();
+        let changed = edited.len() as u64;
         Ok(self.phase(
             &format!("incremental ({percent}% each side)"),
             &report,
@@ -683,6 +683,13 @@ impl Bench {
             ews_floor,
         ))
     }
+}
+
+/// A record the benchmark changed: whose, which object, and on which side.
+struct Edit {
+    rep: usize,
+    object: ObjectKind,
+    in_exchange: bool,
 }
 
 /// The targets against this run's figures.
