@@ -740,6 +740,63 @@ async fn a_no_change_cycle_for_50_reps_costs_one_sync_folder_items_per_folder_pe
     assert_eq!(sf_served.values().sum::<u64>(), 3, "{sf_served:?}");
 }
 
+/// Salesforce calls of a first sync of `n` Outlook contacts spread over three companies,
+/// one of which is already an Account; checks every contact got its company's Account.
+async fn first_sync_with_companies(n: usize) -> std::collections::BTreeMap<String, u64> {
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    let acme = env.sf_insert("Account", json!({"Name": "Acme"}));
+    let companies = ["Acme", "Globex", "Initech"];
+    for i in 0..n {
+        let id = env.ex_put_contact(0, true, "Fay", &format!("Orr{i}"), &format!("fay{i}@x.com"));
+        env.ews
+            .edit_item(&mail(0), &id, |item| {
+                if let Item::Contact(c) = item {
+                    c.company_name = Some(companies[i % 3].into());
+                }
+            })
+            .unwrap();
+    }
+    let before = env.sf.handle().served();
+    env.sync().await;
+    let used = diff(&env.sf.handle().served(), &before);
+
+    let accounts = env.sf_records("Account");
+    let mut names: Vec<&str> = accounts.iter().map(|a| s(a.get("Name"))).collect();
+    names.sort();
+    assert_eq!(names, companies[..n.min(3)].to_vec(), "each company once");
+    let account_of = |name: &str| {
+        accounts
+            .iter()
+            .find(|a| s(a.get("Name")) == name)
+            .map(|a| s(a.get("Id")).to_string())
+    };
+    assert_eq!(account_of("Acme").as_deref(), Some(acme.as_str()), "reused");
+    let contacts = env.sf_records("Contact");
+    assert_eq!(contacts.len(), n);
+    for c in &contacts {
+        let i: usize = s(c.get("LastName"))[3..].parse().unwrap();
+        assert_eq!(
+            Some(s(c.get("AccountId")).to_string()),
+            account_of(companies[i % 3])
+        );
+    }
+    used
+}
+
+#[tokio::test]
+async fn accounts_are_resolved_once_for_all_batches_of_a_sync() {
+    // 450 contacts are three collections of 200; their companies are looked up once, not
+    // once per collection, and each new Account is created once.
+    let one = first_sync_with_companies(3).await;
+    let many = first_sync_with_companies(450).await;
+    assert_eq!(many.get("query"), one.get("query"), "{many:?} vs {one:?}");
+    assert_eq!(
+        many.get("collection").copied().unwrap_or(0),
+        one.get("collection").copied().unwrap_or(0) + 2,
+        "two more collections of contacts, no more of Accounts: {many:?} vs {one:?}"
+    );
+}
+
 #[tokio::test]
 async fn edits_flow_both_ways_and_the_company_is_the_contacts_account() {
     let mut env = Env::new(contacts_only(), 1, 0).await;

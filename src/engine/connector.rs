@@ -326,6 +326,17 @@ pub trait CrmConnector: Send + Sync {
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<CrmRecord>, CallError>> + Send;
 
+    /// Called before a write phase (the creates, or the updates, of one object in a cycle)
+    /// with every record it will write, so that what they refer to (Accounts by name) is
+    /// resolved once for the phase rather than once per batch.
+    fn prepare_writes(
+        &self,
+        _object: ObjectKind,
+        _records: &[&Record],
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     fn create(
         &self,
         object: ObjectKind,

@@ -276,6 +276,31 @@ fn gone(e: &RecordError) -> bool {
     )
 }
 
+/// Contacts and Leads by email (lower case), for auto-relate. Where an email is both a
+/// Contact's and a Lead's, the Contact is kept: contacts are related first.
+#[derive(Default)]
+struct People(HashMap<String, Person>);
+
+impl People {
+    fn new(found: Vec<Person>) -> Self {
+        let mut by_email = HashMap::new();
+        let (contacts, leads): (Vec<Person>, Vec<Person>) = found
+            .into_iter()
+            .partition(|p| matches!(p, Person::Contact { .. }));
+        for p in contacts.into_iter().chain(leads) {
+            let (Person::Contact { email, .. } | Person::Lead { email, .. }) = &p;
+            by_email
+                .entry(email.trim().to_ascii_lowercase())
+                .or_insert(p);
+        }
+        People(by_email)
+    }
+
+    fn get(&self, email: &str) -> Option<&Person> {
+        self.0.get(&email.trim().to_ascii_lowercase())
+    }
+}
+
 impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
     pub async fn execute(&mut self, plan: &Plan) -> Result<ExecReport, ExecError> {
         let mut work: BTreeMap<&str, usize> = BTreeMap::new();
@@ -654,6 +679,33 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         }
         self.apply(changes)?;
 
+        if to_create.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<&Record> = to_create
+            .iter()
+            .filter_map(|op| match &op.action {
+                Action::CreateInSalesforce { record, .. } => Some(record),
+                _ => None,
+            })
+            .collect();
+        self.crm.prepare_writes(object, &records).await;
+        // Everyone the new events' attendees may be, looked up once for the phase.
+        let attendees: Vec<&[String]> = to_create
+            .iter()
+            .filter_map(|op| match &op.action {
+                Action::CreateInSalesforce { relate, .. } if !relate.is_empty() => {
+                    Some(relate.as_slice())
+                }
+                _ => None,
+            })
+            .collect();
+        let people = if attendees.is_empty() {
+            Ok(People::default())
+        } else {
+            self.people(&attendees).await?
+        };
+
         for chunk in to_create.chunks(CRM_BATCH) {
             self.budget.checkpoint()?;
             let journal: Vec<StateChange> = chunk
@@ -763,7 +815,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 }
             }
             self.apply(changes)?;
-            self.auto_relate(relate, report).await?;
+            self.auto_relate(relate, &people, report).await?;
         }
         Ok(())
     }
@@ -787,24 +839,34 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         })
     }
 
+    /// The Contacts and Leads whose email is one of `attendees`' (one lookup, chunked by the
+    /// connector under the query length limit).
+    async fn people(
+        &mut self,
+        attendees: &[&[String]],
+    ) -> Result<Result<People, CallError>, ExecError> {
+        let mut emails: Vec<String> = attendees
+            .iter()
+            .flat_map(|a| a.iter().map(|e| e.trim().to_ascii_lowercase()))
+            .collect();
+        emails.sort();
+        emails.dedup();
+        self.budget.step()?;
+        Ok(self.crm.find_people(&emails).await.map(People::new))
+    }
+
     /// Relate new events' attendees to matching Contacts (up to 50), or else to one Lead;
     /// attendees that match neither become the rep's unresolved items.
     async fn auto_relate(
         &mut self,
         events: Vec<(String, &Operation, &[String])>,
+        people: &Result<People, CallError>,
         report: &mut ExecReport,
     ) -> Result<(), ExecError> {
         if events.is_empty() {
             return Ok(());
         }
-        let mut emails: Vec<String> = events
-            .iter()
-            .flat_map(|(_, _, a)| a.iter().cloned())
-            .collect();
-        emails.sort();
-        emails.dedup();
-        self.budget.step()?;
-        let people = match self.crm.find_people(&emails).await {
+        let people = match people {
             Ok(p) => p,
             Err(e) => {
                 let mut changes = Vec::new();
@@ -829,12 +891,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             let mut contacts = Vec::new();
             let mut lead = None;
             for a in attendees {
-                let hit = people.iter().find(|p| match p {
-                    Person::Contact { email, .. } | Person::Lead { email, .. } => {
-                        email.eq_ignore_ascii_case(a)
-                    }
-                });
-                match hit {
+                match people.get(a) {
                     Some(Person::Contact { id, .. }) => contacts.push(id.clone()),
                     Some(Person::Lead { id, .. }) => {
                         lead.get_or_insert_with(|| id.clone());
@@ -1097,6 +1154,17 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .iter()
             .filter(|o| o.object == object && matches!(o.action, Action::UpdateSalesforce { .. }))
             .collect();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<&Record> = ops
+            .iter()
+            .filter_map(|op| match &op.action {
+                Action::UpdateSalesforce { record, .. } => Some(record),
+                _ => None,
+            })
+            .collect();
+        self.crm.prepare_writes(object, &records).await;
         for chunk in ops.chunks(CRM_BATCH) {
             self.budget.checkpoint()?;
             let mut cuts = Vec::new();

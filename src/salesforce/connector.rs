@@ -28,6 +28,7 @@ use crate::model::{
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The External ID field holding the create-journal marker (admin setup step).
 pub const SYNC_KEY_FIELD: &str = "Tether_Sync_Key__c";
@@ -58,6 +59,10 @@ pub struct SalesforceConnector {
     /// Contact fields the configurations' `filters` name: read (never written) so the
     /// filters can see them, since a filter may name any Contact field, mapped or not.
     filter_fields: Vec<String>,
+    /// Account ids by name, resolved for a whole write phase by `prepare_writes` (and added
+    /// to as Accounts are created), so that each batch of 200 does not query them again.
+    /// Replaced at the start of every write phase: it never outlives one cycle's writes.
+    accounts: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 fn object_name(object: ObjectKind) -> &'static str {
@@ -176,6 +181,7 @@ impl SalesforceConnector {
             contact_mapping: EffectiveMapping::defaults(ObjectKind::Contact),
             event_mapping: EffectiveMapping::defaults(ObjectKind::Event),
             filter_fields: Vec::new(),
+            accounts: Arc::default(),
         }
     }
 
@@ -416,25 +422,37 @@ impl SalesforceConnector {
         m
     }
 
-    /// Account ids by name for the companies of `records`; missing Accounts are created.
-    async fn accounts(&self, records: &[&Record]) -> Result<BTreeMap<String, String>, CallError> {
+    fn known_accounts(&self) -> MutexGuard<'_, BTreeMap<String, String>> {
+        self.accounts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The company names of `records`, when the contact mapping writes Account.Name.
+    fn account_names(&self, records: &[&Record]) -> BTreeSet<String> {
         if !self.contact_mapping.maps(ACCOUNT_NAME) {
-            return Ok(BTreeMap::new());
+            return BTreeSet::new();
         }
-        let names: BTreeSet<String> = records
+        records
             .iter()
             .filter_map(|r| r.as_contact())
             .map(|c| c.company().trim().to_string())
             .filter(|n| !n.is_empty())
-            .collect();
+            .collect()
+    }
+
+    /// Account ids of the Accounts named `names` that exist (queries chunked under the SOQL
+    /// length limit).
+    async fn find_accounts(
+        &self,
+        names: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, String>, CallError> {
+        let mut out = BTreeMap::new();
         if names.is_empty() {
-            return Ok(BTreeMap::new());
+            return Ok(out);
         }
         let lits: Vec<Lit> = names.iter().map(|n| Lit::Str(n.clone())).collect();
         let queries = SoqlBuilder::select("Account", &["Id", "Name"])
             .and_then(|b| b.chunked_in("Name", &lits, super::soql::DEFAULT_MAX_QUERY_CHARS))
             .map_err(build_error)?;
-        let mut out = BTreeMap::new();
         for q in queries {
             for r in self.client.query_collect(q).await.map_err(call_error)? {
                 if let (Some(id), Some(name)) = (text(r.get("Id")), text(r.get("Name"))) {
@@ -443,6 +461,26 @@ impl SalesforceConnector {
                 }
             }
         }
+        Ok(out)
+    }
+
+    /// Account ids by name for the companies of `records`: those `prepare_writes` found,
+    /// then a query for the others; missing Accounts are created.
+    async fn accounts(&self, records: &[&Record]) -> Result<BTreeMap<String, String>, CallError> {
+        let names = self.account_names(records);
+        let mut out: BTreeMap<String, String> = {
+            let known = self.known_accounts();
+            names
+                .iter()
+                .filter_map(|n| known.get(n).map(|id| (n.clone(), id.clone())))
+                .collect()
+        };
+        let unknown: BTreeSet<String> = names
+            .iter()
+            .filter(|n| !out.contains_key(*n))
+            .cloned()
+            .collect();
+        out.extend(self.find_accounts(&unknown).await?);
         let missing: Vec<&String> = names.iter().filter(|n| !out.contains_key(*n)).collect();
         if !missing.is_empty() {
             let bodies: Vec<Map<String, Value>> = missing
@@ -460,6 +498,8 @@ impl SalesforceConnector {
                 }
             }
         }
+        self.known_accounts()
+            .extend(out.iter().map(|(n, id)| (n.clone(), id.clone())));
         Ok(out)
     }
 
@@ -517,6 +557,22 @@ impl SalesforceConnector {
 }
 
 impl CrmConnector for SalesforceConnector {
+    /// Resolves the Accounts of every contact the phase writes in a few queries. A failure
+    /// here only means each batch asks for its own, as it would without this.
+    async fn prepare_writes(&self, object: ObjectKind, records: &[&Record]) {
+        let found = if object == ObjectKind::Contact {
+            self.find_accounts(&self.account_names(records))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::debug!(code = %e.code, "Accounts not resolved ahead: {}", e.message);
+                    BTreeMap::new()
+                })
+        } else {
+            BTreeMap::new()
+        };
+        *self.known_accounts() = found;
+    }
+
     async fn users(&self) -> Result<Vec<CrmUser>, CallError> {
         let soql = SoqlBuilder::select(
             "User",
