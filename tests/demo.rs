@@ -42,3 +42,40 @@ fn demo_runs_the_loop_and_ends_with_no_changes() {
         "{applies:?}"
     );
 }
+
+/// `cargo run --release -- demo` must pick tether among the crate's binaries (there is also
+/// `tether-bench`), or the README's first command fails before anything runs.
+#[test]
+fn cargo_run_runs_tether() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let package = &meta["packages"][0];
+    let bins: Vec<&str> = package["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(bins.len() > 1 || bins == ["tether"], "{bins:?}");
+    assert_eq!(package["default_run"], "tether", "{bins:?}");
+}
