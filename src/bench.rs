@@ -320,7 +320,7 @@ pub async fn run(params: &Params, progress: &dyn Fn(&str)) -> Result<Report, Str
     progress("incremental cycle");
     phases.push(bench.incremental(params.change_percent).await?);
     progress("checking convergence");
-    let converged = bench.plan_is_quiet().await?;
+    let (_, converged) = bench.plan().await?;
 
     let mut report = Report {
         params: params.clone(),
@@ -536,23 +536,8 @@ impl Bench {
     }
 
     async fn no_change_plan(&mut self) -> Result<Phase, String> {
-        let ((planned, no_changes), wall, used, rss) = self
-            .measure(async |b| {
-                let p = workflow::plan(
-                    &b.config,
-                    &b.connectors,
-                    &b.state,
-                    chrono::Utc::now(),
-                    &SyncOptions::default(),
-                    &BuildOptions::default(),
-                )
-                .await?;
-                Ok((
-                    p.plan.operations.len() as u64,
-                    p.document.summary.no_changes,
-                ))
-            })
-            .await?;
+        let ((planned, no_changes), wall, used, rss) =
+            self.measure(async |b| b.plan().await).await?;
         let records = self.linked()?;
         let (sf_floor, ews_floor) = self.quiet_floors();
         let report = CycleReport::default();
@@ -570,7 +555,8 @@ impl Bench {
         Ok(phase)
     }
 
-    async fn plan_is_quiet(&self) -> Result<bool, String> {
+    /// `tether plan` now: the operations it plans, and whether it says "No changes".
+    async fn plan(&self) -> Result<(u64, bool), String> {
         let p = workflow::plan(
             &self.config,
             &self.connectors,
@@ -580,7 +566,10 @@ impl Bench {
             &BuildOptions::default(),
         )
         .await?;
-        Ok(p.document.summary.no_changes)
+        Ok((
+            p.plan.operations.len() as u64,
+            p.document.summary.no_changes,
+        ))
     }
 
     /// Edits every `100 / percent`th linked record: one on the Exchange side, another (half a
