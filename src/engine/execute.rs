@@ -684,10 +684,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         }
         let records: Vec<&Record> = to_create
             .iter()
-            .filter_map(|op| match &op.action {
-                Action::CreateInSalesforce { record, .. } => Some(record),
-                _ => None,
-            })
+            .filter_map(|op| op.action.salesforce_record())
             .collect();
         self.crm.prepare_writes(object, &records).await;
         // Everyone the new events' attendees may be, looked up once for the phase.
@@ -1159,10 +1156,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         }
         let records: Vec<&Record> = ops
             .iter()
-            .filter_map(|op| match &op.action {
-                Action::UpdateSalesforce { record, .. } => Some(record),
-                _ => None,
-            })
+            .filter_map(|op| op.action.salesforce_record())
             .collect();
         self.crm.prepare_writes(object, &records).await;
         for chunk in ops.chunks(CRM_BATCH) {

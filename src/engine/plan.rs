@@ -140,6 +140,16 @@ impl Action {
 }
 
 impl Action {
+    /// The record a create in or update of Salesforce writes.
+    pub fn salesforce_record(&self) -> Option<&Record> {
+        match self {
+            Action::CreateInSalesforce { record, .. } | Action::UpdateSalesforce { record, .. } => {
+                Some(record)
+            }
+            _ => None,
+        }
+    }
+
     /// A stable name, for saved plans.
     pub fn name(&self) -> &'static str {
         match self {

@@ -788,22 +788,27 @@ mod tests {
         }
     }
 
+    /// A state file as tether wrote it at schema `version`.
+    fn state_file_at_version(path: &std::path::Path, version: usize) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID};
+             CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version VALUES ({version});"
+        ))
+        .unwrap();
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn
+    }
+
     #[test]
     fn a_version_3_file_migrates_forward_keeping_its_revisions() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         {
-            // A state file as tether wrote it at schema version 3.
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(&format!(
-                "PRAGMA application_id = {APPLICATION_ID};
-                 CREATE TABLE schema_version (version INTEGER NOT NULL);
-                 INSERT INTO schema_version VALUES (3);"
-            ))
-            .unwrap();
-            for sql in &MIGRATIONS[..3] {
-                conn.execute_batch(sql).unwrap();
-            }
+            let conn = state_file_at_version(&path, 3);
             conn.execute("INSERT INTO meta (key, value) VALUES (?1, 'k')", [PLAN_KEY])
                 .unwrap();
             conn.execute(
@@ -846,16 +851,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(&format!(
-                "PRAGMA application_id = {APPLICATION_ID};
-                 CREATE TABLE schema_version (version INTEGER NOT NULL);
-                 INSERT INTO schema_version VALUES (4);"
-            ))
-            .unwrap();
-            for sql in &MIGRATIONS[..4] {
-                conn.execute_batch(sql).unwrap();
-            }
+            let conn = state_file_at_version(&path, 4);
             conn.execute("INSERT INTO meta (key, value) VALUES (?1, 'k')", [PLAN_KEY])
                 .unwrap();
             conn.execute("INSERT INTO reps VALUES ('005A', 'ana@acme.com')", [])
