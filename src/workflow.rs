@@ -185,6 +185,8 @@ pub struct SaveOptions {
     pub config_paths: Vec<String>,
     pub refresh: bool,
     pub users: Vec<String>,
+    /// `plan --delete-threshold`.
+    pub delete_threshold: usize,
 }
 
 /// Writes `planned` to `path` as a plan file signed with the state's key, bound to the
@@ -216,6 +218,15 @@ pub fn save_plan<S: StateStore>(
         config_paths: options.config_paths.clone(),
         refresh: options.refresh,
         users: options.users.clone(),
+        guards: file::Guards {
+            delete_threshold: options.delete_threshold,
+            refused: planned
+                .plan
+                .refusals
+                .iter()
+                .map(file::RefusedSide::of)
+                .collect(),
+        },
     };
     let key = state.plan_signing_key().map_err(|e| e.to_string())?;
     file::save(path, &saved, key.expose().as_bytes())
@@ -228,6 +239,7 @@ pub fn cycle_error(e: &CycleError) -> String {
     match e {
         CycleError::Killed => "the sync was stopped".into(),
         CycleError::State(s) => s.to_string(),
+        CycleError::Unreviewed(why) => why.clone(),
         CycleError::Crm(c) => format!(
             "Salesforce could not be read ({c}); nothing was planned. Run `tether test-connection` to see why"
         ),

@@ -461,3 +461,121 @@ async fn plan_for_one_user_and_plan_without_refresh() {
         everyone.stdout
     );
 }
+
+/// Celia syncs events both ways; Salesforce holds `count` of her meetings, tomorrow.
+async fn setup_events(count: usize) -> (Org, Vec<String>) {
+    let org = start(
+        salesforce::EmulatorOptions::default(),
+        &format!(
+            "  - name: Reps\n    members: {{ users: [{REP}] }}\n    events: {{ direction: both, conflict: salesforce_wins }}\n"
+        ),
+    )
+    .await;
+    org.ews.add_mailbox(REP, Some("Sales"));
+    let rep_id = org
+        .sf
+        .handle()
+        .add_user(REP, REP, "Celia Kung", "Sales User", "Europe/Berlin");
+    let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
+    let ids = (0..count)
+        .map(|i| {
+            let start = tomorrow.and_hms_opt(8 + i as u32, 0, 0).unwrap().and_utc();
+            org.sf
+                .handle()
+                .insert(
+                    "Event",
+                    json!({"Subject": format!("Meeting {i}"), "OwnerId": rep_id,
+                           "StartDateTime": start.to_rfc3339(),
+                           "EndDateTime": (start + chrono::Duration::minutes(30)).to_rfc3339()}),
+                )
+                .unwrap()
+        })
+        .collect();
+    (org, ids)
+}
+
+/// Celia's calendar items in Exchange.
+fn exchange_events(org: &Org) -> usize {
+    let folder = org.ews.find_folder(REP, "Calendar").expect("a calendar");
+    org.ews
+        .items(REP, &folder)
+        .into_iter()
+        .filter(|i| matches!(i, tether::exchange::model::Item::Event(_)))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn saved_plan_keeps_the_delete_threshold() {
+    let (s, ids) = setup_events(3).await;
+    ok(&tether(&s, &["apply", "org", "--auto-approve"]).await);
+    assert_eq!(exchange_events(&s), 3);
+    for id in &ids {
+        s.sf.handle().delete(id).unwrap();
+    }
+    let plan = tether(
+        &s,
+        &["plan", "org", "--delete-threshold", "1", "--out", "p.tfplan"],
+    )
+    .await;
+    ok(&plan);
+    assert!(
+        plan.stdout.contains("3 deletes exceed the threshold of 1"),
+        "{}",
+        plan.stdout
+    );
+
+    // The threshold the plan was made with holds at apply, as in the CI example's flow.
+    let apply = tether(&s, &["apply", "p.tfplan"]).await;
+    refused(
+        &apply,
+        "the plan deletes 3 records, more than the threshold of 1; apply with --allow-deletes",
+    );
+    assert_eq!(exchange_events(&s), 3, "nothing deleted");
+    // A higher threshold given to apply does not lift the plan's.
+    let higher = tether(&s, &["apply", "p.tfplan", "--delete-threshold", "10"]).await;
+    refused(&higher, "more than the threshold of 1");
+    assert_eq!(exchange_events(&s), 3, "nothing deleted");
+
+    ok(&tether(&s, &["apply", "p.tfplan", "--allow-deletes"]).await);
+    assert_eq!(exchange_events(&s), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn saved_plan_keeps_the_empty_side_guard() {
+    let (s, ids) = setup_events(6).await;
+    ok(&tether(&s, &["apply", "org", "--auto-approve"]).await);
+    assert_eq!(exchange_events(&s), 6);
+    // Reviewed: one meeting deleted in Salesforce, so one delete in Exchange.
+    s.sf.handle().delete(&ids[0]).unwrap();
+    let plan = tether(&s, &["plan", "org", "--out", "p.tfplan"]).await;
+    ok(&plan);
+    assert!(
+        plan.stdout.contains("Exchange: 0 to create, 0 to update, 1 to delete"),
+        "the reviewed plan: {}",
+        plan.stdout
+    );
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.scratch.path("p.tfplan")).unwrap())
+            .unwrap();
+    assert_eq!(
+        file["plan"]["guards"],
+        json!({"delete_threshold": 100, "refused": []}),
+        "the guards as decided when the plan was made"
+    );
+
+    // Before apply every other meeting goes too: Salesforce looks empty, which the reviewer
+    // never saw. The apply stops before it writes anything.
+    for id in &ids[1..] {
+        s.sf.handle().delete(id).unwrap();
+    }
+    let apply = tether(&s, &["apply", "p.tfplan"]).await;
+    refused(
+        &apply,
+        "are gone from Salesforce at once; refusing to delete or unlink them",
+    );
+    refused(
+        &apply,
+        "The plan reviewed did not show this refusal, so nothing was applied",
+    );
+    assert_eq!(exchange_events(&s), 6, "nothing deleted");
+}

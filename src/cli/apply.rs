@@ -1,9 +1,9 @@
 use super::{StateArg, load_configuration};
 use crate::config::model::Config;
-use crate::engine::cycle::{CycleReport, SyncOptions, run_cycle};
+use crate::engine::cycle::{CycleReport, Reviewed, SyncOptions, run_cycle};
 use crate::engine::execute::{SideCounts, StepBudget};
 use crate::engine::plan::{OperationKey, Side};
-use crate::plan::build::BuildOptions;
+use crate::plan::build::{BuildOptions, DEFAULT_DELETE_THRESHOLD};
 use crate::plan::document::{PlanDocument, plural};
 use crate::plan::file::{self, CurrentState, SavedPlan};
 use crate::plan::render;
@@ -31,8 +31,10 @@ pub struct Args {
     /// Apply even when the plan deletes more records than --delete-threshold.
     #[arg(long)]
     pub allow_deletes: bool,
-    #[arg(long, default_value_t = 100)]
-    pub delete_threshold: usize,
+    /// Deletes above this count need --allow-deletes [default: 100]. A saved plan keeps the
+    /// threshold it was made with (`plan --delete-threshold`); a lower one given here holds too.
+    #[arg(long)]
+    pub delete_threshold: Option<usize>,
     /// Override the empty-side guard (a side that suddenly shows no records).
     #[arg(long)]
     pub force: bool,
@@ -74,8 +76,9 @@ pub fn run(args: &Args) -> ExitCode {
         progress: super::progress::for_stderr(),
         ..SyncOptions::default()
     };
+    let threshold = args.delete_threshold.unwrap_or(DEFAULT_DELETE_THRESHOLD);
     let build = BuildOptions {
-        delete_threshold: args.delete_threshold,
+        delete_threshold: threshold,
         ..BuildOptions::default()
     };
     let planned = match runtime.block_on(crate::workflow::plan(
@@ -102,10 +105,9 @@ pub fn run(args: &Args) -> ExitCode {
         };
     }
     let deletes = doc.summary.salesforce.delete + doc.summary.exchange.delete;
-    if deletes > args.delete_threshold && !args.allow_deletes {
+    if deletes > threshold && !args.allow_deletes {
         return fail(format!(
-            "the plan deletes {deletes} records, more than the threshold of {}; review it, then apply with --allow-deletes",
-            args.delete_threshold
+            "the plan deletes {deletes} records, more than the threshold of {threshold}; review it, then apply with --allow-deletes"
         ));
     }
     if !args.auto_approve {
@@ -124,8 +126,16 @@ pub fn run(args: &Args) -> ExitCode {
     if let Err(e) = state.apply(vec![record_apply(&config, now)]) {
         return fail(e);
     }
-    // Only what was shown: a record that changed while the plan was on screen is held back.
+    // Only what was shown: a record that changed while the plan was on screen is held back,
+    // and the guards hold for what the sync plans again.
     let approved: Vec<OperationKey> = planned.plan.operations.iter().map(|o| o.key()).collect();
+    let options = SyncOptions {
+        reviewed: Some(Reviewed::new(
+            (!args.allow_deletes).then_some(threshold),
+            &planned.plan,
+        )),
+        ..options
+    };
     sync(
         &runtime,
         &config,
@@ -235,17 +245,26 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> ExitCode {
         }
         Err(e) => return fail(format!("the saved plan's document cannot be read: {e}")),
     }
+    // The guards as decided when the plan was made; the sync checks them again on what it
+    // plans before it writes.
+    let guards = &verified.guards;
+    let threshold = args
+        .delete_threshold
+        .map_or(guards.delete_threshold, |t| t.min(guards.delete_threshold));
     let deletes = verified
         .operations
         .iter()
         .filter(|k| k.action.starts_with("delete_"))
         .count();
-    if deletes > args.delete_threshold && !args.allow_deletes {
+    if deletes > threshold && !args.allow_deletes {
         return fail(format!(
-            "the plan deletes {deletes} records, more than the threshold of {}; apply with --allow-deletes",
-            args.delete_threshold
+            "the plan deletes {deletes} records, more than the threshold of {threshold}; apply with --allow-deletes"
         ));
     }
+    let reviewed = Reviewed {
+        delete_threshold: (!args.allow_deletes).then_some(threshold),
+        refusals: guards.refused.iter().filter_map(|r| r.key()).collect(),
+    };
     let no_changes = verified
         .document
         .pointer("/summary/no_changes")
@@ -283,6 +302,7 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> ExitCode {
         only_reps: (!verified.users.is_empty())
             .then(|| verified.users.iter().map(|u| u.to_lowercase()).collect()),
         progress: super::progress::for_stderr(),
+        reviewed: Some(reviewed),
         ..SyncOptions::default()
     };
     sync(

@@ -37,8 +37,9 @@ pub struct Args {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// Deletes above this count make apply refuse without --allow-deletes.
-    #[arg(long, default_value_t = 100)]
+    /// Deletes above this count make apply refuse without --allow-deletes (a saved plan
+    /// keeps it: `apply FILE` holds to it).
+    #[arg(long, default_value_t = crate::plan::build::DEFAULT_DELETE_THRESHOLD)]
     pub delete_threshold: usize,
     /// Save the plan to FILE; `tether apply FILE` then applies exactly this plan. The file
     /// is signed with a key kept in the state file, so before the first apply (no state
@@ -159,6 +160,7 @@ fn plan_with<S: StateStore>(args: &Args, config: &Config, home: &Path, state: &S
             },
             refresh: args.refresh,
             users: users.iter().cloned().collect(),
+            delete_threshold: args.delete_threshold,
         };
         if let Err(e) = crate::workflow::save_plan(out, config, &planned, state, now, &save) {
             return fail(e);

@@ -18,7 +18,7 @@ use crate::engine::connector::{
 };
 use crate::engine::execute::{ExecError, ExecReport, Executor, Killed, ProgressHandle, StepBudget};
 use crate::engine::plan::{self, Plan, PlanInput, RepObjectInput, SideView};
-use crate::engine::plan::{Operation, OperationKey};
+use crate::engine::plan::{Action, Operation, OperationKey, Side};
 use crate::engine::reps::{Rep, RepProblem, resolve_reps};
 use crate::engine::rules::ObjectSettings;
 use crate::model::{EffectiveMapping, ObjectKind};
@@ -45,6 +45,66 @@ pub struct SyncOptions {
     /// Read and sync only these reps (lower-cased emails); the others are left as they are.
     /// `None`: every rep.
     pub only_reps: Option<BTreeSet<String>>,
+    /// The guards of the reviewed plan, checked again on what is about to be executed.
+    pub reviewed: Option<Reviewed>,
+}
+
+/// What the guards of `apply` allowed in the plan a reviewer saw. The cycle plans again before
+/// it writes; more deletes than the threshold, or a refusal of the empty-side guard the
+/// reviewer did not see, stop it before anything is written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reviewed {
+    /// `None`: deletes over the threshold were allowed (`--allow-deletes`).
+    pub delete_threshold: Option<usize>,
+    /// What the empty-side guard refused in the reviewed plan: rep, object and side.
+    pub refusals: BTreeSet<(String, ObjectKind, Side)>,
+}
+
+impl Reviewed {
+    pub fn new(delete_threshold: Option<usize>, plan: &Plan) -> Reviewed {
+        Reviewed {
+            delete_threshold,
+            refusals: plan
+                .refusals
+                .iter()
+                .map(|r| (r.rep.clone(), r.object, r.side))
+                .collect(),
+        }
+    }
+
+    /// Why the cycle must not execute `plan`, in words an admin can act on.
+    fn check(&self, plan: &Plan) -> Result<(), CycleError> {
+        let deletes = plan
+            .operations
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o.action,
+                    Action::DeleteInSalesforce { .. } | Action::DeleteInExchange { .. }
+                )
+            })
+            .count();
+        if let Some(threshold) = self.delete_threshold
+            && deletes > threshold
+        {
+            return Err(CycleError::Unreviewed(format!(
+                "the plan now deletes {deletes} records, more than the threshold of {threshold}; \
+                 nothing was applied. Review it with `tether plan`, then apply with --allow-deletes"
+            )));
+        }
+        let new = plan
+            .refusals
+            .iter()
+            .find(|r| !self.refusals.contains(&(r.rep.clone(), r.object, r.side)));
+        match new {
+            Some(r) => Err(CycleError::Unreviewed(format!(
+                "{} The plan reviewed did not show this refusal, so nothing was applied; run \
+                 `tether plan` to review it.",
+                r.message
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +113,9 @@ pub enum CycleError {
     State(StateError),
     /// Salesforce could not be read at all: nothing was planned.
     Crm(CallError),
+    /// The plan about to be executed breaks a guard the reviewed plan kept (see `Reviewed`):
+    /// nothing was written.
+    Unreviewed(String),
 }
 
 impl From<StateError> for CycleError {
@@ -438,6 +501,9 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
         Some(approved) => hold_back(&mut plan, approved),
         None => Vec::new(),
     };
+    if let Some(reviewed) = &options.reviewed {
+        reviewed.check(&plan)?;
+    }
     let held: BTreeSet<(&str, ObjectKind)> = held_back
         .iter()
         .map(|op| (op.rep.as_str(), op.object))

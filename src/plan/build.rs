@@ -12,6 +12,9 @@ use crate::model::normalize::{comparison_form, display_form};
 use crate::model::{EffectiveMapping, ObjectKind, Record};
 use std::collections::{BTreeMap, HashMap};
 
+/// `--delete-threshold` of `plan` and `apply` when not given.
+pub const DEFAULT_DELETE_THRESHOLD: usize = 100;
+
 /// Options of `tether plan` that shape the document.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -29,7 +32,7 @@ impl Default for BuildOptions {
         BuildOptions {
             detail: false,
             show_values: false,
-            delete_threshold: 100,
+            delete_threshold: DEFAULT_DELETE_THRESHOLD,
         }
     }
 }

@@ -4,20 +4,24 @@
 //! generation, and the version (ChangeKey / SystemModstamp) of every record it touches, with
 //! an expiry. It is signed with an HMAC whose key lives in the state store, never in the
 //! file: a plan edited by hand (or made against another state) does not verify. It holds
-//! ids and field names, never secrets.
+//! ids and field names, never secrets. It also keeps the guards of `apply` as they were
+//! decided when the plan was made (the delete threshold, what the empty-side guard refused),
+//! so `apply FILE` holds the plan to them.
 
 use chrono::{DateTime, Duration, Utc};
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub const PLAN_FILE_FORMAT: u32 = 1;
+/// 2: the plan keeps apply's guards (`guards`). Format 1 files lack them and are refused.
+pub const PLAN_FILE_FORMAT: u32 = 2;
 pub const DEFAULT_EXPIRY: Duration = Duration::hours(24);
 /// Plan files are small; anything larger is not one of ours.
 const MAX_PLAN_FILE: u64 = 256 * 1024 * 1024;
 
 /// One operation the plan allows, with the versions of the records it was planned against.
 pub use crate::engine::plan::OperationKey;
+use crate::engine::plan::Side;
 
 /// The signed content of a plan file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +48,52 @@ pub struct SavedPlan {
     /// Made with `--user`: only these reps are read and synced at apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<String>,
+    /// The guards of `apply` as decided when the plan was made.
+    pub guards: Guards,
+}
+
+/// What the guards of `apply` decided when the plan was made. The overwrite warnings are
+/// in `document`, shown again at apply, as plain `apply` shows them before it writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Guards {
+    /// `plan --delete-threshold`: more deletes than this need `apply --allow-deletes`.
+    pub delete_threshold: usize,
+    /// The deletes the empty-side guard refused, per rep and object; an apply that finds a
+    /// refusal not listed here stops before it writes anything.
+    pub refused: Vec<RefusedSide>,
+}
+
+/// One refusal of the empty-side guard: the rep's (Salesforce user id) records of `object`
+/// all gone from `side` (`exchange` or `salesforce`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RefusedSide {
+    pub rep: String,
+    pub object: crate::model::ObjectKind,
+    pub side: String,
+}
+
+impl RefusedSide {
+    pub fn of(refusal: &crate::engine::plan::Refusal) -> RefusedSide {
+        RefusedSide {
+            rep: refusal.rep.clone(),
+            object: refusal.object,
+            side: match refusal.side {
+                Side::Exchange => "exchange",
+                Side::Salesforce => "salesforce",
+            }
+            .into(),
+        }
+    }
+
+    /// As the cycle's `Reviewed` keys it; `None` for a side this build does not know.
+    pub fn key(&self) -> Option<(String, crate::model::ObjectKind, Side)> {
+        let side = match self.side.as_str() {
+            "exchange" => Side::Exchange,
+            "salesforce" => Side::Salesforce,
+            _ => return None,
+        };
+        Some((self.rep.clone(), self.object, side))
+    }
 }
 
 fn yes() -> bool {
@@ -72,6 +122,7 @@ struct Envelope {
 pub enum PlanFileError {
     Unreadable(String),
     NewerFormat(u32),
+    OlderFormat(u32),
     Tampered,
     WrongOrg { plan: String, config: String },
     Expired { at: DateTime<Utc> },
@@ -87,6 +138,10 @@ impl std::fmt::Display for PlanFileError {
             PlanFileError::NewerFormat(v) => write!(
                 f,
                 "the saved plan has format {v}, newer than this tether reads ({PLAN_FILE_FORMAT}); apply it with the tether version that made it"
+            ),
+            PlanFileError::OlderFormat(v) => write!(
+                f,
+                "the saved plan has format {v}, made by an older tether that did not record apply's guards (delete threshold, empty-side guard); run `tether plan --out` again"
             ),
             PlanFileError::Tampered => write!(
                 f,
@@ -188,14 +243,23 @@ pub fn peek(path: &Path) -> Result<Option<SavedPlan>, PlanFileError> {
         PlanFileError::Unreadable(format!("{} is not a tether plan file: {e}", path.display()))
     };
     let raw: serde_json::Value = serde_json::from_str(&text).map_err(|e| not_a_plan(&e))?;
-    if let Some(format) = raw.pointer("/plan/format").and_then(|v| v.as_u64())
-        && format > u64::from(PLAN_FILE_FORMAT)
-    {
-        return Err(PlanFileError::NewerFormat(format as u32));
-    }
+    check_format(&raw)?;
     serde_json::from_value::<Envelope>(raw)
         .map(|e| Some(e.plan))
         .map_err(|e| not_a_plan(&e))
+}
+
+/// A plan file of another format is refused before it is read further, saying what to do.
+fn check_format(raw: &serde_json::Value) -> Result<(), PlanFileError> {
+    match raw.pointer("/plan/format").and_then(|v| v.as_u64()) {
+        Some(format) if format > u64::from(PLAN_FILE_FORMAT) => {
+            Err(PlanFileError::NewerFormat(format as u32))
+        }
+        Some(format) if format < u64::from(PLAN_FILE_FORMAT) => {
+            Err(PlanFileError::OlderFormat(format as u32))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// What a plan is checked against when it is applied.
@@ -227,11 +291,7 @@ pub fn load(
     let raw: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         PlanFileError::Unreadable(format!("{} is not a tether plan file: {e}", path.display()))
     })?;
-    if let Some(format) = raw.pointer("/plan/format").and_then(|v| v.as_u64())
-        && format > u64::from(PLAN_FILE_FORMAT)
-    {
-        return Err(PlanFileError::NewerFormat(format as u32));
-    }
+    check_format(&raw)?;
     let envelope: Envelope = serde_json::from_value(raw).map_err(|e| {
         PlanFileError::Unreadable(format!("{} is not a tether plan file: {e}", path.display()))
     })?;
@@ -299,6 +359,10 @@ mod tests {
             config_paths: vec!["org".into()],
             refresh: true,
             users: vec![],
+            guards: Guards {
+                delete_threshold: 100,
+                refused: vec![],
+            },
         }
     }
 
@@ -410,5 +474,11 @@ mod tests {
             check(&path, 41, "2026-11-23T12:00:00Z", &[]).unwrap_err(),
             PlanFileError::NewerFormat(9)
         );
+        // Format 1 kept no guards: refused, not applied without them.
+        std::fs::write(&path, r#"{"plan": {"format": 1}, "signature": ""}"#).unwrap();
+        let old = check(&path, 41, "2026-11-23T12:00:00Z", &[]).unwrap_err();
+        assert_eq!(old, PlanFileError::OlderFormat(1));
+        assert!(old.to_string().contains("run `tether plan --out` again"), "{old}");
+        assert_eq!(peek(&path).unwrap_err(), PlanFileError::OlderFormat(1));
     }
 }
