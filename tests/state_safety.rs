@@ -31,6 +31,7 @@ async fn refused_by_every_command(w: &World, expect: &[&str]) {
     let path = w.state_path();
     let before = std::fs::read(&path).unwrap();
     let writes_before = w.writes();
+    let (mut plan_stderr, mut errors_stderr) = (String::new(), String::new());
     for args in [
         &["plan", "org"][..],
         &["apply", "org", "--auto-approve"],
@@ -261,6 +262,95 @@ async fn a_state_file_that_is_not_sqlite_is_detected_on_open() {
             "a text file where the state file should be",
             DAMAGED,
             &format!("{REFUSED}{WAY_OUT_WORKS}"),
+        ],
+    );
+}
+
+fn db_fix(w: &World, sql: &str) {
+    rusqlite::Connection::open(w.state_path())
+        .unwrap()
+        .execute(sql, [])
+        .unwrap();
+}
+
+/// A row whose value this build cannot decode (an unknown object kind, a time that is not
+/// one) is the state damaged: refused naming the table, row and column, with the way out;
+/// never a value made up in its place (a Contact, the epoch).
+#[tokio::test(flavor = "multi_thread")]
+async fn undecodable_state_row_is_an_error_with_a_way_out() {
+    let w = synced_world().await;
+    db_fix(&w, "UPDATE statuses SET updated = 'last Tuesday'");
+    db_fix(&w, "UPDATE activity SET object = 'meeting'");
+    db_fix(
+        &w,
+        "INSERT INTO errors (at, rep, object, record_ids, code, message, suggestion)
+         VALUES ('soon', 'rep0', 'contact', '[]', 'X', 'x', 'x')",
+    );
+    let before = std::fs::read(w.state_path()).unwrap();
+    let writes_before = w.writes();
+    let (mut plan_stderr, mut errors_stderr) = (String::new(), String::new());
+    for args in [
+        &["plan", "org"][..],
+        &["apply", "org", "--auto-approve"],
+        &["run", "org", "--once"],
+        &["status", "org"],
+        &["errors", "org"],
+    ] {
+        let out = w.tether(args).await;
+        match args[0] {
+            "plan" => plan_stderr = out.stderr.clone(),
+            "errors" => errors_stderr = out.stderr.clone(),
+            _ => {}
+        }
+        // `run` logs a failed cycle and carries on (with --once, it ends: exit 0).
+        if args[0] != "run" {
+            assert_eq!(out.code, 1, "{args:?}: {}{}", out.stdout, out.stderr);
+        }
+        for e in ["org/.tether/state.db is damaged: table "]
+            .iter()
+            .chain(WAY_OUT)
+        {
+            assert!(out.stderr.contains(e), "{args:?}: `{e}` not in\n{}", out.stderr);
+        }
+    }
+    assert_eq!(std::fs::read(w.state_path()).unwrap(), before, "the file was changed");
+    assert_eq!(w.writes(), writes_before, "something was written");
+    // Each damaged value named where it is.
+    assert!(
+        plan_stderr.contains("org/.tether/state.db is damaged: table statuses, row ")
+            && plan_stderr.contains("column updated: `last Tuesday` is not an RFC 3339 time"),
+        "{plan_stderr}"
+    );
+    let errors_row: i64 = rusqlite::Connection::open(w.state_path())
+        .unwrap()
+        .query_row("SELECT id FROM errors WHERE at = 'soon'", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        errors_stderr.contains(&format!(
+            "table errors, row {errors_row}, column at: `soon` is not an RFC 3339 time"
+        )),
+        "{errors_stderr}"
+    );
+    db_fix(&w, "UPDATE statuses SET updated = '2026-01-01T00:00:00Z'");
+    let status = w.tether(&["status", "org"]).await;
+    assert_eq!(status.code, 1, "{}{}", status.stdout, status.stderr);
+    assert!(
+        status
+            .stderr
+            .contains("column object: `meeting` is not contact or event"),
+        "{}",
+        status.stderr
+    );
+    way_out_relinks_without_duplicates(&w).await;
+    reliability_doc::row(
+        &reliability_doc::CRASHES,
+        "undecodable_state_row_is_an_error_with_a_way_out",
+        &[
+            "a value in the state file this tether cannot decode (an unknown object kind, a time that is not one)",
+            "every command that reads it refuses it, naming the file, table, row and column, and gives the way out; no value is made up in its place",
+            &format!(
+                "exit 1 from plan, apply, status and errors (`run` logs the failed cycle and carries on); the file byte for byte unchanged; nothing written to Exchange or Salesforce{WAY_OUT_WORKS}"
+            ),
         ],
     );
 }

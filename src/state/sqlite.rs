@@ -4,6 +4,7 @@
 //! never silently starts fresh, because a fresh state would duplicate every record.
 
 use super::*;
+use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::path::{Path, PathBuf};
 
@@ -71,20 +72,80 @@ const WAY_OUT: &str = "restore the file from a backup; or move it aside and run 
      duplicating them)";
 
 fn db_err(path: &Path, what: &str, e: rusqlite::Error) -> StateError {
-    StateError::new(
-        format!("state file {}: {what}: {e}", path.display()),
-        WAY_OUT,
-    )
+    let message = match &e {
+        rusqlite::Error::FromSqlConversionFailure(_, _, cause)
+            if let Some(undecodable) = cause.downcast_ref::<Undecodable>() =>
+        {
+            format!("state file {} is damaged: {undecodable}", path.display())
+        }
+        e => format!("state file {}: {what}: {e}", path.display()),
+    };
+    StateError::new(message, WAY_OUT)
 }
 
-fn time(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
+/// A value of the state this build cannot decode, and where it is.
+#[derive(Debug)]
+struct Undecodable(String);
+
+impl std::fmt::Display for Undecodable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-fn object(s: &str) -> ObjectKind {
-    ObjectKind::parse(s).unwrap_or(ObjectKind::Contact)
+impl std::error::Error for Undecodable {}
+
+/// The row a value is decoded from, to name it when it cannot be: a damaged state is an
+/// error with the way out, never a value made up in its place.
+struct Row {
+    table: &'static str,
+    key: String,
+}
+
+impl Row {
+    fn new(table: &'static str, key: impl std::fmt::Display) -> Row {
+        Row {
+            table,
+            key: key.to_string(),
+        }
+    }
+
+    fn decode<T>(
+        &self,
+        column: &str,
+        value: &str,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> rusqlite::Result<T> {
+        parse(value).ok_or_else(|| {
+            let why = format!(
+                "table {}, row {}, column {column}: `{value}` is not {expected}",
+                self.table, self.key
+            );
+            rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(Undecodable(why)))
+        })
+    }
+
+    fn time(&self, column: &str, value: &str) -> rusqlite::Result<DateTime<Utc>> {
+        self.decode(column, value, "an RFC 3339 time", |s| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        })
+    }
+
+    fn object(&self, value: &str) -> rusqlite::Result<ObjectKind> {
+        self.decode("object", value, "contact or event", ObjectKind::parse)
+    }
+
+    fn direction(&self, value: &str) -> rusqlite::Result<SyncDirection> {
+        self.decode(
+            "direction",
+            value,
+            "exchange_to_salesforce or salesforce_to_exchange",
+            SyncDirection::parse,
+        )
+    }
 }
 
 impl SqliteState {
@@ -456,11 +517,12 @@ fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LinkId, Link)> {
     let ex_ck: Option<String> = r.get(4)?;
     let sf_id: Option<String> = r.get(5)?;
     let sf_ms: Option<String> = r.get(6)?;
+    let id: i64 = r.get(0)?;
     Ok((
-        LinkId(r.get(0)?),
+        LinkId(id),
         Link {
             rep: r.get(1)?,
-            object: object(&r.get::<_, String>(2)?),
+            object: Row::new("links", id).object(&r.get::<_, String>(2)?)?,
             exchange: ex_id.map(|item_id| ExchangeSide {
                 item_id,
                 change_key: ex_ck.unwrap_or_default(),
@@ -483,29 +545,24 @@ impl SqliteState {
         sql: &str,
         params: impl rusqlite::Params,
     ) -> Result<Vec<StatusEntry>, StateError> {
-        let rows = self.read(sql, params, |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, String>(5)?,
-            ))
-        })?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(rep, o, d, s, n, t)| {
-                Some(StatusEntry {
-                    rep,
-                    object: object(&o),
-                    direction: SyncDirection::parse(&d)?,
-                    status: SyncStatus::from_label(&s)?,
-                    records_in_sync: n.max(0) as u64,
-                    updated: time(&t),
-                })
+        self.read(sql, params, |r| {
+            let rep: String = r.get(0)?;
+            let (o, d): (String, String) = (r.get(1)?, r.get(2)?);
+            let row = Row::new("statuses", format!("{rep}/{o}/{d}"));
+            Ok(StatusEntry {
+                object: row.object(&o)?,
+                direction: row.direction(&d)?,
+                status: row.decode(
+                    "status",
+                    &r.get::<_, String>(3)?,
+                    "a sync status",
+                    SyncStatus::from_label,
+                )?,
+                records_in_sync: r.get::<_, i64>(4)?.max(0) as u64,
+                updated: row.time("updated", &r.get::<_, String>(5)?)?,
+                rep,
             })
-            .collect())
+        })
     }
 
     fn read<T>(
@@ -595,32 +652,42 @@ impl StateStore for SqliteState {
 
     fn reset_marks(&self) -> Result<BTreeMap<String, ResetMark>, StateError> {
         let rows = self.read("SELECT rep, mark FROM resets", [], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            let rep: String = r.get(0)?;
+            let mark = Row::new("resets", &rep).decode(
+                "mark",
+                &r.get::<_, String>(1)?,
+                "a reset mark",
+                ResetMark::from_label,
+            )?;
+            Ok((rep, mark))
         })?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(rep, m)| Some((rep, ResetMark::from_label(&m)?)))
-            .collect())
+        Ok(rows.into_iter().collect())
     }
 
     fn errors(&self) -> Result<Vec<ErrorEntry>, StateError> {
         self.read(
-            "SELECT at, rep, object, direction, record_ids, code, message, suggestion
+            "SELECT at, rep, object, direction, record_ids, code, message, suggestion, id
              FROM errors ORDER BY id",
             [],
             |r| {
+                let row = Row::new("errors", r.get::<_, i64>(8)?);
                 Ok(ErrorEntry {
-                    at: time(&r.get::<_, String>(0)?),
+                    at: row.time("at", &r.get::<_, String>(0)?)?,
                     rep: r.get(1)?,
                     object: r
                         .get::<_, Option<String>>(2)?
-                        .as_deref()
-                        .and_then(ObjectKind::parse),
+                        .map(|o| row.object(&o))
+                        .transpose()?,
                     direction: r
                         .get::<_, Option<String>>(3)?
-                        .as_deref()
-                        .and_then(SyncDirection::parse),
-                    record_ids: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                        .map(|d| row.direction(&d))
+                        .transpose()?,
+                    record_ids: row.decode(
+                        "record_ids",
+                        &r.get::<_, String>(4)?,
+                        "a JSON list of record ids",
+                        |s| serde_json::from_str(s).ok(),
+                    )?,
                     code: r.get(5)?,
                     message: r.get(6)?,
                     suggestion: r.get(7)?,
@@ -633,17 +700,18 @@ impl StateStore for SqliteState {
         &self,
         since: DateTime<Utc>,
     ) -> Result<BTreeMap<ObjectKind, u64>, StateError> {
-        let rows = self.read("SELECT at, object, records FROM activity", [], |r| {
+        let rows = self.read("SELECT at, object, records, id FROM activity", [], |r| {
+            let row = Row::new("activity", r.get::<_, i64>(3)?);
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
+                row.time("at", &r.get::<_, String>(0)?)?,
+                row.object(&r.get::<_, String>(1)?)?,
                 r.get::<_, i64>(2)?,
             ))
         })?;
         let mut out = BTreeMap::new();
         for (at, o, n) in rows {
-            if time(&at) >= since {
-                *out.entry(object(&o)).or_insert(0) += n.max(0) as u64;
+            if at >= since {
+                *out.entry(o).or_insert(0) += n.max(0) as u64;
             }
         }
         Ok(out)
@@ -653,12 +721,13 @@ impl StateStore for SqliteState {
         let rows = self.read(
             "SELECT object, MAX(at) FROM activity GROUP BY object",
             [],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            |r| {
+                let o: String = r.get(0)?;
+                let row = Row::new("activity", format!("latest of {o}"));
+                Ok((row.object(&o)?, row.time("at", &r.get::<_, String>(1)?)?))
+            },
         )?;
-        Ok(rows
-            .into_iter()
-            .map(|(o, at)| (object(&o), time(&at)))
-            .collect())
+        Ok(rows.into_iter().collect())
     }
 
     fn rep_facts(&self) -> Result<Vec<RepFacts>, StateError> {
@@ -686,18 +755,25 @@ impl StateStore for SqliteState {
             "SELECT marker, rep, object, target, source_id, hash, at FROM journal ORDER BY marker",
             [],
             |r| {
+                let marker: String = r.get(0)?;
+                let row = Row::new("journal", &marker);
                 Ok(JournalEntry {
-                    marker: r.get(0)?,
                     rep: r.get(1)?,
-                    object: object(&r.get::<_, String>(2)?),
-                    target: if r.get::<_, String>(3)? == "exchange" {
-                        CreateTarget::Exchange
-                    } else {
-                        CreateTarget::Salesforce
-                    },
+                    object: row.object(&r.get::<_, String>(2)?)?,
+                    target: row.decode(
+                        "target",
+                        &r.get::<_, String>(3)?,
+                        "exchange or salesforce",
+                        |t| match t {
+                            "exchange" => Some(CreateTarget::Exchange),
+                            "salesforce" => Some(CreateTarget::Salesforce),
+                            _ => None,
+                        },
+                    )?,
                     source_id: r.get(4)?,
                     hash: r.get(5)?,
-                    at: time(&r.get::<_, String>(6)?),
+                    at: row.time("at", &r.get::<_, String>(6)?)?,
+                    marker,
                 })
             },
         )
@@ -714,14 +790,15 @@ impl StateStore for SqliteState {
 
     fn unresolved(&self, rep: &str) -> Result<Vec<UnresolvedItem>, StateError> {
         self.read(
-            "SELECT rep, event_id, email, at FROM unresolved WHERE rep = ?1 ORDER BY id",
+            "SELECT rep, event_id, email, at, id FROM unresolved WHERE rep = ?1 ORDER BY id",
             [rep],
             |r| {
+                let row = Row::new("unresolved", r.get::<_, i64>(4)?);
                 Ok(UnresolvedItem {
                     rep: r.get(0)?,
                     event_id: r.get(1)?,
                     email: r.get(2)?,
-                    at: time(&r.get::<_, String>(3)?),
+                    at: row.time("at", &r.get::<_, String>(3)?)?,
                 })
             },
         )
@@ -762,11 +839,13 @@ impl StateStore for SqliteState {
                  ORDER BY generation DESC LIMIT 1",
                 [],
                 |r| {
+                    let generation = r.get::<_, i64>(0)?;
                     Ok(ConfigRevision {
-                        generation: r.get::<_, i64>(0)?.max(0) as u64,
+                        generation: generation.max(0) as u64,
                         canonical: r.get(1)?,
                         hash: r.get(2)?,
-                        applied_at: time(&r.get::<_, String>(3)?),
+                        applied_at: Row::new("revisions", generation)
+                            .time("applied_at", &r.get::<_, String>(3)?)?,
                         applied_by: r.get(4)?,
                     })
                 },
@@ -778,6 +857,28 @@ impl StateStore for SqliteState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_of_an_unknown_object_is_an_error_naming_its_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let state = SqliteState::open(&path).unwrap();
+        state
+            .conn
+            .execute(
+                "INSERT INTO links (rep, object, ex_item_id, hash) VALUES ('r', 'meeting', 'AAMk', 'h')",
+                [],
+            )
+            .unwrap();
+        let e = state.all_links().unwrap_err();
+        assert!(
+            e.message.ends_with(
+                "is damaged: table links, row 1, column object: `meeting` is not contact or event"
+            ),
+            "{e}"
+        );
+        assert_eq!(e.hint, WAY_OUT);
+    }
 
     fn revision(n: u32) -> StateChange {
         StateChange::RecordApply {

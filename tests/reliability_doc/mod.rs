@@ -53,6 +53,7 @@ pub const CRASHES: Table = Table {
         "a_state_file_overwritten_in_the_middle_is_detected_on_open",
         "a_truncated_state_file_is_detected_on_open",
         "a_state_file_that_is_not_sqlite_is_detected_on_open",
+        "undecodable_state_row_is_an_error_with_a_way_out",
         "state_writes_stay_all_or_nothing_when_the_writer_is_killed",
     ],
 };
