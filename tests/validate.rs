@@ -552,6 +552,75 @@ fn rule_same_user_active_in_two_orgs_is_an_error() {
     );
 }
 
+#[test]
+fn two_roots_with_one_org_name_are_refused() {
+    let s = Scratch::new();
+    s.write("prod/tether.yaml", BASE);
+    // A copy of the same org, with the same user active in it: every rep would sync twice.
+    s.write("copy/tether.yaml", BASE);
+    let out = tether(
+        &["validate", "--format", "json", "prod", "copy"],
+        s.dir.path(),
+    );
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let report = out.json();
+    let d = find(
+        &report,
+        "org `acme-prod` is configured twice: by prod/tether.yaml and by copy/tether.yaml",
+    );
+    assert_at(
+        d,
+        "error",
+        "copy/tether.yaml",
+        position_of(BASE, "acme-prod"),
+    );
+    assert!(
+        d["related"][0]["range"]["filename"]
+            .as_str()
+            .unwrap()
+            .ends_with("prod/tether.yaml")
+    );
+    assert!(
+        d["detail"].as_str().unwrap().contains("its own `org.name`"),
+        "{d}"
+    );
+}
+
+#[test]
+fn inactive_configuration_listing_a_user_active_in_another_org_warns() {
+    let s = Scratch::new();
+    s.write("prod/tether.yaml", BASE);
+    let sandbox = with("acme-prod, kind: production", "acme-uat, kind: sandbox")
+        .replace("  - name: Reps\n", "  - name: Pilot\n    active: false\n");
+    s.write("uat/tether.yaml", &sandbox);
+    let out = tether(
+        &["validate", "--format", "json", "uat", "prod"],
+        s.dir.path(),
+    );
+    assert_eq!(out.code, 0, "a warning: {}", out.stdout);
+    let report = out.json();
+    let d = find(
+        &report,
+        "user `ana@acme.com` is listed in the inactive configuration `Pilot` of org `acme-uat` and is active in org `acme-prod`",
+    );
+    assert_at(
+        d,
+        "warning",
+        "uat/tether.yaml",
+        position_of(&sandbox, "ana@acme.com"),
+    );
+    assert_eq!(
+        d["detail"],
+        "reactivating `Pilot` would sync the user in two orgs; remove the user from it"
+    );
+    assert!(
+        d["related"][0]["range"]["filename"]
+            .as_str()
+            .unwrap()
+            .ends_with("prod/tether.yaml")
+    );
+}
+
 // ---- several files ------------------------------------------------------------------
 
 #[test]

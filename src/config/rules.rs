@@ -766,24 +766,28 @@ pub fn parse_reference(text: &str) -> Result<Reference<'_>, String> {
     Err("unknown reference kind: only `${env:NAME}` and `${file:PATH}` exist".into())
 }
 
-/// Rules across configurations of different orgs validated together.
+/// Rules across configuration roots validated together: one root per org, and a user
+/// active in one org only.
 pub fn check_across(checked: &[Checked<'_>]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let mut seen: BTreeMap<String, (usize, Span)> = BTreeMap::new();
+    one_root_per_org(checked, &mut out);
+    // email → the first active listing: root and where.
+    let mut active: BTreeMap<String, (usize, Span)> = BTreeMap::new();
+    // Inactive listings, checked once every active one is known.
+    let mut inactive: Vec<(usize, &str, &str, Span)> = Vec::new();
     for (n, c) in checked.iter().enumerate() {
-        for (i, sc) in c
-            .config
-            .sync_configurations
-            .iter()
-            .enumerate()
-            .filter(|(_, sc)| sc.active)
-        {
+        for (i, sc) in c.config.sync_configurations.iter().enumerate() {
             for (u, user) in sc.members.users.iter().enumerate() {
                 let Some(span) = c.at(&format!("/sync_configurations/{i}/members/users/{u}"))
                 else {
                     continue;
                 };
-                match seen.get(&user.to_lowercase()) {
+                if !sc.active {
+                    inactive.push((n, sc.name.as_str(), user.as_str(), span));
+                    continue;
+                }
+                match active.get(&user.to_lowercase()) {
+                    // Roots of one org are refused above; within an org, `check` says it.
                     Some(&(first, first_span))
                         if checked[first].config.org.name != c.config.org.name =>
                     {
@@ -801,13 +805,62 @@ pub fn check_across(checked: &[Checked<'_>]) -> Vec<Diagnostic> {
                     }
                     Some(_) => {}
                     None => {
-                        seen.insert(user.to_lowercase(), (n, span));
+                        active.insert(user.to_lowercase(), (n, span));
                     }
                 }
             }
         }
     }
+    // The admin guide: an inactive configuration is easy to reactivate by accident.
+    for (n, configuration, user, span) in inactive {
+        let org = &checked[n].config.org.name;
+        if let Some(&(other, other_span)) = active.get(&user.to_lowercase())
+            && &checked[other].config.org.name != org
+        {
+            out.push(
+                Diagnostic::warning(
+                    Some(span),
+                    format!(
+                        "user `{user}` is listed in the inactive configuration `{configuration}` of org `{org}` and is active in org `{}`",
+                        checked[other].config.org.name
+                    ),
+                )
+                .with_related("active", other_span)
+                .with_hint(format!(
+                    "reactivating `{configuration}` would sync the user in two orgs; remove the user from it"
+                )),
+            );
+        }
+    }
     out
+}
+
+/// Two roots with one `org.name` would sync every rep of that org twice.
+fn one_root_per_org(checked: &[Checked<'_>], out: &mut Vec<Diagnostic>) {
+    let mut first: BTreeMap<&str, &Checked<'_>> = BTreeMap::new();
+    for c in checked {
+        let name = c.config.org.name.as_str();
+        let Some(earlier) = first.get(name) else {
+            first.insert(name, c);
+            continue;
+        };
+        let mut d = Diagnostic::error(
+            c.at("/org/name"),
+            format!(
+                "org `{name}` is configured twice: by {} and by {}",
+                earlier.unit.label.display(),
+                c.unit.label.display()
+            ),
+        )
+        .with_hint(
+            "each org has one configuration root, or every rep of it syncs twice: merge the \
+             two, or give the other org its own `org.name`",
+        );
+        if let Some(span) = earlier.at("/org/name") {
+            d = d.with_related("also named here", span);
+        }
+        out.push(d);
+    }
 }
 
 #[cfg(test)]
