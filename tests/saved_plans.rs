@@ -514,7 +514,14 @@ async fn saved_plan_keeps_the_delete_threshold() {
     }
     let plan = tether(
         &s,
-        &["plan", "org", "--delete-threshold", "1", "--out", "p.tfplan"],
+        &[
+            "plan",
+            "org",
+            "--delete-threshold",
+            "1",
+            "--out",
+            "p.tfplan",
+        ],
     )
     .await;
     ok(&plan);
@@ -550,7 +557,8 @@ async fn saved_plan_keeps_the_empty_side_guard() {
     let plan = tether(&s, &["plan", "org", "--out", "p.tfplan"]).await;
     ok(&plan);
     assert!(
-        plan.stdout.contains("Exchange: 0 to create, 0 to update, 1 to delete"),
+        plan.stdout
+            .contains("Exchange: 0 to create, 0 to update, 1 to delete"),
         "the reviewed plan: {}",
         plan.stdout
     );

@@ -310,10 +310,18 @@ async fn undecodable_state_row_is_an_error_with_a_way_out() {
             .iter()
             .chain(WAY_OUT)
         {
-            assert!(out.stderr.contains(e), "{args:?}: `{e}` not in\n{}", out.stderr);
+            assert!(
+                out.stderr.contains(e),
+                "{args:?}: `{e}` not in\n{}",
+                out.stderr
+            );
         }
     }
-    assert_eq!(std::fs::read(w.state_path()).unwrap(), before, "the file was changed");
+    assert_eq!(
+        std::fs::read(w.state_path()).unwrap(),
+        before,
+        "the file was changed"
+    );
     assert_eq!(w.writes(), writes_before, "something was written");
     // Each damaged value named where it is.
     assert!(

@@ -478,7 +478,10 @@ mod tests {
         std::fs::write(&path, r#"{"plan": {"format": 1}, "signature": ""}"#).unwrap();
         let old = check(&path, 41, "2026-11-23T12:00:00Z", &[]).unwrap_err();
         assert_eq!(old, PlanFileError::OlderFormat(1));
-        assert!(old.to_string().contains("run `tether plan --out` again"), "{old}");
+        assert!(
+            old.to_string().contains("run `tether plan --out` again"),
+            "{old}"
+        );
         assert_eq!(peek(&path).unwrap_err(), PlanFileError::OlderFormat(1));
     }
 }
