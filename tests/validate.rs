@@ -878,3 +878,47 @@ fn human_output_shows_location_source_line_marker_and_hint() {
         out.stdout
     );
 }
+
+// ---- output -------------------------------------------------------------------------
+
+/// Runs tether with its stdout a pipe nobody reads any more (as `tether plan | head -0`
+/// leaves it): the exit code and stderr.
+fn with_stdout_closed(args: &[&str], cwd: &std::path::Path) -> (i32, String) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(args)
+        .current_dir(cwd)
+        .envs(TEST_ENV.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tether");
+    // The reader goes away before tether has read its configuration, let alone printed.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    let s = Scratch::new();
+    s.write("org/tether.yaml", BASE);
+    // `plan --out` with no data read creates the state `errors` reads; the plan is saved
+    // though nobody reads what plan prints.
+    for args in [
+        &["validate", "org"][..],
+        &["validate", "--format", "json", "org"],
+        &["plan", "org", "--refresh=false", "--out", "p.tfplan"],
+        &["plan", "org", "--refresh=false", "--format", "json"],
+        &["errors", "org"],
+        &["errors", "org", "--format", "csv"],
+    ] {
+        let (code, stderr) = with_stdout_closed(args, s.dir.path());
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+    }
+    assert!(s.path("p.tfplan").exists(), "the plan was saved");
+}

@@ -103,10 +103,13 @@ pub fn run(args: &Args) -> ExitCode {
             })
             .unwrap_or_default()
     };
+    let mut out = String::new();
     match args.format {
-        ErrorsFormat::Json => println!("{}", serde_json::to_string_pretty(&rows).expect("json")),
+        ErrorsFormat::Json => {
+            out = serde_json::to_string_pretty(&rows).expect("json") + "\n";
+        }
         ErrorsFormat::Csv => {
-            println!("time,rep,object,direction,record_ids,code,message,suggestion");
+            out.push_str("time,rep,object,direction,record_ids,code,message,suggestion\n");
             for r in &rows {
                 let fields = [
                     text(&r["time"]),
@@ -118,34 +121,33 @@ pub fn run(args: &Args) -> ExitCode {
                     text(&r["message"]),
                     text(&r["suggestion"]),
                 ];
-                println!(
-                    "{}",
-                    fields
-                        .iter()
-                        .map(|f| csv_field(f))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                );
+                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                out.push_str(&line.join(","));
+                out.push('\n');
             }
         }
         ErrorsFormat::Table => {
             if rows.is_empty() {
-                println!("No failed records.");
+                out.push_str("No failed records.\n");
             }
             for r in &rows {
-                println!(
-                    "{} {} {} {} [{}] {}: {}",
+                out.push_str(&format!(
+                    "{} {} {} {} [{}] {}: {}\n    → {}\n",
                     text(&r["time"]),
                     text(&r["rep"]),
                     text(&r["object"]),
                     text(&r["direction"]),
                     ids(&r["record_ids"]),
                     text(&r["code"]),
-                    text(&r["message"])
-                );
-                println!("    → {}", text(&r["suggestion"]));
+                    text(&r["message"]),
+                    text(&r["suggestion"])
+                ));
             }
         }
+    }
+    if let Err(e) = super::print(&out) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
     }
     ExitCode::SUCCESS
 }

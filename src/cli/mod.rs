@@ -81,6 +81,20 @@ impl StateArg {
     }
 }
 
+/// Prints a command's output. A reader that has gone away (`tether plan | head -1`) is not
+/// the command's failure: the rest of its output is dropped, and the command finishes and
+/// exits as it would have. Any other failure to write is an error.
+pub fn print(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write the output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -141,10 +141,13 @@ fn plan_with<S: StateStore>(args: &Args, config: &Config, home: &Path, state: &S
         }
     }
     let doc = &planned.document;
-    match args.format {
-        PlanFormat::Human => print!("{}", render::human(doc, args.detail || args.show_values)),
-        PlanFormat::Markdown => print!("{}", render::markdown(doc)),
-        PlanFormat::Json => println!("{}", render::json(doc)),
+    let shown = match args.format {
+        PlanFormat::Human => render::human(doc, args.detail || args.show_values),
+        PlanFormat::Markdown => render::markdown(doc),
+        PlanFormat::Json => format!("{}\n", render::json(doc)),
+    };
+    if let Err(e) = super::print(&shown) {
+        return fail(e);
     }
     if let Some(out) = &args.out {
         let save = crate::workflow::SaveOptions {
@@ -171,7 +174,11 @@ fn plan_with<S: StateStore>(args: &Args, config: &Config, home: &Path, state: &S
         );
         // Keep machine-readable output on stdout clean.
         match args.format {
-            PlanFormat::Human => println!("\n{saved}"),
+            PlanFormat::Human => {
+                if let Err(e) = super::print(&format!("\n{saved}\n")) {
+                    return fail(e);
+                }
+            }
             PlanFormat::Markdown | PlanFormat::Json => eprintln!("{saved}"),
         }
     }

@@ -22,9 +22,13 @@ pub fn run(args: &Args) -> ExitCode {
         args.paths.clone()
     };
     let validation = crate::config::validate(&paths, args.strict);
-    match args.format {
-        Format::Human => print!("{}", validation.render_human()),
-        Format::Json => println!("{}", validation.render_json()),
+    let report = match args.format {
+        Format::Human => validation.render_human(),
+        Format::Json => format!("{}\n", validation.render_json()),
+    };
+    if let Err(e) = super::print(&report) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
     }
     if validation.is_valid() {
         ExitCode::SUCCESS
