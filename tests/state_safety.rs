@@ -31,7 +31,6 @@ async fn refused_by_every_command(w: &World, expect: &[&str]) {
     let path = w.state_path();
     let before = std::fs::read(&path).unwrap();
     let writes_before = w.writes();
-    let (mut plan_stderr, mut errors_stderr) = (String::new(), String::new());
     for args in [
         &["plan", "org"][..],
         &["apply", "org", "--auto-approve"],
