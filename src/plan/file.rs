@@ -54,7 +54,7 @@ pub struct SavedPlan {
 
 /// What the guards of `apply` decided when the plan was made. The overwrite warnings are
 /// in `document`, shown again at apply, as plain `apply` shows them before it writes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Guards {
     /// `plan --delete-threshold`: more deletes than this need `apply --allow-deletes`.
     pub delete_threshold: usize,
