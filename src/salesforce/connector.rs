@@ -820,6 +820,10 @@ impl CrmConnector for SalesforceConnector {
                 let mut m = Map::new();
                 m.insert("EventId".into(), json!(event_id));
                 m.insert("RelationId".into(), json!(p));
+                // A related contact or lead (a Who), not an invitee: the Object Reference's
+                // own example. IsInvitee defaults to true and IsParent to false, so both are
+                // given. Needs Shared Activities (test-connection checks it).
+                m.insert("IsParent".into(), json!(true));
                 m.insert("IsInvitee".into(), json!(false));
                 bodies.push(m);
                 owner.push(i);
