@@ -1240,6 +1240,48 @@ async fn auto_relate_relates_attendees_to_contacts_or_one_lead_and_records_the_u
     assert!(env.plan().await.is_empty());
 }
 
+/// EventRelation (Object Reference): a related contact or lead is a relation with
+/// IsParent = true (the documented example inserts IsParent=true, IsInvitee=false); the first
+/// becomes the event's WhoId. A relation with neither flag relates nothing on a real org.
+#[tokio::test]
+async fn auto_relate_creates_documented_event_relations() {
+    let mut env = Env::new(events_only(events(json!({ "auto_relate": true }))), 1, 0).await;
+    let first = env.sf_contact(0, "Cleo", "One", "c1@x.com");
+    let second = env.sf_contact(0, "Dora", "Two", "c2@x.com");
+    put_meeting(
+        &env,
+        "Review",
+        env.now() + Duration::days(1),
+        &["c1@x.com", "c2@x.com"],
+    );
+    env.sync().await;
+    let id = env.sf_event_id("Review");
+    let mut relations: Vec<(String, Value, Value, Value)> = env
+        .sf_records("EventRelation")
+        .iter()
+        .filter(|r| s(r.get("EventId")) == id)
+        .map(|r| {
+            (
+                s(r.get("RelationId")).to_string(),
+                r["IsParent"].clone(),
+                r["IsInvitee"].clone(),
+                r["IsWhat"].clone(),
+            )
+        })
+        .collect();
+    relations.sort_by(|a, b| a.0.cmp(&b.0));
+    let who = |c: &String| (c.clone(), json!(true), json!(false), json!(false));
+    let mut expected = vec![who(&first), who(&second)];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(relations, expected);
+    let event = env.sf.handle().get(&id).unwrap();
+    assert!(
+        [json!(first), json!(second)].contains(&event["WhoId"]),
+        "a related contact is the event's WhoId: {event:?}"
+    );
+    assert!(env.plan().await.is_empty());
+}
+
 #[tokio::test]
 async fn auto_relate_relates_at_most_50_contacts_to_an_event() {
     let mut env = Env::new(events_only(events(json!({ "auto_relate": true }))), 1, 0).await;
