@@ -1730,6 +1730,61 @@ async fn contact_scope_users_records_syncs_only_the_reps_own_and_all_contacts_sy
     assert!(env.plan().await.is_empty());
 }
 
+/// `all_contacts` is every contact the rep can see, not every contact the integration user
+/// can: with a private sharing default a rep's mailbox gets the rep's own contacts and those
+/// shared with them (UserRecordAccess), never another rep's they cannot open.
+#[tokio::test]
+async fn all_contacts_puts_only_contacts_the_rep_can_read_in_the_mailbox() {
+    let all = json!({ "direction": "salesforce_to_exchange", "scope": "all_contacts" });
+    let mut env = Env::new(config(all, Value::Null), 2, 0).await;
+    env.sf.handle().set_private("Contact");
+    env.sf_contact(0, "Own", "Zero", "own0@y.com");
+    let secret = env.sf_contact(1, "Own", "One", "own1@y.com");
+    let shared = env.sf_contact(1, "Shared", "One", "shared1@y.com");
+    env.sf.handle().share(&shared, &env.reps[0]);
+    let r = env.sync().await;
+    assert_eq!(
+        emails_in(&env.ex_contacts(0)),
+        set(&["own0@y.com", "shared1@y.com"]),
+        "{:#?}",
+        r.plan.operations
+    );
+    assert_eq!(
+        emails_in(&env.ex_contacts(1)),
+        set(&["own1@y.com", "shared1@y.com"])
+    );
+    assert!(
+        r.plan
+            .skipped
+            .iter()
+            .any(|s| s.record_id == secret && s.rep == env.reps[0]),
+        "{:#?}",
+        r.plan.skipped
+    );
+
+    // A no-change cycle asks nothing more: users and the Contact changes only. (The cycle
+    // after the first re-reads the records of its last second, and asks about them again.)
+    env.sync().await;
+    let before = env.sf.handle().served();
+    let r = env.sync().await;
+    assert!(r.plan.is_empty(), "{:#?}", r.plan);
+    let served = diff(&env.sf.handle().served(), &before);
+    assert_eq!(served.get("query"), Some(&2), "{served:?}");
+
+    // Shared later, then edited: the next read sees it and the rep may have it now.
+    env.sf.handle().share(&secret, &env.reps[0]);
+    env.sf
+        .handle()
+        .update("Contact", &secret, json!({"Title": "Buyer"}))
+        .unwrap();
+    env.sync().await;
+    assert_eq!(
+        emails_in(&env.ex_contacts(0)),
+        set(&["own0@y.com", "own1@y.com", "shared1@y.com"])
+    );
+    assert!(env.plan().await.is_empty());
+}
+
 #[tokio::test]
 async fn first_sync_matches_contacts_by_email_then_by_name_and_company_instead_of_duplicating() {
     let mut env = Env::new(contacts_only(), 1, 0).await;
