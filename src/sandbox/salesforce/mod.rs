@@ -8,6 +8,12 @@
 //! let contact = emu.handle().insert("Contact", serde_json::json!({"LastName": "Kung"}));
 //! # let _ = (emu.url(), contact); Ok(()) }
 //! ```
+//!
+//! Org settings a test can change through the handle: Shared Activities
+//! (`set_shared_activities`, on by default; it governs EventRelation's parent relations and
+//! Event's `EventWhoRelations`) and the sharing model behind UserRecordAccess (`set_private`,
+//! `share`; see [`sharing`]). Where the documentation names a rule but not its error code
+//! (EventRelation's), the emulator answers FIELD_INTEGRITY_EXCEPTION, saying which rule.
 
 mod cert;
 pub mod schema;
