@@ -164,6 +164,38 @@ fn object_settings(
         .collect()
 }
 
+/// Auto-relate relates attendees as an event's contacts or lead (EventRelation.IsParent),
+/// which Salesforce allows only with Shared Activities.
+async fn shared_activities(config: &Config, client: &SalesforceClient) -> Check {
+    const NAME: &str = "Salesforce: Shared Activities";
+    let relating = config.sync_configurations.iter().any(|c| {
+        c.active
+            && c.events
+                .as_ref()
+                .is_some_and(|e| e.auto_relate && e.direction.to_salesforce())
+    });
+    match client.shared_activities().await {
+        Ok(true) => pass(
+            NAME,
+            "on: an event can be related to up to 50 contacts or one lead",
+        ),
+        Ok(false) if relating => fail(
+            NAME,
+            "off: Salesforce refuses to relate contacts and leads to events, so auto_relate relates nothing",
+            "enable Shared Activities (Setup → Activity Settings → Allow Users to Relate Multiple Contacts to Tasks and Events), or set `auto_relate: false` in the events settings",
+        ),
+        Ok(false) => pass(
+            NAME,
+            "off; not needed, as no active configuration auto-relates events",
+        ),
+        Err(e) => fail(
+            NAME,
+            e.to_string(),
+            "give the integration user read access to Event, then run test-connection again",
+        ),
+    }
+}
+
 /// What a failed first EWS call says about the setup.
 fn exchange_failure(mailbox: &str, e: &EwsError) -> Check {
     match e {
@@ -294,6 +326,7 @@ async fn salesforce(config: &Config, client: &SalesforceClient, out: &mut Vec<Ch
             )),
         }
     }
+    out.push(shared_activities(config, client).await);
     match client.api_usage() {
         Some(usage) if usage.max > 0 => {
             let share = usage.used as f64 / usage.max as f64;

@@ -7,7 +7,7 @@ mod ews;
 use std::sync::Arc;
 use tether::clock::ManualClock;
 use tether::engine::connector::{
-    CrmConnector, CrmCreate, Folder, MailConnector, MailCreate, Mailbox, Outcome, RepError,
+    CrmConnector, CrmCreate, CrmRef, Folder, MailConnector, MailCreate, Mailbox, Outcome, RepError,
 };
 use tether::exchange::connector::EwsConnector;
 use tether::exchange::model::Item;
@@ -317,4 +317,74 @@ async fn relations_of_many_events_go_in_one_collection_and_fail_per_event() {
     let again = c.relate(&[(e1.clone(), vec![ana.clone()])]).await.unwrap();
     assert!(matches!(again[0], Outcome::Ok(())), "{again:?}");
     assert_eq!(related(&e1), 2);
+}
+
+/// UserRecordAccess, 200 RecordIds a query for one user; an unreadable record is not asked
+/// about again while its SystemModstamp is unchanged, and is once it changes.
+#[tokio::test]
+async fn readable_asks_user_record_access_200_ids_at_a_time_and_remembers_the_unreadable() {
+    let clock = ManualClock::new(sf_emu::deterministic_epoch());
+    let mut o = sf_emu::EmulatorOptions::deterministic();
+    o.clock = Arc::new(clock.clone());
+    let emu = sf_emu::Emulator::start(o).await.unwrap();
+    let h = emu.handle();
+    let rep = h.add_user("r@x.com", "r@x.com", "R", "Sales User", "Europe/Berlin");
+    let other = h.add_user("o@x.com", "o@x.com", "O", "Sales User", "Europe/Berlin");
+    h.set_private("Contact");
+    let refs: Vec<CrmRef> = (0..250)
+        .map(|i| {
+            let owner = if i % 2 == 0 { &rep } else { &other };
+            let id = h
+                .insert(
+                    "Contact",
+                    serde_json::json!({"LastName": format!("C{i}"), "OwnerId": owner}),
+                )
+                .unwrap();
+            let modstamp = h.get(&id).unwrap()["SystemModstamp"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            CrmRef { id, modstamp }
+        })
+        .collect();
+    h.share(&refs[1].id, &rep);
+    let url = url::Url::parse(emu.url()).unwrap();
+    let mut so = ClientOptions::new(
+        url.clone(),
+        Auth::ClientCredentials {
+            client_id: "3MVG9tether.sandbox.client".into(),
+            client_secret: Secret::new("sandbox-client-secret"),
+        },
+    );
+    so.login_url = url;
+    let c = SalesforceConnector::new(SalesforceClient::with_clock(so, Arc::new(clock)).unwrap());
+    let queries = || h.served().get("query").copied().unwrap_or(0);
+    let before = queries();
+    let readable = c.readable(&rep, &refs).await.unwrap();
+    assert_eq!(queries(), before + 2, "250 ids: two queries");
+    let expected: std::collections::BTreeSet<String> = refs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 0 || *i == 1)
+        .map(|(_, r)| r.id.clone())
+        .collect();
+    assert_eq!(readable, expected);
+
+    // The unreadable ones again, unchanged: nothing asked, still unreadable.
+    let unreadable: Vec<CrmRef> = refs
+        .iter()
+        .filter(|r| !expected.contains(&r.id))
+        .cloned()
+        .collect();
+    assert!(c.readable(&rep, &unreadable).await.unwrap().is_empty());
+    assert_eq!(queries(), before + 2);
+    // Changed since (and shared meanwhile): asked again.
+    h.share(&unreadable[0].id, &rep);
+    let changed = CrmRef {
+        id: unreadable[0].id.clone(),
+        modstamp: "2026-02-01T00:00:00.000+0000".into(),
+    };
+    let again = c.readable(&rep, &[changed]).await.unwrap();
+    assert_eq!(queries(), before + 3);
+    assert!(again.contains(&unreadable[0].id));
 }

@@ -207,6 +207,42 @@ async fn contact_scope_users_records_syncs_only_the_reps_own_and_all_contacts_sy
     assert!(w.plan().await.is_empty());
 }
 
+/// `all_contacts` is what the rep can read: the engine asks (one call per 200 contacts per
+/// rep) only about others' contacts it would put in the mailbox, and a quiet cycle asks
+/// nothing.
+#[tokio::test]
+async fn all_contacts_asks_only_about_contacts_it_would_put_in_the_mailbox() {
+    let all = json!({ "direction": "salesforce_to_exchange", "scope": "all_contacts" });
+    let mut w = World::new(config(all, NONE), 2);
+    let zero = contact("Own", "Zero", "own0@x.com");
+    w.sf.user_create(ObjectKind::Contact, &rep_id(0), zero);
+    let hidden = w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(1),
+        contact("Own", "One", "own1@x.com"),
+    );
+    w.sf.hide_from(&rep_id(0), &hidden);
+    w.sync().await;
+    let emails = |w: &World, n| -> Vec<String> {
+        w.ex_contacts(n)
+            .iter()
+            .map(|c| c.email().to_string())
+            .collect()
+    };
+    assert_eq!(emails(&w, 0), ["own0@x.com"]);
+    assert_eq!(emails(&w, 1).len(), 2);
+    assert_eq!(w.sf.counts().record_access, 2, "one call per rep");
+
+    let before = w.sf.counts().record_access;
+    w.sync().await;
+    assert_eq!(
+        w.sf.counts().record_access,
+        before,
+        "a quiet cycle asks nothing"
+    );
+    assert!(w.plan().await.is_empty());
+}
+
 #[tokio::test]
 async fn first_sync_matches_contacts_by_email_then_by_name_and_company_instead_of_duplicating() {
     let mut w = World::new(config(both_contacts(), NONE), 1);

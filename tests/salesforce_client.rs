@@ -850,9 +850,11 @@ async fn events_relations_and_converted_leads_follow_the_platform_rules() {
         vec!["FIELD_INTEGRITY_EXCEPTION"]
     );
 
-    // Up to 50 contacts or one lead.
+    // Up to 50 contacts or one lead as related records (IsParent; invitees are not Whos).
     let contacts = env.seed_contacts(51);
-    let rel = |who: &str| ev(json!({"EventId": id, "RelationId": who}));
+    let rel = |who: &str| {
+        ev(json!({"EventId": id, "RelationId": who, "IsParent": true, "IsInvitee": false}))
+    };
     let rels: Vec<_> = contacts.iter().map(|c| rel(c)).collect();
     let report = c.create("EventRelation", &rels).await;
     assert_eq!(

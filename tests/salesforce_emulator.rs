@@ -1456,3 +1456,270 @@ async fn a_create_whose_answer_breaks_off_was_still_made() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(v[0]["errorCode"], "INVALID_SESSION_ID");
 }
+
+/// EventRelation (Object Reference): IsInvitee defaults to true and IsParent to false;
+/// IsWhat is read-only and set by the platform; a relation is an invitee or a parent (Who or
+/// What) or both; parent relations need Shared Activities, users are only ever invitees, and
+/// an event has up to 50 contacts or one lead as Whos, the first becoming its WhoId.
+#[tokio::test]
+async fn emulator_enforces_event_relation_rules() {
+    let t = start().await;
+    let h = t.emu.handle();
+    let contact = |i: usize| {
+        h.insert("Contact", json!({"LastName": format!("C{i}")}))
+            .unwrap()
+    };
+    let event = || {
+        h.insert(
+            "Event",
+            json!({"Subject": "S", "StartDateTime": "2026-01-20T10:00:00Z", "DurationInMinutes": 30}),
+        )
+        .unwrap()
+    };
+    let tr = &t;
+    let post = move |body: Value| async move {
+        let (s, _, v) = tr
+            .send(tr.http.post(tr.url("sobjects/EventRelation/")).json(&body))
+            .await;
+        (s, v)
+    };
+    let who = |e: &str| {
+        h.get(e)
+            .unwrap()
+            .get("WhoId")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let code = |v: &Value| v[0]["errorCode"].as_str().unwrap_or("").to_string();
+    let ev = event();
+    let (c1, c2) = (contact(1), contact(2));
+
+    // Defaults: an invitee, not a parent; IsWhat false for a person.
+    let (s, v) = post(json!({"EventId": ev, "RelationId": c1})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let invitee = h.get(v["id"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (
+            &invitee["IsInvitee"],
+            &invitee["IsParent"],
+            &invitee["IsWhat"]
+        ),
+        (&json!(true), &json!(false), &json!(false))
+    );
+    assert_eq!(who(&ev), Value::Null, "an invitee is no Who");
+
+    // Neither invitee nor parent: refused.
+    let (s, v) = post(json!({"EventId": ev, "RelationId": c2, "IsInvitee": false})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&v), "FIELD_INTEGRITY_EXCEPTION", "{v}");
+    // IsWhat is the platform's.
+    let (s, v) =
+        post(json!({"EventId": ev, "RelationId": c2, "IsParent": true, "IsWhat": true})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&v), "INVALID_FIELD_FOR_INSERT_UPDATE", "{v}");
+    // A user is invited, never related.
+    let user = h.integration_user_id();
+    let (_, v) =
+        post(json!({"EventId": ev, "RelationId": user, "IsParent": true, "IsInvitee": false}))
+            .await;
+    assert_eq!(code(&v), "FIELD_INTEGRITY_EXCEPTION", "{v}");
+
+    // The documented example: a Who relation; the first one becomes the WhoId.
+    let (s, v) =
+        post(json!({"EventId": ev, "RelationId": c2, "IsParent": true, "IsInvitee": false})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(who(&ev), json!(c2));
+    let c3 = contact(3);
+    post(json!({"EventId": ev, "RelationId": c3, "IsParent": true, "IsInvitee": false})).await;
+    assert_eq!(who(&ev), json!(c2), "the primary stays");
+
+    // An account is a What: IsWhat set, and it cannot be an invitee.
+    let acct = h.insert("Account", json!({"Name": "Acme"})).unwrap();
+    let (_, v) = post(json!({"EventId": ev, "RelationId": acct})).await;
+    assert_eq!(code(&v), "FIELD_INTEGRITY_EXCEPTION", "{v}");
+    let (s, v) =
+        post(json!({"EventId": ev, "RelationId": acct, "IsParent": true, "IsInvitee": false}))
+            .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        h.get(v["id"].as_str().unwrap()).unwrap()["IsWhat"],
+        json!(true)
+    );
+
+    // One lead or up to 50 contacts: a lead cannot join contacts (an invitee lead can).
+    let lead = h
+        .insert("Lead", json!({"LastName": "L", "Company": "Acme"}))
+        .unwrap();
+    let (_, v) =
+        post(json!({"EventId": ev, "RelationId": lead, "IsParent": true, "IsInvitee": false}))
+            .await;
+    assert_eq!(code(&v), "FIELD_INTEGRITY_EXCEPTION", "{v}");
+    let (s, _) = post(json!({"EventId": ev, "RelationId": lead})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let full = event();
+    for i in 0..50 {
+        let (s, v) = post(json!({"EventId": full, "RelationId": contact(10 + i), "IsParent": true, "IsInvitee": false})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (_, v) = post(
+        json!({"EventId": full, "RelationId": contact(99), "IsParent": true, "IsInvitee": false}),
+    )
+    .await;
+    assert_eq!(code(&v), "FIELD_INTEGRITY_EXCEPTION", "{v}");
+    assert!(
+        v[0]["message"].as_str().unwrap().contains("50 contacts"),
+        "{v}"
+    );
+    let only_lead = event();
+    post(json!({"EventId": only_lead, "RelationId": lead, "IsParent": true, "IsInvitee": false}))
+        .await;
+    assert_eq!(who(&only_lead), json!(lead));
+    let (_, v) =
+        post(json!({"EventId": only_lead, "RelationId": c1, "IsParent": true, "IsInvitee": false}))
+            .await;
+    assert_eq!(code(&v), "FIELD_INTEGRITY_EXCEPTION", "{v}");
+
+    // Shared Activities off: only invitees; Event's describe loses EventWhoRelations.
+    let children = |v: &Value| -> Vec<String> {
+        v["childRelationships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["relationshipName"].as_str().map(str::to_string))
+            .collect()
+    };
+    let (_, _, d) = t.get("sobjects/Event/describe").await;
+    assert!(children(&d).contains(&"EventWhoRelations".to_string()));
+    h.set_shared_activities(false);
+    let (_, _, d) = t.get("sobjects/Event/describe").await;
+    assert!(!children(&d).contains(&"EventWhoRelations".to_string()));
+    let ev2 = event();
+    let (s, v) =
+        post(json!({"EventId": ev2, "RelationId": c1, "IsParent": true, "IsInvitee": false})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&v), "FIELD_INTEGRITY_EXCEPTION", "{v}");
+    assert!(
+        v[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Shared Activities"),
+        "{v}"
+    );
+    let (s, _) = post(json!({"EventId": ev2, "RelationId": c1})).await;
+    assert_eq!(s, StatusCode::CREATED, "invitees need no Shared Activities");
+    // Event.WhoId is a plain field then: no relation appears for it.
+    h.update("Event", &ev2, json!({"WhoId": c2})).unwrap();
+    let rels: Vec<_> = h
+        .records("EventRelation")
+        .into_iter()
+        .filter(|r| r["EventId"] == json!(ev2))
+        .collect();
+    assert_eq!(rels.len(), 1, "{rels:?}");
+}
+
+/// UserRecordAccess answers from the emulated org's sharing: Public Read Only by default;
+/// with a private default a user reads what they own or what is shared with them, a
+/// System Administrator everything. The query must name one user and the records (≤ 200).
+#[tokio::test]
+async fn user_record_access_answers_from_the_sharing_model() {
+    let t = start().await;
+    let h = t.emu.handle();
+    let rep = h.add_user(
+        "rep@corp.com",
+        "rep@corp.com",
+        "Rep",
+        "Sales User",
+        "Europe/Berlin",
+    );
+    let other = h.add_user(
+        "oth@corp.com",
+        "oth@corp.com",
+        "Oth",
+        "Sales User",
+        "Europe/Berlin",
+    );
+    let own = h
+        .insert("Contact", json!({"LastName": "Own", "OwnerId": rep}))
+        .unwrap();
+    let theirs = h
+        .insert("Contact", json!({"LastName": "Theirs", "OwnerId": other}))
+        .unwrap();
+    let shared = h
+        .insert("Contact", json!({"LastName": "Shared", "OwnerId": other}))
+        .unwrap();
+    let access = |user: String| {
+        let q = format!(
+            "SELECT RecordId, HasReadAccess, MaxAccessLevel FROM UserRecordAccess WHERE UserId = '{user}' AND RecordId IN ('{own}', '{theirs}', '{shared}')"
+        );
+        let t = &t;
+        async move {
+            let (s, v) = t.query(&q).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            let mut out: Vec<(String, bool, String)> = v["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["RecordId"].as_str().unwrap().to_string(),
+                        r["HasReadAccess"].as_bool().unwrap(),
+                        r["MaxAccessLevel"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            out.sort();
+            out
+        }
+    };
+    let mut expected = vec![
+        (own.clone(), true, "All".to_string()),
+        (theirs.clone(), true, "Read".to_string()),
+        (shared.clone(), true, "Read".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(access(rep.clone()).await, expected, "Public Read Only");
+
+    h.set_private("Contact");
+    h.share(&shared, &rep);
+    let mut expected = vec![
+        (own.clone(), true, "All".to_string()),
+        (theirs.clone(), false, "None".to_string()),
+        (shared.clone(), true, "Read".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(access(rep.clone()).await, expected, "Private");
+    assert!(
+        access(h.integration_user_id())
+            .await
+            .iter()
+            .all(|(_, read, level)| *read && level == "All"),
+        "View All Data"
+    );
+
+    // Without one user and the records, or with more than 200: MALFORMED_QUERY.
+    let (s, v) = t.query("SELECT RecordId FROM UserRecordAccess").await;
+    assert_eq!(
+        (s, v[0]["errorCode"].clone()),
+        (StatusCode::BAD_REQUEST, json!("MALFORMED_QUERY"))
+    );
+    let many: Vec<String> = (0..201).map(|_| format!("'{own}'")).collect();
+    let (s, v) = t
+        .query(&format!(
+            "SELECT RecordId FROM UserRecordAccess WHERE UserId = '{rep}' AND RecordId IN ({})",
+            many.join(",")
+        ))
+        .await;
+    assert_eq!(
+        (s, v[0]["errorCode"].clone()),
+        (StatusCode::BAD_REQUEST, json!("MALFORMED_QUERY"))
+    );
+    // Not writable.
+    let (s, _, v) = t
+        .send(
+            t.http
+                .post(t.url("sobjects/UserRecordAccess/"))
+                .json(&json!({"RecordId": own})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}

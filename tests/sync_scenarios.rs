@@ -1240,6 +1240,48 @@ async fn auto_relate_relates_attendees_to_contacts_or_one_lead_and_records_the_u
     assert!(env.plan().await.is_empty());
 }
 
+/// EventRelation (Object Reference): a related contact or lead is a relation with
+/// IsParent = true (the documented example inserts IsParent=true, IsInvitee=false); the first
+/// becomes the event's WhoId. A relation with neither flag relates nothing on a real org.
+#[tokio::test]
+async fn auto_relate_creates_documented_event_relations() {
+    let mut env = Env::new(events_only(events(json!({ "auto_relate": true }))), 1, 0).await;
+    let first = env.sf_contact(0, "Cleo", "One", "c1@x.com");
+    let second = env.sf_contact(0, "Dora", "Two", "c2@x.com");
+    put_meeting(
+        &env,
+        "Review",
+        env.now() + Duration::days(1),
+        &["c1@x.com", "c2@x.com"],
+    );
+    env.sync().await;
+    let id = env.sf_event_id("Review");
+    let mut relations: Vec<(String, Value, Value, Value)> = env
+        .sf_records("EventRelation")
+        .iter()
+        .filter(|r| s(r.get("EventId")) == id)
+        .map(|r| {
+            (
+                s(r.get("RelationId")).to_string(),
+                r["IsParent"].clone(),
+                r["IsInvitee"].clone(),
+                r["IsWhat"].clone(),
+            )
+        })
+        .collect();
+    relations.sort_by(|a, b| a.0.cmp(&b.0));
+    let who = |c: &String| (c.clone(), json!(true), json!(false), json!(false));
+    let mut expected = vec![who(&first), who(&second)];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(relations, expected);
+    let event = env.sf.handle().get(&id).unwrap();
+    assert!(
+        [json!(first), json!(second)].contains(&event["WhoId"]),
+        "a related contact is the event's WhoId: {event:?}"
+    );
+    assert!(env.plan().await.is_empty());
+}
+
 #[tokio::test]
 async fn auto_relate_relates_at_most_50_contacts_to_an_event() {
     let mut env = Env::new(events_only(events(json!({ "auto_relate": true }))), 1, 0).await;
@@ -1685,6 +1727,61 @@ async fn contact_scope_users_records_syncs_only_the_reps_own_and_all_contacts_sy
     let three = set(&["own0@y.com", "own1@y.com", "new1@y.com"]);
     assert_eq!(emails_in(&env.ex_contacts(0)), three);
     assert_eq!(emails_in(&env.ex_contacts(1)), three);
+    assert!(env.plan().await.is_empty());
+}
+
+/// `all_contacts` is every contact the rep can see, not every contact the integration user
+/// can: with a private sharing default a rep's mailbox gets the rep's own contacts and those
+/// shared with them (UserRecordAccess), never another rep's they cannot open.
+#[tokio::test]
+async fn all_contacts_puts_only_contacts_the_rep_can_read_in_the_mailbox() {
+    let all = json!({ "direction": "salesforce_to_exchange", "scope": "all_contacts" });
+    let mut env = Env::new(config(all, Value::Null), 2, 0).await;
+    env.sf.handle().set_private("Contact");
+    env.sf_contact(0, "Own", "Zero", "own0@y.com");
+    let secret = env.sf_contact(1, "Own", "One", "own1@y.com");
+    let shared = env.sf_contact(1, "Shared", "One", "shared1@y.com");
+    env.sf.handle().share(&shared, &env.reps[0]);
+    let r = env.sync().await;
+    assert_eq!(
+        emails_in(&env.ex_contacts(0)),
+        set(&["own0@y.com", "shared1@y.com"]),
+        "{:#?}",
+        r.plan.operations
+    );
+    assert_eq!(
+        emails_in(&env.ex_contacts(1)),
+        set(&["own1@y.com", "shared1@y.com"])
+    );
+    assert!(
+        r.plan
+            .skipped
+            .iter()
+            .any(|s| s.record_id == secret && s.rep == env.reps[0]),
+        "{:#?}",
+        r.plan.skipped
+    );
+
+    // A no-change cycle asks nothing more: users and the Contact changes only. (The cycle
+    // after the first re-reads the records of its last second, and asks about them again.)
+    env.sync().await;
+    let before = env.sf.handle().served();
+    let r = env.sync().await;
+    assert!(r.plan.is_empty(), "{:#?}", r.plan);
+    let served = diff(&env.sf.handle().served(), &before);
+    assert_eq!(served.get("query"), Some(&2), "{served:?}");
+
+    // Shared later, then edited: the next read sees it and the rep may have it now.
+    env.sf.handle().share(&secret, &env.reps[0]);
+    env.sf
+        .handle()
+        .update("Contact", &secret, json!({"Title": "Buyer"}))
+        .unwrap();
+    env.sync().await;
+    assert_eq!(
+        emails_in(&env.ex_contacts(0)),
+        set(&["own0@y.com", "own1@y.com", "shared1@y.com"])
+    );
     assert!(env.plan().await.is_empty());
 }
 

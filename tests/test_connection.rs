@@ -146,3 +146,49 @@ async fn a_missing_sync_key_field_fails_naming_it() {
     );
     assert!(out.stdout.contains("Tether_Sync_Key__c"), "{}", out.stdout);
 }
+
+/// Auto-relate relates attendees as the event's contacts or lead (EventRelation.IsParent),
+/// which Salesforce allows only with Shared Activities: test-connection says when it is off.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_connection_reports_shared_activities_off() {
+    let s = setup().await;
+    let on = run(&s, &[], PASSWORD).await;
+    assert!(
+        on.stdout.contains("PASS Salesforce: Shared Activities: on"),
+        "{}",
+        on.stdout
+    );
+
+    s.sf.handle().set_shared_activities(false);
+    let off = run(&s, &[], PASSWORD).await;
+    assert_eq!(off.code, 1, "{}", off.stdout);
+    assert!(
+        off.stdout.contains(
+            "FAIL Salesforce: Shared Activities: off: Salesforce refuses to relate contacts and leads to events"
+        ),
+        "{}",
+        off.stdout
+    );
+    assert!(
+        off.stdout.contains("→ enable Shared Activities"),
+        "{}",
+        off.stdout
+    );
+
+    // Without auto-relate it is not needed: said, not failed.
+    let quiet = start(
+        salesforce::EmulatorOptions::default(),
+        "  - name: Reps\n    members: { users: [celia.kung@corp.com] }\n    events: { direction: exchange_to_salesforce, auto_relate: false }\n",
+    )
+    .await;
+    quiet.ews.add_mailbox("celia.kung@corp.com", Some("Sales"));
+    quiet.sf.handle().set_shared_activities(false);
+    let out = run(&quiet, &[], PASSWORD).await;
+    assert!(
+        out.stdout
+            .contains("PASS Salesforce: Shared Activities: off; not needed"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.code, 0, "{}", out.stdout);
+}

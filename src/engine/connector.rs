@@ -8,6 +8,7 @@
 
 use crate::model::{ObjectKind, Record};
 use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
 use std::future::Future;
 
 /// Salesforce sObject Collections take at most 200 records a call.
@@ -370,6 +371,16 @@ pub trait CrmConnector: Send + Sync {
         &self,
         emails: &[String],
     ) -> impl Future<Output = Result<Vec<Person>, CallError>> + Send;
+
+    /// The ids of those of `records` the user can read (Salesforce:
+    /// UserRecordAccess.HasReadAccess), in as few calls as the API allows. A rep's mailbox
+    /// only gets contacts the rep may open. A connector may remember a verdict while the
+    /// record's version is unchanged.
+    fn readable(
+        &self,
+        user_id: &str,
+        records: &[CrmRef],
+    ) -> impl Future<Output = Result<BTreeSet<String>, CallError>> + Send;
 
     /// Relate events to people (EventRelation / WhoId): (event id, person ids) each, all in
     /// as few calls as the API allows. One outcome per event, in order.

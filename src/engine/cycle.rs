@@ -14,7 +14,8 @@
 
 use crate::config::model::{Config, ContactScope, Direction};
 use crate::engine::connector::{
-    CallError, CrmConnector, CrmRecord, Folder, MailChange, MailConnector, MailItem, RepError,
+    CallError, CrmConnector, CrmRecord, CrmRef, Folder, MailChange, MailConnector, MailItem,
+    RepError,
 };
 use crate::engine::execute::{ExecError, ExecReport, Executor, Killed, ProgressHandle, StepBudget};
 use crate::engine::plan::{self, Plan, PlanInput, RepObjectInput, SideView};
@@ -436,6 +437,7 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                         links,
                         mail: mail_view,
                         crm: crm_view,
+                        unreadable: BTreeSet::new(),
                     });
                 }
                 Err(e) => {
@@ -449,14 +451,91 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     out.folder_cursors
         .retain(|(rep, _), _| !failed_reps.contains(rep));
     out.reps = reps;
-    let plan = plan::plan(&PlanInput {
-        config,
-        now,
-        force: options.force,
-        items,
-        pending,
-    });
+    let plan = plan_readable(
+        crm,
+        PlanInput {
+            config,
+            now,
+            force: options.force,
+            items,
+            pending,
+        },
+    )
+    .await
+    .map_err(CycleError::Crm)?;
     Ok((plan, out))
+}
+
+/// Plans, keeping out of each `all_contacts` rep's mailbox the contacts the rep cannot read
+/// in Salesforce: `all_contacts` is what the rep can see, not what the integration user can.
+/// Only the contacts of someone else that the plan would write to the mailbox (create, or
+/// write over an item) are asked about (UserRecordAccess, 200 a call, per rep), so a cycle
+/// that writes nothing asks nothing. The unreadable ones leave the rep's scope and the plan
+/// is made again, until it asks about nothing new.
+async fn plan_readable<C: CrmConnector>(
+    crm: &C,
+    mut input: PlanInput<'_>,
+) -> Result<Plan, CallError> {
+    let all_contacts = |item: &RepObjectInput| {
+        item.object == ObjectKind::Contact
+            && input
+                .config
+                .sync_configurations
+                .get(item.rep.configuration)
+                .is_some_and(|c| {
+                    ObjectSettings::of(c, ObjectKind::Contact).scope == ContactScope::AllContacts
+                })
+    };
+    let asking: Vec<usize> = (0..input.items.len())
+        .filter(|&i| all_contacts(&input.items[i]))
+        .collect();
+    let mut asked: BTreeSet<(String, String)> = BTreeSet::new();
+    loop {
+        let plan = plan::plan(&input);
+        let mut hidden = false;
+        for &i in &asking {
+            let item = &input.items[i];
+            // Another user's contacts, as read (the rep can always read their own).
+            let others: HashMap<&str, &str> = item
+                .crm
+                .upserts
+                .iter()
+                .filter(|r| r.owner_id != item.rep.user_id)
+                .map(|r| (r.id.as_str(), r.modstamp.as_str()))
+                .collect();
+            let ask: Vec<CrmRef> = plan
+                .operations
+                .iter()
+                .filter(|op| op.rep == item.rep.user_id && op.object == ObjectKind::Contact)
+                .filter_map(|op| match &op.action {
+                    plan::Action::CreateInExchange { salesforce, .. }
+                    | plan::Action::UpdateExchange { salesforce, .. } => Some(&salesforce.id),
+                    _ => None,
+                })
+                .filter_map(|id| {
+                    let modstamp = others.get(id.as_str())?;
+                    asked
+                        .insert((item.rep.user_id.clone(), id.clone()))
+                        .then(|| CrmRef {
+                            id: id.clone(),
+                            modstamp: modstamp.to_string(),
+                        })
+                })
+                .collect();
+            if ask.is_empty() {
+                continue;
+            }
+            let readable = crm.readable(&item.rep.user_id, &ask).await?;
+            let item = &mut input.items[i];
+            for r in ask.into_iter().filter(|r| !readable.contains(&r.id)) {
+                item.unreadable.insert(r.id);
+                hidden = true;
+            }
+        }
+        if !hidden {
+            return Ok(plan);
+        }
+    }
 }
 
 fn apply<S: StateStore>(

@@ -590,6 +590,7 @@ pub struct CrmCounts {
     pub find_created: u64,
     pub find_people: u64,
     pub relate: u64,
+    pub record_access: u64,
 }
 
 impl CrmCounts {
@@ -603,6 +604,7 @@ impl CrmCounts {
             + self.find_created
             + self.find_people
             + self.relate
+            + self.record_access
     }
 }
 
@@ -618,6 +620,8 @@ struct CrmData {
     deleted: BTreeMap<ObjectKind, BTreeMap<String, u64>>,
     leads: Vec<(String, String)>,
     relations: BTreeMap<String, Vec<String>>,
+    /// (user id, record id): records the user cannot read; every other record is readable.
+    hidden: BTreeSet<(String, String)>,
     counts: CrmCounts,
     faults: Faults,
     max_batch: usize,
@@ -661,6 +665,12 @@ impl MemoryCrm {
 
     pub fn add_user(&self, user: CrmUser) {
         self.lock().users.push(user);
+    }
+    /// The user cannot read the record (sharing).
+    pub fn hide_from(&self, user_id: &str, record_id: &str) {
+        self.lock()
+            .hidden
+            .insert((user_id.to_string(), record_id.to_string()));
     }
     pub fn add_lead(&self, id: &str, email: &str) {
         self.lock().leads.push((id.into(), email.into()));
@@ -1023,6 +1033,20 @@ impl CrmConnector for MemoryCrm {
                 }),
         );
         Ok(out)
+    }
+
+    async fn readable(
+        &self,
+        user_id: &str,
+        records: &[CrmRef],
+    ) -> Result<BTreeSet<String>, CallError> {
+        let mut d = self.lock();
+        d.counts.record_access += records.len().div_ceil(CRM_BATCH) as u64;
+        Ok(records
+            .iter()
+            .filter(|r| !d.hidden.contains(&(user_id.to_string(), r.id.clone())))
+            .map(|r| r.id.clone())
+            .collect())
     }
 
     async fn relate(

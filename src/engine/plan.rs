@@ -40,6 +40,9 @@ pub struct RepObjectInput {
     pub mail: SideView<MailItem>,
     /// Salesforce records sorted to this rep (see `crm_view`).
     pub crm: SideView<CrmRecord>,
+    /// Of those, the ids the rep cannot read in Salesforce (UserRecordAccess): out of the
+    /// rep's scope whatever the scope says (`all_contacts` is what the rep can see).
+    pub unreadable: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -757,8 +760,12 @@ impl RepPlanner<'_, '_> {
         let mut sf_obs: BTreeMap<LinkId, Obs<'_, CrmRecord>> = BTreeMap::new();
         let mut new_sf: Vec<&CrmRecord> = Vec::new();
         for r in &item.crm.upserts {
-            let scoped = in_scope(&item.rep, self.s, r);
+            let unreadable = item.unreadable.contains(&r.id);
+            let scoped = in_scope(&item.rep, self.s, r) && !unreadable;
             let h = &sf_hashes[r.id.as_str()];
+            if unreadable {
+                self.skip(&r.id, "the rep cannot read it in Salesforce");
+            }
             match by_sf.get(r.id.as_str()) {
                 Some(id) if !scoped => {
                     sf_obs.insert(*id, Obs::Gone { left_scope: true });
@@ -1423,6 +1430,7 @@ mod tests {
                     upserts: sf,
                     deleted: vec![],
                 },
+                unreadable: BTreeSet::new(),
             }],
             pending: vec![],
         })
@@ -1524,6 +1532,7 @@ mod tests {
                     upserts: vec![],
                     deleted: vec![],
                 },
+                unreadable: BTreeSet::new(),
             }],
             pending: vec![],
         });

@@ -27,11 +27,16 @@ use crate::model::{
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The External ID field holding the create-journal marker (admin setup step).
 pub const SYNC_KEY_FIELD: &str = "Tether_Sync_Key__c";
+
+/// RecordIds one UserRecordAccess query may name (Object Reference: "up to 200").
+const USER_RECORD_ACCESS_IDS: usize = 200;
+/// Unreadable verdicts remembered (about 100 bytes each); past it they are asked again.
+const UNREADABLE_REMEMBERED: usize = 100_000;
 
 /// Event fields the canonical event is built from (besides custom mappings).
 const EVENT_FIELDS: &[&str] = &[
@@ -63,6 +68,9 @@ pub struct SalesforceConnector {
     /// to as Accounts are created), so that each batch of 200 does not query them again.
     /// Replaced at the start of every write phase: it never outlives one cycle's writes.
     accounts: Arc<Mutex<BTreeMap<String, String>>>,
+    /// (user id, record id) → the SystemModstamp the record had when the user could not
+    /// read it (see `readable`).
+    unreadable: Arc<Mutex<HashMap<(String, String), String>>>,
 }
 
 fn object_name(object: ObjectKind) -> &'static str {
@@ -182,6 +190,7 @@ impl SalesforceConnector {
             event_mapping: EffectiveMapping::defaults(ObjectKind::Event),
             filter_fields: Vec::new(),
             accounts: Arc::default(),
+            unreadable: Arc::default(),
         }
     }
 
@@ -420,6 +429,12 @@ impl SalesforceConnector {
             }
         }
         m
+    }
+
+    fn unreadable(&self) -> MutexGuard<'_, HashMap<(String, String), String>> {
+        self.unreadable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn known_accounts(&self) -> MutexGuard<'_, BTreeMap<String, String>> {
@@ -807,6 +822,54 @@ impl CrmConnector for SalesforceConnector {
         Ok(out)
     }
 
+    /// UserRecordAccess, 200 RecordIds a query (its documented maximum), one user a query.
+    /// A record found unreadable is not asked about again while its SystemModstamp is the
+    /// same: a change read repeats its last second every cycle, and a quiet cycle must not
+    /// ask each rep about it again.
+    async fn readable(
+        &self,
+        user_id: &str,
+        records: &[CrmRef],
+    ) -> Result<BTreeSet<String>, CallError> {
+        let ask: Vec<&CrmRef> = {
+            let known = self.unreadable();
+            records
+                .iter()
+                .filter(|r| known.get(&(user_id.to_string(), r.id.clone())) != Some(&r.modstamp))
+                .collect()
+        };
+        let mut out = BTreeSet::new();
+        for chunk in ask.chunks(USER_RECORD_ACCESS_IDS) {
+            let lits: Vec<Lit> = chunk.iter().map(|r| Lit::Str(r.id.clone())).collect();
+            let soql = SoqlBuilder::select("UserRecordAccess", &["RecordId", "HasReadAccess"])
+                .and_then(|b| b.filter("UserId", Op::Eq, Lit::Str(user_id.to_string())))
+                .and_then(|b| b.filter_in("RecordId", &lits, false))
+                .map_err(build_error)?
+                .build();
+            let readable: BTreeSet<String> = self
+                .query(soql)
+                .await?
+                .iter()
+                .filter(|r| r.get("HasReadAccess") == Some(&Value::Bool(true)))
+                .filter_map(|r| text(r.get("RecordId")).and_then(|id| super::ids::to_18(&id)))
+                .collect();
+            let mut known = self.unreadable();
+            if known.len() + chunk.len() > UNREADABLE_REMEMBERED {
+                known.clear();
+            }
+            for r in chunk {
+                let key = (user_id.to_string(), r.id.clone());
+                if super::ids::to_18(&r.id).is_some_and(|id| readable.contains(&id)) {
+                    known.remove(&key);
+                    out.insert(r.id.clone());
+                } else {
+                    known.insert(key, r.modstamp.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every relation of every event in sObject Collections of 200, whatever event it
     /// belongs to: one call per 200 relations, not one per event.
     async fn relate(
@@ -820,6 +883,10 @@ impl CrmConnector for SalesforceConnector {
                 let mut m = Map::new();
                 m.insert("EventId".into(), json!(event_id));
                 m.insert("RelationId".into(), json!(p));
+                // A related contact or lead (a Who), not an invitee: the Object Reference's
+                // own example. IsInvitee defaults to true and IsParent to false, so both are
+                // given. Needs Shared Activities (test-connection checks it).
+                m.insert("IsParent".into(), json!(true));
                 m.insert("IsInvitee".into(), json!(false));
                 bodies.push(m);
                 owner.push(i);

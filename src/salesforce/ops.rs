@@ -233,6 +233,8 @@ pub struct ObjectDescribe {
     pub name: String,
     pub key_prefix: Option<String>,
     pub fields: Vec<FieldInfo>,
+    /// The `relationshipName`s of `childRelationships` (those that have one).
+    pub child_relationships: Vec<String>,
 }
 
 impl ObjectDescribe {
@@ -675,6 +677,17 @@ impl SalesforceClient {
         }
     }
 
+    /// Whether the org has Shared Activities (events related to up to 50 contacts), read from
+    /// Event's describe: the `EventWhoRelations` child relationship (EventWhoRelation is
+    /// "available only if you've enabled Shared Activities", Object Reference).
+    pub async fn shared_activities(&self) -> Result<bool> {
+        let event = self.describe("Event").await?;
+        Ok(event
+            .child_relationships
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case("EventWhoRelations")))
+    }
+
     /// `GET /limits`.
     pub async fn limits(&self) -> Result<BTreeMap<String, LimitValue>> {
         let path = self.data_path("limits");
@@ -801,6 +814,13 @@ pub(crate) fn decode_describe(body: &[u8]) -> Result<ObjectDescribe> {
             .and_then(Value::as_str)
             .map(str::to_string),
         fields,
+        child_relationships: v
+            .get("childRelationships")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("relationshipName")?.as_str().map(str::to_string))
+            .collect(),
     })
 }
 

@@ -8,14 +8,22 @@
 //! let contact = emu.handle().insert("Contact", serde_json::json!({"LastName": "Kung"}));
 //! # let _ = (emu.url(), contact); Ok(()) }
 //! ```
+//!
+//! Org settings a test can change through the handle: Shared Activities
+//! (`set_shared_activities`, on by default; it governs EventRelation's parent relations and
+//! Event's `EventWhoRelations`) and the sharing model behind UserRecordAccess (`set_private`,
+//! `share`; see [`sharing`]). Where the documentation names a rule but not its error code
+//! (EventRelation's), the emulator answers FIELD_INTEGRITY_EXCEPTION, saying which rule.
 
 mod cert;
 pub mod schema;
 mod server;
+pub mod sharing;
 pub mod soql;
 pub mod store;
 
 use crate::clock::{Clock, ManualClock, SystemClock};
+use crate::salesforce::ids;
 use crate::secret::Secret;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -615,6 +623,27 @@ impl EmulatorHandle {
     /// collection, auth, …) meets `fault`; several for one kind fire in order.
     pub fn fault_next(&self, kind: &str, fault: KindFault) {
         self.org().faults.targeted.push((kind.to_string(), fault));
+    }
+    /// Shared Activities on (the default) or off: off, events relate to people only as
+    /// invitees (EventRelation.IsParent is refused) and Event's describe has no
+    /// `EventWhoRelations`.
+    pub fn set_shared_activities(&self, on: bool) {
+        self.org().store.shared_activities = on;
+    }
+    /// Makes `object`'s organization-wide default Private: a user reads its records they own,
+    /// those shared with them (`share`), or all as a System Administrator (see `sharing`).
+    pub fn set_private(&self, object: &str) {
+        self.org()
+            .store
+            .sharing
+            .private
+            .insert(object.to_ascii_lowercase());
+    }
+    /// Shares a record with a user (read access).
+    pub fn share(&self, record_id: &str, user_id: &str) {
+        if let (Some(r), Some(u)) = (ids::to_18(record_id), ids::to_18(user_id)) {
+            self.org().store.sharing.shares.insert((r, u));
+        }
     }
     /// An active duplicate rule (action Block) whose matching rule compares `field` of
     /// `object` exactly: creates and updates that match a live record fail with

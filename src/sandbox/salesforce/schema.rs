@@ -1,5 +1,5 @@
 //! The emulator's objects. Contact, Event and Lead follow describe results recorded from a real
-//! org; Account, User, Profile and EventRelation are reduced to the fields a sync touches, in
+//! org; Account, User, Profile, EventRelation and UserRecordAccess are reduced to the fields a sync touches, in
 //! the same describe shape.
 
 use serde_json::{Value, json};
@@ -62,7 +62,11 @@ pub struct ObjectSchema {
 impl ObjectSchema {
     fn from_describe(describe: Value) -> Option<ObjectSchema> {
         let name = describe.get("name")?.as_str()?.to_string();
-        let key_prefix = describe.get("keyPrefix")?.as_str()?.to_string();
+        // UserRecordAccess has none (null).
+        let key_prefix = match describe.get("keyPrefix")? {
+            Value::Null => String::new(),
+            v => v.as_str()?.to_string(),
+        };
         let mut fields = Vec::new();
         for f in describe.get("fields")?.as_array()? {
             let s = |k: &str| f.get(k).and_then(Value::as_str).map(str::to_string);
@@ -239,6 +243,23 @@ fn add_sync_key_field(describe: &mut Value) {
     }
 }
 
+/// With Shared Activities, Event's describe lists the `EventWhoRelations` child relationship
+/// (EventWhoRelation: the event's contacts and lead, "available only if you've enabled
+/// Shared Activities"); the recorded describe comes from an org without it.
+pub fn with_event_who_relations(describe: &mut Value) {
+    let child = json!({
+        "cascadeDelete": true, "childSObject": "EventWhoRelation", "deprecatedAndHidden": false,
+        "field": "EventId", "junctionIdListNames": [], "junctionReferenceTo": [],
+        "relationshipName": "EventWhoRelations", "restrictedDelete": false,
+    });
+    if let Some(children) = describe
+        .get_mut("childRelationships")
+        .and_then(Value::as_array_mut)
+    {
+        children.push(child);
+    }
+}
+
 #[derive(Debug)]
 pub struct Catalog {
     pub objects: BTreeMap<String, Arc<ObjectSchema>>,
@@ -382,7 +403,7 @@ impl Catalog {
                     false,
                     false,
                     false,
-                    &["Contact", "Lead", "User"],
+                    &["Contact", "Lead", "User", "Account"],
                     Some("Relation"),
                 ),
                 (
@@ -397,10 +418,90 @@ impl Catalog {
                     None,
                 ),
                 ("IsParent", "boolean", 0, true, true, false, true, &[], None),
-                ("IsWhat", "boolean", 0, true, false, false, true, &[], None),
+                ("IsWhat", "boolean", 0, false, false, false, true, &[], None),
                 ("Status", "picklist", 40, true, true, true, false, &[], None),
             ],
         ));
+        // UserRecordAccess: a user's access to records, queried with the user and the records
+        // named in the filter (see `sharing`). Read-only and without a key prefix.
+        let mut access = synth(
+            "UserRecordAccess",
+            "",
+            "User Record Access",
+            &[
+                (
+                    "UserId",
+                    "reference",
+                    18,
+                    false,
+                    false,
+                    false,
+                    false,
+                    &["User"],
+                    Some("User"),
+                ),
+                (
+                    "RecordId",
+                    "reference",
+                    18,
+                    false,
+                    false,
+                    false,
+                    false,
+                    &[],
+                    None,
+                ),
+                (
+                    "HasReadAccess",
+                    "boolean",
+                    0,
+                    false,
+                    false,
+                    false,
+                    false,
+                    &[],
+                    None,
+                ),
+                (
+                    "HasEditAccess",
+                    "boolean",
+                    0,
+                    false,
+                    false,
+                    false,
+                    false,
+                    &[],
+                    None,
+                ),
+                (
+                    "HasDeleteAccess",
+                    "boolean",
+                    0,
+                    false,
+                    false,
+                    false,
+                    false,
+                    &[],
+                    None,
+                ),
+                (
+                    "MaxAccessLevel",
+                    "picklist",
+                    40,
+                    false,
+                    false,
+                    true,
+                    false,
+                    &[],
+                    None,
+                ),
+            ],
+        );
+        access["keyPrefix"] = Value::Null;
+        for flag in ["createable", "updateable", "deletable", "replicateable"] {
+            access[flag] = json!(false);
+        }
+        describes.push(access);
         let objects = describes
             .into_iter()
             .filter_map(ObjectSchema::from_describe)
@@ -414,7 +515,9 @@ impl Catalog {
     }
 
     pub fn by_prefix(&self, prefix: &str) -> Option<&Arc<ObjectSchema>> {
-        self.objects.values().find(|o| o.key_prefix == prefix)
+        self.objects
+            .values()
+            .find(|o| !o.key_prefix.is_empty() && o.key_prefix == prefix)
     }
 }
 
@@ -425,7 +528,7 @@ mod tests {
     #[test]
     fn recorded_describes_load_with_their_rules() {
         let c = Catalog::load();
-        assert_eq!(c.objects.len(), 7);
+        assert_eq!(c.objects.len(), 8);
         let contact = c.get("contact").unwrap();
         assert_eq!(contact.key_prefix, "003");
         assert!(contact.field("lastname").unwrap().required_on_create());

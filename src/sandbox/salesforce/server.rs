@@ -535,7 +535,10 @@ fn route(
                 .catalog
                 .objects
                 .values()
-                .map(|o| json!({"name": o.name, "keyPrefix": o.key_prefix, "queryable": true}))
+                .map(|o| {
+                    let prefix = (!o.key_prefix.is_empty()).then_some(&o.key_prefix);
+                    json!({"name": o.name, "keyPrefix": prefix, "queryable": true})
+                })
                 .collect();
             json_response(
                 StatusCode::OK,
@@ -548,7 +551,10 @@ fn route(
                     .describe
                     .to_string()
                     .replace("/vxx.0/", &format!("/v{}/", ctx.version));
-                let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                let mut body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if schema.name == "Event" && org.store.shared_activities {
+                    super::schema::with_event_who_relations(&mut body);
+                }
                 json_response(StatusCode::OK, &body)
             }
             None => unknown_object(obj),
@@ -723,21 +729,29 @@ fn run_query(ctx: &Ctx<'_>, org: &mut Org, q: &str, all: bool) -> Response {
     };
     let store = &org.store;
     let resolver: &dyn Resolver = store;
+    // UserRecordAccess has no table: its rows are computed for the user and records asked.
+    let computed = if parsed.object.name == "UserRecordAccess" {
+        match store.user_record_access(parsed.filter.as_ref()) {
+            Ok(rows) => rows,
+            Err(e) => return errors(StatusCode::BAD_REQUEST, e.code, &e.message),
+        }
+    } else {
+        Vec::new()
+    };
     let mut rows: Vec<&Map<String, Value>> = store
         .table(&parsed.object.name)
-        .map(|t| {
-            t.values()
-                .filter(|r| all || r.deleted.is_none())
-                .map(|r| &r.fields)
-                .filter(|r| {
-                    parsed
-                        .filter
-                        .as_ref()
-                        .is_none_or(|c| soql::matches(c, r, resolver))
-                })
-                .collect()
+        .into_iter()
+        .flat_map(|t| t.values())
+        .filter(|r| all || r.deleted.is_none())
+        .map(|r| &r.fields)
+        .chain(computed.iter())
+        .filter(|r| {
+            parsed
+                .filter
+                .as_ref()
+                .is_none_or(|c| soql::matches(c, r, resolver))
         })
-        .unwrap_or_default();
+        .collect();
     soql::order(&parsed, &mut rows, resolver);
     let rows: Vec<&Map<String, Value>> = rows
         .into_iter()

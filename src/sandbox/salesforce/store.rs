@@ -111,6 +111,11 @@ pub struct Store {
     pub duplicate_rules: Vec<DuplicateRule>,
     /// Deleted records before this are purged: getDeleted cannot report them.
     pub deleted_purged_before: Option<DateTime<Utc>>,
+    /// Shared Activities (Setup → Activity Settings): events relate to up to 50 contacts
+    /// (EventRelation.IsParent) and Event's describe lists `EventWhoRelations`. On by
+    /// default; `EmulatorHandle::set_shared_activities` switches it off.
+    pub shared_activities: bool,
+    pub sharing: super::sharing::Sharing,
     /// Ids by (object, field) and value, for the checks that would otherwise scan a whole
     /// table on every write (unique fields; an event's relations). Entries are only ever
     /// added: each lookup checks its candidates against the records as they are now, so an
@@ -146,6 +151,8 @@ impl Store {
             faults: Vec::new(),
             duplicate_rules: Vec::new(),
             deleted_purged_before: None,
+            shared_activities: true,
+            sharing: Default::default(),
             index: HashMap::new(),
         }
     }
@@ -286,6 +293,16 @@ impl Store {
         let schema = self.catalog.get(object).cloned().ok_or_else(|| {
             RecError::new("NOT_FOUND", "The requested resource does not exist", &[])
         })?;
+        if schema.key_prefix.is_empty() {
+            return Err(RecError::new(
+                "INVALID_TYPE_FOR_OPERATION",
+                format!(
+                    "entity type {} does not support this operation",
+                    schema.name
+                ),
+                &[],
+            ));
+        }
         let table_key = schema.name.to_ascii_lowercase();
         let existing: Option<Rec> = match kind {
             WriteKind::Create => None,
@@ -378,6 +395,11 @@ impl Store {
         }
         // Defaults the platform fills on create.
         if creating {
+            if schema.name == "EventRelation" {
+                // Object Reference: IsInvitee defaults to true (an EventRelation was an
+                // invitee before Shared Activities), IsParent to false.
+                fields.entry("IsInvitee").or_insert(json!(true));
+            }
             for meta in &schema.fields {
                 if meta.createable && meta.kind == "boolean" && !fields.contains_key(&meta.name) {
                     fields.insert(meta.name.clone(), Value::Bool(false));
@@ -416,7 +438,7 @@ impl Store {
         }
         match schema.name.as_str() {
             "Event" => event_rules(&mut fields, existing.as_ref().map(|r| &r.fields), input)?,
-            "EventRelation" if creating => self.relation_rules(&fields)?,
+            "EventRelation" if creating => self.relation_rules(&mut fields)?,
             _ => {}
         }
         if let Some(err) = self.fault_for(&schema.name, &fields) {
@@ -479,8 +501,14 @@ impl Store {
                 deleted: None,
             },
         );
-        if schema.name == "Event" && old_who != new_who {
+        if schema.name == "Event" && old_who != new_who && self.shared_activities {
             self.sync_who_relation(&id, &old_who, &new_who, user_id, now);
+        }
+        if schema.name == "EventRelation" && creating {
+            if let Some(rel) = self.tables.get("eventrelation").and_then(|t| t.get(&id)) {
+                let rel = rel.fields.clone();
+                self.first_who_is_primary(&rel, now);
+            }
         }
         Ok(id)
     }
@@ -701,11 +729,54 @@ impl Store {
         }
     }
 
-    /// With Shared Activities an event relates to up to 50 contacts or to one lead.
-    fn relation_rules(&self, f: &Map<String, Value>) -> Result<(), RecError> {
-        let event = f.get("EventId").and_then(Value::as_str).unwrap_or("");
-        let rel = f.get("RelationId").and_then(Value::as_str).unwrap_or("");
+    /// EventRelation as the Object Reference documents it. A relation is an invitee
+    /// (`IsInvitee`, a user, contact or lead) and/or a parent related record (`IsParent`: a Who,
+    /// i.e. a contact or lead, or a What such as an Account, for which the platform sets the
+    /// read-only `IsWhat`). Parent relations need Shared Activities, and an event has up to 50
+    /// contacts or one lead as Whos. `IsInvitee` defaults to true, `IsParent` to false.
+    ///
+    /// The Object Reference does not give the error codes; these follow the platform's
+    /// pattern for cross-field integrity (FIELD_INTEGRITY_EXCEPTION), and the messages say
+    /// which rule was broken.
+    fn relation_rules(&self, f: &mut Map<String, Value>) -> Result<(), RecError> {
+        let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let (event, rel) = (text("EventId"), text("RelationId"));
+        let (event, rel) = (event.as_str(), rel.as_str());
         let invitee = f.get("IsInvitee") == Some(&Value::Bool(true));
+        let parent = f.get("IsParent") == Some(&Value::Bool(true));
+        let is_user = rel.starts_with("005");
+        let is_what = !is_person(rel) && !is_user;
+        let integrity = |message: &str, field: &str| {
+            Err(RecError::new(
+                "FIELD_INTEGRITY_EXCEPTION",
+                message,
+                &[field],
+            ))
+        };
+        if !invitee && !parent {
+            return integrity(
+                "An event relation must be an invitee (IsInvitee) or a related record (IsParent).",
+                "IsParent",
+            );
+        }
+        if parent && !self.shared_activities {
+            return integrity(
+                "Relating contacts, leads or other records to an event (IsParent) requires Shared Activities; without it an event relation can only be an invitee.",
+                "IsParent",
+            );
+        }
+        if parent && is_user {
+            return integrity(
+                "A user can be invited to an event, not related to it (IsParent).",
+                "IsParent",
+            );
+        }
+        if invitee && is_what {
+            return integrity(
+                "Only users, contacts and leads can be invited to an event.",
+                "IsInvitee",
+            );
+        }
         let existing: Vec<&Map<String, Value>> =
             self.relations_of(event).map(|r| &r.fields).collect();
         if let Some(dup) = existing
@@ -721,31 +792,45 @@ impl Store {
                 &["RelationId"],
             ));
         }
-        if invitee || rel.starts_with("005") {
+        f.insert("IsWhat".into(), Value::Bool(is_what));
+        if !parent || is_what {
             return Ok(());
         }
-        let whos: Vec<&str> = existing
-            .iter()
-            .filter(|r| r.get("IsInvitee") != Some(&Value::Bool(true)))
-            .filter_map(|r| r.get("RelationId").and_then(Value::as_str))
-            .filter(|id| id.starts_with("003") || id.starts_with("00Q"))
-            .collect();
+        let whos: Vec<&str> = existing.iter().filter_map(|r| who_of(r)).collect();
         let adding_lead = rel.starts_with("00Q");
         if (adding_lead && !whos.is_empty()) || whos.iter().any(|w| w.starts_with("00Q")) {
-            return Err(RecError::new(
-                "FIELD_INTEGRITY_EXCEPTION",
+            return integrity(
                 "An event can be related to one lead, or to up to 50 contacts, but not both.",
-                &["RelationId"],
-            ));
+                "RelationId",
+            );
         }
         if whos.len() >= 50 {
-            return Err(RecError::new(
-                "FIELD_INTEGRITY_EXCEPTION",
+            return integrity(
                 "You can relate up to 50 contacts to an event.",
-                &["RelationId"],
-            ));
+                "RelationId",
+            );
         }
         Ok(())
+    }
+
+    /// The first contact or lead related to an event becomes its WhoId (with Shared
+    /// Activities, WhoId is the lead or the primary contact).
+    fn first_who_is_primary(&mut self, rel: &Map<String, Value>, now: DateTime<Utc>) {
+        let (Some(event_id), Some(who)) = (rel.get("EventId").and_then(Value::as_str), who_of(rel))
+        else {
+            return;
+        };
+        if let Some(e) = self
+            .tables
+            .get_mut("event")
+            .and_then(|t| t.get_mut(event_id))
+            .filter(|e| e.fields.get("WhoId").is_none_or(Value::is_null))
+        {
+            e.fields.insert("WhoId".into(), json!(who));
+            let ts = json!(format_datetime(now));
+            e.fields.insert("LastModifiedDate".into(), ts.clone());
+            e.fields.insert("SystemModstamp".into(), ts);
+        }
     }
 
     /// Setting Event.WhoId creates (or moves) the parent EventRelation, as the platform does.
@@ -834,18 +919,11 @@ impl Store {
         if !is_who {
             return;
         }
-        let next = {
-            self.relations_of(event_id)
-                .map(|r| &r.fields)
-                // A related (not invitee-only) contact or lead, as relation_rules counts them.
-                .filter(|r| {
-                    r.get("IsParent") == Some(&json!(true))
-                        || r.get("IsInvitee") != Some(&json!(true))
-                })
-                .filter_map(|r| r.get("RelationId").and_then(Value::as_str))
-                .find(|id| *id != who && (id.starts_with("003") || id.starts_with("00Q")))
-                .map(str::to_string)
-        };
+        let next = self
+            .relations_of(event_id)
+            .filter_map(|r| who_of(&r.fields))
+            .find(|id| *id != who)
+            .map(str::to_string);
         if let Some(e) = self
             .tables
             .get_mut("event")
@@ -932,6 +1010,17 @@ impl Store {
         }
         Ok(id18)
     }
+}
+
+/// A contact or lead id (a Who).
+fn is_person(id: &str) -> bool {
+    id.starts_with("003") || id.starts_with("00Q")
+}
+
+/// The contact or lead a relation relates as a Who (IsParent, not IsWhat), if it does.
+fn who_of(rel: &Map<String, Value>) -> Option<&str> {
+    let id = rel.get("RelationId").and_then(Value::as_str)?;
+    (rel.get("IsParent") == Some(&json!(true)) && is_person(id)).then_some(id)
 }
 
 fn json_kind(v: &Value) -> &'static str {
