@@ -2519,12 +2519,21 @@ async fn first_link_with_salesforce_fields(contacts: Value) -> Env {
 fn assert_salesforce_fields_kept(env: &Env) {
     let sf = env.sf_records("Contact");
     assert_eq!(sf.len(), 1);
-    let kept: Vec<&str> = ["MailingCity", "MailingCountry", "MailingPostalCode", "Phone"]
-        .iter()
-        .map(|f| s(sf[0].get(*f)))
-        .collect();
+    let kept: Vec<&str> = [
+        "MailingCity",
+        "MailingCountry",
+        "MailingPostalCode",
+        "Phone",
+    ]
+    .iter()
+    .map(|f| s(sf[0].get(*f)))
+    .collect();
     assert_eq!(kept, ["Bergen", "Norway", "5003", "+47 55 00 00 00"]);
-    assert_eq!(s(sf[0].get("Title")), "Head of Sales", "Exchange's value wins");
+    assert_eq!(
+        s(sf[0].get("Title")),
+        "Head of Sales",
+        "Exchange's value wins"
+    );
 }
 
 #[tokio::test]
@@ -2554,7 +2563,10 @@ async fn first_link_does_not_blank_salesforce_fields() {
     )
     .await;
     assert_salesforce_fields_kept(&env);
-    assert!(env.ex_contacts(0)[0].addresses.is_empty(), "Exchange not written");
+    assert!(
+        env.ex_contacts(0)[0].addresses.is_empty(),
+        "Exchange not written"
+    );
     assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
     env.sync().await;
     assert_salesforce_fields_kept(&env);
@@ -2620,7 +2632,11 @@ async fn first_link_does_not_blank_exchange_fields() {
     .await;
     assert_exchange_fields_kept(&env);
     let sf = env.sf_records("Contact");
-    assert_eq!(s(sf[0].get("MailingCity")), "Bergen", "Salesforce filled too");
+    assert_eq!(
+        s(sf[0].get("MailingCity")),
+        "Bergen",
+        "Salesforce filled too"
+    );
     assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
     env.sync().await;
     assert_exchange_fields_kept(&env);

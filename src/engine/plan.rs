@@ -1119,7 +1119,8 @@ impl RepPlanner<'_, '_> {
                 self.blocked_linked(&r.record, ToEx).is_none(),
             ),
             None => (
-                self.blocked(&m.record, ToSf, m.related_in_outlook).is_none(),
+                self.blocked(&m.record, ToSf, m.related_in_outlook)
+                    .is_none(),
                 self.blocked(&r.record, ToEx, true).is_none(),
             ),
         }

@@ -56,7 +56,11 @@ pub fn fill_empty(winner: &Record, other: &Record, mapping: &EffectiveMapping) -
                     "Subject" => (&mut w.subject, o.subject.as_str()),
                     "Location" => (&mut w.location, o.location.as_str()),
                     "Description" => (&mut w.body, o.body.as_str()),
-                    "StartDateTime" | "EndDateTime" | "IsAllDayEvent" | "ShowAs" | "IsPrivate"
+                    "StartDateTime"
+                    | "EndDateTime"
+                    | "IsAllDayEvent"
+                    | "ShowAs"
+                    | "IsPrivate"
                     | crate::model::catalog::ATTENDEES => continue,
                     name => {
                         let theirs = o.extra.get(name).map(String::as_str).unwrap_or("");

@@ -8,6 +8,7 @@ use super::settings::SettingChange;
 use crate::config::model::Config;
 use crate::engine::cycle::ReadOutcome;
 use crate::engine::plan::{Action, Plan, Side};
+use crate::model::merge::FieldEffects;
 use crate::model::normalize::{comparison_form, display_form};
 use crate::model::{EffectiveMapping, ObjectKind, Record};
 use std::collections::{BTreeMap, HashMap};
@@ -234,34 +235,53 @@ pub fn build(
             RecordAction::Unlink => r.unlink += 1,
             RecordAction::Link => r.link += 1,
         }
-        if options.detail {
-            let mapping = read
-                .mappings
-                .get(&(op.rep.clone(), op.object))
-                .unwrap_or(&defaults[&op.object]);
-            let changes = |before: Option<&Record>, after: &Record| {
-                field_changes(before, after, t, mapping, options.show_values)
-            };
-            // Deletes, unlinks and links change no field; their id and reason say it all.
-            let fields = match &op.action {
-                Action::CreateInSalesforce { record, .. }
-                | Action::CreateInExchange { record, .. } => changes(None, record),
-                Action::UpdateSalesforce { record, .. } => {
-                    changes(targets.salesforce.get(&id), record)
-                }
-                Action::UpdateExchange { record, .. } => changes(targets.exchange.get(&id), record),
-                _ => Vec::new(),
-            };
-            if action == RecordAction::Update {
-                updated_fields.insert(id.clone(), fields.iter().map(|f| f.field.clone()).collect());
+        let mapping = read
+            .mappings
+            .get(&(op.rep.clone(), op.object))
+            .unwrap_or(&defaults[&op.object]);
+        // An update and the record it writes over: as the plan read it, else read by id.
+        let update = match &op.action {
+            Action::UpdateSalesforce { record, .. } => {
+                Some((record, op.replaced.as_ref().or(targets.salesforce.get(&id))))
             }
-            r.records.push(RecordDetail {
-                action,
-                id,
-                reason: op.reason.clone(),
-                fields,
-            });
+            Action::UpdateExchange { record, .. } => {
+                Some((record, op.replaced.as_ref().or(targets.exchange.get(&id))))
+            }
+            _ => None,
+        };
+        let effects = match update {
+            Some((after, Some(before))) => FieldEffects::of(before, after, mapping),
+            _ => FieldEffects::default(),
+        };
+        if !options.detail && effects.is_empty() {
+            continue;
         }
+        let names = |keys: Vec<String>| -> Vec<String> {
+            keys.iter().map(|k| field_name(k, t, mapping)).collect()
+        };
+        // Deletes, unlinks and links change no field; their id and reason say it all.
+        let fields = match (&op.action, update) {
+            _ if !options.detail => Vec::new(),
+            (_, Some((after, before))) => {
+                field_changes(before, after, t, mapping, options.show_values)
+            }
+            (
+                Action::CreateInSalesforce { record, .. } | Action::CreateInExchange { record, .. },
+                None,
+            ) => field_changes(None, record, t, mapping, options.show_values),
+            _ => Vec::new(),
+        };
+        if options.detail && action == RecordAction::Update {
+            updated_fields.insert(id.clone(), fields.iter().map(|f| f.field.clone()).collect());
+        }
+        r.records.push(RecordDetail {
+            action,
+            id,
+            reason: op.reason.clone(),
+            fields,
+            clears: names(effects.clears),
+            overwrites: names(effects.overwrites),
+        });
     }
     for s in &plan.skipped {
         *row(
