@@ -102,7 +102,8 @@ pub async fn plan<S: StateStore>(
 }
 
 /// Every record an update would write over that the plan did not read (an incremental read
-/// sees only the side that changed), read by id as it is now.
+/// sees only the side that changed), read by id as it is now; and the Accounts the contact
+/// writes would create.
 pub async fn read_targets<M: MailConnector, C: CrmConnector>(
     plan: &Plan,
     mail: &M,
@@ -129,6 +130,17 @@ pub async fn read_targets<M: MailConnector, C: CrmConnector>(
         )
     };
     let mut out = TargetRecords::default();
+    let contacts: Vec<&crate::model::Record> = plan
+        .operations
+        .iter()
+        .filter(|o| o.object == ObjectKind::Contact)
+        .filter_map(|o| o.action.salesforce_record())
+        .collect();
+    if !contacts.is_empty() {
+        out.new_accounts = crm.missing_accounts(&contacts).await.map_err(|e| {
+            format!("the Accounts the plan would create could not be looked up ({e}); try again")
+        })?;
+    }
     for (object, ids) in salesforce {
         for chunk in ids.chunks(CRM_BATCH) {
             for r in crm.read_by_ids(object, chunk).await.map_err(failed)? {

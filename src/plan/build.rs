@@ -11,7 +11,7 @@ use crate::engine::plan::{Action, Plan, Side};
 use crate::model::merge::FieldEffects;
 use crate::model::normalize::{comparison_form, display_form};
 use crate::model::{EffectiveMapping, ObjectKind, Record};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Options of `tether plan` that shape the document.
 #[derive(Debug, Clone)]
@@ -35,13 +35,15 @@ impl Default for BuildOptions {
     }
 }
 
-/// The records updates would overwrite, as they are now on the side written (read for
-/// `--detail` only: an incremental read sees just the side that changed). Keyed by
-/// Salesforce id and by Exchange item id.
+/// What the plan reads besides the changes: the records updates would overwrite that the
+/// read did not show (an incremental read sees just the side that changed), keyed by
+/// Salesforce id and by Exchange item id; and the companies of the contacts written to
+/// Salesforce that have no Account yet, which the write creates.
 #[derive(Debug, Clone, Default)]
 pub struct TargetRecords {
     pub salesforce: HashMap<String, Record>,
     pub exchange: HashMap<String, Record>,
+    pub new_accounts: BTreeSet<String>,
 }
 
 /// The name a reviewer of a write to `target` knows a field by: the Salesforce field, or the
@@ -127,7 +129,7 @@ fn row<'r>(
     rows: &'r mut Rows,
     reps: &RepNames<'_>,
     user_id: &str,
-    kind: ObjectKind,
+    object: Object,
     t: Target,
 ) -> &'r mut RecordChanges {
     let (rep, configuration) = reps
@@ -135,11 +137,11 @@ fn row<'r>(
         .map_or((user_id.to_string(), String::new()), |(e, c)| {
             (e.to_string(), c.clone())
         });
-    rows.entry((configuration.clone(), rep.clone(), object(kind), t))
+    rows.entry((configuration.clone(), rep.clone(), object, t))
         .or_insert_with(|| RecordChanges {
             configuration,
             rep,
-            object: object(kind),
+            object,
             target: t,
             create: 0,
             update: 0,
@@ -227,7 +229,7 @@ pub fn build(
             // Bookkeeping only: no record changes.
             Action::Refresh { .. } | Action::Forget { .. } => continue,
         };
-        let r = row(&mut rows, &reps, &op.rep, op.object, t);
+        let r = row(&mut rows, &reps, &op.rep, object(op.object), t);
         match action {
             RecordAction::Create => r.create += 1,
             RecordAction::Update => r.update += 1,
@@ -283,12 +285,54 @@ pub fn build(
             overwrites: names(effects.overwrites),
         });
     }
+    // Accounts the contact writes create: each under the row of the first contact needing it.
+    let mut accounts = targets.new_accounts.clone();
+    for op in &plan.operations {
+        let (id, Some(company)) = (
+            match &op.action {
+                Action::CreateInSalesforce { exchange, .. } => &exchange.item_id,
+                Action::UpdateSalesforce { salesforce_id, .. } => salesforce_id,
+                _ => continue,
+            },
+            op.action
+                .salesforce_record()
+                .and_then(Record::as_contact)
+                .map(|c| c.company().trim()),
+        ) else {
+            continue;
+        };
+        if !accounts.remove(company) {
+            continue;
+        }
+        let r = row(
+            &mut rows,
+            &reps,
+            &op.rep,
+            Object::Account,
+            Target::Salesforce,
+        );
+        r.create += 1;
+        if options.detail {
+            r.records.push(RecordDetail {
+                action: RecordAction::Create,
+                id: id.clone(),
+                reason: "no Account has this contact's company as its name".into(),
+                fields: vec![FieldChange {
+                    field: "Name".into(),
+                    before: None,
+                    after: options.show_values.then(|| company.to_string()),
+                }],
+                clears: Vec::new(),
+                overwrites: Vec::new(),
+            });
+        }
+    }
     for s in &plan.skipped {
         *row(
             &mut rows,
             &reps,
             &s.rep,
-            s.object,
+            object(s.object),
             skipped_towards(&s.record_id),
         )
         .skip

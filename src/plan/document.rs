@@ -72,6 +72,8 @@ pub struct RepChange {
 pub enum Object {
     Contact,
     Event,
+    /// A Salesforce Account created for a contact's company.
+    Account,
 }
 
 impl Object {
@@ -79,6 +81,7 @@ impl Object {
         match self {
             Object::Contact => "contacts",
             Object::Event => "events",
+            Object::Account => "accounts",
         }
     }
 }
