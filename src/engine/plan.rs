@@ -11,8 +11,8 @@ use crate::config::model::{Config, ConflictPolicy, ContactScope};
 use crate::engine::connector::{CrmRecord, MailItem, Mailbox};
 use crate::engine::reps::Rep;
 use crate::engine::rules::{self, ObjectSettings};
-use crate::model::merge::{FieldEffects, fill_empty};
-use crate::model::normalize::record_hash;
+use crate::model::merge::fill_empty;
+use crate::model::normalize::{comparison_form, record_hash};
 use crate::model::{ObjectKind, Record};
 use crate::state::{
     CreateTarget, ExchangeSide, JournalEntry, Link, LinkId, SalesforceSide, SyncDirection,
@@ -1073,16 +1073,18 @@ impl RepPlanner<'_, '_> {
     }
 
     /// Warn about every Salesforce field a one-way Exchange→Salesforce write of `written`
-    /// overwrites or clears (a Salesforce edit, or a record matched on first sync).
+    /// sets although it differs (a Salesforce edit, or a record matched on first sync).
     fn overwrite_warning(&mut self, written: &Record, r: &CrmRecord) {
         if self.s.direction != crate::config::model::Direction::ExchangeToSalesforce {
             return;
         }
-        let effects = FieldEffects::of(&r.record, written, &self.s.mapping);
-        let fields: Vec<String> = effects
-            .overwrites
-            .into_iter()
-            .chain(effects.clears)
+        let ours = comparison_form(written, &self.s.mapping);
+        let theirs = comparison_form(&r.record, &self.s.mapping);
+        let fields: Vec<String> = ours
+            .keys()
+            .chain(theirs.keys())
+            .filter(|k| ours.get(*k) != theirs.get(*k))
+            .cloned()
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -1695,5 +1697,53 @@ mod tests {
         let p = run(vec![], vec![mail("same")], vec![crm("same")]);
         assert_eq!(p.operations.len(), 1);
         assert!(matches!(p.operations[0].action, Action::Link { .. }));
+    }
+
+    #[test]
+    fn a_first_link_fills_empty_fields_from_both_sides_and_clears_none() {
+        let mut ex = mail("ex");
+        ex.record = c("ex");
+        let mut sf = crm("sf");
+        if let Record::Contact(contact) = &mut sf.record {
+            contact.set("Phone", "+1 555 0100");
+        }
+        let p = run(vec![], vec![ex], vec![sf.clone()]);
+        let merged = Record::Contact(
+            c("ex")
+                .as_contact()
+                .unwrap()
+                .clone()
+                .with("Phone", "+1 555 0100"),
+        );
+        // Exchange wins Title; Salesforce's Phone fills Exchange's empty one. Both halves are
+        // written with the merge's hash, and only the Exchange half links.
+        let writes: Vec<(&str, &Record, bool, &str)> = p
+            .operations
+            .iter()
+            .map(|o| match &o.action {
+                Action::UpdateSalesforce {
+                    record,
+                    merge_half,
+                    hash,
+                    ..
+                }
+                | Action::UpdateExchange {
+                    record,
+                    merge_half,
+                    hash,
+                    ..
+                } => (o.action.name(), record, *merge_half, hash.as_str()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let h = hash(&merged);
+        assert_eq!(
+            writes,
+            [
+                ("update_salesforce", &merged, true, h.as_str()),
+                ("update_exchange", &merged, true, h.as_str()),
+            ]
+        );
+        assert_eq!(p.operations[0].replaced.as_ref(), Some(&sf.record));
     }
 }
