@@ -1245,7 +1245,7 @@ impl RepPlanner<'_, '_> {
         let filled = winner_hash != hash;
         let write_loser = loser_hash != hash;
         let write_winner = winner_writable && filled;
-        let base = if winner_writable || winner_hash == hash {
+        let base = if winner_writable {
             hash
         } else {
             winner_hash.to_string()
@@ -1701,8 +1701,7 @@ mod tests {
 
     #[test]
     fn a_first_link_fills_empty_fields_from_both_sides_and_clears_none() {
-        let mut ex = mail("ex");
-        ex.record = c("ex");
+        let ex = mail("ex");
         let mut sf = crm("sf");
         if let Record::Contact(contact) = &mut sf.record {
             contact.set("Phone", "+1 555 0100");

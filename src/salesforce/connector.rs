@@ -532,7 +532,8 @@ impl SalesforceConnector {
         accounts: &Accounts,
         report: &mut WriteReport,
     ) -> Option<String> {
-        if accounts.created.is_empty() {
+        // Refused and not sent (the call stopped first) are not written; ambiguous may be.
+        if accounts.created.is_empty() || report.outcomes.len() != records.len() {
             return None;
         }
         let account_of = |r: &Record| {
@@ -548,10 +549,6 @@ impl SalesforceConnector {
                 RecordOutcome::Failed { .. } | RecordOutcome::NotAttempted
             )
         };
-        // Not sent (the call stopped first) and refused are not written; ambiguous may be.
-        if report.outcomes.len() != records.len() {
-            return None;
-        }
         let mut orphans: BTreeSet<&String> = accounts.created.iter().collect();
         for (r, o) in records.iter().zip(&report.outcomes) {
             if let Some(id) = account_of(r).filter(|_| written(o)) {
@@ -562,39 +559,44 @@ impl SalesforceConnector {
             return None;
         }
         let ids: Vec<String> = orphans.into_iter().cloned().collect();
-        let note = match self.delete_unreferenced(&ids).await {
-            Ok(()) => "; the Account created for its company was deleted again".to_string(),
+        // An Account some Contact refers to by now is no orphan: it stays, unmentioned.
+        let (noted, note) = match self.delete_unreferenced(&ids).await {
+            Ok(deleted) => {
+                // Later batches of the phase must not refer to them.
+                self.known_accounts().retain(|_, id| !deleted.contains(id));
+                let note = "; the Account created for its company was deleted again";
+                (deleted, note.to_string())
+            }
             Err(e) => {
                 tracing::warn!(accounts = ?ids, code = %e.code, "Accounts left without contacts");
-                format!(
+                let note = format!(
                     "; the Account created for its company has no contacts and could not be \
                      deleted ({}): delete it in Salesforce",
                     e.code
-                )
+                );
+                (ids, note)
             }
         };
+        if noted.is_empty() {
+            return None;
+        }
         for (r, o) in records.iter().zip(report.outcomes.iter_mut()) {
-            let Some(id) = account_of(r).filter(|id| ids.contains(*id)) else {
+            let Some(id) = account_of(r).filter(|id| noted.contains(*id)) else {
                 continue;
             };
             let id_note = note.replace("the Account", &format!("the Account {id}"));
-            match o {
-                RecordOutcome::Failed { errors } => match errors.first_mut() {
-                    Some(e) => e.message.push_str(&id_note),
-                    None => errors.push(super::RecordError {
-                        status_code: "UNKNOWN".into(),
-                        message: id_note.trim_start_matches("; ").to_string(),
-                        fields: Vec::new(),
-                    }),
-                },
-                _ => {}
+            if let RecordOutcome::Failed { errors } = o {
+                if let Some(e) = errors.first_mut() {
+                    e.message.push_str(&id_note);
+                }
             }
         }
         Some(note)
     }
 
-    /// Deletes the Accounts `ids` that no Contact refers to (one query and one delete).
-    async fn delete_unreferenced(&self, ids: &[String]) -> Result<(), CallError> {
+    /// Deletes the Accounts `ids` that no Contact refers to (one query and one delete);
+    /// returns those deleted.
+    async fn delete_unreferenced(&self, ids: &[String]) -> Result<Vec<String>, CallError> {
         let lits: Vec<Lit> = ids.iter().map(|i| Lit::Str(i.clone())).collect();
         let queries = SoqlBuilder::select("Contact", &["AccountId"])
             .and_then(|b| b.chunked_in("AccountId", &lits, super::soql::DEFAULT_MAX_QUERY_CHARS))
@@ -611,7 +613,7 @@ impl SalesforceConnector {
             .cloned()
             .collect();
         if unreferenced.is_empty() {
-            return Ok(());
+            return Ok(unreferenced);
         }
         let report = self.client.delete(&unreferenced).await;
         if let Some(e) = report.stopped {
@@ -624,7 +626,7 @@ impl SalesforceConnector {
                 retryable: false,
                 ambiguous: false,
             }),
-            None => Ok(()),
+            None => Ok(unreferenced),
         }
     }
 
