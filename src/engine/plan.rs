@@ -1744,5 +1744,12 @@ mod tests {
             ]
         );
         assert_eq!(p.operations[0].replaced.as_ref(), Some(&sf.record));
+        let mapping = EffectiveMapping::defaults(ObjectKind::Contact);
+        let effects = crate::model::merge::FieldEffects::of(&sf.record, &merged, &mapping);
+        assert_eq!(
+            (effects.clears, effects.overwrites),
+            (vec![], vec!["Title".to_string()]),
+            "the plan says Title is overwritten and nothing cleared"
+        );
     }
 }
