@@ -90,11 +90,9 @@ pub async fn plan<S: StateStore>(
     )
     .await
     .map_err(|e| cycle_error(&e))?;
-    let targets = if build_options.detail {
-        read_targets(&plan, &connectors.mail, &connectors.crm).await?
-    } else {
-        TargetRecords::default()
-    };
+    // The plan says which fields each update clears or overwrites, so it needs what they
+    // write over.
+    let targets = read_targets(&plan, &connectors.mail, &connectors.crm).await?;
     let document = build(config, settings, &plan, &read, &targets, build_options);
     Ok(Planned {
         document,
@@ -103,8 +101,9 @@ pub async fn plan<S: StateStore>(
     })
 }
 
-/// For `--detail`: every record an update would overwrite, as it is now. An incremental
-/// read sees only the side that changed, so the side written is read by id.
+/// Every record an update would write over that the plan did not read (an incremental read
+/// sees only the side that changed), read by id as it is now; and the Accounts the contact
+/// writes would create.
 pub async fn read_targets<M: MailConnector, C: CrmConnector>(
     plan: &Plan,
     mail: &M,
@@ -112,7 +111,7 @@ pub async fn read_targets<M: MailConnector, C: CrmConnector>(
 ) -> Result<TargetRecords, String> {
     let mut salesforce: BTreeMap<ObjectKind, Vec<String>> = BTreeMap::new();
     let mut exchange: BTreeMap<(&Mailbox, Folder), Vec<String>> = BTreeMap::new();
-    for op in &plan.operations {
+    for op in plan.operations.iter().filter(|o| o.replaced.is_none()) {
         match &op.action {
             Action::UpdateSalesforce { salesforce_id, .. } => salesforce
                 .entry(op.object)
@@ -127,10 +126,21 @@ pub async fn read_targets<M: MailConnector, C: CrmConnector>(
     }
     let failed = |e: crate::engine::connector::CallError| {
         format!(
-            "the records the plan would update could not be read for --detail ({e}); plan without --detail, or try again"
+            "the records the plan would update could not be read to show what they overwrite ({e}); try again"
         )
     };
     let mut out = TargetRecords::default();
+    let contacts: Vec<&crate::model::Record> = plan
+        .operations
+        .iter()
+        .filter(|o| o.object == ObjectKind::Contact)
+        .filter_map(|o| o.action.salesforce_record())
+        .collect();
+    if !contacts.is_empty() {
+        out.new_accounts = crm.missing_accounts(&contacts).await.map_err(|e| {
+            format!("the Accounts the plan would create could not be looked up ({e}); try again")
+        })?;
+    }
     for (object, ids) in salesforce {
         for chunk in ids.chunks(CRM_BATCH) {
             for r in crm.read_by_ids(object, chunk).await.map_err(failed)? {

@@ -281,3 +281,72 @@ async fn detail_names_changed_fields_and_values_only_with_show_values() {
     assert_eq!(title["before"], "");
     assert_eq!(title["after"], "Head of Sales");
 }
+
+/// An update that empties or replaces a value says so without --detail: per record the
+/// field names it clears and overwrites (never their values), and in the summary.
+#[tokio::test]
+async fn plan_names_the_fields_an_update_clears_and_overwrites() {
+    let mut w = World::new(config(both_contacts(), Value::Null), 1);
+    let item = w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        tether::model::Record::Contact(
+            tether::model::Contact::default()
+                .with("FirstName", "Ana")
+                .with("LastName", "Diaz")
+                .with("Email", "ana@x.com")
+                .with("Title", "Buyer")
+                .with("Phone", "+1 555 0100"),
+        ),
+    );
+    w.sync().await;
+    assert!(w.ex.user_edit(&rep_mail(0), &item, |r| {
+        if let tether::model::Record::Contact(c) = r {
+            c.set("Title", "Head of Sales");
+            c.set("Phone", "");
+            c.set("MailingCity", "Lyon");
+        }
+    }));
+    let doc = document(&w, &BuildOptions::default()).await;
+    let row = doc
+        .record_changes
+        .iter()
+        .find(|r| r.target == Target::Salesforce)
+        .expect("a row towards Salesforce");
+    assert_eq!(row.update, 1);
+    let update = &row.records[0];
+    assert_eq!(update.action, RecordAction::Update);
+    assert_eq!(update.clears, ["Phone"]);
+    assert_eq!(update.overwrites, ["Title"], "a filled field is neither");
+    assert!(update.fields.is_empty(), "fields only with --detail");
+    assert!(
+        doc.summary
+            .text
+            .ends_with("; overwrites 1 field and clears 1 field in 1 record."),
+        "{}",
+        doc.summary.text
+    );
+    let human = render::human(&doc, false);
+    assert!(
+        human.contains("clears: Phone") && human.contains("overwrites: Title"),
+        "{human}"
+    );
+    let markdown = render::markdown(&doc);
+    assert!(
+        markdown.contains("overwrites 1 field and clears 1 field in 1 record"),
+        "{markdown}"
+    );
+    let json: Value = serde_json::from_str(&render::json(&doc)).unwrap();
+    assert_eq!(
+        json["record_changes"][0]["records"][0]["clears"],
+        serde_json::json!(["Phone"])
+    );
+    for text in [human, markdown, render::json(&doc)] {
+        for value in ["Buyer", "Head of Sales", "555", "Lyon"] {
+            assert!(
+                !text.contains(value),
+                "{value} shown without --show-values:\n{text}"
+            );
+        }
+    }
+}

@@ -2589,3 +2589,166 @@ async fn user_selected_a_salesforce_edit_keeps_the_outlook_relation() {
     assert!(ev.is_outlook_related());
     assert!(env.plan().await.is_empty());
 }
+
+/// A contact kept on both sides before tether links them: Salesforce holds the address and
+/// phone, Exchange only the name, email and another title.
+async fn first_link_with_salesforce_fields(contacts: Value) -> Env {
+    let mut env = Env::new(config(contacts, Value::Null), 1, 0).await;
+    let ex_id = env.ex_put_contact(0, true, "Ida", "Berg", "ida@x.com");
+    env.ews
+        .edit_item(&mail(0), &ex_id, |i| {
+            if let Item::Contact(c) = i {
+                c.job_title = Some("Head of Sales".into());
+            }
+        })
+        .unwrap();
+    env.sf_insert(
+        "Contact",
+        json!({"FirstName": "Ida", "LastName": "Berg", "Email": "ida@x.com",
+               "Title": "Sales", "MailingCity": "Bergen", "MailingCountry": "Norway",
+               "MailingPostalCode": "5003", "Phone": "+47 55 00 00 00",
+               "OwnerId": env.reps[0]}),
+    );
+    env.sync().await;
+    env
+}
+
+fn assert_salesforce_fields_kept(env: &Env) {
+    let sf = env.sf_records("Contact");
+    assert_eq!(sf.len(), 1);
+    let kept: Vec<&str> = [
+        "MailingCity",
+        "MailingCountry",
+        "MailingPostalCode",
+        "Phone",
+    ]
+    .iter()
+    .map(|f| s(sf[0].get(*f)))
+    .collect();
+    assert_eq!(kept, ["Bergen", "Norway", "5003", "+47 55 00 00 00"]);
+    assert_eq!(
+        s(sf[0].get("Title")),
+        "Head of Sales",
+        "Exchange's value wins"
+    );
+}
+
+#[tokio::test]
+async fn first_link_does_not_blank_salesforce_fields() {
+    // Both ways, Exchange wins: the winner's empty fields are filled from Salesforce, and
+    // Exchange gets them too.
+    let mut env = first_link_with_salesforce_fields(
+        json!({ "direction": "both", "conflict": "exchange_wins", "scope": "users_records" }),
+    )
+    .await;
+    assert_salesforce_fields_kept(&env);
+    let ex = env.ex_contacts(0);
+    let business = ex[0].addresses.get("Business").cloned().unwrap_or_default();
+    assert_eq!(
+        (business.city.as_deref(), business.postal_code.as_deref()),
+        (Some("Bergen"), Some("5003"))
+    );
+    assert_eq!(ex[0].job_title.as_deref(), Some("Head of Sales"));
+    assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
+    env.sync().await;
+    assert_salesforce_fields_kept(&env);
+
+    // One way, Exchange → Salesforce: nothing is written to Exchange, and the next plan
+    // has nothing to do.
+    let mut env = first_link_with_salesforce_fields(
+        json!({ "direction": "exchange_to_salesforce", "scope": "users_records" }),
+    )
+    .await;
+    assert_salesforce_fields_kept(&env);
+    assert!(
+        env.ex_contacts(0)[0].addresses.is_empty(),
+        "Exchange not written"
+    );
+    assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
+    env.sync().await;
+    assert_salesforce_fields_kept(&env);
+}
+
+/// The same the other way: Exchange holds the address and phone, Salesforce only the name,
+/// email and another title.
+async fn first_link_with_exchange_fields(contacts: Value) -> Env {
+    let mut env = Env::new(config(contacts, Value::Null), 1, 0).await;
+    let ex_id = env.ex_put_contact(0, true, "Ida", "Berg", "ida@x.com");
+    env.ews
+        .edit_item(&mail(0), &ex_id, |i| {
+            if let Item::Contact(c) = i {
+                c.job_title = Some("Sales".into());
+                let a = c.addresses.entry("Business".into()).or_default();
+                a.city = Some("Bergen".into());
+                a.country = Some("Norway".into());
+                a.postal_code = Some("5003".into());
+                c.phones
+                    .insert("BusinessPhone".into(), "+47 55 00 00 00".into());
+            }
+        })
+        .unwrap();
+    env.sf_insert(
+        "Contact",
+        json!({"FirstName": "Ida", "LastName": "Berg", "Email": "ida@x.com",
+               "Title": "Head of Sales", "OwnerId": env.reps[0]}),
+    );
+    env.sync().await;
+    env
+}
+
+fn assert_exchange_fields_kept(env: &Env) {
+    let ex = env.ex_contacts(0);
+    assert_eq!(ex.len(), 1);
+    let a = ex[0].addresses.get("Business").cloned().unwrap_or_default();
+    assert_eq!(
+        (
+            a.city.as_deref(),
+            a.country.as_deref(),
+            a.postal_code.as_deref(),
+            ex[0].phones.get("BusinessPhone").map(String::as_str)
+        ),
+        (
+            Some("Bergen"),
+            Some("Norway"),
+            Some("5003"),
+            Some("+47 55 00 00 00")
+        )
+    );
+    assert_eq!(
+        ex[0].job_title.as_deref(),
+        Some("Head of Sales"),
+        "Salesforce's value wins"
+    );
+}
+
+#[tokio::test]
+async fn first_link_does_not_blank_exchange_fields() {
+    let mut env = first_link_with_exchange_fields(
+        json!({ "direction": "both", "conflict": "salesforce_wins", "scope": "users_records" }),
+    )
+    .await;
+    assert_exchange_fields_kept(&env);
+    let sf = env.sf_records("Contact");
+    assert_eq!(
+        s(sf[0].get("MailingCity")),
+        "Bergen",
+        "Salesforce filled too"
+    );
+    assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
+    env.sync().await;
+    assert_exchange_fields_kept(&env);
+
+    let mut env = first_link_with_exchange_fields(
+        json!({ "direction": "salesforce_to_exchange", "scope": "users_records" }),
+    )
+    .await;
+    assert_exchange_fields_kept(&env);
+    assert_eq!(
+        s(env.sf_records("Contact")[0].get("MailingCity")),
+        "",
+        "Salesforce not written"
+    );
+    assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
+    env.sync().await;
+    assert_exchange_fields_kept(&env);
+}

@@ -584,3 +584,120 @@ async fn detail_names_the_changed_field_and_apply_shows_progress() {
     let fields = &json.json()["record_changes"][0]["records"][0]["fields"];
     assert_eq!(fields, &json!([{"field": "JobTitle"}]), "{}", json.stdout);
 }
+
+/// A contact Celia keeps in Outlook, in Salesforce_Sync (created when missing), working for
+/// `company`.
+fn outlook_contact(s: &Org, first: &str, last: &str, company: &str) {
+    let folder = s
+        .ews
+        .find_folder(REP, "Salesforce_Sync")
+        .unwrap_or_else(|| {
+            let contacts = s.ews.folder_id(REP, "contacts").unwrap();
+            s.ews
+                .create_folder(REP, &contacts, "Salesforce_Sync", "IPF.Contact")
+                .unwrap()
+        });
+    s.ews.put_contact(
+        REP,
+        &folder,
+        tether::exchange::model::Contact {
+            given_name: Some(first.into()),
+            surname: Some(last.into()),
+            company_name: Some(company.into()),
+            emails: [
+                Some(format!("{}@customer.com", first.to_lowercase())),
+                None,
+                None,
+            ],
+            ..Default::default()
+        },
+    );
+}
+
+fn account_names(s: &Org) -> Vec<String> {
+    s.sf.handle()
+        .records("Account")
+        .iter()
+        .filter_map(|a| a["Name"].as_str().map(String::from))
+        .collect()
+}
+
+/// The Account apply creates for a contact's company is a write like any other: the plan
+/// lists it under its own row in every format (its name only with --show-values).
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_lists_accounts_apply_creates() {
+    let s = setup().await;
+    outlook_contact(&s, "Bo", "Lund", "Globex Nordic");
+    let plan = tether_async(&s, &["plan", "org", "--detail"]).await;
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout
+            .contains("accounts Exchange → Salesforce: 1 to create"),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("Globex"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("Salesforce: 2 to create, 0 to update, 0 to delete"),
+        "the contact and its Account: {}",
+        plan.stdout
+    );
+    let markdown = tether_async(&s, &["plan", "org", "--format", "markdown"]).await;
+    assert!(
+        markdown
+            .stdout
+            .contains("| accounts | Exchange → Salesforce | 1 to create |"),
+        "{}",
+        markdown.stdout
+    );
+    let json = tether_async(&s, &["plan", "org", "--format", "json"])
+        .await
+        .json();
+    let rows = json["record_changes"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["object"] == "account" && r["target"] == "salesforce" && r["create"] == 1),
+        "{json:#}"
+    );
+    let values = tether_async(&s, &["plan", "org", "--show-values"]).await;
+    assert!(
+        values.stdout.contains("Name: \"Globex Nordic\""),
+        "{}",
+        values.stdout
+    );
+
+    let apply = tether_async(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(account_names(&s), ["Globex Nordic"]);
+    let again = tether_async(&s, &["plan", "org"]).await;
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+}
+
+/// A contact create Salesforce refuses leaves no Account behind: the Account created for
+/// its company is deleted again, and its error says so. The Account of a contact written
+/// in the same batch stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_contact_create_leaves_no_orphan_account() {
+    let s = setup().await;
+    outlook_contact(&s, "Rex", "Reject", "Initech");
+    outlook_contact(&s, "Bo", "Lund", "Globex Nordic");
+    s.sf.handle().validation_rule(
+        "Contact",
+        "LastName",
+        json!("Reject"),
+        "Last name may not be Reject",
+    );
+    let apply = tether_async(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(account_names(&s), ["Globex Nordic"], "no orphan Account");
+    let errors = tether_async(&s, &["errors", "org"]).await;
+    assert!(
+        errors.stdout.contains("Last name may not be Reject")
+            && errors
+                .stdout
+                .contains("created for its company was deleted again"),
+        "{}",
+        errors.stdout
+    );
+}

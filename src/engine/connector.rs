@@ -338,6 +338,15 @@ pub trait CrmConnector: Send + Sync {
         async {}
     }
 
+    /// The companies of these contacts that have no Account yet: the Accounts a write of
+    /// them creates, which the plan lists. A CRM without Accounts has none.
+    fn missing_accounts(
+        &self,
+        _records: &[&Record],
+    ) -> impl Future<Output = Result<std::collections::BTreeSet<String>, CallError>> + Send {
+        async { Ok(std::collections::BTreeSet::new()) }
+    }
+
     fn create(
         &self,
         object: ObjectKind,

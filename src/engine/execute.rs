@@ -370,15 +370,18 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             )
             .await?;
         }
+        // The Salesforce halves of first-link merges written: their Exchange halves link.
+        let mut merged = BTreeSet::new();
         for object in ObjectKind::ALL {
-            self.update_salesforce(plan, object, &mut report).await?;
+            self.update_salesforce(plan, object, &mut merged, &mut report)
+                .await?;
         }
         for (mb, rep, object) in &mailboxes {
             self.update_exchange(
                 shares.get(&(*rep, *object)).map_or(&[][..], Vec::as_slice),
                 mb,
-                rep,
-                *object,
+                (rep, *object),
+                &merged,
                 &mut report,
             )
             .await?;
@@ -1144,6 +1147,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         &mut self,
         plan: &Plan,
         object: ObjectKind,
+        merged: &mut BTreeSet<String>,
         report: &mut ExecReport,
     ) -> Result<(), ExecError> {
         let ops: Vec<&Operation> = plan
@@ -1207,12 +1211,21 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     exchange,
                     salesforce_id,
                     hash,
+                    merge_half,
                     ..
                 } = &op.action
                 else {
                     continue;
                 };
                 match outcome {
+                    Outcome::Ok(r) if *merge_half => {
+                        // The Exchange half links the pair.
+                        merged.insert(salesforce_id.clone());
+                        for t in cut {
+                            changes.push(self.truncation_warning(op, &r.id, &t));
+                        }
+                        self.ok(report, op);
+                    }
                     Outcome::Ok(r) => {
                         changes.push(StateChange::PutLink {
                             id: *link,
@@ -1269,8 +1282,8 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         &mut self,
         share: &[&Operation],
         mailbox: &Mailbox,
-        rep: &str,
-        object: ObjectKind,
+        (rep, object): (&str, ObjectKind),
+        merged: &BTreeSet<String>,
         report: &mut ExecReport,
     ) -> Result<(), ExecError> {
         let ops: Vec<&Operation> = share
@@ -1315,12 +1328,18 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     salesforce,
                     item_id,
                     hash,
+                    merge_half,
                     ..
                 } = &op.action
                 else {
                     continue;
                 };
                 match outcome {
+                    // The Salesforce half was not written: left unlinked, merged again next
+                    // time (linking now would take the unwritten half for an edit).
+                    Outcome::Ok(_) if *merge_half && !merged.contains(&salesforce.id) => {
+                        self.ok(report, op);
+                    }
                     Outcome::Ok(r) => {
                         changes.push(StateChange::PutLink {
                             id: *link,

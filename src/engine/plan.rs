@@ -11,6 +11,7 @@ use crate::config::model::{Config, ConflictPolicy, ContactScope};
 use crate::engine::connector::{CrmRecord, MailItem, Mailbox};
 use crate::engine::reps::Rep;
 use crate::engine::rules::{self, ObjectSettings};
+use crate::model::merge::fill_empty;
 use crate::model::normalize::{comparison_form, record_hash};
 use crate::model::{ObjectKind, Record};
 use crate::state::{
@@ -99,6 +100,8 @@ pub enum Action {
         salesforce_id: String,
         record: Record,
         hash: String,
+        /// One half of a first link's merge that writes both sides (see `merge_half`).
+        merge_half: bool,
     },
     UpdateExchange {
         link: Option<LinkId>,
@@ -106,6 +109,11 @@ pub enum Action {
         item_id: String,
         record: Record,
         hash: String,
+        /// One half of a first link's merge that writes both sides: the Salesforce half
+        /// records no link, and the Exchange half links the pair only when the Salesforce
+        /// half was written in the same run, so a half that failed is merged again next time
+        /// instead of being taken for an edit.
+        merge_half: bool,
     },
     DeleteInSalesforce {
         link: LinkId,
@@ -188,6 +196,9 @@ pub struct Operation {
     /// The records it touches on each side, as read when it was planned.
     pub exchange: Option<RecordVersion>,
     pub salesforce: Option<RecordVersion>,
+    /// For an update: the record it writes over, when this plan read it (an incremental
+    /// read does not show an unchanged side; the plan document reads those by id).
+    pub replaced: Option<Record>,
 }
 
 /// What identifies an operation across two plans: the rep, object and action, and the
@@ -390,6 +401,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             s: &settings,
             window_start: rules::window_start(settings.since, input.now, item.rep.time_zone),
             versions: Versions::of(item),
+            read: ReadRecords::of(item),
             out: &mut out,
         }
         .run();
@@ -417,7 +429,33 @@ struct RepPlanner<'a, 'o> {
     s: &'a ObjectSettings,
     window_start: DateTime<Utc>,
     versions: Versions<'a>,
+    read: ReadRecords<'a>,
     out: &'o mut Plan,
+}
+
+/// The records this plan read, by id: what an update writes over, when known.
+struct ReadRecords<'a> {
+    exchange: HashMap<&'a str, &'a Record>,
+    salesforce: HashMap<&'a str, &'a Record>,
+}
+
+impl<'a> ReadRecords<'a> {
+    fn of(item: &'a RepObjectInput) -> Self {
+        ReadRecords {
+            exchange: item
+                .mail
+                .upserts
+                .iter()
+                .map(|m| (m.item_id.as_str(), &m.record))
+                .collect(),
+            salesforce: item
+                .crm
+                .upserts
+                .iter()
+                .map(|r| (r.id.as_str(), &r.record))
+                .collect(),
+        }
+    }
 }
 
 /// The version of every record of one rep and object as this plan sees it: as read, else
@@ -533,6 +571,11 @@ fn sf_side(r: &CrmRecord) -> SalesforceSide {
 
 impl RepPlanner<'_, '_> {
     fn push(&mut self, action: Action, reason: impl Into<String>) {
+        self.push_over(action, reason, None);
+    }
+
+    /// Push an update, with the record it writes over if read.
+    fn push_over(&mut self, action: Action, reason: impl Into<String>, replaced: Option<&Record>) {
         let rep = &self.item.rep;
         let (exchange, salesforce) = self.versions.touched(&action);
         self.out.operations.push(Operation {
@@ -543,6 +586,7 @@ impl RepPlanner<'_, '_> {
             reason: reason.into(),
             exchange,
             salesforce,
+            replaced: replaced.cloned(),
         });
     }
 
@@ -881,28 +925,32 @@ impl RepPlanner<'_, '_> {
         match (e, s) {
             (Obs::Same, Obs::Same) => {}
             (Obs::Changed(m, h), Obs::Same) => match self.blocked_linked(&m.record, ToSf) {
-                None => self.push(
+                None => self.push_over(
                     Action::UpdateSalesforce {
                         link: Some(id),
                         exchange: ex_side(m),
                         salesforce_id: sf.id.clone(),
                         record: m.record.clone(),
                         hash: h.to_string(),
+                        merge_half: false,
                     },
                     "changed in Exchange",
+                    self.read.salesforce.get(sf.id.as_str()).copied(),
                 ),
                 Some(why) => self.skip(&m.item_id, why),
             },
             (Obs::Same, Obs::Changed(r, h)) => match self.blocked_linked(&r.record, ToEx) {
-                None => self.push(
+                None => self.push_over(
                     Action::UpdateExchange {
                         link: Some(id),
                         salesforce: sf_side(r),
                         item_id: ex.item_id.clone(),
                         record: r.record.clone(),
                         hash: h.to_string(),
+                        merge_half: false,
                     },
                     "changed in Salesforce",
+                    self.read.exchange.get(ex.item_id.as_str()).copied(),
                 ),
                 Some(why) => self.skip(&r.id, why),
             },
@@ -1031,13 +1079,13 @@ impl RepPlanner<'_, '_> {
         }
     }
 
-    /// Warn about every Salesforce field a one-way Exchange→Salesforce write overwrites
-    /// although it differs (a Salesforce edit, or a record matched on first sync).
-    fn overwrite_warning(&mut self, m: &MailItem, r: &CrmRecord) {
+    /// Warn about every Salesforce field a one-way Exchange→Salesforce write of `written`
+    /// sets although it differs (a Salesforce edit, or a record matched on first sync).
+    fn overwrite_warning(&mut self, written: &Record, r: &CrmRecord) {
         if self.s.direction != crate::config::model::Direction::ExchangeToSalesforce {
             return;
         }
-        let ours = comparison_form(&m.record, &self.s.mapping);
+        let ours = comparison_form(written, &self.s.mapping);
         let theirs = comparison_form(&r.record, &self.s.mapping);
         let fields: Vec<String> = ours
             .keys()
@@ -1071,6 +1119,22 @@ impl RepPlanner<'_, '_> {
         );
     }
 
+    /// Whether `m`'s record may be written to Salesforce and `r`'s to Exchange.
+    fn writable(&self, link: Option<LinkId>, m: &MailItem, r: &CrmRecord) -> (bool, bool) {
+        use SyncDirection::{ExchangeToSalesforce as ToSf, SalesforceToExchange as ToEx};
+        match link {
+            Some(_) => (
+                self.blocked_linked(&m.record, ToSf).is_none(),
+                self.blocked_linked(&r.record, ToEx).is_none(),
+            ),
+            None => (
+                self.blocked(&m.record, ToSf, m.related_in_outlook)
+                    .is_none(),
+                self.blocked(&r.record, ToEx, true).is_none(),
+            ),
+        }
+    }
+
     /// Write the winner's record over the loser, if that direction may be written.
     #[allow(clippy::too_many_arguments)]
     fn update_loser(
@@ -1083,52 +1147,144 @@ impl RepPlanner<'_, '_> {
         hs: &str,
         reason: &str,
     ) -> bool {
+        let (to_sf, to_ex) = self.writable(link, m, r);
         match winner {
-            Side::Exchange => {
-                let why = match link {
-                    Some(_) => self.blocked_linked(&m.record, SyncDirection::ExchangeToSalesforce),
-                    None => self.blocked(
-                        &m.record,
-                        SyncDirection::ExchangeToSalesforce,
-                        m.related_in_outlook,
-                    ),
-                };
-                if why.is_some() {
-                    return false;
-                }
-                self.overwrite_warning(m, r);
-                self.push(
+            Side::Exchange if to_sf => self.write(
+                link,
+                Side::Salesforce,
+                m,
+                r,
+                &m.record,
+                he,
+                false,
+                format!("{reason}: Exchange wins"),
+            ),
+            Side::Salesforce if to_ex => self.write(
+                link,
+                Side::Exchange,
+                m,
+                r,
+                &r.record,
+                hs,
+                false,
+                format!("{reason}: Salesforce wins"),
+            ),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Push the write of `record` to `to`, over the pair `m`/`r`.
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &mut self,
+        link: Option<LinkId>,
+        to: Side,
+        m: &MailItem,
+        r: &CrmRecord,
+        record: &Record,
+        hash: &str,
+        merge_half: bool,
+        reason: String,
+    ) {
+        match to {
+            Side::Salesforce => {
+                self.overwrite_warning(record, r);
+                self.push_over(
                     Action::UpdateSalesforce {
                         link,
                         exchange: ex_side(m),
                         salesforce_id: r.id.clone(),
-                        record: m.record.clone(),
-                        hash: he.to_string(),
+                        record: record.clone(),
+                        hash: hash.to_string(),
+                        merge_half,
                     },
-                    format!("{reason}: Exchange wins"),
+                    reason,
+                    Some(&r.record),
                 );
             }
-            Side::Salesforce => {
-                let why = match link {
-                    Some(_) => self.blocked_linked(&r.record, SyncDirection::SalesforceToExchange),
-                    None => self.blocked(&r.record, SyncDirection::SalesforceToExchange, true),
-                };
-                if why.is_some() {
-                    return false;
-                }
-                self.push(
-                    Action::UpdateExchange {
-                        link,
-                        salesforce: sf_side(r),
-                        item_id: m.item_id.clone(),
-                        record: r.record.clone(),
-                        hash: hs.to_string(),
-                    },
-                    format!("{reason}: Salesforce wins"),
-                );
-            }
+            Side::Exchange => self.push_over(
+                Action::UpdateExchange {
+                    link,
+                    salesforce: sf_side(r),
+                    item_id: m.item_id.clone(),
+                    record: record.clone(),
+                    hash: hash.to_string(),
+                    merge_half,
+                },
+                reason,
+                Some(&m.record),
+            ),
         }
-        true
+    }
+
+    /// Link two records that differ and have no base: the winner (by the conflict policy,
+    /// or the side a one-way sync reads) keeps its values, and every field it leaves empty
+    /// is filled from the other side, since an empty field there is unknown, not deleted.
+    /// The merge is written to each side it changes that may be written; when the winner
+    /// may not be written, the link keeps the winner's hash, so that the next plan finds
+    /// nothing to do (the other side's extra fields are a change that does not sync back).
+    fn first_link(&mut self, m: &MailItem, r: &CrmRecord, he: &str, hs: &str, why: &str) {
+        let (to_sf, to_ex) = self.writable(None, m, r);
+        let policy = match self.s.conflict {
+            ConflictPolicy::ExchangeWins => Side::Exchange,
+            ConflictPolicy::SalesforceWins => Side::Salesforce,
+        };
+        let winner = match (policy, to_sf, to_ex) {
+            (_, false, false) => return,
+            (Side::Exchange, false, true) => Side::Salesforce,
+            (Side::Salesforce, true, false) => Side::Exchange,
+            (p, _, _) => p,
+        };
+        let (loser, won, lost, winner_hash, loser_hash) = match winner {
+            Side::Exchange => (Side::Salesforce, &m.record, &r.record, he, hs),
+            Side::Salesforce => (Side::Exchange, &r.record, &m.record, hs, he),
+        };
+        let merged = fill_empty(won, lost, &self.s.mapping);
+        let hash = self.hash(&merged);
+        // Once linked, the pair follows the linked rules: the next plan writes the winner
+        // only if these allow it.
+        let toward_winner = match winner {
+            Side::Exchange => SyncDirection::SalesforceToExchange,
+            Side::Salesforce => SyncDirection::ExchangeToSalesforce,
+        };
+        let winner_writable = self.blocked_linked(&merged, toward_winner).is_none();
+        let filled = winner_hash != hash;
+        let write_loser = loser_hash != hash;
+        let write_winner = winner_writable && filled;
+        let base = if winner_writable {
+            hash
+        } else {
+            winner_hash.to_string()
+        };
+        let both = write_loser && write_winner;
+        let (winner_name, loser_name) = match winner {
+            Side::Exchange => ("Exchange", "Salesforce"),
+            Side::Salesforce => ("Salesforce", "Exchange"),
+        };
+        if write_loser {
+            let filled = if filled {
+                format!(", its empty fields filled from {loser_name}")
+            } else {
+                String::new()
+            };
+            let reason = format!("{why}: {winner_name} wins{filled}");
+            self.write(None, loser, m, r, &merged, &base, both, reason);
+        }
+        if write_winner {
+            let reason = format!("{why}: empty fields filled from {loser_name}");
+            self.write(None, winner, m, r, &merged, &base, both, reason);
+        }
+        if !write_loser && !write_winner {
+            self.push(
+                Action::Link {
+                    exchange: ex_side(m),
+                    salesforce: sf_side(r),
+                    hash: base,
+                },
+                format!("{why}; the other side's extra fields do not sync back"),
+            );
+        }
     }
 
     fn new_records(
@@ -1242,6 +1398,8 @@ impl RepPlanner<'_, '_> {
                     },
                     format!("{why}; identical"),
                 ),
+                // No base: merge rather than take one side whole.
+                Some(_) if base.is_none() => self.first_link(m, r, he, hs, why),
                 Some(winner) => {
                     if !self.update_loser(None, winner, m, r, he, hs, why) {
                         let other = match winner {
@@ -1548,5 +1706,59 @@ mod tests {
         let p = run(vec![], vec![mail("same")], vec![crm("same")]);
         assert_eq!(p.operations.len(), 1);
         assert!(matches!(p.operations[0].action, Action::Link { .. }));
+    }
+
+    #[test]
+    fn a_first_link_fills_empty_fields_from_both_sides_and_clears_none() {
+        let ex = mail("ex");
+        let mut sf = crm("sf");
+        if let Record::Contact(contact) = &mut sf.record {
+            contact.set("Phone", "+1 555 0100");
+        }
+        let p = run(vec![], vec![ex], vec![sf.clone()]);
+        let merged = Record::Contact(
+            c("ex")
+                .as_contact()
+                .unwrap()
+                .clone()
+                .with("Phone", "+1 555 0100"),
+        );
+        // Exchange wins Title; Salesforce's Phone fills Exchange's empty one. Both halves are
+        // written with the merge's hash, and only the Exchange half links.
+        let writes: Vec<(&str, &Record, bool, &str)> = p
+            .operations
+            .iter()
+            .map(|o| match &o.action {
+                Action::UpdateSalesforce {
+                    record,
+                    merge_half,
+                    hash,
+                    ..
+                }
+                | Action::UpdateExchange {
+                    record,
+                    merge_half,
+                    hash,
+                    ..
+                } => (o.action.name(), record, *merge_half, hash.as_str()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let h = hash(&merged);
+        assert_eq!(
+            writes,
+            [
+                ("update_salesforce", &merged, true, h.as_str()),
+                ("update_exchange", &merged, true, h.as_str()),
+            ]
+        );
+        assert_eq!(p.operations[0].replaced.as_ref(), Some(&sf.record));
+        let mapping = EffectiveMapping::defaults(ObjectKind::Contact);
+        let effects = crate::model::merge::FieldEffects::of(&sf.record, &merged, &mapping);
+        assert_eq!(
+            (effects.clears, effects.overwrites),
+            (vec![], vec!["Title".to_string()]),
+            "the plan says Title is overwritten and nothing cleared"
+        );
     }
 }

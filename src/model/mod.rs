@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod mapping;
+pub mod merge;
 pub mod normalize;
 pub mod record;
 

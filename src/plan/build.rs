@@ -8,9 +8,10 @@ use super::settings::SettingChange;
 use crate::config::model::Config;
 use crate::engine::cycle::ReadOutcome;
 use crate::engine::plan::{Action, Plan, Side};
+use crate::model::merge::FieldEffects;
 use crate::model::normalize::{comparison_form, display_form};
 use crate::model::{EffectiveMapping, ObjectKind, Record};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// `--delete-threshold` of `plan` and `apply` when not given.
 pub const DEFAULT_DELETE_THRESHOLD: usize = 100;
@@ -37,13 +38,15 @@ impl Default for BuildOptions {
     }
 }
 
-/// The records updates would overwrite, as they are now on the side written (read for
-/// `--detail` only: an incremental read sees just the side that changed). Keyed by
-/// Salesforce id and by Exchange item id.
+/// What the plan reads besides the changes: the records updates would overwrite that the
+/// read did not show (an incremental read sees just the side that changed), keyed by
+/// Salesforce id and by Exchange item id; and the companies of the contacts written to
+/// Salesforce that have no Account yet, which the write creates.
 #[derive(Debug, Clone, Default)]
 pub struct TargetRecords {
     pub salesforce: HashMap<String, Record>,
     pub exchange: HashMap<String, Record>,
+    pub new_accounts: BTreeSet<String>,
 }
 
 /// The name a reviewer of a write to `target` knows a field by: the Salesforce field, or the
@@ -129,7 +132,7 @@ fn row<'r>(
     rows: &'r mut Rows,
     reps: &RepNames<'_>,
     user_id: &str,
-    kind: ObjectKind,
+    object: Object,
     t: Target,
 ) -> &'r mut RecordChanges {
     let (rep, configuration) = reps
@@ -137,11 +140,11 @@ fn row<'r>(
         .map_or((user_id.to_string(), String::new()), |(e, c)| {
             (e.to_string(), c.clone())
         });
-    rows.entry((configuration.clone(), rep.clone(), object(kind), t))
+    rows.entry((configuration.clone(), rep.clone(), object, t))
         .or_insert_with(|| RecordChanges {
             configuration,
             rep,
-            object: object(kind),
+            object,
             target: t,
             create: 0,
             update: 0,
@@ -229,7 +232,7 @@ pub fn build(
             // Bookkeeping only: no record changes.
             Action::Refresh { .. } | Action::Forget { .. } => continue,
         };
-        let r = row(&mut rows, &reps, &op.rep, op.object, t);
+        let r = row(&mut rows, &reps, &op.rep, object(op.object), t);
         match action {
             RecordAction::Create => r.create += 1,
             RecordAction::Update => r.update += 1,
@@ -237,32 +240,93 @@ pub fn build(
             RecordAction::Unlink => r.unlink += 1,
             RecordAction::Link => r.link += 1,
         }
-        if options.detail {
-            let mapping = read
-                .mappings
-                .get(&(op.rep.clone(), op.object))
-                .unwrap_or(&defaults[&op.object]);
-            let changes = |before: Option<&Record>, after: &Record| {
-                field_changes(before, after, t, mapping, options.show_values)
-            };
-            // Deletes, unlinks and links change no field; their id and reason say it all.
-            let fields = match &op.action {
-                Action::CreateInSalesforce { record, .. }
-                | Action::CreateInExchange { record, .. } => changes(None, record),
-                Action::UpdateSalesforce { record, .. } => {
-                    changes(targets.salesforce.get(&id), record)
-                }
-                Action::UpdateExchange { record, .. } => changes(targets.exchange.get(&id), record),
-                _ => Vec::new(),
-            };
-            if action == RecordAction::Update {
-                updated_fields.insert(id.clone(), fields.iter().map(|f| f.field.clone()).collect());
+        let mapping = read
+            .mappings
+            .get(&(op.rep.clone(), op.object))
+            .unwrap_or(&defaults[&op.object]);
+        // An update and the record it writes over: as the plan read it, else read by id.
+        let update = match &op.action {
+            Action::UpdateSalesforce { record, .. } => {
+                Some((record, op.replaced.as_ref().or(targets.salesforce.get(&id))))
             }
+            Action::UpdateExchange { record, .. } => {
+                Some((record, op.replaced.as_ref().or(targets.exchange.get(&id))))
+            }
+            _ => None,
+        };
+        let effects = match update {
+            Some((after, Some(before))) => FieldEffects::of(before, after, mapping),
+            _ => FieldEffects::default(),
+        };
+        if !options.detail && effects.is_empty() {
+            continue;
+        }
+        let names = |keys: Vec<String>| -> Vec<String> {
+            keys.iter().map(|k| field_name(k, t, mapping)).collect()
+        };
+        // Deletes, unlinks and links change no field; their id and reason say it all.
+        let fields = match (&op.action, update) {
+            _ if !options.detail => Vec::new(),
+            (_, Some((after, before))) => {
+                field_changes(before, after, t, mapping, options.show_values)
+            }
+            (
+                Action::CreateInSalesforce { record, .. } | Action::CreateInExchange { record, .. },
+                None,
+            ) => field_changes(None, record, t, mapping, options.show_values),
+            _ => Vec::new(),
+        };
+        if options.detail && action == RecordAction::Update {
+            updated_fields.insert(id.clone(), fields.iter().map(|f| f.field.clone()).collect());
+        }
+        r.records.push(RecordDetail {
+            action,
+            id,
+            reason: op.reason.clone(),
+            fields,
+            clears: names(effects.clears),
+            overwrites: names(effects.overwrites),
+        });
+    }
+    // Accounts the contact writes create: each under the row of the first contact needing it.
+    let mut accounts = targets.new_accounts.clone();
+    for op in &plan.operations {
+        let (id, Some(company)) = (
+            match &op.action {
+                Action::CreateInSalesforce { exchange, .. } => &exchange.item_id,
+                Action::UpdateSalesforce { salesforce_id, .. } => salesforce_id,
+                _ => continue,
+            },
+            op.action
+                .salesforce_record()
+                .and_then(Record::as_contact)
+                .map(|c| c.company().trim()),
+        ) else {
+            continue;
+        };
+        if !accounts.remove(company) {
+            continue;
+        }
+        let r = row(
+            &mut rows,
+            &reps,
+            &op.rep,
+            Object::Account,
+            Target::Salesforce,
+        );
+        r.create += 1;
+        if options.detail {
             r.records.push(RecordDetail {
-                action,
-                id,
-                reason: op.reason.clone(),
-                fields,
+                action: RecordAction::Create,
+                id: id.clone(),
+                reason: "no Account has this contact's company as its name".into(),
+                fields: vec![FieldChange {
+                    field: "Name".into(),
+                    before: None,
+                    after: options.show_values.then(|| company.to_string()),
+                }],
+                clears: Vec::new(),
+                overwrites: Vec::new(),
             });
         }
     }
@@ -271,7 +335,7 @@ pub fn build(
             &mut rows,
             &reps,
             &s.rep,
-            s.object,
+            object(s.object),
             skipped_towards(&s.record_id),
         )
         .skip

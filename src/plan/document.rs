@@ -72,6 +72,8 @@ pub struct RepChange {
 pub enum Object {
     Contact,
     Event,
+    /// A Salesforce Account created for a contact's company.
+    Account,
 }
 
 impl Object {
@@ -79,6 +81,7 @@ impl Object {
         match self {
             Object::Contact => "contacts",
             Object::Event => "events",
+            Object::Account => "accounts",
         }
     }
 }
@@ -151,14 +154,29 @@ pub struct FieldChange {
     pub after: Option<String>,
 }
 
-/// One record's change (shown with `--detail`).
+/// One record's change: every record with `--detail`, and always each update that clears
+/// or overwrites a field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RecordDetail {
     pub action: RecordAction,
     /// The record's id on the side written (for creates: the source record's id).
     pub id: String,
     pub reason: String,
+    /// With `--detail`: the fields the write sets or changes.
     pub fields: Vec<FieldChange>,
+    /// For updates: the fields whose value the write empties (names only).
+    #[serde(default)]
+    pub clears: Vec<String>,
+    /// For updates: the fields whose value the write replaces with another (names only).
+    #[serde(default)]
+    pub overwrites: Vec<String>,
+}
+
+impl RecordDetail {
+    /// Whether the write loses a value the record holds now.
+    pub fn is_destructive(&self) -> bool {
+        !self.clears.is_empty() || !self.overwrites.is_empty()
+    }
 }
 
 /// What one rep's sync does to one object in one direction.
@@ -247,6 +265,13 @@ pub struct Summary {
     pub salesforce: Counts,
     pub exchange: Counts,
     pub conflicts: usize,
+    /// Fields the updates overwrite and clear, and in how many records.
+    #[serde(default)]
+    pub overwrites: usize,
+    #[serde(default)]
+    pub clears: usize,
+    #[serde(default)]
+    pub records_losing_values: usize,
     pub no_changes: bool,
     /// The one-line summary, as printed.
     pub text: String,
@@ -290,6 +315,13 @@ impl PlanDocument {
             .filter(|r| r.kind != RepChangeKind::CannotSync)
             .count();
         let no_changes = settings == 0 && !data && unlinks == 0 && folders == 0;
+        let losing: Vec<&RecordDetail> = record_changes
+            .iter()
+            .flat_map(|r| &r.records)
+            .filter(|d| d.is_destructive())
+            .collect();
+        let overwrites: usize = losing.iter().map(|d| d.overwrites.len()).sum();
+        let clears: usize = losing.iter().map(|d| d.clears.len()).sum();
         let text = if no_changes {
             "No changes. Sync settings and data are up to date.".to_string()
         } else {
@@ -299,8 +331,17 @@ impl PlanDocument {
             )];
             parts.push(format!("Salesforce: {}", counts_text(salesforce)));
             parts.push(format!("Exchange: {}", counts_text(exchange)));
+            if !losing.is_empty() {
+                parts.push(format!(
+                    "overwrites {} and clears {} in {}",
+                    plural(overwrites, "field", "fields"),
+                    plural(clears, "field", "fields"),
+                    plural(losing.len(), "record", "records")
+                ));
+            }
             format!("Plan: {}.", parts.join("; "))
         };
+        let records_losing_values = losing.len();
         PlanDocument {
             format_version: FORMAT_VERSION.to_string(),
             org,
@@ -313,6 +354,9 @@ impl PlanDocument {
                 salesforce,
                 exchange,
                 conflicts: conflicts.len(),
+                overwrites,
+                clears,
+                records_losing_values,
                 no_changes,
                 text,
             },

@@ -92,11 +92,16 @@ fn shown(value: &str) -> String {
     format!("{v:?}")
 }
 
-/// The records of a row, each with its fields: names only, or (with `--show-values`)
-/// `field: before → after`, `field: value` for a create.
-fn detail_lines(rc: &RecordChanges, indent: &str, out: &mut String, limit: usize) {
-    let mut records: Vec<&RecordDetail> = rc.records.iter().collect();
-    records.sort_by_key(|d| destructive_first(d.action));
+/// The records of a row, each with the fields it clears and overwrites, then its fields:
+/// names only, or (with `--show-values`) `field: before → after`, `field: value` for a
+/// create.
+fn detail_lines(rc: &RecordChanges, all: bool, indent: &str, out: &mut String, limit: usize) {
+    let mut records: Vec<&RecordDetail> = rc
+        .records
+        .iter()
+        .filter(|d| all || d.is_destructive())
+        .collect();
+    records.sort_by_key(|d| (destructive_first(d.action), !d.is_destructive()));
     for d in records.iter().take(limit) {
         let _ = writeln!(
             out,
@@ -106,6 +111,11 @@ fn detail_lines(rc: &RecordChanges, indent: &str, out: &mut String, limit: usize
             d.id,
             d.reason
         );
+        for (what, names) in [("clears", &d.clears), ("overwrites", &d.overwrites)] {
+            if !names.is_empty() {
+                let _ = writeln!(out, "{indent}    {what}: {}", names.join(", "));
+            }
+        }
         let with_values = d
             .fields
             .iter()
@@ -152,7 +162,8 @@ fn conflict_line(c: &ConflictEntry) -> String {
     )
 }
 
-/// For a terminal or a CI log. `detail` lists each record and the fields that change.
+/// For a terminal or a CI log. `detail` lists each record and the fields that change;
+/// without it, only the updates that clear or overwrite a field are listed.
 pub fn human(doc: &PlanDocument, detail: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "tether plan for org {}\n", doc.org);
@@ -197,9 +208,8 @@ pub fn human(doc: &PlanDocument, detail: bool) -> String {
             rc.target.arrow(),
             counts_line(rc)
         );
-        if detail {
-            detail_lines(rc, "      ", &mut out, usize::MAX);
-        }
+        // Without --detail the row lists only the updates that lose a value.
+        detail_lines(rc, detail, "      ", &mut out, usize::MAX);
     }
     if !doc.conflicts.is_empty() {
         let _ = writeln!(out, "\nConflicts ({})", doc.conflicts.len());
@@ -284,7 +294,7 @@ pub fn markdown(doc: &PlanDocument) -> String {
         ));
         if !rc.records.is_empty() {
             let mut lines = String::new();
-            detail_lines(rc, "", &mut lines, MARKDOWN_DETAIL_RECORDS);
+            detail_lines(rc, true, "", &mut lines, MARKDOWN_DETAIL_RECORDS);
             details.push(format!(
                 "<details><summary>{} / {} {} ({})</summary>\n\n```\n{}```\n</details>\n\n",
                 md_escape(&rc.rep),

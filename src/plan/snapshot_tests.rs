@@ -147,6 +147,8 @@ fn snapshot_conflict() {
         action: RecordAction::Update,
         id: "AAMkADk0Zj".into(),
         reason: "changed on both sides; salesforce_wins".into(),
+        clears: vec![],
+        overwrites: vec!["JobTitle".into()],
         fields: vec![FieldChange {
             field: "JobTitle".into(),
             before: None,
@@ -256,6 +258,8 @@ fn detailed(values: bool) -> PlanDocument {
             action: RecordAction::Create,
             id: "AAMkADk0Zj-new".into(),
             reason: "new in Exchange".into(),
+            clears: vec![],
+            overwrites: vec![],
             fields: vec![
                 created("Email", v("ana.diaz@customer.com")),
                 created("FirstName", v("Ana")),
@@ -266,6 +270,8 @@ fn detailed(values: bool) -> PlanDocument {
             action: RecordAction::Update,
             id: "003A000001xyzAbQAI".into(),
             reason: "changed in Exchange".into(),
+            clears: vec![],
+            overwrites: vec!["Description".into()],
             fields: vec![
                 field(
                     "Description",
@@ -281,12 +287,16 @@ fn detailed(values: bool) -> PlanDocument {
             action: RecordAction::Delete,
             id: "003A000001xyzDelQAI".into(),
             reason: "deleted in Exchange (delete_synced)".into(),
+            clears: vec![],
+            overwrites: vec![],
             fields: vec![],
         },
         RecordDetail {
             action: RecordAction::Unlink,
             id: "003A000001xyzUnlQAI".into(),
             reason: "deleted in Exchange; unlinked".into(),
+            clears: vec![],
+            overwrites: vec![],
             fields: vec![],
         },
     ];
@@ -295,6 +305,8 @@ fn detailed(values: bool) -> PlanDocument {
         action: RecordAction::Update,
         id: "AAMkADk0Zj-event".into(),
         reason: "changed in Salesforce".into(),
+        clears: vec![],
+        overwrites: vec!["Location".into()],
         fields: vec![field(
             "Location",
             values.then_some(("Room 4", "Room 5 | <b>east</b>")),
@@ -350,6 +362,8 @@ fn markdown_folds_details_that_do_not_fit_and_says_so() {
             action: RecordAction::Create,
             id: format!("AAMkADk0Zj-{i:05}-{}", "x".repeat(100)),
             reason: "new in Exchange".into(),
+            clears: vec![],
+            overwrites: vec![],
             fields: vec![created("LastName", None)],
         })
         .collect();
@@ -359,6 +373,8 @@ fn markdown_folds_details_that_do_not_fit_and_says_so() {
             action: RecordAction::Delete,
             id: format!("AAMkDel{i}"),
             reason: "deleted in Salesforce (delete_synced)".into(),
+            clears: vec![],
+            overwrites: vec![],
             fields: vec![],
         })
         .collect();
@@ -375,6 +391,8 @@ fn markdown_folds_details_that_do_not_fit_and_says_so() {
             action: RecordAction::Create,
             id: format!("AAMkLong{i:05}-{}", "y".repeat(500)),
             reason: "new in Exchange".into(),
+            clears: vec![],
+            overwrites: vec![],
             fields: vec![],
         })
         .collect();
@@ -458,6 +476,8 @@ fn json_plans_validate_against_the_plan_schema() {
         action: RecordAction::Update,
         id: "AAMk".into(),
         reason: "changed in Salesforce".into(),
+        clears: vec![],
+        overwrites: vec!["Location".into()],
         fields: vec![FieldChange {
             field: "JobTitle".into(),
             before: Some("a".into()),
@@ -494,4 +514,55 @@ fn json_plans_validate_against_the_plan_schema() {
             assert!(value.get(key).is_some(), "{key}");
         }
     }
+}
+
+/// Without --detail, each update that loses a value is listed with the field names it
+/// clears and overwrites (never the values), and the summary counts them.
+#[test]
+fn snapshot_updates_that_clear_and_overwrite() {
+    let mut rc = changes(CELIA, Object::Contact, Target::Salesforce, 0, 3, 0);
+    rc.records = vec![
+        RecordDetail {
+            action: RecordAction::Update,
+            id: "003A000001xyzAbQAI".into(),
+            reason: "changed in Exchange".into(),
+            fields: vec![],
+            clears: vec!["MailingCity".into(), "Phone".into()],
+            overwrites: vec!["Title".into()],
+        },
+        RecordDetail {
+            action: RecordAction::Update,
+            id: "003A000001xyzCdQAI".into(),
+            reason: "matched an existing record: Exchange wins".into(),
+            fields: vec![],
+            clears: vec![],
+            overwrites: vec!["Department".into()],
+        },
+    ];
+    let doc = PlanDocument::new(
+        "awcomputing-prod".into(),
+        vec![],
+        vec![],
+        vec![rc],
+        vec![],
+        vec![],
+    );
+    assert_eq!(
+        doc.summary.text,
+        "Plan: 0 settings to change; Salesforce: 0 to create, 3 to update, 0 to delete; Exchange: 0 to create, 0 to update, 0 to delete; overwrites 2 fields and clears 2 fields in 2 records."
+    );
+    assert_eq!(
+        (
+            doc.summary.overwrites,
+            doc.summary.clears,
+            doc.summary.records_losing_values
+        ),
+        (2, 2, 2)
+    );
+    insta::assert_snapshot!("clears_and_overwrites_human", render::human(&doc, false));
+    insta::assert_snapshot!("clears_and_overwrites_markdown", render::markdown(&doc));
+    let json: serde_json::Value = serde_json::from_str(&render::json(&doc)).unwrap();
+    let first = &json["record_changes"][0]["records"][0];
+    assert_eq!(first["clears"], serde_json::json!(["MailingCity", "Phone"]));
+    assert_eq!(first["overwrites"], serde_json::json!(["Title"]));
 }

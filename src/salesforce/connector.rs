@@ -73,6 +73,12 @@ pub struct SalesforceConnector {
     unreadable: Arc<Mutex<HashMap<(String, String), String>>>,
 }
 
+/// The Accounts of a write's contacts by name, and those the write created.
+struct Accounts {
+    ids: BTreeMap<String, String>,
+    created: BTreeSet<String>,
+}
+
 fn object_name(object: ObjectKind) -> &'static str {
     match object {
         ObjectKind::Contact => "Contact",
@@ -103,6 +109,17 @@ fn call_error(e: SfError) -> CallError {
         message: e.to_string(),
         retryable,
     }
+}
+
+/// A failed write's error with what was done about its contacts' new Accounts.
+fn with_accounts_note(mut e: CallError, note: Option<String>) -> CallError {
+    if let Some(n) = note {
+        e.message.push_str(
+            &n.replace("the Account", "the Accounts")
+                .replace("its company", "their companies"),
+        );
+    }
+    e
 }
 
 fn build_error(e: impl std::fmt::Display) -> CallError {
@@ -480,8 +497,8 @@ impl SalesforceConnector {
     }
 
     /// Account ids by name for the companies of `records`: those `prepare_writes` found,
-    /// then a query for the others; missing Accounts are created.
-    async fn accounts(&self, records: &[&Record]) -> Result<BTreeMap<String, String>, CallError> {
+    /// then a query for the others; missing Accounts are created. Also the ids created.
+    async fn accounts(&self, records: &[&Record]) -> Result<Accounts, CallError> {
         let names = self.account_names(records);
         let mut out: BTreeMap<String, String> = {
             let known = self.known_accounts();
@@ -497,6 +514,7 @@ impl SalesforceConnector {
             .collect();
         out.extend(self.find_accounts(&unknown).await?);
         let missing: Vec<&String> = names.iter().filter(|n| !out.contains_key(*n)).collect();
+        let mut created = BTreeSet::new();
         if !missing.is_empty() {
             let bodies: Vec<Map<String, Value>> = missing
                 .iter()
@@ -510,12 +528,121 @@ impl SalesforceConnector {
             for (name, o) in missing.iter().zip(&report.outcomes) {
                 if let RecordOutcome::Success { id } = o {
                     out.insert((*name).clone(), id.clone());
+                    created.insert(id.clone());
                 }
             }
         }
         self.known_accounts()
             .extend(out.iter().map(|(n, id)| (n.clone(), id.clone())));
-        Ok(out)
+        Ok(Accounts { ids: out, created })
+    }
+
+    /// Deletes the Accounts this write created whose contacts all failed (none was written,
+    /// nor may have been), so that a failed contact leaves no Account behind, and says so
+    /// in those contacts' errors. An Account some contact refers to by now is kept.
+    /// Returns the note added, for a call that failed as a whole.
+    async fn remove_orphans(
+        &self,
+        records: &[&Record],
+        accounts: &Accounts,
+        report: &mut WriteReport,
+    ) -> Option<String> {
+        // Refused and not sent (the call stopped first) are not written; ambiguous may be.
+        if accounts.created.is_empty() || report.outcomes.len() != records.len() {
+            return None;
+        }
+        let account_of = |r: &Record| {
+            let company = r.as_contact()?.company().trim();
+            accounts
+                .ids
+                .get(company)
+                .filter(|id| accounts.created.contains(*id))
+        };
+        let written = |o: &RecordOutcome| {
+            !matches!(
+                o,
+                RecordOutcome::Failed { .. } | RecordOutcome::NotAttempted
+            )
+        };
+        let mut orphans: BTreeSet<&String> = accounts.created.iter().collect();
+        for (r, o) in records.iter().zip(&report.outcomes) {
+            if let Some(id) = account_of(r).filter(|_| written(o)) {
+                orphans.remove(id);
+            }
+        }
+        if orphans.is_empty() {
+            return None;
+        }
+        let ids: Vec<String> = orphans.into_iter().cloned().collect();
+        // An Account some Contact refers to by now is no orphan: it stays, unmentioned.
+        let (noted, note) = match self.delete_unreferenced(&ids).await {
+            Ok(deleted) => {
+                // Later batches of the phase must not refer to them.
+                self.known_accounts().retain(|_, id| !deleted.contains(id));
+                let note = "; the Account created for its company was deleted again";
+                (deleted, note.to_string())
+            }
+            Err(e) => {
+                tracing::warn!(accounts = ?ids, code = %e.code, "Accounts left without contacts");
+                let note = format!(
+                    "; the Account created for its company has no contacts and could not be \
+                     deleted ({}): delete it in Salesforce",
+                    e.code
+                );
+                (ids, note)
+            }
+        };
+        if noted.is_empty() {
+            return None;
+        }
+        for (r, o) in records.iter().zip(report.outcomes.iter_mut()) {
+            let Some(id) = account_of(r).filter(|id| noted.contains(*id)) else {
+                continue;
+            };
+            let id_note = note.replace("the Account", &format!("the Account {id}"));
+            if let RecordOutcome::Failed { errors } = o {
+                if let Some(e) = errors.first_mut() {
+                    e.message.push_str(&id_note);
+                }
+            }
+        }
+        Some(note)
+    }
+
+    /// Deletes the Accounts `ids` that no Contact refers to (one query and one delete);
+    /// returns those deleted.
+    async fn delete_unreferenced(&self, ids: &[String]) -> Result<Vec<String>, CallError> {
+        let lits: Vec<Lit> = ids.iter().map(|i| Lit::Str(i.clone())).collect();
+        let queries = SoqlBuilder::select("Contact", &["AccountId"])
+            .and_then(|b| b.chunked_in("AccountId", &lits, super::soql::DEFAULT_MAX_QUERY_CHARS))
+            .map_err(build_error)?;
+        let mut referenced = BTreeSet::new();
+        for q in queries {
+            for r in self.query(q).await? {
+                referenced.extend(text(r.get("AccountId")));
+            }
+        }
+        let unreferenced: Vec<String> = ids
+            .iter()
+            .filter(|id| !referenced.contains(*id))
+            .cloned()
+            .collect();
+        if unreferenced.is_empty() {
+            return Ok(unreferenced);
+        }
+        let report = self.client.delete(&unreferenced).await;
+        if let Some(e) = report.stopped {
+            return Err(call_error(e));
+        }
+        match report.outcomes.iter().find(|o| !o.is_success()) {
+            Some(o) => Err(CallError {
+                code: outcome_error(o).code,
+                message: outcome_error(o).message,
+                retryable: false,
+                ambiguous: false,
+            }),
+            None => Ok(unreferenced),
+        }
     }
 
     /// Records of `object` whose `field` is one of `values` (as many queries as the IN list
@@ -586,6 +713,15 @@ impl CrmConnector for SalesforceConnector {
             BTreeMap::new()
         };
         *self.known_accounts() = found;
+    }
+
+    async fn missing_accounts(&self, records: &[&Record]) -> Result<BTreeSet<String>, CallError> {
+        let names = self.account_names(records);
+        let found = self.find_accounts(&names).await?;
+        Ok(names
+            .into_iter()
+            .filter(|n| !found.contains_key(n))
+            .collect())
     }
 
     async fn users(&self) -> Result<Vec<CrmUser>, CallError> {
@@ -710,14 +846,15 @@ impl CrmConnector for SalesforceConnector {
         let bodies: Vec<Map<String, Value>> = records
             .iter()
             .map(|c| {
-                let mut m = self.to_fields(&c.record, true, &accounts);
+                let mut m = self.to_fields(&c.record, true, &accounts.ids);
                 m.insert("OwnerId".into(), json!(c.owner_id));
                 m.insert(SYNC_KEY_FIELD.into(), json!(c.marker));
                 m
             })
             .collect();
-        let report = self.client.create(object_name(object), &bodies).await;
-        Self::written(report)
+        let mut report = self.client.create(object_name(object), &bodies).await;
+        let note = self.remove_orphans(&refs, &accounts, &mut report).await;
+        Self::written(report).map_err(|e| with_accounts_note(e, note))
     }
 
     async fn update(
@@ -730,13 +867,14 @@ impl CrmConnector for SalesforceConnector {
         let bodies: Vec<Map<String, Value>> = records
             .iter()
             .map(|(id, r)| {
-                let mut m = self.to_fields(r, false, &accounts);
+                let mut m = self.to_fields(r, false, &accounts.ids);
                 m.insert("Id".into(), json!(id));
                 m
             })
             .collect();
-        let report = self.client.update(object_name(object), &bodies).await;
-        Self::written(report)
+        let mut report = self.client.update(object_name(object), &bodies).await;
+        let note = self.remove_orphans(&refs, &accounts, &mut report).await;
+        Self::written(report).map_err(|e| with_accounts_note(e, note))
     }
 
     async fn delete(
