@@ -156,6 +156,8 @@ pub(crate) struct Org {
     pub api_calls: VecDeque<(DateTime<Utc>, u64)>,
     pub api_used: u64,
     pub api_max: u64,
+    /// The connected app's API quota (name, max), when one is set (`set_app_quota`).
+    pub app_quota: Option<(String, u64)>,
     pub faults: Faults,
     pub served: BTreeMap<String, u64>,
     pub token_counter: u64,
@@ -237,6 +239,7 @@ impl Emulator {
             api_calls: VecDeque::new(),
             api_used: 0,
             api_max: options.daily_api_allowance,
+            app_quota: None,
             faults: Faults::default(),
             served: BTreeMap::new(),
             token_counter: 0,
@@ -672,6 +675,12 @@ impl EmulatorHandle {
 
     pub fn set_daily_allowance(&self, max: u64) {
         self.org().api_max = max;
+    }
+    /// Gives the connected app an API quota: `Sforce-Limit-Info` then adds
+    /// `per-app-api-usage=used/max(appName=name)`. Every call the emulator serves comes
+    /// through its one connected app, so the app's count is the org's. Not enforced.
+    pub fn set_app_quota(&self, name: &str, max: u64) {
+        self.org().app_quota = Some((name.to_string(), max));
     }
     /// Counts `used` calls as made now (they leave the rolling 24-hour window a day later).
     pub fn set_api_used(&self, used: u64) {
