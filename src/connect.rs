@@ -112,6 +112,18 @@ pub fn salesforce_options(config: &Config, home: &Path) -> Result<ClientOptions,
 const PRODUCTION_LOGIN: &str = "https://login.salesforce.com";
 const SANDBOX_LOGIN: &str = "https://test.salesforce.com";
 
+/// How far back each read of Salesforce changes starts again
+/// (`connections.salesforce.change_lookback_minutes`, else the connector's default).
+pub fn change_lookback(config: &Config) -> chrono::Duration {
+    config
+        .connections
+        .salesforce
+        .change_lookback_minutes
+        .map_or(crate::salesforce::connector::DEFAULT_CHANGE_LOOKBACK, |m| {
+            chrono::Duration::minutes(i64::from(m))
+        })
+}
+
 /// A client for the org.
 pub fn salesforce(config: &Config, home: &Path) -> Result<SalesforceClient, ConnectError> {
     let opts = salesforce_options(config, home)?;

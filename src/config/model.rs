@@ -134,6 +134,12 @@ pub struct SalesforceConnection {
     pub auth: SalesforceAuth,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
+    /// Minutes before the newest change already read that each read of Salesforce changes
+    /// starts again, so that a long transaction committing records stamped earlier is still
+    /// seen. Salesforce transactions run up to 10 minutes. Default: 15.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 1440))]
+    pub change_lookback_minutes: Option<u32>,
 }
 
 pub fn default_api_version() -> String {

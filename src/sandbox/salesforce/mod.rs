@@ -443,6 +443,43 @@ impl EmulatorHandle {
             .write(object, WriteKind::Update(id), &map, &user, now)
     }
 
+    /// Late commit: an update made by a long transaction that began at `started` and commits
+    /// now. Salesforce stamps a record (SystemModstamp) when the transaction writes it, not when
+    /// it commits, so the change becomes visible now with a stamp from `started` — earlier than
+    /// records other transactions committed meanwhile (why getUpdated() answers
+    /// `latestDateCovered`: "If Salesforce executes a long-running transaction on your instance,
+    /// the value in this field is the start time of that long-running transaction", SOAP API
+    /// Developer Guide, GetUpdatedResult).
+    pub fn update_committed_late(
+        &self,
+        object: &str,
+        id: &str,
+        fields: Value,
+        started: DateTime<Utc>,
+    ) -> Result<String, RecError> {
+        let Value::Object(map) = fields else {
+            return Err(RecError::new(
+                "JSON_PARSER_ERROR",
+                "expected an object",
+                &[],
+            ));
+        };
+        let mut org = self.org();
+        let user = org.integration_user.clone();
+        org.store
+            .write(object, WriteKind::Update(id), &map, &user, started)
+    }
+
+    /// Late commit of a delete (see `update_committed_late`): the record leaves now, stamped
+    /// `started`.
+    pub fn delete_committed_late(
+        &self,
+        id: &str,
+        started: DateTime<Utc>,
+    ) -> Result<String, RecError> {
+        self.org().store.delete(id, started)
+    }
+
     /// Sets fields directly, bypassing every rule (e.g. to mark a Lead converted); the
     /// timestamps move as for any write.
     pub fn set_raw(&self, id: &str, fields: Value) -> bool {
