@@ -106,6 +106,7 @@ pub fn salesforce_options(config: &Config, home: &Path) -> Result<ClientOptions,
     };
     opts.api_version = sf.api_version.clone();
     opts.ca_file = sf.ca_file.as_ref().map(|f| home.join(f));
+    opts.api_budget = sf.api_budget_percent.map(|p| f64::from(p) / 100.0);
     Ok(opts)
 }
 

@@ -140,6 +140,12 @@ pub struct SalesforceConnection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 10, max = 1440))]
     pub change_lookback_minutes: Option<u32>,
+    /// Share of the org's daily API allowance, in percent, that tether may use: a sync stops
+    /// before a call once the org's usage (from `Sforce-Limit-Info`) reaches it. No limit
+    /// when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub api_budget_percent: Option<u8>,
 }
 
 pub fn default_api_version() -> String {
