@@ -42,9 +42,8 @@ pub const SYNC_KEY_FIELD: &str = "Tether_Sync_Key__c";
 /// read, records stamped before that read's newest stamp (the reason getUpdated() answers
 /// `latestDateCovered`, "the start time of that long-running transaction", SOAP API Developer
 /// Guide, GetUpdatedResult). A transaction runs at most 10 minutes ("Maximum execution time
-/// for each Apex transaction", Apex Developer Guide, Execution Governors and Limits; a Bulk
-/// API batch likewise is put back in the queue after 10 minutes): 15 minutes covers it with
-/// room for the clocks of Salesforce's servers. Records re-read from the window plan nothing
+/// for each Apex transaction", Apex Developer Guide, Execution Governors and Limits): 15
+/// minutes covers it with room for the clocks of Salesforce's servers. Records re-read from the window plan nothing
 /// when unchanged (the planner compares content hashes), and the read is the same single
 /// query, so a no-change cycle costs no more calls; the price is rows: whatever changed in
 /// the last 15 minutes is read again each cycle.

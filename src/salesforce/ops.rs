@@ -347,7 +347,10 @@ impl SalesforceClient {
 
     /// Changes to an object org-wide since a watermark (`SystemModstamp > watermark`), oldest
     /// first; with `include_deleted` through queryAll so deletions show as IsDeleted = true.
-    /// One query for all reps: the caller sorts records to reps.
+    /// One query for all reps: the caller sorts records to reps. A long transaction can
+    /// commit records stamped before the newest stamp a read saw, so a poller passes that
+    /// stamp less a lookback, as the connector does
+    /// ([`DEFAULT_CHANGE_LOOKBACK`](super::connector::DEFAULT_CHANGE_LOOKBACK)).
     pub fn changes_since(
         &self,
         object: &str,

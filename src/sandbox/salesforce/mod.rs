@@ -426,21 +426,7 @@ impl EmulatorHandle {
 
     /// Updates a record through the REST rules.
     pub fn update(&self, object: &str, id: &str, fields: Value) -> Result<String, RecError> {
-        let now = self.now();
-        let mut org = self.org();
-        let user = org.integration_user.clone();
-        let map = match fields {
-            Value::Object(m) => m,
-            _ => {
-                return Err(RecError::new(
-                    "JSON_PARSER_ERROR",
-                    "expected an object",
-                    &[],
-                ));
-            }
-        };
-        org.store
-            .write(object, WriteKind::Update(id), &map, &user, now)
+        self.update_committed_late(object, id, fields, self.now())
     }
 
     /// Late commit: an update made by a long transaction that began at `started` and commits
@@ -449,7 +435,7 @@ impl EmulatorHandle {
     /// records other transactions committed meanwhile (why getUpdated() answers
     /// `latestDateCovered`: "If Salesforce executes a long-running transaction on your instance,
     /// the value in this field is the start time of that long-running transaction", SOAP API
-    /// Developer Guide, GetUpdatedResult).
+    /// Developer Guide, GetUpdatedResult). `update` is the same with `started` now.
     pub fn update_committed_late(
         &self,
         object: &str,
@@ -516,8 +502,7 @@ impl EmulatorHandle {
     }
 
     pub fn delete(&self, id: &str) -> Result<String, RecError> {
-        let now = self.now();
-        self.org().store.delete(id, now)
+        self.delete_committed_late(id, self.now())
     }
 
     /// A live (not deleted) record, as stored.
