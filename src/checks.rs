@@ -330,19 +330,34 @@ async fn salesforce(config: &Config, client: &SalesforceClient, out: &mut Vec<Ch
     match client.api_usage() {
         Some(usage) if usage.max > 0 => {
             let share = usage.used as f64 / usage.max as f64;
-            let detail = format!(
+            let mut detail = format!(
                 "{} of {} daily API requests used ({:.0}%)",
                 usage.used,
                 usage.max,
                 share * 100.0
             );
-            if share < 0.9 {
+            let mut app_share = 0.0;
+            if let Some(app) = usage.per_app.as_ref().filter(|a| a.max > 0) {
+                app_share = app.used as f64 / app.max as f64;
+                detail.push_str(&format!(
+                    "; connected app {}: {} of {} ({:.0}%)",
+                    if app.app.is_empty() {
+                        "quota"
+                    } else {
+                        &app.app
+                    },
+                    app.used,
+                    app.max,
+                    app_share * 100.0
+                ));
+            }
+            if share < 0.9 && app_share < 0.9 {
                 out.push(pass("Salesforce: API usage", detail));
             } else {
                 out.push(fail(
                     "Salesforce: API usage",
                     detail,
-                    "the org is close to its daily API allowance; sync when usage is lower or raise the allowance",
+                    "the org (or the connected app) is close to its daily API allowance; sync when usage is lower or raise the allowance",
                 ));
             }
         }

@@ -106,11 +106,24 @@ pub fn salesforce_options(config: &Config, home: &Path) -> Result<ClientOptions,
     };
     opts.api_version = sf.api_version.clone();
     opts.ca_file = sf.ca_file.as_ref().map(|f| home.join(f));
+    opts.api_budget = sf.api_budget_percent.map(|p| f64::from(p) / 100.0);
     Ok(opts)
 }
 
 const PRODUCTION_LOGIN: &str = "https://login.salesforce.com";
 const SANDBOX_LOGIN: &str = "https://test.salesforce.com";
+
+/// How far back each read of Salesforce changes starts again
+/// (`connections.salesforce.change_lookback_minutes`, else the connector's default).
+pub fn change_lookback(config: &Config) -> chrono::Duration {
+    config
+        .connections
+        .salesforce
+        .change_lookback_minutes
+        .map_or(crate::salesforce::connector::DEFAULT_CHANGE_LOOKBACK, |m| {
+            chrono::Duration::minutes(i64::from(m))
+        })
+}
 
 /// A client for the org.
 pub fn salesforce(config: &Config, home: &Path) -> Result<SalesforceClient, ConnectError> {

@@ -44,7 +44,8 @@ pub fn open(
                 connect::connector_mapping(config, ObjectKind::Event),
             )
             // Filters may name fields outside the mapping; they must be read to be applied.
-            .with_filter_fields(connect::contact_filter_fields(config)),
+            .with_filter_fields(connect::contact_filter_fields(config))
+            .with_change_lookback(connect::change_lookback(config)),
     })
 }
 

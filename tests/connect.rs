@@ -89,3 +89,33 @@ fn missing_secret_names_the_setting() {
     assert_eq!(err.setting, "connections.salesforce.auth.client_secret");
     assert!(err.message.starts_with("cannot read secret file"), "{err}");
 }
+
+/// `connections.salesforce.change_lookback_minutes` sets how far back change reads start
+/// again; without it, the connector's default (15 minutes) applies.
+#[test]
+fn change_lookback_comes_from_the_configuration_or_the_default() {
+    let s = Scratch::new();
+    s.write("org/secrets/ews", "x");
+    s.write("org/secrets/sf", "x");
+    let text = config_for("https://acme.my.salesforce.com", "${file:secrets/sf}");
+    s.write("org/tether.yaml", &text);
+    let (config, _) = load(&s);
+    assert_eq!(
+        tether::connect::change_lookback(&config),
+        tether::salesforce::connector::DEFAULT_CHANGE_LOOKBACK
+    );
+    assert_eq!(
+        tether::salesforce::connector::DEFAULT_CHANGE_LOOKBACK,
+        chrono::Duration::minutes(15)
+    );
+    let text = text.replace(
+        "    auth:\n",
+        "    change_lookback_minutes: 30\n    auth:\n",
+    );
+    s.write("org/tether.yaml", &text);
+    let (config, _) = load(&s);
+    assert_eq!(
+        tether::connect::change_lookback(&config),
+        chrono::Duration::minutes(30)
+    );
+}

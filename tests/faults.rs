@@ -506,6 +506,38 @@ async fn salesforce_unable_to_lock_row() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn salesforce_late_commit_with_an_earlier_stamp() {
+    let mut w = world().await;
+    warm_up(&w).await;
+    // A long transaction begins; meanwhile a user's edit commits and a sync reads it, so the
+    // watermark passes the transaction's start (stamps have whole seconds: wait one).
+    let started = w.sf.handle().now();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    w.edit("c0s0", Side::Salesforce, "Edited meanwhile");
+    let out = sync(&w, Sync::Apply).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    // The transaction commits edits of a contact and an event, stamped when it began.
+    w.edit_committed_late("c1s0", "Committed late", started);
+    w.edit_committed_late("e1s0", "Committed late", started);
+    let u = sync_under_fault(&w, Sync::Apply).await;
+    assert_eq!(u.exit, 0, "{}{}", u.stdout, u.stderr);
+    assert!(
+        u.tally.stale.is_empty(),
+        "late edits missed: {:?}",
+        u.tally.stale
+    );
+    assert!(u.tally.unsynced.is_empty());
+    let after = sync_after_fault(&w, &[]).await;
+    row(
+        "salesforce_late_commit_with_an_earlier_stamp",
+        "a long transaction commits edits stamped (SystemModstamp) before the newest change the last sync read",
+        "reads changes from 15 minutes before the watermark (`change_lookback_minutes`), so the late edits are read; records read again unchanged plan nothing",
+        &u,
+        &after,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn salesforce_request_limit_exceeded_concurrent() {
     let w = world().await;
     w.sf.handle()

@@ -635,16 +635,28 @@ async fn request_limit_exceeded_stops_naming_the_limit() {
     env.assert_counts_match(&c);
 }
 
+/// The emulator sends `Sforce-Limit-Info` in the documented form, with the connected app's
+/// quota after a `; ` (REST API Developer Guide, "Limit Info Header"): the budget stop reads
+/// the org's usage from it.
 #[tokio::test]
-async fn budget_stops_before_the_allowance() {
+async fn api_budget_stop_fires_on_documented_header() {
     let env = env().await;
-    env.emu.handle().set_daily_allowance(100);
-    env.emu.handle().set_api_used(48);
+    let h = env.emu.handle();
+    h.set_daily_allowance(100);
+    h.set_app_quota("tether", 250);
+    h.set_api_used(48);
     let mut o = env.options(jwt(KEY));
     o.api_budget = Some(0.5);
     let c = env.client_with(o);
     c.limits().await.unwrap(); // used 49
-    assert_eq!(c.api_usage().unwrap().used, 49);
+    let usage = c
+        .api_usage()
+        .expect("usage read from the documented header");
+    assert_eq!((usage.used, usage.max), (49, 100));
+    assert_eq!(
+        usage.per_app.map(|a| (a.app, a.used, a.max)),
+        Some(("tether".to_string(), 49, 250))
+    );
     c.limits().await.unwrap(); // used 50
     let err = c.limits().await.unwrap_err();
     assert!(
@@ -658,7 +670,7 @@ async fn budget_stops_before_the_allowance() {
         ),
         "{err}"
     );
-    assert_eq!(env.emu.handle().api_usage().0, 50);
+    assert_eq!(h.api_usage().0, 50, "the stop sends nothing");
     env.assert_counts_match(&c);
 }
 
@@ -938,6 +950,54 @@ async fn jwt_bearer_also_verifies_against_a_bare_public_key() {
             .unwrap_err(),
     );
     assert_eq!(error, "invalid_grant");
+}
+
+/// A collections call refused as a whole can answer 400 with one error object instead of the
+/// usual array. The body is the shape of a captured answer to a collection create naming a
+/// field the org lacks; its code and fields must survive, not become UNPARSEABLE_ERROR.
+#[tokio::test]
+async fn single_object_error_body_keeps_its_code() {
+    const CAPTURED: &str = r#"{"message":"No such column 'Shoe_Size__c' on sobject of type Contact","errorCode":"INVALID_FIELD","fields":["Shoe_Size__c"]}"#;
+    let app = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            [("Content-Type", "application/json;charset=UTF-8")],
+            CAPTURED,
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let c = SalesforceClient::new(ClientOptions::new(
+        Url::parse(&url).unwrap(),
+        Auth::AccessToken {
+            token: Secret::new("t"),
+        },
+    ))
+    .unwrap();
+    let mut record = Map::new();
+    record.insert("LastName".into(), json!("Kung"));
+    record.insert("Shoe_Size__c".into(), json!("9"));
+    let report = c.create("Contact", &[record]).await;
+    let Some(SfError::Api { status, errors }) = &report.stopped else {
+        panic!("expected an API error, got {:?}", report.stopped);
+    };
+    assert_eq!(*status, 400);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].error_code, "INVALID_FIELD");
+    assert_eq!(errors[0].fields, vec!["Shoe_Size__c".to_string()]);
+    assert!(errors[0].message.contains("No such column"), "{errors:?}");
+    // A query answered the same way keeps it too.
+    let err = c
+        .query_collect("SELECT Shoe_Size__c FROM Contact")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SfError::Api { errors, .. } if errors[0].error_code == "INVALID_FIELD"),
+        "{err:?}"
+    );
 }
 
 /// A hostile or broken server: the client must refuse, never follow or panic.

@@ -1058,6 +1058,24 @@ async fn collection_delete_results_follow_the_documented_examples() {
     );
 }
 
+/// `Sforce-Limit-Info` in the documented form (REST API Developer Guide, "Limit Info
+/// Header"): `api-usage=25/5000`, and `; per-app-api-usage=17/250(appName=…)` when the
+/// connected app has a quota.
+#[tokio::test]
+async fn limit_info_header_has_the_documented_form() {
+    let t = start().await;
+    let h = t.emu.handle();
+    h.set_daily_allowance(5000);
+    let (_, hd, _) = t.get("limits").await;
+    assert_eq!(hd.get("Sforce-Limit-Info").unwrap(), "api-usage=1/5000");
+    h.set_app_quota("sample-connected-app", 250);
+    let (_, hd, _) = t.get("limits").await;
+    assert_eq!(
+        hd.get("Sforce-Limit-Info").unwrap(),
+        "api-usage=2/5000; per-app-api-usage=2/250(appName=sample-connected-app)"
+    );
+}
+
 /// The daily allowance counts the calls of the preceding 24 hours ("API Request Limits and
 /// Allocations"; Help, System Overview: API Usage): once blocked, calls succeed again when
 /// the oldest calls leave the window; Sforce-Limit-Info and /limits show the window's count.

@@ -296,7 +296,10 @@ async fn records_changed_after_the_plan_are_left_for_the_next_plan() {
         plan.stdout
     );
     // Between plan and apply: Bose is edited again in Salesforce, Celia edits Dunn in
-    // Outlook, and a new contact appears.
+    // Outlook, and a new contact appears. SystemModstamp has whole seconds, so the edit
+    // comes a second later, as a person's would: one in the same second would carry the
+    // version the plan saw.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     retitle_in_salesforce(&s, "Bose", "CEO");
     let folder = s.ews.find_folder(REP, "Salesforce_Sync").unwrap();
     let dunn = s

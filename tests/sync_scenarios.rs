@@ -1046,6 +1046,79 @@ async fn a_salesforce_edit_in_the_same_second_as_the_last_read_is_not_missed() {
     );
 }
 
+/// A long transaction stamps its records when it writes them but commits later: here it
+/// began before the newest stamp the last cycle read, so its records arrive with stamps
+/// behind the watermark (the emulator's late-commit fault). The change read looks back far
+/// enough to catch them: the edit and the delete both reach Exchange, and the cycle after
+/// plans nothing.
+#[tokio::test]
+async fn late_commit_with_an_earlier_stamp_is_caught() {
+    let both = config(both_contacts(), events(json!({ "delete_synced": true })));
+    let mut env = Env::new(both, 1, 0).await;
+    let late = env.sf_contact(0, "Lee", "Late", "lee@y.com");
+    let start = env.now() + Duration::days(1);
+    let gone = env.sf_event(0, "Cancelled by the batch", start, 30);
+    env.sync().await;
+    assert_eq!(env.ex_contacts(0).len(), 1);
+    assert_eq!(env.ex_events(0).len(), 1);
+
+    // The long transaction begins (a batch job, say) and stamps the records it writes...
+    let started = env.now();
+    env.clock.advance(std::time::Duration::from_secs(5 * 60));
+    // ...while a user's edits commit and a cycle reads them: the watermark passes `started`.
+    let ann = env.sf_contact(0, "Ann", "Other", "ann@y.com");
+    env.sf_event(0, "Booked meanwhile", start + Duration::hours(2), 30);
+    env.sync().await;
+    assert_eq!(env.ex_contacts(0).len(), 2);
+    // The transaction commits: its records become visible now, stamped when it began.
+    let h = env.sf.handle();
+    h.update_committed_late(
+        "Contact",
+        &late,
+        json!({"Title": "Committed late"}),
+        started,
+    )
+    .unwrap();
+    h.delete_committed_late(&gone, started).unwrap();
+    let stamp = |id: &str| {
+        h.get(id).unwrap()["SystemModstamp"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(stamp(&late) < stamp(&ann), "stamped before the watermark");
+    env.sync().await;
+    let lee = env
+        .ex_contacts(0)
+        .into_iter()
+        .find(|c| c.surname.as_deref() == Some("Late"))
+        .unwrap();
+    assert_eq!(lee.job_title.as_deref(), Some("Committed late"));
+    assert_eq!(
+        ex_subjects(&env.ex_events(0)),
+        set(&["Booked meanwhile"]),
+        "the late delete reached Exchange"
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+/// Salesforce stamps whole seconds (`2026-12-03T11:22:33.000+0000`); so does the emulator,
+/// whatever its clock says.
+#[tokio::test]
+async fn emulator_stamps_are_whole_seconds() {
+    let env = Env::new(contacts_only(), 1, 0).await;
+    env.clock.advance(std::time::Duration::from_millis(1_234));
+    let id = env.sf_contact(0, "Ms", "Second", "ms@y.com");
+    let rec = env.sf.handle().get(&id).unwrap();
+    for field in ["SystemModstamp", "LastModifiedDate", "CreatedDate"] {
+        assert_eq!(
+            rec[field].as_str().unwrap(),
+            "2026-06-15T10:00:01.000+0000",
+            "{field}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The admin guide's event settings through both emulators: which, auto_relate, sync_series,
 // delete_synced, and the empty-side guard.

@@ -83,6 +83,45 @@ async fn every_check_passes_on_a_good_setup() {
     assert!(report["checks"].as_array().unwrap().len() >= 8);
 }
 
+/// The emulator sends `Sforce-Limit-Info` as documented, `api-usage=N/M; per-app-api-usage=
+/// n/m(appName=…)`: the usage is shown, and past 90 % the check fails with what to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn documented_limit_info_header_shows_usage_and_warns_at_90_percent() {
+    let s = setup().await;
+    let h = s.sf.handle();
+    h.set_daily_allowance(1000);
+    h.set_app_quota("tether-app", 5000);
+    h.set_api_used(100);
+    let out = run(&s, &[], PASSWORD).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("Salesforce: API usage"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.starts_with("PASS Salesforce: API usage: 1")
+            && line.contains(" of 1000 daily API requests used (1")
+            && line.contains("connected app tether-app: 1")
+            && line.contains(" of 5000 ("),
+        "{}",
+        out.stdout
+    );
+    h.set_api_used(950);
+    let out = run(&s, &[], PASSWORD).await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("FAIL Salesforce: API usage: 9")
+            && out.stdout.contains(" of 1000 daily API requests used (9")
+            && out
+                .stdout
+                .contains("→ the org (or the connected app) is close to its daily API allowance"),
+        "{}",
+        out.stdout
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_password_fails_with_what_to_do() {
     let s = setup().await;

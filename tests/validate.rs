@@ -68,6 +68,26 @@ fn base_configuration_is_valid() {
     assert_eq!(report["warning_count"], 0, "{report}");
 }
 
+/// The change read's lookback must cover a Salesforce transaction (up to 10 minutes).
+#[test]
+fn salesforce_change_lookback_shorter_than_a_transaction_is_an_error() {
+    let text = with(
+        "    auth: { flow: access_token",
+        "    change_lookback_minutes: 5\n    auth: { flow: access_token",
+    );
+    expect(
+        &text,
+        "error",
+        "`connections.salesforce.change_lookback_minutes`: value is less than the minimum of 10",
+        "5\n",
+    );
+    let text = with(
+        "    auth: { flow: access_token",
+        "    change_lookback_minutes: 30\n    auth: { flow: access_token",
+    );
+    assert_eq!(check(&text).0, 0);
+}
+
 #[test]
 fn json_report_has_the_documented_fields() {
     let (_, report) = check(&with("since: TODAY", "since: SOMEDAY"));

@@ -130,6 +130,35 @@ async fn plan_apply_plan_ends_with_no_changes() {
     );
 }
 
+/// `api_budget_percent` stops a sync before a call once the org's usage, read from the
+/// documented `Sforce-Limit-Info` (`api-usage=…; per-app-api-usage=…(appName=…)`), reaches
+/// the budget; nothing is written, and the message says what to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_budget_stop_fires_end_to_end_on_the_documented_header() {
+    let s = setup().await;
+    let config = s.scratch.path("org/tether.yaml");
+    let yaml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        yaml.replacen("    auth:\n", "    api_budget_percent: 50\n    auth:\n", 1),
+    )
+    .unwrap();
+    let h = s.sf.handle();
+    h.set_daily_allowance(100);
+    h.set_app_quota("tether", 1000);
+    h.set_api_used(49);
+    let out = tether_async(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("stopped before exceeding tether's API budget: the org has used 50 of 100 daily API requests and tether may use the org only up to 50; raise the budget or run later"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(h.records("Contact").len() == 1, "nothing written");
+    assert_eq!(h.api_usage().0, 50, "the stop sends no further call");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_apply_fails_at_once_naming_the_lock_holder() {
     let s = setup().await;

@@ -134,6 +134,18 @@ pub struct SalesforceConnection {
     pub auth: SalesforceAuth,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
+    /// Minutes before the newest change already read that each read of Salesforce changes
+    /// starts again, so that a long transaction committing records stamped earlier is still
+    /// seen. Salesforce transactions run up to 10 minutes. Default: 15.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 1440))]
+    pub change_lookback_minutes: Option<u32>,
+    /// Share of the org's daily API allowance, in percent, that tether may use: a sync stops
+    /// before a call once the org's usage (from `Sforce-Limit-Info`) reaches it. No limit
+    /// when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub api_budget_percent: Option<u8>,
 }
 
 pub fn default_api_version() -> String {

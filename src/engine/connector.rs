@@ -302,8 +302,10 @@ pub trait CrmConnector: Send + Sync {
     /// Active and inactive users with email, profile and time zone.
     fn users(&self) -> impl Future<Output = Result<Vec<CrmUser>, CallError>> + Send;
 
-    /// Org-wide changes to `object` since `watermark` (`None`: every record). One query
-    /// (paged by 2000) plus one getDeleted.
+    /// Org-wide changes to `object` since `watermark` (`None`: every record), in a fixed
+    /// number of calls whatever the number of reps. Records changed a little before the
+    /// watermark may come again (Salesforce reads look back for late commits); unchanged,
+    /// they plan nothing.
     fn read_changes(
         &self,
         object: ObjectKind,

@@ -1,10 +1,12 @@
 //! The engine's CRM side over the REST API: [`SalesforceConnector`] implements
 //! [`CrmConnector`](crate::engine::connector::CrmConnector) with a [`SalesforceClient`].
 //!
-//! - Reads: one org-wide `queryAll` per object on `SystemModstamp >= watermark` (queryAll so
-//!   that deletions still in the recycle bin come back in the same call as `IsDeleted =
-//!   true`: one call where query + getDeleted would be two); `read_owned` chunks `OwnerId IN
-//!   (…)`; every query is streamed page by page (≤ 2,000 rows).
+//! - Reads: one org-wide `queryAll` per object on `SystemModstamp >= watermark - lookback`
+//!   (queryAll so that deletions still in the recycle bin come back in the same call as
+//!   `IsDeleted = true`: one call where query + getDeleted would be two; the lookback catches
+//!   long transactions that commit after a read with stamps before its watermark, see
+//!   [`DEFAULT_CHANGE_LOOKBACK`]); `read_owned` chunks `OwnerId IN (…)`; every query is
+//!   streamed page by page (≤ 2,000 rows).
 //! - Writes: sObject Collections, ≤ 200 records a call, allOrNone=false, outcomes in order.
 //! - Crash-safe creates: each create carries the engine's journal marker in the text External
 //!   ID field `Tether_Sync_Key__c` (unique, 64 characters) that the admin adds to Contact and
@@ -37,6 +39,22 @@ pub const SYNC_KEY_FIELD: &str = "Tether_Sync_Key__c";
 const USER_RECORD_ACCESS_IDS: usize = 200;
 /// Unreadable verdicts remembered (about 100 bytes each); past it they are asked again.
 const UNREADABLE_REMEMBERED: usize = 100_000;
+/// How far before the watermark each change read starts again: 15 minutes.
+///
+/// Salesforce stamps a record (SystemModstamp) when a transaction writes it, but others see
+/// it only when the transaction commits; a long transaction can therefore commit, after a
+/// read, records stamped before that read's newest stamp (the reason getUpdated() answers
+/// `latestDateCovered`, "the start time of that long-running transaction", SOAP API Developer
+/// Guide, GetUpdatedResult). A transaction runs at most 10 minutes ("Maximum execution time
+/// for each Apex transaction", Apex Developer Guide, Execution Governors and Limits): 15
+/// minutes covers it with room for the clocks of Salesforce's servers. Records re-read from the window plan nothing
+/// when unchanged (the planner compares content hashes), and the read is the same single
+/// query, so a no-change cycle costs no more calls; the price is rows: whatever changed in
+/// the last 15 minutes is read again each cycle.
+///
+/// Why not getUpdated()/`latestDateCovered`: it returns ids only, so every cycle would need
+/// getUpdated, getDeleted and a retrieve besides: more calls per object, where this is one.
+pub const DEFAULT_CHANGE_LOOKBACK: Duration = Duration::minutes(15);
 
 /// Event fields the canonical event is built from (besides custom mappings).
 const EVENT_FIELDS: &[&str] = &[
@@ -71,6 +89,8 @@ pub struct SalesforceConnector {
     /// (user id, record id) → the SystemModstamp the record had when the user could not
     /// read it (see `readable`).
     unreadable: Arc<Mutex<HashMap<(String, String), String>>>,
+    /// See [`DEFAULT_CHANGE_LOOKBACK`].
+    change_lookback: Duration,
 }
 
 /// The Accounts of a write's contacts by name, and those the write created.
@@ -208,7 +228,15 @@ impl SalesforceConnector {
             filter_fields: Vec::new(),
             accounts: Arc::default(),
             unreadable: Arc::default(),
+            change_lookback: DEFAULT_CHANGE_LOOKBACK,
         }
+    }
+
+    /// How far before the watermark change reads start (default
+    /// [`DEFAULT_CHANGE_LOOKBACK`]).
+    pub fn with_change_lookback(mut self, lookback: Duration) -> Self {
+        self.change_lookback = lookback.max(Duration::zero());
+        self
     }
 
     /// Contact fields the contact `filters` name (see
@@ -764,15 +792,17 @@ impl CrmConnector for SalesforceConnector {
         let fields = self.fields(object);
         let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
         let mut pages = match since {
-            // `>=`, not `>`: SystemModstamp has whole seconds, and a write committed in the
-            // same second as the newest record seen would otherwise be missed for good. The
-            // boundary second is read again; unchanged records plan nothing.
+            // From the lookback before the watermark, and `>=`: a long transaction commits
+            // records stamped before the newest stamp the last read saw (as may a write in
+            // that stamp's second: SystemModstamp has whole seconds). The watermark itself
+            // stays the newest stamp seen; unchanged records read again plan nothing.
             Some(w) => {
+                let from = w - self.change_lookback;
                 let mut all = refs.clone();
                 all.push("IsDeleted");
                 self.client.query_all(
                     SoqlBuilder::select(object_name(object), &all)
-                        .and_then(|b| b.filter("SystemModstamp", Op::Ge, Lit::DateTime(w)))
+                        .and_then(|b| b.filter("SystemModstamp", Op::Ge, Lit::DateTime(from)))
                         .and_then(|b| b.order_by("SystemModstamp", false))
                         .map_err(build_error)?
                         .build(),

@@ -32,8 +32,8 @@ mod ops;
 pub mod soql;
 
 pub use ops::{
-    ApiUsage, DeleteDetection, DeletedIds, DeletedRecords, FieldInfo, FieldUse, LimitValue,
-    ObjectDescribe, QueryPages, RecordError, RecordOutcome, UpdatedIds, WriteReport,
+    ApiUsage, AppUsage, DeleteDetection, DeletedIds, DeletedRecords, FieldInfo, FieldUse,
+    LimitValue, ObjectDescribe, QueryPages, RecordError, RecordOutcome, UpdatedIds, WriteReport,
 };
 
 use crate::clock::{Clock, SystemClock};
@@ -154,7 +154,8 @@ impl ClientOptions {
     }
 }
 
-/// A request-level error as Salesforce sends it: `[{message, errorCode, fields}]`.
+/// A request-level error as Salesforce sends it: `[{message, errorCode, fields}]`, or one such
+/// object alone.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct ApiError {
     #[serde(default)]
@@ -446,7 +447,7 @@ impl SalesforceClient {
 
     /// The org's API usage as of the last response (`Sforce-Limit-Info`).
     pub fn api_usage(&self) -> Option<ApiUsage> {
-        *lock(&self.inner.usage)
+        lock(&self.inner.usage).clone()
     }
 
     fn count(&self, kind: CallKind) {
@@ -973,10 +974,19 @@ fn jwt_audience(login_url: &Url) -> &'static str {
     }
 }
 
+/// Request-level errors usually come as an array, but some calls (a collection refusing a
+/// field, for one) answer a single error object: both keep their `errorCode`.
 fn parse_errors(body: &[u8]) -> Vec<ApiError> {
-    match serde_json::from_slice::<Vec<ApiError>>(body) {
-        Ok(v) => v,
-        Err(_) => vec![ApiError {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Body {
+        Many(Vec<ApiError>),
+        One(ApiError),
+    }
+    match serde_json::from_slice::<Body>(body) {
+        Ok(Body::Many(v)) => v,
+        Ok(Body::One(e)) if !e.error_code.is_empty() => vec![e],
+        _ => vec![ApiError {
             message: String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned(),
             error_code: "UNPARSEABLE_ERROR".into(),
             fields: vec![],
@@ -991,6 +1001,33 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_bodies_decode_as_an_array_or_a_single_object() {
+        let one = br#"{"message":"No such column","errorCode":"INVALID_FIELD","fields":["X__c"]}"#;
+        let many =
+            br#"[{"message":"No such column","errorCode":"INVALID_FIELD","fields":["X__c"]}]"#;
+        for body in [&one[..], &many[..]] {
+            assert_eq!(
+                parse_errors(body),
+                vec![ApiError {
+                    message: "No such column".into(),
+                    error_code: "INVALID_FIELD".into(),
+                    fields: vec!["X__c".into()],
+                }]
+            );
+        }
+        // Neither shape: the text is kept under UNPARSEABLE_ERROR.
+        for body in [
+            &b"<html>busy</html>"[..],
+            b"{}",
+            b"{\"error\":\"x\"}",
+            b"[1]",
+        ] {
+            let e = parse_errors(body);
+            assert_eq!(e[0].error_code, "UNPARSEABLE_ERROR", "{body:?}");
+        }
+    }
 
     #[test]
     fn jwt_audience_is_login_or_test_whatever_the_login_host() {

@@ -8,25 +8,60 @@ use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-/// `Sforce-Limit-Info: api-usage=used/max`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The org's daily API usage from `Sforce-Limit-Info`, and the connected app's quota when the
+/// org sets one.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiUsage {
+    pub used: u64,
+    pub max: u64,
+    pub per_app: Option<AppUsage>,
+}
+
+/// `per-app-api-usage=17/250(appName=sample-connected-app)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppUsage {
+    pub app: String,
     pub used: u64,
     pub max: u64,
 }
 
+/// Parses `Sforce-Limit-Info`. The REST API Developer Guide ("Limit Info Header") documents
+/// `api-usage=25/5000; per-app-api-usage=17/250(appName=sample-connected-app)`: parts
+/// separated by `;`, the per-app part only when the app has a quota (newer orgs add others,
+/// such as `api-bursts=1/750`, which are skipped). Commas are accepted as well.
 pub(crate) fn parse_limit_info(v: &str) -> Option<ApiUsage> {
-    v.split(',').find_map(|part| {
-        let (k, val) = part.trim().split_once('=')?;
-        if k.trim() != "api-usage" {
-            return None;
+    let mut org = None;
+    let mut per_app = None;
+    for part in v.split([';', ',']) {
+        let Some((key, value)) = part.split_once('=') else {
+            continue;
+        };
+        match key.trim() {
+            "api-usage" => org = org.or(used_of(value)),
+            "per-app-api-usage" => {
+                let (counts, app) = match value.split_once('(') {
+                    Some((counts, rest)) => {
+                        let inner = rest.trim().trim_end_matches(')');
+                        let name = inner.strip_prefix("appName=").unwrap_or(inner);
+                        (counts, name.trim().to_string())
+                    }
+                    None => (value, String::new()),
+                };
+                if let Some((used, max)) = used_of(counts) {
+                    per_app = per_app.or(Some(AppUsage { app, used, max }));
+                }
+            }
+            _ => {}
         }
-        let (used, max) = val.split_once('/')?;
-        Some(ApiUsage {
-            used: used.trim().parse().ok()?,
-            max: max.trim().parse().ok()?,
-        })
-    })
+    }
+    let (used, max) = org?;
+    Some(ApiUsage { used, max, per_app })
+}
+
+/// `used/max`, e.g. `25/5000`.
+fn used_of(v: &str) -> Option<(u64, u64)> {
+    let (used, max) = v.split_once('/')?;
+    Some((used.trim().parse().ok()?, max.trim().parse().ok()?))
 }
 
 fn malformed(context: &str, detail: impl std::fmt::Display) -> SfError {
@@ -314,7 +349,10 @@ impl SalesforceClient {
 
     /// Changes to an object org-wide since a watermark (`SystemModstamp > watermark`), oldest
     /// first; with `include_deleted` through queryAll so deletions show as IsDeleted = true.
-    /// One query for all reps: the caller sorts records to reps.
+    /// One query for all reps: the caller sorts records to reps. A long transaction can
+    /// commit records stamped before the newest stamp a read saw, so a poller passes that
+    /// stamp less a lookback, as the connector does
+    /// ([`DEFAULT_CHANGE_LOOKBACK`](super::connector::DEFAULT_CHANGE_LOOKBACK)).
     pub fn changes_since(
         &self,
         object: &str,
@@ -918,21 +956,73 @@ fn parse_outcome(r: &Value) -> RecordOutcome {
 mod tests {
     use super::*;
 
+    // Header values as the REST API Developer Guide prints them ("Limit Info Header"):
+    // `api-usage=18/5000` in its example response, the per-app form from the field list,
+    // and `api-usage=10018/100000; api-bursts=1/750` from the current page.
+    const DOC_PLAIN: &str = "api-usage=18/5000";
+    const DOC_PER_APP: &str =
+        "api-usage=25/5000; per-app-api-usage=17/250(appName=sample-connected-app)";
+    const DOC_BURSTS: &str = "api-usage=10018/100000; api-bursts=1/750";
+
+    fn usage(used: u64, max: u64, per_app: Option<AppUsage>) -> Option<ApiUsage> {
+        Some(ApiUsage { used, max, per_app })
+    }
+
     #[test]
-    fn limit_info_header() {
+    fn documented_limit_info_header_is_parsed() {
+        assert_eq!(parse_limit_info(DOC_PLAIN), usage(18, 5000, None));
         assert_eq!(
-            parse_limit_info("api-usage=18/15000"),
-            Some(ApiUsage {
-                used: 18,
-                max: 15000
-            })
+            parse_limit_info(DOC_PER_APP),
+            usage(
+                25,
+                5000,
+                Some(AppUsage {
+                    app: "sample-connected-app".into(),
+                    used: 17,
+                    max: 250
+                })
+            )
+        );
+        assert_eq!(parse_limit_info(DOC_BURSTS), usage(10018, 100000, None));
+    }
+
+    #[test]
+    fn limit_info_header_tolerates_spacing_order_and_missing_parts() {
+        assert_eq!(
+            parse_limit_info(" per-app-api-usage = 1/100 ( appName=x ) ;api-usage = 25 / 5000 "),
+            usage(
+                25,
+                5000,
+                Some(AppUsage {
+                    app: "x".into(),
+                    used: 1,
+                    max: 100
+                })
+            )
         );
         assert_eq!(
-            parse_limit_info("per-app-api-usage=1/100(appName=x), api-usage=25/5000"),
-            Some(ApiUsage {
-                used: 25,
-                max: 5000
-            })
+            parse_limit_info("api-usage=25/5000; per-app-api-usage=17/250"),
+            usage(
+                25,
+                5000,
+                Some(AppUsage {
+                    app: String::new(),
+                    used: 17,
+                    max: 250
+                })
+            )
+        );
+        assert_eq!(
+            parse_limit_info("api-usage=25/5000;"),
+            usage(25, 5000, None)
+        );
+        assert_eq!(
+            parse_limit_info("api-usage=25/5000; per-app-api-usage=x/250(appName=a)"),
+            usage(25, 5000, None)
+        );
+        assert_eq!(
+            parse_limit_info("per-app-api-usage=17/250(appName=a)"),
+            None
         );
         assert_eq!(parse_limit_info("api-usage=x/1"), None);
         assert_eq!(parse_limit_info(""), None);

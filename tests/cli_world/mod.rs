@@ -258,6 +258,24 @@ impl World {
 
     /// Edits a record's value on one side, as a user would; the new value is expected to win.
     pub fn edit(&mut self, key: &str, side: Side, value: &str) {
+        self.edit_stamped(key, side, value, None);
+    }
+
+    /// Edits a record in Salesforce through a long transaction that began at `started` and
+    /// commits now: the edit shows now, stamped `started` (the emulator's late commit).
+    pub fn edit_committed_late(&mut self, key: &str, value: &str, started: DateTime<Utc>) {
+        self.edit_stamped(key, Side::Salesforce, value, Some(started));
+    }
+
+    fn edit_stamped(&mut self, key: &str, side: Side, value: &str, late: Option<DateTime<Utc>>) {
+        let sf_update = |object: &str, id: &str, fields: serde_json::Value| {
+            let h = self.sf.handle();
+            match late {
+                Some(started) => h.update_committed_late(object, id, fields, started),
+                None => h.update(object, id, fields),
+            }
+            .unwrap();
+        };
         let seen = self.observe();
         let Some(copy) = seen
             .get(key)
@@ -286,16 +304,10 @@ impl World {
                     .unwrap();
             }
             (Side::Salesforce, Object::Contact) => {
-                self.sf
-                    .handle()
-                    .update("Contact", &copy.id, json!({"Title": value}))
-                    .unwrap();
+                sf_update("Contact", &copy.id, json!({"Title": value}));
             }
             (Side::Salesforce, Object::Event) => {
-                self.sf
-                    .handle()
-                    .update("Event", &copy.id, json!({"Location": value}))
-                    .unwrap();
+                sf_update("Event", &copy.id, json!({"Location": value}));
             }
         }
         self.expected.insert(key.to_string(), value.to_string());

@@ -34,6 +34,7 @@ pub const FAULTS: Table = Table {
         "salesforce_5xx_burst",
         "salesforce_connection_reset_after_create",
         "salesforce_unable_to_lock_row",
+        "salesforce_late_commit_with_an_earlier_stamp",
         "salesforce_request_limit_exceeded_concurrent",
         "salesforce_request_limit_exceeded_daily",
         "salesforce_duplicates_detected",

@@ -164,6 +164,8 @@ pub(crate) struct Org {
     pub api_calls: VecDeque<(DateTime<Utc>, u64)>,
     pub api_used: u64,
     pub api_max: u64,
+    /// The connected app's API quota (name, max), when one is set (`set_app_quota`).
+    pub app_quota: Option<(String, u64)>,
     pub faults: Faults,
     pub served: BTreeMap<String, u64>,
     pub token_counter: u64,
@@ -245,6 +247,7 @@ impl Emulator {
             api_calls: VecDeque::new(),
             api_used: 0,
             api_max: options.daily_api_allowance,
+            app_quota: None,
             faults: Faults::default(),
             served: BTreeMap::new(),
             token_counter: 0,
@@ -431,21 +434,44 @@ impl EmulatorHandle {
 
     /// Updates a record through the REST rules.
     pub fn update(&self, object: &str, id: &str, fields: Value) -> Result<String, RecError> {
-        let now = self.now();
+        self.update_committed_late(object, id, fields, self.now())
+    }
+
+    /// Late commit: an update made by a long transaction that began at `started` and commits
+    /// now. Salesforce stamps a record (SystemModstamp) when the transaction writes it, not when
+    /// it commits, so the change becomes visible now with a stamp from `started` — earlier than
+    /// records other transactions committed meanwhile (why getUpdated() answers
+    /// `latestDateCovered`: "If Salesforce executes a long-running transaction on your instance,
+    /// the value in this field is the start time of that long-running transaction", SOAP API
+    /// Developer Guide, GetUpdatedResult). `update` is the same with `started` now.
+    pub fn update_committed_late(
+        &self,
+        object: &str,
+        id: &str,
+        fields: Value,
+        started: DateTime<Utc>,
+    ) -> Result<String, RecError> {
+        let Value::Object(map) = fields else {
+            return Err(RecError::new(
+                "JSON_PARSER_ERROR",
+                "expected an object",
+                &[],
+            ));
+        };
         let mut org = self.org();
         let user = org.integration_user.clone();
-        let map = match fields {
-            Value::Object(m) => m,
-            _ => {
-                return Err(RecError::new(
-                    "JSON_PARSER_ERROR",
-                    "expected an object",
-                    &[],
-                ));
-            }
-        };
         org.store
-            .write(object, WriteKind::Update(id), &map, &user, now)
+            .write(object, WriteKind::Update(id), &map, &user, started)
+    }
+
+    /// Late commit of a delete (see `update_committed_late`): the record leaves now, stamped
+    /// `started`.
+    pub fn delete_committed_late(
+        &self,
+        id: &str,
+        started: DateTime<Utc>,
+    ) -> Result<String, RecError> {
+        self.org().store.delete(id, started)
     }
 
     /// Sets fields directly, bypassing every rule (e.g. to mark a Lead converted); the
@@ -484,8 +510,7 @@ impl EmulatorHandle {
     }
 
     pub fn delete(&self, id: &str) -> Result<String, RecError> {
-        let now = self.now();
-        self.org().store.delete(id, now)
+        self.delete_committed_late(id, self.now())
     }
 
     /// A live (not deleted) record, as stored.
@@ -701,6 +726,12 @@ impl EmulatorHandle {
 
     pub fn set_daily_allowance(&self, max: u64) {
         self.org().api_max = max;
+    }
+    /// Gives the connected app an API quota: `Sforce-Limit-Info` then adds
+    /// `per-app-api-usage=used/max(appName=name)`. Every call the emulator serves comes
+    /// through its one connected app, so the app's count is the org's. Not enforced.
+    pub fn set_app_quota(&self, name: &str, max: u64) {
+        self.org().app_quota = Some((name.to_string(), max));
     }
     /// Counts `used` calls as made now (they leave the rolling 24-hour window a day later).
     pub fn set_api_used(&self, used: u64) {

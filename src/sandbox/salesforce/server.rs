@@ -471,8 +471,18 @@ async fn dispatch_inner(
     with_limit_header(resp, &org)
 }
 
+/// `Sforce-Limit-Info` as the REST API Developer Guide ("Limit Info Header") documents it:
+/// `api-usage=25/5000`, followed by `; per-app-api-usage=17/250(appName=sample-connected-app)`
+/// when the connected app has a quota.
 fn with_limit_header(mut r: Response, org: &Org) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&format!("api-usage={}/{}", org.api_used, org.api_max)) {
+    let mut value = format!("api-usage={}/{}", org.api_used, org.api_max);
+    if let Some((app, max)) = &org.app_quota {
+        value.push_str(&format!(
+            "; per-app-api-usage={}/{max}(appName={app})",
+            org.api_used
+        ));
+    }
+    if let Ok(v) = HeaderValue::from_str(&value) {
         r.headers_mut().insert("Sforce-Limit-Info", v);
     }
     r

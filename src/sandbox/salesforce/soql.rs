@@ -740,9 +740,10 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
         .map(|d| d.with_timezone(&Utc))
 }
 
-/// How Salesforce prints a datetime: `2026-01-31T10:00:00.000+0000`.
+/// How Salesforce prints a datetime: `2026-01-31T10:00:00.000+0000`. Its datetimes
+/// (SystemModstamp among them) hold whole seconds: the milliseconds always read `.000`.
 pub fn format_datetime(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+    t.format("%Y-%m-%dT%H:%M:%S.000+0000").to_string()
 }
 
 fn month_start(y: i32, m: u32) -> NaiveDate {
