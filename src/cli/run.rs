@@ -129,11 +129,12 @@ pub fn run(args: &Args) -> ExitCode {
                         "cycle finished"
                     );
                     println!(
-                        "{} cycle: {} records written, {} failed, {} reps could not be synced",
+                        "{} cycle: {} records written, {} failed, {} reps could not be synced{}",
                         now.format("%Y-%m-%dT%H:%M:%SZ"),
                         report.exec.succeeded,
                         report.exec.failed.len(),
-                        reps_failed
+                        reps_failed,
+                        left_for_the_next_cycle(report.held_back.len())
                     )
                 }
                 Err(CycleError::Killed) if stop.load(Ordering::SeqCst) => {
@@ -169,6 +170,16 @@ pub fn run(args: &Args) -> ExitCode {
             }
         }
     })
+}
+
+/// The deletes and overwrites a cycle did not send because their records changed after it
+/// read them (the next cycle reads the edits and decides again).
+fn left_for_the_next_cycle(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => "; 1 record changed after the read was left for the next cycle".into(),
+        n => format!("; {n} records changed after the read were left for the next cycle"),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -23,8 +23,8 @@ use crate::engine::reps::{Rep, RepProblem, resolve_reps};
 use crate::engine::rules::ObjectSettings;
 use crate::model::{EffectiveMapping, ObjectKind};
 use crate::state::{
-    ActivityEntry, CursorKey, ErrorEntry, ResetMark, StateChange, StateError, StateStore,
-    StatusEntry, SyncDirection, SyncStatus,
+    ActivityEntry, CursorKey, ErrorEntry, Link, LinkId, ResetMark, StateChange, StateError,
+    StateStore, StatusEntry, SyncDirection, SyncStatus,
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -91,6 +91,45 @@ pub struct ReadOutcome {
     pub settings_hash: String,
     /// Reps whose Salesforce_Sync folder does not exist yet (read-only planning).
     pub folders_to_create: Vec<String>,
+    /// Links whose records the read shows at another version than the link remembers (an
+    /// edit to an unmapped field, tether's own Salesforce write read back): the link as
+    /// stored and with the versions read. Recorded after the cycle, so that a record's
+    /// version is known when a later delete or overwrite is checked against it.
+    pub newer_versions: Vec<(LinkId, Link, Link)>,
+}
+
+/// The links of `item` whose records its read shows at another version.
+fn newer_versions(item: &RepObjectInput) -> Vec<(LinkId, Link, Link)> {
+    let ex: HashMap<&str, &str> = item
+        .mail
+        .upserts
+        .iter()
+        .map(|m| (m.item_id.as_str(), m.change_key.as_str()))
+        .collect();
+    let sf: HashMap<&str, &str> = item
+        .crm
+        .upserts
+        .iter()
+        .map(|r| (r.id.as_str(), r.modstamp.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for (id, link) in &item.links {
+        let mut read = link.clone();
+        if let Some(e) = &mut read.exchange {
+            if let Some(ck) = ex.get(e.item_id.as_str()) {
+                e.change_key = ck.to_string();
+            }
+        }
+        if let Some(s) = &mut read.salesforce {
+            if let Some(m) = sf.get(s.id.as_str()) {
+                s.modstamp = m.to_string();
+            }
+        }
+        if read != *link {
+            out.push((*id, link.clone(), read));
+        }
+    }
+    out
 }
 
 /// What a change of which invalidates incremental reads: who syncs, and how.
@@ -105,7 +144,8 @@ pub struct CycleReport {
     pub plan: Plan,
     pub exec: ExecReport,
     pub read: ReadOutcome,
-    /// Operations planned now but not approved: left for the next plan.
+    /// Operations planned now but not approved, or whose record changed after the read:
+    /// left for the next plan.
     pub held_back: Vec<Operation>,
 }
 
@@ -367,13 +407,15 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                     }
                     out.mappings
                         .insert((rep.user_id.clone(), object), s.mapping.clone());
-                    items.push(RepObjectInput {
+                    let item = RepObjectInput {
                         rep: (*rep).clone(),
                         object,
                         links,
                         mail: mail_view,
                         crm: crm_view,
-                    });
+                    };
+                    out.newer_versions.extend(newer_versions(&item));
+                    items.push(item);
                 }
                 Err(e) => {
                     failed_reps.insert(rep.user_id.clone());
@@ -383,6 +425,8 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
         }
     }
     items.retain(|i| !failed_reps.contains(&i.rep.user_id));
+    out.newer_versions
+        .retain(|(_, l, _)| !failed_reps.contains(&l.rep));
     out.folder_cursors
         .retain(|(rep, _), _| !failed_reps.contains(rep));
     out.reps = reps;
@@ -394,6 +438,34 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
         pending,
     });
     Ok((plan, out))
+}
+
+/// The newer versions the read showed, for the links execution left as they were (a link
+/// it rewrote already holds what it wrote).
+fn newer_versions_to_record<S: StateStore>(
+    state: &S,
+    newer: &[(LinkId, Link, Link)],
+) -> Result<Vec<StateChange>, StateError> {
+    let mut by_rep: BTreeMap<(&str, ObjectKind), Vec<&(LinkId, Link, Link)>> = BTreeMap::new();
+    for n in newer {
+        by_rep
+            .entry((n.1.rep.as_str(), n.1.object))
+            .or_default()
+            .push(n);
+    }
+    let mut changes = Vec::new();
+    for ((rep, object), newer) in by_rep {
+        let now: HashMap<LinkId, Link> = state.links(rep, object)?.into_iter().collect();
+        for (id, stored, read) in newer {
+            if now.get(id) == Some(stored) {
+                changes.push(StateChange::PutLink {
+                    id: Some(*id),
+                    link: read.clone(),
+                });
+            }
+        }
+    }
+    Ok(changes)
 }
 
 fn apply<S: StateStore>(
@@ -434,10 +506,21 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
     apply(state, budget, changes)?;
 
     let (mut plan, read) = read_and_plan(config, mail, crm, &*state, now, options).await?;
-    let held_back = match &options.approved {
+    let mut held_back = match &options.approved {
         Some(approved) => hold_back(&mut plan, approved),
         None => Vec::new(),
     };
+    // A delete or an overwrite whose record was edited since the read waits for the next
+    // read, like an operation a reviewed plan did not list.
+    let changed = crate::engine::recheck::changed_since_read(mail, crm, &plan).await;
+    if !changed.is_empty() {
+        let (changed, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.operations)
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| changed.contains(i));
+        plan.operations = keep.into_iter().map(|(_, op)| op).collect();
+        held_back.extend(changed.into_iter().map(|(_, op)| op));
+    }
     let held: BTreeSet<(&str, ObjectKind)> = held_back
         .iter()
         .map(|op| (op.rep.as_str(), op.object))
@@ -512,6 +595,7 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             value: Some(watermark.clone()),
         });
     }
+    changes.extend(newer_versions_to_record(&*state, &read.newer_versions)?);
     // Reps are keyed by Salesforce user id; remember their emails for status and reset.
     changes.extend(read.reps.iter().map(|r| StateChange::SetRepEmail {
         rep: r.user_id.clone(),
