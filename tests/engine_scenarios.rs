@@ -767,6 +767,33 @@ async fn exchange_edit_after_the_read_is_not_overwritten() {
 }
 
 #[tokio::test]
+async fn a_salesforce_edit_to_an_unmapped_field_does_not_hold_later_overwrites_back() {
+    let mut w = World::new(config(both_contacts(), NONE), 1);
+    let ex_id = w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        contact("Ana", "Diaz", "ana@x.com"),
+    );
+    w.sync().await;
+    let sf_id = w.sf.records(ObjectKind::Contact)[0].id.clone();
+    // A field no configuration maps: a new SystemModstamp, nothing to sync.
+    w.sf.user_edit(ObjectKind::Contact, &sf_id, |r| {
+        if let Record::Contact(c) = &mut r.record {
+            *c = c.clone().with("Unmapped_Field__c", "x");
+        }
+    });
+    assert!(w.sync().await.plan.is_empty());
+    w.ex.user_edit(&rep_mail(0), &ex_id, |r| {
+        if let Record::Contact(c) = r {
+            *c = c.clone().with("Title", "From Outlook");
+        }
+    });
+    let r = w.sync().await;
+    assert!(r.held_back.is_empty(), "held back: {:#?}", r.held_back);
+    assert_eq!(w.sf_contacts()[0].get("Title"), "From Outlook");
+}
+
+#[tokio::test]
 async fn a_no_change_cycle_checks_no_versions() {
     let mut w = World::new(config(both_contacts(), both_events()), 1);
     w.ex.user_create(
