@@ -794,6 +794,28 @@ async fn a_salesforce_edit_to_an_unmapped_field_does_not_hold_later_overwrites_b
 }
 
 #[tokio::test]
+async fn a_version_check_that_fails_sends_no_delete_and_the_next_cycle_does() {
+    let mut w = World::new(config(NONE, both_events()), 1);
+    let id = w.ex.user_create(
+        &rep_mail(0),
+        Folder::Calendar,
+        Record::Event(event("Gone", "2026-06-16T09:00:00Z", 60)),
+    );
+    w.sync().await;
+    w.ex.user_delete(&rep_mail(0), &id);
+    w.sf.set_faults(Faults {
+        fail_version_reads: 1,
+        ..Faults::default()
+    });
+    let r = w.sync().await;
+    assert_eq!(held_back(&r), ["delete_in_salesforce"]);
+    assert_eq!(w.sf_events().len(), 1, "deleted unchecked");
+    w.sync().await;
+    assert!(w.sf_events().is_empty());
+    assert!(w.plan().await.is_empty());
+}
+
+#[tokio::test]
 async fn a_no_change_cycle_checks_no_versions() {
     let mut w = World::new(config(both_contacts(), both_events()), 1);
     w.ex.user_create(

@@ -215,4 +215,17 @@ mod tests {
         assert!(parse_interval("10 minutes").is_err());
         assert!(parse_interval("m").is_err());
     }
+
+    #[test]
+    fn a_cycle_says_how_many_records_changed_after_its_read_were_left_alone() {
+        assert_eq!(left_for_the_next_cycle(0), "");
+        assert_eq!(
+            left_for_the_next_cycle(1),
+            "; 1 record changed after the read was left for the next cycle"
+        );
+        assert_eq!(
+            left_for_the_next_cycle(3),
+            "; 3 records changed after the read were left for the next cycle"
+        );
+    }
 }

@@ -95,11 +95,19 @@ pub struct ReadOutcome {
     /// edit to an unmapped field, tether's own Salesforce write read back): the link as
     /// stored and with the versions read. Recorded after the cycle, so that a record's
     /// version is known when a later delete or overwrite is checked against it.
-    pub newer_versions: Vec<(LinkId, Link, Link)>,
+    pub newer_versions: Vec<NewerVersion>,
+}
+
+/// A link whose records a read shows at another version than the link remembers.
+#[derive(Debug, Clone)]
+pub struct NewerVersion {
+    pub id: LinkId,
+    pub stored: Link,
+    pub read: Link,
 }
 
 /// The links of `item` whose records its read shows at another version.
-fn newer_versions(item: &RepObjectInput) -> Vec<(LinkId, Link, Link)> {
+fn newer_versions(item: &RepObjectInput) -> Vec<NewerVersion> {
     let ex: HashMap<&str, &str> = item
         .mail
         .upserts
@@ -126,7 +134,11 @@ fn newer_versions(item: &RepObjectInput) -> Vec<(LinkId, Link, Link)> {
             }
         }
         if read != *link {
-            out.push((*id, link.clone(), read));
+            out.push(NewerVersion {
+                id: *id,
+                stored: link.clone(),
+                read,
+            });
         }
     }
     out
@@ -426,7 +438,7 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     }
     items.retain(|i| !failed_reps.contains(&i.rep.user_id));
     out.newer_versions
-        .retain(|(_, l, _)| !failed_reps.contains(&l.rep));
+        .retain(|n| !failed_reps.contains(&n.stored.rep));
     out.folder_cursors
         .retain(|(rep, _), _| !failed_reps.contains(rep));
     out.reps = reps;
@@ -444,23 +456,23 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
 /// it rewrote already holds what it wrote).
 fn newer_versions_to_record<S: StateStore>(
     state: &S,
-    newer: &[(LinkId, Link, Link)],
+    newer: &[NewerVersion],
 ) -> Result<Vec<StateChange>, StateError> {
-    let mut by_rep: BTreeMap<(&str, ObjectKind), Vec<&(LinkId, Link, Link)>> = BTreeMap::new();
+    let mut by_rep: BTreeMap<(&str, ObjectKind), Vec<&NewerVersion>> = BTreeMap::new();
     for n in newer {
         by_rep
-            .entry((n.1.rep.as_str(), n.1.object))
+            .entry((n.stored.rep.as_str(), n.stored.object))
             .or_default()
             .push(n);
     }
     let mut changes = Vec::new();
     for ((rep, object), newer) in by_rep {
         let now: HashMap<LinkId, Link> = state.links(rep, object)?.into_iter().collect();
-        for (id, stored, read) in newer {
-            if now.get(id) == Some(stored) {
+        for n in newer {
+            if now.get(&n.id) == Some(&n.stored) {
                 changes.push(StateChange::PutLink {
-                    id: Some(*id),
-                    link: read.clone(),
+                    id: Some(n.id),
+                    link: n.read.clone(),
                 });
             }
         }

@@ -22,11 +22,22 @@ pub struct Faults {
     pub ambiguous_creates: u32,
     /// Mailboxes whose impersonation is denied.
     pub denied: BTreeSet<String>,
+    /// The next N version reads (`modstamps`, `change_keys`) fail whole.
+    pub fail_version_reads: u32,
 }
 
 impl Faults {
     fn hits(&self, keys: &[&str]) -> bool {
         keys.iter().any(|k| self.fail_records.contains(*k))
+    }
+
+    /// A version read: fails when one is due to.
+    fn version_read(&mut self) -> Result<(), CallError> {
+        if self.fail_version_reads == 0 {
+            return Ok(());
+        }
+        self.fail_version_reads -= 1;
+        Err(call_failed(false))
     }
 }
 
@@ -556,6 +567,7 @@ impl MailConnector for MemoryExchange {
         folder: Folder,
         item_ids: &[String],
     ) -> Result<Vec<MailRef>, CallError> {
+        self.lock().faults.version_read()?;
         Ok(self
             .get_items(mailbox, folder, item_ids)
             .await?
@@ -874,6 +886,7 @@ impl CrmConnector for MemoryCrm {
         object: ObjectKind,
         ids: &[String],
     ) -> Result<Vec<CrmRef>, CallError> {
+        self.lock().faults.version_read()?;
         Ok(self
             .read_by_ids(object, ids)
             .await?

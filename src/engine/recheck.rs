@@ -3,7 +3,9 @@
 //! Exchange items — so that an edit made between the cycle's read and its write is not
 //! deleted or overwritten. An operation whose record changed (or, for an overwrite, went)
 //! since the read is left for the next cycle, which reads the edit and decides again (an edit
-//! beats a delete). Creates need no check: there is nothing on the target side to lose.
+//! beats a delete). Checked: deletes on either side, and updates of a linked pair (they
+//! overwrite the other side's record). Creates need no check: there is nothing on the
+//! target side to lose.
 //!
 //! A record whose planned version is unknown (a Salesforce record tether wrote and has not
 //! read back since: sObject Collections answer no SystemModstamp) cannot be checked and goes
@@ -12,7 +14,7 @@
 use crate::engine::connector::{
     CRM_BATCH, CallError, CrmConnector, Folder, MAIL_BATCH, MailConnector, Mailbox,
 };
-use crate::engine::plan::{Action, Operation, Plan, RecordVersion};
+use crate::engine::plan::{Action, Operation, Plan, RecordVersion, Side};
 use crate::model::ObjectKind;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -23,23 +25,22 @@ enum Write {
     Overwrite,
 }
 
-/// The record an operation deletes or overwrites, and on which side; `None` for operations
-/// that need no check.
-fn target(op: &Operation) -> Option<(bool, &RecordVersion, Write)> {
-    let (salesforce, write) = match &op.action {
-        Action::DeleteInSalesforce { .. } => (true, Write::Delete),
-        Action::UpdateSalesforce { link: Some(_), .. } => (true, Write::Overwrite),
-        Action::DeleteInExchange { .. } => (false, Write::Delete),
-        Action::UpdateExchange { link: Some(_), .. } => (false, Write::Overwrite),
+/// The side and record an operation deletes or overwrites, with the version it was planned
+/// against; `None` for operations that need no check, or whose record's version is unknown.
+fn target(op: &Operation) -> Option<(Side, &RecordVersion, Write)> {
+    let (side, write) = match &op.action {
+        Action::DeleteInSalesforce { .. } => (Side::Salesforce, Write::Delete),
+        Action::UpdateSalesforce { link: Some(_), .. } => (Side::Salesforce, Write::Overwrite),
+        Action::DeleteInExchange { .. } => (Side::Exchange, Write::Delete),
+        Action::UpdateExchange { link: Some(_), .. } => (Side::Exchange, Write::Overwrite),
         _ => return None,
     };
-    let planned = if salesforce {
-        op.salesforce.as_ref()
-    } else {
-        op.exchange.as_ref()
+    let planned = match side {
+        Side::Salesforce => op.salesforce.as_ref(),
+        Side::Exchange => op.exchange.as_ref(),
     }?;
     let known = planned.version.as_deref().is_some_and(|v| !v.is_empty());
-    known.then_some((salesforce, planned, write))
+    known.then_some((side, planned, write))
 }
 
 /// Whether the operation may go ahead, given the record's version now (`None`: gone).
@@ -64,8 +65,8 @@ pub async fn changed_since_read<M: MailConnector, C: CrmConnector>(
     let mut exchange: BTreeMap<(&Mailbox, ObjectKind), Vec<usize>> = BTreeMap::new();
     for (i, op) in plan.operations.iter().enumerate() {
         match target(op) {
-            Some((true, ..)) => salesforce.entry(op.object).or_default().push(i),
-            Some((false, ..)) => exchange
+            Some((Side::Salesforce, ..)) => salesforce.entry(op.object).or_default().push(i),
+            Some((Side::Exchange, ..)) => exchange
                 .entry((&op.mailbox, op.object))
                 .or_default()
                 .push(i),
