@@ -11,6 +11,9 @@
 //! What else the read shows (a record changed since the plan, or new since) is held back:
 //! the rep's folder cursor and the object's org watermark stay where they were, so the next
 //! read shows those changes again and the next plan lists them.
+//!
+//! Every cycle also holds back the deletes and overwrites whose record changed after the
+//! read (`recheck`), the same way: the next cycle reads the edit and decides again.
 
 use crate::config::model::{Config, ContactScope, Direction};
 use crate::engine::connector::{
