@@ -637,10 +637,13 @@ impl Bench {
     async fn incremental(&mut self, percent: f64) -> Result<Phase, String> {
         let edited = self.edit_share(percent)?;
         let (report, wall, used, rss) = self.measure(async |b| b.cycle().await).await?;
-        // Salesforce: the no-change reads, plus the Exchange edits written in collections.
+        // Salesforce: the no-change reads, plus the Exchange edits written in collections,
+        // each collection's records' versions checked first (`Id, SystemModstamp`, 200 ids a
+        // query) so that an edit made since the read is not overwritten.
         let mut to_salesforce: HashMap<ObjectKind, u64> = HashMap::new();
         // Exchange: one feed per folder per rep, and per folder with edits one GetItem
-        // batch (Exchange edits) and one UpdateItem batch (Salesforce edits).
+        // batch (Exchange edits) and one UpdateItem batch (Salesforce edits), the items'
+        // versions checked first (one IdOnly GetItem batch).
         let mut per_folder: HashMap<(usize, ObjectKind, bool), u64> = HashMap::new();
         for e in &edited {
             if e.in_exchange {
@@ -651,14 +654,17 @@ impl Bench {
                 .or_default() += 1;
         }
         let sf_floor = self.quiet_floors().0
-            + to_salesforce
+            + 2 * to_salesforce
                 .values()
                 .map(|n| div_ceil(*n, CRM_BATCH))
                 .sum::<u64>();
         let ews_floor = self.quiet_floors().1
             + per_folder
-                .values()
-                .map(|n| div_ceil(*n, MAIL_BATCH))
+                .iter()
+                .map(|((_, _, in_exchange), n)| {
+                    let batches = div_ceil(*n, MAIL_BATCH);
+                    if *in_exchange { batches } else { 2 * batches }
+                })
                 .sum::<u64>();
         let changed = edited.len() as u64;
         Ok(self.phase(

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use tether::engine::connector::Folder;
 use tether::engine::cycle::{SyncOptions, read_and_plan, run_cycle};
 use tether::engine::execute::StepBudget;
-use tether::engine::memory::Faults;
+use tether::engine::memory::{Faults, MemoryCrm};
+use tether::engine::plan::Side;
 use tether::model::{EventTime, ObjectKind, Record, Recurrence};
 use tether::state::{ResetMark, StateChange, StateStore, SyncDirection, SyncStatus};
 
@@ -632,6 +633,244 @@ async fn an_edit_beats_a_delete() {
     assert_eq!(sf_ex_event(&w, 0, "Plan").unwrap().location, "Moved");
     assert_eq!(w.sf_events().len(), 1);
     assert!(w.plan().await.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// A user's edit between a cycle's read and its writes (issue 12, item 13): the delete or
+// overwrite planned from the read is not sent; the next cycle reads the edit and decides.
+
+fn retitle_event(w: &MemoryCrm, id: &str, location: &str) {
+    assert!(w.user_edit(ObjectKind::Event, id, |r| {
+        if let Record::Event(e) = &mut r.record {
+            e.location = location.into()
+        }
+    }));
+}
+
+fn held_back(r: &tether::engine::cycle::CycleReport) -> Vec<&'static str> {
+    r.held_back.iter().map(|o| o.action.name()).collect()
+}
+
+#[tokio::test]
+async fn salesforce_edit_after_the_read_is_not_deleted() {
+    let mut w = World::new(config(NONE, both_events()), 1);
+    let id = w.ex.user_create(
+        &rep_mail(0),
+        Folder::Calendar,
+        Record::Event(event("Plan", "2026-06-16T09:00:00Z", 60)),
+    );
+    w.sync().await;
+    w.sync().await;
+    let sf_id = w.sf.records(ObjectKind::Event)[0].id.clone();
+    w.ex.user_delete(&rep_mail(0), &id);
+    let queries = w.sf.counts().query_pages;
+    let r = w
+        .sync_with_edit_after_read(Side::Salesforce, |_, sf| retitle_event(sf, &sf_id, "Moved"))
+        .await;
+    assert_eq!(w.sf_events().len(), 1, "the edited event was deleted");
+    assert_eq!(held_back(&r), ["delete_in_salesforce"]);
+    assert_eq!(r.exec.salesforce.deleted, 0);
+    // The read (one page) and the version check (one query for the one id).
+    assert_eq!(w.sf.counts().query_pages - queries, 2);
+    // The next cycle sees the edit: it beats the delete.
+    w.sync().await;
+    assert_eq!(sf_ex_event(&w, 0, "Plan").unwrap().location, "Moved");
+    assert_eq!(w.sf_events().len(), 1);
+    assert!(w.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn exchange_edit_after_the_read_is_not_deleted() {
+    let mut w = World::new(config(NONE, both_events()), 1);
+    let sf_id = w.sf.user_create(
+        ObjectKind::Event,
+        &rep_id(0),
+        Record::Event(event("Plan", "2026-06-16T09:00:00Z", 60)),
+    );
+    w.sync().await;
+    w.sync().await;
+    let ex_id = w.ex.items(&rep_mail(0), Folder::Calendar)[0]
+        .item_id
+        .clone();
+    w.sf.user_delete(ObjectKind::Event, &sf_id);
+    let r = w
+        .sync_with_edit_after_read(Side::Exchange, |ex, _| {
+            assert!(ex.user_edit(&rep_mail(0), &ex_id, |r| {
+                if let Record::Event(e) = r {
+                    e.location = "Moved in Outlook".into()
+                }
+            }));
+        })
+        .await;
+    assert_eq!(w.ex_events(0).len(), 1, "the edited item was deleted");
+    assert_eq!(held_back(&r), ["delete_in_exchange"]);
+    w.sync().await;
+    let sf = w.sf_events();
+    assert_eq!(sf.len(), 1, "re-created in Salesforce");
+    assert_eq!(sf[0].location, "Moved in Outlook");
+    assert!(w.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn salesforce_edit_after_the_read_is_not_overwritten() {
+    // Salesforce wins conflicts: once the edit is read, it is what both sides keep.
+    let mut w = World::new(config(both_contacts(), NONE), 1);
+    let ex_id = w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        contact("Ana", "Diaz", "ana@x.com"),
+    );
+    w.sync().await;
+    w.sync().await;
+    let sf_id = w.sf.records(ObjectKind::Contact)[0].id.clone();
+    w.ex.user_edit(&rep_mail(0), &ex_id, |r| {
+        if let Record::Contact(c) = r {
+            *c = c.clone().with("Title", "From Outlook");
+        }
+    });
+    let r = w
+        .sync_with_edit_after_read(Side::Salesforce, |_, sf| {
+            assert!(sf.user_edit(ObjectKind::Contact, &sf_id, |r| {
+                if let Record::Contact(c) = &mut r.record {
+                    *c = c.clone().with("Title", "From Salesforce");
+                }
+            }));
+        })
+        .await;
+    assert_eq!(held_back(&r), ["update_salesforce"]);
+    assert_eq!(
+        w.sf_contacts()[0].get("Title"),
+        "From Salesforce",
+        "overwritten"
+    );
+    let r = w.sync().await;
+    assert_eq!(
+        r.plan.conflicts.len(),
+        1,
+        "now a conflict, decided by the policy"
+    );
+    assert_eq!(w.sf_contacts()[0].get("Title"), "From Salesforce");
+    assert_eq!(w.ex_contacts(0)[0].get("Title"), "From Salesforce");
+    assert!(w.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn exchange_edit_after_the_read_is_not_overwritten() {
+    let contacts =
+        json!({ "direction": "both", "conflict": "exchange_wins", "scope": "users_records" });
+    let mut w = World::new(config(contacts, NONE), 1);
+    let sf_id = w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(0),
+        contact("Ana", "Diaz", "ana@x.com"),
+    );
+    w.sync().await;
+    w.sync().await;
+    let ex_id = w.ex.items(&rep_mail(0), Folder::SalesforceSyncContacts)[0]
+        .item_id
+        .clone();
+    w.sf.user_edit(ObjectKind::Contact, &sf_id, |r| {
+        if let Record::Contact(c) = &mut r.record {
+            *c = c.clone().with("Title", "From Salesforce");
+        }
+    });
+    let gets = w.ex.counts().get_items;
+    let r = w
+        .sync_with_edit_after_read(Side::Exchange, |ex, _| {
+            assert!(ex.user_edit(&rep_mail(0), &ex_id, |r| {
+                if let Record::Contact(c) = r {
+                    *c = c.clone().with("Title", "From Outlook");
+                }
+            }));
+        })
+        .await;
+    assert_eq!(held_back(&r), ["update_exchange"]);
+    assert_eq!(
+        w.ex_contacts(0)[0].get("Title"),
+        "From Outlook",
+        "overwritten"
+    );
+    assert_eq!(
+        w.ex.counts().get_items - gets,
+        1,
+        "one GetItem for the version check"
+    );
+    let r = w.sync().await;
+    assert_eq!(r.plan.conflicts.len(), 1);
+    assert_eq!(w.sf_contacts()[0].get("Title"), "From Outlook");
+    assert_eq!(w.ex_contacts(0)[0].get("Title"), "From Outlook");
+    assert!(w.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_salesforce_edit_to_an_unmapped_field_does_not_hold_later_overwrites_back() {
+    let mut w = World::new(config(both_contacts(), NONE), 1);
+    let ex_id = w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        contact("Ana", "Diaz", "ana@x.com"),
+    );
+    w.sync().await;
+    let sf_id = w.sf.records(ObjectKind::Contact)[0].id.clone();
+    // A field no configuration maps: a new SystemModstamp, nothing to sync.
+    w.sf.user_edit(ObjectKind::Contact, &sf_id, |r| {
+        if let Record::Contact(c) = &mut r.record {
+            *c = c.clone().with("Unmapped_Field__c", "x");
+        }
+    });
+    assert!(w.sync().await.plan.is_empty());
+    w.ex.user_edit(&rep_mail(0), &ex_id, |r| {
+        if let Record::Contact(c) = r {
+            *c = c.clone().with("Title", "From Outlook");
+        }
+    });
+    let r = w.sync().await;
+    assert!(r.held_back.is_empty(), "held back: {:#?}", r.held_back);
+    assert_eq!(w.sf_contacts()[0].get("Title"), "From Outlook");
+}
+
+#[tokio::test]
+async fn a_version_check_that_fails_sends_no_delete_and_the_next_cycle_does() {
+    let mut w = World::new(config(NONE, both_events()), 1);
+    let id = w.ex.user_create(
+        &rep_mail(0),
+        Folder::Calendar,
+        Record::Event(event("Gone", "2026-06-16T09:00:00Z", 60)),
+    );
+    w.sync().await;
+    w.ex.user_delete(&rep_mail(0), &id);
+    w.sf.set_faults(Faults {
+        fail_version_reads: 1,
+        ..Faults::default()
+    });
+    let r = w.sync().await;
+    assert_eq!(held_back(&r), ["delete_in_salesforce"]);
+    assert_eq!(w.sf_events().len(), 1, "deleted unchecked");
+    w.sync().await;
+    assert!(w.sf_events().is_empty());
+    assert!(w.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_no_change_cycle_checks_no_versions() {
+    let mut w = World::new(config(both_contacts(), both_events()), 1);
+    w.ex.user_create(
+        &rep_mail(0),
+        Folder::Calendar,
+        Record::Event(event("Plan", "2026-06-16T09:00:00Z", 60)),
+    );
+    w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(0),
+        contact("Ana", "Diaz", "ana@x.com"),
+    );
+    w.sync().await;
+    w.sync().await;
+    let (ex, sf) = (w.ex.counts(), w.sf.counts());
+    assert!(w.sync().await.plan.is_empty());
+    assert_eq!(w.ex.counts().get_items, ex.get_items);
+    // One page per object: the change reads only.
+    assert_eq!(w.sf.counts().query_pages - sf.query_pages, 2);
 }
 
 #[tokio::test]

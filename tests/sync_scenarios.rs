@@ -14,7 +14,8 @@ use tether::config::model::Config;
 use tether::connect::{connector_mapping, contact_filter_fields};
 use tether::engine::cycle::{CycleError, CycleReport, SyncOptions, read_and_plan, run_cycle};
 use tether::engine::execute::StepBudget;
-use tether::engine::plan::Plan;
+use tether::engine::memory::EditAfterRead;
+use tether::engine::plan::{Plan, Side};
 use tether::exchange::connector::EwsConnector;
 use tether::exchange::model::{CalendarEvent, Contact as EwsContact, Item, Sensitivity};
 use tether::exchange::{Auth as EwsAuth, Endpoint, EwsClient, ExchangeOptions};
@@ -192,6 +193,57 @@ impl Env {
             &mut StepBudget::unlimited(),
         )
         .await
+        .unwrap();
+        self.tick();
+        assert!(r.exec.failed.is_empty(), "failures: {:#?}", r.exec.failed);
+        r
+    }
+
+    /// A cycle during which a user's `edit` lands right after the cycle read Salesforce
+    /// (`Side::Salesforce`) or the first Exchange folder, before anything is written.
+    async fn sync_with_edit_after_read(
+        &mut self,
+        read: Side,
+        edit: impl FnOnce(&ews_emu::RunningEmulator, &sf_emu::RunningEmulator) + Send,
+    ) -> CycleReport {
+        self.tick();
+        let now = self.now();
+        let (ews, sf) = (&self.ews, &self.sf);
+        let edit = move || edit(ews, sf);
+        let options = SyncOptions::default();
+        let mut budget = StepBudget::unlimited();
+        let r = match read {
+            Side::Salesforce => {
+                let crm = EditAfterRead::new(&self.crm, edit);
+                let r = run_cycle(
+                    &self.config,
+                    &self.mail,
+                    &crm,
+                    &mut self.state,
+                    now,
+                    &options,
+                    &mut budget,
+                )
+                .await;
+                assert!(crm.edited());
+                r
+            }
+            Side::Exchange => {
+                let mail = EditAfterRead::new(&self.mail, edit);
+                let r = run_cycle(
+                    &self.config,
+                    &mail,
+                    &self.crm,
+                    &mut self.state,
+                    now,
+                    &options,
+                    &mut budget,
+                )
+                .await;
+                assert!(mail.edited());
+                r
+            }
+        }
         .unwrap();
         self.tick();
         assert!(r.exec.failed.is_empty(), "failures: {:#?}", r.exec.failed);
@@ -2824,4 +2876,179 @@ async fn first_link_does_not_blank_exchange_fields() {
     assert!(env.plan().await.is_empty(), "{:#?}", env.plan().await);
     env.sync().await;
     assert_exchange_fields_kept(&env);
+}
+
+// ---------------------------------------------------------------------------------------
+// A user's edit between a cycle's read and its writes (issue 12, item 13), through both
+// emulators: the delete or overwrite planned from the read is not sent, the next cycle reads
+// the edit and decides again.
+
+fn held_back(r: &CycleReport) -> Vec<&'static str> {
+    r.held_back.iter().map(|o| o.action.name()).collect()
+}
+
+#[tokio::test]
+async fn salesforce_edit_after_the_read_is_not_deleted_end_to_end() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    let ex_id = env.ex_put_event(0, "Plan", start, 30, false);
+    env.sync().await;
+    let sf_id = s(env.sf_records("Event")[0].get("Id")).to_string();
+    // The next cycle reads back the SystemModstamp of tether's create (sObject Collections
+    // answer none); a later record moves the watermark past it, so the race cycle does not
+    // read the event again and checks it against the version remembered.
+    env.sf_event(0, "Later", start + Duration::hours(3), 30);
+    env.sync().await;
+    env.sync().await;
+    assert!(env.ews.delete_item(&mail(0), &ex_id));
+    let before = env.sf.handle().served();
+    let r = env
+        .sync_with_edit_after_read(Side::Salesforce, |_, sf| {
+            sf.handle()
+                .update("Event", &sf_id, json!({"Location": "Moved"}))
+                .unwrap();
+        })
+        .await;
+    assert_eq!(held_back(&r), ["delete_in_salesforce"]);
+    assert_eq!(
+        env.sf_records("Event").len(),
+        2,
+        "the edited event was deleted"
+    );
+    let calls = diff(&env.sf.handle().served(), &before);
+    let expected = std::collections::BTreeMap::from([("query".to_string(), 3)]);
+    assert_eq!(
+        calls, expected,
+        "users, the change read, the version check; no delete"
+    );
+    env.sync().await;
+    let ex = env.ex_events(0);
+    let plan = ex.iter().find(|e| e.subject.as_deref() == Some("Plan"));
+    assert_eq!(
+        plan.and_then(|e| e.location.as_deref()),
+        Some("Moved"),
+        "the edit beats the delete: re-created in Exchange"
+    );
+    assert_eq!(ex.len(), 2);
+    assert_eq!(env.sf_records("Event").len(), 2);
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn exchange_edit_after_the_read_is_not_deleted_end_to_end() {
+    let mut env = Env::new(events_only(both_events()), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    let sf_id = env.sf_event(0, "Plan", start, 30);
+    env.sync().await;
+    let ex_id = env.ex_events(0)[0].item_id.clone().unwrap().id;
+    env.sf.handle().delete(&sf_id).unwrap();
+    let r = env
+        .sync_with_edit_after_read(Side::Exchange, |ews, _| {
+            ews.edit_item(&mail(0), &ex_id, |i| {
+                if let Item::Event(e) = i {
+                    e.location = Some("Moved in Outlook".into());
+                }
+            })
+            .unwrap();
+        })
+        .await;
+    assert_eq!(held_back(&r), ["delete_in_exchange"]);
+    assert_eq!(env.ex_events(0).len(), 1, "the edited item was deleted");
+    assert_eq!(env.ews.calls("DeleteItem"), 0);
+    env.sync().await;
+    let sf = env.sf_records("Event");
+    assert_eq!(
+        sf.len(),
+        1,
+        "the edit beats the delete: re-created in Salesforce"
+    );
+    assert_eq!(s(sf[0].get("Location")), "Moved in Outlook");
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn salesforce_edit_after_the_read_is_not_overwritten_end_to_end() {
+    // Salesforce wins conflicts: once the edit is read, both sides keep it.
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    let ex_id = env.ex_put_contact(0, true, "Cy", "Mora", "cy@x.com");
+    env.sync().await;
+    env.sync().await;
+    let sf_id = s(env.sf_records("Contact")[0].get("Id")).to_string();
+    env.ews
+        .edit_item(&mail(0), &ex_id, |i| {
+            if let Item::Contact(c) = i {
+                c.job_title = Some("From Outlook".into());
+            }
+        })
+        .unwrap();
+    let r = env
+        .sync_with_edit_after_read(Side::Salesforce, |_, sf| {
+            sf.handle()
+                .update("Contact", &sf_id, json!({"Title": "From Salesforce"}))
+                .unwrap();
+        })
+        .await;
+    assert_eq!(held_back(&r), ["update_salesforce"]);
+    let title = |env: &Env| s(env.sf.handle().get(&sf_id).unwrap().get("Title")).to_string();
+    assert_eq!(title(&env), "From Salesforce", "overwritten");
+    let r = env.sync().await;
+    assert_eq!(
+        r.plan.conflicts.len(),
+        1,
+        "now a conflict, decided by the policy"
+    );
+    assert_eq!(title(&env), "From Salesforce");
+    assert_eq!(
+        env.ex_contacts(0)[0].job_title.as_deref(),
+        Some("From Salesforce")
+    );
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn exchange_edit_after_the_read_is_not_overwritten_end_to_end() {
+    let cfg = config(
+        json!({ "direction": "both", "conflict": "exchange_wins", "scope": "users_records" }),
+        Value::Null,
+    );
+    let mut env = Env::new(cfg, 1, 0).await;
+    let sf_id = env.sf_contact(0, "Cy", "Mora", "cy@x.com");
+    env.sync().await;
+    env.sync().await;
+    let ex_id = env.ex_contacts(0)[0].item_id.clone().unwrap().id;
+    env.sf
+        .handle()
+        .update("Contact", &sf_id, json!({"Title": "From Salesforce"}))
+        .unwrap();
+    let gets = env.ews.calls("GetItem");
+    let r = env
+        .sync_with_edit_after_read(Side::Exchange, |ews, _| {
+            ews.edit_item(&mail(0), &ex_id, |i| {
+                if let Item::Contact(c) = i {
+                    c.job_title = Some("From Outlook".into());
+                }
+            })
+            .unwrap();
+        })
+        .await;
+    assert_eq!(held_back(&r), ["update_exchange"]);
+    assert_eq!(env.ews.calls("UpdateItem"), 0);
+    assert_eq!(
+        env.ews.calls("GetItem") - gets,
+        1,
+        "one IdOnly GetItem, no update"
+    );
+    assert_eq!(
+        env.ex_contacts(0)[0].job_title.as_deref(),
+        Some("From Outlook")
+    );
+    let r = env.sync().await;
+    assert_eq!(r.plan.conflicts.len(), 1);
+    assert_eq!(
+        env.ex_contacts(0)[0].job_title.as_deref(),
+        Some("From Outlook")
+    );
+    let sf = env.sf.handle().get(&sf_id).unwrap();
+    assert_eq!(s(sf.get("Title")), "From Outlook");
+    assert!(env.plan().await.is_empty());
 }

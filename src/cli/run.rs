@@ -129,11 +129,12 @@ pub fn run(args: &Args) -> ExitCode {
                         "cycle finished"
                     );
                     println!(
-                        "{} cycle: {} records written, {} failed, {} reps could not be synced",
+                        "{} cycle: {} records written, {} failed, {} reps could not be synced{}",
                         now.format("%Y-%m-%dT%H:%M:%SZ"),
                         report.exec.succeeded,
                         report.exec.failed.len(),
-                        reps_failed
+                        reps_failed,
+                        left_for_the_next_cycle(report.held_back.len())
                     )
                 }
                 Err(CycleError::Killed) if stop.load(Ordering::SeqCst) => {
@@ -171,6 +172,16 @@ pub fn run(args: &Args) -> ExitCode {
     })
 }
 
+/// The deletes and overwrites a cycle did not send because their records changed after it
+/// read them (the next cycle reads the edits and decides again).
+fn left_for_the_next_cycle(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => "; 1 record changed after the read was left for the next cycle".into(),
+        n => format!("; {n} records changed after the read were left for the next cycle"),
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 async fn stop_signal() {
     #[cfg(unix)]
@@ -203,5 +214,18 @@ mod tests {
         assert!(parse_interval("0s").is_err());
         assert!(parse_interval("10 minutes").is_err());
         assert!(parse_interval("m").is_err());
+    }
+
+    #[test]
+    fn a_cycle_says_how_many_records_changed_after_its_read_were_left_alone() {
+        assert_eq!(left_for_the_next_cycle(0), "");
+        assert_eq!(
+            left_for_the_next_cycle(1),
+            "; 1 record changed after the read was left for the next cycle"
+        );
+        assert_eq!(
+            left_for_the_next_cycle(3),
+            "; 3 records changed after the read were left for the next cycle"
+        );
     }
 }

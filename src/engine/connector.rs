@@ -281,6 +281,16 @@ pub trait MailConnector: Send + Sync {
         item_ids: &[String],
     ) -> impl Future<Output = Result<Vec<MailItem>, CallError>> + Send;
 
+    /// The current ChangeKey of items of the folder (≤ MAIL_BATCH; one GetItem with the
+    /// IdOnly shape). Items that are gone are left out. Before a delete or an overwrite is
+    /// sent, it tells whether the item changed since the cycle read it.
+    fn change_keys(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<MailRef>, CallError>> + Send;
+
     /// Items of the folder stamped with any of these Salesforce ids (one FindItem with a
     /// restriction on the extended property).
     fn find_by_salesforce_ids(
@@ -328,6 +338,15 @@ pub trait CrmConnector: Send + Sync {
         object: ObjectKind,
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<CrmRecord>, CallError>> + Send;
+
+    /// The current SystemModstamp of records of `object` by id (≤ CRM_BATCH; one query of
+    /// `Id, SystemModstamp`). Records that are gone are left out. Before a delete or an
+    /// overwrite is sent, it tells whether the record changed since the cycle read it.
+    fn modstamps(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<CrmRef>, CallError>> + Send;
 
     /// Called before a write phase (the creates, or the updates, of one object in a cycle)
     /// with every record it will write, so that what they refer to (Accounts by name) is

@@ -11,6 +11,9 @@
 //! What else the read shows (a record changed since the plan, or new since) is held back:
 //! the rep's folder cursor and the object's org watermark stay where they were, so the next
 //! read shows those changes again and the next plan lists them.
+//!
+//! Every cycle also holds back the deletes and overwrites whose record changed after the
+//! read (`recheck`), the same way: the next cycle reads the edit and decides again.
 
 use crate::config::model::{Config, ContactScope, Direction};
 use crate::engine::connector::{
@@ -24,8 +27,8 @@ use crate::engine::reps::{Rep, RepProblem, resolve_reps};
 use crate::engine::rules::ObjectSettings;
 use crate::model::{EffectiveMapping, ObjectKind};
 use crate::state::{
-    ActivityEntry, CursorKey, ErrorEntry, ResetMark, StateChange, StateError, StateStore,
-    StatusEntry, SyncDirection, SyncStatus,
+    ActivityEntry, CursorKey, ErrorEntry, Link, LinkId, ResetMark, StateChange, StateError,
+    StateStore, StatusEntry, SyncDirection, SyncStatus,
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -155,6 +158,57 @@ pub struct ReadOutcome {
     pub settings_hash: String,
     /// Reps whose Salesforce_Sync folder does not exist yet (read-only planning).
     pub folders_to_create: Vec<String>,
+    /// Links whose records the read shows at another version than the link remembers (an
+    /// edit to an unmapped field, tether's own Salesforce write read back): the link as
+    /// stored and with the versions read. Recorded after the cycle, so that a record's
+    /// version is known when a later delete or overwrite is checked against it.
+    pub newer_versions: Vec<NewerVersion>,
+}
+
+/// A link whose records a read shows at another version than the link remembers.
+#[derive(Debug, Clone)]
+pub struct NewerVersion {
+    pub id: LinkId,
+    pub stored: Link,
+    pub read: Link,
+}
+
+/// The links of `item` whose records its read shows at another version.
+fn newer_versions(item: &RepObjectInput) -> Vec<NewerVersion> {
+    let ex: HashMap<&str, &str> = item
+        .mail
+        .upserts
+        .iter()
+        .map(|m| (m.item_id.as_str(), m.change_key.as_str()))
+        .collect();
+    let sf: HashMap<&str, &str> = item
+        .crm
+        .upserts
+        .iter()
+        .map(|r| (r.id.as_str(), r.modstamp.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for (id, link) in &item.links {
+        let mut read = link.clone();
+        if let Some(e) = &mut read.exchange {
+            if let Some(ck) = ex.get(e.item_id.as_str()) {
+                e.change_key = ck.to_string();
+            }
+        }
+        if let Some(s) = &mut read.salesforce {
+            if let Some(m) = sf.get(s.id.as_str()) {
+                s.modstamp = m.to_string();
+            }
+        }
+        if read != *link {
+            out.push(NewerVersion {
+                id: *id,
+                stored: link.clone(),
+                read,
+            });
+        }
+    }
+    out
 }
 
 /// What a change of which invalidates incremental reads: who syncs, and how.
@@ -169,7 +223,8 @@ pub struct CycleReport {
     pub plan: Plan,
     pub exec: ExecReport,
     pub read: ReadOutcome,
-    /// Operations planned now but not approved: left for the next plan.
+    /// Operations planned now but not approved, or whose record changed after the read:
+    /// left for the next plan.
     pub held_back: Vec<Operation>,
 }
 
@@ -431,14 +486,16 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                     }
                     out.mappings
                         .insert((rep.user_id.clone(), object), s.mapping.clone());
-                    items.push(RepObjectInput {
+                    let item = RepObjectInput {
                         rep: (*rep).clone(),
                         object,
                         links,
                         mail: mail_view,
                         crm: crm_view,
                         unreadable: BTreeSet::new(),
-                    });
+                    };
+                    out.newer_versions.extend(newer_versions(&item));
+                    items.push(item);
                 }
                 Err(e) => {
                     failed_reps.insert(rep.user_id.clone());
@@ -448,6 +505,8 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
         }
     }
     items.retain(|i| !failed_reps.contains(&i.rep.user_id));
+    out.newer_versions
+        .retain(|n| !failed_reps.contains(&n.stored.rep));
     out.folder_cursors
         .retain(|(rep, _), _| !failed_reps.contains(rep));
     out.reps = reps;
@@ -538,6 +597,34 @@ async fn plan_readable<C: CrmConnector>(
     }
 }
 
+/// The newer versions the read showed, for the links execution left as they were (a link
+/// it rewrote already holds what it wrote).
+fn newer_versions_to_record<S: StateStore>(
+    state: &S,
+    newer: &[NewerVersion],
+) -> Result<Vec<StateChange>, StateError> {
+    let mut by_rep: BTreeMap<(&str, ObjectKind), Vec<&NewerVersion>> = BTreeMap::new();
+    for n in newer {
+        by_rep
+            .entry((n.stored.rep.as_str(), n.stored.object))
+            .or_default()
+            .push(n);
+    }
+    let mut changes = Vec::new();
+    for ((rep, object), newer) in by_rep {
+        let now: HashMap<LinkId, Link> = state.links(rep, object)?.into_iter().collect();
+        for n in newer {
+            if now.get(&n.id) == Some(&n.stored) {
+                changes.push(StateChange::PutLink {
+                    id: Some(n.id),
+                    link: n.read.clone(),
+                });
+            }
+        }
+    }
+    Ok(changes)
+}
+
 fn apply<S: StateStore>(
     state: &mut S,
     budget: &mut StepBudget,
@@ -576,12 +663,23 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
     apply(state, budget, changes)?;
 
     let (mut plan, read) = read_and_plan(config, mail, crm, &*state, now, options).await?;
-    let held_back = match &options.approved {
+    let mut held_back = match &options.approved {
         Some(approved) => hold_back(&mut plan, approved),
         None => Vec::new(),
     };
     if let Some(reviewed) = &options.reviewed {
         reviewed.check(&plan)?;
+    }
+    // A delete or an overwrite whose record was edited since the read waits for the next
+    // read, like an operation a reviewed plan did not list.
+    let changed = crate::engine::recheck::changed_since_read(mail, crm, &plan).await;
+    if !changed.is_empty() {
+        let (changed, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.operations)
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| changed.contains(i));
+        plan.operations = keep.into_iter().map(|(_, op)| op).collect();
+        held_back.extend(changed.into_iter().map(|(_, op)| op));
     }
     let held: BTreeSet<(&str, ObjectKind)> = held_back
         .iter()
@@ -657,6 +755,7 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             value: Some(watermark.clone()),
         });
     }
+    changes.extend(newer_versions_to_record(&*state, &read.newer_versions)?);
     // Reps are keyed by Salesforce user id; remember their emails for status and reset.
     changes.extend(read.reps.iter().map(|r| StateChange::SetRepEmail {
         rep: r.user_id.clone(),

@@ -22,11 +22,22 @@ pub struct Faults {
     pub ambiguous_creates: u32,
     /// Mailboxes whose impersonation is denied.
     pub denied: BTreeSet<String>,
+    /// The next N version reads (`modstamps`, `change_keys`) fail whole.
+    pub fail_version_reads: u32,
 }
 
 impl Faults {
     fn hits(&self, keys: &[&str]) -> bool {
         keys.iter().any(|k| self.fail_records.contains(*k))
+    }
+
+    /// A version read: fails when one is due to.
+    fn version_read(&mut self) -> Result<(), CallError> {
+        if self.fail_version_reads == 0 {
+            return Ok(());
+        }
+        self.fail_version_reads -= 1;
+        Err(call_failed(false))
     }
 }
 
@@ -550,6 +561,24 @@ impl MailConnector for MemoryExchange {
             .unwrap_or_default())
     }
 
+    async fn change_keys(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<MailRef>, CallError> {
+        self.lock().faults.version_read()?;
+        Ok(self
+            .get_items(mailbox, folder, item_ids)
+            .await?
+            .into_iter()
+            .map(|i| MailRef {
+                item_id: i.item_id,
+                change_key: i.change_key,
+            })
+            .collect())
+    }
+
     async fn find_by_salesforce_ids(
         &self,
         mailbox: &Mailbox,
@@ -862,6 +891,23 @@ impl CrmConnector for MemoryCrm {
             .unwrap_or_default())
     }
 
+    async fn modstamps(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
+    ) -> Result<Vec<CrmRef>, CallError> {
+        self.lock().faults.version_read()?;
+        Ok(self
+            .read_by_ids(object, ids)
+            .await?
+            .into_iter()
+            .map(|r| CrmRef {
+                id: r.id,
+                modstamp: r.modstamp,
+            })
+            .collect())
+    }
+
     async fn create(
         &self,
         object: ObjectKind,
@@ -1062,5 +1108,187 @@ impl CrmConnector for MemoryCrm {
                 .extend(person_ids.iter().cloned());
         }
         Ok(relations.iter().map(|_| Outcome::Ok(())).collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A race, made deterministic
+
+/// An outside edit to run once.
+type Edit<'a> = Box<dyn FnOnce() + Send + 'a>;
+
+/// Wraps a connector (in memory or real) and runs `edit` once, right after its first change
+/// read returns (`read_changes` on the CRM side, `sync_folder` on the mail side): a user's
+/// edit landing between a cycle's read and its writes, every time.
+pub struct EditAfterRead<'a, C> {
+    inner: &'a C,
+    edit: Mutex<Option<Edit<'a>>>,
+}
+
+impl<'a, C> EditAfterRead<'a, C> {
+    pub fn new(inner: &'a C, edit: impl FnOnce() + Send + 'a) -> Self {
+        EditAfterRead {
+            inner,
+            edit: Mutex::new(Some(Box::new(edit))),
+        }
+    }
+
+    /// Whether the edit has run.
+    pub fn edited(&self) -> bool {
+        self.lock().is_none()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Edit<'a>>> {
+        self.edit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn after_read(&self) {
+        let edit = self.lock().take();
+        if let Some(edit) = edit {
+            edit();
+        }
+    }
+}
+
+impl<C: MailConnector> MailConnector for EditAfterRead<'_, C> {
+    async fn sync_folder(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        cursor: Option<&str>,
+    ) -> Result<FolderPage, RepError> {
+        let page = self.inner.sync_folder(mailbox, folder, cursor).await;
+        self.after_read();
+        page
+    }
+    async fn ensure_folder(&self, mailbox: &Mailbox, folder: Folder) -> Result<(), RepError> {
+        self.inner.ensure_folder(mailbox, folder).await
+    }
+    async fn create(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        items: &[MailCreate],
+    ) -> Result<Vec<Outcome<MailRef>>, CallError> {
+        self.inner.create(mailbox, folder, items).await
+    }
+    async fn update(
+        &self,
+        mailbox: &Mailbox,
+        items: &[(String, Record)],
+    ) -> Result<Vec<Outcome<MailRef>>, CallError> {
+        self.inner.update(mailbox, items).await
+    }
+    async fn delete(
+        &self,
+        mailbox: &Mailbox,
+        item_ids: &[String],
+    ) -> Result<Vec<Outcome<()>>, CallError> {
+        self.inner.delete(mailbox, item_ids).await
+    }
+    async fn get_items(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<MailItem>, CallError> {
+        self.inner.get_items(mailbox, folder, item_ids).await
+    }
+    async fn change_keys(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<MailRef>, CallError> {
+        self.inner.change_keys(mailbox, folder, item_ids).await
+    }
+    async fn find_by_salesforce_ids(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        salesforce_ids: &[String],
+    ) -> Result<Vec<MailItem>, CallError> {
+        self.inner
+            .find_by_salesforce_ids(mailbox, folder, salesforce_ids)
+            .await
+    }
+    fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
+        self.inner.server_build(mailbox)
+    }
+}
+
+impl<C: CrmConnector> CrmConnector for EditAfterRead<'_, C> {
+    async fn users(&self) -> Result<Vec<CrmUser>, CallError> {
+        self.inner.users().await
+    }
+    async fn read_changes(
+        &self,
+        object: ObjectKind,
+        watermark: Option<&str>,
+    ) -> Result<CrmChanges, CallError> {
+        let changes = self.inner.read_changes(object, watermark).await;
+        self.after_read();
+        changes
+    }
+    async fn read_owned(
+        &self,
+        object: ObjectKind,
+        owners: Option<&[String]>,
+    ) -> Result<Vec<CrmRecord>, CallError> {
+        self.inner.read_owned(object, owners).await
+    }
+    async fn read_by_ids(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
+    ) -> Result<Vec<CrmRecord>, CallError> {
+        self.inner.read_by_ids(object, ids).await
+    }
+    async fn modstamps(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
+    ) -> Result<Vec<CrmRef>, CallError> {
+        self.inner.modstamps(object, ids).await
+    }
+    async fn prepare_writes(&self, object: ObjectKind, records: &[&Record]) {
+        self.inner.prepare_writes(object, records).await
+    }
+    async fn create(
+        &self,
+        object: ObjectKind,
+        records: &[CrmCreate],
+    ) -> Result<Vec<Outcome<CrmRef>>, CallError> {
+        self.inner.create(object, records).await
+    }
+    async fn update(
+        &self,
+        object: ObjectKind,
+        records: &[(String, Record)],
+    ) -> Result<Vec<Outcome<CrmRef>>, CallError> {
+        self.inner.update(object, records).await
+    }
+    async fn delete(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
+    ) -> Result<Vec<Outcome<()>>, CallError> {
+        self.inner.delete(object, ids).await
+    }
+    async fn find_created(
+        &self,
+        object: ObjectKind,
+        creates: &[CrmCreate],
+    ) -> Result<Vec<CrmRecord>, CallError> {
+        self.inner.find_created(object, creates).await
+    }
+    async fn find_people(&self, emails: &[String]) -> Result<Vec<Person>, CallError> {
+        self.inner.find_people(emails).await
+    }
+    async fn relate(
+        &self,
+        relations: &[(String, Vec<String>)],
+    ) -> Result<Vec<Outcome<()>>, CallError> {
+        self.inner.relate(relations).await
     }
 }

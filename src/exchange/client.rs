@@ -1249,6 +1249,32 @@ impl EwsClient {
         Ok(out)
     }
 
+    /// GetItem with the IdOnly shape, in batches: each item's current id and ChangeKey, or
+    /// why not (ErrorItemNotFound when it is gone), one result per id, in order.
+    pub async fn get_item_ids(
+        &self,
+        mailbox: &str,
+        ids: &[ItemId],
+    ) -> Result<Vec<ItemResult<ItemId>>, EwsError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(self.opts.batch_size) {
+            let mut w = Writer::new();
+            w.open("m:GetItem", &[]);
+            w.open("m:ItemShape", &[])
+                .leaf("t:BaseShape", "IdOnly")
+                .close();
+            w.open("m:ItemIds", &[]);
+            for id in chunk {
+                w.empty("t:ItemId", &[("Id", &id.id)]);
+            }
+            let msgs = self
+                .call_messages("GetItem", Some(mailbox), &w.finish(), chunk.len())
+                .await?;
+            out.extend(answers::ids(&msgs));
+        }
+        Ok(out)
+    }
+
     /// GetItem for contacts, in batches; one result per id, in order.
     pub async fn get_contacts(
         &self,

@@ -855,6 +855,45 @@ impl MailConnector for EwsConnector {
         Ok(out)
     }
 
+    async fn change_keys(
+        &self,
+        mailbox: &Mailbox,
+        _folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<MailRef>, CallError> {
+        if item_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<ItemId> = item_ids
+            .iter()
+            .map(|id| ItemId::new(id.clone(), None))
+            .collect();
+        let answers = self
+            .client
+            .get_item_ids(&mailbox.address, &ids)
+            .await
+            .map_err(|e| call_error(&e, false))?;
+        let mut out = Vec::new();
+        for answer in answers {
+            match answer {
+                Ok(id) => out.push(MailRef {
+                    item_id: id.id,
+                    change_key: id.change_key.unwrap_or_default(),
+                }),
+                Err(e) if e.code == "ErrorItemNotFound" => {}
+                Err(e) => {
+                    return Err(CallError {
+                        code: e.code.clone(),
+                        message: e.message.clone(),
+                        retryable: true,
+                        ambiguous: false,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn find_by_salesforce_ids(
         &self,
         mailbox: &Mailbox,

@@ -941,6 +941,31 @@ impl CrmConnector for SalesforceConnector {
         self.read_where_in(object, "Id", &lits).await
     }
 
+    /// `SELECT Id, SystemModstamp … WHERE Id IN (…)`: one query per 200 ids.
+    async fn modstamps(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
+    ) -> Result<Vec<CrmRef>, CallError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lits: Vec<Lit> = ids.iter().map(|i| Lit::Str(i.clone())).collect();
+        let queries = SoqlBuilder::select(object_name(object), &["Id", "SystemModstamp"])
+            .and_then(|b| b.chunked_in("Id", &lits, super::soql::DEFAULT_MAX_QUERY_CHARS))
+            .map_err(build_error)?;
+        let mut out = Vec::new();
+        for q in queries {
+            out.extend(self.query(q).await?.iter().filter_map(|r| {
+                Some(CrmRef {
+                    id: text(r.get("Id"))?,
+                    modstamp: text(r.get("SystemModstamp")).unwrap_or_default(),
+                })
+            }));
+        }
+        Ok(out)
+    }
+
     async fn find_created(
         &self,
         object: ObjectKind,

@@ -8,8 +8,8 @@ use tether::config::model::Config;
 use tether::engine::connector::{CrmUser, Folder};
 use tether::engine::cycle::{CycleError, CycleReport, SyncOptions, read_and_plan, run_cycle};
 use tether::engine::execute::StepBudget;
-use tether::engine::memory::{MemoryCrm, MemoryExchange};
-use tether::engine::plan::Plan;
+use tether::engine::memory::{EditAfterRead, MemoryCrm, MemoryExchange};
+use tether::engine::plan::{Plan, Side};
 use tether::model::{Contact, Event, EventTime, ObjectKind, Record};
 use tether::state::{MemoryState, StateStore};
 
@@ -118,6 +118,52 @@ impl<S: StateStore> World<S> {
             budget,
         )
         .await
+    }
+
+    /// A cycle during which a user's `edit` lands right after the cycle read Salesforce
+    /// (`Side::Salesforce`) or the first Exchange folder, before anything is written.
+    pub async fn sync_with_edit_after_read(
+        &mut self,
+        read: Side,
+        edit: impl FnOnce(&MemoryExchange, &MemoryCrm) + Send,
+    ) -> CycleReport {
+        let (ex, sf) = (&self.ex, &self.sf);
+        let edit = move || edit(ex, sf);
+        let options = SyncOptions::default();
+        let mut budget = StepBudget::unlimited();
+        let report = match read {
+            Side::Salesforce => {
+                let crm = EditAfterRead::new(sf, edit);
+                let r = run_cycle(
+                    &self.config,
+                    ex,
+                    &crm,
+                    &mut self.state,
+                    self.now,
+                    &options,
+                    &mut budget,
+                )
+                .await;
+                assert!(crm.edited());
+                r
+            }
+            Side::Exchange => {
+                let mail = EditAfterRead::new(ex, edit);
+                let r = run_cycle(
+                    &self.config,
+                    &mail,
+                    sf,
+                    &mut self.state,
+                    self.now,
+                    &options,
+                    &mut budget,
+                )
+                .await;
+                assert!(mail.edited());
+                r
+            }
+        };
+        report.unwrap()
     }
 
     pub async fn plan(&self) -> Plan {

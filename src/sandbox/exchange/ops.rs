@@ -763,6 +763,7 @@ fn lookup(mb: &super::state::Mailbox, el: &Element) -> Result<Item, (String, Str
 fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     let mb = mbx(emu, mailbox)?;
     let ext = requested_extended(op);
+    let id_only = ids_only(op);
     let ids = op.child(NS_M, "ItemIds").ok_or((
         "ErrorSchemaValidation".to_string(),
         "ItemIds missing".to_string(),
@@ -775,7 +776,11 @@ fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
             Ok(item) => {
                 write_message_head(&mut w, "m:GetItemResponseMessage", "NoError", "");
                 w.open("m:Items", &[]);
-                write_item(&mut w, &item, &ext, true);
+                if id_only {
+                    write_id_only(&mut w, &item);
+                } else {
+                    write_item(&mut w, &item, &ext, true);
+                }
                 w.close().close();
             }
             Err((code, text)) => {
