@@ -1282,8 +1282,18 @@ impl<C: CrmConnector> CrmConnector for EditAfterRead<'_, C> {
     ) -> Result<Vec<CrmRecord>, CallError> {
         self.inner.find_created(object, creates).await
     }
+    async fn missing_accounts(&self, records: &[&Record]) -> Result<BTreeSet<String>, CallError> {
+        self.inner.missing_accounts(records).await
+    }
     async fn find_people(&self, emails: &[String]) -> Result<Vec<Person>, CallError> {
         self.inner.find_people(emails).await
+    }
+    async fn readable(
+        &self,
+        user_id: &str,
+        records: &[CrmRef],
+    ) -> Result<BTreeSet<String>, CallError> {
+        self.inner.readable(user_id, records).await
     }
     async fn relate(
         &self,
