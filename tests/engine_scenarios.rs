@@ -771,6 +771,68 @@ async fn a_reset_relinks_without_duplicates() {
     assert!(w.plan().await.is_empty());
 }
 
+/// A record that fails during a reset used to keep the reset from ever completing: while the
+/// mark stood the planner ignored the rep's links, so every cycle matched again and added
+/// link rows, and deletes stopped propagating.
+#[tokio::test]
+async fn reset_completes_when_a_record_fails() {
+    let mut w = World::new(config(both_contacts(), both_events()), 1);
+    w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        contact("A", "One", "a@x.com"),
+    );
+    w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(0),
+        contact("B", "Two", "b@x.com"),
+    );
+    let meeting = w.ex.user_create(
+        &rep_mail(0),
+        Folder::Calendar,
+        Record::Event(event("E1", "2026-06-16T09:00:00Z", 60)),
+    );
+    w.sync().await;
+    // A contact Salesforce refuses, every time, appears before the reset.
+    w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        contact("C", "Bad", "bad@x.com"),
+    );
+    w.sf.set_faults(Faults {
+        fail_records: BTreeSet::from(["bad@x.com".to_string()]),
+        ..Faults::default()
+    });
+    w.state
+        .apply(vec![StateChange::SetResetMark {
+            rep: rep_id(0),
+            mark: Some(ResetMark::MarkedForReset),
+        }])
+        .unwrap();
+    let r = w.sync().await;
+    assert_eq!(r.exec.failed.len(), 1, "{:#?}", r.exec.failed);
+    assert!(
+        w.state.reset_marks().unwrap().is_empty(),
+        "every record was matched or recorded as failed: the reset is complete"
+    );
+    for _ in 0..3 {
+        w.sync().await;
+    }
+    let links = |w: &World, object| w.state.links(&rep_id(0), object).unwrap().len();
+    assert_eq!(links(&w, ObjectKind::Contact), 2, "no link rows pile up");
+    assert_eq!(links(&w, ObjectKind::Event), 1);
+    // Deletes propagate again (events: delete_synced).
+    w.ex.user_delete(&rep_mail(0), &meeting);
+    w.sync().await;
+    assert!(w.sf_events().is_empty());
+    // The failed record is retried as an ordinary record.
+    w.sf.set_faults(Faults::default());
+    w.sync().await;
+    assert_eq!(w.sf_contacts().len(), 3);
+    assert_eq!(links(&w, ObjectKind::Contact), 3);
+    assert!(w.plan().await.is_empty());
+}
+
 #[tokio::test]
 async fn a_side_that_suddenly_looks_empty_causes_no_mass_delete_unless_forced() {
     let mut w = World::new(config(NONE, both_events()), 1);

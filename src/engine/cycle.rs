@@ -322,7 +322,9 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                 continue;
             }
             let full = full_ids.contains(rep.user_id.as_str());
-            let links = if resets.contains_key(&rep.user_id) {
+            // A rep marked for reset loses its links when the cycle starts (so a plan shows
+            // the re-matching); once the reset is under way its links are the ones it made.
+            let links = if resets.get(&rep.user_id) == Some(&ResetMark::MarkedForReset) {
                 Vec::new()
             } else {
                 state.links(&rep.user_id, object)?
@@ -517,7 +519,11 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
         rep: r.user_id.clone(),
         email: r.email.clone(),
     }));
-    let mut clean_reps: BTreeSet<&str> = read.reps.iter().map(|r| r.user_id.as_str()).collect();
+    // A reset is complete once its rep was read and planned in full and every operation ran:
+    // matched, or recorded as failed (failures are retried as ordinary records, as the
+    // failed rep is read in full again). Only an unreadable mailbox, a refusal or operations
+    // held back leave it in progress.
+    let mut reset_done: BTreeSet<&str> = read.reps.iter().map(|r| r.user_id.as_str()).collect();
     for ((rep, object), cursor) in &read.folder_cursors {
         // A refused mass delete is read again (in full) next time, so --force can apply it.
         let refused = plan
@@ -526,8 +532,8 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             .any(|x| &x.rep == rep && x.object == *object);
         let failed = refused || exec.failed_reps.contains(&(rep.clone(), *object));
         let held_back = held.contains(&(rep.as_str(), *object));
-        if failed || held_back {
-            clean_reps.remove(rep.as_str());
+        if refused || held_back {
+            reset_done.remove(rep.as_str());
         }
         if failed || !held_back {
             changes.push(StateChange::SetCursor {
@@ -588,7 +594,7 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
         }
     }
     for (rep, e) in &read.rep_errors {
-        clean_reps.remove(rep.user_id.as_str());
+        reset_done.remove(rep.user_id.as_str());
         for object in ObjectKind::ALL {
             changes.push(StateChange::SetCursor {
                 key: CursorKey::Folder {
@@ -643,7 +649,7 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
         }));
     }
     for (rep, mark) in state.reset_marks()? {
-        if mark == ResetMark::ResetInProgress && clean_reps.contains(rep.as_str()) {
+        if mark == ResetMark::ResetInProgress && reset_done.contains(rep.as_str()) {
             changes.push(StateChange::SetResetMark { rep, mark: None });
         }
     }
