@@ -247,6 +247,41 @@ async fn first_sync_matches_contacts_by_email_then_by_name_and_company_instead_o
     assert!(w.plan().await.is_empty());
 }
 
+fn at_company(r: Record, company: &str) -> Record {
+    match r {
+        Record::Contact(c) => Record::Contact(c.with("Account.Name", company)),
+        other => other,
+    }
+}
+
+/// Two different people of one name at one company, with different emails, were paired by
+/// first + last name + company, and salesforce_wins then overwrote the Outlook contact's
+/// email with the other person's.
+#[tokio::test]
+async fn name_match_never_pairs_contacts_with_different_emails() {
+    let mut w = World::new(config(both_contacts(), NONE), 1);
+    w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        at_company(contact("Dmitri", "Kowalski", "dk@acme.com"), "Acme"),
+    );
+    w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(0),
+        at_company(contact("Dmitri", "Kowalski", "dmitri.k@acme.com"), "Acme"),
+    );
+    let r = w.sync().await;
+    let emails = |mut v: Vec<tether::model::Contact>| {
+        let mut e: Vec<String> = v.drain(..).map(|c| c.email().to_string()).collect();
+        e.sort();
+        e
+    };
+    let both = ["dk@acme.com", "dmitri.k@acme.com"];
+    assert_eq!(emails(w.ex_contacts(0)), both, "{:#?}", r.plan.operations);
+    assert_eq!(emails(w.sf_contacts()), both);
+    assert!(w.plan().await.is_empty());
+}
+
 #[tokio::test]
 async fn a_conflict_follows_the_policy_and_is_reported() {
     let mut w = World::new(config(both_contacts(), NONE), 1);

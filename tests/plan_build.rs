@@ -11,6 +11,7 @@ use tether::model::ObjectKind;
 use tether::plan::build::{BuildOptions, build};
 use tether::plan::document::{Object, PlanDocument, RecordAction, Target};
 use tether::plan::render;
+use tether::state::StateStore;
 
 async fn document(w: &World, options: &BuildOptions) -> PlanDocument {
     let (plan, read) = read_and_plan(
@@ -280,4 +281,50 @@ async fn detail_names_changed_fields_and_values_only_with_show_values() {
         .unwrap();
     assert_eq!(title["before"], "");
     assert_eq!(title["after"], "Head of Sales");
+}
+
+/// Two Salesforce contacts of one name and company, and one Outlook contact of that name
+/// without an email: which one it is cannot be told, so nothing is linked (nor created, which
+/// would duplicate one of them) and the plan names the candidates.
+#[tokio::test]
+async fn ambiguous_name_match_links_nothing_and_is_reported() {
+    let mut w = World::new(config(both_contacts(), Value::Null), 1);
+    let company = |r: tether::model::Record| match r {
+        tether::model::Record::Contact(c) => {
+            tether::model::Record::Contact(c.with("Account.Name", "Acme"))
+        }
+        other => other,
+    };
+    let ex = w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        company(contact("Dmitri", "Kowalski", "")),
+    );
+    let sf_a = w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(0),
+        company(contact("Dmitri", "Kowalski", "dk@acme.com")),
+    );
+    let sf_b = w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(0),
+        company(contact("Dmitri", "Kowalski", "dmitri.k@acme.com")),
+    );
+    let text = render::human(&document(&w, &BuildOptions::default()).await, false);
+    let line = text
+        .lines()
+        .find(|l| l.contains("cannot be told apart"))
+        .unwrap_or_else(|| panic!("not reported:\n{text}"));
+    for id in [&ex, &sf_a, &sf_b] {
+        assert!(line.contains(id.as_str()), "{id} not named: {line}");
+    }
+    let r = w.sync().await;
+    assert!(r.plan.operations.is_empty(), "{:#?}", r.plan.operations);
+    assert!(
+        w.state
+            .links(&rep_id(0), ObjectKind::Contact)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!((w.ex_contacts(0).len(), w.sf_contacts().len()), (1, 2));
 }

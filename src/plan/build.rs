@@ -361,6 +361,21 @@ pub fn build(
             fields,
         });
     }
+    for a in &plan.ambiguous {
+        warnings.push(Warning {
+            kind: WarningKind::AmbiguousMatch,
+            message: format!(
+                "{}: {}s of one name and company cannot be told apart (Exchange {}; \
+                 Salesforce {}): none is linked or created until an email tells them apart",
+                email(&a.rep),
+                a.object.name(),
+                a.exchange_ids.join(", "),
+                a.salesforce_ids.join(", ")
+            ),
+            rep: Some(email(&a.rep)),
+            fields: Vec::new(),
+        });
+    }
     for r in &plan.refusals {
         warnings.push(Warning {
             kind: WarningKind::EmptySide,

@@ -211,6 +211,8 @@ pub enum WarningKind {
     RepCannotSync,
     /// The size of a rep's initial sync.
     InitialSync,
+    /// Records a first-sync match cannot tell apart: none is linked or created.
+    AmbiguousMatch,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
