@@ -345,6 +345,9 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                     object,
                 })?
             };
+            if object == ObjectKind::Contact {
+                mail.use_contact_mapping(&rep.mailbox, &s.mapping);
+            }
             match read_folder(
                 mail,
                 rep,

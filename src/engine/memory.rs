@@ -927,7 +927,14 @@ impl CrmConnector for MemoryCrm {
             let seq = d.seq;
             match d.records.entry(object).or_default().get_mut(id) {
                 Some((r, s)) => {
-                    r.record = record.clone();
+                    // As Salesforce: the fields the update names change, the others stay.
+                    match (&mut r.record, record) {
+                        (Record::Contact(old), Record::Contact(new)) => {
+                            old.fields.extend(new.fields.clone());
+                            old.fields.retain(|_, v| !v.is_empty());
+                        }
+                        (old, new) => *old = new.clone(),
+                    }
                     r.modstamp = format!("{seq:012}");
                     *s = seq;
                     out.push(Outcome::Ok(CrmRef {

@@ -39,7 +39,10 @@ const PAGE: u16 = 512;
 /// The mail side of the engine over EWS.
 pub struct EwsConnector {
     client: EwsClient,
+    /// The contact mapping of mailboxes the engine has not named one for.
     contact_mapping: EffectiveMapping,
+    /// Each rep's own contact mapping, by mailbox address (`use_contact_mapping`).
+    mailbox_mappings: Mutex<HashMap<String, EffectiveMapping>>,
     /// Windows zone new all-day events and series are created in.
     time_zone: String,
     /// Salesforce_Sync folder id per mailbox (found or created this run).
@@ -387,18 +390,26 @@ impl EwsConnector {
         EwsConnector {
             client,
             contact_mapping: EffectiveMapping::defaults(ObjectKind::Contact),
+            mailbox_mappings: Mutex::default(),
             time_zone: "UTC".into(),
             folders: Mutex::default(),
             change_keys: Mutex::default(),
         }
     }
 
-    /// The contact mapping in force (defaults plus the configuration's `field_mappings`).
-    /// With several configurations, pass the union: the engine compares only what each
-    /// rep's own mapping names.
+    /// The contact mapping of mailboxes the engine names none for (see
+    /// `MailConnector::use_contact_mapping`, which gives each rep their configuration's).
     pub fn with_contact_mapping(mut self, mapping: EffectiveMapping) -> Self {
         self.contact_mapping = mapping;
         self
+    }
+
+    /// The contact mapping `mailbox`'s contacts are read and written with.
+    fn contact_mapping(&self, mailbox: &str) -> EffectiveMapping {
+        lock(&self.mailbox_mappings)
+            .get(&mailbox.to_lowercase())
+            .unwrap_or(&self.contact_mapping)
+            .clone()
     }
 
     /// Windows zone id (e.g. `W. Europe Standard Time`) new all-day events are created in.
@@ -442,7 +453,7 @@ impl EwsConnector {
         let (id, record, salesforce_id, related) = match item {
             model::Item::Contact(c) => (
                 c.item_id.clone()?,
-                contact_to_record(&c, &self.contact_mapping),
+                contact_to_record(&c, &self.contact_mapping(mailbox)),
                 c.salesforce_id().map(str::to_string),
                 false,
             ),
@@ -495,6 +506,10 @@ fn split_cursor(cursor: &str) -> Option<(&str, &str)> {
 }
 
 impl MailConnector for EwsConnector {
+    fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &EffectiveMapping) {
+        lock(&self.mailbox_mappings).insert(mailbox.address.to_lowercase(), mapping.clone());
+    }
+
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
         self.client
             .server_build(&mailbox.address)
@@ -631,6 +646,7 @@ impl MailConnector for EwsConnector {
         folder: Folder,
         items: &[MailCreate],
     ) -> Result<Vec<Outcome<MailRef>>, CallError> {
+        let mapping = self.contact_mapping(&mailbox.address);
         let results = match folder {
             Folder::SalesforceSyncContacts | Folder::Contacts => {
                 let folder_ref = self
@@ -647,7 +663,7 @@ impl MailConnector for EwsConnector {
                     .map(|c| {
                         let mut x = match &c.record {
                             Record::Contact(r) => {
-                                record_to_contact(EwsContact::default(), r, &self.contact_mapping)
+                                record_to_contact(EwsContact::default(), r, &mapping)
                             }
                             Record::Event(_) => EwsContact::default(),
                         };
@@ -703,6 +719,7 @@ impl MailConnector for EwsConnector {
         mailbox: &Mailbox,
         items: &[(String, Record)],
     ) -> Result<Vec<Outcome<MailRef>>, CallError> {
+        let mapping = self.contact_mapping(&mailbox.address);
         let mut out: Vec<Option<Outcome<MailRef>>> = vec![None; items.len()];
         for object in ObjectKind::ALL {
             let idx: Vec<usize> = (0..items.len())
@@ -740,7 +757,7 @@ impl MailConnector for EwsConnector {
                 let id = ItemId::new(now_id.id.clone(), seen.or(now_id.change_key.clone()));
                 match (item, &items[i].1) {
                     (model::Item::Contact(c), Record::Contact(r)) => {
-                        let mut c = record_to_contact(*c, r, &self.contact_mapping);
+                        let mut c = record_to_contact(*c, r, &mapping);
                         c.extended.clear();
                         contacts.push((id, c));
                     }

@@ -7,7 +7,7 @@ use crate::model::catalog::{
     DEFAULT_CONTACT_MAPPINGS, DEFAULT_EVENT_MAPPINGS, DefaultMapping, FieldType, SalesforceObject,
     salesforce_field,
 };
-use crate::model::record::ObjectKind;
+use crate::model::record::{Contact, ObjectKind, Record};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +86,37 @@ impl EffectiveMapping {
 
     pub fn get(&self, salesforce: &str) -> Option<&MappedField> {
         self.fields.iter().find(|f| f.salesforce == salesforce)
+    }
+
+    /// `record` as a write under this mapping. A contact names every mapped field (empty:
+    /// clear it) and nothing else; an event keeps its modelled fields and only the custom
+    /// fields mapped here. Connectors write the fields a written record names and leave the
+    /// others alone, so a write never touches a field this mapping does not map, whatever
+    /// other configurations map.
+    pub fn project(&self, record: &Record) -> Record {
+        match record {
+            Record::Contact(c) => Record::Contact(Contact {
+                fields: self
+                    .fields
+                    .iter()
+                    .map(|f| (f.salesforce.clone(), c.get(&f.salesforce).to_string()))
+                    .collect(),
+            }),
+            Record::Event(e) => {
+                let mut e = e.clone();
+                let custom: Vec<&str> = self
+                    .fields
+                    .iter()
+                    .map(|f| f.salesforce.as_str())
+                    .filter(|f| !DEFAULT_EVENT_MAPPINGS.iter().any(|d| d.salesforce == *f))
+                    .collect();
+                e.extra.retain(|k, _| custom.contains(&k.as_str()));
+                for f in custom {
+                    e.extra.entry(f.to_string()).or_default();
+                }
+                Record::Event(e)
+            }
+        }
     }
 
     /// The Exchange property a Salesforce field maps to.
