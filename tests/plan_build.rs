@@ -328,3 +328,48 @@ async fn ambiguous_name_match_links_nothing_and_is_reported() {
     );
     assert_eq!((w.ex_contacts(0).len(), w.sf_contacts().len()), (1, 2));
 }
+
+/// Each configuration's mapping differences are in the plan's settings part, so a reviewer
+/// sees what each configuration's reps sync.
+#[tokio::test]
+async fn the_plan_shows_each_configurations_mapping_differences() {
+    let contacts = |mappings: Value| {
+        serde_json::json!({ "direction": "both", "conflict": "salesforce_wins",
+                            "scope": "users_records", "field_mappings": mappings })
+    };
+    let mut cfg = config(
+        contacts(serde_json::json!({ "OtherPhone": "BusinessPhone2" })),
+        Value::Null,
+    );
+    let mut other = config(
+        contacts(serde_json::json!({ "Department": null })),
+        Value::Null,
+    )
+    .sync_configurations
+    .remove(0);
+    other.name = "Other".into();
+    other.members.users = vec![rep_mail(1)];
+    other.members.profiles = Vec::new();
+    cfg.sync_configurations.push(other);
+    let w = World::new(cfg, 2);
+    w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(0),
+        contact("Ana", "Diaz", "ana@x.com"),
+    );
+    let doc = document(&w, &BuildOptions::default()).await;
+    let text = render::human(&doc, false);
+    assert!(
+        text.contains("    Sales contacts: OtherPhone → BusinessPhone2 (default OtherTelephone)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    Other contacts: Department not synced (removed)\n"),
+        "{text}"
+    );
+    let json: Value = serde_json::from_str(&render::json(&doc)).unwrap();
+    assert_eq!(
+        json["field_mappings"][1]["differences"][0]["salesforce"],
+        "Department"
+    );
+}

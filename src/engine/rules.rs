@@ -6,6 +6,7 @@ use crate::config::model::{
     ConflictPolicy, ContactScope, Direction, EventSelection, Filter, FilterOp, ScalarValue,
     SinceWindow, SyncConfiguration,
 };
+use crate::model::mapping::MappingDifference;
 use crate::model::normalize;
 use crate::model::{Contact, EffectiveMapping, Event, EventTime, ObjectKind, Recurrence};
 use crate::state::SyncDirection;
@@ -78,6 +79,24 @@ impl ObjectSettings {
             SyncDirection::SalesforceToExchange => self.direction.to_exchange(),
         }
     }
+}
+
+/// Each active configuration's field mappings that differ from the defaults, per object it
+/// syncs (only those with a difference): configuration name, object, differences.
+pub fn mapping_differences(
+    config: &crate::config::model::Config,
+) -> Vec<(String, ObjectKind, Vec<MappingDifference>)> {
+    let mut out = Vec::new();
+    for c in config.sync_configurations.iter().filter(|c| c.active) {
+        for object in ObjectKind::ALL {
+            let s = ObjectSettings::of(c, object);
+            let differences = s.mapping.differences_from_defaults();
+            if s.direction != Direction::None && !differences.is_empty() {
+                out.push((c.name.clone(), object, differences));
+            }
+        }
+    }
+    out
 }
 
 fn winner(direction: Direction, conflict: Option<ConflictPolicy>) -> ConflictPolicy {

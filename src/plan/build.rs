@@ -422,12 +422,21 @@ pub fn build(
         });
     }
     warnings.sort_by(|a, b| (a.kind, &a.rep, &a.message).cmp(&(b.kind, &b.rep, &b.message)));
-    PlanDocument::new(
+    let mut doc = PlanDocument::new(
         config.org.name.clone(),
         settings,
         rep_changes,
         record_changes,
         conflicts,
         warnings,
-    )
+    );
+    doc.field_mappings = crate::engine::rules::mapping_differences(config)
+        .into_iter()
+        .map(|(configuration, kind, differences)| ConfigurationMappings {
+            configuration,
+            object: object(kind),
+            differences,
+        })
+        .collect();
+    doc
 }
