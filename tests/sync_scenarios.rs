@@ -1041,6 +1041,73 @@ async fn each_rep_syncs_with_its_own_configurations_mappings() {
     assert!(env.plan().await.is_empty());
 }
 
+/// "Other" (rep1) removes the default `Location` mapping for events; "Sales" (rep0) keeps
+/// it. A meeting rep1 moves in Outlook moves in Salesforce, and its Location there stays.
+#[tokio::test]
+async fn a_default_one_configuration_removes_is_never_written_for_its_reps() {
+    let mut cfg = events_only(both_events());
+    let mut other = cfg.sync_configurations[0].clone();
+    other.name = "Other".into();
+    other.members.users = vec![mail(1)];
+    other.members.profiles = Vec::new();
+    if let Some(e) = other.events.as_mut() {
+        e.field_mappings.insert("Location".into(), None);
+    }
+    cfg.sync_configurations.push(other);
+    let mut env = Env::new(cfg, 2, 0).await;
+    let start = env.now() + Duration::days(1);
+    for rep in 0..2 {
+        let id = env.sf_event(rep, &format!("Meeting {rep}"), start, 30);
+        env.sf
+            .handle()
+            .update("Event", &id, json!({"Location": "Room 1"}))
+            .unwrap();
+    }
+    env.sync().await;
+    assert_eq!(env.ex_events(0)[0].location.as_deref(), Some("Room 1"));
+    assert_eq!(
+        env.ex_events(1)[0].location,
+        None,
+        "Other does not map Location"
+    );
+    for rep in 0..2 {
+        let item = env.ex_events(rep)[0].item_id.clone().unwrap().id;
+        env.ews
+            .edit_item(&mail(rep), &item, |i| {
+                if let Item::Event(e) = i {
+                    e.start += Duration::hours(1);
+                    e.end += Duration::hours(1);
+                    e.location = Some("Room 9".into());
+                }
+            })
+            .unwrap();
+    }
+    env.sync().await;
+    let sf = |subject: &str| {
+        env.sf_records("Event")
+            .into_iter()
+            .find(|r| s(r.get("Subject")) == subject)
+            .unwrap()
+    };
+    assert_eq!(s(sf("Meeting 0").get("Location")), "Room 9");
+    let moved = sf("Meeting 1");
+    assert_eq!(
+        s(moved.get("Location")),
+        "Room 1",
+        "an unmapped field is not written"
+    );
+    let moved_start: DateTime<Utc> = s(moved.get("StartDateTime"))
+        .replace("+0000", "Z")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        moved_start,
+        start + Duration::hours(1),
+        "the move is written"
+    );
+    assert!(env.plan().await.is_empty());
+}
+
 #[tokio::test]
 async fn every_ews_body_of_a_full_sync_is_schema_valid() {
     let mut env = Env::validating(config(both_contacts(), both_events()), 1).await;

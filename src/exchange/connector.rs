@@ -336,13 +336,23 @@ fn record_to_event(base: Option<CalendarEvent>, e: &Event, zone: &str) -> Calend
     out.is_all_day = all_day;
     out.start_time_zone = Some(zone.clone());
     out.end_time_zone = Some(zone);
-    out.subject = some(&e.subject);
-    out.body = some(&e.body);
-    out.location = some(&e.location);
-    out.free_busy = match (e.show_as, out.free_busy) {
-        (ShowAs::Busy, Some(FreeBusy::Tentative)) => Some(FreeBusy::Tentative),
-        (s, _) => Some(free_busy(s)),
-    };
+    // What the writing rep's configuration does not map stays as the item has it.
+    let mapped = |field: &str| !e.unmapped.contains(field);
+    if mapped("Subject") {
+        out.subject = some(&e.subject);
+    }
+    if mapped("Description") {
+        out.body = some(&e.body);
+    }
+    if mapped("Location") {
+        out.location = some(&e.location);
+    }
+    if mapped("ShowAs") {
+        out.free_busy = match (e.show_as, out.free_busy) {
+            (ShowAs::Busy, Some(FreeBusy::Tentative)) => Some(FreeBusy::Tentative),
+            (s, _) => Some(free_busy(s)),
+        };
+    }
     // Private and Confidential both read as private; an update keeps whichever the item had.
     out.sensitivity = Some(match (e.private, out.sensitivity) {
         (true, Some(Sensitivity::Confidential)) => Sensitivity::Confidential,

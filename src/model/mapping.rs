@@ -111,8 +111,8 @@ impl EffectiveMapping {
     }
 
     /// `record` as a write under this mapping. A contact names every mapped field (empty:
-    /// clear it) and nothing else; an event keeps its modelled fields and only the custom
-    /// fields mapped here. Connectors write the fields a written record names and leave the
+    /// clear it) and nothing else; an event names only the custom fields mapped here and
+    /// lists the modelled ones this mapping leaves out (`Event::unmapped`). Connectors write the fields a written record names and leave the
     /// others alone, so a write never touches a field this mapping does not map, whatever
     /// other configurations map.
     pub fn project(&self, record: &Record) -> Record {
@@ -136,6 +136,13 @@ impl EffectiveMapping {
                 for f in custom {
                     e.extra.entry(f.to_string()).or_default();
                 }
+                // The privacy flag is always carried: a private meeting must not turn
+                // public on the other side.
+                e.unmapped = ["Subject", "Location", "Description", "ShowAs"]
+                    .into_iter()
+                    .filter(|f| !self.maps(f))
+                    .map(str::to_string)
+                    .collect();
                 Record::Event(e)
             }
         }

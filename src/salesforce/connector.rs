@@ -382,7 +382,8 @@ impl SalesforceConnector {
                 }
             }
             Record::Event(e) => {
-                let mapped = |name: &str| self.event_mapping.maps(name);
+                let mapped =
+                    |name: &str| self.event_mapping.maps(name) && !e.unmapped.contains(name);
                 if mapped("Subject") {
                     put("Subject", str_or_null(&e.subject));
                 }
