@@ -327,6 +327,25 @@ async fn ambiguous_name_match_links_nothing_and_is_reported() {
             .is_empty()
     );
     assert_eq!((w.ex_contacts(0).len(), w.sf_contacts().len()), (1, 2));
+    let errors = w.state.errors().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.code == "AMBIGUOUS_MATCH" && e.record_ids.len() == 3),
+        "{errors:#?}"
+    );
+
+    // The rep gives the Outlook contact an email: the next run links it, without duplicates.
+    assert!(w.ex.user_edit(&rep_mail(0), &ex, |r| {
+        if let tether::model::Record::Contact(c) = r {
+            c.set("Email", "dk@acme.com");
+        }
+    }));
+    w.sync().await;
+    let links = w.state.links(&rep_id(0), ObjectKind::Contact).unwrap();
+    assert_eq!(links.len(), 2, "{links:#?}");
+    assert_eq!((w.ex_contacts(0).len(), w.sf_contacts().len()), (2, 2));
+    assert!(w.plan().await.is_empty());
 }
 
 /// Each configuration's mapping differences are in the plan's settings part, so a reviewer

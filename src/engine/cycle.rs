@@ -533,7 +533,13 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             .refusals
             .iter()
             .any(|x| &x.rep == rep && x.object == *object);
-        let failed = refused || exec.failed_reps.contains(&(rep.clone(), *object));
+        // Records a first-sync match could not tell apart are read in full again too: an
+        // incremental read would show the edit that tells them apart without the others.
+        let ambiguous = plan
+            .ambiguous
+            .iter()
+            .any(|x| &x.rep == rep && x.object == *object);
+        let failed = refused || ambiguous || exec.failed_reps.contains(&(rep.clone(), *object));
         let held_back = held.contains(&(rep.as_str(), *object));
         if refused || held_back {
             reset_done.remove(rep.as_str());
@@ -629,6 +635,31 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             message: r.message.clone(),
             suggestion: "Check the mailbox and the integration user's permissions; if the \
                          deletes are real, run again with --force."
+                .into(),
+        }));
+    }
+    for a in &plan.ambiguous {
+        changes.push(StateChange::AddError(ErrorEntry {
+            at: now,
+            rep: a.rep.clone(),
+            object: Some(a.object),
+            direction: None,
+            record_ids: a
+                .exchange_ids
+                .iter()
+                .chain(&a.salesforce_ids)
+                .cloned()
+                .collect(),
+            code: "AMBIGUOUS_MATCH".into(),
+            message: format!(
+                "{} Exchange and {} Salesforce {}s have one name and company and no email \
+                 that tells them apart; none of them is linked or created",
+                a.exchange_ids.len(),
+                a.salesforce_ids.len(),
+                a.object.name()
+            ),
+            suggestion: "Give the Outlook contact the email of the Salesforce contact it is \
+                         (or tell the records apart by name or company); the next run links it."
                 .into(),
         }));
     }
