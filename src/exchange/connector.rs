@@ -30,7 +30,7 @@ use crate::model::{
 };
 use chrono::{NaiveDate, TimeZone, Utc};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const SYNC_FOLDER: &str = "Salesforce_Sync";
 /// SyncFolderItems' largest page.
@@ -40,9 +40,9 @@ const PAGE: u16 = 512;
 pub struct EwsConnector {
     client: EwsClient,
     /// The contact mapping of mailboxes the engine has not named one for.
-    contact_mapping: EffectiveMapping,
+    contact_mapping: Arc<EffectiveMapping>,
     /// Each rep's own contact mapping, by mailbox address (`use_contact_mapping`).
-    mailbox_mappings: Mutex<HashMap<String, EffectiveMapping>>,
+    mailbox_mappings: Mutex<HashMap<String, Arc<EffectiveMapping>>>,
     /// Windows zone new all-day events and series are created in.
     time_zone: String,
     /// Salesforce_Sync folder id per mailbox (found or created this run).
@@ -399,7 +399,7 @@ impl EwsConnector {
     pub fn new(client: EwsClient) -> Self {
         EwsConnector {
             client,
-            contact_mapping: EffectiveMapping::defaults(ObjectKind::Contact),
+            contact_mapping: Arc::new(EffectiveMapping::defaults(ObjectKind::Contact)),
             mailbox_mappings: Mutex::default(),
             time_zone: "UTC".into(),
             folders: Mutex::default(),
@@ -410,12 +410,12 @@ impl EwsConnector {
     /// The contact mapping of mailboxes the engine names none for (see
     /// `MailConnector::use_contact_mapping`, which gives each rep their configuration's).
     pub fn with_contact_mapping(mut self, mapping: EffectiveMapping) -> Self {
-        self.contact_mapping = mapping;
+        self.contact_mapping = Arc::new(mapping);
         self
     }
 
     /// The contact mapping `mailbox`'s contacts are read and written with.
-    fn contact_mapping(&self, mailbox: &str) -> EffectiveMapping {
+    fn contact_mapping(&self, mailbox: &str) -> Arc<EffectiveMapping> {
         lock(&self.mailbox_mappings)
             .get(&mailbox.to_lowercase())
             .unwrap_or(&self.contact_mapping)
@@ -517,7 +517,8 @@ fn split_cursor(cursor: &str) -> Option<(&str, &str)> {
 
 impl MailConnector for EwsConnector {
     fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &EffectiveMapping) {
-        lock(&self.mailbox_mappings).insert(mailbox.address.to_lowercase(), mapping.clone());
+        lock(&self.mailbox_mappings)
+            .insert(mailbox.address.to_lowercase(), Arc::new(mapping.clone()));
     }
 
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {

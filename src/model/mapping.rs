@@ -112,9 +112,9 @@ impl EffectiveMapping {
 
     /// `record` as a write under this mapping. A contact names every mapped field (empty:
     /// clear it) and nothing else; an event names only the custom fields mapped here and
-    /// lists the modelled ones this mapping leaves out (`Event::unmapped`). Connectors write the fields a written record names and leave the
-    /// others alone, so a write never touches a field this mapping does not map, whatever
-    /// other configurations map.
+    /// lists the modelled ones this mapping leaves out (`Event::unmapped`). Connectors write
+    /// only what a written record names, so a write never touches a field this mapping does
+    /// not map, whatever other configurations map.
     pub fn project(&self, record: &Record) -> Record {
         match record {
             Record::Contact(c) => Record::Contact(Contact {
