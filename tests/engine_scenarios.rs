@@ -868,6 +868,36 @@ async fn reset_completes_when_a_record_fails() {
     assert!(w.plan().await.is_empty());
 }
 
+/// A reset cycle stopped midway leaves the reset in progress with the links it made so far;
+/// the next cycle keeps them (it used to ignore them and link the same records again).
+#[tokio::test]
+async fn an_interrupted_reset_keeps_the_links_it_made() {
+    for kill_at in 1..8 {
+        let mut w = World::new(config(both_contacts(), NONE), 1);
+        for n in ["a", "b", "c"] {
+            w.ex.user_create(
+                &rep_mail(0),
+                Folder::SalesforceSyncContacts,
+                contact(n, n, &format!("{n}@x.com")),
+            );
+        }
+        w.sync().await;
+        w.state
+            .apply(vec![StateChange::SetResetMark {
+                rep: rep_id(0),
+                mark: Some(ResetMark::MarkedForReset),
+            }])
+            .unwrap();
+        let _ = w.try_sync(&mut StepBudget::kill_after(kill_at)).await;
+        w.sync().await;
+        w.sync().await;
+        let links = w.state.links(&rep_id(0), ObjectKind::Contact).unwrap();
+        assert_eq!(links.len(), 3, "killed after {kill_at} steps: {links:#?}");
+        assert!(w.state.reset_marks().unwrap().is_empty());
+        assert!(w.plan().await.is_empty());
+    }
+}
+
 #[tokio::test]
 async fn a_side_that_suddenly_looks_empty_causes_no_mass_delete_unless_forced() {
     let mut w = World::new(config(NONE, both_events()), 1);
