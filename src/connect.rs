@@ -239,11 +239,12 @@ pub fn contact_filter_fields(config: &Config) -> Vec<String> {
     out
 }
 
-/// The field mapping the connectors read and write `object` with. Connectors do not know
-/// which configuration a rep syncs under, and an empty canonical value means "clear it", so
-/// they use the fields every configuration that syncs `object` maps (to the same Exchange
-/// property): a field one configuration leaves unmapped is never cleared for its reps by
-/// another's mapping. With one configuration this is exactly its mapping.
+/// The fields the Salesforce connector reads and may write for `object`: the union of
+/// every active configuration's mapping that syncs it (first one wins a field's Exchange
+/// property). Each rep's comparisons and writes use only their own configuration's
+/// mapping (`EffectiveMapping::project`, `MailConnector::use_contact_mapping`); the union
+/// is what an org-wide read must select for all of them. With one configuration this is
+/// exactly its mapping.
 pub fn connector_mapping(
     config: &Config,
     object: crate::model::ObjectKind,
@@ -259,11 +260,11 @@ pub fn connector_mapping(
         out = Some(match out {
             None => s.mapping,
             Some(mut m) => {
-                m.fields.retain(|f| {
-                    s.mapping
-                        .get(&f.salesforce)
-                        .is_some_and(|g| g.exchange == f.exchange)
-                });
+                for f in s.mapping.fields {
+                    if !m.maps(&f.salesforce) {
+                        m.fields.push(f);
+                    }
+                }
                 m
             }
         });

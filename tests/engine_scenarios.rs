@@ -284,6 +284,41 @@ async fn first_sync_matches_contacts_by_email_then_by_name_and_company_instead_o
     assert!(w.plan().await.is_empty());
 }
 
+fn at_company(r: Record, company: &str) -> Record {
+    match r {
+        Record::Contact(c) => Record::Contact(c.with("Account.Name", company)),
+        other => other,
+    }
+}
+
+/// Two different people of one name at one company, with different emails, were paired by
+/// first + last name + company, and salesforce_wins then overwrote the Outlook contact's
+/// email with the other person's.
+#[tokio::test]
+async fn name_match_never_pairs_contacts_with_different_emails() {
+    let mut w = World::new(config(both_contacts(), NONE), 1);
+    w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        at_company(contact("Dmitri", "Kowalski", "dk@acme.com"), "Acme"),
+    );
+    w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(0),
+        at_company(contact("Dmitri", "Kowalski", "dmitri.k@acme.com"), "Acme"),
+    );
+    let r = w.sync().await;
+    let emails = |mut v: Vec<tether::model::Contact>| {
+        let mut e: Vec<String> = v.drain(..).map(|c| c.email().to_string()).collect();
+        e.sort();
+        e
+    };
+    let both = ["dk@acme.com", "dmitri.k@acme.com"];
+    assert_eq!(emails(w.ex_contacts(0)), both, "{:#?}", r.plan.operations);
+    assert_eq!(emails(w.sf_contacts()), both);
+    assert!(w.plan().await.is_empty());
+}
+
 #[tokio::test]
 async fn a_conflict_follows_the_policy_and_is_reported() {
     let mut w = World::new(config(both_contacts(), NONE), 1);
@@ -1044,6 +1079,98 @@ async fn a_reset_relinks_without_duplicates() {
     );
     assert!(w.state.reset_marks().unwrap().is_empty());
     assert!(w.plan().await.is_empty());
+}
+
+/// A record that fails during a reset used to keep the reset from ever completing: while the
+/// mark stood the planner ignored the rep's links, so every cycle matched again and added
+/// link rows, and deletes stopped propagating.
+#[tokio::test]
+async fn reset_completes_when_a_record_fails() {
+    let mut w = World::new(config(both_contacts(), both_events()), 1);
+    w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        contact("A", "One", "a@x.com"),
+    );
+    w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(0),
+        contact("B", "Two", "b@x.com"),
+    );
+    let meeting = w.ex.user_create(
+        &rep_mail(0),
+        Folder::Calendar,
+        Record::Event(event("E1", "2026-06-16T09:00:00Z", 60)),
+    );
+    w.sync().await;
+    // A contact Salesforce refuses, every time, appears before the reset.
+    w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        contact("C", "Bad", "bad@x.com"),
+    );
+    w.sf.set_faults(Faults {
+        fail_records: BTreeSet::from(["bad@x.com".to_string()]),
+        ..Faults::default()
+    });
+    w.state
+        .apply(vec![StateChange::SetResetMark {
+            rep: rep_id(0),
+            mark: Some(ResetMark::MarkedForReset),
+        }])
+        .unwrap();
+    let r = w.sync().await;
+    assert_eq!(r.exec.failed.len(), 1, "{:#?}", r.exec.failed);
+    assert!(
+        w.state.reset_marks().unwrap().is_empty(),
+        "every record was matched or recorded as failed: the reset is complete"
+    );
+    for _ in 0..3 {
+        w.sync().await;
+    }
+    let links = |w: &World, object| w.state.links(&rep_id(0), object).unwrap().len();
+    assert_eq!(links(&w, ObjectKind::Contact), 2, "no link rows pile up");
+    assert_eq!(links(&w, ObjectKind::Event), 1);
+    // Deletes propagate again (events: delete_synced).
+    w.ex.user_delete(&rep_mail(0), &meeting);
+    w.sync().await;
+    assert!(w.sf_events().is_empty());
+    // The failed record is retried as an ordinary record.
+    w.sf.set_faults(Faults::default());
+    w.sync().await;
+    assert_eq!(w.sf_contacts().len(), 3);
+    assert_eq!(links(&w, ObjectKind::Contact), 3);
+    assert!(w.plan().await.is_empty());
+}
+
+/// A reset cycle stopped midway leaves the reset in progress with the links it made so far;
+/// the next cycle keeps them (it used to ignore them and link the same records again).
+#[tokio::test]
+async fn an_interrupted_reset_keeps_the_links_it_made() {
+    for kill_at in 1..8 {
+        let mut w = World::new(config(both_contacts(), NONE), 1);
+        for n in ["a", "b", "c"] {
+            w.ex.user_create(
+                &rep_mail(0),
+                Folder::SalesforceSyncContacts,
+                contact(n, n, &format!("{n}@x.com")),
+            );
+        }
+        w.sync().await;
+        w.state
+            .apply(vec![StateChange::SetResetMark {
+                rep: rep_id(0),
+                mark: Some(ResetMark::MarkedForReset),
+            }])
+            .unwrap();
+        let _ = w.try_sync(&mut StepBudget::kill_after(kill_at)).await;
+        w.sync().await;
+        w.sync().await;
+        let links = w.state.links(&rep_id(0), ObjectKind::Contact).unwrap();
+        assert_eq!(links.len(), 3, "killed after {kill_at} steps: {links:#?}");
+        assert!(w.state.reset_marks().unwrap().is_empty());
+        assert!(w.plan().await.is_empty());
+    }
 }
 
 #[tokio::test]

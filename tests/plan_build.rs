@@ -11,6 +11,7 @@ use tether::model::ObjectKind;
 use tether::plan::build::{BuildOptions, build};
 use tether::plan::document::{Object, PlanDocument, RecordAction, Target};
 use tether::plan::render;
+use tether::state::StateStore;
 
 async fn document(w: &World, options: &BuildOptions) -> PlanDocument {
     let (plan, read) = read_and_plan(
@@ -349,4 +350,114 @@ async fn plan_names_the_fields_an_update_clears_and_overwrites() {
             );
         }
     }
+}
+
+/// Two Salesforce contacts of one name and company, and one Outlook contact of that name
+/// without an email: which one it is cannot be told, so nothing is linked (nor created, which
+/// would duplicate one of them) and the plan names the candidates.
+#[tokio::test]
+async fn ambiguous_name_match_links_nothing_and_is_reported() {
+    let mut w = World::new(config(both_contacts(), Value::Null), 1);
+    let company = |r: tether::model::Record| match r {
+        tether::model::Record::Contact(c) => {
+            tether::model::Record::Contact(c.with("Account.Name", "Acme"))
+        }
+        other => other,
+    };
+    let ex = w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        company(contact("Dmitri", "Kowalski", "")),
+    );
+    let sf_a = w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(0),
+        company(contact("Dmitri", "Kowalski", "dk@acme.com")),
+    );
+    let sf_b = w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(0),
+        company(contact("Dmitri", "Kowalski", "dmitri.k@acme.com")),
+    );
+    let text = render::human(&document(&w, &BuildOptions::default()).await, false);
+    let line = text
+        .lines()
+        .find(|l| l.contains("cannot be told apart"))
+        .unwrap_or_else(|| panic!("not reported:\n{text}"));
+    for id in [&ex, &sf_a, &sf_b] {
+        assert!(line.contains(id.as_str()), "{id} not named: {line}");
+    }
+    let r = w.sync().await;
+    assert!(r.plan.operations.is_empty(), "{:#?}", r.plan.operations);
+    assert!(
+        w.state
+            .links(&rep_id(0), ObjectKind::Contact)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!((w.ex_contacts(0).len(), w.sf_contacts().len()), (1, 2));
+    let errors = w.state.errors().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.code == "AMBIGUOUS_MATCH" && e.record_ids.len() == 3),
+        "{errors:#?}"
+    );
+
+    // The rep gives the Outlook contact an email: the next run links it, without duplicates.
+    assert!(w.ex.user_edit(&rep_mail(0), &ex, |r| {
+        if let tether::model::Record::Contact(c) = r {
+            c.set("Email", "dk@acme.com");
+        }
+    }));
+    w.sync().await;
+    let links = w.state.links(&rep_id(0), ObjectKind::Contact).unwrap();
+    assert_eq!(links.len(), 2, "{links:#?}");
+    assert_eq!((w.ex_contacts(0).len(), w.sf_contacts().len()), (2, 2));
+    assert!(w.plan().await.is_empty());
+}
+
+/// Each configuration's mapping differences are in the plan's settings part, so a reviewer
+/// sees what each configuration's reps sync.
+#[tokio::test]
+async fn the_plan_shows_each_configurations_mapping_differences() {
+    let contacts = |mappings: Value| {
+        serde_json::json!({ "direction": "both", "conflict": "salesforce_wins",
+                            "scope": "users_records", "field_mappings": mappings })
+    };
+    let mut cfg = config(
+        contacts(serde_json::json!({ "OtherPhone": "BusinessPhone2" })),
+        Value::Null,
+    );
+    let mut other = config(
+        contacts(serde_json::json!({ "Department": null })),
+        Value::Null,
+    )
+    .sync_configurations
+    .remove(0);
+    other.name = "Other".into();
+    other.members.users = vec![rep_mail(1)];
+    other.members.profiles = Vec::new();
+    cfg.sync_configurations.push(other);
+    let w = World::new(cfg, 2);
+    w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(0),
+        contact("Ana", "Diaz", "ana@x.com"),
+    );
+    let doc = document(&w, &BuildOptions::default()).await;
+    let text = render::human(&doc, false);
+    assert!(
+        text.contains("    Sales contacts: OtherPhone → BusinessPhone2 (default OtherTelephone)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    Other contacts: Department not synced (removed)\n"),
+        "{text}"
+    );
+    let json: Value = serde_json::from_str(&render::json(&doc)).unwrap();
+    assert_eq!(
+        json["field_mappings"][1]["differences"][0]["salesforce"],
+        "Department"
+    );
 }

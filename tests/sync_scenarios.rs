@@ -990,28 +990,174 @@ async fn an_exchange_event_with_attendees_syncs_once_and_stays_quiet() {
     assert!(p.is_empty(), "{p:#?}");
 }
 
-#[test]
-fn connectors_write_only_the_fields_every_configuration_maps() {
-    let removes_title = config(
+/// Two active configurations: "Sales" (rep0) maps `OtherPhone: BusinessPhone2`, "Other"
+/// (rep1) removes `Department`. The connectors used to hold the fields both map, so the
+/// added mapping and the kept default synced for nobody.
+fn two_configurations_with_their_own_mappings() -> Config {
+    let mut cfg = config(
         json!({ "direction": "both", "conflict": "salesforce_wins", "scope": "users_records",
-                "field_mappings": { "Title": null, "Department": "Nickname" } }),
+                "field_mappings": { "OtherPhone": "BusinessPhone2" } }),
         Value::Null,
     );
-    let m = tether::connect::connector_mapping(&removes_title, ObjectKind::Contact);
-    assert!(!m.maps("Title"));
-    assert_eq!(m.exchange_for("Department"), Some("Nickname"));
-
-    let mut two = config(both_contacts(), Value::Null);
-    let mut other = removes_title.sync_configurations[0].clone();
+    let mut other = config(
+        json!({ "direction": "both", "conflict": "salesforce_wins", "scope": "users_records",
+                "field_mappings": { "Department": null } }),
+        Value::Null,
+    )
+    .sync_configurations
+    .remove(0);
     other.name = "Other".into();
-    two.sync_configurations.push(other);
-    let m = tether::connect::connector_mapping(&two, ObjectKind::Contact);
-    assert!(
-        !m.maps("Title"),
-        "unmapped in one configuration: never written"
+    other.members.users = vec![mail(1)];
+    other.members.profiles = Vec::new();
+    cfg.sync_configurations.push(other);
+    cfg
+}
+
+#[test]
+fn connectors_read_the_fields_any_configuration_maps() {
+    let m = connector_mapping(
+        &two_configurations_with_their_own_mappings(),
+        ObjectKind::Contact,
     );
-    assert!(!m.maps("Department"), "mapped differently: never written");
-    assert!(m.maps("Email") && m.maps("MobilePhone"));
+    assert_eq!(m.exchange_for("OtherPhone"), Some("BusinessPhone2"));
+    assert!(m.maps("Department") && m.maps("Email"));
+}
+
+#[tokio::test]
+async fn each_rep_syncs_with_its_own_configurations_mappings() {
+    let mut env = Env::new(two_configurations_with_their_own_mappings(), 2, 0).await;
+    for (rep, phone, dept) in [
+        (0, "+1 555 0100", "Sales Ops"),
+        (1, "+1 555 0200", "Finance"),
+    ] {
+        env.sf_insert(
+            "Contact",
+            json!({"FirstName": "Ann", "LastName": format!("Rep{rep}"), "Email": format!("ann{rep}@y.com"),
+                   "OtherPhone": phone, "Department": dept, "OwnerId": env.reps[rep]}),
+        );
+    }
+    env.sync().await;
+    fn only(env: &Env, rep: usize) -> EwsContact {
+        let c = env.ex_contacts(rep);
+        assert_eq!(c.len(), 1, "{c:#?}");
+        c[0].clone()
+    }
+    let c0 = only(&env, 0);
+    assert_eq!(
+        c0.phones.get("BusinessPhone2").map(String::as_str),
+        Some("+1 555 0100")
+    );
+    assert_eq!(c0.phones.get("OtherTelephone"), None);
+    assert_eq!(c0.department.as_deref(), Some("Sales Ops"));
+    let c1 = only(&env, 1);
+    assert_eq!(
+        c1.phones.get("OtherTelephone").map(String::as_str),
+        Some("+1 555 0200")
+    );
+    assert_eq!(c1.phones.get("BusinessPhone2"), None);
+    assert_eq!(c1.department, None, "Other does not map Department");
+
+    // Outlook edits: rep0's BusinessPhone2 reaches OtherPhone; rep1's Department, which
+    // Other does not map, stays in Outlook and its write leaves Salesforce's alone.
+    env.ews
+        .edit_item(&mail(0), &c0.item_id.as_ref().unwrap().id, |i| {
+            if let Item::Contact(c) = i {
+                c.phones
+                    .insert("BusinessPhone2".into(), "+1 555 0111".into());
+            }
+        })
+        .unwrap();
+    env.ews
+        .edit_item(&mail(1), &c1.item_id.as_ref().unwrap().id, |i| {
+            if let Item::Contact(c) = i {
+                c.job_title = Some("Buyer".into());
+                c.department = Some("Set in Outlook".into());
+            }
+        })
+        .unwrap();
+    env.sync().await;
+    let sf = |last: &str| {
+        env.sf_records("Contact")
+            .into_iter()
+            .find(|r| s(r.get("LastName")) == last)
+            .unwrap()
+    };
+    assert_eq!(s(sf("Rep0").get("OtherPhone")), "+1 555 0111");
+    assert_eq!(s(sf("Rep1").get("Title")), "Buyer");
+    assert_eq!(
+        s(sf("Rep1").get("Department")),
+        "Finance",
+        "an unmapped field is not written"
+    );
+    assert_eq!(only(&env, 1).department.as_deref(), Some("Set in Outlook"));
+    assert!(env.plan().await.is_empty());
+}
+
+/// "Other" (rep1) removes the default `Location` mapping for events; "Sales" (rep0) keeps
+/// it. A meeting rep1 moves in Outlook moves in Salesforce, and its Location there stays.
+#[tokio::test]
+async fn a_default_one_configuration_removes_is_never_written_for_its_reps() {
+    let mut cfg = events_only(both_events());
+    let mut other = cfg.sync_configurations[0].clone();
+    other.name = "Other".into();
+    other.members.users = vec![mail(1)];
+    other.members.profiles = Vec::new();
+    if let Some(e) = other.events.as_mut() {
+        e.field_mappings.insert("Location".into(), None);
+    }
+    cfg.sync_configurations.push(other);
+    let mut env = Env::new(cfg, 2, 0).await;
+    let start = env.now() + Duration::days(1);
+    for rep in 0..2 {
+        let id = env.sf_event(rep, &format!("Meeting {rep}"), start, 30);
+        env.sf
+            .handle()
+            .update("Event", &id, json!({"Location": "Room 1"}))
+            .unwrap();
+    }
+    env.sync().await;
+    assert_eq!(env.ex_events(0)[0].location.as_deref(), Some("Room 1"));
+    assert_eq!(
+        env.ex_events(1)[0].location,
+        None,
+        "Other does not map Location"
+    );
+    for rep in 0..2 {
+        let item = env.ex_events(rep)[0].item_id.clone().unwrap().id;
+        env.ews
+            .edit_item(&mail(rep), &item, |i| {
+                if let Item::Event(e) = i {
+                    e.start += Duration::hours(1);
+                    e.end += Duration::hours(1);
+                    e.location = Some("Room 9".into());
+                }
+            })
+            .unwrap();
+    }
+    env.sync().await;
+    let sf = |subject: &str| {
+        env.sf_records("Event")
+            .into_iter()
+            .find(|r| s(r.get("Subject")) == subject)
+            .unwrap()
+    };
+    assert_eq!(s(sf("Meeting 0").get("Location")), "Room 9");
+    let moved = sf("Meeting 1");
+    assert_eq!(
+        s(moved.get("Location")),
+        "Room 1",
+        "an unmapped field is not written"
+    );
+    let moved_start: DateTime<Utc> = s(moved.get("StartDateTime"))
+        .replace("+0000", "Z")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        moved_start,
+        start + Duration::hours(1),
+        "the move is written"
+    );
+    assert!(env.plan().await.is_empty());
 }
 
 #[tokio::test]

@@ -378,6 +378,11 @@ fn report<S: StateStore>(
         .collect();
     let resets = state.reset_marks().map_err(err)?;
     let errors = state.errors().map_err(err)?;
+    // Each configuration's mappings that differ from the defaults, as last applied.
+    let mappings = applied
+        .as_ref()
+        .map(crate::engine::rules::mapping_differences)
+        .unwrap_or_default();
     let statuses = state.statuses().map_err(err)?;
 
     let mut objects = serde_json::Map::new();
@@ -451,6 +456,11 @@ fn report<S: StateStore>(
             "user_id": user_id,
             "checked_at": f.map(|f| f.at),
             "configuration": f.and_then(|f| f.configuration.clone()),
+            "field_mappings": mappings
+                .iter()
+                .filter(|(c, _, _)| f.and_then(|f| f.configuration.as_ref()) == Some(c))
+                .map(|(_, o, d)| json!({ "object": o.name(), "differences": d }))
+                .collect::<Vec<_>>(),
             "checks": checks,
             "reset": user_id.as_deref().and_then(|id| resets.get(id)).map(|m| m.label()),
             "statuses": mine.iter().map(|s| json!({
@@ -590,6 +600,17 @@ fn table(report: &serde_json::Value) -> String {
         ] {
             check_lines(&mut out, "    ", label, &checks[key]);
         }
+        for m in rep["field_mappings"].as_array().into_iter().flatten() {
+            let differences: Vec<crate::model::mapping::MappingDifference> =
+                serde_json::from_value(m["differences"].clone()).unwrap_or_default();
+            let shown: Vec<String> = differences.iter().map(|d| d.to_string()).collect();
+            let _ = writeln!(
+                out,
+                "    Field mappings ({}s, differing from the defaults): {}",
+                m["object"].as_str().unwrap_or(""),
+                shown.join("; ")
+            );
+        }
         for s in rep["statuses"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 out,
@@ -678,6 +699,60 @@ mod tests {
             "not_checked"
         );
         assert_eq!(r["system"]["reps_linked"], 2);
+    }
+
+    #[test]
+    fn each_rep_shows_their_own_configurations_mapping_differences() {
+        let config: Config = serde_json::from_value(serde_json::json!({
+            "version": 1,
+            "org": { "name": "acme", "kind": "production" },
+            "connections": {
+                "exchange": { "method": "service_account", "username": "svc@acme.com",
+                              "password": "${env:P}" },
+                "salesforce": { "instance_url": "https://acme.my.salesforce.com",
+                                "auth": { "flow": "access_token", "access_token": "${env:T}" } }
+            },
+            "sync_configurations": [
+                { "name": "Sales", "members": { "profiles": ["Sales User"] },
+                  "contacts": { "direction": "both",
+                                "field_mappings": { "OtherPhone": "BusinessPhone2" } } },
+                { "name": "Other", "members": { "users": ["bo@acme.com"] },
+                  "contacts": { "direction": "both", "field_mappings": { "Department": null } } }
+            ]
+        }))
+        .unwrap();
+        let (canonical, hash) = crate::state::ConfigRevision::canonical(&config);
+        let mut state = MemoryState::new();
+        let mut bo = reached("bo@acme.com", "15.20.7452.28");
+        bo.configuration = Some("Other".into());
+        state
+            .apply(vec![
+                StateChange::RecordApply {
+                    canonical,
+                    hash,
+                    applied_at: at(),
+                    applied_by: "ci".into(),
+                },
+                StateChange::SetRepFacts(reached("ana@acme.com", "15.20.7452.28")),
+                StateChange::SetRepFacts(bo),
+            ])
+            .unwrap();
+        let text = table(&report(&state, None, at()).unwrap());
+        let rep_block = |email: &str| -> String {
+            let mut lines = text.lines().skip_while(|l| *l != format!("  {email}"));
+            lines.next();
+            let block: Vec<&str> = lines.take_while(|l| l.starts_with("    ")).collect();
+            block.join("\n")
+        };
+        let ana = rep_block("ana@acme.com");
+        assert!(
+            ana.contains("Field mappings (contacts, differing from the defaults): OtherPhone → BusinessPhone2 (default OtherTelephone)"),
+            "{ana}"
+        );
+        assert!(!ana.contains("Department"), "{ana}");
+        let bo = rep_block("bo@acme.com");
+        assert!(bo.contains("Department not synced (removed)"), "{bo}");
+        assert!(!bo.contains("OtherPhone"), "{bo}");
     }
 
     #[test]

@@ -300,6 +300,12 @@ pub trait MailConnector: Send + Sync {
         salesforce_ids: &[String],
     ) -> impl Future<Output = Result<Vec<MailItem>, CallError>> + Send;
 
+    /// The contact mapping of the configuration `mailbox`'s rep syncs under, told before
+    /// the mailbox is read: a connector that converts items reads and writes that mailbox's
+    /// contacts with it, so a rep's writes touch only the properties their mapping names.
+    /// (The in-memory connector keeps canonical records and needs none.)
+    fn use_contact_mapping(&self, _mailbox: &Mailbox, _mapping: &crate::model::EffectiveMapping) {}
+
     /// The server build the mailbox answered from in this run (e.g. `15.1.2507.6`), when
     /// the mail side names one. No call of its own: what earlier calls reported.
     fn server_build(&self, _mailbox: &Mailbox) -> Option<String> {

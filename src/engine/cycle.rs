@@ -441,7 +441,9 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                 continue;
             }
             let full = full_ids.contains(rep.user_id.as_str());
-            let links = if resets.contains_key(&rep.user_id) {
+            // A rep marked for reset loses its links when the cycle starts (so a plan shows
+            // the re-matching); once the reset is under way its links are the ones it made.
+            let links = if resets.get(&rep.user_id) == Some(&ResetMark::MarkedForReset) {
                 Vec::new()
             } else {
                 state.links(&rep.user_id, object)?
@@ -462,6 +464,9 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                     object,
                 })?
             };
+            if object == ObjectKind::Contact {
+                mail.use_contact_mapping(&rep.mailbox, &s.mapping);
+            }
             match read_folder(
                 mail,
                 rep,
@@ -761,17 +766,27 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
         rep: r.user_id.clone(),
         email: r.email.clone(),
     }));
-    let mut clean_reps: BTreeSet<&str> = read.reps.iter().map(|r| r.user_id.as_str()).collect();
+    // A reset is complete once its rep was read and planned in full and every operation ran:
+    // matched, or recorded as failed (failures are retried as ordinary records, as the
+    // failed rep is read in full again). Only an unreadable mailbox, a refusal or operations
+    // held back leave it in progress.
+    let mut reset_done: BTreeSet<&str> = read.reps.iter().map(|r| r.user_id.as_str()).collect();
     for ((rep, object), cursor) in &read.folder_cursors {
         // A refused mass delete is read again (in full) next time, so --force can apply it.
         let refused = plan
             .refusals
             .iter()
             .any(|x| &x.rep == rep && x.object == *object);
-        let failed = refused || exec.failed_reps.contains(&(rep.clone(), *object));
+        // Records a first-sync match could not tell apart are read in full again too: an
+        // incremental read would show the edit that tells them apart without the others.
+        let ambiguous = plan
+            .ambiguous
+            .iter()
+            .any(|x| &x.rep == rep && x.object == *object);
+        let failed = refused || ambiguous || exec.failed_reps.contains(&(rep.clone(), *object));
         let held_back = held.contains(&(rep.as_str(), *object));
-        if failed || held_back {
-            clean_reps.remove(rep.as_str());
+        if refused || held_back {
+            reset_done.remove(rep.as_str());
         }
         if failed || !held_back {
             changes.push(StateChange::SetCursor {
@@ -832,7 +847,7 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
         }
     }
     for (rep, e) in &read.rep_errors {
-        clean_reps.remove(rep.user_id.as_str());
+        reset_done.remove(rep.user_id.as_str());
         for object in ObjectKind::ALL {
             changes.push(StateChange::SetCursor {
                 key: CursorKey::Folder {
@@ -867,6 +882,31 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
                 .into(),
         }));
     }
+    for a in &plan.ambiguous {
+        changes.push(StateChange::AddError(ErrorEntry {
+            at: now,
+            rep: a.rep.clone(),
+            object: Some(a.object),
+            direction: None,
+            record_ids: a
+                .exchange_ids
+                .iter()
+                .chain(&a.salesforce_ids)
+                .cloned()
+                .collect(),
+            code: "AMBIGUOUS_MATCH".into(),
+            message: format!(
+                "{} Exchange and {} Salesforce {}s have one name and company and no email \
+                 that tells them apart; none of them is linked or created",
+                a.exchange_ids.len(),
+                a.salesforce_ids.len(),
+                a.object.name()
+            ),
+            suggestion: "Give the Outlook contact the email of the Salesforce contact it is \
+                         (or tell the records apart by name or company); the next run links it."
+                .into(),
+        }));
+    }
     for p in &read.problems {
         changes.push(StateChange::AddError(ErrorEntry {
             at: now,
@@ -887,7 +927,7 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
         }));
     }
     for (rep, mark) in state.reset_marks()? {
-        if mark == ResetMark::ResetInProgress && clean_reps.contains(rep.as_str()) {
+        if mark == ResetMark::ResetInProgress && reset_done.contains(rep.as_str()) {
             changes.push(StateChange::SetResetMark { rep, mark: None });
         }
     }

@@ -733,8 +733,9 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     let Action::CreateInSalesforce { record, .. } = &op.action else {
                         unreachable!("filtered to CreateInSalesforce")
                     };
-                    let mut record = record.clone();
-                    let cut = truncate_for_salesforce(&mut record, &self.mapping(&op.rep, object));
+                    let mapping = self.mapping(&op.rep, object);
+                    let mut record = mapping.project(record);
+                    let cut = truncate_for_salesforce(&mut record, &mapping);
                     truncations.push(cut);
                     CrmCreate {
                         owner_id: op.rep.clone(),
@@ -1071,7 +1072,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         salesforce, record, ..
                     } => MailCreate {
                         salesforce_id: salesforce.id.clone(),
-                        record: record.clone(),
+                        record: self.mapping(&op.rep, object).project(record),
                     },
                     _ => unreachable!("filtered to CreateInExchange"),
                 })
@@ -1174,11 +1175,9 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         record,
                         ..
                     } => {
-                        let mut record = record.clone();
-                        cuts.push(truncate_for_salesforce(
-                            &mut record,
-                            &self.mapping(&op.rep, object),
-                        ));
+                        let mapping = self.mapping(&op.rep, object);
+                        let mut record = mapping.project(record);
+                        cuts.push(truncate_for_salesforce(&mut record, &mapping));
                         (salesforce_id.clone(), record)
                     }
                     _ => unreachable!("filtered to UpdateSalesforce"),
@@ -1302,7 +1301,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 .map(|op| match &op.action {
                     Action::UpdateExchange {
                         item_id, record, ..
-                    } => (item_id.clone(), record.clone()),
+                    } => (item_id.clone(), self.mapping(rep, object).project(record)),
                     _ => unreachable!("filtered to UpdateExchange"),
                 })
                 .collect();

@@ -6,7 +6,7 @@
 
 use crate::engine::connector::*;
 use crate::model::catalog::{SalesforceObject, salesforce_field};
-use crate::model::{ObjectKind, Record};
+use crate::model::{Event, ObjectKind, Record};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
@@ -141,6 +141,44 @@ fn as_exchange_stores(mut record: Record) -> Record {
         Record::Event(e) => e.body = e.body.replace("\r\n", "\n").replace('\n', "\r\n"),
     }
     record
+}
+
+/// `written` applied over `current` (`None`: a create) as the real connectors apply a
+/// write: a contact's named fields change and the others stay; an event's fields its
+/// writer does not map (`Event::unmapped`, custom fields it does not name) stay.
+fn overlay(current: Option<&Record>, written: &Record) -> Record {
+    let mut out = written.clone();
+    match (current, &mut out) {
+        (Some(Record::Contact(old)), Record::Contact(c)) => {
+            let named = std::mem::take(&mut c.fields);
+            c.fields = old.fields.clone();
+            c.fields.extend(named);
+        }
+        (current, Record::Event(e)) => {
+            let old = match current {
+                Some(Record::Event(old)) => old.clone(),
+                _ => Event::new("", e.time),
+            };
+            for f in std::mem::take(&mut e.unmapped) {
+                match f.as_str() {
+                    "Subject" => e.subject = old.subject.clone(),
+                    "Location" => e.location = old.location.clone(),
+                    "Description" => e.body = old.body.clone(),
+                    "ShowAs" => e.show_as = old.show_as,
+                    _ => {}
+                }
+            }
+            for (k, v) in old.extra {
+                e.extra.entry(k).or_insert(v);
+            }
+            e.extra.retain(|_, v| !v.is_empty());
+        }
+        _ => {}
+    }
+    if let Record::Contact(c) = &mut out {
+        c.fields.retain(|_, v| !v.is_empty());
+    }
+    out
 }
 
 impl MemoryExchange {
@@ -441,7 +479,7 @@ impl MailConnector for MemoryExchange {
                     item: MailItem {
                         item_id: id.clone(),
                         change_key: ck.clone(),
-                        record: as_exchange_stores(c.record.clone()),
+                        record: as_exchange_stores(overlay(None, &c.record)),
                         salesforce_id: Some(c.salesforce_id.clone()),
                         related_in_outlook: false,
                     },
@@ -484,7 +522,7 @@ impl MailConnector for MemoryExchange {
                 .and_then(|f| f.values_mut().find_map(|f| f.items.get_mut(id)));
             match found {
                 Some(s) => {
-                    s.item.record = as_exchange_stores(record.clone());
+                    s.item.record = as_exchange_stores(overlay(Some(&s.item.record), record));
                     s.item.change_key = format!("CK{seq}");
                     s.seq = seq;
                     out.push(Outcome::Ok(MailRef {
@@ -939,7 +977,7 @@ impl CrmConnector for MemoryCrm {
                 id: id.clone(),
                 owner_id: c.owner_id.clone(),
                 modstamp: format!("{seq:012}"),
-                record: c.record.clone(),
+                record: overlay(None, &c.record),
                 marker: Some(c.marker.clone()),
             };
             d.records
@@ -983,7 +1021,7 @@ impl CrmConnector for MemoryCrm {
             let seq = d.seq;
             match d.records.entry(object).or_default().get_mut(id) {
                 Some((r, s)) => {
-                    r.record = record.clone();
+                    r.record = overlay(Some(&r.record), record);
                     r.modstamp = format!("{seq:012}");
                     *s = seq;
                     out.push(Outcome::Ok(CrmRef {

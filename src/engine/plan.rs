@@ -272,6 +272,16 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// Unlinked contacts of one name and company that cannot be told apart (no email decides):
+/// none of them is linked or created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmbiguousMatch {
+    pub rep: String,
+    pub object: ObjectKind,
+    pub exchange_ids: Vec<String>,
+    pub salesforce_ids: Vec<String>,
+}
+
 /// The empty-side guard refused deletes for a rep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -296,6 +306,7 @@ pub struct Plan {
     pub conflicts: Vec<Conflict>,
     pub skipped: Vec<Skipped>,
     pub refusals: Vec<Refusal>,
+    pub ambiguous: Vec<AmbiguousMatch>,
     /// Salesforce values a one-way Exchange→Salesforce sync overwrites (the reason TODAY is
     /// the default window): the plan warns about each.
     pub overwrites: Vec<Overwrite>,
@@ -1335,44 +1346,16 @@ impl RepPlanner<'_, '_> {
             }
         }
 
-        // 3. Natural keys, strongest first, only where unique on both sides.
+        // 3. Natural keys, strongest first.
         for rank in 0..2 {
-            let key = |r: &Record| rules::match_keys(r).get(rank).cloned();
-            let mut ex_by: HashMap<String, Vec<usize>> = HashMap::new();
-            for (i, m) in ex_left.iter().enumerate() {
-                if let Some(k) = m.and_then(|m| key(&m.record)) {
-                    ex_by.entry(k).or_default().push(i);
-                }
-            }
-            let mut sf_by: HashMap<String, Vec<usize>> = HashMap::new();
-            for (i, r) in sf_left.iter().enumerate() {
-                if let Some(k) = r.and_then(|r| key(&r.record)) {
-                    sf_by.entry(k).or_default().push(i);
-                }
-            }
-            let mut keys: Vec<&String> = ex_by.keys().collect();
-            keys.sort();
-            for k in keys {
-                if let (Some([ei]), Some([si])) = (
-                    ex_by.get(k).map(Vec::as_slice),
-                    sf_by.get(k).map(Vec::as_slice),
-                ) {
-                    let (m, r) = (
-                        ex_left[*ei].unwrap_or_else(|| unreachable!()),
-                        sf_left[*si].unwrap_or_else(|| unreachable!()),
-                    );
-                    if self.can_pair(
-                        m,
-                        r,
-                        &ex_hashes[m.item_id.as_str()],
-                        &sf_hashes[r.id.as_str()],
-                    ) {
-                        pairs.push((m, r, "matched an existing record", None));
-                        ex_left[*ei] = None;
-                        sf_left[*si] = None;
-                    }
-                }
-            }
+            self.match_natural_keys(
+                rank,
+                &mut ex_left,
+                &mut sf_left,
+                &mut pairs,
+                ex_hashes,
+                sf_hashes,
+            );
         }
 
         for (m, r, why, base) in pairs {
@@ -1461,6 +1444,141 @@ impl RepPlanner<'_, '_> {
                 }
                 Some(_) => {}
             }
+        }
+    }
+
+    /// Pairs the records left whose `rank`th natural key is the same and where each is the
+    /// other's only candidate. A name match (contacts' second key) is a candidate only when
+    /// the emails do not contradict each other: two people of one name at one company are
+    /// two people. Records with several candidates link nothing, are not created either
+    /// (that would duplicate whichever of them is the same person), and are reported.
+    fn match_natural_keys<'r>(
+        &mut self,
+        rank: usize,
+        ex_left: &mut [Option<&'r MailItem>],
+        sf_left: &mut [Option<&'r CrmRecord>],
+        pairs: &mut Vec<(&'r MailItem, &'r CrmRecord, &'static str, Option<String>)>,
+        ex_hashes: &HashMap<&str, String>,
+        sf_hashes: &HashMap<&str, String>,
+    ) {
+        let key = |r: &Record| rules::match_keys(r)[rank].clone();
+        let mut by_key: BTreeMap<String, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+        for (i, m) in ex_left.iter().enumerate() {
+            if let Some(k) = m.and_then(|m| key(&m.record)) {
+                by_key.entry(k).or_default().0.push(i);
+            }
+        }
+        for (i, r) in sf_left.iter().enumerate() {
+            if let Some(k) = r.and_then(|r| key(&r.record)) {
+                by_key.entry(k).or_default().1.push(i);
+            }
+        }
+        let by_name = self.item.object == ObjectKind::Contact && rank == 1;
+        for (ex_ids, sf_ids) in by_key.values() {
+            if ex_ids.is_empty() || sf_ids.is_empty() {
+                continue;
+            }
+            if !by_name {
+                // Unique on both sides, or not at all.
+                if let ([ei], [si]) = (ex_ids.as_slice(), sf_ids.as_slice()) {
+                    self.pair_if_allowed(*ei, *si, ex_left, sf_left, pairs, ex_hashes, sf_hashes);
+                }
+                continue;
+            }
+            let candidate = |ei: usize, si: usize| {
+                let (Some(m), Some(r)) = (ex_left[ei], sf_left[si]) else {
+                    return false;
+                };
+                let email = |r: &Record| {
+                    crate::model::normalize::email(r.as_contact().map_or("", |c| c.email()))
+                };
+                let (a, b) = (email(&m.record), email(&r.record));
+                a.is_empty() || b.is_empty() || a == b
+            };
+            let ex_of = |si: usize| -> Vec<usize> {
+                ex_ids
+                    .iter()
+                    .copied()
+                    .filter(|&ei| candidate(ei, si))
+                    .collect()
+            };
+            let sf_of = |ei: usize| -> Vec<usize> {
+                sf_ids
+                    .iter()
+                    .copied()
+                    .filter(|&si| candidate(ei, si))
+                    .collect()
+            };
+            let mut ambiguous_ex: BTreeSet<usize> = BTreeSet::new();
+            let mut ambiguous_sf: BTreeSet<usize> = BTreeSet::new();
+            let mut unique = Vec::new();
+            for &ei in ex_ids {
+                let sfs = sf_of(ei);
+                match sfs.as_slice() {
+                    [] => {}
+                    [si] if ex_of(*si).len() == 1 => unique.push((ei, *si)),
+                    _ => {
+                        ambiguous_ex.insert(ei);
+                        for si in sfs {
+                            ambiguous_sf.insert(si);
+                            ambiguous_ex.extend(ex_of(si));
+                        }
+                    }
+                }
+            }
+            for (ei, si) in unique {
+                self.pair_if_allowed(ei, si, ex_left, sf_left, pairs, ex_hashes, sf_hashes);
+            }
+            if ambiguous_ex.is_empty() {
+                continue;
+            }
+            let reason = "ambiguous match by name and company (see the warning)";
+            let mut found = AmbiguousMatch {
+                rep: self.item.rep.user_id.clone(),
+                object: self.item.object,
+                exchange_ids: Vec::new(),
+                salesforce_ids: Vec::new(),
+            };
+            for i in ambiguous_ex {
+                if let Some(m) = ex_left[i].take() {
+                    self.skip(&m.item_id, reason);
+                    found.exchange_ids.push(m.item_id.clone());
+                }
+            }
+            for i in ambiguous_sf {
+                if let Some(r) = sf_left[i].take() {
+                    self.skip(&r.id, reason);
+                    found.salesforce_ids.push(r.id.clone());
+                }
+            }
+            self.out.ambiguous.push(found);
+        }
+    }
+
+    /// Pairs two unlinked records when `can_pair` allows it.
+    #[allow(clippy::too_many_arguments)]
+    fn pair_if_allowed<'r>(
+        &self,
+        ei: usize,
+        si: usize,
+        ex_left: &mut [Option<&'r MailItem>],
+        sf_left: &mut [Option<&'r CrmRecord>],
+        pairs: &mut Vec<(&'r MailItem, &'r CrmRecord, &'static str, Option<String>)>,
+        ex_hashes: &HashMap<&str, String>,
+        sf_hashes: &HashMap<&str, String>,
+    ) {
+        let (Some(m), Some(r)) = (ex_left[ei], sf_left[si]) else {
+            return;
+        };
+        if self.can_pair(
+            m,
+            r,
+            &ex_hashes[m.item_id.as_str()],
+            &sf_hashes[r.id.as_str()],
+        ) {
+            pairs.push((m, r, "matched an existing record", None));
+            ex_left[ei] = None;
+            sf_left[si] = None;
         }
     }
 

@@ -6,6 +6,7 @@ use crate::config::model::{
     ConflictPolicy, ContactScope, Direction, EventSelection, Filter, FilterOp, ScalarValue,
     SinceWindow, SyncConfiguration,
 };
+use crate::model::mapping::MappingDifference;
 use crate::model::normalize;
 use crate::model::{Contact, EffectiveMapping, Event, EventTime, ObjectKind, Recurrence};
 use crate::state::SyncDirection;
@@ -78,6 +79,24 @@ impl ObjectSettings {
             SyncDirection::SalesforceToExchange => self.direction.to_exchange(),
         }
     }
+}
+
+/// Each active configuration's field mappings that differ from the defaults, per object it
+/// syncs (only those with a difference): configuration name, object, differences.
+pub fn mapping_differences(
+    config: &crate::config::model::Config,
+) -> Vec<(String, ObjectKind, Vec<MappingDifference>)> {
+    let mut out = Vec::new();
+    for c in config.sync_configurations.iter().filter(|c| c.active) {
+        for object in ObjectKind::ALL {
+            let s = ObjectSettings::of(c, object);
+            let differences = s.mapping.differences_from_defaults();
+            if s.direction != Direction::None && !differences.is_empty() {
+                out.push((c.name.clone(), object, differences));
+            }
+        }
+    }
+    out
 }
 
 fn winner(direction: Direction, conflict: Option<ConflictPolicy>) -> ConflictPolicy {
@@ -252,25 +271,22 @@ pub fn filters_pass(contact: &Contact, filters: &[Filter]) -> bool {
     filters.iter().all(|f| filter_passes(contact, f))
 }
 
-/// First-sync match keys, strongest first: contacts by email, then first + last name +
-/// company; events by subject + start + end.
-pub fn match_keys(record: &crate::model::Record) -> Vec<String> {
+/// First-sync match keys by rank, strongest first: contacts by email, then by first + last
+/// name + company; events by subject + start + end. A key a record lacks is `None`, so a
+/// contact without an email is still matched by name against one with an email.
+pub fn match_keys(record: &crate::model::Record) -> [Option<String>; 2] {
     match record {
         crate::model::Record::Contact(c) => {
-            let mut keys = Vec::new();
             let email = normalize::email(c.email());
-            if !email.is_empty() {
-                keys.push(format!("email:{email}"));
-            }
-            if !normalize::text(c.last_name()).is_empty() {
-                keys.push(format!(
+            let name = (!normalize::text(c.last_name()).is_empty()).then(|| {
+                format!(
                     "name:{}|{}|{}",
                     normalize::text(c.first_name()).to_lowercase(),
                     normalize::text(c.last_name()).to_lowercase(),
                     normalize::text(c.company()).to_lowercase()
-                ));
-            }
-            keys
+                )
+            });
+            [(!email.is_empty()).then(|| format!("email:{email}")), name]
         }
         crate::model::Record::Event(e) => {
             let when = match e.time {
@@ -281,10 +297,13 @@ pub fn match_keys(record: &crate::model::Record) -> Vec<String> {
                 ),
                 EventTime::AllDay { start, end } => format!("{start}|{end}"),
             };
-            vec![format!(
-                "event:{}|{when}",
-                normalize::text(&e.subject).to_lowercase()
-            )]
+            [
+                Some(format!(
+                    "event:{}|{when}",
+                    normalize::text(&e.subject).to_lowercase()
+                )),
+                None,
+            ]
         }
     }
 }

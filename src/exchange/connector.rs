@@ -30,7 +30,7 @@ use crate::model::{
 };
 use chrono::{NaiveDate, TimeZone, Utc};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const SYNC_FOLDER: &str = "Salesforce_Sync";
 /// SyncFolderItems' largest page.
@@ -39,7 +39,10 @@ const PAGE: u16 = 512;
 /// The mail side of the engine over EWS.
 pub struct EwsConnector {
     client: EwsClient,
-    contact_mapping: EffectiveMapping,
+    /// The contact mapping of mailboxes the engine has not named one for.
+    contact_mapping: Arc<EffectiveMapping>,
+    /// Each rep's own contact mapping, by mailbox address (`use_contact_mapping`).
+    mailbox_mappings: Mutex<HashMap<String, Arc<EffectiveMapping>>>,
     /// Windows zone new all-day events and series are created in.
     time_zone: String,
     /// Salesforce_Sync folder id per mailbox (found or created this run).
@@ -333,13 +336,23 @@ fn record_to_event(base: Option<CalendarEvent>, e: &Event, zone: &str) -> Calend
     out.is_all_day = all_day;
     out.start_time_zone = Some(zone.clone());
     out.end_time_zone = Some(zone);
-    out.subject = some(&e.subject);
-    out.body = some(&e.body);
-    out.location = some(&e.location);
-    out.free_busy = match (e.show_as, out.free_busy) {
-        (ShowAs::Busy, Some(FreeBusy::Tentative)) => Some(FreeBusy::Tentative),
-        (s, _) => Some(free_busy(s)),
-    };
+    // What the writing rep's configuration does not map stays as the item has it.
+    let mapped = |field: &str| !e.unmapped.contains(field);
+    if mapped("Subject") {
+        out.subject = some(&e.subject);
+    }
+    if mapped("Description") {
+        out.body = some(&e.body);
+    }
+    if mapped("Location") {
+        out.location = some(&e.location);
+    }
+    if mapped("ShowAs") {
+        out.free_busy = match (e.show_as, out.free_busy) {
+            (ShowAs::Busy, Some(FreeBusy::Tentative)) => Some(FreeBusy::Tentative),
+            (s, _) => Some(free_busy(s)),
+        };
+    }
     // Private and Confidential both read as private; an update keeps whichever the item had.
     out.sensitivity = Some(match (e.private, out.sensitivity) {
         (true, Some(Sensitivity::Confidential)) => Sensitivity::Confidential,
@@ -386,19 +399,27 @@ impl EwsConnector {
     pub fn new(client: EwsClient) -> Self {
         EwsConnector {
             client,
-            contact_mapping: EffectiveMapping::defaults(ObjectKind::Contact),
+            contact_mapping: Arc::new(EffectiveMapping::defaults(ObjectKind::Contact)),
+            mailbox_mappings: Mutex::default(),
             time_zone: "UTC".into(),
             folders: Mutex::default(),
             change_keys: Mutex::default(),
         }
     }
 
-    /// The contact mapping in force (defaults plus the configuration's `field_mappings`).
-    /// With several configurations, pass the union: the engine compares only what each
-    /// rep's own mapping names.
+    /// The contact mapping of mailboxes the engine names none for (see
+    /// `MailConnector::use_contact_mapping`, which gives each rep their configuration's).
     pub fn with_contact_mapping(mut self, mapping: EffectiveMapping) -> Self {
-        self.contact_mapping = mapping;
+        self.contact_mapping = Arc::new(mapping);
         self
+    }
+
+    /// The contact mapping `mailbox`'s contacts are read and written with.
+    fn contact_mapping(&self, mailbox: &str) -> Arc<EffectiveMapping> {
+        lock(&self.mailbox_mappings)
+            .get(&mailbox.to_lowercase())
+            .unwrap_or(&self.contact_mapping)
+            .clone()
     }
 
     /// Windows zone id (e.g. `W. Europe Standard Time`) new all-day events are created in.
@@ -442,7 +463,7 @@ impl EwsConnector {
         let (id, record, salesforce_id, related) = match item {
             model::Item::Contact(c) => (
                 c.item_id.clone()?,
-                contact_to_record(&c, &self.contact_mapping),
+                contact_to_record(&c, &self.contact_mapping(mailbox)),
                 c.salesforce_id().map(str::to_string),
                 false,
             ),
@@ -495,6 +516,11 @@ fn split_cursor(cursor: &str) -> Option<(&str, &str)> {
 }
 
 impl MailConnector for EwsConnector {
+    fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &EffectiveMapping) {
+        lock(&self.mailbox_mappings)
+            .insert(mailbox.address.to_lowercase(), Arc::new(mapping.clone()));
+    }
+
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
         self.client
             .server_build(&mailbox.address)
@@ -631,6 +657,7 @@ impl MailConnector for EwsConnector {
         folder: Folder,
         items: &[MailCreate],
     ) -> Result<Vec<Outcome<MailRef>>, CallError> {
+        let mapping = self.contact_mapping(&mailbox.address);
         let results = match folder {
             Folder::SalesforceSyncContacts | Folder::Contacts => {
                 let folder_ref = self
@@ -647,7 +674,7 @@ impl MailConnector for EwsConnector {
                     .map(|c| {
                         let mut x = match &c.record {
                             Record::Contact(r) => {
-                                record_to_contact(EwsContact::default(), r, &self.contact_mapping)
+                                record_to_contact(EwsContact::default(), r, &mapping)
                             }
                             Record::Event(_) => EwsContact::default(),
                         };
@@ -703,6 +730,7 @@ impl MailConnector for EwsConnector {
         mailbox: &Mailbox,
         items: &[(String, Record)],
     ) -> Result<Vec<Outcome<MailRef>>, CallError> {
+        let mapping = self.contact_mapping(&mailbox.address);
         let mut out: Vec<Option<Outcome<MailRef>>> = vec![None; items.len()];
         for object in ObjectKind::ALL {
             let idx: Vec<usize> = (0..items.len())
@@ -740,7 +768,7 @@ impl MailConnector for EwsConnector {
                 let id = ItemId::new(now_id.id.clone(), seen.or(now_id.change_key.clone()));
                 match (item, &items[i].1) {
                     (model::Item::Contact(c), Record::Contact(r)) => {
-                        let mut c = record_to_contact(*c, r, &self.contact_mapping);
+                        let mut c = record_to_contact(*c, r, &mapping);
                         c.extended.clear();
                         contacts.push((id, c));
                     }

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The two kinds of records tether syncs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -133,6 +133,11 @@ pub struct Event {
     pub recurrence: Recurrence,
     /// Values of custom mappings, keyed by Salesforce Event field name.
     pub extra: BTreeMap<String, String>,
+    /// On a record being written only (`EffectiveMapping::project`): the modelled fields
+    /// (Salesforce names, e.g. `Location`) the writing rep's configuration does not map,
+    /// which the write leaves as they are.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub unmapped: BTreeSet<String>,
 }
 
 impl Event {
@@ -148,6 +153,7 @@ impl Event {
             organizer: None,
             recurrence: Recurrence::Single,
             extra: BTreeMap::new(),
+            unmapped: BTreeSet::new(),
         }
     }
 

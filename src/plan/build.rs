@@ -428,6 +428,21 @@ pub fn build(
             fields,
         });
     }
+    for a in &plan.ambiguous {
+        warnings.push(Warning {
+            kind: WarningKind::AmbiguousMatch,
+            message: format!(
+                "{}: {}s of one name and company cannot be told apart (Exchange {}; \
+                 Salesforce {}): none is linked or created until an email tells them apart",
+                email(&a.rep),
+                a.object.name(),
+                a.exchange_ids.join(", "),
+                a.salesforce_ids.join(", ")
+            ),
+            rep: Some(email(&a.rep)),
+            fields: Vec::new(),
+        });
+    }
     for r in &plan.refusals {
         warnings.push(Warning {
             kind: WarningKind::EmptySide,
@@ -474,12 +489,21 @@ pub fn build(
         });
     }
     warnings.sort_by(|a, b| (a.kind, &a.rep, &a.message).cmp(&(b.kind, &b.rep, &b.message)));
-    PlanDocument::new(
+    let mut doc = PlanDocument::new(
         config.org.name.clone(),
         settings,
         rep_changes,
         record_changes,
         conflicts,
         warnings,
-    )
+    );
+    doc.field_mappings = crate::engine::rules::mapping_differences(config)
+        .into_iter()
+        .map(|(configuration, kind, differences)| ConfigurationMappings {
+            configuration,
+            object: object(kind),
+            differences,
+        })
+        .collect();
+    doc
 }

@@ -33,11 +33,36 @@ pub struct PlanDocument {
     #[serde(default = "data_read_default")]
     pub data_read: bool,
     pub settings_changes: Vec<SettingChange>,
+    /// Each configuration's field mappings that differ from the defaults, as this plan
+    /// applies them (every rep syncs with their own configuration's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub field_mappings: Vec<ConfigurationMappings>,
     pub rep_changes: Vec<RepChange>,
     pub record_changes: Vec<RecordChanges>,
     pub conflicts: Vec<ConflictEntry>,
     pub warnings: Vec<Warning>,
     pub summary: Summary,
+}
+
+/// One configuration's mapping of one object, where it differs from the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigurationMappings {
+    pub configuration: String,
+    pub object: Object,
+    pub differences: Vec<crate::model::mapping::MappingDifference>,
+}
+
+impl ConfigurationMappings {
+    /// `Sales contacts: OtherPhone → BusinessPhone2 (default OtherTelephone); …`
+    pub fn line(&self) -> String {
+        let d: Vec<String> = self.differences.iter().map(|d| d.to_string()).collect();
+        format!(
+            "{} {}: {}",
+            self.configuration,
+            self.object.plural(),
+            d.join("; ")
+        )
+    }
 }
 
 #[derive(
@@ -229,6 +254,8 @@ pub enum WarningKind {
     RepCannotSync,
     /// The size of a rep's initial sync.
     InitialSync,
+    /// Records a first-sync match cannot tell apart: none is linked or created.
+    AmbiguousMatch,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -343,6 +370,7 @@ impl PlanDocument {
         };
         let records_losing_values = losing.len();
         PlanDocument {
+            field_mappings: Vec::new(),
             format_version: FORMAT_VERSION.to_string(),
             org,
             data_read: true,

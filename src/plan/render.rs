@@ -181,6 +181,12 @@ pub fn human(doc: &PlanDocument, detail: bool) -> String {
             let _ = writeln!(out, "      {l}");
         }
     }
+    if !doc.field_mappings.is_empty() {
+        let _ = writeln!(out, "  Field mappings that differ from the defaults:");
+        for m in &doc.field_mappings {
+            let _ = writeln!(out, "    {}", m.line());
+        }
+    }
     let _ = writeln!(out, "\nMailboxes and reps");
     if doc.rep_changes.is_empty() {
         let _ = writeln!(out, "  (no changes)");
@@ -269,6 +275,13 @@ pub fn markdown(doc: &PlanDocument) -> String {
             }
         }
         let _ = writeln!(head, "```\n");
+        if !doc.field_mappings.is_empty() {
+            let _ = writeln!(head, "Field mappings that differ from the defaults:\n");
+            for m in &doc.field_mappings {
+                let _ = writeln!(head, "- {}", md_escape(&m.line()));
+            }
+            head.push('\n');
+        }
     }
     if !doc.rep_changes.is_empty() {
         let _ = writeln!(head, "#### Mailboxes and reps\n");

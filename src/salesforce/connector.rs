@@ -248,9 +248,10 @@ impl SalesforceConnector {
         self
     }
 
-    /// The mappings in force (defaults plus the configuration's `field_mappings`). With
-    /// several configurations, pass the union: the engine compares only what each rep's own
-    /// mapping names.
+    /// The fields reads select and writes may name (defaults plus the configurations'
+    /// `field_mappings`). With several configurations, pass their union
+    /// ([`connector_mapping`](crate::connect::connector_mapping)): each rep compares only what
+    /// their own mapping names, and writes name only those fields.
     pub fn with_mappings(mut self, contact: EffectiveMapping, event: EffectiveMapping) -> Self {
         self.contact_mapping = contact;
         self.event_mapping = event;
@@ -409,7 +410,14 @@ impl SalesforceConnector {
         };
         match record {
             Record::Contact(c) => {
-                for f in &self.contact_mapping.fields {
+                // Only the fields the record names: the writing rep's mapping
+                // (`EffectiveMapping::project`); the others are left as they are.
+                let named = self
+                    .contact_mapping
+                    .fields
+                    .iter()
+                    .filter(|f| c.fields.contains_key(&f.salesforce));
+                for f in named {
                     if f.salesforce == ACCOUNT_NAME {
                         let company = c.company().trim();
                         put(
@@ -428,7 +436,8 @@ impl SalesforceConnector {
                 }
             }
             Record::Event(e) => {
-                let mapped = |name: &str| self.event_mapping.maps(name);
+                let mapped =
+                    |name: &str| self.event_mapping.maps(name) && !e.unmapped.contains(name);
                 if mapped("Subject") {
                     put("Subject", str_or_null(&e.subject));
                 }
@@ -465,11 +474,11 @@ impl SalesforceConnector {
                 if let (true, Recurrence::Series { rule }) = (create, &e.recurrence) {
                     put("Recurrence2PatternText", json!(format!("RRULE:{rule}")));
                 }
+                // Custom fields only as the record names them (see contacts above).
                 for f in self.extra_event_fields() {
-                    put(
-                        f,
-                        str_or_null(e.extra.get(f).map(String::as_str).unwrap_or("")),
-                    );
+                    if let Some(v) = e.extra.get(f) {
+                        put(f, str_or_null(v));
+                    }
                 }
             }
         }
