@@ -1253,6 +1253,9 @@ impl<C: MailConnector> MailConnector for EditAfterRead<'_, C> {
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
         self.inner.server_build(mailbox)
     }
+    fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &crate::model::EffectiveMapping) {
+        self.inner.use_contact_mapping(mailbox, mapping)
+    }
 }
 
 impl<C: CrmConnector> CrmConnector for EditAfterRead<'_, C> {
