@@ -167,11 +167,18 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
         last.stdout, last.stderr
     );
     let t = w.tally(); // panics on a lost or duplicated record
-    assert!(
-        t.unsynced.is_empty(),
-        "not converged (seed {seed}): {:?}",
-        t.unsynced
-    );
+    if !t.unsynced.is_empty() {
+        let plan = w.tether(&["plan", "org", "--detail"]).await;
+        let copies: Vec<_> = w
+            .observe()
+            .into_iter()
+            .filter(|(k, _)| t.unsynced.contains(k))
+            .collect();
+        panic!(
+            "not converged (seed {seed}): {:?}\ncopies: {copies:#?}\nthe clean apply:\n{}{}\nthe next plan:\n{}{}",
+            t.unsynced, last.stdout, last.stderr, plan.stdout, plan.stderr
+        );
+    }
     assert!(
         t.stale.is_empty(),
         "edits lost (seed {seed}): {:?}",

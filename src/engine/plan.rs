@@ -508,6 +508,35 @@ impl<'a> Versions<'a> {
         }
     }
 
+    /// A link's sides at the versions this plan sees them: tether's own write, read back, is
+    /// newer than the link remembers when its state write was lost. A link recorded with the
+    /// older version would have every later delete or overwrite of it held back as "changed
+    /// after the read".
+    fn current(
+        &self,
+        exchange: &ExchangeSide,
+        salesforce: &SalesforceSide,
+    ) -> (ExchangeSide, SalesforceSide) {
+        let read = |versions: &HashMap<&str, Option<&str>>, id: &str, stored: &str| {
+            versions
+                .get(id)
+                .copied()
+                .flatten()
+                .unwrap_or(stored)
+                .to_string()
+        };
+        (
+            ExchangeSide {
+                item_id: exchange.item_id.clone(),
+                change_key: read(&self.exchange, &exchange.item_id, &exchange.change_key),
+            },
+            SalesforceSide {
+                id: salesforce.id.clone(),
+                modstamp: read(&self.salesforce, &salesforce.id, &salesforce.modstamp),
+            },
+        )
+    }
+
     /// The records `action` touches: those it names and those of the link it changes.
     fn touched(&self, action: &Action) -> (Option<RecordVersion>, Option<RecordVersion>) {
         let link = |id: &Option<LinkId>| id.and_then(|id| self.links.get(&id).copied());
@@ -852,11 +881,12 @@ impl RepPlanner<'_, '_> {
             self.decide(*id, link, e, s);
             if record.contains(id) && self.out.operations.len() == before {
                 if let (Some(exchange), Some(salesforce)) = (&link.exchange, &link.salesforce) {
+                    let (exchange, salesforce) = self.versions.current(exchange, salesforce);
                     self.push(
                         Action::Refresh {
                             link: *id,
-                            exchange: exchange.clone(),
-                            salesforce: salesforce.clone(),
+                            exchange,
+                            salesforce,
                             hash: base[id].clone(),
                         },
                         "written by tether earlier; recorded now",
@@ -1877,6 +1907,56 @@ mod tests {
             (effects.clears, effects.overwrites),
             (vec![], vec!["Title".to_string()]),
             "the plan says Title is overwritten and nothing cleared"
+        );
+    }
+
+    #[test]
+    fn a_refresh_records_the_version_tether_wrote_and_read_back() {
+        // Killed after writing "new" to Exchange and before recording it: the intent names
+        // the hash written; the read shows the item at the ChangeKey the write gave it.
+        let config = config();
+        let intent = JournalEntry {
+            marker: "intent".into(),
+            rep: "005A".into(),
+            object: ObjectKind::Contact,
+            target: CreateTarget::Exchange,
+            source_id: "link:1".into(),
+            hash: hash(&c("new")),
+            at: "2026-06-15T11:00:00Z".parse().unwrap(),
+        };
+        let p = plan(&PlanInput {
+            config: &config,
+            now: "2026-06-15T12:00:00Z".parse().unwrap(),
+            force: false,
+            items: vec![RepObjectInput {
+                rep: rep(),
+                object: ObjectKind::Contact,
+                links: linked("old"),
+                mail: SideView {
+                    full: false,
+                    upserts: vec![mail("new")],
+                    deleted: vec![],
+                },
+                crm: SideView {
+                    full: false,
+                    upserts: vec![],
+                    deleted: vec![],
+                },
+                unreadable: BTreeSet::new(),
+            }],
+            pending: vec![intent],
+        });
+        assert_eq!(p.operations.len(), 1, "{p:#?}");
+        let Action::Refresh {
+            exchange, hash: h, ..
+        } = &p.operations[0].action
+        else {
+            panic!("{p:#?}");
+        };
+        assert_eq!(*h, hash(&c("new")));
+        assert_eq!(
+            exchange.change_key, "ck2",
+            "the link must remember the version read, or every later write is held back"
         );
     }
 }
