@@ -46,6 +46,21 @@ struct Figures {
     added: usize,
 }
 
+/// Waits until `done` or the end of the run; returns how long the run took if it ended first.
+async fn running_until(
+    child: &mut std::process::Child,
+    started: Instant,
+    done: impl Fn() -> bool,
+) -> Option<Duration> {
+    while !done() {
+        if child.try_wait().unwrap().is_some() {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    None
+}
+
 async fn kill_and_restart(kills_wanted: usize) -> Figures {
     let seed = std::env::var("TETHER_CRASH_SEED")
         .ok()
@@ -69,9 +84,12 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
         edits: 0,
         added: 0,
     };
-    // Kill moments are drawn up to about as long as a run takes (learnt from runs that
-    // finish), so kills land throughout reading, planning and writing.
-    let mut longest = Duration::from_millis(1_500);
+    // Kill moments are drawn up to about as long as a run takes, learnt from the runs that
+    // finish (measured to the millisecond, averaged so one slow run on a loaded machine
+    // does not push every later kill past the end of the runs), so kills land throughout
+    // reading, planning and writing, on a fast machine or a slow one.
+    let mut typical = Duration::from_millis(1_500);
+    let mut measured = false;
     let mut attempts = 0;
     while figures.kills < kills_wanted {
         attempts += 1;
@@ -90,20 +108,21 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        if rng.below(3) == 0 {
+        // When the run ended, if it ended before the kill was due.
+        let ended = if rng.below(3) == 0 {
             // Any moment of the run: reading, planning, writing, saving.
-            let due = Duration::from_millis(rng.below(longest.as_millis() as u64));
-            tokio::time::sleep(due).await;
+            let due = started + Duration::from_millis(rng.below(typical.as_millis() as u64));
+            running_until(&mut child, started, || Instant::now() >= due).await
         } else {
             // A moment while it writes: after its first write reached a server.
-            while w.writes() == writes_before
-                && started.elapsed() < longest * 2
-                && child.try_wait().unwrap().is_none()
-            {
-                tokio::time::sleep(Duration::from_millis(1)).await;
+            match running_until(&mut child, started, || w.writes() > writes_before).await {
+                Some(ended) => Some(ended),
+                None => {
+                    let due = Instant::now() + Duration::from_millis(rng.below(150));
+                    running_until(&mut child, started, || Instant::now() >= due).await
+                }
             }
-            tokio::time::sleep(Duration::from_millis(rng.below(150))).await;
-        }
+        };
         match child.try_wait().unwrap() {
             None => {
                 child.kill().unwrap(); // SIGKILL
@@ -131,7 +150,13 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
                     String::from_utf8_lossy(&output.stderr)
                 );
                 figures.finished += 1;
-                longest = longest.max(started.elapsed());
+                let took = ended.unwrap_or_else(|| started.elapsed());
+                typical = if measured {
+                    (typical * 3 + took) / 4
+                } else {
+                    took
+                };
+                measured = true;
             }
         }
         // Meanwhile users edit (each record only on the side it started on, so no edit is
