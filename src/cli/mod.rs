@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod demo;
+mod duration;
 pub mod errors;
 pub mod force_unlock;
 pub mod logging;
