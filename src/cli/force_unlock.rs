@@ -11,12 +11,19 @@ pub struct Args {
     pub state: super::StateArg,
 }
 
-/// Releases a lock left by an apply or run that is gone.
+/// Releases a lock left by an apply or run that is gone, or an empty lock file.
 pub fn run(args: &Args) -> ExitCode {
     let state = args.state.path(&args.paths);
     match crate::lock::force_unlock(&state, &args.lock_id) {
-        Ok(info) => {
+        Ok(Some(info)) => {
             println!("Released the lock held by {info}.");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            println!(
+                "Removed the empty lock file {}; it held no lock.",
+                crate::lock::lock_path(&state).display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -50,7 +50,7 @@ pub fn run(args: &Args) -> ExitCode {
             state_path.display()
         ));
     }
-    let _lock = match crate::lock::acquire(&state_path, "run", chrono::Utc::now()) {
+    let _lock = match super::lock_state(&state_path, "run", chrono::Utc::now()) {
         Ok(lock) => lock,
         Err(e) => return fail(e),
     };
