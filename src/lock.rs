@@ -240,8 +240,11 @@ fn holder_gone(held: &LockInfo) -> Option<String> {
         Some(start) => start != process.start,
         // A lock from an older tether: a process started after the lock was taken cannot
         // have taken it (the slack covers btime's whole seconds).
-        None => started_at(process.start)
-            .is_some_and(|s| s > held.started_at + chrono::Duration::seconds(2)),
+        None => started_at(process.start).is_some_and(|s| {
+            held.started_at
+                .checked_add_signed(chrono::Duration::seconds(2))
+                .is_some_and(|taken| s > taken)
+        }),
     };
     reused.then(|| format!("pid {pid} now belongs to a process started after the lock was taken"))
 }
