@@ -86,7 +86,7 @@ impl std::fmt::Display for LockError {
             LockError::Io(path, e) => {
                 let what = match e.kind() {
                     ErrorKind::StorageFull => {
-                        "no space left on device: free some space there, then run again"
+                        "no space left on device: free some space on that file system, then run again"
                     }
                     ErrorKind::PermissionDenied => {
                         "permission denied: run tether as a user who may write there, or give \
@@ -97,7 +97,7 @@ impl std::fmt::Display for LockError {
                     }
                     _ => return write!(f, "lock file {}: {e}", path.display()),
                 };
-                write!(f, "lock file {}: {what} ({e})", path.display())
+                write!(f, "lock file {}: {what}", path.display())
             }
             LockError::WrongId { expected, given } => write!(
                 f,
@@ -468,7 +468,7 @@ mod tests {
         for (errno, says) in [
             (
                 28,
-                "no space left on device: free some space there, then run again",
+                "no space left on device: free some space on that file system, then run again",
             ),
             (
                 13,
