@@ -3,7 +3,8 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The lock id printed by the command that found the state locked.
+    /// The lock id printed by the command that found the state locked (any word, e.g.
+    /// `empty`, for a lock file that holds nothing).
     pub lock_id: String,
     /// Configuration file or directory whose state to unlock. Default: the current directory.
     pub paths: Vec<PathBuf>,
