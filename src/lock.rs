@@ -1,11 +1,13 @@
-//! The state lock: `apply` and `run` hold it so that two of them never write one state.
-//! It is a file created exclusively next to the state, holding who, where and what; a
-//! second taker fails at once and names the holder. A holder that died leaves the file;
-//! `tether force-unlock LOCK_ID` removes it, and only with the right id.
+//! The state lock: `apply`, `run` and `reset` hold it so that two of them never write one
+//! state. It is a file created exclusively next to the state, holding who, where and what
+//! (and the holder's process start, so a reused pid is told apart); a second taker fails at
+//! once and names the holder. A holder that provably died (same host, and no such process
+//! or another process under its pid) is taken over with a note; otherwise
+//! `tether force-unlock LOCK_ID` removes the lock, and only with the right id.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::io::Write as _;
+use std::io::{self, ErrorKind, Write as _};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +18,13 @@ pub struct LockInfo {
     pub pid: u32,
     pub operation: String,
     pub started_at: DateTime<Utc>,
+    /// The holder's start in clock ticks after boot (/proc/PID/stat, field 22), and the boot
+    /// (/proc/sys/kernel/random/boot_id): together they name the process exactly. Absent in
+    /// locks from older tethers and off Linux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_start: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 impl std::fmt::Display for LockInfo {
@@ -35,10 +44,12 @@ impl std::fmt::Display for LockInfo {
 
 #[derive(Debug)]
 pub enum LockError {
-    Held(LockInfo),
+    Held(Box<LockInfo>),
+    /// A lock file with nothing in it: no holder, so `force-unlock` removes it.
+    Empty(PathBuf),
     /// A lock file that cannot be read: say where, so it can be looked at.
     Unreadable(PathBuf, String),
-    Io(PathBuf, std::io::Error),
+    Io(PathBuf, io::Error),
     WrongId {
         expected: String,
         given: String,
@@ -49,17 +60,45 @@ pub enum LockError {
 impl std::fmt::Display for LockError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            LockError::Held(info) if info.host != host_name() => write!(
+                f,
+                "the state is locked: {info}, another host, where tether cannot see whether \
+                 that process still runs. Wait for it to finish; if it is gone, run \
+                 `tether force-unlock {}`",
+                info.id
+            ),
             LockError::Held(info) => write!(
                 f,
                 "the state is locked: {info}. Wait for it to finish; if that process is gone, run `tether force-unlock {}`",
                 info.id
+            ),
+            LockError::Empty(path) => write!(
+                f,
+                "lock file {} is empty: no tether holds it (one that could not write it, e.g. \
+                 on a full disk, left it behind); run `tether force-unlock empty` to remove it",
+                path.display()
             ),
             LockError::Unreadable(path, e) => write!(
                 f,
                 "lock file {} cannot be read ({e}); if no tether runs against this state, delete it",
                 path.display()
             ),
-            LockError::Io(path, e) => write!(f, "lock file {}: {e}", path.display()),
+            LockError::Io(path, e) => {
+                let what = match e.kind() {
+                    ErrorKind::StorageFull => {
+                        "no space left on device: free some space on that file system, then run again"
+                    }
+                    ErrorKind::PermissionDenied => {
+                        "permission denied: run tether as a user who may write there, or give \
+                         `--state` a path that user may write"
+                    }
+                    ErrorKind::ReadOnlyFilesystem => {
+                        "the file system is read-only: give `--state` a path on a writable one"
+                    }
+                    _ => return write!(f, "lock file {}: {e}", path.display()),
+                };
+                write!(f, "lock file {}: {what}", path.display())
+            }
             LockError::WrongId { expected, given } => write!(
                 f,
                 "lock id `{given}` does not match the lock held ({expected}); nothing was unlocked"
@@ -76,6 +115,17 @@ impl std::error::Error for LockError {}
 pub struct StateLock {
     path: PathBuf,
     pub info: LockInfo,
+    /// The dead holder whose lock this one replaced, and how it is known to be gone.
+    pub taken_over: Option<(LockInfo, String)>,
+}
+
+impl StateLock {
+    /// The note to show when this lock replaced a dead holder's.
+    pub fn takeover_note(&self) -> Option<String> {
+        self.taken_over
+            .as_ref()
+            .map(|(dead, why)| format!("note: took over the state lock held by {dead}: {why}"))
+    }
 }
 
 impl Drop for StateLock {
@@ -95,9 +145,19 @@ pub fn lock_path(state: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// `path` with `suffix` appended to its name.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 fn read(path: &Path) -> Result<LockInfo, LockError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| LockError::Unreadable(path.to_path_buf(), e.to_string()))?;
+    if text.trim().is_empty() {
+        return Err(LockError::Empty(path.to_path_buf()));
+    }
     serde_json::from_str(&text)
         .map_err(|e| LockError::Unreadable(path.to_path_buf(), e.to_string()))
 }
@@ -117,11 +177,97 @@ fn user_name() -> String {
         .unwrap_or_else(|_| "unknown user".into())
 }
 
+fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(id.trim().to_string()).filter(|id| !id.is_empty())
+}
+
+/// A process as /proc shows it: its state letter and its start in clock ticks after boot.
+struct Process {
+    state: char,
+    start: u64,
+}
+
+/// The process `pid` on this machine: `Ok(None)` when there is none, `Err` when this system
+/// cannot tell (no /proc).
+fn process(pid: u32) -> Result<Option<Process>, ()> {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat,
+        Err(_) if std::fs::metadata("/proc/self/stat").is_err() => return Err(()),
+        Err(_) => return Ok(None),
+    };
+    // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so fields count
+    // from the last `)`; after it come field 3 (state) … field 22 (starttime).
+    let after = stat.rsplit_once(')').ok_or(())?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let state = fields.first().and_then(|s| s.chars().next()).ok_or(())?;
+    let start = fields.get(19).and_then(|s| s.parse().ok()).ok_or(())?;
+    Ok(Some(Process { state, start }))
+}
+
+/// When a process started, from its start in ticks: boot time (/proc/stat `btime`) plus the
+/// ticks at USER_HZ, which is 100 on every Linux architecture tether builds for.
+fn started_at(ticks: u64) -> Option<DateTime<Utc>> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let boot: i64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    DateTime::from_timestamp(boot.checked_add(i64::try_from(ticks / 100).ok()?)?, 0)
+}
+
+/// Why the holder of `held` is certainly gone, or `None` when it may still run (another
+/// host, or this system cannot tell).
+fn holder_gone(held: &LockInfo) -> Option<String> {
+    if held.host != host_name() {
+        return None;
+    }
+    let pid = held.pid;
+    if let (Some(then), Some(now)) = (&held.boot_id, boot_id())
+        && *then != now
+    {
+        return Some("this machine has restarted since".into());
+    }
+    let Some(process) = process(pid).ok()? else {
+        return Some(format!("no process {pid} runs on {}", held.host));
+    };
+    if matches!(process.state, 'Z' | 'X') {
+        return Some(format!("process {pid} has exited"));
+    }
+    let reused = match held.process_start {
+        Some(start) => start != process.start,
+        // A lock from an older tether: a process started after the lock was taken cannot
+        // have taken it (the slack covers btime's whole seconds).
+        None => started_at(process.start).is_some_and(|s| {
+            held.started_at
+                .checked_add_signed(chrono::Duration::seconds(2))
+                .is_some_and(|taken| s > taken)
+        }),
+    };
+    reused.then(|| format!("pid {pid} now belongs to a process started after the lock was taken"))
+}
+
+/// Writes the whole of `text` to `file` and flushes it to disk.
+fn write_synced(file: &mut std::fs::File, text: &[u8]) -> io::Result<()> {
+    file.write_all(text)?;
+    file.sync_all()
+}
+
 /// Takes the lock for `operation`, or fails at once naming the holder.
 pub fn acquire(state: &Path, operation: &str, now: DateTime<Utc>) -> Result<StateLock, LockError> {
     let path = lock_path(state);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| LockError::Io(dir.to_path_buf(), e))?;
+    }
+    take(path, ours(operation, now), &write_synced)
+}
+
+/// The lock this process holds for `operation`, taken at `now`.
+fn ours(operation: &str, now: DateTime<Utc>) -> LockInfo {
     let pid = std::process::id();
-    let info = LockInfo {
+    LockInfo {
         id: format!(
             "{:x}-{pid:x}",
             now.timestamp_nanos_opt().unwrap_or_default()
@@ -131,53 +277,117 @@ pub fn acquire(state: &Path, operation: &str, now: DateTime<Utc>) -> Result<Stat
         pid,
         operation: operation.to_string(),
         started_at: now,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| LockError::Io(dir.to_path_buf(), e))?;
-    }
-    let text = serde_json::to_string_pretty(&info).expect("lock info serializes");
-    // Write the whole lock under a private name, then link it into place: linking fails if
-    // the lock exists, and a process killed at any moment leaves either no lock or a
-    // complete one, never an empty file nobody can read.
-    let mut staged = path.as_os_str().to_owned();
-    staged.push(format!(".{}.tmp", info.id));
-    let staged = PathBuf::from(staged);
-    let written = std::fs::File::create(&staged)
-        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()));
-    let linked = written.and_then(|()| std::fs::hard_link(&staged, &path));
-    let _ = std::fs::remove_file(&staged);
-    let created = match linked {
-        // A file system without hard links: create the lock in place.
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all())),
-        other => other,
-    };
-    match created {
-        Ok(()) => {
-            tracing::debug!(lock = %path.display(), id = %info.id, operation, "state lock taken");
-            Ok(StateLock { path, info })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(LockError::Held(read(&path)?))
-        }
-        Err(e) => Err(LockError::Io(path, e)),
+        process_start: process(pid).ok().flatten().map(|p| p.start),
+        boot_id: boot_id(),
     }
 }
 
+/// Places the lock `info` at `path`, writing it with `write`; takes over the lock of a
+/// holder that is provably gone.
+fn take(
+    path: PathBuf,
+    info: LockInfo,
+    write: &dyn Fn(&mut std::fs::File, &[u8]) -> io::Result<()>,
+) -> Result<StateLock, LockError> {
+    let text = serde_json::to_string_pretty(&info).expect("lock info serializes");
+    let mut taken_over = None;
+    // A few rounds: a lock released or taken over between our steps is looked at again.
+    for _ in 0..4 {
+        match place(&path, &info.id, text.as_bytes(), write) {
+            Ok(()) => {
+                tracing::debug!(lock = %path.display(), id = %info.id, operation = %info.operation, "state lock taken");
+                return Ok(StateLock {
+                    path,
+                    info,
+                    taken_over,
+                });
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(LockError::Io(path, e)),
+        }
+        let held = match read(&path) {
+            Err(LockError::Unreadable(..)) if !path.exists() => continue, // just released
+            held => held?,
+        };
+        let Some(why) = holder_gone(&held) else {
+            return Err(LockError::Held(Box::new(held)));
+        };
+        if remove_dead(&path, &held) {
+            tracing::warn!(lock = %path.display(), dead = %held, reason = %why, "took over the lock of a holder that is gone");
+            taken_over = Some((held, why));
+        }
+    }
+    Err(LockError::Held(Box::new(read(&path)?)))
+}
+
+/// Creates the lock file at `path` holding `text`, whole or not at all: `AlreadyExists`
+/// when a lock is there. The text is written under a private name and then linked into
+/// place (the link fails if a lock exists), so a process killed at any moment, or a full
+/// disk, leaves no lock or a complete one, never an empty file.
+fn place(
+    path: &Path,
+    id: &str,
+    text: &[u8],
+    write: &dyn Fn(&mut std::fs::File, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let staged = beside(path, &format!(".{id}.tmp"));
+    let linked = std::fs::File::create(&staged)
+        .and_then(|mut f| write(&mut f, text))
+        .and_then(|()| std::fs::hard_link(&staged, path));
+    let _ = std::fs::remove_file(&staged);
+    match linked {
+        // A file system without hard links (it refuses the link, not the write): create
+        // the lock in place, and remove it again if it cannot be written whole.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::Unsupported | ErrorKind::PermissionDenied
+            ) =>
+        {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            write(&mut file, text).inspect_err(|_| {
+                let _ = std::fs::remove_file(path);
+            })
+        }
+        other => other,
+    }
+}
+
+/// Removes the lock `dead` at `path`, whose holder is gone; true when this process did.
+/// Of several takers at once exactly one removes it, and never a newer lock: each links the
+/// lock file to a name only this dead lock gives (all links but one fail), and the one who
+/// made the link removes the lock only if the linked file is the dead lock.
+fn remove_dead(path: &Path, dead: &LockInfo) -> bool {
+    let claim = beside(path, &format!(".{}.dead", dead.id));
+    if std::fs::hard_link(path, &claim).is_err() {
+        return false;
+    }
+    let still_dead = read(&claim).is_ok_and(|l| l.id == dead.id);
+    let removed = still_dead && std::fs::remove_file(path).is_ok();
+    let _ = std::fs::remove_file(&claim);
+    removed
+}
+
 /// Removes a lock left by a holder that is gone. The id must match, so a typo or an old
-/// id never breaks a lock someone else holds now.
-pub fn force_unlock(state: &Path, id: &str) -> Result<LockInfo, LockError> {
+/// id never breaks a lock someone else holds now; an empty lock file holds nothing, so any
+/// id removes it (`None` is returned then).
+pub fn force_unlock(state: &Path, id: &str) -> Result<Option<LockInfo>, LockError> {
     let path = lock_path(state);
     if !path.exists() {
         return Err(LockError::NotLocked);
     }
-    let held = read(&path)?;
-    if held.id != id {
+    let held = match read(&path) {
+        Err(LockError::Empty(_)) => None,
+        held => Some(held?),
+    };
+    if let Some(held) = &held
+        && held.id != id
+    {
         return Err(LockError::WrongId {
-            expected: held.id,
+            expected: held.id.clone(),
             given: id.to_string(),
         });
     }
@@ -204,7 +414,7 @@ mod tests {
         let LockError::Held(info) = &err else {
             panic!("{err}")
         };
-        assert_eq!(info, &held.info);
+        assert_eq!(**info, held.info);
         let text = err.to_string();
         assert!(
             text.starts_with("the state is locked: `apply` by "),
@@ -233,7 +443,7 @@ mod tests {
             force_unlock(&state, "nope"),
             Err(LockError::WrongId { .. })
         ));
-        assert_eq!(force_unlock(&state, &id).unwrap().id, id);
+        assert_eq!(force_unlock(&state, &id).unwrap().unwrap().id, id);
         assert!(matches!(
             force_unlock(&state, &id),
             Err(LockError::NotLocked)
@@ -251,5 +461,39 @@ mod tests {
             err.to_string().contains("state.db.lock cannot be read"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn empty_lock_file_is_not_left_on_a_full_disk() {
+        for (errno, says) in [
+            (
+                28,
+                "no space left on device: free some space on that file system, then run again",
+            ),
+            (
+                13,
+                "permission denied: run tether as a user who may write there",
+            ),
+            (
+                30,
+                "the file system is read-only: give `--state` a path on a writable one",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = lock_path(&dir.path().join("state.db"));
+            // The file is created (that takes no space), its bytes are not written.
+            let full = |_: &mut std::fs::File, _: &[u8]| Err(io::Error::from_raw_os_error(errno));
+            let err = take(path.clone(), ours("apply", now()), &full).unwrap_err();
+            assert!(matches!(err, LockError::Io(..)), "{err}");
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!("lock file {}: {says}", path.display())),
+                "{text}"
+            );
+            let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+            assert!(left.is_empty(), "left behind: {left:?}");
+            // Once there is room again the lock is taken.
+            assert!(take(path, ours("apply", now()), &write_synced).is_ok());
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Crash safety of the real binary: `tether apply --auto-approve` is killed with SIGKILL at
 //! random moments during a large initial sync (and the incremental syncs after it), while
-//! users keep editing and adding records on both sides; after each kill the operator
-//! releases the lock the dead run left (`tether force-unlock`) and runs apply again. A third
+//! users keep editing and adding records on both sides; after each kill apply runs again,
+//! and takes over the lock the dead run left, with a note, as its process is gone. A third
 //! of the kills fall at any moment of a run, the rest while it writes (after its first write
 //! reached a server). A final
 //! clean apply must converge: every record exactly once on each side, every latest edit on
@@ -44,6 +44,8 @@ struct Figures {
     finished: usize,
     edits: usize,
     added: usize,
+    /// Runs that took over the lock of a killed one.
+    took_over: usize,
 }
 
 /// Waits until `done` or the end of the run; returns how long the run took if it ended first.
@@ -83,6 +85,7 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
         finished: 0,
         edits: 0,
         added: 0,
+        took_over: 0,
     };
     // Kill moments are drawn up to about as long as a run takes, learnt from the runs that
     // finish (measured to the millisecond, averaged so one slow run on a loaded machine
@@ -91,6 +94,8 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
     let mut typical = Duration::from_millis(1_500);
     let mut measured = false;
     let mut attempts = 0;
+    // Whether the last run was killed holding the lock, which the next run must take over.
+    let mut lock_left = false;
     while figures.kills < kills_wanted {
         attempts += 1;
         assert!(
@@ -131,15 +136,16 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
                 if w.writes() > writes_before {
                     figures.mid_write += 1;
                 }
-                // The dead run's lock stays until the operator releases it by its id.
-                if let Ok(text) = std::fs::read_to_string(&lock) {
-                    let held: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
-                        panic!("lock file {text:?} cannot be read: {e} (seed {seed})")
-                    });
-                    let id = held["id"].as_str().unwrap().to_string();
-                    let out = w.tether(&["force-unlock", &id, "org"]).await;
-                    assert_eq!(out.code, 0, "{} (seed {seed})", out.stderr);
-                }
+                // The dead run's lock stays, whole; no operator releases it.
+                lock_left = match std::fs::read_to_string(&lock) {
+                    Ok(text) => {
+                        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| {
+                            panic!("lock file {text:?} cannot be read: {e} (seed {seed})")
+                        });
+                        true
+                    }
+                    Err(_) => false,
+                };
             }
             Some(status) => {
                 let output = child.wait_with_output().unwrap();
@@ -149,6 +155,9 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
                     "an apply after a kill failed (seed {seed}):\n{}",
                     String::from_utf8_lossy(&output.stderr)
                 );
+                took_over_if_left(lock_left, &String::from_utf8_lossy(&output.stderr), seed);
+                figures.took_over += usize::from(lock_left);
+                lock_left = false;
                 figures.finished += 1;
                 let took = ended.unwrap_or_else(|| started.elapsed());
                 typical = if measured {
@@ -191,6 +200,8 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
         "the clean apply (seed {seed}):\n{}{}",
         last.stdout, last.stderr
     );
+    took_over_if_left(lock_left, &last.stderr, seed);
+    figures.took_over += usize::from(lock_left);
     let t = w.tally(); // panics on a lost or duplicated record
     if !t.unsynced.is_empty() {
         let plan = w.tether(&["plan", "org", "--detail"]).await;
@@ -219,15 +230,25 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
     // The state file is whole.
     assert_eq!(state_opens_cleanly(&state), "ok", "seed {seed}");
     println!(
-        "crash test: {} kills survived ({} after writing had begun), {} runs finished, {} edits and {} new records made between runs, {} records converged",
+        "crash test: {} kills survived ({} after writing had begun), {} runs finished ({} taking over a killed run's lock), {} edits and {} new records made between runs, {} records converged",
         figures.kills,
         figures.mid_write,
         figures.finished,
+        figures.took_over,
         figures.edits,
         figures.added,
         w.sources.len()
     );
     figures
+}
+
+/// A run after a killed one that held the lock says it took that lock over.
+fn took_over_if_left(lock_left: bool, stderr: &str, seed: u64) {
+    assert_eq!(
+        stderr.contains("note: took over the state lock held by `apply` by "),
+        lock_left,
+        "lock left by the killed run: {lock_left} (seed {seed}); stderr:\n{stderr}"
+    );
 }
 
 /// `PRAGMA integrity_check` through tether's own open (which runs it and refuses damage).
@@ -249,6 +270,7 @@ async fn sigkill_at_random_moments_then_a_clean_apply_converges() {
         f.mid_write,
         f.kills
     );
+    assert!(f.took_over > 0, "no run took over a killed run's lock");
     reliability_doc::row(
         &reliability_doc::CRASHES,
         "sigkill_at_random_moments_then_a_clean_apply_converges",
@@ -257,7 +279,7 @@ async fn sigkill_at_random_moments_then_a_clean_apply_converges() {
                 "`tether apply --auto-approve` killed with SIGKILL {} times at random moments (a third anywhere in a run, the rest while it writes) during the initial sync of 4 reps × 48 records and the syncs after it, while users edit and add records on both sides",
                 f.kills
             ),
-            "records each write as it succeeds; journals every create before sending it and looks it up before sending it again; moves cursors only when a cycle completes; the dead run's lock is released with `tether force-unlock ID`",
+            "records each write as it succeeds; journals every create before sending it and looks it up before sending it again; moves cursors only when a cycle completes; the next apply takes over the dead run's lock (same host, no such process) with a note",
             "a clean apply converged: every record exactly once on each side with its latest edit, next plan No changes, state file passes its integrity check",
         ],
     );

@@ -590,3 +590,49 @@ async fn saved_plan_keeps_the_empty_side_guard() {
     );
     assert_eq!(exchange_events(&s), 6, "nothing deleted");
 }
+
+/// Durations beyond 100 years panicked (`errors --since`, `plan --expires-in` whose expiry
+/// overflowed the date, `run --interval` whose seconds overflowed) or became 24 h silently
+/// (`--expires-in` too large for a time span): each is now a usage error naming the flag
+/// and the limit, before anything is read.
+#[test]
+fn huge_durations_are_a_usage_error() {
+    let s = common::Scratch::new();
+    std::fs::create_dir_all(s.path(".tether")).unwrap();
+    drop(tether::state::SqliteState::open(&s.path(".tether/state.db")).unwrap());
+    for (args, limit) in [
+        (&["errors", "--since", "100000000d"][..], "36525d"),
+        (
+            &["plan", "--out", "p", "--expires-in", "2400000000h"],
+            "876600h",
+        ),
+        (
+            &["plan", "--out", "p", "--expires-in", "99999999999999h"],
+            "876600h",
+        ),
+        (
+            &["run", "--once", "--interval", "9999999999999999h"],
+            "876600h",
+        ),
+        (
+            &["run", "--once", "--interval", "99999999999999999999s"],
+            "3155760000s",
+        ),
+    ] {
+        let out = common::tether(args, s.dir.path());
+        assert_eq!(out.code, 2, "{args:?}: {}{}", out.stdout, out.stderr);
+        let flag = args[args.len() - 2];
+        assert!(
+            out.stderr.contains(&format!("for '{flag} ")),
+            "{args:?} names the flag: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(&format!("at most 100 years ({limit})")),
+            "{args:?} names the limit: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        assert!(!s.path("p").exists(), "no plan saved");
+    }
+}

@@ -176,7 +176,7 @@ fn lock_and_open(
     path: &std::path::Path,
     now: DateTime<Utc>,
 ) -> Result<(crate::lock::StateLock, SqliteState), String> {
-    let lock = crate::lock::acquire(path, "apply", now).map_err(|e| e.to_string())?;
+    let lock = super::lock_state(path, "apply", now).map_err(|e| e.to_string())?;
     let state = SqliteState::open(path).map_err(|e| e.to_string())?;
     Ok((lock, state))
 }

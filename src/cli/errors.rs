@@ -23,26 +23,10 @@ pub struct Args {
     #[arg(long, value_name = "EMAIL")]
     pub user: Option<String>,
     /// Only errors this recent, e.g. 1h, 24h, 7d.
-    #[arg(long, value_parser = parse_age)]
+    #[arg(long, value_parser = super::duration::age)]
     pub since: Option<chrono::Duration>,
     #[arg(long, value_enum, default_value_t)]
     pub format: ErrorsFormat,
-}
-
-fn parse_age(text: &str) -> Result<chrono::Duration, String> {
-    let (n, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: i64 = n
-        .parse()
-        .map_err(|_| format!("`{text}`: write e.g. 30m, 24h or 7d"))?;
-    match unit {
-        "m" => Ok(chrono::Duration::minutes(n)),
-        "h" => Ok(chrono::Duration::hours(n)),
-        "d" => Ok(chrono::Duration::days(n)),
-        _ => Err(format!("`{text}`: the unit is m, h or d")),
-    }
 }
 
 fn csv_field(s: &str) -> String {

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod demo;
+mod duration;
 pub mod errors;
 pub mod force_unlock;
 pub mod logging;
@@ -93,6 +94,20 @@ pub fn print(text: &str) -> Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// Takes the state lock for `operation`, saying on stderr when it took over the lock of a
+/// holder that is gone.
+fn lock_state(
+    state: &std::path::Path,
+    operation: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<crate::lock::StateLock, crate::lock::LockError> {
+    let lock = crate::lock::acquire(state, operation, now)?;
+    if let Some(note) = lock.takeover_note() {
+        eprintln!("{note}");
+    }
+    Ok(lock)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
 pub enum PlanFormat {
@@ -47,8 +46,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// How long a saved plan may be applied, e.g. 30m, 24h.
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = super::run::parse_interval)]
-    pub expires_in: Duration,
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = super::duration::expiry)]
+    pub expires_in: chrono::Duration,
     /// Plan the data of this rep only (repeatable); only their mailboxes are read.
     #[arg(long = "user", value_name = "EMAIL")]
     pub users: Vec<String>,
@@ -151,8 +150,7 @@ fn plan_with<S: StateStore>(args: &Args, config: &Config, home: &Path, state: &S
     }
     if let Some(out) = &args.out {
         let save = crate::workflow::SaveOptions {
-            expires_in: chrono::Duration::from_std(args.expires_in)
-                .unwrap_or(crate::plan::file::DEFAULT_EXPIRY),
+            expires_in: args.expires_in,
             config_paths: if args.paths.is_empty() {
                 vec![".".into()]
             } else {

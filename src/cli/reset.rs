@@ -25,7 +25,7 @@ pub fn run(args: &Args) -> ExitCode {
         eprintln!("error: {e}");
         ExitCode::from(1)
     };
-    let _lock = match crate::lock::acquire(&path, "reset", chrono::Utc::now()) {
+    let _lock = match super::lock_state(&path, "reset", chrono::Utc::now()) {
         Ok(lock) => lock,
         Err(e) => return fail(e.to_string()),
     };

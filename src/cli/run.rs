@@ -16,31 +16,11 @@ pub struct Args {
     #[command(flatten)]
     pub state: StateArg,
     /// Time between the starts of two cycles, e.g. 30s, 10m, 1h.
-    #[arg(long, default_value = "10m", value_parser = parse_interval)]
+    #[arg(long, default_value = "10m", value_parser = super::duration::interval)]
     pub interval: Duration,
     /// Run one cycle and exit.
     #[arg(long)]
     pub once: bool,
-}
-
-pub(super) fn parse_interval(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}`: write a whole number and a unit, e.g. 30s, 10m, 1h"))?;
-    let seconds = match unit {
-        "s" => n,
-        "m" | "" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("`{text}`: the unit is s, m or h")),
-    };
-    if seconds == 0 {
-        return Err("the interval must be longer than zero".into());
-    }
-    Ok(Duration::from_secs(seconds))
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -70,7 +50,7 @@ pub fn run(args: &Args) -> ExitCode {
             state_path.display()
         ));
     }
-    let _lock = match crate::lock::acquire(&state_path, "run", chrono::Utc::now()) {
+    let _lock = match super::lock_state(&state_path, "run", chrono::Utc::now()) {
         Ok(lock) => lock,
         Err(e) => return fail(e),
     };
@@ -205,16 +185,6 @@ async fn stop_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn intervals() {
-        assert_eq!(parse_interval("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_interval("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_interval("2h"), Ok(Duration::from_secs(7200)));
-        assert!(parse_interval("0s").is_err());
-        assert!(parse_interval("10 minutes").is_err());
-        assert!(parse_interval("m").is_err());
-    }
 
     #[test]
     fn a_cycle_says_how_many_records_changed_after_its_read_were_left_alone() {
