@@ -15,7 +15,6 @@ use std::path::Path;
 
 /// 2: the plan keeps apply's guards (`guards`). Format 1 files lack them and are refused.
 pub const PLAN_FILE_FORMAT: u32 = 2;
-pub const DEFAULT_EXPIRY: Duration = Duration::hours(24);
 /// Plan files are small; anything larger is not one of ours.
 const MAX_PLAN_FILE: u64 = 256 * 1024 * 1024;
 
