@@ -8,7 +8,7 @@
 //! decided when the plan was made (the delete threshold, what the empty-side guard refused),
 //! so `apply FILE` holds the plan to them.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
