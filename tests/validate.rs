@@ -1065,3 +1065,45 @@ fn plan_of_dev_null_says_it_is_not_a_configuration_file() {
     );
     assert!(!out.stderr.contains("no such file"), "{}", out.stderr);
 }
+
+// ---- secret files that are not files ------------------------------------------------
+
+/// The one diagnostic `validate --strict` gives for `${file:PATH}` as the Salesforce token.
+fn secret_file_finding(setup: impl FnOnce(&Scratch), path: &str) -> serde_json::Value {
+    let s = Scratch::new();
+    setup(&s);
+    let text = with(
+        "\"${env:TETHER_TEST_TOKEN}\"",
+        &format!("\"${{file:{path}}}\""),
+    );
+    s.write("tether.yaml", &text);
+    let out = tether(
+        &["validate", "--strict", "--format", "json", "tether.yaml"],
+        s.dir.path(),
+    );
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let report = out.json();
+    assert_eq!(report["error_count"], 1, "{report}");
+    let d = report["diagnostics"][0].clone();
+    assert_at(&d, "error", "tether.yaml", position_of(&text, "\"${file:"));
+    d
+}
+
+#[test]
+fn secret_file_that_is_a_directory_says_so() {
+    let d = secret_file_finding(|s| std::fs::create_dir(s.path("keys")).unwrap(), "keys");
+    assert_eq!(d["summary"], "secret file `keys` is a directory, not a file");
+}
+
+#[cfg(unix)]
+#[test]
+fn secret_file_that_is_a_device_says_so() {
+    let d = secret_file_finding(|_| {}, "/dev/zero");
+    assert_eq!(
+        d["summary"],
+        "secret file `/dev/zero` is not a regular file (it is a character device)"
+    );
+    // Still named as missing when it is.
+    let d = secret_file_finding(|_| {}, "keys/none");
+    assert_eq!(d["summary"], "secret file `keys/none` does not exist");
+}

@@ -197,8 +197,9 @@ fn not_regular(path: &Path, meta: &std::fs::Metadata) -> String {
     format!("{} is not a regular file (it is {what})", path.display())
 }
 
+/// What a path that is not a regular file is, for messages.
 #[cfg(unix)]
-fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+pub(super) fn file_kind(meta: &std::fs::Metadata) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     let t = meta.file_type();
     if t.is_dir() {
@@ -217,7 +218,7 @@ fn file_kind(meta: &std::fs::Metadata) -> &'static str {
 }
 
 #[cfg(not(unix))]
-fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+pub(super) fn file_kind(meta: &std::fs::Metadata) -> &'static str {
     if meta.is_dir() { "a directory" } else { "not a file" }
 }
 
