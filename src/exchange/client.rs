@@ -593,7 +593,7 @@ impl EwsClient {
                     // not say whether the server behind it ran it.
                     let not_run = matches!(status, 503 | 429);
                     if attempt <= self.opts.max_retries && (resend_after_failure || not_run) {
-                        let wait = retry_after(resp.headers());
+                        let wait = crate::net::retry_after(resp.headers());
                         tracing::info!(
                             op,
                             status,
@@ -1588,19 +1588,6 @@ impl EwsClient {
 
 fn lock_ok<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A `Retry-After` in seconds (RFC 9110 §10.2.3), capped at five minutes; HTTP dates and
-/// garbage fall back to the exponential back-off.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(secs.min(300)))
 }
 
 /// Reading each answer the client asks for, apart from the I/O (so that hostile answers can
