@@ -401,7 +401,11 @@ fn dangling_state_symlink_says_so() {
             target.display()
         )
     );
-    assert!(err.hint.starts_with("point the link at the state file"), "{}", err.hint);
+    assert!(
+        err.hint.starts_with("point the link at the state file"),
+        "{}",
+        err.hint
+    );
     // Nothing was created behind the link.
     assert!(!target.exists());
 }

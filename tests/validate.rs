@@ -982,7 +982,10 @@ fn fifo_named_yaml_in_a_config_directory_does_not_hang() {
     let s = Scratch::new();
     s.write("org/tether.yaml", BASE);
     let fifo = s.path("org/pipe.yaml");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
     assert!(made.success());
     for command in ["validate", "plan"] {
         let out = tether_within_20s(&[command, "org"], s.dir.path());
@@ -1045,7 +1048,8 @@ fn symlink_loop_is_followed_once_and_validate_and_plan_agree() {
     );
     assert_eq!(out.code, 1);
     assert!(
-        out.stderr.contains("state file not-a-state-file is not a file"),
+        out.stderr
+            .contains("state file not-a-state-file is not a file"),
         "{}",
         out.stderr
     );
@@ -1092,7 +1096,10 @@ fn secret_file_finding(setup: impl FnOnce(&Scratch), path: &str) -> serde_json::
 #[test]
 fn secret_file_that_is_a_directory_says_so() {
     let d = secret_file_finding(|s| std::fs::create_dir(s.path("keys")).unwrap(), "keys");
-    assert_eq!(d["summary"], "secret file `keys` is a directory, not a file");
+    assert_eq!(
+        d["summary"],
+        "secret file `keys` is a directory, not a file"
+    );
 }
 
 #[cfg(unix)]

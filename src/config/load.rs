@@ -219,7 +219,11 @@ pub(super) fn file_kind(meta: &std::fs::Metadata) -> &'static str {
 
 #[cfg(not(unix))]
 pub(super) fn file_kind(meta: &std::fs::Metadata) -> &'static str {
-    if meta.is_dir() { "a directory" } else { "not a file" }
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
 }
 
 /// A configuration file's bytes, at most `MAX_FILE_BYTES + 1` of them. Only a regular file

@@ -101,7 +101,10 @@ pub fn open_file(path: &Path) -> Result<std::fs::File, FileProblem> {
     let kind = |meta: &std::fs::Metadata| {
         if meta.is_dir() {
             Err(problem(
-                format!("secret file `{}` is a directory, not a file", path.display()),
+                format!(
+                    "secret file `{}` is a directory, not a file",
+                    path.display()
+                ),
                 "name the file inside it that holds the secret",
             ))
         } else if !meta.is_file() {

@@ -703,9 +703,7 @@ impl SalesforceClient {
             let (status, body) = match outcome {
                 Ok(x) => x,
                 Err(message) => {
-                    let delay = throttled
-                        .flatten()
-                        .unwrap_or_else(|| self.backoff(attempt));
+                    let delay = throttled.flatten().unwrap_or_else(|| self.backoff(attempt));
                     if attempt >= o.retry.max_attempts || waited + delay > o.retry.max_total_delay {
                         if throttled.is_some() {
                             return Err(SfError::Throttled { attempts: attempt });
