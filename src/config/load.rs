@@ -145,7 +145,7 @@ fn collect_yaml(
             diags.push(Diagnostic::info(
                 None,
                 format!(
-                    "{}: the directory {} again (through a symbolic link); read once",
+                    "{} is {} again (a symbolic link): read once, not twice",
                     dir.display(),
                     canonical.display()
                 ),
