@@ -25,6 +25,19 @@ pub fn check_transport(url: &Url) -> Result<(), String> {
     }
 }
 
+/// A `Retry-After` in seconds (RFC 9110 §10.2.3), capped at five minutes; HTTP dates and
+/// garbage fall back to the caller's exponential back-off.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    let secs: u64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_secs(secs.min(300)))
+}
+
 /// Reads a PEM file of private certificate authorities to trust besides the system's roots
 /// (on-premises servers signed by a company CA).
 pub fn load_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {

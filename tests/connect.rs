@@ -87,7 +87,11 @@ fn missing_secret_names_the_setting() {
     let (unit, config) = v.units.into_iter().next().unwrap();
     let err = tether::connect::salesforce(&config.unwrap(), &unit.home).unwrap_err();
     assert_eq!(err.setting, "connections.salesforce.auth.client_secret");
-    assert!(err.message.starts_with("cannot read secret file"), "{err}");
+    assert!(
+        err.message.starts_with("secret file `")
+            && err.message.ends_with("org/secrets/none` does not exist"),
+        "{err}"
+    );
 }
 
 /// `connections.salesforce.change_lookback_minutes` sets how far back change reads start

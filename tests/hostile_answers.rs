@@ -298,3 +298,35 @@ async fn servers_cannot_steer_the_clients_onto_plain_http() {
         );
     }
 }
+
+#[tokio::test]
+async fn ews_token_endpoint_429_is_throttling_not_bad_credentials() {
+    let base = serve(
+        429,
+        Answer::Fixed(br#"{"error":"temporarily_unavailable"}"#.to_vec()),
+    )
+    .await;
+    let mut o = ExchangeOptions::new(
+        Endpoint::Url(format!("{base}/EWS/Exchange.asmx").parse().unwrap()),
+        exchange::Auth::OAuth2 {
+            token_url: format!("{base}/oauth2/v2.0/token").parse().unwrap(),
+            client_id: "app-id".into(),
+            client_secret: Secret::new("app-secret-value"),
+            scope: "https://outlook.office365.com/.default".into(),
+        },
+    );
+    o.max_retries = 1;
+    let c = EwsClient::new(o, Arc::new(SystemClock)).unwrap();
+    let err = within(c.get_folder("ana@corp.com", &FolderRef::contacts()))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, EwsError::Token(_)), "{err:?}");
+    assert!(
+        text.contains("is throttling") && text.contains("wait a few minutes and run again"),
+        "{text}"
+    );
+    assert!(!text.contains("refused the client credentials"), "{text}");
+    // Asked again once after the back-off, then given up.
+    assert_eq!(c.calls().get("Token"), Some(&2));
+}

@@ -772,17 +772,11 @@ async fn malformed_json_is_an_error_not_a_panic() {
     let env = env().await;
     let c = env.client();
     c.limits().await.unwrap();
-    env.emu.handle().malformed_next(1);
-    let err = c.query_collect("SELECT Id FROM Contact").await.unwrap_err();
-    assert!(matches!(err, SfError::Malformed { .. }), "{err}");
+    // A create is not sent twice (reads are retried: junk_json_on_a_read_is_retried).
     env.emu.handle().malformed_next(1);
     let report = c.create("Contact", &[contact("A")]).await;
     assert!(matches!(report.stopped, Some(SfError::Malformed { .. })));
-    env.emu.handle().malformed_next(1);
-    assert!(matches!(
-        c.describe("Lead").await,
-        Err(SfError::Malformed { .. })
-    ));
+    assert_eq!(c.call_counts()[&CallKind::Collection], 1);
     // A dropped connection on a read is retried.
     env.emu.handle().drop_next(1);
     c.query_collect("SELECT Id FROM Contact").await.unwrap();
@@ -1076,4 +1070,62 @@ async fn deleted_since_a_moment_ago_uses_get_deleted() {
         (vec![ids[1].clone()], DeleteDetection::GetDeleted)
     );
     env.assert_counts_match(&c);
+}
+
+#[tokio::test]
+async fn junk_json_on_a_read_is_retried() {
+    let env = env().await;
+    env.seed_contacts(2);
+    let c = env.client();
+    c.limits().await.unwrap();
+    // A 200 whose body is cut short is asked again, after the 5xx back-off.
+    env.emu.handle().malformed_next(1);
+    let rows = c.query_collect("SELECT Id FROM Contact").await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(c.call_counts()[&CallKind::Query], 2);
+    let sleeps = env.clock.sleeps();
+    assert_eq!(sleeps.len(), 1, "{sleeps:?}");
+    assert!(
+        (250..=500).contains(&(sleeps[0].as_millis() as u64)),
+        "{sleeps:?}"
+    );
+    env.emu.handle().malformed_next(1);
+    c.describe("Lead").await.unwrap();
+    assert_eq!(c.call_counts()[&CallKind::Describe], 2);
+    // Bounded: junk every time ends in a clear error naming the call.
+    env.emu.handle().malformed_next(5);
+    let err = c.query_collect("SELECT Id FROM Contact").await.unwrap_err();
+    assert!(
+        matches!(&err, SfError::Malformed { context, detail }
+            if context == "query" && detail.contains("not JSON") && detail.contains("after 5 attempt(s)")),
+        "{err:?}"
+    );
+    assert_eq!(c.call_counts()[&CallKind::Query], 7);
+    env.assert_counts_match(&c);
+}
+
+#[tokio::test]
+async fn token_endpoint_429_is_throttling_not_bad_credentials() {
+    use tether::sandbox::salesforce::KindFault;
+    let env = env().await;
+    let c = env.client();
+    // Throttled twice, then served: signed in after the back-off.
+    env.emu.handle().fault_next("auth", KindFault::Status(429));
+    env.emu.handle().fault_next("auth", KindFault::Status(429));
+    c.limits().await.unwrap();
+    assert_eq!(c.call_counts()[&CallKind::Auth], 3);
+    assert_eq!(env.clock.sleeps().len(), 2);
+    env.assert_counts_match(&c);
+    // Throttled throughout: it says so, and that the credentials are fine.
+    let c = env.client();
+    env.emu.handle().fail_next(&[429; 5]);
+    let err = c.limits().await.unwrap_err();
+    assert!(matches!(err, SfError::Throttled { attempts: 5 }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("throttling") && text.contains("wait a few minutes and run again"),
+        "{text}"
+    );
+    assert!(!text.contains("authentication failed"), "{text}");
+    assert_eq!(c.call_counts()[&CallKind::Auth], 5);
 }

@@ -381,3 +381,31 @@ fn the_plan_signing_key_is_kept_in_the_state_and_differs_between_states() {
     let b = SqliteState::open(&dir.path().join("b.db")).unwrap();
     assert_ne!(b.plan_signing_key().unwrap(), key);
 }
+
+#[cfg(unix)]
+#[test]
+fn dangling_state_symlink_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let target = dir.path().join("moved-away.db");
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    let err = match SqliteState::open(&path) {
+        Ok(_) => panic!("a dangling link opened as a state file"),
+        Err(e) => e,
+    };
+    assert_eq!(
+        err.message,
+        format!(
+            "the state file path {} is a symbolic link to {}, which does not exist",
+            path.display(),
+            target.display()
+        )
+    );
+    assert!(
+        err.hint.starts_with("point the link at the state file"),
+        "{}",
+        err.hint
+    );
+    // Nothing was created behind the link.
+    assert!(!target.exists());
+}

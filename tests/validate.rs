@@ -942,3 +942,175 @@ fn closed_stdout_ends_quietly() {
     }
     assert!(s.path("p.tfplan").exists(), "the plan was saved");
 }
+
+// ---- odd files in a configuration directory -----------------------------------------
+
+/// Runs tether, killing it and failing the test if it has not finished within 20 s: these
+/// inputs used to hang or read without end, and a regression must not hang CI.
+#[cfg(unix)]
+fn tether_within_20s(args: &[&str], cwd: &std::path::Path) -> Output {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(args)
+        .current_dir(cwd)
+        .envs(TEST_ENV.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tether");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().expect("wait for tether").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tether {args:?} did not finish within 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("tether output");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn fifo_named_yaml_in_a_config_directory_does_not_hang() {
+    let s = Scratch::new();
+    s.write("org/tether.yaml", BASE);
+    let fifo = s.path("org/pipe.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    for command in ["validate", "plan"] {
+        let out = tether_within_20s(&[command, "org"], s.dir.path());
+        assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+        let text = format!("{}{}", out.stdout, out.stderr);
+        assert!(
+            text.contains("org/pipe.yaml is not a regular file (it is a FIFO)"),
+            "{command}: {text}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn yaml_symlink_to_dev_zero_is_refused_with_a_bounded_read() {
+    let s = Scratch::new();
+    s.write("org/tether.yaml", BASE);
+    std::os::unix::fs::symlink("/dev/zero", s.path("org/zero.yaml")).unwrap();
+    let out = tether_within_20s(&["validate", "--format", "json", "org"], s.dir.path());
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let report = out.json();
+    let d = find(
+        &report,
+        "org/zero.yaml is not a regular file (it is a character device)",
+    );
+    assert_eq!(d["severity"], "error");
+    // Given alone, too.
+    let out = tether_within_20s(&["validate", "org/zero.yaml"], s.dir.path());
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout.contains("org/zero.yaml is not a regular file"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_loop_is_followed_once_and_validate_and_plan_agree() {
+    let s = Scratch::new();
+    s.write("org/tether.yaml", BASE);
+    std::os::unix::fs::symlink(".", s.path("org/again")).unwrap();
+    std::os::unix::fs::symlink("..", s.path("org/up")).unwrap();
+    let out = tether_within_20s(&["validate", "--format", "json", "org"], s.dir.path());
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let report = out.json();
+    let files: std::collections::BTreeSet<&str> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["range"]["filename"].as_str())
+        .collect();
+    assert!(files.iter().all(|f| *f == "org/tether.yaml"), "{report}");
+    // plan loads the same one configuration: it gets past loading to the state file (a
+    // directory here, so that it stops before connecting anywhere).
+    std::fs::create_dir(s.path("not-a-state-file")).unwrap();
+    let out = tether_within_20s(
+        &["plan", "org", "--state", "not-a-state-file"],
+        s.dir.path(),
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("state file not-a-state-file is not a file"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn plan_of_dev_null_says_it_is_not_a_configuration_file() {
+    let s = Scratch::new();
+    let out = tether_within_20s(&["plan", "/dev/null"], s.dir.path());
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("/dev/null is not a regular file (it is a character device)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("no such file"), "{}", out.stderr);
+}
+
+// ---- secret files that are not files ------------------------------------------------
+
+/// The one diagnostic `validate --strict` gives for `${file:PATH}` as the Salesforce token.
+fn secret_file_finding(setup: impl FnOnce(&Scratch), path: &str) -> serde_json::Value {
+    let s = Scratch::new();
+    setup(&s);
+    let text = with(
+        "\"${env:TETHER_TEST_TOKEN}\"",
+        &format!("\"${{file:{path}}}\""),
+    );
+    s.write("tether.yaml", &text);
+    let out = tether(
+        &["validate", "--strict", "--format", "json", "tether.yaml"],
+        s.dir.path(),
+    );
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let report = out.json();
+    assert_eq!(report["error_count"], 1, "{report}");
+    let d = report["diagnostics"][0].clone();
+    assert_at(&d, "error", "tether.yaml", position_of(&text, "\"${file:"));
+    d
+}
+
+#[test]
+fn secret_file_that_is_a_directory_says_so() {
+    let d = secret_file_finding(|s| std::fs::create_dir(s.path("keys")).unwrap(), "keys");
+    assert_eq!(
+        d["summary"],
+        "secret file `keys` is a directory, not a file"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn secret_file_that_is_a_device_says_so() {
+    let d = secret_file_finding(|_| {}, "/dev/zero");
+    assert_eq!(
+        d["summary"],
+        "secret file `/dev/zero` is not a regular file (it is a character device)"
+    );
+    // Still named as missing when it is.
+    let d = secret_file_finding(|_| {}, "keys/none");
+    assert_eq!(d["summary"], "secret file `keys/none` does not exist");
+}

@@ -9,6 +9,8 @@
 use super::diag::Diagnostic;
 use super::source::{FileId, SourceFile, Sources, Span};
 use super::yaml::{self, Kind, Node};
+use std::collections::HashSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// One configuration: the files it was merged from and the merged tree.
@@ -39,9 +41,27 @@ impl Parsed {
 pub fn load(paths: &[PathBuf], sources: &mut Sources, diags: &mut Vec<Diagnostic>) -> Vec<Unit> {
     let mut units = Vec::new();
     for path in paths {
-        if path.is_dir() {
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                diags.push(Diagnostic::error(
+                    None,
+                    format!("{}: no such file or directory", path.display()),
+                ));
+                continue;
+            }
+            Err(e) => {
+                diags.push(Diagnostic::error(
+                    None,
+                    format!("{}: cannot read: {e}", path.display()),
+                ));
+                continue;
+            }
+        };
+        if meta.is_dir() {
             let mut files = Vec::new();
-            collect_yaml(path, Path::new(""), &mut files, diags);
+            let mut visited = HashSet::new();
+            collect_yaml(path, Path::new(""), &mut files, &mut visited, diags);
             if files.is_empty() {
                 diags.push(
                     Diagnostic::error(
@@ -69,21 +89,14 @@ pub fn load(paths: &[PathBuf], sources: &mut Sources, diags: &mut Vec<Diagnostic
                 })
                 .collect();
             group(path, Path::new(""), parsed, sources, diags, &mut units);
-        } else if path.is_file() {
-            if let Some((id, root)) = read(path, sources, diags, true) {
-                let home = path.parent().unwrap_or(Path::new("")).to_path_buf();
-                units.push(Unit {
-                    label: path.clone(),
-                    home,
-                    files: vec![id],
-                    tree: root,
-                });
-            }
-        } else {
-            diags.push(Diagnostic::error(
-                None,
-                format!("{}: no such file or directory", path.display()),
-            ));
+        } else if let Some((id, root)) = read(path, sources, diags, true) {
+            let home = path.parent().unwrap_or(Path::new("")).to_path_buf();
+            units.push(Unit {
+                label: path.clone(),
+                home,
+                files: vec![id],
+                tree: root,
+            });
         }
     }
     units
@@ -109,18 +122,42 @@ fn is_tether_file(root: &Node) -> bool {
     })
 }
 
-/// YAML files below `dir`, sorted, skipping hidden entries (`.git`, `.tether`).
-fn collect_yaml(base: &Path, rel: &Path, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
+/// YAML files below `dir`, sorted, skipping hidden entries (`.git`, `.tether`). Symbolic
+/// links are followed, but each directory is read once (`visited` holds the canonical paths
+/// read so far), so a link back up the tree adds nothing. A `*.yaml` that is not a regular
+/// file (a FIFO, a device) is reported, never opened: reading it could block or never end.
+fn collect_yaml(
+    base: &Path,
+    rel: &Path,
+    out: &mut Vec<PathBuf>,
+    visited: &mut HashSet<PathBuf>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let dir = base.join(rel);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            diags.push(Diagnostic::error(
+    let cannot_read = |e: std::io::Error| {
+        Diagnostic::error(
+            None,
+            format!("{}: cannot read directory: {e}", dir.display()),
+        )
+    };
+    match std::fs::canonicalize(&dir) {
+        Ok(canonical) if !visited.insert(canonical.clone()) => {
+            diags.push(Diagnostic::info(
                 None,
-                format!("{}: cannot read directory: {e}", dir.display()),
+                format!(
+                    "{} is {} again (a symbolic link): read once, not twice",
+                    dir.display(),
+                    canonical.display()
+                ),
             ));
             return;
         }
+        Ok(_) => {}
+        Err(e) => return diags.push(cannot_read(e)),
+    }
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) => return diags.push(cannot_read(e)),
     };
     let mut names: Vec<_> = entries
         .filter_map(Result::ok)
@@ -133,15 +170,81 @@ fn collect_yaml(base: &Path, rel: &Path, out: &mut Vec<PathBuf>, diags: &mut Vec
         }
         let child = rel.join(&name);
         let full = base.join(&child);
-        if full.is_dir() {
-            collect_yaml(base, &child, out, diags);
-        } else if matches!(
+        let is_yaml = matches!(
             full.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")
-        ) {
-            out.push(child);
+        );
+        // Follows symbolic links: what counts is what the link points at.
+        match std::fs::metadata(&full) {
+            Ok(meta) if meta.is_dir() => collect_yaml(base, &child, out, visited, diags),
+            Ok(meta) if is_yaml && !meta.is_file() => diags.push(
+                Diagnostic::error(None, not_regular(&full, &meta))
+                    .with_hint("configuration files are regular files; remove or rename it"),
+            ),
+            Ok(_) if is_yaml => out.push(child),
+            Err(e) if is_yaml => diags.push(Diagnostic::error(
+                None,
+                format!("{}: cannot read: {e}", full.display()),
+            )),
+            _ => {}
         }
     }
+}
+
+/// "PATH is not a regular file (it is a FIFO)".
+fn not_regular(path: &Path, meta: &std::fs::Metadata) -> String {
+    let what = file_kind(meta);
+    format!("{} is not a regular file (it is {what})", path.display())
+}
+
+/// What a path that is not a regular file is, for messages.
+#[cfg(unix)]
+pub(super) fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
+#[cfg(not(unix))]
+pub(super) fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
+}
+
+/// A configuration file's bytes, at most `MAX_FILE_BYTES + 1` of them. Only a regular file
+/// is opened (checked before opening, since opening a FIFO blocks, and again on the opened
+/// file, which is what is read); `Err` is the finding.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let cannot = |e: std::io::Error| format!("{}: cannot read: {e}", path.display());
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(not_regular(path, &meta));
+    }
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(not_regular(path, &meta));
+    }
+    let mut bytes = Vec::new();
+    file.take(yaml::MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    Ok(bytes)
 }
 
 /// Reads and parses one file; `None` after recording why it cannot be used.
@@ -151,17 +254,21 @@ fn read(
     diags: &mut Vec<Diagnostic>,
     given_alone: bool,
 ) -> Option<(FileId, Node)> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_bounded(path) {
         Ok(b) => b,
-        Err(e) => {
-            diags.push(Diagnostic::error(
-                None,
-                format!("{}: cannot read: {e}", path.display()),
-            ));
+        Err(message) => {
+            diags.push(Diagnostic::error(None, message));
             return None;
         }
     };
-    let text = match yaml::decode(&bytes) {
+    let decoded = if bytes.len() > yaml::MAX_FILE_BYTES {
+        // Only the cap was read; the size on disk says how far over it the file is.
+        let len = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
+        Err((0, yaml::too_large(len.max(bytes.len() as u64))))
+    } else {
+        yaml::decode(&bytes)
+    };
+    let text = match decoded {
         Ok(text) => text,
         Err((byte, message)) => {
             // Show the valid prefix only, so positions can be computed.

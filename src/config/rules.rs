@@ -705,14 +705,10 @@ fn secret_references(c: &Checked<'_>, strict: bool, out: &mut Vec<Diagnostic>) {
             }
             Ok(Reference::File(path)) => {
                 let full = c.unit.home.join(path);
-                if !full.is_file() {
+                if let Err(problem) = super::secrets::open_file(&full) {
                     out.push(
-                        Diagnostic::new(
-                            missing,
-                            Some(span),
-                            format!("secret file `{}` does not exist", full.display()),
-                        )
-                        .with_hint("paths are relative to the file that names them"),
+                        Diagnostic::new(missing, Some(span), problem.message)
+                            .with_hint(problem.hint),
                     );
                 }
             }

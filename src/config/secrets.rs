@@ -39,26 +39,14 @@ fn resolve_text(text: &str, home: &Path) -> Result<Secret, String> {
         Reference::File(rel) => {
             use std::io::Read;
             let path = home.join(rel);
-            let cannot =
-                |e: std::io::Error| format!("cannot read secret file `{}`: {e}", path.display());
-            let file = std::fs::File::open(&path).map_err(cannot)?;
-            // A device or a pipe (`/dev/zero`, a FIFO) would never end or never answer.
-            if !file.metadata().map_err(cannot)?.is_file() {
-                return Err(format!(
-                    "secret file `{}` is not a regular file",
-                    path.display()
-                ));
-            }
+            let file = open_file(&path).map_err(|p| p.message)?;
             // The length is checked on what is read, not on metadata that can change.
             let mut bytes = Vec::new();
             file.take(MAX_SECRET_FILE + 1)
                 .read_to_end(&mut bytes)
-                .map_err(cannot)?;
+                .map_err(|e| format!("cannot read secret file `{}`: {e}", path.display()))?;
             if bytes.len() as u64 > MAX_SECRET_FILE {
-                return Err(format!(
-                    "secret file `{}` is larger than 64 KiB; is it the right file?",
-                    path.display()
-                ));
+                return Err(too_large(&path));
             }
             let text = String::from_utf8(bytes)
                 .map_err(|_| format!("secret file `{}` is not UTF-8 text", path.display()))?;
@@ -71,6 +59,77 @@ fn resolve_text(text: &str, home: &Path) -> Result<Secret, String> {
             Ok(Secret::new(text))
         }
     }
+}
+
+/// Why a secret file cannot be used, and what to do about it.
+#[derive(Debug)]
+pub struct FileProblem {
+    pub message: String,
+    pub hint: &'static str,
+}
+
+fn too_large(path: &Path) -> String {
+    format!(
+        "secret file `{}` is larger than 64 KiB; is it the right file?",
+        path.display()
+    )
+}
+
+/// Opens a secret file for reading, or says what is wrong with it: not there, a
+/// directory, not a regular file (a device or a pipe would never end or never answer, so
+/// it is refused before opening), too large, not readable. `validate` asks this much;
+/// `resolve` then reads the file.
+pub fn open_file(path: &Path) -> Result<std::fs::File, FileProblem> {
+    let problem = |message: String, hint: &'static str| FileProblem { message, hint };
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => problem(
+            format!("secret file `{}` does not exist", path.display()),
+            "paths are relative to the file that names them",
+        ),
+        std::io::ErrorKind::PermissionDenied => problem(
+            format!(
+                "secret file `{}` cannot be read: permission denied",
+                path.display()
+            ),
+            "let the user tether runs as read it (and no one else)",
+        ),
+        _ => problem(
+            format!("cannot read secret file `{}`: {e}", path.display()),
+            "check the path and the file",
+        ),
+    };
+    let kind = |meta: &std::fs::Metadata| {
+        if meta.is_dir() {
+            Err(problem(
+                format!(
+                    "secret file `{}` is a directory, not a file",
+                    path.display()
+                ),
+                "name the file inside it that holds the secret",
+            ))
+        } else if !meta.is_file() {
+            Err(problem(
+                format!(
+                    "secret file `{}` is not a regular file (it is {})",
+                    path.display(),
+                    super::load::file_kind(meta)
+                ),
+                "point it at a file that holds the secret",
+            ))
+        } else if meta.len() > MAX_SECRET_FILE {
+            Err(problem(
+                too_large(path),
+                "a secret file holds one secret (a password, a token, a PEM key)",
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    kind(&std::fs::metadata(path).map_err(io)?)?;
+    let file = std::fs::File::open(path).map_err(io)?;
+    // Again on the opened file, which is what is read.
+    kind(&file.metadata().map_err(io)?)?;
+    Ok(file)
 }
 
 #[cfg(test)]

@@ -126,17 +126,19 @@ pub fn key_text(node: &Node) -> String {
     }
 }
 
+/// The finding for a file of `len` bytes, over `MAX_FILE_BYTES`.
+pub fn too_large(len: u64) -> String {
+    format!(
+        "file is {:.1} MiB; configuration files are limited to {} MiB",
+        len as f64 / (1024.0 * 1024.0),
+        MAX_FILE_BYTES / (1024 * 1024)
+    )
+}
+
 /// Checks the raw bytes of a file before any YAML parsing: size, text encoding.
 pub fn decode(bytes: &[u8]) -> Result<String, (usize, String)> {
     if bytes.len() > MAX_FILE_BYTES {
-        return Err((
-            0,
-            format!(
-                "file is {:.1} MiB; configuration files are limited to {} MiB",
-                bytes.len() as f64 / (1024.0 * 1024.0),
-                MAX_FILE_BYTES / (1024 * 1024)
-            ),
-        ));
+        return Err((0, too_large(bytes.len() as u64)));
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,

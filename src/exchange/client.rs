@@ -431,30 +431,50 @@ impl EwsClient {
                 {
                     return Ok(Secret::new(format!("Bearer {}", t.expose())));
                 }
-                self.count("Token");
-                let started = std::time::Instant::now();
-                let resp = self
-                    .http
-                    .post(token_url.clone())
-                    .form(&[
-                        ("grant_type", "client_credentials"),
-                        ("client_id", client_id.as_str()),
-                        ("client_secret", client_secret.expose()),
-                        ("scope", scope.as_str()),
-                    ])
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        EwsError::Token(format!("{token_url}: {}", describe_request_error(&e)))
-                    })?;
-                let status = resp.status();
-                tracing::debug!(
-                    method = "POST",
-                    path = token_url.path(),
-                    status = status.as_u16(),
-                    ms = started.elapsed().as_millis() as u64,
-                    "EWS token request"
-                );
+                let mut attempt = 0u32;
+                let (status, resp) = loop {
+                    attempt += 1;
+                    self.count("Token");
+                    let started = std::time::Instant::now();
+                    let resp = self
+                        .http
+                        .post(token_url.clone())
+                        .form(&[
+                            ("grant_type", "client_credentials"),
+                            ("client_id", client_id.as_str()),
+                            ("client_secret", client_secret.expose()),
+                            ("scope", scope.as_str()),
+                        ])
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            EwsError::Token(format!("{token_url}: {}", describe_request_error(&e)))
+                        })?;
+                    let status = resp.status();
+                    tracing::debug!(
+                        method = "POST",
+                        path = token_url.path(),
+                        status = status.as_u16(),
+                        ms = started.elapsed().as_millis() as u64,
+                        attempt,
+                        "EWS token request"
+                    );
+                    if status.as_u16() != 429 {
+                        break (status, resp);
+                    }
+                    // Throttled, not refused: wait as asked, a bounded number of times.
+                    if attempt > self.opts.max_retries {
+                        return Err(EwsError::Token(format!(
+                            "{token_url} is throttling tether's sign-in (HTTP 429 Too Many \
+                             Requests, {attempt} attempt(s)); the credentials were not refused: \
+                             wait a few minutes and run again"
+                        )));
+                    }
+                    match crate::net::retry_after(resp.headers()) {
+                        Some(wait) => self.clock.sleep(wait).await,
+                        None => self.back_off(attempt).await,
+                    }
+                };
                 let bytes = Self::read_body(resp, MAX_TOKEN_RESPONSE_BYTES, "a token")
                     .await
                     .map_err(|e| match e {
@@ -593,7 +613,7 @@ impl EwsClient {
                     // not say whether the server behind it ran it.
                     let not_run = matches!(status, 503 | 429);
                     if attempt <= self.opts.max_retries && (resend_after_failure || not_run) {
-                        let wait = retry_after(resp.headers());
+                        let wait = crate::net::retry_after(resp.headers());
                         tracing::info!(
                             op,
                             status,
@@ -1588,19 +1608,6 @@ impl EwsClient {
 
 fn lock_ok<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A `Retry-After` in seconds (RFC 9110 §10.2.3), capped at five minutes; HTTP dates and
-/// garbage fall back to the exponential back-off.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(secs.min(300)))
 }
 
 /// Reading each answer the client asks for, apart from the I/O (so that hostile answers can

@@ -109,7 +109,10 @@ fn object_name(object: ObjectKind) -> &'static str {
 fn call_error(e: SfError) -> CallError {
     let retryable = matches!(
         e,
-        SfError::Transport { .. } | SfError::LimitExceeded { .. } | SfError::Ambiguous { .. }
+        SfError::Transport { .. }
+            | SfError::LimitExceeded { .. }
+            | SfError::Ambiguous { .. }
+            | SfError::Throttled { .. }
     ) || matches!(&e, SfError::Api { status, .. } if *status >= 500);
     let code = match &e {
         SfError::Api { errors, .. } => errors
@@ -119,6 +122,7 @@ fn call_error(e: SfError) -> CallError {
         SfError::LimitExceeded { .. } => "REQUEST_LIMIT_EXCEEDED".into(),
         SfError::BudgetExhausted { .. } => "API_BUDGET_EXHAUSTED".into(),
         SfError::Transport { .. } => "TRANSPORT".into(),
+        SfError::Throttled { .. } => "THROTTLED".into(),
         SfError::Ambiguous { .. } => "AMBIGUOUS".into(),
         SfError::Auth { .. } => "AUTH".into(),
         _ => "SALESFORCE".into(),

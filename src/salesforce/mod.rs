@@ -189,6 +189,11 @@ pub enum SfError {
         max: u64,
         allowed: u64,
     },
+    /// The token endpoint kept answering 429 Too Many Requests: throttling, not refused
+    /// credentials.
+    Throttled {
+        attempts: u32,
+    },
     /// Gave up after retries on 5xx, timeouts or connection errors.
     Transport {
         attempts: u32,
@@ -259,6 +264,10 @@ impl fmt::Display for SfError {
             SfError::BudgetExhausted { used, max, allowed } => write!(
                 f,
                 "stopped before exceeding tether's API budget: the org has used {used} of {max} daily API requests and tether may use the org only up to {allowed}; raise the budget or run later"
+            ),
+            SfError::Throttled { attempts } => write!(
+                f,
+                "Salesforce's token endpoint is throttling tether's sign-in (HTTP 429 Too Many Requests, {attempts} attempt(s)); the credentials were not refused: wait a few minutes and run again"
             ),
             SfError::Transport { attempts, message } => {
                 write!(
@@ -633,6 +642,8 @@ impl SalesforceClient {
         let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
+            // Set when this attempt met 429: the wait the endpoint asked for, if any.
+            let mut throttled: Option<Option<Duration>> = None;
             let mut req = self
                 .inner
                 .http
@@ -666,7 +677,12 @@ impl SalesforceClient {
                         attempt,
                         "Salesforce token request"
                     );
+                    let retry_after = crate::net::retry_after(resp.headers());
                     match self.read_body(resp).await? {
+                        Ok(_) if status == 429 => {
+                            throttled = Some(retry_after);
+                            Err("HTTP 429 Too Many Requests".into())
+                        }
                         Ok(body) if status < 500 => Ok((status, body)),
                         Ok(_) => Err(format!("HTTP {status}")),
                         Err(m) => Err(m),
@@ -687,8 +703,11 @@ impl SalesforceClient {
             let (status, body) = match outcome {
                 Ok(x) => x,
                 Err(message) => {
-                    let delay = self.backoff(attempt);
+                    let delay = throttled.flatten().unwrap_or_else(|| self.backoff(attempt));
                     if attempt >= o.retry.max_attempts || waited + delay > o.retry.max_total_delay {
+                        if throttled.is_some() {
+                            return Err(SfError::Throttled { attempts: attempt });
+                        }
                         return Err(SfError::Transport {
                             attempts: attempt,
                             message,
@@ -727,6 +746,8 @@ impl SalesforceClient {
         let mut waited = Duration::ZERO;
         // The last attempt was refused by the concurrent-request limit.
         let mut concurrent_limit: Option<String> = None;
+        // The last attempt was a read answered with a body that is not JSON.
+        let mut malformed: Option<String> = None;
         loop {
             self.check_budget()?;
             let session = self.session().await?;
@@ -866,6 +887,11 @@ impl SalesforceClient {
                                     status,
                                     errors: parse_errors(&body),
                                 });
+                            } else if let Some(junk) = unreadable_read(idempotency, &body) {
+                                // A read answered 200 with a body cut short or garbled is a
+                                // glitch like a 5xx: ask again. A create's is not repeated.
+                                malformed = Some(junk.clone());
+                                junk
                             } else {
                                 return Ok(Reply { body });
                             }
@@ -878,12 +904,19 @@ impl SalesforceClient {
                 if let Some(message) = concurrent_limit {
                     return Err(SfError::LimitExceeded { message });
                 }
+                if let Some(detail) = malformed {
+                    return Err(SfError::Malformed {
+                        context: kind.name().into(),
+                        detail: format!("{detail} (after {attempt} attempt(s))"),
+                    });
+                }
                 return Err(SfError::Transport {
                     attempts: attempt,
                     message: failure,
                 });
             }
             concurrent_limit = None;
+            malformed = None;
             tracing::info!(
                 path,
                 attempt,
@@ -895,6 +928,49 @@ impl SalesforceClient {
             self.inner.clock.sleep(delay).await;
         }
     }
+}
+
+/// Why a successful read's body cannot be JSON at all, when it cannot: the body was cut
+/// short or garbled on the way, and asking again may well get it whole. Nesting beyond
+/// serde_json's limit (128) is a hostile answer, not a glitch: it is left to the decoder to
+/// refuse.
+fn unreadable_read(idempotency: Idempotency, body: &[u8]) -> Option<String> {
+    if idempotency != Idempotency::Safe || body.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let e = serde_json::from_slice::<serde::de::IgnoredAny>(body).err()?;
+    if nests_deeper_than(body, 128) {
+        return None;
+    }
+    Some(format!("the answer is not JSON: {e}"))
+}
+
+/// Whether JSON text opens more than `limit` arrays or objects at once (strings skipped).
+fn nests_deeper_than(body: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// A token endpoint's answer: the access token and the instance to call (`fallback` when
@@ -1027,6 +1103,22 @@ mod tests {
             let e = parse_errors(body);
             assert_eq!(e[0].error_code, "UNPARSEABLE_ERROR", "{body:?}");
         }
+    }
+
+    #[test]
+    fn only_reads_of_junk_are_asked_again_and_nesting_bombs_are_not() {
+        let junk = b"{\"totalSize\":3,\"done\":tr";
+        assert!(unreadable_read(Idempotency::Safe, junk).is_some());
+        assert!(unreadable_read(Idempotency::Safe, b"<html>busy</html>").is_some());
+        assert!(unreadable_read(Idempotency::Unsafe, junk).is_none());
+        assert!(unreadable_read(Idempotency::Safe, b"{\"a\":[1]}").is_none());
+        assert!(unreadable_read(Idempotency::Safe, b"  \n").is_none());
+        let bomb = "[".repeat(129);
+        assert!(unreadable_read(Idempotency::Safe, bomb.as_bytes()).is_none());
+        // Brackets inside strings do not count.
+        let quoted = format!("{{\"a\":\"{}\\\"\"", "[".repeat(200));
+        assert!(!nests_deeper_than(quoted.as_bytes(), 128));
+        assert!(unreadable_read(Idempotency::Safe, quoted.as_bytes()).is_some());
     }
 
     #[test]

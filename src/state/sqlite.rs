@@ -151,6 +151,7 @@ impl Row {
 impl SqliteState {
     /// Open the state file at `path`, creating it (and its directory) when it does not exist.
     pub fn open(path: &Path) -> Result<Self, StateError> {
+        refuse_dangling_link(path)?;
         let fresh = !path.exists();
         if fresh {
             create_private_file(path)?;
@@ -275,6 +276,24 @@ pub(super) fn new_signing_key() -> Result<crate::secret::Secret, StateError> {
         })?;
     Ok(crate::secret::Secret::new(
         key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    ))
+}
+
+/// A symbolic link to nowhere is not a missing state file: `exists` says no, and creating
+/// the file would then fail with a puzzling "File exists".
+fn refuse_dangling_link(path: &Path) -> Result<(), StateError> {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link || path.exists() {
+        return Ok(());
+    }
+    let target = std::fs::read_link(path).unwrap_or_default();
+    Err(StateError::new(
+        format!(
+            "the state file path {} is a symbolic link to {}, which does not exist",
+            path.display(),
+            target.display()
+        ),
+        format!("point the link at the state file; or {WAY_OUT}"),
     ))
 }
 
