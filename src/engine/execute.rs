@@ -530,6 +530,30 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         out
     }
 
+    /// A create sent earlier (its journal entry is pending) but never confirmed, whose
+    /// record the lookup does not find: someone deleted it before tether could record it.
+    /// Creating it again would undo that delete, so the source record is remembered as
+    /// detached, as after a linked record's delete. It is not deleted in turn: that the
+    /// create ever arrived is not certain (an ambiguous answer), and a delete would lose
+    /// the source if it did not.
+    fn deleted_after_an_unrecorded_create(
+        &self,
+        report: &mut ExecReport,
+        pending: &[JournalEntry],
+        op: &Operation,
+        replaces: Option<LinkId>,
+        detached: Link,
+    ) -> Vec<StateChange> {
+        tracing::info!(
+            rep = %op.rep,
+            object = op.object.name(),
+            "a record tether created and could not record is gone: left unlinked, not created again"
+        );
+        report.succeeded += 1;
+        self.progress.record(&op.mailbox.address, true);
+        Self::link_changes(pending, op, replaces, detached)
+    }
+
     fn bookkeeping(
         &mut self,
         plan: &Plan,
@@ -676,6 +700,20 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     &e.message,
                     true,
                 );
+            } else if pending_markers.contains(m.as_str()) {
+                changes.extend(self.deleted_after_an_unrecorded_create(
+                    report,
+                    pending,
+                    op,
+                    *replaces,
+                    Link {
+                        rep: op.rep.clone(),
+                        object,
+                        exchange: Some(exchange.clone()),
+                        salesforce: None,
+                        hash: hash.clone(),
+                    },
+                ));
             } else {
                 to_create.push(op);
             }
@@ -725,6 +763,9 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     })
                 })
                 .collect();
+            // The call's step is taken before the journal is written: nothing can stop the
+            // run between the two, so a pending entry means the create was sent.
+            self.budget.step()?;
             self.apply(journal)?;
             let mut truncations = Vec::new();
             let creates: Vec<CrmCreate> = chunk
@@ -744,7 +785,6 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     }
                 })
                 .collect();
-            self.budget.step()?;
             let outcomes = match self.crm.create(object, &creates).await {
                 Ok(o) => o,
                 Err(e) => call_outcomes(creates.len(), &e),
@@ -1040,6 +1080,20 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     &e.message,
                     true,
                 );
+            } else if pending_markers.contains(marker(op).as_str()) {
+                changes.extend(self.deleted_after_an_unrecorded_create(
+                    report,
+                    pending,
+                    op,
+                    *replaces,
+                    Link {
+                        rep: rep.to_string(),
+                        object,
+                        exchange: None,
+                        salesforce: Some(salesforce.clone()),
+                        hash: hash.clone(),
+                    },
+                ));
             } else {
                 to_create.push(op);
             }
@@ -1064,6 +1118,8 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     })
                 })
                 .collect();
+            // As for Salesforce: a pending entry means the create was sent.
+            self.budget.step()?;
             self.apply(journal)?;
             let creates: Vec<MailCreate> = chunk
                 .iter()
@@ -1077,7 +1133,6 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     _ => unreachable!("filtered to CreateInExchange"),
                 })
                 .collect();
-            self.budget.step()?;
             let outcomes = match self.mail.create(mailbox, folder, &creates).await {
                 Ok(o) => o,
                 Err(e) => call_outcomes(creates.len(), &e),

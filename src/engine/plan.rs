@@ -24,6 +24,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// for a wrong mailbox or a lost permission, not for a mass delete.
 pub const EMPTY_SIDE_MIN_LINKS: usize = 5;
 
+/// Why a create is planned whose earlier create was sent and never confirmed (killed, or
+/// an ambiguous answer): found, it is linked; gone, someone deleted it, and it is not made
+/// again (that would undo the delete).
+const UNCONFIRMED_TO_SALESFORCE: &str = "new in Exchange; tether's earlier create of it was \
+    not confirmed: it is looked up first, linked if found, left unlinked if it was deleted";
+const UNCONFIRMED_TO_EXCHANGE: &str = "new in Salesforce; tether's earlier create of it was \
+    not confirmed: it is looked up first, linked if found, left unlinked if it was deleted";
+
 /// What one side's change feed (or full read) says, for one rep and object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SideView<T> {
@@ -1425,6 +1433,12 @@ impl RepPlanner<'_, '_> {
             }
         }
 
+        // A create journalled earlier and never confirmed: the executor looks it up first.
+        let unconfirmed = |target: CreateTarget, source: &str| {
+            journal
+                .iter()
+                .any(|j| j.target == target && j.source_id == source)
+        };
         for m in ex_left.into_iter().flatten() {
             match self.blocked(
                 &m.record,
@@ -1441,6 +1455,10 @@ impl RepPlanner<'_, '_> {
                             .collect(),
                         _ => Vec::new(),
                     };
+                    let reason = match unconfirmed(CreateTarget::Salesforce, &m.item_id) {
+                        false => "new in Exchange",
+                        true => UNCONFIRMED_TO_SALESFORCE,
+                    };
                     self.push(
                         Action::CreateInSalesforce {
                             exchange: ex_side(m),
@@ -1449,7 +1467,7 @@ impl RepPlanner<'_, '_> {
                             relate,
                             replaces: None,
                         },
-                        "new in Exchange",
+                        reason,
                     );
                 }
                 Some(why) if self.s.syncs(SyncDirection::ExchangeToSalesforce) => {
@@ -1467,7 +1485,10 @@ impl RepPlanner<'_, '_> {
                         hash: sf_hashes[r.id.as_str()].clone(),
                         replaces: None,
                     },
-                    "new in Salesforce",
+                    match unconfirmed(CreateTarget::Exchange, &r.id) {
+                        false => "new in Salesforce",
+                        true => UNCONFIRMED_TO_EXCHANGE,
+                    },
                 ),
                 Some(why) if self.s.syncs(SyncDirection::SalesforceToExchange) => {
                     self.skip(&r.id, why)
