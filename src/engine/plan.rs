@@ -32,6 +32,11 @@ const UNCONFIRMED_TO_SALESFORCE: &str = "new in Exchange; tether's earlier creat
 const UNCONFIRMED_TO_EXCHANGE: &str = "new in Salesforce; tether's earlier create of it was \
     not confirmed: it is looked up first, linked if found, left unlinked if it was deleted";
 
+const STAMPED_WITH_A_KNOWN_ID: &str = "carries the id of a Salesforce record that exists \
+    (tether's stamp): not created in Salesforce again";
+const HAS_A_STAMPED_ITEM: &str =
+    "an Exchange item carries its id (tether's stamp): not created in Exchange again";
+
 /// What one side's change feed (or full read) says, for one rep and object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SideView<T> {
@@ -729,9 +734,11 @@ impl RepPlanner<'_, '_> {
             .filter_map(|(_, l)| l.salesforce.as_ref().map(|s| s.id.clone()))
             .collect();
 
-        // A record tether re-created (an edit that beat a delete) whose link write was lost
-        // to a crash or an ambiguous answer takes the gone record's place in its link, with
-        // the hash it was created with as the base.
+        // An item stamped with a link's Salesforce id takes the place of the link's gone
+        // item: a record tether re-created (an edit that beat a delete) whose link write was
+        // lost to a crash or an ambiguous answer, with the hash it was created with as the
+        // base; or the link's item id damaged in the state (the cycle looks up a link's
+        // item that an incremental read does not show, when such an item appears).
         for m in &item.mail.upserts {
             let Some(sid) = m.salesforce_id.as_deref() else {
                 continue;
@@ -778,6 +785,32 @@ impl RepPlanner<'_, '_> {
             }
             link.salesforce = Some(sf_side(r));
             base.insert(*lid, j.hash.clone());
+            record.insert(*lid);
+        }
+        // Likewise a Salesforce record whose id a linked item carries takes the place of
+        // that link's gone record (its Salesforce id damaged in the state).
+        for r in &item.crm.upserts {
+            if linked_sf.contains(&r.id) {
+                continue;
+            }
+            let Some(m) = item
+                .mail
+                .upserts
+                .iter()
+                .find(|m| m.salesforce_id.as_deref() == Some(r.id.as_str()))
+            else {
+                continue;
+            };
+            let Some((lid, link)) = links
+                .iter_mut()
+                .find(|(_, l)| l.exchange.as_ref().is_some_and(|e| e.item_id == m.item_id))
+            else {
+                continue;
+            };
+            if link.salesforce.is_none() || !sf_gone(link) {
+                continue;
+            }
+            link.salesforce = Some(sf_side(r));
             record.insert(*lid);
         }
 
@@ -1439,6 +1472,38 @@ impl RepPlanner<'_, '_> {
                 .iter()
                 .any(|j| j.target == target && j.source_id == source)
         };
+        // Never a second copy of a record that exists: an item stamped with the id of a
+        // Salesforce record tether knows is not created in Salesforce, nor a record whose id
+        // an item carries created in Exchange (a copy of a synced item, or a link whose
+        // other record could not be found: re-linked once it is found gone).
+        let known_sf: BTreeSet<&str> = self
+            .item
+            .links
+            .iter()
+            .filter_map(|(_, l)| l.salesforce.as_ref().map(|s| s.id.as_str()))
+            .chain(self.read.salesforce.keys().copied())
+            .collect();
+        let stamped: BTreeSet<&str> = self
+            .item
+            .mail
+            .upserts
+            .iter()
+            .filter_map(|m| m.salesforce_id.as_deref())
+            .collect();
+        for m in ex_left.iter_mut() {
+            if let Some(m) = m.take_if(|m| {
+                m.salesforce_id
+                    .as_deref()
+                    .is_some_and(|id| known_sf.contains(id))
+            }) {
+                self.skip(&m.item_id, STAMPED_WITH_A_KNOWN_ID);
+            }
+        }
+        for r in sf_left.iter_mut() {
+            if let Some(r) = r.take_if(|r| stamped.contains(r.id.as_str())) {
+                self.skip(&r.id, HAS_A_STAMPED_ITEM);
+            }
+        }
         for m in ex_left.into_iter().flatten() {
             match self.blocked(
                 &m.record,
