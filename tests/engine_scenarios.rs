@@ -1266,10 +1266,11 @@ async fn killed_between_an_exchange_create_and_the_state_write_rerun_creates_no_
     kill_after_remote_create_then_rerun("exchange").await;
 }
 
-/// Killed right after tether's create of a record (`target` side) and before its state
-/// write; the user then deletes the new record; the next runs must not create it again, and
-/// must keep the record it was copied from.
-async fn delete_after_an_unrecorded_create_then_rerun(object: ObjectKind, target: Side) {
+/// Killed right after tether's create of a Salesforce record from a new Exchange item and
+/// before its state write; the user then deletes the new record in Salesforce; the next
+/// runs must not create it again (its marker is in the recycle bin), and must keep the item
+/// it was copied from.
+async fn delete_after_an_unrecorded_create_then_rerun(object: ObjectKind) {
     let (contacts, events) = match object {
         ObjectKind::Contact => (both_contacts(), NONE),
         ObjectKind::Event => (NONE, both_events()),
@@ -1286,107 +1287,39 @@ async fn delete_after_an_unrecorded_create_then_rerun(object: ObjectKind, target
             Record::Event(event("Review", "2026-06-16T09:00:00Z", 30)),
         ),
     };
-    let source = match target {
-        Side::Exchange => w.sf.user_create(object, &rep_id(0), record),
-        Side::Salesforce => w.ex.user_create(&rep_mail(0), folder, record),
-    };
-    // Steps: statuses, the remote create, its journal entry — killed before its state write.
+    let source = w.ex.user_create(&rep_mail(0), folder, record);
+    // Steps: statuses, journal, the remote create — killed before its state write.
     let mut budget = StepBudget::kill_after(3);
     assert!(w.try_sync(&mut budget).await.is_err());
-    let ex_items = |w: &World| w.ex.items(&rep_mail(0), folder);
-    let (ex, sf) = (ex_items(&w), w.sf.records(object));
-    assert_eq!((ex.len(), sf.len()), (1, 1), "the create happened");
+    let sf = w.sf.records(object);
+    assert_eq!(sf.len(), 1, "the create happened");
+    assert!(sf[0].marker.is_some());
     assert!(w.state.links(&rep_id(0), object).unwrap().is_empty());
     // The user deletes the record tether just created.
-    match target {
-        Side::Exchange => assert!(w.ex.user_delete(&rep_mail(0), &ex[0].item_id)),
-        Side::Salesforce => assert!(w.sf.user_delete(object, &sf[0].id)),
-    }
+    assert!(w.sf.user_delete(object, &sf[0].id));
     let r = w.sync().await;
     assert!(r.exec.failed.is_empty(), "{:?}", r.exec.failed);
     w.sync().await;
-    let (ex, sf) = (ex_items(&w), w.sf.records(object));
-    match target {
-        Side::Exchange => {
-            assert!(ex.is_empty(), "the item the user deleted was created again");
-            assert_eq!(
-                sf.len(),
-                1,
-                "the Salesforce record it was copied from is kept"
-            );
-            assert_eq!(sf[0].id, source);
-        }
-        Side::Salesforce => {
-            assert!(
-                sf.is_empty(),
-                "the record the user deleted was created again"
-            );
-            assert_eq!(ex.len(), 1, "the Exchange item it was copied from is kept");
-            assert_eq!(ex[0].item_id, source);
-        }
-    }
+    assert!(
+        w.sf.records(object).is_empty(),
+        "the record the user deleted was created again"
+    );
+    let ex = w.ex.items(&rep_mail(0), folder);
+    assert_eq!(ex.len(), 1, "the Exchange item it was copied from is kept");
+    assert_eq!(ex[0].item_id, source);
     assert!(w.state.pending_creates().unwrap().is_empty());
     assert!(w.plan().await.is_empty());
 }
 
 #[tokio::test]
 async fn item_deleted_after_an_unrecorded_create_is_not_created_again() {
-    // An Exchange contact created from Salesforce, and a Salesforce contact created from
-    // Exchange (found by its Tether_Sync_Key__c marker).
-    delete_after_an_unrecorded_create_then_rerun(ObjectKind::Contact, Side::Exchange).await;
-    delete_after_an_unrecorded_create_then_rerun(ObjectKind::Contact, Side::Salesforce).await;
+    delete_after_an_unrecorded_create_then_rerun(ObjectKind::Contact).await;
 }
 
 #[tokio::test]
 async fn event_deleted_after_an_unrecorded_create_is_not_created_again_and_its_source_is_kept() {
-    // delete_synced events: the delete does not propagate either, since the create's arrival
-    // is not certain.
-    delete_after_an_unrecorded_create_then_rerun(ObjectKind::Event, Side::Exchange).await;
-    delete_after_an_unrecorded_create_then_rerun(ObjectKind::Event, Side::Salesforce).await;
-}
-
-#[tokio::test]
-async fn killed_after_the_create_journal_before_the_call_the_record_is_still_created() {
-    // Steps: statuses, then the create call's step: killed before the journal and the call.
-    for target in [Side::Exchange, Side::Salesforce] {
-        let mut w = World::new(config(both_contacts(), NONE), 1);
-        w.sync().await;
-        match target {
-            Side::Exchange => w.sf.user_create(
-                ObjectKind::Contact,
-                &rep_id(0),
-                contact("A", "One", "a@x.com"),
-            ),
-            Side::Salesforce => w.ex.user_create(
-                &rep_mail(0),
-                Folder::SalesforceSyncContacts,
-                contact("A", "One", "a@x.com"),
-            ),
-        };
-        for steps in [1, 2] {
-            assert!(
-                w.try_sync(&mut StepBudget::kill_after(steps))
-                    .await
-                    .is_err()
-            );
-        }
-        let only_the_source = match target {
-            Side::Exchange => (0, 1),
-            Side::Salesforce => (1, 0),
-        };
-        assert_eq!(
-            (w.ex_contacts(0).len(), w.sf_contacts().len()),
-            only_the_source,
-            "not created yet"
-        );
-        assert!(
-            w.state.pending_creates().unwrap().is_empty(),
-            "nothing sent"
-        );
-        w.sync().await;
-        assert_eq!((w.ex_contacts(0).len(), w.sf_contacts().len()), (1, 1));
-        assert!(w.plan().await.is_empty());
-    }
+    // delete_synced events: the source is kept too (a copy tether never linked).
+    delete_after_an_unrecorded_create_then_rerun(ObjectKind::Event).await;
 }
 
 /// An event created by the rep in Salesforce and synced to Exchange (so the item carries

@@ -530,12 +530,12 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         out
     }
 
-    /// A create sent earlier (its journal entry is pending) but never confirmed, whose
-    /// record the lookup does not find: someone deleted it before tether could record it.
-    /// Creating it again would undo that delete, so the source record is remembered as
-    /// detached, as after a linked record's delete. It is not deleted in turn: that the
-    /// create ever arrived is not certain (an ambiguous answer), and a delete would lose
-    /// the source if it did not.
+    /// A create journalled earlier and never confirmed whose record was made and deleted
+    /// since (Salesforce's recycle bin shows it): someone deleted it before tether could
+    /// record it. Creating it again would undo that delete, so the source record is
+    /// remembered as detached, as after a linked record's delete (which never deletes the
+    /// source of a copy tether could not link: the detach is the rule for contacts, and for
+    /// events the safe one).
     fn deleted_after_an_unrecorded_create(
         &self,
         report: &mut ExecReport,
@@ -656,6 +656,20 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 Err(e) => lookup_failed = Some(e),
             }
         }
+        // Not found: made and deleted since (in the recycle bin), or never made.
+        let missing: Vec<String> = lookups
+            .iter()
+            .map(|c| c.marker.clone())
+            .filter(|m| !found.contains_key(m))
+            .collect();
+        let mut deleted: BTreeSet<String> = BTreeSet::new();
+        if lookup_failed.is_none() && !missing.is_empty() {
+            self.budget.step()?;
+            match self.crm.find_deleted_created(object, &missing).await {
+                Ok(markers) => deleted.extend(markers),
+                Err(e) => lookup_failed = Some(e),
+            }
+        }
         let mut changes = Vec::new();
         let mut to_create: Vec<&Operation> = Vec::new();
         for op in ops {
@@ -700,7 +714,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     &e.message,
                     true,
                 );
-            } else if pending_markers.contains(m.as_str()) {
+            } else if deleted.contains(&m) {
                 changes.extend(self.deleted_after_an_unrecorded_create(
                     report,
                     pending,
@@ -763,9 +777,6 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     })
                 })
                 .collect();
-            // The call's step is taken before the journal is written: nothing can stop the
-            // run between the two, so a pending entry means the create was sent.
-            self.budget.step()?;
             self.apply(journal)?;
             let mut truncations = Vec::new();
             let creates: Vec<CrmCreate> = chunk
@@ -785,6 +796,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     }
                 })
                 .collect();
+            self.budget.step()?;
             let outcomes = match self.crm.create(object, &creates).await {
                 Ok(o) => o,
                 Err(e) => call_outcomes(creates.len(), &e),
@@ -1080,20 +1092,6 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     &e.message,
                     true,
                 );
-            } else if pending_markers.contains(marker(op).as_str()) {
-                changes.extend(self.deleted_after_an_unrecorded_create(
-                    report,
-                    pending,
-                    op,
-                    *replaces,
-                    Link {
-                        rep: rep.to_string(),
-                        object,
-                        exchange: None,
-                        salesforce: Some(salesforce.clone()),
-                        hash: hash.clone(),
-                    },
-                ));
             } else {
                 to_create.push(op);
             }
@@ -1118,8 +1116,6 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     })
                 })
                 .collect();
-            // As for Salesforce: a pending entry means the create was sent.
-            self.budget.step()?;
             self.apply(journal)?;
             let creates: Vec<MailCreate> = chunk
                 .iter()
@@ -1133,6 +1129,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     _ => unreachable!("filtered to CreateInExchange"),
                 })
                 .collect();
+            self.budget.step()?;
             let outcomes = match self.mail.create(mailbox, folder, &creates).await {
                 Ok(o) => o,
                 Err(e) => call_outcomes(creates.len(), &e),
