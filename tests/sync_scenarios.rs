@@ -728,6 +728,47 @@ async fn a_kill_between_an_exchange_create_and_the_state_write_then_a_rerun_crea
     killed_between_create_and_state_write(false).await;
 }
 
+#[tokio::test]
+async fn a_salesforce_record_deleted_after_an_unrecorded_create_is_not_created_again() {
+    // Through the emulators: the lookup finds the deleted record by Tether_Sync_Key__c in
+    // the recycle bin (queryAll, IsDeleted = true).
+    for k in 0..40 {
+        let mut env = Env::new(contacts_only(), 1, 0).await;
+        env.ex_put_contact(0, true, "Kay", "Lo", "kay@x.com");
+        let rep = env.reps[0].clone();
+        let killed = matches!(
+            env.try_sync(&mut StepBudget::kill_after(k)).await,
+            Err(CycleError::Killed)
+        );
+        assert!(
+            killed,
+            "no kill landed between the create and the state write"
+        );
+        let created = env.sf_records("Contact");
+        if created.len() != 1
+            || !env
+                .state
+                .links(&rep, ObjectKind::Contact)
+                .unwrap()
+                .is_empty()
+        {
+            continue;
+        }
+        let id = s(created[0].get("Id")).to_string();
+        env.sf.handle().delete(&id).unwrap();
+        env.sync().await;
+        env.sync().await;
+        assert!(
+            env.sf_records("Contact").is_empty(),
+            "the record the user deleted was created again"
+        );
+        assert_eq!(env.ex_contacts(0).len(), 1, "the Exchange contact is kept");
+        assert!(env.plan().await.is_empty());
+        return;
+    }
+    panic!("no kill landed between the create and the state write");
+}
+
 fn diff<K: Ord + Clone>(
     after: &std::collections::BTreeMap<K, u64>,
     before: &std::collections::BTreeMap<K, u64>,
