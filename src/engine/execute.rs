@@ -2,7 +2,8 @@
 //! the state store at once; each failure becomes an error-report line with a suggestion and
 //! the rest carries on. Creates are crash-safe: every create is journalled before it is
 //! sent, and a create whose journal entry is still pending (a crash or an ambiguous answer
-//! last time) is looked up on the target side before it is sent again.
+//! last time) is looked up on the target side before it is sent again; a Salesforce record
+//! found in the recycle bin was made and deleted since, and is not sent again.
 //!
 //! Every remote call and every state transaction is a "step" drawn from a `StepBudget`, so
 //! tests can kill the executor between any two steps and restart it from the state store.
@@ -532,10 +533,9 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
 
     /// A create journalled earlier and never confirmed whose record was made and deleted
     /// since (Salesforce's recycle bin shows it): someone deleted it before tether could
-    /// record it. Creating it again would undo that delete, so the source record is
-    /// remembered as detached, as after a linked record's delete (which never deletes the
-    /// source of a copy tether could not link: the detach is the rule for contacts, and for
-    /// events the safe one).
+    /// record it. Creating it again would undo that delete, so the record it was copied
+    /// from is kept and remembered as detached, not synced again. It is not deleted in turn,
+    /// even for delete_synced events: the pair was never linked.
     fn deleted_after_an_unrecorded_create(
         &self,
         report: &mut ExecReport,
