@@ -1997,6 +1997,58 @@ mod tests {
     }
 
     #[test]
+    fn damaged_link_salesforce_id_relinks_through_the_stamp_and_never_creates_a_copy() {
+        // The link's Salesforce id lost a character; the linked item carries the real id.
+        let mut links = linked("old");
+        links[0].1.salesforce.as_mut().unwrap().id = "003B".into();
+        let mut m = mail("old");
+        m.salesforce_id = Some("003A".into());
+        let config = config();
+        let plan_with = |full: bool| {
+            plan(&PlanInput {
+                config: &config,
+                now: "2026-06-15T12:00:00Z".parse().unwrap(),
+                force: false,
+                items: vec![RepObjectInput {
+                    rep: rep(),
+                    object: ObjectKind::Contact,
+                    links: links.clone(),
+                    mail: SideView {
+                        full,
+                        upserts: vec![m.clone()],
+                        deleted: vec![],
+                    },
+                    crm: SideView {
+                        full,
+                        upserts: vec![crm("new")],
+                        deleted: vec![],
+                    },
+                    unreadable: BTreeSet::new(),
+                }],
+                pending: vec![],
+            })
+        };
+        // A full read shows the damaged id gone: the stamped record takes its place, and
+        // its edit is written to the item.
+        let p = plan_with(true);
+        assert_eq!(p.operations.len(), 1, "{p:#?}");
+        assert!(
+            matches!(&p.operations[0].action,
+                Action::UpdateExchange { link: Some(LinkId(1)), salesforce, .. } if salesforce.id == "003A"),
+            "{p:#?}"
+        );
+        // An incremental read cannot tell: nothing is created while the stamped item exists.
+        let p = plan_with(false);
+        assert!(
+            !p.operations
+                .iter()
+                .any(|o| matches!(o.action, Action::CreateInExchange { .. })),
+            "{p:#?}"
+        );
+        assert!(p.skipped.iter().any(|s| s.record_id == "003A"), "{p:#?}");
+    }
+
+    #[test]
     fn a_refresh_records_the_version_tether_wrote_and_read_back() {
         // Killed after writing "new" to Exchange and before recording it: the intent names
         // the hash written; the read shows the item at the ChangeKey the write gave it.
