@@ -1266,6 +1266,148 @@ async fn killed_between_an_exchange_create_and_the_state_write_rerun_creates_no_
     kill_after_remote_create_then_rerun("exchange").await;
 }
 
+/// Killed right after tether's create of a Salesforce record from a new Exchange item and
+/// before its state write; the user then deletes the new record in Salesforce; the next
+/// runs must not create it again (its marker is in the recycle bin), and must keep the item
+/// it was copied from.
+async fn delete_after_an_unrecorded_create_then_rerun(object: ObjectKind) {
+    let (contacts, events) = match object {
+        ObjectKind::Contact => (both_contacts(), NONE),
+        ObjectKind::Event => (NONE, both_events()),
+    };
+    let mut w = World::new(config(contacts, events), 1);
+    w.sync().await;
+    let (folder, record) = match object {
+        ObjectKind::Contact => (
+            Folder::SalesforceSyncContacts,
+            contact("A", "One", "a@x.com"),
+        ),
+        ObjectKind::Event => (
+            Folder::Calendar,
+            Record::Event(event("Review", "2026-06-16T09:00:00Z", 30)),
+        ),
+    };
+    let source = w.ex.user_create(&rep_mail(0), folder, record);
+    // Steps: statuses, journal, the remote create — killed before its state write.
+    let mut budget = StepBudget::kill_after(3);
+    assert!(w.try_sync(&mut budget).await.is_err());
+    let sf = w.sf.records(object);
+    assert_eq!(sf.len(), 1, "the create happened");
+    assert!(sf[0].marker.is_some());
+    assert!(w.state.links(&rep_id(0), object).unwrap().is_empty());
+    // The user deletes the record tether just created.
+    assert!(w.sf.user_delete(object, &sf[0].id));
+    let r = w.sync().await;
+    assert!(r.exec.failed.is_empty(), "{:?}", r.exec.failed);
+    w.sync().await;
+    assert!(
+        w.sf.records(object).is_empty(),
+        "the record the user deleted was created again"
+    );
+    let ex = w.ex.items(&rep_mail(0), folder);
+    assert_eq!(ex.len(), 1, "the Exchange item it was copied from is kept");
+    assert_eq!(ex[0].item_id, source);
+    assert!(w.state.pending_creates().unwrap().is_empty());
+    assert!(w.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn item_deleted_after_an_unrecorded_create_is_not_created_again() {
+    delete_after_an_unrecorded_create_then_rerun(ObjectKind::Contact).await;
+}
+
+#[tokio::test]
+async fn event_deleted_after_an_unrecorded_create_is_not_created_again_and_its_source_is_kept() {
+    // delete_synced events: the source is kept too (a copy tether never linked).
+    delete_after_an_unrecorded_create_then_rerun(ObjectKind::Event).await;
+}
+
+/// An event created by the rep in Salesforce and synced to Exchange (so the item carries
+/// its Salesforce id), whose link's Exchange item id is then damaged by one character in
+/// the state; then the rep edits the item in Outlook and tether syncs.
+async fn damaged_link_then_an_edit() -> (World, String, String) {
+    let mut w = World::new(config(NONE, both_events()), 1);
+    w.sync().await;
+    let sf_id = w.sf.user_create(
+        ObjectKind::Event,
+        &rep_id(0),
+        Record::Event(event("Review", "2026-06-16T09:00:00Z", 30)),
+    );
+    w.sync().await;
+    let items = w.ex.items(&rep_mail(0), Folder::Calendar);
+    assert_eq!(items.len(), 1);
+    let item_id = items[0].item_id.clone();
+    assert_eq!(items[0].salesforce_id.as_deref(), Some(sf_id.as_str()));
+    let (lid, mut link) = w.state.links(&rep_id(0), ObjectKind::Event).unwrap()[0].clone();
+    let exchange = link.exchange.as_mut().unwrap();
+    assert_eq!(exchange.item_id, item_id);
+    let mut damaged: Vec<char> = item_id.chars().collect();
+    let last = damaged.len() - 1;
+    damaged[last] = if damaged[last] == 'x' { 'y' } else { 'x' };
+    exchange.item_id = damaged.into_iter().collect();
+    w.state
+        .apply(vec![StateChange::PutLink {
+            id: Some(lid),
+            link,
+        }])
+        .unwrap();
+    assert!(w.ex.user_edit(&rep_mail(0), &item_id, |r| {
+        if let Record::Event(e) = r {
+            e.location = "Room 4".into();
+        }
+    }));
+    let r = w.sync().await;
+    assert!(r.exec.failed.is_empty(), "{:?}", r.exec.failed);
+    (w, sf_id, item_id)
+}
+
+fn assert_one_event_each_side(w: &World, sf_id: &str, item_id: &str) {
+    let sf = w.sf.records(ObjectKind::Event);
+    let ex = w.ex.items(&rep_mail(0), Folder::Calendar);
+    assert_eq!(
+        (ex.len(), sf.len()),
+        (1, 1),
+        "a duplicate: Exchange {ex:#?}, Salesforce {sf:#?}"
+    );
+    assert_eq!(
+        (ex[0].item_id.as_str(), sf[0].id.as_str()),
+        (item_id, sf_id)
+    );
+}
+
+#[tokio::test]
+async fn damaged_link_item_id_relinks_through_the_stamped_salesforce_id() {
+    let (mut w, sf_id, item_id) = damaged_link_then_an_edit().await;
+    assert_one_event_each_side(&w, &sf_id, &item_id);
+    assert_eq!(w.sf_events()[0].location, "Room 4", "the edit synced");
+    let links = w.state.links(&rep_id(0), ObjectKind::Event).unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(
+        links[0].1.exchange.as_ref().map(|e| e.item_id.as_str()),
+        Some(item_id.as_str()),
+        "the link is repaired"
+    );
+    w.sync().await;
+    assert_one_event_each_side(&w, &sf_id, &item_id);
+    assert!(w.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn reset_after_a_damaged_link_adds_no_duplicate() {
+    let (mut w, sf_id, item_id) = damaged_link_then_an_edit().await;
+    w.state
+        .apply(vec![StateChange::SetResetMark {
+            rep: rep_id(0),
+            mark: Some(ResetMark::MarkedForReset),
+        }])
+        .unwrap();
+    let r = w.sync().await;
+    assert!(r.exec.failed.is_empty(), "{:?}", r.exec.failed);
+    w.sync().await;
+    assert_one_event_each_side(&w, &sf_id, &item_id);
+    assert!(w.plan().await.is_empty());
+}
+
 #[tokio::test]
 async fn an_ambiguous_create_is_looked_up_before_it_is_retried() {
     let mut w = World::new(config(both_contacts(), NONE), 1);

@@ -728,6 +728,110 @@ async fn a_kill_between_an_exchange_create_and_the_state_write_then_a_rerun_crea
     killed_between_create_and_state_write(false).await;
 }
 
+#[tokio::test]
+async fn a_salesforce_record_deleted_after_an_unrecorded_create_is_not_created_again() {
+    // Through the emulators: the lookup finds the deleted record by Tether_Sync_Key__c in
+    // the recycle bin (queryAll, IsDeleted = true).
+    for k in 0..40 {
+        let mut env = Env::new(contacts_only(), 1, 0).await;
+        env.ex_put_contact(0, true, "Kay", "Lo", "kay@x.com");
+        let rep = env.reps[0].clone();
+        let killed = matches!(
+            env.try_sync(&mut StepBudget::kill_after(k)).await,
+            Err(CycleError::Killed)
+        );
+        assert!(
+            killed,
+            "no kill landed between the create and the state write"
+        );
+        let created = env.sf_records("Contact");
+        if created.len() != 1
+            || !env
+                .state
+                .links(&rep, ObjectKind::Contact)
+                .unwrap()
+                .is_empty()
+        {
+            continue;
+        }
+        let id = s(created[0].get("Id")).to_string();
+        env.sf.handle().delete(&id).unwrap();
+        env.sync().await;
+        env.sync().await;
+        assert!(
+            env.sf_records("Contact").is_empty(),
+            "the record the user deleted was created again"
+        );
+        assert_eq!(env.ex_contacts(0).len(), 1, "the Exchange contact is kept");
+        assert!(env.plan().await.is_empty());
+        return;
+    }
+    panic!("no kill landed between the create and the state write");
+}
+
+#[tokio::test]
+async fn a_damaged_link_item_id_relinks_through_the_stamped_salesforce_id_and_a_reset_adds_no_duplicate()
+ {
+    let mut env = Env::new(events_only(events(json!({}))), 1, 0).await;
+    let start = env.now() + Duration::days(1);
+    let sf_id = env.sf_event(0, "Review", start, 30);
+    env.sync().await;
+    let item_id = env.ex_events(0)[0].item_id.clone().unwrap().id;
+    let rep = env.reps[0].clone();
+    // One changed character in the link's Exchange item id.
+    let (lid, mut link) = env.state.links(&rep, ObjectKind::Event).unwrap()[0].clone();
+    let exchange = link.exchange.as_mut().unwrap();
+    assert_eq!(exchange.item_id, item_id);
+    let mut damaged: Vec<char> = item_id.chars().collect();
+    let last = damaged.len() - 2;
+    damaged[last] = if damaged[last] == 'A' { 'B' } else { 'A' };
+    exchange.item_id = damaged.into_iter().collect();
+    env.state
+        .apply(vec![StateChange::PutLink {
+            id: Some(lid),
+            link,
+        }])
+        .unwrap();
+    // The rep's next edit.
+    env.ews
+        .edit_item(&mail(0), &item_id, |i| {
+            if let Item::Event(e) = i {
+                e.location = Some("Room 4".into());
+            }
+        })
+        .unwrap();
+    let r = env.sync().await;
+    assert!(r.exec.failed.is_empty(), "{:?}", r.exec.failed);
+    let one_each = |env: &Env| {
+        let sf = env.sf_records("Event");
+        assert_eq!(
+            (env.ex_events(0).len(), sf.len()),
+            (1, 1),
+            "a duplicate: {sf:#?}"
+        );
+        assert_eq!(s(sf[0].get("Id")), sf_id);
+    };
+    one_each(&env);
+    assert_eq!(s(env.sf_records("Event")[0].get("Location")), "Room 4");
+    let links = env.state.links(&rep, ObjectKind::Event).unwrap();
+    assert_eq!(
+        links[0].1.exchange.as_ref().map(|e| e.item_id.as_str()),
+        Some(item_id.as_str()),
+        "the link is repaired"
+    );
+    // A reset afterwards re-links what is there.
+    env.state
+        .apply(vec![StateChange::SetResetMark {
+            rep: rep.clone(),
+            mark: Some(ResetMark::MarkedForReset),
+        }])
+        .unwrap();
+    env.sync().await;
+    env.sync().await;
+    one_each(&env);
+    assert!(env.plan().await.is_empty());
+}
+
 fn diff<K: Ord + Clone>(
     after: &std::collections::BTreeMap<K, u64>,
     before: &std::collections::BTreeMap<K, u64>,

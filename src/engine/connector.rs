@@ -402,6 +402,18 @@ pub trait CrmConnector: Send + Sync {
         creates: &[CrmCreate],
     ) -> impl Future<Output = Result<Vec<CrmRecord>, CallError>> + Send;
 
+    /// Of these journalled creates' markers, those whose record was made and has been
+    /// deleted since (still in the recycle bin): the create must not be sent again, or a
+    /// user's delete would be undone. A connector that cannot tell finds none (the create
+    /// is then sent again, as before).
+    fn find_deleted_created(
+        &self,
+        _object: ObjectKind,
+        _markers: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, CallError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// Contacts and Leads whose email is one of `emails` (auto-relate).
     fn find_people(
         &self,

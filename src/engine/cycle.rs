@@ -17,8 +17,8 @@
 
 use crate::config::model::{Config, ContactScope, Direction};
 use crate::engine::connector::{
-    CallError, CrmConnector, CrmRecord, CrmRef, Folder, MailChange, MailConnector, MailItem,
-    RepError,
+    CallError, CrmConnector, CrmRecord, CrmRef, Folder, MAIL_BATCH, MailChange, MailConnector,
+    MailItem, RepError,
 };
 use crate::engine::execute::{ExecError, ExecReport, Executor, Killed, ProgressHandle, StepBudget};
 use crate::engine::plan::{self, Plan, PlanInput, RepObjectInput, SideView};
@@ -356,6 +356,73 @@ async fn read_folder<M: MailConnector>(
     })
 }
 
+/// An incremental read that shows an unlinked item stamped with a linked Salesforce id
+/// (tether's stamp), and not the link's own item: the link's item is looked up by id, and
+/// when it is gone, the read reports it deleted, so the plan re-links the stamped item in
+/// its place instead of creating a second Salesforce record (a damaged item id in the
+/// state, or a lost link write). A lookup that fails changes nothing: the plan then creates
+/// nothing for the stamped item either.
+async fn stamped_partners_gone<M: MailConnector>(
+    mail: &M,
+    rep: &Rep,
+    object: ObjectKind,
+    links: &[(LinkId, Link)],
+    view: &mut SideView<MailItem>,
+) {
+    if view.full {
+        return;
+    }
+    let linked: BTreeSet<&str> = links
+        .iter()
+        .filter_map(|(_, l)| l.exchange.as_ref().map(|e| e.item_id.as_str()))
+        .collect();
+    let stamps: BTreeSet<&str> = view
+        .upserts
+        .iter()
+        .filter(|m| !linked.contains(m.item_id.as_str()))
+        .filter_map(|m| m.salesforce_id.as_deref())
+        .collect();
+    let seen: BTreeSet<&str> = view
+        .upserts
+        .iter()
+        .map(|m| m.item_id.as_str())
+        .chain(view.deleted.iter().map(String::as_str))
+        .collect();
+    let unseen: Vec<String> = links
+        .iter()
+        .filter_map(|(_, l)| match (&l.exchange, &l.salesforce) {
+            (Some(e), Some(s)) if stamps.contains(s.id.as_str()) => Some(e.item_id.as_str()),
+            _ => None,
+        })
+        .filter(|id| !seen.contains(id))
+        .map(String::from)
+        .collect();
+    let mut gone = Vec::new();
+    for chunk in unseen.chunks(MAIL_BATCH) {
+        match mail
+            .change_keys(&rep.mailbox, Folder::for_object(object), chunk)
+            .await
+        {
+            Ok(found) => {
+                let found: BTreeSet<&str> = found.iter().map(|r| r.item_id.as_str()).collect();
+                gone.extend(
+                    chunk
+                        .iter()
+                        .filter(|id| !found.contains(id.as_str()))
+                        .cloned(),
+                );
+            }
+            Err(e) => tracing::warn!(
+                rep = %rep.email,
+                code = %e.code,
+                "linked items could not be looked up; their stamped copies wait: {}",
+                e.message
+            ),
+        }
+    }
+    view.deleted.extend(gone);
+}
+
 /// Read both sides and plan, writing nothing (`tether plan`; the idempotence check).
 pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     config: &Config,
@@ -477,10 +544,11 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
             .await
             {
                 Ok(FolderRead {
-                    view: mail_view,
+                    view: mut mail_view,
                     cursor,
                     missing,
                 }) => {
+                    stamped_partners_gone(mail, rep, object, &links, &mut mail_view).await;
                     if missing {
                         out.folders_to_create.push(rep.email.clone());
                     }

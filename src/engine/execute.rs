@@ -2,7 +2,8 @@
 //! the state store at once; each failure becomes an error-report line with a suggestion and
 //! the rest carries on. Creates are crash-safe: every create is journalled before it is
 //! sent, and a create whose journal entry is still pending (a crash or an ambiguous answer
-//! last time) is looked up on the target side before it is sent again.
+//! last time) is looked up on the target side before it is sent again; a Salesforce record
+//! found in the recycle bin was made and deleted since, and is not sent again.
 //!
 //! Every remote call and every state transaction is a "step" drawn from a `StepBudget`, so
 //! tests can kill the executor between any two steps and restart it from the state store.
@@ -530,6 +531,29 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         out
     }
 
+    /// A create journalled earlier and never confirmed whose record was made and deleted
+    /// since (Salesforce's recycle bin shows it): someone deleted it before tether could
+    /// record it. Creating it again would undo that delete, so the record it was copied
+    /// from is kept and remembered as detached, not synced again. It is not deleted in turn,
+    /// even for delete_synced events: the pair was never linked.
+    fn deleted_after_an_unrecorded_create(
+        &self,
+        report: &mut ExecReport,
+        pending: &[JournalEntry],
+        op: &Operation,
+        replaces: Option<LinkId>,
+        detached: Link,
+    ) -> Vec<StateChange> {
+        tracing::info!(
+            rep = %op.rep,
+            object = op.object.name(),
+            "a record tether created and could not record is gone: left unlinked, not created again"
+        );
+        report.succeeded += 1;
+        self.progress.record(&op.mailbox.address, true);
+        Self::link_changes(pending, op, replaces, detached)
+    }
+
     fn bookkeeping(
         &mut self,
         plan: &Plan,
@@ -632,6 +656,20 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 Err(e) => lookup_failed = Some(e),
             }
         }
+        // Not found: made and deleted since (in the recycle bin), or never made.
+        let missing: Vec<String> = lookups
+            .iter()
+            .map(|c| c.marker.clone())
+            .filter(|m| !found.contains_key(m))
+            .collect();
+        let mut deleted: BTreeSet<String> = BTreeSet::new();
+        if lookup_failed.is_none() && !missing.is_empty() {
+            self.budget.step()?;
+            match self.crm.find_deleted_created(object, &missing).await {
+                Ok(markers) => deleted.extend(markers),
+                Err(e) => lookup_failed = Some(e),
+            }
+        }
         let mut changes = Vec::new();
         let mut to_create: Vec<&Operation> = Vec::new();
         for op in ops {
@@ -676,6 +714,20 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     &e.message,
                     true,
                 );
+            } else if deleted.contains(&m) {
+                changes.extend(self.deleted_after_an_unrecorded_create(
+                    report,
+                    pending,
+                    op,
+                    *replaces,
+                    Link {
+                        rep: op.rep.clone(),
+                        object,
+                        exchange: Some(exchange.clone()),
+                        salesforce: None,
+                        hash: hash.clone(),
+                    },
+                ));
             } else {
                 to_create.push(op);
             }

@@ -685,6 +685,8 @@ struct CrmData {
     users: Vec<CrmUser>,
     records: BTreeMap<ObjectKind, BTreeMap<String, (CrmRecord, u64)>>,
     deleted: BTreeMap<ObjectKind, BTreeMap<String, u64>>,
+    /// The journal markers (Tether_Sync_Key__c) of deleted records: the recycle bin.
+    recycle_bin: BTreeMap<ObjectKind, BTreeSet<String>>,
     leads: Vec<(String, String)>,
     relations: BTreeMap<String, Vec<String>>,
     /// (user id, record id): records the user cannot read; every other record is readable.
@@ -812,8 +814,9 @@ impl MemoryCrm {
         let mut d = self.lock();
         d.seq += 1;
         let seq = d.seq;
-        if d.records.entry(object).or_default().remove(id).is_some() {
+        if let Some((r, _)) = d.records.entry(object).or_default().remove(id) {
             d.deleted.entry(object).or_default().insert(id.into(), seq);
+            d.recycle_bin.entry(object).or_default().extend(r.marker);
             true
         } else {
             false
@@ -1055,8 +1058,9 @@ impl CrmConnector for MemoryCrm {
             }
             d.seq += 1;
             let seq = d.seq;
-            if d.records.entry(object).or_default().remove(id).is_some() {
+            if let Some((r, _)) = d.records.entry(object).or_default().remove(id) {
                 d.deleted.entry(object).or_default().insert(id.clone(), seq);
+                d.recycle_bin.entry(object).or_default().extend(r.marker);
                 out.push(Outcome::Ok(()));
             } else {
                 out.push(Outcome::Failed(RecordError {
@@ -1086,6 +1090,21 @@ impl CrmConnector for MemoryCrm {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn find_deleted_created(
+        &self,
+        object: ObjectKind,
+        markers: &[String],
+    ) -> Result<Vec<String>, CallError> {
+        let mut d = self.lock();
+        d.counts.find_created += 1;
+        let bin = d.recycle_bin.get(&object);
+        Ok(markers
+            .iter()
+            .filter(|m| bin.is_some_and(|b| b.contains(*m)))
+            .cloned()
+            .collect())
     }
 
     async fn find_people(&self, emails: &[String]) -> Result<Vec<Person>, CallError> {
@@ -1322,6 +1341,13 @@ impl<C: CrmConnector> CrmConnector for EditAfterRead<'_, C> {
         creates: &[CrmCreate],
     ) -> Result<Vec<CrmRecord>, CallError> {
         self.inner.find_created(object, creates).await
+    }
+    async fn find_deleted_created(
+        &self,
+        object: ObjectKind,
+        markers: &[String],
+    ) -> Result<Vec<String>, CallError> {
+        self.inner.find_deleted_created(object, markers).await
     }
     async fn missing_accounts(&self, records: &[&Record]) -> Result<BTreeSet<String>, CallError> {
         self.inner.missing_accounts(records).await

@@ -24,6 +24,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// for a wrong mailbox or a lost permission, not for a mass delete.
 pub const EMPTY_SIDE_MIN_LINKS: usize = 5;
 
+/// Why a create is planned whose earlier create was journalled and never confirmed (killed,
+/// or an ambiguous answer): it is looked up first and linked if found; a Salesforce record
+/// made and deleted since (in the recycle bin) is not made again, which would undo a delete.
+const UNCONFIRMED_TO_SALESFORCE: &str = "new in Exchange; tether's earlier create of it was \
+    not confirmed: looked up first, linked if found, left unlinked if it was deleted since";
+const UNCONFIRMED_TO_EXCHANGE: &str = "new in Salesforce; tether's earlier create of it was \
+    not confirmed: looked up first, linked if found";
+
+const STAMPED_WITH_A_KNOWN_ID: &str = "carries the id of a Salesforce record that exists \
+    (tether's stamp): not created in Salesforce again";
+const HAS_A_STAMPED_ITEM: &str =
+    "an Exchange item carries its id (tether's stamp): not created in Exchange again";
+
 /// What one side's change feed (or full read) says, for one rep and object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SideView<T> {
@@ -721,9 +734,11 @@ impl RepPlanner<'_, '_> {
             .filter_map(|(_, l)| l.salesforce.as_ref().map(|s| s.id.clone()))
             .collect();
 
-        // A record tether re-created (an edit that beat a delete) whose link write was lost
-        // to a crash or an ambiguous answer takes the gone record's place in its link, with
-        // the hash it was created with as the base.
+        // An item stamped with a link's Salesforce id takes the place of the link's gone
+        // item: a record tether re-created (an edit that beat a delete) whose link write was
+        // lost to a crash or an ambiguous answer, with the hash it was created with as the
+        // base; or the link's item id damaged in the state (the cycle looks up a link's
+        // item that an incremental read does not show, when such an item appears).
         for m in &item.mail.upserts {
             let Some(sid) = m.salesforce_id.as_deref() else {
                 continue;
@@ -770,6 +785,32 @@ impl RepPlanner<'_, '_> {
             }
             link.salesforce = Some(sf_side(r));
             base.insert(*lid, j.hash.clone());
+            record.insert(*lid);
+        }
+        // Likewise a Salesforce record whose id a linked item carries takes the place of
+        // that link's gone record (its Salesforce id damaged in the state).
+        for r in &item.crm.upserts {
+            if linked_sf.contains(&r.id) {
+                continue;
+            }
+            let Some(m) = item
+                .mail
+                .upserts
+                .iter()
+                .find(|m| m.salesforce_id.as_deref() == Some(r.id.as_str()))
+            else {
+                continue;
+            };
+            let Some((lid, link)) = links
+                .iter_mut()
+                .find(|(_, l)| l.exchange.as_ref().is_some_and(|e| e.item_id == m.item_id))
+            else {
+                continue;
+            };
+            if link.salesforce.is_none() || !sf_gone(link) {
+                continue;
+            }
+            link.salesforce = Some(sf_side(r));
             record.insert(*lid);
         }
 
@@ -1425,6 +1466,44 @@ impl RepPlanner<'_, '_> {
             }
         }
 
+        // A create journalled earlier and never confirmed: the executor looks it up first.
+        let unconfirmed = |target: CreateTarget, source: &str| {
+            journal
+                .iter()
+                .any(|j| j.target == target && j.source_id == source)
+        };
+        // Never a second copy of a record that exists: an item stamped with the id of a
+        // Salesforce record tether knows is not created in Salesforce, nor a record whose id
+        // an item carries created in Exchange (a copy of a synced item, or a link whose
+        // other record could not be found: re-linked once it is found gone).
+        let known_sf: BTreeSet<&str> = self
+            .item
+            .links
+            .iter()
+            .filter_map(|(_, l)| l.salesforce.as_ref().map(|s| s.id.as_str()))
+            .chain(self.read.salesforce.keys().copied())
+            .collect();
+        let stamped: BTreeSet<&str> = self
+            .item
+            .mail
+            .upserts
+            .iter()
+            .filter_map(|m| m.salesforce_id.as_deref())
+            .collect();
+        for m in ex_left.iter_mut() {
+            if let Some(m) = m.take_if(|m| {
+                m.salesforce_id
+                    .as_deref()
+                    .is_some_and(|id| known_sf.contains(id))
+            }) {
+                self.skip(&m.item_id, STAMPED_WITH_A_KNOWN_ID);
+            }
+        }
+        for r in sf_left.iter_mut() {
+            if let Some(r) = r.take_if(|r| stamped.contains(r.id.as_str())) {
+                self.skip(&r.id, HAS_A_STAMPED_ITEM);
+            }
+        }
         for m in ex_left.into_iter().flatten() {
             match self.blocked(
                 &m.record,
@@ -1441,6 +1520,10 @@ impl RepPlanner<'_, '_> {
                             .collect(),
                         _ => Vec::new(),
                     };
+                    let reason = match unconfirmed(CreateTarget::Salesforce, &m.item_id) {
+                        false => "new in Exchange",
+                        true => UNCONFIRMED_TO_SALESFORCE,
+                    };
                     self.push(
                         Action::CreateInSalesforce {
                             exchange: ex_side(m),
@@ -1449,7 +1532,7 @@ impl RepPlanner<'_, '_> {
                             relate,
                             replaces: None,
                         },
-                        "new in Exchange",
+                        reason,
                     );
                 }
                 Some(why) if self.s.syncs(SyncDirection::ExchangeToSalesforce) => {
@@ -1467,7 +1550,10 @@ impl RepPlanner<'_, '_> {
                         hash: sf_hashes[r.id.as_str()].clone(),
                         replaces: None,
                     },
-                    "new in Salesforce",
+                    match unconfirmed(CreateTarget::Exchange, &r.id) {
+                        false => "new in Salesforce",
+                        true => UNCONFIRMED_TO_EXCHANGE,
+                    },
                 ),
                 Some(why) if self.s.syncs(SyncDirection::SalesforceToExchange) => {
                     self.skip(&r.id, why)
@@ -1908,6 +1994,58 @@ mod tests {
             (vec![], vec!["Title".to_string()]),
             "the plan says Title is overwritten and nothing cleared"
         );
+    }
+
+    #[test]
+    fn damaged_link_salesforce_id_relinks_through_the_stamp_and_never_creates_a_copy() {
+        // The link's Salesforce id lost a character; the linked item carries the real id.
+        let mut links = linked("old");
+        links[0].1.salesforce.as_mut().unwrap().id = "003B".into();
+        let mut m = mail("old");
+        m.salesforce_id = Some("003A".into());
+        let config = config();
+        let plan_with = |full: bool| {
+            plan(&PlanInput {
+                config: &config,
+                now: "2026-06-15T12:00:00Z".parse().unwrap(),
+                force: false,
+                items: vec![RepObjectInput {
+                    rep: rep(),
+                    object: ObjectKind::Contact,
+                    links: links.clone(),
+                    mail: SideView {
+                        full,
+                        upserts: vec![m.clone()],
+                        deleted: vec![],
+                    },
+                    crm: SideView {
+                        full,
+                        upserts: vec![crm("new")],
+                        deleted: vec![],
+                    },
+                    unreadable: BTreeSet::new(),
+                }],
+                pending: vec![],
+            })
+        };
+        // A full read shows the damaged id gone: the stamped record takes its place, and
+        // its edit is written to the item.
+        let p = plan_with(true);
+        assert_eq!(p.operations.len(), 1, "{p:#?}");
+        assert!(
+            matches!(&p.operations[0].action,
+                Action::UpdateExchange { link: Some(LinkId(1)), salesforce, .. } if salesforce.id == "003A"),
+            "{p:#?}"
+        );
+        // An incremental read cannot tell: nothing is created while the stamped item exists.
+        let p = plan_with(false);
+        assert!(
+            !p.operations
+                .iter()
+                .any(|o| matches!(o.action, Action::CreateInExchange { .. })),
+            "{p:#?}"
+        );
+        assert!(p.skipped.iter().any(|s| s.record_id == "003A"), "{p:#?}");
     }
 
     #[test]

@@ -908,7 +908,8 @@ impl MailConnector for EwsConnector {
                     item_id: id.id,
                     change_key: id.change_key.unwrap_or_default(),
                 }),
-                Err(e) if e.code == "ErrorItemNotFound" => {}
+                // A malformed id (damaged in the state) names no item either.
+                Err(e) if e.code == "ErrorItemNotFound" || e.code == "ErrorInvalidIdMalformed" => {}
                 Err(e) => {
                     return Err(CallError {
                         code: e.code.clone(),

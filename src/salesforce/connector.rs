@@ -992,6 +992,31 @@ impl CrmConnector for SalesforceConnector {
         self.read_where_in(object, SYNC_KEY_FIELD, &lits).await
     }
 
+    /// `queryAll` on the marker with `IsDeleted = true`: deleted records stay in the
+    /// recycle bin (15 days), and only queryAll shows them.
+    async fn find_deleted_created(
+        &self,
+        object: ObjectKind,
+        markers: &[String],
+    ) -> Result<Vec<String>, CallError> {
+        if markers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lits: Vec<Lit> = markers.iter().map(|m| Lit::Str(m.clone())).collect();
+        let queries = SoqlBuilder::select(object_name(object), &[SYNC_KEY_FIELD])
+            .and_then(|b| b.filter("IsDeleted", Op::Eq, Lit::Bool(true)))
+            .and_then(|b| b.chunked_in(SYNC_KEY_FIELD, &lits, super::soql::DEFAULT_MAX_QUERY_CHARS))
+            .map_err(build_error)?;
+        let mut out = Vec::new();
+        for q in queries {
+            let mut pages = self.client.query_all(q);
+            while let Some(page) = pages.next_page().await.map_err(call_error)? {
+                out.extend(page.iter().filter_map(|r| text(r.get(SYNC_KEY_FIELD))));
+            }
+        }
+        Ok(out)
+    }
+
     async fn find_people(&self, emails: &[String]) -> Result<Vec<Person>, CallError> {
         if emails.is_empty() {
             return Ok(Vec::new());
