@@ -5,7 +5,7 @@
 
 use super::*;
 use rusqlite::types::Type;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, DatabaseName, OpenFlags, OptionalExtension, Transaction, params};
 use std::path::{Path, PathBuf};
 
 /// Marks a SQLite file as tether's (`PRAGMA application_id`, "tthr").
@@ -108,7 +108,14 @@ fn storage_problem(
             Some(os_problem().unwrap_or_else(|| not_writable(path, &e.to_string())))
         }
         // The errno is only the cause when SQLite says the failure was the system's.
-        SystemIoFailure | CannotOpen => os_problem(),
+        SystemIoFailure => os_problem(),
+        CannotOpen => Some(os_problem().unwrap_or_else(|| {
+            StateError::new(
+                format!("state file {}: cannot open it: {e}", path.display()),
+                "check that the file and its directory exist and that this user may read and \
+                 write them; the file itself is not known to be damaged",
+            )
+        })),
         _ => None,
     }
 }
@@ -233,6 +240,11 @@ impl SqliteState {
         restrict_permissions(path)?;
         let store = Self::connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         let version = store.check()?;
+        // SQLite opens a file it may not write read-only; say so now, before a command that
+        // writes has sent anything to either side it could not record.
+        if store.conn.is_readonly(DatabaseName::Main).unwrap_or(false) {
+            return Err(not_writable(path, "it can only be opened for reading"));
+        }
         store.migrate(version)?;
         Ok(store)
     }
@@ -247,7 +259,7 @@ impl SqliteState {
         // cannot create in a directory it may not write to (or on a full disk). With no log
         // pending in that directory, nobody is writing the file: read it as immutable.
         if let Err(e) = store.conn.query_row("PRAGMA schema_version", [], |_| Ok(())) {
-            if storage_problem(path, &e, Some(&store.conn)).is_some() && !has_pending_log(path) {
+            if cannot_share(&e) && !has_pending_log(path) {
                 store = Self::connect(&immutable_uri(path)?, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
                 store.path = path.to_path_buf();
             }
@@ -377,6 +389,15 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
+}
+
+/// SQLite could not open or create what readers share (the shared-memory file).
+fn cannot_share(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(CannotOpen | ReadOnly | SystemIoFailure | DiskFull)
+    )
 }
 
 /// A write-ahead log with frames not yet checkpointed into the file.
