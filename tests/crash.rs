@@ -345,7 +345,10 @@ async fn kill_while_creating(kills_wanted: usize) -> Creations {
     let mut attempts = 0;
     while figures.kills < kills_wanted {
         attempts += 1;
-        assert!(attempts < kills_wanted * 3, "too few runs could be killed (seed {seed})");
+        assert!(
+            attempts < kills_wanted * 3,
+            "too few runs could be killed (seed {seed})"
+        );
         let which = attempts % CREATING.len();
         // Around the moment the file appeared when nothing was killed, where creation is.
         let typical = created_after[which].as_micros() as u64;
@@ -365,7 +368,12 @@ async fn kill_while_creating(kills_wanted: usize) -> Creations {
         if left {
             // A valid state: it opens (integrity-checked) at this build's schema.
             let opened = tether::state::SqliteState::open_read_only(&state);
-            assert!(opened.is_ok(), "kill {}: {} (seed {seed})", figures.kills, opened.unwrap_err());
+            assert!(
+                opened.is_ok(),
+                "kill {}: {} (seed {seed})",
+                figures.kills,
+                opened.unwrap_err()
+            );
         } else {
             figures.left_none += 1;
         }

@@ -576,11 +576,15 @@ async fn full_disk_is_reported_as_no_space_not_damage() {
     file.set_len(len - 8192).unwrap();
     let before = std::fs::read(w.state_path()).unwrap();
     let writes_before = w.writes();
-    for args in [&["apply", "org", "--auto-approve"][..], &["run", "org", "--once"]] {
+    for args in [
+        &["apply", "org", "--auto-approve"][..],
+        &["run", "org", "--once"],
+    ] {
         let out = w.tether(args).await;
         assert_eq!(out.code, 1, "{args:?}: {}{}", out.stdout, out.stderr);
         assert!(
-            out.stderr.contains("org/.tether/state.db: no space left on device")
+            out.stderr
+                .contains("org/.tether/state.db: no space left on device")
                 && out.stderr.contains("free space on the device")
                 && out.stderr.contains("the state is intact"),
             "{args:?}:\n{}",
@@ -591,9 +595,17 @@ async fn full_disk_is_reported_as_no_space_not_damage() {
     // What only reads the state still answers.
     for args in [&["status", "org"][..], &["errors", "org"], &["plan", "org"]] {
         let out = w.tether(args).await;
-        assert_eq!(out.code, 0, "{args:?} on a full disk: {}{}", out.stdout, out.stderr);
+        assert_eq!(
+            out.code, 0,
+            "{args:?} on a full disk: {}{}",
+            out.stdout, out.stderr
+        );
     }
-    assert_eq!(std::fs::read(w.state_path()).unwrap(), before, "the file was changed");
+    assert_eq!(
+        std::fs::read(w.state_path()).unwrap(),
+        before,
+        "the file was changed"
+    );
     assert_eq!(w.writes(), writes_before, "something was written");
     // Space freed, the state is as it was: the next apply syncs on from it.
     drop(file);
@@ -644,7 +656,11 @@ async fn writers_refused_readers_served(w: &World, expect: &str) {
     }
     let status = w.tether(&["status", "org", "--format", "json"]).await;
     assert!(status.stdout.contains("rep0@corp.com"), "{}", status.stdout);
-    assert_eq!(std::fs::read(w.state_path()).unwrap(), before, "the file was changed");
+    assert_eq!(
+        std::fs::read(w.state_path()).unwrap(),
+        before,
+        "the file was changed"
+    );
     assert_eq!(w.writes(), writes_before, "something was written");
 }
 
@@ -678,7 +694,8 @@ async fn read_only_state_file_still_serves_status_and_errors() {
     writers_refused_readers_served(&w, "permission denied or read-only").await;
     let out = w.tether(&["apply", "org", "--auto-approve"]).await;
     assert!(
-        out.stderr.contains("make the file and its directory writable"),
+        out.stderr
+            .contains("make the file and its directory writable"),
         "{}",
         out.stderr
     );

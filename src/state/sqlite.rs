@@ -99,7 +99,9 @@ fn storage_problem(
         return None;
     };
     // SAFETY: the handle is the live connection's; this reads the errno of its last I/O.
-    let errno = conn.map_or(0, |c| unsafe { rusqlite::ffi::sqlite3_system_errno(c.handle()) });
+    let errno = conn.map_or(0, |c| unsafe {
+        rusqlite::ffi::sqlite3_system_errno(c.handle())
+    });
     let os = (errno != 0).then(|| std::io::Error::from_raw_os_error(errno));
     let os_problem = || os.as_ref().and_then(|os| io_problem(path, os));
     match failure.code {
@@ -258,7 +260,10 @@ impl SqliteState {
         // Reading a write-ahead-log database needs its shared-memory file, which SQLite
         // cannot create in a directory it may not write to (or on a full disk). With no log
         // pending in that directory, nobody is writing the file: read it as immutable.
-        if let Err(e) = store.conn.query_row("PRAGMA schema_version", [], |_| Ok(())) {
+        if let Err(e) = store
+            .conn
+            .query_row("PRAGMA schema_version", [], |_| Ok(()))
+        {
             if cannot_share(&e) && !has_pending_log(path) {
                 store = Self::connect(&immutable_uri(path)?, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
                 store.path = path.to_path_buf();
@@ -430,8 +435,7 @@ const STAGED: &str = ".creating.";
 /// created the state meanwhile; that one is then the state.
 fn create(path: &Path) -> Result<(), StateError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| io_err(path, "cannot create its directory", e))?;
+        std::fs::create_dir_all(dir).map_err(|e| io_err(path, "cannot create its directory", e))?;
     }
     remove_dead_stagings(path);
     let staged = with_suffix(path, &format!("{STAGED}{}", std::process::id()));
