@@ -1,7 +1,9 @@
 //! The SQLite state store: one file (default `.tether/state.db` next to the configuration),
 //! mode 0600, versioned schema migrated forward on open, integrity-checked on open. A file
 //! that is damaged, empty, foreign or from a newer tether is refused with a way out; tether
-//! never silently starts fresh, because a fresh state would duplicate every record.
+//! never silently starts fresh, because a fresh state would duplicate every record. A new
+//! file appears only whole, so a kill while creating it cannot leave one that looks damaged;
+//! a full disk or a place tether may not write is said as such, never called damage.
 
 use super::*;
 use rusqlite::types::Type;
@@ -251,9 +253,10 @@ impl SqliteState {
         Ok(store)
     }
 
-    /// Open an existing state file only to read it (`status`, `errors`): nothing is written,
-    /// so a state on a full or read-only file system, or marked immutable, can still be
-    /// shown. A file of an older schema is migrated first, through `open`, as by any command.
+    /// Open an existing state file only to read it (`status`, `errors`, `plan`): nothing is
+    /// written, so a state on a full or read-only file system, or marked immutable, can still
+    /// be shown. A file of an older schema is migrated first, through `open`, as by any
+    /// command.
     pub fn open_read_only(path: &Path) -> Result<Self, StateError> {
         existing_file(path)?;
         let mut store = Self::connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
