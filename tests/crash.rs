@@ -10,6 +10,9 @@
 //! The emulators run in this process, so they outlive every kill. The seed is printed;
 //! `TETHER_CRASH_SEED=<n>` replays a run. The default run kills 20 times;
 //! `cargo test --test crash -- --ignored` kills 500 times.
+//!
+//! Also: the first apply or `plan --out` of a new state killed while it creates the state
+//! file, 100 times (1000 with `--ignored`); every command then works on what it left.
 
 mod cli_world;
 mod common;
@@ -298,4 +301,190 @@ fn the_crash_table_has_a_row_for_every_crash_test_and_no_other() {
 async fn sigkill_500_times_then_a_clean_apply_converges() {
     let f = kill_and_restart(500).await;
     assert!(f.kills >= 500);
+}
+
+// ---------------------------------------------------------------------------------------
+// Kills while the state file is being created
+
+/// The first commands of a new state, which create its file.
+const CREATING: [&[&str]; 2] = [
+    &["apply", "org", "--auto-approve"],
+    &["plan", "org", "--out", "first.plan"],
+];
+
+/// After a kill, each command in turn is run on what the kill left.
+const EVERY_COMMAND: [&[&str]; 5] = [
+    &["status", "org"],
+    &["errors", "org"],
+    &["plan", "org"],
+    &["plan", "org", "--out", "next.plan"],
+    &["apply", "org", "--auto-approve"],
+];
+
+fn spawn_tether(w: &World, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(args)
+        .current_dir(w.dir())
+        .envs(common::TEST_ENV.iter().copied())
+        .envs(cli_world::secrets())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// How long `args` takes, on a new state, until the state file is there.
+async fn until_created(w: &World, args: &[&str]) -> Duration {
+    let started = Instant::now();
+    let mut child = spawn_tether(w, args);
+    while !w.state_path().exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{args:?} ended without creating the state"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let took = started.elapsed();
+    assert!(child.wait().unwrap().success(), "{args:?} failed");
+    took
+}
+
+/// The state file with its side files, the lock a killed apply left (releasing it is
+/// tests/lock_cli.rs's subject) and the saved plans: a new state for the next kill.
+fn start_afresh(w: &World) {
+    let state = w.state_path();
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", state.display()));
+    }
+    for plan in ["first.plan", "next.plan"] {
+        let _ = std::fs::remove_file(w.dir().join(plan));
+    }
+}
+
+struct Creations {
+    kills: usize,
+    /// Kills that left no state file (the rest left a valid one).
+    left_none: usize,
+}
+
+async fn kill_while_creating(kills_wanted: usize) -> Creations {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7);
+    let seed = std::env::var("TETHER_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(seed);
+    println!("crash test seed: {seed} (replay with TETHER_CRASH_SEED={seed})");
+    let mut rng = Rng(seed);
+    let mut w = World::start(1).await;
+    w.seed(1);
+    let mut created_after = Vec::new();
+    for args in CREATING {
+        created_after.push(until_created(&w, args).await);
+        start_afresh(&w);
+    }
+    let mut figures = Creations {
+        kills: 0,
+        left_none: 0,
+    };
+    let mut attempts = 0;
+    while figures.kills < kills_wanted {
+        attempts += 1;
+        assert!(
+            attempts < kills_wanted * 3,
+            "too few runs could be killed (seed {seed})"
+        );
+        let which = attempts % CREATING.len();
+        // Around the moment the file appeared when nothing was killed, where creation is.
+        let typical = created_after[which].as_micros() as u64;
+        let due = Duration::from_micros(typical / 2 + rng.below(typical));
+        let mut child = spawn_tether(&w, CREATING[which]);
+        tokio::time::sleep(due).await;
+        if child.try_wait().unwrap().is_some() {
+            start_afresh(&w);
+            continue;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        figures.kills += 1;
+        let _ = std::fs::remove_file(tether::lock::lock_path(&w.state_path()));
+        let state = w.state_path();
+        let left = state.exists();
+        if left {
+            // A valid state: it opens (integrity-checked) at this build's schema.
+            let opened = tether::state::SqliteState::open_read_only(&state);
+            assert!(
+                opened.is_ok(),
+                "kill {}: {} (seed {seed})",
+                figures.kills,
+                opened.unwrap_err()
+            );
+        } else {
+            figures.left_none += 1;
+        }
+        let args = EVERY_COMMAND[figures.kills % EVERY_COMMAND.len()];
+        let out = w.tether(args).await;
+        let no_state_yet = !left
+            && matches!(args[0], "status" | "errors")
+            && out.stderr.contains("nothing has been applied yet");
+        assert!(
+            out.code == 0 || no_state_yet,
+            "kill {} of {:?} left a state {args:?} refuses (seed {seed}):\n{}{}",
+            figures.kills,
+            CREATING[which],
+            out.stdout,
+            out.stderr
+        );
+        start_afresh(&w);
+    }
+    // A creating run clears what the killed ones staged.
+    let out = w.tether(CREATING[0]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let staged: Vec<_> = std::fs::read_dir(w.state_path().parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".creating."))
+        .collect();
+    assert!(staged.is_empty(), "left behind: {staged:?}");
+    println!(
+        "{} kills while creating the state: {} left none, {} a valid one",
+        figures.kills,
+        figures.left_none,
+        figures.kills - figures.left_none
+    );
+    figures
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_while_creating_the_state_leaves_none_or_a_valid_one() {
+    let f = kill_while_creating(100).await;
+    // Kills before and after the file appeared, or the moments missed the creation.
+    assert!(
+        f.left_none > 0 && f.left_none < f.kills,
+        "{} of {} kills left no state",
+        f.left_none,
+        f.kills
+    );
+    reliability_doc::row(
+        &reliability_doc::CRASHES,
+        "kill_while_creating_the_state_leaves_none_or_a_valid_one",
+        &[
+            &format!(
+                "the first `tether apply` or `tether plan --out` of a new state killed with SIGKILL {} times around the moment it creates the state file",
+                f.kills
+            ),
+            "creates the state file whole: initialised and migrated under a private name, flushed, then linked into place; the next creating run removes what a killed one staged",
+            "after each kill: no state file, or one that opens at this schema and passes its integrity check; status, errors, plan, plan --out and apply (in turn) work on it with no restore",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "long run: 1000 kills"]
+async fn kill_while_creating_the_state_1000_times() {
+    let f = kill_while_creating(1000).await;
+    assert!(f.kills >= 1000);
 }

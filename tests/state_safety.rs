@@ -496,3 +496,219 @@ fn state_writes_stay_all_or_nothing_when_the_writer_is_killed() {
         ],
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Full disks and places tether may not write: said as what they are, never as damage
+
+/// A privileged change to the scratch files (a mount, the immutable flag), undone when
+/// dropped. Root ignores permission bits, so a read-only place needs a read-only mount or
+/// `chattr +i`, and a full disk a small tmpfs; tests and CI run as root. Without the
+/// privilege the test fails here, loudly, instead of passing unchecked.
+struct Privileged {
+    undo: Vec<Vec<String>>,
+}
+
+impl Privileged {
+    fn new() -> Self {
+        Privileged { undo: Vec::new() }
+    }
+
+    fn run(&mut self, cmd: &[&str], undo: &[&str]) {
+        let out = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .output()
+            .unwrap_or_else(|e| panic!("`{}`: {e}", cmd.join(" ")));
+        assert!(
+            out.status.success(),
+            "`{}` failed; this test needs root (as CI has): {}",
+            cmd.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.undo.push(undo.iter().map(|s| s.to_string()).collect());
+    }
+}
+
+impl Drop for Privileged {
+    fn drop(&mut self) {
+        for cmd in self.undo.iter().rev() {
+            let _ = Command::new(&cmd[0]).args(&cmd[1..]).status();
+        }
+    }
+}
+
+const NOT_DAMAGE: &[&str] = &[
+    "restore the file from a backup",
+    "damaged",
+    "not a tether state file",
+];
+
+fn says_not_damage(args: &[&str], stderr: &str) {
+    for e in NOT_DAMAGE {
+        assert!(!stderr.contains(e), "{args:?} calls it damage:\n{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_disk_is_reported_as_no_space_not_damage() {
+    let mut w = World::start(2).await;
+    w.seed(3);
+    let dir = w.state_path().parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let mut root = Privileged::new();
+    root.run(
+        &["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", d],
+        &["umount", "-l", d],
+    );
+    let out = w.tether(&["apply", "org", "--auto-approve"]).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    // Fill the disk, then free two pages: room for the lock file, none for SQLite's
+    // shared-memory file or its log.
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let full = loop {
+        if let Err(e) = std::io::Write::write_all(&mut file, &[7u8; 4096]) {
+            break e;
+        }
+    };
+    assert_eq!(full.kind(), std::io::ErrorKind::StorageFull, "{full}");
+    let len = file.metadata().unwrap().len();
+    file.set_len(len - 8192).unwrap();
+    let before = std::fs::read(w.state_path()).unwrap();
+    let writes_before = w.writes();
+    for args in [
+        &["apply", "org", "--auto-approve"][..],
+        &["run", "org", "--once"],
+    ] {
+        let out = w.tether(args).await;
+        assert_eq!(out.code, 1, "{args:?}: {}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr
+                .contains("org/.tether/state.db: no space left on device")
+                && out.stderr.contains("free space on the device")
+                && out.stderr.contains("the state is intact"),
+            "{args:?}:\n{}",
+            out.stderr
+        );
+        says_not_damage(args, &out.stderr);
+    }
+    // What only reads the state still answers.
+    for args in [&["status", "org"][..], &["errors", "org"], &["plan", "org"]] {
+        let out = w.tether(args).await;
+        assert_eq!(
+            out.code, 0,
+            "{args:?} on a full disk: {}{}",
+            out.stdout, out.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::read(w.state_path()).unwrap(),
+        before,
+        "the file was changed"
+    );
+    assert_eq!(w.writes(), writes_before, "something was written");
+    // Space freed, the state is as it was: the next apply syncs on from it.
+    drop(file);
+    std::fs::remove_file(&filler).unwrap();
+    w.add_contact(0, cli_world::Side::Exchange);
+    let out = w.tether(&["apply", "org", "--auto-approve"]).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let t = w.tally(); // panics on a duplicate
+    assert!(t.unsynced.is_empty(), "{:?}", t.unsynced);
+    reliability_doc::row(
+        &reliability_doc::CRASHES,
+        "full_disk_is_reported_as_no_space_not_damage",
+        &[
+            "the disk holding the state file full (a tmpfs filled to 8 KB from its end)",
+            "apply and run refuse before writing anything, saying no space left on device, to free space, and that the state is intact; status, errors and plan read the state as it is",
+            "exit 1 from apply and run, never called damage; exit 0 from status, errors and plan; the file byte for byte unchanged; nothing written to Exchange or Salesforce; after space is freed the next apply syncs on without a duplicate",
+        ],
+    );
+}
+
+/// Commands that write the state are refused saying `expect`; those that only read it
+/// answer. The file is unchanged and nothing is written to either side.
+async fn writers_refused_readers_served(w: &World, expect: &str) {
+    let before = std::fs::read(w.state_path()).unwrap();
+    let writes_before = w.writes();
+    for args in [
+        &["apply", "org", "--auto-approve"][..],
+        &["run", "org", "--once"],
+        &["reset", "rep0@corp.com", "--config", "org"],
+    ] {
+        let out = w.tether(args).await;
+        assert_eq!(out.code, 1, "{args:?}: {}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.to_lowercase().contains(expect),
+            "{args:?}: `{expect}` not in\n{}",
+            out.stderr
+        );
+        says_not_damage(args, &out.stderr);
+    }
+    for args in [
+        &["status", "org"][..],
+        &["errors", "org"],
+        &["plan", "org"],
+        &["plan", "org", "--out", "saved.plan"],
+    ] {
+        let out = w.tether(args).await;
+        assert_eq!(out.code, 0, "{args:?}: {}{}", out.stdout, out.stderr);
+    }
+    let status = w.tether(&["status", "org", "--format", "json"]).await;
+    assert!(status.stdout.contains("rep0@corp.com"), "{}", status.stdout);
+    assert_eq!(
+        std::fs::read(w.state_path()).unwrap(),
+        before,
+        "the file was changed"
+    );
+    assert_eq!(w.writes(), writes_before, "something was written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_only_state_directory_is_reported_as_such() {
+    let w = synced_world().await;
+    let dir = w.state_path().parent().unwrap().to_path_buf();
+    let d = dir.to_str().unwrap();
+    let mut root = Privileged::new();
+    root.run(&["mount", "--bind", d, d], &["umount", "-l", d]);
+    root.run(&["mount", "-o", "remount,bind,ro", d], &["true"]);
+    writers_refused_readers_served(&w, "read-only").await;
+    reliability_doc::row(
+        &reliability_doc::CRASHES,
+        "read_only_state_directory_is_reported_as_such",
+        &[
+            "the state file's directory mounted read-only",
+            "apply, run and reset refuse, saying read-only; status, errors and plan read the state as it is (as immutable, since SQLite cannot create its shared-memory file there)",
+            "exit 1 from apply, run and reset, never called damage; exit 0 from status, errors, plan and plan --out; the file byte for byte unchanged; nothing written to Exchange or Salesforce",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_only_state_file_still_serves_status_and_errors() {
+    let w = synced_world().await;
+    let state = w.state_path();
+    let s = state.to_str().unwrap();
+    let mut root = Privileged::new();
+    root.run(&["chattr", "+i", s], &["chattr", "-i", s]);
+    writers_refused_readers_served(&w, "permission denied or read-only").await;
+    let out = w.tether(&["apply", "org", "--auto-approve"]).await;
+    assert!(
+        out.stderr
+            .contains("make the file and its directory writable"),
+        "{}",
+        out.stderr
+    );
+    drop(root);
+    let out = w.tether(&["apply", "org", "--auto-approve"]).await;
+    assert_eq!(out.code, 0, "writable again: {}{}", out.stdout, out.stderr);
+    reliability_doc::row(
+        &reliability_doc::CRASHES,
+        "read_only_state_file_still_serves_status_and_errors",
+        &[
+            "the state file marked immutable (`chattr +i`)",
+            "apply, run and reset refuse before writing anything, saying permission denied or read-only and what to check; status, errors and plan open it read-only and answer",
+            "exit 1 from apply, run and reset, never called damage; exit 0 from status, errors, plan and plan --out; the file byte for byte unchanged; nothing written to Exchange or Salesforce; writable again, the next apply works",
+        ],
+    );
+}

@@ -39,7 +39,10 @@ fn csv_field(s: &str) -> String {
 
 /// The error report: one row per failed record, with what to do.
 pub fn run(args: &Args) -> ExitCode {
-    let state = match open_existing(&args.state.path(&args.paths)) {
+    let state = match open_existing(
+        &args.state.path(&args.paths),
+        crate::state::SqliteState::open_read_only,
+    ) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

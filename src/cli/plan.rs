@@ -80,7 +80,13 @@ pub fn run(args: &Args) -> ExitCode {
         return plan_with(args, &config, &home, &MemoryState::new());
     }
     let created = !state_path.exists();
-    let state = match SqliteState::open(&state_path) {
+    // Planning only reads an existing state, so it works on one it may not write.
+    let open = if created {
+        SqliteState::open
+    } else {
+        SqliteState::open_read_only
+    };
+    let state = match open(&state_path) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };

@@ -29,7 +29,7 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(lock) => lock,
         Err(e) => return fail(e.to_string()),
     };
-    let mut state = match open_existing(&path) {
+    let mut state = match open_existing(&path, crate::state::SqliteState::open) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };

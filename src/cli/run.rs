@@ -44,16 +44,23 @@ pub fn run(args: &Args) -> ExitCode {
         None => PathBuf::from("."),
     };
     let state_path = args.state.path(&paths);
-    if !state_path.exists() {
-        return fail(format!(
+    let no_state = || {
+        fail(format!(
             "no state at {}: nothing has been applied yet; run `tether apply` first",
             state_path.display()
-        ));
+        ))
+    };
+    // A first apply holds the lock while it creates the state: say it is locked by it.
+    if !state_path.exists() && !crate::lock::lock_path(&state_path).exists() {
+        return no_state();
     }
     let _lock = match super::lock_state(&state_path, "run", chrono::Utc::now()) {
         Ok(lock) => lock,
         Err(e) => return fail(e),
     };
+    if !state_path.exists() {
+        return no_state();
+    }
     let mut state = match SqliteState::open(&state_path) {
         Ok(s) => s,
         Err(e) => return fail(e),

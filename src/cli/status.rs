@@ -38,19 +38,23 @@ pub struct Args {
     pub format: StatusFormat,
 }
 
-/// Opens an existing state for reading, or says why there is none.
-pub fn open_existing(path: &Path) -> Result<SqliteState, String> {
+/// Opens an existing state with `open` (`SqliteState::open_read_only` for a command that
+/// only reads it), or says why there is none.
+pub fn open_existing(
+    path: &Path,
+    open: fn(&Path) -> Result<SqliteState, crate::state::StateError>,
+) -> Result<SqliteState, String> {
     if !path.exists() {
         return Err(format!(
             "no state at {}: nothing has been applied yet; run `tether apply` first",
             path.display()
         ));
     }
-    SqliteState::open(path).map_err(|e| e.to_string())
+    open(path).map_err(|e| e.to_string())
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let state = match open_existing(&args.state.path(&args.paths)) {
+    let state = match open_existing(&args.state.path(&args.paths), SqliteState::open_read_only) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,11 +1,13 @@
 //! The SQLite state store: one file (default `.tether/state.db` next to the configuration),
 //! mode 0600, versioned schema migrated forward on open, integrity-checked on open. A file
 //! that is damaged, empty, foreign or from a newer tether is refused with a way out; tether
-//! never silently starts fresh, because a fresh state would duplicate every record.
+//! never silently starts fresh, because a fresh state would duplicate every record. A new
+//! file appears only whole, so a kill while creating it cannot leave one that looks damaged;
+//! a full disk or a place tether may not write is said as such, never called damage.
 
 use super::*;
 use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, DatabaseName, OpenFlags, OptionalExtension, Transaction, params};
 use std::path::{Path, PathBuf};
 
 /// Marks a SQLite file as tether's (`PRAGMA application_id`, "tthr").
@@ -71,7 +73,11 @@ const WAY_OUT: &str = "restore the file from a backup; or move it aside and run 
      a new state file (the first sync then re-links existing records by matching them instead of \
      duplicating them)";
 
-fn db_err(path: &Path, what: &str, e: rusqlite::Error) -> StateError {
+/// `conn`: the connection that failed, when there is one, for the system error behind it.
+fn db_err(conn: Option<&Connection>, path: &Path, what: &str, e: rusqlite::Error) -> StateError {
+    if let Some(problem) = storage_problem(path, &e, conn) {
+        return problem;
+    }
     let message = match &e {
         rusqlite::Error::FromSqlConversionFailure(_, _, cause)
             if let Some(undecodable) = cause.downcast_ref::<Undecodable>() =>
@@ -81,6 +87,85 @@ fn db_err(path: &Path, what: &str, e: rusqlite::Error) -> StateError {
         e => format!("state file {}: {what}: {e}", path.display()),
     };
     StateError::new(message, WAY_OUT)
+}
+
+/// A full disk or a location tether may not write is not damage: the file is intact, and
+/// restoring a backup would lose what it holds. Said as what it is, with what to do.
+fn storage_problem(
+    path: &Path,
+    e: &rusqlite::Error,
+    conn: Option<&Connection>,
+) -> Option<StateError> {
+    use rusqlite::ErrorCode::*;
+    let rusqlite::Error::SqliteFailure(failure, _) = e else {
+        return None;
+    };
+    // SAFETY: the handle is the live connection's; this reads the errno of its last I/O.
+    let errno = conn.map_or(0, |c| unsafe {
+        rusqlite::ffi::sqlite3_system_errno(c.handle())
+    });
+    let os = (errno != 0).then(|| std::io::Error::from_raw_os_error(errno));
+    let os_problem = || os.as_ref().and_then(|os| io_problem(path, os));
+    match failure.code {
+        DiskFull => Some(no_space(path, "database or disk is full")),
+        ReadOnly | PermissionDenied => {
+            Some(os_problem().unwrap_or_else(|| not_writable(path, &e.to_string())))
+        }
+        // The errno is only the cause when SQLite says the failure was the system's.
+        SystemIoFailure => os_problem(),
+        CannotOpen => Some(os_problem().unwrap_or_else(|| {
+            StateError::new(
+                format!("state file {}: cannot open it: {e}", path.display()),
+                "check that the file and its directory exist and that this user may read and \
+                 write them; the file itself is not known to be damaged",
+            )
+        })),
+        _ => None,
+    }
+}
+
+/// The storage problems among I/O errors (no space, permission denied, read-only).
+fn io_problem(path: &Path, e: &std::io::Error) -> Option<StateError> {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        StorageFull | QuotaExceeded => Some(no_space(path, &e.to_string())),
+        PermissionDenied | ReadOnlyFilesystem => Some(not_writable(path, &e.to_string())),
+        _ => None,
+    }
+}
+
+fn no_space(path: &Path, cause: &str) -> StateError {
+    StateError::new(
+        format!(
+            "state file {}: no space left on device ({cause})",
+            path.display()
+        ),
+        "free space on the device that holds it and run again; the state is intact (nothing \
+         was half-written)",
+    )
+}
+
+fn not_writable(path: &Path, cause: &str) -> StateError {
+    StateError::new(
+        format!(
+            "state file {}: permission denied or read-only ({cause})",
+            path.display()
+        ),
+        "make the file and its directory writable for this user (check the owner, the mode, \
+         `lsattr` for the immutable flag, and whether the file system is mounted read-only); \
+         the state is intact, and `tether status` and `tether errors` can read it as it is",
+    )
+}
+
+/// An I/O error on the state file or its directory: a storage problem said as such, any
+/// other with the way out.
+fn io_err(path: &Path, what: &str, e: std::io::Error) -> StateError {
+    io_problem(path, &e).unwrap_or_else(|| {
+        StateError::new(
+            format!("state file {}: {what}: {e}", path.display()),
+            WAY_OUT,
+        )
+    })
 }
 
 /// A value of the state this build cannot decode, and where it is.
@@ -149,38 +234,49 @@ impl Row {
 }
 
 impl SqliteState {
-    /// Open the state file at `path`, creating it (and its directory) when it does not exist.
+    /// Open the state file at `path` to read and write it, migrated to this build's schema;
+    /// when there is none, create it (and its directory) first, whole.
     pub fn open(path: &Path) -> Result<Self, StateError> {
         refuse_dangling_link(path)?;
-        let fresh = !path.exists();
-        if fresh {
-            create_private_file(path)?;
-        } else {
-            let meta = std::fs::metadata(path).map_err(|e| {
-                StateError::new(format!("state file {}: {e}", path.display()), WAY_OUT)
-            })?;
-            if !meta.is_file() {
-                return Err(StateError::new(
-                    format!("state file {} is not a file", path.display()),
-                    "point --state at a file",
-                ));
-            }
-            if meta.len() == 0 {
-                return Err(StateError::new(
-                    format!("state file {} is empty (truncated?)", path.display()),
-                    WAY_OUT,
-                ));
-            }
-            restrict_permissions(path)?;
+        if !path.exists() {
+            create(path)?;
         }
-        let conn = Connection::open(path).map_err(|e| db_err(path, "cannot open", e))?;
-        // Room for every statement the store uses (the default cache holds 16).
-        conn.set_prepared_statement_cache_capacity(64);
-        let mut store = SqliteState {
-            conn,
-            path: path.to_path_buf(),
-        };
-        store.check_and_migrate(fresh)?;
+        existing_file(path)?;
+        restrict_permissions(path)?;
+        let store = Self::connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let version = store.check()?;
+        // SQLite opens a file it may not write read-only; say so now, before a command that
+        // writes has sent anything to either side it could not record.
+        if store.conn.is_readonly(DatabaseName::Main).unwrap_or(false) {
+            return Err(not_writable(path, "it can only be opened for reading"));
+        }
+        store.migrate(version)?;
+        Ok(store)
+    }
+
+    /// Open an existing state file only to read it (`status`, `errors`, `plan`): nothing is
+    /// written, so a state on a full or read-only file system, or marked immutable, can still
+    /// be shown. A file of an older schema is migrated first, through `open`, as by any
+    /// command.
+    pub fn open_read_only(path: &Path) -> Result<Self, StateError> {
+        existing_file(path)?;
+        let mut store = Self::connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        // Reading a write-ahead-log database needs its shared-memory file, which SQLite
+        // cannot create in a directory it may not write to (or on a full disk). With no log
+        // pending in that directory, nobody is writing the file: read it as immutable.
+        if let Err(e) = store
+            .conn
+            .query_row("PRAGMA schema_version", [], |_| Ok(()))
+        {
+            if cannot_share(&e) && !has_pending_log(path) {
+                store = Self::connect(&immutable_uri(path)?, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                store.path = path.to_path_buf();
+            }
+        }
+        if store.check()? < SCHEMA_VERSION {
+            drop(store);
+            return Self::open(path);
+        }
         Ok(store)
     }
 
@@ -188,17 +284,34 @@ impl SqliteState {
         &self.path
     }
 
-    fn check_and_migrate(&mut self, fresh: bool) -> Result<(), StateError> {
-        let path = self.path.clone();
+    fn connect(path: &Path, mode: OpenFlags) -> Result<Self, StateError> {
+        let flags = mode | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| db_err(None, path, "cannot open", e))?;
+        // Room for every statement the store uses (the default cache holds 16).
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(SqliteState {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn fail<'a>(&'a self, what: &'a str) -> impl Fn(rusqlite::Error) -> StateError + 'a {
+        move |e| db_err(Some(&self.conn), &self.path, what, e)
+    }
+
+    /// Refuses a file that is damaged, another program's or from a newer tether; returns its
+    /// schema version.
+    fn check(&self) -> Result<i64, StateError> {
         let integrity: String = self
             .conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .map_err(|e| db_err(&path, "not a tether state file (or damaged)", e))?;
+            .map_err(self.fail("not a tether state file (or damaged)"))?;
         if integrity != "ok" {
             return Err(StateError::new(
                 format!(
                     "state file {} failed its integrity check: {integrity}",
-                    path.display()
+                    self.path.display()
                 ),
                 WAY_OUT,
             ));
@@ -206,21 +319,12 @@ impl SqliteState {
         let app_id: i64 = self
             .conn
             .query_row("PRAGMA application_id", [], |r| r.get(0))
-            .map_err(|e| db_err(&path, "cannot read", e))?;
-        if fresh {
-            self.conn
-                .execute_batch(&format!(
-                    "PRAGMA application_id = {APPLICATION_ID};
-                     PRAGMA journal_mode = WAL;
-                     CREATE TABLE schema_version (version INTEGER NOT NULL);
-                     INSERT INTO schema_version VALUES (0);"
-                ))
-                .map_err(|e| db_err(&path, "cannot initialise", e))?;
-        } else if app_id != APPLICATION_ID {
+            .map_err(self.fail("cannot read"))?;
+        if app_id != APPLICATION_ID {
             return Err(StateError::new(
                 format!(
                     "{} is not a tether state file (it is some other SQLite database)",
-                    path.display()
+                    self.path.display()
                 ),
                 "point --state at tether's state file (default .tether/state.db next to the \
                  configuration); tether will not write into another program's database",
@@ -228,38 +332,213 @@ impl SqliteState {
         }
         self.conn
             .execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
-            .map_err(|e| db_err(&path, "cannot configure", e))?;
+            .map_err(self.fail("cannot configure"))?;
         let version: i64 = self
             .conn
             .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-            .map_err(|e| db_err(&path, "has no schema version", e))?;
+            .map_err(self.fail("has no schema version"))?;
         if version > SCHEMA_VERSION {
             return Err(StateError::new(
                 format!(
                     "state file {} has schema version {version}, written by a newer tether \
                      (this one knows up to {SCHEMA_VERSION})",
-                    path.display()
+                    self.path.display()
                 ),
                 "upgrade tether to the version that wrote the file; do not downgrade a state file",
             ));
         }
+        Ok(version)
+    }
+
+    /// Moves the schema from `version` to this build's, in one transaction. A file already
+    /// there is not written (so it opens on a full disk and in a read-only place).
+    fn migrate(&self, version: i64) -> Result<(), StateError> {
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
         let tx = self
             .conn
-            .transaction()
-            .map_err(|e| db_err(&path, "cannot migrate", e))?;
+            .unchecked_transaction()
+            .map_err(self.fail("cannot migrate"))?;
         for (v, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql)
-                .map_err(|e| db_err(&path, &format!("migration to version {}", v + 1), e))?;
+                .map_err(self.fail(&format!("migration to version {}", v + 1)))?;
         }
         tx.execute("UPDATE schema_version SET version = ?1", [SCHEMA_VERSION])
-            .map_err(|e| db_err(&path, "cannot migrate", e))?;
+            .map_err(self.fail("cannot migrate"))?;
         tx.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
             params![PLAN_KEY, new_signing_key()?.expose()],
         )
-        .map_err(|e| db_err(&path, "cannot migrate", e))?;
-        tx.commit().map_err(|e| db_err(&path, "cannot migrate", e))
+        .map_err(self.fail("cannot migrate"))?;
+        tx.commit().map_err(self.fail("cannot migrate"))
     }
+}
+
+/// Refuses what cannot be a state file before SQLite is asked: a directory, an empty file.
+fn existing_file(path: &Path) -> Result<(), StateError> {
+    let meta = std::fs::metadata(path).map_err(|e| io_err(path, "cannot read", e))?;
+    if !meta.is_file() {
+        return Err(StateError::new(
+            format!("state file {} is not a file", path.display()),
+            "point --state at a file",
+        ));
+    }
+    if meta.len() == 0 {
+        return Err(StateError::new(
+            format!("state file {} is empty (truncated?)", path.display()),
+            WAY_OUT,
+        ));
+    }
+    Ok(())
+}
+
+/// `path` with `suffix` appended to its file name (SQLite's side files, the staged state).
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// SQLite could not open or create what readers share (the shared-memory file).
+fn cannot_share(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(CannotOpen | ReadOnly | SystemIoFailure | DiskFull)
+    )
+}
+
+/// A write-ahead log with frames not yet checkpointed into the file.
+fn has_pending_log(path: &Path) -> bool {
+    std::fs::metadata(with_suffix(path, "-wal")).is_ok_and(|m| m.len() > 0)
+}
+
+/// A `file:` URI that opens `path` as immutable: no locks, no shared memory, no log.
+fn immutable_uri(path: &Path) -> Result<PathBuf, StateError> {
+    let absolute = std::fs::canonicalize(path).map_err(|e| io_err(path, "cannot read", e))?;
+    let mut uri = String::from("file:");
+    for b in absolute.to_string_lossy().bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                uri.push(b as char)
+            }
+            _ => uri.push_str(&format!("%{b:02X}")),
+        }
+    }
+    uri.push_str("?immutable=1");
+    Ok(PathBuf::from(uri))
+}
+
+/// Where a process stages the state file it creates: beside it, named by its pid.
+const STAGED: &str = ".creating.";
+
+/// Creates the state file whole: initialised and migrated under a private name, flushed,
+/// then linked into place, so a process killed at any moment leaves no state or a valid
+/// empty one, never a file every command refuses. Linking fails when another process
+/// created the state meanwhile; that one is then the state.
+fn create(path: &Path) -> Result<(), StateError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(path, "cannot create its directory", e))?;
+    }
+    remove_dead_stagings(path);
+    let staged = with_suffix(path, &format!("{STAGED}{}", std::process::id()));
+    remove_staged(&staged);
+    let created = initialise(&staged).and_then(|()| link_into_place(&staged, path));
+    remove_staged(&staged);
+    created
+}
+
+fn initialise(staged: &Path) -> Result<(), StateError> {
+    create_private_file(staged)?;
+    let store = SqliteState::connect(staged, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    store
+        .conn
+        .execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID};
+             CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version VALUES (0);"
+        ))
+        .map_err(store.fail("cannot initialise"))?;
+    store.migrate(0)?;
+    store
+        .conn
+        .execute_batch("PRAGMA journal_mode = WAL;")
+        .map_err(store.fail("cannot initialise"))?;
+    // Closing checkpoints the log into the file, so the file alone is the state.
+    store
+        .conn
+        .close()
+        .map_err(|(conn, e)| db_err(Some(&conn), staged, "cannot initialise", e))?;
+    std::fs::File::open(staged)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(staged, "cannot flush", e))
+}
+
+fn link_into_place(staged: &Path, path: &Path) -> Result<(), StateError> {
+    match std::fs::hard_link(staged, path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        // A file system without hard links.
+        Err(_) if !path.exists() => {
+            std::fs::rename(staged, path).map_err(|e| io_err(path, "cannot create", e))?
+        }
+        Err(_) => return Ok(()),
+    }
+    // The new name reaches the disk with the file.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(path, "cannot flush its directory", e))?;
+    }
+    Ok(())
+}
+
+/// The staged file and SQLite's side files of it.
+fn remove_staged(staged: &Path) {
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(with_suffix(staged, suffix));
+    }
+}
+
+/// What processes killed while creating the state left behind.
+fn remove_dead_stagings(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}{STAGED}", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !process_alive(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Without a portable way to ask, every other process's staging is left alone.
+#[cfg(not(target_os = "linux"))]
+fn process_alive(pid: u32) -> bool {
+    pid != std::process::id()
 }
 
 /// 32 random bytes, hex: the key saved plans are signed with.
@@ -300,29 +579,17 @@ fn refuse_dangling_link(path: &Path) -> Result<(), StateError> {
 #[cfg(unix)]
 fn create_private_file(path: &Path) -> Result<(), StateError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let fail = |e: std::io::Error| {
-        StateError::new(
-            format!("cannot create state file {}: {e}", path.display()),
-            "check that the directory is writable",
-        )
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(fail)?;
+        .map_err(|e| io_err(path, "cannot create", e))?;
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn create_private_file(path: &Path) -> Result<(), StateError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| StateError::new(e.to_string(), ""))?;
-    }
+fn create_private_file(_: &Path) -> Result<(), StateError> {
     Ok(())
 }
 
@@ -330,11 +597,20 @@ fn create_private_file(path: &Path) -> Result<(), StateError> {
 #[cfg(unix)]
 fn restrict_permissions(path: &Path) -> Result<(), StateError> {
     use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| io_err(path, "cannot read", e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
-        StateError::new(
-            format!("cannot make state file {} private: {e}", path.display()),
-            "run tether as the file's owner",
-        )
+        io_problem(path, &e).unwrap_or_else(|| {
+            StateError::new(
+                format!("cannot make state file {} private: {e}", path.display()),
+                "run tether as the file's owner",
+            )
+        })
     })
 }
 
@@ -593,26 +869,27 @@ impl SqliteState {
         let mut stmt = self
             .conn
             .prepare_cached(sql)
-            .map_err(|e| db_err(&self.path, "read failed", e))?;
+            .map_err(|e| db_err(Some(&self.conn), &self.path, "read failed", e))?;
         let rows = stmt
             .query_map(params, row)
-            .map_err(|e| db_err(&self.path, "read failed", e))?;
+            .map_err(|e| db_err(Some(&self.conn), &self.path, "read failed", e))?;
         rows.collect::<Result<Vec<_>, _>>()
-            .map_err(|e| db_err(&self.path, "read failed", e))
+            .map_err(|e| db_err(Some(&self.conn), &self.path, "read failed", e))
     }
 }
 
 impl StateStore for SqliteState {
     fn apply(&mut self, changes: Vec<StateChange>) -> Result<(), StateError> {
-        let path = self.path.clone();
-        let fail = |e| db_err(&path, "write failed", e);
         let started = std::time::Instant::now();
         let count = changes.len();
-        let tx = self.conn.transaction().map_err(fail)?;
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(self.fail("write failed"))?;
         for c in changes {
-            write(&tx, c).map_err(fail)?;
+            write(&tx, c).map_err(self.fail("write failed"))?;
         }
-        tx.commit().map_err(fail)?;
+        tx.commit().map_err(self.fail("write failed"))?;
         tracing::debug!(
             changes = count,
             ms = started.elapsed().as_millis() as u64,
@@ -641,7 +918,7 @@ impl StateStore for SqliteState {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(|e| db_err(&self.path, "read failed", e))
+            .map_err(|e| db_err(Some(&self.conn), &self.path, "read failed", e))
     }
 
     fn status(
@@ -831,7 +1108,7 @@ impl StateStore for SqliteState {
                 |r| r.get::<_, i64>(0),
             )
             .map(|g| g.max(0) as u64)
-            .map_err(|e| db_err(&self.path, "read failed", e))
+            .map_err(|e| db_err(Some(&self.conn), &self.path, "read failed", e))
     }
 
     fn plan_signing_key(&self) -> Result<crate::secret::Secret, StateError> {
@@ -840,7 +1117,7 @@ impl StateStore for SqliteState {
                 r.get::<_, String>(0)
             })
             .map(crate::secret::Secret::new)
-            .map_err(|e| db_err(&self.path, "no plan-signing key", e))
+            .map_err(|e| db_err(Some(&self.conn), &self.path, "no plan-signing key", e))
     }
 
     fn applied_plans(&self) -> Result<Vec<String>, StateError> {

@@ -56,6 +56,10 @@ pub const CRASHES: Table = Table {
         "a_state_file_that_is_not_sqlite_is_detected_on_open",
         "undecodable_state_row_is_an_error_with_a_way_out",
         "state_writes_stay_all_or_nothing_when_the_writer_is_killed",
+        "kill_while_creating_the_state_leaves_none_or_a_valid_one",
+        "full_disk_is_reported_as_no_space_not_damage",
+        "read_only_state_directory_is_reported_as_such",
+        "read_only_state_file_still_serves_status_and_errors",
     ],
 };
 
