@@ -98,6 +98,22 @@ fn rep_error(e: EwsError) -> RepError {
     }
 }
 
+/// A per-item failure of a read by id: the whole read is retried later.
+fn read_error(e: &ItemError) -> CallError {
+    CallError {
+        code: e.code.clone(),
+        message: e.message.clone(),
+        retryable: true,
+        ambiguous: false,
+    }
+}
+
+/// The id asked for names no item: gone since it was read, or (malformed) damaged in the
+/// state.
+fn names_no_item(e: &ItemError) -> bool {
+    e.code == "ErrorItemNotFound" || e.code == "ErrorInvalidIdMalformed"
+}
+
 fn record_error(e: &ItemError) -> RecordError {
     RecordError {
         code: e.code.clone(),
@@ -607,12 +623,7 @@ impl MailConnector for EwsConnector {
                     // Deleted between the two calls: the next page reports the delete.
                     Err(e) if e.code == "ErrorItemNotFound" => {}
                     Err(e) => {
-                        return Err(RepError::Call(CallError {
-                            code: e.code.clone(),
-                            message: e.message.clone(),
-                            retryable: true,
-                            ambiguous: false,
-                        }));
+                        return Err(RepError::Call(read_error(&e)));
                     }
                 }
             }
@@ -869,14 +880,9 @@ impl MailConnector for EwsConnector {
             match item {
                 Ok(i) => out.extend(self.item(i, &mailbox.address)),
                 // Gone since it was read: the next plan shows what happens to it.
-                Err(e) if e.code == "ErrorItemNotFound" => {}
+                Err(e) if names_no_item(&e) => {}
                 Err(e) => {
-                    return Err(CallError {
-                        code: e.code.clone(),
-                        message: e.message.clone(),
-                        retryable: true,
-                        ambiguous: false,
-                    });
+                    return Err(read_error(&e));
                 }
             }
         }
@@ -908,15 +914,9 @@ impl MailConnector for EwsConnector {
                     item_id: id.id,
                     change_key: id.change_key.unwrap_or_default(),
                 }),
-                // A malformed id (damaged in the state) names no item either.
-                Err(e) if e.code == "ErrorItemNotFound" || e.code == "ErrorInvalidIdMalformed" => {}
+                Err(e) if names_no_item(&e) => {}
                 Err(e) => {
-                    return Err(CallError {
-                        code: e.code.clone(),
-                        message: e.message.clone(),
-                        retryable: true,
-                        ambiguous: false,
-                    });
+                    return Err(read_error(&e));
                 }
             }
         }
