@@ -99,7 +99,9 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
     let mut attempts = 0;
     // Whether the last run was killed holding the lock, which the next run must take over.
     let mut lock_left = false;
-    while figures.kills < kills_wanted {
+    // Kills go on until enough of them hit a run that was writing: on a fast machine an
+    // incremental run's few writes end before most kills are due.
+    while figures.kills < kills_wanted || figures.mid_write * 4 < figures.kills {
         attempts += 1;
         assert!(
             attempts < kills_wanted * 10,
@@ -126,7 +128,9 @@ async fn kill_and_restart(kills_wanted: usize) -> Figures {
             match running_until(&mut child, started, || w.writes() > writes_before).await {
                 Some(ended) => Some(ended),
                 None => {
-                    let due = Instant::now() + Duration::from_millis(rng.below(150));
+                    // Half at once, half within 150 ms: an incremental run writes briefly.
+                    let delay = if rng.below(2) == 0 { 0 } else { rng.below(150) };
+                    let due = Instant::now() + Duration::from_millis(delay);
                     running_until(&mut child, started, || Instant::now() >= due).await
                 }
             }
@@ -390,7 +394,9 @@ async fn kill_while_creating(kills_wanted: usize) -> Creations {
         left_none: 0,
     };
     let mut attempts = 0;
-    while figures.kills < kills_wanted {
+    // Kills go on until enough of them hit a run that was writing: on a fast machine an
+    // incremental run's few writes end before most kills are due.
+    while figures.kills < kills_wanted || figures.mid_write * 4 < figures.kills {
         attempts += 1;
         assert!(
             attempts < kills_wanted * 3,
