@@ -10,12 +10,12 @@ use tether::engine::connector::{
     CrmConnector, CrmCreate, CrmRef, Folder, MailConnector, MailCreate, Mailbox, Outcome, RepError,
 };
 use tether::exchange::connector::EwsConnector;
-use tether::exchange::model::Item;
 use tether::model::{Contact, ObjectKind, Record};
 use tether::salesforce::connector::{SYNC_KEY_FIELD, SalesforceConnector};
 use tether::salesforce::{Auth, ClientOptions, SalesforceClient};
-use tether::sandbox::salesforce as sf_emu;
 use tether::secret::Secret;
+use tether_emulators::exchange::model::Item;
+use tether_emulators::salesforce as sf_emu;
 
 fn contact(first: &str, last: &str, email: &str) -> Record {
     Record::Contact(
