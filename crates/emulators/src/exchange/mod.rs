@@ -224,7 +224,8 @@ impl RunningEmulator {
         });
     }
 
-    /// A mailbox with its default folders (root, Contacts, Calendar).
+    /// A mailbox with its default folders (root, msgfolderroot, Contacts, Calendar, Inbox,
+    /// Deleted Items).
     pub fn add_mailbox(&self, smtp: &str, department: Option<&str>) {
         let now = self.shared.clock.now();
         self.lock().add_mailbox(smtp, department, now);
@@ -249,6 +250,18 @@ impl RunningEmulator {
         class: &str,
     ) -> Option<String> {
         self.lock().create_folder(smtp, parent_id, name, class).ok()
+    }
+
+    /// Deletes a folder as a user would in Outlook: moved under Deleted Items with its id
+    /// and contents, or with `hard` (Shift+Delete) removed with everything in it.
+    pub fn delete_folder(&self, smtp: &str, folder_id: &str, hard: bool) -> bool {
+        self.lock().delete_folder(smtp, folder_id, hard).is_ok()
+    }
+
+    /// The id of a folder's parent (None for the mailbox root or an unknown folder).
+    pub fn folder_parent(&self, smtp: &str, folder_id: &str) -> Option<String> {
+        let emu = self.lock();
+        emu.mailbox(smtp)?.folder(folder_id)?.parent.clone()
     }
 
     /// The id of a folder by display name (any parent).

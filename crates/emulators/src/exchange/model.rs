@@ -481,12 +481,28 @@ pub fn parse_month(s: &str) -> Option<u32> {
 // ---------------------------------------------------------------------------------------
 // Writing
 
-/// Whether read-only properties (LastModifiedTime, ItemType, Organizer, …) are written: yes
-/// in server responses, never in requests (Exchange rejects them in CreateItem).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Request,
-    Response,
+/// Which properties an answer carries: every modeled one (BaseShape Default or
+/// AllProperties), or only those the request named (IdOnly with AdditionalProperties).
+/// The item id is always written. Names are FieldURIs (`contacts:GivenName`), indexed ones
+/// as `uri/index` (`contacts:EmailAddress/EmailAddress1`).
+#[derive(Debug, Clone, Copy)]
+pub enum Shape<'a> {
+    All,
+    Only(&'a std::collections::BTreeSet<String>),
+}
+
+impl Shape<'_> {
+    pub fn wants(&self, field: &str) -> bool {
+        match self {
+            Shape::All => true,
+            Shape::Only(set) => set.contains(field),
+        }
+    }
+
+    /// An entry of an indexed collection: asked for as the whole collection or by index.
+    fn wants_entry(&self, collection: &str, indexed: &str) -> bool {
+        self.wants(collection) || self.wants(indexed)
+    }
 }
 
 pub fn write_extended(w: &mut Writer, name: &str, value: &str) {
@@ -523,35 +539,38 @@ fn write_categories(w: &mut Writer, cats: &[String]) {
     }
 }
 
-/// The whole `t:Contact` element (item part first, then contact part).
-pub fn write_contact(w: &mut Writer, c: &Contact, mode: Mode) {
+/// The `t:Contact` element of an answer, in schema order (item part first, then contact
+/// part), with the properties `shape` asks for. Extended properties are written as given
+/// (the caller keeps those the request named).
+pub fn write_contact(w: &mut Writer, c: &Contact, shape: Shape<'_>) {
     w.open("t:Contact", &[]);
-    if mode == Mode::Response
-        && let Some(id) = &c.item_id
-    {
+    if let Some(id) = &c.item_id {
         id.write(w, "t:ItemId");
     }
-    if mode == Mode::Response {
+    if shape.wants("item:ItemClass") {
         w.leaf("t:ItemClass", "IPM.Contact");
     }
-    write_body(w, c.notes.as_deref());
-    write_categories(w, &c.categories);
+    if shape.wants("item:Body") {
+        write_body(w, c.notes.as_deref());
+    }
+    if shape.wants("item:Categories") {
+        write_categories(w, &c.categories);
+    }
     for (k, v) in &c.extended {
         write_extended(w, k, v);
     }
-    if mode == Mode::Response
+    if shape.wants("item:LastModifiedTime")
         && let Some(t) = &c.last_modified
     {
         w.leaf("t:LastModifiedTime", &fmt_datetime(t));
     }
-    write_contact_part(w, c, None);
+    write_contact_part(w, c, shape);
     w.close();
 }
 
-/// Writes the contact-specific part. With `only`, just that one field (by FieldURI or the
-/// indexed `uri/key`), for SetItemField.
-fn write_contact_part(w: &mut Writer, c: &Contact, only: Option<&str>) {
-    let want = |f: &str| only.is_none_or(|o| o == f);
+/// Writes the contact-specific part.
+fn write_contact_part(w: &mut Writer, c: &Contact, shape: Shape<'_>) {
+    let want = |f: &str| shape.wants(f);
     if want("contacts:FileAs") {
         w.opt_leaf("t:FileAs", c.file_as.as_deref());
     }
@@ -574,7 +593,12 @@ fn write_contact_part(w: &mut Writer, c: &Contact, only: Option<&str>) {
         .iter()
         .zip(c.emails.iter())
         .filter_map(|(k, v)| v.as_deref().map(|v| (*k, v)))
-        .filter(|(k, _)| only.is_none_or(|o| o == format!("contacts:EmailAddress/{k}")))
+        .filter(|(k, _)| {
+            shape.wants_entry(
+                "contacts:EmailAddresses",
+                &format!("contacts:EmailAddress/{k}"),
+            )
+        })
         .collect();
     if !emails.is_empty() {
         w.open("t:EmailAddresses", &[]);
@@ -588,10 +612,11 @@ fn write_contact_part(w: &mut Writer, c: &Contact, only: Option<&str>) {
         .iter()
         .filter(|(_, a)| !a.is_empty())
         .filter(|(k, _)| {
-            only.is_none_or(|o| {
-                o.strip_prefix("contacts:PhysicalAddress:")
-                    .and_then(|r| r.split_once('/'))
-                    .is_some_and(|(_, key)| key == k.as_str())
+            ADDRESS_PARTS.iter().any(|part| {
+                shape.wants_entry(
+                    "contacts:PhysicalAddresses",
+                    &format!("contacts:PhysicalAddress:{part}/{k}"),
+                )
             })
         })
         .collect();
@@ -600,11 +625,10 @@ fn write_contact_part(w: &mut Writer, c: &Contact, only: Option<&str>) {
         for (k, a) in addrs {
             w.open("t:Entry", &[("Key", k)]);
             for part in ADDRESS_PARTS {
-                let wanted = only.is_none_or(|o| {
-                    o.strip_prefix("contacts:PhysicalAddress:")
-                        .and_then(|r| r.split_once('/'))
-                        .is_some_and(|(p, _)| p == *part)
-                });
+                let wanted = shape.wants_entry(
+                    "contacts:PhysicalAddresses",
+                    &format!("contacts:PhysicalAddress:{part}/{k}"),
+                );
                 if wanted {
                     w.opt_leaf(&format!("t:{part}"), a.part(part));
                 }
@@ -616,7 +640,12 @@ fn write_contact_part(w: &mut Writer, c: &Contact, only: Option<&str>) {
     let phones: Vec<(&String, &String)> = c
         .phones
         .iter()
-        .filter(|(k, _)| only.is_none_or(|o| o == format!("contacts:PhoneNumber/{k}")))
+        .filter(|(k, _)| {
+            shape.wants_entry(
+                "contacts:PhoneNumbers",
+                &format!("contacts:PhoneNumber/{k}"),
+            )
+        })
         .collect();
     if !phones.is_empty() {
         w.open("t:PhoneNumbers", &[]);
@@ -644,17 +673,6 @@ fn write_contact_part(w: &mut Writer, c: &Contact, only: Option<&str>) {
     }
 }
 
-/// A `t:Contact` holding a single field, as SetItemField needs.
-pub fn write_contact_field(w: &mut Writer, c: &Contact, field: &str) {
-    w.open("t:Contact", &[]);
-    match field {
-        "item:Body" => write_body(w, c.notes.as_deref()),
-        "item:Categories" => write_categories(w, &c.categories),
-        _ => write_contact_part(w, c, Some(field)),
-    }
-    w.close();
-}
-
 fn write_mailbox(w: &mut Writer, m: &MailboxAddress) {
     w.open("t:Mailbox", &[]);
     w.opt_leaf("t:Name", m.name.as_deref());
@@ -662,7 +680,7 @@ fn write_mailbox(w: &mut Writer, m: &MailboxAddress) {
     w.close();
 }
 
-fn write_attendees(w: &mut Writer, name: &str, list: &[Attendee], mode: Mode) {
+fn write_attendees(w: &mut Writer, name: &str, list: &[Attendee]) {
     if list.is_empty() {
         return;
     }
@@ -670,9 +688,7 @@ fn write_attendees(w: &mut Writer, name: &str, list: &[Attendee], mode: Mode) {
     for a in list {
         w.open("t:Attendee", &[]);
         write_mailbox(w, &a.mailbox);
-        if mode == Mode::Response
-            && let Some(r) = &a.response
-        {
+        if let Some(r) = &a.response {
             w.leaf("t:ResponseType", r);
         }
         w.close();
@@ -754,26 +770,20 @@ pub fn write_recurrence(w: &mut Writer, r: &Recurrence) {
 }
 
 /// The whole `t:CalendarItem` element.
-pub fn write_event(w: &mut Writer, e: &CalendarEvent, mode: Mode) {
+/// The `t:CalendarItem` element of an answer, in schema order, with the properties `shape`
+/// asks for.
+pub fn write_event(w: &mut Writer, e: &CalendarEvent, shape: Shape<'_>) {
     w.open("t:CalendarItem", &[]);
-    write_event_fields(w, e, mode, None);
+    write_event_fields(w, e, shape);
     w.close();
 }
 
-/// A `t:CalendarItem` holding a single field, as SetItemField needs.
-pub fn write_event_field(w: &mut Writer, e: &CalendarEvent, field: &str) {
-    w.open("t:CalendarItem", &[]);
-    write_event_fields(w, e, Mode::Request, Some(field));
-    w.close();
-}
-
-fn write_event_fields(w: &mut Writer, e: &CalendarEvent, mode: Mode, only: Option<&str>) {
-    let want = |f: &str| only.is_none_or(|o| o == f);
-    let resp = mode == Mode::Response;
-    if resp && let Some(id) = &e.item_id {
+fn write_event_fields(w: &mut Writer, e: &CalendarEvent, shape: Shape<'_>) {
+    let want = |f: &str| shape.wants(f);
+    if let Some(id) = &e.item_id {
         id.write(w, "t:ItemId");
     }
-    if resp {
+    if want("item:ItemClass") {
         w.leaf("t:ItemClass", "IPM.Appointment");
     }
     if want("item:Subject") {
@@ -790,15 +800,17 @@ fn write_event_fields(w: &mut Writer, e: &CalendarEvent, mode: Mode, only: Optio
     if want("item:Categories") {
         write_categories(w, &e.categories);
     }
-    if only.is_none() {
-        for (k, v) in &e.extended {
-            write_extended(w, k, v);
-        }
+    for (k, v) in &e.extended {
+        write_extended(w, k, v);
     }
-    if resp && let Some(t) = &e.last_modified {
+    if want("item:LastModifiedTime")
+        && let Some(t) = &e.last_modified
+    {
         w.leaf("t:LastModifiedTime", &fmt_datetime(t));
     }
-    if resp && let Some(u) = &e.uid {
+    if want("calendar:UID")
+        && let Some(u) = &e.uid
+    {
         w.leaf("t:UID", u);
     }
     if want("calendar:Start") {
@@ -807,7 +819,9 @@ fn write_event_fields(w: &mut Writer, e: &CalendarEvent, mode: Mode, only: Optio
     if want("calendar:End") {
         w.leaf("t:End", &fmt_datetime(&e.end));
     }
-    if resp && let Some(o) = &e.original_start {
+    if want("calendar:OriginalStart")
+        && let Some(o) = &e.original_start
+    {
         w.leaf("t:OriginalStart", &fmt_datetime(o));
     }
     if want("calendar:IsAllDayEvent") {
@@ -824,7 +838,7 @@ fn write_event_fields(w: &mut Writer, e: &CalendarEvent, mode: Mode, only: Optio
     if want("calendar:Location") {
         w.opt_leaf("t:Location", e.location.as_deref());
     }
-    if resp {
+    if want("calendar:IsRecurring") {
         w.leaf(
             "t:IsRecurring",
             if matches!(
@@ -836,27 +850,31 @@ fn write_event_fields(w: &mut Writer, e: &CalendarEvent, mode: Mode, only: Optio
                 "false"
             },
         );
-        if let Some(t) = e.item_type {
-            w.leaf("t:CalendarItemType", t.as_str());
-        }
-        if let Some(o) = &e.organizer {
-            w.open("t:Organizer", &[]);
-            write_mailbox(w, o);
-            w.close();
-        }
+    }
+    if want("calendar:CalendarItemType")
+        && let Some(t) = e.item_type
+    {
+        w.leaf("t:CalendarItemType", t.as_str());
+    }
+    if want("calendar:Organizer")
+        && let Some(o) = &e.organizer
+    {
+        w.open("t:Organizer", &[]);
+        write_mailbox(w, o);
+        w.close();
     }
     if want("calendar:RequiredAttendees") {
-        write_attendees(w, "t:RequiredAttendees", &e.required_attendees, mode);
+        write_attendees(w, "t:RequiredAttendees", &e.required_attendees);
     }
     if want("calendar:OptionalAttendees") {
-        write_attendees(w, "t:OptionalAttendees", &e.optional_attendees, mode);
+        write_attendees(w, "t:OptionalAttendees", &e.optional_attendees);
     }
     if want("calendar:Recurrence")
         && let Some(r) = &e.recurrence
     {
         write_recurrence(w, r);
     }
-    if resp && !e.modified_occurrences.is_empty() {
+    if want("calendar:ModifiedOccurrences") && !e.modified_occurrences.is_empty() {
         w.open("t:ModifiedOccurrences", &[]);
         for o in &e.modified_occurrences {
             w.open("t:Occurrence", &[]);
@@ -868,7 +886,7 @@ fn write_event_fields(w: &mut Writer, e: &CalendarEvent, mode: Mode, only: Optio
         }
         w.close();
     }
-    if resp && !e.deleted_occurrences.is_empty() {
+    if want("calendar:DeletedOccurrences") && !e.deleted_occurrences.is_empty() {
         w.open("t:DeletedOccurrences", &[]);
         for d in &e.deleted_occurrences {
             w.open("t:DeletedOccurrence", &[]);

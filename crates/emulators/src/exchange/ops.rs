@@ -5,7 +5,7 @@ use super::state::{
 };
 use super::{Shared, authenticate, unauthorized};
 use crate::exchange::model::{
-    self, ADDRESS_KEYS, CalendarEvent, Contact, EMAIL_KEYS, Item, ItemId, Mode, PHONE_KEYS,
+    self, ADDRESS_KEYS, CalendarEvent, Contact, EMAIL_KEYS, Item, ItemId, PHONE_KEYS, Shape,
     parse_datetime,
 };
 use crate::exchange::soap::write_message_head;
@@ -89,6 +89,7 @@ pub(crate) fn dispatch(
         "CreateItem" => create_item(&mut emu, mailbox, op, now),
         "UpdateItem" => update_item(&mut emu, mailbox, op, now),
         "DeleteItem" => delete_item(&mut emu, mailbox, op),
+        "DeleteFolder" => delete_folder(&mut emu, mailbox, op),
         other => err(
             "ErrorInvalidRequest",
             &format!("The operation {other} is not supported by this server."),
@@ -173,11 +174,12 @@ fn get_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
                 write_folder(&mut w, mb, f);
                 w.close().close();
             }
+            // Exchange answers a folder id that names no folder with the generic code.
             None => error_message(
                 &mut w,
                 "m:GetFolderResponseMessage",
-                "ErrorFolderNotFound",
-                "The specified folder could not be found in the store.",
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
             ),
         }
     }
@@ -280,8 +282,8 @@ fn create_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String
         let result = match &parent {
             Some(p) => emu.create_folder(mailbox, p, &name, &class),
             None => err(
-                "ErrorFolderNotFound",
-                "The specified folder could not be found in the store.",
+                "ErrorParentFolderNotFound",
+                "The parent folder could not be found in the store.",
             ),
         };
         match result {
@@ -344,22 +346,45 @@ fn requested_extended(op: &Element) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// True for IdOnly without AdditionalProperties: the answer carries ids only.
-fn ids_only(op: &Element) -> bool {
-    let shape = op.child(NS_M, "ItemShape");
-    let base = shape
-        .and_then(|s| s.child(NS_T, "BaseShape"))
-        .map(|b| b.text.trim().to_string());
-    let extra = shape
-        .and_then(|s| s.child(NS_T, "AdditionalProperties"))
-        .is_some_and(|a| !a.children.is_empty());
-    base.as_deref() == Some("IdOnly") && !extra
+/// The properties the request's ItemShape names: None for BaseShape Default and
+/// AllProperties (every modeled property), the AdditionalProperties for IdOnly (the item id
+/// always comes back; IdOnly alone returns nothing else).
+fn requested_fields(op: &Element) -> Option<BTreeSet<String>> {
+    let shape = op.child(NS_M, "ItemShape")?;
+    if shape.child_text(NS_T, "BaseShape").map(str::trim) != Some("IdOnly") {
+        return None;
+    }
+    let mut fields = BTreeSet::new();
+    for p in shape
+        .child(NS_T, "AdditionalProperties")
+        .map(|a| a.children.as_slice())
+        .unwrap_or_default()
+    {
+        let uri = p.attr("FieldURI");
+        match (p.name.as_str(), uri, p.attr("FieldIndex")) {
+            ("FieldURI", Some(uri), _) => {
+                fields.insert(uri.to_string());
+            }
+            ("IndexedFieldURI", Some(uri), Some(index)) => {
+                fields.insert(format!("{uri}/{index}"));
+            }
+            _ => {}
+        }
+    }
+    Some(fields)
 }
 
-/// Writes an item as a response would, keeping only the requested extended properties and,
-/// for FindItem/SyncFolderItems, leaving out what those operations cannot return (Body,
-/// attendees, recurrence).
-fn write_item(w: &mut Writer, item: &Item, ext: &BTreeSet<String>, full: bool) {
+/// Writes an item as a response would, with the requested properties and extended
+/// properties and, for FindItem/SyncFolderItems, leaving out what those operations cannot
+/// return (Body, attendees, recurrence).
+fn write_item(
+    w: &mut Writer,
+    item: &Item,
+    fields: Option<&BTreeSet<String>>,
+    ext: &BTreeSet<String>,
+    full: bool,
+) {
+    let shape = fields.map_or(Shape::All, Shape::Only);
     match item {
         Item::Contact(c) => {
             let mut c = (**c).clone();
@@ -367,7 +392,7 @@ fn write_item(w: &mut Writer, item: &Item, ext: &BTreeSet<String>, full: bool) {
             if !full {
                 c.notes = None;
             }
-            model::write_contact(w, &c, Mode::Response);
+            model::write_contact(w, &c, shape);
         }
         Item::Event(e) => {
             let mut e = (**e).clone();
@@ -380,7 +405,7 @@ fn write_item(w: &mut Writer, item: &Item, ext: &BTreeSet<String>, full: bool) {
                 e.modified_occurrences.clear();
                 e.deleted_occurrences.clear();
             }
-            model::write_event(w, &e, Mode::Response);
+            model::write_event(w, &e, shape);
         }
         Item::Other(id) => {
             w.open("t:Item", &[]);
@@ -390,14 +415,6 @@ fn write_item(w: &mut Writer, item: &Item, ext: &BTreeSet<String>, full: bool) {
             w.close();
         }
     }
-}
-
-fn write_id_only(w: &mut Writer, item: &Item) {
-    w.open(item_element_name(item), &[]);
-    if let Some(id) = item.item_id() {
-        id.write(w, "t:ItemId");
-    }
-    w.close();
 }
 
 fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
@@ -421,7 +438,7 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
             "ErrorSchemaValidation".to_string(),
             "MaxChangesReturned must be between 1 and 512.".to_string(),
         ))?;
-    let id_only = ids_only(op);
+    let fields = requested_fields(op);
     let ext = requested_extended(op);
     let mut w = Writer::new();
     w.open("m:SyncFolderItemsResponse", &[])
@@ -430,8 +447,8 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
         error_message(
             &mut w,
             "m:SyncFolderItemsResponseMessage",
-            "ErrorFolderNotFound",
-            "The specified folder could not be found in the store.",
+            "ErrorSyncFolderNotFound",
+            "The synchronization folder could not be found.",
         );
         return Ok(w.finish());
     };
@@ -464,7 +481,8 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
         .filter(|i| i.folder == folder && i.seq > since)
         .map(|i| (i.seq, Change::Upsert(i)))
         .collect();
-    if let Some(f) = mb.folder(&folder) {
+    // Without a SyncState the answer lists what the folder holds now, all as Creates.
+    if let Some(f) = mb.folder(&folder).filter(|_| since > 0) {
         changes.extend(
             f.tombstones
                 .iter()
@@ -497,11 +515,7 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
                 };
                 w.open(tag, &[]);
                 let item = i.current();
-                if id_only {
-                    write_id_only(&mut w, &item);
-                } else {
-                    write_item(&mut w, &item, &ext, false);
-                }
+                write_item(&mut w, &item, fields.as_ref(), &ext, false);
                 w.close();
             }
             Change::Delete(id) => {
@@ -571,7 +585,7 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
         .child(NS_M, "ParentFolderIds")
         .and_then(|p| folder_ref(mb, p));
     let ext = requested_extended(op);
-    let id_only = ids_only(op);
+    let fields = requested_fields(op);
     let mut w = Writer::new();
     w.open("m:FindItemResponse", &[])
         .open("m:ResponseMessages", &[]);
@@ -662,11 +676,7 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     );
     w.open("t:Items", &[]);
     for it in &items {
-        if id_only {
-            write_id_only(&mut w, it);
-        } else {
-            write_item(&mut w, it, &ext, false);
-        }
+        write_item(&mut w, it, fields.as_ref(), &ext, false);
     }
     w.close().close().close();
     Ok(w.finish())
@@ -763,7 +773,7 @@ fn lookup(mb: &super::state::Mailbox, el: &Element) -> Result<Item, (String, Str
 fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     let mb = mbx(emu, mailbox)?;
     let ext = requested_extended(op);
-    let id_only = ids_only(op);
+    let fields = requested_fields(op);
     let ids = op.child(NS_M, "ItemIds").ok_or((
         "ErrorSchemaValidation".to_string(),
         "ItemIds missing".to_string(),
@@ -776,11 +786,7 @@ fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
             Ok(item) => {
                 write_message_head(&mut w, "m:GetItemResponseMessage", "NoError", "");
                 w.open("m:Items", &[]);
-                if id_only {
-                    write_id_only(&mut w, &item);
-                } else {
-                    write_item(&mut w, &item, &ext, true);
-                }
+                write_item(&mut w, &item, fields.as_ref(), &ext, true);
                 w.close().close();
             }
             Err((code, text)) => {
@@ -1196,13 +1202,73 @@ fn update_one(
     Ok((tag, new_id))
 }
 
-fn delete_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
-    if op.attr("DeleteType").is_none() {
-        return err(
+/// DeleteType of DeleteItem and DeleteFolder: true for MoveToDeletedItems, false for
+/// HardDelete and SoftDelete (gone from the mailbox's folders).
+fn moves_to_deleted_items(op: &Element) -> EmuResult<bool> {
+    match op.attr("DeleteType") {
+        Some("MoveToDeletedItems") => Ok(true),
+        Some("HardDelete" | "SoftDelete") => Ok(false),
+        Some(other) => err(
+            "ErrorSchemaValidation",
+            &format!("The DeleteType attribute has an invalid value: {other}."),
+        ),
+        None => err(
             "ErrorSchemaValidation",
             "The DeleteType attribute is required.",
-        );
+        ),
     }
+}
+
+/// An item deleted with MoveToDeletedItems moves to Deleted Items with its id; deleted
+/// there again, it leaves the mailbox's folders.
+fn move_to_deleted_items(emu: &mut Emu, mailbox: &str, id: &str) -> EmuResult<()> {
+    let mb = mbx(emu, mailbox)?;
+    let bin = mb.distinguished("deleteditems").map(|f| f.id.clone());
+    let current = mb.items.get(id).map(|s| s.folder.clone());
+    match (bin, current) {
+        (Some(bin), Some(folder)) if folder != bin => emu.move_item(mailbox, id, &bin),
+        _ => emu.delete_item(mailbox, id),
+    }
+}
+
+fn delete_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
+    let move_to_bin = moves_to_deleted_items(op)?;
+    let ids = op.child(NS_M, "FolderIds").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "FolderIds missing".to_string(),
+    ))?;
+    let mut w = Writer::new();
+    w.open("m:DeleteFolderResponse", &[])
+        .open("m:ResponseMessages", &[]);
+    for id in &ids.children {
+        let mb = mbx(emu, mailbox)?;
+        let folder = match id.name.as_str() {
+            "DistinguishedFolderId" => id.attr("Id").and_then(|d| mb.distinguished(d)),
+            _ => id.attr("Id").and_then(|i| mb.folder(i)),
+        }
+        .map(|f| f.id.clone());
+        let result = match folder {
+            Some(f) => emu.delete_folder(mailbox, &f, !move_to_bin),
+            None => err(
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            ),
+        };
+        match result {
+            Ok(()) => {
+                write_message_head(&mut w, "m:DeleteFolderResponseMessage", "NoError", "");
+                w.close();
+            }
+            Err((code, text)) => {
+                error_message(&mut w, "m:DeleteFolderResponseMessage", &code, &text)
+            }
+        }
+    }
+    Ok(w.finish())
+}
+
+fn delete_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
+    let move_to_bin = moves_to_deleted_items(op)?;
     let ids = op
         .child(NS_M, "ItemIds")
         .ok_or((
@@ -1236,6 +1302,8 @@ fn delete_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
                 })
                 .unwrap_or(now);
             emu.modify_occurrence(mailbox, &master, orig, None, last_modified)
+        } else if move_to_bin {
+            move_to_deleted_items(emu, mailbox, raw)
         } else {
             emu.delete_item(mailbox, raw)
         };

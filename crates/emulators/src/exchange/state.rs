@@ -376,12 +376,108 @@ impl Emu {
                 tombstones: Vec::new(),
             });
         }
+        // The mailbox root above the message folder root (ids minted after the others so
+        // the folders above keep the ids they always had).
+        let mailbox_root = self.new_id("root");
+        folders[0].parent = Some(mailbox_root.clone());
+        folders.push(Folder {
+            id: mailbox_root,
+            change_key: self.new_change_key(),
+            parent: None,
+            class: "IPF.Note".into(),
+            name: "Root".into(),
+            distinguished: Some("root".into()),
+            tombstones: Vec::new(),
+        });
+        folders.push(Folder {
+            id: self.new_id("deleteditems"),
+            change_key: self.new_change_key(),
+            parent: Some(root.clone()),
+            class: "IPF.Note".into(),
+            name: "Deleted Items".into(),
+            distinguished: Some("deleteditems".into()),
+            tombstones: Vec::new(),
+        });
         self.mailboxes.push(Mailbox {
             smtp: smtp.to_string(),
             department: department.map(str::to_string),
             folders,
             items: BTreeMap::new(),
         });
+    }
+
+    /// Moves an item to another folder, keeping its id: it leaves the old folder's sync
+    /// (a Delete there) and arrives in the new one's (a Create).
+    pub fn move_item(&mut self, smtp: &str, id: &str, to: &str) -> EmuResult<()> {
+        let seq = self.next_seq();
+        let ck = self.new_change_key();
+        let mb = self.mailbox_mut(smtp)?;
+        if mb.folder(to).is_none() {
+            return err(
+                "ErrorFolderNotFound",
+                "The specified folder could not be found in the store.",
+            );
+        }
+        let Some(stored) = mb.items.get_mut(id) else {
+            return err(
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            );
+        };
+        let from = std::mem::replace(&mut stored.folder, to.to_string());
+        stored.change_key = ck;
+        stored.created_seq = seq;
+        stored.seq = seq;
+        if let Some(f) = mb.folders.iter_mut().find(|f| f.id == from) {
+            f.tombstones.push((seq, id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Deletes a folder: moved under Deleted Items with its id and contents, or (`hard`)
+    /// removed with its subfolders and items. Distinguished folders cannot be deleted.
+    pub fn delete_folder(&mut self, smtp: &str, id: &str, hard: bool) -> EmuResult<()> {
+        let ck = self.new_change_key();
+        let mb = self.mailbox_mut(smtp)?;
+        let Some(folder) = mb.folder(id) else {
+            return err(
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            );
+        };
+        if folder.distinguished.is_some() {
+            return err(
+                "ErrorDeleteDistinguishedFolder",
+                "Distinguished folders cannot be deleted.",
+            );
+        }
+        let deleted_items = mb.distinguished("deleteditems").map(|f| f.id.clone());
+        let already_deleted = folder.parent == deleted_items;
+        match deleted_items {
+            Some(bin) if !hard && !already_deleted => {
+                if let Some(f) = mb.folders.iter_mut().find(|f| f.id == id) {
+                    f.parent = Some(bin);
+                    f.change_key = ck;
+                }
+            }
+            _ => {
+                let mut gone = vec![id.to_string()];
+                let mut i = 0;
+                while i < gone.len() {
+                    let parent = gone[i].clone();
+                    gone.extend(
+                        mb.folders
+                            .iter()
+                            .filter(|f| f.parent.as_deref() == Some(&parent))
+                            .map(|f| f.id.clone()),
+                    );
+                    i += 1;
+                }
+                mb.folders.retain(|f| !gone.contains(&f.id));
+                mb.items.retain(|_, item| !gone.contains(&item.folder));
+            }
+        }
+        Ok(())
     }
 
     pub fn create_folder(
@@ -396,8 +492,8 @@ impl Emu {
         let mb = self.mailbox_mut(smtp)?;
         if mb.folder(parent).is_none() {
             return err(
-                "ErrorFolderNotFound",
-                "The specified folder could not be found in the store.",
+                "ErrorParentFolderNotFound",
+                "The parent folder could not be found in the store.",
             );
         }
         if mb

@@ -1,0 +1,372 @@
+//! The EWS emulator against requests written from Microsoft's documentation (raw SOAP, no
+//! client): error codes per operation, Deleted Items, distinguished folders, response shapes,
+//! time zones, sync states and schema validation behave as Exchange's do.
+
+use std::path::PathBuf;
+use tether_emulators::exchange::{Emulator, EmulatorOptions, ImpersonationScope, RunningEmulator};
+
+const REP: &str = "rep@corp.example";
+const SVC: &str = "svc@corp.example";
+const PASSWORD: &str = "pw-for-tests";
+
+fn schema() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ews-schema/messages.xsd")
+}
+
+async fn emulator(validate: bool) -> RunningEmulator {
+    let emu = Emulator::start(EmulatorOptions {
+        schema: validate.then(schema),
+        ..EmulatorOptions::default()
+    })
+    .await
+    .expect("emulator starts");
+    emu.add_service_account(SVC, PASSWORD, ImpersonationScope::All);
+    emu.add_mailbox(REP, None);
+    emu
+}
+
+/// Posts one operation for REP (impersonated), with an optional TimeZoneContext; returns the
+/// HTTP status and the answer.
+async fn call_in(emu: &RunningEmulator, zone: Option<&str>, op: &str) -> (u16, String) {
+    let tz = zone
+        .map(|z| {
+            format!(r#"<t:TimeZoneContext><t:TimeZoneDefinition Id="{z}"/></t:TimeZoneContext>"#)
+        })
+        .unwrap_or_default();
+    let envelope = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Header><t:RequestServerVersion Version="Exchange2013_SP1"/><t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{REP}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>{tz}</soap:Header><soap:Body>{op}</soap:Body></soap:Envelope>"#
+    );
+    let answer = reqwest::Client::new()
+        .post(emu.ews_url())
+        .basic_auth(SVC, Some(PASSWORD))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("X-AnchorMailbox", REP)
+        .body(envelope)
+        .send()
+        .await
+        .expect("emulator answers");
+    let status = answer.status().as_u16();
+    (status, answer.text().await.expect("answer body"))
+}
+
+async fn call(emu: &RunningEmulator, op: &str) -> (u16, String) {
+    call_in(emu, None, op).await
+}
+
+/// The response codes of the answer's messages, in order.
+fn codes(answer: &str) -> Vec<String> {
+    answer
+        .split("<m:ResponseCode>")
+        .skip(1)
+        .filter_map(|s| {
+            s.split_once("</m:ResponseCode>")
+                .map(|(c, _)| c.to_string())
+        })
+        .collect()
+}
+
+/// The value of `attr` on the first `element` in the answer.
+fn attr(answer: &str, element: &str, attr: &str) -> Option<String> {
+    let at = answer.find(&format!("<{element} "))?;
+    let rest = &answer[at..];
+    let rest = &rest[..rest.find('>')?];
+    let v = rest.split_once(&format!(" {attr}=\""))?.1;
+    Some(v[..v.find('"')?].to_string())
+}
+
+fn get_folder(folder: &str) -> String {
+    format!(
+        "<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds>{folder}</m:FolderIds></m:GetFolder>"
+    )
+}
+
+async fn create_contacts_folder(emu: &RunningEmulator, name: &str) -> String {
+    let (_, answer) = call(
+        emu,
+        &format!(
+            r#"<m:CreateFolder><m:ParentFolderId><t:DistinguishedFolderId Id="contacts"/></m:ParentFolderId><m:Folders><t:ContactsFolder><t:DisplayName>{name}</t:DisplayName></t:ContactsFolder></m:Folders></m:CreateFolder>"#
+        ),
+    )
+    .await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    attr(&answer, "t:FolderId", "Id").expect("the new folder's id")
+}
+
+async fn create_contact(emu: &RunningEmulator, folder_id: &str, given: &str) -> String {
+    let (_, answer) = call(
+        emu,
+        &format!(
+            r#"<m:CreateItem><m:SavedItemFolderId><t:FolderId Id="{folder_id}"/></m:SavedItemFolderId><m:Items><t:Contact><t:GivenName>{given}</t:GivenName><t:CompanyName>Analytical Engines</t:CompanyName><t:Surname>Lovelace</t:Surname></t:Contact></m:Items></m:CreateItem>"#
+        ),
+    )
+    .await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    attr(&answer, "t:ItemId", "Id").expect("the new item's id")
+}
+
+#[tokio::test]
+async fn get_folder_of_a_missing_folder_answers_error_item_not_found() {
+    let emu = emulator(false).await;
+    let (status, answer) = call(&emu, &get_folder(r#"<t:FolderId Id="AAMkAGdvbmU="/>"#)).await;
+    assert_eq!(status, 200);
+    assert_eq!(codes(&answer), ["ErrorItemNotFound"], "{answer}");
+}
+
+#[tokio::test]
+async fn create_folder_under_a_missing_parent_answers_error_parent_folder_not_found() {
+    let emu = emulator(false).await;
+    let (_, answer) = call(
+        &emu,
+        r#"<m:CreateFolder><m:ParentFolderId><t:FolderId Id="AAMkAGdvbmU="/></m:ParentFolderId><m:Folders><t:ContactsFolder><t:DisplayName>Salesforce_Sync</t:DisplayName></t:ContactsFolder></m:Folders></m:CreateFolder>"#,
+    )
+    .await;
+    assert_eq!(codes(&answer), ["ErrorParentFolderNotFound"], "{answer}");
+}
+
+#[tokio::test]
+async fn sync_folder_items_on_a_missing_folder_answers_error_sync_folder_not_found() {
+    let emu = emulator(false).await;
+    let (_, answer) = call(
+        &emu,
+        r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId><t:FolderId Id="AAMkAGdvbmU="/></m:SyncFolderId><m:MaxChangesReturned>100</m:MaxChangesReturned></m:SyncFolderItems>"#,
+    )
+    .await;
+    assert_eq!(codes(&answer), ["ErrorSyncFolderNotFound"], "{answer}");
+}
+
+#[tokio::test]
+async fn the_distinguished_folders_root_msgfolderroot_contacts_calendar_deleteditems_inbox_exist() {
+    let emu = emulator(false).await;
+    let names = [
+        "root",
+        "msgfolderroot",
+        "contacts",
+        "calendar",
+        "deleteditems",
+        "inbox",
+    ];
+    let ids: String = names
+        .iter()
+        .map(|n| format!(r#"<t:DistinguishedFolderId Id="{n}"/>"#))
+        .collect();
+    let (_, answer) = call(&emu, &get_folder(&ids)).await;
+    assert_eq!(codes(&answer), ["NoError"; 6], "{answer}");
+    for n in names {
+        assert!(emu.folder_id(REP, n).is_some(), "{n}");
+    }
+    // msgfolderroot sits under the mailbox root; the well-known folders under msgfolderroot.
+    let root = emu.folder_id(REP, "root").unwrap();
+    let top = emu.folder_id(REP, "msgfolderroot").unwrap();
+    assert_eq!(emu.folder_parent(REP, &top), Some(root));
+    for n in ["contacts", "calendar", "deleteditems", "inbox"] {
+        let id = emu.folder_id(REP, n).unwrap();
+        assert_eq!(emu.folder_parent(REP, &id).as_ref(), Some(&top), "{n}");
+    }
+}
+
+#[tokio::test]
+async fn a_folder_deleted_through_ews_appears_under_deleted_items_with_its_id() {
+    let emu = emulator(false).await;
+    let folder = create_contacts_folder(&emu, "Salesforce_Sync").await;
+    let contact = create_contact(&emu, &folder, "Ada").await;
+    let (_, answer) = call(
+        &emu,
+        &format!(
+            r#"<m:DeleteFolder DeleteType="MoveToDeletedItems"><m:FolderIds><t:FolderId Id="{folder}"/></m:FolderIds></m:DeleteFolder>"#
+        ),
+    )
+    .await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    // Same id, now under Deleted Items, contents kept.
+    let (_, answer) = call(
+        &emu,
+        &get_folder(&format!(r#"<t:FolderId Id="{folder}"/>"#)),
+    )
+    .await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    let bin = emu.folder_id(REP, "deleteditems").unwrap();
+    assert_eq!(
+        attr(&answer, "t:ParentFolderId", "Id").as_deref(),
+        Some(bin.as_str())
+    );
+    assert!(emu.item(REP, &contact).is_some());
+    // Gone from under Contacts: FindFolder there no longer finds it.
+    let (_, answer) = call(
+        &emu,
+        r#"<m:FindFolder Traversal="Shallow"><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:Restriction><t:IsEqualTo><t:FieldURI FieldURI="folder:DisplayName"/><t:FieldURIOrConstant><t:Constant Value="Salesforce_Sync"/></t:FieldURIOrConstant></t:IsEqualTo></m:Restriction><m:ParentFolderIds><t:DistinguishedFolderId Id="contacts"/></m:ParentFolderIds></m:FindFolder>"#,
+    )
+    .await;
+    assert_eq!(
+        attr(&answer, "m:RootFolder", "TotalItemsInView").as_deref(),
+        Some("0"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_hard_deleted_folder_is_gone_with_its_items() {
+    let emu = emulator(false).await;
+    let folder = create_contacts_folder(&emu, "Scratch").await;
+    let contact = create_contact(&emu, &folder, "Ada").await;
+    let (_, answer) = call(
+        &emu,
+        &format!(
+            r#"<m:DeleteFolder DeleteType="HardDelete"><m:FolderIds><t:FolderId Id="{folder}"/></m:FolderIds></m:DeleteFolder>"#
+        ),
+    )
+    .await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    let (_, answer) = call(
+        &emu,
+        &get_folder(&format!(r#"<t:FolderId Id="{folder}"/>"#)),
+    )
+    .await;
+    assert_eq!(codes(&answer), ["ErrorItemNotFound"], "{answer}");
+    assert!(emu.item(REP, &contact).is_none());
+    // A distinguished folder cannot be deleted.
+    let (_, answer) = call(
+        &emu,
+        r#"<m:DeleteFolder DeleteType="HardDelete"><m:FolderIds><t:DistinguishedFolderId Id="contacts"/></m:FolderIds></m:DeleteFolder>"#,
+    )
+    .await;
+    assert_eq!(
+        codes(&answer),
+        ["ErrorDeleteDistinguishedFolder"],
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn delete_item_move_to_deleted_items_keeps_the_id_and_hard_delete_removes() {
+    let emu = emulator(false).await;
+    let contacts = emu.folder_id(REP, "contacts").unwrap();
+    let bin = emu.folder_id(REP, "deleteditems").unwrap();
+    let moved = create_contact(&emu, &contacts, "Ada").await;
+    let removed = create_contact(&emu, &contacts, "Grace").await;
+    let delete = |id: &str, how: &str| {
+        format!(
+            r#"<m:DeleteItem DeleteType="{how}"><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:DeleteItem>"#
+        )
+    };
+    let (_, answer) = call(&emu, &delete(&moved, "MoveToDeletedItems")).await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    let (_, answer) = call(&emu, &delete(&removed, "HardDelete")).await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    assert_eq!(emu.items(REP, &bin).len(), 1);
+    assert!(emu.items(REP, &contacts).is_empty());
+    let get = |id: &str| {
+        format!(
+            r#"<m:GetItem><m:ItemShape><t:BaseShape>Default</t:BaseShape></m:ItemShape><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:GetItem>"#
+        )
+    };
+    let (_, answer) = call(&emu, &get(&moved)).await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    let (_, answer) = call(&emu, &get(&removed)).await;
+    assert_eq!(codes(&answer), ["ErrorItemNotFound"], "{answer}");
+}
+
+#[tokio::test]
+async fn get_item_with_id_only_returns_no_properties() {
+    let emu = emulator(false).await;
+    let contacts = emu.folder_id(REP, "contacts").unwrap();
+    let id = create_contact(&emu, &contacts, "Ada").await;
+    let (_, answer) = call(
+        &emu,
+        &format!(
+            r#"<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:GetItem>"#
+        ),
+    )
+    .await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    let items = answer
+        .split_once("<m:Items>")
+        .and_then(|(_, r)| r.split_once("</m:Items>"))
+        .map(|(i, _)| i)
+        .expect("an Items element");
+    assert!(
+        items.starts_with("<t:Contact><t:ItemId ") && items.ends_with("/></t:Contact>"),
+        "only the id comes back: {items}"
+    );
+}
+
+#[tokio::test]
+async fn id_only_with_additional_properties_returns_exactly_those() {
+    let emu = emulator(false).await;
+    let contacts = emu.folder_id(REP, "contacts").unwrap();
+    let id = create_contact(&emu, &contacts, "Ada").await;
+    let (_, answer) = call(
+        &emu,
+        &format!(
+            r#"<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="contacts:GivenName"/></t:AdditionalProperties></m:ItemShape><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:GetItem>"#
+        ),
+    )
+    .await;
+    assert!(
+        answer.contains("<t:GivenName>Ada</t:GivenName>"),
+        "{answer}"
+    );
+    for absent in [
+        "t:Surname",
+        "t:CompanyName",
+        "t:ItemClass",
+        "t:LastModifiedTime",
+    ] {
+        assert!(
+            !answer.contains(absent),
+            "{absent} was not asked for: {answer}"
+        );
+    }
+    // Default returns the contact's properties.
+    let (_, answer) = call(
+        &emu,
+        &format!(
+            r#"<m:GetItem><m:ItemShape><t:BaseShape>Default</t:BaseShape></m:ItemShape><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:GetItem>"#
+        ),
+    )
+    .await;
+    assert!(
+        answer.contains("<t:Surname>Lovelace</t:Surname>"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn sync_folder_items_without_a_sync_state_lists_only_current_items_as_creates() {
+    let emu = emulator(false).await;
+    let contacts = emu.folder_id(REP, "contacts").unwrap();
+    let kept = create_contact(&emu, &contacts, "Ada").await;
+    let gone = create_contact(&emu, &contacts, "Grace").await;
+    let (_, answer) = call(
+        &emu,
+        &format!(
+            r#"<m:DeleteItem DeleteType="HardDelete"><m:ItemIds><t:ItemId Id="{gone}"/></m:ItemIds></m:DeleteItem>"#
+        ),
+    )
+    .await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    let (_, answer) = call(
+        &emu,
+        r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="contacts"/></m:SyncFolderId><m:MaxChangesReturned>100</m:MaxChangesReturned></m:SyncFolderItems>"#,
+    )
+    .await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    assert_eq!(answer.matches("<t:Create>").count(), 1, "{answer}");
+    assert!(answer.contains(&kept));
+    assert!(!answer.contains("<t:Delete>"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_request_with_an_unknown_element_gets_the_schema_validation_fault() {
+    let emu = emulator(true).await;
+    let (status, answer) = call(
+        &emu,
+        r#"<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape><t:Colour>Blue</t:Colour></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="contacts"/></m:FolderIds></m:GetFolder>"#,
+    )
+    .await;
+    assert_eq!(status, 500, "{answer}");
+    assert!(answer.contains("<s:Fault>"), "{answer}");
+    assert!(
+        answer.contains(">ErrorSchemaValidation</e:ResponseCode>"),
+        "{answer}"
+    );
+}
