@@ -370,3 +370,124 @@ async fn a_request_with_an_unknown_element_gets_the_schema_validation_fault() {
         "{answer}"
     );
 }
+
+/// FindItem in Contacts with this restriction (and optional sort and paging view).
+fn find_contacts(restriction: &str, rest: &str) -> String {
+    let restriction = if restriction.is_empty() {
+        String::new()
+    } else {
+        format!("<m:Restriction>{restriction}</m:Restriction>")
+    };
+    let (view, sort) = rest.split_once('|').unwrap_or((rest, ""));
+    format!(
+        r#"<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="contacts:GivenName"/></t:AdditionalProperties></m:ItemShape>{view}{restriction}{sort}<m:ParentFolderIds><t:DistinguishedFolderId Id="contacts"/></m:ParentFolderIds></m:FindItem>"#
+    )
+}
+
+/// The given names in a FindItem answer, in order.
+fn given_names(answer: &str) -> Vec<String> {
+    answer
+        .split("<t:GivenName>")
+        .skip(1)
+        .filter_map(|s| s.split_once("</t:GivenName>").map(|(n, _)| n.to_string()))
+        .collect()
+}
+
+fn compare(op: &str, field: &str, value: &str) -> String {
+    format!(
+        r#"<t:{op}><t:FieldURI FieldURI="{field}"/><t:FieldURIOrConstant><t:Constant Value="{value}"/></t:FieldURIOrConstant></t:{op}>"#
+    )
+}
+
+async fn four_contacts() -> RunningEmulator {
+    let emu = emulator(true).await;
+    let contacts = emu.folder_id(REP, "contacts").unwrap();
+    for name in ["Dora", "Ada", "Cleo", "Bea"] {
+        create_contact(&emu, &contacts, name).await;
+    }
+    emu
+}
+
+#[tokio::test]
+async fn find_item_restrictions_compare_contain_and_combine() {
+    let emu = four_contacts().await;
+    let sort = r#"<m:SortOrder><t:FieldOrder Order="Ascending"><t:FieldURI FieldURI="contacts:GivenName"/></t:FieldOrder></m:SortOrder>"#;
+    let cases = [
+        (compare("IsEqualTo", "contacts:GivenName", "ada"), vec!["Ada"]),
+        (compare("IsGreaterThan", "contacts:GivenName", "Bea"), vec!["Cleo", "Dora"]),
+        (
+            compare("IsGreaterThanOrEqualTo", "contacts:GivenName", "Bea"),
+            vec!["Bea", "Cleo", "Dora"],
+        ),
+        (compare("IsLessThan", "contacts:GivenName", "Bea"), vec!["Ada"]),
+        (compare("IsLessThanOrEqualTo", "contacts:GivenName", "Bea"), vec!["Ada", "Bea"]),
+        (
+            r#"<t:Contains ContainmentMode="Substring" ContainmentComparison="IgnoreCase"><t:FieldURI FieldURI="contacts:GivenName"/><t:Constant Value="E"/></t:Contains>"#.to_string(),
+            vec!["Bea", "Cleo"],
+        ),
+        (
+            format!(
+                "<t:Or>{}{}</t:Or>",
+                compare("IsEqualTo", "contacts:GivenName", "Ada"),
+                compare("IsEqualTo", "contacts:GivenName", "Dora")
+            ),
+            vec!["Ada", "Dora"],
+        ),
+        (
+            format!(
+                "<t:And>{}<t:Not>{}</t:Not></t:And>",
+                compare("IsGreaterThan", "contacts:GivenName", "A"),
+                compare("IsEqualTo", "contacts:GivenName", "Cleo")
+            ),
+            vec!["Ada", "Bea", "Dora"],
+        ),
+    ];
+    for (restriction, expected) in cases {
+        let (_, answer) = call(&emu, &find_contacts(&restriction, &format!("|{sort}"))).await;
+        assert_eq!(codes(&answer), ["NoError"], "{restriction}: {answer}");
+        assert_eq!(given_names(&answer), expected, "{restriction}");
+    }
+}
+
+#[tokio::test]
+async fn find_item_refuses_a_restriction_it_cannot_evaluate_instead_of_matching_nothing() {
+    let emu = four_contacts().await;
+    let restriction = compare("IsEqualTo", "item:DateTimeReceived", "2026-01-01T00:00:00Z");
+    let (status, answer) = call(&emu, &find_contacts(&restriction, "")).await;
+    assert_eq!(status, 500, "{answer}");
+    assert!(
+        answer.contains(">ErrorUnsupportedPathForQuery</e:ResponseCode>"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn find_item_sorts_and_pages_with_an_honest_includes_last_item_in_range() {
+    let emu = four_contacts().await;
+    let sort = r#"<m:SortOrder><t:FieldOrder Order="Descending"><t:FieldURI FieldURI="contacts:GivenName"/></t:FieldOrder></m:SortOrder>"#;
+    let view = |offset: usize| {
+        format!(
+            r#"<m:IndexedPageItemView MaxEntriesReturned="3" Offset="{offset}" BasePoint="Beginning"/>|{sort}"#
+        )
+    };
+    let (_, first) = call(&emu, &find_contacts("", &view(0))).await;
+    assert_eq!(given_names(&first), ["Dora", "Cleo", "Bea"], "{first}");
+    assert_eq!(
+        attr(&first, "m:RootFolder", "IncludesLastItemInRange").as_deref(),
+        Some("false")
+    );
+    assert_eq!(
+        attr(&first, "m:RootFolder", "IndexedPagingOffset").as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        attr(&first, "m:RootFolder", "TotalItemsInView").as_deref(),
+        Some("4")
+    );
+    let (_, second) = call(&emu, &find_contacts("", &view(3))).await;
+    assert_eq!(given_names(&second), ["Ada"], "{second}");
+    assert_eq!(
+        attr(&second, "m:RootFolder", "IncludesLastItemInRange").as_deref(),
+        Some("true")
+    );
+}

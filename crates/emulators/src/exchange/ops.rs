@@ -199,6 +199,12 @@ fn find_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
         .and_then(|eq| eq.path(&[(NS_T, "FieldURIOrConstant"), (NS_T, "Constant")]))
         .and_then(|c| c.attr("Value"))
         .map(str::to_string);
+    if op.child(NS_M, "Restriction").is_some() && name_eq.is_none() {
+        return err(
+            "ErrorUnsupportedQueryFilter",
+            "This server supports FindFolder restrictions of IsEqualTo on folder:DisplayName only.",
+        );
+    }
     let parents = op.child(NS_M, "ParentFolderIds").ok_or((
         "ErrorSchemaValidation".to_string(),
         "ParentFolderIds missing".to_string(),
@@ -598,7 +604,7 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
         );
         return Ok(w.finish());
     };
-    let items: Vec<Item> = if let Some(cv) = op.child(NS_M, "CalendarView") {
+    let items: Page = if let Some(cv) = op.child(NS_M, "CalendarView") {
         let (Some(start), Some(end)) = (
             cv.attr("StartDate").and_then(parse_datetime),
             cv.attr("EndDate").and_then(parse_datetime),
@@ -643,37 +649,60 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
             .into_iter()
             .map(|e| Item::Event(Box::new(e)))
             .collect();
-        if let Some(max) = cv
+        let total = v.len();
+        let max = cv
             .attr("MaxEntriesReturned")
             .and_then(|m| m.parse::<usize>().ok())
-        {
-            v.truncate(max);
-        }
-        v
-    } else {
-        let restriction = op.child(NS_M, "Restriction").and_then(Element::first_child);
-        let max = op
-            .child(NS_M, "IndexedPageItemView")
-            .and_then(|v| v.attr("MaxEntriesReturned"))
-            .and_then(|m| m.trim().parse::<usize>().ok())
             .unwrap_or(usize::MAX);
-        // EWSFindCountLimit: at most 1000 items per FindItem.
-        mb.items
+        v.truncate(max);
+        Page {
+            offset: None,
+            last: v.len() == total,
+            total,
+            items: v,
+        }
+    } else {
+        let mut found = Vec::new();
+        let restriction = op.child(NS_M, "Restriction").and_then(Element::first_child);
+        for item in mb
+            .items
             .values()
             .filter(|i| i.folder == folder)
             .map(|i| i.current())
-            .filter(|i| restriction.is_none_or(|r| restriction_matches(r, i)))
-            .take(1000.min(max))
-            .collect()
+        {
+            let keep = match restriction {
+                Some(r) => restriction_matches(r, &item)?,
+                None => true,
+            };
+            if keep {
+                found.push(item);
+            }
+        }
+        if let Some(order) = op.child(NS_M, "SortOrder") {
+            sort_items(&mut found, order)?;
+        }
+        page(found, op.child(NS_M, "IndexedPageItemView"))?
     };
+    let Page {
+        items,
+        total,
+        offset,
+        last,
+    } = items;
     write_message_head(&mut w, "m:FindItemResponseMessage", "NoError", "");
-    w.open(
-        "m:RootFolder",
-        &[
-            ("TotalItemsInView", &items.len().to_string()),
-            ("IncludesLastItemInRange", "true"),
-        ],
-    );
+    let total = total.to_string();
+    let offset = offset.map(|o| o.to_string());
+    let mut attrs = vec![
+        ("TotalItemsInView", total.as_str()),
+        (
+            "IncludesLastItemInRange",
+            if last { "true" } else { "false" },
+        ),
+    ];
+    if let Some(o) = &offset {
+        attrs.insert(0, ("IndexedPagingOffset", o.as_str()));
+    }
+    w.open("m:RootFolder", &attrs);
     w.open("t:Items", &[]);
     for it in &items {
         write_item(&mut w, it, fields.as_ref(), &ext, false);
@@ -682,51 +711,293 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     Ok(w.finish())
 }
 
-/// The item's value for a restriction's property path: PublicStrings extended properties
-/// (what tether searches by) and the item's subject.
-fn restriction_value(path: &Element, item: &Item) -> Option<String> {
+/// One FindItem page: the items, how many the view holds, the offset of the next page
+/// (IndexedPageItemView) and whether this page reaches the end.
+struct Page {
+    items: Vec<Item>,
+    total: usize,
+    offset: Option<usize>,
+    last: bool,
+}
+
+/// EWSFindCountLimit: at most 1000 items per FindItem answer.
+const FIND_COUNT_LIMIT: usize = 1000;
+
+/// IndexedPageItemView: Offset items from the BasePoint (Beginning or End), at most
+/// MaxEntriesReturned of them; IncludesLastItemInRange says whether the page reaches the end.
+fn page(items: Vec<Item>, view: Option<&Element>) -> EmuResult<Page> {
+    let total = items.len();
+    let number = |name: &str| -> EmuResult<Option<usize>> {
+        match view.and_then(|v| v.attr(name)) {
+            None => Ok(None),
+            Some(n) => n.trim().parse().map(Some).map_err(|_| {
+                (
+                    "ErrorSchemaValidation".to_string(),
+                    format!("The {name} attribute must be a non-negative integer: {n}"),
+                )
+            }),
+        }
+    };
+    let offset = number("Offset")?.unwrap_or(0);
+    let max = number("MaxEntriesReturned")?
+        .unwrap_or(usize::MAX)
+        .min(FIND_COUNT_LIMIT);
+    let from_end = view.and_then(|v| v.attr("BasePoint")) == Some("End");
+    let (start, end) = if from_end {
+        let end = total.saturating_sub(offset);
+        (end.saturating_sub(max), end)
+    } else {
+        let start = offset.min(total);
+        (start, start.saturating_add(max).min(total))
+    };
+    let items: Vec<Item> = items.into_iter().skip(start).take(end - start).collect();
+    let last = if from_end { start == 0 } else { end == total };
+    Ok(Page {
+        offset: view.map(|_| if from_end { total - start } else { end }),
+        last,
+        total,
+        items,
+    })
+}
+
+/// A property value a restriction or sort order compares: text (compared ignoring case, as
+/// Exchange's default collation does) or an instant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Value {
+    Time(DateTime<Utc>),
+    Text(String),
+}
+
+fn unsupported_path(path: &Element) -> (String, String) {
+    let name = path
+        .attr("FieldURI")
+        .or_else(|| path.attr("PropertyName"))
+        .unwrap_or(&path.name);
+    (
+        "ErrorUnsupportedPathForQuery".to_string(),
+        format!(
+            "The property {name} is not supported in restrictions or sort orders by this server."
+        ),
+    )
+}
+
+/// The item's value for a property path: PublicStrings extended properties (tether's
+/// markers), and the contact and calendar properties clients search and sort by. A path the
+/// emulator does not model is refused, never taken as "no value".
+fn property_value(path: &Element, item: &Item) -> EmuResult<Option<Value>> {
+    let text = |s: &Option<String>| Ok(s.clone().map(Value::Text));
+    let time = |t: Option<DateTime<Utc>>| Ok(t.map(Value::Time));
     let extended = match item {
-        Item::Contact(c) => &c.extended,
-        Item::Event(e) => &e.extended,
-        Item::Other(_) => return None,
+        Item::Contact(c) => Some(&c.extended),
+        Item::Event(e) => Some(&e.extended),
+        Item::Other(_) => None,
     };
     if path.is(NS_T, "ExtendedFieldURI") {
-        let name = path.attr("PropertyName")?;
-        return extended.get(name).cloned();
+        let name = path
+            .attr("PropertyName")
+            .ok_or_else(|| unsupported_path(path))?;
+        return Ok(extended.and_then(|x| x.get(name)).cloned().map(Value::Text));
     }
-    match (path.attr("FieldURI"), item) {
-        (Some("item:Subject"), Item::Event(e)) => e.subject.clone(),
-        (Some("contacts:DisplayName"), Item::Contact(c)) => c.display_name.clone(),
-        _ => None,
+    if path.is(NS_T, "IndexedFieldURI") {
+        let (Some("contacts:EmailAddress"), Some(index)) =
+            (path.attr("FieldURI"), path.attr("FieldIndex"))
+        else {
+            return Err(unsupported_path(path));
+        };
+        let slot = EMAIL_KEYS
+            .iter()
+            .position(|k| *k == index)
+            .ok_or_else(|| unsupported_path(path))?;
+        return Ok(match item {
+            Item::Contact(c) => c.emails[slot].clone().map(Value::Text),
+            _ => None,
+        });
+    }
+    if !path.is(NS_T, "FieldURI") {
+        return Err(unsupported_path(path));
+    }
+    let uri = path.attr("FieldURI").unwrap_or("");
+    match (uri, item) {
+        ("item:Subject", Item::Event(e)) => text(&e.subject),
+        ("item:LastModifiedTime", Item::Contact(c)) => time(c.last_modified),
+        ("item:LastModifiedTime", Item::Event(e)) => time(e.last_modified),
+        ("contacts:DisplayName", Item::Contact(c)) => text(&c.display_name),
+        ("contacts:GivenName", Item::Contact(c)) => text(&c.given_name),
+        ("contacts:Surname", Item::Contact(c)) => text(&c.surname),
+        ("contacts:CompanyName", Item::Contact(c)) => text(&c.company_name),
+        ("contacts:FileAs", Item::Contact(c)) => text(&c.file_as),
+        ("calendar:Start", Item::Event(e)) => time(Some(e.start)),
+        ("calendar:End", Item::Event(e)) => time(Some(e.end)),
+        ("calendar:Location", Item::Event(e)) => text(&e.location),
+        ("calendar:UID", Item::Event(e)) => text(&e.uid),
+        // Properties of another item class: that item has no value.
+        (
+            "item:Subject"
+            | "contacts:DisplayName"
+            | "contacts:GivenName"
+            | "contacts:Surname"
+            | "contacts:CompanyName"
+            | "contacts:FileAs"
+            | "calendar:Start"
+            | "calendar:End"
+            | "calendar:Location"
+            | "calendar:UID"
+            | "item:LastModifiedTime",
+            _,
+        ) => Ok(None),
+        _ => Err(unsupported_path(path)),
     }
 }
 
-/// Evaluates a Restriction's search expression (IsEqualTo, IsNotEqualTo, Exists, And, Or,
-/// Not) against an item, as Exchange does for FindItem.
-fn restriction_matches(expr: &Element, item: &Item) -> bool {
+/// The constant a comparison is against, read as the property's kind of value.
+fn constant_like(constant: &str, like: &Value) -> EmuResult<Value> {
+    match like {
+        Value::Text(_) => Ok(Value::Text(constant.to_string())),
+        Value::Time(_) => parse_datetime(constant).map(Value::Time).ok_or((
+            "ErrorInvalidValueForProperty".to_string(),
+            format!("The value {constant} is not a valid date and time."),
+        )),
+    }
+}
+
+fn fold(v: Value) -> Value {
+    match v {
+        Value::Text(t) => Value::Text(t.to_lowercase()),
+        t => t,
+    }
+}
+
+/// Evaluates a Restriction's search expression against an item, as Exchange does for
+/// FindItem: IsEqualTo, IsNotEqualTo, IsGreaterThan(OrEqualTo), IsLessThan(OrEqualTo),
+/// Contains, Exists, And, Or, Not. Anything else is refused with an error.
+fn restriction_matches(expr: &Element, item: &Item) -> EmuResult<bool> {
     let path = || {
         expr.children
             .iter()
-            .find(|c| c.ns == NS_T && c.name != "FieldURIOrConstant")
-    };
-    let constant = || {
-        expr.path(&[(NS_T, "FieldURIOrConstant"), (NS_T, "Constant")])
-            .and_then(|c| c.attr("Value"))
+            .find(|c| c.ns == NS_T && !matches!(c.name.as_str(), "FieldURIOrConstant" | "Constant"))
+            .ok_or((
+                "ErrorSchemaValidation".to_string(),
+                format!("{} needs a property path.", expr.name),
+            ))
     };
     match expr.name.as_str() {
-        "IsEqualTo" | "IsNotEqualTo" => {
-            let value = path().and_then(|p| restriction_value(p, item));
-            let equal = value.is_some() && value.as_deref() == constant();
-            equal == (expr.name == "IsEqualTo")
+        "IsEqualTo"
+        | "IsNotEqualTo"
+        | "IsGreaterThan"
+        | "IsGreaterThanOrEqualTo"
+        | "IsLessThan"
+        | "IsLessThanOrEqualTo" => {
+            let other = expr.child(NS_T, "FieldURIOrConstant").ok_or((
+                "ErrorSchemaValidation".to_string(),
+                format!("{} needs FieldURIOrConstant.", expr.name),
+            ))?;
+            let Some(constant) = other.child(NS_T, "Constant").and_then(|c| c.attr("Value")) else {
+                return err(
+                    "ErrorUnsupportedQueryFilter",
+                    "Comparing two properties is not supported by this server.",
+                );
+            };
+            let Some(value) = property_value(path()?, item)? else {
+                // No value: only IsNotEqualTo holds.
+                return Ok(expr.name == "IsNotEqualTo");
+            };
+            let constant = fold(constant_like(constant, &value)?);
+            let value = fold(value);
+            Ok(match expr.name.as_str() {
+                "IsEqualTo" => value == constant,
+                "IsNotEqualTo" => value != constant,
+                "IsGreaterThan" => value > constant,
+                "IsGreaterThanOrEqualTo" => value >= constant,
+                "IsLessThan" => value < constant,
+                _ => value <= constant,
+            })
         }
-        "Exists" => path().and_then(|p| restriction_value(p, item)).is_some(),
-        "And" => expr.children.iter().all(|c| restriction_matches(c, item)),
-        "Or" => expr.children.iter().any(|c| restriction_matches(c, item)),
-        "Not" => expr
-            .first_child()
-            .is_some_and(|c| !restriction_matches(c, item)),
-        _ => false,
+        "Contains" => {
+            let needle = expr
+                .child(NS_T, "Constant")
+                .and_then(|c| c.attr("Value"))
+                .ok_or((
+                    "ErrorSchemaValidation".to_string(),
+                    "Contains needs a Constant.".to_string(),
+                ))?;
+            let exact = matches!(expr.attr("ContainmentComparison"), Some("Exact"));
+            let (hay, needle) = match property_value(path()?, item)? {
+                Some(Value::Text(t)) if exact => (t, needle.to_string()),
+                Some(Value::Text(t)) => (t.to_lowercase(), needle.to_lowercase()),
+                Some(Value::Time(_)) => {
+                    return err(
+                        "ErrorUnsupportedQueryFilter",
+                        "Contains applies to text properties only.",
+                    );
+                }
+                None => return Ok(false),
+            };
+            Ok(match expr.attr("ContainmentMode").unwrap_or("FullString") {
+                "FullString" => hay == needle,
+                "Prefixed" => hay.starts_with(&needle),
+                "Substring" => hay.contains(&needle),
+                "PrefixOnWords" => hay.split_whitespace().any(|w| w.starts_with(&needle)),
+                "ExactPhrase" => hay.contains(&needle),
+                other => {
+                    return err(
+                        "ErrorSchemaValidation",
+                        &format!("Unknown ContainmentMode {other}."),
+                    );
+                }
+            })
+        }
+        "Exists" => Ok(property_value(path()?, item)?.is_some()),
+        "And" | "Or" => {
+            let mut results = Vec::with_capacity(expr.children.len());
+            for c in &expr.children {
+                results.push(restriction_matches(c, item)?);
+            }
+            Ok(if expr.name == "And" {
+                results.iter().all(|r| *r)
+            } else {
+                results.iter().any(|r| *r)
+            })
+        }
+        "Not" => {
+            let inner = expr.first_child().ok_or((
+                "ErrorSchemaValidation".to_string(),
+                "Not needs one expression.".to_string(),
+            ))?;
+            Ok(!restriction_matches(inner, item)?)
+        }
+        other => err(
+            "ErrorUnsupportedQueryFilter",
+            &format!("The restriction {other} is not supported by this server."),
+        ),
     }
+}
+
+/// SortOrder: FieldOrder elements, first one first; items without a value sort first.
+fn sort_items(items: &mut Vec<Item>, order: &Element) -> EmuResult<()> {
+    let mut keyed = Vec::with_capacity(items.len());
+    for item in items.drain(..) {
+        let mut key = Vec::new();
+        for f in order.children_named(NS_T, "FieldOrder") {
+            let path = f.first_child().ok_or((
+                "ErrorSchemaValidation".to_string(),
+                "FieldOrder needs a property path.".to_string(),
+            ))?;
+            key.push((
+                f.attr("Order") == Some("Descending"),
+                property_value(path, &item)?.map(fold),
+            ));
+        }
+        keyed.push((key, item));
+    }
+    keyed.sort_by(|(a, _), (b, _)| {
+        a.iter()
+            .zip(b)
+            .map(|((desc, x), (_, y))| if *desc { y.cmp(x) } else { x.cmp(y) })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    items.extend(keyed.into_iter().map(|(_, i)| i));
+    Ok(())
 }
 
 /// Resolves an id: a stored item, or an occurrence of a stored master.
