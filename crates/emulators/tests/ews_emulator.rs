@@ -491,3 +491,33 @@ async fn find_item_sorts_and_pages_with_an_honest_includes_last_item_in_range() 
         Some("true")
     );
 }
+
+#[tokio::test]
+async fn autodiscover_get_user_settings_answers_every_requested_setting_or_a_user_setting_error() {
+    let emu = emulator(false).await;
+    let envelope = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:a="http://schemas.microsoft.com/exchange/2010/Autodiscover" xmlns:wsa="http://www.w3.org/2005/08/addressing"><soap:Header><a:RequestedServerVersion>Exchange2013</a:RequestedServerVersion><wsa:Action>http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettings</wsa:Action></soap:Header><soap:Body><a:GetUserSettingsRequestMessage><a:Request><a:Users><a:User><a:Mailbox>{REP}</a:Mailbox></a:User></a:Users><a:RequestedSettings><a:Setting>ExternalEwsUrl</a:Setting><a:Setting>InternalEwsUrl</a:Setting><a:Setting>UserDisplayName</a:Setting><a:Setting>ExternalMailboxServer</a:Setting></a:RequestedSettings></a:Request></a:GetUserSettingsRequestMessage></soap:Body></soap:Envelope>"#
+    );
+    let answer = reqwest::Client::new()
+        .post(format!("{}/autodiscover/autodiscover.svc", emu.url()))
+        .basic_auth(SVC, Some(PASSWORD))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .body(envelope)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for setting in ["ExternalEwsUrl", "InternalEwsUrl", "UserDisplayName"] {
+        assert!(
+            answer.contains(&format!("<Name>{setting}</Name><Value>")),
+            "{setting}: {answer}"
+        );
+    }
+    assert!(
+        answer.contains("<UserSettingError><ErrorCode>InvalidSetting</ErrorCode>")
+            && answer.contains("<SettingName>ExternalMailboxServer</SettingName>"),
+        "{answer}"
+    );
+}

@@ -1681,6 +1681,19 @@ fn pox_error(code: &str, message: &str) -> String {
 
 /// SOAP Autodiscover GetUserSettings (ExternalEwsUrl), with RedirectAddress for redirected
 /// domains and InvalidUser for unknown addresses.
+/// The value of one GetUserSettings setting this server knows (the string settings that
+/// describe where and how to reach EWS); None for any other, answered as a UserSettingError.
+fn user_setting(name: &str, smtp: &str, ews_url: &str) -> Option<String> {
+    Some(match name {
+        "ExternalEwsUrl" | "InternalEwsUrl" => ews_url.to_string(),
+        "AutoDiscoverSMTPAddress" => smtp.to_string(),
+        "UserDisplayName" => smtp.split('@').next().unwrap_or(smtp).to_string(),
+        "CasVersion" => "15.01.2507.006".to_string(),
+        "EwsSupportedSchemas" => "Exchange2007, Exchange2007_SP1, Exchange2010, Exchange2010_SP1, Exchange2010_SP2, Exchange2013, Exchange2013_SP1".to_string(),
+        _ => return None,
+    })
+}
+
 pub(crate) async fn autodiscover_soap(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -1690,17 +1703,26 @@ pub(crate) async fn autodiscover_soap(
     if authenticate(&shared, &headers).is_none() {
         return unauthorized();
     }
-    let email = xml::parse(&body, Limits::default()).ok().and_then(|r| {
+    let request = xml::parse(&body, Limits::default()).ok().and_then(|r| {
         let body = r.children.iter().find(|c| c.name == "Body")?;
-        let req = body
-            .first_child()?
-            .child(NS_AD_SOAP, "Request")?
+        let req = body.first_child()?.child(NS_AD_SOAP, "Request")?;
+        let email = req
             .child(NS_AD_SOAP, "Users")?
-            .child(NS_AD_SOAP, "User")?;
-        req.child_text(NS_AD_SOAP, "Mailbox")
-            .map(|s| s.trim().to_string())
+            .child(NS_AD_SOAP, "User")?
+            .child_text(NS_AD_SOAP, "Mailbox")?
+            .trim()
+            .to_string();
+        let settings: Vec<String> = req
+            .child(NS_AD_SOAP, "RequestedSettings")
+            .map(|r| {
+                r.children_named(NS_AD_SOAP, "Setting")
+                    .map(|s| s.text.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some((email, settings))
     });
-    let Some(email) = email else {
+    let Some((email, requested)) = request else {
         return xml_response(StatusCode::BAD_REQUEST, String::new());
     };
     let domain = email
@@ -1713,10 +1735,24 @@ pub(crate) async fn autodiscover_soap(
             "<UserResponse><ErrorCode>RedirectAddress</ErrorCode><ErrorMessage>Redirection address.</ErrorMessage><RedirectTarget>{}</RedirectTarget><UserSettingErrors/><UserSettings/></UserResponse>",
             xml::escape(target)
         )
-    } else if emu.mailbox(&email).is_some() {
+    } else if let Some(mb) = emu.mailbox(&email) {
+        let ews_url = format!("{}/EWS/Exchange.asmx", shared.base);
+        let (mut settings, mut errors) = (String::new(), String::new());
+        for name in &requested {
+            match user_setting(name, &mb.smtp, &ews_url) {
+                Some(value) => settings.push_str(&format!(
+                    "<UserSetting i:type=\"StringSetting\"><Name>{}</Name><Value>{}</Value></UserSetting>",
+                    xml::escape(name),
+                    xml::escape(&value)
+                )),
+                None => errors.push_str(&format!(
+                    "<UserSettingError><ErrorCode>InvalidSetting</ErrorCode><ErrorMessage>The requested setting is invalid or not supported.</ErrorMessage><SettingName>{}</SettingName></UserSettingError>",
+                    xml::escape(name)
+                )),
+            }
+        }
         format!(
-            "<UserResponse><ErrorCode>NoError</ErrorCode><ErrorMessage>No error.</ErrorMessage><RedirectTarget i:nil=\"true\"/><UserSettingErrors/><UserSettings><UserSetting i:type=\"StringSetting\"><Name>ExternalEwsUrl</Name><Value>{}</Value></UserSetting></UserSettings></UserResponse>",
-            xml::escape(&format!("{}/EWS/Exchange.asmx", shared.base))
+            "<UserResponse><ErrorCode>NoError</ErrorCode><ErrorMessage>No error.</ErrorMessage><RedirectTarget i:nil=\"true\"/><UserSettingErrors>{errors}</UserSettingErrors><UserSettings>{settings}</UserSettings></UserResponse>"
         )
     } else {
         "<UserResponse><ErrorCode>InvalidUser</ErrorCode><ErrorMessage>Invalid user.</ErrorMessage><UserSettingErrors/><UserSettings/></UserResponse>".to_string()
