@@ -521,3 +521,17 @@ async fn autodiscover_get_user_settings_answers_every_requested_setting_or_a_use
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn create_item_refuses_a_property_it_does_not_store_instead_of_dropping_it() {
+    let emu = emulator(true).await;
+    let (_, answer) = call(
+        &emu,
+        r#"<m:CreateItem><m:SavedItemFolderId><t:DistinguishedFolderId Id="contacts"/></m:SavedItemFolderId><m:Items><t:Contact><t:GivenName>Ada</t:GivenName><t:SpouseName>William</t:SpouseName></t:Contact></m:Items></m:CreateItem>"#,
+    )
+    .await;
+    assert_eq!(codes(&answer), ["ErrorInvalidPropertySet"], "{answer}");
+    assert!(answer.contains("SpouseName"), "{answer}");
+    let contacts = emu.folder_id(REP, "contacts").unwrap();
+    assert!(emu.items(REP, &contacts).is_empty(), "nothing half-stored");
+}

@@ -1068,6 +1068,61 @@ fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     Ok(w.finish())
 }
 
+/// The properties of a new Contact / CalendarItem this emulator stores (UpdateItem refuses
+/// the others in `apply_updates`).
+const CONTACT_PROPERTIES: &[&str] = &[
+    "Body",
+    "Categories",
+    "ExtendedProperty",
+    "FileAs",
+    "DisplayName",
+    "GivenName",
+    "MiddleName",
+    "Nickname",
+    "CompanyName",
+    "EmailAddresses",
+    "PhysicalAddresses",
+    "PhoneNumbers",
+    "AssistantName",
+    "Birthday",
+    "Department",
+    "JobTitle",
+    "Surname",
+];
+const EVENT_PROPERTIES: &[&str] = &[
+    "Subject",
+    "Sensitivity",
+    "Body",
+    "Categories",
+    "ExtendedProperty",
+    "UID",
+    "Start",
+    "End",
+    "IsAllDayEvent",
+    "LegacyFreeBusyStatus",
+    "Location",
+    "RequiredAttendees",
+    "OptionalAttendees",
+    "Recurrence",
+    "StartTimeZone",
+    "EndTimeZone",
+];
+
+/// The first property of a new item that this emulator would not keep. Exchange stores
+/// every property the schema allows; accepting one with NoError and dropping it would hide a
+/// client's mistake, so it is refused.
+fn unstored_property(el: &Element) -> Option<&str> {
+    let known = match el.name.as_str() {
+        "Contact" => CONTACT_PROPERTIES,
+        "CalendarItem" => EVENT_PROPERTIES,
+        _ => return None,
+    };
+    el.children
+        .iter()
+        .find(|c| c.ns != NS_T || !known.contains(&c.name.as_str()))
+        .map(|c| c.name.as_str())
+}
+
 fn create_item(
     emu: &mut Emu,
     mailbox: &str,
@@ -1091,6 +1146,17 @@ fn create_item(
         .open("m:ResponseMessages", &[]);
     for el in &items.children {
         let item = model::parse_item(el);
+        if let Some(name) = unstored_property(el) {
+            item_error_message(
+                &mut w,
+                "m:CreateItemResponseMessage",
+                "ErrorInvalidPropertySet",
+                &format!(
+                    "This server does not store the property {name}; it refuses it rather than drop it."
+                ),
+            );
+            continue;
+        }
         if let Some((code, text)) = emu.item_fault(&el.to_xml()) {
             item_error_message(&mut w, "m:CreateItemResponseMessage", &code, &text);
             continue;
