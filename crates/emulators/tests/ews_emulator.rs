@@ -535,3 +535,69 @@ async fn create_item_refuses_a_property_it_does_not_store_instead_of_dropping_it
     let contacts = emu.folder_id(REP, "contacts").unwrap();
     assert!(emu.items(REP, &contacts).is_empty(), "nothing half-stored");
 }
+
+/// Creates an all-day event on 2026-03-10 in `zone` (times local to the TimeZoneContext, as
+/// Outlook writes them) and reads it back in UTC.
+async fn all_day_event_in(zone: &str) -> String {
+    let emu = emulator(true).await;
+    let (status, answer) = call_in(
+        &emu,
+        Some(zone),
+        &format!(
+            r#"<m:CreateItem SendMeetingInvitations="SendToNone"><m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId><m:Items><t:CalendarItem><t:Subject>Trade fair</t:Subject><t:Start>2026-03-10T00:00:00</t:Start><t:End>2026-03-11T00:00:00</t:End><t:IsAllDayEvent>true</t:IsAllDayEvent><t:StartTimeZone Id="{zone}"/><t:EndTimeZone Id="{zone}"/></t:CalendarItem></m:Items></m:CreateItem>"#
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, codes(&answer)),
+        (200, vec!["NoError".to_string()]),
+        "{answer}"
+    );
+    let id = attr(&answer, "t:ItemId", "Id").unwrap();
+    let (_, answer) = call(
+        &emu,
+        &format!(
+            r#"<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="calendar:Start"/><t:FieldURI FieldURI="calendar:End"/><t:FieldURI FieldURI="calendar:IsAllDayEvent"/><t:FieldURI FieldURI="calendar:StartTimeZone"/></t:AdditionalProperties></m:ItemShape><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:GetItem>"#
+        ),
+    )
+    .await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    assert!(
+        answer.contains("<t:IsAllDayEvent>true</t:IsAllDayEvent>"),
+        "{answer}"
+    );
+    assert_eq!(
+        attr(&answer, "t:StartTimeZone", "Id").as_deref(),
+        Some(zone),
+        "{answer}"
+    );
+    answer
+}
+
+#[tokio::test]
+async fn an_all_day_event_in_taipei_standard_time_is_stored_and_returned() {
+    // Taipei is UTC+8: local midnight of 10 March is 16:00 UTC on the 9th.
+    let answer = all_day_event_in("Taipei Standard Time").await;
+    assert!(
+        answer.contains("<t:Start>2026-03-09T16:00:00Z</t:Start>"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("<t:End>2026-03-10T16:00:00Z</t:End>"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn an_all_day_event_in_e_africa_standard_time_is_stored_and_returned() {
+    // Nairobi is UTC+3.
+    let answer = all_day_event_in("E. Africa Standard Time").await;
+    assert!(
+        answer.contains("<t:Start>2026-03-09T21:00:00Z</t:Start>"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("<t:End>2026-03-10T21:00:00Z</t:End>"),
+        "{answer}"
+    );
+}
