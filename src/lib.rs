@@ -10,6 +10,8 @@ pub mod engine;
 pub mod exchange;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(test)]
+mod golden;
 pub mod lock;
 pub mod model;
 pub mod net;
