@@ -424,3 +424,224 @@ fn autodiscover_answer_without_an_ews_url_setting_is_an_error_not_a_guess() {
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn syncfolderitems_page_reads_updates_creates_read_flags_and_deletes_in_order() {
+    let m = only("syncfolderitems_update_creates_readflag_delete.xml");
+    let page = answers::sync_page(&m).unwrap();
+    assert_eq!(page.sync_state, "H4sIAAAAAAAEAO29B2AcSZY==");
+    assert!(page.includes_last);
+    let changes: Vec<(ChangeKind, ItemKind, ItemId)> = page
+        .changes
+        .iter()
+        .map(|c| (c.kind, c.item_kind, c.item_id.clone()))
+        .collect();
+    // Ids as the page prints them, the stray leading spaces included.
+    assert_eq!(
+        changes,
+        [
+            (
+                ChangeKind::Update,
+                ItemKind::Other,
+                id(
+                    "q04QAAAA==",
+                    Some("CQAAABYAAADZGACZQpSgSpyNkexYe2b7AAAAird/")
+                )
+            ),
+            (ChangeKind::Create, ItemKind::Other, id("AQMkAD+", None)),
+            (
+                ChangeKind::Create,
+                ItemKind::Other,
+                id("Q04AAAAA==", Some("AAAirbnd"))
+            ),
+            (
+                ChangeKind::ReadFlagChange,
+                ItemKind::Other,
+                id(" q07AAAAA==", Some("CQAAAA=="))
+            ),
+            (
+                ChangeKind::Delete,
+                ItemKind::Other,
+                id(" q1AwAAAA==", Some("CQAAAA=="))
+            ),
+        ]
+    );
+    let exchange_2013 = build("syncfolderitems_update_creates_readflag_delete.xml");
+    assert_eq!(exchange_2013, b(15, 0, 731, 10));
+    assert_eq!(exchange_2013.product(), "Exchange Server 2013 before SP1");
+    assert!(!exchange_2013.supported());
+}
+
+#[test]
+fn finditem_idonly_page_lists_every_id() {
+    let m = only("finditem_paged_first_page.xml");
+    assert_eq!(
+        answers::found_ids(&m),
+        vec![id("AAMkAGM2...", Some("CQAAABYA...")); 6]
+    );
+    assert_eq!(build("finditem_paged_first_page.xml"), b(15, 0, 775, 35));
+}
+
+#[test]
+fn finditem_calendar_answers_give_subject_times_location_and_type() {
+    let m = only("finditem_calendarview_exchange2013.xml");
+    let events = answers::calendar_view(&m);
+    let seen: Vec<(&str, DateTime<Utc>, DateTime<Utc>)> = events
+        .iter()
+        .map(|e| (e.subject.as_deref().unwrap(), e.start, e.end))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "Contoso devs team meeting",
+                at("2013-08-21T19:30:00Z"),
+                at("2013-08-21T20:00:00Z")
+            ),
+            (
+                "Daily status meeting",
+                at("2013-08-21T20:00:00Z"),
+                at("2013-08-21T21:00:00Z")
+            ),
+            (
+                "Lunch with sales team",
+                at("2013-08-21T21:30:00Z"),
+                at("2013-08-21T22:30:00Z")
+            ),
+            (
+                "Tennis at the club",
+                at("2013-08-22T18:00:00Z"),
+                at("2013-08-22T19:00:00Z")
+            ),
+            (
+                "Online training webcast",
+                at("2013-08-22T21:00:00Z"),
+                at("2013-08-22T22:00:00Z")
+            ),
+        ]
+    );
+    assert_eq!(events[4].item_id, Some(id("AAMkA", Some("DwAA"))));
+
+    let m = only("finditem_indexed_recurring_master.xml");
+    let [master] = answers::calendar_view(&m).try_into().unwrap();
+    assert_eq!(master.item_id, Some(id("AAMkADA5...", Some("DwAAABYA..."))));
+    assert_eq!(master.subject.as_deref(), Some("Swim Team Practice"));
+    assert_eq!(master.start, at("2014-07-02T15:30:00Z"));
+    assert_eq!(master.end, at("2014-07-02T17:00:00Z"));
+    assert_eq!(
+        master.location.as_deref(),
+        Some("Neighborhood Swimming Pool")
+    );
+    assert_eq!(master.item_type, Some(CalendarItemType::RecurringMaster));
+}
+
+#[test]
+fn recurring_master_answer_gives_its_weekly_pattern_and_numbered_range() {
+    use super::model::{Pattern, RangeEnd, Recurrence, parse_recurrence};
+    use chrono::{NaiveDate, Weekday};
+    let (msgs, build) = messages("getitem_recurring_master_weekly.xml");
+    assert_eq!(build, Some(b(15, 0, 893, 10)));
+    let item = msgs[0]
+        .element
+        .path(&[
+            (super::xml::NS_M, "Items"),
+            (super::xml::NS_T, "CalendarItem"),
+        ])
+        .unwrap();
+    let recurrence = item.child(super::xml::NS_T, "Recurrence").unwrap();
+    // The StartDate carries an offset, "2014-03-08-08:00": the date is the 8th.
+    assert_eq!(
+        parse_recurrence(recurrence),
+        Some(Recurrence {
+            pattern: Pattern::Weekly {
+                interval: 1,
+                days: vec![Weekday::Sat],
+                first_day: None,
+            },
+            start: NaiveDate::from_ymd_opt(2014, 3, 8).unwrap(),
+            end: RangeEnd::Count(10),
+        })
+    );
+    // The documented request asked for no Start or End: no event is made up from the
+    // FirstOccurrence's times, the item stays an id.
+    assert!(answers::recurring_master(&msgs[0]).is_err());
+    match &answers::items(&msgs)[0] {
+        Ok(Item::Other(Some(i))) => assert_eq!(*i, id("AAMkAD", Some("DwAAAB"))),
+        other => panic!("{other:?}"),
+    }
+    let (created, _) = messages("createitem_recurring_series.xml");
+    assert_eq!(
+        answers::ids(&created),
+        vec![Ok(id("AAMkAD", Some("DwAAAB")))]
+    );
+}
+
+#[test]
+fn batch_answers_keep_one_outcome_per_item_in_order() {
+    let (created, build) = messages("createitem_three_calendar_items.xml");
+    assert_eq!(
+        answers::ids(&created),
+        vec![Ok(id("AAMkA", Some("DwAAA"))); 3]
+    );
+    // 15.0.847 is Exchange 2013 SP1, the oldest build tether supports.
+    let sp1 = build.unwrap();
+    assert_eq!(sp1, b(15, 0, 847, 12));
+    assert!(sp1.supported());
+
+    let (msgs, _) = messages("getitem_three_calendar_items.xml");
+    let events: Vec<_> = answers::items(&msgs)
+        .into_iter()
+        .map(|r| match r {
+            Ok(Item::Event(e)) => e,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let subjects: Vec<&str> = events.iter().filter_map(|e| e.subject.as_deref()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "Review current quarterly deliverables",
+            "Food bank delivery",
+            "Code Blast"
+        ]
+    );
+    assert_eq!(events[0].location.as_deref(), Some("Local food bank"));
+    assert_eq!(events[0].start, at("2014-01-19T18:59:07Z"));
+    assert_eq!(events[0].item_type, Some(CalendarItemType::Single));
+    // The page escaped its HTML body twice: the text really is "&lt;html&gt;…".
+    let body = events[0].body.as_deref().unwrap();
+    assert!(body.contains("&lt;html&gt;"), "{body}");
+    assert!(body.contains("Wrap up all outstanding deliverables for this quarter"));
+    assert_eq!(events[1].item_type, Some(CalendarItemType::RecurringMaster));
+    assert_eq!(events[1].location, None);
+    let attendees: Vec<(&str, Option<&str>)> = events[2]
+        .required_attendees
+        .iter()
+        .map(|a| (a.mailbox.email.as_str(), a.response.as_deref()))
+        .collect();
+    assert_eq!(
+        attendees,
+        [
+            ("Mack@contoso.com", Some("Unknown")),
+            ("Sadie@contoso.com", Some("Unknown")),
+            ("Magdalena@contoso.com", Some("Unknown"))
+        ]
+    );
+    assert_eq!(events[2].end, at("2014-01-21T00:59:08Z"));
+}
+
+#[test]
+fn autodiscover_redirects_to_another_address_in_soap_and_pox() {
+    let soap = answers::autodiscover_soap(&bytes("autodiscover_soap_redirect_address.xml"));
+    assert!(
+        matches!(&soap, Ok(Discovered::RedirectAddr(a)) if a == "elvin@mail.contoso.com"),
+        "{:?}",
+        soap.map(|_| ())
+    );
+    let pox = answers::autodiscover_pox(&bytes("autodiscover_pox_redirect_addr.xml"));
+    assert!(
+        matches!(&pox, Ok(Discovered::RedirectAddr(a)) if a == "elvin@mail.contoso.com"),
+        "{:?}",
+        pox.map(|_| ())
+    );
+}
