@@ -252,3 +252,102 @@ fn error_bodies_keep_each_error_code_and_message() {
         );
     }
 }
+
+fn failed(code: &str, message: &str, fields: &[&str]) -> RecordOutcome {
+    RecordOutcome::Failed {
+        errors: vec![ops::RecordError {
+            status_code: code.into(),
+            message: message.into(),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+        }],
+    }
+}
+
+fn success(id: &str) -> RecordOutcome {
+    RecordOutcome::Success { id: id.into() }
+}
+
+#[test]
+fn documented_collection_answers_give_each_record_its_own_outcome() {
+    for (file, expected) in [
+        (
+            "doc_collection_create_success.json",
+            vec![success("001RM000003oLnnYAE"), success("003RM0000068xV6YAI")],
+        ),
+        (
+            "doc_collection_create_duplicates_detected.json",
+            vec![
+                failed("DUPLICATES_DETECTED", "Use one of these records?", &[]),
+                success("003RM0000068xVCYAY"),
+            ],
+        ),
+        (
+            "doc_collection_update_malformed_id.json",
+            vec![
+                success("001RM000003oCprYAE"),
+                failed(
+                    "MALFORMED_ID",
+                    "Contact ID: id value of incorrect type: 001xx000003DGb2999",
+                    &["Id"],
+                ),
+            ],
+        ),
+        (
+            "doc_collection_delete_malformed_id.json",
+            vec![
+                success("001RM000003oLrfYAE"),
+                failed("MALFORMED_ID", "malformed id 001RM000003oLrB000", &[]),
+            ],
+        ),
+        // Upsert results add `created`; the outcome is the same success.
+        (
+            "doc_collection_upsert_created_flags.json",
+            vec![success("001xx0000004GxDAAU"), success("001xx0000004GxEAAU")],
+        ),
+    ] {
+        assert_eq!(
+            ops::decode_collection(&bytes(file), 2).unwrap(),
+            expected,
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn documented_single_object_error_keeps_its_code() {
+    assert_eq!(
+        errors("doc_error_not_found_single_object.json"),
+        [(
+            "NOT_FOUND".to_string(),
+            "The requested resource does not exist".to_string()
+        )]
+    );
+}
+
+#[test]
+fn documented_relationship_records_read_as_a_query_page() {
+    let page = ops::decode_query_page(&bytes("doc_query_relationship_records.json")).unwrap();
+    assert_eq!((page.total_size, page.next), (2, None));
+    let rows: Vec<(&str, f64)> = page
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r["Name"].as_str().unwrap(),
+                r["Units_Sold__c"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [("LineItem1", 10.0), ("LineItem2", 8.0)]);
+}
+
+#[test]
+fn documented_get_deleted_reads_as_restforce_recorded_it() {
+    // restforce's fixture is this documented example, reformatted: the same facts.
+    let documented = ops::decode_deleted(&bytes("doc_get_deleted.json")).unwrap();
+    assert_eq!(
+        documented,
+        ops::decode_deleted(&bytes("get_deleted.json")).unwrap()
+    );
+    assert_eq!(documented.records[0].0, "a00D0000008pQRAIA2");
+}
