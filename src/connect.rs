@@ -4,6 +4,7 @@
 use crate::clock::Clock;
 use crate::config::model::{Config, ExchangeApi, ExchangeConnection, OrgKind, SalesforceAuth};
 use crate::config::secrets::{resolve, resolve_value};
+use crate::entra::{AppCredentials, ClientCredential, Thumbprint};
 use crate::exchange::{self, Endpoint, EwsClient, ExchangeOptions};
 use crate::salesforce::{Auth, ClientOptions, SalesforceClient};
 use crate::secret::Secret;
@@ -136,6 +137,60 @@ const EXCHANGE_ONLINE_EWS: &str = "https://outlook.office365.com/EWS/Exchange.as
 /// The scope an app registration asks for to use EWS.
 const EXCHANGE_ONLINE_SCOPE: &str = "https://outlook.office365.com/.default";
 
+/// What connecting with `api: graph` says until the engine syncs over Microsoft Graph.
+pub const GRAPH_NOT_YET: &str = "syncing through Microsoft Graph is not available yet: \
+    `tether test-connection` checks the app's token and each rep's mailbox over Graph, but \
+    plan, apply and run need `api: ews` for now";
+
+/// The default token endpoint of an Entra tenant.
+pub fn default_token_url(tenant: &str) -> String {
+    format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
+}
+
+/// An app registration's credentials from an `oauth2` connection, secrets resolved:
+/// `client_secret`, or `certificate` (private key + thumbprint) for a signed assertion.
+pub fn app_credentials(
+    home: &Path,
+    tenant: &str,
+    client_id: &str,
+    client_secret: Option<&crate::config::model::SecretRef>,
+    certificate: Option<&crate::config::model::ClientCertificate>,
+    token_url: Option<&str>,
+    scope: &str,
+) -> Result<AppCredentials, ConnectError> {
+    const EX: &str = "connections.exchange";
+    let field = |name: &'static str| format!("{EX}.{name}");
+    let credential = match (client_secret, certificate) {
+        (Some(secret), None) => ClientCredential::Secret(
+            resolve(secret, home).map_err(at(&field("client_secret")))?,
+        ),
+        (None, Some(cert)) => ClientCredential::Certificate {
+            private_key_pem: resolve(&cert.private_key, home)
+                .map_err(at(&field("certificate.private_key")))?,
+            thumbprint: Thumbprint::parse(&cert.thumbprint)
+                .map_err(at(&field("certificate.thumbprint")))?,
+        },
+        (Some(_), Some(_)) => {
+            return Err(at(&field("certificate"))(
+                "give `client_secret` or `certificate`, not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(at(EX)("give `client_secret` or `certificate`".into()));
+        }
+    };
+    let token_url = match token_url {
+        Some(u) => url(&field("token_url"), u)?,
+        None => url(&field("tenant"), &default_token_url(tenant))?,
+    };
+    Ok(AppCredentials {
+        token_url,
+        client_id: resolve_value(client_id, home).map_err(at(&field("client_id")))?,
+        credential,
+        scope: scope.into(),
+    })
+}
+
 /// Client options for Exchange, with every secret resolved.
 pub fn exchange_options(config: &Config, home: &Path) -> Result<ExchangeOptions, ConnectError> {
     const EX: &str = "connections.exchange";
@@ -177,31 +232,17 @@ pub fn exchange_options(config: &Config, home: &Path) -> Result<ExchangeOptions,
             ..
         } => {
             if *api == ExchangeApi::Graph {
-                return Err(at(&field("api"))(
-                    "the Microsoft Graph connector is not available yet; use `api: ews`".into(),
-                ));
+                return Err(at(&field("api"))(GRAPH_NOT_YET.into()));
             }
-            let Some(secret) = client_secret else {
-                let message = if certificate.is_some() {
-                    "certificate credentials are not supported yet; give `client_secret`"
-                } else {
-                    "give `client_secret`"
-                };
-                return Err(at(&field("client_secret"))(message.into()));
-            };
-            let token_url = match token_url {
-                Some(u) => url(&field("token_url"), u)?,
-                None => url(
-                    &field("tenant"),
-                    &format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
-                )?,
-            };
-            let auth = exchange::Auth::OAuth2 {
-                token_url,
-                client_id: resolve_value(client_id, home).map_err(at(&field("client_id")))?,
-                client_secret: resolve(secret, home).map_err(at(&field("client_secret")))?,
-                scope: EXCHANGE_ONLINE_SCOPE.into(),
-            };
+            let auth = exchange::Auth::OAuth2(app_credentials(
+                home,
+                tenant,
+                client_id,
+                client_secret.as_ref(),
+                certificate.as_ref(),
+                token_url.as_deref(),
+                EXCHANGE_ONLINE_SCOPE,
+            )?);
             let endpoint = Endpoint::Url(url(
                 &field("ews_url"),
                 ews_url.as_deref().unwrap_or(EXCHANGE_ONLINE_EWS),

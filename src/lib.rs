@@ -7,7 +7,9 @@ pub mod clock;
 pub mod config;
 pub mod connect;
 pub mod engine;
+pub mod entra;
 pub mod exchange;
+pub mod graph;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lock;

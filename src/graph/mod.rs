@@ -1,0 +1,1 @@
+//! Microsoft Graph client (app-only) for Exchange Online mailboxes.
