@@ -161,9 +161,9 @@ pub fn app_credentials(
     const EX: &str = "connections.exchange";
     let field = |name: &'static str| format!("{EX}.{name}");
     let credential = match (client_secret, certificate) {
-        (Some(secret), None) => ClientCredential::Secret(
-            resolve(secret, home).map_err(at(&field("client_secret")))?,
-        ),
+        (Some(secret), None) => {
+            ClientCredential::Secret(resolve(secret, home).map_err(at(&field("client_secret")))?)
+        }
         (None, Some(cert)) => ClientCredential::Certificate {
             private_key_pem: resolve(&cert.private_key, home)
                 .map_err(at(&field("certificate.private_key")))?,

@@ -36,13 +36,13 @@ pub enum Thumbprint {
 impl Thumbprint {
     /// Parses hex digits (either case; spaces and colons between bytes are ignored).
     pub fn parse(text: &str) -> Result<Thumbprint, String> {
-        let hex: String = text
-            .chars()
-            .filter(|c| !matches!(c, ' ' | ':'))
-            .collect();
+        let hex: String = text.chars().filter(|c| !matches!(c, ' ' | ':')).collect();
         let bytes = (0..hex.len())
             .step_by(2)
-            .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|b| u8::from_str_radix(b, 16).ok())
+            })
             .collect::<Option<Vec<u8>>>();
         let bad = || {
             "a certificate thumbprint is 40 (SHA-1) or 64 (SHA-256) hexadecimal digits".to_string()
@@ -199,9 +199,8 @@ impl TokenClient {
                         ),
                     });
                 }
-                let wait = crate::net::retry_after(resp.headers()).unwrap_or_else(|| {
-                    Duration::from_secs((1u64 << (attempt - 1).min(6)).min(60))
-                });
+                let wait = crate::net::retry_after(resp.headers())
+                    .unwrap_or_else(|| Duration::from_secs((1u64 << (attempt - 1).min(6)).min(60)));
                 self.clock.sleep(wait).await;
                 continue;
             }
@@ -255,9 +254,7 @@ impl TokenClient {
     /// An error text with the client secret, should an endpoint echo it, blanked out.
     fn redact(&self, text: String) -> String {
         match &self.creds.credential {
-            ClientCredential::Secret(s) if s.expose().len() >= 4 => {
-                text.replace(s.expose(), "***")
-            }
+            ClientCredential::Secret(s) if s.expose().len() >= 4 => text.replace(s.expose(), "***"),
             _ => text,
         }
     }

@@ -9,9 +9,9 @@ pub mod connect;
 pub mod engine;
 pub mod entra;
 pub mod exchange;
-pub mod graph;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod graph;
 pub mod lock;
 pub mod model;
 pub mod net;

@@ -1127,13 +1127,19 @@ fn oauth2(extra: &str) -> String {
 #[test]
 fn rule_graph_api_on_a_service_account_says_graph_needs_oauth2() {
     let d = expect(
-        &with("    method: service_account\n", "    method: service_account\n    api: graph\n"),
+        &with(
+            "    method: service_account\n",
+            "    method: service_account\n    api: graph\n",
+        ),
         "error",
         "unknown key `api` in `connections.exchange`",
         "api: graph",
     );
     let hint = d["detail"].as_str().unwrap();
-    assert!(hint.contains("Microsoft Graph needs `method: oauth2`"), "{d}");
+    assert!(
+        hint.contains("Microsoft Graph needs `method: oauth2`"),
+        "{d}"
+    );
 }
 
 #[test]

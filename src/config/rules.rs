@@ -644,8 +644,11 @@ fn api_rules(
         ExchangeApi::Graph => {
             if ews_url.is_some() {
                 out.push(
-                    Diagnostic::warning(c.key_at(&format!("{ex}/ews_url")), "`ews_url` is not used with `api: graph`")
-                        .with_hint("remove it, or set `graph_url` for a national cloud"),
+                    Diagnostic::warning(
+                        c.key_at(&format!("{ex}/ews_url")),
+                        "`ews_url` is not used with `api: graph`",
+                    )
+                    .with_hint("remove it, or set `graph_url` for a national cloud"),
                 );
             }
             out.push(
@@ -656,8 +659,11 @@ fn api_rules(
         ExchangeApi::Ews => {
             if graph_url.is_some() {
                 out.push(
-                    Diagnostic::warning(c.key_at(&format!("{ex}/graph_url")), "`graph_url` is used only with `api: graph`")
-                        .with_hint("set `api: graph`, or remove `graph_url`"),
+                    Diagnostic::warning(
+                        c.key_at(&format!("{ex}/graph_url")),
+                        "`graph_url` is used only with `api: graph`",
+                    )
+                    .with_hint("set `api: graph`, or remove `graph_url`"),
                 );
             }
             // Absent, the EWS URL is Exchange Online's.

@@ -313,7 +313,9 @@ fn pattern_message(
         ),
         "thumbprint" => Diagnostic::error(
             span,
-            format!("`{name}` must be the certificate's thumbprint: 40 (SHA-1) or 64 (SHA-256) hexadecimal digits"),
+            format!(
+                "`{name}` must be the certificate's thumbprint: 40 (SHA-1) or 64 (SHA-256) hexadecimal digits"
+            ),
         ),
         _ => Diagnostic::error(span, format!("`{name}` has the wrong format: `{found}`")),
     }

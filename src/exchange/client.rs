@@ -411,9 +411,10 @@ impl EwsClient {
                 )))
             }
             Auth::OAuth2(_) => {
-                let tokens = self.token.as_ref().ok_or_else(|| {
-                    EwsError::Config("OAuth 2.0 without a token client".into())
-                })?;
+                let tokens = self
+                    .token
+                    .as_ref()
+                    .ok_or_else(|| EwsError::Config("OAuth 2.0 without a token client".into()))?;
                 let token = tokens
                     .access_token(force_new)
                     .await

@@ -188,7 +188,10 @@ impl GraphClient {
     pub fn user_url(&self, mailbox: &str, segments: &[&str], query: &[(&str, &str)]) -> Url {
         let mut url = self.opts.graph_url.clone();
         if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().push("users").push(mailbox).extend(segments);
+            path.pop_if_empty()
+                .push("users")
+                .push(mailbox)
+                .extend(segments);
         }
         if !query.is_empty() {
             let q: Vec<String> = query
@@ -212,7 +215,9 @@ impl GraphClient {
     /// with the app's token, so never to another host.
     pub fn is_own_link(&self, link: &Url) -> bool {
         crate::net::server_of(link) == crate::net::server_of(&self.opts.graph_url)
-            && link.path().starts_with(self.opts.graph_url.path().trim_end_matches('/'))
+            && link
+                .path()
+                .starts_with(self.opts.graph_url.path().trim_end_matches('/'))
     }
 
     fn mailbox_slots(&self, mailbox: &str) -> Arc<Semaphore> {
@@ -336,7 +341,10 @@ impl GraphClient {
                     ));
                 }
                 Err(BodyError::Io(m)) => {
-                    return Err(GraphError::new(ErrorKind::Transport, format!("{what}: {m}")));
+                    return Err(GraphError::new(
+                        ErrorKind::Transport,
+                        format!("{what}: {m}"),
+                    ));
                 }
             };
             let json: Value = if body.iter().all(u8::is_ascii_whitespace) {
@@ -372,7 +380,12 @@ impl GraphClient {
             let transient = not_run || matches!(status, 502 | 504);
             if transient && attempt <= self.opts.max_retries && (not_run || !req.once) {
                 let retry_after = crate::net::retry_after(&headers);
-                tracing::info!(op = req.op, status, attempt, "Graph throttled or busy; retrying");
+                tracing::info!(
+                    op = req.op,
+                    status,
+                    attempt,
+                    "Graph throttled or busy; retrying"
+                );
                 self.wait_before_retry(attempt, retry_after).await;
                 continue;
             }
@@ -382,7 +395,8 @@ impl GraphClient {
 }
 
 /// Percent-encodes a query value: everything but unreserved characters and the few OData
-/// punctuation marks Graph's own examples leave as they are.
+/// punctuation marks Graph's own examples leave as they are (the URL parser encodes `'`
+/// itself).
 fn encode_query_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for b in v.bytes() {

@@ -96,7 +96,10 @@ impl GraphClient {
 
     fn cursor_url(&self, link: &str) -> Result<Url, GraphError> {
         let url = Url::parse(link).map_err(|_| {
-            GraphError::new(ErrorKind::CursorExpired, "the saved delta link is not a URL")
+            GraphError::new(
+                ErrorKind::CursorExpired,
+                "the saved delta link is not a URL",
+            )
         })?;
         if !self.is_own_link(&url) {
             return Err(GraphError::new(

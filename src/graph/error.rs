@@ -188,6 +188,9 @@ mod tests {
             e.message,
             "GET contacts of ana@corp.com: HTTP 503 without an error body"
         );
-        assert_eq!(decode(404, &Value::Null, "GET x", false).kind, ErrorKind::Gone);
+        assert_eq!(
+            decode(404, &Value::Null, "GET x", false).kind,
+            ErrorKind::Gone
+        );
     }
 }

@@ -69,10 +69,9 @@ impl GraphClient {
                     )
                 }),
             // Made meanwhile, or perhaps made before the answer was lost.
-            Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::Unavailable) => self
-                .find_contact_folder(mailbox, name)
-                .await?
-                .ok_or(e),
+            Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::Unavailable) => {
+                self.find_contact_folder(mailbox, name).await?.ok_or(e)
+            }
             Err(e) => Err(e),
         }
     }

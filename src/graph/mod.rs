@@ -18,3 +18,6 @@ pub use batch::{BatchAnswer, BatchItem};
 pub use client::{GraphClient, GraphOptions, Request};
 pub use delta::{DeltaOutcome, DeltaRound, Window};
 pub use error::{ErrorKind, GraphError};
+
+#[cfg(test)]
+mod tests;
