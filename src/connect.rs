@@ -255,6 +255,61 @@ pub fn exchange_options(config: &Config, home: &Path) -> Result<ExchangeOptions,
     Ok(opts)
 }
 
+/// True when the Exchange connection uses Microsoft Graph.
+pub fn uses_graph(config: &Config) -> bool {
+    matches!(
+        config.connections.exchange,
+        ExchangeConnection::Oauth2 {
+            api: ExchangeApi::Graph,
+            ..
+        }
+    )
+}
+
+/// A Microsoft Graph client for an `api: graph` connection, every secret resolved. The
+/// token scope follows `graph_url` (national clouds have their own Graph host).
+pub fn graph(
+    config: &Config,
+    home: &Path,
+    clock: Arc<dyn Clock>,
+) -> Result<crate::graph::GraphClient, ConnectError> {
+    const EX: &str = "connections.exchange";
+    let ExchangeConnection::Oauth2 {
+        tenant,
+        client_id,
+        client_secret,
+        certificate,
+        token_url,
+        api: ExchangeApi::Graph,
+        graph_url,
+        ca_file,
+        ..
+    } = &config.connections.exchange
+    else {
+        return Err(at(&format!("{EX}.api"))(
+            "Microsoft Graph needs `method: oauth2` with `api: graph`".into(),
+        ));
+    };
+    let graph_url = url(
+        &format!("{EX}.graph_url"),
+        graph_url
+            .as_deref()
+            .unwrap_or(crate::graph::client::DEFAULT_GRAPH_URL),
+    )?;
+    let mut opts = crate::graph::GraphOptions::new(graph_url);
+    opts.ca_file = ca_file.as_ref().map(|f| home.join(f));
+    let app = app_credentials(
+        home,
+        tenant,
+        client_id,
+        client_secret.as_ref(),
+        certificate.as_ref(),
+        token_url.as_deref(),
+        &opts.scope(),
+    )?;
+    crate::graph::GraphClient::new(opts, app, clock).map_err(|e| at(EX)(e.to_string()))
+}
+
 /// A client for Exchange.
 pub fn exchange(
     config: &Config,
@@ -311,4 +366,81 @@ pub fn connector_mapping(
         });
     }
     out.unwrap_or_else(|| crate::model::EffectiveMapping::defaults(object))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(exchange: serde_json::Value) -> Config {
+        serde_json::from_value(json!({
+            "version": 1,
+            "org": {"name": "acme", "kind": "production"},
+            "connections": {
+                "exchange": exchange,
+                "salesforce": {
+                    "instance_url": "https://acme.my.salesforce.com",
+                    "auth": {"flow": "access_token", "access_token": "${env:X}"},
+                },
+            },
+        }))
+        .unwrap()
+    }
+
+    /// An `oauth2` connection with a certificate, plus `extra` members.
+    fn cert_app(extra: serde_json::Value) -> Config {
+        let mut ex = json!({
+            "method": "oauth2",
+            "tenant": "acme.onmicrosoft.com",
+            "client_id": "app-1",
+            "certificate": {
+                "private_key": "${env:TETHER_CONNECT_TEST_KEY}",
+                "thumbprint": "A1B2C3D4E5F60718293A4B5C6D7E8F9001122334",
+            },
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            ex[k] = v.clone();
+        }
+        config(ex)
+    }
+
+    fn set_key() {
+        // SAFETY: a variable only these tests read, always to the same value.
+        unsafe { std::env::set_var("TETHER_CONNECT_TEST_KEY", "-----BEGIN PRIVATE KEY-----") };
+    }
+
+    #[test]
+    fn ews_oauth_with_a_certificate_is_no_longer_refused_at_connect() {
+        set_key();
+        let opts = exchange_options(&cert_app(json!({})), Path::new(".")).unwrap();
+        let exchange::Auth::OAuth2(app) = opts.auth else {
+            panic!("OAuth2 expected")
+        };
+        assert!(matches!(
+            app.credential,
+            ClientCredential::Certificate {
+                thumbprint: Thumbprint::Sha1(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            app.token_url.as_str(),
+            "https://login.microsoftonline.com/acme.onmicrosoft.com/oauth2/v2.0/token"
+        );
+        assert_eq!(app.scope, "https://outlook.office365.com/.default");
+    }
+
+    #[test]
+    fn graph_connection_cannot_sync_yet_but_builds_a_graph_client() {
+        set_key();
+        let graph = cert_app(json!({"api": "graph", "graph_url": "https://graph.microsoft.us/v1.0"}));
+        let err = exchange_options(&graph, Path::new(".")).unwrap_err();
+        assert_eq!(err.setting, "connections.exchange.api");
+        assert!(err.message.contains("not available yet"), "{err}");
+        let clock = Arc::new(crate::clock::SystemClock);
+        let client = super::graph(&graph, Path::new("."), clock.clone()).unwrap();
+        assert_eq!(client.options().scope(), "https://graph.microsoft.us/.default");
+        assert!(super::graph(&cert_app(json!({})), Path::new("."), clock).is_err());
+    }
 }
