@@ -434,13 +434,17 @@ mod tests {
     #[test]
     fn graph_connection_cannot_sync_yet_but_builds_a_graph_client() {
         set_key();
-        let graph = cert_app(json!({"api": "graph", "graph_url": "https://graph.microsoft.us/v1.0"}));
+        let graph =
+            cert_app(json!({"api": "graph", "graph_url": "https://graph.microsoft.us/v1.0"}));
         let err = exchange_options(&graph, Path::new(".")).unwrap_err();
         assert_eq!(err.setting, "connections.exchange.api");
         assert!(err.message.contains("not available yet"), "{err}");
         let clock = Arc::new(crate::clock::SystemClock);
         let client = super::graph(&graph, Path::new("."), clock.clone()).unwrap();
-        assert_eq!(client.options().scope(), "https://graph.microsoft.us/.default");
+        assert_eq!(
+            client.options().scope(),
+            "https://graph.microsoft.us/.default"
+        );
         assert!(super::graph(&cert_app(json!({})), Path::new("."), clock).is_err());
     }
 }

@@ -20,4 +20,4 @@ pub use delta::{DeltaOutcome, DeltaRound, Window};
 pub use error::{ErrorKind, GraphError};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

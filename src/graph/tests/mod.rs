@@ -2,7 +2,7 @@
 //! the per-mailbox limit, folders, items. Every body tether sends and every canned answer is
 //! validated against Microsoft's description (`openapi`).
 
-mod fake;
+pub(crate) mod fake;
 mod openapi;
 
 use super::*;
@@ -16,14 +16,15 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-const TOKEN_OK: &str = include_str!("../../../tests/fixtures/graph/token-success.json");
+pub(crate) const TOKEN_OK: &str = include_str!("../../../tests/fixtures/graph/token-success.json");
 const TOKEN_70011: &str = include_str!("../../../tests/fixtures/graph/token-error-70011.json");
 const BATCH_DOCS: &str = include_str!("../../../tests/fixtures/graph/batch-response-docs.json");
 const THROTTLED: &str =
     include_str!("../../../tests/fixtures/graph/error-application-throttled.json");
-const NO_MAILBOX: &str =
+pub(crate) const NO_MAILBOX: &str =
     include_str!("../../../tests/fixtures/graph/error-mailbox-not-enabled.json");
-const DENIED: &str = include_str!("../../../tests/fixtures/graph/error-access-denied-odata.json");
+pub(crate) const DENIED: &str =
+    include_str!("../../../tests/fixtures/graph/error-access-denied-odata.json");
 const SYNC_STATE: &str =
     include_str!("../../../tests/fixtures/graph/error-sync-state-not-found.json");
 const KEY: &str = include_str!("../../../tests/fixtures/sf_test_jwt_key.pem");
@@ -42,7 +43,7 @@ fn clock() -> ManualClock {
 }
 
 /// Answers token requests with the documented success; the rest with `graph`.
-fn with_token(
+pub(crate) fn with_token(
     mut graph: impl FnMut(&Seen) -> Canned + Send + 'static,
 ) -> impl FnMut(&Seen) -> Canned + Send + 'static {
     move |req: &Seen| {
