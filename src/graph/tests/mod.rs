@@ -434,6 +434,11 @@ async fn denied_and_missing_mailboxes_are_per_rep_kinds_with_what_to_do() {
         "{missing}"
     );
     c.check_mailbox(ANA).await.unwrap();
+    assert_valid("GET /users/{user-id}/contactFolders", &json!({"value": []}));
+    assert_valid(
+        "GET /users/{user-id}/calendar/events",
+        &json!({"value": []}),
+    );
     // Each probe reads contact folders and events of the rep, ids only, immutable ids.
     let ana: Vec<Seen> = fake
         .graph_requests()
@@ -767,7 +772,11 @@ async fn sync_folder_created_once_and_found_by_name_after_409_folder_exists() {
                 assert_eq!(req.json(), json!({"displayName": "Salesforce_Sync"}));
                 Canned::json(409, &json!({"error": {"code": "ErrorFolderExists", "message": "A folder with the specified name already exists."}}))
             }
-            _ => list(json!([{"id": "AAMkSync", "displayName": "Salesforce_Sync", "parentFolderId": "AAMkContacts"}])),
+            _ => {
+                let page = json!({"value": [{"id": "AAMkSync", "displayName": "Salesforce_Sync", "parentFolderId": "AAMkContacts"}]});
+                assert_valid("GET /users/{user-id}/contactFolders", &page);
+                Canned::json(200, &page)
+            }
         }
     }))
     .await;
@@ -817,12 +826,18 @@ async fn created_items_carry_the_salesforce_id_property_and_events_a_transaction
         "POST" => {
             let mut body = req.json();
             body["id"] = json!("AAMkNew");
+            let kind = if req.path.ends_with("/events") { "event" } else { "contact" };
+            assert_valid(&format!("microsoft.graph.{kind}"), &body);
             Canned::json(201, &body)
         }
-        _ => list(json!([
-            {"id": "AAMk1", "singleValueExtendedProperties": [{"id": "String {00020329-0000-0000-C000-000000000046} Name tether.SalesforceId", "value": "003000000000001AAA"}]},
-            {"id": "AAMk2", "singleValueExtendedProperties": []},
-        ])),
+        _ => {
+            let page = json!({"value": [
+                {"id": "AAMk1", "singleValueExtendedProperties": [{"id": "String {00020329-0000-0000-C000-000000000046} Name tether.SalesforceId", "value": "003000000000001AAA"}]},
+                {"id": "AAMk2", "singleValueExtendedProperties": []},
+            ]});
+            assert_valid("GET /users/{user-id}/contactFolders/{contactFolder-id}/contacts", &page);
+            Canned::json(200, &page)
+        }
     }))
     .await;
     let c = client(&fake, &clock());
