@@ -88,11 +88,18 @@ impl Canned {
 
 type Script = Box<dyn FnMut(&Seen) -> Canned + Send>;
 
+/// Requests in flight per mailbox: now, and the most ever.
+#[derive(Default)]
+struct InFlight {
+    now: HashMap<String, usize>,
+    max: HashMap<String, usize>,
+}
+
 pub struct Fake {
     pub base: String,
     seen: Arc<Mutex<Vec<Seen>>>,
     script: Arc<Mutex<Script>>,
-    in_flight: Arc<Mutex<(HashMap<String, usize>, HashMap<String, usize>)>>,
+    in_flight: Arc<Mutex<InFlight>>,
     delay: Arc<Mutex<Duration>>,
 }
 
@@ -132,10 +139,10 @@ impl Fake {
                     let mailbox = req.mailbox().unwrap_or_default().to_ascii_lowercase();
                     {
                         let mut f = in_flight.lock().unwrap();
-                        let now = f.0.entry(mailbox.clone()).or_default();
+                        let now = f.now.entry(mailbox.clone()).or_default();
                         *now += 1;
                         let now = *now;
-                        let max = f.1.entry(mailbox.clone()).or_default();
+                        let max = f.max.entry(mailbox.clone()).or_default();
                         *max = (*max).max(now);
                     }
                     let wait = *delay.lock().unwrap();
@@ -144,7 +151,7 @@ impl Fake {
                     }
                     seen.lock().unwrap().push(req.clone());
                     let answer = (script.lock().unwrap())(&req);
-                    *in_flight.lock().unwrap().0.get_mut(&mailbox).unwrap() -= 1;
+                    *in_flight.lock().unwrap().now.get_mut(&mailbox).unwrap() -= 1;
                     respond(answer)
                 }
             },
@@ -184,7 +191,7 @@ impl Fake {
         self.in_flight
             .lock()
             .unwrap()
-            .1
+            .max
             .get(mailbox)
             .copied()
             .unwrap_or(0)
