@@ -895,3 +895,24 @@ async fn created_items_carry_the_salesforce_id_property_and_events_a_transaction
         "$filter=singleValueExtendedProperties/Any(ep:%20ep/id%20eq%20%27String%20%7B00020329-0000-0000-C000-000000000046%7D%20Name%20tether.SalesforceId%27%20and%20ep/value%20eq%20%27003000000000001AAA%27)&$expand=singleValueExtendedProperties($filter%3Did%20eq%20%27String%20%7B00020329-0000-0000-C000-000000000046%7D%20Name%20tether.SalesforceId%27)"
     );
 }
+
+#[tokio::test]
+async fn a_401_asks_for_a_new_token_once_then_is_an_auth_error() {
+    let mut n = 0;
+    let fake = Fake::start(with_token(move |_| {
+        n += 1;
+        let revoked = json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token has expired or is not yet valid."}});
+        if n == 1 || n >= 3 { Canned::json(401, &revoked) } else { list(json!([])) }
+    }))
+    .await;
+    let c = client(&fake, &clock());
+    c.find_contact_folder(ANA, "Salesforce_Sync").await.unwrap();
+    assert_eq!(c.calls()["token"], 2, "renewed after the 401");
+    let err = c
+        .find_contact_folder(ANA, "Salesforce_Sync")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth);
+    assert_eq!(c.calls()["token"], 3, "renewed once, not in a loop");
+    assert!(!format!("{err} {c:?}").contains(SECRET));
+}
