@@ -1164,7 +1164,9 @@ fn rule_exchange_online_ews_warns_with_the_retirement_dates() {
 
 #[test]
 fn rule_graph_connection_validates_its_urls_and_says_sync_is_not_available_yet() {
-    let text = oauth2("    api: graph\n    graph_url: https://graph.microsoft.us/v1.0\n");
+    let text = oauth2(
+        "    api: graph\n    graph_url: https://graph.microsoft.us/v1.0\n    token_url: https://login.microsoftonline.us/acme.onmicrosoft.com/oauth2/v2.0/token\n",
+    );
     let (code, report) = check(&text);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["warning_count"], 1, "{report}");
@@ -1177,6 +1179,17 @@ fn rule_graph_connection_validates_its_urls_and_says_sync_is_not_available_yet()
         "error",
         "http://graph.example.com/v1.0 uses plain http; use https (plain http is allowed only for loopback hosts such as the sandbox)",
         "http://graph.example.com",
+    );
+    // GCC High signs in at its own login host.
+    let d = expect(
+        &oauth2("    api: graph\n    graph_url: https://graph.microsoft.us/v1.0\n"),
+        "warning",
+        "this national cloud's apps sign in at login.microsoftonline.us, not at the default token URL",
+        "https://graph.microsoft.us",
+    );
+    assert_eq!(
+        d["detail"],
+        "set `token_url: https://login.microsoftonline.us/<tenant>/oauth2/v2.0/token`"
     );
     expect(
         &oauth2("    api: graph\n    ews_url: https://outlook.office365.com/EWS/Exchange.asmx\n"),

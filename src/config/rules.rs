@@ -604,6 +604,9 @@ fn connections(c: &Checked<'_>, out: &mut Vec<Diagnostic>) {
             url_rule(c, &format!("{ex}/graph_url"), graph_url.as_deref(), out);
             domains(c, ex, additional_domains, out);
             api_rules(c, *api, ews_url.as_deref(), graph_url.as_deref(), out);
+            if *api == ExchangeApi::Graph && token_url.is_none() {
+                national_cloud_sign_in(c, graph_url.as_deref(), out);
+            }
         }
     }
     let sf = &c.config.connections.salesforce;
@@ -679,6 +682,28 @@ fn api_rules(
             }
         }
     }
+}
+
+/// A national cloud's Graph signs in at its own login host, not the default
+/// login.microsoftonline.com (Microsoft's national cloud deployments page).
+fn national_cloud_sign_in(c: &Checked<'_>, graph_url: Option<&str>, out: &mut Vec<Diagnostic>) {
+    let host = graph_url
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    let login = match host.as_deref() {
+        Some("graph.microsoft.us" | "dod-graph.microsoft.us") => "login.microsoftonline.us",
+        Some("microsoftgraph.chinacloudapi.cn") => "login.chinacloudapi.cn",
+        _ => return,
+    };
+    out.push(
+        Diagnostic::warning(
+            c.at("/connections/exchange/graph_url"),
+            format!("this national cloud's apps sign in at {login}, not at the default token URL"),
+        )
+        .with_hint(format!(
+            "set `token_url: https://{login}/<tenant>/oauth2/v2.0/token`"
+        )),
+    );
 }
 
 /// Exchange Online's EWS endpoint (outlook.office365.com, outlook.office.com).

@@ -101,8 +101,12 @@ impl GraphClient {
         mailbox: &str,
         items: &[BatchItem],
     ) -> Result<BTreeMap<String, BatchAnswer>, GraphError> {
+        // Graph compares ids without case.
         let mut ids = BTreeSet::new();
-        if let Some(dup) = items.iter().find(|i| !ids.insert(i.id.as_str())) {
+        if let Some(dup) = items
+            .iter()
+            .find(|i| !ids.insert(i.id.to_ascii_lowercase()))
+        {
             return Err(GraphError::new(
                 ErrorKind::Invalid,
                 format!("batch for {mailbox}: id `{}` used twice", dup.id),
