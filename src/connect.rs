@@ -447,4 +447,59 @@ mod tests {
         );
         assert!(super::graph(&cert_app(json!({})), Path::new("."), clock).is_err());
     }
+
+    /// The certificate credential end to end over EWS: configuration → connect → EWS client
+    /// → a signed assertion at the token endpoint → the bearer token on the EWS request.
+    #[tokio::test]
+    async fn ews_oauth_with_a_certificate_signs_in_with_an_assertion() {
+        use crate::graph::tests::fake::{Canned, Fake};
+        use crate::graph::tests::{TOKEN_OK, with_token};
+        let fake = Fake::start(with_token(|_| Canned::empty(400))).await;
+        let config = cert_app(json!({
+            "certificate": {
+                "private_key": "${file:sf_test_jwt_key.pem}",
+                "thumbprint": "A1B2C3D4E5F60718293A4B5C6D7E8F9001122334",
+            },
+            "token_url": fake.token_url(),
+            "ews_url": format!("{}/EWS/Exchange.asmx", fake.base),
+        }));
+        let home = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let clock = crate::clock::ManualClock::new(chrono::Utc::now());
+        let client = exchange(&config, &home, Arc::new(clock)).unwrap();
+        let _ = client
+            .get_folder(
+                "ana@corp.com",
+                &crate::exchange::client::FolderRef::contacts(),
+            )
+            .await;
+        let seen = fake.seen();
+        let form = seen[0].form();
+        assert!(!form.contains_key("client_secret"));
+        assert_eq!(form["scope"], EXCHANGE_ONLINE_SCOPE);
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(
+            include_str!("../tests/fixtures/sf_test_jwt_pub.pem").as_bytes(),
+        )
+        .unwrap();
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        v.set_audience(&[fake.token_url()]);
+        let jwt =
+            jsonwebtoken::decode::<serde_json::Value>(&form["client_assertion"], &key, &v).unwrap();
+        assert_eq!(
+            jwt.header.x5t.as_deref(),
+            Some("obLD1OX2BxgpOktcbX6PkAESIzQ")
+        );
+        assert_eq!(jwt.claims["iss"], "app-1");
+        let token: serde_json::Value = serde_json::from_str(TOKEN_OK).unwrap();
+        let ews = seen
+            .iter()
+            .find(|s| s.path == "/EWS/Exchange.asmx")
+            .unwrap();
+        assert_eq!(
+            ews.header_values("authorization"),
+            vec![format!(
+                "Bearer {}",
+                token["access_token"].as_str().unwrap()
+            )]
+        );
+    }
 }
