@@ -31,6 +31,8 @@
 pub mod client;
 pub mod connector;
 pub mod error;
+#[cfg(test)]
+mod golden;
 pub mod model;
 pub mod rrule;
 pub mod soap;
