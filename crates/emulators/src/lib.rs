@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod exchange;
 pub mod generate;
+pub mod graph;
 pub mod persist;
 pub mod salesforce;
 pub mod secret;

@@ -7,9 +7,9 @@
 //! request body with xmllint and answers ErrorSchemaValidation, as a real server does.
 
 pub mod model;
-mod ops;
+pub(crate) mod ops;
 pub mod soap;
-mod state;
+pub(crate) mod state;
 pub mod tz;
 pub mod xml;
 
@@ -157,6 +157,8 @@ impl Emulator {
                 post(ops::autodiscover_pox_redirected),
             )
             .route("/oauth2/v2.0/token", post(token))
+            // The same mailboxes through Microsoft Graph, as Exchange Online serves them.
+            .merge(crate::graph::router())
             // Large batches are legal EWS; beyond this, 413 like an IIS request limit.
             .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
             .with_state(shared.clone());
@@ -203,6 +205,11 @@ impl RunningEmulator {
 
     fn lock(&self) -> MutexGuard<'_, Emu> {
         self.shared.lock()
+    }
+
+    /// The store and options, for the Graph face (crate::graph) that serves the same store.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// A service account for Basic authentication. `username` is matched as configured

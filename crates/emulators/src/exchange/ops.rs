@@ -536,7 +536,7 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
 }
 
 /// Occurrences and singles of the calendar folder that overlap [start, end).
-fn calendar_view(
+pub(crate) fn calendar_view(
     mb: &super::state::Mailbox,
     folder: &str,
     start: DateTime<Utc>,

@@ -242,6 +242,8 @@ pub(crate) struct Emu {
     pub anchor_mismatches: u64,
     /// EWS requests answered 401 (bad credentials or an injected 401).
     pub rejected_logons: u64,
+    /// The Graph face's tokens, delta states and records (crate::graph).
+    pub graph: crate::graph::GraphState,
 }
 
 /// The store's contents (mailboxes, folders, items, change sequence and id counters), for
@@ -293,6 +295,7 @@ impl Emu {
             bodies: Vec::new(),
             anchor_mismatches: 0,
             rejected_logons: 0,
+            graph: Default::default(),
         }
     }
 

@@ -15,7 +15,7 @@
 //! `share`; see [`sharing`]). Where the documentation names a rule but not its error code
 //! (EventRelation's), the emulator answers FIELD_INTEGRITY_EXCEPTION, saying which rule.
 
-mod cert;
+pub(crate) mod cert;
 pub mod ids;
 pub mod schema;
 mod server;
