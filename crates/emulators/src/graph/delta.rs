@@ -14,8 +14,13 @@ use std::collections::{BTreeMap, VecDeque};
 /// (frozen in the token).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeltaKind {
-    Contacts { folder: String },
-    CalendarView { start: DateTime<Utc>, end: DateTime<Utc> },
+    Contacts {
+        folder: String,
+    },
+    CalendarView {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -158,7 +158,13 @@ fn read_extended(
     };
     for p in list {
         let o = object(p, "singleValueLegacyExtendedProperty")?;
-        check_members(o, "singleValueLegacyExtendedProperty", &["id", "value"], &[], &[])?;
+        check_members(
+            o,
+            "singleValueLegacyExtendedProperty",
+            &["id", "value"],
+            &[],
+            &[],
+        )?;
         let id = o.get("id").and_then(Value::as_str).unwrap_or("");
         let name = extended_name(id)?;
         match o.get("value").map(|v| opt_string(v, "value")).transpose()? {
@@ -283,7 +289,10 @@ fn read_address(v: &Value) -> Result<PhysicalAddress, BodyError> {
     let o = object(v, "physicalAddress")?;
     check_members(o, "physicalAddress", ADDRESS_MEMBERS, &[], &[])?;
     let get = |k: &str| -> Result<Option<String>, BodyError> {
-        o.get(k).map(|v| opt_string(v, k)).transpose().map(Option::flatten)
+        o.get(k)
+            .map(|v| opt_string(v, k))
+            .transpose()
+            .map(Option::flatten)
     };
     Ok(PhysicalAddress {
         street: get("street")?,
@@ -319,12 +328,7 @@ fn limit(list: &[Value], max: usize, name: &str) -> Result<(), BodyError> {
     Ok(())
 }
 
-fn read_phones(
-    v: &Value,
-    keys: [&str; 2],
-    name: &str,
-    c: &mut Contact,
-) -> Result<(), BodyError> {
+fn read_phones(v: &Value, keys: [&str; 2], name: &str, c: &mut Contact) -> Result<(), BodyError> {
     let list = v.as_array().cloned().unwrap_or_default();
     limit(&list, 2, name)?;
     let values = string_list(v, name)?;
@@ -340,7 +344,13 @@ fn read_phones(
 /// Applies a contact body (POST: onto an empty contact; PATCH: onto the stored one).
 pub fn apply_contact(body: &Value, c: &mut Contact) -> Result<(), BodyError> {
     let o = object(body, "contact")?;
-    check_members(o, "contact", CONTACT_MODELLED, CONTACT_IGNORED, CONTACT_UNMODELLED)?;
+    check_members(
+        o,
+        "contact",
+        CONTACT_MODELLED,
+        CONTACT_IGNORED,
+        CONTACT_UNMODELLED,
+    )?;
     for (k, v) in o {
         let s = || opt_string(v, k);
         match k.as_str() {
@@ -586,7 +596,9 @@ fn read_time(v: &Value, name: &str) -> Result<(DateTime<Utc>, String), BodyError
     let Some((tz, windows)) = zone(tzname) else {
         return Err(bad(
             "TimeZoneNotSupportedException",
-            format!("A valid TimeZone value must be specified. The following TimeZone value is not supported: '{tzname}'."),
+            format!(
+                "A valid TimeZone value must be specified. The following TimeZone value is not supported: '{tzname}'."
+            ),
         ));
     };
     let naive = NaiveDateTime::parse_from_str(dt.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
@@ -596,10 +608,12 @@ fn read_time(v: &Value, name: &str) -> Result<(DateTime<Utc>, String), BodyError
                 format!("'{name}.dateTime' is not a date and time: '{dt}'."),
             )
         })?;
-    let t = tz
-        .from_local_datetime(&naive)
-        .earliest()
-        .ok_or_else(|| bad("ErrorInvalidRequest", format!("'{dt}' does not exist in {tzname}.")))?;
+    let t = tz.from_local_datetime(&naive).earliest().ok_or_else(|| {
+        bad(
+            "ErrorInvalidRequest",
+            format!("'{dt}' does not exist in {tzname}."),
+        )
+    })?;
     Ok((t.with_timezone(&Utc), windows))
 }
 
@@ -611,21 +625,23 @@ fn fmt_offset(t: &DateTime<Utc>) -> String {
 fn write_time(t: &DateTime<Utc>, view: &View) -> Value {
     if let Some((tz, _)) = view.zone.as_deref().and_then(zone) {
         return json!({
-            "dateTime": t.with_timezone(&tz).format("%Y-%m-%dT%H:%M:%S%.7f").to_string(),
+            "dateTime": t.with_timezone(&tz).format("%Y-%m-%dT%H:%M:%S.0000000").to_string(),
             "timeZone": view.zone,
         });
     }
-    json!({"dateTime": t.format("%Y-%m-%dT%H:%M:%S%.7f").to_string(), "timeZone": "UTC"})
+    json!({"dateTime": t.format("%Y-%m-%dT%H:%M:%S.0000000").to_string(), "timeZone": "UTC"})
 }
 
 fn enum_in<T>(v: &Value, name: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, BodyError> {
     // Enum input is accepted in any case; output is lower camel case.
-    v.as_str().and_then(|s| parse(&s.to_ascii_lowercase())).ok_or_else(|| {
-        bad(
-            "RequestBodyRead",
-            format!("'{v}' is not a valid value for '{name}'."),
-        )
-    })
+    v.as_str()
+        .and_then(|s| parse(&s.to_ascii_lowercase()))
+        .ok_or_else(|| {
+            bad(
+                "RequestBodyRead",
+                format!("'{v}' is not a valid value for '{name}'."),
+            )
+        })
 }
 
 fn weekday(s: &str) -> Option<Weekday> {
@@ -650,11 +666,22 @@ fn read_recurrence(v: &Value) -> Result<Option<Recurrence>, BodyError> {
     }
     let o = object(v, "patternedRecurrence")?;
     check_members(o, "patternedRecurrence", &["pattern", "range"], &[], &[])?;
-    let p = object(o.get("pattern").unwrap_or(&Value::Null), "recurrencePattern")?;
+    let p = object(
+        o.get("pattern").unwrap_or(&Value::Null),
+        "recurrencePattern",
+    )?;
     check_members(
         p,
         "recurrencePattern",
-        &["type", "interval", "daysOfWeek", "dayOfMonth", "month", "firstDayOfWeek", "index"],
+        &[
+            "type",
+            "interval",
+            "daysOfWeek",
+            "dayOfMonth",
+            "month",
+            "firstDayOfWeek",
+            "index",
+        ],
         &[],
         &[],
     )?;
@@ -662,7 +689,13 @@ fn read_recurrence(v: &Value) -> Result<Option<Recurrence>, BodyError> {
     check_members(
         r,
         "recurrenceRange",
-        &["type", "startDate", "endDate", "numberOfOccurrences", "recurrenceTimeZone"],
+        &[
+            "type",
+            "startDate",
+            "endDate",
+            "numberOfOccurrences",
+            "recurrenceTimeZone",
+        ],
         &[],
         &[],
     )?;
@@ -687,7 +720,10 @@ fn read_recurrence(v: &Value) -> Result<Option<Recurrence>, BodyError> {
     };
     let first = || {
         days.first().copied().ok_or_else(|| {
-            bad("ErrorInvalidRequest", "The recurrence pattern needs daysOfWeek.")
+            bad(
+                "ErrorInvalidRequest",
+                "The recurrence pattern needs daysOfWeek.",
+            )
         })
     };
     let kind = p.get("type").cloned().unwrap_or(Value::Null);
@@ -725,8 +761,12 @@ fn read_recurrence(v: &Value) -> Result<Option<Recurrence>, BodyError> {
     };
     let date = |k: &str| -> Result<NaiveDate, BodyError> {
         let s = r.get(k).and_then(Value::as_str).unwrap_or("");
-        NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map_err(|_| bad("ErrorInvalidRequest", format!("range.{k} is not a date: '{s}'.")))
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+            bad(
+                "ErrorInvalidRequest",
+                format!("range.{k} is not a date: '{s}'."),
+            )
+        })
     };
     let range_kind = r.get("type").cloned().unwrap_or(Value::Null);
     let end = match enum_in(&range_kind, "range.type", |s| Some(s.to_string()))?.as_str() {
@@ -840,12 +880,28 @@ fn read_attendees(v: &Value, e: &mut CalendarEvent) -> Result<(), BodyError> {
     };
     for a in list {
         let o = object(a, "attendee")?;
-        check_members(o, "attendee", &["emailAddress", "type"], &["status", "proposedNewTime"], &[])?;
-        let ea = object(o.get("emailAddress").unwrap_or(&Value::Null), "emailAddress")?;
+        check_members(
+            o,
+            "attendee",
+            &["emailAddress", "type"],
+            &["status", "proposedNewTime"],
+            &[],
+        )?;
+        let ea = object(
+            o.get("emailAddress").unwrap_or(&Value::Null),
+            "emailAddress",
+        )?;
         check_members(ea, "emailAddress", &["name", "address"], &[], &[])?;
-        let email = ea.get("address").and_then(Value::as_str).unwrap_or("").to_string();
+        let email = ea
+            .get("address")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if email.is_empty() {
-            return Err(bad("ErrorInvalidRecipients", "An attendee needs an emailAddress.address."));
+            return Err(bad(
+                "ErrorInvalidRecipients",
+                "An attendee needs an emailAddress.address.",
+            ));
         }
         let attendee = Attendee {
             mailbox: MailboxAddress {
@@ -862,7 +918,12 @@ fn read_attendees(v: &Value, e: &mut CalendarEvent) -> Result<(), BodyError> {
         match ty.as_str() {
             "required" => e.required_attendees.push(attendee),
             "optional" | "resource" => e.optional_attendees.push(attendee),
-            other => return Err(bad("RequestBodyRead", format!("'{other}' is not an attendeeType."))),
+            other => {
+                return Err(bad(
+                    "RequestBodyRead",
+                    format!("'{other}' is not an attendeeType."),
+                ));
+            }
         }
     }
     Ok(())
@@ -884,9 +945,14 @@ pub fn apply_event(body: &Value, e: &mut CalendarEvent) -> Result<Option<String>
                     let b = object(v, "itemBody")?;
                     check_members(b, "itemBody", &["contentType", "content"], &[], &[])?;
                     if let Some(t) = b.get("contentType") {
-                        enum_in(t, "contentType", |s| matches!(s, "text" | "html").then_some(()))?;
+                        enum_in(t, "contentType", |s| {
+                            matches!(s, "text" | "html").then_some(())
+                        })?;
                     }
-                    b.get("content").map(|c| opt_string(c, "content")).transpose()?.flatten()
+                    b.get("content")
+                        .map(|c| opt_string(c, "content"))
+                        .transpose()?
+                        .flatten()
                 }
             }
             "start" => {
@@ -910,9 +976,17 @@ pub fn apply_event(body: &Value, e: &mut CalendarEvent) -> Result<Option<String>
                         "location",
                         &["displayName"],
                         &["locationType", "uniqueIdType", "uniqueId"],
-                        &["address", "coordinates", "locationEmailAddress", "locationUri"],
+                        &[
+                            "address",
+                            "coordinates",
+                            "locationEmailAddress",
+                            "locationUri",
+                        ],
                     )?;
-                    l.get("displayName").map(|d| opt_string(d, "displayName")).transpose()?.flatten()
+                    l.get("displayName")
+                        .map(|d| opt_string(d, "displayName"))
+                        .transpose()?
+                        .flatten()
                 }
             }
             "showAs" => {
@@ -991,7 +1065,11 @@ pub fn write_event(e: &CalendarEvent, stamp: &EventStamp<'_>, view: &View) -> Va
         name: None,
         email: stamp.mailbox.to_string(),
     });
-    let mut attendees: Vec<Value> = e.required_attendees.iter().map(|a| attendee(a, "required")).collect();
+    let mut attendees: Vec<Value> = e
+        .required_attendees
+        .iter()
+        .map(|a| attendee(a, "required"))
+        .collect();
     attendees.extend(e.optional_attendees.iter().map(|a| attendee(a, "optional")));
     let mut out = json!({
         "@odata.etag": etag(stamp.change_key),
@@ -1027,7 +1105,10 @@ pub fn write_event(e: &CalendarEvent, stamp: &EventStamp<'_>, view: &View) -> Va
             o.remove("originalStart");
         }
         if let Some(wanted) = &view.expand {
-            o.insert("singleValueExtendedProperties".into(), write_extended(&e.extended, wanted));
+            o.insert(
+                "singleValueExtendedProperties".into(),
+                write_extended(&e.extended, wanted),
+            );
         }
     }
     match out {

@@ -80,7 +80,13 @@ impl Answer {
 }
 
 /// An error in Graph's shape; the caller records it against the ODataError schema.
-pub(crate) fn error(emu: &mut Emu, now: DateTime<Utc>, status: u16, code: &str, msg: &str) -> Answer {
+pub(crate) fn error(
+    emu: &mut Emu,
+    now: DateTime<Utc>,
+    status: u16,
+    code: &str,
+    msg: &str,
+) -> Answer {
     let n = emu.next();
     let body = json!({"error": {"code": code, "message": msg, "innerError": {
         // Graph's innerError.date carries no zone.
@@ -346,7 +352,10 @@ fn batch(shared: &Shared, app: &GraphApp, req: &Req) -> Answer {
             return bad(&mut emu, "Every batch request needs an 'id'.");
         };
         if ids.iter().any(|i| i.eq_ignore_ascii_case(id)) {
-            return bad(&mut emu, &format!("Batch request ids must be unique: '{id}'."));
+            return bad(
+                &mut emu,
+                &format!("Batch request ids must be unique: '{id}'."),
+            );
         }
         ids.push(id.to_string());
     }
@@ -357,11 +366,20 @@ fn batch(shared: &Shared, app: &GraphApp, req: &Req) -> Answer {
     // leaves; the others answer 429 each, as Graph throttles items one by one.
     let mut parallel: std::collections::HashMap<String, usize> = Default::default();
     for it in items {
-        let id = it.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+        let id = it
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let deps: Vec<String> = it
             .get("dependsOn")
             .and_then(Value::as_array)
-            .map(|d| d.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|d| {
+                d.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default();
         let answer = if let Some(failed) = deps.iter().find(|d| {
             statuses
@@ -387,7 +405,9 @@ fn batch(shared: &Shared, app: &GraphApp, req: &Req) -> Answer {
                 .and_then(Value::as_object)
                 .map(|h| {
                     h.iter()
-                        .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_string())))
+                        .filter_map(|(k, v)| {
+                            Some((k.to_ascii_lowercase(), v.as_str()?.to_string()))
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -466,7 +486,24 @@ fn serve(emu: &mut Emu, now: DateTime<Utc>, base: &str, app: &GraphApp, req: &Re
         segs.iter()
             .skip(2)
             .enumerate()
-            .map(|(i, s)| if i % 2 == 1 && !matches!(*s, "delta" | "childFolders" | "contacts" | "calendarView" | "instances" | "cancel" | "events") { "{id}" } else { s })
+            .map(|(i, s)| {
+                if i % 2 == 1
+                    && !matches!(
+                        *s,
+                        "delta"
+                            | "childFolders"
+                            | "contacts"
+                            | "calendarView"
+                            | "instances"
+                            | "cancel"
+                            | "events"
+                    )
+                {
+                    "{id}"
+                } else {
+                    s
+                }
+            })
             .collect::<Vec<_>>()
             .join("/")
     );
@@ -497,7 +534,10 @@ fn resolve(
             emu,
             400,
             "BadRequest",
-            &format!("Resource not found for the segment '{}'.", segs.first().unwrap_or(&"")),
+            &format!(
+                "Resource not found for the segment '{}'.",
+                segs.first().unwrap_or(&"")
+            ),
         ));
     }
     let user = segs[1].to_string();
@@ -580,7 +620,15 @@ fn resolve(
         (_, ["contactFolders", f, "contacts", more @ ..]) => {
             let folder = contact_folder(emu, &cx, f)?;
             let path = format!("contactFolders/{}/contacts", json::graph_id(&folder));
-            contacts(emu, &cx, req, &folder, &path, more, "contactFolders/{contactFolder-id}/contacts")
+            contacts(
+                emu,
+                &cx,
+                req,
+                &folder,
+                &path,
+                more,
+                "contactFolders/{contactFolder-id}/contacts",
+            )
         }
         (_, ["contacts", more @ ..]) => {
             let folder = default_folder(emu, &cx, "contacts")?;
@@ -592,7 +640,9 @@ fn resolve(
         ("GET", ["calendarView", "delta"] | ["calendar", "calendarView", "delta"]) => {
             calendar_delta(emu, &cx, req).map(|a| (tpl("calendarView/delta()"), a))
         }
-        (_, ["events", more @ ..] | ["calendar", "events", more @ ..]) => events(emu, &cx, req, more),
+        (_, ["events", more @ ..] | ["calendar", "events", more @ ..]) => {
+            events(emu, &cx, req, more)
+        }
         _ => Err(fail(
             emu,
             400,
@@ -601,9 +651,14 @@ fn resolve(
         )),
     };
     let (schema, mut answer) = r?;
-    if req.prefer("IdType").is_some_and(|v| v.eq_ignore_ascii_case("ImmutableId")) {
+    if req
+        .prefer("IdType")
+        .is_some_and(|v| v.eq_ignore_ascii_case("ImmutableId"))
+    {
         // The store's ids survive moves between folders already: they are immutable ids.
-        answer.headers.push(("Preference-Applied".into(), "IdType=\"ImmutableId\"".into()));
+        answer
+            .headers
+            .push(("Preference-Applied".into(), "IdType=\"ImmutableId\"".into()));
     }
     Ok((schema, answer))
 }
@@ -680,9 +735,13 @@ fn item_filter(emu: &mut Emu, cx: &Ctx<'_>, req: &Req) -> Result<Filter, Answer>
     let Some(f) = req.query("$filter") else {
         return Ok(None);
     };
-    let bad = |emu: &mut Emu, msg: String| error(emu, cx.now, 400, "ErrorInvalidUrlQueryFilter", &msg);
+    let bad =
+        |emu: &mut Emu, msg: String| error(emu, cx.now, 400, "ErrorInvalidUrlQueryFilter", &msg);
     if !f.trim_start().starts_with("singleValueExtendedProperties/") {
-        return Err(bad(emu, format!("The emulator does not support this $filter: {f}")));
+        return Err(bad(
+            emu,
+            format!("The emulator does not support this $filter: {f}"),
+        ));
     }
     let id = quoted_after(f, "/id eq ");
     let value = quoted_after(f, "/value eq ");
@@ -691,7 +750,10 @@ fn item_filter(emu: &mut Emu, cx: &Ctx<'_>, req: &Req) -> Result<Filter, Answer>
             Ok(name) => Ok(Some((name, v.clone()))),
             Err((code, msg)) => Err(error(emu, cx.now, 400, &code, &msg)),
         },
-        _ => Err(bad(emu, format!("The $filter needs ep/id eq '…' and ep/value eq '…': {f}"))),
+        _ => Err(bad(
+            emu,
+            format!("The $filter needs ep/id eq '…' and ep/value eq '…': {f}"),
+        )),
     }
 }
 
@@ -775,7 +837,11 @@ fn list_folders(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, parent: &str) -> Result<
             m.folders
                 .iter()
                 .filter(|f| f.parent.as_deref() == Some(parent) && f.class == "IPF.Contact")
-                .filter(|f| name_filter.as_ref().is_none_or(|n| f.name.eq_ignore_ascii_case(n)))
+                .filter(|f| {
+                    name_filter
+                        .as_ref()
+                        .is_none_or(|n| f.name.eq_ignore_ascii_case(n))
+                })
                 .map(|f| json::write_folder(&f.id, parent, &f.name))
                 .collect()
         })
@@ -785,7 +851,13 @@ fn list_folders(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, parent: &str) -> Result<
     } else {
         format!("contactFolders/{}/childFolders", json::graph_id(parent))
     };
-    Ok(delta::first_page(emu, &link(cx, &path), values, cx.page_size, None))
+    Ok(delta::first_page(
+        emu,
+        &link(cx, &path),
+        values,
+        cx.page_size,
+        None,
+    ))
 }
 
 fn create_folder(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, parent: &str) -> Result<Answer, Answer> {
@@ -795,7 +867,9 @@ fn create_folder(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, parent: &str) -> Result
     };
     match emu.create_folder(&cx.smtp, parent, &name, "IPF.Contact") {
         Ok(id) => Ok(Answer::json(201, json::write_folder(&id, parent, &name))),
-        Err((code, msg)) if code == "ErrorFolderExists" => Err(error(emu, cx.now, 409, &code, &msg)),
+        Err((code, msg)) if code == "ErrorFolderExists" => {
+            Err(error(emu, cx.now, 409, &code, &msg))
+        }
         Err((code, msg)) => Err(error(emu, cx.now, 400, &code, &msg)),
     }
 }
@@ -812,7 +886,12 @@ fn get_folder(emu: &mut Emu, cx: &Ctx<'_>, id: &str) -> Result<Answer, Answer> {
 }
 
 /// The contacts of a folder as (id, change key, JSON).
-fn folder_contacts(emu: &Emu, cx: &Ctx<'_>, folder: &str, filter: &Filter) -> Vec<(String, String, Value)> {
+fn folder_contacts(
+    emu: &Emu,
+    cx: &Ctx<'_>,
+    folder: &str,
+    filter: &Filter,
+) -> Vec<(String, String, Value)> {
     let Some(mb) = emu.mailbox(&cx.smtp) else {
         return Vec::new();
     };
@@ -826,7 +905,11 @@ fn folder_contacts(emu: &Emu, cx: &Ctx<'_>, folder: &str, filter: &Filter) -> Ve
                     change_key: &s.change_key,
                     parent_folder: &s.folder,
                 };
-                Some((s.id.clone(), s.change_key.clone(), json::write_contact(c, &stamp, &cx.view)))
+                Some((
+                    s.id.clone(),
+                    s.change_key.clone(),
+                    json::write_contact(c, &stamp, &cx.view),
+                ))
             }
             _ => None,
         })
@@ -854,11 +937,16 @@ fn contacts(
                 .into_iter()
                 .map(|(_, _, v)| v)
                 .collect();
-            Ok((schema(tpl), delta::first_page(emu, &link(cx, path), values, cx.page_size, None)))
+            Ok((
+                schema(tpl),
+                delta::first_page(emu, &link(cx, path), values, cx.page_size, None),
+            ))
         }
         ("POST", []) => {
             let mut c = Contact::default();
-            if let Err((code, msg)) = json::apply_contact(req.body.as_ref().unwrap_or(&Value::Null), &mut c) {
+            if let Err((code, msg)) =
+                json::apply_contact(req.body.as_ref().unwrap_or(&Value::Null), &mut c)
+            {
                 return Err(error(emu, cx.now, 400, &code, &msg));
             }
             match emu.create_item(&cx.smtp, folder, Item::Contact(Box::new(c)), cx.now) {
@@ -908,7 +996,13 @@ fn contacts(
                     Ok(()) => Ok((String::new(), Answer::empty(204))),
                     Err(_) => Err(not_found(emu, cx.now)),
                 },
-                _ => Err(error(emu, cx.now, 405, "BadRequest", "The method is not allowed here.")),
+                _ => Err(error(
+                    emu,
+                    cx.now,
+                    405,
+                    "BadRequest",
+                    "The method is not allowed here.",
+                )),
             }
         }
         _ => Err(error(
@@ -922,18 +1016,21 @@ fn contacts(
 }
 
 fn contact_answer(emu: &mut Emu, cx: &Ctx<'_>, id: &str, status: u16) -> Result<Answer, Answer> {
-    let v = emu.mailbox(&cx.smtp).and_then(|mb| mb.items.get(id)).and_then(|s| match &s.item {
-        Item::Contact(c) => Some(json::write_contact(
-            c,
-            &json::Stamp {
-                id: &s.id,
-                change_key: &s.change_key,
-                parent_folder: &s.folder,
-            },
-            &cx.view,
-        )),
-        _ => None,
-    });
+    let v = emu
+        .mailbox(&cx.smtp)
+        .and_then(|mb| mb.items.get(id))
+        .and_then(|s| match &s.item {
+            Item::Contact(c) => Some(json::write_contact(
+                c,
+                &json::Stamp {
+                    id: &s.id,
+                    change_key: &s.change_key,
+                    parent_folder: &s.folder,
+                },
+                &cx.view,
+            )),
+            _ => None,
+        });
     match v {
         Some(v) => Ok(Answer::json(status, v)),
         None => Err(not_found(emu, cx.now)),
@@ -941,7 +1038,13 @@ fn contact_answer(emu: &mut Emu, cx: &Ctx<'_>, id: &str, status: u16) -> Result<
 }
 
 /// A delta round: the first call, a `$skiptoken` page, or a `$deltatoken` round.
-fn run_delta(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, kind: DeltaKind, path: &str) -> Result<Answer, Answer> {
+fn run_delta(
+    emu: &mut Emu,
+    cx: &Ctx<'_>,
+    req: &Req,
+    kind: DeltaKind,
+    path: &str,
+) -> Result<Answer, Answer> {
     if let Some(tok) = req.query("$skiptoken") {
         return delta::next_page(emu, cx.now, tok);
     }
@@ -973,7 +1076,11 @@ fn run_delta(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, kind: DeltaKind, path: &str
 // ---------------------------------------------------------------------------------------
 // Events
 
-fn window(emu: &mut Emu, cx: &Ctx<'_>, req: &Req) -> Result<(DateTime<Utc>, DateTime<Utc>), Answer> {
+fn window(
+    emu: &mut Emu,
+    cx: &Ctx<'_>,
+    req: &Req,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), Answer> {
     let parse = |k: &str| {
         req.query(k).and_then(|v| {
             DateTime::parse_from_rfc3339(v)
@@ -999,7 +1106,12 @@ fn window(emu: &mut Emu, cx: &Ctx<'_>, req: &Req) -> Result<(DateTime<Utc>, Date
 }
 
 /// Occurrences, exceptions and single events of the default calendar in the window.
-fn view_events(emu: &Emu, cx: &Ctx<'_>, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<(String, String, Value)> {
+fn view_events(
+    emu: &Emu,
+    cx: &Ctx<'_>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Vec<(String, String, Value)> {
     let Some(mb) = emu.mailbox(&cx.smtp) else {
         return Vec::new();
     };
@@ -1011,14 +1123,32 @@ fn view_events(emu: &Emu, cx: &Ctx<'_>, start: DateTime<Utc>, end: DateTime<Utc>
         .filter_map(|e| {
             let id = e.item_id.clone()?;
             let master = parse_occurrence_id(&id.id).map(|(m, _)| m);
-            let v = event_json(emu, cx, &e, &id.id, id.change_key.as_deref().unwrap_or(""), master.as_deref());
+            let v = event_json(
+                emu,
+                cx,
+                &e,
+                &id.id,
+                id.change_key.as_deref().unwrap_or(""),
+                master.as_deref(),
+            );
             Some((id.id, id.change_key.unwrap_or_default(), v))
         })
         .collect()
 }
 
-fn event_json(emu: &Emu, cx: &Ctx<'_>, e: &CalendarEvent, id: &str, ck: &str, master: Option<&str>) -> Value {
-    let tx = emu.graph.transactions_by_item.get(master.unwrap_or(id)).map(String::as_str);
+fn event_json(
+    emu: &Emu,
+    cx: &Ctx<'_>,
+    e: &CalendarEvent,
+    id: &str,
+    ck: &str,
+    master: Option<&str>,
+) -> Value {
+    let tx = emu
+        .graph
+        .transactions_by_item
+        .get(master.unwrap_or(id))
+        .map(String::as_str);
     json::write_event(
         e,
         &json::EventStamp {
@@ -1041,11 +1171,18 @@ fn calendar_view(emu: &mut Emu, cx: &Ctx<'_>, req: &Req) -> Result<Answer, Answe
     let values: Vec<Value> = view_events(emu, cx, s, e)
         .into_iter()
         .filter(|(id, _, _)| {
-            filter.is_none() || event(emu, &cx.smtp, id).is_some_and(|(ev, _, _)| matches(&filter, &ev.extended))
+            filter.is_none()
+                || event(emu, &cx.smtp, id).is_some_and(|(ev, _, _)| matches(&filter, &ev.extended))
         })
         .map(|(_, _, v)| v)
         .collect();
-    Ok(delta::first_page(emu, &link(cx, "calendarView"), values, cx.page_size, None))
+    Ok(delta::first_page(
+        emu,
+        &link(cx, "calendarView"),
+        values,
+        cx.page_size,
+        None,
+    ))
 }
 
 fn calendar_delta(emu: &mut Emu, cx: &Ctx<'_>, req: &Req) -> Result<Answer, Answer> {
@@ -1095,7 +1232,9 @@ fn attendees_of(e: &CalendarEvent) -> Vec<String> {
 }
 
 fn is_organizer(e: &CalendarEvent, smtp: &str) -> bool {
-    e.organizer.as_ref().is_none_or(|o| o.email.eq_ignore_ascii_case(smtp))
+    e.organizer
+        .as_ref()
+        .is_none_or(|o| o.email.eq_ignore_ascii_case(smtp))
 }
 
 fn sent(emu: &mut Emu, kind: &'static str, smtp: &str, id: &str, recipients: Vec<String>) {
@@ -1111,7 +1250,10 @@ fn sent(emu: &mut Emu, kind: &'static str, smtp: &str, id: &str, recipients: Vec
 
 fn event_answer(emu: &mut Emu, cx: &Ctx<'_>, id: &str, status: u16) -> Result<Answer, Answer> {
     match event(emu, &cx.smtp, id) {
-        Some((e, ck, master)) => Ok(Answer::json(status, event_json(emu, cx, &e, id, &ck, master.as_deref()))),
+        Some((e, ck, master)) => Ok(Answer::json(
+            status,
+            event_json(emu, cx, &e, id, &ck, master.as_deref()),
+        )),
         None => Err(not_found(emu, cx.now)),
     }
 }
@@ -1142,7 +1284,10 @@ fn events(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, more: &[&str]) -> Served {
                         .collect()
                 })
                 .unwrap_or_default();
-            Ok((schema(""), delta::first_page(emu, &link(cx, "events"), values, cx.page_size, None)))
+            Ok((
+                schema(""),
+                delta::first_page(emu, &link(cx, "events"), values, cx.page_size, None),
+            ))
         }
         ("POST", []) => {
             let start = cx.now;
@@ -1150,7 +1295,13 @@ fn events(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, more: &[&str]) -> Served {
             let has_times = body.get("start").is_some() && body.get("end").is_some();
             let tx = match json::apply_event(&body, &mut e) {
                 Ok(_) if !has_times => {
-                    return Err(error(emu, cx.now, 400, "ErrorInvalidRequest", "An event needs a start and an end."));
+                    return Err(error(
+                        emu,
+                        cx.now,
+                        400,
+                        "ErrorInvalidRequest",
+                        "An event needs a start and an end.",
+                    ));
                 }
                 Ok(tx) => tx,
                 Err((code, msg)) => return Err(error(emu, cx.now, 400, &code, &msg)),
@@ -1168,7 +1319,9 @@ fn events(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, more: &[&str]) -> Served {
                         cx.now,
                         400,
                         "ErrorDuplicateTransactionId",
-                        &format!("Your request can't be completed. The transactionId '{tx}' has already been used to create a different event."),
+                        &format!(
+                            "Your request can't be completed. The transactionId '{tx}' has already been used to create a different event."
+                        ),
                     ));
                 }
             }
@@ -1177,7 +1330,9 @@ fn events(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, more: &[&str]) -> Served {
             match emu.create_item(&cx.smtp, &cal, Item::Event(Box::new(e)), cx.now) {
                 Ok(id) => {
                     if let Some(tx) = tx {
-                        emu.graph.transactions.insert((cx.smtp.to_ascii_lowercase(), tx.clone()), id.id.clone());
+                        emu.graph
+                            .transactions
+                            .insert((cx.smtp.to_ascii_lowercase(), tx.clone()), id.id.clone());
                         emu.graph.transactions_by_item.insert(id.id.clone(), tx);
                     }
                     sent(emu, "invitation", &cx.smtp.clone(), &id.id, recipients);
@@ -1202,7 +1357,10 @@ fn events(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, more: &[&str]) -> Served {
                 .map(|(_, _, v)| v)
                 .collect();
             let path = format!("events/{gid}/instances");
-            Ok((schema("/{event-id}/instances"), delta::first_page(emu, &link(cx, &path), values, cx.page_size, None)))
+            Ok((
+                schema("/{event-id}/instances"),
+                delta::first_page(emu, &link(cx, &path), values, cx.page_size, None),
+            ))
         }
         ("POST", [gid, "cancel"]) => {
             let id = json::store_id(gid);
@@ -1210,7 +1368,13 @@ fn events(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, more: &[&str]) -> Served {
                 return Err(not_found(emu, cx.now));
             };
             if !is_organizer(&e, &cx.smtp) {
-                return Err(error(emu, cx.now, 400, "ErrorAccessDenied", "Only the organizer can cancel a meeting."));
+                return Err(error(
+                    emu,
+                    cx.now,
+                    400,
+                    "ErrorAccessDenied",
+                    "Only the organizer can cancel a meeting.",
+                ));
             }
             sent(emu, "cancellation", &cx.smtp.clone(), &id, attendees_of(&e));
             let _ = emu.delete_item(&cx.smtp, &id);
@@ -1224,7 +1388,10 @@ fn events(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, more: &[&str]) -> Served {
             match m {
                 "GET" => Ok((schema("/{event-id}"), event_answer(emu, cx, &id, 200)?)),
                 "PATCH" => {
-                    let mut after = match (&master, emu.mailbox(&cx.smtp).and_then(|mb| mb.items.get(&id))) {
+                    let mut after = match (
+                        &master,
+                        emu.mailbox(&cx.smtp).and_then(|mb| mb.items.get(&id)),
+                    ) {
                         (None, Some(s)) => match &s.item {
                             Item::Event(e) => (**e).clone(),
                             _ => return Err(not_found(emu, cx.now)),
@@ -1232,7 +1399,13 @@ fn events(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, more: &[&str]) -> Served {
                         _ => before.clone(),
                     };
                     if body.get("transactionId").is_some() {
-                        return Err(error(emu, cx.now, 400, "ErrorInvalidProperty", "transactionId is set on create and cannot be changed."));
+                        return Err(error(
+                            emu,
+                            cx.now,
+                            400,
+                            "ErrorInvalidProperty",
+                            "transactionId is set on create and cannot be changed.",
+                        ));
                     }
                     if let Err((code, msg)) = json::apply_event(&body, &mut after) {
                         return Err(error(emu, cx.now, 400, &code, &msg));
@@ -1241,15 +1414,34 @@ fn events(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, more: &[&str]) -> Served {
                         Some(master_id) => {
                             // An occurrence: only its time can change (it becomes an exception).
                             let orig = before.original_start.unwrap_or(before.start);
-                            let only_times = body.as_object().is_some_and(|o| o.keys().all(|k| k == "start" || k == "end"));
+                            let only_times = body
+                                .as_object()
+                                .is_some_and(|o| o.keys().all(|k| k == "start" || k == "end"));
                             if !only_times {
-                                return Err(error(emu, cx.now, 400, "ErrorInvalidProperty", "The emulator changes only start and end of an occurrence."));
+                                return Err(error(
+                                    emu,
+                                    cx.now,
+                                    400,
+                                    "ErrorInvalidProperty",
+                                    "The emulator changes only start and end of an occurrence.",
+                                ));
                             }
-                            emu.modify_occurrence(&cx.smtp, master_id, orig, Some((after.start, after.end)), cx.now)
-                                .map(|_| ())
+                            emu.modify_occurrence(
+                                &cx.smtp,
+                                master_id,
+                                orig,
+                                Some((after.start, after.end)),
+                                cx.now,
+                            )
+                            .map(|_| ())
                         }
                         None => emu
-                            .edit_item(&cx.smtp, &id, |item| *item = Item::Event(Box::new(after.clone())), cx.now)
+                            .edit_item(
+                                &cx.smtp,
+                                &id,
+                                |item| *item = Item::Event(Box::new(after.clone())),
+                                cx.now,
+                            )
                             .map(|_| ()),
                     };
                     if let Err((code, msg)) = result {
@@ -1281,11 +1473,23 @@ fn events(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, more: &[&str]) -> Served {
                         return Err(not_found(emu, cx.now));
                     }
                     if is_organizer(&before, &cx.smtp) {
-                        sent(emu, "cancellation", &cx.smtp.clone(), &id, attendees_of(&before));
+                        sent(
+                            emu,
+                            "cancellation",
+                            &cx.smtp.clone(),
+                            &id,
+                            attendees_of(&before),
+                        );
                     }
                     Ok((String::new(), Answer::empty(204)))
                 }
-                _ => Err(error(emu, cx.now, 405, "BadRequest", "The method is not allowed here.")),
+                _ => Err(error(
+                    emu,
+                    cx.now,
+                    405,
+                    "BadRequest",
+                    "The method is not allowed here.",
+                )),
             }
         }
         _ => Err(error(

@@ -84,17 +84,36 @@ fn check(
     now: DateTime<Utc>,
 ) -> Result<String, Refusal> {
     if !tenant.eq_ignore_ascii_case(TENANT_ID) && !tenant.eq_ignore_ascii_case(TENANT_DOMAIN) {
-        return Err(refuse(400, "invalid_tenant", 90002, format!(
-            "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.")));
+        return Err(refuse(
+            400,
+            "invalid_tenant",
+            90002,
+            format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
+        ));
     }
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return Err(refuse(400, "unsupported_grant_type", 70003,
-            "The app requested an unsupported grant type; this endpoint takes client_credentials."));
+        return Err(refuse(
+            400,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type; this endpoint takes client_credentials.",
+        ));
     }
-    if !form.get("scope").is_some_and(|s| s.ends_with("/.default") && !s.contains(' ')) {
-        return Err(refuse(400, "invalid_scope", 70011, format!(
-            "The provided value for the input parameter 'scope' is not valid: '{}'. The scope of a client credentials request is one resource's '/.default'.",
-            form.get("scope").map(String::as_str).unwrap_or(""))));
+    if !form
+        .get("scope")
+        .is_some_and(|s| s.ends_with("/.default") && !s.contains(' '))
+    {
+        return Err(refuse(
+            400,
+            "invalid_scope",
+            70011,
+            format!(
+                "The provided value for the input parameter 'scope' is not valid: '{}'. The scope of a client credentials request is one resource's '/.default'.",
+                form.get("scope").map(String::as_str).unwrap_or("")
+            ),
+        ));
     }
     let basic = basic_credentials(headers);
     let client_id = form
@@ -103,8 +122,14 @@ fn check(
         .or_else(|| basic.as_ref().map(|b| b.0.clone()))
         .unwrap_or_default();
     let Some(app) = apps.iter().find(|a| a.client_id == client_id) else {
-        return Err(refuse(400, "unauthorized_client", 700016, format!(
-            "Application with identifier '{client_id}' was not found in the directory '{tenant}'.")));
+        return Err(refuse(
+            400,
+            "unauthorized_client",
+            700016,
+            format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+            ),
+        ));
     };
     let secret = form
         .get("client_secret")
@@ -114,24 +139,41 @@ fn check(
         return if app.client_secret.as_deref() == Some(secret.as_str()) {
             Ok(app.client_id.clone())
         } else {
-            Err(refuse(401, "invalid_client", 7000215, format!(
-                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'.")))
+            Err(refuse(
+                401,
+                "invalid_client",
+                7000215,
+                format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                ),
+            ))
         };
     }
     let Some(assertion) = form.get("client_assertion") else {
-        return Err(refuse(401, "invalid_client", 7000218,
-            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."));
+        return Err(refuse(
+            401,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        ));
     };
     if form.get("client_assertion_type").map(String::as_str) != Some(JWT_BEARER) {
-        return Err(refuse(400, "invalid_request", 50027, format!(
-            "client_assertion_type must be '{JWT_BEARER}'.")));
+        return Err(refuse(
+            400,
+            "invalid_request",
+            50027,
+            format!("client_assertion_type must be '{JWT_BEARER}'."),
+        ));
     }
     verify_assertion(app, assertion, audience, now)?;
     Ok(app.client_id.clone())
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(v.strip_prefix("Basic ")?.trim())
         .ok()?;
@@ -147,7 +189,9 @@ fn certificate_der(pem: &str) -> Option<Vec<u8>> {
         .skip(1)
         .take_while(|l| !l.starts_with("-----END"))
         .collect();
-    base64::engine::general_purpose::STANDARD.decode(body.trim()).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .ok()
 }
 
 /// A certificate thumbprint as the assertion header carries it: base64url of the DER's
@@ -158,10 +202,28 @@ pub fn thumbprint(pem: &str, alg: &'static ring::digest::Algorithm) -> Option<St
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()))
 }
 
-fn verify_assertion(app: &GraphApp, assertion: &str, audience: &str, now: DateTime<Utc>) -> Result<(), Refusal> {
-    let key_refused = |why: &str| refuse(401, "invalid_client", 700027, format!("Client assertion failed signature validation. {why}"));
-    let header = jsonwebtoken::decode_header(assertion)
-        .map_err(|_| refuse(400, "invalid_request", 50027, "JWT token is invalid or malformed."))?;
+fn verify_assertion(
+    app: &GraphApp,
+    assertion: &str,
+    audience: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    let key_refused = |why: &str| {
+        refuse(
+            401,
+            "invalid_client",
+            700027,
+            format!("Client assertion failed signature validation. {why}"),
+        )
+    };
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| {
+        refuse(
+            400,
+            "invalid_request",
+            50027,
+            "JWT token is invalid or malformed.",
+        )
+    })?;
     let registered = app.certificate_pem.as_deref();
     let s256 = registered.and_then(|p| thumbprint(p, &ring::digest::SHA256));
     let sha1 = registered.and_then(|p| thumbprint(p, &ring::digest::SHA1_FOR_LEGACY_USE_ONLY));
@@ -171,15 +233,31 @@ fn verify_assertion(app: &GraphApp, assertion: &str, audience: &str, now: DateTi
         (None, None) => false,
     };
     if !named {
-        return Err(refuse(401, "invalid_client", 700027, format!(
-            "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{}'.]",
-            header.x5t_s256.as_deref().or(header.x5t.as_deref()).unwrap_or(""), app.client_id)));
+        return Err(refuse(
+            401,
+            "invalid_client",
+            700027,
+            format!(
+                "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{}'.]",
+                header
+                    .x5t_s256
+                    .as_deref()
+                    .or(header.x5t.as_deref())
+                    .unwrap_or(""),
+                app.client_id
+            ),
+        ));
     }
     let Some(key) = registered.and_then(crate::salesforce::cert::decoding_key) else {
         return Err(key_refused("The registered certificate has no RSA key."));
     };
-    if !matches!(header.alg, jsonwebtoken::Algorithm::RS256 | jsonwebtoken::Algorithm::PS256) {
-        return Err(key_refused("The assertion must be signed with RS256 or PS256."));
+    if !matches!(
+        header.alg,
+        jsonwebtoken::Algorithm::RS256 | jsonwebtoken::Algorithm::PS256
+    ) {
+        return Err(key_refused(
+            "The assertion must be signed with RS256 or PS256.",
+        ));
     }
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     // Times are checked below against the emulator's clock, with their own AADSTS code.
@@ -188,29 +266,62 @@ fn verify_assertion(app: &GraphApp, assertion: &str, audience: &str, now: DateTi
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     let claims = jsonwebtoken::decode::<Value>(assertion, &key, &validation)
-        .map_err(|_| key_refused("The signature does not verify with the registered certificate's key."))?
+        .map_err(|_| {
+            key_refused("The signature does not verify with the registered certificate's key.")
+        })?
         .claims;
     let s = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or("");
     if s("aud") != audience {
-        return Err(refuse(400, "invalid_request", 50027, format!(
-            "JWT token is invalid or malformed: the audience '{}' is not this token endpoint '{audience}'.", s("aud"))));
+        return Err(refuse(
+            400,
+            "invalid_request",
+            50027,
+            format!(
+                "JWT token is invalid or malformed: the audience '{}' is not this token endpoint '{audience}'.",
+                s("aud")
+            ),
+        ));
     }
     if s("iss") != app.client_id || s("sub") != app.client_id {
-        return Err(refuse(400, "invalid_request", 700021,
-            "Client assertion application identifier doesn't match 'client_id' parameter (iss and sub must be the client id)."));
+        return Err(refuse(
+            400,
+            "invalid_request",
+            700021,
+            "Client assertion application identifier doesn't match 'client_id' parameter (iss and sub must be the client id).",
+        ));
     }
     if s("jti").is_empty() {
-        return Err(refuse(400, "invalid_request", 50027, "JWT token is invalid or malformed: it has no 'jti'."));
+        return Err(refuse(
+            400,
+            "invalid_request",
+            50027,
+            "JWT token is invalid or malformed: it has no 'jti'.",
+        ));
     }
     let t = |k: &str| claims.get(k).and_then(Value::as_i64);
     let at = now.timestamp();
     match (t("nbf"), t("exp")) {
-        (nbf, Some(exp)) if nbf.unwrap_or(i64::MIN) <= at + 300 && exp > at - 300
-            && exp - nbf.unwrap_or(exp - MAX_ASSERTION_SECS) <= MAX_ASSERTION_SECS => Ok(()),
-        (nbf, exp) => Err(refuse(400, "invalid_client", 700024, format!(
-            "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}.",
-            now.to_rfc3339(),
-            nbf.and_then(|n| DateTime::from_timestamp(n, 0)).map(|d| d.to_rfc3339()).unwrap_or_default(),
-            exp.and_then(|n| DateTime::from_timestamp(n, 0)).map(|d| d.to_rfc3339()).unwrap_or_default()))),
+        (nbf, Some(exp))
+            if nbf.unwrap_or(i64::MIN) <= at + 300
+                && exp > at - 300
+                && exp - nbf.unwrap_or(exp - MAX_ASSERTION_SECS) <= MAX_ASSERTION_SECS =>
+        {
+            Ok(())
+        }
+        (nbf, exp) => Err(refuse(
+            400,
+            "invalid_client",
+            700024,
+            format!(
+                "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}.",
+                now.to_rfc3339(),
+                nbf.and_then(|n| DateTime::from_timestamp(n, 0))
+                    .map(|d| d.to_rfc3339())
+                    .unwrap_or_default(),
+                exp.and_then(|n| DateTime::from_timestamp(n, 0))
+                    .map(|d| d.to_rfc3339())
+                    .unwrap_or_default()
+            ),
+        )),
     }
 }
