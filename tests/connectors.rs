@@ -388,3 +388,161 @@ async fn readable_asks_user_record_access_200_ids_at_a_time_and_remembers_the_un
     assert_eq!(queries(), before + 3);
     assert!(again.contains(&unreadable[0].id));
 }
+
+// ---------------------------------------------------------------------------------------
+// tether's Graph client against the emulator's Graph face (the same mailboxes as EWS).
+
+mod graph_face {
+    use base64::Engine;
+    use serde_json::json;
+    use std::sync::Arc;
+    use tether::clock::ManualClock;
+    use tether::entra::{AppCredentials, ClientCredential, Thumbprint};
+    use tether::graph::{DeltaOutcome, ErrorKind, GraphClient, GraphOptions};
+    use tether::secret::Secret;
+    use tether_emulators::exchange::{
+        Emulator, EmulatorOptions, ImpersonationScope, RunningEmulator,
+    };
+    use tether_emulators::graph::{GraphApp, GraphFault};
+
+    const APP: &str = "7d1e2f3a-0000-4000-8000-00000000a001";
+    const SECRET: &str = "graph-face-secret";
+    const ANA: &str = "ana@corp.com";
+    const CERT: &str = include_str!("fixtures/sf_test_jwt_cert.pem");
+    const KEY: &str = include_str!("fixtures/sf_test_jwt_key.pem");
+
+    async fn emulator() -> RunningEmulator {
+        let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
+        emu.add_mailbox(ANA, Some("Sales"));
+        emu.add_graph_app(GraphApp {
+            client_id: APP.into(),
+            client_secret: Some(SECRET.into()),
+            certificate_pem: Some(CERT.into()),
+            scope: ImpersonationScope::All,
+        });
+        emu.set_graph_retry_after(1);
+        emu
+    }
+
+    fn client(emu: &RunningEmulator, credential: ClientCredential, page_size: u32) -> GraphClient {
+        let mut opts = GraphOptions::new(emu.graph_url().parse().unwrap());
+        opts.page_size = page_size;
+        let app = AppCredentials {
+            token_url: emu.graph_token_url().parse().unwrap(),
+            client_id: APP.into(),
+            credential,
+            scope: opts.scope(),
+        };
+        // The emulator's clock, so assertions are inside its time range; sleeps are instant.
+        GraphClient::new(opts, app, Arc::new(ManualClock::new(emu.now()))).unwrap()
+    }
+
+    fn secret() -> ClientCredential {
+        ClientCredential::Secret(Secret::new(SECRET))
+    }
+
+    fn certificate(thumbprint: Thumbprint) -> ClientCredential {
+        ClientCredential::Certificate {
+            private_key_pem: Secret::new(KEY),
+            thumbprint,
+        }
+    }
+
+    fn cert_sha256() -> [u8; 32] {
+        let b64: String = CERT.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        ring::digest::digest(&ring::digest::SHA256, &der)
+            .as_ref()
+            .try_into()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn graph_client_gets_a_token_with_a_secret_and_with_the_registered_certificate() {
+        let emu = emulator().await;
+        client(&emu, secret(), 100)
+            .check_mailbox(ANA)
+            .await
+            .unwrap();
+        let cert = client(&emu, certificate(Thumbprint::Sha256(cert_sha256())), 100);
+        cert.check_mailbox(ANA).await.unwrap();
+        let wrong = client(&emu, certificate(Thumbprint::Sha256([7; 32])), 100);
+        let err = wrong.check_mailbox(ANA).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Auth, "{err}");
+        assert!(err.to_string().contains("700027"), "{err}");
+        let bad_secret = client(&emu, ClientCredential::Secret(Secret::new("nope")), 100);
+        let err = bad_secret.check_mailbox(ANA).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Auth, "{err}");
+    }
+
+    #[tokio::test]
+    async fn graph_client_pages_a_contacts_delta_and_a_410_is_cursor_expired() {
+        let emu = emulator().await;
+        let c = client(&emu, secret(), 2);
+        let folder = c
+            .ensure_contact_folder(ANA, "Salesforce_Sync")
+            .await
+            .unwrap();
+        for (i, name) in ["Ann", "Bea", "Cy"].iter().enumerate() {
+            let sf = format!("00300000000000{i}AAA");
+            c.create_contact(ANA, &folder, json!({"givenName": name}), &sf)
+                .await
+                .unwrap();
+        }
+        // The same folder over again: found, not created twice.
+        assert_eq!(
+            c.ensure_contact_folder(ANA, "Salesforce_Sync")
+                .await
+                .unwrap(),
+            folder
+        );
+        let DeltaOutcome::Round(round) = c
+            .contacts_delta(ANA, &folder, &["givenName"], None)
+            .await
+            .unwrap()
+        else {
+            panic!("a first round has no cursor to expire");
+        };
+        assert_eq!((round.changed.len(), round.pages), (3, 2));
+        let found = c
+            .find_contact_by_salesforce_id(ANA, &folder, "003000000000001AAA")
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0]["givenName"], "Bea");
+        emu.expire_graph_delta_tokens();
+        let outcome = c
+            .contacts_delta(ANA, &folder, &["givenName"], Some(&round.delta_link))
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, DeltaOutcome::CursorExpired(_)),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn graph_client_retries_throttled_batch_items_and_a_throttled_request() {
+        let emu = emulator().await;
+        let c = client(&emu, secret(), 100);
+        // Six items on one mailbox: the face runs four at once and throttles the others.
+        let items: Vec<_> = (1..=6)
+            .map(|i| {
+                tether::graph::BatchItem::get(i.to_string(), format!("/users/{ANA}/contactFolders"))
+            })
+            .collect();
+        let answers = c.batch(ANA, &items).await.unwrap();
+        assert_eq!(answers.len(), 6);
+        assert!(answers.values().all(|a| a.is_success()), "{answers:?}");
+        assert!(
+            emu.graph_bodies().iter().any(|b| b.status == 429),
+            "the face throttled some items"
+        );
+        emu.inject_graph(GraphFault::Throttle {
+            retry_after_secs: 2,
+        });
+        c.check_mailbox(ANA).await.unwrap();
+    }
+}
