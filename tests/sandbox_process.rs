@@ -160,7 +160,49 @@ fn quickstart_against_the_sandbox_process_and_its_org_survives_a_restart() {
     assert_eq!(mode & 0o777, 0o600);
     let env = read_env(&env_file);
     let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(names, ["EXCHANGE_SERVICE_PASSWORD", "SF_CLIENT_SECRET"]);
+    assert_eq!(
+        names,
+        [
+            "EXCHANGE_SERVICE_PASSWORD",
+            "SF_CLIENT_SECRET",
+            "GRAPH_URL",
+            "GRAPH_TOKEN_URL",
+            "GRAPH_TENANT",
+            "GRAPH_CLIENT_ID",
+            "GRAPH_CLIENT_SECRET",
+        ]
+    );
+    // The same mailboxes through the Graph face, with the app credentials of sandbox.env.
+    let value = |name: &str| env.iter().find(|(k, _)| k == name).unwrap().1.clone();
+    let graph_status = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let http = reqwest::Client::new();
+        let form = [
+            ("client_id", value("GRAPH_CLIENT_ID")),
+            ("client_secret", value("GRAPH_CLIENT_SECRET")),
+            ("scope", "https://graph.microsoft.com/.default".to_string()),
+            ("grant_type", "client_credentials".to_string()),
+        ];
+        let token: serde_json::Value = http
+            .post(value("GRAPH_TOKEN_URL"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let url = format!(
+            "{}/users/celia.kung@example.com/contactFolders",
+            value("GRAPH_URL")
+        );
+        http.get(url)
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(graph_status, 200);
 
     // examples/quickstart.yaml, pointed at this sandbox's ports.
     let example = std::fs::read_to_string(concat!(

@@ -98,8 +98,9 @@ async fn serve(args: &Args) -> Result<(), String> {
             (shape, summary)
         }
     };
-    let env_file = write_env(dir)?;
-    print_banner(args, &org, &summary, &env_file);
+    let env = environment(&org);
+    let env_file = write_env(dir, &env)?;
+    print_banner(args, &org, &summary, &env_file, &env);
 
     let mut last_activity = activity(&org);
     let mut tick = tokio::time::interval(SAVE_EVERY);
@@ -141,16 +142,26 @@ fn create_private_dir(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))
 }
 
+/// The variables `examples/quickstart.yaml` reads, then the Graph face's (GRAPH_URL, …).
+fn environment(org: &SandboxOrg) -> Vec<(&'static str, String)> {
+    let mut env: Vec<(&'static str, String)> = seed::ENV
+        .iter()
+        .map(|(name, value)| (*name, value.to_string()))
+        .collect();
+    env.extend(org.graph_env());
+    env
+}
+
 /// `DIR/sandbox.env`: the variables `examples/quickstart.yaml` reads, for `source`. The
 /// values are the emulators' own credentials, but the file is private all the same (0600).
-fn write_env(dir: &Path) -> Result<PathBuf, String> {
+fn write_env(dir: &Path, env: &[(&'static str, String)]) -> Result<PathBuf, String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("sandbox.env");
     let mut body = String::from(
         "# tether sandbox: the local emulators' credentials, read by examples/quickstart.yaml.\n",
     );
-    for (name, value) in seed::ENV {
+    for (name, value) in env {
         body.push_str(&format!("export {name}={value}\n"));
     }
     let write = || -> std::io::Result<()> {
@@ -168,12 +179,24 @@ fn write_env(dir: &Path) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-fn print_banner(args: &Args, org: &SandboxOrg, s: &Summary, env_file: &Path) {
+fn print_banner(
+    args: &Args,
+    org: &SandboxOrg,
+    s: &Summary,
+    env_file: &Path,
+    env: &[(&'static str, String)],
+) {
     println!();
     println!(
         "  Exchange (EWS)  {}   service account {}",
         org.exchange.ews_url(),
         seed::SERVICE_ACCOUNT
+    );
+    println!(
+        "  Exchange Online (Graph)  {}   token URL {}   app {}",
+        org.exchange.graph_url(),
+        org.exchange.graph_token_url(),
+        seed::GRAPH_CLIENT_ID
     );
     println!(
         "  Salesforce      {}   connected app {} (client credentials)",
@@ -200,7 +223,7 @@ fn print_banner(args: &Args, org: &SandboxOrg, s: &Summary, env_file: &Path) {
         "Environment for examples/quickstart.yaml (also in {}):",
         env_file.display()
     );
-    for (name, value) in seed::ENV {
+    for (name, value) in env {
         println!("  export {name}={value}");
     }
     if (args.exchange_port, args.salesforce_port) != (seed::EWS_PORT, seed::SALESFORCE_PORT) {

@@ -20,6 +20,9 @@ pub const CLIENT_ID: &str = "tether-demo";
 /// Credentials of the local emulators only: they guard nothing outside this machine.
 pub const SANDBOX_EXCHANGE_PASSWORD: &str = "sandbox-exchange-password";
 pub const SANDBOX_CLIENT_SECRET: &str = "sandbox-client-secret";
+/// The Entra app registration the Graph face knows (client credentials).
+pub const GRAPH_CLIENT_ID: &str = "5a1d7e0c-0000-4000-8000-000000000de0";
+pub const SANDBOX_GRAPH_CLIENT_SECRET: &str = "sandbox-graph-client-secret";
 /// The environment variables `examples/quickstart.yaml` reads, with the sandbox's values.
 pub const ENV: &[(&str, &str)] = &[
     ("EXCHANGE_SERVICE_PASSWORD", SANDBOX_EXCHANGE_PASSWORD),
@@ -80,6 +83,14 @@ pub async fn start_empty(ews_port: u16, sf_port: u16) -> Result<SandboxOrg, Stri
         SANDBOX_EXCHANGE_PASSWORD,
         ImpersonationScope::Filter("Department -eq 'Sales'".into()),
     );
+    // The same mailboxes through Graph, for an app whose RBAC for Applications scope is
+    // the same recipient filter.
+    exchange.add_graph_app(crate::graph::GraphApp {
+        client_id: GRAPH_CLIENT_ID.into(),
+        client_secret: Some(SANDBOX_GRAPH_CLIENT_SECRET.into()),
+        certificate_pem: None,
+        scope: ImpersonationScope::Filter("Department -eq 'Sales'".into()),
+    });
     Ok(SandboxOrg {
         exchange,
         salesforce,
@@ -88,6 +99,21 @@ pub async fn start_empty(ews_port: u16, sf_port: u16) -> Result<SandboxOrg, Stri
 }
 
 impl SandboxOrg {
+    /// The Graph face's variables for `sandbox.env`: service root, token URL, tenant, and
+    /// the app's credentials (the local emulator's own; they guard nothing else).
+    pub fn graph_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("GRAPH_URL", self.exchange.graph_url()),
+            ("GRAPH_TOKEN_URL", self.exchange.graph_token_url()),
+            ("GRAPH_TENANT", self.exchange.graph_tenant().to_string()),
+            ("GRAPH_CLIENT_ID", GRAPH_CLIENT_ID.to_string()),
+            (
+                "GRAPH_CLIENT_SECRET",
+                SANDBOX_GRAPH_CLIENT_SECRET.to_string(),
+            ),
+        ]
+    }
+
     /// Seeds an org of `shape` (at least the two reps of `REPS`): the reps, the generated
     /// records, and the demo's story on top.
     pub fn seed(&mut self, shape: &Shape, now: DateTime<Utc>) -> Result<Summary, String> {

@@ -130,8 +130,10 @@ impl Emulator {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
         let base = format!("{}://{addr}", crate::tls::scheme(options.tls.as_ref()));
+        let mut store = Emu::new(seed);
+        store.graph.skip_bodies = !options.record_bodies;
         let shared = Shared {
-            emu: Arc::new(Mutex::new(Emu::new(seed))),
+            emu: Arc::new(Mutex::new(store)),
             clock,
             options,
             in_flight: Arc::new(Mutex::new(HashMap::new())),

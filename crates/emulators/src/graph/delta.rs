@@ -47,6 +47,9 @@ pub struct Page {
     then: Option<DeltaState>,
 }
 
+/// Live delta or paging tokens kept; older ones answer 410 like evicted sync states.
+pub const MAX_TOKENS: usize = 10_000;
+
 fn token(emu: &mut Emu, prefix: &str) -> String {
     let n = emu.next();
     format!("{prefix}{n:08x}")
@@ -60,10 +63,16 @@ fn emit(emu: &mut Emu, mut page: Page) -> Answer {
         let t = token(emu, "S");
         body["@odata.nextLink"] = json!(format!("{}?$skiptoken={t}", page.url));
         emu.graph.pages.insert(t, page);
+        if emu.graph.pages.len() > MAX_TOKENS {
+            emu.graph.pages.pop_first();
+        }
     } else if let Some(state) = page.then.take() {
         let t = token(emu, "D");
         body["@odata.deltaLink"] = json!(format!("{}?$deltatoken={t}", page.url));
         emu.graph.deltas.insert(t, state);
+        if emu.graph.deltas.len() > MAX_TOKENS {
+            emu.graph.deltas.pop_first();
+        }
     }
     Answer {
         status: 200,

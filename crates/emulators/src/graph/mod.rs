@@ -77,8 +77,10 @@ pub(crate) struct GraphState {
     pub tokens: HashMap<String, (String, DateTime<Utc>)>,
     /// Users in the directory without an Exchange Online mailbox (lower case).
     pub no_mailbox: Vec<String>,
-    pub deltas: HashMap<String, delta::DeltaState>,
-    pub pages: HashMap<String, delta::Page>,
+    /// Delta and paging tokens, oldest first (tokens are fixed-width hex counters); the
+    /// oldest are evicted beyond `delta::MAX_TOKENS`, as Exchange's cache evicts sync states.
+    pub deltas: BTreeMap<String, delta::DeltaState>,
+    pub pages: BTreeMap<String, delta::Page>,
     /// (mailbox, transactionId) → the event's store id.
     pub transactions: HashMap<(String, String), String>,
     /// Store id → the transactionId it was created with.
@@ -90,10 +92,15 @@ pub(crate) struct GraphState {
     /// Requests in progress per (app, mailbox).
     pub in_flight: HashMap<(String, String), usize>,
     pub retry_after_secs: u64,
+    /// `EmulatorOptions::record_bodies` off (long sandbox runs): answers are not kept.
+    pub skip_bodies: bool,
 }
 
 impl GraphState {
     pub(crate) fn record(&mut self, schema: &str, status: u16, body: &Value) {
+        if self.skip_bodies {
+            return;
+        }
         self.bodies.push(GraphBody {
             schema: schema.to_string(),
             status,

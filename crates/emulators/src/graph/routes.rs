@@ -831,7 +831,7 @@ fn list_folders(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, parent: &str) -> Result<
             ));
         }
     };
-    let mb = emu.mailbox(&cx.smtp).ok_or_else(|| ()).ok();
+    let mb = emu.mailbox(&cx.smtp);
     let values: Vec<Value> = mb
         .map(|m| {
             m.folders

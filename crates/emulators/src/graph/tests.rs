@@ -634,7 +634,7 @@ async fn calendar_view_delta_returns_occurrences_and_exceptions_not_masters() {
     .await;
     assert_eq!(master.status, 201, "{}", master.body);
     assert_eq!(master.body["type"], "seriesMaster");
-    let window = format!("startDateTime=2026-01-05T00:00:00Z&endDateTime=2026-01-08T00:00:00Z");
+    let window = "startDateTime=2026-01-05T00:00:00Z&endDateTime=2026-01-08T00:00:00Z";
     let first = call(
         &t,
         "GET",
