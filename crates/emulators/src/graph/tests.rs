@@ -841,3 +841,44 @@ fn all_day_event_needs_midnights() {
         "end": {"dateTime": "2026-01-08T00:00:00", "timeZone": "UTC"}});
     assert!(json::apply_event(&body, &mut e).is_err());
 }
+
+#[tokio::test]
+async fn contact_created_over_graph_is_read_over_ews_soap_with_its_property() {
+    let emu = start().await;
+    emu.add_service_account("svc@corp.example", "pw", ImpersonationScope::All);
+    let t = secret_token(&emu).await;
+    let c = call(
+        &t,
+        "POST",
+        &format!("{}/contacts", user(&emu, ANN)),
+        Some(json!({
+            "givenName": "Ann",
+            "singleValueExtendedProperties": [{"id": ext_id(), "value": "003000000000009AAA"}],
+        })),
+        &[],
+    )
+    .await;
+    assert_eq!(c.status, 201, "{}", c.body);
+    let ews_id = json::store_id(c.body["id"].as_str().unwrap());
+    let envelope = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Header><t:RequestServerVersion Version="Exchange2013_SP1"/><t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{ANN}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation></soap:Header><soap:Body><m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape><t:AdditionalProperties><t:ExtendedFieldURI DistinguishedPropertySetId="PublicStrings" PropertyName="tether.SalesforceId" PropertyType="String"/></t:AdditionalProperties></m:ItemShape><m:ItemIds><t:ItemId Id="{ews_id}"/></m:ItemIds></m:GetItem></soap:Body></soap:Envelope>"#
+    );
+    let answer = reqwest::Client::new()
+        .post(emu.ews_url())
+        .basic_auth("svc@corp.example", Some("pw"))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("X-AnchorMailbox", ANN)
+        .body(envelope)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(answer.contains("NoError"), "{answer}");
+    assert!(answer.contains("003000000000009AAA"), "{answer}");
+    assert!(
+        answer.contains("<t:GivenName>Ann</t:GivenName>"),
+        "{answer}"
+    );
+}
