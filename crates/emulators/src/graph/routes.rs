@@ -480,33 +480,24 @@ fn serve(emu: &mut Emu, now: DateTime<Utc>, base: &str, app: &GraphApp, req: &Re
         .iter()
         .map(|s| s.strip_suffix("()").unwrap_or(s))
         .collect();
-    let kind = format!(
-        "{} {}",
-        req.method,
-        segs.iter()
-            .skip(2)
-            .enumerate()
-            .map(|(i, s)| {
-                if i % 2 == 1
-                    && !matches!(
-                        *s,
-                        "delta"
-                            | "childFolders"
-                            | "contacts"
-                            | "calendarView"
-                            | "instances"
-                            | "cancel"
-                            | "events"
-                    )
-                {
-                    "{id}"
-                } else {
-                    s
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("/")
-    );
+    // Calls are counted by resource kind: ids (and the user) left out.
+    const NAMES: &[&str] = &[
+        "contactFolders",
+        "childFolders",
+        "contacts",
+        "events",
+        "calendar",
+        "calendarView",
+        "instances",
+        "cancel",
+        "delta",
+    ];
+    let resource: Vec<&str> = segs
+        .iter()
+        .skip(2)
+        .map(|s| if NAMES.contains(s) { *s } else { "{id}" })
+        .collect();
+    let kind = format!("{} {}", req.method, resource.join("/"));
     *emu.graph.calls.entry(kind).or_default() += 1;
     let (schema, answer) = match resolve(emu, now, base, app, req, &segs) {
         Ok(r) => r,
