@@ -50,9 +50,10 @@ pub struct SentMeetingMessage {
     pub recipients: Vec<String>,
 }
 
-/// An answer body of the Graph face and the schema it must validate against: a
-/// validate.py target (`"GET /users/{user-id}/contactFolders"`, `microsoft.graph.contact`,
-/// `extra:tokenResponse`, …).
+/// An answer body of the Graph face, or a body a client sent it, and the schema it must
+/// validate against: a validate.py target (`"GET /users/{user-id}/contactFolders"`,
+/// `"POST /users/{user-id}/events request"`, `microsoft.graph.contact`,
+/// `extra:tokenResponse`, `extra:batchRequest`, …).
 #[derive(Debug, Clone)]
 pub struct GraphBody {
     pub schema: String,
@@ -178,7 +179,8 @@ impl crate::exchange::RunningEmulator {
         self.graph().sent.clone()
     }
 
-    /// Every answer body, with the schema it must validate against.
+    /// Every answer body and every accepted request body, with the schema it must
+    /// validate against.
     pub fn graph_bodies(&self) -> Vec<GraphBody> {
         self.graph().bodies.clone()
     }

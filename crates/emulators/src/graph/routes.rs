@@ -359,6 +359,9 @@ fn batch(shared: &Shared, app: &GraphApp, req: &Req) -> Answer {
         }
         ids.push(id.to_string());
     }
+    if let Some(body) = &req.body {
+        emu.graph.record("extra:batchRequest", 200, body);
+    }
     let base = shared.base.clone();
     let mut responses: Vec<Value> = Vec::new();
     let mut statuses: Vec<(String, u16)> = Vec::new();
@@ -504,6 +507,15 @@ fn serve(emu: &mut Emu, now: DateTime<Utc>, base: &str, app: &GraphApp, req: &Re
         Err(a) => ("microsoft.graph.ODataErrors.ODataError".to_string(), a),
     };
     finish(emu, &schema, &answer);
+    // The body the client sent, against the operation's request schema.
+    if let Some(body) = &req.body
+        && matches!(req.method.as_str(), "POST" | "PATCH")
+        && answer.status < 400
+        && !schema.is_empty()
+    {
+        emu.graph
+            .record(&format!("{schema} request"), answer.status, body);
+    }
     answer
 }
 

@@ -626,7 +626,7 @@ async fn calendar_view_delta_returns_occurrences_and_exceptions_not_masters() {
             "subject": "Standup",
             "start": {"dateTime": "2026-01-05T09:00:00", "timeZone": "W. Europe Standard Time"},
             "end": {"dateTime": "2026-01-05T09:15:00", "timeZone": "W. Europe Standard Time"},
-            "recurrence": {"pattern": {"type": "Daily", "interval": 1},
+            "recurrence": {"pattern": {"type": "daily", "interval": 1},
                 "range": {"type": "numbered", "startDate": "2026-01-05", "numberOfOccurrences": 5}},
         })),
         &[],
@@ -752,7 +752,7 @@ async fn invitations_and_cancellations_are_recorded_and_none_without_attendees()
     assert!(emu.graph_sent_meeting_messages().is_empty());
     let mut meeting = times.clone();
     meeting["attendees"] =
-        json!([{"type": "Required", "emailAddress": {"address": "cli@client.example"}}]);
+        json!([{"type": "required", "emailAddress": {"address": "cli@client.example"}}]);
     let m = call(&t, "POST", &events, Some(meeting), &[]).await;
     assert_eq!(m.status, 201, "{}", m.body);
     let one = format!("{events}/{}", m.body["id"].as_str().unwrap());
@@ -831,6 +831,24 @@ async fn more_than_four_concurrent_requests_on_one_mailbox_get_429_application_t
     assert_eq!(throttled[0].body["error"]["code"], "ApplicationThrottled");
     assert!(throttled[0].headers.contains_key("retry-after"));
     validate_all(&emu);
+}
+
+#[test]
+fn enum_input_is_accepted_in_any_case() {
+    // GRAPH.md §4: "HTML", "Required", "Monday" are taken (the description lists lower case,
+    // so these bodies are kept out of the HTTP tests whose bodies are all validated).
+    let mut e = CalendarEvent::new(Utc::now(), Utc::now());
+    let body = json!({
+        "body": {"contentType": "HTML", "content": "<p>x</p>"},
+        "start": {"dateTime": "2026-01-05T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-01-05T10:00:00", "timeZone": "UTC"},
+        "attendees": [{"type": "Required", "emailAddress": {"address": "a@x.example"}}],
+        "recurrence": {"pattern": {"type": "Weekly", "interval": 1, "daysOfWeek": ["Monday"]},
+            "range": {"type": "NoEnd", "startDate": "2026-01-05"}},
+    });
+    json::apply_event(&body, &mut e).unwrap();
+    assert_eq!(e.required_attendees.len(), 1);
+    assert!(e.recurrence.is_some());
 }
 
 #[test]
