@@ -29,10 +29,14 @@ pub struct DeltaState {
     pub kind: DeltaKind,
     /// Store id → change key the client has been sent.
     pub seen: BTreeMap<String, String>,
+    /// The first call's `$select`: query options go in the first call only, the token
+    /// keeps them.
+    pub select: Option<Vec<String>>,
 }
 
 /// Where a round's links point and what they track.
 pub struct Link {
+    pub select: Option<Vec<String>>,
     pub url: String,
     pub mailbox: String,
     pub kind: DeltaKind,
@@ -135,6 +139,7 @@ pub fn start_round(
         mailbox: link.mailbox,
         kind: link.kind,
         seen: now_seen,
+        select: link.select,
     };
     first_page(emu, &link.url, values, page_size, Some(state))
 }

@@ -1051,10 +1051,10 @@ fn run_delta(
     if let Some(tok) = req.query("$skiptoken") {
         return delta::next_page(emu, cx.now, tok);
     }
-    let seen = match req.query("$deltatoken") {
+    let (seen, select) = match req.query("$deltatoken") {
         Some(tok) => match emu.graph.deltas.get(tok) {
             Some(state) if state.mailbox.eq_ignore_ascii_case(&cx.smtp) && state.kind == kind => {
-                state.seen.clone()
+                (state.seen.clone(), state.select.clone())
             }
             _ => {
                 let n = emu.next();
@@ -1062,13 +1062,25 @@ fn run_delta(
                 return Err(error(emu, cx.now, 410, "SyncStateNotFound", &msg));
             }
         },
-        None => Default::default(),
+        None => (Default::default(), cx.view.select.clone()),
+    };
+    let cx = &Ctx {
+        now: cx.now,
+        base: cx.base,
+        smtp: cx.smtp.clone(),
+        user: cx.user.clone(),
+        view: View {
+            select: select.clone(),
+            ..cx.view.clone()
+        },
+        page_size: cx.page_size,
     };
     let current = match &kind {
         DeltaKind::Contacts { folder } => folder_contacts(emu, cx, folder, &None),
         DeltaKind::CalendarView { start, end } => view_events(emu, cx, *start, *end),
     };
     let link = Link {
+        select,
         url: link(cx, path),
         mailbox: cx.smtp.clone(),
         kind,

@@ -567,6 +567,10 @@ async fn contacts_delta_pages_to_a_delta_link_on_its_own_host_then_sends_changes
     .await;
     let values = round.body["value"].as_array().unwrap();
     assert_eq!(values.len(), 2, "{}", round.body);
+    assert!(
+        values[0].get("surname").is_none(),
+        "the token keeps the first call's $select"
+    );
     assert_eq!(values[0]["id"], json!(json::graph_id(&ids[0])));
     assert_eq!(
         values[1],
@@ -831,6 +835,17 @@ async fn more_than_four_concurrent_requests_on_one_mailbox_get_429_application_t
     assert_eq!(throttled[0].body["error"]["code"], "ApplicationThrottled");
     assert!(throttled[0].headers.contains_key("retry-after"));
     validate_all(&emu);
+}
+
+#[tokio::test]
+async fn an_injected_empty_503_has_no_body() {
+    let emu = start().await;
+    let t = secret_token(&emu).await;
+    emu.inject_graph(GraphFault::EmptyStatus(503));
+    let url = format!("{}/contactFolders", user(&emu, ANN));
+    let r = call(&t, "GET", &url, None, &[]).await;
+    assert_eq!((r.status, r.body.clone()), (503, Value::Null));
+    assert_eq!(call(&t, "GET", &url, None, &[]).await.status, 200);
 }
 
 #[test]
