@@ -633,6 +633,33 @@ fn resolve(
                 "contactFolders/{contactFolder-id}/contacts",
             )
         }
+        (
+            _,
+            [
+                "contactFolders",
+                parent,
+                "childFolders",
+                f,
+                "contacts",
+                more @ ..,
+            ],
+        ) => {
+            contact_folder(emu, &cx, parent)?;
+            let folder = contact_folder(emu, &cx, f)?;
+            let path = format!(
+                "contactFolders/{parent}/childFolders/{}/contacts",
+                json::graph_id(&folder)
+            );
+            contacts(
+                emu,
+                &cx,
+                req,
+                &folder,
+                &path,
+                more,
+                "contactFolders/{contactFolder-id}/childFolders/{contactFolder-id1}/contacts",
+            )
+        }
         (_, ["contacts", more @ ..]) => {
             let folder = default_folder(emu, &cx, "contacts")?;
             contacts(emu, &cx, req, &folder, "contacts", more, "contacts")

@@ -322,6 +322,16 @@ async fn contact_written_over_graph_is_seen_over_ews_and_back() {
     )
     .await;
     assert_eq!(child.status, 201);
+    let nested = format!(
+        "{folders}/{}/childFolders/{}/contacts",
+        f.body["id"].as_str().unwrap(),
+        child.body["id"].as_str().unwrap()
+    );
+    let n = call(&t, "POST", &nested, Some(json!({"givenName": "Deep"})), &[]).await;
+    assert_eq!(n.status, 201, "{}", n.body);
+    assert_eq!(n.body["parentFolderId"], child.body["id"]);
+    let delta = call(&t, "GET", &format!("{nested}/delta()"), None, &[]).await;
+    assert_eq!(delta.body["value"][0]["givenName"], "Deep");
 
     let fid = f.body["id"].as_str().unwrap().to_string();
     let contacts = format!("{folders}/{fid}/contacts");
