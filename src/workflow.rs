@@ -4,9 +4,7 @@
 use crate::clock::Clock;
 use crate::config::model::Config;
 use crate::connect::{self, ConnectError};
-use crate::engine::connector::{
-    CRM_BATCH, CrmConnector, Folder, MAIL_BATCH, MailConnector, Mailbox,
-};
+use crate::engine::connector::{CrmConnector, Folder, MailConnector, Mailbox};
 use crate::engine::cycle::{CycleError, ReadOutcome, SyncOptions, read_and_plan};
 use crate::engine::plan::{Action, Plan};
 use crate::exchange::connector::EwsConnector;
@@ -143,14 +141,14 @@ pub async fn read_targets<M: MailConnector, C: CrmConnector>(
         })?;
     }
     for (object, ids) in salesforce {
-        for chunk in ids.chunks(CRM_BATCH) {
+        for chunk in ids.chunks(crm.batch_size()) {
             for r in crm.read_by_ids(object, chunk).await.map_err(failed)? {
                 out.salesforce.insert(r.id, r.record);
             }
         }
     }
     for ((mailbox, folder), ids) in exchange {
-        for chunk in ids.chunks(MAIL_BATCH) {
+        for chunk in ids.chunks(mail.batch_size()) {
             for i in mail
                 .get_items(mailbox, folder, chunk)
                 .await

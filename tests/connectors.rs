@@ -88,7 +88,7 @@ async fn an_edit_since_the_last_read_is_not_overwritten() {
         .await
         .unwrap();
     let page = c
-        .sync_folder(&celia, Folder::SalesforceSyncContacts, None)
+        .sync_folder(&celia, Folder::SalesforceSyncContacts, None, None)
         .await
         .unwrap();
     let created = c
@@ -130,7 +130,12 @@ async fn an_edit_since_the_last_read_is_not_overwritten() {
     // After reading the edit, the update goes through; the middle name (not mapped) that
     // the rep set survives it.
     let next = c
-        .sync_folder(&celia, Folder::SalesforceSyncContacts, Some(&page.cursor))
+        .sync_folder(
+            &celia,
+            Folder::SalesforceSyncContacts,
+            Some(&page.cursor),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(next.changes.len(), 1);
@@ -155,12 +160,12 @@ async fn a_mailbox_outside_the_scope_is_a_rep_error() {
     let emu = ews::emulator(&clock, false).await;
     let c = EwsConnector::new(ews::client(&emu, &clock));
     let e = c
-        .sync_folder(&mailbox(ews::FINANCE), Folder::Calendar, None)
+        .sync_folder(&mailbox(ews::FINANCE), Folder::Calendar, None, None)
         .await
         .unwrap_err();
     assert!(matches!(e, RepError::ImpersonationDenied(_)), "{e:?}");
     let e = c
-        .sync_folder(&mailbox("nobody@corp.com"), Folder::Calendar, None)
+        .sync_folder(&mailbox("nobody@corp.com"), Folder::Calendar, None, None)
         .await
         .unwrap_err();
     assert!(

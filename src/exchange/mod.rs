@@ -32,7 +32,6 @@ pub mod client;
 pub mod connector;
 pub mod error;
 pub mod model;
-pub mod rrule;
 pub mod soap;
 pub mod tz;
 pub mod version;
