@@ -1,14 +1,12 @@
 //! Opening connections from the configuration: secrets are resolved here, at connect time,
 //! and go straight into the clients' `Secret`s.
 
-use crate::clock::Clock;
-use crate::config::model::{Config, ExchangeApi, ExchangeConnection, OrgKind, SalesforceAuth};
+use crate::config::model::{Config, ExchangeConnection, OrgKind, SalesforceAuth};
 use crate::config::secrets::{resolve, resolve_value};
-use crate::exchange::{self, Endpoint, EwsClient, ExchangeOptions};
+use crate::exchange::{self, Endpoint, ExchangeOptions};
 use crate::salesforce::{Auth, ClientOptions, SalesforceClient};
 use crate::secret::Secret;
 use std::path::Path;
-use std::sync::Arc;
 use url::Url;
 
 /// Why a connection could not be opened, naming the setting to fix.
@@ -171,16 +169,10 @@ pub fn exchange_options(config: &Config, home: &Path) -> Result<ExchangeOptions,
             client_secret,
             certificate,
             token_url,
-            api,
             ews_url,
             ca_file,
             ..
         } => {
-            if *api == ExchangeApi::Graph {
-                return Err(at(&field("api"))(
-                    "the Microsoft Graph connector is not available yet; use `api: ews`".into(),
-                ));
-            }
             let Some(secret) = client_secret else {
                 let message = if certificate.is_some() {
                     "certificate credentials are not supported yet; give `client_secret`"
@@ -212,16 +204,6 @@ pub fn exchange_options(config: &Config, home: &Path) -> Result<ExchangeOptions,
     let mut opts = ExchangeOptions::new(endpoint, auth);
     opts.ca_file = ca_file.as_ref().map(|f| home.join(f));
     Ok(opts)
-}
-
-/// A client for Exchange.
-pub fn exchange(
-    config: &Config,
-    home: &Path,
-    clock: Arc<dyn Clock>,
-) -> Result<EwsClient, ConnectError> {
-    let opts = exchange_options(config, home)?;
-    EwsClient::new(opts, clock).map_err(|e| at("connections.exchange")(e.to_string()))
 }
 
 /// Contact fields the active configurations' contact `filters` name, for

@@ -11,6 +11,7 @@ pub mod exchange;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lock;
+pub mod mail;
 pub mod model;
 pub mod net;
 pub mod plan;

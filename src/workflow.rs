@@ -7,7 +7,7 @@ use crate::connect::{self, ConnectError};
 use crate::engine::connector::{CrmConnector, Folder, MailConnector, Mailbox};
 use crate::engine::cycle::{CycleError, ReadOutcome, SyncOptions, read_and_plan};
 use crate::engine::plan::{Action, Plan};
-use crate::exchange::connector::EwsConnector;
+use crate::mail::MailSide;
 use crate::model::ObjectKind;
 use crate::plan::build::{BuildOptions, TargetRecords, build};
 use crate::plan::document::PlanDocument;
@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 /// Both connectors of one org.
 pub struct Connectors {
-    pub mail: EwsConnector,
+    pub mail: MailSide,
     pub crm: SalesforceConnector,
 }
 
@@ -31,11 +31,10 @@ pub fn open(
     home: &Path,
     clock: Arc<dyn Clock>,
 ) -> Result<Connectors, ConnectError> {
-    let ews = connect::exchange(config, home, clock)?;
+    let mail = MailSide::open(config, home, clock)?;
     let sf = connect::salesforce(config, home)?;
     Ok(Connectors {
-        mail: EwsConnector::new(ews)
-            .with_contact_mapping(connect::connector_mapping(config, ObjectKind::Contact)),
+        mail,
         crm: SalesforceConnector::new(sf)
             .with_mappings(
                 connect::connector_mapping(config, ObjectKind::Contact),

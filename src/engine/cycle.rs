@@ -1154,6 +1154,28 @@ mod tests {
         }
     }
 
+    /// A mail side whose calendar feed works only over a date range (Graph's calendarView
+    /// delta) is told the configuration's window; the contacts feed has none.
+    #[tokio::test]
+    async fn the_calendar_feed_is_read_with_the_configurations_event_window() {
+        let mut w = world();
+        w.config.sync_configurations[0].events = Some(
+            serde_json::from_value(json!({ "direction": "both", "since": "LAST_N_DAYS:30" }))
+                .unwrap(),
+        );
+        w.cycle(&SyncOptions::default()).await;
+        // 30 days before 2026-06-15 at 00:00 in the rep's Europe/Berlin (CEST).
+        let start: DateTime<Utc> = "2026-05-15T22:00:00Z".parse().unwrap();
+        for n in 0..2 {
+            assert_eq!(
+                w.ex.event_window(&rep(n).1),
+                Some(EventWindow { start }),
+                "rep {n}"
+            );
+        }
+        assert!(w.ex.counts().sync_folder_by[&Folder::SalesforceSyncContacts] > 0);
+    }
+
     #[tokio::test]
     async fn only_approved_operations_run_and_the_rest_is_left_for_the_next_plan() {
         let mut w = world();

@@ -424,6 +424,11 @@ impl MailConnector for MemoryExchange {
         cursor: Option<&str>,
         window: Option<EventWindow>,
     ) -> Result<FolderPage, RepError> {
+        assert_eq!(
+            window.is_some(),
+            folder == Folder::Calendar,
+            "the calendar feed, and only it, is read with the event window"
+        );
         let mut d = self.lock();
         d.counts.sync_folder += 1;
         if let Some(w) = window {

@@ -28,6 +28,7 @@
 //! (true/1/non-empty) or the Outlook category `Salesforce`
 //! (`CalendarEvent::is_outlook_related`).
 
+pub mod checks;
 pub mod client;
 pub mod connector;
 pub mod error;
