@@ -24,6 +24,8 @@ pub struct Faults {
     pub denied: BTreeSet<String>,
     /// The next N version reads (`modstamps`, `change_keys`) fail whole.
     pub fail_version_reads: u32,
+    /// The next N change-feed reads from a cursor find it no longer accepted.
+    pub expire_cursors: u32,
 }
 
 impl Faults {
@@ -347,6 +349,13 @@ impl MemoryExchange {
         false
     }
 
+    /// The rep deletes the whole folder, items and all.
+    pub fn user_delete_folder(&self, address: &str, folder: Folder) {
+        if let Some(f) = self.lock().mailboxes.get_mut(address) {
+            f.insert(folder, FolderData::default());
+        }
+    }
+
     /// Every item of a folder.
     pub fn items(&self, address: &str, folder: Folder) -> Vec<MailItem> {
         self.lock()
@@ -437,6 +446,10 @@ impl MailConnector for MemoryExchange {
         *d.counts.sync_folder_by.entry(folder).or_insert(0) += 1;
         let page_size = self.page_size.max(1);
         let now = d.seq;
+        let expired = cursor.is_some() && d.faults.expire_cursors > 0;
+        if expired {
+            d.faults.expire_cursors -= 1;
+        }
         let f = Self::mailbox(&mut d, mailbox)?
             .get(&folder)
             .filter(|f| f.exists)
@@ -445,16 +458,11 @@ impl MailConnector for MemoryExchange {
             })?;
         let since: u64 = match cursor {
             None => 0,
-            Some(c) => c.parse().map_err(|_| {
-                RepError::Call(CallError {
-                    kind: ErrorKind::Other,
-                    code: codes::BAD_CURSOR.into(),
-                    message: "bad sync state".into(),
-                    retryable: false,
-                    ambiguous: false,
-                    hint: RETRY_HINT.into(),
-                })
-            })?,
+            Some(c) => c
+                .parse()
+                .ok()
+                .filter(|_| !expired)
+                .ok_or_else(|| RepError::cursor_expired(codes::BAD_CURSOR, "bad sync state"))?,
         };
         let mut changes: Vec<(u64, MailChange)> = f
             .items
