@@ -686,7 +686,11 @@ mod mail_behaviour {
             record: contact("Ana", "Diaz", "ana@x.com"),
         };
         match mail
-            .create(&rep, Folder::SalesforceSyncContacts, &[create.clone()])
+            .create(
+                &rep,
+                Folder::SalesforceSyncContacts,
+                std::slice::from_ref(&create),
+            )
             .await
         {
             Err(e) => assert!(e.ambiguous, "{e:?}"),
@@ -822,7 +826,11 @@ mod crm_behaviour {
         );
         let before = w.contacts();
         w.lose_next_create_answer();
-        match w.crm().create(ObjectKind::Contact, &[c.clone()]).await {
+        match w
+            .crm()
+            .create(ObjectKind::Contact, std::slice::from_ref(&c))
+            .await
+        {
             Err(e) => assert!(e.ambiguous, "{e:?}"),
             Ok(out) => assert!(matches!(out[0], Outcome::Ambiguous(_)), "{out:?}"),
         }

@@ -107,7 +107,13 @@ fn rep_error(e: EwsError) -> RepError {
                 RepError::ImpersonationDenied(refusal(p))
             }
             Some(p @ MailboxProblem::NoMailbox) => RepError::NoMailbox(refusal(p)),
-            Some(MailboxProblem::Unavailable) | None => RepError::Call(call_error(&e, false)),
+            // Moving, or its store down: this rep waits for the next run.
+            Some(p @ MailboxProblem::Unavailable) => RepError::Call(CallError {
+                retryable: true,
+                hint: error::mailbox_hint(p).into(),
+                ..call_error(&e, false)
+            }),
+            None => RepError::Call(call_error(&e, false)),
         },
     }
 }
@@ -1012,6 +1018,30 @@ impl MailConnector for EwsConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One table says which codes concern one rep's mailbox and what each means: denied
+    /// and unknown mailboxes are told as such, a mailbox that is moving or whose store is
+    /// down fails that rep for this run and is retried.
+    #[test]
+    fn every_per_rep_code_fails_only_its_rep_as_the_one_table_says() {
+        for (code, problem) in error::PER_REP_CODES {
+            let e = rep_error(EwsError::Response {
+                code: code.to_string(),
+                message: "m".into(),
+            });
+            assert_eq!(e.code(), *code);
+            match (problem, &e) {
+                (MailboxProblem::ImpersonationDenied, RepError::ImpersonationDenied(r)) => {
+                    assert!(r.hint.contains("ApplicationImpersonation"), "{r:?}")
+                }
+                (MailboxProblem::NoMailbox, RepError::NoMailbox(_)) => {}
+                (MailboxProblem::Unavailable, RepError::Call(c)) => {
+                    assert!(c.retryable, "{code} passes: {c:?}")
+                }
+                _ => panic!("{code}: {e:?}"),
+            }
+        }
+    }
 
     #[test]
     fn contacts_round_trip_through_the_default_mapping() {
