@@ -365,8 +365,8 @@ pub trait MailConnector: Send + Sync {
     ) -> impl Future<Output = Result<Vec<MailItem>, CallError>> + Send;
 
     /// The current ChangeKey of items of the folder (≤ `batch_size()`; one call that reads
-    /// ids and versions only). Items that are gone are left out. Before a delete or an overwrite is
-    /// sent, it tells whether the item changed since the cycle read it.
+    /// ids and versions only). Items that are gone are left out. Before a delete or an
+    /// overwrite is sent, it tells whether the item changed since the cycle read it.
     fn change_keys(
         &self,
         mailbox: &Mailbox,

@@ -403,7 +403,6 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
     }
 
     /// A write that failed: its error entry, and one record done for the progress display.
-    #[allow(clippy::too_many_arguments)]
     fn fail(
         &self,
         report: &mut ExecReport,
@@ -417,7 +416,6 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
     }
 
     /// An error entry for `op` (a failed write, or a failed follow-up of one that was done).
-    #[allow(clippy::too_many_arguments)]
     fn error_entry(
         &self,
         report: &mut ExecReport,

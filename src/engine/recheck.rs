@@ -1,7 +1,7 @@
 //! Before a delete or an overwrite is sent, the record it writes is read again by id — its
-//! version only, one call per batch of the connector's size (Salesforce: `Id, SystemModstamp`;
-//! Exchange: ids and change keys) — so that an edit made between the cycle's read and its write is not
-//! deleted or overwritten. An operation whose record changed (or, for an overwrite, went)
+//! version only, one call per batch of the connector's size (Salesforce: `Id,
+//! SystemModstamp`; Exchange: ids and change keys) — so that an edit made between the cycle's
+//! read and its write is not deleted or overwritten. An operation whose record changed (or, for an overwrite, went)
 //! since the read is left for the next cycle, which reads the edit and decides again (an edit
 //! beats a delete). Checked: deletes on either side, and updates of a linked pair (they
 //! overwrite the other side's record). Creates need no check: there is nothing on the

@@ -131,7 +131,8 @@ fn hint(code: &str, retryable: bool) -> &'static str {
         ErrorKind::Denied => "Give the integration user access to this record.",
         ErrorKind::TooLong => "Shorten the value, or map it to a longer field.",
         ErrorKind::Validation => {
-            "Fix the record so it passes the org's validation rules; tether retries on the next run."
+            "Fix the record so it passes the org's validation rules; tether retries on the next \
+             run."
         }
         ErrorKind::Duplicate => {
             "A Salesforce duplicate rule blocks this record: merge it with the matching record \
