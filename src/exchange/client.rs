@@ -253,6 +253,9 @@ const EVENT_FIELDS: &[&str] = &[
     "calendar:EndTimeZone",
 ];
 
+/// What `FolderInfo` holds beyond the Default folder shape.
+const FOLDER_FIELDS: &[&str] = &["folder:FolderClass", "folder:ParentFolderId"];
+
 const CALENDAR_VIEW_FIELDS: &[&str] = &[
     "item:Subject",
     "item:Sensitivity",
@@ -933,6 +936,17 @@ impl EwsClient {
     // ---------------------------------------------------------------------------------
     // Folders
 
+    /// FolderShape: the Default shape lacks FolderClass and ParentFolderId, which
+    /// `FolderInfo` holds, so they are asked for.
+    fn folder_shape(w: &mut Writer) {
+        w.open("m:FolderShape", &[]).leaf("t:BaseShape", "Default");
+        w.open("t:AdditionalProperties", &[]);
+        for f in FOLDER_FIELDS {
+            w.empty("t:FieldURI", &[("FieldURI", f)]);
+        }
+        w.close().close();
+    }
+
     /// GetFolder for a folder (e.g. `FolderRef::contacts()`).
     pub async fn get_folder(
         &self,
@@ -941,15 +955,33 @@ impl EwsClient {
     ) -> Result<FolderInfo, EwsError> {
         let mut w = Writer::new();
         w.open("m:GetFolder", &[]);
-        w.open("m:FolderShape", &[])
-            .leaf("t:BaseShape", "Default")
-            .close();
+        Self::folder_shape(&mut w);
         w.open("m:FolderIds", &[]);
         folder.write(&mut w);
         let m = self
             .call_one("GetFolder", Some(mailbox), &w.finish())
             .await?;
         answers::folder(&m)
+    }
+
+    /// The folder with this id, or `None` when it is gone: deleted for good (GetFolder
+    /// answers ErrorItemNotFound), or deleted by the rep, which moves it into Deleted Items
+    /// with its id. One GetFolder for the folder and Deleted Items together.
+    pub async fn folder_unless_deleted(
+        &self,
+        mailbox: &str,
+        id: &str,
+    ) -> Result<Option<FolderInfo>, EwsError> {
+        let mut w = Writer::new();
+        w.open("m:GetFolder", &[]);
+        Self::folder_shape(&mut w);
+        w.open("m:FolderIds", &[]);
+        FolderRef::Id(id.to_string()).write(&mut w);
+        FolderRef::Distinguished("deleteditems".into()).write(&mut w);
+        let msgs = self
+            .call_messages("GetFolder", Some(mailbox), &w.finish(), 2)
+            .await?;
+        answers::folder_unless_deleted(&msgs)
     }
 
     /// FindFolder by display name directly under `parent`.
@@ -961,9 +993,7 @@ impl EwsClient {
     ) -> Result<Option<FolderInfo>, EwsError> {
         let mut w = Writer::new();
         w.open("m:FindFolder", &[("Traversal", "Shallow")]);
-        w.open("m:FolderShape", &[])
-            .leaf("t:BaseShape", "Default")
-            .close();
+        Self::folder_shape(&mut w);
         w.open("m:Restriction", &[]).open("t:IsEqualTo", &[]);
         w.empty("t:FieldURI", &[("FieldURI", "folder:DisplayName")]);
         w.open("t:FieldURIOrConstant", &[])
@@ -1004,6 +1034,7 @@ impl EwsClient {
         {
             Ok(m) => Ok(answers::created_folder(&m).map(|id| FolderInfo {
                 id,
+                parent: None,
                 display_name: name.to_string(),
                 folder_class: Some(class.to_string()),
             })),
@@ -1619,6 +1650,7 @@ pub(crate) mod answers {
     fn folder_info(el: &Element) -> Option<FolderInfo> {
         Some(FolderInfo {
             id: ItemId::parse(el.child(NS_T, "FolderId")?)?,
+            parent: el.child(NS_T, "ParentFolderId").and_then(ItemId::parse),
             display_name: el.child_text(NS_T, "DisplayName").unwrap_or("").to_string(),
             folder_class: el.child_text(NS_T, "FolderClass").map(str::to_string),
         })
@@ -1631,6 +1663,33 @@ pub(crate) mod answers {
             .and_then(|f| f.first_child())
             .and_then(folder_info)
             .ok_or_else(|| EwsError::Xml("GetFolder answer without a folder".into()))
+    }
+
+    /// GetFolder of a folder and of Deleted Items (in that order): the folder, unless it is
+    /// gone or in Deleted Items. A mailbox without Deleted Items cannot hold it there.
+    pub(crate) fn folder_unless_deleted(
+        msgs: &[ResponseMessage],
+    ) -> Result<Option<FolderInfo>, EwsError> {
+        let [folder, deleted_items] = msgs else {
+            return Err(EwsError::Xml("GetFolder: two answers expected".into()));
+        };
+        if folder.is_error() {
+            let e = EwsError::Response {
+                code: folder.code.clone(),
+                message: folder.text.clone(),
+            };
+            // A malformed id (a damaged cursor) names no folder either.
+            return if e.is_folder_missing() || e.code() == Some("ErrorInvalidIdMalformed") {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        let folder = self::folder(folder)?;
+        let in_deleted_items = !deleted_items.is_error()
+            && self::folder(deleted_items)
+                .is_ok_and(|d| folder.parent.as_ref().is_some_and(|p| p.id == d.id.id));
+        Ok((!in_deleted_items).then_some(folder))
     }
 
     /// FindFolder: the folder called `name`, if listed.

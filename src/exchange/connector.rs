@@ -47,6 +47,9 @@ pub struct EwsConnector {
     time_zone: String,
     /// Salesforce_Sync folder id per mailbox (found or created this run).
     folders: Mutex<HashMap<String, String>>,
+    /// The Salesforce_Sync folder id per mailbox whose read is under way, checked at its
+    /// first page to be neither gone nor in Deleted Items.
+    checked: Mutex<HashMap<String, String>>,
     /// ChangeKey per item id as last read or written: what an update is based on.
     change_keys: Mutex<HashMap<String, String>>,
 }
@@ -92,7 +95,7 @@ fn rep_error(e: EwsError) -> RepError {
             RepError::ImpersonationDenied(e.to_string())
         }
         Some("ErrorNonExistentMailbox") => RepError::NoMailbox(e.to_string()),
-        Some("ErrorFolderNotFound") => RepError::FolderMissing,
+        _ if e.is_folder_missing() => RepError::FolderMissing,
         Some("ErrorInvalidSyncStateData") => RepError::CursorExpired,
         _ => RepError::Call(call_error(&e, false)),
     }
@@ -419,6 +422,7 @@ impl EwsConnector {
             mailbox_mappings: Mutex::default(),
             time_zone: "UTC".into(),
             folders: Mutex::default(),
+            checked: Mutex::default(),
             change_keys: Mutex::default(),
         }
     }
@@ -473,6 +477,37 @@ impl EwsConnector {
                 Ok(FolderRef::Id(found.id.id))
             }
         }
+    }
+
+    /// Before the first page of a read from a saved cursor: is the folder the cursor names
+    /// still the rep's Salesforce_Sync? A rep who deletes it in Outlook moves it into
+    /// Deleted Items, where it keeps its id and answers SyncFolderItems as before; tether
+    /// takes it as deleted, so the engine recreates it under Contacts. One GetFolder a read.
+    async fn check_sync_folder(&self, mailbox: &Mailbox, id: &str) -> Result<(), RepError> {
+        if lock(&self.checked).get(&mailbox.address).map(String::as_str) == Some(id) {
+            return Ok(());
+        }
+        match self
+            .client
+            .folder_unless_deleted(&mailbox.address, id)
+            .await
+            .map_err(rep_error)?
+        {
+            Some(f) => {
+                lock(&self.checked).insert(mailbox.address.clone(), f.id.id.clone());
+                lock(&self.folders).insert(mailbox.address.clone(), f.id.id);
+                Ok(())
+            }
+            None => {
+                self.forget_sync_folder(mailbox);
+                Err(RepError::FolderMissing)
+            }
+        }
+    }
+
+    fn forget_sync_folder(&self, mailbox: &Mailbox) {
+        lock(&self.folders).remove(&mailbox.address);
+        lock(&self.checked).remove(&mailbox.address);
     }
 
     fn item(&self, item: model::Item, mailbox: &str) -> Option<MailItem> {
@@ -551,6 +586,7 @@ impl MailConnector for EwsConnector {
     ) -> Result<FolderPage, RepError> {
         let (folder_ref, state) = match cursor.and_then(split_cursor) {
             Some((id, state)) if folder == Folder::SalesforceSyncContacts => {
+                self.check_sync_folder(mailbox, id).await?;
                 (FolderRef::Id(id.to_string()), Some(state.to_string()))
             }
             Some((_, state)) => (
@@ -566,12 +602,15 @@ impl MailConnector for EwsConnector {
         {
             Ok(p) => p,
             Err(e) => {
-                if e.code() == Some("ErrorFolderNotFound") {
-                    lock(&self.folders).remove(&mailbox.address);
+                if e.is_folder_missing() {
+                    self.forget_sync_folder(mailbox);
                 }
                 return Err(rep_error(e));
             }
         };
+        if page.includes_last {
+            lock(&self.checked).remove(&mailbox.address);
+        }
         let folder_id = match &folder_ref {
             FolderRef::Id(id) => id.clone(),
             FolderRef::Distinguished(d) => d.clone(),
@@ -974,6 +1013,219 @@ impl MailConnector for EwsConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::canned::{Canned, REP, error_message, response};
+
+    const SYNC_ID: &str = "AAMkADk0N2E4OWM5LWY1NjgtNDMyZi1hNDMyLTMzYjE2ZjZhMzIxMAAuAAAAAACKu3EhvuDvQZb9mLyWwOnTAQDwsfS1D0n+SJH9c5R0Sj0yAAAAAAEOAAA=";
+    const DELETED_ITEMS_ID: &str = "AAMkADk0N2E4OWM5LWY1NjgtNDMyZi1hNDMyLTMzYjE2ZjZhMzIxMAAuAAAAAACKu3EhvuDvQZb9mLyWwOnTAQDwsfS1D0n+SJH9c5R0Sj0yAAAAAAELAAA=";
+    const CONTACTS_ID: &str = "AAMkADk0N2E4OWM5LWY1NjgtNDMyZi1hNDMyLTMzYjE2ZjZhMzIxMAAuAAAAAACKu3EhvuDvQZb9mLyWwOnTAQDwsfS1D0n+SJH9c5R0Sj0yAAAAAAEPAAA=";
+    const NEW_SYNC_ID: &str = "AAMkADk0N2E4OWM5LWY1NjgtNDMyZi1hNDMyLTMzYjE2ZjZhMzIxMAAuAAAAAACKu3EhvuDvQZb9mLyWwOnTAQDwsfS1D0n+SJH9c5R0Sj0yAAAAAAE2AAA=";
+
+    fn rep() -> Mailbox {
+        Mailbox {
+            address: REP.into(),
+        }
+    }
+
+    fn folder_message(element: &str, id: &str, parent: &str, class: &str, name: &str) -> String {
+        format!(
+            r#"<m:GetFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Folders><t:{element}><t:FolderId Id="{id}" ChangeKey="AQAAABYAAADwsfS1D0n+SJH9c5R0Sj0yAAAAAAA3"/><t:ParentFolderId Id="{parent}" ChangeKey="AQAAAA=="/><t:FolderClass>{class}</t:FolderClass><t:DisplayName>{name}</t:DisplayName><t:TotalCount>2</t:TotalCount><t:ChildFolderCount>0</t:ChildFolderCount><t:UnreadCount>0</t:UnreadCount></t:{element}></m:Folders></m:GetFolderResponseMessage>"#
+        )
+    }
+
+    fn deleted_items() -> String {
+        folder_message(
+            "Folder",
+            DELETED_ITEMS_ID,
+            "AAMkADk0N2E4OWM5LWY1NjgtNDMyZi1hNDMyLTMzYjE2ZjZhMzIxMAAuAAAAAACKu3EhvuDvQZb9mLyWwOnTAQDwsfS1D0n+SJH9c5R0Sj0yAAAAAAEIAAA=",
+            "IPF.Note",
+            "Deleted Items",
+        )
+    }
+
+    fn sync_folder_in(parent: &str) -> String {
+        response(
+            "GetFolder",
+            &(folder_message("ContactsFolder", SYNC_ID, parent, "IPF.Contact", "Salesforce_Sync")
+                + &deleted_items()),
+        )
+    }
+
+    /// A SyncFolderItems page with no changes.
+    fn no_changes() -> String {
+        response(
+            "SyncFolderItems",
+            r#"<m:SyncFolderItemsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:SyncState>H4sIAAAAAAAEAO29B2AcSZYlJi9tynt/SvVK1+B0oQiAYBMk2JBAEOzBiM3mkuwdaUcjKasqgcplVmVdZhZAzO2dvPfee++999577733ujudTif33/8/XGZkAWz2zkrayZ4hgKrIHz9+fB8/Ij76X/M3/wF/1f8DAAD//w==</m:SyncState><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange><m:Changes/></m:SyncFolderItemsResponseMessage>"#,
+        )
+    }
+
+    fn cursor() -> String {
+        format!("{SYNC_ID} H4sIAAAAAAAEAO29B2AcSZYlJi9tynt")
+    }
+
+    /// Microsoft's documented GetFolder error response, with the code a real server gives
+    /// for an id that names no folder (any more).
+    fn get_folder_not_found() -> String {
+        response(
+            "GetFolder",
+            &(error_message(
+                "GetFolder",
+                "ErrorItemNotFound",
+                "The specified object was not found in the store., The process failed to get the correct properties.",
+                "<m:Folders />",
+            ) + &deleted_items()),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_sync_folder_moved_to_deleted_items_counts_as_deleted_not_present() {
+        let server = Canned::default();
+        server
+            .answer("GetFolder", &sync_folder_in(DELETED_ITEMS_ID))
+            .answer("SyncFolderItems", &no_changes());
+        let c = EwsConnector::new(server.client().await);
+        let got = c
+            .sync_folder(&rep(), Folder::SalesforceSyncContacts, Some(&cursor()))
+            .await;
+        assert_eq!(got, Err(RepError::FolderMissing), "{:?}", server.operations());
+        // The one GetFolder asked for the folder and Deleted Items, with ParentFolderId.
+        let (op, body) = &server.requests()[0];
+        assert_eq!(op, "GetFolder");
+        assert!(body.contains(r#"Id="deleteditems""#), "{body}");
+        assert!(body.contains(r#"FieldURI="folder:ParentFolderId""#), "{body}");
+        assert!(!server.operations().contains(&"SyncFolderItems".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_sync_folder_still_under_contacts_is_read_and_checked_once_a_read() {
+        let server = Canned::default();
+        server
+            .answer("GetFolder", &sync_folder_in(CONTACTS_ID))
+            .answer("SyncFolderItems", &no_changes());
+        let c = EwsConnector::new(server.client().await);
+        for _ in 0..2 {
+            let page = c
+                .sync_folder(&rep(), Folder::SalesforceSyncContacts, Some(&cursor()))
+                .await
+                .unwrap();
+            assert!(!page.more);
+            assert!(page.cursor.starts_with(SYNC_ID));
+        }
+        // Each read (here: one page each) checks the folder once.
+        assert_eq!(
+            server.operations(),
+            ["GetFolder", "SyncFolderItems", "GetFolder", "SyncFolderItems"]
+        );
+    }
+
+    #[tokio::test]
+    async fn get_folder_error_item_not_found_means_the_sync_folder_is_missing() {
+        let server = Canned::default();
+        server.answer("GetFolder", &get_folder_not_found());
+        let c = EwsConnector::new(server.client().await);
+        let got = c
+            .sync_folder(&rep(), Folder::SalesforceSyncContacts, Some(&cursor()))
+            .await;
+        assert_eq!(got, Err(RepError::FolderMissing));
+    }
+
+    #[tokio::test]
+    async fn sync_folder_items_error_sync_folder_not_found_means_the_folder_is_missing() {
+        let server = Canned::default();
+        server.answer("GetFolder", &sync_folder_in(CONTACTS_ID)).answer(
+            "SyncFolderItems",
+            &response(
+                "SyncFolderItems",
+                &error_message(
+                    "SyncFolderItems",
+                    "ErrorSyncFolderNotFound",
+                    "The specified folder could not be found in the store.",
+                    "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>",
+                ),
+            ),
+        );
+        let c = EwsConnector::new(server.client().await);
+        let got = c
+            .sync_folder(&rep(), Folder::SalesforceSyncContacts, Some(&cursor()))
+            .await;
+        assert_eq!(got, Err(RepError::FolderMissing));
+        // The calendar's feed too.
+        let got = c.sync_folder(&rep(), Folder::Calendar, None).await;
+        assert_eq!(got, Err(RepError::FolderMissing));
+    }
+
+    #[tokio::test]
+    async fn a_missing_sync_folder_is_created_again_under_contacts() {
+        let server = Canned::default();
+        server
+            .answer("GetFolder", &sync_folder_in(DELETED_ITEMS_ID))
+            .answer(
+                "FindFolder",
+                &response(
+                    "FindFolder",
+                    r#"<m:FindFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:RootFolder TotalItemsInView="0" IncludesLastItemInRange="true"><t:Folders/></m:RootFolder></m:FindFolderResponseMessage>"#,
+                ),
+            )
+            .answer(
+                "CreateFolder",
+                &response(
+                    "CreateFolder",
+                    &format!(
+                        r#"<m:CreateFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Folders><t:ContactsFolder><t:FolderId Id="{NEW_SYNC_ID}" ChangeKey="AwAAABYAAADwsfS1D0n+SJH9c5R0Sj0yAAAAAAA4"/></t:ContactsFolder></m:Folders></m:CreateFolderResponseMessage>"#
+                    ),
+                ),
+            )
+            .answer("SyncFolderItems", &no_changes());
+        let c = EwsConnector::new(server.client().await);
+        let folder = Folder::SalesforceSyncContacts;
+        assert_eq!(
+            c.sync_folder(&rep(), folder, Some(&cursor())).await,
+            Err(RepError::FolderMissing)
+        );
+        // What the engine does then: recreate, and read the new folder from scratch.
+        c.ensure_folder(&rep(), folder).await.unwrap();
+        let page = c.sync_folder(&rep(), folder, None).await.unwrap();
+        assert!(page.cursor.starts_with(NEW_SYNC_ID), "{}", page.cursor);
+        let create = server
+            .requests()
+            .into_iter()
+            .find(|(op, _)| op == "CreateFolder")
+            .unwrap()
+            .1;
+        assert!(
+            create.contains(r#"<t:DistinguishedFolderId Id="contacts"/>"#),
+            "{create}"
+        );
+    }
+
+    #[tokio::test]
+    async fn create_folder_error_parent_folder_not_found_is_a_missing_folder() {
+        let server = Canned::default();
+        server
+            .answer(
+                "FindFolder",
+                &response(
+                    "FindFolder",
+                    r#"<m:FindFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:RootFolder TotalItemsInView="0" IncludesLastItemInRange="true"><t:Folders/></m:RootFolder></m:FindFolderResponseMessage>"#,
+                ),
+            )
+            .answer(
+                "CreateFolder",
+                &response(
+                    "CreateFolder",
+                    &error_message(
+                        "CreateFolder",
+                        "ErrorParentFolderNotFound",
+                        "Parent folder not found.",
+                        "<m:Folders />",
+                    ),
+                ),
+            );
+        let c = EwsConnector::new(server.client().await);
+        assert_eq!(
+            c.ensure_folder(&rep(), Folder::SalesforceSyncContacts).await,
+            Err(RepError::FolderMissing)
+        );
+    }
 
     #[test]
     fn contacts_round_trip_through_the_default_mapping() {

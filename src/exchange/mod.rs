@@ -28,6 +28,8 @@
 //! (true/1/non-empty) or the Outlook category `Salesforce`
 //! (`CalendarEvent::is_outlook_related`).
 
+#[cfg(test)]
+mod canned;
 pub mod client;
 pub mod connector;
 pub mod error;

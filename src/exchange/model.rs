@@ -48,6 +48,8 @@ impl ItemId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolderInfo {
     pub id: ItemId,
+    /// The folder it is in, when the answer says (GetFolder and FindFolder ask for it).
+    pub parent: Option<ItemId>,
     pub display_name: String,
     pub folder_class: Option<String>,
 }
