@@ -11,11 +11,13 @@ use std::sync::{Arc, Mutex};
 
 pub(crate) const REP: &str = "celia.kung@corp.com";
 
+type Answer = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
 /// Answers by operation (the local name of the Body's first child): each call takes the
 /// next queued answer, the last one repeats.
 #[derive(Clone, Default)]
 pub(crate) struct Canned {
-    answers: Arc<Mutex<HashMap<String, VecDeque<String>>>>,
+    answers: Arc<Mutex<HashMap<String, VecDeque<Answer>>>>,
     requests: Arc<Mutex<Vec<(String, String)>>>,
 }
 
@@ -39,12 +41,22 @@ fn operation(request: &str) -> String {
 impl Canned {
     /// Queue `body` (the operation response element) as the next answer to `op`.
     pub(crate) fn answer(&self, op: &str, body: &str) -> &Self {
+        let body = body.to_string();
+        self.answer_with(op, move |_| body.clone())
+    }
+
+    /// Queue an answer made from the request, as a server answers the shape asked for.
+    pub(crate) fn answer_with(
+        &self,
+        op: &str,
+        body: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> &Self {
         self.answers
             .lock()
             .unwrap()
             .entry(op.to_string())
             .or_default()
-            .push_back(envelope(body));
+            .push_back(Arc::new(move |request: &str| envelope(&body(request))));
         self
     }
 
@@ -57,14 +69,17 @@ impl Canned {
         self.requests().into_iter().map(|(op, _)| op).collect()
     }
 
-    fn next(&self, op: &str) -> Option<String> {
-        let mut answers = self.answers.lock().unwrap();
-        let queue = answers.get_mut(op)?;
-        if queue.len() > 1 {
-            queue.pop_front()
-        } else {
-            queue.front().cloned()
-        }
+    fn next(&self, op: &str, request: &str) -> Option<String> {
+        let answer = {
+            let mut answers = self.answers.lock().unwrap();
+            let queue = answers.get_mut(op)?;
+            if queue.len() > 1 {
+                queue.pop_front()
+            } else {
+                queue.front().cloned()
+            }
+        }?;
+        Some(answer(request))
     }
 
     /// Serves on a loopback port; returns a client for it (Basic auth, no retries).
@@ -78,8 +93,9 @@ impl Canned {
                 let me = me.clone();
                 async move {
                     let op = operation(&body);
+                    let answer = me.next(&op, &body);
                     me.requests.lock().unwrap().push((op.clone(), body));
-                    match me.next(&op) {
+                    match answer {
                         Some(a) => (
                             axum::http::StatusCode::OK,
                             [("Content-Type", "text/xml; charset=utf-8")],

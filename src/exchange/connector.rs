@@ -14,7 +14,7 @@
 //!   and decides again.
 //! - Per-rep errors (ErrorImpersonateUserDenied, ErrorNonExistentMailbox) become `RepError`.
 
-use super::client::{EwsClient, FolderRef};
+use super::client::{EwsClient, FolderRef, ItemResult};
 use super::error::{EwsError, ItemError};
 use super::model::{
     self, ADDRESS_KEYS, ADDRESS_PARTS, Attendee, CalendarEvent, Contact as EwsContact, EMAIL_KEYS,
@@ -277,8 +277,8 @@ fn free_busy(s: ShowAs) -> FreeBusy {
     }
 }
 
-fn event_to_record(e: &CalendarEvent, mailbox: &str) -> Record {
-    let time = match e.all_day_dates() {
+fn event_to_record(e: &CalendarEvent, mailbox: &str) -> Result<Record, String> {
+    let time = match e.all_day_dates()? {
         Some((start, end)) => EventTime::AllDay {
             start,
             end: end.max(start.succ_opt().unwrap_or(start)),
@@ -300,43 +300,88 @@ fn event_to_record(e: &CalendarEvent, mailbox: &str) -> Record {
         .required_attendees
         .iter()
         .chain(&e.optional_attendees)
-        .map(|a| a.mailbox.email.trim().to_string())
-        .filter(|a| !a.is_empty() && !a.eq_ignore_ascii_case(mailbox))
+        .filter_map(|a| a.mailbox.smtp())
+        .filter(|a| !a.eq_ignore_ascii_case(mailbox))
+        .map(str::to_string)
         .collect();
     attendees.sort_by_key(|a| a.to_lowercase());
     attendees.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
     out.attendees = attendees;
-    out.organizer = e.organizer.as_ref().map(|o| o.email.clone());
+    out.organizer = e
+        .organizer
+        .as_ref()
+        .and_then(|o| o.smtp())
+        .map(str::to_string);
     if let Some(r) = &e.recurrence {
         out.recurrence = Recurrence::Series {
             rule: rrule::to_rrule(r),
         };
     }
-    Record::Event(out)
+    Ok(Record::Event(out))
 }
 
 /// The canonical record of an item read from `mailbox` (None for item types tether does not
-/// sync).
+/// sync), or why it cannot be read (an all-day event in a zone tether does not know).
 pub(crate) fn item_to_record(
     item: &super::model::Item,
     contact_mapping: &EffectiveMapping,
     mailbox: &str,
-) -> Option<Record> {
+) -> Option<Result<Record, String>> {
     match item {
-        super::model::Item::Contact(c) => Some(contact_to_record(c, contact_mapping)),
+        super::model::Item::Contact(c) => Some(Ok(contact_to_record(c, contact_mapping))),
         super::model::Item::Event(e) => Some(event_to_record(e, mailbox)),
         super::model::Item::Other(_) => None,
     }
 }
 
-/// Overlays the canonical event on `base` (a new item, or the item as it is now).
-fn record_to_event(base: Option<CalendarEvent>, e: &Event, zone: &str) -> CalendarEvent {
+/// An event tether cannot put on a date: it fails (visibly, per record) instead of landing
+/// on a day guessed for it.
+const UNKNOWN_TIME_ZONE: &str = "UNKNOWN_TIME_ZONE";
+
+fn undatable_write(why: String) -> RecordError {
+    RecordError {
+        code: UNKNOWN_TIME_ZONE.into(),
+        message: format!(
+            "{why}; set a zone CLDR knows (connections.exchange.time_zone or the event's)"
+        ),
+        retryable: false,
+    }
+}
+
+/// A read that meets an event it cannot date stops there, so nothing is taken as deleted
+/// and no edit is lost; the rep's error names the event.
+fn undatable_read(item_id: &str, why: String) -> CallError {
+    CallError {
+        code: UNKNOWN_TIME_ZONE.into(),
+        message: format!(
+            "calendar item {item_id}: {why}; give the event a standard time zone in Outlook, \
+             and the rep's calendar syncs again"
+        ),
+        retryable: false,
+        ambiguous: false,
+    }
+}
+
+/// Overlays the canonical event on `base` (a new item, or the item as it is now). An
+/// all-day event or a new series needs its zone (the item's, else `zone`): an unknown one is
+/// an error naming it.
+fn record_to_event(
+    base: Option<CalendarEvent>,
+    e: &Event,
+    zone: &str,
+) -> Result<CalendarEvent, String> {
     let updating = base.is_some();
     let zone = base
         .as_ref()
         .and_then(|b| b.start_time_zone.clone())
         .unwrap_or_else(|| zone.to_string());
-    let tz = super::tz::windows_tz(&zone).unwrap_or(chrono_tz::UTC);
+    let new_series = !updating && matches!(e.recurrence, Recurrence::Series { .. });
+    let tz = match model::windows_zone(&zone) {
+        Ok(tz) => tz,
+        Err(why) if matches!(e.time, EventTime::AllDay { .. }) || new_series => return Err(why),
+        // A timed event is instants: its zone only rides along.
+        Err(_) => chrono_tz::UTC,
+    };
     let (start, end, all_day) = match e.time {
         EventTime::Timed { start, end } => (start, end, false),
         EventTime::AllDay { start, end } => {
@@ -407,7 +452,7 @@ fn record_to_event(base: Option<CalendarEvent>, e: &Event, zone: &str) -> Calend
             _ => None,
         };
     }
-    out
+    Ok(out)
 }
 
 impl EwsConnector {
@@ -484,7 +529,11 @@ impl EwsConnector {
     /// Deleted Items, where it keeps its id and answers SyncFolderItems as before; tether
     /// takes it as deleted, so the engine recreates it under Contacts. One GetFolder a read.
     async fn check_sync_folder(&self, mailbox: &Mailbox, id: &str) -> Result<(), RepError> {
-        if lock(&self.checked).get(&mailbox.address).map(String::as_str) == Some(id) {
+        if lock(&self.checked)
+            .get(&mailbox.address)
+            .map(String::as_str)
+            == Some(id)
+        {
             return Ok(());
         }
         match self
@@ -510,30 +559,57 @@ impl EwsConnector {
         lock(&self.checked).remove(&mailbox.address);
     }
 
-    fn item(&self, item: model::Item, mailbox: &str) -> Option<MailItem> {
+    /// The engine's view of an item read (`None`: an item class tether does not sync).
+    fn item(&self, item: model::Item, mailbox: &str) -> Result<Option<MailItem>, CallError> {
         let (id, record, salesforce_id, related) = match item {
-            model::Item::Contact(c) => (
-                c.item_id.clone()?,
-                contact_to_record(&c, &self.contact_mapping(mailbox)),
-                c.salesforce_id().map(str::to_string),
-                false,
-            ),
-            model::Item::Event(e) => (
-                e.item_id.clone()?,
-                event_to_record(&e, mailbox),
-                e.salesforce_id().map(str::to_string),
-                e.is_outlook_related(),
-            ),
-            model::Item::Other(_) => return None,
+            model::Item::Contact(c) => {
+                let Some(id) = c.item_id.clone() else {
+                    return Ok(None);
+                };
+                (
+                    id,
+                    contact_to_record(&c, &self.contact_mapping(mailbox)),
+                    c.salesforce_id().map(str::to_string),
+                    false,
+                )
+            }
+            model::Item::Event(e) => {
+                let Some(id) = e.item_id.clone() else {
+                    return Ok(None);
+                };
+                let record =
+                    event_to_record(&e, mailbox).map_err(|why| undatable_read(&id.id, why))?;
+                (
+                    id,
+                    record,
+                    e.salesforce_id().map(str::to_string),
+                    e.is_outlook_related(),
+                )
+            }
+            model::Item::Other(_) => return Ok(None),
         };
         self.remember(&id);
-        Some(MailItem {
+        Ok(Some(MailItem {
             item_id: id.id,
             change_key: id.change_key.unwrap_or_default(),
             record,
             salesforce_id,
             related_in_outlook: related,
-        })
+        }))
+    }
+
+    /// The outcome of one item written.
+    fn written(&self, r: ItemResult<ItemId>) -> Outcome<MailRef> {
+        match r {
+            Ok(id) => {
+                self.remember(&id);
+                Outcome::Ok(MailRef {
+                    item_id: id.id,
+                    change_key: id.change_key.unwrap_or_default(),
+                })
+            }
+            Err(e) => Outcome::Failed(record_error(&e)),
+        }
     }
 
     /// GetItem for `ids` of one folder's kind: (id, the item or why not).
@@ -655,7 +731,9 @@ impl MailConnector for EwsConnector {
                 match r {
                     Ok(item) => {
                         // Distribution lists and other item classes are not synced.
-                        if let Some(i) = self.item(item, &mailbox.address) {
+                        if let Some(i) =
+                            self.item(item, &mailbox.address).map_err(RepError::Call)?
+                        {
                             fetched.insert(id.id.clone(), i);
                         }
                     }
@@ -737,42 +815,54 @@ impl MailConnector for EwsConnector {
                     .await
             }
             Folder::Calendar => {
-                let events: Vec<CalendarEvent> = items
-                    .iter()
-                    .filter_map(|c| {
-                        let Record::Event(e) = &c.record else {
-                            return None;
-                        };
-                        let mut x = record_to_event(None, e, &self.time_zone);
-                        x.set_salesforce_id(c.salesforce_id.clone());
-                        Some(x)
-                    })
-                    .collect();
-                if events.len() != items.len() {
-                    return Err(CallError {
-                        code: "INVALID_RECORD".into(),
-                        message: "a contact cannot be created in the calendar".into(),
-                        retryable: false,
-                        ambiguous: false,
-                    });
+                let mut prepared: Vec<Result<CalendarEvent, RecordError>> = Vec::new();
+                for c in items {
+                    let Record::Event(e) = &c.record else {
+                        return Err(CallError {
+                            code: "INVALID_RECORD".into(),
+                            message: "a contact cannot be created in the calendar".into(),
+                            retryable: false,
+                            ambiguous: false,
+                        });
+                    };
+                    prepared.push(
+                        record_to_event(None, e, &self.time_zone)
+                            .map(|mut x| {
+                                x.set_salesforce_id(c.salesforce_id.clone());
+                                x
+                            })
+                            .map_err(undatable_write),
+                    );
                 }
-                self.client.create_events(&mailbox.address, &events).await
+                let events: Vec<CalendarEvent> = prepared
+                    .iter()
+                    .filter_map(|p| p.as_ref().ok())
+                    .cloned()
+                    .collect();
+                let mut sent = self
+                    .client
+                    .create_events(&mailbox.address, &events)
+                    .await
+                    .map_err(|e| call_error(&e, true))?
+                    .into_iter();
+                return Ok(prepared
+                    .into_iter()
+                    .map(|p| match p {
+                        Err(e) => Outcome::Failed(e),
+                        Ok(_) => match sent.next() {
+                            Some(r) => self.written(r),
+                            None => Outcome::Failed(RecordError {
+                                code: "ErrorInvalidResponse".into(),
+                                message: "no answer for the item".into(),
+                                retryable: true,
+                            }),
+                        },
+                    })
+                    .collect());
             }
         }
         .map_err(|e| call_error(&e, true))?;
-        Ok(results
-            .into_iter()
-            .map(|r| match r {
-                Ok(id) => {
-                    self.remember(&id);
-                    Outcome::Ok(MailRef {
-                        item_id: id.id,
-                        change_key: id.change_key.unwrap_or_default(),
-                    })
-                }
-                Err(e) => Outcome::Failed(record_error(&e)),
-            })
-            .collect())
+        Ok(results.into_iter().map(|r| self.written(r)).collect())
     }
 
     async fn update(
@@ -823,9 +913,16 @@ impl MailConnector for EwsConnector {
                         contacts.push((id, c));
                     }
                     (model::Item::Event(e), Record::Event(r)) => {
-                        let mut e = record_to_event(Some(*e), r, &self.time_zone);
-                        e.extended.clear();
-                        events.push((id, e));
+                        match record_to_event(Some(*e), r, &self.time_zone) {
+                            Ok(mut e) => {
+                                e.extended.clear();
+                                events.push((id, e));
+                            }
+                            Err(why) => {
+                                out[i] = Some(Outcome::Failed(undatable_write(why)));
+                                continue;
+                            }
+                        }
                     }
                     _ => {
                         out[i] = Some(Outcome::Failed(RecordError {
@@ -848,16 +945,7 @@ impl MailConnector for EwsConnector {
             }
             .map_err(|e| call_error(&e, false))?;
             for (i, r) in send_idx.into_iter().zip(results) {
-                out[i] = Some(match r {
-                    Ok(id) => {
-                        self.remember(&id);
-                        Outcome::Ok(MailRef {
-                            item_id: id.id,
-                            change_key: id.change_key.unwrap_or_default(),
-                        })
-                    }
-                    Err(e) => Outcome::Failed(record_error(&e)),
-                });
+                out[i] = Some(self.written(r));
             }
         }
         Ok(out
@@ -917,7 +1005,7 @@ impl MailConnector for EwsConnector {
         let mut out = Vec::new();
         for item in items {
             match item {
-                Ok(i) => out.extend(self.item(i, &mailbox.address)),
+                Ok(i) => out.extend(self.item(i, &mailbox.address)?),
                 // Gone since it was read: the next plan shows what happens to it.
                 Err(e) if names_no_item(&e) => {}
                 Err(e) => {
@@ -997,16 +1085,15 @@ impl MailConnector for EwsConnector {
             .fetch(&mailbox.address, folder, &ids)
             .await
             .map_err(|e| call_error(&e, false))?;
-        Ok(items
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter_map(|i| self.item(i, &mailbox.address))
-            .filter(|i| {
+        let mut out = Vec::new();
+        for item in items.into_iter().filter_map(Result::ok) {
+            out.extend(self.item(item, &mailbox.address)?.filter(|i| {
                 i.salesforce_id
                     .as_ref()
                     .is_some_and(|s| salesforce_ids.contains(s))
-            })
-            .collect())
+            }));
+        }
+        Ok(out)
     }
 }
 
@@ -1045,8 +1132,13 @@ mod tests {
     fn sync_folder_in(parent: &str) -> String {
         response(
             "GetFolder",
-            &(folder_message("ContactsFolder", SYNC_ID, parent, "IPF.Contact", "Salesforce_Sync")
-                + &deleted_items()),
+            &(folder_message(
+                "ContactsFolder",
+                SYNC_ID,
+                parent,
+                "IPF.Contact",
+                "Salesforce_Sync",
+            ) + &deleted_items()),
         )
     }
 
@@ -1086,12 +1178,20 @@ mod tests {
         let got = c
             .sync_folder(&rep(), Folder::SalesforceSyncContacts, Some(&cursor()))
             .await;
-        assert_eq!(got, Err(RepError::FolderMissing), "{:?}", server.operations());
+        assert_eq!(
+            got,
+            Err(RepError::FolderMissing),
+            "{:?}",
+            server.operations()
+        );
         // The one GetFolder asked for the folder and Deleted Items, with ParentFolderId.
         let (op, body) = &server.requests()[0];
         assert_eq!(op, "GetFolder");
         assert!(body.contains(r#"Id="deleteditems""#), "{body}");
-        assert!(body.contains(r#"FieldURI="folder:ParentFolderId""#), "{body}");
+        assert!(
+            body.contains(r#"FieldURI="folder:ParentFolderId""#),
+            "{body}"
+        );
         assert!(!server.operations().contains(&"SyncFolderItems".to_string()));
     }
 
@@ -1113,7 +1213,12 @@ mod tests {
         // Each read (here: one page each) checks the folder once.
         assert_eq!(
             server.operations(),
-            ["GetFolder", "SyncFolderItems", "GetFolder", "SyncFolderItems"]
+            [
+                "GetFolder",
+                "SyncFolderItems",
+                "GetFolder",
+                "SyncFolderItems"
+            ]
         );
     }
 
@@ -1131,18 +1236,20 @@ mod tests {
     #[tokio::test]
     async fn sync_folder_items_error_sync_folder_not_found_means_the_folder_is_missing() {
         let server = Canned::default();
-        server.answer("GetFolder", &sync_folder_in(CONTACTS_ID)).answer(
-            "SyncFolderItems",
-            &response(
+        server
+            .answer("GetFolder", &sync_folder_in(CONTACTS_ID))
+            .answer(
                 "SyncFolderItems",
-                &error_message(
+                &response(
                     "SyncFolderItems",
-                    "ErrorSyncFolderNotFound",
-                    "The specified folder could not be found in the store.",
-                    "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>",
+                    &error_message(
+                        "SyncFolderItems",
+                        "ErrorSyncFolderNotFound",
+                        "The specified folder could not be found in the store.",
+                        "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>",
+                    ),
                 ),
-            ),
-        );
+            );
         let c = EwsConnector::new(server.client().await);
         let got = c
             .sync_folder(&rep(), Folder::SalesforceSyncContacts, Some(&cursor()))
@@ -1222,7 +1329,8 @@ mod tests {
             );
         let c = EwsConnector::new(server.client().await);
         assert_eq!(
-            c.ensure_folder(&rep(), Folder::SalesforceSyncContacts).await,
+            c.ensure_folder(&rep(), Folder::SalesforceSyncContacts)
+                .await,
             Err(RepError::FolderMissing)
         );
     }
@@ -1268,17 +1376,20 @@ mod tests {
         e.recurrence = Recurrence::Series {
             rule: "FREQ=WEEKLY;INTERVAL=1;BYDAY=MO".into(),
         };
-        let ews = record_to_event(None, &e, "W. Europe Standard Time");
+        let ews = record_to_event(None, &e, "W. Europe Standard Time").unwrap();
         assert!(ews.is_all_day);
         assert_eq!(ews.sensitivity, Some(Sensitivity::Private));
-        assert_eq!(event_to_record(&ews, "rep@x.com"), Record::Event(e.clone()));
+        assert_eq!(
+            event_to_record(&ews, "rep@x.com"),
+            Ok(Record::Event(e.clone()))
+        );
 
         // A tentative meeting reads as busy and stays tentative through an update.
         let mut tentative = ews.clone();
         tentative.free_busy = Some(FreeBusy::Tentative);
-        let read = event_to_record(&tentative, "rep@x.com");
+        let read = event_to_record(&tentative, "rep@x.com").unwrap();
         assert_eq!(read.as_event().unwrap().show_as, ShowAs::Busy);
-        let updated = record_to_event(Some(tentative), read.as_event().unwrap(), "UTC");
+        let updated = record_to_event(Some(tentative), read.as_event().unwrap(), "UTC").unwrap();
         assert_eq!(updated.free_busy, Some(FreeBusy::Tentative));
     }
 }

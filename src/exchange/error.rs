@@ -75,7 +75,9 @@ impl EwsError {
     /// FindFolder, CreateFolder and SyncFolderItems, where ErrorItemNotFound names the folder).
     pub fn is_folder_missing(&self) -> bool {
         matches!(self, EwsError::Response { .. })
-            && self.code().is_some_and(|c| FOLDER_MISSING_CODES.contains(&c))
+            && self
+                .code()
+                .is_some_and(|c| FOLDER_MISSING_CODES.contains(&c))
     }
 }
 
