@@ -1304,6 +1304,147 @@ mod tests {
         );
     }
 
+    const EVENT_ID: &str = "AAMkADk0N2E4OWM5LWY1NjgtNDMyZi1hNDMyLTMzYjE2ZjZhMzIxMABGAAAAAACKu3EhvuDvQZb9mLyWwOnTBwDwsfS1D0n+SJH9c5R0Sj0yAAAAAAENAADwsfS1D0n+SJH9c5R0Sj0yAAAAABcqAAA=";
+
+    /// A GetItem answer of one calendar item whose elements (after ItemId) are `inner`.
+    fn get_event(inner: &str) -> String {
+        response(
+            "GetItem",
+            &format!(
+                r#"<m:GetItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items><t:CalendarItem><t:ItemId Id="{EVENT_ID}" ChangeKey="DwAAABYAAADwsfS1D0n+SJH9c5R0Sj0yAAAAABdR"/>{inner}</t:CalendarItem></m:Items></m:GetItemResponseMessage>"#
+            ),
+        )
+    }
+
+    const ALL_DAY_IN_A_CUSTOM_ZONE: &str = r#"<t:Subject>Trade fair</t:Subject><t:Start>2026-03-09T23:00:00Z</t:Start><t:End>2026-03-10T23:00:00Z</t:End><t:IsAllDayEvent>true</t:IsAllDayEvent><t:CalendarItemType>Single</t:CalendarItemType><t:StartTimeZone Id="Customized Time Zone" Name="Customized Time Zone"/><t:EndTimeZone Id="Customized Time Zone" Name="Customized Time Zone"/>"#;
+
+    #[tokio::test]
+    async fn an_all_day_event_in_an_unknown_zone_is_a_read_error_naming_it_not_a_utc_date() {
+        let server = Canned::default();
+        server
+            .answer(
+                "SyncFolderItems",
+                &response(
+                    "SyncFolderItems",
+                    &format!(
+                        r#"<m:SyncFolderItemsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:SyncState>H4sIAAAAAAAEAO29B2AcSZYlJi9tynt</m:SyncState><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange><m:Changes><t:Create><t:CalendarItem><t:ItemId Id="{EVENT_ID}" ChangeKey="DwAAABYAAADwsfS1D0n+SJH9c5R0Sj0yAAAAABdR"/></t:CalendarItem></t:Create></m:Changes></m:SyncFolderItemsResponseMessage>"#
+                    ),
+                ),
+            )
+            .answer("GetItem", &get_event(ALL_DAY_IN_A_CUSTOM_ZONE));
+        let c = EwsConnector::new(server.client().await);
+        match c.sync_folder(&rep(), Folder::Calendar, None).await {
+            Err(RepError::Call(e)) => {
+                assert_eq!(e.code, "UNKNOWN_TIME_ZONE");
+                assert!(
+                    e.message.contains("\"Customized Time Zone\""),
+                    "{}",
+                    e.message
+                );
+                assert!(e.message.contains(EVENT_ID), "{}", e.message);
+            }
+            other => panic!("an undatable event must stop the read: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_all_day_event_for_an_unknown_zone_fails_per_record_and_the_rest_is_written() {
+        let server = Canned::default();
+        server.answer(
+            "CreateItem",
+            &response(
+                "CreateItem",
+                &format!(
+                    r#"<m:CreateItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items><t:CalendarItem><t:ItemId Id="{EVENT_ID}" ChangeKey="DwAAABYAAADwsfS1D0n+SJH9c5R0Sj0yAAAAABdR"/></t:CalendarItem></m:Items></m:CreateItemResponseMessage>"#
+                ),
+            ),
+        );
+        let c = EwsConnector::new(server.client().await).with_time_zone("Customized Time Zone");
+        let day = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
+        let all_day = Event::new(
+            "Trade fair",
+            EventTime::AllDay {
+                start: day,
+                end: day.succ_opt().unwrap(),
+            },
+        );
+        let start = Utc.with_ymd_and_hms(2026, 3, 10, 9, 0, 0).unwrap();
+        let timed = Event::new(
+            "Call",
+            EventTime::Timed {
+                start,
+                end: start + chrono::Duration::minutes(30),
+            },
+        );
+        let items: Vec<MailCreate> = [all_day, timed]
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| MailCreate {
+                salesforce_id: format!("00U00000000000{i}AAA"),
+                record: Record::Event(e),
+            })
+            .collect();
+        let got = c.create(&rep(), Folder::Calendar, &items).await.unwrap();
+        match &got[0] {
+            Outcome::Failed(e) => {
+                assert_eq!(e.code, "UNKNOWN_TIME_ZONE");
+                assert!(
+                    e.message.contains("\"Customized Time Zone\""),
+                    "{}",
+                    e.message
+                );
+            }
+            other => panic!("never created in a guessed zone: {other:?}"),
+        }
+        assert!(matches!(got[1], Outcome::Ok(_)), "{:?}", got[1]);
+        let create = &server.requests()[0].1;
+        assert_eq!(create.matches("<t:CalendarItem>").count(), 1, "{create}");
+    }
+
+    #[tokio::test]
+    async fn routing_type_ex_addresses_are_never_copied_as_email() {
+        const X500: &str = "/O=EXCHANGELABS/OU=EXCHANGE ADMINISTRATIVE GROUP (FYDIBOHF23SPDLT)/CN=RECIPIENTS/CN=0B3D5A8F2C1E4A7C9D6B3F0E1A2C4D5E-ANA DIAZ";
+        let mailbox = |name: &str, address: &str, routing: &str, extra: &str| {
+            format!(
+                "<t:Mailbox><t:Name>{name}</t:Name><t:EmailAddress>{address}</t:EmailAddress><t:RoutingType>{routing}</t:RoutingType><t:MailboxType>Mailbox</t:MailboxType>{extra}</t:Mailbox>"
+            )
+        };
+        let attendee = |m: String| {
+            format!("<t:Attendee>{m}<t:ResponseType>Unknown</t:ResponseType></t:Attendee>")
+        };
+        let inner = format!(
+            "<t:Subject>Review</t:Subject><t:Start>2026-03-10T09:00:00Z</t:Start><t:End>2026-03-10T10:00:00Z</t:End><t:IsAllDayEvent>false</t:IsAllDayEvent><t:CalendarItemType>Single</t:CalendarItemType><t:Organizer>{}</t:Organizer><t:RequiredAttendees>{}{}{}</t:RequiredAttendees><t:StartTimeZone Id=\"UTC\"/><t:EndTimeZone Id=\"UTC\"/>",
+            mailbox("Ana Diaz", X500, "EX", ""),
+            attendee(mailbox("Ana Diaz", X500, "EX", "")),
+            attendee(mailbox(
+                "Bo Li",
+                "/O=EXCHANGELABS/OU=EXCHANGE ADMINISTRATIVE GROUP (FYDIBOHF23SPDLT)/CN=RECIPIENTS/CN=BO",
+                "EX",
+                "<t:OriginalDisplayName>bo.li@contoso.com</t:OriginalDisplayName>"
+            )),
+            attendee(mailbox("Cy Orr", "cy@fabrikam.com", "SMTP", "")),
+        );
+        let server = Canned::default();
+        server.answer("GetItem", &get_event(&inner));
+        let c = EwsConnector::new(server.client().await);
+        let got = c
+            .get_items(&rep(), Folder::Calendar, &[EVENT_ID.to_string()])
+            .await
+            .unwrap();
+        let e = got[0].record.as_event().unwrap();
+        assert_eq!(e.organizer, None, "an unresolved organizer has no email");
+        assert_eq!(e.attendees, ["bo.li@contoso.com", "cy@fabrikam.com"]);
+        // The raw item keeps the unresolved mailbox, by name, without an address.
+        let raw = c
+            .client()
+            .get_events(REP, &[ItemId::new(EVENT_ID, None)])
+            .await
+            .unwrap();
+        let organizer = raw[0].as_ref().unwrap().organizer.clone().unwrap();
+        assert_eq!(organizer.name.as_deref(), Some("Ana Diaz"));
+        assert_eq!(organizer.smtp(), None);
+    }
+
     #[tokio::test]
     async fn create_folder_error_parent_folder_not_found_is_a_missing_folder() {
         let server = Canned::default();
