@@ -75,11 +75,14 @@ pub fn run(args: &Args) -> ExitCode {
         return ExitCode::from(1);
     };
     let state_path = args.state.path(&args.paths);
-    if !state_path.exists() && args.out.is_none() {
+    let created = match SqliteState::exists(&state_path) {
+        Ok(exists) => !exists,
+        Err(e) => return fail(e),
+    };
+    if created && args.out.is_none() {
         // No state yet means a first apply; planning must not create the state file.
         return plan_with(args, &config, &home, &MemoryState::new());
     }
-    let created = !state_path.exists();
     // Planning only reads an existing state, so it works on one it may not write.
     let open = if created {
         SqliteState::open

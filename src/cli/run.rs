@@ -51,7 +51,11 @@ pub fn run(args: &Args) -> ExitCode {
         ))
     };
     // A first apply holds the lock while it creates the state: say it is locked by it.
-    if !state_path.exists() && !crate::lock::lock_path(&state_path).exists() {
+    let exists = match crate::state::SqliteState::exists(&state_path) {
+        Ok(exists) => exists,
+        Err(e) => return fail(e),
+    };
+    if !exists && !crate::lock::lock_path(&state_path).exists() {
         return no_state();
     }
     let _lock = match super::lock_state(&state_path, "run", chrono::Utc::now()) {

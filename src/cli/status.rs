@@ -44,7 +44,7 @@ pub fn open_existing(
     path: &Path,
     open: fn(&Path) -> Result<SqliteState, crate::state::StateError>,
 ) -> Result<SqliteState, String> {
-    if !path.exists() {
+    if !SqliteState::exists(path).map_err(|e| e.to_string())? {
         return Err(format!(
             "no state at {}: nothing has been applied yet; run `tether apply` first",
             path.display()
