@@ -5,7 +5,10 @@
 //!   batches for the created and updated items, since SyncFolderItems cannot return bodies. A
 //!   page without creates or updates costs that one call. The cursor carries the folder id
 //!   with the SyncState (`<folder id> <SyncState>`), so reading Salesforce_Sync never needs a
-//!   FindFolder once the folder is known.
+//!   FindFolder once the folder is known; the first page of each read costs one GetFolder
+//!   more, which tells a folder the rep deleted (gone, or moved into Deleted Items with its
+//!   id) from one still under Contacts: a deleted one is `RepError::FolderMissing`, and the
+//!   engine creates Salesforce_Sync again.
 //! - Writes: CreateItem / UpdateItem / DeleteItem in batches (the client's batch size, at
 //!   most 50). Every created item carries `tether.SalesforceId`. Updates overlay the mapped
 //!   properties on the item as it is now (so unmapped properties such as categories or a
@@ -13,6 +16,11 @@
 //!   back as a conflict, reported per record as retryable, and the next cycle reads the edit
 //!   and decides again.
 //! - Per-rep errors (ErrorImpersonateUserDenied, ErrorNonExistentMailbox) become `RepError`.
+//! - An event tether cannot date (all-day, in a zone CLDR's table does not know, or with no
+//!   zone in the answer) is never dated in UTC: a write fails per record, a read fails the
+//!   rep's calendar read with the item and the zone named (nothing is taken as deleted).
+//! - Organizers and attendees known only by an Exchange-internal address (RoutingType EX)
+//!   count as unresolved: no email, so no Salesforce match is made from them.
 
 use super::client::{EwsClient, FolderRef, ItemResult};
 use super::error::{EwsError, ItemError};
