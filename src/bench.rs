@@ -590,7 +590,7 @@ impl Bench {
                     let (Some(x), Some(s)) = (&link.exchange, &link.salesforce) else {
                         continue;
                     };
-                    if k % step == 0 {
+                    if k.is_multiple_of(step) {
                         let ok =
                             self.org
                                 .exchange

@@ -190,15 +190,15 @@ fn newer_versions(item: &RepObjectInput) -> Vec<NewerVersion> {
     let mut out = Vec::new();
     for (id, link) in &item.links {
         let mut read = link.clone();
-        if let Some(e) = &mut read.exchange {
-            if let Some(ck) = ex.get(e.item_id.as_str()) {
-                e.change_key = ck.to_string();
-            }
+        if let Some(e) = &mut read.exchange
+            && let Some(ck) = ex.get(e.item_id.as_str())
+        {
+            e.change_key = ck.to_string();
         }
-        if let Some(s) = &mut read.salesforce {
-            if let Some(m) = sf.get(s.id.as_str()) {
-                s.modstamp = m.to_string();
-            }
+        if let Some(s) = &mut read.salesforce
+            && let Some(m) = sf.get(s.id.as_str())
+        {
+            s.modstamp = m.to_string();
         }
         if read != *link {
             out.push(NewerVersion {

@@ -641,10 +641,10 @@ impl SalesforceConnector {
                 continue;
             };
             let id_note = note.replace("the Account", &format!("the Account {id}"));
-            if let RecordOutcome::Failed { errors } = o {
-                if let Some(e) = errors.first_mut() {
-                    e.message.push_str(&id_note);
-                }
+            if let RecordOutcome::Failed { errors } = o
+                && let Some(e) = errors.first_mut()
+            {
+                e.message.push_str(&id_note);
             }
         }
         Some(note)
@@ -719,10 +719,10 @@ impl SalesforceConnector {
     /// left arrives with the next change read (the engine decides by content hash, so a
     /// second query per batch would cost a call for nothing).
     fn written(report: WriteReport) -> Result<Vec<Outcome<CrmRef>>, CallError> {
-        if let Some(e) = report.stopped {
-            if !report.outcomes.iter().any(RecordOutcome::is_success) {
-                return Err(call_error(e));
-            }
+        if let Some(e) = report.stopped
+            && !report.outcomes.iter().any(RecordOutcome::is_success)
+        {
+            return Err(call_error(e));
         }
         Ok(report
             .outcomes
@@ -926,10 +926,10 @@ impl CrmConnector for SalesforceConnector {
         ids: &[String],
     ) -> Result<Vec<Outcome<()>>, CallError> {
         let report = self.client.delete(ids).await;
-        if let Some(e) = report.stopped {
-            if !report.outcomes.iter().any(RecordOutcome::is_success) {
-                return Err(call_error(e));
-            }
+        if let Some(e) = report.stopped
+            && !report.outcomes.iter().any(RecordOutcome::is_success)
+        {
+            return Err(call_error(e));
         }
         Ok(report
             .outcomes

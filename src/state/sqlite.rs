@@ -274,11 +274,11 @@ impl SqliteState {
         if let Err(e) = store
             .conn
             .query_row("PRAGMA schema_version", [], |_| Ok(()))
+            && cannot_share(&e)
+            && !has_pending_log(path)
         {
-            if cannot_share(&e) && !has_pending_log(path) {
-                store = Self::connect(&immutable_uri(path)?, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-                store.path = path.to_path_buf();
-            }
+            store = Self::connect(&immutable_uri(path)?, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            store.path = path.to_path_buf();
         }
         if store.check()? < SCHEMA_VERSION {
             drop(store);
