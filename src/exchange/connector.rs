@@ -1410,6 +1410,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn all_day_events_in_taipei_and_east_africa_keep_their_day_both_ways() {
+        // Exchange stores an all-day event as local midnights in its zone.
+        for (zone, midnight_before) in [
+            ("Taipei Standard Time", "2026-03-09T16:00:00Z"),
+            ("E. Africa Standard Time", "2026-03-09T21:00:00Z"),
+        ] {
+            let midnight_after = midnight_before.replace("03-09", "03-10");
+            let server = Canned::default();
+            server
+                .answer(
+                    "GetItem",
+                    &get_event(&format!(
+                        r#"<t:Subject>Offsite</t:Subject><t:Start>{midnight_before}</t:Start><t:End>{midnight_after}</t:End><t:IsAllDayEvent>true</t:IsAllDayEvent><t:CalendarItemType>Single</t:CalendarItemType><t:StartTimeZone Id="{zone}"/><t:EndTimeZone Id="{zone}"/>"#
+                    )),
+                )
+                .answer(
+                    "CreateItem",
+                    &response(
+                        "CreateItem",
+                        &format!(
+                            r#"<m:CreateItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items><t:CalendarItem><t:ItemId Id="{EVENT_ID}" ChangeKey="DwAAABYAAADwsfS1D0n+SJH9c5R0Sj0yAAAAABdR"/></t:CalendarItem></m:Items></m:CreateItemResponseMessage>"#
+                        ),
+                    ),
+                );
+            let c = EwsConnector::new(server.client().await).with_time_zone(zone);
+            let read = c
+                .get_items(&rep(), Folder::Calendar, &[EVENT_ID.to_string()])
+                .await
+                .unwrap();
+            let day = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
+            let all_day = EventTime::AllDay {
+                start: day,
+                end: day.succ_opt().unwrap(),
+            };
+            assert_eq!(read[0].record.as_event().unwrap().time, all_day, "{zone}");
+            let created = c
+                .create(
+                    &rep(),
+                    Folder::Calendar,
+                    &[MailCreate {
+                        salesforce_id: "00U000000000001AAA".into(),
+                        record: Record::Event(Event::new("Offsite", all_day)),
+                    }],
+                )
+                .await
+                .unwrap();
+            assert!(matches!(created[0], Outcome::Ok(_)), "{zone}: {created:?}");
+            let body = &server.requests()[1].1;
+            assert!(
+                body.contains(&format!("<t:Start>{midnight_before}</t:Start>")),
+                "{zone}: {body}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn routing_type_ex_addresses_are_never_copied_as_email() {
         const X500: &str = "/O=EXCHANGELABS/OU=EXCHANGE ADMINISTRATIVE GROUP (FYDIBOHF23SPDLT)/CN=RECIPIENTS/CN=0B3D5A8F2C1E4A7C9D6B3F0E1A2C4D5E-ANA DIAZ";
         let mailbox = |name: &str, address: &str, routing: &str, extra: &str| {
