@@ -692,7 +692,8 @@ impl MailConnector for EwsConnector {
                 return Err(rep_error(e));
             }
         };
-        if page.includes_last {
+        if page.includes_last && folder == Folder::SalesforceSyncContacts {
+            // The read is done: the next one checks the folder again.
             lock(&self.checked).remove(&mailbox.address);
         }
         let folder_id = match &folder_ref {

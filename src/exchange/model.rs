@@ -678,7 +678,8 @@ pub fn write_contact_field(w: &mut Writer, c: &Contact, field: &str) {
 fn write_mailbox(w: &mut Writer, m: &MailboxAddress) {
     w.open("t:Mailbox", &[]);
     w.opt_leaf("t:Name", m.name.as_deref());
-    w.leaf("t:EmailAddress", &m.email);
+    // EmailAddress is a non-empty string: an unresolved mailbox goes by its name only.
+    w.opt_leaf("t:EmailAddress", m.smtp());
     w.close();
 }
 
