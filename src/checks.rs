@@ -65,13 +65,24 @@ pub async fn run(
     clock: Arc<dyn Clock>,
 ) -> Vec<Check> {
     let mut out = Vec::new();
-    match connect::exchange(config, home, clock) {
-        Err(e) => out.push(fail(
-            "Exchange: connection settings",
-            e.to_string(),
-            "fix the setting named, then run test-connection again",
-        )),
-        Ok(client) => exchange(&client, probe_mailbox(config, user), &mut out).await,
+    if connect::uses_graph(config) {
+        match connect::graph(config, home, clock) {
+            Err(e) => out.push(fail(
+                "Exchange: connection settings",
+                e.to_string(),
+                "fix the setting named, then run test-connection again",
+            )),
+            Ok(client) => graph(&client, &graph_mailboxes(config, user), &mut out).await,
+        }
+    } else {
+        match connect::exchange(config, home, clock) {
+            Err(e) => out.push(fail(
+                "Exchange: connection settings",
+                e.to_string(),
+                "fix the setting named, then run test-connection again",
+            )),
+            Ok(client) => exchange(&client, probe_mailbox(config, user), &mut out).await,
+        }
     }
     match connect::salesforce(config, home) {
         Err(e) => out.push(fail(
@@ -143,6 +154,80 @@ async fn exchange(client: &EwsClient, mailbox: Option<String>, out: &mut Vec<Che
             e.to_string(),
             "check the service account's access to the mailbox's calendar",
         )),
+    }
+}
+
+/// The mailboxes the Graph checks open: `--user`, or every user listed in an active
+/// configuration (one cheap call each: a denial concerns one rep, not the setup).
+fn graph_mailboxes(config: &Config, user: Option<&str>) -> Vec<String> {
+    if let Some(u) = user {
+        return vec![u.to_string()];
+    }
+    let mut out: Vec<String> = Vec::new();
+    for u in config
+        .sync_configurations
+        .iter()
+        .filter(|c| c.active)
+        .flat_map(|c| &c.members.users)
+    {
+        if !out.iter().any(|x| x.eq_ignore_ascii_case(u)) {
+            out.push(u.clone());
+        }
+    }
+    out
+}
+
+/// Microsoft Graph: the app's token, then each rep's mailbox and Salesforce_Sync folder.
+async fn graph(client: &crate::graph::GraphClient, mailboxes: &[String], out: &mut Vec<Check>) {
+    use crate::graph::ErrorKind;
+    const TOKEN: &str = "Exchange: app sign-in (Microsoft Graph)";
+    if let Err(e) = client.sign_in().await {
+        out.push(fail(
+            TOKEN,
+            e.to_string(),
+            "fix the app registration setting named, then run test-connection again",
+        ));
+        return;
+    }
+    out.push(pass(TOKEN, "token issued"));
+    if mailboxes.is_empty() {
+        out.push(fail(
+            "Exchange: mailbox access",
+            "no rep to test with",
+            "pass --user EMAIL, or list a user in an active sync configuration",
+        ));
+    }
+    for mailbox in mailboxes {
+        let name = format!("Exchange: mailbox of {mailbox}");
+        if let Err(e) = client.check_mailbox(mailbox).await {
+            let what = match e.kind {
+                ErrorKind::Denied => "User recognized by Exchange service account: no",
+                ErrorKind::NoMailbox => "no Exchange Online mailbox",
+                _ => "not reachable",
+            };
+            let todo = e.hint.clone().unwrap_or_else(|| {
+                "check the app's Contacts.ReadWrite and Calendars.ReadWrite application permissions".into()
+            });
+            out.push(fail(name, format!("{what}: {}", e.message), todo));
+            continue;
+        }
+        out.push(pass(name, "contacts and calendar readable"));
+        let folder = format!("Exchange: Salesforce_Sync folder of {mailbox}");
+        match client
+            .find_contact_folder(mailbox, crate::graph::folders::SYNC_FOLDER)
+            .await
+        {
+            Ok(Some(_)) => out.push(pass(folder, "found")),
+            Ok(None) => out.push(pass(
+                folder,
+                "not there yet; tether creates it under Contacts when it first syncs",
+            )),
+            Err(e) => out.push(fail(
+                folder,
+                e.to_string(),
+                "check the app's Contacts.ReadWrite application permission for this mailbox",
+            )),
+        }
     }
 }
 
@@ -362,5 +447,82 @@ async fn salesforce(config: &Config, client: &SalesforceClient, out: &mut Vec<Ch
             }
         }
         _ => out.push(pass("Salesforce: API usage", "not reported by the org")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::tests::fake::{Canned, Fake};
+    use crate::graph::tests::{DENIED, NO_MAILBOX, with_token};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn graph_test_connection_checks_the_token_and_each_reps_mailbox() {
+        let fake = Fake::start(with_token(|req| match req.mailbox().as_deref() {
+            Some("out@corp.com") => Canned::raw(403, DENIED),
+            Some("gone@corp.com") => Canned::raw(404, NO_MAILBOX),
+            _ => Canned::json(200, &json!({"value": []})),
+        }))
+        .await;
+        // SAFETY: a variable only this test reads.
+        unsafe { std::env::set_var("TETHER_CHECKS_TEST_SECRET", "app-secret") };
+        let config: Config = serde_json::from_value(json!({
+            "version": 1,
+            "org": {"name": "acme", "kind": "production"},
+            "connections": {
+                "exchange": {
+                    "method": "oauth2", "api": "graph", "tenant": "corp.com", "client_id": "app-1",
+                    "client_secret": "${env:TETHER_CHECKS_TEST_SECRET}",
+                    "token_url": fake.token_url(), "graph_url": fake.graph_url(),
+                },
+                "salesforce": {"instance_url": "https://acme.my.salesforce.com", "auth": {"flow": "access_token", "access_token": "${env:X}"}},
+            },
+            "sync_configurations": [{"name": "Reps", "members": {"users": ["ana@corp.com", "out@corp.com", "gone@corp.com", "ANA@corp.com"]}}],
+        }))
+        .unwrap();
+        let mut out = Vec::new();
+        let client =
+            connect::graph(&config, Path::new("."), Arc::new(crate::clock::SystemClock)).unwrap();
+        graph(&client, &graph_mailboxes(&config, None), &mut out).await;
+        let lines: Vec<String> = out
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}: {}",
+                    if c.passed { "PASS" } else { "FAIL" },
+                    c.name,
+                    c.detail
+                )
+            })
+            .collect();
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        assert_eq!(
+            lines[0],
+            "PASS Exchange: app sign-in (Microsoft Graph): token issued"
+        );
+        assert_eq!(
+            lines[1],
+            "PASS Exchange: mailbox of ana@corp.com: contacts and calendar readable"
+        );
+        assert_eq!(
+            lines[2],
+            "PASS Exchange: Salesforce_Sync folder of ana@corp.com: not there yet; tether creates it under Contacts when it first syncs"
+        );
+        assert!(lines[3].starts_with("FAIL Exchange: mailbox of out@corp.com: User recognized by Exchange service account: no"), "{}", lines[3]);
+        assert!(
+            out[3]
+                .remediation
+                .as_deref()
+                .unwrap()
+                .contains("Test-ServicePrincipalAuthorization")
+        );
+        assert!(
+            lines[4]
+                .starts_with("FAIL Exchange: mailbox of gone@corp.com: no Exchange Online mailbox"),
+            "{}",
+            lines[4]
+        );
+        assert!(!format!("{out:?}").contains("app-secret"));
     }
 }

@@ -36,6 +36,8 @@ mod canned;
 pub mod client;
 pub mod connector;
 pub mod error;
+#[cfg(test)]
+mod golden;
 pub mod model;
 pub mod rrule;
 pub mod soap;
