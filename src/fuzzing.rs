@@ -59,7 +59,7 @@ pub fn ews_response(bytes: &[u8]) {
             let _ = answers::found_folder(m, "Salesforce_Sync");
             let _ = answers::created_folder(m);
             let _ = answers::sync_page(m);
-            let events = answers::calendar_view(m).unwrap_or_default().into_iter();
+            let events = answers::calendar_view(m).into_iter();
             items.extend(events.map(|e| Item::Event(Box::new(e))));
             let _ = answers::found_ids(m);
             if let Ok(master) = answers::recurring_master(m) {

@@ -951,7 +951,14 @@ impl EwsClient {
         let m = self
             .call_one("FindFolder", Some(mailbox), &w.finish())
             .await?;
-        answers::found_folder(&m, name)
+        let found = answers::found_folder(&m, name);
+        // Not on a page that is not the last: it may be on a later one.
+        if found.is_none() && !answers::paging(&m).includes_last {
+            return Err(EwsError::Xml(format!(
+                "FindFolder for {name} answered part of the list (IncludesLastItemInRange false)"
+            )));
+        }
+        Ok(found)
     }
 
     /// CreateFolder; `Ok(None)` when it already exists (ErrorFolderExists).
@@ -1133,7 +1140,17 @@ impl EwsClient {
         let m = self
             .call_one("FindItem", Some(mailbox), &w.finish())
             .await?;
-        answers::calendar_view(&m)
+        let events = answers::calendar_view(&m);
+        // A CalendarView has no offset to page by: an answer that is not the whole window is
+        // an error, never a silently shorter calendar.
+        if !answers::paging(&m).includes_last {
+            return Err(EwsError::Xml(format!(
+                "CalendarView answered {} items and not the last of the window \
+                 (IncludesLastItemInRange false): ask for a shorter window or more entries",
+                events.len()
+            )));
+        }
+        Ok(events)
     }
 
     /// FindItem in `folder` for items whose PublicStrings extended property `property` equals
@@ -1676,27 +1693,16 @@ pub(crate) mod answers {
         Ok((!in_deleted_items).then_some(folder))
     }
 
-    /// FindFolder: the folder called `name`, if listed. Not listed on a page that is not
-    /// the last is an error: it may be on a later one.
-    pub(crate) fn found_folder(
-        m: &ResponseMessage,
-        name: &str,
-    ) -> Result<Option<FolderInfo>, EwsError> {
-        let found = m
-            .element
+    /// FindFolder: the folder called `name`, if listed on this page.
+    pub(crate) fn found_folder(m: &ResponseMessage, name: &str) -> Option<FolderInfo> {
+        m.element
             .path(&[(NS_M, "RootFolder"), (NS_T, "Folders")])
             .and_then(|f| {
                 f.children
                     .iter()
                     .filter_map(folder_info)
                     .find(|f| f.display_name.eq_ignore_ascii_case(name))
-            });
-        if found.is_none() && !paging(m).includes_last {
-            return Err(EwsError::Xml(format!(
-                "FindFolder for {name} answered part of the list (IncludesLastItemInRange false)"
-            )));
-        }
-        Ok(found)
+            })
     }
 
     /// CreateFolder: the new folder's id.
@@ -1793,11 +1799,9 @@ pub(crate) mod answers {
         }
     }
 
-    /// FindItem with a CalendarView. A CalendarView cannot be paged by offset: an answer
-    /// that is not the whole window is an error, never a silently shorter calendar.
-    pub(crate) fn calendar_view(m: &ResponseMessage) -> Result<Vec<CalendarEvent>, EwsError> {
-        let events: Vec<CalendarEvent> = m
-            .element
+    /// FindItem with a CalendarView: the events on this page.
+    pub(crate) fn calendar_view(m: &ResponseMessage) -> Vec<CalendarEvent> {
+        m.element
             .path(&[(NS_M, "RootFolder"), (NS_T, "Items")])
             .map(|items| {
                 items
@@ -1806,15 +1810,7 @@ pub(crate) mod answers {
                     .filter_map(model::parse_event)
                     .collect()
             })
-            .unwrap_or_default();
-        if !paging(m).includes_last {
-            return Err(EwsError::Xml(format!(
-                "CalendarView answered {} items and not the last of the window \
-                 (IncludesLastItemInRange false): ask for a shorter window or more entries",
-                events.len()
-            )));
-        }
-        Ok(events)
+            .unwrap_or_default()
     }
 
     /// FindItem with IdOnly: the ids listed on this page.
