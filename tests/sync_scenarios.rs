@@ -880,9 +880,12 @@ async fn a_no_change_cycle_for_50_reps_costs_one_sync_folder_items_per_folder_pe
         "no-change cycle, {REPS} reps: EWS {ews_client:?} (served {ews_served:?}); Salesforce {sf_client:?} (served {sf_served:?})"
     );
 
-    // Exchange: Salesforce_Sync and the calendar, one SyncFolderItems each, per rep; nothing else.
-    let expected_ews =
-        std::collections::BTreeMap::from([("SyncFolderItems".to_string(), 2 * REPS as u64)]);
+    // Exchange: Salesforce_Sync and the calendar, one SyncFolderItems each, per rep, and one
+    // GetFolder per rep that checks Salesforce_Sync is not in Deleted Items; nothing else.
+    let expected_ews = std::collections::BTreeMap::from([
+        ("GetFolder".to_string(), REPS as u64),
+        ("SyncFolderItems".to_string(), 2 * REPS as u64),
+    ]);
     assert_eq!(ews_client, expected_ews);
     assert_eq!(ews_served, expected_ews);
     // Salesforce: users, then Contact and Event changes since the watermark — whatever the
