@@ -601,3 +601,29 @@ async fn an_all_day_event_in_e_africa_standard_time_is_stored_and_returned() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn a_sync_state_the_server_cannot_read_answers_error_invalid_sync_state_data() {
+    let emu = emulator(true).await;
+    let sync = |folder: &str, state: &str| {
+        format!(
+            r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="{folder}"/></m:SyncFolderId><m:SyncState>{state}</m:SyncState><m:MaxChangesReturned>100</m:MaxChangesReturned></m:SyncFolderItems>"#
+        )
+    };
+    let (_, answer) = call(&emu, &sync("contacts", "AEbJ94eMOAAA=")).await;
+    assert_eq!(codes(&answer), ["ErrorInvalidSyncStateData"], "{answer}");
+    assert!(answer.contains(r#"ResponseClass="Error""#), "{answer}");
+    // A state the server issued for another folder is no state for this one.
+    let (_, first) = call(
+        &emu,
+        r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="calendar"/></m:SyncFolderId><m:MaxChangesReturned>100</m:MaxChangesReturned></m:SyncFolderItems>"#,
+    )
+    .await;
+    let state = first
+        .split_once("<m:SyncState>")
+        .and_then(|(_, r)| r.split_once("</m:SyncState>"))
+        .map(|(s, _)| s.to_string())
+        .expect("a sync state");
+    let (_, answer) = call(&emu, &sync("contacts", &state)).await;
+    assert_eq!(codes(&answer), ["ErrorInvalidSyncStateData"], "{answer}");
+}
