@@ -627,3 +627,31 @@ async fn a_sync_state_the_server_cannot_read_answers_error_invalid_sync_state_da
     let (_, answer) = call(&emu, &sync("contacts", &state)).await;
     assert_eq!(codes(&answer), ["ErrorInvalidSyncStateData"], "{answer}");
 }
+
+/// The emulators judge tether's clients, so they must not share their code: the crate
+/// depends on no tether package but the published facts, and no source file names tether.
+#[test]
+fn the_emulators_depend_on_no_crate_holding_a_client_and_import_no_client_code() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let tether_deps: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name.trim()))
+        .filter(|name| name.starts_with("tether"))
+        .collect();
+    assert_eq!(tether_deps, ["tether-spec"], "{manifest}");
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for needle in ["tether::", "use tether;", "extern crate tether"] {
+                    assert!(!text.contains(needle), "{} names {needle}", path.display());
+                }
+            }
+        }
+    }
+}
