@@ -30,7 +30,7 @@ use tether_emulators::salesforce as sf_emu;
 /// A recurrence for the emulator's store, written as an RRULE (tether's converter; the two
 /// models share field names, so serde carries one into the other).
 fn emu_rrule(rule: &str, start: chrono::NaiveDate) -> Option<ews_emu::model::Recurrence> {
-    let r = tether::exchange::rrule::from_rrule(rule, start)?;
+    let r = tether::model::rrule::from_rrule(rule, start)?;
     serde_json::from_value(serde_json::to_value(r).ok()?).ok()
 }
 

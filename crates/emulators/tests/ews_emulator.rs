@@ -3,6 +3,7 @@
 //! time zones, sync states and schema validation behave as Exchange's do.
 
 use std::path::PathBuf;
+use tether_emulators::exchange::model::Item;
 use tether_emulators::exchange::{Emulator, EmulatorOptions, ImpersonationScope, RunningEmulator};
 
 const REP: &str = "rep@corp.example";
@@ -237,7 +238,7 @@ async fn a_hard_deleted_folder_is_gone_with_its_items() {
 }
 
 #[tokio::test]
-async fn delete_item_move_to_deleted_items_keeps_the_id_and_hard_delete_removes() {
+async fn delete_item_move_to_deleted_items_moves_it_there_and_hard_delete_removes() {
     let emu = emulator(false).await;
     let contacts = emu.folder_id(REP, "contacts").unwrap();
     let bin = emu.folder_id(REP, "deleteditems").unwrap();
@@ -252,17 +253,27 @@ async fn delete_item_move_to_deleted_items_keeps_the_id_and_hard_delete_removes(
     assert_eq!(codes(&answer), ["NoError"], "{answer}");
     let (_, answer) = call(&emu, &delete(&removed, "HardDelete")).await;
     assert_eq!(codes(&answer), ["NoError"], "{answer}");
-    assert_eq!(emu.items(REP, &bin).len(), 1);
     assert!(emu.items(REP, &contacts).is_empty());
+    // The moved contact is in Deleted Items, under the new id an item gets in a new folder;
+    // the hard-deleted one is nowhere.
+    let in_bin = emu.items(REP, &bin);
+    assert_eq!(in_bin.len(), 1);
+    let Item::Contact(c) = &in_bin[0] else {
+        panic!("{in_bin:?}")
+    };
+    assert_eq!(c.given_name.as_deref(), Some("Ada"));
     let get = |id: &str| {
         format!(
             r#"<m:GetItem><m:ItemShape><t:BaseShape>Default</t:BaseShape></m:ItemShape><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:GetItem>"#
         )
     };
-    let (_, answer) = call(&emu, &get(&moved)).await;
+    let new_id = c.item_id.as_ref().unwrap().id.clone();
+    let (_, answer) = call(&emu, &get(&new_id)).await;
     assert_eq!(codes(&answer), ["NoError"], "{answer}");
-    let (_, answer) = call(&emu, &get(&removed)).await;
-    assert_eq!(codes(&answer), ["ErrorItemNotFound"], "{answer}");
+    for gone in [&moved, &removed] {
+        let (_, answer) = call(&emu, &get(gone)).await;
+        assert_eq!(codes(&answer), ["ErrorItemNotFound"], "{answer}");
+    }
 }
 
 #[tokio::test]

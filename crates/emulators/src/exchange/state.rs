@@ -431,11 +431,14 @@ impl Emu {
         }
     }
 
-    /// Moves an item to another folder, keeping its id: it leaves the old folder's sync
-    /// (a Delete there) and arrives in the new one's (a Create).
-    pub fn move_item(&mut self, smtp: &str, id: &str, to: &str) -> EmuResult<()> {
+    /// Moves an item to another folder. Exchange's item ids name the item in its folder, so
+    /// the moved item answers to a new id (as MoveItem returns one) and the old id names no
+    /// item; it leaves the old folder's sync (a Delete there) and arrives in the new one's (a
+    /// Create). Folders, unlike items, keep their ids when moved.
+    pub fn move_item(&mut self, smtp: &str, id: &str, to: &str) -> EmuResult<ItemId> {
         let seq = self.next_seq();
         let ck = self.new_change_key();
+        let new_id = self.new_id("itm");
         let mb = self.mailbox_mut(smtp)?;
         if mb.folder(to).is_none() {
             return err(
@@ -443,20 +446,22 @@ impl Emu {
                 "The specified folder could not be found in the store.",
             );
         }
-        let Some(stored) = mb.items.get_mut(id) else {
+        let Some(mut stored) = mb.items.remove(id) else {
             return err(
                 "ErrorItemNotFound",
                 "The specified object was not found in the store.",
             );
         };
         let from = std::mem::replace(&mut stored.folder, to.to_string());
-        stored.change_key = ck;
+        stored.id = new_id.clone();
+        stored.change_key = ck.clone();
         stored.created_seq = seq;
         stored.seq = seq;
+        mb.items.insert(new_id.clone(), stored);
         if let Some(f) = mb.folders.iter_mut().find(|f| f.id == from) {
             f.tombstones.push((seq, id.to_string()));
         }
-        Ok(())
+        Ok(ItemId::new(new_id, Some(ck)))
     }
 
     /// Deletes a folder: moved under Deleted Items with its id and contents, or (`hard`)
