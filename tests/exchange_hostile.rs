@@ -124,7 +124,7 @@ async fn every_truncation_of_a_real_answer_is_an_error_not_a_panic() {
     let clock = clock();
     let emu = emulator(&clock, false).await;
     let folder = emu.folder_id(CELIA, "contacts").unwrap();
-    let mut c = tether::exchange::model::Contact {
+    let mut c = tether_emulators::exchange::model::Contact {
         given_name: Some("Ada & <Co>".into()),
         notes: Some("ünïcödé ✓".into()),
         ..Default::default()

@@ -10,9 +10,9 @@ use common::{Output, Scratch, tether_with_env};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use serde_json::json;
 use std::time::{Duration, Instant};
-use tether::sandbox::exchange::{self, ImpersonationScope};
-use tether::sandbox::salesforce;
-use tether::sandbox::tls::TlsIdentity;
+use tether_emulators::exchange::{self, ImpersonationScope};
+use tether_emulators::salesforce;
+use tether_emulators::tls::TlsIdentity;
 
 const SVC: &str = "svc-tether@corp.com";
 const PASSWORD: &str = "Ews-Pa55w0rd-7431";

@@ -2,14 +2,14 @@
 //! by hand with `examples/quickstart.yaml`. The org is kept in the data directory between
 //! runs (saved a moment after each change and on Ctrl-C / SIGTERM); `--reset` seeds anew.
 
-use crate::sandbox::generate::{Shape, Summary};
-use crate::sandbox::persist;
-use crate::sandbox::seed::{self, SandboxOrg};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use tether_emulators::generate::{Shape, Summary};
+use tether_emulators::persist;
+use tether_emulators::seed::{self, SandboxOrg};
 
-/// Records per rep of a generated sandbox org (see `sandbox::generate`).
+/// Records per rep of a generated sandbox org (see `tether_emulators::generate`).
 const CONTACTS_PER_REP: usize = 10;
 const EVENTS_PER_REP: usize = 10;
 const DEFAULT_REPS: usize = 10;

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use crate::common::{Output, Scratch, tether_with_env};
-use tether::sandbox::exchange::{self, ImpersonationScope};
-use tether::sandbox::salesforce;
+use tether_emulators::exchange::{self, ImpersonationScope};
+use tether_emulators::salesforce;
 
 pub const SVC: &str = "svc-tether@corp.com";
 pub const PASSWORD: &str = "Ews-Pa55w0rd-7431";
