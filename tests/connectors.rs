@@ -914,8 +914,6 @@ mail_contract! {
     contract_ews_mail: ews_mail() => [
         round_trip_of_every_mapped_field, the_change_feed_comes_in_pages,
         a_refused_cursor_is_told_and_a_full_read_deletes_nothing,
-        #[ignore = "needs ewsfix: the emulator answers SyncFolderItems on a missing folder with \
-                    ErrorSyncFolderNotFound, as Exchange does; the client knows only ErrorFolderNotFound"]
         a_missing_folder_is_told_and_recreated,
         a_denied_rep_or_one_without_mailbox_fails_alone,
         a_lost_create_answer_is_found_by_its_marker, throttling_is_honoured,
