@@ -5,8 +5,7 @@
 use crate::clock::Clock;
 use crate::config::model::{Config, Direction};
 use crate::connect;
-use crate::exchange::client::FolderRef;
-use crate::exchange::{EwsClient, EwsError};
+use crate::mail::MailSide;
 use crate::model::{EffectiveMapping, ObjectKind};
 use crate::salesforce::{FieldUse, SalesforceClient, SfError};
 use serde::Serialize;
@@ -23,7 +22,7 @@ pub struct Check {
     pub remediation: Option<String>,
 }
 
-fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
+pub(crate) fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
     Check {
         name: name.into(),
         passed: true,
@@ -32,7 +31,7 @@ fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
     }
 }
 
-fn fail(
+pub(crate) fn fail(
     name: impl Into<String>,
     detail: impl Into<String>,
     remediation: impl Into<String>,
@@ -75,13 +74,16 @@ pub async fn run(
             Ok(client) => graph(&client, &graph_mailboxes(config, user), &mut out).await,
         }
     } else {
-        match connect::exchange(config, home, clock) {
+        match MailSide::open(config, home, clock) {
             Err(e) => out.push(fail(
                 "Exchange: connection settings",
                 e.to_string(),
                 "fix the setting named, then run test-connection again",
             )),
-            Ok(client) => exchange(&client, probe_mailbox(config, user), &mut out).await,
+            Ok(mail) => {
+                mail.connection_checks(probe_mailbox(config, user), &mut out)
+                    .await
+            }
         }
     }
     match connect::salesforce(config, home) {
@@ -93,68 +95,6 @@ pub async fn run(
         Ok(client) => salesforce(config, &client, &mut out).await,
     }
     out
-}
-
-async fn exchange(client: &EwsClient, mailbox: Option<String>, out: &mut Vec<Check>) {
-    match client.ews_url().await {
-        Ok(url) => out.push(pass("Exchange: EWS endpoint", url.to_string())),
-        Err(e) => {
-            out.push(fail(
-                "Exchange: EWS endpoint",
-                e.to_string(),
-                "set `ews_url`, or make Autodiscover answer for the service account's domain",
-            ));
-            return;
-        }
-    }
-    let Some(mailbox) = mailbox else {
-        out.push(fail(
-            "Exchange: impersonation",
-            "no rep to test with",
-            "pass --user EMAIL, or list a user in an active sync configuration",
-        ));
-        return;
-    };
-    // One call tells three things: TLS and reachability, the credentials, impersonation.
-    match client.get_folder(&mailbox, &FolderRef::contacts()).await {
-        Ok(_) => {
-            out.push(pass("Exchange: service account credentials", "accepted"));
-            out.push(pass(
-                format!("Exchange: impersonation of {mailbox}"),
-                "allowed",
-            ));
-        }
-        Err(e) => {
-            out.push(exchange_failure(&mailbox, &e));
-            return;
-        }
-    }
-    match client
-        .find_folder(&mailbox, &FolderRef::contacts(), "Salesforce_Sync")
-        .await
-    {
-        Ok(Some(_)) => out.push(pass(
-            format!("Exchange: Salesforce_Sync folder of {mailbox}"),
-            "found",
-        )),
-        Ok(None) => out.push(pass(
-            format!("Exchange: Salesforce_Sync folder of {mailbox}"),
-            "not there yet; the first apply creates it under Contacts",
-        )),
-        Err(e) => out.push(fail(
-            format!("Exchange: Salesforce_Sync folder of {mailbox}"),
-            e.to_string(),
-            "check the service account's access to the mailbox's Contacts folder",
-        )),
-    }
-    match client.get_folder(&mailbox, &FolderRef::calendar()).await {
-        Ok(_) => out.push(pass(format!("Exchange: calendar of {mailbox}"), "found")),
-        Err(e) => out.push(fail(
-            format!("Exchange: calendar of {mailbox}"),
-            e.to_string(),
-            "check the service account's access to the mailbox's calendar",
-        )),
-    }
 }
 
 /// The mailboxes the Graph checks open: `--user`, or every user listed in an active
@@ -278,39 +218,6 @@ async fn shared_activities(config: &Config, client: &SalesforceClient) -> Check 
             e.to_string(),
             "give the integration user read access to Event, then run test-connection again",
         ),
-    }
-}
-
-/// What a failed first EWS call says about the setup.
-fn exchange_failure(mailbox: &str, e: &EwsError) -> Check {
-    match e {
-        EwsError::Unauthorized(_) => fail(
-            "Exchange: service account credentials",
-            e.to_string(),
-            "check the username and password (or the app's client secret) and that the account is not locked",
-        ),
-        EwsError::Transport(_) | EwsError::Config(_) => fail(
-            "Exchange: EWS reachable over TLS",
-            e.to_string(),
-            "check the URL, the network path and the server certificate (`ca_file` for a private CA)",
-        ),
-        _ => match e.code() {
-            Some("ErrorImpersonateUserDenied") => fail(
-                format!("Exchange: impersonation of {mailbox}"),
-                e.to_string(),
-                "give the service account the ApplicationImpersonation role with a management scope that includes this mailbox",
-            ),
-            Some("ErrorNonExistentMailbox") => fail(
-                format!("Exchange: impersonation of {mailbox}"),
-                e.to_string(),
-                "check that the rep's Salesforce email is their Exchange primary address, or add the domain to `additional_domains`",
-            ),
-            _ => fail(
-                format!("Exchange: impersonation of {mailbox}"),
-                e.to_string(),
-                "see the error; run again with --user to test another mailbox",
-            ),
-        },
     }
 }
 

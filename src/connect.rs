@@ -5,7 +5,7 @@ use crate::clock::Clock;
 use crate::config::model::{Config, ExchangeApi, ExchangeConnection, OrgKind, SalesforceAuth};
 use crate::config::secrets::{resolve, resolve_value};
 use crate::entra::{AppCredentials, ClientCredential, Thumbprint};
-use crate::exchange::{self, Endpoint, EwsClient, ExchangeOptions};
+use crate::exchange::{self, Endpoint, ExchangeOptions};
 use crate::salesforce::{Auth, ClientOptions, SalesforceClient};
 use crate::secret::Secret;
 use std::path::Path;
@@ -226,9 +226,9 @@ pub fn exchange_options(config: &Config, home: &Path) -> Result<ExchangeOptions,
             client_secret,
             certificate,
             token_url,
-            api,
             ews_url,
             ca_file,
+            api,
             ..
         } => {
             if *api == ExchangeApi::Graph {
@@ -308,16 +308,6 @@ pub fn graph(
         &opts.scope(),
     )?;
     crate::graph::GraphClient::new(opts, app, clock).map_err(|e| at(EX)(e.to_string()))
-}
-
-/// A client for Exchange.
-pub fn exchange(
-    config: &Config,
-    home: &Path,
-    clock: Arc<dyn Clock>,
-) -> Result<EwsClient, ConnectError> {
-    let opts = exchange_options(config, home)?;
-    EwsClient::new(opts, clock).map_err(|e| at("connections.exchange")(e.to_string()))
 }
 
 /// Contact fields the active configurations' contact `filters` name, for
@@ -465,7 +455,11 @@ mod tests {
         }));
         let home = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         let clock = crate::clock::ManualClock::new(chrono::Utc::now());
-        let client = exchange(&config, &home, Arc::new(clock)).unwrap();
+        let client = crate::exchange::EwsClient::new(
+            exchange_options(&config, &home).unwrap(),
+            Arc::new(clock),
+        )
+        .unwrap();
         let _ = client
             .get_folder(
                 "ana@corp.com",

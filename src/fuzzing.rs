@@ -71,7 +71,7 @@ pub fn ews_response(bytes: &[u8]) {
         for item in &items {
             let record =
                 crate::exchange::connector::item_to_record(item, &contacts, "rep@corp.com");
-            if let Some(r) = record {
+            if let Some(Ok(r)) = record {
                 let mapping = if r.kind() == ObjectKind::Contact {
                     &contacts
                 } else {

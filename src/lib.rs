@@ -15,6 +15,7 @@ pub mod fuzzing;
 mod golden;
 pub mod graph;
 pub mod lock;
+pub mod mail;
 pub mod model;
 pub mod net;
 pub mod plan;

@@ -401,7 +401,7 @@ async fn event_round_trip_time_zones_all_day_and_recurrence() {
         "Salesforce category"
     );
     assert!(!got[1].as_ref().unwrap().is_outlook_related());
-    let day = got[1].as_ref().unwrap().all_day_dates().unwrap();
+    let day = got[1].as_ref().unwrap().all_day_dates().unwrap().unwrap();
     assert_eq!(
         day,
         (
@@ -434,7 +434,7 @@ async fn event_round_trip_time_zones_all_day_and_recurrence() {
     assert!(after.is_all_day);
     assert_eq!((after.start, after.end), (changed.start, changed.end));
     assert_eq!(
-        after.all_day_dates().unwrap().0,
+        after.all_day_dates().unwrap().unwrap().0,
         NaiveDate::from_ymd_opt(2026, 1, 14).unwrap(),
         "all-day in Berlin time"
     );

@@ -730,3 +730,72 @@ async fn failed_contact_create_leaves_no_orphan_account() {
         errors.stdout
     );
 }
+
+/// The rep deletes Salesforce_Sync in Outlook: Exchange moves it, with its id, to Deleted
+/// Items. The next apply makes a new one under Contacts, and deletes none of the contacts it
+/// held in Salesforce (they are unknown in Exchange now, not deleted there).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_folder_moved_to_deleted_items_is_recreated_and_its_contacts_stay_in_salesforce() {
+    let mut w = cli_world::World::start(1).await;
+    w.seed(3);
+    let first = w.tether(&["apply", "org", "--auto-approve"]).await;
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    let mail = w.reps[0].clone();
+    let contacts_in_salesforce = w.org.sf.handle().records("Contact").len();
+    assert_eq!(contacts_in_salesforce, 6, "3 from each side");
+    let old = w.org.ews.find_folder(&mail, "Salesforce_Sync").unwrap();
+    assert!(w.org.ews.delete_folder(&mail, &old, false));
+    let deleted_items = w.org.ews.folder_id(&mail, "deleteditems").unwrap();
+    assert_eq!(w.org.ews.folder_parent(&mail, &old), Some(deleted_items));
+
+    let next = w.tether(&["apply", "org", "--auto-approve"]).await;
+    assert_eq!(next.code, 0, "{}{}", next.stdout, next.stderr);
+    let contacts = w.org.ews.folder_id(&mail, "contacts").unwrap();
+    let new = w
+        .org
+        .ews
+        .find_folder_in(&mail, &contacts, "Salesforce_Sync")
+        .expect("Salesforce_Sync made again under Contacts");
+    assert_ne!(new, old);
+    assert_eq!(
+        w.org.sf.handle().records("Contact").len(),
+        contacts_in_salesforce,
+        "no contact deleted in Salesforce:\n{}",
+        next.stdout
+    );
+    let plan = w.tether(&["plan", "org", "--detailed-exitcode"]).await;
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+}
+
+/// All-day events in zones east of UTC that the old 38-zone table did not know: midnight
+/// in Taipei or Nairobi is the previous day in UTC, so a UTC fallback dates them a day early.
+#[tokio::test(flavor = "multi_thread")]
+async fn all_day_events_in_taipei_and_east_africa_reach_salesforce_on_their_day() {
+    use tether_emulators::exchange::model::CalendarEvent;
+    let w = cli_world::World::start(1).await;
+    let mail = w.reps[0].clone();
+    let day = (chrono::Utc::now() + chrono::Duration::days(3)).date_naive();
+    for (subject, zone) in [
+        ("Taipei fair", "Taipei Standard Time"),
+        ("Nairobi summit", "E. Africa Standard Time"),
+    ] {
+        let mut e = CalendarEvent::all_day(day, day + chrono::Duration::days(1), zone).unwrap();
+        e.subject = Some(subject.into());
+        w.org.ews.put_event(&mail, e).unwrap();
+    }
+    let out = w.tether(&["apply", "org", "--auto-approve"]).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let events = w.org.sf.handle().records("Event");
+    for subject in ["Taipei fair", "Nairobi summit"] {
+        let e = events
+            .iter()
+            .find(|e| e.get("Subject").and_then(|s| s.as_str()) == Some(subject))
+            .unwrap_or_else(|| panic!("{subject} not in Salesforce:\n{}", out.stdout));
+        assert_eq!(e.get("IsAllDayEvent"), Some(&json!(true)), "{subject}");
+        assert_eq!(
+            e.get("ActivityDate").and_then(|d| d.as_str()),
+            Some(day.to_string().as_str()),
+            "{subject}"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use tether_emulators::generate::{Shape, Summary};
 use tether_emulators::persist;
 use tether_emulators::seed::{self, SandboxOrg};
 
-/// Records per rep of a generated sandbox org (see `sandbox::generate`).
+/// Records per rep of a generated sandbox org (see `tether_emulators::generate`).
 const CONTACTS_PER_REP: usize = 10;
 const EVENTS_PER_REP: usize = 10;
 const DEFAULT_REPS: usize = 10;

@@ -3,6 +3,7 @@
 //! time zones, sync states and schema validation behave as Exchange's do.
 
 use std::path::PathBuf;
+use tether_emulators::exchange::model::Item;
 use tether_emulators::exchange::{Emulator, EmulatorOptions, ImpersonationScope, RunningEmulator};
 
 const REP: &str = "rep@corp.example";
@@ -237,7 +238,7 @@ async fn a_hard_deleted_folder_is_gone_with_its_items() {
 }
 
 #[tokio::test]
-async fn delete_item_move_to_deleted_items_keeps_the_id_and_hard_delete_removes() {
+async fn delete_item_move_to_deleted_items_moves_it_there_and_hard_delete_removes() {
     let emu = emulator(false).await;
     let contacts = emu.folder_id(REP, "contacts").unwrap();
     let bin = emu.folder_id(REP, "deleteditems").unwrap();
@@ -252,17 +253,27 @@ async fn delete_item_move_to_deleted_items_keeps_the_id_and_hard_delete_removes(
     assert_eq!(codes(&answer), ["NoError"], "{answer}");
     let (_, answer) = call(&emu, &delete(&removed, "HardDelete")).await;
     assert_eq!(codes(&answer), ["NoError"], "{answer}");
-    assert_eq!(emu.items(REP, &bin).len(), 1);
     assert!(emu.items(REP, &contacts).is_empty());
+    // The moved contact is in Deleted Items, under the new id an item gets in a new folder;
+    // the hard-deleted one is nowhere.
+    let in_bin = emu.items(REP, &bin);
+    assert_eq!(in_bin.len(), 1);
+    let Item::Contact(c) = &in_bin[0] else {
+        panic!("{in_bin:?}")
+    };
+    assert_eq!(c.given_name.as_deref(), Some("Ada"));
     let get = |id: &str| {
         format!(
             r#"<m:GetItem><m:ItemShape><t:BaseShape>Default</t:BaseShape></m:ItemShape><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:GetItem>"#
         )
     };
-    let (_, answer) = call(&emu, &get(&moved)).await;
+    let new_id = c.item_id.as_ref().unwrap().id.clone();
+    let (_, answer) = call(&emu, &get(&new_id)).await;
     assert_eq!(codes(&answer), ["NoError"], "{answer}");
-    let (_, answer) = call(&emu, &get(&removed)).await;
-    assert_eq!(codes(&answer), ["ErrorItemNotFound"], "{answer}");
+    for gone in [&moved, &removed] {
+        let (_, answer) = call(&emu, &get(gone)).await;
+        assert_eq!(codes(&answer), ["ErrorItemNotFound"], "{answer}");
+    }
 }
 
 #[tokio::test]
@@ -600,4 +611,58 @@ async fn an_all_day_event_in_e_africa_standard_time_is_stored_and_returned() {
         answer.contains("<t:End>2026-03-10T21:00:00Z</t:End>"),
         "{answer}"
     );
+}
+
+#[tokio::test]
+async fn a_sync_state_the_server_cannot_read_answers_error_invalid_sync_state_data() {
+    let emu = emulator(true).await;
+    let sync = |folder: &str, state: &str| {
+        format!(
+            r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="{folder}"/></m:SyncFolderId><m:SyncState>{state}</m:SyncState><m:MaxChangesReturned>100</m:MaxChangesReturned></m:SyncFolderItems>"#
+        )
+    };
+    let (_, answer) = call(&emu, &sync("contacts", "AEbJ94eMOAAA=")).await;
+    assert_eq!(codes(&answer), ["ErrorInvalidSyncStateData"], "{answer}");
+    assert!(answer.contains(r#"ResponseClass="Error""#), "{answer}");
+    // A state the server issued for another folder is no state for this one.
+    let (_, first) = call(
+        &emu,
+        r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="calendar"/></m:SyncFolderId><m:MaxChangesReturned>100</m:MaxChangesReturned></m:SyncFolderItems>"#,
+    )
+    .await;
+    let state = first
+        .split_once("<m:SyncState>")
+        .and_then(|(_, r)| r.split_once("</m:SyncState>"))
+        .map(|(s, _)| s.to_string())
+        .expect("a sync state");
+    let (_, answer) = call(&emu, &sync("contacts", &state)).await;
+    assert_eq!(codes(&answer), ["ErrorInvalidSyncStateData"], "{answer}");
+}
+
+/// The emulators judge tether's clients, so they must not share their code: the crate
+/// depends on no tether package but the published facts, and no source file names tether.
+#[test]
+fn the_emulators_depend_on_no_crate_holding_a_client_and_import_no_client_code() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let tether_deps: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name.trim()))
+        .filter(|name| name.starts_with("tether"))
+        .collect();
+    assert_eq!(tether_deps, ["tether-spec"], "{manifest}");
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for needle in ["tether::", "use tether;", "extern crate tether"] {
+                    assert!(!text.contains(needle), "{} names {needle}", path.display());
+                }
+            }
+        }
+    }
 }

@@ -283,6 +283,16 @@ impl RunningEmulator {
             .map(|f| f.id.clone())
     }
 
+    /// The id of the folder named `name` directly under `parent_id`.
+    pub fn find_folder_in(&self, smtp: &str, parent_id: &str, name: &str) -> Option<String> {
+        let emu = self.lock();
+        emu.mailbox(smtp)?
+            .folders
+            .iter()
+            .find(|f| f.name == name && f.parent.as_deref() == Some(parent_id))
+            .map(|f| f.id.clone())
+    }
+
     /// Stores a contact in `folder_id` as if a user created it in Outlook.
     pub fn put_contact(&self, smtp: &str, folder_id: &str, c: Contact) -> Option<ItemId> {
         let now = self.shared.clock.now();

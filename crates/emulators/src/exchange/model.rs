@@ -1,20 +1,13 @@
-//! EWS items as Rust values, with their XML in schema order (types.xsd enforces the order of
-//! every element). Shared by the client and the emulator so that both speak exactly the same
-//! subset; what is written here is validated against messages.xsd in the tests.
-//! The serde derives are for `tether sandbox`, which saves its emulated mailboxes to disk.
+//! The EWS emulator's store model: the contacts and calendar items a mailbox holds, read from
+//! requests and written into answers in schema order (types.xsd enforces the order of every
+//! element; the answers are validated against messages.xsd in the tests). It is the
+//! emulator's own, apart from any client's model. The serde derives are for the sandbox's
+//! snapshots of its emulated mailboxes.
 
 use super::xml::{Element, NS_T, Writer, parse_bool};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// The PublicStrings extended property that carries the Salesforce id on items tether creates.
-pub const PROP_SALESFORCE_ID: &str = "tether.SalesforceId";
-/// The PublicStrings extended property that marks an event a rep related to Salesforce in
-/// the Outlook integration (see `CalendarEvent::is_outlook_related`).
-pub const PROP_OUTLOOK_RELATED: &str = "tether.RelatedToSalesforce";
-/// The Outlook category the Outlook integration convention uses for related events.
-pub const CATEGORY_SALESFORCE: &str = "Salesforce";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ItemId {
@@ -115,7 +108,7 @@ pub const PHONE_KEYS: &[&str] = &[
     "TtyTddPhone",
 ];
 
-/// The contact properties tether maps. `notes` is the item Body (what Outlook shows as notes).
+/// The contact properties the emulator stores. `notes` is the item Body (what Outlook shows as notes).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     pub item_id: Option<ItemId>,
@@ -138,18 +131,6 @@ pub struct Contact {
     /// PublicStrings extended properties (name → string value).
     pub extended: BTreeMap<String, String>,
     pub last_modified: Option<DateTime<Utc>>,
-}
-
-impl Contact {
-    pub fn salesforce_id(&self) -> Option<&str> {
-        self.extended.get(PROP_SALESFORCE_ID).map(String::as_str)
-    }
-
-    /// Marks the contact as tether's copy of a Salesforce record (set before CreateItem).
-    pub fn set_salesforce_id(&mut self, id: impl Into<String>) {
-        self.extended
-            .insert(PROP_SALESFORCE_ID.to_string(), id.into());
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,7 +243,7 @@ pub struct OccurrenceInfo {
     pub original_start: DateTime<Utc>,
 }
 
-/// The calendar properties tether maps. Times are instants (UTC); `start_time_zone` is the
+/// The calendar properties the emulator stores. Times are instants (UTC); `start_time_zone` is the
 /// Windows zone the event was created in, which is what makes all-day events and recurring
 /// series land on the right local days.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,16 +302,6 @@ impl CalendarEvent {
         }
     }
 
-    pub fn salesforce_id(&self) -> Option<&str> {
-        self.extended.get(PROP_SALESFORCE_ID).map(String::as_str)
-    }
-
-    /// Marks the event as tether's copy of a Salesforce event (set before CreateItem).
-    pub fn set_salesforce_id(&mut self, id: impl Into<String>) {
-        self.extended
-            .insert(PROP_SALESFORCE_ID.to_string(), id.into());
-    }
-
     /// An all-day event from `first` to `last_exclusive` (local dates) in a Windows zone:
     /// Start and End are local midnights, as Exchange stores all-day events.
     pub fn all_day(
@@ -349,19 +320,6 @@ impl CalendarEvent {
         e.start_time_zone = Some(windows_zone.to_string());
         e.end_time_zone = Some(windows_zone.to_string());
         Some(e)
-    }
-
-    /// Related to Salesforce in the Outlook integration: tether recognises the
-    /// `tether.RelatedToSalesforce` PublicStrings property, or the Outlook category
-    /// "Salesforce" a rep (or an add-in) puts on the event.
-    pub fn is_outlook_related(&self) -> bool {
-        self.extended
-            .get(PROP_OUTLOOK_RELATED)
-            .is_some_and(|v| parse_bool(v).unwrap_or(!v.is_empty()))
-            || self
-                .categories
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case(CATEGORY_SALESFORCE))
     }
 
     /// All-day dates (start inclusive, end exclusive) in the event's own zone.

@@ -1556,14 +1556,14 @@ fn moves_to_deleted_items(op: &Element) -> EmuResult<bool> {
     }
 }
 
-/// An item deleted with MoveToDeletedItems moves to Deleted Items with its id; deleted
-/// there again, it leaves the mailbox's folders.
+/// An item deleted with MoveToDeletedItems moves to Deleted Items (under a new id, see
+/// `Emu::move_item`); deleted there again, it leaves the mailbox's folders.
 fn move_to_deleted_items(emu: &mut Emu, mailbox: &str, id: &str) -> EmuResult<()> {
     let mb = mbx(emu, mailbox)?;
     let bin = mb.distinguished("deleteditems").map(|f| f.id.clone());
     let current = mb.items.get(id).map(|s| s.folder.clone());
     match (bin, current) {
-        (Some(bin), Some(folder)) if folder != bin => emu.move_item(mailbox, id, &bin),
+        (Some(bin), Some(folder)) if folder != bin => emu.move_item(mailbox, id, &bin).map(|_| ()),
         _ => emu.delete_item(mailbox, id),
     }
 }

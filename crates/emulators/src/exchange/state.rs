@@ -274,6 +274,9 @@ impl Emu {
         self.counter = snapshot.counter;
         self.seq = snapshot.seq;
         self.mailboxes = snapshot.mailboxes;
+        for i in 0..self.mailboxes.len() {
+            self.add_root_and_deleted_items(i);
+        }
     }
 
     pub fn new(seed: u64) -> Self {
@@ -379,41 +382,66 @@ impl Emu {
                 tombstones: Vec::new(),
             });
         }
-        // The mailbox root above the message folder root (ids minted after the others so
-        // the folders above keep the ids they always had).
-        let mailbox_root = self.new_id("root");
-        folders[0].parent = Some(mailbox_root.clone());
-        folders.push(Folder {
-            id: mailbox_root,
-            change_key: self.new_change_key(),
-            parent: None,
-            class: "IPF.Note".into(),
-            name: "Root".into(),
-            distinguished: Some("root".into()),
-            tombstones: Vec::new(),
-        });
-        folders.push(Folder {
-            id: self.new_id("deleteditems"),
-            change_key: self.new_change_key(),
-            parent: Some(root.clone()),
-            class: "IPF.Note".into(),
-            name: "Deleted Items".into(),
-            distinguished: Some("deleteditems".into()),
-            tombstones: Vec::new(),
-        });
         self.mailboxes.push(Mailbox {
             smtp: smtp.to_string(),
             department: department.map(str::to_string),
             folders,
             items: BTreeMap::new(),
         });
+        self.add_root_and_deleted_items(self.mailboxes.len() - 1);
     }
 
-    /// Moves an item to another folder, keeping its id: it leaves the old folder's sync
-    /// (a Delete there) and arrives in the new one's (a Create).
-    pub fn move_item(&mut self, smtp: &str, id: &str, to: &str) -> EmuResult<()> {
+    /// The mailbox root above the message folder root, and Deleted Items, where a mailbox
+    /// lacks them (created after the other folders, so those keep the ids they always had;
+    /// snapshots saved before these folders existed get them on restore).
+    fn add_root_and_deleted_items(&mut self, mailbox: usize) {
+        let Some(top) = self.mailboxes[mailbox]
+            .distinguished("msgfolderroot")
+            .map(|f| f.id.clone())
+        else {
+            return;
+        };
+        if self.mailboxes[mailbox].distinguished("root").is_none() {
+            let root = Folder {
+                id: self.new_id("root"),
+                change_key: self.new_change_key(),
+                parent: None,
+                class: "IPF.Note".into(),
+                name: "Root".into(),
+                distinguished: Some("root".into()),
+                tombstones: Vec::new(),
+            };
+            let mb = &mut self.mailboxes[mailbox];
+            if let Some(f) = mb.folders.iter_mut().find(|f| f.id == top) {
+                f.parent = Some(root.id.clone());
+            }
+            mb.folders.push(root);
+        }
+        if self.mailboxes[mailbox]
+            .distinguished("deleteditems")
+            .is_none()
+        {
+            let bin = Folder {
+                id: self.new_id("deleteditems"),
+                change_key: self.new_change_key(),
+                parent: Some(top),
+                class: "IPF.Note".into(),
+                name: "Deleted Items".into(),
+                distinguished: Some("deleteditems".into()),
+                tombstones: Vec::new(),
+            };
+            self.mailboxes[mailbox].folders.push(bin);
+        }
+    }
+
+    /// Moves an item to another folder. Exchange's item ids name the item in its folder, so
+    /// the moved item answers to a new id (as MoveItem returns one) and the old id names no
+    /// item; it leaves the old folder's sync (a Delete there) and arrives in the new one's (a
+    /// Create). Folders, unlike items, keep their ids when moved.
+    pub fn move_item(&mut self, smtp: &str, id: &str, to: &str) -> EmuResult<ItemId> {
         let seq = self.next_seq();
         let ck = self.new_change_key();
+        let new_id = self.new_id("itm");
         let mb = self.mailbox_mut(smtp)?;
         if mb.folder(to).is_none() {
             return err(
@@ -421,20 +449,22 @@ impl Emu {
                 "The specified folder could not be found in the store.",
             );
         }
-        let Some(stored) = mb.items.get_mut(id) else {
+        let Some(mut stored) = mb.items.remove(id) else {
             return err(
                 "ErrorItemNotFound",
                 "The specified object was not found in the store.",
             );
         };
         let from = std::mem::replace(&mut stored.folder, to.to_string());
-        stored.change_key = ck;
+        stored.id = new_id.clone();
+        stored.change_key = ck.clone();
         stored.created_seq = seq;
         stored.seq = seq;
+        mb.items.insert(new_id.clone(), stored);
         if let Some(f) = mb.folders.iter_mut().find(|f| f.id == from) {
             f.tombstones.push((seq, id.to_string()));
         }
-        Ok(())
+        Ok(ItemId::new(new_id, Some(ck)))
     }
 
     /// Deletes a folder: moved under Deleted Items with its id and contents, or (`hard`)
@@ -462,6 +492,13 @@ impl Emu {
                     f.parent = Some(bin);
                     f.change_key = ck;
                 }
+            }
+            // Every mailbox has Deleted Items (restore adds it): never a silent hard delete.
+            None if !hard => {
+                return err(
+                    "ErrorFolderNotFound",
+                    "The mailbox has no Deleted Items folder.",
+                );
             }
             _ => {
                 let mut gone = vec![id.to_string()];
@@ -707,5 +744,30 @@ mod tests {
         let l = ImpersonationScope::List(vec!["A@x.com".into()]);
         assert!(l.allows("a@x.com", None));
         assert!(!l.allows("b@x.com", None));
+    }
+
+    #[test]
+    fn a_snapshot_saved_before_root_and_deleted_items_existed_gets_them_on_restore() {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let mut emu = Emu::new(1);
+        emu.add_mailbox("rep@corp.example", None, now);
+        let mut old = emu.snapshot();
+        for mb in &mut old.mailboxes {
+            mb.folders
+                .retain(|f| !matches!(f.distinguished.as_deref(), Some("root" | "deleteditems")));
+            for f in &mut mb.folders {
+                if f.distinguished.as_deref() == Some("msgfolderroot") {
+                    f.parent = None;
+                }
+            }
+        }
+        let mut restored = Emu::new(1);
+        restored.restore(old);
+        let mb = restored.mailbox("rep@corp.example").unwrap();
+        let root = mb.distinguished("root").expect("root").id.clone();
+        let top = mb.distinguished("msgfolderroot").unwrap();
+        assert_eq!(top.parent.as_deref(), Some(root.as_str()));
+        let bin = mb.distinguished("deleteditems").expect("Deleted Items");
+        assert_eq!(bin.parent.as_deref(), Some(top.id.as_str()));
     }
 }

@@ -357,7 +357,13 @@ async fn contact_written_over_graph_is_seen_over_ews_and_back() {
     let Item::Contact(stored) = &items[0] else {
         panic!("{items:?}")
     };
-    assert_eq!(stored.salesforce_id(), Some("003000000000001AAA"));
+    assert_eq!(
+        stored
+            .extended
+            .get("tether.SalesforceId")
+            .map(String::as_str),
+        Some("003000000000001AAA")
+    );
     assert_eq!(
         stored.phones.get("BusinessPhone").map(String::as_str),
         Some("+1 555 0100")
@@ -371,7 +377,9 @@ async fn contact_written_over_graph_is_seen_over_ews_and_back() {
         given_name: Some("Bea".into()),
         ..Contact::default()
     };
-    outlook.set_salesforce_id("003000000000002AAA");
+    outlook
+        .extended
+        .insert("tether.SalesforceId".into(), "003000000000002AAA".into());
     emu.put_contact(ANN, &folder_store_id, outlook).unwrap();
     let filter = format!(
         "{contacts}?$filter=singleValueExtendedProperties/Any(ep: ep/id eq '{}' and ep/value eq '003000000000002AAA')&$expand=singleValueExtendedProperties($filter=id eq '{}')",
