@@ -2,8 +2,8 @@
 //! (`sandbox::exchange`) and Salesforce (`sandbox::salesforce`), one test per admin-guide rule,
 //! each named after it, plus crash safety and the performance model's call counts.
 
-mod engine_world;
-mod ews;
+use crate::engine_world;
+use crate::ews;
 
 use chrono::{DateTime, Duration, Utc};
 use engine_world::{both_contacts, both_events, config};

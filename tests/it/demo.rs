@@ -1,7 +1,7 @@
 //! `tether demo`, the README's first command, runs the whole loop on the built-in sandbox
 //! and ends with "No changes" after its last apply.
 
-mod common;
+use crate::common;
 
 #[test]
 fn demo_runs_the_loop_and_ends_with_no_changes() {

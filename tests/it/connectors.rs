@@ -2,7 +2,7 @@
 //! with a Restriction on `tether.SalesforceId`, a query on the `Tether_Sync_Key__c` External
 //! ID), schema-valid EWS bodies, and stale ChangeKeys.
 
-mod ews;
+use crate::ews;
 
 use std::sync::Arc;
 use tether::clock::ManualClock;

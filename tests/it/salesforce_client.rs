@@ -16,9 +16,9 @@ use tether::secret::Secret;
 use url::Url;
 
 // TEST-ONLY key pairs (tests/fixtures/README.md).
-const KEY: &str = include_str!("fixtures/sf_test_jwt_key.pem");
-const CERT: &str = include_str!("fixtures/sf_test_jwt_cert.pem");
-const OTHER_KEY: &str = include_str!("fixtures/sf_test_other_key.pem");
+const KEY: &str = include_str!("../fixtures/sf_test_jwt_key.pem");
+const CERT: &str = include_str!("../fixtures/sf_test_jwt_cert.pem");
+const OTHER_KEY: &str = include_str!("../fixtures/sf_test_other_key.pem");
 const CLIENT_ID: &str = "3MVG9tether.sandbox.client";
 const USER: &str = "integration@tether.test";
 
@@ -933,7 +933,7 @@ fn secrets_never_show_in_debug_output() {
 #[tokio::test]
 async fn jwt_bearer_also_verifies_against_a_bare_public_key() {
     let env = env_with(|o| {
-        o.app.jwt_certificate_pem = Some(include_str!("fixtures/sf_test_jwt_pub.pem").into())
+        o.app.jwt_certificate_pem = Some(include_str!("../fixtures/sf_test_jwt_pub.pem").into())
     })
     .await;
     env.client().limits().await.unwrap();

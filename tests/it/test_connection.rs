@@ -2,8 +2,8 @@
 //! good setup; a wrong password and a mailbox outside the impersonation scope fail with
 //! what to do, and the exit code says so. Secrets never appear in the output.
 
-mod common;
-mod emulated;
+use crate::common;
+use crate::emulated;
 
 use common::Output;
 use emulated::*;

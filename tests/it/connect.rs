@@ -1,6 +1,6 @@
 //! From a YAML configuration to working clients, with secrets resolved only at connect time.
 
-mod common;
+use crate::common;
 
 use common::Scratch;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! `tether force-unlock` releases a lock left behind, only with its id.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -4,10 +4,10 @@
 //! with the way out, the file untouched, and nothing written to either side — and writes
 //! that stay all-or-nothing when the writing process is killed mid-transaction.
 
-mod cli_world;
-mod common;
-mod emulated;
-mod reliability_doc;
+use crate::cli_world;
+use crate::common;
+use crate::emulated;
+use crate::reliability_doc;
 
 use cli_world::World;
 use std::path::Path;
@@ -444,7 +444,8 @@ fn state_writes_stay_all_or_nothing_when_the_writer_is_killed() {
             .args([
                 "--ignored",
                 "--exact",
-                "state_writer_child",
+                // The test binary holds every test file: its name is module-qualified.
+                "state_safety::state_writer_child",
                 "--test-threads=1",
             ])
             .env(WRITER, &path)

@@ -1,7 +1,7 @@
 //! The plan document built from a real engine plan: counts per rep, object and direction,
 //! the summary line, the JSON schema, and "No changes." after a sync.
 
-mod engine_world;
+use crate::engine_world;
 
 use engine_world::*;
 use serde_json::Value;

@@ -12,8 +12,8 @@ use tether::sandbox::salesforce::{
 };
 
 // TEST-ONLY key pair (tests/fixtures/README.md).
-const KEY: &str = include_str!("fixtures/sf_test_jwt_key.pem");
-const CERT: &str = include_str!("fixtures/sf_test_jwt_cert.pem");
+const KEY: &str = include_str!("../fixtures/sf_test_jwt_key.pem");
+const CERT: &str = include_str!("../fixtures/sf_test_jwt_cert.pem");
 const CLIENT_ID: &str = "3MVG9tether.sandbox.client";
 const USER: &str = "integration@tether.test";
 /// The JWT audience Salesforce documents (the emulator's own URL is not one).

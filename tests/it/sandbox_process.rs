@@ -1,7 +1,7 @@
 //! `tether sandbox` as a user runs it: a process serving both emulators until SIGTERM, with
 //! `sandbox.env` for the quick-start configuration, and its org kept across a restart.
 
-mod common;
+use crate::common;
 
 use common::{Output, Scratch, tether_with_env};
 use std::io::{BufRead, BufReader};

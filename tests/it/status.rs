@@ -3,8 +3,8 @@
 //! impersonation scope, a wrong Exchange password and an email with no mailbox each show
 //! "no" with what to do, while the other reps carry on.
 
-mod common;
-mod emulated;
+use crate::common;
+use crate::emulated;
 
 use emulated::*;
 use serde_json::json;

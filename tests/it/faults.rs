@@ -9,10 +9,10 @@
 //! Each test writes its row of the fault table in docs/reliability.md from what it observed
 //! and fails when the checked-in row differs (`TETHER_BLESS=1 cargo test` rewrites it).
 
-mod cli_world;
-mod common;
-mod emulated;
-mod reliability_doc;
+use crate::cli_world;
+use crate::common;
+use crate::emulated;
+use crate::reliability_doc;
 
 use cli_world::{ErrorRow, Side, Tally, World};
 use serde_json::json;

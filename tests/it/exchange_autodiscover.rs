@@ -1,7 +1,7 @@
 //! Autodiscover: POX at the domain then autodiscover.<domain>, redirects with a hop limit,
 //! SOAP GetUserSettings, caching per domain.
 
-mod ews;
+use crate::ews;
 
 use ews::*;
 use std::sync::Arc;

@@ -5,9 +5,9 @@ use proptest::prelude::*;
 use std::path::PathBuf;
 
 const EXAMPLES: &[&str] = &[
-    include_str!("../examples/quickstart.yaml"),
-    include_str!("../examples/full.yaml"),
-    include_str!("../examples/multi-org/production/sync/europe.yaml"),
+    include_str!("../../examples/quickstart.yaml"),
+    include_str!("../../examples/full.yaml"),
+    include_str!("../../examples/multi-org/production/sync/europe.yaml"),
 ];
 
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! Integration tests of the EWS client against the emulator, operation by operation.
 
-mod ews;
+use crate::ews;
 
 use chrono::{NaiveDate, Weekday};
 use ews::*;

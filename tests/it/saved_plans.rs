@@ -3,8 +3,8 @@
 //! applied already is refused saying why; a record changed between plan and apply is left
 //! alone, reported, and planned next time. Also `plan --user` and `plan --refresh=false`.
 
-mod common;
-mod emulated;
+use crate::common;
+use crate::emulated;
 
 use emulated::*;
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@
 //! - no edit is lost (an edit beats a delete; a conflict is the only way to lose one);
 //! - no record exists twice.
 
-mod engine_world;
+use crate::engine_world;
 
 use engine_world::*;
 use proptest::prelude::*;

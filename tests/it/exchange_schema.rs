@@ -2,7 +2,7 @@
 //! validates against the official messages.xsd (xmllint), and the emulator refuses invalid
 //! requests with ErrorSchemaValidation like a real server.
 
-mod ews;
+use crate::ews;
 
 use chrono::{NaiveDate, Weekday};
 use ews::*;

@@ -4,7 +4,7 @@
 //! and to set `ca_file` (certificate verification cannot be turned off). Plain http is
 //! refused for any host but loopback, for both connections.
 
-mod common;
+use crate::common;
 
 use common::{Output, Scratch, tether_with_env};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};

@@ -3,10 +3,10 @@
 //! apply while the state is locked fails at once naming the holder, and no secret appears
 //! in any output or in the state file.
 
-mod cli_world;
-mod common;
-mod emulated;
-mod reliability_doc;
+use crate::cli_world;
+use crate::common;
+use crate::emulated;
+use crate::reliability_doc;
 
 use emulated::*;
 use serde_json::json;

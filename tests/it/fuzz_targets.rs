@@ -7,7 +7,7 @@
 //! `cargo test --test fuzz_targets -- --ignored regenerate` rewrites the EWS, Salesforce and
 //! SOQL seeds from the emulators (and copies the example configurations).
 
-mod ews;
+use crate::ews;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

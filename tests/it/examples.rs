@@ -1,6 +1,6 @@
 //! The shipped examples and the checked-in schema stay valid and current.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 //! password tried, and the plan-signing key (everywhere but the state, which keeps it).
 //! The scanner is shown to find a planted secret first, so a pass means something.
 
-mod common;
+use crate::common;
 
 use common::{Output, Scratch, tether_with_env};
 use serde_json::json;
@@ -21,8 +21,8 @@ const SVC: &str = "svc-tether@corp.com";
 const EWS_APP: &str = "0b1e2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 const SF_CLIENT_ID: &str = "3MVG9tether.sandbox.client";
 // TEST-ONLY key pair (tests/fixtures/README.md).
-const JWT_KEY: &str = include_str!("fixtures/sf_test_jwt_key.pem");
-const JWT_CERT: &str = include_str!("fixtures/sf_test_jwt_cert.pem");
+const JWT_KEY: &str = include_str!("../fixtures/sf_test_jwt_key.pem");
+const JWT_CERT: &str = include_str!("../fixtures/sf_test_jwt_cert.pem");
 
 /// A value no test data contains by chance.
 fn unique(prefix: &str) -> String {

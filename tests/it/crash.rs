@@ -14,10 +14,10 @@
 //! Also: the first apply or `plan --out` of a new state killed while it creates the state
 //! file, 100 times (1000 with `--ignored`); every command then works on what it left.
 
-mod cli_world;
-mod common;
-mod emulated;
-mod reliability_doc;
+use crate::cli_world;
+use crate::common;
+use crate::emulated;
+use crate::reliability_doc;
 
 use cli_world::{Side, World};
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! `tether validate` end to end: each rule and each kind of bad input gives the exact
 //! diagnostic (severity, file, line, column, message) and exit code.
 
-mod common;
+use crate::common;
 
 use common::*;
 

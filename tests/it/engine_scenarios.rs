@@ -1,6 +1,6 @@
 //! One test per sync rule, over the in-memory connectors, each named after the rule.
 
-mod engine_world;
+use crate::engine_world;
 
 use engine_world::*;
 use serde_json::{Value, json};

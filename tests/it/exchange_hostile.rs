@@ -1,6 +1,6 @@
 //! Malformed or hostile answers from a server are errors, never panics or hangs.
 
-mod ews;
+use crate::ews;
 
 use axum::Router;
 use axum::http::StatusCode;
