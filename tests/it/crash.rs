@@ -9,14 +9,13 @@
 //!
 //! The emulators run in this process, so they outlive every kill. The seed is printed;
 //! `TETHER_CRASH_SEED=<n>` replays a run. The default run kills 20 times;
-//! `cargo test --test crash -- --ignored` kills 500 times.
+//! `cargo test --test it crash:: -- --ignored` kills 500 times.
 //!
 //! Also: the first apply or `plan --out` of a new state killed while it creates the state
 //! file, 100 times (1000 with `--ignored`); every command then works on what it left.
 
 use crate::cli_world;
 use crate::common;
-use crate::emulated;
 use crate::reliability_doc;
 
 use cli_world::{Side, World};
@@ -354,7 +353,7 @@ async fn until_created(w: &World, args: &[&str]) -> Duration {
 }
 
 /// The state file with its side files, the lock a killed apply left (releasing it is
-/// tests/lock_cli.rs's subject) and the saved plans: a new state for the next kill.
+/// tests/it/lock_cli.rs's subject) and the saved plans: a new state for the next kill.
 fn start_afresh(w: &World) {
     let state = w.state_path();
     for suffix in ["", "-wal", "-shm", ".lock"] {

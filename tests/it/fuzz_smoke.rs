@@ -1,7 +1,7 @@
 //! A short libFuzzer run of every fuzz target (`fuzz/`), behind `--ignored` because it
 //! builds the targets in release mode and fuzzes each for a while:
 //!
-//!     cargo test --test fuzz_smoke -- --ignored --nocapture
+//!     cargo test --test it fuzz_smoke:: -- --ignored --nocapture
 //!
 //! Needs cargo-fuzz (`cargo install cargo-fuzz`). It runs on the stable toolchain without a
 //! sanitizer (`-s none`: all of tether is safe Rust, so panics, stack overflows, timeouts

@@ -4,7 +4,7 @@
 //! format, splices, truncations, deep nesting). An input that panics or takes too long
 //! fails the test, saved to a file that `cargo fuzz run <target> <file>` replays.
 //!
-//! `cargo test --test fuzz_targets -- --ignored regenerate` rewrites the EWS, Salesforce and
+//! `cargo test --test it fuzz_targets:: -- --ignored regenerate` rewrites the EWS, Salesforce and
 //! SOQL seeds from the emulators (and copies the example configurations).
 
 use crate::ews;

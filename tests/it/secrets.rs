@@ -8,6 +8,8 @@
 //! The scanner is shown to find a planted secret first, so a pass means something.
 
 use crate::common;
+use crate::common::{SF_CLIENT_ID, SVC};
+use crate::emulated::{self, ONE_REP_SYNC, REP};
 
 use common::{Output, Scratch, tether_with_env};
 use serde_json::json;
@@ -16,10 +18,7 @@ use tether::sandbox::exchange::{self, ImpersonationScope};
 use tether::sandbox::salesforce;
 use tether::secret::Secret;
 
-const REP: &str = "celia.kung@corp.com";
-const SVC: &str = "svc-tether@corp.com";
 const EWS_APP: &str = "0b1e2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
-const SF_CLIENT_ID: &str = "3MVG9tether.sandbox.client";
 // TEST-ONLY key pair (tests/fixtures/README.md).
 const JWT_KEY: &str = include_str!("../fixtures/sf_test_jwt_key.pem");
 const JWT_CERT: &str = include_str!("../fixtures/sf_test_jwt_cert.pem");
@@ -177,12 +176,6 @@ fn signing_key(state: &Path) -> String {
     )
     .unwrap()
 }
-
-const SYNC: &str = "sync_configurations:
-  - name: Reps
-    members: { users: [celia.kung@corp.com] }
-    contacts: { direction: both, conflict: salesforce_wins, scope: users_records }
-";
 
 /// The commands every org goes through, in the order an admin would run them. `edit`
 /// changes data on both sides after the first apply, so the later plans have updates.
@@ -364,18 +357,8 @@ async fn emulators(
         .await
         .unwrap();
     credentials(&ews);
-    ews.add_mailbox(REP, Some("Sales"));
     let sf = salesforce::Emulator::start(sf_options).await.unwrap();
-    let rep_id = sf
-        .handle()
-        .add_user(REP, REP, "Celia Kung", "Sales User", "Europe/Berlin");
-    let contact = sf
-        .handle()
-        .insert(
-            "Contact",
-            json!({"FirstName": "Ana", "LastName": "Diaz", "Email": "ana@customer.com", "OwnerId": rep_id}),
-        )
-        .unwrap();
+    let contact = emulated::add_rep_with_a_contact(&ews, &sf);
     (ews, sf, contact)
 }
 
@@ -424,26 +407,7 @@ async fn no_password_or_client_secret_leaks_from_any_command() {
     let scratch = Scratch::new();
     scratch.write(
         "org/tether.yaml",
-        format!(
-            "version: 1
-org: {{ name: corp, kind: production }}
-connections:
-  exchange:
-    method: service_account
-    ews_url: {}
-    username: {SVC}
-    password: ${{env:TEST_EWS_PASSWORD}}
-  salesforce:
-    instance_url: {sf}
-    login_url: {sf}
-    auth:
-      flow: client_credentials
-      client_id: {SF_CLIENT_ID}
-      client_secret: ${{env:TEST_SF_SECRET}}
-{SYNC}",
-            ews.ews_url(),
-            sf = sf.url()
-        ),
+        emulated::config(&ews.ews_url(), sf.url(), "", ONE_REP_SYNC),
     );
     let env = |pw: &str| {
         vec![
@@ -523,7 +487,8 @@ connections:
       client_id: {SF_CLIENT_ID}
       username: integration@tether.test
       private_key: ${{file:keys/sf.pem}}
-{SYNC}",
+sync_configurations:
+{ONE_REP_SYNC}",
             ews.token_url(),
             ews.ews_url(),
             sf = sf.url()

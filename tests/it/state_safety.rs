@@ -5,8 +5,6 @@
 //! that stay all-or-nothing when the writing process is killed mid-transaction.
 
 use crate::cli_world;
-use crate::common;
-use crate::emulated;
 use crate::reliability_doc;
 
 use cli_world::World;

@@ -2,6 +2,7 @@
 //! (`sandbox::exchange`) and Salesforce (`sandbox::salesforce`), one test per admin-guide rule,
 //! each named after it, plus crash safety and the performance model's call counts.
 
+use crate::common::{PASSWORD, SF_CLIENT_ID, SF_SECRET, SVC, rep_mail as mail};
 use crate::engine_world;
 use crate::ews;
 
@@ -27,13 +28,7 @@ use tether::sandbox::salesforce as sf_emu;
 use tether::secret::Secret;
 use tether::state::{MemoryState, ResetMark, StateChange, StateStore};
 
-const SVC: &str = "svc-tether@acme.com";
-const PASSWORD: &str = "Pa55w0rd!";
 const START: &str = "2026-06-15T10:00:00Z";
-
-fn mail(n: usize) -> String {
-    format!("rep{n}@acme.com")
-}
 
 struct Env {
     clock: ManualClock,
@@ -104,8 +99,8 @@ impl Env {
         let mut so = ClientOptions::new(
             url.clone(),
             SfAuth::ClientCredentials {
-                client_id: "3MVG9tether.sandbox.client".into(),
-                client_secret: Secret::new("sandbox-client-secret"),
+                client_id: SF_CLIENT_ID.into(),
+                client_secret: Secret::new(SF_SECRET),
             },
         );
         so.login_url = url;

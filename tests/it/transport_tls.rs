@@ -5,19 +5,15 @@
 //! refused for any host but loopback, for both connections.
 
 use crate::common;
+use crate::common::{PASSWORD, SF_SECRET, SVC};
+use crate::emulated::{self, ONE_REP_SYNC, REP};
 
 use common::{Output, Scratch, tether_with_env};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-use serde_json::json;
 use std::time::{Duration, Instant};
 use tether::sandbox::exchange::{self, ImpersonationScope};
 use tether::sandbox::salesforce;
 use tether::sandbox::tls::TlsIdentity;
-
-const SVC: &str = "svc-tether@corp.com";
-const PASSWORD: &str = "Ews-Pa55w0rd-7431";
-const SF_SECRET: &str = "sandbox-client-secret";
-const REP: &str = "celia.kung@corp.com";
 
 /// A private CA: its certificate (PEM) and what it takes to sign server certificates.
 struct Ca {
@@ -75,22 +71,13 @@ async fn start(issuer: &Ca, ca_file: Option<(&str, &str)>) -> Org {
         PASSWORD,
         ImpersonationScope::Filter("Department -eq 'Sales'".into()),
     );
-    ews.add_mailbox(REP, Some("Sales"));
     let sf = salesforce::Emulator::start(salesforce::EmulatorOptions {
         tls: Some(server_identity(issuer)),
         ..Default::default()
     })
     .await
     .unwrap();
-    let rep_id = sf
-        .handle()
-        .add_user(REP, REP, "Celia Kung", "Sales User", "Europe/Berlin");
-    sf.handle()
-        .insert(
-            "Contact",
-            json!({"FirstName": "Ana", "LastName": "Diaz", "Email": "ana@customer.com", "OwnerId": rep_id}),
-        )
-        .unwrap();
+    emulated::add_rep_with_a_contact(&ews, &sf);
     assert!(ews.ews_url().starts_with("https://127.0.0.1:"));
     assert!(sf.url().starts_with("https://127.0.0.1:"));
     let scratch = Scratch::new();
@@ -103,30 +90,7 @@ async fn start(issuer: &Ca, ca_file: Option<(&str, &str)>) -> Org {
     };
     scratch.write(
         "org/tether.yaml",
-        format!(
-            r#"version: 1
-org: {{ name: corp, kind: production }}
-connections:
-  exchange:
-    method: service_account
-    ews_url: {ews}
-    username: {SVC}
-    password: ${{env:TEST_EWS_PASSWORD}}{ca_line}
-  salesforce:
-    instance_url: {sf}
-    login_url: {sf}{ca_line}
-    auth:
-      flow: client_credentials
-      client_id: 3MVG9tether.sandbox.client
-      client_secret: ${{env:TEST_SF_SECRET}}
-sync_configurations:
-  - name: Reps
-    members: {{ users: [{REP}] }}
-    contacts: {{ direction: both, conflict: salesforce_wins, scope: users_records }}
-"#,
-            ews = ews.ews_url(),
-            sf = sf.url()
-        ),
+        emulated::config(&ews.ews_url(), sf.url(), &ca_line, ONE_REP_SYNC),
     );
     Org { ews, sf, scratch }
 }

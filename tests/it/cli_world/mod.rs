@@ -77,9 +77,7 @@ pub struct World {
     pub base: DateTime<Utc>,
 }
 
-pub fn rep_mail(n: usize) -> String {
-    format!("rep{n}@corp.com")
-}
+pub use crate::common::rep_mail;
 
 fn email(key: &str) -> String {
     format!("{key}@customer.example")

@@ -11,6 +11,19 @@ pub const TEST_ENV: &[(&str, &str)] = &[
     ("TETHER_TEST_TOKEN", "not-a-real-token"),
 ];
 
+/// The service account the emulated Exchanges let in (impersonating the Sales department),
+/// its password, and the emulated Salesforce's connected-app secret: one set for every test.
+pub const SVC: &str = "svc-tether@corp.com";
+pub const PASSWORD: &str = "Ews-Pa55w0rd-7431";
+pub const SF_SECRET: &str = "sandbox-client-secret";
+/// The connected app's client id in the emulated orgs.
+pub const SF_CLIENT_ID: &str = "3MVG9tether.sandbox.client";
+
+/// Rep `n`'s address, in mailboxes and as a Salesforce username.
+pub fn rep_mail(n: usize) -> String {
+    format!("rep{n}@corp.com")
+}
+
 pub struct Scratch {
     pub dir: tempfile::TempDir,
 }

@@ -7,9 +7,10 @@ use crate::common::{Output, Scratch, tether_with_env};
 use tether::sandbox::exchange::{self, ImpersonationScope};
 use tether::sandbox::salesforce;
 
-pub const SVC: &str = "svc-tether@corp.com";
-pub const PASSWORD: &str = "Ews-Pa55w0rd-7431";
-pub const SF_SECRET: &str = "sandbox-client-secret";
+pub use crate::common::{PASSWORD, SF_CLIENT_ID, SF_SECRET, SVC};
+
+/// The rep of the single-rep orgs.
+pub const REP: &str = "celia.kung@corp.com";
 
 pub struct Org {
     pub ews: exchange::RunningEmulator,
@@ -43,30 +44,65 @@ pub async fn start_with(
     let scratch = Scratch::new();
     scratch.write(
         "org/tether.yaml",
-        format!(
-            r#"version: 1
+        config(&ews.ews_url(), sf.url(), "", sync_configurations),
+    );
+    Org { ews, sf, scratch }
+}
+
+/// A configuration for Exchange at `ews_url` through the service account and Salesforce at
+/// `sf_url` through client credentials, the secrets read from `TEST_EWS_PASSWORD` and
+/// `TEST_SF_SECRET`; `connection_lines` (e.g. `ca_file`, indented for a connection) go into
+/// both connections, `sync_configurations` is the list under that key.
+pub fn config(
+    ews_url: &str,
+    sf_url: &str,
+    connection_lines: &str,
+    sync_configurations: &str,
+) -> String {
+    format!(
+        r#"version: 1
 org: {{ name: corp, kind: production }}
 connections:
   exchange:
     method: service_account
-    ews_url: {}
+    ews_url: {ews_url}
     username: {SVC}
-    password: ${{env:TEST_EWS_PASSWORD}}
+    password: ${{env:TEST_EWS_PASSWORD}}{connection_lines}
   salesforce:
-    instance_url: {sf}
-    login_url: {sf}
+    instance_url: {sf_url}
+    login_url: {sf_url}{connection_lines}
     auth:
       flow: client_credentials
-      client_id: 3MVG9tether.sandbox.client
+      client_id: {SF_CLIENT_ID}
       client_secret: ${{env:TEST_SF_SECRET}}
 sync_configurations:
-{sync_configurations}"#,
-            ews.ews_url(),
-            sf = sf.url()
-        ),
-    );
-    Org { ews, sf, scratch }
+{sync_configurations}"#
+    )
 }
+
+/// The one rep of the single-rep orgs: a Sales mailbox, a Salesforce user and one of their
+/// contacts, whose id is returned.
+pub fn add_rep_with_a_contact(
+    ews: &exchange::RunningEmulator,
+    sf: &salesforce::RunningEmulator,
+) -> String {
+    ews.add_mailbox(REP, Some("Sales"));
+    let rep_id = sf
+        .handle()
+        .add_user(REP, REP, "Celia Kung", "Sales User", "Europe/Berlin");
+    sf.handle()
+        .insert(
+            "Contact",
+            serde_json::json!({"FirstName": "Ana", "LastName": "Diaz", "Email": "ana@customer.com", "OwnerId": rep_id}),
+        )
+        .unwrap()
+}
+
+/// The sync configuration of the single-rep orgs.
+pub const ONE_REP_SYNC: &str = "  - name: Reps
+    members: { users: [celia.kung@corp.com] }
+    contacts: { direction: both, conflict: salesforce_wins, scope: users_records }
+";
 
 impl Org {
     /// Runs tether in the scratch directory with the org's secrets in the environment

@@ -36,7 +36,7 @@ pub fn config(contacts: Value, events: Value) -> Config {
         "connections": {
             "exchange": {
                 "method": "service_account",
-                "username": "svc@acme.com",
+                "username": crate::common::SVC,
                 "password": "${env:P}",
                 "additional_domains": ["acme.net"]
             },
@@ -70,9 +70,7 @@ pub struct World<S: StateStore = MemoryState> {
 pub fn rep_id(n: usize) -> String {
     format!("005{n:012}")
 }
-pub fn rep_mail(n: usize) -> String {
-    format!("rep{n}@acme.com")
-}
+pub use crate::common::rep_mail;
 
 impl World<MemoryState> {
     pub fn new(config: Config, reps: usize) -> Self {

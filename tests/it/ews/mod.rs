@@ -10,8 +10,7 @@ use tether::exchange::{Auth, Endpoint, EwsClient, ExchangeOptions};
 use tether::sandbox::exchange::{Emulator, EmulatorOptions, ImpersonationScope, RunningEmulator};
 use tether::secret::Secret;
 
-pub const SVC: &str = "svc-tether@corp.com";
-pub const PASSWORD: &str = "Pa55w0rd!";
+pub use crate::common::{PASSWORD, SVC};
 pub const CELIA: &str = "celia.kung@corp.com";
 pub const BOB: &str = "bob.lee@corp.com";
 pub const FINANCE: &str = "fin.person@corp.com";
