@@ -2,9 +2,16 @@
 //! and ends with "No changes" after its last apply.
 
 use crate::common;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+/// The demo serves its emulators on fixed ports: one demo at a time.
+static DEMO: Mutex<()> = Mutex::new(());
 
 #[test]
 fn demo_runs_the_loop_and_ends_with_no_changes() {
+    let _one = DEMO.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let out = common::tether(&["demo"], dir.path());
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
@@ -41,6 +48,36 @@ fn demo_runs_the_loop_and_ends_with_no_changes() {
         applies.iter().all(|l| l.ends_with(" 0 failed.")),
         "{applies:?}"
     );
+}
+
+/// `tether demo | head -n 3`: the reader goes away after three lines. The demo used to panic
+/// on its next `println!` ("failed printing to stdout: Broken pipe", exit 101).
+#[test]
+fn a_closed_stdout_ends_tether_demo_quietly_without_a_panic() {
+    let _one = DEMO.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+        .arg("demo")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..3 {
+        lines.next().expect("a line").unwrap();
+    }
+    drop(lines); // the pipe's only reader closes it, as `head` does
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
 }
 
 /// `cargo run --release -- demo` must pick tether among the crate's binaries (there is also

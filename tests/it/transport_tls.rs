@@ -248,3 +248,50 @@ sync_configurations:
         assert!(line.contains("use https"), "{line}");
     }
 }
+
+/// A refused connection names the settings that say where tether connects, at the file, line
+/// and column they are written at, and says what failed beneath it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_salesforce_connection_names_the_settings_file_line_and_column() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let scratch = Scratch::new();
+    let text = emulated::config(
+        &format!("{closed}/EWS/Exchange.asmx"),
+        &closed,
+        "",
+        ONE_REP_SYNC,
+    );
+    scratch.write("org/tether.yaml", &text);
+    let out = tether_with_env(
+        &["plan", "org"],
+        scratch.dir.path(),
+        &[
+            ("TEST_EWS_PASSWORD", PASSWORD),
+            ("TEST_SF_SECRET", SF_SECRET),
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let at = |key: &str| {
+        let (line, column) = common::position_of(&text, &format!("{key}: {closed}"));
+        format!("org/tether.yaml:{line}:{}", column + key.len() as u64 + 2)
+    };
+    for expected in [
+        "error: Salesforce could not be read; nothing was planned\n".to_string(),
+        "\nCaused by: Salesforce unreachable after ".to_string(),
+        format!("connections.salesforce.login_url ({})", at("login_url")),
+        format!(
+            "connections.salesforce.instance_url ({})",
+            at("instance_url")
+        ),
+    ] {
+        assert!(
+            out.stderr.contains(&expected),
+            "no `{expected}` in:\n{}",
+            out.stderr
+        );
+    }
+    assert!(out.stderr.contains("\nHint: "), "{}", out.stderr);
+}
