@@ -212,12 +212,17 @@ pub fn plan_failed(e: PlanError, config: &Config, settings: &Settings) -> Comman
             let error = CommandError::new(
                 Kind::Connection,
                 "Salesforce could not be read; nothing was planned",
-            )
-            .caused_by(&call.message);
+            );
+            // A transport failure has no code from Salesforce: only the address can be wrong.
             let error = if call.code == "TRANSPORT" {
-                error.hint(unreachable_hint("Salesforce", config, settings, true))
+                error.caused_by(&call.message).hint(unreachable_hint(
+                    "Salesforce",
+                    config,
+                    settings,
+                    true,
+                ))
             } else {
-                error
+                error.caused_by(&call)
             };
             error.hint("`tether test-connection` checks the connections one by one")
         }

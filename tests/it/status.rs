@@ -166,10 +166,13 @@ async fn a_wrong_exchange_password_fails_the_apply_and_status_says_what_to_do() 
         .tether(&["apply", "org", "--auto-approve"], "Wrong-Password-99")
         .await;
     assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
-    has(&apply.stderr, "error: Exchange refused the service account");
     has(
         &apply.stderr,
-        "nothing was synced with Exchange. Check connections.exchange",
+        "error: Exchange refused the service account; nothing was synced with Exchange\nCaused by: ",
+    );
+    has(
+        &apply.stderr,
+        "\nHint: check connections.exchange (org/tether.yaml:4:5): the username, and the password",
     );
     assert!(
         s.ews.find_folder(REP, "Salesforce_Sync").is_none(),
