@@ -10,7 +10,7 @@
 
 use crate::clock::SystemClock;
 use crate::config::model::Config;
-use crate::engine::connector::{CRM_BATCH, MAIL_BATCH};
+use crate::engine::connector::{CrmConnector, MailConnector};
 use crate::engine::cycle::{CycleReport, SyncOptions, run_cycle};
 use crate::engine::execute::StepBudget;
 use crate::engine::plan::{Action, Side};
@@ -467,8 +467,8 @@ impl Bench {
                 .iter()
                 .map(|n| div_ceil(*n, 2000).max(1))
                 .sum::<u64>()
-            + write_floor(&report, Side::Salesforce, CRM_BATCH)
-            + div_ceil(relations(&report), CRM_BATCH);
+            + write_floor(&report, Side::Salesforce, self.connectors.crm.batch_size())
+            + div_ceil(relations(&report), self.connectors.crm.batch_size());
         // Exchange, per rep: the Salesforce_Sync folder found once; per folder its feed in
         // pages of 512 and its items fetched in batches; writes in batches.
         let ews_floor = sizes
@@ -476,11 +476,13 @@ impl Bench {
             .map(|(contacts, events)| {
                 1 + [contacts, events]
                     .iter()
-                    .map(|n| div_ceil(**n, 512).max(1) + div_ceil(**n, MAIL_BATCH))
+                    .map(|n| {
+                        div_ceil(**n, 512).max(1) + div_ceil(**n, self.connectors.mail.batch_size())
+                    })
                     .sum::<u64>()
             })
             .sum::<u64>()
-            + write_floor(&report, Side::Exchange, MAIL_BATCH);
+            + write_floor(&report, Side::Exchange, self.connectors.mail.batch_size());
         Ok(self.phase(
             "initial sync",
             &report,
@@ -590,7 +592,7 @@ impl Bench {
                     let (Some(x), Some(s)) = (&link.exchange, &link.salesforce) else {
                         continue;
                     };
-                    if k % step == 0 {
+                    if k.is_multiple_of(step) {
                         let ok =
                             self.org
                                 .exchange
@@ -656,13 +658,13 @@ impl Bench {
         let sf_floor = self.quiet_floors().0
             + 2 * to_salesforce
                 .values()
-                .map(|n| div_ceil(*n, CRM_BATCH))
+                .map(|n| div_ceil(*n, self.connectors.crm.batch_size()))
                 .sum::<u64>();
         let ews_floor = self.quiet_floors().1
             + per_folder
                 .iter()
                 .map(|((_, _, in_exchange), n)| {
-                    let batches = div_ceil(*n, MAIL_BATCH);
+                    let batches = div_ceil(*n, self.connectors.mail.batch_size());
                     if *in_exchange { batches } else { 2 * batches }
                 })
                 .sum::<u64>();

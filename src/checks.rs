@@ -5,8 +5,7 @@
 use crate::clock::Clock;
 use crate::config::model::{Config, Direction};
 use crate::connect;
-use crate::exchange::client::FolderRef;
-use crate::exchange::{EwsClient, EwsError};
+use crate::mail::MailSide;
 use crate::model::{EffectiveMapping, ObjectKind};
 use crate::salesforce::{FieldUse, SalesforceClient, SfError};
 use serde::Serialize;
@@ -23,7 +22,7 @@ pub struct Check {
     pub remediation: Option<String>,
 }
 
-fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
+pub(crate) fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
     Check {
         name: name.into(),
         passed: true,
@@ -32,7 +31,7 @@ fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
     }
 }
 
-fn fail(
+pub(crate) fn fail(
     name: impl Into<String>,
     detail: impl Into<String>,
     remediation: impl Into<String>,
@@ -65,13 +64,27 @@ pub async fn run(
     clock: Arc<dyn Clock>,
 ) -> Vec<Check> {
     let mut out = Vec::new();
-    match connect::exchange(config, home, clock) {
-        Err(e) => out.push(fail(
-            "Exchange: connection settings",
-            e.to_string(),
-            "fix the setting named, then run test-connection again",
-        )),
-        Ok(client) => exchange(&client, probe_mailbox(config, user), &mut out).await,
+    if connect::uses_graph(config) {
+        match connect::graph(config, home, clock) {
+            Err(e) => out.push(fail(
+                "Exchange: connection settings",
+                e.to_string(),
+                "fix the setting named, then run test-connection again",
+            )),
+            Ok(client) => graph(&client, &graph_mailboxes(config, user), &mut out).await,
+        }
+    } else {
+        match MailSide::open(config, home, clock) {
+            Err(e) => out.push(fail(
+                "Exchange: connection settings",
+                e.to_string(),
+                "fix the setting named, then run test-connection again",
+            )),
+            Ok(mail) => {
+                mail.connection_checks(probe_mailbox(config, user), &mut out)
+                    .await
+            }
+        }
     }
     match connect::salesforce(config, home) {
         Err(e) => out.push(fail(
@@ -84,65 +97,77 @@ pub async fn run(
     out
 }
 
-async fn exchange(client: &EwsClient, mailbox: Option<String>, out: &mut Vec<Check>) {
-    match client.ews_url().await {
-        Ok(url) => out.push(pass("Exchange: EWS endpoint", url.to_string())),
-        Err(e) => {
-            out.push(fail(
-                "Exchange: EWS endpoint",
-                e.to_string(),
-                "set `ews_url`, or make Autodiscover answer for the service account's domain",
-            ));
-            return;
+/// The mailboxes the Graph checks open: `--user`, or every user listed in an active
+/// configuration (one cheap call each: a denial concerns one rep, not the setup).
+fn graph_mailboxes(config: &Config, user: Option<&str>) -> Vec<String> {
+    if let Some(u) = user {
+        return vec![u.to_string()];
+    }
+    let mut out: Vec<String> = Vec::new();
+    for u in config
+        .sync_configurations
+        .iter()
+        .filter(|c| c.active)
+        .flat_map(|c| &c.members.users)
+    {
+        if !out.iter().any(|x| x.eq_ignore_ascii_case(u)) {
+            out.push(u.clone());
         }
     }
-    let Some(mailbox) = mailbox else {
+    out
+}
+
+/// Microsoft Graph: the app's token, then each rep's mailbox and Salesforce_Sync folder.
+async fn graph(client: &crate::graph::GraphClient, mailboxes: &[String], out: &mut Vec<Check>) {
+    use crate::graph::ErrorKind;
+    const TOKEN: &str = "Exchange: app sign-in (Microsoft Graph)";
+    if let Err(e) = client.sign_in().await {
         out.push(fail(
-            "Exchange: impersonation",
+            TOKEN,
+            e.to_string(),
+            "fix the app registration setting named, then run test-connection again",
+        ));
+        return;
+    }
+    out.push(pass(TOKEN, "token issued"));
+    if mailboxes.is_empty() {
+        out.push(fail(
+            "Exchange: mailbox access",
             "no rep to test with",
             "pass --user EMAIL, or list a user in an active sync configuration",
         ));
-        return;
-    };
-    // One call tells three things: TLS and reachability, the credentials, impersonation.
-    match client.get_folder(&mailbox, &FolderRef::contacts()).await {
-        Ok(_) => {
-            out.push(pass("Exchange: service account credentials", "accepted"));
-            out.push(pass(
-                format!("Exchange: impersonation of {mailbox}"),
-                "allowed",
-            ));
-        }
-        Err(e) => {
-            out.push(exchange_failure(&mailbox, &e));
-            return;
-        }
     }
-    match client
-        .find_folder(&mailbox, &FolderRef::contacts(), "Salesforce_Sync")
-        .await
-    {
-        Ok(Some(_)) => out.push(pass(
-            format!("Exchange: Salesforce_Sync folder of {mailbox}"),
-            "found",
-        )),
-        Ok(None) => out.push(pass(
-            format!("Exchange: Salesforce_Sync folder of {mailbox}"),
-            "not there yet; the first apply creates it under Contacts",
-        )),
-        Err(e) => out.push(fail(
-            format!("Exchange: Salesforce_Sync folder of {mailbox}"),
-            e.to_string(),
-            "check the service account's access to the mailbox's Contacts folder",
-        )),
-    }
-    match client.get_folder(&mailbox, &FolderRef::calendar()).await {
-        Ok(_) => out.push(pass(format!("Exchange: calendar of {mailbox}"), "found")),
-        Err(e) => out.push(fail(
-            format!("Exchange: calendar of {mailbox}"),
-            e.to_string(),
-            "check the service account's access to the mailbox's calendar",
-        )),
+    for mailbox in mailboxes {
+        let name = format!("Exchange: mailbox of {mailbox}");
+        if let Err(e) = client.check_mailbox(mailbox).await {
+            let what = match e.kind {
+                ErrorKind::Denied => "User recognized by Exchange service account: no",
+                ErrorKind::NoMailbox => "no Exchange Online mailbox",
+                _ => "not reachable",
+            };
+            let todo = e.hint.clone().unwrap_or_else(|| {
+                "check the app's Contacts.ReadWrite and Calendars.ReadWrite application permissions".into()
+            });
+            out.push(fail(name, format!("{what}: {}", e.message), todo));
+            continue;
+        }
+        out.push(pass(name, "contacts and calendar readable"));
+        let folder = format!("Exchange: Salesforce_Sync folder of {mailbox}");
+        match client
+            .find_contact_folder(mailbox, crate::graph::folders::SYNC_FOLDER)
+            .await
+        {
+            Ok(Some(_)) => out.push(pass(folder, "found")),
+            Ok(None) => out.push(pass(
+                folder,
+                "not there yet; tether creates it under Contacts when it first syncs",
+            )),
+            Err(e) => out.push(fail(
+                folder,
+                e.to_string(),
+                "check the app's Contacts.ReadWrite application permission for this mailbox",
+            )),
+        }
     }
 }
 
@@ -193,39 +218,6 @@ async fn shared_activities(config: &Config, client: &SalesforceClient) -> Check 
             e.to_string(),
             "give the integration user read access to Event, then run test-connection again",
         ),
-    }
-}
-
-/// What a failed first EWS call says about the setup.
-fn exchange_failure(mailbox: &str, e: &EwsError) -> Check {
-    match e {
-        EwsError::Unauthorized(_) => fail(
-            "Exchange: service account credentials",
-            e.to_string(),
-            "check the username and password (or the app's client secret) and that the account is not locked",
-        ),
-        EwsError::Transport(_) | EwsError::Config(_) => fail(
-            "Exchange: EWS reachable over TLS",
-            e.to_string(),
-            "check the URL, the network path and the server certificate (`ca_file` for a private CA)",
-        ),
-        _ => match e.code() {
-            Some("ErrorImpersonateUserDenied") => fail(
-                format!("Exchange: impersonation of {mailbox}"),
-                e.to_string(),
-                "give the service account the ApplicationImpersonation role with a management scope that includes this mailbox",
-            ),
-            Some("ErrorNonExistentMailbox") => fail(
-                format!("Exchange: impersonation of {mailbox}"),
-                e.to_string(),
-                "check that the rep's Salesforce email is their Exchange primary address, or add the domain to `additional_domains`",
-            ),
-            _ => fail(
-                format!("Exchange: impersonation of {mailbox}"),
-                e.to_string(),
-                "see the error; run again with --user to test another mailbox",
-            ),
-        },
     }
 }
 
@@ -362,5 +354,82 @@ async fn salesforce(config: &Config, client: &SalesforceClient, out: &mut Vec<Ch
             }
         }
         _ => out.push(pass("Salesforce: API usage", "not reported by the org")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::tests::fake::{Canned, Fake};
+    use crate::graph::tests::{DENIED, NO_MAILBOX, with_token};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn graph_test_connection_checks_the_token_and_each_reps_mailbox() {
+        let fake = Fake::start(with_token(|req| match req.mailbox().as_deref() {
+            Some("out@corp.com") => Canned::raw(403, DENIED),
+            Some("gone@corp.com") => Canned::raw(404, NO_MAILBOX),
+            _ => Canned::json(200, &json!({"value": []})),
+        }))
+        .await;
+        // SAFETY: a variable only this test reads.
+        unsafe { std::env::set_var("TETHER_CHECKS_TEST_SECRET", "app-secret") };
+        let config: Config = serde_json::from_value(json!({
+            "version": 1,
+            "org": {"name": "acme", "kind": "production"},
+            "connections": {
+                "exchange": {
+                    "method": "oauth2", "api": "graph", "tenant": "corp.com", "client_id": "app-1",
+                    "client_secret": "${env:TETHER_CHECKS_TEST_SECRET}",
+                    "token_url": fake.token_url(), "graph_url": fake.graph_url(),
+                },
+                "salesforce": {"instance_url": "https://acme.my.salesforce.com", "auth": {"flow": "access_token", "access_token": "${env:X}"}},
+            },
+            "sync_configurations": [{"name": "Reps", "members": {"users": ["ana@corp.com", "out@corp.com", "gone@corp.com", "ANA@corp.com"]}}],
+        }))
+        .unwrap();
+        let mut out = Vec::new();
+        let client =
+            connect::graph(&config, Path::new("."), Arc::new(crate::clock::SystemClock)).unwrap();
+        graph(&client, &graph_mailboxes(&config, None), &mut out).await;
+        let lines: Vec<String> = out
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}: {}",
+                    if c.passed { "PASS" } else { "FAIL" },
+                    c.name,
+                    c.detail
+                )
+            })
+            .collect();
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        assert_eq!(
+            lines[0],
+            "PASS Exchange: app sign-in (Microsoft Graph): token issued"
+        );
+        assert_eq!(
+            lines[1],
+            "PASS Exchange: mailbox of ana@corp.com: contacts and calendar readable"
+        );
+        assert_eq!(
+            lines[2],
+            "PASS Exchange: Salesforce_Sync folder of ana@corp.com: not there yet; tether creates it under Contacts when it first syncs"
+        );
+        assert!(lines[3].starts_with("FAIL Exchange: mailbox of out@corp.com: User recognized by Exchange service account: no"), "{}", lines[3]);
+        assert!(
+            out[3]
+                .remediation
+                .as_deref()
+                .unwrap()
+                .contains("Test-ServicePrincipalAuthorization")
+        );
+        assert!(
+            lines[4]
+                .starts_with("FAIL Exchange: mailbox of gone@corp.com: no Exchange Online mailbox"),
+            "{}",
+            lines[4]
+        );
+        assert!(!format!("{out:?}").contains("app-secret"));
     }
 }

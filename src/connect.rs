@@ -4,7 +4,8 @@
 use crate::clock::Clock;
 use crate::config::model::{Config, ExchangeApi, ExchangeConnection, OrgKind, SalesforceAuth};
 use crate::config::secrets::{resolve, resolve_value};
-use crate::exchange::{self, Endpoint, EwsClient, ExchangeOptions};
+use crate::entra::{AppCredentials, ClientCredential, Thumbprint};
+use crate::exchange::{self, Endpoint, ExchangeOptions};
 use crate::salesforce::{Auth, ClientOptions, SalesforceClient};
 use crate::secret::Secret;
 use std::path::Path;
@@ -136,6 +137,60 @@ const EXCHANGE_ONLINE_EWS: &str = "https://outlook.office365.com/EWS/Exchange.as
 /// The scope an app registration asks for to use EWS.
 const EXCHANGE_ONLINE_SCOPE: &str = "https://outlook.office365.com/.default";
 
+/// What connecting with `api: graph` says until the engine syncs over Microsoft Graph.
+pub const GRAPH_NOT_YET: &str = "syncing through Microsoft Graph is not available yet: \
+    `tether test-connection` checks the app's token and each rep's mailbox over Graph, but \
+    plan, apply and run need `api: ews` for now";
+
+/// The default token endpoint of an Entra tenant.
+pub fn default_token_url(tenant: &str) -> String {
+    format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
+}
+
+/// An app registration's credentials from an `oauth2` connection, secrets resolved:
+/// `client_secret`, or `certificate` (private key + thumbprint) for a signed assertion.
+pub fn app_credentials(
+    home: &Path,
+    tenant: &str,
+    client_id: &str,
+    client_secret: Option<&crate::config::model::SecretRef>,
+    certificate: Option<&crate::config::model::ClientCertificate>,
+    token_url: Option<&str>,
+    scope: &str,
+) -> Result<AppCredentials, ConnectError> {
+    const EX: &str = "connections.exchange";
+    let field = |name: &'static str| format!("{EX}.{name}");
+    let credential = match (client_secret, certificate) {
+        (Some(secret), None) => {
+            ClientCredential::Secret(resolve(secret, home).map_err(at(&field("client_secret")))?)
+        }
+        (None, Some(cert)) => ClientCredential::Certificate {
+            private_key_pem: resolve(&cert.private_key, home)
+                .map_err(at(&field("certificate.private_key")))?,
+            thumbprint: Thumbprint::parse(&cert.thumbprint)
+                .map_err(at(&field("certificate.thumbprint")))?,
+        },
+        (Some(_), Some(_)) => {
+            return Err(at(&field("certificate"))(
+                "give `client_secret` or `certificate`, not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(at(EX)("give `client_secret` or `certificate`".into()));
+        }
+    };
+    let token_url = match token_url {
+        Some(u) => url(&field("token_url"), u)?,
+        None => url(&field("tenant"), &default_token_url(tenant))?,
+    };
+    Ok(AppCredentials {
+        token_url,
+        client_id: resolve_value(client_id, home).map_err(at(&field("client_id")))?,
+        credential,
+        scope: scope.into(),
+    })
+}
+
 /// Client options for Exchange, with every secret resolved.
 pub fn exchange_options(config: &Config, home: &Path) -> Result<ExchangeOptions, ConnectError> {
     const EX: &str = "connections.exchange";
@@ -171,37 +226,23 @@ pub fn exchange_options(config: &Config, home: &Path) -> Result<ExchangeOptions,
             client_secret,
             certificate,
             token_url,
-            api,
             ews_url,
             ca_file,
+            api,
             ..
         } => {
             if *api == ExchangeApi::Graph {
-                return Err(at(&field("api"))(
-                    "the Microsoft Graph connector is not available yet; use `api: ews`".into(),
-                ));
+                return Err(at(&field("api"))(GRAPH_NOT_YET.into()));
             }
-            let Some(secret) = client_secret else {
-                let message = if certificate.is_some() {
-                    "certificate credentials are not supported yet; give `client_secret`"
-                } else {
-                    "give `client_secret`"
-                };
-                return Err(at(&field("client_secret"))(message.into()));
-            };
-            let token_url = match token_url {
-                Some(u) => url(&field("token_url"), u)?,
-                None => url(
-                    &field("tenant"),
-                    &format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
-                )?,
-            };
-            let auth = exchange::Auth::OAuth2 {
-                token_url,
-                client_id: resolve_value(client_id, home).map_err(at(&field("client_id")))?,
-                client_secret: resolve(secret, home).map_err(at(&field("client_secret")))?,
-                scope: EXCHANGE_ONLINE_SCOPE.into(),
-            };
+            let auth = exchange::Auth::OAuth2(app_credentials(
+                home,
+                tenant,
+                client_id,
+                client_secret.as_ref(),
+                certificate.as_ref(),
+                token_url.as_deref(),
+                EXCHANGE_ONLINE_SCOPE,
+            )?);
             let endpoint = Endpoint::Url(url(
                 &field("ews_url"),
                 ews_url.as_deref().unwrap_or(EXCHANGE_ONLINE_EWS),
@@ -214,14 +255,59 @@ pub fn exchange_options(config: &Config, home: &Path) -> Result<ExchangeOptions,
     Ok(opts)
 }
 
-/// A client for Exchange.
-pub fn exchange(
+/// True when the Exchange connection uses Microsoft Graph.
+pub fn uses_graph(config: &Config) -> bool {
+    matches!(
+        config.connections.exchange,
+        ExchangeConnection::Oauth2 {
+            api: ExchangeApi::Graph,
+            ..
+        }
+    )
+}
+
+/// A Microsoft Graph client for an `api: graph` connection, every secret resolved. The
+/// token scope follows `graph_url` (national clouds have their own Graph host).
+pub fn graph(
     config: &Config,
     home: &Path,
     clock: Arc<dyn Clock>,
-) -> Result<EwsClient, ConnectError> {
-    let opts = exchange_options(config, home)?;
-    EwsClient::new(opts, clock).map_err(|e| at("connections.exchange")(e.to_string()))
+) -> Result<crate::graph::GraphClient, ConnectError> {
+    const EX: &str = "connections.exchange";
+    let ExchangeConnection::Oauth2 {
+        tenant,
+        client_id,
+        client_secret,
+        certificate,
+        token_url,
+        api: ExchangeApi::Graph,
+        graph_url,
+        ca_file,
+        ..
+    } = &config.connections.exchange
+    else {
+        return Err(at(&format!("{EX}.api"))(
+            "Microsoft Graph needs `method: oauth2` with `api: graph`".into(),
+        ));
+    };
+    let graph_url = url(
+        &format!("{EX}.graph_url"),
+        graph_url
+            .as_deref()
+            .unwrap_or(crate::graph::client::DEFAULT_GRAPH_URL),
+    )?;
+    let mut opts = crate::graph::GraphOptions::new(graph_url);
+    opts.ca_file = ca_file.as_ref().map(|f| home.join(f));
+    let app = app_credentials(
+        home,
+        tenant,
+        client_id,
+        client_secret.as_ref(),
+        certificate.as_ref(),
+        token_url.as_deref(),
+        &opts.scope(),
+    )?;
+    crate::graph::GraphClient::new(opts, app, clock).map_err(|e| at(EX)(e.to_string()))
 }
 
 /// Contact fields the active configurations' contact `filters` name, for
@@ -270,4 +356,144 @@ pub fn connector_mapping(
         });
     }
     out.unwrap_or_else(|| crate::model::EffectiveMapping::defaults(object))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(exchange: serde_json::Value) -> Config {
+        serde_json::from_value(json!({
+            "version": 1,
+            "org": {"name": "acme", "kind": "production"},
+            "connections": {
+                "exchange": exchange,
+                "salesforce": {
+                    "instance_url": "https://acme.my.salesforce.com",
+                    "auth": {"flow": "access_token", "access_token": "${env:X}"},
+                },
+            },
+        }))
+        .unwrap()
+    }
+
+    /// An `oauth2` connection with a certificate, plus `extra` members.
+    fn cert_app(extra: serde_json::Value) -> Config {
+        let mut ex = json!({
+            "method": "oauth2",
+            "tenant": "acme.onmicrosoft.com",
+            "client_id": "app-1",
+            "certificate": {
+                "private_key": "${env:TETHER_CONNECT_TEST_KEY}",
+                "thumbprint": "A1B2C3D4E5F60718293A4B5C6D7E8F9001122334",
+            },
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            ex[k] = v.clone();
+        }
+        config(ex)
+    }
+
+    fn set_key() {
+        // SAFETY: a variable only these tests read, always to the same value.
+        unsafe { std::env::set_var("TETHER_CONNECT_TEST_KEY", "-----BEGIN PRIVATE KEY-----") };
+    }
+
+    #[test]
+    fn ews_oauth_with_a_certificate_is_no_longer_refused_at_connect() {
+        set_key();
+        let opts = exchange_options(&cert_app(json!({})), Path::new(".")).unwrap();
+        let exchange::Auth::OAuth2(app) = opts.auth else {
+            panic!("OAuth2 expected")
+        };
+        assert!(matches!(
+            app.credential,
+            ClientCredential::Certificate {
+                thumbprint: Thumbprint::Sha1(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            app.token_url.as_str(),
+            "https://login.microsoftonline.com/acme.onmicrosoft.com/oauth2/v2.0/token"
+        );
+        assert_eq!(app.scope, "https://outlook.office365.com/.default");
+    }
+
+    #[test]
+    fn graph_connection_cannot_sync_yet_but_builds_a_graph_client() {
+        set_key();
+        let graph =
+            cert_app(json!({"api": "graph", "graph_url": "https://graph.microsoft.us/v1.0"}));
+        let err = exchange_options(&graph, Path::new(".")).unwrap_err();
+        assert_eq!(err.setting, "connections.exchange.api");
+        assert!(err.message.contains("not available yet"), "{err}");
+        let clock = Arc::new(crate::clock::SystemClock);
+        let client = super::graph(&graph, Path::new("."), clock.clone()).unwrap();
+        assert_eq!(
+            client.options().scope(),
+            "https://graph.microsoft.us/.default"
+        );
+        assert!(super::graph(&cert_app(json!({})), Path::new("."), clock).is_err());
+    }
+
+    /// The certificate credential end to end over EWS: configuration → connect → EWS client
+    /// → a signed assertion at the token endpoint → the bearer token on the EWS request.
+    #[tokio::test]
+    async fn ews_oauth_with_a_certificate_signs_in_with_an_assertion() {
+        use crate::graph::tests::fake::{Canned, Fake};
+        use crate::graph::tests::{TOKEN_OK, with_token};
+        let fake = Fake::start(with_token(|_| Canned::empty(400))).await;
+        let config = cert_app(json!({
+            "certificate": {
+                "private_key": "${file:sf_test_jwt_key.pem}",
+                "thumbprint": "A1B2C3D4E5F60718293A4B5C6D7E8F9001122334",
+            },
+            "token_url": fake.token_url(),
+            "ews_url": format!("{}/EWS/Exchange.asmx", fake.base),
+        }));
+        let home = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let clock = crate::clock::ManualClock::new(chrono::Utc::now());
+        let client = crate::exchange::EwsClient::new(
+            exchange_options(&config, &home).unwrap(),
+            Arc::new(clock),
+        )
+        .unwrap();
+        let _ = client
+            .get_folder(
+                "ana@corp.com",
+                &crate::exchange::client::FolderRef::contacts(),
+            )
+            .await;
+        let seen = fake.seen();
+        let form = seen[0].form();
+        assert!(!form.contains_key("client_secret"));
+        assert_eq!(form["scope"], EXCHANGE_ONLINE_SCOPE);
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(
+            include_str!("../tests/fixtures/sf_test_jwt_pub.pem").as_bytes(),
+        )
+        .unwrap();
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        v.set_audience(&[fake.token_url()]);
+        let jwt =
+            jsonwebtoken::decode::<serde_json::Value>(&form["client_assertion"], &key, &v).unwrap();
+        assert_eq!(
+            jwt.header.x5t.as_deref(),
+            Some("obLD1OX2BxgpOktcbX6PkAESIzQ")
+        );
+        assert_eq!(jwt.claims["iss"], "app-1");
+        let token: serde_json::Value = serde_json::from_str(TOKEN_OK).unwrap();
+        let ews = seen
+            .iter()
+            .find(|s| s.path == "/EWS/Exchange.asmx")
+            .unwrap();
+        assert_eq!(
+            ews.header_values("authorization"),
+            vec![format!(
+                "Bearer {}",
+                token["access_token"].as_str().unwrap()
+            )]
+        );
+    }
 }

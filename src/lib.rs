@@ -7,10 +7,15 @@ pub mod clock;
 pub mod config;
 pub mod connect;
 pub mod engine;
+pub mod entra;
 pub mod exchange;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(test)]
+mod golden;
+pub mod graph;
 pub mod lock;
+pub mod mail;
 pub mod model;
 pub mod net;
 pub mod plan;

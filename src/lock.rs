@@ -357,17 +357,34 @@ fn place(
 }
 
 /// Removes the lock `dead` at `path`, whose holder is gone; true when this process did.
-/// Of several takers at once exactly one removes it, and never a newer lock: each links the
-/// lock file to a name only this dead lock gives (all links but one fail), and the one who
-/// made the link removes the lock only if the linked file is the dead lock.
+/// Of several takers at once exactly one removes it, and never a newer lock: each takes an
+/// OS lock on a file beside it (`state.db.lock.takeover`, kept for the next takeover), and
+/// under it removes the lock only if it still is the dead one. The kernel drops that OS
+/// lock when its holder dies, so a taker killed midway leaves nothing that blocks the next.
 fn remove_dead(path: &Path, dead: &LockInfo) -> bool {
-    let claim = beside(path, &format!(".{}.dead", dead.id));
-    if std::fs::hard_link(path, &claim).is_err() {
+    let guard_path = beside(path, ".takeover");
+    let Ok(guard) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&guard_path)
+    else {
         return false;
+    };
+    // Another taker holds it only for a read and a remove; one stopped (not dead) there is
+    // waited for a few seconds, and then this taker reports the lock as held.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match guard.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(_) => return false,
+        }
     }
-    let still_dead = read(&claim).is_ok_and(|l| l.id == dead.id);
-    let removed = still_dead && std::fs::remove_file(path).is_ok();
-    let _ = std::fs::remove_file(&claim);
+    let removed = read(path).is_ok_and(|l| l.id == dead.id) && std::fs::remove_file(path).is_ok();
+    let _ = guard.unlock();
     removed
 }
 
@@ -449,6 +466,32 @@ mod tests {
             Err(LockError::NotLocked)
         ));
         assert!(acquire(&state, "apply", now()).is_ok());
+    }
+
+    #[test]
+    fn a_takeover_killed_midway_does_not_block_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.db");
+        let path = lock_path(&state);
+        let mut dead = ours("apply", now());
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        gone.wait().unwrap();
+        dead.pid = gone.id();
+        std::fs::write(&path, serde_json::to_string(&dead).unwrap()).unwrap();
+        // What an older tether killed midway through a takeover left: its claim on the lock.
+        std::fs::hard_link(&path, beside(&path, &format!(".{}.dead", dead.id))).unwrap();
+        // And a taker killed while it held the takeover guard.
+        let mut taker = std::process::Command::new("flock")
+            .arg("--close") // the lock is held by flock itself, not by `sleep`
+            .arg(beside(&path, ".takeover"))
+            .args(["sleep", "30"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        taker.kill().unwrap();
+        taker.wait().unwrap();
+        let lock = acquire(&state, "run", now()).unwrap();
+        assert_eq!(lock.taken_over.as_ref().map(|(l, _)| &l.id), Some(&dead.id));
     }
 
     #[test]

@@ -4,12 +4,10 @@
 use crate::clock::Clock;
 use crate::config::model::Config;
 use crate::connect::{self, ConnectError};
-use crate::engine::connector::{
-    CRM_BATCH, CrmConnector, Folder, MAIL_BATCH, MailConnector, Mailbox,
-};
+use crate::engine::connector::{CrmConnector, Folder, MailConnector, Mailbox};
 use crate::engine::cycle::{CycleError, ReadOutcome, SyncOptions, read_and_plan};
 use crate::engine::plan::{Action, Plan};
-use crate::exchange::connector::EwsConnector;
+use crate::mail::MailSide;
 use crate::model::ObjectKind;
 use crate::plan::build::{BuildOptions, TargetRecords, build};
 use crate::plan::document::PlanDocument;
@@ -24,7 +22,7 @@ use std::sync::Arc;
 
 /// Both connectors of one org.
 pub struct Connectors {
-    pub mail: EwsConnector,
+    pub mail: MailSide,
     pub crm: SalesforceConnector,
 }
 
@@ -33,11 +31,10 @@ pub fn open(
     home: &Path,
     clock: Arc<dyn Clock>,
 ) -> Result<Connectors, ConnectError> {
-    let ews = connect::exchange(config, home, clock)?;
+    let mail = MailSide::open(config, home, clock)?;
     let sf = connect::salesforce(config, home)?;
     Ok(Connectors {
-        mail: EwsConnector::new(ews)
-            .with_contact_mapping(connect::connector_mapping(config, ObjectKind::Contact)),
+        mail,
         crm: SalesforceConnector::new(sf)
             .with_mappings(
                 connect::connector_mapping(config, ObjectKind::Contact),
@@ -172,14 +169,14 @@ pub async fn read_targets<M: MailConnector, C: CrmConnector>(
         })?;
     }
     for (object, ids) in salesforce {
-        for chunk in ids.chunks(CRM_BATCH) {
+        for chunk in ids.chunks(crm.batch_size()) {
             for r in crm.read_by_ids(object, chunk).await.map_err(failed)? {
                 out.salesforce.insert(r.id, r.record);
             }
         }
     }
     for ((mailbox, folder), ids) in exchange {
-        for chunk in ids.chunks(MAIL_BATCH) {
+        for chunk in ids.chunks(mail.batch_size()) {
             for i in mail
                 .get_items(mailbox, folder, chunk)
                 .await

@@ -68,11 +68,11 @@ pub struct Args {
 pub fn run(args: &Args) -> CommandResult {
     let loaded = load_configuration(&args.paths)?;
     let state_path = args.state.path(&args.paths);
-    if !state_path.exists() && args.out.is_none() {
+    let created = !SqliteState::exists(&state_path).map_err(CommandError::state)?;
+    if created && args.out.is_none() {
         // No state yet means a first apply; planning must not create the state file.
         return plan_with(args, &loaded, &MemoryState::new());
     }
-    let created = !state_path.exists();
     // Planning only reads an existing state, so it works on one it may not write.
     let open = if created {
         SqliteState::open

@@ -48,7 +48,8 @@ pub fn run(args: &Args) -> CommandResult {
         .hint("run `tether apply` first"))
     };
     // A first apply holds the lock while it creates the state: say it is locked by it.
-    if !state_path.exists() && !crate::lock::lock_path(&state_path).exists() {
+    let exists = SqliteState::exists(&state_path).map_err(CommandError::state)?;
+    if !exists && !crate::lock::lock_path(&state_path).exists() {
         return no_state();
     }
     let _lock =

@@ -6,7 +6,7 @@ use super::StateArg;
 use super::error::{CommandError, CommandResult, Done};
 use super::output::{out, outln};
 use crate::config::model::{Config, EventSelection};
-use crate::exchange::ServerBuild;
+use crate::exchange::version::BuildVerdict;
 use crate::model::ObjectKind;
 use crate::state::{RepFacts, SqliteState, StateStore, SystemFacts};
 use chrono::{DateTime, Duration, Utc};
@@ -45,7 +45,7 @@ pub fn open_existing(
     path: &Path,
     open: fn(&Path) -> Result<SqliteState, crate::state::StateError>,
 ) -> Result<SqliteState, CommandError> {
-    if !path.exists() {
+    if !SqliteState::exists(path).map_err(CommandError::state)? {
         return Err(CommandError::state(format!(
             "no state at {}: nothing has been applied yet",
             path.display()
@@ -200,10 +200,10 @@ fn unreached(f: &RepFacts) -> String {
         Some((code, _)) if code == "UNAUTHORIZED" || code == "TOKEN" => {
             "Exchange refused the service account (see System)".into()
         }
-        Some((code, _)) if code == "ErrorImpersonateUserDenied" => {
+        Some(_) if f.impersonation == Some(false) => {
             "the service account may not act for the mailbox".into()
         }
-        Some((code, _)) if code == "ErrorNonExistentMailbox" => "no such mailbox".into(),
+        Some(_) if f.addresses_linked == Some(false) => "no such mailbox".into(),
         Some(e) => format!("the mailbox could not be read: {}", error_text(e)),
         None if f.objects.is_empty() => {
             "the rep's configuration syncs neither contacts nor events".into()
@@ -235,27 +235,18 @@ fn assigned(f: &RepFacts) -> Check {
     }
 }
 
+/// The mailbox's server version, as the EWS module judges the build it answered from.
 fn exchange_version(f: &RepFacts) -> Check {
-    match f
-        .exchange_build
-        .as_deref()
-        .map(|b| (b, ServerBuild::parse(b)))
-    {
-        Some((_, Some(build))) if build.supported() => {
-            yes(format!("{} (build {build})", build.product()))
-        }
-        Some((_, Some(build))) => no(
-            format!("{} (build {build})", build.product()),
-            "Move the mailbox to Exchange Server 2013 SP1 or later, or to Exchange Online: \
-             tether's EWS calls need Exchange 2013 SP1 at least.",
-        ),
-        Some((text, None)) => {
-            not_checked(format!("Exchange named a build tether cannot read: {text}"))
-        }
-        None if f.impersonation == Some(true) => {
-            not_checked("Exchange did not name its version (no ServerVersionInfo header)")
-        }
-        None => not_checked(unreached(f)),
+    if f.exchange_build.is_none() && f.impersonation != Some(true) {
+        return not_checked(unreached(f));
+    }
+    match BuildVerdict::of(f.exchange_build.as_deref()) {
+        BuildVerdict::Supported(detail) => yes(detail),
+        BuildVerdict::Unsupported {
+            detail,
+            remediation,
+        } => no(detail, remediation),
+        BuildVerdict::Unknown(why) => not_checked(why),
     }
 }
 

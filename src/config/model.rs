@@ -86,7 +86,11 @@ pub enum ExchangeConnection {
         token_url: Option<String>,
         #[serde(default)]
         api: ExchangeApi,
-        /// EWS endpoint. Default: `https://outlook.office365.com/EWS/Exchange.asmx`.
+        /// Microsoft Graph endpoint (`api: graph`). Default: `https://graph.microsoft.com/v1.0`;
+        /// national clouds by their URL, e.g. `https://graph.microsoft.us/v1.0`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        graph_url: Option<String>,
+        /// EWS endpoint (`api: ews`). Default: `https://outlook.office365.com/EWS/Exchange.asmx`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ews_url: Option<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -102,18 +106,22 @@ pub enum ExchangeConnection {
 pub struct ClientCertificate {
     /// The certificate's private key (PEM), `${file:PATH}` or `${env:NAME}`.
     pub private_key: SecretRef,
-    /// SHA-1 thumbprint of the certificate uploaded to the app registration (hex).
-    #[schemars(pattern(r"^[0-9A-Fa-f]{40}$"))]
+    /// Thumbprint of the certificate uploaded to the app registration (hex): SHA-256
+    /// (64 digits; the assertion is then signed PS256 with `x5t#S256`) or SHA-1 (40 digits,
+    /// the portal's "Thumbprint"; RS256 with `x5t`).
+    #[schemars(pattern(r"^([0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$"))]
     pub thumbprint: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExchangeApi {
-    /// Exchange Web Services.
+    /// Exchange Web Services. Exchange Online blocks EWS since 1 October 2026 unless the
+    /// tenant allow-listed the app, and turns it off on 1 April 2027.
     #[default]
     Ews,
-    /// Microsoft Graph (not available yet).
+    /// Microsoft Graph (needs `method: oauth2`). `test-connection` checks it; syncing over
+    /// it is not available yet.
     Graph,
 }
 

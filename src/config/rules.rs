@@ -580,6 +580,7 @@ fn connections(c: &Checked<'_>, out: &mut Vec<Diagnostic>) {
             certificate,
             token_url,
             ews_url,
+            graph_url,
             api,
             additional_domains,
             ..
@@ -600,12 +601,11 @@ fn connections(c: &Checked<'_>, out: &mut Vec<Diagnostic>) {
             }
             url_rule(c, &format!("{ex}/token_url"), token_url.as_deref(), out);
             url_rule(c, &format!("{ex}/ews_url"), ews_url.as_deref(), out);
+            url_rule(c, &format!("{ex}/graph_url"), graph_url.as_deref(), out);
             domains(c, ex, additional_domains, out);
-            if *api == ExchangeApi::Graph {
-                out.push(
-                    Diagnostic::warning(c.at(&format!("{ex}/api")), "`api: graph` is not available in this version of tether; it cannot connect yet")
-                        .with_hint("use `api: ews` until the Microsoft Graph connector ships"),
-                );
+            api_rules(c, *api, ews_url.as_deref(), graph_url.as_deref(), out);
+            if *api == ExchangeApi::Graph && token_url.is_none() {
+                national_cloud_sign_in(c, graph_url.as_deref(), out);
             }
         }
     }
@@ -631,6 +631,87 @@ fn connections(c: &Checked<'_>, out: &mut Vec<Diagnostic>) {
             .with_hint("prefer `flow: jwt_bearer` with a connected app certificate"),
         );
     }
+}
+
+/// Which API an `oauth2` connection uses: an endpoint of the other one is a mistake;
+/// Exchange Online's EWS is being retired; Graph cannot sync yet.
+fn api_rules(
+    c: &Checked<'_>,
+    api: ExchangeApi,
+    ews_url: Option<&str>,
+    graph_url: Option<&str>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let ex = "/connections/exchange";
+    match api {
+        ExchangeApi::Graph => {
+            if ews_url.is_some() {
+                out.push(
+                    Diagnostic::warning(
+                        c.key_at(&format!("{ex}/ews_url")),
+                        "`ews_url` is not used with `api: graph`",
+                    )
+                    .with_hint("remove it, or set `graph_url` for a national cloud"),
+                );
+            }
+            out.push(
+                Diagnostic::warning(c.at(&format!("{ex}/api")), "syncing through Microsoft Graph is not available in this version of tether: plan, apply and run cannot connect yet")
+                    .with_hint("`tether test-connection` checks the app's token and each rep's mailbox over Graph; sync with `api: ews` until the Graph connector ships"),
+            );
+        }
+        ExchangeApi::Ews => {
+            if graph_url.is_some() {
+                out.push(
+                    Diagnostic::warning(
+                        c.key_at(&format!("{ex}/graph_url")),
+                        "`graph_url` is used only with `api: graph`",
+                    )
+                    .with_hint("set `api: graph`, or remove `graph_url`"),
+                );
+            }
+            // Absent, the EWS URL is Exchange Online's.
+            if ews_url.is_none_or(is_exchange_online_ews) {
+                let at = match ews_url {
+                    Some(_) => c.at(&format!("{ex}/ews_url")),
+                    None => c.key_at(ex),
+                };
+                out.push(
+                    Diagnostic::warning(at, "Exchange Online blocks EWS since 1 October 2026 unless the tenant allow-listed this app, and turns EWS off on 1 April 2027")
+                        .with_hint("move this connection to Microsoft Graph (`api: graph`) before April 2027; until then EWS works only if the tenant allow-listed the app for EWS"),
+                );
+            }
+        }
+    }
+}
+
+/// A national cloud's Graph signs in at its own login host, not the default
+/// login.microsoftonline.com (Microsoft's national cloud deployments page).
+fn national_cloud_sign_in(c: &Checked<'_>, graph_url: Option<&str>, out: &mut Vec<Diagnostic>) {
+    let host = graph_url
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    let login = match host.as_deref() {
+        Some("graph.microsoft.us" | "dod-graph.microsoft.us") => "login.microsoftonline.us",
+        Some("microsoftgraph.chinacloudapi.cn") => "login.chinacloudapi.cn",
+        _ => return,
+    };
+    out.push(
+        Diagnostic::warning(
+            c.at("/connections/exchange/graph_url"),
+            format!("this national cloud's apps sign in at {login}, not at the default token URL"),
+        )
+        .with_hint(format!(
+            "set `token_url: https://{login}/<tenant>/oauth2/v2.0/token`"
+        )),
+    );
+}
+
+/// Exchange Online's EWS endpoint (outlook.office365.com, outlook.office.com).
+fn is_exchange_online_ews(ews_url: &str) -> bool {
+    url::Url::parse(ews_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|h| h == "outlook.office365.com" || h == "outlook.office.com")
 }
 
 fn domains(c: &Checked<'_>, ex: &str, list: &[String], out: &mut Vec<Diagnostic>) {

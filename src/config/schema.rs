@@ -106,6 +106,12 @@ fn describe(schema: &Value, root: &Node, error: &ValidationError<'_>, found: &mu
                 };
                 let mut d = Diagnostic::error(at, format!("unknown key `{key}` {where_}"));
                 d = match did_you_mean(key, &allowed) {
+                    // A service account signs in to EWS only; Graph takes an app registration.
+                    _ if path == "/connections/exchange"
+                        && matches!(key.as_str(), "api" | "graph_url") =>
+                    {
+                        d.with_hint("Microsoft Graph needs `method: oauth2` (an app registration with `tenant`, `client_id` and `client_secret` or `certificate`); a service account reaches EWS only")
+                    }
                     Some(s) => {
                         found.suggested.push((path.clone(), s.clone()));
                         d.with_hint(format!("did you mean `{s}`?"))
@@ -307,7 +313,9 @@ fn pattern_message(
         ),
         "thumbprint" => Diagnostic::error(
             span,
-            format!("`{name}` must be the certificate's SHA-1 thumbprint: 40 hexadecimal digits"),
+            format!(
+                "`{name}` must be the certificate's thumbprint: 40 (SHA-1) or 64 (SHA-256) hexadecimal digits"
+            ),
         ),
         _ => Diagnostic::error(span, format!("`{name}` has the wrong format: `{found}`")),
     }

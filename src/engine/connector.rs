@@ -2,19 +2,16 @@
 //! (Salesforce). They speak only the canonical model. Reads follow the performance model:
 //! the CRM side reads changes org-wide per object since a watermark (the engine sorts them
 //! to reps by owner); the mail side reads one change feed per folder per rep with an opaque
-//! cursor. Writes take batches (at most `CRM_BATCH` / `MAIL_BATCH` records) and answer per
-//! record. A whole call that fails is an `Err(CallError)`; a rep that cannot be reached at
-//! all (impersonation denied, no mailbox) is an `Err(RepError)` that fails that rep only.
+//! cursor. Writes take batches (at most the connector's `batch_size()` records) and answer
+//! per record. A whole call that fails is an `Err(CallError)`; a rep that cannot be reached
+//! at all (impersonation denied, no mailbox) is an `Err(RepError)` that fails that rep only.
+//! Connectors classify every failure into an [`ErrorKind`] and give its hint: the engine
+//! never reads a vendor's error code.
 
 use crate::model::{ObjectKind, Record};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 use std::future::Future;
-
-/// Salesforce sObject Collections take at most 200 records a call.
-pub const CRM_BATCH: usize = 200;
-/// EWS CreateItem/UpdateItem/DeleteItem batches tether sends (throttling-friendly).
-pub const MAIL_BATCH: usize = 50;
 
 /// The mailbox of one rep, as the mail side addresses it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,7 +72,7 @@ pub enum MailChange {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FolderPage {
     pub changes: Vec<MailChange>,
-    /// Cursor after this page (EWS SyncState). Opaque to the engine.
+    /// Cursor after this page (the server's sync state). Opaque to the engine.
     pub cursor: String,
     /// More pages wait behind this one.
     pub more: bool,
@@ -148,12 +145,72 @@ pub enum Person {
     Lead { id: String, email: String },
 }
 
+/// What a failure means, as the connector that met it classified it. The engine branches on
+/// the kind only; the code and message are the vendor's own, for the error report, and the
+/// hint is the connector's advice in its own terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The record or item no longer exists: a delete is done, a link can go.
+    Gone,
+    /// The account tether writes with may not touch this record.
+    Denied,
+    /// Someone changed the record while tether wrote it.
+    Conflict,
+    /// The other side's validation rules refused the values.
+    Validation,
+    /// A value is longer than its field holds.
+    TooLong,
+    /// A duplicate rule or a unique field refused the record.
+    Duplicate,
+    /// The record is locked (approval process, a row lock).
+    Locked,
+    /// The server asks tether to slow down, or the API allowance is spent.
+    Throttled,
+    /// The server refused the credentials themselves.
+    Auth,
+    /// Anything else (network, server errors, unexpected answers).
+    Other,
+}
+
 /// Why one record failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordError {
+    pub kind: ErrorKind,
     pub code: String,
     pub message: String,
     pub retryable: bool,
+    /// What the user can do about it.
+    pub hint: String,
+}
+
+/// The hint of an outcome the engine itself cannot tell (the call broke off after sending).
+pub const AMBIGUOUS_HINT: &str =
+    "tether looks the record up before it retries, so no duplicate is made.";
+
+impl RecordError {
+    /// A write whose answer was lost: the engine looks the record up before it retries.
+    pub fn ambiguous(message: &str) -> RecordError {
+        RecordError {
+            kind: ErrorKind::Other,
+            code: "AMBIGUOUS".into(),
+            message: message.to_string(),
+            retryable: true,
+            hint: AMBIGUOUS_HINT.into(),
+        }
+    }
+}
+
+impl From<&CallError> for RecordError {
+    /// Each record of a call that failed as a whole fails with the call's error.
+    fn from(e: &CallError) -> RecordError {
+        RecordError {
+            kind: e.kind,
+            code: e.code.clone(),
+            message: e.message.clone(),
+            retryable: e.retryable,
+            hint: e.hint.clone(),
+        }
+    }
 }
 
 /// What happened to one record of a batch.
@@ -169,10 +226,13 @@ pub enum Outcome<T> {
 /// except that a create may have happened when `ambiguous` is set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallError {
+    pub kind: ErrorKind,
     pub code: String,
     pub message: String,
     pub retryable: bool,
     pub ambiguous: bool,
+    /// What the user can do about it.
+    pub hint: String,
 }
 
 impl std::fmt::Display for CallError {
@@ -181,66 +241,89 @@ impl std::fmt::Display for CallError {
     }
 }
 
+/// A mailbox-wide refusal as the mail side told it: its code and message for the report
+/// and the connector's hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub message: String,
+    pub hint: String,
+}
+
 /// A rep's mailbox cannot be used at all; the rest of the run goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RepError {
-    ImpersonationDenied(String),
-    NoMailbox(String),
+    /// The service account may not act for this mailbox.
+    ImpersonationDenied(Refusal),
+    /// The address names no mailbox.
+    NoMailbox(Refusal),
     /// The folder is gone (e.g. the rep deleted Salesforce_Sync); the engine recreates it.
-    FolderMissing,
-    /// The server no longer accepts the feed's cursor (EWS ErrorInvalidSyncStateData); the
-    /// engine reads the folder again from the start.
-    CursorExpired,
+    FolderMissing(Refusal),
+    /// The server no longer accepts the feed's cursor; the engine reads the folder again
+    /// from the start.
+    CursorExpired(Refusal),
     Call(CallError),
 }
 
 impl RepError {
-    pub fn code(&self) -> &str {
+    /// The folder is gone: what the engine does about it is its hint.
+    pub fn folder_missing(code: &str, message: &str) -> RepError {
+        RepError::FolderMissing(Refusal {
+            code: code.into(),
+            message: message.into(),
+            hint: "tether recreates the folder on the next run.".into(),
+        })
+    }
+    /// The cursor is refused: what the engine does about it is its hint.
+    pub fn cursor_expired(code: &str, message: &str) -> RepError {
+        RepError::CursorExpired(Refusal {
+            code: code.into(),
+            message: message.into(),
+            hint: "tether reads the folder again from the start.".into(),
+        })
+    }
+    /// Code, message and hint.
+    fn parts(&self) -> (&str, &str, &str) {
         match self {
-            RepError::ImpersonationDenied(_) => "ErrorImpersonateUserDenied",
-            RepError::NoMailbox(_) => "ErrorNonExistentMailbox",
-            RepError::FolderMissing => "ErrorFolderNotFound",
-            RepError::CursorExpired => "ErrorInvalidSyncStateData",
-            RepError::Call(e) => &e.code,
+            RepError::ImpersonationDenied(r)
+            | RepError::NoMailbox(r)
+            | RepError::FolderMissing(r)
+            | RepError::CursorExpired(r) => (&r.code, &r.message, &r.hint),
+            RepError::Call(e) => (&e.code, &e.message, &e.hint),
         }
+    }
+    pub fn code(&self) -> &str {
+        self.parts().0
     }
     pub fn message(&self) -> String {
-        match self {
-            RepError::ImpersonationDenied(m) | RepError::NoMailbox(m) => m.clone(),
-            RepError::FolderMissing => "the sync folder does not exist".into(),
-            RepError::CursorExpired => "the server refused the saved sync state".into(),
-            RepError::Call(e) => e.message.clone(),
-        }
+        self.parts().1.to_string()
     }
-    pub fn suggestion(&self) -> &'static str {
-        match self {
-            RepError::ImpersonationDenied(_) => {
-                "Give the service account the ApplicationImpersonation role for this mailbox."
-            }
-            RepError::NoMailbox(_) => {
-                "Check that the user's Salesforce email is their Exchange primary address, \
-                 or add the mail domain to additional_domains."
-            }
-            RepError::FolderMissing => "tether recreates the folder on the next run.",
-            RepError::CursorExpired => "tether reads the folder again from the start.",
-            RepError::Call(e) if e.code == "UNAUTHORIZED" => {
-                "Check the service account's user name and password (connections.exchange); \
-                 tether stops calling Exchange after one refusal per run so the account is not \
-                 locked out."
-            }
-            RepError::Call(_) => "tether retries on the next run.",
-        }
+    pub fn suggestion(&self) -> &str {
+        self.parts().2
     }
+}
+
+/// The event dates a calendar's change feed covers: the configuration's `since` window for
+/// the rep. Events that ended before `start` do not sync; a mail side whose feed only works
+/// over a fixed date range (a calendar view) reads from here. There is no end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventWindow {
+    pub start: DateTime<Utc>,
 }
 
 /// The mail side (Exchange). Every method is one API call unless it says otherwise.
 pub trait MailConnector: Send + Sync {
+    /// Most items one write or read by id takes: the engine sends batches of this size.
+    fn batch_size(&self) -> usize;
+
     /// One page of the folder's changes since `cursor` (`None`: everything, as creates).
+    /// `window` is the event window for the calendar (`None` for contacts).
     fn sync_folder(
         &self,
         mailbox: &Mailbox,
         folder: Folder,
         cursor: Option<&str>,
+        window: Option<EventWindow>,
     ) -> impl Future<Output = Result<FolderPage, RepError>> + Send;
 
     /// Create the folder when missing (Salesforce_Sync under Contacts); no-op otherwise.
@@ -250,7 +333,7 @@ pub trait MailConnector: Send + Sync {
         folder: Folder,
     ) -> impl Future<Output = Result<(), RepError>> + Send;
 
-    /// Create items (≤ MAIL_BATCH), each stamped with its Salesforce id.
+    /// Create items (≤ `batch_size()`), each stamped with its Salesforce id.
     fn create(
         &self,
         mailbox: &Mailbox,
@@ -258,21 +341,21 @@ pub trait MailConnector: Send + Sync {
         items: &[MailCreate],
     ) -> impl Future<Output = Result<Vec<Outcome<MailRef>>, CallError>> + Send;
 
-    /// Update items (≤ MAIL_BATCH): (item id, new record).
+    /// Update items (≤ `batch_size()`): (item id, new record).
     fn update(
         &self,
         mailbox: &Mailbox,
         items: &[(String, Record)],
     ) -> impl Future<Output = Result<Vec<Outcome<MailRef>>, CallError>> + Send;
 
-    /// Delete items (≤ MAIL_BATCH) by id.
+    /// Delete items (≤ `batch_size()`) by id.
     fn delete(
         &self,
         mailbox: &Mailbox,
         item_ids: &[String],
     ) -> impl Future<Output = Result<Vec<Outcome<()>>, CallError>> + Send;
 
-    /// Items of the folder by id (≤ MAIL_BATCH; one GetItem). Items that are gone are left
+    /// Items of the folder by id (≤ `batch_size()`; one call). Items that are gone are left
     /// out. `tether plan --detail` reads what an update would overwrite with it.
     fn get_items(
         &self,
@@ -281,9 +364,9 @@ pub trait MailConnector: Send + Sync {
         item_ids: &[String],
     ) -> impl Future<Output = Result<Vec<MailItem>, CallError>> + Send;
 
-    /// The current ChangeKey of items of the folder (≤ MAIL_BATCH; one GetItem with the
-    /// IdOnly shape). Items that are gone are left out. Before a delete or an overwrite is
-    /// sent, it tells whether the item changed since the cycle read it.
+    /// The current ChangeKey of items of the folder (≤ `batch_size()`; one call that reads
+    /// ids and versions only). Items that are gone are left out. Before a delete or an
+    /// overwrite is sent, it tells whether the item changed since the cycle read it.
     fn change_keys(
         &self,
         mailbox: &Mailbox,
@@ -291,8 +374,8 @@ pub trait MailConnector: Send + Sync {
         item_ids: &[String],
     ) -> impl Future<Output = Result<Vec<MailRef>, CallError>> + Send;
 
-    /// Items of the folder stamped with any of these Salesforce ids (one FindItem with a
-    /// restriction on the extended property).
+    /// Items of the folder stamped with any of these Salesforce ids (one search on the
+    /// property tether stamps them with).
     fn find_by_salesforce_ids(
         &self,
         mailbox: &Mailbox,
@@ -315,6 +398,9 @@ pub trait MailConnector: Send + Sync {
 
 /// The CRM side (Salesforce). Every method is one API call per page or batch.
 pub trait CrmConnector: Send + Sync {
+    /// Most records one write or read by id takes: the engine sends batches of this size.
+    fn batch_size(&self) -> usize;
+
     /// Active and inactive users with email, profile and time zone.
     fn users(&self) -> impl Future<Output = Result<Vec<CrmUser>, CallError>> + Send;
 
@@ -337,7 +423,7 @@ pub trait CrmConnector: Send + Sync {
         owners: Option<&[String]>,
     ) -> impl Future<Output = Result<Vec<CrmRecord>, CallError>> + Send;
 
-    /// Records of `object` by id (≤ CRM_BATCH; one query). Records that are gone are left
+    /// Records of `object` by id (≤ `batch_size()`; one query). Records that are gone are left
     /// out. `tether plan --detail` reads what an update would overwrite with it.
     fn read_by_ids(
         &self,
@@ -345,7 +431,7 @@ pub trait CrmConnector: Send + Sync {
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<CrmRecord>, CallError>> + Send;
 
-    /// The current SystemModstamp of records of `object` by id (≤ CRM_BATCH; one query of
+    /// The current SystemModstamp of records of `object` by id (≤ `batch_size()`; one query of
     /// `Id, SystemModstamp`). Records that are gone are left out. Before a delete or an
     /// overwrite is sent, it tells whether the record changed since the cycle read it.
     fn modstamps(

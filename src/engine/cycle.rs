@@ -17,14 +17,14 @@
 
 use crate::config::model::{Config, ContactScope, Direction};
 use crate::engine::connector::{
-    CallError, CrmConnector, CrmRecord, CrmRef, Folder, MAIL_BATCH, MailChange, MailConnector,
+    CallError, CrmConnector, CrmRecord, CrmRef, EventWindow, Folder, MailChange, MailConnector,
     MailItem, RepError,
 };
 use crate::engine::execute::{ExecError, ExecReport, Executor, Killed, ProgressHandle, StepBudget};
 use crate::engine::plan::{self, Plan, PlanInput, RepObjectInput, SideView};
 use crate::engine::plan::{Action, Operation, OperationKey, Side};
 use crate::engine::reps::{Rep, RepProblem, resolve_reps};
-use crate::engine::rules::ObjectSettings;
+use crate::engine::rules::{self, ObjectSettings};
 use crate::model::{EffectiveMapping, ObjectKind};
 use crate::state::{
     ActivityEntry, CursorKey, ErrorEntry, Link, LinkId, ResetMark, StateChange, StateError,
@@ -190,15 +190,15 @@ fn newer_versions(item: &RepObjectInput) -> Vec<NewerVersion> {
     let mut out = Vec::new();
     for (id, link) in &item.links {
         let mut read = link.clone();
-        if let Some(e) = &mut read.exchange {
-            if let Some(ck) = ex.get(e.item_id.as_str()) {
-                e.change_key = ck.to_string();
-            }
+        if let Some(e) = &mut read.exchange
+            && let Some(ck) = ex.get(e.item_id.as_str())
+        {
+            e.change_key = ck.to_string();
         }
-        if let Some(s) = &mut read.salesforce {
-            if let Some(m) = sf.get(s.id.as_str()) {
-                s.modstamp = m.to_string();
-            }
+        if let Some(s) = &mut read.salesforce
+            && let Some(m) = sf.get(s.id.as_str())
+        {
+            s.modstamp = m.to_string();
         }
         if read != *link {
             out.push(NewerVersion {
@@ -276,6 +276,7 @@ async fn read_folder<M: MailConnector>(
     rep: &Rep,
     folder: Folder,
     mut cursor: Option<String>,
+    window: Option<EventWindow>,
     read_only: bool,
 ) -> Result<FolderRead, RepError> {
     if cursor.is_none() && folder == Folder::SalesforceSyncContacts && !read_only {
@@ -288,10 +289,10 @@ async fn read_folder<M: MailConnector>(
     let mut restarted = false;
     loop {
         let page = match mail
-            .sync_folder(&rep.mailbox, folder, cursor.as_deref())
+            .sync_folder(&rep.mailbox, folder, cursor.as_deref(), window)
             .await
         {
-            Err(RepError::FolderMissing) if read_only => {
+            Err(RepError::FolderMissing(_)) if read_only => {
                 return Ok(FolderRead {
                     view: SideView {
                         full: true,
@@ -302,14 +303,14 @@ async fn read_folder<M: MailConnector>(
                     missing: true,
                 });
             }
-            Err(RepError::FolderMissing) if !recreated => {
+            Err(RepError::FolderMissing(_)) if !recreated => {
                 // The rep deleted the folder: recreate it and start over from an empty feed.
                 mail.ensure_folder(&rep.mailbox, folder).await?;
                 recreated = true;
                 None
             }
             // The saved state is refused: list the folder from the start.
-            Err(RepError::CursorExpired) if cursor.is_some() && !restarted => {
+            Err(RepError::CursorExpired(_)) if cursor.is_some() && !restarted => {
                 restarted = true;
                 None
             }
@@ -398,7 +399,7 @@ async fn stamped_partners_gone<M: MailConnector>(
         .map(String::from)
         .collect();
     let mut gone = Vec::new();
-    for chunk in unseen.chunks(MAIL_BATCH) {
+    for chunk in unseen.chunks(mail.batch_size()) {
         match mail
             .change_keys(&rep.mailbox, Folder::for_object(object), chunk)
             .await
@@ -534,11 +535,15 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
             if object == ObjectKind::Contact {
                 mail.use_contact_mapping(&rep.mailbox, &s.mapping);
             }
+            let window = (object == ObjectKind::Event).then(|| EventWindow {
+                start: rules::window_start(s.since, now, rep.time_zone),
+            });
             match read_folder(
                 mail,
                 rep,
                 Folder::for_object(object),
                 cursor,
+                window,
                 options.read_only,
             )
             .await
@@ -1147,6 +1152,28 @@ mod tests {
             approved: Some(Arc::new(plan.operations.iter().map(|o| o.key()).collect())),
             ..SyncOptions::default()
         }
+    }
+
+    /// A mail side whose calendar feed works only over a date range (Graph's calendarView
+    /// delta) is told the configuration's window; the contacts feed has none.
+    #[tokio::test]
+    async fn the_calendar_feed_is_read_with_the_configurations_event_window() {
+        let mut w = world();
+        w.config.sync_configurations[0].events = Some(
+            serde_json::from_value(json!({ "direction": "both", "since": "LAST_N_DAYS:30" }))
+                .unwrap(),
+        );
+        w.cycle(&SyncOptions::default()).await;
+        // 30 days before 2026-06-15 at 00:00 in the rep's Europe/Berlin (CEST).
+        let start: DateTime<Utc> = "2026-05-15T22:00:00Z".parse().unwrap();
+        for n in 0..2 {
+            assert_eq!(
+                w.ex.event_window(&rep(n).1),
+                Some(EventWindow { start }),
+                "rep {n}"
+            );
+        }
+        assert!(w.ex.counts().sync_folder_by[&Folder::SalesforceSyncContacts] > 0);
     }
 
     #[tokio::test]

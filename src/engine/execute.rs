@@ -11,8 +11,8 @@
 //! batch boundary, with the batch in flight written and recorded.
 
 use crate::engine::connector::{
-    CRM_BATCH, CallError, CrmConnector, CrmCreate, CrmRecord, Folder, MAIL_BATCH, MailConnector,
-    MailCreate, MailItem, Mailbox, Outcome, Person, RecordError,
+    CallError, CrmConnector, CrmCreate, CrmRecord, ErrorKind, Folder, MailConnector, MailCreate,
+    MailItem, Mailbox, Outcome, Person, RecordError,
 };
 use crate::engine::plan::{Action, Operation, Plan, Side};
 use crate::model::normalize::truncate_for_salesforce;
@@ -227,54 +227,20 @@ fn intent(
     }))
 }
 
-fn suggestion(code: &str, retryable: bool) -> &'static str {
-    match code {
-        "ENTITY_IS_DELETED" | "NOT_FOUND" | "ErrorItemNotFound" => {
-            "The record was deleted meanwhile; the next run unlinks it."
-        }
-        "INSUFFICIENT_ACCESS" | "INSUFFICIENT_ACCESS_OR_READONLY" | "ErrorAccessDenied" => {
-            "Give the integration user (or service account) access to this record."
-        }
-        "STRING_TOO_LONG" => "Shorten the value, or map it to a longer field.",
-        "FIELD_CUSTOM_VALIDATION_EXCEPTION" | "REQUIRED_FIELD_MISSING" => {
-            "Fix the record so it passes the org's validation rules; tether retries on the next run."
-        }
-        "AMBIGUOUS" => "tether looks the record up before it retries, so no duplicate is made.",
-        "ErrorIrresolvableConflict" | "ErrorStaleObject" => {
-            "The item was saved in Outlook while tether wrote it; the next run reads the save and applies the conflict policy."
-        }
-        "DUPLICATES_DETECTED" => {
-            "A Salesforce duplicate rule blocks this record: merge it with the matching record (or let the rule allow the integration user's saves); tether retries on the next run."
-        }
-        "ENTITY_IS_LOCKED" => {
-            "The record is locked (e.g. in an approval process); tether retries on the next run."
-        }
-        _ if retryable => "tether retries on the next run.",
-        _ => "Check the record on its side; tether retries on the next run.",
-    }
-}
-
 fn call_outcomes<T>(n: usize, e: &CallError) -> Vec<Outcome<T>> {
     (0..n)
         .map(|_| {
             if e.ambiguous {
                 Outcome::Ambiguous(e.to_string())
             } else {
-                Outcome::Failed(RecordError {
-                    code: e.code.clone(),
-                    message: e.message.clone(),
-                    retryable: e.retryable,
-                })
+                Outcome::Failed(RecordError::from(e))
             }
         })
         .collect()
 }
 
 fn gone(e: &RecordError) -> bool {
-    matches!(
-        e.code.as_str(),
-        "ENTITY_IS_DELETED" | "NOT_FOUND" | "ErrorItemNotFound"
-    )
+    e.kind == ErrorKind::Gone
 }
 
 /// Contacts and Leads by email (lower case), for auto-relate. Where an email is both a
@@ -437,32 +403,26 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
     }
 
     /// A write that failed: its error entry, and one record done for the progress display.
-    #[allow(clippy::too_many_arguments)]
     fn fail(
         &self,
         report: &mut ExecReport,
         changes: &mut Vec<StateChange>,
         op: &Operation,
         ids: Vec<String>,
-        code: &str,
-        message: &str,
-        retryable: bool,
+        error: &RecordError,
     ) {
-        self.error_entry(report, changes, op, ids, code, message, retryable);
+        self.error_entry(report, changes, op, ids, error);
         self.progress.record(&op.mailbox.address, false);
     }
 
     /// An error entry for `op` (a failed write, or a failed follow-up of one that was done).
-    #[allow(clippy::too_many_arguments)]
     fn error_entry(
         &self,
         report: &mut ExecReport,
         changes: &mut Vec<StateChange>,
         op: &Operation,
         ids: Vec<String>,
-        code: &str,
-        message: &str,
-        retryable: bool,
+        error: &RecordError,
     ) {
         let to_sf = op.action.writes_to() == Some(crate::engine::plan::Side::Salesforce);
         let entry = ErrorEntry {
@@ -475,9 +435,9 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 SyncDirection::SalesforceToExchange
             }),
             record_ids: ids,
-            code: code.to_string(),
-            message: message.to_string(),
-            suggestion: suggestion(code, retryable).to_string(),
+            code: error.code.clone(),
+            message: error.message.clone(),
+            suggestion: error.hint.clone(),
         };
         report.failed_reps.insert((op.rep.clone(), op.object));
         if !to_sf {
@@ -643,7 +603,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .collect();
         let mut found: HashMap<String, CrmRecord> = HashMap::new();
         let mut lookup_failed: Option<CallError> = None;
-        for chunk in lookups.chunks(CRM_BATCH) {
+        for chunk in lookups.chunks(self.crm.batch_size()) {
             self.budget.step()?;
             match self.crm.find_created(object, chunk).await {
                 Ok(records) => {
@@ -705,15 +665,11 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 self.ok(report, op);
             } else if pending_markers.contains(m.as_str()) && lookup_failed.is_some() {
                 let e = lookup_failed.clone().unwrap_or_else(|| unreachable!());
-                self.fail(
-                    report,
-                    &mut changes,
-                    op,
-                    vec![exchange.item_id.clone()],
-                    &e.code,
-                    &e.message,
-                    true,
-                );
+                let e = RecordError {
+                    retryable: true,
+                    ..RecordError::from(&e)
+                };
+                self.fail(report, &mut changes, op, vec![exchange.item_id.clone()], &e);
             } else if deleted.contains(&m) {
                 changes.extend(self.deleted_after_an_unrecorded_create(
                     report,
@@ -758,7 +714,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             self.people(&attendees).await?
         };
 
-        for chunk in to_create.chunks(CRM_BATCH) {
+        for chunk in to_create.chunks(self.crm.batch_size()) {
             self.budget.checkpoint()?;
             let journal: Vec<StateChange> = chunk
                 .iter()
@@ -843,15 +799,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     }
                     Outcome::Failed(e) => {
                         changes.push(StateChange::JournalDone { marker: marker(op) });
-                        self.fail(
-                            report,
-                            &mut changes,
-                            op,
-                            vec![exchange.item_id.clone()],
-                            &e.code,
-                            &e.message,
-                            e.retryable,
-                        );
+                        self.fail(report, &mut changes, op, vec![exchange.item_id.clone()], &e);
                     }
                     Outcome::Ambiguous(msg) => {
                         // The journal entry stays: the next run looks the record up first.
@@ -860,9 +808,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                             &mut changes,
                             op,
                             vec![exchange.item_id.clone()],
-                            "AMBIGUOUS",
-                            &msg,
-                            true,
+                            &RecordError::ambiguous(&msg),
                         );
                     }
                 }
@@ -924,15 +870,12 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             Err(e) => {
                 let mut changes = Vec::new();
                 for (id, op, _) in &events {
-                    self.error_entry(
-                        report,
-                        &mut changes,
-                        op,
-                        vec![id.clone()],
-                        &e.code,
-                        &format!("auto-relate: {}", e.message),
-                        e.retryable,
-                    );
+                    let e = RecordError::from(e);
+                    let e = RecordError {
+                        message: format!("auto-relate: {}", e.message),
+                        ..e
+                    };
+                    self.error_entry(report, &mut changes, op, vec![id.clone()], &e);
                 }
                 return self.apply(changes);
             }
@@ -976,20 +919,16 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 Err(e) => call_outcomes(relations.len(), &e),
             };
             for (((event_id, _), op), outcome) in relations.iter().zip(&related).zip(outcomes) {
-                let (code, message, retryable) = match outcome {
+                let e = match outcome {
                     Outcome::Ok(()) => continue,
-                    Outcome::Failed(e) => (e.code, e.message, e.retryable),
-                    Outcome::Ambiguous(m) => ("AMBIGUOUS".into(), m, true),
+                    Outcome::Failed(e) => e,
+                    Outcome::Ambiguous(m) => RecordError::ambiguous(&m),
                 };
-                self.error_entry(
-                    report,
-                    &mut changes,
-                    op,
-                    vec![event_id.clone()],
-                    &code,
-                    &format!("auto-relate: {message}"),
-                    retryable,
-                );
+                let e = RecordError {
+                    message: format!("auto-relate: {}", e.message),
+                    ..e
+                };
+                self.error_entry(report, &mut changes, op, vec![event_id.clone()], &e);
             }
         }
         self.apply(changes)
@@ -1032,7 +971,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .collect();
         let mut found: HashMap<String, MailItem> = HashMap::new();
         let mut lookup_failed = None;
-        for chunk in lookups.chunks(MAIL_BATCH) {
+        for chunk in lookups.chunks(self.mail.batch_size()) {
             self.budget.step()?;
             match self
                 .mail
@@ -1083,21 +1022,17 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 self.ok(report, op);
             } else if pending_markers.contains(marker(op).as_str()) && lookup_failed.is_some() {
                 let e: CallError = lookup_failed.clone().unwrap_or_else(|| unreachable!());
-                self.fail(
-                    report,
-                    &mut changes,
-                    op,
-                    vec![salesforce.id.clone()],
-                    &e.code,
-                    &e.message,
-                    true,
-                );
+                let e = RecordError {
+                    retryable: true,
+                    ..RecordError::from(&e)
+                };
+                self.fail(report, &mut changes, op, vec![salesforce.id.clone()], &e);
             } else {
                 to_create.push(op);
             }
         }
         self.apply(changes)?;
-        for chunk in to_create.chunks(MAIL_BATCH) {
+        for chunk in to_create.chunks(self.mail.batch_size()) {
             self.budget.checkpoint()?;
             let journal = chunk
                 .iter()
@@ -1168,15 +1103,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     }
                     Outcome::Failed(e) => {
                         changes.push(StateChange::JournalDone { marker: marker(op) });
-                        self.fail(
-                            report,
-                            &mut changes,
-                            op,
-                            vec![salesforce.id.clone()],
-                            &e.code,
-                            &e.message,
-                            e.retryable,
-                        );
+                        self.fail(report, &mut changes, op, vec![salesforce.id.clone()], &e);
                     }
                     Outcome::Ambiguous(msg) => {
                         self.fail(
@@ -1184,9 +1111,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                             &mut changes,
                             op,
                             vec![salesforce.id.clone()],
-                            "AMBIGUOUS",
-                            &msg,
-                            true,
+                            &RecordError::ambiguous(&msg),
                         );
                     }
                 }
@@ -1216,7 +1141,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .filter_map(|op| op.action.salesforce_record())
             .collect();
         self.crm.prepare_writes(object, &records).await;
-        for chunk in ops.chunks(CRM_BATCH) {
+        for chunk in ops.chunks(self.crm.batch_size()) {
             self.budget.checkpoint()?;
             let mut cuts = Vec::new();
             let records: Vec<(String, Record)> = chunk
@@ -1308,9 +1233,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                             &mut changes,
                             op,
                             vec![exchange.item_id.clone(), salesforce_id.clone()],
-                            &e.code,
-                            &e.message,
-                            e.retryable,
+                            &e,
                         )
                     }
                     Outcome::Ambiguous(m) => self.fail(
@@ -1318,9 +1241,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         &mut changes,
                         op,
                         vec![exchange.item_id.clone(), salesforce_id.clone()],
-                        "AMBIGUOUS",
-                        &m,
-                        true,
+                        &RecordError::ambiguous(&m),
                     ),
                 }
             }
@@ -1346,7 +1267,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     && matches!(o.action, Action::UpdateExchange { .. })
             })
             .collect();
-        for chunk in ops.chunks(MAIL_BATCH) {
+        for chunk in ops.chunks(self.mail.batch_size()) {
             self.budget.checkpoint()?;
             let items: Vec<(String, Record)> = chunk
                 .iter()
@@ -1419,9 +1340,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                             &mut changes,
                             op,
                             vec![item_id.clone(), salesforce.id.clone()],
-                            &e.code,
-                            &e.message,
-                            e.retryable,
+                            &e,
                         )
                     }
                     Outcome::Ambiguous(m) => self.fail(
@@ -1429,9 +1348,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         &mut changes,
                         op,
                         vec![item_id.clone(), salesforce.id.clone()],
-                        "AMBIGUOUS",
-                        &m,
-                        true,
+                        &RecordError::ambiguous(&m),
                     ),
                 }
             }
@@ -1451,7 +1368,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .iter()
             .filter(|o| o.object == object && matches!(o.action, Action::DeleteInSalesforce { .. }))
             .collect();
-        for chunk in ops.chunks(CRM_BATCH) {
+        for chunk in ops.chunks(self.crm.batch_size()) {
             self.budget.checkpoint()?;
             let ids: Vec<String> = chunk
                 .iter()
@@ -1499,18 +1416,14 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         .side(op.action.writes_to() == Some(Side::Salesforce))
                         .deleted += 1;
                 }
-                Outcome::Failed(e) => self.fail(
+                Outcome::Failed(e) => self.fail(report, &mut changes, op, vec![id], &e),
+                Outcome::Ambiguous(m) => self.fail(
                     report,
                     &mut changes,
                     op,
                     vec![id],
-                    &e.code,
-                    &e.message,
-                    e.retryable,
+                    &RecordError::ambiguous(&m),
                 ),
-                Outcome::Ambiguous(m) => {
-                    self.fail(report, &mut changes, op, vec![id], "AMBIGUOUS", &m, true)
-                }
             }
         }
         changes
@@ -1533,7 +1446,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     && matches!(o.action, Action::DeleteInExchange { .. })
             })
             .collect();
-        for chunk in ops.chunks(MAIL_BATCH) {
+        for chunk in ops.chunks(self.mail.batch_size()) {
             self.budget.checkpoint()?;
             let ids: Vec<String> = chunk
                 .iter()

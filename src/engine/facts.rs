@@ -3,7 +3,7 @@
 //! transaction, so `tether status` answers offline from the state.
 
 use crate::config::model::{Config, Direction};
-use crate::engine::connector::{MailConnector, RepError};
+use crate::engine::connector::{ErrorKind, MailConnector, RepError};
 use crate::engine::cycle::ReadOutcome;
 use crate::engine::rules::ObjectSettings;
 use crate::model::ObjectKind;
@@ -11,14 +11,11 @@ use crate::state::{RepFacts, StateChange, StateError, StateStore, SystemFacts};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Call error codes that mean Exchange refused the service account itself (basic
-/// credentials, or the OAuth 2.0 token).
-const REFUSED: &[&str] = &["UNAUTHORIZED", "TOKEN"];
-
-/// Why Exchange refused the service account in this read, if it did.
+/// Why Exchange refused the service account itself in this read (its credentials, or its
+/// token), if it did.
 pub fn exchange_refused(read: &ReadOutcome) -> Option<String> {
     read.rep_errors.iter().find_map(|(_, e)| match e {
-        RepError::Call(c) if REFUSED.contains(&c.code.as_str()) => Some(c.message.clone()),
+        RepError::Call(c) if c.kind == ErrorKind::Auth => Some(c.message.clone()),
         _ => None,
     })
 }
@@ -60,7 +57,9 @@ pub fn changes<M: MailConnector, S: StateStore>(
             Some(RepError::ImpersonationDenied(_)) => (Some(false), Some(true)),
             Some(RepError::NoMailbox(_)) => (None, Some(false)),
             // The mailbox answered: it exists and the service account may act for it.
-            Some(RepError::FolderMissing | RepError::CursorExpired) => (Some(true), Some(true)),
+            Some(RepError::FolderMissing(_) | RepError::CursorExpired(_)) => {
+                (Some(true), Some(true))
+            }
             Some(RepError::Call(_)) => (None, None),
         };
         let found = |o: ObjectKind| {
@@ -271,7 +270,7 @@ mod tests {
         assert_eq!(denied.contacts_folder, None);
         assert_eq!(
             denied.mailbox_error.as_ref().map(|(c, _)| c.as_str()),
-            Some("ErrorImpersonateUserDenied")
+            Some(crate::engine::memory::codes::DENIED)
         );
 
         let missing = &f["nomailbox@acme.com"];
@@ -344,10 +343,12 @@ mod tests {
             rep_errors: vec![(
                 rep,
                 RepError::Call(CallError {
-                    code: "UNAUTHORIZED".into(),
+                    kind: ErrorKind::Auth,
+                    code: "HTTP_401".into(),
                     message: "Exchange refused the credentials: 401".into(),
                     retryable: false,
                     ambiguous: false,
+                    hint: "Check the credentials.".into(),
                 }),
             )],
             ..ReadOutcome::default()

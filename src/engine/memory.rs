@@ -24,6 +24,8 @@ pub struct Faults {
     pub denied: BTreeSet<String>,
     /// The next N version reads (`modstamps`, `change_keys`) fail whole.
     pub fail_version_reads: u32,
+    /// The next N change-feed reads from a cursor find it no longer accepted.
+    pub expire_cursors: u32,
 }
 
 impl Faults {
@@ -48,25 +50,56 @@ fn identity(record: &Record) -> String {
     }
 }
 
-fn record_failed(code: &str) -> RecordError {
+/// The error codes the in-memory connectors answer with: their own, as a third vendor's
+/// would be, classified into the engine's kinds like any connector's.
+pub mod codes {
+    pub const LOCKED: &str = "LOCKED";
+    pub const TRANSIENT: &str = "TRANSIENT";
+    pub const UNAVAILABLE: &str = "UNAVAILABLE";
+    pub const CONNECTION_RESET: &str = "CONNECTION_RESET";
+    pub const GONE: &str = "GONE";
+    pub const TOO_LONG: &str = "TOO_LONG";
+    pub const DENIED: &str = "DENIED";
+    pub const NO_MAILBOX: &str = "NO_MAILBOX";
+    pub const FOLDER_MISSING: &str = "FOLDER_MISSING";
+    pub const BAD_CURSOR: &str = "BAD_CURSOR";
+}
+
+const RETRY_HINT: &str = "tether retries on the next run.";
+
+fn record_error(kind: ErrorKind, code: &str, message: &str, retryable: bool) -> RecordError {
+    let hint = match kind {
+        ErrorKind::Gone => "The record was deleted meanwhile; the next run unlinks it.",
+        ErrorKind::TooLong => "Shorten the value, or map it to a longer field.",
+        _ => RETRY_HINT,
+    };
     RecordError {
+        kind,
         code: code.into(),
-        message: "injected failure".into(),
-        retryable: true,
+        message: message.into(),
+        retryable,
+        hint: hint.into(),
     }
+}
+
+/// An injected per-record failure: a passing one, as a lock or a server hiccup would be.
+fn record_failed(kind: ErrorKind, code: &str) -> RecordError {
+    record_error(kind, code, "injected failure", true)
 }
 
 fn call_failed(ambiguous: bool) -> CallError {
     CallError {
+        kind: ErrorKind::Other,
         code: if ambiguous {
-            "CONNECTION_RESET"
+            codes::CONNECTION_RESET
         } else {
-            "SERVER_UNAVAILABLE"
+            codes::UNAVAILABLE
         }
         .into(),
         message: "injected failure".into(),
         retryable: true,
         ambiguous,
+        hint: RETRY_HINT.into(),
     }
 }
 
@@ -76,7 +109,7 @@ fn call_failed(ambiguous: bool) -> CallError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailCounts {
     pub sync_folder: u64,
-    /// SyncFolderItems calls per folder.
+    /// Change-feed calls per folder.
     pub sync_folder_by: BTreeMap<Folder, u64>,
     pub ensure_folder: u64,
     pub create: u64,
@@ -120,13 +153,20 @@ struct ExchangeData {
     faults: Faults,
     /// Largest batch seen per write kind, to check batching.
     max_batch: usize,
+    /// The event window each mailbox's calendar feed was last read with.
+    windows: BTreeMap<String, EventWindow>,
 }
+
+/// Items a MemoryExchange write or read by id takes.
+pub const MEMORY_MAIL_BATCH: usize = 50;
+/// Records a MemoryCrm write or read by id takes.
+pub const MEMORY_CRM_BATCH: usize = 200;
 
 /// Exchange in memory.
 #[derive(Debug, Default)]
 pub struct MemoryExchange {
     data: Mutex<ExchangeData>,
-    /// Changes per SyncFolderItems page (EWS allows up to 512).
+    /// Changes per change-feed page.
     pub page_size: usize,
 }
 
@@ -213,6 +253,10 @@ impl MemoryExchange {
     }
     pub fn max_batch(&self) -> usize {
         self.lock().max_batch
+    }
+    /// The event window the mailbox's calendar feed was last read with.
+    pub fn event_window(&self, address: &str) -> Option<EventWindow> {
+        self.lock().windows.get(address).copied()
     }
     pub fn folder_exists(&self, address: &str, folder: Folder) -> bool {
         self.lock()
@@ -305,6 +349,13 @@ impl MemoryExchange {
         false
     }
 
+    /// The rep deletes the whole folder, items and all.
+    pub fn user_delete_folder(&self, address: &str, folder: Folder) {
+        if let Some(f) = self.lock().mailboxes.get_mut(address) {
+            f.insert(folder, FolderData::default());
+        }
+    }
+
     /// Every item of a folder.
     pub fn items(&self, address: &str, folder: Folder) -> Vec<MailItem> {
         self.lock()
@@ -320,20 +371,25 @@ impl MemoryExchange {
         mailbox: &Mailbox,
     ) -> Result<&'d mut BTreeMap<Folder, FolderData>, RepError> {
         if d.faults.denied.contains(&mailbox.address) {
-            return Err(RepError::ImpersonationDenied(format!(
-                "the service account may not impersonate {}",
-                mailbox.address
-            )));
+            return Err(RepError::ImpersonationDenied(Refusal {
+                code: codes::DENIED.into(),
+                message: format!("the service account may not act for {}", mailbox.address),
+                hint: "Let the service account act for this mailbox.".into(),
+            }));
         }
-        d.mailboxes
-            .get_mut(&mailbox.address)
-            .ok_or_else(|| RepError::NoMailbox(format!("no mailbox for {}", mailbox.address)))
+        d.mailboxes.get_mut(&mailbox.address).ok_or_else(|| {
+            RepError::NoMailbox(Refusal {
+                code: codes::NO_MAILBOX.into(),
+                message: format!("no mailbox for {}", mailbox.address),
+                hint: "Check the rep's mail address.".into(),
+            })
+        })
     }
 
     fn write_call(d: &mut ExchangeData, n: usize) -> Result<(), CallError> {
         assert!(
-            n <= MAIL_BATCH,
-            "Exchange batch of {n} exceeds {MAIL_BATCH}"
+            n <= MEMORY_MAIL_BATCH,
+            "Exchange batch of {n} exceeds {MEMORY_MAIL_BATCH}"
         );
         d.max_batch = d.max_batch.max(n);
         if d.faults.fail_write_calls > 0 {
@@ -346,10 +402,12 @@ impl MemoryExchange {
 
 fn rep_call(e: RepError) -> CallError {
     CallError {
+        kind: ErrorKind::Denied,
         code: e.code().to_string(),
         message: e.message(),
         retryable: false,
         ambiguous: false,
+        hint: e.suggestion().to_string(),
     }
 }
 
@@ -357,6 +415,10 @@ fn rep_call(e: RepError) -> CallError {
 pub const MEMORY_EXCHANGE_BUILD: &str = "15.20.7452.28";
 
 impl MailConnector for MemoryExchange {
+    fn batch_size(&self) -> usize {
+        MEMORY_MAIL_BATCH
+    }
+
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
         let d = self.lock();
         let reachable = d.mailboxes.contains_key(&mailbox.address)
@@ -369,26 +431,38 @@ impl MailConnector for MemoryExchange {
         mailbox: &Mailbox,
         folder: Folder,
         cursor: Option<&str>,
+        window: Option<EventWindow>,
     ) -> Result<FolderPage, RepError> {
+        assert_eq!(
+            window.is_some(),
+            folder == Folder::Calendar,
+            "the calendar feed, and only it, is read with the event window"
+        );
         let mut d = self.lock();
         d.counts.sync_folder += 1;
+        if let Some(w) = window {
+            d.windows.insert(mailbox.address.clone(), w);
+        }
         *d.counts.sync_folder_by.entry(folder).or_insert(0) += 1;
         let page_size = self.page_size.max(1);
         let now = d.seq;
+        let expired = cursor.is_some() && d.faults.expire_cursors > 0;
+        if expired {
+            d.faults.expire_cursors -= 1;
+        }
         let f = Self::mailbox(&mut d, mailbox)?
             .get(&folder)
             .filter(|f| f.exists)
-            .ok_or(RepError::FolderMissing)?;
+            .ok_or_else(|| {
+                RepError::folder_missing(codes::FOLDER_MISSING, "the sync folder does not exist")
+            })?;
         let since: u64 = match cursor {
             None => 0,
-            Some(c) => c.parse().map_err(|_| {
-                RepError::Call(CallError {
-                    code: "ErrorInvalidSyncStateData".into(),
-                    message: "bad sync state".into(),
-                    retryable: false,
-                    ambiguous: false,
-                })
-            })?,
+            Some(c) => c
+                .parse()
+                .ok()
+                .filter(|_| !expired)
+                .ok_or_else(|| RepError::cursor_expired(codes::BAD_CURSOR, "bad sync state"))?,
         };
         let mut changes: Vec<(u64, MailChange)> = f
             .items
@@ -455,7 +529,8 @@ impl MailConnector for MemoryExchange {
             let key = identity(&c.record);
             if d.faults.hits(&[&c.salesforce_id, &key]) {
                 out.push(Outcome::Failed(record_failed(
-                    "ErrorInternalServerTransientError",
+                    ErrorKind::Other,
+                    codes::TRANSIENT,
                 )));
                 continue;
             }
@@ -466,11 +541,12 @@ impl MailConnector for MemoryExchange {
                 .and_then(|m| m.get_mut(&folder))
                 .filter(|f| f.exists);
             let Some(f) = f else {
-                out.push(Outcome::Failed(RecordError {
-                    code: "ErrorFolderNotFound".into(),
-                    message: format!("{} does not exist", folder.name()),
-                    retryable: true,
-                }));
+                out.push(Outcome::Failed(record_error(
+                    ErrorKind::Other,
+                    codes::FOLDER_MISSING,
+                    &format!("{} does not exist", folder.name()),
+                    true,
+                )));
                 continue;
             };
             f.items.insert(
@@ -510,7 +586,8 @@ impl MailConnector for MemoryExchange {
         for (id, record) in items {
             if d.faults.hits(&[id, &identity(record)]) {
                 out.push(Outcome::Failed(record_failed(
-                    "ErrorInternalServerTransientError",
+                    ErrorKind::Other,
+                    codes::TRANSIENT,
                 )));
                 continue;
             }
@@ -530,11 +607,12 @@ impl MailConnector for MemoryExchange {
                         change_key: s.item.change_key.clone(),
                     }));
                 }
-                None => out.push(Outcome::Failed(RecordError {
-                    code: "ErrorItemNotFound".into(),
-                    message: "item not found".into(),
-                    retryable: false,
-                })),
+                None => out.push(Outcome::Failed(record_error(
+                    ErrorKind::Gone,
+                    codes::GONE,
+                    "item not found",
+                    false,
+                ))),
             }
         }
         Ok(out)
@@ -553,7 +631,8 @@ impl MailConnector for MemoryExchange {
         for id in item_ids {
             if d.faults.hits(&[id]) {
                 out.push(Outcome::Failed(record_failed(
-                    "ErrorInternalServerTransientError",
+                    ErrorKind::Other,
+                    codes::TRANSIENT,
                 )));
                 continue;
             }
@@ -570,11 +649,12 @@ impl MailConnector for MemoryExchange {
                 });
             out.push(match removed {
                 Some(()) => Outcome::Ok(()),
-                None => Outcome::Failed(RecordError {
-                    code: "ErrorItemNotFound".into(),
-                    message: "item not found".into(),
-                    retryable: false,
-                }),
+                None => Outcome::Failed(record_error(
+                    ErrorKind::Gone,
+                    codes::GONE,
+                    "item not found",
+                    false,
+                )),
             });
         }
         Ok(out)
@@ -837,8 +917,8 @@ impl MemoryCrm {
 
     fn write_call(d: &mut CrmData, n: usize) -> Result<(), CallError> {
         assert!(
-            n <= CRM_BATCH,
-            "Salesforce batch of {n} exceeds {CRM_BATCH}"
+            n <= MEMORY_CRM_BATCH,
+            "Salesforce batch of {n} exceeds {MEMORY_CRM_BATCH}"
         );
         d.max_batch = d.max_batch.max(n);
         if d.faults.fail_write_calls > 0 {
@@ -850,6 +930,10 @@ impl MemoryCrm {
 }
 
 impl CrmConnector for MemoryCrm {
+    fn batch_size(&self) -> usize {
+        MEMORY_CRM_BATCH
+    }
+
     async fn users(&self) -> Result<Vec<CrmUser>, CallError> {
         let mut d = self.lock();
         d.counts.users += 1;
@@ -964,15 +1048,19 @@ impl CrmConnector for MemoryCrm {
         let mut out = Vec::new();
         for c in records {
             if d.faults.hits(&[&identity(&c.record)]) {
-                out.push(Outcome::Failed(record_failed("UNABLE_TO_LOCK_ROW")));
+                out.push(Outcome::Failed(record_failed(
+                    ErrorKind::Locked,
+                    codes::LOCKED,
+                )));
                 continue;
             }
             if let Some(field) = too_long(&c.record) {
-                out.push(Outcome::Failed(RecordError {
-                    code: "STRING_TOO_LONG".into(),
-                    message: format!("{field}: data value too large"),
-                    retryable: false,
-                }));
+                out.push(Outcome::Failed(record_error(
+                    ErrorKind::TooLong,
+                    codes::TOO_LONG,
+                    &format!("{field}: data value too large"),
+                    false,
+                )));
                 continue;
             }
             let (id, seq) = Self::next(&mut d, object);
@@ -1009,15 +1097,19 @@ impl CrmConnector for MemoryCrm {
         let mut out = Vec::new();
         for (id, record) in records {
             if d.faults.hits(&[id, &identity(record)]) {
-                out.push(Outcome::Failed(record_failed("UNABLE_TO_LOCK_ROW")));
+                out.push(Outcome::Failed(record_failed(
+                    ErrorKind::Locked,
+                    codes::LOCKED,
+                )));
                 continue;
             }
             if let Some(field) = too_long(record) {
-                out.push(Outcome::Failed(RecordError {
-                    code: "STRING_TOO_LONG".into(),
-                    message: format!("{field}: data value too large"),
-                    retryable: false,
-                }));
+                out.push(Outcome::Failed(record_error(
+                    ErrorKind::TooLong,
+                    codes::TOO_LONG,
+                    &format!("{field}: data value too large"),
+                    false,
+                )));
                 continue;
             }
             d.seq += 1;
@@ -1032,11 +1124,12 @@ impl CrmConnector for MemoryCrm {
                         modstamp: r.modstamp.clone(),
                     }));
                 }
-                None => out.push(Outcome::Failed(RecordError {
-                    code: "ENTITY_IS_DELETED".into(),
-                    message: "entity is deleted".into(),
-                    retryable: false,
-                })),
+                None => out.push(Outcome::Failed(record_error(
+                    ErrorKind::Gone,
+                    codes::GONE,
+                    "entity is deleted",
+                    false,
+                ))),
             }
         }
         Ok(out)
@@ -1053,7 +1146,10 @@ impl CrmConnector for MemoryCrm {
         let mut out = Vec::new();
         for id in ids {
             if d.faults.hits(&[id]) {
-                out.push(Outcome::Failed(record_failed("UNABLE_TO_LOCK_ROW")));
+                out.push(Outcome::Failed(record_failed(
+                    ErrorKind::Locked,
+                    codes::LOCKED,
+                )));
                 continue;
             }
             d.seq += 1;
@@ -1063,11 +1159,12 @@ impl CrmConnector for MemoryCrm {
                 d.recycle_bin.entry(object).or_default().extend(r.marker);
                 out.push(Outcome::Ok(()));
             } else {
-                out.push(Outcome::Failed(RecordError {
-                    code: "ENTITY_IS_DELETED".into(),
-                    message: "entity is deleted".into(),
-                    retryable: false,
-                }));
+                out.push(Outcome::Failed(record_error(
+                    ErrorKind::Gone,
+                    codes::GONE,
+                    "entity is deleted",
+                    false,
+                )));
             }
         }
         Ok(out)
@@ -1144,7 +1241,7 @@ impl CrmConnector for MemoryCrm {
         records: &[CrmRef],
     ) -> Result<BTreeSet<String>, CallError> {
         let mut d = self.lock();
-        d.counts.record_access += records.len().div_ceil(CRM_BATCH) as u64;
+        d.counts.record_access += records.len().div_ceil(MEMORY_CRM_BATCH) as u64;
         Ok(records
             .iter()
             .filter(|r| !d.hidden.contains(&(user_id.to_string(), r.id.clone())))
@@ -1208,13 +1305,20 @@ impl<'a, C> EditAfterRead<'a, C> {
 }
 
 impl<C: MailConnector> MailConnector for EditAfterRead<'_, C> {
+    fn batch_size(&self) -> usize {
+        self.inner.batch_size()
+    }
     async fn sync_folder(
         &self,
         mailbox: &Mailbox,
         folder: Folder,
         cursor: Option<&str>,
+        window: Option<EventWindow>,
     ) -> Result<FolderPage, RepError> {
-        let page = self.inner.sync_folder(mailbox, folder, cursor).await;
+        let page = self
+            .inner
+            .sync_folder(mailbox, folder, cursor, window)
+            .await;
         self.after_read();
         page
     }
@@ -1278,6 +1382,9 @@ impl<C: MailConnector> MailConnector for EditAfterRead<'_, C> {
 }
 
 impl<C: CrmConnector> CrmConnector for EditAfterRead<'_, C> {
+    fn batch_size(&self) -> usize {
+        self.inner.batch_size()
+    }
     async fn users(&self) -> Result<Vec<CrmUser>, CallError> {
         self.inner.users().await
     }

@@ -840,11 +840,11 @@ impl RepPlanner<'_, '_> {
                 ),
             ];
             for (target, hash) in shown {
-                if let (Some(h), Some(intent)) = (hash, intents.get(&(*id, target))) {
-                    if h == intent {
-                        base.insert(*id, h.clone());
-                        record.insert(*id);
-                    }
+                if let (Some(h), Some(intent)) = (hash, intents.get(&(*id, target)))
+                    && h == intent
+                {
+                    base.insert(*id, h.clone());
+                    record.insert(*id);
                 }
             }
         }
@@ -920,19 +920,20 @@ impl RepPlanner<'_, '_> {
             let e = ex_obs.get(id).copied().unwrap_or(Obs::Same);
             let s = sf_obs.get(id).copied().unwrap_or(Obs::Same);
             self.decide(*id, link, e, s);
-            if record.contains(id) && self.out.operations.len() == before {
-                if let (Some(exchange), Some(salesforce)) = (&link.exchange, &link.salesforce) {
-                    let (exchange, salesforce) = self.versions.current(exchange, salesforce);
-                    self.push(
-                        Action::Refresh {
-                            link: *id,
-                            exchange,
-                            salesforce,
-                            hash: base[id].clone(),
-                        },
-                        "written by tether earlier; recorded now",
-                    );
-                }
+            if record.contains(id)
+                && self.out.operations.len() == before
+                && let (Some(exchange), Some(salesforce)) = (&link.exchange, &link.salesforce)
+            {
+                let (exchange, salesforce) = self.versions.current(exchange, salesforce);
+                self.push(
+                    Action::Refresh {
+                        link: *id,
+                        exchange,
+                        salesforce,
+                        hash: base[id].clone(),
+                    },
+                    "written by tether earlier; recorded now",
+                );
             }
         }
         self.new_records(new_ex, new_sf, &ex_hashes, &sf_hashes);
@@ -1409,11 +1410,11 @@ impl RepPlanner<'_, '_> {
                 base = entry.map(|j| j.hash.clone());
                 entry.is_some()
             });
-            if let Some(si) = found {
-                if let Some(r) = sf_left[si].take() {
-                    pairs.push((m, r, "created by tether", base));
-                    *slot = None;
-                }
+            if let Some(si) = found
+                && let Some(r) = sf_left[si].take()
+            {
+                pairs.push((m, r, "created by tether", base));
+                *slot = None;
             }
         }
 

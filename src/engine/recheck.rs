@@ -1,7 +1,7 @@
 //! Before a delete or an overwrite is sent, the record it writes is read again by id — its
-//! version only: `Id, SystemModstamp` per 200 Salesforce ids, one IdOnly GetItem per batch of
-//! Exchange items — so that an edit made between the cycle's read and its write is not
-//! deleted or overwritten. An operation whose record changed (or, for an overwrite, went)
+//! version only, one call per batch of the connector's size (Salesforce: `Id,
+//! SystemModstamp`; Exchange: ids and change keys) — so that an edit made between the cycle's
+//! read and its write is not deleted or overwritten. An operation whose record changed (or, for an overwrite, went)
 //! since the read is left for the next cycle, which reads the edit and decides again (an edit
 //! beats a delete). Checked: deletes on either side, and updates of a linked pair (they
 //! overwrite the other side's record). Creates need no check: there is nothing on the
@@ -11,9 +11,7 @@
 //! read back since: sObject Collections answer no SystemModstamp) cannot be checked and goes
 //! ahead, as it did before this check existed.
 
-use crate::engine::connector::{
-    CRM_BATCH, CallError, CrmConnector, Folder, MAIL_BATCH, MailConnector, Mailbox,
-};
+use crate::engine::connector::{CallError, CrmConnector, Folder, MailConnector, Mailbox};
 use crate::engine::plan::{Action, Operation, Plan, RecordVersion, Side};
 use crate::model::ObjectKind;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -75,7 +73,7 @@ pub async fn changed_since_read<M: MailConnector, C: CrmConnector>(
     }
     let mut changed = BTreeSet::new();
     for (object, ops) in salesforce {
-        for chunk in ops.chunks(CRM_BATCH) {
+        for chunk in ops.chunks(crm.batch_size()) {
             let ids = ids(plan, chunk);
             let now = crm.modstamps(object, &ids).await.map(|refs| {
                 refs.into_iter()
@@ -86,7 +84,7 @@ pub async fn changed_since_read<M: MailConnector, C: CrmConnector>(
         }
     }
     for ((mailbox, object), ops) in exchange {
-        for chunk in ops.chunks(MAIL_BATCH) {
+        for chunk in ops.chunks(mail.batch_size()) {
             let ids = ids(plan, chunk);
             let now = mail
                 .change_keys(mailbox, Folder::for_object(object), &ids)

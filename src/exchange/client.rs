@@ -26,14 +26,9 @@ pub enum Auth {
     /// Basic authentication (on-premises). `username` as configured: UPN `svc@corp.com` or
     /// down-level `CORP\svc`.
     Basic { username: String, password: Secret },
-    /// OAuth 2.0 client credentials (Exchange Online app registration).
-    OAuth2 {
-        token_url: Url,
-        client_id: String,
-        client_secret: Secret,
-        /// e.g. `https://outlook.office365.com/.default`.
-        scope: String,
-    },
+    /// OAuth 2.0 client credentials (Exchange Online app registration, a client secret or
+    /// a certificate); scope e.g. `https://outlook.office365.com/.default`.
+    OAuth2(crate::entra::AppCredentials),
 }
 
 /// Where EWS is.
@@ -279,14 +274,13 @@ const MAPPED_PHONE_KEYS: &[&str] = &[
 
 /// Longest EWS or Autodiscover answer read (EWS itself limits requests to tens of MB).
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
-/// Longest token endpoint answer read: a token response is a few kB.
-const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
 
 pub struct EwsClient {
     http: reqwest::Client,
     opts: ExchangeOptions,
     clock: Arc<dyn Clock>,
-    token: tokio::sync::Mutex<Option<(Secret, DateTime<Utc>)>>,
+    /// The app's token, for `Auth::OAuth2`.
+    token: Option<crate::entra::TokenClient>,
     calls: Mutex<BTreeMap<String, u64>>,
     autodiscover_cache: Mutex<HashMap<String, Url>>,
     /// The build each mailbox (lower-cased) last answered from, for `tether status`.
@@ -304,23 +298,10 @@ impl std::fmt::Debug for EwsClient {
     }
 }
 
-/// An OAuth 2.0 token endpoint's answer: the access token and its lifetime in seconds, or
-/// what is wrong with the answer (the caller names the endpoint).
+/// An OAuth 2.0 token endpoint's answer (see [`crate::entra::token_answer`]), its error in
+/// words.
 pub(crate) fn token_answer(status: u16, body: &[u8]) -> Result<(Secret, i64), String> {
-    let body: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| format!("answered HTTP {status} without JSON"))?;
-    if !(200..300).contains(&status) {
-        let err = body["error"].as_str().unwrap_or("unknown error");
-        return Err(format!(
-            "refused the client credentials: HTTP {status} {err}"
-        ));
-    }
-    let access = body["access_token"]
-        .as_str()
-        .ok_or_else(|| "answered without an access_token".to_string())?;
-    // Bounded: the lifetime comes from the network.
-    let expires_in = body["expires_in"].as_i64().unwrap_or(3600).clamp(0, 86_400);
-    Ok((Secret::new(access), expires_in))
+    crate::entra::token_answer(status, body).map_err(|e| e.message)
 }
 
 fn same_domain(a: &str, b: &str) -> bool {
@@ -339,8 +320,8 @@ impl EwsClient {
         if let Endpoint::Url(u) = &opts.endpoint {
             check_transport(u).map_err(EwsError::Config)?;
         }
-        if let Auth::OAuth2 { token_url, .. } = &opts.auth {
-            check_transport(token_url).map_err(EwsError::Config)?;
+        if let Auth::OAuth2(app) = &opts.auth {
+            check_transport(&app.token_url).map_err(EwsError::Config)?;
         }
         if opts.batch_size == 0 {
             return Err(EwsError::Config("batch size must be at least 1".into()));
@@ -358,11 +339,20 @@ impl EwsClient {
         let http = builder
             .build()
             .map_err(|e| EwsError::Config(format!("HTTP client: {e}")))?;
+        let token = match &opts.auth {
+            Auth::OAuth2(app) => Some(crate::entra::TokenClient::new(
+                app.clone(),
+                http.clone(),
+                clock.clone(),
+                opts.max_retries,
+            )),
+            Auth::Basic { .. } => None,
+        };
         Ok(EwsClient {
             http,
             opts,
             clock,
-            token: tokio::sync::Mutex::new(None),
+            token,
             calls: Mutex::new(BTreeMap::new()),
             autodiscover_cache: Mutex::new(HashMap::new()),
             builds: Mutex::new(HashMap::new()),
@@ -373,7 +363,11 @@ impl EwsClient {
     /// Requests sent so far, by operation (EWS operations, `Autodiscover`, `Token`);
     /// retries count, since each costs the server.
     pub fn calls(&self) -> BTreeMap<String, u64> {
-        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+        let mut calls = self.calls.lock().map(|c| c.clone()).unwrap_or_default();
+        if let Some(t) = self.token.as_ref().filter(|t| t.requests() > 0) {
+            calls.insert("Token".into(), t.requests());
+        }
+        calls
     }
 
     /// The Exchange build `mailbox` last answered from (its `ServerVersionInfo`), once a
@@ -416,75 +410,16 @@ impl EwsClient {
                     base64::engine::general_purpose::STANDARD.encode(raw.expose())
                 )))
             }
-            Auth::OAuth2 {
-                token_url,
-                client_id,
-                client_secret,
-                scope,
-            } => {
-                let mut tok = self.token.lock().await;
-                let now = self.clock.now();
-                // Renew five minutes before expiry so a batch never starts on a dying token.
-                if !force_new
-                    && let Some((t, exp)) = tok.as_ref()
-                    && *exp - chrono::Duration::minutes(5) > now
-                {
-                    return Ok(Secret::new(format!("Bearer {}", t.expose())));
-                }
-                let mut attempt = 0u32;
-                let (status, resp) = loop {
-                    attempt += 1;
-                    self.count("Token");
-                    let started = std::time::Instant::now();
-                    let resp = self
-                        .http
-                        .post(token_url.clone())
-                        .form(&[
-                            ("grant_type", "client_credentials"),
-                            ("client_id", client_id.as_str()),
-                            ("client_secret", client_secret.expose()),
-                            ("scope", scope.as_str()),
-                        ])
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            EwsError::Token(format!("{token_url}: {}", describe_request_error(&e)))
-                        })?;
-                    let status = resp.status();
-                    tracing::debug!(
-                        method = "POST",
-                        path = token_url.path(),
-                        status = status.as_u16(),
-                        ms = started.elapsed().as_millis() as u64,
-                        attempt,
-                        "EWS token request"
-                    );
-                    if status.as_u16() != 429 {
-                        break (status, resp);
-                    }
-                    // Throttled, not refused: wait as asked, a bounded number of times.
-                    if attempt > self.opts.max_retries {
-                        return Err(EwsError::Token(format!(
-                            "{token_url} is throttling tether's sign-in (HTTP 429 Too Many \
-                             Requests, {attempt} attempt(s)); the credentials were not refused: \
-                             wait a few minutes and run again"
-                        )));
-                    }
-                    match crate::net::retry_after(resp.headers()) {
-                        Some(wait) => self.clock.sleep(wait).await,
-                        None => self.back_off(attempt).await,
-                    }
-                };
-                let bytes = Self::read_body(resp, MAX_TOKEN_RESPONSE_BYTES, "a token")
+            Auth::OAuth2(_) => {
+                let tokens = self
+                    .token
+                    .as_ref()
+                    .ok_or_else(|| EwsError::Config("OAuth 2.0 without a token client".into()))?;
+                let token = tokens
+                    .access_token(force_new)
                     .await
-                    .map_err(|e| match e {
-                        EwsError::Xml(m) | EwsError::Transport(m) => EwsError::Token(m),
-                        other => other,
-                    })?;
-                let (secret, expires_in) = token_answer(status.as_u16(), &bytes)
-                    .map_err(|m| EwsError::Token(format!("{token_url} {m}")))?;
-                *tok = Some((secret.clone(), now + chrono::Duration::seconds(expires_in)));
-                Ok(Secret::new(format!("Bearer {}", secret.expose())))
+                    .map_err(|e| EwsError::Token(e.message))?;
+                Ok(Secret::new(format!("Bearer {}", token.expose())))
             }
         }
     }
@@ -596,7 +531,7 @@ impl EwsClient {
             );
             match status {
                 401 => {
-                    if matches!(self.opts.auth, Auth::OAuth2 { .. }) && !renewed {
+                    if matches!(self.opts.auth, Auth::OAuth2(_)) && !renewed {
                         renewed = true;
                         self.authorization(true).await?;
                         continue;

@@ -15,16 +15,16 @@
 //! - Per-rep errors (ErrorImpersonateUserDenied, ErrorNonExistentMailbox) become `RepError`.
 
 use super::client::{EwsClient, FolderRef};
-use super::error::{EwsError, ItemError};
+use super::error::{self, EwsError, ItemError, MailboxProblem};
 use super::model::{
     self, ADDRESS_KEYS, ADDRESS_PARTS, Attendee, CalendarEvent, Contact as EwsContact, EMAIL_KEYS,
     FreeBusy, ItemId, MailboxAddress, PROP_SALESFORCE_ID, Sensitivity,
 };
-use super::rrule;
 use crate::engine::connector::{
-    CallError, Folder, FolderPage, MailChange, MailConnector, MailCreate, MailItem, MailRef,
-    Mailbox, Outcome, RecordError, RepError,
+    CallError, ErrorKind, EventWindow, Folder, FolderPage, MailChange, MailConnector, MailCreate,
+    MailItem, MailRef, Mailbox, Outcome, RecordError, Refusal, RepError,
 };
+use crate::model::rrule;
 use crate::model::{
     Contact, EffectiveMapping, Event, EventTime, ObjectKind, Record, Recurrence, ShowAs,
 };
@@ -77,34 +77,83 @@ fn call_error(e: &EwsError, ambiguous: bool) -> CallError {
         e,
         EwsError::Transport(_) | EwsError::Http { .. } | EwsError::Fault { .. }
     );
+    let kind = e.kind();
     CallError {
+        kind,
         code: code.to_string(),
         message: e.to_string(),
         retryable,
         // A transport failure after the request left may have created the items.
         ambiguous: ambiguous && matches!(e, EwsError::Transport(_) | EwsError::Http { .. }),
+        hint: error::hint(kind, retryable).into(),
     }
 }
 
 fn rep_error(e: EwsError) -> RepError {
+    let refusal = |problem| Refusal {
+        code: e.code().unwrap_or_default().to_string(),
+        message: e.to_string(),
+        hint: error::mailbox_hint(problem).into(),
+    };
     match e.code() {
-        Some("ErrorImpersonateUserDenied" | "ErrorImpersonationDenied") => {
-            RepError::ImpersonationDenied(e.to_string())
+        Some("ErrorFolderNotFound") => {
+            RepError::folder_missing("ErrorFolderNotFound", &e.to_string())
         }
-        Some("ErrorNonExistentMailbox") => RepError::NoMailbox(e.to_string()),
-        Some("ErrorFolderNotFound") => RepError::FolderMissing,
-        Some("ErrorInvalidSyncStateData") => RepError::CursorExpired,
-        _ => RepError::Call(call_error(&e, false)),
+        Some("ErrorInvalidSyncStateData") => {
+            RepError::cursor_expired("ErrorInvalidSyncStateData", &e.to_string())
+        }
+        code => match code.and_then(error::mailbox_problem) {
+            Some(p @ MailboxProblem::ImpersonationDenied) => {
+                RepError::ImpersonationDenied(refusal(p))
+            }
+            Some(p @ MailboxProblem::NoMailbox) => RepError::NoMailbox(refusal(p)),
+            // Moving, or its store down: this rep waits for the next run.
+            Some(p @ MailboxProblem::Unavailable) => RepError::Call(CallError {
+                retryable: true,
+                hint: error::mailbox_hint(p).into(),
+                ..call_error(&e, false)
+            }),
+            None => RepError::Call(call_error(&e, false)),
+        },
+    }
+}
+
+/// The folder tether syncs through is not there (found missing before any call about it).
+fn sync_folder_missing() -> RepError {
+    RepError::folder_missing(
+        "ErrorFolderNotFound",
+        &format!("the {SYNC_FOLDER} folder does not exist"),
+    )
+}
+
+/// A rep error as the error of a call about one of the rep's items.
+fn rep_call_error(e: RepError) -> CallError {
+    match e {
+        RepError::Call(c) => CallError {
+            retryable: true,
+            ..c
+        },
+        other => CallError {
+            kind: ErrorKind::Other,
+            code: other.code().to_string(),
+            message: other.message(),
+            retryable: true,
+            ambiguous: false,
+            hint: other.suggestion().to_string(),
+        },
     }
 }
 
 /// A per-item failure of a read by id: the whole read is retried later.
 fn read_error(e: &ItemError) -> CallError {
+    let kind = error::kind(&e.code);
     CallError {
+        kind,
         code: e.code.clone(),
         message: e.message.clone(),
         retryable: true,
         ambiguous: false,
+        hint: error::hint(kind, true).into(),
     }
 }
 
@@ -115,20 +164,16 @@ fn names_no_item(e: &ItemError) -> bool {
 }
 
 fn record_error(e: &ItemError) -> RecordError {
+    // A stale ChangeKey: the next cycle reads the edit and decides again. The others are the
+    // server's passing troubles.
+    let retryable = e.is_conflict() || e.is_transient();
+    let kind = error::kind(&e.code);
     RecordError {
+        kind,
         code: e.code.clone(),
         message: e.message.clone(),
-        // A stale ChangeKey: the next cycle reads the edit and decides again. The others are
-        // the server's passing troubles.
-        retryable: e.is_conflict()
-            || matches!(
-                e.code.as_str(),
-                "ErrorServerBusy"
-                    | "ErrorInternalServerTransientError"
-                    | "ErrorMailboxStoreUnavailable"
-                    | "ErrorMailboxMoveInProgress"
-                    | "ErrorTimeoutExpired"
-            ),
+        retryable,
+        hint: error::hint(kind, retryable).into(),
     }
 }
 
@@ -468,7 +513,7 @@ impl EwsConnector {
                     .find_folder(&mailbox.address, &FolderRef::contacts(), SYNC_FOLDER)
                     .await
                     .map_err(rep_error)?
-                    .ok_or(RepError::FolderMissing)?;
+                    .ok_or_else(sync_folder_missing)?;
                 lock(&self.folders).insert(mailbox.address.clone(), found.id.id.clone());
                 Ok(FolderRef::Id(found.id.id))
             }
@@ -532,6 +577,10 @@ fn split_cursor(cursor: &str) -> Option<(&str, &str)> {
 }
 
 impl MailConnector for EwsConnector {
+    fn batch_size(&self) -> usize {
+        self.client.batch_size()
+    }
+
     fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &EffectiveMapping) {
         lock(&self.mailbox_mappings)
             .insert(mailbox.address.to_lowercase(), Arc::new(mapping.clone()));
@@ -548,6 +597,9 @@ impl MailConnector for EwsConnector {
         mailbox: &Mailbox,
         folder: Folder,
         cursor: Option<&str>,
+        // SyncFolderItems reads the whole calendar: the engine drops what ended before the
+        // window.
+        _window: Option<EventWindow>,
     ) -> Result<FolderPage, RepError> {
         let (folder_ref, state) = match cursor.and_then(split_cursor) {
             Some((id, state)) if folder == Folder::SalesforceSyncContacts => {
@@ -674,12 +726,7 @@ impl MailConnector for EwsConnector {
                 let folder_ref = self
                     .folder_ref(mailbox, folder)
                     .await
-                    .map_err(|e| CallError {
-                        code: e.code().to_string(),
-                        message: e.message(),
-                        retryable: true,
-                        ambiguous: false,
-                    })?;
+                    .map_err(rep_call_error)?;
                 let contacts: Vec<EwsContact> = items
                     .iter()
                     .map(|c| {
@@ -711,10 +758,12 @@ impl MailConnector for EwsConnector {
                     .collect();
                 if events.len() != items.len() {
                     return Err(CallError {
+                        kind: ErrorKind::Other,
                         code: "INVALID_RECORD".into(),
                         message: "a contact cannot be created in the calendar".into(),
                         retryable: false,
                         ambiguous: false,
+                        hint: error::hint(ErrorKind::Other, false).into(),
                     });
                 }
                 self.client.create_events(&mailbox.address, &events).await
@@ -789,11 +838,10 @@ impl MailConnector for EwsConnector {
                         events.push((id, e));
                     }
                     _ => {
-                        out[i] = Some(Outcome::Failed(RecordError {
+                        out[i] = Some(Outcome::Failed(record_error(&ItemError {
                             code: "ErrorItemNotFound".into(),
                             message: "the item is of another kind".into(),
-                            retryable: false,
-                        }));
+                        })));
                         continue;
                     }
                 }
@@ -826,9 +874,11 @@ impl MailConnector for EwsConnector {
             .map(|o| {
                 o.unwrap_or_else(|| {
                     Outcome::Failed(RecordError {
+                        kind: ErrorKind::Other,
                         code: "ErrorInvalidResponse".into(),
                         message: "no answer for the item".into(),
                         retryable: true,
+                        hint: error::hint(ErrorKind::Other, true).into(),
                     })
                 })
             })
@@ -929,17 +979,11 @@ impl MailConnector for EwsConnector {
         folder: Folder,
         salesforce_ids: &[String],
     ) -> Result<Vec<MailItem>, CallError> {
-        let as_call = |e: RepError| CallError {
-            code: e.code().to_string(),
-            message: e.message(),
-            retryable: true,
-            ambiguous: false,
-        };
         let folder_ref = match self.folder_ref(mailbox, folder).await {
             Ok(f) => f,
             // No folder, so nothing tether created in it.
-            Err(RepError::FolderMissing) => return Ok(Vec::new()),
-            Err(e) => return Err(as_call(e)),
+            Err(RepError::FolderMissing(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(rep_call_error(e)),
         };
         let ids = self
             .client
@@ -974,6 +1018,30 @@ impl MailConnector for EwsConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One table says which codes concern one rep's mailbox and what each means: denied
+    /// and unknown mailboxes are told as such, a mailbox that is moving or whose store is
+    /// down fails that rep for this run and is retried.
+    #[test]
+    fn every_per_rep_code_fails_only_its_rep_as_the_one_table_says() {
+        for (code, problem) in error::PER_REP_CODES {
+            let e = rep_error(EwsError::Response {
+                code: code.to_string(),
+                message: "m".into(),
+            });
+            assert_eq!(e.code(), *code);
+            match (problem, &e) {
+                (MailboxProblem::ImpersonationDenied, RepError::ImpersonationDenied(r)) => {
+                    assert!(r.hint.contains("ApplicationImpersonation"), "{r:?}")
+                }
+                (MailboxProblem::NoMailbox, RepError::NoMailbox(_)) => {}
+                (MailboxProblem::Unavailable, RepError::Call(c)) => {
+                    assert!(c.retryable, "{code} passes: {c:?}")
+                }
+                _ => panic!("{code}: {e:?}"),
+            }
+        }
+    }
 
     #[test]
     fn contacts_round_trip_through_the_default_mapping() {

@@ -28,11 +28,13 @@
 //! (true/1/non-empty) or the Outlook category `Salesforce`
 //! (`CalendarEvent::is_outlook_related`).
 
+pub mod checks;
 pub mod client;
 pub mod connector;
 pub mod error;
+#[cfg(test)]
+mod golden;
 pub mod model;
-pub mod rrule;
 pub mod soap;
 pub mod tz;
 pub mod version;

@@ -202,57 +202,8 @@ string_enum!(CalendarItemType {
     Exception,
     RecurringMaster
 });
-string_enum!(WeekIndex {
-    First,
-    Second,
-    Third,
-    Fourth,
-    Last
-});
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Pattern {
-    Daily {
-        interval: u32,
-    },
-    Weekly {
-        interval: u32,
-        days: Vec<Weekday>,
-        first_day: Option<Weekday>,
-    },
-    AbsoluteMonthly {
-        interval: u32,
-        day: u32,
-    },
-    RelativeMonthly {
-        interval: u32,
-        weekday: Weekday,
-        index: WeekIndex,
-    },
-    AbsoluteYearly {
-        month: u32,
-        day: u32,
-    },
-    RelativeYearly {
-        month: u32,
-        weekday: Weekday,
-        index: WeekIndex,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RangeEnd {
-    NoEnd,
-    EndDate(NaiveDate),
-    Count(u32),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Recurrence {
-    pub pattern: Pattern,
-    pub start: NaiveDate,
-    pub end: RangeEnd,
-}
+// Recurrence patterns are the canonical model's (RRULE text ↔ pattern).
+pub use crate::model::rrule::{Pattern, RangeEnd, Recurrence, WeekIndex};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OccurrenceInfo {

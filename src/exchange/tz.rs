@@ -1,89 +1,52 @@
 //! Windows time-zone ids (what EWS speaks) ↔ IANA names (what chrono-tz and Salesforce's
-//! TimeZoneSidKey speak). The table follows CLDR's windowsZones.xml "001" (territory-neutral)
-//! mappings for the zones sales organisations commonly use; the first IANA name of a Windows
-//! zone is its canonical one, further rows are aliases accepted on the IANA → Windows side.
+//! TimeZoneSidKey speak), from CLDR's complete windowsZones mapping in the spec crate.
+//!
+//! CLDR keeps tzdb's older spellings of renamed zones (`Asia/Calcutta`, `Europe/Kiev`); tether
+//! answers with the current tzdb name and accepts both spellings.
 
 use chrono_tz::Tz;
+use tether_spec::windows_zones;
 
-const ZONES: &[(&str, &str)] = &[
+/// tzdb's current names for zones CLDR lists under an older name (tzdb's `backward` links,
+/// current → old), and `UTC`, a `backward` link to CLDR's `Etc/UTC`.
+const RENAMED: &[(&str, &str)] = &[
+    ("America/Argentina/Buenos_Aires", "America/Buenos_Aires"),
+    ("America/Argentina/Catamarca", "America/Catamarca"),
+    ("America/Argentina/Cordoba", "America/Cordoba"),
+    ("America/Argentina/Jujuy", "America/Jujuy"),
+    ("America/Argentina/Mendoza", "America/Mendoza"),
+    ("America/Indiana/Indianapolis", "America/Indianapolis"),
+    ("America/Kentucky/Louisville", "America/Louisville"),
+    ("America/Nuuk", "America/Godthab"),
+    ("Asia/Ho_Chi_Minh", "Asia/Saigon"),
+    ("Asia/Kathmandu", "Asia/Katmandu"),
+    ("Asia/Kolkata", "Asia/Calcutta"),
+    ("Asia/Yangon", "Asia/Rangoon"),
+    ("Atlantic/Faroe", "Atlantic/Faeroe"),
+    ("Europe/Kyiv", "Europe/Kiev"),
+    ("Pacific/Kanton", "Pacific/Enderbury"),
     ("UTC", "Etc/UTC"),
-    ("UTC", "UTC"),
-    ("UTC", "Etc/GMT"),
-    ("GMT Standard Time", "Europe/London"),
-    ("GMT Standard Time", "Europe/Dublin"),
-    ("GMT Standard Time", "Europe/Lisbon"),
-    ("Greenwich Standard Time", "Atlantic/Reykjavik"),
-    ("W. Europe Standard Time", "Europe/Berlin"),
-    ("W. Europe Standard Time", "Europe/Amsterdam"),
-    ("W. Europe Standard Time", "Europe/Rome"),
-    ("W. Europe Standard Time", "Europe/Vienna"),
-    ("W. Europe Standard Time", "Europe/Zurich"),
-    ("W. Europe Standard Time", "Europe/Stockholm"),
-    ("W. Europe Standard Time", "Europe/Oslo"),
-    ("Romance Standard Time", "Europe/Paris"),
-    ("Romance Standard Time", "Europe/Brussels"),
-    ("Romance Standard Time", "Europe/Madrid"),
-    ("Romance Standard Time", "Europe/Copenhagen"),
-    ("Central Europe Standard Time", "Europe/Budapest"),
-    ("Central Europe Standard Time", "Europe/Prague"),
-    ("Central European Standard Time", "Europe/Warsaw"),
-    ("GTB Standard Time", "Europe/Bucharest"),
-    ("GTB Standard Time", "Europe/Athens"),
-    ("FLE Standard Time", "Europe/Kiev"),
-    ("FLE Standard Time", "Europe/Kyiv"),
-    ("FLE Standard Time", "Europe/Helsinki"),
-    ("Turkey Standard Time", "Europe/Istanbul"),
-    ("Russian Standard Time", "Europe/Moscow"),
-    ("Israel Standard Time", "Asia/Jerusalem"),
-    ("South Africa Standard Time", "Africa/Johannesburg"),
-    ("Arabian Standard Time", "Asia/Dubai"),
-    ("India Standard Time", "Asia/Kolkata"),
-    ("India Standard Time", "Asia/Calcutta"),
-    ("SE Asia Standard Time", "Asia/Bangkok"),
-    ("Singapore Standard Time", "Asia/Singapore"),
-    ("China Standard Time", "Asia/Shanghai"),
-    ("China Standard Time", "Asia/Hong_Kong"),
-    ("Tokyo Standard Time", "Asia/Tokyo"),
-    ("Korea Standard Time", "Asia/Seoul"),
-    ("AUS Eastern Standard Time", "Australia/Sydney"),
-    ("AUS Eastern Standard Time", "Australia/Melbourne"),
-    ("E. Australia Standard Time", "Australia/Brisbane"),
-    ("W. Australia Standard Time", "Australia/Perth"),
-    ("New Zealand Standard Time", "Pacific/Auckland"),
-    ("Eastern Standard Time", "America/New_York"),
-    ("Eastern Standard Time", "America/Toronto"),
-    ("Eastern Standard Time", "America/Detroit"),
-    ("Central Standard Time", "America/Chicago"),
-    ("Central Standard Time (Mexico)", "America/Mexico_City"),
-    ("Mountain Standard Time", "America/Denver"),
-    ("US Mountain Standard Time", "America/Phoenix"),
-    ("Pacific Standard Time", "America/Los_Angeles"),
-    ("Pacific Standard Time", "America/Vancouver"),
-    ("Alaskan Standard Time", "America/Anchorage"),
-    ("Hawaiian Standard Time", "Pacific/Honolulu"),
-    ("Atlantic Standard Time", "America/Halifax"),
-    ("Newfoundland Standard Time", "America/St_Johns"),
-    ("E. South America Standard Time", "America/Sao_Paulo"),
-    ("Argentina Standard Time", "America/Buenos_Aires"),
-    ("Argentina Standard Time", "America/Argentina/Buenos_Aires"),
-    ("SA Pacific Standard Time", "America/Bogota"),
-    ("Pacific SA Standard Time", "America/Santiago"),
 ];
 
-/// The IANA name for a Windows zone id.
+/// The IANA name for a Windows zone id (tzdb's current spelling).
 pub fn windows_to_iana(windows: &str) -> Option<&'static str> {
-    ZONES
-        .iter()
-        .find(|(w, _)| w.eq_ignore_ascii_case(windows))
-        .map(|(_, i)| *i)
+    let cldr = windows_zones::windows_to_iana(windows)?;
+    Some(
+        RENAMED
+            .iter()
+            .find(|(current, old)| *old == cldr && *current != "UTC")
+            .map_or(cldr, |(current, _)| *current),
+    )
 }
 
-/// The Windows zone id for an IANA name (canonical names and the aliases above).
+/// The Windows zone id for an IANA name, in CLDR's spelling or tzdb's current one.
 pub fn iana_to_windows(iana: &str) -> Option<&'static str> {
-    ZONES
-        .iter()
-        .find(|(_, i)| i.eq_ignore_ascii_case(iana))
-        .map(|(w, _)| *w)
+    windows_zones::iana_to_windows(iana).or_else(|| {
+        let (_, old) = RENAMED
+            .iter()
+            .find(|(current, _)| current.eq_ignore_ascii_case(iana))?;
+        windows_zones::iana_to_windows(old)
+    })
 }
 
 /// A chrono-tz zone for a Windows id.
@@ -110,10 +73,57 @@ mod tests {
             Some("Eastern Standard Time")
         );
         assert_eq!(windows_to_iana("No Such Zone"), None);
-        for (w, i) in ZONES {
-            assert!(i.parse::<Tz>().is_ok(), "{i} is not an IANA zone");
+        for w in windows_zones::windows_zone_ids() {
             let canonical = windows_to_iana(w).unwrap();
-            assert_eq!(iana_to_windows(canonical), Some(*w));
+            assert!(
+                canonical.parse::<Tz>().is_ok(),
+                "{canonical} is not an IANA zone"
+            );
+            assert!(windows_tz(w).is_some(), "{w}");
+            assert_eq!(iana_to_windows(canonical), Some(w));
+        }
+    }
+
+    #[test]
+    fn taipei_and_east_africa_are_known_zones() {
+        // Issue 13: both were missing from the old 38-zone table, so their events fell back
+        // to UTC and an all-day event reached Salesforce a day early.
+        assert_eq!(windows_tz("Taipei Standard Time"), Some(Tz::Asia__Taipei));
+        assert_eq!(
+            windows_tz("E. Africa Standard Time"),
+            Some(Tz::Africa__Nairobi)
+        );
+        assert_eq!(iana_to_windows("Asia/Taipei"), Some("Taipei Standard Time"));
+        assert_eq!(
+            iana_to_windows("Africa/Nairobi"),
+            Some("E. Africa Standard Time")
+        );
+    }
+
+    #[test]
+    fn renamed_zones_answer_in_either_spelling() {
+        assert_eq!(windows_to_iana("India Standard Time"), Some("Asia/Kolkata"));
+        assert_eq!(windows_to_iana("FLE Standard Time"), Some("Europe/Kyiv"));
+        assert_eq!(windows_to_iana("UTC"), Some("Etc/UTC"));
+        for iana in ["Asia/Kolkata", "Asia/Calcutta", "asia/kolkata"] {
+            assert_eq!(iana_to_windows(iana), Some("India Standard Time"), "{iana}");
+        }
+        for iana in ["Europe/Kyiv", "Europe/Kiev", "Europe/Helsinki"] {
+            assert_eq!(iana_to_windows(iana), Some("FLE Standard Time"), "{iana}");
+        }
+        for iana in ["UTC", "Etc/UTC", "Etc/GMT"] {
+            assert_eq!(iana_to_windows(iana), Some("UTC"), "{iana}");
+        }
+        assert_eq!(
+            iana_to_windows("America/Argentina/Buenos_Aires"),
+            Some("Argentina Standard Time")
+        );
+        // Each pair: both names are zones, the old one is CLDR's, the current one is not.
+        for (current, old) in RENAMED {
+            assert!(current.parse::<Tz>().is_ok(), "{current}");
+            assert!(old.parse::<Tz>().is_ok(), "{old}");
+            assert!(windows_zones::iana_to_windows(old).is_some(), "{old}");
+            assert_eq!(windows_zones::iana_to_windows(current), None, "{current}");
         }
     }
 }

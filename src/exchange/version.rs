@@ -73,6 +73,44 @@ impl ServerBuild {
     }
 }
 
+/// The status check "Mailbox on a supported Exchange version", in Exchange's terms: what
+/// the build a mailbox answered from means for tether.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildVerdict {
+    Supported(String),
+    Unsupported {
+        detail: String,
+        remediation: &'static str,
+    },
+    /// Not judged: the build could not be read, or the mailbox named none.
+    Unknown(String),
+}
+
+impl BuildVerdict {
+    /// The verdict on `build` as the mailbox reported it (`None`: it named none).
+    pub fn of(build: Option<&str>) -> BuildVerdict {
+        let Some(text) = build else {
+            return BuildVerdict::Unknown(
+                "Exchange did not name its version (no ServerVersionInfo header)".into(),
+            );
+        };
+        match ServerBuild::parse(text) {
+            Some(b) if b.supported() => {
+                BuildVerdict::Supported(format!("{} (build {b})", b.product()))
+            }
+            Some(b) => BuildVerdict::Unsupported {
+                detail: format!("{} (build {b})", b.product()),
+                remediation: "Move the mailbox to Exchange Server 2013 SP1 or later, or to \
+                              Exchange Online: tether's EWS calls need Exchange 2013 SP1 at \
+                              least.",
+            },
+            None => {
+                BuildVerdict::Unknown(format!("Exchange named a build tether cannot read: {text}"))
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for ServerBuild {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -5,6 +5,7 @@ pub mod mapping;
 pub mod merge;
 pub mod normalize;
 pub mod record;
+pub mod rrule;
 
 pub use mapping::EffectiveMapping;
 pub use record::{Contact, Event, EventTime, ObjectKind, Record, Recurrence, ShowAs};

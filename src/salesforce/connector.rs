@@ -19,11 +19,11 @@
 use super::soql::{Lit, Op, SoqlBuilder};
 use super::{RecordOutcome, SalesforceClient, SfError, WriteReport};
 use crate::engine::connector::{
-    CallError, CrmChanges, CrmConnector, CrmCreate, CrmRecord, CrmRef, CrmUser, Outcome, Person,
-    RecordError,
+    CallError, CrmChanges, CrmConnector, CrmCreate, CrmRecord, CrmRef, CrmUser, ErrorKind, Outcome,
+    Person, RecordError,
 };
-use crate::exchange::rrule;
 use crate::model::catalog::{ACCOUNT_NAME, ATTENDEES};
+use crate::model::rrule;
 use crate::model::{
     Contact, EffectiveMapping, Event, EventTime, ObjectKind, Record, Recurrence, ShowAs,
 };
@@ -99,10 +99,74 @@ struct Accounts {
     created: BTreeSet<String>,
 }
 
+/// sObject Collections take at most 200 records a call.
+pub const COLLECTION_SIZE: usize = 200;
+
 fn object_name(object: ObjectKind) -> &'static str {
     match object {
         ObjectKind::Contact => "Contact",
         ObjectKind::Event => "Event",
+    }
+}
+
+/// The engine's kind of a Salesforce status or error code.
+fn kind(code: &str) -> ErrorKind {
+    match code {
+        "ENTITY_IS_DELETED" | "NOT_FOUND" => ErrorKind::Gone,
+        "INSUFFICIENT_ACCESS" | "INSUFFICIENT_ACCESS_OR_READONLY" => ErrorKind::Denied,
+        "STRING_TOO_LONG" => ErrorKind::TooLong,
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION" | "REQUIRED_FIELD_MISSING" => ErrorKind::Validation,
+        "DUPLICATES_DETECTED" => ErrorKind::Duplicate,
+        "ENTITY_IS_LOCKED" | "UNABLE_TO_LOCK_ROW" => ErrorKind::Locked,
+        "REQUEST_LIMIT_EXCEEDED" | "API_BUDGET_EXHAUSTED" | "THROTTLED" => ErrorKind::Throttled,
+        "AUTH" | "INVALID_SESSION_ID" => ErrorKind::Auth,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// What the user can do about a failure with `code`, in Salesforce's terms.
+fn hint(code: &str, retryable: bool) -> &'static str {
+    match kind(code) {
+        ErrorKind::Gone => "The record was deleted meanwhile; the next run unlinks it.",
+        ErrorKind::Denied => "Give the integration user access to this record.",
+        ErrorKind::TooLong => "Shorten the value, or map it to a longer field.",
+        ErrorKind::Validation => {
+            "Fix the record so it passes the org's validation rules; tether retries on the next \
+             run."
+        }
+        ErrorKind::Duplicate => {
+            "A Salesforce duplicate rule blocks this record: merge it with the matching record \
+             (or let the rule allow the integration user's saves); tether retries on the next run."
+        }
+        ErrorKind::Locked if code == "ENTITY_IS_LOCKED" => {
+            "The record is locked (e.g. in an approval process); tether retries on the next run."
+        }
+        _ if code == "AMBIGUOUS" => crate::engine::connector::AMBIGUOUS_HINT,
+        _ if retryable => "tether retries on the next run.",
+        _ => "Check the record on its side; tether retries on the next run.",
+    }
+}
+
+/// A call error of `code`, classified.
+fn failed_call(code: &str, message: String, retryable: bool, ambiguous: bool) -> CallError {
+    CallError {
+        kind: kind(code),
+        code: code.to_string(),
+        message,
+        retryable,
+        ambiguous,
+        hint: hint(code, retryable).into(),
+    }
+}
+
+/// A record error of `code`, classified.
+fn failed_record(code: String, message: String, retryable: bool) -> RecordError {
+    RecordError {
+        kind: kind(&code),
+        hint: hint(&code, retryable).into(),
+        code,
+        message,
+        retryable,
     }
 }
 
@@ -127,12 +191,12 @@ fn call_error(e: SfError) -> CallError {
         SfError::Auth { .. } => "AUTH".into(),
         _ => "SALESFORCE".into(),
     };
-    CallError {
-        code,
-        ambiguous: matches!(e, SfError::Ambiguous { .. }),
-        message: e.to_string(),
+    failed_call(
+        &code,
+        e.to_string(),
         retryable,
-    }
+        matches!(e, SfError::Ambiguous { .. }),
+    )
 }
 
 /// A failed write's error with what was done about its contacts' new Accounts.
@@ -147,12 +211,7 @@ fn with_accounts_note(mut e: CallError, note: Option<String>) -> CallError {
 }
 
 fn build_error(e: impl std::fmt::Display) -> CallError {
-    CallError {
-        code: "INVALID_QUERY".into(),
-        message: e.to_string(),
-        retryable: false,
-        ambiguous: false,
-    }
+    failed_call("INVALID_QUERY", e.to_string(), false, false)
 }
 
 /// A value as canonical text: strings as they are, booleans and numbers spelled out.
@@ -199,26 +258,20 @@ fn outcome_error(o: &RecordOutcome) -> RecordError {
                 .first()
                 .map(|e| e.status_code.clone())
                 .unwrap_or_else(|| "UNKNOWN".into());
-            RecordError {
-                retryable: code == "UNABLE_TO_LOCK_ROW",
-                message: errors
-                    .iter()
-                    .map(|e| e.message.trim().to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                code,
-            }
+            let message = errors
+                .iter()
+                .map(|e| e.message.trim().to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let retryable = code == "UNABLE_TO_LOCK_ROW";
+            failed_record(code, message, retryable)
         }
-        RecordOutcome::NotAttempted => RecordError {
-            code: "NOT_ATTEMPTED".into(),
-            message: "the run stopped before this record was sent".into(),
-            retryable: true,
-        },
-        _ => RecordError {
-            code: "UNKNOWN".into(),
-            message: "unexpected outcome".into(),
-            retryable: true,
-        },
+        RecordOutcome::NotAttempted => failed_record(
+            "NOT_ATTEMPTED".into(),
+            "the run stopped before this record was sent".into(),
+            true,
+        ),
+        _ => failed_record("UNKNOWN".into(), "unexpected outcome".into(), true),
     }
 }
 
@@ -641,10 +694,10 @@ impl SalesforceConnector {
                 continue;
             };
             let id_note = note.replace("the Account", &format!("the Account {id}"));
-            if let RecordOutcome::Failed { errors } = o {
-                if let Some(e) = errors.first_mut() {
-                    e.message.push_str(&id_note);
-                }
+            if let RecordOutcome::Failed { errors } = o
+                && let Some(e) = errors.first_mut()
+            {
+                e.message.push_str(&id_note);
             }
         }
         Some(note)
@@ -676,12 +729,10 @@ impl SalesforceConnector {
             return Err(call_error(e));
         }
         match report.outcomes.iter().find(|o| !o.is_success()) {
-            Some(o) => Err(CallError {
-                code: outcome_error(o).code,
-                message: outcome_error(o).message,
-                retryable: false,
-                ambiguous: false,
-            }),
+            Some(o) => {
+                let e = outcome_error(o);
+                Err(failed_call(&e.code, e.message, false, false))
+            }
             None => Ok(unreferenced),
         }
     }
@@ -719,10 +770,10 @@ impl SalesforceConnector {
     /// left arrives with the next change read (the engine decides by content hash, so a
     /// second query per batch would cost a call for nothing).
     fn written(report: WriteReport) -> Result<Vec<Outcome<CrmRef>>, CallError> {
-        if let Some(e) = report.stopped {
-            if !report.outcomes.iter().any(RecordOutcome::is_success) {
-                return Err(call_error(e));
-            }
+        if let Some(e) = report.stopped
+            && !report.outcomes.iter().any(RecordOutcome::is_success)
+        {
+            return Err(call_error(e));
         }
         Ok(report
             .outcomes
@@ -740,6 +791,10 @@ impl SalesforceConnector {
 }
 
 impl CrmConnector for SalesforceConnector {
+    fn batch_size(&self) -> usize {
+        COLLECTION_SIZE
+    }
+
     /// Resolves the Accounts of every contact the phase writes in a few queries. A failure
     /// here only means each batch asks for its own, as it would without this.
     async fn prepare_writes(&self, object: ObjectKind, records: &[&Record]) {
@@ -795,11 +850,13 @@ impl CrmConnector for SalesforceConnector {
     ) -> Result<CrmChanges, CallError> {
         let since = match watermark {
             None => None,
-            Some(w) => Some(datetime(Some(&json!(w))).ok_or_else(|| CallError {
-                code: "INVALID_WATERMARK".into(),
-                message: "the saved Salesforce watermark is not a date and time".into(),
-                retryable: false,
-                ambiguous: false,
+            Some(w) => Some(datetime(Some(&json!(w))).ok_or_else(|| {
+                failed_call(
+                    "INVALID_WATERMARK",
+                    "the saved Salesforce watermark is not a date and time".into(),
+                    false,
+                    false,
+                )
             })?),
         };
         let fields = self.fields(object);
@@ -926,10 +983,10 @@ impl CrmConnector for SalesforceConnector {
         ids: &[String],
     ) -> Result<Vec<Outcome<()>>, CallError> {
         let report = self.client.delete(ids).await;
-        if let Some(e) = report.stopped {
-            if !report.outcomes.iter().any(RecordOutcome::is_success) {
-                return Err(call_error(e));
-            }
+        if let Some(e) = report.stopped
+            && !report.outcomes.iter().any(RecordOutcome::is_success)
+        {
+            return Err(call_error(e));
         }
         Ok(report
             .outcomes
@@ -1142,11 +1199,11 @@ impl CrmConnector for SalesforceConnector {
                 if messages.is_empty() {
                     Outcome::Ok(())
                 } else {
-                    Outcome::Failed(RecordError {
-                        code: "RELATE_FAILED".into(),
-                        message: messages.join("; "),
-                        retryable: false,
-                    })
+                    Outcome::Failed(failed_record(
+                        "RELATE_FAILED".into(),
+                        messages.join("; "),
+                        false,
+                    ))
                 }
             })
             .collect())

@@ -27,6 +27,8 @@
 //! ```
 
 pub mod connector;
+#[cfg(test)]
+mod golden;
 pub mod ids;
 mod ops;
 pub mod soql;

@@ -234,6 +234,13 @@ impl Row {
 }
 
 impl SqliteState {
+    /// Whether there is a state file at `path`; a symbolic link to nowhere is an error,
+    /// not "no state" (planning as if nothing had been applied would plan every create).
+    pub fn exists(path: &Path) -> Result<bool, StateError> {
+        refuse_dangling_link(path)?;
+        Ok(path.exists())
+    }
+
     /// Open the state file at `path` to read and write it, migrated to this build's schema;
     /// when there is none, create it (and its directory) first, whole.
     pub fn open(path: &Path) -> Result<Self, StateError> {
@@ -267,11 +274,11 @@ impl SqliteState {
         if let Err(e) = store
             .conn
             .query_row("PRAGMA schema_version", [], |_| Ok(()))
+            && cannot_share(&e)
+            && !has_pending_log(path)
         {
-            if cannot_share(&e) && !has_pending_log(path) {
-                store = Self::connect(&immutable_uri(path)?, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-                store.path = path.to_path_buf();
-            }
+            store = Self::connect(&immutable_uri(path)?, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            store.path = path.to_path_buf();
         }
         if store.check()? < SCHEMA_VERSION {
             drop(store);

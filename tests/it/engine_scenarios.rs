@@ -1483,7 +1483,7 @@ async fn a_rep_whose_impersonation_is_denied_gets_an_error_and_the_others_carry_
             .errors()
             .unwrap()
             .iter()
-            .any(|e| e.code == "ErrorImpersonateUserDenied" && e.rep == rep_id(0))
+            .any(|e| e.code == tether::engine::memory::codes::DENIED && e.rep == rep_id(0))
     );
     // Once allowed, the rep catches up, even though the org watermark moved on.
     w.ex.set_faults(Faults::default());

@@ -756,12 +756,12 @@ async fn oauth_client_credentials_renews_before_expiry_and_on_401() {
     emu.add_app("app-id", "app-secret", ImpersonationScope::All);
     let opts = ExchangeOptions::new(
         Endpoint::Url(emu.ews_url().parse().unwrap()),
-        Auth::OAuth2 {
+        Auth::OAuth2(tether::entra::AppCredentials {
             token_url: emu.token_url().parse().unwrap(),
             client_id: "app-id".into(),
-            client_secret: Secret::new("app-secret"),
+            credential: tether::entra::ClientCredential::Secret(Secret::new("app-secret")),
             scope: "https://outlook.office365.com/.default".into(),
-        },
+        }),
     );
     let c = EwsClient::new(opts.clone(), Arc::new(clock.clone())).unwrap();
     c.get_folder(FINANCE, &FolderRef::contacts()).await.unwrap();
@@ -777,12 +777,12 @@ async fn oauth_client_credentials_renews_before_expiry_and_on_401() {
     assert_eq!(c.calls().get("Token"), Some(&3));
     // Wrong secret: a clear token error without the secret.
     let mut bad = opts;
-    bad.auth = Auth::OAuth2 {
+    bad.auth = Auth::OAuth2(tether::entra::AppCredentials {
         token_url: emu.token_url().parse().unwrap(),
         client_id: "app-id".into(),
-        client_secret: Secret::new("nope-secret"),
+        credential: tether::entra::ClientCredential::Secret(Secret::new("nope-secret")),
         scope: "x".into(),
-    };
+    });
     let err = EwsClient::new(bad, Arc::new(clock.clone()))
         .unwrap()
         .get_folder(BOB, &FolderRef::contacts())

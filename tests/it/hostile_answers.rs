@@ -196,12 +196,12 @@ async fn ews_answers_past_the_cap_stop_at_the_cap() {
     // The OAuth token endpoint: a token answer is a few kB, capped at 1 MiB.
     let c = ews_client(
         &format!("{base}/EWS/Exchange.asmx"),
-        exchange::Auth::OAuth2 {
+        exchange::Auth::OAuth2(tether::entra::AppCredentials {
             token_url: format!("{base}/token").parse().unwrap(),
             client_id: "app".into(),
-            client_secret: Secret::new("app-secret-value"),
+            credential: tether::entra::ClientCredential::Secret(Secret::new("app-secret-value")),
             scope: "https://outlook.office365.com/.default".into(),
-        },
+        }),
     );
     let err = within(c.get_folder("rep@corp.com", &FolderRef::contacts()))
         .await
@@ -308,12 +308,12 @@ async fn ews_token_endpoint_429_is_throttling_not_bad_credentials() {
     .await;
     let mut o = ExchangeOptions::new(
         Endpoint::Url(format!("{base}/EWS/Exchange.asmx").parse().unwrap()),
-        exchange::Auth::OAuth2 {
+        exchange::Auth::OAuth2(tether::entra::AppCredentials {
             token_url: format!("{base}/oauth2/v2.0/token").parse().unwrap(),
             client_id: "app-id".into(),
-            client_secret: Secret::new("app-secret-value"),
+            credential: tether::entra::ClientCredential::Secret(Secret::new("app-secret-value")),
             scope: "https://outlook.office365.com/.default".into(),
-        },
+        }),
     );
     o.max_retries = 1;
     let c = EwsClient::new(o, Arc::new(SystemClock)).unwrap();

@@ -952,25 +952,7 @@ async fn jwt_bearer_also_verifies_against_a_bare_public_key() {
 #[tokio::test]
 async fn single_object_error_body_keeps_its_code() {
     const CAPTURED: &str = r#"{"message":"No such column 'Shoe_Size__c' on sobject of type Contact","errorCode":"INVALID_FIELD","fields":["Shoe_Size__c"]}"#;
-    let app = axum::Router::new().fallback(|| async {
-        (
-            axum::http::StatusCode::BAD_REQUEST,
-            [("Content-Type", "application/json;charset=UTF-8")],
-            CAPTURED,
-        )
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    let c = SalesforceClient::new(ClientOptions::new(
-        Url::parse(&url).unwrap(),
-        Auth::AccessToken {
-            token: Secret::new("t"),
-        },
-    ))
-    .unwrap();
+    let c = client_answered(400, CAPTURED.as_bytes().to_vec()).await;
     let mut record = Map::new();
     record.insert("LastName".into(), json!("Kung"));
     record.insert("Shoe_Size__c".into(), json!("9"));
@@ -992,6 +974,74 @@ async fn single_object_error_body_keeps_its_code() {
         matches!(&err, SfError::Api { errors, .. } if errors[0].error_code == "INVALID_FIELD"),
         "{err:?}"
     );
+}
+
+/// A client (static token) of a server that answers every request with `body`.
+async fn client_answered(status: u16, body: Vec<u8>) -> SalesforceClient {
+    let app = axum::Router::new().fallback(move || {
+        let body = body.clone();
+        async move {
+            (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                [("Content-Type", "application/json;charset=UTF-8")],
+                body,
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    SalesforceClient::new(ClientOptions::new(
+        Url::parse(&url).unwrap(),
+        Auth::AccessToken {
+            token: Secret::new("t"),
+        },
+    ))
+    .unwrap()
+}
+
+/// A golden answer (tests/fixtures/golden/salesforce, provenance in its PROVENANCE.md).
+fn golden(file: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/golden/salesforce/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// Salesforce's documented answers through the whole client: per-record outcomes of a
+/// collection, a 404 error object, and a query page keep what the server said.
+#[tokio::test]
+async fn documented_answers_through_the_client_keep_outcomes_and_codes() {
+    let c = client_answered(
+        200,
+        golden("doc_collection_create_duplicates_detected.json"),
+    )
+    .await;
+    let report = c.create("Contact", &[contact("Ada"), contact("Bob")]).await;
+    assert!(report.stopped.is_none(), "{:?}", report.stopped);
+    assert_eq!(report.outcomes[0].status_codes(), ["DUPLICATES_DETECTED"]);
+    assert_eq!(
+        report.outcomes[1],
+        RecordOutcome::Success {
+            id: "003RM0000068xVCYAY".into()
+        }
+    );
+
+    let c = client_answered(404, golden("doc_error_not_found_single_object.json")).await;
+    let err = c.describe("Contact").await.unwrap_err();
+    assert!(matches!(&err, SfError::Api { status: 404, .. }), "{err:?}");
+    assert_eq!(err.error_code(), Some("NOT_FOUND"));
+
+    let c = client_answered(200, golden("doc_query_relationship_records.json")).await;
+    let records = c
+        .query_collect("SELECT Name FROM Line_Item__c")
+        .await
+        .unwrap();
+    let names: Vec<&str> = records.iter().filter_map(|r| r["Name"].as_str()).collect();
+    assert_eq!(names, ["LineItem1", "LineItem2"]);
 }
 
 /// A hostile or broken server: the client must refuse, never follow or panic.

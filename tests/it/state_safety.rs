@@ -711,3 +711,36 @@ async fn read_only_state_file_still_serves_status_and_errors() {
         ],
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dangling_state_symlink_is_refused_not_planned_as_a_first_sync() {
+    let w = synced_world().await;
+    let path = w.state_path();
+    // The state moved away (a volume not mounted, a file renamed) behind its link.
+    std::fs::rename(&path, path.with_extension("moved")).unwrap();
+    std::os::unix::fs::symlink(path.with_extension("gone"), &path).unwrap();
+    let writes_before = w.writes();
+    for args in [
+        &["plan", "org"][..],
+        &["plan", "org", "--out", "p.plan"],
+        &["apply", "org", "--auto-approve"],
+        &["run", "org", "--once"],
+        &["status", "org"],
+        &["errors", "org"],
+    ] {
+        let out = w.tether(args).await;
+        assert_eq!(out.code, 1, "{args:?}: {}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr
+                .contains("org/.tether/state.db is a symbolic link to ")
+                && out.stderr.contains("which does not exist"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(w.writes(), writes_before, "something was written");
+    assert!(
+        !path.with_extension("gone").exists(),
+        "nothing created behind the link"
+    );
+}

@@ -1020,7 +1020,7 @@ async fn all_day_and_recurring_events_sync_and_stay_quiet() {
     weekly.start_time_zone = Some("W. Europe Standard Time".into());
     weekly.end_time_zone = weekly.start_time_zone.clone();
     weekly.recurrence =
-        tether::exchange::rrule::from_rrule("FREQ=WEEKLY;INTERVAL=1;BYDAY=TU", start.date_naive());
+        tether::model::rrule::from_rrule("FREQ=WEEKLY;INTERVAL=1;BYDAY=TU", start.date_naive());
     env.ews.put_event(&mail(0), weekly).unwrap();
     env.sync().await;
 
@@ -1695,7 +1695,7 @@ fn weekly(start: DateTime<Utc>, subject: &str) -> CalendarEvent {
     e.start_time_zone = Some("W. Europe Standard Time".into());
     e.end_time_zone = e.start_time_zone.clone();
     e.recurrence =
-        tether::exchange::rrule::from_rrule("FREQ=WEEKLY;INTERVAL=1;BYDAY=TU", start.date_naive());
+        tether::model::rrule::from_rrule("FREQ=WEEKLY;INTERVAL=1;BYDAY=TU", start.date_naive());
     e
 }
 
@@ -2769,7 +2769,7 @@ async fn a_series_that_began_before_the_since_window_and_still_runs_syncs() {
         .put_event(&mail(0), weekly(began, "Weekly pipeline"))
         .unwrap();
     let mut ended = weekly(began, "Finished series");
-    ended.recurrence = tether::exchange::rrule::from_rrule(
+    ended.recurrence = tether::model::rrule::from_rrule(
         "FREQ=WEEKLY;INTERVAL=1;BYDAY=TU;COUNT=3",
         began.date_naive(),
     );
@@ -2869,7 +2869,7 @@ async fn sync_series_never_reverts_a_pattern_changed_in_outlook_and_stays_quiet(
     env.sync().await;
     let sf_id = env.sf_event_id("Weekly pipeline");
     let every_two_weeks =
-        tether::exchange::rrule::from_rrule("FREQ=WEEKLY;INTERVAL=2;BYDAY=TU", start.date_naive());
+        tether::model::rrule::from_rrule("FREQ=WEEKLY;INTERVAL=2;BYDAY=TU", start.date_naive());
     env.ews
         .edit_item(&mail(0), &id, |i| {
             if let Item::Event(e) = i {

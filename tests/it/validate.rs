@@ -1114,3 +1114,107 @@ fn secret_file_that_is_a_device_says_so() {
     let d = secret_file_finding(|_| {}, "keys/none");
     assert_eq!(d["summary"], "secret file `keys/none` does not exist");
 }
+
+/// An `oauth2` exchange connection replacing BASE's service account.
+fn oauth2(extra: &str) -> String {
+    let conn = "    method: service_account\n    ews_url: https://mail.acme.com/EWS/Exchange.asmx\n    username: svc@acme.com\n    password: ${env:TETHER_TEST_PASSWORD}\n";
+    let to = format!(
+        "    method: oauth2\n    tenant: acme.onmicrosoft.com\n    client_id: 7f3c9d1e-0000-4000-8000-000000000000\n    client_secret: ${{env:TETHER_TEST_PASSWORD}}\n{extra}"
+    );
+    with(conn, &to)
+}
+
+#[test]
+fn rule_graph_api_on_a_service_account_says_graph_needs_oauth2() {
+    let d = expect(
+        &with(
+            "    method: service_account\n",
+            "    method: service_account\n    api: graph\n",
+        ),
+        "error",
+        "unknown key `api` in `connections.exchange`",
+        "api: graph",
+    );
+    let hint = d["detail"].as_str().unwrap();
+    assert!(
+        hint.contains("Microsoft Graph needs `method: oauth2`"),
+        "{d}"
+    );
+}
+
+#[test]
+fn rule_exchange_online_ews_warns_with_the_retirement_dates() {
+    // Absent, the EWS URL is Exchange Online's; named, it is warned about at the URL.
+    let summary = "Exchange Online blocks EWS since 1 October 2026 unless the tenant allow-listed this app, and turns EWS off on 1 April 2027";
+    let d = expect(&oauth2(""), "warning", summary, "exchange:");
+    assert!(d["detail"].as_str().unwrap().contains("api: graph"), "{d}");
+    expect(
+        &oauth2("    ews_url: https://outlook.office365.com/EWS/Exchange.asmx\n"),
+        "warning",
+        summary,
+        "https://outlook.office365.com",
+    );
+    // On premises (or the sandbox), no warning.
+    let (code, report) = check(&oauth2(
+        "    ews_url: https://mail.acme.com/EWS/Exchange.asmx\n",
+    ));
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["warning_count"], 0, "{report}");
+}
+
+#[test]
+fn rule_graph_connection_validates_its_urls_and_says_sync_is_not_available_yet() {
+    let text = oauth2(
+        "    api: graph\n    graph_url: https://graph.microsoft.us/v1.0\n    token_url: https://login.microsoftonline.us/acme.onmicrosoft.com/oauth2/v2.0/token\n",
+    );
+    let (code, report) = check(&text);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["warning_count"], 1, "{report}");
+    find(
+        &report,
+        "syncing through Microsoft Graph is not available in this version of tether: plan, apply and run cannot connect yet",
+    );
+    expect(
+        &oauth2("    api: graph\n    graph_url: http://graph.example.com/v1.0\n"),
+        "error",
+        "http://graph.example.com/v1.0 uses plain http; use https (plain http is allowed only for loopback hosts such as the sandbox)",
+        "http://graph.example.com",
+    );
+    // GCC High signs in at its own login host.
+    let d = expect(
+        &oauth2("    api: graph\n    graph_url: https://graph.microsoft.us/v1.0\n"),
+        "warning",
+        "this national cloud's apps sign in at login.microsoftonline.us, not at the default token URL",
+        "https://graph.microsoft.us",
+    );
+    assert_eq!(
+        d["detail"],
+        "set `token_url: https://login.microsoftonline.us/<tenant>/oauth2/v2.0/token`"
+    );
+    expect(
+        &oauth2("    api: graph\n    ews_url: https://outlook.office365.com/EWS/Exchange.asmx\n"),
+        "warning",
+        "`ews_url` is not used with `api: graph`",
+        "ews_url",
+    );
+}
+
+#[test]
+fn rule_certificate_thumbprint_is_sha1_or_sha256() {
+    let cert = |t: &str| {
+        oauth2("").replace(
+            "    client_secret: ${env:TETHER_TEST_PASSWORD}\n",
+            &format!("    api: graph\n    certificate:\n      private_key: ${{env:TETHER_TEST_PASSWORD}}\n      thumbprint: {t}\n"),
+        )
+    };
+    for good in ["a1".repeat(20), "B2".repeat(32)] {
+        let (code, report) = check(&cert(&good));
+        assert_eq!(code, 0, "{good}: {report}");
+    }
+    expect(
+        &cert(&"a1".repeat(24)),
+        "error",
+        "`connections.exchange.certificate.thumbprint` must be the certificate's thumbprint: 40 (SHA-1) or 64 (SHA-256) hexadecimal digits",
+        &"a1".repeat(24),
+    );
+}

@@ -504,11 +504,12 @@ impl Store {
         if schema.name == "Event" && old_who != new_who && self.shared_activities {
             self.sync_who_relation(&id, &old_who, &new_who, user_id, now);
         }
-        if schema.name == "EventRelation" && creating {
-            if let Some(rel) = self.tables.get("eventrelation").and_then(|t| t.get(&id)) {
-                let rel = rel.fields.clone();
-                self.first_who_is_primary(&rel, now);
-            }
+        if schema.name == "EventRelation"
+            && creating
+            && let Some(rel) = self.tables.get("eventrelation").and_then(|t| t.get(&id))
+        {
+            let rel = rel.fields.clone();
+            self.first_who_is_primary(&rel, now);
         }
         Ok(id)
     }

@@ -1,10 +1,87 @@
-//! EWS recurrence patterns ↔ RFC 5545 RRULE text, the form the canonical model (and
-//! Salesforce's Recurrence2PatternText) uses. Both directions produce one canonical spelling
-//! (`FREQ` first, `INTERVAL` always present, fixed part order), so a rule that made the round
-//! trip compares equal to the original.
+//! Recurrence patterns (daily, weekly, monthly and yearly, absolute or relative, with their
+//! range) ↔ RFC 5545 RRULE text, the form the canonical model (`Recurrence::Series`) and
+//! Salesforce's Recurrence2PatternText use; the mail side's patterns map onto these. Both
+//! directions produce one canonical spelling (`FREQ` first, `INTERVAL` always present, fixed
+//! part order), so a rule that made the round trip compares equal to the original.
 
-use super::model::{Pattern, RangeEnd, Recurrence, WeekIndex};
 use chrono::{NaiveDate, Weekday};
+use serde::{Deserialize, Serialize};
+
+/// Which week of the month a relative pattern falls on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WeekIndex {
+    First,
+    Second,
+    Third,
+    Fourth,
+    Last,
+}
+
+impl WeekIndex {
+    const ALL: [WeekIndex; 5] = [
+        WeekIndex::First,
+        WeekIndex::Second,
+        WeekIndex::Third,
+        WeekIndex::Fourth,
+        WeekIndex::Last,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WeekIndex::First => "First",
+            WeekIndex::Second => "Second",
+            WeekIndex::Third => "Third",
+            WeekIndex::Fourth => "Fourth",
+            WeekIndex::Last => "Last",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|i| i.as_str() == s.trim())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pattern {
+    Daily {
+        interval: u32,
+    },
+    Weekly {
+        interval: u32,
+        days: Vec<Weekday>,
+        first_day: Option<Weekday>,
+    },
+    AbsoluteMonthly {
+        interval: u32,
+        day: u32,
+    },
+    RelativeMonthly {
+        interval: u32,
+        weekday: Weekday,
+        index: WeekIndex,
+    },
+    AbsoluteYearly {
+        month: u32,
+        day: u32,
+    },
+    RelativeYearly {
+        month: u32,
+        weekday: Weekday,
+        index: WeekIndex,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RangeEnd {
+    NoEnd,
+    EndDate(NaiveDate),
+    Count(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recurrence {
+    pub pattern: Pattern,
+    pub start: NaiveDate,
+    pub end: RangeEnd,
+}
 
 fn day_code(d: Weekday) -> &'static str {
     match d {

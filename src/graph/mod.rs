@@ -1,0 +1,23 @@
+//! Microsoft Graph client for Exchange Online mailboxes, as an app (no signed-in user):
+//! the HTTP core with its limits and retries ([`client`]), failures in kinds
+//! ([`error`]), `$batch` ([`batch`]), delta rounds ([`delta`]), the `Salesforce_Sync`
+//! folder ([`folders`]), tether's extended property ([`property`]), creates that survive a
+//! lost answer ([`items`]) and the per-mailbox access check ([`mailbox`]). The app's token
+//! comes from [`crate::entra`].
+
+pub mod batch;
+pub mod client;
+pub mod delta;
+pub mod error;
+pub mod folders;
+pub mod items;
+pub mod mailbox;
+pub mod property;
+
+pub use batch::{BatchAnswer, BatchItem};
+pub use client::{GraphClient, GraphOptions, Request};
+pub use delta::{DeltaOutcome, DeltaRound, Window};
+pub use error::{ErrorKind, GraphError};
+
+#[cfg(test)]
+pub(crate) mod tests;

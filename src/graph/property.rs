@@ -1,0 +1,81 @@
+//! The single-value extended property that carries the Salesforce id on items tether
+//! creates: PublicStrings, name `tether.SalesforceId` — the same named property the EWS
+//! connector writes, so an item made over one API is found over the other.
+
+use serde_json::{Value, json};
+
+/// PublicStrings property set (PSETID_PublicStrings).
+pub const PUBLIC_STRINGS: &str = "00020329-0000-0000-C000-000000000046";
+
+/// The property's Graph id: `String {PublicStrings} Name tether.SalesforceId`.
+pub fn salesforce_id_property() -> String {
+    format!(
+        "String {{{PUBLIC_STRINGS}}} Name {}",
+        crate::exchange::model::PROP_SALESFORCE_ID
+    )
+}
+
+/// An OData string literal: quoted, inner quotes doubled.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `$expand` that returns the property with each item.
+pub fn expand() -> String {
+    format!(
+        "singleValueExtendedProperties($filter=id eq {})",
+        literal(&salesforce_id_property())
+    )
+}
+
+/// `$filter` for the items whose property holds `salesforce_id`.
+pub fn filter(salesforce_id: &str) -> String {
+    format!(
+        "singleValueExtendedProperties/Any(ep: ep/id eq {} and ep/value eq {})",
+        literal(&salesforce_id_property()),
+        literal(salesforce_id)
+    )
+}
+
+/// The member to set on a POST or PATCH body.
+pub fn member(salesforce_id: &str) -> Value {
+    json!([{"id": salesforce_id_property(), "value": salesforce_id}])
+}
+
+/// The property's value on an item read with [`expand`].
+pub fn value_of(item: &Value) -> Option<&str> {
+    let wanted = salesforce_id_property();
+    item.get("singleValueExtendedProperties")?
+        .as_array()?
+        .iter()
+        // Graph may answer the id with another case of the GUID or name.
+        .find(|p| {
+            p.get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| id.eq_ignore_ascii_case(&wanted))
+        })?
+        .get("value")?
+        .as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_same_property_as_the_ews_connector() {
+        assert_eq!(
+            salesforce_id_property(),
+            "String {00020329-0000-0000-C000-000000000046} Name tether.SalesforceId"
+        );
+        assert_eq!(
+            filter("003O'1"),
+            "singleValueExtendedProperties/Any(ep: ep/id eq 'String {00020329-0000-0000-C000-000000000046} Name tether.SalesforceId' and ep/value eq '003O''1')"
+        );
+        let item = json!({"id": "AAMk", "singleValueExtendedProperties": [
+            {"id": "String {00020329-0000-0000-c000-000000000046} Name tether.SalesforceId", "value": "003x"}
+        ]});
+        assert_eq!(value_of(&item), Some("003x"));
+        assert_eq!(value_of(&json!({"id": "AAMk"})), None);
+    }
+}

@@ -1,0 +1,218 @@
+//! The mail side the configuration names: `connections.exchange.api` picks the connector
+//! (EWS today; Microsoft Graph when its connector lands, as one more variant). Code outside
+//! a mail module holds a [`MailSide`] and never names one API's connector or client.
+
+use crate::checks::Check;
+use crate::clock::Clock;
+use crate::config::model::{Config, ExchangeApi, ExchangeConnection};
+use crate::connect::{self, ConnectError};
+use crate::engine::connector::{
+    CallError, EventWindow, Folder, FolderPage, MailConnector, MailCreate, MailItem, MailRef,
+    Mailbox, Outcome, RepError,
+};
+use crate::exchange::EwsClient;
+use crate::exchange::connector::EwsConnector;
+use crate::model::{EffectiveMapping, ObjectKind, Record};
+use std::path::Path;
+use std::sync::Arc;
+
+/// One mail connector, of the API the configuration chose.
+#[derive(Debug)]
+pub enum MailSide {
+    Ews(EwsConnector),
+}
+
+/// The API `connections.exchange` names.
+fn api(connection: &ExchangeConnection) -> ExchangeApi {
+    match connection {
+        ExchangeConnection::ServiceAccount { .. } => ExchangeApi::Ews,
+        ExchangeConnection::Oauth2 { api, .. } => *api,
+    }
+}
+
+impl MailSide {
+    /// The connector the configuration names, its secrets resolved (`home` resolves
+    /// `${file:…}` references).
+    pub fn open(
+        config: &Config,
+        home: &Path,
+        clock: Arc<dyn Clock>,
+    ) -> Result<MailSide, ConnectError> {
+        match api(&config.connections.exchange) {
+            ExchangeApi::Ews => {
+                let client = EwsClient::new(connect::exchange_options(config, home)?, clock)
+                    .map_err(|e| ConnectError {
+                        setting: "connections.exchange".into(),
+                        message: e.to_string(),
+                    })?;
+                Ok(MailSide::Ews(
+                    EwsConnector::new(client).with_contact_mapping(connect::connector_mapping(
+                        config,
+                        ObjectKind::Contact,
+                    )),
+                ))
+            }
+            ExchangeApi::Graph => Err(ConnectError {
+                setting: "connections.exchange.api".into(),
+                message: "the Microsoft Graph connector is not available yet; use `api: ews`"
+                    .into(),
+            }),
+        }
+    }
+
+    /// `tether test-connection`'s mail checks, in the connector's own terms, acting for
+    /// `mailbox` (a rep) where a check needs one.
+    pub async fn connection_checks(&self, mailbox: Option<String>, out: &mut Vec<Check>) {
+        match self {
+            MailSide::Ews(c) => crate::exchange::checks::run(c.client(), mailbox, out).await,
+        }
+    }
+}
+
+impl MailConnector for MailSide {
+    fn batch_size(&self) -> usize {
+        match self {
+            MailSide::Ews(c) => c.batch_size(),
+        }
+    }
+    async fn sync_folder(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        cursor: Option<&str>,
+        window: Option<EventWindow>,
+    ) -> Result<FolderPage, RepError> {
+        match self {
+            MailSide::Ews(c) => c.sync_folder(mailbox, folder, cursor, window).await,
+        }
+    }
+    async fn ensure_folder(&self, mailbox: &Mailbox, folder: Folder) -> Result<(), RepError> {
+        match self {
+            MailSide::Ews(c) => c.ensure_folder(mailbox, folder).await,
+        }
+    }
+    async fn create(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        items: &[MailCreate],
+    ) -> Result<Vec<Outcome<MailRef>>, CallError> {
+        match self {
+            MailSide::Ews(c) => c.create(mailbox, folder, items).await,
+        }
+    }
+    async fn update(
+        &self,
+        mailbox: &Mailbox,
+        items: &[(String, Record)],
+    ) -> Result<Vec<Outcome<MailRef>>, CallError> {
+        match self {
+            MailSide::Ews(c) => c.update(mailbox, items).await,
+        }
+    }
+    async fn delete(
+        &self,
+        mailbox: &Mailbox,
+        item_ids: &[String],
+    ) -> Result<Vec<Outcome<()>>, CallError> {
+        match self {
+            MailSide::Ews(c) => c.delete(mailbox, item_ids).await,
+        }
+    }
+    async fn get_items(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<MailItem>, CallError> {
+        match self {
+            MailSide::Ews(c) => c.get_items(mailbox, folder, item_ids).await,
+        }
+    }
+    async fn change_keys(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<MailRef>, CallError> {
+        match self {
+            MailSide::Ews(c) => c.change_keys(mailbox, folder, item_ids).await,
+        }
+    }
+    async fn find_by_salesforce_ids(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        salesforce_ids: &[String],
+    ) -> Result<Vec<MailItem>, CallError> {
+        match self {
+            MailSide::Ews(c) => {
+                c.find_by_salesforce_ids(mailbox, folder, salesforce_ids)
+                    .await
+            }
+        }
+    }
+    fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &EffectiveMapping) {
+        match self {
+            MailSide::Ews(c) => c.use_contact_mapping(mailbox, mapping),
+        }
+    }
+    fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
+        match self {
+            MailSide::Ews(c) => c.server_build(mailbox),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use serde_json::json;
+
+    fn config(exchange: serde_json::Value) -> Config {
+        serde_json::from_value(json!({
+            "version": 1,
+            "org": { "name": "acme", "kind": "production" },
+            "connections": {
+                "exchange": exchange,
+                "salesforce": { "instance_url": "https://acme.my.salesforce.com",
+                                "auth": { "flow": "access_token", "access_token": "${env:T}" } }
+            },
+            "sync_configurations": []
+        }))
+        .unwrap()
+    }
+
+    fn open(exchange: serde_json::Value, home: &Path) -> Result<MailSide, ConnectError> {
+        MailSide::open(&config(exchange), home, Arc::new(SystemClock))
+    }
+
+    #[test]
+    fn the_configuration_chooses_the_mail_connector() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("secret"), "s3cret").unwrap();
+        let ews = open(
+            json!({ "method": "service_account", "username": "svc@acme.com",
+                    "ews_url": "https://mail.acme.com/EWS/Exchange.asmx",
+                    "password": "${file:secret}" }),
+            home.path(),
+        );
+        assert!(matches!(ews, Ok(MailSide::Ews(_))), "{ews:?}");
+        let online = open(
+            json!({ "method": "oauth2", "tenant": "acme.onmicrosoft.com", "client_id": "app",
+                    "client_secret": "${file:secret}", "api": "ews" }),
+            home.path(),
+        );
+        assert!(matches!(online, Ok(MailSide::Ews(_))), "{online:?}");
+        let graph = open(
+            json!({ "method": "oauth2", "tenant": "acme.onmicrosoft.com", "client_id": "app",
+                    "client_secret": "${file:secret}", "api": "graph" }),
+            home.path(),
+        );
+        match graph {
+            Err(e) => assert_eq!(e.setting, "connections.exchange.api"),
+            Ok(m) => panic!("Graph has no connector yet, got {m:?}"),
+        }
+    }
+}
