@@ -45,10 +45,10 @@ pub struct Args {
 /// plan. Only the operations of the plan shown are done. Exits non-zero when anything
 /// failed (the failed records are in `tether errors`).
 pub fn run(args: &Args) -> CommandResult {
-    if let Some(first) = args.paths.first() {
-        if let Some(saved) = file::peek(first).map_err(CommandError::input)? {
-            return apply_saved(args, saved);
-        }
+    if let Some(first) = args.paths.first()
+        && let Some(saved) = file::peek(first).map_err(CommandError::input)?
+    {
+        return apply_saved(args, saved);
     }
     let loaded = load_configuration(&args.paths)?;
     let config = &loaded.config;

@@ -3,6 +3,7 @@
 //! (`Hint:`). Commands return it; `main` prints it, and nothing else prints errors.
 
 use crate::config::model::{Config, ExchangeConnection};
+use crate::config::yaml::Kind as NodeKind;
 use crate::connect::ConnectError;
 use crate::engine::cycle::CycleError;
 use crate::workflow::PlanError;
@@ -150,11 +151,14 @@ impl Settings {
     }
 
     /// `file:line:column` of a setting given as a dotted path
-    /// (`connections.exchange.ews_url`), when the configuration has it.
+    /// (`connections.exchange.ews_url`), when the configuration has it: of its value, or of
+    /// its key when it is a section (whose value starts on the next line).
     pub fn locate(&self, setting: &str) -> Option<String> {
         let (unit, _) = self.validation.units.get(self.unit)?;
         let pointer: String = setting.split('.').map(|s| format!("/{s}")).collect();
-        let span = unit.tree.lookup(&pointer, false)?.span;
+        let value = unit.tree.lookup(&pointer, false)?;
+        let section = matches!(value.kind, NodeKind::Map(_) | NodeKind::Seq(_));
+        let span = unit.tree.lookup(&pointer, section)?.span;
         Some(format!(
             "{}:{}:{}",
             self.validation.sources.path(span.file).display(),

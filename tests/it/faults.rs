@@ -139,12 +139,14 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 fn describe_under(u: &Under) -> String {
     if u.exit != 0 && u.errors.is_empty() && u.tally.synced.is_empty() {
+        // The error and what caused it, as the user reads them.
         let reason = u
             .stderr
             .lines()
-            .find(|l| l.starts_with("error:"))
-            .unwrap_or("")
-            .to_string();
+            .skip_while(|l| !l.starts_with("error:"))
+            .take_while(|l| l.starts_with("error:") || l.starts_with("Caused by:"))
+            .collect::<Vec<_>>()
+            .join(" ");
         return format!("exit {}; nothing written: {reason}", u.exit);
     }
     // Per error code: how many reps or records it names, and the suggestion given.

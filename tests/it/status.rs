@@ -172,7 +172,7 @@ async fn a_wrong_exchange_password_fails_the_apply_and_status_says_what_to_do() 
     );
     has(
         &apply.stderr,
-        "\nHint: check connections.exchange (org/tether.yaml:4:5): the username, and the password",
+        "\nHint: check connections.exchange (org/tether.yaml:4:3): the username, and the password",
     );
     assert!(
         s.ews.find_folder(REP, "Salesforce_Sync").is_none(),
