@@ -295,3 +295,33 @@ async fn a_refused_salesforce_connection_names_the_settings_file_line_and_column
     }
     assert!(out.stderr.contains("\nHint: "), "{}", out.stderr);
 }
+
+/// A connection that cannot be opened from its settings names the section at its file, line
+/// and column (here a `ca_file` that does not exist).
+#[test]
+fn a_connection_that_cannot_be_opened_names_its_settings_file_line_and_column() {
+    let scratch = Scratch::new();
+    let text = emulated::config(
+        "https://127.0.0.1:9/EWS/Exchange.asmx",
+        "https://127.0.0.1:9",
+        "\n    ca_file: certs/missing.pem",
+        ONE_REP_SYNC,
+    );
+    scratch.write("org/tether.yaml", &text);
+    let out = tether_with_env(
+        &["plan", "org"],
+        scratch.dir.path(),
+        &[
+            ("TEST_EWS_PASSWORD", PASSWORD),
+            ("TEST_SF_SECRET", SF_SECRET),
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let (line, column) = common::position_of(&text, "exchange:");
+    let expected = format!("error: connections.exchange (org/tether.yaml:{line}:{column}): ");
+    assert!(
+        out.stderr.starts_with(&expected) && out.stderr.contains("certs/missing.pem"),
+        "no `{expected}` in:\n{}",
+        out.stderr
+    );
+}
