@@ -14,11 +14,8 @@ use crate::engine::connector::{CrmConnector, MailConnector};
 use crate::engine::cycle::{CycleReport, SyncOptions, run_cycle};
 use crate::engine::execute::StepBudget;
 use crate::engine::plan::{Action, Side};
-use crate::exchange::model::Item;
 use crate::model::ObjectKind;
 use crate::plan::build::BuildOptions;
-use crate::sandbox::generate::{self, Shape, Summary};
-use crate::sandbox::seed::{self, SandboxOrg};
 use crate::state::{ConfigRevision, SqliteState, StateChange, StateStore};
 use crate::workflow::{self, Connectors};
 use serde::Serialize;
@@ -26,6 +23,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+use tether_emulators::exchange::model::Item;
+use tether_emulators::generate::{self, Shape, Summary};
+use tether_emulators::seed::{self, SandboxOrg};
 
 /// What to run.
 #[derive(Debug, Clone, Serialize)]

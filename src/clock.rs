@@ -75,6 +75,26 @@ impl Clock for ManualClock {
     }
 }
 
+/// Tests drive tether and the emulators with one manual clock: the emulators have their own
+/// clock trait (they share no code with tether), so tether's clocks also speak it.
+impl tether_emulators::clock::Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        Clock::now(self)
+    }
+    fn sleep(&self, duration: Duration) -> tether_emulators::clock::SleepFuture<'_> {
+        Clock::sleep(self, duration)
+    }
+}
+
+impl tether_emulators::clock::Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Clock::now(self)
+    }
+    fn sleep(&self, duration: Duration) -> tether_emulators::clock::SleepFuture<'_> {
+        Clock::sleep(self, duration)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

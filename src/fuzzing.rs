@@ -8,12 +8,12 @@ use crate::exchange::model::Item;
 use crate::exchange::soap;
 use crate::model::normalize::record_hash;
 use crate::model::{EffectiveMapping, ObjectKind};
-use crate::sandbox::salesforce::soql;
-use crate::sandbox::salesforce::store::{Rec, Store};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use tether_emulators::salesforce::soql;
+use tether_emulators::salesforce::store::{Rec, Store};
 
 /// A fuzz target: any bytes in, nothing out but a panic when there is a bug.
 pub type Target = fn(&[u8]);
@@ -71,7 +71,7 @@ pub fn ews_response(bytes: &[u8]) {
         for item in &items {
             let record =
                 crate::exchange::connector::item_to_record(item, &contacts, "rep@corp.com");
-            if let Some(r) = record {
+            if let Some(Ok(r)) = record {
                 let mapping = if r.kind() == ObjectKind::Contact {
                     &contacts
                 } else {

@@ -20,7 +20,6 @@ pub mod model;
 pub mod net;
 pub mod plan;
 pub mod salesforce;
-pub mod sandbox;
 pub mod secret;
 pub mod state;
 pub mod workflow;

@@ -16,7 +16,7 @@ struct Args {
     /// Sales reps (every rep syncs).
     #[arg(long, default_value_t = 500)]
     reps: usize,
-    /// Contacts per rep (Salesforce, Outlook and both; see sandbox::generate).
+    /// Contacts per rep (Salesforce, Outlook and both; see tether_emulators::generate).
     #[arg(long, default_value_t = 100)]
     contacts: usize,
     /// Calendar items per rep (both sides, every kind).

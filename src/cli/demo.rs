@@ -7,14 +7,14 @@ use super::error::{CommandError, CommandResult, Done};
 use super::output::{out, outln};
 use crate::engine::cycle::{SyncOptions, run_cycle};
 use crate::engine::execute::StepBudget;
-use crate::exchange::model::Item;
 use crate::plan::build::BuildOptions;
 use crate::plan::render;
-use crate::sandbox::seed::{self, SandboxOrg};
 use crate::state::{ConfigRevision, SqliteState, StateChange, StateStore};
 use crate::workflow::{self, Connectors};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tether_emulators::exchange::model::Item;
+use tether_emulators::seed::{self, SandboxOrg};
 
 const QUICKSTART: &str = include_str!("../../examples/quickstart.yaml");
 

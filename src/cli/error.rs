@@ -228,6 +228,11 @@ pub fn plan_failed(e: PlanError, config: &Config, settings: &Settings) -> Comman
             } else {
                 error.caused_by(&call)
             };
+            // What the connector says can be done about it.
+            let error = match call.hint.as_str() {
+                "" => error,
+                hint => error.hint(hint),
+            };
             error.hint("`tether test-connection` checks the connections one by one")
         }
         PlanError::Read(CycleError::State(e)) => CommandError::state(e),

@@ -4,13 +4,13 @@
 
 use super::error::{CommandError, CommandResult, Done};
 use super::output::outln;
-use crate::sandbox::generate::{Shape, Summary};
-use crate::sandbox::persist;
-use crate::sandbox::seed::{self, SandboxOrg};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tether_emulators::generate::{Shape, Summary};
+use tether_emulators::persist;
+use tether_emulators::seed::{self, SandboxOrg};
 
-/// Records per rep of a generated sandbox org (see `sandbox::generate`).
+/// Records per rep of a generated sandbox org (see `tether_emulators::generate`).
 const CONTACTS_PER_REP: usize = 10;
 const EVENTS_PER_REP: usize = 10;
 const DEFAULT_REPS: usize = 10;

@@ -349,11 +349,14 @@ impl MemoryExchange {
         false
     }
 
-    /// The rep deletes the whole folder, items and all.
-    pub fn user_delete_folder(&self, address: &str, folder: Folder) {
-        if let Some(f) = self.lock().mailboxes.get_mut(address) {
-            f.insert(folder, FolderData::default());
-        }
+    /// The rep deletes a whole folder (Salesforce_Sync) with what it holds; the server then
+    /// answers that the folder is missing, as EWS does for one moved to Deleted Items.
+    pub fn user_delete_folder(&self, address: &str, folder: Folder) -> bool {
+        let mut d = self.lock();
+        d.mailboxes
+            .get_mut(address)
+            .and_then(|f| f.remove(&folder))
+            .is_some_and(|f| f.exists)
     }
 
     /// Every item of a folder.

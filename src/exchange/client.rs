@@ -248,17 +248,28 @@ const EVENT_FIELDS: &[&str] = &[
     "calendar:EndTimeZone",
 ];
 
+/// What `FolderInfo` holds beyond the Default folder shape.
+const FOLDER_FIELDS: &[&str] = &["folder:FolderClass", "folder:ParentFolderId"];
+
+/// What FindItem can return of what `model::parse_event` reads: not Body, attendees,
+/// Recurrence or the occurrence lists (GetItem gives those). A real server answers only what
+/// the shape asks for; the zones date all-day events.
 const CALENDAR_VIEW_FIELDS: &[&str] = &[
     "item:Subject",
     "item:Sensitivity",
     "item:Categories",
     "item:LastModifiedTime",
+    "calendar:UID",
     "calendar:Start",
     "calendar:End",
+    "calendar:OriginalStart",
     "calendar:IsAllDayEvent",
     "calendar:LegacyFreeBusyStatus",
     "calendar:Location",
     "calendar:CalendarItemType",
+    "calendar:Organizer",
+    "calendar:StartTimeZone",
+    "calendar:EndTimeZone",
 ];
 
 /// Phone keys tether maps: cleared on update when the record has none.
@@ -271,6 +282,9 @@ const MAPPED_PHONE_KEYS: &[&str] = &[
     "AssistantPhone",
     "OtherTelephone",
 ];
+
+/// FindItem pages read for one query before giving up on a server that never ends.
+const MAX_FIND_PAGES: u32 = 1_000;
 
 /// Longest EWS or Autodiscover answer read (EWS itself limits requests to tens of MB).
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
@@ -868,6 +882,17 @@ impl EwsClient {
     // ---------------------------------------------------------------------------------
     // Folders
 
+    /// FolderShape: the Default shape lacks FolderClass and ParentFolderId, which
+    /// `FolderInfo` holds, so they are asked for.
+    fn folder_shape(w: &mut Writer) {
+        w.open("m:FolderShape", &[]).leaf("t:BaseShape", "Default");
+        w.open("t:AdditionalProperties", &[]);
+        for f in FOLDER_FIELDS {
+            w.empty("t:FieldURI", &[("FieldURI", f)]);
+        }
+        w.close().close();
+    }
+
     /// GetFolder for a folder (e.g. `FolderRef::contacts()`).
     pub async fn get_folder(
         &self,
@@ -876,15 +901,33 @@ impl EwsClient {
     ) -> Result<FolderInfo, EwsError> {
         let mut w = Writer::new();
         w.open("m:GetFolder", &[]);
-        w.open("m:FolderShape", &[])
-            .leaf("t:BaseShape", "Default")
-            .close();
+        Self::folder_shape(&mut w);
         w.open("m:FolderIds", &[]);
         folder.write(&mut w);
         let m = self
             .call_one("GetFolder", Some(mailbox), &w.finish())
             .await?;
         answers::folder(&m)
+    }
+
+    /// The folder with this id, or `None` when it is gone: deleted for good (GetFolder
+    /// answers ErrorItemNotFound), or deleted by the rep, which moves it into Deleted Items
+    /// with its id. One GetFolder for the folder and Deleted Items together.
+    pub async fn folder_unless_deleted(
+        &self,
+        mailbox: &str,
+        id: &str,
+    ) -> Result<Option<FolderInfo>, EwsError> {
+        let mut w = Writer::new();
+        w.open("m:GetFolder", &[]);
+        Self::folder_shape(&mut w);
+        w.open("m:FolderIds", &[]);
+        FolderRef::Id(id.to_string()).write(&mut w);
+        FolderRef::Distinguished("deleteditems".into()).write(&mut w);
+        let msgs = self
+            .call_messages("GetFolder", Some(mailbox), &w.finish(), 2)
+            .await?;
+        answers::folder_unless_deleted(&msgs)
     }
 
     /// FindFolder by display name directly under `parent`.
@@ -896,9 +939,7 @@ impl EwsClient {
     ) -> Result<Option<FolderInfo>, EwsError> {
         let mut w = Writer::new();
         w.open("m:FindFolder", &[("Traversal", "Shallow")]);
-        w.open("m:FolderShape", &[])
-            .leaf("t:BaseShape", "Default")
-            .close();
+        Self::folder_shape(&mut w);
         w.open("m:Restriction", &[]).open("t:IsEqualTo", &[]);
         w.empty("t:FieldURI", &[("FieldURI", "folder:DisplayName")]);
         w.open("t:FieldURIOrConstant", &[])
@@ -910,7 +951,14 @@ impl EwsClient {
         let m = self
             .call_one("FindFolder", Some(mailbox), &w.finish())
             .await?;
-        Ok(answers::found_folder(&m, name))
+        let found = answers::found_folder(&m, name);
+        // Not on a page that is not the last: it may be on a later one.
+        if found.is_none() && !answers::paging(&m).includes_last {
+            return Err(EwsError::Xml(format!(
+                "FindFolder for {name} answered part of the list (IncludesLastItemInRange false)"
+            )));
+        }
+        Ok(found)
     }
 
     /// CreateFolder; `Ok(None)` when it already exists (ErrorFolderExists).
@@ -939,6 +987,7 @@ impl EwsClient {
         {
             Ok(m) => Ok(answers::created_folder(&m).map(|id| FolderInfo {
                 id,
+                parent: None,
                 display_name: name.to_string(),
                 folder_class: Some(class.to_string()),
             })),
@@ -1091,7 +1140,17 @@ impl EwsClient {
         let m = self
             .call_one("FindItem", Some(mailbox), &w.finish())
             .await?;
-        Ok(answers::calendar_view(&m))
+        let events = answers::calendar_view(&m);
+        // A CalendarView has no offset to page by: an answer that is not the whole window is
+        // an error, never a silently shorter calendar.
+        if !answers::paging(&m).includes_last {
+            return Err(EwsError::Xml(format!(
+                "CalendarView answered {} items and not the last of the window \
+                 (IncludesLastItemInRange false): ask for a shorter window or more entries",
+                events.len()
+            )));
+        }
+        Ok(events)
     }
 
     /// FindItem in `folder` for items whose PublicStrings extended property `property` equals
@@ -1106,43 +1165,81 @@ impl EwsClient {
     ) -> Result<Vec<ItemId>, EwsError> {
         let mut out = Vec::new();
         for chunk in values.chunks(50) {
-            let mut w = Writer::new();
-            w.open("m:FindItem", &[("Traversal", "Shallow")]);
-            w.open("m:ItemShape", &[])
-                .leaf("t:BaseShape", "IdOnly")
-                .close();
-            w.empty(
-                "m:IndexedPageItemView",
-                &[
-                    ("MaxEntriesReturned", "1000"),
-                    ("Offset", "0"),
-                    ("BasePoint", "Beginning"),
-                ],
-            );
-            w.open("m:Restriction", &[]);
-            if chunk.len() > 1 {
-                w.open("t:Or", &[]);
+            let mut offset = 0u64;
+            // Pages of 1,000 (EWSFindCountLimit); 50 values hardly match more than a page,
+            // but a server that never says it is done must not keep tether here.
+            for page in 0.. {
+                if page == MAX_FIND_PAGES {
+                    return Err(EwsError::Xml(format!(
+                        "FindItem never reported its last page ({MAX_FIND_PAGES} pages)"
+                    )));
+                }
+                let m = self
+                    .find_by_extended_page(mailbox, folder, property, chunk, offset)
+                    .await?;
+                let ids = answers::found_ids(&m);
+                let paging = answers::paging(&m);
+                let listed = ids.len() as u64;
+                out.extend(ids);
+                if paging.includes_last {
+                    break;
+                }
+                let next = paging.next_offset.unwrap_or(offset + listed);
+                if next <= offset {
+                    return Err(EwsError::Xml(
+                        "FindItem answered a page that is not the last without moving on \
+                         (IncludesLastItemInRange false, no items): the server is not making \
+                         progress"
+                            .into(),
+                    ));
+                }
+                offset = next;
             }
-            for v in chunk {
-                w.open("t:IsEqualTo", &[]);
-                model::write_extended_uri(&mut w, property);
-                w.open("t:FieldURIOrConstant", &[])
-                    .empty("t:Constant", &[("Value", v)])
-                    .close();
-                w.close();
-            }
-            if chunk.len() > 1 {
-                w.close();
-            }
-            w.close();
-            w.open("m:ParentFolderIds", &[]);
-            folder.write(&mut w);
-            let m = self
-                .call_one("FindItem", Some(mailbox), &w.finish())
-                .await?;
-            out.extend(answers::found_ids(&m));
         }
         Ok(out)
+    }
+
+    /// One page of `find_by_extended`, from `offset`.
+    async fn find_by_extended_page(
+        &self,
+        mailbox: &str,
+        folder: &FolderRef,
+        property: &str,
+        chunk: &[String],
+        offset: u64,
+    ) -> Result<ResponseMessage, EwsError> {
+        let mut w = Writer::new();
+        w.open("m:FindItem", &[("Traversal", "Shallow")]);
+        w.open("m:ItemShape", &[])
+            .leaf("t:BaseShape", "IdOnly")
+            .close();
+        w.empty(
+            "m:IndexedPageItemView",
+            &[
+                ("MaxEntriesReturned", "1000"),
+                ("Offset", &offset.to_string()),
+                ("BasePoint", "Beginning"),
+            ],
+        );
+        w.open("m:Restriction", &[]);
+        if chunk.len() > 1 {
+            w.open("t:Or", &[]);
+        }
+        for v in chunk {
+            w.open("t:IsEqualTo", &[]);
+            model::write_extended_uri(&mut w, property);
+            w.open("t:FieldURIOrConstant", &[])
+                .empty("t:Constant", &[("Value", v)])
+                .close();
+            w.close();
+        }
+        if chunk.len() > 1 {
+            w.close();
+        }
+        w.close();
+        w.open("m:ParentFolderIds", &[]);
+        folder.write(&mut w);
+        self.call_one("FindItem", Some(mailbox), &w.finish()).await
     }
 
     /// The recurring master of an occurrence or exception.
@@ -1554,6 +1651,7 @@ pub(crate) mod answers {
     fn folder_info(el: &Element) -> Option<FolderInfo> {
         Some(FolderInfo {
             id: ItemId::parse(el.child(NS_T, "FolderId")?)?,
+            parent: el.child(NS_T, "ParentFolderId").and_then(ItemId::parse),
             display_name: el.child_text(NS_T, "DisplayName").unwrap_or("").to_string(),
             folder_class: el.child_text(NS_T, "FolderClass").map(str::to_string),
         })
@@ -1568,7 +1666,34 @@ pub(crate) mod answers {
             .ok_or_else(|| EwsError::Xml("GetFolder answer without a folder".into()))
     }
 
-    /// FindFolder: the folder called `name`, if listed.
+    /// GetFolder of a folder and of Deleted Items (in that order): the folder, unless it is
+    /// gone or in Deleted Items. A mailbox without Deleted Items cannot hold it there.
+    pub(crate) fn folder_unless_deleted(
+        msgs: &[ResponseMessage],
+    ) -> Result<Option<FolderInfo>, EwsError> {
+        let [folder, deleted_items] = msgs else {
+            return Err(EwsError::Xml("GetFolder: two answers expected".into()));
+        };
+        if folder.is_error() {
+            let e = EwsError::Response {
+                code: folder.code.clone(),
+                message: folder.text.clone(),
+            };
+            // A malformed id (a damaged cursor) names no folder either.
+            return if e.is_folder_missing() || e.code() == Some("ErrorInvalidIdMalformed") {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        let folder = self::folder(folder)?;
+        let in_deleted_items = !deleted_items.is_error()
+            && self::folder(deleted_items)
+                .is_ok_and(|d| folder.parent.as_ref().is_some_and(|p| p.id == d.id.id));
+        Ok((!in_deleted_items).then_some(folder))
+    }
+
+    /// FindFolder: the folder called `name`, if listed on this page.
     pub(crate) fn found_folder(m: &ResponseMessage, name: &str) -> Option<FolderInfo> {
         m.element
             .path(&[(NS_M, "RootFolder"), (NS_T, "Folders")])
@@ -1603,6 +1728,18 @@ pub(crate) mod answers {
             .ok_or_else(|| {
                 EwsError::Xml("SyncFolderItems answer without IncludesLastItemInRange".into())
             })?;
+        let listed = m
+            .element
+            .child(NS_M, "Changes")
+            .map_or(0, |l| l.children.iter().filter(|c| c.ns == NS_T).count());
+        if listed == 0 && !includes_last {
+            // Following such a page would never end.
+            return Err(EwsError::Xml(
+                "SyncFolderItems answered a page with no changes that is not the last \
+                 (IncludesLastItemInRange false): the server is not making progress"
+                    .into(),
+            ));
+        }
         let mut changes = Vec::new();
         if let Some(list) = m.element.child(NS_M, "Changes") {
             for c in list.children.iter().filter(|c| c.ns == NS_T) {
@@ -1642,7 +1779,27 @@ pub(crate) mod answers {
         })
     }
 
-    /// FindItem with a CalendarView.
+    /// Where a FindItem or FindFolder answer's page ends (its RootFolder's paging
+    /// attributes): whether it holds the last item, and the offset of the next page.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) struct Paging {
+        pub(crate) includes_last: bool,
+        pub(crate) next_offset: Option<u64>,
+    }
+
+    pub(crate) fn paging(m: &ResponseMessage) -> Paging {
+        let root = m.element.child(NS_M, "RootFolder");
+        let attr = |name: &str| root.and_then(|r| r.attr(name)).map(str::trim);
+        Paging {
+            // Exchange always says; an answer that does not is taken as complete.
+            includes_last: attr("IncludesLastItemInRange")
+                .and_then(xml::parse_bool)
+                .unwrap_or(true),
+            next_offset: attr("IndexedPagingOffset").and_then(|o| o.parse().ok()),
+        }
+    }
+
+    /// FindItem with a CalendarView: the events on this page.
     pub(crate) fn calendar_view(m: &ResponseMessage) -> Vec<CalendarEvent> {
         m.element
             .path(&[(NS_M, "RootFolder"), (NS_T, "Items")])
@@ -1656,7 +1813,7 @@ pub(crate) mod answers {
             .unwrap_or_default()
     }
 
-    /// FindItem with IdOnly: the ids listed.
+    /// FindItem with IdOnly: the ids listed on this page.
     pub(crate) fn found_ids(m: &ResponseMessage) -> Vec<ItemId> {
         m.element
             .path(&[(NS_M, "RootFolder"), (NS_T, "Items")])
@@ -1832,5 +1989,182 @@ pub(crate) mod answers {
                 .ok_or_else(|| EwsError::Xml("RedirectUrl without a target".into())),
             other => Err(EwsError::Autodiscover(format!("GetUserSettings: {other}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::canned::{Canned, REP, response};
+    use chrono::NaiveDate;
+
+    fn find_items(root_attrs: &str, items: &str) -> String {
+        response(
+            "FindItem",
+            &format!(
+                r#"<m:FindItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:RootFolder {root_attrs}><t:Items>{items}</t:Items></m:RootFolder></m:FindItemResponseMessage>"#
+            ),
+        )
+    }
+
+    fn contact_id(n: u32) -> String {
+        format!(
+            r#"<t:Contact><t:ItemId Id="AAMkADk0N2E4OWM5LWY1NjgtNDMyZi1hNDMyLTMzYjE2ZjZhMzIxMABGAAAAAACKu3EhvuDvQZb9mLyWwOnTBwDwsfS1D0n+SJH9c5R0Sj0yAAAAAAEOAADwsfS1D0n+SJH9c5R0Sj0yAAA{n:04}AAA=" ChangeKey="EQAAABYAAADwsfS1D0n+SJH9c5R0Sj0yAAA{n:04}"/></t:Contact>"#
+        )
+    }
+
+    /// Exchange Online's answer to a CalendarView of one all-day event in India, carrying
+    /// only the properties the request asked for (as a real server does).
+    fn india_all_day(request: &str) -> String {
+        let zone = if request.contains(r#"FieldURI="calendar:StartTimeZone""#) {
+            r#"<t:StartTimeZone Name="(UTC+05:30) Chennai, Kolkata, Mumbai, New Delhi" Id="India Standard Time"/>"#
+        } else {
+            ""
+        };
+        find_items(
+            r#"TotalItemsInView="1" IncludesLastItemInRange="true""#,
+            &format!(
+                r#"<t:CalendarItem><t:ItemId Id="AAMkAGE1M2IyNGNmLWI4MjctNDM3Ni04ZjI5LTE1ZjVhM2I1YzVjZQFRAAgI2Rwu9nNAAEYAAAAA" ChangeKey="DwAAABYAAABeqKvJHFz9QqWxUpbkILXhAAAvBMQy"/><t:Subject>Diwali</t:Subject><t:Sensitivity>Normal</t:Sensitivity><t:Start>2026-11-07T18:30:00Z</t:Start><t:End>2026-11-08T18:30:00Z</t:End><t:IsAllDayEvent>true</t:IsAllDayEvent><t:LegacyFreeBusyStatus>Free</t:LegacyFreeBusyStatus><t:CalendarItemType>Single</t:CalendarItemType>{zone}</t:CalendarItem>"#
+            ),
+        )
+    }
+
+    #[tokio::test]
+    async fn calendar_view_asks_for_start_time_zone_so_an_india_all_day_event_keeps_its_day() {
+        let server = Canned::default();
+        server.answer_with("FindItem", india_all_day);
+        let client = server.client().await;
+        let start = "2026-11-01T00:00:00Z".parse().unwrap();
+        let end = "2026-12-01T00:00:00Z".parse().unwrap();
+        let view = client.calendar_view(REP, start, end, 100).await.unwrap();
+        let d = |day| NaiveDate::from_ymd_opt(2026, 11, day).unwrap();
+        assert_eq!(view[0].all_day_dates(), Ok(Some((d(8), d(9)))));
+    }
+
+    #[tokio::test]
+    async fn find_by_extended_follows_includes_last_item_in_range_and_the_paging_offset() {
+        let server = Canned::default();
+        server
+            .answer(
+                "FindItem",
+                &find_items(
+                    r#"IndexedPagingOffset="2" TotalItemsInView="3" IncludesLastItemInRange="false""#,
+                    &(contact_id(1) + &contact_id(2)),
+                ),
+            )
+            .answer(
+                "FindItem",
+                &find_items(
+                    r#"IndexedPagingOffset="3" TotalItemsInView="3" IncludesLastItemInRange="true""#,
+                    &contact_id(3),
+                ),
+            );
+        let client = server.client().await;
+        let ids = client
+            .find_by_extended(
+                REP,
+                &FolderRef::contacts(),
+                PROP_SALESFORCE_ID,
+                &["003000000000001AAA".to_string()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 3);
+        let offsets: Vec<bool> = server
+            .requests()
+            .iter()
+            .map(|(_, body)| body.contains(r#"Offset="2""#))
+            .collect();
+        assert_eq!(offsets, [false, true], "the second page starts at offset 2");
+    }
+
+    #[tokio::test]
+    async fn a_find_page_that_is_not_the_last_but_lists_nothing_is_an_error_not_a_loop() {
+        let server = Canned::default();
+        server.answer(
+            "FindItem",
+            &find_items(
+                r#"IndexedPagingOffset="0" TotalItemsInView="5" IncludesLastItemInRange="false""#,
+                "",
+            ),
+        );
+        let client = server.client().await;
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            client.find_by_extended(
+                REP,
+                &FolderRef::contacts(),
+                PROP_SALESFORCE_ID,
+                &["003000000000001AAA".to_string()],
+            ),
+        )
+        .await
+        .expect("no endless loop");
+        assert!(
+            matches!(&got, Err(EwsError::Xml(m)) if m.contains("not making progress")),
+            "{got:?}"
+        );
+        assert_eq!(server.requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_calendar_view_that_is_not_the_whole_window_is_an_error() {
+        let server = Canned::default();
+        server.answer(
+            "FindItem",
+            &find_items(
+                r#"TotalItemsInView="2" IncludesLastItemInRange="false""#,
+                "",
+            ),
+        );
+        let client = server.client().await;
+        let start = "2026-11-01T00:00:00Z".parse().unwrap();
+        let end = "2026-12-01T00:00:00Z".parse().unwrap();
+        let got = client.calendar_view(REP, start, end, 1).await;
+        assert!(
+            matches!(&got, Err(EwsError::Xml(m)) if m.contains("IncludesLastItemInRange false")),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_sync_page_that_is_not_the_last_is_an_error_not_a_loop() {
+        let server = Canned::default();
+        server.answer(
+            "SyncFolderItems",
+            &response(
+                "SyncFolderItems",
+                r#"<m:SyncFolderItemsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:SyncState>H4sIAAAAAAAEAO29B2AcSZYlJi9tynt</m:SyncState><m:IncludesLastItemInRange>false</m:IncludesLastItemInRange><m:Changes/></m:SyncFolderItemsResponseMessage>"#,
+            ),
+        );
+        let client = server.client().await;
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            client.sync_folder(REP, &FolderRef::calendar(), None, 512, |_| {}),
+        )
+        .await
+        .expect("no endless loop");
+        assert!(
+            matches!(&got, Err(EwsError::Xml(m)) if m.contains("not making progress")),
+            "{got:?}"
+        );
+        assert_eq!(server.requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn find_folder_not_found_on_a_partial_page_is_an_error_not_absent() {
+        let server = Canned::default();
+        server.answer(
+            "FindFolder",
+            &response(
+                "FindFolder",
+                r#"<m:FindFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:RootFolder IndexedPagingOffset="1" TotalItemsInView="2" IncludesLastItemInRange="false"><t:Folders><t:ContactsFolder><t:FolderId Id="AAMkADk0AAA=" ChangeKey="AQAAAA=="/><t:DisplayName>Suppliers</t:DisplayName></t:ContactsFolder></t:Folders></m:RootFolder></m:FindFolderResponseMessage>"#,
+            ),
+        );
+        let client = server.client().await;
+        let got = client
+            .find_folder(REP, &FolderRef::contacts(), "Salesforce_Sync")
+            .await;
+        assert!(matches!(got, Err(EwsError::Xml(_))), "{got:?}");
     }
 }

@@ -5,7 +5,10 @@
 //!   batches for the created and updated items, since SyncFolderItems cannot return bodies. A
 //!   page without creates or updates costs that one call. The cursor carries the folder id
 //!   with the SyncState (`<folder id> <SyncState>`), so reading Salesforce_Sync never needs a
-//!   FindFolder once the folder is known.
+//!   FindFolder once the folder is known; the first page of each read costs one GetFolder
+//!   more, which tells a folder the rep deleted (gone, or moved into Deleted Items with its
+//!   id) from one still under Contacts: a deleted one is `RepError::FolderMissing`, and the
+//!   engine creates Salesforce_Sync again.
 //! - Writes: CreateItem / UpdateItem / DeleteItem in batches (the client's batch size, at
 //!   most 50). Every created item carries `tether.SalesforceId`. Updates overlay the mapped
 //!   properties on the item as it is now (so unmapped properties such as categories or a
@@ -13,8 +16,13 @@
 //!   back as a conflict, reported per record as retryable, and the next cycle reads the edit
 //!   and decides again.
 //! - Per-rep errors (ErrorImpersonateUserDenied, ErrorNonExistentMailbox) become `RepError`.
+//! - An event tether cannot date (all-day, in a zone CLDR's table does not know, or with no
+//!   zone in the answer) is never dated in UTC: a write fails per record, a read fails the
+//!   rep's calendar read with the item and the zone named (nothing is taken as deleted).
+//! - Organizers and attendees known only by an Exchange-internal address (RoutingType EX)
+//!   count as unresolved: no email, so no Salesforce match is made from them.
 
-use super::client::{EwsClient, FolderRef};
+use super::client::{EwsClient, FolderRef, ItemResult};
 use super::error::{self, EwsError, ItemError, MailboxProblem};
 use super::model::{
     self, ADDRESS_KEYS, ADDRESS_PARTS, Attendee, CalendarEvent, Contact as EwsContact, EMAIL_KEYS,
@@ -47,6 +55,9 @@ pub struct EwsConnector {
     time_zone: String,
     /// Salesforce_Sync folder id per mailbox (found or created this run).
     folders: Mutex<HashMap<String, String>>,
+    /// The Salesforce_Sync folder id per mailbox whose read is under way, checked at its
+    /// first page to be neither gone nor in Deleted Items.
+    checked: Mutex<HashMap<String, String>>,
     /// ChangeKey per item id as last read or written: what an update is based on.
     change_keys: Mutex<HashMap<String, String>>,
 }
@@ -96,8 +107,8 @@ fn rep_error(e: EwsError) -> RepError {
         hint: error::mailbox_hint(problem).into(),
     };
     match e.code() {
-        Some("ErrorFolderNotFound") => {
-            RepError::folder_missing("ErrorFolderNotFound", &e.to_string())
+        _ if e.is_folder_missing() => {
+            RepError::folder_missing(e.code().unwrap_or_default(), &e.to_string())
         }
         Some("ErrorInvalidSyncStateData") => {
             RepError::cursor_expired("ErrorInvalidSyncStateData", &e.to_string())
@@ -319,8 +330,8 @@ fn free_busy(s: ShowAs) -> FreeBusy {
     }
 }
 
-fn event_to_record(e: &CalendarEvent, mailbox: &str) -> Record {
-    let time = match e.all_day_dates() {
+fn event_to_record(e: &CalendarEvent, mailbox: &str) -> Result<Record, String> {
+    let time = match e.all_day_dates()? {
         Some((start, end)) => EventTime::AllDay {
             start,
             end: end.max(start.succ_opt().unwrap_or(start)),
@@ -342,43 +353,89 @@ fn event_to_record(e: &CalendarEvent, mailbox: &str) -> Record {
         .required_attendees
         .iter()
         .chain(&e.optional_attendees)
-        .map(|a| a.mailbox.email.trim().to_string())
-        .filter(|a| !a.is_empty() && !a.eq_ignore_ascii_case(mailbox))
+        .filter_map(|a| a.mailbox.smtp())
+        .filter(|a| !a.eq_ignore_ascii_case(mailbox))
+        .map(str::to_string)
         .collect();
     attendees.sort_by_key(|a| a.to_lowercase());
     attendees.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
     out.attendees = attendees;
-    out.organizer = e.organizer.as_ref().map(|o| o.email.clone());
+    out.organizer = e
+        .organizer
+        .as_ref()
+        .and_then(|o| o.smtp())
+        .map(str::to_string);
     if let Some(r) = &e.recurrence {
         out.recurrence = Recurrence::Series {
             rule: rrule::to_rrule(r),
         };
     }
-    Record::Event(out)
+    Ok(Record::Event(out))
 }
 
 /// The canonical record of an item read from `mailbox` (None for item types tether does not
-/// sync).
+/// sync), or why it cannot be read (an all-day event in a zone tether does not know).
 pub(crate) fn item_to_record(
     item: &super::model::Item,
     contact_mapping: &EffectiveMapping,
     mailbox: &str,
-) -> Option<Record> {
+) -> Option<Result<Record, String>> {
     match item {
-        super::model::Item::Contact(c) => Some(contact_to_record(c, contact_mapping)),
+        super::model::Item::Contact(c) => Some(Ok(contact_to_record(c, contact_mapping))),
         super::model::Item::Event(e) => Some(event_to_record(e, mailbox)),
         super::model::Item::Other(_) => None,
     }
 }
 
-/// Overlays the canonical event on `base` (a new item, or the item as it is now).
-fn record_to_event(base: Option<CalendarEvent>, e: &Event, zone: &str) -> CalendarEvent {
+/// An event tether cannot put on a date: it fails (visibly, per record) instead of landing
+/// on a day guessed for it.
+const UNKNOWN_TIME_ZONE: &str = "UNKNOWN_TIME_ZONE";
+
+fn undatable_write(why: String) -> RecordError {
+    RecordError {
+        kind: ErrorKind::Validation,
+        code: UNKNOWN_TIME_ZONE.into(),
+        message: why,
+        retryable: false,
+        hint: "Set a zone CLDR knows (connections.exchange.time_zone or the event's).".into(),
+    }
+}
+
+/// A read that meets an event it cannot date stops there, so nothing is taken as deleted
+/// and no edit is lost; the rep's error names the event.
+fn undatable_read(item_id: &str, why: String) -> CallError {
+    CallError {
+        kind: ErrorKind::Validation,
+        code: UNKNOWN_TIME_ZONE.into(),
+        message: format!("calendar item {item_id}: {why}"),
+        retryable: false,
+        ambiguous: false,
+        hint:
+            "Give the event a standard time zone in Outlook; the rep's calendar then syncs again."
+                .into(),
+    }
+}
+
+/// Overlays the canonical event on `base` (a new item, or the item as it is now). An
+/// all-day event or a new series needs its zone (the item's, else `zone`): an unknown one is
+/// an error naming it.
+fn record_to_event(
+    base: Option<CalendarEvent>,
+    e: &Event,
+    zone: &str,
+) -> Result<CalendarEvent, String> {
     let updating = base.is_some();
     let zone = base
         .as_ref()
         .and_then(|b| b.start_time_zone.clone())
         .unwrap_or_else(|| zone.to_string());
-    let tz = super::tz::windows_tz(&zone).unwrap_or(chrono_tz::UTC);
+    let new_series = !updating && matches!(e.recurrence, Recurrence::Series { .. });
+    let tz = match model::windows_zone(&zone) {
+        Ok(tz) => tz,
+        Err(why) if matches!(e.time, EventTime::AllDay { .. }) || new_series => return Err(why),
+        // A timed event is instants: its zone only rides along.
+        Err(_) => chrono_tz::UTC,
+    };
     let (start, end, all_day) = match e.time {
         EventTime::Timed { start, end } => (start, end, false),
         EventTime::AllDay { start, end } => {
@@ -449,7 +506,7 @@ fn record_to_event(base: Option<CalendarEvent>, e: &Event, zone: &str) -> Calend
             _ => None,
         };
     }
-    out
+    Ok(out)
 }
 
 impl EwsConnector {
@@ -464,6 +521,7 @@ impl EwsConnector {
             mailbox_mappings: Mutex::default(),
             time_zone: "UTC".into(),
             folders: Mutex::default(),
+            checked: Mutex::default(),
             change_keys: Mutex::default(),
         }
     }
@@ -520,30 +578,95 @@ impl EwsConnector {
         }
     }
 
-    fn item(&self, item: model::Item, mailbox: &str) -> Option<MailItem> {
+    /// Before the first page of a read from a saved cursor: is the folder the cursor names
+    /// still the rep's Salesforce_Sync? A rep who deletes it in Outlook moves it into
+    /// Deleted Items, where it keeps its id and answers SyncFolderItems as before; tether
+    /// takes it as deleted, so the engine recreates it under Contacts. One GetFolder a read.
+    async fn check_sync_folder(&self, mailbox: &Mailbox, id: &str) -> Result<(), RepError> {
+        if lock(&self.checked)
+            .get(&mailbox.address)
+            .map(String::as_str)
+            == Some(id)
+        {
+            return Ok(());
+        }
+        match self
+            .client
+            .folder_unless_deleted(&mailbox.address, id)
+            .await
+            .map_err(rep_error)?
+        {
+            Some(f) => {
+                lock(&self.checked).insert(mailbox.address.clone(), f.id.id.clone());
+                lock(&self.folders).insert(mailbox.address.clone(), f.id.id);
+                Ok(())
+            }
+            None => {
+                self.forget_sync_folder(mailbox);
+                Err(RepError::folder_missing(
+                    "ErrorItemNotFound",
+                    &format!("the {SYNC_FOLDER} folder is gone or in Deleted Items"),
+                ))
+            }
+        }
+    }
+
+    fn forget_sync_folder(&self, mailbox: &Mailbox) {
+        lock(&self.folders).remove(&mailbox.address);
+        lock(&self.checked).remove(&mailbox.address);
+    }
+
+    /// The engine's view of an item read (`None`: an item class tether does not sync).
+    fn item(&self, item: model::Item, mailbox: &str) -> Result<Option<MailItem>, CallError> {
         let (id, record, salesforce_id, related) = match item {
-            model::Item::Contact(c) => (
-                c.item_id.clone()?,
-                contact_to_record(&c, &self.contact_mapping(mailbox)),
-                c.salesforce_id().map(str::to_string),
-                false,
-            ),
-            model::Item::Event(e) => (
-                e.item_id.clone()?,
-                event_to_record(&e, mailbox),
-                e.salesforce_id().map(str::to_string),
-                e.is_outlook_related(),
-            ),
-            model::Item::Other(_) => return None,
+            model::Item::Contact(c) => {
+                let Some(id) = c.item_id.clone() else {
+                    return Ok(None);
+                };
+                (
+                    id,
+                    contact_to_record(&c, &self.contact_mapping(mailbox)),
+                    c.salesforce_id().map(str::to_string),
+                    false,
+                )
+            }
+            model::Item::Event(e) => {
+                let Some(id) = e.item_id.clone() else {
+                    return Ok(None);
+                };
+                let record =
+                    event_to_record(&e, mailbox).map_err(|why| undatable_read(&id.id, why))?;
+                (
+                    id,
+                    record,
+                    e.salesforce_id().map(str::to_string),
+                    e.is_outlook_related(),
+                )
+            }
+            model::Item::Other(_) => return Ok(None),
         };
         self.remember(&id);
-        Some(MailItem {
+        Ok(Some(MailItem {
             item_id: id.id,
             change_key: id.change_key.unwrap_or_default(),
             record,
             salesforce_id,
             related_in_outlook: related,
-        })
+        }))
+    }
+
+    /// The outcome of one item written.
+    fn written(&self, r: ItemResult<ItemId>) -> Outcome<MailRef> {
+        match r {
+            Ok(id) => {
+                self.remember(&id);
+                Outcome::Ok(MailRef {
+                    item_id: id.id,
+                    change_key: id.change_key.unwrap_or_default(),
+                })
+            }
+            Err(e) => Outcome::Failed(record_error(&e)),
+        }
     }
 
     /// GetItem for `ids` of one folder's kind: (id, the item or why not).
@@ -603,6 +726,7 @@ impl MailConnector for EwsConnector {
     ) -> Result<FolderPage, RepError> {
         let (folder_ref, state) = match cursor.and_then(split_cursor) {
             Some((id, state)) if folder == Folder::SalesforceSyncContacts => {
+                self.check_sync_folder(mailbox, id).await?;
                 (FolderRef::Id(id.to_string()), Some(state.to_string()))
             }
             Some((_, state)) => (
@@ -618,12 +742,16 @@ impl MailConnector for EwsConnector {
         {
             Ok(p) => p,
             Err(e) => {
-                if e.code() == Some("ErrorFolderNotFound") {
-                    lock(&self.folders).remove(&mailbox.address);
+                if e.is_folder_missing() {
+                    self.forget_sync_folder(mailbox);
                 }
                 return Err(rep_error(e));
             }
         };
+        if page.includes_last && folder == Folder::SalesforceSyncContacts {
+            // The read is done: the next one checks the folder again.
+            lock(&self.checked).remove(&mailbox.address);
+        }
         let folder_id = match &folder_ref {
             FolderRef::Id(id) => id.clone(),
             FolderRef::Distinguished(d) => d.clone(),
@@ -668,7 +796,9 @@ impl MailConnector for EwsConnector {
                 match r {
                     Ok(item) => {
                         // Distribution lists and other item classes are not synced.
-                        if let Some(i) = self.item(item, &mailbox.address) {
+                        if let Some(i) =
+                            self.item(item, &mailbox.address).map_err(RepError::Call)?
+                        {
                             fetched.insert(id.id.clone(), i);
                         }
                     }
@@ -745,44 +875,58 @@ impl MailConnector for EwsConnector {
                     .await
             }
             Folder::Calendar => {
-                let events: Vec<CalendarEvent> = items
-                    .iter()
-                    .filter_map(|c| {
-                        let Record::Event(e) = &c.record else {
-                            return None;
-                        };
-                        let mut x = record_to_event(None, e, &self.time_zone);
-                        x.set_salesforce_id(c.salesforce_id.clone());
-                        Some(x)
-                    })
-                    .collect();
-                if events.len() != items.len() {
-                    return Err(CallError {
-                        kind: ErrorKind::Other,
-                        code: "INVALID_RECORD".into(),
-                        message: "a contact cannot be created in the calendar".into(),
-                        retryable: false,
-                        ambiguous: false,
-                        hint: error::hint(ErrorKind::Other, false).into(),
-                    });
+                let mut prepared: Vec<Result<CalendarEvent, RecordError>> = Vec::new();
+                for c in items {
+                    let Record::Event(e) = &c.record else {
+                        return Err(CallError {
+                            kind: ErrorKind::Other,
+                            code: "INVALID_RECORD".into(),
+                            message: "a contact cannot be created in the calendar".into(),
+                            retryable: false,
+                            ambiguous: false,
+                            hint: error::hint(ErrorKind::Other, false).into(),
+                        });
+                    };
+                    prepared.push(
+                        record_to_event(None, e, &self.time_zone)
+                            .map(|mut x| {
+                                x.set_salesforce_id(c.salesforce_id.clone());
+                                x
+                            })
+                            .map_err(undatable_write),
+                    );
                 }
-                self.client.create_events(&mailbox.address, &events).await
+                let events: Vec<CalendarEvent> = prepared
+                    .iter()
+                    .filter_map(|p| p.as_ref().ok())
+                    .cloned()
+                    .collect();
+                let mut sent = self
+                    .client
+                    .create_events(&mailbox.address, &events)
+                    .await
+                    .map_err(|e| call_error(&e, true))?
+                    .into_iter();
+                return Ok(prepared
+                    .into_iter()
+                    .map(|p| match p {
+                        Err(e) => Outcome::Failed(e),
+                        Ok(_) => match sent.next() {
+                            Some(r) => self.written(r),
+                            None => Outcome::Failed(RecordError {
+                                kind: ErrorKind::Other,
+                                code: "ErrorInvalidResponse".into(),
+                                message: "no answer for the item".into(),
+                                retryable: true,
+                                hint: error::hint(ErrorKind::Other, true).into(),
+                            }),
+                        },
+                    })
+                    .collect());
             }
         }
         .map_err(|e| call_error(&e, true))?;
-        Ok(results
-            .into_iter()
-            .map(|r| match r {
-                Ok(id) => {
-                    self.remember(&id);
-                    Outcome::Ok(MailRef {
-                        item_id: id.id,
-                        change_key: id.change_key.unwrap_or_default(),
-                    })
-                }
-                Err(e) => Outcome::Failed(record_error(&e)),
-            })
-            .collect())
+        Ok(results.into_iter().map(|r| self.written(r)).collect())
     }
 
     async fn update(
@@ -833,9 +977,16 @@ impl MailConnector for EwsConnector {
                         contacts.push((id, c));
                     }
                     (model::Item::Event(e), Record::Event(r)) => {
-                        let mut e = record_to_event(Some(*e), r, &self.time_zone);
-                        e.extended.clear();
-                        events.push((id, e));
+                        match record_to_event(Some(*e), r, &self.time_zone) {
+                            Ok(mut e) => {
+                                e.extended.clear();
+                                events.push((id, e));
+                            }
+                            Err(why) => {
+                                out[i] = Some(Outcome::Failed(undatable_write(why)));
+                                continue;
+                            }
+                        }
                     }
                     _ => {
                         out[i] = Some(Outcome::Failed(record_error(&ItemError {
@@ -857,16 +1008,7 @@ impl MailConnector for EwsConnector {
             }
             .map_err(|e| call_error(&e, false))?;
             for (i, r) in send_idx.into_iter().zip(results) {
-                out[i] = Some(match r {
-                    Ok(id) => {
-                        self.remember(&id);
-                        Outcome::Ok(MailRef {
-                            item_id: id.id,
-                            change_key: id.change_key.unwrap_or_default(),
-                        })
-                    }
-                    Err(e) => Outcome::Failed(record_error(&e)),
-                });
+                out[i] = Some(self.written(r));
             }
         }
         Ok(out
@@ -928,7 +1070,7 @@ impl MailConnector for EwsConnector {
         let mut out = Vec::new();
         for item in items {
             match item {
-                Ok(i) => out.extend(self.item(i, &mailbox.address)),
+                Ok(i) => out.extend(self.item(i, &mailbox.address)?),
                 // Gone since it was read: the next plan shows what happens to it.
                 Err(e) if names_no_item(&e) => {}
                 Err(e) => {
@@ -1002,22 +1144,471 @@ impl MailConnector for EwsConnector {
             .fetch(&mailbox.address, folder, &ids)
             .await
             .map_err(|e| call_error(&e, false))?;
-        Ok(items
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter_map(|i| self.item(i, &mailbox.address))
-            .filter(|i| {
+        let mut out = Vec::new();
+        for item in items.into_iter().filter_map(Result::ok) {
+            out.extend(self.item(item, &mailbox.address)?.filter(|i| {
                 i.salesforce_id
                     .as_ref()
                     .is_some_and(|s| salesforce_ids.contains(s))
-            })
-            .collect())
+            }));
+        }
+        Ok(out)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::canned::{Canned, REP, error_message, response};
+
+    const SYNC_ID: &str = "AAMkADk0N2E4OWM5LWY1NjgtNDMyZi1hNDMyLTMzYjE2ZjZhMzIxMAAuAAAAAACKu3EhvuDvQZb9mLyWwOnTAQDwsfS1D0n+SJH9c5R0Sj0yAAAAAAEOAAA=";
+    const DELETED_ITEMS_ID: &str = "AAMkADk0N2E4OWM5LWY1NjgtNDMyZi1hNDMyLTMzYjE2ZjZhMzIxMAAuAAAAAACKu3EhvuDvQZb9mLyWwOnTAQDwsfS1D0n+SJH9c5R0Sj0yAAAAAAELAAA=";
+    const CONTACTS_ID: &str = "AAMkADk0N2E4OWM5LWY1NjgtNDMyZi1hNDMyLTMzYjE2ZjZhMzIxMAAuAAAAAACKu3EhvuDvQZb9mLyWwOnTAQDwsfS1D0n+SJH9c5R0Sj0yAAAAAAEPAAA=";
+    const NEW_SYNC_ID: &str = "AAMkADk0N2E4OWM5LWY1NjgtNDMyZi1hNDMyLTMzYjE2ZjZhMzIxMAAuAAAAAACKu3EhvuDvQZb9mLyWwOnTAQDwsfS1D0n+SJH9c5R0Sj0yAAAAAAE2AAA=";
+
+    fn rep() -> Mailbox {
+        Mailbox {
+            address: REP.into(),
+        }
+    }
+
+    fn folder_message(element: &str, id: &str, parent: &str, class: &str, name: &str) -> String {
+        format!(
+            r#"<m:GetFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Folders><t:{element}><t:FolderId Id="{id}" ChangeKey="AQAAABYAAADwsfS1D0n+SJH9c5R0Sj0yAAAAAAA3"/><t:ParentFolderId Id="{parent}" ChangeKey="AQAAAA=="/><t:FolderClass>{class}</t:FolderClass><t:DisplayName>{name}</t:DisplayName><t:TotalCount>2</t:TotalCount><t:ChildFolderCount>0</t:ChildFolderCount><t:UnreadCount>0</t:UnreadCount></t:{element}></m:Folders></m:GetFolderResponseMessage>"#
+        )
+    }
+
+    fn deleted_items() -> String {
+        folder_message(
+            "Folder",
+            DELETED_ITEMS_ID,
+            "AAMkADk0N2E4OWM5LWY1NjgtNDMyZi1hNDMyLTMzYjE2ZjZhMzIxMAAuAAAAAACKu3EhvuDvQZb9mLyWwOnTAQDwsfS1D0n+SJH9c5R0Sj0yAAAAAAEIAAA=",
+            "IPF.Note",
+            "Deleted Items",
+        )
+    }
+
+    fn sync_folder_in(parent: &str) -> String {
+        response(
+            "GetFolder",
+            &(folder_message(
+                "ContactsFolder",
+                SYNC_ID,
+                parent,
+                "IPF.Contact",
+                "Salesforce_Sync",
+            ) + &deleted_items()),
+        )
+    }
+
+    /// A SyncFolderItems page with no changes.
+    fn no_changes() -> String {
+        response(
+            "SyncFolderItems",
+            r#"<m:SyncFolderItemsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:SyncState>H4sIAAAAAAAEAO29B2AcSZYlJi9tynt/SvVK1+B0oQiAYBMk2JBAEOzBiM3mkuwdaUcjKasqgcplVmVdZhZAzO2dvPfee++999577733ujudTif33/8/XGZkAWz2zkrayZ4hgKrIHz9+fB8/Ij76X/M3/wF/1f8DAAD//w==</m:SyncState><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange><m:Changes/></m:SyncFolderItemsResponseMessage>"#,
+        )
+    }
+
+    fn cursor() -> String {
+        format!("{SYNC_ID} H4sIAAAAAAAEAO29B2AcSZYlJi9tynt")
+    }
+
+    /// Microsoft's documented GetFolder error response, with the code a real server gives
+    /// for an id that names no folder (any more).
+    fn get_folder_not_found() -> String {
+        response(
+            "GetFolder",
+            &(error_message(
+                "GetFolder",
+                "ErrorItemNotFound",
+                "The specified object was not found in the store., The process failed to get the correct properties.",
+                "<m:Folders />",
+            ) + &deleted_items()),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_sync_folder_moved_to_deleted_items_counts_as_deleted_not_present() {
+        let server = Canned::default();
+        server
+            .answer("GetFolder", &sync_folder_in(DELETED_ITEMS_ID))
+            .answer("SyncFolderItems", &no_changes());
+        let c = EwsConnector::new(server.client().await);
+        let got = c
+            .sync_folder(
+                &rep(),
+                Folder::SalesforceSyncContacts,
+                Some(&cursor()),
+                None,
+            )
+            .await;
+        assert!(
+            matches!(got, Err(RepError::FolderMissing(_))),
+            "{:?}",
+            server.operations()
+        );
+        // The one GetFolder asked for the folder and Deleted Items, with ParentFolderId.
+        let (op, body) = &server.requests()[0];
+        assert_eq!(op, "GetFolder");
+        assert!(body.contains(r#"Id="deleteditems""#), "{body}");
+        assert!(
+            body.contains(r#"FieldURI="folder:ParentFolderId""#),
+            "{body}"
+        );
+        assert!(!server.operations().contains(&"SyncFolderItems".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_sync_folder_still_under_contacts_is_read_and_checked_once_a_read() {
+        let server = Canned::default();
+        server
+            .answer("GetFolder", &sync_folder_in(CONTACTS_ID))
+            .answer("SyncFolderItems", &no_changes());
+        let c = EwsConnector::new(server.client().await);
+        for _ in 0..2 {
+            let page = c
+                .sync_folder(
+                    &rep(),
+                    Folder::SalesforceSyncContacts,
+                    Some(&cursor()),
+                    None,
+                )
+                .await
+                .unwrap();
+            assert!(!page.more);
+            assert!(page.cursor.starts_with(SYNC_ID));
+        }
+        // Each read (here: one page each) checks the folder once.
+        assert_eq!(
+            server.operations(),
+            [
+                "GetFolder",
+                "SyncFolderItems",
+                "GetFolder",
+                "SyncFolderItems"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn get_folder_error_item_not_found_means_the_sync_folder_is_missing() {
+        let server = Canned::default();
+        server.answer("GetFolder", &get_folder_not_found());
+        let c = EwsConnector::new(server.client().await);
+        let got = c
+            .sync_folder(
+                &rep(),
+                Folder::SalesforceSyncContacts,
+                Some(&cursor()),
+                None,
+            )
+            .await;
+        assert!(matches!(got, Err(RepError::FolderMissing(_))), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn sync_folder_items_error_sync_folder_not_found_means_the_folder_is_missing() {
+        let server = Canned::default();
+        server
+            .answer("GetFolder", &sync_folder_in(CONTACTS_ID))
+            .answer(
+                "SyncFolderItems",
+                &response(
+                    "SyncFolderItems",
+                    &error_message(
+                        "SyncFolderItems",
+                        "ErrorSyncFolderNotFound",
+                        "The specified folder could not be found in the store.",
+                        "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>",
+                    ),
+                ),
+            );
+        let c = EwsConnector::new(server.client().await);
+        let got = c
+            .sync_folder(
+                &rep(),
+                Folder::SalesforceSyncContacts,
+                Some(&cursor()),
+                None,
+            )
+            .await;
+        assert!(matches!(got, Err(RepError::FolderMissing(_))), "{got:?}");
+        // The calendar's feed too.
+        let got = c.sync_folder(&rep(), Folder::Calendar, None, None).await;
+        assert!(matches!(got, Err(RepError::FolderMissing(_))), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_sync_folder_is_created_again_under_contacts() {
+        let server = Canned::default();
+        server
+            .answer("GetFolder", &sync_folder_in(DELETED_ITEMS_ID))
+            .answer(
+                "FindFolder",
+                &response(
+                    "FindFolder",
+                    r#"<m:FindFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:RootFolder TotalItemsInView="0" IncludesLastItemInRange="true"><t:Folders/></m:RootFolder></m:FindFolderResponseMessage>"#,
+                ),
+            )
+            .answer(
+                "CreateFolder",
+                &response(
+                    "CreateFolder",
+                    &format!(
+                        r#"<m:CreateFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Folders><t:ContactsFolder><t:FolderId Id="{NEW_SYNC_ID}" ChangeKey="AwAAABYAAADwsfS1D0n+SJH9c5R0Sj0yAAAAAAA4"/></t:ContactsFolder></m:Folders></m:CreateFolderResponseMessage>"#
+                    ),
+                ),
+            )
+            .answer("SyncFolderItems", &no_changes());
+        let c = EwsConnector::new(server.client().await);
+        let folder = Folder::SalesforceSyncContacts;
+        assert!(matches!(
+            c.sync_folder(&rep(), folder, Some(&cursor()), None).await,
+            Err(RepError::FolderMissing(_))
+        ));
+        // What the engine does then: recreate, and read the new folder from scratch.
+        c.ensure_folder(&rep(), folder).await.unwrap();
+        let page = c.sync_folder(&rep(), folder, None, None).await.unwrap();
+        assert!(page.cursor.starts_with(NEW_SYNC_ID), "{}", page.cursor);
+        let create = server
+            .requests()
+            .into_iter()
+            .find(|(op, _)| op == "CreateFolder")
+            .unwrap()
+            .1;
+        assert!(
+            create.contains(r#"<t:DistinguishedFolderId Id="contacts"/>"#),
+            "{create}"
+        );
+    }
+
+    const EVENT_ID: &str = "AAMkADk0N2E4OWM5LWY1NjgtNDMyZi1hNDMyLTMzYjE2ZjZhMzIxMABGAAAAAACKu3EhvuDvQZb9mLyWwOnTBwDwsfS1D0n+SJH9c5R0Sj0yAAAAAAENAADwsfS1D0n+SJH9c5R0Sj0yAAAAABcqAAA=";
+
+    /// A GetItem answer of one calendar item whose elements (after ItemId) are `inner`.
+    fn get_event(inner: &str) -> String {
+        response(
+            "GetItem",
+            &format!(
+                r#"<m:GetItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items><t:CalendarItem><t:ItemId Id="{EVENT_ID}" ChangeKey="DwAAABYAAADwsfS1D0n+SJH9c5R0Sj0yAAAAABdR"/>{inner}</t:CalendarItem></m:Items></m:GetItemResponseMessage>"#
+            ),
+        )
+    }
+
+    const ALL_DAY_IN_A_CUSTOM_ZONE: &str = r#"<t:Subject>Trade fair</t:Subject><t:Start>2026-03-09T23:00:00Z</t:Start><t:End>2026-03-10T23:00:00Z</t:End><t:IsAllDayEvent>true</t:IsAllDayEvent><t:CalendarItemType>Single</t:CalendarItemType><t:StartTimeZone Id="Customized Time Zone" Name="Customized Time Zone"/><t:EndTimeZone Id="Customized Time Zone" Name="Customized Time Zone"/>"#;
+
+    #[tokio::test]
+    async fn an_all_day_event_in_an_unknown_zone_is_a_read_error_naming_it_not_a_utc_date() {
+        let server = Canned::default();
+        server
+            .answer(
+                "SyncFolderItems",
+                &response(
+                    "SyncFolderItems",
+                    &format!(
+                        r#"<m:SyncFolderItemsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:SyncState>H4sIAAAAAAAEAO29B2AcSZYlJi9tynt</m:SyncState><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange><m:Changes><t:Create><t:CalendarItem><t:ItemId Id="{EVENT_ID}" ChangeKey="DwAAABYAAADwsfS1D0n+SJH9c5R0Sj0yAAAAABdR"/></t:CalendarItem></t:Create></m:Changes></m:SyncFolderItemsResponseMessage>"#
+                    ),
+                ),
+            )
+            .answer("GetItem", &get_event(ALL_DAY_IN_A_CUSTOM_ZONE));
+        let c = EwsConnector::new(server.client().await);
+        match c.sync_folder(&rep(), Folder::Calendar, None, None).await {
+            Err(RepError::Call(e)) => {
+                assert_eq!(e.code, "UNKNOWN_TIME_ZONE");
+                assert!(
+                    e.message.contains("\"Customized Time Zone\""),
+                    "{}",
+                    e.message
+                );
+                assert!(e.message.contains(EVENT_ID), "{}", e.message);
+            }
+            other => panic!("an undatable event must stop the read: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_all_day_event_for_an_unknown_zone_fails_per_record_and_the_rest_is_written() {
+        let server = Canned::default();
+        server.answer(
+            "CreateItem",
+            &response(
+                "CreateItem",
+                &format!(
+                    r#"<m:CreateItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items><t:CalendarItem><t:ItemId Id="{EVENT_ID}" ChangeKey="DwAAABYAAADwsfS1D0n+SJH9c5R0Sj0yAAAAABdR"/></t:CalendarItem></m:Items></m:CreateItemResponseMessage>"#
+                ),
+            ),
+        );
+        let c = EwsConnector::new(server.client().await).with_time_zone("Customized Time Zone");
+        let day = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
+        let all_day = Event::new(
+            "Trade fair",
+            EventTime::AllDay {
+                start: day,
+                end: day.succ_opt().unwrap(),
+            },
+        );
+        let start = Utc.with_ymd_and_hms(2026, 3, 10, 9, 0, 0).unwrap();
+        let timed = Event::new(
+            "Call",
+            EventTime::Timed {
+                start,
+                end: start + chrono::Duration::minutes(30),
+            },
+        );
+        let items: Vec<MailCreate> = [all_day, timed]
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| MailCreate {
+                salesforce_id: format!("00U00000000000{i}AAA"),
+                record: Record::Event(e),
+            })
+            .collect();
+        let got = c.create(&rep(), Folder::Calendar, &items).await.unwrap();
+        match &got[0] {
+            Outcome::Failed(e) => {
+                assert_eq!(e.code, "UNKNOWN_TIME_ZONE");
+                assert!(
+                    e.message.contains("\"Customized Time Zone\""),
+                    "{}",
+                    e.message
+                );
+            }
+            other => panic!("never created in a guessed zone: {other:?}"),
+        }
+        assert!(matches!(got[1], Outcome::Ok(_)), "{:?}", got[1]);
+        let create = &server.requests()[0].1;
+        assert_eq!(create.matches("<t:CalendarItem>").count(), 1, "{create}");
+    }
+
+    #[tokio::test]
+    async fn all_day_events_in_taipei_and_east_africa_keep_their_day_both_ways() {
+        // Exchange stores an all-day event as local midnights in its zone.
+        for (zone, midnight_before) in [
+            ("Taipei Standard Time", "2026-03-09T16:00:00Z"),
+            ("E. Africa Standard Time", "2026-03-09T21:00:00Z"),
+        ] {
+            let midnight_after = midnight_before.replace("03-09", "03-10");
+            let server = Canned::default();
+            server
+                .answer(
+                    "GetItem",
+                    &get_event(&format!(
+                        r#"<t:Subject>Offsite</t:Subject><t:Start>{midnight_before}</t:Start><t:End>{midnight_after}</t:End><t:IsAllDayEvent>true</t:IsAllDayEvent><t:CalendarItemType>Single</t:CalendarItemType><t:StartTimeZone Id="{zone}"/><t:EndTimeZone Id="{zone}"/>"#
+                    )),
+                )
+                .answer(
+                    "CreateItem",
+                    &response(
+                        "CreateItem",
+                        &format!(
+                            r#"<m:CreateItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items><t:CalendarItem><t:ItemId Id="{EVENT_ID}" ChangeKey="DwAAABYAAADwsfS1D0n+SJH9c5R0Sj0yAAAAABdR"/></t:CalendarItem></m:Items></m:CreateItemResponseMessage>"#
+                        ),
+                    ),
+                );
+            let c = EwsConnector::new(server.client().await).with_time_zone(zone);
+            let read = c
+                .get_items(&rep(), Folder::Calendar, &[EVENT_ID.to_string()])
+                .await
+                .unwrap();
+            let day = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
+            let all_day = EventTime::AllDay {
+                start: day,
+                end: day.succ_opt().unwrap(),
+            };
+            assert_eq!(read[0].record.as_event().unwrap().time, all_day, "{zone}");
+            let created = c
+                .create(
+                    &rep(),
+                    Folder::Calendar,
+                    &[MailCreate {
+                        salesforce_id: "00U000000000001AAA".into(),
+                        record: Record::Event(Event::new("Offsite", all_day)),
+                    }],
+                )
+                .await
+                .unwrap();
+            assert!(matches!(created[0], Outcome::Ok(_)), "{zone}: {created:?}");
+            let body = &server.requests()[1].1;
+            assert!(
+                body.contains(&format!("<t:Start>{midnight_before}</t:Start>")),
+                "{zone}: {body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn routing_type_ex_addresses_are_never_copied_as_email() {
+        const X500: &str = "/O=EXCHANGELABS/OU=EXCHANGE ADMINISTRATIVE GROUP (FYDIBOHF23SPDLT)/CN=RECIPIENTS/CN=0B3D5A8F2C1E4A7C9D6B3F0E1A2C4D5E-ANA DIAZ";
+        let mailbox = |name: &str, address: &str, routing: &str, extra: &str| {
+            format!(
+                "<t:Mailbox><t:Name>{name}</t:Name><t:EmailAddress>{address}</t:EmailAddress><t:RoutingType>{routing}</t:RoutingType><t:MailboxType>Mailbox</t:MailboxType>{extra}</t:Mailbox>"
+            )
+        };
+        let attendee = |m: String| {
+            format!("<t:Attendee>{m}<t:ResponseType>Unknown</t:ResponseType></t:Attendee>")
+        };
+        let inner = format!(
+            "<t:Subject>Review</t:Subject><t:Start>2026-03-10T09:00:00Z</t:Start><t:End>2026-03-10T10:00:00Z</t:End><t:IsAllDayEvent>false</t:IsAllDayEvent><t:CalendarItemType>Single</t:CalendarItemType><t:Organizer>{}</t:Organizer><t:RequiredAttendees>{}{}{}</t:RequiredAttendees><t:StartTimeZone Id=\"UTC\"/><t:EndTimeZone Id=\"UTC\"/>",
+            mailbox("Ana Diaz", X500, "EX", ""),
+            attendee(mailbox("Ana Diaz", X500, "EX", "")),
+            attendee(mailbox(
+                "Bo Li",
+                "/O=EXCHANGELABS/OU=EXCHANGE ADMINISTRATIVE GROUP (FYDIBOHF23SPDLT)/CN=RECIPIENTS/CN=BO",
+                "EX",
+                "<t:OriginalDisplayName>bo.li@contoso.com</t:OriginalDisplayName>"
+            )),
+            attendee(mailbox("Cy Orr", "cy@fabrikam.com", "SMTP", "")),
+        );
+        let server = Canned::default();
+        server.answer("GetItem", &get_event(&inner));
+        let c = EwsConnector::new(server.client().await);
+        let got = c
+            .get_items(&rep(), Folder::Calendar, &[EVENT_ID.to_string()])
+            .await
+            .unwrap();
+        let e = got[0].record.as_event().unwrap();
+        assert_eq!(e.organizer, None, "an unresolved organizer has no email");
+        assert_eq!(e.attendees, ["bo.li@contoso.com", "cy@fabrikam.com"]);
+        // The raw item keeps the unresolved mailbox, by name, without an address.
+        let raw = c
+            .client()
+            .get_events(REP, &[ItemId::new(EVENT_ID, None)])
+            .await
+            .unwrap();
+        let organizer = raw[0].as_ref().unwrap().organizer.clone().unwrap();
+        assert_eq!(organizer.name.as_deref(), Some("Ana Diaz"));
+        assert_eq!(organizer.smtp(), None);
+    }
+
+    #[tokio::test]
+    async fn create_folder_error_parent_folder_not_found_is_a_missing_folder() {
+        let server = Canned::default();
+        server
+            .answer(
+                "FindFolder",
+                &response(
+                    "FindFolder",
+                    r#"<m:FindFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:RootFolder TotalItemsInView="0" IncludesLastItemInRange="true"><t:Folders/></m:RootFolder></m:FindFolderResponseMessage>"#,
+                ),
+            )
+            .answer(
+                "CreateFolder",
+                &response(
+                    "CreateFolder",
+                    &error_message(
+                        "CreateFolder",
+                        "ErrorParentFolderNotFound",
+                        "Parent folder not found.",
+                        "<m:Folders />",
+                    ),
+                ),
+            );
+        let c = EwsConnector::new(server.client().await);
+        assert!(matches!(
+            c.ensure_folder(&rep(), Folder::SalesforceSyncContacts)
+                .await,
+            Err(RepError::FolderMissing(_))
+        ));
+    }
 
     /// One table says which codes concern one rep's mailbox and what each means: denied
     /// and unknown mailboxes are told as such, a mailbox that is moving or whose store is
@@ -1084,17 +1675,20 @@ mod tests {
         e.recurrence = Recurrence::Series {
             rule: "FREQ=WEEKLY;INTERVAL=1;BYDAY=MO".into(),
         };
-        let ews = record_to_event(None, &e, "W. Europe Standard Time");
+        let ews = record_to_event(None, &e, "W. Europe Standard Time").unwrap();
         assert!(ews.is_all_day);
         assert_eq!(ews.sensitivity, Some(Sensitivity::Private));
-        assert_eq!(event_to_record(&ews, "rep@x.com"), Record::Event(e.clone()));
+        assert_eq!(
+            event_to_record(&ews, "rep@x.com"),
+            Ok(Record::Event(e.clone()))
+        );
 
         // A tentative meeting reads as busy and stays tentative through an update.
         let mut tentative = ews.clone();
         tentative.free_busy = Some(FreeBusy::Tentative);
-        let read = event_to_record(&tentative, "rep@x.com");
+        let read = event_to_record(&tentative, "rep@x.com").unwrap();
         assert_eq!(read.as_event().unwrap().show_as, ShowAs::Busy);
-        let updated = record_to_event(Some(tentative), read.as_event().unwrap(), "UTC");
+        let updated = record_to_event(Some(tentative), read.as_event().unwrap(), "UTC").unwrap();
         assert_eq!(updated.free_busy, Some(FreeBusy::Tentative));
     }
 }

@@ -39,6 +39,17 @@ pub fn mailbox_problem(code: &str) -> Option<MailboxProblem> {
         .map(|(_, p)| *p)
 }
 
+/// Codes of a folder operation whose folder (or the parent it names) is not there: real
+/// servers answer GetFolder with ErrorItemNotFound, CreateFolder under a missing parent with
+/// ErrorParentFolderNotFound, SyncFolderItems with ErrorSyncFolderNotFound; some operations
+/// and older servers say ErrorFolderNotFound.
+pub const FOLDER_MISSING_CODES: &[&str] = &[
+    "ErrorFolderNotFound",
+    "ErrorItemNotFound",
+    "ErrorParentFolderNotFound",
+    "ErrorSyncFolderNotFound",
+];
+
 /// Codes that mean "someone else changed it: refetch and decide again".
 pub const CONFLICT_CODES: &[&str] = &["ErrorIrresolvableConflict", "ErrorStaleObject"];
 
@@ -145,6 +156,15 @@ impl EwsError {
 
     pub fn is_conflict(&self) -> bool {
         self.code().is_some_and(|c| CONFLICT_CODES.contains(&c))
+    }
+
+    /// The folder a folder operation named is not there (only meaningful for GetFolder,
+    /// FindFolder, CreateFolder and SyncFolderItems, where ErrorItemNotFound names the folder).
+    pub fn is_folder_missing(&self) -> bool {
+        matches!(self, EwsError::Response { .. })
+            && self
+                .code()
+                .is_some_and(|c| FOLDER_MISSING_CODES.contains(&c))
     }
 }
 

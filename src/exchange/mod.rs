@@ -5,11 +5,14 @@
 //! rep through `ExchangeImpersonation` (plus `X-AnchorMailbox`):
 //!
 //! - folders: `get_folder`, `find_folder`, `create_folder`, `ensure_sync_folder` (the
-//!   rep's `Salesforce_Sync` folder under Contacts);
+//!   rep's `Salesforce_Sync` folder under Contacts), `folder_unless_deleted` (a folder by
+//!   id, unless gone or in Deleted Items); a missing folder is `EwsError::is_folder_missing`
+//!   (each operation has its own code);
 //! - changes: `sync_page` / `sync_folder` (SyncFolderItems, ≤ 512 a page, the SyncState
 //!   handed to a callback after each page, one restart on ErrorInvalidSyncStateData),
 //!   `calendar_view` (FindItem + CalendarView, occurrences expanded by the server) and
-//!   `recurring_master`;
+//!   `recurring_master`; every page follows IncludesLastItemInRange, and a page that is not
+//!   the last yet brings nothing new is an error, never an endless loop;
 //! - items, in batches of `batch_size`: `get_contacts`, `get_events`, `create_contacts`,
 //!   `create_events`, `update_contacts`, `update_events`, `delete_items`. Each returns one
 //!   [`ItemError`]-or-value per input, in order; the call itself fails only for run-level
@@ -28,6 +31,8 @@
 //! (true/1/non-empty) or the Outlook category `Salesforce`
 //! (`CalendarEvent::is_outlook_related`).
 
+#[cfg(test)]
+mod canned;
 pub mod checks;
 pub mod client;
 pub mod connector;

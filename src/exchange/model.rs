@@ -48,6 +48,8 @@ impl ItemId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolderInfo {
     pub id: ItemId,
+    /// The folder it is in, when the answer says (GetFolder and FindFolder ask for it).
+    pub parent: Option<ItemId>,
     pub display_name: String,
     pub folder_class: Option<String>,
 }
@@ -155,7 +157,17 @@ impl Contact {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailboxAddress {
     pub name: Option<String>,
+    /// The SMTP address; empty when the server gave none (an Exchange-internal address of
+    /// RoutingType EX, `/O=EXCHANGELABS/…`, that the Mailbox does not resolve): unresolved.
     pub email: String,
+}
+
+impl MailboxAddress {
+    /// The SMTP address, unless unresolved.
+    pub fn smtp(&self) -> Option<&str> {
+        let e = self.email.trim();
+        (!e.is_empty()).then_some(e)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,21 +327,29 @@ impl CalendarEvent {
                 .any(|c| c.eq_ignore_ascii_case(CATEGORY_SALESFORCE))
     }
 
-    /// All-day dates (start inclusive, end exclusive) in the event's own zone.
-    pub fn all_day_dates(&self) -> Option<(NaiveDate, NaiveDate)> {
+    /// All-day dates (start inclusive, end exclusive) in the event's own zone; `None` for a
+    /// timed event. Exchange stores an all-day event as local midnights, so without its zone
+    /// (StartTimeZone) the day is unknown: an error saying why, never a guess.
+    pub fn all_day_dates(&self) -> Result<Option<(NaiveDate, NaiveDate)>, String> {
         if !self.is_all_day {
-            return None;
+            return Ok(None);
         }
-        let tz = self
-            .start_time_zone
-            .as_deref()
-            .and_then(super::tz::windows_tz)
-            .unwrap_or(chrono_tz::UTC);
-        Some((
+        let zone = self.start_time_zone.as_deref().ok_or(
+            "the answer does not say which time zone the all-day event is in (no StartTimeZone)",
+        )?;
+        let tz = windows_zone(zone)?;
+        Ok(Some((
             self.start.with_timezone(&tz).date_naive(),
             self.end.with_timezone(&tz).date_naive(),
-        ))
+        )))
     }
+}
+
+/// The zone of a Windows zone id; one the table does not know is an error naming it.
+pub fn windows_zone(id: &str) -> Result<chrono_tz::Tz, String> {
+    super::tz::windows_tz(id).ok_or_else(|| {
+        format!("the Windows time zone \"{id}\" is not one tether knows (CLDR windowsZones)")
+    })
 }
 
 /// Which variant of item the server returned.
@@ -609,7 +629,8 @@ pub fn write_contact_field(w: &mut Writer, c: &Contact, field: &str) {
 fn write_mailbox(w: &mut Writer, m: &MailboxAddress) {
     w.open("t:Mailbox", &[]);
     w.opt_leaf("t:Name", m.name.as_deref());
-    w.leaf("t:EmailAddress", &m.email);
+    // EmailAddress is a non-empty string: an unresolved mailbox goes by its name only.
+    w.opt_leaf("t:EmailAddress", m.smtp());
     w.close();
 }
 
@@ -929,12 +950,42 @@ pub fn parse_contact(el: &Element) -> Contact {
     c
 }
 
+/// An SMTP address, as opposed to an X.500 one (`/O=EXCHANGELABS/OU=…/CN=…`) or a display
+/// name.
+fn looks_like_smtp(s: &str) -> bool {
+    let s = s.trim();
+    !s.starts_with('/')
+        && !s.contains(char::is_whitespace)
+        && s.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        })
+}
+
+/// A Mailbox (organizer, attendee). Its EmailAddress is SMTP only with RoutingType SMTP (or
+/// none given, as some servers write it); an EX address is an Exchange-internal X.500 name,
+/// never an email: the SMTP address is then taken from the Mailbox's other fields when one
+/// holds it, else the mailbox stays unresolved (empty `email`).
 fn parse_mailbox(el: &Element) -> Option<MailboxAddress> {
     let m = el.child(NS_T, "Mailbox")?;
-    Some(MailboxAddress {
-        name: text(m, "Name"),
-        email: text(m, "EmailAddress")?,
-    })
+    let name = text(m, "Name");
+    let address = m.child_text(NS_T, "EmailAddress").map(str::trim);
+    let routing = m.child_text(NS_T, "RoutingType").map(str::trim);
+    let smtp_routed = routing.is_none_or(|r| r.eq_ignore_ascii_case("SMTP"));
+    if address.is_none() && name.is_none() {
+        return None;
+    }
+    let email = address
+        .filter(|a| smtp_routed && !a.is_empty() && !a.starts_with('/'))
+        .or_else(|| {
+            [m.child_text(NS_T, "OriginalDisplayName"), name.as_deref()]
+                .into_iter()
+                .flatten()
+                .map(str::trim)
+                .find(|s| looks_like_smtp(s))
+        })
+        .unwrap_or_default()
+        .to_string();
+    Some(MailboxAddress { name, email })
 }
 
 fn parse_attendees(el: &Element, name: &str) -> Vec<Attendee> {

@@ -92,16 +92,19 @@ pub struct SalesforceField {
     pub updateable: bool,
 }
 
-/// Describe results recorded from a real org; the emulator serves the same files.
+/// Describe results recorded from a real org (published facts); the emulator serves the
+/// same files, kept beside it.
 fn describe_json(object: SalesforceObject) -> &'static str {
     match object {
         SalesforceObject::Contact => {
-            include_str!("../sandbox/salesforce/describe/describe_Contact.json")
+            include_str!("../../crates/emulators/src/salesforce/describe/describe_Contact.json")
         }
         SalesforceObject::Event => {
-            include_str!("../sandbox/salesforce/describe/describe_Event.json")
+            include_str!("../../crates/emulators/src/salesforce/describe/describe_Event.json")
         }
-        SalesforceObject::Lead => include_str!("../sandbox/salesforce/describe/describe_Lead.json"),
+        SalesforceObject::Lead => {
+            include_str!("../../crates/emulators/src/salesforce/describe/describe_Lead.json")
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use crate::common;
 
 use common::Scratch;
 use std::path::PathBuf;
-use tether::sandbox::salesforce::{Emulator, EmulatorOptions};
+use tether_emulators::salesforce::{Emulator, EmulatorOptions};
 
 fn config_for(url: &str, secret_ref: &str) -> String {
     format!(

@@ -15,13 +15,13 @@ use tether::engine::connector::{
 };
 use tether::engine::memory::{Faults, MemoryCrm, MemoryExchange};
 use tether::exchange::connector::EwsConnector;
-use tether::exchange::model::Item;
 use tether::model::{Contact, ObjectKind, Record};
 use tether::salesforce::connector::{SYNC_KEY_FIELD, SalesforceConnector};
 use tether::salesforce::{Auth, ClientOptions, SalesforceClient};
-use tether::sandbox::exchange::{Fault, RunningEmulator};
-use tether::sandbox::salesforce as sf_emu;
 use tether::secret::Secret;
+use tether_emulators::exchange::model::Item;
+use tether_emulators::exchange::{Fault, RunningEmulator};
+use tether_emulators::salesforce as sf_emu;
 
 fn contact(first: &str, last: &str, email: &str) -> Record {
     Record::Contact(
@@ -914,7 +914,8 @@ mail_contract! {
     contract_ews_mail: ews_mail() => [
         round_trip_of_every_mapped_field, the_change_feed_comes_in_pages,
         a_refused_cursor_is_told_and_a_full_read_deletes_nothing,
-        a_missing_folder_is_told_and_recreated, a_denied_rep_or_one_without_mailbox_fails_alone,
+        a_missing_folder_is_told_and_recreated,
+        a_denied_rep_or_one_without_mailbox_fails_alone,
         a_lost_create_answer_is_found_by_its_marker, throttling_is_honoured,
         a_batch_with_some_records_failing_answers_per_record,
     ],
@@ -1030,25 +1031,12 @@ impl MailWorld for EwsMail {
         512
     }
     fn delete_sync_folder(&self, rep: &Mailbox) {
-        // A hard delete of the folder and what it holds, made in the emulator's store.
+        // A hard delete (Shift+Delete in Outlook) of the folder and what it holds.
         let folder = self
             .emu
             .find_folder(&rep.address, "Salesforce_Sync")
             .expect("the folder exists");
-        let mut store = serde_json::to_value(self.emu.snapshot()).unwrap();
-        for mb in store["mailboxes"].as_array_mut().unwrap() {
-            if mb["smtp"] == rep.address.as_str() {
-                mb["folders"]
-                    .as_array_mut()
-                    .unwrap()
-                    .retain(|f| f["id"] != folder.as_str());
-                mb["items"]
-                    .as_object_mut()
-                    .unwrap()
-                    .retain(|_, i| i["folder"] != folder.as_str());
-            }
-        }
-        self.emu.restore(serde_json::from_value(store).unwrap());
+        assert!(self.emu.delete_folder(&rep.address, &folder, true));
     }
     fn refuse_next_cursor(&self) {
         self.emu.inject(Fault::InvalidSyncState);

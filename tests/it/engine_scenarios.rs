@@ -71,6 +71,32 @@ async fn the_salesforce_sync_folder_is_created_when_missing() {
 }
 
 #[tokio::test]
+async fn a_deleted_sync_folder_is_recreated_and_the_contacts_it_held_stay_in_salesforce() {
+    // Few contacts (under the empty-side guard) and many: the guard is not what keeps them.
+    for n in [2, 8] {
+        let mut w = World::new(config(both_contacts(), NONE), 1);
+        for i in 0..n {
+            w.ex.user_create(
+                &rep_mail(0),
+                Folder::SalesforceSyncContacts,
+                contact("A", &format!("One{i}"), &format!("a{i}@x.com")),
+            );
+        }
+        w.sync().await;
+        assert_eq!(w.sf_contacts().len(), n);
+        assert!(w.ex.user_delete_folder(&rep_mail(0), Folder::SalesforceSyncContacts));
+        let r = w.sync().await;
+        assert!(r.exec.failed.is_empty(), "{:?}", r.exec.failed);
+        assert!(r.read.rep_errors.is_empty(), "{:?}", r.read.rep_errors);
+        assert!(w.ex.folder_exists(&rep_mail(0), Folder::SalesforceSyncContacts));
+        // Unknown to Exchange now, not deleted: Salesforce keeps every one, then and after.
+        assert_eq!(w.sf_contacts().len(), n, "{n} contacts");
+        w.sync().await;
+        assert_eq!(w.sf_contacts().len(), n, "{n} contacts, a cycle later");
+    }
+}
+
+#[tokio::test]
 async fn a_deleted_contact_is_not_deleted_on_the_other_side() {
     let mut w = World::new(config(both_contacts(), NONE), 1);
     let ex_id = w.ex.user_create(

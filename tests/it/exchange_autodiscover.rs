@@ -91,8 +91,8 @@ async fn gives_up_after_the_hop_limit_with_a_clear_error() {
 
 async fn emulator_without_pox(
     clock: &tether::clock::ManualClock,
-) -> tether::sandbox::exchange::RunningEmulator {
-    use tether::sandbox::exchange::{Emulator, EmulatorOptions, ImpersonationScope};
+) -> tether_emulators::exchange::RunningEmulator {
+    use tether_emulators::exchange::{Emulator, EmulatorOptions, ImpersonationScope};
     let emu = Emulator::start(EmulatorOptions {
         clock: Some(Arc::new(clock.clone())),
         autodiscover_pox: false,

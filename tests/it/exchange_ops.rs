@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tether::exchange::model::{
-    Attendee, CalendarEvent, CalendarItemType, Contact, FreeBusy, Item, MailboxAddress,
+    Attendee, CalendarEvent, CalendarItemType, Contact, FreeBusy, ItemId, MailboxAddress,
     PROP_SALESFORCE_ID, Pattern, PhysicalAddress, RangeEnd, Recurrence, Sensitivity,
 };
 use tether::exchange::{Auth, ChangeKind, Endpoint, EwsClient, ExchangeOptions, FolderRef};
-use tether::sandbox::exchange::{Fault, ImpersonationScope};
 use tether::secret::Secret;
+use tether_emulators::exchange::model::Item as EmuItem;
+use tether_emulators::exchange::{Fault, ImpersonationScope};
 
 fn full_contact(n: usize) -> Contact {
     let mut c = Contact {
@@ -123,7 +124,7 @@ async fn sync_1300_changes_in_exactly_three_calls_then_incremental() {
     let client = client(&emu, &clock);
     let folder = client.ensure_sync_folder(CELIA).await.unwrap();
     for i in 0..1300 {
-        emu.put_contact(CELIA, &folder.id.id, full_contact(i))
+        emu.put_contact(CELIA, &folder.id.id, bridge(full_contact(i)))
             .unwrap();
     }
     let mut states = Vec::new();
@@ -160,7 +161,7 @@ async fn sync_1300_changes_in_exactly_three_calls_then_incremental() {
 
     // An edit and a delete come back as Update and Delete.
     emu.edit_item(CELIA, &ids[5].id, |i| {
-        if let Item::Contact(c) = i {
+        if let EmuItem::Contact(c) = i {
             c.job_title = Some("Countess".into());
         }
     })
@@ -209,7 +210,7 @@ async fn invalid_sync_state_restarts_from_scratch() {
     let client = client(&emu, &clock);
     let folder = client.ensure_sync_folder(CELIA).await.unwrap();
     for i in 0..3 {
-        emu.put_contact(CELIA, &folder.id.id, full_contact(i))
+        emu.put_contact(CELIA, &folder.id.id, bridge(full_contact(i)))
             .unwrap();
     }
     let first = client
@@ -400,7 +401,7 @@ async fn event_round_trip_time_zones_all_day_and_recurrence() {
         "Salesforce category"
     );
     assert!(!got[1].as_ref().unwrap().is_outlook_related());
-    let day = got[1].as_ref().unwrap().all_day_dates().unwrap();
+    let day = got[1].as_ref().unwrap().all_day_dates().unwrap().unwrap();
     assert_eq!(
         day,
         (
@@ -433,7 +434,7 @@ async fn event_round_trip_time_zones_all_day_and_recurrence() {
     assert!(after.is_all_day);
     assert_eq!((after.start, after.end), (changed.start, changed.end));
     assert_eq!(
-        after.all_day_dates().unwrap().0,
+        after.all_day_dates().unwrap().unwrap().0,
         NaiveDate::from_ymd_opt(2026, 1, 14).unwrap(),
         "all-day in Berlin time"
     );
@@ -456,7 +457,7 @@ async fn calendar_view_expands_series_with_exceptions_and_deletions() {
         start: NaiveDate::from_ymd_opt(2026, 1, 5).unwrap(),
         end: RangeEnd::Count(5),
     });
-    let master = emu.put_event(CELIA, daily).unwrap();
+    let master = emu.put_event(CELIA, bridge(daily)).unwrap();
     // Monthly on the 15th, no end; a single event; and one outside the window.
     let mut monthly = CalendarEvent::new(t("2026-01-15T14:00:00Z"), t("2026-01-15T15:00:00Z"));
     monthly.subject = Some("Monthly".into());
@@ -468,13 +469,13 @@ async fn calendar_view_expands_series_with_exceptions_and_deletions() {
         start: NaiveDate::from_ymd_opt(2026, 1, 15).unwrap(),
         end: RangeEnd::NoEnd,
     });
-    emu.put_event(CELIA, monthly).unwrap();
+    emu.put_event(CELIA, bridge(monthly)).unwrap();
     let mut single = CalendarEvent::new(t("2026-01-06T12:00:00Z"), t("2026-01-06T13:00:00Z"));
     single.subject = Some("Lunch".into());
-    emu.put_event(CELIA, single).unwrap();
+    emu.put_event(CELIA, bridge(single)).unwrap();
     let mut later = CalendarEvent::new(t("2026-06-01T12:00:00Z"), t("2026-06-01T13:00:00Z"));
     later.subject = Some("Later".into());
-    emu.put_event(CELIA, later).unwrap();
+    emu.put_event(CELIA, bridge(later)).unwrap();
 
     // Move Wednesday's occurrence, delete Thursday's.
     assert!(emu.modify_occurrence(
@@ -547,9 +548,10 @@ async fn stale_change_key_is_detected_and_resolved_by_refetching() {
     let emu = emulator(&clock, false).await;
     let client = client(&emu, &clock);
     let folder = client.ensure_sync_folder(CELIA).await.unwrap();
-    let id = emu
-        .put_contact(CELIA, &folder.id.id, full_contact(1))
-        .unwrap();
+    let id: ItemId = bridge(
+        emu.put_contact(CELIA, &folder.id.id, bridge(full_contact(1)))
+            .unwrap(),
+    );
     let mut ours = client
         .get_contacts(CELIA, std::slice::from_ref(&id))
         .await
@@ -558,7 +560,7 @@ async fn stale_change_key_is_detected_and_resolved_by_refetching() {
         .unwrap();
     // The rep edits the contact in Outlook after we read it.
     emu.edit_item(CELIA, &id.id, |i| {
-        if let Item::Contact(c) = i {
+        if let EmuItem::Contact(c) = i {
             c.department = Some("Sales Ops".into());
         }
     })
@@ -573,7 +575,7 @@ async fn stale_change_key_is_detected_and_resolved_by_refetching() {
     assert_eq!(err.code, "ErrorIrresolvableConflict");
     // Nothing was overwritten.
     match emu.item(CELIA, &id.id).unwrap() {
-        Item::Contact(c) => {
+        EmuItem::Contact(c) => {
             assert_eq!(c.department.as_deref(), Some("Sales Ops"));
             assert_eq!(c.job_title.as_deref(), Some("Mathematician"));
         }
@@ -593,7 +595,7 @@ async fn stale_change_key_is_detected_and_resolved_by_refetching() {
         .unwrap();
     assert!(ok[0].is_ok());
     match emu.item(CELIA, &id.id).unwrap() {
-        Item::Contact(c) => {
+        EmuItem::Contact(c) => {
             assert_eq!(c.department.as_deref(), Some("Sales Ops"));
             assert_eq!(c.job_title.as_deref(), Some("Engineer"));
         }
@@ -870,7 +872,7 @@ async fn dropped_connection_is_retried() {
 async fn concurrency_limit_answers_server_busy_and_client_gives_up_bounded() {
     let clock = clock();
     let emu =
-        tether::sandbox::exchange::Emulator::start(tether::sandbox::exchange::EmulatorOptions {
+        tether_emulators::exchange::Emulator::start(tether_emulators::exchange::EmulatorOptions {
             clock: Some(Arc::new(clock.clone())),
             max_concurrency: 0,
             back_off_ms: 1_234,
@@ -896,12 +898,14 @@ async fn concurrency_limit_answers_server_busy_and_client_gives_up_bounded() {
 async fn deterministic_mode_gives_the_same_ids_and_times() {
     let mut runs = Vec::new();
     for _ in 0..2 {
-        let emu = tether::sandbox::exchange::Emulator::start(Default::default())
+        let emu = tether_emulators::exchange::Emulator::start(Default::default())
             .await
             .unwrap();
         emu.add_mailbox(CELIA, None);
         let folder = emu.folder_id(CELIA, "contacts").unwrap();
-        let id = emu.put_contact(CELIA, &folder, full_contact(1)).unwrap();
+        let id = emu
+            .put_contact(CELIA, &folder, bridge(full_contact(1)))
+            .unwrap();
         let item = emu.item(CELIA, &id.id).unwrap();
         runs.push((folder, id, item));
     }
@@ -1010,7 +1014,7 @@ async fn times_without_offset_follow_the_time_zone_context() {
 async fn concurrency_beyond_the_limit_is_throttled_per_account() {
     let clock = clock();
     let emu =
-        tether::sandbox::exchange::Emulator::start(tether::sandbox::exchange::EmulatorOptions {
+        tether_emulators::exchange::Emulator::start(tether_emulators::exchange::EmulatorOptions {
             clock: Some(Arc::new(clock.clone())),
             max_concurrency: 2,
             latency: Some(Duration::from_millis(800)),
@@ -1065,9 +1069,10 @@ async fn conflict_resolution_modes() {
         .ensure_sync_folder(CELIA)
         .await
         .unwrap();
-    let id = emu
-        .put_contact(CELIA, &folder.id.id, full_contact(1))
-        .unwrap();
+    let id: ItemId = bridge(
+        emu.put_contact(CELIA, &folder.id.id, bridge(full_contact(1)))
+            .unwrap(),
+    );
     for (mode, ok) in [
         (ConflictResolution::NeverOverwrite, false),
         (ConflictResolution::AutoResolve, true),

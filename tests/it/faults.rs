@@ -18,8 +18,8 @@ use cli_world::{ErrorRow, Side, Tally, World};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
-use tether::sandbox::exchange::{Fault, ImpersonationScope};
-use tether::sandbox::salesforce::{KindFault, RecordError};
+use tether_emulators::exchange::{Fault, ImpersonationScope};
+use tether_emulators::salesforce::{KindFault, RecordError};
 
 /// Reps, and records of each kind (contact/event × Exchange/Salesforce) per rep.
 const REPS: usize = 2;

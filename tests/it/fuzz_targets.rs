@@ -344,7 +344,7 @@ async fn ews_seeds() {
         Attendee, CalendarEvent, Contact, MailboxAddress, PROP_SALESFORCE_ID, Pattern, RangeEnd,
         Recurrence,
     };
-    use tether::sandbox::exchange::Fault;
+    use tether_emulators::exchange::Fault;
 
     let clock = clock();
     let emu = emulator(&clock, false).await;
@@ -503,7 +503,7 @@ async fn ews_seeds() {
     emu.add_app(
         "app-id",
         "app-secret",
-        tether::sandbox::exchange::ImpersonationScope::All,
+        tether_emulators::exchange::ImpersonationScope::All,
     );
     for (name, secret) in [
         ("token.json", "app-secret"),
@@ -529,7 +529,7 @@ async fn ews_seeds() {
 
 async fn salesforce_seeds() {
     use serde_json::json;
-    use tether::sandbox::salesforce::{Emulator, EmulatorOptions};
+    use tether_emulators::salesforce::{Emulator, EmulatorOptions};
 
     let emu = Emulator::start(EmulatorOptions::deterministic())
         .await

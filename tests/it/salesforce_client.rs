@@ -9,10 +9,10 @@ use tether::salesforce::{
     Auth, CallKind, ClientOptions, DeleteDetection, FieldUse, RecordOutcome, SalesforceClient,
     SfError,
 };
-use tether::sandbox::salesforce::{
+use tether::secret::Secret;
+use tether_emulators::salesforce::{
     Emulator, EmulatorOptions, RecordError, RunningEmulator, deterministic_epoch,
 };
-use tether::secret::Secret;
 use url::Url;
 
 // TEST-ONLY key pairs (tests/fixtures/README.md).
@@ -1156,7 +1156,7 @@ async fn junk_json_on_a_read_is_retried() {
 
 #[tokio::test]
 async fn token_endpoint_429_is_throttling_not_bad_credentials() {
-    use tether::sandbox::salesforce::KindFault;
+    use tether_emulators::salesforce::KindFault;
     let env = env().await;
     let c = env.client();
     // Throttled twice, then served: signed in after the back-off.

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use tether::clock::{Clock, ManualClock};
 use tether::salesforce::ids;
-use tether::sandbox::salesforce::{
+use tether_emulators::salesforce::{
     Emulator, EmulatorOptions, RunningEmulator, deterministic_epoch,
 };
 
@@ -1360,7 +1360,7 @@ async fn unique_values_are_held_by_live_records_only() {
     let h = emu.handle();
     let key = "Tether_Sync_Key__c";
     let dup =
-        |r: Result<String, tether::sandbox::salesforce::RecordError>| r.map_err(|e| e.status_code);
+        |r: Result<String, tether_emulators::salesforce::RecordError>| r.map_err(|e| e.status_code);
     let a = h
         .insert("Contact", json!({"LastName": "A", key: "k1"}))
         .unwrap();
@@ -1445,7 +1445,7 @@ async fn a_blocking_duplicate_rule_answers_duplicates_detected_with_the_matches(
 
 #[tokio::test]
 async fn a_create_whose_answer_breaks_off_was_still_made() {
-    use tether::sandbox::salesforce::KindFault;
+    use tether_emulators::salesforce::KindFault;
     let t = start().await;
     t.emu
         .handle()

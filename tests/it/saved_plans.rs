@@ -8,7 +8,7 @@ use crate::emulated;
 
 use emulated::*;
 use serde_json::{Value, json};
-use tether::sandbox::salesforce;
+use tether_emulators::salesforce;
 
 const REP: &str = "celia.kung@corp.com";
 const OTHER: &str = "omar.reyes@corp.com";
@@ -81,7 +81,7 @@ fn exchange_titles(org: &Org) -> Vec<(String, String)> {
         .items(REP, &folder)
         .into_iter()
         .filter_map(|i| match i {
-            tether::exchange::model::Item::Contact(c) => Some((
+            tether_emulators::exchange::model::Item::Contact(c) => Some((
                 c.surname.clone().unwrap_or_default(),
                 c.job_title.clone().unwrap_or_default(),
             )),
@@ -307,7 +307,9 @@ async fn records_changed_after_the_plan_are_left_for_the_next_plan() {
         .items(REP, &folder)
         .into_iter()
         .find_map(|i| match i {
-            tether::exchange::model::Item::Contact(c) if c.surname.as_deref() == Some("Dunn") => {
+            tether_emulators::exchange::model::Item::Contact(c)
+                if c.surname.as_deref() == Some("Dunn") =>
+            {
                 c.item_id
             }
             _ => None,
@@ -315,7 +317,7 @@ async fn records_changed_after_the_plan_are_left_for_the_next_plan() {
         .unwrap();
     s.ews
         .edit_item(REP, &dunn.id, |i| {
-            if let tether::exchange::model::Item::Contact(c) = i {
+            if let tether_emulators::exchange::model::Item::Contact(c) = i {
                 c.job_title = Some("Partner".into());
             }
         })
@@ -503,7 +505,7 @@ fn exchange_events(org: &Org) -> usize {
     org.ews
         .items(REP, &folder)
         .into_iter()
-        .filter(|i| matches!(i, tether::exchange::model::Item::Event(_)))
+        .filter(|i| matches!(i, tether_emulators::exchange::model::Item::Event(_)))
         .count()
 }
 

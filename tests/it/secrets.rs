@@ -14,9 +14,9 @@ use crate::emulated::{self, ONE_REP_SYNC, REP};
 use common::{Output, Scratch, tether_with_env};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use tether::sandbox::exchange::{self, ImpersonationScope};
-use tether::sandbox::salesforce;
 use tether::secret::Secret;
+use tether_emulators::exchange::{self, ImpersonationScope};
+use tether_emulators::salesforce;
 
 const EWS_APP: &str = "0b1e2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 // TEST-ONLY key pair (tests/fixtures/README.md).
@@ -398,7 +398,7 @@ async fn no_password_or_client_secret_leaks_from_any_command() {
     let wrong_password = unique("Wrong-Pa55w0rd");
     let sf_secret = unique("sf-client-secret");
     let mut options = salesforce::EmulatorOptions::default();
-    options.app.client_secret = Secret::new(sf_secret.clone());
+    options.app.client_secret = tether_emulators::secret::Secret::new(sf_secret.clone());
     let (ews, sf, contact) = emulators(
         |ews| ews.add_service_account(SVC, &password, sales()),
         options,

@@ -64,7 +64,7 @@ async fn refused_by_every_command(w: &World, expect: &[&str]) {
 async fn a_second_apply_while_one_runs_is_refused_at_once_and_the_first_completes() {
     let mut w = World::start_with(
         2,
-        tether::sandbox::exchange::EmulatorOptions {
+        tether_emulators::exchange::EmulatorOptions {
             latency: Some(Duration::from_millis(30)),
             ..Default::default()
         },

@@ -8,7 +8,7 @@ use crate::emulated;
 
 use emulated::*;
 use serde_json::json;
-use tether::sandbox::salesforce;
+use tether_emulators::salesforce;
 
 const REP: &str = "celia.kung@corp.com";
 /// A mailbox in the Finance department: outside the service account's Sales scope.

@@ -7,7 +7,7 @@ use crate::emulated;
 
 use common::Output;
 use emulated::*;
-use tether::sandbox::salesforce;
+use tether_emulators::salesforce;
 
 async fn setup() -> Org {
     setup_with(salesforce::EmulatorOptions::default()).await

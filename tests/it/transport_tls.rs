@@ -11,9 +11,9 @@ use crate::emulated::{self, ONE_REP_SYNC, REP};
 use common::{Output, Scratch, tether_with_env};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use std::time::{Duration, Instant};
-use tether::sandbox::exchange::{self, ImpersonationScope};
-use tether::sandbox::salesforce;
-use tether::sandbox::tls::TlsIdentity;
+use tether_emulators::exchange::{self, ImpersonationScope};
+use tether_emulators::salesforce;
+use tether_emulators::tls::TlsIdentity;
 
 /// A private CA: its certificate (PEM) and what it takes to sign server certificates.
 struct Ca {

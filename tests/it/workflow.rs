@@ -10,7 +10,7 @@ use crate::reliability_doc;
 
 use emulated::*;
 use serde_json::json;
-use tether::sandbox::salesforce;
+use tether_emulators::salesforce;
 
 const REP: &str = "celia.kung@corp.com";
 
@@ -260,7 +260,7 @@ async fn status_errors_and_reset_report_and_relink_without_duplicates() {
     s.ews.put_contact(
         REP,
         &folder,
-        tether::exchange::model::Contact {
+        tether_emulators::exchange::model::Contact {
             given_name: Some("Rex".into()),
             surname: Some("Reject".into()),
             emails: [Some("rex@customer.com".into()), None, None],
@@ -423,7 +423,7 @@ async fn sigterm_mid_sync_finishes_the_batch_in_flight_and_the_next_run_converge
     // and object) take a while.
     let mut w = World::start_with(
         6,
-        tether::sandbox::exchange::EmulatorOptions {
+        tether_emulators::exchange::EmulatorOptions {
             latency: Some(std::time::Duration::from_millis(40)),
             ..Default::default()
         },
@@ -629,7 +629,7 @@ fn outlook_contact(s: &Org, first: &str, last: &str, company: &str) {
     s.ews.put_contact(
         REP,
         &folder,
-        tether::exchange::model::Contact {
+        tether_emulators::exchange::model::Contact {
             given_name: Some(first.into()),
             surname: Some(last.into()),
             company_name: Some(company.into()),

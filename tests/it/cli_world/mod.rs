@@ -15,8 +15,8 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use tether::exchange::model::{CalendarEvent, Contact, Item};
-use tether::sandbox::{exchange, salesforce};
+use tether_emulators::exchange::model::{CalendarEvent, Contact, Item};
+use tether_emulators::{exchange, salesforce};
 
 use crate::emulated::{PASSWORD, SF_SECRET};
 

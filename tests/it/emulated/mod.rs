@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use crate::common::{Output, Scratch, tether_with_env};
-use tether::sandbox::exchange::{self, ImpersonationScope};
-use tether::sandbox::salesforce;
+use tether_emulators::exchange::{self, ImpersonationScope};
+use tether_emulators::salesforce;
 
 pub use crate::common::{PASSWORD, SF_CLIENT_ID, SF_SECRET, SVC};
 

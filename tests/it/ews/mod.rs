@@ -7,8 +7,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tether::clock::ManualClock;
 use tether::exchange::{Auth, Endpoint, EwsClient, ExchangeOptions};
-use tether::sandbox::exchange::{Emulator, EmulatorOptions, ImpersonationScope, RunningEmulator};
 use tether::secret::Secret;
+use tether_emulators::exchange::{Emulator, EmulatorOptions, ImpersonationScope, RunningEmulator};
+
+/// The emulator keeps its own store model (it shares no code with the client it judges);
+/// both name their fields alike, so a test builds a value once and hands the other side
+/// serde's copy of it.
+pub fn bridge<T: serde::Serialize, U: serde::de::DeserializeOwned>(value: T) -> U {
+    serde_json::from_value(serde_json::to_value(value).expect("serializable"))
+        .expect("the emulator's model takes the client's fields")
+}
 
 pub use crate::common::{PASSWORD, SVC};
 pub const CELIA: &str = "celia.kung@corp.com";

@@ -594,7 +594,7 @@ fn local(zone: Tz, day: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::seed;
+    use crate::seed;
 
     fn shape(seed: u64) -> Shape {
         Shape {

@@ -272,6 +272,9 @@ impl Emu {
         self.counter = snapshot.counter;
         self.seq = snapshot.seq;
         self.mailboxes = snapshot.mailboxes;
+        for i in 0..self.mailboxes.len() {
+            self.add_root_and_deleted_items(i);
+        }
     }
 
     pub fn new(seed: u64) -> Self {
@@ -382,6 +385,136 @@ impl Emu {
             folders,
             items: BTreeMap::new(),
         });
+        self.add_root_and_deleted_items(self.mailboxes.len() - 1);
+    }
+
+    /// The mailbox root above the message folder root, and Deleted Items, where a mailbox
+    /// lacks them (created after the other folders, so those keep the ids they always had;
+    /// snapshots saved before these folders existed get them on restore).
+    fn add_root_and_deleted_items(&mut self, mailbox: usize) {
+        let Some(top) = self.mailboxes[mailbox]
+            .distinguished("msgfolderroot")
+            .map(|f| f.id.clone())
+        else {
+            return;
+        };
+        if self.mailboxes[mailbox].distinguished("root").is_none() {
+            let root = Folder {
+                id: self.new_id("root"),
+                change_key: self.new_change_key(),
+                parent: None,
+                class: "IPF.Note".into(),
+                name: "Root".into(),
+                distinguished: Some("root".into()),
+                tombstones: Vec::new(),
+            };
+            let mb = &mut self.mailboxes[mailbox];
+            if let Some(f) = mb.folders.iter_mut().find(|f| f.id == top) {
+                f.parent = Some(root.id.clone());
+            }
+            mb.folders.push(root);
+        }
+        if self.mailboxes[mailbox]
+            .distinguished("deleteditems")
+            .is_none()
+        {
+            let bin = Folder {
+                id: self.new_id("deleteditems"),
+                change_key: self.new_change_key(),
+                parent: Some(top),
+                class: "IPF.Note".into(),
+                name: "Deleted Items".into(),
+                distinguished: Some("deleteditems".into()),
+                tombstones: Vec::new(),
+            };
+            self.mailboxes[mailbox].folders.push(bin);
+        }
+    }
+
+    /// Moves an item to another folder. Exchange's item ids name the item in its folder, so
+    /// the moved item answers to a new id (as MoveItem returns one) and the old id names no
+    /// item; it leaves the old folder's sync (a Delete there) and arrives in the new one's (a
+    /// Create). Folders, unlike items, keep their ids when moved.
+    pub fn move_item(&mut self, smtp: &str, id: &str, to: &str) -> EmuResult<ItemId> {
+        let seq = self.next_seq();
+        let ck = self.new_change_key();
+        let new_id = self.new_id("itm");
+        let mb = self.mailbox_mut(smtp)?;
+        if mb.folder(to).is_none() {
+            return err(
+                "ErrorFolderNotFound",
+                "The specified folder could not be found in the store.",
+            );
+        }
+        let Some(mut stored) = mb.items.remove(id) else {
+            return err(
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            );
+        };
+        let from = std::mem::replace(&mut stored.folder, to.to_string());
+        stored.id = new_id.clone();
+        stored.change_key = ck.clone();
+        stored.created_seq = seq;
+        stored.seq = seq;
+        mb.items.insert(new_id.clone(), stored);
+        if let Some(f) = mb.folders.iter_mut().find(|f| f.id == from) {
+            f.tombstones.push((seq, id.to_string()));
+        }
+        Ok(ItemId::new(new_id, Some(ck)))
+    }
+
+    /// Deletes a folder: moved under Deleted Items with its id and contents, or (`hard`)
+    /// removed with its subfolders and items. Distinguished folders cannot be deleted.
+    pub fn delete_folder(&mut self, smtp: &str, id: &str, hard: bool) -> EmuResult<()> {
+        let ck = self.new_change_key();
+        let mb = self.mailbox_mut(smtp)?;
+        let Some(folder) = mb.folder(id) else {
+            return err(
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            );
+        };
+        if folder.distinguished.is_some() {
+            return err(
+                "ErrorDeleteDistinguishedFolder",
+                "Distinguished folders cannot be deleted.",
+            );
+        }
+        let deleted_items = mb.distinguished("deleteditems").map(|f| f.id.clone());
+        let already_deleted = folder.parent == deleted_items;
+        match deleted_items {
+            Some(bin) if !hard && !already_deleted => {
+                if let Some(f) = mb.folders.iter_mut().find(|f| f.id == id) {
+                    f.parent = Some(bin);
+                    f.change_key = ck;
+                }
+            }
+            // Every mailbox has Deleted Items (restore adds it): never a silent hard delete.
+            None if !hard => {
+                return err(
+                    "ErrorFolderNotFound",
+                    "The mailbox has no Deleted Items folder.",
+                );
+            }
+            _ => {
+                let mut gone = vec![id.to_string()];
+                let mut i = 0;
+                while i < gone.len() {
+                    let parent = gone[i].clone();
+                    gone.extend(
+                        mb.folders
+                            .iter()
+                            .filter(|f| f.parent.as_deref() == Some(&parent))
+                            .map(|f| f.id.clone()),
+                    );
+                    i += 1;
+                }
+                mb.folders.retain(|f| !gone.contains(&f.id));
+                mb.items.retain(|_, item| !gone.contains(&item.folder));
+            }
+        }
+        Ok(())
     }
 
     pub fn create_folder(
@@ -396,8 +529,8 @@ impl Emu {
         let mb = self.mailbox_mut(smtp)?;
         if mb.folder(parent).is_none() {
             return err(
-                "ErrorFolderNotFound",
-                "The specified folder could not be found in the store.",
+                "ErrorParentFolderNotFound",
+                "The parent folder could not be found in the store.",
             );
         }
         if mb
@@ -608,5 +741,30 @@ mod tests {
         let l = ImpersonationScope::List(vec!["A@x.com".into()]);
         assert!(l.allows("a@x.com", None));
         assert!(!l.allows("b@x.com", None));
+    }
+
+    #[test]
+    fn a_snapshot_saved_before_root_and_deleted_items_existed_gets_them_on_restore() {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let mut emu = Emu::new(1);
+        emu.add_mailbox("rep@corp.example", None, now);
+        let mut old = emu.snapshot();
+        for mb in &mut old.mailboxes {
+            mb.folders
+                .retain(|f| !matches!(f.distinguished.as_deref(), Some("root" | "deleteditems")));
+            for f in &mut mb.folders {
+                if f.distinguished.as_deref() == Some("msgfolderroot") {
+                    f.parent = None;
+                }
+            }
+        }
+        let mut restored = Emu::new(1);
+        restored.restore(old);
+        let mb = restored.mailbox("rep@corp.example").unwrap();
+        let root = mb.distinguished("root").expect("root").id.clone();
+        let top = mb.distinguished("msgfolderroot").unwrap();
+        assert_eq!(top.parent.as_deref(), Some(root.as_str()));
+        let bin = mb.distinguished("deleteditems").expect("Deleted Items");
+        assert_eq!(bin.parent.as_deref(), Some(top.id.as_str()));
     }
 }

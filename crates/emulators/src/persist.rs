@@ -110,7 +110,7 @@ pub fn load(dir: &Path) -> Result<Option<Saved>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::seed;
+    use crate::seed;
 
     const SHAPE: Shape = Shape {
         reps: 3,

@@ -6,15 +6,18 @@
 //! validate them against the official schema, and with `schema` set it validates each
 //! request body with xmllint and answers ErrorSchemaValidation, as a real server does.
 
+pub mod model;
 mod ops;
+pub mod soap;
 mod state;
+pub mod tz;
+pub mod xml;
 
 pub use state::{Fault, ImpersonationScope, Snapshot};
 
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::exchange::model::{CalendarEvent, Contact, Item, ItemId};
-use crate::exchange::soap;
-use crate::exchange::xml::{self, Limits, NS_SOAP, NS_T};
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Form, State};
@@ -27,6 +30,7 @@ use state::{Emu, Principal};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use xml::{Limits, NS_SOAP, NS_T};
 
 /// How to start the emulator.
 #[derive(Clone)]
@@ -55,7 +59,7 @@ pub struct EmulatorOptions {
     /// Time each EWS request takes (real time), to exercise concurrency limits.
     pub latency: Option<std::time::Duration>,
     /// Serve https with this certificate instead of plain http.
-    pub tls: Option<crate::sandbox::tls::TlsIdentity>,
+    pub tls: Option<crate::tls::TlsIdentity>,
 }
 
 impl Default for EmulatorOptions {
@@ -122,14 +126,10 @@ impl Emulator {
         } else {
             clock.now().timestamp_nanos_opt().unwrap_or(7) as u64
         };
-        let tls =
-            crate::sandbox::tls::config(options.tls.as_ref()).map_err(std::io::Error::other)?;
+        let tls = crate::tls::config(options.tls.as_ref()).map_err(std::io::Error::other)?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
-        let base = format!(
-            "{}://{addr}",
-            crate::sandbox::tls::scheme(options.tls.as_ref())
-        );
+        let base = format!("{}://{addr}", crate::tls::scheme(options.tls.as_ref()));
         let shared = Shared {
             emu: Arc::new(Mutex::new(Emu::new(seed))),
             clock,
@@ -161,7 +161,7 @@ impl Emulator {
             .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
             .with_state(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(crate::sandbox::tls::serve(listener, app, tls, async {
+        tokio::spawn(crate::tls::serve(listener, app, tls, async {
             let _ = rx.await;
         }));
         Ok(RunningEmulator {
@@ -224,7 +224,8 @@ impl RunningEmulator {
         });
     }
 
-    /// A mailbox with its default folders (root, Contacts, Calendar).
+    /// A mailbox with its default folders (root, msgfolderroot, Contacts, Calendar, Inbox,
+    /// Deleted Items).
     pub fn add_mailbox(&self, smtp: &str, department: Option<&str>) {
         let now = self.shared.clock.now();
         self.lock().add_mailbox(smtp, department, now);
@@ -249,6 +250,18 @@ impl RunningEmulator {
         class: &str,
     ) -> Option<String> {
         self.lock().create_folder(smtp, parent_id, name, class).ok()
+    }
+
+    /// Deletes a folder as a user would in Outlook: moved under Deleted Items with its id
+    /// and contents, or with `hard` (Shift+Delete) removed with everything in it.
+    pub fn delete_folder(&self, smtp: &str, folder_id: &str, hard: bool) -> bool {
+        self.lock().delete_folder(smtp, folder_id, hard).is_ok()
+    }
+
+    /// The id of a folder's parent (None for the mailbox root or an unknown folder).
+    pub fn folder_parent(&self, smtp: &str, folder_id: &str) -> Option<String> {
+        let emu = self.lock();
+        emu.mailbox(smtp)?.folder(folder_id)?.parent.clone()
     }
 
     /// The id of a folder by display name (any parent).

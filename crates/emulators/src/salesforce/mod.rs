@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), String> {
-//! use tether::sandbox::salesforce::{Emulator, EmulatorOptions};
+//! use tether_emulators::salesforce::{Emulator, EmulatorOptions};
 //! let emu = Emulator::start(EmulatorOptions::deterministic()).await?;
 //! let contact = emu.handle().insert("Contact", serde_json::json!({"LastName": "Kung"}));
 //! # let _ = (emu.url(), contact); Ok(()) }
@@ -16,6 +16,7 @@
 //! (EventRelation's), the emulator answers FIELD_INTEGRITY_EXCEPTION, saying which rule.
 
 mod cert;
+pub mod ids;
 pub mod schema;
 mod server;
 pub mod sharing;
@@ -23,7 +24,6 @@ pub mod soql;
 pub mod store;
 
 use crate::clock::{Clock, ManualClock, SystemClock};
-use crate::salesforce::ids;
 use crate::secret::Secret;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -68,7 +68,7 @@ pub struct EmulatorOptions {
     /// The admin ran tether's setup step: Contact and Event have `Tether_Sync_Key__c`.
     pub sync_key_field: bool,
     /// Serve https with this certificate instead of plain http.
-    pub tls: Option<crate::sandbox::tls::TlsIdentity>,
+    pub tls: Option<crate::tls::TlsIdentity>,
 }
 
 impl Default for EmulatorOptions {
@@ -214,7 +214,7 @@ pub struct Emulator;
 
 impl Emulator {
     pub async fn start(options: EmulatorOptions) -> Result<RunningEmulator, String> {
-        let tls = crate::sandbox::tls::config(options.tls.as_ref())
+        let tls = crate::tls::config(options.tls.as_ref())
             .map_err(|e| format!("salesforce emulator: {e}"))?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
             .await
@@ -227,10 +227,7 @@ impl Emulator {
         let addr = listener
             .local_addr()
             .map_err(|e| format!("salesforce emulator: {e}"))?;
-        let base_url = format!(
-            "{}://{addr}",
-            crate::sandbox::tls::scheme(options.tls.as_ref())
-        );
+        let base_url = format!("{}://{addr}", crate::tls::scheme(options.tls.as_ref()));
         let mut store = Store::new(options.id_seed);
         if !options.sync_key_field {
             store.catalog = schema::Catalog::load_with(false);
@@ -290,7 +287,7 @@ impl Emulator {
         });
         let app = server::router(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(crate::sandbox::tls::serve(listener, app, tls, async {
+        let task = tokio::spawn(crate::tls::serve(listener, app, tls, async {
             let _ = rx.await;
         }));
         Ok(RunningEmulator {

@@ -5,7 +5,7 @@ use super::state::{
 };
 use super::{Shared, authenticate, unauthorized};
 use crate::exchange::model::{
-    self, ADDRESS_KEYS, CalendarEvent, Contact, EMAIL_KEYS, Item, ItemId, Mode, PHONE_KEYS,
+    self, ADDRESS_KEYS, CalendarEvent, Contact, EMAIL_KEYS, Item, ItemId, PHONE_KEYS, Shape,
     parse_datetime,
 };
 use crate::exchange::soap::write_message_head;
@@ -89,6 +89,7 @@ pub(crate) fn dispatch(
         "CreateItem" => create_item(&mut emu, mailbox, op, now),
         "UpdateItem" => update_item(&mut emu, mailbox, op, now),
         "DeleteItem" => delete_item(&mut emu, mailbox, op),
+        "DeleteFolder" => delete_folder(&mut emu, mailbox, op),
         other => err(
             "ErrorInvalidRequest",
             &format!("The operation {other} is not supported by this server."),
@@ -173,11 +174,12 @@ fn get_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
                 write_folder(&mut w, mb, f);
                 w.close().close();
             }
+            // Exchange answers a folder id that names no folder with the generic code.
             None => error_message(
                 &mut w,
                 "m:GetFolderResponseMessage",
-                "ErrorFolderNotFound",
-                "The specified folder could not be found in the store.",
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
             ),
         }
     }
@@ -197,6 +199,12 @@ fn find_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
         .and_then(|eq| eq.path(&[(NS_T, "FieldURIOrConstant"), (NS_T, "Constant")]))
         .and_then(|c| c.attr("Value"))
         .map(str::to_string);
+    if op.child(NS_M, "Restriction").is_some() && name_eq.is_none() {
+        return err(
+            "ErrorUnsupportedQueryFilter",
+            "This server supports FindFolder restrictions of IsEqualTo on folder:DisplayName only.",
+        );
+    }
     let parents = op.child(NS_M, "ParentFolderIds").ok_or((
         "ErrorSchemaValidation".to_string(),
         "ParentFolderIds missing".to_string(),
@@ -280,8 +288,8 @@ fn create_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String
         let result = match &parent {
             Some(p) => emu.create_folder(mailbox, p, &name, &class),
             None => err(
-                "ErrorFolderNotFound",
-                "The specified folder could not be found in the store.",
+                "ErrorParentFolderNotFound",
+                "The parent folder could not be found in the store.",
             ),
         };
         match result {
@@ -344,22 +352,45 @@ fn requested_extended(op: &Element) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// True for IdOnly without AdditionalProperties: the answer carries ids only.
-fn ids_only(op: &Element) -> bool {
-    let shape = op.child(NS_M, "ItemShape");
-    let base = shape
-        .and_then(|s| s.child(NS_T, "BaseShape"))
-        .map(|b| b.text.trim().to_string());
-    let extra = shape
-        .and_then(|s| s.child(NS_T, "AdditionalProperties"))
-        .is_some_and(|a| !a.children.is_empty());
-    base.as_deref() == Some("IdOnly") && !extra
+/// The properties the request's ItemShape names: None for BaseShape Default and
+/// AllProperties (every modeled property), the AdditionalProperties for IdOnly (the item id
+/// always comes back; IdOnly alone returns nothing else).
+fn requested_fields(op: &Element) -> Option<BTreeSet<String>> {
+    let shape = op.child(NS_M, "ItemShape")?;
+    if shape.child_text(NS_T, "BaseShape").map(str::trim) != Some("IdOnly") {
+        return None;
+    }
+    let mut fields = BTreeSet::new();
+    for p in shape
+        .child(NS_T, "AdditionalProperties")
+        .map(|a| a.children.as_slice())
+        .unwrap_or_default()
+    {
+        let uri = p.attr("FieldURI");
+        match (p.name.as_str(), uri, p.attr("FieldIndex")) {
+            ("FieldURI", Some(uri), _) => {
+                fields.insert(uri.to_string());
+            }
+            ("IndexedFieldURI", Some(uri), Some(index)) => {
+                fields.insert(format!("{uri}/{index}"));
+            }
+            _ => {}
+        }
+    }
+    Some(fields)
 }
 
-/// Writes an item as a response would, keeping only the requested extended properties and,
-/// for FindItem/SyncFolderItems, leaving out what those operations cannot return (Body,
-/// attendees, recurrence).
-fn write_item(w: &mut Writer, item: &Item, ext: &BTreeSet<String>, full: bool) {
+/// Writes an item as a response would, with the requested properties and extended
+/// properties and, for FindItem/SyncFolderItems, leaving out what those operations cannot
+/// return (Body, attendees, recurrence).
+fn write_item(
+    w: &mut Writer,
+    item: &Item,
+    fields: Option<&BTreeSet<String>>,
+    ext: &BTreeSet<String>,
+    full: bool,
+) {
+    let shape = fields.map_or(Shape::All, Shape::Only);
     match item {
         Item::Contact(c) => {
             let mut c = (**c).clone();
@@ -367,7 +398,7 @@ fn write_item(w: &mut Writer, item: &Item, ext: &BTreeSet<String>, full: bool) {
             if !full {
                 c.notes = None;
             }
-            model::write_contact(w, &c, Mode::Response);
+            model::write_contact(w, &c, shape);
         }
         Item::Event(e) => {
             let mut e = (**e).clone();
@@ -380,7 +411,7 @@ fn write_item(w: &mut Writer, item: &Item, ext: &BTreeSet<String>, full: bool) {
                 e.modified_occurrences.clear();
                 e.deleted_occurrences.clear();
             }
-            model::write_event(w, &e, Mode::Response);
+            model::write_event(w, &e, shape);
         }
         Item::Other(id) => {
             w.open("t:Item", &[]);
@@ -390,14 +421,6 @@ fn write_item(w: &mut Writer, item: &Item, ext: &BTreeSet<String>, full: bool) {
             w.close();
         }
     }
-}
-
-fn write_id_only(w: &mut Writer, item: &Item) {
-    w.open(item_element_name(item), &[]);
-    if let Some(id) = item.item_id() {
-        id.write(w, "t:ItemId");
-    }
-    w.close();
 }
 
 fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
@@ -421,7 +444,7 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
             "ErrorSchemaValidation".to_string(),
             "MaxChangesReturned must be between 1 and 512.".to_string(),
         ))?;
-    let id_only = ids_only(op);
+    let fields = requested_fields(op);
     let ext = requested_extended(op);
     let mut w = Writer::new();
     w.open("m:SyncFolderItemsResponse", &[])
@@ -430,8 +453,8 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
         error_message(
             &mut w,
             "m:SyncFolderItemsResponseMessage",
-            "ErrorFolderNotFound",
-            "The specified folder could not be found in the store.",
+            "ErrorSyncFolderNotFound",
+            "The synchronization folder could not be found.",
         );
         return Ok(w.finish());
     };
@@ -464,7 +487,8 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
         .filter(|i| i.folder == folder && i.seq > since)
         .map(|i| (i.seq, Change::Upsert(i)))
         .collect();
-    if let Some(f) = mb.folder(&folder) {
+    // Without a SyncState the answer lists what the folder holds now, all as Creates.
+    if let Some(f) = mb.folder(&folder).filter(|_| since > 0) {
         changes.extend(
             f.tombstones
                 .iter()
@@ -497,11 +521,7 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
                 };
                 w.open(tag, &[]);
                 let item = i.current();
-                if id_only {
-                    write_id_only(&mut w, &item);
-                } else {
-                    write_item(&mut w, &item, &ext, false);
-                }
+                write_item(&mut w, &item, fields.as_ref(), &ext, false);
                 w.close();
             }
             Change::Delete(id) => {
@@ -571,7 +591,7 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
         .child(NS_M, "ParentFolderIds")
         .and_then(|p| folder_ref(mb, p));
     let ext = requested_extended(op);
-    let id_only = ids_only(op);
+    let fields = requested_fields(op);
     let mut w = Writer::new();
     w.open("m:FindItemResponse", &[])
         .open("m:ResponseMessages", &[]);
@@ -584,7 +604,7 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
         );
         return Ok(w.finish());
     };
-    let items: Vec<Item> = if let Some(cv) = op.child(NS_M, "CalendarView") {
+    let items: Page = if let Some(cv) = op.child(NS_M, "CalendarView") {
         let (Some(start), Some(end)) = (
             cv.attr("StartDate").and_then(parse_datetime),
             cv.attr("EndDate").and_then(parse_datetime),
@@ -629,94 +649,355 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
             .into_iter()
             .map(|e| Item::Event(Box::new(e)))
             .collect();
-        if let Some(max) = cv
+        let total = v.len();
+        let max = cv
             .attr("MaxEntriesReturned")
             .and_then(|m| m.parse::<usize>().ok())
-        {
-            v.truncate(max);
-        }
-        v
-    } else {
-        let restriction = op.child(NS_M, "Restriction").and_then(Element::first_child);
-        let max = op
-            .child(NS_M, "IndexedPageItemView")
-            .and_then(|v| v.attr("MaxEntriesReturned"))
-            .and_then(|m| m.trim().parse::<usize>().ok())
             .unwrap_or(usize::MAX);
-        // EWSFindCountLimit: at most 1000 items per FindItem.
-        mb.items
+        v.truncate(max);
+        Page {
+            offset: None,
+            last: v.len() == total,
+            total,
+            items: v,
+        }
+    } else {
+        let mut found = Vec::new();
+        let restriction = op.child(NS_M, "Restriction").and_then(Element::first_child);
+        for item in mb
+            .items
             .values()
             .filter(|i| i.folder == folder)
             .map(|i| i.current())
-            .filter(|i| restriction.is_none_or(|r| restriction_matches(r, i)))
-            .take(1000.min(max))
-            .collect()
+        {
+            let keep = match restriction {
+                Some(r) => restriction_matches(r, &item)?,
+                None => true,
+            };
+            if keep {
+                found.push(item);
+            }
+        }
+        if let Some(order) = op.child(NS_M, "SortOrder") {
+            sort_items(&mut found, order)?;
+        }
+        page(found, op.child(NS_M, "IndexedPageItemView"))?
     };
+    let Page {
+        items,
+        total,
+        offset,
+        last,
+    } = items;
     write_message_head(&mut w, "m:FindItemResponseMessage", "NoError", "");
-    w.open(
-        "m:RootFolder",
-        &[
-            ("TotalItemsInView", &items.len().to_string()),
-            ("IncludesLastItemInRange", "true"),
-        ],
-    );
+    let total = total.to_string();
+    let offset = offset.map(|o| o.to_string());
+    let mut attrs = vec![
+        ("TotalItemsInView", total.as_str()),
+        (
+            "IncludesLastItemInRange",
+            if last { "true" } else { "false" },
+        ),
+    ];
+    if let Some(o) = &offset {
+        attrs.insert(0, ("IndexedPagingOffset", o.as_str()));
+    }
+    w.open("m:RootFolder", &attrs);
     w.open("t:Items", &[]);
     for it in &items {
-        if id_only {
-            write_id_only(&mut w, it);
-        } else {
-            write_item(&mut w, it, &ext, false);
-        }
+        write_item(&mut w, it, fields.as_ref(), &ext, false);
     }
     w.close().close().close();
     Ok(w.finish())
 }
 
-/// The item's value for a restriction's property path: PublicStrings extended properties
-/// (what tether searches by) and the item's subject.
-fn restriction_value(path: &Element, item: &Item) -> Option<String> {
+/// One FindItem page: the items, how many the view holds, the offset of the next page
+/// (IndexedPageItemView) and whether this page reaches the end.
+struct Page {
+    items: Vec<Item>,
+    total: usize,
+    offset: Option<usize>,
+    last: bool,
+}
+
+/// EWSFindCountLimit: at most 1000 items per FindItem answer.
+const FIND_COUNT_LIMIT: usize = 1000;
+
+/// IndexedPageItemView: Offset items from the BasePoint (Beginning or End), at most
+/// MaxEntriesReturned of them; IncludesLastItemInRange says whether the page reaches the end.
+fn page(items: Vec<Item>, view: Option<&Element>) -> EmuResult<Page> {
+    let total = items.len();
+    let number = |name: &str| -> EmuResult<Option<usize>> {
+        match view.and_then(|v| v.attr(name)) {
+            None => Ok(None),
+            Some(n) => n.trim().parse().map(Some).map_err(|_| {
+                (
+                    "ErrorSchemaValidation".to_string(),
+                    format!("The {name} attribute must be a non-negative integer: {n}"),
+                )
+            }),
+        }
+    };
+    let offset = number("Offset")?.unwrap_or(0);
+    let max = number("MaxEntriesReturned")?
+        .unwrap_or(usize::MAX)
+        .min(FIND_COUNT_LIMIT);
+    let from_end = view.and_then(|v| v.attr("BasePoint")) == Some("End");
+    let (start, end) = if from_end {
+        let end = total.saturating_sub(offset);
+        (end.saturating_sub(max), end)
+    } else {
+        let start = offset.min(total);
+        (start, start.saturating_add(max).min(total))
+    };
+    let items: Vec<Item> = items.into_iter().skip(start).take(end - start).collect();
+    let last = if from_end { start == 0 } else { end == total };
+    Ok(Page {
+        offset: view.map(|_| if from_end { total - start } else { end }),
+        last,
+        total,
+        items,
+    })
+}
+
+/// A property value a restriction or sort order compares: text (compared ignoring case, as
+/// Exchange's default collation does) or an instant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Value {
+    Time(DateTime<Utc>),
+    Text(String),
+}
+
+fn unsupported_path(path: &Element) -> (String, String) {
+    let name = path
+        .attr("FieldURI")
+        .or_else(|| path.attr("PropertyName"))
+        .unwrap_or(&path.name);
+    (
+        "ErrorUnsupportedPathForQuery".to_string(),
+        format!(
+            "The property {name} is not supported in restrictions or sort orders by this server."
+        ),
+    )
+}
+
+/// The item's value for a property path: PublicStrings extended properties (tether's
+/// markers), and the contact and calendar properties clients search and sort by. A path the
+/// emulator does not model is refused, never taken as "no value".
+fn property_value(path: &Element, item: &Item) -> EmuResult<Option<Value>> {
+    let text = |s: &Option<String>| Ok(s.clone().map(Value::Text));
+    let time = |t: Option<DateTime<Utc>>| Ok(t.map(Value::Time));
     let extended = match item {
-        Item::Contact(c) => &c.extended,
-        Item::Event(e) => &e.extended,
-        Item::Other(_) => return None,
+        Item::Contact(c) => Some(&c.extended),
+        Item::Event(e) => Some(&e.extended),
+        Item::Other(_) => None,
     };
     if path.is(NS_T, "ExtendedFieldURI") {
-        let name = path.attr("PropertyName")?;
-        return extended.get(name).cloned();
+        let name = path
+            .attr("PropertyName")
+            .ok_or_else(|| unsupported_path(path))?;
+        return Ok(extended.and_then(|x| x.get(name)).cloned().map(Value::Text));
     }
-    match (path.attr("FieldURI"), item) {
-        (Some("item:Subject"), Item::Event(e)) => e.subject.clone(),
-        (Some("contacts:DisplayName"), Item::Contact(c)) => c.display_name.clone(),
-        _ => None,
+    if path.is(NS_T, "IndexedFieldURI") {
+        let (Some("contacts:EmailAddress"), Some(index)) =
+            (path.attr("FieldURI"), path.attr("FieldIndex"))
+        else {
+            return Err(unsupported_path(path));
+        };
+        let slot = EMAIL_KEYS
+            .iter()
+            .position(|k| *k == index)
+            .ok_or_else(|| unsupported_path(path))?;
+        return Ok(match item {
+            Item::Contact(c) => c.emails[slot].clone().map(Value::Text),
+            _ => None,
+        });
+    }
+    if !path.is(NS_T, "FieldURI") {
+        return Err(unsupported_path(path));
+    }
+    let uri = path.attr("FieldURI").unwrap_or("");
+    match (uri, item) {
+        ("item:Subject", Item::Event(e)) => text(&e.subject),
+        ("item:LastModifiedTime", Item::Contact(c)) => time(c.last_modified),
+        ("item:LastModifiedTime", Item::Event(e)) => time(e.last_modified),
+        ("contacts:DisplayName", Item::Contact(c)) => text(&c.display_name),
+        ("contacts:GivenName", Item::Contact(c)) => text(&c.given_name),
+        ("contacts:Surname", Item::Contact(c)) => text(&c.surname),
+        ("contacts:CompanyName", Item::Contact(c)) => text(&c.company_name),
+        ("contacts:FileAs", Item::Contact(c)) => text(&c.file_as),
+        ("calendar:Start", Item::Event(e)) => time(Some(e.start)),
+        ("calendar:End", Item::Event(e)) => time(Some(e.end)),
+        ("calendar:Location", Item::Event(e)) => text(&e.location),
+        ("calendar:UID", Item::Event(e)) => text(&e.uid),
+        // Properties of another item class: that item has no value.
+        (
+            "item:Subject"
+            | "contacts:DisplayName"
+            | "contacts:GivenName"
+            | "contacts:Surname"
+            | "contacts:CompanyName"
+            | "contacts:FileAs"
+            | "calendar:Start"
+            | "calendar:End"
+            | "calendar:Location"
+            | "calendar:UID"
+            | "item:LastModifiedTime",
+            _,
+        ) => Ok(None),
+        _ => Err(unsupported_path(path)),
     }
 }
 
-/// Evaluates a Restriction's search expression (IsEqualTo, IsNotEqualTo, Exists, And, Or,
-/// Not) against an item, as Exchange does for FindItem.
-fn restriction_matches(expr: &Element, item: &Item) -> bool {
+/// The constant a comparison is against, read as the property's kind of value.
+fn constant_like(constant: &str, like: &Value) -> EmuResult<Value> {
+    match like {
+        Value::Text(_) => Ok(Value::Text(constant.to_string())),
+        Value::Time(_) => parse_datetime(constant).map(Value::Time).ok_or((
+            "ErrorInvalidValueForProperty".to_string(),
+            format!("The value {constant} is not a valid date and time."),
+        )),
+    }
+}
+
+fn fold(v: Value) -> Value {
+    match v {
+        Value::Text(t) => Value::Text(t.to_lowercase()),
+        t => t,
+    }
+}
+
+/// Evaluates a Restriction's search expression against an item, as Exchange does for
+/// FindItem: IsEqualTo, IsNotEqualTo, IsGreaterThan(OrEqualTo), IsLessThan(OrEqualTo),
+/// Contains, Exists, And, Or, Not. Anything else is refused with an error.
+fn restriction_matches(expr: &Element, item: &Item) -> EmuResult<bool> {
     let path = || {
         expr.children
             .iter()
-            .find(|c| c.ns == NS_T && c.name != "FieldURIOrConstant")
-    };
-    let constant = || {
-        expr.path(&[(NS_T, "FieldURIOrConstant"), (NS_T, "Constant")])
-            .and_then(|c| c.attr("Value"))
+            .find(|c| c.ns == NS_T && !matches!(c.name.as_str(), "FieldURIOrConstant" | "Constant"))
+            .ok_or((
+                "ErrorSchemaValidation".to_string(),
+                format!("{} needs a property path.", expr.name),
+            ))
     };
     match expr.name.as_str() {
-        "IsEqualTo" | "IsNotEqualTo" => {
-            let value = path().and_then(|p| restriction_value(p, item));
-            let equal = value.is_some() && value.as_deref() == constant();
-            equal == (expr.name == "IsEqualTo")
+        "IsEqualTo"
+        | "IsNotEqualTo"
+        | "IsGreaterThan"
+        | "IsGreaterThanOrEqualTo"
+        | "IsLessThan"
+        | "IsLessThanOrEqualTo" => {
+            let other = expr.child(NS_T, "FieldURIOrConstant").ok_or((
+                "ErrorSchemaValidation".to_string(),
+                format!("{} needs FieldURIOrConstant.", expr.name),
+            ))?;
+            let Some(constant) = other.child(NS_T, "Constant").and_then(|c| c.attr("Value")) else {
+                return err(
+                    "ErrorUnsupportedQueryFilter",
+                    "Comparing two properties is not supported by this server.",
+                );
+            };
+            let Some(value) = property_value(path()?, item)? else {
+                // No value: only IsNotEqualTo holds.
+                return Ok(expr.name == "IsNotEqualTo");
+            };
+            let constant = fold(constant_like(constant, &value)?);
+            let value = fold(value);
+            Ok(match expr.name.as_str() {
+                "IsEqualTo" => value == constant,
+                "IsNotEqualTo" => value != constant,
+                "IsGreaterThan" => value > constant,
+                "IsGreaterThanOrEqualTo" => value >= constant,
+                "IsLessThan" => value < constant,
+                _ => value <= constant,
+            })
         }
-        "Exists" => path().and_then(|p| restriction_value(p, item)).is_some(),
-        "And" => expr.children.iter().all(|c| restriction_matches(c, item)),
-        "Or" => expr.children.iter().any(|c| restriction_matches(c, item)),
-        "Not" => expr
-            .first_child()
-            .is_some_and(|c| !restriction_matches(c, item)),
-        _ => false,
+        "Contains" => {
+            let needle = expr
+                .child(NS_T, "Constant")
+                .and_then(|c| c.attr("Value"))
+                .ok_or((
+                    "ErrorSchemaValidation".to_string(),
+                    "Contains needs a Constant.".to_string(),
+                ))?;
+            let exact = matches!(expr.attr("ContainmentComparison"), Some("Exact"));
+            let (hay, needle) = match property_value(path()?, item)? {
+                Some(Value::Text(t)) if exact => (t, needle.to_string()),
+                Some(Value::Text(t)) => (t.to_lowercase(), needle.to_lowercase()),
+                Some(Value::Time(_)) => {
+                    return err(
+                        "ErrorUnsupportedQueryFilter",
+                        "Contains applies to text properties only.",
+                    );
+                }
+                None => return Ok(false),
+            };
+            Ok(match expr.attr("ContainmentMode").unwrap_or("FullString") {
+                "FullString" => hay == needle,
+                "Prefixed" => hay.starts_with(&needle),
+                "Substring" => hay.contains(&needle),
+                "PrefixOnWords" => hay.split_whitespace().any(|w| w.starts_with(&needle)),
+                "ExactPhrase" => hay.contains(&needle),
+                other => {
+                    return err(
+                        "ErrorSchemaValidation",
+                        &format!("Unknown ContainmentMode {other}."),
+                    );
+                }
+            })
+        }
+        "Exists" => Ok(property_value(path()?, item)?.is_some()),
+        "And" | "Or" => {
+            let mut results = Vec::with_capacity(expr.children.len());
+            for c in &expr.children {
+                results.push(restriction_matches(c, item)?);
+            }
+            Ok(if expr.name == "And" {
+                results.iter().all(|r| *r)
+            } else {
+                results.iter().any(|r| *r)
+            })
+        }
+        "Not" => {
+            let inner = expr.first_child().ok_or((
+                "ErrorSchemaValidation".to_string(),
+                "Not needs one expression.".to_string(),
+            ))?;
+            Ok(!restriction_matches(inner, item)?)
+        }
+        other => err(
+            "ErrorUnsupportedQueryFilter",
+            &format!("The restriction {other} is not supported by this server."),
+        ),
     }
+}
+
+/// SortOrder: FieldOrder elements, first one first; items without a value sort first.
+fn sort_items(items: &mut Vec<Item>, order: &Element) -> EmuResult<()> {
+    let mut keyed = Vec::with_capacity(items.len());
+    for item in items.drain(..) {
+        let mut key = Vec::new();
+        for f in order.children_named(NS_T, "FieldOrder") {
+            let path = f.first_child().ok_or((
+                "ErrorSchemaValidation".to_string(),
+                "FieldOrder needs a property path.".to_string(),
+            ))?;
+            key.push((
+                f.attr("Order") == Some("Descending"),
+                property_value(path, &item)?.map(fold),
+            ));
+        }
+        keyed.push((key, item));
+    }
+    keyed.sort_by(|(a, _), (b, _)| {
+        a.iter()
+            .zip(b)
+            .map(|((desc, x), (_, y))| if *desc { y.cmp(x) } else { x.cmp(y) })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    items.extend(keyed.into_iter().map(|(_, i)| i));
+    Ok(())
 }
 
 /// Resolves an id: a stored item, or an occurrence of a stored master.
@@ -763,7 +1044,7 @@ fn lookup(mb: &super::state::Mailbox, el: &Element) -> Result<Item, (String, Str
 fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     let mb = mbx(emu, mailbox)?;
     let ext = requested_extended(op);
-    let id_only = ids_only(op);
+    let fields = requested_fields(op);
     let ids = op.child(NS_M, "ItemIds").ok_or((
         "ErrorSchemaValidation".to_string(),
         "ItemIds missing".to_string(),
@@ -776,11 +1057,7 @@ fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
             Ok(item) => {
                 write_message_head(&mut w, "m:GetItemResponseMessage", "NoError", "");
                 w.open("m:Items", &[]);
-                if id_only {
-                    write_id_only(&mut w, &item);
-                } else {
-                    write_item(&mut w, &item, &ext, true);
-                }
+                write_item(&mut w, &item, fields.as_ref(), &ext, true);
                 w.close().close();
             }
             Err((code, text)) => {
@@ -789,6 +1066,61 @@ fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
         }
     }
     Ok(w.finish())
+}
+
+/// The properties of a new Contact / CalendarItem this emulator stores (UpdateItem refuses
+/// the others in `apply_updates`).
+const CONTACT_PROPERTIES: &[&str] = &[
+    "Body",
+    "Categories",
+    "ExtendedProperty",
+    "FileAs",
+    "DisplayName",
+    "GivenName",
+    "MiddleName",
+    "Nickname",
+    "CompanyName",
+    "EmailAddresses",
+    "PhysicalAddresses",
+    "PhoneNumbers",
+    "AssistantName",
+    "Birthday",
+    "Department",
+    "JobTitle",
+    "Surname",
+];
+const EVENT_PROPERTIES: &[&str] = &[
+    "Subject",
+    "Sensitivity",
+    "Body",
+    "Categories",
+    "ExtendedProperty",
+    "UID",
+    "Start",
+    "End",
+    "IsAllDayEvent",
+    "LegacyFreeBusyStatus",
+    "Location",
+    "RequiredAttendees",
+    "OptionalAttendees",
+    "Recurrence",
+    "StartTimeZone",
+    "EndTimeZone",
+];
+
+/// The first property of a new item that this emulator would not keep. Exchange stores
+/// every property the schema allows; accepting one with NoError and dropping it would hide a
+/// client's mistake, so it is refused.
+fn unstored_property(el: &Element) -> Option<&str> {
+    let known = match el.name.as_str() {
+        "Contact" => CONTACT_PROPERTIES,
+        "CalendarItem" => EVENT_PROPERTIES,
+        _ => return None,
+    };
+    el.children
+        .iter()
+        .find(|c| c.ns != NS_T || !known.contains(&c.name.as_str()))
+        .map(|c| c.name.as_str())
 }
 
 fn create_item(
@@ -814,6 +1146,17 @@ fn create_item(
         .open("m:ResponseMessages", &[]);
     for el in &items.children {
         let item = model::parse_item(el);
+        if let Some(name) = unstored_property(el) {
+            item_error_message(
+                &mut w,
+                "m:CreateItemResponseMessage",
+                "ErrorInvalidPropertySet",
+                &format!(
+                    "This server does not store the property {name}; it refuses it rather than drop it."
+                ),
+            );
+            continue;
+        }
         if let Some((code, text)) = emu.item_fault(&el.to_xml()) {
             item_error_message(&mut w, "m:CreateItemResponseMessage", &code, &text);
             continue;
@@ -1196,13 +1539,73 @@ fn update_one(
     Ok((tag, new_id))
 }
 
-fn delete_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
-    if op.attr("DeleteType").is_none() {
-        return err(
+/// DeleteType of DeleteItem and DeleteFolder: true for MoveToDeletedItems, false for
+/// HardDelete and SoftDelete (gone from the mailbox's folders).
+fn moves_to_deleted_items(op: &Element) -> EmuResult<bool> {
+    match op.attr("DeleteType") {
+        Some("MoveToDeletedItems") => Ok(true),
+        Some("HardDelete" | "SoftDelete") => Ok(false),
+        Some(other) => err(
+            "ErrorSchemaValidation",
+            &format!("The DeleteType attribute has an invalid value: {other}."),
+        ),
+        None => err(
             "ErrorSchemaValidation",
             "The DeleteType attribute is required.",
-        );
+        ),
     }
+}
+
+/// An item deleted with MoveToDeletedItems moves to Deleted Items (under a new id, see
+/// `Emu::move_item`); deleted there again, it leaves the mailbox's folders.
+fn move_to_deleted_items(emu: &mut Emu, mailbox: &str, id: &str) -> EmuResult<()> {
+    let mb = mbx(emu, mailbox)?;
+    let bin = mb.distinguished("deleteditems").map(|f| f.id.clone());
+    let current = mb.items.get(id).map(|s| s.folder.clone());
+    match (bin, current) {
+        (Some(bin), Some(folder)) if folder != bin => emu.move_item(mailbox, id, &bin).map(|_| ()),
+        _ => emu.delete_item(mailbox, id),
+    }
+}
+
+fn delete_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
+    let move_to_bin = moves_to_deleted_items(op)?;
+    let ids = op.child(NS_M, "FolderIds").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "FolderIds missing".to_string(),
+    ))?;
+    let mut w = Writer::new();
+    w.open("m:DeleteFolderResponse", &[])
+        .open("m:ResponseMessages", &[]);
+    for id in &ids.children {
+        let mb = mbx(emu, mailbox)?;
+        let folder = match id.name.as_str() {
+            "DistinguishedFolderId" => id.attr("Id").and_then(|d| mb.distinguished(d)),
+            _ => id.attr("Id").and_then(|i| mb.folder(i)),
+        }
+        .map(|f| f.id.clone());
+        let result = match folder {
+            Some(f) => emu.delete_folder(mailbox, &f, !move_to_bin),
+            None => err(
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            ),
+        };
+        match result {
+            Ok(()) => {
+                write_message_head(&mut w, "m:DeleteFolderResponseMessage", "NoError", "");
+                w.close();
+            }
+            Err((code, text)) => {
+                error_message(&mut w, "m:DeleteFolderResponseMessage", &code, &text)
+            }
+        }
+    }
+    Ok(w.finish())
+}
+
+fn delete_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
+    let move_to_bin = moves_to_deleted_items(op)?;
     let ids = op
         .child(NS_M, "ItemIds")
         .ok_or((
@@ -1236,6 +1639,8 @@ fn delete_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
                 })
                 .unwrap_or(now);
             emu.modify_occurrence(mailbox, &master, orig, None, last_modified)
+        } else if move_to_bin {
+            move_to_deleted_items(emu, mailbox, raw)
         } else {
             emu.delete_item(mailbox, raw)
         };
@@ -1342,6 +1747,19 @@ fn pox_error(code: &str, message: &str) -> String {
 
 /// SOAP Autodiscover GetUserSettings (ExternalEwsUrl), with RedirectAddress for redirected
 /// domains and InvalidUser for unknown addresses.
+/// The value of one GetUserSettings setting this server knows (the string settings that
+/// describe where and how to reach EWS); None for any other, answered as a UserSettingError.
+fn user_setting(name: &str, smtp: &str, ews_url: &str) -> Option<String> {
+    Some(match name {
+        "ExternalEwsUrl" | "InternalEwsUrl" => ews_url.to_string(),
+        "AutoDiscoverSMTPAddress" => smtp.to_string(),
+        "UserDisplayName" => smtp.split('@').next().unwrap_or(smtp).to_string(),
+        "CasVersion" => "15.01.2507.006".to_string(),
+        "EwsSupportedSchemas" => "Exchange2007, Exchange2007_SP1, Exchange2010, Exchange2010_SP1, Exchange2010_SP2, Exchange2013, Exchange2013_SP1".to_string(),
+        _ => return None,
+    })
+}
+
 pub(crate) async fn autodiscover_soap(
     State(shared): State<Shared>,
     headers: HeaderMap,
@@ -1351,17 +1769,26 @@ pub(crate) async fn autodiscover_soap(
     if authenticate(&shared, &headers).is_none() {
         return unauthorized();
     }
-    let email = xml::parse(&body, Limits::default()).ok().and_then(|r| {
+    let request = xml::parse(&body, Limits::default()).ok().and_then(|r| {
         let body = r.children.iter().find(|c| c.name == "Body")?;
-        let req = body
-            .first_child()?
-            .child(NS_AD_SOAP, "Request")?
+        let req = body.first_child()?.child(NS_AD_SOAP, "Request")?;
+        let email = req
             .child(NS_AD_SOAP, "Users")?
-            .child(NS_AD_SOAP, "User")?;
-        req.child_text(NS_AD_SOAP, "Mailbox")
-            .map(|s| s.trim().to_string())
+            .child(NS_AD_SOAP, "User")?
+            .child_text(NS_AD_SOAP, "Mailbox")?
+            .trim()
+            .to_string();
+        let settings: Vec<String> = req
+            .child(NS_AD_SOAP, "RequestedSettings")
+            .map(|r| {
+                r.children_named(NS_AD_SOAP, "Setting")
+                    .map(|s| s.text.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some((email, settings))
     });
-    let Some(email) = email else {
+    let Some((email, requested)) = request else {
         return xml_response(StatusCode::BAD_REQUEST, String::new());
     };
     let domain = email
@@ -1374,10 +1801,24 @@ pub(crate) async fn autodiscover_soap(
             "<UserResponse><ErrorCode>RedirectAddress</ErrorCode><ErrorMessage>Redirection address.</ErrorMessage><RedirectTarget>{}</RedirectTarget><UserSettingErrors/><UserSettings/></UserResponse>",
             xml::escape(target)
         )
-    } else if emu.mailbox(&email).is_some() {
+    } else if let Some(mb) = emu.mailbox(&email) {
+        let ews_url = format!("{}/EWS/Exchange.asmx", shared.base);
+        let (mut settings, mut errors) = (String::new(), String::new());
+        for name in &requested {
+            match user_setting(name, &mb.smtp, &ews_url) {
+                Some(value) => settings.push_str(&format!(
+                    "<UserSetting i:type=\"StringSetting\"><Name>{}</Name><Value>{}</Value></UserSetting>",
+                    xml::escape(name),
+                    xml::escape(&value)
+                )),
+                None => errors.push_str(&format!(
+                    "<UserSettingError><ErrorCode>InvalidSetting</ErrorCode><ErrorMessage>The requested setting is invalid or not supported.</ErrorMessage><SettingName>{}</SettingName></UserSettingError>",
+                    xml::escape(name)
+                )),
+            }
+        }
         format!(
-            "<UserResponse><ErrorCode>NoError</ErrorCode><ErrorMessage>No error.</ErrorMessage><RedirectTarget i:nil=\"true\"/><UserSettingErrors/><UserSettings><UserSetting i:type=\"StringSetting\"><Name>ExternalEwsUrl</Name><Value>{}</Value></UserSetting></UserSettings></UserResponse>",
-            xml::escape(&format!("{}/EWS/Exchange.asmx", shared.base))
+            "<UserResponse><ErrorCode>NoError</ErrorCode><ErrorMessage>No error.</ErrorMessage><RedirectTarget i:nil=\"true\"/><UserSettingErrors>{errors}</UserSettingErrors><UserSettings>{settings}</UserSettings></UserResponse>"
         )
     } else {
         "<UserResponse><ErrorCode>InvalidUser</ErrorCode><ErrorMessage>Invalid user.</ErrorMessage><UserSettingErrors/><UserSettings/></UserResponse>".to_string()
