@@ -1,4 +1,4 @@
-//! Entry points for the fuzz targets in `fuzz/` and for `tests/fuzz_targets.rs`: each feeds
+//! Entry points for the fuzz targets in `fuzz/` and for `tests/it/fuzz_targets.rs`: each feeds
 //! arbitrary bytes through the code that reads one kind of outside input, as tether does.
 //! None may panic, hang or use memory out of proportion to its input; every outcome is a
 //! value or an error. Not an API: the shapes follow the fuzz targets.

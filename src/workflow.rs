@@ -70,7 +70,7 @@ pub async fn plan<S: StateStore>(
     now: DateTime<Utc>,
     options: &SyncOptions,
     build_options: &BuildOptions,
-) -> Result<Planned, String> {
+) -> Result<Planned, PlanError> {
     let applied = applied_config(state)?;
     let settings = settings::diff(applied.as_ref(), config);
     // A plan reads only: not even a missing Salesforce_Sync folder is created.
@@ -87,7 +87,7 @@ pub async fn plan<S: StateStore>(
         &options,
     )
     .await
-    .map_err(|e| cycle_error(&e))?;
+    .map_err(PlanError::Read)?;
     // The plan says which fields each update clears or overwrites, so it needs what they
     // write over.
     let targets = read_targets(&plan, &connectors.mail, &connectors.crm).await?;
@@ -97,6 +97,35 @@ pub async fn plan<S: StateStore>(
         plan,
         read,
     })
+}
+
+/// Why a plan could not be made: the read before it failed (the CLI names the settings of a
+/// connection that failed), or something after it.
+#[derive(Debug)]
+pub enum PlanError {
+    Read(CycleError),
+    Other(String),
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanError::Read(e) => f.write_str(&cycle_error(e)),
+            PlanError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<String> for PlanError {
+    fn from(message: String) -> Self {
+        PlanError::Other(message)
+    }
+}
+
+impl From<PlanError> for String {
+    fn from(e: PlanError) -> String {
+        e.to_string()
+    }
 }
 
 /// Every record an update would write over that the plan did not read (an incremental read

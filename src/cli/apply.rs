@@ -1,4 +1,6 @@
-use super::{StateArg, load_configuration};
+use super::error::{self, CommandError, CommandResult, Done, Kind, Settings};
+use super::output::{out, outln};
+use super::{Loaded, StateArg, load_configuration};
 use crate::config::model::Config;
 use crate::engine::cycle::{CycleReport, Reviewed, SyncOptions, run_cycle};
 use crate::engine::execute::{SideCounts, StepBudget};
@@ -11,9 +13,8 @@ use crate::state::{ConfigRevision, SqliteState, StateChange, StateStore};
 use crate::workflow::Connectors;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
@@ -40,36 +41,21 @@ pub struct Args {
     pub force: bool,
 }
 
-fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(1)
-}
-
 /// Plans, shows the plan, asks, records the configuration and syncs; or applies a saved
 /// plan. Only the operations of the plan shown are done. Exits non-zero when anything
 /// failed (the failed records are in `tether errors`).
-pub fn run(args: &Args) -> ExitCode {
-    if let Some(first) = args.paths.first() {
-        match file::peek(first) {
-            Ok(Some(saved)) => return apply_saved(args, saved),
-            Ok(None) => {}
-            Err(e) => return fail(e),
-        }
+pub fn run(args: &Args) -> CommandResult {
+    if let Some(first) = args.paths.first()
+        && let Some(saved) = file::peek(first).map_err(CommandError::input)?
+    {
+        return apply_saved(args, saved);
     }
-    let Some((config, home)) = load_configuration(&args.paths) else {
-        return ExitCode::from(1);
-    };
+    let loaded = load_configuration(&args.paths)?;
+    let config = &loaded.config;
     let state_path = args.state.path(&args.paths);
     let now = chrono::Utc::now();
-    let (_lock, mut state) = match lock_and_open(&state_path, now) {
-        Ok(opened) => opened,
-        Err(e) => return fail(e),
-    };
-    let connectors =
-        match crate::workflow::open(&config, &home, Arc::new(crate::clock::SystemClock)) {
-            Ok(c) => c,
-            Err(e) => return fail(e),
-        };
+    let (_lock, mut state) = lock_and_open(&state_path, now)?;
+    let connectors = open_connectors(&loaded)?;
     let runtime = super::runtime();
     let options = SyncOptions {
         force: args.force,
@@ -81,51 +67,51 @@ pub fn run(args: &Args) -> ExitCode {
         delete_threshold: threshold,
         ..BuildOptions::default()
     };
-    let planned = match runtime.block_on(crate::workflow::plan(
-        &config,
-        &connectors,
-        &state,
-        now,
-        &options,
-        &build,
-    )) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
+    let planned = runtime
+        .block_on(crate::workflow::plan(
+            config,
+            &connectors,
+            &state,
+            now,
+            &options,
+            &build,
+        ))
+        .map_err(|e| error::plan_failed(e, config, &loaded.settings))?;
     let doc = &planned.document;
-    print!("{}", render::human(doc, false));
+    out!("{}", render::human(doc, false));
     if doc.summary.no_changes {
         // No sync cycle follows to record what the read learned; `tether status` shows it.
-        if let Err(e) = record_facts(&config, &connectors, &mut state, &planned.read, now) {
-            return fail(e);
-        }
+        record_facts(config, &connectors, &mut state, &planned.read, now)
+            .map_err(CommandError::state)?;
         return match crate::engine::facts::exchange_refused(&planned.read) {
-            Some(why) => fail(refused(&why)),
-            None => ExitCode::SUCCESS,
+            Some(why) => Err(refused(&why, &loaded.settings)),
+            None => Ok(Done::Success),
         };
     }
     let deletes = doc.summary.salesforce.delete + doc.summary.exchange.delete;
     if deletes > threshold && !args.allow_deletes {
-        return fail(format!(
-            "the plan deletes {deletes} records, more than the threshold of {threshold}; review it, then apply with --allow-deletes"
-        ));
+        return Err(CommandError::input(format!(
+            "the plan deletes {deletes} records, more than the threshold of {threshold}"
+        ))
+        .hint("review it, then apply with --allow-deletes"));
     }
     if !args.auto_approve {
         if !std::io::stdin().is_terminal() {
-            return fail("no terminal to confirm on; review the plan and pass --auto-approve");
+            return Err(CommandError::input("no terminal to confirm on")
+                .hint("review the plan and pass --auto-approve"));
         }
-        print!("\nApply this plan? Only `yes` is accepted: ");
-        let _ = std::io::stdout().flush();
+        out!("\nApply this plan? Only `yes` is accepted: ");
+        super::output::flush();
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
         if answer.trim() != "yes" {
-            println!("Apply cancelled.");
-            return ExitCode::from(1);
+            outln!("Apply cancelled.");
+            return Ok(Done::Problems);
         }
     }
-    if let Err(e) = state.apply(vec![record_apply(&config, now)]) {
-        return fail(e);
-    }
+    state
+        .apply(vec![record_apply(config, now)])
+        .map_err(CommandError::state)?;
     // Only what was shown: a record that changed while the plan was on screen is held back,
     // and the guards hold for what the sync plans again.
     let approved: Vec<OperationKey> = planned.plan.operations.iter().map(|o| o.key()).collect();
@@ -138,7 +124,7 @@ pub fn run(args: &Args) -> ExitCode {
     };
     sync(
         &runtime,
-        &config,
+        &loaded,
         &connectors,
         &mut state,
         now,
@@ -147,14 +133,28 @@ pub fn run(args: &Args) -> ExitCode {
     )
 }
 
-/// Exchange refused the service account: nothing can sync until the credentials work.
-fn refused(why: &str) -> String {
-    format!(
-        "Exchange refused the service account ({why}); nothing was synced with Exchange. Check \
-         connections.exchange (username, and the password or token its secret reference \
-         names); `tether test-connection` checks the credentials, and `tether status` shows \
-         what the last sync saw"
+/// The connections of the configuration, or the setting that keeps one from opening.
+fn open_connectors(loaded: &Loaded) -> Result<Connectors, CommandError> {
+    crate::workflow::open(
+        &loaded.config,
+        &loaded.home,
+        Arc::new(crate::clock::SystemClock),
     )
+    .map_err(|e| error::connect_failed(e, &loaded.settings))
+}
+
+/// Exchange refused the service account: nothing can sync until the credentials work.
+fn refused(why: &str, settings: &Settings) -> CommandError {
+    CommandError::new(
+        Kind::Connection,
+        "Exchange refused the service account; nothing was synced with Exchange",
+    )
+    .caused_by(why)
+    .hint(format!(
+        "check {}: the username, and the password or token its secret reference names",
+        settings.describe("connections.exchange")
+    ))
+    .hint("`tether test-connection` checks the credentials, and `tether status` shows what the last sync saw")
 }
 
 /// Records what the plan's read learned about the reps and Exchange (`tether status`), when
@@ -175,9 +175,9 @@ fn record_facts(
 fn lock_and_open(
     path: &std::path::Path,
     now: DateTime<Utc>,
-) -> Result<(crate::lock::StateLock, SqliteState), String> {
-    let lock = super::lock_state(path, "apply", now).map_err(|e| e.to_string())?;
-    let state = SqliteState::open(path).map_err(|e| e.to_string())?;
+) -> Result<(crate::lock::StateLock, SqliteState), CommandError> {
+    let lock = super::lock_state(path, "apply", now).map_err(CommandError::state)?;
+    let state = SqliteState::open(path).map_err(CommandError::state)?;
     Ok((lock, state))
 }
 
@@ -193,13 +193,15 @@ fn record_apply(config: &Config, now: DateTime<Utc>) -> StateChange {
 
 /// `tether apply FILE`: verifies the saved plan against the configuration and the state,
 /// shows it, records it, and runs only its operations, on records still as it saw them.
-fn apply_saved(args: &Args, saved: SavedPlan) -> ExitCode {
+fn apply_saved(args: &Args, saved: SavedPlan) -> CommandResult {
     let plan_path = &args.paths[0];
     if args.force {
-        return fail(
-            "--force changes what is planned, and a saved plan was made without it; run \
-             `tether apply PATH --force` to review and apply the deletes the guard refused",
-        );
+        return Err(CommandError::input(
+            "--force changes what is planned, and a saved plan was made without it",
+        )
+        .hint(
+            "run `tether apply PATH --force` to review and apply the deletes the guard refused",
+        ));
     }
     let given: Vec<PathBuf> = args.paths[1..].to_vec();
     let config_paths: Vec<PathBuf> = if given.is_empty() {
@@ -207,33 +209,28 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> ExitCode {
     } else {
         given
     };
-    let Some((config, home)) = load_configuration(&config_paths) else {
+    let loaded = load_configuration(&config_paths).map_err(|e| {
         let made_from: Vec<&str> = saved.config_paths.iter().map(String::as_str).collect();
-        return fail(format!(
+        e.hint(format!(
             "the configuration of the saved plan (made from `{}`) could not be loaded; apply in \
              the directory the plan was made in, or name the configuration: `tether apply {} PATH`",
             made_from.join(" "),
             plan_path.display()
-        ));
-    };
+        ))
+    })?;
+    let config = &loaded.config;
     let state_path = args.state.path(&config_paths);
     if !state_path.exists() {
-        return fail(format!(
+        return Err(CommandError::state(format!(
             "no state file at {}: a saved plan is checked against the state it was made with \
              (`tether plan --out` creates it when missing); pass --state if it is elsewhere",
             state_path.display()
-        ));
+        )));
     }
     let now = chrono::Utc::now();
-    let (_lock, mut state) = match lock_and_open(&state_path, now) {
-        Ok(opened) => opened,
-        Err(e) => return fail(e),
-    };
-    let verified = match verify(&state, plan_path, &config, now) {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
-    println!(
+    let (_lock, mut state) = lock_and_open(&state_path, now)?;
+    let verified = verify(&state, plan_path, config, now).map_err(CommandError::input)?;
+    outln!(
         "Applying the plan saved in {}, made {}; it still matches the configuration and the state.\n",
         plan_path.display(),
         verified.created_at.format("%Y-%m-%d %H:%M UTC")
@@ -241,9 +238,13 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> ExitCode {
     match serde_json::from_value::<PlanDocument>(verified.document.clone()) {
         Ok(doc) => {
             let detail = doc.record_changes.iter().any(|r| !r.records.is_empty());
-            print!("{}", render::human(&doc, detail));
+            out!("{}", render::human(&doc, detail));
         }
-        Err(e) => return fail(format!("the saved plan's document cannot be read: {e}")),
+        Err(e) => {
+            return Err(CommandError::input(format!(
+                "the saved plan's document cannot be read: {e}"
+            )));
+        }
     }
     // The guards as decided when the plan was made; the sync checks them again on what it
     // plans before it writes.
@@ -257,9 +258,9 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> ExitCode {
         .filter(|k| k.action.starts_with("delete_"))
         .count();
     if deletes > threshold && !args.allow_deletes {
-        return fail(format!(
+        return Err(CommandError::input(format!(
             "the plan deletes {deletes} records, more than the threshold of {threshold}; apply with --allow-deletes"
-        ));
+        )));
     }
     let reviewed = Reviewed {
         delete_threshold: (!args.allow_deletes).then_some(threshold),
@@ -272,32 +273,26 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> ExitCode {
         .unwrap_or(false);
     let mut changes = Vec::new();
     if !no_changes {
-        changes.push(record_apply(&config, now));
+        changes.push(record_apply(config, now));
     }
     // In the same transaction: a saved plan is applied once.
     changes.push(StateChange::RecordPlanApplied {
         plan_id: verified.plan_id.clone(),
         applied_at: now,
     });
-    if let Err(e) = state.apply(changes) {
-        return fail(e);
-    }
+    state.apply(changes).map_err(CommandError::state)?;
     if no_changes {
-        println!("\nNothing to apply.");
-        return ExitCode::SUCCESS;
+        outln!("\nNothing to apply.");
+        return Ok(Done::Success);
     }
     if !verified.refresh {
-        println!(
+        outln!(
             "\nApplied the settings. The plan was made with --refresh=false, so no data was \
              synced; `tether run` or the next apply syncs it."
         );
-        return ExitCode::SUCCESS;
+        return Ok(Done::Success);
     }
-    let connectors =
-        match crate::workflow::open(&config, &home, Arc::new(crate::clock::SystemClock)) {
-            Ok(c) => c,
-            Err(e) => return fail(e),
-        };
+    let connectors = open_connectors(&loaded)?;
     let options = SyncOptions {
         only_reps: (!verified.users.is_empty())
             .then(|| verified.users.iter().map(|u| u.to_lowercase()).collect()),
@@ -307,7 +302,7 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> ExitCode {
     };
     sync(
         &super::runtime(),
-        &config,
+        &loaded,
         &connectors,
         &mut state,
         now,
@@ -337,38 +332,45 @@ fn verify(
 /// Syncs the operations of `approved` (the plan shown), then says what happened.
 fn sync(
     runtime: &tokio::runtime::Runtime,
-    config: &Config,
+    loaded: &Loaded,
     connectors: &Connectors,
     state: &mut SqliteState,
     now: DateTime<Utc>,
     options: SyncOptions,
     approved: &[OperationKey],
-) -> ExitCode {
+) -> CommandResult {
     let options = SyncOptions {
         approved: Some(Arc::new(approved.iter().cloned().collect())),
         ..options
     };
-    let report = match runtime.block_on(run_cycle(
-        config,
-        &connectors.mail,
-        &connectors.crm,
-        state,
-        now,
-        &options,
-        &mut StepBudget::unlimited(),
-    )) {
-        Ok(r) => r,
-        Err(e) => return fail(crate::workflow::cycle_error(&e)),
-    };
-    print!("{}", outcome(approved, &report));
+    let report = runtime
+        .block_on(run_cycle(
+            &loaded.config,
+            &connectors.mail,
+            &connectors.crm,
+            state,
+            now,
+            &options,
+            &mut StepBudget::unlimited(),
+        ))
+        .map_err(|e| {
+            error::plan_failed(
+                crate::workflow::PlanError::Read(e),
+                &loaded.config,
+                &loaded.settings,
+            )
+        })?;
+    out!("{}", outcome(approved, &report));
     if let Some(why) = crate::engine::facts::exchange_refused(&report.read) {
-        return fail(refused(&why));
+        return Err(refused(&why, &loaded.settings));
     }
-    if report.exec.failed.is_empty() && report.read.rep_errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    Ok(
+        if report.exec.failed.is_empty() && report.read.rep_errors.is_empty() {
+            Done::Success
+        } else {
+            Done::Problems
+        },
+    )
 }
 
 /// What an apply did: per side created, updated, deleted, failed and not attempted (planned

@@ -3,6 +3,8 @@
 //! edit records on both sides (one edit a conflict), plan and apply again, and end on
 //! "No changes".
 
+use super::error::{CommandError, CommandResult, Done};
+use super::output::{out, outln};
 use crate::engine::cycle::{SyncOptions, run_cycle};
 use crate::engine::execute::StepBudget;
 use crate::plan::build::BuildOptions;
@@ -10,7 +12,6 @@ use crate::plan::render;
 use crate::state::{ConfigRevision, SqliteState, StateChange, StateStore};
 use crate::workflow::{self, Connectors};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use tether_emulators::exchange::model::Item;
 use tether_emulators::seed::{self, SandboxOrg};
@@ -21,10 +22,10 @@ const QUICKSTART: &str = include_str!("../../examples/quickstart.yaml");
 pub struct Args {}
 
 fn step(n: usize, title: &str, why: &str) {
-    println!("\n━━ {n}. {title}\n   {why}\n");
+    outln!("\n━━ {n}. {title}\n   {why}\n");
 }
 
-pub fn run(_args: &Args) -> ExitCode {
+pub fn run(_args: &Args) -> CommandResult {
     // The quick-start configuration reads its secrets from the environment; the demo
     // provides the sandbox's (local emulator credentials, not secrets of any real system).
     for (name, value) in seed::ENV {
@@ -34,13 +35,8 @@ pub fn run(_args: &Args) -> ExitCode {
     let dir = std::env::temp_dir().join(format!("tether-demo-{}", std::process::id()));
     let result = super::runtime().block_on(demo(&dir));
     let _ = std::fs::remove_dir_all(&dir);
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    result.map_err(CommandError::failed)?;
+    Ok(Done::Success)
 }
 
 async fn demo(dir: &Path) -> Result<(), String> {
@@ -65,7 +61,7 @@ async fn demo(dir: &Path) -> Result<(), String> {
     let config_path = dir.join("quickstart.yaml");
     std::fs::write(&config_path, QUICKSTART).map_err(|e| e.to_string())?;
     let validation = crate::config::validate(std::slice::from_ref(&config_path), true);
-    print!("{}", validation.render_human());
+    out!("{}", validation.render_human());
     let Some((unit, Some(config))) = validation.units.into_iter().next() else {
         return Err("the quick-start configuration is not valid".into());
     };
@@ -93,7 +89,7 @@ async fn demo(dir: &Path) -> Result<(), String> {
     );
     for s in state.statuses().map_err(|e| e.to_string())? {
         let rep = rep_email(&org, &s.rep);
-        println!(
+        outln!(
             "   {rep:<26} {:<8} {:<24} {:<24} {} in sync",
             s.object.name(),
             s.direction.name(),
@@ -142,7 +138,7 @@ async fn show_plan(
         &BuildOptions::default(),
     )
     .await?;
-    print!("{}", render::human(&planned.document, false));
+    out!("{}", render::human(&planned.document, false));
     Ok(planned.document.summary.no_changes)
 }
 
@@ -172,7 +168,7 @@ async fn apply(
     )
     .await
     .map_err(|e| workflow::cycle_error(&e))?;
-    println!(
+    outln!(
         "Applied: {} records written, {} failed.",
         report.exec.succeeded,
         report.exec.failed.len()

@@ -1,9 +1,10 @@
 use super::StateArg;
+use super::error::{CommandError, CommandResult, Done};
+use super::output::out;
 use super::status::open_existing;
 use crate::state::StateStore;
 use clap::ValueEnum;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
 pub enum ErrorsFormat {
@@ -38,24 +39,13 @@ fn csv_field(s: &str) -> String {
 }
 
 /// The error report: one row per failed record, with what to do.
-pub fn run(args: &Args) -> ExitCode {
-    let state = match open_existing(
+pub fn run(args: &Args) -> CommandResult {
+    let state = open_existing(
         &args.state.path(&args.paths),
         crate::state::SqliteState::open_read_only,
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let (errors, emails) = match (state.errors(), state.rep_emails()) {
-        (Ok(e), Ok(m)) => (e, m),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    )?;
+    let errors = state.errors().map_err(CommandError::state)?;
+    let emails = state.rep_emails().map_err(CommandError::state)?;
     let cutoff = args.since.map(|d| chrono::Utc::now() - d);
     let rows: Vec<serde_json::Value> = errors
         .iter()
@@ -132,9 +122,6 @@ pub fn run(args: &Args) -> ExitCode {
             }
         }
     }
-    if let Err(e) = super::print(&out) {
-        eprintln!("error: {e}");
-        return ExitCode::from(1);
-    }
-    ExitCode::SUCCESS
+    out!("{out}");
+    Ok(Done::Success)
 }

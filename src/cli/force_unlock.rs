@@ -1,5 +1,6 @@
+use super::error::{CommandError, CommandResult, Done};
+use super::output::outln;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,23 +14,14 @@ pub struct Args {
 }
 
 /// Releases a lock left by an apply or run that is gone, or an empty lock file.
-pub fn run(args: &Args) -> ExitCode {
+pub fn run(args: &Args) -> CommandResult {
     let state = args.state.path(&args.paths);
-    match crate::lock::force_unlock(&state, &args.lock_id) {
-        Ok(Some(info)) => {
-            println!("Released the lock held by {info}.");
-            ExitCode::SUCCESS
-        }
-        Ok(None) => {
-            println!(
-                "Removed the empty lock file {}; it held no lock.",
-                crate::lock::lock_path(&state).display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
+    match crate::lock::force_unlock(&state, &args.lock_id).map_err(CommandError::state)? {
+        Some(info) => outln!("Released the lock held by {info}."),
+        None => outln!(
+            "Removed the empty lock file {}; it held no lock.",
+            crate::lock::lock_path(&state).display()
+        ),
     }
+    Ok(Done::Success)
 }

@@ -3,9 +3,11 @@
 pub mod apply;
 pub mod demo;
 mod duration;
+pub mod error;
 pub mod errors;
 pub mod force_unlock;
 pub mod logging;
+pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod reset;
@@ -18,8 +20,8 @@ pub mod validate;
 
 use crate::config::model::Config;
 use clap::{Parser, Subcommand, ValueEnum};
+use error::{CommandError, CommandResult, Settings};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
 pub enum Format {
@@ -28,32 +30,43 @@ pub enum Format {
     Json,
 }
 
-/// The one configuration a command works on, validated; findings are printed and `None`
-/// returned when it is not valid (or is not exactly one org).
-pub fn load_configuration(paths: &[PathBuf]) -> Option<(Config, PathBuf)> {
+/// The one configuration a command works on, validated, with where each setting is written.
+pub struct Loaded {
+    pub config: Config,
+    /// Where `${file:…}` references are resolved from.
+    pub home: PathBuf,
+    pub settings: Settings,
+}
+
+/// The one configuration a command works on; its findings are the error when it is not
+/// valid (or is not exactly one org).
+pub fn load_configuration(paths: &[PathBuf]) -> Result<Loaded, CommandError> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
         paths.to_vec()
     };
-    let validation = crate::config::validate(&paths, true);
+    let mut validation = crate::config::validate(&paths, true);
     if !validation.is_valid() {
-        eprint!("{}", validation.render_human());
-        return None;
+        return Err(CommandError::findings(validation.render_human()));
     }
-    let mut configs: Vec<_> = validation
-        .units
-        .into_iter()
-        .filter_map(|(unit, config)| config.map(|c| (c, unit.home)))
+    let typed: Vec<usize> = (0..validation.units.len())
+        .filter(|&i| validation.units[i].1.is_some())
         .collect();
-    if configs.len() != 1 {
-        eprintln!(
-            "error: expected one org's configuration, found {}; name the file or directory of one org",
-            configs.len()
-        );
-        return None;
-    }
-    configs.pop()
+    let [unit] = typed[..] else {
+        return Err(CommandError::input(format!(
+            "expected one org's configuration, found {}",
+            typed.len()
+        ))
+        .hint("name the file or directory of one org"));
+    };
+    let config = validation.units[unit].1.take().expect("typed");
+    let home = validation.units[unit].0.home.clone();
+    Ok(Loaded {
+        config,
+        home,
+        settings: Settings::new(validation, unit),
+    })
 }
 
 /// `--state`: where the state file is; default `.tether/state.db` next to the configuration.
@@ -79,20 +92,6 @@ impl StateArg {
             first
         };
         home.join(".tether").join("state.db")
-    }
-}
-
-/// Prints a command's output. A reader that has gone away (`tether plan | head -1`) is not
-/// the command's failure: the rest of its output is dropped, and the command finishes and
-/// exits as it would have. Any other failure to write is an error.
-pub fn print(text: &str) -> Result<(), String> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(format!("cannot write the output: {e}"))
-        }
-        _ => Ok(()),
     }
 }
 
@@ -162,13 +161,12 @@ pub enum Command {
     Schema(schema::Args),
 }
 
-pub fn run(cli: Cli) -> ExitCode {
-    if let Err(e) = logging::init(logging::log_file(cli.log_file.as_deref()).as_deref()) {
-        eprintln!("error: {e}");
-        return ExitCode::from(1);
-    }
+/// Runs the command; `main` prints the error, if any, and exits with the code.
+pub fn run(cli: Cli) -> CommandResult {
+    logging::init(logging::log_file(cli.log_file.as_deref()).as_deref())
+        .map_err(CommandError::input)?;
     tracing::debug!(version = env!("CARGO_PKG_VERSION"), "tether starts");
-    match cli.command {
+    let done = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Demo(args) => demo::run(&args),
@@ -181,5 +179,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Reset(args) => reset::run(&args),
         Command::TestConnection(args) => test_connection::run(&args),
         Command::ForceUnlock(args) => force_unlock::run(&args),
+    }?;
+    match output::failure() {
+        Some(e) => Err(CommandError::failed(e)),
+        None => Ok(done),
     }
 }

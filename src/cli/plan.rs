@@ -1,13 +1,13 @@
-use super::{StateArg, load_configuration};
-use crate::config::model::Config;
+use super::error::{self, CommandError, CommandResult, Done};
+use super::output::out;
+use super::{Loaded, StateArg, load_configuration};
 use crate::engine::cycle::SyncOptions;
 use crate::plan::build::BuildOptions;
 use crate::plan::render;
 use crate::state::{MemoryState, SqliteState, StateStore};
 use clap::ValueEnum;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
@@ -63,25 +63,15 @@ pub struct Args {
     pub refresh: bool,
 }
 
-fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(1)
-}
-
 /// Shows what `apply` would change. Reads only: it writes neither side, and not the state
 /// (`--out` creates an empty state file when there is none, to sign the plan with).
-pub fn run(args: &Args) -> ExitCode {
-    let Some((config, home)) = load_configuration(&args.paths) else {
-        return ExitCode::from(1);
-    };
+pub fn run(args: &Args) -> CommandResult {
+    let loaded = load_configuration(&args.paths)?;
     let state_path = args.state.path(&args.paths);
-    let created = match SqliteState::exists(&state_path) {
-        Ok(exists) => !exists,
-        Err(e) => return fail(e),
-    };
+    let created = !SqliteState::exists(&state_path).map_err(CommandError::state)?;
     if created && args.out.is_none() {
         // No state yet means a first apply; planning must not create the state file.
-        return plan_with(args, &config, &home, &MemoryState::new());
+        return plan_with(args, &loaded, &MemoryState::new());
     }
     // Planning only reads an existing state, so it works on one it may not write.
     let open = if created {
@@ -89,20 +79,18 @@ pub fn run(args: &Args) -> ExitCode {
     } else {
         SqliteState::open_read_only
     };
-    let state = match open(&state_path) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
+    let state = open(&state_path).map_err(CommandError::state)?;
     if created {
         eprintln!(
             "Created the state file {} (empty) to sign the saved plan with; `tether apply` needs it.",
             state_path.display()
         );
     }
-    plan_with(args, &config, &home, &state)
+    plan_with(args, &loaded, &state)
 }
 
-fn plan_with<S: StateStore>(args: &Args, config: &Config, home: &Path, state: &S) -> ExitCode {
+fn plan_with<S: StateStore>(args: &Args, loaded: &Loaded, state: &S) -> CommandResult {
+    let config = &loaded.config;
     let options = BuildOptions {
         detail: args.detail || args.show_values,
         show_values: args.show_values,
@@ -112,28 +100,24 @@ fn plan_with<S: StateStore>(args: &Args, config: &Config, home: &Path, state: &S
     let now = chrono::Utc::now();
     let planned = if args.refresh {
         let clock = Arc::new(crate::clock::SystemClock);
-        let connectors = match crate::workflow::open(config, home, clock) {
-            Ok(c) => c,
-            Err(e) => return fail(e),
-        };
+        let connectors = crate::workflow::open(config, &loaded.home, clock)
+            .map_err(|e| error::connect_failed(e, &loaded.settings))?;
         let sync = SyncOptions {
             only_reps: (!users.is_empty()).then(|| users.clone()),
             ..SyncOptions::default()
         };
-        super::runtime().block_on(crate::workflow::plan(
-            config,
-            &connectors,
-            state,
-            now,
-            &sync,
-            &options,
-        ))
+        super::runtime()
+            .block_on(crate::workflow::plan(
+                config,
+                &connectors,
+                state,
+                now,
+                &sync,
+                &options,
+            ))
+            .map_err(|e| error::plan_failed(e, config, &loaded.settings))?
     } else {
-        crate::workflow::plan_settings(config, state, &options)
-    };
-    let planned = match planned {
-        Ok(p) => p,
-        Err(e) => return fail(e),
+        crate::workflow::plan_settings(config, state, &options).map_err(CommandError::failed)?
     };
     if args.refresh {
         let read = &planned.read;
@@ -141,10 +125,10 @@ fn plan_with<S: StateStore>(args: &Args, config: &Config, home: &Path, state: &S
             let known = read.reps.iter().any(|r| &r.email == user)
                 || read.problems.iter().any(|p| &p.user.to_lowercase() == user);
             if !known {
-                return fail(format!(
+                return Err(CommandError::input(format!(
                     "--user {user}: not a member of an active sync configuration of org `{}`",
                     config.org.name
-                ));
+                )));
             }
         }
     }
@@ -154,9 +138,7 @@ fn plan_with<S: StateStore>(args: &Args, config: &Config, home: &Path, state: &S
         PlanFormat::Markdown => render::markdown(doc),
         PlanFormat::Json => format!("{}\n", render::json(doc)),
     };
-    if let Err(e) = super::print(&shown) {
-        return fail(e);
-    }
+    out!("{shown}");
     if let Some(out) = &args.out {
         let save = crate::workflow::SaveOptions {
             expires_in: args.expires_in,
@@ -172,26 +154,21 @@ fn plan_with<S: StateStore>(args: &Args, config: &Config, home: &Path, state: &S
             users: users.iter().cloned().collect(),
             delete_threshold: args.delete_threshold,
         };
-        if let Err(e) = crate::workflow::save_plan(out, config, &planned, state, now, &save) {
-            return fail(e);
-        }
+        crate::workflow::save_plan(out, config, &planned, state, now, &save)
+            .map_err(CommandError::failed)?;
         let saved = format!(
             "Saved the plan to {0}; apply it with `tether apply {0}`",
             out.display()
         );
         // Keep machine-readable output on stdout clean.
         match args.format {
-            PlanFormat::Human => {
-                if let Err(e) = super::print(&format!("\n{saved}\n")) {
-                    return fail(e);
-                }
-            }
+            PlanFormat::Human => out!("\n{saved}\n"),
             PlanFormat::Markdown | PlanFormat::Json => eprintln!("{saved}"),
         }
     }
-    if args.detailed_exitcode && !doc.summary.no_changes {
-        ExitCode::from(2)
+    Ok(if args.detailed_exitcode && !doc.summary.no_changes {
+        Done::Changes
     } else {
-        ExitCode::SUCCESS
-    }
+        Done::Success
+    })
 }

@@ -1,8 +1,9 @@
 use super::StateArg;
+use super::error::{CommandError, CommandResult, Done};
+use super::output::outln;
 use super::status::open_existing;
 use crate::state::{ResetMark, StateChange, StateStore};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,25 +19,13 @@ pub struct Args {
 
 /// Marks reps for reset: the next apply or run clears their links and re-syncs them by
 /// matching existing records, never duplicating them.
-pub fn run(args: &Args) -> ExitCode {
+pub fn run(args: &Args) -> CommandResult {
     let paths: Vec<PathBuf> = args.config.iter().cloned().collect();
     let path = args.state.path(&paths);
-    let fail = |e: String| {
-        eprintln!("error: {e}");
-        ExitCode::from(1)
-    };
-    let _lock = match super::lock_state(&path, "reset", chrono::Utc::now()) {
-        Ok(lock) => lock,
-        Err(e) => return fail(e.to_string()),
-    };
-    let mut state = match open_existing(&path, crate::state::SqliteState::open) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let emails = match state.rep_emails() {
-        Ok(m) => m,
-        Err(e) => return fail(e.to_string()),
-    };
+    let _lock =
+        super::lock_state(&path, "reset", chrono::Utc::now()).map_err(CommandError::state)?;
+    let mut state = open_existing(&path, crate::state::SqliteState::open)?;
+    let emails = state.rep_emails().map_err(CommandError::state)?;
     let mut changes = Vec::new();
     for user in &args.users {
         match emails.iter().find(|(_, e)| e.eq_ignore_ascii_case(user)) {
@@ -45,19 +34,15 @@ pub fn run(args: &Args) -> ExitCode {
                 mark: Some(ResetMark::MarkedForReset),
             }),
             None => {
-                return fail(format!(
+                return Err(CommandError::input(format!(
                     "{user} has not been synced by this state; nothing to reset"
-                ));
+                )));
             }
         }
     }
-    if let Err(e) = state.apply(changes) {
-        return fail(e.to_string());
-    }
+    state.apply(changes).map_err(CommandError::state)?;
     for user in &args.users {
-        println!(
-            "{user}: Marked for reset; the next `tether apply` or `tether run` re-links them."
-        );
+        outln!("{user}: Marked for reset; the next `tether apply` or `tether run` re-links them.");
     }
-    ExitCode::SUCCESS
+    Ok(Done::Success)
 }

@@ -1,9 +1,10 @@
 use super::StateArg;
+use super::error::{CommandError, CommandResult, Done};
+use super::output::outln;
 use crate::engine::cycle::{CycleError, SyncOptions, run_cycle};
 use crate::engine::execute::StepBudget;
 use crate::state::SqliteState;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -23,16 +24,11 @@ pub struct Args {
     pub once: bool,
 }
 
-fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(1)
-}
-
 /// Sync cycles with the last applied configuration, as the hosted service did. SIGINT or
 /// SIGTERM lets the batch in flight finish and be recorded, then exits 0; the next run
 /// carries on from there (cursors advance only when a cycle completes). A rep that fails
 /// does not stop the others; its errors are in `tether errors`.
-pub fn run(args: &Args) -> ExitCode {
+pub fn run(args: &Args) -> CommandResult {
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
@@ -45,40 +41,30 @@ pub fn run(args: &Args) -> ExitCode {
     };
     let state_path = args.state.path(&paths);
     let no_state = || {
-        fail(format!(
-            "no state at {}: nothing has been applied yet; run `tether apply` first",
+        Err(CommandError::state(format!(
+            "no state at {}: nothing has been applied yet",
             state_path.display()
         ))
+        .hint("run `tether apply` first"))
     };
     // A first apply holds the lock while it creates the state: say it is locked by it.
-    let exists = match crate::state::SqliteState::exists(&state_path) {
-        Ok(exists) => exists,
-        Err(e) => return fail(e),
-    };
+    let exists = SqliteState::exists(&state_path).map_err(CommandError::state)?;
     if !exists && !crate::lock::lock_path(&state_path).exists() {
         return no_state();
     }
-    let _lock = match super::lock_state(&state_path, "run", chrono::Utc::now()) {
-        Ok(lock) => lock,
-        Err(e) => return fail(e),
-    };
+    let _lock =
+        super::lock_state(&state_path, "run", chrono::Utc::now()).map_err(CommandError::state)?;
     if !state_path.exists() {
         return no_state();
     }
-    let mut state = match SqliteState::open(&state_path) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
+    let mut state = SqliteState::open(&state_path).map_err(CommandError::state)?;
+    let Some(config) = crate::workflow::applied_config(&state).map_err(CommandError::state)? else {
+        return Err(CommandError::state("no configuration has been applied yet")
+            .hint("run `tether apply` first"));
     };
-    let config = match crate::workflow::applied_config(&state) {
-        Ok(Some(c)) => c,
-        Ok(None) => return fail("no configuration has been applied yet; run `tether apply` first"),
-        Err(e) => return fail(e),
-    };
-    let connectors =
-        match crate::workflow::open(&config, &home, Arc::new(crate::clock::SystemClock)) {
-            Ok(c) => c,
-            Err(e) => return fail(e),
-        };
+    // The applied configuration came from the state, so no file position to point at.
+    let connectors = crate::workflow::open(&config, &home, Arc::new(crate::clock::SystemClock))
+        .map_err(CommandError::input)?;
     let options = SyncOptions {
         progress: super::progress::for_stderr(),
         ..SyncOptions::default()
@@ -119,7 +105,7 @@ pub fn run(args: &Args) -> ExitCode {
                         ms = started.elapsed().as_millis() as u64,
                         "cycle finished"
                     );
-                    println!(
+                    outln!(
                         "{} cycle: {} records written, {} failed, {} reps could not be synced{}",
                         now.format("%Y-%m-%dT%H:%M:%SZ"),
                         report.exec.succeeded,
@@ -130,10 +116,10 @@ pub fn run(args: &Args) -> ExitCode {
                 }
                 Err(CycleError::Killed) if stop.load(Ordering::SeqCst) => {
                     tracing::info!("stopped between batches on request");
-                    println!(
+                    outln!(
                         "stopping: the batch in flight finished and its state is saved; the next run carries on from there"
                     );
-                    return ExitCode::SUCCESS;
+                    return Ok(Done::Success);
                 }
                 // A cycle that cannot read Salesforce at all is logged; the next one retries.
                 Err(e) => {
@@ -146,17 +132,17 @@ pub fn run(args: &Args) -> ExitCode {
                 }
             }
             if args.once {
-                return ExitCode::SUCCESS;
+                return Ok(Done::Success);
             }
             if *stopped.borrow() {
-                println!("stopping: the last cycle finished and its state is saved");
-                return ExitCode::SUCCESS;
+                outln!("stopping: the last cycle finished and its state is saved");
+                return Ok(Done::Success);
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(started + args.interval) => {}
                 _ = stopped.changed() => {
-                    println!("stopping: the last cycle finished and its state is saved");
-                    return ExitCode::SUCCESS;
+                    outln!("stopping: the last cycle finished and its state is saved");
+                    return Ok(Done::Success);
                 }
             }
         }

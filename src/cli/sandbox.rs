@@ -2,8 +2,9 @@
 //! by hand with `examples/quickstart.yaml`. The org is kept in the data directory between
 //! runs (saved a moment after each change and on Ctrl-C / SIGTERM); `--reset` seeds anew.
 
+use super::error::{CommandError, CommandResult, Done};
+use super::output::outln;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 use tether_emulators::generate::{Shape, Summary};
 use tether_emulators::persist;
@@ -39,14 +40,11 @@ pub struct Args {
     pub salesforce_port: u16,
 }
 
-pub fn run(args: &Args) -> ExitCode {
-    match super::runtime().block_on(serve(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+pub fn run(args: &Args) -> CommandResult {
+    super::runtime()
+        .block_on(serve(args))
+        .map_err(CommandError::failed)?;
+    Ok(Done::Success)
 }
 
 async fn serve(args: &Args) -> Result<(), String> {
@@ -62,7 +60,7 @@ async fn serve(args: &Args) -> Result<(), String> {
         Some(saved) => {
             let (shape, summary) = (saved.shape, saved.summary.clone());
             org.restore(saved);
-            println!(
+            outln!(
                 "Restored the org saved in {} ({} reps, seed {}).",
                 dir.display(),
                 shape.reps,
@@ -74,7 +72,7 @@ async fn serve(args: &Args) -> Result<(), String> {
                 ..shape
             };
             if asked != shape {
-                println!(
+                outln!(
                     "note: --reps/--seed apply to a new org only; add --reset to replace this one."
                 );
             }
@@ -89,7 +87,7 @@ async fn serve(args: &Args) -> Result<(), String> {
             };
             let summary = org.seed(&shape, chrono::Utc::now())?;
             persist::save(dir, &org.snapshot(shape, summary.clone()))?;
-            println!(
+            outln!(
                 "Seeded a new org ({} reps, seed {}) in {}.",
                 shape.reps,
                 shape.seed,
@@ -123,7 +121,7 @@ async fn serve(args: &Args) -> Result<(), String> {
         }
     }
     persist::save(dir, &org.snapshot(shape, summary))?;
-    println!("Saved the org in {}; stopped.", dir.display());
+    outln!("Saved the org in {}; stopped.", dir.display());
     Ok(())
 }
 
@@ -186,59 +184,67 @@ fn print_banner(
     env_file: &Path,
     env: &[(&'static str, String)],
 ) {
-    println!();
-    println!(
+    outln!();
+    outln!(
         "  Exchange (EWS)  {}   service account {}",
         org.exchange.ews_url(),
         seed::SERVICE_ACCOUNT
     );
-    println!(
+    outln!(
         "  Exchange Online (Graph)  {}   token URL {}   app {}",
         org.exchange.graph_url(),
         org.exchange.graph_token_url(),
         seed::GRAPH_CLIENT_ID
     );
-    println!(
+    outln!(
         "  Salesforce      {}   connected app {} (client credentials)",
         org.salesforce.url(),
         seed::CLIENT_ID
     );
-    println!(
+    outln!(
         "  Org: {} reps (every fifth a Sales Manager); {} accounts, {} contacts and {} leads in Salesforce, {} Salesforce events;",
-        s.reps, s.accounts, s.salesforce_contacts, s.leads, s.salesforce_events
+        s.reps,
+        s.accounts,
+        s.salesforce_contacts,
+        s.leads,
+        s.salesforce_events
     );
-    println!(
+    outln!(
         "       in the mailboxes {} contacts in Salesforce_Sync ({} also in Salesforce), {} personal contacts, and {} calendar items",
         s.sync_folder_contacts,
         s.matched_contacts,
         s.personal_contacts,
         s.exchange_events()
     );
-    println!(
+    outln!(
         "       ({} meetings, {} all-day, {} weekly series, {} private, {} past); plus the demo's records for Celia and Omar.",
-        s.meetings, s.all_day_events, s.series, s.private_events, s.past_events
+        s.meetings,
+        s.all_day_events,
+        s.series,
+        s.private_events,
+        s.past_events
     );
-    println!();
-    println!(
+    outln!();
+    outln!(
         "Environment for examples/quickstart.yaml (also in {}):",
         env_file.display()
     );
     for (name, value) in env {
-        println!("  export {name}={value}");
+        outln!("  export {name}={value}");
     }
     if (args.exchange_port, args.salesforce_port) != (seed::EWS_PORT, seed::SALESFORCE_PORT) {
-        println!(
+        outln!(
             "\nnote: examples/quickstart.yaml points at ports {} and {}; in a copy, set ews_url, instance_url and login_url to the URLs above.",
             seed::EWS_PORT,
             seed::SALESFORCE_PORT
         );
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "Try:  source {} && tether plan examples/quickstart.yaml",
         env_file.display()
     );
-    println!(
+    outln!(
         "Ready. Ctrl-C stops the sandbox; the org stays in {} (--reset starts over).",
         args.data.display()
     );

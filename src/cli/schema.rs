@@ -1,5 +1,6 @@
+use super::error::{CommandResult, Done};
+use super::output::out;
 use clap::ValueEnum;
-use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
 pub enum Which {
@@ -16,10 +17,10 @@ pub struct Args {
     pub which: Which,
 }
 
-pub fn run(args: &Args) -> ExitCode {
+pub fn run(args: &Args) -> CommandResult {
     match args.which {
-        Which::Config => print!("{}", crate::config::schema::schema_text()),
-        Which::Plan => print!("{}", crate::plan::document::schema_text()),
+        Which::Config => out!("{}", crate::config::schema::schema_text()),
+        Which::Plan => out!("{}", crate::plan::document::schema_text()),
     }
-    ExitCode::SUCCESS
+    Ok(Done::Success)
 }

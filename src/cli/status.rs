@@ -3,6 +3,8 @@
 //! last apply or run recorded (`engine::facts`); each "no" says what to do.
 
 use super::StateArg;
+use super::error::{CommandError, CommandResult, Done};
+use super::output::{out, outln};
 use crate::config::model::{Config, EventSelection};
 use crate::exchange::version::BuildVerdict;
 use crate::model::ObjectKind;
@@ -13,7 +15,6 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// Version of `--format json`; consumers must ignore keys they do not know.
 pub const STATUS_FORMAT_VERSION: u32 = 1;
@@ -43,39 +44,25 @@ pub struct Args {
 pub fn open_existing(
     path: &Path,
     open: fn(&Path) -> Result<SqliteState, crate::state::StateError>,
-) -> Result<SqliteState, String> {
-    if !SqliteState::exists(path).map_err(|e| e.to_string())? {
-        return Err(format!(
-            "no state at {}: nothing has been applied yet; run `tether apply` first",
+) -> Result<SqliteState, CommandError> {
+    if !SqliteState::exists(path).map_err(CommandError::state)? {
+        return Err(CommandError::state(format!(
+            "no state at {}: nothing has been applied yet",
             path.display()
-        ));
+        ))
+        .hint("run `tether apply` first"));
     }
-    open(path).map_err(|e| e.to_string())
+    open(path).map_err(CommandError::state)
 }
 
-pub fn run(args: &Args) -> ExitCode {
-    let state = match open_existing(&args.state.path(&args.paths), SqliteState::open_read_only) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match report(&state, args.user.as_deref(), Utc::now()) {
-        Ok(report) => {
-            match args.format {
-                StatusFormat::Json => {
-                    println!("{}", serde_json::to_string_pretty(&report).expect("json"))
-                }
-                StatusFormat::Table => print!("{}", table(&report)),
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
+pub fn run(args: &Args) -> CommandResult {
+    let state = open_existing(&args.state.path(&args.paths), SqliteState::open_read_only)?;
+    let report = report(&state, args.user.as_deref(), Utc::now()).map_err(CommandError::state)?;
+    match args.format {
+        StatusFormat::Json => outln!("{}", serde_json::to_string_pretty(&report).expect("json")),
+        StatusFormat::Table => out!("{}", table(&report)),
     }
+    Ok(Done::Success)
 }
 
 /// One line of the guide's tables: yes, no (with what to do), or not checked (with why).

@@ -1,6 +1,7 @@
+use super::error::{CommandResult, Done};
+use super::output::outln;
 use super::{Format, load_configuration};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
@@ -16,10 +17,8 @@ pub struct Args {
 }
 
 /// Exit 0 when every check passed, 1 otherwise.
-pub fn run(args: &Args) -> ExitCode {
-    let Some((config, home)) = load_configuration(&args.paths) else {
-        return ExitCode::from(1);
-    };
+pub fn run(args: &Args) -> CommandResult {
+    let super::Loaded { config, home, .. } = load_configuration(&args.paths)?;
     let runtime = super::runtime();
     let checks = runtime.block_on(crate::checks::run(
         &config,
@@ -30,24 +29,24 @@ pub fn run(args: &Args) -> ExitCode {
     match args.format {
         Format::Human => {
             for c in &checks {
-                println!(
+                outln!(
                     "{} {}: {}",
                     if c.passed { "PASS" } else { "FAIL" },
                     c.name,
                     c.detail
                 );
                 if let Some(r) = &c.remediation {
-                    println!("     → {r}");
+                    outln!("     → {r}");
                 }
             }
             let failed = checks.iter().filter(|c| !c.passed).count();
             if failed == 0 {
-                println!("\nAll {} checks passed.", checks.len());
+                outln!("\nAll {} checks passed.", checks.len());
             } else {
-                println!("\n{failed} of {} checks failed.", checks.len());
+                outln!("\n{failed} of {} checks failed.", checks.len());
             }
         }
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "passed": checks.iter().all(|c| c.passed),
@@ -56,9 +55,9 @@ pub fn run(args: &Args) -> ExitCode {
             .expect("checks serialize")
         ),
     }
-    if checks.iter().all(|c| c.passed) {
-        ExitCode::SUCCESS
+    Ok(if checks.iter().all(|c| c.passed) {
+        Done::Success
     } else {
-        ExitCode::from(1)
-    }
+        Done::Problems
+    })
 }

@@ -1,6 +1,7 @@
 use super::Format;
+use super::error::{CommandResult, Done};
+use super::output::out;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,7 +16,7 @@ pub struct Args {
 }
 
 /// Exit 0 when valid (warnings allowed), 1 when not.
-pub fn run(args: &Args) -> ExitCode {
+pub fn run(args: &Args) -> CommandResult {
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
@@ -26,13 +27,10 @@ pub fn run(args: &Args) -> ExitCode {
         Format::Human => validation.render_human(),
         Format::Json => format!("{}\n", validation.render_json()),
     };
-    if let Err(e) = super::print(&report) {
-        eprintln!("error: {e}");
-        return ExitCode::from(1);
-    }
-    if validation.is_valid() {
-        ExitCode::SUCCESS
+    out!("{report}");
+    Ok(if validation.is_valid() {
+        Done::Success
     } else {
-        ExitCode::from(1)
-    }
+        Done::Problems
+    })
 }

@@ -1,0 +1,160 @@
+//! The shipped examples and the checked-in schema stay valid and current.
+
+use crate::common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            yaml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_example_validates() {
+    let out = tether(&["validate", "examples/"], &repo());
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let out = tether(&["validate", "--format", "json", "examples/"], &repo());
+    let report = out.json();
+    assert_eq!(report["error_count"], 0);
+    // Only warnings about secrets not set on this machine, and Exchange Online's EWS
+    // retirement for the examples that use it.
+    for d in report["diagnostics"].as_array().unwrap() {
+        if d["severity"] == "warning" {
+            let s = d["summary"].as_str().unwrap();
+            assert!(
+                s.starts_with("environment variable")
+                    || s.starts_with("secret file")
+                    || s.starts_with("Exchange Online blocks EWS"),
+                "{d}"
+            );
+        }
+    }
+    for file in ["examples/quickstart.yaml", "examples/full.yaml"] {
+        assert_eq!(tether(&["validate", file], &repo()).code, 0, "{file}");
+    }
+}
+
+#[test]
+fn every_example_names_the_schema_for_editors() {
+    let mut files = Vec::new();
+    yaml_files(&repo().join("examples"), &mut files);
+    // examples/ci holds CI workflows, not tether configuration.
+    files.retain(|f| !f.starts_with(repo().join("examples/ci")));
+    assert!(files.len() >= 7, "{files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let first = text.lines().next().unwrap_or_default();
+        let schema = first
+            .strip_prefix("# yaml-language-server: $schema=")
+            .unwrap_or_else(|| panic!("{} must start with the schema line", file.display()));
+        let target = file.parent().unwrap().join(schema);
+        assert!(
+            target.canonicalize().unwrap()
+                == repo()
+                    .join("schemas/tether.schema.json")
+                    .canonicalize()
+                    .unwrap(),
+            "{}: {schema} does not point at schemas/tether.schema.json",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn multi_org_example_validates_as_two_orgs_together() {
+    let out = tether(
+        &[
+            "validate",
+            "examples/multi-org/sandbox",
+            "examples/multi-org/production",
+        ],
+        &repo(),
+    );
+    assert_eq!(out.code, 0, "{}", out.stdout);
+}
+
+#[test]
+fn multi_org_example_refuses_a_user_active_in_both_orgs() {
+    let s = Scratch::new();
+    for org in ["sandbox", "production"] {
+        let mut files = Vec::new();
+        yaml_files(&repo().join("examples/multi-org").join(org), &mut files);
+        for file in files {
+            let rel = file
+                .strip_prefix(repo().join("examples/multi-org"))
+                .unwrap();
+            s.write(rel.to_str().unwrap(), std::fs::read(&file).unwrap());
+        }
+    }
+    // Add the production rep to the sandbox pilot as well.
+    let pilot = s.path("sandbox/sync/pilot.yaml");
+    let text = std::fs::read_to_string(&pilot).unwrap();
+    let text = text.replace(
+        "users: [qa.rep@awcomputing.com,",
+        "users: [celia.kung@awcomputing.com, qa.rep@awcomputing.com,",
+    );
+    std::fs::write(&pilot, &text).unwrap();
+    let out = tether(
+        &["validate", "--format", "json", "sandbox", "production"],
+        s.dir.path(),
+    );
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let report = out.json();
+    let d = find(
+        &report,
+        "user `celia.kung@awcomputing.com` is active in two orgs: `awcomputing-uat` and `awcomputing-prod`",
+    );
+    let europe = std::fs::read_to_string(s.path("production/sync/europe.yaml")).unwrap();
+    assert_at(
+        d,
+        "error",
+        "production/sync/europe.yaml",
+        position_of(&europe, "celia.kung"),
+    );
+    let related = &d["related"][0]["range"];
+    assert!(
+        related["filename"]
+            .as_str()
+            .unwrap()
+            .ends_with("sandbox/sync/pilot.yaml")
+    );
+    assert_eq!(related["start"]["line"], position_of(&text, "celia.kung").0);
+}
+
+#[test]
+fn checked_in_schema_is_current() {
+    let out = tether(&["schema"], &repo());
+    assert_eq!(out.code, 0);
+    let checked_in = std::fs::read_to_string(repo().join("schemas/tether.schema.json")).unwrap();
+    assert!(
+        out.stdout == checked_in,
+        "schemas/tether.schema.json is stale; regenerate it with:\n    cargo run -- schema > schemas/tether.schema.json"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&checked_in).unwrap();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+}
+
+#[test]
+fn checked_in_plan_schema_is_current() {
+    let out = tether(&["schema", "plan"], &repo());
+    assert_eq!(out.code, 0);
+    let checked_in = std::fs::read_to_string(repo().join("schemas/plan.schema.json")).unwrap();
+    assert!(
+        out.stdout == checked_in,
+        "schemas/plan.schema.json is stale; regenerate it with:\n    cargo run -- schema plan > schemas/plan.schema.json"
+    );
+}

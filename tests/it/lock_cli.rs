@@ -1,0 +1,201 @@
+//! `tether force-unlock` releases a lock left behind, only with its id.
+
+use crate::common;
+
+use common::*;
+
+#[test]
+fn force_unlock_releases_a_stale_lock_by_id() {
+    let s = Scratch::new();
+    s.write("org/tether.yaml", "version: 1\n");
+    let state = s.path("org/.tether/state.db");
+    let lock = tether::lock::acquire(&state, "apply", chrono::Utc::now()).unwrap();
+    let id = lock.info.id.clone();
+    std::mem::forget(lock); // the holder died
+
+    let wrong = tether(&["force-unlock", "not-the-id", "org"], s.dir.path());
+    assert_eq!(wrong.code, 1);
+    assert!(
+        wrong.stderr.contains("does not match the lock held"),
+        "{}",
+        wrong.stderr
+    );
+
+    let out = tether(&["force-unlock", &id, "org"], s.dir.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("Released the lock held by `apply` by "),
+        "{}",
+        out.stdout
+    );
+    assert!(!tether::lock::lock_path(&state).exists());
+
+    let again = tether(
+        &["force-unlock", &id, "--state", state.to_str().unwrap()],
+        s.dir.path(),
+    );
+    assert_eq!(again.code, 1);
+    assert_eq!(again.stderr.trim(), "error: the state is not locked");
+}
+
+/// A lock taken by this test process (which lives on), then rewritten as `edit` says.
+fn lock_file(state: &std::path::Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(tether::lock::lock_path(state));
+    let lock = tether::lock::acquire(state, "apply", chrono::Utc::now()).unwrap();
+    std::mem::forget(lock);
+    let path = tether::lock::lock_path(state);
+    let mut held: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut held);
+    std::fs::write(&path, held.to_string()).unwrap();
+}
+
+/// The pid of a process that has exited and been reaped.
+fn dead_pid() -> u64 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    u64::from(child.id())
+}
+
+/// An empty state, so `run --once` gets as far as taking the lock.
+fn empty_state(s: &Scratch) -> std::path::PathBuf {
+    s.write("org/tether.yaml", "version: 1\n");
+    let state = s.path("org/.tether/state.db");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    drop(tether::state::SqliteState::open(&state).unwrap());
+    state
+}
+
+#[test]
+fn force_unlock_clears_an_empty_lock_file() {
+    let s = Scratch::new();
+    let state = empty_state(&s);
+    let lock = tether::lock::lock_path(&state);
+    std::fs::write(&lock, "").unwrap();
+    let refused = tether(&["run", "org", "--once"], s.dir.path());
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused
+            .stderr
+            .contains("state.db.lock is empty: no tether holds it")
+            && refused
+                .stderr
+                .contains("run `tether force-unlock empty` to remove it"),
+        "{}",
+        refused.stderr
+    );
+    let out = tether(&["force-unlock", "empty", "org"], s.dir.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("Removed the empty lock file ")
+            && out.stdout.contains("state.db.lock; it held no lock."),
+        "{}",
+        out.stdout
+    );
+    assert!(!lock.exists());
+}
+
+#[test]
+fn lock_of_a_dead_holder_is_taken_over_with_a_note() {
+    let s = Scratch::new();
+    let state = empty_state(&s);
+    let pid = dead_pid();
+    lock_file(&state, |l| l["pid"] = pid.into());
+    // `run` takes the lock, then stops: nothing has been applied to this state.
+    let out = tether(&["run", "org", "--once"], s.dir.path());
+    assert!(
+        out.stderr.contains("no configuration has been applied yet"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("note: took over the state lock held by `apply` by ")
+            && out.stderr.contains(&format!("(pid {pid}) since"))
+            && out.stderr.contains(&format!("no process {pid} runs on ")),
+        "{}",
+        out.stderr
+    );
+    assert!(!tether::lock::lock_path(&state).exists(), "released");
+}
+
+#[test]
+fn lock_of_a_live_holder_is_respected() {
+    let s = Scratch::new();
+    let state = empty_state(&s);
+    // This test process holds it, and lives.
+    lock_file(&state, |_| {});
+    let out = tether(&["run", "org", "--once"], s.dir.path());
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("error: the state is locked: `apply` by ")
+            && out
+                .stderr
+                .contains(&format!("(pid {})", std::process::id())),
+        "{}",
+        out.stderr
+    );
+    // Held from another host, whose processes tether cannot see: never taken over.
+    let pid = dead_pid();
+    lock_file(&state, |l| {
+        l["pid"] = pid.into();
+        l["host"] = "build-7.example.com".into();
+        l["id"] = "17-2a".into();
+    });
+    let out = tether(&["run", "org", "--once"], s.dir.path());
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(&format!(
+            "on build-7.example.com (pid {pid}) since "
+        )) && out.stderr.contains(
+            "another host, where tether cannot see whether that process still runs. Wait for it to finish; if it is gone, run `tether force-unlock 17-2a`"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(tether::lock::lock_path(&state).exists());
+}
+
+#[test]
+fn pid_reused_after_the_lock_was_taken_is_not_the_holder() {
+    let s = Scratch::new();
+    let state = s.path("org/.tether/state.db");
+    let mut later = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = u64::from(later.id());
+    // The lock says which process took it (its start after boot): not this one.
+    lock_file(&state, |l| {
+        l["pid"] = pid.into();
+        l["process_start"] = 1.into();
+    });
+    // A lock from an older tether, without the process start: taken an hour before the
+    // process now under that pid started.
+    let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let legacy = |l: &mut serde_json::Value| {
+        l["pid"] = pid.into();
+        l["started_at"] = an_hour_ago.to_rfc3339().into();
+        l.as_object_mut().unwrap().remove("process_start");
+    };
+    for edit in [None, Some(legacy)] {
+        if let Some(edit) = edit {
+            lock_file(&state, edit);
+        }
+        let lock = tether::lock::acquire(&state, "run", chrono::Utc::now()).unwrap();
+        let note = lock.takeover_note().unwrap();
+        assert!(
+            note.contains(&format!("(pid {pid})"))
+                && note.ends_with(&format!(
+                    ": pid {pid} now belongs to a process started after the lock was taken"
+                )),
+            "{note}"
+        );
+        drop(lock);
+    }
+    later.kill().unwrap();
+    later.wait().unwrap();
+}

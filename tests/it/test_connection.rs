@@ -1,0 +1,233 @@
+//! `tether test-connection` end to end against both emulators: every check passes on a
+//! good setup; a wrong password and a mailbox outside the impersonation scope fail with
+//! what to do, and the exit code says so. Secrets never appear in the output.
+
+use crate::common;
+use crate::emulated;
+
+use common::Output;
+use emulated::*;
+use tether_emulators::salesforce;
+
+async fn setup() -> Org {
+    setup_with(salesforce::EmulatorOptions::default()).await
+}
+
+async fn setup_with(sf_options: salesforce::EmulatorOptions) -> Org {
+    let org = start(
+        sf_options,
+        "  - name: Reps\n    members: { users: [celia.kung@corp.com] }\n    contacts: { direction: both, conflict: salesforce_wins, scope: users_records }\n    events: { direction: exchange_to_salesforce }\n",
+    )
+    .await;
+    org.ews.add_mailbox("celia.kung@corp.com", Some("Sales"));
+    org.ews.add_mailbox("fin.person@corp.com", Some("Finance"));
+    org
+}
+
+async fn run(s: &Org, args: &[&str], password: &str) -> Output {
+    let mut all = vec!["test-connection", "org"];
+    all.extend_from_slice(args);
+    s.tether(&all, password).await
+}
+
+fn no_secrets(out: &Output) {
+    for secret in [PASSWORD, SF_SECRET, "Wrong-Password-99"] {
+        assert!(
+            !out.stdout.contains(secret) && !out.stderr.contains(secret),
+            "{secret} leaked:\n{}{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_check_passes_on_a_good_setup() {
+    let s = setup().await;
+    let out = run(&s, &[], PASSWORD).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    for line in [
+        "PASS Exchange: service account credentials: accepted",
+        "PASS Exchange: impersonation of celia.kung@corp.com: allowed",
+        "PASS Exchange: Salesforce_Sync folder of celia.kung@corp.com: not there yet; the first apply creates it under Contacts",
+        "PASS Exchange: calendar of celia.kung@corp.com: found",
+        "PASS Salesforce: authentication (client_credentials): signed in",
+        "PASS Salesforce: API version 62.0: offered by the org",
+    ] {
+        assert!(
+            out.stdout.contains(line),
+            "missing `{line}` in:\n{}",
+            out.stdout
+        );
+    }
+    assert!(
+        out.stdout
+            .contains("PASS Salesforce: mapped Contact fields:"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("PASS Salesforce: API usage:"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.trim_end().ends_with("checks passed."),
+        "{}",
+        out.stdout
+    );
+    no_secrets(&out);
+    let json = run(&s, &["--format", "json"], PASSWORD).await;
+    let report = json.json();
+    assert_eq!(report["passed"], true);
+    assert!(report["checks"].as_array().unwrap().len() >= 8);
+}
+
+/// The emulator sends `Sforce-Limit-Info` as documented, `api-usage=N/M; per-app-api-usage=
+/// n/m(appName=…)`: the usage is shown, and past 90 % the check fails with what to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn documented_limit_info_header_shows_usage_and_warns_at_90_percent() {
+    let s = setup().await;
+    let h = s.sf.handle();
+    h.set_daily_allowance(1000);
+    h.set_app_quota("tether-app", 5000);
+    h.set_api_used(100);
+    let out = run(&s, &[], PASSWORD).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("Salesforce: API usage"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.starts_with("PASS Salesforce: API usage: 1")
+            && line.contains(" of 1000 daily API requests used (1")
+            && line.contains("connected app tether-app: 1")
+            && line.contains(" of 5000 ("),
+        "{}",
+        out.stdout
+    );
+    h.set_api_used(950);
+    let out = run(&s, &[], PASSWORD).await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("FAIL Salesforce: API usage: 9")
+            && out.stdout.contains(" of 1000 daily API requests used (9")
+            && out
+                .stdout
+                .contains("→ the org (or the connected app) is close to its daily API allowance"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_fails_with_what_to_do() {
+    let s = setup().await;
+    let out = run(&s, &[], "Wrong-Password-99").await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("FAIL Exchange: service account credentials:"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("→ check the username and password"),
+        "{}",
+        out.stdout
+    );
+    // Salesforce is still checked.
+    assert!(
+        out.stdout
+            .contains("PASS Salesforce: authentication (client_credentials)"),
+        "{}",
+        out.stdout
+    );
+    no_secrets(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mailbox_outside_the_impersonation_scope_fails_with_what_to_do() {
+    let s = setup().await;
+    let out = run(&s, &["--user", "fin.person@corp.com"], PASSWORD).await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("FAIL Exchange: impersonation of fin.person@corp.com:"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("→ give the service account the ApplicationImpersonation role"),
+        "{}",
+        out.stdout
+    );
+    no_secrets(&out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_sync_key_field_fails_naming_it() {
+    let s = setup_with(salesforce::EmulatorOptions {
+        sync_key_field: false,
+        ..salesforce::EmulatorOptions::default()
+    })
+    .await;
+    let out = run(&s, &[], PASSWORD).await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("FAIL Salesforce: mapped Contact fields:"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Tether_Sync_Key__c"), "{}", out.stdout);
+}
+
+/// Auto-relate relates attendees as the event's contacts or lead (EventRelation.IsParent),
+/// which Salesforce allows only with Shared Activities: test-connection says when it is off.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_connection_reports_shared_activities_off() {
+    let s = setup().await;
+    let on = run(&s, &[], PASSWORD).await;
+    assert!(
+        on.stdout.contains("PASS Salesforce: Shared Activities: on"),
+        "{}",
+        on.stdout
+    );
+
+    s.sf.handle().set_shared_activities(false);
+    let off = run(&s, &[], PASSWORD).await;
+    assert_eq!(off.code, 1, "{}", off.stdout);
+    assert!(
+        off.stdout.contains(
+            "FAIL Salesforce: Shared Activities: off: Salesforce refuses to relate contacts and leads to events"
+        ),
+        "{}",
+        off.stdout
+    );
+    assert!(
+        off.stdout.contains("→ enable Shared Activities"),
+        "{}",
+        off.stdout
+    );
+
+    // Without auto-relate it is not needed: said, not failed.
+    let quiet = start(
+        salesforce::EmulatorOptions::default(),
+        "  - name: Reps\n    members: { users: [celia.kung@corp.com] }\n    events: { direction: exchange_to_salesforce, auto_relate: false }\n",
+    )
+    .await;
+    quiet.ews.add_mailbox("celia.kung@corp.com", Some("Sales"));
+    quiet.sf.handle().set_shared_activities(false);
+    let out = run(&quiet, &[], PASSWORD).await;
+    assert!(
+        out.stdout
+            .contains("PASS Salesforce: Shared Activities: off; not needed"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.code, 0, "{}", out.stdout);
+}
