@@ -1387,7 +1387,11 @@ async fn exchange_delete_after_an_unrecorded_create_then_rerun(object: ObjectKin
         "the item the rep deleted was created again"
     );
     let sf = w.sf.records(object);
-    assert_eq!(sf.len(), 1, "the Salesforce record it was copied from is kept");
+    assert_eq!(
+        sf.len(),
+        1,
+        "the Salesforce record it was copied from is kept"
+    );
     assert_eq!(sf[0].id, source);
     let links = w.state.links(&rep_id(0), object).unwrap();
     assert_eq!(links.len(), 1);

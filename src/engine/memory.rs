@@ -275,7 +275,11 @@ impl MemoryExchange {
         self.lock()
             .deleted_items
             .get(address)
-            .map(|b| b.iter().map(|i| i.stored.item.salesforce_id.clone()).collect())
+            .map(|b| {
+                b.iter()
+                    .map(|i| i.stored.item.salesforce_id.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
     pub fn counts(&self) -> MailCounts {
@@ -686,15 +690,17 @@ impl MailConnector for MemoryExchange {
             }
             d.seq += 1;
             let seq = d.seq;
-            out.push(match Self::move_to_deleted_items(&mut d, &mailbox.address, id, seq) {
-                true => Outcome::Ok(()),
-                false => Outcome::Failed(record_error(
-                    ErrorKind::Gone,
-                    codes::GONE,
-                    "item not found",
-                    false,
-                )),
-            });
+            out.push(
+                match Self::move_to_deleted_items(&mut d, &mailbox.address, id, seq) {
+                    true => Outcome::Ok(()),
+                    false => Outcome::Failed(record_error(
+                        ErrorKind::Gone,
+                        codes::GONE,
+                        "item not found",
+                        false,
+                    )),
+                },
+            );
         }
         Ok(out)
     }
