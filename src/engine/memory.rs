@@ -270,6 +270,9 @@ impl MemoryExchange {
     pub fn set_clock(&self, now: DateTime<Utc>) {
         self.lock().clock = now;
     }
+    pub fn clock(&self) -> DateTime<Utc> {
+        self.lock().clock
+    }
     /// The Salesforce ids stamped on the items in the mailbox's Deleted Items.
     pub fn deleted_items(&self, address: &str) -> Vec<Option<String>> {
         self.lock()
