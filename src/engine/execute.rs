@@ -499,10 +499,10 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
     }
 
     /// A create journalled earlier and never confirmed whose record was made and deleted
-    /// since (Salesforce's recycle bin, Exchange's Deleted Items show it): someone deleted it before tether could
-    /// record it. Creating it again would undo that delete, so the record it was copied
-    /// from is kept and remembered as detached, not synced again. It is not deleted in turn,
-    /// even for delete_synced events: the pair was never linked.
+    /// since (Salesforce's recycle bin or Exchange's Deleted Items shows it): someone deleted
+    /// it before tether could record it. Creating it again would undo that delete, so the
+    /// record it was copied from is kept and remembered as detached, not synced again. It is
+    /// not deleted in turn, even for delete_synced events: the pair was never linked.
     fn deleted_after_an_unrecorded_create(
         &self,
         report: &mut ExecReport,
