@@ -13,6 +13,7 @@ use crate::engine::connector::{
 use crate::exchange::EwsClient;
 use crate::exchange::connector::EwsConnector;
 use crate::model::{EffectiveMapping, ObjectKind, Record};
+use chrono::{DateTime, Utc};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -148,6 +149,20 @@ impl MailConnector for MailSide {
         match self {
             MailSide::Ews(c) => {
                 c.find_by_salesforce_ids(mailbox, folder, salesforce_ids)
+                    .await
+            }
+        }
+    }
+    async fn find_deleted_created(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        salesforce_ids: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<String>, CallError> {
+        match self {
+            MailSide::Ews(c) => {
+                c.find_deleted_created(mailbox, folder, salesforce_ids, since)
                     .await
             }
         }

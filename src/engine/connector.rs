@@ -383,6 +383,23 @@ pub trait MailConnector: Send + Sync {
         salesforce_ids: &[String],
     ) -> impl Future<Output = Result<Vec<MailItem>, CallError>> + Send;
 
+    /// Of these Salesforce ids, those stamped on an item that was created in `folder` at or
+    /// after `since` and has been deleted since (in Deleted Items): a journalled create that
+    /// happened and that the rep deleted before tether could record it, so it must not be
+    /// sent again, or the rep's delete would be undone. Only items created since the create
+    /// was journalled count: tether's own deletes also leave stamped items in Deleted Items.
+    /// One search. A connector that cannot tell finds none (the create is then sent again,
+    /// as before).
+    fn find_deleted_created(
+        &self,
+        _mailbox: &Mailbox,
+        _folder: Folder,
+        _salesforce_ids: &[String],
+        _since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<String>, CallError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// The contact mapping of the configuration `mailbox`'s rep syncs under, told before
     /// the mailbox is read: a connector that converts items reads and writes that mailbox's
     /// contacts with it, so a rep's writes touch only the properties their mapping names.

@@ -27,6 +27,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// How far the mail server's clock may run behind tether's. An item the server says it
+/// created after a create's journal entry, less this, is taken for that create's (see
+/// `create_in_exchange`); an older copy tether deleted itself within this margin before the
+/// entry would be taken for it too, and not made again: a far smaller risk than undoing a
+/// rep's delete whenever the clocks disagree by a few seconds.
+const SERVER_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
 /// The executor was killed (tests) before finishing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Killed;
@@ -492,10 +499,10 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
     }
 
     /// A create journalled earlier and never confirmed whose record was made and deleted
-    /// since (Salesforce's recycle bin shows it): someone deleted it before tether could
-    /// record it. Creating it again would undo that delete, so the record it was copied
-    /// from is kept and remembered as detached, not synced again. It is not deleted in turn,
-    /// even for delete_synced events: the pair was never linked.
+    /// since (Salesforce's recycle bin or Exchange's Deleted Items shows it): someone deleted
+    /// it before tether could record it. Creating it again would undo that delete, so the
+    /// record it was copied from is kept and remembered as detached, not synced again. It is
+    /// not deleted in turn, even for delete_synced events: the pair was never linked.
     fn deleted_after_an_unrecorded_create(
         &self,
         report: &mut ExecReport,
@@ -988,6 +995,34 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                 Err(e) => lookup_failed = Some(e),
             }
         }
+        // Not found: made and deleted since (in Deleted Items), or never made. Only an item
+        // created after its create was journalled counts (less a margin for the server's
+        // clock running behind tether's): an older copy tether deleted itself sits there
+        // with the same stamp.
+        let missing: Vec<String> = lookups
+            .iter()
+            .filter(|id| !found.contains_key(*id))
+            .cloned()
+            .collect();
+        let journalled = pending
+            .iter()
+            .filter(|j| j.rep == rep && j.object == object && j.target == CreateTarget::Exchange)
+            .filter(|j| missing.contains(&j.source_id))
+            .map(|j| j.at)
+            .min();
+        let mut deleted: BTreeSet<String> = BTreeSet::new();
+        if let (None, Some(at)) = (&lookup_failed, journalled) {
+            self.budget.step()?;
+            let since = at - SERVER_CLOCK_SKEW;
+            match self
+                .mail
+                .find_deleted_created(mailbox, folder, &missing, since)
+                .await
+            {
+                Ok(ids) => deleted.extend(ids),
+                Err(e) => lookup_failed = Some(e),
+            }
+        }
         let mut changes = Vec::new();
         let mut to_create = Vec::new();
         for op in ops {
@@ -1027,6 +1062,20 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     ..RecordError::from(&e)
                 };
                 self.fail(report, &mut changes, op, vec![salesforce.id.clone()], &e);
+            } else if deleted.contains(&salesforce.id) {
+                changes.extend(self.deleted_after_an_unrecorded_create(
+                    report,
+                    pending,
+                    op,
+                    *replaces,
+                    Link {
+                        rep: rep.to_string(),
+                        object,
+                        exchange: None,
+                        salesforce: Some(salesforce.clone()),
+                        hash: hash.clone(),
+                    },
+                ));
             } else {
                 to_create.push(op);
             }

@@ -7,6 +7,7 @@
 use crate::engine::connector::*;
 use crate::model::catalog::{SalesforceObject, salesforce_field};
 use crate::model::{Event, ObjectKind, Record};
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
@@ -135,6 +136,15 @@ impl MailCounts {
 struct StoredItem {
     item: MailItem,
     seq: u64,
+    /// When the mailbox's clock says the item was made (Exchange's DateTimeCreated).
+    created: DateTime<Utc>,
+}
+
+/// An item in the mailbox's Deleted Items: where it was deleted from.
+#[derive(Debug, Clone)]
+struct DeletedItem {
+    folder: Folder,
+    stored: StoredItem,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -155,6 +165,11 @@ struct ExchangeData {
     max_batch: usize,
     /// The event window each mailbox's calendar feed was last read with.
     windows: BTreeMap<String, EventWindow>,
+    /// Each mailbox's Deleted Items: a delete, the rep's or tether's, moves an item there
+    /// (as Outlook and MoveToDeletedItems do), stamp and creation time kept.
+    deleted_items: BTreeMap<String, Vec<DeletedItem>>,
+    /// The time items are created at (`set_clock`).
+    clock: DateTime<Utc>,
 }
 
 /// Items a MemoryExchange write or read by id takes.
@@ -224,7 +239,10 @@ fn overlay(current: Option<&Record>, written: &Record) -> Record {
 impl MemoryExchange {
     pub fn new() -> Self {
         MemoryExchange {
-            data: Mutex::default(),
+            data: Mutex::new(ExchangeData {
+                clock: Utc::now(),
+                ..ExchangeData::default()
+            }),
             page_size: 512,
         }
     }
@@ -247,6 +265,25 @@ impl MemoryExchange {
     }
     pub fn set_faults(&self, faults: Faults) {
         self.lock().faults = faults;
+    }
+    /// The time the mailbox stamps on the items created from now on (DateTimeCreated).
+    pub fn set_clock(&self, now: DateTime<Utc>) {
+        self.lock().clock = now;
+    }
+    pub fn clock(&self) -> DateTime<Utc> {
+        self.lock().clock
+    }
+    /// The Salesforce ids stamped on the items in the mailbox's Deleted Items.
+    pub fn deleted_items(&self, address: &str) -> Vec<Option<String>> {
+        self.lock()
+            .deleted_items
+            .get(address)
+            .map(|b| {
+                b.iter()
+                    .map(|i| i.stored.item.salesforce_id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
     pub fn counts(&self) -> MailCounts {
         self.lock().counts.clone()
@@ -291,6 +328,7 @@ impl MemoryExchange {
     ) -> String {
         let mut d = self.lock();
         let (id, ck, seq) = Self::next(&mut d);
+        let created = d.clock;
         let f = d
             .mailboxes
             .entry(address.to_string())
@@ -309,6 +347,7 @@ impl MemoryExchange {
                     related_in_outlook: related,
                 },
                 seq,
+                created,
             },
         );
         id
@@ -337,16 +376,27 @@ impl MemoryExchange {
         let mut d = self.lock();
         d.seq += 1;
         let seq = d.seq;
+        Self::move_to_deleted_items(&mut d, address, item_id, seq)
+    }
+
+    /// Deletes an item as Exchange's MoveToDeletedItems does (Outlook's delete too): out of
+    /// its folder (a delete in that folder's feed) into Deleted Items.
+    fn move_to_deleted_items(d: &mut ExchangeData, address: &str, item_id: &str, seq: u64) -> bool {
         let Some(f) = d.mailboxes.get_mut(address) else {
             return false;
         };
-        for folder in f.values_mut() {
-            if folder.items.remove(item_id).is_some() {
-                folder.deleted.insert(item_id.to_string(), seq);
-                return true;
-            }
-        }
-        false
+        let Some((folder, stored)) = f.iter_mut().find_map(|(name, folder)| {
+            let stored = folder.items.remove(item_id)?;
+            folder.deleted.insert(item_id.to_string(), seq);
+            Some((*name, stored))
+        }) else {
+            return false;
+        };
+        d.deleted_items
+            .entry(address.to_string())
+            .or_default()
+            .push(DeletedItem { folder, stored });
+        true
     }
 
     /// The rep deletes a whole folder (Salesforce_Sync) with what it holds; the server then
@@ -538,6 +588,7 @@ impl MailConnector for MemoryExchange {
                 continue;
             }
             let (id, ck, seq) = Self::next(&mut d);
+            let created = d.clock;
             let f = d
                 .mailboxes
                 .get_mut(&mailbox.address)
@@ -563,6 +614,7 @@ impl MailConnector for MemoryExchange {
                         related_in_outlook: false,
                     },
                     seq,
+                    created,
                 },
             );
             out.push(Outcome::Ok(MailRef {
@@ -641,24 +693,17 @@ impl MailConnector for MemoryExchange {
             }
             d.seq += 1;
             let seq = d.seq;
-            let folders = d.mailboxes.get_mut(&mailbox.address);
-            let removed = folders
-                .into_iter()
-                .flat_map(|f| f.values_mut())
-                .find_map(|f| {
-                    f.items.remove(id).map(|_| {
-                        f.deleted.insert(id.clone(), seq);
-                    })
-                });
-            out.push(match removed {
-                Some(()) => Outcome::Ok(()),
-                None => Outcome::Failed(record_error(
-                    ErrorKind::Gone,
-                    codes::GONE,
-                    "item not found",
-                    false,
-                )),
-            });
+            out.push(
+                match Self::move_to_deleted_items(&mut d, &mailbox.address, id, seq) {
+                    true => Outcome::Ok(()),
+                    false => Outcome::Failed(record_error(
+                        ErrorKind::Gone,
+                        codes::GONE,
+                        "item not found",
+                        false,
+                    )),
+                },
+            );
         }
         Ok(out)
     }
@@ -723,6 +768,26 @@ impl MailConnector for MemoryExchange {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn find_deleted_created(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        salesforce_ids: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<String>, CallError> {
+        let mut d = self.lock();
+        d.counts.find += 1;
+        Self::mailbox(&mut d, mailbox).map_err(rep_call)?;
+        Ok(d.deleted_items
+            .get(&mailbox.address)
+            .into_iter()
+            .flatten()
+            .filter(|i| i.folder == folder && i.stored.created >= since)
+            .filter_map(|i| i.stored.item.salesforce_id.clone())
+            .filter(|id| salesforce_ids.contains(id))
+            .collect())
     }
 }
 
@@ -1374,6 +1439,17 @@ impl<C: MailConnector> MailConnector for EditAfterRead<'_, C> {
     ) -> Result<Vec<MailItem>, CallError> {
         self.inner
             .find_by_salesforce_ids(mailbox, folder, salesforce_ids)
+            .await
+    }
+    async fn find_deleted_created(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        salesforce_ids: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<String>, CallError> {
+        self.inner
+            .find_deleted_created(mailbox, folder, salesforce_ids, since)
             .await
     }
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {

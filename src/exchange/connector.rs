@@ -36,7 +36,7 @@ use crate::model::rrule;
 use crate::model::{
     Contact, EffectiveMapping, Event, EventTime, ObjectKind, Record, Recurrence, ShowAs,
 };
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -1153,6 +1153,29 @@ impl MailConnector for EwsConnector {
             }));
         }
         Ok(out)
+    }
+
+    /// One FindItem in Deleted Items (where Outlook's delete and MoveToDeletedItems put an
+    /// item, under a new id, DateTimeCreated kept) for items stamped with these ids and
+    /// created since `since`. Contacts and events carry different kinds of Salesforce id,
+    /// so the folder an item came from needs no check.
+    async fn find_deleted_created(
+        &self,
+        mailbox: &Mailbox,
+        _folder: Folder,
+        salesforce_ids: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<String>, CallError> {
+        self.client
+            .extended_values_created_since(
+                &mailbox.address,
+                &FolderRef::Distinguished("deleteditems".into()),
+                PROP_SALESFORCE_ID,
+                salesforce_ids,
+                since,
+            )
+            .await
+            .map_err(|e| call_error(&e, false))
     }
 }
 

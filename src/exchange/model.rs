@@ -868,7 +868,7 @@ fn text(el: &Element, name: &str) -> Option<String> {
     el.child(NS_T, name).map(|c| c.text.clone())
 }
 
-fn parse_extended(el: &Element) -> BTreeMap<String, String> {
+pub(crate) fn parse_extended(el: &Element) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for p in el.children_named(NS_T, "ExtendedProperty") {
         let Some(uri) = p.child(NS_T, "ExtendedFieldURI") else {

@@ -400,6 +400,11 @@ trait MailWorld {
     fn throttle_next_read(&self) -> Duration;
     /// Every wait the connector made.
     fn waits(&self) -> Vec<Duration>;
+    /// The mail server's clock, and time passing on it.
+    fn now(&self) -> chrono::DateTime<chrono::Utc>;
+    fn time_passes(&self, by: Duration);
+    /// The rep deletes an item in Outlook (it moves to Deleted Items).
+    fn user_deletes(&self, rep: &Mailbox, item_id: &str);
 }
 
 /// One CRM-side implementation and the levers the contract pulls.
@@ -551,6 +556,30 @@ async fn create_contacts<M: MailConnector>(mail: &M, rep: &Mailbox, n: usize) ->
 
 mod mail_behaviour {
     use super::*;
+
+    pub async fn a_deleted_create_is_found_only_when_made_since(w: impl MailWorld) {
+        let [rep, _] = w.reps();
+        let mail = w.mail();
+        // An older copy of the first record, deleted by tether itself.
+        let old = create_contacts(mail, &rep, 1).await;
+        let out = mail.delete(&rep, &[old[0].item_id.clone()]).await.unwrap();
+        assert!(matches!(out[..], [Outcome::Ok(())]), "{out:?}");
+        w.time_passes(Duration::from_secs(3600));
+        let since = w.now();
+        // Made again with two more; the rep deletes the first two.
+        let new = create_contacts(mail, &rep, 3).await;
+        w.user_deletes(&rep, &new[0].item_id);
+        w.user_deletes(&rep, &new[1].item_id);
+        let ids: Vec<String> = (0..4).map(|i| format!("003{i:015}")).collect();
+        let find =
+            |since| mail.find_deleted_created(&rep, Folder::SalesforceSyncContacts, &ids, since);
+        let mut found = find(since).await.unwrap();
+        found.sort();
+        assert_eq!(found, ids[..2]);
+        // Deleted copies made before `since` are not found.
+        let later = since + chrono::Duration::hours(1);
+        assert_eq!(find(later).await.unwrap(), Vec::<String>::new());
+    }
 
     pub async fn round_trip_of_every_mapped_field(w: impl MailWorld) {
         let [rep, _] = w.reps();
@@ -910,6 +939,7 @@ mail_contract! {
         a_lost_create_answer_is_found_by_its_marker,
         #[ignore = "the in-memory Exchange has no throttling to honour"] throttling_is_honoured,
         a_batch_with_some_records_failing_answers_per_record,
+        a_deleted_create_is_found_only_when_made_since,
     ],
     contract_ews_mail: ews_mail() => [
         round_trip_of_every_mapped_field, the_change_feed_comes_in_pages,
@@ -918,6 +948,7 @@ mail_contract! {
         a_denied_rep_or_one_without_mailbox_fails_alone,
         a_lost_create_answer_is_found_by_its_marker, throttling_is_honoured,
         a_batch_with_some_records_failing_answers_per_record,
+        a_deleted_create_is_found_only_when_made_since,
     ],
 }
 
@@ -993,6 +1024,16 @@ impl MailWorld for MemoryMail {
     fn waits(&self) -> Vec<Duration> {
         Vec::new()
     }
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.clock()
+    }
+    fn time_passes(&self, by: Duration) {
+        self.0
+            .set_clock(self.0.clock() + chrono::Duration::from_std(by).unwrap());
+    }
+    fn user_deletes(&self, rep: &Mailbox, item_id: &str) {
+        assert!(self.0.user_delete(&rep.address, item_id));
+    }
 }
 
 struct EwsMail {
@@ -1051,6 +1092,19 @@ impl MailWorld for EwsMail {
     }
     fn waits(&self) -> Vec<Duration> {
         self.clock.sleeps()
+    }
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        tether::clock::Clock::now(&self.clock)
+    }
+    fn time_passes(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+    fn user_deletes(&self, rep: &Mailbox, item_id: &str) {
+        assert!(
+            self.emu
+                .move_to_deleted_items(&rep.address, item_id)
+                .is_some()
+        );
     }
 }
 

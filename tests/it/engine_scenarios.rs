@@ -1348,6 +1348,107 @@ async fn event_deleted_after_an_unrecorded_create_is_not_created_again_and_its_s
     delete_after_an_unrecorded_create_then_rerun(ObjectKind::Event).await;
 }
 
+/// Killed right after tether's create of an Exchange item from a new Salesforce record and
+/// before its state write; the rep then deletes the new item in Outlook (it moves to Deleted
+/// Items, stamp kept); the next runs must not create it again, and must keep the Salesforce
+/// record it was copied from (the pair was never linked, so even delete_synced events stay).
+async fn exchange_delete_after_an_unrecorded_create_then_rerun(object: ObjectKind) {
+    let (contacts, events) = match object {
+        ObjectKind::Contact => (both_contacts(), NONE),
+        ObjectKind::Event => (NONE, both_events()),
+    };
+    let mut w = World::new(config(contacts, events), 1);
+    w.sync().await;
+    let (folder, record) = match object {
+        ObjectKind::Contact => (
+            Folder::SalesforceSyncContacts,
+            contact("A", "One", "a@x.com"),
+        ),
+        ObjectKind::Event => (
+            Folder::Calendar,
+            Record::Event(event("Review", "2026-06-16T09:00:00Z", 30)),
+        ),
+    };
+    let source = w.sf.user_create(object, &rep_id(0), record);
+    // Steps: statuses, journal, the remote create — killed before its state write.
+    let mut budget = StepBudget::kill_after(3);
+    assert!(w.try_sync(&mut budget).await.is_err());
+    let ex = w.ex.items(&rep_mail(0), folder);
+    assert_eq!(ex.len(), 1, "the create happened");
+    assert_eq!(ex[0].salesforce_id.as_deref(), Some(source.as_str()));
+    assert!(w.state.links(&rep_id(0), object).unwrap().is_empty());
+    // The rep deletes the item tether just created.
+    assert!(w.ex.user_delete(&rep_mail(0), &ex[0].item_id));
+    let r = w.sync().await;
+    assert!(r.exec.failed.is_empty(), "{:?}", r.exec.failed);
+    w.sync().await;
+    assert!(
+        w.ex.items(&rep_mail(0), folder).is_empty(),
+        "the item the rep deleted was created again"
+    );
+    let sf = w.sf.records(object);
+    assert_eq!(
+        sf.len(),
+        1,
+        "the Salesforce record it was copied from is kept"
+    );
+    assert_eq!(sf[0].id, source);
+    let links = w.state.links(&rep_id(0), object).unwrap();
+    assert_eq!(links.len(), 1);
+    assert!(links[0].1.exchange.is_none(), "left unlinked: {links:?}");
+    assert!(w.state.pending_creates().unwrap().is_empty());
+    assert!(w.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn exchange_contact_deleted_after_an_unrecorded_create_is_not_created_again() {
+    exchange_delete_after_an_unrecorded_create_then_rerun(ObjectKind::Contact).await;
+}
+
+#[tokio::test]
+async fn exchange_event_deleted_after_an_unrecorded_create_is_not_created_again() {
+    exchange_delete_after_an_unrecorded_create_then_rerun(ObjectKind::Event).await;
+}
+
+/// An older copy of the record in Deleted Items (made before the create was journalled)
+/// is not the create's: a journalled create that never reached Exchange is sent.
+#[tokio::test]
+async fn an_older_deleted_copy_does_not_block_a_journalled_create_that_never_happened() {
+    let mut w = World::new(config(NONE, both_events()), 1);
+    w.sync().await;
+    let sf_id = w.sf.user_create(
+        ObjectKind::Event,
+        &rep_id(0),
+        Record::Event(event("Review", "2026-06-16T09:00:00Z", 30)),
+    );
+    w.sync().await;
+    let old = w.ex.items(&rep_mail(0), Folder::Calendar);
+    assert_eq!(old.len(), 1);
+    // An hour later the rep deletes the item in Outlook and edits the event in Salesforce:
+    // the edit wins, tether makes the item again.
+    w.now += chrono::Duration::hours(1);
+    w.ex.set_clock(w.now);
+    assert!(w.ex.user_delete(&rep_mail(0), &old[0].item_id));
+    assert!(w.sf.user_edit(ObjectKind::Event, &sf_id, |r| {
+        if let Record::Event(e) = &mut r.record {
+            e.location = "Room 4".into();
+        }
+    }));
+    assert_eq!(w.ex.deleted_items(&rep_mail(0)), [Some(sf_id.clone())]);
+    // Killed after the journal entry, before the create is sent.
+    let mut budget = StepBudget::kill_after(2);
+    assert!(w.try_sync(&mut budget).await.is_err());
+    assert!(w.ex.items(&rep_mail(0), Folder::Calendar).is_empty());
+    assert_eq!(w.state.pending_creates().unwrap().len(), 1, "journalled");
+    let r = w.sync().await;
+    assert!(r.exec.failed.is_empty(), "{:?}", r.exec.failed);
+    let items = w.ex.items(&rep_mail(0), Folder::Calendar);
+    assert_eq!(items.len(), 1, "the create was not sent");
+    assert_eq!(items[0].salesforce_id.as_deref(), Some(sf_id.as_str()));
+    assert!(w.state.pending_creates().unwrap().is_empty());
+    assert!(w.plan().await.is_empty());
+}
+
 /// An event created by the rep in Salesforce and synced to Exchange (so the item carries
 /// its Salesforce id), whose link's Exchange item id is then damaged by one character in
 /// the state; then the rep edits the item in Outlook and tether syncs.

@@ -774,6 +774,56 @@ async fn a_salesforce_record_deleted_after_an_unrecorded_create_is_not_created_a
 }
 
 #[tokio::test]
+async fn an_exchange_item_deleted_after_an_unrecorded_create_is_not_created_again() {
+    // Through the emulators: the lookup finds the item the rep deleted in Outlook by its
+    // tether.SalesforceId stamp in Deleted Items, created after the create was journalled
+    // (every request checked against messages.xsd).
+    for k in 0..40 {
+        let mut env = Env::validating(contacts_only(), 1).await;
+        let sf_id = env.sf_contact(0, "Kay", "Lo", "kay@x.com");
+        let rep = env.reps[0].clone();
+        let killed = matches!(
+            env.try_sync(&mut StepBudget::kill_after(k)).await,
+            Err(CycleError::Killed)
+        );
+        assert!(
+            killed,
+            "no kill landed between the create and the state write"
+        );
+        let created = env.ex_contacts(0);
+        if created.len() != 1
+            || !env
+                .state
+                .links(&rep, ObjectKind::Contact)
+                .unwrap()
+                .is_empty()
+        {
+            continue;
+        }
+        let id = created[0].item_id.clone().unwrap().id;
+        let bin = env.ews.folder_id(&mail(0), "deleteditems").unwrap();
+        assert!(env.ews.move_to_deleted_items(&mail(0), &id).is_some());
+        env.sync().await;
+        env.sync().await;
+        assert!(
+            env.ex_contacts(0).is_empty(),
+            "the item the rep deleted was created again"
+        );
+        assert_eq!(
+            env.ews.items(&mail(0), &bin).len(),
+            1,
+            "still in Deleted Items"
+        );
+        let sf = env.sf_records("Contact");
+        assert_eq!(sf.len(), 1, "the Salesforce contact is kept");
+        assert_eq!(s(sf[0].get("Id")), sf_id);
+        assert!(env.plan().await.is_empty());
+        return;
+    }
+    panic!("no kill landed between the create and the state write");
+}
+
+#[tokio::test]
 async fn a_damaged_link_item_id_relinks_through_the_stamped_salesforce_id_and_a_reset_adds_no_duplicate()
  {
     let mut env = Env::new(events_only(events(json!({}))), 1, 0).await;

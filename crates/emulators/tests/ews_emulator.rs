@@ -666,3 +666,54 @@ fn the_emulators_depend_on_no_crate_holding_a_client_and_import_no_client_code()
         }
     }
 }
+
+/// The text of the first `element` in the answer.
+fn text(answer: &str, element: &str) -> Option<String> {
+    let rest = answer.split_once(&format!("<{element}>"))?.1;
+    Some(rest.split_once(&format!("</{element}>"))?.0.to_string())
+}
+
+#[tokio::test]
+async fn date_time_created_is_set_at_create_kept_in_deleted_items_and_searchable() {
+    let emu = emulator(true).await;
+    let contacts = emu.folder_id(REP, "contacts").unwrap();
+    let id = create_contact(&emu, &contacts, "Ada").await;
+    let shape = r#"<m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="item:DateTimeCreated"/></t:AdditionalProperties></m:ItemShape>"#;
+    let (_, answer) = call(
+        &emu,
+        &format!(r#"<m:GetItem>{shape}<m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:GetItem>"#),
+    )
+    .await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    let created = text(&answer, "t:DateTimeCreated").expect("DateTimeCreated");
+    let (_, answer) = call(
+        &emu,
+        &format!(
+            r#"<m:DeleteItem DeleteType="MoveToDeletedItems"><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:DeleteItem>"#
+        ),
+    )
+    .await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    let find = |since: &str| {
+        format!(
+            r#"<m:FindItem Traversal="Shallow">{shape}<m:Restriction>{}</m:Restriction><m:ParentFolderIds><t:DistinguishedFolderId Id="deleteditems"/></m:ParentFolderIds></m:FindItem>"#,
+            compare("IsGreaterThanOrEqualTo", "item:DateTimeCreated", since)
+        )
+    };
+    let (_, answer) = call(&emu, &find(&created)).await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    assert_eq!(
+        text(&answer, "t:DateTimeCreated").as_deref(),
+        Some(created.as_str()),
+        "kept when moved to Deleted Items: {answer}"
+    );
+    let later: chrono::DateTime<chrono::Utc> = created.parse().unwrap();
+    let later =
+        (later + chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (_, answer) = call(&emu, &find(&later)).await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    assert!(
+        !answer.contains("<t:Contact>"),
+        "created before {later}: {answer}"
+    );
+}

@@ -81,6 +81,7 @@ impl World<MemoryState> {
 impl<S: StateStore> World<S> {
     pub fn with_state(config: Config, reps: usize, state: S) -> Self {
         let ex = MemoryExchange::new();
+        ex.set_clock(now());
         let sf = MemoryCrm::new();
         for n in 0..reps {
             ex.add_mailbox(&rep_mail(n));

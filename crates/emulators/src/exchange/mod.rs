@@ -350,6 +350,13 @@ impl RunningEmulator {
         self.lock().delete_item(smtp, id).is_ok()
     }
 
+    /// Deletes an item as Outlook does: moved to Deleted Items, under a new id (returned).
+    pub fn move_to_deleted_items(&self, smtp: &str, id: &str) -> Option<ItemId> {
+        let mut emu = self.lock();
+        let bin = emu.mailbox(smtp)?.distinguished("deleteditems")?.id.clone();
+        emu.move_item(smtp, id, &bin).ok()
+    }
+
     /// Moves one occurrence of a recurring master (an exception).
     pub fn modify_occurrence(
         &self,

@@ -130,6 +130,9 @@ pub struct Contact {
     pub categories: Vec<String>,
     /// PublicStrings extended properties (name → string value).
     pub extended: BTreeMap<String, String>,
+    /// DateTimeCreated: set by the server when the item is made, kept when it is moved.
+    #[serde(default)]
+    pub created: Option<DateTime<Utc>>,
     pub last_modified: Option<DateTime<Utc>>,
 }
 
@@ -254,6 +257,9 @@ pub struct CalendarEvent {
     pub body: Option<String>,
     pub categories: Vec<String>,
     pub extended: BTreeMap<String, String>,
+    /// DateTimeCreated: set by the server when the item is made, kept when it is moved.
+    #[serde(default)]
+    pub created: Option<DateTime<Utc>>,
     pub last_modified: Option<DateTime<Utc>>,
     pub uid: Option<String>,
     pub start: DateTime<Utc>,
@@ -282,6 +288,7 @@ impl CalendarEvent {
             body: None,
             categories: Vec::new(),
             extended: BTreeMap::new(),
+            created: None,
             last_modified: None,
             uid: None,
             start,
@@ -487,6 +494,15 @@ fn write_body(w: &mut Writer, body: Option<&str>) {
     }
 }
 
+/// DateTimeCreated, in ItemType's place for it (after Categories, before ExtendedProperty).
+fn write_created(w: &mut Writer, created: Option<&DateTime<Utc>>, shape: Shape<'_>) {
+    if shape.wants("item:DateTimeCreated")
+        && let Some(t) = created
+    {
+        w.leaf("t:DateTimeCreated", &fmt_datetime(t));
+    }
+}
+
 fn write_categories(w: &mut Writer, cats: &[String]) {
     if !cats.is_empty() {
         w.open("t:Categories", &[]);
@@ -514,6 +530,7 @@ pub fn write_contact(w: &mut Writer, c: &Contact, shape: Shape<'_>) {
     if shape.wants("item:Categories") {
         write_categories(w, &c.categories);
     }
+    write_created(w, c.created.as_ref(), shape);
     for (k, v) in &c.extended {
         write_extended(w, k, v);
     }
@@ -758,6 +775,7 @@ fn write_event_fields(w: &mut Writer, e: &CalendarEvent, shape: Shape<'_>) {
     if want("item:Categories") {
         write_categories(w, &e.categories);
     }
+    write_created(w, e.created.as_ref(), shape);
     for (k, v) in &e.extended {
         write_extended(w, k, v);
     }
@@ -918,6 +936,9 @@ pub fn parse_contact(el: &Element) -> Contact {
         notes: text(el, "Body"),
         categories: parse_categories(el),
         extended: parse_extended(el),
+        created: el
+            .child_text(NS_T, "DateTimeCreated")
+            .and_then(parse_datetime),
         last_modified: el
             .child_text(NS_T, "LastModifiedTime")
             .and_then(parse_datetime),
@@ -1082,6 +1103,9 @@ fn parse_event_fields(el: &Element, start: DateTime<Utc>, end: DateTime<Utc>) ->
     e.body = text(el, "Body");
     e.categories = parse_categories(el);
     e.extended = parse_extended(el);
+    e.created = el
+        .child_text(NS_T, "DateTimeCreated")
+        .and_then(parse_datetime);
     e.last_modified = el
         .child_text(NS_T, "LastModifiedTime")
         .and_then(parse_datetime);

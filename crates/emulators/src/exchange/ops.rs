@@ -821,6 +821,8 @@ fn property_value(path: &Element, item: &Item) -> EmuResult<Option<Value>> {
         ("item:Subject", Item::Event(e)) => text(&e.subject),
         ("item:LastModifiedTime", Item::Contact(c)) => time(c.last_modified),
         ("item:LastModifiedTime", Item::Event(e)) => time(e.last_modified),
+        ("item:DateTimeCreated", Item::Contact(c)) => time(c.created),
+        ("item:DateTimeCreated", Item::Event(e)) => time(e.created),
         ("contacts:DisplayName", Item::Contact(c)) => text(&c.display_name),
         ("contacts:GivenName", Item::Contact(c)) => text(&c.given_name),
         ("contacts:Surname", Item::Contact(c)) => text(&c.surname),
@@ -842,7 +844,8 @@ fn property_value(path: &Element, item: &Item) -> EmuResult<Option<Value>> {
             | "calendar:End"
             | "calendar:Location"
             | "calendar:UID"
-            | "item:LastModifiedTime",
+            | "item:LastModifiedTime"
+            | "item:DateTimeCreated",
             _,
         ) => Ok(None),
         _ => Err(unsupported_path(path)),

@@ -579,10 +579,12 @@ impl Emu {
         match &mut item {
             Item::Contact(c) => {
                 c.item_id = None;
+                c.created = Some(now);
                 c.last_modified = Some(now);
             }
             Item::Event(e) => {
                 e.item_id = None;
+                e.created = Some(now);
                 e.last_modified = Some(now);
                 e.organizer = e
                     .organizer
