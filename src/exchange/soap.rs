@@ -215,86 +215,16 @@ pub fn response_messages(op: &Element) -> Result<Vec<ResponseMessage>, EwsError>
         .collect())
 }
 
-// ---------------------------------------------------------------------------------------
-// Server side (the emulator)
-
-/// A response envelope with the ServerVersionInfo header real servers send.
-pub fn response_envelope(body: &str) -> String {
-    let mut s = String::with_capacity(body.len() + 512);
-    s.push_str(r#"<?xml version="1.0" encoding="utf-8"?>"#);
-    s.push_str("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Header>");
-    s.push_str(&server_version_info());
-    s.push_str("</s:Header><s:Body>");
-    s.push_str(&standalone(body));
-    s.push_str("</s:Body></s:Envelope>");
-    s
-}
-
+/// A ServerVersionInfo header as Exchange 2016 sends it, for the canned answers of tests.
 pub fn server_version_info() -> String {
     format!(
         r#"<h:ServerVersionInfo MajorVersion="15" MinorVersion="1" MajorBuildNumber="2507" MinorBuildNumber="6" Version="V2017_07_11" xmlns:h="{NS_T}" xmlns="{NS_T}"/>"#
     )
 }
 
-/// A SOAP fault as Exchange sends it (HTTP 500): faultcode, faultstring, and a detail with
-/// e:ResponseCode, e:Message and, for throttling, t:MessageXml with BackOffMilliseconds.
-pub fn fault_envelope(code: &str, message: &str, back_off_ms: Option<u64>) -> String {
-    // Exchange puts the response code itself in faultcode, qualified by the types namespace.
-    let faultcode = format!("a:{}", xml::escape(code));
-    let mut s = String::new();
-    s.push_str(r#"<?xml version="1.0" encoding="utf-8"?>"#);
-    s.push_str(
-        r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>"#,
-    );
-    s.push_str(&format!(
-        r#"<faultcode xmlns:a="{NS_T}">{faultcode}</faultcode><faultstring xml:lang="en-US">{}</faultstring>"#,
-        xml::escape(message)
-    ));
-    s.push_str(&format!(
-        r#"<detail><e:ResponseCode xmlns:e="{NS_E}">{}</e:ResponseCode><e:Message xmlns:e="{NS_E}">{}</e:Message>"#,
-        xml::escape(code),
-        xml::escape(message)
-    ));
-    if let Some(ms) = back_off_ms {
-        s.push_str(&format!(
-            r#"<t:MessageXml xmlns:t="{NS_T}"><t:Value Name="BackOffMilliseconds">{ms}</t:Value></t:MessageXml>"#
-        ));
-    }
-    s.push_str("</detail></s:Fault></s:Body></s:Envelope>");
-    s
-}
-
-/// Writes the start of one response message: class, then (for errors) MessageText,
-/// ResponseCode, DescriptiveLinkKey — the order the schema requires.
-pub fn write_message_head(w: &mut Writer, element: &str, code: &str, text: &str) {
-    if code == "NoError" {
-        w.open(element, &[("ResponseClass", "Success")]);
-        w.leaf("m:ResponseCode", "NoError");
-    } else {
-        w.open(element, &[("ResponseClass", "Error")]);
-        w.leaf("m:MessageText", text);
-        w.leaf("m:ResponseCode", code);
-        w.leaf("m:DescriptiveLinkKey", "0");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fault_detail_is_read_by_namespace() {
-        let f = fault_envelope("ErrorServerBusy", "busy", Some(1234));
-        match parse_response(f.as_bytes()) {
-            Err(EwsError::Fault {
-                code, back_off_ms, ..
-            }) => {
-                assert_eq!(code, "ErrorServerBusy");
-                assert_eq!(back_off_ms, Some(1234));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
 
     #[test]
     fn standalone_declares_prefixes() {
