@@ -400,12 +400,16 @@ async fn kill_while_creating(kills_wanted: usize) -> Creations {
             "too few runs could be killed (seed {seed})"
         );
         let which = attempts % CREATING.len();
-        // Around the moment the file appeared when nothing was killed, where creation is.
+        // Around the moment the file appeared when nothing was killed, where creation is;
+        // learnt again from every run, so a first slow run (cold caches, a loaded machine)
+        // or a fast release build does not put the kills past the end of the runs.
         let typical = created_after[which].as_micros() as u64;
         let due = Duration::from_micros(typical / 2 + rng.below(typical));
         let mut child = spawn_tether(&w, CREATING[which]);
         tokio::time::sleep(due).await;
         if child.try_wait().unwrap().is_some() {
+            // It finished first: creation comes earlier than thought.
+            created_after[which] = created_after[which] * 2 / 3;
             start_afresh(&w);
             continue;
         }
@@ -426,6 +430,8 @@ async fn kill_while_creating(kills_wanted: usize) -> Creations {
             );
         } else {
             figures.left_none += 1;
+            // Killed before the file appeared: creation comes a little later than thought.
+            created_after[which] = created_after[which] * 11 / 10;
         }
         let args = EVERY_COMMAND[figures.kills % EVERY_COMMAND.len()];
         let out = w.tether(args).await;
