@@ -3,7 +3,7 @@
 //! stops the others, so one run shows everything that needs fixing.
 
 use crate::clock::Clock;
-use crate::config::model::{Config, Direction};
+use crate::config::model::{Config, Direction, ExchangeApi};
 use crate::connect;
 use crate::mail::MailSide;
 use crate::model::{EffectiveMapping, ObjectKind};
@@ -64,7 +64,7 @@ pub async fn run(
     clock: Arc<dyn Clock>,
 ) -> Vec<Check> {
     let mut out = Vec::new();
-    if connect::uses_graph(config) {
+    if connect::exchange_api(config) == ExchangeApi::Graph {
         match connect::graph(config, home, clock) {
             Err(e) => out.push(fail(
                 "Exchange: connection settings",

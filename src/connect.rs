@@ -255,15 +255,12 @@ pub fn exchange_options(config: &Config, home: &Path) -> Result<ExchangeOptions,
     Ok(opts)
 }
 
-/// True when the Exchange connection uses Microsoft Graph.
-pub fn uses_graph(config: &Config) -> bool {
-    matches!(
-        config.connections.exchange,
-        ExchangeConnection::Oauth2 {
-            api: ExchangeApi::Graph,
-            ..
-        }
-    )
+/// The API `connections.exchange` names (a service account speaks EWS).
+pub fn exchange_api(config: &Config) -> ExchangeApi {
+    match &config.connections.exchange {
+        ExchangeConnection::ServiceAccount { .. } => ExchangeApi::Ews,
+        ExchangeConnection::Oauth2 { api, .. } => *api,
+    }
 }
 
 /// A Microsoft Graph client for an `api: graph` connection, every secret resolved. The

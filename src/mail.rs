@@ -4,7 +4,7 @@
 
 use crate::checks::Check;
 use crate::clock::Clock;
-use crate::config::model::{Config, ExchangeApi, ExchangeConnection};
+use crate::config::model::{Config, ExchangeApi};
 use crate::connect::{self, ConnectError};
 use crate::engine::connector::{
     CallError, EventWindow, Folder, FolderPage, MailConnector, MailCreate, MailItem, MailRef,
@@ -23,14 +23,6 @@ pub enum MailSide {
     Ews(EwsConnector),
 }
 
-/// The API `connections.exchange` names.
-fn api(connection: &ExchangeConnection) -> ExchangeApi {
-    match connection {
-        ExchangeConnection::ServiceAccount { .. } => ExchangeApi::Ews,
-        ExchangeConnection::Oauth2 { api, .. } => *api,
-    }
-}
-
 impl MailSide {
     /// The connector the configuration names, its secrets resolved (`home` resolves
     /// `${file:…}` references).
@@ -39,7 +31,7 @@ impl MailSide {
         home: &Path,
         clock: Arc<dyn Clock>,
     ) -> Result<MailSide, ConnectError> {
-        match api(&config.connections.exchange) {
+        match connect::exchange_api(config) {
             ExchangeApi::Ews => {
                 let client = EwsClient::new(connect::exchange_options(config, home)?, clock)
                     .map_err(|e| ConnectError {
@@ -55,8 +47,7 @@ impl MailSide {
             }
             ExchangeApi::Graph => Err(ConnectError {
                 setting: "connections.exchange.api".into(),
-                message: "the Microsoft Graph connector is not available yet; use `api: ews`"
-                    .into(),
+                message: connect::GRAPH_NOT_YET.into(),
             }),
         }
     }
