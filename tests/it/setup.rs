@@ -233,7 +233,10 @@ async fn the_graph_example_reports_the_out_of_scope_and_the_mailboxless_user_wit
     let denied = check(OUT_OF_SCOPE_USER.0).await;
     assert_eq!(denied.code, 1, "{}{}", denied.stdout, denied.stderr);
     assert!(
-        denied.stdout.contains("Test-ServicePrincipalAuthorization"),
+        denied
+            .stdout
+            .contains("User recognized by Exchange service account: no")
+            && denied.stdout.contains("Test-ServicePrincipalAuthorization"),
         "{}",
         denied.stdout
     );
