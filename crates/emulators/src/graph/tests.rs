@@ -933,3 +933,51 @@ async fn contact_created_over_graph_is_read_over_ews_soap_with_its_property() {
         "{answer}"
     );
 }
+
+/// An EWS GetFolder of the calendar, impersonating `mailbox`, with a bearer token: the
+/// status and the body.
+async fn ews_get_calendar(emu: &RunningEmulator, token: &str, mailbox: &str) -> (u16, String) {
+    let envelope = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Header><t:RequestServerVersion Version="Exchange2013_SP1"/><t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{mailbox}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation></soap:Header><soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="calendar"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>"#
+    );
+    let answer = reqwest::Client::new()
+        .post(emu.ews_url())
+        .bearer_auth(token)
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("X-AnchorMailbox", mailbox)
+        .body(envelope)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_token_for_exchange_online_opens_ews_within_the_app_scope_and_not_graph() {
+    let emu = start().await;
+    let (status, body) = post_form(
+        &emu,
+        &emu.graph_token_url(),
+        &[
+            ("client_id", APP),
+            ("client_secret", SECRET),
+            ("scope", "https://outlook.office365.com/.default"),
+            ("grant_type", "client_credentials"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let ews_token = body["access_token"].as_str().unwrap().to_string();
+    let (status, answer) = ews_get_calendar(&emu, &ews_token, ANN).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("NoError"), "{answer}");
+    // The app's RBAC scope holds over EWS too: Bob (Finance) is outside it.
+    let (_, answer) = ews_get_calendar(&emu, &ews_token, BOB).await;
+    assert!(answer.contains("ErrorImpersonateUserDenied"), "{answer}");
+    // Each API takes only tokens for itself.
+    let graph = format!("{}/users/{ANN}/contactFolders", emu.graph_url());
+    assert_eq!(call(&ews_token, "GET", &graph, None, &[]).await.status, 401);
+    let graph_token = secret_token(&emu).await;
+    assert_eq!(ews_get_calendar(&emu, &graph_token, ANN).await.0, 401);
+}
