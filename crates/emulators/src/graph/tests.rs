@@ -981,3 +981,113 @@ async fn a_token_for_exchange_online_opens_ews_within_the_app_scope_and_not_grap
     let graph_token = secret_token(&emu).await;
     assert_eq!(ews_get_calendar(&emu, &graph_token, ANN).await.0, 401);
 }
+
+/// Acceptance points of issue 14 the other tests leave out: a PATCH and a nested member are
+/// judged like a POST, plain `calendarView/delta` routes like `delta()`, and every error
+/// body carries innerError.
+#[tokio::test]
+async fn patches_and_nested_members_are_judged_like_posts_and_errors_carry_inner_error() {
+    let emu = start().await;
+    let t = secret_token(&emu).await;
+    let contacts = format!("{}/contacts", user(&emu, ANN));
+    let created = call(
+        &t,
+        "POST",
+        &contacts,
+        Some(json!({"givenName": "Ann"})),
+        &[],
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let item = format!("{contacts}/{}", created.body["id"].as_str().unwrap());
+    for (body, says) in [
+        (json!({"surnmae": "Lee"}), "surnmae"),
+        (
+            json!({"emailAddresses": [{"adress": "ann@x.example"}]}),
+            "adress",
+        ),
+        (
+            json!({"emailAddresses": (0..4).map(|i| json!({"address": format!("a{i}@x.example")})).collect::<Vec<_>>()}),
+            "max allowed value of 3",
+        ),
+        (
+            json!({"businessPhones": ["1", "2", "3"]}),
+            "max allowed value of 2",
+        ),
+    ] {
+        let r = call(&t, "PATCH", &item, Some(body.clone()), &[]).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert_eq!(r.headers["content-type"], "application/json");
+        let error = &r.body["error"];
+        assert!(
+            error["message"].as_str().unwrap().contains(says),
+            "{body}: {error}"
+        );
+        let inner = &error["innerError"];
+        // Graph's innerError.date has no zone.
+        assert_eq!(inner["date"].as_str().map(str::len), Some(19), "{inner}");
+        assert!(
+            inner["request-id"].is_string() && inner["client-request-id"].is_string(),
+            "{inner}"
+        );
+    }
+    let read = call(&t, "GET", &item, None, &[]).await;
+    assert_eq!(
+        (
+            read.body["surname"].as_str(),
+            read.body["emailAddresses"].clone()
+        ),
+        (None, json!([])),
+        "a refused PATCH changed nothing: {}",
+        read.body
+    );
+    let within_limits = json!({"emailAddresses": [{"address": "a@x.example"}, {"address": "b@x.example"}, {"address": "c@x.example"}],
+        "businessPhones": ["1", "2"]});
+    assert_eq!(
+        call(&t, "PATCH", &item, Some(within_limits), &[])
+            .await
+            .status,
+        200
+    );
+
+    let window = "startDateTime=2026-01-05T00:00:00Z&endDateTime=2026-01-08T00:00:00Z";
+    for function in ["delta", "delta()"] {
+        let r = call(
+            &t,
+            "GET",
+            &format!("{}/calendarView/{function}?{window}", user(&emu, ANN)),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{function}: {}", r.body);
+        assert!(r.body["@odata.deltaLink"].is_string(), "{}", r.body);
+    }
+    validate_all(&emu);
+}
+
+#[tokio::test]
+async fn the_concurrency_limit_counts_per_mailbox() {
+    let emu = start_with(EmulatorOptions {
+        latency: Some(std::time::Duration::from_millis(300)),
+        ..EmulatorOptions::default()
+    })
+    .await;
+    emu.add_mailbox("cy@corp.example", Some("Sales"));
+    let t = secret_token(&emu).await;
+    // Six at once, three on Ann's mailbox and three on Cy's: none is throttled; six on
+    // Ann's: two are, with Retry-After.
+    let ann = format!("{}/contactFolders", user(&emu, ANN));
+    let cy = format!("{}/contactFolders", user(&emu, "cy@corp.example"));
+    let mixed = [&ann, &cy, &ann, &cy, &ann, &cy];
+    let replies =
+        futures_util::future::join_all(mixed.iter().map(|u| call(&t, "GET", u, None, &[]))).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200; 6]);
+    let replies =
+        futures_util::future::join_all((0..6).map(|_| call(&t, "GET", &ann, None, &[]))).await;
+    let throttled: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(throttled.len(), 2);
+    assert_eq!(throttled[0].headers["retry-after"], "1");
+    validate_all(&emu);
+}
