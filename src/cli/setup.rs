@@ -19,12 +19,16 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Target {
-    /// Print the PowerShell that limits Exchange access to the configured reps' mailboxes:
-    /// for `api: graph` (and EWS in Exchange Online) RBAC for Applications — the service
-    /// principal, a management scope over the reps, the role assignments, a check per rep —
-    /// and for Exchange on premises ApplicationImpersonation with a management scope. Reps
-    /// are the users the active sync configurations list; profiles' members are known to
-    /// Salesforce only (--from-salesforce asks it). Review the script, then run it.
+    /// Print the PowerShell that limits Exchange access to the configured reps' mailboxes.
+    ///
+    /// For `api: graph` (and EWS in Exchange Online): RBAC for Applications — the app's
+    /// service principal, a management scope over the reps, the role assignments limited to
+    /// it, Test-ServicePrincipalAuthorization per rep, and the warning that a tenant-wide
+    /// Entra consent for the same permissions must be removed. For Exchange on premises:
+    /// ApplicationImpersonation for the service account with a management scope. The reps are
+    /// the users the active sync configurations list; members through profiles are known to
+    /// Salesforce only (--from-salesforce asks it). No secret is printed. Review the script,
+    /// then run it as an Exchange administrator.
     Exchange(ExchangeArgs),
 }
 
