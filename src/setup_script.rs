@@ -71,9 +71,11 @@ fn opath_value(text: &str) -> String {
 pub fn exchange(config: &Config, setup: &Setup) -> Result<String, SetupError> {
     if setup.members.is_empty() && setup.group.is_none() {
         return Err(SetupError {
-            message: "no members to give access to: the active sync configurations list no \
-                      users"
-                .into(),
+            message: format!(
+                "no rep to give access to: no member of the active sync configurations was \
+                 found in {}",
+                setup.members_from
+            ),
             hint: if setup.unresolved_profiles.is_empty() {
                 "list users in members.users, or give --group with a mail-enabled group of the reps"
                     .into()
@@ -222,7 +224,8 @@ fn rbac_for_applications(
         ExchangeApi::Ews => "Office 365 Exchange Online application permission full_access_as_app",
     };
     s.step(&format!(
-        "WARNING: RBAC for Applications is additive. If the app registration also has tenant-wide admin consent in Entra ID for the {permissions}, the app can still open \
+        "WARNING: RBAC for Applications is additive. If the app registration also has \
+         tenant-wide admin consent in Entra ID for the {permissions}, the app can still open \
          EVERY mailbox: remove that consent (Entra admin center → App registrations → the app → \
          API permissions → Remove permission / Revoke admin consent). The roles above grant \
          what tether needs."

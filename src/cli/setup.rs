@@ -118,7 +118,7 @@ fn members_from_configuration(config: &Config, setup: &mut Setup) {
         .cloned()
         .collect();
     setup.members = users.into_iter().collect();
-    setup.members_from = "members.users of the active sync configurations".into();
+    setup.members_from = "members.users".into();
     setup.unresolved_profiles = profiles.into_iter().collect();
 }
 
@@ -142,7 +142,7 @@ fn members_from_salesforce(
     let (reps, problems) = crate::engine::reps::resolve_reps(config, &users);
     let members: BTreeSet<String> = reps.into_iter().map(|r| r.email).collect();
     setup.members = members.into_iter().collect();
-    setup.members_from = "Salesforce: members.users and members.profiles".into();
+    setup.members_from = "Salesforce (members.users and members.profiles)".into();
     setup.left_out = problems
         .into_iter()
         .map(|p| format!("{} — {}", p.user, p.message))

@@ -236,7 +236,10 @@ async fn the_graph_example_reports_the_out_of_scope_and_the_mailboxless_user_wit
         denied
             .stdout
             .contains("User recognized by Exchange service account: no")
-            && denied.stdout.contains("Test-ServicePrincipalAuthorization"),
+            && denied.stdout.contains("Test-ServicePrincipalAuthorization")
+            && denied
+                .stdout
+                .contains("`tether setup exchange` prints the PowerShell"),
         "{}",
         denied.stdout
     );
