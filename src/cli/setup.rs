@@ -66,9 +66,13 @@ fn guid(text: &str) -> Result<String, String> {
 
 pub fn run(args: &Args) -> CommandResult {
     let Target::Exchange(args) = &args.target;
-    // Without Salesforce nothing connects: secrets that cannot be read here do not matter.
-    let Loaded { config, home, .. } =
-        load_configuration_checking(&args.paths, args.from_salesforce)?;
+    // The script needs no secret; --from-salesforce resolves the Salesforce connection's
+    // when it connects, and names the one it cannot read.
+    let Loaded {
+        config,
+        home,
+        settings,
+    } = load_configuration_checking(&args.paths, false)?;
     let mut setup = Setup {
         source: if args.paths.is_empty() {
             ".".to_string()
@@ -84,8 +88,11 @@ pub fn run(args: &Args) -> CommandResult {
         client_id: match &config.connections.exchange {
             ExchangeConnection::Oauth2 { client_id, .. } => {
                 Some(resolve_value(client_id, &home).map_err(|e| {
-                    CommandError::input(format!("connections.exchange.client_id: {e}"))
-                        .hint("set the variable, or write the app's client id in the configuration")
+                    CommandError::input(format!(
+                        "{}: {e}",
+                        settings.describe("connections.exchange.client_id")
+                    ))
+                    .hint("set the variable, or write the app's client id in the configuration")
                 })?)
             }
             ExchangeConnection::ServiceAccount { .. } => None,
@@ -93,7 +100,7 @@ pub fn run(args: &Args) -> CommandResult {
         ..Setup::default()
     };
     if args.from_salesforce {
-        members_from_salesforce(&config, &home, &mut setup)?;
+        members_from_salesforce(&config, &home, &settings, &mut setup)?;
     } else {
         members_from_configuration(&config, &mut setup);
     }
@@ -126,10 +133,11 @@ fn members_from_configuration(config: &Config, setup: &mut Setup) {
 fn members_from_salesforce(
     config: &Config,
     home: &std::path::Path,
+    settings: &super::error::Settings,
     setup: &mut Setup,
 ) -> Result<(), CommandError> {
-    let client =
-        crate::connect::salesforce(config, home).map_err(|e| CommandError::input(e.to_string()))?;
+    let client = crate::connect::salesforce(config, home)
+        .map_err(|e| super::error::connect_failed(e, settings))?;
     let crm = crate::salesforce::connector::SalesforceConnector::new(client);
     let users = super::runtime().block_on(crm.users()).map_err(|e| {
         CommandError::new(

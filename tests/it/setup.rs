@@ -215,6 +215,46 @@ async fn setup_exchange_says_which_setting_when_the_client_id_cannot_be_read() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn setup_exchange_needs_no_secret_but_from_salesforce_names_the_one_it_cannot_read() {
+    let (org, scratch) = sandbox("exchange-online.yaml").await;
+    let yaml = std::fs::read_to_string(scratch.path("exchange-online.yaml")).unwrap();
+    scratch.write(
+        "exchange-online.yaml",
+        yaml.replace(
+            "${env:GRAPH_CLIENT_SECRET}",
+            "${env:TETHER_TEST_NOT_SET_APP}",
+        )
+        .replace("${env:SF_CLIENT_SECRET}", "${env:TETHER_TEST_NOT_SET_SF}"),
+    );
+    let out = run(
+        &org,
+        &scratch,
+        &["setup", "exchange", "exchange-online.yaml"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let out = run(
+        &org,
+        &scratch,
+        &[
+            "setup",
+            "exchange",
+            "--from-salesforce",
+            "exchange-online.yaml",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("connections.salesforce.auth.client_secret")
+            && out.stderr.contains("TETHER_TEST_NOT_SET_SF"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_graph_example_reports_the_out_of_scope_and_the_mailboxless_user_with_what_to_do() {
     let (org, scratch) = sandbox("exchange-online.yaml").await;
     let check = |user: &'static str| {
