@@ -95,6 +95,46 @@ impl StateArg {
     }
 }
 
+/// `--lock-timeout`: how long `apply` and `run` wait for another tether's cycle to finish.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LockArg {
+    /// How long to wait for the state lock while another apply or run cycle holds it, e.g.
+    /// 0s (fail at once), 30s, 5m.
+    #[arg(long = "lock-timeout", default_value = "5m", value_parser = duration::timeout)]
+    pub lock_timeout: std::time::Duration,
+}
+
+/// Takes the state lock for `operation`, waiting up to `timeout` for another holder and
+/// saying on stderr whom it waits for; returns it with the time waited. `stop` gives up the
+/// wait (SIGTERM).
+fn wait_for_lock(
+    state: &std::path::Path,
+    operation: &str,
+    timeout: std::time::Duration,
+    stop: &dyn Fn() -> bool,
+) -> Result<(crate::lock::StateLock, std::time::Duration), crate::lock::LockError> {
+    let waiting = &mut |held: &crate::lock::LockInfo| {
+        tracing::info!(holder = %held, "waiting for the state lock");
+        eprintln!(
+            "waiting up to {} for the state lock, held by {held}",
+            crate::lock::span(timeout)
+        );
+    };
+    let (lock, waited) = crate::lock::wait_for(
+        &crate::lock::FileLocks::new(state),
+        operation,
+        crate::lock::Wait {
+            timeout,
+            waiting,
+            stop,
+        },
+    )?;
+    if let Some(note) = lock.takeover_note() {
+        eprintln!("{note}");
+    }
+    Ok((lock, waited))
+}
+
 /// Takes the state lock for `operation`, saying on stderr when it took over the lock of a
 /// holder that is gone.
 fn lock_state(
