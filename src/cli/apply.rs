@@ -2,7 +2,8 @@ use super::error::{self, CommandError, CommandResult, Done, Kind, Settings};
 use super::output::{out, outln};
 use super::{Loaded, StateArg, load_configuration};
 use crate::config::model::Config;
-use crate::engine::cycle::{CycleReport, Reviewed, SyncOptions, run_cycle};
+use super::stop::Stop;
+use crate::engine::cycle::{CycleError, CycleReport, Reviewed, SyncOptions, run_cycle};
 use crate::engine::execute::{SideCounts, StepBudget};
 use crate::engine::plan::{OperationKey, Side};
 use crate::plan::build::{BuildOptions, DEFAULT_DELETE_THRESHOLD};
@@ -25,6 +26,8 @@ pub struct Args {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub state: StateArg,
+    #[command(flatten)]
+    pub lock: super::LockArg,
     /// Apply without asking (required without a terminal, e.g. in CI). A saved plan is
     /// applied without asking: it was reviewed when it was made.
     #[arg(long)]
@@ -53,10 +56,11 @@ pub fn run(args: &Args) -> CommandResult {
     let loaded = load_configuration(&args.paths)?;
     let config = &loaded.config;
     let state_path = args.state.path(&args.paths);
-    let now = chrono::Utc::now();
-    let (_lock, mut state) = lock_and_open(&state_path, now)?;
-    let connectors = open_connectors(&loaded)?;
     let runtime = super::runtime();
+    let stop = Stop::listen(&runtime);
+    let (_lock, mut state) = lock_and_open(&state_path, args, &stop)?;
+    let now = chrono::Utc::now();
+    let connectors = open_connectors(&loaded)?;
     let options = SyncOptions {
         force: args.force,
         progress: super::progress::for_stderr(),
@@ -109,6 +113,10 @@ pub fn run(args: &Args) -> CommandResult {
             return Ok(Done::Problems);
         }
     }
+    if stop.requested() {
+        outln!("Stopped on request before applying: nothing was changed.");
+        return Ok(Done::Success);
+    }
     state
         .apply(vec![record_apply(config, now)])
         .map_err(CommandError::state)?;
@@ -124,6 +132,7 @@ pub fn run(args: &Args) -> CommandResult {
     };
     sync(
         &runtime,
+        &stop,
         &loaded,
         &connectors,
         &mut state,
@@ -171,12 +180,15 @@ fn record_facts(
     state.apply(changes).map_err(|e| e.to_string())
 }
 
-/// The state, locked for this apply.
+/// The state, locked for this apply: waits up to --lock-timeout for a cycle in flight.
 fn lock_and_open(
     path: &std::path::Path,
-    now: DateTime<Utc>,
+    args: &Args,
+    stop: &Stop,
 ) -> Result<(crate::lock::StateLock, SqliteState), CommandError> {
-    let lock = super::lock_state(path, "apply", now).map_err(CommandError::state)?;
+    let (lock, _waited) =
+        super::wait_for_lock(path, "apply", args.lock.lock_timeout, &|| stop.requested())
+            .map_err(CommandError::state)?;
     let state = SqliteState::open(path).map_err(CommandError::state)?;
     Ok((lock, state))
 }
@@ -227,8 +239,10 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> CommandResult {
             state_path.display()
         )));
     }
+    let runtime = super::runtime();
+    let stop = Stop::listen(&runtime);
+    let (_lock, mut state) = lock_and_open(&state_path, args, &stop)?;
     let now = chrono::Utc::now();
-    let (_lock, mut state) = lock_and_open(&state_path, now)?;
     let verified = verify(&state, plan_path, config, now).map_err(CommandError::input)?;
     outln!(
         "Applying the plan saved in {}, made {}; it still matches the configuration and the state.\n",
@@ -301,7 +315,8 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> CommandResult {
         ..SyncOptions::default()
     };
     sync(
-        &super::runtime(),
+        &runtime,
+        &stop,
         &loaded,
         &connectors,
         &mut state,
@@ -329,9 +344,13 @@ fn verify(
     file::load(path, key.expose().as_bytes(), &current).map_err(|e| e.to_string())
 }
 
-/// Syncs the operations of `approved` (the plan shown), then says what happened.
+/// Syncs the operations of `approved` (the plan shown), then says what happened. A stop
+/// asked for (SIGTERM) ends it at the next batch boundary, the batch in flight recorded:
+/// exit 0, and the next plan shows the rest.
+#[allow(clippy::too_many_arguments)]
 fn sync(
     runtime: &tokio::runtime::Runtime,
+    stop: &Stop,
     loaded: &Loaded,
     connectors: &Connectors,
     state: &mut SqliteState,
@@ -343,16 +362,23 @@ fn sync(
         approved: Some(Arc::new(approved.iter().cloned().collect())),
         ..options
     };
-    let report = runtime
-        .block_on(run_cycle(
-            &loaded.config,
-            &connectors.mail,
-            &connectors.crm,
-            state,
-            now,
-            &options,
-            &mut StepBudget::unlimited(),
-        ))
+    let result = runtime.block_on(run_cycle(
+        &loaded.config,
+        &connectors.mail,
+        &connectors.crm,
+        state,
+        now,
+        &options,
+        &mut StepBudget::until_stopped(stop.flag()),
+    ));
+    if matches!(result, Err(CycleError::Killed)) && stop.requested() {
+        tracing::info!("apply stopped between batches on request");
+        outln!(
+            "\nStopped on request: the batch in flight finished and is recorded; run `tether plan` to see what is left."
+        );
+        return Ok(Done::Success);
+    }
+    let report = result
         .map_err(|e| {
             error::plan_failed(
                 crate::workflow::PlanError::Read(e),

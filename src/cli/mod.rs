@@ -12,9 +12,11 @@ pub mod plan;
 pub mod progress;
 pub mod reset;
 pub mod run;
+mod service;
 pub mod sandbox;
 pub mod schema;
 pub mod status;
+mod stop;
 pub mod test_connection;
 pub mod validate;
 
