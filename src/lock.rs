@@ -195,7 +195,8 @@ fn read(path: &Path) -> Result<LockInfo, LockError> {
         .map_err(|e| LockError::Unreadable(path.to_path_buf(), e.to_string()))
 }
 
-fn host_name() -> String {
+/// This machine's name, as locks record it.
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()

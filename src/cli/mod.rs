@@ -171,6 +171,10 @@ pub struct Cli {
     /// $TETHER_LOG_FILE. The log on stderr shows warnings unless RUST_LOG says otherwise.
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// How the log is written: human (text lines) or json (one object per line, for a log
+    /// collector).
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Human)]
+    pub log_format: logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,7 +209,10 @@ pub enum Command {
 
 /// Runs the command; `main` prints the error, if any, and exits with the code.
 pub fn run(cli: Cli) -> CommandResult {
-    logging::init(logging::log_file(cli.log_file.as_deref()).as_deref())
+    logging::init(
+        logging::log_file(cli.log_file.as_deref()).as_deref(),
+        cli.log_format,
+    )
         .map_err(CommandError::input)?;
     tracing::debug!(version = env!("CARGO_PKG_VERSION"), "tether starts");
     let done = match cli.command {
