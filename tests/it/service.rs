@@ -213,6 +213,38 @@ async fn sigterm_during_apply_finishes_the_batch_in_flight_and_the_next_plan_sho
     assert!(t.unsynced.is_empty(), "{:?}", t.unsynced);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn log_format_json_writes_one_object_per_event() {
+    let w = World::start(1).await;
+    let apply = w.tether(&["apply", "org", "--auto-approve"]).await;
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let dir = w.dir();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut env = crate::cli_world::secrets();
+        env.push(("RUST_LOG", "tether=info"));
+        crate::common::tether_with_env(
+            &["run", "org", "--once", "--log-format", "json"],
+            &dir,
+            &env,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let events: Vec<serde_json::Value> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let cycle = events
+        .iter()
+        .find(|e| e["message"] == "cycle finished")
+        .unwrap_or_else(|| panic!("{}", out.stderr));
+    assert_eq!(cycle["level"], "INFO");
+    assert!(cycle["timestamp"].is_string() && cycle["written"].is_u64(), "{cycle}");
+}
+
 /// A strict reader of Prometheus' text exposition format (version 0.0.4), written here
 /// rather than taken from a crate: the parsers on crates.io are made to scrape leniently
 /// (they skip what they do not understand), and this test is there to catch exactly that.
