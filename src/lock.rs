@@ -135,7 +135,10 @@ impl std::fmt::Display for LockError {
                 info.id
             ),
             LockError::Interrupted => {
-                write!(f, "stopped while waiting for the state lock; nothing was done")
+                write!(
+                    f,
+                    "stopped while waiting for the state lock; nothing was done"
+                )
             }
         }
     }

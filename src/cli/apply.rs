@@ -1,8 +1,8 @@
 use super::error::{self, CommandError, CommandResult, Done, Kind, Settings};
 use super::output::{out, outln};
+use super::stop::Stop;
 use super::{Loaded, StateArg, load_configuration};
 use crate::config::model::Config;
-use super::stop::Stop;
 use crate::engine::cycle::{CycleError, CycleReport, Reviewed, SyncOptions, run_cycle};
 use crate::engine::execute::{SideCounts, StepBudget};
 use crate::engine::plan::{OperationKey, Side};
@@ -378,14 +378,13 @@ fn sync(
         );
         return Ok(Done::Success);
     }
-    let report = result
-        .map_err(|e| {
-            error::plan_failed(
-                crate::workflow::PlanError::Read(e),
-                &loaded.config,
-                &loaded.settings,
-            )
-        })?;
+    let report = result.map_err(|e| {
+        error::plan_failed(
+            crate::workflow::PlanError::Read(e),
+            &loaded.config,
+            &loaded.settings,
+        )
+    })?;
     out!("{}", outcome(approved, &report));
     if let Some(why) = crate::engine::facts::exchange_refused(&report.read) {
         return Err(refused(&why, &loaded.settings));

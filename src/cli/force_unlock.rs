@@ -51,7 +51,11 @@ pub fn run(args: &Args) -> CommandResult {
 
 /// Asks on the terminal whether to free the lock of `held`, which may still run; without a
 /// terminal there is no one to ask, and that is an error saying how to go on.
-fn confirmed(held: &LockInfo, terminal: bool, answer: &mut dyn BufRead) -> Result<bool, CommandError> {
+fn confirmed(
+    held: &LockInfo,
+    terminal: bool,
+    answer: &mut dyn BufRead,
+) -> Result<bool, CommandError> {
     let may_run = if held.host == crate::lock::host_name() {
         format!("process {} still runs on {}", held.pid, held.host)
     } else {
@@ -88,7 +92,10 @@ mod tests {
         let err = confirmed(&held(), false, &mut "yes\n".as_bytes()).unwrap_err();
         let text = format!("{err:?}");
         assert!(text.contains("still runs on"), "{text}");
-        assert!(text.contains("pass --yes to free the lock anyway"), "{text}");
+        assert!(
+            text.contains("pass --yes to free the lock anyway"),
+            "{text}"
+        );
     }
 
     #[test]

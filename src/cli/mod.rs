@@ -12,9 +12,9 @@ pub mod plan;
 pub mod progress;
 pub mod reset;
 pub mod run;
-mod service;
 pub mod sandbox;
 pub mod schema;
+mod service;
 pub mod status;
 mod stop;
 pub mod test_connection;
@@ -213,7 +213,7 @@ pub fn run(cli: Cli) -> CommandResult {
         logging::log_file(cli.log_file.as_deref()).as_deref(),
         cli.log_format,
     )
-        .map_err(CommandError::input)?;
+    .map_err(CommandError::input)?;
     tracing::debug!(version = env!("CARGO_PKG_VERSION"), "tether starts");
     let done = match cli.command {
         Command::Validate(args) => validate::run(&args),

@@ -79,9 +79,9 @@ pub fn run(args: &Args) -> CommandResult {
                 CommandError::input(format!("--listen {addr}: cannot listen there: {e}"))
                     .hint("give a free port, or port 0 for any free one")
             })?;
-        let bound = listener.local_addr().map_err(|e| {
-            CommandError::input(format!("--listen {addr}: {e}"))
-        })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| CommandError::input(format!("--listen {addr}: {e}")))?;
         outln!("serving /healthz and /metrics on http://{bound}");
         runtime.spawn(service::serve(listener, metrics.clone()));
     }
@@ -93,35 +93,33 @@ pub fn run(args: &Args) -> CommandResult {
     loop {
         let started = tokio::time::Instant::now();
         let now = chrono::Utc::now();
-        let (lock, lock_wait) = match super::wait_for_lock(
-            &state_path,
-            "run",
-            args.lock.lock_timeout,
-            &|| stop.requested(),
-        ) {
-            Ok(held) => held,
-            Err(crate::lock::LockError::Interrupted) => {
-                outln!("stopping: no cycle was in flight");
-                return Ok(Done::Success);
-            }
-            // The holder is still busy: a service tries again next cycle, `--once` fails.
-            Err(e @ crate::lock::LockError::TimedOut(..)) if !args.once => {
-                tracing::warn!(error = %e, "cycle skipped");
-                eprintln!("{} cycle skipped: {e}", now.format("%Y-%m-%dT%H:%M:%SZ"));
-                lock_metrics(&metrics).record(CycleOutcome {
-                    duration: started.elapsed(),
-                    lock_wait: args.lock.lock_timeout,
-                    result: Err(e.to_string()),
-                    api_calls: BTreeMap::new(),
-                    api_usage: None,
-                });
-                if wait_for_next(&runtime, &mut stop, started + args.interval) {
+        let (lock, lock_wait) =
+            match super::wait_for_lock(&state_path, "run", args.lock.lock_timeout, &|| {
+                stop.requested()
+            }) {
+                Ok(held) => held,
+                Err(crate::lock::LockError::Interrupted) => {
+                    outln!("stopping: no cycle was in flight");
                     return Ok(Done::Success);
                 }
-                continue;
-            }
-            Err(e) => return Err(CommandError::state(e)),
-        };
+                // The holder is still busy: a service tries again next cycle, `--once` fails.
+                Err(e @ crate::lock::LockError::TimedOut(..)) if !args.once => {
+                    tracing::warn!(error = %e, "cycle skipped");
+                    eprintln!("{} cycle skipped: {e}", now.format("%Y-%m-%dT%H:%M:%SZ"));
+                    lock_metrics(&metrics).record(CycleOutcome {
+                        duration: started.elapsed(),
+                        lock_wait: args.lock.lock_timeout,
+                        result: Err(e.to_string()),
+                        api_calls: BTreeMap::new(),
+                        api_usage: None,
+                    });
+                    if wait_for_next(&runtime, &mut stop, started + args.interval) {
+                        return Ok(Done::Success);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(CommandError::state(e)),
+            };
         if !state_path.exists() {
             return Err(no_state(&state_path));
         }

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Upper bounds of the cycle duration histogram, in seconds.
-const DURATION_BUCKETS: [f64; 10] = [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+const DURATION_BUCKETS: [f64; 10] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
 
 /// The last cycle, as `/healthz` reports it.
 #[derive(Debug, Clone)]
@@ -78,7 +80,10 @@ impl Metrics {
 
     pub fn record(&mut self, cycle: CycleOutcome<'_>) {
         let ok = cycle.result.is_ok();
-        *self.cycles.entry(if ok { "ok" } else { "failed" }).or_default() += 1;
+        *self
+            .cycles
+            .entry(if ok { "ok" } else { "failed" })
+            .or_default() += 1;
         self.lock_wait += cycle.lock_wait;
         let secs = cycle.duration.as_secs_f64();
         for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
@@ -213,9 +218,7 @@ impl Metrics {
             "HTTP requests sent, by side and kind (retries included).",
             self.api_calls
                 .iter()
-                .map(|((side, kind), n)| {
-                    (labels(&[("side", side), ("kind", kind)]), n.to_string())
-                })
+                .map(|((side, kind), n)| (labels(&[("side", side), ("kind", kind)]), n.to_string()))
                 .collect(),
         );
         let usage = |pick: fn(&(u64, u64, u64)) -> u64| {
@@ -345,7 +348,10 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Shared) {
             axum::routing::get(move || async move {
                 let text = lock(&metrics).render();
                 (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
                     text,
                 )
                     .into_response()
@@ -381,9 +387,18 @@ mod tests {
         assert_eq!(body["status"], "last cycle failed");
         assert_eq!(body["last_cycle"]["error"], "Salesforce could not be read");
         let text = m.render();
-        assert!(text.contains("tether_failures_total{kind=\"cycle\"} 1\n"), "{text}");
-        assert!(text.contains("tether_cycle_duration_seconds_bucket{le=\"1\"} 0\n"), "{text}");
-        assert!(text.contains("tether_cycle_duration_seconds_bucket{le=\"5\"} 1\n"), "{text}");
+        assert!(
+            text.contains("tether_failures_total{kind=\"cycle\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tether_cycle_duration_seconds_bucket{le=\"1\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tether_cycle_duration_seconds_bucket{le=\"5\"} 1\n"),
+            "{text}"
+        );
     }
 
     #[test]

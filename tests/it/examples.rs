@@ -191,8 +191,8 @@ fn the_deploy_examples_run_commands_tether_accepts() {
         unit_args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         image_args,
     ] {
-        let cli = tether::cli::Cli::try_parse_from(&args)
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let cli =
+            tether::cli::Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         let tether::cli::Command::Run(run) = cli.command else {
             panic!("{args:?} is not `tether run`")
         };

@@ -136,7 +136,10 @@ fn lock_of_a_live_holder_is_respected() {
     let state = empty_state(&s);
     // This test process holds it, and lives.
     lock_file(&state, |_| {});
-    let out = tether(&["run", "org", "--once", "--lock-timeout", "0s"], s.dir.path());
+    let out = tether(
+        &["run", "org", "--once", "--lock-timeout", "0s"],
+        s.dir.path(),
+    );
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -154,7 +157,10 @@ fn lock_of_a_live_holder_is_respected() {
         l["host"] = "build-7.example.com".into();
         l["id"] = "17-2a".into();
     });
-    let out = tether(&["run", "org", "--once", "--lock-timeout", "0s"], s.dir.path());
+    let out = tether(
+        &["run", "org", "--once", "--lock-timeout", "0s"],
+        s.dir.path(),
+    );
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.contains(&format!(
@@ -235,7 +241,9 @@ fn force_unlock_of_a_live_holder_refuses_without_a_terminal_and_frees_it_with_ye
     let freed = tether(&["force-unlock", &id, "org", "--yes"], s.dir.path());
     assert_eq!(freed.code, 0, "{}", freed.stderr);
     assert!(
-        freed.stdout.starts_with("Released the lock held by `apply` by "),
+        freed
+            .stdout
+            .starts_with("Released the lock held by `apply` by "),
         "{}",
         freed.stdout
     );
@@ -260,7 +268,10 @@ fn waiting_for_the_lock_shows_the_holder_and_goes_on_once_it_is_released() {
     let first = stderr.next().unwrap().unwrap();
     assert_eq!(
         first,
-        format!("waiting up to 10m for the state lock, held by {}", held.info),
+        format!(
+            "waiting up to 10m for the state lock, held by {}",
+            held.info
+        ),
         "names who, where, the pid, since when and what"
     );
     assert!(
@@ -286,7 +297,10 @@ fn a_lock_still_held_after_the_timeout_fails_naming_the_holder() {
     let state = empty_state(&s);
     lock_file(&state, |_| {});
     let id = lock_id(&state);
-    let out = tether(&["run", "org", "--once", "--lock-timeout", "1s"], s.dir.path());
+    let out = tether(
+        &["run", "org", "--once", "--lock-timeout", "1s"],
+        s.dir.path(),
+    );
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr
@@ -298,7 +312,9 @@ fn a_lock_still_held_after_the_timeout_fails_naming_the_holder() {
         out.stderr
             .contains("error: the state is still locked after waiting 1s: `apply` by ")
             && out.stderr.contains("wait longer with --lock-timeout")
-            && out.stderr.contains(&format!("run `tether force-unlock {id}`")),
+            && out
+                .stderr
+                .contains(&format!("run `tether force-unlock {id}`")),
         "{}",
         out.stderr
     );

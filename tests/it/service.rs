@@ -36,14 +36,7 @@ async fn apply_while_run_goes_gets_through_and_the_next_cycle_uses_the_new_confi
 
     let mut run = Background::start(
         &w.dir(),
-        &[
-            "run",
-            "org",
-            "--interval",
-            "1s",
-            "--listen",
-            "127.0.0.1:0",
-        ],
+        &["run", "org", "--interval", "1s", "--listen", "127.0.0.1:0"],
     );
     let base = served_at(&mut run).await;
     run.line(" cycle: ").await;
@@ -56,7 +49,9 @@ async fn apply_while_run_goes_gets_through_and_the_next_cycle_uses_the_new_confi
         .await;
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
     assert!(
-        apply.stdout.contains("+ sync configuration \"Reps\": events"),
+        apply
+            .stdout
+            .contains("+ sync configuration \"Reps\": events"),
         "{}",
         apply.stdout
     );
@@ -83,8 +78,14 @@ async fn apply_while_run_goes_gets_through_and_the_next_cycle_uses_the_new_confi
     assert_eq!(code, 200);
     let m = prometheus::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(m.types["tether_cycle_duration_seconds"], "histogram");
-    assert!(m.value("tether_cycles_total", &[("outcome", "ok")]) >= 2.0, "{text}");
-    assert_eq!(m.value("tether_cycles_total", &[("outcome", "failed")]), 0.0);
+    assert!(
+        m.value("tether_cycles_total", &[("outcome", "ok")]) >= 2.0,
+        "{text}"
+    );
+    assert_eq!(
+        m.value("tether_cycles_total", &[("outcome", "failed")]),
+        0.0
+    );
     assert!(
         m.value(
             "tether_records_synced_total",
@@ -106,7 +107,10 @@ async fn apply_while_run_goes_gets_through_and_the_next_cycle_uses_the_new_confi
         ) >= 1.0,
         "{text}"
     );
-    assert!(m.value("tether_salesforce_api_budget_remaining", &[]) > 0.0, "{text}");
+    assert!(
+        m.value("tether_salesforce_api_budget_remaining", &[]) > 0.0,
+        "{text}"
+    );
     assert!(m.value("tether_lock_wait_seconds_total", &[]) >= 0.0);
     assert!(m.value("tether_cycle_duration_seconds_count", &[]) >= 2.0);
 
@@ -155,7 +159,10 @@ async fn healthz_fails_when_the_last_cycle_failed() {
     );
     let (_, text) = get(&format!("{base}/metrics")).await;
     let m = prometheus::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    assert_eq!(m.value("tether_cycles_total", &[("outcome", "failed")]), 1.0);
+    assert_eq!(
+        m.value("tether_cycles_total", &[("outcome", "failed")]),
+        1.0
+    );
     assert_eq!(m.value("tether_failures_total", &[("kind", "cycle")]), 1.0);
     assert_eq!(run.terminate().await, Some(0));
 }
@@ -191,7 +198,10 @@ async fn sigterm_during_apply_finishes_the_batch_in_flight_and_the_next_plan_sho
         apply.stdout()
     );
     let written = w.ews.calls("CreateItem") - creates_before;
-    assert!(written < batches, "{written} of {batches} batches: not stopped");
+    assert!(
+        written < batches,
+        "{written} of {batches} batches: not stopped"
+    );
     let partial = w.tally(); // panics on a duplicate
     assert!(!partial.synced.is_empty() && !partial.unsynced.is_empty());
     // Every record written is recorded: the next plan shows only the rest.
@@ -242,7 +252,10 @@ async fn log_format_json_writes_one_object_per_event() {
         .find(|e| e["message"] == "cycle finished")
         .unwrap_or_else(|| panic!("{}", out.stderr));
     assert_eq!(cycle["level"], "INFO");
-    assert!(cycle["timestamp"].is_string() && cycle["written"].is_u64(), "{cycle}");
+    assert!(
+        cycle["timestamp"].is_string() && cycle["written"].is_u64(),
+        "{cycle}"
+    );
 }
 
 /// A strict reader of Prometheus' text exposition format (version 0.0.4), written here
@@ -342,7 +355,9 @@ mod prometheus {
     fn family<'a>(name: &'a str, types: &BTreeMap<String, String>) -> &'a str {
         for suffix in ["_bucket", "_sum", "_count"] {
             if let Some(base) = name.strip_suffix(suffix)
-                && types.get(base).is_some_and(|t| t == "histogram" || t == "summary")
+                && types
+                    .get(base)
+                    .is_some_and(|t| t == "histogram" || t == "summary")
             {
                 return base;
             }
@@ -389,8 +404,14 @@ mod prometheus {
                         {
                             return Err(at(format!("unknown type {kind}")));
                         }
-                        if out.samples.keys().any(|(s, _)| family(s, &out.types) == name)
-                            || out.types.insert(name.to_string(), kind.to_string()).is_some()
+                        if out
+                            .samples
+                            .keys()
+                            .any(|(s, _)| family(s, &out.types) == name)
+                            || out
+                                .types
+                                .insert(name.to_string(), kind.to_string())
+                                .is_some()
                         {
                             return Err(at("TYPE after samples, or twice".into()));
                         }
@@ -447,7 +468,11 @@ mod prometheus {
             .filter(|b| b.0 == f64::INFINITY)
             .ok_or(format!("{name}: no +Inf bucket"))?
             .1;
-        let get = |s: &str| out.samples.get(&(format!("{name}{s}"), Labels::new())).copied();
+        let get = |s: &str| {
+            out.samples
+                .get(&(format!("{name}{s}"), Labels::new()))
+                .copied()
+        };
         if get("_count") != Some(inf) || get("_sum").is_none() {
             return Err(format!("{name}: _count is not the +Inf bucket, or no _sum"));
         }

@@ -556,7 +556,10 @@ impl Background {
             let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
             let into = lines.clone();
             readers.push(std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
                     into.lock().unwrap().push(line);
                 }
             }));
