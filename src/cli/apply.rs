@@ -56,11 +56,10 @@ pub fn run(args: &Args) -> CommandResult {
     let loaded = load_configuration(&args.paths)?;
     let config = &loaded.config;
     let state_path = args.state.path(&args.paths);
-    let runtime = super::runtime();
-    let stop = Stop::listen(&runtime);
-    let (_lock, mut state) = lock_and_open(&state_path, args, &stop)?;
+    let (_lock, mut state) = lock_and_open(&state_path, args)?;
     let now = chrono::Utc::now();
     let connectors = open_connectors(&loaded)?;
+    let runtime = super::runtime();
     let options = SyncOptions {
         force: args.force,
         progress: super::progress::for_stderr(),
@@ -113,10 +112,6 @@ pub fn run(args: &Args) -> CommandResult {
             return Ok(Done::Problems);
         }
     }
-    if stop.requested() {
-        outln!("Stopped on request before applying: nothing was changed.");
-        return Ok(Done::Success);
-    }
     state
         .apply(vec![record_apply(config, now)])
         .map_err(CommandError::state)?;
@@ -132,7 +127,6 @@ pub fn run(args: &Args) -> CommandResult {
     };
     sync(
         &runtime,
-        &stop,
         &loaded,
         &connectors,
         &mut state,
@@ -184,11 +178,11 @@ fn record_facts(
 fn lock_and_open(
     path: &std::path::Path,
     args: &Args,
-    stop: &Stop,
 ) -> Result<(crate::lock::StateLock, SqliteState), CommandError> {
-    let (lock, _waited) =
-        super::wait_for_lock(path, "apply", args.lock.lock_timeout, &|| stop.requested())
-            .map_err(CommandError::state)?;
+    // Until the sync starts, SIGINT and SIGTERM end apply as usual: nothing is written
+    // before it (and a lock left by a killed apply is taken over, its holder gone).
+    let (lock, _waited) = super::wait_for_lock(path, "apply", args.lock.lock_timeout, &|| false)
+        .map_err(CommandError::state)?;
     let state = SqliteState::open(path).map_err(CommandError::state)?;
     Ok((lock, state))
 }
@@ -239,9 +233,7 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> CommandResult {
             state_path.display()
         )));
     }
-    let runtime = super::runtime();
-    let stop = Stop::listen(&runtime);
-    let (_lock, mut state) = lock_and_open(&state_path, args, &stop)?;
+    let (_lock, mut state) = lock_and_open(&state_path, args)?;
     let now = chrono::Utc::now();
     let verified = verify(&state, plan_path, config, now).map_err(CommandError::input)?;
     outln!(
@@ -315,8 +307,7 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> CommandResult {
         ..SyncOptions::default()
     };
     sync(
-        &runtime,
-        &stop,
+        &super::runtime(),
         &loaded,
         &connectors,
         &mut state,
@@ -347,10 +338,8 @@ fn verify(
 /// Syncs the operations of `approved` (the plan shown), then says what happened. A stop
 /// asked for (SIGTERM) ends it at the next batch boundary, the batch in flight recorded:
 /// exit 0, and the next plan shows the rest.
-#[allow(clippy::too_many_arguments)]
 fn sync(
     runtime: &tokio::runtime::Runtime,
-    stop: &Stop,
     loaded: &Loaded,
     connectors: &Connectors,
     state: &mut SqliteState,
@@ -362,6 +351,8 @@ fn sync(
         approved: Some(Arc::new(approved.iter().cloned().collect())),
         ..options
     };
+    // From here a signal stops at the next batch boundary instead of killing mid-write.
+    let stop = Stop::listen(runtime);
     let result = runtime.block_on(run_cycle(
         &loaded.config,
         &connectors.mail,

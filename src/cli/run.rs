@@ -104,15 +104,8 @@ pub fn run(args: &Args) -> CommandResult {
                 }
                 // The holder is still busy: a service tries again next cycle, `--once` fails.
                 Err(e @ crate::lock::LockError::TimedOut(..)) if !args.once => {
-                    tracing::warn!(error = %e, "cycle skipped");
-                    eprintln!("{} cycle skipped: {e}", now.format("%Y-%m-%dT%H:%M:%SZ"));
-                    lock_metrics(&metrics).record(CycleOutcome {
-                        duration: started.elapsed(),
-                        lock_wait: args.lock.lock_timeout,
-                        result: Err(e.to_string()),
-                        api_calls: BTreeMap::new(),
-                        api_usage: None,
-                    });
+                    let waited = args.lock.lock_timeout;
+                    skipped(&metrics, started, waited, "lock", e.to_string());
                     if wait_for_next(&runtime, &mut stop, started + args.interval) {
                         return Ok(Done::Success);
                     }
@@ -124,7 +117,22 @@ pub fn run(args: &Args) -> CommandResult {
             return Err(no_state(&state_path));
         }
         let mut state = SqliteState::open(&state_path).map_err(CommandError::state)?;
-        let applied = reload(&mut applied, &state, &home)?;
+        let running = applied.is_some();
+        let applied = match reload(&mut applied, &state, &home) {
+            Ok(applied) => applied,
+            // A configuration applied since that cannot be used (say, a secret this host
+            // lacks): fail the cycle visibly and try again, rather than sync with the old one.
+            Err(e) if running && !args.once => {
+                drop(state);
+                drop(lock);
+                skipped(&metrics, started, lock_wait, "config", e.to_string());
+                if wait_for_next(&runtime, &mut stop, started + args.interval) {
+                    return Ok(Done::Success);
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let calls_before = service::calls(&applied.connectors);
         let result = runtime.block_on(run_cycle(
             &applied.config,
@@ -177,7 +185,7 @@ pub fn run(args: &Args) -> CommandResult {
             Err(e) => {
                 let message = crate::workflow::cycle_error(&e);
                 tracing::warn!(error = %message, "cycle failed");
-                lock_metrics(&metrics).record(outcome(Err(message.clone())));
+                lock_metrics(&metrics).record(outcome(Err(("cycle", message.clone()))));
                 eprintln!(
                     "{} cycle failed: {message}",
                     now.format("%Y-%m-%dT%H:%M:%SZ")
@@ -257,6 +265,29 @@ fn wait_for_next(
             }
         }
     })
+}
+
+/// A cycle that could not start: said on stderr and in the metrics, as failed.
+fn skipped(
+    metrics: &service::Shared,
+    started: tokio::time::Instant,
+    lock_wait: Duration,
+    kind: &'static str,
+    message: String,
+) {
+    let message = message.trim().trim_start_matches("error: ").to_string();
+    tracing::warn!(error = %message, "cycle skipped");
+    eprintln!(
+        "{} cycle skipped: {message}",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    lock_metrics(metrics).record(CycleOutcome {
+        duration: started.elapsed(),
+        lock_wait,
+        result: Err((kind, message)),
+        api_calls: BTreeMap::new(),
+        api_usage: None,
+    });
 }
 
 fn lock_metrics(metrics: &service::Shared) -> std::sync::MutexGuard<'_, service::Metrics> {

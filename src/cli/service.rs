@@ -53,8 +53,8 @@ pub type Shared = Arc<Mutex<Metrics>>;
 pub struct CycleOutcome<'a> {
     pub duration: Duration,
     pub lock_wait: Duration,
-    /// The report, or why the cycle failed.
-    pub result: Result<&'a CycleReport, String>,
+    /// The report, or the kind of failure (`cycle`, `lock`, `config`) and what it was.
+    pub result: Result<&'a CycleReport, (&'static str, String)>,
     /// API calls made during the cycle: (side, kind) → count.
     pub api_calls: BTreeMap<(&'static str, String), u64>,
     pub api_usage: Option<(u64, u64, u64)>,
@@ -117,12 +117,12 @@ impl Metrics {
                 fail("rep_read", report.read.rep_errors.len());
                 fail("rep_problem", report.read.problems.len());
             }
-            Err(_) => *self.failures.entry("cycle").or_default() += 1,
+            Err((kind, _)) => *self.failures.entry(kind).or_default() += 1,
         }
         self.last = Some(LastCycle {
             finished: Instant::now(),
             finished_at: Utc::now(),
-            error: cycle.result.err(),
+            error: cycle.result.err().map(|(_, message)| message),
         });
     }
 
@@ -206,7 +206,7 @@ impl Metrics {
         family(
             "tether_failures_total",
             "counter",
-            "Failures, by kind: record_write (a record not written), rep_read (a mailbox not read), rep_problem (a rep not synced, e.g. no Salesforce user), cycle (a whole cycle).",
+            "Failures, by kind: record_write (a record not written), rep_read (a mailbox not read), rep_problem (a rep not synced, e.g. no Salesforce user), cycle (a whole cycle), lock (a cycle skipped: the state stayed locked), config (a cycle skipped: the applied configuration cannot be used).",
             self.failures
                 .iter()
                 .map(|(kind, n)| (labels(&[("kind", kind)]), n.to_string()))
@@ -378,7 +378,7 @@ mod tests {
         m.record(CycleOutcome {
             duration: Duration::from_secs(2),
             lock_wait: Duration::ZERO,
-            result: Err("Salesforce could not be read".into()),
+            result: Err(("cycle", "Salesforce could not be read".into())),
             api_calls: BTreeMap::new(),
             api_usage: None,
         });

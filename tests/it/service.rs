@@ -223,6 +223,63 @@ async fn sigterm_during_apply_finishes_the_batch_in_flight_and_the_next_plan_sho
     assert!(t.unsynced.is_empty(), "{:?}", t.unsynced);
 }
 
+/// A service whose state stays locked past --lock-timeout skips that cycle (saying so, and
+/// counting it), and syncs again once the lock is free.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_cycle_that_cannot_get_the_lock_is_skipped_and_the_next_one_syncs() {
+    let w = World::start(1).await;
+    let apply = w.tether(&["apply", "org", "--auto-approve"]).await;
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    // Held by this test process, which lives.
+    let held = tether::lock::acquire(&w.state_path(), "apply", chrono::Utc::now()).unwrap();
+    let mut run = Background::start(
+        &w.dir(),
+        &[
+            "run",
+            "org",
+            "--interval",
+            "1s",
+            "--lock-timeout",
+            "1s",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let base = served_at(&mut run).await;
+    run.wait_until("a skipped cycle", |r| {
+        r.stderr().iter().any(|l| {
+            l.contains(" cycle skipped: the state is still locked after waiting 1s: `apply` by ")
+        })
+    })
+    .await;
+    assert!(
+        run.stderr()
+            .iter()
+            .any(|l| l == &format!("waiting up to 1s for the state lock, held by {}", held.info)),
+        "{:?}",
+        run.stderr()
+    );
+    let (code, _) = get(&format!("{base}/healthz")).await;
+    assert_eq!(code, 503);
+    drop(held);
+    run.line(" cycle: ").await;
+    let (_, text) = get(&format!("{base}/metrics")).await;
+    let m = prometheus::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(
+        m.value("tether_failures_total", &[("kind", "lock")]) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        m.value("tether_lock_wait_seconds_total", &[]) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        m.value("tether_cycles_total", &[("outcome", "ok")]) >= 1.0,
+        "{text}"
+    );
+    assert_eq!(run.terminate().await, Some(0), "{:?}", run.stderr());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn log_format_json_writes_one_object_per_event() {
     let w = World::start(1).await;
