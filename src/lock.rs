@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// backend (a database's own locks) provides.
 pub trait Locks {
     /// A held lock, released when dropped.
-    type Held;
+    type Held: HeldLock;
     /// Takes the lock for `operation`, or fails at once naming the holder
     /// ([`LockError::Held`]); a holder that is provably gone is taken over.
     fn try_take(&self, operation: &str, now: DateTime<Utc>) -> Result<Self::Held, LockError>;
@@ -26,6 +26,19 @@ pub trait Locks {
     fn force_unlock(&self, id: &str) -> Result<Option<LockInfo>, LockError>;
     /// The lock held now, if any.
     fn holder(&self) -> Result<Option<LockInfo>, LockError>;
+    /// Why the holder of `held` is certainly gone, or `None` when it may still run. By
+    /// default: the same host, and its process no longer runs (a backend with leases adds
+    /// an expired lease).
+    fn holder_gone(&self, held: &LockInfo) -> Option<String> {
+        holder_gone(held)
+    }
+}
+
+/// What every backend's held lock tells.
+pub trait HeldLock {
+    fn info(&self) -> &LockInfo;
+    /// The note to show when this lock replaced a holder that is gone.
+    fn takeover_note(&self) -> Option<String>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +174,15 @@ impl StateLock {
         self.taken_over
             .as_ref()
             .map(|(dead, why)| format!("note: took over the state lock held by {dead}: {why}"))
+    }
+}
+
+impl HeldLock for StateLock {
+    fn info(&self) -> &LockInfo {
+        &self.info
+    }
+    fn takeover_note(&self) -> Option<String> {
+        StateLock::takeover_note(self)
     }
 }
 

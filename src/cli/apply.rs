@@ -181,7 +181,8 @@ fn lock_and_open(
 ) -> Result<(crate::lock::StateLock, SqliteState), CommandError> {
     // Until the sync starts, SIGINT and SIGTERM end apply as usual: nothing is written
     // before it (and a lock left by a killed apply is taken over, its holder gone).
-    let (lock, _waited) = super::wait_for_lock(path, "apply", args.lock.lock_timeout, &|| false)
+    let locks = crate::lock::FileLocks::new(path);
+    let (lock, _waited) = super::wait_for_lock(&locks, "apply", args.lock.lock_timeout, &|| false)
         .map_err(CommandError::state)?;
     let state = SqliteState::open(path).map_err(CommandError::state)?;
     Ok((lock, state))

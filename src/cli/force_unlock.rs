@@ -27,7 +27,7 @@ pub fn run(args: &Args) -> CommandResult {
     let locks = FileLocks::new(&state);
     if let Some(held) = locks.holder().map_err(CommandError::state)?
         && held.id == args.lock_id
-        && crate::lock::holder_gone(&held).is_none()
+        && locks.holder_gone(&held).is_none()
         && !args.yes
     {
         let terminal = std::io::stdin().is_terminal();

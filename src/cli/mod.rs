@@ -109,12 +109,13 @@ pub struct LockArg {
 /// Takes the state lock for `operation`, waiting up to `timeout` for another holder and
 /// saying on stderr whom it waits for; returns it with the time waited. `stop` gives up the
 /// wait (SIGTERM).
-fn wait_for_lock(
-    state: &std::path::Path,
+fn wait_for_lock<L: crate::lock::Locks>(
+    locks: &L,
     operation: &str,
     timeout: std::time::Duration,
     stop: &dyn Fn() -> bool,
-) -> Result<(crate::lock::StateLock, std::time::Duration), crate::lock::LockError> {
+) -> Result<(L::Held, std::time::Duration), crate::lock::LockError> {
+    use crate::lock::HeldLock as _;
     let waiting = &mut |held: &crate::lock::LockInfo| {
         tracing::info!(holder = %held, "waiting for the state lock");
         eprintln!(
@@ -123,7 +124,7 @@ fn wait_for_lock(
         );
     };
     let (lock, waited) = crate::lock::wait_for(
-        &crate::lock::FileLocks::new(state),
+        locks,
         operation,
         crate::lock::Wait {
             timeout,

@@ -89,14 +89,13 @@ pub fn run(args: &Args) -> CommandResult {
         progress: super::progress::for_stderr(),
         ..SyncOptions::default()
     };
+    let locks = crate::lock::FileLocks::new(&state_path);
     let mut applied: Option<Applied> = None;
     loop {
         let started = tokio::time::Instant::now();
-        let now = chrono::Utc::now();
         let (lock, lock_wait) =
-            match super::wait_for_lock(&state_path, "run", args.lock.lock_timeout, &|| {
-                stop.requested()
-            }) {
+            match super::wait_for_lock(&locks, "run", args.lock.lock_timeout, &|| stop.requested())
+            {
                 Ok(held) => held,
                 Err(crate::lock::LockError::Interrupted) => {
                     outln!("stopping: no cycle was in flight");
@@ -105,7 +104,7 @@ pub fn run(args: &Args) -> CommandResult {
                 // The holder is still busy: a service tries again next cycle, `--once` fails.
                 Err(e @ crate::lock::LockError::TimedOut(..)) if !args.once => {
                     let waited = args.lock.lock_timeout;
-                    skipped(&metrics, started, waited, "lock", e.to_string());
+                    skipped(&metrics, waited, "lock", e.to_string());
                     if wait_for_next(&runtime, &mut stop, started + args.interval) {
                         return Ok(Done::Success);
                     }
@@ -116,6 +115,8 @@ pub fn run(args: &Args) -> CommandResult {
         if !state_path.exists() {
             return Err(no_state(&state_path));
         }
+        // The cycle proper starts once the lock is held.
+        let (now, cycle_started) = (chrono::Utc::now(), tokio::time::Instant::now());
         let mut state = SqliteState::open(&state_path).map_err(CommandError::state)?;
         let running = applied.is_some();
         let applied = match reload(&mut applied, &state, &home) {
@@ -125,7 +126,7 @@ pub fn run(args: &Args) -> CommandResult {
             Err(e) if running && !args.once => {
                 drop(state);
                 drop(lock);
-                skipped(&metrics, started, lock_wait, "config", e.to_string());
+                skipped(&metrics, lock_wait, "config", e.to_string());
                 if wait_for_next(&runtime, &mut stop, started + args.interval) {
                     return Ok(Done::Success);
                 }
@@ -146,7 +147,7 @@ pub fn run(args: &Args) -> CommandResult {
         drop(state);
         drop(lock);
         let outcome = |result| CycleOutcome {
-            duration: started.elapsed(),
+            duration: Some(cycle_started.elapsed()),
             lock_wait,
             result,
             api_calls: service::calls_since(&calls_before, &service::calls(&applied.connectors)),
@@ -160,11 +161,11 @@ pub fn run(args: &Args) -> CommandResult {
                     failed = report.exec.failed.len(),
                     reps = report.read.reps.len(),
                     reps_failed,
-                    ms = started.elapsed().as_millis() as u64,
+                    ms = cycle_started.elapsed().as_millis() as u64,
                     lock_wait_ms = lock_wait.as_millis() as u64,
                     "cycle finished"
                 );
-                lock_metrics(&metrics).record(outcome(Ok(&report)));
+                service::record(&metrics, outcome(Ok(&report)));
                 outln!(
                     "{} cycle: {} records written, {} failed, {} reps could not be synced{}",
                     now.format("%Y-%m-%dT%H:%M:%SZ"),
@@ -185,7 +186,7 @@ pub fn run(args: &Args) -> CommandResult {
             Err(e) => {
                 let message = crate::workflow::cycle_error(&e);
                 tracing::warn!(error = %message, "cycle failed");
-                lock_metrics(&metrics).record(outcome(Err(("cycle", message.clone()))));
+                service::record(&metrics, outcome(Err(("cycle", message.clone()))));
                 eprintln!(
                     "{} cycle failed: {message}",
                     now.format("%Y-%m-%dT%H:%M:%SZ")
@@ -268,30 +269,23 @@ fn wait_for_next(
 }
 
 /// A cycle that could not start: said on stderr and in the metrics, as failed.
-fn skipped(
-    metrics: &service::Shared,
-    started: tokio::time::Instant,
-    lock_wait: Duration,
-    kind: &'static str,
-    message: String,
-) {
+fn skipped(metrics: &service::Shared, lock_wait: Duration, kind: &'static str, message: String) {
     let message = message.trim().trim_start_matches("error: ").to_string();
     tracing::warn!(error = %message, "cycle skipped");
     eprintln!(
         "{} cycle skipped: {message}",
         chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
     );
-    lock_metrics(metrics).record(CycleOutcome {
-        duration: started.elapsed(),
-        lock_wait,
-        result: Err((kind, message)),
-        api_calls: BTreeMap::new(),
-        api_usage: None,
-    });
-}
-
-fn lock_metrics(metrics: &service::Shared) -> std::sync::MutexGuard<'_, service::Metrics> {
-    metrics.lock().unwrap_or_else(|p| p.into_inner())
+    service::record(
+        metrics,
+        CycleOutcome {
+            duration: None,
+            lock_wait,
+            result: Err((kind, message)),
+            api_calls: BTreeMap::new(),
+            api_usage: None,
+        },
+    );
 }
 
 /// The deletes and overwrites a cycle did not send because their records changed after it

@@ -51,7 +51,9 @@ pub type Shared = Arc<Mutex<Metrics>>;
 
 /// What one cycle did, for [`Metrics::record`].
 pub struct CycleOutcome<'a> {
-    pub duration: Duration,
+    /// How long the cycle took once it held the lock; `None` for one skipped before it
+    /// started (not in the duration histogram).
+    pub duration: Option<Duration>,
     pub lock_wait: Duration,
     /// The report, or the kind of failure (`cycle`, `lock`, `config`) and what it was.
     pub result: Result<&'a CycleReport, (&'static str, String)>,
@@ -85,14 +87,16 @@ impl Metrics {
             .entry(if ok { "ok" } else { "failed" })
             .or_default() += 1;
         self.lock_wait += cycle.lock_wait;
-        let secs = cycle.duration.as_secs_f64();
-        for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                self.durations[i] += 1;
+        if let Some(duration) = cycle.duration {
+            let secs = duration.as_secs_f64();
+            for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
+                if secs <= *bound {
+                    self.durations[i] += 1;
+                }
             }
+            self.duration_sum += secs;
+            self.duration_count += 1;
         }
-        self.duration_sum += secs;
-        self.duration_count += 1;
         for (key, n) in cycle.api_calls {
             *self.api_calls.entry(key).or_default() += n;
         }
@@ -362,6 +366,11 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Shared) {
     }
 }
 
+/// Counts a cycle in `metrics`.
+pub fn record(metrics: &Shared, cycle: CycleOutcome<'_>) {
+    lock(metrics).record(cycle);
+}
+
 fn lock(metrics: &Shared) -> std::sync::MutexGuard<'_, Metrics> {
     metrics.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -376,7 +385,7 @@ mod tests {
         let mut m = lock(&metrics);
         assert_eq!(m.health().0, StatusCode::OK, "starting");
         m.record(CycleOutcome {
-            duration: Duration::from_secs(2),
+            duration: Some(Duration::from_secs(2)),
             lock_wait: Duration::ZERO,
             result: Err(("cycle", "Salesforce could not be read".into())),
             api_calls: BTreeMap::new(),
