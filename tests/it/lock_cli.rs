@@ -319,3 +319,60 @@ fn a_lock_still_held_after_the_timeout_fails_naming_the_holder() {
         out.stderr
     );
 }
+
+/// A holder that dies while `run` waits for it is noticed at the next attempt: its lock is
+/// taken over with a note, and run goes on.
+#[test]
+fn a_holder_that_dies_while_waited_for_is_taken_over_with_a_note() {
+    use std::io::BufRead;
+    let s = Scratch::new();
+    let state = empty_state(&s);
+    let mut holder = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let pid = u64::from(holder.id());
+    // A lock of that process (without the process start, as an older tether wrote it, and
+    // taken after the process started, so it counts as that process's).
+    lock_file(&state, |l| {
+        l["pid"] = pid.into();
+        l["started_at"] = (chrono::Utc::now() + chrono::Duration::seconds(5))
+            .to_rfc3339()
+            .into();
+        let l = l.as_object_mut().unwrap();
+        l.remove("process_start");
+        l.remove("boot_id");
+    });
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["run", "org", "--once", "--lock-timeout", "10m"])
+        .current_dir(s.dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = stderr.next().unwrap().unwrap();
+    assert!(
+        first.starts_with("waiting up to 10m for the state lock, held by `apply` by ")
+            && first.contains(&format!("(pid {pid})")),
+        "{first}"
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let rest: Vec<String> = stderr.map_while(Result::ok).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert!(
+        rest.iter().any(
+            |l| l.starts_with("note: took over the state lock held by `apply` by ")
+                && l.ends_with(&format!(
+                    ": no process {pid} runs on {}",
+                    tether::lock::host_name()
+                ))
+        ),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("no configuration has been applied yet")),
+        "{rest:?}"
+    );
+}
