@@ -102,7 +102,7 @@ impl StateArg {
 pub struct LockArg {
     /// How long to wait for the state lock while another apply or run cycle holds it, e.g.
     /// 0s (fail at once), 30s, 5m.
-    #[arg(long = "lock-timeout", default_value = "5m", value_parser = duration::timeout)]
+    #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "5m", value_parser = duration::timeout)]
     pub lock_timeout: std::time::Duration,
 }
 
