@@ -15,7 +15,9 @@ pub mod run;
 pub mod sandbox;
 pub mod schema;
 pub mod setup;
+mod service;
 pub mod status;
+mod stop;
 pub mod test_connection;
 pub mod validate;
 
@@ -105,6 +107,47 @@ impl StateArg {
     }
 }
 
+/// `--lock-timeout`: how long `apply` and `run` wait for another tether's cycle to finish.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LockArg {
+    /// How long to wait for the state lock while another apply or run cycle holds it, e.g.
+    /// 0s (fail at once), 30s, 5m.
+    #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "5m", value_parser = duration::timeout)]
+    pub lock_timeout: std::time::Duration,
+}
+
+/// Takes the state lock for `operation`, waiting up to `timeout` for another holder and
+/// saying on stderr whom it waits for; returns it with the time waited. `stop` gives up the
+/// wait (SIGTERM).
+fn wait_for_lock<L: crate::lock::Locks>(
+    locks: &L,
+    operation: &str,
+    timeout: std::time::Duration,
+    stop: &dyn Fn() -> bool,
+) -> Result<(L::Held, std::time::Duration), crate::lock::LockError> {
+    use crate::lock::HeldLock as _;
+    let waiting = &mut |held: &crate::lock::LockInfo| {
+        tracing::info!(holder = %held, "waiting for the state lock");
+        eprintln!(
+            "waiting up to {} for the state lock, held by {held}",
+            crate::lock::span(timeout)
+        );
+    };
+    let (lock, waited) = crate::lock::wait_for(
+        locks,
+        operation,
+        crate::lock::Wait {
+            timeout,
+            waiting,
+            stop,
+        },
+    )?;
+    if let Some(note) = lock.takeover_note() {
+        eprintln!("{note}");
+    }
+    Ok((lock, waited))
+}
+
 /// Takes the state lock for `operation`, saying on stderr when it took over the lock of a
 /// holder that is gone.
 fn lock_state(
@@ -139,6 +182,10 @@ pub struct Cli {
     /// $TETHER_LOG_FILE. The log on stderr shows warnings unless RUST_LOG says otherwise.
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// How the log is written: human (text lines) or json (one object per line, for a log
+    /// collector).
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Human)]
+    pub log_format: logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,8 +223,11 @@ pub enum Command {
 
 /// Runs the command; `main` prints the error, if any, and exits with the code.
 pub fn run(cli: Cli) -> CommandResult {
-    logging::init(logging::log_file(cli.log_file.as_deref()).as_deref())
-        .map_err(CommandError::input)?;
+    logging::init(
+        logging::log_file(cli.log_file.as_deref()).as_deref(),
+        cli.log_format,
+    )
+    .map_err(CommandError::input)?;
     tracing::debug!(version = env!("CARGO_PKG_VERSION"), "tether starts");
     let done = match cli.command {
         Command::Validate(args) => validate::run(&args),

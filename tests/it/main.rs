@@ -37,6 +37,7 @@ mod sandbox_process;
 mod saved_plans;
 mod secrets;
 mod setup;
+mod service;
 mod state_safety;
 mod state_store;
 mod status;
