@@ -350,30 +350,15 @@ fn birthday_date(s: &str) -> Option<NaiveDate> {
     }
 }
 
-/// MonthNamesType, January first.
-const MONTH_NAMES: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
+/// MonthNamesType: the English month names, as chrono spells them.
 fn month_name(month: u32) -> &'static str {
-    let i = month.clamp(1, 12) as usize - 1;
-    MONTH_NAMES[i]
+    let month = u8::try_from(month.clamp(1, 12)).unwrap_or(1);
+    chrono::Month::try_from(month).map_or("January", |m| m.name())
 }
 
 fn month_number(name: &str) -> Option<u32> {
-    let i = MONTH_NAMES.iter().position(|m| *m == name.trim())?;
-    u32::try_from(i + 1).ok()
+    let name = name.trim();
+    (1..=12u32).find(|m| month_name(*m) == name)
 }
 
 /// Reads a typed value out of an element's text, refusing what the schema type does not allow.

@@ -10,6 +10,7 @@ pub(crate) mod codec;
 pub(crate) mod emit;
 pub mod model;
 pub(crate) mod ops;
+pub(crate) mod recur;
 pub mod soap;
 pub(crate) mod state;
 pub mod tz;

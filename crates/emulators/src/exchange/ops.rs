@@ -10,8 +10,8 @@ use crate::exchange::model::{
     self, ADDRESS_KEYS, CalendarEvent, Contact, EMAIL_KEYS, Item, ItemId, PHONE_KEYS,
 };
 use crate::exchange::soap::{self, write_message_head};
-use crate::exchange::tz;
 use crate::exchange::xml::{self, Element, Limits, NS_AD_REQ, NS_M, NS_T};
+use crate::exchange::{recur, tz};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -563,7 +563,7 @@ pub(crate) fn calendar_view(
                 let time = local_start.time();
                 let local_end = end.with_timezone(&zone).date_naive();
                 let until = local_end.succ_opt().unwrap_or(local_end);
-                for date in model::occurrence_dates(rec, until, 20_000) {
+                for date in recur::occurrence_dates(rec, until, 20_000) {
                     let Some(orig) = zone
                         .from_local_datetime(&date.and_time(time))
                         .earliest()

@@ -13,18 +13,24 @@ use quick_xml::reader::Reader;
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub const NS_SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-pub const NS_M: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";
+/// EWS types.xsd: items, folders, ids and the SOAP headers' elements.
 pub const NS_T: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
+/// EWS messages.xsd: the operations and their responses.
+pub const NS_M: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";
+/// The detail of an EWS SOAP fault.
 pub const NS_E: &str = "http://schemas.microsoft.com/exchange/services/2006/errors";
-pub const NS_AD_REQ: &str =
-    "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006";
-pub const NS_AD_RESP: &str =
-    "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006";
-pub const NS_AD_RESP_A: &str =
-    "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a";
+/// SOAP 1.1.
+pub const NS_SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+/// SOAP Autodiscover (GetUserSettings) and its WS-Addressing headers.
 pub const NS_AD_SOAP: &str = "http://schemas.microsoft.com/exchange/2010/Autodiscover";
 pub const NS_WSA: &str = "http://www.w3.org/2005/08/addressing";
+/// POX Autodiscover (autodiscover.xml): the request, and the two response schemas.
+pub const NS_AD_REQ: &str =
+    "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006";
+pub const NS_AD_RESP_A: &str =
+    "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a";
+pub const NS_AD_RESP: &str =
+    "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006";
 /// Bound to the `xml` prefix by definition (XML Namespaces 1.0 §3).
 const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
 
@@ -32,17 +38,17 @@ const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
 /// (maxRequestLength); nothing EWS defines nests anywhere near 64 levels.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    pub max_bytes: usize,
-    pub max_depth: usize,
-    pub max_elements: usize,
+    pub body_bytes: usize,
+    pub nesting: usize,
+    pub elements: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_bytes: 32 << 20,
-            max_depth: 64,
-            max_elements: 1 << 21,
+            nesting: 64,
+            elements: 1 << 21,
+            body_bytes: 32 << 20,
         }
     }
 }
@@ -86,11 +92,7 @@ impl Element {
         self.attrs.get(name).map(String::as_str)
     }
 
-    pub fn children_named<'a>(
-        &'a self,
-        ns: &'a str,
-        name: &'a str,
-    ) -> impl Iterator<Item = &'a Element> + 'a {
+    pub fn children_named(&self, ns: &str, name: &str) -> impl Iterator<Item = &Element> {
         self.children.iter().filter(move |c| c.is(ns, name))
     }
 
@@ -166,11 +168,11 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 
 /// Reads one document into its root element.
 pub fn parse(input: &[u8], limits: Limits) -> Result<Element, XmlError> {
-    if input.len() > limits.max_bytes {
+    if input.len() > limits.body_bytes {
         return Err(XmlError::new(format!(
             "the body has {} bytes, more than the {} this server reads",
             input.len(),
-            limits.max_bytes
+            limits.body_bytes
         )));
     }
     let mut reader = Reader::from_reader(input);
@@ -264,16 +266,16 @@ impl TreeBuilder {
             return Err(XmlError::new("a second element after the root element"));
         }
         self.seen += 1;
-        if self.seen > self.limits.max_elements {
+        if self.seen > self.limits.elements {
             return Err(XmlError::new(format!(
                 "more than {} elements",
-                self.limits.max_elements
+                self.limits.elements
             )));
         }
-        if self.open.len() == self.limits.max_depth {
+        if self.open.len() == self.limits.nesting {
             return Err(XmlError::new(format!(
                 "elements nested more than {} deep",
-                self.limits.max_depth
+                self.limits.nesting
             )));
         }
         let utf8 = |b: &[u8]| {
@@ -414,12 +416,12 @@ mod tests {
         assert!(read(&"<a>".repeat(65)).is_err(), "too deep");
         assert!(read(&format!("{}{}", "<a>".repeat(64), "</a>".repeat(64))).is_ok());
         let small = Limits {
-            max_bytes: 10,
+            body_bytes: 10,
             ..Limits::default()
         };
         assert!(parse(b"<a>0123456789</a>", small).is_err(), "too large");
         let few = Limits {
-            max_elements: 2,
+            elements: 2,
             ..Limits::default()
         };
         assert!(parse(b"<a><b/><c/></a>", few).is_err(), "too many elements");
