@@ -11,9 +11,9 @@
 
 use super::emit::Out;
 use super::model::{
-    ADDRESS_KEYS, ADDRESS_PARTS, Attendee, CalendarEvent, CalendarItemType, Contact, EMAIL_KEYS,
-    FreeBusy, Item, ItemId, MailboxAddress, PHONE_KEYS, Pattern, PhysicalAddress, RangeEnd,
-    Recurrence, Sensitivity, WeekIndex, parse_weekday, weekday_name,
+    Attendee, CalendarEvent, CalendarItemType, Contact, FreeBusy, Item, ItemId, MailboxAddress,
+    Pattern, PhysicalAddress, RangeEnd, Recurrence, Sensitivity, WeekIndex, parse_weekday,
+    weekday_name,
 };
 use super::xml::{Element, NS_T, parse_bool};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
@@ -241,6 +241,29 @@ pub(crate) const CALENDAR_ITEM_TYPE: &[&str] = &[
     "CalendarActivityData",
 ];
 
+/// types.xsd's key enumerations of a contact's dictionaries, as the schema lists them.
+const EMAIL_ADDRESS_KEY_TYPE: &str = "EmailAddress1 EmailAddress2 EmailAddress3";
+const PHYSICAL_ADDRESS_KEY_TYPE: &str = "Home Business Other";
+const PHONE_NUMBER_KEY_TYPE: &str = "AssistantPhone BusinessFax BusinessPhone BusinessPhone2 \
+    Callback CarPhone CompanyMainPhone HomeFax HomePhone HomePhone2 Isdn MobilePhone OtherFax \
+    OtherTelephone Pager PrimaryPhone RadioPhone Telex TtyTddPhone BusinessMobile IPPhone Mms Msn";
+
+/// PhysicalAddressDictionaryEntryType's sequence.
+pub const ADDRESS_PARTS: [&str; 5] = ["Street", "City", "State", "CountryOrRegion", "PostalCode"];
+
+/// The slot of an EmailAddressKeyType value in `Contact::emails`.
+pub fn email_slot(key: &str) -> Option<usize> {
+    EMAIL_ADDRESS_KEY_TYPE.split(' ').position(|k| k == key)
+}
+
+pub fn is_phone_key(key: &str) -> bool {
+    PHONE_NUMBER_KEY_TYPE.split_whitespace().any(|k| k == key)
+}
+
+pub fn is_address_key(key: &str) -> bool {
+    PHYSICAL_ADDRESS_KEY_TYPE.split(' ').any(|k| k == key)
+}
+
 /// The two item types the emulator stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -423,19 +446,20 @@ pub fn read_contact(el: &Element) -> Result<Contact, Refusal> {
             "Nickname" => c.nickname = text(),
             "CompanyName" => c.company_name = text(),
             "EmailAddresses" => {
-                for (key, entry) in entries(m, &EMAIL_KEYS)? {
-                    let slot = EMAIL_KEYS.iter().position(|k| *k == key).unwrap_or(0);
-                    c.emails[slot] = Some(entry.text.clone());
+                for (key, entry) in entries(m, EMAIL_ADDRESS_KEY_TYPE)? {
+                    if let Some(slot) = email_slot(key) {
+                        c.emails[slot] = Some(entry.text.clone());
+                    }
                 }
             }
             "PhysicalAddresses" => {
-                for (key, entry) in entries(m, &ADDRESS_KEYS)? {
+                for (key, entry) in entries(m, PHYSICAL_ADDRESS_KEY_TYPE)? {
                     c.addresses
                         .insert(key.to_string(), read_physical_address(entry)?);
                 }
             }
             "PhoneNumbers" => {
-                for (key, entry) in entries(m, PHONE_KEYS)? {
+                for (key, entry) in entries(m, PHONE_NUMBER_KEY_TYPE)? {
                     c.phones.insert(key.to_string(), entry.text.clone());
                 }
             }
@@ -518,26 +542,18 @@ fn read_extended(el: &Element, into: &mut BTreeMap<String, String>) -> Result<()
 }
 
 /// The Entry children of a dictionary (EmailAddresses, PhysicalAddresses, PhoneNumbers),
-/// each with a Key the schema's key enumeration allows.
-fn entries<'a>(
-    el: &'a Element,
-    keys: &[&'static str],
-) -> Result<Vec<(&'static str, &'a Element)>, Refusal> {
+/// each with a Key of the schema's key enumeration `keys` (space-separated).
+fn entries<'a>(el: &'a Element, keys: &str) -> Result<Vec<(&'a str, &'a Element)>, Refusal> {
+    let allowed = |key: &str| keys.split_whitespace().any(|k| k == key);
     el.children
         .iter()
-        .map(|entry| {
-            let key = entry
-                .attr("Key")
-                .and_then(|k| keys.iter().find(|known| **known == k))
-                .filter(|_| entry.is(NS_T, "Entry"))
-                .ok_or_else(|| {
-                    schema_violation(format!(
-                        "{} holds Entry elements with a Key of {}.",
-                        el.name,
-                        keys.join(", ")
-                    ))
-                })?;
-            Ok((*key, entry))
+        .map(|entry| match entry.attr("Key") {
+            Some(key) if entry.is(NS_T, "Entry") && allowed(key) => Ok((key, entry)),
+            _ => Err(schema_violation(format!(
+                "{} holds Entry elements keyed {}.",
+                el.name,
+                keys.split_whitespace().collect::<Vec<_>>().join(", ")
+            ))),
         })
         .collect()
 }
@@ -852,8 +868,8 @@ pub fn write_contact(out: &mut Out, c: &Contact, shape: Shape<'_>) {
     if let Some(b) = c.birthday.filter(|_| shape.wants("contacts:Birthday")) {
         m.push(Node::text("Birthday", format!("{}T00:00:00Z", fmt_date(b))));
     }
-    let emails: Vec<Node> = EMAIL_KEYS
-        .iter()
+    let emails: Vec<Node> = EMAIL_ADDRESS_KEY_TYPE
+        .split(' ')
         .zip(&c.emails)
         .filter(|(key, _)| {
             shape.wants_entry(
@@ -861,7 +877,7 @@ pub fn write_contact(out: &mut Out, c: &Contact, shape: Shape<'_>) {
                 &format!("contacts:EmailAddress/{key}"),
             )
         })
-        .filter_map(|(key, v)| Some(Node::text("Entry", v.clone()?).attr("Key", *key)))
+        .filter_map(|(key, v)| Some(Node::text("Entry", v.clone()?).attr("Key", key)))
         .collect();
     if !emails.is_empty() {
         m.push(Node::new("EmailAddresses").with(emails));
@@ -1157,6 +1173,34 @@ mod tests {
             names(ct, &mut found);
             assert_eq!(found, expected, "{ty}");
         }
+        for (ty, expected) in [
+            ("EmailAddressKeyType", EMAIL_ADDRESS_KEY_TYPE),
+            ("PhysicalAddressKeyType", PHYSICAL_ADDRESS_KEY_TYPE),
+            ("PhoneNumberKeyType", PHONE_NUMBER_KEY_TYPE),
+        ] {
+            let st = schema
+                .children_named(XS, "simpleType")
+                .find(|c| c.attr("name") == Some(ty))
+                .unwrap_or_else(|| panic!("{ty} not in types.xsd"));
+            let values: Vec<&str> = st
+                .children
+                .iter()
+                .flat_map(|r| r.children_named(XS, "enumeration"))
+                .filter_map(|e| e.attr("value"))
+                .collect();
+            assert_eq!(
+                values.join(" "),
+                expected.split_whitespace().collect::<Vec<_>>().join(" "),
+                "{ty}"
+            );
+        }
+        let address = schema
+            .children_named(XS, "complexType")
+            .find(|c| c.attr("name") == Some("PhysicalAddressDictionaryEntryType"))
+            .unwrap();
+        let mut parts = Vec::new();
+        names(address, &mut parts);
+        assert_eq!(parts, ADDRESS_PARTS);
     }
 
     #[test]

@@ -7,7 +7,11 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+// Fields are in alphabetical order: the codec, not this layout, puts members in the
+// schema's order.
+
+/// ItemIdType: the store id and the version (ChangeKey) a write must name.
+#[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, Serialize, Deserialize)]
 pub struct ItemId {
     pub id: String,
     pub change_key: Option<String>,
@@ -15,57 +19,44 @@ pub struct ItemId {
 
 impl ItemId {
     pub fn new(id: impl Into<String>, change_key: Option<String>) -> Self {
-        ItemId {
-            id: id.into(),
-            change_key,
-        }
+        let id = id.into();
+        ItemId { id, change_key }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FolderInfo {
-    pub id: ItemId,
-    pub display_name: String,
-    pub folder_class: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One entry of a contact's PhysicalAddresses.
+#[derive(Clone, Debug, Default, Eq, PartialEq, Serialize, Deserialize)]
 pub struct PhysicalAddress {
-    pub street: Option<String>,
     pub city: Option<String>,
-    pub state: Option<String>,
     pub country: Option<String>,
     pub postal_code: Option<String>,
+    pub state: Option<String>,
+    pub street: Option<String>,
 }
-
-pub const ADDRESS_PARTS: &[&str] = &["Street", "City", "State", "CountryOrRegion", "PostalCode"];
 
 impl PhysicalAddress {
     /// The field holding one part, by its PhysicalAddressDictionaryEntryType member name.
     pub fn slot_mut(&mut self, part: &str) -> Option<&mut Option<String>> {
-        Some(match part {
-            "Street" => &mut self.street,
+        let slot = match part {
             "City" => &mut self.city,
-            "State" => &mut self.state,
             "CountryOrRegion" => &mut self.country,
             "PostalCode" => &mut self.postal_code,
+            "State" => &mut self.state,
+            "Street" => &mut self.street,
             _ => return None,
-        })
-    }
-
-    /// The parts in schema order, each with its member name.
-    fn parts(&self) -> [(&'static str, &Option<String>); 5] {
-        [
-            ("Street", &self.street),
-            ("City", &self.city),
-            ("State", &self.state),
-            ("CountryOrRegion", &self.country),
-            ("PostalCode", &self.postal_code),
-        ]
+        };
+        Some(slot)
     }
 
     pub fn part(&self, part: &str) -> Option<&str> {
-        let (_, value) = self.parts().into_iter().find(|(name, _)| *name == part)?;
+        let value = match part {
+            "City" => &self.city,
+            "CountryOrRegion" => &self.country,
+            "PostalCode" => &self.postal_code,
+            "State" => &self.state,
+            "Street" => &self.street,
+            _ => return None,
+        };
         value.as_deref()
     }
 
@@ -76,74 +67,50 @@ impl PhysicalAddress {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.parts().iter().all(|(_, value)| value.is_none())
+        *self == PhysicalAddress::default()
     }
 }
 
-pub const EMAIL_KEYS: [&str; 3] = ["EmailAddress1", "EmailAddress2", "EmailAddress3"];
-pub const ADDRESS_KEYS: [&str; 3] = ["Business", "Home", "Other"];
-pub const PHONE_KEYS: &[&str] = &[
-    "AssistantPhone",
-    "BusinessFax",
-    "BusinessPhone",
-    "BusinessPhone2",
-    "Callback",
-    "CarPhone",
-    "CompanyMainPhone",
-    "HomeFax",
-    "HomePhone",
-    "HomePhone2",
-    "Isdn",
-    "MobilePhone",
-    "OtherFax",
-    "OtherTelephone",
-    "Pager",
-    "PrimaryPhone",
-    "RadioPhone",
-    "Telex",
-    "TtyTddPhone",
-];
-
-/// The contact properties the emulator stores, in ContactItemType's member order (ItemType's
-/// first). `notes` is the item Body (what Outlook shows as notes).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The contact properties the emulator stores. `notes` is the item Body (what Outlook shows
+/// as notes).
+#[derive(Clone, Debug, Default, Eq, PartialEq, Serialize, Deserialize)]
 pub struct Contact {
-    pub item_id: Option<ItemId>,
-    pub notes: Option<String>,
+    /// By PhysicalAddressKeyType (Business, Home, Other).
+    pub addresses: BTreeMap<String, PhysicalAddress>,
+    pub assistant_name: Option<String>,
+    pub birthday: Option<NaiveDate>,
     pub categories: Vec<String>,
+    pub company_name: Option<String>,
     /// DateTimeCreated: set by the server when the item is made, kept when it is moved.
     #[serde(default)]
     pub created: Option<DateTime<Utc>>,
-    /// PublicStrings extended properties (name → string value).
-    pub extended: BTreeMap<String, String>,
-    pub last_modified: Option<DateTime<Utc>>,
-    pub file_as: Option<String>,
+    pub department: Option<String>,
     pub display_name: Option<String>,
-    pub given_name: Option<String>,
-    pub middle_name: Option<String>,
-    pub nickname: Option<String>,
-    pub company_name: Option<String>,
     /// EmailAddress1..3.
     pub emails: [Option<String>; 3],
-    /// By PhysicalAddressKeyType (Business, Home, Other).
-    pub addresses: BTreeMap<String, PhysicalAddress>,
+    /// PublicStrings extended properties (name → string value).
+    pub extended: BTreeMap<String, String>,
+    pub file_as: Option<String>,
+    pub given_name: Option<String>,
+    pub item_id: Option<ItemId>,
+    pub job_title: Option<String>,
+    pub last_modified: Option<DateTime<Utc>>,
+    pub middle_name: Option<String>,
+    pub nickname: Option<String>,
+    pub notes: Option<String>,
     /// By PhoneNumberKeyType.
     pub phones: BTreeMap<String, String>,
-    pub assistant_name: Option<String>,
-    pub birthday: Option<NaiveDate>,
-    pub department: Option<String>,
-    pub job_title: Option<String>,
     pub surname: Option<String>,
 }
 
 /// EmailAddressType as a Mailbox carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
 pub struct MailboxAddress {
     pub name: Option<String>,
     pub email: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
 pub struct Attendee {
     pub mailbox: MailboxAddress,
     /// ResponseType as the server reports it (Unknown, Organizer, Tentative, Accept, Decline,
@@ -193,7 +160,7 @@ xsd_enumeration!(
 );
 
 /// A recurrence pattern, in the RecurrencePatternTypes group's order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
 pub enum Pattern {
     RelativeYearly {
         month: u32,
@@ -223,62 +190,62 @@ pub enum Pattern {
     },
 }
 
-/// How a series ends: NoEndRecurrence, EndDateRecurrence (inclusive), NumberedRecurrence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How a series ends: NumberedRecurrence, EndDateRecurrence (inclusive), NoEndRecurrence.
+#[derive(Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
 pub enum RangeEnd {
-    NoEnd,
-    EndDate(NaiveDate),
     Count(u32),
+    EndDate(NaiveDate),
+    NoEnd,
 }
 
 /// RecurrenceType: the pattern, and the range's start date and end.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
 pub struct Recurrence {
+    pub end: RangeEnd,
     pub pattern: Pattern,
     pub start: NaiveDate,
-    pub end: RangeEnd,
 }
 
 /// OccurrenceInfoType: a moved occurrence of a series.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
 pub struct OccurrenceInfo {
-    pub item_id: ItemId,
-    pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    pub item_id: ItemId,
     pub original_start: DateTime<Utc>,
+    pub start: DateTime<Utc>,
 }
 
-/// The calendar properties the emulator stores, in CalendarItemType's member order (ItemType's
-/// first). Times are instants (UTC); `start_time_zone` is the Windows zone the event was
-/// created in, which is what puts all-day events and recurring series on the right local days.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The calendar properties the emulator stores. Times are instants (UTC);
+/// `start_time_zone` is the Windows zone the event was created in, which is what puts
+/// all-day events and recurring series on the right local days.
+#[derive(Clone, Debug, Default, Eq, PartialEq, Serialize, Deserialize)]
 pub struct CalendarEvent {
-    pub item_id: Option<ItemId>,
-    pub subject: Option<String>,
-    pub sensitivity: Option<Sensitivity>,
     pub body: Option<String>,
     pub categories: Vec<String>,
     /// DateTimeCreated: set by the server when the item is made, kept when it is moved.
     #[serde(default)]
     pub created: Option<DateTime<Utc>>,
-    pub extended: BTreeMap<String, String>,
-    pub last_modified: Option<DateTime<Utc>>,
-    pub uid: Option<String>,
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub original_start: Option<DateTime<Utc>>,
-    pub is_all_day: bool,
-    pub free_busy: Option<FreeBusy>,
-    pub location: Option<String>,
-    pub item_type: Option<CalendarItemType>,
-    pub organizer: Option<MailboxAddress>,
-    pub required_attendees: Vec<Attendee>,
-    pub optional_attendees: Vec<Attendee>,
-    pub recurrence: Option<Recurrence>,
-    pub modified_occurrences: Vec<OccurrenceInfo>,
     pub deleted_occurrences: Vec<DateTime<Utc>>,
-    pub start_time_zone: Option<String>,
+    pub end: DateTime<Utc>,
     pub end_time_zone: Option<String>,
+    pub extended: BTreeMap<String, String>,
+    pub free_busy: Option<FreeBusy>,
+    pub is_all_day: bool,
+    pub item_id: Option<ItemId>,
+    pub item_type: Option<CalendarItemType>,
+    pub last_modified: Option<DateTime<Utc>>,
+    pub location: Option<String>,
+    pub modified_occurrences: Vec<OccurrenceInfo>,
+    pub optional_attendees: Vec<Attendee>,
+    pub organizer: Option<MailboxAddress>,
+    pub original_start: Option<DateTime<Utc>>,
+    pub recurrence: Option<Recurrence>,
+    pub required_attendees: Vec<Attendee>,
+    pub sensitivity: Option<Sensitivity>,
+    pub start: DateTime<Utc>,
+    pub start_time_zone: Option<String>,
+    pub subject: Option<String>,
+    pub uid: Option<String>,
 }
 
 impl CalendarEvent {

@@ -6,9 +6,7 @@ use super::state::{
 use super::{Shared, authenticate, unauthorized};
 use crate::exchange::codec::{self, Shape, parse_datetime};
 use crate::exchange::emit::{Out, escape};
-use crate::exchange::model::{
-    self, ADDRESS_KEYS, CalendarEvent, Contact, EMAIL_KEYS, Item, ItemId, PHONE_KEYS,
-};
+use crate::exchange::model::{CalendarEvent, Contact, Item, ItemId};
 use crate::exchange::soap::{self, write_message_head};
 use crate::exchange::xml::{self, Element, Limits, NS_AD_REQ, NS_M, NS_T};
 use crate::exchange::{recur, tz};
@@ -803,10 +801,7 @@ fn property_value(path: &Element, item: &Item) -> EmuResult<Option<Value>> {
         else {
             return Err(unsupported_path(path));
         };
-        let slot = EMAIL_KEYS
-            .iter()
-            .position(|k| *k == index)
-            .ok_or_else(|| unsupported_path(path))?;
+        let slot = codec::email_slot(index).ok_or_else(|| unsupported_path(path))?;
         return Ok(match item {
             Item::Contact(c) => c.emails[slot].clone().map(Value::Text),
             _ => None,
@@ -1191,11 +1186,11 @@ fn apply_contact(dst: &mut Contact, src: Option<&Contact>, key: &str) -> Result<
             let (uri, index) = key.split_once('/').ok_or(())?;
             match uri {
                 "contacts:EmailAddress" => {
-                    let i = EMAIL_KEYS.iter().position(|k| *k == index).ok_or(())?;
+                    let i = codec::email_slot(index).ok_or(())?;
                     dst.emails[i] = src.and_then(|s| s.emails[i].clone());
                 }
                 "contacts:PhoneNumber" => {
-                    if !PHONE_KEYS.contains(&index) {
+                    if !codec::is_phone_key(index) {
                         return Err(());
                     }
                     match src.and_then(|s| s.phones.get(index)) {
@@ -1205,7 +1200,7 @@ fn apply_contact(dst: &mut Contact, src: Option<&Contact>, key: &str) -> Result<
                 }
                 _ => {
                     let part = uri.strip_prefix("contacts:PhysicalAddress:").ok_or(())?;
-                    if !ADDRESS_KEYS.contains(&index) || !model::ADDRESS_PARTS.contains(&part) {
+                    if !codec::is_address_key(index) || !codec::ADDRESS_PARTS.contains(&part) {
                         return Err(());
                     }
                     let value = src
