@@ -292,22 +292,23 @@ impl CalendarEvent {
     }
 }
 
-/// Which variant of item the server returned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A stored item: a contact, a calendar item, or any other item class (messages,
+/// distribution lists…), of which only the id is kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Item {
+    Other(Option<ItemId>),
     Contact(Box<Contact>),
     Event(Box<CalendarEvent>),
-    /// Any other item class (messages, distribution lists…): only its id.
-    Other(Option<ItemId>),
 }
 
 impl Item {
     pub fn item_id(&self) -> Option<&ItemId> {
-        match self {
-            Item::Contact(c) => c.item_id.as_ref(),
-            Item::Event(e) => e.item_id.as_ref(),
-            Item::Other(id) => id.as_ref(),
-        }
+        let id = match self {
+            Item::Other(id) => id,
+            Item::Contact(contact) => &contact.item_id,
+            Item::Event(event) => &event.item_id,
+        };
+        id.as_ref()
     }
 }
 

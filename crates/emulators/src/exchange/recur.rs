@@ -218,24 +218,25 @@ mod tests {
 
     #[test]
     fn hostile_series_end_within_the_horizon() {
-        for pattern in [
-            Pattern::Daily { interval: 0 },
-            Pattern::Daily { interval: u32::MAX },
-            Pattern::Weekly {
-                interval: u32::MAX,
-                days: vec![Weekday::Sun, Weekday::Sat],
-                first_day: None,
-            },
-            Pattern::AbsoluteMonthly {
-                interval: u32::MAX,
-                day: 400,
-            },
+        let hostile = [
             Pattern::RelativeYearly {
                 month: 13,
                 weekday: Weekday::Mon,
                 index: WeekIndex::Last,
             },
-        ] {
+            Pattern::AbsoluteMonthly {
+                interval: u32::MAX,
+                day: 400,
+            },
+            Pattern::Weekly {
+                interval: u32::MAX,
+                days: vec![Weekday::Sat, Weekday::Sun],
+                first_day: Some(Weekday::Wed),
+            },
+            Pattern::Daily { interval: 0 },
+            Pattern::Daily { interval: u32::MAX },
+        ];
+        for pattern in hostile {
             let r = series(pattern, "2026-01-05", RangeEnd::Count(u32::MAX));
             assert!(occurrence_dates(&r, NaiveDate::MAX, usize::MAX).len() <= 2);
         }

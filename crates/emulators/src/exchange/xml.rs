@@ -55,17 +55,21 @@ impl Default for Limits {
 
 /// Why a body is not a readable XML document.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XmlError(pub String);
+pub struct XmlError {
+    why: String,
+}
 
 impl XmlError {
     fn new(why: impl Into<String>) -> Self {
-        XmlError(why.into())
+        let why = why.into();
+        XmlError { why }
     }
 }
 
 impl fmt::Display for XmlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the request is not well-formed XML: {}", self.0)
+        f.write_str("the request is not well-formed XML: ")?;
+        f.write_str(&self.why)
     }
 }
 
