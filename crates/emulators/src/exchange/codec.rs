@@ -15,7 +15,7 @@ use super::model::{
     Pattern, PhysicalAddress, RangeEnd, Recurrence, Sensitivity, WeekIndex, parse_weekday,
     weekday_name,
 };
-use super::xml::{Element, NS_T, parse_bool};
+use super::xml::{Element, NS_T};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -351,6 +351,13 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
             .ok()
             .map(|n| n.and_utc()),
     }
+}
+
+/// xs:boolean's four lexical forms.
+fn parse_bool(s: &str) -> Option<bool> {
+    let s = s.trim();
+    let yes = s == "true" || s == "1";
+    (yes || s == "false" || s == "0").then_some(yes)
 }
 
 /// xs:date, an offset after the date ignored (`2026-01-05Z`, `2026-01-05-08:00`).
@@ -1221,6 +1228,11 @@ mod tests {
             assert_eq!(birthday_date(s), Some(d(1815, 12, 10)), "{s}");
         }
         assert_eq!(month_number(month_name(11)), Some(11));
+        let booleans = [" true", "1", "false", "0 ", "yes", ""].map(parse_bool);
+        assert_eq!(
+            booleans,
+            [Some(true), Some(true), Some(false), Some(false), None, None]
+        );
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 /// ItemIdType: the store id and the version (ChangeKey) a write must name.
 #[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd, Serialize, Deserialize)]
 pub struct ItemId {
-    pub id: String,
     pub change_key: Option<String>,
+    pub id: String,
 }
 
 impl ItemId {
@@ -266,21 +266,16 @@ impl CalendarEvent {
 
     /// An all-day event over the local days `first` up to `last_exclusive` in a Windows
     /// zone: Exchange stores it as the local midnights that bound those days.
-    pub fn all_day(
-        first: NaiveDate,
-        last_exclusive: NaiveDate,
-        windows_zone: &str,
-    ) -> Option<Self> {
-        let zone = super::tz::windows_tz(windows_zone)?;
-        let local_midnight = |day: NaiveDate| -> Option<DateTime<Utc>> {
-            let t = zone.from_local_datetime(&day.and_time(chrono::NaiveTime::MIN));
-            Some(t.earliest()?.to_utc())
-        };
+    pub fn all_day(first: NaiveDate, last_exclusive: NaiveDate, zone_id: &str) -> Option<Self> {
+        let zone = Some(zone_id.to_string());
         Some(CalendarEvent {
             is_all_day: true,
-            start_time_zone: Some(windows_zone.to_string()),
-            end_time_zone: Some(windows_zone.to_string()),
-            ..CalendarEvent::new(local_midnight(first)?, local_midnight(last_exclusive)?)
+            start_time_zone: zone.clone(),
+            end_time_zone: zone,
+            ..CalendarEvent::new(
+                local_midnight(zone_id, first)?,
+                local_midnight(zone_id, last_exclusive)?,
+            )
         })
     }
 
@@ -292,13 +287,11 @@ impl CalendarEvent {
     }
 }
 
-/// A stored item: a contact, a calendar item, or any other item class (messages,
-/// distribution lists…), of which only the id is kept.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Item {
-    Other(Option<ItemId>),
-    Contact(Box<Contact>),
-    Event(Box<CalendarEvent>),
+/// The instant a local day begins in a Windows zone.
+fn local_midnight(zone_id: &str, day: NaiveDate) -> Option<DateTime<Utc>> {
+    let zone = super::tz::windows_tz(zone_id)?;
+    let t = zone.from_local_datetime(&day.and_time(chrono::NaiveTime::MIN));
+    Some(t.earliest()?.to_utc())
 }
 
 impl Item {
@@ -310,6 +303,15 @@ impl Item {
         };
         id.as_ref()
     }
+}
+
+/// A stored item: a contact, a calendar item, or any other item class (messages,
+/// distribution lists…), of which only the id is kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Item {
+    Other(Option<ItemId>),
+    Contact(Box<Contact>),
+    Event(Box<CalendarEvent>),
 }
 
 // ---------------------------------------------------------------------------------------

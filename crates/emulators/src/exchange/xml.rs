@@ -13,24 +13,28 @@ use quick_xml::reader::Reader;
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// A namespace of Exchange's, by its path below schemas.microsoft.com/exchange/.
+macro_rules! exchange_ns {
+    ($path:literal) => {
+        concat!("http://schemas.microsoft.com/exchange/", $path)
+    };
+}
+
 /// EWS types.xsd: items, folders, ids and the SOAP headers' elements.
-pub const NS_T: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
+pub const NS_T: &str = exchange_ns!("services/2006/types");
 /// EWS messages.xsd: the operations and their responses.
-pub const NS_M: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";
+pub const NS_M: &str = exchange_ns!("services/2006/messages");
 /// The detail of an EWS SOAP fault.
-pub const NS_E: &str = "http://schemas.microsoft.com/exchange/services/2006/errors";
-/// SOAP 1.1.
-pub const NS_SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-/// SOAP Autodiscover (GetUserSettings) and its WS-Addressing headers.
-pub const NS_AD_SOAP: &str = "http://schemas.microsoft.com/exchange/2010/Autodiscover";
-pub const NS_WSA: &str = "http://www.w3.org/2005/08/addressing";
+pub const NS_E: &str = exchange_ns!("services/2006/errors");
+/// SOAP Autodiscover (GetUserSettings).
+pub const NS_AD_SOAP: &str = exchange_ns!("2010/Autodiscover");
 /// POX Autodiscover (autodiscover.xml): the request, and the two response schemas.
-pub const NS_AD_REQ: &str =
-    "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006";
-pub const NS_AD_RESP_A: &str =
-    "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a";
-pub const NS_AD_RESP: &str =
-    "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006";
+pub const NS_AD_REQ: &str = exchange_ns!("autodiscover/outlook/requestschema/2006");
+pub const NS_AD_RESP_A: &str = exchange_ns!("autodiscover/outlook/responseschema/2006a");
+pub const NS_AD_RESP: &str = exchange_ns!("autodiscover/responseschema/2006");
+/// SOAP 1.1, and the WS-Addressing headers of SOAP Autodiscover.
+pub const NS_SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+pub const NS_WSA: &str = "http://www.w3.org/2005/08/addressing";
 /// Bound to the `xml` prefix by definition (XML Namespaces 1.0 §3).
 const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
 
@@ -158,15 +162,6 @@ impl Element {
         out.push_str("</");
         out.push_str(&self.name);
         out.push('>');
-    }
-}
-
-/// xs:boolean's lexical forms.
-pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim() {
-        "1" | "true" => Some(true),
-        "0" | "false" => Some(false),
-        _ => None,
     }
 }
 
@@ -393,14 +388,6 @@ mod tests {
         assert!(c.children[0].is("urn:b", "B"));
         assert!(c.children[1].is("", "C"));
         assert!(read(r#"<A><p:B xmlns:p="urn:b"/><p:C/></A>"#).is_err());
-    }
-
-    #[test]
-    fn xs_boolean_has_four_spellings() {
-        assert_eq!(parse_bool(" true"), Some(true));
-        assert_eq!(parse_bool("1"), Some(true));
-        assert_eq!(parse_bool("0"), Some(false));
-        assert_eq!(parse_bool("no"), None);
     }
 
     #[test]
