@@ -618,13 +618,12 @@ pub fn read_recurrence(el: &Element) -> Result<Recurrence, Refusal> {
         ));
     };
     let field = |name: &str| one_child(pattern, name);
-    let interval = || {
-        let el = field("Interval")?;
-        int(el)?
-            .ge(&1)
-            .then_some(())
-            .ok_or_else(|| schema_violation("A recurrence Interval is at least 1.".to_string()))?;
-        int(el)
+    // IntervalRecurrencePatternBaseType: a positive xs:int.
+    let interval = || match int(field("Interval")?)? {
+        0 => Err(schema_violation(
+            "A recurrence Interval is at least 1.".to_string(),
+        )),
+        n => Ok(n),
     };
     let weekday = || typed(field("DaysOfWeek")?, "DayOfWeekType", parse_weekday);
     let index = || {
