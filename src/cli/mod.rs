@@ -14,6 +14,7 @@ pub mod reset;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
+pub mod setup;
 pub mod status;
 pub mod test_connection;
 pub mod validate;
@@ -41,12 +42,21 @@ pub struct Loaded {
 /// The one configuration a command works on; its findings are the error when it is not
 /// valid (or is not exactly one org).
 pub fn load_configuration(paths: &[PathBuf]) -> Result<Loaded, CommandError> {
+    load_configuration_checking(paths, true)
+}
+
+/// [`load_configuration`]; with `secrets_needed` false, a secret that cannot be read here
+/// is a warning, for commands that connect nowhere.
+pub fn load_configuration_checking(
+    paths: &[PathBuf],
+    secrets_needed: bool,
+) -> Result<Loaded, CommandError> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
         paths.to_vec()
     };
-    let mut validation = crate::config::validate(&paths, true);
+    let mut validation = crate::config::validate(&paths, secrets_needed);
     if !validation.is_valid() {
         return Err(CommandError::findings(validation.render_human()));
     }
@@ -157,6 +167,9 @@ pub enum Command {
     TestConnection(test_connection::Args),
     /// Release the state lock left by an apply or run that is gone.
     ForceUnlock(force_unlock::Args),
+    /// Print what an administrator runs to give tether access: `setup exchange` writes the
+    /// PowerShell that limits the app (or service account) to the configured reps' mailboxes.
+    Setup(setup::Args),
     /// Print a JSON Schema: of the configuration (for editors and CI) or of the JSON plan.
     Schema(schema::Args),
 }
@@ -179,6 +192,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Reset(args) => reset::run(&args),
         Command::TestConnection(args) => test_connection::run(&args),
         Command::ForceUnlock(args) => force_unlock::run(&args),
+        Command::Setup(args) => setup::run(&args),
     }?;
     match output::failure() {
         Some(e) => Err(CommandError::failed(e)),

@@ -36,6 +36,7 @@ mod salesforce_emulator;
 mod sandbox_process;
 mod saved_plans;
 mod secrets;
+mod setup;
 mod state_safety;
 mod state_store;
 mod status;
