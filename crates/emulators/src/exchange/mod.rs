@@ -6,8 +6,11 @@
 //! validate them against the official schema, and with `schema` set it validates each
 //! request body with xmllint and answers ErrorSchemaValidation, as a real server does.
 
+pub(crate) mod codec;
+pub(crate) mod emit;
 pub mod model;
 pub(crate) mod ops;
+pub(crate) mod recur;
 pub mod soap;
 pub(crate) mod state;
 pub mod tz;
@@ -817,7 +820,7 @@ async fn ews(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> R
                 return broken_answer(&env[..cut]);
             }
             if shared.options.record_bodies {
-                shared.lock().bodies.push(soap::standalone(&body));
+                shared.lock().bodies.push(body);
             }
             soap_response(StatusCode::OK, env)
         }
