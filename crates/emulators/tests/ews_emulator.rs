@@ -640,7 +640,8 @@ async fn a_sync_state_the_server_cannot_read_answers_error_invalid_sync_state_da
 }
 
 /// The emulators judge tether's clients, so they must not share their code: the crate
-/// depends on no tether package but the published facts, and no source file names tether.
+/// depends on no tether package but the published facts and the clock (neither holds protocol
+/// code), and no source file names tether.
 #[test]
 fn the_emulators_depend_on_no_crate_holding_a_client_and_import_no_client_code() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -650,7 +651,12 @@ fn the_emulators_depend_on_no_crate_holding_a_client_and_import_no_client_code()
         .filter_map(|l| l.split_once('=').map(|(name, _)| name.trim()))
         .filter(|name| name.starts_with("tether"))
         .collect();
-    assert_eq!(tether_deps, ["tether-spec"], "{manifest}");
+    assert_eq!(tether_deps, ["tether-spec", "tether-clock"], "{manifest}");
+    let clock = std::fs::read_to_string(root.join("../tether-clock/Cargo.toml")).unwrap();
+    assert!(
+        !clock.lines().any(|l| l.trim_start().starts_with("tether")),
+        "tether-clock depends on nothing of tether's: {clock}"
+    );
     let mut dirs = vec![root.join("src")];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
