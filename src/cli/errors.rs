@@ -28,6 +28,9 @@ pub struct Args {
     pub since: Option<chrono::Duration>,
     #[arg(long, value_enum, default_value_t)]
     pub format: ErrorsFormat,
+    /// Exit 0 even when records failed in their rep's last cycle.
+    #[arg(long)]
+    pub exit_zero: bool,
 }
 
 fn csv_field(s: &str) -> String {
@@ -47,6 +50,13 @@ pub fn run(args: &Args) -> CommandResult {
     let errors = state.errors().map_err(CommandError::state)?;
     let emails = state.rep_emails().map_err(CommandError::state)?;
     let cutoff = args.since.map(|d| chrono::Utc::now() - d);
+    // When each rep was last synced: failures before it were retried since.
+    let last_cycle: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> = state
+        .rep_facts()
+        .map_err(CommandError::state)?
+        .into_iter()
+        .filter_map(|f| Some((f.user_id?, f.at)))
+        .collect();
     let rows: Vec<serde_json::Value> = errors
         .iter()
         .filter(|e| cutoff.is_none_or(|c| e.at >= c))
@@ -61,6 +71,7 @@ pub fn run(args: &Args) -> CommandResult {
                 "code": e.code,
                 "message": e.message,
                 "suggestion": e.suggestion,
+                "in_last_cycle": last_cycle.get(&e.rep).is_none_or(|at| e.at >= *at),
             })
         })
         .filter(|r| {
@@ -123,5 +134,10 @@ pub fn run(args: &Args) -> CommandResult {
         }
     }
     out!("{out}");
-    Ok(Done::Success)
+    let failing = rows.iter().any(|r| r["in_last_cycle"] == true);
+    Ok(if failing && !args.exit_zero {
+        Done::Problems
+    } else {
+        Done::Success
+    })
 }
