@@ -187,7 +187,7 @@ fn record_apply(config: &Config, now: DateTime<Utc>) -> StateChange {
         canonical,
         hash,
         applied_at: now,
-        applied_by: std::env::var("USER").unwrap_or_else(|_| "unknown user".into()),
+        applied_by: crate::ci::applied_by(),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod reset;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
+pub mod show;
 pub mod status;
 pub mod test_connection;
 pub mod validate;
@@ -142,6 +143,8 @@ pub enum Command {
     Sandbox(sandbox::Args),
     /// Show what apply would change, in the settings and in the data.
     Plan(plan::Args),
+    /// Print a plan saved by `plan --out` (human, markdown or JSON, as `plan` prints it).
+    Show(show::Args),
     /// Plan, confirm, record the configuration and sync; or apply a plan saved by `plan --out`.
     Apply(apply::Args),
     /// Keep syncing on an interval, with the last applied configuration.
@@ -172,6 +175,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Demo(args) => demo::run(&args),
         Command::Sandbox(args) => sandbox::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Show(args) => show::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Status(args) => status::run(&args),

@@ -158,3 +158,67 @@ fn checked_in_plan_schema_is_current() {
         "schemas/plan.schema.json is stale; regenerate it with:\n    cargo run -- schema plan > schemas/plan.schema.json"
     );
 }
+
+/// examples/ci/update-pr-comment.sh updates the comment that starts with the plan's marker
+/// and posts a new one when there is none. `gh` is a stand-in that logs its calls and
+/// answers the comment search with `$FOUND`.
+#[test]
+fn the_ci_example_updates_the_plan_comment_in_place_by_its_marker() {
+    let s = Scratch::new();
+    s.write(
+        "bin/gh",
+        "#!/bin/sh\necho \"$MARKER|$*\" >> \"$GH_LOG\"\ncase \"$*\" in *--jq*) [ -n \"$FOUND\" ] && echo \"$FOUND\";; esac\nexit 0\n",
+    );
+    let gh = s.path("bin/gh");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&gh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.write(
+        "plan.md",
+        "<!-- tether:plan org=acme -->\n### tether plan: `acme`\n",
+    );
+    s.write("other.md", "### not a plan\n");
+    let run = |plan: &str, found: &str| {
+        let log = s.path("gh.log");
+        let _ = std::fs::remove_file(&log);
+        let out = std::process::Command::new(repo().join("examples/ci/update-pr-comment.sh"))
+            .args([plan, "7", "o/r"])
+            .current_dir(s.dir.path())
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    s.path("bin").display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .env("GH_LOG", &log)
+            .env("FOUND", found)
+            .output()
+            .unwrap();
+        let calls = std::fs::read_to_string(&log).unwrap_or_default();
+        (out, calls)
+    };
+    let (out, calls) = run("plan.md", "42");
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<&str> = calls.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "<!-- tether:plan org=acme -->|api --paginate repos/o/r/issues/7/comments --jq .[] | select(.body | startswith(env.MARKER)) | .id",
+            "|api --method PATCH repos/o/r/issues/comments/42 -F body=@plan.md",
+        ]
+    );
+    let (out, calls) = run("plan.md", "");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        calls.ends_with("|api --method POST repos/o/r/issues/7/comments -F body=@plan.md\n"),
+        "{calls}"
+    );
+    let (out, calls) = run("other.md", "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(calls.is_empty(), "{calls}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not start with tether's marker line"),
+        "{out:?}"
+    );
+}

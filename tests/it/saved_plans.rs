@@ -638,3 +638,77 @@ fn huge_durations_are_a_usage_error() {
         assert!(!s.path("p").exists(), "no plan saved");
     }
 }
+
+/// `tether show` prints a saved plan as `plan` printed it: the same JSON (valid against the
+/// plan schema), and markdown with the org's marker and the commit planned.
+#[tokio::test(flavor = "multi_thread")]
+async fn show_prints_a_saved_plan_as_plan_printed_it() {
+    let (s, _) = setup(&["Diaz"], false).await;
+    let dir = s.scratch.dir.path();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "configuration"]);
+    let head = git(&["rev-parse", "HEAD"]);
+
+    let plan = tether(
+        &s,
+        &["plan", "org", "--format", "json", "--out", "p.tfplan"],
+    )
+    .await;
+    ok(&plan);
+    let show = tether(&s, &["show", "--format", "json", "p.tfplan"]).await;
+    ok(&show);
+    assert_eq!(show.stdout, plan.stdout);
+    let json = show.json();
+    assert_eq!(json["commit"], head.as_str());
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/plan.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+
+    let markdown = tether(&s, &["show", "--format", "markdown", "p.tfplan"]).await;
+    ok(&markdown);
+    assert!(
+        markdown
+            .stdout
+            .starts_with("<!-- tether:plan org=corp -->\n### tether plan: `corp`"),
+        "{}",
+        markdown.stdout
+    );
+    assert!(
+        markdown.stdout.contains(&format!("Commit `{head}`")),
+        "{}",
+        markdown.stdout
+    );
+    let human = tether(&s, &["show", "p.tfplan"]).await;
+    ok(&human);
+    assert!(
+        human
+            .stdout
+            .starts_with("tether plan for org corp\ncommit "),
+        "{}",
+        human.stdout
+    );
+
+    let not_a_plan = tether(&s, &["show", "org/tether.yaml"]).await;
+    refused(&not_a_plan, "org/tether.yaml is not a tether plan file");
+}
