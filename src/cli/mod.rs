@@ -117,11 +117,20 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime starts")
 }
 
+/// The exit codes, as README's table lists them.
+pub const EXIT_CODES: &str = "Exit codes:
+  0  done, nothing wrong (plan --detailed-exitcode: no changes)
+  1  an error (configuration, command line, connection, state, lock, saved plan), or problems
+     found: validate errors, apply records failed, status a check failing or failed records,
+     errors records failing (status and errors: --exit-zero keeps 0)
+  2  plan --detailed-exitcode: there are changes; or the command line could not be parsed";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tether",
     version,
-    about = "Keeps contacts and calendar events in sync between Microsoft Exchange and Salesforce, with the sync settings kept as code."
+    about = "Keeps contacts and calendar events in sync between Microsoft Exchange and Salesforce, with the sync settings kept as code.",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -222,3 +222,24 @@ fn the_ci_example_updates_the_plan_comment_in_place_by_its_marker() {
         "{out:?}"
     );
 }
+
+/// The exit codes are documented twice, in `--help` and README's table, with the same codes.
+#[test]
+fn help_and_readme_list_the_exit_codes() {
+    let help = tether(&["--help"], &repo());
+    assert_eq!(help.code, 0);
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let table = readme
+        .split("### Exit codes")
+        .nth(1)
+        .expect("README has an exit-code table");
+    for code in ["0", "1", "2"] {
+        assert!(
+            help.stdout.contains(&format!("\n  {code}  ")),
+            "{code}:\n{}",
+            help.stdout
+        );
+        assert!(table.contains(&format!("\n| {code} | ")), "{code}");
+    }
+    assert!(help.stdout.contains("--exit-zero"), "{}", help.stdout);
+}
