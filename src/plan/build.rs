@@ -244,11 +244,13 @@ fn target(side: Side) -> Target {
 }
 
 /// Salesforce ids are 15 or 18 letters and digits; EWS item ids are long base64 strings.
+pub fn is_salesforce_id(record_id: &str) -> bool {
+    matches!(record_id.len(), 15 | 18) && record_id.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 /// A skipped record from Salesforce was held back from Exchange, and the other way round.
 fn skipped_towards(record_id: &str) -> Target {
-    let salesforce =
-        matches!(record_id.len(), 15 | 18) && record_id.chars().all(|c| c.is_ascii_alphanumeric());
-    if salesforce {
+    if is_salesforce_id(record_id) {
         Target::Exchange
     } else {
         Target::Salesforce

@@ -173,6 +173,17 @@ async fn a_denied_impersonation_shows_no_with_the_role_to_grant_and_the_others_s
     // Failed records make errors exit 1; --exit-zero opts out.
     let errors = tether(&s, &["errors", "org", "--user", FIN]).await;
     assert_eq!(errors.code, 1, "{}", errors.stderr);
+    // The apply's and the run's failure of Fin's mailbox: one row, counted.
+    assert_eq!(
+        errors.stdout.lines().filter(|l| l.contains(FIN)).count(),
+        1,
+        "{}",
+        errors.stdout
+    );
+    has(
+        &errors.stdout,
+        &format!(" {FIN} the rep's mailbox: ErrorImpersonateUserDenied ×2 since "),
+    );
     let zero = tether(&s, &["errors", "org", "--user", FIN, "--exit-zero"]).await;
     assert_eq!(zero.code, 0, "{}", zero.stderr);
     let none = tether(&s, &["errors", "org", "--user", REP]).await;
