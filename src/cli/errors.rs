@@ -3,7 +3,7 @@ use super::error::{CommandError, CommandResult, Done};
 use super::output::out;
 use super::status::open_existing;
 use crate::plan::build::is_salesforce_id;
-use crate::state::{ErrorEntry, StateStore};
+use crate::state::{Acknowledgement, ErrorEntry, StateChange, StateStore};
 use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 use std::collections::{BTreeMap, HashMap};
@@ -18,7 +18,10 @@ pub enum ErrorsFormat {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
     /// Configuration file or directory whose state to read. Default: the current directory.
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
@@ -34,6 +37,56 @@ pub struct Args {
     /// Exit 0 even when records failed in their rep's last cycle.
     #[arg(long)]
     pub exit_zero: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Acknowledge failed records: they stay listed, but fail neither `apply` nor `errors`
+    /// until the record changes (a new version fails again).
+    Ack(AckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AckArgs {
+    /// The failed records, by the Salesforce id or Exchange item id `tether errors` lists.
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Configuration file or directory whose state to change. Default: the current directory.
+    #[arg(long = "config", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+/// Acknowledges each record at the versions of its last failure.
+fn acknowledge(args: &AckArgs) -> CommandResult {
+    let paths: Vec<PathBuf> = args.config.iter().cloned().collect();
+    let path = args.state.path(&paths);
+    let now = Utc::now();
+    let _lock = super::lock_state(&path, "errors ack", now).map_err(CommandError::state)?;
+    let mut state = open_existing(&path, crate::state::SqliteState::open)?;
+    let errors = state.errors().map_err(CommandError::state)?;
+    let mut changes = Vec::new();
+    for id in &args.ids {
+        let Some(last) = errors.iter().rev().find(|e| e.record_ids.contains(id)) else {
+            return Err(CommandError::input(format!(
+                "no failed record has the id {id}; nothing acknowledged"
+            ))
+            .hint("`tether errors` lists the failed records and their ids"));
+        };
+        changes.push(StateChange::Acknowledge(Acknowledgement {
+            record_id: id.clone(),
+            version: last.version.clone(),
+            at: now,
+        }));
+    }
+    state.apply(changes).map_err(CommandError::state)?;
+    for id in &args.ids {
+        out!(
+            "{id}: acknowledged; it stays listed in `tether errors` and fails no exit code until the record changes.\n"
+        );
+    }
+    Ok(Done::Success)
 }
 
 fn csv_field(s: &str) -> String {
@@ -92,14 +145,21 @@ fn label(code: &str, message: &str) -> String {
     }
 }
 
+/// One failure of one record: rep email, object, direction, code, record ids.
+type GroupKey = (String, String, String, String, Vec<String>);
+
 /// The error report: one row per failed record and kind of failure (repeats counted), with
 /// what to do.
 pub fn run(args: &Args) -> CommandResult {
+    if let Some(Action::Ack(ack)) = &args.action {
+        return acknowledge(ack);
+    }
     let state = open_existing(
         &args.state.path(&args.paths),
         crate::state::SqliteState::open_read_only,
     )?;
     let errors = state.errors().map_err(CommandError::state)?;
+    let acks = state.acknowledgements().map_err(CommandError::state)?;
     let emails = state.rep_emails().map_err(CommandError::state)?;
     let cutoff = args.since.map(|d| chrono::Utc::now() - d);
     // When each rep was last synced: failures before it were retried since.
@@ -110,8 +170,7 @@ pub fn run(args: &Args) -> CommandResult {
         .filter_map(|f| Some((f.user_id?, f.at)))
         .collect();
     // Repeats of one failure of one record: one row, counted, first and last time.
-    let mut groups: BTreeMap<(String, String, String, String, Vec<String>), Vec<&ErrorEntry>> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Vec<&ErrorEntry>> = BTreeMap::new();
     for e in errors.iter().filter(|e| cutoff.is_none_or(|c| e.at >= c)) {
         let rep = emails.get(&e.rep).cloned().unwrap_or_else(|| e.rep.clone());
         if args
@@ -153,6 +212,7 @@ pub fn run(args: &Args) -> CommandResult {
                 "message": last.message,
                 "suggestion": last.suggestion,
                 "in_last_cycle": last_cycle.get(&last.rep).is_none_or(|at| last.at >= *at),
+                "acknowledged": Acknowledgement::covers(&acks, last),
             })
         })
         .collect();
@@ -224,11 +284,18 @@ pub fn run(args: &Args) -> CommandResult {
                     text(&r["message"]),
                     text(&r["suggestion"])
                 ));
+                if r["acknowledged"] == true {
+                    out.push_str(
+                        "    (acknowledged: fails no exit code until the record changes)\n",
+                    );
+                }
             }
         }
     }
     out!("{out}");
-    let failing = rows.iter().any(|r| r["in_last_cycle"] == true);
+    let failing = rows
+        .iter()
+        .any(|r| r["in_last_cycle"] == true && r["acknowledged"] == false);
     Ok(if failing && !args.exit_zero {
         Done::Problems
     } else {
@@ -276,6 +343,7 @@ mod tests {
             code: "X".into(),
             message: "m".into(),
             suggestion: "s".into(),
+            version: None,
         };
         assert_eq!(
             record_name(&entry(&["003A000001xyzAbQAI"])).as_deref(),

@@ -712,3 +712,62 @@ async fn show_prints_a_saved_plan_as_plan_printed_it() {
     let not_a_plan = tether(&s, &["show", "org/tether.yaml"]).await;
     refused(&not_a_plan, "org/tether.yaml is not a tether plan file");
 }
+
+/// A record Exchange refuses at every apply fails the apply until an admin acknowledges it
+/// (`tether errors ack ID`); then it stays listed and fails no exit code, until it changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_acknowledged_failing_record_no_longer_fails_apply_until_it_changes() {
+    let (s, _) = setup(&["Diaz", "Lee"], false).await;
+    s.ews.fail_items(
+        "diaz@customer.com",
+        "ErrorInvalidPropertyRequest",
+        "The property cannot be set.",
+        None,
+    );
+    let diaz = sf_id(&s, "Diaz");
+    let apply = tether(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
+    let again = tether(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(again.code, 1, "still failing:\n{}", again.stdout);
+    let errors = tether(&s, &["errors", "org"]).await;
+    assert_eq!(errors.code, 1, "{}", errors.stdout);
+    assert!(
+        errors.stdout.contains(&format!(
+            "contact, Salesforce {diaz} (salesforce to exchange): ErrorInvalidPropertyRequest"
+        )),
+        "{}",
+        errors.stdout
+    );
+
+    let unknown = tether(&s, &["errors", "ack", "--config", "org", "003nosuchrecord"]).await;
+    refused(&unknown, "no failed record has the id 003nosuchrecord");
+    let ack = tether(&s, &["errors", "ack", "--config", "org", &diaz]).await;
+    ok(&ack);
+    let apply = tether(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(
+        apply.code, 0,
+        "acknowledged:\n{}{}",
+        apply.stdout, apply.stderr
+    );
+    assert!(
+        apply.stdout.contains("1 failed"),
+        "still tried:\n{}",
+        apply.stdout
+    );
+    let errors = tether(&s, &["errors", "org"]).await;
+    assert_eq!(errors.code, 0, "{}", errors.stdout);
+    assert!(
+        errors.stdout.contains(&diaz) && errors.stdout.contains("(acknowledged"),
+        "stays listed:\n{}",
+        errors.stdout
+    );
+
+    // Edited: a new version of the record, and its failure counts again.
+    retitle_in_salesforce(&s, "Diaz", "Head of Buying");
+    let apply = tether(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(
+        apply.code, 1,
+        "changed since:\n{}{}",
+        apply.stdout, apply.stderr
+    );
+}
