@@ -236,22 +236,24 @@ pub fn run(args: &Args) -> CommandResult {
             out = serde_json::to_string_pretty(&rows).expect("json") + "\n";
         }
         ErrorsFormat::Csv => {
+            // The columns added later go last, so readers of the first ones keep working.
             out.push_str(
-                "time,first_time,count,rep,object,direction,record_ids,label,code,message,suggestion\n",
+                "time,rep,object,direction,record_ids,code,message,suggestion,first_time,count,label,acknowledged\n",
             );
             for r in &rows {
                 let fields = [
                     text(&r["time"]),
-                    text(&r["first_time"]),
-                    r["count"].to_string(),
                     text(&r["rep"]),
                     text(&r["object"]),
                     text(&r["direction"]),
                     ids(&r["record_ids"]),
-                    text(&r["label"]),
                     text(&r["code"]),
                     text(&r["message"]),
                     text(&r["suggestion"]),
+                    text(&r["first_time"]),
+                    r["count"].to_string(),
+                    text(&r["label"]),
+                    r["acknowledged"].to_string(),
                 ];
                 let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
                 out.push_str(&line.join(","));

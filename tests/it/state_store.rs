@@ -367,6 +367,7 @@ fn an_older_state_file_is_migrated_forward_and_keeps_its_data() {
         .execute_batch(
             "DROP TABLE meta; DROP TABLE reps; DROP TABLE applied_plans;
              DROP TABLE rep_facts; DROP TABLE system_facts;
+             ALTER TABLE errors DROP COLUMN version; DROP TABLE acknowledgements;
              UPDATE schema_version SET version = 1;",
         )
         .unwrap();
