@@ -433,6 +433,7 @@ fn report<S: StateStore>(
         .collect();
     let resets = state.reset_marks().map_err(err)?;
     let errors = state.errors().map_err(err)?;
+    let acks = state.acknowledgements().map_err(err)?;
     // Each configuration's mappings that differ from the defaults, as last applied.
     let mappings = applied
         .as_ref()
@@ -506,10 +507,12 @@ fn report<S: StateStore>(
                 })
             }
         };
-        // Failures of the rep's last cycle (older ones were retried since).
+        // Failures of the rep's last cycle (older ones were retried since) that no admin
+        // acknowledged.
         let open_errors = errors
             .iter()
             .filter(|e| is_rep(&e.rep) && f.is_none_or(|f| e.at >= f.at))
+            .filter(|e| !crate::state::Acknowledgement::covers(&acks, e))
             .count();
         let problems = rep_problems(&checks, open_errors);
         reps.push(json!({

@@ -756,6 +756,8 @@ async fn an_acknowledged_failing_record_no_longer_fails_apply_until_it_changes()
     );
     let errors = tether(&s, &["errors", "org"]).await;
     assert_eq!(errors.code, 0, "{}", errors.stdout);
+    let status = tether(&s, &["status", "org"]).await;
+    assert_eq!(status.code, 0, "acknowledged:\n{}", status.stdout);
     assert!(
         errors.stdout.contains(&diaz) && errors.stdout.contains("(acknowledged"),
         "stays listed:\n{}",
