@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod checks;
+pub mod ci;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -9,7 +9,7 @@ use crate::engine::cycle::{CycleError, ReadOutcome, SyncOptions, read_and_plan};
 use crate::engine::plan::{Action, Plan};
 use crate::mail::MailSide;
 use crate::model::ObjectKind;
-use crate::plan::build::{BuildOptions, TargetRecords, build};
+use crate::plan::build::{BuildOptions, Past, TargetRecords, build};
 use crate::plan::document::PlanDocument;
 use crate::plan::file::{self, SavedPlan};
 use crate::plan::settings;
@@ -91,7 +91,17 @@ pub async fn plan<S: StateStore>(
     // The plan says which fields each update clears or overwrites, so it needs what they
     // write over.
     let targets = read_targets(&plan, &connectors.mail, &connectors.crm).await?;
-    let document = build(config, settings, &plan, &read, &targets, build_options);
+    let past =
+        Past::read(state, options.only_reps.as_ref()).map_err(|e| PlanError::Read(e.into()))?;
+    let document = build(
+        config,
+        settings,
+        &plan,
+        &read,
+        &targets,
+        &past,
+        build_options,
+    );
     Ok(Planned {
         document,
         plan,
@@ -205,6 +215,7 @@ pub fn plan_settings<S: StateStore>(
         &plan,
         &read,
         &TargetRecords::default(),
+        &Past::default(),
         build_options,
     );
     document.data_not_read();

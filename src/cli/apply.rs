@@ -194,7 +194,7 @@ fn record_apply(config: &Config, now: DateTime<Utc>) -> StateChange {
         canonical,
         hash,
         applied_at: now,
-        applied_by: std::env::var("USER").unwrap_or_else(|_| "unknown user".into()),
+        applied_by: crate::ci::applied_by(),
     }
 }
 
@@ -381,13 +381,18 @@ fn sync(
     if let Some(why) = crate::engine::facts::exchange_refused(&report.read) {
         return Err(refused(&why, &loaded.settings));
     }
-    Ok(
-        if report.exec.failed.is_empty() && report.read.rep_errors.is_empty() {
-            Done::Success
-        } else {
-            Done::Problems
-        },
-    )
+    // A failure acknowledged at the versions it failed at (`tether errors ack`) fails nothing.
+    let acks = state.acknowledgements().map_err(CommandError::state)?;
+    let failed = report
+        .exec
+        .failed
+        .iter()
+        .any(|e| !crate::state::Acknowledgement::covers(&acks, e));
+    Ok(if !failed && report.read.rep_errors.is_empty() {
+        Done::Success
+    } else {
+        Done::Problems
+    })
 }
 
 /// What an apply did: per side created, updated, deleted, failed and not attempted (planned

@@ -16,6 +16,7 @@ pub mod sandbox;
 pub mod schema;
 mod service;
 pub mod setup;
+pub mod show;
 pub mod status;
 mod stop;
 pub mod test_connection;
@@ -169,11 +170,22 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime starts")
 }
 
+/// The exit codes, as README's table lists them.
+pub const EXIT_CODES: &str = "Exit codes:
+  0  done, nothing wrong (plan --detailed-exitcode: no changes; apply and run: also a stop
+     on request)
+  1  an error (configuration, command line, connection, state, lock, saved plan), or problems
+     found: validate errors, apply records failed or not confirmed, a lock still held after
+     --lock-timeout, force-unlock refused, status a check failing or failed records, errors
+     records failing (status and errors: --exit-zero keeps 0)
+  2  plan --detailed-exitcode: there are changes; or the command line could not be parsed";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tether",
     version,
-    about = "Keeps contacts and calendar events in sync between Microsoft Exchange and Salesforce, with the sync settings kept as code."
+    about = "Keeps contacts and calendar events in sync between Microsoft Exchange and Salesforce, with the sync settings kept as code.",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -199,6 +211,8 @@ pub enum Command {
     Sandbox(sandbox::Args),
     /// Show what apply would change, in the settings and in the data.
     Plan(plan::Args),
+    /// Print a plan saved by `plan --out` (human, markdown or JSON, as `plan` prints it).
+    Show(show::Args),
     /// Plan, confirm, record the configuration and sync; or apply a plan saved by `plan --out`.
     Apply(apply::Args),
     /// Keep syncing on an interval, with the last applied configuration.
@@ -235,6 +249,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Demo(args) => demo::run(&args),
         Command::Sandbox(args) => sandbox::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Show(args) => show::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Status(args) => status::run(&args),

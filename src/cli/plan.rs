@@ -63,6 +63,19 @@ pub struct Args {
     pub refresh: bool,
 }
 
+/// The plan in `format`; `detail` lists each record in the human form.
+pub fn render_as(
+    doc: &crate::plan::document::PlanDocument,
+    format: PlanFormat,
+    detail: bool,
+) -> String {
+    match format {
+        PlanFormat::Human => render::human(doc, detail),
+        PlanFormat::Markdown => render::markdown(doc),
+        PlanFormat::Json => format!("{}\n", render::json(doc)),
+    }
+}
+
 /// Shows what `apply` would change. Reads only: it writes neither side, and not the state
 /// (`--out` creates an empty state file when there is none, to sign the plan with).
 pub fn run(args: &Args) -> CommandResult {
@@ -98,7 +111,7 @@ fn plan_with<S: StateStore>(args: &Args, loaded: &Loaded, state: &S) -> CommandR
     };
     let users: BTreeSet<String> = args.users.iter().map(|u| u.trim().to_lowercase()).collect();
     let now = chrono::Utc::now();
-    let planned = if args.refresh {
+    let mut planned = if args.refresh {
         let clock = Arc::new(crate::clock::SystemClock);
         let connectors = crate::workflow::open(config, &loaded.home, clock)
             .map_err(|e| error::connect_failed(e, &loaded.settings))?;
@@ -132,13 +145,12 @@ fn plan_with<S: StateStore>(args: &Args, loaded: &Loaded, state: &S) -> CommandR
             }
         }
     }
+    planned.document.commit = crate::ci::commit(&loaded.home);
     let doc = &planned.document;
-    let shown = match args.format {
-        PlanFormat::Human => render::human(doc, args.detail || args.show_values),
-        PlanFormat::Markdown => render::markdown(doc),
-        PlanFormat::Json => format!("{}\n", render::json(doc)),
-    };
-    out!("{shown}");
+    out!(
+        "{}",
+        render_as(doc, args.format, args.detail || args.show_values)
+    );
     if let Some(out) = &args.out {
         let save = crate::workflow::SaveOptions {
             expires_in: args.expires_in,

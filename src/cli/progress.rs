@@ -77,6 +77,23 @@ struct RepCount {
     done: usize,
     failed: usize,
     started: Option<Instant>,
+    /// Its "written, failed" line was printed (once, even if more records follow).
+    reported: bool,
+}
+
+impl RepCount {
+    /// Counts one record; a rep writing more than announced grows its total, so no count
+    /// passes it. True when the rep's line is due.
+    fn record(&mut self, ok: bool) -> bool {
+        self.done += 1;
+        if !ok {
+            self.failed += 1;
+        }
+        self.total = self.total.max(self.done);
+        let due = self.done == self.total && !self.reported;
+        self.reported |= due;
+        due
+    }
 }
 
 /// Each rep's count, none done yet.
@@ -90,6 +107,7 @@ fn counts(reps: &[(String, usize)]) -> BTreeMap<String, RepCount> {
                     done: 0,
                     failed: 0,
                     started: None,
+                    reported: false,
                 },
             )
         })
@@ -136,7 +154,10 @@ impl Progress for Lines {
         let mut s = lock(&self.state);
         s.started = Instant::now();
         s.last_line = s.started;
+        // Each cycle counts afresh.
         s.total = reps.iter().map(|(_, n)| n).sum();
+        s.done = 0;
+        s.failed = 0;
         s.reps = counts(reps);
         if s.total > 0 {
             let line = format!(
@@ -154,15 +175,14 @@ impl Progress for Lines {
         if !ok {
             s.failed += 1;
         }
+        // More records than announced (a cycle's size can change on the way): the total
+        // grows with them.
+        s.total = s.total.max(s.done);
         let mut finished = None;
         if let Some(r) = s.reps.get_mut(rep) {
             let now = Instant::now();
             let started = *r.started.get_or_insert(now);
-            r.done += 1;
-            if !ok {
-                r.failed += 1;
-            }
-            if r.done == r.total {
+            if r.record(ok) {
                 finished = Some(format!(
                     "{rep}: {} written, {} failed ({})",
                     thousands(r.done - r.failed),
@@ -263,15 +283,15 @@ impl Progress for Bars {
         let mut s = lock(&self.state);
         if let Some(o) = &s.overall {
             o.inc(1);
+            if o.length().is_some_and(|len| o.position() > len) {
+                o.set_length(o.position());
+            }
         }
         let can_show = s.shown < MAX_REP_BARS;
         let Some((count, bar)) = s.reps.get_mut(rep) else {
             return;
         };
-        count.done += 1;
-        if !ok {
-            count.failed += 1;
-        }
+        let due = count.record(ok);
         let now = Instant::now();
         let started = *count.started.get_or_insert(now);
         let mut opened = false;
@@ -287,10 +307,11 @@ impl Progress for Bars {
             opened = true;
         }
         if let Some(b) = bar {
+            b.set_length(count.total as u64);
             b.set_position(count.done as u64);
         }
         let mut closed = false;
-        if count.done == count.total {
+        if due {
             if let Some(b) = bar.take() {
                 b.finish_and_clear();
                 self.multi.remove(&b);
@@ -370,6 +391,45 @@ mod tests {
         );
         assert!(got[3].starts_with("done: 3 of 3 records in "), "{text}");
         assert!(got[3].ends_with(", 1 failed"), "{text}");
+    }
+
+    /// "done: 49 of 7", "done: 75 of 3": a second cycle counted on from the first, and a
+    /// cycle writing more records than it announced.
+    #[test]
+    fn progress_lines_never_count_past_their_total() {
+        let out = Shared::default();
+        let lines = Lines::new(Box::new(out.clone()), Duration::ZERO);
+        lines.start(&[("a@corp.com".into(), 1)]);
+        for _ in 0..3 {
+            lines.record("a@corp.com", true);
+        }
+        lines.finish();
+        lines.start(&[("a@corp.com".into(), 2)]);
+        lines.record("a@corp.com", true);
+        lines.record("a@corp.com", true);
+        lines.finish();
+        let text = out.text();
+        let done: Vec<&str> = text.lines().filter(|l| l.starts_with("done: ")).collect();
+        assert_eq!(done.len(), 2, "{text}");
+        assert!(done[0].starts_with("done: 3 of 3 records"), "{text}");
+        assert!(done[1].starts_with("done: 2 of 2 records"), "{text}");
+        for line in text.lines().filter(|l| l.starts_with("progress: ")) {
+            let (done, total) = line["progress: ".len()..]
+                .split_once(' ')
+                .and_then(|(n, _)| n.split_once('/'))
+                .unwrap();
+            assert!(
+                done.parse::<usize>().unwrap() <= total.parse::<usize>().unwrap(),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("a@corp.com: "))
+                .count(),
+            2,
+            "one line per rep per cycle:\n{text}"
+        );
     }
 
     #[test]

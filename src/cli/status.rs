@@ -16,8 +16,10 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Version of `--format json`; consumers must ignore keys they do not know.
-pub const STATUS_FORMAT_VERSION: u32 = 1;
+/// Version of `--format json`, `MAJOR.MINOR` as in every JSON output of tether (2.0: a
+/// string like the plan's and validate's, and `problems` per rep); consumers must ignore
+/// keys they do not know.
+pub const STATUS_FORMAT_VERSION: &str = "2.0";
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
 pub enum StatusFormat {
@@ -37,6 +39,9 @@ pub struct Args {
     pub user: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub format: StatusFormat,
+    /// Exit 0 even when a check fails or records failed (the report still says so).
+    #[arg(long)]
+    pub exit_zero: bool,
 }
 
 /// Opens an existing state with `open` (`SqliteState::open_read_only` for a command that
@@ -60,9 +65,77 @@ pub fn run(args: &Args) -> CommandResult {
     let report = report(&state, args.user.as_deref(), Utc::now()).map_err(CommandError::state)?;
     match args.format {
         StatusFormat::Json => outln!("{}", serde_json::to_string_pretty(&report).expect("json")),
-        StatusFormat::Table => out!("{}", table(&report)),
+        // One line per rep; every check of a rep with --user.
+        StatusFormat::Table if args.user.is_some() => out!("{}", table(&report)),
+        StatusFormat::Table => out!("{}", compact_table(&report)),
     }
-    Ok(Done::Success)
+    Ok(if has_problems(&report) && !args.exit_zero {
+        Done::Problems
+    } else {
+        Done::Success
+    })
+}
+
+/// A check of the system or of a rep answered "no", or a rep's last cycle failed records.
+fn has_problems(report: &serde_json::Value) -> bool {
+    let system = &report["system"];
+    let system_no = ["service_account_recognised", "outlook_integration_enabled"]
+        .iter()
+        .any(|k| system[*k]["value"] == "no");
+    system_no
+        || report["reps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["problems"].as_array().is_some_and(|p| !p.is_empty()))
+}
+
+/// The rep checks, with the words `status` uses for a "no" on one line.
+const REP_CHECKS: [(&str, &str, &str); 6] = [
+    (
+        "Assigned to an active configuration",
+        "assigned_to_active_configuration",
+        "not in an active configuration",
+    ),
+    (
+        "Mailbox on a supported Exchange version",
+        "mailbox_on_supported_exchange_version",
+        "unsupported Exchange version",
+    ),
+    (
+        "Recognised by the service account",
+        "recognised_by_service_account",
+        "not recognised by the service account",
+    ),
+    (
+        "Salesforce_Sync folder found",
+        "salesforce_sync_folder_found",
+        "no Salesforce_Sync folder",
+    ),
+    ("Calendar found", "calendar_found", "no calendar"),
+    (
+        "Addresses linked",
+        "addresses_linked",
+        "addresses not linked",
+    ),
+];
+
+/// What is wrong with a rep, in a few words each: failed checks, failed records of its last
+/// cycle. A rep in no active configuration was taken out on purpose: not a problem.
+fn rep_problems(checks: &serde_json::Value, open_errors: usize) -> Vec<String> {
+    let mut out: Vec<String> = REP_CHECKS[1..]
+        .iter()
+        .filter(|(_, key, _)| checks[*key]["value"] == "no")
+        .map(|(_, _, short)| short.to_string())
+        .collect();
+    if open_errors > 0 {
+        out.push(if open_errors == 1 {
+            "1 failed record".to_string()
+        } else {
+            format!("{open_errors} failed records")
+        });
+    }
+    out
 }
 
 /// One line of the guide's tables: yes, no (with what to do), or not checked (with why).
@@ -360,6 +433,7 @@ fn report<S: StateStore>(
         .collect();
     let resets = state.reset_marks().map_err(err)?;
     let errors = state.errors().map_err(err)?;
+    let acks = state.acknowledgements().map_err(err)?;
     // Each configuration's mappings that differ from the defaults, as last applied.
     let mappings = applied
         .as_ref()
@@ -433,8 +507,17 @@ fn report<S: StateStore>(
                 })
             }
         };
+        // Failures of the rep's last cycle (older ones were retried since) that no admin
+        // acknowledged.
+        let open_errors = errors
+            .iter()
+            .filter(|e| is_rep(&e.rep) && f.is_none_or(|f| e.at >= f.at))
+            .filter(|e| !crate::state::Acknowledgement::covers(&acks, e))
+            .count();
+        let problems = rep_problems(&checks, open_errors);
         reps.push(json!({
             "rep": rep_email,
+            "problems": problems,
             "user_id": user_id,
             "checked_at": f.map(|f| f.at),
             "configuration": f.and_then(|f| f.configuration.clone()),
@@ -499,7 +582,65 @@ fn check_lines(out: &mut String, indent: &str, label: &str, check: &serde_json::
     }
 }
 
-fn table(report: &serde_json::Value) -> String {
+/// The System section, a summary, and one line per rep, those with problems first.
+fn compact_table(report: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = system_section(report);
+    let reps: Vec<&serde_json::Value> = report["reps"].as_array().into_iter().flatten().collect();
+    let (troubled, fine): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = reps
+        .iter()
+        .partition(|r| r["problems"].as_array().is_some_and(|p| !p.is_empty()));
+    let _ = writeln!(
+        out,
+        "\nReps: {} ({} with problems)",
+        reps.len(),
+        troubled.len()
+    );
+    for rep in troubled.iter().chain(&fine) {
+        let problems: Vec<&str> = rep["problems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str())
+            .collect();
+        let configuration = rep["configuration"]
+            .as_str()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
+        let in_sync: Vec<String> = rep["records_in_sync"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(o, n)| format!("{n} {o}s"))
+            .collect();
+        let mut line = match (problems.is_empty(), rep["configuration"].is_null()) {
+            (true, true) => REP_CHECKS[0].2.to_string(),
+            (true, false) => "ok".to_string(),
+            (false, _) => problems.join("; "),
+        };
+        if let Some(reset) = rep["reset"].as_str() {
+            let _ = write!(line, "; {}", reset.to_lowercase());
+        }
+        if !in_sync.is_empty() {
+            let _ = write!(line, "; {} in sync", in_sync.join(", "));
+        }
+        let mark = if problems.is_empty() { ' ' } else { '!' };
+        let _ = writeln!(
+            out,
+            "{mark} {}{configuration}: {line}",
+            rep["rep"].as_str().unwrap_or("")
+        );
+    }
+    if !reps.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nEvery check of a rep, and what to do: tether status --user EMAIL"
+        );
+    }
+    out
+}
+
+fn system_section(report: &serde_json::Value) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let system = &report["system"];
@@ -546,41 +687,29 @@ fn table(report: &serde_json::Value) -> String {
             o["records_synced_last_60_minutes"], o["records_synced_last_24_hours"]
         );
     }
+    out
+}
+
+/// The System section and every check of each rep, with what to do (`status --user`).
+fn table(report: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = system_section(report);
     let _ = writeln!(out, "\nReps");
     for rep in report["reps"].as_array().into_iter().flatten() {
         let email = rep["rep"].as_str().unwrap_or("");
         let _ = writeln!(out, "  {email}");
         let checks = &rep["checks"];
-        for (label, key) in [
-            (
-                "Assigned to an active configuration",
-                "assigned_to_active_configuration",
-            ),
-            (
-                "Mailbox on a supported Exchange version",
-                "mailbox_on_supported_exchange_version",
-            ),
-            (
-                "Recognised by the service account",
-                "recognised_by_service_account",
-            ),
-        ] {
-            check_lines(&mut out, "    ", label, &checks[key]);
+        let (before_reset, after_reset) = REP_CHECKS.split_at(3);
+        for (label, key, _) in before_reset {
+            check_lines(&mut out, "    ", label, &checks[*key]);
         }
         let _ = writeln!(
             out,
             "    Reset status: {}",
             rep["reset"].as_str().unwrap_or("not marked for reset")
         );
-        for (label, key) in [
-            (
-                "Salesforce_Sync folder found",
-                "salesforce_sync_folder_found",
-            ),
-            ("Calendar found", "calendar_found"),
-            ("Addresses linked", "addresses_linked"),
-        ] {
-            check_lines(&mut out, "    ", label, &checks[key]);
+        for (label, key, _) in after_reset {
+            check_lines(&mut out, "    ", label, &checks[*key]);
         }
         for m in rep["field_mappings"].as_array().into_iter().flatten() {
             let differences: Vec<crate::model::mapping::MappingDifference> =
@@ -771,5 +900,58 @@ mod tests {
             "{text}"
         );
         assert!(report(&state, Some("bo@acme.com"), at()).is_err());
+    }
+}
+
+#[cfg(test)]
+mod compact_tests {
+    use super::*;
+    use crate::state::{MemoryState, StateChange};
+
+    fn rep(n: usize, impersonation: bool) -> RepFacts {
+        RepFacts {
+            email: format!("rep{n:03}@acme.com"),
+            user_id: Some(format!("005{n:012}")),
+            at: "2026-06-15T12:00:00Z".parse().unwrap(),
+            configuration: Some("Sales".into()),
+            mailbox: Some(format!("rep{n:03}@acme.com")),
+            addresses_linked: Some(true),
+            impersonation: Some(impersonation),
+            exchange_build: impersonation.then(|| "15.1.2507.6".into()),
+            contacts_folder: impersonation.then_some(true),
+            calendar: impersonation.then_some(true),
+            objects: vec![ObjectKind::Contact, ObjectKind::Event],
+            ..RepFacts::default()
+        }
+    }
+
+    /// 320 reps fit a screenful or two: a line each, the one with a problem first.
+    #[test]
+    fn status_of_320_reps_prints_at_most_340_lines_problems_first() {
+        let mut state = MemoryState::new();
+        let facts = (0..320)
+            .map(|n| StateChange::SetRepFacts(rep(n, n != 217)))
+            .collect();
+        state.apply(facts).unwrap();
+        let now = "2026-06-15T12:05:00Z".parse().unwrap();
+        let r = report(&state, None, now).unwrap();
+        let text = compact_table(&r);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.len() <= 340, "{} lines:\n{text}", lines.len());
+        let first_rep = lines
+            .iter()
+            .position(|l| l.starts_with("Reps: "))
+            .expect("the summary line");
+        assert_eq!(lines[first_rep], "Reps: 320 (1 with problems)");
+        assert_eq!(
+            lines[first_rep + 1],
+            "! rep217@acme.com (Sales): not recognised by the service account"
+        );
+        assert_eq!(lines[first_rep + 2], "  rep000@acme.com (Sales): ok");
+        assert!(has_problems(&r));
+        state
+            .apply(vec![StateChange::SetRepFacts(rep(217, true))])
+            .unwrap();
+        assert!(!has_problems(&report(&state, None, now).unwrap()));
     }
 }

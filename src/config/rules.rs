@@ -771,22 +771,35 @@ fn secret_references(c: &Checked<'_>, strict: bool, out: &mut Vec<Diagnostic>) {
                     .with_hint("write `${env:NAME}` or `${file:PATH}`"),
             ),
             Ok(Reference::Env(name)) => {
-                if std::env::var_os(name).is_none() {
+                // CI passes an undefined secret as an empty string: as good as unset.
+                let problem = match std::env::var_os(name) {
+                    None => Some("is not set"),
+                    Some(v) if v.is_empty() => Some("is set to an empty string"),
+                    Some(_) => None,
+                };
+                if let Some(problem) = problem {
                     out.push(
                         Diagnostic::new(
                             missing,
                             Some(span),
-                            format!("environment variable `{name}` is not set"),
+                            format!("environment variable `{name}` {problem}"),
                         )
                         .with_hint(
-                            "set it where tether runs (e.g. as a CI secret) before plan or apply",
+                            "set it where tether runs (e.g. as a CI secret) before plan or apply; \
+                             a secret CI does not define arrives empty",
                         ),
                     );
                 }
             }
             Ok(Reference::File(path)) => {
                 let full = c.unit.home.join(path);
-                if let Err(problem) = super::secrets::open_file(&full) {
+                let problem = super::secrets::open_file(&full).err().or_else(|| {
+                    super::secrets::is_empty_file(&full).then(|| super::secrets::FileProblem {
+                        message: format!("secret file `{}` is empty", full.display()),
+                        hint: "write the secret into it",
+                    })
+                });
+                if let Some(problem) = problem {
                     out.push(
                         Diagnostic::new(missing, Some(span), problem.message)
                             .with_hint(problem.hint),

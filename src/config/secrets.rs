@@ -61,6 +61,12 @@ fn resolve_text(text: &str, home: &Path) -> Result<Secret, String> {
     }
 }
 
+/// Whether a secret file (one `open_file` accepted) holds nothing but line ends: read, it
+/// would be an empty secret.
+pub fn is_empty_file(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|b| b.iter().all(|c| matches!(c, b'\n' | b'\r')))
+}
+
 /// Why a secret file cannot be used, and what to do about it.
 #[derive(Debug)]
 pub struct FileProblem {

@@ -939,6 +939,7 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             code: e.code().to_string(),
             message: e.message(),
             suggestion: e.suggestion().to_string(),
+            version: None,
         }));
     }
     for r in &plan.refusals {
@@ -953,6 +954,7 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             suggestion: "Check the mailbox and the integration user's permissions; if the \
                          deletes are real, run again with --force."
                 .into(),
+            version: None,
         }));
     }
     for a in &plan.ambiguous {
@@ -978,6 +980,7 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             suggestion: "Give the Outlook contact the email of the Salesforce contact it is \
                          (or tell the records apart by name or company); the next run links it."
                 .into(),
+            version: None,
         }));
     }
     for p in &read.problems {
@@ -990,6 +993,7 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             code: p.code.to_string(),
             message: p.message.clone(),
             suggestion: p.suggestion.to_string(),
+            version: None,
         }));
     }
     for (object, n) in &exec.written {

@@ -447,6 +447,15 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             code: error.code.clone(),
             message: error.message.clone(),
             suggestion: error.hint.clone(),
+            // The versions it was planned on: an acknowledgement of the failure holds while
+            // the records stay at them.
+            version: Some(
+                [&op.exchange, &op.salesforce]
+                    .iter()
+                    .map(|v| v.as_ref().and_then(|v| v.version.as_deref()).unwrap_or("-"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
         };
         report.failed_reps.insert((op.rep.clone(), op.object));
         if !to_sf {
@@ -847,6 +856,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             message: t.message(),
             suggestion: "Shorten the value in Exchange, or map it to a longer Salesforce field."
                 .into(),
+            version: None,
         })
     }
 

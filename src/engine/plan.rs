@@ -27,9 +27,9 @@ pub const EMPTY_SIDE_MIN_LINKS: usize = 5;
 /// Why a create is planned whose earlier create was journalled and never confirmed (killed,
 /// or an ambiguous answer): it is looked up first and linked if found; a Salesforce record
 /// made and deleted since (in the recycle bin) is not made again, which would undo a delete.
-const UNCONFIRMED_TO_SALESFORCE: &str = "new in Exchange; tether's earlier create of it was \
+pub const UNCONFIRMED_TO_SALESFORCE: &str = "new in Exchange; tether's earlier create of it was \
     not confirmed: looked up first, linked if found, left unlinked if it was deleted since";
-const UNCONFIRMED_TO_EXCHANGE: &str = "new in Salesforce; tether's earlier create of it was \
+pub const UNCONFIRMED_TO_EXCHANGE: &str = "new in Salesforce; tether's earlier create of it was \
     not confirmed: looked up first, linked if found";
 
 const STAMPED_WITH_A_KNOWN_ID: &str = "carries the id of a Salesforce record that exists \

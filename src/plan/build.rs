@@ -11,6 +11,7 @@ use crate::engine::plan::{Action, Plan, Side};
 use crate::model::merge::FieldEffects;
 use crate::model::normalize::{comparison_form, display_form};
 use crate::model::{EffectiveMapping, ObjectKind, Record};
+use crate::state::{ResetMark, StateError, StateStore};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// `--delete-threshold` of `plan` and `apply` when not given.
@@ -47,6 +48,137 @@ pub struct TargetRecords {
     pub salesforce: HashMap<String, Record>,
     pub exchange: HashMap<String, Record>,
     pub new_accounts: BTreeSet<String>,
+}
+
+/// What the state remembers that a plan compares the read with: the configuration each rep
+/// synced under at the last cycle, the reps marked for reset and the records whose write
+/// failed.
+#[derive(Debug, Clone, Default)]
+pub struct Past {
+    /// Lower-cased email → the active configuration the rep synced under (`None`: none).
+    pub configurations: BTreeMap<String, Option<String>>,
+    /// Salesforce user id → reset mark.
+    pub resets: BTreeMap<String, ResetMark>,
+    /// Ids of records whose write failed (the error report's record ids).
+    pub failed: BTreeSet<String>,
+}
+
+impl Past {
+    /// From the state; with `only_reps` (`--user`), only those reps' memberships.
+    pub fn read<S: StateStore>(
+        state: &S,
+        only_reps: Option<&BTreeSet<String>>,
+    ) -> Result<Past, StateError> {
+        let configurations = state
+            .rep_facts()?
+            .into_iter()
+            .map(|f| (f.email.to_lowercase(), f.configuration))
+            .filter(|(email, _)| only_reps.is_none_or(|only| only.contains(email)))
+            .collect();
+        let failed = state
+            .errors()?
+            .into_iter()
+            .flat_map(|e| e.record_ids)
+            .collect();
+        Ok(Past {
+            configurations,
+            resets: state.reset_marks()?,
+            failed,
+        })
+    }
+}
+
+/// The enumerated reason of an operation; `failed_before` when its record's write failed.
+fn action_reason(action: &Action, description: &str, failed_before: bool) -> ActionReason {
+    use crate::engine::plan::{UNCONFIRMED_TO_EXCHANGE, UNCONFIRMED_TO_SALESFORCE};
+    match action {
+        Action::CreateInSalesforce { replaces, .. } | Action::CreateInExchange { replaces, .. } => {
+            if replaces.is_some() {
+                ActionReason::EditBeatsDelete
+            } else if failed_before {
+                ActionReason::RetryOfFailed
+            } else if [UNCONFIRMED_TO_SALESFORCE, UNCONFIRMED_TO_EXCHANGE].contains(&description) {
+                ActionReason::UnconfirmedCreate
+            } else {
+                ActionReason::NewInSource
+            }
+        }
+        Action::UpdateSalesforce { link: None, .. } | Action::UpdateExchange { link: None, .. } => {
+            ActionReason::FirstMatch
+        }
+        Action::UpdateSalesforce { .. } | Action::UpdateExchange { .. } => {
+            if ["changed in Exchange", "changed in Salesforce"].contains(&description) {
+                ActionReason::ChangedInSource
+            } else {
+                ActionReason::Conflict
+            }
+        }
+        Action::DeleteInSalesforce { .. } | Action::DeleteInExchange { .. } => {
+            ActionReason::DeletedInSource
+        }
+        Action::Detach { .. } if description.contains("edit kept") => ActionReason::EditBeatsDelete,
+        Action::Detach { .. } => ActionReason::PartnerDeleted,
+        Action::Link { .. } | Action::Refresh { .. } | Action::Forget { .. } => {
+            ActionReason::Matched
+        }
+    }
+}
+
+/// The Reps section: who joins, leaves or moves between configurations (against the
+/// configuration each rep synced under at the last cycle) and who is marked for reset.
+fn membership_changes(config: &Config, read: &ReadOutcome, past: &Past) -> Vec<RepChange> {
+    let name = |i: usize| config.sync_configurations.get(i).map(|c| c.name.clone());
+    let mut out = Vec::new();
+    for rep in &read.reps {
+        let now = name(rep.configuration);
+        let change = |kind, previous_configuration, detail: &str| RepChange {
+            kind,
+            rep: rep.email.clone(),
+            configuration: now.clone(),
+            previous_configuration,
+            detail: detail.to_string(),
+        };
+        match past.configurations.get(&rep.email) {
+            None | Some(None) => out.push(change(RepChangeKind::Join, None, "starts syncing")),
+            Some(Some(before)) if Some(before) != now.as_ref() => out.push(change(
+                RepChangeKind::Move,
+                Some(before.clone()),
+                "syncs under this configuration's settings from now on",
+            )),
+            Some(Some(_)) => {}
+        }
+        if let Some(mark) = past.resets.get(&rep.user_id) {
+            let detail = match mark {
+                ResetMark::MarkedForReset => {
+                    "marked for reset: its links are dropped and its records matched again"
+                }
+                ResetMark::ResetInProgress => "reset in progress: its records are matched again",
+            };
+            out.push(change(RepChangeKind::Reset, None, detail));
+        }
+    }
+    let present: BTreeSet<String> = read
+        .reps
+        .iter()
+        .map(|r| r.email.clone())
+        .chain(read.problems.iter().map(|p| p.user.trim().to_lowercase()))
+        .collect();
+    for (email, before) in &past.configurations {
+        if let Some(before) = before
+            && !present.contains(email)
+        {
+            out.push(RepChange {
+                kind: RepChangeKind::Leave,
+                rep: email.clone(),
+                configuration: Some(before.clone()),
+                previous_configuration: None,
+                detail: "in no active configuration: its records stay on both sides and stop \
+                         syncing"
+                    .into(),
+            });
+        }
+    }
+    out
 }
 
 /// The name a reviewer of a write to `target` knows a field by: the Salesforce field, or the
@@ -112,11 +244,13 @@ fn target(side: Side) -> Target {
 }
 
 /// Salesforce ids are 15 or 18 letters and digits; EWS item ids are long base64 strings.
+pub fn is_salesforce_id(record_id: &str) -> bool {
+    matches!(record_id.len(), 15 | 18) && record_id.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 /// A skipped record from Salesforce was held back from Exchange, and the other way round.
 fn skipped_towards(record_id: &str) -> Target {
-    let salesforce =
-        matches!(record_id.len(), 15 | 18) && record_id.chars().all(|c| c.is_ascii_alphanumeric());
-    if salesforce {
+    if is_salesforce_id(record_id) {
         Target::Exchange
     } else {
         Target::Salesforce
@@ -162,6 +296,7 @@ pub fn build(
     plan: &Plan,
     read: &ReadOutcome,
     targets: &TargetRecords,
+    past: &Past,
     options: &BuildOptions,
 ) -> PlanDocument {
     // Operations name reps by Salesforce user id; the document names them by email.
@@ -187,6 +322,10 @@ pub fn build(
         .collect();
     // Fields each update writes, by the id written, to name a conflict's fields.
     let mut updated_fields: HashMap<String, Vec<String>> = HashMap::new();
+    // Per rep: records a full read creates or links for the first time, and creates of
+    // records that failed before.
+    let mut initial: BTreeMap<String, usize> = BTreeMap::new();
+    let mut retries: BTreeMap<String, usize> = BTreeMap::new();
     for op in &plan.operations {
         let (t, action, id) = match &op.action {
             Action::CreateInSalesforce { exchange, .. } => (
@@ -232,6 +371,14 @@ pub fn build(
             // Bookkeeping only: no record changes.
             Action::Refresh { .. } | Action::Forget { .. } => continue,
         };
+        let reason = action_reason(&op.action, &op.reason, past.failed.contains(&id));
+        if reason == ActionReason::RetryOfFailed {
+            *retries.entry(email(&op.rep)).or_default() += 1;
+        } else if matches!(action, RecordAction::Create | RecordAction::Link)
+            && read.full.contains(&(op.rep.clone(), op.object))
+        {
+            *initial.entry(email(&op.rep)).or_default() += 1;
+        }
         let r = row(&mut rows, &reps, &op.rep, object(op.object), t);
         match action {
             RecordAction::Create => r.create += 1,
@@ -282,7 +429,12 @@ pub fn build(
         r.records.push(RecordDetail {
             action,
             id,
-            reason: op.reason.clone(),
+            reason,
+            description: if reason == ActionReason::RetryOfFailed {
+                format!("{}; its write failed before", op.reason)
+            } else {
+                op.reason.clone()
+            },
             fields,
             clears: names(effects.clears),
             overwrites: names(effects.overwrites),
@@ -319,7 +471,8 @@ pub fn build(
             r.records.push(RecordDetail {
                 action: RecordAction::Create,
                 id: id.clone(),
-                reason: "no Account has this contact's company as its name".into(),
+                reason: ActionReason::NewCompany,
+                description: "no Account has this contact's company as its name".into(),
                 fields: vec![FieldChange {
                     field: "Name".into(),
                     before: None,
@@ -360,12 +513,13 @@ pub fn build(
         })
         .collect();
     let mut warnings = Vec::new();
-    let mut rep_changes = Vec::new();
+    let mut rep_changes = membership_changes(config, read, past);
     for rep in &read.folders_to_create {
         rep_changes.push(RepChange {
             kind: RepChangeKind::CreateFolder,
             rep: rep.clone(),
             configuration: None,
+            previous_configuration: None,
             detail: "Contacts/Salesforce_Sync".into(),
         });
     }
@@ -373,7 +527,11 @@ pub fn build(
         rep_changes.push(RepChange {
             kind: RepChangeKind::CannotSync,
             rep: p.user.clone(),
-            configuration: None,
+            configuration: p
+                .configuration
+                .and_then(|i| config.sync_configurations.get(i))
+                .map(|c| c.name.clone()),
+            previous_configuration: None,
             detail: format!("{} ({})", p.message, p.code),
         });
         warnings.push(Warning {
@@ -395,6 +553,7 @@ pub fn build(
             kind: RepChangeKind::CannotSync,
             rep: rep.email.clone(),
             configuration,
+            previous_configuration: None,
             detail: format!("{} ({})", error.message(), error.code()),
         });
         warnings.push(Warning {
@@ -469,21 +628,23 @@ pub fn build(
             fields: Vec::new(),
         });
     }
-    // Reps read in full for the first time: say how big their initial sync is.
-    let mut initial: BTreeMap<String, usize> = BTreeMap::new();
-    for (user_id, kind) in &read.full {
-        let rep = email(user_id);
-        for r in record_changes
-            .iter()
-            .filter(|r| r.rep == rep && r.object == object(*kind))
-        {
-            *initial.entry(rep.clone()).or_default() += r.create + r.link;
-        }
-    }
-    for (rep, n) in initial.into_iter().filter(|(_, n)| *n > 0) {
+    // Reps read in full for the first time: say how big their initial sync is, apart from
+    // the records tried again after a failure.
+    for (rep, n) in initial {
         warnings.push(Warning {
             kind: WarningKind::InitialSync,
             message: format!("initial sync for {rep}: {}", plural(n, "record", "records")),
+            rep: Some(rep),
+            fields: Vec::new(),
+        });
+    }
+    for (rep, n) in retries {
+        warnings.push(Warning {
+            kind: WarningKind::Retry,
+            message: format!(
+                "{rep}: retry of {} that failed before (see `tether errors`)",
+                plural(n, "record", "records")
+            ),
             rep: Some(rep),
             fields: Vec::new(),
         });
@@ -505,5 +666,6 @@ pub fn build(
             differences,
         })
         .collect();
+    doc.count_reps_without_writes(read.reps.iter().map(|r| r.email.as_str()));
     doc
 }

@@ -7,8 +7,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Bumped when a field changes meaning; consumers must ignore unknown keys.
-pub const FORMAT_VERSION: &str = "1.0";
+/// `MAJOR.MINOR`, as in every `--format json` output of tether: the major part changes when
+/// a field changes meaning or goes, the minor when one is added; consumers must ignore
+/// unknown keys. 2.0: the Reps section's kinds (join, leave, move, reset), records' reason
+/// as an enumerated `reason` with the text in `description`, and rows only for reps with
+/// writes.
+pub const FORMAT_VERSION: &str = "2.0";
 
 /// The JSON Schema of `tether plan --format json`, checked in at `schemas/plan.schema.json`.
 pub fn schema_text() -> String {
@@ -28,6 +32,10 @@ pub fn schema_text() -> String {
 pub struct PlanDocument {
     pub format_version: String,
     pub org: String,
+    /// The commit of the configuration planned (`GITHUB_SHA`, `CI_COMMIT_SHA`, or `git
+    /// rev-parse HEAD` in its directory), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     /// `false` when the plan was made with `--refresh=false`: neither Exchange nor
     /// Salesforce was read, so the data sections are empty.
     #[serde(default = "data_read_default")]
@@ -65,28 +73,46 @@ impl ConfigurationMappings {
     }
 }
 
+/// What happens to a rep, in the order a reviewer reads them.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum RepChangeKind {
-    /// Salesforce_Sync folder to create in the rep's mailbox.
-    CreateFolder,
-    /// Rep newly in a configuration: their mailbox gets linked.
-    Link,
-    /// Rep no longer in any active configuration.
-    Unlink,
+    /// Rep newly in an active configuration: their mailbox starts syncing.
+    Join,
+    /// Rep who synced before and is now in no active configuration: their records stay on
+    /// both sides and stop syncing.
+    Leave,
+    /// Rep who synced under another configuration before: its settings apply from now on.
+    Move,
+    /// Rep marked for reset (`tether reset`): links dropped, records matched again.
+    Reset,
     /// Rep in a configuration who cannot be synced (no mailbox, outside the impersonation
     /// scope, email not linked).
     CannotSync,
+    /// Salesforce_Sync folder to create in the rep's mailbox.
+    CreateFolder,
+}
+
+impl RepChangeKind {
+    /// Whether applying the plan changes something for the rep (a rep who cannot sync is
+    /// reported, not changed).
+    pub fn is_change(self) -> bool {
+        self != RepChangeKind::CannotSync
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 pub struct RepChange {
     pub kind: RepChangeKind,
     pub rep: String,
+    /// The configuration the rep syncs under with this plan (for `leave`: the one left).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configuration: Option<String>,
+    /// For `move`: the configuration the rep synced under before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_configuration: Option<String>,
     pub detail: String,
 }
 
@@ -179,6 +205,37 @@ pub struct FieldChange {
     pub after: Option<String>,
 }
 
+/// Why a record is written, as a fixed set (like Terraform's `action_reason`); the
+/// record's `description` words it for a reader.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionReason {
+    /// New on the other side since the last sync (or found by a first, full read).
+    NewInSource,
+    /// A create that failed before (see `tether errors`), tried again.
+    RetryOfFailed,
+    /// tether's earlier create of it was never confirmed: looked up first, linked if found.
+    UnconfirmedCreate,
+    /// Changed on the other side only.
+    ChangedInSource,
+    /// Changed on both sides: the configuration's conflict policy picks the winner.
+    Conflict,
+    /// Linked for the first time (first sync, reset): the winner's empty fields filled.
+    FirstMatch,
+    /// Deleted on the other side, and the configuration propagates deletes.
+    DeletedInSource,
+    /// Its partner was deleted and the delete does not propagate: unlinked, kept.
+    PartnerDeleted,
+    /// Deleted on one side but edited on the other: the edit wins.
+    EditBeatsDelete,
+    /// Matched by first-sync matching with nothing to write.
+    Matched,
+    /// An Account for a contact's company that no Account names.
+    NewCompany,
+}
+
 /// One record's change: every record with `--detail`, and always each update that clears
 /// or overwrites a field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -186,7 +243,9 @@ pub struct RecordDetail {
     pub action: RecordAction,
     /// The record's id on the side written (for creates: the source record's id).
     pub id: String,
-    pub reason: String,
+    pub reason: ActionReason,
+    /// The reason in words.
+    pub description: String,
     /// With `--detail`: the fields the write sets or changes.
     pub fields: Vec<FieldChange>,
     /// For updates: the fields whose value the write empties (names only).
@@ -254,6 +313,8 @@ pub enum WarningKind {
     RepCannotSync,
     /// The size of a rep's initial sync.
     InitialSync,
+    /// Creates of records whose write failed before, tried again.
+    Retry,
     /// Records a first-sync match cannot tell apart: none is linked or created.
     AmbiguousMatch,
 }
@@ -299,6 +360,12 @@ pub struct Summary {
     pub clears: usize,
     #[serde(default)]
     pub records_losing_values: usize,
+    /// Reps read whose data needs no write (they have no row), and the records left out
+    /// for them, by reason.
+    #[serde(default)]
+    pub reps_without_writes: usize,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped_without_writes: BTreeMap<String, usize>,
     pub no_changes: bool,
     /// The one-line summary, as printed.
     pub text: String,
@@ -315,6 +382,17 @@ impl PlanDocument {
         warnings: Vec<Warning>,
     ) -> Self {
         rep_changes.sort();
+        // A rep's row is there for its writes; the skips of rows without any are totalled.
+        let mut skipped_without_writes: BTreeMap<String, usize> = BTreeMap::new();
+        record_changes.retain(|rc| {
+            let writes = rc.writes() + rc.link > 0;
+            if !writes {
+                for (reason, n) in &rc.skip {
+                    *skipped_without_writes.entry(reason.clone()).or_default() += n;
+                }
+            }
+            writes
+        });
         record_changes.sort_by(|a, b| {
             (&a.configuration, &a.rep, a.object, a.target).cmp(&(
                 &b.configuration,
@@ -337,11 +415,8 @@ impl PlanDocument {
         let settings = settings_changes.len();
         let data = salesforce != Counts::default() || exchange != Counts::default();
         let unlinks: usize = record_changes.iter().map(|r| r.unlink + r.link).sum();
-        let folders = rep_changes
-            .iter()
-            .filter(|r| r.kind != RepChangeKind::CannotSync)
-            .count();
-        let no_changes = settings == 0 && !data && unlinks == 0 && folders == 0;
+        let reps_changed = rep_changes.iter().filter(|r| r.kind.is_change()).count();
+        let no_changes = settings == 0 && !data && unlinks == 0 && reps_changed == 0;
         let losing: Vec<&RecordDetail> = record_changes
             .iter()
             .flat_map(|r| &r.records)
@@ -373,6 +448,7 @@ impl PlanDocument {
             field_mappings: Vec::new(),
             format_version: FORMAT_VERSION.to_string(),
             org,
+            commit: None,
             data_read: true,
             settings_changes,
             rep_changes,
@@ -385,12 +461,27 @@ impl PlanDocument {
                 overwrites,
                 clears,
                 records_losing_values,
+                reps_without_writes: 0,
+                skipped_without_writes,
                 no_changes,
                 text,
             },
             conflicts,
             warnings,
         }
+    }
+}
+
+impl PlanDocument {
+    /// Counts the reps read (`reps` by email) that have no row: their data needs no write.
+    pub fn count_reps_without_writes<'a>(&mut self, reps: impl IntoIterator<Item = &'a str>) {
+        let with_rows: std::collections::BTreeSet<&str> =
+            self.record_changes.iter().map(|r| r.rep.as_str()).collect();
+        self.summary.reps_without_writes = reps
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .difference(&with_rows)
+            .count();
     }
 }
 

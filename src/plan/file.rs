@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// 2: the plan keeps apply's guards (`guards`). Format 1 files lack them and are refused.
-pub const PLAN_FILE_FORMAT: u32 = 2;
+/// 3: its `document` is a plan of format_version 2.0 (enumerated reasons, the Reps kinds).
+pub const PLAN_FILE_FORMAT: u32 = 3;
 /// Plan files are small; anything larger is not one of ours.
 const MAX_PLAN_FILE: u64 = 256 * 1024 * 1024;
 
@@ -140,7 +141,7 @@ impl std::fmt::Display for PlanFileError {
             ),
             PlanFileError::OlderFormat(v) => write!(
                 f,
-                "the saved plan has format {v}, made by an older tether that did not record apply's guards (delete threshold, empty-side guard); run `tether plan --out` again"
+                "the saved plan has format {v}, made by an older tether (this one reads {PLAN_FILE_FORMAT}); run `tether plan --out` again"
             ),
             PlanFileError::Tampered => write!(
                 f,
@@ -354,7 +355,7 @@ mod tests {
                 salesforce_id: Some("003A0000001".into()),
                 salesforce_version: Some("2026-11-23T09:00:00.000+0000".into()),
             }],
-            document: serde_json::json!({"format_version": "1.0"}),
+            document: serde_json::json!({"format_version": crate::plan::document::FORMAT_VERSION}),
             config_paths: vec!["org".into()],
             refresh: true,
             users: vec![],

@@ -27,11 +27,20 @@ fn setting_line(c: &SettingChange) -> String {
 }
 
 fn rep_line(r: &RepChange) -> String {
+    let moved;
     let (symbol, what) = match r.kind {
-        RepChangeKind::CreateFolder => ('+', "create folder"),
-        RepChangeKind::Link => ('+', "link mailbox"),
-        RepChangeKind::Unlink => ('-', "unlink mailbox"),
+        RepChangeKind::Join => ('+', "joins"),
+        RepChangeKind::Leave => ('-', "leaves"),
+        RepChangeKind::Move => {
+            moved = format!(
+                "moves from {}",
+                r.previous_configuration.as_deref().unwrap_or("?")
+            );
+            ('>', moved.as_str())
+        }
+        RepChangeKind::Reset => ('*', "reset"),
         RepChangeKind::CannotSync => ('!', "cannot sync"),
+        RepChangeKind::CreateFolder => ('+', "create folder"),
     };
     let config = r
         .configuration
@@ -39,6 +48,45 @@ fn rep_line(r: &RepChange) -> String {
         .map(|c| format!(" ({c})"))
         .unwrap_or_default();
     format!("{symbol} {}{config}: {what}: {}", r.rep, r.detail)
+}
+
+/// `2 joining, 1 leaving, …`: the Reps section in one line.
+fn reps_tally(changes: &[RepChange]) -> String {
+    let mut parts = Vec::new();
+    for (kind, word) in [
+        (RepChangeKind::Join, "joining"),
+        (RepChangeKind::Leave, "leaving"),
+        (RepChangeKind::Move, "moving configuration"),
+        (RepChangeKind::Reset, "reset"),
+        (RepChangeKind::CannotSync, "cannot sync"),
+        (RepChangeKind::CreateFolder, "folder to create"),
+    ] {
+        let n = changes.iter().filter(|r| r.kind == kind).count();
+        if n > 0 {
+            parts.push(format!("{} {word}", thousands(n)));
+        }
+    }
+    parts.join(", ")
+}
+
+/// `10 reps with no writes (skipped: 3 private)`, or nothing when every rep read writes.
+fn without_writes_line(s: &Summary) -> Option<String> {
+    if s.reps_without_writes == 0 && s.skipped_without_writes.is_empty() {
+        return None;
+    }
+    let mut line = format!(
+        "{} with no writes",
+        plural(s.reps_without_writes, "rep", "reps")
+    );
+    if !s.skipped_without_writes.is_empty() {
+        let skipped: Vec<String> = s
+            .skipped_without_writes
+            .iter()
+            .map(|(reason, n)| format!("{} {reason}", thousands(*n)))
+            .collect();
+        let _ = write!(line, " (skipped: {})", skipped.join(", "));
+    }
+    Some(line)
 }
 
 fn counts_line(rc: &RecordChanges) -> String {
@@ -109,7 +157,7 @@ fn detail_lines(rc: &RecordChanges, all: bool, indent: &str, out: &mut String, l
             d.action.symbol(),
             rc.object.plural().trim_end_matches('s'),
             d.id,
-            d.reason
+            d.description
         );
         for (what, names) in [("clears", &d.clears), ("overwrites", &d.overwrites)] {
             if !names.is_empty() {
@@ -166,7 +214,11 @@ fn conflict_line(c: &ConflictEntry) -> String {
 /// without it, only the updates that clear or overwrite a field are listed.
 pub fn human(doc: &PlanDocument, detail: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "tether plan for org {}\n", doc.org);
+    let _ = writeln!(out, "tether plan for org {}", doc.org);
+    if let Some(commit) = &doc.commit {
+        let _ = writeln!(out, "commit {commit}");
+    }
+    out.push('\n');
     if doc.summary.no_changes && doc.warnings.is_empty() {
         let _ = writeln!(out, "{}", doc.summary.text);
         return out;
@@ -187,9 +239,11 @@ pub fn human(doc: &PlanDocument, detail: bool) -> String {
             let _ = writeln!(out, "    {}", m.line());
         }
     }
-    let _ = writeln!(out, "\nMailboxes and reps");
+    let _ = writeln!(out, "\nReps");
     if doc.rep_changes.is_empty() {
         let _ = writeln!(out, "  (no changes)");
+    } else {
+        let _ = writeln!(out, "  {}", reps_tally(&doc.rep_changes));
     }
     for r in &doc.rep_changes {
         let _ = writeln!(out, "  {}", rep_line(r));
@@ -217,6 +271,11 @@ pub fn human(doc: &PlanDocument, detail: bool) -> String {
         // Without --detail the row lists only the updates that lose a value.
         detail_lines(rc, detail, "      ", &mut out, usize::MAX);
     }
+    if doc.data_read
+        && let Some(line) = without_writes_line(&doc.summary)
+    {
+        let _ = writeln!(out, "  {line}");
+    }
     if !doc.conflicts.is_empty() {
         let _ = writeln!(out, "\nConflicts ({})", doc.conflicts.len());
         for c in &doc.conflicts {
@@ -233,19 +292,55 @@ pub fn human(doc: &PlanDocument, detail: bool) -> String {
     out
 }
 
-/// For a pull-request comment: warnings and destructive changes first, details folded,
-/// and never longer than `MARKDOWN_LIMIT` (with a note saying what was cut).
+/// The hidden line that marks a pull-request comment as the plan of `org`, so CI can find
+/// and update it in place (examples/ci/).
+pub fn markdown_marker(org: &str) -> String {
+    format!("<!-- tether:plan org={} -->", org.replace("--", "- -"))
+}
+
+/// Records losing values listed at the top of a pull-request comment; the rest are in the
+/// folded detail.
+const MARKDOWN_RISKIEST_RECORDS: usize = 20;
+
+/// For a pull-request comment: the summary and what a reviewer must not miss first
+/// (destructive warnings, deletes, values overwritten or cleared, settings), then the
+/// reps, and the per-rep detail folded; never longer than `MARKDOWN_LIMIT` (with a note
+/// saying what was cut).
 pub fn markdown(doc: &PlanDocument) -> String {
-    let mut head = String::new();
-    let _ = writeln!(head, "### tether plan: `{}`\n", doc.org);
-    let _ = writeln!(head, "**{}**\n", doc.summary.text);
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", markdown_marker(&doc.org));
+    let _ = writeln!(out, "### tether plan: `{}`\n", md_escape(&doc.org));
+    let _ = writeln!(out, "**{}**\n", doc.summary.text);
+    if let Some(commit) = &doc.commit {
+        let _ = writeln!(out, "Commit `{}`\n", md_escape(commit));
+    }
     let destructive: Vec<&Warning> = doc.warnings.iter().filter(|w| w.is_destructive()).collect();
     if !destructive.is_empty() {
-        let _ = writeln!(head, "> [!WARNING]");
+        let _ = writeln!(out, "> [!WARNING]");
         for w in &destructive {
-            let _ = writeln!(head, "> - {}", md_escape(&w.message));
+            let _ = writeln!(out, "> - {}", md_escape(&w.message));
         }
-        head.push('\n');
+        out.push('\n');
+    }
+    riskiest(doc, &mut out);
+    if !doc.rep_changes.is_empty() {
+        let _ = writeln!(out, "#### Reps: {}\n", reps_tally(&doc.rep_changes));
+        // A diff block: its `+`/`-` colour joins and leaves, and no markup gets through.
+        let lines: String = doc
+            .rep_changes
+            .iter()
+            .map(|r| format!("{}\n", rep_line(r).replace("```", "'''")))
+            .collect();
+        let lines = format!("```diff\n{lines}```\n");
+        if doc.rep_changes.len() > MARKDOWN_RISKIEST_RECORDS {
+            let _ = writeln!(
+                out,
+                "<details><summary>{}</summary>\n\n{lines}</details>\n",
+                plural(doc.rep_changes.len(), "rep", "reps")
+            );
+        } else {
+            let _ = writeln!(out, "{lines}");
+        }
     }
     let others: Vec<&Warning> = doc
         .warnings
@@ -253,45 +348,122 @@ pub fn markdown(doc: &PlanDocument) -> String {
         .filter(|w| !w.is_destructive())
         .collect();
     if !others.is_empty() {
-        let _ = writeln!(head, "#### Warnings\n");
+        let _ = writeln!(out, "#### Warnings\n");
         for w in others {
-            let _ = writeln!(head, "- {}", md_escape(&w.message));
+            let _ = writeln!(out, "- {}", md_escape(&w.message));
         }
-        head.push('\n');
+        out.push('\n');
     }
     if !doc.conflicts.is_empty() {
-        let _ = writeln!(head, "#### Conflicts ({})\n", doc.conflicts.len());
+        let _ = writeln!(out, "#### Conflicts ({})\n", doc.conflicts.len());
         for c in &doc.conflicts {
-            let _ = writeln!(head, "- {}", md_escape(&conflict_line(c)));
+            let _ = writeln!(out, "- {}", md_escape(&conflict_line(c)));
         }
-        head.push('\n');
+        out.push('\n');
+    }
+    per_rep_detail(doc, &mut out);
+    out
+}
+
+/// Deletes and unlinks by row, the updates that lose values, and the settings diff.
+fn riskiest(doc: &PlanDocument, out: &mut String) {
+    let removing: Vec<&RecordChanges> = doc
+        .record_changes
+        .iter()
+        .filter(|rc| rc.delete + rc.unlink > 0)
+        .collect();
+    if !removing.is_empty() {
+        let _ = writeln!(out, "#### Deletes and unlinks\n");
+        for rc in removing {
+            let mut parts = Vec::new();
+            if rc.delete > 0 {
+                parts.push(format!("{} to delete", thousands(rc.delete)));
+            }
+            if rc.unlink > 0 {
+                parts.push(format!("{} to unlink", thousands(rc.unlink)));
+            }
+            let _ = writeln!(
+                out,
+                "- {} {} in {}: {}",
+                md_escape(&rc.rep),
+                rc.object.plural(),
+                rc.target.name(),
+                parts.join(", ")
+            );
+        }
+        out.push('\n');
+    }
+    let losing: Vec<(&RecordChanges, &RecordDetail)> = doc
+        .record_changes
+        .iter()
+        .flat_map(|rc| rc.records.iter().map(move |d| (rc, d)))
+        .filter(|(_, d)| d.is_destructive())
+        .collect();
+    if !losing.is_empty() {
+        let _ = writeln!(out, "#### Values overwritten or cleared\n");
+        for (rc, d) in losing.iter().take(MARKDOWN_RISKIEST_RECORDS) {
+            let mut what = Vec::new();
+            for (verb, names) in [("clears", &d.clears), ("overwrites", &d.overwrites)] {
+                if !names.is_empty() {
+                    what.push(format!("{verb} {}", names.join(", ")));
+                }
+            }
+            let _ = writeln!(
+                out,
+                "- {} {} `{}` in {}: {}",
+                md_escape(&rc.rep),
+                rc.object.plural().trim_end_matches('s'),
+                d.id.replace('`', "'"),
+                rc.target.name(),
+                md_escape(&what.join("; "))
+            );
+        }
+        if losing.len() > MARKDOWN_RISKIEST_RECORDS {
+            let _ = writeln!(
+                out,
+                "- … and {} more (in the detail below)",
+                plural(
+                    losing.len() - MARKDOWN_RISKIEST_RECORDS,
+                    "record",
+                    "records"
+                )
+            );
+        }
+        out.push('\n');
     }
     if !doc.settings_changes.is_empty() {
-        let _ = writeln!(head, "#### Settings\n\n```diff");
+        let _ = writeln!(out, "#### Settings\n\n```diff");
         for c in &doc.settings_changes {
-            let _ = writeln!(head, "{}", setting_line(c).replace("```", "'''"));
+            let _ = writeln!(out, "{}", setting_line(c).replace("```", "'''"));
             for l in &c.text_diff {
-                let _ = writeln!(head, "{}    {}", &l[..1], l[1..].replace("```", "'''"));
+                let _ = writeln!(out, "{}    {}", &l[..1], l[1..].replace("```", "'''"));
             }
         }
-        let _ = writeln!(head, "```\n");
+        let _ = writeln!(out, "```\n");
         if !doc.field_mappings.is_empty() {
-            let _ = writeln!(head, "Field mappings that differ from the defaults:\n");
+            let _ = writeln!(out, "Field mappings that differ from the defaults:\n");
             for m in &doc.field_mappings {
-                let _ = writeln!(head, "- {}", md_escape(&m.line()));
+                let _ = writeln!(out, "- {}", md_escape(&m.line()));
             }
-            head.push('\n');
+            out.push('\n');
         }
     }
-    if !doc.rep_changes.is_empty() {
-        let _ = writeln!(head, "#### Mailboxes and reps\n");
-        for r in &doc.rep_changes {
-            let _ = writeln!(head, "- {}", md_escape(&rep_line(r)));
+}
+
+/// The per-rep detail, folded: the data table (rows that delete or unlink first) and the
+/// records of each row, cut to fit a comment.
+fn per_rep_detail(doc: &PlanDocument, out: &mut String) {
+    let quiet = if doc.data_read {
+        without_writes_line(&doc.summary)
+    } else {
+        None
+    };
+    if doc.record_changes.is_empty() {
+        if let Some(line) = quiet {
+            let _ = writeln!(out, "_{line}._");
         }
-        head.push('\n');
+        return;
     }
-    // The data table and record details may be cut to fit; rows that delete or unlink
-    // come first.
     let mut record_changes: Vec<&RecordChanges> = doc.record_changes.iter().collect();
     record_changes.sort_by_key(|rc| rc.delete + rc.unlink == 0);
     let mut rows = Vec::new();
@@ -318,33 +490,42 @@ pub fn markdown(doc: &PlanDocument) -> String {
             ));
         }
     }
-    let mut out = head;
-    let fits = |out: &String, text: &str| out.len() + text.len() + 500 <= MARKDOWN_LIMIT;
-    let mut cut = Vec::new();
-    if !rows.is_empty() {
-        out.push_str("#### Data\n\n| Configuration | Rep | Object | Direction | Changes |\n|---|---|---|---|---|\n");
-        let mut shown = 0;
-        for row in &rows {
-            if !fits(&out, row) {
-                break;
-            }
-            out.push_str(row);
-            shown += 1;
-        }
-        if shown < rows.len() {
-            cut.push(format!(
-                "{} of {} rows not shown",
-                rows.len() - shown,
-                rows.len()
-            ));
-        }
-        out.push('\n');
+    let reps: std::collections::BTreeSet<&str> =
+        doc.record_changes.iter().map(|r| r.rep.as_str()).collect();
+    let mut summary = format!(
+        "Per rep: {} for {}",
+        plural(rows.len(), "row", "rows"),
+        plural(reps.len(), "rep", "reps")
+    );
+    if let Some(line) = quiet {
+        let _ = write!(summary, "; {line}");
     }
+    let _ = writeln!(out, "<details><summary>{}</summary>\n", md_escape(&summary));
+    const CLOSE: &str = "</details>\n";
+    let fits =
+        |out: &String, text: &str| out.len() + text.len() + CLOSE.len() + 500 <= MARKDOWN_LIMIT;
+    let mut cut = Vec::new();
+    out.push_str("| Configuration | Rep | Object | Direction | Changes |\n|---|---|---|---|---|\n");
+    let mut shown = 0;
+    for row in &rows {
+        if !fits(out, row) {
+            break;
+        }
+        out.push_str(row);
+        shown += 1;
+    }
+    if shown < rows.len() {
+        cut.push(format!(
+            "{} of {} rows not shown",
+            rows.len() - shown,
+            rows.len()
+        ));
+    }
+    out.push('\n');
     if !details.is_empty() && cut.is_empty() {
-        out.push_str("#### Record details\n\n");
         let mut shown = 0;
         for d in &details {
-            if !fits(&out, d) {
+            if !fits(out, d) {
                 break;
             }
             out.push_str(d);
@@ -359,14 +540,14 @@ pub fn markdown(doc: &PlanDocument) -> String {
     } else if !details.is_empty() {
         cut.push("the record details not shown".into());
     }
+    out.push_str(CLOSE);
     if !cut.is_empty() {
         let _ = writeln!(
             out,
-            "_Cut to fit a comment: {}. Run `tether plan --format human --detail` or `--format json` to see everything._",
+            "\n_Cut to fit a comment: {}. Run `tether plan --format human --detail` or `--format json` to see everything._",
             cut.join("; ")
         );
     }
-    out
 }
 
 pub fn json(doc: &PlanDocument) -> String {

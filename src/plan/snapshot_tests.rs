@@ -62,8 +62,8 @@ fn first_apply() -> PlanDocument {
             setting(Action::Add, "connections", "exchange.password", None, Some("(set)")),
         ],
         vec![
-            RepChange { kind: RepChangeKind::CreateFolder, rep: CELIA.into(), configuration: Some("Sales Reps Europe".into()), detail: "Contacts/Salesforce_Sync".into() },
-            RepChange { kind: RepChangeKind::CannotSync, rep: LARS.into(), configuration: Some("Sales Reps Europe".into()), detail: "mailbox outside the service account's impersonation scope (ErrorImpersonateUserDenied)".into() },
+            RepChange { kind: RepChangeKind::CreateFolder, rep: CELIA.into(), configuration: Some("Sales Reps Europe".into()), previous_configuration: None, detail: "Contacts/Salesforce_Sync".into() },
+            RepChange { kind: RepChangeKind::CannotSync, rep: LARS.into(), configuration: Some("Sales Reps Europe".into()), previous_configuration: None, detail: "mailbox outside the service account's impersonation scope (ErrorImpersonateUserDenied)".into() },
         ],
         vec![
             contacts,
@@ -126,10 +126,11 @@ fn snapshot_settings_change() {
             description,
         ],
         vec![RepChange {
-            kind: RepChangeKind::Unlink,
+            kind: RepChangeKind::Leave,
             rep: LARS.into(),
-            configuration: None,
-            detail: "no longer in an active configuration; synced records are kept on both sides"
+            configuration: Some("Sales Reps Europe".into()),
+            previous_configuration: None,
+            detail: "in no active configuration: its records stay on both sides and stop syncing"
                 .into(),
         }],
         vec![],
@@ -146,7 +147,8 @@ fn snapshot_conflict() {
     rc.records = vec![RecordDetail {
         action: RecordAction::Update,
         id: "AAMkADk0Zj".into(),
-        reason: "changed on both sides; salesforce_wins".into(),
+        reason: ActionReason::Conflict,
+        description: "changed on both sides; salesforce_wins".into(),
         clears: vec![],
         overwrites: vec!["JobTitle".into()],
         fields: vec![FieldChange {
@@ -257,7 +259,8 @@ fn detailed(values: bool) -> PlanDocument {
         RecordDetail {
             action: RecordAction::Create,
             id: "AAMkADk0Zj-new".into(),
-            reason: "new in Exchange".into(),
+            reason: ActionReason::NewInSource,
+            description: "new in Exchange".into(),
             clears: vec![],
             overwrites: vec![],
             fields: vec![
@@ -269,7 +272,8 @@ fn detailed(values: bool) -> PlanDocument {
         RecordDetail {
             action: RecordAction::Update,
             id: "003A000001xyzAbQAI".into(),
-            reason: "changed in Exchange".into(),
+            reason: ActionReason::ChangedInSource,
+            description: "changed in Exchange".into(),
             clears: vec![],
             overwrites: vec!["Description".into()],
             fields: vec![
@@ -286,7 +290,8 @@ fn detailed(values: bool) -> PlanDocument {
         RecordDetail {
             action: RecordAction::Delete,
             id: "003A000001xyzDelQAI".into(),
-            reason: "deleted in Exchange (delete_synced)".into(),
+            reason: ActionReason::DeletedInSource,
+            description: "deleted in Exchange (delete_synced)".into(),
             clears: vec![],
             overwrites: vec![],
             fields: vec![],
@@ -294,7 +299,8 @@ fn detailed(values: bool) -> PlanDocument {
         RecordDetail {
             action: RecordAction::Unlink,
             id: "003A000001xyzUnlQAI".into(),
-            reason: "deleted in Exchange; unlinked".into(),
+            reason: ActionReason::PartnerDeleted,
+            description: "deleted in Exchange; unlinked".into(),
             clears: vec![],
             overwrites: vec![],
             fields: vec![],
@@ -304,7 +310,8 @@ fn detailed(values: bool) -> PlanDocument {
     to_exchange.records = vec![RecordDetail {
         action: RecordAction::Update,
         id: "AAMkADk0Zj-event".into(),
-        reason: "changed in Salesforce".into(),
+        reason: ActionReason::ChangedInSource,
+        description: "changed in Salesforce".into(),
         clears: vec![],
         overwrites: vec!["Location".into()],
         fields: vec![field(
@@ -361,7 +368,8 @@ fn markdown_folds_details_that_do_not_fit_and_says_so() {
         .map(|i| RecordDetail {
             action: RecordAction::Create,
             id: format!("AAMkADk0Zj-{i:05}-{}", "x".repeat(100)),
-            reason: "new in Exchange".into(),
+            reason: ActionReason::NewInSource,
+            description: "new in Exchange".into(),
             clears: vec![],
             overwrites: vec![],
             fields: vec![created("LastName", None)],
@@ -372,7 +380,8 @@ fn markdown_folds_details_that_do_not_fit_and_says_so() {
         .map(|i| RecordDetail {
             action: RecordAction::Delete,
             id: format!("AAMkDel{i}"),
-            reason: "deleted in Salesforce (delete_synced)".into(),
+            reason: ActionReason::DeletedInSource,
+            description: "deleted in Salesforce (delete_synced)".into(),
             clears: vec![],
             overwrites: vec![],
             fields: vec![],
@@ -390,7 +399,8 @@ fn markdown_folds_details_that_do_not_fit_and_says_so() {
         .map(|i| RecordDetail {
             action: RecordAction::Create,
             id: format!("AAMkLong{i:05}-{}", "y".repeat(500)),
-            reason: "new in Exchange".into(),
+            reason: ActionReason::NewInSource,
+            description: "new in Exchange".into(),
             clears: vec![],
             overwrites: vec![],
             fields: vec![],
@@ -475,7 +485,8 @@ fn json_plans_validate_against_the_plan_schema() {
     with_details.records = vec![RecordDetail {
         action: RecordAction::Update,
         id: "AAMk".into(),
-        reason: "changed in Salesforce".into(),
+        reason: ActionReason::ChangedInSource,
+        description: "changed in Salesforce".into(),
         clears: vec![],
         overwrites: vec!["Location".into()],
         fields: vec![FieldChange {
@@ -503,7 +514,7 @@ fn json_plans_validate_against_the_plan_schema() {
             .map(|e| e.to_string())
             .collect();
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(value["format_version"], "1.0");
+        assert_eq!(value["format_version"], FORMAT_VERSION);
         for key in [
             "settings_changes",
             "rep_changes",
@@ -525,7 +536,8 @@ fn snapshot_updates_that_clear_and_overwrite() {
         RecordDetail {
             action: RecordAction::Update,
             id: "003A000001xyzAbQAI".into(),
-            reason: "changed in Exchange".into(),
+            reason: ActionReason::ChangedInSource,
+            description: "changed in Exchange".into(),
             fields: vec![],
             clears: vec!["MailingCity".into(), "Phone".into()],
             overwrites: vec!["Title".into()],
@@ -533,7 +545,8 @@ fn snapshot_updates_that_clear_and_overwrite() {
         RecordDetail {
             action: RecordAction::Update,
             id: "003A000001xyzCdQAI".into(),
-            reason: "matched an existing record: Exchange wins".into(),
+            reason: ActionReason::FirstMatch,
+            description: "matched an existing record: Exchange wins".into(),
             fields: vec![],
             clears: vec![],
             overwrites: vec!["Department".into()],
@@ -565,4 +578,180 @@ fn snapshot_updates_that_clear_and_overwrite() {
     let first = &json["record_changes"][0]["records"][0];
     assert_eq!(first["clears"], serde_json::json!(["MailingCity", "Phone"]));
     assert_eq!(first["overwrites"], serde_json::json!(["Title"]));
+}
+
+fn rep_change(
+    kind: RepChangeKind,
+    rep: &str,
+    configuration: &str,
+    previous: Option<&str>,
+    detail: &str,
+) -> RepChange {
+    RepChange {
+        kind,
+        rep: rep.into(),
+        configuration: Some(configuration.into()),
+        previous_configuration: previous.map(String::from),
+        detail: detail.into(),
+    }
+}
+
+const OMAR: &str = "omar.haddad@awcomputing.com";
+const ANA: &str = "ana.lopez@awcomputing.com";
+
+/// A rep joining, one leaving, one moving configuration, one reset, and one whose failed
+/// creates are tried again; two more reps with nothing to write.
+fn reps_moving() -> PlanDocument {
+    let mut joining = changes(CELIA, Object::Contact, Target::Salesforce, 12, 0, 0);
+    joining.records = vec![RecordDetail {
+        action: RecordAction::Create,
+        id: "AAMkADk0Zj-new".into(),
+        reason: ActionReason::NewInSource,
+        description: "new in Exchange".into(),
+        fields: vec![],
+        clears: vec![],
+        overwrites: vec![],
+    }];
+    let mut retry = changes(ANA, Object::Event, Target::Salesforce, 2, 0, 0);
+    retry.records = ["AAMkADk0Zj-fail1", "AAMkADk0Zj-fail2"]
+        .into_iter()
+        .map(|id| RecordDetail {
+            action: RecordAction::Create,
+            id: id.into(),
+            reason: ActionReason::RetryOfFailed,
+            description: "new in Exchange; its write failed before".into(),
+            fields: vec![],
+            clears: vec![],
+            overwrites: vec![],
+        })
+        .collect();
+    let mut quiet = changes(
+        "zoe@awcomputing.com",
+        Object::Event,
+        Target::Salesforce,
+        0,
+        0,
+        0,
+    );
+    quiet.skip.insert("private".into(), 3);
+    let mut doc = PlanDocument::new(
+        "awcomputing-prod".into(),
+        vec![],
+        vec![
+            rep_change(
+                RepChangeKind::Join,
+                CELIA,
+                "Sales Reps Europe",
+                None,
+                "starts syncing",
+            ),
+            rep_change(
+                RepChangeKind::Leave,
+                LARS,
+                "Sales Reps Europe",
+                None,
+                "in no active configuration: its records stay on both sides and stop syncing",
+            ),
+            rep_change(
+                RepChangeKind::Move,
+                OMAR,
+                "Sales Managers",
+                Some("Sales Reps Europe"),
+                "syncs under this configuration's settings from now on",
+            ),
+            rep_change(
+                RepChangeKind::Reset,
+                ANA,
+                "Sales Reps Europe",
+                None,
+                "marked for reset: its links are dropped and its records matched again",
+            ),
+        ],
+        vec![joining, retry, quiet],
+        vec![],
+        vec![
+            Warning {
+                kind: WarningKind::InitialSync,
+                message: format!("initial sync for {CELIA}: 12 records"),
+                rep: Some(CELIA.into()),
+                fields: vec![],
+            },
+            Warning {
+                kind: WarningKind::Retry,
+                message: format!(
+                    "{ANA}: retry of 2 records that failed before (see `tether errors`)"
+                ),
+                rep: Some(ANA.into()),
+                fields: vec![],
+            },
+        ],
+    );
+    doc.count_reps_without_writes([CELIA, ANA, OMAR, "zoe@awcomputing.com"]);
+    doc
+}
+
+#[test]
+fn snapshot_reps_joining_leaving_moving_reset_and_retried() {
+    let doc = reps_moving();
+    assert_eq!(
+        doc.summary.reps_without_writes, 2,
+        "Omar and Zoe write nothing"
+    );
+    insta::assert_snapshot!("reps_human", render::human(&doc, false));
+    insta::assert_snapshot!("reps_markdown", render::markdown(&doc));
+    insta::assert_snapshot!("reps_json", render::json(&doc));
+}
+
+/// One setting changed for twelve reps who have nothing to write: no per-rep rows, a count.
+#[test]
+fn snapshot_a_setting_only_change_renders_no_per_rep_rows() {
+    let rows = (0..12)
+        .map(|i| {
+            let mut rc = changes(
+                &format!("rep{i:02}@awcomputing.com"),
+                Object::Event,
+                Target::Salesforce,
+                0,
+                0,
+                0,
+            );
+            rc.skip.insert("private".into(), 1);
+            rc
+        })
+        .collect();
+    let mut doc = PlanDocument::new(
+        "awcomputing-prod".into(),
+        vec![setting(
+            Action::Change,
+            "sync configuration \"Sales Reps Europe\"",
+            "events.since",
+            Some("LAST_N_DAYS:30"),
+            Some("LAST_N_DAYS:60"),
+        )],
+        vec![],
+        rows,
+        vec![],
+        vec![],
+    );
+    doc.count_reps_without_writes(
+        (0..12)
+            .map(|i| format!("rep{i:02}@awcomputing.com"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str),
+    );
+    assert!(doc.record_changes.is_empty(), "{:#?}", doc.record_changes);
+    let human = render::human(&doc, false);
+    let markdown = render::markdown(&doc);
+    let json = render::json(&doc);
+    for text in [&human, &markdown, &json] {
+        assert!(!text.contains("rep00@"), "{text}");
+    }
+    assert!(
+        human.contains("12 reps with no writes (skipped: 12 private)"),
+        "{human}"
+    );
+    insta::assert_snapshot!("setting_only_human", human);
+    insta::assert_snapshot!("setting_only_markdown", markdown);
+    insta::assert_snapshot!("setting_only_json", json);
 }

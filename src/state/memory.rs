@@ -19,6 +19,7 @@ struct Data {
     applied_plans: Vec<String>,
     rep_facts: BTreeMap<String, RepFacts>,
     system_facts: Option<SystemFacts>,
+    acknowledgements: BTreeMap<String, Acknowledgement>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +84,9 @@ fn apply_one(d: &mut Data, change: StateChange) {
             }
         },
         StateChange::AddError(e) => d.errors.push(e),
+        StateChange::Acknowledge(a) => {
+            d.acknowledgements.insert(a.record_id.clone(), a);
+        }
         StateChange::AddActivity(a) => d.activity.push(a),
         StateChange::JournalAdd(j) => {
             d.journal.insert(j.marker.clone(), j);
@@ -173,6 +177,10 @@ impl StateStore for MemoryState {
 
     fn errors(&self) -> Result<Vec<ErrorEntry>, StateError> {
         Ok(self.data.errors.clone())
+    }
+
+    fn acknowledgements(&self) -> Result<BTreeMap<String, Acknowledgement>, StateError> {
+        Ok(self.data.acknowledgements.clone())
     }
 
     fn activity_since(

@@ -164,6 +164,31 @@ pub struct ErrorEntry {
     pub code: String,
     pub message: String,
     pub suggestion: String,
+    /// The versions of the records the failed write was planned on (ChangeKey and
+    /// SystemModstamp): an acknowledgement holds while they stay the same.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// A failed record an admin acknowledged (`tether errors ack ID`): while it fails at the
+/// version it was acknowledged at, it stays listed but fails no exit code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    pub record_id: String,
+    /// The failure's `ErrorEntry::version` when acknowledged.
+    pub version: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl Acknowledgement {
+    /// Whether `acks` acknowledge every record of `error` at the version it failed at.
+    pub fn covers(acks: &BTreeMap<String, Acknowledgement>, error: &ErrorEntry) -> bool {
+        !error.record_ids.is_empty()
+            && error
+                .record_ids
+                .iter()
+                .all(|id| acks.get(id).is_some_and(|a| a.version == error.version))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -394,6 +419,8 @@ pub enum StateChange {
     /// Replace what is known about one rep (`RepFacts::email`).
     SetRepFacts(RepFacts),
     SetSystemFacts(SystemFacts),
+    /// Acknowledge a failed record (replacing an earlier acknowledgement of it).
+    Acknowledge(Acknowledgement),
     /// Record that a saved plan was applied, so it is refused a second time. Goes in the
     /// transaction of its `RecordApply`.
     RecordPlanApplied {
@@ -442,6 +469,8 @@ pub trait StateStore: Send {
     fn statuses(&self) -> Result<Vec<StatusEntry>, StateError>;
     fn reset_marks(&self) -> Result<BTreeMap<String, ResetMark>, StateError>;
     fn errors(&self) -> Result<Vec<ErrorEntry>, StateError>;
+    /// Acknowledged failed records, by record id.
+    fn acknowledgements(&self) -> Result<BTreeMap<String, Acknowledgement>, StateError>;
     /// Records synced per object since `since` ("last 60 minutes / last 24 hours").
     fn activity_since(&self, since: DateTime<Utc>)
     -> Result<BTreeMap<ObjectKind, u64>, StateError>;

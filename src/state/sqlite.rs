@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 const APPLICATION_ID: i64 = 0x7474_6872;
 
 /// The schema this build writes. Each entry of `MIGRATIONS` moves one version up.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const MIGRATIONS: &[&str] = &[
     // 0 → 1
@@ -52,6 +52,11 @@ const MIGRATIONS: &[&str] = &[
     // for `tether status` offline. JSON, so a check added later needs no migration.
     "CREATE TABLE rep_facts (email TEXT PRIMARY KEY, facts TEXT NOT NULL);
      CREATE TABLE system_facts (id INTEGER PRIMARY KEY CHECK (id = 1), facts TEXT NOT NULL);",
+    // 5 → 6: the versions each failed write was planned on, and the failed records an
+    // admin acknowledged (`tether errors ack`) at such a version.
+    "ALTER TABLE errors ADD COLUMN version TEXT;
+     CREATE TABLE acknowledgements (record_id TEXT PRIMARY KEY, version TEXT,
+        at TEXT NOT NULL);",
 ];
 
 const PLAN_KEY: &str = "plan_signing_key";
@@ -715,7 +720,7 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
             exec(
                 tx,
                 "INSERT INTO errors (at, rep, object, direction, record_ids, code, message,
-                   suggestion) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                   suggestion, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     e.at.to_rfc3339(),
                     e.rep,
@@ -724,8 +729,17 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
                     serde_json::to_string(&e.record_ids).unwrap_or_default(),
                     e.code,
                     e.message,
-                    e.suggestion
+                    e.suggestion,
+                    e.version
                 ],
+            )?;
+        }
+        StateChange::Acknowledge(a) => {
+            exec(
+                tx,
+                "INSERT OR REPLACE INTO acknowledgements (record_id, version, at)
+                   VALUES (?1, ?2, ?3)",
+                params![a.record_id, a.version, a.at.to_rfc3339()],
             )?;
         }
         StateChange::AddActivity(a) => {
@@ -969,7 +983,8 @@ impl StateStore for SqliteState {
 
     fn errors(&self) -> Result<Vec<ErrorEntry>, StateError> {
         self.read(
-            "SELECT at, rep, object, direction, record_ids, code, message, suggestion, id
+            "SELECT at, rep, object, direction, record_ids, code, message, suggestion, id,
+                version
              FROM errors ORDER BY id",
             [],
             |r| {
@@ -994,9 +1009,31 @@ impl StateStore for SqliteState {
                     code: r.get(5)?,
                     message: r.get(6)?,
                     suggestion: r.get(7)?,
+                    version: r.get(9)?,
                 })
             },
         )
+    }
+
+    fn acknowledgements(&self) -> Result<BTreeMap<String, Acknowledgement>, StateError> {
+        let rows = self.read(
+            "SELECT record_id, version, at FROM acknowledgements",
+            [],
+            |r| {
+                let record_id: String = r.get(0)?;
+                let at =
+                    Row::new("acknowledgements", &record_id).time("at", &r.get::<_, String>(2)?)?;
+                Ok((
+                    record_id.clone(),
+                    Acknowledgement {
+                        record_id,
+                        version: r.get(1)?,
+                        at,
+                    },
+                ))
+            },
+        )?;
+        Ok(rows.into_iter().collect())
     }
 
     fn activity_since(

@@ -165,6 +165,91 @@ fn checked_in_plan_schema_is_current() {
     );
 }
 
+/// examples/ci/update-pr-comment.sh updates the comment that starts with the plan's marker
+/// and posts a new one when there is none. `gh` is a stand-in that logs its calls and
+/// answers the comment search with `$FOUND`.
+#[test]
+fn the_ci_example_updates_the_plan_comment_in_place_by_its_marker() {
+    let s = Scratch::new();
+    s.write(
+        "bin/gh",
+        "#!/bin/sh\necho \"$MARKER|$*\" >> \"$GH_LOG\"\ncase \"$*\" in *--jq*) [ -n \"$FOUND\" ] && echo \"$FOUND\";; esac\nexit 0\n",
+    );
+    let gh = s.path("bin/gh");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&gh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.write(
+        "plan.md",
+        "<!-- tether:plan org=acme -->\n### tether plan: `acme`\n",
+    );
+    s.write("other.md", "### not a plan\n");
+    let run = |plan: &str, found: &str| {
+        let log = s.path("gh.log");
+        let _ = std::fs::remove_file(&log);
+        let out = std::process::Command::new(repo().join("examples/ci/update-pr-comment.sh"))
+            .args([plan, "7", "o/r"])
+            .current_dir(s.dir.path())
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    s.path("bin").display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .env("GH_LOG", &log)
+            .env("FOUND", found)
+            .output()
+            .unwrap();
+        let calls = std::fs::read_to_string(&log).unwrap_or_default();
+        (out, calls)
+    };
+    let (out, calls) = run("plan.md", "42");
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<&str> = calls.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "<!-- tether:plan org=acme -->|api --paginate repos/o/r/issues/7/comments --jq .[] | select(.body | startswith(env.MARKER)) | .id",
+            "|api --method PATCH repos/o/r/issues/comments/42 -F body=@plan.md",
+        ]
+    );
+    let (out, calls) = run("plan.md", "");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        calls.ends_with("|api --method POST repos/o/r/issues/7/comments -F body=@plan.md\n"),
+        "{calls}"
+    );
+    let (out, calls) = run("other.md", "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(calls.is_empty(), "{calls}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not start with tether's marker line"),
+        "{out:?}"
+    );
+}
+
+/// The exit codes are documented twice, in `--help` and README's table, with the same codes.
+#[test]
+fn help_and_readme_list_the_exit_codes() {
+    let help = tether(&["--help"], &repo());
+    assert_eq!(help.code, 0);
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let table = readme
+        .split("### Exit codes")
+        .nth(1)
+        .expect("README has an exit-code table");
+    for code in ["0", "1", "2"] {
+        assert!(
+            help.stdout.contains(&format!("\n  {code}  ")),
+            "{code}:\n{}",
+            help.stdout
+        );
+        assert!(table.contains(&format!("\n| {code} | ")), "{code}");
+    }
+    assert!(help.stdout.contains("--exit-zero"), "{}", help.stdout);
+}
+
 /// The command lines of examples/deploy (the systemd unit's ExecStart, the image's
 /// ENTRYPOINT and CMD) are ones tether accepts, and the image's health check asks the port
 /// that `run --listen` serves.

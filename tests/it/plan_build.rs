@@ -7,9 +7,12 @@ use engine_world::*;
 use serde_json::Value;
 use tether::engine::connector::Folder;
 use tether::engine::cycle::{SyncOptions, read_and_plan};
+use tether::engine::memory::Faults;
 use tether::model::ObjectKind;
-use tether::plan::build::{BuildOptions, build};
-use tether::plan::document::{Object, PlanDocument, RecordAction, Target};
+use tether::plan::build::{BuildOptions, Past, build};
+use tether::plan::document::{
+    ActionReason, Object, PlanDocument, RecordAction, RepChangeKind, Target, WarningKind,
+};
 use tether::plan::render;
 use tether::state::StateStore;
 
@@ -27,7 +30,110 @@ async fn document(w: &World, options: &BuildOptions) -> PlanDocument {
     let targets = tether::workflow::read_targets(&plan, &w.ex, &w.sf)
         .await
         .unwrap();
-    build(&w.config, vec![], &plan, &read, &targets, options)
+    let past = Past::read(&w.state, None).unwrap();
+    build(&w.config, vec![], &plan, &read, &targets, &past, options)
+}
+
+/// After a first sync of four reps under "Sales": rep1 leaves (no longer listed), rep2
+/// moves to "Managers", rep3 is marked for reset and rep4 is new. The Reps section says so,
+/// and rep0's contact whose create failed is a retry, not an initial sync.
+#[tokio::test]
+async fn the_reps_section_shows_joins_leaves_moves_resets_and_retries() {
+    let mut w = World::new(config(both_contacts(), Value::Null), 4);
+    w.ex.user_create(
+        &rep_mail(0),
+        Folder::SalesforceSyncContacts,
+        contact("Ana", "Diaz", "ana@x.com"),
+    );
+    w.sf.set_faults(Faults {
+        fail_records: ["ana@x.com".to_string()].into(),
+        ..Faults::default()
+    });
+    w.sync().await;
+    w.sf.set_faults(Faults::default());
+    w.ex.add_mailbox(&rep_mail(4));
+    w.sf.add_user(tether::engine::connector::CrmUser {
+        id: rep_id(4),
+        email: rep_mail(4),
+        profile: "Sales User".into(),
+        active: true,
+        time_zone: "Europe/Berlin".into(),
+    });
+    let mut json = serde_json::to_value(&w.config).unwrap();
+    let sales = json["sync_configurations"][0].clone();
+    let mut managers = sales.clone();
+    managers["name"] = "Managers".into();
+    managers["members"] = serde_json::json!({ "users": [rep_mail(2)], "profiles": [] });
+    let mut sales = sales;
+    sales["members"] =
+        serde_json::json!({ "users": [rep_mail(0), rep_mail(3), rep_mail(4)], "profiles": [] });
+    json["sync_configurations"] = serde_json::json!([sales, managers]);
+    w.config = serde_json::from_value(json).unwrap();
+    w.state
+        .apply(vec![tether::state::StateChange::SetResetMark {
+            rep: rep_id(3),
+            mark: Some(tether::state::ResetMark::MarkedForReset),
+        }])
+        .unwrap();
+
+    let doc = document(
+        &w,
+        &BuildOptions {
+            detail: true,
+            ..BuildOptions::default()
+        },
+    )
+    .await;
+    let reps: Vec<(RepChangeKind, String, Option<&str>, Option<&str>)> = doc
+        .rep_changes
+        .iter()
+        .map(|r| {
+            (
+                r.kind,
+                r.rep.clone(),
+                r.configuration.as_deref(),
+                r.previous_configuration.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reps,
+        [
+            (RepChangeKind::Join, rep_mail(4), Some("Sales"), None),
+            (RepChangeKind::Leave, rep_mail(1), Some("Sales"), None),
+            (
+                RepChangeKind::Move,
+                rep_mail(2),
+                Some("Managers"),
+                Some("Sales")
+            ),
+            (RepChangeKind::Reset, rep_mail(3), Some("Sales"), None),
+        ],
+        "{:#?}",
+        doc.rep_changes
+    );
+    let retry = doc
+        .record_changes
+        .iter()
+        .flat_map(|r| &r.records)
+        .find(|d| d.action == RecordAction::Create)
+        .expect("Ana's create, again");
+    assert_eq!(retry.reason, ActionReason::RetryOfFailed, "{retry:#?}");
+    let kinds: Vec<WarningKind> = doc.warnings.iter().map(|w| w.kind).collect();
+    assert!(
+        kinds.contains(&WarningKind::Retry) && !kinds.contains(&WarningKind::InitialSync),
+        "{:#?}",
+        doc.warnings
+    );
+    let human = render::human(&doc, false);
+    assert!(
+        human.contains(&format!(
+            "{}: retry of 1 record that failed before",
+            rep_mail(0)
+        )),
+        "{human}"
+    );
+    assert!(!doc.summary.no_changes);
 }
 
 #[tokio::test]

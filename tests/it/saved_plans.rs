@@ -638,3 +638,138 @@ fn huge_durations_are_a_usage_error() {
         assert!(!s.path("p").exists(), "no plan saved");
     }
 }
+
+/// `tether show` prints a saved plan as `plan` printed it: the same JSON (valid against the
+/// plan schema), and markdown with the org's marker and the commit planned.
+#[tokio::test(flavor = "multi_thread")]
+async fn show_prints_a_saved_plan_as_plan_printed_it() {
+    let (s, _) = setup(&["Diaz"], false).await;
+    let dir = s.scratch.dir.path();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "configuration"]);
+    let head = git(&["rev-parse", "HEAD"]);
+
+    let plan = tether(
+        &s,
+        &["plan", "org", "--format", "json", "--out", "p.tfplan"],
+    )
+    .await;
+    ok(&plan);
+    let show = tether(&s, &["show", "--format", "json", "p.tfplan"]).await;
+    ok(&show);
+    assert_eq!(show.stdout, plan.stdout);
+    let json = show.json();
+    assert_eq!(json["commit"], head.as_str());
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/plan.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+
+    let markdown = tether(&s, &["show", "--format", "markdown", "p.tfplan"]).await;
+    ok(&markdown);
+    assert!(
+        markdown
+            .stdout
+            .starts_with("<!-- tether:plan org=corp -->\n### tether plan: `corp`"),
+        "{}",
+        markdown.stdout
+    );
+    assert!(
+        markdown.stdout.contains(&format!("Commit `{head}`")),
+        "{}",
+        markdown.stdout
+    );
+    let human = tether(&s, &["show", "p.tfplan"]).await;
+    ok(&human);
+    assert!(
+        human
+            .stdout
+            .starts_with("tether plan for org corp\ncommit "),
+        "{}",
+        human.stdout
+    );
+
+    let not_a_plan = tether(&s, &["show", "org/tether.yaml"]).await;
+    refused(&not_a_plan, "org/tether.yaml is not a tether plan file");
+}
+
+/// A record Exchange refuses at every apply fails the apply until an admin acknowledges it
+/// (`tether errors ack ID`); then it stays listed and fails no exit code, until it changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_acknowledged_failing_record_no_longer_fails_apply_until_it_changes() {
+    let (s, _) = setup(&["Diaz", "Lee"], false).await;
+    s.ews.fail_items(
+        "diaz@customer.com",
+        "ErrorInvalidPropertyRequest",
+        "The property cannot be set.",
+        None,
+    );
+    let diaz = sf_id(&s, "Diaz");
+    let apply = tether(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
+    let again = tether(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(again.code, 1, "still failing:\n{}", again.stdout);
+    let errors = tether(&s, &["errors", "org"]).await;
+    assert_eq!(errors.code, 1, "{}", errors.stdout);
+    assert!(
+        errors.stdout.contains(&format!(
+            "contact, Salesforce {diaz} (salesforce to exchange): ErrorInvalidPropertyRequest"
+        )),
+        "{}",
+        errors.stdout
+    );
+
+    let unknown = tether(&s, &["errors", "ack", "--config", "org", "003nosuchrecord"]).await;
+    refused(&unknown, "no failed record has the id 003nosuchrecord");
+    let ack = tether(&s, &["errors", "ack", "--config", "org", &diaz]).await;
+    ok(&ack);
+    let apply = tether(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(
+        apply.code, 0,
+        "acknowledged:\n{}{}",
+        apply.stdout, apply.stderr
+    );
+    assert!(
+        apply.stdout.contains("1 failed"),
+        "still tried:\n{}",
+        apply.stdout
+    );
+    let errors = tether(&s, &["errors", "org"]).await;
+    assert_eq!(errors.code, 0, "{}", errors.stdout);
+    let status = tether(&s, &["status", "org"]).await;
+    assert_eq!(status.code, 0, "acknowledged:\n{}", status.stdout);
+    assert!(
+        errors.stdout.contains(&diaz) && errors.stdout.contains("(acknowledged"),
+        "stays listed:\n{}",
+        errors.stdout
+    );
+
+    // Edited: a new version of the record, and its failure counts again.
+    retitle_in_salesforce(&s, "Diaz", "Head of Buying");
+    let apply = tether(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(
+        apply.code, 1,
+        "changed since:\n{}{}",
+        apply.stdout, apply.stderr
+    );
+}

@@ -398,6 +398,7 @@ fn batch(n: usize) -> Vec<StateChange> {
         code: format!("TX{n}"),
         message: "one per transaction".into(),
         suggestion: "none".into(),
+        version: None,
     }));
     changes
 }

@@ -76,6 +76,12 @@ fn state_file_is_created_with_mode_0600_and_everything_survives_reopening() {
                 code: "X".into(),
                 message: "m".into(),
                 suggestion: "s".into(),
+                version: Some("ck1 ms1".into()),
+            }),
+            StateChange::Acknowledge(Acknowledgement {
+                record_id: "003A".into(),
+                version: Some("ck1 ms1".into()),
+                at: now(),
             }),
             StateChange::AddActivity(ActivityEntry {
                 at: now(),
@@ -129,7 +135,12 @@ fn state_file_is_created_with_mode_0600_and_everything_survives_reopening() {
         s.reset_marks().unwrap().get("r2"),
         Some(&ResetMark::MarkedForReset)
     );
-    assert_eq!(s.errors().unwrap()[0].record_ids, vec!["003A".to_string()]);
+    let error = &s.errors().unwrap()[0];
+    assert_eq!(error.record_ids, vec!["003A".to_string()]);
+    assert_eq!(error.version.as_deref(), Some("ck1 ms1"));
+    let acks = s.acknowledgements().unwrap();
+    assert_eq!(acks["003A"].version.as_deref(), Some("ck1 ms1"));
+    assert!(Acknowledgement::covers(&acks, error));
     assert_eq!(
         s.activity_since(now() - chrono::Duration::minutes(60))
             .unwrap()
@@ -356,6 +367,7 @@ fn an_older_state_file_is_migrated_forward_and_keeps_its_data() {
         .execute_batch(
             "DROP TABLE meta; DROP TABLE reps; DROP TABLE applied_plans;
              DROP TABLE rep_facts; DROP TABLE system_facts;
+             ALTER TABLE errors DROP COLUMN version; DROP TABLE acknowledgements;
              UPDATE schema_version SET version = 1;",
         )
         .unwrap();

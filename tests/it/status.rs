@@ -70,7 +70,13 @@ async fn after_a_good_apply_every_check_is_yes() {
     let apply = tether(&s, &["apply", "org", "--auto-approve"]).await;
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
 
-    let status = tether(&s, &["status", "org"]).await;
+    let compact = tether(&s, &["status", "org"]).await;
+    assert_eq!(compact.code, 0, "{}", compact.stderr);
+    has(
+        &compact.stdout,
+        &format!("\nReps: 1 (0 with problems)\n  {REP} (Reps): ok; 1 contacts, 0 events in sync\n"),
+    );
+    let status = tether(&s, &["status", "org", "--user", REP]).await;
     assert_eq!(status.code, 0, "{}", status.stderr);
     let out = &status.stdout;
     has(
@@ -127,13 +133,27 @@ async fn a_denied_impersonation_shows_no_with_the_role_to_grant_and_the_others_s
     assert_eq!(once.code, 0, "{}{}", once.stdout, once.stderr);
     has(&once.stdout, "1 reps could not be synced");
 
-    let status = tether(&s, &["status", "org"]).await;
-    assert_eq!(status.code, 0, "{}", status.stderr);
-    has(&status.stdout, "  Service account recognised: yes");
+    // A failing check makes status exit 1, problems first; --exit-zero opts out.
+    let compact = tether(&s, &["status", "org"]).await;
+    assert_eq!(compact.code, 1, "{}{}", compact.stdout, compact.stderr);
     has(
-        &rep_block(&status.stdout, REP),
+        &compact.stdout,
+        &format!(
+            "Reps: 2 (1 with problems)\n! {FIN} (Reps): not recognised by the service account; 1 failed record\n  {REP} (Reps): ok"
+        ),
+    );
+    let zero = tether(&s, &["status", "org", "--exit-zero"]).await;
+    assert_eq!(zero.code, 0, "{}", zero.stderr);
+    assert_eq!(zero.stdout, compact.stdout);
+    let good = tether(&s, &["status", "org", "--user", REP]).await;
+    assert_eq!(good.code, 0, "{}", good.stderr);
+    has(&good.stdout, "  Service account recognised: yes");
+    has(
+        &rep_block(&good.stdout, REP),
         "    Recognised by the service account: yes",
     );
+    let status = tether(&s, &["status", "org", "--user", FIN]).await;
+    assert_eq!(status.code, 1, "{}", status.stderr);
     let fin = &rep_block(&status.stdout, FIN);
     has(
         fin,
@@ -150,8 +170,25 @@ async fn a_denied_impersonation_shows_no_with_the_role_to_grant_and_the_others_s
     has(fin, "    Assigned to an active configuration: yes");
     has(fin, &format!("see `tether errors --user {FIN}`"));
 
+    // Failed records make errors exit 1; --exit-zero opts out.
     let errors = tether(&s, &["errors", "org", "--user", FIN]).await;
-    assert_eq!(errors.code, 0, "{}", errors.stderr);
+    assert_eq!(errors.code, 1, "{}", errors.stderr);
+    // The apply's and the run's failure of Fin's mailbox: one row, counted.
+    assert_eq!(
+        errors.stdout.lines().filter(|l| l.contains(FIN)).count(),
+        1,
+        "{}",
+        errors.stdout
+    );
+    has(
+        &errors.stdout,
+        &format!(" {FIN} the rep's mailbox: ErrorImpersonateUserDenied ×2 since "),
+    );
+    let zero = tether(&s, &["errors", "org", "--user", FIN, "--exit-zero"]).await;
+    assert_eq!(zero.code, 0, "{}", zero.stderr);
+    let none = tether(&s, &["errors", "org", "--user", REP]).await;
+    assert_eq!(none.code, 0, "{}{}", none.stdout, none.stderr);
+    has(&none.stdout, "No failed records.");
     has(&errors.stdout, "ErrorImpersonateUserDenied");
     has(
         &errors.stdout,
@@ -179,8 +216,8 @@ async fn a_wrong_exchange_password_fails_the_apply_and_status_says_what_to_do() 
         "nothing touched"
     );
 
-    let status = tether(&s, &["status", "org"]).await;
-    assert_eq!(status.code, 0, "{}", status.stderr);
+    let status = tether(&s, &["status", "org", "--user", REP]).await;
+    assert_eq!(status.code, 1, "a refused service account fails status");
     has(
         &status.stdout,
         "  Service account recognised: no — Exchange refused the service account",
@@ -209,7 +246,7 @@ async fn an_email_with_no_mailbox_is_not_linked_and_user_and_json_narrow_the_rep
     assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
 
     let status = tether(&s, &["status", "org", "--user", "Ghost@Corp.com"]).await;
-    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert_eq!(status.code, 1, "addresses not linked: {}", status.stderr);
     assert!(
         !status.stdout.contains(&format!("  {REP}\n")),
         "--user shows one rep:\n{}",
@@ -230,7 +267,7 @@ async fn an_email_with_no_mailbox_is_not_linked_and_user_and_json_narrow_the_rep
     let json = tether(&s, &["status", "org", "--format", "json", "--user", GHOST])
         .await
         .json();
-    assert_eq!(json["format_version"], 1);
+    assert_eq!(json["format_version"], "2.0");
     let system = &json["system"];
     assert_eq!(system["service_account_recognised"]["value"], "yes");
     assert_eq!(
@@ -300,6 +337,13 @@ async fn a_rep_removed_from_every_configuration_shows_not_assigned() {
     let apply = tether(&s, &["apply", "org", "--auto-approve"]).await;
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
 
+    // Taken out on purpose: not a problem.
+    let compact = tether(&s, &["status", "org"]).await;
+    assert_eq!(compact.code, 0, "{}{}", compact.stdout, compact.stderr);
+    has(
+        &compact.stdout,
+        &format!("  {FIN}: not in an active configuration"),
+    );
     let status = tether(&s, &["status", "org", "--user", FIN]).await;
     let fin = &rep_block(&status.stdout, FIN);
     has(

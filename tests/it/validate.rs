@@ -1218,3 +1218,50 @@ fn rule_certificate_thumbprint_is_sha1_or_sha256() {
         &"a1".repeat(24),
     );
 }
+
+/// CI gives an undefined secret as an empty string: `--strict` refuses it like an unset
+/// one, at the reference's file:line:col, and so does an empty secret file.
+#[test]
+fn strict_validate_refuses_a_secret_that_resolves_to_an_empty_string() {
+    let s = Scratch::new();
+    s.write("tether.yaml", BASE);
+    let out = tether_with_env(
+        &["validate", "--strict", "--format", "json", "tether.yaml"],
+        s.dir.path(),
+        &[("TETHER_TEST_PASSWORD", "")],
+    );
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let d = find(
+        &out.json(),
+        "environment variable `TETHER_TEST_PASSWORD` is set to an empty string",
+    )
+    .clone();
+    assert_at(
+        &d,
+        "error",
+        "tether.yaml",
+        position_of(BASE, "${env:TETHER_TEST_PASSWORD}"),
+    );
+    let human = tether_with_env(
+        &["validate", "--strict", "tether.yaml"],
+        s.dir.path(),
+        &[("TETHER_TEST_PASSWORD", "")],
+    );
+    let (line, col) = position_of(BASE, "${env:TETHER_TEST_PASSWORD}");
+    assert!(
+        human.stdout.contains(&format!("tether.yaml:{line}:{col}")),
+        "{}",
+        human.stdout
+    );
+
+    let text = with("\"${env:TETHER_TEST_TOKEN}\"", "\"${file:token.txt}\"");
+    s.write("tether.yaml", &text);
+    s.write("token.txt", "\n");
+    let out = tether(
+        &["validate", "--strict", "--format", "json", "tether.yaml"],
+        s.dir.path(),
+    );
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let d = find(&out.json(), "secret file `token.txt` is empty").clone();
+    assert_at(&d, "error", "tether.yaml", position_of(&text, "\"${file:"));
+}

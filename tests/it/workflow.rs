@@ -290,8 +290,17 @@ async fn status_errors_and_reset_report_and_relink_without_duplicates() {
         apply.stdout
     );
 
-    let status = tether_async(&s, &["status", "org"]).await;
-    assert_eq!(status.code, 0, "{}", status.stderr);
+    let compact = tether_async(&s, &["status", "org"]).await;
+    assert_eq!(compact.code, 1, "a failed record: {}", compact.stderr);
+    assert!(
+        compact
+            .stdout
+            .contains(&format!("! {REP} (Reps): 1 failed record; ")),
+        "{}",
+        compact.stdout
+    );
+    let status = tether_async(&s, &["status", "org", "--user", REP]).await;
+    assert_eq!(status.code, 1, "{}", status.stderr);
     assert!(
         status.stdout.contains(&format!("  {REP}\n")),
         "{}",
@@ -317,7 +326,15 @@ async fn status_errors_and_reset_report_and_relink_without_duplicates() {
     assert_eq!(json["reps"][0]["rep"], REP);
 
     let errors = tether_async(&s, &["errors", "org", "--user", REP]).await;
-    assert_eq!(errors.code, 0);
+    assert_eq!(errors.code, 1, "a record failed in the last cycle");
+    assert!(
+        errors.stdout.contains(" contact, Exchange item ")
+            && errors
+                .stdout
+                .contains(" (exchange to salesforce): FIELD_CUSTOM_VALIDATION_EXCEPTION\n"),
+        "named by the record, labelled by the code (the rule's message names no field):\n{}",
+        errors.stdout
+    );
     assert!(
         errors
             .stdout
@@ -336,7 +353,7 @@ async fn status_errors_and_reset_report_and_relink_without_duplicates() {
     let lines: Vec<&str> = csv.stdout.lines().collect();
     assert_eq!(
         lines[0],
-        "time,rep,object,direction,record_ids,code,message,suggestion"
+        "time,rep,object,direction,record_ids,code,message,suggestion,first_time,count,label,acknowledged"
     );
     assert_eq!(lines.len(), 2, "{}", csv.stdout);
 
@@ -349,11 +366,13 @@ async fn status_errors_and_reset_report_and_relink_without_duplicates() {
         reset.stdout
     );
     assert!(
-        tether_async(&s, &["status", "org"])
+        tether_async(&s, &["status", "org", "--user", REP])
             .await
             .stdout
             .contains("Reset status: Marked for reset")
     );
+    let compact = tether_async(&s, &["status", "org"]).await.stdout;
+    assert!(compact.contains("; marked for reset"), "{compact}");
     let unknown = tether_async(&s, &["reset", "nobody@corp.com", "--config", "org"]).await;
     assert_eq!(unknown.code, 1);
     assert!(
