@@ -264,6 +264,13 @@ pub fn acquire(state: &Path, operation: &str, now: DateTime<Utc>) -> Result<Stat
     take(path, ours(operation, now), &write_synced)
 }
 
+impl LockInfo {
+    /// Who this process is, as a lock names its holder (a Postgres state's lock too).
+    pub fn of_this_process(operation: &str, now: DateTime<Utc>) -> LockInfo {
+        ours(operation, now)
+    }
+}
+
 /// The lock this process holds for `operation`, taken at `now`.
 fn ours(operation: &str, now: DateTime<Utc>) -> LockInfo {
     let pid = std::process::id();

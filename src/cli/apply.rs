@@ -9,7 +9,7 @@ use crate::plan::build::{BuildOptions, DEFAULT_DELETE_THRESHOLD};
 use crate::plan::document::{PlanDocument, plural};
 use crate::plan::file::{self, CurrentState, SavedPlan};
 use crate::plan::render;
-use crate::state::{ConfigRevision, SqliteState, StateChange, StateStore};
+use crate::state::{ConfigRevision, StateChange, StateLocation, StateStore};
 use crate::workflow::Connectors;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
@@ -52,9 +52,9 @@ pub fn run(args: &Args) -> CommandResult {
     }
     let loaded = load_configuration(&args.paths)?;
     let config = &loaded.config;
-    let state_path = args.state.path(&args.paths);
+    let location = args.state.location(&args.paths, Some(&loaded))?;
     let now = chrono::Utc::now();
-    let (_lock, mut state) = lock_and_open(&state_path, now)?;
+    let (_lock, mut state) = lock_and_open(&location, now)?;
     let connectors = open_connectors(&loaded)?;
     let runtime = super::runtime();
     let options = SyncOptions {
@@ -162,7 +162,7 @@ fn refused(why: &str, settings: &Settings) -> CommandError {
 fn record_facts(
     config: &Config,
     connectors: &Connectors,
-    state: &mut SqliteState,
+    state: &mut Box<dyn StateStore>,
     read: &crate::engine::cycle::ReadOutcome,
     now: DateTime<Utc>,
 ) -> Result<(), String> {
@@ -173,11 +173,11 @@ fn record_facts(
 
 /// The state, locked for this apply.
 fn lock_and_open(
-    path: &std::path::Path,
+    location: &StateLocation,
     now: DateTime<Utc>,
-) -> Result<(crate::lock::StateLock, SqliteState), CommandError> {
-    let lock = super::lock_state(path, "apply", now).map_err(CommandError::state)?;
-    let state = SqliteState::open(path).map_err(CommandError::state)?;
+) -> Result<(crate::state::StateLockGuard, Box<dyn StateStore>), CommandError> {
+    let lock = super::lock_state(location, "apply", now).map_err(CommandError::state)?;
+    let state = location.open().map_err(CommandError::state)?;
     Ok((lock, state))
 }
 
@@ -219,16 +219,15 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> CommandResult {
         ))
     })?;
     let config = &loaded.config;
-    let state_path = args.state.path(&config_paths);
-    if !state_path.exists() {
+    let location = args.state.location(&config_paths, Some(&loaded))?;
+    if !location.exists().map_err(CommandError::state)? {
         return Err(CommandError::state(format!(
-            "no state file at {}: a saved plan is checked against the state it was made with \
-             (`tether plan --out` creates it when missing); pass --state if it is elsewhere",
-            state_path.display()
+            "no state at {location}: a saved plan is checked against the state it was made with \
+             (`tether plan --out` creates it when missing); pass --state if it is elsewhere"
         )));
     }
     let now = chrono::Utc::now();
-    let (_lock, mut state) = lock_and_open(&state_path, now)?;
+    let (_lock, mut state) = lock_and_open(&location, now)?;
     let verified = verify(&state, plan_path, config, now).map_err(CommandError::input)?;
     outln!(
         "Applying the plan saved in {}, made {}; it still matches the configuration and the state.\n",
@@ -312,7 +311,7 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> CommandResult {
 }
 
 fn verify(
-    state: &SqliteState,
+    state: &Box<dyn StateStore>,
     path: &std::path::Path,
     config: &Config,
     now: DateTime<Utc>,
@@ -334,7 +333,7 @@ fn sync(
     runtime: &tokio::runtime::Runtime,
     loaded: &Loaded,
     connectors: &Connectors,
-    state: &mut SqliteState,
+    state: &mut Box<dyn StateStore>,
     now: DateTime<Utc>,
     options: SyncOptions,
     approved: &[OperationKey],

@@ -40,10 +40,7 @@ fn csv_field(s: &str) -> String {
 
 /// The error report: one row per failed record, with what to do.
 pub fn run(args: &Args) -> CommandResult {
-    let state = open_existing(
-        &args.state.path(&args.paths),
-        crate::state::SqliteState::open_read_only,
-    )?;
+    let state = open_existing(&super::status::location_of(&args.state, &args.paths)?, true)?;
     let errors = state.errors().map_err(CommandError::state)?;
     let emails = state.rep_emails().map_err(CommandError::state)?;
     let cutoff = args.since.map(|d| chrono::Utc::now() - d);

@@ -3,7 +3,6 @@ use super::error::{CommandError, CommandResult, Done};
 use super::output::outln;
 use crate::engine::cycle::{CycleError, SyncOptions, run_cycle};
 use crate::engine::execute::StepBudget;
-use crate::state::SqliteState;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,25 +38,27 @@ pub fn run(args: &Args) -> CommandResult {
         Some(p) => p.clone(),
         None => PathBuf::from("."),
     };
-    let state_path = args.state.path(&paths);
+    let location = super::status::location_of(&args.state, &paths)?;
     let no_state = || {
         Err(CommandError::state(format!(
-            "no state at {}: nothing has been applied yet",
-            state_path.display()
+            "no state at {location}: nothing has been applied yet"
         ))
         .hint("run `tether apply` first"))
     };
     // A first apply holds the lock while it creates the state: say it is locked by it.
-    let exists = SqliteState::exists(&state_path).map_err(CommandError::state)?;
-    if !exists && !crate::lock::lock_path(&state_path).exists() {
+    let exists = location.exists().map_err(CommandError::state)?;
+    let being_created = location
+        .file()
+        .is_some_and(|file| crate::lock::lock_path(file).exists());
+    if !exists && !being_created {
         return no_state();
     }
     let _lock =
-        super::lock_state(&state_path, "run", chrono::Utc::now()).map_err(CommandError::state)?;
-    if !state_path.exists() {
+        super::lock_state(&location, "run", chrono::Utc::now()).map_err(CommandError::state)?;
+    if !location.exists().map_err(CommandError::state)? {
         return no_state();
     }
-    let mut state = SqliteState::open(&state_path).map_err(CommandError::state)?;
+    let mut state = location.open().map_err(CommandError::state)?;
     let Some(config) = crate::workflow::applied_config(&state).map_err(CommandError::state)? else {
         return Err(CommandError::state("no configuration has been applied yet")
             .hint("run `tether apply` first"));

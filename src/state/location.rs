@@ -1,0 +1,161 @@
+//! Where the state is, and the one way every command opens and locks it: an SQLite file (the
+//! default, `.tether/state.db` next to the configuration) or a Postgres schema. Chosen by
+//! `--state FILE|URL`, else `TETHER_STATE`, else the configuration's `state:` setting.
+
+use super::postgres::{PostgresLock, PostgresState, PostgresTarget, is_url};
+use super::{SqliteState, StateError, StateStore};
+use crate::config::model::{Config, StateSetting};
+use chrono::{DateTime, Utc};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub enum StateLocation {
+    File(PathBuf),
+    Postgres(PostgresTarget),
+}
+
+impl std::fmt::Display for StateLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateLocation::File(path) => write!(f, "{}", path.display()),
+            StateLocation::Postgres(target) => write!(f, "{target}"),
+        }
+    }
+}
+
+/// The state lock, held while this value lives.
+#[derive(Debug)]
+pub enum StateLockGuard {
+    File(crate::lock::StateLock),
+    Postgres(PostgresLock),
+}
+
+impl StateLockGuard {
+    /// The note to show when this lock replaced a dead holder's (a file lock; Postgres frees
+    /// a dead holder's lock itself).
+    pub fn takeover_note(&self) -> Option<String> {
+        match self {
+            StateLockGuard::File(lock) => lock.takeover_note(),
+            StateLockGuard::Postgres(_) => None,
+        }
+    }
+}
+
+impl StateLocation {
+    /// `given`: `--state` or `TETHER_STATE`. `config` and `home`: the configuration (its
+    /// `state:` setting, its org's schema) and where its relative paths start. `default`:
+    /// the state file when nothing names one.
+    pub fn resolve(
+        given: Option<&str>,
+        config: Option<(&Config, &Path)>,
+        default: PathBuf,
+    ) -> Result<Self, StateError> {
+        let org = config.map(|(c, _)| c.org.name.as_str());
+        let with_org = |target: PostgresTarget| match org {
+            Some(org) => target.or_schema_of_org(org),
+            None => target,
+        };
+        if let Some(given) = given {
+            return Ok(if is_url(given) {
+                StateLocation::Postgres(with_org(PostgresTarget::parse(
+                    given,
+                    None,
+                    Path::new("."),
+                )?))
+            } else {
+                StateLocation::File(PathBuf::from(given))
+            });
+        }
+        let Some((config, home)) = config else {
+            return Ok(StateLocation::File(default));
+        };
+        Ok(match &config.state {
+            None => StateLocation::File(default),
+            Some(StateSetting::File(file)) => StateLocation::File(home.join(file)),
+            Some(StateSetting::Postgres(pg)) => {
+                if url::Url::parse(&pg.url).is_ok_and(|u| u.password().is_some()) {
+                    return Err(StateError::new(
+                        "the `state:` setting's Postgres URL holds a password",
+                        "remove it from the URL and give it by reference: `password: ${env:NAME}`",
+                    ));
+                }
+                let password = pg
+                    .password
+                    .as_ref()
+                    .map(|r| crate::config::secrets::resolve(r, home))
+                    .transpose()
+                    .map_err(|e| {
+                        StateError::new(
+                            format!("the `state:` setting's password: {e}"),
+                            "set the variable or file its reference names",
+                        )
+                    })?;
+                let target = PostgresTarget::parse(&pg.url, password, home)?
+                    .with_schema(pg.schema.clone())
+                    .with_ca_file(pg.ca_file.as_ref().map(|f| home.join(f)));
+                StateLocation::Postgres(with_org(target))
+            }
+        })
+    }
+
+    /// The state file, for the commands that work on files only.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            StateLocation::File(path) => Some(path),
+            StateLocation::Postgres(_) => None,
+        }
+    }
+
+    /// Whether a state is there (a dangling symbolic link is an error, not "no state").
+    pub fn exists(&self) -> Result<bool, StateError> {
+        match self {
+            StateLocation::File(path) => SqliteState::exists(path),
+            StateLocation::Postgres(target) => PostgresState::exists(target),
+        }
+    }
+
+    /// Opens the state to read and write it, migrated to this build's schema; creates it
+    /// when there is none.
+    pub fn open(&self) -> Result<Box<dyn StateStore>, StateError> {
+        Ok(match self {
+            StateLocation::File(path) => Box::new(SqliteState::open(path)?),
+            StateLocation::Postgres(target) => Box::new(PostgresState::open(target)?),
+        })
+    }
+
+    /// Opens an existing state to read it (an SQLite file on a read-only file system too).
+    pub fn open_read_only(&self) -> Result<Box<dyn StateStore>, StateError> {
+        Ok(match self {
+            StateLocation::File(path) => Box::new(SqliteState::open_read_only(path)?),
+            StateLocation::Postgres(target) => Box::new(PostgresState::open(target)?),
+        })
+    }
+
+    /// Takes the state lock for `operation`, or fails at once naming the holder.
+    pub fn lock(&self, operation: &str, now: DateTime<Utc>) -> Result<StateLockGuard, LockFailure> {
+        match self {
+            StateLocation::File(path) => crate::lock::acquire(path, operation, now)
+                .map(StateLockGuard::File)
+                .map_err(LockFailure::File),
+            StateLocation::Postgres(target) => PostgresLock::acquire(target, operation, now)
+                .map(StateLockGuard::Postgres)
+                .map_err(LockFailure::Postgres),
+        }
+    }
+}
+
+/// Why the lock was not taken.
+#[derive(Debug)]
+pub enum LockFailure {
+    File(crate::lock::LockError),
+    Postgres(StateError),
+}
+
+impl std::fmt::Display for LockFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockFailure::File(e) => write!(f, "{e}"),
+            LockFailure::Postgres(e) => write!(f, "{e}"),
+        }
+    }
+}
