@@ -1,8 +1,10 @@
-//! The SQLite state store: creation, reopening, refusal of files it must not touch, and
-//! all-or-nothing writes.
+//! The state stores, SQLite and Postgres, through the same tests (`on_both_backends!`):
+//! reopening, migrations, refusal of states they must not touch, all-or-nothing writes, the
+//! copy between them and the lock; and what only a file has (mode, damage, links).
 
 use chrono::{DateTime, Utc};
 use tether::model::ObjectKind;
+use crate::common::pg;
 use tether::state::*;
 
 fn now() -> DateTime<Utc> {
@@ -25,13 +27,122 @@ fn link(rep: &str, ex: &str, sf: &str) -> Link {
     }
 }
 
-#[test]
-fn state_file_is_created_with_mode_0600_and_everything_survives_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(".tether/state.db");
-    {
-        let mut s = SqliteState::open(&path).unwrap();
-        s.apply(vec![
+/// A state store under test, SQLite or Postgres: opened (again) at the same place, and
+/// tampered with from outside as another program would.
+trait Backend: Sized {
+    fn location(&self) -> StateLocation;
+    fn open(&self) -> Box<dyn StateStore> {
+        self.location().open().unwrap()
+    }
+    /// Another, separate state on the same backend.
+    fn another(&self) -> Self;
+    /// A new state on the other backend.
+    fn of_the_other_kind(&self) -> Box<dyn StateStore>;
+    fn tamper(&self, sql: &str);
+    fn schema_version(&self) -> i64;
+}
+
+struct Sqlite {
+    dir: tempfile::TempDir,
+}
+
+impl Sqlite {
+    fn new() -> Self {
+        Sqlite {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join(".tether/state.db")
+    }
+}
+
+impl Backend for Sqlite {
+    fn location(&self) -> StateLocation {
+        StateLocation::File(self.path())
+    }
+    fn another(&self) -> Self {
+        Sqlite::new()
+    }
+    fn of_the_other_kind(&self) -> Box<dyn StateStore> {
+        Postgres::new().open()
+    }
+    fn tamper(&self, sql: &str) {
+        tether_sqlite_conn(&self.path()).execute_batch(sql).unwrap();
+    }
+    fn schema_version(&self) -> i64 {
+        tether_sqlite_conn(&self.path())
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap()
+    }
+}
+
+struct Postgres {
+    url: String,
+}
+
+impl Postgres {
+    fn new() -> Self {
+        Postgres {
+            url: pg::fresh_url(),
+        }
+    }
+    fn target(&self) -> PostgresTarget {
+        PostgresTarget::parse(&self.url, None, std::path::Path::new(".")).unwrap()
+    }
+    fn client(&self) -> ::postgres::Client {
+        pg::raw_client(self.target().schema().unwrap())
+    }
+}
+
+impl Backend for Postgres {
+    fn location(&self) -> StateLocation {
+        StateLocation::Postgres(self.target())
+    }
+    fn another(&self) -> Self {
+        Postgres::new()
+    }
+    fn of_the_other_kind(&self) -> Box<dyn StateStore> {
+        Sqlite::new().open()
+    }
+    fn tamper(&self, sql: &str) {
+        self.client().batch_execute(sql).unwrap();
+    }
+    fn schema_version(&self) -> i64 {
+        self.client()
+            .query_one("SELECT version FROM schema_version", &[])
+            .unwrap()
+            .get(0)
+    }
+}
+
+/// Each named test, once over SQLite and once over Postgres.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $test() { super::$test(super::Sqlite::new()) })*
+        }
+        mod postgres {
+            $(#[test] fn $test() { super::$test(super::Postgres::new()) })*
+        }
+    };
+}
+
+on_both_backends!(
+    everything_survives_reopening,
+    reset_clears_a_reps_links_and_folder_cursors_only,
+    a_failed_write_leaves_nothing_behind,
+    a_state_from_a_newer_tether_is_refused,
+    every_apply_increments_the_generation_and_keeps_the_canonical_configuration,
+    an_older_state_is_migrated_forward_and_keeps_its_data,
+    the_plan_signing_key_is_kept_in_the_state_and_differs_between_states,
+    a_copy_into_the_other_backend_and_back_is_row_for_row_the_same,
+    a_copy_refuses_a_target_with_records_unless_told,
+    a_second_locker_is_refused_naming_the_holder_until_the_first_lets_go,
+);
+
+fn all_kinds_of_change() -> Vec<StateChange> {
+    vec![
             StateChange::RecordApply {
                 canonical: "{}".into(),
                 hash: "abc".into(),
@@ -91,16 +202,37 @@ fn state_file_is_created_with_mode_0600_and_everything_survives_reopening() {
                 hash: "h2".into(),
                 at: now(),
             }),
-        ])
-        .unwrap();
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-    }
-    let s = SqliteState::open(&path).unwrap();
+            StateChange::AddUnresolved(UnresolvedItem {
+                rep: "r1".into(),
+                event_id: "00U1".into(),
+                email: "who@example.com".into(),
+                at: now(),
+            }),
+            StateChange::SetRepEmail {
+                rep: "r1".into(),
+                email: "ana@acme.com".into(),
+            },
+            StateChange::SetRepFacts(RepFacts {
+                email: "ana@acme.com".into(),
+                at: now(),
+                configuration: Some("Sales".into()),
+                ..RepFacts::default()
+            }),
+            StateChange::SetSystemFacts(SystemFacts {
+                at: now(),
+                service_account_recognised: Some(true),
+                exchange_error: None,
+            }),
+            StateChange::RecordPlanApplied {
+                plan_id: "plan-1".into(),
+                applied_at: now(),
+            },
+        ]
+}
+
+fn everything_survives_reopening(b: impl Backend) {
+    b.open().apply(all_kinds_of_change()).unwrap();
+    let s = b.open();
     assert_eq!(s.generation().unwrap(), 2);
     let rev = s.latest_revision().unwrap().unwrap();
     assert_eq!(
@@ -142,12 +274,26 @@ fn state_file_is_created_with_mode_0600_and_everything_survives_reopening() {
             .is_empty()
     );
     assert_eq!(s.pending_creates().unwrap()[0].hash, "h2");
+    assert_eq!(s.unresolved("r1").unwrap()[0].event_id, "00U1");
+    assert_eq!(s.rep_emails().unwrap()["r1"], "ana@acme.com");
+    assert_eq!(s.rep_facts().unwrap()[0].configuration.as_deref(), Some("Sales"));
+    assert_eq!(s.system_facts().unwrap().unwrap().service_account_recognised, Some(true));
+    assert_eq!(s.applied_plans().unwrap(), ["plan-1"]);
+    assert_eq!(s.last_activity().unwrap()[&ObjectKind::Contact], now());
 }
 
+#[cfg(unix)]
 #[test]
-fn reset_clears_a_reps_links_and_folder_cursors_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = SqliteState::open(&dir.path().join("s.db")).unwrap();
+fn state_file_is_created_with_mode_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let b = Sqlite::new();
+    drop(b.open());
+    let mode = std::fs::metadata(b.path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+fn reset_clears_a_reps_links_and_folder_cursors_only(b: impl Backend) {
+    let mut s = b.open();
     let cursor = |rep: &str| CursorKey::Folder {
         rep: rep.into(),
         object: ObjectKind::Contact,
@@ -192,15 +338,10 @@ fn reset_clears_a_reps_links_and_folder_cursors_only() {
     );
 }
 
-#[test]
-fn a_failed_write_leaves_nothing_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let mut s = SqliteState::open(&path).unwrap();
+fn a_failed_write_leaves_nothing_behind(b: impl Backend) {
+    let mut s = b.open();
     // Break a table from outside, so the second change of the batch fails.
-    tether_sqlite_conn(&path)
-        .execute_batch("DROP TABLE unresolved;")
-        .unwrap();
+    b.tamper("DROP TABLE unresolved;");
     let r = s.apply(vec![
         StateChange::PutLink {
             id: None,
@@ -222,18 +363,15 @@ fn tether_sqlite_conn(path: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).unwrap()
 }
 
-#[test]
-fn a_file_from_a_newer_tether_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    drop(SqliteState::open(&path).unwrap());
-    tether_sqlite_conn(&path)
-        .execute_batch(&format!(
-            "UPDATE schema_version SET version = {}",
-            SCHEMA_VERSION + 1
-        ))
-        .unwrap();
-    let e = SqliteState::open(&path).unwrap_err();
+fn a_state_from_a_newer_tether_is_refused(b: impl Backend) {
+    drop(b.open());
+    b.tamper(&format!(
+        "UPDATE schema_version SET version = {}",
+        SCHEMA_VERSION + 1
+    ));
+    let Err(e) = b.location().open() else {
+        panic!("a newer state opened")
+    };
     assert!(e.message.contains("newer tether"), "{e}");
     assert!(e.hint.contains("upgrade tether"), "{e}");
 }
@@ -301,8 +439,7 @@ fn a_damaged_or_empty_state_file_is_a_clear_error_never_a_fresh_start() {
     assert!(e.is_err(), "a damaged file must not open");
 }
 
-#[test]
-fn every_apply_increments_the_generation_and_keeps_the_canonical_configuration() {
+fn every_apply_increments_the_generation_and_keeps_the_canonical_configuration(b: impl Backend) {
     let yaml_a: tether::config::model::Config = serde_json::from_value(serde_json::json!({
         "version": 1,
         "org": { "name": "acme", "kind": "production" },
@@ -319,12 +456,11 @@ fn every_apply_increments_the_generation_and_keeps_the_canonical_configuration()
         (canonical.clone(), hash.clone())
     );
     assert!(canonical.contains("${env:P}"), "references, never secrets");
-    let mut b = yaml_a.clone();
-    b.org.name = "acme2".into();
-    assert_ne!(ConfigRevision::canonical(&b).1, hash);
+    let mut other = yaml_a.clone();
+    other.org.name = "acme2".into();
+    assert_ne!(ConfigRevision::canonical(&other).1, hash);
 
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = SqliteState::open(&dir.path().join("s.db")).unwrap();
+    let mut s = b.open();
     assert_eq!(s.generation().unwrap(), 0);
     for (i, by) in ["ci", "ana"].into_iter().enumerate() {
         s.apply(vec![StateChange::RecordApply {
@@ -339,47 +475,97 @@ fn every_apply_increments_the_generation_and_keeps_the_canonical_configuration()
     assert_eq!(s.latest_revision().unwrap().unwrap().canonical, canonical);
 }
 
-#[test]
-fn an_older_state_file_is_migrated_forward_and_keeps_its_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    {
-        let mut s = SqliteState::open(&path).unwrap();
-        s.apply(vec![StateChange::PutLink {
+fn an_older_state_is_migrated_forward_and_keeps_its_data(b: impl Backend) {
+    b.open()
+        .apply(vec![StateChange::PutLink {
             id: None,
             link: link("r1", "a", "b"),
         }])
         .unwrap();
-    }
-    // Make it a version 1 file: no meta or reps table yet.
-    tether_sqlite_conn(&path)
-        .execute_batch(
-            "DROP TABLE meta; DROP TABLE reps; DROP TABLE applied_plans;
-             DROP TABLE rep_facts; DROP TABLE system_facts;
-             UPDATE schema_version SET version = 1;",
-        )
-        .unwrap();
-    let s = SqliteState::open(&path).unwrap();
+    // Make it a version 1 state: no meta or reps table yet.
+    b.tamper(
+        "DROP TABLE meta; DROP TABLE reps; DROP TABLE applied_plans;
+         DROP TABLE rep_facts; DROP TABLE system_facts;
+         UPDATE schema_version SET version = 1;",
+    );
+    let s = b.open();
     assert_eq!(s.links("r1", ObjectKind::Contact).unwrap().len(), 1);
-    let v: i64 = tether_sqlite_conn(&path)
-        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(v, SCHEMA_VERSION);
+    assert_eq!(b.schema_version(), SCHEMA_VERSION);
     assert!(!s.plan_signing_key().unwrap().expose().is_empty());
 }
 
-#[test]
-fn the_plan_signing_key_is_kept_in_the_state_and_differs_between_states() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = SqliteState::open(&dir.path().join("a.db")).unwrap();
+fn the_plan_signing_key_is_kept_in_the_state_and_differs_between_states(b: impl Backend) {
+    let a = b.open();
     let key = a.plan_signing_key().unwrap();
     assert_eq!(key.expose().len(), 64);
     assert_eq!(format!("{key:?}"), "Secret(***)");
     drop(a);
-    let again = SqliteState::open(&dir.path().join("a.db")).unwrap();
-    assert_eq!(again.plan_signing_key().unwrap(), key);
-    let b = SqliteState::open(&dir.path().join("b.db")).unwrap();
-    assert_ne!(b.plan_signing_key().unwrap(), key);
+    assert_eq!(b.open().plan_signing_key().unwrap(), key);
+    assert_ne!(b.another().open().plan_signing_key().unwrap(), key);
+}
+
+/// A state with one of every kind of row, some links deleted (so ids have gaps).
+fn populated(b: &impl Backend) -> Box<dyn StateStore> {
+    let mut s = b.open();
+    s.apply(all_kinds_of_change()).unwrap();
+    let extra: Vec<StateChange> = (0..5)
+        .map(|i| StateChange::PutLink {
+            id: None,
+            link: link("r3", &format!("AAMk-{i}"), &format!("003-{i}")),
+        })
+        .collect();
+    s.apply(extra).unwrap();
+    s.apply(vec![StateChange::DeleteLink(LinkId(3))]).unwrap();
+    s
+}
+
+fn a_copy_into_the_other_backend_and_back_is_row_for_row_the_same(b: impl Backend) {
+    let source = populated(&b);
+    let mut other = b.of_the_other_kind();
+    let mut back = b.another().open();
+    let sums = copy_state(&*source, &mut *other, false).unwrap();
+    assert!(sums.iter().any(|(t, n, _)| t == "links" && *n == 5), "{sums:?}");
+    copy_state(&*other, &mut *back, false).unwrap();
+    assert_eq!(back.dump().unwrap(), source.dump().unwrap());
+    assert_eq!(back.plan_signing_key().unwrap(), source.plan_signing_key().unwrap());
+    assert_eq!(back.all_links().unwrap(), source.all_links().unwrap());
+    // A link made after the copy gets a new id, never a copied one.
+    back.apply(vec![StateChange::PutLink {
+        id: None,
+        link: link("r4", "new", "new"),
+    }])
+    .unwrap();
+    let ids: Vec<i64> = back.all_links().unwrap().iter().map(|(i, _)| i.0).collect();
+    assert_eq!(ids.iter().collect::<std::collections::BTreeSet<_>>().len(), ids.len());
+    assert!(*ids.last().unwrap() > 6, "{ids:?}");
+}
+
+fn a_copy_refuses_a_target_with_records_unless_told(b: impl Backend) {
+    let source = populated(&b);
+    let mut target = b.another().open();
+    target
+        .apply(vec![StateChange::PutLink {
+            id: None,
+            link: link("mine", "x", "y"),
+        }])
+        .unwrap();
+    let e = copy_state(&*source, &mut *target, false).unwrap_err();
+    assert!(e.message.contains("not empty"), "{e}");
+    assert!(e.hint.contains("--force"), "{e}");
+    assert_eq!(target.all_links().unwrap().len(), 1, "untouched");
+    copy_state(&*source, &mut *target, true).unwrap();
+    assert_eq!(target.dump().unwrap(), source.dump().unwrap());
+}
+
+fn a_second_locker_is_refused_naming_the_holder_until_the_first_lets_go(b: impl Backend) {
+    let location = b.location();
+    drop(b.open());
+    let held = location.lock("apply", now()).unwrap();
+    let e = location.lock("run", now()).unwrap_err().to_string();
+    assert!(e.contains("locked: `apply` by "), "{e}");
+    assert!(e.contains(&format!("(pid {})", std::process::id())), "{e}");
+    drop(held);
+    drop(location.lock("run", now()).unwrap());
 }
 
 #[cfg(unix)]
