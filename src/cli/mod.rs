@@ -14,6 +14,7 @@ pub mod reset;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
+pub mod state;
 pub mod status;
 pub mod test_connection;
 pub mod validate;
@@ -182,6 +183,8 @@ pub enum Command {
     TestConnection(test_connection::Args),
     /// Release the state lock left by an apply or run that is gone.
     ForceUnlock(force_unlock::Args),
+    /// Work on the state itself: `tether state migrate --from FILE --to URL` copies it.
+    State(state::Args),
     /// Print a JSON Schema: of the configuration (for editors and CI) or of the JSON plan.
     Schema(schema::Args),
 }
@@ -204,6 +207,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Reset(args) => reset::run(&args),
         Command::TestConnection(args) => test_connection::run(&args),
         Command::ForceUnlock(args) => force_unlock::run(&args),
+        Command::State(args) => state::run(&args),
     }?;
     match output::failure() {
         Some(e) => Err(CommandError::failed(e)),

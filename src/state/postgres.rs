@@ -467,7 +467,8 @@ impl std::fmt::Debug for PostgresState {
     }
 }
 
-/// What is in the org's schema: nothing, a tether state at a version, or something else.
+/// What is in the org's schema: nothing (the lock's holder table aside: the lock is taken
+/// before a first apply creates the state), a tether state at a version, or something else.
 enum Found {
     Nothing,
     State(i64),
@@ -477,7 +478,8 @@ enum Found {
 fn look(client: &mut Client, schema: &str) -> Result<Found, ::postgres::Error> {
     let tables: i64 = client
         .query_one(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1
+               AND table_name <> 'lock_holder'",
             &[&schema],
         )?
         .get(0);
@@ -615,7 +617,8 @@ fn prepare(
 fn look_in(tx: &mut ::postgres::Transaction<'_>, schema: &str) -> Result<Found, ::postgres::Error> {
     let tables: i64 = tx
         .query_one(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1
+               AND table_name <> 'lock_holder'",
             &[&schema],
         )?
         .get(0);

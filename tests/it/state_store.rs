@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use tether::model::ObjectKind;
-use crate::common::pg;
+use crate::common::{self, pg};
+use crate::emulated;
 use tether::state::*;
 
 fn now() -> DateTime<Utc> {
@@ -594,4 +595,112 @@ fn dangling_state_symlink_says_so() {
     );
     // Nothing was created behind the link.
     assert!(!target.exists());
+}
+
+/// Runs the tether binary in `dir` with the emulated org's secrets and `env`, off the
+/// runtime the emulators run on.
+async fn tether_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> common::Output {
+    let dir = dir.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let mut env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.push(("TEST_EWS_PASSWORD".into(), emulated::PASSWORD.into()));
+    env.push(("TEST_SF_SECRET".into(), emulated::SF_SECRET.into()));
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        common::tether_with_env(&args, &dir, &env)
+    })
+    .await
+    .unwrap()
+}
+
+/// Every text value of a state, to look for what must never be in it.
+fn all_text(state: &dyn StateStore) -> String {
+    let dump = state.dump().unwrap();
+    TABLES
+        .iter()
+        .flat_map(|t| dump.rows(t.name).to_vec())
+        .flatten()
+        .map(|cell| format!("{cell:?}\n"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_apply_plan_with_postgres_state_ends_in_no_changes_and_never_shows_its_password() {
+    let org = emulated::start(
+        tether_emulators::salesforce::EmulatorOptions::default(),
+        emulated::ONE_REP_SYNC,
+    )
+    .await;
+    emulated::add_rep_with_a_contact(&org.ews, &org.sf);
+    let server = pg::server();
+    let schema = pg::fresh_schema();
+    let config = org.scratch.path("org/tether.yaml");
+    let mut yaml = std::fs::read_to_string(&config).unwrap();
+    yaml.push_str(&format!(
+        "state:\n  postgres:\n    url: {}\n    password: ${{env:TEST_PG_PASSWORD}}\n    schema: {schema}\n",
+        server.url
+    ));
+    std::fs::write(&config, yaml).unwrap();
+    let dir = org.scratch.dir.path();
+    let env = [("TEST_PG_PASSWORD", server.password.as_str())];
+    let mut seen = String::new();
+    let mut run = async |args: &[&str], env: &[(&str, &str)]| {
+        let out = tether_in(dir, args, env).await;
+        seen.push_str(&out.stdout);
+        seen.push_str(&out.stderr);
+        out
+    };
+
+    let first = run(&["plan", "org"], &env).await;
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    assert!(first.stdout.contains("Salesforce"), "{}", first.stdout);
+    let apply = run(&["apply", "org", "--auto-approve"], &env).await;
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert!(apply.stdout.contains("1 created"), "{}", apply.stdout);
+    let again = run(&["plan", "org"], &env).await;
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    assert!(
+        !org.scratch.path("org/.tether").exists(),
+        "the state went to Postgres, not to a file"
+    );
+    let target = PostgresTarget::parse(&server.url, Some(tether::secret::Secret::new(&server.password)), dir)
+        .unwrap()
+        .with_schema(Some(schema.clone()));
+    let state = PostgresState::open(&target).unwrap();
+    assert_eq!(state.generation().unwrap(), 1);
+    assert_eq!(state.all_links().unwrap().len(), 1);
+
+    // Without the password the error says what to check, and still never shows it.
+    let refused = run(&["plan", "org"], &[("TEST_PG_PASSWORD", "wrong")]).await;
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("cannot connect to the Postgres state"), "{}", refused.stderr);
+
+    // Copied into a file and back into another schema, the state plans the same.
+    let url = format!("{}?schema={schema}", server.url);
+    let into_file = run(
+        &["state", "migrate", "--from", &url, "--to", "copy.db"],
+        &[("PGPASSWORD", server.password.as_str())],
+    )
+    .await;
+    assert_eq!(into_file.code, 0, "{}{}", into_file.stdout, into_file.stderr);
+    assert!(into_file.stdout.contains("every table's row count and SHA-256 match"), "{}", into_file.stdout);
+    let from_file = run(&["plan", "org", "--state", "copy.db"], &env).await;
+    assert!(from_file.stdout.contains("No changes."), "{}{}", from_file.stdout, from_file.stderr);
+    let other = format!("{}?schema={}", server.url, pg::fresh_schema());
+    let pg_env = [("PGPASSWORD", server.password.as_str())];
+    let back = run(&["state", "migrate", "--from", "copy.db", "--to", &other], &pg_env).await;
+    assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
+    let twice = run(&["state", "migrate", "--from", "copy.db", "--to", &other], &pg_env).await;
+    assert_ne!(twice.code, 0);
+    assert!(twice.stderr.contains("not empty"), "{}", twice.stderr);
+    let planned = run(&["plan", "org", "--state", &other], &[pg_env[0], env[0]]).await;
+    assert!(planned.stdout.contains("No changes."), "{}{}", planned.stdout, planned.stderr);
+
+    assert!(!seen.contains(&server.password), "the password was shown:\n{seen}");
+    assert!(!all_text(&state).contains(&server.password));
 }
