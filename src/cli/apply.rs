@@ -311,7 +311,7 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> CommandResult {
 }
 
 fn verify(
-    state: &Box<dyn StateStore>,
+    state: &dyn StateStore,
     path: &std::path::Path,
     config: &Config,
     now: DateTime<Utc>,

@@ -81,7 +81,11 @@ pub fn run(args: &Args) -> CommandResult {
     }
     .map_err(CommandError::state)?;
     if created {
-        let what = if location.file().is_some() { "state file" } else { "state" };
+        let what = if location.file().is_some() {
+            "state file"
+        } else {
+            "state"
+        };
         eprintln!(
             "Created the {what} {location} (empty) to sign the saved plan with; `tether apply` needs it."
         );

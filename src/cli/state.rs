@@ -42,8 +42,7 @@ pub fn run(args: &Args) -> CommandResult {
     }
     let now = chrono::Utc::now();
     // Nobody writes the source while it is read, nor the target while it is written.
-    let _from_lock =
-        super::lock_state(&from, "state migrate", now).map_err(CommandError::state)?;
+    let _from_lock = super::lock_state(&from, "state migrate", now).map_err(CommandError::state)?;
     let source = from.open_read_only().map_err(CommandError::state)?;
     let to = match location(&args.to)? {
         StateLocation::Postgres(target) if target.schema().is_none() => {
@@ -54,7 +53,7 @@ pub fn run(args: &Args) -> CommandResult {
                 ))
                 .hint("add ?schema=NAME to --to")
             })?;
-            StateLocation::Postgres(target.or_schema_of_org(&org))
+            StateLocation::Postgres(Box::new(target.or_schema_of_org(&org)))
         }
         to => to,
     };

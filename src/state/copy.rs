@@ -24,7 +24,13 @@ pub struct Table {
 pub const TABLES: &[Table] = &[
     Table {
         name: "revisions",
-        columns: &["generation", "canonical", "hash", "applied_at", "applied_by"],
+        columns: &[
+            "generation",
+            "canonical",
+            "hash",
+            "applied_at",
+            "applied_by",
+        ],
     },
     Table {
         name: "links",

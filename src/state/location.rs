@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub enum StateLocation {
     File(PathBuf),
-    Postgres(PostgresTarget),
+    Postgres(Box<PostgresTarget>),
 }
 
 impl std::fmt::Display for StateLocation {
@@ -57,11 +57,11 @@ impl StateLocation {
         };
         if let Some(given) = given {
             return Ok(if is_url(given) {
-                StateLocation::Postgres(with_org(PostgresTarget::parse(
+                StateLocation::Postgres(Box::new(with_org(PostgresTarget::parse(
                     given,
                     None,
                     Path::new("."),
-                )?))
+                )?)))
             } else {
                 StateLocation::File(PathBuf::from(given))
             });
@@ -93,7 +93,7 @@ impl StateLocation {
                 let target = PostgresTarget::parse(&pg.url, password, home)?
                     .with_schema(pg.schema.clone())
                     .with_ca_file(pg.ca_file.as_ref().map(|f| home.join(f)));
-                StateLocation::Postgres(with_org(target))
+                StateLocation::Postgres(Box::new(with_org(target)))
             }
         })
     }

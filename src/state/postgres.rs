@@ -15,8 +15,8 @@
 
 use super::*;
 use crate::secret::Secret;
-use ::postgres::types::{ToSql, Type};
 use ::postgres::Client;
+use ::postgres::types::{ToSql, Type};
 use std::path::PathBuf;
 use std::sync::mpsc;
 
@@ -186,12 +186,18 @@ impl PostgresTarget {
                 }
                 "sslmode" => sslmode = Some(value.into_owned()),
                 "sslrootcert" => ca_file = Some(home.join(&*value)),
-                other => return Err(bad(&format!("tether does not know the parameter `{other}`"))),
+                other => {
+                    return Err(bad(&format!(
+                        "tether does not know the parameter `{other}`"
+                    )));
+                }
             }
         }
         let loopback = host == "localhost"
             || host.starts_with('/')
-            || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
         let tls = match sslmode.as_deref() {
             None => !loopback || ca_file.is_some(),
             Some("disable") if loopback => false,
@@ -541,9 +547,7 @@ impl PostgresState {
         &self,
         job: impl FnOnce(&mut Client) -> Result<T, Failure> + Send + 'static,
     ) -> Result<T, StateError> {
-        self.conn
-            .call(job)?
-            .map_err(|f| f.into_error(&self.target))
+        self.conn.call(job)?.map_err(|f| f.into_error(&self.target))
     }
 }
 
@@ -557,9 +561,7 @@ impl Refusal {
     fn into_error(self, shown: &str) -> StateError {
         match self {
             Refusal::Foreign(schema) => StateError::new(
-                format!(
-                    "schema {schema} of {shown} holds tables that are not a tether state"
-                ),
+                format!("schema {schema} of {shown} holds tables that are not a tether state"),
                 "name another schema (?schema=NAME); tether will not write into another \
                  program's tables",
             ),
@@ -690,7 +692,12 @@ fn decode<T>(
     })
 }
 
-fn time(table: &str, key: &dyn std::fmt::Display, column: &str, v: &str) -> Result<DateTime<Utc>, Failure> {
+fn time(
+    table: &str,
+    key: &dyn std::fmt::Display,
+    column: &str,
+    v: &str,
+) -> Result<DateTime<Utc>, Failure> {
     decode(table, key, column, v, "an RFC 3339 time", |s| {
         DateTime::parse_from_rfc3339(s)
             .ok()
@@ -699,7 +706,14 @@ fn time(table: &str, key: &dyn std::fmt::Display, column: &str, v: &str) -> Resu
 }
 
 fn object(table: &str, key: &dyn std::fmt::Display, v: &str) -> Result<ObjectKind, Failure> {
-    decode(table, key, "object", v, "contact or event", ObjectKind::parse)
+    decode(
+        table,
+        key,
+        "object",
+        v,
+        "contact or event",
+        ObjectKind::parse,
+    )
 }
 
 fn direction(table: &str, key: &dyn std::fmt::Display, v: &str) -> Result<SyncDirection, Failure> {
@@ -713,7 +727,10 @@ fn direction(table: &str, key: &dyn std::fmt::Display, v: &str) -> Result<SyncDi
     )
 }
 
-fn write(tx: &mut ::postgres::Transaction<'_>, change: StateChange) -> Result<(), ::postgres::Error> {
+fn write(
+    tx: &mut ::postgres::Transaction<'_>,
+    change: StateChange,
+) -> Result<(), ::postgres::Error> {
     match change {
         StateChange::PutLink { id, link } => {
             let ex = link.exchange.as_ref();
@@ -999,8 +1016,10 @@ impl StateStore for PostgresState {
     fn cursor(&self, key: &CursorKey) -> Result<Option<String>, StateError> {
         let key = key.encode();
         self.read(move |c| {
-            Ok(c.query_opt("SELECT value FROM cursors WHERE key = $1", &[&key])?
-                .map(|r| r.get(0)))
+            Ok(
+                c.query_opt("SELECT value FROM cursors WHERE key = $1", &[&key])?
+                    .map(|r| r.get(0)),
+            )
         })
     }
 
@@ -1097,14 +1116,19 @@ impl StateStore for PostgresState {
         since: DateTime<Utc>,
     ) -> Result<BTreeMap<ObjectKind, u64>, StateError> {
         let rows = self.read(|c| {
-            rows(c, "SELECT at, object, records, id FROM activity", &[], |r| {
-                let id: i64 = r.get(3);
-                Ok((
-                    time("activity", &id, "at", r.get(0))?,
-                    object("activity", &id, r.get(1))?,
-                    r.get::<_, i64>(2),
-                ))
-            })
+            rows(
+                c,
+                "SELECT at, object, records, id FROM activity",
+                &[],
+                |r| {
+                    let id: i64 = r.get(3);
+                    Ok((
+                        time("activity", &id, "at", r.get(0))?,
+                        object("activity", &id, r.get(1))?,
+                        r.get::<_, i64>(2),
+                    ))
+                },
+            )
         })?;
         let mut out = BTreeMap::new();
         for (at, o, n) in rows {
@@ -1124,7 +1148,10 @@ impl StateStore for PostgresState {
                 |r| {
                     let o: &str = r.get(0);
                     let key = format!("latest of {o}");
-                    Ok((object("activity", &key, o)?, time("activity", &key, "at", r.get(1))?))
+                    Ok((
+                        object("activity", &key, o)?,
+                        time("activity", &key, "at", r.get(1))?,
+                    ))
                 },
             )
         })?;
@@ -1149,8 +1176,10 @@ impl StateStore for PostgresState {
 
     fn system_facts(&self) -> Result<Option<SystemFacts>, StateError> {
         let facts = self.read(|c| {
-            Ok(c.query_opt("SELECT facts FROM system_facts WHERE id = 1", &[])?
-                .map(|r| r.get::<_, String>(0)))
+            Ok(
+                c.query_opt("SELECT facts FROM system_facts WHERE id = 1", &[])?
+                    .map(|r| r.get::<_, String>(0)),
+            )
         })?;
         Ok(facts.and_then(|f| serde_json::from_str(&f).ok()))
     }
@@ -1262,8 +1291,10 @@ impl StateStore for PostgresState {
 
     fn plan_signing_key(&self) -> Result<Secret, StateError> {
         let key = self.read(|c| {
-            Ok(c.query_opt("SELECT value FROM meta WHERE key = $1", &[&PLAN_KEY])?
-                .map(|r| r.get::<_, String>(0)))
+            Ok(
+                c.query_opt("SELECT value FROM meta WHERE key = $1", &[&PLAN_KEY])?
+                    .map(|r| r.get::<_, String>(0)),
+            )
         })?;
         key.map(Secret::new).ok_or_else(|| {
             StateError::new(
@@ -1404,20 +1435,24 @@ fn take_lock(
 ) -> Result<Option<String>, ::postgres::Error> {
     ensure_schema(client, schema)?;
     let holders = format!("{}.lock_holder", quoted(schema));
-    client.batch_execute(&format!(
-        "CREATE TABLE IF NOT EXISTS {holders} (id BIGINT PRIMARY KEY CHECK (id = 1),
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {holders} (id BIGINT PRIMARY KEY CHECK (id = 1),
            info TEXT NOT NULL)"
-    ))
-    .or_else(|e| {
-        // Two first takers at once: the table is there now.
-        if e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION) {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })?;
+        ))
+        .or_else(|e| {
+            // Two first takers at once: the table is there now.
+            if e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
     let got: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(schema, "lock")])?
+        .query_one(
+            "SELECT pg_try_advisory_lock($1)",
+            &[&lock_key(schema, "lock")],
+        )?
         .get(0);
     if !got {
         let holder = client
@@ -1443,7 +1478,10 @@ impl Drop for PostgresLock {
         let schema = self.schema.clone();
         let _ = self.conn.call(move |c| {
             let _ = c.batch_execute(&format!("DELETE FROM {}.lock_holder", quoted(&schema)));
-            let _ = c.execute("SELECT pg_advisory_unlock($1)", &[&lock_key(&schema, "lock")]);
+            let _ = c.execute(
+                "SELECT pg_advisory_unlock($1)",
+                &[&lock_key(&schema, "lock")],
+            );
         });
         tracing::debug!(id = %self.info.id, "state lock released");
     }

@@ -2,10 +2,10 @@
 //! reopening, migrations, refusal of states they must not touch, all-or-nothing writes, the
 //! copy between them and the lock; and what only a file has (mode, damage, links).
 
-use chrono::{DateTime, Utc};
-use tether::model::ObjectKind;
 use crate::common::{self, pg};
 use crate::emulated;
+use chrono::{DateTime, Utc};
+use tether::model::ObjectKind;
 use tether::state::*;
 
 fn now() -> DateTime<Utc> {
@@ -98,7 +98,7 @@ impl Postgres {
 
 impl Backend for Postgres {
     fn location(&self) -> StateLocation {
-        StateLocation::Postgres(self.target())
+        StateLocation::Postgres(Box::new(self.target()))
     }
     fn another(&self) -> Self {
         Postgres::new()
@@ -144,91 +144,91 @@ on_both_backends!(
 
 fn all_kinds_of_change() -> Vec<StateChange> {
     vec![
-            StateChange::RecordApply {
-                canonical: "{}".into(),
-                hash: "abc".into(),
-                applied_at: now(),
-                applied_by: "ci".into(),
-            },
-            StateChange::RecordApply {
-                canonical: "{\"v\":2}".into(),
-                hash: "def".into(),
-                applied_at: now(),
-                applied_by: "ana".into(),
-            },
-            StateChange::PutLink {
-                id: None,
-                link: link("r1", "AAMk1", "003A"),
-            },
-            StateChange::SetCursor {
-                key: CursorKey::Folder {
-                    rep: "r1".into(),
-                    object: ObjectKind::Contact,
-                },
-                value: Some("sync-state".into()),
-            },
-            StateChange::SetStatus(StatusEntry {
-                rep: "r1".into(),
-                object: ObjectKind::Event,
-                direction: SyncDirection::ExchangeToSalesforce,
-                status: SyncStatus::InSync,
-                records_in_sync: 7,
-                updated: now(),
-            }),
-            StateChange::SetResetMark {
-                rep: "r2".into(),
-                mark: Some(ResetMark::MarkedForReset),
-            },
-            StateChange::AddError(ErrorEntry {
-                at: now(),
-                rep: "r1".into(),
-                object: Some(ObjectKind::Contact),
-                direction: Some(SyncDirection::SalesforceToExchange),
-                record_ids: vec!["003A".into()],
-                code: "X".into(),
-                message: "m".into(),
-                suggestion: "s".into(),
-            }),
-            StateChange::AddActivity(ActivityEntry {
-                at: now(),
-                object: ObjectKind::Contact,
-                records: 3,
-            }),
-            StateChange::JournalAdd(JournalEntry {
-                marker: "tether-1".into(),
+        StateChange::RecordApply {
+            canonical: "{}".into(),
+            hash: "abc".into(),
+            applied_at: now(),
+            applied_by: "ci".into(),
+        },
+        StateChange::RecordApply {
+            canonical: "{\"v\":2}".into(),
+            hash: "def".into(),
+            applied_at: now(),
+            applied_by: "ana".into(),
+        },
+        StateChange::PutLink {
+            id: None,
+            link: link("r1", "AAMk1", "003A"),
+        },
+        StateChange::SetCursor {
+            key: CursorKey::Folder {
                 rep: "r1".into(),
                 object: ObjectKind::Contact,
-                target: CreateTarget::Salesforce,
-                source_id: "AAMk2".into(),
-                hash: "h2".into(),
-                at: now(),
-            }),
-            StateChange::AddUnresolved(UnresolvedItem {
-                rep: "r1".into(),
-                event_id: "00U1".into(),
-                email: "who@example.com".into(),
-                at: now(),
-            }),
-            StateChange::SetRepEmail {
-                rep: "r1".into(),
-                email: "ana@acme.com".into(),
             },
-            StateChange::SetRepFacts(RepFacts {
-                email: "ana@acme.com".into(),
-                at: now(),
-                configuration: Some("Sales".into()),
-                ..RepFacts::default()
-            }),
-            StateChange::SetSystemFacts(SystemFacts {
-                at: now(),
-                service_account_recognised: Some(true),
-                exchange_error: None,
-            }),
-            StateChange::RecordPlanApplied {
-                plan_id: "plan-1".into(),
-                applied_at: now(),
-            },
-        ]
+            value: Some("sync-state".into()),
+        },
+        StateChange::SetStatus(StatusEntry {
+            rep: "r1".into(),
+            object: ObjectKind::Event,
+            direction: SyncDirection::ExchangeToSalesforce,
+            status: SyncStatus::InSync,
+            records_in_sync: 7,
+            updated: now(),
+        }),
+        StateChange::SetResetMark {
+            rep: "r2".into(),
+            mark: Some(ResetMark::MarkedForReset),
+        },
+        StateChange::AddError(ErrorEntry {
+            at: now(),
+            rep: "r1".into(),
+            object: Some(ObjectKind::Contact),
+            direction: Some(SyncDirection::SalesforceToExchange),
+            record_ids: vec!["003A".into()],
+            code: "X".into(),
+            message: "m".into(),
+            suggestion: "s".into(),
+        }),
+        StateChange::AddActivity(ActivityEntry {
+            at: now(),
+            object: ObjectKind::Contact,
+            records: 3,
+        }),
+        StateChange::JournalAdd(JournalEntry {
+            marker: "tether-1".into(),
+            rep: "r1".into(),
+            object: ObjectKind::Contact,
+            target: CreateTarget::Salesforce,
+            source_id: "AAMk2".into(),
+            hash: "h2".into(),
+            at: now(),
+        }),
+        StateChange::AddUnresolved(UnresolvedItem {
+            rep: "r1".into(),
+            event_id: "00U1".into(),
+            email: "who@example.com".into(),
+            at: now(),
+        }),
+        StateChange::SetRepEmail {
+            rep: "r1".into(),
+            email: "ana@acme.com".into(),
+        },
+        StateChange::SetRepFacts(RepFacts {
+            email: "ana@acme.com".into(),
+            at: now(),
+            configuration: Some("Sales".into()),
+            ..RepFacts::default()
+        }),
+        StateChange::SetSystemFacts(SystemFacts {
+            at: now(),
+            service_account_recognised: Some(true),
+            exchange_error: None,
+        }),
+        StateChange::RecordPlanApplied {
+            plan_id: "plan-1".into(),
+            applied_at: now(),
+        },
+    ]
 }
 
 fn everything_survives_reopening(b: impl Backend) {
@@ -277,8 +277,17 @@ fn everything_survives_reopening(b: impl Backend) {
     assert_eq!(s.pending_creates().unwrap()[0].hash, "h2");
     assert_eq!(s.unresolved("r1").unwrap()[0].event_id, "00U1");
     assert_eq!(s.rep_emails().unwrap()["r1"], "ana@acme.com");
-    assert_eq!(s.rep_facts().unwrap()[0].configuration.as_deref(), Some("Sales"));
-    assert_eq!(s.system_facts().unwrap().unwrap().service_account_recognised, Some(true));
+    assert_eq!(
+        s.rep_facts().unwrap()[0].configuration.as_deref(),
+        Some("Sales")
+    );
+    assert_eq!(
+        s.system_facts()
+            .unwrap()
+            .unwrap()
+            .service_account_recognised,
+        Some(true)
+    );
     assert_eq!(s.applied_plans().unwrap(), ["plan-1"]);
     assert_eq!(s.last_activity().unwrap()[&ObjectKind::Contact], now());
 }
@@ -525,10 +534,16 @@ fn a_copy_into_the_other_backend_and_back_is_row_for_row_the_same(b: impl Backen
     let mut other = b.of_the_other_kind();
     let mut back = b.another().open();
     let sums = copy_state(&*source, &mut *other, false).unwrap();
-    assert!(sums.iter().any(|(t, n, _)| t == "links" && *n == 5), "{sums:?}");
+    assert!(
+        sums.iter().any(|(t, n, _)| t == "links" && *n == 5),
+        "{sums:?}"
+    );
     copy_state(&*other, &mut *back, false).unwrap();
     assert_eq!(back.dump().unwrap(), source.dump().unwrap());
-    assert_eq!(back.plan_signing_key().unwrap(), source.plan_signing_key().unwrap());
+    assert_eq!(
+        back.plan_signing_key().unwrap(),
+        source.plan_signing_key().unwrap()
+    );
     assert_eq!(back.all_links().unwrap(), source.all_links().unwrap());
     // A link made after the copy gets a new id, never a copied one.
     back.apply(vec![StateChange::PutLink {
@@ -537,7 +552,10 @@ fn a_copy_into_the_other_backend_and_back_is_row_for_row_the_same(b: impl Backen
     }])
     .unwrap();
     let ids: Vec<i64> = back.all_links().unwrap().iter().map(|(i, _)| i.0).collect();
-    assert_eq!(ids.iter().collect::<std::collections::BTreeSet<_>>().len(), ids.len());
+    assert_eq!(
+        ids.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        ids.len()
+    );
     assert!(*ids.last().unwrap() > 6, "{ids:?}");
 }
 
@@ -668,9 +686,13 @@ async fn plan_apply_plan_with_postgres_state_ends_in_no_changes_and_never_shows_
         !org.scratch.path("org/.tether").exists(),
         "the state went to Postgres, not to a file"
     );
-    let target = PostgresTarget::parse(&server.url, Some(tether::secret::Secret::new(&server.password)), dir)
-        .unwrap()
-        .with_schema(Some(schema.clone()));
+    let target = PostgresTarget::parse(
+        &server.url,
+        Some(tether::secret::Secret::new(&server.password)),
+        dir,
+    )
+    .unwrap()
+    .with_schema(Some(schema.clone()));
     let state = PostgresState::open(&target).unwrap();
     assert_eq!(state.generation().unwrap(), 1);
     assert_eq!(state.all_links().unwrap().len(), 1);
@@ -678,7 +700,13 @@ async fn plan_apply_plan_with_postgres_state_ends_in_no_changes_and_never_shows_
     // Without the password the error says what to check, and still never shows it.
     let refused = run(&["plan", "org"], &[("TEST_PG_PASSWORD", "wrong")]).await;
     assert_ne!(refused.code, 0);
-    assert!(refused.stderr.contains("cannot connect to the Postgres state"), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("cannot connect to the Postgres state"),
+        "{}",
+        refused.stderr
+    );
 
     // Copied into a file and back into another schema, the state plans the same.
     let url = format!("{}?schema={schema}", server.url);
@@ -687,20 +715,51 @@ async fn plan_apply_plan_with_postgres_state_ends_in_no_changes_and_never_shows_
         &[("PGPASSWORD", server.password.as_str())],
     )
     .await;
-    assert_eq!(into_file.code, 0, "{}{}", into_file.stdout, into_file.stderr);
-    assert!(into_file.stdout.contains("every table's row count and SHA-256 match"), "{}", into_file.stdout);
+    assert_eq!(
+        into_file.code, 0,
+        "{}{}",
+        into_file.stdout, into_file.stderr
+    );
+    assert!(
+        into_file
+            .stdout
+            .contains("every table's row count and SHA-256 match"),
+        "{}",
+        into_file.stdout
+    );
     let from_file = run(&["plan", "org", "--state", "copy.db"], &env).await;
-    assert!(from_file.stdout.contains("No changes."), "{}{}", from_file.stdout, from_file.stderr);
+    assert!(
+        from_file.stdout.contains("No changes."),
+        "{}{}",
+        from_file.stdout,
+        from_file.stderr
+    );
     let other = format!("{}?schema={}", server.url, pg::fresh_schema());
     let pg_env = [("PGPASSWORD", server.password.as_str())];
-    let back = run(&["state", "migrate", "--from", "copy.db", "--to", &other], &pg_env).await;
+    let back = run(
+        &["state", "migrate", "--from", "copy.db", "--to", &other],
+        &pg_env,
+    )
+    .await;
     assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
-    let twice = run(&["state", "migrate", "--from", "copy.db", "--to", &other], &pg_env).await;
+    let twice = run(
+        &["state", "migrate", "--from", "copy.db", "--to", &other],
+        &pg_env,
+    )
+    .await;
     assert_ne!(twice.code, 0);
     assert!(twice.stderr.contains("not empty"), "{}", twice.stderr);
     let planned = run(&["plan", "org", "--state", &other], &[pg_env[0], env[0]]).await;
-    assert!(planned.stdout.contains("No changes."), "{}{}", planned.stdout, planned.stderr);
+    assert!(
+        planned.stdout.contains("No changes."),
+        "{}{}",
+        planned.stdout,
+        planned.stderr
+    );
 
-    assert!(!seen.contains(&server.password), "the password was shown:\n{seen}");
+    assert!(
+        !seen.contains(&server.password),
+        "the password was shown:\n{seen}"
+    );
     assert!(!all_text(&state).contains(&server.password));
 }

@@ -121,6 +121,8 @@ fn run(mut c: Command, what: &str) {
     );
 }
 
+// The watchdog is never waited for: it outlives this process on purpose.
+#[allow(clippy::zombie_processes)]
 fn start_cluster() -> Server {
     let bin = bin_dir();
     let dir = std::env::temp_dir().join(format!("tether-pg-{}", std::process::id()));
@@ -143,7 +145,14 @@ fn start_cluster() -> Server {
     initdb
         .arg("-D")
         .arg(&data)
-        .args(["-U", PG_USER, "-E", "UTF8", "--no-sync", "--auth=scram-sha-256"])
+        .args([
+            "-U",
+            PG_USER,
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--auth=scram-sha-256",
+        ])
         .arg(format!("--pwfile={}", pwfile.display()));
     run(initdb, "initdb");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -164,7 +173,8 @@ fn start_cluster() -> Server {
         ))
         .arg("start");
     run(start, "pg_ctl start");
-    // The watchdog: once this test process is gone, stop the cluster and remove it.
+    // The watchdog: once this test process is gone, stop the cluster and remove it. It is
+    // meant to outlive this process, so nobody waits for it.
     let stop = if is_root() {
         format!(
             "runuser -u postgres -- {} -D {} stop -m fast",
@@ -172,7 +182,11 @@ fn start_cluster() -> Server {
             data.display()
         )
     } else {
-        format!("{} -D {} stop -m fast", bin.join("pg_ctl").display(), data.display())
+        format!(
+            "{} -D {} stop -m fast",
+            bin.join("pg_ctl").display(),
+            data.display()
+        )
     };
     Command::new("sh")
         .arg("-c")
