@@ -1486,3 +1486,49 @@ impl Drop for PostgresLock {
         tracing::debug!(id = %self.info.id, "state lock released");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_password_is_never_shown_and_the_schema_is_taken_from_the_url_or_the_org() {
+        let t = PostgresTarget::parse(
+            "postgres://tether:s3cr%40t@db.example.com:6432/state?schema=acme&sslrootcert=ca.pem",
+            None,
+            Path::new("/etc/tether"),
+        )
+        .unwrap();
+        let shown = format!("{t} {t:?}");
+        assert!(!shown.contains("s3cr"), "{shown}");
+        assert_eq!(
+            t.to_string(),
+            "postgres://tether@db.example.com:6432/state (schema acme)"
+        );
+        assert_eq!(t.config.get_password(), Some(&b"s3cr@t"[..]));
+        assert_eq!(t.ca_file.as_deref(), Some(Path::new("/etc/tether/ca.pem")));
+        assert!(t.tls);
+        let org = PostgresTarget::parse("postgres://u@localhost/db", None, Path::new("."))
+            .unwrap()
+            .or_schema_of_org("Acme Prod-EU");
+        assert_eq!(org.schema(), Some("tether_acme_prod_eu"));
+        assert!(!org.tls, "plain only to loopback");
+    }
+
+    #[test]
+    fn a_url_that_would_send_the_password_in_clear_or_names_an_unknown_parameter_is_refused() {
+        for (url, says) in [
+            ("postgres://u@db.example.com/s?sslmode=disable", "clear text"),
+            ("postgres://u@db.example.com/s?sslmode=allow", "sslmode `allow`"),
+            ("postgres://u@db.example.com/s?search_path=x", "`search_path`"),
+            ("postgres://u@db.example.com/s?schema=Bad-Name", "schema `Bad-Name`"),
+            ("postgres://db.example.com/s", "no user"),
+            ("postgres://u@db.example.com", "no database"),
+        ] {
+            let e = PostgresTarget::parse(url, None, Path::new(".")).unwrap_err();
+            assert!(e.message.contains(says), "{url}: {e}");
+            assert!(e.hint.contains("postgres://USER@HOST"), "{url}: {e}");
+        }
+    }
+}
