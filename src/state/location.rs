@@ -127,7 +127,7 @@ impl StateLocation {
     pub fn open_read_only(&self) -> Result<Box<dyn StateStore>, StateError> {
         Ok(match self {
             StateLocation::File(path) => Box::new(SqliteState::open_read_only(path)?),
-            StateLocation::Postgres(target) => Box::new(PostgresState::open(target)?),
+            StateLocation::Postgres(target) => Box::new(PostgresState::open_read_only(target)?),
         })
     }
 

@@ -539,6 +539,39 @@ impl PostgresState {
         }
     }
 
+    /// Opens an existing state only to read it (`plan`, `status`, `errors`): nothing is
+    /// created or written, so a role with read rights alone (a pull request's plan) is
+    /// enough. A state of an older schema is migrated first, through `open`.
+    pub fn open_read_only(target: &PostgresTarget) -> Result<Self, StateError> {
+        let schema = target.schema_or_err()?.to_string();
+        let conn = Connection::open(target)?;
+        let found = conn
+            .call(move |c| {
+                let found = look(c, &schema)?;
+                c.batch_execute(&format!(
+                    "SET search_path TO {}; SET default_transaction_read_only = on",
+                    quoted(&schema)
+                ))?;
+                Ok(found)
+            })?
+            .map_err(|e| pg_err(target, "cannot open", &e))?;
+        match found {
+            Found::State(SCHEMA_VERSION) => Ok(PostgresState {
+                conn,
+                target: target.clone(),
+            }),
+            Found::State(v) if v > SCHEMA_VERSION => {
+                Err(Refusal::Newer(v).into_error(&target.to_string()))
+            }
+            Found::Foreign => Err(Refusal::Foreign(target.schema_or_err()?.to_string())
+                .into_error(&target.to_string())),
+            Found::State(_) | Found::Nothing => {
+                drop(conn);
+                Self::open(target)
+            }
+        }
+    }
+
     pub fn target(&self) -> &PostgresTarget {
         &self.target
     }
@@ -1519,10 +1552,22 @@ mod tests {
     #[test]
     fn a_url_that_would_send_the_password_in_clear_or_names_an_unknown_parameter_is_refused() {
         for (url, says) in [
-            ("postgres://u@db.example.com/s?sslmode=disable", "clear text"),
-            ("postgres://u@db.example.com/s?sslmode=allow", "sslmode `allow`"),
-            ("postgres://u@db.example.com/s?search_path=x", "`search_path`"),
-            ("postgres://u@db.example.com/s?schema=Bad-Name", "schema `Bad-Name`"),
+            (
+                "postgres://u@db.example.com/s?sslmode=disable",
+                "clear text",
+            ),
+            (
+                "postgres://u@db.example.com/s?sslmode=allow",
+                "sslmode `allow`",
+            ),
+            (
+                "postgres://u@db.example.com/s?search_path=x",
+                "`search_path`",
+            ),
+            (
+                "postgres://u@db.example.com/s?schema=Bad-Name",
+                "schema `Bad-Name`",
+            ),
             ("postgres://db.example.com/s", "no user"),
             ("postgres://u@db.example.com", "no database"),
         ] {

@@ -763,3 +763,28 @@ async fn plan_apply_plan_with_postgres_state_ends_in_no_changes_and_never_shows_
     );
     assert!(!all_text(&state).contains(&server.password));
 }
+
+#[test]
+fn a_pull_requests_plan_reads_a_postgres_state_with_a_read_only_role_and_writes_nothing() {
+    let b = Postgres::new();
+    b.open().apply(all_kinds_of_change()).unwrap();
+    let schema = b.target().schema().unwrap().to_string();
+    let reader = format!("r_{schema}");
+    b.tamper(&format!(
+        "CREATE ROLE {reader} LOGIN PASSWORD 'reader-pw';
+         GRANT USAGE ON SCHEMA \"{schema}\" TO {reader};
+         GRANT SELECT ON ALL TABLES IN SCHEMA \"{schema}\" TO {reader};"
+    ));
+    let mut url = url::Url::parse(&b.url).unwrap();
+    url.set_username(&reader).unwrap();
+    url.set_password(Some("reader-pw")).unwrap();
+    let location = StateLocation::resolve(Some(url.as_str()), None, "unused".into()).unwrap();
+    let mut state = location.open_read_only().unwrap();
+    assert_eq!(state.generation().unwrap(), 2);
+    assert_eq!(state.applied_plans().unwrap(), ["plan-1"]);
+    let e = state
+        .apply(vec![StateChange::ClearRep { rep: "r1".into() }])
+        .unwrap_err();
+    assert!(e.message.contains("read-only transaction"), "{e}");
+    assert_eq!(b.open().links("r1", ObjectKind::Contact).unwrap().len(), 1);
+}
