@@ -56,15 +56,20 @@ impl StateLocation {
             None => target,
         };
         if let Some(given) = given {
-            return Ok(if is_url(given) {
-                StateLocation::Postgres(Box::new(with_org(PostgresTarget::parse(
-                    given,
-                    None,
-                    Path::new("."),
-                )?)))
-            } else {
-                StateLocation::File(PathBuf::from(given))
-            });
+            if !is_url(given) {
+                return Ok(StateLocation::File(PathBuf::from(given)));
+            }
+            // Another URL (say, a read-only role's) for the `state:` setting's database: its
+            // schema and CA file still apply unless the URL names its own.
+            let mut target = PostgresTarget::parse(given, None, Path::new("."))?;
+            if let Some((config, home)) = config
+                && let Some(StateSetting::Postgres(pg)) = &config.state
+            {
+                target = target
+                    .with_schema(pg.schema.clone())
+                    .with_ca_file(pg.ca_file.as_ref().map(|f| home.join(f)));
+            }
+            return Ok(StateLocation::Postgres(Box::new(with_org(target))));
         }
         let Some((config, home)) = config else {
             return Ok(StateLocation::File(default));
