@@ -788,3 +788,20 @@ fn a_pull_requests_plan_reads_a_postgres_state_with_a_read_only_role_and_writes_
     assert!(e.message.contains("read-only transaction"), "{e}");
     assert_eq!(b.open().links("r1", ObjectKind::Contact).unwrap().len(), 1);
 }
+
+#[test]
+fn the_lock_taken_before_a_first_apply_creates_the_state_does_not_make_the_schema_look_foreign() {
+    let b = Postgres::new();
+    let location = b.location();
+    assert!(!location.exists().unwrap());
+    let _lock = location.lock("apply", now()).unwrap();
+    assert!(!location.exists().unwrap(), "the lock alone is no state");
+    let mut state = location.open().unwrap();
+    state
+        .apply(vec![StateChange::SetRepEmail {
+            rep: "r1".into(),
+            email: "ana@acme.com".into(),
+        }])
+        .unwrap();
+    assert!(location.exists().unwrap());
+}
