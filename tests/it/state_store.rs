@@ -805,3 +805,34 @@ fn the_lock_taken_before_a_first_apply_creates_the_state_does_not_make_the_schem
         .unwrap();
     assert!(location.exists().unwrap());
 }
+
+#[test]
+fn a_postgres_state_over_tls_is_reached_with_its_ca_file_and_refused_without_it() {
+    let server = pg::throwaway();
+    let ca = server.ca_file.as_ref().unwrap();
+    let mut admin: ::postgres::Config = server.url.parse().unwrap();
+    admin.password(&server.password);
+    let mut client = admin.connect(::postgres::NoTls).unwrap();
+    let _ = client.batch_execute(&format!(
+        "CREATE ROLE {} LOGIN SUPERUSER PASSWORD 'tls-pw'",
+        pg::TLS_ONLY_USER
+    ));
+    let mut url = url::Url::parse(&server.url).unwrap();
+    url.set_username(pg::TLS_ONLY_USER).unwrap();
+    url.set_password(Some("tls-pw")).unwrap();
+    let schema = pg::fresh_schema();
+    let with = |query: &str| format!("{url}?schema={schema}{query}");
+    let open = |url: &str| {
+        let location = StateLocation::resolve(Some(url), None, "unused".into()).unwrap();
+        location.open().map(|_| ())
+    };
+
+    open(&with(&format!("&sslrootcert={}", ca.display()))).unwrap();
+    // Plain (loopback without a CA file): the server takes this role over TLS only.
+    let plain = open(&with("")).unwrap_err();
+    assert!(plain.message.contains("cannot connect"), "{plain}");
+    // TLS without the CA: the server's certificate is not trusted, and the hint says why.
+    let untrusted = open(&with("&sslmode=verify-full")).unwrap_err();
+    assert!(untrusted.hint.contains("sslrootcert"), "{untrusted}");
+    assert!(!format!("{plain}{untrusted}").contains("tls-pw"));
+}

@@ -17,6 +17,19 @@ pub struct Server {
     /// `postgres://USER@HOST:PORT/DATABASE`, no password.
     pub url: String,
     pub password: String,
+    /// The CA of the server's certificate (the throwaway cluster's, which also serves TLS).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A role of the throwaway cluster that may connect over TLS only (pg_hba.conf rejects its
+/// plain connections).
+pub const TLS_ONLY_USER: &str = "tls_only";
+
+/// The throwaway cluster, whatever TETHER_TEST_POSTGRES says: for tests that need to know
+/// how the server is set up (TLS).
+pub fn throwaway() -> &'static Server {
+    static CLUSTER: OnceLock<Server> = OnceLock::new();
+    CLUSTER.get_or_init(start_cluster)
 }
 
 /// The server, started on first use.
@@ -32,9 +45,15 @@ pub fn server() -> &'static Server {
             return Server {
                 url: url.to_string(),
                 password,
+                ca_file: None,
             };
         }
-        start_cluster()
+        let local = throwaway();
+        Server {
+            url: local.url.clone(),
+            password: local.password.clone(),
+            ca_file: local.ca_file.clone(),
+        }
     })
 }
 
@@ -155,6 +174,7 @@ fn start_cluster() -> Server {
         ])
         .arg(format!("--pwfile={}", pwfile.display()));
     run(initdb, "initdb");
+    let ca_file = serve_tls(&dir, &data);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -168,7 +188,7 @@ fn start_cluster() -> Server {
         .arg(dir.join("log"))
         .args(["-w", "-t", "60", "-o"])
         .arg(format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c ssl=on",
             dir.display()
         ))
         .arg("start");
@@ -203,5 +223,52 @@ fn start_cluster() -> Server {
     Server {
         url: format!("postgres://{PG_USER}@127.0.0.1:{port}/postgres"),
         password: PG_PASSWORD.to_string(),
+        ca_file: Some(ca_file),
     }
+}
+
+/// A private CA (its certificate in `dir/ca.pem`, returned) and a server certificate for
+/// 127.0.0.1 and localhost in the data directory; TLS-only connections for `TLS_ONLY_USER`.
+fn serve_tls(dir: &std::path::Path, data: &std::path::Path) -> PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "tether test CA");
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "postgres");
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    std::fs::write(data.join("server.crt"), cert.pem()).unwrap();
+    let key_file = data.join("server.key");
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let hba = data.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("hostnossl all {TLS_ONLY_USER} 127.0.0.1/32 reject\n{rules}"),
+    )
+    .unwrap();
+    if is_root() {
+        let mut c = Command::new("chown");
+        c.args(["postgres:"])
+            .arg(&key_file)
+            .arg(data.join("server.crt"))
+            .arg(&hba);
+        run(c, "chown the server's certificate to postgres");
+    }
+    ca_file
 }
