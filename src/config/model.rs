@@ -43,7 +43,6 @@ pub enum StateSetting {
 pub struct PostgresState {
     /// `postgres://USER@HOST:PORT/DATABASE`, without a password. TLS is used (and the
     /// server's certificate verified) except to loopback hosts.
-    #[schemars(pattern(r"^postgres(ql)?://[^:@/]+@"))]
     pub url: String,
     /// The password: `${env:NAME}` or `${file:PATH}`. Absent: PGPASSWORD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
