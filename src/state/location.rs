@@ -2,9 +2,10 @@
 //! default, `.tether/state.db` next to the configuration) or a Postgres schema. Chosen by
 //! `--state FILE|URL`, else `TETHER_STATE`, else the configuration's `state:` setting.
 
-use super::postgres::{PostgresLock, PostgresState, PostgresTarget, is_url};
+use super::postgres::{PostgresLock, PostgresLocks, PostgresState, PostgresTarget, is_url};
 use super::{SqliteState, StateError, StateStore};
 use crate::config::model::{Config, StateSetting};
+use crate::lock::{FileLocks, HeldLock, LockError, LockInfo, Locks};
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 
@@ -30,13 +31,47 @@ pub enum StateLockGuard {
     Postgres(PostgresLock),
 }
 
-impl StateLockGuard {
-    /// The note to show when this lock replaced a dead holder's (a file lock; Postgres frees
-    /// a dead holder's lock itself).
-    pub fn takeover_note(&self) -> Option<String> {
+impl HeldLock for StateLockGuard {
+    fn info(&self) -> &LockInfo {
         match self {
-            StateLockGuard::File(lock) => lock.takeover_note(),
-            StateLockGuard::Postgres(_) => None,
+            StateLockGuard::File(lock) => lock.info(),
+            StateLockGuard::Postgres(lock) => lock.info(),
+        }
+    }
+    fn takeover_note(&self) -> Option<String> {
+        match self {
+            StateLockGuard::File(lock) => HeldLock::takeover_note(lock),
+            StateLockGuard::Postgres(lock) => lock.takeover_note(),
+        }
+    }
+}
+
+/// The locks of a state, whichever backend keeps it.
+#[derive(Debug, Clone)]
+pub enum StateLocks {
+    File(FileLocks),
+    Postgres(Box<PostgresLocks>),
+}
+
+impl Locks for StateLocks {
+    type Held = StateLockGuard;
+
+    fn try_take(&self, operation: &str, now: DateTime<Utc>) -> Result<StateLockGuard, LockError> {
+        match self {
+            StateLocks::File(l) => l.try_take(operation, now).map(StateLockGuard::File),
+            StateLocks::Postgres(l) => l.try_take(operation, now).map(StateLockGuard::Postgres),
+        }
+    }
+    fn force_unlock(&self, id: &str) -> Result<Option<LockInfo>, LockError> {
+        match self {
+            StateLocks::File(l) => l.force_unlock(id),
+            StateLocks::Postgres(l) => l.force_unlock(id),
+        }
+    }
+    fn holder(&self) -> Result<Option<LockInfo>, LockError> {
+        match self {
+            StateLocks::File(l) => l.holder(),
+            StateLocks::Postgres(l) => l.holder(),
         }
     }
 }
@@ -136,31 +171,18 @@ impl StateLocation {
         })
     }
 
-    /// Takes the state lock for `operation`, or fails at once naming the holder.
-    pub fn lock(&self, operation: &str, now: DateTime<Utc>) -> Result<StateLockGuard, LockFailure> {
+    /// The state's locks (`crate::lock::wait_for` waits on them).
+    pub fn locks(&self) -> StateLocks {
         match self {
-            StateLocation::File(path) => crate::lock::acquire(path, operation, now)
-                .map(StateLockGuard::File)
-                .map_err(LockFailure::File),
-            StateLocation::Postgres(target) => PostgresLock::acquire(target, operation, now)
-                .map(StateLockGuard::Postgres)
-                .map_err(LockFailure::Postgres),
+            StateLocation::File(path) => StateLocks::File(FileLocks::new(path)),
+            StateLocation::Postgres(target) => {
+                StateLocks::Postgres(Box::new(PostgresLocks::new(target)))
+            }
         }
     }
-}
 
-/// Why the lock was not taken.
-#[derive(Debug)]
-pub enum LockFailure {
-    File(crate::lock::LockError),
-    Postgres(StateError),
-}
-
-impl std::fmt::Display for LockFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LockFailure::File(e) => write!(f, "{e}"),
-            LockFailure::Postgres(e) => write!(f, "{e}"),
-        }
+    /// Takes the state lock for `operation`, or fails at once naming the holder.
+    pub fn lock(&self, operation: &str, now: DateTime<Utc>) -> Result<StateLockGuard, LockError> {
+        self.locks().try_take(operation, now)
     }
 }

@@ -12,9 +12,11 @@ mod postgres;
 mod sqlite;
 
 pub use copy::{Cell, Dump, TABLES, Table, copy_state};
-pub use location::{LockFailure, StateLocation, StateLockGuard};
+pub use location::{StateLocation, StateLockGuard, StateLocks};
 pub use memory::MemoryState;
-pub use postgres::{PostgresLock, PostgresState, PostgresTarget, is_url, schema_for_org};
+pub use postgres::{
+    PostgresLock, PostgresLocks, PostgresState, PostgresTarget, is_url, schema_for_org,
+};
 pub use sqlite::{SCHEMA_VERSION, SqliteState};
 
 use crate::model::ObjectKind;

@@ -1415,7 +1415,7 @@ impl StateStore for PostgresState {
 pub struct PostgresLock {
     conn: Connection,
     schema: String,
-    pub info: crate::lock::LockInfo,
+    info: LockInfo,
 }
 
 impl std::fmt::Debug for PostgresLock {
@@ -1424,40 +1424,148 @@ impl std::fmt::Debug for PostgresLock {
     }
 }
 
-impl PostgresLock {
-    /// Takes the lock for `operation`, or fails at once naming the holder.
-    pub fn acquire(
-        target: &PostgresTarget,
-        operation: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Self, StateError> {
-        let schema = target.schema_or_err()?.to_string();
-        let conn = Connection::open(target)?;
-        let info = crate::lock::LockInfo::of_this_process(operation, now);
+impl crate::lock::HeldLock for PostgresLock {
+    fn info(&self) -> &LockInfo {
+        &self.info
+    }
+    /// Postgres frees a dead holder's lock itself: nothing is ever taken over.
+    fn takeover_note(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The locks of a Postgres state (`crate::lock::Locks`).
+#[derive(Debug, Clone)]
+pub struct PostgresLocks {
+    target: PostgresTarget,
+}
+
+impl PostgresLocks {
+    pub fn new(target: &PostgresTarget) -> Self {
+        PostgresLocks {
+            target: target.clone(),
+        }
+    }
+
+    /// The holder row and the backend pid that holds the advisory lock, if it is held.
+    fn held(&self) -> Result<Option<(LockInfo, i32)>, LockError> {
+        let schema = self.target.schema_or_err().map_err(backend)?.to_string();
+        let conn = Connection::open(&self.target).map_err(backend)?;
+        let found = conn
+            .call(move |c| holder_of(c, &schema))
+            .map_err(backend)?
+            .map_err(|e| backend(pg_err(&self.target, "cannot read the lock", &e)))?;
+        Ok(found.and_then(|(text, pid)| {
+            let info = serde_json::from_str::<LockInfo>(&text).ok()?;
+            Some((info, pid))
+        }))
+    }
+}
+
+fn backend(e: StateError) -> LockError {
+    LockError::Backend(e.to_string())
+}
+
+use crate::lock::{LockError, LockInfo};
+
+impl crate::lock::Locks for PostgresLocks {
+    type Held = PostgresLock;
+
+    fn try_take(&self, operation: &str, now: DateTime<Utc>) -> Result<PostgresLock, LockError> {
+        let target = &self.target;
+        let schema = target.schema_or_err().map_err(backend)?.to_string();
+        let conn = Connection::open(target).map_err(backend)?;
+        let info = crate::lock::ours(operation, now);
         let text = serde_json::to_string(&info).expect("lock info serializes");
         let taken = conn
             .call({
                 let schema = schema.clone();
                 move |c| take_lock(c, &schema, &text)
-            })?
-            .map_err(|e| pg_err(target, "cannot take the lock", &e))?;
+            })
+            .map_err(backend)?
+            .map_err(|e| backend(pg_err(target, "cannot take the lock", &e)))?;
         match taken {
             None => {
                 tracing::debug!(state = %target, id = %info.id, "state lock taken");
                 Ok(PostgresLock { conn, schema, info })
             }
-            Some(holder) => {
-                let holder = serde_json::from_str::<crate::lock::LockInfo>(&holder)
-                    .map(|h| h.to_string())
-                    .unwrap_or_else(|_| "another tether".into());
-                Err(StateError::new(
-                    format!("the state {target} is locked: {holder}"),
-                    "wait for it to finish; Postgres frees the lock the moment that process's \
-                     connection ends, so a holder that is gone never keeps it",
-                ))
-            }
+            Some(holder) => match serde_json::from_str::<LockInfo>(&holder) {
+                Ok(holder) => Err(LockError::Held(Box::new(holder))),
+                // Held by a tether that has not yet written who it is.
+                Err(_) => Err(LockError::Backend(format!(
+                    "the state {target} is locked by another tether that is just starting;                      run again in a moment"
+                ))),
+            },
         }
     }
+
+    /// Ends the holder's connection (`pg_terminate_backend`), which frees its advisory
+    /// lock; its transaction in flight, if any, is rolled back whole.
+    fn force_unlock(&self, id: &str) -> Result<Option<LockInfo>, LockError> {
+        let Some((info, pid)) = self.held()? else {
+            return Err(LockError::NotLocked);
+        };
+        if info.id != id {
+            return Err(LockError::WrongId {
+                expected: info.id,
+                given: id.to_string(),
+            });
+        }
+        let schema = self.target.schema_or_err().map_err(backend)?.to_string();
+        let conn = Connection::open(&self.target).map_err(backend)?;
+        conn.call(move |c| {
+            c.execute("SELECT pg_terminate_backend($1)", &[&pid])?;
+            c.batch_execute(&format!("DELETE FROM {}.lock_holder", quoted(&schema)))
+        })
+        .map_err(backend)?
+        .map_err(|e| backend(pg_err(&self.target, "cannot free the lock", &e)))?;
+        Ok(Some(info))
+    }
+
+    fn holder(&self) -> Result<Option<LockInfo>, LockError> {
+        Ok(self.held()?.map(|(info, _)| info))
+    }
+}
+
+/// The holder row and the pid of the session holding the lock, when one holds it.
+fn holder_of(
+    client: &mut Client,
+    schema: &str,
+) -> Result<Option<(String, i32)>, ::postgres::Error> {
+    let key = lock_key(schema, "lock");
+    // pg_locks shows a bigint advisory key as two oids: its high and low 32 bits.
+    let (high, low) = ((key >> 32) as u32, key as u32);
+    let Some(pid) = client
+        .query_opt(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1
+               AND objid = $2 AND objsubid = 1 AND granted AND database = (SELECT oid FROM
+               pg_database WHERE datname = current_database())",
+            &[&high, &low],
+        )?
+        .map(|r| r.get::<_, i32>(0))
+    else {
+        return Ok(None);
+    };
+    let exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables
+               WHERE table_schema = $1 AND table_name = 'lock_holder')",
+            &[&schema],
+        )?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let text = client
+        .query_opt(
+            &format!(
+                "SELECT info FROM {}.lock_holder WHERE id = 1",
+                quoted(schema)
+            ),
+            &[],
+        )?
+        .map(|r| r.get::<_, String>(0));
+    Ok(text.map(|t| (t, pid)))
 }
 
 /// Tries the advisory lock; `Some(holder)` when another session holds it.

@@ -548,10 +548,23 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Option<Principal> {
         if *expires <= shared.clock.now() {
             return None;
         }
-        let acct = emu.apps.iter().find(|a| &a.username == app)?;
+        // An app of the EWS token endpoint, or one registered in Entra ID whose token
+        // (from the tenant's endpoint, for Exchange Online's scope) carries its RBAC scope.
+        let scope = emu
+            .apps
+            .iter()
+            .find(|a| &a.username == app)
+            .map(|a| a.scope.clone())
+            .or_else(|| {
+                emu.graph
+                    .apps
+                    .iter()
+                    .find(|a| &a.client_id == app)
+                    .map(|a| a.scope.clone())
+            })?;
         return Some(Principal {
-            name: acct.username.clone(),
-            scope: acct.scope.clone(),
+            name: app.clone(),
+            scope,
         });
     }
     None
