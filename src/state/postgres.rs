@@ -1617,8 +1617,16 @@ impl Drop for PostgresLock {
         // The holder row goes first, so nobody is named as holding a free lock; ending the
         // session would free the advisory lock too.
         let schema = self.schema.clone();
+        let ours = serde_json::to_string(&self.info).expect("lock info serializes");
         let _ = self.conn.call(move |c| {
-            let _ = c.batch_execute(&format!("DELETE FROM {}.lock_holder", quoted(&schema)));
+            // Only our own row: after a force-unlock it is another holder's.
+            let _ = c.execute(
+                &format!(
+                    "DELETE FROM {}.lock_holder WHERE info = $1",
+                    quoted(&schema)
+                ),
+                &[&ours],
+            );
             let _ = c.execute(
                 "SELECT pg_advisory_unlock($1)",
                 &[&lock_key(&schema, "lock")],

@@ -836,3 +836,38 @@ fn a_postgres_state_over_tls_is_reached_with_its_ca_file_and_refused_without_it(
     assert!(untrusted.hint.contains("sslrootcert"), "{untrusted}");
     assert!(!format!("{plain}{untrusted}").contains("tls-pw"));
 }
+
+#[test]
+fn force_unlock_of_a_postgres_lock_ends_its_holders_session_and_the_lock_goes_to_the_next() {
+    use tether::lock::{HeldLock, LockError, Locks, Wait, wait_for};
+    let b = Postgres::new();
+    drop(b.open());
+    let location = b.location();
+    let locks = location.locks();
+    assert!(locks.holder().unwrap().is_none());
+    let held = location.lock("apply", now()).unwrap();
+    let id = held.info().id.clone();
+    assert_eq!(locks.holder().unwrap().unwrap().id, id);
+    assert!(matches!(
+        locks.force_unlock("nope"),
+        Err(LockError::WrongId { .. })
+    ));
+    assert_eq!(locks.force_unlock(&id).unwrap().unwrap().id, id);
+    let (next, _) = wait_for(
+        &locks,
+        "run",
+        Wait {
+            timeout: std::time::Duration::from_secs(10),
+            waiting: &mut |_| {},
+            stop: &|| false,
+        },
+    )
+    .unwrap();
+    // The old holder letting go (its session already ended) leaves the new one's lock be.
+    drop(held);
+    assert_eq!(locks.holder().unwrap().unwrap().id, next.info().id);
+    assert!(matches!(
+        location.lock("reset", now()),
+        Err(LockError::Held(_))
+    ));
+}
