@@ -144,7 +144,13 @@ fn run(mut c: Command, what: &str) {
 #[allow(clippy::zombie_processes)]
 fn start_cluster() -> Server {
     let bin = bin_dir();
-    let dir = std::env::temp_dir().join(format!("tether-pg-{}", std::process::id()));
+    // The `postgres` user must reach it: /tmp, not a TMPDIR that may be root's own.
+    let base = if is_root() {
+        PathBuf::from("/tmp")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!("tether-pg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let pwfile = dir.join("pw");
