@@ -14,9 +14,7 @@ mod sqlite;
 pub use copy::{Cell, Dump, TABLES, Table, copy_state};
 pub use location::{StateLocation, StateLockGuard, StateLocks};
 pub use memory::MemoryState;
-pub use postgres::{
-    PostgresLock, PostgresLocks, PostgresState, PostgresTarget, is_url, schema_for_org,
-};
+pub use postgres::{PostgresLock, PostgresLocks, PostgresState, PostgresTarget};
 pub use sqlite::{SCHEMA_VERSION, SqliteState};
 
 use crate::model::ObjectKind;
