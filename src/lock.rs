@@ -90,6 +90,8 @@ pub enum LockError {
     TimedOut(Box<LockInfo>, Duration),
     /// The wait was given up on request (SIGTERM): nothing was done.
     Interrupted,
+    /// A backend's own failure, said whole (e.g. the database holding the lock is down).
+    Backend(String),
 }
 
 impl std::fmt::Display for LockError {
@@ -147,6 +149,7 @@ impl std::fmt::Display for LockError {
                 span(*waited),
                 info.id
             ),
+            LockError::Backend(message) => f.write_str(message),
             LockError::Interrupted => {
                 write!(
                     f,

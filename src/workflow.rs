@@ -47,7 +47,7 @@ pub fn open(
 }
 
 /// The last applied configuration, if any, to diff the settings against.
-pub fn applied_config<S: StateStore>(state: &S) -> Result<Option<Config>, String> {
+pub fn applied_config<S: StateStore + ?Sized>(state: &S) -> Result<Option<Config>, String> {
     let Some(revision) = state.latest_revision().map_err(|e| e.to_string())? else {
         return Ok(None);
     };

@@ -10,7 +10,7 @@ use crate::plan::build::{BuildOptions, DEFAULT_DELETE_THRESHOLD};
 use crate::plan::document::{PlanDocument, plural};
 use crate::plan::file::{self, CurrentState, SavedPlan};
 use crate::plan::render;
-use crate::state::{ConfigRevision, SqliteState, StateChange, StateStore};
+use crate::state::{ConfigRevision, StateChange, StateLocation, StateStore};
 use crate::workflow::Connectors;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
@@ -55,8 +55,8 @@ pub fn run(args: &Args) -> CommandResult {
     }
     let loaded = load_configuration(&args.paths)?;
     let config = &loaded.config;
-    let state_path = args.state.path(&args.paths);
-    let (_lock, mut state) = lock_and_open(&state_path, args)?;
+    let location = args.state.location(&args.paths, Some(&loaded))?;
+    let (_lock, mut state) = lock_and_open(&location, args)?;
     let now = chrono::Utc::now();
     let connectors = open_connectors(&loaded)?;
     let runtime = super::runtime();
@@ -165,7 +165,7 @@ fn refused(why: &str, settings: &Settings) -> CommandError {
 fn record_facts(
     config: &Config,
     connectors: &Connectors,
-    state: &mut SqliteState,
+    state: &mut Box<dyn StateStore>,
     read: &crate::engine::cycle::ReadOutcome,
     now: DateTime<Utc>,
 ) -> Result<(), String> {
@@ -176,15 +176,17 @@ fn record_facts(
 
 /// The state, locked for this apply: waits up to --lock-timeout for a cycle in flight.
 fn lock_and_open(
-    path: &std::path::Path,
+    location: &StateLocation,
     args: &Args,
-) -> Result<(crate::lock::StateLock, SqliteState), CommandError> {
+) -> Result<(crate::state::StateLockGuard, Box<dyn StateStore>), CommandError> {
     // Until the sync starts, SIGINT and SIGTERM end apply as usual: nothing is written
     // before it (and a lock left by a killed apply is taken over, its holder gone).
-    let locks = crate::lock::FileLocks::new(path);
-    let (lock, _waited) = super::wait_for_lock(&locks, "apply", args.lock.lock_timeout, &|| false)
+    let (lock, _waited) =
+        super::wait_for_lock(&location.locks(), "apply", args.lock.lock_timeout, &|| {
+            false
+        })
         .map_err(CommandError::state)?;
-    let state = SqliteState::open(path).map_err(CommandError::state)?;
+    let state = location.open().map_err(CommandError::state)?;
     Ok((lock, state))
 }
 
@@ -226,15 +228,14 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> CommandResult {
         ))
     })?;
     let config = &loaded.config;
-    let state_path = args.state.path(&config_paths);
-    if !state_path.exists() {
+    let location = args.state.location(&config_paths, Some(&loaded))?;
+    if !location.exists().map_err(CommandError::state)? {
         return Err(CommandError::state(format!(
-            "no state file at {}: a saved plan is checked against the state it was made with \
-             (`tether plan --out` creates it when missing); pass --state if it is elsewhere",
-            state_path.display()
+            "no state at {location}: a saved plan is checked against the state it was made with \
+             (`tether plan --out` creates it when missing); pass --state if it is elsewhere"
         )));
     }
-    let (_lock, mut state) = lock_and_open(&state_path, args)?;
+    let (_lock, mut state) = lock_and_open(&location, args)?;
     let now = chrono::Utc::now();
     let verified = verify(&state, plan_path, config, now).map_err(CommandError::input)?;
     outln!(
@@ -319,7 +320,7 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> CommandResult {
 }
 
 fn verify(
-    state: &SqliteState,
+    state: &dyn StateStore,
     path: &std::path::Path,
     config: &Config,
     now: DateTime<Utc>,
@@ -343,7 +344,7 @@ fn sync(
     runtime: &tokio::runtime::Runtime,
     loaded: &Loaded,
     connectors: &Connectors,
-    state: &mut SqliteState,
+    state: &mut Box<dyn StateStore>,
     now: DateTime<Utc>,
     options: SyncOptions,
     approved: &[OperationKey],

@@ -61,10 +61,10 @@ pub struct AckArgs {
 /// Acknowledges each record at the versions of its last failure.
 fn acknowledge(args: &AckArgs) -> CommandResult {
     let paths: Vec<PathBuf> = args.config.iter().cloned().collect();
-    let path = args.state.path(&paths);
+    let location = super::status::location_of(&args.state, &paths)?;
     let now = Utc::now();
-    let _lock = super::lock_state(&path, "errors ack", now).map_err(CommandError::state)?;
-    let mut state = open_existing(&path, crate::state::SqliteState::open)?;
+    let _lock = super::lock_state(&location, "errors ack", now).map_err(CommandError::state)?;
+    let mut state = open_existing(&location, false)?;
     let errors = state.errors().map_err(CommandError::state)?;
     let mut changes = Vec::new();
     for id in &args.ids {
@@ -154,10 +154,7 @@ pub fn run(args: &Args) -> CommandResult {
     if let Some(Action::Ack(ack)) = &args.action {
         return acknowledge(ack);
     }
-    let state = open_existing(
-        &args.state.path(&args.paths),
-        crate::state::SqliteState::open_read_only,
-    )?;
+    let state = open_existing(&super::status::location_of(&args.state, &args.paths)?, true)?;
     let errors = state.errors().map_err(CommandError::state)?;
     let acks = state.acknowledgements().map_err(CommandError::state)?;
     let emails = state.rep_emails().map_err(CommandError::state)?;

@@ -1,6 +1,6 @@
 use super::error::{CommandError, CommandResult, Done};
 use super::output::{out, outln};
-use crate::lock::{FileLocks, LockInfo, Locks};
+use crate::lock::{LockInfo, Locks};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
@@ -23,8 +23,8 @@ pub struct Args {
 /// unlocked after a `yes` on the terminal, or with --yes: freeing a live holder's lock lets
 /// two tethers write one state.
 pub fn run(args: &Args) -> CommandResult {
-    let state = args.state.path(&args.paths);
-    let locks = FileLocks::new(&state);
+    let location = super::status::location_of(&args.state, &args.paths)?;
+    let locks = location.locks();
     if let Some(held) = locks.holder().map_err(CommandError::state)?
         && held.id == args.lock_id
         && locks.holder_gone(&held).is_none()
@@ -43,7 +43,11 @@ pub fn run(args: &Args) -> CommandResult {
         Some(info) => outln!("Released the lock held by {info}."),
         None => outln!(
             "Removed the empty lock file {}; it held no lock.",
-            crate::lock::lock_path(&state).display()
+            location
+                .file()
+                .map(crate::lock::lock_path)
+                .unwrap_or_default()
+                .display()
         ),
     }
     Ok(Done::Success)

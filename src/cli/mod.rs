@@ -17,6 +17,7 @@ pub mod schema;
 mod service;
 pub mod setup;
 pub mod show;
+pub mod state;
 pub mod status;
 mod stop;
 pub mod test_connection;
@@ -82,19 +83,44 @@ pub fn load_configuration_checking(
     })
 }
 
-/// `--state`: where the state file is; default `.tether/state.db` next to the configuration.
+/// `--state`: where the state is; default `$TETHER_STATE`, the configuration's `state:`
+/// setting, or `.tether/state.db` next to the configuration.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StateArg {
-    /// The state file. Default: `.tether/state.db` in the configuration's directory.
-    #[arg(long = "state", value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    /// The state: a file, or a Postgres database as
+    /// postgres://USER@HOST:PORT/DATABASE?schema=NAME (the password from PGPASSWORD or the
+    /// configuration's `state:` setting). Default: $TETHER_STATE, the configuration's
+    /// `state:`, or `.tether/state.db` in the configuration's directory.
+    #[arg(long = "state", value_name = "FILE|URL")]
+    pub file: Option<String>,
 }
 
 impl StateArg {
-    pub fn path(&self, config_paths: &[PathBuf]) -> PathBuf {
-        if let Some(file) = &self.file {
-            return file.clone();
-        }
+    /// `--state`, else `TETHER_STATE`.
+    fn given(&self) -> Option<String> {
+        self.file
+            .clone()
+            .or_else(|| std::env::var("TETHER_STATE").ok())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Where the state is, for the configuration `loaded` (its `state:` setting and its
+    /// org's schema) when the command has one.
+    pub fn location(
+        &self,
+        config_paths: &[PathBuf],
+        loaded: Option<&Loaded>,
+    ) -> Result<crate::state::StateLocation, CommandError> {
+        crate::state::StateLocation::resolve(
+            self.given().as_deref(),
+            loaded.map(|l| (&l.config, l.home.as_path())),
+            Self::default_file(config_paths),
+        )
+        .map_err(CommandError::state)
+    }
+
+    /// `.tether/state.db` in the configuration's directory.
+    fn default_file(config_paths: &[PathBuf]) -> PathBuf {
         let first = config_paths
             .first()
             .cloned()
@@ -152,11 +178,12 @@ fn wait_for_lock<L: crate::lock::Locks>(
 /// Takes the state lock for `operation`, saying on stderr when it took over the lock of a
 /// holder that is gone.
 fn lock_state(
-    state: &std::path::Path,
+    state: &crate::state::StateLocation,
     operation: &str,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<crate::lock::StateLock, crate::lock::LockError> {
-    let lock = crate::lock::acquire(state, operation, now)?;
+) -> Result<crate::state::StateLockGuard, crate::lock::LockError> {
+    use crate::lock::HeldLock as _;
+    let lock = state.lock(operation, now)?;
     if let Some(note) = lock.takeover_note() {
         eprintln!("{note}");
     }
@@ -228,6 +255,8 @@ pub enum Command {
     TestConnection(test_connection::Args),
     /// Release the state lock left by an apply or run that is gone.
     ForceUnlock(force_unlock::Args),
+    /// Work on the state itself: `tether state migrate --from FILE --to URL` copies it.
+    State(state::Args),
     /// Print what an administrator runs to give tether access: `setup exchange` writes the
     /// PowerShell that limits the app (or service account) to the configured reps' mailboxes.
     Setup(setup::Args),
@@ -257,6 +286,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Reset(args) => reset::run(&args),
         Command::TestConnection(args) => test_connection::run(&args),
         Command::ForceUnlock(args) => force_unlock::run(&args),
+        Command::State(args) => state::run(&args),
         Command::Setup(args) => setup::run(&args),
     }?;
     match output::failure() {

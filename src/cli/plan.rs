@@ -4,7 +4,7 @@ use super::{Loaded, StateArg, load_configuration};
 use crate::engine::cycle::SyncOptions;
 use crate::plan::build::BuildOptions;
 use crate::plan::render;
-use crate::state::{MemoryState, SqliteState, StateStore};
+use crate::state::{MemoryState, StateStore};
 use clap::ValueEnum;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -80,23 +80,27 @@ pub fn render_as(
 /// (`--out` creates an empty state file when there is none, to sign the plan with).
 pub fn run(args: &Args) -> CommandResult {
     let loaded = load_configuration(&args.paths)?;
-    let state_path = args.state.path(&args.paths);
-    let created = !SqliteState::exists(&state_path).map_err(CommandError::state)?;
+    let location = args.state.location(&args.paths, Some(&loaded))?;
+    let created = !location.exists().map_err(CommandError::state)?;
     if created && args.out.is_none() {
         // No state yet means a first apply; planning must not create the state file.
         return plan_with(args, &loaded, &MemoryState::new());
     }
     // Planning only reads an existing state, so it works on one it may not write.
-    let open = if created {
-        SqliteState::open
+    let state = if created {
+        location.open()
     } else {
-        SqliteState::open_read_only
-    };
-    let state = open(&state_path).map_err(CommandError::state)?;
+        location.open_read_only()
+    }
+    .map_err(CommandError::state)?;
     if created {
+        let what = if location.file().is_some() {
+            "state file"
+        } else {
+            "state"
+        };
         eprintln!(
-            "Created the state file {} (empty) to sign the saved plan with; `tether apply` needs it.",
-            state_path.display()
+            "Created the {what} {location} (empty) to sign the saved plan with; `tether apply` needs it."
         );
     }
     plan_with(args, &loaded, &state)

@@ -21,10 +21,10 @@ pub struct Args {
 /// matching existing records, never duplicating them.
 pub fn run(args: &Args) -> CommandResult {
     let paths: Vec<PathBuf> = args.config.iter().cloned().collect();
-    let path = args.state.path(&paths);
+    let location = super::status::location_of(&args.state, &paths)?;
     let _lock =
-        super::lock_state(&path, "reset", chrono::Utc::now()).map_err(CommandError::state)?;
-    let mut state = open_existing(&path, crate::state::SqliteState::open)?;
+        super::lock_state(&location, "reset", chrono::Utc::now()).map_err(CommandError::state)?;
+    let mut state = open_existing(&location, false)?;
     let emails = state.rep_emails().map_err(CommandError::state)?;
     let mut changes = Vec::new();
     for user in &args.users {

@@ -6,7 +6,7 @@ use super::stop::Stop;
 use crate::config::model::Config;
 use crate::engine::cycle::{CycleError, SyncOptions, run_cycle};
 use crate::engine::execute::StepBudget;
-use crate::state::{SqliteState, StateStore};
+use crate::state::{StateLocation, StateStore};
 use crate::workflow::Connectors;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -61,11 +61,14 @@ pub fn run(args: &Args) -> CommandResult {
         Some(p) => p.clone(),
         None => PathBuf::from("."),
     };
-    let state_path = args.state.path(&paths);
+    let location = super::status::location_of(&args.state, &paths)?;
     // A first apply holds the lock while it creates the state: wait for it then.
-    let exists = SqliteState::exists(&state_path).map_err(CommandError::state)?;
-    if !exists && !crate::lock::lock_path(&state_path).exists() {
-        return Err(no_state(&state_path));
+    let exists = location.exists().map_err(CommandError::state)?;
+    let being_created = location
+        .file()
+        .is_some_and(|file| crate::lock::lock_path(file).exists());
+    if !exists && !being_created {
+        return Err(no_state(&location));
     }
     let runtime = super::runtime();
     // Listen from the start, so a signal during a cycle lets it finish instead of killing
@@ -89,7 +92,7 @@ pub fn run(args: &Args) -> CommandResult {
         progress: super::progress::for_stderr(),
         ..SyncOptions::default()
     };
-    let locks = crate::lock::FileLocks::new(&state_path);
+    let locks = location.locks();
     let mut applied: Option<Applied> = None;
     loop {
         let started = tokio::time::Instant::now();
@@ -112,12 +115,12 @@ pub fn run(args: &Args) -> CommandResult {
                 }
                 Err(e) => return Err(CommandError::state(e)),
             };
-        if !state_path.exists() {
-            return Err(no_state(&state_path));
+        if !location.exists().map_err(CommandError::state)? {
+            return Err(no_state(&location));
         }
         // The cycle proper starts once the lock is held.
         let (now, cycle_started) = (chrono::Utc::now(), tokio::time::Instant::now());
-        let mut state = SqliteState::open(&state_path).map_err(CommandError::state)?;
+        let mut state = location.open().map_err(CommandError::state)?;
         let running = applied.is_some();
         let applied = match reload(&mut applied, &state, &home) {
             Ok(applied) => applied,
@@ -202,10 +205,9 @@ pub fn run(args: &Args) -> CommandResult {
     }
 }
 
-fn no_state(path: &std::path::Path) -> CommandError {
+fn no_state(location: &StateLocation) -> CommandError {
     CommandError::state(format!(
-        "no state at {}: nothing has been applied yet",
-        path.display()
+        "no state at {location}: nothing has been applied yet"
     ))
     .hint("run `tether apply` first")
 }
@@ -214,7 +216,7 @@ fn no_state(path: &std::path::Path) -> CommandError {
 /// is still the same, else opened anew (an `apply` since then changed it).
 fn reload<'a>(
     applied: &'a mut Option<Applied>,
-    state: &SqliteState,
+    state: &dyn StateStore,
     home: &std::path::Path,
 ) -> Result<&'a Applied, CommandError> {
     let Some(revision) = state.latest_revision().map_err(CommandError::state)? else {

@@ -8,13 +8,13 @@ use super::output::{out, outln};
 use crate::config::model::{Config, EventSelection};
 use crate::exchange::version::BuildVerdict;
 use crate::model::ObjectKind;
-use crate::state::{RepFacts, SqliteState, StateStore, SystemFacts};
+use crate::state::{RepFacts, StateLocation, StateStore, SystemFacts};
 use chrono::{DateTime, Duration, Utc};
 use clap::ValueEnum;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Version of `--format json`, `MAJOR.MINOR` as in every JSON output of tether (2.0: a
 /// string like the plan's and validate's, and `problems` per rep); consumers must ignore
@@ -44,24 +44,37 @@ pub struct Args {
     pub exit_zero: bool,
 }
 
-/// Opens an existing state with `open` (`SqliteState::open_read_only` for a command that
-/// only reads it), or says why there is none.
+/// Opens an existing state (only to read it, for a command that only reads), or says why
+/// there is none.
 pub fn open_existing(
-    path: &Path,
-    open: fn(&Path) -> Result<SqliteState, crate::state::StateError>,
-) -> Result<SqliteState, CommandError> {
-    if !SqliteState::exists(path).map_err(CommandError::state)? {
+    location: &StateLocation,
+    read_only: bool,
+) -> Result<Box<dyn StateStore>, CommandError> {
+    if !location.exists().map_err(CommandError::state)? {
         return Err(CommandError::state(format!(
-            "no state at {}: nothing has been applied yet",
-            path.display()
+            "no state at {location}: nothing has been applied yet"
         ))
         .hint("run `tether apply` first"));
     }
-    open(path).map_err(CommandError::state)
+    if read_only {
+        location.open_read_only()
+    } else {
+        location.open()
+    }
+    .map_err(CommandError::state)
+}
+
+/// The state of the configuration at `paths`, whose `state:` setting counts when it loads.
+pub fn location_of(
+    state: &super::StateArg,
+    paths: &[std::path::PathBuf],
+) -> Result<StateLocation, CommandError> {
+    let loaded = super::load_configuration(paths).ok();
+    state.location(paths, loaded.as_ref())
 }
 
 pub fn run(args: &Args) -> CommandResult {
-    let state = open_existing(&args.state.path(&args.paths), SqliteState::open_read_only)?;
+    let state = open_existing(&location_of(&args.state, &args.paths)?, true)?;
     let report = report(&state, args.user.as_deref(), Utc::now()).map_err(CommandError::state)?;
     match args.format {
         StatusFormat::Json => outln!("{}", serde_json::to_string_pretty(&report).expect("json")),

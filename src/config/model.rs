@@ -22,6 +22,38 @@ pub struct Config {
     /// Sync configurations: who syncs, and how. A user syncs under at most one.
     #[serde(default)]
     pub sync_configurations: Vec<SyncConfiguration>,
+    /// Where tether keeps its state. Absent: the SQLite file `.tether/state.db` next to the
+    /// configuration. `--state` and `TETHER_STATE` override it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateSetting>,
+}
+
+/// The state: an SQLite file, or a Postgres database a team, CI and services share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StateSetting {
+    /// An SQLite file, relative to this configuration's directory.
+    File(String),
+    Postgres(PostgresState),
+}
+
+/// A Postgres state. Several orgs share one database, each in its own schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresState {
+    /// `postgres://USER@HOST:PORT/DATABASE`, without a password. TLS is used (and the
+    /// server's certificate verified) except to loopback hosts.
+    pub url: String,
+    /// The password: `${env:NAME}` or `${file:PATH}`. Absent: PGPASSWORD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretRef>,
+    /// The org's schema in the database. Absent: `tether_` and the org's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^[a-z_][a-z0-9_]{0,62}$"))]
+    pub schema: Option<String>,
+    /// PEM file of the certificate authority that signed the server's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 /// The Salesforce org this configuration manages.

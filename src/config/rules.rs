@@ -36,6 +36,7 @@ fn esc(key: &str) -> String {
 /// Rules about one configuration.
 pub fn check(c: &Checked<'_>, strict: bool) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    postgres_state(c, &mut out);
     unique_configuration_names(c, &mut out);
     one_active_configuration_per_user(c, &mut out);
     for (i, sc) in c.config.sync_configurations.iter().enumerate() {
@@ -737,6 +738,24 @@ fn is_down_level(s: &str) -> bool {
         && !user.is_empty()
         && !s.chars().any(|ch| ch.is_whitespace() || ch == '@')
         && !user.contains('\\')
+}
+
+/// The `state:` setting's Postgres URL: usable, and without a password (which is given by
+/// reference, as every secret).
+fn postgres_state(c: &Checked<'_>, out: &mut Vec<Diagnostic>) {
+    let Some(super::model::StateSetting::Postgres(pg)) = &c.config.state else {
+        return;
+    };
+    let span = c.at("/state/postgres/url");
+    if url::Url::parse(&pg.url).is_ok_and(|u| u.password().is_some()) {
+        out.push(
+            Diagnostic::error(span, "the Postgres state URL holds a password").with_hint(
+                "remove it from the URL and give it by reference: `password: ${env:NAME}`",
+            ),
+        );
+    } else if let Err(e) = crate::state::PostgresTarget::parse(&pg.url, None, &c.unit.home) {
+        out.push(Diagnostic::error(span, e.message).with_hint(e.hint));
+    }
 }
 
 fn url_rule(c: &Checked<'_>, pointer: &str, value: Option<&str>, out: &mut Vec<Diagnostic>) {

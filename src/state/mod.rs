@@ -2,12 +2,19 @@
 //! the links between Exchange items and Salesforce records with the hash of each record as
 //! last synced, change cursors, statuses, reset marks, the error report, activity counts and
 //! the create journal. Every write goes through `apply`, one transaction, so a crash leaves
-//! either all or none of a step. SQLite is the embedded default; `MemoryState` serves tests.
+//! either all or none of a step. SQLite is the embedded default, Postgres the shared one
+//! (`StateLocation` says which); `MemoryState` serves tests.
 
+mod copy;
+mod location;
 mod memory;
+mod postgres;
 mod sqlite;
 
+pub use copy::{Cell, Dump, TABLES, Table, copy_state};
+pub use location::{StateLocation, StateLockGuard, StateLocks};
 pub use memory::MemoryState;
+pub use postgres::{PostgresLock, PostgresLocks, PostgresState, PostgresTarget};
 pub use sqlite::{SCHEMA_VERSION, SqliteState};
 
 use crate::model::ObjectKind;
@@ -492,4 +499,93 @@ pub trait StateStore: Send {
     /// The key saved plans are signed with (`plan::file`): made when the store is created,
     /// kept in it, never written anywhere else. Use `expose().as_bytes()` as the HMAC key.
     fn plan_signing_key(&self) -> Result<crate::secret::Secret, StateError>;
+    /// Every row of every table (`TABLES`), for `tether state migrate`.
+    fn dump(&self) -> Result<Dump, StateError> {
+        Err(StateError::new(
+            "this state store cannot be copied",
+            "copy an SQLite or Postgres state",
+        ))
+    }
+    /// Replaces the whole contents with `dump`, in one transaction.
+    fn restore(&mut self, _dump: &Dump) -> Result<(), StateError> {
+        Err(StateError::new(
+            "this state store cannot be written from a copy",
+            "copy into an SQLite or Postgres state",
+        ))
+    }
+}
+
+/// A store chosen at run time (`StateLocation::open`) is a store.
+impl<S: StateStore + ?Sized> StateStore for Box<S> {
+    fn apply(&mut self, changes: Vec<StateChange>) -> Result<(), StateError> {
+        (**self).apply(changes)
+    }
+    fn links(&self, rep: &str, object: ObjectKind) -> Result<Vec<(LinkId, Link)>, StateError> {
+        (**self).links(rep, object)
+    }
+    fn all_links(&self) -> Result<Vec<(LinkId, Link)>, StateError> {
+        (**self).all_links()
+    }
+    fn cursor(&self, key: &CursorKey) -> Result<Option<String>, StateError> {
+        (**self).cursor(key)
+    }
+    fn status(
+        &self,
+        rep: &str,
+        object: ObjectKind,
+        direction: SyncDirection,
+    ) -> Result<Option<StatusEntry>, StateError> {
+        (**self).status(rep, object, direction)
+    }
+    fn statuses(&self) -> Result<Vec<StatusEntry>, StateError> {
+        (**self).statuses()
+    }
+    fn reset_marks(&self) -> Result<BTreeMap<String, ResetMark>, StateError> {
+        (**self).reset_marks()
+    }
+    fn errors(&self) -> Result<Vec<ErrorEntry>, StateError> {
+        (**self).errors()
+    }
+    fn activity_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<BTreeMap<ObjectKind, u64>, StateError> {
+        (**self).activity_since(since)
+    }
+    fn last_activity(&self) -> Result<BTreeMap<ObjectKind, DateTime<Utc>>, StateError> {
+        (**self).last_activity()
+    }
+    fn rep_facts(&self) -> Result<Vec<RepFacts>, StateError> {
+        (**self).rep_facts()
+    }
+    fn system_facts(&self) -> Result<Option<SystemFacts>, StateError> {
+        (**self).system_facts()
+    }
+    fn pending_creates(&self) -> Result<Vec<JournalEntry>, StateError> {
+        (**self).pending_creates()
+    }
+    fn unresolved(&self, rep: &str) -> Result<Vec<UnresolvedItem>, StateError> {
+        (**self).unresolved(rep)
+    }
+    fn rep_emails(&self) -> Result<BTreeMap<String, String>, StateError> {
+        (**self).rep_emails()
+    }
+    fn generation(&self) -> Result<u64, StateError> {
+        (**self).generation()
+    }
+    fn latest_revision(&self) -> Result<Option<ConfigRevision>, StateError> {
+        (**self).latest_revision()
+    }
+    fn applied_plans(&self) -> Result<Vec<String>, StateError> {
+        (**self).applied_plans()
+    }
+    fn plan_signing_key(&self) -> Result<crate::secret::Secret, StateError> {
+        (**self).plan_signing_key()
+    }
+    fn dump(&self) -> Result<Dump, StateError> {
+        (**self).dump()
+    }
+    fn restore(&mut self, dump: &Dump) -> Result<(), StateError> {
+        (**self).restore(dump)
+    }
 }

@@ -1172,6 +1172,55 @@ impl StateStore for SqliteState {
         )
     }
 
+    fn dump(&self) -> Result<Dump, StateError> {
+        let mut dump = Dump::default();
+        for table in TABLES {
+            let sql = format!("SELECT {} FROM {}", table.columns.join(", "), table.name);
+            let rows = self.read(&sql, [], |r| {
+                (0..table.columns.len())
+                    .map(|i| {
+                        Ok(match r.get_ref(i)? {
+                            rusqlite::types::ValueRef::Null => Cell::Null,
+                            rusqlite::types::ValueRef::Integer(n) => Cell::Int(n),
+                            value => Cell::Text(value.as_str()?.to_string()),
+                        })
+                    })
+                    .collect::<rusqlite::Result<Vec<Cell>>>()
+            })?;
+            dump.push(table.name, rows);
+        }
+        Ok(dump)
+    }
+
+    fn restore(&mut self, dump: &Dump) -> Result<(), StateError> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(self.fail("write failed"))?;
+        for table in TABLES {
+            tx.execute(&format!("DELETE FROM {}", table.name), [])
+                .map_err(self.fail("write failed"))?;
+            let placeholders: Vec<String> =
+                (1..=table.columns.len()).map(|i| format!("?{i}")).collect();
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                table.name,
+                table.columns.join(", "),
+                placeholders.join(", ")
+            );
+            for row in dump.rows(table.name) {
+                let values = row.iter().map(|cell| match cell {
+                    Cell::Null => rusqlite::types::Value::Null,
+                    Cell::Int(n) => rusqlite::types::Value::Integer(*n),
+                    Cell::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                });
+                exec(&tx, &sql, rusqlite::params_from_iter(values))
+                    .map_err(self.fail("write failed"))?;
+            }
+        }
+        tx.commit().map_err(self.fail("write failed"))
+    }
+
     fn latest_revision(&self) -> Result<Option<ConfigRevision>, StateError> {
         Ok(self
             .read(

@@ -68,6 +68,29 @@ fn base_configuration_is_valid() {
     assert_eq!(report["warning_count"], 0, "{report}");
 }
 
+#[test]
+fn a_postgres_state_url_with_a_password_or_in_clear_text_is_an_error_at_its_line() {
+    let state = |url: &str| {
+        format!(
+            "{BASE}state:\n  postgres:\n    url: {url}\n    password: ${{env:TETHER_TEST_PASSWORD}}\n"
+        )
+    };
+    let d = expect(
+        &state("postgres://tether:hunter2@db.acme.com/tether"),
+        "error",
+        "the Postgres state URL holds a password",
+        "postgres://tether:hunter2",
+    );
+    assert!(!d.to_string().contains("hunter2"), "{d}");
+    expect(
+        &state("postgres://tether@db.acme.com/tether?sslmode=disable"),
+        "error",
+        "the Postgres state URL is not usable: sslmode=disable sends the password and the state in clear text; plain connections are allowed only to loopback hosts",
+        "postgres://tether@db.acme.com/tether?sslmode",
+    );
+    assert_eq!(check(&state("postgres://tether@db.acme.com/tether")).0, 0);
+}
+
 /// The change read's lookback must cover a Salesforce transaction (up to 10 minutes).
 #[test]
 fn salesforce_change_lookback_shorter_than_a_transaction_is_an_error() {

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the real binary in a scratch directory.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
