@@ -546,6 +546,9 @@ impl<S: StateStore + ?Sized> StateStore for Box<S> {
     fn errors(&self) -> Result<Vec<ErrorEntry>, StateError> {
         (**self).errors()
     }
+    fn acknowledgements(&self) -> Result<BTreeMap<String, Acknowledgement>, StateError> {
+        (**self).acknowledgements()
+    }
     fn activity_since(
         &self,
         since: DateTime<Utc>,
