@@ -120,8 +120,7 @@ pub enum ExchangeApi {
     /// tenant allow-listed the app, and turns it off on 1 April 2027.
     #[default]
     Ews,
-    /// Microsoft Graph (needs `method: oauth2`). `test-connection` checks it; syncing over
-    /// it is not available yet.
+    /// Microsoft Graph (needs `method: oauth2`).
     Graph,
 }
 
