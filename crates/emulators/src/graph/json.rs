@@ -243,8 +243,13 @@ pub struct View {
 
 fn apply_select(mut out: Map<String, Value>, view: &View) -> Value {
     if let Some(sel) = &view.select {
+        // OData: what `$expand` asks for comes whatever `$select` lists.
+        let expanded = |k: &str| k == "singleValueExtendedProperties" && view.expand.is_some();
         out.retain(|k, _| {
-            k == "id" || k.starts_with('@') || sel.iter().any(|s| s.eq_ignore_ascii_case(k))
+            k == "id"
+                || k.starts_with('@')
+                || expanded(k)
+                || sel.iter().any(|s| s.eq_ignore_ascii_case(k))
         });
     }
     Value::Object(out)
