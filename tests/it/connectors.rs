@@ -1356,7 +1356,7 @@ impl CrmWorld for SalesforceWorld {
 // ---------------------------------------------------------------------------------------
 // tether's Graph client against the emulator's Graph face (the same mailboxes as EWS).
 
-mod graph_face {
+pub(crate) mod graph_face {
     use base64::Engine;
     use serde_json::json;
     use std::sync::Arc;
@@ -1403,7 +1403,7 @@ mod graph_face {
 
     /// Every body tether sent the face and every answer it got, judged by
     /// ../shared/graph-openapi/validate.py (one python process for all).
-    fn validate_all(emu: &RunningEmulator) {
+    pub(crate) fn validate_all(emu: &RunningEmulator) {
         let list: Vec<serde_json::Value> = emu
             .graph_bodies()
             .iter()
