@@ -368,3 +368,82 @@ async fn graph_meeting_delete_without_opt_in_is_refused_and_reported_with_no_can
     );
     validate_all(&w.emu);
 }
+
+/// `plan` and `apply` of the tether binary over Microsoft Graph, both emulators running:
+/// a Salesforce contact goes to Salesforce_Sync, an Outlook event to Salesforce, and the
+/// next plan says "No changes".
+#[tokio::test(flavor = "multi_thread")]
+async fn graph_plan_and_apply_over_the_cli_end_in_no_changes() {
+    use crate::emulated;
+    const CELIA: &str = emulated::REP;
+    let org = emulated::start(
+        tether_emulators::salesforce::EmulatorOptions::default(),
+        &format!(
+            "  - name: Reps\n    members: {{ users: [{CELIA}] }}\n    contacts: {{ direction: both, conflict: salesforce_wins, scope: users_records }}\n    events: {{ direction: both, conflict: exchange_wins }}\n"
+        ),
+    )
+    .await;
+    emulated::add_rep_with_a_contact(&org.ews, &org.sf);
+    org.ews.add_graph_app(GraphApp {
+        client_id: APP.into(),
+        client_secret: Some(SECRET.into()),
+        certificate_pem: None,
+        scope: ImpersonationScope::Filter("Department -eq 'Sales'".into()),
+    });
+    // The binary plans on the system clock.
+    let start = Utc::now() + chrono::Duration::days(1);
+    let mut e = CalendarEvent::new(start, start + chrono::Duration::hours(1));
+    e.subject = Some("Demo over Graph".into());
+    org.ews.put_event(CELIA, e).unwrap();
+    let text = std::fs::read_to_string(org.scratch.path("org/tether.yaml")).unwrap();
+    let (head, rest) = text.split_once("  exchange:\n").unwrap();
+    let (_, salesforce) = rest.split_once("  salesforce:\n").unwrap();
+    org.scratch.write(
+        "org/tether.yaml",
+        format!(
+            "{head}  exchange:\n    method: oauth2\n    api: graph\n    tenant: {}\n    client_id: {APP}\n    client_secret: ${{env:TEST_EWS_PASSWORD}}\n    token_url: {}\n    graph_url: {}\n  salesforce:\n{salesforce}",
+            org.ews.graph_tenant(),
+            org.ews.graph_token_url(),
+            org.ews.graph_url()
+        ),
+    );
+    let plan = org.tether(&["plan", "org"], SECRET).await;
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("1 to create"), "{}", plan.stdout);
+    let apply = org
+        .tether(&["apply", "org", "--auto-approve"], SECRET)
+        .await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    assert!(
+        apply
+            .stdout
+            .contains("  Exchange: 1 created, 0 updated, 0 deleted, 0 failed"),
+        "{}",
+        apply.stdout
+    );
+    assert!(
+        apply
+            .stdout
+            .contains("  Salesforce: 1 created, 0 updated, 0 deleted, 0 failed"),
+        "{}",
+        apply.stdout
+    );
+    let again = org.tether(&["plan", "org"], SECRET).await;
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    for out in [&plan, &apply, &again] {
+        assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
+    }
+    assert_eq!(org.ews.graph_sent_meeting_messages(), vec![]);
+    assert!(
+        org.ews.graph_calls().values().sum::<u64>() > 0,
+        "over Graph"
+    );
+    assert_eq!(
+        org.ews.all_calls().values().sum::<u64>(),
+        0,
+        "nothing over EWS: {:?}",
+        org.ews.all_calls()
+    );
+    validate_all(&org.ews);
+}
