@@ -19,6 +19,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// One mail connector, of the API the configuration chose.
+/// One per run: the size of a variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum MailSide {
     Ews(EwsConnector),
