@@ -185,6 +185,12 @@ impl MailConnector for MailSide {
             MailSide::Graph(c) => c.use_contact_mapping(mailbox, mapping),
         }
     }
+    fn allow_cancellations(&self, mailbox: &Mailbox, allowed: bool) {
+        match self {
+            MailSide::Ews(c) => c.allow_cancellations(mailbox, allowed),
+            MailSide::Graph(c) => c.allow_cancellations(mailbox, allowed),
+        }
+    }
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
         match self {
             MailSide::Ews(c) => c.server_build(mailbox),

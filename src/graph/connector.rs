@@ -25,8 +25,10 @@
 //!   client's per-item retries. An update overlays the mapped members on the item as it is
 //!   now and refuses (retryable conflict) when its changeKey moved since tether read it.
 //! - No invitations, no cancellations: no attendee is ever written; an update that would
-//!   change the time or place of a meeting the rep organised with attendees, and a delete of
-//!   one, fail per record instead of mailing the attendees.
+//!   change the time or place of a meeting the rep organised with attendees fails per
+//!   record instead of mailing the attendees, and a delete of one is declined (the engine
+//!   unlinks the pair and reports it) unless the rep's configuration opts in
+//!   (`events.send_cancellations`).
 
 use super::client::{GraphClient, MAILBOX_CONCURRENCY};
 use super::delta::{PageOutcome, Window};
@@ -62,6 +64,9 @@ pub struct GraphConnector {
     change_keys: Mutex<HashMap<String, String>>,
     /// The folder of each item id read or written this run (a delete names ids only).
     kinds: Mutex<HashMap<String, Folder>>,
+    /// Mailboxes (lower case) whose meetings may be deleted although Graph then mails their
+    /// attendees a cancellation (`events.send_cancellations`).
+    cancellations: Mutex<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for GraphConnector {
@@ -206,21 +211,26 @@ fn undatable_write(why: String) -> RecordError {
     }
 }
 
-/// A write Graph would mail to a meeting's attendees: refused per record.
-fn would_notify(item_id: &str, what: &str) -> RecordError {
+/// A write Graph would mail to a meeting's attendees: refused per record (a delete is
+/// unlinked instead).
+fn would_notify(item_id: &str, what: &str, hint: &str) -> RecordError {
     RecordError {
-        kind: ErrorKind::Validation,
+        kind: ErrorKind::WouldNotify,
         code: "MEETING_WOULD_NOTIFY_ATTENDEES".into(),
         message: format!(
             "event {item_id} is a meeting the rep organised with attendees: {what} over \
              Microsoft Graph would mail them"
         ),
         retryable: false,
-        hint: "tether sends no invitations, updates or cancellations: change or delete the \
-               meeting in Outlook."
-            .into(),
+        hint: hint.into(),
     }
 }
+
+const MOVE_HINT: &str = "tether sends no invitations or updates: change the meeting's time or \
+     place in Outlook.";
+const DELETE_HINT: &str = "tether unlinked the meeting and left it in the calendar: cancel it in \
+     Outlook, or set `events.send_cancellations: true` to let tether delete such meetings \
+     (Graph then mails the attendees a cancellation).";
 
 fn no_answer() -> RecordError {
     RecordError {
@@ -293,6 +303,7 @@ impl GraphConnector {
             folders: Mutex::default(),
             change_keys: Mutex::default(),
             kinds: Mutex::default(),
+            cancellations: Mutex::default(),
         }
     }
 
@@ -795,6 +806,16 @@ impl MailConnector for GraphConnector {
             .insert(mailbox.address.to_lowercase(), Arc::new(mapping.clone()));
     }
 
+    fn allow_cancellations(&self, mailbox: &Mailbox, allowed: bool) {
+        let key = mailbox.address.to_lowercase();
+        let mut set = lock(&self.cancellations);
+        if allowed {
+            set.insert(key);
+        } else {
+            set.remove(&key);
+        }
+    }
+
     async fn sync_folder(
         &self,
         mailbox: &Mailbox,
@@ -965,7 +986,8 @@ impl MailConnector for GraphConnector {
                             if event::is_meeting_the_rep_organised(&now)
                                 && event::changes_time_or_place(&b, &now) =>
                         {
-                            out[i] = Some(Outcome::Failed(would_notify(id, "moving it")));
+                            out[i] =
+                                Some(Outcome::Failed(would_notify(id, "moving it", MOVE_HINT)));
                             continue;
                         }
                         Ok(b) => b,
@@ -1026,10 +1048,11 @@ impl MailConnector for GraphConnector {
                 .collect()
         };
         // A meeting the rep organised with attendees: a delete would cancel it for them.
+        let may_cancel = lock(&self.cancellations).contains(&mailbox.address.to_lowercase());
         let events: Vec<String> = item_ids
             .iter()
             .zip(&known)
-            .filter(|(_, f)| **f == Folder::Calendar)
+            .filter(|(_, f)| **f == Folder::Calendar && !may_cancel)
             .map(|(id, _)| id.clone())
             .collect();
         let mut meetings = BTreeSet::new();
@@ -1073,7 +1096,7 @@ impl MailConnector for GraphConnector {
             .enumerate()
             .map(|(i, id)| {
                 if meetings.contains(id) {
-                    return Outcome::Failed(would_notify(id, "deleting it"));
+                    return Outcome::Failed(would_notify(id, "deleting it", DELETE_HINT));
                 }
                 debug_assert!(sent.contains(&i));
                 match answers.next() {

@@ -321,10 +321,11 @@ async fn graph_event_created_from_salesforce_sends_no_attendees_and_no_invitatio
     validate_all(&w.emu);
 }
 
-#[tokio::test]
-async fn graph_meeting_delete_without_opt_in_is_refused_and_reported_with_no_cancellation() {
-    let mut w = world(Value::Null, events_since_today()).await;
-    // A meeting the rep organised in Outlook with a customer invited.
+/// A meeting the rep organised in Outlook with a customer invited, synced to Salesforce,
+/// then deleted there: `delete_synced` would delete it in Exchange, which Graph would cancel
+/// for the customer. The cycle that sees the Salesforce delete.
+async fn meeting_deleted_in_salesforce(events: Value) -> (World, CycleReport) {
+    let mut w = world(Value::Null, events).await;
     let start: DateTime<Utc> = "2026-06-15T16:00:00Z".parse().unwrap();
     let mut meeting = CalendarEvent::new(start, start + chrono::Duration::minutes(45));
     meeting.subject = Some("Pricing call".into());
@@ -342,11 +343,15 @@ async fn graph_meeting_delete_without_opt_in_is_refused_and_reported_with_no_can
     w.emu.put_event(REP, meeting).unwrap();
     let first = w.sync().await;
     assert_eq!(first.exec.salesforce.created, 1, "{:?}", first.exec);
-    // Deleted in Salesforce: delete_synced would delete the meeting, which Graph would
-    // cancel for the customer.
     let sf_id = w.sf.records(ObjectKind::Event)[0].id.clone();
     assert!(w.sf.user_delete(ObjectKind::Event, &sf_id));
     let report = w.sync().await;
+    (w, report)
+}
+
+#[tokio::test]
+async fn graph_meeting_delete_without_opt_in_is_unlinked_and_reported_with_0_cancellations() {
+    let (mut w, report) = meeting_deleted_in_salesforce(events_since_today()).await;
     assert_eq!(report.exec.exchange.deleted, 0);
     let refused: Vec<_> = report
         .exec
@@ -360,11 +365,36 @@ async fn graph_meeting_delete_without_opt_in_is_refused_and_reported_with_no_can
         "{}",
         refused[0].message
     );
+    assert!(
+        refused[0].suggestion.contains("send_cancellations"),
+        "{}",
+        refused[0].suggestion
+    );
     assert_eq!(w.calendar().len(), 1, "the meeting stays");
     assert_eq!(
         w.emu.graph_sent_meeting_messages(),
         vec![],
         "0 cancellations"
+    );
+    // Unlinked: the next plan neither deletes it again nor re-creates it in Salesforce.
+    let next = w.sync().await;
+    assert!(next.plan.is_empty(), "{:?}", next.plan.operations);
+    assert!(w.sf.records(ObjectKind::Event).is_empty());
+    validate_all(&w.emu);
+}
+
+#[tokio::test]
+async fn graph_meeting_delete_with_send_cancellations_deletes_and_graph_cancels_it() {
+    let mut events = events_since_today();
+    events["send_cancellations"] = json!(true);
+    let (w, report) = meeting_deleted_in_salesforce(events).await;
+    assert_eq!(report.exec.exchange.deleted, 1, "{:?}", report.exec);
+    assert!(w.calendar().is_empty());
+    let sent = w.emu.graph_sent_meeting_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].kind, sent[0].recipients.clone()),
+        ("cancellation", vec!["ana@customer.com".to_string()])
     );
     validate_all(&w.emu);
 }
