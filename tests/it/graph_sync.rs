@@ -401,19 +401,29 @@ async fn graph_meeting_delete_with_send_cancellations_deletes_and_graph_cancels_
 
 /// `plan` and `apply` of the tether binary over Microsoft Graph, both emulators running:
 /// a Salesforce contact goes to Salesforce_Sync, an Outlook event to Salesforce, and the
-/// next plan says "No changes".
+/// next plan says "No changes". Two more reps fail alone: one outside the app's RBAC for
+/// Applications scope (status says what to run), one without an Exchange Online mailbox.
 #[tokio::test(flavor = "multi_thread")]
 async fn graph_plan_and_apply_over_the_cli_end_in_no_changes() {
     use crate::emulated;
     const CELIA: &str = emulated::REP;
+    const OUTSIDE: &str = "omar.reyes@corp.com";
+    const NO_MAILBOX: &str = "nina.roe@corp.com";
     let org = emulated::start(
         tether_emulators::salesforce::EmulatorOptions::default(),
         &format!(
-            "  - name: Reps\n    members: {{ users: [{CELIA}] }}\n    contacts: {{ direction: both, conflict: salesforce_wins, scope: users_records }}\n    events: {{ direction: both, conflict: exchange_wins }}\n"
+            "  - name: Reps\n    members: {{ users: [{CELIA}, {OUTSIDE}, {NO_MAILBOX}] }}\n    contacts: {{ direction: both, conflict: salesforce_wins, scope: users_records }}\n    events: {{ direction: both, conflict: exchange_wins }}\n"
         ),
     )
     .await;
     emulated::add_rep_with_a_contact(&org.ews, &org.sf);
+    org.ews.add_mailbox(OUTSIDE, Some("Marketing"));
+    org.ews.add_user_without_mailbox(NO_MAILBOX);
+    for (user, name) in [(OUTSIDE, "Omar Reyes"), (NO_MAILBOX, "Nina Roe")] {
+        org.sf
+            .handle()
+            .add_user(user, user, name, "Sales User", "Europe/Berlin");
+    }
     org.ews.add_graph_app(GraphApp {
         client_id: APP.into(),
         client_secret: Some(SECRET.into()),
@@ -443,7 +453,8 @@ async fn graph_plan_and_apply_over_the_cli_end_in_no_changes() {
     let apply = org
         .tether(&["apply", "org", "--auto-approve"], SECRET)
         .await;
-    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    // Exit 1: two reps could not be synced (the rest was).
+    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
     assert!(
         apply
             .stdout
@@ -459,9 +470,26 @@ async fn graph_plan_and_apply_over_the_cli_end_in_no_changes() {
         apply.stdout
     );
     let again = org.tether(&["plan", "org"], SECRET).await;
-    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
-    for out in [&plan, &apply, &again] {
+    let status = org.tether(&["status", "org"], SECRET).await;
+    let (_, omar) = status
+        .stdout
+        .split_once("\n  omar.reyes@corp.com\n")
+        .unwrap_or_else(|| panic!("{}", status.stdout));
+    assert!(
+        omar.contains("Recognised by the service account: no — ")
+            && omar.contains("ErrorAccessDenied")
+            && omar.contains("Test-ServicePrincipalAuthorization"),
+        "{}",
+        status.stdout
+    );
+    let (_, nina) = status.stdout.split_once("\n  nina.roe@corp.com\n").unwrap();
+    assert!(
+        nina.contains("MailboxNotEnabledForRESTAPI"),
+        "{}",
+        status.stdout
+    );
+    for out in [&plan, &apply, &again, &status] {
         assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
     }
     assert_eq!(org.ews.graph_sent_meeting_messages(), vec![]);
