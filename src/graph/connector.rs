@@ -1035,38 +1035,44 @@ impl MailConnector for GraphConnector {
         mailbox: &Mailbox,
         item_ids: &[String],
     ) -> Result<Vec<Outcome<()>>, CallError> {
-        let known: Vec<Folder> = {
+        // The folder of each item: known from this run's reads and writes, else found out
+        // (an event read by id, or else a contact), so no delete goes to the wrong
+        // collection and takes a 404 there for "already deleted".
+        let mut known: Vec<Option<Folder>> = {
             let kinds = lock(&self.kinds);
-            item_ids
-                .iter()
-                .map(|id| {
-                    kinds
-                        .get(id)
-                        .copied()
-                        .unwrap_or(Folder::SalesforceSyncContacts)
-                })
-                .collect()
+            item_ids.iter().map(|id| kinds.get(id).copied()).collect()
         };
         // A meeting the rep organised with attendees: a delete would cancel it for them.
         let may_cancel = lock(&self.cancellations).contains(&mailbox.address.to_lowercase());
-        let events: Vec<String> = item_ids
-            .iter()
-            .zip(&known)
-            .filter(|(_, f)| **f == Folder::Calendar && !may_cancel)
-            .map(|(id, _)| id.clone())
+        let probe: Vec<usize> = (0..item_ids.len())
+            .filter(|&i| match known[i] {
+                None => true,
+                Some(f) => f == Folder::Calendar && !may_cancel,
+            })
             .collect();
+        let probe_ids: Vec<String> = probe.iter().map(|&i| item_ids[i].clone()).collect();
         let mut meetings = BTreeSet::new();
-        for (id, answer) in events.iter().zip(
-            self.fetch(mailbox, Folder::Calendar, &events)
+        for (&i, answer) in probe.iter().zip(
+            self.fetch(mailbox, Folder::Calendar, &probe_ids)
                 .await
                 .map_err(rep_call_error)?,
         ) {
-            if let Ok(Some(v)) = answer
-                && event::is_meeting_the_rep_organised(&v)
-            {
-                meetings.insert(id.clone());
+            match answer {
+                Ok(Some(v)) => {
+                    known[i] = Some(Folder::Calendar);
+                    if !may_cancel && event::is_meeting_the_rep_organised(&v) {
+                        meetings.insert(item_ids[i].clone());
+                    }
+                }
+                _ => {
+                    known[i].get_or_insert(Folder::SalesforceSyncContacts);
+                }
             }
         }
+        let known: Vec<Folder> = known
+            .into_iter()
+            .map(|f| f.unwrap_or(Folder::SalesforceSyncContacts))
+            .collect();
         let mut batch = Vec::new();
         let mut sent = Vec::new();
         for (i, (id, folder)) in item_ids.iter().zip(&known).enumerate() {

@@ -57,15 +57,7 @@ async fn world(contacts: Value, events: Value) -> World {
         certificate_pem: None,
         scope: ImpersonationScope::Filter("Department -eq 'Sales'".into()),
     });
-    let mut opts = GraphOptions::new(emu.graph_url().parse().unwrap());
-    opts.page_size = 10;
-    let app = tether::entra::AppCredentials {
-        token_url: emu.graph_token_url().parse().unwrap(),
-        client_id: APP.into(),
-        credential: tether::entra::ClientCredential::Secret(Secret::new(SECRET)),
-        scope: opts.scope(),
-    };
-    let client = GraphClient::new(opts, app, Arc::new(clock.clone())).unwrap();
+    let client = graph_client(&emu, &clock);
     let sf = MemoryCrm::new();
     sf.add_user(CrmUser {
         id: rep_id(0),
@@ -82,6 +74,18 @@ async fn world(contacts: Value, events: Value) -> World {
         state: MemoryState::new(),
         config: config(contacts, events),
     }
+}
+
+fn graph_client(emu: &RunningEmulator, clock: &ManualClock) -> GraphClient {
+    let mut opts = GraphOptions::new(emu.graph_url().parse().unwrap());
+    opts.page_size = 10;
+    let app = tether::entra::AppCredentials {
+        token_url: emu.graph_token_url().parse().unwrap(),
+        client_id: APP.into(),
+        credential: tether::entra::ClientCredential::Secret(Secret::new(SECRET)),
+        scope: opts.scope(),
+    };
+    GraphClient::new(opts, app, Arc::new(clock.clone())).unwrap()
 }
 
 impl World {
@@ -504,4 +508,43 @@ async fn graph_plan_and_apply_over_the_cli_end_in_no_changes() {
         org.ews.all_calls()
     );
     validate_all(&org.ews);
+}
+
+/// A delete in a run that did not read the item (e.g. the item id comes from the state
+/// only) goes to the item's own collection: an event is deleted, not answered 404 from the
+/// contacts folder and taken for "already gone" while it stays in the calendar.
+#[tokio::test]
+async fn graph_delete_of_an_event_not_read_this_run_deletes_the_event() {
+    let w = world(both_contacts(), events_since_today()).await;
+    let rep = Mailbox {
+        address: REP.into(),
+    };
+    w.mail
+        .ensure_folder(&rep, Folder::SalesforceSyncContacts)
+        .await
+        .unwrap();
+    let made = w
+        .mail
+        .create(
+            &rep,
+            Folder::Calendar,
+            &[MailCreate {
+                salesforce_id: "00U000000000001AAA".into(),
+                record: Record::Event(event("Review", "2026-06-15T15:00:00Z", 30)),
+            }],
+        )
+        .await
+        .unwrap();
+    let Outcome::Ok(made) = &made[0] else {
+        panic!("{made:?}")
+    };
+    // Another run: a connector that has read nothing.
+    let fresh = GraphConnector::new(graph_client(&w.emu, &w.clock));
+    let out = fresh
+        .delete(&rep, std::slice::from_ref(&made.item_id))
+        .await
+        .unwrap();
+    assert!(matches!(out[0], Outcome::Ok(())), "{out:?}");
+    assert!(w.calendar().is_empty(), "the event is deleted");
+    validate_all(&w.emu);
 }
