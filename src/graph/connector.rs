@@ -503,6 +503,26 @@ impl GraphConnector {
         let (folder, url, resumed) = match cursor.and_then(|c| c.split_once(' ')) {
             Some((folder, link)) => {
                 let url = self.client.cursor_url(link).map_err(rep_error)?;
+                // A new read (from the last round's deltaLink): is the folder still the
+                // rep's Salesforce_Sync? A folder the rep deleted in Outlook sits in Deleted
+                // Items with its id, and its delta goes on as before. One call a read.
+                if url.query().is_some_and(|q| q.contains("deltatoken")) {
+                    let now = self
+                        .client
+                        .find_contact_folder(&mailbox.address, SYNC_FOLDER)
+                        .await
+                        .map_err(rep_error)?;
+                    if now.as_deref() != Some(folder) {
+                        self.forget_folder(mailbox);
+                        return Err(RepError::folder_missing(
+                            "ErrorItemNotFound",
+                            &format!(
+                                "the {SYNC_FOLDER} folder is gone from Contacts (deleted, or in \
+                                 Deleted Items)"
+                            ),
+                        ));
+                    }
+                }
                 lock(&self.folders).insert(mailbox.address.to_lowercase(), folder.to_string());
                 (folder.to_string(), url, true)
             }

@@ -548,3 +548,43 @@ async fn graph_delete_of_an_event_not_read_this_run_deletes_the_event() {
     assert!(w.calendar().is_empty(), "the event is deleted");
     validate_all(&w.emu);
 }
+
+/// The rep deletes Salesforce_Sync in Outlook: it moves into Deleted Items with its id, and
+/// its delta would go on as if nothing happened. Tether takes it as missing, as over EWS:
+/// the folder is made again under Contacts and its contacts are unlinked (deleted in
+/// Exchange), nothing deleted in Salesforce.
+#[tokio::test]
+async fn graph_sync_folder_moved_to_deleted_items_counts_as_missing_and_is_made_again() {
+    let mut w = world(both_contacts(), Value::Null).await;
+    w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(0),
+        contact("Ana", "Diaz", "ana@customer.com"),
+    );
+    assert_eq!(w.sync().await.exec.exchange.created, 1);
+    let old = w.emu.find_folder(REP, "Salesforce_Sync").unwrap();
+    assert!(
+        w.emu.delete_folder(REP, &old, false),
+        "moved to Deleted Items"
+    );
+    let report = w.sync().await;
+    let contacts = w.emu.folder_id(REP, "contacts").unwrap();
+    let new = w
+        .emu
+        .find_folder_in(REP, &contacts, "Salesforce_Sync")
+        .expect("made again under Contacts");
+    assert_ne!(new, old);
+    assert!(
+        report
+            .plan
+            .operations
+            .iter()
+            .all(|o| matches!(o.action, tether::engine::plan::Action::Detach { .. })),
+        "{:?}",
+        report.plan.operations
+    );
+    assert_eq!(deletes(&report), 0);
+    assert_eq!(w.sf.records(ObjectKind::Contact).len(), 1);
+    assert!(w.sync().await.plan.is_empty());
+    validate_all(&w.emu);
+}
