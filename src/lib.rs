@@ -21,5 +21,6 @@ pub mod net;
 pub mod plan;
 pub mod salesforce;
 pub mod secret;
+pub mod setup_script;
 pub mod state;
 pub mod workflow;

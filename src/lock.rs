@@ -1,7 +1,9 @@
-//! The state lock: `apply`, `run` and `reset` hold it so that two of them never write one
-//! state. It is a file created exclusively next to the state, holding who, where and what
-//! (and the holder's process start, so a reused pid is told apart); a second taker fails at
-//! once and names the holder. A holder that provably died (same host, and no such process
+//! The state lock: `apply`, `run` (for each cycle, not for its life) and `reset` hold it so
+//! that two of them never write one state. [`Locks`] is what a state backend offers: taking
+//! never blocks, and [`wait_for`] waits up to a timeout for a holder to finish, telling who
+//! holds it. For an SQLite state it is a file created exclusively next to the state
+//! ([`FileLocks`]), holding who, where and what (and the holder's process start, so a
+//! reused pid is told apart). A holder that provably died (same host, and no such process
 //! or another process under its pid) is taken over with a note; otherwise
 //! `tether force-unlock LOCK_ID` removes the lock, and only with the right id.
 
@@ -9,6 +11,35 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::io::{self, ErrorKind, Write as _};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where a state's lock is kept: the lock file beside an SQLite state, or whatever another
+/// backend (a database's own locks) provides.
+pub trait Locks {
+    /// A held lock, released when dropped.
+    type Held: HeldLock;
+    /// Takes the lock for `operation`, or fails at once naming the holder
+    /// ([`LockError::Held`]); a holder that is provably gone is taken over.
+    fn try_take(&self, operation: &str, now: DateTime<Utc>) -> Result<Self::Held, LockError>;
+    /// Removes the lock `id`, held by a tether that is gone or that the user chose to stop
+    /// waiting for; `None` when there was nothing but an empty lock.
+    fn force_unlock(&self, id: &str) -> Result<Option<LockInfo>, LockError>;
+    /// The lock held now, if any.
+    fn holder(&self) -> Result<Option<LockInfo>, LockError>;
+    /// Why the holder of `held` is certainly gone, or `None` when it may still run. By
+    /// default: the same host, and its process no longer runs (a backend with leases adds
+    /// an expired lease).
+    fn holder_gone(&self, held: &LockInfo) -> Option<String> {
+        holder_gone(held)
+    }
+}
+
+/// What every backend's held lock tells.
+pub trait HeldLock {
+    fn info(&self) -> &LockInfo;
+    /// The note to show when this lock replaced a holder that is gone.
+    fn takeover_note(&self) -> Option<String>;
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {
@@ -55,6 +86,10 @@ pub enum LockError {
         given: String,
     },
     NotLocked,
+    /// Still held by another tether after waiting this long.
+    TimedOut(Box<LockInfo>, Duration),
+    /// The wait was given up on request (SIGTERM): nothing was done.
+    Interrupted,
 }
 
 impl std::fmt::Display for LockError {
@@ -104,6 +139,20 @@ impl std::fmt::Display for LockError {
                 "lock id `{given}` does not match the lock held ({expected}); nothing was unlocked"
             ),
             LockError::NotLocked => write!(f, "the state is not locked"),
+            LockError::TimedOut(info, waited) => write!(
+                f,
+                "the state is still locked after waiting {}: {info}. A cycle usually \
+                 finishes within minutes: run again, or wait longer with --lock-timeout; if \
+                 that process is gone, run `tether force-unlock {}`",
+                span(*waited),
+                info.id
+            ),
+            LockError::Interrupted => {
+                write!(
+                    f,
+                    "stopped while waiting for the state lock; nothing was done"
+                )
+            }
         }
     }
 }
@@ -125,6 +174,15 @@ impl StateLock {
         self.taken_over
             .as_ref()
             .map(|(dead, why)| format!("note: took over the state lock held by {dead}: {why}"))
+    }
+}
+
+impl HeldLock for StateLock {
+    fn info(&self) -> &LockInfo {
+        &self.info
+    }
+    fn takeover_note(&self) -> Option<String> {
+        StateLock::takeover_note(self)
     }
 }
 
@@ -162,7 +220,8 @@ fn read(path: &Path) -> Result<LockInfo, LockError> {
         .map_err(|e| LockError::Unreadable(path.to_path_buf(), e.to_string()))
 }
 
-fn host_name() -> String {
+/// This machine's name, as locks record it.
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()
@@ -220,7 +279,7 @@ fn started_at(ticks: u64) -> Option<DateTime<Utc>> {
 
 /// Why the holder of `held` is certainly gone, or `None` when it may still run (another
 /// host, or this system cannot tell).
-fn holder_gone(held: &LockInfo) -> Option<String> {
+pub fn holder_gone(held: &LockInfo) -> Option<String> {
     if held.host != host_name() {
         return None;
     }
@@ -255,17 +314,113 @@ fn write_synced(file: &mut std::fs::File, text: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
+/// The lock file of an SQLite state (`state.db.lock`).
+#[derive(Debug, Clone)]
+pub struct FileLocks {
+    state: PathBuf,
+}
+
+impl FileLocks {
+    pub fn new(state: &Path) -> Self {
+        FileLocks {
+            state: state.to_path_buf(),
+        }
+    }
+}
+
+impl Locks for FileLocks {
+    type Held = StateLock;
+
+    fn try_take(&self, operation: &str, now: DateTime<Utc>) -> Result<StateLock, LockError> {
+        let path = lock_path(&self.state);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| LockError::Io(dir.to_path_buf(), e))?;
+        }
+        take(path, ours(operation, now), &write_synced)
+    }
+
+    fn force_unlock(&self, id: &str) -> Result<Option<LockInfo>, LockError> {
+        force_unlock(&self.state, id)
+    }
+
+    fn holder(&self) -> Result<Option<LockInfo>, LockError> {
+        let path = lock_path(&self.state);
+        match read(&path) {
+            Ok(held) => Ok(Some(held)),
+            Err(LockError::Unreadable(..)) if !path.exists() => Ok(None),
+            Err(LockError::Empty(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Takes the lock for `operation`, or fails at once naming the holder.
 pub fn acquire(state: &Path, operation: &str, now: DateTime<Utc>) -> Result<StateLock, LockError> {
-    let path = lock_path(state);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| LockError::Io(dir.to_path_buf(), e))?;
+    FileLocks::new(state).try_take(operation, now)
+}
+
+/// How long to wait for a lock, and what to do meanwhile.
+pub struct Wait<'a> {
+    pub timeout: Duration,
+    /// Told of each holder waited for (again when another one takes over the wait).
+    pub waiting: &'a mut dyn FnMut(&LockInfo),
+    /// Asked between attempts: true gives up with [`LockError::Interrupted`].
+    pub stop: &'a dyn Fn() -> bool,
+}
+
+/// Takes the lock for `operation`, waiting up to `wait.timeout` while another tether holds
+/// it; returns it with the time waited. Errors other than a live holder are not waited on.
+pub fn wait_for<L: Locks>(
+    locks: &L,
+    operation: &str,
+    wait: Wait<'_>,
+) -> Result<(L::Held, Duration), LockError> {
+    let started = Instant::now();
+    let mut told: Option<String> = None;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let held = match locks.try_take(operation, Utc::now()) {
+            Ok(lock) => return Ok((lock, started.elapsed())),
+            Err(LockError::Held(held)) => held,
+            Err(e) => return Err(e),
+        };
+        let waited = started.elapsed();
+        if wait.timeout.is_zero() {
+            return Err(LockError::Held(held));
+        }
+        if waited >= wait.timeout {
+            return Err(LockError::TimedOut(held, waited));
+        }
+        if told.as_deref() != Some(held.id.as_str()) {
+            (wait.waiting)(&held);
+            told = Some(held.id.clone());
+        }
+        // Short pauses at first (a cycle about to end), then at most a second.
+        let until = (started + wait.timeout).min(Instant::now() + pause);
+        while Instant::now() < until {
+            if (wait.stop)() {
+                return Err(LockError::Interrupted);
+            }
+            std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
+        }
+        pause = (pause * 2).min(Duration::from_secs(1));
     }
-    take(path, ours(operation, now), &write_synced)
+}
+
+/// `d` as the command line writes durations: `5m`, `1m30s`, `250ms`.
+pub fn span(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, 0) => format!("{}ms", d.as_millis()),
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, _) => format!("{h}h{m:02}m"),
+    }
 }
 
 /// The lock this process holds for `operation`, taken at `now`.
-fn ours(operation: &str, now: DateTime<Utc>) -> LockInfo {
+pub fn ours(operation: &str, now: DateTime<Utc>) -> LockInfo {
     let pid = std::process::id();
     LockInfo {
         id: format!(
@@ -538,5 +693,117 @@ mod tests {
             // Once there is room again the lock is taken.
             assert!(take(path, ours("apply", now()), &write_synced).is_ok());
         }
+    }
+
+    fn no_stop() -> bool {
+        false
+    }
+
+    #[test]
+    fn a_waiter_is_told_the_holder_once_and_takes_the_lock_when_it_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.db");
+        let held = acquire(&state, "run", now()).unwrap();
+        let holder = held.info.clone();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(held);
+        });
+        let mut told = Vec::new();
+        let (lock, waited) = wait_for(
+            &FileLocks::new(&state),
+            "apply",
+            Wait {
+                timeout: Duration::from_secs(60),
+                waiting: &mut |l| told.push(l.clone()),
+                stop: &no_stop,
+            },
+        )
+        .unwrap();
+        release.join().unwrap();
+        assert_eq!(told, [holder]);
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+        assert_eq!(lock.info.operation, "apply");
+    }
+
+    #[test]
+    fn a_waiter_gives_up_after_the_timeout_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.db");
+        let held = acquire(&state, "run", now()).unwrap();
+        let err = wait_for(
+            &FileLocks::new(&state),
+            "apply",
+            Wait {
+                timeout: Duration::from_millis(200),
+                waiting: &mut |_| {},
+                stop: &no_stop,
+            },
+        )
+        .unwrap_err();
+        let LockError::TimedOut(info, waited) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(**info, held.info);
+        assert!(*waited >= Duration::from_millis(200));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("the state is still locked after waiting ")
+                && text.contains(": `run` by ")
+                && text.contains("wait longer with --lock-timeout")
+                && text.ends_with(&format!("run `tether force-unlock {}`", held.info.id)),
+            "{text}"
+        );
+        // A zero timeout fails at once, as without waiting.
+        let mut told = 0;
+        let err = wait_for(
+            &FileLocks::new(&state),
+            "apply",
+            Wait {
+                timeout: Duration::ZERO,
+                waiting: &mut |_| told += 1,
+                stop: &no_stop,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, LockError::Held(..)), "{err}");
+        assert_eq!(told, 0);
+    }
+
+    #[test]
+    fn a_waiter_stops_on_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.db");
+        let _held = acquire(&state, "run", now()).unwrap();
+        let err = wait_for(
+            &FileLocks::new(&state),
+            "apply",
+            Wait {
+                timeout: Duration::from_secs(60),
+                waiting: &mut |_| {},
+                stop: &|| true,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, LockError::Interrupted), "{err}");
+    }
+
+    #[test]
+    fn spans_read_as_the_command_line_writes_them() {
+        assert_eq!(span(Duration::from_millis(250)), "250ms");
+        assert_eq!(span(Duration::from_secs(45)), "45s");
+        assert_eq!(span(Duration::from_secs(300)), "5m");
+        assert_eq!(span(Duration::from_secs(90)), "1m30s");
+        assert_eq!(span(Duration::from_secs(3 * 3600 + 60)), "3h01m");
+    }
+
+    #[test]
+    fn the_holder_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.db");
+        let locks = FileLocks::new(&state);
+        assert_eq!(locks.holder().unwrap(), None);
+        let held = locks.try_take("run", now()).unwrap();
+        assert_eq!(locks.holder().unwrap(), Some(held.info.clone()));
     }
 }

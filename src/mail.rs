@@ -56,6 +56,14 @@ impl MailSide {
         }
     }
 
+    /// Requests sent to the mail server so far, by operation (retries included).
+    pub fn calls(&self) -> std::collections::BTreeMap<String, u64> {
+        match self {
+            MailSide::Ews(c) => c.client().calls(),
+            MailSide::Graph(c) => c.client().calls(),
+        }
+    }
+
     /// `tether test-connection`'s mail checks, in the connector's own terms, acting for
     /// `mailbox` (a rep) where a check needs one.
     pub async fn connection_checks(&self, mailbox: Option<String>, out: &mut Vec<Check>) {

@@ -1,8 +1,9 @@
 use super::error::{self, CommandError, CommandResult, Done, Kind, Settings};
 use super::output::{out, outln};
+use super::stop::Stop;
 use super::{Loaded, StateArg, load_configuration};
 use crate::config::model::Config;
-use crate::engine::cycle::{CycleReport, Reviewed, SyncOptions, run_cycle};
+use crate::engine::cycle::{CycleError, CycleReport, Reviewed, SyncOptions, run_cycle};
 use crate::engine::execute::{SideCounts, StepBudget};
 use crate::engine::plan::{OperationKey, Side};
 use crate::plan::build::{BuildOptions, DEFAULT_DELETE_THRESHOLD};
@@ -25,6 +26,8 @@ pub struct Args {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub state: StateArg,
+    #[command(flatten)]
+    pub lock: super::LockArg,
     /// Apply without asking (required without a terminal, e.g. in CI). A saved plan is
     /// applied without asking: it was reviewed when it was made.
     #[arg(long)]
@@ -53,8 +56,8 @@ pub fn run(args: &Args) -> CommandResult {
     let loaded = load_configuration(&args.paths)?;
     let config = &loaded.config;
     let state_path = args.state.path(&args.paths);
+    let (_lock, mut state) = lock_and_open(&state_path, args)?;
     let now = chrono::Utc::now();
-    let (_lock, mut state) = lock_and_open(&state_path, now)?;
     let connectors = open_connectors(&loaded)?;
     let runtime = super::runtime();
     let options = SyncOptions {
@@ -171,12 +174,16 @@ fn record_facts(
     state.apply(changes).map_err(|e| e.to_string())
 }
 
-/// The state, locked for this apply.
+/// The state, locked for this apply: waits up to --lock-timeout for a cycle in flight.
 fn lock_and_open(
     path: &std::path::Path,
-    now: DateTime<Utc>,
+    args: &Args,
 ) -> Result<(crate::lock::StateLock, SqliteState), CommandError> {
-    let lock = super::lock_state(path, "apply", now).map_err(CommandError::state)?;
+    // Until the sync starts, SIGINT and SIGTERM end apply as usual: nothing is written
+    // before it (and a lock left by a killed apply is taken over, its holder gone).
+    let locks = crate::lock::FileLocks::new(path);
+    let (lock, _waited) = super::wait_for_lock(&locks, "apply", args.lock.lock_timeout, &|| false)
+        .map_err(CommandError::state)?;
     let state = SqliteState::open(path).map_err(CommandError::state)?;
     Ok((lock, state))
 }
@@ -227,8 +234,8 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> CommandResult {
             state_path.display()
         )));
     }
+    let (_lock, mut state) = lock_and_open(&state_path, args)?;
     let now = chrono::Utc::now();
-    let (_lock, mut state) = lock_and_open(&state_path, now)?;
     let verified = verify(&state, plan_path, config, now).map_err(CommandError::input)?;
     outln!(
         "Applying the plan saved in {}, made {}; it still matches the configuration and the state.\n",
@@ -329,7 +336,9 @@ fn verify(
     file::load(path, key.expose().as_bytes(), &current).map_err(|e| e.to_string())
 }
 
-/// Syncs the operations of `approved` (the plan shown), then says what happened.
+/// Syncs the operations of `approved` (the plan shown), then says what happened. A stop
+/// asked for (SIGTERM) ends it at the next batch boundary, the batch in flight recorded:
+/// exit 0, and the next plan shows the rest.
 fn sync(
     runtime: &tokio::runtime::Runtime,
     loaded: &Loaded,
@@ -343,23 +352,31 @@ fn sync(
         approved: Some(Arc::new(approved.iter().cloned().collect())),
         ..options
     };
-    let report = runtime
-        .block_on(run_cycle(
+    // From here a signal stops at the next batch boundary instead of killing mid-write.
+    let stop = Stop::listen(runtime);
+    let result = runtime.block_on(run_cycle(
+        &loaded.config,
+        &connectors.mail,
+        &connectors.crm,
+        state,
+        now,
+        &options,
+        &mut StepBudget::until_stopped(stop.flag()),
+    ));
+    if matches!(result, Err(CycleError::Killed)) && stop.requested() {
+        tracing::info!("apply stopped between batches on request");
+        outln!(
+            "\nStopped on request: the batch in flight finished and is recorded; run `tether plan` to see what is left."
+        );
+        return Ok(Done::Success);
+    }
+    let report = result.map_err(|e| {
+        error::plan_failed(
+            crate::workflow::PlanError::Read(e),
             &loaded.config,
-            &connectors.mail,
-            &connectors.crm,
-            state,
-            now,
-            &options,
-            &mut StepBudget::unlimited(),
-        ))
-        .map_err(|e| {
-            error::plan_failed(
-                crate::workflow::PlanError::Read(e),
-                &loaded.config,
-                &loaded.settings,
-            )
-        })?;
+            &loaded.settings,
+        )
+    })?;
     out!("{}", outcome(approved, &report));
     if let Some(why) = crate::engine::facts::exchange_refused(&report.read) {
         return Err(refused(&why, &loaded.settings));

@@ -45,6 +45,17 @@ fn seconds(
         })
 }
 
+/// A time span in s, m or h, zero included (a bare number is minutes): `--lock-timeout`.
+pub fn timeout(text: &str) -> Result<std::time::Duration, String> {
+    seconds(
+        text,
+        &[("s", 1), ("m", 60), ("h", 3600)],
+        Some("m"),
+        "0s, 30s, 5m",
+    )
+    .map(std::time::Duration::from_secs)
+}
+
 /// A time span above zero in s, m or h (a bare number is minutes): `run --interval`.
 pub fn interval(text: &str) -> Result<std::time::Duration, String> {
     let seconds = seconds(

@@ -2,6 +2,8 @@
 //! with `--log-file FILE` (or `TETHER_LOG_FILE`) also appended to a file (default: info, so
 //! a `tether run` service keeps each cycle's counts). Nothing logged carries a credential:
 //! HTTP calls are logged by method, path, status and duration, never headers or bodies.
+//! `--log-format json` writes one JSON object per event (for a log collector), on stderr and
+//! in the file alike.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -29,13 +31,45 @@ fn filter(default: LevelFilter) -> EnvFilter {
         .from_env_lossy()
 }
 
+/// How log events are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event.
+    #[default]
+    Human,
+    /// One JSON object per line: timestamp, level, target, fields.
+    Json,
+}
+
+/// A layer writing to `writer` in `format`, with colours only when `ansi`.
+fn layer<S, W>(
+    format: LogFormat,
+    writer: W,
+    ansi: bool,
+) -> Box<dyn Layer<S> + Send + Sync + 'static>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    match format {
+        LogFormat::Human => fmt::layer().with_writer(writer).with_ansi(ansi).boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(writer)
+            .boxed(),
+    }
+}
+
 /// Installs the subscriber. A log file that cannot be opened is an error: a service that was
 /// told to log somewhere must not run blind.
-pub fn init(file: Option<&Path>) -> Result<(), String> {
-    let stderr = fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_filter(filter(LevelFilter::WARN));
+pub fn init(file: Option<&Path>, format: LogFormat) -> Result<(), String> {
+    let stderr = layer(
+        format,
+        std::io::stderr,
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    )
+    .with_filter(filter(LevelFilter::WARN));
     let file_layer = match file {
         None => None,
         Some(path) => {
@@ -55,12 +89,7 @@ pub fn init(file: Option<&Path>) -> Result<(), String> {
             let f = options
                 .open(path)
                 .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
-            Some(
-                fmt::layer()
-                    .with_writer(Mutex::new(f))
-                    .with_ansi(false)
-                    .with_filter(filter(LevelFilter::INFO)),
-            )
+            Some(layer(format, Mutex::new(f), false).with_filter(filter(LevelFilter::INFO)))
         }
     };
     // A second init (tests calling the CLI in one process) keeps the first subscriber.

@@ -14,7 +14,10 @@ pub mod reset;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
+mod service;
+pub mod setup;
 pub mod status;
+mod stop;
 pub mod test_connection;
 pub mod validate;
 
@@ -41,12 +44,21 @@ pub struct Loaded {
 /// The one configuration a command works on; its findings are the error when it is not
 /// valid (or is not exactly one org).
 pub fn load_configuration(paths: &[PathBuf]) -> Result<Loaded, CommandError> {
+    load_configuration_checking(paths, true)
+}
+
+/// [`load_configuration`]; with `secrets_needed` false, a secret that cannot be read here
+/// is a warning, for commands that connect nowhere.
+pub fn load_configuration_checking(
+    paths: &[PathBuf],
+    secrets_needed: bool,
+) -> Result<Loaded, CommandError> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
         paths.to_vec()
     };
-    let mut validation = crate::config::validate(&paths, true);
+    let mut validation = crate::config::validate(&paths, secrets_needed);
     if !validation.is_valid() {
         return Err(CommandError::findings(validation.render_human()));
     }
@@ -95,6 +107,47 @@ impl StateArg {
     }
 }
 
+/// `--lock-timeout`: how long `apply` and `run` wait for another tether's cycle to finish.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LockArg {
+    /// How long to wait for the state lock while another apply or run cycle holds it, e.g.
+    /// 0s (fail at once), 30s, 5m.
+    #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "5m", value_parser = duration::timeout)]
+    pub lock_timeout: std::time::Duration,
+}
+
+/// Takes the state lock for `operation`, waiting up to `timeout` for another holder and
+/// saying on stderr whom it waits for; returns it with the time waited. `stop` gives up the
+/// wait (SIGTERM).
+fn wait_for_lock<L: crate::lock::Locks>(
+    locks: &L,
+    operation: &str,
+    timeout: std::time::Duration,
+    stop: &dyn Fn() -> bool,
+) -> Result<(L::Held, std::time::Duration), crate::lock::LockError> {
+    use crate::lock::HeldLock as _;
+    let waiting = &mut |held: &crate::lock::LockInfo| {
+        tracing::info!(holder = %held, "waiting for the state lock");
+        eprintln!(
+            "waiting up to {} for the state lock, held by {held}",
+            crate::lock::span(timeout)
+        );
+    };
+    let (lock, waited) = crate::lock::wait_for(
+        locks,
+        operation,
+        crate::lock::Wait {
+            timeout,
+            waiting,
+            stop,
+        },
+    )?;
+    if let Some(note) = lock.takeover_note() {
+        eprintln!("{note}");
+    }
+    Ok((lock, waited))
+}
+
 /// Takes the state lock for `operation`, saying on stderr when it took over the lock of a
 /// holder that is gone.
 fn lock_state(
@@ -129,6 +182,10 @@ pub struct Cli {
     /// $TETHER_LOG_FILE. The log on stderr shows warnings unless RUST_LOG says otherwise.
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// How the log is written: human (text lines) or json (one object per line, for a log
+    /// collector).
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Human)]
+    pub log_format: logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,14 +214,20 @@ pub enum Command {
     TestConnection(test_connection::Args),
     /// Release the state lock left by an apply or run that is gone.
     ForceUnlock(force_unlock::Args),
+    /// Print what an administrator runs to give tether access: `setup exchange` writes the
+    /// PowerShell that limits the app (or service account) to the configured reps' mailboxes.
+    Setup(setup::Args),
     /// Print a JSON Schema: of the configuration (for editors and CI) or of the JSON plan.
     Schema(schema::Args),
 }
 
 /// Runs the command; `main` prints the error, if any, and exits with the code.
 pub fn run(cli: Cli) -> CommandResult {
-    logging::init(logging::log_file(cli.log_file.as_deref()).as_deref())
-        .map_err(CommandError::input)?;
+    logging::init(
+        logging::log_file(cli.log_file.as_deref()).as_deref(),
+        cli.log_format,
+    )
+    .map_err(CommandError::input)?;
     tracing::debug!(version = env!("CARGO_PKG_VERSION"), "tether starts");
     let done = match cli.command {
         Command::Validate(args) => validate::run(&args),
@@ -179,6 +242,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Reset(args) => reset::run(&args),
         Command::TestConnection(args) => test_connection::run(&args),
         Command::ForceUnlock(args) => force_unlock::run(&args),
+        Command::Setup(args) => setup::run(&args),
     }?;
     match output::failure() {
         Some(e) => Err(CommandError::failed(e)),

@@ -140,7 +140,8 @@ fn create_private_dir(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))
 }
 
-/// The variables `examples/quickstart.yaml` reads, then the Graph face's (GRAPH_URL, …).
+/// The variables `examples/quickstart.yaml` reads, then the Graph face's (GRAPH_URL, …,
+/// and the two users Exchange does not let tether reach).
 fn environment(org: &SandboxOrg) -> Vec<(&'static str, String)> {
     let mut env: Vec<(&'static str, String)> = seed::ENV
         .iter()
@@ -157,7 +158,8 @@ fn write_env(dir: &Path, env: &[(&'static str, String)]) -> Result<PathBuf, Stri
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("sandbox.env");
     let mut body = String::from(
-        "# tether sandbox: the local emulators' credentials, read by examples/quickstart.yaml.\n",
+        "# tether sandbox: the local emulators' credentials, read by examples/quickstart.yaml and\n\
+         # examples/exchange-online.yaml, and the two users tether cannot reach through Exchange.\n",
     );
     for (name, value) in env {
         body.push_str(&format!("export {name}={value}\n"));
@@ -224,9 +226,20 @@ fn print_banner(
         s.private_events,
         s.past_events
     );
+    outln!(
+        "  Two Salesforce users Exchange does not let tether reach (members in examples/exchange-online.yaml):"
+    );
+    outln!(
+        "       {} (GRAPH_OUT_OF_SCOPE_USER): a mailbox outside the app's scope (Marketing, not Sales);",
+        seed::OUT_OF_SCOPE_USER.0
+    );
+    outln!(
+        "       {} (GRAPH_NO_MAILBOX_USER): no Exchange Online mailbox.",
+        seed::NO_MAILBOX_USER.0
+    );
     outln!();
     outln!(
-        "Environment for examples/quickstart.yaml (also in {}):",
+        "Environment for examples/quickstart.yaml and examples/exchange-online.yaml (also in {}):",
         env_file.display()
     );
     for (name, value) in env {

@@ -266,8 +266,8 @@ fn recognised(f: &RepFacts) -> Check {
                     "Add {mailbox} to the management scope of the app's \"Application \
                      Contacts.ReadWrite\" and \"Application Calendars.ReadWrite\" role \
                      assignments (or to the group of its Application Access Policy), check with \
-                     `Test-ServicePrincipalAuthorization -Identity <app id> -Resource {mailbox}`; \
-                     {RUN_AGAIN}"
+                     `Test-ServicePrincipalAuthorization -Identity <app id> -Resource {mailbox}` \
+                     (`tether setup exchange` prints the commands); {RUN_AGAIN}"
                 ),
                 _ => format!(
                     "Give the service account the ApplicationImpersonation role for this mailbox \

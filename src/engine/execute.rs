@@ -132,6 +132,8 @@ pub struct ExecReport {
     pub failed_objects: BTreeSet<ObjectKind>,
     /// Records written, per object (activity counts).
     pub written: BTreeMap<ObjectKind, u64>,
+    /// Records written, per object and the side written to (`run --listen`'s metrics).
+    pub written_to: BTreeMap<(ObjectKind, Side), u64>,
 }
 
 impl ExecReport {
@@ -458,6 +460,9 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
     fn ok(&self, report: &mut ExecReport, op: &Operation) {
         report.succeeded += 1;
         *report.written.entry(op.object).or_insert(0) += 1;
+        if let Some(side) = op.action.writes_to() {
+            *report.written_to.entry((op.object, side)).or_insert(0) += 1;
+        }
         self.progress.record(&op.mailbox.address, true);
         let counts = report.side(op.action.writes_to() == Some(Side::Salesforce));
         match op.action {

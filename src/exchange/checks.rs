@@ -85,7 +85,7 @@ fn exchange_failure(mailbox: &str, e: &EwsError) -> Check {
             Some(MailboxProblem::ImpersonationDenied) => fail(
                 format!("Exchange: impersonation of {mailbox}"),
                 e.to_string(),
-                "give the service account the ApplicationImpersonation role with a management scope that includes this mailbox",
+                "give the service account the ApplicationImpersonation role with a management scope that includes this mailbox (`tether setup exchange` prints the commands)",
             ),
             Some(MailboxProblem::NoMailbox) => fail(
                 format!("Exchange: impersonation of {mailbox}"),

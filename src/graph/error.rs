@@ -132,8 +132,8 @@ fn hint(kind: ErrorKind) -> Option<String> {
         ErrorKind::Denied => "the app may not open this mailbox: add the rep to the RBAC for \
              Applications management scope of the app's \"Application Contacts.ReadWrite\" and \
              \"Application Calendars.ReadWrite\" role assignments (check with \
-             Test-ServicePrincipalAuthorization), or to the group of its Application Access \
-             Policy"
+             Test-ServicePrincipalAuthorization; `tether setup exchange` prints the \
+             PowerShell), or to the group of its Application Access Policy"
             .into(),
         ErrorKind::NoMailbox => "this user has no Exchange Online mailbox (unlicensed, \
              soft-deleted, a guest, or hosted on premises): give them a licensed mailbox, or \

@@ -37,6 +37,8 @@ mod salesforce_emulator;
 mod sandbox_process;
 mod saved_plans;
 mod secrets;
+mod service;
+mod setup;
 mod state_safety;
 mod state_store;
 mod status;

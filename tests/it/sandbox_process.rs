@@ -170,11 +170,13 @@ fn quickstart_against_the_sandbox_process_and_its_org_survives_a_restart() {
             "GRAPH_TENANT",
             "GRAPH_CLIENT_ID",
             "GRAPH_CLIENT_SECRET",
+            "GRAPH_OUT_OF_SCOPE_USER",
+            "GRAPH_NO_MAILBOX_USER",
         ]
     );
     // The same mailboxes through the Graph face, with the app credentials of sandbox.env.
     let value = |name: &str| env.iter().find(|(k, _)| k == name).unwrap().1.clone();
-    let graph_status = tokio::runtime::Runtime::new().unwrap().block_on(async {
+    let graph_statuses = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let http = reqwest::Client::new();
         let form = [
             ("client_id", value("GRAPH_CLIENT_ID")),
@@ -191,18 +193,41 @@ fn quickstart_against_the_sandbox_process_and_its_org_survives_a_restart() {
             .json()
             .await
             .unwrap();
-        let url = format!(
-            "{}/users/celia.kung@example.com/contactFolders",
-            value("GRAPH_URL")
-        );
-        http.get(url)
-            .bearer_auth(token["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .status()
+        let mut statuses = Vec::new();
+        for user in [
+            "celia.kung@example.com".to_string(),
+            value("GRAPH_OUT_OF_SCOPE_USER"),
+            value("GRAPH_NO_MAILBOX_USER"),
+        ] {
+            let url = format!("{}/users/{user}/contactFolders", value("GRAPH_URL"));
+            let answer = http
+                .get(url)
+                .bearer_auth(token["access_token"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            let body: serde_json::Value = answer.json().await.unwrap();
+            statuses.push((status, body["error"]["code"].as_str().map(str::to_string)));
+        }
+        statuses
     });
-    assert_eq!(graph_status, 200);
+    // The banner's two special users: outside the app's scope, and without a mailbox.
+    assert_eq!(
+        graph_statuses,
+        [
+            (200, None),
+            (403, Some("ErrorAccessDenied".to_string())),
+            (404, Some("MailboxNotEnabledForRESTAPI".to_string())),
+        ]
+    );
+    assert!(
+        sandbox
+            .banner
+            .contains("GRAPH_OUT_OF_SCOPE_USER): a mailbox outside the app's scope"),
+        "{}",
+        sandbox.banner
+    );
 
     // examples/quickstart.yaml, pointed at this sandbox's ports.
     let example = std::fs::read_to_string(concat!(

@@ -197,6 +197,15 @@ async fn every_command(
         0,
         "test-connection",
     );
+    // Signs in to Salesforce to list the members: its output goes to an admin's terminal.
+    expect(
+        t.push(
+            "setup exchange --from-salesforce",
+            run(&["setup", "exchange", "--from-salesforce", "org"]).await,
+        ),
+        0,
+        "setup exchange --from-salesforce",
+    );
     let failing = tether(dir, &["test-connection", "org"], wrong).await;
     expect(
         t.push("test-connection (wrong credential)", failing),

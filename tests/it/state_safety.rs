@@ -85,9 +85,10 @@ async fn a_second_apply_while_one_runs_is_refused_at_once_and_the_first_complete
         assert!(waited.elapsed() < Duration::from_secs(30));
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    // Told not to wait (`--lock-timeout 0s`; by default they wait for the apply to finish).
     for args in [
-        &["apply", "org", "--auto-approve"][..],
-        &["run", "org", "--once"],
+        &["apply", "org", "--auto-approve", "--lock-timeout", "0s"][..],
+        &["run", "org", "--once", "--lock-timeout", "0s"],
     ] {
         let started = Instant::now();
         let second = w.tether(args).await;
@@ -115,7 +116,7 @@ async fn a_second_apply_while_one_runs_is_refused_at_once_and_the_first_complete
         &reliability_doc::CRASHES,
         "a_second_apply_while_one_runs_is_refused_at_once_and_the_first_completes",
         &[
-            "a second `tether apply`, and a `tether run`, while an apply is syncing the same state",
+            "a second `tether apply`, and a `tether run`, with `--lock-timeout 0s`, while an apply is syncing the same state",
             "refused at once (exit 1), naming the holder's operation, user, host, pid and lock id; the first apply goes on undisturbed",
             "both refused within 5 s; the first apply converged with no duplicate and released the lock",
         ],

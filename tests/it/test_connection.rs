@@ -231,3 +231,164 @@ async fn test_connection_reports_shared_activities_off() {
     );
     assert_eq!(out.code, 0, "{}", out.stdout);
 }
+
+/// Certificate credentials (an Entra app registration's uploaded certificate): the signed
+/// client assertion gets a token from the tenant's endpoint for Graph and for Exchange
+/// Online's EWS alike; a thumbprint of another certificate, or an assertion outside its time
+/// range, fails with what to fix.
+mod certificate {
+    use super::*;
+    use base64::Engine;
+    use std::sync::Arc;
+    use tether_emulators::exchange::{self, ImpersonationScope};
+    use tether_emulators::graph::{GraphApp, TENANT_ID};
+
+    const APP: &str = "6c2f0e1d-0000-4000-8000-0000000ce271";
+    const CERT: &str = include_str!("../fixtures/sf_test_jwt_cert.pem");
+    const KEY: &str = include_str!("../fixtures/sf_test_jwt_key.pem");
+
+    /// The SHA-256 thumbprint of the registered certificate, as the portal shows it (hex).
+    fn thumbprint() -> String {
+        let b64: String = CERT.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        ring::digest::digest(&ring::digest::SHA256, &der)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect()
+    }
+
+    /// The org with the app registered (certificate only; RBAC scope: the Sales
+    /// department), the emulated Exchange's clock `skew` ahead of this machine's, and one
+    /// configuration per API in `graph/` and `ews/`, the key in a file beside each.
+    async fn org(skew: chrono::Duration, thumbprint: &str) -> Org {
+        let s = start_with(
+            exchange::EmulatorOptions {
+                clock: Some(Arc::new(tether_emulators::clock::ManualClock::new(
+                    chrono::Utc::now() + skew,
+                ))),
+                ..exchange::EmulatorOptions::default()
+            },
+            salesforce::EmulatorOptions::default(),
+            ONE_REP_SYNC,
+        )
+        .await;
+        s.ews.add_mailbox(REP, Some("Sales"));
+        s.ews.add_graph_app(GraphApp {
+            client_id: APP.into(),
+            client_secret: None,
+            certificate_pem: Some(CERT.into()),
+            scope: ImpersonationScope::Filter("Department -eq 'Sales'".into()),
+        });
+        s.sf.handle()
+            .add_user(REP, REP, "Celia Kung", "Sales User", "Europe/Berlin");
+        for (api, endpoint) in [
+            ("graph", format!("graph_url: {}", s.ews.graph_url())),
+            ("ews", format!("ews_url: {}", s.ews.ews_url())),
+        ] {
+            s.scratch.write(&format!("{api}/app.key"), KEY);
+            s.scratch.write(
+                &format!("{api}/tether.yaml"),
+                format!(
+                    r#"version: 1
+org: {{ name: corp, kind: production }}
+connections:
+  exchange:
+    method: oauth2
+    api: {api}
+    tenant: {TENANT_ID}
+    client_id: {APP}
+    certificate:
+      private_key: ${{file:app.key}}
+      thumbprint: {thumbprint}
+    token_url: {token_url}
+    {endpoint}
+    additional_domains: [corp.com]
+  salesforce:
+    instance_url: {sf}
+    login_url: {sf}
+    auth:
+      flow: client_credentials
+      client_id: {SF_CLIENT_ID}
+      client_secret: ${{env:TEST_SF_SECRET}}
+sync_configurations:
+{ONE_REP_SYNC}"#,
+                    token_url = s.ews.graph_token_url(),
+                    sf = s.sf.url(),
+                ),
+            );
+        }
+        s
+    }
+
+    async fn check(s: &Org, api: &str) -> Output {
+        let out = s
+            .tether(&["test-connection", api, "--user", REP], PASSWORD)
+            .await;
+        assert!(
+            !out.stdout.contains("PRIVATE KEY") && !out.stderr.contains("PRIVATE KEY"),
+            "{}{}",
+            out.stdout,
+            out.stderr
+        );
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_certificate_credential_opens_graph_and_ews_through_the_tenant_token_endpoint() {
+        let s = org(chrono::Duration::zero(), &thumbprint()).await;
+        let graph = check(&s, "graph").await;
+        assert_eq!(graph.code, 0, "{}{}", graph.stdout, graph.stderr);
+        let ews = check(&s, "ews").await;
+        assert_eq!(ews.code, 0, "{}{}", ews.stdout, ews.stderr);
+        assert!(
+            ews.stdout
+                .contains(&format!("PASS Exchange: impersonation of {REP}: allowed")),
+            "{}",
+            ews.stdout
+        );
+        // Each API's sign-in asked the tenant's endpoint once for its own resource.
+        assert_eq!(
+            s.ews.graph_calls().get("token"),
+            Some(&2),
+            "{:?}",
+            s.ews.graph_calls()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_thumbprint_of_another_certificate_fails_saying_to_check_the_thumbprint() {
+        let s = org(chrono::Duration::zero(), &"AB".repeat(32)).await;
+        for api in ["graph", "ews"] {
+            let out = check(&s, api).await;
+            assert_eq!(out.code, 1, "{api}: {}{}", out.stdout, out.stderr);
+            assert!(
+                out.stdout.contains("AADSTS700027")
+                    && out
+                        .stdout
+                        .contains("`certificate.thumbprint` is that certificate's thumbprint"),
+                "{api}: {}",
+                out.stdout
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_assertion_outside_its_time_range_fails_saying_to_check_the_clock() {
+        // The token endpoint's clock is an hour ahead: the assertion tether signs now has
+        // expired by its time.
+        let s = org(chrono::Duration::hours(1), &thumbprint()).await;
+        for api in ["graph", "ews"] {
+            let out = check(&s, api).await;
+            assert_eq!(out.code, 1, "{api}: {}{}", out.stdout, out.stderr);
+            assert!(
+                out.stdout.contains("AADSTS700024")
+                    && out.stdout.contains("check this machine's clock (NTP)"),
+                "{api}: {}",
+                out.stdout
+            );
+        }
+    }
+}

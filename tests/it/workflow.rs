@@ -1,6 +1,7 @@
 //! The GitOps loop end to end against both emulators: plan shows the change, apply makes
 //! it, and planning again says "No changes." (exit 0 with --detailed-exitcode). A second
-//! apply while the state is locked fails at once naming the holder, and no secret appears
+//! apply told not to wait (`--lock-timeout 0s`) while the state is locked fails at once
+//! naming the holder, and no secret appears
 //! in any output or in the state file.
 
 use crate::cli_world;
@@ -164,7 +165,11 @@ async fn a_second_apply_fails_at_once_naming_the_lock_holder() {
     let s = setup().await;
     let state = s.scratch.path("org/.tether/state.db");
     let held = tether::lock::acquire(&state, "apply", chrono::Utc::now()).unwrap();
-    let out = tether_async(&s, &["apply", "org", "--auto-approve"]).await;
+    let out = tether_async(
+        &s,
+        &["apply", "org", "--auto-approve", "--lock-timeout", "0s"],
+    )
+    .await;
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.contains("the state is locked: `apply` by "),

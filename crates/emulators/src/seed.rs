@@ -34,6 +34,14 @@ pub const REPS: &[(&str, &str)] = &[
     ("omar.haddad@example.com", "Omar Haddad"),
 ];
 
+/// A Salesforce user whose mailbox is outside the apps' scope (Marketing, not Sales): Graph
+/// answers 403 ErrorAccessDenied, EWS refuses to impersonate. A Marketing User, so the
+/// quick start's Sales User members do not include her.
+pub const OUT_OF_SCOPE_USER: (&str, &str) = ("nora.lindqvist@example.com", "Nora Lindqvist");
+/// A Salesforce user with no Exchange Online mailbox (it is hosted on premises): Graph
+/// answers 404 MailboxNotEnabledForRESTAPI, EWS finds no mailbox. A Standard User.
+pub const NO_MAILBOX_USER: (&str, &str) = ("theo.brandt@example.com", "Theo Brandt");
+
 pub struct SandboxOrg {
     pub exchange: ews_emu::RunningEmulator,
     pub salesforce: sf_emu::RunningEmulator,
@@ -91,6 +99,8 @@ pub async fn start_empty(ews_port: u16, sf_port: u16) -> Result<SandboxOrg, Stri
         certificate_pem: None,
         scope: ImpersonationScope::Filter("Department -eq 'Sales'".into()),
     });
+    // A directory entry, not store contents: registered on every start, restored or not.
+    exchange.add_user_without_mailbox(NO_MAILBOX_USER.0);
     Ok(SandboxOrg {
         exchange,
         salesforce,
@@ -111,6 +121,8 @@ impl SandboxOrg {
                 "GRAPH_CLIENT_SECRET",
                 SANDBOX_GRAPH_CLIENT_SECRET.to_string(),
             ),
+            ("GRAPH_OUT_OF_SCOPE_USER", OUT_OF_SCOPE_USER.0.to_string()),
+            ("GRAPH_NO_MAILBOX_USER", NO_MAILBOX_USER.0.to_string()),
         ]
     }
 
@@ -131,7 +143,19 @@ impl SandboxOrg {
             now,
         )?;
         self.seed_story(now)?;
+        self.seed_unreachable_users();
         Ok(summary)
+    }
+
+    /// The two Salesforce users tether cannot sync through Exchange: one whose mailbox is
+    /// outside the scope, one without a mailbox (see `OUT_OF_SCOPE_USER`, `NO_MAILBOX_USER`).
+    fn seed_unreachable_users(&self) {
+        let sf = self.salesforce.handle();
+        let (email, name) = OUT_OF_SCOPE_USER;
+        self.exchange.add_mailbox(email, Some("Marketing"));
+        sf.add_user(email, email, name, "Marketing User", "Europe/Stockholm");
+        let (email, name) = NO_MAILBOX_USER;
+        sf.add_user(email, email, name, "Standard User", "Europe/Berlin");
     }
 
     /// The demo's records: what its narration walks through.
@@ -210,5 +234,85 @@ impl SandboxOrg {
     /// The rep's Salesforce_Sync folder, created as the rep would in Outlook.
     pub fn sync_folder(&self, rep: &str) -> Result<String, String> {
         generate::sync_folder(&self.exchange, rep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// The status and error code of a Graph GET of the user's contact folders.
+    async fn contact_folders(org: &SandboxOrg, token: &str, user: &str) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .get(format!(
+                "{}/users/{}/contactFolders",
+                org.exchange.graph_url(),
+                user.replace('@', "%40")
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&r.text().await.unwrap()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_seeded_org_has_a_user_outside_the_app_scope_and_one_without_a_mailbox() {
+        let mut org = start_empty(0, 0).await.unwrap();
+        org.seed(&DEMO, Utc::now()).unwrap();
+        let env = org.graph_env();
+        let var = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone());
+        assert_eq!(
+            var("GRAPH_OUT_OF_SCOPE_USER").as_deref(),
+            Some(OUT_OF_SCOPE_USER.0)
+        );
+        assert_eq!(
+            var("GRAPH_NO_MAILBOX_USER").as_deref(),
+            Some(NO_MAILBOX_USER.0)
+        );
+        // Both are active Salesforce users, of profiles the quick start does not sync.
+        let users = org.salesforce.handle().records("User");
+        for (email, _) in [OUT_OF_SCOPE_USER, NO_MAILBOX_USER] {
+            let user = users
+                .iter()
+                .find(|u| u["Email"] == email)
+                .unwrap_or_else(|| panic!("{email} is not a Salesforce user"));
+            assert_eq!(user["IsActive"], true, "{user:?}");
+        }
+        let form = [
+            ("client_id", GRAPH_CLIENT_ID),
+            ("client_secret", SANDBOX_GRAPH_CLIENT_SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("grant_type", "client_credentials"),
+        ];
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let answer = reqwest::Client::new()
+            .post(org.exchange.graph_token_url())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let token: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+        let token = token["access_token"].as_str().unwrap();
+        let (status, _) = contact_folders(&org, token, REPS[0].0).await;
+        assert_eq!(status, 200);
+        let (status, body) = contact_folders(&org, token, OUT_OF_SCOPE_USER.0).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (403, &Value::from("ErrorAccessDenied"))
+        );
+        let (status, body) = contact_folders(&org, token, NO_MAILBOX_USER.0).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (404, &Value::from("MailboxNotEnabledForRESTAPI"))
+        );
     }
 }

@@ -717,3 +717,70 @@ async fn date_time_created_is_set_at_create_kept_in_deleted_items_and_searchable
         "created before {later}: {answer}"
     );
 }
+
+/// Exchange validates a request against messages.xsd before it runs it, whether or not
+/// this emulator has the schema file: members out of ContactItemType's order fail the
+/// request as a whole, nothing is stored.
+#[tokio::test]
+async fn a_contact_with_members_out_of_schema_order_gets_the_schema_validation_fault() {
+    let emu = emulator(false).await;
+    let (status, answer) = call(
+        &emu,
+        r#"<m:CreateItem><m:SavedItemFolderId><t:DistinguishedFolderId Id="contacts"/></m:SavedItemFolderId><m:Items><t:Contact><t:Surname>Lovelace</t:Surname><t:GivenName>Ada</t:GivenName></t:Contact></m:Items></m:CreateItem>"#,
+    )
+    .await;
+    assert_eq!(status, 500, "{answer}");
+    assert!(
+        answer.contains(">ErrorSchemaValidation</e:ResponseCode>"),
+        "{answer}"
+    );
+    let contacts = emu.folder_id(REP, "contacts").unwrap();
+    assert!(emu.items(REP, &contacts).is_empty(), "nothing stored");
+}
+
+/// EmailAddressKeyType allows EmailAddress1..3 only; an address under another key was
+/// answered NoError and lost.
+#[tokio::test]
+async fn an_email_address_under_a_key_the_schema_does_not_define_is_refused_not_dropped() {
+    let emu = emulator(false).await;
+    let (status, answer) = call(
+        &emu,
+        r#"<m:CreateItem><m:SavedItemFolderId><t:DistinguishedFolderId Id="contacts"/></m:SavedItemFolderId><m:Items><t:Contact><t:GivenName>Ada</t:GivenName><t:EmailAddresses><t:Entry Key="EmailAddress4">ada@example.com</t:Entry></t:EmailAddresses></t:Contact></m:Items></m:CreateItem>"#,
+    )
+    .await;
+    assert_eq!(status, 500, "{answer}");
+    assert!(
+        answer.contains(">ErrorSchemaValidation</e:ResponseCode>"),
+        "{answer}"
+    );
+    let contacts = emu.folder_id(REP, "contacts").unwrap();
+    assert!(emu.items(REP, &contacts).is_empty(), "nothing stored");
+}
+
+/// PhoneNumberKeyType has BusinessMobile, IPPhone, Mms and Msn too; UpdateItem refused
+/// them with ErrorInvalidPropertySet.
+#[tokio::test]
+async fn update_item_sets_a_phone_number_under_every_key_types_xsd_defines() {
+    let emu = emulator(true).await;
+    let folder = emu.folder_id(REP, "contacts").unwrap();
+    let id = create_contact(&emu, &folder, "Ada").await;
+    let ck = match emu.item(REP, &id) {
+        Some(Item::Contact(c)) => c.item_id.and_then(|i| i.change_key).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let (_, answer) = call(
+        &emu,
+        &format!(
+            r#"<m:UpdateItem ConflictResolution="AutoResolve" MessageDisposition="SaveOnly"><m:ItemChanges><t:ItemChange><t:ItemId Id="{id}" ChangeKey="{ck}"/><t:Updates><t:SetItemField><t:IndexedFieldURI FieldURI="contacts:PhoneNumber" FieldIndex="BusinessMobile"/><t:Contact><t:PhoneNumbers><t:Entry Key="BusinessMobile">+44 20 7946 0000</t:Entry></t:PhoneNumbers></t:Contact></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        ),
+    )
+    .await;
+    assert_eq!(codes(&answer), ["NoError"], "{answer}");
+    match emu.item(REP, &id) {
+        Some(Item::Contact(c)) => assert_eq!(
+            c.phones.get("BusinessMobile").map(String::as_str),
+            Some("+44 20 7946 0000")
+        ),
+        other => panic!("{other:?}"),
+    }
+}

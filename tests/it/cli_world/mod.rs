@@ -524,3 +524,127 @@ pub fn secrets() -> Vec<(&'static str, &'static str)> {
         ("TEST_SF_SECRET", SF_SECRET),
     ]
 }
+
+/// A `tether` process running in the background (a `run` service, an `apply` to signal),
+/// its output lines collected as they come; killed when dropped.
+pub struct Background {
+    pub child: std::process::Child,
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// How long a test waits for a background tether to get somewhere: generous, since the
+/// machine may be loaded; nothing passes or fails by a fixed sleep.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl Background {
+    /// Starts tether with `args` in `dir`, with the emulated org's secrets.
+    pub fn start(dir: &std::path::Path, args: &[&str]) -> Background {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(args)
+            .current_dir(dir)
+            .envs(secrets())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start tether");
+        let mut readers = Vec::new();
+        let mut collect = |stream: Box<dyn std::io::Read + Send>| {
+            let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let into = lines.clone();
+            readers.push(std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    into.lock().unwrap().push(line);
+                }
+            }));
+            lines
+        };
+        let stdout = collect(Box::new(child.stdout.take().unwrap()));
+        let stderr = collect(Box::new(child.stderr.take().unwrap()));
+        Background {
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Polls until `done` holds, failing (with the output so far) after [`PATIENCE`] or
+    /// when the process ends first.
+    pub async fn wait_until(&mut self, what: &str, mut done: impl FnMut(&Background) -> bool) {
+        let started = std::time::Instant::now();
+        while !done(self) {
+            let ended = self.child.try_wait().unwrap();
+            assert!(
+                ended.is_none() && started.elapsed() < PATIENCE,
+                "{what}: not seen ({}), stdout:\n{}\nstderr:\n{}",
+                match ended {
+                    Some(status) => format!("tether ended: {status}"),
+                    None => format!("waited {PATIENCE:?}"),
+                },
+                self.stdout().join("\n"),
+                self.stderr().join("\n")
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits for a line of stdout containing `needle`; returns it.
+    pub async fn line(&mut self, needle: &str) -> String {
+        self.wait_until(&format!("a line with {needle:?}"), |b| {
+            b.stdout().iter().any(|l| l.contains(needle))
+        })
+        .await;
+        self.stdout()
+            .into_iter()
+            .find(|l| l.contains(needle))
+            .unwrap()
+    }
+
+    /// SIGTERM, then the exit code once it ends (after [`PATIENCE`]: a failure).
+    pub async fn terminate(&mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        self.exit_code().await
+    }
+
+    /// The exit code once it ends by itself, with its output read to the end.
+    pub async fn exit_code(&mut self) -> Option<i32> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                for reader in self.readers.drain(..) {
+                    reader.join().unwrap();
+                }
+                return status.code();
+            }
+            assert!(started.elapsed() < PATIENCE, "tether did not end");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

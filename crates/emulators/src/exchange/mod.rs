@@ -6,8 +6,11 @@
 //! validate them against the official schema, and with `schema` set it validates each
 //! request body with xmllint and answers ErrorSchemaValidation, as a real server does.
 
+pub(crate) mod codec;
+pub(crate) mod emit;
 pub mod model;
 pub(crate) mod ops;
+pub(crate) mod recur;
 pub mod soap;
 pub(crate) mod state;
 pub mod tz;
@@ -548,10 +551,23 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Option<Principal> {
         if *expires <= shared.clock.now() {
             return None;
         }
-        let acct = emu.apps.iter().find(|a| &a.username == app)?;
+        // An app of the EWS token endpoint, or one registered in Entra ID whose token
+        // (from the tenant's endpoint, for Exchange Online's scope) carries its RBAC scope.
+        let scope = emu
+            .apps
+            .iter()
+            .find(|a| &a.username == app)
+            .map(|a| a.scope.clone())
+            .or_else(|| {
+                emu.graph
+                    .apps
+                    .iter()
+                    .find(|a| &a.client_id == app)
+                    .map(|a| a.scope.clone())
+            })?;
         return Some(Principal {
-            name: acct.username.clone(),
-            scope: acct.scope.clone(),
+            name: app.clone(),
+            scope,
         });
     }
     None
@@ -804,7 +820,7 @@ async fn ews(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> R
                 return broken_answer(&env[..cut]);
             }
             if shared.options.record_bodies {
-                shared.lock().bodies.push(soap::standalone(&body));
+                shared.lock().bodies.push(body);
             }
             soap_response(StatusCode::OK, env)
         }

@@ -4,13 +4,12 @@ use super::state::{
     Emu, EmuResult, Fault, Folder, StoredItem, err, occurrence, occurrence_id, parse_occurrence_id,
 };
 use super::{Shared, authenticate, unauthorized};
-use crate::exchange::model::{
-    self, ADDRESS_KEYS, CalendarEvent, Contact, EMAIL_KEYS, Item, ItemId, PHONE_KEYS, Shape,
-    parse_datetime,
-};
-use crate::exchange::soap::write_message_head;
-use crate::exchange::tz;
-use crate::exchange::xml::{self, Element, Limits, NS_AD_REQ, NS_M, NS_T, Writer};
+use crate::exchange::codec::{self, Shape, parse_datetime};
+use crate::exchange::emit::{Out, escape};
+use crate::exchange::model::{CalendarEvent, Contact, Item, ItemId};
+use crate::exchange::soap::{self, write_message_head};
+use crate::exchange::xml::{self, Element, Limits, NS_AD_REQ, NS_M, NS_T};
+use crate::exchange::{recur, tz};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -33,7 +32,7 @@ fn normalize_times(el: &mut Element, zone: chrono_tz::Tz) {
             .from_local_datetime(&naive)
             .earliest()?
             .with_timezone(&Utc);
-        Some(model::fmt_datetime(&utc))
+        Some(codec::fmt_datetime(&utc))
     }
     if el.ns == NS_T
         && matches!(el.name.as_str(), "Start" | "End" | "OriginalStart")
@@ -120,37 +119,41 @@ fn folder_element(f: &Folder) -> &'static str {
     }
 }
 
-fn write_folder(w: &mut Writer, mb: &super::state::Mailbox, f: &Folder) {
-    w.open(folder_element(f), &[]);
-    w.empty("t:FolderId", &[("Id", &f.id), ("ChangeKey", &f.change_key)]);
+fn write_folder(w: &mut Out, mb: &super::state::Mailbox, f: &Folder) {
+    w.start(folder_element(f));
+    w.start("t:FolderId")
+        .attrs(&[("Id", &f.id), ("ChangeKey", &f.change_key)])
+        .end();
     if let Some(p) = &f.parent {
         let pck = mb.folder(p).map(|p| p.change_key.as_str()).unwrap_or("");
-        w.empty("t:ParentFolderId", &[("Id", p), ("ChangeKey", pck)]);
+        w.start("t:ParentFolderId")
+            .attrs(&[("Id", p), ("ChangeKey", pck)])
+            .end();
     }
-    w.leaf("t:FolderClass", &f.class);
-    w.leaf("t:DisplayName", &f.name);
+    w.value("t:FolderClass", &f.class);
+    w.value("t:DisplayName", &f.name);
     let total = mb.items.values().filter(|i| i.folder == f.id).count();
-    w.leaf("t:TotalCount", &total.to_string());
+    w.value("t:TotalCount", &total.to_string());
     let children = mb
         .folders
         .iter()
         .filter(|c| c.parent.as_deref() == Some(&f.id))
         .count();
-    w.leaf("t:ChildFolderCount", &children.to_string());
-    w.close();
+    w.value("t:ChildFolderCount", &children.to_string());
+    w.end();
 }
 
-fn error_message(w: &mut Writer, element: &str, code: &str, text: &str) {
+fn error_message(w: &mut Out, element: &str, code: &str, text: &str) {
     write_message_head(w, element, code, text);
-    w.close();
+    w.end();
 }
 
 /// Error messages of item operations still carry an empty `m:Items` (the schema requires it,
 /// and Exchange sends `<m:Items />`).
-fn item_error_message(w: &mut Writer, element: &str, code: &str, text: &str) {
+fn item_error_message(w: &mut Out, element: &str, code: &str, text: &str) {
     write_message_head(w, element, code, text);
-    w.empty("m:Items", &[]);
-    w.close();
+    w.start("m:Items").end();
+    w.end();
 }
 
 fn get_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
@@ -159,9 +162,8 @@ fn get_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
         "ErrorSchemaValidation".to_string(),
         "FolderIds missing".to_string(),
     ))?;
-    let mut w = Writer::new();
-    w.open("m:GetFolderResponse", &[])
-        .open("m:ResponseMessages", &[]);
+    let mut w = soap::answer("m:GetFolderResponse");
+    w.start("m:ResponseMessages");
     for id in &ids.children {
         let found = match id.name.as_str() {
             "DistinguishedFolderId" => id.attr("Id").and_then(|d| mb.distinguished(d)),
@@ -170,9 +172,9 @@ fn get_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
         match found {
             Some(f) => {
                 write_message_head(&mut w, "m:GetFolderResponseMessage", "NoError", "");
-                w.open("m:Folders", &[]);
+                w.start("m:Folders");
                 write_folder(&mut w, mb, f);
-                w.close().close();
+                w.end().end();
             }
             // Exchange answers a folder id that names no folder with the generic code.
             None => error_message(
@@ -209,9 +211,8 @@ fn find_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
         "ErrorSchemaValidation".to_string(),
         "ParentFolderIds missing".to_string(),
     ))?;
-    let mut w = Writer::new();
-    w.open("m:FindFolderResponse", &[])
-        .open("m:ResponseMessages", &[]);
+    let mut w = soap::answer("m:FindFolderResponse");
+    w.start("m:ResponseMessages");
     for p in &parents.children {
         let wrapper = Element {
             children: vec![p.clone()],
@@ -246,18 +247,15 @@ fn find_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
             }
         }
         write_message_head(&mut w, "m:FindFolderResponseMessage", "NoError", "");
-        w.open(
-            "m:RootFolder",
-            &[
-                ("TotalItemsInView", &matches.len().to_string()),
-                ("IncludesLastItemInRange", "true"),
-            ],
-        );
-        w.open("t:Folders", &[]);
+        w.start("m:RootFolder").attrs(&[
+            ("TotalItemsInView", &matches.len().to_string()),
+            ("IncludesLastItemInRange", "true"),
+        ]);
+        w.start("t:Folders");
         for f in matches {
             write_folder(&mut w, mb, f);
         }
-        w.close().close().close();
+        w.end().end().end();
     }
     Ok(w.finish())
 }
@@ -272,9 +270,8 @@ fn create_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String
         "ErrorSchemaValidation".to_string(),
         "Folders missing".to_string(),
     ))?;
-    let mut w = Writer::new();
-    w.open("m:CreateFolderResponse", &[])
-        .open("m:ResponseMessages", &[]);
+    let mut w = soap::answer("m:CreateFolderResponse");
+    w.start("m:ResponseMessages");
     for f in &folders.children {
         let name = f.child_text(NS_T, "DisplayName").unwrap_or("").to_string();
         let class = f
@@ -305,9 +302,11 @@ fn create_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String
                     _ => "t:Folder",
                 };
                 write_message_head(&mut w, "m:CreateFolderResponseMessage", "NoError", "");
-                w.open("m:Folders", &[]).open(el, &[]);
-                w.empty("t:FolderId", &[("Id", &id), ("ChangeKey", &ck)]);
-                w.close().close().close();
+                w.start("m:Folders").start(el);
+                w.start("t:FolderId")
+                    .attrs(&[("Id", &id), ("ChangeKey", &ck)])
+                    .end();
+                w.end().end().end();
             }
             Err((code, text)) => {
                 error_message(&mut w, "m:CreateFolderResponseMessage", &code, &text);
@@ -384,7 +383,7 @@ fn requested_fields(op: &Element) -> Option<BTreeSet<String>> {
 /// properties and, for FindItem/SyncFolderItems, leaving out what those operations cannot
 /// return (Body, attendees, recurrence).
 fn write_item(
-    w: &mut Writer,
+    w: &mut Out,
     item: &Item,
     fields: Option<&BTreeSet<String>>,
     ext: &BTreeSet<String>,
@@ -398,7 +397,7 @@ fn write_item(
             if !full {
                 c.notes = None;
             }
-            model::write_contact(w, &c, shape);
+            codec::write_contact(w, &c, shape);
         }
         Item::Event(e) => {
             let mut e = (**e).clone();
@@ -411,14 +410,14 @@ fn write_item(
                 e.modified_occurrences.clear();
                 e.deleted_occurrences.clear();
             }
-            model::write_event(w, &e, shape);
+            codec::write_event(w, &e, shape);
         }
         Item::Other(id) => {
-            w.open("t:Item", &[]);
+            w.start("t:Item");
             if let Some(id) = id {
-                id.write(w, "t:ItemId");
+                codec::write_item_id(w, "ItemId", id);
             }
-            w.close();
+            w.end();
         }
     }
 }
@@ -446,9 +445,8 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
         ))?;
     let fields = requested_fields(op);
     let ext = requested_extended(op);
-    let mut w = Writer::new();
-    w.open("m:SyncFolderItemsResponse", &[])
-        .open("m:ResponseMessages", &[]);
+    let mut w = soap::answer("m:SyncFolderItemsResponse");
+    w.start("m:ResponseMessages");
     let Some(folder) = folder else {
         error_message(
             &mut w,
@@ -505,12 +503,12 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
         changes.last().map(|(s, _)| *s).unwrap_or(since)
     };
     write_message_head(&mut w, "m:SyncFolderItemsResponseMessage", "NoError", "");
-    w.leaf("m:SyncState", &encode_state(&folder, new_seq));
-    w.leaf(
+    w.value("m:SyncState", &encode_state(&folder, new_seq));
+    w.value(
         "m:IncludesLastItemInRange",
         if last { "true" } else { "false" },
     );
-    w.open("m:Changes", &[]);
+    w.start("m:Changes");
     for (_, c) in &changes {
         match c {
             Change::Upsert(i) => {
@@ -519,19 +517,19 @@ fn sync_folder_items(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<St
                 } else {
                     "t:Update"
                 };
-                w.open(tag, &[]);
+                w.start(tag);
                 let item = i.current();
                 write_item(&mut w, &item, fields.as_ref(), &ext, false);
-                w.close();
+                w.end();
             }
             Change::Delete(id) => {
-                w.open("t:Delete", &[]);
-                w.empty("t:ItemId", &[("Id", id)]);
-                w.close();
+                w.start("t:Delete");
+                w.start("t:ItemId").attrs(&[("Id", id)]).end();
+                w.end();
             }
         }
     }
-    w.close().close();
+    w.end().end();
     Ok(w.finish())
 }
 
@@ -563,7 +561,7 @@ pub(crate) fn calendar_view(
                 let time = local_start.time();
                 let local_end = end.with_timezone(&zone).date_naive();
                 let until = local_end.succ_opt().unwrap_or(local_end);
-                for date in model::occurrence_dates(rec, until, 20_000) {
+                for date in recur::occurrence_dates(rec, until, 20_000) {
                     let Some(orig) = zone
                         .from_local_datetime(&date.and_time(time))
                         .earliest()
@@ -592,9 +590,8 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
         .and_then(|p| folder_ref(mb, p));
     let ext = requested_extended(op);
     let fields = requested_fields(op);
-    let mut w = Writer::new();
-    w.open("m:FindItemResponse", &[])
-        .open("m:ResponseMessages", &[]);
+    let mut w = soap::answer("m:FindItemResponse");
+    w.start("m:ResponseMessages");
     let Some(folder) = parent else {
         error_message(
             &mut w,
@@ -702,12 +699,12 @@ fn find_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     if let Some(o) = &offset {
         attrs.insert(0, ("IndexedPagingOffset", o.as_str()));
     }
-    w.open("m:RootFolder", &attrs);
-    w.open("t:Items", &[]);
+    w.start("m:RootFolder").attrs(&attrs);
+    w.start("t:Items");
     for it in &items {
         write_item(&mut w, it, fields.as_ref(), &ext, false);
     }
-    w.close().close().close();
+    w.end().end().end();
     Ok(w.finish())
 }
 
@@ -804,10 +801,7 @@ fn property_value(path: &Element, item: &Item) -> EmuResult<Option<Value>> {
         else {
             return Err(unsupported_path(path));
         };
-        let slot = EMAIL_KEYS
-            .iter()
-            .position(|k| *k == index)
-            .ok_or_else(|| unsupported_path(path))?;
+        let slot = codec::email_slot(index).ok_or_else(|| unsupported_path(path))?;
         return Ok(match item {
             Item::Contact(c) => c.emails[slot].clone().map(Value::Text),
             _ => None,
@@ -1052,16 +1046,15 @@ fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
         "ErrorSchemaValidation".to_string(),
         "ItemIds missing".to_string(),
     ))?;
-    let mut w = Writer::new();
-    w.open("m:GetItemResponse", &[])
-        .open("m:ResponseMessages", &[]);
+    let mut w = soap::answer("m:GetItemResponse");
+    w.start("m:ResponseMessages");
     for id in &ids.children {
         match lookup(mb, id) {
             Ok(item) => {
                 write_message_head(&mut w, "m:GetItemResponseMessage", "NoError", "");
-                w.open("m:Items", &[]);
+                w.start("m:Items");
                 write_item(&mut w, &item, fields.as_ref(), &ext, true);
-                w.close().close();
+                w.end().end();
             }
             Err((code, text)) => {
                 item_error_message(&mut w, "m:GetItemResponseMessage", &code, &text)
@@ -1069,61 +1062,6 @@ fn get_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
         }
     }
     Ok(w.finish())
-}
-
-/// The properties of a new Contact / CalendarItem this emulator stores (UpdateItem refuses
-/// the others in `apply_updates`).
-const CONTACT_PROPERTIES: &[&str] = &[
-    "Body",
-    "Categories",
-    "ExtendedProperty",
-    "FileAs",
-    "DisplayName",
-    "GivenName",
-    "MiddleName",
-    "Nickname",
-    "CompanyName",
-    "EmailAddresses",
-    "PhysicalAddresses",
-    "PhoneNumbers",
-    "AssistantName",
-    "Birthday",
-    "Department",
-    "JobTitle",
-    "Surname",
-];
-const EVENT_PROPERTIES: &[&str] = &[
-    "Subject",
-    "Sensitivity",
-    "Body",
-    "Categories",
-    "ExtendedProperty",
-    "UID",
-    "Start",
-    "End",
-    "IsAllDayEvent",
-    "LegacyFreeBusyStatus",
-    "Location",
-    "RequiredAttendees",
-    "OptionalAttendees",
-    "Recurrence",
-    "StartTimeZone",
-    "EndTimeZone",
-];
-
-/// The first property of a new item that this emulator would not keep. Exchange stores
-/// every property the schema allows; accepting one with NoError and dropping it would hide a
-/// client's mistake, so it is refused.
-fn unstored_property(el: &Element) -> Option<&str> {
-    let known = match el.name.as_str() {
-        "Contact" => CONTACT_PROPERTIES,
-        "CalendarItem" => EVENT_PROPERTIES,
-        _ => return None,
-    };
-    el.children
-        .iter()
-        .find(|c| c.ns != NS_T || !known.contains(&c.name.as_str()))
-        .map(|c| c.name.as_str())
 }
 
 fn create_item(
@@ -1144,22 +1082,18 @@ fn create_item(
         "ErrorSchemaValidation".to_string(),
         "Items missing".to_string(),
     ))?;
-    let mut w = Writer::new();
-    w.open("m:CreateItemResponse", &[])
-        .open("m:ResponseMessages", &[]);
+    let mut w = soap::answer("m:CreateItemResponse");
+    w.start("m:ResponseMessages");
     for el in &items.children {
-        let item = model::parse_item(el);
-        if let Some(name) = unstored_property(el) {
-            item_error_message(
-                &mut w,
-                "m:CreateItemResponseMessage",
-                "ErrorInvalidPropertySet",
-                &format!(
-                    "This server does not store the property {name}; it refuses it rather than drop it."
-                ),
-            );
-            continue;
-        }
+        let item = match codec::read_item(el) {
+            Ok(item) => item,
+            // A schema violation fails the whole request, as Exchange validates it first.
+            Err((code, text)) if code == "ErrorSchemaValidation" => return Err((code, text)),
+            Err((code, text)) => {
+                item_error_message(&mut w, "m:CreateItemResponseMessage", &code, &text);
+                continue;
+            }
+        };
         if let Some((code, text)) = emu.item_fault(&el.to_xml()) {
             item_error_message(&mut w, "m:CreateItemResponseMessage", &code, &text);
             continue;
@@ -1188,9 +1122,9 @@ fn create_item(
         match result {
             Ok(id) => {
                 write_message_head(&mut w, "m:CreateItemResponseMessage", "NoError", "");
-                w.open("m:Items", &[]).open(item_element_name(&item), &[]);
-                id.write(&mut w, "t:ItemId");
-                w.close().close().close();
+                w.start("m:Items").start(item_element_name(&item));
+                codec::write_item_id(&mut w, "ItemId", &id);
+                w.end().end().end();
             }
             Err((code, text)) => {
                 item_error_message(&mut w, "m:CreateItemResponseMessage", &code, &text)
@@ -1252,11 +1186,11 @@ fn apply_contact(dst: &mut Contact, src: Option<&Contact>, key: &str) -> Result<
             let (uri, index) = key.split_once('/').ok_or(())?;
             match uri {
                 "contacts:EmailAddress" => {
-                    let i = EMAIL_KEYS.iter().position(|k| *k == index).ok_or(())?;
+                    let i = codec::email_slot(index).ok_or(())?;
                     dst.emails[i] = src.and_then(|s| s.emails[i].clone());
                 }
                 "contacts:PhoneNumber" => {
-                    if !PHONE_KEYS.contains(&index) {
+                    if !codec::is_phone_key(index) {
                         return Err(());
                     }
                     match src.and_then(|s| s.phones.get(index)) {
@@ -1266,7 +1200,7 @@ fn apply_contact(dst: &mut Contact, src: Option<&Contact>, key: &str) -> Result<
                 }
                 _ => {
                     let part = uri.strip_prefix("contacts:PhysicalAddress:").ok_or(())?;
-                    if !ADDRESS_KEYS.contains(&index) || !model::ADDRESS_PARTS.contains(&part) {
+                    if !codec::is_address_key(index) || !codec::ADDRESS_PARTS.contains(&part) {
                         return Err(());
                     }
                     let value = src
@@ -1351,6 +1285,12 @@ fn apply_updates(item: &Item, updates: &Element) -> Result<Item, (String, String
     };
     for u in &updates.children {
         let key = field_key(u).ok_or_else(|| bad("(none)"))?;
+        // The item inside the change must be schema-valid; one the emulator would not store
+        // is named by the change's path.
+        let refused = |r: (String, String)| match r.0.as_str() {
+            "ErrorSchemaValidation" => r,
+            _ => bad(&key),
+        };
         let set = match u.name.as_str() {
             "SetItemField" | "AppendToItemField" => true,
             "DeleteItemField" => false,
@@ -1360,7 +1300,7 @@ fn apply_updates(item: &Item, updates: &Element) -> Result<Item, (String, String
             Item::Contact(c) => {
                 let src = if set {
                     let el = u.child(NS_T, "Contact").ok_or_else(|| bad(&key))?;
-                    Some(model::parse_contact(el))
+                    Some(codec::read_contact(el).map_err(refused)?)
                 } else {
                     None
                 };
@@ -1369,7 +1309,7 @@ fn apply_updates(item: &Item, updates: &Element) -> Result<Item, (String, String
             Item::Event(e) => {
                 let src = if set {
                     let el = u.child(NS_T, "CalendarItem").ok_or_else(|| bad(&key))?;
-                    Some(model::parse_event_patch(el))
+                    Some(codec::read_event(el).map_err(refused)?.0)
                 } else {
                     None
                 };
@@ -1415,9 +1355,8 @@ fn update_item(
             "ItemChanges missing".to_string(),
         ))?
         .clone();
-    let mut w = Writer::new();
-    w.open("m:UpdateItemResponse", &[])
-        .open("m:ResponseMessages", &[]);
+    let mut w = soap::answer("m:UpdateItemResponse");
+    w.start("m:ResponseMessages");
     for change in changes.children_named(NS_T, "ItemChange") {
         let send_choice = op.attr("SendMeetingInvitationsOrCancellations").is_some();
         let outcome = match emu.item_fault(&change.to_xml()) {
@@ -1427,14 +1366,13 @@ fn update_item(
         match outcome {
             Ok((tag, id)) => {
                 write_message_head(&mut w, "m:UpdateItemResponseMessage", "NoError", "");
-                w.open("m:Items", &[]).open(tag, &[]);
-                id.write(&mut w, "t:ItemId");
-                w.close().close();
-                w.open("m:ConflictResults", &[])
-                    .leaf("t:Count", "0")
-                    .close();
-                w.close();
+                w.start("m:Items").start(tag);
+                codec::write_item_id(&mut w, "ItemId", &id);
+                w.end().end();
+                w.start("m:ConflictResults").value("t:Count", "0").end();
+                w.end();
             }
+            Err((code, text)) if code == "ErrorSchemaValidation" => return Err((code, text)),
             Err((code, text)) => {
                 item_error_message(&mut w, "m:UpdateItemResponseMessage", &code, &text)
             }
@@ -1577,9 +1515,8 @@ fn delete_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String
         "ErrorSchemaValidation".to_string(),
         "FolderIds missing".to_string(),
     ))?;
-    let mut w = Writer::new();
-    w.open("m:DeleteFolderResponse", &[])
-        .open("m:ResponseMessages", &[]);
+    let mut w = soap::answer("m:DeleteFolderResponse");
+    w.start("m:ResponseMessages");
     for id in &ids.children {
         let mb = mbx(emu, mailbox)?;
         let folder = match id.name.as_str() {
@@ -1597,7 +1534,7 @@ fn delete_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String
         match result {
             Ok(()) => {
                 write_message_head(&mut w, "m:DeleteFolderResponseMessage", "NoError", "");
-                w.close();
+                w.end();
             }
             Err((code, text)) => {
                 error_message(&mut w, "m:DeleteFolderResponseMessage", &code, &text)
@@ -1617,9 +1554,8 @@ fn delete_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
         ))?
         .clone();
     let now = DateTime::<Utc>::UNIX_EPOCH;
-    let mut w = Writer::new();
-    w.open("m:DeleteItemResponse", &[])
-        .open("m:ResponseMessages", &[]);
+    let mut w = soap::answer("m:DeleteItemResponse");
+    w.start("m:ResponseMessages");
     for id in &ids.children {
         let raw = id.attr("Id").unwrap_or("");
         let is_calendar = parse_occurrence_id(raw).is_some()
@@ -1650,7 +1586,7 @@ fn delete_item(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
         match result {
             Ok(()) => {
                 write_message_head(&mut w, "m:DeleteItemResponseMessage", "NoError", "");
-                w.close();
+                w.end();
             }
             Err((code, text)) => error_message(&mut w, "m:DeleteItemResponseMessage", &code, &text),
         }
@@ -1710,18 +1646,18 @@ fn pox(shared: Shared, headers: HeaderMap, body: Bytes, redirected: bool) -> Res
     let account = if let (false, Some(target)) = (redirected, emu.ad_redirects.get(&domain)) {
         format!(
             "<Account><AccountType>email</AccountType><Action>redirectAddr</Action><RedirectAddr>{}</RedirectAddr></Account>",
-            xml::escape(target)
+            escape(target)
         )
     } else if !redirected && emu.ad_redirect_urls.contains(&domain) {
         format!(
             "<Account><AccountType>email</AccountType><Action>redirectUrl</Action><RedirectUrl>{}</RedirectUrl></Account>",
-            xml::escape(&format!(
+            escape(&format!(
                 "{}/autodiscover/redirected/autodiscover.xml",
                 shared.base
             ))
         )
     } else if emu.mailbox(&email).is_some() {
-        let url = xml::escape(&format!("{}/EWS/Exchange.asmx", shared.base));
+        let url = escape(&format!("{}/EWS/Exchange.asmx", shared.base));
         format!(
             "<Account><AccountType>email</AccountType><Action>settings</Action>\
              <Protocol><Type>EXCH</Type><Server>emulator</Server><EwsUrl>{url}</EwsUrl></Protocol>\
@@ -1737,7 +1673,7 @@ fn pox(shared: Shared, headers: HeaderMap, body: Bytes, redirected: bool) -> Res
         StatusCode::OK,
         format!(
             r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"><User><EMailAddress>{}</EMailAddress></User>{account}</Response></Autodiscover>"#,
-            xml::escape(&email)
+            escape(&email)
         ),
     )
 }
@@ -1802,7 +1738,7 @@ pub(crate) async fn autodiscover_soap(
     let user = if let Some(target) = emu.ad_redirects.get(&domain) {
         format!(
             "<UserResponse><ErrorCode>RedirectAddress</ErrorCode><ErrorMessage>Redirection address.</ErrorMessage><RedirectTarget>{}</RedirectTarget><UserSettingErrors/><UserSettings/></UserResponse>",
-            xml::escape(target)
+            escape(target)
         )
     } else if let Some(mb) = emu.mailbox(&email) {
         let ews_url = format!("{}/EWS/Exchange.asmx", shared.base);
@@ -1811,12 +1747,12 @@ pub(crate) async fn autodiscover_soap(
             match user_setting(name, &mb.smtp, &ews_url) {
                 Some(value) => settings.push_str(&format!(
                     "<UserSetting i:type=\"StringSetting\"><Name>{}</Name><Value>{}</Value></UserSetting>",
-                    xml::escape(name),
-                    xml::escape(&value)
+                    escape(name),
+                    escape(&value)
                 )),
                 None => errors.push_str(&format!(
                     "<UserSettingError><ErrorCode>InvalidSetting</ErrorCode><ErrorMessage>The requested setting is invalid or not supported.</ErrorMessage><SettingName>{}</SettingName></UserSettingError>",
-                    xml::escape(name)
+                    escape(name)
                 )),
             }
         }

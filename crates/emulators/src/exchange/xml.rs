@@ -1,397 +1,370 @@
-//! Minimal XML core shared by the EWS client and the emulator: a writer that escapes, and a
-//! bounded, namespace-aware parser into a small element tree.
+//! Reading request bodies: the bytes a client posts become a small tree of elements, each
+//! named by namespace URI and local name (XML Namespaces 1.0; prefixes are the client's
+//! business and are resolved here, by this module's own scope stack).
 //!
-//! The parser works by namespace URI, never by prefix, and treats everything from the wire
-//! as hostile: DTDs (and with them entity declarations) are refused, the input size and the
-//! nesting depth are capped, and unknown entity references are errors.
+//! A server reads whatever anyone sends, so the reader is bounded: the body size, the
+//! nesting depth and the element count are capped, a document type declaration is refused
+//! (and with it every entity but the five predefined ones and character references), and
+//! anything malformed is an error, never a guess.
 
-use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::reader::NsReader;
+use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::name::PrefixDeclaration;
+use quick_xml::reader::Reader;
+use std::collections::BTreeMap;
 use std::fmt;
 
-pub const NS_SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-pub const NS_M: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";
-pub const NS_T: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
-pub const NS_E: &str = "http://schemas.microsoft.com/exchange/services/2006/errors";
-pub const NS_AD_REQ: &str =
-    "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006";
-pub const NS_AD_RESP: &str =
-    "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006";
-pub const NS_AD_RESP_A: &str =
-    "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a";
-pub const NS_AD_SOAP: &str = "http://schemas.microsoft.com/exchange/2010/Autodiscover";
-pub const NS_WSA: &str = "http://www.w3.org/2005/08/addressing";
-pub const NS_XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+/// A namespace of Exchange's, by its path below schemas.microsoft.com/exchange/.
+macro_rules! exchange_ns {
+    ($path:literal) => {
+        concat!("http://schemas.microsoft.com/exchange/", $path)
+    };
+}
 
-/// Limits applied while parsing. The defaults are far above anything EWS legitimately sends
-/// for one batch (EWS itself caps requests at a few tens of MB) and far below what would
-/// hurt the process.
+/// EWS types.xsd: items, folders, ids and the SOAP headers' elements.
+pub const NS_T: &str = exchange_ns!("services/2006/types");
+/// EWS messages.xsd: the operations and their responses.
+pub const NS_M: &str = exchange_ns!("services/2006/messages");
+/// The detail of an EWS SOAP fault.
+pub const NS_E: &str = exchange_ns!("services/2006/errors");
+/// SOAP Autodiscover (GetUserSettings).
+pub const NS_AD_SOAP: &str = exchange_ns!("2010/Autodiscover");
+/// POX Autodiscover (autodiscover.xml): the request, and the two response schemas.
+pub const NS_AD_REQ: &str = exchange_ns!("autodiscover/outlook/requestschema/2006");
+pub const NS_AD_RESP_A: &str = exchange_ns!("autodiscover/outlook/responseschema/2006a");
+pub const NS_AD_RESP: &str = exchange_ns!("autodiscover/responseschema/2006");
+/// SOAP 1.1, and the WS-Addressing headers of SOAP Autodiscover.
+pub const NS_SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+pub const NS_WSA: &str = "http://www.w3.org/2005/08/addressing";
+/// Bound to the `xml` prefix by definition (XML Namespaces 1.0 §3).
+const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// How much of a request the reader accepts. Exchange caps a request at a few tens of MB
+/// (maxRequestLength); nothing EWS defines nests anywhere near 64 levels.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    pub max_bytes: usize,
-    pub max_depth: usize,
-    pub max_elements: usize,
+    pub body_bytes: usize,
+    pub nesting: usize,
+    pub elements: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_bytes: 32 * 1024 * 1024,
-            max_depth: 64,
-            max_elements: 2_000_000,
+            nesting: 64,
+            elements: 1 << 21,
+            body_bytes: 32 << 20,
         }
     }
 }
 
+/// Why a body is not a readable XML document.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XmlError(pub String);
+pub struct XmlError {
+    why: String,
+}
+
+impl XmlError {
+    fn new(why: impl Into<String>) -> Self {
+        let why = why.into();
+        XmlError { why }
+    }
+}
 
 impl fmt::Display for XmlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid XML: {}", self.0)
+        f.write_str("the request is not well-formed XML: ")?;
+        f.write_str(&self.why)
     }
 }
 
 impl std::error::Error for XmlError {}
 
-/// One element: namespace URI, local name, attributes (local name → value; attributes in a
-/// namespace are kept by local name too, EWS attributes are unqualified), children, and the
-/// concatenated text directly inside it.
+/// One element of a request. Attributes are kept by local name: EWS defines no qualified
+/// attributes, and namespace declarations are resolved away, not kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Element {
     pub ns: String,
     pub name: String,
-    pub attrs: Vec<(String, String)>,
-    pub children: Vec<Element>,
+    pub attrs: BTreeMap<String, String>,
+    /// The character data directly inside the element, pieces joined.
     pub text: String,
+    pub children: Vec<Element>,
 }
 
 impl Element {
     pub fn is(&self, ns: &str, name: &str) -> bool {
-        self.ns == ns && self.name == name
+        self.name == name && self.ns == ns
     }
 
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.attrs.get(name).map(String::as_str)
+    }
+
+    pub fn children_named(&self, ns: &str, name: &str) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter(move |c| c.is(ns, name))
     }
 
     pub fn child(&self, ns: &str, name: &str) -> Option<&Element> {
         self.children.iter().find(|c| c.is(ns, name))
     }
 
-    pub fn children_named<'a>(
-        &'a self,
-        ns: &'a str,
-        name: &'a str,
-    ) -> impl Iterator<Item = &'a Element> + 'a {
-        self.children.iter().filter(move |c| c.is(ns, name))
-    }
-
-    /// Follows a path of (namespace, local name) steps.
-    pub fn path(&self, steps: &[(&str, &str)]) -> Option<&Element> {
-        let mut cur = self;
-        for (ns, name) in steps {
-            cur = cur.child(ns, name)?;
-        }
-        Some(cur)
-    }
-
     pub fn child_text(&self, ns: &str, name: &str) -> Option<&str> {
-        self.child(ns, name).map(|c| c.text.as_str())
+        Some(self.child(ns, name)?.text.as_str())
     }
 
-    /// Serialises the element with a default-namespace declaration wherever the namespace
-    /// changes, so the output stands alone (used to record and validate bodies).
+    /// The element reached by following child steps, each a (namespace, local name).
+    pub fn path(&self, steps: &[(&str, &str)]) -> Option<&Element> {
+        steps
+            .iter()
+            .try_fold(self, |at, (ns, name)| at.child(ns, name))
+    }
+
+    /// The first child element, whatever it is (the operation inside soap:Body, the one
+    /// expression inside a Restriction).
+    pub fn first_child(&self) -> Option<&Element> {
+        self.children.first()
+    }
+
+    /// The element as a document of its own: every element whose namespace differs from its
+    /// parent's declares it as the default namespace. Used to record request bodies and to
+    /// hand them to the schema validator.
     pub fn to_xml(&self) -> String {
         let mut out = String::new();
-        self.write_into(&mut out, "");
+        self.serialise(None, &mut out);
         out
     }
 
-    fn write_into(&self, out: &mut String, parent_ns: &str) {
+    fn serialise(&self, inherited: Option<&str>, out: &mut String) {
+        use super::emit::escape_into;
         out.push('<');
         out.push_str(&self.name);
-        if self.ns != parent_ns {
+        if inherited != Some(self.ns.as_str()) {
             out.push_str(" xmlns=\"");
-            out.push_str(&escape(&self.ns));
+            escape_into(out, &self.ns);
             out.push('"');
         }
-        for (k, v) in &self.attrs {
+        for (name, value) in &self.attrs {
             out.push(' ');
-            out.push_str(k);
+            out.push_str(name);
             out.push_str("=\"");
-            out.push_str(&escape(v));
+            escape_into(out, value);
             out.push('"');
+        }
+        if self.text.is_empty() && self.children.is_empty() {
+            out.push_str("/>");
+            return;
         }
         out.push('>');
-        out.push_str(&escape(&self.text));
-        for c in &self.children {
-            c.write_into(out, &self.ns);
+        escape_into(out, &self.text);
+        for child in &self.children {
+            child.serialise(Some(&self.ns), out);
         }
         out.push_str("</");
         out.push_str(&self.name);
         out.push('>');
     }
-
-    /// The first element child, whatever its name (e.g. the operation inside soap:Body).
-    pub fn first_child(&self) -> Option<&Element> {
-        self.children.first()
-    }
 }
 
-/// xs:boolean: true, false, 1 and 0 (with surrounding whitespace).
-pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim() {
-        "true" | "1" => Some(true),
-        "false" | "0" => Some(false),
-        _ => None,
-    }
-}
-
+/// Reads one document into its root element.
 pub fn parse(input: &[u8], limits: Limits) -> Result<Element, XmlError> {
-    if input.len() > limits.max_bytes {
-        return Err(XmlError(format!(
-            "document of {} bytes exceeds the limit of {} bytes",
+    if input.len() > limits.body_bytes {
+        return Err(XmlError::new(format!(
+            "the body has {} bytes, more than the {} this server reads",
             input.len(),
-            limits.max_bytes
+            limits.body_bytes
         )));
     }
-    let mut reader = NsReader::from_reader(input);
-    reader.config_mut().expand_empty_elements = true;
+    let mut reader = Reader::from_reader(input);
     reader.config_mut().check_end_names = true;
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    let mut count = 0usize;
-    let mut buf = Vec::new();
+    let mut tree = TreeBuilder::new(limits);
     loop {
-        buf.clear();
-        let (resolved, event) = reader
-            .read_resolved_event_into(&mut buf)
-            .map_err(|e| XmlError(e.to_string()))?;
+        let event = reader
+            .read_event()
+            .map_err(|e| XmlError::new(format!("at byte {}: {e}", reader.error_position())))?;
         match event {
-            Event::Start(start) => {
-                if root.is_some() {
-                    return Err(XmlError("content after the root element".into()));
-                }
-                count += 1;
-                if count > limits.max_elements {
-                    return Err(XmlError("too many elements".into()));
-                }
-                if stack.len() >= limits.max_depth {
-                    return Err(XmlError(format!(
-                        "nesting deeper than {} levels",
-                        limits.max_depth
-                    )));
-                }
-                let ns = match resolved {
-                    ResolveResult::Bound(ns) => String::from_utf8_lossy(ns.as_ref()).into_owned(),
-                    ResolveResult::Unbound => String::new(),
-                    ResolveResult::Unknown(p) => {
-                        return Err(XmlError(format!(
-                            "undeclared namespace prefix `{}`",
-                            String::from_utf8_lossy(&p)
-                        )));
-                    }
-                };
-                let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
-                let mut attrs = Vec::new();
-                for a in start.attributes() {
-                    let a = a.map_err(|e| XmlError(e.to_string()))?;
-                    let key = a.key;
-                    // Namespace declarations are not attributes of the data model.
-                    if key.as_namespace_binding().is_some() {
-                        continue;
-                    }
-                    let local = String::from_utf8_lossy(key.local_name().as_ref()).into_owned();
-                    let value = a
-                        .decode_and_unescape_value(reader.decoder())
-                        .map_err(|e| XmlError(e.to_string()))?
-                        .into_owned();
-                    attrs.push((local, value));
-                }
-                stack.push(Element {
-                    ns,
-                    name,
-                    attrs,
-                    children: Vec::new(),
-                    text: String::new(),
-                });
+            Event::Start(start) => tree.open(&start)?,
+            Event::Empty(start) => {
+                tree.open(&start)?;
+                tree.close()?;
             }
-            Event::End(_) => {
-                let el = stack
-                    .pop()
-                    .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            }
-            Event::Text(t) => {
-                let s = t
-                    .xml_content()
-                    .map_err(|e| XmlError(format!("bad text: {e}")))?;
-                push_text(&mut stack, &s)?;
-            }
-            Event::GeneralRef(r) => {
-                // quick-xml reports entity references separately; only the predefined
-                // entities and character references are allowed (no DTD, no custom entities).
-                let name = r.decode().map_err(|e| XmlError(e.to_string()))?;
-                let ch = if let Some(c) = r
-                    .resolve_char_ref()
-                    .map_err(|e| XmlError(format!("bad character reference: {e}")))?
-                {
-                    c.to_string()
-                } else {
-                    match name.as_ref() {
-                        "lt" => "<".into(),
-                        "gt" => ">".into(),
-                        "amp" => "&".into(),
-                        "apos" => "'".into(),
-                        "quot" => "\"".into(),
-                        other => {
-                            return Err(XmlError(format!("undeclared entity `&{other};`")));
-                        }
-                    }
-                };
-                push_text(&mut stack, &ch)?;
-            }
-            Event::CData(c) => {
-                let s = String::from_utf8_lossy(&c).into_owned();
-                push_text(&mut stack, &s)?;
-            }
+            Event::End(_) => tree.close()?,
+            Event::Text(t) => tree.text(&t.xml_content().map_err(encoding)?)?,
+            Event::CData(c) => tree.text(&c.decode().map_err(encoding)?)?,
+            Event::GeneralRef(r) => tree.text(&reference(&r)?)?,
             Event::DocType(_) => {
-                return Err(XmlError(
-                    "DTDs are not allowed (EWS never sends one)".into(),
+                return Err(XmlError::new(
+                    "a document type declaration is not accepted (SOAP forbids it)",
                 ));
             }
-            Event::Empty(_) => unreachable_empty()?,
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-            Event::Eof => break,
+            Event::Eof => return tree.finish(),
         }
-    }
-    if !stack.is_empty() {
-        return Err(XmlError("truncated document (unclosed elements)".into()));
-    }
-    root.ok_or_else(|| XmlError("no root element".into()))
-}
-
-// `expand_empty_elements` turns every empty element into Start + End.
-fn unreachable_empty() -> Result<(), XmlError> {
-    Err(XmlError("unexpected empty-element event".into()))
-}
-
-fn push_text(stack: &mut [Element], s: &str) -> Result<(), XmlError> {
-    match stack.last_mut() {
-        Some(el) => {
-            el.text.push_str(s);
-            Ok(())
-        }
-        None if s.trim().is_empty() => Ok(()),
-        None => Err(XmlError("text outside the root element".into())),
     }
 }
 
-/// Escapes text and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot carry at all are dropped rather than sent broken.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
+fn encoding(e: quick_xml::encoding::EncodingError) -> XmlError {
+    XmlError::new(format!("bad character encoding: {e}"))
 }
 
-/// A small streaming writer: `open`/`close` pairs, `leaf` for text elements. Names carry
-/// their prefix (`t:Subject`); the envelope declares the prefixes.
-#[derive(Debug, Default)]
-pub struct Writer {
-    out: String,
-    open: Vec<String>,
+/// The character an entity or character reference stands for; only XML's five predefined
+/// entities exist without a DTD.
+fn reference(r: &BytesRef<'_>) -> Result<String, XmlError> {
+    if let Some(c) = r
+        .resolve_char_ref()
+        .map_err(|e| XmlError::new(format!("bad character reference: {e}")))?
+    {
+        return Ok(c.to_string());
+    }
+    let name = r.decode().map_err(encoding)?;
+    let c = match name.as_ref() {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        other => return Err(XmlError::new(format!("unknown entity &{other};"))),
+    };
+    Ok(c.to_string())
 }
 
-impl Writer {
-    pub fn new() -> Self {
-        Writer::default()
-    }
+/// Builds the tree from reader events, resolving namespace prefixes as it goes.
+struct TreeBuilder {
+    limits: Limits,
+    /// Open elements, innermost last, each with how many prefix bindings it declared.
+    open: Vec<(Element, usize)>,
+    /// In-scope prefix bindings, innermost last ("" is the default namespace).
+    bindings: Vec<(String, String)>,
+    seen: usize,
+    root: Option<Element>,
+}
 
-    pub fn open(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Self {
-        self.tag_start(name, attrs);
-        self.out.push('>');
-        self.open.push(name.to_string());
-        self
-    }
-
-    pub fn close(&mut self) -> &mut Self {
-        if let Some(name) = self.open.pop() {
-            self.out.push_str("</");
-            self.out.push_str(&name);
-            self.out.push('>');
-        }
-        self
-    }
-
-    pub fn empty(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Self {
-        self.tag_start(name, attrs);
-        self.out.push_str("/>");
-        self
-    }
-
-    pub fn leaf(&mut self, name: &str, text: &str) -> &mut Self {
-        self.leaf_attrs(name, &[], text)
-    }
-
-    pub fn leaf_attrs(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) -> &mut Self {
-        self.tag_start(name, attrs);
-        self.out.push('>');
-        self.out.push_str(&escape(text));
-        self.out.push_str("</");
-        self.out.push_str(name);
-        self.out.push('>');
-        self
-    }
-
-    /// A leaf only when there is a value.
-    pub fn opt_leaf(&mut self, name: &str, text: Option<&str>) -> &mut Self {
-        if let Some(t) = text {
-            self.leaf(name, t);
-        }
-        self
-    }
-
-    pub fn raw(&mut self, xml: &str) -> &mut Self {
-        self.out.push_str(xml);
-        self
-    }
-
-    fn tag_start(&mut self, name: &str, attrs: &[(&str, &str)]) {
-        self.out.push('<');
-        self.out.push_str(name);
-        for (k, v) in attrs {
-            self.out.push(' ');
-            self.out.push_str(k);
-            self.out.push_str("=\"");
-            self.out.push_str(&escape(v));
-            self.out.push('"');
+impl TreeBuilder {
+    fn new(limits: Limits) -> Self {
+        TreeBuilder {
+            limits,
+            open: Vec::new(),
+            bindings: Vec::new(),
+            seen: 0,
+            root: None,
         }
     }
 
-    pub fn finish(mut self) -> String {
-        while !self.open.is_empty() {
-            self.close();
+    fn lookup(&self, prefix: &str) -> Option<&str> {
+        if prefix == "xml" {
+            return Some(NS_XML);
         }
-        self.out
+        self.bindings
+            .iter()
+            .rev()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, uri)| uri.as_str())
+    }
+
+    fn open(&mut self, start: &BytesStart<'_>) -> Result<(), XmlError> {
+        if self.root.is_some() {
+            return Err(XmlError::new("a second element after the root element"));
+        }
+        self.seen += 1;
+        if self.seen > self.limits.elements {
+            return Err(XmlError::new(format!(
+                "more than {} elements",
+                self.limits.elements
+            )));
+        }
+        if self.open.len() == self.limits.nesting {
+            return Err(XmlError::new(format!(
+                "elements nested more than {} deep",
+                self.limits.nesting
+            )));
+        }
+        let utf8 = |b: &[u8]| {
+            std::str::from_utf8(b)
+                .map(str::to_string)
+                .map_err(|_| XmlError::new("a name that is not UTF-8"))
+        };
+        // Declarations first: they apply to the element's own name and attributes.
+        let mut declared = 0;
+        let mut attrs = BTreeMap::new();
+        for attr in start.attributes() {
+            let attr = attr.map_err(|e| XmlError::new(format!("bad attribute: {e}")))?;
+            let value = attr
+                .unescape_value()
+                .map_err(|e| XmlError::new(format!("bad attribute value: {e}")))?
+                .into_owned();
+            match attr.key.as_namespace_binding() {
+                Some(PrefixDeclaration::Default) => {
+                    self.bindings.push((String::new(), value));
+                    declared += 1;
+                }
+                Some(PrefixDeclaration::Named(prefix)) => {
+                    if value.is_empty() {
+                        return Err(XmlError::new("a prefix bound to the empty namespace"));
+                    }
+                    self.bindings.push((utf8(prefix)?, value));
+                    declared += 1;
+                }
+                None => {
+                    attrs.insert(utf8(attr.key.local_name().as_ref())?, value);
+                }
+            }
+        }
+        let qname = start.name();
+        let prefix = match qname.prefix() {
+            Some(p) => utf8(p.as_ref())?,
+            None => String::new(),
+        };
+        let ns = match self.lookup(&prefix) {
+            Some(uri) => uri.to_string(),
+            None if prefix.is_empty() => String::new(),
+            None => {
+                return Err(XmlError::new(format!(
+                    "the prefix {prefix}: is used but never declared"
+                )));
+            }
+        };
+        let element = Element {
+            ns,
+            name: utf8(qname.local_name().as_ref())?,
+            attrs,
+            ..Element::default()
+        };
+        self.open.push((element, declared));
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), XmlError> {
+        let (element, declared) = self
+            .open
+            .pop()
+            .ok_or_else(|| XmlError::new("an end tag with no start tag"))?;
+        self.bindings.truncate(self.bindings.len() - declared);
+        match self.open.last_mut() {
+            Some((parent, _)) => parent.children.push(element),
+            None => self.root = Some(element),
+        }
+        Ok(())
+    }
+
+    fn text(&mut self, s: &str) -> Result<(), XmlError> {
+        match self.open.last_mut() {
+            Some((element, _)) => element.text.push_str(s),
+            None if !s.chars().all(char::is_whitespace) => {
+                return Err(XmlError::new("text outside the root element"));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Element, XmlError> {
+        if let Some((open, _)) = self.open.last() {
+            return Err(XmlError::new(format!(
+                "the body ends inside <{}>",
+                open.name
+            )));
+        }
+        self.root
+            .ok_or_else(|| XmlError::new("the body holds no element"))
     }
 }
 
@@ -399,50 +372,63 @@ impl Writer {
 mod tests {
     use super::*;
 
+    fn read(s: &str) -> Result<Element, XmlError> {
+        parse(s.as_bytes(), Limits::default())
+    }
+
     #[test]
-    fn parses_by_namespace_not_prefix() {
-        let a = parse(
-            br#"<a:Env xmlns:a="urn:x"><a:B q="1">hi &amp; &#65;</a:B></a:Env>"#,
-            Limits::default(),
-        )
-        .unwrap();
-        let b = parse(
-            br#"<Env xmlns="urn:x"><zz:B xmlns:zz="urn:x" q="1">hi &amp; &#65;</zz:B></Env>"#,
-            Limits::default(),
-        )
-        .unwrap();
+    fn names_are_resolved_to_namespaces_whatever_the_prefixes() {
+        let a = read(r#"<p:A xmlns:p="urn:a"><p:B Id="1">x &lt; &#x79;</p:B></p:A>"#).unwrap();
+        let b = read(r#"<A xmlns="urn:a"><q:B xmlns:q="urn:a" Id="1">x &lt; y</q:B></A>"#).unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.child_text("urn:x", "B"), Some("hi & A"));
-        assert_eq!(a.child("urn:x", "B").unwrap().attr("q"), Some("1"));
+        assert_eq!(a.child_text("urn:a", "B"), Some("x < y"));
+        assert_eq!(a.path(&[("urn:a", "B")]).unwrap().attr("Id"), Some("1"));
+        // A prefix declared inside an element is gone after it.
+        let c = read(r#"<A><p:B xmlns:p="urn:b"/><C/></A>"#).unwrap();
+        assert!(c.children[0].is("urn:b", "B"));
+        assert!(c.children[1].is("", "C"));
+        assert!(read(r#"<A><p:B xmlns:p="urn:b"/><p:C/></A>"#).is_err());
     }
 
     #[test]
-    fn booleans_accept_one_and_zero() {
-        assert_eq!(parse_bool("1"), Some(true));
-        assert_eq!(parse_bool(" false "), Some(false));
-        assert_eq!(parse_bool("yes"), None);
+    fn hostile_or_broken_bodies_are_refused() {
+        for (body, why) in [
+            ("", "empty"),
+            ("<a><b>", "truncated"),
+            ("<a></b>", "mismatched end tag"),
+            ("<a/><b/>", "two roots"),
+            ("x<a/>", "text before the root"),
+            ("<p:a/>", "undeclared prefix"),
+            ("<a>&ent;</a>", "unknown entity"),
+            ("<!DOCTYPE a [<!ENTITY e \"boom\">]><a>&e;</a>", "DTD"),
+        ] {
+            assert!(read(body).is_err(), "{why}: {body}");
+        }
+        assert!(read(&"<a>".repeat(65)).is_err(), "too deep");
+        assert!(read(&format!("{}{}", "<a>".repeat(64), "</a>".repeat(64))).is_ok());
+        let small = Limits {
+            body_bytes: 10,
+            ..Limits::default()
+        };
+        assert!(parse(b"<a>0123456789</a>", small).is_err(), "too large");
+        let few = Limits {
+            elements: 2,
+            ..Limits::default()
+        };
+        assert!(parse(b"<a><b/><c/></a>", few).is_err(), "too many elements");
     }
 
     #[test]
-    fn hostile_input_is_an_error() {
-        let l = Limits::default();
-        assert!(parse(b"<a><b>", l).is_err(), "truncated");
-        assert!(parse(b"", l).is_err(), "empty");
-        assert!(
-            parse(b"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>", l).is_err(),
-            "dtd"
+    fn a_parsed_element_serialises_to_a_standalone_document_that_reads_back_the_same() {
+        let a = read(
+            r#"<m:Op xmlns:m="urn:m" xmlns:t="urn:t" K="a&amp;&quot;b"><t:X>1 &gt; 0</t:X><m:Y/></m:Op>"#,
+        )
+        .unwrap();
+        let xml = a.to_xml();
+        assert_eq!(
+            xml,
+            r#"<Op xmlns="urn:m" K="a&amp;&quot;b"><X xmlns="urn:t">1 &gt; 0</X><Y/></Op>"#
         );
-        assert!(parse(b"<a>&x;</a>", l).is_err(), "undeclared entity");
-        assert!(parse(b"<p:a/>", l).is_err(), "unbound prefix");
-        assert!(parse(b"<a></b>", l).is_err(), "mismatched");
-        let deep = "<a>".repeat(100_000);
-        assert!(parse(deep.as_bytes(), l).is_err(), "deep");
-    }
-
-    #[test]
-    fn writer_escapes() {
-        let mut w = Writer::new();
-        w.open("x", &[("k", "a\"b")]).leaf("y", "<&>").close();
-        assert_eq!(w.finish(), r#"<x k="a&quot;b"><y>&lt;&amp;&gt;</y></x>"#);
+        assert_eq!(read(&xml).unwrap(), a);
     }
 }

@@ -140,7 +140,9 @@ impl crate::exchange::RunningEmulator {
         format!("{}/v1.0", self.url())
     }
 
-    /// The tenant's token endpoint, `…/{tenant}/oauth2/v2.0/token`.
+    /// The tenant's token endpoint, `…/{tenant}/oauth2/v2.0/token`: tokens for Graph, or
+    /// for EWS when the scope is Exchange Online's (`https://outlook.office365.com/.default`),
+    /// both for the apps of `add_graph_app` within their scope.
     pub fn graph_token_url(&self) -> String {
         format!("{}/{TENANT_ID}/oauth2/v2.0/token", self.url())
     }

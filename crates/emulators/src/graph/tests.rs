@@ -934,6 +934,164 @@ async fn contact_created_over_graph_is_read_over_ews_soap_with_its_property() {
     );
 }
 
+/// An EWS GetFolder of the calendar, impersonating `mailbox`, with a bearer token: the
+/// status and the body.
+async fn ews_get_calendar(emu: &RunningEmulator, token: &str, mailbox: &str) -> (u16, String) {
+    let envelope = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Header><t:RequestServerVersion Version="Exchange2013_SP1"/><t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{mailbox}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation></soap:Header><soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="calendar"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>"#
+    );
+    let answer = reqwest::Client::new()
+        .post(emu.ews_url())
+        .bearer_auth(token)
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("X-AnchorMailbox", mailbox)
+        .body(envelope)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_token_for_exchange_online_opens_ews_within_the_app_scope_and_not_graph() {
+    let emu = start().await;
+    let (status, body) = post_form(
+        &emu,
+        &emu.graph_token_url(),
+        &[
+            ("client_id", APP),
+            ("client_secret", SECRET),
+            ("scope", "https://outlook.office365.com/.default"),
+            ("grant_type", "client_credentials"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let ews_token = body["access_token"].as_str().unwrap().to_string();
+    let (status, answer) = ews_get_calendar(&emu, &ews_token, ANN).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("NoError"), "{answer}");
+    // The app's RBAC scope holds over EWS too: Bob (Finance) is outside it.
+    let (_, answer) = ews_get_calendar(&emu, &ews_token, BOB).await;
+    assert!(answer.contains("ErrorImpersonateUserDenied"), "{answer}");
+    // Each API takes only tokens for itself.
+    let graph = format!("{}/users/{ANN}/contactFolders", emu.graph_url());
+    assert_eq!(call(&ews_token, "GET", &graph, None, &[]).await.status, 401);
+    let graph_token = secret_token(&emu).await;
+    assert_eq!(ews_get_calendar(&emu, &graph_token, ANN).await.0, 401);
+}
+
+/// Acceptance points of issue 14 the other tests leave out: a PATCH and a nested member are
+/// judged like a POST, plain `calendarView/delta` routes like `delta()`, and every error
+/// body carries innerError.
+#[tokio::test]
+async fn patches_and_nested_members_are_judged_like_posts_and_errors_carry_inner_error() {
+    let emu = start().await;
+    let t = secret_token(&emu).await;
+    let contacts = format!("{}/contacts", user(&emu, ANN));
+    let created = call(
+        &t,
+        "POST",
+        &contacts,
+        Some(json!({"givenName": "Ann"})),
+        &[],
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let item = format!("{contacts}/{}", created.body["id"].as_str().unwrap());
+    for (body, says) in [
+        (json!({"surnmae": "Lee"}), "surnmae"),
+        (
+            json!({"emailAddresses": [{"adress": "ann@x.example"}]}),
+            "adress",
+        ),
+        (
+            json!({"emailAddresses": (0..4).map(|i| json!({"address": format!("a{i}@x.example")})).collect::<Vec<_>>()}),
+            "max allowed value of 3",
+        ),
+        (
+            json!({"businessPhones": ["1", "2", "3"]}),
+            "max allowed value of 2",
+        ),
+    ] {
+        let r = call(&t, "PATCH", &item, Some(body.clone()), &[]).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert_eq!(r.headers["content-type"], "application/json");
+        let error = &r.body["error"];
+        assert!(
+            error["message"].as_str().unwrap().contains(says),
+            "{body}: {error}"
+        );
+        let inner = &error["innerError"];
+        // Graph's innerError.date has no zone.
+        assert_eq!(inner["date"].as_str().map(str::len), Some(19), "{inner}");
+        assert!(
+            inner["request-id"].is_string() && inner["client-request-id"].is_string(),
+            "{inner}"
+        );
+    }
+    let read = call(&t, "GET", &item, None, &[]).await;
+    assert_eq!(
+        (
+            read.body["surname"].as_str(),
+            read.body["emailAddresses"].clone()
+        ),
+        (None, json!([])),
+        "a refused PATCH changed nothing: {}",
+        read.body
+    );
+    let within_limits = json!({"emailAddresses": [{"address": "a@x.example"}, {"address": "b@x.example"}, {"address": "c@x.example"}],
+        "businessPhones": ["1", "2"]});
+    assert_eq!(
+        call(&t, "PATCH", &item, Some(within_limits), &[])
+            .await
+            .status,
+        200
+    );
+
+    let window = "startDateTime=2026-01-05T00:00:00Z&endDateTime=2026-01-08T00:00:00Z";
+    for function in ["delta", "delta()"] {
+        let r = call(
+            &t,
+            "GET",
+            &format!("{}/calendarView/{function}?{window}", user(&emu, ANN)),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{function}: {}", r.body);
+        assert!(r.body["@odata.deltaLink"].is_string(), "{}", r.body);
+    }
+    validate_all(&emu);
+}
+
+#[tokio::test]
+async fn the_concurrency_limit_counts_per_mailbox() {
+    let emu = start_with(EmulatorOptions {
+        latency: Some(std::time::Duration::from_millis(300)),
+        ..EmulatorOptions::default()
+    })
+    .await;
+    emu.add_mailbox("cy@corp.example", Some("Sales"));
+    let t = secret_token(&emu).await;
+    // Six at once, three on Ann's mailbox and three on Cy's: none is throttled; six on
+    // Ann's: two are, with Retry-After.
+    let ann = format!("{}/contactFolders", user(&emu, ANN));
+    let cy = format!("{}/contactFolders", user(&emu, "cy@corp.example"));
+    let mixed = [&ann, &cy, &ann, &cy, &ann, &cy];
+    let replies =
+        futures_util::future::join_all(mixed.iter().map(|u| call(&t, "GET", u, None, &[]))).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200; 6]);
+    let replies =
+        futures_util::future::join_all((0..6).map(|_| call(&t, "GET", &ann, None, &[]))).await;
+    let throttled: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(throttled.len(), 2);
+    assert_eq!(throttled[0].headers["retry-after"], "1");
+    validate_all(&emu);
+}
+
 #[tokio::test]
 async fn expanded_extended_properties_come_even_when_select_does_not_list_them() {
     let emu = start().await;

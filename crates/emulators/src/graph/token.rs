@@ -13,6 +13,12 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Exchange Online's resource (EWS). A token is for the resource its scope names, and each
+/// API takes only tokens for itself: one for this scope opens EWS, not Graph.
+const EXCHANGE_ONLINE_SCOPES: &[&str] = &[
+    "https://outlook.office365.com/.default",
+    "https://outlook.office.com/.default",
+];
 /// The longest assertion lifetime the platform takes (certificate-credentials.md).
 const MAX_ASSERTION_SECS: i64 = 600;
 
@@ -48,9 +54,14 @@ pub(crate) async fn token(
             let n = emu.next();
             let token = format!("graph-token-{n:08x}");
             let life = shared.options.token_lifetime_secs;
-            emu.graph
-                .tokens
-                .insert(token.clone(), (app, now + chrono::Duration::seconds(life)));
+            let grant = (app, now + chrono::Duration::seconds(life));
+            let scope = form.get("scope").map(String::as_str).unwrap_or("");
+            if EXCHANGE_ONLINE_SCOPES.contains(&scope) {
+                emu.tokens.insert(token.clone(), grant);
+                emu.tokens_issued += 1;
+            } else {
+                emu.graph.tokens.insert(token.clone(), grant);
+            }
             let body = json!({"token_type": "Bearer", "expires_in": life,
                 "ext_expires_in": life, "access_token": token});
             (StatusCode::OK, body, "extra:tokenResponse")
