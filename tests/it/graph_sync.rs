@@ -588,3 +588,85 @@ async fn graph_sync_folder_moved_to_deleted_items_counts_as_missing_and_is_made_
     assert!(w.sync().await.plan.is_empty());
     validate_all(&w.emu);
 }
+
+/// An org synced over EWS switches `api: ews` to `api: graph`: the EWS cursors are refused
+/// (a full read follows) and the first Graph cycle plans no create and no delete, no
+/// duplicate on either side. Caveat: the emulator's Graph ids are its EWS ids in URL-safe
+/// spelling (as Outlook REST ids are), and these ids hold no `/` or `+`, so every link's
+/// item id carries over as it is; a real tenant answers immutable ids, and the links of
+/// items tether did not create would need `translateExchangeIds`, which tether does not
+/// call yet (tether's own items are re-linked by their extended property).
+#[tokio::test]
+async fn graph_switch_from_ews_on_a_synced_org_plans_no_creates_and_no_deletes() {
+    let mut w = world(both_contacts(), events_since_today()).await;
+    w.emu.add_service_account(
+        crate::common::SVC,
+        crate::common::PASSWORD,
+        ImpersonationScope::Filter("Department -eq 'Sales'".into()),
+    );
+    let ews = tether::exchange::connector::EwsConnector::new(
+        tether::exchange::EwsClient::new(
+            tether::exchange::ExchangeOptions::new(
+                tether::exchange::Endpoint::Url(w.emu.ews_url().parse().unwrap()),
+                tether::exchange::Auth::Basic {
+                    username: crate::common::SVC.into(),
+                    password: Secret::new(crate::common::PASSWORD),
+                },
+            ),
+            Arc::new(w.clock.clone()),
+        )
+        .unwrap(),
+    );
+    // From Salesforce: a contact and an event; from Outlook: an event.
+    w.sf.user_create(
+        ObjectKind::Contact,
+        &rep_id(0),
+        contact("Ana", "Diaz", "ana@customer.com"),
+    );
+    w.sf.user_create(
+        ObjectKind::Event,
+        &rep_id(0),
+        Record::Event(event("From Salesforce", "2026-06-15T15:00:00Z", 30)),
+    );
+    let start: DateTime<Utc> = "2026-06-15T17:00:00Z".parse().unwrap();
+    let mut outlook = CalendarEvent::new(start, start + chrono::Duration::minutes(30));
+    outlook.subject = Some("From Outlook".into());
+    w.emu.put_event(REP, outlook).unwrap();
+    let now = w.now();
+    for _ in 0..2 {
+        run_cycle(
+            &w.config,
+            &ews,
+            &w.sf,
+            &mut w.state,
+            now,
+            &SyncOptions::default(),
+            &mut StepBudget::unlimited(),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(w.sf.records(ObjectKind::Event).len(), 2, "synced over EWS");
+    assert_eq!((w.calendar().len(), w.sync_contacts()), (2, 1));
+    assert!(w.emu.graph_calls().is_empty(), "nothing over Graph yet");
+    let switched = w.sync().await;
+    assert_eq!(
+        (creates(&switched), deletes(&switched)),
+        (0, 0),
+        "{:?}",
+        switched.plan.operations
+    );
+    assert!(w.sync().await.plan.is_empty());
+    assert_eq!(
+        w.sf.records(ObjectKind::Event).len(),
+        2,
+        "no duplicate in Salesforce"
+    );
+    assert_eq!(w.sf.records(ObjectKind::Contact).len(), 1);
+    assert_eq!(
+        (w.calendar().len(), w.sync_contacts()),
+        (2, 1),
+        "none in Exchange"
+    );
+    validate_all(&w.emu);
+}
