@@ -105,7 +105,10 @@ fn retryable(e: &GraphError) -> bool {
 
 fn hint(e: &GraphError) -> String {
     if let Some(h) = &e.hint {
-        return format!("{}{}.", h[..1].to_uppercase(), &h[1..]);
+        // The client's hints are clauses; the engine's are sentences.
+        let mut chars = h.chars();
+        let first = chars.next().map(|c| c.to_uppercase().collect::<String>());
+        return format!("{}{}.", first.unwrap_or_default(), chars.as_str());
     }
     match e.kind {
         GraphKind::Gone => "The item was deleted meanwhile; the next run unlinks it.",
