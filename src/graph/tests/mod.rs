@@ -450,9 +450,12 @@ async fn denied_and_missing_mailboxes_are_per_rep_kinds_with_what_to_do() {
     assert_eq!(ana[1].path, "/v1.0/users/ana@corp.com/calendar/events");
     assert_eq!(ana[0].query, "$top=1&$select=id");
     for r in fake.graph_requests() {
+        let prefer = r.header_values("prefer");
+        assert!(prefer.contains(&r#"IdType="ImmutableId""#.to_string()));
+        // Notes and descriptions as text: Graph answers HTML bodies otherwise.
         assert!(
-            r.header_values("prefer")
-                .contains(&r#"IdType="ImmutableId""#.to_string())
+            prefer.contains(&r#"outlook.body-content-type="text""#.to_string()),
+            "{prefer:?}"
         );
     }
 }
