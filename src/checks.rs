@@ -118,7 +118,11 @@ fn graph_mailboxes(config: &Config, user: Option<&str>) -> Vec<String> {
 }
 
 /// Microsoft Graph: the app's token, then each rep's mailbox and Salesforce_Sync folder.
-async fn graph(client: &crate::graph::GraphClient, mailboxes: &[String], out: &mut Vec<Check>) {
+pub(crate) async fn graph(
+    client: &crate::graph::GraphClient,
+    mailboxes: &[String],
+    out: &mut Vec<Check>,
+) {
     use crate::graph::ErrorKind;
     const TOKEN: &str = "Exchange: app sign-in (Microsoft Graph)";
     if let Err(e) = client.sign_in().await {

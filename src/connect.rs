@@ -137,11 +137,6 @@ const EXCHANGE_ONLINE_EWS: &str = "https://outlook.office365.com/EWS/Exchange.as
 /// The scope an app registration asks for to use EWS.
 const EXCHANGE_ONLINE_SCOPE: &str = "https://outlook.office365.com/.default";
 
-/// What connecting with `api: graph` says until the engine syncs over Microsoft Graph.
-pub const GRAPH_NOT_YET: &str = "syncing through Microsoft Graph is not available yet: \
-    `tether test-connection` checks the app's token and each rep's mailbox over Graph, but \
-    plan, apply and run need `api: ews` for now";
-
 /// The default token endpoint of an Entra tenant.
 pub fn default_token_url(tenant: &str) -> String {
     format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
@@ -232,7 +227,9 @@ pub fn exchange_options(config: &Config, home: &Path) -> Result<ExchangeOptions,
             ..
         } => {
             if *api == ExchangeApi::Graph {
-                return Err(at(&field("api"))(GRAPH_NOT_YET.into()));
+                return Err(at(&field("api"))(
+                    "`api: graph` connects through Microsoft Graph, not EWS".into(),
+                ));
             }
             let auth = exchange::Auth::OAuth2(app_credentials(
                 home,
@@ -419,13 +416,13 @@ mod tests {
     }
 
     #[test]
-    fn graph_connection_cannot_sync_yet_but_builds_a_graph_client() {
+    fn graph_connection_has_no_ews_options_but_builds_a_graph_client() {
         set_key();
         let graph =
             cert_app(json!({"api": "graph", "graph_url": "https://graph.microsoft.us/v1.0"}));
         let err = exchange_options(&graph, Path::new(".")).unwrap_err();
         assert_eq!(err.setting, "connections.exchange.api");
-        assert!(err.message.contains("not available yet"), "{err}");
+        assert!(err.message.contains("not EWS"), "{err}");
         let clock = Arc::new(crate::clock::SystemClock);
         let client = super::graph(&graph, Path::new("."), clock.clone()).unwrap();
         assert_eq!(

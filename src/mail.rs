@@ -1,6 +1,6 @@
 //! The mail side the configuration names: `connections.exchange.api` picks the connector
-//! (EWS today; Microsoft Graph when its connector lands, as one more variant). Code outside
-//! a mail module holds a [`MailSide`] and never names one API's connector or client.
+//! (EWS, or Microsoft Graph). Code outside a mail module holds a [`MailSide`] and never
+//! names one API's connector or client.
 
 use crate::checks::Check;
 use crate::clock::Clock;
@@ -12,15 +12,19 @@ use crate::engine::connector::{
 };
 use crate::exchange::EwsClient;
 use crate::exchange::connector::EwsConnector;
+use crate::graph::GraphConnector;
 use crate::model::{EffectiveMapping, ObjectKind, Record};
 use chrono::{DateTime, Utc};
 use std::path::Path;
 use std::sync::Arc;
 
 /// One mail connector, of the API the configuration chose.
+/// One per run: the size of a variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum MailSide {
     Ews(EwsConnector),
+    Graph(GraphConnector),
 }
 
 impl MailSide {
@@ -45,10 +49,10 @@ impl MailSide {
                     )),
                 ))
             }
-            ExchangeApi::Graph => Err(ConnectError {
-                setting: "connections.exchange.api".into(),
-                message: connect::GRAPH_NOT_YET.into(),
-            }),
+            ExchangeApi::Graph => Ok(MailSide::Graph(
+                GraphConnector::new(connect::graph(config, home, clock)?)
+                    .with_contact_mapping(connect::connector_mapping(config, ObjectKind::Contact)),
+            )),
         }
     }
 
@@ -56,6 +60,7 @@ impl MailSide {
     pub fn calls(&self) -> std::collections::BTreeMap<String, u64> {
         match self {
             MailSide::Ews(c) => c.client().calls(),
+            MailSide::Graph(c) => c.client().calls(),
         }
     }
 
@@ -64,6 +69,7 @@ impl MailSide {
     pub async fn connection_checks(&self, mailbox: Option<String>, out: &mut Vec<Check>) {
         match self {
             MailSide::Ews(c) => crate::exchange::checks::run(c.client(), mailbox, out).await,
+            MailSide::Graph(c) => crate::checks::graph(c.client(), mailbox.as_slice(), out).await,
         }
     }
 }
@@ -72,6 +78,7 @@ impl MailConnector for MailSide {
     fn batch_size(&self) -> usize {
         match self {
             MailSide::Ews(c) => c.batch_size(),
+            MailSide::Graph(c) => c.batch_size(),
         }
     }
     async fn sync_folder(
@@ -83,11 +90,13 @@ impl MailConnector for MailSide {
     ) -> Result<FolderPage, RepError> {
         match self {
             MailSide::Ews(c) => c.sync_folder(mailbox, folder, cursor, window).await,
+            MailSide::Graph(c) => c.sync_folder(mailbox, folder, cursor, window).await,
         }
     }
     async fn ensure_folder(&self, mailbox: &Mailbox, folder: Folder) -> Result<(), RepError> {
         match self {
             MailSide::Ews(c) => c.ensure_folder(mailbox, folder).await,
+            MailSide::Graph(c) => c.ensure_folder(mailbox, folder).await,
         }
     }
     async fn create(
@@ -98,6 +107,7 @@ impl MailConnector for MailSide {
     ) -> Result<Vec<Outcome<MailRef>>, CallError> {
         match self {
             MailSide::Ews(c) => c.create(mailbox, folder, items).await,
+            MailSide::Graph(c) => c.create(mailbox, folder, items).await,
         }
     }
     async fn update(
@@ -107,6 +117,7 @@ impl MailConnector for MailSide {
     ) -> Result<Vec<Outcome<MailRef>>, CallError> {
         match self {
             MailSide::Ews(c) => c.update(mailbox, items).await,
+            MailSide::Graph(c) => c.update(mailbox, items).await,
         }
     }
     async fn delete(
@@ -116,6 +127,7 @@ impl MailConnector for MailSide {
     ) -> Result<Vec<Outcome<()>>, CallError> {
         match self {
             MailSide::Ews(c) => c.delete(mailbox, item_ids).await,
+            MailSide::Graph(c) => c.delete(mailbox, item_ids).await,
         }
     }
     async fn get_items(
@@ -126,6 +138,7 @@ impl MailConnector for MailSide {
     ) -> Result<Vec<MailItem>, CallError> {
         match self {
             MailSide::Ews(c) => c.get_items(mailbox, folder, item_ids).await,
+            MailSide::Graph(c) => c.get_items(mailbox, folder, item_ids).await,
         }
     }
     async fn change_keys(
@@ -136,6 +149,7 @@ impl MailConnector for MailSide {
     ) -> Result<Vec<MailRef>, CallError> {
         match self {
             MailSide::Ews(c) => c.change_keys(mailbox, folder, item_ids).await,
+            MailSide::Graph(c) => c.change_keys(mailbox, folder, item_ids).await,
         }
     }
     async fn find_by_salesforce_ids(
@@ -146,6 +160,10 @@ impl MailConnector for MailSide {
     ) -> Result<Vec<MailItem>, CallError> {
         match self {
             MailSide::Ews(c) => {
+                c.find_by_salesforce_ids(mailbox, folder, salesforce_ids)
+                    .await
+            }
+            MailSide::Graph(c) => {
                 c.find_by_salesforce_ids(mailbox, folder, salesforce_ids)
                     .await
             }
@@ -163,16 +181,28 @@ impl MailConnector for MailSide {
                 c.find_deleted_created(mailbox, folder, salesforce_ids, since)
                     .await
             }
+            MailSide::Graph(c) => {
+                c.find_deleted_created(mailbox, folder, salesforce_ids, since)
+                    .await
+            }
         }
     }
     fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &EffectiveMapping) {
         match self {
             MailSide::Ews(c) => c.use_contact_mapping(mailbox, mapping),
+            MailSide::Graph(c) => c.use_contact_mapping(mailbox, mapping),
+        }
+    }
+    fn allow_cancellations(&self, mailbox: &Mailbox, allowed: bool) {
+        match self {
+            MailSide::Ews(c) => c.allow_cancellations(mailbox, allowed),
+            MailSide::Graph(c) => c.allow_cancellations(mailbox, allowed),
         }
     }
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
         match self {
             MailSide::Ews(c) => c.server_build(mailbox),
+            MailSide::Graph(c) => c.server_build(mailbox),
         }
     }
 }
@@ -223,9 +253,6 @@ mod tests {
                     "client_secret": "${file:secret}", "api": "graph" }),
             home.path(),
         );
-        match graph {
-            Err(e) => assert_eq!(e.setting, "connections.exchange.api"),
-            Ok(m) => panic!("Graph has no connector yet, got {m:?}"),
-        }
+        assert!(matches!(graph, Ok(MailSide::Graph(_))), "{graph:?}");
     }
 }

@@ -1,7 +1,8 @@
 //! `tether demo`: the whole loop on the built-in sandbox, with no accounts: start local
 //! Exchange and Salesforce emulators, validate the quick-start configuration, plan, apply,
 //! edit records on both sides (one edit a conflict), plan and apply again, and end on
-//! "No changes".
+//! "No changes". `--api graph` syncs the same story through the emulator's Microsoft Graph
+//! face instead of EWS.
 
 use super::error::{CommandError, CommandResult, Done};
 use super::output::{out, outln};
@@ -19,33 +20,74 @@ use tether_emulators::seed::{self, SandboxOrg};
 const QUICKSTART: &str = include_str!("../../examples/quickstart.yaml");
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The Exchange API the demo syncs through: EWS, or Microsoft Graph (Exchange Online's);
+    /// the sandbox's mailboxes answer both.
+    #[arg(long, value_enum, default_value_t = Api::Ews)]
+    api: Api,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Api {
+    Ews,
+    Graph,
+}
+
+/// The quick-start configuration, its Exchange connection through `api`.
+fn configuration(api: Api) -> String {
+    match api {
+        Api::Ews => QUICKSTART.to_string(),
+        Api::Graph => {
+            let (head, rest) = QUICKSTART
+                .split_once("  exchange:\n")
+                .expect("the quick start has an exchange connection");
+            let (_, salesforce) = rest
+                .split_once("  salesforce:\n")
+                .expect("the quick start has a salesforce connection");
+            let tenant = tether_emulators::graph::TENANT_ID;
+            let server = format!("http://127.0.0.1:{}", seed::EWS_PORT);
+            format!(
+                "{head}  exchange:\n    method: oauth2\n    api: graph\n    tenant: {tenant}\n    \
+                 client_id: {}\n    client_secret: ${{env:GRAPH_CLIENT_SECRET}}\n    \
+                 token_url: {server}/{tenant}/oauth2/v2.0/token\n    graph_url: {server}/v1.0\n    \
+                 # The reps' addresses are @example.com; the tenant is named by its id.\n    \
+                 additional_domains: [example.com]\n  salesforce:\n{salesforce}",
+                seed::GRAPH_CLIENT_ID
+            )
+        }
+    }
+}
 
 fn step(n: usize, title: &str, why: &str) {
     outln!("\n━━ {n}. {title}\n   {why}\n");
 }
 
-pub fn run(_args: &Args) -> CommandResult {
+pub fn run(args: &Args) -> CommandResult {
     // The quick-start configuration reads its secrets from the environment; the demo
     // provides the sandbox's (local emulator credentials, not secrets of any real system).
-    for (name, value) in seed::ENV {
+    let graph_secret = [("GRAPH_CLIENT_SECRET", seed::SANDBOX_GRAPH_CLIENT_SECRET)];
+    for (name, value) in seed::ENV.iter().chain(&graph_secret) {
         // SAFETY: called before the runtime starts, while this is the only thread.
         unsafe { std::env::set_var(name, value) };
     }
     let dir = std::env::temp_dir().join(format!("tether-demo-{}", std::process::id()));
-    let result = super::runtime().block_on(demo(&dir));
+    let result = super::runtime().block_on(demo(&dir, args.api));
     let _ = std::fs::remove_dir_all(&dir);
     result.map_err(CommandError::failed)?;
     Ok(Done::Success)
 }
 
-async fn demo(dir: &Path) -> Result<(), String> {
+async fn demo(dir: &Path, api: Api) -> Result<(), String> {
     step(
         1,
         "Start the sandbox",
         &format!(
-            "A local Exchange (EWS) on 127.0.0.1:{} and a local Salesforce on 127.0.0.1:{}, with two reps,\n   \
+            "A local Exchange ({}) on 127.0.0.1:{} and a local Salesforce on 127.0.0.1:{}, with two reps,\n   \
              contacts on both sides, and meetings (one private) in Celia's calendar.",
+            match api {
+                Api::Ews => "EWS",
+                Api::Graph => "Microsoft Graph",
+            },
             seed::EWS_PORT,
             seed::SALESFORCE_PORT
         ),
@@ -59,7 +101,7 @@ async fn demo(dir: &Path) -> Result<(), String> {
     );
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let config_path = dir.join("quickstart.yaml");
-    std::fs::write(&config_path, QUICKSTART).map_err(|e| e.to_string())?;
+    std::fs::write(&config_path, configuration(api)).map_err(|e| e.to_string())?;
     let validation = crate::config::validate(std::slice::from_ref(&config_path), true);
     out!("{}", validation.render_human());
     let Some((unit, Some(config))) = validation.units.into_iter().next() else {

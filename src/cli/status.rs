@@ -345,10 +345,21 @@ fn recognised(f: &RepFacts) -> Check {
                 .as_ref()
                 .map(error_text)
                 .unwrap_or_else(|| format!("impersonation of {mailbox} denied")),
-            format!(
-                "Give the service account the ApplicationImpersonation role for this mailbox \
-                 (a management role assignment whose scope includes {mailbox}); {RUN_AGAIN}"
-            ),
+            match f.mailbox_error.as_ref().map(|(code, _)| code.as_str()) {
+                // Microsoft Graph's refusal: the app's RBAC for Applications scope (or an
+                // Application Access Policy) leaves the mailbox out.
+                Some("ErrorAccessDenied") => format!(
+                    "Add {mailbox} to the management scope of the app's \"Application \
+                     Contacts.ReadWrite\" and \"Application Calendars.ReadWrite\" role \
+                     assignments (or to the group of its Application Access Policy), check with \
+                     `Test-ServicePrincipalAuthorization -Identity <app id> -Resource {mailbox}` \
+                     (`tether setup exchange` prints the commands); {RUN_AGAIN}"
+                ),
+                _ => format!(
+                    "Give the service account the ApplicationImpersonation role for this mailbox \
+                     (a management role assignment whose scope includes {mailbox}); {RUN_AGAIN}"
+                ),
+            },
         ),
         None => not_checked(unreached(f)),
     }

@@ -152,8 +152,7 @@ pub enum ExchangeApi {
     /// tenant allow-listed the app, and turns it off on 1 April 2027.
     #[default]
     Ews,
-    /// Microsoft Graph (needs `method: oauth2`). `test-connection` checks it; syncing over
-    /// it is not available yet.
+    /// Microsoft Graph (needs `method: oauth2`).
     Graph,
 }
 
@@ -425,6 +424,11 @@ pub struct EventSync {
     /// A delete on one side deletes the synced event on the other; otherwise unlink.
     #[serde(default = "yes")]
     pub delete_synced: bool,
+    /// Over Microsoft Graph, deleting a meeting the rep organised with attendees mails them
+    /// a cancellation (Graph cannot delete it silently). With `delete_synced`, such a meeting
+    /// is deleted only when this is on; otherwise it is unlinked and reported.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub send_cancellations: bool,
     /// On an event's first sync, relate its attendees to matching Contacts (up to 50) or
     /// one Lead.
     #[serde(default = "yes")]

@@ -168,6 +168,10 @@ pub enum ErrorKind {
     Throttled,
     /// The server refused the credentials themselves.
     Auth,
+    /// The write would mail people the configuration does not let tether mail (a meeting's
+    /// attendees): nothing was written; a delete unlinks the pair instead, and the record is
+    /// reported.
+    WouldNotify,
     /// Anything else (network, server errors, unexpected answers).
     Other,
 }
@@ -405,6 +409,11 @@ pub trait MailConnector: Send + Sync {
     /// contacts with it, so a rep's writes touch only the properties their mapping names.
     /// (The in-memory connector keeps canonical records and needs none.)
     fn use_contact_mapping(&self, _mailbox: &Mailbox, _mapping: &crate::model::EffectiveMapping) {}
+
+    /// Whether a delete in `mailbox` may mail a meeting's attendees a cancellation (the
+    /// rep's `events.send_cancellations`), told before the mailbox's events are written. A
+    /// mail side that deletes without mailing anyone needs it not.
+    fn allow_cancellations(&self, _mailbox: &Mailbox, _allowed: bool) {}
 
     /// The server build the mailbox answered from in this run (e.g. `15.1.2507.6`), when
     /// the mail side names one. No call of its own: what earlier calls reported.

@@ -532,8 +532,9 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                     object,
                 })?
             };
-            if object == ObjectKind::Contact {
-                mail.use_contact_mapping(&rep.mailbox, &s.mapping);
+            match object {
+                ObjectKind::Contact => mail.use_contact_mapping(&rep.mailbox, &s.mapping),
+                ObjectKind::Event => mail.allow_cancellations(&rep.mailbox, s.send_cancellations),
             }
             let window = (object == ObjectKind::Event).then(|| EventWindow {
                 start: rules::window_start(s.since, now, rep.time_zone),

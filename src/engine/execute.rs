@@ -1480,6 +1480,19 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         .side(op.action.writes_to() == Some(Side::Salesforce))
                         .deleted += 1;
                 }
+                // Not deleted, as it would have mailed people: the pair is unlinked (the
+                // record kept, as a detached link, so it is not taken for a new one), and
+                // reported.
+                Outcome::Failed(e) if e.kind == ErrorKind::WouldNotify => {
+                    changes.push(match self.kept_alone(*link, op) {
+                        Some(remaining) => StateChange::PutLink {
+                            id: Some(*link),
+                            link: remaining,
+                        },
+                        None => StateChange::DeleteLink(*link),
+                    });
+                    self.fail(report, &mut changes, op, vec![id], &e);
+                }
                 Outcome::Failed(e) => self.fail(report, &mut changes, op, vec![id], &e),
                 Outcome::Ambiguous(m) => self.fail(
                     report,
@@ -1491,6 +1504,21 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             }
         }
         changes
+    }
+
+    /// The link of a delete that was not done, with only the side it would have deleted.
+    fn kept_alone(&self, link: LinkId, op: &Operation) -> Option<Link> {
+        let (_, mut l) = self
+            .state
+            .links(&op.rep, op.object)
+            .ok()?
+            .into_iter()
+            .find(|(id, _)| *id == link)?;
+        match op.action {
+            Action::DeleteInExchange { .. } => l.salesforce = None,
+            _ => l.exchange = None,
+        }
+        Some(l)
     }
 
     async fn delete_in_exchange(

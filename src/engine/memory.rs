@@ -1458,6 +1458,9 @@ impl<C: MailConnector> MailConnector for EditAfterRead<'_, C> {
     fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &crate::model::EffectiveMapping) {
         self.inner.use_contact_mapping(mailbox, mapping)
     }
+    fn allow_cancellations(&self, mailbox: &Mailbox, allowed: bool) {
+        self.inner.allow_cancellations(mailbox, allowed)
+    }
 }
 
 impl<C: CrmConnector> CrmConnector for EditAfterRead<'_, C> {

@@ -26,6 +26,8 @@ pub struct ObjectSettings {
     pub since: SinceWindow,
     pub sync_private: bool,
     pub delete_synced: bool,
+    /// Deleting a meeting the rep organised with attendees may mail them a cancellation.
+    pub send_cancellations: bool,
     pub auto_relate: bool,
     pub sync_series: bool,
 }
@@ -43,6 +45,7 @@ impl ObjectSettings {
             since: SinceWindow::Today,
             sync_private: false,
             delete_synced: false,
+            send_cancellations: false,
             auto_relate: false,
             sync_series: false,
         };
@@ -65,6 +68,7 @@ impl ObjectSettings {
                     s.since = e.since.window().unwrap_or(SinceWindow::Today);
                     s.sync_private = e.sync_private;
                     s.delete_synced = e.delete_synced;
+                    s.send_cancellations = e.send_cancellations;
                     s.auto_relate = e.auto_relate;
                     s.sync_series = e.sync_series;
                 }

@@ -39,7 +39,13 @@ impl BatchItem {
     /// The item as a member of `requests`: a body comes with its Content-Type.
     fn to_json(&self) -> Value {
         let mut headers = serde_json::Map::new();
-        headers.insert("Prefer".into(), json!(r#"IdType="ImmutableId""#));
+        headers.insert(
+            "Prefer".into(),
+            json!(format!(
+                r#"IdType="ImmutableId", {}"#,
+                super::client::TEXT_BODIES
+            )),
+        );
         let mut item = json!({"id": self.id, "method": self.method.as_str(), "url": self.url});
         if let Some(body) = &self.body {
             headers.insert("Content-Type".into(), json!("application/json"));

@@ -25,6 +25,9 @@ pub const MAILBOX_CONCURRENCY: usize = 4;
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 /// Every request asks for immutable ids, so an item moved between folders keeps its id.
 const IMMUTABLE_IDS: &str = r#"IdType="ImmutableId""#;
+/// And for bodies as text (Graph answers HTML otherwise): tether syncs notes and
+/// descriptions as text.
+pub(crate) const TEXT_BODIES: &str = r#"outlook.body-content-type="text""#;
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -279,7 +282,8 @@ impl GraphClient {
                 .http
                 .request(req.method.clone(), req.url.clone())
                 .header("Authorization", auth)
-                .header("Prefer", IMMUTABLE_IDS);
+                .header("Prefer", IMMUTABLE_IDS)
+                .header("Prefer", TEXT_BODIES);
             for p in &req.prefer {
                 builder = builder.header("Prefer", p.as_str());
             }

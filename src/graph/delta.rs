@@ -41,7 +41,53 @@ pub struct Window {
     pub end: DateTime<Utc>,
 }
 
+/// One page of a round: its items and where the round goes on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeltaPage {
+    pub changed: Vec<Value>,
+    pub removed: Vec<String>,
+    /// `@odata.nextLink` (more pages) or, on the last page, `@odata.deltaLink`.
+    pub link: String,
+    /// `link` is the round's deltaLink: the round is complete.
+    pub last: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PageOutcome {
+    Page(DeltaPage),
+    /// The cursor was refused: start a full round without it.
+    CursorExpired(GraphError),
+}
+
 impl GraphClient {
+    /// The first request of a contacts round over folder `folder_id`; `select` limits the
+    /// properties (id always comes).
+    pub fn contacts_delta_url(&self, mailbox: &str, folder_id: &str, select: &[&str]) -> Url {
+        let select = select.join(",");
+        let query: Vec<(&str, &str)> = if select.is_empty() {
+            Vec::new()
+        } else {
+            vec![("$select", select.as_str())]
+        };
+        self.user_url(
+            mailbox,
+            &["contactFolders", folder_id, "contacts", "delta"],
+            &query,
+        )
+    }
+
+    /// The first request of a calendarView round over `window` (the service takes no
+    /// `$select` here).
+    pub fn calendar_view_delta_url(&self, mailbox: &str, window: Window) -> Url {
+        let iso = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let (start, end) = (iso(window.start), iso(window.end));
+        self.user_url(
+            mailbox,
+            &["calendarView", "delta"],
+            &[("startDateTime", &start), ("endDateTime", &end)],
+        )
+    }
+
     /// Changes to the contacts of folder `folder_id` since `cursor` (a deltaLink), or all of
     /// them without one. `select` limits the properties (id always comes).
     pub async fn contacts_delta(
@@ -53,19 +99,7 @@ impl GraphClient {
     ) -> Result<DeltaOutcome, GraphError> {
         let first = match cursor {
             Some(link) => self.cursor_url(link)?,
-            None => {
-                let select = select.join(",");
-                let query: Vec<(&str, &str)> = if select.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![("$select", select.as_str())]
-                };
-                self.user_url(
-                    mailbox,
-                    &["contactFolders", folder_id, "contacts", "delta"],
-                    &query,
-                )
-            }
+            None => self.contacts_delta_url(mailbox, folder_id, select),
         };
         self.delta_round(mailbox, first, cursor.is_some()).await
     }
@@ -81,20 +115,13 @@ impl GraphClient {
     ) -> Result<DeltaOutcome, GraphError> {
         let first = match cursor {
             Some(link) => self.cursor_url(link)?,
-            None => {
-                let iso = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-                let (start, end) = (iso(window.start), iso(window.end));
-                self.user_url(
-                    mailbox,
-                    &["calendarView", "delta"],
-                    &[("startDateTime", &start), ("endDateTime", &end)],
-                )
-            }
+            None => self.calendar_view_delta_url(mailbox, window),
         };
         self.delta_round(mailbox, first, cursor.is_some()).await
     }
 
-    fn cursor_url(&self, link: &str) -> Result<Url, GraphError> {
+    /// A saved nextLink or deltaLink, checked to be on this Graph.
+    pub fn cursor_url(&self, link: &str) -> Result<Url, GraphError> {
         let url = Url::parse(link).map_err(|_| {
             GraphError::new(
                 ErrorKind::CursorExpired,
@@ -113,6 +140,71 @@ impl GraphClient {
         Ok(url)
     }
 
+    /// One page of a round at `url` (a first request, a nextLink or a deltaLink).
+    /// `resumed`: `url` carries a cursor's state (any link), so a refusal is
+    /// `CursorExpired`.
+    pub async fn delta_page(
+        &self,
+        mailbox: &str,
+        url: Url,
+        resumed: bool,
+    ) -> Result<PageOutcome, GraphError> {
+        let mut req = Request::new(Method::GET, url, "delta");
+        req.prefer
+            .push(format!("odata.maxpagesize={}", self.options().page_size));
+        req.delta = resumed;
+        let page = match self.send(mailbox, &req).await {
+            Ok(a) => a.body,
+            Err(e) if e.kind == ErrorKind::CursorExpired => {
+                return Ok(PageOutcome::CursorExpired(e));
+            }
+            Err(e) => return Err(e),
+        };
+        let items = page["value"].as_array().ok_or_else(|| {
+            GraphError::new(
+                ErrorKind::Transport,
+                format!("delta of {mailbox}: a page without `value`"),
+            )
+        })?;
+        let mut out = DeltaPage::default();
+        for item in items {
+            let Some(id) = item["id"].as_str() else {
+                return Err(GraphError::new(
+                    ErrorKind::Transport,
+                    format!("delta of {mailbox}: an item without `id`"),
+                ));
+            };
+            if item.get("@removed").is_some() {
+                out.removed.push(id.to_string());
+            } else {
+                out.changed.push(item.clone());
+            }
+        }
+        let link = |name: &str| page[name].as_str().map(str::to_string);
+        (out.link, out.last) = match (link("@odata.deltaLink"), link("@odata.nextLink")) {
+            (Some(delta), _) => (delta, true),
+            (None, Some(next)) => (next, false),
+            (None, None) => {
+                return Err(GraphError::new(
+                    ErrorKind::Transport,
+                    format!("delta of {mailbox}: a page with neither nextLink nor deltaLink"),
+                ));
+            }
+        };
+        // Links are followed with the app's token: never to another host.
+        if Url::parse(&out.link)
+            .ok()
+            .filter(|u| self.is_own_link(u))
+            .is_none()
+        {
+            return Err(GraphError::new(
+                ErrorKind::Transport,
+                format!("delta of {mailbox}: a link that is not on this Graph"),
+            ));
+        }
+        Ok(PageOutcome::Page(out))
+    }
+
     async fn delta_round(
         &self,
         mailbox: &str,
@@ -121,7 +213,6 @@ impl GraphClient {
     ) -> Result<DeltaOutcome, GraphError> {
         let mut round = DeltaRound::default();
         let mut url = first;
-        let page_size = format!("odata.maxpagesize={}", self.options().page_size);
         loop {
             if round.pages >= MAX_PAGES {
                 return Err(GraphError::new(
@@ -129,57 +220,24 @@ impl GraphClient {
                     format!("delta of {mailbox}: no deltaLink after {MAX_PAGES} pages"),
                 ));
             }
-            let mut req = Request::new(Method::GET, url.clone(), "delta");
-            req.prefer.push(page_size.clone());
             // Every link of a round carries the cursor's state.
-            req.delta = resumed || round.pages > 0;
-            let page = match self.send(mailbox, &req).await {
-                Ok(a) => a.body,
-                Err(e) if e.kind == ErrorKind::CursorExpired => {
-                    return Ok(DeltaOutcome::CursorExpired(e));
-                }
-                Err(e) => return Err(e),
+            let page = match self
+                .delta_page(mailbox, url, resumed || round.pages > 0)
+                .await?
+            {
+                PageOutcome::Page(p) => p,
+                PageOutcome::CursorExpired(e) => return Ok(DeltaOutcome::CursorExpired(e)),
             };
             round.pages += 1;
-            let items = page["value"].as_array().ok_or_else(|| {
-                GraphError::new(
-                    ErrorKind::Transport,
-                    format!("delta of {mailbox}: a page without `value`"),
-                )
-            })?;
-            for item in items {
-                let Some(id) = item["id"].as_str() else {
-                    return Err(GraphError::new(
-                        ErrorKind::Transport,
-                        format!("delta of {mailbox}: an item without `id`"),
-                    ));
-                };
-                if item.get("@removed").is_some() {
-                    round.removed.push(id.to_string());
-                } else {
-                    round.changed.push(item.clone());
-                }
-            }
-            let link = |name: &str| page[name].as_str().map(str::to_string);
-            if let Some(delta) = link("@odata.deltaLink") {
-                round.delta_link = delta;
+            round.changed.extend(page.changed);
+            round.removed.extend(page.removed);
+            if page.last {
+                round.delta_link = page.link;
                 return Ok(DeltaOutcome::Round(round));
             }
-            let Some(next) = link("@odata.nextLink") else {
-                return Err(GraphError::new(
-                    ErrorKind::Transport,
-                    format!("delta of {mailbox}: a page with neither nextLink nor deltaLink"),
-                ));
-            };
-            url = Url::parse(&next)
-                .ok()
-                .filter(|u| self.is_own_link(u))
-                .ok_or_else(|| {
-                    GraphError::new(
-                        ErrorKind::Transport,
-                        format!("delta of {mailbox}: a nextLink that is not on this Graph"),
-                    )
-                })?;
+            url = Url::parse(&page.link).map_err(|_| {
+                GraphError::new(ErrorKind::Transport, "a nextLink that is not a URL")
+            })?;
         }
     }
 }

@@ -2,13 +2,18 @@
 //! the HTTP core with its limits and retries ([`client`]), failures in kinds
 //! ([`error`]), `$batch` ([`batch`]), delta rounds ([`delta`]), the `Salesforce_Sync`
 //! folder ([`folders`]), tether's extended property ([`property`]), creates that survive a
-//! lost answer ([`items`]) and the per-mailbox access check ([`mailbox`]). The app's token
+//! lost answer ([`items`]) and the per-mailbox access check ([`mailbox`]); the engine's
+//! mail side over it is [`connector`], with its contact and event codecs ([`contact`],
+//! [`event`]). The app's token
 //! comes from [`crate::entra`].
 
 pub mod batch;
 pub mod client;
+pub mod connector;
+pub mod contact;
 pub mod delta;
 pub mod error;
+pub mod event;
 pub mod folders;
 pub mod items;
 pub mod mailbox;
@@ -16,7 +21,8 @@ pub mod property;
 
 pub use batch::{BatchAnswer, BatchItem};
 pub use client::{GraphClient, GraphOptions, Request};
-pub use delta::{DeltaOutcome, DeltaRound, Window};
+pub use connector::GraphConnector;
+pub use delta::{DeltaOutcome, DeltaPage, DeltaRound, PageOutcome, Window};
 pub use error::{ErrorKind, GraphError};
 
 #[cfg(test)]

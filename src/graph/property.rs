@@ -28,6 +28,18 @@ pub fn expand() -> String {
     )
 }
 
+/// `$expand` that returns the property and the extended properties `others` (ids) with
+/// each item.
+pub fn expand_with(others: &[&str]) -> String {
+    let mut ids = vec![literal(&salesforce_id_property())];
+    ids.extend(others.iter().map(|o| literal(o)));
+    let filter: Vec<String> = ids.iter().map(|i| format!("id eq {i}")).collect();
+    format!(
+        "singleValueExtendedProperties($filter={})",
+        filter.join(" or ")
+    )
+}
+
 /// `$filter` for the items whose property holds `salesforce_id`.
 pub fn filter(salesforce_id: &str) -> String {
     format!(

@@ -950,6 +950,16 @@ mail_contract! {
         a_batch_with_some_records_failing_answers_per_record,
         a_deleted_create_is_found_only_when_made_since,
     ],
+    contract_graph_mail: graph_mail() => [
+        round_trip_of_every_mapped_field, the_change_feed_comes_in_pages,
+        a_refused_cursor_is_told_and_a_full_read_deletes_nothing,
+        a_missing_folder_is_told_and_recreated,
+        a_denied_rep_or_one_without_mailbox_fails_alone,
+        a_lost_create_answer_is_found_by_its_marker, throttling_is_honoured,
+        a_batch_with_some_records_failing_answers_per_record,
+        #[ignore = "Graph lists no contacts in Deleted Items (a mail folder): the Graph connector cannot tell, and finds none"]
+        a_deleted_create_is_found_only_when_made_since,
+    ],
 }
 
 crm_contract! {
@@ -1108,6 +1118,107 @@ impl MailWorld for EwsMail {
     }
 }
 
+/// The Graph face of the same emulated mailboxes, through an app whose RBAC for
+/// Applications scope covers the Sales department.
+struct GraphMail {
+    emu: RunningEmulator,
+    clock: ManualClock,
+    connector: tether::graph::GraphConnector,
+}
+
+const GRAPH_APP: &str = "5f0c9a1e-0000-4000-8000-00000000c0de";
+const GRAPH_SECRET: &str = "contract-graph-secret";
+/// Contacts per delta page the Graph world asks for.
+const GRAPH_PAGE: usize = 5;
+
+async fn graph_mail() -> GraphMail {
+    let clock = ews::clock();
+    let emu = ews::emulator(&clock, false).await;
+    emu.add_graph_app(tether_emulators::graph::GraphApp {
+        client_id: GRAPH_APP.into(),
+        client_secret: Some(GRAPH_SECRET.into()),
+        certificate_pem: None,
+        scope: tether_emulators::exchange::ImpersonationScope::Filter(
+            "Department -eq 'Sales'".into(),
+        ),
+    });
+    let connector = tether::graph::GraphConnector::new(graph_client(&emu, &clock));
+    GraphMail {
+        emu,
+        clock,
+        connector,
+    }
+}
+
+fn graph_client(emu: &RunningEmulator, clock: &ManualClock) -> tether::graph::GraphClient {
+    let mut opts = tether::graph::GraphOptions::new(emu.graph_url().parse().unwrap());
+    opts.page_size = GRAPH_PAGE as u32;
+    let app = tether::entra::AppCredentials {
+        token_url: emu.graph_token_url().parse().unwrap(),
+        client_id: GRAPH_APP.into(),
+        credential: tether::entra::ClientCredential::Secret(Secret::new(GRAPH_SECRET)),
+        scope: opts.scope(),
+    };
+    tether::graph::GraphClient::new(opts, app, Arc::new(clock.clone())).unwrap()
+}
+
+impl MailWorld for GraphMail {
+    type C = tether::graph::GraphConnector;
+    fn mail(&self) -> &tether::graph::GraphConnector {
+        &self.connector
+    }
+    fn reps(&self) -> [Mailbox; 2] {
+        [mailbox(ews::CELIA), mailbox(ews::BOB)]
+    }
+    fn denied(&self) -> Mailbox {
+        mailbox(ews::FINANCE)
+    }
+    fn nobody(&self) -> Mailbox {
+        mailbox("nobody@corp.com")
+    }
+    fn page_size(&self) -> usize {
+        GRAPH_PAGE
+    }
+    fn delete_sync_folder(&self, rep: &Mailbox) {
+        let folder = self
+            .emu
+            .find_folder(&rep.address, "Salesforce_Sync")
+            .expect("the folder exists");
+        assert!(self.emu.delete_folder(&rep.address, &folder, true));
+    }
+    fn refuse_next_cursor(&self) {
+        self.emu.expire_graph_delta_tokens();
+    }
+    fn lose_next_create_answer(&self) {
+        self.emu
+            .inject_graph(tether_emulators::graph::GraphFault::LoseAnswer);
+    }
+    fn throttle_next_read(&self) -> Duration {
+        self.emu
+            .inject_graph(tether_emulators::graph::GraphFault::Throttle {
+                retry_after_secs: 7,
+            });
+        Duration::from_secs(7)
+    }
+    fn waits(&self) -> Vec<Duration> {
+        self.clock.sleeps()
+    }
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        tether::clock::Clock::now(&self.clock)
+    }
+    fn time_passes(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+    fn user_deletes(&self, rep: &Mailbox, item_id: &str) {
+        let store_id = tether_emulators::graph::json::store_id(item_id);
+        assert!(
+            self.emu
+                .move_to_deleted_items(&rep.address, &store_id)
+                .is_some()
+        );
+    }
+}
+
 struct MemoryCrmWorld(MemoryCrm);
 
 const OWNER: &str = "005000000000001";
@@ -1245,7 +1356,7 @@ impl CrmWorld for SalesforceWorld {
 // ---------------------------------------------------------------------------------------
 // tether's Graph client against the emulator's Graph face (the same mailboxes as EWS).
 
-mod graph_face {
+pub(crate) mod graph_face {
     use base64::Engine;
     use serde_json::json;
     use std::sync::Arc;
@@ -1292,7 +1403,7 @@ mod graph_face {
 
     /// Every body tether sent the face and every answer it got, judged by
     /// ../shared/graph-openapi/validate.py (one python process for all).
-    fn validate_all(emu: &RunningEmulator) {
+    pub(crate) fn validate_all(emu: &RunningEmulator) {
         let list: Vec<serde_json::Value> = emu
             .graph_bodies()
             .iter()

@@ -50,6 +50,41 @@ fn demo_runs_the_loop_and_ends_with_no_changes() {
     );
 }
 
+/// `tether demo --api graph`: the same loop through the emulator's Microsoft Graph face.
+#[test]
+fn demo_over_graph_runs_the_loop_and_ends_with_no_changes() {
+    let _one = DEMO.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::tether(&["demo", "--api", "graph"], dir.path());
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("A local Exchange (Microsoft Graph)"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("exchange.api: graph"), "{}", out.stdout);
+    assert!(out.stdout.contains("Conflicts (1)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("skipped: 1 private event"),
+        "{}",
+        out.stdout
+    );
+    let applies: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("Applied: "))
+        .collect();
+    assert_eq!(applies.len(), 2, "{}", out.stdout);
+    assert!(
+        applies.iter().all(|l| l.ends_with(" 0 failed.")),
+        "{applies:?}"
+    );
+    assert_eq!(
+        out.stdout.lines().last(),
+        Some("No changes. Sync settings and data are up to date.")
+    );
+}
+
 /// `tether demo | head -n 3`: the reader goes away after three lines. The demo used to panic
 /// on its next `println!` ("failed printing to stdout: Broken pipe", exit 101).
 #[test]

@@ -27,6 +27,7 @@ mod exchange_schema;
 mod faults;
 mod fuzz_smoke;
 mod fuzz_targets;
+mod graph_sync;
 mod hostile_answers;
 mod layout;
 mod lock_cli;

@@ -450,10 +450,45 @@ async fn denied_and_missing_mailboxes_are_per_rep_kinds_with_what_to_do() {
     assert_eq!(ana[1].path, "/v1.0/users/ana@corp.com/calendar/events");
     assert_eq!(ana[0].query, "$top=1&$select=id");
     for r in fake.graph_requests() {
-        assert!(
-            r.header_values("prefer")
-                .contains(&r#"IdType="ImmutableId""#.to_string())
-        );
+        let prefer = r.header_values("prefer");
+        assert!(prefer.contains(&r#"IdType="ImmutableId""#.to_string()));
+    }
+}
+
+/// Graph answers item bodies as HTML unless asked for text: the HTML would have gone to
+/// Salesforce as a contact's notes or an event's description.
+#[tokio::test]
+async fn graph_requests_and_batch_items_ask_for_text_bodies_not_html() {
+    let fake = Fake::start(with_token(|req: &Seen| {
+        if req.path.ends_with("/$batch") {
+            Canned::json(
+                200,
+                &json!({"responses": [{"id": "1", "status": 200, "headers": {}, "body": {"value": []}}]}),
+            )
+        } else {
+            list(json!([]))
+        }
+    }))
+    .await;
+    let c = client(&fake, &clock());
+    c.check_mailbox(ANA).await.unwrap();
+    c.batch(
+        ANA,
+        &[BatchItem::get("1", "/users/ana@corp.com/events/AAMk")],
+    )
+    .await
+    .unwrap();
+    let text = r#"outlook.body-content-type="text""#;
+    for r in fake.graph_requests() {
+        if r.path.ends_with("/$batch") {
+            let prefer = r.json()["requests"][0]["headers"]["Prefer"].clone();
+            assert!(prefer.as_str().unwrap().contains(text), "{prefer}");
+        } else {
+            assert!(
+                r.header_values("prefer").contains(&text.to_string()),
+                "{r:?}"
+            );
+        }
     }
 }
 

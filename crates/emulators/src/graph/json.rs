@@ -120,6 +120,9 @@ pub fn etag(change_key: &str) -> String {
 
 /// The PublicStrings name of `String {00020329-…} Name X` (the only set the store keeps).
 pub fn extended_name(id: &str) -> Result<String, BodyError> {
+    if let Some(key) = tagged_phone(id) {
+        return Ok(format!("{TAG_PREFIX}{key}"));
+    }
     let mut parts = id.trim().splitn(4, ' ');
     let (Some(ty), Some(guid), Some(kind), Some(name)) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -141,6 +144,31 @@ pub fn extended_name(id: &str) -> Result<String, BodyError> {
     }
     Ok(name.to_string())
 }
+
+/// MAPI phone properties by tag (MS-OXPROPS): Graph's contact declares no member for them,
+/// so a client reaches them as `String 0x3A24`; the store keeps them as phones.
+const TAGGED_PHONES: &[(&str, &str)] = &[
+    ("0x3A1F", "OtherTelephone"),
+    ("0x3A21", "Pager"),
+    ("0x3A24", "BusinessFax"),
+    ("0x3A25", "HomeFax"),
+    ("0x3A2E", "AssistantPhone"),
+];
+
+/// The store's phone key of a tagged phone property id (`String 0x3A24`).
+fn tagged_phone(id: &str) -> Option<&'static str> {
+    let (ty, tag) = id.trim().split_once(' ')?;
+    if !ty.eq_ignore_ascii_case("String") {
+        return None;
+    }
+    TAGGED_PHONES
+        .iter()
+        .find(|(t, _)| t.eq_ignore_ascii_case(tag.trim()))
+        .map(|(_, key)| *key)
+}
+
+/// How `$expand` names a tagged phone among extended property names.
+const TAG_PREFIX: &str = "0x:";
 
 pub fn extended_id(name: &str) -> String {
     format!("String {{{PUBLIC_STRINGS}}} Name {name}")
@@ -215,8 +243,13 @@ pub struct View {
 
 fn apply_select(mut out: Map<String, Value>, view: &View) -> Value {
     if let Some(sel) = &view.select {
+        // OData: what `$expand` asks for comes whatever `$select` lists.
+        let expanded = |k: &str| k == "singleValueExtendedProperties" && view.expand.is_some();
         out.retain(|k, _| {
-            k == "id" || k.starts_with('@') || sel.iter().any(|s| s.eq_ignore_ascii_case(k))
+            k == "id"
+                || k.starts_with('@')
+                || expanded(k)
+                || sel.iter().any(|s| s.eq_ignore_ascii_case(k))
         });
     }
     Value::Object(out)
@@ -410,7 +443,26 @@ pub fn apply_contact(body: &Value, c: &mut Contact) -> Result<(), BodyError> {
                     c.addresses.insert(key.to_string(), a);
                 }
             }
-            "singleValueExtendedProperties" => read_extended(v, &mut c.extended)?,
+            "singleValueExtendedProperties" => {
+                let mut named = Vec::new();
+                for p in v.as_array().into_iter().flatten() {
+                    let key = p.get("id").and_then(Value::as_str).and_then(tagged_phone);
+                    match (key, p.get("value").and_then(Value::as_str)) {
+                        (Some(key), Some(value)) if !value.is_empty() => {
+                            c.phones.insert(key.to_string(), value.to_string());
+                        }
+                        (Some(key), _) => {
+                            c.phones.remove(key);
+                        }
+                        (None, _) => named.push(p.clone()),
+                    }
+                }
+                if v.is_array() {
+                    read_extended(&Value::Array(named), &mut c.extended)?;
+                } else {
+                    read_extended(v, &mut c.extended)?;
+                }
+            }
             _ => {}
         }
     }
@@ -474,10 +526,21 @@ pub fn write_contact(c: &Contact, stamp: &Stamp<'_>, view: &View) -> Value {
         "otherAddress": write_address(c.addresses.get("Other")),
     });
     if let (Some(wanted), Some(o)) = (&view.expand, out.as_object_mut()) {
-        o.insert(
-            "singleValueExtendedProperties".into(),
-            write_extended(&c.extended, wanted),
-        );
+        let mut props = write_extended(&c.extended, wanted);
+        if let Value::Array(list) = &mut props {
+            for (tag, key) in TAGGED_PHONES {
+                let asked = match wanted {
+                    ExpandExtended::All => true,
+                    ExpandExtended::Names(n) => {
+                        n.iter().any(|w| *w == format!("{TAG_PREFIX}{key}"))
+                    }
+                };
+                if let (true, Some(v)) = (asked, c.phones.get(*key)) {
+                    list.push(json!({"id": format!("String {tag}"), "value": v}));
+                }
+            }
+        }
+        o.insert("singleValueExtendedProperties".into(), props);
     }
     match out {
         Value::Object(o) => apply_select(o, view),

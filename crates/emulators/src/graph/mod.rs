@@ -69,6 +69,9 @@ pub enum GraphFault {
     Throttle { retry_after_secs: u64 },
     /// The next request answers this status with an empty body (503/504/404 happen so).
     EmptyStatus(u16),
+    /// The next request (a whole `$batch`) is carried out, but its answer is lost: the
+    /// gateway answers an empty 504, as when the service took longer than it waits.
+    LoseAnswer,
 }
 
 #[derive(Debug, Default)]

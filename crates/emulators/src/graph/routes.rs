@@ -223,8 +223,27 @@ async fn graph(
             .collect(),
         body,
     };
+    let lose_answer = {
+        let mut emu = shared.lock();
+        let lose = emu.graph.faults.front() == Some(&GraphFault::LoseAnswer);
+        if lose {
+            emu.graph.faults.pop_front();
+        }
+        lose
+    };
     if req.segments.len() == 1 && req.segments[0] == "$batch" && req.method == Method::POST {
-        return to_response(batch(&shared, &app, &req));
+        let answer = batch(&shared, &app, &req);
+        return to_response(if lose_answer {
+            Answer::empty(504)
+        } else {
+            answer
+        });
+    }
+    if lose_answer {
+        let base = shared.base.clone();
+        let mut emu = shared.lock();
+        serve(&mut emu, now, &base, &app, &req);
+        return to_response(Answer::empty(504));
     }
     let mailbox = mailbox_of(&req);
     {
@@ -305,6 +324,8 @@ fn injected(emu: &mut Emu, now: DateTime<Utc>) -> Option<Answer> {
             Some(a)
         }
         GraphFault::EmptyStatus(s) => Some(Answer::empty(s)),
+        // Taken before the request runs (see `graph`); inside a batch, the whole batch's.
+        GraphFault::LoseAnswer => None,
     }
 }
 

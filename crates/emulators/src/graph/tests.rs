@@ -1091,3 +1091,114 @@ async fn the_concurrency_limit_counts_per_mailbox() {
     assert_eq!(throttled[0].headers["retry-after"], "1");
     validate_all(&emu);
 }
+
+#[tokio::test]
+async fn expanded_extended_properties_come_even_when_select_does_not_list_them() {
+    let emu = start().await;
+    let token = secret_token(&emu).await;
+    let made = call(
+        &token,
+        "POST",
+        &format!("{}/contacts", user(&emu, ANN)),
+        Some(json!({"givenName": "Ann",
+            "singleValueExtendedProperties": [{"id": ext_id(), "value": "003A"}]})),
+        &[],
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let id = made.body["id"].as_str().unwrap();
+    let filter = format!(
+        "singleValueExtendedProperties($filter=id eq '{}')",
+        ext_id()
+    );
+    let got = call(
+        &token,
+        "GET",
+        &format!(
+            "{}/contacts/{id}?$select=givenName&$expand={}",
+            user(&emu, ANN),
+            filter.replace(' ', "%20")
+        ),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(
+        got.body["singleValueExtendedProperties"][0]["value"],
+        "003A"
+    );
+    assert!(got.body.get("surname").is_none(), "$select still applies");
+    validate_all(&emu);
+}
+
+#[tokio::test]
+async fn phones_without_a_contact_member_are_kept_as_tagged_mapi_properties() {
+    let emu = start().await;
+    let token = secret_token(&emu).await;
+    let made = call(
+        &token,
+        "POST",
+        &format!("{}/contacts", user(&emu, ANN)),
+        Some(
+            json!({"givenName": "Ann", "singleValueExtendedProperties": [
+            {"id": "String 0x3A24", "value": "+49 30 1"},
+            {"id": "String 0x3A2E", "value": "+49 30 2"}]}),
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let id = json::store_id(made.body["id"].as_str().unwrap());
+    // The EWS face sees them as the contact's phones.
+    let Some(Item::Contact(c)) = emu.item(ANN, &id) else {
+        panic!("the contact is stored");
+    };
+    assert_eq!(
+        c.phones.get("BusinessFax").map(String::as_str),
+        Some("+49 30 1")
+    );
+    assert_eq!(
+        c.phones.get("AssistantPhone").map(String::as_str),
+        Some("+49 30 2")
+    );
+    let got = call(
+        &token,
+        "GET",
+        &format!(
+            "{}/contacts/{}?$expand=singleValueExtendedProperties($filter=id%20eq%20'String%200x3A24')",
+            user(&emu, ANN),
+            made.body["id"].as_str().unwrap()
+        ),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        got.body["singleValueExtendedProperties"],
+        json!([{"id": "String 0x3A24", "value": "+49 30 1"}])
+    );
+    validate_all(&emu);
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_an_empty_504_after_the_request_was_carried_out() {
+    let emu = start().await;
+    let token = secret_token(&emu).await;
+    emu.inject_graph(GraphFault::LoseAnswer);
+    let lost = call(
+        &token,
+        "POST",
+        &format!("{}/contacts", user(&emu, ANN)),
+        Some(json!({"givenName": "Ann"})),
+        &[],
+    )
+    .await;
+    assert_eq!((lost.status, lost.body.clone()), (504, Value::Null));
+    let folder = emu.folder_id(ANN, "contacts").unwrap();
+    assert_eq!(
+        emu.items(ANN, &folder).len(),
+        1,
+        "made, though the answer was lost"
+    );
+}
