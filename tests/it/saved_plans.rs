@@ -764,7 +764,9 @@ async fn an_acknowledged_failing_record_no_longer_fails_apply_until_it_changes()
         errors.stdout
     );
 
-    // Edited: a new version of the record, and its failure counts again.
+    // Edited: a new version of the record, and its failure counts again. SystemModstamp has
+    // whole seconds, so the edit comes a second after the failed write, as a person's would.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     retitle_in_salesforce(&s, "Diaz", "Head of Buying");
     let apply = tether(&s, &["apply", "org", "--auto-approve"]).await;
     assert_eq!(
