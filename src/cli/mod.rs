@@ -1,12 +1,14 @@
 //! Command-line interface: one file per subcommand, each thin.
 
 pub mod apply;
+pub mod completions;
 pub mod demo;
 mod duration;
 pub mod error;
 pub mod errors;
 pub mod force_unlock;
 pub mod logging;
+pub mod man;
 pub mod output;
 pub mod plan;
 pub mod progress;
@@ -262,6 +264,10 @@ pub enum Command {
     Setup(setup::Args),
     /// Print a JSON Schema: of the configuration (for editors and CI) or of the JSON plan.
     Schema(schema::Args),
+    /// Print the shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(completions::Args),
+    /// Print the manual page (roff), or write one per command with --out DIR.
+    Man(man::Args),
 }
 
 /// Runs the command; `main` prints the error, if any, and exits with the code.
@@ -288,6 +294,8 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::ForceUnlock(args) => force_unlock::run(&args),
         Command::State(args) => state::run(&args),
         Command::Setup(args) => setup::run(&args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
     }?;
     match output::failure() {
         Some(e) => Err(CommandError::failed(e)),

@@ -13,6 +13,7 @@ mod reliability_doc;
 
 // The tests, one module per subject.
 mod bench;
+mod cli_conventions;
 mod connect;
 mod connectors;
 mod crash;

@@ -1,0 +1,73 @@
+//! The command-line conventions admins expect: shell completions, a man page, `--version`
+//! with the commit and build date, examples and environment variables in `--help`.
+
+use crate::common::*;
+use std::path::PathBuf;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Subcommands every generated document must know (a sample across the list).
+const COMMANDS: [&str; 6] = ["plan", "apply", "show", "run", "status", "validate"];
+
+#[test]
+fn completions_script_for_each_shell_names_the_subcommands() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = tether(&["completions", shell], &repo());
+        assert_eq!(out.code, 0, "{shell}: {}", out.stderr);
+        for command in COMMANDS {
+            assert!(
+                out.stdout.contains(command),
+                "{shell} script lacks {command}:\n{}",
+                out.stdout
+            );
+        }
+    }
+    let bash = tether(&["completions", "bash"], &repo());
+    assert!(bash.stdout.contains("complete -F"), "{}", bash.stdout);
+    assert!(bash.stdout.contains("--lock-timeout"), "{}", bash.stdout);
+}
+
+#[test]
+fn completions_refuse_an_unknown_shell() {
+    let out = tether(&["completions", "tcsh"], &repo());
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("bash"), "{}", out.stderr);
+}
+
+#[test]
+fn man_page_is_roff_and_lists_the_commands() {
+    let out = tether(&["man"], &repo());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains(".TH tether 1"), "{}", out.stdout);
+    for command in COMMANDS {
+        assert!(
+            out.stdout.contains(&format!("tether\\-{command}(1)")),
+            "{command}:\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn man_out_writes_a_page_per_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tether(&["man", "--out", dir.path().to_str().unwrap()], &repo());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(dir.path().join("tether.1").is_file());
+    for command in COMMANDS {
+        let page = std::fs::read_to_string(dir.path().join(format!("tether-{command}.1")))
+            .unwrap_or_else(|e| panic!("tether-{command}.1: {e}"));
+        assert!(page.contains(".TH"), "{page}");
+    }
+}
+
+#[test]
+fn man_out_into_a_missing_directory_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir");
+    let out = tether(&["man", "--out", missing.to_str().unwrap()], &repo());
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("no/such/dir"), "{}", out.stderr);
+}
