@@ -209,10 +209,20 @@ pub const EXIT_CODES: &str = "Exit codes:
      records failing (status and errors: --exit-zero keeps 0)
   2  plan --detailed-exitcode: there are changes; or the command line could not be parsed";
 
+/// `--version`: the package version, the commit and the build date (see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TETHER_GIT_COMMIT"),
+    ", built ",
+    env!("TETHER_BUILD_DATE"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tether",
-    version,
+    version = VERSION,
     about = "Keeps contacts and calendar events in sync between Microsoft Exchange and Salesforce, with the sync settings kept as code.",
     after_help = EXIT_CODES
 )]
@@ -277,7 +287,7 @@ pub fn run(cli: Cli) -> CommandResult {
         cli.log_format,
     )
     .map_err(CommandError::input)?;
-    tracing::debug!(version = env!("CARGO_PKG_VERSION"), "tether starts");
+    tracing::debug!(version = VERSION, "tether starts");
     let done = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),

@@ -71,3 +71,35 @@ fn man_out_into_a_missing_directory_says_which() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("no/such/dir"), "{}", out.stderr);
 }
+
+/// `--version` names the package version, the commit it was built from (the checkout's
+/// HEAD here; "unknown" only without git) and the build date.
+#[test]
+fn version_shows_the_commit_and_build_date() {
+    let out = tether(&["--version"], &repo());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let line = out.stdout.trim();
+    let prefix = format!("tether {} (commit ", env!("CARGO_PKG_VERSION"));
+    let rest = line
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{line}"));
+    let (commit, rest) = rest
+        .split_once(", built ")
+        .unwrap_or_else(|| panic!("{line}"));
+    let date = rest.strip_suffix(')').unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok(),
+        "{line}"
+    );
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(repo())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match head {
+        Some(head) => assert_eq!(commit, head, "{line}"),
+        None => assert_eq!(commit, "unknown", "{line}"),
+    }
+}
