@@ -7,6 +7,7 @@ mod duration;
 pub mod error;
 pub mod errors;
 pub mod force_unlock;
+mod help;
 pub mod logging;
 pub mod man;
 pub mod output;
@@ -224,7 +225,7 @@ pub const VERSION: &str = concat!(
     name = "tether",
     version = VERSION,
     about = "Keeps contacts and calendar events in sync between Microsoft Exchange and Salesforce, with the sync settings kept as code.",
-    after_help = EXIT_CODES
+    after_help = format!("{}\n\n{EXIT_CODES}", help::ENVIRONMENT)
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -249,12 +250,15 @@ pub enum Command {
     /// tether by hand (see examples/quickstart.yaml).
     Sandbox(sandbox::Args),
     /// Show what apply would change, in the settings and in the data.
+    #[command(after_help = help::PLAN_EXAMPLES)]
     Plan(plan::Args),
     /// Print a plan saved by `plan --out` (human, markdown or JSON, as `plan` prints it).
     Show(show::Args),
     /// Plan, confirm, record the configuration and sync; or apply a plan saved by `plan --out`.
+    #[command(after_help = help::APPLY_EXAMPLES)]
     Apply(apply::Args),
     /// Keep syncing on an interval, with the last applied configuration.
+    #[command(after_help = help::RUN_EXAMPLES)]
     Run(run::Args),
     /// The sync status of the system and of each rep, per object and direction.
     Status(status::Args),

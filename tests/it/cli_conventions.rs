@@ -103,3 +103,42 @@ fn version_shows_the_commit_and_build_date() {
         None => assert_eq!(commit, "unknown", "{line}"),
     }
 }
+
+#[test]
+fn help_of_plan_apply_and_run_has_examples_that_parse() {
+    use clap::Parser;
+    for command in ["plan", "apply", "run"] {
+        let out = tether(&[command, "--help"], &repo());
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let examples = out
+            .stdout
+            .split("Examples:\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{command} --help has no examples:\n{}", out.stdout));
+        for line in examples
+            .lines()
+            .filter(|l| l.trim_start().starts_with("tether "))
+        {
+            let words: Vec<&str> = line.split('#').next().unwrap().split_whitespace().collect();
+            assert_eq!(words[1], command, "{line}");
+            if let Err(e) = tether::cli::Cli::try_parse_from(&words) {
+                panic!("{line}: {e}");
+            }
+        }
+    }
+}
+
+/// The top-level `--help` lists the environment variables tether reads.
+#[test]
+fn top_level_help_lists_the_environment_variables() {
+    let out = tether(&["--help"], &repo());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let environment = out
+        .stdout
+        .split("Environment:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    for name in ["TETHER_STATE", "TETHER_LOG_FILE", "RUST_LOG", "PGPASSWORD"] {
+        assert!(environment.contains(name), "{name}:\n{}", out.stdout);
+    }
+}
