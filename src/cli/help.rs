@@ -25,6 +25,6 @@ pub const ENVIRONMENT: &str = "Environment:
   TETHER_LOG_FILE  append the log to this file when --log-file is not given
   RUST_LOG         log level and filters (e.g. info, tether=debug)
   PGPASSWORD       the password of a Postgres state
-  CI variables     GITHUB_ACTIONS, GITLAB_CI, BUILDKITE, CIRCLECI, TF_BUILD, CI_COMMIT_SHA and
-                   their actor and commit variables name who applied, at which commit
+  GITHUB_ACTOR, GITHUB_SHA (in GitHub Actions; GitLab CI, Buildkite, CircleCI, Azure
+                   Pipelines and CI_COMMIT_* likewise): who applied, at which commit
   ${env:NAME}      the configuration's secrets may name any variable";
