@@ -14,6 +14,7 @@ use crate::engine::connector::{CrmConnector, MailConnector};
 use crate::engine::cycle::{CycleReport, SyncOptions, run_cycle};
 use crate::engine::execute::StepBudget;
 use crate::engine::plan::{Action, Side};
+use crate::mail::MailSide;
 use crate::model::ObjectKind;
 use crate::plan::build::BuildOptions;
 use crate::state::{ConfigRevision, SqliteState, StateChange, StateStore};
@@ -27,9 +28,19 @@ use tether_emulators::exchange::model::Item;
 use tether_emulators::generate::{self, Shape, Summary};
 use tether_emulators::seed::{self, SandboxOrg};
 
+/// The Exchange face the benchmark syncs through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    Ews,
+    Graph,
+}
+
 /// What to run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Params {
+    /// EWS or Microsoft Graph (`api: graph`) on the Exchange side.
+    pub api: Api,
     pub reps: usize,
     pub contacts_per_rep: usize,
     pub events_per_rep: usize,
@@ -46,6 +57,9 @@ pub struct Calls {
     pub floor: u64,
     /// total / floor.
     pub ratio: f64,
+    /// Over Graph: the requests carried inside the `$batch` calls (not calls themselves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_items: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,16 +111,52 @@ pub struct Report {
     pub targets: Vec<Target>,
 }
 
-/// Counters of both emulators at one moment.
+/// Counters of both sides at one moment.
 struct Counters {
     salesforce: BTreeMap<String, u64>,
     exchange: BTreeMap<String, u64>,
+    /// Over Graph, the requests inside `$batch` calls so far (0 over EWS).
+    batch_items: u64,
 }
 
-fn counters(org: &SandboxOrg) -> Counters {
-    Counters {
-        salesforce: org.salesforce.handle().served(),
-        exchange: org.exchange.all_calls().into_iter().collect(),
+/// The EWS emulator's operations; over Graph, the client's HTTP requests by kind (the
+/// emulator counts a `$batch`'s items under their own kinds as well, so the difference
+/// between its count and the client's is the items carried in batches).
+fn counters(org: &SandboxOrg, mail: &MailSide, api: Api) -> Counters {
+    let salesforce = org.salesforce.handle().served();
+    match api {
+        Api::Ews => Counters {
+            salesforce,
+            exchange: org.exchange.all_calls().into_iter().collect(),
+            batch_items: 0,
+        },
+        Api::Graph => {
+            let sent = mail.calls();
+            let served = org.exchange.graph_calls();
+            let beside_batch = |c: &BTreeMap<String, u64>, batch: &str| {
+                c.iter()
+                    .filter(|(k, _)| *k != "token" && *k != batch)
+                    .map(|(_, v)| v)
+                    .sum::<u64>()
+            };
+            let batch_items =
+                beside_batch(&served, "batch").saturating_sub(beside_batch(&sent, "$batch"));
+            let exchange = sent
+                .into_iter()
+                .map(|(k, v)| {
+                    let kind = match k.as_str() {
+                        "delta" => "delta pages".to_string(),
+                        _ => k,
+                    };
+                    (kind, v)
+                })
+                .collect();
+            Counters {
+                salesforce,
+                exchange,
+                batch_items,
+            }
+        }
     }
 }
 
@@ -118,9 +168,10 @@ fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTree
         .collect()
 }
 
-fn calls(by_kind: BTreeMap<String, u64>, floor: u64) -> Calls {
+fn calls(by_kind: BTreeMap<String, u64>, floor: u64, batch_items: Option<u64>) -> Calls {
     let total = by_kind.values().sum();
     Calls {
+        batch_items,
         total,
         by_kind,
         floor,
@@ -175,17 +226,28 @@ fn div_ceil(n: u64, d: usize) -> u64 {
 
 /// The configuration the benchmark syncs under: every rep, both objects both ways, every
 /// kind of event (series and private ones too).
-fn config_yaml(org: &SandboxOrg) -> String {
+fn config_yaml(org: &SandboxOrg, api: Api) -> String {
+    let exchange = match api {
+        Api::Ews => format!(
+            "    method: service_account\n    ews_url: {}\n    username: {}\n    password: ${{file:ews-password}}\n",
+            org.exchange.ews_url(),
+            seed::SERVICE_ACCOUNT
+        ),
+        // The reps' addresses are @example.com; the tenant is named by its id.
+        Api::Graph => format!(
+            "    method: oauth2\n    api: graph\n    tenant: {}\n    client_id: {}\n    client_secret: ${{file:graph-secret}}\n    token_url: {}\n    graph_url: {}\n    additional_domains: [example.com]\n",
+            org.exchange.graph_tenant(),
+            seed::GRAPH_CLIENT_ID,
+            org.exchange.graph_token_url(),
+            org.exchange.graph_url()
+        ),
+    };
     format!(
         r#"version: 1
 org: {{ name: bench, kind: production }}
 connections:
   exchange:
-    method: service_account
-    ews_url: {ews}
-    username: {svc}
-    password: ${{file:ews-password}}
-  salesforce:
+{exchange}  salesforce:
     instance_url: {sf}
     login_url: {sf}
     auth:
@@ -207,8 +269,6 @@ sync_configurations:
       sync_series: true
       sync_private: true
 "#,
-        ews = org.exchange.ews_url(),
-        svc = seed::SERVICE_ACCOUNT,
         sf = org.salesforce.url(),
         client = seed::CLIENT_ID,
         user = generate::SALES_USER,
@@ -217,6 +277,7 @@ sync_configurations:
 }
 
 struct Bench {
+    api: Api,
     org: SandboxOrg,
     config: Config,
     connectors: Connectors,
@@ -279,7 +340,8 @@ pub async fn run(params: &Params, progress: &dyn Fn(&str)) -> Result<Report, Str
     };
     write("ews-password", seed::SANDBOX_EXCHANGE_PASSWORD)?;
     write("sf-secret", seed::SANDBOX_CLIENT_SECRET)?;
-    write("bench.yaml", &config_yaml(&org))?;
+    write("graph-secret", seed::SANDBOX_GRAPH_CLIENT_SECRET)?;
+    write("bench.yaml", &config_yaml(&org, params.api))?;
     let validation = crate::config::validate(&[work.0.join("bench.yaml")], true);
     let Some((unit, Some(config))) = validation.units.into_iter().next() else {
         return Err("the benchmark's configuration is not valid".into());
@@ -297,6 +359,7 @@ pub async fn run(params: &Params, progress: &dyn Fn(&str)) -> Result<Report, Str
         }])
         .map_err(|e| e.to_string())?;
     let mut bench = Bench {
+        api: params.api,
         org,
         config,
         connectors,
@@ -414,7 +477,7 @@ impl Bench {
     where
         F: AsyncFnOnce(&mut Bench) -> Result<T, String>,
     {
-        let before = counters(&self.org);
+        let before = counters(&self.org, &self.connectors.mail, self.api);
         reset_peak_rss();
         let (_, rss_start) = rss_mb();
         let cpu = cpu_seconds();
@@ -422,10 +485,11 @@ impl Bench {
         let out = work(self).await?;
         let wall = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
         let (peak, _) = rss_mb();
-        let after = counters(&self.org);
+        let after = counters(&self.org, &self.connectors.mail, self.api);
         let used = Counters {
             salesforce: delta(&after.salesforce, &before.salesforce),
             exchange: delta(&after.exchange, &before.exchange),
+            batch_items: after.batch_items - before.batch_items,
         };
         Ok((out, wall, used, (peak, (peak - rss_start).max(0.0))))
     }
@@ -518,8 +582,12 @@ impl Bench {
             planned_changes: report.plan.operations.len() as u64,
             peak_rss_mb: peak,
             rss_growth_mb: growth,
-            salesforce: calls(used.salesforce, sf_floor),
-            exchange: calls(used.exchange, ews_floor),
+            salesforce: calls(used.salesforce, sf_floor, None),
+            exchange: calls(
+                used.exchange,
+                ews_floor,
+                (self.api == Api::Graph).then_some(used.batch_items),
+            ),
         }
     }
 
