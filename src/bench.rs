@@ -425,6 +425,50 @@ fn write_floor(report: &CycleReport, side: Side, batch: usize) -> u64 {
     groups.values().map(|n| div_ceil(*n, batch)).sum()
 }
 
+/// The fewest EWS calls that read every rep's two folders in full, per rep: the
+/// Salesforce_Sync folder found once; per folder its feed in pages of 512 and its items
+/// fetched in batches of `batch`.
+fn ews_read_floor(sizes: &[(u64, u64)], batch: u64) -> u64 {
+    sizes
+        .iter()
+        .map(|(contacts, events)| {
+            1 + [contacts, events]
+                .iter()
+                .map(|n| (**n).div_ceil(512).max(1) + (**n).div_ceil(batch))
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+/// Graph's page size (`Prefer: odata.maxpagesize`) as the connector asks for it.
+const GRAPH_PAGE: u64 = 100;
+
+/// The fewest Graph requests that read every rep's two folders in full (see
+/// bench/README.md): one token for the run; per rep the Salesforce_Sync folder found, its
+/// contacts' delta in pages of [`GRAPH_PAGE`] and the changed contacts read by id in
+/// `$batch`es of [`MAILBOX_CONCURRENCY`](crate::graph::client::MAILBOX_CONCURRENCY); the
+/// calendar listed in pages, and its `calendarView/delta` round started (at least one page).
+fn graph_read_floor(sizes: &[(u64, u64)]) -> u64 {
+    let batch = crate::graph::client::MAILBOX_CONCURRENCY as u64;
+    1 + sizes
+        .iter()
+        .map(|(contacts, events)| {
+            1 + contacts.div_ceil(GRAPH_PAGE).max(1)
+                + contacts.div_ceil(batch)
+                + events.div_ceil(GRAPH_PAGE).max(1)
+                + 1
+        })
+        .sum::<u64>()
+}
+
+/// A no-change cycle over Graph, per rep: one delta page per folder (contacts, calendar)
+/// and the Salesforce_Sync folder looked up once (the connector checks, on each new read,
+/// that the folder is still the rep's: Graph's delta of a folder moved to Deleted Items
+/// goes on as before). The token is reused: no token request.
+fn graph_quiet_floor(reps: u64) -> u64 {
+    3 * reps
+}
+
 /// Event relations the plan asks for (auto-relate on first sync).
 fn relations(report: &CycleReport) -> u64 {
     report
@@ -533,20 +577,10 @@ impl Bench {
                 .sum::<u64>()
             + write_floor(&report, Side::Salesforce, self.connectors.crm.batch_size())
             + div_ceil(relations(&report), self.connectors.crm.batch_size());
-        // Exchange, per rep: the Salesforce_Sync folder found once; per folder its feed in
-        // pages of 512 and its items fetched in batches; writes in batches.
-        let ews_floor = sizes
-            .iter()
-            .map(|(contacts, events)| {
-                1 + [contacts, events]
-                    .iter()
-                    .map(|n| {
-                        div_ceil(**n, 512).max(1) + div_ceil(**n, self.connectors.mail.batch_size())
-                    })
-                    .sum::<u64>()
-            })
-            .sum::<u64>()
-            + write_floor(&report, Side::Exchange, self.connectors.mail.batch_size());
+        let ews_floor = match self.api {
+            Api::Ews => ews_read_floor(&sizes, self.connectors.mail.batch_size() as u64),
+            Api::Graph => graph_read_floor(&sizes),
+        } + write_floor(&report, Side::Exchange, self.mail_batch());
         Ok(self.phase(
             "initial sync",
             &report,
@@ -592,9 +626,23 @@ impl Bench {
     }
 
     /// The no-change floor: the users and one read per object from Salesforce; one
-    /// SyncFolderItems per synced folder per rep.
+    /// SyncFolderItems per synced folder per rep over EWS (see [`graph_quiet_floor`]).
     fn quiet_floors(&self) -> (u64, u64) {
-        (1 + 2, 2 * self.reps.len() as u64)
+        let reps = self.reps.len() as u64;
+        let mail = match self.api {
+            Api::Ews => 2 * reps,
+            Api::Graph => graph_quiet_floor(reps),
+        };
+        (1 + 2, mail)
+    }
+
+    /// Items per mail write or read by id: an EWS call's batch; over Graph, the items of a
+    /// `$batch` (the connector sends at most the mailbox's concurrency in one).
+    fn mail_batch(&self) -> usize {
+        match self.api {
+            Api::Ews => self.connectors.mail.batch_size(),
+            Api::Graph => crate::graph::client::MAILBOX_CONCURRENCY,
+        }
     }
 
     /// A cycle where nobody changed anything; `name` says which.
@@ -732,7 +780,7 @@ impl Bench {
             + per_folder
                 .iter()
                 .map(|((_, _, in_exchange), n)| {
-                    let batches = div_ceil(*n, self.connectors.mail.batch_size());
+                    let batches = div_ceil(*n, self.mail_batch());
                     if *in_exchange { batches } else { 2 * batches }
                 })
                 .sum::<u64>();
