@@ -879,16 +879,15 @@ fn targets(r: &Report) -> Vec<Target> {
                 format!("missed by {} calls", total - 4)
             },
         });
-        let sync = p
-            .exchange
-            .by_kind
-            .get("SyncFolderItems")
-            .copied()
-            .unwrap_or(0);
+        let feed = match r.params.api {
+            Api::Ews => "SyncFolderItems",
+            Api::Graph => "delta pages",
+        };
+        let sync = p.exchange.by_kind.get(feed).copied().unwrap_or(0);
         let folders = 2 * r.synced_reps as u64;
         let per = sync as f64 / folders.max(1) as f64;
         out.push(Target {
-            name: "SyncFolderItems per synced folder per rep, no-change cycle".into(),
+            name: format!("{feed} per synced folder per rep, no-change cycle"),
             target: "1".into(),
             measured: format!("{per:.2} ({sync} calls, {folders} folders)"),
             met: sync <= folders,
@@ -942,8 +941,8 @@ pub fn table(r: &Report) -> String {
     let mut s = String::new();
     let p = &r.params;
     s.push_str(&format!(
-        "tether-bench: {} reps × ({} contacts + {} events) per rep, seed {}; {} CPUs, load average {} at the start; org generated in {:.1} s, {:.0} MB resident then\n",
-        p.reps, p.contacts_per_rep, p.events_per_rep, p.seed, r.cpus, r.load_average, r.generate_seconds, r.rss_after_generate_mb
+        "tether-bench over {}: {} reps × ({} contacts + {} events) per rep, seed {}; {} CPUs, load average {} at the start; org generated in {:.1} s, {:.0} MB resident then\n",
+        match p.api { Api::Ews => "EWS", Api::Graph => "Graph" }, p.reps, p.contacts_per_rep, p.events_per_rep, p.seed, r.cpus, r.load_average, r.generate_seconds, r.rss_after_generate_mb
     ));
     let g = &r.generated;
     s.push_str(&format!(
@@ -961,7 +960,10 @@ pub fn table(r: &Report) -> String {
         "changes",
         "peak MB",
         "SF calls/floor",
-        "EWS calls/floor"
+        match p.api {
+            Api::Ews => "EWS calls/floor",
+            Api::Graph => "Graph calls/floor",
+        }
     ));
     for ph in &r.phases {
         s.push_str(&format!(
@@ -993,6 +995,14 @@ pub fn table(r: &Report) -> String {
             "",
             fmt_kinds(&ph.exchange.by_kind)
         ));
+        if let Some(items) = ph.exchange.batch_items {
+            let batches = ph.exchange.by_kind.get("$batch").copied().unwrap_or(0);
+            s.push_str(&format!(
+                "  {:<28} items in $batch: {items} ({:.2} per $batch)\n",
+                "",
+                items as f64 / batches.max(1) as f64
+            ));
+        }
         if r.synced_reps > 0 && ph.name.starts_with("no-change") {
             s.push_str(&format!(
                 "  {:<28} per rep: {:.2} Salesforce, {:.2} Exchange\n",
@@ -1034,4 +1044,33 @@ pub fn write_json(r: &Report, path: &Path) -> Result<(), String> {
     }
     let body = serde_json::to_string_pretty(r).map_err(|e| e.to_string())?;
     std::fs::write(path, body + "\n").map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_read_floor_counts_a_token_then_per_rep_folder_pages_and_batches_of_four() {
+        // 1 token; rep 1: folder 1 + contacts delta 1 + ceil(10/4) = 3 $batch + calendar
+        // list 1 + calendar delta 1 = 7; rep 2 (250 contacts, 101 events): 1 + 3 + 63 + 2 +
+        // 1 = 70; rep 3, empty: folder, a delta page each, the list page = 4.
+        assert_eq!(
+            graph_read_floor(&[(10, 5), (250, 101), (0, 0)]),
+            1 + 7 + 70 + 4
+        );
+        assert_eq!(graph_read_floor(&[]), 1);
+    }
+
+    #[test]
+    fn graph_quiet_floor_is_three_requests_per_rep_and_no_token() {
+        assert_eq!(graph_quiet_floor(0), 0);
+        assert_eq!(graph_quiet_floor(500), 1500);
+    }
+
+    #[test]
+    fn ews_read_floor_is_unchanged_by_the_graph_split() {
+        // Per rep: 1 + (ceil(600/512) + ceil(600/20)) + (1 + 0) = 1 + 32 + 1.
+        assert_eq!(ews_read_floor(&[(600, 0)], 20), 34);
+    }
 }
