@@ -14,6 +14,7 @@ use crate::engine::connector::{CrmConnector, MailConnector};
 use crate::engine::cycle::{CycleReport, SyncOptions, run_cycle};
 use crate::engine::execute::StepBudget;
 use crate::engine::plan::{Action, Side};
+use crate::mail::MailSide;
 use crate::model::ObjectKind;
 use crate::plan::build::BuildOptions;
 use crate::state::{ConfigRevision, SqliteState, StateChange, StateStore};
@@ -27,9 +28,19 @@ use tether_emulators::exchange::model::Item;
 use tether_emulators::generate::{self, Shape, Summary};
 use tether_emulators::seed::{self, SandboxOrg};
 
+/// The Exchange face the benchmark syncs through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    Ews,
+    Graph,
+}
+
 /// What to run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Params {
+    /// EWS or Microsoft Graph (`api: graph`) on the Exchange side.
+    pub api: Api,
     pub reps: usize,
     pub contacts_per_rep: usize,
     pub events_per_rep: usize,
@@ -46,6 +57,9 @@ pub struct Calls {
     pub floor: u64,
     /// total / floor.
     pub ratio: f64,
+    /// Over Graph: the requests carried inside the `$batch` calls (not calls themselves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_items: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,16 +111,52 @@ pub struct Report {
     pub targets: Vec<Target>,
 }
 
-/// Counters of both emulators at one moment.
+/// Counters of both sides at one moment.
 struct Counters {
     salesforce: BTreeMap<String, u64>,
     exchange: BTreeMap<String, u64>,
+    /// Over Graph, the requests inside `$batch` calls so far (0 over EWS).
+    batch_items: u64,
 }
 
-fn counters(org: &SandboxOrg) -> Counters {
-    Counters {
-        salesforce: org.salesforce.handle().served(),
-        exchange: org.exchange.all_calls().into_iter().collect(),
+/// The EWS emulator's operations; over Graph, the client's HTTP requests by kind (the
+/// emulator counts a `$batch`'s items under their own kinds as well, so the difference
+/// between its count and the client's is the items carried in batches).
+fn counters(org: &SandboxOrg, mail: &MailSide, api: Api) -> Counters {
+    let salesforce = org.salesforce.handle().served();
+    match api {
+        Api::Ews => Counters {
+            salesforce,
+            exchange: org.exchange.all_calls().into_iter().collect(),
+            batch_items: 0,
+        },
+        Api::Graph => {
+            let sent = mail.calls();
+            let served = org.exchange.graph_calls();
+            let beside_batch = |c: &BTreeMap<String, u64>, batch: &str| {
+                c.iter()
+                    .filter(|(k, _)| *k != "token" && *k != batch)
+                    .map(|(_, v)| v)
+                    .sum::<u64>()
+            };
+            let batch_items =
+                beside_batch(&served, "batch").saturating_sub(beside_batch(&sent, "$batch"));
+            let exchange = sent
+                .into_iter()
+                .map(|(k, v)| {
+                    let kind = match k.as_str() {
+                        "delta" => "delta pages".to_string(),
+                        _ => k,
+                    };
+                    (kind, v)
+                })
+                .collect();
+            Counters {
+                salesforce,
+                exchange,
+                batch_items,
+            }
+        }
     }
 }
 
@@ -118,9 +168,10 @@ fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTree
         .collect()
 }
 
-fn calls(by_kind: BTreeMap<String, u64>, floor: u64) -> Calls {
+fn calls(by_kind: BTreeMap<String, u64>, floor: u64, batch_items: Option<u64>) -> Calls {
     let total = by_kind.values().sum();
     Calls {
+        batch_items,
         total,
         by_kind,
         floor,
@@ -175,17 +226,28 @@ fn div_ceil(n: u64, d: usize) -> u64 {
 
 /// The configuration the benchmark syncs under: every rep, both objects both ways, every
 /// kind of event (series and private ones too).
-fn config_yaml(org: &SandboxOrg) -> String {
+fn config_yaml(org: &SandboxOrg, api: Api) -> String {
+    let exchange = match api {
+        Api::Ews => format!(
+            "    method: service_account\n    ews_url: {}\n    username: {}\n    password: ${{file:ews-password}}\n",
+            org.exchange.ews_url(),
+            seed::SERVICE_ACCOUNT
+        ),
+        // The reps' addresses are @example.com; the tenant is named by its id.
+        Api::Graph => format!(
+            "    method: oauth2\n    api: graph\n    tenant: {}\n    client_id: {}\n    client_secret: ${{file:graph-secret}}\n    token_url: {}\n    graph_url: {}\n    additional_domains: [example.com]\n",
+            org.exchange.graph_tenant(),
+            seed::GRAPH_CLIENT_ID,
+            org.exchange.graph_token_url(),
+            org.exchange.graph_url()
+        ),
+    };
     format!(
         r#"version: 1
 org: {{ name: bench, kind: production }}
 connections:
   exchange:
-    method: service_account
-    ews_url: {ews}
-    username: {svc}
-    password: ${{file:ews-password}}
-  salesforce:
+{exchange}  salesforce:
     instance_url: {sf}
     login_url: {sf}
     auth:
@@ -207,8 +269,6 @@ sync_configurations:
       sync_series: true
       sync_private: true
 "#,
-        ews = org.exchange.ews_url(),
-        svc = seed::SERVICE_ACCOUNT,
         sf = org.salesforce.url(),
         client = seed::CLIENT_ID,
         user = generate::SALES_USER,
@@ -217,6 +277,7 @@ sync_configurations:
 }
 
 struct Bench {
+    api: Api,
     org: SandboxOrg,
     config: Config,
     connectors: Connectors,
@@ -279,7 +340,8 @@ pub async fn run(params: &Params, progress: &dyn Fn(&str)) -> Result<Report, Str
     };
     write("ews-password", seed::SANDBOX_EXCHANGE_PASSWORD)?;
     write("sf-secret", seed::SANDBOX_CLIENT_SECRET)?;
-    write("bench.yaml", &config_yaml(&org))?;
+    write("graph-secret", seed::SANDBOX_GRAPH_CLIENT_SECRET)?;
+    write("bench.yaml", &config_yaml(&org, params.api))?;
     let validation = crate::config::validate(&[work.0.join("bench.yaml")], true);
     let Some((unit, Some(config))) = validation.units.into_iter().next() else {
         return Err("the benchmark's configuration is not valid".into());
@@ -297,6 +359,7 @@ pub async fn run(params: &Params, progress: &dyn Fn(&str)) -> Result<Report, Str
         }])
         .map_err(|e| e.to_string())?;
     let mut bench = Bench {
+        api: params.api,
         org,
         config,
         connectors,
@@ -362,6 +425,50 @@ fn write_floor(report: &CycleReport, side: Side, batch: usize) -> u64 {
     groups.values().map(|n| div_ceil(*n, batch)).sum()
 }
 
+/// The fewest EWS calls that read every rep's two folders in full, per rep: the
+/// Salesforce_Sync folder found once; per folder its feed in pages of 512 and its items
+/// fetched in batches of `batch`.
+fn ews_read_floor(sizes: &[(u64, u64)], batch: u64) -> u64 {
+    sizes
+        .iter()
+        .map(|(contacts, events)| {
+            1 + [contacts, events]
+                .iter()
+                .map(|n| (**n).div_ceil(512).max(1) + (**n).div_ceil(batch))
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+/// Graph's page size (`Prefer: odata.maxpagesize`) as the connector asks for it.
+const GRAPH_PAGE: u64 = 100;
+
+/// The fewest Graph requests that read every rep's two folders in full (see
+/// bench/README.md): one token for the run; per rep the Salesforce_Sync folder found, its
+/// contacts' delta in pages of [`GRAPH_PAGE`] and the changed contacts read by id in
+/// `$batch`es of [`MAILBOX_CONCURRENCY`](crate::graph::client::MAILBOX_CONCURRENCY); the
+/// calendar listed in pages, and its `calendarView/delta` round started (at least one page).
+fn graph_read_floor(sizes: &[(u64, u64)]) -> u64 {
+    let batch = crate::graph::client::MAILBOX_CONCURRENCY as u64;
+    1 + sizes
+        .iter()
+        .map(|(contacts, events)| {
+            1 + contacts.div_ceil(GRAPH_PAGE).max(1)
+                + contacts.div_ceil(batch)
+                + events.div_ceil(GRAPH_PAGE).max(1)
+                + 1
+        })
+        .sum::<u64>()
+}
+
+/// A no-change cycle over Graph, per rep: one delta page per folder (contacts, calendar)
+/// and the Salesforce_Sync folder looked up once (the connector checks, on each new read,
+/// that the folder is still the rep's: Graph's delta of a folder moved to Deleted Items
+/// goes on as before). The token is reused: no token request.
+fn graph_quiet_floor(reps: u64) -> u64 {
+    3 * reps
+}
+
 /// Event relations the plan asks for (auto-relate on first sync).
 fn relations(report: &CycleReport) -> u64 {
     report
@@ -414,7 +521,7 @@ impl Bench {
     where
         F: AsyncFnOnce(&mut Bench) -> Result<T, String>,
     {
-        let before = counters(&self.org);
+        let before = counters(&self.org, &self.connectors.mail, self.api);
         reset_peak_rss();
         let (_, rss_start) = rss_mb();
         let cpu = cpu_seconds();
@@ -422,10 +529,11 @@ impl Bench {
         let out = work(self).await?;
         let wall = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
         let (peak, _) = rss_mb();
-        let after = counters(&self.org);
+        let after = counters(&self.org, &self.connectors.mail, self.api);
         let used = Counters {
             salesforce: delta(&after.salesforce, &before.salesforce),
             exchange: delta(&after.exchange, &before.exchange),
+            batch_items: after.batch_items - before.batch_items,
         };
         Ok((out, wall, used, (peak, (peak - rss_start).max(0.0))))
     }
@@ -469,20 +577,10 @@ impl Bench {
                 .sum::<u64>()
             + write_floor(&report, Side::Salesforce, self.connectors.crm.batch_size())
             + div_ceil(relations(&report), self.connectors.crm.batch_size());
-        // Exchange, per rep: the Salesforce_Sync folder found once; per folder its feed in
-        // pages of 512 and its items fetched in batches; writes in batches.
-        let ews_floor = sizes
-            .iter()
-            .map(|(contacts, events)| {
-                1 + [contacts, events]
-                    .iter()
-                    .map(|n| {
-                        div_ceil(**n, 512).max(1) + div_ceil(**n, self.connectors.mail.batch_size())
-                    })
-                    .sum::<u64>()
-            })
-            .sum::<u64>()
-            + write_floor(&report, Side::Exchange, self.connectors.mail.batch_size());
+        let ews_floor = match self.api {
+            Api::Ews => ews_read_floor(&sizes, self.connectors.mail.batch_size() as u64),
+            Api::Graph => graph_read_floor(&sizes),
+        } + write_floor(&report, Side::Exchange, self.mail_batch());
         Ok(self.phase(
             "initial sync",
             &report,
@@ -518,15 +616,33 @@ impl Bench {
             planned_changes: report.plan.operations.len() as u64,
             peak_rss_mb: peak,
             rss_growth_mb: growth,
-            salesforce: calls(used.salesforce, sf_floor),
-            exchange: calls(used.exchange, ews_floor),
+            salesforce: calls(used.salesforce, sf_floor, None),
+            exchange: calls(
+                used.exchange,
+                ews_floor,
+                (self.api == Api::Graph).then_some(used.batch_items),
+            ),
         }
     }
 
     /// The no-change floor: the users and one read per object from Salesforce; one
-    /// SyncFolderItems per synced folder per rep.
+    /// SyncFolderItems per synced folder per rep over EWS (see [`graph_quiet_floor`]).
     fn quiet_floors(&self) -> (u64, u64) {
-        (1 + 2, 2 * self.reps.len() as u64)
+        let reps = self.reps.len() as u64;
+        let mail = match self.api {
+            Api::Ews => 2 * reps,
+            Api::Graph => graph_quiet_floor(reps),
+        };
+        (1 + 2, mail)
+    }
+
+    /// Items per mail write or read by id: an EWS call's batch; over Graph, the items of a
+    /// `$batch` (the connector sends at most the mailbox's concurrency in one).
+    fn mail_batch(&self) -> usize {
+        match self.api {
+            Api::Ews => self.connectors.mail.batch_size(),
+            Api::Graph => crate::graph::client::MAILBOX_CONCURRENCY,
+        }
     }
 
     /// A cycle where nobody changed anything; `name` says which.
@@ -664,7 +780,7 @@ impl Bench {
             + per_folder
                 .iter()
                 .map(|((_, _, in_exchange), n)| {
-                    let batches = div_ceil(*n, self.connectors.mail.batch_size());
+                    let batches = div_ceil(*n, self.mail_batch());
                     if *in_exchange { batches } else { 2 * batches }
                 })
                 .sum::<u64>();
@@ -763,16 +879,15 @@ fn targets(r: &Report) -> Vec<Target> {
                 format!("missed by {} calls", total - 4)
             },
         });
-        let sync = p
-            .exchange
-            .by_kind
-            .get("SyncFolderItems")
-            .copied()
-            .unwrap_or(0);
+        let feed = match r.params.api {
+            Api::Ews => "SyncFolderItems",
+            Api::Graph => "delta pages",
+        };
+        let sync = p.exchange.by_kind.get(feed).copied().unwrap_or(0);
         let folders = 2 * r.synced_reps as u64;
         let per = sync as f64 / folders.max(1) as f64;
         out.push(Target {
-            name: "SyncFolderItems per synced folder per rep, no-change cycle".into(),
+            name: format!("{feed} per synced folder per rep, no-change cycle"),
             target: "1".into(),
             measured: format!("{per:.2} ({sync} calls, {folders} folders)"),
             met: sync <= folders,
@@ -826,8 +941,8 @@ pub fn table(r: &Report) -> String {
     let mut s = String::new();
     let p = &r.params;
     s.push_str(&format!(
-        "tether-bench: {} reps × ({} contacts + {} events) per rep, seed {}; {} CPUs, load average {} at the start; org generated in {:.1} s, {:.0} MB resident then\n",
-        p.reps, p.contacts_per_rep, p.events_per_rep, p.seed, r.cpus, r.load_average, r.generate_seconds, r.rss_after_generate_mb
+        "tether-bench over {}: {} reps × ({} contacts + {} events) per rep, seed {}; {} CPUs, load average {} at the start; org generated in {:.1} s, {:.0} MB resident then\n",
+        match p.api { Api::Ews => "EWS", Api::Graph => "Graph" }, p.reps, p.contacts_per_rep, p.events_per_rep, p.seed, r.cpus, r.load_average, r.generate_seconds, r.rss_after_generate_mb
     ));
     let g = &r.generated;
     s.push_str(&format!(
@@ -845,7 +960,10 @@ pub fn table(r: &Report) -> String {
         "changes",
         "peak MB",
         "SF calls/floor",
-        "EWS calls/floor"
+        match p.api {
+            Api::Ews => "EWS calls/floor",
+            Api::Graph => "Graph calls/floor",
+        }
     ));
     for ph in &r.phases {
         s.push_str(&format!(
@@ -877,6 +995,14 @@ pub fn table(r: &Report) -> String {
             "",
             fmt_kinds(&ph.exchange.by_kind)
         ));
+        if let Some(items) = ph.exchange.batch_items {
+            let batches = ph.exchange.by_kind.get("$batch").copied().unwrap_or(0);
+            s.push_str(&format!(
+                "  {:<28} items in $batch: {items} ({:.2} per $batch)\n",
+                "",
+                items as f64 / batches.max(1) as f64
+            ));
+        }
         if r.synced_reps > 0 && ph.name.starts_with("no-change") {
             s.push_str(&format!(
                 "  {:<28} per rep: {:.2} Salesforce, {:.2} Exchange\n",
@@ -918,4 +1044,33 @@ pub fn write_json(r: &Report, path: &Path) -> Result<(), String> {
     }
     let body = serde_json::to_string_pretty(r).map_err(|e| e.to_string())?;
     std::fs::write(path, body + "\n").map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_read_floor_counts_a_token_then_per_rep_folder_pages_and_batches_of_four() {
+        // 1 token; rep 1: folder 1 + contacts delta 1 + ceil(10/4) = 3 $batch + calendar
+        // list 1 + calendar delta 1 = 7; rep 2 (250 contacts, 101 events): 1 + 3 + 63 + 2 +
+        // 1 = 70; rep 3, empty: folder, a delta page each, the list page = 4.
+        assert_eq!(
+            graph_read_floor(&[(10, 5), (250, 101), (0, 0)]),
+            1 + 7 + 70 + 4
+        );
+        assert_eq!(graph_read_floor(&[]), 1);
+    }
+
+    #[test]
+    fn graph_quiet_floor_is_three_requests_per_rep_and_no_token() {
+        assert_eq!(graph_quiet_floor(0), 0);
+        assert_eq!(graph_quiet_floor(500), 1500);
+    }
+
+    #[test]
+    fn ews_read_floor_is_unchanged_by_the_graph_split() {
+        // Per rep: 1 + (ceil(600/512) + ceil(600/20)) + (1 + 0) = 1 + 32 + 1.
+        assert_eq!(ews_read_floor(&[(600, 0)], 20), 34);
+    }
 }

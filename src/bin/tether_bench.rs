@@ -13,6 +13,9 @@ use std::process::ExitCode;
     about = "Benchmark tether against the local emulators: initial sync, a no-change cycle, plan, and an incremental cycle."
 )]
 struct Args {
+    /// The Exchange face to sync through: EWS, or Microsoft Graph.
+    #[arg(long, value_enum, default_value_t = Api::Ews)]
+    api: Api,
     /// Sales reps (every rep syncs).
     #[arg(long, default_value_t = 500)]
     reps: usize,
@@ -33,9 +36,19 @@ struct Args {
     out: PathBuf,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Api {
+    Ews,
+    Graph,
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let params = tether::bench::Params {
+        api: match args.api {
+            Api::Ews => tether::bench::Api::Ews,
+            Api::Graph => tether::bench::Api::Graph,
+        },
         reps: args.reps,
         contacts_per_rep: args.contacts,
         events_per_rep: args.events,

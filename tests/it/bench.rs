@@ -94,3 +94,56 @@ fn the_benchmark_runs_every_phase_and_writes_its_report() {
         assert!(t["met"].is_boolean() && t["measured"].is_string(), "{t}");
     }
 }
+
+#[test]
+fn the_benchmark_runs_over_graph_and_counts_graph_calls_by_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("graph.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_tether-bench"))
+        .args(["--api", "graph", "--reps", "2", "--contacts", "6"])
+        .args(["--events", "4", "--change-percent", "10", "--out"])
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("Graph calls/floor"), "{stdout}");
+    assert!(stdout.contains("items in $batch"), "{stdout}");
+
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(report["params"]["api"], "graph");
+    let phase = |name: &str| {
+        report["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no phase {name}: {report}"))
+            .clone()
+    };
+    let initial = phase("initial sync")["exchange"].clone();
+    assert_eq!(initial["by_kind"]["token"], 1, "{initial}");
+    assert!(
+        initial["by_kind"]["$batch"].as_u64().unwrap() > 0,
+        "{initial}"
+    );
+    assert!(
+        initial["by_kind"].get("SyncFolderItems").is_none(),
+        "{initial}"
+    );
+    let items = initial["batch_items"].as_u64().unwrap();
+    let batches = initial["by_kind"]["$batch"].as_u64().unwrap();
+    assert!(items >= batches && items <= 4 * batches, "{initial}");
+    assert!(initial["total"].as_u64().unwrap() >= initial["floor"].as_u64().unwrap());
+
+    // A no-change cycle: per rep one delta page per folder and the folder check, the
+    // token reused, nothing batched: exactly the floor.
+    let quiet = phase("no-change cycle");
+    assert_eq!(quiet["planned_changes"], 0, "{quiet}");
+    let mail = &quiet["exchange"];
+    assert_eq!(mail["by_kind"]["delta pages"], 4, "{mail}");
+    assert!(mail["by_kind"].get("token").is_none(), "{mail}");
+    assert_eq!(mail["batch_items"], 0, "{mail}");
+    assert_eq!(mail["total"], mail["floor"], "{mail}");
+}
