@@ -7,16 +7,17 @@ use crate::clock::Clock;
 use crate::config::model::{Config, ExchangeApi};
 use crate::connect::{self, ConnectError};
 use crate::engine::connector::{
-    CallError, EventWindow, Folder, FolderPage, MailConnector, MailCreate, MailItem, MailRef,
-    Mailbox, Outcome, RepError,
+    CallError, ErrorKind, EventWindow, Folder, FolderPage, MailConnector, MailCreate, MailItem,
+    MailRef, Mailbox, Outcome, RecordError, RepError,
 };
 use crate::exchange::EwsClient;
 use crate::exchange::connector::EwsConnector;
 use crate::graph::GraphConnector;
 use crate::model::{EffectiveMapping, ObjectKind, Record};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// One mail connector, of the API the configuration chose.
 /// One per run: the size of a variant costs nothing worth a box.
@@ -204,6 +205,79 @@ impl MailConnector for MailSide {
             MailSide::Ews(c) => c.server_build(mailbox),
             MailSide::Graph(c) => c.server_build(mailbox),
         }
+    }
+}
+
+/// What every mail connector keeps of the contact mappings: the one for mailboxes the engine
+/// names none for, and each rep's own (`MailConnector::use_contact_mapping`).
+#[derive(Debug)]
+pub struct ContactMappings {
+    default: Arc<EffectiveMapping>,
+    by_mailbox: Mutex<HashMap<String, Arc<EffectiveMapping>>>,
+}
+
+impl Default for ContactMappings {
+    /// The admin guide's default contact mapping.
+    fn default() -> Self {
+        ContactMappings {
+            default: Arc::new(EffectiveMapping::defaults(ObjectKind::Contact)),
+            by_mailbox: Mutex::default(),
+        }
+    }
+}
+
+impl ContactMappings {
+    /// The mapping of mailboxes the engine names none for.
+    pub fn set_default(&mut self, mapping: EffectiveMapping) {
+        self.default = Arc::new(mapping);
+    }
+
+    /// `mailbox`'s own mapping (addresses compare without case).
+    pub fn set(&self, mailbox: &str, mapping: &EffectiveMapping) {
+        self.by_mailbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(mailbox.to_lowercase(), Arc::new(mapping.clone()));
+    }
+
+    /// The mapping `mailbox`'s contacts are read and written with.
+    pub fn of(&self, mailbox: &str) -> Arc<EffectiveMapping> {
+        self.by_mailbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&mailbox.to_lowercase())
+            .unwrap_or(&self.default)
+            .clone()
+    }
+}
+
+/// An event a mail connector cannot put on a date (all-day, in a zone CLDR's table does not
+/// know, or with no zone): it fails visibly instead of landing on a day guessed for it.
+const UNKNOWN_TIME_ZONE: &str = "UNKNOWN_TIME_ZONE";
+
+/// A write of an event that cannot be dated: that record fails.
+pub fn undatable_write(why: String) -> RecordError {
+    RecordError {
+        kind: ErrorKind::Validation,
+        code: UNKNOWN_TIME_ZONE.into(),
+        message: why,
+        retryable: false,
+        hint: "Set a zone CLDR knows (connections.exchange.time_zone or the event's).".into(),
+    }
+}
+
+/// A read that meets an event it cannot date stops there, so nothing is taken as deleted
+/// and no edit is lost; the rep's error names the event.
+pub fn undatable_read(item_id: &str, why: String) -> CallError {
+    CallError {
+        kind: ErrorKind::Validation,
+        code: UNKNOWN_TIME_ZONE.into(),
+        message: format!("calendar item {item_id}: {why}"),
+        retryable: false,
+        ambiguous: false,
+        hint:
+            "Give the event a standard time zone in Outlook; the rep's calendar then syncs again."
+                .into(),
     }
 }
 

@@ -32,6 +32,7 @@ use crate::engine::connector::{
     CallError, ErrorKind, EventWindow, Folder, FolderPage, MailChange, MailConnector, MailCreate,
     MailItem, MailRef, Mailbox, Outcome, RecordError, Refusal, RepError,
 };
+use crate::mail::{ContactMappings, undatable_read, undatable_write};
 use crate::model::rrule;
 use crate::model::{
     Contact, EffectiveMapping, Event, EventTime, ObjectKind, Record, Recurrence, ShowAs,
@@ -47,10 +48,7 @@ const PAGE: u16 = 512;
 /// The mail side of the engine over EWS.
 pub struct EwsConnector {
     client: EwsClient,
-    /// The contact mapping of mailboxes the engine has not named one for.
-    contact_mapping: Arc<EffectiveMapping>,
-    /// Each rep's own contact mapping, by mailbox address (`use_contact_mapping`).
-    mailbox_mappings: Mutex<HashMap<String, Arc<EffectiveMapping>>>,
+    contact_mappings: ContactMappings,
     /// Windows zone new all-day events and series are created in.
     time_zone: String,
     /// Salesforce_Sync folder id per mailbox (found or created this run).
@@ -387,35 +385,6 @@ pub(crate) fn item_to_record(
     }
 }
 
-/// An event tether cannot put on a date: it fails (visibly, per record) instead of landing
-/// on a day guessed for it.
-const UNKNOWN_TIME_ZONE: &str = "UNKNOWN_TIME_ZONE";
-
-fn undatable_write(why: String) -> RecordError {
-    RecordError {
-        kind: ErrorKind::Validation,
-        code: UNKNOWN_TIME_ZONE.into(),
-        message: why,
-        retryable: false,
-        hint: "Set a zone CLDR knows (connections.exchange.time_zone or the event's).".into(),
-    }
-}
-
-/// A read that meets an event it cannot date stops there, so nothing is taken as deleted
-/// and no edit is lost; the rep's error names the event.
-fn undatable_read(item_id: &str, why: String) -> CallError {
-    CallError {
-        kind: ErrorKind::Validation,
-        code: UNKNOWN_TIME_ZONE.into(),
-        message: format!("calendar item {item_id}: {why}"),
-        retryable: false,
-        ambiguous: false,
-        hint:
-            "Give the event a standard time zone in Outlook; the rep's calendar then syncs again."
-                .into(),
-    }
-}
-
 /// Overlays the canonical event on `base` (a new item, or the item as it is now). An
 /// all-day event or a new series needs its zone (the item's, else `zone`): an unknown one is
 /// an error naming it.
@@ -517,8 +486,7 @@ impl EwsConnector {
     pub fn new(client: EwsClient) -> Self {
         EwsConnector {
             client,
-            contact_mapping: Arc::new(EffectiveMapping::defaults(ObjectKind::Contact)),
-            mailbox_mappings: Mutex::default(),
+            contact_mappings: ContactMappings::default(),
             time_zone: "UTC".into(),
             folders: Mutex::default(),
             checked: Mutex::default(),
@@ -529,16 +497,13 @@ impl EwsConnector {
     /// The contact mapping of mailboxes the engine names none for (see
     /// `MailConnector::use_contact_mapping`, which gives each rep their configuration's).
     pub fn with_contact_mapping(mut self, mapping: EffectiveMapping) -> Self {
-        self.contact_mapping = Arc::new(mapping);
+        self.contact_mappings.set_default(mapping);
         self
     }
 
     /// The contact mapping `mailbox`'s contacts are read and written with.
     fn contact_mapping(&self, mailbox: &str) -> Arc<EffectiveMapping> {
-        lock(&self.mailbox_mappings)
-            .get(&mailbox.to_lowercase())
-            .unwrap_or(&self.contact_mapping)
-            .clone()
+        self.contact_mappings.of(mailbox)
     }
 
     /// Windows zone id (e.g. `W. Europe Standard Time`) new all-day events are created in.
@@ -705,8 +670,7 @@ impl MailConnector for EwsConnector {
     }
 
     fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &EffectiveMapping) {
-        lock(&self.mailbox_mappings)
-            .insert(mailbox.address.to_lowercase(), Arc::new(mapping.clone()));
+        self.contact_mappings.set(&mailbox.address, mapping);
     }
 
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {

@@ -38,6 +38,7 @@ use crate::engine::connector::{
     CallError, ErrorKind, EventWindow, Folder, FolderPage, MailChange, MailConnector, MailCreate,
     MailItem, MailRef, Mailbox, Outcome, RecordError, Refusal, RepError,
 };
+use crate::mail::{ContactMappings, undatable_read, undatable_write};
 use crate::model::{EffectiveMapping, ObjectKind, Record};
 use chrono::{DateTime, Utc};
 use reqwest::Method;
@@ -54,8 +55,7 @@ const BATCH_SIZE: usize = 20;
 /// The mail side of the engine over Microsoft Graph.
 pub struct GraphConnector {
     client: GraphClient,
-    contact_mapping: Arc<EffectiveMapping>,
-    mailbox_mappings: Mutex<HashMap<String, Arc<EffectiveMapping>>>,
+    contact_mappings: ContactMappings,
     /// Windows zone new all-day events and series are created in.
     time_zone: String,
     /// Salesforce_Sync folder id per mailbox (lower case).
@@ -188,32 +188,6 @@ fn invalid_answer(message: String) -> GraphError {
     GraphError::new(GraphKind::Transport, message)
 }
 
-/// An event tether cannot put on a date fails visibly, as over EWS.
-const UNKNOWN_TIME_ZONE: &str = "UNKNOWN_TIME_ZONE";
-
-fn undatable_read(item_id: &str, why: String) -> CallError {
-    CallError {
-        kind: ErrorKind::Validation,
-        code: UNKNOWN_TIME_ZONE.into(),
-        message: format!("calendar item {item_id}: {why}"),
-        retryable: false,
-        ambiguous: false,
-        hint:
-            "Give the event a standard time zone in Outlook; the rep's calendar then syncs again."
-                .into(),
-    }
-}
-
-fn undatable_write(why: String) -> RecordError {
-    RecordError {
-        kind: ErrorKind::Validation,
-        code: UNKNOWN_TIME_ZONE.into(),
-        message: why,
-        retryable: false,
-        hint: "Set a zone CLDR knows (connections.exchange.time_zone or the event's).".into(),
-    }
-}
-
 /// A write Graph would mail to a meeting's attendees: refused per record (a delete is
 /// unlinked instead).
 fn would_notify(item_id: &str, what: &str, hint: &str) -> RecordError {
@@ -300,8 +274,7 @@ impl GraphConnector {
     pub fn new(client: GraphClient) -> Self {
         GraphConnector {
             client,
-            contact_mapping: Arc::new(EffectiveMapping::defaults(ObjectKind::Contact)),
-            mailbox_mappings: Mutex::default(),
+            contact_mappings: ContactMappings::default(),
             time_zone: "UTC".into(),
             folders: Mutex::default(),
             change_keys: Mutex::default(),
@@ -311,7 +284,7 @@ impl GraphConnector {
     }
 
     pub fn with_contact_mapping(mut self, mapping: EffectiveMapping) -> Self {
-        self.contact_mapping = Arc::new(mapping);
+        self.contact_mappings.set_default(mapping);
         self
     }
 
@@ -326,10 +299,7 @@ impl GraphConnector {
     }
 
     fn contact_mapping(&self, mailbox: &str) -> Arc<EffectiveMapping> {
-        lock(&self.mailbox_mappings)
-            .get(&mailbox.to_lowercase())
-            .unwrap_or(&self.contact_mapping)
-            .clone()
+        self.contact_mappings.of(mailbox)
     }
 
     fn remember(&self, id: &str, change_key: &str, folder: Folder) {
@@ -825,8 +795,7 @@ impl MailConnector for GraphConnector {
     }
 
     fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &EffectiveMapping) {
-        lock(&self.mailbox_mappings)
-            .insert(mailbox.address.to_lowercase(), Arc::new(mapping.clone()));
+        self.contact_mappings.set(&mailbox.address, mapping);
     }
 
     fn allow_cancellations(&self, mailbox: &Mailbox, allowed: bool) {
