@@ -631,12 +631,7 @@ fn compact_table(report: &serde_json::Value) -> String {
             .as_str()
             .map(|c| format!(" ({c})"))
             .unwrap_or_default();
-        let in_sync: Vec<String> = rep["records_in_sync"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(o, n)| format!("{n} {o}s"))
-            .collect();
+        let in_sync = records_in_sync(rep);
         let mut line = match (problems.is_empty(), rep["configuration"].is_null()) {
             (true, true) => REP_CHECKS[0].2.to_string(),
             (true, false) => "ok".to_string(),
@@ -756,12 +751,7 @@ fn table(report: &serde_json::Value) -> String {
                 s["records_in_sync"]
             );
         }
-        let in_sync: Vec<String> = rep["records_in_sync"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(o, n)| format!("{n} {o}s"))
-            .collect();
+        let in_sync = records_in_sync(rep);
         if !in_sync.is_empty() {
             let _ = writeln!(out, "    Records in sync: {}", in_sync.join(", "));
         }
@@ -774,6 +764,16 @@ fn table(report: &serde_json::Value) -> String {
         }
     }
     out
+}
+
+/// A rep's records in sync per object, as `12 contacts`.
+fn records_in_sync(rep: &serde_json::Value) -> Vec<String> {
+    rep["records_in_sync"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(o, n)| format!("{n} {o}s"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -102,20 +102,6 @@ fn text(v: Option<&Value>) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The value of an extended property of an item read with [`expand`].
-fn extended<'a>(item: &'a Value, id: &str) -> Option<&'a str> {
-    item.get("singleValueExtendedProperties")?
-        .as_array()?
-        .iter()
-        .find(|p| {
-            p.get("id")
-                .and_then(Value::as_str)
-                .is_some_and(|i| i.eq_ignore_ascii_case(id))
-        })?
-        .get("value")?
-        .as_str()
-}
-
 fn read(item: &Value, place: Place) -> Option<String> {
     match place {
         Place::Member(m) => text(item.get(m)),
@@ -128,7 +114,7 @@ fn read(item: &Value, place: Place) -> Option<String> {
         Place::Address(m, part) => text(item.get(m).and_then(|a| a.get(part))),
         // A DateTimeOffset; its date is the birthday.
         Place::Birthday => text(item.get("birthday")).and_then(|b| b.get(..10).map(str::to_string)),
-        Place::Tagged(tag) => extended(item, tag)
+        Place::Tagged(tag) => super::property::value(item, tag)
             .filter(|v| !v.trim().is_empty())
             .map(str::to_string),
     }

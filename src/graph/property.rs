@@ -56,15 +56,19 @@ pub fn member(salesforce_id: &str) -> Value {
 
 /// The property's value on an item read with [`expand`].
 pub fn value_of(item: &Value) -> Option<&str> {
-    let wanted = salesforce_id_property();
+    value(item, &salesforce_id_property())
+}
+
+/// The value of the extended property `id` on an item read with it expanded. Graph may
+/// answer the id with another case of the GUID or name.
+pub fn value<'a>(item: &'a Value, id: &str) -> Option<&'a str> {
     item.get("singleValueExtendedProperties")?
         .as_array()?
         .iter()
-        // Graph may answer the id with another case of the GUID or name.
         .find(|p| {
             p.get("id")
                 .and_then(Value::as_str)
-                .is_some_and(|id| id.eq_ignore_ascii_case(&wanted))
+                .is_some_and(|i| i.eq_ignore_ascii_case(id))
         })?
         .get("value")?
         .as_str()
