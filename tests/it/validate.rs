@@ -82,6 +82,22 @@ fn a_postgres_state_url_with_a_password_or_in_clear_text_is_an_error_at_its_line
         "postgres://tether:hunter2",
     );
     assert!(!d.to_string().contains("hunter2"), "{d}");
+    // The human rendering shows the source line; the password in it is masked.
+    let s = Scratch::new();
+    s.write(
+        "tether.yaml",
+        state("postgres://tether:hunter2@db.acme.com/tether"),
+    );
+    let human = tether(&["validate", "tether.yaml"], s.dir.path());
+    assert_eq!(human.code, 1);
+    assert!(
+        human
+            .stdout
+            .contains("postgres://tether:*******@db.acme.com"),
+        "{}",
+        human.stdout
+    );
+    assert!(!format!("{}{}", human.stdout, human.stderr).contains("hunter2"));
     expect(
         &state("postgres://tether@db.acme.com/tether?sslmode=disable"),
         "error",
