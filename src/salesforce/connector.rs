@@ -7,7 +7,9 @@
 //!   long transactions that commit after a read with stamps before its watermark, see
 //!   [`DEFAULT_CHANGE_LOOKBACK`]); `read_owned` chunks `OwnerId IN (…)`; every query is
 //!   streamed page by page (≤ 2,000 rows).
-//! - Writes: sObject Collections, ≤ 200 records a call, allOrNone=false, outcomes in order.
+//! - Writes: sObject Collections, ≤ 200 records a call, allOrNone=false, outcomes in order;
+//!   a phase of at least `bulk_threshold` records goes through one Bulk API 2.0 ingest job
+//!   per object and operation instead ([`super::bulk`]), with the same outcomes.
 //! - Crash-safe creates: each create carries the engine's journal marker in the text External
 //!   ID field `Tether_Sync_Key__c` (unique, 64 characters) that the admin adds to Contact and
 //!   Event when setting tether up; `find_created` looks creates up by it.
@@ -16,6 +18,7 @@
 //! - Event attendees are not Event fields in Salesforce (they are EventRelations); they read
 //!   back empty, and auto-relate (`relate`) writes the relations.
 
+use super::bulk::BulkOperation;
 use super::soql::{Lit, Op, SoqlBuilder};
 use super::{RecordOutcome, SalesforceClient, SfError, WriteReport};
 use crate::engine::connector::{
@@ -762,6 +765,19 @@ impl SalesforceConnector {
         Ok(out)
     }
 
+    /// Whether `records` records go through Bulk API 2.0: at or above the threshold, and
+    /// while the org's daily Bulk batches allow them (else sObject Collections).
+    fn bulk_size(&self, records: usize) -> bool {
+        self.client
+            .options()
+            .bulk_threshold
+            .is_some_and(|t| records >= t.max(1))
+    }
+
+    async fn bulk(&self, records: usize) -> bool {
+        self.bulk_size(records) && self.client.bulk_allows(records).await
+    }
+
     async fn query(&self, soql: String) -> Result<Vec<Map<String, Value>>, CallError> {
         self.client.query_collect(soql).await.map_err(call_error)
     }
@@ -793,6 +809,16 @@ impl SalesforceConnector {
 impl CrmConnector for SalesforceConnector {
     fn batch_size(&self) -> usize {
         COLLECTION_SIZE
+    }
+
+    /// A phase at or above the Bulk API threshold is written whole: one ingest job per
+    /// object and operation (see [`super::bulk`]).
+    fn write_batch_size(&self, _object: ObjectKind, total: usize) -> usize {
+        if self.bulk_size(total) {
+            total
+        } else {
+            COLLECTION_SIZE
+        }
     }
 
     /// Resolves the Accounts of every contact the phase writes in a few queries. A failure
@@ -952,7 +978,14 @@ impl CrmConnector for SalesforceConnector {
                 m
             })
             .collect();
-        let mut report = self.client.create(object_name(object), &bodies).await;
+        let mut report = if self.bulk(bodies.len()).await {
+            let op = BulkOperation::Insert;
+            self.client
+                .bulk_write(object_name(object), op, &bodies, SYNC_KEY_FIELD)
+                .await
+        } else {
+            self.client.create(object_name(object), &bodies).await
+        };
         let note = self.remove_orphans(&refs, &accounts, &mut report).await;
         Self::written(report).map_err(|e| with_accounts_note(e, note))
     }
@@ -972,7 +1005,14 @@ impl CrmConnector for SalesforceConnector {
                 m
             })
             .collect();
-        let mut report = self.client.update(object_name(object), &bodies).await;
+        let mut report = if self.bulk(bodies.len()).await {
+            let op = BulkOperation::Update;
+            self.client
+                .bulk_write(object_name(object), op, &bodies, "Id")
+                .await
+        } else {
+            self.client.update(object_name(object), &bodies).await
+        };
         let note = self.remove_orphans(&refs, &accounts, &mut report).await;
         Self::written(report).map_err(|e| with_accounts_note(e, note))
     }
