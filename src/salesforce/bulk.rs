@@ -156,7 +156,10 @@ fn jobs_of(records: &[Map<String, Value>]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0usize);
     for (i, r) in records.iter().enumerate() {
-        let size: usize = r.iter().map(|(k, v)| k.len() + cell(Some(v)).len() + 3).sum();
+        let size: usize = r
+            .iter()
+            .map(|(k, v)| k.len() + cell(Some(v)).len() + 3)
+            .sum();
         if bytes + size > MAX_JOB_BYTES && i > start {
             out.push(start..i);
             (start, bytes) = (i, 0);
@@ -270,7 +273,9 @@ impl SalesforceClient {
                 return Err(e);
             }
             // Unknown whether it was queued: the polls tell.
-            Err(e) => tracing::info!(job = %job.id, error = %e, "UploadComplete unanswered; polling the job"),
+            Err(e) => {
+                tracing::info!(job = %job.id, error = %e, "UploadComplete unanswered; polling the job")
+            }
         }
         let info = match self.wait_for(&job.id).await {
             Ok(info) if info.state == "Open" => {
@@ -299,16 +304,25 @@ impl SalesforceClient {
         loop {
             self.inner.clock.sleep(delay).await;
             waited += delay;
-            let info = self.job_call(Method::GET, id, None, Idempotency::Safe).await?;
+            let info = self
+                .job_call(Method::GET, id, None, Idempotency::Safe)
+                .await?;
             if info.finished() || info.state == "Open" {
                 return Ok(info);
             }
             if waited >= self.inner.opts.bulk_max_wait {
-                tracing::warn!(job = id, waited_s = waited.as_secs(), "Bulk API job still running; aborting it");
+                tracing::warn!(
+                    job = id,
+                    waited_s = waited.as_secs(),
+                    "Bulk API job still running; aborting it"
+                );
                 return match self.abort(id).await {
                     Some(info) => Ok(info),
                     // Refused (it finished meanwhile) or unanswered: ask once more.
-                    None => self.job_call(Method::GET, id, None, Idempotency::Safe).await,
+                    None => {
+                        self.job_call(Method::GET, id, None, Idempotency::Safe)
+                            .await
+                    }
                 };
             }
             delay = (delay * 2).min(MAX_POLL_DELAY);
@@ -501,7 +515,9 @@ mod tests {
     /// (https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/get_job_failed_results.htm).
     #[test]
     fn failed_rows_keep_the_status_code_message_and_fields() {
-        let e = decode_error("REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]:LastName --");
+        let e = decode_error(
+            "REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]:LastName --",
+        );
         assert_eq!(e.status_code, "REQUIRED_FIELD_MISSING");
         assert_eq!(e.message, "Required fields are missing: [LastName]");
         assert_eq!(e.fields, vec!["LastName"]);
@@ -519,27 +535,59 @@ mod tests {
     #[test]
     fn result_rows_map_back_to_their_records_in_any_order() {
         let records: Vec<Map<String, Value>> = (0..4)
-            .map(|i| map(json!({"LastName": format!("L{i}"), "Tether_Sync_Key__c": format!("k{i}")})))
+            .map(|i| {
+                map(json!({"LastName": format!("L{i}"), "Tether_Sync_Key__c": format!("k{i}")}))
+            })
             .collect();
         let refs: Vec<&Map<String, Value>> = records.iter().collect();
         let mut by_key: HashMap<String, VecDeque<usize>> = HashMap::new();
         for (i, r) in refs.iter().enumerate() {
-            by_key.entry(cell(r.get("Tether_Sync_Key__c"))).or_default().push_back(i);
+            by_key
+                .entry(cell(r.get("Tether_Sync_Key__c")))
+                .or_default()
+                .push_back(i);
         }
         let ambiguous = RecordOutcome::Ambiguous { reason: "x".into() };
         let mut out = vec![ambiguous.clone(); 4];
         let ok = csv::read("\"sf__Id\",\"sf__Created\",\"LastName\",\"Tether_Sync_Key__c\"\n\"003B\",\"true\",\"L2\",\"k2\"\n\"003A\",\"true\",\"L0\",\"k0\"\n").unwrap();
         let failed = csv::read("\"sf__Id\",\"sf__Error\",\"LastName\",\"Tether_Sync_Key__c\"\n\"\",\"DUPLICATE_VALUE:duplicate value found: Tether_Sync_Key__c:Tether_Sync_Key__c --\",\"L1\",\"k1\"\n").unwrap();
         let key = "Tether_Sync_Key__c";
-        assert!(apply_results("successfulResults", &ok, key, &mut by_key, &mut out));
-        assert!(apply_results("failedResults", &failed, key, &mut by_key, &mut out));
-        assert!(apply_results("unprocessedrecords", &[], key, &mut by_key, &mut out));
+        assert!(apply_results(
+            "successfulResults",
+            &ok,
+            key,
+            &mut by_key,
+            &mut out
+        ));
+        assert!(apply_results(
+            "failedResults",
+            &failed,
+            key,
+            &mut by_key,
+            &mut out
+        ));
+        assert!(apply_results(
+            "unprocessedrecords",
+            &[],
+            key,
+            &mut by_key,
+            &mut out
+        ));
         assert_eq!(out[0], RecordOutcome::Success { id: "003A".into() });
         assert_eq!(out[2], RecordOutcome::Success { id: "003B".into() });
         assert_eq!(out[1].status_codes(), vec!["DUPLICATE_VALUE"]);
-        assert_eq!(out[3], ambiguous, "listed nowhere: may or may not have been written");
+        assert_eq!(
+            out[3], ambiguous,
+            "listed nowhere: may or may not have been written"
+        );
         let keyless = csv::read("sf__Id,sf__Created\n003C,true\n").unwrap();
-        assert!(!apply_results("successfulResults", &keyless, key, &mut by_key, &mut out));
+        assert!(!apply_results(
+            "successfulResults",
+            &keyless,
+            key,
+            &mut by_key,
+            &mut out
+        ));
     }
 
     #[test]

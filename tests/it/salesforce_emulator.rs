@@ -1830,7 +1830,10 @@ async fn bulk_ingest_job_lifecycle_follows_the_guide() {
     );
     assert_eq!(lines.len(), 3, "{ok}");
     let kung = lines.iter().find(|l| l.contains("Kung")).unwrap();
-    assert!(kung.contains(r#""true","Kung","CFO, ""acting""","k1""#), "{kung}");
+    assert!(
+        kung.contains(r#""true","Kung","CFO, ""acting""","k1""#),
+        "{kung}"
+    );
     let kung_id = kung.split('"').nth(1).unwrap();
     assert_eq!(
         t.emu.handle().get(kung_id).unwrap()["Title"],
@@ -1843,11 +1846,15 @@ async fn bulk_ingest_job_lifecycle_follows_the_guide() {
         r#""sf__Id","sf__Error","LastName","Title","Tether_Sync_Key__c""#
     );
     assert!(
-        lines[1].starts_with(r#""","REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]"#),
+        lines[1]
+            .starts_with(r#""","REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]"#),
         "{failed}"
     );
     let (_, unprocessed) = bulk_results(&t, &id, "unprocessedrecords").await;
-    assert_eq!(unprocessed.trim(), r#""LastName","Title","Tether_Sync_Key__c""#);
+    assert_eq!(
+        unprocessed.trim(),
+        r#""LastName","Title","Tether_Sync_Key__c""#
+    );
 
     // An update job: empty values are left as they are, #N/A clears.
     let (_, job) = bulk_job(&t, json!({"object": "Contact", "operation": "update"})).await;
@@ -1866,7 +1873,10 @@ async fn bulk_ingest_job_lifecycle_follows_the_guide() {
     // Bad jobs are refused with the documented error shape.
     let (s, e) = bulk_job(&t, json!({"object": "Nope__c", "operation": "insert"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(e[0]["errorCode"].is_string() && e[0]["message"].is_string(), "{e}");
+    assert!(
+        e[0]["errorCode"].is_string() && e[0]["message"].is_string(),
+        "{e}"
+    );
     let (s, _) = bulk_job(&t, json!({"object": "Contact", "operation": "upsert"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, _) = bulk_job(
@@ -1931,7 +1941,12 @@ async fn bulk_aborted_and_failed_jobs_leave_rows_unprocessed() {
     bulk_state(&t, &id).await;
     let over = bulk_state(&t, &id).await;
     assert_eq!(over["state"], "Failed");
-    assert!(over["errorMessage"].as_str().unwrap().contains("ExceededQuota"));
+    assert!(
+        over["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("ExceededQuota")
+    );
     assert_eq!(h.records("Contact").len(), 1);
 
     // A header naming no field fails the job; a CRLF file in an LF job too.

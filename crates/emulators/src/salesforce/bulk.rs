@@ -18,9 +18,9 @@
 //!   rolling 24 hours, shared with Bulk API); past it "the remaining data isn't processed. The
 //!   ingest job is marked as having failed."
 
+use super::Org;
 use super::csv::{self, LineEnding};
 use super::store::{RecError, WriteKind};
-use super::Org;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -265,9 +265,13 @@ pub(crate) fn ingest(
             }
         },
         ([id, "batches"], &Method::PUT) => upload(org, id, body),
-        ([id, kind @ ("successfulResults" | "failedResults" | "unprocessedrecords")], &Method::GET) => {
-            results(org, id, kind)
-        }
+        (
+            [
+                id,
+                kind @ ("successfulResults" | "failedResults" | "unprocessedrecords"),
+            ],
+            &Method::GET,
+        ) => results(org, id, kind),
         _ => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
@@ -480,7 +484,10 @@ fn results(org: &Org, id: &str, kind: &str) -> Response {
         return error(
             StatusCode::BAD_REQUEST,
             "InvalidJobState",
-            &format!("The job is {}: its results are not available", job.state.name()),
+            &format!(
+                "The job is {}: its results are not available",
+                job.state.name()
+            ),
         );
     }
     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -562,11 +569,15 @@ fn process(org: &mut Org, id: &str, now: DateTime<Utc>) {
     }
     let Some(schema) = schema else { return };
     // Batches of 10,000 records against the daily allocation.
-    let remaining = org.bulk.batches_max.saturating_sub(org.bulk.batches_used(now)) as usize;
+    let remaining = org
+        .bulk
+        .batches_max
+        .saturating_sub(org.bulk.batches_used(now)) as usize;
     let mut allowed = remaining.saturating_mul(RECORDS_PER_BATCH);
     let mut failure = None;
     if allowed < rows.len() {
-        failure = Some("ExceededQuota : the daily Bulk API batch allocation is used up".to_string());
+        failure =
+            Some("ExceededQuota : the daily Bulk API batch allocation is used up".to_string());
     }
     if let Some(n) = org.bulk.fail_after.take()
         && n < allowed.min(rows.len())
@@ -586,7 +597,12 @@ fn process(org: &mut Org, id: &str, now: DateTime<Utc>) {
     // External id value (lower-case) → record id, for upserts.
     let mut by_external: HashMap<String, String> = HashMap::new();
     if let Some(field) = &job.external_id {
-        for r in org.store.table(&schema.name).into_iter().flat_map(|t| t.values()) {
+        for r in org
+            .store
+            .table(&schema.name)
+            .into_iter()
+            .flat_map(|t| t.values())
+        {
             if r.deleted.is_none()
                 && let (Some(v), Some(id)) = (
                     r.fields.get(field).and_then(Value::as_str),
@@ -621,7 +637,13 @@ fn process(org: &mut Org, id: &str, now: DateTime<Utc>) {
                 // The store leaves the Id column out of an update's fields.
                 Operation::Update => org
                     .store
-                    .write(&schema.name, WriteKind::Update(&given_id), &fields, &user, now)
+                    .write(
+                        &schema.name,
+                        WriteKind::Update(&given_id),
+                        &fields,
+                        &user,
+                        now,
+                    )
                     .map(|id| (id, false)),
                 Operation::Upsert => {
                     let key = ext_col
@@ -634,9 +656,13 @@ fn process(org: &mut Org, id: &str, now: DateTime<Utc>) {
                             .write(&schema.name, WriteKind::Update(&id), &fields, &user, now)
                             .map(|id| (id, false)),
                         None => {
-                            let id = org
-                                .store
-                                .write(&schema.name, WriteKind::Create, &fields, &user, now)?;
+                            let id = org.store.write(
+                                &schema.name,
+                                WriteKind::Create,
+                                &fields,
+                                &user,
+                                now,
+                            )?;
                             by_external.insert(key, id.clone());
                             Ok((id, true))
                         }

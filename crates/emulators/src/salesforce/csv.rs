@@ -60,7 +60,9 @@ pub fn parse(data: &[u8], sep: u8, ending: LineEnding) -> Result<Vec<Vec<String>
             i += 1;
             loop {
                 match bytes.get(i) {
-                    None => return Err(format!("row {}: a quoted value is not closed", line(&rows))),
+                    None => {
+                        return Err(format!("row {}: a quoted value is not closed", line(&rows)));
+                    }
                     Some(b'"') if bytes.get(i + 1) == Some(&b'"') => {
                         field.push(b'"');
                         i += 2;
