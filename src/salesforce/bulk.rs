@@ -99,6 +99,18 @@ fn decode_job(body: &[u8]) -> Result<JobInfo> {
     }
 }
 
+/// The error of a job that was never closed for processing: whatever its answer was, none of
+/// its records can have been written, so it is not ambiguous.
+fn not_processed(e: SfError) -> SfError {
+    match e {
+        SfError::Ambiguous { message } => SfError::Transport {
+            attempts: 1,
+            message: format!("{message}; the Bulk API job was not processed"),
+        },
+        other => other,
+    }
+}
+
 /// A value as job data: `#N/A` sets null ("To set a field value to null, use a field value
 /// of #N/A"); an absent value is empty, which an update leaves as it is. (A text value that is
 /// literally `#N/A` cannot be written through Bulk API: it is null there too.)
@@ -254,7 +266,7 @@ impl SalesforceClient {
             .await;
         if let Err(e) = upload {
             self.abort(&job.id).await;
-            return Err(e);
+            return Err(not_processed(e));
         }
         drop(data);
         let closed = self
@@ -270,7 +282,7 @@ impl SalesforceClient {
             // Refused: the job stays Open and is never processed.
             Err(e @ (SfError::Api { .. } | SfError::LimitExceeded { .. })) => {
                 self.abort(&job.id).await;
-                return Err(e);
+                return Err(not_processed(e));
             }
             // Unknown whether it was queued: the polls tell.
             Err(e) => {
