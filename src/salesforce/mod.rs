@@ -1,7 +1,7 @@
 //! Salesforce REST client: OAuth flows, SOQL reads streamed page by page, sObject Collections
-//! writes with per-record outcomes, replication reads (getUpdated / getDeleted), describe
-//! checks, API-limit accounting, bounded retries through the injectable clock, and a count of
-//! every HTTP call by kind.
+//! writes with per-record outcomes (and Bulk API 2.0 ingest jobs for large ones, [`bulk`]),
+//! replication reads (getUpdated / getDeleted), describe checks, API-limit accounting,
+//! bounded retries through the injectable clock, and a count of every HTTP call by kind.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tether::salesforce::SfError> {
