@@ -1965,3 +1965,22 @@ async fn bulk_aborted_and_failed_jobs_leave_rows_unprocessed() {
         assert!(v["errorMessage"].as_str().unwrap().contains(want), "{v}");
     }
 }
+
+/// A closed job runs whether or not anyone polls it ("Upload Complete": "Salesforce queues
+/// the job and uploaded data for processing"): a client that dies after closing it finds
+/// its records written.
+#[tokio::test]
+async fn bulk_a_closed_job_nobody_polls_still_runs() {
+    let t = start().await;
+    let (_, job) = bulk_job(&t, json!({"object": "Contact", "operation": "insert"})).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    bulk_upload(&t, &id, "LastName\nA\nB\n").await;
+    bulk_close(&t, &id, "UploadComplete").await;
+    t.clock.advance(std::time::Duration::from_secs(30));
+    t.get("limits").await;
+    assert!(t.emu.handle().records("Contact").is_empty(), "still queued");
+    t.clock.advance(std::time::Duration::from_secs(31));
+    t.get("limits").await;
+    assert_eq!(t.emu.handle().records("Contact").len(), 2);
+    assert_eq!(bulk_state(&t, &id).await["state"], "JobComplete");
+}

@@ -7,7 +7,8 @@
 //!   most 150 MB base64, [`MAX_UPLOAD_BYTES`] raw); `PATCH` with state UploadComplete queues
 //!   it, Aborted drops it unprocessed; `GET` tells its state and counts; `DELETE` removes it.
 //! - Processing is asynchronous: a queued job reads UploadComplete, then InProgress for at least
-//!   one poll (`Bulk::polls_in_progress`), then JobComplete (or Failed, with `errorMessage`).
+//!   one poll (`Bulk::polls_in_progress`), then JobComplete (or Failed, with `errorMessage`);
+//!   a queued job nobody polls for a minute runs anyway, as a closed job does in Salesforce.
 //!   Each row goes through the same store writes, validation and record faults as the REST
 //!   API's.
 //! - Results: `successfulResults/` (`sf__Id`, `sf__Created` + the row), `failedResults/`
@@ -441,6 +442,26 @@ fn change_state(org: &mut Org, id: &str, now: DateTime<Utc>, body: &[u8]) -> Res
     json_response(StatusCode::OK, &body)
 }
 
+/// How long a queued job waits for a poll before it is processed anyway: Salesforce runs
+/// a closed job whether or not anyone asks about it (a client may be gone).
+const UNPOLLED_RUN_AFTER: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Processes the queued jobs nobody polled for [`UNPOLLED_RUN_AFTER`]. Called on every
+/// request, so a job closed by a client that then died still runs.
+pub(crate) fn run_unpolled(org: &mut Org, now: DateTime<Utc>) {
+    let due: Vec<String> = org
+        .bulk
+        .jobs
+        .values()
+        .filter(|j| matches!(j.state, JobState::UploadComplete | JobState::InProgress))
+        .filter(|j| now - j.modstamp >= UNPOLLED_RUN_AFTER)
+        .map(|j| j.id.clone())
+        .collect();
+    for id in due {
+        process(org, &id, now);
+    }
+}
+
 /// Job info; a queued job moves on by one step each poll, and is processed when its
 /// InProgress polls are over.
 fn poll(org: &mut Org, id: &str, now: DateTime<Utc>) -> Response {
@@ -459,6 +480,7 @@ fn poll(org: &mut Org, id: &str, now: DateTime<Utc>) -> Response {
             if left > 1 {
                 if let Some(job) = org.bulk.jobs.get_mut(id) {
                     job.polls_left -= 1;
+                    job.modstamp = now;
                 }
             } else {
                 process(org, id, now);

@@ -435,6 +435,7 @@ async fn dispatch_inner(
         return with_limit_header(r, &org);
     }
     org.record_call(now);
+    super::bulk::run_unpolled(&mut org, now);
     let query: Map<String, Value> = form(uri.query().unwrap_or("").as_bytes());
     let ctx = Ctx {
         version: &version,
