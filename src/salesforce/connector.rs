@@ -278,6 +278,23 @@ fn outcome_error(o: &RecordOutcome) -> RecordError {
     }
 }
 
+/// A create refused with DUPLICATE_VALUE on the marker field: a record holding this
+/// create's marker exists, so the create happened before (its answer lost; or a Bulk API job
+/// given up on ran on). It is ambiguous: the journal looks the record up and links it.
+fn marker_taken(o: &RecordOutcome) -> bool {
+    let RecordOutcome::Failed { errors } = o else {
+        return false;
+    };
+    errors.iter().any(|e| {
+        e.status_code == "DUPLICATE_VALUE"
+            && (e
+                .fields
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(SYNC_KEY_FIELD))
+                || e.message.contains(SYNC_KEY_FIELD))
+    })
+}
+
 impl SalesforceConnector {
     /// A connector with the admin guide's default mappings.
     pub fn new(client: SalesforceClient) -> Self {
@@ -986,6 +1003,14 @@ impl CrmConnector for SalesforceConnector {
         } else {
             self.client.create(object_name(object), &bodies).await
         };
+        for o in report.outcomes.iter_mut() {
+            if marker_taken(o) {
+                *o = RecordOutcome::Ambiguous {
+                    reason: "a record with this create's marker exists already: an earlier                              create happened"
+                        .into(),
+                };
+            }
+        }
         let note = self.remove_orphans(&refs, &accounts, &mut report).await;
         Self::written(report).map_err(|e| with_accounts_note(e, note))
     }

@@ -3575,3 +3575,61 @@ async fn above_the_daily_bulk_batch_limit_writes_go_through_collections() {
     assert_eq!(used.get("collection"), Some(&1), "{used:?}");
     assert_eq!(env.sf_records("Contact").len(), 60);
 }
+
+/// A create refused because a record already holds its journal marker (DUPLICATE_VALUE on
+/// the unique `Tether_Sync_Key__c`) was made before: by an earlier run whose answer was lost,
+/// e.g. a Bulk API job that ran on after the run gave up on it. It is looked up and linked on
+/// the next cycle, not reported as failed and then copied into Exchange as a stranger.
+#[tokio::test]
+async fn a_create_refused_because_a_record_holds_its_marker_links_that_record_instead_of_duplicating()
+ {
+    use tether::engine::execute::create_marker;
+    use tether::state::CreateTarget;
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    let item = env.ex_put_contact(0, true, "Rae", "Race", "rae@x.com");
+    let rep = env.reps[0].clone();
+    let marker = create_marker(CreateTarget::Salesforce, &rep, ObjectKind::Contact, &item);
+    // The earlier run's record (older values) lands after this cycle read Salesforce.
+    env.tick();
+    let now = env.now();
+    let (sf, config, mail, state) = (&env.sf, &env.config, &env.mail, &mut env.state);
+    let crm = EditAfterRead::new(&env.crm, || {
+        sf.handle()
+            .insert(
+                "Contact",
+                json!({"FirstName": "Rae", "LastName": "Racer", "Email": "rae@old.example",
+                       "OwnerId": rep, SYNC_KEY_FIELD: marker}),
+            )
+            .unwrap();
+    });
+    let r = run_cycle(
+        config,
+        mail,
+        &crm,
+        state,
+        now,
+        &SyncOptions::default(),
+        &mut StepBudget::unlimited(),
+    )
+    .await
+    .unwrap();
+    assert!(crm.edited());
+    drop(crm);
+    assert_eq!(r.exec.failed.len(), 1);
+    assert_eq!(r.exec.failed[0].code, "AMBIGUOUS", "{:#?}", r.exec.failed);
+    env.tick();
+    let r = env.sync().await;
+    assert!(r.exec.failed.is_empty());
+    env.sync().await;
+    assert_eq!(
+        env.sf_records("Contact").len(),
+        1,
+        "no second Salesforce contact"
+    );
+    assert_eq!(
+        env.ex_contacts(0).len(),
+        1,
+        "no stranger copied into Exchange"
+    );
+    assert!(env.plan().await.is_empty());
+}
