@@ -202,15 +202,16 @@ impl SalesforceClient {
         }
     }
 
-    /// Writes `records` through Bulk API 2.0 ingest jobs. `key` is a column every record holds
-    /// with a value unique to it (the create-journal marker for inserts, `Id` for updates):
-    /// result rows are matched to records by it. Outcomes are in input order.
+    /// Writes `records` through Bulk API 2.0 ingest jobs. `key` names the columns whose values
+    /// together tell every record apart (the create-journal marker for inserts, `Id` for
+    /// updates, `EventId` and `RelationId` for event relations): result rows are matched to
+    /// records by them. Outcomes are in input order.
     pub async fn bulk_write(
         &self,
         object: &str,
         operation: BulkOperation,
         records: &[Map<String, Value>],
-        key: &str,
+        key: &[&str],
     ) -> WriteReport {
         let mut outcomes = vec![RecordOutcome::NotAttempted; records.len()];
         let mut stopped = None;
@@ -238,7 +239,7 @@ impl SalesforceClient {
         object: &str,
         operation: BulkOperation,
         records: &[&Map<String, Value>],
-        key: &str,
+        key: &[&str],
     ) -> Result<Vec<RecordOutcome>> {
         let data = job_data(records);
         let body = json!({
@@ -399,12 +400,16 @@ impl SalesforceClient {
         &self,
         info: &JobInfo,
         records: &[&Map<String, Value>],
-        key: &str,
+        key: &[&str],
     ) -> Vec<RecordOutcome> {
         // Key value → indices of the records holding it, in input order.
         let mut by_key: HashMap<String, VecDeque<usize>> = HashMap::new();
         for (i, r) in records.iter().enumerate() {
-            by_key.entry(cell(r.get(key))).or_default().push_back(i);
+            let values: Vec<String> = key.iter().map(|k| cell(r.get(*k))).collect();
+            by_key
+                .entry(values.join(KEY_SEPARATOR))
+                .or_default()
+                .push_back(i);
         }
         let reason = format!(
             "the Bulk API job {} ({}) did not report this record",
@@ -425,19 +430,22 @@ impl SalesforceClient {
                 }
             };
             if !apply_results(kind, &rows, key, &mut by_key, &mut out) {
-                tracing::warn!(job = %info.id, kind, key, "Bulk API results without the key column");
+                tracing::warn!(job = %info.id, kind, ?key, "Bulk API results without the key columns");
             }
         }
         out
     }
 }
 
+/// Joins the values of a composite key (no field value holds it).
+const KEY_SEPARATOR: &str = "\u{1f}";
+
 /// Sets the outcome of each record a results file (`kind`, rows header first) lists,
-/// matching rows to records by the `key` column. False when the file lacks that column.
+/// matching rows to records by the `key` columns. False when the file lacks one.
 fn apply_results(
     kind: &str,
     rows: &[Vec<String>],
-    key: &str,
+    key: &[&str],
     by_key: &mut HashMap<String, VecDeque<usize>>,
     out: &mut [RecordOutcome],
 ) -> bool {
@@ -447,14 +455,17 @@ fn apply_results(
         return true;
     };
     let col = |name: &str| header.iter().position(|h| h == name);
-    let Some(k) = col(key) else {
+    let Some(key_cols) = key.iter().map(|k| col(k)).collect::<Option<Vec<usize>>>() else {
         return false;
     };
     let (id_col, err_col) = (col("sf__Id"), col("sf__Error"));
     for row in rows {
-        let Some(i) = row
-            .get(k)
-            .and_then(|v| by_key.get_mut(v))
+        let values: Option<Vec<&str>> = key_cols
+            .iter()
+            .map(|c| row.get(*c).map(String::as_str))
+            .collect();
+        let Some(i) = values
+            .and_then(|v| by_key.get_mut(&v.join(KEY_SEPARATOR)))
             .and_then(VecDeque::pop_front)
         else {
             continue;
@@ -563,7 +574,7 @@ mod tests {
         let mut out = vec![ambiguous.clone(); 4];
         let ok = csv::read("\"sf__Id\",\"sf__Created\",\"LastName\",\"Tether_Sync_Key__c\"\n\"003B\",\"true\",\"L2\",\"k2\"\n\"003A\",\"true\",\"L0\",\"k0\"\n").unwrap();
         let failed = csv::read("\"sf__Id\",\"sf__Error\",\"LastName\",\"Tether_Sync_Key__c\"\n\"\",\"DUPLICATE_VALUE:duplicate value found: Tether_Sync_Key__c:Tether_Sync_Key__c --\",\"L1\",\"k1\"\n").unwrap();
-        let key = "Tether_Sync_Key__c";
+        let key = &["Tether_Sync_Key__c"][..];
         assert!(apply_results(
             "successfulResults",
             &ok,

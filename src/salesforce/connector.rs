@@ -638,7 +638,14 @@ impl SalesforceConnector {
                     m
                 })
                 .collect();
-            let report = self.client.create("Account", &bodies).await;
+            let report = if self.bulk(bodies.len()).await {
+                let op = BulkOperation::Insert;
+                self.client
+                    .bulk_write("Account", op, &bodies, &["Name"])
+                    .await
+            } else {
+                self.client.create("Account", &bodies).await
+            };
             for (name, o) in missing.iter().zip(&report.outcomes) {
                 if let RecordOutcome::Success { id } = o {
                     out.insert((*name).clone(), id.clone());
@@ -998,7 +1005,7 @@ impl CrmConnector for SalesforceConnector {
         let mut report = if self.bulk(bodies.len()).await {
             let op = BulkOperation::Insert;
             self.client
-                .bulk_write(object_name(object), op, &bodies, SYNC_KEY_FIELD)
+                .bulk_write(object_name(object), op, &bodies, &[SYNC_KEY_FIELD])
                 .await
         } else {
             self.client.create(object_name(object), &bodies).await
@@ -1033,7 +1040,7 @@ impl CrmConnector for SalesforceConnector {
         let mut report = if self.bulk(bodies.len()).await {
             let op = BulkOperation::Update;
             self.client
-                .bulk_write(object_name(object), op, &bodies, "Id")
+                .bulk_write(object_name(object), op, &bodies, &["Id"])
                 .await
         } else {
             self.client.update(object_name(object), &bodies).await
@@ -1245,7 +1252,14 @@ impl CrmConnector for SalesforceConnector {
                 owner.push(i);
             }
         }
-        let WriteReport { outcomes, stopped } = self.client.create("EventRelation", &bodies).await;
+        let WriteReport { outcomes, stopped } = if self.bulk(bodies.len()).await {
+            let key = ["EventId", "RelationId"];
+            self.client
+                .bulk_write("EventRelation", BulkOperation::Insert, &bodies, &key)
+                .await
+        } else {
+            self.client.create("EventRelation", &bodies).await
+        };
         if let Some(e) = stopped
             && !outcomes.iter().any(RecordOutcome::is_success)
         {

@@ -1201,7 +1201,7 @@ async fn a_bulk_insert_answers_per_record_in_input_order_with_the_calls_counted(
             "Contact",
             BulkOperation::Insert,
             &records,
-            "Tether_Sync_Key__c",
+            &["Tether_Sync_Key__c"],
         )
         .await;
     assert!(report.stopped.is_none(), "{:?}", report.stopped);
@@ -1243,7 +1243,7 @@ async fn a_bulk_upload_that_fails_aborts_the_job_and_nothing_is_ambiguous() {
             "Contact",
             BulkOperation::Insert,
             &records,
-            "Tether_Sync_Key__c",
+            &["Tether_Sync_Key__c"],
         )
         .await;
     assert!(
@@ -1279,7 +1279,7 @@ async fn a_dropped_bulk_results_answer_is_asked_again() {
             "Contact",
             BulkOperation::Insert,
             &records,
-            "Tether_Sync_Key__c",
+            &["Tether_Sync_Key__c"],
         )
         .await;
     assert!(
@@ -1303,4 +1303,48 @@ async fn bulk_is_allowed_only_while_the_daily_bulk_batches_last() {
     );
     assert!(c.bulk_allows(30_000).await);
     assert_eq!(c.call_counts()[&CallKind::Limits], 3);
+}
+
+#[tokio::test]
+async fn bulk_event_relations_are_told_apart_by_event_and_person() {
+    use tether::salesforce::bulk::BulkOperation;
+    let env = env().await;
+    let c = env.client();
+    let h = env.emu.handle();
+    let event = h
+        .insert(
+            "Event",
+            json!({"Subject": "Review", "StartDateTime": "2026-01-15T09:00:00.000+0000",
+                   "EndDateTime": "2026-01-15T10:00:00.000+0000"}),
+        )
+        .unwrap();
+    let people = env.seed_contacts(3);
+    let relation = |who: &str| {
+        let mut m = Map::new();
+        m.insert("EventId".into(), json!(event));
+        m.insert("RelationId".into(), json!(who));
+        m.insert("IsParent".into(), json!(true));
+        m.insert("IsInvitee".into(), json!(false));
+        m
+    };
+    // The same pair twice: the second is refused, and each answer is its own row's.
+    let rows = vec![
+        relation(&people[0]),
+        relation(&people[1]),
+        relation(&people[0]),
+    ];
+    let report = c
+        .bulk_write(
+            "EventRelation",
+            BulkOperation::Insert,
+            &rows,
+            &["EventId", "RelationId"],
+        )
+        .await;
+    let ok = report.outcomes.iter().filter(|o| o.is_success()).count();
+    assert_eq!(ok, 2, "{:?}", report.outcomes);
+    assert!(report.outcomes[1].is_success(), "{:?}", report.outcomes);
+    let refused = report.outcomes.iter().find(|o| !o.is_success()).unwrap();
+    assert!(!refused.status_codes().is_empty(), "{refused:?}");
+    assert_eq!(h.records("EventRelation").len(), 2);
 }
