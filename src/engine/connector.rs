@@ -427,6 +427,13 @@ pub trait CrmConnector: Send + Sync {
     /// Most records one write or read by id takes: the engine sends batches of this size.
     fn batch_size(&self) -> usize;
 
+    /// Most records one create or update call takes in a write phase of `total` records (the
+    /// creates, or the updates, of one object in a cycle). A CRM with a bulk interface takes
+    /// a large phase whole; otherwise `batch_size()`.
+    fn write_batch_size(&self, _object: ObjectKind, _total: usize) -> usize {
+        self.batch_size()
+    }
+
     /// Active and inactive users with email, profile and time zone.
     fn users(&self) -> impl Future<Output = Result<Vec<CrmUser>, CallError>> + Send;
 

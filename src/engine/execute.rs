@@ -735,7 +735,8 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             self.people(&attendees).await?
         };
 
-        for chunk in to_create.chunks(self.crm.batch_size()) {
+        let chunk_size = self.crm.write_batch_size(object, to_create.len());
+        for chunk in to_create.chunks(chunk_size) {
             self.budget.checkpoint()?;
             let journal: Vec<StateChange> = chunk
                 .iter()
@@ -1205,7 +1206,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .filter_map(|op| op.action.salesforce_record())
             .collect();
         self.crm.prepare_writes(object, &records).await;
-        for chunk in ops.chunks(self.crm.batch_size()) {
+        for chunk in ops.chunks(self.crm.write_batch_size(object, ops.len())) {
             self.budget.checkpoint()?;
             let mut cuts = Vec::new();
             let records: Vec<(String, Record)> = chunk

@@ -1,7 +1,7 @@
 //! Salesforce REST client: OAuth flows, SOQL reads streamed page by page, sObject Collections
-//! writes with per-record outcomes, replication reads (getUpdated / getDeleted), describe
-//! checks, API-limit accounting, bounded retries through the injectable clock, and a count of
-//! every HTTP call by kind.
+//! writes with per-record outcomes (and Bulk API 2.0 ingest jobs for large ones, [`bulk`]),
+//! replication reads (getUpdated / getDeleted), describe checks, API-limit accounting,
+//! bounded retries through the injectable clock, and a count of every HTTP call by kind.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tether::salesforce::SfError> {
@@ -26,7 +26,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bulk;
 pub mod connector;
+mod csv;
 #[cfg(test)]
 mod golden;
 pub mod ids;
@@ -136,6 +138,12 @@ pub struct ClientOptions {
     pub max_query_chars: usize,
     /// PEM file of private certificate authorities to trust besides the system's roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// Records a write phase needs before it goes through Bulk API 2.0 ingest jobs rather
+    /// than sObject Collections; None: never (see [`bulk::DEFAULT_BULK_THRESHOLD`]).
+    pub bulk_threshold: Option<usize>,
+    /// Longest wait for an ingest job to finish before it is aborted (see
+    /// [`bulk::DEFAULT_BULK_MAX_WAIT`]).
+    pub bulk_max_wait: Duration,
 }
 
 impl ClientOptions {
@@ -152,6 +160,8 @@ impl ClientOptions {
             query_batch_size: None,
             max_query_chars: soql::DEFAULT_MAX_QUERY_CHARS,
             ca_file: None,
+            bulk_threshold: Some(bulk::DEFAULT_BULK_THRESHOLD),
+            bulk_max_wait: bulk::DEFAULT_BULK_MAX_WAIT,
         }
     }
 }
@@ -319,6 +329,12 @@ pub enum CallKind {
     Updated,
     Deleted,
     Limits,
+    /// Bulk API 2.0: creating, closing, aborting or polling an ingest job.
+    BulkJob,
+    /// Bulk API 2.0: a job's CSV data.
+    BulkUpload,
+    /// Bulk API 2.0: a job's successful, failed or unprocessed records.
+    BulkResults,
 }
 
 impl CallKind {
@@ -334,6 +350,9 @@ impl CallKind {
             CallKind::Updated => "updated",
             CallKind::Deleted => "deleted",
             CallKind::Limits => "limits",
+            CallKind::BulkJob => "bulk_job",
+            CallKind::BulkUpload => "bulk_upload",
+            CallKind::BulkResults => "bulk_results",
         }
     }
 }
@@ -382,6 +401,30 @@ pub(crate) enum Idempotency {
 
 pub(crate) struct Reply {
     pub body: Vec<u8>,
+}
+
+/// A request body: JSON, or CSV job data (Bulk API 2.0).
+#[derive(Clone, Copy)]
+pub(crate) enum Payload<'a> {
+    Json(&'a Value),
+    Csv(&'a [u8]),
+}
+
+/// What an answer is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Json,
+    /// Bulk API 2.0 results.
+    Csv,
+}
+
+impl Answer {
+    fn media_type(self) -> &'static str {
+        match self {
+            Answer::Json => "application/json",
+            Answer::Csv => "text/csv",
+        }
+    }
 }
 
 impl SalesforceClient {
@@ -742,6 +785,23 @@ impl SalesforceClient {
         body: Option<&Value>,
         idempotency: Idempotency,
     ) -> Result<Reply> {
+        let body = body.map(Payload::Json);
+        self.call_with(kind, method, target, query, body, Answer::Json, idempotency)
+            .await
+    }
+
+    /// [`call`](Self::call) with any payload, answered in JSON or CSV (Bulk API 2.0).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn call_with(
+        &self,
+        kind: CallKind,
+        method: reqwest::Method,
+        target: &str,
+        query: &[(&str, String)],
+        body: Option<Payload<'_>>,
+        answer: Answer,
+        idempotency: Idempotency,
+    ) -> Result<Reply> {
         let retry = &self.inner.opts.retry;
         let mut attempt = 0u32;
         let mut reauthed = false;
@@ -767,7 +827,7 @@ impl SalesforceClient {
                 .http
                 .request(method.clone(), url)
                 .bearer_auth(session.token.expose())
-                .header(reqwest::header::ACCEPT, "application/json");
+                .header(reqwest::header::ACCEPT, answer.media_type());
             if !query.is_empty() {
                 req = req.query(query);
             }
@@ -776,8 +836,14 @@ impl SalesforceClient {
             {
                 req = req.header("Sforce-Query-Options", format!("batchSize={n}"));
             }
-            if let Some(b) = body {
-                req = req.json(b);
+            match body {
+                Some(Payload::Json(b)) => req = req.json(b),
+                Some(Payload::Csv(b)) => {
+                    req = req
+                        .header(reqwest::header::CONTENT_TYPE, "text/csv")
+                        .body(b.to_vec());
+                }
+                None => {}
             }
             attempt += 1;
             self.count(kind);
@@ -889,7 +955,10 @@ impl SalesforceClient {
                                     status,
                                     errors: parse_errors(&body),
                                 });
-                            } else if let Some(junk) = unreadable_read(idempotency, &body) {
+                            } else if let Some(junk) = (answer == Answer::Json)
+                                .then(|| unreadable_read(idempotency, &body))
+                                .flatten()
+                            {
                                 // A read answered 200 with a body cut short or garbled is a
                                 // glitch like a 5xx: ask again. A create's is not repeated.
                                 malformed = Some(junk.clone());

@@ -15,7 +15,9 @@
 //! `share`; see [`sharing`]). Where the documentation names a rule but not its error code
 //! (EventRelation's), the emulator answers FIELD_INTEGRITY_EXCEPTION, saying which rule.
 
+pub(crate) mod bulk;
 pub(crate) mod cert;
+mod csv;
 pub mod ids;
 pub mod schema;
 mod server;
@@ -170,6 +172,7 @@ pub(crate) struct Org {
     pub served: BTreeMap<String, u64>,
     pub token_counter: u64,
     pub integration_user: String,
+    pub bulk: bulk::Bulk,
 }
 
 impl Org {
@@ -249,6 +252,7 @@ impl Emulator {
             served: BTreeMap::new(),
             token_counter: 0,
             integration_user: String::new(),
+            bulk: bulk::Bulk::default(),
         };
         // Bootstrap the integration user and its profile without an acting user.
         let profile = seed_raw(
@@ -785,8 +789,40 @@ impl EmulatorHandle {
         org.cursors.clear();
     }
 
+    /// Bulk API 2.0: polls a queued ingest job answers InProgress before it is processed
+    /// (at least 1, the default).
+    pub fn bulk_polls_in_progress(&self, polls: u32) {
+        self.org().bulk.polls_in_progress = polls.max(1);
+    }
+
+    /// Bulk API 2.0: the next ingest job processed fails (state Failed) after `rows` rows;
+    /// the others stay unprocessed.
+    pub fn bulk_fail_after(&self, rows: usize) {
+        self.org().bulk.fail_after = Some(rows);
+    }
+
+    /// DailyBulkApiBatches used in the rolling 24 hours, set to `used` (as if other jobs had
+    /// run just now).
+    pub fn set_bulk_batches_used(&self, used: u64) {
+        let now = self.shared.clock.now();
+        let mut org = self.org();
+        let have = org.bulk.batches_used(now);
+        org.bulk.use_batches(now, used.saturating_sub(have));
+    }
+
+    /// DailyBulkApiBatches used in the rolling 24 hours.
+    pub fn bulk_batches_used(&self) -> u64 {
+        let now = self.shared.clock.now();
+        self.org().bulk.batches_used(now)
+    }
+
+    /// Bulk API 2.0 ingest jobs: (id, state).
+    pub fn bulk_jobs(&self) -> Vec<(String, String)> {
+        self.org().bulk.states()
+    }
+
     /// Requests served, by kind (auth, query, query_more, sobject, collection, describe,
-    /// updated, deleted, limits, other).
+    /// updated, deleted, limits, bulk_job, bulk_upload, bulk_results, other).
     pub fn served(&self) -> BTreeMap<String, u64> {
         self.org().served.clone()
     }
