@@ -307,6 +307,49 @@ impl RepError {
     }
 }
 
+/// Who syncs a mailbox, as tether records it on the rep's Salesforce_Sync folder (an
+/// extended property): the Salesforce org, its name in the configuration, and the state.
+/// One mailbox syncs with one org: a second org (or a second state of the same org) that
+/// finds another's marker leaves the mailbox alone.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MailboxMarker {
+    /// The Salesforce organization id (the 15-character form Setup shows).
+    pub org: String,
+    /// The configuration's `org.name`.
+    pub name: String,
+    /// The state's identity (see `crate::state::identity`).
+    pub state: String,
+}
+
+impl MailboxMarker {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+    /// `None` for a value that is not a marker tether wrote.
+    pub fn parse(value: &str) -> Option<MailboxMarker> {
+        serde_json::from_str(value).ok()
+    }
+    /// The same org and the same state: this tether's own marker.
+    pub fn is_same_claim(&self, other: &MailboxMarker) -> bool {
+        self.org == other.org && self.state == other.state
+    }
+}
+
+impl std::fmt::Display for MailboxMarker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "org {} ({}, state {})", self.org, self.name, self.state)
+    }
+}
+
+/// The marker on a rep's Salesforce_Sync folder as the mail side last read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FolderMarker {
+    /// The folder carries none (made before tether marked folders, or by someone else).
+    Unmarked,
+    /// The property's value, as stored.
+    Marked(String),
+}
+
 /// The event dates a calendar's change feed covers: the configuration's `since` window for
 /// the rep. Events that ended before `start` do not sync; a mail side whose feed only works
 /// over a fixed date range (a calendar view) reads from here. There is no end.
@@ -415,6 +458,27 @@ pub trait MailConnector: Send + Sync {
     /// mail side that deletes without mailing anyone needs it not.
     fn allow_cancellations(&self, _mailbox: &Mailbox, _allowed: bool) {}
 
+    /// The marker new Salesforce_Sync folders are created with (the engine tells it before
+    /// reading any mailbox). A mail side that keeps no markers needs it not.
+    fn use_marker(&self, _marker: &MailboxMarker) {}
+
+    /// The marker on `mailbox`'s Salesforce_Sync folder as last read with the folder (no
+    /// call of its own); `None` when the folder was not read, or was created with
+    /// [`use_marker`](MailConnector::use_marker)'s.
+    fn folder_marker(&self, _mailbox: &Mailbox) -> Option<FolderMarker> {
+        None
+    }
+
+    /// Writes the marker on `mailbox`'s Salesforce_Sync folder (one call). Called only
+    /// after [`folder_marker`](MailConnector::folder_marker) answered.
+    fn mark_folder(
+        &self,
+        _mailbox: &Mailbox,
+        _marker: &MailboxMarker,
+    ) -> impl Future<Output = Result<(), RepError>> + Send {
+        async { Ok(()) }
+    }
+
     /// The server build the mailbox answered from in this run (e.g. `15.1.2507.6`), when
     /// the mail side names one. No call of its own: what earlier calls reported.
     fn server_build(&self, _mailbox: &Mailbox) -> Option<String> {
@@ -426,6 +490,12 @@ pub trait MailConnector: Send + Sync {
 pub trait CrmConnector: Send + Sync {
     /// Most records one write or read by id takes: the engine sends batches of this size.
     fn batch_size(&self) -> usize;
+
+    /// The Salesforce organization id (15 characters) of the connection, once a call has
+    /// been made (no call of its own); `None` when it cannot tell.
+    fn org_id(&self) -> Option<String> {
+        None
+    }
 
     /// Active and inactive users with email, profile and time zone.
     fn users(&self) -> impl Future<Output = Result<Vec<CrmUser>, CallError>> + Send;

@@ -820,6 +820,10 @@ impl CrmConnector for SalesforceConnector {
             .collect())
     }
 
+    fn org_id(&self) -> Option<String> {
+        self.client.org_id()
+    }
+
     async fn users(&self) -> Result<Vec<CrmUser>, CallError> {
         let soql = SoqlBuilder::select(
             "User",

@@ -23,6 +23,20 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// This state's identity, as tether marks the mailboxes it syncs with it: derived from the
+/// random key made when the store was created (a one-way hash, so it tells nothing of the
+/// key), so every state has one without a schema change, and `state migrate` keeps it (the
+/// copy is the same state).
+pub fn identity<S: StateStore + ?Sized>(state: &S) -> Result<String, StateError> {
+    use sha2::{Digest, Sha256};
+    let key = state.plan_signing_key()?;
+    let mut h = Sha256::new();
+    h.update(b"tether state identity\0");
+    h.update(key.expose().as_bytes());
+    let digest = h.finalize();
+    Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Default place of the state file, relative to the configuration's directory.
 pub const DEFAULT_STATE_PATH: &str = ".tether/state.db";
 
