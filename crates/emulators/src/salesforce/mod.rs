@@ -406,6 +406,11 @@ impl EmulatorHandle {
         &self.shared.version
     }
 
+    /// The organization id (18 characters; Setup shows its first 15).
+    pub fn org_id(&self) -> String {
+        self.org().org_id.clone()
+    }
+
     /// The integration user's id.
     pub fn integration_user_id(&self) -> String {
         self.org().integration_user.clone()
