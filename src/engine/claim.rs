@@ -6,9 +6,7 @@
 //! is marked for reset here, which is how an admin moves a mailbox to this org (the marker
 //! is rewritten, and the reset re-links the rep's records by matching).
 
-use crate::engine::connector::{
-    CallError, ErrorKind, FolderMarker, MailConnector, MailboxMarker, RepError,
-};
+use crate::engine::connector::{FolderMarker, MailConnector, MailboxMarker, Refusal, RepError};
 use crate::engine::reps::Rep;
 
 /// The code of the per-rep error for a mailbox another tether syncs.
@@ -54,12 +52,9 @@ pub async fn check<M: MailConnector>(
 }
 
 fn refused(message: String, hint: String) -> RepError {
-    RepError::Call(CallError {
-        kind: ErrorKind::Denied,
+    RepError::ClaimedElsewhere(Refusal {
         code: CLAIMED_ELSEWHERE.into(),
         message,
-        retryable: false,
-        ambiguous: false,
         hint,
     })
 }

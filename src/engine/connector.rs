@@ -266,6 +266,9 @@ pub enum RepError {
     /// The server no longer accepts the feed's cursor; the engine reads the folder again
     /// from the start.
     CursorExpired(Refusal),
+    /// Another org or tether state syncs the mailbox (its Salesforce_Sync folder's marker,
+    /// see `engine::claim`): this one leaves it alone.
+    ClaimedElsewhere(Refusal),
     Call(CallError),
 }
 
@@ -292,7 +295,8 @@ impl RepError {
             RepError::ImpersonationDenied(r)
             | RepError::NoMailbox(r)
             | RepError::FolderMissing(r)
-            | RepError::CursorExpired(r) => (&r.code, &r.message, &r.hint),
+            | RepError::CursorExpired(r)
+            | RepError::ClaimedElsewhere(r) => (&r.code, &r.message, &r.hint),
             RepError::Call(e) => (&e.code, &e.message, &e.hint),
         }
     }

@@ -57,7 +57,11 @@ pub fn changes<M: MailConnector, S: StateStore>(
             Some(RepError::ImpersonationDenied(_)) => (Some(false), Some(true)),
             Some(RepError::NoMailbox(_)) => (None, Some(false)),
             // The mailbox answered: it exists and the service account may act for it.
-            Some(RepError::FolderMissing(_) | RepError::CursorExpired(_)) => {
+            Some(
+                RepError::FolderMissing(_)
+                | RepError::CursorExpired(_)
+                | RepError::ClaimedElsewhere(_),
+            ) => {
                 (Some(true), Some(true))
             }
             Some(RepError::Call(_)) => (None, None),

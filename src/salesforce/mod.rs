@@ -30,6 +30,7 @@ pub mod connector;
 #[cfg(test)]
 mod golden;
 pub mod ids;
+pub mod metadata;
 mod ops;
 pub mod soql;
 
@@ -319,6 +320,8 @@ pub enum CallKind {
     Updated,
     Deleted,
     Limits,
+    /// A Metadata API (SOAP) call.
+    Metadata,
 }
 
 impl CallKind {
@@ -334,6 +337,7 @@ impl CallKind {
             CallKind::Updated => "updated",
             CallKind::Deleted => "deleted",
             CallKind::Limits => "limits",
+            CallKind::Metadata => "metadata",
         }
     }
 }

@@ -17,6 +17,7 @@
 
 pub(crate) mod cert;
 pub mod ids;
+mod metadata;
 pub mod schema;
 mod server;
 pub mod sharing;
@@ -170,6 +171,11 @@ pub(crate) struct Org {
     pub served: BTreeMap<String, u64>,
     pub token_counter: u64,
     pub integration_user: String,
+    /// The integration user holds Modify All Data or Modify Metadata (the Metadata API's
+    /// permission).
+    pub metadata_access: bool,
+    /// EmailIntegrationSettings, field by field (Metadata API `readMetadata`).
+    pub email_integration: BTreeMap<String, bool>,
 }
 
 impl Org {
@@ -249,6 +255,8 @@ impl Emulator {
             served: BTreeMap::new(),
             token_counter: 0,
             integration_user: String::new(),
+            metadata_access: true,
+            email_integration: metadata::default_email_integration(),
         };
         // Bootstrap the integration user and its profile without an acting user.
         let profile = seed_raw(
@@ -404,6 +412,18 @@ impl EmulatorHandle {
 
     pub fn api_version(&self) -> &str {
         &self.shared.version
+    }
+
+    /// Sets a field of the org's EmailIntegrationSettings (Setup > Outlook Integration and
+    /// Sync), e.g. `enableOutlookIntegration`.
+    pub fn set_email_integration(&self, field: &str, on: bool) {
+        self.org().email_integration.insert(field.to_string(), on);
+    }
+
+    /// Gives or takes the integration user's Modify All Data / Modify Metadata permission,
+    /// which the Metadata API requires.
+    pub fn set_metadata_access(&self, allowed: bool) {
+        self.org().metadata_access = allowed;
     }
 
     /// The organization id (18 characters; Setup shows its first 15).
