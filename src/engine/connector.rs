@@ -501,6 +501,13 @@ pub trait CrmConnector: Send + Sync {
         None
     }
 
+    /// Whether the org's Outlook integration, through which reps relate events to records,
+    /// is enabled (one call): `Ok(None)` for a CRM without such a setting, `Err(why)` when
+    /// it could not be read.
+    fn outlook_integration(&self) -> impl Future<Output = Result<Option<bool>, String>> + Send {
+        async { Ok(None) }
+    }
+
     /// Active and inactive users with email, profile and time zone.
     fn users(&self) -> impl Future<Output = Result<Vec<CrmUser>, CallError>> + Send;
 

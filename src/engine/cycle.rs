@@ -22,6 +22,7 @@ use crate::engine::connector::{
     MailItem, RepError,
 };
 use crate::engine::claim::{self, MarkerWrite};
+use crate::engine::outlook;
 use crate::engine::execute::{ExecError, ExecReport, Executor, Killed, ProgressHandle, StepBudget};
 use crate::engine::plan::{self, Plan, PlanInput, RepObjectInput, SideView};
 use crate::engine::plan::{Action, Operation, OperationKey, Side};
@@ -29,8 +30,8 @@ use crate::engine::reps::{Rep, RepProblem, resolve_reps};
 use crate::engine::rules::{self, ObjectSettings};
 use crate::model::{EffectiveMapping, ObjectKind};
 use crate::state::{
-    ActivityEntry, CursorKey, ErrorEntry, Link, LinkId, ResetMark, StateChange, StateError,
-    StateStore, StatusEntry, SyncDirection, SyncStatus,
+    ActivityEntry, CursorKey, ErrorEntry, Link, LinkId, OutlookIntegrationFact, ResetMark,
+    StateChange, StateError, StateStore, StatusEntry, SyncDirection, SyncStatus,
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -119,6 +120,9 @@ pub enum CycleError {
     State(StateError),
     /// Salesforce could not be read at all: nothing was planned.
     Crm(CallError),
+    /// An org setting the configuration relies on is off (what, and what to do): nothing
+    /// was planned.
+    OrgSetting(String),
     /// The plan about to be executed breaks a guard the reviewed plan kept (see `Reviewed`):
     /// nothing was written.
     Unreviewed(String),
@@ -160,6 +164,8 @@ pub struct ReadOutcome {
     pub settings_hash: String,
     /// Reps whose Salesforce_Sync folder does not exist yet (read-only planning).
     pub folders_to_create: Vec<String>,
+    /// The org's Outlook integration setting, when a configuration needs it and it was read.
+    pub outlook_integration: Option<OutlookIntegrationFact>,
     /// The marker this tether claims mailboxes with (`None`: the org id is not known).
     pub marker: Option<MailboxMarker>,
     /// Mailboxes whose Salesforce_Sync folder gets this tether's marker (see `claim`).
@@ -461,6 +467,7 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     let mut out = ReadOutcome {
         problems,
         marker: marker.clone(),
+        outlook_integration: outlook::check(config, crm).await?,
         ..ReadOutcome::default()
     };
     let mut items: Vec<RepObjectInput> = Vec::new();

@@ -158,6 +158,7 @@ pub fn changes<M: MailConnector, S: StateStore>(
                 _ => None,
             })
         }),
+        outlook_integration: read.outlook_integration.clone(),
     };
     let mut out: Vec<StateChange> = facts.into_values().map(StateChange::SetRepFacts).collect();
     out.push(StateChange::SetSystemFacts(system));

@@ -14,6 +14,7 @@ pub mod cycle;
 pub mod execute;
 pub mod facts;
 pub mod memory;
+pub mod outlook;
 pub mod plan;
 pub mod recheck;
 pub mod reps;

@@ -824,6 +824,14 @@ impl CrmConnector for SalesforceConnector {
         self.client.org_id()
     }
 
+    async fn outlook_integration(&self) -> Result<Option<bool>, String> {
+        self.client
+            .email_integration()
+            .await
+            .map(|s| Some(s.outlook_integration))
+            .map_err(|e| super::metadata::why_not_read(&e))
+    }
+
     async fn users(&self) -> Result<Vec<CrmUser>, CallError> {
         let soql = SoqlBuilder::select(
             "User",

@@ -102,6 +102,18 @@ pub(crate) fn decode(status: u16, body: &[u8]) -> Result<EmailIntegration> {
     })
 }
 
+/// Why the setting could not be read, in words an admin can act on.
+pub fn why_not_read(e: &SfError) -> String {
+    match e.error_code() {
+        Some("INSUFFICIENT_ACCESS") => format!(
+            "the integration user may not use the Metadata API ({e}); give it Modify All Data \
+             or Modify Metadata Through Metadata API Functions (and API Enabled) to have it \
+             checked"
+        ),
+        _ => format!("the Metadata API could not be read: {e}"),
+    }
+}
+
 impl SalesforceClient {
     /// The org's EmailIntegrationSettings (one Metadata API call; once more after signing in
     /// again when the session expired).
@@ -159,6 +171,74 @@ impl SalesforceClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The documented component, as readMetadata returns it: `result/records` of its type.
+    fn read_result(component: &str) -> String {
+        let fields = component
+            .split_once("<EmailIntegrationSettings xmlns=\"http://soap.sforce.com/2006/04/metadata\">")
+            .and_then(|(_, rest)| rest.split_once("</EmailIntegrationSettings>"))
+            .map(|(fields, _)| fields)
+            .expect("the sample is one EmailIntegrationSettings element");
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope \
+             xmlns:soapenv=\"{NS_SOAP}\" xmlns=\"{NS_MET}\" \
+             xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body>\
+             <readMetadataResponse><result><records xsi:type=\"EmailIntegrationSettings\">\
+             <fullName>EmailIntegration</fullName>{fields}</records></result>\
+             </readMetadataResponse></soapenv:Body></soapenv:Envelope>"
+        )
+    }
+
+    #[test]
+    fn every_metadata_golden_answer_has_provenance_and_a_test() {
+        crate::golden::assert_complete("salesforce-metadata", ".xml", include_str!("metadata.rs"));
+    }
+
+    #[test]
+    fn the_documented_email_integration_settings_read_as_enabled() {
+        let sample = crate::golden::read("salesforce-metadata", "doc_email_integration_settings.xml");
+        let answer = read_result(&String::from_utf8(sample).unwrap());
+        assert_eq!(
+            decode(200, answer.as_bytes()).unwrap(),
+            EmailIntegration {
+                outlook_integration: true,
+                contact_and_event_sync: true,
+            }
+        );
+        // The fields the answer leaves out have the documented defaults (false).
+        let off = answer
+            .replace("<enableOutlookIntegration>true</enableOutlookIntegration>", "")
+            .replace(
+                "<enableContactAndEventSync>true</enableContactAndEventSync>",
+                "<enableContactAndEventSync>false</enableContactAndEventSync>",
+            );
+        assert_eq!(
+            decode(200, off.as_bytes()).unwrap(),
+            EmailIntegration {
+                outlook_integration: false,
+                contact_and_event_sync: false,
+            }
+        );
+    }
+
+    #[test]
+    fn insufficient_access_is_the_faults_code_and_says_what_permission_to_give() {
+        let fault = format!(
+            "<soapenv:Envelope xmlns:soapenv=\"{NS_SOAP}\" xmlns:sf=\"{NS_MET}\"><soapenv:Body>\
+             <soapenv:Fault><faultcode>sf:INSUFFICIENT_ACCESS</faultcode><faultstring>\
+             INSUFFICIENT_ACCESS: use of the Metadata API requires a user with the ModifyAllData \
+             or ModifyMetadata permissions</faultstring></soapenv:Fault></soapenv:Body>\
+             </soapenv:Envelope>"
+        );
+        let e = decode(500, fault.as_bytes()).unwrap_err();
+        assert_eq!(e.error_code(), Some("INSUFFICIENT_ACCESS"));
+        let why = why_not_read(&e);
+        assert!(
+            why.contains("ModifyAllData or ModifyMetadata permissions")
+                && why.contains("give it Modify All Data"),
+            "{why}"
+        );
+    }
 
     #[test]
     fn the_request_names_the_type_and_the_settings_component() {

@@ -232,6 +232,19 @@ pub struct SystemFacts {
     /// What Exchange said when it refused or could not be reached.
     #[serde(default)]
     pub exchange_error: Option<String>,
+    /// The org's Outlook integration setting, when the cycle read it (it does when a
+    /// configuration syncs only the events reps relate in Outlook).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlook_integration: Option<OutlookIntegrationFact>,
+}
+
+/// What a read of the org's Outlook integration setting found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutlookIntegrationFact {
+    Enabled(bool),
+    /// Why it could not be read (e.g. the integration user lacks the Metadata API's
+    /// permission).
+    NotRead(String),
 }
 
 /// What the last cycle learned about one rep (keyed by lower-cased email: a user who
