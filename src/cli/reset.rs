@@ -1,7 +1,7 @@
-use super::{LockArg, StateArg};
 use super::error::{CommandError, CommandResult, Done};
 use super::output::outln;
 use super::status::open_existing;
+use super::{LockArg, StateArg};
 use crate::state::{ResetMark, StateChange, StateStore};
 use std::path::PathBuf;
 
@@ -27,8 +27,10 @@ pub fn run(args: &Args) -> CommandResult {
     // Waits, as apply and run do, for a cycle in flight: a `run` service holds the lock only
     // while a cycle runs.
     let (_lock, _waited) =
-        super::wait_for_lock(&location.locks(), "reset", args.lock.lock_timeout, &|| false)
-            .map_err(CommandError::state)?;
+        super::wait_for_lock(&location.locks(), "reset", args.lock.lock_timeout, &|| {
+            false
+        })
+        .map_err(CommandError::state)?;
     let mut state = open_existing(&location, false)?;
     let emails = state.rep_emails().map_err(CommandError::state)?;
     let mut changes = Vec::new();

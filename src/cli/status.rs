@@ -251,7 +251,10 @@ fn outlook_integration(config: Option<&Config>, facts: Option<&SystemFacts>) -> 
             when(f.at)
         )),
         Some(OutlookIntegrationFact::Enabled(false)) => no(
-            format!("disabled in the org (read at {}); {names} need it", when(f.at)),
+            format!(
+                "disabled in the org (read at {}); {names} need it",
+                when(f.at)
+            ),
             format!(
                 "Enable it in Salesforce Setup (Outlook Integration and Sync), or set \
                  `events.which: all`; {RUN_AGAIN}"

@@ -122,6 +122,9 @@ mod tests {
             "mailbox rep@example.com is synced by org 00D000000000001 (acme-prod, state \
              0123456789abcdef)"
         );
-        assert!(e.suggestion().contains("`tether reset rep@example.com` here"));
+        assert!(
+            e.suggestion()
+                .contains("`tether reset rep@example.com` here")
+        );
     }
 }

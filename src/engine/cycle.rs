@@ -16,14 +16,13 @@
 //! read (`recheck`), the same way: the next cycle reads the edit and decides again.
 
 use crate::config::model::{Config, ContactScope, Direction};
-use crate::engine::connector::{
-    MailboxMarker,
-    CallError, CrmConnector, CrmRecord, CrmRef, EventWindow, Folder, MailChange, MailConnector,
-    MailItem, RepError,
-};
 use crate::engine::claim::{self, MarkerWrite};
-use crate::engine::outlook;
+use crate::engine::connector::{
+    CallError, CrmConnector, CrmRecord, CrmRef, EventWindow, Folder, MailChange, MailConnector,
+    MailItem, MailboxMarker, RepError,
+};
 use crate::engine::execute::{ExecError, ExecReport, Executor, Killed, ProgressHandle, StepBudget};
+use crate::engine::outlook;
 use crate::engine::plan::{self, Plan, PlanInput, RepObjectInput, SideView};
 use crate::engine::plan::{Action, Operation, OperationKey, Side};
 use crate::engine::reps::{Rep, RepProblem, resolve_reps};

@@ -61,9 +61,7 @@ pub fn changes<M: MailConnector, S: StateStore>(
                 RepError::FolderMissing(_)
                 | RepError::CursorExpired(_)
                 | RepError::ClaimedElsewhere(_),
-            ) => {
-                (Some(true), Some(true))
-            }
+            ) => (Some(true), Some(true)),
             Some(RepError::Call(_)) => (None, None),
         };
         let found = |o: ObjectKind| {

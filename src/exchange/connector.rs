@@ -29,9 +29,8 @@ use super::model::{
     FreeBusy, ItemId, MailboxAddress, PROP_SALESFORCE_ID, Sensitivity,
 };
 use crate::engine::connector::{
-    CallError, ErrorKind, EventWindow, Folder, FolderMarker, FolderPage, MailChange,
-    MailConnector, MailCreate, MailItem, MailRef, Mailbox, MailboxMarker, Outcome, RecordError,
-    Refusal, RepError,
+    CallError, ErrorKind, EventWindow, Folder, FolderMarker, FolderPage, MailChange, MailConnector,
+    MailCreate, MailItem, MailRef, Mailbox, MailboxMarker, Outcome, RecordError, Refusal, RepError,
 };
 use crate::mail::{ContactMappings, undatable_read, undatable_write};
 use crate::model::rrule;

@@ -36,9 +36,8 @@ use super::error::{ErrorKind as GraphKind, GraphError};
 use super::folders::{ContactFolder, SYNC_FOLDER};
 use super::{BatchItem, contact, event, property};
 use crate::engine::connector::{
-    CallError, ErrorKind, EventWindow, Folder, FolderMarker, FolderPage, MailChange,
-    MailConnector, MailCreate, MailItem, MailRef, Mailbox, MailboxMarker, Outcome, RecordError,
-    Refusal, RepError,
+    CallError, ErrorKind, EventWindow, Folder, FolderMarker, FolderPage, MailChange, MailConnector,
+    MailCreate, MailItem, MailRef, Mailbox, MailboxMarker, Outcome, RecordError, Refusal, RepError,
 };
 use crate::mail::{ContactMappings, undatable_read, undatable_write};
 use crate::model::{EffectiveMapping, ObjectKind, Record};

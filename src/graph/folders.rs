@@ -74,7 +74,10 @@ impl GraphClient {
         mailbox: &str,
         name: &str,
     ) -> Result<String, GraphError> {
-        Ok(self.ensure_contact_folder_marked(mailbox, name, None).await?.id)
+        Ok(self
+            .ensure_contact_folder_marked(mailbox, name, None)
+            .await?
+            .id)
     }
 
     /// The folder `name` under the default Contacts folder, created if missing (with the
@@ -114,9 +117,10 @@ impl GraphClient {
                     )
                 }),
             // Made meanwhile, or perhaps made before the answer was lost.
-            Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::Unavailable) => {
-                self.find_contact_folder_marked(mailbox, name).await?.ok_or(e)
-            }
+            Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::Unavailable) => self
+                .find_contact_folder_marked(mailbox, name)
+                .await?
+                .ok_or(e),
             Err(e) => Err(e),
         }
     }

@@ -124,10 +124,7 @@ impl SalesforceClient {
             let session = self.session().await?;
             let url = session
                 .instance_url
-                .join(&format!(
-                    "/services/Soap/m/{}",
-                    self.inner.opts.api_version
-                ))
+                .join(&format!("/services/Soap/m/{}", self.inner.opts.api_version))
                 .map_err(|e| SfError::Config(format!("Metadata API URL: {e}")))?;
             self.count(CallKind::Metadata);
             let resp = self
@@ -175,7 +172,9 @@ mod tests {
     /// The documented component, as readMetadata returns it: `result/records` of its type.
     fn read_result(component: &str) -> String {
         let fields = component
-            .split_once("<EmailIntegrationSettings xmlns=\"http://soap.sforce.com/2006/04/metadata\">")
+            .split_once(
+                "<EmailIntegrationSettings xmlns=\"http://soap.sforce.com/2006/04/metadata\">",
+            )
             .and_then(|(_, rest)| rest.split_once("</EmailIntegrationSettings>"))
             .map(|(fields, _)| fields)
             .expect("the sample is one EmailIntegrationSettings element");
@@ -196,7 +195,8 @@ mod tests {
 
     #[test]
     fn the_documented_email_integration_settings_read_as_enabled() {
-        let sample = crate::golden::read("salesforce-metadata", "doc_email_integration_settings.xml");
+        let sample =
+            crate::golden::read("salesforce-metadata", "doc_email_integration_settings.xml");
         let answer = read_result(&String::from_utf8(sample).unwrap());
         assert_eq!(
             decode(200, answer.as_bytes()).unwrap(),
@@ -207,7 +207,10 @@ mod tests {
         );
         // The fields the answer leaves out have the documented defaults (false).
         let off = answer
-            .replace("<enableOutlookIntegration>true</enableOutlookIntegration>", "")
+            .replace(
+                "<enableOutlookIntegration>true</enableOutlookIntegration>",
+                "",
+            )
             .replace(
                 "<enableContactAndEventSync>true</enableContactAndEventSync>",
                 "<enableContactAndEventSync>false</enableContactAndEventSync>",
@@ -243,7 +246,10 @@ mod tests {
     #[test]
     fn the_request_names_the_type_and_the_settings_component() {
         let r = request("00D!token");
-        assert!(r.contains("<met:sessionId>00D!token</met:sessionId>"), "{r}");
+        assert!(
+            r.contains("<met:sessionId>00D!token</met:sessionId>"),
+            "{r}"
+        );
         assert!(
             r.contains(
                 "<met:readMetadata><met:type>EmailIntegrationSettings</met:type>\

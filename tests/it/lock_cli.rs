@@ -418,10 +418,7 @@ fn reset_has_a_lock_timeout_and_waits_for_a_cycle_in_flight() {
     let first = stderr.next().unwrap().unwrap();
     assert_eq!(
         first,
-        format!(
-            "waiting up to 5m for the state lock, held by {}",
-            held.info
-        ),
+        format!("waiting up to 5m for the state lock, held by {}", held.info),
         "waits by default as long as apply and run do"
     );
     drop(held);

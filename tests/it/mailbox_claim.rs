@@ -149,8 +149,7 @@ async fn second_org_is_refused_with_the_first_orgs_name(graph: bool) -> TwoOrgs 
     assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
     let errors = w.tether(&["errors", "sandbox"]).await;
     assert!(
-        errors.stdout.contains("MAILBOX_SYNCED_BY_ANOTHER_ORG")
-            && errors.stdout.contains(&refusal),
+        errors.stdout.contains("MAILBOX_SYNCED_BY_ANOTHER_ORG") && errors.stdout.contains(&refusal),
         "{}\n{}",
         errors.stdout,
         errors.stderr
@@ -195,7 +194,11 @@ async fn second_org_is_refused_with_the_first_orgs_name(graph: bool) -> TwoOrgs 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_mailbox_one_org_over_ews() {
     let w = second_org_is_refused_with_the_first_orgs_name(false).await;
-    assert!(w.prod.ews.calls("UpdateFolder") == 1, "{:?}", w.prod.ews.all_calls());
+    assert!(
+        w.prod.ews.calls("UpdateFolder") == 1,
+        "{:?}",
+        w.prod.ews.all_calls()
+    );
     crate::ews::validate_all(&w.prod.ews.bodies());
 }
 
@@ -230,7 +233,11 @@ async fn an_unmarked_sync_folder_is_marked_as_the_plan_shows() {
         "{}",
         plan.stdout
     );
-    assert_eq!(w.prod.ews.folder_property(REP, &folder, MARKER), None, "plan writes nothing");
+    assert_eq!(
+        w.prod.ews.folder_property(REP, &folder, MARKER),
+        None,
+        "plan writes nothing"
+    );
     let apply = w.tether(&["apply", "org", "--auto-approve"]).await;
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
     assert!(

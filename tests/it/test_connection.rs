@@ -445,7 +445,9 @@ async fn outlook_integration_status_is_read_from_the_org_and_a_disabled_one_fail
         "{}",
         out.stdout
     );
-    let apply = s.tether(&["apply", "org", "--auto-approve"], PASSWORD).await;
+    let apply = s
+        .tether(&["apply", "org", "--auto-approve"], PASSWORD)
+        .await;
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
     let status = s.tether(&["status", "org", "--user", REP], PASSWORD).await;
     assert!(
@@ -463,11 +465,15 @@ async fn outlook_integration_status_is_read_from_the_org_and_a_disabled_one_fail
         out.stdout.contains(
             "PASS Salesforce: Outlook integration: not checked: the integration user may not use \
              the Metadata API"
-        ) && out.stdout.contains("Modify Metadata Through Metadata API Functions"),
+        ) && out
+            .stdout
+            .contains("Modify Metadata Through Metadata API Functions"),
         "{}",
         out.stdout
     );
-    let apply = s.tether(&["apply", "org", "--auto-approve"], PASSWORD).await;
+    let apply = s
+        .tether(&["apply", "org", "--auto-approve"], PASSWORD)
+        .await;
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
     let status = s
         .tether(&["status", "org", "--user", REP, "--exit-zero"], PASSWORD)

@@ -268,7 +268,11 @@ impl RunningEmulator {
     /// a singleValueExtendedProperty through Graph).
     pub fn folder_property(&self, smtp: &str, folder_id: &str, name: &str) -> Option<String> {
         let emu = self.lock();
-        emu.mailbox(smtp)?.folder(folder_id)?.extended.get(name).cloned()
+        emu.mailbox(smtp)?
+            .folder(folder_id)?
+            .extended
+            .get(name)
+            .cloned()
     }
 
     /// Deletes a folder as a user would in Outlook: moved under Deleted Items with its id

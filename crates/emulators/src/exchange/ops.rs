@@ -383,7 +383,10 @@ fn update_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String
             .folders
             .iter_mut()
             .find(|f| f.id == id)
-            .ok_or(("ErrorFolderNotFound".to_string(), "folder vanished".to_string()))?;
+            .ok_or((
+                "ErrorFolderNotFound".to_string(),
+                "folder vanished".to_string(),
+            ))?;
         let mut edited = folder.clone();
         let mut refused = None;
         for u in &updates.children {
@@ -432,7 +435,11 @@ fn folder_update(folder: &mut Folder, update: &Element) -> EmuResult<()> {
             uri.attr("PropertyName"),
         ) {
             (Some("PublicStrings"), Some(n)) => n.to_string(),
-            _ => return Err(unsupported("ExtendedProperty (other than a PublicStrings name)")),
+            _ => {
+                return Err(unsupported(
+                    "ExtendedProperty (other than a PublicStrings name)",
+                ));
+            }
         };
         if !set {
             folder.extended.remove(&name);
@@ -452,7 +459,10 @@ fn folder_update(folder: &mut Folder, update: &Element) -> EmuResult<()> {
         folder.extended.insert(name, value);
         return Ok(());
     }
-    match update.child(NS_T, "FieldURI").and_then(|f| f.attr("FieldURI")) {
+    match update
+        .child(NS_T, "FieldURI")
+        .and_then(|f| f.attr("FieldURI"))
+    {
         Some("folder:DisplayName") if set => {
             let name = update
                 .children

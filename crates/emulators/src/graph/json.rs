@@ -602,7 +602,8 @@ pub fn write_folder(
     extended: &std::collections::BTreeMap<String, String>,
     view: &View,
 ) -> Value {
-    let mut out = json!({"id": graph_id(id), "parentFolderId": graph_id(parent), "displayName": name});
+    let mut out =
+        json!({"id": graph_id(id), "parentFolderId": graph_id(parent), "displayName": name});
     if let Some(wanted) = &view.expand {
         out["singleValueExtendedProperties"] = write_extended(extended, wanted);
     }

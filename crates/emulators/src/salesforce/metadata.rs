@@ -68,7 +68,10 @@ pub(super) async fn soap(
     body: Bytes,
 ) -> Response {
     let newest: f64 = app.version.parse().unwrap_or(0.0);
-    if version.parse::<f64>().map_or(true, |v| v < 30.0 || v > newest) {
+    if version
+        .parse::<f64>()
+        .map_or(true, |v| v < 30.0 || v > newest)
+    {
         return fault(
             "UNKNOWN_EXCEPTION",
             &format!("the Metadata API has no version {version} here"),
@@ -94,7 +97,12 @@ pub(super) async fn soap(
     *org.served.entry("metadata".into()).or_default() += 1;
     match org.sessions.get(&session) {
         Some(s) if s.valid => {}
-        _ => return fault("INVALID_SESSION_ID", "Invalid Session ID found in SessionHeader"),
+        _ => {
+            return fault(
+                "INVALID_SESSION_ID",
+                "Invalid Session ID found in SessionHeader",
+            );
+        }
     }
     org.refresh_usage(now);
     if org.api_used >= org.api_max {
@@ -102,10 +110,7 @@ pub(super) async fn soap(
     }
     org.record_call(now);
     let Some(call) = call.filter(|c| c.is(NS_MET, "readMetadata")) else {
-        return fault(
-            "UNKNOWN_EXCEPTION",
-            "this server answers readMetadata only",
-        );
+        return fault("UNKNOWN_EXCEPTION", "this server answers readMetadata only");
     };
     if !org.metadata_access {
         return fault(
