@@ -1,10 +1,11 @@
 //! One mailbox, one org: before a rep's mailbox is synced, the marker on its Salesforce_Sync
 //! folder (read with the folder, no call of its own) tells who syncs it. This tether's own
 //! marker: go on. None: the plan shows the marker to write, and apply writes it (one call)
-//! before anything else in the mailbox. Another org's, or another state's: the rep is
-//! refused with a per-rep error naming that org, and the other reps sync — unless the rep
-//! is marked for reset here, which is how an admin moves a mailbox to this org (the marker
-//! is rewritten, and the reset re-links the rep's records by matching).
+//! before anything else in the mailbox. Another org's: the rep is refused with a per-rep
+//! error naming that org, and the other reps sync — unless the rep is marked for reset
+//! here, which is how an admin moves a mailbox to this org (the marker is rewritten, and
+//! the reset re-links the rep's records by matching). Another state of this same org (a
+//! state file lost or moved aside) is this org: it goes on, re-linking by matching.
 
 use crate::engine::connector::{FolderMarker, MailConnector, MailboxMarker, Refusal, RepError};
 use crate::engine::reps::Rep;
@@ -35,7 +36,7 @@ pub async fn check<M: MailConnector>(
         None => return Ok(None),
         Some(FolderMarker::Unmarked) => None,
         Some(FolderMarker::Marked(value)) => match MailboxMarker::parse(&value) {
-            Some(theirs) if theirs.is_same_claim(ours) => return Ok(None),
+            Some(theirs) if theirs.is_same_org(ours) => return Ok(None),
             Some(theirs) if reset => Some(theirs),
             Some(theirs) => return Err(claimed(rep, &theirs)),
             None if reset => None,
@@ -62,7 +63,7 @@ fn refused(message: String, hint: String) -> RepError {
 /// How to move a mailbox from one tether to this one.
 fn to_move(rep: &Rep, other: &str) -> String {
     format!(
-        "the same user must not sync from two orgs (or two tether states): leave {} out of \
+        "the same user must not sync from two orgs: leave {} out of \
          one org's sync configurations. To move the mailbox to this org, stop syncing it in \
          {other} (remove the user from its configurations, or `tether reset` it there if that \
          state goes on), then run `tether reset {}` here: the next apply takes the mailbox \

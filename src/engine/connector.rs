@@ -313,8 +313,10 @@ impl RepError {
 
 /// Who syncs a mailbox, as tether records it on the rep's Salesforce_Sync folder (an
 /// extended property): the Salesforce org, its name in the configuration, and the state.
-/// One mailbox syncs with one org: a second org (or a second state of the same org) that
-/// finds another's marker leaves the mailbox alone.
+/// One mailbox syncs with one org: a second org that finds another's marker leaves the
+/// mailbox alone. The org decides, not the state: a new state of the same org (the old
+/// file lost, or moved aside when damaged) re-links the same records by matching, so it
+/// goes on; the state is named so an admin can tell which tether wrote the marker.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MailboxMarker {
     /// The Salesforce organization id (the 15-character form Setup shows).
@@ -333,9 +335,9 @@ impl MailboxMarker {
     pub fn parse(value: &str) -> Option<MailboxMarker> {
         serde_json::from_str(value).ok()
     }
-    /// The same org and the same state: this tether's own marker.
-    pub fn is_same_claim(&self, other: &MailboxMarker) -> bool {
-        self.org == other.org && self.state == other.state
+    /// The same org: a marker this org's tether wrote.
+    pub fn is_same_org(&self, other: &MailboxMarker) -> bool {
+        self.org == other.org
     }
 }
 
