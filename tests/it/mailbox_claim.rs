@@ -154,6 +154,16 @@ async fn second_org_is_refused_with_the_first_orgs_name(graph: bool) -> TwoOrgs 
         errors.stdout,
         errors.stderr
     );
+    let status = w.tether(&["status", "sandbox", "--user", REP]).await;
+    assert_eq!(status.code, 1, "{}", status.stdout);
+    assert!(
+        status.stdout.contains(&format!(
+            "Salesforce_Sync folder found: not checked — the mailbox could not be read: \
+             MAILBOX_SYNCED_BY_ANOTHER_ORG: {refusal}"
+        )),
+        "{}",
+        status.stdout
+    );
     assert_eq!(w.synced_contacts(), ["Diaz"], "the sandbox wrote nothing");
     assert_eq!(w.marker().as_deref(), Some(marker.as_str()), "left alone");
     // Production goes on syncing its rep.
