@@ -7,8 +7,8 @@ use crate::clock::Clock;
 use crate::config::model::{Config, ExchangeApi};
 use crate::connect::{self, ConnectError};
 use crate::engine::connector::{
-    CallError, ErrorKind, EventWindow, Folder, FolderPage, MailConnector, MailCreate, MailItem,
-    MailRef, Mailbox, Outcome, RecordError, RepError,
+    CallError, ErrorKind, EventWindow, Folder, FolderMarker, FolderPage, MailConnector, MailCreate,
+    MailItem, MailRef, Mailbox, MailboxMarker, Outcome, RecordError, RepError,
 };
 use crate::exchange::EwsClient;
 use crate::exchange::connector::EwsConnector;
@@ -192,6 +192,24 @@ impl MailConnector for MailSide {
         match self {
             MailSide::Ews(c) => c.use_contact_mapping(mailbox, mapping),
             MailSide::Graph(c) => c.use_contact_mapping(mailbox, mapping),
+        }
+    }
+    fn use_marker(&self, marker: &MailboxMarker) {
+        match self {
+            MailSide::Ews(c) => c.use_marker(marker),
+            MailSide::Graph(c) => c.use_marker(marker),
+        }
+    }
+    fn folder_marker(&self, mailbox: &Mailbox) -> Option<FolderMarker> {
+        match self {
+            MailSide::Ews(c) => c.folder_marker(mailbox),
+            MailSide::Graph(c) => c.folder_marker(mailbox),
+        }
+    }
+    async fn mark_folder(&self, mailbox: &Mailbox, marker: &MailboxMarker) -> Result<(), RepError> {
+        match self {
+            MailSide::Ews(c) => c.mark_folder(mailbox, marker).await,
+            MailSide::Graph(c) => c.mark_folder(mailbox, marker).await,
         }
     }
     fn allow_cancellations(&self, mailbox: &Mailbox, allowed: bool) {

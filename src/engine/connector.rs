@@ -266,6 +266,9 @@ pub enum RepError {
     /// The server no longer accepts the feed's cursor; the engine reads the folder again
     /// from the start.
     CursorExpired(Refusal),
+    /// Another org or tether state syncs the mailbox (its Salesforce_Sync folder's marker,
+    /// see `engine::claim`): this one leaves it alone.
+    ClaimedElsewhere(Refusal),
     Call(CallError),
 }
 
@@ -292,7 +295,8 @@ impl RepError {
             RepError::ImpersonationDenied(r)
             | RepError::NoMailbox(r)
             | RepError::FolderMissing(r)
-            | RepError::CursorExpired(r) => (&r.code, &r.message, &r.hint),
+            | RepError::CursorExpired(r)
+            | RepError::ClaimedElsewhere(r) => (&r.code, &r.message, &r.hint),
             RepError::Call(e) => (&e.code, &e.message, &e.hint),
         }
     }
@@ -305,6 +309,51 @@ impl RepError {
     pub fn suggestion(&self) -> &str {
         self.parts().2
     }
+}
+
+/// Who syncs a mailbox, as tether records it on the rep's Salesforce_Sync folder (an
+/// extended property): the Salesforce org, its name in the configuration, and the state.
+/// One mailbox syncs with one org: a second org that finds another's marker leaves the
+/// mailbox alone. The org decides, not the state: a new state of the same org (the old
+/// file lost, or moved aside when damaged) re-links the same records by matching, so it
+/// goes on; the state is named so an admin can tell which tether wrote the marker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MailboxMarker {
+    /// The Salesforce organization id (the 15-character form Setup shows).
+    pub org: String,
+    /// The configuration's `org.name`.
+    pub name: String,
+    /// The state's identity (see `crate::state::identity`).
+    pub state: String,
+}
+
+impl MailboxMarker {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+    /// `None` for a value that is not a marker tether wrote.
+    pub fn parse(value: &str) -> Option<MailboxMarker> {
+        serde_json::from_str(value).ok()
+    }
+    /// The same org: a marker this org's tether wrote.
+    pub fn is_same_org(&self, other: &MailboxMarker) -> bool {
+        self.org == other.org
+    }
+}
+
+impl std::fmt::Display for MailboxMarker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "org {} ({}, state {})", self.org, self.name, self.state)
+    }
+}
+
+/// The marker on a rep's Salesforce_Sync folder as the mail side last read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FolderMarker {
+    /// The folder carries none (made before tether marked folders, or by someone else).
+    Unmarked,
+    /// The property's value, as stored.
+    Marked(String),
 }
 
 /// The event dates a calendar's change feed covers: the configuration's `since` window for
@@ -415,6 +464,27 @@ pub trait MailConnector: Send + Sync {
     /// mail side that deletes without mailing anyone needs it not.
     fn allow_cancellations(&self, _mailbox: &Mailbox, _allowed: bool) {}
 
+    /// The marker new Salesforce_Sync folders are created with (the engine tells it before
+    /// reading any mailbox). A mail side that keeps no markers needs it not.
+    fn use_marker(&self, _marker: &MailboxMarker) {}
+
+    /// The marker on `mailbox`'s Salesforce_Sync folder as last read with the folder (no
+    /// call of its own); `None` when the folder was not read, or was created with
+    /// [`use_marker`](MailConnector::use_marker)'s.
+    fn folder_marker(&self, _mailbox: &Mailbox) -> Option<FolderMarker> {
+        None
+    }
+
+    /// Writes the marker on `mailbox`'s Salesforce_Sync folder (one call). Called only
+    /// after [`folder_marker`](MailConnector::folder_marker) answered.
+    fn mark_folder(
+        &self,
+        _mailbox: &Mailbox,
+        _marker: &MailboxMarker,
+    ) -> impl Future<Output = Result<(), RepError>> + Send {
+        async { Ok(()) }
+    }
+
     /// The server build the mailbox answered from in this run (e.g. `15.1.2507.6`), when
     /// the mail side names one. No call of its own: what earlier calls reported.
     fn server_build(&self, _mailbox: &Mailbox) -> Option<String> {
@@ -432,6 +502,19 @@ pub trait CrmConnector: Send + Sync {
     /// a large phase whole; otherwise `batch_size()`.
     fn write_batch_size(&self, _object: ObjectKind, _total: usize) -> usize {
         self.batch_size()
+    }
+
+    /// The Salesforce organization id (15 characters) of the connection, once a call has
+    /// been made (no call of its own); `None` when it cannot tell.
+    fn org_id(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether the org's Outlook integration, through which reps relate events to records,
+    /// is enabled (one call): `Ok(None)` for a CRM without such a setting, `Err(why)` when
+    /// it could not be read.
+    fn outlook_integration(&self) -> impl Future<Output = Result<Option<bool>, String>> + Send {
+        async { Ok(None) }
     }
 
     /// Active and inactive users with email, profile and time zone.

@@ -16,19 +16,21 @@
 //! read (`recheck`), the same way: the next cycle reads the edit and decides again.
 
 use crate::config::model::{Config, ContactScope, Direction};
+use crate::engine::claim::{self, MarkerWrite};
 use crate::engine::connector::{
     CallError, CrmConnector, CrmRecord, CrmRef, EventWindow, Folder, MailChange, MailConnector,
-    MailItem, RepError,
+    MailItem, MailboxMarker, RepError,
 };
 use crate::engine::execute::{ExecError, ExecReport, Executor, Killed, ProgressHandle, StepBudget};
+use crate::engine::outlook;
 use crate::engine::plan::{self, Plan, PlanInput, RepObjectInput, SideView};
 use crate::engine::plan::{Action, Operation, OperationKey, Side};
 use crate::engine::reps::{Rep, RepProblem, resolve_reps};
 use crate::engine::rules::{self, ObjectSettings};
 use crate::model::{EffectiveMapping, ObjectKind};
 use crate::state::{
-    ActivityEntry, CursorKey, ErrorEntry, Link, LinkId, ResetMark, StateChange, StateError,
-    StateStore, StatusEntry, SyncDirection, SyncStatus,
+    ActivityEntry, CursorKey, ErrorEntry, Link, LinkId, OutlookIntegrationFact, ResetMark,
+    StateChange, StateError, StateStore, StatusEntry, SyncDirection, SyncStatus,
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -117,6 +119,9 @@ pub enum CycleError {
     State(StateError),
     /// Salesforce could not be read at all: nothing was planned.
     Crm(CallError),
+    /// An org setting the configuration relies on is off (what, and what to do): nothing
+    /// was planned.
+    OrgSetting(String),
     /// The plan about to be executed breaks a guard the reviewed plan kept (see `Reviewed`):
     /// nothing was written.
     Unreviewed(String),
@@ -158,6 +163,12 @@ pub struct ReadOutcome {
     pub settings_hash: String,
     /// Reps whose Salesforce_Sync folder does not exist yet (read-only planning).
     pub folders_to_create: Vec<String>,
+    /// The org's Outlook integration setting, when a configuration needs it and it was read.
+    pub outlook_integration: Option<OutlookIntegrationFact>,
+    /// The marker this tether claims mailboxes with (`None`: the org id is not known).
+    pub marker: Option<MailboxMarker>,
+    /// Mailboxes whose Salesforce_Sync folder gets this tether's marker (see `claim`).
+    pub markers_to_write: Vec<MarkerWrite>,
     /// Links whose records the read shows at another version than the link remembers (an
     /// edit to an unmapped field, tether's own Salesforce write read back): the link as
     /// stored and with the versions read. Recorded after the cycle, so that a record's
@@ -434,6 +445,17 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     options: &SyncOptions,
 ) -> Result<(Plan, ReadOutcome), CycleError> {
     let users = crm.users().await.map_err(CycleError::Crm)?;
+    let marker = match crm.org_id() {
+        Some(org) => Some(MailboxMarker {
+            org,
+            name: config.org.name.clone(),
+            state: crate::state::identity(state)?,
+        }),
+        None => None,
+    };
+    if let Some(m) = &marker {
+        mail.use_marker(m);
+    }
     let (mut reps, mut problems) = resolve_reps(config, &users);
     if let Some(only) = &options.only_reps {
         reps.retain(|r| only.contains(&r.email));
@@ -443,6 +465,8 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     let pending = state.pending_creates()?;
     let mut out = ReadOutcome {
         problems,
+        marker: marker.clone(),
+        outlook_integration: outlook::check(config, crm).await?,
         ..ReadOutcome::default()
     };
     let mut items: Vec<RepObjectInput> = Vec::new();
@@ -554,6 +578,19 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                     cursor,
                     missing,
                 }) => {
+                    // One mailbox, one org: checked once its Salesforce_Sync was read, before
+                    // anything is written to it.
+                    if let (ObjectKind::Contact, Some(ours)) = (object, &marker) {
+                        let reset = resets.contains_key(&rep.user_id);
+                        match claim::check(mail, rep, ours, reset, options.read_only).await {
+                            Ok(write) => out.markers_to_write.extend(write),
+                            Err(e) => {
+                                failed_reps.insert(rep.user_id.clone());
+                                out.rep_errors.push(((*rep).clone(), e));
+                                continue;
+                            }
+                        }
+                    }
                     stamped_partners_gone(mail, rep, object, &links, &mut mail_view).await;
                     if missing {
                         out.folders_to_create.push(rep.email.clone());

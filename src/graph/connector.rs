@@ -33,10 +33,11 @@
 use super::client::{GraphClient, MAILBOX_CONCURRENCY};
 use super::delta::{PageOutcome, Window};
 use super::error::{ErrorKind as GraphKind, GraphError};
-use super::{BatchItem, contact, event, folders::SYNC_FOLDER, property};
+use super::folders::{ContactFolder, SYNC_FOLDER};
+use super::{BatchItem, contact, event, property};
 use crate::engine::connector::{
-    CallError, ErrorKind, EventWindow, Folder, FolderPage, MailChange, MailConnector, MailCreate,
-    MailItem, MailRef, Mailbox, Outcome, RecordError, Refusal, RepError,
+    CallError, ErrorKind, EventWindow, Folder, FolderMarker, FolderPage, MailChange, MailConnector,
+    MailCreate, MailItem, MailRef, Mailbox, MailboxMarker, Outcome, RecordError, Refusal, RepError,
 };
 use crate::mail::{ContactMappings, undatable_read, undatable_write};
 use crate::model::{EffectiveMapping, ObjectKind, Record};
@@ -67,6 +68,10 @@ pub struct GraphConnector {
     /// Mailboxes (lower case) whose meetings may be deleted although Graph then mails their
     /// attendees a cancellation (`events.send_cancellations`).
     cancellations: Mutex<BTreeSet<String>>,
+    /// The marker new Salesforce_Sync folders are created with (encoded).
+    marker: Mutex<Option<String>>,
+    /// The marker on each mailbox's (lower case) Salesforce_Sync as last read with it.
+    markers: Mutex<HashMap<String, FolderMarker>>,
 }
 
 impl std::fmt::Debug for GraphConnector {
@@ -280,6 +285,8 @@ impl GraphConnector {
             change_keys: Mutex::default(),
             kinds: Mutex::default(),
             cancellations: Mutex::default(),
+            marker: Mutex::default(),
+            markers: Mutex::default(),
         }
     }
 
@@ -319,9 +326,9 @@ impl GraphConnector {
         if let Some(id) = lock(&self.folders).get(&key) {
             return Ok(id.clone());
         }
-        let id = self
+        let found = self
             .client
-            .find_contact_folder(&mailbox.address, SYNC_FOLDER)
+            .find_contact_folder_marked(&mailbox.address, SYNC_FOLDER)
             .await
             .map_err(rep_error)?
             .ok_or_else(|| {
@@ -330,8 +337,18 @@ impl GraphConnector {
                     &format!("the {SYNC_FOLDER} folder does not exist"),
                 )
             })?;
-        lock(&self.folders).insert(key, id.clone());
-        Ok(id)
+        self.note_marker(mailbox, &found);
+        lock(&self.folders).insert(key, found.id.clone());
+        Ok(found.id)
+    }
+
+    /// Keeps what the Salesforce_Sync folder just read says of who syncs the mailbox.
+    fn note_marker(&self, mailbox: &Mailbox, folder: &ContactFolder) {
+        let seen = match &folder.synced_by {
+            Some(v) => FolderMarker::Marked(v.clone()),
+            None => FolderMarker::Unmarked,
+        };
+        lock(&self.markers).insert(mailbox.address.to_lowercase(), seen);
     }
 
     /// A URL of this Graph as a `$batch` item names it (relative to the version root).
@@ -482,10 +499,13 @@ impl GraphConnector {
                 if url.query().is_some_and(|q| q.contains("deltatoken")) {
                     let now = self
                         .client
-                        .find_contact_folder(&mailbox.address, SYNC_FOLDER)
+                        .find_contact_folder_marked(&mailbox.address, SYNC_FOLDER)
                         .await
                         .map_err(rep_error)?;
-                    if now.as_deref() != Some(folder) {
+                    if let Some(f) = &now {
+                        self.note_marker(mailbox, f);
+                    }
+                    if now.as_ref().map(|f| f.id.as_str()) != Some(folder) {
                         self.forget_folder(mailbox);
                         return Err(RepError::folder_missing(
                             "ErrorItemNotFound",
@@ -846,12 +866,40 @@ impl MailConnector for GraphConnector {
             return Ok(());
         }
         self.forget_folder(mailbox);
-        let id = self
+        let marker = lock(&self.marker).clone();
+        let f = self
             .client
-            .ensure_contact_folder(&mailbox.address, SYNC_FOLDER)
+            .ensure_contact_folder_marked(&mailbox.address, SYNC_FOLDER, marker.as_deref())
             .await
             .map_err(rep_error)?;
-        lock(&self.folders).insert(mailbox.address.to_lowercase(), id);
+        self.note_marker(mailbox, &f);
+        lock(&self.folders).insert(mailbox.address.to_lowercase(), f.id);
+        Ok(())
+    }
+
+    fn use_marker(&self, marker: &MailboxMarker) {
+        *lock(&self.marker) = Some(marker.encode());
+    }
+
+    fn folder_marker(&self, mailbox: &Mailbox) -> Option<FolderMarker> {
+        let seen = lock(&self.markers)
+            .get(&mailbox.address.to_lowercase())
+            .cloned()?;
+        // A folder this connector made with this tether's marker needs nothing.
+        match (&seen, lock(&self.marker).as_deref()) {
+            (FolderMarker::Marked(v), Some(ours)) if v == ours => None,
+            _ => Some(seen),
+        }
+    }
+
+    async fn mark_folder(&self, mailbox: &Mailbox, marker: &MailboxMarker) -> Result<(), RepError> {
+        let id = self.sync_folder_id(mailbox).await?;
+        let value = marker.encode();
+        self.client
+            .set_contact_folder_marker(&mailbox.address, &id, &value)
+            .await
+            .map_err(rep_error)?;
+        lock(&self.markers).insert(mailbox.address.to_lowercase(), FolderMarker::Marked(value));
         Ok(())
     }
 

@@ -523,6 +523,21 @@ pub fn build(
             detail: "Contacts/Salesforce_Sync".into(),
         });
     }
+    if let Some(ours) = &read.marker {
+        for w in &read.markers_to_write {
+            let marked = format!("Contacts/Salesforce_Sync marked as synced by {ours}");
+            rep_changes.push(RepChange {
+                kind: RepChangeKind::MarkMailbox,
+                rep: w.rep.clone(),
+                configuration: None,
+                previous_configuration: None,
+                detail: match &w.previous {
+                    None => marked,
+                    Some(p) => format!("taken over from {p} (reset): {marked}"),
+                },
+            });
+        }
+    }
     for p in &read.problems {
         rep_changes.push(RepChange {
             kind: RepChangeKind::CannotSync,

@@ -93,6 +93,9 @@ pub enum RepChangeKind {
     CannotSync,
     /// Salesforce_Sync folder to create in the rep's mailbox.
     CreateFolder,
+    /// The rep's Salesforce_Sync folder gets this tether's marker (the org and state that
+    /// sync the mailbox): it has none yet, or a reset takes the mailbox over from another.
+    MarkMailbox,
 }
 
 impl RepChangeKind {

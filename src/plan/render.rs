@@ -41,6 +41,7 @@ fn rep_line(r: &RepChange) -> String {
         RepChangeKind::Reset => ('*', "reset"),
         RepChangeKind::CannotSync => ('!', "cannot sync"),
         RepChangeKind::CreateFolder => ('+', "create folder"),
+        RepChangeKind::MarkMailbox => ('~', "mark mailbox"),
     };
     let config = r
         .configuration
@@ -60,6 +61,7 @@ fn reps_tally(changes: &[RepChange]) -> String {
         (RepChangeKind::Reset, "reset"),
         (RepChangeKind::CannotSync, "cannot sync"),
         (RepChangeKind::CreateFolder, "folder to create"),
+        (RepChangeKind::MarkMailbox, "mailbox to mark"),
     ] {
         let n = changes.iter().filter(|r| r.kind == kind).count();
         if n > 0 {

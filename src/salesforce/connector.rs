@@ -870,6 +870,18 @@ impl CrmConnector for SalesforceConnector {
             .collect())
     }
 
+    fn org_id(&self) -> Option<String> {
+        self.client.org_id()
+    }
+
+    async fn outlook_integration(&self) -> Result<Option<bool>, String> {
+        self.client
+            .email_integration()
+            .await
+            .map(|s| Some(s.outlook_integration))
+            .map_err(|e| super::metadata::why_not_read(&e))
+    }
+
     async fn users(&self) -> Result<Vec<CrmUser>, CallError> {
         let soql = SoqlBuilder::select(
             "User",

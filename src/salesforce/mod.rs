@@ -32,6 +32,7 @@ mod csv;
 #[cfg(test)]
 mod golden;
 pub mod ids;
+pub mod metadata;
 mod ops;
 pub mod soql;
 
@@ -335,6 +336,8 @@ pub enum CallKind {
     BulkUpload,
     /// Bulk API 2.0: a job's successful, failed or unprocessed records.
     BulkResults,
+    /// A Metadata API (SOAP) call.
+    Metadata,
 }
 
 impl CallKind {
@@ -353,6 +356,7 @@ impl CallKind {
             CallKind::BulkJob => "bulk_job",
             CallKind::BulkUpload => "bulk_upload",
             CallKind::BulkResults => "bulk_results",
+            CallKind::Metadata => "metadata",
         }
     }
 }
@@ -374,6 +378,8 @@ pub(crate) struct Inner {
     usage: Mutex<Option<ApiUsage>>,
     rng: Mutex<u64>,
     describes: Mutex<BTreeMap<String, Arc<ObjectDescribe>>>,
+    /// The organization id the last token was minted for (15 characters).
+    org_id: Mutex<Option<String>>,
 }
 
 /// The client; cheap to clone (shared connection pool, token and counters).
@@ -482,6 +488,7 @@ impl SalesforceClient {
                 usage: Mutex::new(None),
                 rng: Mutex::new(seed),
                 describes: Mutex::new(BTreeMap::new()),
+                org_id: Mutex::new(None),
             }),
         })
     }
@@ -606,7 +613,12 @@ impl SalesforceClient {
         let mut basic: Option<(String, Secret)> = None;
         let mut host = &o.login_url;
         match &o.auth {
-            Auth::AccessToken { token } => return Ok((token.clone(), o.instance_url.clone())),
+            Auth::AccessToken { token } => {
+                // A session id starts with the org id it belongs to (`00D…!…`).
+                let org = token.expose().split_once('!').map(|(org, _)| org);
+                *lock(&self.inner.org_id) = org.and_then(org_id_of).map(str::to_string);
+                return Ok((token.clone(), o.instance_url.clone()));
+            }
             Auth::JwtBearer {
                 client_id,
                 username,
@@ -770,8 +782,16 @@ impl SalesforceClient {
                     continue;
                 }
             };
-            return decode_token(flow, status, &body, &o.instance_url);
+            let minted = decode_token(flow, status, &body, &o.instance_url)?;
+            *lock(&self.inner.org_id) = identity_org(&body);
+            return Ok(minted);
         }
+    }
+
+    /// The organization id (15 characters) of the session, once one was minted: from the
+    /// token answer's identity URL (`…/id/<org id>/<user id>`), or an access token's prefix.
+    pub fn org_id(&self) -> Option<String> {
+        lock(&self.inner.org_id).clone()
     }
 
     /// One REST call with re-authentication (once, on 401 INVALID_SESSION_ID), limit
@@ -1042,6 +1062,25 @@ fn nests_deeper_than(body: &[u8], limit: usize) -> bool {
         }
     }
     false
+}
+
+/// The org of a token answer's `id`, the identity URL
+/// (`https://login.salesforce.com/id/00Dx0000000BV7z/005x00000012Q9P`, as the OAuth flow
+/// pages show it).
+fn identity_org(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let url = Url::parse(v.get("id")?.as_str()?).ok()?;
+    let segments: Vec<&str> = url.path_segments()?.collect();
+    match segments.as_slice() {
+        [.., "id", org, _user] => org_id_of(org).map(str::to_string),
+        _ => None,
+    }
+}
+
+/// The 15-character form of an organization id (`00D…`, 15 or 18 characters).
+fn org_id_of(text: &str) -> Option<&str> {
+    (text.starts_with("00D") && matches!(text.len(), 15 | 18) && text.is_ascii())
+        .then(|| &text[..15])
 }
 
 /// A token endpoint's answer: the access token and the instance to call (`fallback` when

@@ -90,6 +90,11 @@ impl Env {
         let mut o = sf_emu::EmulatorOptions::deterministic();
         o.clock = Arc::new(clock.clone());
         let sf = sf_emu::Emulator::start(o).await.unwrap();
+        // An org whose reps relate events to Salesforce in Outlook has the integration on.
+        if !tether::engine::outlook::configurations_needing_it(&config).is_empty() {
+            sf.handle()
+                .set_email_integration("enableOutlookIntegration", true);
+        }
         let mut ids = Vec::new();
         for n in 0..reps + outside_scope {
             let dept = if n < reps { "Sales" } else { "Finance" };

@@ -111,6 +111,10 @@ pub(crate) struct Folder {
     pub distinguished: Option<String>,
     /// (sequence, item id) of deletions, for SyncFolderItems.
     pub tombstones: Vec<(u64, String)>,
+    /// PublicStrings string properties by name (ExtendedProperty on a folder; Graph's
+    /// singleValueExtendedProperties of a contactFolder).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extended: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -366,6 +370,7 @@ impl Emu {
             name: "Top of Information Store".into(),
             distinguished: Some("msgfolderroot".into()),
             tombstones: Vec::new(),
+            extended: BTreeMap::new(),
         }];
         for (dist, name, class) in [
             ("contacts", "Contacts", "IPF.Contact"),
@@ -380,6 +385,7 @@ impl Emu {
                 name: name.into(),
                 distinguished: Some(dist.into()),
                 tombstones: Vec::new(),
+                extended: BTreeMap::new(),
             });
         }
         self.mailboxes.push(Mailbox {
@@ -410,6 +416,7 @@ impl Emu {
                 name: "Root".into(),
                 distinguished: Some("root".into()),
                 tombstones: Vec::new(),
+                extended: BTreeMap::new(),
             };
             let mb = &mut self.mailboxes[mailbox];
             if let Some(f) = mb.folders.iter_mut().find(|f| f.id == top) {
@@ -429,6 +436,7 @@ impl Emu {
                 name: "Deleted Items".into(),
                 distinguished: Some("deleteditems".into()),
                 tombstones: Vec::new(),
+                extended: BTreeMap::new(),
             };
             self.mailboxes[mailbox].folders.push(bin);
         }
@@ -554,6 +562,7 @@ impl Emu {
             name: name.to_string(),
             distinguished: None,
             tombstones: Vec::new(),
+            extended: BTreeMap::new(),
         });
         Ok(id)
     }

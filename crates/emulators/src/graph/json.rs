@@ -551,32 +551,63 @@ pub fn write_contact(c: &Contact, stamp: &Stamp<'_>, view: &View) -> Value {
 // ---------------------------------------------------------------------------------------
 // Contact folders
 
-pub fn read_folder_name(body: &Value) -> Result<String, BodyError> {
+/// A contactFolder in a POST (`creating`: displayName required) or PATCH body: its
+/// displayName and the singleValueExtendedProperties it sets (a null value removes one).
+pub struct FolderBody {
+    pub name: Option<String>,
+    pub extended: std::collections::BTreeMap<String, Option<String>>,
+}
+
+pub fn read_folder(body: &Value, creating: bool) -> Result<FolderBody, BodyError> {
     let o = object(body, "contactFolder")?;
     check_members(
         o,
         "contactFolder",
-        &["displayName"],
+        &["displayName", "singleValueExtendedProperties"],
         &["id", "parentFolderId"],
-        &[
-            "childFolders",
-            "contacts",
-            "multiValueExtendedProperties",
-            "singleValueExtendedProperties",
-        ],
+        &["childFolders", "contacts", "multiValueExtendedProperties"],
     )?;
-    match o.get("displayName").map(|v| opt_string(v, "displayName")) {
-        Some(Ok(Some(name))) => Ok(name),
-        Some(Err(e)) => Err(e),
-        _ => Err(bad(
-            "ErrorInvalidRequest",
-            "The contactFolder needs a displayName.",
-        )),
+    let name = match o.get("displayName").map(|v| opt_string(v, "displayName")) {
+        Some(Ok(Some(name))) => Some(name),
+        Some(Err(e)) => return Err(e),
+        _ if creating => {
+            return Err(bad(
+                "ErrorInvalidRequest",
+                "The contactFolder needs a displayName.",
+            ));
+        }
+        _ => None,
+    };
+    let mut extended = std::collections::BTreeMap::new();
+    if let Some(list) = o.get("singleValueExtendedProperties") {
+        // Read into a scratch map to tell a set from a removal.
+        let mut set = std::collections::BTreeMap::new();
+        read_extended(list, &mut set)?;
+        for p in list.as_array().into_iter().flatten() {
+            let id = p.get("id").and_then(Value::as_str).unwrap_or("");
+            let name = extended_name(id)?;
+            let value = set.get(&name).cloned();
+            extended.insert(name, value);
+        }
     }
+    Ok(FolderBody { name, extended })
 }
 
-pub fn write_folder(id: &str, parent: &str, name: &str) -> Value {
-    json!({"id": graph_id(id), "parentFolderId": graph_id(parent), "displayName": name})
+/// A contactFolder as Graph answers it; its singleValueExtendedProperties only when
+/// `$expand` asked for them.
+pub fn write_folder(
+    id: &str,
+    parent: &str,
+    name: &str,
+    extended: &std::collections::BTreeMap<String, String>,
+    view: &View,
+) -> Value {
+    let mut out =
+        json!({"id": graph_id(id), "parentFolderId": graph_id(parent), "displayName": name});
+    if let Some(wanted) = &view.expand {
+        out["singleValueExtendedProperties"] = write_extended(extended, wanted);
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------

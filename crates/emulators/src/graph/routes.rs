@@ -624,6 +624,10 @@ fn resolve(
             let f = contact_folder(emu, &cx, f)?;
             get_folder(emu, &cx, &f).map(|a| (tpl("contactFolders/{contactFolder-id}"), a))
         }
+        ("PATCH", ["contactFolders", f]) => {
+            let f = contact_folder(emu, &cx, f)?;
+            update_folder(emu, &cx, req, &f).map(|a| (tpl("contactFolders/{contactFolder-id}"), a))
+        }
         ("DELETE", ["contactFolders", f]) => {
             let f = contact_folder(emu, &cx, f)?;
             match emu.delete_folder(&cx.smtp, &f, false) {
@@ -893,7 +897,7 @@ fn list_folders(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, parent: &str) -> Result<
                         .as_ref()
                         .is_none_or(|n| f.name.eq_ignore_ascii_case(n))
                 })
-                .map(|f| json::write_folder(&f.id, parent, &f.name))
+                .map(|f| json::write_folder(&f.id, parent, &f.name, &f.extended, &cx.view))
                 .collect()
         })
         .unwrap_or_default();
@@ -912,12 +916,30 @@ fn list_folders(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, parent: &str) -> Result<
 }
 
 fn create_folder(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, parent: &str) -> Result<Answer, Answer> {
-    let name = match json::read_folder_name(req.body.as_ref().unwrap_or(&Value::Null)) {
-        Ok(n) => n,
+    let body = match json::read_folder(req.body.as_ref().unwrap_or(&Value::Null), true) {
+        Ok(b) => b,
         Err((c, m)) => return Err(error(emu, cx.now, 400, &c, &m)),
     };
+    let name = body.name.unwrap_or_default();
     match emu.create_folder(&cx.smtp, parent, &name, "IPF.Contact") {
-        Ok(id) => Ok(Answer::json(201, json::write_folder(&id, parent, &name))),
+        Ok(id) => {
+            let extended: std::collections::BTreeMap<String, String> = body
+                .extended
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v?)))
+                .collect();
+            if let Some(f) = emu
+                .mailbox_mut(&cx.smtp)
+                .ok()
+                .and_then(|m| m.folders.iter_mut().find(|f| f.id == id))
+            {
+                f.extended = extended.clone();
+            }
+            Ok(Answer::json(
+                201,
+                json::write_folder(&id, parent, &name, &extended, &cx.view),
+            ))
+        }
         Err((code, msg)) if code == "ErrorFolderExists" => {
             Err(error(emu, cx.now, 409, &code, &msg))
         }
@@ -925,12 +947,56 @@ fn create_folder(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, parent: &str) -> Result
     }
 }
 
+/// PATCH of a contactFolder: its displayName and singleValueExtendedProperties (a property
+/// with a null value is removed). 200 with the folder.
+fn update_folder(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, id: &str) -> Result<Answer, Answer> {
+    let body = match json::read_folder(req.body.as_ref().unwrap_or(&Value::Null), false) {
+        Ok(b) => b,
+        Err((c, m)) => return Err(error(emu, cx.now, 400, &c, &m)),
+    };
+    let ck = emu.new_change_key();
+    let Some(f) = emu
+        .mailbox_mut(&cx.smtp)
+        .ok()
+        .and_then(|m| m.folders.iter_mut().find(|f| f.id == id))
+    else {
+        return Err(not_found(emu, cx.now));
+    };
+    if let Some(name) = body.name {
+        f.name = name;
+    }
+    for (name, value) in body.extended {
+        match value {
+            Some(v) => f.extended.insert(name, v),
+            None => f.extended.remove(&name),
+        };
+    }
+    f.change_key = ck;
+    let f = f.clone();
+    Ok(Answer::json(
+        200,
+        json::write_folder(
+            &f.id,
+            f.parent.as_deref().unwrap_or(""),
+            &f.name,
+            &f.extended,
+            &cx.view,
+        ),
+    ))
+}
+
 fn get_folder(emu: &mut Emu, cx: &Ctx<'_>, id: &str) -> Result<Answer, Answer> {
     let f = emu.mailbox(&cx.smtp).and_then(|m| m.folder(id)).cloned();
     match f {
         Some(f) => Ok(Answer::json(
             200,
-            json::write_folder(&f.id, f.parent.as_deref().unwrap_or(""), &f.name),
+            json::write_folder(
+                &f.id,
+                f.parent.as_deref().unwrap_or(""),
+                &f.name,
+                &f.extended,
+                &cx.view,
+            ),
         )),
         None => Err(not_found(emu, cx.now)),
     }

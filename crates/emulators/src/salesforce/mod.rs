@@ -19,6 +19,7 @@ pub(crate) mod bulk;
 pub(crate) mod cert;
 mod csv;
 pub mod ids;
+mod metadata;
 pub mod schema;
 mod server;
 pub mod sharing;
@@ -173,6 +174,11 @@ pub(crate) struct Org {
     pub token_counter: u64,
     pub integration_user: String,
     pub bulk: bulk::Bulk,
+    /// The integration user holds Modify All Data or Modify Metadata (the Metadata API's
+    /// permission).
+    pub metadata_access: bool,
+    /// EmailIntegrationSettings, field by field (Metadata API `readMetadata`).
+    pub email_integration: BTreeMap<String, bool>,
 }
 
 impl Org {
@@ -253,6 +259,8 @@ impl Emulator {
             token_counter: 0,
             integration_user: String::new(),
             bulk: bulk::Bulk::default(),
+            metadata_access: true,
+            email_integration: metadata::default_email_integration(),
         };
         // Bootstrap the integration user and its profile without an acting user.
         let profile = seed_raw(
@@ -408,6 +416,23 @@ impl EmulatorHandle {
 
     pub fn api_version(&self) -> &str {
         &self.shared.version
+    }
+
+    /// Sets a field of the org's EmailIntegrationSettings (Setup > Outlook Integration and
+    /// Sync), e.g. `enableOutlookIntegration`.
+    pub fn set_email_integration(&self, field: &str, on: bool) {
+        self.org().email_integration.insert(field.to_string(), on);
+    }
+
+    /// Gives or takes the integration user's Modify All Data / Modify Metadata permission,
+    /// which the Metadata API requires.
+    pub fn set_metadata_access(&self, allowed: bool) {
+        self.org().metadata_access = allowed;
+    }
+
+    /// The organization id (18 characters; Setup shows its first 15).
+    pub fn org_id(&self) -> String {
+        self.org().org_id.clone()
     }
 
     /// The integration user's id.

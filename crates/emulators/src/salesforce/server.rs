@@ -27,6 +27,7 @@ fn cursor_lifetime() -> Duration {
 pub(super) fn router(shared: App) -> Router {
     Router::new()
         .route("/services/oauth2/token", post(token))
+        .route("/services/Soap/m/{version}", post(super::metadata::soap))
         .fallback(dispatch)
         // Bodies are capped by max_body_bytes in the handlers (413 in the API's error shape).
         .layer(axum::extract::DefaultBodyLimit::max(
