@@ -50,7 +50,14 @@ async fn main() -> Result<(), String> {
     // A rep's contacts changed since the sync started (every one of them: the org is new).
     let since = started.format("%Y-%m-%dT%H:%M:%SZ");
     let owners = quoted(rep_ids.iter().take(100).cloned().collect());
-    let ids = quoted(contacts.iter().step_by(7).take(200).map(|r| text(r, "Id")).collect());
+    let ids = quoted(
+        contacts
+            .iter()
+            .step_by(7)
+            .take(200)
+            .map(|r| text(r, "Id"))
+            .collect(),
+    );
     let emails = quoted(
         contacts
             .iter()

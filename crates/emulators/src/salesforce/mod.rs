@@ -17,6 +17,7 @@
 
 pub(crate) mod cert;
 pub mod ids;
+pub mod index;
 pub mod schema;
 mod server;
 pub mod sharing;
