@@ -91,7 +91,8 @@ pub fn growth_exponent(points: &[(f64, f64)]) -> Option<f64> {
 
 /// The fits of a sweep's points, figure by figure.
 pub fn fits(points: &[Point]) -> Vec<Fit> {
-    let figures: [(&str, fn(&Point) -> f64); 6] = [
+    type Figure = (&'static str, fn(&Point) -> f64);
+    let figures: [Figure; 6] = [
         ("initial sync records/s", |p| p.initial_records_per_second),
         ("initial sync wall s", |p| p.initial_wall_seconds),
         ("tether peak RSS MB", |p| p.peak_rss_mb),

@@ -21,13 +21,16 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
+/// Per lower-case object name, per field: `V` (values to ids).
+type PerField<V> = HashMap<String, HashMap<String, V>>;
+
 /// Ids by (lower-case object name, field) and value.
 #[derive(Debug, Default)]
 pub struct QueryIndex {
     /// Text values as SOQL compares them (lower-cased; ids in 18 characters).
-    text: HashMap<String, HashMap<String, HashMap<String, BTreeSet<String>>>>,
+    text: PerField<HashMap<String, BTreeSet<String>>>,
     /// Datetime values, ordered for ranges.
-    time: HashMap<String, HashMap<String, BTreeMap<DateTime<Utc>, BTreeSet<String>>>>,
+    time: PerField<BTreeMap<DateTime<Utc>, BTreeSet<String>>>,
 }
 
 /// What an index offers a query: the field it reads and the ids it names, in id (table)
@@ -176,11 +179,7 @@ fn flatten_and<'c>(c: &'c Cond, out: &mut Vec<&'c Cond>) {
     }
 }
 
-fn slot<'m, V: Default>(
-    index: &'m mut HashMap<String, HashMap<String, V>>,
-    table: &str,
-    field: &str,
-) -> &'m mut V {
+fn slot<'m, V: Default>(index: &'m mut PerField<V>, table: &str, field: &str) -> &'m mut V {
     index
         .entry(table.to_string())
         .or_default()
