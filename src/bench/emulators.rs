@@ -407,5 +407,5 @@ impl Emulators {
 }
 
 fn unexpected(reply: &Reply) -> String {
-    format!("the emulators answered an other request: {reply:?}")
+    format!("the emulators answered another request: {reply:?}")
 }
