@@ -16,7 +16,7 @@ use tether_emulators::generate::{self, Shape, Summary};
 use tether_emulators::seed::{self, SandboxOrg};
 
 /// Where the emulators run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Placement {
     /// In the benchmark's process: its CPU and memory figures include theirs.

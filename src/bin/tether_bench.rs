@@ -5,9 +5,10 @@
 //!     cargo run --release --bin tether-bench -- --reps 1000 --out /tmp/results.json
 //!     cargo run --release --bin tether-bench -- --sweep 20,50,100 --out /tmp/sweep.json
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tether::bench::emulators::Placement;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,12 +50,6 @@ struct Args {
     serve_emulators: bool,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Placement {
-    SeparateProcess,
-    InProcess,
-}
-
 impl Args {
     /// Every flag a sweep passes on to each size's run (all but --reps, --out, --sweep).
     fn per_size(&self) -> Vec<String> {
@@ -62,17 +57,17 @@ impl Args {
             Api::Ews => "ews",
             Api::Graph => "graph",
         };
-        let emulators = match self.emulators {
-            Placement::SeparateProcess => "separate-process",
-            Placement::InProcess => "in-process",
-        };
+        let emulators = self
+            .emulators
+            .to_possible_value()
+            .map_or(String::new(), |v| v.get_name().to_string());
         [
             ("--api", api.to_string()),
             ("--contacts", self.contacts.to_string()),
             ("--events", self.events.to_string()),
             ("--seed", self.seed.to_string()),
             ("--change-percent", self.change_percent.to_string()),
-            ("--emulators", emulators.to_string()),
+            ("--emulators", emulators),
         ]
         .into_iter()
         .flat_map(|(flag, value)| [flag.to_string(), value])
@@ -117,10 +112,7 @@ fn main() -> ExitCode {
         events_per_rep: args.events,
         seed: args.seed,
         change_percent: args.change_percent,
-        emulators: match args.emulators {
-            Placement::SeparateProcess => tether::bench::emulators::Placement::SeparateProcess,
-            Placement::InProcess => tether::bench::emulators::Placement::InProcess,
-        },
+        emulators: args.emulators,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
