@@ -19,6 +19,7 @@ pub(crate) mod bulk;
 pub(crate) mod cert;
 mod csv;
 pub mod ids;
+pub mod index;
 mod metadata;
 pub mod schema;
 mod server;

@@ -547,6 +547,7 @@ fn route(
 ) -> Response {
     let get = *method == Method::GET;
     match rest {
+        ["query"] if get && q.contains_key("explain") => explain(ctx, org, s(q, "explain")),
         [kind @ ("query" | "queryAll")] if get => {
             run_query(ctx, org, s(q, "q"), *kind == "queryAll")
         }
@@ -741,6 +742,14 @@ fn shape(
     out
 }
 
+/// "Get Feedback on Query Performance" (`query?explain=`): the plan the query would run with.
+fn explain(ctx: &Ctx<'_>, org: &Org, q: &str) -> Response {
+    match soql::parse(q, &org.store.catalog, ctx.now) {
+        Ok(parsed) => json_response(StatusCode::OK, &org.store.plan(&parsed)),
+        Err(e) => errors(StatusCode::BAD_REQUEST, e.code, &e.message),
+    }
+}
+
 fn run_query(ctx: &Ctx<'_>, org: &mut Org, q: &str, all: bool) -> Response {
     if q.trim().is_empty() {
         return errors(
@@ -764,20 +773,13 @@ fn run_query(ctx: &Ctx<'_>, org: &mut Org, q: &str, all: bool) -> Response {
     } else {
         Vec::new()
     };
-    let mut rows: Vec<&Map<String, Value>> = store
-        .table(&parsed.object.name)
-        .into_iter()
-        .flat_map(|t| t.values())
-        .filter(|r| all || r.deleted.is_none())
-        .map(|r| &r.fields)
-        .chain(computed.iter())
-        .filter(|r| {
-            parsed
-                .filter
-                .as_ref()
-                .is_none_or(|c| soql::matches(c, r, resolver))
-        })
-        .collect();
+    let filter = parsed.filter.as_ref().map(soql::Filter::new);
+    let mut rows = store.select(&parsed, filter.as_ref(), all);
+    rows.extend(
+        computed
+            .iter()
+            .filter(|r| filter.as_ref().is_none_or(|f| f.matches(r, resolver))),
+    );
     soql::order(&parsed, &mut rows, resolver);
     let rows: Vec<&Map<String, Value>> = rows
         .into_iter()
