@@ -188,6 +188,17 @@ impl MailConnector for MailSide {
             }
         }
     }
+    async fn translate_foreign_ids(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<(String, String)>, CallError> {
+        match self {
+            MailSide::Ews(c) => c.translate_foreign_ids(mailbox, folder, item_ids).await,
+            MailSide::Graph(c) => c.translate_foreign_ids(mailbox, folder, item_ids).await,
+        }
+    }
     fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &EffectiveMapping) {
         match self {
             MailSide::Ews(c) => c.use_contact_mapping(mailbox, mapping),

@@ -404,6 +404,19 @@ pub trait MailConnector: Send + Sync {
         async { Ok(Vec::new()) }
     }
 
+    /// This API's ids for items another mail API named: an org that switched `api: ews` to
+    /// `api: graph` keeps links holding EWS ids. Asked after a full read for the linked ids
+    /// it did not show; answers (old id, current id) for each it could translate, and none
+    /// unless the folder's saved cursor was another API's (the switch). Default: none.
+    fn translate_foreign_ids(
+        &self,
+        _mailbox: &Mailbox,
+        _folder: Folder,
+        _item_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, String)>, CallError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// The contact mapping of the configuration `mailbox`'s rep syncs under, told before
     /// the mailbox is read: a connector that converts items reads and writes that mailbox's
     /// contacts with it, so a rep's writes touch only the properties their mapping names.

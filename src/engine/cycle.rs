@@ -424,6 +424,39 @@ async fn stamped_partners_gone<M: MailConnector>(
     view.deleted.extend(gone);
 }
 
+/// After a full read, linked items it did not show may be there under other ids: the mail
+/// side's API changed (`api: ews` → `api: graph`) and the links hold the old API's ids. The
+/// connector translates those it can (it asks the server only after a cursor of the other
+/// API); the plan points the links at the items' current ids and records them. A failed
+/// translation fails the rep's read, so no linked record is taken for gone.
+async fn translated_ids<M: MailConnector>(
+    mail: &M,
+    rep: &Rep,
+    object: ObjectKind,
+    links: &[(LinkId, Link)],
+    view: &SideView<MailItem>,
+) -> Result<BTreeMap<String, String>, CallError> {
+    if !view.full {
+        return Ok(BTreeMap::new());
+    }
+    let shown: BTreeSet<&str> = view.upserts.iter().map(|m| m.item_id.as_str()).collect();
+    let unseen: Vec<String> = links
+        .iter()
+        .filter_map(|(_, l)| l.exchange.as_ref().map(|e| e.item_id.clone()))
+        .filter(|id| !shown.contains(id.as_str()))
+        .collect();
+    if unseen.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let pairs = mail
+        .translate_foreign_ids(&rep.mailbox, Folder::for_object(object), &unseen)
+        .await?;
+    Ok(pairs
+        .into_iter()
+        .filter(|(_, now)| shown.contains(now.as_str()))
+        .collect())
+}
+
 /// Read both sides and plan, writing nothing (`tether plan`; the idempotence check).
 pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     config: &Config,
@@ -555,6 +588,15 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                     missing,
                 }) => {
                     stamped_partners_gone(mail, rep, object, &links, &mut mail_view).await;
+                    let renamed =
+                        match translated_ids(mail, rep, object, &links, &mail_view).await {
+                            Ok(r) => r,
+                            Err(e) => {
+                                failed_reps.insert(rep.user_id.clone());
+                                out.rep_errors.push(((*rep).clone(), RepError::Call(e)));
+                                continue;
+                            }
+                        };
                     if missing {
                         out.folders_to_create.push(rep.email.clone());
                     }
@@ -572,6 +614,7 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                         mail: mail_view,
                         crm: crm_view,
                         unreadable: BTreeSet::new(),
+                        renamed,
                     };
                     out.newer_versions.extend(newer_versions(&item));
                     items.push(item);

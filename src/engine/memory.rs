@@ -1452,6 +1452,16 @@ impl<C: MailConnector> MailConnector for EditAfterRead<'_, C> {
             .find_deleted_created(mailbox, folder, salesforce_ids, since)
             .await
     }
+    async fn translate_foreign_ids(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<(String, String)>, CallError> {
+        self.inner
+            .translate_foreign_ids(mailbox, folder, item_ids)
+            .await
+    }
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
         self.inner.server_build(mailbox)
     }

@@ -57,6 +57,10 @@ pub struct RepObjectInput {
     /// Of those, the ids the rep cannot read in Salesforce (UserRecordAccess): out of the
     /// rep's scope whatever the scope says (`all_contacts` is what the rep can see).
     pub unreadable: BTreeSet<String>,
+    /// Links' Exchange item ids another mail API gave → the id the mail side names the same
+    /// item by now (an org that switched `api: ews` to `api: graph`; see
+    /// `MailConnector::translate_foreign_ids`).
+    pub renamed: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -708,6 +712,17 @@ impl RepPlanner<'_, '_> {
             links.iter().map(|(i, l)| (*i, l.hash.clone())).collect();
         // Links whose state tether must record even if nothing is written.
         let mut record: BTreeSet<LinkId> = BTreeSet::new();
+        // Links that named their item by another mail API's id now name it by this one's.
+        let mut renamed: BTreeSet<LinkId> = BTreeSet::new();
+        for (lid, link) in links.iter_mut() {
+            if let Some(e) = link.exchange.as_mut()
+                && let Some(now) = item.renamed.get(&e.item_id)
+            {
+                e.item_id = now.clone();
+                renamed.insert(*lid);
+                record.insert(*lid);
+            }
+        }
 
         let ex_deleted: BTreeSet<&str> = item.mail.deleted.iter().map(String::as_str).collect();
         let sf_deleted: BTreeSet<&str> = item.crm.deleted.iter().map(String::as_str).collect();
@@ -932,7 +947,11 @@ impl RepPlanner<'_, '_> {
                         salesforce,
                         hash: base[id].clone(),
                     },
-                    "written by tether earlier; recorded now",
+                    if renamed.contains(id) {
+                        "the Exchange item's id translated to the mail API's own"
+                    } else {
+                        "written by tether earlier; recorded now"
+                    },
                 );
             }
         }
@@ -1824,6 +1843,7 @@ mod tests {
                     deleted: vec![],
                 },
                 unreadable: BTreeSet::new(),
+                renamed: BTreeMap::new(),
             }],
             pending: vec![],
         })
@@ -1926,6 +1946,7 @@ mod tests {
                     deleted: vec![],
                 },
                 unreadable: BTreeSet::new(),
+                renamed: BTreeMap::new(),
             }],
             pending: vec![],
         });
@@ -2025,6 +2046,7 @@ mod tests {
                         deleted: vec![],
                     },
                     unreadable: BTreeSet::new(),
+                    renamed: BTreeMap::new(),
                 }],
                 pending: vec![],
             })
@@ -2082,6 +2104,7 @@ mod tests {
                     deleted: vec![],
                 },
                 unreadable: BTreeSet::new(),
+                renamed: BTreeMap::new(),
             }],
             pending: vec![intent],
         });

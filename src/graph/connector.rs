@@ -33,6 +33,7 @@
 use super::client::{GraphClient, MAILBOX_CONCURRENCY};
 use super::delta::{PageOutcome, Window};
 use super::error::{ErrorKind as GraphKind, GraphError};
+use super::translate::TRANSLATE_LIMIT;
 use super::{BatchItem, contact, event, folders::SYNC_FOLDER, property};
 use crate::engine::connector::{
     CallError, ErrorKind, EventWindow, Folder, FolderPage, MailChange, MailConnector, MailCreate,
@@ -67,6 +68,9 @@ pub struct GraphConnector {
     /// Mailboxes (lower case) whose meetings may be deleted although Graph then mails their
     /// attendees a cancellation (`events.send_cancellations`).
     cancellations: Mutex<BTreeSet<String>>,
+    /// Folders (mailbox lower case) read this run from a cursor another API saved: the
+    /// switch from EWS, whose links name items by EWS ids (see `translate_foreign_ids`).
+    foreign_cursors: Mutex<BTreeSet<(String, Folder)>>,
 }
 
 impl std::fmt::Debug for GraphConnector {
@@ -280,6 +284,7 @@ impl GraphConnector {
             change_keys: Mutex::default(),
             kinds: Mutex::default(),
             cancellations: Mutex::default(),
+            foreign_cursors: Mutex::default(),
         }
     }
 
@@ -307,6 +312,16 @@ impl GraphConnector {
             lock(&self.change_keys).insert(id.to_string(), change_key.to_string());
         }
         lock(&self.kinds).insert(id.to_string(), folder);
+    }
+
+    /// The folder's saved cursor is not this connector's (EWS's, from before `api: graph`):
+    /// remember it, so the links' ids are translated, and read the folder anew.
+    fn foreign_cursor(&self, mailbox: &Mailbox, folder: Folder) -> RepError {
+        lock(&self.foreign_cursors).insert((mailbox.address.to_lowercase(), folder));
+        RepError::cursor_expired(
+            "INVALID_CURSOR",
+            "the saved cursor is not a Microsoft Graph one (saved over EWS?)",
+        )
     }
 
     fn forget_folder(&self, mailbox: &Mailbox) {
@@ -473,9 +488,13 @@ impl GraphConnector {
         mailbox: &Mailbox,
         cursor: Option<&str>,
     ) -> Result<FolderPage, RepError> {
-        let (folder, url, resumed) = match cursor.and_then(|c| c.split_once(' ')) {
-            Some((folder, link)) => {
-                let url = self.client.cursor_url(link).map_err(rep_error)?;
+        let (folder, url, resumed) = match cursor.map(|c| c.split_once(' ')) {
+            Some(None) => return Err(self.foreign_cursor(mailbox, Folder::SalesforceSyncContacts)),
+            Some(Some((folder, link))) => {
+                let url = self
+                    .client
+                    .cursor_url(link)
+                    .map_err(|_| self.foreign_cursor(mailbox, Folder::SalesforceSyncContacts))?;
                 // A new read (from the last round's deltaLink): is the folder still the
                 // rep's Salesforce_Sync? A folder the rep deleted in Outlook sits in Deleted
                 // Items with its id, and its delta goes on as before. One call a read.
@@ -558,12 +577,9 @@ impl GraphConnector {
     ) -> Result<FolderPage, RepError> {
         let parsed = match cursor {
             None => None,
-            Some(c) => Some(CalendarCursor::parse(c).ok_or_else(|| {
-                RepError::cursor_expired(
-                    "INVALID_CURSOR",
-                    "the saved calendar cursor is not tether's",
-                )
-            })?),
+            Some(c) => Some(
+                CalendarCursor::parse(c).ok_or_else(|| self.foreign_cursor(mailbox, Folder::Calendar))?,
+            ),
         };
         let fresh_round = |start: DateTime<Utc>| CalendarCursor::Round {
             start,
@@ -1221,6 +1237,35 @@ impl MailConnector for GraphConnector {
                     out.push(self.item(mailbox, folder, v)?);
                 }
             }
+        }
+        Ok(out)
+    }
+
+    async fn translate_foreign_ids(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<(String, String)>, CallError> {
+        let key = (mailbox.address.to_lowercase(), folder);
+        if !lock(&self.foreign_cursors).contains(&key) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for chunk in item_ids.chunks(TRANSLATE_LIMIT) {
+            let translated = self
+                .client
+                .translate_ews_ids(&mailbox.address, chunk)
+                .await
+                .map_err(|e| CallError {
+                    hint: format!(
+                        "tether keeps this rep's links as they are and retries on the next run \
+                         (nothing is created or deleted meanwhile); {}",
+                        hint(&e)
+                    ),
+                    ..call_error(&e, false)
+                })?;
+            out.extend(translated);
         }
         Ok(out)
     }

@@ -19,7 +19,7 @@ use tether::engine::plan::Action;
 use tether::graph::{GraphClient, GraphConnector, GraphOptions};
 use tether::model::{ObjectKind, Record};
 use tether::secret::Secret;
-use tether::state::MemoryState;
+use tether::state::{MemoryState, StateStore};
 use tether_emulators::exchange::model::{Attendee, CalendarEvent, Item, MailboxAddress};
 use tether_emulators::exchange::{Emulator, EmulatorOptions, ImpersonationScope, RunningEmulator};
 use tether_emulators::graph::{GraphApp, GraphFault};
@@ -600,13 +600,12 @@ async fn graph_sync_folder_moved_to_deleted_items_counts_as_missing_and_is_made_
     validate_all(&w.emu);
 }
 
-/// An org synced over EWS switches `api: ews` to `api: graph`: the EWS cursors are refused
-/// (a full read follows) and the first Graph cycle plans no create and no delete, no
-/// duplicate on either side. Caveat: the emulator's Graph ids are its EWS ids in URL-safe
-/// spelling (as Outlook REST ids are), and these ids hold no `/` or `+`, so every link's
-/// item id carries over as it is; a real tenant answers immutable ids, and the links of
-/// items tether did not create would need `translateExchangeIds`, which tether does not
-/// call yet (tether's own items are re-linked by their extended property).
+/// An org synced over EWS switches `api: ews` to `api: graph`. The EWS cursors are refused
+/// (a full read follows) and Graph names every item by another id than its EWS ItemId (an
+/// immutable id): tether's own items re-link through their `tether.SalesforceId` property,
+/// and the event born in Outlook (no property) through `translateExchangeIds`. The first
+/// Graph cycle creates and deletes nothing, no side has a duplicate, and every link names
+/// its item by its Graph id from then on (an Outlook edit afterwards is an update).
 #[tokio::test]
 async fn graph_switch_from_ews_on_a_synced_org_plans_no_creates_and_no_deletes() {
     let mut w = world(both_contacts(), events_since_today()).await;
@@ -644,7 +643,17 @@ async fn graph_switch_from_ews_on_a_synced_org_plans_no_creates_and_no_deletes()
     outlook.subject = Some("From Outlook".into());
     w.emu.put_event(REP, outlook).unwrap();
     let now = w.now();
-    for _ in 0..2 {
+    for cycle in 0..3 {
+        if cycle == 1 {
+            // A contact the rep adds to Salesforce_Sync in Outlook: no tether property.
+            let folder = w.emu.find_folder(REP, "Salesforce_Sync").unwrap();
+            let c = tether_emulators::exchange::model::Contact {
+                given_name: Some("Olga".into()),
+                surname: Some("Outlook".into()),
+                ..Default::default()
+            };
+            w.emu.put_contact(REP, &folder, c).unwrap();
+        }
         run_cycle(
             &w.config,
             &ews,
@@ -658,8 +667,28 @@ async fn graph_switch_from_ews_on_a_synced_org_plans_no_creates_and_no_deletes()
         .unwrap();
     }
     assert_eq!(w.sf.records(ObjectKind::Event).len(), 2, "synced over EWS");
-    assert_eq!((w.calendar().len(), w.sync_contacts()), (2, 1));
+    assert_eq!(w.sf.records(ObjectKind::Contact).len(), 2, "synced over EWS");
+    assert_eq!((w.calendar().len(), w.sync_contacts()), (2, 2));
     assert!(w.emu.graph_calls().is_empty(), "nothing over Graph yet");
+    let ews_ids = |w: &World, object| -> Vec<String> {
+        let mut ids: Vec<String> = w
+            .state
+            .links(&rep_id(0), object)
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, l)| l.exchange.map(|e| e.item_id))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = [ews_ids(&w, ObjectKind::Contact), ews_ids(&w, ObjectKind::Event)];
+    let outlook_ews_id = w
+        .calendar()
+        .into_iter()
+        .find(|e| e.subject.as_deref() == Some("From Outlook"))
+        .and_then(|e| e.item_id)
+        .unwrap()
+        .id;
     let switched = w.sync().await;
     assert_eq!(
         (creates(&switched), deletes(&switched)),
@@ -673,11 +702,35 @@ async fn graph_switch_from_ews_on_a_synced_org_plans_no_creates_and_no_deletes()
         2,
         "no duplicate in Salesforce"
     );
-    assert_eq!(w.sf.records(ObjectKind::Contact).len(), 1);
+    assert_eq!(w.sf.records(ObjectKind::Contact).len(), 2);
     assert_eq!(
         (w.calendar().len(), w.sync_contacts()),
-        (2, 1),
+        (2, 2),
         "none in Exchange"
     );
+    // Every link now names its item by Graph's id, not by the EWS ItemId.
+    for (object, ews) in [ObjectKind::Contact, ObjectKind::Event].into_iter().zip(before) {
+        let mut graph: Vec<String> = ews
+            .iter()
+            .map(|id| w.emu.graph_id_of_ews_id(REP, id))
+            .collect();
+        graph.sort();
+        assert_ne!(graph, ews, "Graph's ids differ from EWS's");
+        assert_eq!(ews_ids(&w, object), graph, "{object:?} links hold Graph ids");
+    }
+    assert_eq!(
+        w.emu.graph_calls().get("POST translateExchangeIds"),
+        Some(&2),
+        "one translation per folder read from an EWS cursor"
+    );
+    // An Outlook edit of the event born there is an update of its Salesforce record.
+    w.emu.edit_item(REP, &outlook_ews_id, |i| {
+        if let Item::Event(e) = i {
+            e.subject = Some("From Outlook, renamed".into());
+        }
+    });
+    let edited = w.sync().await;
+    assert_eq!((creates(&edited), deletes(&edited)), (0, 0));
+    assert_eq!(edited.exec.salesforce.updated, 1, "{:?}", edited.plan.operations);
     validate_all(&w.emu);
 }
