@@ -211,6 +211,12 @@ impl MailConnector for MailSide {
             MailSide::Graph(c) => c.allow_cancellations(mailbox, allowed),
         }
     }
+    fn allow_meeting_updates(&self, mailbox: &Mailbox, allowed: bool) {
+        match self {
+            MailSide::Ews(c) => c.allow_meeting_updates(mailbox, allowed),
+            MailSide::Graph(c) => c.allow_meeting_updates(mailbox, allowed),
+        }
+    }
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
         match self {
             MailSide::Ews(c) => c.server_build(mailbox),

@@ -428,6 +428,11 @@ pub trait MailConnector: Send + Sync {
     /// mail side that deletes without mailing anyone needs it not.
     fn allow_cancellations(&self, _mailbox: &Mailbox, _allowed: bool) {}
 
+    /// Whether an update in `mailbox` may move (time, place) a meeting although that mails
+    /// its attendees an update (the rep's `events.update_meetings`), told with
+    /// `allow_cancellations`. A mail side that updates without mailing anyone needs it not.
+    fn allow_meeting_updates(&self, _mailbox: &Mailbox, _allowed: bool) {}
+
     /// The server build the mailbox answered from in this run (e.g. `15.1.2507.6`), when
     /// the mail side names one. No call of its own: what earlier calls reported.
     fn server_build(&self, _mailbox: &Mailbox) -> Option<String> {

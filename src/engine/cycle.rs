@@ -567,7 +567,10 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
             };
             match object {
                 ObjectKind::Contact => mail.use_contact_mapping(&rep.mailbox, &s.mapping),
-                ObjectKind::Event => mail.allow_cancellations(&rep.mailbox, s.send_cancellations),
+                ObjectKind::Event => {
+                    mail.allow_cancellations(&rep.mailbox, s.send_cancellations);
+                    mail.allow_meeting_updates(&rep.mailbox, s.update_meetings);
+                }
             }
             let window = (object == ObjectKind::Event).then(|| EventWindow {
                 start: rules::window_start(s.since, now, rep.time_zone),

@@ -1471,6 +1471,9 @@ impl<C: MailConnector> MailConnector for EditAfterRead<'_, C> {
     fn allow_cancellations(&self, mailbox: &Mailbox, allowed: bool) {
         self.inner.allow_cancellations(mailbox, allowed)
     }
+    fn allow_meeting_updates(&self, mailbox: &Mailbox, allowed: bool) {
+        self.inner.allow_meeting_updates(mailbox, allowed)
+    }
 }
 
 impl<C: CrmConnector> CrmConnector for EditAfterRead<'_, C> {

@@ -25,10 +25,10 @@
 //!   client's per-item retries. An update overlays the mapped members on the item as it is
 //!   now and refuses (retryable conflict) when its changeKey moved since tether read it.
 //! - No invitations, no cancellations: no attendee is ever written; an update that would
-//!   change the time or place of a meeting the rep organised with attendees fails per
-//!   record instead of mailing the attendees, and a delete of one is declined (the engine
-//!   unlinks the pair and reports it) unless the rep's configuration opts in
-//!   (`events.send_cancellations`).
+//!   change the time or place of a meeting the rep organised with attendees is declined
+//!   (the engine reports it once and leaves the link), and a delete of one is declined (the
+//!   engine unlinks the pair and reports it), unless the rep's configuration opts in
+//!   (`events.update_meetings`, `events.send_cancellations`).
 
 use super::client::{GraphClient, MAILBOX_CONCURRENCY};
 use super::delta::{PageOutcome, Window};
@@ -68,6 +68,9 @@ pub struct GraphConnector {
     /// Mailboxes (lower case) whose meetings may be deleted although Graph then mails their
     /// attendees a cancellation (`events.send_cancellations`).
     cancellations: Mutex<BTreeSet<String>>,
+    /// Mailboxes (lower case) whose meetings may be moved although Graph then mails their
+    /// attendees an update (`events.update_meetings`).
+    meeting_updates: Mutex<BTreeSet<String>>,
     /// Folders (mailbox lower case) read this run from a cursor another API saved: the
     /// switch from EWS, whose links name items by EWS ids (see `translate_foreign_ids`).
     foreign_cursors: Mutex<BTreeSet<(String, Folder)>>,
@@ -78,6 +81,16 @@ impl std::fmt::Debug for GraphConnector {
         f.debug_struct("GraphConnector")
             .field("client", &self.client)
             .finish_non_exhaustive()
+    }
+}
+
+/// Adds or removes `mailbox` (lower case) from an opt-in set.
+fn allow(set: &Mutex<BTreeSet<String>>, mailbox: &Mailbox, allowed: bool) {
+    let key = mailbox.address.to_lowercase();
+    if allowed {
+        lock(set).insert(key);
+    } else {
+        lock(set).remove(&key);
     }
 }
 
@@ -207,8 +220,9 @@ fn would_notify(item_id: &str, what: &str, hint: &str) -> RecordError {
     }
 }
 
-const MOVE_HINT: &str = "tether sends no invitations or updates: change the meeting's time or \
-     place in Outlook.";
+const MOVE_HINT: &str = "Not synced, and not tried again until the event changes: move the \
+     meeting in Outlook, or set `events.update_meetings: true` to let tether move such meetings \
+     (Graph then mails the attendees an update).";
 const DELETE_HINT: &str = "tether unlinked the meeting and left it in the calendar: cancel it in \
      Outlook, or set `events.send_cancellations: true` to let tether delete such meetings \
      (Graph then mails the attendees a cancellation).";
@@ -284,6 +298,7 @@ impl GraphConnector {
             change_keys: Mutex::default(),
             kinds: Mutex::default(),
             cancellations: Mutex::default(),
+            meeting_updates: Mutex::default(),
             foreign_cursors: Mutex::default(),
         }
     }
@@ -815,13 +830,11 @@ impl MailConnector for GraphConnector {
     }
 
     fn allow_cancellations(&self, mailbox: &Mailbox, allowed: bool) {
-        let key = mailbox.address.to_lowercase();
-        let mut set = lock(&self.cancellations);
-        if allowed {
-            set.insert(key);
-        } else {
-            set.remove(&key);
-        }
+        allow(&self.cancellations, mailbox, allowed);
+    }
+
+    fn allow_meeting_updates(&self, mailbox: &Mailbox, allowed: bool) {
+        allow(&self.meeting_updates, mailbox, allowed);
     }
 
     async fn sync_folder(
@@ -935,6 +948,7 @@ impl MailConnector for GraphConnector {
         mailbox: &Mailbox,
         items: &[(String, Record)],
     ) -> Result<Vec<Outcome<MailRef>>, CallError> {
+        let may_move = lock(&self.meeting_updates).contains(&mailbox.address.to_lowercase());
         let mut out: Vec<Option<Outcome<MailRef>>> = vec![None; items.len()];
         for object in ObjectKind::ALL {
             let idx: Vec<usize> = (0..items.len())
@@ -991,7 +1005,8 @@ impl MailConnector for GraphConnector {
                     }
                     Record::Event(e) => match event::body(e, &self.time_zone, Some(&now)) {
                         Ok(b)
-                            if event::is_meeting_the_rep_organised(&now)
+                            if !may_move
+                                && event::is_meeting_the_rep_organised(&now)
                                 && event::changes_time_or_place(&b, &now) =>
                         {
                             out[i] =

@@ -328,7 +328,8 @@ async fn graph_event_created_from_salesforce_sends_no_attendees_and_no_invitatio
 /// A meeting the rep organised in Outlook with a customer invited, synced to Salesforce,
 /// then deleted there: `delete_synced` would delete it in Exchange, which Graph would cancel
 /// for the customer. The cycle that sees the Salesforce delete.
-async fn meeting_deleted_in_salesforce(events: Value) -> (World, CycleReport) {
+/// A meeting the rep organised with an attendee, synced to Salesforce.
+async fn synced_meeting(events: Value) -> (World, String) {
     let mut w = world(Value::Null, events).await;
     let start: DateTime<Utc> = "2026-06-15T16:00:00Z".parse().unwrap();
     let mut meeting = CalendarEvent::new(start, start + chrono::Duration::minutes(45));
@@ -348,9 +349,78 @@ async fn meeting_deleted_in_salesforce(events: Value) -> (World, CycleReport) {
     let first = w.sync().await;
     assert_eq!(first.exec.salesforce.created, 1, "{:?}", first.exec);
     let sf_id = w.sf.records(ObjectKind::Event)[0].id.clone();
+    (w, sf_id)
+}
+
+async fn meeting_deleted_in_salesforce(events: Value) -> (World, CycleReport) {
+    let (mut w, sf_id) = synced_meeting(events).await;
     assert!(w.sf.user_delete(ObjectKind::Event, &sf_id));
     let report = w.sync().await;
     (w, report)
+}
+
+/// The meeting moved an hour later in Salesforce.
+fn move_in_salesforce(w: &World, sf_id: &str) {
+    assert!(w.sf.user_edit(ObjectKind::Event, sf_id, |r| {
+        if let Record::Event(e) = &mut r.record
+            && let tether::model::EventTime::Timed { start, end } = &mut e.time
+        {
+            *start += chrono::Duration::hours(1);
+            *end += chrono::Duration::hours(1);
+        }
+    }));
+}
+
+/// Defect: a Salesforce edit moving a meeting the rep organised with attendees failed with
+/// MEETING_WOULD_NOTIFY_ATTENDEES on every cycle (the rep's feed was read again in full each
+/// time). Now it is reported once, nothing is written or mailed, and the link stays.
+#[tokio::test]
+async fn graph_meeting_moved_in_salesforce_is_reported_once_not_failed_every_cycle() {
+    let (mut w, sf_id) = synced_meeting(events_since_today()).await;
+    move_in_salesforce(&w, &sf_id);
+    let moved = w.sync().await;
+    let declined: Vec<_> = moved
+        .exec
+        .failed
+        .iter()
+        .filter(|e| e.code == "MEETING_WOULD_NOTIFY_ATTENDEES")
+        .collect();
+    assert_eq!(declined.len(), 1, "{:?}", moved.exec.failed);
+    assert!(
+        declined[0].suggestion.contains("events.update_meetings: true"),
+        "{}",
+        declined[0].suggestion
+    );
+    assert_eq!(moved.exec.exchange.updated, 0);
+    for _ in 0..2 {
+        let next = w.sync().await;
+        assert!(next.plan.is_empty(), "{:?}", next.plan.operations);
+        assert!(next.exec.failed.is_empty(), "{:?}", next.exec.failed);
+    }
+    let start: DateTime<Utc> = "2026-06-15T16:00:00Z".parse().unwrap();
+    assert_eq!(w.calendar()[0].start, start, "the meeting did not move");
+    assert_eq!(w.emu.graph_sent_meeting_messages(), vec![], "0 updates sent");
+    assert_eq!(w.state.links(&rep_id(0), ObjectKind::Event).unwrap().len(), 1);
+    validate_all(&w.emu);
+}
+
+#[tokio::test]
+async fn graph_meeting_moved_in_salesforce_with_update_meetings_moves_it_and_graph_mails_an_update()
+{
+    let mut events = events_since_today();
+    events["update_meetings"] = json!(true);
+    let (mut w, sf_id) = synced_meeting(events).await;
+    move_in_salesforce(&w, &sf_id);
+    let moved = w.sync().await;
+    assert_eq!(moved.exec.exchange.updated, 1, "{:?}", moved.exec);
+    assert!(moved.exec.failed.is_empty(), "{:?}", moved.exec.failed);
+    let start: DateTime<Utc> = "2026-06-15T17:00:00Z".parse().unwrap();
+    assert_eq!(w.calendar()[0].start, start);
+    let sent = w.emu.graph_sent_meeting_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].kind, "update");
+    assert!(w.sync().await.plan.is_empty());
+    validate_all(&w.emu);
 }
 
 #[tokio::test]
