@@ -199,6 +199,16 @@ impl MailConnector for MailSide {
             MailSide::Graph(c) => c.translate_foreign_ids(mailbox, folder, item_ids).await,
         }
     }
+    async fn meetings_a_delete_would_cancel(
+        &self,
+        mailbox: &Mailbox,
+        item_ids: &[String],
+    ) -> Result<Vec<String>, CallError> {
+        match self {
+            MailSide::Ews(c) => c.meetings_a_delete_would_cancel(mailbox, item_ids).await,
+            MailSide::Graph(c) => c.meetings_a_delete_would_cancel(mailbox, item_ids).await,
+        }
+    }
     fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &EffectiveMapping) {
         match self {
             MailSide::Ews(c) => c.use_contact_mapping(mailbox, mapping),

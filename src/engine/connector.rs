@@ -417,6 +417,18 @@ pub trait MailConnector: Send + Sync {
         async { Ok(Vec::new()) }
     }
 
+    /// Of these calendar item ids, the meetings whose delete would mail their attendees a
+    /// cancellation (the rep organised them with others), so the plan names each. One read
+    /// by id (≤ `batch_size()`). A mail side that deletes without mailing anyone finds none
+    /// (the default).
+    fn meetings_a_delete_would_cancel(
+        &self,
+        _mailbox: &Mailbox,
+        _item_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, CallError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// The contact mapping of the configuration `mailbox`'s rep syncs under, told before
     /// the mailbox is read: a connector that converts items reads and writes that mailbox's
     /// contacts with it, so a rep's writes touch only the properties their mapping names.

@@ -457,6 +457,64 @@ async fn translated_ids<M: MailConnector>(
         .collect())
 }
 
+/// Names in the plan each delete of a meeting that would mail its attendees a cancellation
+/// (the mail side says which, reading the deleted events by id: a cycle without event
+/// deletes asks nothing): done when the rep's `events.send_cancellations` allows it, else
+/// the executor unlinks the pair and reports it. A lookup that fails names nothing (the
+/// executor still declines such a delete without the opt-in).
+async fn name_cancellations<M: MailConnector>(
+    mail: &M,
+    config: &Config,
+    reps: &[Rep],
+    plan: &mut Plan,
+) {
+    let mut by_mailbox: BTreeMap<&str, (&Rep, Vec<String>)> = BTreeMap::new();
+    for op in &plan.operations {
+        if let Action::DeleteInExchange { item_id, .. } = &op.action
+            && op.object == ObjectKind::Event
+            && let Some(rep) = reps.iter().find(|r| r.user_id == op.rep)
+        {
+            by_mailbox
+                .entry(rep.user_id.as_str())
+                .or_insert_with(|| (rep, Vec::new()))
+                .1
+                .push(item_id.clone());
+        }
+    }
+    let mut cancelling: BTreeSet<String> = BTreeSet::new();
+    for (rep, ids) in by_mailbox.values() {
+        for chunk in ids.chunks(mail.batch_size()) {
+            match mail.meetings_a_delete_would_cancel(&rep.mailbox, chunk).await {
+                Ok(found) => cancelling.extend(found),
+                Err(e) => tracing::warn!(
+                    rep = %rep.email,
+                    code = %e.code,
+                    "meetings to delete could not be read; the plan does not name their \
+                     cancellations: {}",
+                    e.message
+                ),
+            }
+        }
+    }
+    for op in &mut plan.operations {
+        if let Action::DeleteInExchange { item_id, .. } = &op.action
+            && cancelling.contains(item_id)
+        {
+            let allowed = reps
+                .iter()
+                .find(|r| r.user_id == op.rep)
+                .and_then(|r| settings(config, r, ObjectKind::Event))
+                .is_some_and(|s| s.send_cancellations);
+            op.reason = if allowed {
+                plan::SENDS_CANCELLATIONS
+            } else {
+                plan::WOULD_SEND_CANCELLATIONS
+            }
+            .to_string();
+        }
+    }
+}
+
 /// Read both sides and plan, writing nothing (`tether plan`; the idempotence check).
 pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     config: &Config,
@@ -635,7 +693,7 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     out.folder_cursors
         .retain(|(rep, _), _| !failed_reps.contains(rep));
     out.reps = reps;
-    let plan = plan_readable(
+    let mut plan = plan_readable(
         crm,
         PlanInput {
             config,
@@ -647,6 +705,7 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     )
     .await
     .map_err(CycleError::Crm)?;
+    name_cancellations(mail, config, &out.reps, &mut plan).await;
     Ok((plan, out))
 }
 

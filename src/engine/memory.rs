@@ -1462,6 +1462,15 @@ impl<C: MailConnector> MailConnector for EditAfterRead<'_, C> {
             .translate_foreign_ids(mailbox, folder, item_ids)
             .await
     }
+    async fn meetings_a_delete_would_cancel(
+        &self,
+        mailbox: &Mailbox,
+        item_ids: &[String],
+    ) -> Result<Vec<String>, CallError> {
+        self.inner
+            .meetings_a_delete_would_cancel(mailbox, item_ids)
+            .await
+    }
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
         self.inner.server_build(mailbox)
     }

@@ -31,6 +31,16 @@ pub const UNCONFIRMED_TO_SALESFORCE: &str = "new in Exchange; tether's earlier c
     not confirmed: looked up first, linked if found, left unlinked if it was deleted since";
 pub const UNCONFIRMED_TO_EXCHANGE: &str = "new in Salesforce; tether's earlier create of it was \
     not confirmed: looked up first, linked if found";
+/// The reason of a delete in Exchange of a meeting the rep organised with attendees, where
+/// the mail side mails them a cancellation (Graph): done, as `events.send_cancellations`
+/// allows it ...
+pub const SENDS_CANCELLATIONS: &str = "deleted in Salesforce (delete_synced); a meeting the \
+    rep organised with attendees: deleting it mails them a cancellation \
+    (events.send_cancellations)";
+/// ... or not done: the pair is unlinked and reported instead.
+pub const WOULD_SEND_CANCELLATIONS: &str = "deleted in Salesforce; a meeting the rep organised \
+    with attendees: deleting it would mail them a cancellation, so it is unlinked and reported \
+    instead (events.send_cancellations is off)";
 
 const STAMPED_WITH_A_KNOWN_ID: &str = "carries the id of a Salesforce record that exists \
     (tether's stamp): not created in Salesforce again";

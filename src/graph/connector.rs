@@ -1256,6 +1256,23 @@ impl MailConnector for GraphConnector {
         Ok(out)
     }
 
+    async fn meetings_a_delete_would_cancel(
+        &self,
+        mailbox: &Mailbox,
+        item_ids: &[String],
+    ) -> Result<Vec<String>, CallError> {
+        let answers = self
+            .fetch(mailbox, Folder::Calendar, item_ids)
+            .await
+            .map_err(rep_call_error)?;
+        Ok(item_ids
+            .iter()
+            .zip(answers)
+            .filter(|(_, a)| matches!(a, Ok(Some(v)) if event::is_meeting_the_rep_organised(v)))
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
     async fn translate_foreign_ids(
         &self,
         mailbox: &Mailbox,

@@ -359,6 +359,16 @@ async fn meeting_deleted_in_salesforce(events: Value) -> (World, CycleReport) {
     (w, report)
 }
 
+/// The reasons of the plan's deletes in Exchange.
+fn delete_reasons(r: &CycleReport) -> Vec<&str> {
+    r.plan
+        .operations
+        .iter()
+        .filter(|o| matches!(o.action, Action::DeleteInExchange { .. }))
+        .map(|o| o.reason.as_str())
+        .collect()
+}
+
 /// The meeting moved an hour later in Salesforce.
 fn move_in_salesforce(w: &World, sf_id: &str) {
     assert!(w.sf.user_edit(ObjectKind::Event, sf_id, |r| {
@@ -426,6 +436,11 @@ async fn graph_meeting_moved_in_salesforce_with_update_meetings_moves_it_and_gra
 #[tokio::test]
 async fn graph_meeting_delete_without_opt_in_is_unlinked_and_reported_with_0_cancellations() {
     let (mut w, report) = meeting_deleted_in_salesforce(events_since_today()).await;
+    assert_eq!(
+        delete_reasons(&report),
+        vec![tether::engine::plan::WOULD_SEND_CANCELLATIONS],
+        "the plan names the delete that would mail a cancellation"
+    );
     assert_eq!(report.exec.exchange.deleted, 0);
     let refused: Vec<_> = report
         .exec
@@ -462,6 +477,10 @@ async fn graph_meeting_delete_with_send_cancellations_deletes_and_graph_cancels_
     let mut events = events_since_today();
     events["send_cancellations"] = json!(true);
     let (w, report) = meeting_deleted_in_salesforce(events).await;
+    assert_eq!(
+        delete_reasons(&report),
+        vec![tether::engine::plan::SENDS_CANCELLATIONS]
+    );
     assert_eq!(report.exec.exchange.deleted, 1, "{:?}", report.exec);
     assert!(w.calendar().is_empty());
     let sent = w.emu.graph_sent_meeting_messages();
