@@ -13,13 +13,15 @@
 //!   window, then starts a `calendarView/delta` round over the window: from the engine's
 //!   `EventWindow` start to [`HORIZON_DAYS`] days after it (events further ahead are read
 //!   when the window reaches them). The window is frozen in the round's token, so the cursor
-//!   carries the window start: `list|round <window start> <link>`. When the engine's window
+//!   carries the window start: `list|round <window start> <link> [<series ids>]`. When the engine's window
 //!   moves (TODAY moves daily), the old round is read to its end (real changes and deletes
 //!   since the last read) and a new round starts over the new window; its items are
 //!   upserts, and nothing is deleted because an event left the window. Delta returns
 //!   occurrences and exceptions, not masters: they are folded into their series by reading
 //!   the master by id. An `@removed` event is read by id: only a 404 is a delete (Graph
-//!   also removes events that moved out of the window).
+//!   also removes events that moved out of the window). When some are gone, the series
+//!   masters the cursor remembers are read by id too: a series deleted in Outlook shows in
+//!   the delta only as its occurrences' `@removed`.
 //! - Writes and reads by id go through `$batch`, at most [`MAILBOX_CONCURRENCY`] requests
 //!   each (Outlook runs no more at once per mailbox; the rest would be throttled), with the
 //!   client's per-item retries. An update overlays the mapped members on the item as it is
@@ -237,36 +239,62 @@ fn no_answer() -> RecordError {
     }
 }
 
-/// The calendar cursor: which phase of a read, the window start of its round, the link.
-#[derive(Debug, Clone, PartialEq)]
-enum CalendarCursor {
+/// Which phase of a calendar read a cursor is in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
     /// Listing `calendar/events` (a full read), page by page.
-    List { start: DateTime<Utc>, link: String },
-    /// A calendarView delta round over the window from `start`.
-    Round { start: DateTime<Utc>, link: String },
+    List,
+    /// A calendarView delta round over the window from the cursor's start.
+    Round,
+}
+
+/// The calendar cursor: the phase, the window start of its round, the link, and the series
+/// masters read so far. A series deleted in Outlook leaves only its occurrences' `@removed`
+/// in the delta (masters are not in it), so on such a page these masters are read by id:
+/// a 404 is the series' delete. Ids hold no `,` or space.
+#[derive(Debug, Clone, PartialEq)]
+struct CalendarCursor {
+    phase: Phase,
+    start: DateTime<Utc>,
+    link: String,
+    series: BTreeSet<String>,
 }
 
 impl CalendarCursor {
     fn parse(s: &str) -> Option<Self> {
-        let mut parts = s.splitn(3, ' ');
+        let mut parts = s.splitn(4, ' ');
         let (phase, start, link) = (parts.next()?, parts.next()?, parts.next()?);
         let start = DateTime::parse_from_rfc3339(start)
             .ok()?
             .with_timezone(&Utc);
-        let link = link.to_string();
-        match phase {
-            "list" => Some(CalendarCursor::List { start, link }),
-            "round" => Some(CalendarCursor::Round { start, link }),
-            _ => None,
-        }
+        let phase = match phase {
+            "list" => Phase::List,
+            "round" => Phase::Round,
+            _ => return None,
+        };
+        let series = parts
+            .next()
+            .map(|m| m.split(',').filter(|x| !x.is_empty()).map(String::from).collect())
+            .unwrap_or_default();
+        Some(CalendarCursor {
+            phase,
+            start,
+            link: link.to_string(),
+            series,
+        })
     }
 
     fn render(&self) -> String {
-        let (phase, start, link) = match self {
-            CalendarCursor::List { start, link } => ("list", start, link),
-            CalendarCursor::Round { start, link } => ("round", start, link),
+        let phase = match self.phase {
+            Phase::List => "list",
+            Phase::Round => "round",
         };
-        format!("{phase} {} {link}", start.to_rfc3339())
+        let mut out = format!("{phase} {} {}", self.start.to_rfc3339(), self.link);
+        if !self.series.is_empty() {
+            out.push(' ');
+            out.push_str(&self.series.iter().cloned().collect::<Vec<_>>().join(","));
+        }
+        out
     }
 }
 
@@ -596,12 +624,14 @@ impl GraphConnector {
                 CalendarCursor::parse(c).ok_or_else(|| self.foreign_cursor(mailbox, Folder::Calendar))?,
             ),
         };
-        let fresh_round = |start: DateTime<Utc>| CalendarCursor::Round {
+        let fresh_round = |start: DateTime<Utc>, series: BTreeSet<String>| CalendarCursor {
+            phase: Phase::Round,
             start,
             link: self
                 .client
                 .calendar_view_delta_url(&mailbox.address, window_of(start))
                 .to_string(),
+            series,
         };
         match parsed {
             None => {
@@ -611,14 +641,16 @@ impl GraphConnector {
                     &["calendar", "events"],
                     &[("$expand", &event::expand())],
                 );
-                self.list_calendar(mailbox, url, window.start).await
+                self.list_calendar(mailbox, url, window.start, BTreeSet::new())
+                    .await
             }
-            Some(CalendarCursor::List { link, .. }) => {
-                let url = self.client.cursor_url(&link).map_err(rep_error)?;
-                self.list_calendar(mailbox, url, window.start).await
+            Some(c) if c.phase == Phase::List => {
+                let url = self.client.cursor_url(&c.link).map_err(rep_error)?;
+                self.list_calendar(mailbox, url, window.start, c.series)
+                    .await
             }
-            Some(CalendarCursor::Round { start, link }) => {
-                let url = self.client.cursor_url(&link).map_err(rep_error)?;
+            Some(mut c) => {
+                let url = self.client.cursor_url(&c.link).map_err(rep_error)?;
                 let page = match self.client.delta_page(&mailbox.address, url, true).await {
                     Ok(PageOutcome::Page(p)) => p,
                     Ok(PageOutcome::CursorExpired(e)) => {
@@ -627,26 +659,19 @@ impl GraphConnector {
                     Err(e) => return Err(rep_error(e)),
                 };
                 let changes = self
-                    .fold_events(mailbox, &page.changed, &page.removed)
+                    .fold_events(mailbox, &page.changed, &page.removed, &mut c.series)
                     .await?;
-                let (cursor, more) = match (page.last, start == window.start) {
-                    (false, _) => (
-                        CalendarCursor::Round {
-                            start,
+                let (cursor, more) = match (page.last, c.start == window.start) {
+                    (false, _) | (true, true) => (
+                        CalendarCursor {
                             link: page.link,
+                            ..c
                         },
-                        true,
-                    ),
-                    (true, true) => (
-                        CalendarCursor::Round {
-                            start,
-                            link: page.link,
-                        },
-                        false,
+                        !page.last,
                     ),
                     // The window moved: the old round is read to its end; a new one starts
                     // over the new window (its events come as upserts, none as deletes).
-                    (true, false) => (fresh_round(window.start), true),
+                    (true, false) => (fresh_round(window.start, c.series), true),
                 };
                 Ok(FolderPage {
                     changes,
@@ -663,6 +688,7 @@ impl GraphConnector {
         mailbox: &Mailbox,
         url: Url,
         start: DateTime<Utc>,
+        mut series: BTreeSet<String>,
     ) -> Result<FolderPage, RepError> {
         let mut req = super::Request::new(Method::GET, url, "events");
         req.prefer.push(format!(
@@ -677,22 +703,31 @@ impl GraphConnector {
             .body;
         let mut changes = Vec::new();
         for v in page["value"].as_array().into_iter().flatten() {
+            if event::kind(v) == "seriesMaster"
+                && let Some(id) = v["id"].as_str()
+            {
+                series.insert(id.to_string());
+            }
             changes.push(MailChange::Upsert(
                 self.item(mailbox, Folder::Calendar, v)
                     .map_err(RepError::Call)?,
             ));
         }
         let cursor = match page["@odata.nextLink"].as_str() {
-            Some(next) => CalendarCursor::List {
+            Some(next) => CalendarCursor {
+                phase: Phase::List,
                 start,
                 link: next.to_string(),
+                series,
             },
-            None => CalendarCursor::Round {
+            None => CalendarCursor {
+                phase: Phase::Round,
                 start,
                 link: self
                     .client
                     .calendar_view_delta_url(&mailbox.address, window_of(start))
                     .to_string(),
+                series,
             },
         };
         Ok(FolderPage {
@@ -704,12 +739,14 @@ impl GraphConnector {
 
     /// The changes of a calendarView delta page as the engine knows events: occurrences and
     /// exceptions folded into their series master (read by id), `@removed` events read by id
-    /// (only those gone are deletes).
+    /// (only those gone are deletes). When some are gone, the known series masters are read
+    /// by id too: a deleted series shows in the delta only as its occurrences' `@removed`.
     async fn fold_events(
         &self,
         mailbox: &Mailbox,
         changed: &[Value],
         removed: &[String],
+        series: &mut BTreeSet<String>,
     ) -> Result<Vec<MailChange>, RepError> {
         let wanted = ids_once(
             changed
@@ -722,13 +759,17 @@ impl GraphConnector {
         );
         let mut changes = Vec::new();
         let mut masters = Vec::new();
+        let mut gone = Vec::new();
         let mut done: BTreeSet<String> = BTreeSet::new();
         let fetched = self.fetch(mailbox, Folder::Calendar, &wanted).await?;
         for (id, answer) in wanted.iter().zip(fetched) {
             match answer {
                 Ok(Some(v)) => match (event::kind(&v), v["seriesMasterId"].as_str()) {
                     ("occurrence" | "exception", Some(master)) => masters.push(master.to_string()),
-                    _ => {
+                    (kind, _) => {
+                        if kind == "seriesMaster" {
+                            series.insert(id.clone());
+                        }
                         done.insert(id.clone());
                         changes.push(MailChange::Upsert(
                             self.item(mailbox, Folder::Calendar, &v)
@@ -737,28 +778,39 @@ impl GraphConnector {
                     }
                 },
                 Ok(None) if removed.contains(id) => {
-                    lock(&self.change_keys).remove(id);
-                    changes.push(MailChange::Delete {
-                        item_id: id.clone(),
-                    });
+                    gone.push(id.clone());
                 }
                 Ok(None) => {}
                 Err(e) => return Err(RepError::Call(call_error(&e, false))),
             }
         }
+        series.extend(masters.iter().cloned());
+        // Occurrences gone: their series may be gone with them.
+        if !gone.is_empty() {
+            masters.extend(series.iter().cloned());
+        }
         let masters: Vec<String> = ids_once(masters.iter().map(String::as_str))
             .into_iter()
-            .filter(|m| !done.contains(m))
+            .filter(|m| !done.contains(m) && !gone.contains(m))
             .collect();
-        for answer in self.fetch(mailbox, Folder::Calendar, &masters).await? {
+        for (id, answer) in masters
+            .iter()
+            .zip(self.fetch(mailbox, Folder::Calendar, &masters).await?)
+        {
             match answer {
                 Ok(Some(v)) => changes.push(MailChange::Upsert(
                     self.item(mailbox, Folder::Calendar, &v)
                         .map_err(RepError::Call)?,
                 )),
+                Ok(None) if series.contains(id) => gone.push(id.clone()),
                 Ok(None) => {}
                 Err(e) => return Err(RepError::Call(call_error(&e, false))),
             }
+        }
+        for id in gone {
+            series.remove(&id);
+            lock(&self.change_keys).remove(&id);
+            changes.push(MailChange::Delete { item_id: id });
         }
         Ok(changes)
     }

@@ -823,3 +823,41 @@ async fn graph_switch_from_ews_on_a_synced_org_plans_no_creates_and_no_deletes()
     assert_eq!(edited.exec.salesforce.updated, 1, "{:?}", edited.plan.operations);
     validate_all(&w.emu);
 }
+
+/// Defect: a recurring series deleted in Outlook was seen only at the next full read (the
+/// calendarView delta carries no series masters, only the `@removed` of the occurrences,
+/// which name no linked event). Now the round reads the series masters it knows by id when
+/// occurrences are gone: the master's 404 is the series' delete, in the next cycle.
+#[tokio::test]
+async fn graph_series_deleted_in_outlook_is_deleted_in_salesforce_in_the_next_cycle() {
+    let mut events = events_since_today();
+    events["sync_series"] = json!(true);
+    let mut w = world(Value::Null, events).await;
+    let start: DateTime<Utc> = "2026-06-16T09:00:00Z".parse().unwrap();
+    let mut weekly = CalendarEvent::new(start, start + chrono::Duration::minutes(30));
+    weekly.subject = Some("Weekly pipeline review".into());
+    weekly.recurrence = Some(tether_emulators::exchange::model::Recurrence {
+        end: tether_emulators::exchange::model::RangeEnd::Count(6),
+        pattern: tether_emulators::exchange::model::Pattern::Weekly {
+            interval: 1,
+            days: vec![chrono::Weekday::Tue],
+            first_day: None,
+        },
+        start: start.date_naive(),
+    });
+    let master = w.emu.put_event(REP, weekly).unwrap().id;
+    let first = w.sync().await;
+    assert_eq!(first.exec.salesforce.created, 1, "{:?}", first.plan.operations);
+    assert!(w.sync().await.plan.is_empty(), "in sync, cursor saved");
+    assert!(w.emu.delete_item(REP, &master));
+    let next = w.sync().await;
+    assert_eq!(
+        next.exec.salesforce.deleted,
+        1,
+        "{:?}",
+        next.plan.operations
+    );
+    assert!(w.sf.records(ObjectKind::Event).is_empty());
+    assert!(w.sync().await.plan.is_empty());
+    validate_all(&w.emu);
+}
