@@ -484,7 +484,10 @@ async fn name_cancellations<M: MailConnector>(
     let mut cancelling: BTreeSet<String> = BTreeSet::new();
     for (rep, ids) in by_mailbox.values() {
         for chunk in ids.chunks(mail.batch_size()) {
-            match mail.meetings_a_delete_would_cancel(&rep.mailbox, chunk).await {
+            match mail
+                .meetings_a_delete_would_cancel(&rep.mailbox, chunk)
+                .await
+            {
                 Ok(found) => cancelling.extend(found),
                 Err(e) => tracing::warn!(
                     rep = %rep.email,
@@ -649,15 +652,15 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                     missing,
                 }) => {
                     stamped_partners_gone(mail, rep, object, &links, &mut mail_view).await;
-                    let renamed =
-                        match translated_ids(mail, rep, object, &links, &mail_view).await {
-                            Ok(r) => r,
-                            Err(e) => {
-                                failed_reps.insert(rep.user_id.clone());
-                                out.rep_errors.push(((*rep).clone(), RepError::Call(e)));
-                                continue;
-                            }
-                        };
+                    let renamed = match translated_ids(mail, rep, object, &links, &mail_view).await
+                    {
+                        Ok(r) => r,
+                        Err(e) => {
+                            failed_reps.insert(rep.user_id.clone());
+                            out.rep_errors.push(((*rep).clone(), RepError::Call(e)));
+                            continue;
+                        }
+                    };
                     if missing {
                         out.folders_to_create.push(rep.email.clone());
                     }

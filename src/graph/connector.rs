@@ -274,7 +274,12 @@ impl CalendarCursor {
         };
         let series = parts
             .next()
-            .map(|m| m.split(',').filter(|x| !x.is_empty()).map(String::from).collect())
+            .map(|m| {
+                m.split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default();
         Some(CalendarCursor {
             phase,
@@ -621,7 +626,8 @@ impl GraphConnector {
         let parsed = match cursor {
             None => None,
             Some(c) => Some(
-                CalendarCursor::parse(c).ok_or_else(|| self.foreign_cursor(mailbox, Folder::Calendar))?,
+                CalendarCursor::parse(c)
+                    .ok_or_else(|| self.foreign_cursor(mailbox, Folder::Calendar))?,
             ),
         };
         let fresh_round = |start: DateTime<Utc>, series: BTreeSet<String>| CalendarCursor {

@@ -438,7 +438,10 @@ fn riskiest(doc: &PlanDocument, out: &mut String) {
         .filter(|(_, d)| d.mails_attendees())
         .collect();
     if !mailing.is_empty() {
-        let _ = writeln!(out, "#### Meetings deleted in Salesforce whose attendees Graph mails\n");
+        let _ = writeln!(
+            out,
+            "#### Meetings deleted in Salesforce whose attendees Graph mails\n"
+        );
         for (rc, d) in &mailing {
             let _ = writeln!(
                 out,

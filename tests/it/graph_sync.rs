@@ -397,7 +397,9 @@ async fn graph_meeting_moved_in_salesforce_is_reported_once_not_failed_every_cyc
         .collect();
     assert_eq!(declined.len(), 1, "{:?}", moved.exec.failed);
     assert!(
-        declined[0].suggestion.contains("events.update_meetings: true"),
+        declined[0]
+            .suggestion
+            .contains("events.update_meetings: true"),
         "{}",
         declined[0].suggestion
     );
@@ -409,8 +411,15 @@ async fn graph_meeting_moved_in_salesforce_is_reported_once_not_failed_every_cyc
     }
     let start: DateTime<Utc> = "2026-06-15T16:00:00Z".parse().unwrap();
     assert_eq!(w.calendar()[0].start, start, "the meeting did not move");
-    assert_eq!(w.emu.graph_sent_meeting_messages(), vec![], "0 updates sent");
-    assert_eq!(w.state.links(&rep_id(0), ObjectKind::Event).unwrap().len(), 1);
+    assert_eq!(
+        w.emu.graph_sent_meeting_messages(),
+        vec![],
+        "0 updates sent"
+    );
+    assert_eq!(
+        w.state.links(&rep_id(0), ObjectKind::Event).unwrap().len(),
+        1
+    );
     validate_all(&w.emu);
 }
 
@@ -756,7 +765,11 @@ async fn graph_switch_from_ews_on_a_synced_org_plans_no_creates_and_no_deletes()
         .unwrap();
     }
     assert_eq!(w.sf.records(ObjectKind::Event).len(), 2, "synced over EWS");
-    assert_eq!(w.sf.records(ObjectKind::Contact).len(), 2, "synced over EWS");
+    assert_eq!(
+        w.sf.records(ObjectKind::Contact).len(),
+        2,
+        "synced over EWS"
+    );
     assert_eq!((w.calendar().len(), w.sync_contacts()), (2, 2));
     assert!(w.emu.graph_calls().is_empty(), "nothing over Graph yet");
     let ews_ids = |w: &World, object| -> Vec<String> {
@@ -770,7 +783,10 @@ async fn graph_switch_from_ews_on_a_synced_org_plans_no_creates_and_no_deletes()
         ids.sort();
         ids
     };
-    let before = [ews_ids(&w, ObjectKind::Contact), ews_ids(&w, ObjectKind::Event)];
+    let before = [
+        ews_ids(&w, ObjectKind::Contact),
+        ews_ids(&w, ObjectKind::Event),
+    ];
     let outlook_ews_id = w
         .calendar()
         .into_iter()
@@ -798,14 +814,21 @@ async fn graph_switch_from_ews_on_a_synced_org_plans_no_creates_and_no_deletes()
         "none in Exchange"
     );
     // Every link now names its item by Graph's id, not by the EWS ItemId.
-    for (object, ews) in [ObjectKind::Contact, ObjectKind::Event].into_iter().zip(before) {
+    for (object, ews) in [ObjectKind::Contact, ObjectKind::Event]
+        .into_iter()
+        .zip(before)
+    {
         let mut graph: Vec<String> = ews
             .iter()
             .map(|id| w.emu.graph_id_of_ews_id(REP, id))
             .collect();
         graph.sort();
         assert_ne!(graph, ews, "Graph's ids differ from EWS's");
-        assert_eq!(ews_ids(&w, object), graph, "{object:?} links hold Graph ids");
+        assert_eq!(
+            ews_ids(&w, object),
+            graph,
+            "{object:?} links hold Graph ids"
+        );
     }
     assert_eq!(
         w.emu.graph_calls().get("POST translateExchangeIds"),
@@ -820,7 +843,11 @@ async fn graph_switch_from_ews_on_a_synced_org_plans_no_creates_and_no_deletes()
     });
     let edited = w.sync().await;
     assert_eq!((creates(&edited), deletes(&edited)), (0, 0));
-    assert_eq!(edited.exec.salesforce.updated, 1, "{:?}", edited.plan.operations);
+    assert_eq!(
+        edited.exec.salesforce.updated, 1,
+        "{:?}",
+        edited.plan.operations
+    );
     validate_all(&w.emu);
 }
 
@@ -847,13 +874,16 @@ async fn graph_series_deleted_in_outlook_is_deleted_in_salesforce_in_the_next_cy
     });
     let master = w.emu.put_event(REP, weekly).unwrap().id;
     let first = w.sync().await;
-    assert_eq!(first.exec.salesforce.created, 1, "{:?}", first.plan.operations);
+    assert_eq!(
+        first.exec.salesforce.created, 1,
+        "{:?}",
+        first.plan.operations
+    );
     assert!(w.sync().await.plan.is_empty(), "in sync, cursor saved");
     assert!(w.emu.delete_item(REP, &master));
     let next = w.sync().await;
     assert_eq!(
-        next.exec.salesforce.deleted,
-        1,
+        next.exec.salesforce.deleted, 1,
         "{:?}",
         next.plan.operations
     );

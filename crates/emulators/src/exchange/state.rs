@@ -461,7 +461,11 @@ impl Emu {
             );
         };
         let from = std::mem::replace(&mut stored.folder, to.to_string());
-        let first = mb.first_ids.get(id).cloned().unwrap_or_else(|| id.to_string());
+        let first = mb
+            .first_ids
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string());
         mb.first_ids.insert(new_id.clone(), first);
         stored.id = new_id.clone();
         stored.change_key = ck.clone();

@@ -132,7 +132,12 @@ pub const FORMATS: [&str; 5] = [
 /// One id of a translateExchangeIds call: the target spelling, or a genericError
 /// (code, message). An id that does not parse as `from`, or names no item of the mailbox,
 /// fails on its own; the others translate.
-pub(crate) fn translate(mb: &Mailbox, id: &str, from: &str, to: &str) -> Result<String, (String, String)> {
+pub(crate) fn translate(
+    mb: &Mailbox,
+    id: &str,
+    from: &str,
+    to: &str,
+) -> Result<String, (String, String)> {
     let malformed = || {
         (
             "ErrorInvalidIdMalformed".to_string(),
@@ -236,9 +241,14 @@ mod tests {
             assert_eq!(translate(&mb, &out, to, "ewsId").unwrap(), *ews, "{to}");
         }
         let entry = translate(&mb, ews, "ewsId", "entryId").unwrap();
-        assert!(entry.ends_with(['0', '1', '2']) && !entry.contains('='), "{entry}");
+        assert!(
+            entry.ends_with(['0', '1', '2']) && !entry.contains('='),
+            "{entry}"
+        );
         assert_eq!(
-            translate(&mb, "not base64!", "ewsId", "restId").unwrap_err().0,
+            translate(&mb, "not base64!", "ewsId", "restId")
+                .unwrap_err()
+                .0,
             "ErrorInvalidIdMalformed"
         );
         assert_eq!(

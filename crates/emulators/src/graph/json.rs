@@ -3,11 +3,11 @@
 //! description and GRAPH.md, not from any client. Input is checked member by member: an
 //! undeclared (or misspelt) member is a 400, as Graph's OData reader answers.
 
+use super::ids::rest_id;
 use crate::exchange::model::{
     Attendee, CalendarEvent, CalendarItemType, Contact, FreeBusy, MailboxAddress, Pattern,
     PhysicalAddress, RangeEnd, Recurrence, Sensitivity, WeekIndex,
 };
-use super::ids::rest_id;
 use crate::exchange::tz;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday};
 use serde_json::{Map, Value, json};
@@ -114,7 +114,13 @@ pub fn etag(change_key: &str) -> String {
 pub fn read_translate_request(body: &Value) -> Result<(Vec<String>, String, String), BodyError> {
     const TY: &str = "translateExchangeIdsRequestBody";
     let o = object(body, TY)?;
-    check_members(o, TY, &["inputIds", "sourceIdType", "targetIdType"], &[], &[])?;
+    check_members(
+        o,
+        TY,
+        &["inputIds", "sourceIdType", "targetIdType"],
+        &[],
+        &[],
+    )?;
     let ids = string_list(o.get("inputIds").unwrap_or(&Value::Null), "inputIds")?;
     let format = |name: &str| -> Result<String, BodyError> {
         let v = opt_string(o.get(name).unwrap_or(&Value::Null), name)?

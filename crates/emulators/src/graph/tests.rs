@@ -4,8 +4,8 @@
 use super::*;
 use crate::exchange::model::{CalendarEvent, Contact, Item};
 use crate::exchange::{Emulator, EmulatorOptions, ImpersonationScope, RunningEmulator};
-use serde_json::json;
 use base64::Engine;
+use serde_json::json;
 
 const APP: &str = "0a1b2c3d-1111-4222-8333-444455556666";
 const SECRET: &str = "graph-app-secret";
@@ -1221,17 +1221,35 @@ async fn translate_exchange_ids_maps_ews_ids_to_immutable_ids_at_most_1000_and_f
     let t = secret_token(&emu).await;
     let folder = emu.folder_id(ANN, "contacts").unwrap();
     let ews = emu
-        .put_contact(ANN, &folder, Contact {
-            given_name: Some("Ann".into()),
-            ..Contact::default()
-        })
+        .put_contact(
+            ANN,
+            &folder,
+            Contact {
+                given_name: Some("Ann".into()),
+                ..Contact::default()
+            },
+        )
         .unwrap()
         .id;
     let immutable = [("Prefer", "IdType=\"ImmutableId\"")];
-    let listed = call(&t, "GET", &format!("{}/contacts", user(&emu, ANN)), None, &immutable).await;
+    let listed = call(
+        &t,
+        "GET",
+        &format!("{}/contacts", user(&emu, ANN)),
+        None,
+        &immutable,
+    )
+    .await;
     let graph_id = listed.body["value"][0]["id"].as_str().unwrap().to_string();
     assert_ne!(graph_id, ews, "Graph's immutable id is not the EWS ItemId");
-    let rest = call(&t, "GET", &format!("{}/contacts", user(&emu, ANN)), None, &[]).await;
+    let rest = call(
+        &t,
+        "GET",
+        &format!("{}/contacts", user(&emu, ANN)),
+        None,
+        &[],
+    )
+    .await;
     let rest_id = rest.body["value"][0]["id"].as_str().unwrap().to_string();
     // Without the header: REST ids (the EWS id's bytes, URL-safe), not the immutable id.
     assert_ne!(rest_id, graph_id);
@@ -1242,8 +1260,10 @@ async fn translate_exchange_ids_maps_ews_ids_to_immutable_ids_at_most_1000_and_f
         &t,
         "POST",
         &url,
-        Some(json!({"inputIds": [ews, gone, "not base64!"], "sourceIdType": "ewsId",
-                    "targetIdType": "restImmutableEntryId"})),
+        Some(
+            json!({"inputIds": [ews, gone, "not base64!"], "sourceIdType": "ewsId",
+                    "targetIdType": "restImmutableEntryId"}),
+        ),
         &[],
     )
     .await;
@@ -1257,8 +1277,10 @@ async fn translate_exchange_ids_maps_ews_ids_to_immutable_ids_at_most_1000_and_f
         &t,
         "POST",
         &url,
-        Some(json!({"inputIds": [graph_id], "sourceIdType": "restImmutableEntryId",
-                    "targetIdType": "ewsId"})),
+        Some(
+            json!({"inputIds": [graph_id], "sourceIdType": "restImmutableEntryId",
+                    "targetIdType": "ewsId"}),
+        ),
         &[],
     )
     .await;
@@ -1298,14 +1320,25 @@ async fn an_immutable_id_names_an_item_after_it_moves_and_its_ews_id_does_not() 
     let t = secret_token(&emu).await;
     let folder = emu.folder_id(ANN, "contacts").unwrap();
     let ews = emu
-        .put_contact(ANN, &folder, Contact {
-            given_name: Some("Ann".into()),
-            ..Contact::default()
-        })
+        .put_contact(
+            ANN,
+            &folder,
+            Contact {
+                given_name: Some("Ann".into()),
+                ..Contact::default()
+            },
+        )
         .unwrap()
         .id;
     let immutable = [("Prefer", "IdType=\"ImmutableId\"")];
-    let listed = call(&t, "GET", &format!("{}/contacts", user(&emu, ANN)), None, &immutable).await;
+    let listed = call(
+        &t,
+        "GET",
+        &format!("{}/contacts", user(&emu, ANN)),
+        None,
+        &immutable,
+    )
+    .await;
     let graph_id = listed.body["value"][0]["id"].as_str().unwrap().to_string();
     let moved = emu.move_to_deleted_items(ANN, &ews).unwrap().id;
     assert_ne!(moved, ews, "EWS names the moved item anew");
