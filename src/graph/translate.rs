@@ -2,6 +2,11 @@
 //! `api: ews` to `api: graph` keeps its links, which hold EWS ItemIds; Graph names the same
 //! items with other ids (immutable ids, as tether asks for), so the first Graph read
 //! translates the links' ids (learn.microsoft.com/graph/api/user-translateexchangeids).
+//!
+//! Unverified on a real tenant: the 2021 revision of that page grants the call to apps
+//! (`User.Read.All` application permission), today's v1.0 page says "Application: Not
+//! supported". If the service refuses the app, the rep's read fails with that error (its
+//! links are kept; nothing is created or deleted), and the org needs another way across.
 
 use super::client::{GraphClient, Request};
 use super::error::{ErrorKind, GraphError};

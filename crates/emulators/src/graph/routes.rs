@@ -1176,7 +1176,10 @@ fn run_delta(
 const TRANSLATE_LIMIT: usize = 1000;
 
 /// `POST /users/{id}/translateExchangeIds`: each id of the mailbox in the target format, or
-/// its own `errorDetails` (convertIdResult) when it is malformed or names no item.
+/// its own `errorDetails` (convertIdResult) when it is malformed or names no item. Apps
+/// within their mailbox scope may call it, as the page's 2021 revision grants (application
+/// `User.Read.All`); today's v1.0 page lists application permissions as not supported. The
+/// per-id error codes are not documented: `ErrorInvalidIdMalformed`, `ErrorItemNotFound`.
 fn translate_ids(emu: &mut Emu, cx: &Ctx<'_>, req: &Req) -> Result<Answer, Answer> {
     let (input, from, to) =
         match json::read_translate_request(req.body.as_ref().unwrap_or(&Value::Null)) {
