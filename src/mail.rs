@@ -188,6 +188,27 @@ impl MailConnector for MailSide {
             }
         }
     }
+    async fn translate_foreign_ids(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<(String, String)>, CallError> {
+        match self {
+            MailSide::Ews(c) => c.translate_foreign_ids(mailbox, folder, item_ids).await,
+            MailSide::Graph(c) => c.translate_foreign_ids(mailbox, folder, item_ids).await,
+        }
+    }
+    async fn meetings_a_delete_would_cancel(
+        &self,
+        mailbox: &Mailbox,
+        item_ids: &[String],
+    ) -> Result<Vec<String>, CallError> {
+        match self {
+            MailSide::Ews(c) => c.meetings_a_delete_would_cancel(mailbox, item_ids).await,
+            MailSide::Graph(c) => c.meetings_a_delete_would_cancel(mailbox, item_ids).await,
+        }
+    }
     fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &EffectiveMapping) {
         match self {
             MailSide::Ews(c) => c.use_contact_mapping(mailbox, mapping),
@@ -216,6 +237,12 @@ impl MailConnector for MailSide {
         match self {
             MailSide::Ews(c) => c.allow_cancellations(mailbox, allowed),
             MailSide::Graph(c) => c.allow_cancellations(mailbox, allowed),
+        }
+    }
+    fn allow_meeting_updates(&self, mailbox: &Mailbox, allowed: bool) {
+        match self {
+            MailSide::Ews(c) => c.allow_meeting_updates(mailbox, allowed),
+            MailSide::Graph(c) => c.allow_meeting_updates(mailbox, allowed),
         }
     }
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {

@@ -445,6 +445,11 @@ pub struct EventSync {
     /// is deleted only when this is on; otherwise it is unlinked and reported.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub send_cancellations: bool,
+    /// Over Microsoft Graph, moving a meeting the rep organised with attendees (its time or
+    /// place) mails them an update. Such a change from Salesforce is written only when this
+    /// is on; otherwise it is not synced and reported once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub update_meetings: bool,
     /// On an event's first sync, relate its attendees to matching Contacts (up to 50) or
     /// one Lead.
     #[serde(default = "yes")]

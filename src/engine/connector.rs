@@ -453,6 +453,31 @@ pub trait MailConnector: Send + Sync {
         async { Ok(Vec::new()) }
     }
 
+    /// This API's ids for items another mail API named: an org that switched `api: ews` to
+    /// `api: graph` keeps links holding EWS ids. Asked after a full read for the linked ids
+    /// it did not show; answers (old id, current id) for each it could translate, and none
+    /// unless the folder's saved cursor was another API's (the switch). Default: none.
+    fn translate_foreign_ids(
+        &self,
+        _mailbox: &Mailbox,
+        _folder: Folder,
+        _item_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, String)>, CallError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
+    /// Of these calendar item ids, the meetings whose delete would mail their attendees a
+    /// cancellation (the rep organised them with others), so the plan names each. One read
+    /// by id (≤ `batch_size()`). A mail side that deletes without mailing anyone finds none
+    /// (the default).
+    fn meetings_a_delete_would_cancel(
+        &self,
+        _mailbox: &Mailbox,
+        _item_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, CallError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// The contact mapping of the configuration `mailbox`'s rep syncs under, told before
     /// the mailbox is read: a connector that converts items reads and writes that mailbox's
     /// contacts with it, so a rep's writes touch only the properties their mapping names.
@@ -484,6 +509,11 @@ pub trait MailConnector: Send + Sync {
     ) -> impl Future<Output = Result<(), RepError>> + Send {
         async { Ok(()) }
     }
+
+    /// Whether an update in `mailbox` may move (time, place) a meeting although that mails
+    /// its attendees an update (the rep's `events.update_meetings`), told with
+    /// `allow_cancellations`. A mail side that updates without mailing anyone needs it not.
+    fn allow_meeting_updates(&self, _mailbox: &Mailbox, _allowed: bool) {}
 
     /// The server build the mailbox answered from in this run (e.g. `15.1.2507.6`), when
     /// the mail side names one. No call of its own: what earlier calls reported.

@@ -435,6 +435,100 @@ async fn stamped_partners_gone<M: MailConnector>(
     view.deleted.extend(gone);
 }
 
+/// After a full read, linked items it did not show may be there under other ids: the mail
+/// side's API changed (`api: ews` → `api: graph`) and the links hold the old API's ids. The
+/// connector translates those it can (it asks the server only after a cursor of the other
+/// API); the plan points the links at the items' current ids and records them. A failed
+/// translation fails the rep's read, so no linked record is taken for gone.
+async fn translated_ids<M: MailConnector>(
+    mail: &M,
+    rep: &Rep,
+    object: ObjectKind,
+    links: &[(LinkId, Link)],
+    view: &SideView<MailItem>,
+) -> Result<BTreeMap<String, String>, CallError> {
+    if !view.full {
+        return Ok(BTreeMap::new());
+    }
+    let shown: BTreeSet<&str> = view.upserts.iter().map(|m| m.item_id.as_str()).collect();
+    let unseen: Vec<String> = links
+        .iter()
+        .filter_map(|(_, l)| l.exchange.as_ref().map(|e| e.item_id.clone()))
+        .filter(|id| !shown.contains(id.as_str()))
+        .collect();
+    if unseen.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let pairs = mail
+        .translate_foreign_ids(&rep.mailbox, Folder::for_object(object), &unseen)
+        .await?;
+    Ok(pairs
+        .into_iter()
+        .filter(|(_, now)| shown.contains(now.as_str()))
+        .collect())
+}
+
+/// Names in the plan each delete of a meeting that would mail its attendees a cancellation
+/// (the mail side says which, reading the deleted events by id: a cycle without event
+/// deletes asks nothing): done when the rep's `events.send_cancellations` allows it, else
+/// the executor unlinks the pair and reports it. A lookup that fails names nothing (the
+/// executor still declines such a delete without the opt-in).
+async fn name_cancellations<M: MailConnector>(
+    mail: &M,
+    config: &Config,
+    reps: &[Rep],
+    plan: &mut Plan,
+) {
+    let mut by_mailbox: BTreeMap<&str, (&Rep, Vec<String>)> = BTreeMap::new();
+    for op in &plan.operations {
+        if let Action::DeleteInExchange { item_id, .. } = &op.action
+            && op.object == ObjectKind::Event
+            && let Some(rep) = reps.iter().find(|r| r.user_id == op.rep)
+        {
+            by_mailbox
+                .entry(rep.user_id.as_str())
+                .or_insert_with(|| (rep, Vec::new()))
+                .1
+                .push(item_id.clone());
+        }
+    }
+    let mut cancelling: BTreeSet<String> = BTreeSet::new();
+    for (rep, ids) in by_mailbox.values() {
+        for chunk in ids.chunks(mail.batch_size()) {
+            match mail
+                .meetings_a_delete_would_cancel(&rep.mailbox, chunk)
+                .await
+            {
+                Ok(found) => cancelling.extend(found),
+                Err(e) => tracing::warn!(
+                    rep = %rep.email,
+                    code = %e.code,
+                    "meetings to delete could not be read; the plan does not name their \
+                     cancellations: {}",
+                    e.message
+                ),
+            }
+        }
+    }
+    for op in &mut plan.operations {
+        if let Action::DeleteInExchange { item_id, .. } = &op.action
+            && cancelling.contains(item_id)
+        {
+            let allowed = reps
+                .iter()
+                .find(|r| r.user_id == op.rep)
+                .and_then(|r| settings(config, r, ObjectKind::Event))
+                .is_some_and(|s| s.send_cancellations);
+            op.reason = if allowed {
+                plan::SENDS_CANCELLATIONS
+            } else {
+                plan::WOULD_SEND_CANCELLATIONS
+            }
+            .to_string();
+        }
+    }
+}
+
 /// Read both sides and plan, writing nothing (`tether plan`; the idempotence check).
 pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     config: &Config,
@@ -558,7 +652,10 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
             };
             match object {
                 ObjectKind::Contact => mail.use_contact_mapping(&rep.mailbox, &s.mapping),
-                ObjectKind::Event => mail.allow_cancellations(&rep.mailbox, s.send_cancellations),
+                ObjectKind::Event => {
+                    mail.allow_cancellations(&rep.mailbox, s.send_cancellations);
+                    mail.allow_meeting_updates(&rep.mailbox, s.update_meetings);
+                }
             }
             let window = (object == ObjectKind::Event).then(|| EventWindow {
                 start: rules::window_start(s.since, now, rep.time_zone),
@@ -592,6 +689,15 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                         }
                     }
                     stamped_partners_gone(mail, rep, object, &links, &mut mail_view).await;
+                    let renamed = match translated_ids(mail, rep, object, &links, &mail_view).await
+                    {
+                        Ok(r) => r,
+                        Err(e) => {
+                            failed_reps.insert(rep.user_id.clone());
+                            out.rep_errors.push(((*rep).clone(), RepError::Call(e)));
+                            continue;
+                        }
+                    };
                     if missing {
                         out.folders_to_create.push(rep.email.clone());
                     }
@@ -609,6 +715,7 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                         mail: mail_view,
                         crm: crm_view,
                         unreadable: BTreeSet::new(),
+                        renamed,
                     };
                     out.newer_versions.extend(newer_versions(&item));
                     items.push(item);
@@ -626,7 +733,7 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     out.folder_cursors
         .retain(|(rep, _), _| !failed_reps.contains(rep));
     out.reps = reps;
-    let plan = plan_readable(
+    let mut plan = plan_readable(
         crm,
         PlanInput {
             config,
@@ -638,6 +745,7 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     )
     .await
     .map_err(CycleError::Crm)?;
+    name_cancellations(mail, config, &out.reps, &mut plan).await;
     Ok((plan, out))
 }
 

@@ -1452,6 +1452,25 @@ impl<C: MailConnector> MailConnector for EditAfterRead<'_, C> {
             .find_deleted_created(mailbox, folder, salesforce_ids, since)
             .await
     }
+    async fn translate_foreign_ids(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<(String, String)>, CallError> {
+        self.inner
+            .translate_foreign_ids(mailbox, folder, item_ids)
+            .await
+    }
+    async fn meetings_a_delete_would_cancel(
+        &self,
+        mailbox: &Mailbox,
+        item_ids: &[String],
+    ) -> Result<Vec<String>, CallError> {
+        self.inner
+            .meetings_a_delete_would_cancel(mailbox, item_ids)
+            .await
+    }
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
         self.inner.server_build(mailbox)
     }
@@ -1473,6 +1492,9 @@ impl<C: MailConnector> MailConnector for EditAfterRead<'_, C> {
     }
     fn allow_cancellations(&self, mailbox: &Mailbox, allowed: bool) {
         self.inner.allow_cancellations(mailbox, allowed)
+    }
+    fn allow_meeting_updates(&self, mailbox: &Mailbox, allowed: bool) {
+        self.inner.allow_meeting_updates(mailbox, allowed)
     }
 }
 

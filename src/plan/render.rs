@@ -149,7 +149,7 @@ fn detail_lines(rc: &RecordChanges, all: bool, indent: &str, out: &mut String, l
     let mut records: Vec<&RecordDetail> = rc
         .records
         .iter()
-        .filter(|d| all || d.is_destructive())
+        .filter(|d| all || d.is_destructive() || d.mails_attendees())
         .collect();
     records.sort_by_key(|d| (destructive_first(d.action), !d.is_destructive()));
     for d in records.iter().take(limit) {
@@ -429,6 +429,28 @@ fn riskiest(doc: &PlanDocument, out: &mut String) {
                     "record",
                     "records"
                 )
+            );
+        }
+        out.push('\n');
+    }
+    let mailing: Vec<(&RecordChanges, &RecordDetail)> = doc
+        .record_changes
+        .iter()
+        .flat_map(|rc| rc.records.iter().map(move |d| (rc, d)))
+        .filter(|(_, d)| d.mails_attendees())
+        .collect();
+    if !mailing.is_empty() {
+        let _ = writeln!(
+            out,
+            "#### Meetings deleted in Salesforce whose attendees Graph mails\n"
+        );
+        for (rc, d) in &mailing {
+            let _ = writeln!(
+                out,
+                "- {} event `{}`: {}",
+                md_escape(&rc.rep),
+                d.id.replace('`', "'"),
+                md_escape(&d.description)
             );
         }
         out.push('\n');

@@ -102,7 +102,8 @@ fn the_benchmark_runs_over_graph_and_counts_graph_calls_by_kind() {
     let out_file = dir.path().join("graph.json");
     let out = Command::new(env!("CARGO_BIN_EXE_tether-bench"))
         .args(["--api", "graph", "--reps", "2", "--contacts", "6"])
-        .args(["--events", "4", "--change-percent", "10", "--out"])
+        // A quarter of the records edited: Salesforce-side edits of events included.
+        .args(["--events", "4", "--change-percent", "25", "--out"])
         .arg(&out_file)
         .output()
         .unwrap();
@@ -147,6 +148,13 @@ fn the_benchmark_runs_over_graph_and_counts_graph_calls_by_kind() {
     assert!(mail["by_kind"].get("token").is_none(), "{mail}");
     assert_eq!(mail["batch_items"], 0, "{mail}");
     assert_eq!(mail["total"], mail["floor"], "{mail}");
+
+    // Defect: the incremental phase edited a meeting's place in Salesforce, which Graph
+    // cannot write without mailing the attendees, so the run never converged. The bench's
+    // edits over Graph are ones Graph writes: every one is written, and the org converges.
+    let incremental = phase("incremental (25% each side)");
+    assert_eq!(incremental["failed"], 0, "{incremental}");
+    assert_eq!(report["converged"], true, "{stdout}");
 }
 
 /// The emulators run in a process of their own by default, and a sweep runs each size in

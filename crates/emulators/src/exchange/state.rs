@@ -206,6 +206,10 @@ pub(crate) struct Mailbox {
     pub department: Option<String>,
     pub folders: Vec<Folder>,
     pub items: BTreeMap<String, StoredItem>,
+    /// Moved items: each id an item has had → the id it was created with (an EWS id names
+    /// an item in its folder; Graph's immutable id names it for its life in the mailbox).
+    #[serde(default)]
+    pub first_ids: BTreeMap<String, String>,
 }
 
 impl Mailbox {
@@ -393,6 +397,7 @@ impl Emu {
             department: department.map(str::to_string),
             folders,
             items: BTreeMap::new(),
+            first_ids: BTreeMap::new(),
         });
         self.add_root_and_deleted_items(self.mailboxes.len() - 1);
     }
@@ -464,6 +469,12 @@ impl Emu {
             );
         };
         let from = std::mem::replace(&mut stored.folder, to.to_string());
+        let first = mb
+            .first_ids
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string());
+        mb.first_ids.insert(new_id.clone(), first);
         stored.id = new_id.clone();
         stored.change_key = ck.clone();
         stored.created_seq = seq;
