@@ -7,27 +7,61 @@ use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The reps to reset, by email.
-    #[arg(required = true, value_name = "EMAIL")]
+    /// Configuration file or directory whose state to change, as for the other commands.
+    /// Default: $TETHER_CONFIG, else the current directory. (With the deprecated --config,
+    /// these are the reps' emails.)
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// A rep to reset, by email (repeatable).
+    #[arg(long = "user", value_name = "EMAIL")]
     pub users: Vec<String>,
-    /// Configuration file or directory whose state to change. Default: the current directory.
-    #[arg(long = "config", value_name = "PATH")]
+    /// Deprecated: `tether reset PATH --user EMAIL` instead. The configuration, when the
+    /// reps are given as `tether reset EMAIL… --config PATH`.
+    #[arg(long = "config", value_name = "PATH", hide = true)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub state: StateArg,
 }
 
+impl Args {
+    /// The configuration paths and the reps, from `PATH… --user EMAIL…` or the older
+    /// `EMAIL… --config PATH` (said to be deprecated on stderr).
+    fn paths_and_users(&self) -> Result<(Vec<PathBuf>, Vec<String>), CommandError> {
+        let Some(config) = &self.config else {
+            if self.users.is_empty() {
+                return Err(
+                    CommandError::input("name the reps to reset with --user EMAIL")
+                        .hint("tether reset path/to/config --user rep@example.com"),
+                );
+            }
+            return Ok((self.paths.clone(), self.users.clone()));
+        };
+        eprintln!(
+            "note: `--config` is deprecated; write `tether reset {} --user EMAIL` (as for the other commands)",
+            config.display()
+        );
+        let mut users = self.users.clone();
+        users.extend(self.paths.iter().map(|p| p.to_string_lossy().into_owned()));
+        if users.is_empty() {
+            return Err(CommandError::input(
+                "name the reps to reset with --user EMAIL",
+            ));
+        }
+        Ok((vec![config.clone()], users))
+    }
+}
+
 /// Marks reps for reset: the next apply or run clears their links and re-syncs them by
 /// matching existing records, never duplicating them.
 pub fn run(args: &Args) -> CommandResult {
-    let paths: Vec<PathBuf> = args.config.iter().cloned().collect();
+    let (paths, users) = args.paths_and_users()?;
     let location = super::status::location_of(&args.state, &paths)?;
     let _lock =
         super::lock_state(&location, "reset", chrono::Utc::now()).map_err(CommandError::state)?;
     let mut state = open_existing(&location, false)?;
     let emails = state.rep_emails().map_err(CommandError::state)?;
     let mut changes = Vec::new();
-    for user in &args.users {
+    for user in &users {
         match emails.iter().find(|(_, e)| e.eq_ignore_ascii_case(user)) {
             Some((rep, _)) => changes.push(StateChange::SetResetMark {
                 rep: rep.clone(),
@@ -41,7 +75,7 @@ pub fn run(args: &Args) -> CommandResult {
         }
     }
     state.apply(changes).map_err(CommandError::state)?;
-    for user in &args.users {
+    for user in &users {
         outln!("{user}: Marked for reset; the next `tether apply` or `tether run` re-links them.");
     }
     Ok(Done::Success)

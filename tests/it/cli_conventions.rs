@@ -1,5 +1,6 @@
 //! The command-line conventions admins expect: shell completions, a man page, `--version`
-//! with the commit and build date, examples and environment variables in `--help`.
+//! with the commit and build date, examples and environment variables in `--help`, colour
+//! on a terminal and none with NO_COLOR, TETHER_CONFIG, validate's GitHub and SARIF formats.
 
 use crate::common::*;
 use std::path::PathBuf;
@@ -138,7 +139,310 @@ fn top_level_help_lists_the_environment_variables() {
         .split("Environment:\n")
         .nth(1)
         .unwrap_or_else(|| panic!("{}", out.stdout));
-    for name in ["TETHER_STATE", "TETHER_LOG_FILE", "RUST_LOG", "PGPASSWORD"] {
+    for name in [
+        "TETHER_CONFIG",
+        "TETHER_STATE",
+        "TETHER_LOG_FILE",
+        "RUST_LOG",
+        "PGPASSWORD",
+    ] {
         assert!(environment.contains(name), "{name}:\n{}", out.stdout);
     }
+}
+
+/// A configuration with one error (an unknown key) and one warning (a secret not set here).
+fn invalid_config(s: &Scratch) -> PathBuf {
+    let quickstart = std::fs::read_to_string(repo().join("examples/quickstart.yaml")).unwrap();
+    s.write(
+        "org/tether.yaml",
+        quickstart.replace(
+            "    conflict: salesforce_wins",
+            "    conflcit: salesforce_wins",
+        ),
+    )
+}
+
+fn has_escapes(text: &str) -> bool {
+    text.contains('\x1b')
+}
+
+/// Runs `args` with stdout and stderr on a terminal (util-linux `script` gives it one).
+fn on_a_terminal(args: &[&str], cwd: &std::path::Path, no_color: Option<&str>) -> String {
+    let command = std::iter::once(env!("CARGO_BIN_EXE_tether"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(cwd)
+        .env_remove("NO_COLOR");
+    if let Some(value) = no_color {
+        script.env("NO_COLOR", value);
+    }
+    let out = script
+        .output()
+        .expect("util-linux `script` runs (it gives the command a terminal)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The defect: no colour anywhere. On a terminal the diagnostics (stdout) and an error
+/// (stderr) are coloured; with NO_COLOR set to any non-empty value, or when not a terminal,
+/// there is no escape code; `--color always|never` decides over both.
+#[test]
+fn colour_on_a_terminal_none_with_no_color_or_in_a_pipe_and_forced_with_color_always() {
+    let s = Scratch::new();
+    invalid_config(&s);
+    let dir = s.dir.path();
+    let terminal = on_a_terminal(&["validate", "org"], dir, None);
+    assert!(terminal.contains("conflcit"), "{terminal}");
+    assert!(
+        has_escapes(&terminal),
+        "a terminal gets colour:\n{terminal}"
+    );
+    for value in ["1", "false"] {
+        let plain = on_a_terminal(&["validate", "org"], dir, Some(value));
+        assert!(plain.contains("conflcit"), "{plain}");
+        assert!(!has_escapes(&plain), "NO_COLOR={value}:\n{plain:?}");
+    }
+    let empty = on_a_terminal(&["validate", "org"], dir, Some(""));
+    assert!(has_escapes(&empty), "an empty NO_COLOR is unset:\n{empty}");
+    let never = on_a_terminal(&["validate", "org", "--color", "never"], dir, None);
+    assert!(!has_escapes(&never), "{never:?}");
+    // An error on stderr (plan of an invalid configuration), on a terminal.
+    let error = on_a_terminal(&["plan", "org"], dir, None);
+    assert!(error.contains("\x1b[1;31merror\x1b[0m"), "{error:?}");
+
+    // Not a terminal: plain, unless forced.
+    let piped = tether(&["validate", "org"], dir);
+    assert_eq!(piped.code, 1);
+    assert!(!has_escapes(&piped.stdout), "{:?}", piped.stdout);
+    let forced = tether_with_env(
+        &["validate", "org", "--color", "always"],
+        dir,
+        &[("NO_COLOR", "1")],
+    );
+    assert!(
+        forced.stdout.contains("\x1b[1;31merror\x1b[0m: "),
+        "{:?}",
+        forced.stdout
+    );
+    let forced_error = tether(&["plan", "org", "--color", "always"], dir);
+    assert!(
+        has_escapes(&forced_error.stderr),
+        "{:?}",
+        forced_error.stderr
+    );
+}
+
+/// A plan (here settings only, `--refresh=false`) is coloured by its markers when forced,
+/// and plain in a pipe; the text is the same either way.
+#[test]
+fn the_plan_is_coloured_by_its_markers_with_color_always() {
+    let s = Scratch::new();
+    let env = [
+        ("EXCHANGE_SERVICE_PASSWORD", "x"),
+        ("SF_CLIENT_SECRET", "y"),
+    ];
+    let state = s.path("state.db");
+    let plan = |color: &str| {
+        tether_with_env(
+            &[
+                "plan",
+                "examples/quickstart.yaml",
+                "--refresh=false",
+                "--state",
+                state.to_str().unwrap(),
+                "--color",
+                color,
+            ],
+            &repo(),
+            &env,
+        )
+    };
+    let plain = plan("auto");
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    assert!(!has_escapes(&plain.stdout), "{:?}", plain.stdout);
+    let painted = plan("always");
+    assert!(
+        painted
+            .stdout
+            .contains("  \x1b[32m+ sync configuration \"Sales Reps\"\x1b[0m\n"),
+        "{:?}",
+        painted.stdout
+    );
+    assert!(
+        painted.stdout.contains("\x1b[1mSettings\x1b[0m\n"),
+        "{:?}",
+        painted.stdout
+    );
+}
+
+/// TETHER_CONFIG names the configuration when a command is given none; a path given wins.
+#[test]
+fn tether_config_names_the_configuration_when_no_path_is_given() {
+    let s = Scratch::new();
+    invalid_config(&s);
+    let dir = s.dir.path();
+    let from_env = tether_with_env(&["validate"], dir, &[("TETHER_CONFIG", "org")]);
+    assert_eq!(from_env.code, 1, "{}", from_env.stdout);
+    assert!(
+        from_env.stdout.contains("org/tether.yaml:"),
+        "{}",
+        from_env.stdout
+    );
+    let given = tether_with_env(
+        &[
+            "validate",
+            repo().join("examples/quickstart.yaml").to_str().unwrap(),
+        ],
+        dir,
+        &[("TETHER_CONFIG", "org")],
+    );
+    assert_eq!(given.code, 0, "{}", given.stdout);
+    // And for a command that loads one org (status reads the state next to it).
+    let status = tether_with_env(&["status"], dir, &[("TETHER_CONFIG", "org")]);
+    assert!(
+        status.stderr.contains("org/.tether/state.db"),
+        "{}",
+        status.stderr
+    );
+}
+
+/// `validate --format github`: a workflow command per finding at its file, line and column,
+/// escaped as GitHub's toolkit escapes them, then the verdict.
+#[test]
+fn validate_format_github_writes_one_annotation_per_finding() {
+    let s = Scratch::new();
+    let path = invalid_config(&s);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let out = tether(&["validate", "org", "--format", "github"], s.dir.path());
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let (line, col) = position_of(&text, "conflcit");
+    let error = lines
+        .iter()
+        .find(|l| l.starts_with("::error "))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert_eq!(
+        *error,
+        format!(
+            "::error file=org/tether.yaml,line={line},col={col},title=tether validate::unknown key `conflcit` in `sync_configurations[0].contacts`%0Ahint: did you mean `conflict`?"
+        )
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        &"Configuration is not valid: 1 error, 0 warnings."
+    );
+    // A property's `:` and `,` are escaped (here in the file's name); warnings are warnings.
+    s.write(
+        "a,b:c/tether.yaml",
+        std::fs::read(repo().join("examples/quickstart.yaml")).unwrap(),
+    );
+    let out = tether(&["validate", "a,b:c", "--format", "github"], s.dir.path());
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout.starts_with("::warning file=a%2Cb%3Ac/tether.yaml,line=15,col=15,title=tether validate::environment variable `EXCHANGE_SERVICE_PASSWORD` is not set%0Ahint: "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .ends_with("\nConfiguration is valid (2 warnings).\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// `validate --format sarif`: a SARIF 2.1.0 log with the members the OASIS schema
+/// (sarif-schema-2.1.0.json) requires: the log's `version` and `runs`, a run's `tool`, the
+/// tool's `driver` with its `name`, a result's `message` with `text`; `level` one of its
+/// values, regions 1-based.
+#[test]
+fn validate_format_sarif_is_a_sarif_2_1_0_log() {
+    let required = serde_json::json!({
+        "type": "object",
+        "required": ["version", "runs"],
+        "properties": {
+            "version": {"const": "2.1.0"},
+            "runs": {"type": "array", "minItems": 1, "items": {
+                "type": "object",
+                "required": ["tool"],
+                "properties": {
+                    "tool": {"type": "object", "required": ["driver"], "properties": {
+                        "driver": {"type": "object", "required": ["name"],
+                                   "properties": {"name": {"type": "string"}}}}},
+                    "columnKind": {"enum": ["utf16CodeUnits", "unicodeCodePoints"]},
+                    "results": {"type": "array", "items": {"$ref": "#/$defs/result"}}
+                }
+            }}
+        },
+        "$defs": {
+            "result": {
+                "type": "object",
+                "required": ["message"],
+                "properties": {
+                    "message": {"type": "object", "required": ["text"]},
+                    "level": {"enum": ["none", "note", "warning", "error"]},
+                    "locations": {"type": "array", "items": {"$ref": "#/$defs/location"}},
+                    "relatedLocations": {"type": "array", "items": {"$ref": "#/$defs/location"}}
+                }
+            },
+            "location": {"type": "object", "properties": {"physicalLocation": {
+                "type": "object",
+                "required": ["artifactLocation"],
+                "properties": {
+                    "artifactLocation": {"type": "object", "required": ["uri"]},
+                    "region": {"type": "object", "properties": {
+                        "startLine": {"type": "integer", "minimum": 1},
+                        "startColumn": {"type": "integer", "minimum": 1},
+                        "endLine": {"type": "integer", "minimum": 1},
+                        "endColumn": {"type": "integer", "minimum": 1}
+                    }}
+                }
+            }}}
+        }
+    });
+    let validator = jsonschema::validator_for(&required).unwrap();
+    let s = Scratch::new();
+    let path = invalid_config(&s);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let out = tether(&["validate", "org", "--format", "sarif"], s.dir.path());
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let log = out.json();
+    let errors: Vec<String> = validator.iter_errors(&log).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{log:#}");
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    let error = results.iter().find(|r| r["level"] == "error").unwrap();
+    let (line, col) = position_of(&text, "conflcit");
+    let location = &error["locations"][0]["physicalLocation"];
+    assert_eq!(location["artifactLocation"]["uri"], "org/tether.yaml");
+    assert_eq!(location["region"]["startLine"], line);
+    assert_eq!(location["region"]["startColumn"], col);
+    assert_eq!(
+        location["region"]["endColumn"],
+        col + "conflcit".len() as u64
+    );
+    assert!(
+        error["message"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown key `conflcit`"),
+        "{error}"
+    );
+    // A valid configuration: a log with no results.
+    let valid = tether(
+        &["validate", "examples/full.yaml", "--format", "sarif"],
+        &repo(),
+    );
+    assert_eq!(valid.code, 0);
+    let results = valid.json()["runs"][0]["results"].clone();
+    assert!(
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["level"] != "error")
+    );
 }

@@ -51,29 +51,98 @@ fn every_example_validates() {
     }
 }
 
+/// A file as the editor's YAML language server sees it: its JSON, through tether's own
+/// YAML reader.
+fn yaml_json(file: &Path) -> serde_json::Value {
+    use tether::config::source::{SourceFile, Sources};
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut sources = Sources::default();
+    let id = sources.add(SourceFile::new(file.to_path_buf(), text));
+    tether::config::yaml::parse(id, sources.get(id))
+        .unwrap_or_else(|d| panic!("{}: {}", file.display(), d.summary))
+        .expect("not empty")
+        .to_json()
+}
+
+/// What a schema finds wrong with `instance`, one line each (empty: valid).
+fn schema_errors(schema_file: &Path, instance: &serde_json::Value) -> Vec<String> {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_file).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+/// Each example names, in its first line, the schema an editor checks it with: the
+/// configuration's for a root file (one with `org`), the fragment schema for the other files
+/// of a multi-file configuration; and each validates green with the schema it names.
 #[test]
-fn every_example_names_the_schema_for_editors() {
+fn every_example_names_the_schema_for_editors_and_validates_with_it() {
     let mut files = Vec::new();
     yaml_files(&repo().join("examples"), &mut files);
     // examples/ci holds CI workflows, not tether configuration.
     files.retain(|f| !f.starts_with(repo().join("examples/ci")));
     assert!(files.len() >= 7, "{files:?}");
+    let mut fragments = 0;
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         let first = text.lines().next().unwrap_or_default();
         let schema = first
             .strip_prefix("# yaml-language-server: $schema=")
             .unwrap_or_else(|| panic!("{} must start with the schema line", file.display()));
+        let instance = yaml_json(&file);
+        let expected = if instance.get("org").is_some() {
+            "schemas/tether.schema.json"
+        } else {
+            fragments += 1;
+            "schemas/tether-fragment.schema.json"
+        };
         let target = file.parent().unwrap().join(schema);
         assert!(
-            target.canonicalize().unwrap()
-                == repo()
-                    .join("schemas/tether.schema.json")
-                    .canonicalize()
-                    .unwrap(),
-            "{}: {schema} does not point at schemas/tether.schema.json",
+            target.canonicalize().unwrap() == repo().join(expected).canonicalize().unwrap(),
+            "{}: {schema} does not point at {expected}",
             file.display()
         );
+        let errors = schema_errors(&target, &instance);
+        assert!(errors.is_empty(), "{}: {errors:#?}", file.display());
+    }
+    assert!(fragments >= 3, "the multi-org example's fragments");
+}
+
+/// The defect: an editor flagged every fragment (a file of only `sync_configurations`) as
+/// invalid, since the one schema requires `version`, `org` and `connections`. The fragment
+/// schema takes a file of sync configurations only or of one connection only, and still
+/// catches a mistake in them.
+#[test]
+fn a_fragment_of_only_sync_configurations_or_connections_validates_with_the_fragment_schema() {
+    let fragment = repo().join("schemas/tether-fragment.schema.json");
+    let whole = repo().join("schemas/tether.schema.json");
+    let sync_only = yaml_json(&repo().join("examples/multi-org/production/sync/europe.yaml"));
+    assert!(!schema_errors(&whole, &sync_only).is_empty());
+    assert_eq!(schema_errors(&fragment, &sync_only), Vec::<String>::new());
+    let connections_only = serde_json::json!({"connections": {"salesforce": {
+        "instance_url": "https://acme.my.salesforce.com",
+        "auth": {"flow": "jwt_bearer", "client_id": "${env:SF_CLIENT_ID}",
+                 "username": "integration@acme.com", "private_key": "${env:SF_KEY}"}}}});
+    assert_eq!(
+        schema_errors(&fragment, &connections_only),
+        Vec::<String>::new()
+    );
+    // Still a schema: a typo, a literal secret, a root's `org` and an empty file are caught.
+    let mut typo = sync_only.clone();
+    typo["sync_configurations"][0]["contacts"]["conflcit"] = "salesforce_wins".into();
+    let mut literal = connections_only.clone();
+    literal["connections"]["salesforce"]["auth"]["private_key"] = "-----BEGIN".into();
+    for wrong in [
+        typo,
+        literal,
+        serde_json::json!({"org": {"name": "acme", "kind": "production"}}),
+        serde_json::json!({}),
+        serde_json::json!({"connections": {}}),
+    ] {
+        assert!(!schema_errors(&fragment, &wrong).is_empty(), "{wrong}");
     }
 }
 
@@ -151,6 +220,18 @@ fn checked_in_schema_is_current() {
     assert_eq!(
         schema["$schema"],
         "https://json-schema.org/draft/2020-12/schema"
+    );
+}
+
+#[test]
+fn checked_in_fragment_schema_is_current() {
+    let out = tether(&["schema", "fragment"], &repo());
+    assert_eq!(out.code, 0);
+    let checked_in =
+        std::fs::read_to_string(repo().join("schemas/tether-fragment.schema.json")).unwrap();
+    assert!(
+        out.stdout == checked_in,
+        "schemas/tether-fragment.schema.json is stale; regenerate it with:\n    cargo run -- schema fragment > schemas/tether-fragment.schema.json"
     );
 }
 
