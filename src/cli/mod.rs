@@ -9,6 +9,7 @@ pub mod error;
 pub mod errors;
 pub mod force_unlock;
 mod help;
+pub mod init;
 pub mod logging;
 pub mod man;
 pub mod output;
@@ -258,6 +259,9 @@ pub struct Cli {
 pub enum Command {
     /// Check configuration files: YAML syntax, the schema, and the sync rules.
     Validate(validate::Args),
+    /// Scaffold a GitOps repository: an org folder, schemas, .gitignore, CI workflow, README
+    /// (`--from-lightning-sync CSV` writes the sync configurations from Lightning Sync's).
+    Init(init::Args),
     /// Run the whole loop on the built-in sandbox (no accounts needed).
     Demo(demo::Args),
     /// Start a local Exchange and Salesforce with a generated org, kept between runs, to try
@@ -309,6 +313,7 @@ pub fn run(cli: Cli) -> CommandResult {
     tracing::debug!(version = VERSION, "tether starts");
     let done = match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Init(args) => init::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Sandbox(args) => sandbox::run(&args),

@@ -446,3 +446,205 @@ fn validate_format_sarif_is_a_sarif_2_1_0_log() {
             .all(|r| r["level"] != "error")
     );
 }
+
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `tether init DIR` writes an org folder, the schemas its modelines name, a .gitignore for
+/// state and secrets, the CI workflow of examples/ci and a README; the result validates,
+/// and a second init overwrites nothing (and writes nothing when anything is in the way).
+#[test]
+fn init_scaffolds_a_repository_that_validates_and_overwrites_nothing() {
+    let s = Scratch::new();
+    let out = tether(&["init", "repo", "--org", "acme-prod"], s.dir.path());
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let repo_dir = s.path("repo");
+    assert_eq!(
+        files_under(&repo_dir),
+        [
+            ".github/tether/update-pr-comment.sh",
+            ".github/workflows/tether.yml",
+            ".gitignore",
+            "README.md",
+            "schemas/tether-fragment.schema.json",
+            "schemas/tether.schema.json",
+            "tether/acme-prod/sync/sales-reps.yaml",
+            "tether/acme-prod/tether.yaml",
+        ]
+    );
+    for target in ["repo/tether/acme-prod", "repo"] {
+        let validate = tether(&["validate", "--format", "json", target], s.dir.path());
+        assert_eq!(validate.code, 0, "{target}: {}", validate.stdout);
+    }
+    // The modelines name the schemas written beside them, which are this tether's.
+    for (file, schema) in [
+        ("tether/acme-prod/tether.yaml", "config"),
+        ("tether/acme-prod/sync/sales-reps.yaml", "fragment"),
+    ] {
+        let text = std::fs::read_to_string(repo_dir.join(file)).unwrap();
+        let modeline = text.lines().next().unwrap();
+        let target = modeline
+            .strip_prefix("# yaml-language-server: $schema=")
+            .unwrap_or_else(|| panic!("{file}: {modeline}"));
+        let written = std::fs::read_to_string(repo_dir.join(file).parent().unwrap().join(target))
+            .unwrap_or_else(|e| panic!("{file}: {target}: {e}"));
+        assert_eq!(
+            written,
+            tether(&["schema", schema], &repo()).stdout,
+            "{file}"
+        );
+    }
+    let workflow = std::fs::read_to_string(repo_dir.join(".github/workflows/tether.yml")).unwrap();
+    let example = std::fs::read_to_string(repo().join("examples/ci/github-actions.yml")).unwrap();
+    assert_eq!(
+        workflow,
+        example.replace(
+            "examples/ci/update-pr-comment.sh",
+            ".github/tether/update-pr-comment.sh"
+        )
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let script = repo_dir.join(".github/tether/update-pr-comment.sh");
+    assert!(script.metadata().unwrap().permissions().mode() & 0o111 != 0);
+    let gitignore = std::fs::read_to_string(repo_dir.join(".gitignore")).unwrap();
+    for ignored in [".tether/", "*.plan", "*.pem", ".env"] {
+        assert!(
+            gitignore.lines().any(|l| l == ignored),
+            "{ignored}:\n{gitignore}"
+        );
+    }
+
+    // Again: refused, naming what is there, nothing changed.
+    std::fs::write(repo_dir.join("README.md"), "mine\n").unwrap();
+    let again = tether(&["init", "repo", "--org", "acme-prod"], s.dir.path());
+    assert_eq!(again.code, 1);
+    assert!(
+        again
+            .stderr
+            .contains("not overwriting what is there: repo/.gitignore, repo/README.md"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo_dir.join("README.md")).unwrap(),
+        "mine\n"
+    );
+    // One file in the way: nothing at all is written.
+    s.write("other/README.md", "mine\n");
+    let blocked = tether(&["init", "other"], s.dir.path());
+    assert_eq!(blocked.code, 1, "{}", blocked.stdout);
+    assert_eq!(files_under(&s.path("other")), ["README.md"]);
+    // Without --org, the directory names the org.
+    let named = tether(&["init", "Acme Sandbox", "--kind", "sandbox"], s.dir.path());
+    assert_eq!(named.code, 0, "{}", named.stderr);
+    let root =
+        std::fs::read_to_string(s.path("Acme Sandbox/tether/acme-sandbox/tether.yaml")).unwrap();
+    assert!(
+        root.contains("  name: \"acme-sandbox\"\n  kind: sandbox\n"),
+        "{root}"
+    );
+    assert!(
+        root.contains("login_url: https://test.salesforce.com"),
+        "{root}"
+    );
+}
+
+/// `init --from-lightning-sync CSV` writes one file per configuration of the CSV, with its
+/// users, profiles and directions; a wrong row is named by its line and nothing is written.
+#[test]
+fn init_from_a_lightning_sync_csv_writes_one_file_per_configuration() {
+    let s = Scratch::new();
+    s.write(
+        "lightning.csv",
+        "configuration,member_type,member,contacts,events\n\
+         Sales Reps EMEA,profile,Sales User EMEA,salesforce_to_exchange,both\n\
+         Sales Reps EMEA,user,celia.kung@acme.com,,\n\
+         \"Managers, Americas\",user,ana@acme.com,none,\n",
+    );
+    let out = tether(
+        &[
+            "init",
+            "repo",
+            "--org",
+            "acme",
+            "--from-lightning-sync",
+            "lightning.csv",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let validate = tether(&["validate", "repo/tether/acme"], s.dir.path());
+    assert_eq!(validate.code, 0, "{}", validate.stdout);
+    let sync = s.path("repo/tether/acme/sync");
+    assert_eq!(
+        files_under(&sync),
+        ["managers-americas.yaml", "sales-reps-emea.yaml"]
+    );
+    let emea = std::fs::read_to_string(sync.join("sales-reps-emea.yaml")).unwrap();
+    assert_eq!(
+        emea,
+        "# yaml-language-server: $schema=../../../schemas/tether-fragment.schema.json
+sync_configurations:
+  - name: \"Sales Reps EMEA\"
+    members:
+      users: [\"celia.kung@acme.com\"]
+      profiles: [\"Sales User EMEA\"]
+    contacts:
+      direction: salesforce_to_exchange
+      scope: users_records
+    events:
+      direction: both
+      conflict: salesforce_wins
+      since: LAST_N_DAYS:30
+"
+    );
+    let managers = std::fs::read_to_string(sync.join("managers-americas.yaml")).unwrap();
+    assert!(
+        managers.contains("  - name: \"Managers, Americas\"\n"),
+        "{managers}"
+    );
+    assert!(!managers.contains("contacts:"), "{managers}");
+    assert!(
+        managers.contains("      direction: exchange_to_salesforce\n"),
+        "{managers}"
+    );
+
+    s.write(
+        "wrong.csv",
+        "configuration,member_type,member\nA,user,a@acme.com\nA,group,Sales\n",
+    );
+    let wrong = tether(
+        &[
+            "init",
+            "fresh",
+            "--org",
+            "acme",
+            "--from-lightning-sync",
+            "wrong.csv",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(wrong.code, 1);
+    assert!(
+        wrong
+            .stderr
+            .contains("wrong.csv:3: member_type must be user or profile, not `group`"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(!s.path("fresh").exists());
+}
