@@ -377,3 +377,31 @@ fn the_deploy_examples_run_commands_tether_accepts() {
         assert_eq!(cli.log_format, tether::cli::logging::LogFormat::Json);
     }
 }
+
+/// README's table of the sandbox's default reps is the org `tether sandbox` seeds (10 reps,
+/// seed 1): the same emails, profiles and time zones, in order.
+#[test]
+fn readme_lists_the_default_sandbox_reps_and_profiles() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let table = readme
+        .split("The default org (10 reps, seed 1):\n\n")
+        .nth(1)
+        .expect("README lists the sandbox's reps");
+    let rows: Vec<String> = table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(String::from)
+        .collect();
+    let shape = tether_emulators::generate::Shape {
+        reps: 10,
+        contacts_per_rep: 10,
+        events_per_rep: 10,
+        seed: 1,
+    };
+    let expected: Vec<String> = tether_emulators::generate::reps(&shape)
+        .iter()
+        .map(|r| format!("| {} | {} | {} |", r.email, r.profile, r.time_zone))
+        .collect();
+    assert_eq!(rows, expected);
+}
