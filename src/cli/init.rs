@@ -9,12 +9,14 @@ use super::error::{CommandError, CommandResult, Done};
 use super::output::outln;
 use crate::config::model::{Direction, OrgKind};
 use clap::ValueEnum;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   tether init acme-gitops --org acme-prod
   tether init . --org acme-prod --from-lightning-sync lightning-sync.csv
+  tether init . --org acme-prod --from-lightning-sync   # asks, on a terminal
 
 The CSV (a header row, then one row per member; columns in any order, names as here):
   configuration  the sync configuration's name (one file each in tether/ORG/sync/)
@@ -34,10 +36,11 @@ pub struct Args {
     /// Whether the org is a production org or a sandbox (its login host differs).
     #[arg(long, value_enum, default_value_t = Kind::Production)]
     pub kind: Kind,
-    /// Write the sync configurations from this CSV of Lightning Sync's configurations'
-    /// members (see below) instead of one example configuration.
+    /// Write the sync configurations of Lightning Sync instead of one example: from this
+    /// CSV of its configurations' members (see below), or without CSV by asking, on a
+    /// terminal, what its Setup pages held (name, users, profiles, directions).
     #[arg(long, value_name = "CSV")]
-    pub from_lightning_sync: Option<PathBuf>,
+    pub from_lightning_sync: Option<Option<PathBuf>>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -109,7 +112,17 @@ pub fn run(args: &Args) -> CommandResult {
         Kind::Sandbox => OrgKind::Sandbox,
     };
     let configurations = match &args.from_lightning_sync {
-        Some(csv) => {
+        Some(None) => {
+            if !std::io::stdin().is_terminal() {
+                return Err(CommandError::input(
+                    "--from-lightning-sync without a CSV asks its questions on a terminal, and stdin is not one",
+                )
+                .hint("give the CSV: --from-lightning-sync FILE (its columns are in `tether init --help`)"));
+            }
+            ask(&mut std::io::stdin().lock(), &mut std::io::stderr())
+                .map_err(|e| CommandError::failed(format!("cannot read the answers: {e}")))?
+        }
+        Some(Some(csv)) => {
             let text = std::fs::read_to_string(csv)
                 .map_err(|e| CommandError::input(format!("cannot read {}: {e}", csv.display())))?;
             from_csv(&text).map_err(|e| CommandError::input(format!("{}:{e}", csv.display())))?
@@ -428,6 +441,75 @@ fn from_csv(text: &str) -> Result<Vec<Configuration>, String> {
     Ok(configurations.into_iter().map(|(c, _, _)| c).collect())
 }
 
+/// The questions of Lightning Sync's Setup pages, a configuration at a time, until an empty
+/// name (or the end of the input); a wrong answer is asked again.
+fn ask(input: &mut impl BufRead, prompt: &mut impl Write) -> std::io::Result<Vec<Configuration>> {
+    fn answer(
+        input: &mut impl BufRead,
+        prompt: &mut impl Write,
+        question: &str,
+    ) -> std::io::Result<Option<String>> {
+        write!(prompt, "{question}")?;
+        prompt.flush()?;
+        let mut answer = String::new();
+        Ok((input.read_line(&mut answer)? > 0).then(|| answer.trim().to_string()))
+    }
+    let mut line = |prompt: &mut _, question: &str| answer(input, prompt, question);
+    let list = |answer: Option<String>| -> Vec<String> {
+        answer
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let mut configurations: Vec<Configuration> = Vec::new();
+    loop {
+        let Some(name) = line(
+            prompt,
+            "Lightning Sync configuration's name (empty to finish): ",
+        )?
+        else {
+            break;
+        };
+        if name.is_empty() {
+            if configurations.is_empty() {
+                continue;
+            }
+            break;
+        }
+        let mut c = Configuration::new(&name);
+        loop {
+            c.users = list(line(prompt, "  Users, by email, comma-separated: ")?);
+            c.profiles = list(line(prompt, "  Profiles, comma-separated: ")?);
+            if !c.users.is_empty() || !c.profiles.is_empty() {
+                break;
+            }
+            writeln!(prompt, "  A configuration needs a user or a profile.")?;
+        }
+        for (what, target) in [("Contacts", &mut c.contacts), ("Events", &mut c.events)] {
+            let default = direction(*target);
+            loop {
+                let question = format!(
+                    "  {what}: both, exchange_to_salesforce, salesforce_to_exchange or none [{default}]: "
+                );
+                match line(prompt, &question)?.filter(|a| !a.is_empty()) {
+                    None => break,
+                    Some(answer) => match parse_direction(&answer) {
+                        Some(d) => {
+                            *target = d;
+                            break;
+                        }
+                        None => writeln!(prompt, "  `{answer}` is none of those.")?,
+                    },
+                }
+            }
+        }
+        configurations.push(c);
+    }
+    Ok(configurations)
+}
+
 fn parse_direction(value: &str) -> Option<Direction> {
     Some(match value.to_lowercase().as_str() {
         "both" => Direction::Both,
@@ -538,6 +620,41 @@ mod tests {
                 .unwrap_err(),
             "2: events must be both, exchange_to_salesforce, salesforce_to_exchange or none, not `sideways`"
         );
+    }
+
+    #[test]
+    fn the_questions_of_lightning_sync_setup_write_configurations_and_ask_again_when_wrong() {
+        let answers = "EMEA\n\n\nceli@acme.com, ana@acme.com\nSales User\nsideways\nsalesforce_to_exchange\n\nManagers\n\nSales Manager\nnone\nboth\n\n";
+        let mut prompts = Vec::new();
+        let configurations = ask(&mut answers.as_bytes(), &mut prompts).unwrap();
+        let prompts = String::from_utf8(prompts).unwrap();
+        assert_eq!(
+            configurations,
+            [
+                Configuration {
+                    users: vec!["celi@acme.com".into(), "ana@acme.com".into()],
+                    profiles: vec!["Sales User".into()],
+                    contacts: Direction::SalesforceToExchange,
+                    ..Configuration::new("EMEA")
+                },
+                Configuration {
+                    profiles: vec!["Sales Manager".into()],
+                    contacts: Direction::None,
+                    events: Direction::Both,
+                    ..Configuration::new("Managers")
+                },
+            ]
+        );
+        assert!(
+            prompts.contains("  A configuration needs a user or a profile.\n"),
+            "{prompts}"
+        );
+        assert!(
+            prompts.contains("  `sideways` is none of those.\n"),
+            "{prompts}"
+        );
+        // The end of the input ends the questions.
+        assert_eq!(ask(&mut "".as_bytes(), &mut Vec::new()).unwrap(), []);
     }
 
     #[test]

@@ -648,3 +648,59 @@ sync_configurations:
     );
     assert!(!s.path("fresh").exists());
 }
+
+/// `init --from-lightning-sync` without a CSV asks Lightning Sync's Setup questions on a
+/// terminal (here `script`'s, fed the answers) and writes what was answered; without a
+/// terminal it asks nothing and says to give the CSV.
+#[test]
+fn init_asks_lightning_sync_questions_only_on_a_terminal() {
+    use std::io::Write;
+    let s = Scratch::new();
+    let command = format!(
+        "'{}' init repo --org acme --from-lightning-sync",
+        env!("CARGO_BIN_EXE_tether")
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(s.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"Sales Reps EMEA\ncelia@acme.com\nSales User EMEA\nsalesforce_to_exchange\n\n\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("Lightning Sync configuration's name"),
+        "{stdout}"
+    );
+    let file = std::fs::read_to_string(s.path("repo/tether/acme/sync/sales-reps-emea.yaml"))
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert!(
+        file.contains("      users: [\"celia@acme.com\"]\n      profiles: [\"Sales User EMEA\"]\n    contacts:\n      direction: salesforce_to_exchange\n"),
+        "{file}"
+    );
+    assert_eq!(
+        tether(&["validate", "repo/tether/acme"], s.dir.path()).code,
+        0
+    );
+
+    let piped = tether(&["init", "other", "--from-lightning-sync"], s.dir.path());
+    assert_eq!(piped.code, 1);
+    assert!(
+        piped
+            .stderr
+            .contains("asks its questions on a terminal, and stdin is not one"),
+        "{}",
+        piped.stderr
+    );
+    assert!(!s.path("other").exists());
+}
