@@ -119,8 +119,14 @@ pub fn run(args: &Args) -> CommandResult {
                 )
                 .hint("give the CSV: --from-lightning-sync FILE (its columns are in `tether init --help`)"));
             }
-            ask(&mut std::io::stdin().lock(), &mut std::io::stderr())
-                .map_err(|e| CommandError::failed(format!("cannot read the answers: {e}")))?
+            let answered = ask(&mut std::io::stdin().lock(), &mut std::io::stderr())
+                .map_err(|e| CommandError::failed(format!("cannot read the answers: {e}")))?;
+            if answered.is_empty() {
+                return Err(CommandError::input(
+                    "no configuration was named; nothing written",
+                ));
+            }
+            answered
         }
         Some(Some(csv)) => {
             let text = std::fs::read_to_string(csv)
@@ -464,20 +470,8 @@ fn ask(input: &mut impl BufRead, prompt: &mut impl Write) -> std::io::Result<Vec
             .collect()
     };
     let mut configurations: Vec<Configuration> = Vec::new();
-    loop {
-        let Some(name) = line(
-            prompt,
-            "Lightning Sync configuration's name (empty to finish): ",
-        )?
-        else {
-            break;
-        };
-        if name.is_empty() {
-            if configurations.is_empty() {
-                continue;
-            }
-            break;
-        }
+    const NAME: &str = "Lightning Sync configuration's name (empty to finish): ";
+    while let Some(name) = line(prompt, NAME)?.filter(|name| !name.is_empty()) {
         let mut c = Configuration::new(&name);
         loop {
             c.users = list(line(prompt, "  Users, by email, comma-separated: ")?);
