@@ -216,9 +216,9 @@ pub const EXIT_CODES: &str = "Exit codes:
      on request)
   1  an error (configuration, command line, connection, state, lock, saved plan), or problems
      found: validate errors, apply (and run --once) records failed or reps not synced, apply
-     not confirmed, a lock still held after
-     --lock-timeout, force-unlock refused, status a check failing or failed records, errors
-     records failing (status and errors: --exit-zero keeps 0)
+     not confirmed, a lock still held after --lock-timeout, force-unlock refused, status a
+     check failing or failed records, errors records failing (status and errors:
+     --exit-zero keeps 0)
   2  plan --detailed-exitcode: there are changes; or the command line could not be parsed";
 
 /// `--version`: the package version, the commit and the build date (see build.rs).

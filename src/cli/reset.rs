@@ -27,27 +27,25 @@ impl Args {
     /// The configuration paths and the reps, from `PATH… --user EMAIL…` or the older
     /// `EMAIL… --config PATH` (said to be deprecated on stderr).
     fn paths_and_users(&self) -> Result<(Vec<PathBuf>, Vec<String>), CommandError> {
-        let Some(config) = &self.config else {
-            if self.users.is_empty() {
-                return Err(
-                    CommandError::input("name the reps to reset with --user EMAIL")
-                        .hint("tether reset path/to/config --user rep@example.com"),
+        let (paths, users) = match &self.config {
+            None => (self.paths.clone(), self.users.clone()),
+            Some(config) => {
+                eprintln!(
+                    "note: `--config` is deprecated; write `tether reset {} --user EMAIL` (as for the other commands)",
+                    config.display()
                 );
+                let mut users = self.users.clone();
+                users.extend(self.paths.iter().map(|p| p.to_string_lossy().into_owned()));
+                (vec![config.clone()], users)
             }
-            return Ok((self.paths.clone(), self.users.clone()));
         };
-        eprintln!(
-            "note: `--config` is deprecated; write `tether reset {} --user EMAIL` (as for the other commands)",
-            config.display()
-        );
-        let mut users = self.users.clone();
-        users.extend(self.paths.iter().map(|p| p.to_string_lossy().into_owned()));
         if users.is_empty() {
-            return Err(CommandError::input(
-                "name the reps to reset with --user EMAIL",
-            ));
+            return Err(
+                CommandError::input("name the reps to reset with --user EMAIL")
+                    .hint("tether reset path/to/config --user rep@example.com"),
+            );
         }
-        Ok((vec![config.clone()], users))
+        Ok((paths, users))
     }
 }
 

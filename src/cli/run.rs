@@ -144,8 +144,8 @@ pub fn run(args: &Args) -> CommandResult {
             &options,
             &mut StepBudget::until_stopped(stop.flag()),
         ));
-        // `--once` exits as apply does: 1 when the cycle failed, a rep could not be read or
-        // a record failed (unless acknowledged).
+        // `--once` exits as apply does: 1 when a rep could not be read or a record failed
+        // (unless acknowledged), and when the cycle itself failed.
         let once_done = match &result {
             Ok(report) if args.once => super::apply::cycle_done(state.as_ref(), report)?,
             _ => Done::Problems,
