@@ -405,3 +405,47 @@ fn readme_lists_the_default_sandbox_reps_and_profiles() {
         .collect();
     assert_eq!(rows, expected);
 }
+
+/// Every command line README shows (`tether …`, `cargo run [--release] -- …`) is one this
+/// tether accepts: no flag or subcommand the README names is missing or misspelt.
+#[test]
+fn every_command_line_in_the_readme_parses() {
+    use clap::Parser;
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut lines = Vec::new();
+    let mut pending = String::new();
+    for line in readme.lines() {
+        let Some(code) = line.strip_prefix("    ") else {
+            continue;
+        };
+        pending.push_str(code.trim());
+        if let Some(continued) = pending.strip_suffix('\\') {
+            pending = format!("{} ", continued.trim_end());
+            continue;
+        }
+        lines.push(std::mem::take(&mut pending));
+    }
+    let mut checked = 0;
+    for line in lines {
+        let command = line.split(" # ").next().unwrap().trim();
+        let command = command.split(" && ").last().unwrap();
+        let rest = ["cargo run --release -- ", "cargo run -- ", "tether "]
+            .iter()
+            .find_map(|p| command.strip_prefix(p));
+        let Some(rest) = rest else { continue };
+        let words: Vec<&str> = std::iter::once("tether")
+            .chain(rest.split_whitespace())
+            .map(|w| w.trim_matches('"'))
+            .collect();
+        if let Err(e) = tether::cli::Cli::try_parse_from(&words) {
+            if !matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) {
+                panic!("README: `{command}`: {e}");
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 25, "{checked} command lines");
+}
