@@ -273,11 +273,13 @@ org:
   name: {org}
   kind: {kind}
 connections:
-  # Exchange Online, as an Entra ID app registration (`tether setup exchange` prints the
-  # PowerShell that limits it to the reps' mailboxes). On premises: method: service_account
-  # with username, password and ews_url (see README's \"Connecting a real org\").
+  # Exchange Online through Microsoft Graph, as an Entra ID app registration (`tether setup
+  # exchange` prints the PowerShell that limits it to the reps' mailboxes). On premises:
+  # method: service_account with username, password and ews_url (README, \"Connecting a
+  # real org\").
   exchange:
     method: oauth2
+    api: graph
     tenant: contoso.onmicrosoft.com
     client_id: 00000000-0000-0000-0000-000000000000
     client_secret: ${{env:EXCHANGE_CLIENT_SECRET}}

@@ -489,6 +489,11 @@ fn init_scaffolds_a_repository_that_validates_and_overwrites_nothing() {
     for target in ["repo/tether/acme-prod", "repo"] {
         let validate = tether(&["validate", "--format", "json", target], s.dir.path());
         assert_eq!(validate.code, 0, "{target}: {}", validate.stdout);
+        // Only the secrets not set here (Exchange Online over Graph: no EWS warning).
+        for d in validate.json()["diagnostics"].as_array().unwrap() {
+            let summary = d["summary"].as_str().unwrap();
+            assert!(summary.starts_with("environment variable"), "{target}: {d}");
+        }
     }
     // The modelines name the schemas written beside them, which are this tether's.
     for (file, schema) in [
