@@ -435,13 +435,13 @@ fn every_command_line_in_the_readme_parses() {
             .chain(rest.split_whitespace())
             .map(|w| w.trim_matches('"'))
             .collect();
-        if let Err(e) = tether::cli::Cli::try_parse_from(&words) {
-            if !matches!(
+        if let Err(e) = tether::cli::Cli::try_parse_from(&words)
+            && !matches!(
                 e.kind(),
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-            ) {
-                panic!("README: `{command}`: {e}");
-            }
+            )
+        {
+            panic!("README: `{command}`: {e}");
         }
         checked += 1;
     }
