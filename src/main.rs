@@ -6,7 +6,8 @@ fn main() -> ExitCode {
         Ok(done) => done.into(),
         // The one place an error is printed.
         Err(e) => {
-            eprint!("{e}");
+            let on = tether::cli::color::enabled(tether::cli::color::Stream::Stderr);
+            eprint!("{}", tether::cli::color::diagnostics(&e.to_string(), on));
             e.exit_code()
         }
     }

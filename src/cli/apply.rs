@@ -1,5 +1,6 @@
 use super::error::{self, CommandError, CommandResult, Done, Kind, Settings};
 use super::output::{out, outln};
+use super::plan::{PlanFormat, render_as};
 use super::stop::Stop;
 use super::{Loaded, StateArg, load_configuration};
 use crate::config::model::Config;
@@ -9,7 +10,6 @@ use crate::engine::plan::{OperationKey, Side};
 use crate::plan::build::{BuildOptions, DEFAULT_DELETE_THRESHOLD};
 use crate::plan::document::{PlanDocument, plural};
 use crate::plan::file::{self, CurrentState, SavedPlan};
-use crate::plan::render;
 use crate::state::{ConfigRevision, StateChange, StateLocation, StateStore};
 use crate::workflow::Connectors;
 use chrono::{DateTime, Utc};
@@ -81,7 +81,7 @@ pub fn run(args: &Args) -> CommandResult {
         ))
         .map_err(|e| error::plan_failed(e, config, &loaded.settings))?;
     let doc = &planned.document;
-    out!("{}", render::human(doc, false));
+    out!("{}", render_as(doc, PlanFormat::Human, false));
     if doc.summary.no_changes {
         // No sync cycle follows to record what the read learned; `tether status` shows it.
         record_facts(config, &connectors, &mut state, &planned.read, now)
@@ -246,7 +246,7 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> CommandResult {
     match serde_json::from_value::<PlanDocument>(verified.document.clone()) {
         Ok(doc) => {
             let detail = doc.record_changes.iter().any(|r| !r.records.is_empty());
-            out!("{}", render::human(&doc, detail));
+            out!("{}", render_as(&doc, PlanFormat::Human, detail));
         }
         Err(e) => {
             return Err(CommandError::input(format!(
@@ -382,7 +382,13 @@ fn sync(
     if let Some(why) = crate::engine::facts::exchange_refused(&report.read) {
         return Err(refused(&why, &loaded.settings));
     }
-    // A failure acknowledged at the versions it failed at (`tether errors ack`) fails nothing.
+    cycle_done(state.as_ref(), &report)
+}
+
+/// How a sync cycle of `apply` (and `run --once`) exits: with problems (1) when a rep could
+/// not be read or a record failed, unless `tether errors ack` acknowledged that failure at
+/// the versions it failed at.
+pub(super) fn cycle_done(state: &dyn StateStore, report: &CycleReport) -> CommandResult {
     let acks = state.acknowledgements().map_err(CommandError::state)?;
     let failed = report
         .exec

@@ -9,7 +9,6 @@ use super::output::{out, outln};
 use crate::engine::cycle::{SyncOptions, run_cycle};
 use crate::engine::execute::StepBudget;
 use crate::plan::build::BuildOptions;
-use crate::plan::render;
 use crate::state::{ConfigRevision, SqliteState, StateChange, StateStore};
 use crate::workflow::{self, Connectors};
 use std::path::{Path, PathBuf};
@@ -103,7 +102,13 @@ async fn demo(dir: &Path, api: Api) -> Result<(), String> {
     let config_path = dir.join("quickstart.yaml");
     std::fs::write(&config_path, configuration(api)).map_err(|e| e.to_string())?;
     let validation = crate::config::validate(std::slice::from_ref(&config_path), true);
-    out!("{}", validation.render_human());
+    out!(
+        "{}",
+        super::color::diagnostics(
+            &validation.render_human(),
+            super::color::enabled(super::color::Stream::Stdout)
+        )
+    );
     let Some((unit, Some(config))) = validation.units.into_iter().next() else {
         return Err("the quick-start configuration is not valid".into());
     };
@@ -180,7 +185,10 @@ async fn show_plan(
         &BuildOptions::default(),
     )
     .await?;
-    out!("{}", render::human(&planned.document, false));
+    out!(
+        "{}",
+        super::plan::render_as(&planned.document, super::plan::PlanFormat::Human, false)
+    );
     Ok(planned.document.summary.no_changes)
 }
 

@@ -22,7 +22,7 @@ pub enum ErrorsFormat {
 pub struct Args {
     #[command(subcommand)]
     pub action: Option<Action>,
-    /// Configuration file or directory whose state to read. Default: the current directory.
+    /// Configuration file or directory whose state to read. Default: $TETHER_CONFIG, else the current directory.
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub state: StateArg,
@@ -51,7 +51,7 @@ pub struct AckArgs {
     /// The failed records, by the Salesforce id or Exchange item id `tether errors` lists.
     #[arg(required = true, value_name = "ID")]
     pub ids: Vec<String>,
-    /// Configuration file or directory whose state to change. Default: the current directory.
+    /// Configuration file or directory whose state to change. Default: $TETHER_CONFIG, else the current directory.
     #[arg(long = "config", value_name = "PATH")]
     pub config: Option<PathBuf>,
     #[command(flatten)]

@@ -9,7 +9,7 @@ pub struct Args {
     /// The lock id printed by the command that found the state locked (any word, e.g.
     /// `empty`, for a lock file that holds nothing).
     pub lock_id: String,
-    /// Configuration file or directory whose state to unlock. Default: the current directory.
+    /// Configuration file or directory whose state to unlock. Default: $TETHER_CONFIG, else the current directory.
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub state: super::StateArg,

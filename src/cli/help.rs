@@ -21,6 +21,7 @@ pub const RUN_EXAMPLES: &str = "Examples:
 
 /// The environment variables tether reads, for the top-level `--help`.
 pub const ENVIRONMENT: &str = "Environment:
+  TETHER_CONFIG    the configuration file or directory when a command is given none
   TETHER_STATE     the state (file or postgres:// URL) when --state is not given
   TETHER_LOG_FILE  append the log to this file when --log-file is not given
   RUST_LOG         log level and filters (e.g. info, tether=debug)

@@ -67,7 +67,7 @@ pub fn init(file: Option<&Path>, format: LogFormat) -> Result<(), String> {
     let stderr = layer(
         format,
         std::io::stderr,
-        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        super::color::enabled(super::color::Stream::Stderr),
     )
     .with_filter(filter(LevelFilter::WARN));
     let file_layer = match file {

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand, each thin.
 
 pub mod apply;
+pub mod color;
 pub mod completions;
 pub mod demo;
 mod duration;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod errors;
 pub mod force_unlock;
 mod help;
+pub mod init;
 pub mod logging;
 pub mod man;
 pub mod output;
@@ -46,6 +48,18 @@ pub struct Loaded {
     pub settings: Settings,
 }
 
+/// The configuration paths a command was given; none: `$TETHER_CONFIG` (one path), else the
+/// current directory.
+pub fn config_paths(given: &[PathBuf]) -> Vec<PathBuf> {
+    if !given.is_empty() {
+        return given.to_vec();
+    }
+    match std::env::var_os("TETHER_CONFIG").filter(|v| !v.is_empty()) {
+        Some(path) => vec![PathBuf::from(path)],
+        None => vec![PathBuf::from(".")],
+    }
+}
+
 /// The one configuration a command works on; its findings are the error when it is not
 /// valid (or is not exactly one org).
 pub fn load_configuration(paths: &[PathBuf]) -> Result<Loaded, CommandError> {
@@ -58,11 +72,7 @@ pub fn load_configuration_checking(
     paths: &[PathBuf],
     secrets_needed: bool,
 ) -> Result<Loaded, CommandError> {
-    let paths = if paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        paths.to_vec()
-    };
+    let paths = config_paths(paths);
     let mut validation = crate::config::validate(&paths, secrets_needed);
     if !validation.is_valid() {
         return Err(CommandError::findings(validation.render_human()));
@@ -124,10 +134,10 @@ impl StateArg {
 
     /// `.tether/state.db` in the configuration's directory.
     fn default_file(config_paths: &[PathBuf]) -> PathBuf {
-        let first = config_paths
+        let first = self::config_paths(config_paths)
             .first()
             .cloned()
-            .unwrap_or_else(|| PathBuf::from("."));
+            .unwrap_or_default();
         let home = if first.is_file() {
             first.parent().map(PathBuf::from).unwrap_or_default()
         } else {
@@ -206,9 +216,10 @@ pub const EXIT_CODES: &str = "Exit codes:
   0  done, nothing wrong (plan --detailed-exitcode: no changes; apply and run: also a stop
      on request)
   1  an error (configuration, command line, connection, state, lock, saved plan), or problems
-     found: validate errors, apply records failed or not confirmed, a lock still held after
-     --lock-timeout, force-unlock refused, status a check failing or failed records, errors
-     records failing (status and errors: --exit-zero keeps 0)
+     found: validate errors, apply (and run --once) records failed or reps not synced, apply
+     not confirmed, a lock still held after --lock-timeout, force-unlock refused, status a
+     check failing or failed records, errors records failing (status and errors:
+     --exit-zero keeps 0)
   2  plan --detailed-exitcode: there are changes; or the command line could not be parsed";
 
 /// `--version`: the package version, the commit and the build date (see build.rs).
@@ -239,12 +250,19 @@ pub struct Cli {
     /// collector).
     #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Human)]
     pub log_format: logging::LogFormat,
+    /// Colour the plan and the diagnostics: auto (on a terminal, unless NO_COLOR is set to
+    /// anything), always, or never.
+    #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
+    pub color: color::ColorChoice,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check configuration files: YAML syntax, the schema, and the sync rules.
     Validate(validate::Args),
+    /// Scaffold a GitOps repository: an org folder, schemas, .gitignore, CI workflow, README
+    /// (`--from-lightning-sync CSV` writes the sync configurations from Lightning Sync's).
+    Init(init::Args),
     /// Run the whole loop on the built-in sandbox (no accounts needed).
     Demo(demo::Args),
     /// Start a local Exchange and Salesforce with a generated org, kept between runs, to try
@@ -287,6 +305,7 @@ pub enum Command {
 
 /// Runs the command; `main` prints the error, if any, and exits with the code.
 pub fn run(cli: Cli) -> CommandResult {
+    color::set(cli.color);
     logging::init(
         logging::log_file(cli.log_file.as_deref()).as_deref(),
         cli.log_format,
@@ -295,6 +314,7 @@ pub fn run(cli: Cli) -> CommandResult {
     tracing::debug!(version = VERSION, "tether starts");
     let done = match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Init(args) => init::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Sandbox(args) => sandbox::run(&args),

@@ -20,7 +20,7 @@ pub enum PlanFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration file or directory (one org). Default: the current directory.
+    /// Configuration file or directory (one org). Default: $TETHER_CONFIG, else the current directory.
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub state: StateArg,
@@ -63,14 +63,17 @@ pub struct Args {
     pub refresh: bool,
 }
 
-/// The plan in `format`; `detail` lists each record in the human form.
+/// The plan in `format`, for stdout; `detail` lists each record in the human form.
 pub fn render_as(
     doc: &crate::plan::document::PlanDocument,
     format: PlanFormat,
     detail: bool,
 ) -> String {
     match format {
-        PlanFormat::Human => render::human(doc, detail),
+        PlanFormat::Human => super::color::plan(
+            &render::human(doc, detail),
+            super::color::enabled(super::color::Stream::Stdout),
+        ),
         PlanFormat::Markdown => render::markdown(doc),
         PlanFormat::Json => format!("{}\n", render::json(doc)),
     }
@@ -158,14 +161,10 @@ fn plan_with<S: StateStore>(args: &Args, loaded: &Loaded, state: &S) -> CommandR
     if let Some(out) = &args.out {
         let save = crate::workflow::SaveOptions {
             expires_in: args.expires_in,
-            config_paths: if args.paths.is_empty() {
-                vec![".".into()]
-            } else {
-                args.paths
-                    .iter()
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .collect()
-            },
+            config_paths: super::config_paths(&args.paths)
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
             refresh: args.refresh,
             users: users.iter().cloned().collect(),
             delete_threshold: args.delete_threshold,

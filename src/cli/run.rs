@@ -26,7 +26,8 @@ pub struct Args {
     /// Time between the starts of two cycles, e.g. 30s, 10m, 1h.
     #[arg(long, default_value = "10m", value_parser = super::duration::interval)]
     pub interval: Duration,
-    /// Run one cycle and exit.
+    /// Run one cycle and exit, as apply does: 1 when the cycle failed, a rep could not be
+    /// synced or a record failed (not acknowledged with `tether errors ack`).
     #[arg(long)]
     pub once: bool,
     /// Serve `/healthz` (503 when the last cycle failed or is older than three intervals)
@@ -51,11 +52,7 @@ struct Applied {
 /// cycle completes). A rep that fails does not stop the others; its errors are in
 /// `tether errors`.
 pub fn run(args: &Args) -> CommandResult {
-    let paths = if args.paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        args.paths.clone()
-    };
+    let paths = super::config_paths(&args.paths);
     let home = match paths.first() {
         Some(p) if p.is_file() => p.parent().map(PathBuf::from).unwrap_or_default(),
         Some(p) => p.clone(),
@@ -147,6 +144,12 @@ pub fn run(args: &Args) -> CommandResult {
             &options,
             &mut StepBudget::until_stopped(stop.flag()),
         ));
+        // `--once` exits as apply does: 1 when a rep could not be read or a record failed
+        // (unless acknowledged), and when the cycle itself failed.
+        let once_done = match &result {
+            Ok(report) if args.once => super::apply::cycle_done(state.as_ref(), report)?,
+            _ => Done::Problems,
+        };
         drop(state);
         drop(lock);
         let outcome = |result| CycleOutcome {
@@ -197,7 +200,7 @@ pub fn run(args: &Args) -> CommandResult {
             }
         }
         if args.once {
-            return Ok(Done::Success);
+            return Ok(once_done);
         }
         if wait_for_next(&runtime, &mut stop, started + args.interval) {
             return Ok(Done::Success);

@@ -98,7 +98,12 @@ async fn serve(args: &Args) -> Result<(), String> {
     };
     let env = environment(&org);
     let env_file = write_env(dir, &env)?;
-    print_banner(args, &org, &summary, &env_file, &env);
+    let reps = tether_emulators::generate::reps(&shape);
+    let reps_file = write_reps(dir, &reps)?;
+    let config = quickstart_for(args, &org)?;
+    print_banner(&org, &summary, &env_file, &env);
+    print_reps(&reps, &reps_file);
+    print_try(args, &env_file, &config);
 
     let mut last_activity = activity(&org);
     let mut tick = tokio::time::interval(SAVE_EVERY);
@@ -179,13 +184,7 @@ fn write_env(dir: &Path, env: &[(&'static str, String)]) -> Result<PathBuf, Stri
     Ok(path)
 }
 
-fn print_banner(
-    args: &Args,
-    org: &SandboxOrg,
-    s: &Summary,
-    env_file: &Path,
-    env: &[(&'static str, String)],
-) {
+fn print_banner(org: &SandboxOrg, s: &Summary, env_file: &Path, env: &[(&'static str, String)]) {
     outln!();
     outln!(
         "  Exchange (EWS)  {}   service account {}",
@@ -245,17 +244,80 @@ fn print_banner(
     for (name, value) in env {
         outln!("  export {name}={value}");
     }
-    if (args.exchange_port, args.salesforce_port) != (seed::EWS_PORT, seed::SALESFORCE_PORT) {
-        outln!(
-            "\nnote: examples/quickstart.yaml points at ports {} and {}; in a copy, set ews_url, instance_url and login_url to the URLs above.",
-            seed::EWS_PORT,
-            seed::SALESFORCE_PORT
-        );
-    }
+}
+
+/// The generated reps, a line each (the first 12; all of them in `reps.csv`).
+fn print_reps(reps: &[tether_emulators::generate::Rep], file: &Path) {
+    const SHOWN: usize = 12;
     outln!();
     outln!(
-        "Try:  source {} && tether plan examples/quickstart.yaml",
-        env_file.display()
+        "Reps (email, profile, time zone); examples/quickstart.yaml syncs every Sales User{}:",
+        if reps.len() > SHOWN {
+            format!(", all {} listed in {}", reps.len(), file.display())
+        } else {
+            format!(" (also in {})", file.display())
+        }
+    );
+    for rep in reps.iter().take(SHOWN) {
+        outln!("  {:<36} {:<14} {}", rep.email, rep.profile, rep.time_zone);
+    }
+    if reps.len() > SHOWN {
+        outln!("  … and {} more", reps.len() - SHOWN);
+    }
+}
+
+/// `DIR/reps.csv`: every rep of the org, `email,name,profile,time_zone`.
+fn write_reps(dir: &Path, reps: &[tether_emulators::generate::Rep]) -> Result<PathBuf, String> {
+    let path = dir.join("reps.csv");
+    let mut body = String::from("email,name,profile,time_zone\n");
+    for rep in reps {
+        body.push_str(&format!(
+            "{},{},{},{}\n",
+            rep.email, rep.name, rep.profile, rep.time_zone
+        ));
+    }
+    std::fs::write(&path, body).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// The configuration the banner's "Try:" names: examples/quickstart.yaml, or on other
+/// ports than its own a copy pointed at these, written as `DIR/quickstart.yaml` (anew at
+/// each start, since the ports may change).
+fn quickstart_for(args: &Args, org: &SandboxOrg) -> Result<PathBuf, String> {
+    const EXAMPLE: &str = include_str!("../../examples/quickstart.yaml");
+    if (args.exchange_port, args.salesforce_port) == (seed::EWS_PORT, seed::SALESFORCE_PORT) {
+        return Ok(PathBuf::from("examples/quickstart.yaml"));
+    }
+    let ews = format!("127.0.0.1:{}", seed::EWS_PORT);
+    let salesforce = format!("127.0.0.1:{}", seed::SALESFORCE_PORT);
+    let host = |url: String| {
+        url::Url::parse(&url)
+            .ok()
+            .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port()?)))
+            .unwrap_or(url)
+    };
+    let body: String = EXAMPLE
+        .lines()
+        .skip_while(|l| l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let text = format!(
+        "# examples/quickstart.yaml pointed at this sandbox's ports; `tether sandbox` writes it\n\
+         # anew at each start on other ports than the example's.\n{}",
+        body.replace(&ews, &host(org.exchange.ews_url()))
+            .replace(&salesforce, &host(org.salesforce.url().to_string()))
+    );
+    let path = args.data.join("quickstart.yaml");
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+fn print_try(args: &Args, env_file: &Path, config: &Path) {
+    outln!();
+    outln!(
+        "Try:  source {} && tether plan {}",
+        env_file.display(),
+        config.display()
     );
     outln!(
         "Ready. Ctrl-C stops the sandbox; the org stays in {} (--reset starts over).",

@@ -7,6 +7,9 @@ pub enum Which {
     /// The configuration files (schemas/tether.schema.json).
     #[default]
     Config,
+    /// One file of a multi-file configuration, without `org`: only sync configurations,
+    /// only connections, ... (schemas/tether-fragment.schema.json).
+    Fragment,
     /// `tether plan --format json` output (schemas/plan.schema.json).
     Plan,
 }
@@ -20,6 +23,7 @@ pub struct Args {
 pub fn run(args: &Args) -> CommandResult {
     match args.which {
         Which::Config => out!("{}", crate::config::schema::schema_text()),
+        Which::Fragment => out!("{}", crate::config::schema::fragment_schema_text()),
         Which::Plan => out!("{}", crate::plan::document::schema_text()),
     }
     Ok(Done::Success)

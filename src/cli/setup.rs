@@ -34,7 +34,7 @@ pub enum Target {
 
 #[derive(Debug, clap::Args)]
 pub struct ExchangeArgs {
-    /// Configuration file or directory (one org). Default: the current directory.
+    /// Configuration file or directory (one org). Default: $TETHER_CONFIG, else the current directory.
     pub paths: Vec<PathBuf>,
     /// Also resolve the members of `members.profiles` through Salesforce, as `plan` does
     /// (signs in to Salesforce with the configured connection).
@@ -74,15 +74,11 @@ pub fn run(args: &Args) -> CommandResult {
         settings,
     } = load_configuration_checking(&args.paths, false)?;
     let mut setup = Setup {
-        source: if args.paths.is_empty() {
-            ".".to_string()
-        } else {
-            args.paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        },
+        source: super::config_paths(&args.paths)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
         group: args.group.clone(),
         object_id: args.object_id.clone(),
         client_id: match &config.connections.exchange {

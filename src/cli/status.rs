@@ -30,7 +30,7 @@ pub enum StatusFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration file or directory whose state to show. Default: the current directory.
+    /// Configuration file or directory whose state to show. Default: $TETHER_CONFIG, else the current directory.
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub state: StateArg,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration file or directory (one org). Default: the current directory.
+    /// Configuration file or directory (one org). Default: $TETHER_CONFIG, else the current directory.
     pub paths: Vec<PathBuf>,
     /// Test impersonation and folders of this rep's mailbox (default: the first user listed
     /// in an active configuration).

@@ -169,23 +169,22 @@ pub fn render_human(sources: &Sources, diags: &[Diagnostic]) -> String {
         }
         out.push('\n');
     }
-    let errors = count(diags, Severity::Error);
-    let warnings = count(diags, Severity::Warning);
-    if errors == 0 {
-        let _ = writeln!(
-            out,
-            "Configuration is valid ({}).",
-            plural(warnings, "warning")
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "Configuration is not valid: {}, {}.",
-            plural(errors, "error"),
-            plural(warnings, "warning")
-        );
-    }
+    let _ = writeln!(out, "{}", verdict(diags));
     out
+}
+
+/// "Configuration is valid (1 warning)." or "… is not valid: 2 errors, 0 warnings."
+fn verdict(diags: &[Diagnostic]) -> String {
+    let errors = count(diags, Severity::Error);
+    let warnings = plural(count(diags, Severity::Warning), "warning");
+    if errors == 0 {
+        format!("Configuration is valid ({warnings}).")
+    } else {
+        format!(
+            "Configuration is not valid: {}, {warnings}.",
+            plural(errors, "error")
+        )
+    }
 }
 
 fn write_snippet(out: &mut String, sources: &Sources, span: &Span) {
@@ -290,6 +289,143 @@ pub fn render_json(sources: &Sources, diags: &[Diagnostic]) -> String {
             .collect(),
     };
     serde_json::to_string_pretty(&report).expect("diagnostics serialize")
+}
+
+/// The message of a finding with its notes and hint, for the formats that carry one text.
+fn full_message(sources: &Sources, d: &Diagnostic) -> String {
+    let mut text = d.summary.clone();
+    for (note, span) in &d.related {
+        let _ = write!(text, "\n{note} at {}", location(sources, span));
+    }
+    if let Some(hint) = &d.hint {
+        let _ = write!(text, "\nhint: {hint}");
+    }
+    text
+}
+
+/// `--format github`: one workflow command per finding (`::error file=…,line=…,col=…::…`),
+/// which GitHub Actions shows as an annotation on the file's line in the pull request, then
+/// the verdict as a plain line. Escaped as GitHub's toolkit escapes commands: `%`, CR and LF
+/// in the message; also `:` and `,` in a property.
+pub fn render_github(sources: &Sources, diags: &[Diagnostic]) -> String {
+    fn data(text: &str) -> String {
+        text.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    }
+    fn property(text: &str) -> String {
+        data(text).replace(':', "%3A").replace(',', "%2C")
+    }
+    let mut out = String::new();
+    for d in diags {
+        let command = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "notice",
+        };
+        let mut properties = Vec::new();
+        if let Some(span) = &d.span {
+            properties.push(format!(
+                "file={}",
+                property(&sources.path(span.file).display().to_string())
+            ));
+            properties.push(format!("line={}", span.start.line));
+            properties.push(format!("col={}", span.start.column));
+        }
+        properties.push(format!("title={}", property("tether validate")));
+        let _ = writeln!(
+            out,
+            "::{command} {}::{}",
+            properties.join(","),
+            data(&full_message(sources, d))
+        );
+    }
+    let _ = writeln!(out, "{}", verdict(diags));
+    out
+}
+
+/// `--format sarif`: a SARIF 2.1.0 log (OASIS), one run of tool `tether` with a result per
+/// finding, for code-scanning tools. Columns count characters (`unicodeCodePoints`); a
+/// region's end column is the one after its last character, as SARIF has it.
+pub fn render_sarif(sources: &Sources, diags: &[Diagnostic]) -> String {
+    let location = |span: &Span| {
+        serde_json::json!({
+            "physicalLocation": {
+                "artifactLocation": { "uri": uri(sources.path(span.file)) },
+                "region": {
+                    "startLine": span.start.line,
+                    "startColumn": span.start.column,
+                    "endLine": span.end.line.max(span.start.line),
+                    "endColumn": if span.end.byte > span.start.byte { span.end.column } else { span.start.column + 1 },
+                }
+            }
+        })
+    };
+    let results: Vec<serde_json::Value> = diags
+        .iter()
+        .map(|d| {
+            let mut text = d.summary.clone();
+            if let Some(hint) = &d.hint {
+                let _ = write!(text, "\nhint: {hint}");
+            }
+            let mut result = serde_json::json!({
+                "level": match d.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                    Severity::Info => "note",
+                },
+                "message": { "text": text },
+            });
+            if let Some(span) = &d.span {
+                result["locations"] = serde_json::json!([location(span)]);
+            }
+            if !d.related.is_empty() {
+                result["relatedLocations"] = d
+                    .related
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (note, span))| {
+                        let mut l = location(span);
+                        l["id"] = i.into();
+                        l["message"] = serde_json::json!({ "text": note });
+                        l
+                    })
+                    .collect();
+            }
+            result
+        })
+        .collect();
+    let log = serde_json::json!({
+        "version": "2.1.0",
+        "$schema": "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "tether",
+                "version": env!("CARGO_PKG_VERSION"),
+            }},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }]
+    });
+    serde_json::to_string_pretty(&log).expect("SARIF serializes")
+}
+
+/// A path as a relative URI reference: `/` between segments, anything but RFC 3986's
+/// unreserved characters percent-encoded.
+fn uri(path: &std::path::Path) -> String {
+    let text = path.to_string_lossy().replace('\\', "/");
+    let mut out = String::new();
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -41,6 +41,14 @@ impl Validation {
     pub fn render_json(&self) -> String {
         diag::render_json(&self.sources, &self.diagnostics)
     }
+
+    pub fn render_github(&self) -> String {
+        diag::render_github(&self.sources, &self.diagnostics)
+    }
+
+    pub fn render_sarif(&self) -> String {
+        diag::render_sarif(&self.sources, &self.diagnostics)
+    }
 }
 
 /// Loads and checks `paths`. Configurations of different orgs given together are also

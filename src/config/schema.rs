@@ -21,9 +21,58 @@ pub fn schema() -> Value {
     schema
 }
 
+pub const FRAGMENT_SCHEMA_ID: &str = "https://tether.dev/schemas/tether-fragment.schema.json";
+
+/// The schema of a fragment, as checked in at `schemas/tether-fragment.schema.json`: a file
+/// of a multi-file configuration that holds only some of it (say `sync_configurations`, or
+/// one of the `connections`), for editors' modelines. It is the configuration's schema with
+/// nothing required; `org` is left out, since a file with `org` is the configuration's root
+/// (see `load`). `tether validate` checks the merged configuration with [`schema`].
+pub fn fragment_schema() -> Value {
+    let mut schema = schema();
+    let obj = schema.as_object_mut().expect("schema is an object");
+    obj.insert("$id".into(), FRAGMENT_SCHEMA_ID.into());
+    obj.insert("title".into(), "tether configuration fragment".into());
+    obj.insert(
+        "description".into(),
+        "A file of a multi-file tether configuration without `org` (that file is the root): \
+         any of its other top-level keys, none required. Directory files are merged: \
+         `sync_configurations` lists are joined, `connections` merged one level down."
+            .into(),
+    );
+    obj.remove("required");
+    obj.insert("minProperties".into(), 1.into());
+    let properties = obj["properties"].as_object_mut().expect("properties");
+    properties.remove("org");
+    properties.insert(
+        "connections".into(),
+        serde_json::json!({ "$ref": "#/$defs/ConnectionsFragment" }),
+    );
+    let defs = obj["$defs"].as_object_mut().expect("$defs");
+    let mut connections = defs["Connections"].clone();
+    let connections_obj = connections.as_object_mut().expect("Connections");
+    connections_obj.remove("required");
+    connections_obj.insert("minProperties".into(), 1.into());
+    connections_obj.insert(
+        "description".into(),
+        "Some of the connections; the others are in another file of the configuration.".into(),
+    );
+    defs.insert("ConnectionsFragment".into(), connections);
+    schema
+}
+
 /// `tether schema` output and the checked-in file: pretty JSON with a final newline.
 pub fn schema_text() -> String {
-    let mut text = serde_json::to_string_pretty(&schema()).expect("schema serializes");
+    pretty(&schema())
+}
+
+/// `tether schema fragment` output and the checked-in file.
+pub fn fragment_schema_text() -> String {
+    pretty(&fragment_schema())
+}
+
+fn pretty(schema: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(schema).expect("schema serializes");
     text.push('\n');
     text
 }

@@ -49,29 +49,98 @@ fn every_example_validates() {
     }
 }
 
+/// A file as the editor's YAML language server sees it: its JSON, through tether's own
+/// YAML reader.
+fn yaml_json(file: &Path) -> serde_json::Value {
+    use tether::config::source::{SourceFile, Sources};
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut sources = Sources::default();
+    let id = sources.add(SourceFile::new(file.to_path_buf(), text));
+    tether::config::yaml::parse(id, sources.get(id))
+        .unwrap_or_else(|d| panic!("{}: {}", file.display(), d.summary))
+        .expect("not empty")
+        .to_json()
+}
+
+/// What a schema finds wrong with `instance`, one line each (empty: valid).
+fn schema_errors(schema_file: &Path, instance: &serde_json::Value) -> Vec<String> {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_file).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+/// Each example names, in its first line, the schema an editor checks it with: the
+/// configuration's for a root file (one with `org`), the fragment schema for the other files
+/// of a multi-file configuration; and each validates green with the schema it names.
 #[test]
-fn every_example_names_the_schema_for_editors() {
+fn every_example_names_the_schema_for_editors_and_validates_with_it() {
     let mut files = Vec::new();
     yaml_files(&repo().join("examples"), &mut files);
     // examples/ci holds CI workflows, not tether configuration.
     files.retain(|f| !f.starts_with(repo().join("examples/ci")));
     assert!(files.len() >= 7, "{files:?}");
+    let mut fragments = 0;
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         let first = text.lines().next().unwrap_or_default();
         let schema = first
             .strip_prefix("# yaml-language-server: $schema=")
             .unwrap_or_else(|| panic!("{} must start with the schema line", file.display()));
+        let instance = yaml_json(&file);
+        let expected = if instance.get("org").is_some() {
+            "schemas/tether.schema.json"
+        } else {
+            fragments += 1;
+            "schemas/tether-fragment.schema.json"
+        };
         let target = file.parent().unwrap().join(schema);
         assert!(
-            target.canonicalize().unwrap()
-                == repo()
-                    .join("schemas/tether.schema.json")
-                    .canonicalize()
-                    .unwrap(),
-            "{}: {schema} does not point at schemas/tether.schema.json",
+            target.canonicalize().unwrap() == repo().join(expected).canonicalize().unwrap(),
+            "{}: {schema} does not point at {expected}",
             file.display()
         );
+        let errors = schema_errors(&target, &instance);
+        assert!(errors.is_empty(), "{}: {errors:#?}", file.display());
+    }
+    assert!(fragments >= 3, "the multi-org example's fragments");
+}
+
+/// The defect: an editor flagged every fragment (a file of only `sync_configurations`) as
+/// invalid, since the one schema requires `version`, `org` and `connections`. The fragment
+/// schema takes a file of sync configurations only or of one connection only, and still
+/// catches a mistake in them.
+#[test]
+fn a_fragment_of_only_sync_configurations_or_connections_validates_with_the_fragment_schema() {
+    let fragment = repo().join("schemas/tether-fragment.schema.json");
+    let whole = repo().join("schemas/tether.schema.json");
+    let sync_only = yaml_json(&repo().join("examples/multi-org/production/sync/europe.yaml"));
+    assert!(!schema_errors(&whole, &sync_only).is_empty());
+    assert_eq!(schema_errors(&fragment, &sync_only), Vec::<String>::new());
+    let connections_only = serde_json::json!({"connections": {"salesforce": {
+        "instance_url": "https://acme.my.salesforce.com",
+        "auth": {"flow": "jwt_bearer", "client_id": "${env:SF_CLIENT_ID}",
+                 "username": "integration@acme.com", "private_key": "${env:SF_KEY}"}}}});
+    assert_eq!(
+        schema_errors(&fragment, &connections_only),
+        Vec::<String>::new()
+    );
+    // Still a schema: a typo, a literal secret, a root's `org` and an empty file are caught.
+    let mut typo = sync_only.clone();
+    typo["sync_configurations"][0]["contacts"]["conflcit"] = "salesforce_wins".into();
+    let mut literal = connections_only.clone();
+    literal["connections"]["salesforce"]["auth"]["private_key"] = "-----BEGIN".into();
+    for wrong in [
+        typo,
+        literal,
+        serde_json::json!({"org": {"name": "acme", "kind": "production"}}),
+        serde_json::json!({}),
+        serde_json::json!({"connections": {}}),
+    ] {
+        assert!(!schema_errors(&fragment, &wrong).is_empty(), "{wrong}");
     }
 }
 
@@ -149,6 +218,18 @@ fn checked_in_schema_is_current() {
     assert_eq!(
         schema["$schema"],
         "https://json-schema.org/draft/2020-12/schema"
+    );
+}
+
+#[test]
+fn checked_in_fragment_schema_is_current() {
+    let out = tether(&["schema", "fragment"], &repo());
+    assert_eq!(out.code, 0);
+    let checked_in =
+        std::fs::read_to_string(repo().join("schemas/tether-fragment.schema.json")).unwrap();
+    assert!(
+        out.stdout == checked_in,
+        "schemas/tether-fragment.schema.json is stale; regenerate it with:\n    cargo run -- schema fragment > schemas/tether-fragment.schema.json"
     );
 }
 
@@ -293,4 +374,76 @@ fn the_deploy_examples_run_commands_tether_accepts() {
         );
         assert_eq!(cli.log_format, tether::cli::logging::LogFormat::Json);
     }
+}
+
+/// README's table of the sandbox's default reps is the org `tether sandbox` seeds (10 reps,
+/// seed 1): the same emails, profiles and time zones, in order.
+#[test]
+fn readme_lists_the_default_sandbox_reps_and_profiles() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let table = readme
+        .split("The default org (10 reps, seed 1):\n\n")
+        .nth(1)
+        .expect("README lists the sandbox's reps");
+    let rows: Vec<String> = table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(String::from)
+        .collect();
+    let shape = tether_emulators::generate::Shape {
+        reps: 10,
+        contacts_per_rep: 10,
+        events_per_rep: 10,
+        seed: 1,
+    };
+    let expected: Vec<String> = tether_emulators::generate::reps(&shape)
+        .iter()
+        .map(|r| format!("| {} | {} | {} |", r.email, r.profile, r.time_zone))
+        .collect();
+    assert_eq!(rows, expected);
+}
+
+/// Every command line README shows (`tether …`, `cargo run [--release] -- …`) is one this
+/// tether accepts: no flag or subcommand the README names is missing or misspelt.
+#[test]
+fn every_command_line_in_the_readme_parses() {
+    use clap::Parser;
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut lines = Vec::new();
+    let mut pending = String::new();
+    for line in readme.lines() {
+        let Some(code) = line.strip_prefix("    ") else {
+            continue;
+        };
+        pending.push_str(code.trim());
+        if let Some(continued) = pending.strip_suffix('\\') {
+            pending = format!("{} ", continued.trim_end());
+            continue;
+        }
+        lines.push(std::mem::take(&mut pending));
+    }
+    let mut checked = 0;
+    for line in lines {
+        let command = line.split(" # ").next().unwrap().trim();
+        let command = command.split(" && ").last().unwrap();
+        let rest = ["cargo run --release -- ", "cargo run -- ", "tether "]
+            .iter()
+            .find_map(|p| command.strip_prefix(p));
+        let Some(rest) = rest else { continue };
+        let words: Vec<&str> = std::iter::once("tether")
+            .chain(rest.split_whitespace())
+            .map(|w| w.trim_matches('"'))
+            .collect();
+        if let Err(e) = tether::cli::Cli::try_parse_from(&words)
+            && !matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            )
+        {
+            panic!("README: `{command}`: {e}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 25, "{checked} command lines");
 }

@@ -322,7 +322,8 @@ async fn ews_error_irresolvable_conflict() {
     w.edit("c1s0", Side::Salesforce, "c1s0 v1");
     w.ews.inject(Fault::StaleChangeKey);
     let u = sync_under_fault(&w, Sync::RunOnce).await;
-    assert_eq!(u.exit, 0, "{}{}", u.stdout, u.stderr);
+    // A record failed: `run --once` exits 1, as apply does.
+    assert_eq!(u.exit, 1, "{}{}", u.stdout, u.stderr);
     assert_eq!(u.tally.unsynced.len(), 1, "{:?}", u.tally.unsynced);
     assert!(
         u.errors

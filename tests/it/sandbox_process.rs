@@ -229,19 +229,49 @@ fn quickstart_against_the_sandbox_process_and_its_org_survives_a_restart() {
         sandbox.banner
     );
 
-    // examples/quickstart.yaml, pointed at this sandbox's ports.
+    // The banner lists the reps with their profiles (all of them in reps.csv), and its
+    // "Try:" names a configuration on this sandbox's ports: examples/quickstart.yaml's copy.
+    assert!(
+        sandbox
+            .banner
+            .contains("  celia.kung@example.com               Sales User     Europe/Berlin\n"),
+        "{}",
+        sandbox.banner
+    );
+    assert_eq!(
+        sandbox.banner.matches(" Sales Manager ").count(),
+        1,
+        "{}",
+        sandbox.banner
+    );
+    let reps = std::fs::read_to_string(scratch.path("sbx/reps.csv")).unwrap();
+    assert_eq!(reps.lines().count(), 7, "{reps}");
+    assert!(reps.starts_with("email,name,profile,time_zone\ncelia.kung@example.com,Celia Kung,Sales User,Europe/Berlin\n"), "{reps}");
+    assert!(
+        sandbox
+            .banner
+            .contains("Try:  source sbx/sandbox.env && tether plan sbx/quickstart.yaml\n"),
+        "{}",
+        sandbox.banner
+    );
     let example = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/quickstart.yaml"
     ))
     .unwrap();
-    assert!(example.contains("127.0.0.1:8081") && example.contains("127.0.0.1:8082"));
-    scratch.write(
-        "quickstart.yaml",
-        example
-            .replace("127.0.0.1:8081", &format!("127.0.0.1:{ews_port}"))
-            .replace("127.0.0.1:8082", &format!("127.0.0.1:{sf_port}")),
+    let copy = std::fs::read_to_string(scratch.path("sbx/quickstart.yaml")).unwrap();
+    assert!(
+        copy.contains(&format!(
+            "ews_url: http://127.0.0.1:{ews_port}/EWS/Exchange.asmx"
+        )) && copy.contains(&format!("instance_url: http://127.0.0.1:{sf_port}\n"))
+            && copy.contains(&format!("login_url: http://127.0.0.1:{sf_port}\n")),
+        "{copy}"
     );
+    assert_eq!(
+        copy.lines().filter(|l| !l.starts_with('#')).count(),
+        example.lines().filter(|l| !l.starts_with('#')).count()
+    );
+    std::fs::write(scratch.path("quickstart.yaml"), copy).unwrap();
 
     let validate = run(&scratch, &env, &["validate", "quickstart.yaml"]);
     assert_eq!(validate.code, 0, "{}{}", validate.stdout, validate.stderr);

@@ -775,3 +775,42 @@ async fn an_acknowledged_failing_record_no_longer_fails_apply_until_it_changes()
         apply.stdout, apply.stderr
     );
 }
+
+/// The defect: `run --once` exited 0 after a cycle in which records failed. It exits as
+/// apply does: 1 while a record fails, 0 once that failure is acknowledged.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_once_exits_1_when_a_record_failed_as_apply_does() {
+    let (s, _) = setup(&["Diaz", "Lee"], false).await;
+    s.ews.fail_items(
+        "diaz@customer.com",
+        "ErrorInvalidPropertyRequest",
+        "The property cannot be set.",
+        None,
+    );
+    let diaz = sf_id(&s, "Diaz");
+    let apply = tether(&s, &["apply", "org", "--auto-approve"]).await;
+    assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
+    let once = tether(&s, &["run", "org", "--once"]).await;
+    assert!(
+        once.stdout.contains(" cycle: 0 records written, 1 failed"),
+        "{}",
+        once.stdout
+    );
+    assert_eq!(
+        once.code, 1,
+        "a record failed:\n{}{}",
+        once.stdout, once.stderr
+    );
+    ok(&tether(&s, &["errors", "ack", "--config", "org", &diaz]).await);
+    let once = tether(&s, &["run", "org", "--once"]).await;
+    assert!(
+        once.stdout.contains(", 1 failed"),
+        "still tried:\n{}",
+        once.stdout
+    );
+    assert_eq!(
+        once.code, 0,
+        "acknowledged:\n{}{}",
+        once.stdout, once.stderr
+    );
+}

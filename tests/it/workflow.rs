@@ -358,8 +358,9 @@ async fn status_errors_and_reset_report_and_relink_without_duplicates() {
     assert_eq!(lines.len(), 2, "{}", csv.stdout);
 
     let contacts_before = s.sf.handle().records("Contact").len();
-    let reset = tether_async(&s, &["reset", REP, "--config", "org"]).await;
+    let reset = tether_async(&s, &["reset", "org", "--user", REP]).await;
     assert_eq!(reset.code, 0, "{}", reset.stderr);
+    assert!(!reset.stderr.contains("deprecated"), "{}", reset.stderr);
     assert!(
         reset.stdout.contains("Marked for reset"),
         "{}",
@@ -373,8 +374,16 @@ async fn status_errors_and_reset_report_and_relink_without_duplicates() {
     );
     let compact = tether_async(&s, &["status", "org"]).await.stdout;
     assert!(compact.contains("; marked for reset"), "{compact}");
+    // The older form still works, saying it is deprecated.
     let unknown = tether_async(&s, &["reset", "nobody@corp.com", "--config", "org"]).await;
     assert_eq!(unknown.code, 1);
+    assert!(
+        unknown
+            .stderr
+            .contains("note: `--config` is deprecated; write `tether reset org --user EMAIL`"),
+        "{}",
+        unknown.stderr
+    );
     assert!(
         unknown
             .stderr
