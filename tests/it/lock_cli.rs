@@ -388,9 +388,9 @@ fn reset_has_a_lock_timeout_and_waits_for_a_cycle_in_flight() {
     let timed_out = tether(
         &[
             "reset",
-            "rep@example.com",
-            "--config",
             "org",
+            "--user",
+            "rep@example.com",
             "--lock-timeout",
             "1s",
         ],
@@ -409,7 +409,7 @@ fn reset_has_a_lock_timeout_and_waits_for_a_cycle_in_flight() {
     );
 
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
-        .args(["reset", "rep@example.com", "--config", "org"])
+        .args(["reset", "org", "--user", "rep@example.com"])
         .current_dir(s.dir.path())
         .stderr(std::process::Stdio::piped())
         .spawn()
