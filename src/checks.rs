@@ -64,7 +64,7 @@ pub async fn run(
     clock: Arc<dyn Clock>,
 ) -> Vec<Check> {
     let mut out = Vec::new();
-    if connect::exchange_api(config) == ExchangeApi::Graph {
+    if config.connections.exchange.api() == ExchangeApi::Graph {
         match connect::graph(config, home, clock) {
             Err(e) => out.push(fail(
                 "Exchange: connection settings",

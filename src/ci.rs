@@ -82,7 +82,7 @@ pub fn applied_by_with(ci: Option<CiRun>, user: Option<String>) -> String {
 }
 
 pub fn applied_by() -> String {
-    applied_by_with(detect(), std::env::var("USER").ok())
+    applied_by_with(detect(), crate::lock::local_user())
 }
 
 /// The commit a configuration in `dir` is at: the CI's, else `git rev-parse HEAD` there

@@ -252,14 +252,6 @@ pub fn exchange_options(config: &Config, home: &Path) -> Result<ExchangeOptions,
     Ok(opts)
 }
 
-/// The API `connections.exchange` names (a service account speaks EWS).
-pub fn exchange_api(config: &Config) -> ExchangeApi {
-    match &config.connections.exchange {
-        ExchangeConnection::ServiceAccount { .. } => ExchangeApi::Ews,
-        ExchangeConnection::Oauth2 { api, .. } => *api,
-    }
-}
-
 /// A Microsoft Graph client for an `api: graph` connection, every secret resolved. The
 /// token scope follows `graph_url` (national clouds have their own Graph host).
 pub fn graph(

@@ -234,9 +234,45 @@ pub fn host_name() -> String {
 }
 
 fn user_name() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown user".into())
+    local_user().unwrap_or_else(|| "unknown user".into())
+}
+
+/// Who runs this process: `USER`/`USERNAME`, else the account of its uid (a systemd unit or
+/// a container sets no `USER`), else `uid N`.
+pub fn local_user() -> Option<String> {
+    local_user_with(
+        |name| std::env::var(name).ok(),
+        &std::fs::read_to_string("/proc/self/status").unwrap_or_default(),
+        &std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
+    )
+}
+
+fn local_user_with(
+    env: impl Fn(&str) -> Option<String>,
+    proc_status: &str,
+    passwd: &str,
+) -> Option<String> {
+    if let Some(user) = ["USER", "USERNAME"]
+        .iter()
+        .find_map(|name| env(name).filter(|u| !u.is_empty()))
+    {
+        return Some(user);
+    }
+    let uid = proc_status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?;
+    Some(account_of(passwd, uid).unwrap_or_else(|| format!("uid {uid}")))
+}
+
+/// The account name of `uid` in an /etc/passwd text.
+fn account_of(passwd: &str, uid: &str) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid).then(|| name.to_string())
+    })
 }
 
 fn boot_id() -> Option<String> {
@@ -578,6 +614,28 @@ mod tests {
         DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_holder_without_user_in_its_environment_is_named_by_its_account() {
+        let status = "Name:\ttether\nUid:\t998\t998\t998\t998\nGid:\t998\n";
+        let passwd = "root:x:0:0:root:/root:/bin/bash\ntether:x:998:998::/var/lib/tether:/usr/sbin/nologin\n";
+        let none = |_: &str| None;
+        assert_eq!(
+            local_user_with(none, status, passwd).as_deref(),
+            Some("tether")
+        );
+        assert_eq!(
+            local_user_with(none, status, "").as_deref(),
+            Some("uid 998")
+        );
+        let empty_user = |name: &str| (name == "USER").then(String::new);
+        assert_eq!(
+            local_user_with(empty_user, status, passwd).as_deref(),
+            Some("tether")
+        );
+        let ana = |name: &str| (name == "USER").then(|| "ana".to_string());
+        assert_eq!(local_user_with(ana, status, passwd).as_deref(), Some("ana"));
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl MailSide {
         home: &Path,
         clock: Arc<dyn Clock>,
     ) -> Result<MailSide, ConnectError> {
-        match connect::exchange_api(config) {
+        match config.connections.exchange.api() {
             ExchangeApi::Ews => {
                 let client = EwsClient::new(connect::exchange_options(config, home)?, clock)
                     .map_err(|e| ConnectError {

@@ -101,6 +101,35 @@ fn mask_secrets(line: &str) -> String {
             }
         }
     }
+    mask_url_passwords(&out)
+}
+
+/// Masks the password of any `scheme://user:password@host` in a line (a Postgres state URL
+/// that `validate` refuses for holding one must not print it either).
+fn mask_url_passwords(line: &str) -> String {
+    let mut out = line.to_string();
+    let mut from = 0;
+    while let Some(found) = out[from..].find("://") {
+        let authority_start = from + found + 3;
+        let authority_len = out[authority_start..]
+            .find(|c: char| {
+                c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"' || c == '\''
+            })
+            .unwrap_or(out.len() - authority_start);
+        let authority = &out[authority_start..authority_start + authority_len];
+        from = authority_start + authority_len;
+        let Some(at) = authority.rfind('@') else {
+            continue;
+        };
+        let Some(colon) = authority[..at].find(':') else {
+            continue;
+        };
+        let password = authority_start + colon + 1..authority_start + at;
+        if !password.is_empty() {
+            let masked = "*".repeat(out[password.clone()].chars().count());
+            out.replace_range(password, &masked);
+        }
+    }
     out
 }
 
@@ -283,5 +312,21 @@ mod tests {
             "password: \"${env:X}\""
         );
         assert_eq!(mask_secrets("my_password_hint: ok"), "my_password_hint: ok");
+    }
+
+    #[test]
+    fn a_password_inside_a_state_url_is_masked_in_shown_lines() {
+        assert_eq!(
+            mask_secrets("state: postgres://tether:s3cret@db.example.com:5432/tether"),
+            "state: postgres://tether:******@db.example.com:5432/tether"
+        );
+        assert_eq!(
+            mask_secrets("  url: \"postgres://u:p%40ss@h/db\" # and http://a@b"),
+            "  url: \"postgres://u:******@h/db\" # and http://a@b"
+        );
+        assert_eq!(
+            mask_secrets("instance_url: https://acme.my.salesforce.com"),
+            "instance_url: https://acme.my.salesforce.com"
+        );
     }
 }

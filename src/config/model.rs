@@ -132,6 +132,16 @@ pub enum ExchangeConnection {
     },
 }
 
+impl ExchangeConnection {
+    /// The API the connection syncs through (a service account speaks EWS only).
+    pub fn api(&self) -> ExchangeApi {
+        match self {
+            ExchangeConnection::ServiceAccount { .. } => ExchangeApi::Ews,
+            ExchangeConnection::Oauth2 { api, .. } => *api,
+        }
+    }
+}
+
 /// Certificate credential of an app registration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

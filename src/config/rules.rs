@@ -68,6 +68,16 @@ pub fn check(c: &Checked<'_>, strict: bool) -> Vec<Diagnostic> {
             let p = format!("{base}/events");
             conflict_policy(c, &p, events.direction, events.conflict, &mut out);
             since_window(c, &p, &events.since, &mut out);
+            if events.send_cancellations && c.config.connections.exchange.api() == ExchangeApi::Ews
+            {
+                out.push(
+                    Diagnostic::warning(
+                        c.key_at(&format!("{p}/send_cancellations")),
+                        "`send_cancellations` has no effect over EWS: EWS deletes a meeting without mailing its attendees",
+                    )
+                    .with_hint("remove it, or keep it for when the connection moves to `api: graph`"),
+                );
+            }
             if events.which == EventSelection::UserSelected && !c.config.outlook_integration.enabled
             {
                 out.push(
@@ -635,7 +645,7 @@ fn connections(c: &Checked<'_>, out: &mut Vec<Diagnostic>) {
 }
 
 /// Which API an `oauth2` connection uses: an endpoint of the other one is a mistake;
-/// Exchange Online's EWS is being retired; Graph cannot sync yet.
+/// Exchange Online's EWS is being retired.
 fn api_rules(
     c: &Checked<'_>,
     api: ExchangeApi,
@@ -655,10 +665,6 @@ fn api_rules(
                     .with_hint("remove it, or set `graph_url` for a national cloud"),
                 );
             }
-            out.push(
-                Diagnostic::warning(c.at(&format!("{ex}/api")), "syncing through Microsoft Graph is not available in this version of tether: plan, apply and run cannot connect yet")
-                    .with_hint("`tether test-connection` checks the app's token and each rep's mailbox over Graph; sync with `api: ews` until the Graph connector ships"),
-            );
         }
         ExchangeApi::Ews => {
             if graph_url.is_some() {

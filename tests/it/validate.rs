@@ -82,6 +82,22 @@ fn a_postgres_state_url_with_a_password_or_in_clear_text_is_an_error_at_its_line
         "postgres://tether:hunter2",
     );
     assert!(!d.to_string().contains("hunter2"), "{d}");
+    // The human rendering shows the source line; the password in it is masked.
+    let s = Scratch::new();
+    s.write(
+        "tether.yaml",
+        state("postgres://tether:hunter2@db.acme.com/tether"),
+    );
+    let human = tether(&["validate", "tether.yaml"], s.dir.path());
+    assert_eq!(human.code, 1);
+    assert!(
+        human
+            .stdout
+            .contains("postgres://tether:*******@db.acme.com"),
+        "{}",
+        human.stdout
+    );
+    assert!(!format!("{}{}", human.stdout, human.stderr).contains("hunter2"));
     expect(
         &state("postgres://tether@db.acme.com/tether?sslmode=disable"),
         "error",
@@ -1186,17 +1202,14 @@ fn rule_exchange_online_ews_warns_with_the_retirement_dates() {
 }
 
 #[test]
-fn rule_graph_connection_validates_its_urls_and_says_sync_is_not_available_yet() {
+fn rule_graph_connection_validates_its_urls_and_is_not_told_sync_is_unavailable() {
     let text = oauth2(
         "    api: graph\n    graph_url: https://graph.microsoft.us/v1.0\n    token_url: https://login.microsoftonline.us/acme.onmicrosoft.com/oauth2/v2.0/token\n",
     );
     let (code, report) = check(&text);
     assert_eq!(code, 0, "{report}");
-    assert_eq!(report["warning_count"], 1, "{report}");
-    find(
-        &report,
-        "syncing through Microsoft Graph is not available in this version of tether: plan, apply and run cannot connect yet",
-    );
+    // Graph syncs since the Graph connector landed; validate said it could not.
+    assert_eq!(report["warning_count"], 0, "{report}");
     expect(
         &oauth2("    api: graph\n    graph_url: http://graph.example.com/v1.0\n"),
         "error",
@@ -1287,4 +1300,26 @@ fn strict_validate_refuses_a_secret_that_resolves_to_an_empty_string() {
     assert_eq!(out.code, 1, "{}", out.stdout);
     let d = find(&out.json(), "secret file `token.txt` is empty").clone();
     assert_at(&d, "error", "tether.yaml", position_of(&text, "\"${file:"));
+}
+
+/// `send_cancellations` governs Graph deletes only; over EWS it silently did nothing.
+#[test]
+fn send_cancellations_over_ews_warns_that_it_has_no_effect() {
+    let text = with(
+        "      since: TODAY\n",
+        "      since: TODAY\n      send_cancellations: true\n",
+    );
+    expect(
+        &text,
+        "warning",
+        "`send_cancellations` has no effect over EWS: EWS deletes a meeting without mailing its attendees",
+        "send_cancellations",
+    );
+    let graph = oauth2("    api: graph\n").replace(
+        "      since: TODAY\n",
+        "      since: TODAY\n      send_cancellations: true\n",
+    );
+    let (code, report) = check(&graph);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["warning_count"], 0, "{report}");
 }
