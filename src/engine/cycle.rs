@@ -445,6 +445,8 @@ async fn stamped_partners_gone<M: MailConnector>(
 /// read: who syncs, and Salesforce's changes to each object since its watermark.
 #[derive(Debug, Clone, Default)]
 pub struct OrgRead {
+    /// The Salesforce users the reps were resolved from.
+    pub users: Vec<crate::engine::connector::CrmUser>,
     pub reps: Vec<Rep>,
     pub problems: Vec<RepProblem>,
     /// Hash of the sync settings this read was made under.
@@ -475,18 +477,13 @@ pub async fn read_org<C: CrmConnector, S: StateStore>(
     options: &SyncOptions,
 ) -> Result<OrgRead, CycleError> {
     let users = crm.users().await.map_err(CycleError::Crm)?;
-    let (mut reps, mut problems) = resolve_reps(config, &users);
-    if let Some(only) = &options.only_reps {
-        reps.retain(|r| only.contains(&r.email));
-        problems.retain(|p| only.contains(&p.user.to_lowercase()));
-    }
-    let settings_hash = settings_hash(config);
-    let settings_changed = state
-        .cursor(&CursorKey::Settings)?
-        .is_some_and(|h| h != settings_hash);
-    let mut objects = Vec::new();
+    let mut org = OrgRead::of(config, state, options, &users, Vec::new())?;
     for object in ObjectKind::ALL {
-        if !reps.iter().any(|r| settings(config, r, object).is_some()) {
+        if !org
+            .reps
+            .iter()
+            .any(|r| settings(config, r, object).is_some())
+        {
             continue;
         }
         let watermark = state.cursor(&CursorKey::Org { object })?;
@@ -494,25 +491,59 @@ pub async fn read_org<C: CrmConnector, S: StateStore>(
             .read_changes(object, watermark.as_deref())
             .await
             .map_err(CycleError::Crm)?;
-        objects.push(OrgChanges {
+        org.objects
+            .push(OrgChanges::new(object, watermark, changes));
+    }
+    Ok(org)
+}
+
+impl OrgRead {
+    /// The org read of `users` and of the changes `objects`, under `config`.
+    pub(crate) fn of<S: StateStore>(
+        config: &Config,
+        state: &S,
+        options: &SyncOptions,
+        users: &[crate::engine::connector::CrmUser],
+        objects: Vec<OrgChanges>,
+    ) -> Result<OrgRead, CycleError> {
+        let (mut reps, mut problems) = resolve_reps(config, users);
+        if let Some(only) = &options.only_reps {
+            reps.retain(|r| only.contains(&r.email));
+            problems.retain(|p| only.contains(&p.user.to_lowercase()));
+        }
+        let settings_hash = settings_hash(config);
+        let settings_changed = state
+            .cursor(&CursorKey::Settings)?
+            .is_some_and(|h| h != settings_hash);
+        Ok(OrgRead {
+            users: users.to_vec(),
+            reps,
+            problems,
+            settings_hash,
+            settings_changed,
+            resets: state.reset_marks()?,
+            objects,
+        })
+    }
+}
+
+impl OrgChanges {
+    pub(crate) fn new(
+        object: ObjectKind,
+        watermark: Option<String>,
+        changes: crate::engine::connector::CrmChanges,
+    ) -> Self {
+        OrgChanges {
             object,
             watermark,
             changes,
             everyone: None,
-        });
+        }
     }
-    Ok(OrgRead {
-        reps,
-        problems,
-        settings_hash,
-        settings_changed,
-        resets: state.reset_marks()?,
-        objects,
-    })
 }
 
 /// The reps of `org` in groups of `options.group_size`, as index ranges into `org.reps`.
-fn groups(org: &OrgRead, options: &SyncOptions) -> Vec<std::ops::Range<usize>> {
+pub(crate) fn groups(org: &OrgRead, options: &SyncOptions) -> Vec<std::ops::Range<usize>> {
     let size = options.group_size.unwrap_or(DEFAULT_GROUP_SIZE).max(1);
     (0..org.reps.len())
         .step_by(size)
@@ -536,7 +567,8 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     let mut plan = Plan::default();
     let mut out = ReadOutcome::default();
     for group in groups(&org, options) {
-        let (p, r) = read_group(config, mail, crm, state, now, options, &mut org, group).await?;
+        let reps = org.reps[group].to_vec();
+        let (p, r) = read_group(config, mail, crm, state, now, options, &mut org, reps).await?;
         plan.append(p);
         out.append(r);
     }
@@ -585,9 +617,8 @@ async fn read_group<M: MailConnector, C: CrmConnector, S: StateStore>(
     now: DateTime<Utc>,
     options: &SyncOptions,
     org: &mut OrgRead,
-    group: std::ops::Range<usize>,
+    reps: Vec<Rep>,
 ) -> Result<(Plan, ReadOutcome), CycleError> {
-    let reps: Vec<Rep> = org.reps[group].to_vec();
     let pending = state.pending_creates()?;
     let mut out = ReadOutcome {
         settings_hash: org.settings_hash.clone(),
@@ -896,36 +927,45 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
     options: &SyncOptions,
     budget: &mut StepBudget,
 ) -> Result<CycleReport, CycleError> {
-    // Reps marked for reset lose their links and cursors; they re-sync by matching.
-    let marks = state.reset_marks()?;
-    let mut changes = Vec::new();
-    for (rep, mark) in &marks {
-        if *mark == ResetMark::MarkedForReset {
-            changes.push(StateChange::ClearRep { rep: rep.clone() });
-            changes.push(StateChange::SetResetMark {
-                rep: rep.clone(),
-                mark: Some(ResetMark::ResetInProgress),
-            });
-        }
-    }
+    let changes = reset_changes(&*state)?;
     apply(state, budget, changes)?;
 
     let mut org = read_org(config, crm, &*state, options).await?;
     let mut report = CycleReport::default();
     for group in groups(&org, options) {
+        let reps = org.reps[group].to_vec();
         let done = run_group(
-            config, mail, crm, state, now, options, budget, &mut org, group, &report,
+            config, mail, crm, state, now, options, budget, &mut org, reps, &report, None,
         )
         .await?;
         report.append(done);
     }
     report.plan.sort_by_object();
-    finish_cycle(config, mail, state, now, options, budget, org, report)
+    let held: BTreeSet<ObjectKind> = report.held_back.iter().map(|op| op.object).collect();
+    finish_cycle(
+        config, mail, state, now, options, budget, org, report, &held, None,
+    )
+}
+
+/// Reps marked for reset lose their links and cursors when a cycle starts; they re-sync by
+/// matching.
+pub(crate) fn reset_changes<S: StateStore>(state: &S) -> Result<Vec<StateChange>, StateError> {
+    let mut changes = Vec::new();
+    for (rep, mark) in state.reset_marks()? {
+        if mark == ResetMark::MarkedForReset {
+            changes.push(StateChange::ClearRep { rep: rep.clone() });
+            changes.push(StateChange::SetResetMark {
+                rep,
+                mark: Some(ResetMark::ResetInProgress),
+            });
+        }
+    }
+    Ok(changes)
 }
 
 impl CycleReport {
     /// Adds what a group of reps did.
-    fn append(&mut self, group: CycleReport) {
+    pub(crate) fn append(&mut self, group: CycleReport) {
         self.plan.append(group.plan);
         self.exec.append(group.exec);
         self.read.append(group.read);
@@ -933,11 +973,13 @@ impl CycleReport {
     }
 }
 
-/// Reads, plans, executes and records the reps `org.reps[group]`: their cursors, statuses,
-/// errors and links in one transaction at the end. `before` is what the groups before did
-/// (the reviewed plan's guards count the whole cycle).
+/// Reads, plans, executes and records the group of `reps`: their cursors, statuses, errors
+/// and links in one transaction at the end. `before` is what the groups before did (the
+/// reviewed plan's guards count the whole cycle). `shared`: the (generation, group) of a
+/// cycle shared by workers, recorded done in the same transaction, with what the read
+/// learned about the group's reps.
 #[allow(clippy::too_many_arguments)]
-async fn run_group<M: MailConnector, C: CrmConnector, S: StateStore>(
+pub(crate) async fn run_group<M: MailConnector, C: CrmConnector, S: StateStore>(
     config: &Config,
     mail: &M,
     crm: &C,
@@ -946,10 +988,11 @@ async fn run_group<M: MailConnector, C: CrmConnector, S: StateStore>(
     options: &SyncOptions,
     budget: &mut StepBudget,
     org: &mut OrgRead,
-    group: std::ops::Range<usize>,
+    reps: Vec<Rep>,
     before: &CycleReport,
+    shared: Option<(u64, u64)>,
 ) -> Result<CycleReport, CycleError> {
-    let (mut plan, read) = read_group(config, mail, crm, &*state, now, options, org, group).await?;
+    let (mut plan, read) = read_group(config, mail, crm, &*state, now, options, org, reps).await?;
     let mut held_back = match &options.approved {
         Some(approved) => hold_back(&mut plan, approved),
         None => Vec::new(),
@@ -1186,6 +1229,25 @@ async fn run_group<M: MailConnector, C: CrmConnector, S: StateStore>(
             changes.push(StateChange::SetResetMark { rep, mark: None });
         }
     }
+    if let Some((generation, group)) = shared {
+        // Another worker may finish the cycle: what was learned is recorded with the group.
+        let emails: BTreeSet<String> = read.reps.iter().map(|r| r.email.clone()).collect();
+        changes.extend(crate::engine::facts::changes(
+            config,
+            &read,
+            mail,
+            &*state,
+            Some(&emails),
+            now,
+        )?);
+        let held: BTreeSet<ObjectKind> = held.iter().map(|(_, o)| *o).collect();
+        changes.push(StateChange::GroupDone {
+            generation,
+            group,
+            held: held.into_iter().collect(),
+            at: now,
+        });
+    }
     apply(state, budget, changes)?;
     Ok(CycleReport {
         plan,
@@ -1195,10 +1257,11 @@ async fn run_group<M: MailConnector, C: CrmConnector, S: StateStore>(
     })
 }
 
-/// Ends a cycle once every group is recorded: the org-wide cursors, the reps that cannot be
-/// synced, and what the read learned (`facts`) — one transaction.
+/// Ends a cycle once every group is recorded: the org-wide cursors (each object's watermark
+/// unless an operation of it was `held` back), the reps that cannot be synced, and what the
+/// read learned (`facts`; a shared cycle recorded it group by group) — one transaction.
 #[allow(clippy::too_many_arguments)]
-fn finish_cycle<M: MailConnector, S: StateStore>(
+pub(crate) fn finish_cycle<M: MailConnector, S: StateStore>(
     config: &Config,
     mail: &M,
     state: &mut S,
@@ -1207,6 +1270,8 @@ fn finish_cycle<M: MailConnector, S: StateStore>(
     budget: &mut StepBudget,
     org: OrgRead,
     mut report: CycleReport,
+    held: &BTreeSet<ObjectKind>,
+    shared: Option<u64>,
 ) -> Result<CycleReport, CycleError> {
     report.read.finish(org);
     let read = &report.read;
@@ -1221,7 +1286,7 @@ fn finish_cycle<M: MailConnector, S: StateStore>(
         });
     }
     for (object, watermark) in &read.org_cursors {
-        if !everyone || report.held_back.iter().any(|op| op.object == *object) {
+        if !everyone || held.contains(object) {
             continue;
         }
         changes.push(StateChange::SetCursor {
@@ -1242,15 +1307,21 @@ fn finish_cycle<M: MailConnector, S: StateStore>(
             version: None,
         }));
     }
-    // What this read learned about each rep and the connection, for `tether status`.
-    changes.extend(crate::engine::facts::changes(
-        config,
-        read,
-        mail,
-        &*state,
-        options.only_reps.as_ref(),
-        now,
-    )?);
+    match shared {
+        Some(generation) => changes.push(StateChange::FinishSharedCycle {
+            generation,
+            at: now,
+        }),
+        // What this read learned about each rep and the connection, for `tether status`.
+        None => changes.extend(crate::engine::facts::changes(
+            config,
+            read,
+            mail,
+            &*state,
+            options.only_reps.as_ref(),
+            now,
+        )?),
+    }
     apply(state, budget, changes)?;
     Ok(report)
 }
