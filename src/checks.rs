@@ -225,6 +225,37 @@ async fn shared_activities(config: &Config, client: &SalesforceClient) -> Check 
     }
 }
 
+/// The org's Outlook integration (Metadata API EmailIntegrationSettings): off fails only
+/// when a configuration syncs just the events reps relate in Outlook; unreadable (no
+/// permission for the Metadata API) is reported, not failed.
+async fn outlook_integration(config: &Config, client: &SalesforceClient) -> Check {
+    const NAME: &str = "Salesforce: Outlook integration";
+    let needing = crate::engine::outlook::configurations_needing_it(config);
+    match client.email_integration().await {
+        Ok(s) if s.outlook_integration => pass(NAME, "enabled"),
+        Ok(_) if needing.is_empty() => pass(
+            NAME,
+            "disabled (not needed: no configuration uses events.which: user_selected)",
+        ),
+        Ok(_) => fail(
+            NAME,
+            format!(
+                "disabled, and {} sync only the events reps relate to Salesforce in Outlook \
+                 (events.which: user_selected)",
+                needing.join(", ")
+            ),
+            "enable it in Salesforce Setup (Outlook Integration and Sync), or set `events.which: all`",
+        ),
+        Err(e) => pass(
+            NAME,
+            format!(
+                "not checked: {}",
+                crate::salesforce::metadata::why_not_read(&e)
+            ),
+        ),
+    }
+}
+
 async fn salesforce(config: &Config, client: &SalesforceClient, out: &mut Vec<Check>) {
     let sf = &config.connections.salesforce;
     let flow = client.options().auth.flow();
@@ -272,6 +303,7 @@ async fn salesforce(config: &Config, client: &SalesforceClient, out: &mut Vec<Ch
             return;
         }
     }
+    out.push(outlook_integration(config, client).await);
     for object in ObjectKind::ALL {
         let settings = object_settings(config, object);
         let mut fields: Vec<(String, FieldUse)> = Vec::new();

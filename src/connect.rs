@@ -108,6 +108,9 @@ pub fn salesforce_options(config: &Config, home: &Path) -> Result<ClientOptions,
     opts.api_version = sf.api_version.clone();
     opts.ca_file = sf.ca_file.as_ref().map(|f| home.join(f));
     opts.api_budget = sf.api_budget_percent.map(|p| f64::from(p) / 100.0);
+    if let Some(t) = sf.bulk_threshold {
+        opts.bulk_threshold = (t > 0).then_some(t as usize);
+    }
     Ok(opts)
 }
 

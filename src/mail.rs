@@ -7,8 +7,8 @@ use crate::clock::Clock;
 use crate::config::model::{Config, ExchangeApi};
 use crate::connect::{self, ConnectError};
 use crate::engine::connector::{
-    CallError, ErrorKind, EventWindow, Folder, FolderPage, MailConnector, MailCreate, MailItem,
-    MailRef, Mailbox, Outcome, RecordError, RepError,
+    CallError, ErrorKind, EventWindow, Folder, FolderMarker, FolderPage, MailConnector, MailCreate,
+    MailItem, MailRef, Mailbox, MailboxMarker, Outcome, RecordError, RepError,
 };
 use crate::exchange::EwsClient;
 use crate::exchange::connector::EwsConnector;
@@ -188,16 +188,61 @@ impl MailConnector for MailSide {
             }
         }
     }
+    async fn translate_foreign_ids(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<(String, String)>, CallError> {
+        match self {
+            MailSide::Ews(c) => c.translate_foreign_ids(mailbox, folder, item_ids).await,
+            MailSide::Graph(c) => c.translate_foreign_ids(mailbox, folder, item_ids).await,
+        }
+    }
+    async fn meetings_a_delete_would_cancel(
+        &self,
+        mailbox: &Mailbox,
+        item_ids: &[String],
+    ) -> Result<Vec<String>, CallError> {
+        match self {
+            MailSide::Ews(c) => c.meetings_a_delete_would_cancel(mailbox, item_ids).await,
+            MailSide::Graph(c) => c.meetings_a_delete_would_cancel(mailbox, item_ids).await,
+        }
+    }
     fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &EffectiveMapping) {
         match self {
             MailSide::Ews(c) => c.use_contact_mapping(mailbox, mapping),
             MailSide::Graph(c) => c.use_contact_mapping(mailbox, mapping),
         }
     }
+    fn use_marker(&self, marker: &MailboxMarker) {
+        match self {
+            MailSide::Ews(c) => c.use_marker(marker),
+            MailSide::Graph(c) => c.use_marker(marker),
+        }
+    }
+    fn folder_marker(&self, mailbox: &Mailbox) -> Option<FolderMarker> {
+        match self {
+            MailSide::Ews(c) => c.folder_marker(mailbox),
+            MailSide::Graph(c) => c.folder_marker(mailbox),
+        }
+    }
+    async fn mark_folder(&self, mailbox: &Mailbox, marker: &MailboxMarker) -> Result<(), RepError> {
+        match self {
+            MailSide::Ews(c) => c.mark_folder(mailbox, marker).await,
+            MailSide::Graph(c) => c.mark_folder(mailbox, marker).await,
+        }
+    }
     fn allow_cancellations(&self, mailbox: &Mailbox, allowed: bool) {
         match self {
             MailSide::Ews(c) => c.allow_cancellations(mailbox, allowed),
             MailSide::Graph(c) => c.allow_cancellations(mailbox, allowed),
+        }
+    }
+    fn allow_meeting_updates(&self, mailbox: &Mailbox, allowed: bool) {
+        match self {
+            MailSide::Ews(c) => c.allow_meeting_updates(mailbox, allowed),
+            MailSide::Graph(c) => c.allow_meeting_updates(mailbox, allowed),
         }
     }
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {

@@ -287,7 +287,7 @@ pub fn cycle_error(e: &CycleError) -> String {
     match e {
         CycleError::Killed => "the sync was stopped".into(),
         CycleError::State(s) => s.to_string(),
-        CycleError::Unreviewed(why) => why.clone(),
+        CycleError::Unreviewed(why) | CycleError::OrgSetting(why) => why.clone(),
         CycleError::Crm(c) => format!(
             "Salesforce could not be read ({c}); nothing was planned. Run `tether test-connection` to see why"
         ),

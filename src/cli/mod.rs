@@ -137,7 +137,8 @@ impl StateArg {
     }
 }
 
-/// `--lock-timeout`: how long `apply` and `run` wait for another tether's cycle to finish.
+/// `--lock-timeout`: how long `apply`, `run` and `reset` wait for another tether's cycle to
+/// finish.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LockArg {
     /// How long to wait for the state lock while another apply or run cycle holds it, e.g.

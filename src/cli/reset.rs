@@ -1,7 +1,7 @@
-use super::StateArg;
 use super::error::{CommandError, CommandResult, Done};
 use super::output::outln;
 use super::status::open_existing;
+use super::{LockArg, StateArg};
 use crate::state::{ResetMark, StateChange, StateStore};
 use std::path::PathBuf;
 
@@ -15,6 +15,8 @@ pub struct Args {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub state: StateArg,
+    #[command(flatten)]
+    pub lock: LockArg,
 }
 
 /// Marks reps for reset: the next apply or run clears their links and re-syncs them by
@@ -22,8 +24,13 @@ pub struct Args {
 pub fn run(args: &Args) -> CommandResult {
     let paths: Vec<PathBuf> = args.config.iter().cloned().collect();
     let location = super::status::location_of(&args.state, &paths)?;
-    let _lock =
-        super::lock_state(&location, "reset", chrono::Utc::now()).map_err(CommandError::state)?;
+    // Waits, as apply and run do, for a cycle in flight: a `run` service holds the lock only
+    // while a cycle runs.
+    let (_lock, _waited) =
+        super::wait_for_lock(&location.locks(), "reset", args.lock.lock_timeout, &|| {
+            false
+        })
+        .map_err(CommandError::state)?;
     let mut state = open_existing(&location, false)?;
     let emails = state.rep_emails().map_err(CommandError::state)?;
     let mut changes = Vec::new();

@@ -5,10 +5,10 @@
 use super::StateArg;
 use super::error::{CommandError, CommandResult, Done};
 use super::output::{out, outln};
-use crate::config::model::{Config, EventSelection};
+use crate::config::model::Config;
 use crate::exchange::version::BuildVerdict;
 use crate::model::ObjectKind;
-use crate::state::{RepFacts, StateLocation, StateStore, SystemFacts};
+use crate::state::{OutlookIntegrationFact, RepFacts, StateLocation, StateStore, SystemFacts};
 use chrono::{DateTime, Duration, Utc};
 use clap::ValueEnum;
 use serde::Serialize;
@@ -221,40 +221,50 @@ fn service_account(facts: Option<&SystemFacts>) -> Check {
 }
 
 /// tether relies on the Outlook integration only for `events.which: user_selected`, where
-/// reps relate events to Salesforce in Outlook. The org setting itself is not readable
-/// through the REST API tether uses, so this says what depends on it.
-fn outlook_integration(config: Option<&Config>) -> Check {
+/// reps relate events to Salesforce in Outlook; a cycle with such a configuration reads the
+/// org's setting (Metadata API EmailIntegrationSettings) and records it.
+fn outlook_integration(config: Option<&Config>, facts: Option<&SystemFacts>) -> Check {
     let Some(config) = config else {
         return not_checked("no configuration has been applied yet");
     };
-    let users: Vec<&str> = config
-        .sync_configurations
-        .iter()
-        .filter(|c| c.active)
-        .filter(|c| {
-            c.events
-                .as_ref()
-                .is_some_and(|e| e.which == EventSelection::UserSelected)
-        })
-        .map(|c| c.name.as_str())
-        .collect();
+    let users = crate::engine::outlook::configurations_needing_it(config);
     if users.is_empty() {
-        not_checked(
+        return not_checked(
             "not needed: no active configuration syncs only the events reps select in Outlook \
              (events.which: user_selected)",
-        )
-    } else {
-        not_checked(format!(
-            "tether cannot read the org's Outlook integration setting; {} sync only events reps \
-             relate to Salesforce in Outlook (events.which: user_selected). Make sure the \
-             Outlook integration is enabled in Salesforce Setup, or have reps mark events with \
-             the Outlook category `Salesforce`",
-            users
-                .iter()
-                .map(|n| format!("\"{n}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+        );
+    }
+    let names = users
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some(f) = facts else {
+        return not_checked(
+            "no sync has recorded it yet; the next `tether apply` or `tether run` does",
+        );
+    };
+    match &f.outlook_integration {
+        Some(OutlookIntegrationFact::Enabled(true)) => yes(format!(
+            "enabled in the org (EmailIntegrationSettings, read at {}); {names} sync the events \
+             reps relate to Salesforce in Outlook",
+            when(f.at)
+        )),
+        Some(OutlookIntegrationFact::Enabled(false)) => no(
+            format!(
+                "disabled in the org (read at {}); {names} need it",
+                when(f.at)
+            ),
+            format!(
+                "Enable it in Salesforce Setup (Outlook Integration and Sync), or set \
+                 `events.which: all`; {RUN_AGAIN}"
+            ),
+        ),
+        Some(OutlookIntegrationFact::NotRead(why)) => not_checked(why.clone()),
+        None => not_checked(format!(
+            "not read in the sync at {}; the next `tether apply` or `tether run` reads it",
+            when(f.at)
+        )),
     }
 }
 
@@ -582,7 +592,7 @@ fn report<S: StateStore>(
             "applied": revision.map(|r| json!({"generation": r.generation, "by": r.applied_by, "at": r.applied_at})),
             "last_checked": system_facts.as_ref().map(|f| f.at),
             "service_account_recognised": service_account(system_facts.as_ref()),
-            "outlook_integration_enabled": outlook_integration(applied.as_ref()),
+            "outlook_integration_enabled": outlook_integration(applied.as_ref(), system_facts.as_ref()),
             "reps_linked": linked,
             "objects": objects,
             "records_synced_last_60_minutes": counts(&hour),

@@ -195,6 +195,12 @@ pub struct SalesforceConnection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub api_budget_percent: Option<u8>,
+    /// Records a write phase (the creates, or the updates, of contacts or of events in one
+    /// run) needs before it goes through one Bulk API 2.0 ingest job instead of sObject
+    /// Collections (200 records a call), while the org's daily Bulk batches allow it. 0 keeps
+    /// every write on sObject Collections. Default: 2000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk_threshold: Option<u32>,
 }
 
 pub fn default_api_version() -> String {
@@ -439,6 +445,11 @@ pub struct EventSync {
     /// is deleted only when this is on; otherwise it is unlinked and reported.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub send_cancellations: bool,
+    /// Over Microsoft Graph, moving a meeting the rep organised with attendees (its time or
+    /// place) mails them an update. Such a change from Salesforce is written only when this
+    /// is on; otherwise it is not synced and reported once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub update_meetings: bool,
     /// On an event's first sync, relate its attendees to matching Contacts (up to 50) or
     /// one Lead.
     #[serde(default = "yes")]

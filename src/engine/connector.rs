@@ -266,6 +266,9 @@ pub enum RepError {
     /// The server no longer accepts the feed's cursor; the engine reads the folder again
     /// from the start.
     CursorExpired(Refusal),
+    /// Another org or tether state syncs the mailbox (its Salesforce_Sync folder's marker,
+    /// see `engine::claim`): this one leaves it alone.
+    ClaimedElsewhere(Refusal),
     Call(CallError),
 }
 
@@ -292,7 +295,8 @@ impl RepError {
             RepError::ImpersonationDenied(r)
             | RepError::NoMailbox(r)
             | RepError::FolderMissing(r)
-            | RepError::CursorExpired(r) => (&r.code, &r.message, &r.hint),
+            | RepError::CursorExpired(r)
+            | RepError::ClaimedElsewhere(r) => (&r.code, &r.message, &r.hint),
             RepError::Call(e) => (&e.code, &e.message, &e.hint),
         }
     }
@@ -305,6 +309,51 @@ impl RepError {
     pub fn suggestion(&self) -> &str {
         self.parts().2
     }
+}
+
+/// Who syncs a mailbox, as tether records it on the rep's Salesforce_Sync folder (an
+/// extended property): the Salesforce org, its name in the configuration, and the state.
+/// One mailbox syncs with one org: a second org that finds another's marker leaves the
+/// mailbox alone. The org decides, not the state: a new state of the same org (the old
+/// file lost, or moved aside when damaged) re-links the same records by matching, so it
+/// goes on; the state is named so an admin can tell which tether wrote the marker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MailboxMarker {
+    /// The Salesforce organization id (the 15-character form Setup shows).
+    pub org: String,
+    /// The configuration's `org.name`.
+    pub name: String,
+    /// The state's identity (see `crate::state::identity`).
+    pub state: String,
+}
+
+impl MailboxMarker {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+    /// `None` for a value that is not a marker tether wrote.
+    pub fn parse(value: &str) -> Option<MailboxMarker> {
+        serde_json::from_str(value).ok()
+    }
+    /// The same org: a marker this org's tether wrote.
+    pub fn is_same_org(&self, other: &MailboxMarker) -> bool {
+        self.org == other.org
+    }
+}
+
+impl std::fmt::Display for MailboxMarker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "org {} ({}, state {})", self.org, self.name, self.state)
+    }
+}
+
+/// The marker on a rep's Salesforce_Sync folder as the mail side last read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FolderMarker {
+    /// The folder carries none (made before tether marked folders, or by someone else).
+    Unmarked,
+    /// The property's value, as stored.
+    Marked(String),
 }
 
 /// The event dates a calendar's change feed covers: the configuration's `since` window for
@@ -404,6 +453,31 @@ pub trait MailConnector: Send + Sync {
         async { Ok(Vec::new()) }
     }
 
+    /// This API's ids for items another mail API named: an org that switched `api: ews` to
+    /// `api: graph` keeps links holding EWS ids. Asked after a full read for the linked ids
+    /// it did not show; answers (old id, current id) for each it could translate, and none
+    /// unless the folder's saved cursor was another API's (the switch). Default: none.
+    fn translate_foreign_ids(
+        &self,
+        _mailbox: &Mailbox,
+        _folder: Folder,
+        _item_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, String)>, CallError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
+    /// Of these calendar item ids, the meetings whose delete would mail their attendees a
+    /// cancellation (the rep organised them with others), so the plan names each. One read
+    /// by id (≤ `batch_size()`). A mail side that deletes without mailing anyone finds none
+    /// (the default).
+    fn meetings_a_delete_would_cancel(
+        &self,
+        _mailbox: &Mailbox,
+        _item_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, CallError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// The contact mapping of the configuration `mailbox`'s rep syncs under, told before
     /// the mailbox is read: a connector that converts items reads and writes that mailbox's
     /// contacts with it, so a rep's writes touch only the properties their mapping names.
@@ -414,6 +488,32 @@ pub trait MailConnector: Send + Sync {
     /// rep's `events.send_cancellations`), told before the mailbox's events are written. A
     /// mail side that deletes without mailing anyone needs it not.
     fn allow_cancellations(&self, _mailbox: &Mailbox, _allowed: bool) {}
+
+    /// The marker new Salesforce_Sync folders are created with (the engine tells it before
+    /// reading any mailbox). A mail side that keeps no markers needs it not.
+    fn use_marker(&self, _marker: &MailboxMarker) {}
+
+    /// The marker on `mailbox`'s Salesforce_Sync folder as last read with the folder (no
+    /// call of its own); `None` when the folder was not read, or was created with
+    /// [`use_marker`](MailConnector::use_marker)'s.
+    fn folder_marker(&self, _mailbox: &Mailbox) -> Option<FolderMarker> {
+        None
+    }
+
+    /// Writes the marker on `mailbox`'s Salesforce_Sync folder (one call). Called only
+    /// after [`folder_marker`](MailConnector::folder_marker) answered.
+    fn mark_folder(
+        &self,
+        _mailbox: &Mailbox,
+        _marker: &MailboxMarker,
+    ) -> impl Future<Output = Result<(), RepError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Whether an update in `mailbox` may move (time, place) a meeting although that mails
+    /// its attendees an update (the rep's `events.update_meetings`), told with
+    /// `allow_cancellations`. A mail side that updates without mailing anyone needs it not.
+    fn allow_meeting_updates(&self, _mailbox: &Mailbox, _allowed: bool) {}
 
     /// The server build the mailbox answered from in this run (e.g. `15.1.2507.6`), when
     /// the mail side names one. No call of its own: what earlier calls reported.
@@ -426,6 +526,26 @@ pub trait MailConnector: Send + Sync {
 pub trait CrmConnector: Send + Sync {
     /// Most records one write or read by id takes: the engine sends batches of this size.
     fn batch_size(&self) -> usize;
+
+    /// Most records one create or update call takes in a write phase of `total` records (the
+    /// creates, or the updates, of one object in a cycle). A CRM with a bulk interface takes
+    /// a large phase whole; otherwise `batch_size()`.
+    fn write_batch_size(&self, _object: ObjectKind, _total: usize) -> usize {
+        self.batch_size()
+    }
+
+    /// The Salesforce organization id (15 characters) of the connection, once a call has
+    /// been made (no call of its own); `None` when it cannot tell.
+    fn org_id(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether the org's Outlook integration, through which reps relate events to records,
+    /// is enabled (one call): `Ok(None)` for a CRM without such a setting, `Err(why)` when
+    /// it could not be read.
+    fn outlook_integration(&self) -> impl Future<Output = Result<Option<bool>, String>> + Send {
+        async { Ok(None) }
+    }
 
     /// Active and inactive users with email, profile and time zone.
     fn users(&self) -> impl Future<Output = Result<Vec<CrmUser>, CallError>> + Send;

@@ -16,19 +16,21 @@
 //! read (`recheck`), the same way: the next cycle reads the edit and decides again.
 
 use crate::config::model::{Config, ContactScope, Direction};
+use crate::engine::claim::{self, MarkerWrite};
 use crate::engine::connector::{
     CallError, CrmConnector, CrmRecord, CrmRef, EventWindow, Folder, MailChange, MailConnector,
-    MailItem, RepError,
+    MailItem, MailboxMarker, RepError,
 };
 use crate::engine::execute::{ExecError, ExecReport, Executor, Killed, ProgressHandle, StepBudget};
+use crate::engine::outlook;
 use crate::engine::plan::{self, Plan, PlanInput, RepObjectInput, SideView};
 use crate::engine::plan::{Action, Operation, OperationKey, Side};
 use crate::engine::reps::{Rep, RepProblem, resolve_reps};
 use crate::engine::rules::{self, ObjectSettings};
 use crate::model::{EffectiveMapping, ObjectKind};
 use crate::state::{
-    ActivityEntry, CursorKey, ErrorEntry, Link, LinkId, ResetMark, StateChange, StateError,
-    StateStore, StatusEntry, SyncDirection, SyncStatus,
+    ActivityEntry, CursorKey, ErrorEntry, Link, LinkId, OutlookIntegrationFact, ResetMark,
+    StateChange, StateError, StateStore, StatusEntry, SyncDirection, SyncStatus,
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -134,6 +136,9 @@ pub enum CycleError {
     State(StateError),
     /// Salesforce could not be read at all: nothing was planned.
     Crm(CallError),
+    /// An org setting the configuration relies on is off (what, and what to do): nothing
+    /// was planned.
+    OrgSetting(String),
     /// The plan about to be executed breaks a guard the reviewed plan kept (see `Reviewed`):
     /// nothing was written.
     Unreviewed(String),
@@ -175,6 +180,12 @@ pub struct ReadOutcome {
     pub settings_hash: String,
     /// Reps whose Salesforce_Sync folder does not exist yet (read-only planning).
     pub folders_to_create: Vec<String>,
+    /// The org's Outlook integration setting, when a configuration needs it and it was read.
+    pub outlook_integration: Option<OutlookIntegrationFact>,
+    /// The marker this tether claims mailboxes with (`None`: the org id is not known).
+    pub marker: Option<MailboxMarker>,
+    /// Mailboxes whose Salesforce_Sync folder gets this tether's marker (see `claim`).
+    pub markers_to_write: Vec<MarkerWrite>,
     /// Links whose records the read shows at another version than the link remembers (an
     /// edit to an unmapped field, tether's own Salesforce write read back): the link as
     /// stored and with the versions read. Recorded after the cycle, so that a record's
@@ -441,6 +452,100 @@ async fn stamped_partners_gone<M: MailConnector>(
     view.deleted.extend(gone);
 }
 
+/// After a full read, linked items it did not show may be there under other ids: the mail
+/// side's API changed (`api: ews` → `api: graph`) and the links hold the old API's ids. The
+/// connector translates those it can (it asks the server only after a cursor of the other
+/// API); the plan points the links at the items' current ids and records them. A failed
+/// translation fails the rep's read, so no linked record is taken for gone.
+async fn translated_ids<M: MailConnector>(
+    mail: &M,
+    rep: &Rep,
+    object: ObjectKind,
+    links: &[(LinkId, Link)],
+    view: &SideView<MailItem>,
+) -> Result<BTreeMap<String, String>, CallError> {
+    if !view.full {
+        return Ok(BTreeMap::new());
+    }
+    let shown: BTreeSet<&str> = view.upserts.iter().map(|m| m.item_id.as_str()).collect();
+    let unseen: Vec<String> = links
+        .iter()
+        .filter_map(|(_, l)| l.exchange.as_ref().map(|e| e.item_id.clone()))
+        .filter(|id| !shown.contains(id.as_str()))
+        .collect();
+    if unseen.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let pairs = mail
+        .translate_foreign_ids(&rep.mailbox, Folder::for_object(object), &unseen)
+        .await?;
+    Ok(pairs
+        .into_iter()
+        .filter(|(_, now)| shown.contains(now.as_str()))
+        .collect())
+}
+
+/// Names in the plan each delete of a meeting that would mail its attendees a cancellation
+/// (the mail side says which, reading the deleted events by id: a cycle without event
+/// deletes asks nothing): done when the rep's `events.send_cancellations` allows it, else
+/// the executor unlinks the pair and reports it. A lookup that fails names nothing (the
+/// executor still declines such a delete without the opt-in).
+async fn name_cancellations<M: MailConnector>(
+    mail: &M,
+    config: &Config,
+    reps: &[Rep],
+    plan: &mut Plan,
+) {
+    let mut by_mailbox: BTreeMap<&str, (&Rep, Vec<String>)> = BTreeMap::new();
+    for op in &plan.operations {
+        if let Action::DeleteInExchange { item_id, .. } = &op.action
+            && op.object == ObjectKind::Event
+            && let Some(rep) = reps.iter().find(|r| r.user_id == op.rep)
+        {
+            by_mailbox
+                .entry(rep.user_id.as_str())
+                .or_insert_with(|| (rep, Vec::new()))
+                .1
+                .push(item_id.clone());
+        }
+    }
+    let mut cancelling: BTreeSet<String> = BTreeSet::new();
+    for (rep, ids) in by_mailbox.values() {
+        for chunk in ids.chunks(mail.batch_size()) {
+            match mail
+                .meetings_a_delete_would_cancel(&rep.mailbox, chunk)
+                .await
+            {
+                Ok(found) => cancelling.extend(found),
+                Err(e) => tracing::warn!(
+                    rep = %rep.email,
+                    code = %e.code,
+                    "meetings to delete could not be read; the plan does not name their \
+                     cancellations: {}",
+                    e.message
+                ),
+            }
+        }
+    }
+    for op in &mut plan.operations {
+        if let Action::DeleteInExchange { item_id, .. } = &op.action
+            && cancelling.contains(item_id)
+        {
+            let allowed = reps
+                .iter()
+                .find(|r| r.user_id == op.rep)
+                .and_then(|r| settings(config, r, ObjectKind::Event))
+                .is_some_and(|s| s.send_cancellations);
+            op.reason = if allowed {
+                plan::SENDS_CANCELLATIONS
+            } else {
+                plan::WOULD_SEND_CANCELLATIONS
+            }
+            .to_string();
+        }
+    }
+}
+
 /// The org-wide part of a cycle's read, made once per cycle before any group of reps is
 /// read: who syncs, and Salesforce's changes to each object since its watermark.
 #[derive(Debug, Clone, Default)]
@@ -456,6 +561,10 @@ pub struct OrgRead {
     resets: BTreeMap<String, ResetMark>,
     /// Per object someone syncs.
     pub objects: Vec<OrgChanges>,
+    /// The marker this tether claims mailboxes with (`None`: the org id is not known).
+    pub marker: Option<MailboxMarker>,
+    /// The org's Outlook integration setting, when a configuration needs it.
+    pub outlook_integration: Option<OutlookIntegrationFact>,
 }
 
 /// Salesforce's changes to one object org-wide since the watermark they were read from.
@@ -469,15 +578,20 @@ pub struct OrgChanges {
     everyone: Option<Vec<CrmRecord>>,
 }
 
-/// Reads who syncs, and the org-wide Salesforce changes of each object someone syncs.
-pub async fn read_org<C: CrmConnector, S: StateStore>(
+/// Reads who syncs, the org settings the configuration relies on, and the org-wide
+/// Salesforce changes of each object someone syncs; tells the mail side the marker it
+/// claims mailboxes with.
+pub async fn read_org<M: MailConnector, C: CrmConnector, S: StateStore>(
     config: &Config,
+    mail: &M,
     crm: &C,
     state: &S,
     options: &SyncOptions,
 ) -> Result<OrgRead, CycleError> {
     let users = crm.users().await.map_err(CycleError::Crm)?;
     let mut org = OrgRead::of(config, state, options, &users, Vec::new())?;
+    org.use_marker(config, mail, crm, state)?;
+    org.outlook_integration = outlook::check(config, crm).await?;
     for object in ObjectKind::ALL {
         if !org
             .reps
@@ -498,6 +612,28 @@ pub async fn read_org<C: CrmConnector, S: StateStore>(
 }
 
 impl OrgRead {
+    /// The marker of this org and state, told to the mail side.
+    pub(crate) fn use_marker<M: MailConnector, C: CrmConnector, S: StateStore>(
+        &mut self,
+        config: &Config,
+        mail: &M,
+        crm: &C,
+        state: &S,
+    ) -> Result<(), CycleError> {
+        self.marker = match crm.org_id() {
+            Some(org) => Some(MailboxMarker {
+                org,
+                name: config.org.name.clone(),
+                state: crate::state::identity(state)?,
+            }),
+            None => None,
+        };
+        if let Some(m) = &self.marker {
+            mail.use_marker(m);
+        }
+        Ok(())
+    }
+
     /// The org read of `users` and of the changes `objects`, under `config`.
     pub(crate) fn of<S: StateStore>(
         config: &Config,
@@ -523,6 +659,8 @@ impl OrgRead {
             settings_changed,
             resets: state.reset_marks()?,
             objects,
+            marker: None,
+            outlook_integration: None,
         })
     }
 }
@@ -563,7 +701,7 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     now: DateTime<Utc>,
     options: &SyncOptions,
 ) -> Result<(Plan, ReadOutcome), CycleError> {
-    let mut org = read_org(config, crm, state, options).await?;
+    let mut org = read_org(config, mail, crm, state, options).await?;
     let mut plan = Plan::default();
     let mut out = ReadOutcome::default();
     for group in groups(&org, options) {
@@ -588,8 +726,10 @@ impl ReadOutcome {
         self.full.extend(other.full);
         self.mappings.extend(other.mappings);
         self.folders_to_create.extend(other.folders_to_create);
+        self.markers_to_write.extend(other.markers_to_write);
         self.newer_versions.extend(other.newer_versions);
         self.settings_hash = other.settings_hash;
+        self.marker = other.marker;
     }
 
     /// Completes the groups' reads with the org-wide one: every rep, the problems, and the
@@ -598,6 +738,8 @@ impl ReadOutcome {
         self.reps = org.reps;
         self.problems = org.problems;
         self.settings_hash = org.settings_hash;
+        self.marker = org.marker;
+        self.outlook_integration = org.outlook_integration;
         self.org_cursors = org
             .objects
             .into_iter()
@@ -622,11 +764,13 @@ async fn read_group<M: MailConnector, C: CrmConnector, S: StateStore>(
     let pending = state.pending_creates()?;
     let mut out = ReadOutcome {
         settings_hash: org.settings_hash.clone(),
+        marker: org.marker.clone(),
         ..ReadOutcome::default()
     };
     let mut items: Vec<RepObjectInput> = Vec::new();
     let mut failed_reps: BTreeSet<String> = BTreeSet::new();
     let (resets, settings_changed) = (&org.resets, org.settings_changed);
+    let org_marker = org.marker.clone();
 
     for org_object in &mut org.objects {
         let object = org_object.object;
@@ -731,7 +875,10 @@ async fn read_group<M: MailConnector, C: CrmConnector, S: StateStore>(
             };
             match object {
                 ObjectKind::Contact => mail.use_contact_mapping(&rep.mailbox, &s.mapping),
-                ObjectKind::Event => mail.allow_cancellations(&rep.mailbox, s.send_cancellations),
+                ObjectKind::Event => {
+                    mail.allow_cancellations(&rep.mailbox, s.send_cancellations);
+                    mail.allow_meeting_updates(&rep.mailbox, s.update_meetings);
+                }
             }
             let window = (object == ObjectKind::Event).then(|| EventWindow {
                 start: rules::window_start(s.since, now, rep.time_zone),
@@ -751,7 +898,29 @@ async fn read_group<M: MailConnector, C: CrmConnector, S: StateStore>(
                     cursor,
                     missing,
                 }) => {
+                    // One mailbox, one org: checked once its Salesforce_Sync was read, before
+                    // anything is written to it.
+                    if let (ObjectKind::Contact, Some(ours)) = (object, &org_marker) {
+                        let reset = resets.contains_key(&rep.user_id);
+                        match claim::check(mail, rep, ours, reset, options.read_only).await {
+                            Ok(write) => out.markers_to_write.extend(write),
+                            Err(e) => {
+                                failed_reps.insert(rep.user_id.clone());
+                                out.rep_errors.push(((*rep).clone(), e));
+                                continue;
+                            }
+                        }
+                    }
                     stamped_partners_gone(mail, rep, object, &links, &mut mail_view).await;
+                    let renamed = match translated_ids(mail, rep, object, &links, &mail_view).await
+                    {
+                        Ok(r) => r,
+                        Err(e) => {
+                            failed_reps.insert(rep.user_id.clone());
+                            out.rep_errors.push(((*rep).clone(), RepError::Call(e)));
+                            continue;
+                        }
+                    };
                     if missing {
                         out.folders_to_create.push(rep.email.clone());
                     }
@@ -769,6 +938,7 @@ async fn read_group<M: MailConnector, C: CrmConnector, S: StateStore>(
                         mail: mail_view,
                         crm: crm_view,
                         unreadable: BTreeSet::new(),
+                        renamed,
                     };
                     out.newer_versions.extend(newer_versions(&item));
                     items.push(item);
@@ -786,7 +956,7 @@ async fn read_group<M: MailConnector, C: CrmConnector, S: StateStore>(
     out.folder_cursors
         .retain(|(rep, _), _| !failed_reps.contains(rep));
     out.reps = reps;
-    let plan = plan_readable(
+    let mut plan = plan_readable(
         crm,
         PlanInput {
             config,
@@ -798,6 +968,7 @@ async fn read_group<M: MailConnector, C: CrmConnector, S: StateStore>(
     )
     .await
     .map_err(CycleError::Crm)?;
+    name_cancellations(mail, config, &out.reps, &mut plan).await;
     Ok((plan, out))
 }
 
@@ -930,7 +1101,7 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
     let changes = reset_changes(&*state)?;
     apply(state, budget, changes)?;
 
-    let mut org = read_org(config, crm, &*state, options).await?;
+    let mut org = read_org(config, mail, crm, &*state, options).await?;
     let mut report = CycleReport::default();
     for group in groups(&org, options) {
         let reps = org.reps[group].to_vec();

@@ -449,6 +449,24 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         self.progress.record(&op.mailbox.address, false);
     }
 
+    /// A write the mail side declined by design (it would have mailed a meeting's
+    /// attendees): reported like a failure, but the rep is not read again for it, as a retry
+    /// could only be declined again until the record changes or the configuration opts in.
+    fn declined(
+        &self,
+        report: &mut ExecReport,
+        changes: &mut Vec<StateChange>,
+        op: &Operation,
+        ids: Vec<String>,
+        error: &RecordError,
+    ) {
+        let entry = self.entry_of(op, ids, error);
+        report.side(false).failed += 1;
+        report.failed.push(entry.clone());
+        changes.push(StateChange::AddError(entry));
+        self.progress.record(&op.mailbox.address, false);
+    }
+
     /// An error entry for `op` (a failed write, or a failed follow-up of one that was done).
     fn error_entry(
         &self,
@@ -459,7 +477,19 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
         error: &RecordError,
     ) {
         let to_sf = op.action.writes_to() == Some(crate::engine::plan::Side::Salesforce);
-        let entry = ErrorEntry {
+        let entry = self.entry_of(op, ids, error);
+        report.failed_reps.insert((op.rep.clone(), op.object));
+        if !to_sf {
+            report.failed_objects.insert(op.object);
+        }
+        report.side(to_sf).failed += 1;
+        report.failed.push(entry.clone());
+        changes.push(StateChange::AddError(entry));
+    }
+
+    fn entry_of(&self, op: &Operation, ids: Vec<String>, error: &RecordError) -> ErrorEntry {
+        let to_sf = op.action.writes_to() == Some(crate::engine::plan::Side::Salesforce);
+        ErrorEntry {
             at: self.now,
             rep: op.rep.clone(),
             object: Some(op.object),
@@ -481,14 +511,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                     .collect::<Vec<_>>()
                     .join(" "),
             ),
-        };
-        report.failed_reps.insert((op.rep.clone(), op.object));
-        if !to_sf {
-            report.failed_objects.insert(op.object);
         }
-        report.side(to_sf).failed += 1;
-        report.failed.push(entry.clone());
-        changes.push(StateChange::AddError(entry));
     }
 
     fn ok(&self, report: &mut ExecReport, op: &Operation) {
@@ -760,7 +783,8 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             self.people(&attendees).await?
         };
 
-        for chunk in to_create.chunks(self.crm.batch_size()) {
+        let chunk_size = self.crm.write_batch_size(object, to_create.len());
+        for chunk in to_create.chunks(chunk_size) {
             self.budget.checkpoint()?;
             let journal: Vec<StateChange> = chunk
                 .iter()
@@ -1230,7 +1254,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
             .filter_map(|op| op.action.salesforce_record())
             .collect();
         self.crm.prepare_writes(object, &records).await;
-        for chunk in ops.chunks(self.crm.batch_size()) {
+        for chunk in ops.chunks(self.crm.write_batch_size(object, ops.len())) {
             self.budget.checkpoint()?;
             let mut cuts = Vec::new();
             let records: Vec<(String, Record)> = chunk
@@ -1424,13 +1448,15 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                                 marker: intent_marker(*l, CreateTarget::Exchange),
                             });
                         }
-                        self.fail(
-                            report,
-                            &mut changes,
-                            op,
-                            vec![item_id.clone(), salesforce.id.clone()],
-                            &e,
-                        )
+                        let ids = vec![item_id.clone(), salesforce.id.clone()];
+                        // A meeting move that would mail its attendees: the link stays as it
+                        // was (the Salesforce edit is not lost, nor taken as synced), reported
+                        // once; it is tried again when the record is next read.
+                        if e.kind == ErrorKind::WouldNotify {
+                            self.declined(report, &mut changes, op, ids, &e);
+                        } else {
+                            self.fail(report, &mut changes, op, ids, &e);
+                        }
                     }
                     Outcome::Ambiguous(m) => self.fail(
                         report,
@@ -1516,7 +1542,7 @@ impl<M: MailConnector, C: CrmConnector, S: StateStore> Executor<'_, M, C, S> {
                         },
                         None => StateChange::DeleteLink(*link),
                     });
-                    self.fail(report, &mut changes, op, vec![id], &e);
+                    self.declined(report, &mut changes, op, vec![id], &e);
                 }
                 Outcome::Failed(e) => self.fail(report, &mut changes, op, vec![id], &e),
                 Outcome::Ambiguous(m) => self.fail(

@@ -57,9 +57,11 @@ pub fn changes<M: MailConnector, S: StateStore>(
             Some(RepError::ImpersonationDenied(_)) => (Some(false), Some(true)),
             Some(RepError::NoMailbox(_)) => (None, Some(false)),
             // The mailbox answered: it exists and the service account may act for it.
-            Some(RepError::FolderMissing(_) | RepError::CursorExpired(_)) => {
-                (Some(true), Some(true))
-            }
+            Some(
+                RepError::FolderMissing(_)
+                | RepError::CursorExpired(_)
+                | RepError::ClaimedElsewhere(_),
+            ) => (Some(true), Some(true)),
             Some(RepError::Call(_)) => (None, None),
         };
         let found = |o: ObjectKind| {
@@ -154,6 +156,7 @@ pub fn changes<M: MailConnector, S: StateStore>(
                 _ => None,
             })
         }),
+        outlook_integration: read.outlook_integration.clone(),
     };
     let mut out: Vec<StateChange> = facts.into_values().map(StateChange::SetRepFacts).collect();
     out.push(StateChange::SetSystemFacts(system));

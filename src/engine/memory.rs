@@ -1467,20 +1467,64 @@ impl<C: MailConnector> MailConnector for EditAfterRead<'_, C> {
             .find_deleted_created(mailbox, folder, salesforce_ids, since)
             .await
     }
+    async fn translate_foreign_ids(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<(String, String)>, CallError> {
+        self.inner
+            .translate_foreign_ids(mailbox, folder, item_ids)
+            .await
+    }
+    async fn meetings_a_delete_would_cancel(
+        &self,
+        mailbox: &Mailbox,
+        item_ids: &[String],
+    ) -> Result<Vec<String>, CallError> {
+        self.inner
+            .meetings_a_delete_would_cancel(mailbox, item_ids)
+            .await
+    }
     fn server_build(&self, mailbox: &Mailbox) -> Option<String> {
         self.inner.server_build(mailbox)
     }
     fn use_contact_mapping(&self, mailbox: &Mailbox, mapping: &crate::model::EffectiveMapping) {
         self.inner.use_contact_mapping(mailbox, mapping)
     }
+    fn use_marker(&self, marker: &crate::engine::connector::MailboxMarker) {
+        self.inner.use_marker(marker)
+    }
+    fn folder_marker(&self, mailbox: &Mailbox) -> Option<crate::engine::connector::FolderMarker> {
+        self.inner.folder_marker(mailbox)
+    }
+    async fn mark_folder(
+        &self,
+        mailbox: &Mailbox,
+        marker: &crate::engine::connector::MailboxMarker,
+    ) -> Result<(), RepError> {
+        self.inner.mark_folder(mailbox, marker).await
+    }
     fn allow_cancellations(&self, mailbox: &Mailbox, allowed: bool) {
         self.inner.allow_cancellations(mailbox, allowed)
+    }
+    fn allow_meeting_updates(&self, mailbox: &Mailbox, allowed: bool) {
+        self.inner.allow_meeting_updates(mailbox, allowed)
     }
 }
 
 impl<C: CrmConnector> CrmConnector for EditAfterRead<'_, C> {
     fn batch_size(&self) -> usize {
         self.inner.batch_size()
+    }
+    fn write_batch_size(&self, object: ObjectKind, total: usize) -> usize {
+        self.inner.write_batch_size(object, total)
+    }
+    fn org_id(&self) -> Option<String> {
+        self.inner.org_id()
+    }
+    async fn outlook_integration(&self) -> Result<Option<bool>, String> {
+        self.inner.outlook_integration().await
     }
     async fn users(&self) -> Result<Vec<CrmUser>, CallError> {
         self.inner.users().await

@@ -8,11 +8,13 @@
 //! in-memory connectors in `memory` are the reference behaviour the real ones must match:
 //! change feeds with opaque cursors, per-record outcomes, ambiguous creates, batch limits.
 
+pub mod claim;
 pub mod connector;
 pub mod cycle;
 pub mod execute;
 pub mod facts;
 pub mod memory;
+pub mod outlook;
 pub mod plan;
 pub mod recheck;
 pub mod reps;

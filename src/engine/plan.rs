@@ -31,6 +31,16 @@ pub const UNCONFIRMED_TO_SALESFORCE: &str = "new in Exchange; tether's earlier c
     not confirmed: looked up first, linked if found, left unlinked if it was deleted since";
 pub const UNCONFIRMED_TO_EXCHANGE: &str = "new in Salesforce; tether's earlier create of it was \
     not confirmed: looked up first, linked if found";
+/// The reason of a delete in Exchange of a meeting the rep organised with attendees, where
+/// the mail side mails them a cancellation (Graph): done, as `events.send_cancellations`
+/// allows it ...
+pub const SENDS_CANCELLATIONS: &str = "deleted in Salesforce (delete_synced); a meeting the \
+    rep organised with attendees: deleting it mails them a cancellation \
+    (events.send_cancellations)";
+/// ... or not done: the pair is unlinked and reported instead.
+pub const WOULD_SEND_CANCELLATIONS: &str = "deleted in Salesforce; a meeting the rep organised \
+    with attendees: deleting it would mail them a cancellation, so it is unlinked and reported \
+    instead (events.send_cancellations is off)";
 
 const STAMPED_WITH_A_KNOWN_ID: &str = "carries the id of a Salesforce record that exists \
     (tether's stamp): not created in Salesforce again";
@@ -57,6 +67,10 @@ pub struct RepObjectInput {
     /// Of those, the ids the rep cannot read in Salesforce (UserRecordAccess): out of the
     /// rep's scope whatever the scope says (`all_contacts` is what the rep can see).
     pub unreadable: BTreeSet<String>,
+    /// Links' Exchange item ids another mail API gave → the id the mail side names the same
+    /// item by now (an org that switched `api: ews` to `api: graph`; see
+    /// `MailConnector::translate_foreign_ids`).
+    pub renamed: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -728,6 +742,17 @@ impl RepPlanner<'_, '_> {
             links.iter().map(|(i, l)| (*i, l.hash.clone())).collect();
         // Links whose state tether must record even if nothing is written.
         let mut record: BTreeSet<LinkId> = BTreeSet::new();
+        // Links that named their item by another mail API's id now name it by this one's.
+        let mut renamed: BTreeSet<LinkId> = BTreeSet::new();
+        for (lid, link) in links.iter_mut() {
+            if let Some(e) = link.exchange.as_mut()
+                && let Some(now) = item.renamed.get(&e.item_id)
+            {
+                e.item_id = now.clone();
+                renamed.insert(*lid);
+                record.insert(*lid);
+            }
+        }
 
         let ex_deleted: BTreeSet<&str> = item.mail.deleted.iter().map(String::as_str).collect();
         let sf_deleted: BTreeSet<&str> = item.crm.deleted.iter().map(String::as_str).collect();
@@ -952,7 +977,11 @@ impl RepPlanner<'_, '_> {
                         salesforce,
                         hash: base[id].clone(),
                     },
-                    "written by tether earlier; recorded now",
+                    if renamed.contains(id) {
+                        "the Exchange item's id translated to the mail API's own"
+                    } else {
+                        "written by tether earlier; recorded now"
+                    },
                 );
             }
         }
@@ -1844,6 +1873,7 @@ mod tests {
                     deleted: vec![],
                 },
                 unreadable: BTreeSet::new(),
+                renamed: BTreeMap::new(),
             }],
             pending: vec![],
         })
@@ -1946,6 +1976,7 @@ mod tests {
                     deleted: vec![],
                 },
                 unreadable: BTreeSet::new(),
+                renamed: BTreeMap::new(),
             }],
             pending: vec![],
         });
@@ -2045,6 +2076,7 @@ mod tests {
                         deleted: vec![],
                     },
                     unreadable: BTreeSet::new(),
+                    renamed: BTreeMap::new(),
                 }],
                 pending: vec![],
             })
@@ -2102,6 +2134,7 @@ mod tests {
                     deleted: vec![],
                 },
                 unreadable: BTreeSet::new(),
+                renamed: BTreeMap::new(),
             }],
             pending: vec![intent],
         });

@@ -28,6 +28,8 @@ pub struct ObjectSettings {
     pub delete_synced: bool,
     /// Deleting a meeting the rep organised with attendees may mail them a cancellation.
     pub send_cancellations: bool,
+    /// Moving a meeting the rep organised with attendees may mail them an update.
+    pub update_meetings: bool,
     pub auto_relate: bool,
     pub sync_series: bool,
 }
@@ -46,6 +48,7 @@ impl ObjectSettings {
             sync_private: false,
             delete_synced: false,
             send_cancellations: false,
+            update_meetings: false,
             auto_relate: false,
             sync_series: false,
         };
@@ -69,6 +72,7 @@ impl ObjectSettings {
                     s.sync_private = e.sync_private;
                     s.delete_synced = e.delete_synced;
                     s.send_cancellations = e.send_cancellations;
+                    s.update_meetings = e.update_meetings;
                     s.auto_relate = e.auto_relate;
                     s.sync_series = e.sync_series;
                 }

@@ -70,7 +70,7 @@ pub async fn run_worker_turn<M: MailConnector, C: CrmConnector, S: StateStore>(
         ReadTurn::Wait => return Ok(WorkerTurn::Wait),
         ReadTurn::Join(g) => g,
         ReadTurn::Read(g) => {
-            publish(config, crm, state, options, budget, g).await?;
+            publish(config, mail, crm, state, options, budget, g).await?;
             g
         }
     };
@@ -89,6 +89,7 @@ pub async fn run_worker_turn<M: MailConnector, C: CrmConnector, S: StateStore>(
         .map(|(object, watermark, changes)| OrgChanges::new(object, watermark, changes))
         .collect();
     let mut org = OrgRead::of(config, &*state, options, &stored.users, objects)?;
+    org.use_marker(config, mail, crm, &*state)?;
     let mut report = CycleReport::default();
     loop {
         let now = clock.now();
@@ -156,8 +157,9 @@ pub async fn run_worker_turn<M: MailConnector, C: CrmConnector, S: StateStore>(
 
 /// The reader's part: reps marked for reset start over, then the org is read once and
 /// stored with the cycle's groups of reps.
-async fn publish<C: CrmConnector, S: StateStore>(
+async fn publish<M: MailConnector, C: CrmConnector, S: StateStore>(
     config: &Config,
+    mail: &M,
     crm: &C,
     state: &mut S,
     options: &SyncOptions,
@@ -169,7 +171,7 @@ async fn publish<C: CrmConnector, S: StateStore>(
         budget.step()?;
         state.apply(marks)?;
     }
-    let org = read_org(config, crm, &*state, options).await?;
+    let org = read_org(config, mail, crm, &*state, options).await?;
     let stored = StoredOrgRead {
         users: org.users.clone(),
         objects: org

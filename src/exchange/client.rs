@@ -4,7 +4,7 @@
 use super::error::{EwsError, ItemError};
 use super::model::{
     self, ADDRESS_KEYS, ADDRESS_PARTS, CalendarEvent, Contact, EMAIL_KEYS, FolderInfo, Item,
-    ItemId, PROP_OUTLOOK_RELATED, PROP_SALESFORCE_ID,
+    ItemId, PROP_OUTLOOK_RELATED, PROP_SALESFORCE_ID, PROP_SYNCED_BY,
 };
 use super::soap::{self, RequestHeaders, ResponseMessage};
 use super::version::ServerBuild;
@@ -890,6 +890,7 @@ impl EwsClient {
         for f in FOLDER_FIELDS {
             w.empty("t:FieldURI", &[("FieldURI", f)]);
         }
+        model::write_extended_uri(w, PROP_SYNCED_BY);
         w.close().close();
     }
 
@@ -969,6 +970,19 @@ impl EwsClient {
         name: &str,
         class: &str,
     ) -> Result<Option<FolderInfo>, EwsError> {
+        self.create_folder_marked(mailbox, parent, name, class, None)
+            .await
+    }
+
+    /// CreateFolder with the folder's [`PROP_SYNCED_BY`] set to `synced_by`, when given.
+    async fn create_folder_marked(
+        &self,
+        mailbox: &str,
+        parent: &FolderRef,
+        name: &str,
+        class: &str,
+        synced_by: Option<&str>,
+    ) -> Result<Option<FolderInfo>, EwsError> {
         let mut w = Writer::new();
         w.open("m:CreateFolder", &[]);
         w.open("m:ParentFolderId", &[]);
@@ -981,6 +995,9 @@ impl EwsClient {
         };
         w.open("m:Folders", &[]).open(el, &[]);
         w.leaf("t:FolderClass", class).leaf("t:DisplayName", name);
+        if let Some(v) = synced_by {
+            model::write_extended(&mut w, PROP_SYNCED_BY, v);
+        }
         match self
             .call_one("CreateFolder", Some(mailbox), &w.finish())
             .await
@@ -990,14 +1007,45 @@ impl EwsClient {
                 parent: None,
                 display_name: name.to_string(),
                 folder_class: Some(class.to_string()),
+                synced_by: synced_by.map(str::to_string),
             })),
             Err(e) if e.code() == Some("ErrorFolderExists") => Ok(None),
             Err(e) => Err(e),
         }
     }
 
+    /// UpdateFolder: sets the contacts folder's [`PROP_SYNCED_BY`] to `value`.
+    pub async fn set_synced_by(
+        &self,
+        mailbox: &str,
+        folder_id: &str,
+        value: &str,
+    ) -> Result<(), EwsError> {
+        let mut w = Writer::new();
+        w.open("m:UpdateFolder", &[]).open("m:FolderChanges", &[]);
+        w.open("t:FolderChange", &[]);
+        FolderRef::Id(folder_id.to_string()).write(&mut w);
+        w.open("t:Updates", &[]).open("t:SetFolderField", &[]);
+        model::write_extended_uri(&mut w, PROP_SYNCED_BY);
+        w.open("t:ContactsFolder", &[]);
+        model::write_extended(&mut w, PROP_SYNCED_BY, value);
+        self.call_one("UpdateFolder", Some(mailbox), &w.finish())
+            .await
+            .map(|_| ())
+    }
+
     /// The rep's `Salesforce_Sync` folder under Contacts, created when missing.
     pub async fn ensure_sync_folder(&self, mailbox: &str) -> Result<FolderInfo, EwsError> {
+        self.ensure_sync_folder_marked(mailbox, None).await
+    }
+
+    /// The rep's `Salesforce_Sync` folder under Contacts, created when missing (with its
+    /// [`PROP_SYNCED_BY`] set to `synced_by`, when given). A folder found is left as it is.
+    pub async fn ensure_sync_folder_marked(
+        &self,
+        mailbox: &str,
+        synced_by: Option<&str>,
+    ) -> Result<FolderInfo, EwsError> {
         const NAME: &str = "Salesforce_Sync";
         if let Some(f) = self
             .find_folder(mailbox, &FolderRef::contacts(), NAME)
@@ -1006,7 +1054,13 @@ impl EwsClient {
             return Ok(f);
         }
         if let Some(f) = self
-            .create_folder(mailbox, &FolderRef::contacts(), NAME, "IPF.Contact")
+            .create_folder_marked(
+                mailbox,
+                &FolderRef::contacts(),
+                NAME,
+                "IPF.Contact",
+                synced_by,
+            )
             .await?
         {
             return Ok(f);
@@ -1706,6 +1760,7 @@ pub(crate) mod answers {
             parent: el.child(NS_T, "ParentFolderId").and_then(ItemId::parse),
             display_name: el.child_text(NS_T, "DisplayName").unwrap_or("").to_string(),
             folder_class: el.child_text(NS_T, "FolderClass").map(str::to_string),
+            synced_by: model::parse_extended(el).remove(PROP_SYNCED_BY),
         })
     }
 

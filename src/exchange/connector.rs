@@ -29,8 +29,8 @@ use super::model::{
     FreeBusy, ItemId, MailboxAddress, PROP_SALESFORCE_ID, Sensitivity,
 };
 use crate::engine::connector::{
-    CallError, ErrorKind, EventWindow, Folder, FolderPage, MailChange, MailConnector, MailCreate,
-    MailItem, MailRef, Mailbox, Outcome, RecordError, Refusal, RepError,
+    CallError, ErrorKind, EventWindow, Folder, FolderMarker, FolderPage, MailChange, MailConnector,
+    MailCreate, MailItem, MailRef, Mailbox, MailboxMarker, Outcome, RecordError, Refusal, RepError,
 };
 use crate::mail::{ContactMappings, undatable_read, undatable_write};
 use crate::model::rrule;
@@ -58,6 +58,10 @@ pub struct EwsConnector {
     checked: Mutex<HashMap<String, String>>,
     /// ChangeKey per item id as last read or written: what an update is based on.
     change_keys: Mutex<HashMap<String, String>>,
+    /// The marker new Salesforce_Sync folders are created with (encoded).
+    marker: Mutex<Option<String>>,
+    /// The marker on each mailbox's Salesforce_Sync as last read with the folder.
+    markers: Mutex<HashMap<String, FolderMarker>>,
 }
 
 impl std::fmt::Debug for EwsConnector {
@@ -491,6 +495,8 @@ impl EwsConnector {
             folders: Mutex::default(),
             checked: Mutex::default(),
             change_keys: Mutex::default(),
+            marker: Mutex::default(),
+            markers: Mutex::default(),
         }
     }
 
@@ -516,6 +522,15 @@ impl EwsConnector {
         &self.client
     }
 
+    /// Keeps what the Salesforce_Sync folder just read says of who syncs the mailbox.
+    fn note_marker(&self, mailbox: &Mailbox, folder: &model::FolderInfo) {
+        let seen = match &folder.synced_by {
+            Some(v) => FolderMarker::Marked(v.clone()),
+            None => FolderMarker::Unmarked,
+        };
+        lock(&self.markers).insert(mailbox.address.clone(), seen);
+    }
+
     fn remember(&self, id: &ItemId) {
         if let Some(ck) = &id.change_key {
             lock(&self.change_keys).insert(id.id.clone(), ck.clone());
@@ -537,6 +552,7 @@ impl EwsConnector {
                     .await
                     .map_err(rep_error)?
                     .ok_or_else(sync_folder_missing)?;
+                self.note_marker(mailbox, &found);
                 lock(&self.folders).insert(mailbox.address.clone(), found.id.id.clone());
                 Ok(FolderRef::Id(found.id.id))
             }
@@ -562,6 +578,7 @@ impl EwsConnector {
             .map_err(rep_error)?
         {
             Some(f) => {
+                self.note_marker(mailbox, &f);
                 lock(&self.checked).insert(mailbox.address.clone(), f.id.id.clone());
                 lock(&self.folders).insert(mailbox.address.clone(), f.id.id);
                 Ok(())
@@ -799,12 +816,44 @@ impl MailConnector for EwsConnector {
         if folder == Folder::Calendar {
             return Ok(());
         }
+        let marker = lock(&self.marker).clone();
         let f = self
             .client
-            .ensure_sync_folder(&mailbox.address)
+            .ensure_sync_folder_marked(&mailbox.address, marker.as_deref())
             .await
             .map_err(rep_error)?;
+        self.note_marker(mailbox, &f);
         lock(&self.folders).insert(mailbox.address.clone(), f.id.id);
+        Ok(())
+    }
+
+    fn use_marker(&self, marker: &MailboxMarker) {
+        *lock(&self.marker) = Some(marker.encode());
+    }
+
+    fn folder_marker(&self, mailbox: &Mailbox) -> Option<FolderMarker> {
+        let seen = lock(&self.markers).get(&mailbox.address).cloned()?;
+        // A folder this connector made with this tether's marker needs nothing.
+        match (&seen, lock(&self.marker).as_deref()) {
+            (FolderMarker::Marked(v), Some(ours)) if v == ours => None,
+            _ => Some(seen),
+        }
+    }
+
+    async fn mark_folder(&self, mailbox: &Mailbox, marker: &MailboxMarker) -> Result<(), RepError> {
+        let id = match self
+            .folder_ref(mailbox, Folder::SalesforceSyncContacts)
+            .await?
+        {
+            FolderRef::Id(id) => id,
+            FolderRef::Distinguished(d) => d,
+        };
+        let value = marker.encode();
+        self.client
+            .set_synced_by(&mailbox.address, &id, &value)
+            .await
+            .map_err(rep_error)?;
+        lock(&self.markers).insert(mailbox.address.clone(), FolderMarker::Marked(value));
         Ok(())
     }
 

@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 
 /// The PublicStrings extended property that carries the Salesforce id on items tether creates.
 pub const PROP_SALESFORCE_ID: &str = "tether.SalesforceId";
+/// The PublicStrings extended property on a rep's Salesforce_Sync folder that names the org
+/// and the tether state syncing the mailbox (`engine::connector::MailboxMarker`).
+pub const PROP_SYNCED_BY: &str = "tether.SyncedBy";
 /// The PublicStrings extended property that marks an event a rep related to Salesforce in
 /// the Outlook integration (see `CalendarEvent::is_outlook_related`).
 pub const PROP_OUTLOOK_RELATED: &str = "tether.RelatedToSalesforce";
@@ -52,6 +55,8 @@ pub struct FolderInfo {
     pub parent: Option<ItemId>,
     pub display_name: String,
     pub folder_class: Option<String>,
+    /// The folder's [`PROP_SYNCED_BY`] (GetFolder and FindFolder ask for it).
+    pub synced_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

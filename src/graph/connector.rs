@@ -13,30 +13,34 @@
 //!   window, then starts a `calendarView/delta` round over the window: from the engine's
 //!   `EventWindow` start to [`HORIZON_DAYS`] days after it (events further ahead are read
 //!   when the window reaches them). The window is frozen in the round's token, so the cursor
-//!   carries the window start: `list|round <window start> <link>`. When the engine's window
+//!   carries the window start: `list|round <window start> <link> [<series ids>]`. When the engine's window
 //!   moves (TODAY moves daily), the old round is read to its end (real changes and deletes
 //!   since the last read) and a new round starts over the new window; its items are
 //!   upserts, and nothing is deleted because an event left the window. Delta returns
 //!   occurrences and exceptions, not masters: they are folded into their series by reading
 //!   the master by id. An `@removed` event is read by id: only a 404 is a delete (Graph
-//!   also removes events that moved out of the window).
+//!   also removes events that moved out of the window). When some are gone, the series
+//!   masters the cursor remembers are read by id too: a series deleted in Outlook shows in
+//!   the delta only as its occurrences' `@removed`.
 //! - Writes and reads by id go through `$batch`, at most [`MAILBOX_CONCURRENCY`] requests
 //!   each (Outlook runs no more at once per mailbox; the rest would be throttled), with the
 //!   client's per-item retries. An update overlays the mapped members on the item as it is
 //!   now and refuses (retryable conflict) when its changeKey moved since tether read it.
 //! - No invitations, no cancellations: no attendee is ever written; an update that would
-//!   change the time or place of a meeting the rep organised with attendees fails per
-//!   record instead of mailing the attendees, and a delete of one is declined (the engine
-//!   unlinks the pair and reports it) unless the rep's configuration opts in
-//!   (`events.send_cancellations`).
+//!   change the time or place of a meeting the rep organised with attendees is declined
+//!   (the engine reports it once and leaves the link), and a delete of one is declined (the
+//!   engine unlinks the pair and reports it), unless the rep's configuration opts in
+//!   (`events.update_meetings`, `events.send_cancellations`).
 
 use super::client::{GraphClient, MAILBOX_CONCURRENCY};
 use super::delta::{PageOutcome, Window};
 use super::error::{ErrorKind as GraphKind, GraphError};
-use super::{BatchItem, contact, event, folders::SYNC_FOLDER, property};
+use super::folders::{ContactFolder, SYNC_FOLDER};
+use super::translate::TRANSLATE_LIMIT;
+use super::{BatchItem, contact, event, property};
 use crate::engine::connector::{
-    CallError, ErrorKind, EventWindow, Folder, FolderPage, MailChange, MailConnector, MailCreate,
-    MailItem, MailRef, Mailbox, Outcome, RecordError, Refusal, RepError,
+    CallError, ErrorKind, EventWindow, Folder, FolderMarker, FolderPage, MailChange, MailConnector,
+    MailCreate, MailItem, MailRef, Mailbox, MailboxMarker, Outcome, RecordError, Refusal, RepError,
 };
 use crate::mail::{ContactMappings, undatable_read, undatable_write};
 use crate::model::{EffectiveMapping, ObjectKind, Record};
@@ -67,6 +71,16 @@ pub struct GraphConnector {
     /// Mailboxes (lower case) whose meetings may be deleted although Graph then mails their
     /// attendees a cancellation (`events.send_cancellations`).
     cancellations: Mutex<BTreeSet<String>>,
+    /// The marker new Salesforce_Sync folders are created with (encoded).
+    marker: Mutex<Option<String>>,
+    /// The marker on each mailbox's (lower case) Salesforce_Sync as last read with it.
+    markers: Mutex<HashMap<String, FolderMarker>>,
+    /// Mailboxes (lower case) whose meetings may be moved although Graph then mails their
+    /// attendees an update (`events.update_meetings`).
+    meeting_updates: Mutex<BTreeSet<String>>,
+    /// Folders (mailbox lower case) read this run from a cursor another API saved: the
+    /// switch from EWS, whose links name items by EWS ids (see `translate_foreign_ids`).
+    foreign_cursors: Mutex<BTreeSet<(String, Folder)>>,
 }
 
 impl std::fmt::Debug for GraphConnector {
@@ -74,6 +88,16 @@ impl std::fmt::Debug for GraphConnector {
         f.debug_struct("GraphConnector")
             .field("client", &self.client)
             .finish_non_exhaustive()
+    }
+}
+
+/// Adds or removes `mailbox` (lower case) from an opt-in set.
+fn allow(set: &Mutex<BTreeSet<String>>, mailbox: &Mailbox, allowed: bool) {
+    let key = mailbox.address.to_lowercase();
+    if allowed {
+        lock(set).insert(key);
+    } else {
+        lock(set).remove(&key);
     }
 }
 
@@ -203,8 +227,9 @@ fn would_notify(item_id: &str, what: &str, hint: &str) -> RecordError {
     }
 }
 
-const MOVE_HINT: &str = "tether sends no invitations or updates: change the meeting's time or \
-     place in Outlook.";
+const MOVE_HINT: &str = "Not synced, and not tried again until the event changes: move the \
+     meeting in Outlook, or set `events.update_meetings: true` to let tether move such meetings \
+     (Graph then mails the attendees an update).";
 const DELETE_HINT: &str = "tether unlinked the meeting and left it in the calendar: cancel it in \
      Outlook, or set `events.send_cancellations: true` to let tether delete such meetings \
      (Graph then mails the attendees a cancellation).";
@@ -219,36 +244,67 @@ fn no_answer() -> RecordError {
     }
 }
 
-/// The calendar cursor: which phase of a read, the window start of its round, the link.
-#[derive(Debug, Clone, PartialEq)]
-enum CalendarCursor {
+/// Which phase of a calendar read a cursor is in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
     /// Listing `calendar/events` (a full read), page by page.
-    List { start: DateTime<Utc>, link: String },
-    /// A calendarView delta round over the window from `start`.
-    Round { start: DateTime<Utc>, link: String },
+    List,
+    /// A calendarView delta round over the window from the cursor's start.
+    Round,
+}
+
+/// The calendar cursor: the phase, the window start of its round, the link, and the series
+/// masters read so far. A series deleted in Outlook leaves only its occurrences' `@removed`
+/// in the delta (masters are not in it), so on such a page these masters are read by id:
+/// a 404 is the series' delete. Ids hold no `,` or space.
+#[derive(Debug, Clone, PartialEq)]
+struct CalendarCursor {
+    phase: Phase,
+    start: DateTime<Utc>,
+    link: String,
+    series: BTreeSet<String>,
 }
 
 impl CalendarCursor {
     fn parse(s: &str) -> Option<Self> {
-        let mut parts = s.splitn(3, ' ');
+        let mut parts = s.splitn(4, ' ');
         let (phase, start, link) = (parts.next()?, parts.next()?, parts.next()?);
         let start = DateTime::parse_from_rfc3339(start)
             .ok()?
             .with_timezone(&Utc);
-        let link = link.to_string();
-        match phase {
-            "list" => Some(CalendarCursor::List { start, link }),
-            "round" => Some(CalendarCursor::Round { start, link }),
-            _ => None,
-        }
+        let phase = match phase {
+            "list" => Phase::List,
+            "round" => Phase::Round,
+            _ => return None,
+        };
+        let series = parts
+            .next()
+            .map(|m| {
+                m.split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(CalendarCursor {
+            phase,
+            start,
+            link: link.to_string(),
+            series,
+        })
     }
 
     fn render(&self) -> String {
-        let (phase, start, link) = match self {
-            CalendarCursor::List { start, link } => ("list", start, link),
-            CalendarCursor::Round { start, link } => ("round", start, link),
+        let phase = match self.phase {
+            Phase::List => "list",
+            Phase::Round => "round",
         };
-        format!("{phase} {} {link}", start.to_rfc3339())
+        let mut out = format!("{phase} {} {}", self.start.to_rfc3339(), self.link);
+        if !self.series.is_empty() {
+            out.push(' ');
+            out.push_str(&self.series.iter().cloned().collect::<Vec<_>>().join(","));
+        }
+        out
     }
 }
 
@@ -280,6 +336,10 @@ impl GraphConnector {
             change_keys: Mutex::default(),
             kinds: Mutex::default(),
             cancellations: Mutex::default(),
+            marker: Mutex::default(),
+            markers: Mutex::default(),
+            meeting_updates: Mutex::default(),
+            foreign_cursors: Mutex::default(),
         }
     }
 
@@ -309,6 +369,16 @@ impl GraphConnector {
         lock(&self.kinds).insert(id.to_string(), folder);
     }
 
+    /// The folder's saved cursor is not this connector's (EWS's, from before `api: graph`):
+    /// remember it, so the links' ids are translated, and read the folder anew.
+    fn foreign_cursor(&self, mailbox: &Mailbox, folder: Folder) -> RepError {
+        lock(&self.foreign_cursors).insert((mailbox.address.to_lowercase(), folder));
+        RepError::cursor_expired(
+            "INVALID_CURSOR",
+            "the saved cursor is not a Microsoft Graph one (saved over EWS?)",
+        )
+    }
+
     fn forget_folder(&self, mailbox: &Mailbox) {
         lock(&self.folders).remove(&mailbox.address.to_lowercase());
     }
@@ -319,9 +389,9 @@ impl GraphConnector {
         if let Some(id) = lock(&self.folders).get(&key) {
             return Ok(id.clone());
         }
-        let id = self
+        let found = self
             .client
-            .find_contact_folder(&mailbox.address, SYNC_FOLDER)
+            .find_contact_folder_marked(&mailbox.address, SYNC_FOLDER)
             .await
             .map_err(rep_error)?
             .ok_or_else(|| {
@@ -330,8 +400,18 @@ impl GraphConnector {
                     &format!("the {SYNC_FOLDER} folder does not exist"),
                 )
             })?;
-        lock(&self.folders).insert(key, id.clone());
-        Ok(id)
+        self.note_marker(mailbox, &found);
+        lock(&self.folders).insert(key, found.id.clone());
+        Ok(found.id)
+    }
+
+    /// Keeps what the Salesforce_Sync folder just read says of who syncs the mailbox.
+    fn note_marker(&self, mailbox: &Mailbox, folder: &ContactFolder) {
+        let seen = match &folder.synced_by {
+            Some(v) => FolderMarker::Marked(v.clone()),
+            None => FolderMarker::Unmarked,
+        };
+        lock(&self.markers).insert(mailbox.address.to_lowercase(), seen);
     }
 
     /// A URL of this Graph as a `$batch` item names it (relative to the version root).
@@ -473,19 +553,26 @@ impl GraphConnector {
         mailbox: &Mailbox,
         cursor: Option<&str>,
     ) -> Result<FolderPage, RepError> {
-        let (folder, url, resumed) = match cursor.and_then(|c| c.split_once(' ')) {
-            Some((folder, link)) => {
-                let url = self.client.cursor_url(link).map_err(rep_error)?;
+        let (folder, url, resumed) = match cursor.map(|c| c.split_once(' ')) {
+            Some(None) => return Err(self.foreign_cursor(mailbox, Folder::SalesforceSyncContacts)),
+            Some(Some((folder, link))) => {
+                let url = self
+                    .client
+                    .cursor_url(link)
+                    .map_err(|_| self.foreign_cursor(mailbox, Folder::SalesforceSyncContacts))?;
                 // A new read (from the last round's deltaLink): is the folder still the
                 // rep's Salesforce_Sync? A folder the rep deleted in Outlook sits in Deleted
                 // Items with its id, and its delta goes on as before. One call a read.
                 if url.query().is_some_and(|q| q.contains("deltatoken")) {
                     let now = self
                         .client
-                        .find_contact_folder(&mailbox.address, SYNC_FOLDER)
+                        .find_contact_folder_marked(&mailbox.address, SYNC_FOLDER)
                         .await
                         .map_err(rep_error)?;
-                    if now.as_deref() != Some(folder) {
+                    if let Some(f) = &now {
+                        self.note_marker(mailbox, f);
+                    }
+                    if now.as_ref().map(|f| f.id.as_str()) != Some(folder) {
                         self.forget_folder(mailbox);
                         return Err(RepError::folder_missing(
                             "ErrorItemNotFound",
@@ -558,19 +645,19 @@ impl GraphConnector {
     ) -> Result<FolderPage, RepError> {
         let parsed = match cursor {
             None => None,
-            Some(c) => Some(CalendarCursor::parse(c).ok_or_else(|| {
-                RepError::cursor_expired(
-                    "INVALID_CURSOR",
-                    "the saved calendar cursor is not tether's",
-                )
-            })?),
+            Some(c) => Some(
+                CalendarCursor::parse(c)
+                    .ok_or_else(|| self.foreign_cursor(mailbox, Folder::Calendar))?,
+            ),
         };
-        let fresh_round = |start: DateTime<Utc>| CalendarCursor::Round {
+        let fresh_round = |start: DateTime<Utc>, series: BTreeSet<String>| CalendarCursor {
+            phase: Phase::Round,
             start,
             link: self
                 .client
                 .calendar_view_delta_url(&mailbox.address, window_of(start))
                 .to_string(),
+            series,
         };
         match parsed {
             None => {
@@ -580,14 +667,16 @@ impl GraphConnector {
                     &["calendar", "events"],
                     &[("$expand", &event::expand())],
                 );
-                self.list_calendar(mailbox, url, window.start).await
+                self.list_calendar(mailbox, url, window.start, BTreeSet::new())
+                    .await
             }
-            Some(CalendarCursor::List { link, .. }) => {
-                let url = self.client.cursor_url(&link).map_err(rep_error)?;
-                self.list_calendar(mailbox, url, window.start).await
+            Some(c) if c.phase == Phase::List => {
+                let url = self.client.cursor_url(&c.link).map_err(rep_error)?;
+                self.list_calendar(mailbox, url, window.start, c.series)
+                    .await
             }
-            Some(CalendarCursor::Round { start, link }) => {
-                let url = self.client.cursor_url(&link).map_err(rep_error)?;
+            Some(mut c) => {
+                let url = self.client.cursor_url(&c.link).map_err(rep_error)?;
                 let page = match self.client.delta_page(&mailbox.address, url, true).await {
                     Ok(PageOutcome::Page(p)) => p,
                     Ok(PageOutcome::CursorExpired(e)) => {
@@ -596,26 +685,19 @@ impl GraphConnector {
                     Err(e) => return Err(rep_error(e)),
                 };
                 let changes = self
-                    .fold_events(mailbox, &page.changed, &page.removed)
+                    .fold_events(mailbox, &page.changed, &page.removed, &mut c.series)
                     .await?;
-                let (cursor, more) = match (page.last, start == window.start) {
-                    (false, _) => (
-                        CalendarCursor::Round {
-                            start,
+                let (cursor, more) = match (page.last, c.start == window.start) {
+                    (false, _) | (true, true) => (
+                        CalendarCursor {
                             link: page.link,
+                            ..c
                         },
-                        true,
-                    ),
-                    (true, true) => (
-                        CalendarCursor::Round {
-                            start,
-                            link: page.link,
-                        },
-                        false,
+                        !page.last,
                     ),
                     // The window moved: the old round is read to its end; a new one starts
                     // over the new window (its events come as upserts, none as deletes).
-                    (true, false) => (fresh_round(window.start), true),
+                    (true, false) => (fresh_round(window.start, c.series), true),
                 };
                 Ok(FolderPage {
                     changes,
@@ -632,6 +714,7 @@ impl GraphConnector {
         mailbox: &Mailbox,
         url: Url,
         start: DateTime<Utc>,
+        mut series: BTreeSet<String>,
     ) -> Result<FolderPage, RepError> {
         let mut req = super::Request::new(Method::GET, url, "events");
         req.prefer.push(format!(
@@ -646,22 +729,31 @@ impl GraphConnector {
             .body;
         let mut changes = Vec::new();
         for v in page["value"].as_array().into_iter().flatten() {
+            if event::kind(v) == "seriesMaster"
+                && let Some(id) = v["id"].as_str()
+            {
+                series.insert(id.to_string());
+            }
             changes.push(MailChange::Upsert(
                 self.item(mailbox, Folder::Calendar, v)
                     .map_err(RepError::Call)?,
             ));
         }
         let cursor = match page["@odata.nextLink"].as_str() {
-            Some(next) => CalendarCursor::List {
+            Some(next) => CalendarCursor {
+                phase: Phase::List,
                 start,
                 link: next.to_string(),
+                series,
             },
-            None => CalendarCursor::Round {
+            None => CalendarCursor {
+                phase: Phase::Round,
                 start,
                 link: self
                     .client
                     .calendar_view_delta_url(&mailbox.address, window_of(start))
                     .to_string(),
+                series,
             },
         };
         Ok(FolderPage {
@@ -673,12 +765,14 @@ impl GraphConnector {
 
     /// The changes of a calendarView delta page as the engine knows events: occurrences and
     /// exceptions folded into their series master (read by id), `@removed` events read by id
-    /// (only those gone are deletes).
+    /// (only those gone are deletes). When some are gone, the known series masters are read
+    /// by id too: a deleted series shows in the delta only as its occurrences' `@removed`.
     async fn fold_events(
         &self,
         mailbox: &Mailbox,
         changed: &[Value],
         removed: &[String],
+        series: &mut BTreeSet<String>,
     ) -> Result<Vec<MailChange>, RepError> {
         let wanted = ids_once(
             changed
@@ -691,13 +785,17 @@ impl GraphConnector {
         );
         let mut changes = Vec::new();
         let mut masters = Vec::new();
+        let mut gone = Vec::new();
         let mut done: BTreeSet<String> = BTreeSet::new();
         let fetched = self.fetch(mailbox, Folder::Calendar, &wanted).await?;
         for (id, answer) in wanted.iter().zip(fetched) {
             match answer {
                 Ok(Some(v)) => match (event::kind(&v), v["seriesMasterId"].as_str()) {
                     ("occurrence" | "exception", Some(master)) => masters.push(master.to_string()),
-                    _ => {
+                    (kind, _) => {
+                        if kind == "seriesMaster" {
+                            series.insert(id.clone());
+                        }
                         done.insert(id.clone());
                         changes.push(MailChange::Upsert(
                             self.item(mailbox, Folder::Calendar, &v)
@@ -706,28 +804,39 @@ impl GraphConnector {
                     }
                 },
                 Ok(None) if removed.contains(id) => {
-                    lock(&self.change_keys).remove(id);
-                    changes.push(MailChange::Delete {
-                        item_id: id.clone(),
-                    });
+                    gone.push(id.clone());
                 }
                 Ok(None) => {}
                 Err(e) => return Err(RepError::Call(call_error(&e, false))),
             }
         }
+        series.extend(masters.iter().cloned());
+        // Occurrences gone: their series may be gone with them.
+        if !gone.is_empty() {
+            masters.extend(series.iter().cloned());
+        }
         let masters: Vec<String> = ids_once(masters.iter().map(String::as_str))
             .into_iter()
-            .filter(|m| !done.contains(m))
+            .filter(|m| !done.contains(m) && !gone.contains(m))
             .collect();
-        for answer in self.fetch(mailbox, Folder::Calendar, &masters).await? {
+        for (id, answer) in masters
+            .iter()
+            .zip(self.fetch(mailbox, Folder::Calendar, &masters).await?)
+        {
             match answer {
                 Ok(Some(v)) => changes.push(MailChange::Upsert(
                     self.item(mailbox, Folder::Calendar, &v)
                         .map_err(RepError::Call)?,
                 )),
+                Ok(None) if series.contains(id) => gone.push(id.clone()),
                 Ok(None) => {}
                 Err(e) => return Err(RepError::Call(call_error(&e, false))),
             }
+        }
+        for id in gone {
+            series.remove(&id);
+            lock(&self.change_keys).remove(&id);
+            changes.push(MailChange::Delete { item_id: id });
         }
         Ok(changes)
     }
@@ -799,13 +908,11 @@ impl MailConnector for GraphConnector {
     }
 
     fn allow_cancellations(&self, mailbox: &Mailbox, allowed: bool) {
-        let key = mailbox.address.to_lowercase();
-        let mut set = lock(&self.cancellations);
-        if allowed {
-            set.insert(key);
-        } else {
-            set.remove(&key);
-        }
+        allow(&self.cancellations, mailbox, allowed);
+    }
+
+    fn allow_meeting_updates(&self, mailbox: &Mailbox, allowed: bool) {
+        allow(&self.meeting_updates, mailbox, allowed);
     }
 
     async fn sync_folder(
@@ -846,12 +953,40 @@ impl MailConnector for GraphConnector {
             return Ok(());
         }
         self.forget_folder(mailbox);
-        let id = self
+        let marker = lock(&self.marker).clone();
+        let f = self
             .client
-            .ensure_contact_folder(&mailbox.address, SYNC_FOLDER)
+            .ensure_contact_folder_marked(&mailbox.address, SYNC_FOLDER, marker.as_deref())
             .await
             .map_err(rep_error)?;
-        lock(&self.folders).insert(mailbox.address.to_lowercase(), id);
+        self.note_marker(mailbox, &f);
+        lock(&self.folders).insert(mailbox.address.to_lowercase(), f.id);
+        Ok(())
+    }
+
+    fn use_marker(&self, marker: &MailboxMarker) {
+        *lock(&self.marker) = Some(marker.encode());
+    }
+
+    fn folder_marker(&self, mailbox: &Mailbox) -> Option<FolderMarker> {
+        let seen = lock(&self.markers)
+            .get(&mailbox.address.to_lowercase())
+            .cloned()?;
+        // A folder this connector made with this tether's marker needs nothing.
+        match (&seen, lock(&self.marker).as_deref()) {
+            (FolderMarker::Marked(v), Some(ours)) if v == ours => None,
+            _ => Some(seen),
+        }
+    }
+
+    async fn mark_folder(&self, mailbox: &Mailbox, marker: &MailboxMarker) -> Result<(), RepError> {
+        let id = self.sync_folder_id(mailbox).await?;
+        let value = marker.encode();
+        self.client
+            .set_contact_folder_marker(&mailbox.address, &id, &value)
+            .await
+            .map_err(rep_error)?;
+        lock(&self.markers).insert(mailbox.address.to_lowercase(), FolderMarker::Marked(value));
         Ok(())
     }
 
@@ -919,6 +1054,7 @@ impl MailConnector for GraphConnector {
         mailbox: &Mailbox,
         items: &[(String, Record)],
     ) -> Result<Vec<Outcome<MailRef>>, CallError> {
+        let may_move = lock(&self.meeting_updates).contains(&mailbox.address.to_lowercase());
         let mut out: Vec<Option<Outcome<MailRef>>> = vec![None; items.len()];
         for object in ObjectKind::ALL {
             let idx: Vec<usize> = (0..items.len())
@@ -975,7 +1111,8 @@ impl MailConnector for GraphConnector {
                     }
                     Record::Event(e) => match event::body(e, &self.time_zone, Some(&now)) {
                         Ok(b)
-                            if event::is_meeting_the_rep_organised(&now)
+                            if !may_move
+                                && event::is_meeting_the_rep_organised(&now)
                                 && event::changes_time_or_place(&b, &now) =>
                         {
                             out[i] =
@@ -1221,6 +1358,52 @@ impl MailConnector for GraphConnector {
                     out.push(self.item(mailbox, folder, v)?);
                 }
             }
+        }
+        Ok(out)
+    }
+
+    async fn meetings_a_delete_would_cancel(
+        &self,
+        mailbox: &Mailbox,
+        item_ids: &[String],
+    ) -> Result<Vec<String>, CallError> {
+        let answers = self
+            .fetch(mailbox, Folder::Calendar, item_ids)
+            .await
+            .map_err(rep_call_error)?;
+        Ok(item_ids
+            .iter()
+            .zip(answers)
+            .filter(|(_, a)| matches!(a, Ok(Some(v)) if event::is_meeting_the_rep_organised(v)))
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    async fn translate_foreign_ids(
+        &self,
+        mailbox: &Mailbox,
+        folder: Folder,
+        item_ids: &[String],
+    ) -> Result<Vec<(String, String)>, CallError> {
+        let key = (mailbox.address.to_lowercase(), folder);
+        if !lock(&self.foreign_cursors).contains(&key) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for chunk in item_ids.chunks(TRANSLATE_LIMIT) {
+            let translated = self
+                .client
+                .translate_ews_ids(&mailbox.address, chunk)
+                .await
+                .map_err(|e| CallError {
+                    hint: format!(
+                        "tether keeps this rep's links as they are and retries on the next run \
+                         (nothing is created or deleted meanwhile); {}",
+                        hint(&e)
+                    ),
+                    ..call_error(&e, false)
+                })?;
+            out.extend(translated);
         }
         Ok(out)
     }

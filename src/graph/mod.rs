@@ -2,7 +2,8 @@
 //! the HTTP core with its limits and retries ([`client`]), failures in kinds
 //! ([`error`]), `$batch` ([`batch`]), delta rounds ([`delta`]), the `Salesforce_Sync`
 //! folder ([`folders`]), tether's extended property ([`property`]), creates that survive a
-//! lost answer ([`items`]) and the per-mailbox access check ([`mailbox`]); the engine's
+//! lost answer ([`items`]), the per-mailbox access check ([`mailbox`]) and the Graph ids of
+//! items EWS named ([`translate`]); the engine's
 //! mail side over it is [`connector`], with its contact and event codecs ([`contact`],
 //! [`event`]). The app's token
 //! comes from [`crate::entra`].
@@ -18,6 +19,7 @@ pub mod folders;
 pub mod items;
 pub mod mailbox;
 pub mod property;
+pub mod translate;
 
 pub use batch::{BatchAnswer, BatchItem};
 pub use client::{GraphClient, GraphOptions, Request};

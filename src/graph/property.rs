@@ -15,6 +15,23 @@ pub fn salesforce_id_property() -> String {
     )
 }
 
+/// The Salesforce_Sync folder's marker property (who syncs the mailbox):
+/// `String {PublicStrings} Name tether.SyncedBy`, as the EWS connector names it.
+pub fn synced_by_property() -> String {
+    format!(
+        "String {{{PUBLIC_STRINGS}}} Name {}",
+        crate::exchange::model::PROP_SYNCED_BY
+    )
+}
+
+/// `$expand` that returns the folder marker with each contactFolder.
+pub fn expand_synced_by() -> String {
+    format!(
+        "singleValueExtendedProperties($filter=id eq {})",
+        literal(&synced_by_property())
+    )
+}
+
 /// An OData string literal: quoted, inner quotes doubled.
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))

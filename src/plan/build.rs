@@ -90,7 +90,10 @@ impl Past {
 
 /// The enumerated reason of an operation; `failed_before` when its record's write failed.
 fn action_reason(action: &Action, description: &str, failed_before: bool) -> ActionReason {
-    use crate::engine::plan::{UNCONFIRMED_TO_EXCHANGE, UNCONFIRMED_TO_SALESFORCE};
+    use crate::engine::plan::{
+        SENDS_CANCELLATIONS, UNCONFIRMED_TO_EXCHANGE, UNCONFIRMED_TO_SALESFORCE,
+        WOULD_SEND_CANCELLATIONS,
+    };
     match action {
         Action::CreateInSalesforce { replaces, .. } | Action::CreateInExchange { replaces, .. } => {
             if replaces.is_some() {
@@ -112,6 +115,12 @@ fn action_reason(action: &Action, description: &str, failed_before: bool) -> Act
             } else {
                 ActionReason::Conflict
             }
+        }
+        Action::DeleteInExchange { .. } if description == SENDS_CANCELLATIONS => {
+            ActionReason::SendsCancellations
+        }
+        Action::DeleteInExchange { .. } if description == WOULD_SEND_CANCELLATIONS => {
+            ActionReason::WouldSendCancellations
         }
         Action::DeleteInSalesforce { .. } | Action::DeleteInExchange { .. } => {
             ActionReason::DeletedInSource
@@ -351,6 +360,13 @@ pub fn build(
                 RecordAction::Delete,
                 salesforce_id.clone(),
             ),
+            // A meeting whose delete would mail its attendees, without the opt-in: the
+            // executor unlinks it instead.
+            Action::DeleteInExchange { item_id, .. }
+                if op.reason == crate::engine::plan::WOULD_SEND_CANCELLATIONS =>
+            {
+                (Target::Exchange, RecordAction::Unlink, item_id.clone())
+            }
             Action::DeleteInExchange { item_id, .. } => {
                 (Target::Exchange, RecordAction::Delete, item_id.clone())
             }
@@ -405,7 +421,12 @@ pub fn build(
             Some((after, Some(before))) => FieldEffects::of(before, after, mapping),
             _ => FieldEffects::default(),
         };
-        if !options.detail && effects.is_empty() {
+        // A delete that mails a meeting's attendees is always named.
+        let mails = matches!(
+            reason,
+            ActionReason::SendsCancellations | ActionReason::WouldSendCancellations
+        );
+        if !options.detail && effects.is_empty() && !mails {
             continue;
         }
         let names = |keys: Vec<String>| -> Vec<String> {
@@ -522,6 +543,21 @@ pub fn build(
             previous_configuration: None,
             detail: "Contacts/Salesforce_Sync".into(),
         });
+    }
+    if let Some(ours) = &read.marker {
+        for w in &read.markers_to_write {
+            let marked = format!("Contacts/Salesforce_Sync marked as synced by {ours}");
+            rep_changes.push(RepChange {
+                kind: RepChangeKind::MarkMailbox,
+                rep: w.rep.clone(),
+                configuration: None,
+                previous_configuration: None,
+                detail: match &w.previous {
+                    None => marked,
+                    Some(p) => format!("taken over from {p} (reset): {marked}"),
+                },
+            });
+        }
     }
     for p in &read.problems {
         rep_changes.push(RepChange {

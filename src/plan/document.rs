@@ -93,6 +93,9 @@ pub enum RepChangeKind {
     CannotSync,
     /// Salesforce_Sync folder to create in the rep's mailbox.
     CreateFolder,
+    /// The rep's Salesforce_Sync folder gets this tether's marker (the org and state that
+    /// sync the mailbox): it has none yet, or a reset takes the mailbox over from another.
+    MarkMailbox,
 }
 
 impl RepChangeKind {
@@ -226,6 +229,14 @@ pub enum ActionReason {
     FirstMatch,
     /// Deleted on the other side, and the configuration propagates deletes.
     DeletedInSource,
+    /// Deleted in Salesforce: a meeting the rep organised with attendees, deleted in
+    /// Exchange over Microsoft Graph, which mails them a cancellation
+    /// (`events.send_cancellations`).
+    SendsCancellations,
+    /// Deleted in Salesforce: a meeting whose delete would mail its attendees a
+    /// cancellation; not deleted (`events.send_cancellations` is off), unlinked and
+    /// reported instead.
+    WouldSendCancellations,
     /// Its partner was deleted and the delete does not propagate: unlinked, kept.
     PartnerDeleted,
     /// Deleted on one side but edited on the other: the edit wins.
@@ -260,6 +271,15 @@ impl RecordDetail {
     /// Whether the write loses a value the record holds now.
     pub fn is_destructive(&self) -> bool {
         !self.clears.is_empty() || !self.overwrites.is_empty()
+    }
+
+    /// A delete of a meeting that mails (or, declined, would mail) its attendees a
+    /// cancellation: always named in the plan.
+    pub fn mails_attendees(&self) -> bool {
+        matches!(
+            self.reason,
+            ActionReason::SendsCancellations | ActionReason::WouldSendCancellations
+        )
     }
 }
 

@@ -41,6 +41,7 @@ fn rep_line(r: &RepChange) -> String {
         RepChangeKind::Reset => ('*', "reset"),
         RepChangeKind::CannotSync => ('!', "cannot sync"),
         RepChangeKind::CreateFolder => ('+', "create folder"),
+        RepChangeKind::MarkMailbox => ('~', "mark mailbox"),
     };
     let config = r
         .configuration
@@ -60,6 +61,7 @@ fn reps_tally(changes: &[RepChange]) -> String {
         (RepChangeKind::Reset, "reset"),
         (RepChangeKind::CannotSync, "cannot sync"),
         (RepChangeKind::CreateFolder, "folder to create"),
+        (RepChangeKind::MarkMailbox, "mailbox to mark"),
     ] {
         let n = changes.iter().filter(|r| r.kind == kind).count();
         if n > 0 {
@@ -147,7 +149,7 @@ fn detail_lines(rc: &RecordChanges, all: bool, indent: &str, out: &mut String, l
     let mut records: Vec<&RecordDetail> = rc
         .records
         .iter()
-        .filter(|d| all || d.is_destructive())
+        .filter(|d| all || d.is_destructive() || d.mails_attendees())
         .collect();
     records.sort_by_key(|d| (destructive_first(d.action), !d.is_destructive()));
     for d in records.iter().take(limit) {
@@ -427,6 +429,28 @@ fn riskiest(doc: &PlanDocument, out: &mut String) {
                     "record",
                     "records"
                 )
+            );
+        }
+        out.push('\n');
+    }
+    let mailing: Vec<(&RecordChanges, &RecordDetail)> = doc
+        .record_changes
+        .iter()
+        .flat_map(|rc| rc.records.iter().map(move |d| (rc, d)))
+        .filter(|(_, d)| d.mails_attendees())
+        .collect();
+    if !mailing.is_empty() {
+        let _ = writeln!(
+            out,
+            "#### Meetings deleted in Salesforce whose attendees Graph mails\n"
+        );
+        for (rc, d) in &mailing {
+            let _ = writeln!(
+                out,
+                "- {} event `{}`: {}",
+                md_escape(&rc.rep),
+                d.id.replace('`', "'"),
+                md_escape(&d.description)
             );
         }
         out.push('\n');

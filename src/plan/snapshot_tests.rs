@@ -755,3 +755,49 @@ fn snapshot_a_setting_only_change_renders_no_per_rep_rows() {
     insta::assert_snapshot!("setting_only_markdown", markdown);
     insta::assert_snapshot!("setting_only_json", json);
 }
+
+/// Over Microsoft Graph, a meeting the rep organised with attendees cannot be deleted
+/// without mailing them a cancellation: the plan names each such delete (without
+/// `--detail`), done with `events.send_cancellations`, else unlinked instead.
+#[test]
+fn snapshot_deletes_that_send_cancellations_are_named() {
+    let mut events = changes(CELIA, Object::Event, Target::Exchange, 0, 0, 1);
+    events.unlink = 1;
+    events.records = vec![
+        RecordDetail {
+            action: RecordAction::Delete,
+            id: "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A-pricing".into(),
+            reason: ActionReason::SendsCancellations,
+            description: crate::engine::plan::SENDS_CANCELLATIONS.into(),
+            clears: vec![],
+            overwrites: vec![],
+            fields: vec![],
+        },
+        RecordDetail {
+            action: RecordAction::Unlink,
+            id: "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A-review".into(),
+            reason: ActionReason::WouldSendCancellations,
+            description: crate::engine::plan::WOULD_SEND_CANCELLATIONS.into(),
+            clears: vec![],
+            overwrites: vec![],
+            fields: vec![],
+        },
+    ];
+    let doc = PlanDocument::new(
+        "awcomputing-prod".into(),
+        vec![],
+        vec![],
+        vec![events],
+        vec![],
+        vec![],
+    );
+    let human = render::human(&doc, false);
+    assert!(human.contains("mails them a cancellation"), "{human}");
+    insta::assert_snapshot!("cancellations_human", human);
+    insta::assert_snapshot!("cancellations_markdown", render::markdown(&doc));
+    let json = render::json(&doc);
+    for reason in ["\"sends_cancellations\"", "\"would_send_cancellations\""] {
+        assert!(json.contains(reason), "{reason}:\n{json}");
+    }
+    insta::assert_snapshot!("cancellations_json", json);
+}

@@ -7,7 +7,9 @@
 //!   long transactions that commit after a read with stamps before its watermark, see
 //!   [`DEFAULT_CHANGE_LOOKBACK`]); `read_owned` chunks `OwnerId IN (…)`; every query is
 //!   streamed page by page (≤ 2,000 rows).
-//! - Writes: sObject Collections, ≤ 200 records a call, allOrNone=false, outcomes in order.
+//! - Writes: sObject Collections, ≤ 200 records a call, allOrNone=false, outcomes in order;
+//!   a phase of at least `bulk_threshold` records goes through one Bulk API 2.0 ingest job
+//!   per object and operation instead ([`super::bulk`]), with the same outcomes.
 //! - Crash-safe creates: each create carries the engine's journal marker in the text External
 //!   ID field `Tether_Sync_Key__c` (unique, 64 characters) that the admin adds to Contact and
 //!   Event when setting tether up; `find_created` looks creates up by it.
@@ -16,6 +18,7 @@
 //! - Event attendees are not Event fields in Salesforce (they are EventRelations); they read
 //!   back empty, and auto-relate (`relate`) writes the relations.
 
+use super::bulk::BulkOperation;
 use super::soql::{Lit, Op, SoqlBuilder};
 use super::{RecordOutcome, SalesforceClient, SfError, WriteReport};
 use crate::engine::connector::{
@@ -273,6 +276,23 @@ fn outcome_error(o: &RecordOutcome) -> RecordError {
         ),
         _ => failed_record("UNKNOWN".into(), "unexpected outcome".into(), true),
     }
+}
+
+/// A create refused with DUPLICATE_VALUE on the marker field: a record holding this
+/// create's marker exists, so the create happened before (its answer lost; or a Bulk API job
+/// given up on ran on). It is ambiguous: the journal looks the record up and links it.
+fn marker_taken(o: &RecordOutcome) -> bool {
+    let RecordOutcome::Failed { errors } = o else {
+        return false;
+    };
+    errors.iter().any(|e| {
+        e.status_code == "DUPLICATE_VALUE"
+            && (e
+                .fields
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(SYNC_KEY_FIELD))
+                || e.message.contains(SYNC_KEY_FIELD))
+    })
 }
 
 impl SalesforceConnector {
@@ -618,7 +638,14 @@ impl SalesforceConnector {
                     m
                 })
                 .collect();
-            let report = self.client.create("Account", &bodies).await;
+            let report = if self.bulk(bodies.len()).await {
+                let op = BulkOperation::Insert;
+                self.client
+                    .bulk_write("Account", op, &bodies, &["Name"])
+                    .await
+            } else {
+                self.client.create("Account", &bodies).await
+            };
             for (name, o) in missing.iter().zip(&report.outcomes) {
                 if let RecordOutcome::Success { id } = o {
                     out.insert((*name).clone(), id.clone());
@@ -762,6 +789,19 @@ impl SalesforceConnector {
         Ok(out)
     }
 
+    /// Whether `records` records go through Bulk API 2.0: at or above the threshold, and
+    /// while the org's daily Bulk batches allow them (else sObject Collections).
+    fn bulk_size(&self, records: usize) -> bool {
+        self.client
+            .options()
+            .bulk_threshold
+            .is_some_and(|t| records >= t.max(1))
+    }
+
+    async fn bulk(&self, records: usize) -> bool {
+        self.bulk_size(records) && self.client.bulk_allows(records).await
+    }
+
     async fn query(&self, soql: String) -> Result<Vec<Map<String, Value>>, CallError> {
         self.client.query_collect(soql).await.map_err(call_error)
     }
@@ -795,6 +835,16 @@ impl CrmConnector for SalesforceConnector {
         COLLECTION_SIZE
     }
 
+    /// A phase at or above the Bulk API threshold is written whole: one ingest job per
+    /// object and operation (see [`super::bulk`]).
+    fn write_batch_size(&self, _object: ObjectKind, total: usize) -> usize {
+        if self.bulk_size(total) {
+            total
+        } else {
+            COLLECTION_SIZE
+        }
+    }
+
     /// Resolves the Accounts of every contact the phase writes in a few queries. A failure
     /// here only means each batch asks for its own, as it would without this.
     async fn prepare_writes(&self, object: ObjectKind, records: &[&Record]) {
@@ -818,6 +868,18 @@ impl CrmConnector for SalesforceConnector {
             .into_iter()
             .filter(|n| !found.contains_key(n))
             .collect())
+    }
+
+    fn org_id(&self) -> Option<String> {
+        self.client.org_id()
+    }
+
+    async fn outlook_integration(&self) -> Result<Option<bool>, String> {
+        self.client
+            .email_integration()
+            .await
+            .map(|s| Some(s.outlook_integration))
+            .map_err(|e| super::metadata::why_not_read(&e))
     }
 
     async fn users(&self) -> Result<Vec<CrmUser>, CallError> {
@@ -952,7 +1014,22 @@ impl CrmConnector for SalesforceConnector {
                 m
             })
             .collect();
-        let mut report = self.client.create(object_name(object), &bodies).await;
+        let mut report = if self.bulk(bodies.len()).await {
+            let op = BulkOperation::Insert;
+            self.client
+                .bulk_write(object_name(object), op, &bodies, &[SYNC_KEY_FIELD])
+                .await
+        } else {
+            self.client.create(object_name(object), &bodies).await
+        };
+        for o in report.outcomes.iter_mut() {
+            if marker_taken(o) {
+                *o = RecordOutcome::Ambiguous {
+                    reason: "a record with this create's marker exists already: an earlier                              create happened"
+                        .into(),
+                };
+            }
+        }
         let note = self.remove_orphans(&refs, &accounts, &mut report).await;
         Self::written(report).map_err(|e| with_accounts_note(e, note))
     }
@@ -972,7 +1049,14 @@ impl CrmConnector for SalesforceConnector {
                 m
             })
             .collect();
-        let mut report = self.client.update(object_name(object), &bodies).await;
+        let mut report = if self.bulk(bodies.len()).await {
+            let op = BulkOperation::Update;
+            self.client
+                .bulk_write(object_name(object), op, &bodies, &["Id"])
+                .await
+        } else {
+            self.client.update(object_name(object), &bodies).await
+        };
         let note = self.remove_orphans(&refs, &accounts, &mut report).await;
         Self::written(report).map_err(|e| with_accounts_note(e, note))
     }
@@ -1180,7 +1264,14 @@ impl CrmConnector for SalesforceConnector {
                 owner.push(i);
             }
         }
-        let WriteReport { outcomes, stopped } = self.client.create("EventRelation", &bodies).await;
+        let WriteReport { outcomes, stopped } = if self.bulk(bodies.len()).await {
+            let key = ["EventId", "RelationId"];
+            self.client
+                .bulk_write("EventRelation", BulkOperation::Insert, &bodies, &key)
+                .await
+        } else {
+            self.client.create("EventRelation", &bodies).await
+        };
         if let Some(e) = stopped
             && !outcomes.iter().any(RecordOutcome::is_success)
         {

@@ -1,7 +1,7 @@
 //! Salesforce REST client: OAuth flows, SOQL reads streamed page by page, sObject Collections
-//! writes with per-record outcomes, replication reads (getUpdated / getDeleted), describe
-//! checks, API-limit accounting, bounded retries through the injectable clock, and a count of
-//! every HTTP call by kind.
+//! writes with per-record outcomes (and Bulk API 2.0 ingest jobs for large ones, [`bulk`]),
+//! replication reads (getUpdated / getDeleted), describe checks, API-limit accounting,
+//! bounded retries through the injectable clock, and a count of every HTTP call by kind.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tether::salesforce::SfError> {
@@ -26,10 +26,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bulk;
 pub mod connector;
+mod csv;
 #[cfg(test)]
 mod golden;
 pub mod ids;
+pub mod metadata;
 mod ops;
 pub mod soql;
 
@@ -136,6 +139,12 @@ pub struct ClientOptions {
     pub max_query_chars: usize,
     /// PEM file of private certificate authorities to trust besides the system's roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// Records a write phase needs before it goes through Bulk API 2.0 ingest jobs rather
+    /// than sObject Collections; None: never (see [`bulk::DEFAULT_BULK_THRESHOLD`]).
+    pub bulk_threshold: Option<usize>,
+    /// Longest wait for an ingest job to finish before it is aborted (see
+    /// [`bulk::DEFAULT_BULK_MAX_WAIT`]).
+    pub bulk_max_wait: Duration,
 }
 
 impl ClientOptions {
@@ -152,6 +161,8 @@ impl ClientOptions {
             query_batch_size: None,
             max_query_chars: soql::DEFAULT_MAX_QUERY_CHARS,
             ca_file: None,
+            bulk_threshold: Some(bulk::DEFAULT_BULK_THRESHOLD),
+            bulk_max_wait: bulk::DEFAULT_BULK_MAX_WAIT,
         }
     }
 }
@@ -319,6 +330,14 @@ pub enum CallKind {
     Updated,
     Deleted,
     Limits,
+    /// Bulk API 2.0: creating, closing, aborting or polling an ingest job.
+    BulkJob,
+    /// Bulk API 2.0: a job's CSV data.
+    BulkUpload,
+    /// Bulk API 2.0: a job's successful, failed or unprocessed records.
+    BulkResults,
+    /// A Metadata API (SOAP) call.
+    Metadata,
 }
 
 impl CallKind {
@@ -334,6 +353,10 @@ impl CallKind {
             CallKind::Updated => "updated",
             CallKind::Deleted => "deleted",
             CallKind::Limits => "limits",
+            CallKind::BulkJob => "bulk_job",
+            CallKind::BulkUpload => "bulk_upload",
+            CallKind::BulkResults => "bulk_results",
+            CallKind::Metadata => "metadata",
         }
     }
 }
@@ -355,6 +378,8 @@ pub(crate) struct Inner {
     usage: Mutex<Option<ApiUsage>>,
     rng: Mutex<u64>,
     describes: Mutex<BTreeMap<String, Arc<ObjectDescribe>>>,
+    /// The organization id the last token was minted for (15 characters).
+    org_id: Mutex<Option<String>>,
 }
 
 /// The client; cheap to clone (shared connection pool, token and counters).
@@ -382,6 +407,30 @@ pub(crate) enum Idempotency {
 
 pub(crate) struct Reply {
     pub body: Vec<u8>,
+}
+
+/// A request body: JSON, or CSV job data (Bulk API 2.0).
+#[derive(Clone, Copy)]
+pub(crate) enum Payload<'a> {
+    Json(&'a Value),
+    Csv(&'a [u8]),
+}
+
+/// What an answer is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Json,
+    /// Bulk API 2.0 results.
+    Csv,
+}
+
+impl Answer {
+    fn media_type(self) -> &'static str {
+        match self {
+            Answer::Json => "application/json",
+            Answer::Csv => "text/csv",
+        }
+    }
 }
 
 impl SalesforceClient {
@@ -439,6 +488,7 @@ impl SalesforceClient {
                 usage: Mutex::new(None),
                 rng: Mutex::new(seed),
                 describes: Mutex::new(BTreeMap::new()),
+                org_id: Mutex::new(None),
             }),
         })
     }
@@ -563,7 +613,12 @@ impl SalesforceClient {
         let mut basic: Option<(String, Secret)> = None;
         let mut host = &o.login_url;
         match &o.auth {
-            Auth::AccessToken { token } => return Ok((token.clone(), o.instance_url.clone())),
+            Auth::AccessToken { token } => {
+                // A session id starts with the org id it belongs to (`00D…!…`).
+                let org = token.expose().split_once('!').map(|(org, _)| org);
+                *lock(&self.inner.org_id) = org.and_then(org_id_of).map(str::to_string);
+                return Ok((token.clone(), o.instance_url.clone()));
+            }
             Auth::JwtBearer {
                 client_id,
                 username,
@@ -727,8 +782,16 @@ impl SalesforceClient {
                     continue;
                 }
             };
-            return decode_token(flow, status, &body, &o.instance_url);
+            let minted = decode_token(flow, status, &body, &o.instance_url)?;
+            *lock(&self.inner.org_id) = identity_org(&body);
+            return Ok(minted);
         }
+    }
+
+    /// The organization id (15 characters) of the session, once one was minted: from the
+    /// token answer's identity URL (`…/id/<org id>/<user id>`), or an access token's prefix.
+    pub fn org_id(&self) -> Option<String> {
+        lock(&self.inner.org_id).clone()
     }
 
     /// One REST call with re-authentication (once, on 401 INVALID_SESSION_ID), limit
@@ -740,6 +803,23 @@ impl SalesforceClient {
         target: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
+        idempotency: Idempotency,
+    ) -> Result<Reply> {
+        let body = body.map(Payload::Json);
+        self.call_with(kind, method, target, query, body, Answer::Json, idempotency)
+            .await
+    }
+
+    /// [`call`](Self::call) with any payload, answered in JSON or CSV (Bulk API 2.0).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn call_with(
+        &self,
+        kind: CallKind,
+        method: reqwest::Method,
+        target: &str,
+        query: &[(&str, String)],
+        body: Option<Payload<'_>>,
+        answer: Answer,
         idempotency: Idempotency,
     ) -> Result<Reply> {
         let retry = &self.inner.opts.retry;
@@ -767,7 +847,7 @@ impl SalesforceClient {
                 .http
                 .request(method.clone(), url)
                 .bearer_auth(session.token.expose())
-                .header(reqwest::header::ACCEPT, "application/json");
+                .header(reqwest::header::ACCEPT, answer.media_type());
             if !query.is_empty() {
                 req = req.query(query);
             }
@@ -776,8 +856,14 @@ impl SalesforceClient {
             {
                 req = req.header("Sforce-Query-Options", format!("batchSize={n}"));
             }
-            if let Some(b) = body {
-                req = req.json(b);
+            match body {
+                Some(Payload::Json(b)) => req = req.json(b),
+                Some(Payload::Csv(b)) => {
+                    req = req
+                        .header(reqwest::header::CONTENT_TYPE, "text/csv")
+                        .body(b.to_vec());
+                }
+                None => {}
             }
             attempt += 1;
             self.count(kind);
@@ -889,7 +975,10 @@ impl SalesforceClient {
                                     status,
                                     errors: parse_errors(&body),
                                 });
-                            } else if let Some(junk) = unreadable_read(idempotency, &body) {
+                            } else if let Some(junk) = (answer == Answer::Json)
+                                .then(|| unreadable_read(idempotency, &body))
+                                .flatten()
+                            {
                                 // A read answered 200 with a body cut short or garbled is a
                                 // glitch like a 5xx: ask again. A create's is not repeated.
                                 malformed = Some(junk.clone());
@@ -973,6 +1062,25 @@ fn nests_deeper_than(body: &[u8], limit: usize) -> bool {
         }
     }
     false
+}
+
+/// The org of a token answer's `id`, the identity URL
+/// (`https://login.salesforce.com/id/00Dx0000000BV7z/005x00000012Q9P`, as the OAuth flow
+/// pages show it).
+fn identity_org(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let url = Url::parse(v.get("id")?.as_str()?).ok()?;
+    let segments: Vec<&str> = url.path_segments()?.collect();
+    match segments.as_slice() {
+        [.., "id", org, _user] => org_id_of(org).map(str::to_string),
+        _ => None,
+    }
+}
+
+/// The 15-character form of an organization id (`00D…`, 15 or 18 characters).
+fn org_id_of(text: &str) -> Option<&str> {
+    (text.starts_with("00D") && matches!(text.len(), 15 | 18) && text.is_ascii())
+        .then(|| &text[..15])
 }
 
 /// A token endpoint's answer: the access token and the instance to call (`fallback` when

@@ -23,6 +23,20 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// This state's identity, as tether marks the mailboxes it syncs with it: derived from the
+/// random key made when the store was created (a one-way hash, so it tells nothing of the
+/// key), so every state has one without a schema change, and `state migrate` keeps it (the
+/// copy is the same state).
+pub fn identity<S: StateStore + ?Sized>(state: &S) -> Result<String, StateError> {
+    use sha2::{Digest, Sha256};
+    let key = state.plan_signing_key()?;
+    let mut h = Sha256::new();
+    h.update(b"tether state identity\0");
+    h.update(key.expose().as_bytes());
+    let digest = h.finalize();
+    Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Default place of the state file, relative to the configuration's directory.
 pub const DEFAULT_STATE_PATH: &str = ".tether/state.db";
 
@@ -218,6 +232,19 @@ pub struct SystemFacts {
     /// What Exchange said when it refused or could not be reached.
     #[serde(default)]
     pub exchange_error: Option<String>,
+    /// The org's Outlook integration setting, when the cycle read it (it does when a
+    /// configuration syncs only the events reps relate in Outlook).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlook_integration: Option<OutlookIntegrationFact>,
+}
+
+/// What a read of the org's Outlook integration setting found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutlookIntegrationFact {
+    Enabled(bool),
+    /// Why it could not be read (e.g. the integration user lacks the Metadata API's
+    /// permission).
+    NotRead(String),
 }
 
 /// What the last cycle learned about one rep (keyed by lower-cased email: a user who

@@ -1587,6 +1587,7 @@ mod tests {
             at,
             service_account_recognised: Some(true),
             exchange_error: None,
+            outlook_integration: Some(super::OutlookIntegrationFact::Enabled(true)),
         };
         s.apply(vec![
             StateChange::SetRepFacts(ana.clone()),

@@ -1869,8 +1869,6 @@ mod workers {
     use crate::common::pg;
     use chrono::{DateTime, Utc};
     use tether::engine::workers::{Worker, WorkerTurn, run_worker_turn};
-    #[allow(unused_imports)]
-    use tether::state::ReadTurn;
     use tether::state::{Claim, PostgresTarget, StateLocation};
 
     const REPS: usize = 6;

@@ -19,7 +19,7 @@ use tether::engine::plan::Action;
 use tether::graph::{GraphClient, GraphConnector, GraphOptions};
 use tether::model::{ObjectKind, Record};
 use tether::secret::Secret;
-use tether::state::MemoryState;
+use tether::state::{MemoryState, StateStore};
 use tether_emulators::exchange::model::{Attendee, CalendarEvent, Item, MailboxAddress};
 use tether_emulators::exchange::{Emulator, EmulatorOptions, ImpersonationScope, RunningEmulator};
 use tether_emulators::graph::{GraphApp, GraphFault};
@@ -328,7 +328,8 @@ async fn graph_event_created_from_salesforce_sends_no_attendees_and_no_invitatio
 /// A meeting the rep organised in Outlook with a customer invited, synced to Salesforce,
 /// then deleted there: `delete_synced` would delete it in Exchange, which Graph would cancel
 /// for the customer. The cycle that sees the Salesforce delete.
-async fn meeting_deleted_in_salesforce(events: Value) -> (World, CycleReport) {
+/// A meeting the rep organised with an attendee, synced to Salesforce.
+async fn synced_meeting(events: Value) -> (World, String) {
     let mut w = world(Value::Null, events).await;
     let start: DateTime<Utc> = "2026-06-15T16:00:00Z".parse().unwrap();
     let mut meeting = CalendarEvent::new(start, start + chrono::Duration::minutes(45));
@@ -348,14 +349,107 @@ async fn meeting_deleted_in_salesforce(events: Value) -> (World, CycleReport) {
     let first = w.sync().await;
     assert_eq!(first.exec.salesforce.created, 1, "{:?}", first.exec);
     let sf_id = w.sf.records(ObjectKind::Event)[0].id.clone();
+    (w, sf_id)
+}
+
+async fn meeting_deleted_in_salesforce(events: Value) -> (World, CycleReport) {
+    let (mut w, sf_id) = synced_meeting(events).await;
     assert!(w.sf.user_delete(ObjectKind::Event, &sf_id));
     let report = w.sync().await;
     (w, report)
 }
 
+/// The reasons of the plan's deletes in Exchange.
+fn delete_reasons(r: &CycleReport) -> Vec<&str> {
+    r.plan
+        .operations
+        .iter()
+        .filter(|o| matches!(o.action, Action::DeleteInExchange { .. }))
+        .map(|o| o.reason.as_str())
+        .collect()
+}
+
+/// The meeting moved an hour later in Salesforce.
+fn move_in_salesforce(w: &World, sf_id: &str) {
+    assert!(w.sf.user_edit(ObjectKind::Event, sf_id, |r| {
+        if let Record::Event(e) = &mut r.record
+            && let tether::model::EventTime::Timed { start, end } = &mut e.time
+        {
+            *start += chrono::Duration::hours(1);
+            *end += chrono::Duration::hours(1);
+        }
+    }));
+}
+
+/// Defect: a Salesforce edit moving a meeting the rep organised with attendees failed with
+/// MEETING_WOULD_NOTIFY_ATTENDEES on every cycle (the rep's feed was read again in full each
+/// time). Now it is reported once, nothing is written or mailed, and the link stays.
+#[tokio::test]
+async fn graph_meeting_moved_in_salesforce_is_reported_once_not_failed_every_cycle() {
+    let (mut w, sf_id) = synced_meeting(events_since_today()).await;
+    move_in_salesforce(&w, &sf_id);
+    let moved = w.sync().await;
+    let declined: Vec<_> = moved
+        .exec
+        .failed
+        .iter()
+        .filter(|e| e.code == "MEETING_WOULD_NOTIFY_ATTENDEES")
+        .collect();
+    assert_eq!(declined.len(), 1, "{:?}", moved.exec.failed);
+    assert!(
+        declined[0]
+            .suggestion
+            .contains("events.update_meetings: true"),
+        "{}",
+        declined[0].suggestion
+    );
+    assert_eq!(moved.exec.exchange.updated, 0);
+    for _ in 0..2 {
+        let next = w.sync().await;
+        assert!(next.plan.is_empty(), "{:?}", next.plan.operations);
+        assert!(next.exec.failed.is_empty(), "{:?}", next.exec.failed);
+    }
+    let start: DateTime<Utc> = "2026-06-15T16:00:00Z".parse().unwrap();
+    assert_eq!(w.calendar()[0].start, start, "the meeting did not move");
+    assert_eq!(
+        w.emu.graph_sent_meeting_messages(),
+        vec![],
+        "0 updates sent"
+    );
+    assert_eq!(
+        w.state.links(&rep_id(0), ObjectKind::Event).unwrap().len(),
+        1
+    );
+    validate_all(&w.emu);
+}
+
+#[tokio::test]
+async fn graph_meeting_moved_in_salesforce_with_update_meetings_moves_it_and_graph_mails_an_update()
+{
+    let mut events = events_since_today();
+    events["update_meetings"] = json!(true);
+    let (mut w, sf_id) = synced_meeting(events).await;
+    move_in_salesforce(&w, &sf_id);
+    let moved = w.sync().await;
+    assert_eq!(moved.exec.exchange.updated, 1, "{:?}", moved.exec);
+    assert!(moved.exec.failed.is_empty(), "{:?}", moved.exec.failed);
+    let start: DateTime<Utc> = "2026-06-15T17:00:00Z".parse().unwrap();
+    assert_eq!(w.calendar()[0].start, start);
+    let sent = w.emu.graph_sent_meeting_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].kind, "update");
+    assert!(w.sync().await.plan.is_empty());
+    validate_all(&w.emu);
+}
+
 #[tokio::test]
 async fn graph_meeting_delete_without_opt_in_is_unlinked_and_reported_with_0_cancellations() {
     let (mut w, report) = meeting_deleted_in_salesforce(events_since_today()).await;
+    assert_eq!(
+        delete_reasons(&report),
+        vec![tether::engine::plan::WOULD_SEND_CANCELLATIONS],
+        "the plan names the delete that would mail a cancellation"
+    );
     assert_eq!(report.exec.exchange.deleted, 0);
     let refused: Vec<_> = report
         .exec
@@ -392,6 +486,10 @@ async fn graph_meeting_delete_with_send_cancellations_deletes_and_graph_cancels_
     let mut events = events_since_today();
     events["send_cancellations"] = json!(true);
     let (w, report) = meeting_deleted_in_salesforce(events).await;
+    assert_eq!(
+        delete_reasons(&report),
+        vec![tether::engine::plan::SENDS_CANCELLATIONS]
+    );
     assert_eq!(report.exec.exchange.deleted, 1, "{:?}", report.exec);
     assert!(w.calendar().is_empty());
     let sent = w.emu.graph_sent_meeting_messages();
@@ -600,13 +698,12 @@ async fn graph_sync_folder_moved_to_deleted_items_counts_as_missing_and_is_made_
     validate_all(&w.emu);
 }
 
-/// An org synced over EWS switches `api: ews` to `api: graph`: the EWS cursors are refused
-/// (a full read follows) and the first Graph cycle plans no create and no delete, no
-/// duplicate on either side. Caveat: the emulator's Graph ids are its EWS ids in URL-safe
-/// spelling (as Outlook REST ids are), and these ids hold no `/` or `+`, so every link's
-/// item id carries over as it is; a real tenant answers immutable ids, and the links of
-/// items tether did not create would need `translateExchangeIds`, which tether does not
-/// call yet (tether's own items are re-linked by their extended property).
+/// An org synced over EWS switches `api: ews` to `api: graph`. The EWS cursors are refused
+/// (a full read follows) and Graph names every item by another id than its EWS ItemId (an
+/// immutable id): tether's own items re-link through their `tether.SalesforceId` property,
+/// and the event born in Outlook (no property) through `translateExchangeIds`. The first
+/// Graph cycle creates and deletes nothing, no side has a duplicate, and every link names
+/// its item by its Graph id from then on (an Outlook edit afterwards is an update).
 #[tokio::test]
 async fn graph_switch_from_ews_on_a_synced_org_plans_no_creates_and_no_deletes() {
     let mut w = world(both_contacts(), events_since_today()).await;
@@ -644,7 +741,17 @@ async fn graph_switch_from_ews_on_a_synced_org_plans_no_creates_and_no_deletes()
     outlook.subject = Some("From Outlook".into());
     w.emu.put_event(REP, outlook).unwrap();
     let now = w.now();
-    for _ in 0..2 {
+    for cycle in 0..3 {
+        if cycle == 1 {
+            // A contact the rep adds to Salesforce_Sync in Outlook: no tether property.
+            let folder = w.emu.find_folder(REP, "Salesforce_Sync").unwrap();
+            let c = tether_emulators::exchange::model::Contact {
+                given_name: Some("Olga".into()),
+                surname: Some("Outlook".into()),
+                ..Default::default()
+            };
+            w.emu.put_contact(REP, &folder, c).unwrap();
+        }
         run_cycle(
             &w.config,
             &ews,
@@ -658,8 +765,35 @@ async fn graph_switch_from_ews_on_a_synced_org_plans_no_creates_and_no_deletes()
         .unwrap();
     }
     assert_eq!(w.sf.records(ObjectKind::Event).len(), 2, "synced over EWS");
-    assert_eq!((w.calendar().len(), w.sync_contacts()), (2, 1));
+    assert_eq!(
+        w.sf.records(ObjectKind::Contact).len(),
+        2,
+        "synced over EWS"
+    );
+    assert_eq!((w.calendar().len(), w.sync_contacts()), (2, 2));
     assert!(w.emu.graph_calls().is_empty(), "nothing over Graph yet");
+    let ews_ids = |w: &World, object| -> Vec<String> {
+        let mut ids: Vec<String> = w
+            .state
+            .links(&rep_id(0), object)
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, l)| l.exchange.map(|e| e.item_id))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = [
+        ews_ids(&w, ObjectKind::Contact),
+        ews_ids(&w, ObjectKind::Event),
+    ];
+    let outlook_ews_id = w
+        .calendar()
+        .into_iter()
+        .find(|e| e.subject.as_deref() == Some("From Outlook"))
+        .and_then(|e| e.item_id)
+        .unwrap()
+        .id;
     let switched = w.sync().await;
     assert_eq!(
         (creates(&switched), deletes(&switched)),
@@ -673,11 +807,87 @@ async fn graph_switch_from_ews_on_a_synced_org_plans_no_creates_and_no_deletes()
         2,
         "no duplicate in Salesforce"
     );
-    assert_eq!(w.sf.records(ObjectKind::Contact).len(), 1);
+    assert_eq!(w.sf.records(ObjectKind::Contact).len(), 2);
     assert_eq!(
         (w.calendar().len(), w.sync_contacts()),
-        (2, 1),
+        (2, 2),
         "none in Exchange"
     );
+    // Every link now names its item by Graph's id, not by the EWS ItemId.
+    for (object, ews) in [ObjectKind::Contact, ObjectKind::Event]
+        .into_iter()
+        .zip(before)
+    {
+        let mut graph: Vec<String> = ews
+            .iter()
+            .map(|id| w.emu.graph_id_of_ews_id(REP, id))
+            .collect();
+        graph.sort();
+        assert_ne!(graph, ews, "Graph's ids differ from EWS's");
+        assert_eq!(
+            ews_ids(&w, object),
+            graph,
+            "{object:?} links hold Graph ids"
+        );
+    }
+    assert_eq!(
+        w.emu.graph_calls().get("POST translateExchangeIds"),
+        Some(&2),
+        "one translation per folder read from an EWS cursor"
+    );
+    // An Outlook edit of the event born there is an update of its Salesforce record.
+    w.emu.edit_item(REP, &outlook_ews_id, |i| {
+        if let Item::Event(e) = i {
+            e.subject = Some("From Outlook, renamed".into());
+        }
+    });
+    let edited = w.sync().await;
+    assert_eq!((creates(&edited), deletes(&edited)), (0, 0));
+    assert_eq!(
+        edited.exec.salesforce.updated, 1,
+        "{:?}",
+        edited.plan.operations
+    );
+    validate_all(&w.emu);
+}
+
+/// Defect: a recurring series deleted in Outlook was seen only at the next full read (the
+/// calendarView delta carries no series masters, only the `@removed` of the occurrences,
+/// which name no linked event). Now the round reads the series masters it knows by id when
+/// occurrences are gone: the master's 404 is the series' delete, in the next cycle.
+#[tokio::test]
+async fn graph_series_deleted_in_outlook_is_deleted_in_salesforce_in_the_next_cycle() {
+    let mut events = events_since_today();
+    events["sync_series"] = json!(true);
+    let mut w = world(Value::Null, events).await;
+    let start: DateTime<Utc> = "2026-06-16T09:00:00Z".parse().unwrap();
+    let mut weekly = CalendarEvent::new(start, start + chrono::Duration::minutes(30));
+    weekly.subject = Some("Weekly pipeline review".into());
+    weekly.recurrence = Some(tether_emulators::exchange::model::Recurrence {
+        end: tether_emulators::exchange::model::RangeEnd::Count(6),
+        pattern: tether_emulators::exchange::model::Pattern::Weekly {
+            interval: 1,
+            days: vec![chrono::Weekday::Tue],
+            first_day: None,
+        },
+        start: start.date_naive(),
+    });
+    let master = w.emu.put_event(REP, weekly).unwrap().id;
+    let first = w.sync().await;
+    assert_eq!(
+        first.exec.salesforce.created, 1,
+        "{:?}",
+        first.plan.operations
+    );
+    assert!(w.sync().await.plan.is_empty(), "in sync, cursor saved");
+    assert!(w.emu.delete_item(REP, &master));
+    let next = w.sync().await;
+    assert_eq!(
+        next.exec.salesforce.deleted, 1,
+        "{:?}",
+        next.plan.operations
+    );
+    assert!(w.sf.records(ObjectKind::Event).is_empty());
+    assert!(w.sync().await.plan.is_empty());
     validate_all(&w.emu);
 }

@@ -376,3 +376,60 @@ fn a_holder_that_dies_while_waited_for_is_taken_over_with_a_note() {
         "{rest:?}"
     );
 }
+
+/// `reset` had no `--lock-timeout` and failed at once while a `run` cycle held the lock: it
+/// waits as apply and run do, naming the holder, and goes on once the lock is released.
+#[test]
+fn reset_has_a_lock_timeout_and_waits_for_a_cycle_in_flight() {
+    use std::io::BufRead;
+    let s = Scratch::new();
+    let state = empty_state(&s);
+    let held = tether::lock::acquire(&state, "run", chrono::Utc::now()).unwrap();
+    let timed_out = tether(
+        &[
+            "reset",
+            "rep@example.com",
+            "--config",
+            "org",
+            "--lock-timeout",
+            "1s",
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(timed_out.code, 1, "{}", timed_out.stderr);
+    assert!(
+        timed_out
+            .stderr
+            .contains("waiting up to 1s for the state lock, held by `run` by ")
+            && timed_out
+                .stderr
+                .contains("error: the state is still locked after waiting 1s"),
+        "{}",
+        timed_out.stderr
+    );
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["reset", "rep@example.com", "--config", "org"])
+        .current_dir(s.dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = stderr.next().unwrap().unwrap();
+    assert_eq!(
+        first,
+        format!("waiting up to 5m for the state lock, held by {}", held.info),
+        "waits by default as long as apply and run do"
+    );
+    drop(held);
+    let rest: Vec<String> = stderr.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    // It took the lock: past it, this empty state has no such rep.
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("rep@example.com has not been synced by this state")),
+        "{rest:?}"
+    );
+    assert!(!tether::lock::lock_path(&state).exists(), "released");
+}

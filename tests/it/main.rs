@@ -32,6 +32,7 @@ mod graph_sync;
 mod hostile_answers;
 mod layout;
 mod lock_cli;
+mod mailbox_claim;
 mod plan_build;
 mod salesforce_client;
 mod salesforce_emulator;

@@ -11,7 +11,7 @@ use tether::salesforce::{
 };
 use tether::secret::Secret;
 use tether_emulators::salesforce::{
-    Emulator, EmulatorOptions, RecordError, RunningEmulator, deterministic_epoch,
+    Emulator, EmulatorOptions, KindFault, RecordError, RunningEmulator, deterministic_epoch,
 };
 use url::Url;
 
@@ -1178,4 +1178,173 @@ async fn token_endpoint_429_is_throttling_not_bad_credentials() {
     );
     assert!(!text.contains("authentication failed"), "{text}");
     assert_eq!(c.call_counts()[&CallKind::Auth], 5);
+}
+
+fn keyed(last: &str, key: &str) -> Map<String, Value> {
+    let mut m = contact(last);
+    m.insert("Tether_Sync_Key__c".into(), json!(key));
+    m
+}
+
+#[tokio::test]
+async fn a_bulk_insert_answers_per_record_in_input_order_with_the_calls_counted() {
+    use tether::salesforce::bulk::BulkOperation;
+    let env = env().await;
+    let c = env.client();
+    // The third has no LastName (required): a failed row, not a failed job.
+    let mut records: Vec<Map<String, Value>> = (0..5)
+        .map(|i| keyed(&format!("B{i}"), &format!("k{i}")))
+        .collect();
+    records[2].remove("LastName");
+    let report = c
+        .bulk_write(
+            "Contact",
+            BulkOperation::Insert,
+            &records,
+            &["Tether_Sync_Key__c"],
+        )
+        .await;
+    assert!(report.stopped.is_none(), "{:?}", report.stopped);
+    for (i, o) in report.outcomes.iter().enumerate() {
+        match (i, o) {
+            (2, o) => assert_eq!(o.status_codes(), vec!["REQUIRED_FIELD_MISSING"]),
+            (i, RecordOutcome::Success { id }) => {
+                let rec = env.emu.handle().get(id).unwrap();
+                assert_eq!(
+                    rec["LastName"],
+                    format!("B{i}"),
+                    "outcome {i} is its record's"
+                );
+            }
+            (i, o) => panic!("{i}: {o:?}"),
+        }
+    }
+    // Create, close, two polls; upload; successful and failed results.
+    let counts = c.call_counts();
+    assert_eq!(counts[&CallKind::BulkJob], 4);
+    assert_eq!(counts[&CallKind::BulkUpload], 1);
+    assert_eq!(counts[&CallKind::BulkResults], 2);
+    env.assert_counts_match(&c);
+}
+
+#[tokio::test]
+async fn a_bulk_upload_that_fails_aborts_the_job_and_nothing_is_ambiguous() {
+    use tether::salesforce::bulk::BulkOperation;
+    let env = env().await;
+    let c = env.client();
+    env.emu
+        .handle()
+        .fault_next("bulk_upload", KindFault::DropResponse);
+    let records: Vec<Map<String, Value>> = (0..3)
+        .map(|i| keyed(&format!("U{i}"), &format!("u{i}")))
+        .collect();
+    let report = c
+        .bulk_write(
+            "Contact",
+            BulkOperation::Insert,
+            &records,
+            &["Tether_Sync_Key__c"],
+        )
+        .await;
+    assert!(
+        matches!(report.stopped, Some(SfError::Transport { .. })),
+        "{:?}",
+        report.stopped
+    );
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .all(|o| *o == RecordOutcome::NotAttempted)
+    );
+    let jobs = env.emu.handle().bulk_jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].1, "Aborted");
+    assert!(env.emu.handle().records("Contact").is_empty());
+}
+
+#[tokio::test]
+async fn a_dropped_bulk_results_answer_is_asked_again() {
+    use tether::salesforce::bulk::BulkOperation;
+    let env = env().await;
+    let c = env.client();
+    env.emu
+        .handle()
+        .fault_next("bulk_results", KindFault::DropResponse);
+    let records: Vec<Map<String, Value>> = (0..3)
+        .map(|i| keyed(&format!("D{i}"), &format!("d{i}")))
+        .collect();
+    let report = c
+        .bulk_write(
+            "Contact",
+            BulkOperation::Insert,
+            &records,
+            &["Tether_Sync_Key__c"],
+        )
+        .await;
+    assert!(
+        report.outcomes.iter().all(RecordOutcome::is_success),
+        "{:?}",
+        report.outcomes
+    );
+    assert_eq!(c.call_counts()[&CallKind::BulkResults], 3);
+    assert_eq!(env.emu.handle().records("Contact").len(), 3);
+}
+
+#[tokio::test]
+async fn bulk_is_allowed_only_while_the_daily_bulk_batches_last() {
+    let env = env().await;
+    let c = env.client();
+    assert!(c.bulk_allows(67_500).await);
+    env.emu.handle().set_bulk_batches_used(14_995);
+    assert!(
+        !c.bulk_allows(67_500).await,
+        "8 batches needed (7 and the parent), 5 left"
+    );
+    assert!(c.bulk_allows(30_000).await);
+    assert_eq!(c.call_counts()[&CallKind::Limits], 3);
+}
+
+#[tokio::test]
+async fn bulk_event_relations_are_told_apart_by_event_and_person() {
+    use tether::salesforce::bulk::BulkOperation;
+    let env = env().await;
+    let c = env.client();
+    let h = env.emu.handle();
+    let event = h
+        .insert(
+            "Event",
+            json!({"Subject": "Review", "StartDateTime": "2026-01-15T09:00:00.000+0000",
+                   "EndDateTime": "2026-01-15T10:00:00.000+0000"}),
+        )
+        .unwrap();
+    let people = env.seed_contacts(3);
+    let relation = |who: &str| {
+        let mut m = Map::new();
+        m.insert("EventId".into(), json!(event));
+        m.insert("RelationId".into(), json!(who));
+        m.insert("IsParent".into(), json!(true));
+        m.insert("IsInvitee".into(), json!(false));
+        m
+    };
+    // The same pair twice: the second is refused, and each answer is its own row's.
+    let rows = vec![
+        relation(&people[0]),
+        relation(&people[1]),
+        relation(&people[0]),
+    ];
+    let report = c
+        .bulk_write(
+            "EventRelation",
+            BulkOperation::Insert,
+            &rows,
+            &["EventId", "RelationId"],
+        )
+        .await;
+    let ok = report.outcomes.iter().filter(|o| o.is_success()).count();
+    assert_eq!(ok, 2, "{:?}", report.outcomes);
+    assert!(report.outcomes[1].is_success(), "{:?}", report.outcomes);
+    let refused = report.outcomes.iter().find(|o| !o.is_success()).unwrap();
+    assert!(!refused.status_codes().is_empty(), "{refused:?}");
+    assert_eq!(h.records("EventRelation").len(), 2);
 }

@@ -283,6 +283,55 @@ async fn token_response_and_oauth_errors() {
     assert_eq!(s, StatusCode::OK);
 }
 
+/// The profile of a 400-rep benchmark: most of the initial sync's CPU was the emulator
+/// testing every row of a table against every value of an `IN` list. Salesforce reads
+/// indexed fields (Email on contacts, owners, ids, SystemModstamp) through their index, and
+/// says so through `query?explain=` ("Get Feedback on Query Performance").
+#[tokio::test]
+async fn an_in_query_on_an_indexed_field_reads_the_rows_it_names_not_the_whole_table() {
+    let t = start().await;
+    for i in 0..300 {
+        t.emu
+            .handle()
+            .insert(
+                "Contact",
+                json!({"LastName": format!("C{i:03}"), "Email": format!("c{i}@example.com")}),
+            )
+            .unwrap();
+    }
+    let explain = |q: &'static str| {
+        let req = t.http.get(t.url("query")).query(&[("explain", q)]);
+        t.send(req)
+    };
+    let (s, _, v) = explain(
+        "SELECT Id FROM Contact WHERE Email IN ('C7@example.com', 'c8@example.com', 'nobody@example.com') AND LastName != null",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let plan = &v["plans"][0];
+    assert_eq!(plan["leadingOperationType"], "Index", "{v}");
+    assert_eq!(plan["fields"], json!(["Email"]), "{v}");
+    assert_eq!(plan["cardinality"], 2, "{v}");
+    assert_eq!(plan["sobjectCardinality"], 300, "{v}");
+    assert_eq!(plan["sobjectType"], "Contact", "{v}");
+    // The query itself answers what the plan read.
+    let (s, v) = t
+        .query("SELECT Email FROM Contact WHERE Email IN ('C7@example.com', 'c8@example.com', 'nobody@example.com')")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["totalSize"], 2, "{v}");
+
+    // Title is not indexed: a table scan.
+    let (s, _, v) = explain("SELECT Id FROM Contact WHERE Title IN ('CFO')").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["plans"][0]["leadingOperationType"], "TableScan", "{v}");
+    assert_eq!(v["plans"][0]["cardinality"], 300, "{v}");
+    // A query the emulator cannot parse is refused as the query endpoint refuses it.
+    let (s, _, v) = explain("SELECT Id FROM Nothing").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v[0]["errorCode"], "INVALID_TYPE", "{v}");
+}
+
 #[tokio::test]
 async fn query_pages_follow_the_documented_shape() {
     let t = start().await;
@@ -1740,4 +1789,247 @@ async fn user_record_access_answers_from_the_sharing_model() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
+
+/// A raw Bulk API 2.0 call: status and body text.
+async fn bulk_call(t: &T, req: reqwest::RequestBuilder) -> (StatusCode, String) {
+    let r = req.bearer_auth(&t.token).send().await.unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+async fn bulk_job(t: &T, body: Value) -> (StatusCode, Value) {
+    let (s, text) = bulk_call(t, t.http.post(t.url("jobs/ingest")).json(&body)).await;
+    (s, serde_json::from_str(&text).unwrap())
+}
+
+async fn bulk_state(t: &T, id: &str) -> Value {
+    let (s, text) = bulk_call(t, t.http.get(t.url(&format!("jobs/ingest/{id}")))).await;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn bulk_upload(t: &T, id: &str, csv: &str) -> StatusCode {
+    let req = t
+        .http
+        .put(t.url(&format!("jobs/ingest/{id}/batches")))
+        .header("Content-Type", "text/csv")
+        .body(csv.to_string());
+    bulk_call(t, req).await.0
+}
+
+async fn bulk_close(t: &T, id: &str, state: &str) -> (StatusCode, Value) {
+    let req = t
+        .http
+        .patch(t.url(&format!("jobs/ingest/{id}")))
+        .json(&json!({"state": state}));
+    let (s, text) = bulk_call(t, req).await;
+    (s, serde_json::from_str(&text).unwrap())
+}
+
+async fn bulk_results(t: &T, id: &str, kind: &str) -> (StatusCode, String) {
+    bulk_call(t, t.http.get(t.url(&format!("jobs/ingest/{id}/{kind}/")))).await
+}
+
+/// Bulk API 2.0 Developer Guide, "Create a Job", "Upload Job Data", "Upload Complete", "Get
+/// Job Info", "Get Job Successful/Failed Record Results": a job goes Open → UploadComplete →
+/// InProgress (one poll at least) → JobComplete, each row validated as the REST API would,
+/// and its results carry sf__Id/sf__Created or sf__Id/sf__Error before the row's own columns.
+#[tokio::test]
+async fn bulk_ingest_job_lifecycle_follows_the_guide() {
+    let t = start().await;
+    let (s, job) = bulk_job(
+        &t,
+        json!({"object": "Contact", "operation": "insert", "contentType": "CSV", "lineEnding": "LF"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("750"), "{id}");
+    assert_eq!(job["state"], "Open");
+    assert_eq!(job["operation"], "insert");
+    assert_eq!(job["columnDelimiter"], "COMMA");
+    assert_eq!(
+        job["contentUrl"],
+        format!("services/data/v62.0/jobs/ingest/{id}/batches")
+    );
+    // Results are not there before the job has run.
+    let (s, _) = bulk_results(&t, &id, "successfulResults").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let csv = "LastName,Title,Tether_Sync_Key__c\nKung,\"CFO, \"\"acting\"\"\",k1\n,Nobody,k2\nLi,#N/A,k3\n";
+    assert_eq!(bulk_upload(&t, &id, csv).await, StatusCode::CREATED);
+    // One upload per job.
+    assert_eq!(bulk_upload(&t, &id, csv).await, StatusCode::BAD_REQUEST);
+    let (s, closed) = bulk_close(&t, &id, "UploadComplete").await;
+    assert_eq!(s, StatusCode::OK, "{closed}");
+    assert_eq!(closed["state"], "UploadComplete");
+    assert!(t.emu.handle().records("Contact").is_empty(), "not run yet");
+    assert_eq!(bulk_state(&t, &id).await["state"], "InProgress");
+    let done = bulk_state(&t, &id).await;
+    assert_eq!(done["state"], "JobComplete", "{done}");
+    assert_eq!(done["numberRecordsProcessed"], 3);
+    assert_eq!(done["numberRecordsFailed"], 1);
+    assert!(done.get("contentUrl").is_none());
+
+    let (s, ok) = bulk_results(&t, &id, "successfulResults").await;
+    assert_eq!(s, StatusCode::OK);
+    let lines: Vec<&str> = ok.lines().collect();
+    assert_eq!(
+        lines[0],
+        r#""sf__Id","sf__Created","LastName","Title","Tether_Sync_Key__c""#
+    );
+    assert_eq!(lines.len(), 3, "{ok}");
+    let kung = lines.iter().find(|l| l.contains("Kung")).unwrap();
+    assert!(
+        kung.contains(r#""true","Kung","CFO, ""acting""","k1""#),
+        "{kung}"
+    );
+    let kung_id = kung.split('"').nth(1).unwrap();
+    assert_eq!(
+        t.emu.handle().get(kung_id).unwrap()["Title"],
+        "CFO, \"acting\""
+    );
+    let (_, failed) = bulk_results(&t, &id, "failedResults").await;
+    let lines: Vec<&str> = failed.lines().collect();
+    assert_eq!(
+        lines[0],
+        r#""sf__Id","sf__Error","LastName","Title","Tether_Sync_Key__c""#
+    );
+    assert!(
+        lines[1]
+            .starts_with(r#""","REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]"#),
+        "{failed}"
+    );
+    let (_, unprocessed) = bulk_results(&t, &id, "unprocessedrecords").await;
+    assert_eq!(
+        unprocessed.trim(),
+        r#""LastName","Title","Tether_Sync_Key__c""#
+    );
+
+    // An update job: empty values are left as they are, #N/A clears.
+    let (_, job) = bulk_job(&t, json!({"object": "Contact", "operation": "update"})).await;
+    let upd = job["id"].as_str().unwrap().to_string();
+    let csv = format!("Id,Title,Department\n{kung_id},,Finance\n{kung_id}X,CEO,\n");
+    assert_eq!(bulk_upload(&t, &upd, &csv).await, StatusCode::CREATED);
+    bulk_close(&t, &upd, "UploadComplete").await;
+    bulk_state(&t, &upd).await;
+    assert_eq!(bulk_state(&t, &upd).await["state"], "JobComplete");
+    let rec = t.emu.handle().get(kung_id).unwrap();
+    assert_eq!(rec["Title"], "CFO, \"acting\"");
+    assert_eq!(rec["Department"], "Finance");
+    let (_, failed) = bulk_results(&t, &upd, "failedResults").await;
+    assert!(failed.contains("MALFORMED_ID"), "{failed}");
+
+    // Bad jobs are refused with the documented error shape.
+    let (s, e) = bulk_job(&t, json!({"object": "Nope__c", "operation": "insert"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        e[0]["errorCode"].is_string() && e[0]["message"].is_string(),
+        "{e}"
+    );
+    let (s, _) = bulk_job(&t, json!({"object": "Contact", "operation": "upsert"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = bulk_job(
+        &t,
+        json!({"object": "Contact", "operation": "upsert", "externalIdFieldName": "LastName"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = bulk_close(&t, &id, "UploadComplete").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "a finished job stays finished");
+    let (s, _) = bulk_call(&t, t.http.get(t.url("jobs/ingest/750000000000000AAA"))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+/// "Get Job Unprocessed Record Results": an aborted job processes nothing; a job that fails
+/// part way (here the daily batch allocation: "the remaining data isn't processed. The ingest
+/// job is marked as having failed") keeps what it did and lists the rest as unprocessed;
+/// /limits counts a batch per 10,000 records in DailyBulkApiBatches.
+#[tokio::test]
+async fn bulk_aborted_and_failed_jobs_leave_rows_unprocessed() {
+    let t = start().await;
+    let h = t.emu.handle();
+    let (_, job) = bulk_job(&t, json!({"object": "Contact", "operation": "insert"})).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    bulk_upload(&t, &id, "LastName\nA\nB\n").await;
+    bulk_close(&t, &id, "UploadComplete").await;
+    let (s, aborted) = bulk_close(&t, &id, "Aborted").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(aborted["state"], "Aborted");
+    assert_eq!(bulk_state(&t, &id).await["state"], "Aborted");
+    let (_, un) = bulk_results(&t, &id, "unprocessedrecords").await;
+    assert_eq!(un.lines().count(), 3, "{un}");
+    assert!(h.records("Contact").is_empty());
+
+    h.bulk_fail_after(1);
+    let (_, job) = bulk_job(&t, json!({"object": "Contact", "operation": "insert"})).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    bulk_upload(&t, &id, "LastName\nA\nB\nC\n").await;
+    bulk_close(&t, &id, "UploadComplete").await;
+    bulk_state(&t, &id).await;
+    let failed = bulk_state(&t, &id).await;
+    assert_eq!(failed["state"], "Failed");
+    assert!(failed["errorMessage"].is_string(), "{failed}");
+    assert_eq!(failed["numberRecordsProcessed"], 1);
+    let (_, ok) = bulk_results(&t, &id, "successfulResults").await;
+    assert_eq!(ok.lines().count(), 2, "{ok}");
+    let (_, un) = bulk_results(&t, &id, "unprocessedrecords").await;
+    assert_eq!(un.lines().count(), 3, "{un}");
+    assert_eq!(h.records("Contact").len(), 1);
+
+    let (_, limits, _) = {
+        let (s, hd, v) = t.get("limits").await;
+        (s, v, hd)
+    };
+    assert_eq!(limits["DailyBulkApiBatches"]["Max"], 15000);
+    assert_eq!(limits["DailyBulkApiBatches"]["Remaining"], 14999);
+    h.set_bulk_batches_used(15000);
+    let (_, job) = bulk_job(&t, json!({"object": "Contact", "operation": "insert"})).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    bulk_upload(&t, &id, "LastName\nZ\n").await;
+    bulk_close(&t, &id, "UploadComplete").await;
+    bulk_state(&t, &id).await;
+    let over = bulk_state(&t, &id).await;
+    assert_eq!(over["state"], "Failed");
+    assert!(
+        over["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("ExceededQuota")
+    );
+    assert_eq!(h.records("Contact").len(), 1);
+
+    // A header naming no field fails the job; a CRLF file in an LF job too.
+    for (csv, want) in [
+        ("LastName,Nope__c\nA,1\n", "Field name not found : Nope__c"),
+        ("LastName\r\nA\r\n", "LineEnding is invalid"),
+    ] {
+        h.set_bulk_batches_used(0);
+        let (_, job) = bulk_job(&t, json!({"object": "Contact", "operation": "insert"})).await;
+        let id = job["id"].as_str().unwrap().to_string();
+        bulk_upload(&t, &id, csv).await;
+        bulk_close(&t, &id, "UploadComplete").await;
+        bulk_state(&t, &id).await;
+        let v = bulk_state(&t, &id).await;
+        assert_eq!(v["state"], "Failed", "{v}");
+        assert!(v["errorMessage"].as_str().unwrap().contains(want), "{v}");
+    }
+}
+
+/// A closed job runs whether or not anyone polls it ("Upload Complete": "Salesforce queues
+/// the job and uploaded data for processing"): a client that dies after closing it finds
+/// its records written.
+#[tokio::test]
+async fn bulk_a_closed_job_nobody_polls_still_runs() {
+    let t = start().await;
+    let (_, job) = bulk_job(&t, json!({"object": "Contact", "operation": "insert"})).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    bulk_upload(&t, &id, "LastName\nA\nB\n").await;
+    bulk_close(&t, &id, "UploadComplete").await;
+    t.clock.advance(std::time::Duration::from_secs(30));
+    t.get("limits").await;
+    assert!(t.emu.handle().records("Contact").is_empty(), "still queued");
+    t.clock.advance(std::time::Duration::from_secs(31));
+    t.get("limits").await;
+    assert_eq!(t.emu.handle().records("Contact").len(), 2);
+    assert_eq!(bulk_state(&t, &id).await["state"], "JobComplete");
 }

@@ -335,6 +335,7 @@ fn all_kinds_of_change() -> Vec<StateChange> {
             at: now(),
             service_account_recognised: Some(true),
             exchange_error: None,
+            outlook_integration: None,
         }),
         StateChange::RecordPlanApplied {
             plan_id: "plan-1".into(),

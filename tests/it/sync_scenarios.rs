@@ -53,15 +53,26 @@ impl Env {
     /// `reps` Sales reps with mailboxes in the impersonation scope (Department Sales), plus
     /// the given extra reps whose mailboxes are outside it.
     async fn new(config: Config, reps: usize, outside_scope: usize) -> Env {
-        Env::start(config, reps, outside_scope, false).await
+        Env::start(config, reps, outside_scope, false, None).await
+    }
+
+    /// Write phases of `threshold` records or more go through Bulk API 2.0.
+    async fn bulk(config: Config, reps: usize, threshold: usize) -> Env {
+        Env::start(config, reps, 0, false, Some(threshold)).await
     }
 
     /// The EWS emulator validates every request against messages.xsd and keeps the bodies.
     async fn validating(config: Config, reps: usize) -> Env {
-        Env::start(config, reps, 0, true).await
+        Env::start(config, reps, 0, true, None).await
     }
 
-    async fn start(config: Config, reps: usize, outside_scope: usize, validate: bool) -> Env {
+    async fn start(
+        config: Config,
+        reps: usize,
+        outside_scope: usize,
+        validate: bool,
+        bulk_threshold: Option<usize>,
+    ) -> Env {
         let clock = ManualClock::new(START.parse().unwrap());
         let ews = ews_emu::Emulator::start(ews_emu::EmulatorOptions {
             clock: Some(Arc::new(clock.clone())),
@@ -79,6 +90,11 @@ impl Env {
         let mut o = sf_emu::EmulatorOptions::deterministic();
         o.clock = Arc::new(clock.clone());
         let sf = sf_emu::Emulator::start(o).await.unwrap();
+        // An org whose reps relate events to Salesforce in Outlook has the integration on.
+        if !tether::engine::outlook::configurations_needing_it(&config).is_empty() {
+            sf.handle()
+                .set_email_integration("enableOutlookIntegration", true);
+        }
         let mut ids = Vec::new();
         for n in 0..reps + outside_scope {
             let dept = if n < reps { "Sales" } else { "Finance" };
@@ -111,6 +127,9 @@ impl Env {
             },
         );
         so.login_url = url;
+        if bulk_threshold.is_some() {
+            so.bulk_threshold = bulk_threshold;
+        }
         let sf_client = SalesforceClient::with_clock(so, Arc::new(clock.clone())).unwrap();
         Env {
             // Wired from the configuration as a deployment wires them.
@@ -3352,5 +3371,270 @@ async fn exchange_edit_after_the_read_is_not_overwritten_end_to_end() {
     );
     let sf = env.sf.handle().get(&sf_id).unwrap();
     assert_eq!(s(sf.get("Title")), "From Outlook");
+    assert!(env.plan().await.is_empty());
+}
+
+// --- Bulk API 2.0 ----------------------------------------------------------------------
+
+/// `n` contacts and `n` events in rep 0's mailbox, none in Salesforce yet; the contacts' ids.
+fn bulk_load(env: &Env, n: usize) -> Vec<String> {
+    let start = env.now() + Duration::days(1);
+    (0..n)
+        .map(|i| {
+            let at = start + Duration::hours(i as i64);
+            env.ex_put_event(0, &format!("Meeting {i}"), at, 30, false);
+            env.ex_put_contact(
+                0,
+                true,
+                "Bea",
+                &format!("Bulk{i}"),
+                &format!("bea{i}@x.com"),
+            )
+        })
+        .collect()
+}
+
+fn jobs(env: &Env) -> Vec<String> {
+    env.sf
+        .handle()
+        .bulk_jobs()
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_initial_load_above_the_bulk_threshold_goes_through_one_ingest_job_per_object_and_operation()
+ {
+    let mut env = Env::bulk(config(both_contacts(), both_events()), 1, 50).await;
+    let contacts = bulk_load(&env, 60);
+    let before = env.sf.handle().served();
+    let r = env.sync().await;
+    let used = diff(&env.sf.handle().served(), &before);
+    assert_eq!(r.exec.succeeded, 120);
+    assert_eq!(jobs(&env), vec!["JobComplete"; 2], "contacts and events");
+    assert_eq!(env.sf_records("Contact").len(), 60);
+    assert_eq!(env.sf_records("Event").len(), 60);
+    // Each created record carries its journal marker, as through collections.
+    assert!(
+        env.sf_records("Contact")
+            .iter()
+            .all(|c| s(c.get(SYNC_KEY_FIELD)).starts_with("tether-"))
+    );
+    // Per job: create, close and two polls; one upload; successful and failed results; and
+    // the limits check before it. No collection call for the records themselves.
+    assert_eq!(used.get("bulk_job"), Some(&8), "{used:?}");
+    assert_eq!(used.get("bulk_upload"), Some(&2), "{used:?}");
+    assert_eq!(used.get("bulk_results"), Some(&4), "{used:?}");
+    assert_eq!(used.get("limits"), Some(&2), "{used:?}");
+    assert_eq!(used.get("collection"), None, "{used:?}");
+    assert!(env.plan().await.is_empty());
+
+    // An update phase above the threshold is one update job.
+    for id in &contacts {
+        env.ews
+            .edit_item(&mail(0), id, |item| {
+                if let Item::Contact(c) = item {
+                    c.job_title = Some("Buyer".into());
+                }
+            })
+            .unwrap();
+    }
+    let r = env.sync().await;
+    assert_eq!(r.exec.succeeded, 60);
+    assert_eq!(jobs(&env).len(), 3);
+    assert!(
+        env.sf_records("Contact")
+            .iter()
+            .all(|c| s(c.get("Title")) == "Buyer")
+    );
+    assert_eq!(env.sf_records("Contact").len(), 60);
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_lost_bulk_job_answer_creates_no_duplicate_on_the_next_cycle() {
+    let mut env = Env::bulk(contacts_only(), 1, 50).await;
+    for i in 0..60 {
+        env.ex_put_contact(
+            0,
+            true,
+            "Lou",
+            &format!("Lost{i}"),
+            &format!("lou{i}@x.com"),
+        );
+    }
+    // The job runs, but every fetch of its results fails (each read's retries included).
+    for _ in 0..20 {
+        env.sf
+            .handle()
+            .fault_next("bulk_results", sf_emu::KindFault::Status(503));
+    }
+    let r = env.try_sync(&mut StepBudget::unlimited()).await.unwrap();
+    assert_eq!(env.sf_records("Contact").len(), 60, "the job did run");
+    assert_eq!(r.exec.failed.len(), 60, "{:#?}", r.exec.failed);
+    assert!(r.exec.failed.iter().all(|e| e.code == "AMBIGUOUS"));
+    // The next cycle finds them by their journal markers instead of sending them again.
+    let r = env.sync().await;
+    assert_eq!(r.exec.succeeded, 60);
+    assert_eq!(jobs(&env).len(), 1, "no second job");
+    assert_eq!(env.sf_records("Contact").len(), 60, "no duplicate");
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_bulk_row_is_a_per_record_error_and_the_others_are_created() {
+    let mut env = Env::bulk(contacts_only(), 1, 50).await;
+    for i in 0..60 {
+        env.ex_put_contact(0, true, "Val", &format!("Row{i}"), &format!("val{i}@x.com"));
+    }
+    env.sf
+        .handle()
+        .validation_rule("Contact", "LastName", json!("Row7"), "Row7 is not allowed");
+    let r = env.try_sync(&mut StepBudget::unlimited()).await.unwrap();
+    assert_eq!(r.exec.succeeded, 59);
+    assert_eq!(r.exec.failed.len(), 1, "{:#?}", r.exec.failed);
+    let e = &r.exec.failed[0];
+    assert_eq!(e.code, "FIELD_CUSTOM_VALIDATION_EXCEPTION");
+    assert!(e.message.contains("Row7 is not allowed"), "{}", e.message);
+    assert_eq!(env.sf_records("Contact").len(), 59);
+    assert_eq!(jobs(&env), vec!["JobComplete"]);
+}
+
+#[tokio::test]
+async fn a_bulk_job_that_fails_part_way_leaves_the_rest_to_the_next_cycle() {
+    let mut env = Env::bulk(contacts_only(), 1, 50).await;
+    for i in 0..60 {
+        env.ex_put_contact(
+            0,
+            true,
+            "Par",
+            &format!("Part{i}"),
+            &format!("par{i}@x.com"),
+        );
+    }
+    env.sf.handle().bulk_fail_after(20);
+    let r = env.try_sync(&mut StepBudget::unlimited()).await.unwrap();
+    assert_eq!(jobs(&env), vec!["Failed"]);
+    assert_eq!(r.exec.succeeded, 20);
+    assert_eq!(r.exec.failed.len(), 40);
+    assert!(
+        r.exec.failed.iter().all(|e| e.code == "NOT_ATTEMPTED"),
+        "{:#?}",
+        r.exec.failed[0]
+    );
+    assert_eq!(env.sf_records("Contact").len(), 20);
+    // 40 left: below the threshold, through collections.
+    let r = env.sync().await;
+    assert_eq!(r.exec.succeeded, 40);
+    assert_eq!(env.sf_records("Contact").len(), 60, "each exactly once");
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_bulk_job_still_running_after_the_wait_is_aborted_and_sent_again_next_cycle() {
+    let mut env = Env::bulk(contacts_only(), 1, 50).await;
+    for i in 0..60 {
+        env.ex_put_contact(
+            0,
+            true,
+            "Sly",
+            &format!("Slow{i}"),
+            &format!("sly{i}@x.com"),
+        );
+    }
+    env.sf.handle().bulk_polls_in_progress(100_000);
+    let r = env.try_sync(&mut StepBudget::unlimited()).await.unwrap();
+    assert_eq!(jobs(&env), vec!["Aborted"]);
+    assert_eq!(r.exec.failed.len(), 60);
+    assert_eq!(env.sf_records("Contact").len(), 0);
+    // Polled with back-off up to the bound: 10 minutes, the waits capped at 20 s.
+    let polls = env.sf.handle().served()["bulk_job"] - 3;
+    assert!((30..=40).contains(&polls), "{polls} polls");
+    env.sf.handle().bulk_polls_in_progress(1);
+    let r = env.sync().await;
+    assert_eq!(r.exec.succeeded, 60);
+    assert_eq!(env.sf_records("Contact").len(), 60);
+    assert!(env.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn above_the_daily_bulk_batch_limit_writes_go_through_collections() {
+    let mut env = Env::bulk(contacts_only(), 1, 50).await;
+    for i in 0..60 {
+        env.ex_put_contact(
+            0,
+            true,
+            "Lim",
+            &format!("Limit{i}"),
+            &format!("lim{i}@x.com"),
+        );
+    }
+    env.sf.handle().set_bulk_batches_used(15_000);
+    let before = env.sf.handle().served();
+    let r = env.sync().await;
+    let used = diff(&env.sf.handle().served(), &before);
+    assert_eq!(r.exec.succeeded, 60);
+    assert!(jobs(&env).is_empty());
+    assert_eq!(used.get("limits"), Some(&1));
+    assert_eq!(used.get("collection"), Some(&1), "{used:?}");
+    assert_eq!(env.sf_records("Contact").len(), 60);
+}
+
+/// A create refused because a record already holds its journal marker (DUPLICATE_VALUE on
+/// the unique `Tether_Sync_Key__c`) was made before: by an earlier run whose answer was lost,
+/// e.g. a Bulk API job that ran on after the run gave up on it. It is looked up and linked on
+/// the next cycle, not reported as failed and then copied into Exchange as a stranger.
+#[tokio::test]
+async fn a_create_refused_because_a_record_holds_its_marker_links_that_record_instead_of_duplicating()
+ {
+    use tether::engine::execute::create_marker;
+    use tether::state::CreateTarget;
+    let mut env = Env::new(contacts_only(), 1, 0).await;
+    let item = env.ex_put_contact(0, true, "Rae", "Race", "rae@x.com");
+    let rep = env.reps[0].clone();
+    let marker = create_marker(CreateTarget::Salesforce, &rep, ObjectKind::Contact, &item);
+    // The earlier run's record (older values) lands after this cycle read Salesforce.
+    env.tick();
+    let now = env.now();
+    let (sf, config, mail, state) = (&env.sf, &env.config, &env.mail, &mut env.state);
+    let crm = EditAfterRead::new(&env.crm, || {
+        sf.handle()
+            .insert(
+                "Contact",
+                json!({"FirstName": "Rae", "LastName": "Racer", "Email": "rae@old.example",
+                       "OwnerId": rep, SYNC_KEY_FIELD: marker}),
+            )
+            .unwrap();
+    });
+    let r = run_cycle(
+        config,
+        mail,
+        &crm,
+        state,
+        now,
+        &SyncOptions::default(),
+        &mut StepBudget::unlimited(),
+    )
+    .await
+    .unwrap();
+    assert!(crm.edited());
+    drop(crm);
+    assert_eq!(r.exec.failed.len(), 1);
+    assert_eq!(r.exec.failed[0].code, "AMBIGUOUS", "{:#?}", r.exec.failed);
+    env.tick();
+    let r = env.sync().await;
+    assert!(r.exec.failed.is_empty());
+    env.sync().await;
+    assert_eq!(
+        env.sf_records("Contact").len(),
+        1,
+        "no second Salesforce contact"
+    );
+    assert_eq!(
+        env.ex_contacts(0).len(),
+        1,
+        "no stranger copied into Exchange"
+    );
     assert!(env.plan().await.is_empty());
 }

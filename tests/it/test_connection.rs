@@ -392,3 +392,99 @@ sync_configurations:
         }
     }
 }
+
+/// The org's Outlook integration is read through the Metadata API (readMetadata of
+/// EmailIntegrationSettings): `test-connection` says enabled or disabled, `plan` refuses a
+/// `which: user_selected` configuration while it is off (saying what to do), `status` reports
+/// what the last apply read, and without the Metadata API's permission it is "not checked",
+/// with why, instead of a failure.
+#[tokio::test(flavor = "multi_thread")]
+async fn outlook_integration_status_is_read_from_the_org_and_a_disabled_one_fails_plan() {
+    let s = start(
+        salesforce::EmulatorOptions::default(),
+        "  - name: Reps\n    members: { users: [celia.kung@corp.com] }\n    events: { direction: exchange_to_salesforce, which: user_selected }\n",
+    )
+    .await;
+    add_rep_with_a_contact(&s.ews, &s.sf);
+    let path = s.scratch.path("org/tether.yaml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "sync_configurations:\n",
+        "outlook_integration: { enabled: true }\nsync_configurations:\n",
+    );
+    s.scratch.write("org/tether.yaml", text);
+
+    // Off in the org (a new org's default).
+    let out = run(&s, &[], PASSWORD).await;
+    assert!(
+        out.stdout.contains(
+            "FAIL Salesforce: Outlook integration: disabled, and Reps sync only the events reps \
+             relate to Salesforce in Outlook (events.which: user_selected)"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.code, 1);
+    let plan = s.tether(&["plan", "org"], PASSWORD).await;
+    assert_eq!(plan.code, 1, "{}\n{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stderr.contains(
+            "the org's Outlook integration is disabled, and sync configuration \"Reps\" sync only \
+             the events reps relate to Salesforce in Outlook"
+        ) && plan.stderr.contains("Enable it in Salesforce Setup (Outlook Integration and Sync), or set `events.which: all`"),
+        "{}",
+        plan.stderr
+    );
+
+    // On: checked, planned and applied; status says so.
+    s.sf.handle()
+        .set_email_integration("enableOutlookIntegration", true);
+    let out = run(&s, &[], PASSWORD).await;
+    assert!(
+        out.stdout
+            .contains("PASS Salesforce: Outlook integration: enabled"),
+        "{}",
+        out.stdout
+    );
+    let apply = s
+        .tether(&["apply", "org", "--auto-approve"], PASSWORD)
+        .await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let status = s.tether(&["status", "org", "--user", REP], PASSWORD).await;
+    assert!(
+        status
+            .stdout
+            .contains("Outlook integration enabled: yes — enabled in the org (EmailIntegrationSettings, read at "),
+        "{}",
+        status.stdout
+    );
+
+    // Without Modify All Data / Modify Metadata: not checked, with why; nothing fails.
+    s.sf.handle().set_metadata_access(false);
+    let out = run(&s, &[], PASSWORD).await;
+    assert!(
+        out.stdout.contains(
+            "PASS Salesforce: Outlook integration: not checked: the integration user may not use \
+             the Metadata API"
+        ) && out
+            .stdout
+            .contains("Modify Metadata Through Metadata API Functions"),
+        "{}",
+        out.stdout
+    );
+    let apply = s
+        .tether(&["apply", "org", "--auto-approve"], PASSWORD)
+        .await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let status = s
+        .tether(&["status", "org", "--user", REP, "--exit-zero"], PASSWORD)
+        .await;
+    assert!(
+        status.stdout.contains(
+            "Outlook integration enabled: not checked — the integration user may not use the \
+             Metadata API"
+        ),
+        "{}",
+        status.stdout
+    );
+    no_secrets(&out);
+}

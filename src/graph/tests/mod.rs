@@ -826,7 +826,10 @@ async fn sync_folder_created_once_and_found_by_name_after_409_folder_exists() {
     assert_eq!(kinds, ["GET", "POST", "GET"]);
     assert_eq!(
         sent[0].query,
-        "$filter=displayName%20eq%20%27Salesforce_Sync%27&$select=id,displayName"
+        "$filter=displayName%20eq%20%27Salesforce_Sync%27&$select=id,displayName\
+         &$expand=singleValueExtendedProperties($filter%3Did%20eq%20%27String%20\
+         %7B00020329-0000-0000-C000-000000000046%7D%20Name%20tether.SyncedBy%27)",
+        "the folder's marker comes with the look-up"
     );
 }
 

@@ -530,6 +530,16 @@ fn strings(el: &Element) -> Vec<String> {
         .collect()
 }
 
+/// The ExtendedProperty children of a folder in a request (CreateFolder, UpdateFolder's
+/// SetFolderField): PublicStrings string properties by name.
+pub fn read_folder_extended(folder: &Element) -> Result<BTreeMap<String, String>, Refusal> {
+    let mut out = BTreeMap::new();
+    for p in folder.children_named(NS_T, "ExtendedProperty") {
+        read_extended(p, &mut out)?;
+    }
+    Ok(out)
+}
+
 /// ExtendedPropertyType: the emulator keeps PublicStrings string properties by name.
 fn read_extended(el: &Element, into: &mut BTreeMap<String, String>) -> Result<(), Refusal> {
     let uri = one_child(el, "ExtendedFieldURI")?;

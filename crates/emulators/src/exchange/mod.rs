@@ -264,6 +264,17 @@ impl RunningEmulator {
         self.lock().create_folder(smtp, parent_id, name, class).ok()
     }
 
+    /// A PublicStrings string property of a folder (an ExtendedProperty set through EWS, or
+    /// a singleValueExtendedProperty through Graph).
+    pub fn folder_property(&self, smtp: &str, folder_id: &str, name: &str) -> Option<String> {
+        let emu = self.lock();
+        emu.mailbox(smtp)?
+            .folder(folder_id)?
+            .extended
+            .get(name)
+            .cloned()
+    }
+
     /// Deletes a folder as a user would in Outlook: moved under Deleted Items with its id
     /// and contents, or with `hard` (Shift+Delete) removed with everything in it.
     pub fn delete_folder(&self, smtp: &str, folder_id: &str, hard: bool) -> bool {

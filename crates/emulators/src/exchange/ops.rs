@@ -82,6 +82,7 @@ pub(crate) fn dispatch(
         "GetFolder" => get_folder(&mut emu, mailbox, op),
         "FindFolder" => find_folder(&mut emu, mailbox, op),
         "CreateFolder" => create_folder(&mut emu, mailbox, op),
+        "UpdateFolder" => update_folder(&mut emu, mailbox, op),
         "SyncFolderItems" => sync_folder_items(&mut emu, mailbox, op),
         "FindItem" => find_item(&mut emu, mailbox, op),
         "GetItem" => get_item(&mut emu, mailbox, op),
@@ -119,7 +120,22 @@ fn folder_element(f: &Folder) -> &'static str {
     }
 }
 
-fn write_folder(w: &mut Out, mb: &super::state::Mailbox, f: &Folder) {
+/// The PublicStrings properties a FolderShape's AdditionalProperties names (EWS returns
+/// only those).
+fn requested_folder_extended(op: &Element) -> BTreeSet<String> {
+    op.path(&[(NS_M, "FolderShape"), (NS_T, "AdditionalProperties")])
+        .map(|ap| {
+            ap.children_named(NS_T, "ExtendedFieldURI")
+                .filter(|u| u.attr("DistinguishedPropertySetId") == Some("PublicStrings"))
+                .filter_map(|u| u.attr("PropertyName").map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A folder as GetFolder and FindFolder answer it, with those of the `extended` properties
+/// it holds (BaseFolderType puts ExtendedProperty after ChildFolderCount).
+fn write_folder(w: &mut Out, mb: &super::state::Mailbox, f: &Folder, extended: &BTreeSet<String>) {
     w.start(folder_element(f));
     w.start("t:FolderId")
         .attrs(&[("Id", &f.id), ("ChangeKey", &f.change_key)])
@@ -140,6 +156,18 @@ fn write_folder(w: &mut Out, mb: &super::state::Mailbox, f: &Folder) {
         .filter(|c| c.parent.as_deref() == Some(&f.id))
         .count();
     w.value("t:ChildFolderCount", &children.to_string());
+    for (name, value) in f.extended.iter().filter(|(n, _)| extended.contains(*n)) {
+        w.start("t:ExtendedProperty");
+        w.start("t:ExtendedFieldURI")
+            .attrs(&[
+                ("DistinguishedPropertySetId", "PublicStrings"),
+                ("PropertyName", name),
+                ("PropertyType", "String"),
+            ])
+            .end();
+        w.value("t:Value", value);
+        w.end();
+    }
     w.end();
 }
 
@@ -158,6 +186,7 @@ fn item_error_message(w: &mut Out, element: &str, code: &str, text: &str) {
 
 fn get_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     let mb = mbx(emu, mailbox)?;
+    let extended = requested_folder_extended(op);
     let ids = op.child(NS_M, "FolderIds").ok_or((
         "ErrorSchemaValidation".to_string(),
         "FolderIds missing".to_string(),
@@ -173,7 +202,7 @@ fn get_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
             Some(f) => {
                 write_message_head(&mut w, "m:GetFolderResponseMessage", "NoError", "");
                 w.start("m:Folders");
-                write_folder(&mut w, mb, f);
+                write_folder(&mut w, mb, f, &extended);
                 w.end().end();
             }
             // Exchange answers a folder id that names no folder with the generic code.
@@ -190,6 +219,7 @@ fn get_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
 
 fn find_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
     let mb = mbx(emu, mailbox)?;
+    let extended = requested_folder_extended(op);
     let deep = op.attr("Traversal") == Some("Deep");
     // Supported restriction: IsEqualTo folder:DisplayName (what clients use to find a folder).
     let name_eq = op
@@ -253,7 +283,7 @@ fn find_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> 
         ]);
         w.start("t:Folders");
         for f in matches {
-            write_folder(&mut w, mb, f);
+            write_folder(&mut w, mb, f, &extended);
         }
         w.end().end().end();
     }
@@ -282,6 +312,7 @@ fn create_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String
                 "CalendarFolder" => "IPF.Appointment".into(),
                 _ => "IPF.Note".into(),
             });
+        let extended = codec::read_folder_extended(f)?;
         let result = match &parent {
             Some(p) => emu.create_folder(mailbox, p, &name, &class),
             None => err(
@@ -292,10 +323,13 @@ fn create_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String
         match result {
             Ok(id) => {
                 let mb = emu.mailbox_mut(mailbox)?;
-                let ck = mb
-                    .folder(&id)
-                    .map(|f| f.change_key.clone())
-                    .unwrap_or_default();
+                let ck = match mb.folders.iter_mut().find(|f| f.id == id) {
+                    Some(f) => {
+                        f.extended = extended;
+                        f.change_key.clone()
+                    }
+                    None => String::new(),
+                };
                 let el = match class.as_str() {
                     "IPF.Contact" => "t:ContactsFolder",
                     "IPF.Appointment" => "t:CalendarFolder",
@@ -314,6 +348,136 @@ fn create_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String
         }
     }
     Ok(w.finish())
+}
+
+/// UpdateFolder: each FolderChange names a folder and its Updates. The server keeps the
+/// display name and PublicStrings string properties of folders: SetFolderField of
+/// folder:DisplayName or of an ExtendedFieldURI (the value in the folder element that
+/// follows the path), DeleteFolderField of an ExtendedFieldURI. Another path is refused
+/// rather than dropped. Each folder changed gets a new ChangeKey.
+fn update_folder(emu: &mut Emu, mailbox: &str, op: &Element) -> EmuResult<String> {
+    let changes = op.child(NS_M, "FolderChanges").ok_or((
+        "ErrorSchemaValidation".to_string(),
+        "FolderChanges missing".to_string(),
+    ))?;
+    let mut w = soap::answer("m:UpdateFolderResponse");
+    w.start("m:ResponseMessages");
+    for change in changes.children_named(NS_T, "FolderChange") {
+        let id = folder_ref(mbx(emu, mailbox)?, change);
+        let Some(id) = id else {
+            error_message(
+                &mut w,
+                "m:UpdateFolderResponseMessage",
+                "ErrorFolderNotFound",
+                "The specified folder could not be found in the store.",
+            );
+            continue;
+        };
+        let updates = change.child(NS_T, "Updates").ok_or((
+            "ErrorSchemaValidation".to_string(),
+            "FolderChange needs its Updates element.".to_string(),
+        ))?;
+        let ck = emu.new_change_key();
+        let folder = emu
+            .mailbox_mut(mailbox)?
+            .folders
+            .iter_mut()
+            .find(|f| f.id == id)
+            .ok_or((
+                "ErrorFolderNotFound".to_string(),
+                "folder vanished".to_string(),
+            ))?;
+        let mut edited = folder.clone();
+        let mut refused = None;
+        for u in &updates.children {
+            match folder_update(&mut edited, u) {
+                Ok(()) => {}
+                Err(e) if e.0 == "ErrorSchemaValidation" => return Err(e),
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some((code, text)) = refused {
+            error_message(&mut w, "m:UpdateFolderResponseMessage", &code, &text);
+            continue;
+        }
+        edited.change_key = ck;
+        *folder = edited;
+        let element = folder_element(folder);
+        write_message_head(&mut w, "m:UpdateFolderResponseMessage", "NoError", "");
+        w.start("m:Folders").start(element);
+        w.start("t:FolderId")
+            .attrs(&[("Id", &folder.id), ("ChangeKey", &folder.change_key)])
+            .end();
+        w.end().end().end();
+    }
+    Ok(w.finish())
+}
+
+/// One SetFolderField or DeleteFolderField of UpdateFolder, applied to `folder`.
+fn folder_update(folder: &mut Folder, update: &Element) -> EmuResult<()> {
+    let unsupported = |what: &str| {
+        (
+            "ErrorInvalidPropertySet".to_string(),
+            format!("This server does not update the folder property {what}."),
+        )
+    };
+    let set = match update.name.as_str() {
+        "SetFolderField" => true,
+        "DeleteFolderField" => false,
+        other => return Err(unsupported(other)),
+    };
+    if let Some(uri) = update.child(NS_T, "ExtendedFieldURI") {
+        let name = match (
+            uri.attr("DistinguishedPropertySetId"),
+            uri.attr("PropertyName"),
+        ) {
+            (Some("PublicStrings"), Some(n)) => n.to_string(),
+            _ => {
+                return Err(unsupported(
+                    "ExtendedProperty (other than a PublicStrings name)",
+                ));
+            }
+        };
+        if !set {
+            folder.extended.remove(&name);
+            return Ok(());
+        }
+        let value = update
+            .children
+            .iter()
+            .find(|c| c.ns == NS_T && c.name.ends_with("Folder"))
+            .map(codec::read_folder_extended)
+            .transpose()?
+            .and_then(|mut props| props.remove(&name))
+            .ok_or((
+                "ErrorSchemaValidation".to_string(),
+                format!("SetFolderField of {name} holds no folder with that ExtendedProperty."),
+            ))?;
+        folder.extended.insert(name, value);
+        return Ok(());
+    }
+    match update
+        .child(NS_T, "FieldURI")
+        .and_then(|f| f.attr("FieldURI"))
+    {
+        Some("folder:DisplayName") if set => {
+            let name = update
+                .children
+                .iter()
+                .find(|c| c.ns == NS_T && c.name.ends_with("Folder"))
+                .and_then(|f| f.child_text(NS_T, "DisplayName"))
+                .ok_or((
+                    "ErrorSchemaValidation".to_string(),
+                    "SetFolderField of folder:DisplayName holds no DisplayName.".to_string(),
+                ))?;
+            folder.name = name.to_string();
+            Ok(())
+        }
+        other => Err(unsupported(other.unwrap_or("(no path)"))),
+    }
 }
 
 fn encode_state(folder: &str, seq: u64) -> String {

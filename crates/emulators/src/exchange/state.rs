@@ -111,6 +111,10 @@ pub(crate) struct Folder {
     pub distinguished: Option<String>,
     /// (sequence, item id) of deletions, for SyncFolderItems.
     pub tombstones: Vec<(u64, String)>,
+    /// PublicStrings string properties by name (ExtendedProperty on a folder; Graph's
+    /// singleValueExtendedProperties of a contactFolder).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extended: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -202,6 +206,10 @@ pub(crate) struct Mailbox {
     pub department: Option<String>,
     pub folders: Vec<Folder>,
     pub items: BTreeMap<String, StoredItem>,
+    /// Moved items: each id an item has had → the id it was created with (an EWS id names
+    /// an item in its folder; Graph's immutable id names it for its life in the mailbox).
+    #[serde(default)]
+    pub first_ids: BTreeMap<String, String>,
 }
 
 impl Mailbox {
@@ -366,6 +374,7 @@ impl Emu {
             name: "Top of Information Store".into(),
             distinguished: Some("msgfolderroot".into()),
             tombstones: Vec::new(),
+            extended: BTreeMap::new(),
         }];
         for (dist, name, class) in [
             ("contacts", "Contacts", "IPF.Contact"),
@@ -380,6 +389,7 @@ impl Emu {
                 name: name.into(),
                 distinguished: Some(dist.into()),
                 tombstones: Vec::new(),
+                extended: BTreeMap::new(),
             });
         }
         self.mailboxes.push(Mailbox {
@@ -387,6 +397,7 @@ impl Emu {
             department: department.map(str::to_string),
             folders,
             items: BTreeMap::new(),
+            first_ids: BTreeMap::new(),
         });
         self.add_root_and_deleted_items(self.mailboxes.len() - 1);
     }
@@ -410,6 +421,7 @@ impl Emu {
                 name: "Root".into(),
                 distinguished: Some("root".into()),
                 tombstones: Vec::new(),
+                extended: BTreeMap::new(),
             };
             let mb = &mut self.mailboxes[mailbox];
             if let Some(f) = mb.folders.iter_mut().find(|f| f.id == top) {
@@ -429,6 +441,7 @@ impl Emu {
                 name: "Deleted Items".into(),
                 distinguished: Some("deleteditems".into()),
                 tombstones: Vec::new(),
+                extended: BTreeMap::new(),
             };
             self.mailboxes[mailbox].folders.push(bin);
         }
@@ -456,6 +469,12 @@ impl Emu {
             );
         };
         let from = std::mem::replace(&mut stored.folder, to.to_string());
+        let first = mb
+            .first_ids
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string());
+        mb.first_ids.insert(new_id.clone(), first);
         stored.id = new_id.clone();
         stored.change_key = ck.clone();
         stored.created_seq = seq;
@@ -554,6 +573,7 @@ impl Emu {
             name: name.to_string(),
             distinguished: None,
             tombstones: Vec::new(),
+            extended: BTreeMap::new(),
         });
         Ok(id)
     }

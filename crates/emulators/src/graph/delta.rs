@@ -3,7 +3,7 @@
 //! sends what changed since and `@removed` for what is gone. Tokens live in the store's
 //! memory; `expire_graph_delta_tokens` forgets them, as Exchange evicting sync states does.
 
-use super::json;
+use super::ids::{self, IdType};
 use super::routes::{Answer, error};
 use crate::exchange::state::Emu;
 use chrono::{DateTime, Utc};
@@ -40,6 +40,8 @@ pub struct Link {
     pub url: String,
     pub mailbox: String,
     pub kind: DeltaKind,
+    /// How the round names items (the request's `Prefer: IdType`).
+    pub ids: IdType,
 }
 
 #[derive(Debug)]
@@ -133,7 +135,11 @@ pub fn start_round(
         now_seen.insert(id, ck);
     }
     for id in seen.keys().filter(|id| !now_seen.contains_key(*id)) {
-        values.push(json!({"id": json::graph_id(id), "@removed": {"reason": "deleted"}}));
+        let id = match emu.mailbox(&link.mailbox) {
+            Some(mb) => ids::item_id(mb, id, link.ids),
+            None => ids::rest_id(id),
+        };
+        values.push(json!({"id": id, "@removed": {"reason": "deleted"}}));
     }
     let state = DeltaState {
         mailbox: link.mailbox,

@@ -3,6 +3,7 @@
 //! description and GRAPH.md, not from any client. Input is checked member by member: an
 //! undeclared (or misspelt) member is a 400, as Graph's OData reader answers.
 
+use super::ids::rest_id;
 use crate::exchange::model::{
     Attendee, CalendarEvent, CalendarItemType, Contact, FreeBusy, MailboxAddress, Pattern,
     PhysicalAddress, RangeEnd, Recurrence, Sensitivity, WeekIndex,
@@ -101,18 +102,44 @@ fn str_or_null(v: Option<&str>) -> Value {
 // ---------------------------------------------------------------------------------------
 // Ids
 
-/// Graph ids are the store's ids with URL-safe characters (an EWS id is standard base64;
-/// Graph's REST ids use `-` and `_` for `/` and `+`). The same item, either face.
-pub fn graph_id(store_id: &str) -> String {
-    store_id.replace('/', "-").replace('+', "_")
-}
-
-pub fn store_id(graph_id: &str) -> String {
-    graph_id.replace('-', "/").replace('_', "+")
-}
-
 pub fn etag(change_key: &str) -> String {
     format!("W/\"{change_key}\"")
+}
+
+// ---------------------------------------------------------------------------------------
+// translateExchangeIds (api-reference/v1.0/api/user-translateexchangeids.md)
+
+/// The body of `POST /users/{id}/translateExchangeIds`: (inputIds, sourceIdType,
+/// targetIdType), each format one of `ids::FORMATS`.
+pub fn read_translate_request(body: &Value) -> Result<(Vec<String>, String, String), BodyError> {
+    const TY: &str = "translateExchangeIdsRequestBody";
+    let o = object(body, TY)?;
+    check_members(
+        o,
+        TY,
+        &["inputIds", "sourceIdType", "targetIdType"],
+        &[],
+        &[],
+    )?;
+    let ids = string_list(o.get("inputIds").unwrap_or(&Value::Null), "inputIds")?;
+    let format = |name: &str| -> Result<String, BodyError> {
+        let v = opt_string(o.get(name).unwrap_or(&Value::Null), name)?
+            .ok_or_else(|| bad("ErrorInvalidParameter", format!("'{name}' is required.")))?;
+        super::ids::FORMATS
+            .iter()
+            .find(|f| f.eq_ignore_ascii_case(&v))
+            .map(|f| f.to_string())
+            .ok_or_else(|| {
+                bad(
+                    "RequestBodyRead",
+                    format!(
+                        "The value '{v}' of '{name}' is not a member of \
+                         'microsoft.graph.exchangeIdFormat'."
+                    ),
+                )
+            })
+    };
+    Ok((ids, format("sourceIdType")?, format("targetIdType")?))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -482,6 +509,8 @@ fn parse_birthday(s: &str) -> Result<NaiveDate, BodyError> {
         })
 }
 
+/// What the store keeps beside a contact: its id as the answer names it (see `ids`), its
+/// changeKey, and its folder's store id.
 pub struct Stamp<'a> {
     pub id: &'a str,
     pub change_key: &'a str,
@@ -499,9 +528,9 @@ pub fn write_contact(c: &Contact, stamp: &Stamp<'_>, view: &View) -> Value {
     };
     let mut out = json!({
         "@odata.etag": etag(stamp.change_key),
-        "id": graph_id(stamp.id),
+        "id": stamp.id,
         "changeKey": stamp.change_key,
-        "parentFolderId": graph_id(stamp.parent_folder),
+        "parentFolderId": rest_id(stamp.parent_folder),
         "lastModifiedDateTime": c.last_modified.map(|t| fmt_offset(&t)),
         "categories": c.categories,
         "givenName": str_or_null(c.given_name.as_deref()),
@@ -551,32 +580,63 @@ pub fn write_contact(c: &Contact, stamp: &Stamp<'_>, view: &View) -> Value {
 // ---------------------------------------------------------------------------------------
 // Contact folders
 
-pub fn read_folder_name(body: &Value) -> Result<String, BodyError> {
+/// A contactFolder in a POST (`creating`: displayName required) or PATCH body: its
+/// displayName and the singleValueExtendedProperties it sets (a null value removes one).
+pub struct FolderBody {
+    pub name: Option<String>,
+    pub extended: std::collections::BTreeMap<String, Option<String>>,
+}
+
+pub fn read_folder(body: &Value, creating: bool) -> Result<FolderBody, BodyError> {
     let o = object(body, "contactFolder")?;
     check_members(
         o,
         "contactFolder",
-        &["displayName"],
+        &["displayName", "singleValueExtendedProperties"],
         &["id", "parentFolderId"],
-        &[
-            "childFolders",
-            "contacts",
-            "multiValueExtendedProperties",
-            "singleValueExtendedProperties",
-        ],
+        &["childFolders", "contacts", "multiValueExtendedProperties"],
     )?;
-    match o.get("displayName").map(|v| opt_string(v, "displayName")) {
-        Some(Ok(Some(name))) => Ok(name),
-        Some(Err(e)) => Err(e),
-        _ => Err(bad(
-            "ErrorInvalidRequest",
-            "The contactFolder needs a displayName.",
-        )),
+    let name = match o.get("displayName").map(|v| opt_string(v, "displayName")) {
+        Some(Ok(Some(name))) => Some(name),
+        Some(Err(e)) => return Err(e),
+        _ if creating => {
+            return Err(bad(
+                "ErrorInvalidRequest",
+                "The contactFolder needs a displayName.",
+            ));
+        }
+        _ => None,
+    };
+    let mut extended = std::collections::BTreeMap::new();
+    if let Some(list) = o.get("singleValueExtendedProperties") {
+        // Read into a scratch map to tell a set from a removal.
+        let mut set = std::collections::BTreeMap::new();
+        read_extended(list, &mut set)?;
+        for p in list.as_array().into_iter().flatten() {
+            let id = p.get("id").and_then(Value::as_str).unwrap_or("");
+            let name = extended_name(id)?;
+            let value = set.get(&name).cloned();
+            extended.insert(name, value);
+        }
     }
+    Ok(FolderBody { name, extended })
 }
 
-pub fn write_folder(id: &str, parent: &str, name: &str) -> Value {
-    json!({"id": graph_id(id), "parentFolderId": graph_id(parent), "displayName": name})
+/// A contactFolder as Graph answers it; its singleValueExtendedProperties only when
+/// `$expand` asked for them.
+pub fn write_folder(
+    id: &str,
+    parent: &str,
+    name: &str,
+    extended: &std::collections::BTreeMap<String, String>,
+    view: &View,
+) -> Value {
+    let mut out =
+        json!({"id": rest_id(id), "parentFolderId": rest_id(parent), "displayName": name});
+    if let Some(wanted) = &view.expand {
+        out["singleValueExtendedProperties"] = write_extended(extended, wanted);
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1094,6 +1154,7 @@ pub fn apply_event(body: &Value, e: &mut CalendarEvent) -> Result<Option<String>
     Ok(transaction)
 }
 
+/// What the store keeps beside an event; `id` and `master_id` as the answer names them.
 pub struct EventStamp<'a> {
     pub id: &'a str,
     pub change_key: &'a str,
@@ -1136,7 +1197,7 @@ pub fn write_event(e: &CalendarEvent, stamp: &EventStamp<'_>, view: &View) -> Va
     attendees.extend(e.optional_attendees.iter().map(|a| attendee(a, "optional")));
     let mut out = json!({
         "@odata.etag": etag(stamp.change_key),
-        "id": graph_id(stamp.id),
+        "id": stamp.id,
         "changeKey": stamp.change_key,
         "lastModifiedDateTime": e.last_modified.map(|t| fmt_offset(&t)),
         "categories": e.categories,
@@ -1154,7 +1215,7 @@ pub fn write_event(e: &CalendarEvent, stamp: &EventStamp<'_>, view: &View) -> Va
         "showAs": show_as,
         "sensitivity": lower_first(e.sensitivity.unwrap_or(Sensitivity::Normal).as_str()),
         "type": ty,
-        "seriesMasterId": stamp.master_id.map(graph_id),
+        "seriesMasterId": stamp.master_id,
         "originalStart": e.original_start.map(|t| fmt_offset(&t)),
         "iCalUId": e.uid,
         "organizer": {"emailAddress": {"name": organizer.name.as_deref().unwrap_or(&organizer.email),
@@ -1194,13 +1255,6 @@ pub fn same_event(a: &CalendarEvent, b: &CalendarEvent) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_round_trip_between_the_faces() {
-        let ews = "AAMkAGI+/abc==";
-        assert_eq!(graph_id(ews), "AAMkAGI_-abc==");
-        assert_eq!(store_id(&graph_id(ews)), ews);
-    }
 
     #[test]
     fn misspelt_contact_member_is_refused() {

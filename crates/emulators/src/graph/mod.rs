@@ -1,6 +1,6 @@
 //! The Microsoft Graph face of the emulated mailboxes: the same store the EWS face serves
-//! (an item created over one is seen over the other, with the same id in Graph's URL-safe
-//! spelling), as Exchange Online serves one mailbox through both APIs.
+//! (an item created over one is seen over the other, under Graph's own ids: see `ids`), as
+//! Exchange Online serves one mailbox through both APIs.
 //!
 //! It behaves as ../shared/GRAPH.md documents Graph v1.0 (token endpoint with client secret
 //! or certificate assertion, RBAC-for-Applications scopes, contactFolders, contacts, events,
@@ -10,6 +10,7 @@
 //! it must match (`graph_bodies`), so tests validate them with graph-openapi/validate.py.
 
 mod delta;
+pub mod ids;
 pub mod json;
 mod routes;
 mod token;
@@ -46,6 +47,7 @@ pub struct SentMeetingMessage {
     /// "invitation", "update" or "cancellation".
     pub kind: &'static str,
     pub mailbox: String,
+    /// The event's store (EWS) id.
     pub event_id: String,
     pub recipients: Vec<String>,
 }
@@ -193,6 +195,25 @@ impl crate::exchange::RunningEmulator {
     /// Requests per kind ("token", "batch", "GET contacts/delta", "POST events", …).
     pub fn graph_calls(&self) -> BTreeMap<String, u64> {
         self.graph().calls.clone()
+    }
+
+    /// The store (EWS) id of the item a Graph id (REST or immutable) of `mailbox` names.
+    pub fn ews_id_of_graph_id(&self, mailbox: &str, graph_id: &str) -> String {
+        let emu = self.shared().lock();
+        match emu.mailbox(mailbox) {
+            Some(mb) => ids::store_item_id(mb, graph_id),
+            None => ids::store_folder_id(graph_id),
+        }
+    }
+
+    /// The immutable Graph id of the item `ews_id` of `mailbox` (as answers with
+    /// `Prefer: IdType="ImmutableId"` name it).
+    pub fn graph_id_of_ews_id(&self, mailbox: &str, ews_id: &str) -> String {
+        let emu = self.shared().lock();
+        match emu.mailbox(mailbox) {
+            Some(mb) => ids::item_id(mb, ews_id, ids::IdType::Immutable),
+            None => ids::rest_id(ews_id),
+        }
     }
 
     /// Every access token the Graph token endpoint issued (for leak checks).

@@ -2,6 +2,7 @@
 //! `delta()`), `$batch`, throttling, and the mailbox resources over the shared store.
 
 use super::delta::{self, DeltaKind, Link};
+use super::ids::{self, IdType};
 use super::json::{self, View};
 use super::{BATCH_LIMIT, GraphApp, GraphFault, MAILBOX_CONCURRENCY, SentMeetingMessage};
 use crate::exchange::Shared;
@@ -496,6 +497,26 @@ struct Ctx<'a> {
     user: String,
     view: View,
     page_size: usize,
+    /// How answers name items (`Prefer: IdType="ImmutableId"` or REST ids).
+    ids: IdType,
+}
+
+impl Ctx<'_> {
+    /// The id answers give the store item `store_id`.
+    fn item_id(&self, emu: &Emu, store_id: &str) -> String {
+        match emu.mailbox(&self.smtp) {
+            Some(mb) => ids::item_id(mb, store_id, self.ids),
+            None => ids::rest_id(store_id),
+        }
+    }
+
+    /// The store id a request's item id names (either Graph format).
+    fn store_id(&self, emu: &Emu, graph_id: &str) -> String {
+        match emu.mailbox(&self.smtp) {
+            Some(mb) => ids::store_item_id(mb, graph_id),
+            None => ids::store_folder_id(graph_id),
+        }
+    }
 }
 
 fn serve(emu: &mut Emu, now: DateTime<Utc>, base: &str, app: &GraphApp, req: &Req) -> Answer {
@@ -515,6 +536,7 @@ fn serve(emu: &mut Emu, now: DateTime<Utc>, base: &str, app: &GraphApp, req: &Re
         "instances",
         "cancel",
         "delta",
+        "translateExchangeIds",
     ];
     let resource: Vec<&str> = segs
         .iter()
@@ -534,8 +556,11 @@ fn serve(emu: &mut Emu, now: DateTime<Utc>, base: &str, app: &GraphApp, req: &Re
         && answer.status < 400
         && !schema.is_empty()
     {
-        emu.graph
-            .record(&format!("{schema} request"), answer.status, body);
+        let request = match schema.strip_prefix("extra:") {
+            Some(name) => format!("extra:{name}Request"),
+            None => format!("{schema} request"),
+        };
+        emu.graph.record(&request, answer.status, body);
     }
     answer
 }
@@ -600,6 +625,9 @@ fn resolve(
         Ok(v) => v,
         Err((code, msg)) => return Err(fail(emu, 400, &code, &msg)),
     };
+    let immutable = req
+        .prefer("IdType")
+        .is_some_and(|v| v.eq_ignore_ascii_case("ImmutableId"));
     let cx = Ctx {
         now,
         base,
@@ -607,11 +635,19 @@ fn resolve(
         user,
         view,
         page_size,
+        ids: if immutable {
+            IdType::Immutable
+        } else {
+            IdType::Rest
+        },
     };
     let rest = &segs[2..];
     let m = &req.method;
     let tpl = |t: &str| format!("{m} /users/{{user-id}}/{t}");
     let r = match (m.as_str(), rest) {
+        ("POST", ["translateExchangeIds"]) => {
+            translate_ids(emu, &cx, req).map(|a| ("extra:translateExchangeIds".to_string(), a))
+        }
         ("GET", ["contactFolders"]) => {
             let root = default_folder(emu, &cx, "contacts")?;
             list_folders(emu, &cx, req, &root).map(|a| (tpl("contactFolders"), a))
@@ -623,6 +659,10 @@ fn resolve(
         ("GET", ["contactFolders", f]) => {
             let f = contact_folder(emu, &cx, f)?;
             get_folder(emu, &cx, &f).map(|a| (tpl("contactFolders/{contactFolder-id}"), a))
+        }
+        ("PATCH", ["contactFolders", f]) => {
+            let f = contact_folder(emu, &cx, f)?;
+            update_folder(emu, &cx, req, &f).map(|a| (tpl("contactFolders/{contactFolder-id}"), a))
         }
         ("DELETE", ["contactFolders", f]) => {
             let f = contact_folder(emu, &cx, f)?;
@@ -643,7 +683,7 @@ fn resolve(
         }
         (_, ["contactFolders", f, "contacts", more @ ..]) => {
             let folder = contact_folder(emu, &cx, f)?;
-            let path = format!("contactFolders/{}/contacts", json::graph_id(&folder));
+            let path = format!("contactFolders/{}/contacts", ids::rest_id(&folder));
             contacts(
                 emu,
                 &cx,
@@ -669,7 +709,7 @@ fn resolve(
             let folder = contact_folder(emu, &cx, f)?;
             let path = format!(
                 "contactFolders/{parent}/childFolders/{}/contacts",
-                json::graph_id(&folder)
+                ids::rest_id(&folder)
             );
             contacts(
                 emu,
@@ -702,11 +742,7 @@ fn resolve(
         )),
     };
     let (schema, mut answer) = r?;
-    if req
-        .prefer("IdType")
-        .is_some_and(|v| v.eq_ignore_ascii_case("ImmutableId"))
-    {
-        // The store's ids survive moves between folders already: they are immutable ids.
+    if immutable {
         answer
             .headers
             .push(("Preference-Applied".into(), "IdType=\"ImmutableId\"".into()));
@@ -840,7 +876,7 @@ fn contact_folder(emu: &mut Emu, cx: &Ctx<'_>, gid: &str) -> Result<String, Answ
     if gid.eq_ignore_ascii_case("contacts") {
         return default_folder(emu, cx, "contacts");
     }
-    let id = json::store_id(gid);
+    let id = ids::store_folder_id(gid);
     let found = emu
         .mailbox(&cx.smtp)
         .and_then(|m| m.folder(&id))
@@ -893,14 +929,14 @@ fn list_folders(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, parent: &str) -> Result<
                         .as_ref()
                         .is_none_or(|n| f.name.eq_ignore_ascii_case(n))
                 })
-                .map(|f| json::write_folder(&f.id, parent, &f.name))
+                .map(|f| json::write_folder(&f.id, parent, &f.name, &f.extended, &cx.view))
                 .collect()
         })
         .unwrap_or_default();
     let path = if Some(parent) == default_folder(emu, cx, "contacts").ok().as_deref() {
         "contactFolders".to_string()
     } else {
-        format!("contactFolders/{}/childFolders", json::graph_id(parent))
+        format!("contactFolders/{}/childFolders", ids::rest_id(parent))
     };
     Ok(delta::first_page(
         emu,
@@ -912,12 +948,30 @@ fn list_folders(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, parent: &str) -> Result<
 }
 
 fn create_folder(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, parent: &str) -> Result<Answer, Answer> {
-    let name = match json::read_folder_name(req.body.as_ref().unwrap_or(&Value::Null)) {
-        Ok(n) => n,
+    let body = match json::read_folder(req.body.as_ref().unwrap_or(&Value::Null), true) {
+        Ok(b) => b,
         Err((c, m)) => return Err(error(emu, cx.now, 400, &c, &m)),
     };
+    let name = body.name.unwrap_or_default();
     match emu.create_folder(&cx.smtp, parent, &name, "IPF.Contact") {
-        Ok(id) => Ok(Answer::json(201, json::write_folder(&id, parent, &name))),
+        Ok(id) => {
+            let extended: std::collections::BTreeMap<String, String> = body
+                .extended
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v?)))
+                .collect();
+            if let Some(f) = emu
+                .mailbox_mut(&cx.smtp)
+                .ok()
+                .and_then(|m| m.folders.iter_mut().find(|f| f.id == id))
+            {
+                f.extended = extended.clone();
+            }
+            Ok(Answer::json(
+                201,
+                json::write_folder(&id, parent, &name, &extended, &cx.view),
+            ))
+        }
         Err((code, msg)) if code == "ErrorFolderExists" => {
             Err(error(emu, cx.now, 409, &code, &msg))
         }
@@ -925,12 +979,56 @@ fn create_folder(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, parent: &str) -> Result
     }
 }
 
+/// PATCH of a contactFolder: its displayName and singleValueExtendedProperties (a property
+/// with a null value is removed). 200 with the folder.
+fn update_folder(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, id: &str) -> Result<Answer, Answer> {
+    let body = match json::read_folder(req.body.as_ref().unwrap_or(&Value::Null), false) {
+        Ok(b) => b,
+        Err((c, m)) => return Err(error(emu, cx.now, 400, &c, &m)),
+    };
+    let ck = emu.new_change_key();
+    let Some(f) = emu
+        .mailbox_mut(&cx.smtp)
+        .ok()
+        .and_then(|m| m.folders.iter_mut().find(|f| f.id == id))
+    else {
+        return Err(not_found(emu, cx.now));
+    };
+    if let Some(name) = body.name {
+        f.name = name;
+    }
+    for (name, value) in body.extended {
+        match value {
+            Some(v) => f.extended.insert(name, v),
+            None => f.extended.remove(&name),
+        };
+    }
+    f.change_key = ck;
+    let f = f.clone();
+    Ok(Answer::json(
+        200,
+        json::write_folder(
+            &f.id,
+            f.parent.as_deref().unwrap_or(""),
+            &f.name,
+            &f.extended,
+            &cx.view,
+        ),
+    ))
+}
+
 fn get_folder(emu: &mut Emu, cx: &Ctx<'_>, id: &str) -> Result<Answer, Answer> {
     let f = emu.mailbox(&cx.smtp).and_then(|m| m.folder(id)).cloned();
     match f {
         Some(f) => Ok(Answer::json(
             200,
-            json::write_folder(&f.id, f.parent.as_deref().unwrap_or(""), &f.name),
+            json::write_folder(
+                &f.id,
+                f.parent.as_deref().unwrap_or(""),
+                &f.name,
+                &f.extended,
+                &cx.view,
+            ),
         )),
         None => Err(not_found(emu, cx.now)),
     }
@@ -951,8 +1049,9 @@ fn folder_contacts(
         .filter(|s| s.folder == folder)
         .filter_map(|s| match &s.item {
             Item::Contact(c) if matches(filter, &c.extended) => {
+                let id = ids::item_id(mb, &s.id, cx.ids);
                 let stamp = json::Stamp {
-                    id: &s.id,
+                    id: &id,
                     change_key: &s.change_key,
                     parent_folder: &s.folder,
                 };
@@ -1016,7 +1115,7 @@ fn contacts(
             Ok((schema(&format!("{tpl}/delta()")), answer))
         }
         (_, [gid]) => {
-            let id = json::store_id(gid);
+            let id = cx.store_id(emu, gid);
             let in_folder = emu
                 .mailbox(&cx.smtp)
                 .and_then(|mb| mb.items.get(&id))
@@ -1069,12 +1168,12 @@ fn contacts(
 fn contact_answer(emu: &mut Emu, cx: &Ctx<'_>, id: &str, status: u16) -> Result<Answer, Answer> {
     let v = emu
         .mailbox(&cx.smtp)
-        .and_then(|mb| mb.items.get(id))
-        .and_then(|s| match &s.item {
+        .and_then(|mb| Some((mb, mb.items.get(id)?)))
+        .and_then(|(mb, s)| match &s.item {
             Item::Contact(c) => Some(json::write_contact(
                 c,
                 &json::Stamp {
-                    id: &s.id,
+                    id: &ids::item_id(mb, &s.id, cx.ids),
                     change_key: &s.change_key,
                     parent_folder: &s.folder,
                 },
@@ -1122,6 +1221,7 @@ fn run_delta(
             ..cx.view.clone()
         },
         page_size: cx.page_size,
+        ids: cx.ids,
     };
     let current = match &kind {
         DeltaKind::Contacts { folder } => folder_contacts(emu, cx, folder, &None),
@@ -1132,8 +1232,46 @@ fn run_delta(
         url: link(cx, path),
         mailbox: cx.smtp.clone(),
         kind,
+        ids: cx.ids,
     };
     Ok(delta::start_round(emu, link, seen, current, cx.page_size))
+}
+
+/// Most ids one translateExchangeIds call takes ("Maximum size of this collection is 1000
+/// strings").
+const TRANSLATE_LIMIT: usize = 1000;
+
+/// `POST /users/{id}/translateExchangeIds`: each id of the mailbox in the target format, or
+/// its own `errorDetails` (convertIdResult) when it is malformed or names no item. Apps
+/// within their mailbox scope may call it, as the page's 2021 revision grants (application
+/// `User.Read.All`); today's v1.0 page lists application permissions as not supported. The
+/// per-id error codes are not documented: `ErrorInvalidIdMalformed`, `ErrorItemNotFound`.
+fn translate_ids(emu: &mut Emu, cx: &Ctx<'_>, req: &Req) -> Result<Answer, Answer> {
+    let (input, from, to) =
+        match json::read_translate_request(req.body.as_ref().unwrap_or(&Value::Null)) {
+            Ok(r) => r,
+            Err((code, msg)) => return Err(error(emu, cx.now, 400, &code, &msg)),
+        };
+    if input.is_empty() || input.len() > TRANSLATE_LIMIT {
+        let msg = format!(
+            "inputIds holds {} ids; a call takes 1 to {TRANSLATE_LIMIT}.",
+            input.len()
+        );
+        return Err(error(emu, cx.now, 400, "ErrorInvalidParameter", &msg));
+    }
+    let Some(mb) = emu.mailbox(&cx.smtp) else {
+        return Err(not_found(emu, cx.now));
+    };
+    let value: Vec<Value> = input
+        .iter()
+        .map(|id| match ids::translate(mb, id, &from, &to) {
+            Ok(target) => json!({"sourceId": id, "targetId": target}),
+            Err((code, message)) => {
+                json!({"sourceId": id, "errorDetails": {"code": code, "message": message}})
+            }
+        })
+        .collect();
+    Ok(Answer::json(200, json!({ "value": value })))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1212,12 +1350,13 @@ fn event_json(
         .transactions_by_item
         .get(master.unwrap_or(id))
         .map(String::as_str);
+    let master = master.map(|m| cx.item_id(emu, m));
     json::write_event(
         e,
         &json::EventStamp {
-            id,
+            id: &cx.item_id(emu, id),
             change_key: ck,
-            master_id: master,
+            master_id: master.as_deref(),
             mailbox: &cx.smtp,
             transaction_id: tx,
         },
@@ -1305,7 +1444,7 @@ fn sent(emu: &mut Emu, kind: &'static str, smtp: &str, id: &str, recipients: Vec
         emu.graph.sent.push(SentMeetingMessage {
             kind,
             mailbox: smtp.to_string(),
-            event_id: json::graph_id(id),
+            event_id: id.to_string(),
             recipients,
         });
     }
@@ -1412,7 +1551,7 @@ fn events(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, more: &[&str]) -> Served {
             "events/delta without a window is not available in v1.0; use calendarView/delta.",
         )),
         ("GET", [gid, "instances"]) => {
-            let master = json::store_id(gid);
+            let master = cx.store_id(emu, gid);
             let (s, e) = window(emu, cx, req)?;
             let values = view_events(emu, cx, s, e)
                 .into_iter()
@@ -1426,7 +1565,7 @@ fn events(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, more: &[&str]) -> Served {
             ))
         }
         ("POST", [gid, "cancel"]) => {
-            let id = json::store_id(gid);
+            let id = cx.store_id(emu, gid);
             let Some((e, _, _)) = event(emu, &cx.smtp, &id) else {
                 return Err(not_found(emu, cx.now));
             };
@@ -1444,7 +1583,7 @@ fn events(emu: &mut Emu, cx: &Ctx<'_>, req: &Req, more: &[&str]) -> Served {
             Ok((String::new(), Answer::empty(202)))
         }
         (_, [gid]) => {
-            let id = json::store_id(gid);
+            let id = cx.store_id(emu, gid);
             let Some((before, _, master)) = event(emu, &cx.smtp, &id) else {
                 return Err(not_found(emu, cx.now));
             };

@@ -15,8 +15,12 @@
 //! `share`; see [`sharing`]). Where the documentation names a rule but not its error code
 //! (EventRelation's), the emulator answers FIELD_INTEGRITY_EXCEPTION, saying which rule.
 
+pub(crate) mod bulk;
 pub(crate) mod cert;
+mod csv;
 pub mod ids;
+pub mod index;
+mod metadata;
 pub mod schema;
 mod server;
 pub mod sharing;
@@ -170,6 +174,12 @@ pub(crate) struct Org {
     pub served: BTreeMap<String, u64>,
     pub token_counter: u64,
     pub integration_user: String,
+    pub bulk: bulk::Bulk,
+    /// The integration user holds Modify All Data or Modify Metadata (the Metadata API's
+    /// permission).
+    pub metadata_access: bool,
+    /// EmailIntegrationSettings, field by field (Metadata API `readMetadata`).
+    pub email_integration: BTreeMap<String, bool>,
 }
 
 impl Org {
@@ -249,6 +259,9 @@ impl Emulator {
             served: BTreeMap::new(),
             token_counter: 0,
             integration_user: String::new(),
+            bulk: bulk::Bulk::default(),
+            metadata_access: true,
+            email_integration: metadata::default_email_integration(),
         };
         // Bootstrap the integration user and its profile without an acting user.
         let profile = seed_raw(
@@ -404,6 +417,23 @@ impl EmulatorHandle {
 
     pub fn api_version(&self) -> &str {
         &self.shared.version
+    }
+
+    /// Sets a field of the org's EmailIntegrationSettings (Setup > Outlook Integration and
+    /// Sync), e.g. `enableOutlookIntegration`.
+    pub fn set_email_integration(&self, field: &str, on: bool) {
+        self.org().email_integration.insert(field.to_string(), on);
+    }
+
+    /// Gives or takes the integration user's Modify All Data / Modify Metadata permission,
+    /// which the Metadata API requires.
+    pub fn set_metadata_access(&self, allowed: bool) {
+        self.org().metadata_access = allowed;
+    }
+
+    /// The organization id (18 characters; Setup shows its first 15).
+    pub fn org_id(&self) -> String {
+        self.org().org_id.clone()
     }
 
     /// The integration user's id.
@@ -785,8 +815,40 @@ impl EmulatorHandle {
         org.cursors.clear();
     }
 
+    /// Bulk API 2.0: polls a queued ingest job answers InProgress before it is processed
+    /// (at least 1, the default).
+    pub fn bulk_polls_in_progress(&self, polls: u32) {
+        self.org().bulk.polls_in_progress = polls.max(1);
+    }
+
+    /// Bulk API 2.0: the next ingest job processed fails (state Failed) after `rows` rows;
+    /// the others stay unprocessed.
+    pub fn bulk_fail_after(&self, rows: usize) {
+        self.org().bulk.fail_after = Some(rows);
+    }
+
+    /// DailyBulkApiBatches used in the rolling 24 hours, set to `used` (as if other jobs had
+    /// run just now).
+    pub fn set_bulk_batches_used(&self, used: u64) {
+        let now = self.shared.clock.now();
+        let mut org = self.org();
+        let have = org.bulk.batches_used(now);
+        org.bulk.use_batches(now, used.saturating_sub(have));
+    }
+
+    /// DailyBulkApiBatches used in the rolling 24 hours.
+    pub fn bulk_batches_used(&self) -> u64 {
+        let now = self.shared.clock.now();
+        self.org().bulk.batches_used(now)
+    }
+
+    /// Bulk API 2.0 ingest jobs: (id, state).
+    pub fn bulk_jobs(&self) -> Vec<(String, String)> {
+        self.org().bulk.states()
+    }
+
     /// Requests served, by kind (auth, query, query_more, sobject, collection, describe,
-    /// updated, deleted, limits, other).
+    /// updated, deleted, limits, bulk_job, bulk_upload, bulk_results, other).
     pub fn served(&self) -> BTreeMap<String, u64> {
         self.org().served.clone()
     }

@@ -27,10 +27,14 @@ fn cursor_lifetime() -> Duration {
 pub(super) fn router(shared: App) -> Router {
     Router::new()
         .route("/services/oauth2/token", post(token))
+        .route("/services/Soap/m/{version}", post(super::metadata::soap))
         .fallback(dispatch)
         // Bodies are capped by max_body_bytes in the handlers (413 in the API's error shape).
         .layer(axum::extract::DefaultBodyLimit::max(
-            shared.max_body_bytes.saturating_add(1),
+            shared
+                .max_body_bytes
+                .max(super::bulk::MAX_UPLOAD_BYTES)
+                .saturating_add(1),
         ))
         .with_state(shared)
 }
@@ -319,6 +323,9 @@ fn kind_of(rest: &[&str]) -> &'static str {
         ["sobjects", _, "deleted"] => "deleted",
         ["sobjects", ..] => "sobject",
         ["composite", ..] => "collection",
+        ["jobs", "ingest", _, "batches"] => "bulk_upload",
+        ["jobs", "ingest", _, _] => "bulk_results",
+        ["jobs", ..] => "bulk_job",
         _ => "other",
     }
 }
@@ -429,6 +436,7 @@ async fn dispatch_inner(
         return with_limit_header(r, &org);
     }
     org.record_call(now);
+    super::bulk::run_unpolled(&mut org, now);
     let query: Map<String, Value> = form(uri.query().unwrap_or("").as_bytes());
     let ctx = Ctx {
         version: &version,
@@ -436,7 +444,12 @@ async fn dispatch_inner(
         now,
         headers: &headers,
     };
-    let mut resp = if body.len() > app.max_body_bytes {
+    // Bulk API 2.0 job data has its own limit (see `bulk::upload`).
+    let body_limit = match rest.as_slice() {
+        ["jobs", "ingest", _, "batches"] => super::bulk::MAX_UPLOAD_BYTES,
+        _ => app.max_body_bytes,
+    };
+    let mut resp = if body.len() > body_limit {
         errors(
             StatusCode::PAYLOAD_TOO_LARGE,
             "REQUEST_ENTITY_TOO_LARGE",
@@ -534,11 +547,15 @@ fn route(
 ) -> Response {
     let get = *method == Method::GET;
     match rest {
+        ["query"] if get && q.contains_key("explain") => explain(ctx, org, s(q, "explain")),
         [kind @ ("query" | "queryAll")] if get => {
             run_query(ctx, org, s(q, "q"), *kind == "queryAll")
         }
         ["query" | "queryAll", locator] if get => query_more(ctx, org, locator),
-        ["limits"] if get => limits(org),
+        ["limits"] if get => limits(org, ctx.now),
+        ["jobs", "ingest", rest @ ..] => {
+            super::bulk::ingest(org, ctx.version, ctx.user_id, ctx.now, method, rest, body)
+        }
         ["sobjects"] if get => {
             let objs: Vec<Value> = org
                 .store
@@ -725,6 +742,14 @@ fn shape(
     out
 }
 
+/// "Get Feedback on Query Performance" (`query?explain=`): the plan the query would run with.
+fn explain(ctx: &Ctx<'_>, org: &Org, q: &str) -> Response {
+    match soql::parse(q, &org.store.catalog, ctx.now) {
+        Ok(parsed) => json_response(StatusCode::OK, &org.store.plan(&parsed)),
+        Err(e) => errors(StatusCode::BAD_REQUEST, e.code, &e.message),
+    }
+}
+
 fn run_query(ctx: &Ctx<'_>, org: &mut Org, q: &str, all: bool) -> Response {
     if q.trim().is_empty() {
         return errors(
@@ -748,20 +773,13 @@ fn run_query(ctx: &Ctx<'_>, org: &mut Org, q: &str, all: bool) -> Response {
     } else {
         Vec::new()
     };
-    let mut rows: Vec<&Map<String, Value>> = store
-        .table(&parsed.object.name)
-        .into_iter()
-        .flat_map(|t| t.values())
-        .filter(|r| all || r.deleted.is_none())
-        .map(|r| &r.fields)
-        .chain(computed.iter())
-        .filter(|r| {
-            parsed
-                .filter
-                .as_ref()
-                .is_none_or(|c| soql::matches(c, r, resolver))
-        })
-        .collect();
+    let filter = parsed.filter.as_ref().map(soql::Filter::new);
+    let mut rows = store.select(&parsed, filter.as_ref(), all);
+    rows.extend(
+        computed
+            .iter()
+            .filter(|r| filter.as_ref().is_none_or(|f| f.matches(r, resolver))),
+    );
     soql::order(&parsed, &mut rows, resolver);
     let rows: Vec<&Map<String, Value>> = rows
         .into_iter()
@@ -863,7 +881,8 @@ fn query_more(ctx: &Ctx<'_>, org: &mut Org, locator: &str) -> Response {
     json_response(StatusCode::OK, &body)
 }
 
-fn limits(org: &Org) -> Response {
+fn limits(org: &mut Org, now: DateTime<Utc>) -> Response {
+    let bulk_used = org.bulk.batches_used(now);
     let lim = |max: u64, used: u64| json!({"Max": max, "Remaining": max.saturating_sub(used)});
     json_response(
         StatusCode::OK,
@@ -872,7 +891,7 @@ fn limits(org: &Org) -> Response {
             "ConcurrentSyncReportRuns": lim(20, 0),
             "DailyApiRequests": lim(org.api_max, org.api_used),
             "DailyAsyncApexExecutions": lim(250000, 0),
-            "DailyBulkApiBatches": lim(15000, 0),
+            "DailyBulkApiBatches": lim(org.bulk.batches_max, bulk_used),
             "DailyBulkV2QueryJobs": lim(10000, 0),
             "DataStorageMB": lim(1024, 0),
             "FileStorageMB": lim(1024, 0),

@@ -7,6 +7,7 @@ use super::schema::{Catalog, FieldMeta, ObjectSchema};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -870,6 +871,39 @@ fn typed(meta: &FieldMeta, v: Option<&Value>) -> Typed {
     }
 }
 
+/// A value's key in an index of its field: its text as the filter compares it (lower-cased),
+/// when it compares as text.
+pub(crate) fn text_key(meta: &FieldMeta, v: &Value) -> Option<String> {
+    match typed(meta, Some(v)) {
+        Typed::Text(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// A value's key in an index of a datetime field.
+pub(crate) fn time_key(meta: &FieldMeta, v: &Value) -> Option<DateTime<Utc>> {
+    match typed(meta, Some(v)) {
+        Typed::DateTime(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// The index key a literal is compared with, when it compares as text (see [`text_key`]).
+pub(crate) fn literal_text_key(meta: &FieldMeta, l: &Literal) -> Option<String> {
+    match Operand::new(meta, l) {
+        Operand::Value(Typed::Text(t)) => Some(t),
+        _ => None,
+    }
+}
+
+/// The datetime a literal is compared with, when it is one (not a date or a date range).
+pub(crate) fn literal_time_key(meta: &FieldMeta, l: &Literal) -> Option<DateTime<Utc>> {
+    match Operand::new(meta, l) {
+        Operand::Value(Typed::DateTime(t)) => Some(t),
+        _ => None,
+    }
+}
+
 /// The value of a path on a record (following references), or None when a hop is null.
 pub fn value_at<'r>(
     path: &FieldPath,
@@ -912,104 +946,227 @@ fn day_start(d: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
 }
 
-fn compare(meta: &FieldMeta, v: &Typed, op: &str, lit: &Literal) -> bool {
-    if let Literal::Range(a, b) = lit {
-        // Ranges compare by their bounds: `= TODAY` is within, `> TODAY` after its end.
-        let (lo, hi) = match v {
-            Typed::DateTime(_) => (
-                Typed::DateTime(day_start(*a)),
-                Typed::DateTime(day_start(*b)),
-            ),
-            Typed::Date(_) => (Typed::Date(*a), Typed::Date(*b)),
-            _ => return op == "!=" && *v == Typed::Null,
-        };
-        return match op {
-            "=" => *v >= lo && *v < hi,
-            "!=" => !(*v >= lo && *v < hi),
-            "<" => *v < lo,
-            "<=" => *v < hi,
-            ">" => *v >= hi,
-            ">=" => *v >= lo,
-            _ => false,
-        };
+/// A literal as a row's value is compared with it: typed (and lower-cased) once per query.
+#[derive(Debug, Clone)]
+enum Operand {
+    Value(Typed),
+    /// A relative date literal: [start, end).
+    Range(NaiveDate, NaiveDate),
+}
+
+impl Operand {
+    fn new(meta: &FieldMeta, lit: &Literal) -> Operand {
+        match lit {
+            Literal::Range(a, b) => Operand::Range(*a, *b),
+            _ => Operand::Value(lit_typed(meta, lit)),
+        }
     }
-    let l = lit_typed(meta, lit);
+}
+
+fn compare(v: &Typed, op: &str, operand: &Operand) -> bool {
+    let l = match operand {
+        Operand::Value(l) => l,
+        Operand::Range(a, b) => {
+            // Ranges compare by their bounds: `= TODAY` is within, `> TODAY` after its end.
+            let (lo, hi) = match v {
+                Typed::DateTime(_) => (
+                    Typed::DateTime(day_start(*a)),
+                    Typed::DateTime(day_start(*b)),
+                ),
+                Typed::Date(_) => (Typed::Date(*a), Typed::Date(*b)),
+                _ => return op == "!=" && *v == Typed::Null,
+            };
+            return match op {
+                "=" => *v >= lo && *v < hi,
+                "!=" => !(*v >= lo && *v < hi),
+                "<" => *v < lo,
+                "<=" => *v < hi,
+                ">" => *v >= hi,
+                ">=" => *v >= lo,
+                _ => false,
+            };
+        }
+    };
     match op {
-        "=" => *v == l,
-        "!=" => *v != l,
-        _ if *v == Typed::Null || l == Typed::Null => false,
-        "<" => v.partial_cmp(&l) == Some(Ordering::Less),
-        "<=" => matches!(v.partial_cmp(&l), Some(Ordering::Less | Ordering::Equal)),
-        ">" => v.partial_cmp(&l) == Some(Ordering::Greater),
-        ">=" => matches!(v.partial_cmp(&l), Some(Ordering::Greater | Ordering::Equal)),
+        "=" => v == l,
+        "!=" => v != l,
+        _ if *v == Typed::Null || *l == Typed::Null => false,
+        "<" => v.partial_cmp(l) == Some(Ordering::Less),
+        "<=" => matches!(v.partial_cmp(l), Some(Ordering::Less | Ordering::Equal)),
+        ">" => v.partial_cmp(l) == Some(Ordering::Greater),
+        ">=" => matches!(v.partial_cmp(l), Some(Ordering::Greater | Ordering::Equal)),
         _ => false,
     }
 }
 
-/// SQL LIKE with `%` and `_`, case-insensitive; `\%` and `\_` are literal.
+/// A LIKE pattern (`%`, `_`; `\%` and `\_` are literal), compiled once per query.
+#[derive(Debug, Clone)]
+struct LikePattern(Vec<P>);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum P {
+    Any,
+    One,
+    Ch(char),
+}
+
+impl LikePattern {
+    fn new(pattern: &str) -> LikePattern {
+        let mut pat = Vec::new();
+        let mut it = pattern
+            .to_lowercase()
+            .chars()
+            .collect::<Vec<_>>()
+            .into_iter();
+        while let Some(c) = it.next() {
+            pat.push(match c {
+                '%' => P::Any,
+                '_' => P::One,
+                '\\' => P::Ch(it.next().unwrap_or('\\')),
+                c => P::Ch(c),
+            });
+        }
+        LikePattern(pat)
+    }
+
+    /// Case-insensitive, as SOQL's LIKE.
+    fn matches(&self, text: &str) -> bool {
+        let t: Vec<char> = text.to_lowercase().chars().collect();
+        // dp[j]: pattern[..i] matches text[..j]
+        let mut dp = vec![false; t.len() + 1];
+        dp[0] = true;
+        for p in &self.0 {
+            let mut next = vec![false; t.len() + 1];
+            for j in 0..=t.len() {
+                next[j] = match p {
+                    P::Any => dp[j] || (j > 0 && next[j - 1]),
+                    P::One => j > 0 && dp[j - 1],
+                    P::Ch(c) => j > 0 && dp[j - 1] && t[j - 1] == *c,
+                };
+            }
+            dp = next;
+        }
+        dp[t.len()]
+    }
+}
+
+#[cfg(test)]
 fn like(text: &str, pattern: &str) -> bool {
-    #[derive(Clone, Copy, PartialEq)]
-    enum P {
-        Any,
-        One,
-        Ch(char),
-    }
-    let mut pat = Vec::new();
-    let mut it = pattern
-        .to_lowercase()
-        .chars()
-        .collect::<Vec<_>>()
-        .into_iter();
-    while let Some(c) = it.next() {
-        pat.push(match c {
-            '%' => P::Any,
-            '_' => P::One,
-            '\\' => P::Ch(it.next().unwrap_or('\\')),
-            c => P::Ch(c),
-        });
-    }
-    let t: Vec<char> = text.to_lowercase().chars().collect();
-    // dp[j]: pattern[..i] matches text[..j]
-    let mut dp = vec![false; t.len() + 1];
-    dp[0] = true;
-    for p in &pat {
-        let mut next = vec![false; t.len() + 1];
-        for j in 0..=t.len() {
-            next[j] = match p {
-                P::Any => dp[j] || (j > 0 && next[j - 1]),
-                P::One => j > 0 && dp[j - 1],
-                P::Ch(c) => j > 0 && dp[j - 1] && t[j - 1] == *c,
-            };
-        }
-        dp = next;
-    }
-    dp[t.len()]
+    LikePattern::new(pattern).matches(text)
 }
 
+/// A WHERE clause prepared for evaluation: every literal typed (ids widened, text
+/// lower-cased) once, each `IN` list's text values made a set and each LIKE pattern
+/// compiled, so that a row costs the reads of its own fields, not a pass over the literals.
+pub struct Filter<'q>(Node<'q>);
+
+enum Node<'q> {
+    And(Vec<Node<'q>>),
+    Or(Vec<Node<'q>>),
+    Not(Box<Node<'q>>),
+    Cmp(&'q FieldPath, &'static str, Operand),
+    In {
+        path: &'q FieldPath,
+        negated: bool,
+        /// The lower-cased text values (a row's text matches one exactly or none).
+        texts: HashSet<String>,
+        /// The other literals (null, numbers, dates, booleans, date ranges).
+        others: Vec<Operand>,
+    },
+    Like(&'q FieldPath, LikePattern),
+}
+
+impl<'q> Filter<'q> {
+    pub fn new(c: &'q Cond) -> Filter<'q> {
+        Filter(Node::new(c))
+    }
+
+    pub fn matches(&self, rec: &Map<String, Value>, r: &dyn Resolver) -> bool {
+        self.0.matches(rec, r)
+    }
+}
+
+impl<'q> Node<'q> {
+    fn new(c: &'q Cond) -> Node<'q> {
+        match c {
+            Cond::And(items) => Node::And(items.iter().map(Node::new).collect()),
+            Cond::Or(items) => Node::Or(items.iter().map(Node::new).collect()),
+            Cond::Not(inner) => Node::Not(Box::new(Node::new(inner))),
+            Cond::Cmp(p, op, lit) => Node::Cmp(p, op, Operand::new(&p.leaf, lit)),
+            Cond::In(p, negated, lits) => {
+                let mut texts = HashSet::new();
+                let mut others = Vec::new();
+                for lit in lits {
+                    match Operand::new(&p.leaf, lit) {
+                        Operand::Value(Typed::Text(t)) => {
+                            texts.insert(t);
+                        }
+                        other => others.push(other),
+                    }
+                }
+                Node::In {
+                    path: p,
+                    negated: *negated,
+                    texts,
+                    others,
+                }
+            }
+            Cond::Like(p, pat) => Node::Like(p, LikePattern::new(pat)),
+        }
+    }
+
+    fn matches(&self, rec: &Map<String, Value>, r: &dyn Resolver) -> bool {
+        match self {
+            Node::And(items) => items.iter().all(|i| i.matches(rec, r)),
+            Node::Or(items) => items.iter().any(|i| i.matches(rec, r)),
+            Node::Not(inner) => !inner.matches(rec, r),
+            Node::Cmp(p, op, operand) => compare(&typed(&p.leaf, value_at(p, rec, r)), op, operand),
+            Node::In {
+                path,
+                negated,
+                texts,
+                others,
+            } => {
+                let v = typed(&path.leaf, value_at(path, rec, r));
+                let found = match &v {
+                    Typed::Text(t) if texts.contains(t) => true,
+                    _ => others.iter().any(|o| compare(&v, "=", o)),
+                };
+                found != *negated
+            }
+            Node::Like(p, pattern) => match value_at(p, rec, r) {
+                Some(Value::String(s)) => pattern.matches(s),
+                _ => false,
+            },
+        }
+    }
+}
+
+/// Whether a record satisfies a condition (prepare a [`Filter`] once to test many rows).
 pub fn matches(c: &Cond, rec: &Map<String, Value>, r: &dyn Resolver) -> bool {
-    match c {
-        Cond::And(items) => items.iter().all(|i| matches(i, rec, r)),
-        Cond::Or(items) => items.iter().any(|i| matches(i, rec, r)),
-        Cond::Not(inner) => !matches(inner, rec, r),
-        Cond::Cmp(p, op, lit) => compare(&p.leaf, &typed(&p.leaf, value_at(p, rec, r)), op, lit),
-        Cond::In(p, negated, lits) => {
-            let v = typed(&p.leaf, value_at(p, rec, r));
-            let found = lits.iter().any(|l| compare(&p.leaf, &v, "=", l));
-            found != *negated
-        }
-        Cond::Like(p, pat) => match value_at(p, rec, r) {
-            Some(Value::String(s)) => like(s, pat),
-            _ => false,
-        },
-    }
+    Filter::new(c).matches(rec, r)
 }
 
+/// Sorts rows by the query's ORDER BY, each row's sort keys read (and typed) once.
 pub fn order(q: &Query, rows: &mut [&Map<String, Value>], r: &dyn Resolver) {
-    rows.sort_by(|a, b| {
-        for item in &q.order {
-            let va = typed(&item.field.leaf, value_at(&item.field, a, r));
-            let vb = typed(&item.field.leaf, value_at(&item.field, b, r));
-            let ord = match (&va, &vb) {
+    if q.order.is_empty() {
+        return;
+    }
+    let mut keyed: Vec<(Vec<Typed>, &Map<String, Value>)> = rows
+        .iter()
+        .map(|row| {
+            let keys = q
+                .order
+                .iter()
+                .map(|item| typed(&item.field.leaf, value_at(&item.field, row, r)))
+                .collect();
+            (keys, *row)
+        })
+        .collect();
+    // Stable, as before: rows equal on every key keep their order.
+    keyed.sort_by(|(a, _), (b, _)| {
+        for (item, (va, vb)) in q.order.iter().zip(a.iter().zip(b)) {
+            let ord = match (va, vb) {
                 (Typed::Null, Typed::Null) => Ordering::Equal,
                 (Typed::Null, _) => {
                     if item.nulls_first {
@@ -1026,7 +1183,7 @@ pub fn order(q: &Query, rows: &mut [&Map<String, Value>], r: &dyn Resolver) {
                     }
                 }
                 _ => {
-                    let o = va.partial_cmp(&vb).unwrap_or(Ordering::Equal);
+                    let o = va.partial_cmp(vb).unwrap_or(Ordering::Equal);
                     if item.desc { o.reverse() } else { o }
                 }
             };
@@ -1036,6 +1193,9 @@ pub fn order(q: &Query, rows: &mut [&Map<String, Value>], r: &dyn Resolver) {
         }
         Ordering::Equal
     });
+    for (slot, (_, row)) in rows.iter_mut().zip(keyed) {
+        *slot = row;
+    }
 }
 
 /// A result row shaped as the REST API returns it: `attributes`, then the selected fields,

@@ -2,8 +2,9 @@
 //! real service enforces (describe-driven field checks, Event timing, EventRelation limits,
 //! converted Leads, system fields).
 
+use super::index::QueryIndex;
 use super::schema::{Catalog, FieldMeta, ObjectSchema};
-use super::soql::{Resolver, format_datetime, parse_datetime};
+use super::soql::{Filter, Query, Resolver, format_datetime, parse_datetime};
 use crate::salesforce::ids;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
@@ -121,6 +122,8 @@ pub struct Store {
     /// added: each lookup checks its candidates against the records as they are now, so an
     /// entry that a later write, delete or rollback made stale is merely skipped.
     index: HashMap<(String, String), HashMap<String, BTreeSet<String>>>,
+    /// The platform's standard indexes, for queries (see `index`).
+    query_index: QueryIndex,
 }
 
 /// EventRelation.EventId, indexed: an event's relations are read on every relation write.
@@ -154,6 +157,7 @@ impl Store {
             shared_activities: true,
             sharing: Default::default(),
             index: HashMap::new(),
+            query_index: QueryIndex::default(),
         }
     }
 
@@ -184,11 +188,14 @@ impl Store {
         }
     }
 
-    /// Adds a record's indexed values (see `index`).
+    /// Adds a record's indexed values (see `index` and `query_index`).
     pub fn index_record(&mut self, table_key: &str, fields: &Map<String, Value>) {
         let Some(id) = fields.get("Id").and_then(Value::as_str) else {
             return;
         };
+        if let Some(schema) = self.catalog.get(table_key) {
+            self.query_index.add(schema, fields);
+        }
         for (field, case_sensitive) in self.indexed_fields(table_key) {
             if let Some(v) = fields.get(&field).and_then(Value::as_str) {
                 self.index
@@ -204,10 +211,10 @@ impl Store {
     /// Rebuilds the index from the tables (after they were replaced wholesale).
     pub fn reindex(&mut self) {
         self.index.clear();
+        self.query_index.clear();
         let records: Vec<(String, Map<String, Value>)> = self
             .tables
             .iter()
-            .filter(|(key, _)| !self.indexed_fields(key).is_empty())
             .flat_map(|(key, t)| t.values().map(|r| (key.clone(), r.fields.clone())))
             .collect();
         for (key, fields) in records {
@@ -244,6 +251,86 @@ impl Store {
                             }
                         })
             })
+    }
+
+    /// Indexes a record again after its fields were changed in place.
+    fn reindex_record(&mut self, table_key: &str, id: &str) {
+        if let Some(fields) = self
+            .tables
+            .get(table_key)
+            .and_then(|t| t.get(id))
+            .map(|r| r.fields.clone())
+        {
+            self.index_record(table_key, &fields);
+        }
+    }
+
+    /// The stored rows of a query's object that `filter` (the query's, prepared) selects,
+    /// deleted ones too when `all`, in table order: through an index when a conjunct of the
+    /// filter tests an indexed field, else by scanning the table.
+    pub fn select<'a>(
+        &'a self,
+        q: &Query,
+        filter: Option<&Filter<'_>>,
+        all: bool,
+    ) -> Vec<&'a Map<String, Value>> {
+        let Some(table) = self.table(&q.object.name) else {
+            return Vec::new();
+        };
+        let keep = |r: &&'a Rec| {
+            (all || r.deleted.is_none()) && filter.is_none_or(|f| f.matches(&r.fields, self))
+        };
+        let candidates = q
+            .filter
+            .as_ref()
+            .and_then(|c| self.query_index.candidates(&q.object, c));
+        match candidates {
+            Some(c) => c
+                .ids
+                .into_iter()
+                .filter_map(|id| table.get(id))
+                .filter(keep)
+                .map(|r| &r.fields)
+                .collect(),
+            None => table.values().filter(keep).map(|r| &r.fields).collect(),
+        }
+    }
+
+    /// The query plan `select` follows, as the REST API's `explain` reports one: the
+    /// index it reads (its field and how many live records it names) or a table scan.
+    pub fn plan(&self, q: &Query) -> Value {
+        let table = self.table(&q.object.name);
+        let live = |r: &Rec| r.deleted.is_none();
+        let table_size = table.map_or(0, |t| t.values().filter(|r| live(r)).count());
+        let index = q
+            .filter
+            .as_ref()
+            .and_then(|c| self.query_index.candidates(&q.object, c))
+            .map(|c| {
+                let named = c
+                    .ids
+                    .iter()
+                    .filter(|id| table.and_then(|t| t.get(**id)).is_some_and(live))
+                    .count();
+                (c.field.to_string(), named)
+            });
+        let plan = |kind: &str, fields: Vec<String>, cardinality: usize| {
+            json!({
+                "cardinality": cardinality,
+                "fields": fields,
+                "leadingOperationType": kind,
+                "notes": [],
+                "relativeCost": if table_size == 0 { 0.0 } else { cardinality as f64 / table_size as f64 },
+                "sobjectCardinality": table_size,
+                "sobjectType": q.object.name,
+            })
+        };
+        let scan = plan("TableScan", Vec::new(), table_size);
+        let plans = match index {
+            Some((field, named)) => vec![plan("Index", vec![field], named), scan],
+            None => vec![scan],
+        };
+        json!({ "plans": plans })
     }
 
     /// The live relations of an event.
@@ -831,6 +918,7 @@ impl Store {
             let ts = json!(format_datetime(now));
             e.fields.insert("LastModifiedDate".into(), ts.clone());
             e.fields.insert("SystemModstamp".into(), ts);
+            self.reindex_record("event", event_id);
         }
     }
 
@@ -935,6 +1023,7 @@ impl Store {
             let ts = json!(format_datetime(now));
             e.fields.insert("LastModifiedDate".into(), ts.clone());
             e.fields.insert("SystemModstamp".into(), ts);
+            self.reindex_record("event", event_id);
         }
     }
 
@@ -986,6 +1075,7 @@ impl Store {
         rec.deleted = Some(now);
         rec.fields.insert("IsDeleted".into(), Value::Bool(true));
         rec.fields.insert("SystemModstamp".into(), ts);
+        self.reindex_record(&schema.name.to_ascii_lowercase(), &id18);
         if schema.name == "Event" {
             // Relations go with their event (those in the recycle bin too).
             let related: Vec<String> = self
