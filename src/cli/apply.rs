@@ -28,6 +28,8 @@ pub struct Args {
     pub state: StateArg,
     #[command(flatten)]
     pub lock: super::LockArg,
+    #[command(flatten)]
+    pub group: super::GroupArg,
     /// Apply without asking (required without a terminal, e.g. in CI). A saved plan is
     /// applied without asking: it was reviewed when it was made.
     #[arg(long)]
@@ -63,6 +65,7 @@ pub fn run(args: &Args) -> CommandResult {
     let options = SyncOptions {
         force: args.force,
         progress: super::progress::for_stderr(),
+        group_size: args.group.group_size(),
         ..SyncOptions::default()
     };
     let threshold = args.delete_threshold.unwrap_or(DEFAULT_DELETE_THRESHOLD);
@@ -306,6 +309,7 @@ fn apply_saved(args: &Args, saved: SavedPlan) -> CommandResult {
             .then(|| verified.users.iter().map(|u| u.to_lowercase()).collect()),
         progress: super::progress::for_stderr(),
         reviewed: Some(reviewed),
+        group_size: args.group.group_size(),
         ..SyncOptions::default()
     };
     sync(

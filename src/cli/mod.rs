@@ -157,6 +157,21 @@ pub struct LockArg {
     pub lock_timeout: std::time::Duration,
 }
 
+/// `--reps-per-group`: how many reps a cycle reads, plans and executes at a time.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GroupArg {
+    /// Reps read, planned and synced at a time: memory follows this, not the org's size
+    /// [default: 50]. Salesforce's org-wide changes are read once per cycle whatever it is.
+    #[arg(long = "reps-per-group", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub reps_per_group: Option<u32>,
+}
+
+impl GroupArg {
+    pub fn group_size(&self) -> Option<usize> {
+        self.reps_per_group.map(|n| n as usize)
+    }
+}
+
 /// Takes the state lock for `operation`, waiting up to `timeout` for another holder and
 /// saying on stderr whom it waits for; returns it with the time waited. `stop` gives up the
 /// wait (SIGTERM).

@@ -24,6 +24,8 @@ pub struct Args {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub state: StateArg,
+    #[command(flatten)]
+    pub group: super::GroupArg,
     #[arg(long, value_enum, default_value_t)]
     pub format: PlanFormat,
     /// List each record and the fields that change (ids and field names only).
@@ -124,6 +126,7 @@ fn plan_with<S: StateStore>(args: &Args, loaded: &Loaded, state: &S) -> CommandR
             .map_err(|e| error::connect_failed(e, &loaded.settings))?;
         let sync = SyncOptions {
             only_reps: (!users.is_empty()).then(|| users.clone()),
+            group_size: args.group.group_size(),
             ..SyncOptions::default()
         };
         super::runtime()

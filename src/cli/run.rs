@@ -23,6 +23,8 @@ pub struct Args {
     pub state: StateArg,
     #[command(flatten)]
     pub lock: super::LockArg,
+    #[command(flatten)]
+    pub group: super::GroupArg,
     /// Time between the starts of two cycles, e.g. 30s, 10m, 1h.
     #[arg(long, default_value = "10m", value_parser = super::duration::interval)]
     pub interval: Duration,
@@ -87,6 +89,7 @@ pub fn run(args: &Args) -> CommandResult {
     }
     let options = SyncOptions {
         progress: super::progress::for_stderr(),
+        group_size: args.group.group_size(),
         ..SyncOptions::default()
     };
     let locks = location.locks();

@@ -86,7 +86,7 @@ pub struct MailRef {
 }
 
 /// A Salesforce user, for rep resolution.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CrmUser {
     pub id: String,
     pub email: String,
@@ -97,7 +97,7 @@ pub struct CrmUser {
 }
 
 /// A Salesforce record as read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CrmRecord {
     pub id: String,
     pub owner_id: String,
@@ -109,7 +109,7 @@ pub struct CrmRecord {
 }
 
 /// Changes to one object org-wide since a watermark.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CrmChanges {
     pub upserts: Vec<CrmRecord>,
     pub deleted: Vec<String>,

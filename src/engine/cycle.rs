@@ -53,7 +53,16 @@ pub struct SyncOptions {
     pub only_reps: Option<BTreeSet<String>>,
     /// The guards of the reviewed plan, checked again on what is about to be executed.
     pub reviewed: Option<Reviewed>,
+    /// Reps read, planned and executed at a time; `None`: `DEFAULT_GROUP_SIZE`.
+    pub group_size: Option<usize>,
 }
+
+/// Reps a cycle reads, plans and executes at a time, unless told otherwise. A group's
+/// mailboxes, links and plan are in memory together; 50 reps of a few thousand records each
+/// stay within tens of megabytes, and the per-group Salesforce calls (an owner-filtered
+/// read for reps read in full, a collection call left part-full) stay a few percent of the
+/// cycle's.
+pub const DEFAULT_GROUP_SIZE: usize = 50;
 
 /// What the guards of `apply` allowed in the plan a reviewer saw. The cycle plans again before
 /// it writes; more deletes than the threshold, or a refusal of the empty-side guard the
@@ -78,24 +87,32 @@ impl Reviewed {
         }
     }
 
-    /// Why the cycle must not execute `plan`, in words an admin can act on.
-    fn check(&self, plan: &Plan) -> Result<(), CycleError> {
-        let deletes = plan
-            .operations
-            .iter()
-            .filter(|o| {
-                matches!(
-                    o.action,
-                    Action::DeleteInSalesforce { .. } | Action::DeleteInExchange { .. }
-                )
-            })
-            .count();
+    /// Why the cycle must not execute `plan`, a group's, in words an admin can act on;
+    /// `before` is what the cycle's groups before it executed (the threshold counts them too).
+    fn check(&self, plan: &Plan, before: &Plan) -> Result<(), CycleError> {
+        let deletes = |plan: &Plan| {
+            plan.operations
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o.action,
+                        Action::DeleteInSalesforce { .. } | Action::DeleteInExchange { .. }
+                    )
+                })
+                .count()
+        };
+        let nothing = if before.is_empty() {
+            "nothing was applied"
+        } else {
+            "nothing more was applied (the operations before it were reviewed)"
+        };
+        let deletes = deletes(before) + deletes(plan);
         if let Some(threshold) = self.delete_threshold
             && deletes > threshold
         {
             return Err(CycleError::Unreviewed(format!(
                 "the plan now deletes {deletes} records, more than the threshold of {threshold}; \
-                 nothing was applied. Review it with `tether plan`, then apply with --allow-deletes"
+                 {nothing}. Review it with `tether plan`, then apply with --allow-deletes"
             )));
         }
         let new = plan
@@ -104,7 +121,7 @@ impl Reviewed {
             .find(|r| !self.refusals.contains(&(r.rep.clone(), r.object, r.side)));
         match new {
             Some(r) => Err(CycleError::Unreviewed(format!(
-                "{} The plan reviewed did not show this refusal, so nothing was applied; run \
+                "{} The plan reviewed did not show this refusal, so {nothing}; run \
                  `tether plan` to review it.",
                 r.message
             ))),
@@ -529,7 +546,153 @@ async fn name_cancellations<M: MailConnector>(
     }
 }
 
-/// Read both sides and plan, writing nothing (`tether plan`; the idempotence check).
+/// The org-wide part of a cycle's read, made once per cycle before any group of reps is
+/// read: who syncs, and Salesforce's changes to each object since its watermark.
+#[derive(Debug, Clone, Default)]
+pub struct OrgRead {
+    /// The Salesforce users the reps were resolved from.
+    pub users: Vec<crate::engine::connector::CrmUser>,
+    pub reps: Vec<Rep>,
+    pub problems: Vec<RepProblem>,
+    /// Hash of the sync settings this read was made under.
+    pub settings_hash: String,
+    /// The settings changed since the last cycle: every rep is read in full.
+    settings_changed: bool,
+    resets: BTreeMap<String, ResetMark>,
+    /// Per object someone syncs.
+    pub objects: Vec<OrgChanges>,
+    /// The marker this tether claims mailboxes with (`None`: the org id is not known).
+    pub marker: Option<MailboxMarker>,
+    /// The org's Outlook integration setting, when a configuration needs it.
+    pub outlook_integration: Option<OutlookIntegrationFact>,
+}
+
+/// Salesforce's changes to one object org-wide since the watermark they were read from.
+#[derive(Debug, Clone)]
+pub struct OrgChanges {
+    pub object: ObjectKind,
+    pub watermark: Option<String>,
+    pub changes: crate::engine::connector::CrmChanges,
+    /// Every record of the object, read once per cycle when a rep read in full syncs all
+    /// contacts (not once per group).
+    everyone: Option<Vec<CrmRecord>>,
+}
+
+/// Reads who syncs, the org settings the configuration relies on, and the org-wide
+/// Salesforce changes of each object someone syncs; tells the mail side the marker it
+/// claims mailboxes with.
+pub async fn read_org<M: MailConnector, C: CrmConnector, S: StateStore>(
+    config: &Config,
+    mail: &M,
+    crm: &C,
+    state: &S,
+    options: &SyncOptions,
+) -> Result<OrgRead, CycleError> {
+    let users = crm.users().await.map_err(CycleError::Crm)?;
+    let mut org = OrgRead::of(config, state, options, &users, Vec::new())?;
+    org.use_marker(config, mail, crm, state)?;
+    org.outlook_integration = outlook::check(config, crm).await?;
+    for object in ObjectKind::ALL {
+        if !org
+            .reps
+            .iter()
+            .any(|r| settings(config, r, object).is_some())
+        {
+            continue;
+        }
+        let watermark = state.cursor(&CursorKey::Org { object })?;
+        let changes = crm
+            .read_changes(object, watermark.as_deref())
+            .await
+            .map_err(CycleError::Crm)?;
+        org.objects
+            .push(OrgChanges::new(object, watermark, changes));
+    }
+    Ok(org)
+}
+
+impl OrgRead {
+    /// The marker of this org and state, told to the mail side.
+    pub(crate) fn use_marker<M: MailConnector, C: CrmConnector, S: StateStore>(
+        &mut self,
+        config: &Config,
+        mail: &M,
+        crm: &C,
+        state: &S,
+    ) -> Result<(), CycleError> {
+        self.marker = match crm.org_id() {
+            Some(org) => Some(MailboxMarker {
+                org,
+                name: config.org.name.clone(),
+                state: crate::state::identity(state)?,
+            }),
+            None => None,
+        };
+        if let Some(m) = &self.marker {
+            mail.use_marker(m);
+        }
+        Ok(())
+    }
+
+    /// The org read of `users` and of the changes `objects`, under `config`.
+    pub(crate) fn of<S: StateStore>(
+        config: &Config,
+        state: &S,
+        options: &SyncOptions,
+        users: &[crate::engine::connector::CrmUser],
+        objects: Vec<OrgChanges>,
+    ) -> Result<OrgRead, CycleError> {
+        let (mut reps, mut problems) = resolve_reps(config, users);
+        if let Some(only) = &options.only_reps {
+            reps.retain(|r| only.contains(&r.email));
+            problems.retain(|p| only.contains(&p.user.to_lowercase()));
+        }
+        let settings_hash = settings_hash(config);
+        let settings_changed = state
+            .cursor(&CursorKey::Settings)?
+            .is_some_and(|h| h != settings_hash);
+        Ok(OrgRead {
+            users: users.to_vec(),
+            reps,
+            problems,
+            settings_hash,
+            settings_changed,
+            resets: state.reset_marks()?,
+            objects,
+            marker: None,
+            outlook_integration: None,
+        })
+    }
+}
+
+impl OrgChanges {
+    pub(crate) fn new(
+        object: ObjectKind,
+        watermark: Option<String>,
+        changes: crate::engine::connector::CrmChanges,
+    ) -> Self {
+        OrgChanges {
+            object,
+            watermark,
+            changes,
+            everyone: None,
+        }
+    }
+}
+
+/// The reps of `org` in groups of `options.group_size`, as index ranges into `org.reps`.
+pub(crate) fn groups(org: &OrgRead, options: &SyncOptions) -> Vec<std::ops::Range<usize>> {
+    let size = options.group_size.unwrap_or(DEFAULT_GROUP_SIZE).max(1);
+    (0..org.reps.len())
+        .step_by(size)
+        .map(|start| start..(start + size).min(org.reps.len()))
+        .collect()
+}
+
+/// Read both sides and plan, writing nothing (`tether plan`; the idempotence check): the
+/// org-wide read once, then the mailboxes a group of reps at a time (only the plan, which
+/// is small, is kept whole). The plan lists its operations object by object, rep by rep, as
+/// one group would.
 pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     config: &Config,
     mail: &M,
@@ -538,39 +701,79 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
     now: DateTime<Utc>,
     options: &SyncOptions,
 ) -> Result<(Plan, ReadOutcome), CycleError> {
-    let users = crm.users().await.map_err(CycleError::Crm)?;
-    let marker = match crm.org_id() {
-        Some(org) => Some(MailboxMarker {
-            org,
-            name: config.org.name.clone(),
-            state: crate::state::identity(state)?,
-        }),
-        None => None,
-    };
-    if let Some(m) = &marker {
-        mail.use_marker(m);
+    let mut org = read_org(config, mail, crm, state, options).await?;
+    let mut plan = Plan::default();
+    let mut out = ReadOutcome::default();
+    for group in groups(&org, options) {
+        let reps = org.reps[group].to_vec();
+        let (p, r) = read_group(config, mail, crm, state, now, options, &mut org, reps).await?;
+        plan.append(p);
+        out.append(r);
     }
-    let (mut reps, mut problems) = resolve_reps(config, &users);
-    if let Some(only) = &options.only_reps {
-        reps.retain(|r| only.contains(&r.email));
-        problems.retain(|p| only.contains(&p.user.to_lowercase()));
+    plan.sort_by_object();
+    out.finish(org);
+    Ok((plan, out))
+}
+
+impl ReadOutcome {
+    /// Adds the read of another group of reps.
+    fn append(&mut self, other: ReadOutcome) {
+        self.reps.extend(other.reps);
+        self.problems.extend(other.problems);
+        self.rep_errors.extend(other.rep_errors);
+        self.org_cursors.extend(other.org_cursors);
+        self.folder_cursors.extend(other.folder_cursors);
+        self.full.extend(other.full);
+        self.mappings.extend(other.mappings);
+        self.folders_to_create.extend(other.folders_to_create);
+        self.markers_to_write.extend(other.markers_to_write);
+        self.newer_versions.extend(other.newer_versions);
+        self.settings_hash = other.settings_hash;
+        self.marker = other.marker;
     }
-    let resets = state.reset_marks()?;
+
+    /// Completes the groups' reads with the org-wide one: every rep, the problems, and the
+    /// watermarks to move to.
+    fn finish(&mut self, org: OrgRead) {
+        self.reps = org.reps;
+        self.problems = org.problems;
+        self.settings_hash = org.settings_hash;
+        self.marker = org.marker;
+        self.outlook_integration = org.outlook_integration;
+        self.org_cursors = org
+            .objects
+            .into_iter()
+            .map(|o| (o.object, o.changes.watermark))
+            .collect();
+    }
+}
+
+/// Reads the mailboxes of the reps `org.reps[group]` (and, for those read in full, their
+/// Salesforce records) and plans them, writing nothing.
+#[allow(clippy::too_many_arguments)]
+async fn read_group<M: MailConnector, C: CrmConnector, S: StateStore>(
+    config: &Config,
+    mail: &M,
+    crm: &C,
+    state: &S,
+    now: DateTime<Utc>,
+    options: &SyncOptions,
+    org: &mut OrgRead,
+    reps: Vec<Rep>,
+) -> Result<(Plan, ReadOutcome), CycleError> {
     let pending = state.pending_creates()?;
     let mut out = ReadOutcome {
-        problems,
-        marker: marker.clone(),
-        outlook_integration: outlook::check(config, crm).await?,
+        settings_hash: org.settings_hash.clone(),
+        marker: org.marker.clone(),
         ..ReadOutcome::default()
     };
     let mut items: Vec<RepObjectInput> = Vec::new();
     let mut failed_reps: BTreeSet<String> = BTreeSet::new();
-    out.settings_hash = settings_hash(config);
-    let settings_changed = state
-        .cursor(&CursorKey::Settings)?
-        .is_some_and(|h| h != out.settings_hash);
+    let (resets, settings_changed) = (&org.resets, org.settings_changed);
+    let org_marker = org.marker.clone();
 
-    for object in ObjectKind::ALL {
+    for org_object in &mut org.objects {
+        let object = org_object.object;
         let syncing: Vec<(&Rep, ObjectSettings)> = reps
             .iter()
             .filter_map(|r| settings(config, r, object).map(|s| (r, s)))
@@ -578,20 +781,16 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
         if syncing.is_empty() {
             continue;
         }
-        let watermark = state.cursor(&CursorKey::Org { object })?;
-        let changes = crm
-            .read_changes(object, watermark.as_deref())
-            .await
-            .map_err(CycleError::Crm)?;
-        out.org_cursors.push((object, changes.watermark.clone()));
-
         let mut full_reps = Vec::new();
         for (rep, s) in &syncing {
             let folder_key = CursorKey::Folder {
                 rep: rep.user_id.clone(),
                 object,
             };
-            let full = settings_changed
+            // No watermark yet: the change read holds every record, and a rep recorded by
+            // a cycle cut short after its group must see what is absent from it as deleted.
+            let full = org_object.watermark.is_none()
+                || settings_changed
                 || resets.contains_key(&rep.user_id)
                 || !initial_done(state, &rep.user_id, object)?
                 || state.cursor(&folder_key)?.is_none();
@@ -599,29 +798,53 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                 full_reps.push((*rep, s.scope));
             }
         }
-        let full_records: Vec<CrmRecord> = if watermark.is_some() && !full_reps.is_empty() {
+        // Without a watermark the change read was a read of everything already.
+        let owned: Vec<CrmRecord>;
+        let full_records: &[CrmRecord] = if org_object.watermark.is_some() && !full_reps.is_empty()
+        {
             let everyone = object == ObjectKind::Contact
                 && full_reps
                     .iter()
                     .any(|(_, scope)| *scope == ContactScope::AllContacts);
-            let owners: Vec<String> = full_reps.iter().map(|(r, _)| r.user_id.clone()).collect();
-            crm.read_owned(object, (!everyone).then_some(owners.as_slice()))
-                .await
-                .map_err(CycleError::Crm)?
+            if everyone {
+                if org_object.everyone.is_none() {
+                    let all = crm
+                        .read_owned(object, None)
+                        .await
+                        .map_err(CycleError::Crm)?;
+                    org_object.everyone = Some(all);
+                }
+                org_object.everyone.as_deref().unwrap_or_default()
+            } else {
+                let owners: Vec<String> =
+                    full_reps.iter().map(|(r, _)| r.user_id.clone()).collect();
+                owned = crm
+                    .read_owned(object, Some(owners.as_slice()))
+                    .await
+                    .map_err(CycleError::Crm)?;
+                &owned
+            }
         } else {
-            Vec::new()
+            &[]
         };
-        let merged_full: Vec<CrmRecord> = {
+        let changes = &org_object.changes;
+        // The changes and the full reads, by id (a copy only when someone is read in full).
+        let merged_full: Vec<CrmRecord> = if full_records.is_empty() {
+            Vec::new()
+        } else {
             let mut by_id: BTreeMap<&str, &CrmRecord> = BTreeMap::new();
             for r in changes.upserts.iter().chain(full_records.iter()) {
                 by_id.insert(&r.id, r);
             }
             by_id.into_values().cloned().collect()
         };
-        let full_read = plan::CrmRead::new(&merged_full);
+        let full_read = plan::CrmRead::new(if full_records.is_empty() {
+            &changes.upserts
+        } else {
+            &merged_full
+        });
         let changes_read = plan::CrmRead::new(&changes.upserts);
         let full_ids: BTreeSet<&str> = full_reps.iter().map(|(r, _)| r.user_id.as_str()).collect();
-
         for (rep, s) in &syncing {
             if failed_reps.contains(&rep.user_id) {
                 continue;
@@ -677,7 +900,7 @@ pub async fn read_and_plan<M: MailConnector, C: CrmConnector, S: StateStore>(
                 }) => {
                     // One mailbox, one org: checked once its Salesforce_Sync was read, before
                     // anything is written to it.
-                    if let (ObjectKind::Contact, Some(ours)) = (object, &marker) {
+                    if let (ObjectKind::Contact, Some(ours)) = (object, &org_marker) {
                         let reset = resets.contains_key(&rep.user_id);
                         match claim::check(mail, rep, ours, reset, options.read_only).await {
                             Ok(write) => out.markers_to_write.extend(write),
@@ -862,7 +1085,10 @@ fn apply<S: StateStore>(
     Ok(())
 }
 
-/// Run one full cycle: plan, execute, and record the outcome.
+/// Run one full cycle: the org-wide read, then each group of reps read, planned, executed
+/// and recorded before the next is read (memory follows the group, not the org); the org-wide
+/// cursors move last, once every group is recorded, so a cycle cut short reads the same
+/// Salesforce changes again (what was synced plans nothing the second time).
 pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
     config: &Config,
     mail: &M,
@@ -872,27 +1098,78 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
     options: &SyncOptions,
     budget: &mut StepBudget,
 ) -> Result<CycleReport, CycleError> {
-    // Reps marked for reset lose their links and cursors; they re-sync by matching.
-    let marks = state.reset_marks()?;
+    let changes = reset_changes(&*state)?;
+    apply(state, budget, changes)?;
+
+    let mut org = read_org(config, mail, crm, &*state, options).await?;
+    let mut report = CycleReport::default();
+    for group in groups(&org, options) {
+        let reps = org.reps[group].to_vec();
+        let done = run_group(
+            config, mail, crm, state, now, options, budget, &mut org, reps, &report, None,
+        )
+        .await?;
+        report.append(done);
+    }
+    report.plan.sort_by_object();
+    let held: BTreeSet<ObjectKind> = report.held_back.iter().map(|op| op.object).collect();
+    finish_cycle(
+        config, mail, state, now, options, budget, org, report, &held, None,
+    )
+}
+
+/// Reps marked for reset lose their links and cursors when a cycle starts; they re-sync by
+/// matching.
+pub(crate) fn reset_changes<S: StateStore>(state: &S) -> Result<Vec<StateChange>, StateError> {
     let mut changes = Vec::new();
-    for (rep, mark) in &marks {
-        if *mark == ResetMark::MarkedForReset {
+    for (rep, mark) in state.reset_marks()? {
+        if mark == ResetMark::MarkedForReset {
             changes.push(StateChange::ClearRep { rep: rep.clone() });
             changes.push(StateChange::SetResetMark {
-                rep: rep.clone(),
+                rep,
                 mark: Some(ResetMark::ResetInProgress),
             });
         }
     }
-    apply(state, budget, changes)?;
+    Ok(changes)
+}
 
-    let (mut plan, read) = read_and_plan(config, mail, crm, &*state, now, options).await?;
+impl CycleReport {
+    /// Adds what a group of reps did.
+    pub(crate) fn append(&mut self, group: CycleReport) {
+        self.plan.append(group.plan);
+        self.exec.append(group.exec);
+        self.read.append(group.read);
+        self.held_back.extend(group.held_back);
+    }
+}
+
+/// Reads, plans, executes and records the group of `reps`: their cursors, statuses, errors
+/// and links in one transaction at the end. `before` is what the groups before did (the
+/// reviewed plan's guards count the whole cycle). `shared`: the (generation, group) of a
+/// cycle shared by workers, recorded done in the same transaction, with what the read
+/// learned about the group's reps.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run_group<M: MailConnector, C: CrmConnector, S: StateStore>(
+    config: &Config,
+    mail: &M,
+    crm: &C,
+    state: &mut S,
+    now: DateTime<Utc>,
+    options: &SyncOptions,
+    budget: &mut StepBudget,
+    org: &mut OrgRead,
+    reps: Vec<Rep>,
+    before: &CycleReport,
+    shared: Option<(u64, u64)>,
+) -> Result<CycleReport, CycleError> {
+    let (mut plan, read) = read_group(config, mail, crm, &*state, now, options, org, reps).await?;
     let mut held_back = match &options.approved {
         Some(approved) => hold_back(&mut plan, approved),
         None => Vec::new(),
     };
     if let Some(reviewed) = &options.reviewed {
-        reviewed.check(&plan)?;
+        reviewed.check(&plan, &before.plan)?;
     }
     // A delete or an overwrite whose record was edited since the read waits for the next
     // read, like an operation a reviewed plan did not list.
@@ -946,7 +1223,7 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
     }
     apply(state, budget, changes)?;
 
-    // A stop asked for while reading: nothing has been written yet.
+    // A stop asked for while reading: nothing of this group has been written yet.
     budget.checkpoint()?;
     let mut executor = Executor {
         mail,
@@ -959,26 +1236,8 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
     };
     let exec = executor.execute(&plan).await?;
 
-    // Finish: cursors, statuses, activity, errors, reset marks — one transaction.
+    // Finish the group: cursors, statuses, activity, errors, reset marks — one transaction.
     let mut changes = Vec::new();
-    // Reps left unread keep their cursors, and only a read of everyone moves the org-wide
-    // ones: the settings hash, and each object's watermark unless something was held back.
-    let everyone = options.only_reps.is_none();
-    if everyone {
-        changes.push(StateChange::SetCursor {
-            key: CursorKey::Settings,
-            value: Some(read.settings_hash.clone()),
-        });
-    }
-    for (object, watermark) in &read.org_cursors {
-        if !everyone || held.iter().any(|(_, o)| o == object) {
-            continue;
-        }
-        changes.push(StateChange::SetCursor {
-            key: CursorKey::Org { object: *object },
-            value: Some(watermark.clone()),
-        });
-    }
     changes.extend(newer_versions_to_record(&*state, &read.newer_versions)?);
     // Reps are keyed by Salesforce user id; remember their emails for status and reset.
     changes.extend(read.reps.iter().map(|r| StateChange::SetRepEmail {
@@ -1129,6 +1388,83 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             version: None,
         }));
     }
+    for (object, n) in &exec.written {
+        changes.push(StateChange::AddActivity(ActivityEntry {
+            at: now,
+            object: *object,
+            records: *n,
+        }));
+    }
+    for (rep, mark) in state.reset_marks()? {
+        if mark == ResetMark::ResetInProgress && reset_done.contains(rep.as_str()) {
+            changes.push(StateChange::SetResetMark { rep, mark: None });
+        }
+    }
+    if let Some((generation, group)) = shared {
+        // Another worker may finish the cycle: what was learned is recorded with the group.
+        let emails: BTreeSet<String> = read.reps.iter().map(|r| r.email.clone()).collect();
+        changes.extend(crate::engine::facts::changes(
+            config,
+            &read,
+            mail,
+            &*state,
+            Some(&emails),
+            now,
+        )?);
+        let held: BTreeSet<ObjectKind> = held.iter().map(|(_, o)| *o).collect();
+        changes.push(StateChange::GroupDone {
+            generation,
+            group,
+            held: held.into_iter().collect(),
+            at: now,
+        });
+    }
+    apply(state, budget, changes)?;
+    Ok(CycleReport {
+        plan,
+        exec,
+        read,
+        held_back,
+    })
+}
+
+/// Ends a cycle once every group is recorded: the org-wide cursors (each object's watermark
+/// unless an operation of it was `held` back), the reps that cannot be synced, and what the
+/// read learned (`facts`; a shared cycle recorded it group by group) — one transaction.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finish_cycle<M: MailConnector, S: StateStore>(
+    config: &Config,
+    mail: &M,
+    state: &mut S,
+    now: DateTime<Utc>,
+    options: &SyncOptions,
+    budget: &mut StepBudget,
+    org: OrgRead,
+    mut report: CycleReport,
+    held: &BTreeSet<ObjectKind>,
+    shared: Option<u64>,
+) -> Result<CycleReport, CycleError> {
+    report.read.finish(org);
+    let read = &report.read;
+    let mut changes = Vec::new();
+    // Reps left unread keep their cursors, and only a read of everyone moves the org-wide
+    // ones: the settings hash, and each object's watermark unless something was held back.
+    let everyone = options.only_reps.is_none();
+    if everyone {
+        changes.push(StateChange::SetCursor {
+            key: CursorKey::Settings,
+            value: Some(read.settings_hash.clone()),
+        });
+    }
+    for (object, watermark) in &read.org_cursors {
+        if !everyone || held.contains(object) {
+            continue;
+        }
+        changes.push(StateChange::SetCursor {
+            key: CursorKey::Org { object: *object },
+            value: Some(watermark.clone()),
+        });
+    }
     for p in &read.problems {
         changes.push(StateChange::AddError(ErrorEntry {
             at: now,
@@ -1142,34 +1478,23 @@ pub async fn run_cycle<M: MailConnector, C: CrmConnector, S: StateStore>(
             version: None,
         }));
     }
-    for (object, n) in &exec.written {
-        changes.push(StateChange::AddActivity(ActivityEntry {
+    match shared {
+        Some(generation) => changes.push(StateChange::FinishSharedCycle {
+            generation,
             at: now,
-            object: *object,
-            records: *n,
-        }));
+        }),
+        // What this read learned about each rep and the connection, for `tether status`.
+        None => changes.extend(crate::engine::facts::changes(
+            config,
+            read,
+            mail,
+            &*state,
+            options.only_reps.as_ref(),
+            now,
+        )?),
     }
-    for (rep, mark) in state.reset_marks()? {
-        if mark == ResetMark::ResetInProgress && reset_done.contains(rep.as_str()) {
-            changes.push(StateChange::SetResetMark { rep, mark: None });
-        }
-    }
-    // What this read learned about each rep and the connection, for `tether status`.
-    changes.extend(crate::engine::facts::changes(
-        config,
-        &read,
-        mail,
-        &*state,
-        options.only_reps.as_ref(),
-        now,
-    )?);
     apply(state, budget, changes)?;
-    Ok(CycleReport {
-        plan,
-        exec,
-        read,
-        held_back,
-    })
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -1257,6 +1582,20 @@ mod tests {
             )
             .await
             .unwrap()
+        }
+
+        fn add_reps(&self, reps: std::ops::Range<usize>) {
+            for n in reps {
+                let (id, email) = rep(n);
+                self.ex.add_mailbox(&email);
+                self.sf.add_user(CrmUser {
+                    id,
+                    email,
+                    profile: "Sales User".into(),
+                    active: true,
+                    time_zone: "Europe/Berlin".into(),
+                });
+            }
         }
 
         async fn plan(&self, options: &SyncOptions) -> Plan {
@@ -1431,5 +1770,94 @@ mod tests {
         w.cycle(&SyncOptions::default()).await;
         assert_eq!(w.titles(1), ["v1"]);
         assert!(w.plan(&SyncOptions::default()).await.is_empty());
+    }
+
+    /// A sync of some reps (`--user`) leaves the org watermark unset; a later cycle of
+    /// everyone reads Salesforce from the start, which shows a deleted record only by its
+    /// absence: the reps synced before must be read in full, or their links keep pointing
+    /// at the deleted record for good (a cycle cut short after its first groups leaves the
+    /// same state).
+    #[tokio::test]
+    async fn a_salesforce_delete_after_a_sync_of_some_reps_unlinks_their_copy() {
+        let mut w = world();
+        let (rep0, email0) = rep(0);
+        let alba =
+            w.sf.user_create(ObjectKind::Contact, &rep0, contact("Alba", "v1"));
+        w.cycle(&SyncOptions {
+            only_reps: Some([email0].into()),
+            ..SyncOptions::default()
+        })
+        .await;
+        assert_eq!(w.titles(0), ["v1"]);
+        assert!(w.sf.user_delete(ObjectKind::Contact, &alba));
+        w.cycle(&SyncOptions::default()).await;
+        // A contact deleted in Salesforce is unlinked; its Outlook copy stays.
+        let links = w.state.links(&rep0, ObjectKind::Contact).unwrap();
+        assert!(
+            links.iter().all(|(_, l)| l.salesforce.is_none()),
+            "still linked to the deleted record: {links:?}"
+        );
+    }
+
+    /// Groups of two reps: each group's mailboxes are read, then written, before the next
+    /// group's are read; the plan of all of them is the plan of one group.
+    #[tokio::test]
+    async fn each_group_of_reps_is_read_and_written_before_the_next_is_read() {
+        let mut w = world();
+        w.add_reps(2..5);
+        for n in 0..5 {
+            w.sf.user_create(
+                ObjectKind::Contact,
+                &rep(n).0,
+                contact(&format!("C{n}"), "v1"),
+            );
+        }
+        let in_twos = SyncOptions {
+            group_size: Some(2),
+            ..SyncOptions::default()
+        };
+        let whole = w.plan(&SyncOptions::default()).await;
+        assert_eq!(w.plan(&in_twos).await, whole);
+        let planned = w.ex.counts().mailbox_calls.len();
+        let report = w.cycle(&in_twos).await;
+        assert_eq!(report.exec.exchange.created, 5);
+        // The mailboxes read before each run of writes.
+        let mut read_before_writes: Vec<BTreeSet<String>> = vec![BTreeSet::new()];
+        let mut writing = false;
+        for (call, mailbox) in w.ex.counts().mailbox_calls.into_iter().skip(planned) {
+            match call {
+                "read" if writing => {
+                    writing = false;
+                    read_before_writes.push([mailbox].into());
+                }
+                "read" => {
+                    read_before_writes.last_mut().unwrap().insert(mailbox);
+                }
+                _ => writing = true,
+            }
+        }
+        let groups: Vec<Vec<String>> = read_before_writes
+            .into_iter()
+            .map(|g| g.into_iter().collect())
+            .collect();
+        let mail = |n: usize| rep(n).1;
+        assert_eq!(
+            groups,
+            [
+                vec![mail(0), mail(1)],
+                vec![mail(2), mail(3)],
+                vec![mail(4)]
+            ]
+        );
+        for n in 0..5 {
+            assert_eq!(w.titles(n), ["v1"]);
+        }
+        assert!(w.plan(&in_twos).await.is_empty());
+        assert!(
+            w.cursor(CursorKey::Org {
+                object: ObjectKind::Contact
+            })
+            .is_some()
+        );
     }
 }

@@ -119,6 +119,15 @@ pub struct SideCounts {
     pub failed: usize,
 }
 
+impl SideCounts {
+    fn add(&mut self, other: &SideCounts) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.failed += other.failed;
+    }
+}
+
 /// What execution did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExecReport {
@@ -137,6 +146,22 @@ pub struct ExecReport {
 }
 
 impl ExecReport {
+    /// Adds what the execution of another group of reps did.
+    pub fn append(&mut self, other: ExecReport) {
+        self.succeeded += other.succeeded;
+        self.failed.extend(other.failed);
+        self.salesforce.add(&other.salesforce);
+        self.exchange.add(&other.exchange);
+        self.failed_reps.extend(other.failed_reps);
+        self.failed_objects.extend(other.failed_objects);
+        for (object, n) in other.written {
+            *self.written.entry(object).or_default() += n;
+        }
+        for (key, n) in other.written_to {
+            *self.written_to.entry(key).or_default() += n;
+        }
+    }
+
     fn side(&mut self, salesforce: bool) -> &mut SideCounts {
         if salesforce {
             &mut self.salesforce

@@ -118,6 +118,9 @@ pub struct MailCounts {
     pub delete: u64,
     pub find: u64,
     pub get_items: u64,
+    /// The mailbox of each change-feed read and each write, in call order: `("read", a)`,
+    /// `("write", a)` (which reps a cycle had read before it wrote).
+    pub mailbox_calls: Vec<(&'static str, String)>,
 }
 
 impl MailCounts {
@@ -493,6 +496,9 @@ impl MailConnector for MemoryExchange {
         );
         let mut d = self.lock();
         d.counts.sync_folder += 1;
+        d.counts
+            .mailbox_calls
+            .push(("read", mailbox.address.clone()));
         if let Some(w) = window {
             d.windows.insert(mailbox.address.clone(), w);
         }
@@ -571,6 +577,9 @@ impl MailConnector for MemoryExchange {
     ) -> Result<Vec<Outcome<MailRef>>, CallError> {
         let mut d = self.lock();
         d.counts.create += 1;
+        d.counts
+            .mailbox_calls
+            .push(("write", mailbox.address.clone()));
         Self::write_call(&mut d, items.len())?;
         Self::mailbox(&mut d, mailbox).map_err(rep_call)?;
         let ambiguous = d.faults.ambiguous_creates > 0;
@@ -635,6 +644,9 @@ impl MailConnector for MemoryExchange {
     ) -> Result<Vec<Outcome<MailRef>>, CallError> {
         let mut d = self.lock();
         d.counts.update += 1;
+        d.counts
+            .mailbox_calls
+            .push(("write", mailbox.address.clone()));
         Self::write_call(&mut d, items.len())?;
         Self::mailbox(&mut d, mailbox).map_err(rep_call)?;
         let mut out = Vec::new();
@@ -680,6 +692,9 @@ impl MailConnector for MemoryExchange {
     ) -> Result<Vec<Outcome<()>>, CallError> {
         let mut d = self.lock();
         d.counts.delete += 1;
+        d.counts
+            .mailbox_calls
+            .push(("write", mailbox.address.clone()));
         Self::write_call(&mut d, item_ids.len())?;
         Self::mailbox(&mut d, mailbox).map_err(rep_call)?;
         let mut out = Vec::new();

@@ -19,6 +19,7 @@ pub mod plan;
 pub mod recheck;
 pub mod reps;
 pub mod rules;
+pub mod workers;
 
 pub use connector::{CrmConnector, MailConnector};
 pub use cycle::{CycleError, CycleReport, SyncOptions, read_and_plan, run_cycle};

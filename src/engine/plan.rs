@@ -343,6 +343,26 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.operations.is_empty()
     }
+
+    /// Adds the plan of another group of reps.
+    pub fn append(&mut self, other: Plan) {
+        self.operations.extend(other.operations);
+        self.conflicts.extend(other.conflicts);
+        self.skipped.extend(other.skipped);
+        self.refusals.extend(other.refusals);
+        self.ambiguous.extend(other.ambiguous);
+        self.overwrites.extend(other.overwrites);
+    }
+
+    /// Orders the plans of groups of reps as one plan of them all: object by object, and
+    /// within an object in the order of the reps (a stable sort).
+    pub fn sort_by_object(&mut self) {
+        self.operations.sort_by_key(|o| o.object);
+        self.conflicts.sort_by_key(|c| c.object);
+        self.skipped.sort_by_key(|s| s.object);
+        self.refusals.sort_by_key(|r| r.object);
+        self.ambiguous.sort_by_key(|a| a.object);
+    }
 }
 
 /// An org-wide read of one object, indexed by owner and id, so that sorting it to each rep

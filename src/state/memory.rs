@@ -20,6 +20,19 @@ struct Data {
     rep_facts: BTreeMap<String, RepFacts>,
     system_facts: Option<SystemFacts>,
     acknowledgements: BTreeMap<String, Acknowledgement>,
+    shared: BTreeMap<u64, SharedCycle>,
+    groups: BTreeMap<(u64, u64), RepGroup>,
+    claims: Vec<Claim>,
+}
+
+/// A cycle shared by workers: who reads the org until when, the read, and when it finished.
+#[derive(Debug, Clone)]
+struct SharedCycle {
+    started_at: DateTime<Utc>,
+    reader: String,
+    lease_until: DateTime<Utc>,
+    org_read: Option<String>,
+    finished: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,12 +131,48 @@ fn apply_one(d: &mut Data, change: StateChange) {
             d.rep_facts.insert(f.email.clone(), f);
         }
         StateChange::SetSystemFacts(f) => d.system_facts = Some(f),
+        StateChange::GroupDone {
+            generation,
+            group,
+            held,
+            at,
+        } => {
+            if let Some(g) = d.groups.get_mut(&(generation, group)) {
+                g.done_at = Some(at);
+                g.held = held;
+                let worker = g.worker.clone();
+                if let Some(c) = d.claims.iter_mut().rev().find(|c| {
+                    c.generation == generation
+                        && c.group == group
+                        && Some(&c.worker) == worker.as_ref()
+                }) {
+                    c.until = c.until.min(at);
+                }
+            }
+        }
+        StateChange::FinishSharedCycle { generation, at } => {
+            if let Some(c) = d.shared.get_mut(&generation) {
+                c.finished = Some(at);
+            }
+        }
     }
 }
 
 impl StateStore for MemoryState {
     fn apply(&mut self, changes: Vec<StateChange>) -> Result<(), StateError> {
-        // Nothing in apply_one can fail, so applying in place is all-or-nothing already.
+        // Only finishing a finished cycle can fail: checked first, so applying in place is
+        // all-or-nothing.
+        for c in &changes {
+            if let StateChange::FinishSharedCycle { generation, .. } = c
+                && self
+                    .data
+                    .shared
+                    .get(generation)
+                    .is_none_or(|s| s.finished.is_some())
+            {
+                return Err(super::already_finished(*generation));
+            }
+        }
         for c in changes {
             apply_one(&mut self.data, c);
         }
@@ -243,5 +292,130 @@ impl StateStore for MemoryState {
 
     fn applied_plans(&self) -> Result<Vec<String>, StateError> {
         Ok(self.data.applied_plans.clone())
+    }
+
+    fn read_turn(
+        &mut self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        interval: chrono::Duration,
+    ) -> Result<ReadTurn, StateError> {
+        let shared = &mut self.data.shared;
+        let last = shared.iter_mut().next_back();
+        Ok(match last {
+            Some((g, c)) if c.finished.is_none() && c.org_read.is_some() => ReadTurn::Join(*g),
+            Some((_, c)) if c.finished.is_none() && c.lease_until > now && c.reader != worker => {
+                ReadTurn::Wait
+            }
+            Some((g, c)) if c.finished.is_none() => {
+                c.reader = worker.to_string();
+                c.lease_until = lease_until;
+                ReadTurn::Read(*g)
+            }
+            Some((_, c)) if now < c.started_at + interval => ReadTurn::Wait,
+            last => {
+                let generation = last.map_or(1, |(g, _)| g + 1);
+                shared.insert(
+                    generation,
+                    SharedCycle {
+                        started_at: now,
+                        reader: worker.to_string(),
+                        lease_until,
+                        org_read: None,
+                        finished: None,
+                    },
+                );
+                ReadTurn::Read(generation)
+            }
+        })
+    }
+
+    fn publish_org_read(
+        &mut self,
+        generation: u64,
+        org_read: &str,
+        groups: &[Vec<String>],
+    ) -> Result<(), StateError> {
+        let Some(c) = self.data.shared.get_mut(&generation) else {
+            return Err(StateError::new(
+                format!("no cycle {generation} to publish an org read for"),
+                "report this",
+            ));
+        };
+        c.org_read = Some(org_read.to_string());
+        for (i, reps) in groups.iter().enumerate() {
+            let group = i as u64;
+            self.data.groups.insert(
+                (generation, group),
+                RepGroup {
+                    generation,
+                    group,
+                    reps: reps.clone(),
+                    worker: None,
+                    lease_until: None,
+                    done_at: None,
+                    held: Vec::new(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn org_read(&self, generation: u64) -> Result<Option<String>, StateError> {
+        Ok(self
+            .data
+            .shared
+            .get(&generation)
+            .and_then(|c| c.org_read.clone()))
+    }
+
+    fn claim_group(
+        &mut self,
+        generation: u64,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<RepGroup>, StateError> {
+        let free = self.data.groups.values_mut().find(|g| {
+            g.generation == generation
+                && g.done_at.is_none()
+                && g.lease_until.is_none_or(|until| until <= now)
+        });
+        let Some(g) = free else {
+            return Ok(None);
+        };
+        g.worker = Some(worker.to_string());
+        g.lease_until = Some(lease_until);
+        self.data.claims.push(Claim {
+            generation,
+            group: g.group,
+            worker: worker.to_string(),
+            claimed_at: now,
+            until: lease_until,
+        });
+        Ok(Some(g.clone()))
+    }
+
+    fn rep_groups(&self, generation: u64) -> Result<Vec<RepGroup>, StateError> {
+        Ok(self
+            .data
+            .groups
+            .values()
+            .filter(|g| g.generation == generation)
+            .cloned()
+            .collect())
+    }
+
+    fn claims(&self) -> Result<Vec<Claim>, StateError> {
+        Ok(self.data.claims.clone())
+    }
+
+    fn shared_cycle_finished(&self, generation: u64) -> Result<bool, StateError> {
+        Ok(self
+            .data
+            .shared
+            .get(&generation)
+            .is_some_and(|c| c.finished.is_some()))
     }
 }

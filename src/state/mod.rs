@@ -383,6 +383,63 @@ pub struct UnresolvedItem {
     pub at: DateTime<Utc>,
 }
 
+/// Whose turn it is to read the org for a cycle shared by workers (`engine::workers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadTurn {
+    /// Read the org for this cycle generation: a new one, or one whose reader's lease ended
+    /// before it published its read.
+    Read(u64),
+    /// This generation's org read is in the state: claim its groups of reps.
+    Join(u64),
+    /// Nothing to do now: another worker is reading the org (its lease runs), or the last
+    /// cycle finished and the next one is not due yet.
+    Wait,
+}
+
+/// A group of reps of a shared cycle, and who works it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepGroup {
+    pub generation: u64,
+    pub group: u64,
+    /// Salesforce user ids.
+    pub reps: Vec<String>,
+    pub worker: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub done_at: Option<DateTime<Utc>>,
+    /// Objects with operations held back in the group: their org watermark stays.
+    pub held: Vec<ObjectKind>,
+}
+
+/// A claim of a group as recorded: who held it, from when, and until when (its lease, or
+/// the moment the group was recorded done).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub generation: u64,
+    pub group: u64,
+    pub worker: String,
+    pub claimed_at: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+/// Times in the coordination tables, fixed-width so that text order is time order.
+pub(crate) fn lease_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+pub(crate) fn parse_lease_time(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+/// Why a shared cycle cannot be finished: another worker finished it first.
+pub fn already_finished(generation: u64) -> StateError {
+    StateError::new(
+        format!("cycle {generation} was finished by another worker"),
+        "nothing to do: the next cycle starts anew",
+    )
+}
+
 /// Where a change feed stands: per folder per rep, or per object for the org.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CursorKey {
@@ -461,6 +518,20 @@ pub enum StateChange {
         plan_id: String,
         applied_at: DateTime<Utc>,
     },
+    /// A group of a shared cycle is recorded (in the transaction of its record): its claim
+    /// ends.
+    GroupDone {
+        generation: u64,
+        group: u64,
+        held: Vec<ObjectKind>,
+        at: DateTime<Utc>,
+    },
+    /// A shared cycle is finished (in the transaction that moves its org cursors); fails
+    /// the transaction when another worker finished it already.
+    FinishSharedCycle {
+        generation: u64,
+        at: DateTime<Utc>,
+    },
 }
 
 /// A state store failure, with what to do about it.
@@ -526,6 +597,40 @@ pub trait StateStore: Send {
     /// The key saved plans are signed with (`plan::file`): made when the store is created,
     /// kept in it, never written anywhere else. Use `expose().as_bytes()` as the HMAC key.
     fn plan_signing_key(&self) -> Result<crate::secret::Secret, StateError>;
+    /// Workers: whose turn it is to read the org (see `ReadTurn`); a turn to read is held
+    /// until `lease_until`. A new cycle starts no sooner than `interval` after the last one
+    /// started, however many workers ask.
+    fn read_turn(
+        &mut self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        interval: chrono::Duration,
+    ) -> Result<ReadTurn, StateError>;
+    /// Workers: stores generation's org read and its groups of reps, to be claimed.
+    fn publish_org_read(
+        &mut self,
+        generation: u64,
+        org_read: &str,
+        groups: &[Vec<String>],
+    ) -> Result<(), StateError>;
+    /// Workers: the org read stored for a generation.
+    fn org_read(&self, generation: u64) -> Result<Option<String>, StateError>;
+    /// Workers: claims a group of `generation` that is not done and that nobody holds (or
+    /// whose holder's lease ended), until `lease_until`; records the claim.
+    fn claim_group(
+        &mut self,
+        generation: u64,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<RepGroup>, StateError>;
+    /// Workers: the groups of a generation.
+    fn rep_groups(&self, generation: u64) -> Result<Vec<RepGroup>, StateError>;
+    /// Workers: every claim made, oldest first.
+    fn claims(&self) -> Result<Vec<Claim>, StateError>;
+    /// Workers: whether a generation was finished (its org cursors moved).
+    fn shared_cycle_finished(&self, generation: u64) -> Result<bool, StateError>;
     /// Every row of every table (`TABLES`), for `tether state migrate`.
     fn dump(&self) -> Result<Dump, StateError> {
         Err(StateError::new(
@@ -611,6 +716,44 @@ impl<S: StateStore + ?Sized> StateStore for Box<S> {
     }
     fn plan_signing_key(&self) -> Result<crate::secret::Secret, StateError> {
         (**self).plan_signing_key()
+    }
+    fn read_turn(
+        &mut self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        interval: chrono::Duration,
+    ) -> Result<ReadTurn, StateError> {
+        (**self).read_turn(worker, now, lease_until, interval)
+    }
+    fn publish_org_read(
+        &mut self,
+        generation: u64,
+        org_read: &str,
+        groups: &[Vec<String>],
+    ) -> Result<(), StateError> {
+        (**self).publish_org_read(generation, org_read, groups)
+    }
+    fn org_read(&self, generation: u64) -> Result<Option<String>, StateError> {
+        (**self).org_read(generation)
+    }
+    fn claim_group(
+        &mut self,
+        generation: u64,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<RepGroup>, StateError> {
+        (**self).claim_group(generation, worker, now, lease_until)
+    }
+    fn rep_groups(&self, generation: u64) -> Result<Vec<RepGroup>, StateError> {
+        (**self).rep_groups(generation)
+    }
+    fn claims(&self) -> Result<Vec<Claim>, StateError> {
+        (**self).claims()
+    }
+    fn shared_cycle_finished(&self, generation: u64) -> Result<bool, StateError> {
+        (**self).shared_cycle_finished(generation)
     }
     fn dump(&self) -> Result<Dump, StateError> {
         (**self).dump()

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 const APPLICATION_ID: i64 = 0x7474_6872;
 
 /// The schema this build writes. Each entry of `MIGRATIONS` moves one version up.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const MIGRATIONS: &[&str] = &[
     // 0 → 1
@@ -57,6 +57,18 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE errors ADD COLUMN version TEXT;
      CREATE TABLE acknowledgements (record_id TEXT PRIMARY KEY, version TEXT,
         at TEXT NOT NULL);",
+    // 6 → 7: workers sharing the cycles (`engine::workers`): per cycle generation who
+    // reads the org until when and the read itself (so Salesforce is read once, whatever
+    // the number of workers); its groups of reps, who works each until when; and every
+    // claim made (who, from when, until when).
+    "CREATE TABLE shared_cycles (generation INTEGER PRIMARY KEY, started_at TEXT NOT NULL,
+        reader TEXT NOT NULL, lease_until TEXT NOT NULL, org_read TEXT, finished_at TEXT);
+     CREATE TABLE rep_groups (generation INTEGER NOT NULL, grp INTEGER NOT NULL,
+        reps TEXT NOT NULL, worker TEXT, lease_until TEXT, done_at TEXT,
+        held TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (generation, grp));
+     CREATE TABLE claims (id INTEGER PRIMARY KEY AUTOINCREMENT, generation INTEGER NOT NULL,
+        grp INTEGER NOT NULL, worker TEXT NOT NULL, claimed_at TEXT NOT NULL,
+        until TEXT NOT NULL);",
 ];
 
 const PLAN_KEY: &str = "plan_signing_key";
@@ -820,6 +832,35 @@ fn write(tx: &Transaction<'_>, change: StateChange) -> rusqlite::Result<()> {
                 params![plan_id, applied_at.to_rfc3339()],
             )?;
         }
+        StateChange::GroupDone {
+            generation,
+            group,
+            held,
+            at,
+        } => {
+            let (generation, group, at) = (generation as i64, group as i64, lease_time(at));
+            let held = serde_json::to_string(&held).unwrap_or_default();
+            tx.execute(
+                "UPDATE claims SET until = MIN(until, ?3) WHERE id = (SELECT MAX(c.id) FROM
+                   claims c JOIN rep_groups g ON g.generation = c.generation AND g.grp = c.grp
+                   AND g.worker = c.worker WHERE c.generation = ?1 AND c.grp = ?2)",
+                params![generation, group, at],
+            )?;
+            tx.execute(
+                "UPDATE rep_groups SET done_at = ?3, held = ?4 WHERE generation = ?1 AND grp = ?2",
+                params![generation, group, at, held],
+            )?;
+        }
+        StateChange::FinishSharedCycle { generation, at } => {
+            let updated = tx.execute(
+                "UPDATE shared_cycles SET finished_at = ?2
+                 WHERE generation = ?1 AND finished_at IS NULL",
+                params![generation as i64, lease_time(at)],
+            )?;
+            if updated == 0 {
+                return Err(rusqlite::Error::StatementChangedRows(0));
+            }
+        }
     }
     Ok(())
 }
@@ -1170,6 +1211,187 @@ impl StateStore for SqliteState {
             [],
             |r| r.get(0),
         )
+    }
+
+    // One process at a time uses an SQLite state (its lock file): the claims are kept
+    // as on Postgres, so the record is the same, but nobody competes for them.
+    fn read_turn(
+        &mut self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        interval: chrono::Duration,
+    ) -> Result<ReadTurn, StateError> {
+        let last = self.read(
+            "SELECT generation, reader, lease_until, org_read IS NOT NULL, finished_at IS NOT NULL,
+               started_at FROM shared_cycles ORDER BY generation DESC LIMIT 1",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            },
+        )?;
+        let (until, started) = (lease_time(lease_until), lease_time(now));
+        let turn = match last.into_iter().next() {
+            Some((g, _, _, true, false, _)) => return Ok(ReadTurn::Join(g)),
+            Some((_, reader, lease, false, false, _)) if reader != worker && lease > started => {
+                return Ok(ReadTurn::Wait);
+            }
+            Some((g, _, _, false, false, _)) => self
+                .conn
+                .execute(
+                    "UPDATE shared_cycles SET reader = ?2, lease_until = ?3 WHERE generation = ?1",
+                    params![g as i64, worker, until],
+                )
+                .map(|_| ReadTurn::Read(g)),
+            Some((_, _, _, _, true, last)) if now < parse_lease_time(&last) + interval => {
+                return Ok(ReadTurn::Wait);
+            }
+            last => {
+                let g = last.map_or(1, |(g, ..)| g + 1);
+                self.conn
+                    .execute(
+                        "INSERT INTO shared_cycles (generation, reader, lease_until, started_at)
+                         VALUES (?1, ?2, ?3, ?4)",
+                        params![g as i64, worker, until, started],
+                    )
+                    .map(|_| ReadTurn::Read(g))
+            }
+        };
+        turn.map_err(self.fail("write failed"))
+    }
+
+    fn publish_org_read(
+        &mut self,
+        generation: u64,
+        org_read: &str,
+        groups: &[Vec<String>],
+    ) -> Result<(), StateError> {
+        let fail = self.fail("write failed");
+        let tx = self.conn.unchecked_transaction().map_err(&fail)?;
+        tx.execute(
+            "UPDATE shared_cycles SET org_read = ?2 WHERE generation = ?1",
+            params![generation as i64, org_read],
+        )
+        .map_err(&fail)?;
+        for (i, reps) in groups.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO rep_groups (generation, grp, reps) VALUES (?1, ?2, ?3)",
+                params![
+                    generation as i64,
+                    i as i64,
+                    serde_json::to_string(reps).unwrap_or_default()
+                ],
+            )
+            .map_err(&fail)?;
+        }
+        tx.commit().map_err(&fail)
+    }
+
+    fn org_read(&self, generation: u64) -> Result<Option<String>, StateError> {
+        Ok(self
+            .read(
+                "SELECT org_read FROM shared_cycles WHERE generation = ?1",
+                params![generation as i64],
+                |r| r.get::<_, Option<String>>(0),
+            )?
+            .into_iter()
+            .next()
+            .flatten())
+    }
+
+    fn claim_group(
+        &mut self,
+        generation: u64,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<RepGroup>, StateError> {
+        let free = self.read(
+            "SELECT grp FROM rep_groups WHERE generation = ?1 AND done_at IS NULL
+               AND (lease_until IS NULL OR lease_until <= ?2) ORDER BY grp LIMIT 1",
+            params![generation as i64, lease_time(now)],
+            |r| r.get::<_, i64>(0),
+        )?;
+        let Some(group) = free.into_iter().next() else {
+            return Ok(None);
+        };
+        let fail = self.fail("write failed");
+        let tx = self.conn.unchecked_transaction().map_err(&fail)?;
+        let until = lease_time(lease_until);
+        tx.execute(
+            "UPDATE rep_groups SET worker = ?3, lease_until = ?4 WHERE generation = ?1 AND grp = ?2",
+            params![generation as i64, group, worker, until],
+        )
+        .map_err(&fail)?;
+        tx.execute(
+            "INSERT INTO claims (generation, grp, worker, claimed_at, until)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![generation as i64, group, worker, lease_time(now), until],
+        )
+        .map_err(&fail)?;
+        tx.commit().map_err(&fail)?;
+        Ok(self
+            .rep_groups(generation)?
+            .into_iter()
+            .find(|g| g.group == group as u64))
+    }
+
+    fn rep_groups(&self, generation: u64) -> Result<Vec<RepGroup>, StateError> {
+        self.read(
+            "SELECT grp, reps, worker, lease_until, done_at, held FROM rep_groups
+             WHERE generation = ?1 ORDER BY grp",
+            params![generation as i64],
+            |r| {
+                Ok(RepGroup {
+                    generation,
+                    group: r.get::<_, i64>(0)? as u64,
+                    reps: serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default(),
+                    worker: r.get(2)?,
+                    lease_until: r
+                        .get::<_, Option<String>>(3)?
+                        .as_deref()
+                        .map(parse_lease_time),
+                    done_at: r
+                        .get::<_, Option<String>>(4)?
+                        .as_deref()
+                        .map(parse_lease_time),
+                    held: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
+                })
+            },
+        )
+    }
+
+    fn claims(&self) -> Result<Vec<Claim>, StateError> {
+        self.read(
+            "SELECT generation, grp, worker, claimed_at, until FROM claims ORDER BY id",
+            [],
+            |r| {
+                Ok(Claim {
+                    generation: r.get::<_, i64>(0)? as u64,
+                    group: r.get::<_, i64>(1)? as u64,
+                    worker: r.get(2)?,
+                    claimed_at: parse_lease_time(&r.get::<_, String>(3)?),
+                    until: parse_lease_time(&r.get::<_, String>(4)?),
+                })
+            },
+        )
+    }
+
+    fn shared_cycle_finished(&self, generation: u64) -> Result<bool, StateError> {
+        Ok(!self
+            .read(
+                "SELECT 1 FROM shared_cycles WHERE generation = ?1 AND finished_at IS NOT NULL",
+                params![generation as i64],
+                |r| r.get::<_, i64>(0),
+            )?
+            .is_empty())
     }
 
     fn dump(&self) -> Result<Dump, StateError> {

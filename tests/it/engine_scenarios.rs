@@ -1860,3 +1860,252 @@ async fn progress_is_told_of_every_record_written() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Workers sharing one Postgres state
+
+mod workers {
+    use super::*;
+    use crate::common::pg;
+    use chrono::{DateTime, Utc};
+    use tether::engine::workers::{Worker, WorkerTurn, run_worker_turn};
+    use tether::state::{Claim, PostgresTarget, StateLocation};
+
+    const REPS: usize = 6;
+
+    /// Real time, from `start` on.
+    struct RunningFrom {
+        start: DateTime<Utc>,
+        begun: std::time::Instant,
+    }
+
+    impl tether::clock::Clock for RunningFrom {
+        fn now(&self) -> DateTime<Utc> {
+            self.start + chrono::Duration::from_std(self.begun.elapsed()).unwrap()
+        }
+        fn sleep(&self, _: std::time::Duration) -> tether::clock::SleepFuture<'_> {
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    fn open(url: &str) -> Box<dyn StateStore> {
+        let target = PostgresTarget::parse(url, None, std::path::Path::new(".")).unwrap();
+        StateLocation::Postgres(Box::new(target)).open().unwrap()
+    }
+
+    /// Six reps, two contacts each in Salesforce.
+    fn org() -> World {
+        let w = World::new(config(both_contacts(), NONE), REPS);
+        for n in 0..REPS {
+            for k in 0..2 {
+                w.sf.user_create(
+                    ObjectKind::Contact,
+                    &rep_id(n),
+                    contact(
+                        &format!("C{n}"),
+                        &format!("K{k}"),
+                        &format!("c{n}k{k}@x.com"),
+                    ),
+                );
+            }
+        }
+        w
+    }
+
+    /// `workers` threads, each with its own connection to the state at `url`, taking turns
+    /// until cycle `generation` is finished; the clock each turn reads runs from `start` in
+    /// real time.
+    fn one_cycle(
+        w: &World,
+        url: &str,
+        workers: usize,
+        lease: chrono::Duration,
+        start: DateTime<Utc>,
+        generation: u64,
+    ) {
+        let begun = std::time::Instant::now();
+        let clock = &RunningFrom { start, begun };
+        std::thread::scope(|scope| {
+            for i in 0..workers {
+                let (config, ex, sf) = (&w.config, &w.ex, &w.sf);
+                scope.spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    let mut state = open(url);
+                    let worker = Worker {
+                        name: format!("worker-{i}"),
+                        lease,
+                        interval: chrono::Duration::minutes(5),
+                    };
+                    let options = SyncOptions {
+                        group_size: Some(2),
+                        ..SyncOptions::default()
+                    };
+                    while !state.shared_cycle_finished(generation).unwrap() {
+                        let turn = rt
+                            .block_on(run_worker_turn(
+                                config,
+                                ex,
+                                sf,
+                                &mut state,
+                                clock,
+                                &options,
+                                &mut StepBudget::unlimited(),
+                                &worker,
+                            ))
+                            .unwrap();
+                        if let WorkerTurn::Worked { generation: g, .. } = turn {
+                            assert_eq!(g, generation, "a turn of cycle {generation}");
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        assert!(begun.elapsed().as_secs() < 60, "the cycle never finished");
+                    }
+                });
+            }
+        });
+    }
+
+    /// No group was held by two workers at once: per group, each claim starts once the one
+    /// before it ended (done, or its lease over).
+    fn assert_claims_never_overlap(claims: &[Claim]) {
+        let mut by_group: std::collections::BTreeMap<(u64, u64), Vec<&Claim>> = Default::default();
+        for c in claims {
+            by_group.entry((c.generation, c.group)).or_default().push(c);
+        }
+        for (group, claims) in by_group {
+            for pair in claims.windows(2) {
+                assert!(
+                    pair[1].claimed_at >= pair[0].until,
+                    "group {group:?} claimed by {} while {} held it: {claims:?}",
+                    pair[1].worker,
+                    pair[0].worker
+                );
+            }
+        }
+    }
+
+    fn assert_synced_once(w: &World) {
+        for n in 0..REPS {
+            let mut emails: Vec<String> = w
+                .ex_contacts(n)
+                .iter()
+                .map(|c| c.get("Email").to_string())
+                .collect();
+            emails.sort();
+            assert_eq!(
+                emails,
+                [format!("c{n}k0@x.com"), format!("c{n}k1@x.com")],
+                "rep {n}"
+            );
+        }
+        assert_eq!(
+            w.sf.records(ObjectKind::Contact).len(),
+            2 * REPS,
+            "no duplicate in Salesforce"
+        );
+    }
+
+    /// Two and three workers on one Postgres state: every rep synced once, no group worked
+    /// by two workers at once (from the state's record of claims), no duplicate on either
+    /// side, and Salesforce called per cycle as often as with one worker (the org-wide read
+    /// made once, by the cycle's reader).
+    #[test]
+    fn workers_share_the_reps_and_salesforce_is_read_once_per_cycle() {
+        let lease = chrono::Duration::seconds(30);
+        let mut calls = Vec::new();
+        for workers in [1, 2, 3] {
+            let w = org();
+            let url = pg::fresh_url();
+            one_cycle(&w, &url, workers, lease, now(), 1);
+            assert_synced_once(&w);
+            let initial = w.sf.counts();
+            one_cycle(
+                &w,
+                &url,
+                workers,
+                lease,
+                now() + chrono::Duration::minutes(10),
+                2,
+            );
+            let state = open(&url);
+            assert_claims_never_overlap(&state.claims().unwrap());
+            assert_eq!(
+                state.rep_groups(2).unwrap().len(),
+                3,
+                "six reps in groups of two"
+            );
+            assert!(
+                state
+                    .rep_groups(2)
+                    .unwrap()
+                    .iter()
+                    .all(|g| g.done_at.is_some())
+            );
+            let total = w.sf.counts();
+            calls.push((workers, initial, total));
+            assert_synced_once(&w);
+        }
+        let (_, one_initial, one_total) = calls[0].clone();
+        for (workers, initial, total) in &calls[1..] {
+            assert_eq!(*initial, one_initial, "initial sync, {workers} workers");
+            assert_eq!(
+                *total, one_total,
+                "the no-change cycle after it, {workers} workers"
+            );
+        }
+    }
+
+    /// A worker killed in the middle of its group (it read the org and claimed the first
+    /// group): two others work the rest, take its group over once its lease ends, and the
+    /// cycle finishes with every rep synced once.
+    #[test]
+    fn a_dead_workers_group_is_taken_over_when_its_lease_ends() {
+        let w = org();
+        let url = pg::fresh_url();
+        let lease = chrono::Duration::seconds(2);
+        let start = now();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut dead = open(&url);
+        let killed = rt.block_on(run_worker_turn(
+            &w.config,
+            &w.ex,
+            &w.sf,
+            &mut dead,
+            &RunningFrom {
+                start,
+                begun: std::time::Instant::now(),
+            },
+            &SyncOptions {
+                group_size: Some(2),
+                ..SyncOptions::default()
+            },
+            &mut StepBudget::kill_after(1),
+            &Worker {
+                name: "dead".into(),
+                lease,
+                interval: chrono::Duration::minutes(5),
+            },
+        ));
+        assert!(killed.is_err(), "{killed:?}");
+        drop(dead);
+        one_cycle(&w, &url, 2, lease, start, 1);
+        let state = open(&url);
+        let claims = state.claims().unwrap();
+        assert_claims_never_overlap(&claims);
+        let first: Vec<&str> = claims
+            .iter()
+            .filter(|c| c.group == 0)
+            .map(|c| c.worker.as_str())
+            .collect();
+        assert_eq!(first.len(), 2, "{claims:?}");
+        assert_eq!(first[0], "dead");
+        assert_ne!(first[1], "dead");
+        assert!(state.shared_cycle_finished(1).unwrap());
+        assert_synced_once(&w);
+    }
+}

@@ -140,7 +140,113 @@ on_both_backends!(
     a_copy_into_the_other_backend_and_back_is_row_for_row_the_same,
     a_copy_refuses_a_target_with_records_unless_told,
     a_second_locker_is_refused_naming_the_holder_until_the_first_lets_go,
+    workers_take_turns_to_read_and_claim_groups_on_leases_that_expire,
 );
+
+/// The coordination of workers (schema 7): one reader per cycle, groups claimed one worker
+/// at a time, a dead worker's group and reading turn taken over once its lease ends, every
+/// claim recorded, and a cycle finished once.
+fn workers_take_turns_to_read_and_claim_groups_on_leases_that_expire(b: impl Backend) {
+    let mut w1 = b.open();
+    let mut w2 = b.open();
+    let t0 = now();
+    let lease = chrono::Duration::seconds(60);
+    let interval = chrono::Duration::seconds(90);
+    assert_eq!(
+        w1.read_turn("w1", t0, t0 + lease, interval).unwrap(),
+        ReadTurn::Read(1)
+    );
+    assert_eq!(
+        w2.read_turn("w2", t0, t0 + lease, interval).unwrap(),
+        ReadTurn::Wait
+    );
+    let groups = vec![vec!["005A".to_string()], vec!["005B".to_string()]];
+    w1.publish_org_read(1, "{\"read\":1}", &groups).unwrap();
+    assert_eq!(
+        w2.read_turn("w2", t0, t0 + lease, interval).unwrap(),
+        ReadTurn::Join(1)
+    );
+    assert_eq!(w2.org_read(1).unwrap().as_deref(), Some("{\"read\":1}"));
+
+    let g0 = w1.claim_group(1, "w1", t0, t0 + lease).unwrap().unwrap();
+    let g1 = w2.claim_group(1, "w2", t0, t0 + lease).unwrap().unwrap();
+    assert_eq!((g0.group, g0.reps.clone()), (0, groups[0].clone()));
+    assert_eq!((g1.group, g1.worker.as_deref()), (1, Some("w2")));
+    assert_eq!(
+        w1.claim_group(1, "w1", t0, t0 + lease).unwrap(),
+        None,
+        "both held"
+    );
+    let t1 = t0 + chrono::Duration::seconds(5);
+    w1.apply(vec![StateChange::GroupDone {
+        generation: 1,
+        group: 0,
+        held: vec![ObjectKind::Event],
+        at: t1,
+    }])
+    .unwrap();
+    // w2 dies holding group 1: nobody takes it until its lease ends.
+    assert_eq!(w1.claim_group(1, "w1", t1, t1 + lease).unwrap(), None);
+    let t2 = t0 + lease + chrono::Duration::seconds(1);
+    let taken = w1.claim_group(1, "w1", t2, t2 + lease).unwrap().unwrap();
+    assert_eq!(taken.group, 1);
+    w1.apply(vec![StateChange::GroupDone {
+        generation: 1,
+        group: 1,
+        held: vec![],
+        at: t2,
+    }])
+    .unwrap();
+    let done = w2.rep_groups(1).unwrap();
+    assert!(done.iter().all(|g| g.done_at.is_some()), "{done:?}");
+    assert_eq!(done[0].held, [ObjectKind::Event]);
+    let claims: Vec<(u64, String, DateTime<Utc>, DateTime<Utc>)> = w2
+        .claims()
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.group, c.worker, c.claimed_at, c.until))
+        .collect();
+    assert_eq!(
+        claims,
+        [
+            (0, "w1".to_string(), t0, t1),
+            (1, "w2".to_string(), t0, t0 + lease),
+            (1, "w1".to_string(), t2, t2),
+        ]
+    );
+
+    // Finished once: a second finisher's transaction is refused whole.
+    let finish = |at| StateChange::FinishSharedCycle { generation: 1, at };
+    w1.apply(vec![finish(t2)]).unwrap();
+    let cursor = StateChange::SetCursor {
+        key: CursorKey::Settings,
+        value: Some("second".into()),
+    };
+    assert!(w2.apply(vec![cursor, finish(t2)]).is_err());
+    assert_eq!(w2.cursor(&CursorKey::Settings).unwrap(), None);
+    assert!(w2.shared_cycle_finished(1).unwrap());
+
+    // The next cycle is due `interval` after the last one started, whoever asks.
+    assert_eq!(
+        w2.read_turn("w2", t2, t2 + lease, interval).unwrap(),
+        ReadTurn::Wait
+    );
+    let t3 = t0 + interval;
+    // Its reader dies before it publishes: the turn passes on once the lease ends.
+    assert_eq!(
+        w2.read_turn("w2", t3, t3 + lease, interval).unwrap(),
+        ReadTurn::Read(2)
+    );
+    assert_eq!(
+        w1.read_turn("w1", t3, t3 + lease, interval).unwrap(),
+        ReadTurn::Wait
+    );
+    let t4 = t3 + lease + chrono::Duration::seconds(1);
+    assert_eq!(
+        w1.read_turn("w1", t4, t4 + lease, interval).unwrap(),
+        ReadTurn::Read(2)
+    );
+}
 
 fn all_kinds_of_change() -> Vec<StateChange> {
     vec![
@@ -509,6 +615,7 @@ fn an_older_state_is_migrated_forward_and_keeps_its_data(b: impl Backend) {
         "DROP TABLE meta; DROP TABLE reps; DROP TABLE applied_plans;
          DROP TABLE rep_facts; DROP TABLE system_facts;
          ALTER TABLE errors DROP COLUMN version; DROP TABLE acknowledgements;
+         DROP TABLE shared_cycles; DROP TABLE rep_groups; DROP TABLE claims;
          UPDATE schema_version SET version = 1;",
     );
     let s = b.open();

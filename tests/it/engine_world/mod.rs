@@ -65,6 +65,8 @@ pub struct World<S: StateStore = MemoryState> {
     pub sf: MemoryCrm,
     pub state: S,
     pub now: DateTime<Utc>,
+    /// Reps per group of a cycle (`SyncOptions::group_size`).
+    pub group_size: Option<usize>,
 }
 
 pub fn rep_id(n: usize) -> String {
@@ -99,6 +101,7 @@ impl<S: StateStore> World<S> {
             sf,
             state,
             now: now(),
+            group_size: None,
         }
     }
 
@@ -106,14 +109,22 @@ impl<S: StateStore> World<S> {
         self.try_sync(&mut StepBudget::unlimited()).await.unwrap()
     }
 
+    pub fn options(&self) -> SyncOptions {
+        SyncOptions {
+            group_size: self.group_size,
+            ..SyncOptions::default()
+        }
+    }
+
     pub async fn try_sync(&mut self, budget: &mut StepBudget) -> Result<CycleReport, CycleError> {
+        let options = self.options();
         run_cycle(
             &self.config,
             &self.ex,
             &self.sf,
             &mut self.state,
             self.now,
-            &SyncOptions::default(),
+            &options,
             budget,
         )
         .await
@@ -128,7 +139,7 @@ impl<S: StateStore> World<S> {
     ) -> CycleReport {
         let (ex, sf) = (&self.ex, &self.sf);
         let edit = move || edit(ex, sf);
-        let options = SyncOptions::default();
+        let options = self.options();
         let mut budget = StepBudget::unlimited();
         let report = match read {
             Side::Salesforce => {
@@ -172,7 +183,7 @@ impl<S: StateStore> World<S> {
             &self.sf,
             &self.state,
             self.now,
-            &SyncOptions::default(),
+            &self.options(),
         )
         .await
         .unwrap()
