@@ -18,6 +18,7 @@ pub mod graph;
 pub mod lock;
 pub mod mail;
 pub mod model;
+pub mod mutex;
 pub mod net;
 pub mod plan;
 pub mod salesforce;

@@ -4,6 +4,7 @@
 //! closing summary.
 
 use crate::engine::execute::{Progress, ProgressHandle};
+use crate::mutex::lock;
 use crate::plan::document::thousands;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
@@ -28,10 +29,6 @@ const LINE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// At most this many rep bars at once; the overall bar counts every rep.
 const MAX_REP_BARS: usize = 8;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// `1,240/5,000 records (24%), 120 records/s, ETA 31s`.
 pub fn progress_text(done: usize, total: usize, elapsed: Duration) -> String {

@@ -10,6 +10,7 @@ use super::soap::{self, RequestHeaders, ResponseMessage};
 use super::version::ServerBuild;
 use super::xml::{self, Element, Limits, NS_AD_RESP_A, NS_AD_SOAP, NS_M, NS_T, Writer};
 use crate::clock::Clock;
+use crate::mutex::lock;
 use crate::net::{BodyError, certificate_problem, check_transport, describe_request_error};
 use crate::secret::Secret;
 use chrono::{DateTime, Utc};
@@ -473,7 +474,7 @@ impl EwsClient {
     /// returned for the caller to resolve. Renews an OAuth token once on 401; after a 401
     /// that stands, every later call in this client fails without being sent.
     async fn call(&self, op: &str, mailbox: Option<&str>, body: &str) -> Result<Element, EwsError> {
-        if let Some(m) = lock_ok(&self.refused).clone() {
+        if let Some(m) = lock(&self.refused).clone() {
             return Err(EwsError::Unauthorized(format!(
                 "{m}; not tried again in this run, so the account is not locked out"
             )));
@@ -551,7 +552,7 @@ impl EwsClient {
                         continue;
                     }
                     let message = format!("{url} answered 401 for the service account");
-                    *lock_ok(&self.refused) = Some(message.clone());
+                    *lock(&self.refused) = Some(message.clone());
                     return Err(EwsError::Unauthorized(message));
                 }
                 403 => {
@@ -1742,10 +1743,6 @@ impl EwsClient {
         }
         Ok(out)
     }
-}
-
-fn lock_ok<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Reading each answer the client asks for, apart from the I/O (so that hostile answers can

@@ -37,6 +37,7 @@ use crate::model::rrule;
 use crate::model::{
     Contact, EffectiveMapping, Event, EventTime, ObjectKind, Record, Recurrence, ShowAs,
 };
+use crate::mutex::lock;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -70,10 +71,6 @@ impl std::fmt::Debug for EwsConnector {
             .field("client", &self.client)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn call_error(e: &EwsError, ambiguous: bool) -> CallError {

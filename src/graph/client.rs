@@ -6,6 +6,7 @@
 use super::error::{self, ErrorKind, GraphError};
 use crate::clock::Clock;
 use crate::entra::{TokenClient, TokenErrorKind};
+use crate::mutex::lock;
 use crate::net::{BodyError, certificate_problem, check_transport, describe_request_error};
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -124,10 +125,6 @@ impl std::fmt::Debug for GraphClient {
             .field("opts", &self.opts)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl GraphClient {

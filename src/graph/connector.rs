@@ -44,6 +44,7 @@ use crate::engine::connector::{
 };
 use crate::mail::{ContactMappings, undatable_read, undatable_write};
 use crate::model::{EffectiveMapping, ObjectKind, Record};
+use crate::mutex::lock;
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::Value;
@@ -99,10 +100,6 @@ fn allow(set: &Mutex<BTreeSet<String>>, mailbox: &Mailbox, allowed: bool) {
     } else {
         lock(set).remove(&key);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn kind_of(e: &GraphError) -> ErrorKind {

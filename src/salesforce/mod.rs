@@ -42,6 +42,7 @@ pub use ops::{
 };
 
 use crate::clock::{Clock, SystemClock};
+use crate::mutex::lock;
 use crate::net::{BodyError, certificate_problem, describe_request_error};
 use crate::secret::Secret;
 use serde_json::Value;
@@ -1178,10 +1179,6 @@ fn parse_errors(body: &[u8]) -> Vec<ApiError> {
             fields: vec![],
         }],
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
