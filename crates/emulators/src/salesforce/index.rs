@@ -282,7 +282,7 @@ mod tests {
         let (a, b, moved) = (&ids[1], &ids[2], "moved4@EXAMPLE.com");
         let queries = [
             format!("SELECT Id FROM Contact WHERE Email IN ('p1@example.com', 'P2@EXAMPLE.COM', '{moved}', 'p4@example.com', 'none@x.org')"),
-            format!("SELECT Id FROM Contact WHERE Email IN ('p1@example.com', null)"),
+            "SELECT Id FROM Contact WHERE Email IN ('p1@example.com', null)".to_string(),
             "SELECT Id FROM Contact WHERE Email = 'P10@example.com'".into(),
             "SELECT Id FROM Contact WHERE Email != 'P10@example.com'".into(),
             "SELECT Id FROM Contact WHERE Email NOT IN ('P10@example.com')".into(),
