@@ -512,14 +512,20 @@ proptest! {
         run_case_in_groups(MemoryState::new(), settings, steps, Some(1))?;
     }
 
-    /// Without crashes (which land at other steps when groups add transactions), cycles in
-    /// groups of one rep leave both sides as cycles of everyone at once do.
+    /// Cycles in groups of one rep leave both sides as cycles of everyone at once do. Faults
+    /// that strike the n-th call or step (a crash, the first write call failing, the first
+    /// create's answer lost) are left out: groups split one batch into several calls and add
+    /// transactions, so such a fault hits other records, and a later edit's `pick` then
+    /// names another record (both runs still converge: `engine_converges_in_groups_of_one_rep`).
+    /// Faults on a record or a rep strike the same ones in both runs and stay.
     #[test]
     fn groups_of_one_rep_end_as_one_group_does(settings in settings(), steps in prop::collection::vec(step(), 1..40)) {
         let steps: Vec<Step> = steps
             .into_iter()
             .map(|s| match s {
-                Step::Sync(Fault::Crash(_)) => Step::Sync(Fault::None),
+                Step::Sync(Fault::Crash(_) | Fault::FailCall(_) | Fault::Ambiguous(_)) => {
+                    Step::Sync(Fault::None)
+                }
                 s => s,
             })
             .collect();
